@@ -1,0 +1,58 @@
+/**
+ * Types shared across ml/ and the layers above it. Binary data is always a typed array view.
+ */
+
+/** One named parameter tensor, a view into the flat parameter vector. */
+export interface ParameterSpec {
+  readonly name: string
+  readonly shape: readonly number[]
+  /** offset in elements into the flat vector */
+  readonly offset: number
+  /** number of elements (product of shape) */
+  readonly size: number
+}
+
+/** Where every parameter lives in the one flat Float32Array the daemon keeps. */
+export interface ParameterLayout {
+  readonly specs: readonly ParameterSpec[]
+  readonly totalSize: number
+}
+
+/** A batch of samples, row-major NCHW (or N x features), and integer class labels. */
+export interface Batch {
+  /** batch size N */
+  readonly size: number
+  /** shape of one sample, e.g. [1, 28, 28] or [784] */
+  readonly sampleShape: readonly number[]
+  /** N * prod(sampleShape) values */
+  readonly inputs: Float32Array
+  /** N labels in [0, numClasses) */
+  readonly labels: Int32Array
+}
+
+export interface GradientResult {
+  /** mean loss over the batch */
+  readonly loss: number
+  /** flat gradient of the mean loss, laid out like the parameters */
+  readonly gradient: Float32Array
+  /** number of correctly classified samples in the batch */
+  readonly correct: number
+  readonly size: number
+}
+
+export interface EvaluationResult {
+  /** sum of per-sample losses (divide by count for the mean) */
+  readonly lossSum: number
+  readonly correct: number
+  readonly count: number
+}
+
+/**
+ * The "where gradients are computed" seam: in process today, a worker pool or
+ * Step Functions -> Lambda later. Same inputs give the same gradient wherever it runs.
+ */
+export interface GradientComputer {
+  computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult>
+  evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult>
+  close(): Promise<void>
+}
