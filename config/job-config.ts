@@ -1,0 +1,126 @@
+/**
+ * The job configuration: one zod schema, shared by the CLI flags, job YAML files,
+ * the control socket (job.submit) and the state a joining peer receives.
+ */
+import { z } from 'zod'
+
+export const OptimizerConfigSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('sgd'),
+    lr: z.number().positive().finite().default(0.05),
+    momentum: z.number().min(0).max(1).default(0.9),
+    weightDecay: z.number().min(0).finite().default(0),
+    nesterov: z.boolean().default(false)
+  }).strict(),
+  z.object({
+    type: z.literal('adam'),
+    lr: z.number().positive().finite().default(0.001),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+    weightDecay: z.number().min(0).finite().default(0)
+  }).strict()
+])
+export type OptimizerConfig = z.infer<typeof OptimizerConfigSchema>
+
+export const LrScheduleConfigSchema = z.object({
+  /** ReduceLROnPlateau on validation loss */
+  factor: z.number().gt(0).lt(1).default(0.5),
+  patience: z.number().int().min(0).default(2),
+  threshold: z.number().min(0).default(1e-4),
+  cooldown: z.number().int().min(0).default(0),
+  minLr: z.number().min(0).default(1e-6)
+}).strict()
+export type LrScheduleConfig = z.infer<typeof LrScheduleConfigSchema>
+
+export const EarlyStoppingConfigSchema = z.object({
+  /** epochs without validation-loss improvement before stopping; 0 disables */
+  patience: z.number().int().min(0).default(5),
+  minDelta: z.number().min(0).default(1e-4)
+}).strict()
+export type EarlyStoppingConfig = z.infer<typeof EarlyStoppingConfigSchema>
+
+export const AggregationRuleSchema = z.enum(['trimmed-mean', 'mean', 'median', 'krum', 'multi-krum', 'centered-clip'])
+export type AggregationRule = z.infer<typeof AggregationRuleSchema>
+
+export const AggregationConfigSchema = z.object({
+  rule: AggregationRuleSchema.default('trimmed-mean'),
+  /** number of faulty peers tolerated (trimmed per side for trimmed-mean) */
+  f: z.number().int().min(0).default(1),
+  /** multi-krum: how many selected gradients are averaged (default n - f) */
+  multiKrumM: z.number().int().positive().optional(),
+  /** centered clipping radius and iterations */
+  clipRadius: z.number().positive().default(1),
+  clipIterations: z.number().int().positive().default(3)
+}).strict()
+export type AggregationConfig = z.infer<typeof AggregationConfigSchema>
+
+export const CompressionConfigSchema = z.object({
+  codec: z.enum(['qsgd', 'fp16', 'none']).default('qsgd'),
+  /** bits per coordinate for qsgd (sign included) */
+  bits: z.union([z.literal(2), z.literal(4), z.literal(8)]).default(8),
+  bucketSize: z.number().int().min(16).max(1 << 20).default(512)
+}).strict()
+export type CompressionConfig = z.infer<typeof CompressionConfigSchema>
+
+/** Test-and-demo-only Byzantine behaviour; never on unless a job names peers. */
+export const AttackConfigSchema = z.object({
+  /** peer ids (or demo peer names) that misbehave */
+  peers: z.array(z.string().min(1)).min(1),
+  kind: z.enum(['sign-flip', 'gaussian', 'scale', 'collude']),
+  /** multiplier for sign-flip and scale, standard deviation for gaussian, value for collude */
+  magnitude: z.number().finite().default(10)
+}).strict()
+export type AttackConfig = z.infer<typeof AttackConfigSchema>
+
+export const JobConfigSchema = z.object({
+  /** job id; generated when absent */
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 letters, digits, dot, dash or underscore').optional(),
+  /** a zoo model name (mlp, lenet5, mlp-large) or a path to a forward ONNX file */
+  model: z.string().min(1).default('lenet5'),
+  /** 'mnist' (bundled), or a directory holding IDX files (e.g. Fashion-MNIST) */
+  dataset: z.string().min(1).default('mnist'),
+  seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
+  epochs: z.number().int().positive().default(10),
+  /** per-peer batch size */
+  batchSize: z.number().int().positive().max(65536).default(64),
+  /** use only the first N training samples (short jobs, tests); absent: all */
+  trainSamples: z.number().int().positive().optional(),
+  optimizer: OptimizerConfigSchema.default({ type: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0, nesterov: false }),
+  lrSchedule: LrScheduleConfigSchema.default(LrScheduleConfigSchema.parse({})),
+  earlyStopping: EarlyStoppingConfigSchema.default(EarlyStoppingConfigSchema.parse({})),
+  aggregation: AggregationConfigSchema.default(AggregationConfigSchema.parse({})),
+  compression: CompressionConfigSchema.default(CompressionConfigSchema.parse({})),
+  /** peers that must be members before step 0 */
+  minPeers: z.number().int().positive().default(1),
+  /** per-step deadline in ms; absent: derived from recent step times */
+  stepDeadlineMs: z.number().int().positive().optional(),
+  /** fraction of live members whose gradients must arrive for a step to proceed */
+  quorum: z.number().gt(0).max(1).default(0.5),
+  /** consecutive missed steps before a member is evicted */
+  evictAfterMissedSteps: z.number().int().positive().default(3),
+  /** write a checkpoint every N steps (0: only on shutdown) */
+  checkpointEverySteps: z.number().int().min(0).default(50),
+  attack: AttackConfigSchema.optional()
+}).strict()
+
+export type JobConfigInput = z.input<typeof JobConfigSchema>
+export type JobConfig = z.output<typeof JobConfigSchema>
+
+export function formatZodError(error: z.ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.join('.') : '(root)'
+    return `  ${path}: ${issue.message}`
+  })
+  return `invalid ${source}:\n${lines.join('\n')}`
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export function parseJobConfig(input: unknown, source = 'job config'): JobConfig {
+  const result = JobConfigSchema.safeParse(input)
+  if (!result.success) throw new ConfigError(formatZodError(result.error, source))
+  return result.data
+}
