@@ -1,0 +1,33 @@
+import type { GraphEmitter } from '../onnx/graph-emitter.js'
+import type { ConstantTensor, IrNode, Shape } from './ir.js'
+
+export interface ShapeContext {
+  /** the value of a constant input (reshape targets), if the input is a constant */
+  constant(name: string): ConstantTensor | undefined
+}
+
+export interface BackwardContext {
+  readonly emit: GraphEmitter
+  readonly node: IrNode
+  /** forward shape of any tensor */
+  shape(name: string): Shape
+  /** gradient of each forward output (undefined where nothing depends on it) */
+  readonly outputGrads: ReadonlyArray<string | undefined>
+  /** whether input i needs a gradient (a parameter or something computed from one) */
+  needsGrad(index: number): boolean
+  /** tensors the op's emitForward saved for its backward */
+  readonly saved: Readonly<Record<string, string>>
+}
+
+/**
+ * One differentiable op: shape inference, forward emission and backward, side by side.
+ * Adding an op means adding one file under ops/ and one line in the registry.
+ */
+export interface OpDefinition {
+  readonly type: string
+  inferShapes(node: IrNode, inputShapes: readonly Shape[], ctx: ShapeContext): Shape[]
+  /** emit the forward computation; default: the node itself. Returns tensors saved for backward. */
+  emitForward?(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape): Record<string, string>
+  /** gradient names per input (undefined: no gradient flows there) */
+  backward(ctx: BackwardContext): Array<string | undefined>
+}

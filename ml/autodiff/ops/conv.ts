@@ -1,0 +1,81 @@
+import { attrInt, attrInts, attrString, ints, ShapeError, type IrNode, type Shape } from '../ir.js'
+import type { OpDefinition } from '../op-definition.js'
+
+interface ConvGeometry {
+  kernel: number[]
+  strides: number[]
+  pads: number[]
+  dilations: number[]
+}
+
+export function convGeometry(node: IrNode, kernel: readonly number[]): ConvGeometry {
+  const spatial = kernel.length
+  if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') {
+    throw new ShapeError(`${node.op} node '${node.name}': auto_pad is not supported, export with explicit pads`)
+  }
+  return {
+    kernel: [...kernel],
+    strides: [...attrInts(node, 'strides', new Array(spatial).fill(1))],
+    pads: [...attrInts(node, 'pads', new Array(spatial * 2).fill(0))],
+    dilations: [...attrInts(node, 'dilations', new Array(spatial).fill(1))]
+  }
+}
+
+export function pooledSize(input: number, kernel: number, stride: number, padBegin: number, padEnd: number, dilation = 1): number {
+  return Math.floor((input + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride) + 1
+}
+
+/** 2-D convolution, group 1. Backward written with standard ops, exact (STACK-NOTES). */
+export const conv: OpDefinition = {
+  type: 'Conv',
+  inferShapes(node, [x, w]) {
+    if (x.length !== 4) throw new ShapeError(`Conv node '${node.name}': only 2-D convolution (NCHW input) is supported`)
+    if (attrInt(node, 'group', 1) !== 1) throw new ShapeError(`Conv node '${node.name}': grouped convolution is not supported yet`)
+    const g = convGeometry(node, w.slice(2))
+    if (g.dilations.some((d) => d !== 1)) throw new ShapeError(`Conv node '${node.name}': dilated convolution is not supported yet`)
+    const h = pooledSize(x[2], g.kernel[0], g.strides[0], g.pads[0], g.pads[2])
+    const wd = pooledSize(x[3], g.kernel[1], g.strides[1], g.pads[1], g.pads[3])
+    return [[x[0], w[0], h, wd]]
+  },
+  backward({ emit, node, outputGrads: [dy], needsGrad, shape }) {
+    if (dy === undefined) return []
+    const [x, w, b] = node.inputs
+    const xs = shape(x)
+    const ws = shape(w)
+    const ys = shape(node.outputs[0])
+    const g = convGeometry(node, ws.slice(2))
+    let dx: string | undefined
+    let dw: string | undefined
+    let db: string | undefined
+    if (needsGrad(0)) {
+      // ConvTranspose maps dY back onto X's grid; output_padding restores rows the stride dropped
+      const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * g.strides[i] - g.pads[i] - g.pads[i + 2] + g.kernel[i]))
+      dx = emit.op('ConvTranspose', [dy, w], {
+        kernel_shape: ints(g.kernel),
+        strides: ints(g.strides),
+        pads: ints(g.pads),
+        output_padding: ints(outputPadding)
+      })
+    }
+    if (needsGrad(1)) {
+      // dW[m,c] = sum_n X[n,c] (*) dY[n,m]: a convolution over the batch axis, stride as dilation
+      const perm = ints([1, 0, 2, 3])
+      const xt = emit.op('Transpose', [x], { perm })
+      const dyt = emit.op('Transpose', [dy], { perm })
+      let full = emit.op('Conv', [xt, dyt], { pads: ints(g.pads), dilations: ints(g.strides) })
+      const fullSize = [0, 1].map((i) => xs[2 + i] + g.pads[i] + g.pads[i + 2] - (ys[2 + i] - 1) * g.strides[i])
+      if (fullSize[0] !== g.kernel[0] || fullSize[1] !== g.kernel[1]) {
+        full = emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', [2, 3])])
+      }
+      dw = emit.op('Transpose', [full], { perm })
+    }
+    if (b !== undefined && needsGrad(2)) {
+      db = emit.op('ReduceSum', [dy, emit.int64s('axes', [0, 2, 3])], { keepdims: { kind: 'int', value: 0 } })
+    }
+    return [dx, dw, db]
+  }
+}
+
+export function spatialOf(shape: Shape): number[] {
+  return shape.slice(2) as number[]
+}

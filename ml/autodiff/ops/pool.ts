@@ -1,0 +1,86 @@
+import { attrInt, attrInts, ints, product, ShapeError, type IrNode, type Shape } from '../ir.js'
+import type { OpDefinition } from '../op-definition.js'
+import { convGeometry, pooledSize } from './conv.js'
+
+function poolShape(node: IrNode, x: Shape): Shape {
+  if (x.length !== 4) throw new ShapeError(`${node.op} node '${node.name}': only 2-D pooling (NCHW input) is supported`)
+  if (attrInt(node, 'ceil_mode', 0) !== 0) throw new ShapeError(`${node.op} node '${node.name}': ceil_mode=1 is not supported`)
+  const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
+  if (g.kernel.length !== 2) throw new ShapeError(`${node.op} node '${node.name}': kernel_shape must have 2 values`)
+  return [x[0], x[1], pooledSize(x[2], g.kernel[0], g.strides[0], g.pads[0], g.pads[2]), pooledSize(x[3], g.kernel[1], g.strides[1], g.pads[1], g.pads[3])]
+}
+
+/**
+ * MaxPool backward scatters dY to the argmax positions. MaxUnpool is wrong where windows
+ * overlap; the Indices output + ScatterElements(reduction=add) is exact.
+ */
+export const maxPool: OpDefinition = {
+  type: 'MaxPool',
+  inferShapes(node, [x]) {
+    return [poolShape(node, x)]
+  },
+  emitForward(node, emit) {
+    const indices = emit.fresh(`${node.outputs[0]}_indices`)
+    emit.node('MaxPool', node.inputs, node.attrs, [node.outputs[0], indices])
+    return { indices }
+  },
+  backward({ emit, node, outputGrads: [dy], saved, shape }) {
+    if (dy === undefined) return []
+    const xs = shape(node.inputs[0])
+    const flat = emit.int64s('flat', [-1])
+    const zeros = emit.op('ConstantOfShape', [emit.int64s('size', [product(xs)])], {
+      value: { kind: 'tensor', value: { dims: [1], data: Float32Array.of(0) } }
+    })
+    const scattered = emit.op('ScatterElements', [zeros, emit.op('Reshape', [saved.indices, flat]), emit.op('Reshape', [dy, flat])], {
+      axis: { kind: 'int', value: 0 },
+      reduction: { kind: 'string', value: 'add' }
+    })
+    return [emit.op('Reshape', [scattered, emit.int64s('shape', [...xs])])]
+  }
+}
+
+/** Average pooling (count_include_pad = 0 only matters with pads: then padding is refused). */
+export const averagePool: OpDefinition = {
+  type: 'AveragePool',
+  inferShapes(node, [x]) {
+    const pads = attrInts(node, 'pads', [0, 0, 0, 0])
+    if (pads.some((p) => p !== 0) && attrInt(node, 'count_include_pad', 0) === 0) {
+      throw new ShapeError(`AveragePool node '${node.name}': padding without count_include_pad is not supported`)
+    }
+    return [poolShape(node, x)]
+  },
+  backward({ emit, node, outputGrads: [dy], shape }) {
+    if (dy === undefined) return []
+    const xs = shape(node.inputs[0])
+    const ys = shape(node.outputs[0])
+    const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
+    const channels = xs[1]
+    // a depthwise ConvTranspose with weights 1/(kh*kw) spreads each dY back over its window
+    const weight = emit.constant('avgpool_w', {
+      dims: [channels, 1, g.kernel[0], g.kernel[1]],
+      data: new Float32Array(channels * g.kernel[0] * g.kernel[1]).fill(1 / (g.kernel[0] * g.kernel[1]))
+    })
+    const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * g.strides[i] - g.pads[i] - g.pads[i + 2] + g.kernel[i]))
+    return [emit.op('ConvTranspose', [dy, weight], {
+      kernel_shape: ints(g.kernel),
+      strides: ints(g.strides),
+      pads: ints(g.pads),
+      output_padding: ints(outputPadding),
+      group: { kind: 'int', value: channels }
+    })]
+  }
+}
+
+export const globalAveragePool: OpDefinition = {
+  type: 'GlobalAveragePool',
+  inferShapes(node, [x]) {
+    if (x.length !== 4) throw new ShapeError(`GlobalAveragePool node '${node.name}': NCHW input expected`)
+    return [[x[0], x[1], 1, 1]]
+  },
+  backward({ emit, node, outputGrads: [dy], shape }) {
+    if (dy === undefined) return []
+    const xs = shape(node.inputs[0])
+    const spread = emit.op('Expand', [dy, emit.int64s('shape', [...xs])])
+    return [emit.op('Mul', [spread, emit.scalar('inv_area', 1 / (xs[2] * xs[3]))])]
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Turns a forward graph into ONNX graphs ORT can run: a training graph (inputs: batch, one-hot
+ * labels, parameters; outputs: mean softmax cross-entropy loss, logits, one gradient per
+ * parameter) built by reverse-mode differentiation, and an inference graph (logits only).
+ */
+import type { ParameterLayout } from '../core/types.js'
+import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
+import { ShapeError, type ForwardGraph, type Shape } from './ir.js'
+import type { OpDefinition } from './op-definition.js'
+import { findOp, supportedOps } from './registry.js'
+
+export const TRAINING_INPUT_LABELS = 'labels_onehot'
+export const TRAINING_OUTPUT_LOSS = 'loss'
+
+export class UnsupportedOpError extends Error {
+  override name = 'UnsupportedOpError'
+  constructor (readonly op: string, readonly nodeName: string) {
+    super(`unsupported op '${op}' in node '${nodeName}': the autodiff supports ${supportedOps().join(', ')}`)
+  }
+}
+
+export interface BuiltGraph {
+  readonly bytes: Uint8Array
+  readonly inputName: string
+  readonly logitsName: string
+  /** gradient output name per parameter, in layout order (training graph only) */
+  readonly gradientNames: readonly string[]
+}
+
+export function gradientOutputName(index: number): string {
+  return `grad_${index}`
+}
+
+/** Check every op is supported and infer all tensor shapes for a concrete batch size. */
+export function inferShapes(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): Map<string, Shape> {
+  const shapes = new Map<string, Shape>()
+  shapes.set(graph.input, [batchSize, ...graph.sampleShape])
+  for (const spec of layout.specs) shapes.set(spec.name, spec.shape)
+  for (const [name, c] of graph.constants) shapes.set(name, c.dims)
+  for (const node of graph.nodes) {
+    const op = requireOp(node.op, node.name)
+    const inputShapes = node.inputs.map((name) => {
+      const s = shapes.get(name)
+      if (s === undefined) throw new ShapeError(`node '${node.name}' reads '${name}', which nothing produces before it`)
+      return s
+    })
+    const outs = op.inferShapes(node, inputShapes, { constant: (name) => graph.constants.get(name) })
+    node.outputs.forEach((name, i) => shapes.set(name, outs[i]))
+  }
+  if (!shapes.has(graph.output)) throw new ShapeError(`the graph output '${graph.output}' is never produced`)
+  return shapes
+}
+
+export function firstUnsupportedOp(graph: ForwardGraph): { op: string, node: string } | undefined {
+  const node = graph.nodes.find((n) => findOp(n.op) === undefined)
+  return node === undefined ? undefined : { op: node.op, node: node.name }
+}
+
+function requireOp(type: string, nodeName: string): OpDefinition {
+  const op = findOp(type)
+  if (op === undefined) throw new UnsupportedOpError(type, nodeName)
+  return op
+}
+
+function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: Map<string, Shape>): Map<string, Record<string, string>> {
+  for (const name of shapes.keys()) emit.reserve(name)
+  for (const [name, c] of graph.constants) emit.initializer(name, c)
+  const saved = new Map<string, Record<string, string>>()
+  const shapeOf = (name: string): Shape => shapes.get(name) as Shape
+  for (const node of graph.nodes) {
+    const op = requireOp(node.op, node.name)
+    if (op.emitForward !== undefined) saved.set(node.name, op.emitForward(node, emit, shapeOf))
+    else emit.node(node.op, node.inputs, node.attrs, node.outputs)
+  }
+  return saved
+}
+
+function ioList(graph: ForwardGraph, layout: ParameterLayout, shapes: Map<string, Shape>): GraphIo[] {
+  return [
+    { name: graph.input, elementType: 'float32', shape: shapes.get(graph.input) as Shape },
+    ...layout.specs.map((s) => ({ name: s.name, elementType: 'float32' as const, shape: s.shape }))
+  ]
+}
+
+export function buildInferenceGraph(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
+  const shapes = inferShapes(graph, layout, batchSize)
+  const emit = new GraphEmitter()
+  emitForward(graph, emit, shapes)
+  const bytes = emit.serialize(ioList(graph, layout, shapes), [
+    { name: graph.output, elementType: 'float32', shape: shapes.get(graph.output) as Shape }
+  ], 'p2pmld-inference')
+  return { bytes, inputName: graph.input, logitsName: graph.output, gradientNames: [] }
+}
+
+export function buildTrainingGraph(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
+  const shapes = inferShapes(graph, layout, batchSize)
+  const logitsShape = shapes.get(graph.output) as Shape
+  if (logitsShape.length !== 2 || logitsShape[0] !== batchSize) {
+    throw new ShapeError(`the model output '${graph.output}' must be logits of shape [batch, classes], got [${logitsShape.join(', ')}]`)
+  }
+  const emit = new GraphEmitter()
+  emit.reserve(TRAINING_INPUT_LABELS)
+  emit.reserve(TRAINING_OUTPUT_LOSS)
+  const saved = emitForward(graph, emit, shapes)
+
+  // mean softmax cross-entropy; d(loss)/d(logits) = (softmax - onehot) / N
+  const logProbs = emit.op('LogSoftmax', [graph.output], { axis: { kind: 'int', value: 1 } })
+  const invBatch = emit.scalar('inv_batch', 1 / batchSize)
+  const picked = emit.op('ReduceSum', [emit.op('Mul', [logProbs, TRAINING_INPUT_LABELS])], { keepdims: { kind: 'int', value: 0 } })
+  emit.node('Mul', [emit.op('Neg', [picked]), invBatch], {}, [TRAINING_OUTPUT_LOSS])
+  const dLogits = emit.op('Mul', [emit.op('Sub', [emit.op('Exp', [logProbs]), TRAINING_INPUT_LABELS]), invBatch])
+
+  // which tensors depend on a parameter
+  const requiresGrad = new Set<string>(layout.specs.map((s) => s.name))
+  for (const node of graph.nodes) {
+    if (node.inputs.some((i) => requiresGrad.has(i))) node.outputs.forEach((o) => requiresGrad.add(o))
+  }
+
+  const pending = new Map<string, string[]>([[graph.output, [dLogits]]])
+  const gradientOf = (name: string): string | undefined => {
+    const parts = pending.get(name)
+    if (parts === undefined || parts.length === 0) return undefined
+    if (parts.length === 1) return parts[0]
+    const sum = emit.op('Sum', parts)
+    pending.set(name, [sum])
+    return sum
+  }
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i]
+    const outputGrads = node.outputs.map(gradientOf)
+    if (outputGrads.every((g) => g === undefined)) continue
+    const op = requireOp(node.op, node.name)
+    const inputGrads = op.backward({
+      emit,
+      node,
+      shape: (name) => shapes.get(name) as Shape,
+      outputGrads,
+      needsGrad: (index) => requiresGrad.has(node.inputs[index]),
+      saved: saved.get(node.name) ?? {}
+    })
+    node.inputs.forEach((input, k) => {
+      const g = inputGrads[k]
+      if (g === undefined || !requiresGrad.has(input)) return
+      const list = pending.get(input) ?? []
+      list.push(g)
+      pending.set(input, list)
+    })
+  }
+
+  const gradientNames = layout.specs.map((spec, index) => {
+    const out = gradientOutputName(index)
+    const g = gradientOf(spec.name)
+    if (g === undefined) {
+      // a parameter the loss does not depend on: its gradient is zero
+      emit.node('ConstantOfShape', [emit.int64s('shape', [...spec.shape])], {
+        value: { kind: 'tensor', value: { dims: [1], data: Float32Array.of(0) } }
+      }, [out])
+    } else {
+      emit.node('Identity', [g], {}, [out])
+    }
+    return out
+  })
+
+  const inputs: GraphIo[] = [
+    ...ioList(graph, layout, shapes),
+    { name: TRAINING_INPUT_LABELS, elementType: 'float32', shape: logitsShape }
+  ]
+  const outputs: GraphIo[] = [
+    { name: TRAINING_OUTPUT_LOSS, elementType: 'float32', shape: [] },
+    { name: graph.output, elementType: 'float32', shape: logitsShape },
+    ...layout.specs.map((spec, index) => ({ name: gradientNames[index], elementType: 'float32' as const, shape: spec.shape }))
+  ]
+  return { bytes: emit.serialize(inputs, outputs, 'p2pmld-training'), inputName: graph.input, logitsName: graph.output, gradientNames }
+}

@@ -1,0 +1,112 @@
+/**
+ * Computes batch gradients in process with ONNX Runtime: one run() per step evaluates the
+ * training graph (loss, logits and every gradient at once). Graphs and sessions are built once
+ * per batch size and reused.
+ */
+import ort from 'onnxruntime-node'
+import { buildInferenceGraph, buildTrainingGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS, type BuiltGraph } from '../autodiff/training-graph.js'
+import type { Batch, EvaluationResult, GradientComputer, GradientResult } from '../core/types.js'
+import type { ModelDefinition } from '../models/model-definition.js'
+import { countCorrect, crossEntropySum, oneHot } from './logits.js'
+
+export interface OnnxGradientComputerOptions {
+  /** ORT intra-op threads (default 2: the machine's cores) */
+  readonly intraOpThreads?: number
+}
+
+interface CompiledGraph {
+  readonly graph: BuiltGraph
+  readonly session: ort.InferenceSession
+}
+
+export function createOnnxGradientComputer(model: ModelDefinition, options: OnnxGradientComputerOptions = {}): GradientComputer {
+  const threads = options.intraOpThreads ?? 2
+  const training = new Map<number, Promise<CompiledGraph>>()
+  const inference = new Map<number, Promise<CompiledGraph>>()
+  let closed = false
+
+  const compile = (cache: Map<number, Promise<CompiledGraph>>, batchSize: number, build: () => BuiltGraph): Promise<CompiledGraph> => {
+    let compiled = cache.get(batchSize)
+    if (compiled === undefined) {
+      compiled = (async () => {
+        const graph = build()
+        const session = await ort.InferenceSession.create(graph.bytes, {
+          intraOpNumThreads: threads,
+          interOpNumThreads: 1,
+          graphOptimizationLevel: 'all',
+          logSeverityLevel: 3
+        })
+        return { graph, session }
+      })()
+      cache.set(batchSize, compiled)
+    }
+    return compiled
+  }
+
+  const feeds = (params: Float32Array, batch: Batch, inputName: string): Record<string, ort.Tensor> => {
+    if (params.length !== model.layout.totalSize) {
+      throw new RangeError(`expected ${model.layout.totalSize} parameters for ${model.name}, got ${params.length}`)
+    }
+    const result: Record<string, ort.Tensor> = {
+      [inputName]: new ort.Tensor('float32', batch.inputs, [batch.size, ...model.sampleShape])
+    }
+    for (const spec of model.layout.specs) {
+      // a view, not a copy: ORT reads the daemon's flat parameter vector in place
+      result[spec.name] = new ort.Tensor('float32', params.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
+    }
+    return result
+  }
+
+  const ensureOpen = (): void => {
+    if (closed) throw new Error('the gradient computer is closed')
+  }
+
+  return {
+    async computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
+      ensureOpen()
+      const { graph, session } = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size))
+      const input = feeds(params, batch, graph.inputName)
+      input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
+      const out = await session.run(input)
+      const gradient = new Float32Array(model.layout.totalSize)
+      model.layout.specs.forEach((spec, i) => {
+        gradient.set(out[graph.gradientNames[i]].data as Float32Array, spec.offset)
+      })
+      const logits = out[graph.logitsName].data as Float32Array
+      return {
+        loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],
+        gradient,
+        correct: countCorrect(logits, batch.labels, model.numClasses),
+        size: batch.size
+      }
+    },
+
+    async evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {
+      ensureOpen()
+      const { graph, session } = await compile(inference, batch.size, () => buildInferenceGraph(model.forward, model.layout, batch.size))
+      const out = await session.run(feeds(params, batch, graph.inputName))
+      const logits = out[graph.logitsName].data as Float32Array
+      return {
+        lossSum: crossEntropySum(logits, batch.labels, model.numClasses),
+        correct: countCorrect(logits, batch.labels, model.numClasses),
+        count: batch.size
+      }
+    },
+
+    async close(): Promise<void> {
+      if (closed) return
+      closed = true
+      const all = [...training.values(), ...inference.values()]
+      training.clear()
+      inference.clear()
+      for (const compiled of all) {
+        await (await compiled).session.release()
+      }
+    }
+  }
+}
+
+/** The serialized training graph for (model, batch size): what a remote worker runs. */
+export function trainingGraphBytes(model: ModelDefinition, batchSize: number): Uint8Array {
+  return buildTrainingGraph(model.forward, model.layout, batchSize).bytes
+}

@@ -1,0 +1,125 @@
+/**
+ * Accumulates ONNX nodes and constant initializers and serialises them to model bytes.
+ * The autodiff emits the training graph through this; nothing else builds protobufs.
+ */
+import type { Attribute, ConstantTensor } from '../autodiff/ir.js'
+import { onnx, type OnnxAttributeProto, type OnnxNodeProto, type OnnxTensorProto, type OnnxValueInfoProto } from './onnx-proto.js'
+
+export const OPSET_VERSION = 17
+const IR_VERSION = 8
+
+export interface GraphIo {
+  readonly name: string
+  readonly elementType: 'float32' | 'int64'
+  readonly shape: readonly number[]
+}
+
+export class GraphEmitter {
+  private readonly nodes: OnnxNodeProto[] = []
+  private readonly initializers: OnnxTensorProto[] = []
+  private readonly usedNames = new Set<string>()
+  private counter = 0
+
+  /** A fresh tensor name derived from `hint`. */
+  fresh(hint: string): string {
+    let name = `${hint}__${this.counter++}`
+    while (this.usedNames.has(name)) name = `${hint}__${this.counter++}`
+    this.usedNames.add(name)
+    return name
+  }
+
+  reserve(name: string): void {
+    this.usedNames.add(name)
+  }
+
+  /** Emit a node; returns its output names (fresh unless given). */
+  node(op: string, inputs: readonly string[], attrs: Readonly<Record<string, Attribute>> = {}, outputs?: readonly string[] | number): string[] {
+    const outs = Array.isArray(outputs)
+      ? [...outputs]
+      : Array.from({ length: typeof outputs === 'number' ? outputs : 1 }, () => this.fresh(op.toLowerCase()))
+    for (const o of outs) this.usedNames.add(o)
+    this.nodes.push({
+      opType: op,
+      name: this.fresh(`n_${op}`),
+      input: [...inputs],
+      output: outs,
+      attribute: Object.entries(attrs).map(([key, a]) => toAttributeProto(key, a))
+    })
+    return outs
+  }
+
+  /** Emit a single-output node and return that output's name. */
+  op(op: string, inputs: readonly string[], attrs: Readonly<Record<string, Attribute>> = {}): string {
+    return this.node(op, inputs, attrs)[0]
+  }
+
+  constant(hint: string, tensor: ConstantTensor): string {
+    const name = this.fresh(hint)
+    this.initializer(name, tensor)
+    return name
+  }
+
+  initializer(name: string, tensor: ConstantTensor): void {
+    this.usedNames.add(name)
+    this.initializers.push(toTensorProto(name, tensor))
+  }
+
+  int64s(hint: string, values: readonly number[]): string {
+    return this.constant(hint, { dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) })
+  }
+
+  scalar(hint: string, value: number): string {
+    return this.constant(hint, { dims: [], data: Float32Array.of(value) })
+  }
+
+  serialize(inputs: readonly GraphIo[], outputs: readonly GraphIo[], graphName: string): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: IR_VERSION,
+      producerName: 'p2pmld',
+      opsetImport: [{ domain: '', version: OPSET_VERSION }],
+      graph: {
+        name: graphName,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: inputs.map(valueInfo),
+        output: outputs.map(valueInfo)
+      }
+    })
+    return onnx.ModelProto.encode(model).finish()
+  }
+}
+
+function valueInfo(io: GraphIo): OnnxValueInfoProto {
+  return {
+    name: io.name,
+    type: {
+      tensorType: {
+        elemType: io.elementType === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+        shape: { dim: io.shape.map((d) => ({ dimValue: d })) }
+      }
+    }
+  }
+}
+
+export function toTensorProto(name: string, tensor: ConstantTensor): OnnxTensorProto {
+  const isFloat = tensor.data instanceof Float32Array
+  const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength)
+  return {
+    name,
+    dims: [...tensor.dims],
+    dataType: isFloat ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+    rawData: bytes.slice()
+  }
+}
+
+function toAttributeProto(name: string, a: Attribute): OnnxAttributeProto {
+  const T = onnx.AttributeProto.AttributeType
+  switch (a.kind) {
+    case 'int': return { name, type: T.INT, i: a.value }
+    case 'float': return { name, type: T.FLOAT, f: a.value }
+    case 'ints': return { name, type: T.INTS, ints: [...a.value] }
+    case 'floats': return { name, type: T.FLOATS, floats: [...a.value] }
+    case 'string': return { name, type: T.STRING, s: new TextEncoder().encode(a.value) }
+    case 'tensor': return { name, type: T.TENSOR, t: toTensorProto(name, a.value) }
+  }
+}
