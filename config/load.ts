@@ -1,0 +1,184 @@
+/**
+ * Loading configuration from files, the environment and flags.
+ * Daemon precedence: flags > env (P2PMLD_*) > config file > defaults.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { z } from 'zod'
+import { ConfigError, parseJobConfig, type JobConfig } from './job-config.js'
+import {
+  DaemonConfigLayerSchema,
+  DEFAULT_LISTEN,
+  defaultComputeThreads,
+  defaultDataDir,
+  defaultSocketPath,
+  MAX_SOCKET_PATH_BYTES,
+  type DaemonConfig,
+  type DaemonConfigLayer
+} from './daemon-config.js'
+
+export class ConfigFileNotFoundError extends ConfigError {
+  override name = 'ConfigFileNotFoundError'
+}
+
+export class ConfigSyntaxError extends ConfigError {
+  override name = 'ConfigSyntaxError'
+  constructor(message: string, readonly path: string, readonly line?: number, readonly column?: number) {
+    super(message)
+  }
+}
+
+/** Reads a YAML or JSON file (YAML is a superset of JSON, one parser serves both). */
+export function readConfigFile(path: string, what = 'config file'): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new ConfigFileNotFoundError(`${what} ${path} does not exist: check the path`)
+    if (code === 'EISDIR') throw new ConfigError(`${what} ${path} is a directory: pass a YAML or JSON file`)
+    throw new ConfigError(`cannot read ${what} ${path}: ${(err as Error).message}`)
+  }
+  try {
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true })
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0]
+      const firstLine = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+      const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`
+      throw new ConfigSyntaxError(`${what} ${path} has a syntax error${where}: ${firstLine}`, path, pos?.line, pos?.col)
+    }
+    throw err
+  }
+}
+
+/** A YAML/JSON job file -> a validated JobConfig; errors name the file and each bad field. */
+export function loadJobConfigFile(path: string): JobConfig {
+  const raw = readConfigFile(path, 'job file')
+  if (raw === null || raw === undefined) throw new ConfigError(`job file ${path} is empty: write a job as a YAML mapping (model, dataset, epochs, ...)`)
+  return parseJobConfig(raw, `job file ${path}`)
+}
+
+export const DAEMON_ENV_VARS = {
+  dataDir: 'P2PMLD_DATA_DIR',
+  listen: 'P2PMLD_LISTEN',
+  bootstrap: 'P2PMLD_BOOTSTRAP',
+  socketPath: 'P2PMLD_SOCKET',
+  pskFile: 'P2PMLD_PSK_FILE',
+  allowlist: 'P2PMLD_ALLOWLIST',
+  logLevel: 'P2PMLD_LOG_LEVEL',
+  computeThreads: 'P2PMLD_COMPUTE_THREADS'
+} as const satisfies Record<keyof DaemonConfigLayer, string>
+export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
+
+export const DAEMON_FLAGS = {
+  dataDir: '--data-dir',
+  listen: '--listen',
+  bootstrap: '--bootstrap',
+  socketPath: '--socket',
+  pskFile: '--psk-file',
+  allowlist: '--allowlist',
+  logLevel: '--log-level',
+  computeThreads: '--compute-threads'
+} as const satisfies Record<keyof DaemonConfigLayer, string>
+
+type LayerKey = keyof DaemonConfigLayer
+const LIST_KEYS: ReadonlySet<LayerKey> = new Set(['listen', 'bootstrap', 'allowlist'])
+const PATH_KEYS: readonly LayerKey[] = ['dataDir', 'socketPath', 'pskFile']
+
+export interface LoadDaemonConfigOptions {
+  /** values from command-line flags; undefined entries are ignored */
+  readonly flags?: { readonly [K in LayerKey]?: unknown }
+  /** defaults to process.env */
+  readonly env?: NodeJS.ProcessEnv
+  /** a YAML/JSON config file; defaults to $P2PMLD_CONFIG when set */
+  readonly configFile?: string
+  /** base for relative paths given in flags or env; defaults to process.cwd() */
+  readonly cwd?: string
+}
+
+export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonConfig {
+  const env = options.env ?? process.env
+  const cwd = options.cwd ?? process.cwd()
+  const configFile = options.configFile ?? nonEmpty(env[CONFIG_FILE_ENV_VAR])
+
+  let fileLayer: DaemonConfigLayer = {}
+  if (configFile !== undefined) {
+    const path = resolve(cwd, configFile)
+    const raw = readConfigFile(path)
+    // relative paths inside a config file are relative to that file, wherever the daemon starts
+    fileLayer = resolvePaths(parseLayer(raw ?? {}, `config file ${path}`, (key) => key), dirname(path))
+  }
+  const envLayer = resolvePaths(parseLayer(envToLayer(env), 'environment', (key) => DAEMON_ENV_VARS[key as LayerKey] ?? key), cwd)
+  const flagLayer = resolvePaths(parseLayer(dropUndefined(options.flags ?? {}), 'flags', (key) => DAEMON_FLAGS[key as LayerKey] ?? key), cwd)
+
+  const merged: DaemonConfigLayer = { ...fileLayer, ...envLayer, ...flagLayer }
+  const dataDir = merged.dataDir ?? defaultDataDir(env, cwd)
+  const socketPath = merged.socketPath ?? defaultSocketPath(dataDir)
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw new ConfigError(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (a Unix socket limit): use a shorter --data-dir or --socket`)
+  }
+  return {
+    dataDir,
+    listen: merged.listen ?? [...DEFAULT_LISTEN],
+    bootstrap: merged.bootstrap ?? [],
+    socketPath,
+    ...(merged.pskFile !== undefined ? { pskFile: merged.pskFile } : {}),
+    ...(merged.allowlist !== undefined ? { allowlist: merged.allowlist } : {}),
+    logLevel: merged.logLevel ?? 'info',
+    computeThreads: merged.computeThreads ?? defaultComputeThreads()
+  }
+}
+
+function parseLayer(raw: unknown, source: string, name: (key: string) => string): DaemonConfigLayer {
+  const result = DaemonConfigLayerSchema.safeParse(raw)
+  if (result.success) return result.data
+  throw new ConfigError(formatLayerError(result.error, source, name))
+}
+
+function formatLayerError(error: z.ZodError, source: string, name: (key: string) => string): string {
+  const lines = error.issues.flatMap((issue) => {
+    // an unknown key is reported once per key, named the way the user wrote it
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `  ${name(key)}: unknown setting`)
+    if (issue.path.length === 0) return [`  (root): ${issue.message}`]
+    const [head, ...rest] = issue.path
+    const path = [name(String(head)), ...rest.map(String)].join('.')
+    return [`  ${path}: ${issue.message}`]
+  })
+  return `invalid ${source}:\n${lines.join('\n')}`
+}
+
+function envToLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const layer: Record<string, unknown> = {}
+  for (const [key, variable] of Object.entries(DAEMON_ENV_VARS) as Array<[LayerKey, string]>) {
+    const value = nonEmpty(env[variable])
+    if (value === undefined) continue
+    if (LIST_KEYS.has(key)) layer[key] = splitList(value)
+    else if (key === 'computeThreads') layer[key] = /^\s*\d+\s*$/.test(value) ? Number(value) : value
+    else layer[key] = value
+  }
+  return layer
+}
+
+/** Comma- or whitespace-separated list (env vars and repeatable flags given as one string). */
+export function splitList(value: string): string[] {
+  return value.split(/[\s,]+/).filter((item) => item !== '')
+}
+
+function resolvePaths(layer: DaemonConfigLayer, base: string): DaemonConfigLayer {
+  const out: DaemonConfigLayer = { ...layer }
+  for (const key of PATH_KEYS) {
+    const value = out[key]
+    if (typeof value === 'string') (out as Record<string, unknown>)[key] = resolve(base, value)
+  }
+  return out
+}
+
+function dropUndefined(flags: { readonly [key: string]: unknown }): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined))
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value
+}

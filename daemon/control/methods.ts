@@ -1,0 +1,194 @@
+/**
+ * The control protocol in one place: method names, param schemas, result schemas and error
+ * codes, shared by the daemon's control server and the CLI's client.
+ */
+import { z } from 'zod'
+import { JobConfigSchema, type JobConfig } from '../../config/job-config.js'
+
+export const JOB_STATES = ['idle', 'waiting', 'training', 'paused', 'finished', 'failed'] as const
+export const JobStateSchema = z.enum(JOB_STATES)
+export type JobState = z.infer<typeof JobStateSchema>
+
+const NoParamsSchema = z.object({}).strict()
+const count = z.number().int().min(0)
+const finiteOrNull = z.number().finite().nullable()
+
+export const StatusResultSchema = z.object({
+  peerId: z.string(),
+  addresses: z.array(z.string()),
+  jobId: z.string().nullable(),
+  state: JobStateSchema,
+  step: count,
+  epoch: count,
+  /** last training loss, null before the first step */
+  loss: finiteOrNull,
+  /** last validation accuracy in [0, 1], null before the first validation */
+  accuracy: z.number().min(0).max(1).nullable(),
+  learningRate: finiteOrNull,
+  liveMembers: count,
+  uptimeMs: z.number().min(0)
+})
+export type StatusResult = z.infer<typeof StatusResultSchema>
+
+export const PeerInfoSchema = z.object({
+  id: z.string(),
+  addresses: z.array(z.string()),
+  connected: z.boolean(),
+  /** member of the current job */
+  member: z.boolean(),
+  /** ms since the epoch, null if never heard from */
+  lastSeen: z.number().nullable(),
+  suspected: z.boolean()
+})
+export type PeerInfo = z.infer<typeof PeerInfoSchema>
+export const PeersResultSchema = z.object({ peers: z.array(PeerInfoSchema) })
+export type PeersResult = z.infer<typeof PeersResultSchema>
+
+export const SubmitJobParamsSchema = z.object({ config: JobConfigSchema }).strict()
+export type SubmitJobParamsInput = z.input<typeof SubmitJobParamsSchema>
+export const SubmitJobResultSchema = z.object({ jobId: z.string(), state: JobStateSchema })
+export type SubmitJobResult = z.infer<typeof SubmitJobResultSchema>
+
+/** job.stop / job.pause / job.resume: the job id is optional, a safety check when given */
+export const JobControlParamsSchema = z.object({ jobId: z.string().min(1).optional() }).strict()
+export type JobControlParams = z.infer<typeof JobControlParamsSchema>
+export const JobControlResultSchema = z.object({ jobId: z.string(), state: JobStateSchema })
+export type JobControlResult = z.infer<typeof JobControlResultSchema>
+
+export const StageFigureSchema = z.object({
+  stage: z.string(),
+  count,
+  totalMs: z.number().min(0),
+  meanMs: z.number().min(0),
+  p95Ms: z.number().min(0),
+  /** process CPU time / wall time during the stage, percent (200 = two cores busy) */
+  cpuPercent: z.number().min(0),
+  /** mean resident set size at the end of the stage */
+  rssMiB: z.number().min(0)
+})
+export type StageFigure = z.infer<typeof StageFigureSchema>
+
+export const MetricsResultSchema = z.object({
+  jobId: z.string().nullable(),
+  step: count,
+  stages: z.array(StageFigureSchema),
+  network: z.object({
+    bytesSent: count,
+    bytesReceived: count,
+    messagesSent: count,
+    messagesReceived: count
+  }),
+  /** gradients aggregated per step: the last step and over the run */
+  contributors: z.object({
+    last: count,
+    mean: z.number().min(0),
+    min: count,
+    max: count
+  }),
+  rssMiB: z.number().min(0),
+  uptimeMs: z.number().min(0)
+})
+export type MetricsResult = z.infer<typeof MetricsResultSchema>
+
+/** path: where to write; absent: the daemon's checkpoint directory */
+export const CheckpointParamsSchema = z.object({ path: z.string().min(1).optional() }).strict()
+export type CheckpointParams = z.infer<typeof CheckpointParamsSchema>
+export const CheckpointResultSchema = z.object({ path: z.string(), step: count, bytes: count })
+export type CheckpointResult = z.infer<typeof CheckpointResultSchema>
+
+export const ShutdownResultSchema = z.object({ stopping: z.literal(true) })
+export type ShutdownResult = z.infer<typeof ShutdownResultSchema>
+
+export const CONTROL_METHODS = {
+  'status': { params: NoParamsSchema, result: StatusResultSchema },
+  'peers': { params: NoParamsSchema, result: PeersResultSchema },
+  'job.submit': { params: SubmitJobParamsSchema, result: SubmitJobResultSchema },
+  'job.stop': { params: JobControlParamsSchema, result: JobControlResultSchema },
+  'job.pause': { params: JobControlParamsSchema, result: JobControlResultSchema },
+  'job.resume': { params: JobControlParamsSchema, result: JobControlResultSchema },
+  'metrics': { params: NoParamsSchema, result: MetricsResultSchema },
+  'checkpoint.save': { params: CheckpointParamsSchema, result: CheckpointResultSchema },
+  'shutdown': { params: NoParamsSchema, result: ShutdownResultSchema }
+} as const
+
+export type ControlMethod = keyof typeof CONTROL_METHODS
+export const CONTROL_METHOD_NAMES = Object.keys(CONTROL_METHODS) as ControlMethod[]
+export type ControlParams<M extends ControlMethod> = z.output<(typeof CONTROL_METHODS)[M]['params']>
+export type ControlParamsInput<M extends ControlMethod> = z.input<(typeof CONTROL_METHODS)[M]['params']>
+export type ControlResult<M extends ControlMethod> = z.output<(typeof CONTROL_METHODS)[M]['result']>
+
+export function isControlMethod(name: string): name is ControlMethod {
+  return Object.prototype.hasOwnProperty.call(CONTROL_METHODS, name)
+}
+
+type Awaitable<T> = T | Promise<T>
+
+/**
+ * What the daemon implements. Params arrive validated. Throw ControlMethodError for an
+ * expected refusal (no job, wrong state); any other throw becomes an internal error.
+ * shutdown() should answer first and stop the daemon afterwards (e.g. in setImmediate).
+ */
+export interface ControlHandlers {
+  status(): Awaitable<StatusResult>
+  peers(): Awaitable<PeersResult>
+  submitJob(config: JobConfig): Awaitable<SubmitJobResult>
+  stopJob(params: JobControlParams): Awaitable<JobControlResult>
+  pauseJob(params: JobControlParams): Awaitable<JobControlResult>
+  resumeJob(params: JobControlParams): Awaitable<JobControlResult>
+  metrics(): Awaitable<MetricsResult>
+  saveCheckpoint(params: CheckpointParams): Awaitable<CheckpointResult>
+  shutdown(): Awaitable<ShutdownResult>
+}
+
+/** Calls the handler behind a method with already-validated params. */
+export function dispatchControlMethod<M extends ControlMethod>(handlers: ControlHandlers, method: M, params: ControlParams<M>): Promise<ControlResult<M>> {
+  const table: { [K in ControlMethod]: (p: ControlParams<K>) => Awaitable<ControlResult<K>> } = {
+    'status': () => handlers.status(),
+    'peers': () => handlers.peers(),
+    'job.submit': (p) => handlers.submitJob(p.config),
+    'job.stop': (p) => handlers.stopJob(p),
+    'job.pause': (p) => handlers.pauseJob(p),
+    'job.resume': (p) => handlers.resumeJob(p),
+    'metrics': () => handlers.metrics(),
+    'checkpoint.save': (p) => handlers.saveCheckpoint(p),
+    'shutdown': () => handlers.shutdown()
+  }
+  return Promise.resolve().then(() => table[method](params))
+}
+
+export const RPC_ERROR = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  /** application codes (-32000..-32099 is the server-error range) */
+  NO_JOB: -32000,
+  JOB_NOT_FOUND: -32001,
+  INVALID_STATE: -32002,
+  JOB_REJECTED: -32003,
+  CHECKPOINT_FAILED: -32004,
+  SHUTTING_DOWN: -32005,
+  REQUEST_TOO_LARGE: -32010
+} as const
+
+/** An expected refusal from a handler, sent to the client with its code. */
+export class ControlMethodError extends Error {
+  override name = 'ControlMethodError'
+  constructor(readonly code: number, message: string, readonly data?: unknown) {
+    super(message)
+  }
+}
+
+export function noJobRunningError(): ControlMethodError {
+  return new ControlMethodError(RPC_ERROR.NO_JOB, 'no job running: submit one with `p2pmld job submit <file>`')
+}
+
+export function jobNotFoundError(requested: string, current: string | null): ControlMethodError {
+  const now = current === null ? 'no job is running' : `the running job is ${current}`
+  return new ControlMethodError(RPC_ERROR.JOB_NOT_FOUND, `job ${requested} not found: ${now}`)
+}
+
+export function invalidStateError(action: string, jobId: string, state: JobState): ControlMethodError {
+  return new ControlMethodError(RPC_ERROR.INVALID_STATE, `cannot ${action} job ${jobId}: it is ${state}`)
+}

@@ -1,0 +1,196 @@
+/**
+ * The daemon's control socket: JSON-RPC 2.0, one request or batch per line, on a Unix socket
+ * with mode 0600. Bounded per connection (line length, queued lines); a client that misbehaves
+ * or vanishes only loses its own connection.
+ */
+import { chmod, lstat, unlink } from 'node:fs/promises'
+import { createServer, type Server, type Socket } from 'node:net'
+import { pino, type Logger } from 'pino'
+import { createJSONRPCErrorResponse } from 'json-rpc-2.0'
+import { createLineSplitter } from './line-splitter.js'
+import { RPC_ERROR, type ControlHandlers } from './methods.js'
+import { createControlRpc } from './rpc.js'
+import { prepareSocketPath } from './socket-file.js'
+
+export interface ControlServerOptions {
+  readonly socketPath: string
+  readonly handlers: ControlHandlers
+  readonly logger?: Logger
+  /** longest request line accepted; a longer one gets an error and the connection is closed */
+  readonly maxLineBytes?: number
+  readonly maxConnections?: number
+}
+
+export interface ControlServer {
+  start(): Promise<void>
+  /** closes every client connection and removes the socket file */
+  stop(): Promise<void>
+  readonly socketPath: string
+  readonly connections: number
+}
+
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+const DEFAULT_MAX_CONNECTIONS = 128
+/** lines read ahead of the one being handled before the socket is paused */
+const MAX_QUEUED_LINES = 32
+const CLOSE_GRACE_MS = 250
+
+export function createControlServer(options: ControlServerOptions): ControlServer {
+  const { socketPath, handlers } = options
+  const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'control' })
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES
+  const rpc = createControlRpc(handlers, logger)
+  const sockets = new Set<Socket>()
+  let server: Server | undefined
+  let socketIno: number | undefined
+  let starting: Promise<void> | undefined
+  let stopping: Promise<void> | undefined
+
+  const onConnection = (socket: Socket): void => {
+    sockets.add(socket)
+    const queue: string[] = []
+    let busy = false
+    let closed = false
+    // the client half-closed (e.g. `nc -U` after its input): answer what is queued, then end
+    let ended = false
+
+    const writeLine = async (text: string): Promise<void> => {
+      if (closed || socket.destroyed) return
+      if (!socket.write(text + '\n')) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            socket.off('drain', done)
+            socket.off('close', done)
+            resolve()
+          }
+          socket.on('drain', done)
+          socket.on('close', done)
+        })
+      }
+    }
+
+    const drain = async (): Promise<void> => {
+      if (busy) return
+      busy = true
+      try {
+        while (queue.length > 0 && !closed) {
+          const line = queue.shift() as string
+          if (socket.isPaused() && queue.length < MAX_QUEUED_LINES / 2) socket.resume()
+          const response = await rpc.handleLine(line)
+          if (response !== null) await writeLine(response)
+        }
+      } finally {
+        busy = false
+      }
+      if (ended && queue.length === 0 && !socket.destroyed) socket.end()
+    }
+
+    const splitter = createLineSplitter({
+      maxLineBytes,
+      onLine: (line) => {
+        queue.push(line)
+        if (queue.length >= MAX_QUEUED_LINES) socket.pause()
+        void drain().catch((err: unknown) => {
+          logger.error({ err }, 'control connection failed')
+          socket.destroy()
+        })
+      },
+      onOverflow: () => {
+        logger.warn({ maxLineBytes }, 'control request line too long, closing the connection')
+        queue.length = 0
+        const error = createJSONRPCErrorResponse(null, RPC_ERROR.REQUEST_TOO_LARGE,
+          `request too large: a request line may hold at most ${maxLineBytes} bytes; the connection is closed`)
+        socket.end(JSON.stringify(error) + '\n')
+        socket.destroySoon()
+      }
+    })
+
+    socket.on('data', (chunk: Buffer) => splitter.push(chunk))
+    socket.on('error', (err) => logger.debug({ err }, 'control client connection error'))
+    socket.on('end', () => {
+      ended = true
+      if (!busy && queue.length === 0) socket.end()
+    })
+    socket.on('close', () => {
+      closed = true
+      queue.length = 0
+      sockets.delete(socket)
+    })
+  }
+
+  const start = async (): Promise<void> => {
+    await prepareSocketPath(socketPath)
+    const srv = createServer({ allowHalfOpen: true }, onConnection)
+    srv.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject)
+      srv.listen(socketPath, () => {
+        srv.off('error', reject)
+        resolve()
+      })
+    })
+    srv.on('error', (err) => logger.error({ err }, 'control server error'))
+    try {
+      await chmod(socketPath, 0o600)
+      socketIno = (await lstat(socketPath)).ino
+    } catch (err) {
+      srv.close()
+      throw err
+    }
+    server = srv
+    logger.info({ socketPath }, 'control socket listening')
+  }
+
+  const stop = async (srv: Server): Promise<void> => {
+    const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
+    const open = [...sockets]
+    for (const socket of open) socket.end()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(open.map(async (socket) => await new Promise<void>((resolve) => {
+        if (socket.destroyed) resolve()
+        else socket.once('close', () => resolve())
+      }))),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_GRACE_MS) })
+    ])
+    clearTimeout(timer)
+    for (const socket of sockets) socket.destroy()
+    await closed
+    await removeOwnSocketFile()
+    logger.info({ socketPath }, 'control socket closed')
+  }
+
+  // never unlink a socket another daemon created at the same path after we started
+  const removeOwnSocketFile = async (): Promise<void> => {
+    try {
+      const stats = await lstat(socketPath)
+      if (stats.isSocket() && stats.ino === socketIno) await unlink(socketPath)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    } finally {
+      socketIno = undefined
+    }
+  }
+
+  return {
+    socketPath,
+    get connections(): number {
+      return sockets.size
+    },
+    async start(): Promise<void> {
+      if (stopping !== undefined) await stopping
+      if (server !== undefined) return
+      starting ??= start().finally(() => { starting = undefined })
+      await starting
+    },
+    async stop(): Promise<void> {
+      if (starting !== undefined) await starting.catch(() => undefined)
+      if (stopping !== undefined) return await stopping
+      const srv = server
+      if (srv === undefined) return
+      server = undefined
+      stopping = stop(srv).finally(() => { stopping = undefined })
+      await stopping
+    }
+  }
+}

@@ -1,0 +1,263 @@
+import { spawn } from 'node:child_process'
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  ControlRpcError,
+  ControlSocketInUseError,
+  ControlSocketPathError,
+  createControlClient,
+  createControlServer,
+  DaemonNotRunningError,
+  RPC_ERROR,
+  type ControlClient,
+  type ControlServer
+} from '../../daemon/control/index.js'
+import { createMemoryDaemon, PEER_ID, type MemoryDaemon } from './memory-handlers.js'
+import { openRaw, request } from './raw-socket.js'
+
+let dir: string
+let socketPath: string
+let daemon: MemoryDaemon
+let server: ControlServer
+let client: ControlClient
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'p2pmld-ctl-'))
+  socketPath = join(dir, 'p2pmld.sock')
+  daemon = createMemoryDaemon()
+  server = createControlServer({ socketPath, handlers: daemon })
+  await server.start()
+  client = createControlClient(socketPath, { timeoutMs: 5000 })
+})
+
+afterEach(async () => {
+  await client.close()
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function rpcError(promise: Promise<unknown>): Promise<ControlRpcError> {
+  const err = await promise.then(() => undefined, (e: unknown) => e)
+  expect(err).toBeInstanceOf(ControlRpcError)
+  return err as ControlRpcError
+}
+
+describe('control methods round-trip', () => {
+  it('answers every method with typed results', async () => {
+    const idle = await client.status()
+    expect(idle).toMatchObject({ peerId: PEER_ID, jobId: null, state: 'idle', loss: null })
+
+    const { peers } = await client.peers()
+    expect(peers.map((p) => p.suspected)).toEqual([false, true])
+    expect(peers[1].lastSeen).toBeNull()
+
+    const submitted = await client.submitJob({ id: 'mnist-1', model: 'mlp', optimizer: { type: 'adam', lr: 0.01 } })
+    expect(submitted).toEqual({ jobId: 'mnist-1', state: 'training' })
+    // the server parsed the config with the job schema: defaults are filled in
+    expect(daemon.submitted[0].optimizer).toEqual({ type: 'adam', lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 })
+    expect(daemon.submitted[0].aggregation.rule).toBe('trimmed-mean')
+
+    expect(await client.pauseJob()).toEqual({ jobId: 'mnist-1', state: 'paused' })
+    expect((await client.status()).state).toBe('paused')
+    expect(await client.resumeJob({ jobId: 'mnist-1' })).toEqual({ jobId: 'mnist-1', state: 'training' })
+
+    const metrics = await client.metrics()
+    expect(metrics.stages.map((s) => s.stage)).toEqual(['compute', 'aggregate'])
+    expect(metrics.network.bytesSent).toBe(123456)
+    expect(metrics.contributors).toEqual({ last: 3, mean: 2.9, min: 2, max: 3 })
+
+    expect(await client.saveCheckpoint({ path: '/tmp/x.ckpt' })).toMatchObject({ path: '/tmp/x.ckpt', bytes: 4096 })
+    expect(await client.stopJob()).toEqual({ jobId: 'mnist-1', state: 'finished' })
+    expect(await client.shutdown()).toEqual({ stopping: true })
+    expect(daemon.shutdownCalls).toBe(1)
+  })
+
+  it('rejects invalid params naming the field (-32602)', async () => {
+    const bad = await rpcError(client.submitJob({ model: 'mlp', optimizer: { type: 'sgd', lr: -1 }, epochs: 0 }))
+    expect(bad.code).toBe(RPC_ERROR.INVALID_PARAMS)
+    expect(bad.message).toContain('config.optimizer.lr')
+    expect(bad.message).toContain('config.epochs')
+    expect(daemon.submitted).toHaveLength(0)
+
+    const unknown = await rpcError(client.call('status', { verbose: true } as never))
+    expect(unknown.code).toBe(RPC_ERROR.INVALID_PARAMS)
+    expect(unknown.message).toContain('unknown field verbose')
+
+    const wrongType = await rpcError(client.call('checkpoint.save', { path: 42 } as never))
+    expect(wrongType.code).toBe(RPC_ERROR.INVALID_PARAMS)
+    expect(wrongType.message).toMatch(/path: .*expected string/)
+  })
+
+  it('maps handler refusals to application codes and failures to -32603', async () => {
+    const noJob = await rpcError(client.stopJob())
+    expect(noJob.code).toBe(RPC_ERROR.NO_JOB)
+    expect(noJob.message).toContain('no job running')
+
+    await client.submitJob({ id: 'a' })
+    const wrongJob = await rpcError(client.pauseJob({ jobId: 'b' }))
+    expect(wrongJob.code).toBe(RPC_ERROR.JOB_NOT_FOUND)
+    expect(wrongJob.message).toBe('job b not found: the running job is a')
+
+    const notPaused = await rpcError(client.resumeJob())
+    expect(notPaused.code).toBe(RPC_ERROR.INVALID_STATE)
+    expect(notPaused.message).toBe('cannot resume job a: it is training')
+
+    daemon.failMetrics = true
+    const internal = await rpcError(client.metrics())
+    expect(internal.code).toBe(RPC_ERROR.INTERNAL_ERROR)
+    expect(internal.message).toBe('internal error in metrics: stage recorder exploded')
+    // the connection survives all of it
+    expect((await client.status()).jobId).toBe('a')
+  })
+})
+
+describe('malformed requests', () => {
+  it('answers each with the right JSON-RPC error code', async () => {
+    const raw = await openRaw(socketPath)
+    const cases: Array<[string, number, string | number | null]> = [
+      ['{"jsonrpc":"2.0","id":1,"method":"status"', RPC_ERROR.PARSE_ERROR, null],
+      ['not json at all', RPC_ERROR.PARSE_ERROR, null],
+      ['{"jsonrpc":"1.0","id":2,"method":"status"}', RPC_ERROR.INVALID_REQUEST, 2],
+      ['{"jsonrpc":"2.0","id":3,"method":7}', RPC_ERROR.INVALID_REQUEST, 3],
+      ['{"jsonrpc":"2.0","id":{"x":1},"method":"status"}', RPC_ERROR.INVALID_REQUEST, null],
+      ['{"jsonrpc":"2.0","id":4,"method":"status","params":"yes"}', RPC_ERROR.INVALID_REQUEST, 4],
+      ['42', RPC_ERROR.INVALID_REQUEST, null],
+      ['null', RPC_ERROR.INVALID_REQUEST, null],
+      ['"status"', RPC_ERROR.INVALID_REQUEST, null],
+      ['[]', RPC_ERROR.INVALID_REQUEST, null],
+      ['{"jsonrpc":"2.0","id":5,"method":"reboot"}', RPC_ERROR.METHOD_NOT_FOUND, 5],
+      ['{"jsonrpc":"2.0","id":6,"method":"__proto__"}', RPC_ERROR.METHOD_NOT_FOUND, 6],
+      ['{"jsonrpc":"2.0","id":7,"method":"job.stop","params":["x"]}', RPC_ERROR.INVALID_PARAMS, 7],
+      ['{"jsonrpc":"2.0","id":8,"method":"job.submit","params":{"config":{"batchSize":"big"}}}', RPC_ERROR.INVALID_PARAMS, 8],
+      ['{"jsonrpc":"2.0","id":9,"method":"job.submit"}', RPC_ERROR.INVALID_PARAMS, 9]
+    ]
+    for (const [line, code, id] of cases) {
+      raw.send(line + '\n')
+      const response = await raw.next()
+      expect(response, line).toMatchObject({ jsonrpc: '2.0', id, error: { code } })
+      expect(typeof response.error.message).toBe('string')
+    }
+    raw.send('{"jsonrpc":"2.0","id":10,"method":"reboot"}\n')
+    expect((await raw.next()).error.message).toContain('use one of status, peers, job.submit')
+    raw.send('{"jsonrpc":"2.0","id":11,"method":"job.submit","params":{"config":{"batchSize":"big"}}}\n')
+    expect((await raw.next()).error.message).toContain('config.batchSize')
+    raw.close()
+  })
+
+  it('answers batches per element and stays silent for notifications', async () => {
+    const raw = await openRaw(socketPath)
+    raw.send('[{"jsonrpc":"2.0","id":"a","method":"status"},{"jsonrpc":"2.0","id":"b","method":"nope"},5,{"jsonrpc":"2.0","method":"status"}]\n')
+    const batch = await raw.next()
+    expect(batch).toHaveLength(3)
+    expect(batch[0]).toMatchObject({ id: 'a', result: { peerId: PEER_ID } })
+    expect(batch[1]).toMatchObject({ id: 'b', error: { code: RPC_ERROR.METHOD_NOT_FOUND } })
+    expect(batch[2]).toMatchObject({ id: null, error: { code: RPC_ERROR.INVALID_REQUEST } })
+
+    raw.send('{"jsonrpc":"2.0","method":"job.pause"}\n\n   \n' + request('peers', undefined, 99))
+    expect(await raw.next()).toMatchObject({ id: 99, result: { peers: expect.any(Array) } })
+    raw.close()
+  })
+
+  it('refuses a line over the limit, drops that connection and keeps serving', async () => {
+    const raw = await openRaw(socketPath)
+    raw.send('{"jsonrpc":"2.0","id":1,"method":"status","params":{"pad":"' + 'x'.repeat(1024 * 1024 + 10))
+    const response = await raw.next()
+    expect(response).toMatchObject({ id: null, error: { code: RPC_ERROR.REQUEST_TOO_LARGE } })
+    expect(response.error.message).toContain('1048576 bytes')
+    await raw.closed
+    expect((await client.status()).peerId).toBe(PEER_ID)
+  })
+
+  it('survives a client that vanishes mid-request', async () => {
+    daemon.statusDelayMs = 100
+    for (let i = 0; i < 5; i++) {
+      const raw = await openRaw(socketPath)
+      raw.send(request('status'))
+      raw.close()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    daemon.statusDelayMs = 0
+    expect((await client.status()).peerId).toBe(PEER_ID)
+    expect(server.connections).toBe(1)
+  })
+
+  it('serves many clients at once', async () => {
+    const clients = Array.from({ length: 40 }, () => createControlClient(socketPath))
+    const results = await Promise.all(clients.map(async (c, i) => {
+      const answers = await Promise.all([c.status(), c.peers(), c.metrics(), i % 2 === 0 ? c.status() : c.peers()])
+      await c.close()
+      return answers
+    }))
+    expect(results).toHaveLength(40)
+    for (const [status, peers, metrics] of results) {
+      expect(status).toMatchObject({ peerId: PEER_ID })
+      expect((peers as { peers: unknown[] }).peers).toHaveLength(2)
+      expect((metrics as { stages: unknown[] }).stages).toHaveLength(2)
+    }
+  })
+})
+
+describe('socket file lifecycle', () => {
+  it('creates the socket with mode 0600 and removes it on stop', async () => {
+    expect(lstatSync(socketPath).isSocket()).toBe(true)
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600)
+    await client.status()
+    await server.stop()
+    await server.stop()
+    expect(existsSync(socketPath)).toBe(false)
+    await expect(createControlClient(socketPath).status()).rejects.toBeInstanceOf(DaemonNotRunningError)
+    await server.start()
+    await server.start()
+    expect((await createControlClient(socketPath).status()).peerId).toBe(PEER_ID)
+  })
+
+  it('replaces a stale socket left by a killed process', async () => {
+    await server.stop()
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+      child.kill('SIGKILL')
+      await new Promise((resolve) => child.once('exit', resolve))
+    } finally {
+      child.kill('SIGKILL')
+    }
+    expect(lstatSync(socketPath).isSocket()).toBe(true)
+    await server.start()
+    expect((await client.status()).peerId).toBe(PEER_ID)
+  })
+
+  it('refuses to start where a live daemon answers, and leaves it running', async () => {
+    const second = createControlServer({ socketPath, handlers: createMemoryDaemon() })
+    const err = await second.start().then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(ControlSocketInUseError)
+    expect((err as Error).message).toContain(`p2pmld stop --socket ${socketPath}`)
+    await second.stop()
+    expect((await client.status()).peerId).toBe(PEER_ID)
+  })
+
+  it('refuses to remove a file that is not a socket', async () => {
+    const path = join(dir, 'not-a-socket')
+    writeFileSync(path, 'precious')
+    const other = createControlServer({ socketPath: path, handlers: daemon })
+    await expect(other.start()).rejects.toBeInstanceOf(ControlSocketPathError)
+    expect(readFileSync(path, 'utf8')).toBe('precious')
+  })
+
+  it('closes connected clients on stop', async () => {
+    const raw = await openRaw(socketPath)
+    raw.send(request('status'))
+    await raw.next()
+    await server.stop()
+    await raw.closed
+    expect(raw.socket.destroyed).toBe(true)
+  })
+
+  it('tells the user how to start a daemon when none runs', async () => {
+    const missing = createControlClient(join(dir, 'nowhere', 'p2pmld.sock'))
+    const err = await missing.status().then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(DaemonNotRunningError)
+    expect((err as Error).message).toBe(`no daemon is running at ${join(dir, 'nowhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'nowhere')}\``)
+  })
+})
