@@ -1,0 +1,114 @@
+/**
+ * QSGD (Alistarh et al. 2017), stochastic and unbiased, densely bit-packed.
+ *
+ * The vector is cut into buckets of `bucketSize` coordinates. Per bucket we store its L2 norm
+ * (float32) and per coordinate a sign and a level l in [0, s], s = 2^(bits-1) - 1, with
+ * l = floor(|v_i| / norm * s) + Bernoulli(frac), so E[decode(encode(v))] = v.
+ *
+ * Layout: [norm of bucket 0..B-1: float32 LE][codes: `bits` bits per coordinate, packed
+ * low bits first, the last byte zero-padded]. A code is (sign << (bits-1)) | level; zero is
+ * always written with sign 0, so every vector has one encoding per random draw and
+ * the decoder rejects "-0" codes, non-zero padding and codes under a zero norm.
+ * Sizes for 8 bits, bucket 512: 1 + 4/512 bytes per value, 0.252x of float32.
+ */
+import type { Rng } from '../core/rng.js'
+import { CodecError, checkCount, checkFiniteInput, checkLength, type GradientCodec } from './codec.js'
+
+export type QsgdBits = 2 | 4 | 8
+
+export interface QsgdOptions {
+  readonly bits: QsgdBits
+  readonly bucketSize: number
+}
+
+export function createQsgdCodec (options: QsgdOptions): GradientCodec {
+  const { bits, bucketSize } = options
+  const levels = (1 << (bits - 1)) - 1
+  const signBit = 1 << (bits - 1)
+  const codeMask = (1 << bits) - 1
+
+  const bucketCount = (count: number): number => Math.ceil(count / bucketSize)
+  const codeBytes = (count: number): number => Math.ceil((count * bits) / 8)
+  const encodedSize = (count: number): number => {
+    checkCount('qsgd', count)
+    return 4 * bucketCount(count) + codeBytes(count)
+  }
+
+  return {
+    id: 'qsgd',
+    encodedSize,
+
+    encode (values: Float32Array, rng: Rng): Uint8Array {
+      checkFiniteInput('qsgd', values)
+      const count = values.length
+      const buckets = bucketCount(count)
+      const out = new Uint8Array(encodedSize(count))
+      const view = new DataView(out.buffer)
+      const codeOffset = 4 * buckets
+
+      for (let b = 0; b < buckets; b++) {
+        const start = b * bucketSize
+        const end = Math.min(start + bucketSize, count)
+        let sumSq = 0
+        for (let i = start; i < end; i++) sumSq += values[i] * values[i]
+        const norm = Math.fround(Math.sqrt(sumSq))
+        if (norm === Infinity) {
+          throw new CodecError('overflow', `qsgd: the L2 norm of bucket ${b} (values ${start}..${end - 1}) overflows float32; the gradient exploded (lower the learning rate or clip gradients)`)
+        }
+        view.setFloat32(4 * b, norm, true)
+        if (norm === 0) continue // all-zero bucket: codes stay 0
+
+        // quantize against the stored (float32) norm, so decode scales by exactly what was used here
+        const scale = levels / norm
+        for (let i = start; i < end; i++) {
+          const v = values[i]
+          let a = (v < 0 ? -v : v) * scale
+          if (a > levels) a = levels // |v| can exceed the rounded norm by an ulp
+          let level = Math.floor(a)
+          if (rng.nextFloat() < a - level) level += 1
+          if (level === 0) continue
+          const code = v < 0 ? signBit | level : level
+          const bitPos = i * bits
+          out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
+        }
+      }
+      return out
+    },
+
+    decode (bytes: Uint8Array, count: number): Float32Array {
+      const expected = encodedSize(count)
+      checkLength('qsgd', bytes, expected, count)
+      const buckets = bucketCount(count)
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      const codeOffset = 4 * buckets
+      const out = new Float32Array(count)
+
+      for (let b = 0; b < buckets; b++) {
+        const norm = view.getFloat32(4 * b, true)
+        if (!(norm >= 0) || norm === Infinity || (norm === 0 && 1 / norm < 0)) {
+          throw new CodecError(norm - norm !== 0 ? 'non-finite' : 'non-canonical', `qsgd: bucket ${b} has norm ${Object.is(norm, -0) ? '-0' : norm}; a norm must be finite and non-negative (corrupt or forged payload)`)
+        }
+        const step = norm / levels
+        const start = b * bucketSize
+        const end = Math.min(start + bucketSize, count)
+        for (let i = start; i < end; i++) {
+          const bitPos = i * bits
+          const code = (bytes[codeOffset + (bitPos >>> 3)] >>> (bitPos & 7)) & codeMask
+          const level = code & levels
+          if (level === 0) {
+            if (code !== 0) throw new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
+            continue
+          }
+          if (norm === 0) throw new CodecError('non-canonical', `qsgd: value ${i} has level ${level} in bucket ${b} whose norm is 0 (corrupt or forged payload)`)
+          out[i] = (code & signBit) !== 0 ? -(level * step) : level * step
+        }
+      }
+
+      const usedBits = count * bits
+      if ((usedBits & 7) !== 0 && (bytes[expected - 1] >>> (usedBits & 7)) !== 0) {
+        throw new CodecError('non-canonical', 'qsgd: padding bits after the last value are not zero (corrupt or forged payload)')
+      }
+      return out
+    }
+  }
+}
