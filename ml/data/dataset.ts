@@ -1,0 +1,110 @@
+/**
+ * In-memory labelled datasets and the batching used by data-parallel peers. Batching is
+ * cursor-based: a step consumes worldSize * batchSize samples of the epoch's permutation, peer
+ * `rank` taking its slice, so membership can change mid-epoch without dropping or repeating data.
+ */
+import { createRng, deriveSeed } from '../core/rng.js'
+import type { Batch } from '../core/types.js'
+
+export interface Dataset {
+  readonly name: string
+  readonly sampleShape: readonly number[]
+  readonly numClasses: number
+  readonly size: number
+  /** size * prod(sampleShape) normalised values */
+  readonly inputs: Float32Array
+  readonly labels: Int32Array
+}
+
+export interface DatasetSplits {
+  readonly train: Dataset
+  readonly validation: Dataset
+  readonly test: Dataset
+}
+
+export function sampleLength(ds: Pick<Dataset, 'sampleShape'>): number {
+  return ds.sampleShape.reduce((a, b) => a * b, 1)
+}
+
+/** A new dataset holding the samples at `indices`, in that order. */
+export function subset(ds: Dataset, indices: ArrayLike<number>, name = ds.name): Dataset {
+  const len = sampleLength(ds)
+  const inputs = new Float32Array(indices.length * len)
+  const labels = new Int32Array(indices.length)
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i]
+    inputs.set(ds.inputs.subarray(k * len, (k + 1) * len), i * len)
+    labels[i] = ds.labels[k]
+  }
+  return { name, sampleShape: ds.sampleShape, numClasses: ds.numClasses, size: indices.length, inputs, labels }
+}
+
+/** Fisher-Yates permutation of 0..n-1, seeded. */
+export function seededPermutation(n: number, seed: number): Uint32Array {
+  const perm = new Uint32Array(n)
+  for (let i = 0; i < n; i++) perm[i] = i
+  const rng = createRng(seed)
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.nextInt(i + 1)
+    const t = perm[i]
+    perm[i] = perm[j]
+    perm[j] = t
+  }
+  return perm
+}
+
+/** The order samples are visited in during `epoch`: the same on every peer. */
+export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
+  return seededPermutation(n, deriveSeed(seed, 0xe90c, epoch))
+}
+
+/** Indices of peer `rank`'s batch for the step that starts at `cursor`. */
+export function shardBatchIndices(perm: Uint32Array, cursor: number, rank: number, worldSize: number, batchSize: number): Uint32Array {
+  if (rank < 0 || rank >= worldSize) throw new RangeError(`rank ${rank} is outside a world of ${worldSize}`)
+  const start = cursor + rank * batchSize
+  if (start + batchSize > perm.length) throw new RangeError(`the step at cursor ${cursor} needs ${worldSize * batchSize} samples; the epoch has ${perm.length - cursor} left`)
+  return perm.subarray(start, start + batchSize)
+}
+
+/** Copy the samples at `indices` into a Batch. */
+export function gatherBatch(ds: Dataset, indices: ArrayLike<number>): Batch {
+  const len = sampleLength(ds)
+  const inputs = new Float32Array(indices.length * len)
+  const labels = new Int32Array(indices.length)
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i]
+    inputs.set(ds.inputs.subarray(k * len, (k + 1) * len), i * len)
+    labels[i] = ds.labels[k]
+  }
+  return { size: indices.length, sampleShape: ds.sampleShape, inputs, labels }
+}
+
+/** The whole dataset in order, in batches of at most `batchSize` (views, no copies). */
+export function * evaluationBatches(ds: Dataset, batchSize: number): Generator<Batch> {
+  const len = sampleLength(ds)
+  for (let start = 0; start < ds.size; start += batchSize) {
+    const end = Math.min(ds.size, start + batchSize)
+    yield {
+      size: end - start,
+      sampleShape: ds.sampleShape,
+      inputs: ds.inputs.subarray(start * len, end * len),
+      labels: ds.labels.subarray(start, end)
+    }
+  }
+}
+
+/** Deterministic split into train / validation / test by a seeded shuffle. */
+export function splitDataset(ds: Dataset, sizes: { validation: number, test: number }, seed: number): DatasetSplits {
+  if (sizes.validation + sizes.test >= ds.size) {
+    throw new RangeError(`cannot hold out ${sizes.validation + sizes.test} of ${ds.size} samples`)
+  }
+  const perm = seededPermutation(ds.size, deriveSeed(seed, 0x5b17))
+  const testIdx = perm.subarray(0, sizes.test)
+  const valIdx = perm.subarray(sizes.test, sizes.test + sizes.validation)
+  const trainIdx = perm.subarray(sizes.test + sizes.validation)
+  return {
+    train: subset(ds, trainIdx, `${ds.name}/train`),
+    validation: subset(ds, valIdx, `${ds.name}/validation`),
+    test: subset(ds, testIdx, `${ds.name}/test`)
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Resolve a job's dataset name to train / validation / test splits, deterministically from the
+ * job seed, so every peer of a job holds the very same splits.
+ */
+import { existsSync, statSync } from 'node:fs'
+import { loadBundledMnist } from './bundled-mnist.js'
+import { seededPermutation, splitDataset, subset, type DatasetSplits } from './dataset.js'
+import { loadIdxDirectory } from './idx.js'
+import { deriveSeed } from '../core/rng.js'
+
+export class UnknownDatasetError extends Error {
+  override name = 'UnknownDatasetError'
+}
+
+/** Where Debian's dataset-fashion-mnist package puts the IDX files. */
+export const FASHION_MNIST_DIR = '/usr/share/dataset-fashion-mnist'
+
+export interface JobDatasetOptions {
+  readonly seed: number
+  /** keep only this many training samples (short jobs) */
+  readonly trainSamples?: number
+}
+
+export async function loadJobDatasets(name: string, options: JobDatasetOptions): Promise<DatasetSplits> {
+  const splits = await loadSplits(name, options.seed)
+  if (options.trainSamples === undefined || options.trainSamples >= splits.train.size) return splits
+  const keep = seededPermutation(splits.train.size, deriveSeed(options.seed, 0x7a11)).subarray(0, options.trainSamples)
+  return { ...splits, train: subset(splits.train, keep) }
+}
+
+async function loadSplits(name: string, seed: number): Promise<DatasetSplits> {
+  if (name === 'mnist') {
+    // 10,000 bundled digits: 8,000 train, 1,000 validation, 1,000 test
+    return splitDataset(await loadBundledMnist(), { validation: 1000, test: 1000 }, seed)
+  }
+  const dir = name === 'fashion-mnist' ? FASHION_MNIST_DIR : name
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    if (name === 'fashion-mnist') {
+      throw new UnknownDatasetError(`Fashion-MNIST is not installed at ${FASHION_MNIST_DIR}: run 'apt-get install dataset-fashion-mnist', or pass a directory of IDX files`)
+    }
+    throw new UnknownDatasetError(`unknown dataset '${name}': use 'mnist' (bundled), 'fashion-mnist', or a directory holding the four IDX files`)
+  }
+  const { train, test } = await loadIdxDirectory(dir, name === 'fashion-mnist' ? 'fashion-mnist' : dir)
+  const validationSize = Math.min(5000, Math.floor(train.size / 10))
+  const carved = splitDataset(train, { validation: validationSize, test: 0 }, seed)
+  return { train: carved.train, validation: carved.validation, test }
+}
