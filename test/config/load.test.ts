@@ -1,0 +1,149 @@
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ConfigError } from '../../config/job-config.js'
+import { ConfigFileNotFoundError, ConfigSyntaxError, loadDaemonConfig, loadJobConfigFile } from '../../config/load.js'
+
+let dir: string
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'p2pmld-cfg-')) })
+afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+
+function write(name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+function thrown(fn: () => unknown): Error {
+  try {
+    fn()
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a throw')
+}
+
+describe('loadDaemonConfig', () => {
+  it('fills defaults under $HOME/.p2pmld', () => {
+    const config = loadDaemonConfig({ env: { HOME: '/home/ada' }, cwd: dir })
+    expect(config).toMatchObject({
+      dataDir: '/home/ada/.p2pmld',
+      socketPath: '/home/ada/.p2pmld/p2pmld.sock',
+      listen: ['/ip4/0.0.0.0/tcp/4001'],
+      bootstrap: [],
+      logLevel: 'info'
+    })
+    expect(config.computeThreads).toBeGreaterThanOrEqual(1)
+    expect(config.pskFile).toBeUndefined()
+    expect(config.allowlist).toBeUndefined()
+  })
+
+  it('applies flags > env > file > defaults, field by field', () => {
+    const file = write('daemon.yaml', [
+      'dataDir: state',
+      'listen: [/ip4/127.0.0.1/tcp/5001]',
+      'bootstrap: [/ip4/127.0.0.1/tcp/6001]',
+      'logLevel: warn',
+      'computeThreads: 3',
+      'pskFile: keys/swarm.psk'
+    ].join('\n'))
+    const env = {
+      HOME: '/home/ada',
+      P2PMLD_CONFIG: file,
+      P2PMLD_LOG_LEVEL: 'debug',
+      P2PMLD_BOOTSTRAP: '/ip4/127.0.0.1/tcp/7001, /ip4/127.0.0.1/tcp/7002',
+      P2PMLD_COMPUTE_THREADS: '4'
+    }
+    const config = loadDaemonConfig({ env, cwd: '/work', flags: { computeThreads: 1, listen: undefined, dataDir: undefined } })
+    // file paths are relative to the file's directory
+    expect(config.dataDir).toBe(join(dir, 'state'))
+    expect(config.pskFile).toBe(join(dir, 'keys/swarm.psk'))
+    expect(config.socketPath).toBe(join(dir, 'state', 'p2pmld.sock'))
+    expect(config.listen).toEqual(['/ip4/127.0.0.1/tcp/5001'])
+    expect(config.bootstrap).toEqual(['/ip4/127.0.0.1/tcp/7001', '/ip4/127.0.0.1/tcp/7002'])
+    expect(config.logLevel).toBe('debug')
+    expect(config.computeThreads).toBe(1)
+
+    const flagged = loadDaemonConfig({ env, cwd: '/work', configFile: file, flags: { dataDir: 'here', socketPath: '/tmp/s.sock', logLevel: 'error' } })
+    expect(flagged.dataDir).toBe('/work/here')
+    expect(flagged.socketPath).toBe('/tmp/s.sock')
+    expect(flagged.logLevel).toBe('error')
+    expect(flagged.computeThreads).toBe(4)
+  })
+
+  it('derives the socket from the winning data dir', () => {
+    const config = loadDaemonConfig({ env: { HOME: '/h', P2PMLD_DATA_DIR: '/srv/p2p' }, flags: { dataDir: '/var/p2p' } })
+    expect(config.socketPath).toBe('/var/p2p/p2pmld.sock')
+  })
+
+  it('names the source and the field of each bad value', () => {
+    const envErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h', P2PMLD_COMPUTE_THREADS: 'lots', P2PMLD_LOG_LEVEL: 'loud' } }))
+    expect(envErr).toBeInstanceOf(ConfigError)
+    expect(envErr.message).toMatch(/^invalid environment:\n/)
+    expect(envErr.message).toContain('P2PMLD_COMPUTE_THREADS:')
+    expect(envErr.message).toContain('P2PMLD_LOG_LEVEL:')
+
+    const flagErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { listen: ['/ip4/127.0.0.1/tcp/1', 'localhost:4001'], computeThreads: 0 } }))
+    expect(flagErr.message).toContain('--listen.1: not a valid multiaddr')
+    expect(flagErr.message).toContain('--compute-threads:')
+
+    const file = write('bad.yaml', 'listen: /ip4/1.2.3.4/tcp/1\nlogLevl: info\n')
+    const fileErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, configFile: file }))
+    expect(fileErr.message).toContain(`invalid config file ${file}:`)
+    expect(fileErr.message).toContain('listen: Invalid input: expected array')
+    expect(fileErr.message).toContain('logLevl: unknown setting')
+  })
+
+  it('refuses a socket path too long for a Unix socket', () => {
+    const err = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { dataDir: '/' + 'd'.repeat(120) } }))
+    expect(err).toBeInstanceOf(ConfigError)
+    expect(err.message).toContain('longer than 103 bytes')
+  })
+
+  it('reports a missing config file', () => {
+    const err = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, configFile: join(dir, 'nope.yaml') }))
+    expect(err).toBeInstanceOf(ConfigFileNotFoundError)
+    expect(err.message).toBe(`config file ${join(dir, 'nope.yaml')} does not exist: check the path`)
+  })
+})
+
+describe('loadJobConfigFile', () => {
+  it('loads YAML and JSON job files with defaults', () => {
+    const yaml = loadJobConfigFile(write('job.yaml', 'id: run-1\nmodel: mlp\nepochs: 2\noptimizer:\n  type: sgd\n  lr: 0.1\n'))
+    expect(yaml).toMatchObject({ id: 'run-1', model: 'mlp', epochs: 2, batchSize: 64, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } })
+    const json = loadJobConfigFile(write('job.json', JSON.stringify({ model: 'lenet5', aggregation: { rule: 'median' } })))
+    expect(json.aggregation).toMatchObject({ rule: 'median', f: 1 })
+  })
+
+  it('reports a missing file, a directory and an empty file', () => {
+    expect(() => loadJobConfigFile(join(dir, 'missing.yaml'))).toThrow(ConfigFileNotFoundError)
+    mkdirSync(join(dir, 'sub'))
+    expect(() => loadJobConfigFile(join(dir, 'sub'))).toThrow(/is a directory/)
+    expect(() => loadJobConfigFile(write('empty.yaml', ''))).toThrow(/is empty/)
+  })
+
+  it('reports a YAML syntax error with its line', () => {
+    const path = write('broken.yaml', 'model: mlp\nepochs: 3\noptimizer: [sgd\nseed: 1\n')
+    const err = thrown(() => loadJobConfigFile(path))
+    expect(err).toBeInstanceOf(ConfigSyntaxError)
+    expect((err as ConfigSyntaxError).line).toBe(4)
+    expect(err.message).toMatch(new RegExp(`^job file ${path} has a syntax error at line 4, column \\d+: `))
+
+    const dup = thrown(() => loadJobConfigFile(write('dup.yaml', 'model: mlp\nmodel: lenet5\n')))
+    expect(dup).toBeInstanceOf(ConfigSyntaxError)
+    expect((dup as ConfigSyntaxError).line).toBe(2)
+  })
+
+  it('names each bad field', () => {
+    const path = write('bad.yaml', 'epochs: 0\nbatchSize: big\noptimizer:\n  type: sgd\n  lr: -1\ncompression:\n  bits: 3\nfavouriteColour: blue\n')
+    const err = thrown(() => loadJobConfigFile(path))
+    expect(err).toBeInstanceOf(ConfigError)
+    const lines = err.message.split('\n')
+    expect(lines[0]).toBe(`invalid job file ${path}:`)
+    for (const field of ['epochs', 'batchSize', 'optimizer.lr', 'compression.bits']) {
+      expect(lines.some((line) => line.startsWith(`  ${field}: `)), field).toBe(true)
+    }
+    expect(err.message).toContain('favouriteColour')
+  })
+})
