@@ -1,0 +1,1 @@
+export { createAdam, createOptimizer, createSgd, OptimizerStateError, type Optimizer } from './optimizer.js'

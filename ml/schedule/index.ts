@@ -1,0 +1,2 @@
+export { EarlyStopping, type EarlyStoppingState } from './early-stopping.js'
+export { ReduceLROnPlateau, type PlateauState } from './reduce-lr-on-plateau.js'
