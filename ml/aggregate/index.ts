@@ -1,0 +1,5 @@
+export { AggregationInputError, InsufficientPeersError, type AggregateOptions, type Aggregator } from './aggregator.js'
+export { createAggregator } from './create-aggregator.js'
+export { aggregateMean, aggregateMedian, aggregateTrimmedMean } from './coordinate-wise.js'
+export { aggregateKrum, aggregateMultiKrum, krumScores, pairwiseSquaredDistances } from './krum.js'
+export { aggregateCenteredClip, type CenteredClipOptions } from './centered-clip.js'

@@ -1,0 +1,1 @@
+export { applyAttack, type AttackContext } from './apply-attack.js'

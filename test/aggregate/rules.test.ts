@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest'
+import type { z } from 'zod'
+import { AggregationConfigSchema } from '../../config/job-config.js'
+import { AggregationInputError, createAggregator, InsufficientPeersError, krumScores } from '../../ml/aggregate/index.js'
+
+type AggregationConfigInput = z.input<typeof AggregationConfigSchema>
+
+const agg = (input: Partial<AggregationConfigInput>) => createAggregator(AggregationConfigSchema.parse(input))
+const vecs = (...rows: number[][]) => rows.map((r) => Float32Array.from(r))
+const list = (a: Float32Array) => Array.from(a)
+
+describe('exact values on small inputs', () => {
+  it('mean', () => {
+    expect(list(agg({ rule: 'mean' }).aggregate(vecs([1, 2, -3], [3, 4, 5])))).toEqual([2, 3, 1])
+    expect(list(agg({ rule: 'mean' }).aggregate(vecs([7, -1])))).toEqual([7, -1])
+  })
+
+  it('trimmed mean drops f values per side and coordinate', () => {
+    const g = vecs([1, 0, 5], [100, 0, 5], [3, 0, 5], [-50, 0, -1e30], [2, 0, 6])
+    expect(list(agg({ rule: 'trimmed-mean', f: 1 }).aggregate(g))).toEqual([2, 0, 5])
+    expect(list(agg({ rule: 'trimmed-mean', f: 2 }).aggregate(g))).toEqual([2, 0, 5])
+    // f = 0 is the plain mean
+    expect(list(agg({ rule: 'trimmed-mean', f: 0 }).aggregate(vecs([1, 2], [3, 8])))).toEqual([2, 5])
+    // a huge outlier does not swallow the others' precision (it is dropped, not subtracted)
+    expect(list(agg({ rule: 'trimmed-mean', f: 1 }).aggregate(vecs([3e38], [1e-7], [2e-7]))).map(Math.fround))
+      .toEqual([Math.fround(2e-7)])
+  })
+
+  it('median, odd and even n', () => {
+    expect(list(agg({ rule: 'median', f: 1 }).aggregate(vecs([1, 9], [5, -2], [3, 4])))).toEqual([3, 4])
+    expect(list(agg({ rule: 'median', f: 1 }).aggregate(vecs([1, 0], [4, 0], [2, 1], [3, 1])))).toEqual([2.5, 0.5])
+  })
+
+  it('krum scores, krum and multi-krum (ties to the lower index)', () => {
+    const g = vecs([0], [1], [2], [3], [100])
+    // f = 1, n = 5: sum of the 2 nearest squared distances
+    expect(Array.from(krumScores(g, 1, 1))).toEqual([1 + 4, 1 + 1, 1 + 1, 4 + 1, 97 ** 2 + 98 ** 2])
+    expect(list(agg({ rule: 'krum', f: 1 }).aggregate(g))).toEqual([1])
+    expect(list(agg({ rule: 'multi-krum', f: 1 }).aggregate(g))).toEqual([1.5]) // m = n - f = 4: 0,1,2,3
+    expect(list(agg({ rule: 'multi-krum', f: 1, multiKrumM: 3 }).aggregate(g))).toEqual([1]) // 1, 2 and 0 (tie with 3)
+    expect(list(agg({ rule: 'multi-krum', f: 1, multiKrumM: 99 }).aggregate(g))).toEqual([1.5]) // capped at n - f
+  })
+
+  it('krum picks the densest vector in several dimensions and returns a copy', () => {
+    const g = vecs([0, 0], [0.1, 0], [0, 0.1], [0.05, 0.05], [10, -10])
+    const out = agg({ rule: 'krum', f: 1 }).aggregate(g)
+    expect(list(out)).toEqual(list(g[3]))
+    out[0] = 42
+    expect(g[3][0]).toBe(Math.fround(0.05))
+  })
+
+  it('centered clipping clips each difference to the radius around the centre', () => {
+    const cc = agg({ rule: 'centered-clip', f: 1, clipRadius: 1, clipIterations: 1 })
+    // centre (0, 0): (3, 4) clips to (0.6, 0.8); (0.5, 0) and (0, -0.2) are within the radius
+    const out = cc.aggregate(vecs([3, 4], [0.5, 0], [0, -0.2]), { centre: Float32Array.from([0, 0]) })
+    expect(list(out)).toEqual([(0.6 + 0.5) / 3, (0.8 - 0.2) / 3].map(Math.fround))
+    // default centre is the coordinate-wise median (0.5, 0); every point within radius -> the mean
+    const big = agg({ rule: 'centered-clip', f: 1, clipRadius: 1e9, clipIterations: 1 })
+    expect(list(big.aggregate(vecs([3, 4], [0.5, 0], [0, -0.2])))).toEqual([3.5 / 3, 3.8 / 3].map(Math.fround))
+    // two iterations: the second starts from the first result
+    const two = agg({ rule: 'centered-clip', f: 0, clipRadius: 1, clipIterations: 2 })
+      .aggregate(vecs([10], [0]), { centre: Float32Array.from([0]) })
+    // it1: v = 0 + (1 + 0) / 2 = 0.5; it2: diffs 9.5 -> 1, -0.5 -> -0.5; v = 0.5 + 0.25 = 0.75
+    expect(list(two)).toEqual([0.75])
+  })
+})
+
+describe('input count and shape', () => {
+  const cases: Array<[NonNullable<AggregationConfigInput['rule']>, number, number]> = [
+    ['mean', 3, 1], ['trimmed-mean', 1, 3], ['trimmed-mean', 2, 5], ['median', 2, 5],
+    ['centered-clip', 1, 3], ['krum', 1, 5], ['multi-krum', 2, 7]
+  ]
+  for (const [rule, f, needed] of cases) {
+    it(`${rule} with f=${f} needs ${needed} inputs`, () => {
+      const a = agg({ rule, f })
+      expect(a.rule).toBe(rule)
+      expect(a.minInputs()).toBe(needed)
+      const g = Array.from({ length: needed }, (_, i) => Float32Array.from([i, -i]))
+      expect(a.aggregate(g).length).toBe(2)
+      let error: unknown
+      try { a.aggregate(g.slice(1)) } catch (e) { error = e }
+      expect(error).toBeInstanceOf(InsufficientPeersError)
+      expect((error as InsufficientPeersError).needed).toBe(needed)
+      expect((error as Error).message).toContain(`${rule} with f=${f} needs at least ${needed} gradients`)
+      expect((error as Error).message).toContain(`got ${needed - 1}`)
+    })
+  }
+
+  it('rejects gradients of different lengths and a centre of the wrong length', () => {
+    expect(() => agg({ rule: 'median', f: 1 }).aggregate(vecs([1, 2], [1, 2], [1]))).toThrow(AggregationInputError)
+    expect(() => agg({ rule: 'median', f: 1 }).aggregate(vecs([1, 2], [1, 2], [1]))).toThrow(/gradient 2 has 1 values/)
+    expect(() => agg({ rule: 'centered-clip', f: 0 }).aggregate(vecs([1, 2]), { centre: new Float32Array(3) }))
+      .toThrow(/centre has 3 values/)
+  })
+})
