@@ -1,0 +1,36 @@
+import type { Command } from 'commander'
+import { loadJobConfigFile } from '../../config/load.js'
+import type { ControlClient } from '../../daemon/control/client.js'
+import type { JobControlParams, JobControlResult } from '../../daemon/control/methods.js'
+import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
+import { action, printResult } from '../support/output.js'
+
+type JobOptions = ClientOptions & { readonly job?: string }
+
+const CONTROLS = [
+  ['stop', 'stop the running job (the daemon stays up)', 'stopped', (c: ControlClient, p: JobControlParams) => c.stopJob(p)],
+  ['pause', 'pause the running job after the current step', 'paused', (c: ControlClient, p: JobControlParams) => c.pauseJob(p)],
+  ['resume', 'resume a paused job', 'resumed', (c: ControlClient, p: JobControlParams) => c.resumeJob(p)]
+] as const
+
+export function registerJobCommands(program: Command): void {
+  const job = program.command('job').description('submit and control training jobs')
+
+  addClientOptions(job.command('submit <file>').description('submit a job file (YAML or JSON) to the daemon'))
+    .action(action(async (file: string, options: ClientOptions) => {
+      // parsed here first so a bad file is reported with its path and line, before any connection
+      const config = loadJobConfigFile(file)
+      const result = await withClient(options, async (client) => await client.submitJob(config))
+      printResult(options, result, (r) => `submitted job ${r.jobId} (${r.state})`)
+    }))
+
+  for (const [name, description, verb, call] of CONTROLS) {
+    addClientOptions(job.command(name).description(description))
+      .option('--job <id>', 'act only if this is the running job')
+      .action(action(async (options: JobOptions) => {
+        const params: JobControlParams = options.job === undefined ? {} : { jobId: options.job }
+        const result: JobControlResult = await withClient(options, async (client) => await call(client, params))
+        printResult(options, result, (r) => `job ${r.jobId} ${verb} (${r.state})`)
+      }))
+  }
+}

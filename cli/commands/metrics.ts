@@ -1,0 +1,35 @@
+import type { Command } from 'commander'
+import type { MetricsResult } from '../../daemon/control/methods.js'
+import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
+import { formatBytes, formatDuration, formatFields, formatTable } from '../support/format.js'
+import { action, printResult } from '../support/output.js'
+
+export function formatMetrics(metrics: MetricsResult): string {
+  const stages = metrics.stages.length === 0
+    ? 'no stage timings yet'
+    : formatTable(
+      ['STAGE', 'COUNT', 'TOTAL MS', 'MEAN MS', 'P95 MS', 'CPU %', 'RSS MiB'],
+      metrics.stages.map((s) => [
+        s.stage, String(s.count), s.totalMs.toFixed(1), s.meanMs.toFixed(2), s.p95Ms.toFixed(2), s.cpuPercent.toFixed(0), s.rssMiB.toFixed(1)
+      ])
+    )
+  const { network: net, contributors: c } = metrics
+  const summary = formatFields([
+    ['job', metrics.jobId ?? '-'],
+    ['step', String(metrics.step)],
+    ['sent', `${formatBytes(net.bytesSent)} in ${net.messagesSent} messages`],
+    ['received', `${formatBytes(net.bytesReceived)} in ${net.messagesReceived} messages`],
+    ['contributors', `last ${c.last}, mean ${c.mean.toFixed(2)}, min ${c.min}, max ${c.max}`],
+    ['rss', `${metrics.rssMiB.toFixed(1)} MiB`],
+    ['uptime', formatDuration(metrics.uptimeMs)]
+  ])
+  return `${stages}\n\n${summary}`
+}
+
+export function registerMetricsCommand(program: Command): void {
+  addClientOptions(program.command('metrics').description('per-stage time, CPU and memory, traffic and contributors per step'))
+    .action(action(async (options: ClientOptions) => {
+      const metrics = await withClient(options, async (client) => await client.metrics())
+      printResult(options, metrics, formatMetrics)
+    }))
+}

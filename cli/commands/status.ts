@@ -1,0 +1,28 @@
+import type { Command } from 'commander'
+import type { StatusResult } from '../../daemon/control/methods.js'
+import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
+import { formatDuration, formatFields, formatNumber, formatPercent } from '../support/format.js'
+import { action, printResult } from '../support/output.js'
+
+export function formatStatus(status: StatusResult): string {
+  return formatFields([
+    ['peer', status.peerId],
+    ['addresses', status.addresses.length === 0 ? '-' : status.addresses.join(', ')],
+    ['job', status.jobId === null ? `- (${status.state})` : `${status.jobId} (${status.state})`],
+    ['step', String(status.step)],
+    ['epoch', String(status.epoch)],
+    ['loss', formatNumber(status.loss)],
+    ['accuracy', formatPercent(status.accuracy)],
+    ['learning rate', status.learningRate === null ? '-' : String(status.learningRate)],
+    ['live members', String(status.liveMembers)],
+    ['uptime', formatDuration(status.uptimeMs)]
+  ])
+}
+
+export function registerStatusCommand(program: Command): void {
+  addClientOptions(program.command('status').description("show the daemon's peer, job and training progress"))
+    .action(action(async (options: ClientOptions) => {
+      const status = await withClient(options, async (client) => await client.status())
+      printResult(options, status, formatStatus)
+    }))
+}

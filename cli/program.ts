@@ -1,0 +1,30 @@
+/** The `p2pmld` command tree (main.ts only adds the polyfill and runs it). */
+import { Command } from 'commander'
+import { registerCheckpointCommand } from './commands/checkpoint.js'
+import { registerDemoCommand } from './commands/demo.js'
+import { registerJobCommands } from './commands/job.js'
+import { registerMetricsCommand } from './commands/metrics.js'
+import { registerPeersCommand } from './commands/peers.js'
+import { registerStartCommand } from './commands/start.js'
+import { registerStatusCommand } from './commands/status.js'
+import { registerStopCommand } from './commands/stop.js'
+import { registerTrainCommand } from './commands/train.js'
+
+export function createProgram(): Command {
+  const program = new Command('p2pmld')
+    .description('peer daemon for decentralized, data-parallel neural-network training')
+    .version('0.1.0')
+    .showSuggestionAfterError()
+  // commander's own usage errors (unknown option, missing argument) also exit 1 with one line
+  program.configureOutput({ outputError: (text, write) => write(text.split('\n').filter((l) => l.trim() !== '')[0] + '\n') })
+  registerStartCommand(program)
+  registerTrainCommand(program)
+  registerDemoCommand(program)
+  registerStatusCommand(program)
+  registerPeersCommand(program)
+  registerJobCommands(program)
+  registerMetricsCommand(program)
+  registerCheckpointCommand(program)
+  registerStopCommand(program)
+  return program
+}

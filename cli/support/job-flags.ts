@@ -1,0 +1,96 @@
+/**
+ * Job flags shared by `train`, `start` and `demo`: each maps onto a field of the job config;
+ * a job file (--config) gives the base and flags override it. Values are checked here so an
+ * error names the flag, and the merged result goes through the one JobConfig schema.
+ */
+import { InvalidArgumentError, type Command } from 'commander'
+import { parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
+import { loadJobConfigFile } from '../../config/load.js'
+
+export interface JobFlagValues {
+  config?: string
+  model?: string
+  dataset?: string
+  epochs?: number
+  batchSize?: number
+  lr?: number
+  optimizer?: 'sgd' | 'adam'
+  momentum?: number
+  seed?: number
+  trainSamples?: number
+  compression?: 'qsgd' | 'fp16' | 'none'
+  bits?: number
+  aggregation?: string
+  f?: number
+  minPeers?: number
+  deadlineMs?: number
+}
+
+function numberFlag(flag: string, kind: 'int' | 'positive' | 'number'): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value)
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${value}'`)
+    if (kind === 'int' && (!Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got '${value}'`)
+    if (kind === 'positive' && n <= 0) throw new InvalidArgumentError(`${flag} must be greater than 0, got '${value}'`)
+    return n
+  }
+}
+
+function choice<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
+  return (value: string) => {
+    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} must be one of ${choices.join(', ')}, got '${value}'`)
+    return value as T
+  }
+}
+
+export function addJobFlags(command: Command): Command {
+  return command
+    .option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
+    .option('--model <name|file.onnx>', 'model: mlp, lenet5, mlp-large, or a forward ONNX file')
+    .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX files")
+    .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'positive'))
+    .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'positive'))
+    .option('--lr <rate>', 'learning rate', numberFlag('--lr', 'positive'))
+    .option('--optimizer <sgd|adam>', 'optimizer', choice('--optimizer', ['sgd', 'adam'] as const))
+    .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', 'number'))
+    .option('--seed <n>', 'random seed (initial weights, shuffling, quantization)', numberFlag('--seed', 'int'))
+    .option('--train-samples <n>', 'use only this many training samples', numberFlag('--train-samples', 'positive'))
+    .option('--compression <codec>', 'gradient codec: qsgd, fp16, none', choice('--compression', ['qsgd', 'fp16', 'none'] as const))
+    .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', numberFlag('--bits', 'positive'))
+    .option('--aggregation <rule>', 'trimmed-mean, mean, median, krum, multi-krum, centered-clip')
+    .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
+    .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
+    .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))
+}
+
+/** Merge a job file (if any), command defaults and flags into a validated JobConfig. */
+export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInput = {}): JobConfig {
+  const base = (flags.config !== undefined ? loadJobConfigFile(flags.config) : defaults) as JobConfigInput
+  const merged: Record<string, unknown> = { ...base }
+  const set = (key: string, value: unknown): void => {
+    if (value !== undefined) merged[key] = value
+  }
+  set('model', flags.model)
+  set('dataset', flags.dataset)
+  set('epochs', flags.epochs)
+  set('batchSize', flags.batchSize)
+  set('seed', flags.seed)
+  set('trainSamples', flags.trainSamples)
+  set('minPeers', flags.minPeers)
+  set('stepDeadlineMs', flags.deadlineMs)
+  if (flags.optimizer !== undefined || flags.lr !== undefined || flags.momentum !== undefined) {
+    const previous = (base.optimizer ?? {}) as Record<string, unknown>
+    const type = flags.optimizer ?? (previous.type as string | undefined) ?? 'sgd'
+    const optimizer: Record<string, unknown> = type === previous.type ? { ...previous } : { type }
+    if (flags.lr !== undefined) optimizer.lr = flags.lr
+    if (flags.momentum !== undefined) optimizer.momentum = flags.momentum
+    merged.optimizer = optimizer
+  }
+  if (flags.compression !== undefined || flags.bits !== undefined) {
+    merged.compression = { ...(base.compression ?? {}), ...(flags.compression !== undefined ? { codec: flags.compression } : {}), ...(flags.bits !== undefined ? { bits: flags.bits } : {}) }
+  }
+  if (flags.aggregation !== undefined || flags.f !== undefined) {
+    merged.aggregation = { ...(base.aggregation ?? {}), ...(flags.aggregation !== undefined ? { rule: flags.aggregation } : {}), ...(flags.f !== undefined ? { f: flags.f } : {}) }
+  }
+  return parseJobConfig(merged, flags.config !== undefined ? `job config (${flags.config} + flags)` : 'job flags')
+}

@@ -1,0 +1,160 @@
+/** The p2pmld client commands as real child processes against a live control server. */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createControlServer, type ControlServer } from '../../daemon/control/index.js'
+import { createMemoryDaemon, PEER_ID, type MemoryDaemon } from './memory-handlers.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const MAIN = join(ROOT, 'cli/main.ts')
+// an absolute loader path: some runs use another cwd, where a bare 'tsx' would not resolve
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+
+interface CliRun { code: number | null, stdout: string, stderr: string }
+
+/** async spawn: the server under test lives in this process and must keep answering */
+function runCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliRun> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolveRun({ code, stdout, stderr })
+    })
+  })
+}
+
+let dir: string
+let socketPath: string
+let daemon: MemoryDaemon
+let server: ControlServer
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'p2pmld-cli-'))
+  socketPath = join(dir, 'p2pmld.sock')
+  daemon = createMemoryDaemon()
+  server = createControlServer({ socketPath, handlers: daemon })
+  await server.start()
+})
+
+afterAll(async () => {
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function expectOneLineFailure(run: CliRun): string {
+  expect(run.code).toBe(1)
+  expect(run.stdout).toBe('')
+  const lines = run.stderr.split('\n').filter((line) => line !== '')
+  expect(lines).toHaveLength(1)
+  return lines[0]
+}
+
+describe('p2pmld client commands', () => {
+  it('status prints aligned fields, or JSON, found by --socket, --data-dir or env', async () => {
+    const [human, json, byDir, byEnv] = await Promise.all([
+      runCli(['status', '--socket', socketPath]),
+      runCli(['status', '--socket', socketPath, '--json']),
+      runCli(['status', '--data-dir', dir]),
+      runCli(['status'], { P2PMLD_DATA_DIR: dir })
+    ])
+    expect(human.stderr).toBe('')
+    expect(human.code).toBe(0)
+    const lines = human.stdout.trimEnd().split('\n')
+    // keys padded to the longest one ('learning rate')
+    expect(lines[0]).toBe(`peer           ${PEER_ID}`)
+    expect(lines).toContain('job            - (idle)')
+    expect(lines).toContain('live members   1')
+    expect(lines).toContain('loss           -')
+    const parsed = JSON.parse(json.stdout)
+    expect(parsed).toMatchObject({ peerId: PEER_ID, state: 'idle', jobId: null, liveMembers: 1 })
+    expect(byDir.code).toBe(0)
+    expect(byDir.stdout).toContain(PEER_ID)
+    expect(byEnv.code).toBe(0)
+    expect(byEnv.stdout).toContain(PEER_ID)
+  })
+
+  it('peers prints a table with aligned columns', async () => {
+    const run = await runCli(['peers', '--socket', socketPath])
+    expect(run.code).toBe(0)
+    const [header, ...rows] = run.stdout.trimEnd().split('\n')
+    expect(header).toMatch(/^PEER\s+CONNECTED\s+MEMBER\s+SUSPECTED\s+LAST SEEN\s+ADDRESSES$/)
+    expect(rows).toHaveLength(2)
+    const column = header.indexOf('CONNECTED')
+    expect(rows[0].slice(column, column + 3)).toBe('yes')
+    expect(rows[1].slice(column, column + 2)).toBe('no')
+    expect(rows[1].slice(header.indexOf('SUSPECTED'), header.indexOf('SUSPECTED') + 3)).toBe('yes')
+    expect(rows[1].slice(header.indexOf('LAST SEEN'))).toMatch(/^never\s+-$/)
+  })
+
+  it('job submit / pause / resume / stop drive the job, checkpoint and metrics report it', async () => {
+    const file = join(dir, 'job.yaml')
+    writeFileSync(file, 'id: run-7\nmodel: mlp\nepochs: 2\ntrainSamples: 512\n')
+    const submit = await runCli(['job', 'submit', file, '--socket', socketPath])
+    expect(submit.stderr).toBe('')
+    expect(submit.stdout).toBe('submitted job run-7 (training)\n')
+    expect(daemon.submitted.at(-1)).toMatchObject({ id: 'run-7', model: 'mlp', epochs: 2, trainSamples: 512, batchSize: 64 })
+
+    const pause = await runCli(['job', 'pause', '--socket', socketPath, '--json'])
+    expect(JSON.parse(pause.stdout)).toEqual({ jobId: 'run-7', state: 'paused' })
+    const resume = await runCli(['job', 'resume', '--socket', socketPath, '--job', 'run-7'])
+    expect(resume.stdout).toBe('job run-7 resumed (training)\n')
+
+    const [metrics, metricsJson, checkpoint] = await Promise.all([
+      runCli(['metrics', '--socket', socketPath]),
+      runCli(['metrics', '--socket', socketPath, '--json']),
+      runCli(['checkpoint', '--socket', socketPath, '--path', 'ckpt/a.ckpt'], {}, dir)
+    ])
+    const metricLines = metrics.stdout.split('\n')
+    expect(metricLines[0]).toMatch(/^STAGE\s+COUNT\s+TOTAL MS\s+MEAN MS\s+P95 MS\s+CPU %\s+RSS MiB$/)
+    expect(metricLines[1]).toMatch(/^compute\s+10\s+50\.0\s+5\.00\s+7\.50\s+180\s+210\.0$/)
+    expect(metrics.stdout).toContain('\nsent          120.6 KiB in 10 messages\n')
+    expect(metrics.stdout).toContain('\ncontributors  last 3, mean 2.90, min 2, max 3\n')
+    expect(JSON.parse(metricsJson.stdout).network).toEqual({ bytesSent: 123456, bytesReceived: 654321, messagesSent: 10, messagesReceived: 30 })
+    expect(checkpoint.stdout).toMatch(new RegExp(`^checkpoint of step \\d+ written to ${join(dir, 'ckpt/a.ckpt')} \\(4\\.0 KiB\\)\\n$`))
+
+    const wrong = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other'])
+    expect(expectOneLineFailure(wrong)).toBe('p2pmld: job other not found: the running job is run-7')
+    const stop = await runCli(['job', 'stop', '--socket', socketPath])
+    expect(stop.stdout).toBe('job run-7 stopped (finished)\n')
+  })
+
+  it('stop asks the daemon to shut down', async () => {
+    const before = daemon.shutdownCalls
+    const run = await runCli(['stop', '--socket', socketPath])
+    expect(run.stdout).toBe(`daemon at ${socketPath} is stopping\n`)
+    expect(daemon.shutdownCalls).toBe(before + 1)
+  })
+
+  it('fails with one line and exit code 1', async () => {
+    const badJob = join(dir, 'bad-job.yaml')
+    writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
+    const brokenJob = join(dir, 'broken-job.yaml')
+    writeFileSync(brokenJob, 'model: mlp\nepochs: [1\nseed: 2\n')
+    const [noDaemon, invalid, broken, usage] = await Promise.all([
+      runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
+      runCli(['job', 'submit', badJob, '--socket', socketPath]),
+      runCli(['job', 'submit', brokenJob, '--socket', socketPath]),
+      runCli(['status', '--socket', socketPath, '--bogus'])
+    ])
+    expect(expectOneLineFailure(noDaemon)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
+    const invalidLine = expectOneLineFailure(invalid)
+    expect(invalidLine).toContain(`p2pmld: invalid job file ${badJob}:`)
+    expect(invalidLine).toContain('optimizer.lr:')
+    expect(invalidLine).toContain('epochs:')
+    expect(expectOneLineFailure(broken)).toMatch(/^p2pmld: job file .*broken-job\.yaml has a syntax error at line 3/)
+    expect(expectOneLineFailure(usage)).toContain("unknown option '--bogus'")
+  })
+})
