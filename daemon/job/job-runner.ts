@@ -1,0 +1,490 @@
+/**
+ * One job on one peer: its training state, membership, the step loop, epoch-end decisions,
+ * state snapshots for joining peers and divergence repair. The network is behind JobNetwork,
+ * so the same runner works over any transport.
+ */
+import type { JobConfig } from '../../config/job-config.js'
+import { createAggregator } from '../../ml/aggregate/index.js'
+import { applyAttack } from '../../ml/attacks/index.js'
+import { createCodec } from '../../ml/compress/index.js'
+import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
+import type { Logger } from '../logger.js'
+import { createGradientCollector, type GradientCollector } from '../membership/gradient-collector.js'
+import { MembershipView } from '../membership/membership-view.js'
+import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
+import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
+import { createStepDeadlinePolicy } from '../training/deadline.js'
+import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
+import type { JobRuntime } from '../training/job-runtime.js'
+import { createSyncTrainer, describeAttack, type InboundGradient, type OutboundGradient, type StepAggregator, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
+import { parameterDigest, type EpochRecord, type StopReason, type TrainingProgress } from '../training/training-state.js'
+import type { MembershipState } from '../../protocols/job/job-protocol.js'
+import type { JobPhase } from '../../protocols/job/job-protocol.js'
+
+export type RunnerState = 'waiting' | 'syncing' | 'training' | 'paused' | 'finished' | 'failed'
+
+export interface JobSnapshot {
+  readonly jobConfig: JobConfig
+  readonly step: number
+  readonly epoch: number
+  readonly cursor: number
+  readonly meta: SnapshotMeta
+  readonly params: Float32Array
+  readonly optimizerState: Float32Array
+}
+
+export interface SnapshotMeta {
+  readonly lr: number
+  readonly epochLossSum: number
+  readonly epochLossCount: number
+  readonly convergence: unknown
+  readonly membership: MembershipState
+  readonly history: EpochRecord[]
+  readonly finished: boolean
+}
+
+export interface JobNetwork {
+  sendGradient(message: OutboundGradient, recipients: readonly string[]): Promise<void>
+  announceMembership(membership: MembershipState, step: number, phase: JobPhase): Promise<void>
+  /** fetch the job's state as of `minStep` (or later) from `peerId` */
+  fetchSnapshot(peerId: string, minStep: number): Promise<JobSnapshot>
+}
+
+export interface JobRunnerEvents {
+  onStep?(report: StepReport): void
+  onEpoch?(record: EpochRecord): void
+  onFinished?(result: JobResult): void
+  onCheckpoint?(snapshot: JobSnapshot): Promise<void>
+}
+
+export interface JobResult {
+  readonly reason: StopReason
+  readonly test: EvaluationSummary
+  readonly step: number
+  readonly epoch: number
+  readonly history: readonly EpochRecord[]
+  readonly digest: string
+}
+
+export interface JobRunnerOptions {
+  readonly selfId: string
+  /** names this peer answers to in an attack config (its id, and a demo name) */
+  readonly selfNames?: readonly string[]
+  readonly runtime: JobRuntime
+  readonly network: JobNetwork
+  readonly log: Logger
+  readonly events?: JobRunnerEvents
+  /** this peer hosts the job: it is the first member and decides the start */
+  readonly host: boolean
+  /** start from this state (checkpoint or joined peer) instead of the seed */
+  readonly snapshot?: JobSnapshot
+}
+
+export interface JobRunner {
+  readonly config: JobConfig
+  readonly stages: StageRecorder
+  state(): RunnerState
+  progress(): Readonly<TrainingProgress>
+  membership(): MembershipView
+  membershipVersion(): number
+  lastReport(): StepReport | undefined
+  lastValidation(): EvaluationSummary | undefined
+  result(): JobResult | undefined
+  contributorStats(): { last: number, mean: number, min: number, max: number }
+  start(): void
+  stop(): Promise<void>
+  pause(): void
+  resume(): void
+  done(): Promise<JobResult | undefined>
+  offerGradient(gradient: InboundGradient): boolean
+  /** coordinator: admit a peer; returns the step it joins at */
+  admit(peerId: string): { effectiveStep: number, membership: MembershipState }
+  /** a member announced it leaves from `effectiveStep` */
+  memberLeaving(peerId: string, effectiveStep: number): void
+  /** a coordinator's membership announcement */
+  adoptMembership(state: MembershipState): boolean
+  /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
+  snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  currentSnapshot(): JobSnapshot
+  isCoordinator(): boolean
+}
+
+/** steps between a join/eviction decision and the step it takes effect (time for the news to spread) */
+const MEMBERSHIP_MARGIN = 2
+
+export function createJobRunner(options: JobRunnerOptions): JobRunner {
+  const { runtime, log, selfId } = options
+  const config = runtime.config
+  const n = runtime.model.layout.totalSize
+  const stages = createStageRecorder()
+  const codec = createCodec(config.compression)
+  const optimizer: Optimizer = createOptimizer(config.optimizer, n)
+  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: 8 })
+
+  let params: Float32Array
+  let membership: MembershipView
+  let membershipVersion = 0
+  let convergence: ConvergenceControl
+  let history: EpochRecord[] = []
+  let finishedFromSnapshot = false
+  const progress: TrainingProgress = { step: 0, epoch: 0, cursor: 0, lr: config.optimizer.lr, epochLossSum: 0, epochLossCount: 0 }
+
+  const loadSnapshot = (snap: JobSnapshot): void => {
+    if (snap.params.length !== n) throw new Error(`snapshot has ${snap.params.length} parameters, model ${config.model} has ${n}`)
+    params = snap.params
+    optimizer.importState(snap.optimizerState)
+    progress.step = snap.step
+    progress.epoch = snap.epoch
+    progress.cursor = snap.cursor
+    progress.lr = snap.meta.lr
+    progress.epochLossSum = snap.meta.epochLossSum
+    progress.epochLossCount = snap.meta.epochLossCount
+    convergence = createConvergenceControl(config, snap.meta.convergence)
+    history = [...snap.meta.history]
+    const adopted = MembershipView.fromSnapshot(snap.meta.membership)
+    if (membership === undefined || snap.meta.membership.version >= membershipVersion) {
+      membership = adopted
+      membershipVersion = snap.meta.membership.version
+    }
+    finishedFromSnapshot = snap.meta.finished
+    collector.discardBefore(snap.step)
+  }
+
+  membership = new MembershipView()
+  if (options.snapshot !== undefined) {
+    loadSnapshot(options.snapshot)
+  } else {
+    params = runtime.model.initParameters(config.seed)
+    convergence = createConvergenceControl(config)
+    if (options.host) membership.join(selfId, 0)
+  }
+
+  const aggregators = new Map<number, StepAggregator>()
+  const aggregatorFor = (count: number): StepAggregator => {
+    // with too few gradients for the configured f, tolerate fewer faults rather than stop
+    const rule = config.aggregation.rule
+    const maxF = rule === 'krum' || rule === 'multi-krum' ? Math.floor((count - 3) / 2) : Math.floor((count - 1) / 2)
+    const f = Math.max(0, Math.min(config.aggregation.f, maxF))
+    const effectiveRule = (rule === 'krum' || rule === 'multi-krum') && count < 3 ? 'mean' : rule
+    const key = f * 100 + (effectiveRule === rule ? 0 : 1)
+    if (f < config.aggregation.f) log.warn({ rule, configuredF: config.aggregation.f, f, inputs: count }, 'too few gradients for the configured f: tolerating fewer faulty peers this step')
+    let agg = aggregators.get(key)
+    if (agg === undefined) {
+      agg = createAggregator({ ...config.aggregation, rule: effectiveRule, f })
+      aggregators.set(key, agg)
+    }
+    return agg
+  }
+
+  const attack = describeAttack(config.attack, [selfId, ...(options.selfNames ?? [])])
+  if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
+
+  let trainer: SyncTrainer
+  const buildTrainer = (): SyncTrainer => createSyncTrainer({
+    selfId,
+    config,
+    train: runtime.train,
+    computer: runtime.computer,
+    params,
+    optimizer,
+    codec,
+    aggregatorFor,
+    progress,
+    membership: { membersAt: (s) => membership.membersAt(s), isMemberAt: (id, s) => membership.isMemberAt(id, s) },
+    collector,
+    stages,
+    deadline: createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs }),
+    send: (message, recipients) => options.network.sendGradient(message, recipients),
+    attack: attack === undefined ? undefined : (g, step) => applyAttack(attack, g, { step, seed: config.seed }),
+    log
+  })
+  trainer = buildTrainer()
+
+  let runnerState: RunnerState = options.snapshot === undefined && !options.host ? 'syncing' : 'waiting'
+  let abort = new AbortController()
+  let paused: PromiseWithResolvers<void> | undefined
+  let loop: Promise<JobResult | undefined> | undefined
+  let report: StepReport | undefined
+  let validation: EvaluationSummary | undefined
+  let outcome: JobResult | undefined
+  const misses = new Map<string, number>()
+  const contributorCounts: number[] = []
+  const snapshotWaiters: Array<{ minStep: number, resolve: (s: JobSnapshot) => void }> = []
+
+  const meta = (): SnapshotMeta => ({
+    lr: progress.lr,
+    epochLossSum: progress.epochLossSum,
+    epochLossCount: progress.epochLossCount,
+    convergence: convergence.toJSON(),
+    membership: { version: membershipVersion, ...membership.toSnapshot() },
+    history: [...history],
+    finished: runnerState === 'finished'
+  })
+
+  const currentSnapshot = (): JobSnapshot => ({
+    jobConfig: config,
+    step: progress.step,
+    epoch: progress.epoch,
+    cursor: progress.cursor,
+    meta: meta(),
+    params: params.slice(),
+    optimizerState: optimizer.exportState().slice()
+  })
+
+  const serveSnapshotWaiters = (): void => {
+    for (let i = snapshotWaiters.length - 1; i >= 0; i--) {
+      if (snapshotWaiters[i].minStep <= progress.step || runnerState === 'finished') {
+        snapshotWaiters[i].resolve(currentSnapshot())
+        snapshotWaiters.splice(i, 1)
+      }
+    }
+  }
+
+  const announce = (): void => {
+    const phase: JobPhase = runnerState === 'finished' ? 'finished' : runnerState === 'waiting' ? 'waiting' : 'training'
+    options.network.announceMembership({ version: membershipVersion, ...membership.toSnapshot() }, progress.step, phase).catch((error: unknown) => {
+      log.debug({ err: error }, 'membership announcement failed')
+    })
+  }
+
+  const isCoordinator = (): boolean => {
+    const suspected = new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
+    return membership.coordinatorAt(progress.step, suspected) === selfId
+  }
+
+  const waitForStart = async (): Promise<void> => {
+    while (!abort.signal.aborted) {
+      const members = membership.membersAt(0)
+      if (progress.step > 0 || (members.length >= config.minPeers && members.includes(selfId) && membershipVersion > 0) || (options.host && config.minPeers <= 1)) return
+      if (options.host && members.length >= config.minPeers) {
+        membershipVersion++
+        announce()
+        return
+      }
+      if (options.host) announce()
+      await sleep(250, abort.signal)
+    }
+  }
+
+  const checkDivergence = async (r: StepReport): Promise<void> => {
+    if (r.peerDigests.size === 0) return
+    const counts = new Map<string, string[]>()
+    counts.set(r.digest, [selfId])
+    for (const [peer, digest] of r.peerDigests) counts.set(digest, [...(counts.get(digest) ?? []), peer])
+    const [majorityDigest, holders] = [...counts.entries()].sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1))[0]
+    if (majorityDigest === r.digest || holders.length <= (counts.get(r.digest)?.length ?? 0)) return
+    log.warn({ step: r.step, own: r.digest, majority: majorityDigest, holders }, 'parameters diverged from the majority: re-syncing state')
+    const source = holders.sort()[0]
+    const snap = await options.network.fetchSnapshot(source, progress.step)
+    loadSnapshot(snap)
+    trainer = buildTrainer()
+  }
+
+  const evictMissing = (r: StepReport): void => {
+    for (const member of r.members) {
+      if (member === selfId) continue
+      const count = r.missing.includes(member) ? (misses.get(member) ?? 0) + 1 : 0
+      misses.set(member, count)
+    }
+    if (!isCoordinator()) return
+    let changed = false
+    for (const [peer, count] of misses) {
+      if (count >= config.evictAfterMissedSteps && membership.isKnown(peer, progress.step)) {
+        log.warn({ peer, missedSteps: count, fromStep: progress.step }, 'evicting a member that missed too many steps')
+        changed = membership.leave(peer, progress.step) || changed
+        collector.forget(peer)
+        misses.delete(peer)
+      }
+    }
+    if (changed) {
+      membershipVersion++
+      announce()
+    }
+  }
+
+  const endEpoch = async (): Promise<boolean> => {
+    const started = performance.now()
+    const summary = await stages.time('validate', () => evaluateDataset(runtime.computer, params, runtime.validation, 256))
+    validation = summary
+    const decision = convergence.onEpochEnd(summary.loss, progress.lr)
+    const record: EpochRecord = {
+      epoch: progress.epoch,
+      step: progress.step,
+      trainLoss: progress.epochLossCount === 0 ? NaN : progress.epochLossSum / progress.epochLossCount,
+      validationLoss: summary.loss,
+      validationAccuracy: summary.accuracy,
+      lr: progress.lr,
+      durationMs: performance.now() - started
+    }
+    history.push(record)
+    options.events?.onEpoch?.(record)
+    if (decision.lrReduced) log.info({ epoch: progress.epoch, lr: decision.lr }, 'validation loss plateaued: learning rate reduced')
+    progress.lr = decision.lr
+    progress.epoch += 1
+    progress.cursor = 0
+    progress.epochLossSum = 0
+    progress.epochLossCount = 0
+    if (decision.stop) log.info({ epoch: record.epoch }, 'early stopping: validation loss stopped improving')
+    return decision.stop || progress.epoch >= config.epochs
+  }
+
+  const finish = async (reason: StopReason): Promise<JobResult> => {
+    const test = await evaluateDataset(runtime.computer, params, runtime.test, 256)
+    runnerState = 'finished'
+    outcome = { reason, test, step: progress.step, epoch: progress.epoch, history, digest: parameterDigest(params) }
+    serveSnapshotWaiters()
+    announce()
+    options.events?.onFinished?.(outcome)
+    return outcome
+  }
+
+  const run = async (): Promise<JobResult | undefined> => {
+    try {
+      if (finishedFromSnapshot) return await finish('epochs')
+      if (runnerState === 'waiting') await waitForStart()
+      runnerState = 'training'
+      let lastAnnounce = 0
+      while (!abort.signal.aborted) {
+        if (paused !== undefined) {
+          runnerState = 'paused'
+          await Promise.race([paused.promise, sleep(1e9, abort.signal)])
+          if (abort.signal.aborted) break
+          runnerState = 'training'
+        }
+        serveSnapshotWaiters()
+        if (isCoordinator() && performance.now() - lastAnnounce > 1000) {
+          announce()
+          lastAnnounce = performance.now()
+        }
+        if (trainer.stepsPerEpochAt(Math.max(1, membership.membersAt(progress.step).length)) === 0) {
+          throw new Error(`the training set (${runtime.train.size} samples) is smaller than one global batch: lower batchSize or use fewer peers`)
+        }
+        const r = await trainer.runStep(abort.signal)
+        if (r === undefined) {
+          // not (or no longer) a member at this step: wait for admission news
+          await sleep(200, abort.signal)
+          continue
+        }
+        report = r
+        contributorCounts.push(r.contributors.length)
+        if (contributorCounts.length > 10_000) contributorCounts.shift()
+        options.events?.onStep?.(r)
+        evictMissing(r)
+        await checkDivergence(r)
+        if (config.checkpointEverySteps > 0 && progress.step % config.checkpointEverySteps === 0) {
+          await options.events?.onCheckpoint?.(currentSnapshot())
+        }
+        if (r.epochEnded && await endEpoch()) {
+          return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
+        }
+      }
+      return undefined
+    } catch (error) {
+      if (abort.signal.aborted) return undefined
+      runnerState = 'failed'
+      log.error({ err: error }, 'training failed')
+      throw error
+    }
+  }
+
+  return {
+    config,
+    stages,
+    state: () => runnerState,
+    progress: () => progress,
+    membership: () => membership,
+    membershipVersion: () => membershipVersion,
+    lastReport: () => report,
+    lastValidation: () => validation,
+    result: () => outcome,
+    contributorStats() {
+      if (contributorCounts.length === 0) return { last: 0, mean: 0, min: 0, max: 0 }
+      return {
+        last: contributorCounts[contributorCounts.length - 1],
+        mean: contributorCounts.reduce((a, b) => a + b, 0) / contributorCounts.length,
+        min: Math.min(...contributorCounts),
+        max: Math.max(...contributorCounts)
+      }
+    },
+    start() {
+      if (loop !== undefined) return
+      if (runnerState === 'syncing') runnerState = 'training'
+      loop = run()
+      loop.catch(() => {})
+    },
+    async stop() {
+      abort.abort(new Error('job stopped'))
+      collector.close()
+      await loop?.catch(() => undefined)
+      if (runnerState !== 'finished' && runnerState !== 'failed') runnerState = 'finished'
+      abort = new AbortController()
+    },
+    pause() {
+      paused ??= Promise.withResolvers<void>()
+    },
+    resume() {
+      paused?.resolve()
+      paused = undefined
+    },
+    done: async () => loop,
+    offerGradient(gradient: InboundGradient): boolean {
+      if (!membership.isKnown(gradient.sender, gradient.step)) return false
+      return collector.offer(gradient)
+    },
+    admit(peerId: string) {
+      const effectiveStep = runnerState === 'waiting' ? 0 : progress.step + MEMBERSHIP_MARGIN
+      if (membership.join(peerId, effectiveStep)) {
+        membershipVersion++
+        misses.delete(peerId)
+        log.info({ peer: peerId, effectiveStep }, 'admitted a new member')
+        if (runnerState !== 'waiting') announce()
+      }
+      const record = membership.record(peerId)
+      return { effectiveStep: record?.joinStep ?? effectiveStep, membership: { version: membershipVersion, ...membership.toSnapshot() } }
+    },
+    memberLeaving(peerId: string, effectiveStep: number) {
+      if (membership.leave(peerId, Math.max(effectiveStep, 0))) {
+        log.info({ peer: peerId, effectiveStep }, 'a member is leaving')
+        collector.forget(peerId)
+        if (isCoordinator()) {
+          membershipVersion++
+          announce()
+        }
+      }
+    },
+    adoptMembership(state: MembershipState): boolean {
+      if (state.version <= membershipVersion) return false
+      membership = MembershipView.fromSnapshot(state)
+      membershipVersion = state.version
+      for (const id of [...misses.keys()]) if (!membership.isKnown(id, progress.step)) misses.delete(id)
+      return true
+    },
+    snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
+      if (minStep <= progress.step && runnerState !== 'training') return Promise.resolve(currentSnapshot())
+      return new Promise((resolve, reject) => {
+        const waiter = { minStep, resolve }
+        snapshotWaiters.push(waiter)
+        signal?.addEventListener('abort', () => {
+          const i = snapshotWaiters.indexOf(waiter)
+          if (i >= 0) snapshotWaiters.splice(i, 1)
+          reject(signal.reason)
+        }, { once: true })
+      })
+    },
+    currentSnapshot,
+    isCoordinator
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done (): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
+}

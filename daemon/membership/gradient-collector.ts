@@ -1,0 +1,120 @@
+/**
+ * Holds inbound gradients by step and sender, and lets the training loop wait for one step's
+ * set until every expected peer has sent, or a deadline passes. Each gradient is kept once:
+ * nothing is downloaded or processed twice.
+ */
+export interface CollectedGradient {
+  readonly step: number
+  readonly sender: string
+}
+
+export interface CollectOptions {
+  /** peers whose gradient this step waits for (self excluded) */
+  readonly expected: ReadonlySet<string>
+  /** absolute time (performance.now()) after which the step goes on with what arrived */
+  readonly deadline: number
+  readonly signal?: AbortSignal
+}
+
+export interface CollectResult<M extends CollectedGradient> {
+  readonly received: Map<string, M>
+  readonly missing: string[]
+  readonly timedOut: boolean
+}
+
+export interface GradientCollector<M extends CollectedGradient> {
+  /** Store an inbound gradient; returns false when it is a duplicate, too old or too far ahead. */
+  offer(message: M): boolean
+  collect(step: number, options: CollectOptions): Promise<CollectResult<M>>
+  /** Peers no longer expected (left or evicted) stop being waited for at once. */
+  forget(peerId: string): void
+  /** Drop everything for steps before `step`. */
+  discardBefore(step: number): void
+  /** Wake every waiter (used on stop). */
+  close(): void
+}
+
+export interface GradientCollectorOptions {
+  /** how many steps ahead of the oldest awaited step are buffered (bounds memory) */
+  readonly maxStepsAhead?: number
+}
+
+export function createGradientCollector<M extends CollectedGradient>(options: GradientCollectorOptions = {}): GradientCollector<M> {
+  const maxStepsAhead = options.maxStepsAhead ?? 8
+  const byStep = new Map<number, Map<string, M>>()
+  let floor = 0
+  let wake: (() => void) | undefined
+  const forgotten = new Set<string>()
+
+  const notify = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+
+  return {
+    offer(message: M): boolean {
+      if (message.step < floor || message.step > floor + maxStepsAhead) return false
+      let senders = byStep.get(message.step)
+      if (senders === undefined) {
+        senders = new Map()
+        byStep.set(message.step, senders)
+      }
+      if (senders.has(message.sender)) return false
+      senders.set(message.sender, message)
+      forgotten.delete(message.sender)
+      notify()
+      return true
+    },
+
+    async collect(step: number, { expected, deadline, signal }: CollectOptions): Promise<CollectResult<M>> {
+      const waiting = (): string[] => {
+        const got = byStep.get(step)
+        return [...expected].filter((id) => !forgotten.has(id) && got?.has(id) !== true)
+      }
+      let timedOut = false
+      while (waiting().length > 0) {
+        const remaining = deadline - performance.now()
+        if (remaining <= 0) {
+          timedOut = true
+          break
+        }
+        if (signal?.aborted === true) break
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, remaining)
+          const onAbort = (): void => done()
+          signal?.addEventListener('abort', onAbort, { once: true })
+          wake = done
+          function done (): void {
+            clearTimeout(timer)
+            signal?.removeEventListener('abort', onAbort)
+            if (wake === done) wake = undefined
+            resolve()
+          }
+        })
+      }
+      const got = byStep.get(step) ?? new Map<string, M>()
+      const received = new Map<string, M>()
+      for (const [sender, message] of got) {
+        if (expected.has(sender)) received.set(sender, message)
+      }
+      return { received, missing: waiting(), timedOut }
+    },
+
+    forget(peerId: string): void {
+      forgotten.add(peerId)
+      notify()
+    },
+
+    discardBefore(step: number): void {
+      floor = Math.max(floor, step)
+      for (const s of byStep.keys()) {
+        if (s < step) byStep.delete(s)
+      }
+    },
+
+    close(): void {
+      notify()
+    }
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Who is a member of the job at which step. Every change takes effect at an explicit step, so
+ * peers that hear of it before reaching that step agree on the member list (and so on the
+ * shards and on which gradients a step waits for) without a round of consensus. Peers that
+ * disagree anyway end up with different parameters, which the parameter digests detect.
+ */
+export interface MemberRecord {
+  readonly peerId: string
+  /** first step this peer contributes to */
+  joinStep: number
+  /** first step it no longer contributes to (Infinity while it stays) */
+  leaveStep: number
+}
+
+export interface MembershipSnapshot {
+  readonly members: Array<{ peerId: string, joinStep: number, leaveStep: number | null }>
+}
+
+export class MembershipView {
+  private readonly records = new Map<string, MemberRecord>()
+
+  static fromSnapshot(snapshot: MembershipSnapshot): MembershipView {
+    const view = new MembershipView()
+    for (const m of snapshot.members) {
+      view.records.set(m.peerId, { peerId: m.peerId, joinStep: m.joinStep, leaveStep: m.leaveStep ?? Infinity })
+    }
+    return view
+  }
+
+  toSnapshot(): MembershipSnapshot {
+    return {
+      members: [...this.records.values()].map((r) => ({
+        peerId: r.peerId,
+        joinStep: r.joinStep,
+        leaveStep: Number.isFinite(r.leaveStep) ? r.leaveStep : null
+      }))
+    }
+  }
+
+  /** Sorted ids of the peers that contribute to `step`: the rank order used for sharding. */
+  membersAt(step: number): string[] {
+    const ids: string[] = []
+    for (const r of this.records.values()) {
+      if (r.joinStep <= step && step < r.leaveStep) ids.push(r.peerId)
+    }
+    return ids.sort()
+  }
+
+  isMemberAt(peerId: string, step: number): boolean {
+    const r = this.records.get(peerId)
+    return r !== undefined && r.joinStep <= step && step < r.leaveStep
+  }
+
+  /** True when the peer is or will be a member at some step >= `step`. */
+  isKnown(peerId: string, step: number): boolean {
+    const r = this.records.get(peerId)
+    return r !== undefined && step < r.leaveStep
+  }
+
+  record(peerId: string): MemberRecord | undefined {
+    return this.records.get(peerId)
+  }
+
+  /** Add a peer from `effectiveStep` on; re-admits a peer that left. Returns whether anything changed. */
+  join(peerId: string, effectiveStep: number): boolean {
+    const existing = this.records.get(peerId)
+    if (existing !== undefined && existing.joinStep <= effectiveStep && !Number.isFinite(existing.leaveStep)) return false
+    if (existing !== undefined && Number.isFinite(existing.leaveStep) && existing.leaveStep < effectiveStep) {
+      // re-admission after an eviction or a clean leave
+      existing.joinStep = effectiveStep
+      existing.leaveStep = Infinity
+      return true
+    }
+    if (existing !== undefined) {
+      const changed = existing.joinStep !== Math.min(existing.joinStep, effectiveStep) || Number.isFinite(existing.leaveStep)
+      existing.joinStep = Math.min(existing.joinStep, effectiveStep)
+      existing.leaveStep = Infinity
+      return changed
+    }
+    this.records.set(peerId, { peerId, joinStep: effectiveStep, leaveStep: Infinity })
+    return true
+  }
+
+  /** The peer stops contributing from `effectiveStep` on (the earliest announced step wins). */
+  leave(peerId: string, effectiveStep: number): boolean {
+    const existing = this.records.get(peerId)
+    if (existing === undefined) return false
+    if (effectiveStep >= existing.leaveStep) return false
+    existing.leaveStep = Math.max(effectiveStep, existing.joinStep)
+    return true
+  }
+
+  /**
+   * The peer that decides joins and evictions at `step`: the lowest id among members not
+   * suspected by the caller. If it crashes, the next lowest takes over.
+   */
+  coordinatorAt(step: number, suspected: ReadonlySet<string> = new Set()): string | undefined {
+    return this.membersAt(step).find((id) => !suspected.has(id))
+  }
+}

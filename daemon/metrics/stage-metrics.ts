@@ -1,0 +1,89 @@
+/**
+ * Per-stage time, CPU and memory of training, as in Table I of the paper:
+ * compute gradients, compress, send, receive, aggregate, update, validate.
+ * CPU is process CPU time over wall time (200 % = both cores busy).
+ */
+export const TRAINING_STAGES = ['compute', 'compress', 'send', 'receive', 'aggregate', 'update', 'validate'] as const
+export type TrainingStage = typeof TRAINING_STAGES[number]
+
+export interface StageSummary {
+  readonly stage: TrainingStage
+  readonly count: number
+  readonly totalMs: number
+  readonly meanMs: number
+  readonly p95Ms: number
+  /** process CPU time / wall time over this stage, in percent */
+  readonly cpuPercent: number
+  /** mean resident set size at the end of the stage, MiB */
+  readonly rssMiB: number
+}
+
+export interface StageRecorder {
+  time<T>(stage: TrainingStage, work: () => Promise<T> | T): Promise<T>
+  record(stage: TrainingStage, wallMs: number, cpuMs: number): void
+  summary(): StageSummary[]
+  reset(): void
+}
+
+const SAMPLE_WINDOW = 2048
+
+interface StageAccumulator {
+  count: number
+  totalMs: number
+  cpuMs: number
+  rssSum: number
+  recent: number[]
+}
+
+export function createStageRecorder(): StageRecorder {
+  const stages = new Map<TrainingStage, StageAccumulator>()
+  const accumulator = (stage: TrainingStage): StageAccumulator => {
+    let acc = stages.get(stage)
+    if (acc === undefined) {
+      acc = { count: 0, totalMs: 0, cpuMs: 0, rssSum: 0, recent: [] }
+      stages.set(stage, acc)
+    }
+    return acc
+  }
+  const record = (stage: TrainingStage, wallMs: number, cpuMs: number): void => {
+    const acc = accumulator(stage)
+    acc.count++
+    acc.totalMs += wallMs
+    acc.cpuMs += cpuMs
+    acc.rssSum += process.memoryUsage.rss() / (1024 * 1024)
+    acc.recent.push(wallMs)
+    if (acc.recent.length > SAMPLE_WINDOW) acc.recent.shift()
+  }
+  return {
+    async time<T>(stage: TrainingStage, work: () => Promise<T> | T): Promise<T> {
+      const cpuStart = process.cpuUsage()
+      const start = performance.now()
+      try {
+        return await work()
+      } finally {
+        const cpu = process.cpuUsage(cpuStart)
+        record(stage, performance.now() - start, (cpu.user + cpu.system) / 1000)
+      }
+    },
+    record,
+    summary(): StageSummary[] {
+      return TRAINING_STAGES.filter((stage) => stages.has(stage)).map((stage) => {
+        const acc = accumulator(stage)
+        const sorted = [...acc.recent].sort((a, b) => a - b)
+        const p95 = sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))]
+        return {
+          stage,
+          count: acc.count,
+          totalMs: acc.totalMs,
+          meanMs: acc.count === 0 ? 0 : acc.totalMs / acc.count,
+          p95Ms: p95,
+          cpuPercent: acc.totalMs === 0 ? 0 : (100 * acc.cpuMs) / acc.totalMs,
+          rssMiB: acc.count === 0 ? 0 : acc.rssSum / acc.count
+        }
+      })
+    },
+    reset(): void {
+      stages.clear()
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Everything a job needs to compute, resolved once from its config: the model, the data
+ * splits, where gradients are computed, the optimizer, the codec and the aggregation rule.
+ */
+import type { JobConfig } from '../../config/job-config.js'
+import type { GradientComputer } from '../../ml/core/types.js'
+import type { Dataset } from '../../ml/data/dataset.js'
+import { loadJobDatasets } from '../../ml/data/job-datasets.js'
+import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
+import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import { createModel } from '../../ml/models/zoo.js'
+
+export interface JobRuntime {
+  readonly config: JobConfig
+  readonly model: ModelDefinition
+  readonly train: Dataset
+  readonly validation: Dataset
+  readonly test: Dataset
+  readonly computer: GradientComputer
+  close(): Promise<void>
+}
+
+export interface JobRuntimeOptions {
+  /** ORT threads for this peer's gradient computation */
+  readonly computeThreads?: number
+}
+
+export async function resolveModel(spec: string): Promise<ModelDefinition> {
+  if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec)
+  const { loadOnnxModel } = await import('../../ml/models/onnx-import.js')
+  return loadOnnxModel(spec)
+}
+
+export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
+  const model = await resolveModel(config.model)
+  const { train, validation, test } = await loadJobDatasets(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
+  const sample = train.sampleShape.join('x')
+  if (sample !== model.sampleShape.join('x')) {
+    throw new Error(`model '${config.model}' expects samples of shape ${model.sampleShape.join('x')} but dataset '${config.dataset}' has ${sample}`)
+  }
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
+  return {
+    config,
+    model,
+    train,
+    validation,
+    test,
+    computer,
+    close: () => computer.close()
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * `p2pmld train`: the same job runner as a peer, as a one-member job with no network. This is
+ * the single-process baseline peer-to-peer training is compared with.
+ */
+import type { JobConfig } from '../../config/job-config.js'
+import { createJobRunner, type JobNetwork, type JobResult, type JobRunnerEvents } from '../job/job-runner.js'
+import type { Logger } from '../logger.js'
+import type { StageSummary } from '../metrics/stage-metrics.js'
+import { createJobRuntime } from './job-runtime.js'
+
+const LOCAL_PEER_ID = 'local'
+
+const noNetwork: JobNetwork = {
+  sendGradient: async () => {},
+  announceMembership: async () => {},
+  fetchSnapshot: async () => {
+    throw new Error('a local training run has no peers to sync from')
+  }
+}
+
+export interface LocalTrainingOptions {
+  readonly computeThreads?: number
+  readonly log: Logger
+  readonly events?: JobRunnerEvents
+  readonly signal?: AbortSignal
+}
+
+export interface LocalTrainingResult extends JobResult {
+  readonly stages: StageSummary[]
+  readonly wallMs: number
+  readonly trainSize: number
+  readonly parameterCount: number
+}
+
+export async function runLocalTraining(config: JobConfig, options: LocalTrainingOptions): Promise<LocalTrainingResult | undefined> {
+  const started = performance.now()
+  const runtime = await createJobRuntime({ ...config, minPeers: 1 }, { computeThreads: options.computeThreads })
+  try {
+    const runner = createJobRunner({ selfId: LOCAL_PEER_ID, runtime, network: noNetwork, log: options.log, events: options.events, host: true })
+    const onAbort = (): void => { void runner.stop() }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    runner.start()
+    const result = await runner.done()
+    options.signal?.removeEventListener('abort', onAbort)
+    if (result === undefined) return undefined
+    return {
+      ...result,
+      stages: runner.stages.summary(),
+      wallMs: performance.now() - started,
+      trainSize: runtime.train.size,
+      parameterCount: runtime.model.layout.totalSize
+    }
+  } finally {
+    await runtime.close()
+  }
+}

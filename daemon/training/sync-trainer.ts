@@ -1,0 +1,197 @@
+/**
+ * The synchronous data-parallel step loop of one peer. Each step: take this peer's shard of
+ * the next global batch, compute its gradient, compress and send it to the other members,
+ * collect theirs until all arrived or the deadline passed, aggregate (sorted by sender, so every
+ * peer aggregates the same list in the same order) and apply the optimizer update.
+ */
+import type { AttackConfig, JobConfig } from '../../config/job-config.js'
+import type { Rng } from '../../ml/core/rng.js'
+import { createRng, deriveSeed } from '../../ml/core/rng.js'
+import type { GradientComputer } from '../../ml/core/types.js'
+import type { Dataset } from '../../ml/data/dataset.js'
+import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import type { StageRecorder } from '../metrics/stage-metrics.js'
+import type { GradientCollector } from '../membership/gradient-collector.js'
+import type { MembershipView } from '../membership/membership-view.js'
+import type { StepDeadlinePolicy } from './deadline.js'
+import { parameterDigest, type TrainingProgress } from './training-state.js'
+
+export interface StepOptimizer {
+  step(params: Float32Array, gradient: Float32Array, lr: number): void
+}
+
+export interface StepCodec {
+  encode(values: Float32Array, rng: Rng): Uint8Array
+  decode(bytes: Uint8Array, count: number): Float32Array
+}
+
+export interface StepAggregator {
+  aggregate(gradients: readonly Float32Array[]): Float32Array
+}
+
+/** A decoded gradient from a member, as the collector holds it. */
+export interface InboundGradient {
+  readonly step: number
+  readonly sender: string
+  readonly digest: string
+  readonly gradient: Float32Array
+}
+
+export interface OutboundGradient {
+  readonly step: number
+  readonly epoch: number
+  readonly digest: string
+  readonly payload: Uint8Array
+}
+
+export interface StepReport {
+  readonly step: number
+  readonly epoch: number
+  readonly members: readonly string[]
+  /** senders whose gradients were aggregated, self included */
+  readonly contributors: readonly string[]
+  readonly missing: readonly string[]
+  readonly digest: string
+  /** digests the other members sent for this step */
+  readonly peerDigests: ReadonlyMap<string, string>
+  readonly loss: number
+  readonly waitedMs: number
+  readonly stepMs: number
+  readonly epochEnded: boolean
+  /** steps done in this epoch and the epoch's length at the current world size (for progress) */
+  readonly stepInEpoch: number
+  readonly stepsInEpoch: number
+}
+
+export interface SyncTrainerDeps {
+  readonly selfId: string
+  readonly config: JobConfig
+  readonly train: Dataset
+  readonly computer: GradientComputer
+  readonly params: Float32Array
+  readonly optimizer: StepOptimizer
+  readonly codec: StepCodec
+  /** the aggregation rule for `n` inputs (may lower f when too few members remain) */
+  aggregatorFor(n: number): StepAggregator
+  readonly progress: TrainingProgress
+  readonly membership: Pick<MembershipView, 'membersAt' | 'isMemberAt'>
+  readonly collector: GradientCollector<InboundGradient>
+  readonly stages: StageRecorder
+  readonly deadline: StepDeadlinePolicy
+  send(message: OutboundGradient, recipients: readonly string[]): Promise<void>
+  /** Byzantine behaviour for tests and demos (only when the job names this peer) */
+  readonly attack?: (gradient: Float32Array, step: number) => Float32Array
+  readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
+}
+
+export interface SyncTrainer {
+  /** Run one step; returns its report, or undefined when this peer is not a member at this step. */
+  runStep(signal?: AbortSignal): Promise<StepReport | undefined>
+  stepsPerEpochAt(worldSize: number): number
+}
+
+export class NotAMemberError extends Error {
+  override name = 'NotAMemberError'
+}
+
+export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
+  const { config, progress, membership, collector, stages } = deps
+  const batchSize = config.batchSize
+  let permutation: { epoch: number, perm: Uint32Array } | undefined
+
+  const permutationFor = (epoch: number): Uint32Array => {
+    if (permutation?.epoch !== epoch) permutation = { epoch, perm: epochPermutation(deps.train.size, config.seed, epoch) }
+    return permutation.perm
+  }
+
+  return {
+    stepsPerEpochAt(worldSize: number): number {
+      return Math.floor(deps.train.size / (worldSize * batchSize))
+    },
+
+    async runStep(signal?: AbortSignal): Promise<StepReport | undefined> {
+      const stepStart = performance.now()
+      const step = progress.step
+      const members = membership.membersAt(step)
+      const rank = members.indexOf(deps.selfId)
+      if (rank < 0) return undefined
+      const worldSize = members.length
+      const digest = parameterDigest(deps.params)
+
+      const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
+      const batch = gatherBatch(deps.train, indices)
+      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch))
+      const honest = result.gradient
+      const sent = deps.attack === undefined ? honest : deps.attack(honest, step)
+
+      const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
+      const { payload, own } = await stages.time('compress', () => {
+        const bytes = deps.codec.encode(sent, rng)
+        // aggregate exactly what the others will decode, so every member sees the same vectors
+        return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
+      })
+      const others = members.filter((id) => id !== deps.selfId)
+      await stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, others))
+
+      const waitStart = performance.now()
+      const quorum = Math.max(1, Math.ceil(config.quorum * worldSize))
+      const collected = await stages.time('receive', async () => {
+        for (;;) {
+          const outcome = await collector.collect(step, {
+            expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
+            deadline: performance.now() + deps.deadline.current(),
+            signal
+          })
+          if (signal?.aborted === true) return outcome
+          if (outcome.received.size + 1 >= quorum) return outcome
+          deps.log.warn({ step, received: outcome.received.size + 1, quorum, missing: outcome.missing }, 'step deadline passed without a quorum; waiting on')
+        }
+      })
+      if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+      const waitedMs = performance.now() - waitStart
+
+      const contributions = new Map<string, Float32Array>([[deps.selfId, own]])
+      const peerDigests = new Map<string, string>()
+      for (const [sender, message] of collected.received) {
+        contributions.set(sender, message.gradient)
+        peerDigests.set(sender, message.digest)
+      }
+      const contributors = [...contributions.keys()].sort()
+      const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
+      const aggregate = await stages.time('aggregate', () => deps.aggregatorFor(ordered.length).aggregate(ordered))
+      await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
+
+      // the step consumed one batch per member that the step was planned for
+      const worldAtEnd = membership.membersAt(step).length
+      progress.cursor += worldAtEnd * batchSize
+      progress.step = step + 1
+      progress.epochLossSum += result.loss
+      progress.epochLossCount += 1
+      collector.discardBefore(step + 1)
+      const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
+      const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
+      const stepMs = performance.now() - stepStart
+      if (collected.missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
+      return {
+        step,
+        epoch: progress.epoch,
+        members,
+        contributors,
+        missing: collected.missing,
+        digest,
+        peerDigests,
+        loss: result.loss,
+        waitedMs,
+        stepMs,
+        epochEnded,
+        stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
+        stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
+      }
+    }
+  }
+}
+
+export function describeAttack(attack: AttackConfig | undefined, selfNames: readonly string[]): AttackConfig | undefined {
+  if (attack === undefined) return undefined
+  return attack.peers.some((p) => selfNames.includes(p)) ? attack : undefined
+}

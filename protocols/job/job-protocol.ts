@@ -1,0 +1,78 @@
+/**
+ * `/p2pmld/job/1.0.0`: how a peer learns the running job and asks to become a member.
+ * A new peer asks any peer it reached (its bootstrap peer) for `info`, then sends `join` to the
+ * coordinator named there; a peer that stops cleanly sends `leave` to the coordinator.
+ */
+import { z } from 'zod'
+
+export const JOB_PROTOCOL = '/p2pmld/job/1.0.0'
+
+export const MembershipRecordSchema = z.object({
+  peerId: z.string().min(1).max(128),
+  joinStep: z.number().int().min(0),
+  leaveStep: z.number().int().min(0).nullable()
+}).strict()
+
+export const MembershipStateSchema = z.object({
+  /** bumped by the coordinator on every change; a peer adopts a higher version wholesale */
+  version: z.number().int().min(0),
+  members: z.array(MembershipRecordSchema).max(4096)
+}).strict()
+export type MembershipState = z.infer<typeof MembershipStateSchema>
+
+export const JobRequestSchema = z.discriminatedUnion('type', [
+  z.object({ v: z.literal(1), type: z.literal('info') }).strict(),
+  z.object({ v: z.literal(1), type: z.literal('join'), jobId: z.string().min(1).max(64), addrs: z.array(z.string().max(512)).max(32) }).strict(),
+  z.object({ v: z.literal(1), type: z.literal('leave'), jobId: z.string().min(1).max(64), effectiveStep: z.number().int().min(0) }).strict()
+])
+export type JobRequest = z.infer<typeof JobRequestSchema>
+
+export const JobPhaseSchema = z.enum(['waiting', 'training', 'finished'])
+export type JobPhase = z.infer<typeof JobPhaseSchema>
+
+export const JobInfoSchema = z.object({
+  jobId: z.string(),
+  /** the job config as JSON; the receiver validates it with JobConfigSchema */
+  config: z.unknown(),
+  phase: JobPhaseSchema,
+  step: z.number().int().min(0),
+  coordinator: z.object({ peerId: z.string(), addrs: z.array(z.string()) }).strict(),
+  membership: MembershipStateSchema
+}).strict()
+export type JobInfo = z.infer<typeof JobInfoSchema>
+
+export const JoinReplySchema = z.object({
+  /** first step the new member contributes to; its state is fetched as of that step */
+  effectiveStep: z.number().int().min(0),
+  membership: MembershipStateSchema
+}).strict()
+export type JoinReply = z.infer<typeof JoinReplySchema>
+
+export const LeaveReplySchema = z.object({ membership: MembershipStateSchema }).strict()
+
+/** Gossiped on the job's membership topic. */
+export const MembershipAnnouncementSchema = z.discriminatedUnion('type', [
+  z.object({
+    v: z.literal(1),
+    type: z.literal('membership'),
+    jobId: z.string().min(1).max(64),
+    /** the coordinator's current step */
+    step: z.number().int().min(0),
+    phase: JobPhaseSchema,
+    membership: MembershipStateSchema
+  }).strict(),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('heartbeat'),
+    jobId: z.string().min(1).max(64),
+    step: z.number().int().min(0),
+    addrs: z.array(z.string().max(512)).max(32)
+  }).strict(),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('leave'),
+    jobId: z.string().min(1).max(64),
+    effectiveStep: z.number().int().min(0)
+  }).strict()
+])
+export type MembershipAnnouncement = z.infer<typeof MembershipAnnouncementSchema>

@@ -1,0 +1,122 @@
+/**
+ * One JSON request, one JSON response, over a fresh libp2p stream (length-prefixed frames).
+ * Used for the small control exchanges (job discovery, join, leave). Both sides validate
+ * what they read with a zod schema; sizes and time are bounded.
+ */
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import * as lp from 'it-length-prefixed'
+import type { z } from 'zod'
+
+export const MAX_JSON_FRAME_BYTES = 1024 * 1024
+
+export class RequestError extends Error {
+  override name = 'RequestError'
+}
+
+export class RemoteError extends Error {
+  override name = 'RemoteError'
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+async function readOneFrame(stream: Stream, signal: AbortSignal): Promise<Uint8Array> {
+  const frames = lp.decode(stream, { maxDataLength: MAX_JSON_FRAME_BYTES })
+  const onAbort = (): void => stream.abort(new RequestError('timed out waiting for the reply'))
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const frame of frames) return frame.subarray()
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  throw new RequestError('stream closed before a reply arrived')
+}
+
+function writeFrame(stream: Stream, value: unknown): void {
+  stream.send(lp.encode.single(encoder.encode(JSON.stringify(value))))
+}
+
+export interface JsonRequestHandlerOptions {
+  readonly timeoutMs?: number
+  readonly onError?: (error: unknown) => void
+}
+
+/** Serve `protocol`: each stream carries one request; the handler's value (or error) is the reply. */
+export async function handleJsonRequests<Req>(
+  node: Libp2p,
+  protocol: string,
+  requestSchema: z.ZodType<Req>,
+  handler: (request: Req, remotePeer: PeerId) => Promise<unknown>,
+  options: JsonRequestHandlerOptions = {}
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 30_000
+  await node.handle(protocol, async (stream, connection) => {
+    const signal = AbortSignal.timeout(timeoutMs)
+    try {
+      const bytes = await readOneFrame(stream, signal)
+      let raw: unknown
+      try {
+        raw = JSON.parse(decoder.decode(bytes))
+      } catch {
+        writeFrame(stream, { ok: false, error: 'request is not valid JSON' })
+        await stream.close()
+        return
+      }
+      const parsed = requestSchema.safeParse(raw)
+      if (!parsed.success) {
+        writeFrame(stream, { ok: false, error: `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` })
+        await stream.close()
+        return
+      }
+      try {
+        const result = await handler(parsed.data, connection.remotePeer)
+        writeFrame(stream, { ok: true, result })
+      } catch (error) {
+        writeFrame(stream, { ok: false, error: error instanceof Error ? error.message : String(error) })
+      }
+      await stream.close()
+    } catch (error) {
+      options.onError?.(error)
+      stream.abort(error instanceof Error ? error : new Error(String(error)))
+    }
+  }, { maxInboundStreams: 64 })
+}
+
+export interface JsonRequestOptions {
+  readonly timeoutMs?: number
+  readonly signal?: AbortSignal
+}
+
+/** Send one request and return the validated reply; a remote failure becomes a RemoteError. */
+export async function requestJson<Res>(
+  node: Libp2p,
+  target: PeerId | Multiaddr,
+  protocol: string,
+  request: unknown,
+  responseSchema: z.ZodType<Res>,
+  options: JsonRequestOptions = {}
+): Promise<Res> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 15_000)
+  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
+  const stream = await node.dialProtocol(target, protocol, { signal })
+  try {
+    writeFrame(stream, request)
+    const bytes = await readOneFrame(stream, signal)
+    let reply: unknown
+    try {
+      reply = JSON.parse(decoder.decode(bytes))
+    } catch {
+      throw new RequestError(`peer replied on ${protocol} with bytes that are not JSON`)
+    }
+    const envelope = reply as { ok?: unknown, error?: unknown, result?: unknown }
+    if (envelope.ok !== true) {
+      throw new RemoteError(typeof envelope.error === 'string' ? envelope.error : `peer refused the ${protocol} request`)
+    }
+    const parsed = responseSchema.safeParse(envelope.result)
+    if (!parsed.success) throw new RequestError(`peer sent an invalid ${protocol} reply: ${parsed.error.message}`)
+    return parsed.data
+  } finally {
+    await stream.close().catch(() => {})
+  }
+}
