@@ -24,8 +24,7 @@ const MultiaddrStringSchema = z.string().min(1).refine((value) => {
   }
 }, { message: 'not a valid multiaddr (example: /ip4/127.0.0.1/tcp/4001)' })
 
-/** Every field optional: one layer (a file, the environment, flags) as written by a user. */
-export const DaemonConfigLayerSchema = z.object({
+const fields = {
   /** state directory: peer key, checkpoints, socket */
   dataDir: z.string().min(1),
   listen: z.array(MultiaddrStringSchema),
@@ -38,22 +37,24 @@ export const DaemonConfigLayerSchema = z.object({
   logLevel: LogLevelSchema,
   /** gradient worker threads */
   computeThreads: z.number().int().min(1).max(256)
-}).partial().strict()
+}
+
+/** Every field optional: one layer (a file, the environment, flags) as written by a user. */
+export const DaemonConfigLayerSchema = z.object(fields).partial().strict()
 export type DaemonConfigLayer = z.infer<typeof DaemonConfigLayerSchema>
 
-export interface DaemonConfig {
-  /** absolute */
-  readonly dataDir: string
-  readonly listen: readonly string[]
-  readonly bootstrap: readonly string[]
-  /** absolute */
-  readonly socketPath: string
-  /** absolute */
-  readonly pskFile?: string
-  readonly allowlist?: readonly string[]
-  readonly logLevel: z.infer<typeof LogLevelSchema>
-  readonly computeThreads: number
-}
+/** The resolved configuration a daemon runs with (paths absolute once loaded by config/load.ts). */
+export const DaemonConfigSchema = z.object({
+  ...fields,
+  listen: fields.listen.default(() => [...DEFAULT_LISTEN]),
+  bootstrap: fields.bootstrap.default(() => []),
+  pskFile: fields.pskFile.optional(),
+  allowlist: fields.allowlist.optional(),
+  logLevel: fields.logLevel.default('info'),
+  computeThreads: fields.computeThreads.default(() => defaultComputeThreads())
+}).strict()
+export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>
+export type DaemonConfig = z.output<typeof DaemonConfigSchema>
 
 /**
  * $HOME/.p2pmld rather than ./.p2pmld: the daemon is long-lived and the client commands

@@ -9,8 +9,7 @@ import { z } from 'zod'
 import { ConfigError, parseJobConfig, type JobConfig } from './job-config.js'
 import {
   DaemonConfigLayerSchema,
-  DEFAULT_LISTEN,
-  defaultComputeThreads,
+  DaemonConfigSchema,
   defaultDataDir,
   defaultSocketPath,
   MAX_SOCKET_PATH_BYTES,
@@ -119,16 +118,7 @@ export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonC
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
     throw new ConfigError(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (a Unix socket limit): use a shorter --data-dir or --socket`)
   }
-  return {
-    dataDir,
-    listen: merged.listen ?? [...DEFAULT_LISTEN],
-    bootstrap: merged.bootstrap ?? [],
-    socketPath,
-    ...(merged.pskFile !== undefined ? { pskFile: merged.pskFile } : {}),
-    ...(merged.allowlist !== undefined ? { allowlist: merged.allowlist } : {}),
-    logLevel: merged.logLevel ?? 'info',
-    computeThreads: merged.computeThreads ?? defaultComputeThreads()
-  }
+  return DaemonConfigSchema.parse({ ...merged, dataDir, socketPath })
 }
 
 function parseLayer(raw: unknown, source: string, name: (key: string) => string): DaemonConfigLayer {

@@ -254,6 +254,32 @@ describe('socket file lifecycle', () => {
     expect(raw.socket.destroyed).toBe(true)
   })
 
+  it('answers shutdown before the daemon stops its own control server', async () => {
+    const path = join(dir, 'self-stop.sock')
+    const handlers = createMemoryDaemon()
+    const own = createControlServer({ socketPath: path, handlers })
+    handlers.shutdown = () => {
+      setImmediate(() => { void own.stop() })
+      return { stopping: true as const }
+    }
+    await own.start()
+    const c = createControlClient(path)
+    expect(await c.shutdown()).toEqual({ stopping: true })
+    for (let i = 0; i < 50 && existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(existsSync(path)).toBe(false)
+    await c.close()
+  })
+
+  it('answers a client that half-closes after writing (nc -U style)', async () => {
+    daemon.statusDelayMs = 50 // the answer is ready only after the client's FIN arrived
+    const raw = await openRaw(socketPath)
+    raw.send(request('status', undefined, 'a') + request('peers', undefined, 'b'))
+    raw.socket.end()
+    expect((await raw.next()).id).toBe('a')
+    expect((await raw.next()).id).toBe('b')
+    await raw.closed
+  })
+
   it('tells the user how to start a daemon when none runs', async () => {
     const missing = createControlClient(join(dir, 'nowhere', 'p2pmld.sock'))
     const err = await missing.status().then(() => undefined, (e: unknown) => e)
