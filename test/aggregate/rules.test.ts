@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import { AggregationConfigSchema } from '../../config/job-config.js'
 import { AggregationInputError, createAggregator, InsufficientPeersError, krumScores } from '../../ml/aggregate/index.js'
+import { createRng } from '../../ml/core/rng.js'
 
 type AggregationConfigInput = z.input<typeof AggregationConfigSchema>
 
@@ -24,6 +25,25 @@ describe('exact values on small inputs', () => {
     // a huge outlier does not swallow the others' precision (it is dropped, not subtracted)
     expect(list(agg({ rule: 'trimmed-mean', f: 1 }).aggregate(vecs([3e38], [1e-7], [2e-7]))).map(Math.fround))
       .toEqual([Math.fround(2e-7)])
+  })
+
+  it('trimmed mean and median match a sort-based reference for n = 1..16 and every valid f (ties included)', () => {
+    const rng = createRng(17)
+    for (let n = 1; n <= 16; n++) {
+      const g = Array.from({ length: n }, () => Float32Array.from({ length: 50 }, () => rng.nextInt(7) - 3 + (rng.nextFloat() < 0.1 ? 1e6 : 0)))
+      for (let f = 0; 2 * f < n; f++) {
+        const trimmed = agg({ rule: 'trimmed-mean', f }).aggregate(g)
+        const median = agg({ rule: 'median', f }).aggregate(g)
+        for (let j = 0; j < 50; j++) {
+          const sorted = g.map((x) => x[j]).sort((a, b) => a - b)
+          const kept = sorted.slice(f, n - f)
+          // integer inputs: every sum is exact in float64, whatever the summation order
+          expect(trimmed[j]).toBe(Math.fround(kept.reduce((a, b) => a + b, 0) / kept.length))
+          const mid = n >> 1
+          expect(median[j]).toBe(Math.fround(n % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2))
+        }
+      }
+    }
   })
 
   it('median, odd and even n', () => {

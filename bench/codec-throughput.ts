@@ -1,0 +1,87 @@
+/**
+ * Codec and aggregator speed: `npx tsx bench/codec-throughput.ts [--quick]`.
+ * Codec throughput is in MB/s of float32 input (4 bytes per value), with a plain typed-array
+ * copy as the in-run baseline; aggregator times are medians, with the plain mean as baseline.
+ */
+import { AggregationConfigSchema, CompressionConfigSchema, type AggregationRule } from '../config/job-config.js'
+import { createAggregator } from '../ml/aggregate/index.js'
+import { createCodec } from '../ml/compress/index.js'
+import { createRng } from '../ml/core/rng.js'
+
+const quick = process.argv.includes('--quick')
+const sizes = [{ name: 'lenet5', d: 61_706 }, { name: 'mlp-large', d: 1_863_690 }]
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[s.length >> 1]
+}
+
+/** median ms per call over enough repetitions to fill ~budgetMs */
+function time (fn: () => void, budgetMs: number): number {
+  fn() // warm up
+  const samples: number[] = []
+  const deadline = performance.now() + budgetMs
+  while (samples.length < 5 || (performance.now() < deadline && samples.length < 200)) {
+    const t0 = performance.now()
+    fn()
+    samples.push(performance.now() - t0)
+  }
+  return median(samples)
+}
+
+function gaussian (d: number, seed: number): Float32Array {
+  const rng = createRng(seed)
+  const v = new Float32Array(d)
+  for (let i = 0; i < d; i++) v[i] = rng.nextNormal() * 0.01
+  return v
+}
+
+const budget = quick ? 150 : 1000
+const mbps = (d: number, ms: number): string => ((4 * d) / 1e6 / (ms / 1000)).toFixed(0).padStart(6)
+
+console.log('codec throughput (MB/s of float32 input; ratio = time / plain copy time)')
+console.log('model      d          codec       size   encode MB/s   decode MB/s   enc x copy   dec x copy')
+for (const { name, d } of sizes) {
+  const v = gaussian(d, 1)
+  const sink = new Float32Array(d)
+  const copyMs = time(() => sink.set(v), budget)
+  console.log(`${name.padEnd(10)} ${String(d).padEnd(10)} ${'copy'.padEnd(10)} ${'1.000'.padStart(6)}   ${mbps(d, copyMs)}`)
+  const configs = [
+    { label: 'qsgd-8', config: { codec: 'qsgd', bits: 8 } },
+    { label: 'qsgd-4', config: { codec: 'qsgd', bits: 4 } },
+    { label: 'qsgd-2', config: { codec: 'qsgd', bits: 2 } },
+    { label: 'fp16', config: { codec: 'fp16' } },
+    { label: 'none', config: { codec: 'none' } }
+  ] as const
+  for (const { label, config } of configs) {
+    const codec = createCodec(CompressionConfigSchema.parse(config))
+    const rng = createRng(2)
+    const bytes = codec.encode(v, rng)
+    const encMs = time(() => codec.encode(v, rng), budget)
+    const decMs = time(() => codec.decode(bytes, d), budget)
+    const ratio = (bytes.length / (4 * d)).toFixed(3)
+    console.log(`${name.padEnd(10)} ${String(d).padEnd(10)} ${label.padEnd(10)} ${ratio.padStart(6)}   ${mbps(d, encMs)}        ${mbps(d, decMs)}        ${(encMs / copyMs).toFixed(0).padStart(6)}       ${(decMs / copyMs).toFixed(0).padStart(6)}`)
+  }
+}
+
+console.log('\naggregation, median ms per call (f = 1; ratio = time / mean time in the same setting)')
+const rules: AggregationRule[] = ['mean', 'trimmed-mean', 'median', 'krum', 'multi-krum', 'centered-clip']
+console.log(`model      n   ${rules.map((r) => r.padStart(20)).join('')}`)
+for (const { name, d } of sizes) {
+  for (const n of [4, 5, 8]) {
+    const gradients = Array.from({ length: n }, (_, i) => gaussian(d, 10 + i))
+    let meanMs = 0
+    const cells: string[] = []
+    for (const rule of rules) {
+      const aggregator = createAggregator(AggregationConfigSchema.parse({ rule, f: 1, clipIterations: 3 }))
+      if (n < aggregator.minInputs()) {
+        cells.push(`n/a (needs ${aggregator.minInputs()})`.padStart(20))
+        continue
+      }
+      const ms = time(() => aggregator.aggregate(gradients), quick ? 100 : 600)
+      if (rule === 'mean') meanMs = ms
+      cells.push(`${ms.toFixed(1)} ms (${(ms / meanMs).toFixed(1)}x)`.padStart(20))
+    }
+    console.log(`${name.padEnd(10)} ${String(n).padEnd(3)} ${cells.join('')}`)
+  }
+}
