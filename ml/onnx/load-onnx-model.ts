@@ -1,0 +1,163 @@
+/**
+ * Reads a user's forward ONNX graph (e.g. exported by torch.onnx.export) into a ModelDefinition:
+ * float32 initializers become trainable parameters (in file order), other initializers and
+ * Constant nodes become constants, the one graph input that is not an initializer is the batch
+ * input (its batch dim may be symbolic), and the single graph output is the logits.
+ */
+import { readFile } from 'node:fs/promises'
+import type { Attribute, ConstantTensor, ForwardGraph, IrNode } from '../autodiff/ir.js'
+import { firstUnsupportedOp, inferShapes, UnsupportedOpError } from '../autodiff/training-graph.js'
+import type { ModelDefinition } from '../models/model-definition.js'
+import { createLayout } from '../params.js'
+import { onnx, type OnnxAttributeProto, type OnnxTensorProto } from './onnx-proto.js'
+
+export class OnnxModelNotFoundError extends Error {
+  override name = 'OnnxModelNotFoundError'
+}
+
+export class InvalidOnnxModelError extends Error {
+  override name = 'InvalidOnnxModelError'
+}
+
+type Int64 = number | { toNumber(): number }
+const toNumber = (v: Int64 | null | undefined): number => (v === null || v === undefined ? 0 : typeof v === 'number' ? v : v.toNumber())
+
+/** Load from a file path or from the model's bytes. */
+export async function loadOnnxModel(pathOrBytes: string | Uint8Array): Promise<ModelDefinition> {
+  if (typeof pathOrBytes !== 'string') return parseOnnxModel(pathOrBytes, 'the given bytes')
+  let bytes: Uint8Array
+  try {
+    bytes = await readFile(pathOrBytes)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new OnnxModelNotFoundError(`ONNX model file '${pathOrBytes}' does not exist: check the path, or use a zoo model name`)
+    }
+    throw new OnnxModelNotFoundError(`cannot read ONNX model file '${pathOrBytes}': ${(err as Error).message}`)
+  }
+  return parseOnnxModel(bytes, `'${pathOrBytes}'`)
+}
+
+export function parseOnnxModel(bytes: Uint8Array, source = 'the given bytes'): ModelDefinition {
+  const invalid = (why: string): InvalidOnnxModelError =>
+    new InvalidOnnxModelError(`${source} is not a usable ONNX model (${why}): give a .onnx file saved by torch.onnx.export or onnx.save`)
+  let model: InstanceType<typeof onnx.ModelProto>
+  try {
+    model = onnx.ModelProto.decode(bytes)
+  } catch (err) {
+    throw invalid(`protobuf decoding failed: ${(err as Error).message}`)
+  }
+  const graph = model.graph
+  if (toNumber(model.irVersion) <= 0 || graph === null || graph === undefined || (graph.node ?? []).length === 0) {
+    throw invalid('no ir_version or no graph with nodes')
+  }
+  const graphNodes = graph.node ?? []
+  const graphInputs = graph.input ?? []
+  const graphOutputs = graph.output ?? []
+  const initializers = graph.initializer ?? []
+  if (graphOutputs.length !== 1) throw invalid(`the graph must have exactly one output (the logits), it has ${graphOutputs.length}`)
+
+  const parameters: Array<{ name: string, shape: number[], data: Float32Array }> = []
+  const constants = new Map<string, ConstantTensor>()
+  for (const init of initializers) {
+    const tensor = toConstant(init, invalid)
+    const name = init.name ?? ''
+    if (tensor.data instanceof Float32Array) parameters.push({ name, shape: [...tensor.dims], data: tensor.data })
+    else constants.set(name, tensor)
+  }
+  const initNames = new Set(initializers.map((t) => t.name ?? ''))
+  const batchInputs = graphInputs.filter((i) => !initNames.has(i.name ?? ''))
+  if (batchInputs.length !== 1) {
+    throw invalid(`expected one non-initializer graph input (the batch), found ${batchInputs.length}`)
+  }
+  const dims = batchInputs[0].type?.tensorType?.shape?.dim ?? []
+  const sampleShape = dims.slice(1).map((d) => toNumber(d.dimValue))
+  if (dims.length < 2 || sampleShape.some((d) => d <= 0)) {
+    throw invalid(`the batch input '${batchInputs[0].name ?? ''}' needs a concrete shape after its batch dim`)
+  }
+
+  const nodes: IrNode[] = []
+  graphNodes.forEach((n, index) => {
+    const name = n.name !== null && n.name !== undefined && n.name !== '' ? n.name : `${n.opType ?? 'node'}_${index}`
+    const attrs: Record<string, Attribute> = {}
+    for (const a of n.attribute ?? []) attrs[a.name ?? ''] = toAttribute(a, invalid)
+    if (n.opType === 'Constant') {
+      const value = attrs.value
+      if (value === undefined || value.kind !== 'tensor') throw invalid(`Constant node '${name}' has no tensor value`)
+      constants.set(n.output?.[0] ?? '', value.value)
+      return
+    }
+    nodes.push({ name, op: n.opType ?? '', inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs })
+  })
+
+  const forward: ForwardGraph = {
+    input: batchInputs[0].name ?? '',
+    sampleShape,
+    parameters: parameters.map((p) => p.name),
+    constants,
+    nodes,
+    output: graphOutputs[0].name ?? ''
+  }
+  const unsupported = firstUnsupportedOp(forward)
+  if (unsupported !== undefined) throw new UnsupportedOpError(unsupported.op, unsupported.node)
+
+  const layout = createLayout(parameters)
+  const logits = inferShapes(forward, layout, 1).get(forward.output) ?? []
+  if (logits.length !== 2) throw invalid(`the output '${forward.output}' must be logits [batch, classes], got rank ${logits.length}`)
+  const initial = new Float32Array(layout.totalSize)
+  parameters.forEach((p, i) => initial.set(p.data, layout.specs[i].offset))
+
+  return {
+    name: graph.name !== null && graph.name !== undefined && graph.name !== '' ? graph.name : 'onnx-model',
+    sampleShape,
+    numClasses: logits[1],
+    layout,
+    forward,
+    // the file's own weights are the starting point; the seed does not apply
+    initParameters: () => initial.slice()
+  }
+}
+
+function toConstant(t: OnnxTensorProto, invalid: (why: string) => Error): ConstantTensor {
+  const dims = (t.dims ?? []).map(toNumber)
+  const count = dims.reduce((a: number, b: number) => a * b, 1)
+  const raw = t.rawData !== null && t.rawData !== undefined && t.rawData.length > 0 ? t.rawData : undefined
+  const T = onnx.TensorProto.DataType
+  let data: Float32Array | BigInt64Array
+  if (t.dataType === T.FLOAT) {
+    if (raw !== undefined) {
+      if (raw.length !== count * 4) throw invalid(`tensor '${t.name ?? ''}' holds ${raw.length} bytes, ${count * 4} expected`)
+      data = new Float32Array(count)
+      new Uint8Array(data.buffer).set(raw)
+    } else {
+      data = Float32Array.from(t.floatData ?? [])
+    }
+  } else if (t.dataType === T.INT64) {
+    if (raw !== undefined) {
+      if (raw.length !== count * 8) throw invalid(`tensor '${t.name ?? ''}' holds ${raw.length} bytes, ${count * 8} expected`)
+      data = new BigInt64Array(count)
+      new Uint8Array(data.buffer).set(raw)
+    } else {
+      data = BigInt64Array.from((t.int64Data ?? []).map((v: Int64) => BigInt(toNumber(v))))
+    }
+  } else {
+    throw invalid(`tensor '${t.name ?? ''}' has data type ${t.dataType ?? 'unset'}; only float32 and int64 are supported`)
+  }
+  if (data.length !== count) throw invalid(`tensor '${t.name ?? ''}' holds ${data.length} values, ${count} expected`)
+  return { dims, data }
+}
+
+function toAttribute(a: OnnxAttributeProto, invalid: (why: string) => Error): Attribute {
+  const T = onnx.AttributeProto.AttributeType
+  switch (a.type) {
+    case T.INT: return { kind: 'int', value: toNumber(a.i) }
+    case T.FLOAT: return { kind: 'float', value: a.f ?? 0 }
+    case T.INTS: return { kind: 'ints', value: (a.ints ?? []).map(toNumber) }
+    case T.FLOATS: return { kind: 'floats', value: [...(a.floats ?? [])] }
+    case T.STRING: return { kind: 'string', value: new TextDecoder().decode(a.s ?? new Uint8Array()) }
+    case T.TENSOR:
+      if (a.t === null || a.t === undefined) throw invalid(`attribute '${a.name ?? ''}' has no tensor`)
+      return { kind: 'tensor', value: toConstant(a.t, invalid) }
+    default: throw invalid(`attribute '${a.name ?? ''}' has unsupported type ${a.type ?? 'unset'}`)
+  }
+}

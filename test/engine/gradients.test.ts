@@ -1,0 +1,129 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { createRng } from '../../ml/core/rng.js'
+import type { Batch, GradientComputer } from '../../ml/core/types.js'
+import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
+import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import { createModel } from '../../ml/models/zoo.js'
+import { readDigits } from './mnist-digits.js'
+import { referenceGradient, relativeError } from './reference.js'
+
+// float32 ORT against a float64 reference: per tensor, max |error| <= TOL * max |reference|
+const GRADIENT_TOLERANCE = 2e-4
+const LOSS_TOLERANCE = 1e-5
+
+function randomBatch(model: ModelDefinition, size: number, seed: number): Batch {
+  const rng = createRng(seed)
+  const inputs = new Float32Array(size * 784).map(() => rng.nextFloat())
+  const labels = Int32Array.from({ length: size }, () => rng.nextInt(model.numClasses))
+  return { size, sampleShape: model.sampleShape, inputs, labels }
+}
+
+function digitBatch(model: ModelDefinition, size: number): Batch {
+  const { inputs, labels } = readDigits(size)
+  return { size, sampleShape: model.sampleShape, inputs, labels }
+}
+
+const computers: GradientComputer[] = []
+afterAll(async () => {
+  for (const c of computers) await c.close()
+})
+
+async function checkAgainstReference(model: ModelDefinition, batch: Batch, params: Float32Array): Promise<void> {
+  const computer = createOnnxGradientComputer(model)
+  computers.push(computer)
+  const result = await computer.computeGradient(params, batch)
+  const ref = referenceGradient(model.forward, model.layout, params, batch.inputs, batch.labels)
+
+  expect(Math.abs(result.loss - ref.loss)).toBeLessThan(LOSS_TOLERANCE * Math.max(1, ref.loss))
+  expect(result.gradient.length).toBe(model.layout.totalSize)
+  for (const spec of model.layout.specs) {
+    const actual = result.gradient.subarray(spec.offset, spec.offset + spec.size)
+    const expected = ref.gradient.subarray(spec.offset, spec.offset + spec.size)
+    const maxRef = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
+    expect(maxRef, `${spec.name} has a non-trivial gradient`).toBeGreaterThan(1e-6)
+    expect(relativeError(actual, expected), `${model.name} ${spec.name}`).toBeLessThan(GRADIENT_TOLERANCE)
+  }
+
+  let refCorrect = 0
+  const classes = model.numClasses
+  for (let i = 0; i < batch.size; i++) {
+    const row = Array.from(ref.logits.subarray(i * classes, (i + 1) * classes))
+    if (row.indexOf(Math.max(...row)) === batch.labels[i]) refCorrect++
+  }
+  expect(result.correct).toBe(refCorrect)
+  expect(result.size).toBe(batch.size)
+
+  const evaluation = await computer.evaluate(params, batch)
+  expect(evaluation.count).toBe(batch.size)
+  expect(evaluation.correct).toBe(refCorrect)
+  expect(Math.abs(evaluation.lossSum / batch.size - ref.loss)).toBeLessThan(LOSS_TOLERANCE * Math.max(1, ref.loss))
+}
+
+describe('training-graph gradients match a float64 reference', () => {
+  for (const name of ['mlp', 'lenet5', 'convnet-test']) {
+    it(`${name}: random batch`, async () => {
+      const model = createModel(name)
+      await checkAgainstReference(model, randomBatch(model, 8, 11), model.initParameters(3))
+    })
+    it(`${name}: real MNIST digits`, async () => {
+      const model = createModel(name)
+      await checkAgainstReference(model, digitBatch(model, 10), model.initParameters(5))
+    })
+  }
+
+  it('convnet-test covers a stride-2 padded conv, overlapping max pooling and average pooling', () => {
+    const nodes = createModel('convnet-test').forward.nodes
+    const conv = nodes.find((n) => n.op === 'Conv')
+    const pool = nodes.find((n) => n.op === 'MaxPool')
+    expect(conv?.attrs.strides).toEqual({ kind: 'ints', value: [2, 2] })
+    expect(conv?.attrs.pads).toEqual({ kind: 'ints', value: [1, 1, 1, 1] })
+    expect(pool?.attrs.kernel_shape).toEqual({ kind: 'ints', value: [3, 3] })
+    expect(pool?.attrs.strides).toEqual({ kind: 'ints', value: [2, 2] })
+    expect(nodes.some((n) => n.op === 'AveragePool')).toBe(true)
+  })
+})
+
+describe('the gradient computer', () => {
+  it('reads parameters from views with a non-zero byteOffset and returns the same result as a fresh copy', async () => {
+    const model = createModel('lenet5')
+    const batch = digitBatch(model, 16)
+    const fresh = model.initParameters(9)
+    const backing = new Float32Array(fresh.length + 37).fill(Number.NaN)
+    backing.set(fresh, 37)
+    const view = backing.subarray(37)
+    expect(view.byteOffset).toBe(37 * 4)
+
+    const computer = createOnnxGradientComputer(model, { intraOpThreads: 1 })
+    computers.push(computer)
+    const a = await computer.computeGradient(fresh, batch)
+    const b = await computer.computeGradient(view, batch)
+    expect(b.loss).toBe(a.loss)
+    expect(b.gradient).toEqual(a.gradient)
+    // the NaN padding around the view was never read
+    expect(Number.isFinite(b.loss)).toBe(true)
+  })
+
+  it('is deterministic and keeps results of earlier steps intact', async () => {
+    const model = createModel('mlp')
+    const computer = createOnnxGradientComputer(model)
+    computers.push(computer)
+    const params = model.initParameters(1)
+    const first = await computer.computeGradient(params, randomBatch(model, 32, 1))
+    const kept = first.gradient.slice()
+    await computer.computeGradient(params, randomBatch(model, 32, 2))
+    const again = await computer.computeGradient(params, randomBatch(model, 32, 1))
+    expect(first.gradient).toEqual(kept)
+    expect(again.gradient).toEqual(kept)
+    expect(again.loss).toBe(first.loss)
+  })
+
+  it('rejects a parameter vector of the wrong length and refuses work after close', async () => {
+    const model = createModel('mlp')
+    const computer = createOnnxGradientComputer(model)
+    const batch = randomBatch(model, 4, 1)
+    await expect(computer.computeGradient(new Float32Array(10), batch)).rejects.toThrow(/expected 101770 parameters/)
+    await computer.close()
+    await computer.close()
+    await expect(computer.computeGradient(model.initParameters(1), batch)).rejects.toThrow(/closed/)
+  })
+})
