@@ -63,12 +63,10 @@ function expectOneLineFailure(run: CliRun): string {
 }
 
 describe('p2pmld client commands', () => {
-  it('status prints aligned fields, or JSON, found by --socket, --data-dir or env', async () => {
-    const [human, json, byDir, byEnv] = await Promise.all([
+  it('status prints aligned fields, or JSON, found by --socket or --data-dir', async () => {
+    const [human, json] = await Promise.all([
       runCli(['status', '--socket', socketPath]),
-      runCli(['status', '--socket', socketPath, '--json']),
-      runCli(['status', '--data-dir', dir]),
-      runCli(['status'], { P2PMLD_DATA_DIR: dir })
+      runCli(['status', '--data-dir', dir, '--json'])
     ])
     expect(human.stderr).toBe('')
     expect(human.code).toBe(0)
@@ -78,16 +76,12 @@ describe('p2pmld client commands', () => {
     expect(lines).toContain('job            - (idle)')
     expect(lines).toContain('live members   1')
     expect(lines).toContain('loss           -')
-    const parsed = JSON.parse(json.stdout)
-    expect(parsed).toMatchObject({ peerId: PEER_ID, state: 'idle', jobId: null, liveMembers: 1 })
-    expect(byDir.code).toBe(0)
-    expect(byDir.stdout).toContain(PEER_ID)
-    expect(byEnv.code).toBe(0)
-    expect(byEnv.stdout).toContain(PEER_ID)
+    expect(json.code).toBe(0)
+    expect(JSON.parse(json.stdout)).toMatchObject({ peerId: PEER_ID, state: 'idle', jobId: null, liveMembers: 1 })
   })
 
-  it('peers prints a table with aligned columns', async () => {
-    const run = await runCli(['peers', '--socket', socketPath])
+  it('peers prints a table with aligned columns, the daemon found by P2PMLD_DATA_DIR', async () => {
+    const run = await runCli(['peers'], { P2PMLD_DATA_DIR: dir })
     expect(run.code).toBe(0)
     const [header, ...rows] = run.stdout.trimEnd().split('\n')
     expect(header).toMatch(/^PEER\s+CONNECTED\s+MEMBER\s+SUSPECTED\s+LAST SEEN\s+ADDRESSES$/)
@@ -112,9 +106,8 @@ describe('p2pmld client commands', () => {
     const resume = await runCli(['job', 'resume', '--socket', socketPath, '--job', 'run-7'])
     expect(resume.stdout).toBe('job run-7 resumed (training)\n')
 
-    const [metrics, metricsJson, checkpoint] = await Promise.all([
+    const [metrics, checkpoint] = await Promise.all([
       runCli(['metrics', '--socket', socketPath]),
-      runCli(['metrics', '--socket', socketPath, '--json']),
       runCli(['checkpoint', '--socket', socketPath, '--path', 'ckpt/a.ckpt'], {}, dir)
     ])
     const metricLines = metrics.stdout.split('\n')
@@ -122,7 +115,6 @@ describe('p2pmld client commands', () => {
     expect(metricLines[1]).toMatch(/^compute\s+10\s+50\.0\s+5\.00\s+7\.50\s+180\s+210\.0$/)
     expect(metrics.stdout).toContain('\nsent          120.6 KiB in 10 messages\n')
     expect(metrics.stdout).toContain('\ncontributors  last 3, mean 2.90, min 2, max 3\n')
-    expect(JSON.parse(metricsJson.stdout).network).toEqual({ bytesSent: 123456, bytesReceived: 654321, messagesSent: 10, messagesReceived: 30 })
     expect(checkpoint.stdout).toMatch(new RegExp(`^checkpoint of step \\d+ written to ${join(dir, 'ckpt/a.ckpt')} \\(4\\.0 KiB\\)\\n$`))
 
     const wrong = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other'])
@@ -141,20 +133,16 @@ describe('p2pmld client commands', () => {
   it('fails with one line and exit code 1', async () => {
     const badJob = join(dir, 'bad-job.yaml')
     writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
-    const brokenJob = join(dir, 'broken-job.yaml')
-    writeFileSync(brokenJob, 'model: mlp\nepochs: [1\nseed: 2\n')
-    const [noDaemon, invalid, broken, usage] = await Promise.all([
+    const [noDaemon, invalid, usage] = await Promise.all([
       runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
       runCli(['job', 'submit', badJob, '--socket', socketPath]),
-      runCli(['job', 'submit', brokenJob, '--socket', socketPath]),
       runCli(['status', '--socket', socketPath, '--bogus'])
     ])
+    expect(expectOneLineFailure(usage)).toBe("error: unknown option '--bogus'")
     expect(expectOneLineFailure(noDaemon)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
     const invalidLine = expectOneLineFailure(invalid)
     expect(invalidLine).toContain(`p2pmld: invalid job file ${badJob}:`)
     expect(invalidLine).toContain('optimizer.lr:')
     expect(invalidLine).toContain('epochs:')
-    expect(expectOneLineFailure(broken)).toMatch(/^p2pmld: job file .*broken-job\.yaml has a syntax error at line 3/)
-    expect(expectOneLineFailure(usage)).toContain("unknown option '--bogus'")
   })
 })
