@@ -110,7 +110,7 @@ export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonC
     fileLayer = resolvePaths(parseLayer(raw ?? {}, `config file ${path}`, (key) => key), dirname(path))
   }
   const envLayer = resolvePaths(parseLayer(envToLayer(env), 'environment', (key) => DAEMON_ENV_VARS[key as LayerKey] ?? key), cwd)
-  const flagLayer = resolvePaths(parseLayer(dropUndefined(options.flags ?? {}), 'flags', (key) => DAEMON_FLAGS[key as LayerKey] ?? key), cwd)
+  const flagLayer = resolvePaths(parseLayer(coerceStrings(dropUndefined(options.flags ?? {})), 'flags', (key) => DAEMON_FLAGS[key as LayerKey] ?? key), cwd)
 
   const merged: DaemonConfigLayer = { ...fileLayer, ...envLayer, ...flagLayer }
   const dataDir = merged.dataDir ?? defaultDataDir(env, cwd)
@@ -143,12 +143,21 @@ function envToLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const layer: Record<string, unknown> = {}
   for (const [key, variable] of Object.entries(DAEMON_ENV_VARS) as Array<[LayerKey, string]>) {
     const value = nonEmpty(env[variable])
-    if (value === undefined) continue
-    if (LIST_KEYS.has(key)) layer[key] = splitList(value)
-    else if (key === 'computeThreads') layer[key] = /^\s*\d+\s*$/.test(value) ? Number(value) : value
-    else layer[key] = value
+    if (value !== undefined) layer[key] = value
   }
-  return layer
+  return coerceStrings(layer)
+}
+
+/** Env values and flags arrive as strings: lists split on commas, counts become numbers. */
+function coerceStrings(layer: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...layer }
+  for (const [key, value] of Object.entries(layer)) {
+    if (typeof value !== 'string') continue
+    if (LIST_KEYS.has(key as LayerKey)) out[key] = splitList(value)
+    // a non-numeric string is left as is so the schema reports it with the variable's name
+    else if (key === 'computeThreads' && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
+  }
+  return out
 }
 
 /** Comma- or whitespace-separated list (env vars and repeatable flags given as one string). */

@@ -72,6 +72,13 @@ describe('loadDaemonConfig', () => {
     expect(flagged.computeThreads).toBe(4)
   })
 
+  it('accepts flags as commander gives them (strings)', () => {
+    const config = loadDaemonConfig({ env: { HOME: '/h' }, flags: { computeThreads: '3', bootstrap: '/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2', allowlist: ['12D3KooWA'] } })
+    expect(config.computeThreads).toBe(3)
+    expect(config.bootstrap).toEqual(['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/2'])
+    expect(config.allowlist).toEqual(['12D3KooWA'])
+  })
+
   it('derives the socket from the winning data dir', () => {
     const config = loadDaemonConfig({ env: { HOME: '/h', P2PMLD_DATA_DIR: '/srv/p2p' }, flags: { dataDir: '/var/p2p' } })
     expect(config.socketPath).toBe('/var/p2p/p2pmld.sock')
