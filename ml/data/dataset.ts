@@ -60,10 +60,28 @@ export function epochPermutation(n: number, seed: number, epoch: number): Uint32
 
 /** Indices of peer `rank`'s batch for the step that starts at `cursor`. */
 export function shardBatchIndices(perm: Uint32Array, cursor: number, rank: number, worldSize: number, batchSize: number): Uint32Array {
-  if (rank < 0 || rank >= worldSize) throw new RangeError(`rank ${rank} is outside a world of ${worldSize}`)
+  checkStepShape(cursor, worldSize, batchSize)
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new RangeError(`rank ${rank} is outside a world of ${worldSize}`)
   const start = cursor + rank * batchSize
-  if (start + batchSize > perm.length) throw new RangeError(`the step at cursor ${cursor} needs ${worldSize * batchSize} samples; the epoch has ${perm.length - cursor} left`)
+  // every rank checks the whole step, so either all members of a step get a batch or none does
+  if (cursor + worldSize * batchSize > perm.length) throw new RangeError(`the step at cursor ${cursor} needs ${worldSize * batchSize} samples; the epoch has ${perm.length - cursor} left`)
   return perm.subarray(start, start + batchSize)
+}
+
+/**
+ * Whole steps of worldSize * batchSize samples still left in an epoch of `epochSize` samples
+ * from `cursor` on. The remainder (fewer than one step's samples) is skipped for that epoch.
+ */
+export function stepsRemainingInEpoch(epochSize: number, cursor: number, worldSize: number, batchSize: number): number {
+  checkStepShape(cursor, worldSize, batchSize)
+  return Math.max(0, Math.floor((epochSize - cursor) / (worldSize * batchSize)))
+}
+
+// a negative cursor would make subarray() count from the end: reject it rather than wrap around
+function checkStepShape(cursor: number, worldSize: number, batchSize: number): void {
+  if (!Number.isInteger(cursor) || cursor < 0) throw new RangeError(`cursor ${cursor} must be a non-negative integer`)
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} must be a positive integer`)
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize ${batchSize} must be a positive integer`)
 }
 
 /** Copy the samples at `indices` into a Batch. */
@@ -81,6 +99,7 @@ export function gatherBatch(ds: Dataset, indices: ArrayLike<number>): Batch {
 
 /** The whole dataset in order, in batches of at most `batchSize` (views, no copies). */
 export function * evaluationBatches(ds: Dataset, batchSize: number): Generator<Batch> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`evaluation batchSize ${batchSize} must be a positive integer`)
   const len = sampleLength(ds)
   for (let start = 0; start < ds.size; start += batchSize) {
     const end = Math.min(ds.size, start + batchSize)

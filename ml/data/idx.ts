@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import type { Dataset } from './dataset.js'
-import { normalizeInPlace } from './normalize.js'
+import { MNIST_STATS, normalizeInPlace, type NormalizationStats } from './normalize.js'
 
 export class DatasetFormatError extends Error {
   override name = 'DatasetFormatError'
@@ -18,7 +18,12 @@ const LABELS_MAGIC = 0x00000801
 
 async function readMaybeGzipped(path: string): Promise<Uint8Array> {
   const bytes = await readFile(path)
-  return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes
+  try {
+    return gunzipSync(bytes)
+  } catch (err) {
+    throw new DatasetFormatError(`${path}: damaged gzip data (${(err as Error).message}): download or install the file again`)
+  }
 }
 
 export function parseIdxImages(bytes: Uint8Array, file: string): { count: number, rows: number, cols: number, pixels: Uint8Array } {
@@ -52,7 +57,7 @@ function findFile(dir: string, prefix: string): string {
   throw new DatasetFormatError(`no ${prefix}-ubyte(.gz) file in ${dir}: an IDX dataset directory holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte`)
 }
 
-export async function loadIdxPair(imagesPath: string, labelsPath: string, name: string): Promise<Dataset> {
+export async function loadIdxPair(imagesPath: string, labelsPath: string, name: string, stats: NormalizationStats = MNIST_STATS): Promise<Dataset> {
   const images = parseIdxImages(await readMaybeGzipped(imagesPath), imagesPath)
   const labels = parseIdxLabels(await readMaybeGzipped(labelsPath), labelsPath)
   if (labels.length !== images.count) {
@@ -60,15 +65,15 @@ export async function loadIdxPair(imagesPath: string, labelsPath: string, name: 
   }
   const inputs = new Float32Array(images.pixels.length)
   for (let i = 0; i < inputs.length; i++) inputs[i] = images.pixels[i] / 255
-  normalizeInPlace(inputs)
+  normalizeInPlace(inputs, stats.mean, stats.std)
   let maxLabel = 0
   for (const l of labels) maxLabel = Math.max(maxLabel, l)
   return { name, sampleShape: [1, images.rows, images.cols], numClasses: Math.max(10, maxLabel + 1), size: images.count, inputs, labels: Int32Array.from(labels) }
 }
 
 /** Train and test sets from a directory of the four standard IDX files. */
-export async function loadIdxDirectory(dir: string, name: string): Promise<{ train: Dataset, test: Dataset }> {
-  const train = await loadIdxPair(findFile(dir, 'train-images-idx3'), findFile(dir, 'train-labels-idx1'), `${name}/train`)
-  const test = await loadIdxPair(findFile(dir, 't10k-images-idx3'), findFile(dir, 't10k-labels-idx1'), `${name}/test`)
+export async function loadIdxDirectory(dir: string, name: string, stats: NormalizationStats = MNIST_STATS): Promise<{ train: Dataset, test: Dataset }> {
+  const train = await loadIdxPair(findFile(dir, 'train-images-idx3'), findFile(dir, 'train-labels-idx1'), `${name}/train`, stats)
+  const test = await loadIdxPair(findFile(dir, 't10k-images-idx3'), findFile(dir, 't10k-labels-idx1'), `${name}/test`, stats)
   return { train, test }
 }

@@ -6,6 +6,7 @@ import { existsSync, statSync } from 'node:fs'
 import { loadBundledMnist } from './bundled-mnist.js'
 import { seededPermutation, splitDataset, subset, type DatasetSplits } from './dataset.js'
 import { loadIdxDirectory } from './idx.js'
+import { FASHION_MNIST_STATS } from './normalize.js'
 import { deriveSeed } from '../core/rng.js'
 
 export class UnknownDatasetError extends Error {
@@ -13,7 +14,7 @@ export class UnknownDatasetError extends Error {
 }
 
 /** Where Debian's dataset-fashion-mnist package puts the IDX files. */
-export const FASHION_MNIST_DIR = '/usr/share/dataset-fashion-mnist'
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 
 export interface JobDatasetOptions {
   readonly seed: number
@@ -40,8 +41,11 @@ async function loadSplits(name: string, seed: number): Promise<DatasetSplits> {
     }
     throw new UnknownDatasetError(`unknown dataset '${name}': use 'mnist' (bundled), 'fashion-mnist', or a directory holding the four IDX files`)
   }
-  const { train, test } = await loadIdxDirectory(dir, name === 'fashion-mnist' ? 'fashion-mnist' : dir)
-  const validationSize = Math.min(5000, Math.floor(train.size / 10))
+  const { train, test } = name === 'fashion-mnist'
+    ? await loadIdxDirectory(dir, 'fashion-mnist', FASHION_MNIST_STATS)
+    : await loadIdxDirectory(dir, dir)
+  // at least one validation sample: an empty validation set would give the schedule a NaN loss
+  const validationSize = Math.max(1, Math.min(5000, Math.floor(train.size / 10)))
   const carved = splitDataset(train, { validation: validationSize, test: 0 }, seed)
   return { train: carved.train, validation: carved.validation, test }
 }
