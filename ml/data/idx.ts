@@ -27,10 +27,12 @@ async function readMaybeGzipped(path: string): Promise<Uint8Array> {
 }
 
 export function parseIdxImages(bytes: Uint8Array, file: string): { count: number, rows: number, cols: number, pixels: Uint8Array } {
-  if (bytes.length < 16) throw new DatasetFormatError(`${file}: too short for an IDX image header (${bytes.length} bytes)`)
+  // the magic number first: a label file passed as images is named as such, not as "too short"
+  if (bytes.length < 4) throw new DatasetFormatError(`${file}: too short for an IDX image header (${bytes.length} bytes)`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const magic = view.getUint32(0)
   if (magic !== IMAGES_MAGIC) throw new DatasetFormatError(`${file}: magic 0x${magic.toString(16)} is not an IDX image file (expected 0x803)`)
+  if (bytes.length < 16) throw new DatasetFormatError(`${file}: too short for an IDX image header (${bytes.length} bytes)`)
   const count = view.getUint32(4)
   const rows = view.getUint32(8)
   const cols = view.getUint32(12)
@@ -40,10 +42,11 @@ export function parseIdxImages(bytes: Uint8Array, file: string): { count: number
 }
 
 export function parseIdxLabels(bytes: Uint8Array, file: string): Uint8Array {
-  if (bytes.length < 8) throw new DatasetFormatError(`${file}: too short for an IDX label header (${bytes.length} bytes)`)
+  if (bytes.length < 4) throw new DatasetFormatError(`${file}: too short for an IDX label header (${bytes.length} bytes)`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const magic = view.getUint32(0)
   if (magic !== LABELS_MAGIC) throw new DatasetFormatError(`${file}: magic 0x${magic.toString(16)} is not an IDX label file (expected 0x801)`)
+  if (bytes.length < 8) throw new DatasetFormatError(`${file}: too short for an IDX label header (${bytes.length} bytes)`)
   const count = view.getUint32(4)
   if (bytes.length !== 8 + count) throw new DatasetFormatError(`${file}: header says ${count} labels but the file has ${bytes.length - 8}`)
   return bytes.subarray(8)
