@@ -1,0 +1,84 @@
+/**
+ * Keeps the bootstrap peers reachable: an unreachable one is logged with the reason and
+ * re-dialed with capped exponential backoff; a connected one is re-checked at the cap. Never
+ * throws: a missing bootstrap peer degrades discovery, it does not stop the node.
+ */
+import type { Libp2p } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import { peerIdOf } from './multiaddrs.js'
+
+export interface BootstrapDialerOptions {
+  readonly libp2p: Libp2p
+  readonly addresses: readonly Multiaddr[]
+  readonly logger: Logger
+  /** first retry delay; doubles per failure up to maxDelayMs */
+  readonly initialDelayMs?: number
+  readonly maxDelayMs?: number
+  readonly dialTimeoutMs?: number
+}
+
+export interface BootstrapDialer {
+  start(): void
+  stop(): void
+  /** failed dial attempts per address since start */
+  failures(): ReadonlyMap<string, number>
+}
+
+export function createBootstrapDialer (options: BootstrapDialerOptions): BootstrapDialer {
+  const initial = options.initialDelayMs ?? 500
+  const max = Math.max(initial, options.maxDelayMs ?? 30_000)
+  const timers = new Set<NodeJS.Timeout>()
+  const failures = new Map<string, number>()
+  let running = false
+  let generation = 0
+
+  const isConnected = (address: Multiaddr): boolean => {
+    const peer = peerIdOf(address)
+    return peer !== undefined && options.libp2p.getConnections().some((c) => c.remotePeer.toString() === peer)
+  }
+
+  const schedule = (address: Multiaddr, delay: number, gen: number): void => {
+    if (!running || gen !== generation) return
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      if (isConnected(address)) schedule(address, max, gen)
+      else attempt(address, delay, gen)
+    }, delay)
+    timers.add(timer)
+  }
+
+  const attempt = (address: Multiaddr, delay: number, gen: number): void => {
+    if (!running || gen !== generation) return
+    const text = address.toString()
+    options.libp2p.dial(address, { signal: AbortSignal.timeout(options.dialTimeoutMs ?? 10_000) }).then(() => {
+      if (!running || gen !== generation) return
+      options.logger.info({ address: text }, 'connected to bootstrap peer')
+      schedule(address, max, gen)
+    }, (error: unknown) => {
+      if (!running || gen !== generation) return
+      const count = (failures.get(text) ?? 0) + 1
+      failures.set(text, count)
+      options.logger.warn({ address: text, attempt: count, retryInMs: delay, err: (error as Error).message },
+        'cannot reach bootstrap peer; retrying (check the address and that the peer is running)')
+      schedule(address, Math.min(max, delay * 2), gen)
+    })
+  }
+
+  return {
+    start () {
+      if (running) return
+      running = true
+      generation++
+      for (const address of options.addresses) attempt(address, initial, generation)
+    },
+    stop () {
+      if (!running) return
+      running = false
+      generation++
+      for (const t of timers) clearTimeout(t)
+      timers.clear()
+    },
+    failures: () => failures
+  }
+}

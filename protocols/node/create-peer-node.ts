@@ -1,0 +1,219 @@
+/**
+ * A daemon's libp2p node: TCP, Noise (always), yamux, identify, bootstrap discovery and
+ * gossipsub (strict signing, no self delivery); optionally a pre-shared-key private network
+ * and an allowlist of peer ids enforced by the connection gater.
+ *
+ * libp2p 3 does not dial discovered peers by itself, so the node dials on `peer:discovery`,
+ * keeps its bootstrap peers reachable with backoff, and offers `connectTo` for the membership
+ * layer, whose heartbeats carry every member's addresses: that is what turns the bootstrap
+ * star into a full mesh among job members.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { generateKey, preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import { pino, type Logger } from 'pino'
+import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.js'
+import { PeerNodeError } from './errors.js'
+import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
+
+export type P2pmldLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001'
+
+export interface PeerNodeOptions {
+  readonly privateKey: PrivateKey
+  /** default [DEFAULT_LISTEN]; tests use '/ip4/127.0.0.1/tcp/0' */
+  readonly listen?: readonly string[]
+  /** multiaddrs of peers to join the network through (with /p2p/<id> for peer discovery) */
+  readonly bootstrap?: readonly string[]
+  /** a private network key (see createPsk); peers with another key cannot connect */
+  readonly psk?: Uint8Array
+  /** peer ids allowed to connect, in or out; absent: anyone (with the PSK, if set) */
+  readonly allowlist?: readonly string[]
+  readonly logger?: Logger
+  /** bootstrap re-dial backoff */
+  readonly bootstrapInitialDelayMs?: number
+  readonly bootstrapMaxDelayMs?: number
+  /** largest inbound gossipsub RPC accepted (default 4 MiB, gossipsub's own outbound cap) */
+  readonly maxGossipBytes?: number
+  /** libp2p metrics component factory, e.g. a TrafficMeter's */
+  readonly metrics?: () => unknown
+}
+
+export interface PeerNode {
+  readonly libp2p: P2pmldLibp2p
+  readonly peerId: PeerId
+  readonly pubsub: GossipSub
+  /** idempotent; throws PeerNodeError when a listen address cannot be bound */
+  start(): Promise<void>
+  stop(): Promise<void>
+  isStarted(): boolean
+  /** the node's listen addresses with /p2p/<id>, ready to print or hand to other peers */
+  dialableAddrs(): string[]
+  /** dial a peer unless already connected; false (logged at debug) when it cannot be reached */
+  connectTo(peerId: string, addrs?: readonly string[]): Promise<boolean>
+  connectedPeers(): string[]
+}
+
+/** a fresh private-network key in the go-ipfs swarm.key format @libp2p/pnet reads */
+export function createPsk (): Uint8Array {
+  const key = new Uint8Array(95)
+  generateKey(key)
+  return key
+}
+
+export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNode> {
+  const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'peer-node' })
+  const listen = options.listen ?? [DEFAULT_LISTEN]
+  for (const address of listen) parseMultiaddr(address, 'listen address')
+  const bootstrapAddrs: Multiaddr[] = (options.bootstrap ?? []).map((a) => parseMultiaddr(a, 'bootstrap address'))
+  const withPeerId = bootstrapAddrs.filter((ma) => peerIdOf(ma) !== undefined).map((ma) => ma.toString())
+  const allowed = options.allowlist === undefined ? undefined : new Set(options.allowlist)
+  if (allowed !== undefined) {
+    for (const id of allowed) {
+      try {
+        peerIdFromString(id)
+      } catch {
+        throw new PeerNodeError(`allowlist entry '${id}' is not a peer id (expected e.g. 12D3KooW...)`)
+      }
+    }
+  }
+  let protector: Libp2pOptions['connectionProtector']
+  if (options.psk !== undefined) {
+    const psk = options.psk
+    try {
+      // construct once to validate the key now rather than on the first connection
+      preSharedKey({ psk })()
+    } catch (error) {
+      throw new PeerNodeError(`the private network key is invalid (${(error as Error).message}); generate one with createPsk()`)
+    }
+    protector = preSharedKey({ psk })
+  }
+  const denied = (peer: PeerId): boolean => allowed !== undefined && !allowed.has(peer.toString())
+
+  const libp2p = await createLibp2p({
+    privateKey: options.privateKey,
+    start: false,
+    addresses: { listen: [...listen] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(protector !== undefined ? { connectionProtector: protector } : {}),
+    ...(options.metrics !== undefined ? { metrics: options.metrics as Libp2pOptions['metrics'] } : {}),
+    peerDiscovery: withPeerId.length > 0 ? [bootstrap({ list: withPeerId })] : [],
+    connectionGater: {
+      // loopback and private addresses are where tests and LAN clusters live
+      denyDialMultiaddr: () => false,
+      denyDialPeer: (peer) => denied(peer),
+      denyInboundEncryptedConnection: (peer) => denied(peer),
+      denyOutboundEncryptedConnection: (peer) => denied(peer)
+    },
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        emitSelf: false,
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        maxInboundDataLength: options.maxGossipBytes ?? 4 * 1024 * 1024
+      })
+    }
+  }) as unknown as P2pmldLibp2p
+
+  let dialer: BootstrapDialer | undefined
+  const self = libp2p.peerId.toString()
+  const isConnected = (peer: string): boolean => libp2p.getConnections().some((c) => c.remotePeer.toString() === peer)
+
+  const onDiscovery = (event: CustomEvent<{ id: PeerId, multiaddrs: Multiaddr[] }>): void => {
+    const peer = event.detail.id.toString()
+    if (peer === self || isConnected(peer) || denied(event.detail.id)) return
+    libp2p.dial(event.detail.id, { signal: AbortSignal.timeout(10_000) }).catch((error: unknown) => {
+      logger.debug({ peer, err: (error as Error).message }, 'could not dial a discovered peer')
+    })
+  }
+
+  let started = false
+  const node: PeerNode = {
+    libp2p,
+    peerId: libp2p.peerId,
+    pubsub: libp2p.services.pubsub,
+    async start () {
+      if (started) return
+      libp2p.addEventListener('peer:discovery', onDiscovery)
+      try {
+        await libp2p.start()
+      } catch (error) {
+        libp2p.removeEventListener('peer:discovery', onDiscovery)
+        await Promise.resolve(libp2p.stop()).catch(() => {})
+        throw new PeerNodeError(`cannot start the libp2p node on ${listen.join(', ')}: ${(error as Error).message} (is the port already in use?)`)
+      }
+      started = true
+      dialer = createBootstrapDialer({
+        libp2p,
+        addresses: bootstrapAddrs,
+        logger,
+        initialDelayMs: options.bootstrapInitialDelayMs,
+        maxDelayMs: options.bootstrapMaxDelayMs
+      })
+      dialer.start()
+      logger.info({ peerId: self, addrs: node.dialableAddrs() }, 'libp2p node started')
+    },
+    async stop () {
+      if (!started) return
+      started = false
+      dialer?.stop()
+      dialer = undefined
+      libp2p.removeEventListener('peer:discovery', onDiscovery)
+      await libp2p.stop()
+      logger.info({ peerId: self }, 'libp2p node stopped')
+    },
+    isStarted: () => started,
+    dialableAddrs () {
+      return libp2p.getMultiaddrs().map((ma) => ma.toString())
+        .map((text) => (text.includes('/p2p/') ? text : `${text}/p2p/${self}`))
+    },
+    async connectTo (peerId, addrs = []) {
+      if (!started || peerId === self) return false
+      if (isConnected(peerId)) return true
+      let id: PeerId
+      try {
+        id = peerIdFromString(peerId)
+      } catch {
+        logger.debug({ peer: peerId }, 'not dialing: not a peer id')
+        return false
+      }
+      if (denied(id)) return false
+      const targets: Array<PeerId | Multiaddr> = []
+      for (const text of addrs) {
+        try {
+          const ma = parseMultiaddr(text)
+          const owner = peerIdOf(ma)
+          if (owner === undefined || owner === peerId) targets.push(owner === undefined ? ma.encapsulate(`/p2p/${peerId}`) : ma)
+        } catch {
+          logger.debug({ peer: peerId, address: text }, 'skipping an invalid member address')
+        }
+      }
+      if (targets.length === 0) targets.push(id)
+      for (const target of targets) {
+        try {
+          await libp2p.dial(target as PeerId, { signal: AbortSignal.timeout(10_000) })
+          return true
+        } catch (error) {
+          logger.debug({ peer: peerId, target: target.toString(), err: (error as Error).message }, 'could not dial member')
+        }
+      }
+      return false
+    },
+    connectedPeers () {
+      return [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
+    }
+  }
+  return node
+}
