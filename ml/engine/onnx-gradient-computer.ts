@@ -67,11 +67,13 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
       const { graph, session } = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size))
       const input = feeds(params, batch, graph.inputName)
       input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
-      const out = await session.run(input)
+      // ORT writes each gradient straight into its slice of the flat result (pre-allocated outputs)
       const gradient = new Float32Array(model.layout.totalSize)
+      const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
       model.layout.specs.forEach((spec, i) => {
-        gradient.set(out[graph.gradientNames[i]].data as Float32Array, spec.offset)
+        fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
       })
+      const out = await session.run(input, fetches as ort.InferenceSession.FetchesType)
       const logits = out[graph.logitsName].data as Float32Array
       return {
         loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],
