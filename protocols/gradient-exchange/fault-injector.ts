@@ -1,0 +1,42 @@
+/**
+ * Test-only fault injection on inbound gradients: a seeded fraction is dropped, a seeded
+ * fraction delayed, so fault-tolerance tests are repeatable.
+ */
+import { createRng } from '../../ml/core/rng.js'
+
+export interface FaultInjection {
+  readonly seed: number
+  /** fraction of inbound gradients silently dropped, in [0, 1] */
+  readonly dropFraction?: number
+  /** fraction of the remaining ones delivered late, in [0, 1] */
+  readonly delayFraction?: number
+  /** delay in ms, fixed or uniform in [min, max] */
+  readonly delayMs?: number | readonly [number, number]
+}
+
+export type FaultDecision = { readonly kind: 'deliver' } | { readonly kind: 'drop' } | { readonly kind: 'delay', readonly ms: number }
+
+export interface FaultInjector {
+  decide(): FaultDecision
+}
+
+export function createFaultInjector (faults: FaultInjection): FaultInjector {
+  const rng = createRng(faults.seed)
+  const drop = faults.dropFraction ?? 0
+  const delay = faults.delayFraction ?? 0
+  for (const [name, f] of [['dropFraction', drop], ['delayFraction', delay]] as const) {
+    if (!(f >= 0 && f <= 1)) throw new RangeError(`faults.${name} must be in [0, 1], got ${f}`)
+  }
+  const [lo, hi] = typeof faults.delayMs === 'number' ? [faults.delayMs, faults.delayMs] : (faults.delayMs ?? [0, 0])
+  return {
+    decide () {
+      // draw both numbers every time so one fraction does not shift the other's sequence
+      const a = rng.nextFloat()
+      const b = rng.nextFloat()
+      const c = rng.nextFloat()
+      if (a < drop) return { kind: 'drop' }
+      if (b < delay) return { kind: 'delay', ms: Math.round(lo + (hi - lo) * c) }
+      return { kind: 'deliver' }
+    }
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * What both exchange modes do with inbound bytes once the transport has authenticated the
+ * sender: decode and check against the job, match the header's sender to the transport's,
+ * drop duplicates, apply test faults, and hand the message to the handlers. Every rejection is
+ * counted by reason and logged; nothing throws out of here.
+ */
+import type { Logger } from 'pino'
+import { decodeGradientMessage, type GradientExpectations, type GradientMessage } from '../messages/gradient-message.js'
+import { emptyRejectionCounts, type Decoded, type RejectReason } from '../messages/rejection.js'
+import { createFaultInjector, type FaultInjection } from './fault-injector.js'
+import type { ExchangeStats, GradientHandler } from './types.js'
+
+/** (sender, step) pairs remembered for duplicate detection */
+const DEDUP_WINDOW = 16_384
+
+export interface InboundPipeline {
+  /** full processing of one inbound message */
+  accept(bytes: Uint8Array, from: string): void
+  /** decode + sender check only (e.g. for a gossip validator); counts and logs a rejection */
+  check(bytes: Uint8Array, from: string): Decoded<GradientMessage>
+  rejectWith(reason: RejectReason, from: string, detail: string): void
+  addHandler(handler: GradientHandler): () => void
+  counters: {
+    delivered: number
+    droppedByFaults: number
+    delayedByFaults: number
+    handlerErrors: number
+    incomplete: number
+    rejected: Record<RejectReason, number>
+  }
+  /** fault delays pending: cleared by stop */
+  stop(): void
+  start(): void
+  stats(published: number, publishedBytes: number): ExchangeStats
+}
+
+export function createInboundPipeline (options: {
+  readonly expect: GradientExpectations
+  readonly logger: Logger
+  readonly faults?: FaultInjection
+}): InboundPipeline {
+  const { logger } = options
+  const handlers = new Set<GradientHandler>()
+  const seen = new Set<string>()
+  const timers = new Set<NodeJS.Timeout>()
+  const injector = options.faults !== undefined ? createFaultInjector(options.faults) : undefined
+  let running = false
+  const counters = {
+    delivered: 0,
+    droppedByFaults: 0,
+    delayedByFaults: 0,
+    handlerErrors: 0,
+    incomplete: 0,
+    rejected: emptyRejectionCounts()
+  }
+
+  const rejectWith = (reason: RejectReason, from: string, detail: string): void => {
+    counters.rejected[reason]++
+    logger.warn({ peer: from, reason, detail }, 'rejected an inbound gradient message')
+  }
+
+  const check = (bytes: Uint8Array, from: string): Decoded<GradientMessage> => {
+    const decoded = decodeGradientMessage(bytes, options.expect)
+    if (!decoded.ok) {
+      rejectWith(decoded.reason, from, decoded.detail)
+      return decoded
+    }
+    if (decoded.value.sender !== from) {
+      const detail = `header names sender ${decoded.value.sender} but the transport authenticated ${from}`
+      rejectWith('sender-mismatch', from, detail)
+      return { ok: false, reason: 'sender-mismatch', detail }
+    }
+    return decoded
+  }
+
+  const dispatch = (message: GradientMessage, from: string): void => {
+    if (!running) return
+    counters.delivered++
+    for (const handler of handlers) {
+      try {
+        const result = handler(message, from)
+        if (result instanceof Promise) {
+          result.catch((error: unknown) => {
+            counters.handlerErrors++
+            logger.error({ peer: from, step: message.step, err: (error as Error).message }, 'gradient handler failed')
+          })
+        }
+      } catch (error) {
+        counters.handlerErrors++
+        logger.error({ peer: from, step: message.step, err: (error as Error).message }, 'gradient handler failed')
+      }
+    }
+  }
+
+  return {
+    counters,
+    check,
+    rejectWith,
+    accept (bytes, from) {
+      if (!running) return
+      const decoded = check(bytes, from)
+      if (!decoded.ok) return
+      const message = decoded.value
+      const key = `${from}/${message.step}`
+      if (seen.has(key)) {
+        rejectWith('duplicate', from, `second gradient from ${from} for step ${message.step}`)
+        return
+      }
+      seen.add(key)
+      if (seen.size > DEDUP_WINDOW) seen.delete(seen.values().next().value as string)
+      const decision = injector?.decide() ?? { kind: 'deliver' }
+      if (decision.kind === 'drop') {
+        counters.droppedByFaults++
+        logger.debug({ peer: from, step: message.step }, 'fault injection dropped a gradient')
+        return
+      }
+      if (decision.kind === 'delay') {
+        counters.delayedByFaults++
+        const timer = setTimeout(() => {
+          timers.delete(timer)
+          dispatch(message, from)
+        }, decision.ms)
+        timers.add(timer)
+        return
+      }
+      dispatch(message, from)
+    },
+    addHandler (handler) {
+      handlers.add(handler)
+      return () => { handlers.delete(handler) }
+    },
+    start () {
+      running = true
+    },
+    stop () {
+      running = false
+      for (const t of timers) clearTimeout(t)
+      timers.clear()
+    },
+    stats (published, publishedBytes) {
+      return {
+        delivered: counters.delivered,
+        rejected: { ...counters.rejected },
+        droppedByFaults: counters.droppedByFaults,
+        delayedByFaults: counters.delayedByFaults,
+        handlerErrors: counters.handlerErrors,
+        published,
+        publishedBytes,
+        incomplete: counters.incomplete
+      }
+    }
+  }
+}
