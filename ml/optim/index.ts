@@ -1,1 +1,1 @@
-export { createAdam, createOptimizer, createSgd, OptimizerStateError, type Optimizer } from './optimizer.js'
+export { createAdam, createOptimizer, createSgd, OptimizerConfigError, OptimizerStateError, type Optimizer } from './optimizer.js'
