@@ -1,7 +1,9 @@
 import type { EarlyStoppingConfig } from '../../config/job-config.js'
+import { bestValue, counter, stateRecord } from './state-checks.js'
 
 export interface EarlyStoppingState {
-  readonly best: number
+  /** null: no epoch seen yet */
+  readonly best: number | null
   readonly badEpochs: number
 }
 
@@ -12,10 +14,12 @@ export class EarlyStopping {
 
   constructor (private readonly config: EarlyStoppingConfig) {}
 
-  static fromJSON(config: EarlyStoppingConfig, state: EarlyStoppingState): EarlyStopping {
+  /** Restore from toJSON()'s output; throws ScheduleStateError when `state` is not such an object. */
+  static fromJSON(config: EarlyStoppingConfig, state: EarlyStoppingState | unknown): EarlyStopping {
+    const record = stateRecord(state, 'EarlyStopping')
     const e = new EarlyStopping(config)
-    e.best = state.best ?? Infinity
-    e.badEpochs = state.badEpochs
+    e.best = bestValue(record, 'EarlyStopping')
+    e.badEpochs = counter(record, 'badEpochs', 'EarlyStopping')
     return e
   }
 
@@ -31,6 +35,6 @@ export class EarlyStopping {
   }
 
   toJSON(): EarlyStoppingState {
-    return { best: Number.isFinite(this.best) ? this.best : (null as unknown as number), badEpochs: this.badEpochs }
+    return { best: Number.isFinite(this.best) ? this.best : null, badEpochs: this.badEpochs }
   }
 }

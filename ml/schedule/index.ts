@@ -1,2 +1,3 @@
 export { EarlyStopping, type EarlyStoppingState } from './early-stopping.js'
 export { ReduceLROnPlateau, type PlateauState } from './reduce-lr-on-plateau.js'
+export { ScheduleStateError } from './state-checks.js'

@@ -1,7 +1,9 @@
 import type { LrScheduleConfig } from '../../config/job-config.js'
+import { bestValue, counter, stateRecord } from './state-checks.js'
 
 export interface PlateauState {
-  readonly best: number
+  /** null: no epoch seen yet */
+  readonly best: number | null
   readonly badEpochs: number
   readonly cooldownLeft: number
 }
@@ -14,11 +16,13 @@ export class ReduceLROnPlateau {
 
   constructor (private readonly config: LrScheduleConfig) {}
 
-  static fromJSON(config: LrScheduleConfig, state: PlateauState): ReduceLROnPlateau {
+  /** Restore from toJSON()'s output; throws ScheduleStateError when `state` is not such an object. */
+  static fromJSON(config: LrScheduleConfig, state: PlateauState | unknown): ReduceLROnPlateau {
+    const record = stateRecord(state, 'ReduceLROnPlateau')
     const s = new ReduceLROnPlateau(config)
-    s.best = state.best ?? Infinity
-    s.badEpochs = state.badEpochs
-    s.cooldownLeft = state.cooldownLeft
+    s.best = bestValue(record, 'ReduceLROnPlateau')
+    s.badEpochs = counter(record, 'badEpochs', 'ReduceLROnPlateau')
+    s.cooldownLeft = counter(record, 'cooldownLeft', 'ReduceLROnPlateau')
     return s
   }
 
@@ -46,6 +50,6 @@ export class ReduceLROnPlateau {
 
   toJSON(): PlateauState {
     // JSON has no Infinity: null stands for "no best yet"
-    return { best: Number.isFinite(this.best) ? this.best : (null as unknown as number), badEpochs: this.badEpochs, cooldownLeft: this.cooldownLeft }
+    return { best: Number.isFinite(this.best) ? this.best : null, badEpochs: this.badEpochs, cooldownLeft: this.cooldownLeft }
   }
 }
