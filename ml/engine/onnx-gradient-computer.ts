@@ -47,6 +47,14 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
     if (params.length !== model.layout.totalSize) {
       throw new RangeError(`expected ${model.layout.totalSize} parameters for ${model.name}, got ${params.length}`)
     }
+    const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)
+    if (batch.inputs.length !== batch.size * sampleSize || batch.labels.length !== batch.size) {
+      throw new RangeError(`a batch of ${batch.size} for ${model.name} needs ${batch.size * sampleSize} input values and ${batch.size} labels, got ${batch.inputs.length} and ${batch.labels.length}`)
+    }
+    for (const label of batch.labels) {
+      // an out-of-range label would silently land in another sample's one-hot row
+      if (!(label >= 0 && label < model.numClasses)) throw new RangeError(`label ${label} is outside [0, ${model.numClasses}) for ${model.name}`)
+    }
     const result: Record<string, ort.Tensor> = {
       [inputName]: new ort.Tensor('float32', batch.inputs, [batch.size, ...model.sampleShape])
     }

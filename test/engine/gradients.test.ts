@@ -1,7 +1,10 @@
+import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
+import { gradientOutputName, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
-import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
+import { oneHot } from '../../ml/engine/logits.js'
+import { createOnnxGradientComputer, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel } from '../../ml/models/zoo.js'
 import { readDigits } from './mnist-digits.js'
@@ -125,5 +128,43 @@ describe('the gradient computer', () => {
     await computer.close()
     await computer.close()
     await expect(computer.computeGradient(model.initParameters(1), batch)).rejects.toThrow(/closed/)
+  })
+})
+
+describe('batch validation and the exported training graph', () => {
+  it('rejects batches whose sizes or labels do not fit the model', async () => {
+    const model = createModel('mlp')
+    const computer = createOnnxGradientComputer(model)
+    computers.push(computer)
+    const params = model.initParameters(1)
+    const good = randomBatch(model, 4, 1)
+    await expect(computer.computeGradient(params, { ...good, inputs: good.inputs.subarray(1) })).rejects.toThrow(/needs 3136 input values/)
+    await expect(computer.computeGradient(params, { ...good, labels: Int32Array.of(0, 1, 10, 2) })).rejects.toThrow(/label 10 is outside \[0, 10\)/)
+    await expect(computer.evaluate(params, { ...good, labels: Int32Array.of(0, 1, -1, 2) })).rejects.toThrow(/label -1/)
+  })
+
+  it('trainingGraphBytes is deterministic and, run in a separate session, gives bit-identical gradients', async () => {
+    const model = createModel('lenet5')
+    const bytes = trainingGraphBytes(model, 8)
+    expect(trainingGraphBytes(createModel('lenet5'), 8)).toEqual(bytes)
+    const batch = digitBatch(model, 8)
+    const params = model.initParameters(4)
+
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'all', logSeverityLevel: 3 })
+    const feeds: Record<string, ort.Tensor> = {
+      [model.forward.input]: new ort.Tensor('float32', batch.inputs, [8, 1, 28, 28]),
+      [TRAINING_INPUT_LABELS]: new ort.Tensor('float32', oneHot(batch.labels, 10), [8, 10])
+    }
+    for (const spec of model.layout.specs) feeds[spec.name] = new ort.Tensor('float32', params.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
+    const out = await session.run(feeds)
+    await session.release()
+
+    const computer = createOnnxGradientComputer(model)
+    computers.push(computer)
+    const result = await computer.computeGradient(params, batch)
+    expect((out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0]).toBe(result.loss)
+    model.layout.specs.forEach((spec, i) => {
+      expect(out[gradientOutputName(i)].data as Float32Array).toEqual(result.gradient.subarray(spec.offset, spec.offset + spec.size))
+    })
   })
 })
