@@ -1,0 +1,145 @@
+/**
+ * Serve training snapshots on `/p2pmld/state/1.0.0` to joining or restarting peers.
+ */
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import * as lp from 'it-length-prefixed'
+import { DEFAULT_CHUNK_BYTES, encodeSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
+import { StateSyncError, StateSyncRefusedError, type StateSyncRefusal } from './state-sync-errors.js'
+import {
+  MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, STATE_SYNC_PROTOCOL, StateSyncRequestSchema, encodeJsonFrame,
+  type StateSyncRequest, type StateSyncStatus
+} from './state-sync-messages.js'
+import { createStreamReader } from './stream-reader.js'
+import { writeFrame } from './stream-writer.js'
+
+export interface StateSyncServerOptions {
+  /**
+   * Produce the snapshot to send. Its Float32Arrays are streamed without copying, so they must not
+   * change until the transfer ends: hand out a copy taken between steps (and cache it for
+   * concurrent requests). Throw StateSyncRefusedError to refuse with a specific reason.
+   */
+  readonly getSnapshot: (request: StateSyncRequest, remotePeer: PeerId) => Promise<TrainingSnapshot>
+  /** transfers served at once; further requests get a 'busy' refusal (default 2) */
+  readonly maxConcurrent?: number
+  /** snapshot bytes per frame, at most 1 MiB (default 1 MiB) */
+  readonly chunkBytes?: number
+  /** time allowed to read the request (default 10 s) */
+  readonly requestTimeoutMs?: number
+  /** whole-transfer limit (default 15 min) */
+  readonly timeoutMs?: number
+  /** abort when the client accepts no data for this long (default 30 s) */
+  readonly stallTimeoutMs?: number
+  /** bytes allowed in the stream's write queue before waiting (default 4 MiB) */
+  readonly maxBufferedBytes?: number
+  readonly onError?: (error: unknown, remotePeer: PeerId) => void
+}
+
+export interface StateSyncServer {
+  /** unregister the protocol and abort transfers in progress; idempotent */
+  stop(): Promise<void>
+  /** transfers in progress */
+  readonly active: number
+}
+
+async function readRequest (stream: Stream, timeoutMs: number): Promise<unknown> {
+  const reader = createStreamReader(stream, MAX_CONTROL_FRAME_BYTES)
+  const timer = setTimeout(() => stream.abort(new StateSyncError('timeout', `no state-sync request within ${timeoutMs} ms`)), timeoutMs)
+  try {
+    for await (const frame of lp.decode(reader, { maxDataLength: MAX_CONTROL_FRAME_BYTES })) {
+      try {
+        return JSON.parse(new TextDecoder().decode(frame.subarray()))
+      } catch {
+        return undefined
+      }
+    }
+    throw new StateSyncError('closed', 'stream closed before a state-sync request arrived')
+  } finally {
+    clearTimeout(timer)
+    reader.release()
+  }
+}
+
+export async function registerStateSyncServer (node: Libp2p, options: StateSyncServerOptions): Promise<StateSyncServer> {
+  const maxConcurrent = options.maxConcurrent ?? 2
+  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES
+  if (chunkBytes > MAX_FRAME_BYTES) throw new RangeError(`chunkBytes must be at most ${MAX_FRAME_BYTES}`)
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+  const timeoutMs = options.timeoutMs ?? 15 * 60_000
+  const stallTimeoutMs = options.stallTimeoutMs ?? 30_000
+  const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
+  const active = new Set<Stream>()
+  let stopped = false
+
+  async function refuse (stream: Stream, reason: StateSyncRefusal, message: string): Promise<void> {
+    const status: StateSyncStatus = { ok: false, reason, message: message.slice(0, 4096) }
+    stream.send(lp.encode.single(encodeJsonFrame(status)))
+    await stream.close({ signal: AbortSignal.timeout(stallTimeoutMs) })
+  }
+
+  async function serve (stream: Stream, connection: Connection): Promise<void> {
+    const raw = await readRequest(stream, requestTimeoutMs)
+    const parsed = StateSyncRequestSchema.safeParse(raw)
+    if (!parsed.success) {
+      await refuse(stream, 'bad-request', `invalid state-sync request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
+      return
+    }
+    if (active.size > maxConcurrent) {
+      await refuse(stream, 'busy', `serving ${maxConcurrent} state transfers already; retry later or ask another peer`)
+      return
+    }
+    let snapshot: TrainingSnapshot
+    try {
+      snapshot = await options.getSnapshot(parsed.data, connection.remotePeer)
+    } catch (error) {
+      if (error instanceof StateSyncRefusedError) {
+        await refuse(stream, error.reason, error.message)
+      } else {
+        await refuse(stream, 'internal', `snapshot provider failed: ${error instanceof Error ? error.message : String(error)}`)
+      }
+      return
+    }
+    const minStep = parsed.data.minStep
+    if (minStep !== undefined && snapshot.step < minStep) {
+      await refuse(stream, 'not-ready', `this peer is at step ${snapshot.step}, before the requested step ${minStep}`)
+      return
+    }
+    const encoded = encodeSnapshot(snapshot, { chunkBytes })
+    const signal = AbortSignal.timeout(timeoutMs)
+    const writeOptions = { maxBufferedBytes, signal, stallSignal: () => AbortSignal.timeout(stallTimeoutMs) }
+    const status: StateSyncStatus = { ok: true, totalBytes: encoded.byteLength, step: snapshot.step }
+    await writeFrame(stream, encodeJsonFrame(status), writeOptions)
+    for (const chunk of encoded.chunks) {
+      for (let offset = 0; offset < chunk.byteLength; offset += MAX_FRAME_BYTES) {
+        await writeFrame(stream, chunk.subarray(offset, offset + MAX_FRAME_BYTES), writeOptions)
+      }
+    }
+    await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(stallTimeoutMs)]) })
+  }
+
+  await node.handle(STATE_SYNC_PROTOCOL, async (stream, connection) => {
+    if (stopped) {
+      stream.abort(new StateSyncError('closed', 'state-sync server is stopping'))
+      return
+    }
+    active.add(stream)
+    try {
+      await serve(stream, connection)
+    } catch (error) {
+      stream.abort(error instanceof Error ? error : new Error(String(error)))
+      options.onError?.(error, connection.remotePeer)
+    } finally {
+      active.delete(stream)
+    }
+  }, { maxInboundStreams: maxConcurrent + 8 })
+
+  return {
+    get active () { return active.size },
+    async stop () {
+      if (stopped) return
+      stopped = true
+      await node.unhandle(STATE_SYNC_PROTOCOL)
+      for (const stream of active) stream.abort(new StateSyncError('closed', 'state-sync server stopped'))
+      active.clear()
+    }
+  }
+}
