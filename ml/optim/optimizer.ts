@@ -48,19 +48,13 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
     stateSize: state.length,
     step(params, grad, lr) {
       checkLengths(params, grad, paramCount)
-      const { momentum, weightDecay: wd, nesterov } = config
-      const first = usesMomentum && state[0] === 0
-      for (let i = 0; i < params.length; i++) {
-        let g = grad[i]
-        if (wd !== 0) g += wd * params[i]
-        if (usesMomentum) {
-          const b = first ? g : momentum * buffer[i] + g
-          buffer[i] = b
-          g = nesterov ? g + momentum * b : b
-        }
-        params[i] -= lr * g
+      const { momentum, weightDecay, nesterov } = config
+      if (!usesMomentum) {
+        sgdPlain(params, grad, lr, weightDecay)
+        return
       }
-      if (usesMomentum) state[0] = 1
+      sgdMomentum(params, grad, buffer, lr, momentum, weightDecay, nesterov, state[0] === 0)
+      state[0] = 1
     },
     exportState: () => state,
     importState(saved) {
@@ -68,6 +62,42 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
       if (usesMomentum && saved[0] !== 0 && saved[0] !== 1) throw new OptimizerStateError(`SGD state starts with ${saved[0]}, expected the momentum flag 0 or 1: the state is damaged`)
       state.set(saved)
     }
+  }
+}
+
+// The loops live in plain top-level functions with the branches hoisted out: V8 compiles each to
+// a tight loop (the per-element branches inside one closure ran 3-10x slower than this)
+function sgdPlain(params: Float32Array, grad: Float32Array, lr: number, wd: number): void {
+  const n = params.length
+  if (wd === 0) {
+    for (let i = 0; i < n; i++) params[i] -= lr * grad[i]
+  } else {
+    for (let i = 0; i < n; i++) params[i] -= lr * (grad[i] + wd * params[i])
+  }
+}
+
+function sgdMomentum(params: Float32Array, grad: Float32Array, buffer: Float32Array, lr: number, momentum: number, wd: number, nesterov: boolean, first: boolean): void {
+  const n = params.length
+  // on the first step the buffer is the gradient itself (PyTorch clones it): momentum * 0 + g
+  const mu = first ? 0 : momentum
+  for (let i = 0; i < n; i++) {
+    const g = wd === 0 ? grad[i] : grad[i] + wd * params[i]
+    const b = mu * buffer[i] + g
+    buffer[i] = b
+    params[i] -= lr * (nesterov ? g + momentum * b : b)
+  }
+}
+
+function adamLoop(params: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, beta1: number, beta2: number, eps: number, wd: number, stepSize: number, sqrtBc2: number): void {
+  const n = params.length
+  for (let i = 0; i < n; i++) {
+    const g = wd === 0 ? grad[i] : grad[i] + wd * params[i]
+    // the update uses m and v as stored (float32), as PyTorch's does
+    const mi = Math.fround(beta1 * m[i] + (1 - beta1) * g)
+    const vi = Math.fround(beta2 * v[i] + (1 - beta2) * g * g)
+    m[i] = mi
+    v[i] = vi
+    params[i] -= stepSize * mi / (Math.sqrt(vi) / sqrtBc2 + eps)
   }
 }
 
@@ -81,21 +111,12 @@ export function createAdam(config: Extract<OptimizerConfig, { type: 'adam' }>, p
     stateSize: state.length,
     step(params, grad, lr) {
       checkLengths(params, grad, paramCount)
-      const { beta1, beta2, eps, weightDecay: wd } = config
+      const { beta1, beta2, eps, weightDecay } = config
       if (state[0] >= MAX_EXACT_STEP) throw new OptimizerStateError(`Adam cannot count past ${MAX_EXACT_STEP} steps in its float32 state`)
       const t = state[0] + 1
       state[0] = t
-      const bc1 = 1 - Math.pow(beta1, t)
-      const bc2 = 1 - Math.pow(beta2, t)
-      const stepSize = lr / bc1
-      const sqrtBc2 = Math.sqrt(bc2)
-      for (let i = 0; i < params.length; i++) {
-        let g = grad[i]
-        if (wd !== 0) g += wd * params[i]
-        m[i] = beta1 * m[i] + (1 - beta1) * g
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g
-        params[i] -= stepSize * m[i] / (Math.sqrt(v[i]) / sqrtBc2 + eps)
-      }
+      const stepSize = lr / (1 - Math.pow(beta1, t))
+      adamLoop(params, grad, m, v, beta1, beta2, eps, weightDecay, stepSize, Math.sqrt(1 - Math.pow(beta2, t)))
     },
     exportState: () => state,
     importState(saved) {
