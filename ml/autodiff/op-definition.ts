@@ -15,6 +15,8 @@ export interface BackwardContext {
   readonly outputGrads: ReadonlyArray<string | undefined>
   /** whether input i needs a gradient (a parameter or something computed from one) */
   needsGrad(index: number): boolean
+  /** the value of a constant input (pads, shapes), if the input is a constant */
+  constant(name: string): ConstantTensor | undefined
   /** tensors the op's emitForward saved for its backward */
   readonly saved: Readonly<Record<string, string>>
 }

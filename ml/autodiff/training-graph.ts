@@ -136,6 +136,7 @@ export function buildTrainingGraph(graph: ForwardGraph, layout: ParameterLayout,
       shape: (name) => shapes.get(name) as Shape,
       outputGrads,
       needsGrad: (index) => requiresGrad.has(node.inputs[index]),
+      constant: (name) => graph.constants.get(name),
       saved: saved.get(node.name) ?? {}
     })
     node.inputs.forEach((input, k) => {

@@ -10,8 +10,9 @@ const IR_VERSION = 8
 
 export interface GraphIo {
   readonly name: string
-  readonly elementType: 'float32' | 'int64'
-  readonly shape: readonly number[]
+  /** omitted: an output whose type ORT infers (constant folding) */
+  readonly elementType?: 'float32' | 'int64'
+  readonly shape?: readonly number[]
 }
 
 export class GraphEmitter {
@@ -90,6 +91,7 @@ export class GraphEmitter {
 }
 
 function valueInfo(io: GraphIo): OnnxValueInfoProto {
+  if (io.elementType === undefined || io.shape === undefined) return { name: io.name }
   return {
     name: io.name,
     type: {

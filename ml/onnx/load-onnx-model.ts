@@ -9,6 +9,7 @@ import type { Attribute, ConstantTensor, ForwardGraph, IrNode } from '../autodif
 import { firstUnsupportedOp, inferShapes, UnsupportedOpError } from '../autodiff/training-graph.js'
 import type { ModelDefinition } from '../models/model-definition.js'
 import { createLayout } from '../params.js'
+import { foldConstants } from './fold-constants.js'
 import { onnx, type OnnxAttributeProto, type OnnxTensorProto } from './onnx-proto.js'
 
 export class OnnxModelNotFoundError extends Error {
@@ -38,7 +39,7 @@ export async function loadOnnxModel(pathOrBytes: string | Uint8Array): Promise<M
   return parseOnnxModel(bytes, `'${pathOrBytes}'`)
 }
 
-export function parseOnnxModel(bytes: Uint8Array, source = 'the given bytes'): ModelDefinition {
+async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelDefinition> {
   const invalid = (why: string): InvalidOnnxModelError =>
     new InvalidOnnxModelError(`${source} is not a usable ONNX model (${why}): give a .onnx file saved by torch.onnx.export or onnx.save`)
   let model: InstanceType<typeof onnx.ModelProto>
@@ -76,7 +77,7 @@ export function parseOnnxModel(bytes: Uint8Array, source = 'the given bytes'): M
     throw invalid(`the batch input '${batchInputs[0].name ?? ''}' needs a concrete shape after its batch dim`)
   }
 
-  const nodes: IrNode[] = []
+  const allNodes: IrNode[] = []
   graphNodes.forEach((n, index) => {
     const name = n.name !== null && n.name !== undefined && n.name !== '' ? n.name : `${n.opType ?? 'node'}_${index}`
     const attrs: Record<string, Attribute> = {}
@@ -87,9 +88,13 @@ export function parseOnnxModel(bytes: Uint8Array, source = 'the given bytes'): M
       constants.set(n.output?.[0] ?? '', value.value)
       return
     }
-    nodes.push({ name, op: n.opType ?? '', inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs })
+    // trailing optional inputs may be given as '' (absent): drop them
+    const inputs = [...(n.input ?? [])]
+    while (inputs.length > 0 && inputs[inputs.length - 1] === '') inputs.pop()
+    allNodes.push({ name, op: n.opType ?? '', inputs, outputs: [...(n.output ?? [])], attrs })
   })
 
+  const nodes = await foldConstants(allNodes, constants)
   const forward: ForwardGraph = {
     input: batchInputs[0].name ?? '',
     sampleShape,

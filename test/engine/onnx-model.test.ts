@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UnsupportedOpError } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
@@ -139,6 +140,32 @@ describe('loadOnnxModel', () => {
     const noise = Uint8Array.from({ length: 4096 }, () => rng.nextInt(256))
     await expect(loadOnnxModel(noise)).rejects.toThrow(InvalidOnnxModelError)
     await expect(loadOnnxModel(new Uint8Array())).rejects.toThrow(/not a usable ONNX model/)
+  })
+})
+
+describe('a real torch.onnx.export file (fixtures/tiny-cnn.onnx, see export-tiny-cnn.py)', () => {
+  it('folds the exporter\'s constant subgraphs, trains, and matches the float64 reference', async () => {
+    const model = await loadOnnxModel(fileURLToPath(new URL('./fixtures/tiny-cnn.onnx', import.meta.url)))
+    expect(model.sampleShape).toEqual([1, 28, 28])
+    expect(model.numClasses).toBe(10)
+    expect(model.layout.specs.map((s) => s.name)).toEqual(['c1.weight', 'c1.bias', 'c2.weight', 'c2.bias', 'fc.weight', 'fc.bias'])
+    // only ops that touch the batch or the parameters are left for the autodiff
+    expect(model.forward.nodes.map((n) => n.op)).toEqual(['Conv', 'Relu', 'MaxPool', 'Pad', 'Conv', 'Relu', 'Pad', 'AveragePool', 'Flatten', 'Gemm'])
+
+    const params = model.initParameters(0)
+    const { inputs, labels } = readDigits(10, 50)
+    const computer = createOnnxGradientComputer(model)
+    try {
+      const result = await computer.computeGradient(params, { size: 10, sampleShape: model.sampleShape, inputs, labels })
+      const ref = referenceGradient(model.forward, model.layout, params, inputs, labels)
+      expect(Math.abs(result.loss - ref.loss)).toBeLessThan(1e-5)
+      for (const spec of model.layout.specs) {
+        const err = relativeError(result.gradient.subarray(spec.offset, spec.offset + spec.size), ref.gradient.subarray(spec.offset, spec.offset + spec.size))
+        expect(err, spec.name).toBeLessThan(2e-4)
+      }
+    } finally {
+      await computer.close()
+    }
   })
 })
 

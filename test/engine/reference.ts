@@ -94,6 +94,23 @@ function slide(g: Window, h: number, w: number, visit: (o: number, i: number, k:
   }
 }
 
+/** Zero padding of a 4-D tensor: where each input element lands in the padded output. */
+function padMap(shape: number[], pads: Float64Array): { outShape: number[], map: Float64Array } {
+  const outShape = shape.map((d, i) => d + pads[i] + pads[i + 4])
+  const map = new Float64Array(product(shape))
+  let i = 0
+  for (let a = 0; a < shape[0]; a++) {
+    for (let b = 0; b < shape[1]; b++) {
+      for (let c = 0; c < shape[2]; c++) {
+        for (let d = 0; d < shape[3]; d++) {
+          map[i++] = (((a + pads[0]) * outShape[1] + b + pads[1]) * outShape[2] + c + pads[2]) * outShape[3] + d + pads[3]
+        }
+      }
+    }
+  }
+  return { outShape, map }
+}
+
 function gemmDims(node: IrNode, a: T64, b: T64): { m: number, k: number, n: number, ai: (r: number, c: number) => number, bi: (r: number, c: number) => number } {
   const ta = attrInt(node, 'transA', 0) === 1
   const tb = attrInt(node, 'transB', 0) === 1
@@ -138,6 +155,12 @@ function forward(node: IrNode, ins: T64[]): [T64, Int32Array?] {
       const dims = Array.from(ins[1].data, (d, i) => (d === 0 ? x.shape[i] : d))
       const known = product(dims.filter((d) => d !== -1))
       return [{ shape: dims.map((d) => (d === -1 ? x.data.length / known : d)), data: x.data }]
+    }
+    case 'Pad': {
+      const { outShape, map } = padMap(x.shape, ins[1].data)
+      const y = zeros(outShape)
+      map.forEach((o, i) => { y.data[o] = x.data[i] })
+      return [y]
     }
     case 'Conv': {
       const [, w, b] = ins
@@ -225,6 +248,8 @@ function backward(node: IrNode, ins: T64[], y: T64, dy: T64, idx: Int32Array | u
     case 'Flatten':
     case 'Reshape':
       return [{ shape: [...x.shape], data: dy.data.slice() }]
+    case 'Pad':
+      return [{ shape: [...x.shape], data: padMap(x.shape, ins[1].data).map.map((o) => dy.data[o]) }]
     case 'Conv': {
       const [, w, b] = ins
       const [nb, c, h, wd] = x.shape
