@@ -1,0 +1,4 @@
+export {
+  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, writeCheckpoint,
+  type PreparedCheckpoint
+} from './checkpoint.js'
