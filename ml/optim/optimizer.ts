@@ -65,8 +65,8 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
   }
 }
 
-// The loops live in plain top-level functions with the branches hoisted out: V8 compiles each to
-// a tight loop (the per-element branches inside one closure ran 3-10x slower than this)
+// The loops live in plain top-level functions with the branches hoisted out: measured in one run,
+// 0.6-0.85x the time of the same loops written inside the step closure, with identical results
 function sgdPlain(params: Float32Array, grad: Float32Array, lr: number, wd: number): void {
   const n = params.length
   if (wd === 0) {
