@@ -5,9 +5,10 @@
  */
 import type { ParameterLayout } from '../core/types.js'
 import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
-import { ShapeError, type ForwardGraph, type Shape } from './ir.js'
+import { ShapeError, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import type { OpDefinition } from './op-definition.js'
 import { findOp, supportedOps } from './registry.js'
+import { foldShapeNode, isShapeOp } from './shape-folding.js'
 
 export const TRAINING_INPUT_LABELS = 'labels_onehot'
 export const TRAINING_OUTPUT_LOSS = 'loss'
@@ -31,28 +32,52 @@ export function gradientOutputName(index: number): string {
   return `grad_${index}`
 }
 
-/** Check every op is supported and infer all tensor shapes for a concrete batch size. */
-export function inferShapes(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): Map<string, Shape> {
+/**
+ * The forward graph for one concrete batch size: shape arithmetic folded into constants (see
+ * shape-folding.ts), every op checked, every tensor's shape inferred.
+ */
+export interface SpecializedGraph {
+  readonly graph: ForwardGraph
+  readonly shapes: ReadonlyMap<string, Shape>
+}
+
+export function specializeGraph(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): SpecializedGraph {
   const shapes = new Map<string, Shape>()
+  const values = new Map<string, ConstantTensor>(graph.constants)
   shapes.set(graph.input, [batchSize, ...graph.sampleShape])
   for (const spec of layout.specs) shapes.set(spec.name, spec.shape)
   for (const [name, c] of graph.constants) shapes.set(name, c.dims)
+  const kept: IrNode[] = []
   for (const node of graph.nodes) {
+    const folded = foldShapeNode(node, values, shapes)
+    if (folded !== undefined) {
+      values.set(node.outputs[0], folded)
+      shapes.set(node.outputs[0], folded.dims)
+      continue
+    }
     const op = requireOp(node.op, node.name)
     const inputShapes = node.inputs.map((name) => {
       const s = shapes.get(name)
       if (s === undefined) throw new ShapeError(`node '${node.name}' reads '${name}', which nothing produces before it`)
       return s
     })
-    const outs = op.inferShapes(node, inputShapes, { constant: (name) => graph.constants.get(name) })
+    const outs = op.inferShapes(node, inputShapes, { constant: (name) => values.get(name) })
     node.outputs.forEach((name, i) => shapes.set(name, outs[i]))
+    kept.push(node)
   }
   if (!shapes.has(graph.output)) throw new ShapeError(`the graph output '${graph.output}' is never produced`)
-  return shapes
+  const used = new Set(kept.flatMap((n) => n.inputs))
+  const constants = new Map([...values].filter(([name]) => used.has(name)))
+  return { graph: { ...graph, nodes: kept, constants }, shapes }
+}
+
+/** Check every op is supported and infer all tensor shapes for a concrete batch size. */
+export function inferShapes(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): Map<string, Shape> {
+  return new Map(specializeGraph(graph, layout, batchSize).shapes)
 }
 
 export function firstUnsupportedOp(graph: ForwardGraph): { op: string, node: string } | undefined {
-  const node = graph.nodes.find((n) => findOp(n.op) === undefined)
+  const node = graph.nodes.find((n) => findOp(n.op) === undefined && !isShapeOp(n.op))
   return node === undefined ? undefined : { op: node.op, node: node.name }
 }
 
@@ -62,7 +87,7 @@ function requireOp(type: string, nodeName: string): OpDefinition {
   return op
 }
 
-function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: Map<string, Shape>): Map<string, Record<string, string>> {
+function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>): Map<string, Record<string, string>> {
   for (const name of shapes.keys()) emit.reserve(name)
   for (const [name, c] of graph.constants) emit.initializer(name, c)
   const saved = new Map<string, Record<string, string>>()
@@ -75,15 +100,15 @@ function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: Map<string
   return saved
 }
 
-function ioList(graph: ForwardGraph, layout: ParameterLayout, shapes: Map<string, Shape>): GraphIo[] {
+function ioList(graph: ForwardGraph, layout: ParameterLayout, shapes: ReadonlyMap<string, Shape>): GraphIo[] {
   return [
     { name: graph.input, elementType: 'float32', shape: shapes.get(graph.input) as Shape },
     ...layout.specs.map((s) => ({ name: s.name, elementType: 'float32' as const, shape: s.shape }))
   ]
 }
 
-export function buildInferenceGraph(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
-  const shapes = inferShapes(graph, layout, batchSize)
+export function buildInferenceGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
+  const { graph, shapes } = specializeGraph(forward, layout, batchSize)
   const emit = new GraphEmitter()
   emitForward(graph, emit, shapes)
   const bytes = emit.serialize(ioList(graph, layout, shapes), [
@@ -92,8 +117,8 @@ export function buildInferenceGraph(graph: ForwardGraph, layout: ParameterLayout
   return { bytes, inputName: graph.input, logitsName: graph.output, gradientNames: [] }
 }
 
-export function buildTrainingGraph(graph: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
-  const shapes = inferShapes(graph, layout, batchSize)
+export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
+  const { graph, shapes } = specializeGraph(forward, layout, batchSize)
   const logitsShape = shapes.get(graph.output) as Shape
   if (logitsShape.length !== 2 || logitsShape[0] !== batchSize) {
     throw new ShapeError(`the model output '${graph.output}' must be logits of shape [batch, classes], got [${logitsShape.join(', ')}]`)

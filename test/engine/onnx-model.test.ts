@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { UnsupportedOpError } from '../../ml/autodiff/training-graph.js'
+import { specializeGraph, UnsupportedOpError } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import { UnknownModelError } from '../../ml/models/model-definition.js'
@@ -162,6 +162,29 @@ describe('a real torch.onnx.export file (fixtures/tiny-cnn.onnx, see export-tiny
       for (const spec of model.layout.specs) {
         const err = relativeError(result.gradient.subarray(spec.offset, spec.offset + spec.size), ref.gradient.subarray(spec.offset, spec.offset + spec.size))
         expect(err, spec.name).toBeLessThan(2e-4)
+      }
+    } finally {
+      await computer.close()
+    }
+  })
+
+  it('folds x.view(x.size(0), -1) (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) per batch size', async () => {
+    const model = await loadOnnxModel(fileURLToPath(new URL('./fixtures/tiny-cnn-view.onnx', import.meta.url)))
+    expect(model.forward.nodes.map((n) => n.op)).toContain('Shape')
+    const params = model.initParameters(0)
+    const computer = createOnnxGradientComputer(model)
+    try {
+      for (const size of [10, 3]) {
+        const specialized = specializeGraph(model.forward, model.layout, size).graph
+        expect(specialized.nodes.map((n) => n.op)).toEqual(['Conv', 'Relu', 'MaxPool', 'Pad', 'Conv', 'Relu', 'Pad', 'AveragePool', 'Reshape', 'Gemm'])
+        const { inputs, labels } = readDigits(size, 60)
+        const result = await computer.computeGradient(params, { size, sampleShape: model.sampleShape, inputs, labels })
+        const ref = referenceGradient(specialized, model.layout, params, inputs, labels)
+        expect(Math.abs(result.loss - ref.loss)).toBeLessThan(1e-5)
+        for (const spec of model.layout.specs) {
+          const err = relativeError(result.gradient.subarray(spec.offset, spec.offset + spec.size), ref.gradient.subarray(spec.offset, spec.offset + spec.size))
+          expect(err, `batch ${size} ${spec.name}`).toBeLessThan(2e-4)
+        }
       }
     } finally {
       await computer.close()
