@@ -109,7 +109,7 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
       if (bytes.length > maxMessageBytes) {
         throw new GradientExchangeError(`gradient message of ${bytes.length} bytes exceeds the ${maxMessageBytes}-byte limit peers accept; raise maxMessageBytes on every peer or compress harder`)
       }
-      const frame = lp.encode.single(bytes).subarray()
+      const frame = lp.encode.single(bytes, { maxDataLength: maxMessageBytes }).subarray()
       const targets = [...new Set(recipients)].filter((r) => r !== self)
       const ok = await Promise.all(targets.map(async (r) => await sendTo(frame, r)))
       published++

@@ -1,0 +1,251 @@
+/**
+ * Four real libp2p nodes on 127.0.0.1, bootstrapping from the first, meshed by membership
+ * heartbeats; gradients exchanged in both modes.
+ */
+import * as lp from 'it-length-prefixed'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createQsgdCodec, createRawCodec } from '../../ml/compress/index.js'
+import { createRng } from '../../ml/core/rng.js'
+import {
+  createFaultInjector, createGradientExchange, gradientTopic, GRADIENT_PROTOCOL, type ExchangeMode, type GradientExchange
+} from '../../protocols/gradient-exchange/index.js'
+import { createMembershipTopic, type MembershipTopic } from '../../protocols/membership-topic.js'
+import { encodeGradientMessage, parameterDigest, type GradientMessage } from '../../protocols/messages/index.js'
+import type { PeerNode } from '../../protocols/node/index.js'
+import { captureLogs, startBootstrappedNodes, stopAll, waitFor } from './peer-helpers.js'
+
+const JOB = 'job-mesh'
+const PARAMS = 61_706 // lenet5
+const STEPS = 6
+const qsgd = createQsgdCodec({ bits: 8, bucketSize: 512 })
+const PAYLOAD_BYTES = qsgd.encodedSize(PARAMS)
+
+let nodes: PeerNode[] = []
+let members: MembershipTopic[] = []
+const heard = new Map<string, Set<string>>()
+const ids = (): string[] => nodes.map((n) => n.peerId.toString())
+const others = (i: number): string[] => ids().filter((_, j) => j !== i)
+
+function gradientFor (sender: string, step: number, count = PARAMS, codec: 'qsgd' | 'none' = 'qsgd'): GradientMessage {
+  const rng = createRng(step * 7919 + sender.charCodeAt(sender.length - 1))
+  const gradient = new Float32Array(count)
+  for (let i = 0; i < count; i++) gradient[i] = rng.nextNormal() * 0.01
+  const payload = codec === 'qsgd' ? qsgd.encode(gradient, rng) : createRawCodec().encode(gradient, rng)
+  return { jobId: JOB, step, epoch: 0, sender, codec, parameterCount: count, digest: parameterDigest(new Float32Array([step])), payload }
+}
+
+beforeAll(async () => {
+  nodes = await startBootstrappedNodes(4)
+  members = nodes.map((node) => {
+    const self = node.peerId.toString()
+    heard.set(self, new Set())
+    const topic = createMembershipTopic({
+      node,
+      jobId: JOB,
+      heartbeat: {
+        intervalMs: 150,
+        build: () => ({ type: 'heartbeat', jobId: JOB, peerId: self, addrs: node.dialableAddrs(), step: 0, digest: '00'.repeat(32), state: 'training' })
+      }
+    })
+    topic.onMessage((msg, from) => { heard.get(self)?.add(from) })
+    return topic
+  })
+  for (const m of members) await m.start()
+  await waitFor(() => nodes.every((n, i) => others(i).every((p) => n.connectedPeers().includes(p))), 'a full mesh')
+})
+
+afterAll(async () => {
+  await stopAll(members)
+  await stopAll(nodes)
+})
+
+describe('mesh', () => {
+  it('4 nodes bootstrapping from the first form a full mesh and see each other subscribed', async () => {
+    for (let i = 0; i < 4; i++) {
+      expect(nodes[i].connectedPeers().sort()).toEqual(others(i).sort())
+    }
+    await waitFor(() => members.every((m, i) => m.subscribers().length === 3 && others(i).every((p) => heard.get(ids()[i])?.has(p))), 'heartbeats from every member')
+    for (let i = 0; i < 4; i++) {
+      expect(members[i].subscribers().sort()).toEqual(others(i).sort())
+      expect([...(heard.get(ids()[i]) ?? [])].sort()).toEqual(others(i).sort())
+      expect(members[i].stats().rejected['sender-mismatch']).toBe(0)
+    }
+  })
+})
+
+async function startExchanges (mode: ExchangeMode, opts: { expect?: { parameterCount?: number, codec?: 'qsgd' | 'none', payloadBytes?: number }, logger?: ReturnType<typeof captureLogs>['logger'] } = {}): Promise<GradientExchange[]> {
+  const exchanges = nodes.map((node) => createGradientExchange({ mode, node, jobId: JOB, expect: opts.expect, logger: opts.logger }))
+  for (const x of exchanges) await x.start()
+  if (mode === 'gossip') {
+    await waitFor(() => nodes.every((n) => n.pubsub.getSubscribers(gradientTopic(JOB)).length === 3), 'gradient topic subscribers')
+  }
+  return exchanges
+}
+
+type Arrival = { receiver: number, sender: string, step: number, payloadHex: string }
+
+function collect (exchanges: GradientExchange[]): Arrival[] {
+  const arrivals: Arrival[] = []
+  exchanges.forEach((x, receiver) => x.onGradient((msg, from) => {
+    expect(from).toBe(msg.sender)
+    arrivals.push({ receiver, sender: from, step: msg.step, payloadHex: Buffer.from(msg.payload).toString('hex').slice(0, 64) + msg.payload.length })
+  }))
+  return arrivals
+}
+
+async function expectExactlyOnce (arrivals: Arrival[], sent: Map<string, GradientMessage>, expected: number): Promise<void> {
+  await waitFor(() => arrivals.length >= expected, `${expected} gradient arrivals (have ${arrivals.length})`, 30_000)
+  await new Promise((resolve) => setTimeout(resolve, 300)) // would-be duplicates get a chance to show up
+  expect(arrivals).toHaveLength(expected)
+  const keys = new Set(arrivals.map((a) => `${a.receiver}/${a.sender}/${a.step}`))
+  expect(keys.size).toBe(expected)
+  for (const a of arrivals) {
+    expect(ids()[a.receiver]).not.toBe(a.sender)
+    const original = sent.get(`${a.sender}/${a.step}`)
+    expect(original).toBeDefined()
+    expect(a.payloadHex).toBe(Buffer.from(original!.payload).toString('hex').slice(0, 64) + original!.payload.length)
+  }
+}
+
+for (const mode of ['gossip', 'stream'] as const) {
+  describe(`${mode} exchange`, () => {
+    it(`delivers every gradient of steps 0..${STEPS - 1} to every other peer exactly once`, async () => {
+      const exchanges = await startExchanges(mode, { expect: { parameterCount: PARAMS, codec: 'qsgd', payloadBytes: PAYLOAD_BYTES } })
+      try {
+        const arrivals = collect(exchanges)
+        const sent = new Map<string, GradientMessage>()
+        for (let step = 0; step < STEPS; step++) {
+          const reports = await Promise.all(exchanges.map(async (x, i) => {
+            const msg = gradientFor(ids()[i], step)
+            sent.set(`${msg.sender}/${step}`, msg)
+            return await x.publish(msg, others(i))
+          }))
+          for (const [i, r] of reports.entries()) {
+            expect(r.missed).toEqual([])
+            expect(r.reached.sort()).toEqual(others(i).sort())
+          }
+        }
+        await expectExactlyOnce(arrivals, sent, 4 * 3 * STEPS)
+        for (const x of exchanges) {
+          expect(Object.values(x.stats().rejected).reduce((a, b) => a + b, 0)).toBe(0)
+          expect(x.stats().delivered).toBe(3 * STEPS)
+        }
+      } finally {
+        await stopAll(exchanges)
+      }
+    })
+
+    it('carries a 6 MiB gradient (above gossipsub\'s 4 MiB limit) to every peer', async () => {
+      const count = 1_600_000 // fp32: 6.1 MiB of payload
+      const exchanges = await startExchanges(mode, { expect: { parameterCount: count, codec: 'none' } })
+      try {
+        const arrivals = collect(exchanges)
+        // one sender keeps this fast on a 2-core machine; steps 0..N above cover every pair
+        const msg = gradientFor(ids()[3], 0, count, 'none')
+        const report = await exchanges[3].publish(msg, others(3))
+        expect(report.bytes).toBeGreaterThan(6 * 1024 * 1024)
+        expect(report.missed).toEqual([])
+        expect(report.parts).toBe(mode === 'gossip' ? 7 : 3)
+        await expectExactlyOnce(arrivals, new Map([[`${msg.sender}/0`, msg]]), 3)
+      } finally {
+        await stopAll(exchanges)
+      }
+    })
+
+    it('rejects malformed, wrong-job, truncated, wrong-count and forged messages by reason and keeps working', async () => {
+      const { logger, records } = captureLogs()
+      const exchanges = await startExchanges(mode, { expect: { parameterCount: PARAMS, codec: 'qsgd', payloadBytes: PAYLOAD_BYTES }, logger })
+      try {
+        const arrivals = collect(exchanges)
+        // a handler that throws must not stop delivery to the others
+        exchanges[0].onGradient(() => { throw new Error('handler bug') })
+        const attacker = nodes[1]
+        const victim = nodes[0]
+        const me = attacker.peerId.toString()
+        const good = encodeGradientMessage(gradientFor(me, 100))
+        const bad: Array<[string, Uint8Array]> = [
+          ['magic', new Uint8Array(300).fill(0xab)],
+          ['job-id', encodeGradientMessage({ ...gradientFor(me, 101), jobId: 'other-job' })],
+          ['truncated', good.subarray(0, good.length - 10)],
+          ['parameter-count', encodeGradientMessage({ ...gradientFor(me, 102, PARAMS - 1) })],
+          ['sender-mismatch', encodeGradientMessage({ ...gradientFor(nodes[2].peerId.toString(), 103) })]
+        ]
+        const send = async (bytes: Uint8Array): Promise<void> => {
+          if (mode === 'gossip') {
+            await attacker.pubsub.publish(gradientTopic(JOB), bytes)
+          } else {
+            const s = await attacker.libp2p.dialProtocol(peerIdFromString(victim.peerId.toString()), GRADIENT_PROTOCOL)
+            s.send(lp.encode.single(bytes))
+            await s.close()
+          }
+        }
+        for (const [, bytes] of bad) await send(bytes)
+        if (mode === 'stream') {
+          // a frame announcing more than the limit is refused before it is read
+          const s = await attacker.libp2p.dialProtocol(peerIdFromString(victim.peerId.toString()), GRADIENT_PROTOCOL)
+          s.send(lp.encode.single(new Uint8Array(8)).subarray(0, 0)) // nothing: just open
+          const prefix = new Uint8Array([0xff, 0xff, 0xff, 0x7f]) // varint 268435455
+          s.send(prefix)
+          await s.close().catch(() => {})
+        } else {
+          // a chunk whose declared chunk size does not fit its total
+          const chunk = new Uint8Array(28 + 100)
+          chunk.set([0x50, 0x32, 0x47, 0x43, 1], 0)
+          new DataView(chunk.buffer).setUint32(20, 1 << 20)
+          new DataView(chunk.buffer).setUint32(24, 100)
+          await send(chunk)
+        }
+        const rejected = (): Record<string, number> => exchanges[0].stats().rejected
+        const extra = mode === 'stream' ? 'too-large' : 'chunk'
+        await waitFor(() => [...bad.map(([r]) => r), extra].every((r) => rejected()[r] >= 1), 'every bad message rejected at the victim')
+        for (const [reason] of bad) expect(rejected()[reason]).toBe(1)
+        expect(rejected()[extra]).toBe(1)
+        const warn = records.filter((r) => r.msg === 'rejected an inbound gradient message' && r.component === 'gradient-exchange')
+        expect(new Set(warn.map((r) => r.reason))).toEqual(new Set([...bad.map(([r]) => r), extra]))
+
+        // the same sender's genuine message still arrives, once, and a repeat is a duplicate
+        await exchanges[1].publish(gradientFor(me, 100), [victim.peerId.toString()])
+        await waitFor(() => arrivals.some((a) => a.receiver === 0 && a.step === 100), 'the genuine message after the bad ones')
+        expect(exchanges[0].stats().handlerErrors).toBe(1)
+        await exchanges[1].publish(gradientFor(me, 100), [victim.peerId.toString()])
+        await waitFor(() => rejected().duplicate === 1, 'the repeat counted as duplicate')
+        expect(arrivals.filter((a) => a.receiver === 0)).toHaveLength(1)
+        expect(victim.isStarted()).toBe(true)
+      } finally {
+        await stopAll(exchanges)
+      }
+    })
+  })
+}
+
+describe('fault injection', () => {
+  it('drops and delays a seeded fraction of inbound gradients, deterministically in count', async () => {
+    const faults = { seed: 42, dropFraction: 0.3, delayFraction: 0.3, delayMs: [20, 60] as const }
+    const receiver = createGradientExchange({ mode: 'stream', node: nodes[0], jobId: JOB, faults })
+    const sender = createGradientExchange({ mode: 'stream', node: nodes[1], jobId: JOB })
+    await receiver.start()
+    await sender.start()
+    try {
+      const got: number[] = []
+      receiver.onGradient((msg) => { got.push(msg.step) })
+      const total = 40
+      for (let step = 0; step < total; step++) await sender.publish(gradientFor(ids()[1], step, 1000), [ids()[0]])
+      const predicted = createFaultInjector(faults)
+      const decisions = Array.from({ length: total }, () => predicted.decide().kind)
+      const drops = decisions.filter((d) => d === 'drop').length
+      const delays = decisions.filter((d) => d === 'delay').length
+      expect(drops).toBeGreaterThan(0)
+      expect(delays).toBeGreaterThan(0)
+      await waitFor(() => got.length === total - drops, `${total - drops} deliveries`)
+      const stats = receiver.stats()
+      expect(stats.droppedByFaults).toBe(drops)
+      expect(stats.delayedByFaults).toBe(delays)
+      expect(stats.delivered).toBe(total - drops)
+      // sends were sequential, so only delays can reorder
+      expect(got).not.toEqual([...got].sort((a, b) => a - b))
+    } finally {
+      await stopAll([receiver, sender])
+    }
+  })
+})
