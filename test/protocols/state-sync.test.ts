@@ -65,6 +65,18 @@ describe('state sync over libp2p', () => {
     }
   })
 
+  it('stays bit-exact when the client pauses the stream constantly (tiny read high-water mark)', async () => {
+    const snapshot = makeSnapshot(3_000_000, 1_000_000, 3)
+    const sync = await registerStateSyncServer(server, { getSnapshot: async () => snapshot, chunkBytes: 256 * 1024, maxBufferedBytes: 512 * 1024 })
+    try {
+      const received = await fetchSnapshot(client, server.getMultiaddrs()[0], { jobId: 'job-1' }, { highWaterBytes: 64 * 1024 })
+      expect(sameBits(received.params, snapshot.params)).toBe(true)
+      expect(sameBits(received.optimizerState, snapshot.optimizerState)).toBe(true)
+    } finally {
+      await sync.stop()
+    }
+  })
+
   it('delivers server refusals as typed errors', async () => {
     const sync = await registerStateSyncServer(server, {
       getSnapshot: async (request) => {
