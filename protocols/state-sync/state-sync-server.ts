@@ -59,6 +59,17 @@ async function readRequest (stream: Stream, timeoutMs: number): Promise<unknown>
   }
 }
 
+/** close our side, waiting at most `ms` for queued data to leave */
+async function closeWithin (stream: Stream, ms: number): Promise<void> {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(new StateSyncError('stalled', `peer accepted no data for ${ms} ms`)), ms)
+  try {
+    await stream.close({ signal: controller.signal })
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export async function registerStateSyncServer (node: Libp2p, options: StateSyncServerOptions): Promise<StateSyncServer> {
   const maxConcurrent = options.maxConcurrent ?? 2
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES
@@ -73,7 +84,7 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
   async function refuse (stream: Stream, reason: StateSyncRefusal, message: string): Promise<void> {
     const status: StateSyncStatus = { ok: false, reason, message: message.slice(0, 4096) }
     stream.send(lp.encode.single(encodeJsonFrame(status)))
-    await stream.close({ signal: AbortSignal.timeout(stallTimeoutMs) })
+    await closeWithin(stream, stallTimeoutMs)
   }
 
   async function serve (stream: Stream, connection: Connection): Promise<void> {
@@ -104,16 +115,21 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       return
     }
     const encoded = encodeSnapshot(snapshot, { chunkBytes })
-    const signal = AbortSignal.timeout(timeoutMs)
-    const writeOptions = { maxBufferedBytes, signal, stallSignal: () => AbortSignal.timeout(stallTimeoutMs) }
-    const status: StateSyncStatus = { ok: true, totalBytes: encoded.byteLength, step: snapshot.step }
-    await writeFrame(stream, encodeJsonFrame(status), writeOptions)
-    for (const chunk of encoded.chunks) {
-      for (let offset = 0; offset < chunk.byteLength; offset += MAX_FRAME_BYTES) {
-        await writeFrame(stream, chunk.subarray(offset, offset + MAX_FRAME_BYTES), writeOptions)
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(new StateSyncError('timeout', `state transfer did not finish within ${timeoutMs} ms`)), timeoutMs)
+    try {
+      const writeOptions = { maxBufferedBytes, signal: deadline.signal, stallTimeoutMs }
+      const status: StateSyncStatus = { ok: true, totalBytes: encoded.byteLength, step: snapshot.step }
+      await writeFrame(stream, encodeJsonFrame(status), writeOptions)
+      for (const chunk of encoded.chunks) {
+        for (let offset = 0; offset < chunk.byteLength; offset += MAX_FRAME_BYTES) {
+          await writeFrame(stream, chunk.subarray(offset, offset + MAX_FRAME_BYTES), writeOptions)
+        }
       }
+      await closeWithin(stream, stallTimeoutMs)
+    } finally {
+      clearTimeout(timer)
     }
-    await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(stallTimeoutMs)]) })
   }
 
   await node.handle(STATE_SYNC_PROTOCOL, async (stream, connection) => {
