@@ -160,6 +160,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
 
   const aggregators = new Map<number, StepAggregator>()
+  const warnedCounts = new Set<number>()
   const aggregatorFor = (count: number): StepAggregator => {
     // with too few gradients for the configured f, tolerate fewer faults rather than stop
     const rule = config.aggregation.rule
@@ -167,7 +168,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const f = Math.max(0, Math.min(config.aggregation.f, maxF))
     const effectiveRule = (rule === 'krum' || rule === 'multi-krum') && count < 3 ? 'mean' : rule
     const key = f * 100 + (effectiveRule === rule ? 0 : 1)
-    if (f < config.aggregation.f) log.warn({ rule, configuredF: config.aggregation.f, f, inputs: count }, 'too few gradients for the configured f: tolerating fewer faulty peers this step')
+    if (f < config.aggregation.f && !warnedCounts.has(count)) warnedCounts.add(count) && log.warn({ rule, configuredF: config.aggregation.f, f, inputs: count }, 'too few gradients for the configured f: tolerating fewer faulty peers this step')
     let agg = aggregators.get(key)
     if (agg === undefined) {
       agg = createAggregator({ ...config.aggregation, rule: effectiveRule, f })
@@ -209,6 +210,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   let outcome: JobResult | undefined
   const misses = new Map<string, number>()
   const contributorCounts: number[] = []
+  let inEpochEnd = false
   const snapshotWaiters: Array<{ minStep: number, resolve: (s: JobSnapshot) => void }> = []
 
   const meta = (): SnapshotMeta => ({
@@ -303,6 +305,15 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
 
   const endEpoch = async (): Promise<boolean> => {
+    inEpochEnd = true
+    try {
+      return await closeEpoch()
+    } finally {
+      inEpochEnd = false
+    }
+  }
+
+  const closeEpoch = async (): Promise<boolean> => {
     const started = performance.now()
     const summary = await stages.time('validate', () => evaluateDataset(runtime.computer, params, runtime.validation, 256))
     validation = summary
@@ -428,7 +439,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     },
     done: async () => loop,
     offerGradient(gradient: InboundGradient): boolean {
-      if (!membership.isKnown(gradient.sender, gradient.step)) return false
+      // kept even from a peer not (yet) known as a member: a membership update may still be on
+      // its way, and only the members expected at a step are ever aggregated
       return collector.offer(gradient)
     },
     admit(peerId: string) {
@@ -460,7 +472,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       return true
     },
     snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
-      if (minStep <= progress.step && runnerState !== 'training') return Promise.resolve(currentSnapshot())
+      // parameters only change in the synchronous aggregate-update block, so outside the
+      // epoch-end bookkeeping the state is always that of the start of progress.step
+      if (minStep <= progress.step && !inEpochEnd) return Promise.resolve(currentSnapshot())
       return new Promise((resolve, reject) => {
         const waiter = { minStep, resolve }
         snapshotWaiters.push(waiter)

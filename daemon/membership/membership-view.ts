@@ -91,10 +91,14 @@ export class MembershipView {
   }
 
   /**
-   * The peer that decides joins and evictions at `step`: the lowest id among members not
-   * suspected by the caller. If it crashes, the next lowest takes over.
+   * The peer that decides joins and evictions at `step`: the most senior member (records keep
+   * the order peers were admitted in, the host first) not suspected by the caller. If it
+   * crashes, the next most senior takes over.
    */
   coordinatorAt(step: number, suspected: ReadonlySet<string> = new Set()): string | undefined {
-    return this.membersAt(step).find((id) => !suspected.has(id))
+    for (const r of this.records.values()) {
+      if (r.joinStep <= step && step < r.leaveStep && !suspected.has(r.peerId)) return r.peerId
+    }
+    return undefined
   }
 }

@@ -27,7 +27,7 @@ export interface JobRuntimeOptions {
 
 export async function resolveModel(spec: string): Promise<ModelDefinition> {
   if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec)
-  const { loadOnnxModel } = await import('../../ml/models/onnx-import.js')
+  const { loadOnnxModel } = await import('../../ml/onnx/load-onnx-model.js')
   return loadOnnxModel(spec)
 }
 

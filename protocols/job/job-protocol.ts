@@ -41,10 +41,15 @@ export const JobInfoSchema = z.object({
 }).strict()
 export type JobInfo = z.infer<typeof JobInfoSchema>
 
+/** where members listen, so a peer can reach members it was never introduced to */
+export const AddressBookSchema = z.record(z.string().max(128), z.array(z.string().max(512)).max(32))
+export type AddressBook = z.infer<typeof AddressBookSchema>
+
 export const JoinReplySchema = z.object({
   /** first step the new member contributes to; its state is fetched as of that step */
   effectiveStep: z.number().int().min(0),
-  membership: MembershipStateSchema
+  membership: MembershipStateSchema,
+  addresses: AddressBookSchema.optional()
 }).strict()
 export type JoinReply = z.infer<typeof JoinReplySchema>
 
@@ -59,7 +64,8 @@ export const MembershipAnnouncementSchema = z.discriminatedUnion('type', [
     /** the coordinator's current step */
     step: z.number().int().min(0),
     phase: JobPhaseSchema,
-    membership: MembershipStateSchema
+    membership: MembershipStateSchema,
+    addresses: AddressBookSchema.optional()
   }).strict(),
   z.object({
     v: z.literal(1),

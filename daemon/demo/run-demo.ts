@@ -1,0 +1,102 @@
+/**
+ * `p2pmld demo`: several peer daemons in this process on 127.0.0.1, real libp2p over real TCP,
+ * training the bundled MNIST end to end. The first hosts the job; the others bootstrap from it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { DaemonConfig } from '../../config/daemon-config.js'
+import type { JobConfig } from '../../config/job-config.js'
+import type { JobResult, JobRunnerEvents } from '../job/job-runner.js'
+import type { Logger } from '../logger.js'
+import type { StageSummary } from '../metrics/stage-metrics.js'
+import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
+import type { FaultInjection } from '../../protocols/peer/gradient-streams.js'
+
+export interface DemoOptions {
+  readonly peers: number
+  readonly job: JobConfig
+  readonly log: Logger
+  /** ORT threads per peer (default: 2 cores shared by all peers -> 1) */
+  readonly computeThreads?: number
+  /** events of the first peer (progress display) */
+  readonly events?: JobRunnerEvents
+  readonly faults?: FaultInjection
+  readonly signal?: AbortSignal
+  /** keep the data directories (default: removed) */
+  readonly keepDataDirs?: boolean
+}
+
+export interface DemoPeerResult {
+  readonly name: string
+  readonly peerId: string
+  readonly result: JobResult | undefined
+}
+
+export interface DemoResult {
+  readonly peers: DemoPeerResult[]
+  readonly wallMs: number
+  /** every finished peer ended with bit-identical parameters */
+  readonly identicalParameters: boolean
+  readonly stages: StageSummary[]
+  readonly bytesSentPerPeer: number[]
+  readonly rejected: number
+}
+
+export async function runDemo(options: DemoOptions): Promise<DemoResult> {
+  const started = performance.now()
+  const root = await mkdtemp(join(tmpdir(), 'p2pmld-demo-'))
+  const daemons: PeerDaemon[] = []
+  const threads = options.computeThreads ?? 1
+  const job = { ...options.job, minPeers: options.peers }
+  const configFor = (i: number, bootstrap: string[]): DaemonConfig => ({
+    dataDir: join(root, `peer-${i}`),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap,
+    socketPath: join(root, `peer-${i}`, 'p2pmld.sock'),
+    logLevel: 'warn',
+    computeThreads: threads
+  })
+  try {
+    const host = await createPeerDaemon({
+      config: configFor(0, []),
+      log: options.log.child({ peer: 'peer-0' }),
+      job,
+      controlSocket: false,
+      name: 'peer-0',
+      events: options.events,
+      faults: options.faults
+    })
+    daemons.push(host)
+    await host.start()
+    const bootstrap = host.addresses().filter((a) => a.includes('/tcp/'))
+    for (let i = 1; i < options.peers; i++) {
+      const peer = await createPeerDaemon({
+        config: configFor(i, bootstrap),
+        log: options.log.child({ peer: `peer-${i}` }),
+        controlSocket: false,
+        name: `peer-${i}`,
+        faults: options.faults
+      })
+      daemons.push(peer)
+      await peer.start()
+    }
+    const onAbort = (): void => { for (const d of daemons) void d.stopJob() }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const results = await Promise.all(daemons.map((d) => d.jobDone()))
+    options.signal?.removeEventListener('abort', onAbort)
+    const finished = results.filter((r): r is JobResult => r !== undefined)
+    const digests = new Set(finished.map((r) => r.digest))
+    return {
+      peers: daemons.map((d, i) => ({ name: `peer-${i}`, peerId: d.peerId, result: results[i] })),
+      wallMs: performance.now() - started,
+      identicalParameters: finished.length === daemons.length && digests.size === 1,
+      stages: host.session()?.runner()?.stages.summary() ?? [],
+      bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
+      rejected: daemons.reduce((n, d) => n + (d.session()?.rejections.total() ?? 0), 0)
+    }
+  } finally {
+    await Promise.all(daemons.map((d) => d.stop().catch(() => {})))
+    if (options.keepDataDirs !== true) await rm(root, { recursive: true, force: true })
+  }
+}

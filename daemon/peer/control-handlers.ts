@@ -1,0 +1,141 @@
+/** The daemon side of the control socket: each method reads or drives the PeerDaemon. */
+import type { JobConfig } from '../../config/job-config.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import {
+  ControlMethodError, RPC_ERROR, invalidStateError, jobNotFoundError, noJobRunningError,
+  type ControlHandlers, type JobControlParams, type JobState, type MetricsResult, type PeersResult, type StatusResult
+} from '../control/index.js'
+import type { PeerDaemon } from './peer-daemon.js'
+
+function jobState(daemon: PeerDaemon): JobState {
+  const session = daemon.session()
+  if (session === undefined) return 'idle'
+  const state = session.runner()?.state()
+  if (state === undefined || state === 'syncing') return 'waiting'
+  return state
+}
+
+export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () => void): ControlHandlers {
+  const requireJob = (params: JobControlParams) => {
+    const session = daemon.session()
+    if (session === undefined) throw noJobRunningError()
+    if (params.jobId !== undefined && params.jobId !== session.jobId) throw jobNotFoundError(params.jobId, session.jobId)
+    return session
+  }
+
+  return {
+    status(): StatusResult {
+      const session = daemon.session()
+      const runner = session?.runner()
+      const progress = runner?.progress()
+      const report = runner?.lastReport()
+      const validation = runner?.lastValidation()
+      return {
+        peerId: daemon.peerId,
+        addresses: daemon.addresses(),
+        jobId: session?.jobId ?? null,
+        state: jobState(daemon),
+        step: progress?.step ?? 0,
+        epoch: progress?.epoch ?? 0,
+        loss: report !== undefined && Number.isFinite(report.loss) ? report.loss : null,
+        accuracy: validation?.accuracy ?? runner?.result()?.test.accuracy ?? null,
+        learningRate: progress?.lr ?? null,
+        liveMembers: runner === undefined || progress === undefined ? 0 : runner.membership().membersAt(progress.step).length,
+        uptimeMs: Date.now() - daemon.startedAt
+      }
+    },
+
+    peers(): PeersResult {
+      const node = daemon.node()
+      const session = daemon.session()
+      const runner = session?.runner()
+      const step = runner?.progress().step ?? 0
+      const ids = new Set<string>(node.getPeers().map(String))
+      for (const id of runner?.membership().membersAt(step) ?? []) ids.add(id)
+      ids.delete(daemon.peerId)
+      const missing = new Set(runner?.lastReport()?.missing ?? [])
+      return {
+        peers: [...ids].sort().map((id) => {
+          const peerId = peerIdFromString(id)
+          const connections = node.getConnections(peerId)
+          const sighting = session?.sightings.get(id)
+          return {
+            id,
+            addresses: connections.length > 0 ? connections.map((c) => c.remoteAddr.toString()) : sighting?.addrs ?? [],
+            connected: connections.length > 0,
+            member: runner?.membership().isMemberAt(id, step) ?? false,
+            lastSeen: sighting?.lastSeen ?? null,
+            suspected: missing.has(id)
+          }
+        })
+      }
+    },
+
+    async submitJob(config: JobConfig) {
+      try {
+        const jobId = await daemon.submitJob(config)
+        return { jobId, state: jobState(daemon) }
+      } catch (error) {
+        throw new ControlMethodError(RPC_ERROR.JOB_REJECTED, (error as Error).message)
+      }
+    },
+
+    async stopJob(params) {
+      const session = requireJob(params)
+      await daemon.stopJob()
+      return { jobId: session.jobId, state: jobState(daemon) }
+    },
+
+    pauseJob(params) {
+      const session = requireJob(params)
+      const runner = session.runner()
+      const state = jobState(daemon)
+      if (runner === undefined || (state !== 'training' && state !== 'waiting')) throw invalidStateError('pause', session.jobId, state)
+      runner.pause()
+      return { jobId: session.jobId, state: 'paused' }
+    },
+
+    resumeJob(params) {
+      const session = requireJob(params)
+      const runner = session.runner()
+      const state = jobState(daemon)
+      if (runner === undefined || state !== 'paused') throw invalidStateError('resume', session.jobId, state)
+      runner.resume()
+      return { jobId: session.jobId, state: 'training' }
+    },
+
+    metrics(): MetricsResult {
+      const session = daemon.session()
+      const runner = session?.runner()
+      const counters = session?.networkCounters()
+      return {
+        jobId: session?.jobId ?? null,
+        step: runner?.progress().step ?? 0,
+        stages: runner?.stages.summary() ?? [],
+        network: {
+          bytesSent: counters?.bytesSent ?? 0,
+          bytesReceived: counters?.bytesReceived ?? 0,
+          messagesSent: counters?.messagesSent ?? 0,
+          messagesReceived: counters?.messagesReceived ?? 0
+        },
+        contributors: runner?.contributorStats() ?? { last: 0, mean: 0, min: 0, max: 0 },
+        rssMiB: process.memoryUsage.rss() / (1024 * 1024),
+        uptimeMs: Date.now() - daemon.startedAt
+      }
+    },
+
+    async saveCheckpoint(params) {
+      if (daemon.session()?.runner() === undefined) throw noJobRunningError()
+      try {
+        return await daemon.saveCheckpoint(params.path)
+      } catch (error) {
+        throw new ControlMethodError(RPC_ERROR.CHECKPOINT_FAILED, `checkpoint failed: ${(error as Error).message}`)
+      }
+    },
+
+    shutdown() {
+      setImmediate(requestShutdown)
+      return { stopping: true }
+    }
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * One job on one daemon: the runner plus everything networked around it: the gradient
+ * streams, the membership topic (coordinator announcements, heartbeats, leaves), the answers
+ * to job/join requests and the state served to joining peers.
+ */
+import type { JobConfig } from '../../config/job-config.js'
+import { createCodec } from '../../ml/compress/index.js'
+import { MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import type { PeerNode } from '../../protocols/peer/create-peer-node.js'
+import { decodeGradientMessage, encodeGradientMessage, GradientMessageRejected } from '../../protocols/peer/gradient-message.js'
+import { createGradientStreams, type FaultInjection, type GradientStreams } from '../../protocols/peer/gradient-streams.js'
+import { fetchSnapshot as fetchStateSnapshot } from '../../protocols/state-sync/index.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createJobRunner, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
+import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
+import type { Logger } from '../logger.js'
+import type { InboundGradient } from '../training/sync-trainer.js'
+import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
+import { createRejectionLog, type RejectionLog } from './rejection-log.js'
+
+export interface JobSessionOptions {
+  readonly node: PeerNode
+  readonly jobId: string
+  readonly config: JobConfig
+  readonly log: Logger
+  readonly computeThreads: number
+  readonly host: boolean
+  readonly snapshot?: JobSnapshot
+  readonly selfNames?: readonly string[]
+  readonly events?: JobRunnerEvents
+  readonly faults?: FaultInjection
+}
+
+export interface PeerSighting {
+  lastSeen: number
+  addrs: string[]
+}
+
+export interface JobSession {
+  readonly jobId: string
+  readonly config: JobConfig
+  readonly rejections: RejectionLog
+  readonly sightings: ReadonlyMap<string, PeerSighting>
+  /** set up networking; `runner` exists after this for hosts and restored peers */
+  start(): Promise<void>
+  /** become a running member from a snapshot (joining peers) */
+  startFromSnapshot(snapshot: JobSnapshot): void
+  runner(): JobRunner | undefined
+  info(): JobInfo
+  admit(peerId: string, addrs: readonly string[]): JoinReply
+  memberLeaving(peerId: string, effectiveStep: number): void
+  snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
+  networkCounters(): GradientStreams['counters']
+  /** finish the step in progress, tell the others this peer leaves, stop */
+  stop(options?: { leave?: boolean }): Promise<void>
+}
+
+const HEARTBEAT_MS = 1000
+/** inbound gradients kept while a joining peer has no runner yet */
+const MAX_EARLY_GRADIENTS = 256
+
+export function membershipTopic(jobId: string): string {
+  return `/p2pmld/job/${jobId}/membership/1`
+}
+
+export function createJobSession(options: JobSessionOptions): JobSession {
+  const { node, jobId, config, log } = options
+  const selfId = node.peerId.toString()
+  const rejections = createRejectionLog(log)
+  const sightings = new Map<string, PeerSighting>()
+  const codec = createCodec(config.compression)
+  const topic = membershipTopic(jobId)
+  let runtime: JobRuntime | undefined
+  let runner: JobRunner | undefined
+  let streams: GradientStreams | undefined
+  let heartbeat: NodeJS.Timeout | undefined
+  let early: InboundGradient[] = []
+  let parameterCount = 0
+  let payloadBytes = 0
+
+  const publish = async (message: unknown): Promise<void> => {
+    await node.services.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(message)))
+  }
+
+  const onGradientBytes = (bytes: Uint8Array, from: string): void => {
+    try {
+      const message = decodeGradientMessage(bytes, { jobId, parameterCount, codec: codec.id, payloadBytes })
+      if (message.sender !== from) throw new GradientMessageRejected('sender', `header names sender ${message.sender.slice(0, 60)} but the stream comes from ${from}`)
+      let gradient: Float32Array
+      try {
+        gradient = codec.decode(message.payload, parameterCount)
+      } catch (error) {
+        throw new GradientMessageRejected('payload', (error as Error).message)
+      }
+      const inbound: InboundGradient = { step: message.step, sender: from, digest: message.digest, gradient }
+      if (runner === undefined) {
+        if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
+        return
+      }
+      if (!runner.offerGradient(inbound)) {
+        const known = runner.membership().isKnown(from, message.step)
+        throw new GradientMessageRejected(known ? 'stale' : 'not-member', known ? `duplicate or out-of-window gradient for step ${message.step}` : `gradient from ${from}, which is not a member at step ${message.step}`)
+      }
+    } catch (error) {
+      const reason = error instanceof GradientMessageRejected ? error.reason : 'internal'
+      rejections.reject(reason, { from }, (error as Error).message)
+    }
+  }
+
+  const onTopicMessage = (event: CustomEvent<{ topic: string, data: Uint8Array, type: string, from?: { toString(): string } }>): void => {
+    const msg = event.detail
+    if (msg.topic !== topic) return
+    if (msg.type !== 'signed' || msg.from === undefined) {
+      rejections.reject('unsigned', {}, 'unsigned membership message')
+      return
+    }
+    const from = msg.from.toString()
+    let parsed
+    try {
+      parsed = MembershipAnnouncementSchema.safeParse(JSON.parse(new TextDecoder().decode(msg.data)))
+    } catch {
+      rejections.reject('bad-json', { from }, 'membership message is not JSON')
+      return
+    }
+    if (!parsed.success) {
+      rejections.reject('bad-membership', { from }, `invalid membership message: ${parsed.error.issues[0]?.message}`)
+      return
+    }
+    const announcement = parsed.data
+    if (announcement.jobId !== jobId) {
+      rejections.reject('job', { from }, `membership message for job ${announcement.jobId}`)
+      return
+    }
+    const sighting = sightings.get(from) ?? { lastSeen: 0, addrs: [] }
+    sighting.lastSeen = Date.now()
+    sightings.set(from, sighting)
+    switch (announcement.type) {
+      case 'membership':
+        for (const [peer, addrs] of Object.entries(announcement.addresses ?? {})) learnAddresses(peer, addrs)
+        if (runner === undefined || runner.membership().isKnown(from, 0) || runner.membership().record(from) !== undefined) {
+          runner?.adoptMembership(announcement.membership)
+        }
+        break
+      case 'heartbeat':
+        sighting.addrs = announcement.addrs.slice(0, 32)
+        dialMemberIfNeeded(from, announcement.addrs)
+        break
+      case 'leave':
+        runner?.memberLeaving(from, announcement.effectiveStep)
+        break
+    }
+  }
+
+  /** Remember where a peer listens, so dials by peer id (gradient streams) find it. */
+  const learnAddresses = (peer: string, addrs: readonly string[]): void => {
+    if (peer === selfId || addrs.length === 0) return
+    const multiaddrs = addrs.flatMap((a) => {
+      try {
+        return [multiaddr(a)]
+      } catch {
+        return []
+      }
+    })
+    node.peerStore.merge(peerIdFromString(peer), { multiaddrs }).catch((error: unknown) => {
+      log.debug({ peer, err: (error as Error).message }, 'could not record peer addresses')
+    })
+  }
+
+  const addressBook = (membership: MembershipState): Record<string, string[]> => {
+    const book: Record<string, string[]> = {}
+    for (const m of membership.members) {
+      const addrs = m.peerId === selfId ? node.getMultiaddrs().map(String) : sightings.get(m.peerId)?.addrs
+      if (addrs !== undefined && addrs.length > 0) book[m.peerId] = addrs.slice(0, 32)
+    }
+    return book
+  }
+
+  const dialMemberIfNeeded = (peer: string, addrs: readonly string[]): void => {
+    learnAddresses(peer, addrs)
+    if (peer === selfId || runner === undefined || !runner.membership().isKnown(peer, runner.progress().step)) return
+    if (node.getConnections(peerIdFromString(peer)).length > 0) return
+    node.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(5000) }).catch((error: unknown) => {
+      log.debug({ peer, addrs, err: (error as Error).message }, 'could not dial member')
+    })
+  }
+
+  const createRunner = (snapshot: JobSnapshot | undefined): JobRunner => {
+    if (runtime === undefined) throw new Error('job runtime not ready')
+    return createJobRunner({
+      selfId,
+      selfNames: options.selfNames,
+      runtime,
+      log,
+      events: options.events,
+      host: options.host,
+      snapshot,
+      network: {
+        sendGradient: async (message, recipients) => {
+          const bytes = encodeGradientMessage({ jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: message.digest, payload: message.payload })
+          await streams?.send(bytes, recipients)
+        },
+        announceMembership: async (membership, step, phase) => {
+          await publish({ v: 1, type: 'membership', jobId, step, phase, membership, addresses: addressBook(membership) })
+        },
+        fetchSnapshot: async (peerId, minStep) => {
+          const snap = await fetchStateSnapshot(node, peerIdFromString(peerId), { jobId, minStep })
+          return fromTrainingSnapshot(snap, `peer ${peerId}`)
+        }
+      }
+    })
+  }
+
+  const startRunner = (snapshot: JobSnapshot | undefined): void => {
+    runner = createRunner(snapshot)
+    for (const g of early) runner.offerGradient(g)
+    early = []
+    runner.start()
+  }
+
+  return {
+    jobId,
+    config,
+    rejections,
+    sightings,
+    async start() {
+      runtime = await createJobRuntime(config, { computeThreads: options.computeThreads })
+      parameterCount = runtime.model.layout.totalSize
+      payloadBytes = codec.encodedSize(parameterCount)
+      streams = createGradientStreams({
+        node,
+        maxMessageBytes: payloadBytes + 1024,
+        onMessage: onGradientBytes,
+        log,
+        faults: options.faults
+      })
+      await streams.start()
+      node.services.pubsub.addEventListener('message', onTopicMessage as never)
+      node.services.pubsub.subscribe(topic)
+      heartbeat = setInterval(() => {
+        publish({ v: 1, type: 'heartbeat', jobId, step: runner?.progress().step ?? 0, addrs: node.getMultiaddrs().map(String) }).catch(() => {})
+      }, HEARTBEAT_MS)
+      if (options.host || options.snapshot !== undefined) startRunner(options.snapshot)
+    },
+    startFromSnapshot(snapshot: JobSnapshot) {
+      if (runner !== undefined) return
+      startRunner(snapshot)
+    },
+    runner: () => runner,
+    info(): JobInfo {
+      if (runner === undefined) throw new Error('this peer is still joining the job: ask another member')
+      const coordinator = runner.membership().coordinatorAt(runner.progress().step) ?? selfId
+      const state = runner.state()
+      return {
+        jobId,
+        config,
+        phase: state === 'finished' || state === 'failed' ? 'finished' : state === 'waiting' ? 'waiting' : 'training',
+        step: runner.progress().step,
+        coordinator: { peerId: coordinator, addrs: coordinator === selfId ? node.getMultiaddrs().map(String) : sightings.get(coordinator)?.addrs ?? [] },
+        membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }
+      }
+    },
+    admit(peerId: string, addrs: readonly string[]): JoinReply {
+      if (runner === undefined) throw new Error('this peer is still joining the job')
+      if (!runner.isCoordinator()) {
+        throw new Error(`not the coordinator: send the join request to ${runner.membership().coordinatorAt(runner.progress().step)}`)
+      }
+      sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
+      learnAddresses(peerId, addrs)
+      const admitted = runner.admit(peerId)
+      return { ...admitted, addresses: addressBook(admitted.membership) }
+    },
+    memberLeaving(peerId: string, effectiveStep: number) {
+      runner?.memberLeaving(peerId, effectiveStep)
+    },
+    snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
+      if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
+      return runner.snapshotAt(minStep, signal)
+    },
+    adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {
+      for (const [peer, addrs] of Object.entries(addresses ?? {})) {
+        sightings.set(peer, { lastSeen: sightings.get(peer)?.lastSeen ?? 0, addrs })
+        learnAddresses(peer, addrs)
+      }
+      runner?.adoptMembership(state)
+    },
+    networkCounters: () => streams?.counters ?? { bytesSent: 0, messagesSent: 0, sendFailures: 0, bytesReceived: 0, messagesReceived: 0, droppedByFaultInjection: 0 },
+    async stop(stopOptions = {}) {
+      if (heartbeat !== undefined) clearInterval(heartbeat)
+      heartbeat = undefined
+      const r = runner
+      if (r !== undefined) {
+        const leaving = stopOptions.leave === true && r.state() === 'training'
+        await r.stop()
+        if (leaving) {
+          // the step in progress was abandoned: stop counting on us from it on
+          await publish({ v: 1, type: 'leave', jobId, effectiveStep: r.progress().step }).catch(() => {})
+        }
+      }
+      node.services.pubsub.removeEventListener('message', onTopicMessage as never)
+      try {
+        node.services.pubsub.unsubscribe(topic)
+      } catch {}
+      await streams?.stop()
+      await runtime?.close()
+    }
+  }
+}
