@@ -2,7 +2,8 @@
  * Gradient exchange over gossipsub: each message is published on the job's gradient topic,
  * whole when it fits in one gossip message, else in chunks (gossipsub silently drops 4 MiB+).
  * The sender is gossipsub's signed `from` (StrictSign), which must match the header's sender.
- * A topic validator rejects structurally bad messages, so they are not forwarded either.
+ * A topic validator rejects structurally bad messages, so they are not forwarded either;
+ * with `relay: false` it also takes the valid ones itself and stops gossip from forwarding them.
  */
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
@@ -21,6 +22,13 @@ export interface GossipExchangeOptions extends GradientExchangeOptions {
   readonly chunkBytes?: number
   /** incomplete chunked messages are dropped after this long (default 30 s) */
   readonly reassemblyTimeoutMs?: number
+  /**
+   * true (default): gossipsub forwards every message through the mesh, so members the sender
+   * is not connected to still get it, at ~(P-1)x the bytes in a full mesh. false: the sender's
+   * flood publish is the only copy (receivers take it in the validator and tell gossipsub to
+   * ignore it), 1x the bytes, but only directly connected members receive it.
+   */
+  readonly relay?: boolean
 }
 
 export function createGossipExchange (options: GossipExchangeOptions): GradientExchange {
@@ -42,10 +50,32 @@ export function createGossipExchange (options: GossipExchangeOptions): GradientE
       logger.warn({ peer: from, received, count }, 'dropped an incomplete chunked gradient message')
     }
   })
+  const relay = options.relay ?? true
   const self = node.peerId.toString()
   let running = false
   let published = 0
   let publishedBytes = 0
+
+  /** full processing of one gossip message; false when it was rejected */
+  const receive = (data: Uint8Array, from: string): boolean => {
+    try {
+      if (!isChunk(data)) return inbound.accept(data, from)
+      const chunk = parseChunk(data, maxMessageBytes)
+      if (!chunk.ok) {
+        inbound.rejectWith(chunk.reason, from, chunk.detail)
+        return false
+      }
+      const result = reassembler.add(from, chunk.value)
+      if (!result.ok) {
+        inbound.rejectWith(result.reason, from, result.detail)
+        return false
+      }
+      return result.value === undefined || inbound.accept(result.value, from)
+    } catch (error) {
+      logger.error({ peer: from, err: (error as Error).message }, 'unexpected error handling a gossip gradient')
+      return false
+    }
+  }
 
   const validate = (_propagator: PeerId, msg: Message): TopicValidatorResult => {
     if (msg.type !== 'signed') {
@@ -53,6 +83,10 @@ export function createGossipExchange (options: GossipExchangeOptions): GradientE
       return TopicValidatorResult.Reject
     }
     const from = msg.from.toString()
+    if (!relay) {
+      if (!running) return TopicValidatorResult.Ignore
+      return receive(msg.data, from) ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+    }
     if (isChunk(msg.data)) {
       const chunk = parseChunk(msg.data, maxMessageBytes)
       if (chunk.ok) return TopicValidatorResult.Accept
@@ -68,24 +102,8 @@ export function createGossipExchange (options: GossipExchangeOptions): GradientE
 
   const onMessage = (event: CustomEvent<Message>): void => {
     const msg = event.detail
-    if (!running || msg.topic !== topic || msg.type !== 'signed') return
-    const from = msg.from.toString()
-    try {
-      if (!isChunk(msg.data)) {
-        inbound.accept(msg.data, from)
-        return
-      }
-      const chunk = parseChunk(msg.data, maxMessageBytes)
-      if (!chunk.ok) {
-        inbound.rejectWith(chunk.reason, from, chunk.detail)
-        return
-      }
-      const result = reassembler.add(from, chunk.value)
-      if (!result.ok) inbound.rejectWith(result.reason, from, result.detail)
-      else if (result.value !== undefined) inbound.accept(result.value, from)
-    } catch (error) {
-      logger.error({ peer: from, err: (error as Error).message }, 'unexpected error handling a gossip gradient')
-    }
+    if (!running || !relay || msg.topic !== topic || msg.type !== 'signed') return
+    receive(msg.data, msg.from.toString())
   }
 
   return {

@@ -14,8 +14,8 @@ import type { ExchangeStats, GradientHandler } from './types.js'
 const DEDUP_WINDOW = 16_384
 
 export interface InboundPipeline {
-  /** full processing of one inbound message */
-  accept(bytes: Uint8Array, from: string): void
+  /** full processing of one inbound message; false when rejected (fault drops count as accepted) */
+  accept(bytes: Uint8Array, from: string): boolean
   /** decode + sender check only (e.g. for a gossip validator); counts and logs a rejection */
   check(bytes: Uint8Array, from: string): Decoded<GradientMessage>
   rejectWith(reason: RejectReason, from: string, detail: string): void
@@ -97,14 +97,14 @@ export function createInboundPipeline (options: {
     check,
     rejectWith,
     accept (bytes, from) {
-      if (!running) return
+      if (!running) return true
       const decoded = check(bytes, from)
-      if (!decoded.ok) return
+      if (!decoded.ok) return false
       const message = decoded.value
       const key = `${from}/${message.step}`
       if (seen.has(key)) {
         rejectWith('duplicate', from, `second gradient from ${from} for step ${message.step}`)
-        return
+        return false
       }
       seen.add(key)
       if (seen.size > DEDUP_WINDOW) seen.delete(seen.values().next().value as string)
@@ -112,7 +112,7 @@ export function createInboundPipeline (options: {
       if (decision.kind === 'drop') {
         counters.droppedByFaults++
         logger.debug({ peer: from, step: message.step }, 'fault injection dropped a gradient')
-        return
+        return true
       }
       if (decision.kind === 'delay') {
         counters.delayedByFaults++
@@ -121,9 +121,10 @@ export function createInboundPipeline (options: {
           dispatch(message, from)
         }, decision.ms)
         timers.add(timer)
-        return
+        return true
       }
       dispatch(message, from)
+      return true
     },
     addHandler (handler) {
       handlers.add(handler)

@@ -1,6 +1,6 @@
 /**
- * Gradient exchange by direct push: the sender opens a `/p2pmld/gradient/1.0.0` stream to each
- * recipient and writes one length-prefixed message. No gossip announcement: the recipients come
+ * Gradient exchange by direct push: the sender keeps a `/p2pmld/gradient/1.0.0` stream open to
+ * each recipient and writes one length-prefixed frame per message. No gossip announcement: the recipients come
  * from membership, which both sides already share, so an announcement would only add a gossip
  * round and more bytes. Every byte crosses each link once (gossip forwards every message to the
  * other mesh peers again), and the size limit is ours, not gossipsub's 4 MiB.
@@ -20,7 +20,7 @@ export const GRADIENT_PROTOCOL = '/p2pmld/gradient/1.0.0'
 export interface StreamExchangeOptions extends GradientExchangeOptions {
   /** per recipient: dial, write and close (default 30 s) */
   readonly sendTimeoutMs?: number
-  /** an inbound stream must deliver its whole frame within this (default 60 s) */
+  /** an inbound stream idle this long is closed (default 5 min) */
   readonly readTimeoutMs?: number
   /** concurrent inbound gradient streams per connection (default 32) */
   readonly maxInboundStreams?: number
@@ -37,25 +37,37 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
   let published = 0
   let publishedBytes = 0
 
+  /** inbound: a stream carries any number of frames; each is one message */
   const handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const from = connection.remotePeer.toString()
+    const idleMs = options.readTimeoutMs ?? 300_000
     openStreams.add(stream)
-    const timer = setTimeout(() => { stream.abort(new Error(`no complete gradient within ${options.readTimeoutMs ?? 60_000} ms`)) }, options.readTimeoutMs ?? 60_000)
-    let got: Uint8Array | undefined
-    try {
-      for await (const frame of lp.decode(stream, { maxDataLength: maxMessageBytes })) {
-        got = frame.subarray()
-        break
+    let timer: NodeJS.Timeout | undefined
+    const touch = (): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => { stream.abort(new Error(`gradient stream idle for ${idleMs} ms`)) }, idleMs)
+    }
+    // every chunk of bytes counts as activity: a stalled half-sent frame still times out
+    async function * watched () {
+      for await (const chunk of stream) {
+        touch()
+        yield chunk
       }
-      if (got === undefined) inbound.rejectWith('truncated', from, 'gradient stream closed before a complete frame')
-      else inbound.accept(got, from)
+    }
+    touch()
+    try {
+      for await (const frame of lp.decode(watched(), { maxDataLength: maxMessageBytes })) {
+        if (!running) break
+        inbound.accept(frame.subarray(), from)
+      }
       await stream.close().catch(() => {})
     } catch (error) {
       const err = error as Error & { name: string }
+      if (!running) return
       if (err.name === 'InvalidDataLengthError' || err.name === 'InvalidDataLengthLengthError') {
         inbound.rejectWith('too-large', from, `gradient frame over the ${maxMessageBytes}-byte limit: ${err.message}`)
       } else {
-        inbound.rejectWith('truncated', from, `gradient stream failed before a complete frame: ${err.message}`)
+        inbound.rejectWith('truncated', from, `gradient stream failed inside a frame: ${err.message}`)
       }
       stream.abort(err)
     } finally {
@@ -64,22 +76,49 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
     }
   }
 
-  const sendTo = async (frame: Uint8Array, recipient: string): Promise<boolean> => {
+  /**
+   * outbound: one long-lived stream per recipient, reused for every step (a new stream per
+   * message costs a multistream-select round trip); writes to one peer are serialized.
+   */
+  const outbound = new Map<string, { stream?: Stream, tail: Promise<unknown> }>()
+
+  const openTo = async (recipient: string, signal: AbortSignal): Promise<Stream> => {
+    const stream = await node.libp2p.dialProtocol(peerIdFromString(recipient), GRADIENT_PROTOCOL, { signal })
+    openStreams.add(stream)
+    stream.addEventListener('close', () => { openStreams.delete(stream) }, { once: true })
+    return stream
+  }
+
+  const writeTo = async (frame: Uint8Array, recipient: string): Promise<boolean> => {
     const signal = AbortSignal.timeout(options.sendTimeoutMs ?? 30_000)
-    let stream: Stream | undefined
-    try {
-      stream = await node.libp2p.dialProtocol(peerIdFromString(recipient), GRADIENT_PROTOCOL, { signal })
-      openStreams.add(stream)
-      if (!stream.send(frame)) await stream.onDrain({ signal })
-      await stream.close({ signal })
-      return true
-    } catch (error) {
-      stream?.abort(error as Error)
-      logger.warn({ peer: recipient, err: (error as Error).message }, 'could not push gradient to peer')
-      return false
-    } finally {
-      if (stream !== undefined) openStreams.delete(stream)
+    let entry = outbound.get(recipient)
+    if (entry === undefined) {
+      entry = { tail: Promise.resolve() }
+      outbound.set(recipient, entry)
     }
+    const slot = entry
+    const run = async (): Promise<boolean> => {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          if (slot.stream === undefined || slot.stream.writeStatus !== 'writable') slot.stream = await openTo(recipient, signal)
+          const stream = slot.stream
+          if (!stream.send(frame)) await stream.onDrain({ signal })
+          return true
+        } catch (error) {
+          slot.stream?.abort(error as Error)
+          slot.stream = undefined
+          // a stream that died since the last step gets one fresh retry; a timeout does not
+          if (signal.aborted || !running || attempt === 1) {
+            logger.warn({ peer: recipient, err: (error as Error).message }, 'could not push gradient to peer')
+            return false
+          }
+        }
+      }
+      return false
+    }
+    const result = slot.tail.then(run, run)
+    slot.tail = result.catch(() => false)
+    return await result
   }
 
   return {
@@ -99,6 +138,9 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
       running = false
       inbound.stop()
       if (node.isStarted()) await node.libp2p.unhandle(GRADIENT_PROTOCOL)
+      await Promise.all([...outbound.values()].map(async (o) => { await o.tail }))
+      await Promise.all([...outbound.values()].map(async (o) => { await o.stream?.close({ signal: AbortSignal.timeout(2_000) }).catch(() => {}) }))
+      outbound.clear()
       for (const s of openStreams) s.abort(new Error('gradient exchange stopped'))
       openStreams.clear()
     },
@@ -111,7 +153,7 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
       }
       const frame = lp.encode.single(bytes, { maxDataLength: maxMessageBytes }).subarray()
       const targets = [...new Set(recipients)].filter((r) => r !== self)
-      const ok = await Promise.all(targets.map(async (r) => await sendTo(frame, r)))
+      const ok = await Promise.all(targets.map(async (r) => await writeTo(frame, r)))
       published++
       publishedBytes += bytes.length
       return {

@@ -74,8 +74,10 @@ describe('mesh', () => {
   })
 })
 
-async function startExchanges (mode: ExchangeMode, opts: { expect?: { parameterCount?: number, codec?: 'qsgd' | 'none', payloadBytes?: number }, logger?: ReturnType<typeof captureLogs>['logger'] } = {}): Promise<GradientExchange[]> {
-  const exchanges = nodes.map((node) => createGradientExchange({ mode, node, jobId: JOB, expect: opts.expect, logger: opts.logger }))
+async function startExchanges (mode: ExchangeMode, opts: { relay?: boolean, expect?: { parameterCount?: number, codec?: 'qsgd' | 'none', payloadBytes?: number }, logger?: ReturnType<typeof captureLogs>['logger'] } = {}): Promise<GradientExchange[]> {
+  const exchanges = nodes.map((node) => mode === 'gossip'
+    ? createGradientExchange({ mode, node, jobId: JOB, expect: opts.expect, logger: opts.logger, relay: opts.relay })
+    : createGradientExchange({ mode, node, jobId: JOB, expect: opts.expect, logger: opts.logger }))
   for (const x of exchanges) await x.start()
   if (mode === 'gossip') {
     await waitFor(() => nodes.every((n) => n.pubsub.getSubscribers(gradientTopic(JOB)).length === 3), 'gradient topic subscribers')
@@ -108,10 +110,15 @@ async function expectExactlyOnce (arrivals: Arrival[], sent: Map<string, Gradien
   }
 }
 
-for (const mode of ['gossip', 'stream'] as const) {
-  describe(`${mode} exchange`, () => {
+const variants = [
+  { name: 'gossip (relayed)', mode: 'gossip' as const, relay: true },
+  { name: 'gossip (sender flood only)', mode: 'gossip' as const, relay: false },
+  { name: 'stream', mode: 'stream' as const, relay: undefined }
+]
+for (const { name, mode, relay } of variants) {
+  describe(`${name} exchange`, () => {
     it(`delivers every gradient of steps 0..${STEPS - 1} to every other peer exactly once`, async () => {
-      const exchanges = await startExchanges(mode, { expect: { parameterCount: PARAMS, codec: 'qsgd', payloadBytes: PAYLOAD_BYTES } })
+      const exchanges = await startExchanges(mode, { relay, expect: { parameterCount: PARAMS, codec: 'qsgd', payloadBytes: PAYLOAD_BYTES } })
       try {
         const arrivals = collect(exchanges)
         const sent = new Map<string, GradientMessage>()
@@ -138,7 +145,7 @@ for (const mode of ['gossip', 'stream'] as const) {
 
     it('carries a 6 MiB gradient (above gossipsub\'s 4 MiB limit) to every peer', async () => {
       const count = 1_600_000 // fp32: 6.1 MiB of payload
-      const exchanges = await startExchanges(mode, { expect: { parameterCount: count, codec: 'none' } })
+      const exchanges = await startExchanges(mode, { relay, expect: { parameterCount: count, codec: 'none' } })
       try {
         const arrivals = collect(exchanges)
         // one sender keeps this fast on a 2-core machine; steps 0..N above cover every pair
@@ -155,7 +162,7 @@ for (const mode of ['gossip', 'stream'] as const) {
 
     it('rejects malformed, wrong-job, truncated, wrong-count and forged messages by reason and keeps working', async () => {
       const { logger, records } = captureLogs()
-      const exchanges = await startExchanges(mode, { expect: { parameterCount: PARAMS, codec: 'qsgd', payloadBytes: PAYLOAD_BYTES }, logger })
+      const exchanges = await startExchanges(mode, { relay, expect: { parameterCount: PARAMS, codec: 'qsgd', payloadBytes: PAYLOAD_BYTES }, logger })
       try {
         const arrivals = collect(exchanges)
         // a handler that throws must not stop delivery to the others
@@ -244,6 +251,30 @@ describe('fault injection', () => {
       expect(stats.delivered).toBe(total - drops)
       // sends were sequential, so only delays can reorder
       expect(got).not.toEqual([...got].sort((a, b) => a - b))
+    } finally {
+      await stopAll([receiver, sender])
+    }
+  })
+})
+
+describe('stream exchange failures', () => {
+  it('reopens a stream that died between steps and reports unreachable recipients as missed', async () => {
+    const receiver = createGradientExchange({ mode: 'stream', node: nodes[0], jobId: JOB })
+    const sender = createGradientExchange({ mode: 'stream', node: nodes[2], jobId: JOB, sendTimeoutMs: 3_000 })
+    await receiver.start()
+    await sender.start()
+    try {
+      const got: number[] = []
+      receiver.onGradient((msg) => { got.push(msg.step) })
+      expect((await sender.publish(gradientFor(ids()[2], 0, 1000), [ids()[0]])).reached).toEqual([ids()[0]])
+      await nodes[2].libp2p.hangUp(nodes[0].peerId)
+      expect((await sender.publish(gradientFor(ids()[2], 1, 1000), [ids()[0]])).reached).toEqual([ids()[0]])
+      await waitFor(() => got.length === 2, 'both steps')
+      expect(got).toEqual([0, 1])
+      // nodes[1] runs no stream exchange now: the protocol is refused, and the report says so
+      const report = await sender.publish(gradientFor(ids()[2], 2, 1000), [ids()[0], ids()[1]])
+      expect(report.reached).toEqual([ids()[0]])
+      expect(report.missed).toEqual([ids()[1]])
     } finally {
       await stopAll([receiver, sender])
     }
