@@ -19,11 +19,22 @@ interface CompiledGraph {
   readonly session: ort.InferenceSession
 }
 
+export class GradientComputerClosedError extends Error {
+  override name = 'GradientComputerClosedError'
+}
+
 export function createOnnxGradientComputer(model: ModelDefinition, options: OnnxGradientComputerOptions = {}): GradientComputer {
   const threads = options.intraOpThreads ?? 2
   const training = new Map<number, Promise<CompiledGraph>>()
   const inference = new Map<number, Promise<CompiledGraph>>()
   let closed = false
+  // runs still executing: close() waits for them before releasing their sessions
+  const inFlight = new Set<Promise<unknown>>()
+  const track = <T>(run: Promise<T>): Promise<T> => {
+    inFlight.add(run)
+    run.then(() => inFlight.delete(run), () => inFlight.delete(run))
+    return run
+  }
 
   const compile = (cache: Map<number, Promise<CompiledGraph>>, batchSize: number, build: () => BuiltGraph): Promise<CompiledGraph> => {
     let compiled = cache.get(batchSize)
@@ -66,51 +77,61 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
   }
 
   const ensureOpen = (): void => {
-    if (closed) throw new Error('the gradient computer is closed')
+    if (closed) throw new GradientComputerClosedError('the gradient computer is closed: create a new one to compute again')
+  }
+
+  async function computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
+    const { graph, session } = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size))
+    const input = feeds(params, batch, graph.inputName)
+    input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
+    // ORT writes each gradient straight into its slice of the flat result (pre-allocated outputs)
+    const gradient = new Float32Array(model.layout.totalSize)
+    const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
+    model.layout.specs.forEach((spec, i) => {
+      fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
+    })
+    const out = await session.run(input, fetches as ort.InferenceSession.FetchesType)
+    const logits = out[graph.logitsName].data as Float32Array
+    return {
+      loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],
+      gradient,
+      correct: countCorrect(logits, batch.labels, model.numClasses),
+      size: batch.size
+    }
+  }
+
+  async function evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {
+    const { graph, session } = await compile(inference, batch.size, () => buildInferenceGraph(model.forward, model.layout, batch.size))
+    const out = await session.run(feeds(params, batch, graph.inputName))
+    const logits = out[graph.logitsName].data as Float32Array
+    return {
+      lossSum: crossEntropySum(logits, batch.labels, model.numClasses),
+      correct: countCorrect(logits, batch.labels, model.numClasses),
+      count: batch.size
+    }
   }
 
   return {
     async computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
       ensureOpen()
-      const { graph, session } = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size))
-      const input = feeds(params, batch, graph.inputName)
-      input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
-      // ORT writes each gradient straight into its slice of the flat result (pre-allocated outputs)
-      const gradient = new Float32Array(model.layout.totalSize)
-      const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
-      model.layout.specs.forEach((spec, i) => {
-        fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
-      })
-      const out = await session.run(input, fetches as ort.InferenceSession.FetchesType)
-      const logits = out[graph.logitsName].data as Float32Array
-      return {
-        loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],
-        gradient,
-        correct: countCorrect(logits, batch.labels, model.numClasses),
-        size: batch.size
-      }
+      return await track(computeGradient(params, batch))
     },
 
     async evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {
       ensureOpen()
-      const { graph, session } = await compile(inference, batch.size, () => buildInferenceGraph(model.forward, model.layout, batch.size))
-      const out = await session.run(feeds(params, batch, graph.inputName))
-      const logits = out[graph.logitsName].data as Float32Array
-      return {
-        lossSum: crossEntropySum(logits, batch.labels, model.numClasses),
-        correct: countCorrect(logits, batch.labels, model.numClasses),
-        count: batch.size
-      }
+      return await track(evaluate(params, batch))
     },
 
     async close(): Promise<void> {
       if (closed) return
       closed = true
+      await Promise.allSettled([...inFlight])
       const all = [...training.values(), ...inference.values()]
       training.clear()
       inference.clear()
-      for (const compiled of all) {
-        await (await compiled).session.release()
+      for (const compiled of await Promise.allSettled(all)) {
+        // a graph that failed to build has no session to release
+        if (compiled.status === 'fulfilled') await compiled.value.session.release()
       }
     }
   }

@@ -4,7 +4,7 @@ import { gradientOutputName, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from 
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
 import { oneHot } from '../../ml/engine/logits.js'
-import { createOnnxGradientComputer, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
+import { createOnnxGradientComputer, GradientComputerClosedError, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel } from '../../ml/models/zoo.js'
 import { readDigits } from './mnist-digits.js'
@@ -118,6 +118,20 @@ describe('the gradient computer', () => {
     expect(first.gradient).toEqual(kept)
     expect(again.gradient).toEqual(kept)
     expect(again.loss).toBe(first.loss)
+  })
+
+  it('close() waits for steps in flight, then later calls fail with a typed error', async () => {
+    const model = createModel('lenet5')
+    const computer = createOnnxGradientComputer(model)
+    const params = model.initParameters(1)
+    const batch = digitBatch(model, 32)
+    await computer.computeGradient(params, batch)
+    const running = computer.computeGradient(params, batch)
+    await computer.close()
+    const finished = await running
+    expect(Number.isFinite(finished.loss)).toBe(true)
+    expect(finished.gradient.some((v) => v !== 0)).toBe(true)
+    await expect(computer.evaluate(params, batch)).rejects.toThrow(GradientComputerClosedError)
   })
 
   it('rejects a parameter vector of the wrong length and refuses work after close', async () => {
