@@ -72,6 +72,20 @@ describe('mesh', () => {
       expect(members[i].stats().rejected['sender-mismatch']).toBe(0)
     }
   })
+
+  it('rejects membership messages that speak for another peer or another job', async () => {
+    const forger = nodes[1]
+    const base = { v: 1, type: 'heartbeat', jobId: JOB, peerId: ids()[1], addrs: [], step: 0, digest: '00'.repeat(32), state: 'training' }
+    const raw = (o: object): Uint8Array => new Uint8Array(Buffer.from(JSON.stringify(o)))
+    const topic = `/p2pmld/job/${JOB}/membership/1.0.0`
+    await forger.pubsub.publish(topic, raw({ ...base, peerId: ids()[2] }))
+    await forger.pubsub.publish(topic, raw({ ...base, jobId: 'other-job' }))
+    await forger.pubsub.publish(topic, raw({ ...base, step: 'seven' }))
+    await waitFor(() => members[0].stats().rejected['sender-mismatch'] === 1 && members[0].stats().rejected['job-id'] === 1 && members[0].stats().rejected.schema === 1, 'the forged membership messages rejected')
+    // heartbeats keep flowing
+    const before = members[0].stats().received
+    await waitFor(() => members[0].stats().received > before + 3, 'more heartbeats')
+  })
 })
 
 async function startExchanges (mode: ExchangeMode, opts: { relay?: boolean, expect?: { parameterCount?: number, codec?: 'qsgd' | 'none', payloadBytes?: number }, logger?: ReturnType<typeof captureLogs>['logger'] } = {}): Promise<GradientExchange[]> {
@@ -253,6 +267,21 @@ describe('fault injection', () => {
       expect(got).not.toEqual([...got].sort((a, b) => a - b))
     } finally {
       await stopAll([receiver, sender])
+    }
+  })
+})
+
+describe('gossip publish reports', () => {
+  it('reports recipients that are not subscribed as missed', async () => {
+    const only = createGradientExchange({ mode: 'gossip', node: nodes[0], jobId: JOB })
+    await only.start()
+    try {
+      await waitFor(() => nodes[0].pubsub.getSubscribers(gradientTopic(JOB)).length === 0, 'earlier subscriptions to be withdrawn')
+      const report = await only.publish(gradientFor(ids()[0], 500, 1000), others(0))
+      expect(report.reached).toEqual([])
+      expect(report.missed.sort()).toEqual(others(0).sort())
+    } finally {
+      await only.stop()
     }
   })
 })
