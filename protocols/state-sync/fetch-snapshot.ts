@@ -61,12 +61,15 @@ export async function fetchSnapshot (
   const stallTimeoutMs = options.stallTimeoutMs ?? 30_000
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES
   const context: { aborted?: StateSyncError } = {}
-  const controller = new AbortController()
+  const dialController = new AbortController()
   let stream: Stream | undefined
 
+  // libp2p may keep listeners on the signal given to dialProtocol after the dial resolves, so
+  // it is aborted only while the dial is in flight; later failures abort the stream instead
+  let dialing = true
   const fail = (error: StateSyncError): void => {
     context.aborted ??= error
-    controller.abort(error)
+    if (dialing) dialController.abort(error)
     stream?.abort(error)
   }
   const timer = setTimeout(() => fail(new StateSyncError('timeout', `state transfer did not finish within ${timeoutMs} ms`)), timeoutMs)
@@ -82,14 +85,17 @@ export async function fetchSnapshot (
   try {
     armStall()
     try {
-      stream = await node.dialProtocol(peer, STATE_SYNC_PROTOCOL, { signal: controller.signal })
+      stream = await node.dialProtocol(peer, STATE_SYNC_PROTOCOL, { signal: dialController.signal })
     } catch (error) {
       if (context.aborted !== undefined) throw context.aborted
       throw new StateSyncError('dial', `could not open ${STATE_SYNC_PROTOCOL} to ${peer.toString()}: ${(error as Error).message}`, { cause: error })
+    } finally {
+      dialing = false
     }
     const reader = createStreamReader(stream, options.highWaterBytes ?? 8 * 1024 * 1024)
     stream.send(lp.encode.single(encodeJsonFrame(parsedRequest.data)))
-    await stream.close({ signal: controller.signal })
+    // a stall or timeout while closing aborts the stream, which rejects this
+    await stream.close()
 
     const decoder = createSnapshotDecoder({ maxBytes })
     let announced: number | undefined
