@@ -70,6 +70,41 @@ function forwardModelBytes(activation: 'Relu' | 'Tanh'): Uint8Array {
   return onnx.ModelProto.encode(model).finish()
 }
 
+/** Grouped and depthwise convolutions: Conv 1->4, Conv 4->8 in 2 groups (stride 2, pad 1), depthwise 8 (x2 multiplier). */
+function groupedModelBytes(): Uint8Array {
+  const dim = (d: number[]) => ({ dim: d.map((v) => ({ dimValue: v })) })
+  const conv = (name: string, input: string, output: string, group: number, stride: number, pad: number) => ({
+    name, opType: 'Conv', input: [input, `${name}.weight`, `${name}.bias`], output: [output],
+    attribute: [ints('kernel_shape', [3, 3]), ints('strides', [stride, stride]), ints('pads', [pad, pad, pad, pad]), { name: 'group', type: A.INT, i: group }]
+  })
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'grouped',
+      input: [{ name: 'x', type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }, { dimValue: 28 }, { dimValue: 28 }] } } } }],
+      output: [{ name: 'logits', type: { tensorType: { elemType: FLOAT, shape: dim([1, 10]) } } }],
+      initializer: [
+        randomTensor('c1.weight', [4, 1, 3, 3], 11, 'raw'), randomTensor('c1.bias', [4], 12, 'raw'),
+        randomTensor('c2.weight', [8, 2, 3, 3], 13, 'raw'), randomTensor('c2.bias', [8], 14, 'raw'),
+        randomTensor('c3.weight', [16, 1, 3, 3], 15, 'raw'), randomTensor('c3.bias', [16], 16, 'raw'),
+        randomTensor('fc.weight', [10, 16], 17, 'raw'), randomTensor('fc.bias', [10], 18, 'raw')
+      ],
+      node: [
+        conv('c1', 'x', 'a1', 1, 1, 0),
+        { name: 'r1', opType: 'Relu', input: ['a1'], output: ['b1'] },
+        conv('c2', 'b1', 'a2', 2, 2, 1),
+        { name: 'r2', opType: 'Relu', input: ['a2'], output: ['b2'] },
+        conv('c3', 'b2', 'a3', 8, 1, 1),
+        { name: 'gap', opType: 'GlobalAveragePool', input: ['a3'], output: ['g'] },
+        { name: 'flat', opType: 'Flatten', input: ['g'], output: ['f'], attribute: [{ name: 'axis', type: A.INT, i: 1 }] },
+        { name: 'fc', opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: ['logits'], attribute: [{ name: 'transB', type: A.INT, i: 1 }] }
+      ]
+    }
+  })
+  return onnx.ModelProto.encode(model).finish()
+}
+
 let dir: string
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'p2pmld-engine-'))
@@ -100,6 +135,24 @@ describe('loadOnnxModel', () => {
     const computer = createOnnxGradientComputer(model)
     try {
       const result = await computer.computeGradient(params, { size: 12, sampleShape: model.sampleShape, inputs, labels })
+      const ref = referenceGradient(model.forward, model.layout, params, inputs, labels)
+      expect(Math.abs(result.loss - ref.loss)).toBeLessThan(1e-5)
+      for (const spec of model.layout.specs) {
+        const err = relativeError(result.gradient.subarray(spec.offset, spec.offset + spec.size), ref.gradient.subarray(spec.offset, spec.offset + spec.size))
+        expect(err, spec.name).toBeLessThan(2e-4)
+      }
+    } finally {
+      await computer.close()
+    }
+  })
+
+  it('trains grouped and depthwise convolutions (and global average pooling) exactly', async () => {
+    const model = await loadOnnxModel(groupedModelBytes())
+    const params = model.initParameters(0)
+    const { inputs, labels } = readDigits(6, 20)
+    const computer = createOnnxGradientComputer(model)
+    try {
+      const result = await computer.computeGradient(params, { size: 6, sampleShape: model.sampleShape, inputs, labels })
       const ref = referenceGradient(model.forward, model.layout, params, inputs, labels)
       expect(Math.abs(result.loss - ref.loss)).toBeLessThan(1e-5)
       for (const spec of model.layout.specs) {

@@ -1,6 +1,6 @@
 /**
  * A float64 reference for the engine: interprets a forward-graph IR directly in TypeScript
- * (dense, conv with stride/padding, relu, max/avg pooling, flatten/reshape, add) and
+ * (dense, conv with stride/padding/groups, relu, max/avg pooling, flatten/reshape, add) and
  * differentiates mean softmax cross-entropy by hand-written loops. It shares nothing with the
  * autodiff or ONNX Runtime except the IR it reads.
  */
@@ -169,13 +169,16 @@ function forward(node: IrNode, ins: T64[]): [T64, Int32Array?] {
       const g = window(node, h, wd, w.shape.slice(2))
       const y = zeros([nb, m, g.oh, g.ow])
       const ksz = g.kh * g.kw
+      const cg = w.shape[1] // input channels per group
+      const mg = m / (c / cg)
       for (let i = 0; i < nb; i++) {
         for (let o = 0; o < m; o++) {
           const out = y.data.subarray((i * m + o) * g.oh * g.ow, (i * m + o + 1) * g.oh * g.ow)
           if (b !== undefined) out.fill(b.data[o])
-          for (let ch = 0; ch < c; ch++) {
+          for (let j = 0; j < cg; j++) {
+            const ch = Math.floor(o / mg) * cg + j
             const xo = (i * c + ch) * h * wd
-            const wo = (o * c + ch) * ksz
+            const wo = (o * cg + j) * ksz
             slide(g, h, wd, (p, q, kk) => { out[p] += x.data[xo + q] * w.data[wo + kk] })
           }
         }
@@ -259,13 +262,16 @@ function backward(node: IrNode, ins: T64[], y: T64, dy: T64, idx: Int32Array | u
       const dx = zeros([...x.shape])
       const dw = zeros([...w.shape])
       const dbias = b === undefined ? undefined : zeros([...b.shape])
+      const cg = w.shape[1]
+      const mg = m / (c / cg)
       for (let i = 0; i < nb; i++) {
         for (let o = 0; o < m; o++) {
           const go = dy.data.subarray((i * m + o) * g.oh * g.ow, (i * m + o + 1) * g.oh * g.ow)
           if (dbias !== undefined) for (const v of go) dbias.data[o] += v
-          for (let ch = 0; ch < c; ch++) {
+          for (let j = 0; j < cg; j++) {
+            const ch = Math.floor(o / mg) * cg + j
             const xo = (i * c + ch) * h * wd
-            const wo = (o * c + ch) * ksz
+            const wo = (o * cg + j) * ksz
             slide(g, h, wd, (p, q, kk) => {
               dx.data[xo + q] += go[p] * w.data[wo + kk]
               dw.data[wo + kk] += go[p] * x.data[xo + q]

@@ -25,12 +25,15 @@ export function pooledSize(input: number, kernel: number, stride: number, padBeg
   return Math.floor((input + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride) + 1
 }
 
-/** 2-D convolution, group 1. Backward written with standard ops, exact (STACK-NOTES). */
+/** 2-D convolution, grouped and depthwise too. Backward written with standard ops, exact (STACK-NOTES). */
 export const conv: OpDefinition = {
   type: 'Conv',
   inferShapes(node, [x, w]) {
     if (x.length !== 4) throw new ShapeError(`Conv node '${node.name}': only 2-D convolution (NCHW input) is supported`)
-    if (attrInt(node, 'group', 1) !== 1) throw new ShapeError(`Conv node '${node.name}': grouped convolution is not supported yet`)
+    const group = attrInt(node, 'group', 1)
+    if (x[1] % group !== 0 || w[0] % group !== 0 || w[1] * group !== x[1]) {
+      throw new ShapeError(`Conv node '${node.name}': weight [${w.join(', ')}] does not fit ${x[1]} input channels in ${group} groups`)
+    }
     const g = convGeometry(node, w.slice(2))
     if (g.dilations.some((d) => d !== 1)) throw new ShapeError(`Conv node '${node.name}': dilated convolution is not supported yet`)
     const h = pooledSize(x[2], g.kernel[0], g.strides[0], g.pads[0], g.pads[2])
@@ -44,13 +47,16 @@ export const conv: OpDefinition = {
     const ws = shape(w)
     const ys = shape(node.outputs[0])
     const g = convGeometry(node, ws.slice(2))
+    const group = attrInt(node, 'group', 1)
     let dx: string | undefined
     let dw: string | undefined
     let db: string | undefined
     if (needsGrad(0)) {
       // ConvTranspose maps dY back onto X's grid; output_padding restores rows the stride dropped
       const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * g.strides[i] - g.pads[i] - g.pads[i + 2] + g.kernel[i]))
+      // the Conv weight [M, C/g, kh, kw] is already ConvTranspose's layout for the same groups
       dx = emit.op('ConvTranspose', [dy, w], {
+        group: { kind: 'int', value: group },
         kernel_shape: ints(g.kernel),
         strides: ints(g.strides),
         pads: ints(g.pads),
@@ -58,11 +64,18 @@ export const conv: OpDefinition = {
       })
     }
     if (needsGrad(1)) {
-      // dW[m,c] = sum_n X[n,c] (*) dY[n,m]: a convolution over the batch axis, stride as dilation
+      // dW[m,i] = sum_n X[n, group(m)*Cg + i] (*) dY[n,m]: a convolution whose channels are the
+      // batch (grouped like the forward) and whose batch is i, with the stride as dilation
       const perm = ints([1, 0, 2, 3])
-      const xt = emit.op('Transpose', [x], { perm })
+      const cg = xs[1] / group
+      const xt = group === 1
+        ? emit.op('Transpose', [x], { perm })
+        : emit.op('Reshape', [
+          emit.op('Transpose', [emit.op('Reshape', [x, emit.int64s('shape', [xs[0], group, cg, xs[2], xs[3]])])], { perm: ints([2, 1, 0, 3, 4]) }),
+          emit.int64s('shape', [cg, group * xs[0], xs[2], xs[3]])
+        ])
       const dyt = emit.op('Transpose', [dy], { perm })
-      let full = emit.op('Conv', [xt, dyt], { pads: ints(g.pads), dilations: ints(g.strides) })
+      let full = emit.op('Conv', [xt, dyt], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: group } })
       const fullSize = [0, 1].map((i) => xs[2 + i] + g.pads[i] + g.pads[i + 2] - (ys[2 + i] - 1) * g.strides[i])
       if (fullSize[0] !== g.kernel[0] || fullSize[1] !== g.kernel[1]) {
         full = emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', [2, 3])])
