@@ -108,7 +108,9 @@ export function createMembershipTopic (options: MembershipTopicOptions): Members
       const hb = options.heartbeat
       if (hb !== undefined) {
         const beat = (): void => {
-          api.publish(hb.build()).catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'could not publish heartbeat'))
+          // build() is the caller's code: a throw must not escape the timer
+          Promise.resolve().then(async () => await api.publish(hb.build()))
+            .catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'could not publish heartbeat'))
         }
         timer = setInterval(beat, hb.intervalMs)
         beat()
