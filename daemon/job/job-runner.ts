@@ -370,6 +370,13 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         if (trainer.stepsPerEpochAt(Math.max(1, membership.membersAt(progress.step).length)) === 0) {
           throw new Error(`the training set (${runtime.train.size} samples) is smaller than one global batch: lower batchSize or use fewer peers`)
         }
+        const world = Math.max(1, membership.membersAt(progress.step).length)
+        if (progress.cursor > 0 && progress.cursor + world * config.batchSize > runtime.train.size) {
+          // the epoch has no room for another step at this world size (members joined since the
+          // last step was planned): close it before planning the next one
+          if (await endEpoch()) return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
+          continue
+        }
         const r = await trainer.runStep(abort.signal)
         if (r === undefined) {
           // not (or no longer) a member at this step: wait for admission news
