@@ -138,7 +138,13 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
       running = false
       inbound.stop()
       if (node.isStarted()) await node.libp2p.unhandle(GRADIENT_PROTOCOL)
-      await Promise.all([...outbound.values()].map(async (o) => { await o.tail }))
+      // let writes already under way finish, but never wait out a send timeout on a dead peer
+      let grace: NodeJS.Timeout | undefined
+      await Promise.race([
+        Promise.all([...outbound.values()].map(async (o) => { await o.tail })),
+        new Promise((resolve) => { grace = setTimeout(resolve, 2_000) })
+      ])
+      clearTimeout(grace)
       await Promise.all([...outbound.values()].map(async (o) => { await o.stream?.close({ signal: AbortSignal.timeout(2_000) }).catch(() => {}) }))
       outbound.clear()
       for (const s of openStreams) s.abort(new Error('gradient exchange stopped'))
