@@ -26,7 +26,7 @@ export interface FetchSnapshotOptions {
   readonly signal?: AbortSignal
 }
 
-/** varint prefix + payload: the largest frame a correct server sends */
+/** largest frame payload a correct server sends */
 const FRAME_LIMIT = MAX_FRAME_BYTES
 
 function toStateSyncError (error: unknown, context: { aborted?: StateSyncError }): StateSyncError {
