@@ -128,6 +128,9 @@ function toConstant(t: OnnxTensorProto, invalid: (why: string) => Error): Consta
   const count = dims.reduce((a: number, b: number) => a * b, 1)
   const raw = t.rawData !== null && t.rawData !== undefined && t.rawData.length > 0 ? t.rawData : undefined
   const T = onnx.TensorProto.DataType
+  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+    throw invalid(`tensor '${t.name ?? ''}' keeps its data in an external file; re-export the model with its weights inside the .onnx file`)
+  }
   let data: Float32Array | BigInt64Array
   if (t.dataType === T.FLOAT) {
     if (raw !== undefined) {

@@ -179,6 +179,16 @@ describe('loadOnnxModel', () => {
     expect((err as Error).message).toMatch(/'Tanh'.*'\/act\/Tanh'.*Conv/)
   })
 
+  it('says when weights live in an external data file', async () => {
+    const model = onnx.ModelProto.decode(forwardModelBytes('Relu'))
+    const weight = model.graph?.initializer?.[0]
+    if (weight === undefined) throw new Error('fixture has no initializer')
+    weight.rawData = new Uint8Array()
+    weight.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL
+    weight.externalData = [{ key: 'location', value: 'weights.bin' }]
+    await expect(loadOnnxModel(onnx.ModelProto.encode(model).finish())).rejects.toThrow(/'conv\.weight' keeps its data in an external file/)
+  })
+
   it('says when the file does not exist', async () => {
     const path = join(dir, 'missing.onnx')
     await expect(loadOnnxModel(path)).rejects.toThrow(OnnxModelNotFoundError)
