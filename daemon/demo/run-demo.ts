@@ -11,7 +11,7 @@ import type { JobResult, JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
 import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
-import type { FaultInjection } from '../../protocols/peer/gradient-streams.js'
+import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 
 export interface DemoOptions {
   readonly peers: number

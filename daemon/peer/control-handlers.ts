@@ -46,7 +46,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
     },
 
     peers(): PeersResult {
-      const node = daemon.node()
+      const node = daemon.node().libp2p
       const session = daemon.session()
       const runner = session?.runner()
       const step = runner?.progress().step ?? 0

@@ -6,9 +6,9 @@
 import type { JobConfig } from '../../config/job-config.js'
 import { createCodec } from '../../ml/compress/index.js'
 import { MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
-import type { PeerNode } from '../../protocols/peer/create-peer-node.js'
-import { decodeGradientMessage, encodeGradientMessage, GradientMessageRejected } from '../../protocols/peer/gradient-message.js'
-import { createGradientStreams, type FaultInjection, type GradientStreams } from '../../protocols/peer/gradient-streams.js'
+import { createGradientExchange, type ExchangeMode, type FaultInjection, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
+import type { GradientMessage } from '../../protocols/messages/index.js'
+import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
 import { fetchSnapshot as fetchStateSnapshot } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -30,6 +30,16 @@ export interface JobSessionOptions {
   readonly selfNames?: readonly string[]
   readonly events?: JobRunnerEvents
   readonly faults?: FaultInjection
+  /** how gradients travel: direct streams (default) or gossip */
+  readonly exchangeMode?: ExchangeMode
+  readonly traffic?: TrafficMeter
+}
+
+export interface NetworkCounters {
+  readonly bytesSent: number
+  readonly bytesReceived: number
+  readonly messagesSent: number
+  readonly messagesReceived: number
 }
 
 export interface PeerSighting {
@@ -52,7 +62,9 @@ export interface JobSession {
   memberLeaving(peerId: string, effectiveStep: number): void
   snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
-  networkCounters(): GradientStreams['counters']
+  networkCounters(): NetworkCounters
+  /** rejected inbound messages by reason: wire format (exchange) and content (codec, state) */
+  rejectionCounts(): Record<string, number>
   /** finish the step in progress, tell the others this peer leaves, stop */
   stop(options?: { leave?: boolean }): Promise<void>
 }
@@ -74,39 +86,31 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   const topic = membershipTopic(jobId)
   let runtime: JobRuntime | undefined
   let runner: JobRunner | undefined
-  let streams: GradientStreams | undefined
+  let exchange: GradientExchange | undefined
   let heartbeat: NodeJS.Timeout | undefined
   let early: InboundGradient[] = []
   let parameterCount = 0
   let payloadBytes = 0
 
   const publish = async (message: unknown): Promise<void> => {
-    await node.services.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(message)))
+    await node.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(message)))
   }
 
-  const onGradientBytes = (bytes: Uint8Array, from: string): void => {
+  /** The exchange has checked the wire format, job, count, codec and sender; decode and hand over. */
+  const onGradient = (message: GradientMessage, from: string): void => {
+    let gradient: Float32Array
     try {
-      const message = decodeGradientMessage(bytes, { jobId, parameterCount, codec: codec.id, payloadBytes })
-      if (message.sender !== from) throw new GradientMessageRejected('sender', `header names sender ${message.sender.slice(0, 60)} but the stream comes from ${from}`)
-      let gradient: Float32Array
-      try {
-        gradient = codec.decode(message.payload, parameterCount)
-      } catch (error) {
-        throw new GradientMessageRejected('payload', (error as Error).message)
-      }
-      const inbound: InboundGradient = { step: message.step, sender: from, digest: message.digest, gradient }
-      if (runner === undefined) {
-        if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
-        return
-      }
-      if (!runner.offerGradient(inbound)) {
-        const known = runner.membership().isKnown(from, message.step)
-        throw new GradientMessageRejected(known ? 'stale' : 'not-member', known ? `duplicate or out-of-window gradient for step ${message.step}` : `gradient from ${from}, which is not a member at step ${message.step}`)
-      }
+      gradient = codec.decode(message.payload, parameterCount)
     } catch (error) {
-      const reason = error instanceof GradientMessageRejected ? error.reason : 'internal'
-      rejections.reject(reason, { from }, (error as Error).message)
+      rejections.reject('payload', { from, step: message.step }, (error as Error).message)
+      return
     }
+    const inbound: InboundGradient = { step: message.step, sender: from, digest: Buffer.from(message.digest).toString('hex'), gradient }
+    if (runner === undefined) {
+      if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
+      return
+    }
+    if (!runner.offerGradient(inbound)) rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${runner.progress().step})`)
   }
 
   const onTopicMessage = (event: CustomEvent<{ topic: string, data: Uint8Array, type: string, from?: { toString(): string } }>): void => {
@@ -163,7 +167,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         return []
       }
     })
-    node.peerStore.merge(peerIdFromString(peer), { multiaddrs }).catch((error: unknown) => {
+    node.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs }).catch((error: unknown) => {
       log.debug({ peer, err: (error as Error).message }, 'could not record peer addresses')
     })
   }
@@ -171,7 +175,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   const addressBook = (membership: MembershipState): Record<string, string[]> => {
     const book: Record<string, string[]> = {}
     for (const m of membership.members) {
-      const addrs = m.peerId === selfId ? node.getMultiaddrs().map(String) : sightings.get(m.peerId)?.addrs
+      const addrs = m.peerId === selfId ? node.dialableAddrs() : sightings.get(m.peerId)?.addrs
       if (addrs !== undefined && addrs.length > 0) book[m.peerId] = addrs.slice(0, 32)
     }
     return book
@@ -180,10 +184,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   const dialMemberIfNeeded = (peer: string, addrs: readonly string[]): void => {
     learnAddresses(peer, addrs)
     if (peer === selfId || runner === undefined || !runner.membership().isKnown(peer, runner.progress().step)) return
-    if (node.getConnections(peerIdFromString(peer)).length > 0) return
-    node.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(5000) }).catch((error: unknown) => {
-      log.debug({ peer, addrs, err: (error as Error).message }, 'could not dial member')
-    })
+    void node.connectTo(peer, addrs)
   }
 
   const createRunner = (snapshot: JobSnapshot | undefined): JobRunner => {
@@ -198,14 +199,13 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       snapshot,
       network: {
         sendGradient: async (message, recipients) => {
-          const bytes = encodeGradientMessage({ jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: message.digest, payload: message.payload })
-          await streams?.send(bytes, recipients)
+          await exchange?.publish({ jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: Buffer.from(message.digest, 'hex'), payload: message.payload }, recipients)
         },
         announceMembership: async (membership, step, phase) => {
           await publish({ v: 1, type: 'membership', jobId, step, phase, membership, addresses: addressBook(membership) })
         },
         fetchSnapshot: async (peerId, minStep) => {
-          const snap = await fetchStateSnapshot(node, peerIdFromString(peerId), { jobId, minStep })
+          const snap = await fetchStateSnapshot(node.libp2p, peerIdFromString(peerId), { jobId, minStep })
           return fromTrainingSnapshot(snap, `peer ${peerId}`)
         }
       }
@@ -228,18 +228,20 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       runtime = await createJobRuntime(config, { computeThreads: options.computeThreads })
       parameterCount = runtime.model.layout.totalSize
       payloadBytes = codec.encodedSize(parameterCount)
-      streams = createGradientStreams({
+      exchange = createGradientExchange({
+        mode: options.exchangeMode ?? 'stream',
         node,
-        maxMessageBytes: payloadBytes + 1024,
-        onMessage: onGradientBytes,
-        log,
+        jobId,
+        expect: { parameterCount, codec: codec.id, payloadBytes },
+        logger: log,
         faults: options.faults
       })
-      await streams.start()
-      node.services.pubsub.addEventListener('message', onTopicMessage as never)
-      node.services.pubsub.subscribe(topic)
+      exchange.onGradient(onGradient)
+      await exchange.start()
+      node.pubsub.addEventListener('message', onTopicMessage as never)
+      node.pubsub.subscribe(topic)
       heartbeat = setInterval(() => {
-        publish({ v: 1, type: 'heartbeat', jobId, step: runner?.progress().step ?? 0, addrs: node.getMultiaddrs().map(String) }).catch(() => {})
+        publish({ v: 1, type: 'heartbeat', jobId, step: runner?.progress().step ?? 0, addrs: node.dialableAddrs() }).catch(() => {})
       }, HEARTBEAT_MS)
       if (options.host || options.snapshot !== undefined) startRunner(options.snapshot)
     },
@@ -257,7 +259,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         config,
         phase: state === 'finished' || state === 'failed' ? 'finished' : state === 'waiting' ? 'waiting' : 'training',
         step: runner.progress().step,
-        coordinator: { peerId: coordinator, addrs: coordinator === selfId ? node.getMultiaddrs().map(String) : sightings.get(coordinator)?.addrs ?? [] },
+        coordinator: { peerId: coordinator, addrs: coordinator === selfId ? node.dialableAddrs() : sightings.get(coordinator)?.addrs ?? [] },
         membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }
       }
     },
@@ -285,7 +287,22 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       }
       runner?.adoptMembership(state)
     },
-    networkCounters: () => streams?.counters ?? { bytesSent: 0, messagesSent: 0, sendFailures: 0, bytesReceived: 0, messagesReceived: 0, droppedByFaultInjection: 0 },
+    networkCounters(): NetworkCounters {
+      const stats = exchange?.stats()
+      return {
+        bytesSent: options.traffic?.bytesSent() ?? stats?.publishedBytes ?? 0,
+        bytesReceived: options.traffic?.bytesReceived() ?? 0,
+        messagesSent: stats?.published ?? 0,
+        messagesReceived: stats?.delivered ?? 0
+      }
+    },
+    rejectionCounts(): Record<string, number> {
+      const counts: Record<string, number> = { ...rejections.counts() }
+      for (const [reason, n] of Object.entries(exchange?.stats().rejected ?? {})) {
+        if (n > 0) counts[reason] = (counts[reason] ?? 0) + n
+      }
+      return counts
+    },
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
@@ -298,11 +315,11 @@ export function createJobSession(options: JobSessionOptions): JobSession {
           await publish({ v: 1, type: 'leave', jobId, effectiveStep: r.progress().step }).catch(() => {})
         }
       }
-      node.services.pubsub.removeEventListener('message', onTopicMessage as never)
+      node.pubsub.removeEventListener('message', onTopicMessage as never)
       try {
-        node.services.pubsub.unsubscribe(topic)
+        node.pubsub.unsubscribe(topic)
       } catch {}
-      await streams?.stop()
+      await exchange?.stop()
       await runtime?.close()
     }
   }

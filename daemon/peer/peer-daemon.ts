@@ -9,10 +9,8 @@ import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
 import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobInfoSchema, JobRequestSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
-import { createBootstrapDialer, type BootstrapDialer } from '../../protocols/peer/bootstrap-dialer.js'
-import { createPeerNode, parseMultiaddr, type PeerNode } from '../../protocols/peer/create-peer-node.js'
-import type { FaultInjection } from '../../protocols/peer/gradient-streams.js'
-import { loadOrCreatePeerKey } from '../../protocols/peer/peer-key.js'
+import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
+import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/index.js'
@@ -37,8 +35,10 @@ export interface PeerDaemonOptions {
   readonly events?: JobRunnerEvents
   /** test-only network faults on inbound gradients */
   readonly faults?: FaultInjection
-  /** read a pre-shared key from this file instead of config.pskFile */
+  /** the private-network key itself (instead of config.pskFile) */
   readonly psk?: Uint8Array
+  /** how gradients travel (default: direct streams) */
+  readonly exchangeMode?: ExchangeMode
 }
 
 export interface PeerDaemon {
@@ -65,13 +65,21 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const privateKey = await loadOrCreatePeerKey(config.dataDir)
   const psk = options.psk ?? (config.pskFile !== undefined ? await readPsk(config.pskFile) : undefined)
   const bootstrapAddrs: Multiaddr[] = config.bootstrap.map((a) => parseMultiaddr(a, 'bootstrap address'))
-  const node = await createPeerNode({ privateKey, listen: config.listen, bootstrap: config.bootstrap, psk, allowlist: config.allowlist })
+  const traffic = createTrafficMeter()
+  const node = await createPeerNode({
+    privateKey,
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    psk,
+    allowlist: config.allowlist,
+    logger: log,
+    metrics: traffic.metricsFactory
+  })
   const peerId = node.peerId.toString()
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
   let session: JobSession | undefined
   let stateSync: StateSyncServer | undefined
   let control: ControlServer | undefined
-  let dialer: BootstrapDialer | undefined
   let joinAbort = new AbortController()
   let started = false
   let stopping: Promise<void> | undefined
@@ -118,7 +126,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       snapshot,
       selfNames: options.name !== undefined ? [options.name] : [],
       events,
-      faults: options.faults
+      faults: options.faults,
+      exchangeMode: options.exchangeMode,
+      traffic
     })
     session = s
     await s.start()
@@ -138,7 +148,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     let delay = 500
     while (!signal.aborted) {
       try {
-        await dialer?.connected(signal)
         const info = await askForJob(signal)
         await joinJob(info, signal)
         return
@@ -157,7 +166,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     let lastError: unknown
     for (const address of bootstrapAddrs) {
       try {
-        return await requestJson(node, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
+        return await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
       } catch (error) {
         lastError = error
       }
@@ -169,12 +178,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     const jobConfig = parseJobConfig(info.config, `job config from peer ${info.coordinator.peerId}`)
     const coordinator = peerIdFromString(info.coordinator.peerId)
     if (info.coordinator.addrs.length > 0) {
-      await node.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
+      await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
     }
     const s = await openSession(info.jobId, jobConfig, false)
-    const reply = await requestJson(node, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.getMultiaddrs().map(String) }, JoinReplySchema, { signal, timeoutMs: 30_000 })
+    const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
     log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
-    const raw = await fetchSnapshot(node, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
+    const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
     const snapshot = fromTrainingSnapshot(raw, `peer ${info.coordinator.peerId}`)
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)
@@ -185,14 +194,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const daemon: PeerDaemon = {
     peerId,
     startedAt: Date.now(),
-    addresses: () => node.getMultiaddrs().map(String),
+    addresses: () => node.dialableAddrs(),
     node: () => node,
     session: () => session,
     async start() {
       if (started) return
       started = true
       await node.start()
-      await handleJsonRequests(node, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
+      await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
         const s = session
         if (s === undefined) throw new Error('this peer runs no job')
         if (request.type === 'info') return s.info()
@@ -201,7 +210,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }
       }, { onError: (error) => log.debug({ err: error }, 'job request failed') })
-      stateSync = await registerStateSyncServer(node, {
+      stateSync = await registerStateSyncServer(node.libp2p, {
         getSnapshot: async (request) => {
           const s = session
           if (s === undefined || s.jobId !== request.jobId) throw new StateSyncRefusedError('unknown-job', `this peer does not run job ${request.jobId}`)
@@ -211,10 +220,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (options.controlSocket !== false) {
         control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve()), logger: log })
         await control.start()
-      }
-      if (bootstrapAddrs.length > 0) {
-        dialer = createBootstrapDialer({ node, addresses: bootstrapAddrs, log })
-        dialer.start()
       }
       if (options.job !== undefined) {
         await hostJob(options.job)
@@ -232,7 +237,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (!started) return
       stopping ??= (async () => {
         joinAbort.abort()
-        dialer?.stop()
         const s = session
         if (s !== undefined) {
           const snapshot = s.runner()?.currentSnapshot()

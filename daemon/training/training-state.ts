@@ -31,5 +31,5 @@ export type StopReason = 'epochs' | 'early-stopping' | 'stopped'
 
 /** A short digest of the parameters: members compare it every step to detect divergence. */
 export function parameterDigest(params: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength)).digest('hex').slice(0, 32)
+  return createHash('sha256').update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength)).digest('hex')
 }
