@@ -54,6 +54,8 @@ export interface JobRunnerEvents {
   onStep?(report: StepReport): void
   onEpoch?(record: EpochRecord): void
   onFinished?(result: JobResult): void
+  /** this peer was a member and no longer is (evicted or left): it has to re-join to go on */
+  onEvicted?(step: number): void
   onCheckpoint?(snapshot: JobSnapshot): Promise<void>
 }
 
@@ -379,7 +381,13 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         }
         const r = await trainer.runStep(abort.signal)
         if (r === undefined) {
-          // not (or no longer) a member at this step: wait for admission news
+          const record = membership.record(selfId)
+          if (record !== undefined && record.leaveStep <= progress.step) {
+            log.warn({ step: progress.step, leftAt: record.leaveStep }, 'this peer is no longer a member (evicted): re-joining')
+            options.events?.onEvicted?.(progress.step)
+            return undefined
+          }
+          // not a member yet: wait for admission news
           await sleep(200, abort.signal)
           continue
         }

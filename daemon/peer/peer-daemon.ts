@@ -96,6 +96,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const snapshot = session?.runner()?.currentSnapshot()
       if (snapshot !== undefined) persist(snapshot).catch(() => {})
     },
+    onEvicted: () => {
+      options.events?.onEvicted?.(0)
+      void rejoin()
+    },
     onCheckpoint: async (snapshot) => {
       await persist(snapshot)
       await options.events?.onCheckpoint?.(snapshot)
@@ -162,9 +166,25 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     }
   }
 
+  /** Evicted (e.g. after a stall or a cut link): leave the old session and join again through the members we know. */
+  const rejoin = async (): Promise<void> => {
+    const old = session
+    if (old === undefined) return
+    const known = [...old.sightings.entries()].filter(([id]) => id !== peerId).map(([id, s]) => ({ id, addrs: s.addrs }))
+    const members = old.runner()?.membership().membersAt(old.runner()?.progress().step ?? 0) ?? []
+    rejoinTargets = [...known.filter((k) => members.includes(k.id)), ...known.filter((k) => !members.includes(k.id))]
+      .flatMap((k) => k.addrs.map((a) => parseMultiaddr(a, 'member address')))
+    await old.stop().catch(() => {})
+    session = undefined
+    joinAbort.abort()
+    joinAbort = new AbortController()
+    void joinThroughBootstrap(joinAbort.signal)
+  }
+  let rejoinTargets: Multiaddr[] = []
+
   const askForJob = async (signal: AbortSignal): Promise<JobInfo> => {
     let lastError: unknown
-    for (const address of bootstrapAddrs) {
+    for (const address of [...rejoinTargets, ...bootstrapAddrs]) {
       try {
         return await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
       } catch (error) {
