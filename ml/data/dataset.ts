@@ -86,15 +86,8 @@ function checkStepShape(cursor: number, worldSize: number, batchSize: number): v
 
 /** Copy the samples at `indices` into a Batch. */
 export function gatherBatch(ds: Dataset, indices: ArrayLike<number>): Batch {
-  const len = sampleLength(ds)
-  const inputs = new Float32Array(indices.length * len)
-  const labels = new Int32Array(indices.length)
-  for (let i = 0; i < indices.length; i++) {
-    const k = indices[i]
-    inputs.set(ds.inputs.subarray(k * len, (k + 1) * len), i * len)
-    labels[i] = ds.labels[k]
-  }
-  return { size: indices.length, sampleShape: ds.sampleShape, inputs, labels }
+  const { size, sampleShape, inputs, labels } = subset(ds, indices)
+  return { size, sampleShape, inputs, labels }
 }
 
 /** The whole dataset in order, in batches of at most `batchSize` (views, no copies). */
