@@ -22,7 +22,7 @@ const MultiaddrStringSchema = z.string().min(1).refine((value) => {
   } catch {
     return false
   }
-}, { message: 'not a valid multiaddr (example: /ip4/127.0.0.1/tcp/4001)' })
+}, { error: (issue) => `'${String(issue.input)}' is not a valid multiaddr (example: /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...)` })
 
 const fields = {
   /** state directory: peer key, checkpoints, socket */

@@ -1,0 +1,79 @@
+/** `p2pmld start` and `train` as real child processes: bad input gets a one-line error, a dead bootstrap peer does not kill the daemon. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const MAIN = join(ROOT, 'cli/main.ts')
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+const dir = mkdtempSync(join(tmpdir(), 'p2pmld-start-'))
+const children = new Set<ChildProcess>()
+
+function startCli(args: string[]): { child: ChildProcess, output: () => { stdout: string, stderr: string }, exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: dir },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  children.add(child)
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  const exited = new Promise<number | null>((res) => child.on('close', (code) => {
+    children.delete(child)
+    res(code)
+  }))
+  return { child, output: () => ({ stdout, stderr }), exited }
+}
+
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('p2pmld start and train with bad input', () => {
+  it('names a bootstrap address that is not a multiaddr and exits 1', async () => {
+    const run = startCli(['start', '--data-dir', join(dir, 'a'), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', 'not-a-multiaddr'])
+    expect(await run.exited).toBe(1)
+    const { stderr } = run.output()
+    expect(stderr).toMatch(/not-a-multiaddr/)
+    expect(stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('keeps running and retries with backoff when the bootstrap peer cannot be reached', async () => {
+    const unreachable = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWAFiUckVDWpFbxDY2HzCQjo7EBhNLz6tT16jduKuqcaAd'
+    const run = startCli(['start', '--data-dir', join(dir, 'b'), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', unreachable, '--log-level', 'info'])
+    const deadline = Date.now() + 20_000
+    const retries = (): number[] => run.output().stderr.split('\n')
+      .filter((line) => line.includes('could not join a job yet'))
+      .map((line) => Number(/"retryInMs":(\d+)/.exec(line)?.[1]))
+    while (Date.now() < deadline && retries().length < 3) await new Promise((r) => setTimeout(r, 200))
+    const { stdout } = run.output()
+    expect(stdout).toMatch(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3Koo/)
+    const seen = retries()
+    expect(seen.length).toBeGreaterThanOrEqual(3)
+    expect(seen[1]).toBeGreaterThan(seen[0])
+    expect(seen[2]).toBeGreaterThan(seen[1])
+    expect(run.child.exitCode).toBeNull()
+    run.child.kill('SIGTERM')
+    expect(await run.exited).toBe(0)
+  }, 40_000)
+
+  it('rejects a batch size of 0, a learning rate that is not a number, an unknown model and a missing ONNX file', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--batch-size', '0'], /--batch-size must be greater than 0/],
+      [['--lr', 'fast'], /--lr must be a number, got 'fast'/],
+      [['--model', 'resnet9000'], /unknown model 'resnet9000'.*mlp/],
+      [['--model', join(dir, 'missing.onnx')], /missing\.onnx/]
+    ]
+    const runs = cases.map(([args]) => startCli(['train', '--epochs', '1', ...args]))
+    for (let i = 0; i < cases.length; i++) {
+      expect(await runs[i].exited).toBe(1)
+      expect(runs[i].output().stderr).toMatch(cases[i][1])
+    }
+  }, 60_000)
+})
