@@ -1,0 +1,41 @@
+/** Three `p2pmld start` processes, one hosting a job and two joining through it, train it to the end. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ensureBuilt } from './support/build.js'
+import { createDaemonFleet, parseFinished } from './support/daemon-process.js'
+
+const fleet = createDaemonFleet('procs')
+
+beforeAll(async () => { await ensureBuilt() }, 120_000)
+afterAll(async () => { await fleet.cleanup() })
+
+describe('daemons as separate processes', () => {
+  it('three peers train a job to completion, exit 0 and agree on the parameters', async () => {
+    const started = Date.now()
+    const host = fleet.start('host', [
+      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2',
+      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--seed', '7', '--exit-when-done'
+    ])
+    const bootstrap = await host.address()
+    await host.waitForStdout(/hosting job job-[0-9a-f]+: waiting for 3 peer\(s\)/)
+    const joiners = [1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    const all = [host, ...joiners]
+
+    const codes = await Promise.all(all.map((d) => d.exited))
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    const finished = all.map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    // 3072 samples / (3 peers x 32) = 32 steps per epoch, 2 epochs
+    for (const f of finished) expect(f!.step).toBe(64)
+    expect(new Set(finished.map((f) => f!.digest)).size).toBe(1)
+    for (const f of finished) expect(f!.accuracy).toBeGreaterThan(80)
+    // every peer printed both epochs, with the same validation figures
+    const epochLines = all.map((d) => d.stdout().split('\n').filter((l) => l.startsWith('epoch ')).map((l) => l.replace(/ lr .*/, '')))
+    expect(epochLines[0]).toHaveLength(2)
+    expect(epochLines[1]).toEqual(epochLines[0])
+    expect(epochLines[2]).toEqual(epochLines[0])
+    // the joiners really joined over the network (state fetched from the host)
+    for (const j of joiners) expect(j.stderr()).toContain('joined job')
+    console.log(`e2e processes: 3 daemons, 64 steps, ${Date.now() - started} ms, accuracy ${finished[0]!.accuracy} %`)
+  }, 90_000)
+})

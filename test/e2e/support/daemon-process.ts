@@ -1,0 +1,175 @@
+/**
+ * `p2pmld start` as a real child process: its stdout lines (the CLI's human output) and stderr
+ * (pino JSON logs), waits on either, and a registry that kills every child a test started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CLI_MAIN, ROOT } from './build.js'
+
+export interface DaemonProcess {
+  readonly name: string
+  readonly dataDir: string
+  readonly socketPath: string
+  readonly child: ChildProcess
+  readonly exited: Promise<number | null>
+  stdout(): string
+  stderr(): string
+  /** the JSON log lines on stderr that parse */
+  logs(): Array<Record<string, unknown>>
+  /** resolves with the first match of pattern on stdout (waits for it) */
+  waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>
+  /** the /ip4/127.0.0.1/tcp/PORT/p2p/ID address it printed */
+  address(): Promise<string>
+  exitCode(): number | null
+  kill(signal?: NodeJS.Signals): void
+}
+
+export interface DaemonFleet {
+  /** a fresh data dir under the fleet's temp dir */
+  dataDir(name: string): string
+  start(name: string, args: readonly string[], options?: { dataDir?: string }): DaemonProcess
+  /** SIGKILL every child still running, remove the temp dir */
+  cleanup(): Promise<void>
+  /** stdout + log tail of every daemon, for failure messages */
+  describe(): string
+}
+
+export function createDaemonFleet(prefix: string): DaemonFleet {
+  const root = mkdtempSync(join(tmpdir(), `p2pe-${prefix}-`))
+  const daemons: DaemonProcess[] = []
+  let n = 0
+
+  const onExit = (): void => {
+    for (const d of daemons) if (d.exitCode() === null) d.child.kill('SIGKILL')
+  }
+  process.once('exit', onExit)
+
+  return {
+    dataDir: (name) => join(root, `${name}-${n++}`),
+    start(name, args, options = {}) {
+      const dataDir = options.dataDir ?? join(root, `${name}-${n++}`)
+      const d = startDaemon(name, dataDir, args)
+      daemons.push(d)
+      return d
+    },
+    async cleanup() {
+      process.off('exit', onExit)
+      for (const d of daemons) if (d.exitCode() === null) d.kill('SIGKILL')
+      await Promise.all(daemons.map((d) => d.exited))
+      rmSync(root, { recursive: true, force: true })
+    },
+    describe() {
+      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${d.stdout()}\n${d.stderr().split('\n').slice(-15).join('\n')}`).join('\n')
+    }
+  }
+}
+
+function startDaemon(name: string, dataDir: string, args: readonly string[]): DaemonProcess {
+  const child = spawn(process.execPath, [CLI_MAIN, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--compute-threads', '1', '--log-level', 'info', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: dataDir },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  let code: number | null = null
+  let done = false
+  const listeners = new Set<() => void>()
+  const notify = (): void => { for (const l of listeners) l() }
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); notify() })
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); notify() })
+  const exited = new Promise<number | null>((resolve) => child.on('close', (c, signal) => {
+    code = c ?? (signal !== null ? -1 : null)
+    done = true
+    notify()
+    resolve(c)
+  }))
+
+  const waitFor = (source: () => string, pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const m = source().match(pattern)
+        if (m !== null) {
+          finish()
+          resolve(m)
+          return true
+        }
+        if (done) {
+          finish()
+          reject(new Error(`${name} exited (code ${code}) before its ${what} matched ${pattern}:\n${out}\n${err.split('\n').slice(-20).join('\n')}`))
+          return true
+        }
+        return false
+      }
+      const timer = setTimeout(() => {
+        finish()
+        reject(new Error(`${name}: no ${what} matched ${pattern} within ${timeoutMs} ms:\n${out}\n${err.split('\n').slice(-20).join('\n')}`))
+      }, timeoutMs)
+      const finish = (): void => {
+        clearTimeout(timer)
+        listeners.delete(listener)
+      }
+      const listener = (): void => { check() }
+      listeners.add(listener)
+      check()
+    })
+
+  return {
+    name,
+    dataDir,
+    socketPath: join(dataDir, 'p2pmld.sock'),
+    child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    logs: () => err.split('\n').flatMap((line) => {
+      if (!line.startsWith('{')) return []
+      try {
+        return [JSON.parse(line) as Record<string, unknown>]
+      } catch {
+        return []
+      }
+    }),
+    waitForStdout: (pattern, timeoutMs = 30_000) => waitFor(() => out, pattern, timeoutMs, 'stdout'),
+    waitForLog: async (pattern, timeoutMs = 30_000) => (await waitFor(() => err, pattern, timeoutMs, 'log'))[0],
+    address: async () => (await waitFor(() => out, /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/, 30_000, 'stdout'))[1],
+    exitCode: () => (done ? code : null),
+    kill: (signal = 'SIGTERM') => {
+      if (!done) child.kill(signal)
+    }
+  }
+}
+
+export interface FinishedLine {
+  readonly step: number
+  readonly accuracy: number
+  readonly digest: string
+}
+
+/** the CLI's `job finished (reason) at step S: test accuracy X % digest D` line */
+export function parseFinished(stdout: string): FinishedLine | undefined {
+  const m = /job finished \(([\w-]+)\) at step (\d+): test accuracy ([\d.]+) % digest (\S+)/.exec(stdout)
+  if (m === null) return undefined
+  return { step: Number(m[2]), accuracy: Number(m[3]), digest: m[4] }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** polls until check returns a value (not undefined) or the time is up */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await check()
+      if (v !== undefined) return v
+    } catch (error) {
+      lastError = error
+    }
+    await sleep(intervalMs)
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError !== undefined ? `: ${(lastError as Error).message}` : ''}`)
+}
