@@ -91,8 +91,8 @@ export const JobConfigSchema = z.object({
   earlyStopping: EarlyStoppingConfigSchema.default(EarlyStoppingConfigSchema.parse({})),
   aggregation: AggregationConfigSchema.default(AggregationConfigSchema.parse({})),
   compression: CompressionConfigSchema.default(CompressionConfigSchema.parse({})),
-  /** peers that must be members before step 0 */
-  minPeers: z.number().int().positive().default(1),
+  /** peers that must be members before step 0 (the default fits trimmed-mean with f = 1) */
+  minPeers: z.number().int().positive().default(3),
   /** per-step deadline in ms; absent: derived from recent step times */
   stepDeadlineMs: z.number().int().positive().optional(),
   /** fraction of live members whose gradients must arrive for a step to proceed */
@@ -102,7 +102,23 @@ export const JobConfigSchema = z.object({
   /** write a checkpoint every N steps (0: only on shutdown) */
   checkpointEverySteps: z.number().int().min(0).default(50),
   attack: AttackConfigSchema.optional()
-}).strict()
+}).strict().superRefine((job, ctx) => {
+  const needed = minimumPeersFor(job.aggregation.rule, job.aggregation.f)
+  if (job.minPeers < needed) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['minPeers'],
+      message: `${job.aggregation.rule} with f=${job.aggregation.f} needs at least ${needed} peers: set minPeers to ${needed} or more, or lower aggregation.f`
+    })
+  }
+})
+
+/** Fewest gradients the rule can aggregate while tolerating f faulty ones. */
+export function minimumPeersFor(rule: AggregationRule, f: number): number {
+  if (rule === 'mean') return 1
+  if (rule === 'krum' || rule === 'multi-krum') return 2 * f + 3
+  return 2 * f + 1
+}
 
 export type JobConfigInput = z.input<typeof JobConfigSchema>
 export type JobConfig = z.output<typeof JobConfigSchema>

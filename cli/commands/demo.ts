@@ -1,5 +1,6 @@
 /** `p2pmld demo`: several real peers on 127.0.0.1 train the bundled MNIST end to end. */
 import type { Command } from 'commander'
+import { minimumPeersFor } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { runDemo } from '../../daemon/demo/run-demo.js'
 import { runLocalTraining } from '../../daemon/training/local-training.js'
@@ -38,6 +39,8 @@ export function registerDemoCommand(program: Command): void {
     const job = flags.attack === undefined
       ? base
       : jobConfigFromFlags({}, { ...base, attack: { peers: [flags.attackPeer ?? 'peer-1'], kind: flags.attack as never, magnitude: Number(flags.attackMagnitude) } })
+    const needed = minimumPeersFor(job.aggregation.rule, job.aggregation.f)
+    if (peers < needed) throw new Error(`--peers ${peers} is too few for ${job.aggregation.rule} with f=${job.aggregation.f} (it needs ${needed}): use --peers ${needed} or more, or --f ${Math.max(0, job.aggregation.f - 1)}`)
     const log = createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'demo' })
     const progress = createProgressReporter(process.stderr, job.epochs)
     const controller = new AbortController()

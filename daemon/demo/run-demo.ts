@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
-import type { JobConfig } from '../../config/job-config.js'
+import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import type { JobResult, JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
@@ -48,7 +48,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const root = await mkdtemp(join(tmpdir(), 'p2pmld-demo-'))
   const daemons: PeerDaemon[] = []
   const threads = options.computeThreads ?? 1
-  const job = { ...options.job, minPeers: options.peers }
+  // re-validated: the peer count must suit the aggregation rule's f
+  const job = parseJobConfig({ ...options.job, minPeers: options.peers }, 'demo job')
   const configFor = (i: number, bootstrap: string[]): DaemonConfig => ({
     dataDir: join(root, `peer-${i}`),
     listen: ['/ip4/127.0.0.1/tcp/0'],
