@@ -26,7 +26,7 @@ export type OptimizerConfig = z.infer<typeof OptimizerConfigSchema>
 export const LrScheduleConfigSchema = z.object({
   /** ReduceLROnPlateau on validation loss */
   factor: z.number().gt(0).lt(1).default(0.5),
-  patience: z.number().int().min(0).default(2),
+  patience: z.number().int().min(0).default(1),
   threshold: z.number().min(0).default(1e-4),
   cooldown: z.number().int().min(0).default(0),
   minLr: z.number().min(0).default(1e-6)
