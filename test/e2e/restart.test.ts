@@ -1,0 +1,86 @@
+/**
+ * A daemon stopped with SIGTERM mid-training checkpoints; started again on the same data dir
+ * with no job flags it resumes from that checkpoint and finishes with the parameters an
+ * uninterrupted run of the same job reaches.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CHECKPOINT_FILE, readCheckpoint } from '../../daemon/checkpoint/index.js'
+import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
+import { ensureBuilt } from './support/build.js'
+import { createDaemonFleet, eventually, parseFinished } from './support/daemon-process.js'
+
+const fleet = createDaemonFleet('restart')
+const clients: ControlClient[] = []
+
+beforeAll(async () => { await ensureBuilt() }, 120_000)
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()))
+  await fleet.cleanup()
+})
+
+// 3072 samples / 32 = 96 steps per epoch, 2 epochs
+const JOB = {
+  id: 'restart-job', model: 'mlp', trainSamples: 3072, batchSize: 32, epochs: 2, seed: 5,
+  optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 }, minPeers: 1, aggregation: { rule: 'mean', f: 0 }, checkpointEverySteps: 10
+}
+const TOTAL_STEPS = 192
+
+describe('a daemon restarted on its data dir', () => {
+  it('checkpoints on SIGTERM, resumes from the checkpoint and finishes like an uninterrupted run', async () => {
+    const dataDir = fleet.dataDir('resumer')
+    mkdirSync(dataDir, { recursive: true })
+    const jobFile = join(dataDir, '..', 'restart-job.json')
+    writeFileSync(jobFile, JSON.stringify(JOB))
+    // the same job without interruption, side by side, for the reference digest
+    const reference = fleet.start('reference', ['--config', jobFile, '--exit-when-done'])
+
+    const first = fleet.start('first-run', ['--config', jobFile], { dataDir })
+    await first.address()
+    const client = createControlClient(first.socketPath, { timeoutMs: 10_000 })
+    clients.push(client)
+    await eventually(async () => {
+      const s = await client.status()
+      return s.state === 'training' && s.step >= 35 ? s : undefined
+    }, 40_000, 'the job past step 35', 20)
+    first.kill('SIGTERM')
+    expect(await first.exited, fleet.describe()).toBe(0)
+    expect(first.stdout()).not.toMatch(/job finished/)
+    expect(first.stderr()).toMatch(/"why":"SIGTERM".*"msg":"stopping"/)
+
+    const checkpointFile = join(dataDir, 'checkpoint', CHECKPOINT_FILE)
+    expect(existsSync(checkpointFile)).toBe(true)
+    const saved = await readCheckpoint(join(dataDir, 'checkpoint'))
+    expect(saved).toBeDefined()
+    const reached = saved!.step
+    // the checkpoint written at stop holds the step it was at, not only the last periodic one
+    expect(reached).toBeGreaterThanOrEqual(35)
+    expect(reached).toBeLessThan(TOTAL_STEPS)
+
+    const second = fleet.start('second-run', ['--exit-when-done'], { dataDir })
+    await second.waitForStdout(/control socket /)
+    const client2 = createControlClient(second.socketPath, { timeoutMs: 10_000 })
+    clients.push(client2)
+    const resumed = await client2.status()
+    expect(resumed.jobId).toBe('restart-job')
+    expect(resumed.step).toBeGreaterThanOrEqual(reached)
+    const log = await second.waitForLog(/\{[^\n]*"msg":"resumed job from checkpoint"[^\n]*\}/)
+    expect(JSON.parse(log)).toMatchObject({ job: 'restart-job', model: 'mlp' })
+
+    expect(await second.exited, fleet.describe()).toBe(0)
+    expect(await reference.exited, fleet.describe()).toBe(0)
+    const done = parseFinished(second.stdout())
+    const expected = parseFinished(reference.stdout())
+    expect(done, fleet.describe()).toBeDefined()
+    expect(expected, fleet.describe()).toBeDefined()
+    expect(done!.step).toBe(TOTAL_STEPS)
+    expect(done!.accuracy).toBeGreaterThan(80)
+    // nothing lost, nothing repeated: bit-identical to the run that was never stopped
+    expect(done!.digest).toBe(expected!.digest)
+    // the second run trained only the rest: it validated only the epochs it closed itself
+    const lines = second.stdout().split('\n').filter((l) => l.startsWith('epoch '))
+    expect(lines.length).toBe(reached >= 96 ? 1 : 2)
+    console.log(`e2e restart: SIGTERM at step ${reached} of ${TOTAL_STEPS}, resumed at ${resumed.step}, digest ${done!.digest.slice(0, 12)} = reference`)
+  }, 90_000)
+})
