@@ -144,10 +144,13 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           })
           if (signal?.aborted === true) return outcome
           if (outcome.received.size + 1 >= quorum) return outcome
+          // the others may have evicted this peer meanwhile (a cut link): stop waiting for them
+          if (!membership.isMemberAt(deps.selfId, step)) return undefined
           deps.log.warn({ step, received: outcome.received.size + 1, quorum, missing: outcome.missing }, 'step deadline passed without a quorum; waiting on')
         }
       })
       if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+      if (collected === undefined) return undefined
       const waitedMs = performance.now() - waitStart
 
       const contributions = new Map<string, Float32Array>([[deps.selfId, own]])
