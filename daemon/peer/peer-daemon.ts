@@ -135,7 +135,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       traffic
     })
     session = s
-    await s.start()
+    try {
+      await s.start()
+    } catch (error) {
+      // a job that cannot start (e.g. an unknown model) must not stay as the daemon's job
+      if (session === s) session = undefined
+      await s.stop().catch(() => {})
+      throw error
+    }
     return s
   }
 
