@@ -3,10 +3,10 @@
  * (pino JSON logs), waits on either, and a registry that kills every child a test started.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CLI_MAIN, ROOT } from './build.js'
+import { CLI_MAIN } from './build.js'
 
 export interface DaemonProcess {
   readonly name: string
@@ -68,8 +68,10 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
 }
 
 function startDaemon(name: string, dataDir: string, args: readonly string[]): DaemonProcess {
+  // cwd in the data dir: a relative path a test hands the daemon (checkpoint.save) stays in it
+  mkdirSync(dataDir, { recursive: true })
   const child = spawn(process.execPath, [CLI_MAIN, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--compute-threads', '1', '--log-level', 'info', ...args], {
-    cwd: ROOT,
+    cwd: dataDir,
     env: { PATH: process.env.PATH ?? '', HOME: dataDir },
     stdio: ['ignore', 'pipe', 'pipe']
   })
