@@ -1,0 +1,119 @@
+/**
+ * `p2pmld start` as a real process inside a network namespace (`ip netns exec` execs node in
+ * place, so the child's pid is the daemon's): its stdout (the CLI's lines) and stderr (pino JSON
+ * logs), waits on either, and a fleet that SIGKILLs every child it started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { NetnsHost, NetnsTopology } from './netns-topology.js'
+
+export interface NetnsDaemon {
+  readonly name: string
+  readonly host: NetnsHost
+  readonly socketPath: string
+  readonly exited: Promise<number | null>
+  stdout(): string
+  stderr(): string
+  /** resolves with the first match of pattern on stdout */
+  waitForStdout(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>
+  /** resolves with the first match of pattern in the logs, searching from character `from` on */
+  waitForLog(pattern: RegExp, timeoutMs: number, from?: number): Promise<RegExpMatchArray>
+  exitCode(): number | null
+}
+
+export interface NetnsFleet {
+  start(name: string, host: NetnsHost, args: readonly string[]): NetnsDaemon
+  /** SIGKILL every child still running, wait for them, remove the data dirs; never throws */
+  cleanup(): Promise<void>
+  /** stdout + log tail of every daemon, for failure messages */
+  describe(): string
+}
+
+export function createNetnsFleet(topology: NetnsTopology, cliMain: string): NetnsFleet {
+  const root = mkdtempSync(join(tmpdir(), 'p2p-netns-'))
+  const daemons: Array<NetnsDaemon & { child: ChildProcess }> = []
+  const killAll = (): void => {
+    for (const d of daemons) if (d.exitCode() === null) d.child.kill('SIGKILL')
+  }
+  process.once('exit', killAll)
+  return {
+    start(name, host, args) {
+      const dataDir = join(root, name)
+      mkdirSync(dataDir, { recursive: true })
+      const [cmd, ...prefix] = topology.execPrefix(host)
+      const child = spawn(cmd, [...prefix, process.execPath, cliMain, 'start', '--data-dir', dataDir,
+        '--listen', `/ip4/${host.address}/tcp/4001`, '--compute-threads', '1', '--log-level', 'info', '--exit-when-done', ...args], {
+        cwd: dataDir,
+        env: { PATH: process.env.PATH ?? '', HOME: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe']
+      })
+      const d = watch(name, host, join(dataDir, 'p2pmld.sock'), child)
+      daemons.push(d)
+      return d
+    },
+    async cleanup() {
+      process.off('exit', killAll)
+      killAll()
+      await Promise.all(daemons.map((d) => d.exited))
+      rmSync(root, { recursive: true, force: true })
+    },
+    describe: () => daemons.map((d) => `--- ${d.name} ${d.host.address} (exit ${d.exitCode()})\n${d.stdout()}\n${d.stderr().split('\n').slice(-12).join('\n')}`).join('\n')
+  }
+}
+
+function watch(name: string, host: NetnsHost, socketPath: string, child: ChildProcess): NetnsDaemon & { child: ChildProcess } {
+  let out = ''
+  let err = ''
+  let code: number | null = null
+  let done = false
+  const listeners = new Set<() => void>()
+  const notify = (): void => { for (const l of listeners) l() }
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); notify() })
+  child.stderr!.on('data', (b: Buffer) => { err += b.toString(); notify() })
+  const exited = new Promise<number | null>((resolve) => child.on('close', (c, signal) => {
+    code = c ?? (signal !== null ? -1 : null)
+    done = true
+    notify()
+    resolve(code)
+  }))
+
+  const waitFor = (source: () => string, pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray> =>
+    new Promise((resolve, reject) => {
+      const tail = (): string => `${out}\n${err.split('\n').slice(-20).join('\n')}`
+      const check = (): void => {
+        const m = source().match(pattern)
+        if (m !== null) {
+          finish()
+          resolve(m)
+        } else if (done) {
+          finish()
+          reject(new Error(`${name} exited (code ${code}) before its ${what} matched ${pattern}:\n${tail()}`))
+        }
+      }
+      const timer = setTimeout(() => {
+        finish()
+        reject(new Error(`${name}: no ${what} matched ${pattern} within ${timeoutMs} ms:\n${tail()}`))
+      }, timeoutMs)
+      const finish = (): void => {
+        clearTimeout(timer)
+        listeners.delete(check)
+      }
+      listeners.add(check)
+      check()
+    })
+
+  return {
+    name,
+    host,
+    socketPath,
+    child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    waitForStdout: (pattern, timeoutMs) => waitFor(() => out, pattern, timeoutMs, 'stdout'),
+    waitForLog: (pattern, timeoutMs, from = 0) => waitFor(() => err.slice(from), pattern, timeoutMs, 'log'),
+    exitCode: () => (done ? code : null)
+  }
+}
