@@ -1,0 +1,135 @@
+/**
+ * Fault-test harness: N real peer daemons in this process on 127.0.0.1 (like the demo), with
+ * what fault tests need and the demo does not offer: per-peer options (fault injection, private
+ * network key, allowlist), every peer's step reports, and the live daemons while they train (to
+ * attack them, or to start intruders next to them). Peer keys are created before any daemon
+ * starts, so an allowlist can name every member.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { DaemonConfig } from '../../config/daemon-config.js'
+import type { JobConfig } from '../../config/job-config.js'
+import type { JobResult } from '../../daemon/job/job-runner.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import type { StepReport } from '../../daemon/training/sync-trainer.js'
+import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
+import { loadOrCreatePeerKey } from '../../protocols/node/index.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+
+export interface ClusterPeerOptions {
+  readonly faults?: FaultInjection
+  readonly psk?: Uint8Array
+  readonly allowlist?: readonly string[]
+}
+
+export interface ClusterOptions {
+  readonly peers: number
+  readonly job: JobConfig
+  /** per peer (demo name `peer-i`); `ids` are every member's peer id, known before start */
+  readonly peerOptions?: (index: number, ids: readonly string[]) => ClusterPeerOptions
+}
+
+export interface ClusterPeerResult {
+  readonly name: string
+  readonly peerId: string
+  readonly result: JobResult | undefined
+  readonly reports: readonly StepReport[]
+  readonly rejections: Record<string, number>
+}
+
+export interface Cluster {
+  readonly daemons: readonly PeerDaemon[]
+  readonly peerIds: readonly string[]
+  /** the host's TCP addresses (what the others bootstrap from) */
+  readonly bootstrap: readonly string[]
+  readonly root: string
+  /** waits for every peer's job to finish */
+  finished(): Promise<ClusterPeerResult[]>
+  /** idempotent: stops every daemon and removes the data directories */
+  stop(): Promise<void>
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const root = await mkdtemp(join(tmpdir(), 'p2pmld-fault-'))
+  const daemons: PeerDaemon[] = []
+  const reports: StepReport[][] = []
+  const dataDir = (i: number): string => join(root, `peer-${i}`)
+  const peerIds: string[] = []
+  for (let i = 0; i < options.peers; i++) peerIds.push(peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir(i))).toString())
+  const job = { ...options.job, minPeers: options.peers }
+  let stopped: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      await Promise.all(daemons.map(async (d) => { await d.stop().catch(() => {}) }))
+      await rm(root, { recursive: true, force: true })
+    })()
+    return stopped
+  }
+  try {
+    let bootstrap: string[] = []
+    for (let i = 0; i < options.peers; i++) {
+      const own = options.peerOptions?.(i, peerIds) ?? {}
+      const config: DaemonConfig = {
+        dataDir: dataDir(i),
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap,
+        socketPath: join(dataDir(i), 'p2pmld.sock'),
+        logLevel: 'silent',
+        computeThreads: 1,
+        ...(own.allowlist !== undefined ? { allowlist: [...own.allowlist] } : {})
+      }
+      const peerReports: StepReport[] = []
+      reports.push(peerReports)
+      const daemon = await createPeerDaemon({
+        config,
+        log: silentLogger(),
+        ...(i === 0 ? { job } : {}),
+        controlSocket: false,
+        name: `peer-${i}`,
+        events: { onStep: (r) => peerReports.push(r) },
+        faults: own.faults,
+        psk: own.psk
+      })
+      daemons.push(daemon)
+      await daemon.start()
+      if (i === 0) bootstrap = daemon.addresses().filter((a) => a.includes('/tcp/'))
+    }
+    return {
+      daemons,
+      peerIds,
+      bootstrap: daemons[0].addresses().filter((a) => a.includes('/tcp/')),
+      root,
+      async finished() {
+        const results = await Promise.all(daemons.map(async (d) => await d.jobDone()))
+        return daemons.map((d, i) => ({
+          name: `peer-${i}`,
+          peerId: d.peerId,
+          result: results[i],
+          reports: reports[i],
+          rejections: d.session()?.rejectionCounts() ?? {}
+        }))
+      },
+      stop
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+/** start, wait for the job to finish on every peer, stop */
+export async function runCluster(options: ClusterOptions): Promise<ClusterPeerResult[]> {
+  const cluster = await startCluster(options)
+  try {
+    return await cluster.finished()
+  } finally {
+    await cluster.stop()
+  }
+}
+
+export function accuracyOf(peer: ClusterPeerResult): number {
+  if (peer.result === undefined) throw new Error(`${peer.name} did not finish the job`)
+  return peer.result.test.accuracy
+}

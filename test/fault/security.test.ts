@@ -1,0 +1,88 @@
+/**
+ * A private job: 3 members share a pre-shared key and allow only each other. Two intruders try
+ * to get in while it trains: one with a different key, one with the right key but not on the
+ * allowlist. Neither connects, joins, nor gets a gradient stream open; the job finishes as usual.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { GRADIENT_PROTOCOL } from '../../protocols/gradient-exchange/index.js'
+import { createPsk, parseMultiaddr } from '../../protocols/node/index.js'
+import { accuracyOf, startCluster } from './cluster.js'
+
+const job = parseJobConfig({
+  id: 'private-job',
+  model: 'mlp',
+  seed: 3,
+  epochs: 2,
+  batchSize: 32,
+  trainSamples: 2048,
+  minPeers: 3,
+  // every peer is alive: a long deadline keeps a loaded machine's hiccups from dropping gradients
+  stepDeadlineMs: 30_000,
+  optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 },
+  aggregation: { rule: 'trimmed-mean', f: 1 }
+})
+
+describe('pre-shared key and allowlist', () => {
+  it('keep a peer with the wrong key and a peer not on the allowlist out of a training job', async () => {
+    const psk = createPsk()
+    const cluster = await startCluster({ peers: 3, job, peerOptions: (_i, ids) => ({ psk, allowlist: ids }) })
+    const root = await mkdtemp(join(tmpdir(), 'p2pmld-intruder-'))
+    const intruders: PeerDaemon[] = []
+    try {
+      for (const [name, key] of [['wrong-key', createPsk()], ['not-allowed', psk]] as const) {
+        const intruder = await createPeerDaemon({
+          config: { dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [...cluster.bootstrap], socketPath: join(root, name, 's.sock'), logLevel: 'silent', computeThreads: 1 },
+          log: silentLogger(),
+          controlSocket: false,
+          name,
+          psk: key
+        })
+        intruders.push(intruder)
+        await intruder.start()
+      }
+      const members = new Set(cluster.peerIds)
+      // while the job trains: each intruder dials a member's gradient protocol directly
+      const directDials = await Promise.allSettled(intruders.map(async (intruder) => {
+        const stream = await intruder.node().libp2p.dialProtocol(parseMultiaddr(cluster.bootstrap[0]), GRADIENT_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+        await stream.close()
+      }))
+      const seen = new Set<string>()
+      const watch = setInterval(() => {
+        intruders.forEach((intruder, i) => { for (const p of intruder.node().connectedPeers()) if (members.has(p)) seen.add(`intruder ${i} saw member ${cluster.peerIds.indexOf(p)}`) })
+        cluster.daemons.forEach((d, i) => { for (const p of d.node().connectedPeers()) if (!members.has(p)) seen.add(`member ${i} saw ${intruders.findIndex((x) => x.peerId === p)}`) })
+      }, 100)
+      const results = await cluster.finished().finally(() => clearInterval(watch))
+
+      for (const outcome of directDials) expect(outcome.status).toBe('rejected')
+      // no member ever listed an intruder's connection (the gater drops it once Noise names the
+      // peer); the allowed-key intruder may list its side of it for that moment, so that side is
+      // only checked to be gone at the end, with every stream it tried refused
+      expect([...seen].filter((s) => s.startsWith('member'))).toEqual([])
+      for (const intruder of intruders) {
+        expect(intruder.session()?.runner()).toBeUndefined()
+        expect(intruder.node().connectedPeers().filter((p) => members.has(p))).toEqual([])
+      }
+      // the job saw only its members, at every step, and finished normally
+      for (const peer of results) {
+        expect(peer.reports.length).toBeGreaterThan(0)
+        for (const r of peer.reports) {
+          expect([...r.members].sort()).toEqual([...cluster.peerIds].sort())
+          expect(r.contributors).toHaveLength(3)
+        }
+        expect(accuracyOf(peer)).toBeGreaterThan(0.75)
+      }
+      expect(new Set(results.map((p) => p.result?.digest)).size).toBe(1)
+      console.log(`security: accuracy ${accuracyOf(results[0])}, seen ${JSON.stringify([...seen])}, direct dials ${directDials.map((d) => d.status === 'rejected' ? (d.reason as Error).name : 'open').join(', ')}`)
+    } finally {
+      await Promise.all(intruders.map(async (d) => { await d.stop() }))
+      await cluster.stop()
+      await rm(root, { recursive: true, force: true })
+    }
+  }, 120_000)
+})
