@@ -4,7 +4,7 @@
  * test files (vitest runs two at a time) from building at once.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 
 export const ROOT = resolve(import.meta.dirname, '../../..')
@@ -56,4 +56,17 @@ export async function ensureBuilt(): Promise<string> {
   } finally {
     rmdirSync(LOCK)
   }
+}
+
+/**
+ * A private copy of dist/ under `dir` (with a link to node_modules), so a rebuild of dist/ by a
+ * later test file or another developer cannot swap modules under daemons this file still spawns.
+ * Returns the copy's cli/main.js.
+ */
+export function snapshotDist(dir: string): string {
+  const app = join(dir, 'app')
+  cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true, filter: (src) => !src.endsWith('.map') && !src.includes('.e2e-build.lock') })
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ type: 'module' }))
+  symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir')
+  return join(app, 'dist/cli/main.js')
 }

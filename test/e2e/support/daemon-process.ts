@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CLI_MAIN } from './build.js'
+import { snapshotDist } from './build.js'
 
 export interface DaemonProcess {
   readonly name: string
@@ -41,6 +41,8 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
   const root = mkdtempSync(join(tmpdir(), `p2pe-${prefix}-`))
   const daemons: DaemonProcess[] = []
   let n = 0
+  // copied on the first start, after the test file's ensureBuilt()
+  let cliMain: string | undefined
 
   const onExit = (): void => {
     for (const d of daemons) if (d.exitCode() === null) d.child.kill('SIGKILL')
@@ -51,7 +53,8 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
     dataDir: (name) => join(root, `${name}-${n++}`),
     start(name, args, options = {}) {
       const dataDir = options.dataDir ?? join(root, `${name}-${n++}`)
-      const d = startDaemon(name, dataDir, args)
+      cliMain ??= snapshotDist(root)
+      const d = startDaemon(cliMain, name, dataDir, args)
       daemons.push(d)
       return d
     },
@@ -67,10 +70,10 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
   }
 }
 
-function startDaemon(name: string, dataDir: string, args: readonly string[]): DaemonProcess {
+function startDaemon(cliMain: string, name: string, dataDir: string, args: readonly string[]): DaemonProcess {
   // cwd in the data dir: a relative path a test hands the daemon (checkpoint.save) stays in it
   mkdirSync(dataDir, { recursive: true })
-  const child = spawn(process.execPath, [CLI_MAIN, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--compute-threads', '1', '--log-level', 'info', ...args], {
+  const child = spawn(process.execPath, [cliMain, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--compute-threads', '1', '--log-level', 'info', ...args], {
     cwd: dataDir,
     env: { PATH: process.env.PATH ?? '', HOME: dataDir },
     stdio: ['ignore', 'pipe', 'pipe']
