@@ -187,6 +187,19 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     void node.connectTo(peer, addrs)
   }
 
+  // a member whose connection dropped (a cut link that healed) is dialed again: nothing else
+  // would, and a peer the others evicted meanwhile would wait for a quorum, never hearing of it
+  const redialing = new Set<string>()
+  const redialLostMembers = (): void => {
+    if (runner === undefined) return
+    const connected = new Set(node.connectedPeers())
+    for (const peer of runner.membership().membersAt(runner.progress().step)) {
+      if (peer === selfId || connected.has(peer) || redialing.has(peer)) continue
+      redialing.add(peer)
+      void node.connectTo(peer, sightings.get(peer)?.addrs ?? []).finally(() => redialing.delete(peer))
+    }
+  }
+
   const createRunner = (snapshot: JobSnapshot | undefined): JobRunner => {
     if (runtime === undefined) throw new Error('job runtime not ready')
     return createJobRunner({
@@ -242,6 +255,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       node.pubsub.subscribe(topic)
       heartbeat = setInterval(() => {
         publish({ v: 1, type: 'heartbeat', jobId, step: runner?.progress().step ?? 0, addrs: node.dialableAddrs() }).catch(() => {})
+        redialLostMembers()
       }, HEARTBEAT_MS)
       if (options.host || options.snapshot !== undefined) startRunner(options.snapshot)
     },
