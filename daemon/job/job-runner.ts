@@ -382,7 +382,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         const r = await trainer.runStep(abort.signal)
         if (r === undefined) {
           const record = membership.record(selfId)
-          if (record !== undefined && record.leaveStep <= progress.step) {
+          // a leave step ahead of ours also means evicted: the trainer gave up on a step the
+          // others completed without this peer
+          if (record !== undefined && Number.isFinite(record.leaveStep)) {
             log.warn({ step: progress.step, leftAt: record.leaveStep }, 'this peer is no longer a member (evicted): re-joining')
             options.events?.onEvicted?.(progress.step)
             return undefined

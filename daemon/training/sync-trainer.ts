@@ -104,12 +104,20 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     return permutation.perm
   }
 
+  let sendFailure: { error: unknown } | undefined
+  const throwSendFailure = (): void => {
+    const failure = sendFailure
+    sendFailure = undefined
+    if (failure !== undefined) throw failure.error
+  }
+
   return {
     stepsPerEpochAt(worldSize: number): number {
       return Math.floor(deps.train.size / (worldSize * batchSize))
     },
 
     async runStep(signal?: AbortSignal): Promise<StepReport | undefined> {
+      throwSendFailure()
       const stepStart = performance.now()
       const step = progress.step
       const members = membership.membersAt(step)
@@ -131,7 +139,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
       })
       const others = members.filter((id) => id !== deps.selfId)
-      await stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, others))
+      // not awaited before collecting: a write to a member whose link died blocks until the send
+      // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
+      // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
+      // this step or the next.
+      stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, others)).catch((error: unknown) => { sendFailure ??= { error } })
 
       const waitStart = performance.now()
       const quorum = Math.max(1, Math.ceil(config.quorum * worldSize))
@@ -144,12 +156,15 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           })
           if (signal?.aborted === true) return outcome
           if (outcome.received.size + 1 >= quorum) return outcome
-          // the others may have evicted this peer meanwhile (a cut link): stop waiting for them
-          if (!membership.isMemberAt(deps.selfId, step)) return undefined
+          // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
+          // Any leave step counts, also one after this step: they finished this step without
+          // us, and its gradients were lost on the dead link, so no quorum is ever coming
+          if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return undefined
           deps.log.warn({ step, received: outcome.received.size + 1, quorum, missing: outcome.missing }, 'step deadline passed without a quorum; waiting on')
         }
       })
       if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+      throwSendFailure()
       if (collected === undefined) return undefined
       const waitedMs = performance.now() - waitStart
 
