@@ -32,7 +32,7 @@ describe('a daemon started mid-training', () => {
     expect((await firstClient.status()).state).toBe('idle')
 
     const submitted = await firstClient.submitJob({
-      id: 'join-mid', model: 'mlp', trainSamples: 4096, batchSize: 32, epochs: 3, seed: 11,
+      id: 'join-mid', model: 'mlp', trainSamples: 4096, batchSize: 32, epochs: 4, seed: 11,
       optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 }, minPeers: 3, checkpointEverySteps: 0
     })
     expect(submitted.jobId).toBe('join-mid')
@@ -48,7 +48,7 @@ describe('a daemon started mid-training', () => {
     const late = fleet.start('late', ['--bootstrap', bootstrap])
     await late.address()
     const lateClient = clientFor(late)
-    await late.waitForLog(/"msg":"joined job"/, 30_000)
+    await late.waitForLog(/"msg":"joined job"/, 60_000)
     const joinedAfterMs = Date.now() - launchedAt
 
     // once joined, its step is the others' step (within the few steps a status round trip and
@@ -84,6 +84,7 @@ describe('a daemon started mid-training', () => {
     await Promise.all([...clients].map((c) => c.shutdown().catch(() => undefined)))
     const codes = await Promise.all(all.map((d) => d.exited))
     expect(codes, fleet.describe()).toEqual([0, 0, 0, 0])
+    for (const d of all) expect(d.problems(), d.name).toEqual([])
     console.log(`e2e join-mid-training: late peer launched at step ${stepAtLaunch}, trained from step ${lateStatus.step} (joined ${joinedAfterMs} ms after launch); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
-  }, 120_000)
+  }, 150_000)
 })

@@ -36,6 +36,7 @@ describe('daemons as separate processes', () => {
     expect(epochLines[2]).toEqual(epochLines[0])
     // the joiners really joined over the network (state fetched from the host)
     for (const j of joiners) expect(j.stderr()).toContain('joined job')
+    for (const d of all) expect(d.problems(), d.name).toEqual([])
     console.log(`e2e processes: 3 daemons, 64 steps, ${Date.now() - started} ms, accuracy ${finished[0]!.accuracy} %`)
   }, 90_000)
 })

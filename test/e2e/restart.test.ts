@@ -78,6 +78,7 @@ describe('a daemon restarted on its data dir', () => {
     expect(done!.accuracy).toBeGreaterThan(80)
     // nothing lost, nothing repeated: bit-identical to the run that was never stopped
     expect(done!.digest).toBe(expected!.digest)
+    for (const d of [first, second, reference]) expect(d.problems(), d.name).toEqual([])
     // the second run trained only the rest: it validated only the epochs it closed itself
     const lines = second.stdout().split('\n').filter((l) => l.startsWith('epoch '))
     expect(lines.length).toBe(reached >= 96 ? 1 : 2)

@@ -18,6 +18,8 @@ export interface DaemonProcess {
   stderr(): string
   /** the JSON log lines on stderr that parse */
   logs(): Array<Record<string, unknown>>
+  /** error/fatal log lines and any stderr line that is not a log line (stack traces, warnings) */
+  problems(): string[]
   /** resolves with the first match of pattern on stdout (waits for it) */
   waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>
@@ -136,6 +138,14 @@ function startDaemon(cliMain: string, name: string, dataDir: string, args: reado
         return [JSON.parse(line) as Record<string, unknown>]
       } catch {
         return []
+      }
+    }),
+    problems: () => err.split('\n').filter((line) => {
+      if (line.trim() === '') return false
+      try {
+        return Number((JSON.parse(line) as { level?: unknown }).level) >= 50
+      } catch {
+        return true
       }
     }),
     waitForStdout: (pattern, timeoutMs = 30_000) => waitFor(() => out, pattern, timeoutMs, 'stdout'),
