@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
 import type { StatusResult } from '../../daemon/control/methods.js'
-import { ensureBuilt } from '../e2e/support/build.js'
+import { ensureBuilt, snapshotDist } from '../e2e/support/build.js'
 import { eventually, parseFinished } from '../e2e/support/daemon-process.js'
 import { createNetnsFleet, type NetnsDaemon, type NetnsFleet } from './support/netns-daemon.js'
 import { canUseNetns, createNetnsTopology, sweepStale, type NetnsTopology } from './support/netns-topology.js'
@@ -30,9 +30,10 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
   beforeAll(async () => {
     const swept = sweepStale()
     if (swept.length > 0) console.warn(`netns: removed leftovers of an earlier run: ${swept.join(', ')}`)
-    const cli = await ensureBuilt()
+    await ensureBuilt()
     topology = await createNetnsTopology({ hosts: 4 })
-    fleet = createNetnsFleet(topology, cli)
+    // daemons run from a private copy of dist/: a rebuild meanwhile cannot swap their modules
+    fleet = createNetnsFleet(topology, snapshotDist)
   }, 120_000)
 
   afterAll(async () => {
@@ -65,6 +66,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     }, 60_000, 'four members training past step 6')
 
     const cutAt = Date.now()
+    console.log(`netns: cutting ${cut.host.hostVeth} at ${new Date(cutAt).toISOString()}`)
     await topology!.cut(cut.host)
     const cutStep = (await statusOf(cut)).step
     const hostLogMark = host.stderr().length
@@ -87,9 +89,18 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     expect(cutStatus.state).toBe('training')
     expect(Math.min(...advanced.map((s) => s.step))).toBeGreaterThan(cutStatus.step + 3)
 
+    // a partition that outlasts the connections: the link stays cut until libp2p has given up
+    // every connection of the cut peer, so healing needs fresh dials, not TCP retransmissions
+    await eventually(async () => {
+      const { peers: seen } = await clientFor(cut).peers()
+      return seen.length > 0 && seen.every((p) => !p.connected) ? seen : undefined
+    }, 40_000, 'the cut peer losing every connection')
+    const lostAfterMs = Date.now() - cutAt
+
     // link back: the cut peer learns it was evicted, re-joins and fetches the state
     const cutLogMark = cut.stderr().length
     const restoredAt = Date.now()
+    console.log(`netns: restoring ${cut.host.hostVeth} at ${new Date(restoredAt).toISOString()}`)
     await topology!.restore(cut.host)
     await cut.waitForLog(/re-joining/, 30_000, cutLogMark)
     await cut.waitForLog(/"msg":"joined job"/, 40_000, cutLogMark)
@@ -115,6 +126,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
 
     const codes = await Promise.all(all.map((d) => d.exited))
     expect(codes, context()).toEqual([0, 0, 0, 0])
-    console.log(`netns partition: cut at step ${cutStep}, evicted after ${evictedAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (training again at step ${rejoined.step}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
+    for (const d of all) expect(d.stderr(), d.name).not.toMatch(/"msg":"training failed"/)
+    console.log(`netns partition: cut at step ${cutStep}, evicted after ${evictedAfterMs} ms, connections gone after ${lostAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (training again at step ${rejoined.step}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
   }, 150_000)
 })

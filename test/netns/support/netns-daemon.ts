@@ -4,7 +4,7 @@
  * logs), waits on either, and a fleet that SIGKILLs every child it started.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { NetnsHost, NetnsTopology } from './netns-topology.js'
@@ -31,8 +31,10 @@ export interface NetnsFleet {
   describe(): string
 }
 
-export function createNetnsFleet(topology: NetnsTopology, cliMain: string): NetnsFleet {
+/** `prepareCli(dir)` returns the cli/main.js to run, e.g. a private copy of dist/ made in dir */
+export function createNetnsFleet(topology: NetnsTopology, prepareCli: (dir: string) => string): NetnsFleet {
   const root = mkdtempSync(join(tmpdir(), 'p2p-netns-'))
+  const cliMain = prepareCli(root)
   const daemons: Array<NetnsDaemon & { child: ChildProcess }> = []
   const killAll = (): void => {
     for (const d of daemons) if (d.exitCode() === null) d.child.kill('SIGKILL')
@@ -57,6 +59,12 @@ export function createNetnsFleet(topology: NetnsTopology, cliMain: string): Netn
       process.off('exit', killAll)
       killAll()
       await Promise.all(daemons.map((d) => d.exited))
+      // P2PMLD_NETNS_LOGS=<dir> keeps every daemon's output for a look at the timeline
+      const keep = process.env.P2PMLD_NETNS_LOGS
+      if (keep !== undefined && keep !== '') {
+        mkdirSync(keep, { recursive: true })
+        for (const d of daemons) writeFileSync(join(keep, `${d.name}.log`), `${d.stdout()}\n${d.stderr()}`)
+      }
       rmSync(root, { recursive: true, force: true })
     },
     describe: () => daemons.map((d) => `--- ${d.name} ${d.host.address} (exit ${d.exitCode()})\n${d.stdout()}\n${d.stderr().split('\n').slice(-12).join('\n')}`).join('\n')
