@@ -105,6 +105,8 @@ describe('a peer killed mid-training', () => {
     expect(evictions[0].missedSteps).toBe(EVICT_AFTER)
     // three of four is a quorum: nobody ever waited past a deadline for more
     for (const i of survivors) expect(crashed.peers[i].stderr()).not.toContain('step deadline passed without a quorum')
+    // a dead peer is a warning (failed pushes, eviction), never an error
+    for (const d of [...clean.peers, ...survivors.map((i) => crashed.peers[i])]) expect(d.problems(), d.name).toEqual([])
 
     // no step waited longer than the deadline: from the kill to the eviction there is room for
     // EVICT_AFTER deadline-long waits (plus the step in flight at the kill), and no less than the
