@@ -1,7 +1,8 @@
 /** Three `p2pmld start` processes, one hosting a job and two joining through it, train it to the end. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt } from './support/build.js'
-import { createDaemonFleet, parseFinished } from './support/daemon-process.js'
+import { createControlClient } from '../../daemon/control/client.js'
+import { createDaemonFleet, eventually, parseFinished } from './support/daemon-process.js'
 
 const fleet = createDaemonFleet('procs')
 
@@ -38,5 +39,39 @@ describe('daemons as separate processes', () => {
     for (const j of joiners) expect(j.stderr()).toContain('joined job')
     for (const d of all) expect(d.problems(), d.name).toEqual([])
     console.log(`e2e processes: 3 daemons, 64 steps, ${Date.now() - started} ms, accuracy ${finished[0]!.accuracy} %`)
+  }, 90_000)
+
+  it('a peer stopped with SIGTERM mid-training leaves cleanly: the other two finish without evicting it', async () => {
+    const host = fleet.start('leave-host', [
+      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2',
+      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--seed', '8', '--f', '0', '--deadline-ms', '20000', '--exit-when-done'
+    ])
+    const bootstrap = await host.address()
+    const [stays, leaves] = [1, 2].map((i) => fleet.start(`leave-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    const client = createControlClient(host.socketPath, { timeoutMs: 10_000 })
+    try {
+      await eventually(async () => {
+        const s = await client.status()
+        return s.state === 'training' && s.step >= 10 ? s : undefined
+      }, 60_000, 'three members training past step 10')
+      const stoppedAt = Date.now()
+      leaves.kill('SIGTERM')
+      expect(await leaves.exited).toBe(0)
+      const codes = await Promise.all([host.exited, stays.exited])
+      const afterLeaveMs = Date.now() - stoppedAt
+      const context = fleet.describe()
+      expect(codes, context).toEqual([0, 0])
+      const finished = [host, stays].map((d) => parseFinished(d.stdout()))
+      for (const f of finished) expect(f, context).toBeDefined()
+      expect(finished[0]!.digest).toBe(finished[1]!.digest)
+      expect(finished[0]!.accuracy).toBeGreaterThan(80)
+      // the leave announcement did it: no missed-step eviction, and no 20 s deadline was waited out
+      expect(host.logs().some((l) => l.msg === 'a member is leaving'), context).toBe(true)
+      expect(host.logs().filter((l) => l.msg === 'evicting a member that missed too many steps')).toEqual([])
+      expect(afterLeaveMs).toBeLessThan(20_000)
+      for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
+    } finally {
+      await client.close()
+    }
   }, 90_000)
 })
