@@ -5,7 +5,8 @@
  * attack them, or to start intruders next to them). Peer keys are created before any daemon
  * starts, so an allowlist can name every member.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
@@ -15,7 +16,8 @@ import { silentLogger } from '../../daemon/logger.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
-import { loadOrCreatePeerKey } from '../../protocols/node/index.js'
+import { loadOrCreatePeerKey, peerKeyPath } from '../../protocols/node/index.js'
+import { generateKeyPairFromSeed, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 
 export interface ClusterPeerOptions {
@@ -29,6 +31,11 @@ export interface ClusterOptions {
   readonly job: JobConfig
   /** per peer (demo name `peer-i`); `ids` are every member's peer id, known before start */
   readonly peerOptions?: (index: number, ids: readonly string[]) => ClusterPeerOptions
+  /**
+   * peer keys derived from this seed (default 1): shards go by rank among the sorted peer ids,
+   * so with random ids an attacker would hold a different shard in every run
+   */
+  readonly keySeed?: number
 }
 
 export interface ClusterPeerResult {
@@ -57,6 +64,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const reports: StepReport[][] = []
   const dataDir = (i: number): string => join(root, `peer-${i}`)
   const peerIds: string[] = []
+  for (let i = 0; i < options.peers; i++) {
+    const seed = createHash('sha256').update(`p2pmld-fault-${options.keySeed ?? 1}-${i}`).digest()
+    await mkdir(dataDir(i), { recursive: true, mode: 0o700 })
+    await writeFile(peerKeyPath(dataDir(i)), privateKeyToProtobuf(await generateKeyPairFromSeed('Ed25519', seed)), { mode: 0o600 })
+  }
   for (let i = 0; i < options.peers; i++) peerIds.push(peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir(i))).toString())
   const job = { ...options.job, minPeers: options.peers }
   let stopped: Promise<void> | undefined
