@@ -276,10 +276,19 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     counts.set(r.digest, [selfId])
     for (const [peer, digest] of r.peerDigests) counts.set(digest, [...(counts.get(digest) ?? []), peer])
     const [majorityDigest, holders] = [...counts.entries()].sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1))[0]
-    if (majorityDigest === r.digest || holders.length <= (counts.get(r.digest)?.length ?? 0)) return
+    // a tie goes to the smallest digest (the sort above), as on every other peer: groups of
+    // equal size that each kept their own parameters would stay diverged for good
+    if (majorityDigest === r.digest) return
     log.warn({ step: r.step, own: r.digest, majority: majorityDigest, holders }, 'parameters diverged from the majority: re-syncing state')
     const source = holders.sort()[0]
-    const snap = await options.network.fetchSnapshot(source, progress.step)
+    let snap: JobSnapshot
+    try {
+      snap = await options.network.fetchSnapshot(source, progress.step)
+    } catch (error) {
+      // the divergence is still visible at the next step, which tries again
+      log.warn({ step: r.step, source, err: (error as Error).message }, 'state re-sync failed: training on, retrying at the next step')
+      return
+    }
     loadSnapshot(snap)
     trainer = buildTrainer()
   }
