@@ -5,7 +5,8 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { createCodec } from '../../ml/compress/index.js'
-import { MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type FaultInjection, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
 import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
@@ -326,7 +327,14 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         await r.stop()
         if (leaving) {
           // the step in progress was abandoned: stop counting on us from it on
-          await publish({ v: 1, type: 'leave', jobId, effectiveStep: r.progress().step }).catch(() => {})
+          const effectiveStep = r.progress().step
+          await publish({ v: 1, type: 'leave', jobId, effectiveStep }).catch(() => {})
+          // a gossip message can still be queued when the node stops right after (seen: the
+          // others waited out deadlines and evicted a host that had left); a request is answered
+          // only once the member has recorded the leave
+          const others = r.membership().membersAt(effectiveStep).filter((id) => id !== selfId)
+          await Promise.allSettled(others.map(async (id) => await requestJson(node.libp2p, peerIdFromString(id), JOB_PROTOCOL,
+            { v: 1, type: 'leave', jobId, effectiveStep }, LeaveReplySchema, { timeoutMs: 2000 })))
         }
       }
       node.pubsub.removeEventListener('message', onTopicMessage as never)
