@@ -63,13 +63,45 @@ describe('daemons as separate processes', () => {
       expect(codes, context).toEqual([0, 0])
       const finished = [host, stays].map((d) => parseFinished(d.stdout()))
       for (const f of finished) expect(f, context).toBeDefined()
-      expect(finished[0]!.digest).toBe(finished[1]!.digest)
+      expect(finished[0]!.digest, context).toBe(finished[1]!.digest)
       expect(finished[0]!.accuracy).toBeGreaterThan(80)
       // the leave announcement did it: no missed-step eviction, and no 20 s deadline was waited out
       expect(host.logs().some((l) => l.msg === 'a member is leaving'), context).toBe(true)
       expect(host.logs().filter((l) => l.msg === 'evicting a member that missed too many steps')).toEqual([])
       expect(afterLeaveMs).toBeLessThan(20_000)
       for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
+    } finally {
+      await client.close()
+    }
+  }, 90_000)
+
+  it('the host stopped with SIGTERM mid-training leaves cleanly: the two joiners finish the job without it', async () => {
+    const host = fleet.start('gone-host', [
+      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2',
+      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--seed', '9', '--f', '0', '--deadline-ms', '20000', '--exit-when-done'
+    ])
+    const bootstrap = await host.address()
+    const joiners = [1, 2].map((i) => fleet.start(`gone-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    const client = createControlClient(host.socketPath, { timeoutMs: 10_000 })
+    try {
+      await eventually(async () => {
+        const s = await client.status()
+        return s.state === 'training' && s.step >= 10 ? s : undefined
+      }, 60_000, 'three members training past step 10')
+      await client.close()
+      const stoppedAt = Date.now()
+      host.kill('SIGTERM')
+      expect(await host.exited).toBe(0)
+      const codes = await Promise.all(joiners.map((d) => d.exited))
+      const afterLeaveMs = Date.now() - stoppedAt
+      const context = fleet.describe()
+      expect(codes, context).toEqual([0, 0])
+      const finished = joiners.map((d) => parseFinished(d.stdout()))
+      for (const f of finished) expect(f, context).toBeDefined()
+      expect(finished[0]!.digest, context).toBe(finished[1]!.digest)
+      expect(finished[0]!.accuracy).toBeGreaterThan(80)
+      expect(afterLeaveMs).toBeLessThan(20_000)
+      for (const d of [host, ...joiners]) expect(d.problems(), d.name).toEqual([])
     } finally {
       await client.close()
     }

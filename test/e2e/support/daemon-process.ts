@@ -67,7 +67,8 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
       rmSync(root, { recursive: true, force: true })
     },
     describe() {
-      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${d.stdout()}\n${d.stderr().split('\n').slice(-15).join('\n')}`).join('\n')
+      // stdout, then warnings and errors (and stray stderr lines): what explains a failure
+      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${d.stdout()}\n${d.stderr().split('\n').filter((l) => !/"level":[123]0,/.test(l)).slice(-30).map((l) => l.slice(0, 400)).join('\n')}`).join('\n')
     }
   }
 }
