@@ -25,8 +25,10 @@ afterAll(async () => {
 
 const DEADLINE_MS = 3000
 const EVICT_AFTER = 3
-// measured: 4096 samples gave gaps of 1.3 points (too short a job); 6144 gave 0.3
-const MAX_ACCURACY_GAP = 1
+// 1 point is too tight for a 3-epoch job: after the eviction the global batch is 96 instead of
+// 128, a different trajectory. Measured gaps with 6144 samples: 0.3 0.4 0.8 -0.1 0.6 1.1 points
+// (4096 samples: 1.3 twice)
+const MAX_ACCURACY_GAP = 1.5
 const JOB_FLAGS = [
   '--model', 'mlp', '--train-samples', '6144', '--batch-size', '32', '--epochs', '3', '--lr', '0.02', '--momentum', '0.9',
   '--seed', '21', '--min-peers', '4', '--deadline-ms', String(DEADLINE_MS), '--exit-when-done'
