@@ -1,0 +1,70 @@
+/**
+ * 4 peers, each dropping a seeded 10 % of its inbound gradient messages (the exchange's fault
+ * injector, after validation: as if the network lost them). Steps go on with what arrived by the
+ * configured deadline, and the digest check re-syncs peers whose aggregate differed.
+ *
+ * PENDING (named .pending.ts so the suite does not run it; rename to .test.ts to run): the
+ * accuracy, fewer-contributor and deadline checks pass, but the peers do not reliably end with
+ * identical parameters (2-3 distinct final digests in 3 of 4 runs on a loaded machine): the digest
+ * check compares the digests sent with step t+1's gradients, so a gradient dropped at the last
+ * step (or a re-sync that jumps to a source's later step near the end) leaves a divergence that no
+ * later step repairs. It also hung once with a 400 ms deadline and default eviction (peers
+ * finished at step 34 in epoch 3 while two others sat at step 34/35 in epoch 2 waiting for a
+ * quorum that never came). See the report to the lead.
+ */
+import { describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { accuracyOf, runCluster } from './cluster.js'
+
+const DEADLINE_MS = 1000
+
+const job = parseJobConfig({
+  id: 'lossy',
+  model: 'mlp',
+  seed: 7,
+  epochs: 3,
+  batchSize: 32,
+  trainSamples: 2048,
+  optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 },
+  aggregation: { rule: 'trimmed-mean', f: 1 },
+  stepDeadlineMs: DEADLINE_MS,
+  // a member whose gradients were dropped is alive: drops must not turn into evictions (evicting
+  // and re-admitting live members mid-job is another test's subject)
+  evictAfterMissedSteps: 1000
+})
+
+describe('lossy network: 10 % of inbound gradients dropped', () => {
+  it('trains to the loss-free accuracy, steps proceed with what arrived, peers end identical', async () => {
+    // the reference: a deadline long enough that a loaded machine never leaves a gradient out
+    const clean = await runCluster({ peers: 4, job: { ...job, stepDeadlineMs: 30_000 } })
+    const lossy = await runCluster({
+      peers: 4,
+      job,
+      peerOptions: (i) => ({ faults: { seed: 1000 + i, dropFraction: 0.1 } })
+    })
+    const cleanAccuracy = accuracyOf(clean[0])
+    const lossyAccuracies = lossy.map(accuracyOf)
+    const stepsWithMissing = lossy.map((p) => p.reports.filter((r) => r.contributors.length < r.members.length).length)
+    const longestWait = Math.max(...lossy.flatMap((p) => p.reports.map((r) => r.waitedMs)))
+    const digests = new Set(lossy.map((p) => p.result?.digest))
+    console.log(`lossy-network: clean accuracy ${cleanAccuracy}, lossy ${lossyAccuracies.join(' ')}; ` +
+      `steps with fewer contributors per peer ${stepsWithMissing.join(' ')} of ${lossy.map((p) => p.reports.length).join(" ")} steps; ` +
+      `longest wait ${longestWait.toFixed(0)} ms (deadline ${DEADLINE_MS}), steps over deadline+500 ms ${lossy.flatMap((p) => p.reports.filter((r) => r.waitedMs > DEADLINE_MS + 500)).length}; final digests ${digests.size}`)
+
+    // the loss-free run is the reference: every gradient arrived at every step
+    for (const p of clean) for (const r of p.reports) expect(r.contributors).toHaveLength(4)
+    expect(new Set(clean.map((p) => p.result?.digest)).size).toBe(1)
+
+    // every peer aggregated without some gradient at some steps: the drops really happened
+    for (const n of stepsWithMissing) expect(n).toBeGreaterThan(0)
+    // ... yet waited past the deadline only when fewer than a quorum (2 of 4) had arrived, e.g.
+    // while two members re-synced: then one more deadline round, never an open-ended wait
+    const overtime = lossy.flatMap((p) => p.reports.filter((r) => r.waitedMs > DEADLINE_MS + 500))
+    expect(overtime.length).toBeLessThanOrEqual(Math.ceil(0.05 * lossy.length * lossy[0].reports.length))
+    expect(longestWait).toBeLessThan(2 * DEADLINE_MS + 1000)
+    // accuracy within 1 point of the loss-free run
+    for (const a of lossyAccuracies) expect(Math.abs(a - cleanAccuracy)).toBeLessThanOrEqual(0.01)
+    // differing aggregates were repaired by the digest check: one set of parameters at the end
+    expect(digests.size).toBe(1)
+  }, 120_000)
+})
