@@ -94,7 +94,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       identicalParameters: finished.length === daemons.length && digests.size === 1,
       stages: host.session()?.runner()?.stages.summary() ?? [],
       bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
-      rejected: daemons.reduce((n, d) => n + (d.session()?.rejections.total() ?? 0), 0)
+      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0)
     }
   } finally {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))

@@ -54,6 +54,8 @@ export interface JobRunnerEvents {
   onStep?(report: StepReport): void
   onEpoch?(record: EpochRecord): void
   onFinished?(result: JobResult): void
+  /** training stopped with an error (logged); the job will not finish on this peer */
+  onFailed?(error: unknown): void
   /** this peer was a member and no longer is (evicted or left): it has to re-join to go on */
   onEvicted?(step: number): void
   onCheckpoint?(snapshot: JobSnapshot): Promise<void>
@@ -94,7 +96,8 @@ export interface JobRunner {
   result(): JobResult | undefined
   contributorStats(): { last: number, mean: number, min: number, max: number }
   start(): void
-  stop(): Promise<void>
+  /** finishStep: complete the step in progress first (a clean leave), within timeoutMs */
+  stop(options?: { finishStep?: boolean, timeoutMs?: number }): Promise<void>
   pause(): void
   resume(): void
   done(): Promise<JobResult | undefined>
@@ -213,6 +216,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const misses = new Map<string, number>()
   const contributorCounts: number[] = []
   let inEpochEnd = false
+  let stopAfterStep = false
   const snapshotWaiters: Array<{ minStep: number, resolve: (s: JobSnapshot) => void }> = []
 
   const meta = (): SnapshotMeta => ({
@@ -222,7 +226,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     convergence: convergence.toJSON(),
     membership: { version: membershipVersion, ...membership.toSnapshot() },
     history: [...history],
-    finished: runnerState === 'finished'
+    finished: outcome !== undefined
   })
 
   const currentSnapshot = (): JobSnapshot => ({
@@ -367,6 +371,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       runnerState = 'training'
       let lastAnnounce = 0
       while (!abort.signal.aborted) {
+        if (stopAfterStep) return undefined
         if (paused !== undefined) {
           runnerState = 'paused'
           await Promise.race([paused.promise, sleep(1e9, abort.signal)])
@@ -420,6 +425,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       if (abort.signal.aborted) return undefined
       runnerState = 'failed'
       log.error({ err: error }, 'training failed')
+      options.events?.onFailed?.(error)
       throw error
     }
   }
@@ -449,7 +455,17 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       loop = run()
       loop.catch(() => {})
     },
-    async stop() {
+    async stop(stopOptions: { finishStep?: boolean, timeoutMs?: number } = {}) {
+      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined) {
+        // finish the step in progress so every member aggregates the same set for it
+        stopAfterStep = true
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          loop.catch(() => undefined),
+          new Promise((resolve) => { timer = setTimeout(resolve, stopOptions.timeoutMs ?? 30_000) })
+        ])
+        clearTimeout(timer)
+      }
       abort.abort(new Error('job stopped'))
       collector.close()
       await loop?.catch(() => undefined)

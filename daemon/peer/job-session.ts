@@ -324,9 +324,10 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       const r = runner
       if (r !== undefined) {
         const leaving = stopOptions.leave === true && r.state() === 'training'
-        await r.stop()
+        await r.stop({ finishStep: leaving })
         if (leaving) {
-          // the step in progress was abandoned: stop counting on us from it on
+          // the step in progress was finished (or, past the timeout, abandoned): the others stop
+          // counting on this peer from the next step it would run
           const effectiveStep = r.progress().step
           await publish({ v: 1, type: 'leave', jobId, effectiveStep }).catch(() => {})
           // a gossip message can still be queued when the node stops right after (seen: the

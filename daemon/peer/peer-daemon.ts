@@ -96,6 +96,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const snapshot = session?.runner()?.currentSnapshot()
       if (snapshot !== undefined) persist(snapshot).catch(() => {})
     },
+    onFailed: (error) => {
+      options.events?.onFailed?.(error)
+      const waiters = jobWaiters
+      jobWaiters = []
+      for (const w of waiters) w(undefined)
+    },
     onEvicted: () => {
       options.events?.onEvicted?.(0)
       void rejoin()
@@ -266,8 +272,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         joinAbort.abort()
         const s = session
         if (s !== undefined) {
-          const snapshot = s.runner()?.currentSnapshot()
           await s.stop({ leave: true })
+          // after the stop: the step in progress was finished first
+          const snapshot = s.runner()?.currentSnapshot()
           if (snapshot !== undefined) await persist(snapshot).catch(() => {})
         }
         await persisting
