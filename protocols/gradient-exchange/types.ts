@@ -16,8 +16,9 @@ export interface PublishReport {
   /** gossip messages (chunks) or streams used */
   readonly parts: number
   /**
-   * recipients the message was handed to: for streams, written and closed; for gossip, sent
-   * every part directly (a missed one may still get it forwarded by another member)
+   * recipients the message was handed to: for streams, queued on an open stream (no receipt:
+   * a connection that dies before the bytes leave loses it, which the step deadline covers);
+   * for gossip, sent every part directly (a missed one may still get it forwarded by another member)
    */
   readonly reached: string[]
   readonly missed: string[]

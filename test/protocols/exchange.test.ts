@@ -296,6 +296,8 @@ describe('stream exchange failures', () => {
       const got: number[] = []
       receiver.onGradient((msg) => { got.push(msg.step) })
       expect((await sender.publish(gradientFor(ids()[2], 0, 1000), [ids()[0]])).reached).toEqual([ids()[0]])
+      // "reached" means handed to the stream; a hang-up before the bytes leave would lose step 0
+      await waitFor(() => got.length === 1, 'step 0')
       await nodes[2].libp2p.hangUp(nodes[0].peerId)
       expect((await sender.publish(gradientFor(ids()[2], 1, 1000), [ids()[0]])).reached).toEqual([ids()[0]])
       await waitFor(() => got.length === 2, 'both steps')
