@@ -14,6 +14,7 @@ import { MembershipView } from '../membership/membership-view.js'
 import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
 import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
+import { majorityDigest } from '../membership/digest-majority.js'
 import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
 import type { JobRuntime } from '../training/job-runtime.js'
 import { createSyncTrainer, describeAttack, type InboundGradient, type OutboundGradient, type StepAggregator, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
@@ -48,6 +49,13 @@ export interface JobNetwork {
   announceMembership(membership: MembershipState, step: number, phase: JobPhase): Promise<void>
   /** fetch the job's state as of `minStep` (or later) from `peerId` */
   fetchSnapshot(peerId: string, minStep: number): Promise<JobSnapshot>
+  /** the parameter digest `peerId` holds at `minStep` (or later: the reply names its step) */
+  queryDigest(peerId: string, minStep: number, signal: AbortSignal): Promise<DigestAtStep>
+}
+
+export interface DigestAtStep {
+  readonly step: number
+  readonly digest: string
 }
 
 export interface JobRunnerEvents {
@@ -110,12 +118,23 @@ export interface JobRunner {
   adoptMembership(state: MembershipState): boolean
   /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
   snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  /** parameter digest at the start of a step >= minStep (waits like snapshotAt) */
+  digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   currentSnapshot(): JobSnapshot
   isCoordinator(): boolean
 }
 
 /** steps between a join/eviction decision and the step it takes effect (time for the news to spread) */
 const MEMBERSHIP_MARGIN = 2
+/**
+ * How often the coordinator repeats the membership while training. On a timer, not between
+ * steps: a member that missed the start announcement (gossip to a peer that just subscribed)
+ * would otherwise wait out the whole first step's deadline.
+ */
+const ANNOUNCE_EVERY_MS = 1000
+/** bounds on how long the end-of-job digest agreement waits for members still finishing */
+const FINAL_AGREEMENT_MIN_MS = 5_000
+const FINAL_AGREEMENT_MAX_MS = 120_000
 
 export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { runtime, log, selfId } = options
@@ -185,6 +204,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const attack = describeAttack(config.attack, [selfId, ...(options.selfNames ?? [])])
   if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
 
+  const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
   let trainer: SyncTrainer
   const buildTrainer = (): SyncTrainer => createSyncTrainer({
     selfId,
@@ -199,7 +219,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membership: { membersAt: (s) => membership.membersAt(s), isMemberAt: (id, s) => membership.isMemberAt(id, s) },
     collector,
     stages,
-    deadline: createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs }),
+    deadline,
     send: (message, recipients) => options.network.sendGradient(message, recipients),
     attack: attack === undefined ? undefined : (g, step) => applyAttack(attack, g, { step, seed: config.seed }),
     log
@@ -210,14 +230,18 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   let abort = new AbortController()
   let paused: PromiseWithResolvers<void> | undefined
   let loop: Promise<JobResult | undefined> | undefined
+  let announcer: NodeJS.Timeout | undefined
   let report: StepReport | undefined
   let validation: EvaluationSummary | undefined
   let outcome: JobResult | undefined
   const misses = new Map<string, number>()
   const contributorCounts: number[] = []
   let inEpochEnd = false
+  /** training is over; the peer is agreeing with the others on the final state */
+  let finalizing = false
   let stopAfterStep = false
-  const snapshotWaiters: Array<{ minStep: number, resolve: (s: JobSnapshot) => void }> = []
+  /** served synchronously once the loop is at minStep, so the state cannot move in between */
+  const stepWaiters: Array<{ minStep: number, serve: () => void }> = []
 
   const meta = (): SnapshotMeta => ({
     lr: progress.lr,
@@ -226,7 +250,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     convergence: convergence.toJSON(),
     membership: { version: membershipVersion, ...membership.toSnapshot() },
     history: [...history],
-    finished: outcome !== undefined
+    finished: outcome !== undefined || finalizing
   })
 
   const currentSnapshot = (): JobSnapshot => ({
@@ -239,13 +263,29 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     optimizerState: optimizer.exportState().slice()
   })
 
-  const serveSnapshotWaiters = (): void => {
-    for (let i = snapshotWaiters.length - 1; i >= 0; i--) {
-      if (snapshotWaiters[i].minStep <= progress.step || runnerState === 'finished') {
-        snapshotWaiters[i].resolve(currentSnapshot())
-        snapshotWaiters.splice(i, 1)
+  const serveStepWaiters = (): void => {
+    for (let i = stepWaiters.length - 1; i >= 0; i--) {
+      if (stepWaiters[i].minStep <= progress.step || runnerState === 'finished') {
+        stepWaiters[i].serve()
+        stepWaiters.splice(i, 1)
       }
     }
+  }
+
+  /** `read()` of the state at the start of a step >= minStep, once the loop gets there */
+  const readAt = <T>(minStep: number, read: () => T, signal?: AbortSignal): Promise<T> => {
+    // parameters only change in the synchronous aggregate-update block, so outside the
+    // epoch-end bookkeeping the state is always that of the start of progress.step
+    if (minStep <= progress.step && !inEpochEnd) return Promise.resolve(read())
+    return new Promise((resolve, reject) => {
+      const waiter = { minStep, serve: () => resolve(read()) }
+      stepWaiters.push(waiter)
+      signal?.addEventListener('abort', () => {
+        const i = stepWaiters.indexOf(waiter)
+        if (i >= 0) stepWaiters.splice(i, 1)
+        reject(signal.reason)
+      }, { once: true })
+    })
   }
 
   const announce = (): void => {
@@ -274,27 +314,96 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     }
   }
 
-  const checkDivergence = async (r: StepReport): Promise<void> => {
-    if (r.peerDigests.size === 0) return
-    const counts = new Map<string, string[]>()
-    counts.set(r.digest, [selfId])
-    for (const [peer, digest] of r.peerDigests) counts.set(digest, [...(counts.get(digest) ?? []), peer])
-    const [majorityDigest, holders] = [...counts.entries()].sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1))[0]
-    // a tie goes to the smallest digest (the sort above), as on every other peer: groups of
-    // equal size that each kept their own parameters would stay diverged for good
-    if (majorityDigest === r.digest) return
-    log.warn({ step: r.step, own: r.digest, majority: majorityDigest, holders }, 'parameters diverged from the majority: re-syncing state')
-    const source = holders.sort()[0]
-    let snap: JobSnapshot
+  /** Returns whether the state was replaced by a majority member's (a re-sync). */
+  const checkDivergence = async (r: StepReport): Promise<boolean> => {
+    if (r.peerDigests.size === 0) return false
+    const majority = majorityDigest(new Map([...r.peerDigests, [selfId, r.digest]]), membership.seniority())
+    if (majority.digest === r.digest) return false
+    log.warn({ step: r.step, own: r.digest, majority: majority.digest, holders: majority.holders }, 'parameters diverged from the majority: re-syncing state')
+    const source = majority.holders[0]
     try {
-      snap = await options.network.fetchSnapshot(source, progress.step)
+      loadSnapshot(await options.network.fetchSnapshot(source, progress.step))
     } catch (error) {
       // the divergence is still visible at the next step, which tries again
       log.warn({ step: r.step, source, err: (error as Error).message }, 'state re-sync failed: training on, retrying at the next step')
+      return false
+    }
+    trainer = buildTrainer()
+    return true
+  }
+
+  /** Members finished `step` without this peer and went on: fetch the state they are at. */
+  const catchUp = async (step: number, ahead: readonly string[]): Promise<void> => {
+    const seniority = membership.seniority()
+    const sources = [...ahead].sort((a, b) => seniority.indexOf(a) - seniority.indexOf(b))
+    log.warn({ step, ahead: sources }, 'members finished this step without this peer: re-syncing to catch up')
+    for (const source of sources) {
+      try {
+        loadSnapshot(await options.network.fetchSnapshot(source, step + 1))
+        trainer = buildTrainer()
+        return
+      } catch (error) {
+        log.warn({ step, source, err: (error as Error).message }, 'catch-up re-sync failed: trying the next member')
+      }
+    }
+    // nobody could serve a state: the next attempt at the step runs it again
+    await sleep(500, abort.signal)
+  }
+
+  /**
+   * The last step's digests reach no later step, so a gradient lost there (or a re-sync that
+   * jumped to a later step near the end) would leave members finishing with different
+   * parameters. Before finishing, ask every member of the last step for its digest at this
+   * step and re-sync to the majority's state if this peer's differs.
+   */
+  const agreeOnFinalState = async (): Promise<void> => {
+    const step = progress.step
+    const own = parameterDigest(params)
+    const others = membership.membersAt(step - 1).filter((id) => id !== selfId)
+    if (others.length === 0) return
+    const budgetMs = Math.min(FINAL_AGREEMENT_MAX_MS, Math.max(FINAL_AGREEMENT_MIN_MS, 3 * deadline.current()))
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(budgetMs)])
+    const digests = new Map<string, string>([[selfId, own]])
+    await Promise.all(others.map(async (peer) => {
+      for (let attempt = 0; !signal.aborted; attempt++) {
+        try {
+          const answer = await options.network.queryDigest(peer, step, signal)
+          // a member past this step went on (it decided differently at the epoch end): not a vote
+          if (answer.step === step) digests.set(peer, answer.digest)
+          return
+        } catch {
+          await sleep(Math.min(2000, 100 * 2 ** attempt), signal)
+        }
+      }
+    }))
+    if (abort.signal.aborted) return
+    const unanswered = others.filter((id) => !digests.has(id))
+    const majority = majorityDigest(digests, membership.seniority())
+    if (majority.digest === own) {
+      log.info({ step, digest: own, agreeing: majority.holders.length, of: others.length + 1, unanswered }, 'final parameters agree with the majority')
       return
     }
-    loadSnapshot(snap)
-    trainer = buildTrainer()
+    log.warn({ step, own, majority: majority.digest, holders: majority.holders, unanswered }, 'final parameters differ from the majority: re-syncing state')
+    for (const source of majority.holders) {
+      try {
+        const snap = await options.network.fetchSnapshot(source, step)
+        if (snap.step !== step || parameterDigest(snap.params) !== majority.digest) {
+          log.warn({ source, step: snap.step }, 'the majority member sent another state than it announced: trying the next holder')
+          continue
+        }
+        loadSnapshot(snap)
+        return
+      } catch (error) {
+        log.warn({ source, err: (error as Error).message }, 'final re-sync failed: trying the next holder')
+      }
+    }
+    log.error({ step, own, majority: majority.digest }, 'could not re-sync to the majority\'s final parameters: finishing with this peer\'s own')
+  }
+
+  const finishTraining = async (): Promise<JobResult> => {
+    finalizing = true
+    await agreeOnFinalState()
+    return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
   }
 
   const evictMissing = (r: StepReport): void => {
@@ -358,7 +467,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const test = await evaluateDataset(runtime.computer, params, runtime.test, 256)
     runnerState = 'finished'
     outcome = { reason, test, step: progress.step, epoch: progress.epoch, history, digest: parameterDigest(params) }
-    serveSnapshotWaiters()
+    serveStepWaiters()
     announce()
     options.events?.onFinished?.(outcome)
     return outcome
@@ -369,7 +478,6 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       if (finishedFromSnapshot) return await finish('epochs')
       if (runnerState === 'waiting') await waitForStart()
       runnerState = 'training'
-      let lastAnnounce = 0
       while (!abort.signal.aborted) {
         if (stopAfterStep) return undefined
         if (paused !== undefined) {
@@ -378,11 +486,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
           if (abort.signal.aborted) break
           runnerState = 'training'
         }
-        serveSnapshotWaiters()
-        if (isCoordinator() && performance.now() - lastAnnounce > 1000) {
-          announce()
-          lastAnnounce = performance.now()
-        }
+        serveStepWaiters()
+        // re-synced from a member that had finished (or was agreeing on its final state)
+        if (finishedFromSnapshot || progress.epoch >= config.epochs) return await finishTraining()
         if (trainer.stepsPerEpochAt(Math.max(1, membership.membersAt(progress.step).length)) === 0) {
           throw new Error(`the training set (${runtime.train.size} samples) is smaller than one global batch: lower batchSize or use fewer peers`)
         }
@@ -390,11 +496,15 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         if (progress.cursor > 0 && progress.cursor + world * config.batchSize > runtime.train.size) {
           // the epoch has no room for another step at this world size (members joined since the
           // last step was planned): close it before planning the next one
-          if (await endEpoch()) return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
+          if (await endEpoch()) return await finishTraining()
           continue
         }
-        const r = await trainer.runStep(abort.signal)
-        if (r === undefined) {
+        const outcome = await trainer.runStep(abort.signal)
+        if (outcome.kind === 'behind') {
+          await catchUp(outcome.step, outcome.ahead)
+          continue
+        }
+        if (outcome.kind === 'not-a-member') {
           const record = membership.record(selfId)
           // a leave step ahead of ours also means evicted: the trainer gave up on a step the
           // others completed without this peer
@@ -407,18 +517,19 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
           await sleep(200, abort.signal)
           continue
         }
+        const r = outcome.report
         report = r
         contributorCounts.push(r.contributors.length)
         if (contributorCounts.length > 10_000) contributorCounts.shift()
         options.events?.onStep?.(r)
         evictMissing(r)
-        await checkDivergence(r)
+        // a re-synced state carries its own epoch bookkeeping (closing the epoch again would
+        // count it twice): plan the next step from it
+        if (await checkDivergence(r)) continue
         if (config.checkpointEverySteps > 0 && progress.step % config.checkpointEverySteps === 0) {
           await options.events?.onCheckpoint?.(currentSnapshot())
         }
-        if (r.epochEnded && await endEpoch()) {
-          return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
-        }
+        if (r.epochEnded && await endEpoch()) return await finishTraining()
       }
       return undefined
     } catch (error) {
@@ -452,8 +563,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     start() {
       if (loop !== undefined) return
       if (runnerState === 'syncing') runnerState = 'training'
+      announcer = setInterval(() => {
+        if ((runnerState === 'training' || runnerState === 'paused') && isCoordinator()) announce()
+      }, ANNOUNCE_EVERY_MS)
       loop = run()
-      loop.catch(() => {})
+      loop.catch(() => {}).finally(() => clearInterval(announcer))
     },
     async stop(stopOptions: { finishStep?: boolean, timeoutMs?: number } = {}) {
       if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined) {
@@ -466,6 +580,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         ])
         clearTimeout(timer)
       }
+      clearInterval(announcer)
       abort.abort(new Error('job stopped'))
       collector.close()
       await loop?.catch(() => undefined)
@@ -513,20 +628,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       for (const id of [...misses.keys()]) if (!membership.isKnown(id, progress.step)) misses.delete(id)
       return true
     },
-    snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
-      // parameters only change in the synchronous aggregate-update block, so outside the
-      // epoch-end bookkeeping the state is always that of the start of progress.step
-      if (minStep <= progress.step && !inEpochEnd) return Promise.resolve(currentSnapshot())
-      return new Promise((resolve, reject) => {
-        const waiter = { minStep, resolve }
-        snapshotWaiters.push(waiter)
-        signal?.addEventListener('abort', () => {
-          const i = snapshotWaiters.indexOf(waiter)
-          if (i >= 0) snapshotWaiters.splice(i, 1)
-          reject(signal.reason)
-        }, { once: true })
-      })
-    },
+    snapshotAt: (minStep, signal) => readAt(minStep, currentSnapshot, signal),
+    digestAt: (minStep, signal) => readAt(minStep, () => ({ step: progress.step, digest: parameterDigest(params) }), signal),
     currentSnapshot,
     isCoordinator
   }

@@ -26,6 +26,11 @@ export interface GradientCollector<M extends CollectedGradient> {
   /** Store an inbound gradient; returns false when it is a duplicate, too old or too far ahead. */
   offer(message: M): boolean
   collect(step: number, options: CollectOptions): Promise<CollectResult<M>>
+  /**
+   * Senders that sent a gradient for a step after `step` (kept or not): they finished `step`,
+   * so a peer still waiting on it has fallen behind them.
+   */
+  sendersAhead(step: number): string[]
   /** Peers no longer expected (left or evicted) stop being waited for at once. */
   forget(peerId: string): void
   /** Drop everything for steps before `step`. */
@@ -45,6 +50,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
   let floor = 0
   let wake: (() => void) | undefined
   const forgotten = new Set<string>()
+  const newestStep = new Map<string, number>()
 
   const notify = (): void => {
     const w = wake
@@ -54,6 +60,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
 
   return {
     offer(message: M): boolean {
+      if (message.step > (newestStep.get(message.sender) ?? -1)) newestStep.set(message.sender, message.step)
       if (message.step < floor || message.step > floor + maxStepsAhead) return false
       let senders = byStep.get(message.step)
       if (senders === undefined) {
@@ -99,6 +106,10 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
         if (expected.has(sender)) received.set(sender, message)
       }
       return { received, missing: waiting(), timedOut }
+    },
+
+    sendersAhead(step: number): string[] {
+      return [...newestStep.entries()].filter(([, newest]) => newest > step).map(([sender]) => sender)
     },
 
     forget(peerId: string): void {

@@ -90,6 +90,11 @@ export class MembershipView {
     return true
   }
 
+  /** every peer ever admitted, most senior first (the host, then in admission order) */
+  seniority(): string[] {
+    return [...this.records.keys()]
+  }
+
   /**
    * The peer that decides joins and evictions at `step`: the most senior member (records keep
    * the order peers were admitted in, the host first) not suspected by the caller. If it

@@ -5,7 +5,7 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { createCodec } from '../../ml/compress/index.js'
-import { JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { DigestReplySchema, JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type FaultInjection, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -13,7 +13,7 @@ import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
 import { fetchSnapshot as fetchStateSnapshot } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createJobRunner, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
+import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import type { InboundGradient } from '../training/sync-trainer.js'
@@ -62,6 +62,7 @@ export interface JobSession {
   admit(peerId: string, addrs: readonly string[]): JoinReply
   memberLeaving(peerId: string, effectiveStep: number): void
   snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
   networkCounters(): NetworkCounters
   /** rejected inbound messages by reason: wire format (exchange) and content (codec, state) */
@@ -71,6 +72,10 @@ export interface JobSession {
 }
 
 const HEARTBEAT_MS = 1000
+/** pauses before re-sending a gradient to members a send missed */
+const SEND_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
+/** one digest question; a member still finishing its last step answers when it gets there */
+const DIGEST_REQUEST_TIMEOUT_MS = 30_000
 /** inbound gradients kept while a joining peer has no runner yet */
 const MAX_EARLY_GRADIENTS = 256
 
@@ -89,6 +94,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   let runner: JobRunner | undefined
   let exchange: GradientExchange | undefined
   let heartbeat: NodeJS.Timeout | undefined
+  let stopped = false
   let early: InboundGradient[] = []
   let parameterCount = 0
   let payloadBytes = 0
@@ -213,10 +219,25 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       snapshot,
       network: {
         sendGradient: async (message, recipients) => {
-          await exchange?.publish({ jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: Buffer.from(message.digest, 'hex'), payload: message.payload }, recipients)
+          const outbound = { jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: Buffer.from(message.digest, 'hex'), payload: message.payload }
+          let pending = recipients
+          for (const delayMs of [...SEND_RETRY_DELAYS_MS, undefined]) {
+            if (exchange === undefined || stopped) return
+            pending = (await exchange.publish(outbound, pending)).missed
+            // a member this peer cannot reach yet (e.g. its address is still on the way in a
+            // heartbeat, or its link is re-dialed) gets the gradient late rather than never,
+            // as long as the step may still be waiting for it
+            if (pending.length === 0 || delayMs === undefined) break
+            await new Promise((resolve) => setTimeout(resolve, delayMs))
+            if ((runner?.progress().step ?? 0) > message.step + 1) break
+          }
+          if (pending.length > 0) log.debug({ step: message.step, unreached: pending }, 'gradient not delivered to every member')
         },
         announceMembership: async (membership, step, phase) => {
           await publish({ v: 1, type: 'membership', jobId, step, phase, membership, addresses: addressBook(membership) })
+        },
+        queryDigest: async (peerId, minStep, signal) => {
+          return await requestJson(node.libp2p, peerIdFromString(peerId), JOB_PROTOCOL, { v: 1, type: 'digest', jobId, step: minStep }, DigestReplySchema, { signal, timeoutMs: DIGEST_REQUEST_TIMEOUT_MS })
         },
         fetchSnapshot: async (peerId, minStep) => {
           const snap = await fetchStateSnapshot(node.libp2p, peerIdFromString(peerId), { jobId, minStep })
@@ -295,6 +316,10 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
       return runner.snapshotAt(minStep, signal)
     },
+    digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep> {
+      if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
+      return runner.digestAt(minStep, signal)
+    },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {
       for (const [peer, addrs] of Object.entries(addresses ?? {})) {
         sightings.set(peer, { lastSeen: sightings.get(peer)?.lastSeen ?? 0, addrs })
@@ -319,6 +344,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       return counts
     },
     async stop(stopOptions = {}) {
+      stopped = true
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
       const r = runner

@@ -59,6 +59,8 @@ export interface PeerDaemon {
 }
 
 const CHECKPOINT_DIR = 'checkpoint'
+/** a digest question for a step this peer has not reached waits this long at most */
+const DIGEST_WAIT_MS = 25_000
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
@@ -240,6 +242,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (request.type === 'info') return s.info()
         if (request.jobId !== s.jobId) throw new Error(`this peer runs job ${s.jobId}, not ${request.jobId}`)
         if (request.type === 'join') return s.admit(remote.toString(), request.addrs)
+        if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS))
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }
       }, { onError: (error) => log.debug({ err: error }, 'job request failed') })

@@ -15,6 +15,9 @@ const noNetwork: JobNetwork = {
   announceMembership: async () => {},
   fetchSnapshot: async () => {
     throw new Error('a local training run has no peers to sync from')
+  },
+  queryDigest: async () => {
+    throw new Error('a local training run has no peers to ask')
   }
 }
 

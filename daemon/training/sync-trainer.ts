@@ -11,7 +11,7 @@ import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
 import type { StageRecorder } from '../metrics/stage-metrics.js'
-import type { GradientCollector } from '../membership/gradient-collector.js'
+import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
 import { parameterDigest, type TrainingProgress } from './training-state.js'
@@ -84,9 +84,18 @@ export interface SyncTrainerDeps {
   readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
 }
 
+/**
+ * How a step ended: completed; not run because this peer is no member at this step (or the
+ * others evicted it while it waited); or given up because members it waited for have finished
+ * the step without it and moved on (its gradients for the step were lost): it has to re-sync.
+ */
+export type StepOutcome =
+  | { readonly kind: 'completed', readonly report: StepReport }
+  | { readonly kind: 'not-a-member' }
+  | { readonly kind: 'behind', readonly step: number, readonly ahead: readonly string[] }
+
 export interface SyncTrainer {
-  /** Run one step; returns its report, or undefined when this peer is not a member at this step. */
-  runStep(signal?: AbortSignal): Promise<StepReport | undefined>
+  runStep(signal?: AbortSignal): Promise<StepOutcome>
   stepsPerEpochAt(worldSize: number): number
 }
 
@@ -116,13 +125,13 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       return Math.floor(deps.train.size / (worldSize * batchSize))
     },
 
-    async runStep(signal?: AbortSignal): Promise<StepReport | undefined> {
+    async runStep(signal?: AbortSignal): Promise<StepOutcome> {
       throwSendFailure()
       const stepStart = performance.now()
       const step = progress.step
       const members = membership.membersAt(step)
       const rank = members.indexOf(deps.selfId)
-      if (rank < 0) return undefined
+      if (rank < 0) return { kind: 'not-a-member' }
       const worldSize = members.length
       const digest = parameterDigest(deps.params)
 
@@ -143,11 +152,14 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
       // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
       // this step or the next.
-      stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, others)).catch((error: unknown) => { sendFailure ??= { error } })
+      const sendTo = (recipients: readonly string[]): void => {
+        stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, recipients)).catch((error: unknown) => { sendFailure ??= { error } })
+      }
+      sendTo(others)
 
       const waitStart = performance.now()
       const quorum = Math.max(1, Math.ceil(config.quorum * worldSize))
-      const collected = await stages.time('receive', async () => {
+      const collected = await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
           const outcome = await collector.collect(step, {
             expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
@@ -159,13 +171,19 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
           // Any leave step counts, also one after this step: they finished this step without
           // us, and its gradients were lost on the dead link, so no quorum is ever coming
-          if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return undefined
+          if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
+          // members that already sent a later step completed this one without our gradient and
+          // will not send theirs for it again: only a re-sync catches up with them
+          const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
+          if (ahead.length > 0) return { kind: 'behind', step, ahead }
           deps.log.warn({ step, received: outcome.received.size + 1, quorum, missing: outcome.missing }, 'step deadline passed without a quorum; waiting on')
+          // those still at this step may be waiting for ours, lost on the way as theirs were
+          sendTo(outcome.missing)
         }
       })
       if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
       throwSendFailure()
-      if (collected === undefined) return undefined
+      if ('kind' in collected) return collected
       const waitedMs = performance.now() - waitStart
 
       const contributions = new Map<string, Float32Array>([[deps.selfId, own]])
@@ -190,7 +208,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
       const stepMs = performance.now() - stepStart
       if (collected.missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
-      return {
+      const report: StepReport = {
         step,
         epoch: progress.epoch,
         members,
@@ -205,6 +223,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
         stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
       }
+      return { kind: 'completed', report }
     }
   }
 }

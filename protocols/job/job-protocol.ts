@@ -1,7 +1,8 @@
 /**
  * `/p2pmld/job/1.0.0`: how a peer learns the running job and asks to become a member.
  * A new peer asks any peer it reached (its bootstrap peer) for `info`, then sends `join` to the
- * coordinator named there; a peer that stops cleanly sends `leave` to the coordinator.
+ * coordinator named there; a peer that stops cleanly sends `leave` to the coordinator. At the end
+ * of a job members ask each other for their parameter `digest` to agree on the final state.
  */
 import { z } from 'zod'
 
@@ -23,7 +24,9 @@ export type MembershipState = z.infer<typeof MembershipStateSchema>
 export const JobRequestSchema = z.discriminatedUnion('type', [
   z.object({ v: z.literal(1), type: z.literal('info') }).strict(),
   z.object({ v: z.literal(1), type: z.literal('join'), jobId: z.string().min(1).max(64), addrs: z.array(z.string().max(512)).max(32) }).strict(),
-  z.object({ v: z.literal(1), type: z.literal('leave'), jobId: z.string().min(1).max(64), effectiveStep: z.number().int().min(0) }).strict()
+  z.object({ v: z.literal(1), type: z.literal('leave'), jobId: z.string().min(1).max(64), effectiveStep: z.number().int().min(0) }).strict(),
+  /** the parameter digest at the start of `step` (answered once the peer gets there) */
+  z.object({ v: z.literal(1), type: z.literal('digest'), jobId: z.string().min(1).max(64), step: z.number().int().min(0) }).strict()
 ])
 export type JobRequest = z.infer<typeof JobRequestSchema>
 
@@ -54,6 +57,13 @@ export const JoinReplySchema = z.object({
 export type JoinReply = z.infer<typeof JoinReplySchema>
 
 export const LeaveReplySchema = z.object({ membership: MembershipStateSchema }).strict()
+
+export const DigestReplySchema = z.object({
+  /** the step whose starting parameters were hashed: the asked step, or later if the peer went on */
+  step: z.number().int().min(0),
+  /** sha256 of the parameters, hex */
+  digest: z.string().regex(/^[0-9a-f]{64}$/)
+}).strict()
 
 /** Gossiped on the job's membership topic. */
 export const MembershipAnnouncementSchema = z.discriminatedUnion('type', [

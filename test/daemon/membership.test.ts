@@ -72,6 +72,17 @@ describe('gradient collector', () => {
     expect(result.received.size).toBe(1)
   })
 
+  it('names the senders that sent a later step, also when the step was too far ahead to keep', () => {
+    const c = createGradientCollector<G>({ maxStepsAhead: 2 })
+    c.discardBefore(5)
+    c.offer({ step: 5, sender: 'a', value: 0 })
+    c.offer({ step: 6, sender: 'b', value: 0 })
+    expect(c.offer({ step: 30, sender: 'c', value: 0 })).toBe(false)
+    expect(c.sendersAhead(5).sort()).toEqual(['b', 'c'])
+    expect(c.sendersAhead(6)).toEqual(['c'])
+    expect(c.sendersAhead(30)).toEqual([])
+  })
+
   it('stops waiting for a peer that is forgotten, and refuses stale and far-future steps', async () => {
     const c = createGradientCollector<G>({ maxStepsAhead: 4 })
     c.discardBefore(10)
