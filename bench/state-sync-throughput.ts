@@ -12,11 +12,11 @@
  * show where the ceiling is.
  *
  *   npx tsx bench/state-sync-throughput.ts [floatCount] [rounds]
- *   node --initial-old-space-size=512 --import tsx bench/state-sync-throughput.ts
+ *   node --initial-old-space-size=128 --import tsx bench/state-sync-throughput.ts
  *
  * V8 counts external memory allocated since the last mark-compact (every Buffer Noise's cipher
  * returns) against the old-generation limit, which sits near 45 MB for a heap this small, so a
- * transfer runs back-to-back mark-compacts; the second command starts that limit at 512 MB,
+ * transfer runs back-to-back mark-compacts; the second command starts that limit at 128 MB,
  * which shows what they cost.
  */
 import '../polyfill.js'
