@@ -1,36 +1,40 @@
 /**
  * State-sync throughput for a VGG-11-sized parameter vector (~133 M float32, ~531 MB) between two
- * libp2p nodes on loopback (TCP + Noise + yamux), against baselines measured in the same run:
- * raw node:net TCP on loopback, and the same bytes over a bare libp2p stream (no codec, no hash).
- * A fourth row repeats the state sync with yamux streams opened at their 16 MiB maximum window.
+ * nodes made the way the daemon makes them (createPeerNode: TCP + Noise + yamux, identify,
+ * gossipsub) on loopback, against raw node:net TCP on loopback measured in the same run. A bare
+ * libp2p stream on the same nodes (no codec, no sha256) is a diagnostic row.
+ *
+ * Both peers run in this process, like the raw TCP baseline, so every row pays the sender's and the
+ * receiver's work on one thread. Wall-clock rows are medians over interleaved rounds; "CPU s/GB" is
+ * process.cpuUsage (all threads, user + sys) per GB moved, which a loaded machine disturbs less.
+ * "GC pauses" sums the main thread's GC pauses per GB. The breakdown at the end times the per-byte
+ * work the transfer thread cannot avoid (Noise's cipher, sha256) alone, before the transfers, to
+ * show where the ceiling is.
  *
  *   npx tsx bench/state-sync-throughput.ts [floatCount] [rounds]
+ *   node --initial-old-space-size=128 --import tsx bench/state-sync-throughput.ts
+ *
+ * V8 counts external memory allocated since the last mark-compact (every Buffer Noise's cipher
+ * returns) against the old-generation limit, which sits near 45 MB for a heap this small, so a
+ * transfer runs back-to-back mark-compacts; the second command starts that limit at 128 MB,
+ * which shows what they cost.
  */
 import '../polyfill.js'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
-import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
+import { createHash, createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { createServer, connect, type AddressInfo } from 'node:net'
-import { fetchSnapshot, registerStateSyncServer } from '../protocols/state-sync/index.js'
+import { PerformanceObserver } from 'node:perf_hooks'
+import { createPeerNode, type PeerNode } from '../protocols/node/index.js'
 import type { TrainingSnapshot } from '../protocols/snapshot/index.js'
+import { fetchSnapshot, registerStateSyncServer } from '../protocols/state-sync/index.js'
 
 const FLOATS = Number(process.argv[2] ?? 132_863_336)
 const ROUNDS = Number(process.argv[3] ?? 3)
 const CHUNK = 1024 * 1024
 const BARE_PROTOCOL = '/p2pmld/bench-bare/1.0.0'
-
-/** `wideWindow`: yamux streams start at the 16 MiB window instead of growing from 256 KiB */
-async function createNode (wideWindow = false): Promise<Libp2p> {
-  const window = 16 * 1024 * 1024
-  return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [wideWindow ? yamux({ streamOptions: { initialStreamWindowSize: window, maxStreamWindowSize: window } }) : yamux()]
-  })
-}
+/** Noise's largest plaintext per transport message (65535 minus the 16-byte tag) */
+const NOISE_PLAINTEXT = 65535 - 16
 
 function makeParams (n: number): Float32Array {
   const bits = new Uint32Array(n)
@@ -39,8 +43,12 @@ function makeParams (n: number): Float32Array {
   return new Float32Array(bits.buffer)
 }
 
+function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+}
+
 /** raw TCP: send the bytes in 1 MiB writes honouring 'drain', receive into a preallocated buffer */
-async function rawTcp (bytes: Uint8Array): Promise<number> {
+async function rawTcp (bytes: Uint8Array): Promise<void> {
   const target = new Uint8Array(bytes.byteLength)
   let received = 0
   const { promise: done, resolve } = Promise.withResolvers<void>()
@@ -52,23 +60,33 @@ async function rawTcp (bytes: Uint8Array): Promise<number> {
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const started = performance.now()
   const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
   await new Promise<void>((r) => socket.once('connect', r))
   for (let offset = 0; offset < bytes.byteLength; offset += CHUNK) {
     if (!socket.write(bytes.subarray(offset, offset + CHUNK))) await new Promise((r) => socket.once('drain', r))
   }
   await done
-  const seconds = (performance.now() - started) / 1000
-  if (!Buffer.from(target.buffer).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) throw new Error('raw TCP corrupted data')
   socket.destroy()
   await new Promise((r) => server.close(r))
-  return seconds
+  if (!sameBytes(target, bytes)) throw new Error('raw TCP corrupted data')
 }
 
-/** the same bytes over a bare libp2p stream, using the stream's own iterator */
-async function bareLibp2p (serverNode: Libp2p, clientNode: Libp2p, bytes: Uint8Array): Promise<number> {
-  await serverNode.handle(BARE_PROTOCOL, async (stream) => {
+/** the same bytes over a bare libp2p stream, read with the stream's own iterator */
+async function bareLibp2p (client: Libp2p, server: Libp2p, bytes: Uint8Array): Promise<void> {
+  // without a signal libp2p negotiates under its own 10 s AbortSignal.timeout, which surfaced
+  // later as an unhandled TimeoutError when the transfer outlived it
+  const stream = await client.dialProtocol(server.getMultiaddrs()[0], BARE_PROTOCOL, { signal: new AbortController().signal })
+  await stream.close()
+  const target = new Uint8Array(bytes.byteLength)
+  let received = 0
+  for await (const chunk of stream) {
+    for (const part of chunk instanceof Uint8Array ? [chunk] : chunk) { target.set(part, received); received += part.byteLength }
+  }
+  if (received !== bytes.byteLength || !sameBytes(target, bytes)) throw new Error(`bare libp2p stream delivered ${received} of ${bytes.byteLength} bytes, or different bytes`)
+}
+
+async function serveBare (server: Libp2p, bytes: Uint8Array): Promise<void> {
+  await server.handle(BARE_PROTOCOL, async (stream) => {
     for (let offset = 0; offset < bytes.byteLength; offset += CHUNK) {
       if (!stream.send(bytes.subarray(offset, offset + CHUNK))) {
         await new Promise((r) => stream.addEventListener('drain', r, { once: true }))
@@ -76,30 +94,53 @@ async function bareLibp2p (serverNode: Libp2p, clientNode: Libp2p, bytes: Uint8A
     }
     await stream.close()
   })
-  const target = new Uint8Array(bytes.byteLength)
-  const started = performance.now()
-  // without a signal libp2p negotiates under its own 10 s AbortSignal.timeout, which surfaced
-  // later as an unhandled TimeoutError when the transfer outlived it
-  const stream = await clientNode.dialProtocol(serverNode.getMultiaddrs()[0], BARE_PROTOCOL, { signal: new AbortController().signal })
-  await stream.close()
-  let received = 0
-  for await (const chunk of stream) {
-    for (const part of chunk instanceof Uint8Array ? [chunk] : chunk) { target.set(part, received); received += part.byteLength }
-  }
-  const seconds = (performance.now() - started) / 1000
-  await serverNode.unhandle(BARE_PROTOCOL)
-  if (received !== bytes.byteLength) throw new Error(`bare libp2p stream delivered ${received} of ${bytes.byteLength} bytes`)
-  return seconds
 }
 
-async function stateSync (clientNode: Libp2p, serverNode: Libp2p, snapshot: TrainingSnapshot): Promise<number> {
-  const started = performance.now()
-  const received = await fetchSnapshot(clientNode, serverNode.getMultiaddrs()[0], { jobId: 'vgg' })
-  const seconds = (performance.now() - started) / 1000
-  if (received.params.length !== snapshot.params.length || !Buffer.from(received.params.buffer).equals(Buffer.from(snapshot.params.buffer))) {
+async function stateSync (client: Libp2p, server: Libp2p, snapshot: TrainingSnapshot): Promise<void> {
+  const received = await fetchSnapshot(client, server.getMultiaddrs()[0], { jobId: 'vgg' })
+  if (!sameBytes(new Uint8Array(received.params.buffer), new Uint8Array(snapshot.params.buffer))) {
     throw new Error('state sync delivered different parameters')
   }
-  return seconds
+}
+
+/** wall seconds per GB for `work` over `bytes` bytes, best of 5: the least disturbed by other load */
+function secondsPerGb (bytes: number, work: () => void): number {
+  let best = Infinity
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now()
+    work()
+    best = Math.min(best, (performance.now() - started) / 1000)
+  }
+  return best / (bytes / 1e9)
+}
+
+interface Breakdown { encrypt: number, decrypt: number, sha256: number }
+
+/** the per-byte work a state sync adds to a raw transfer, each alone: Noise 17 runs chacha20-poly1305 through node:crypto, one cipher per message */
+function measureBreakdown (): Breakdown {
+  const key = randomBytes(32)
+  const nonce = Buffer.alloc(12)
+  const plaintext = randomBytes(NOISE_PLAINTEXT)
+  const messages = 1024 // 67 MB
+  const seal = (): Buffer => {
+    const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    cipher.setAAD(Buffer.alloc(0), { plaintextLength: plaintext.byteLength })
+    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+  }
+  const sealed = seal()
+  const open = (): void => {
+    const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    decipher.setAAD(Buffer.alloc(0), { plaintextLength: NOISE_PLAINTEXT })
+    decipher.setAuthTag(sealed.subarray(NOISE_PLAINTEXT))
+    decipher.update(sealed.subarray(0, NOISE_PLAINTEXT))
+    decipher.final()
+  }
+  const block = randomBytes(CHUNK)
+  return {
+    encrypt: secondsPerGb(messages * NOISE_PLAINTEXT, () => { for (let i = 0; i < messages; i++) seal() }),
+    decrypt: secondsPerGb(messages * NOISE_PLAINTEXT, () => { for (let i = 0; i < messages; i++) open() }),
+    sha256: secondsPerGb(64 * CHUNK, () => { const hash = createHash('sha256'); for (let i = 0; i < 64; i++) hash.update(block); hash.digest() })
+  }
 }
 
 function median (values: number[]): number {
@@ -107,37 +148,76 @@ function median (values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]
 }
 
+async function startNode (): Promise<PeerNode> {
+  const node = await createPeerNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await node.start()
+  return node
+}
+
 const params = makeParams(FLOATS)
 const bytes = new Uint8Array(params.buffer)
-const mb = bytes.byteLength / 1e6
+const gb = bytes.byteLength / 1e9
 const snapshot: TrainingSnapshot = { jobConfig: { id: 'vgg' }, step: 1, epoch: 0, cursor: 0, meta: { lr: 0.01 }, params, optimizerState: new Float32Array(0) }
-const serverNode = await createNode()
-const clientNode = await createNode()
-const wideServer = await createNode(true)
-const wideClient = await createNode(true)
-const sync = await registerStateSyncServer(serverNode, { getSnapshot: async () => snapshot })
-const wideSync = await registerStateSyncServer(wideServer, { getSnapshot: async () => snapshot })
-const times = { raw: [] as number[], bare: [] as number[], sync: [] as number[], wide: [] as number[] }
+// before any transfer, so the GC work big transfers leave behind does not land in these
+const cost = measureBreakdown()
+const serverNode = await startNode()
+const clientNode = await startNode()
+const sync = await registerStateSyncServer(serverNode.libp2p, { getSnapshot: async () => snapshot })
+await serveBare(serverNode.libp2p, bytes)
+
+const rows = {
+  raw: { label: 'raw TCP (node:net)', run: async () => { await rawTcp(bytes) } },
+  bare: { label: 'bare libp2p stream', run: async () => { await bareLibp2p(clientNode.libp2p, serverNode.libp2p, bytes) } },
+  sync: { label: 'state sync (daemon node)', run: async () => { await stateSync(clientNode.libp2p, serverNode.libp2p, snapshot) } }
+}
+type Row = keyof typeof rows
+const rates: Record<Row, number[]> = { raw: [], bare: [], sync: [] }
+const cpu: Record<Row, number[]> = { raw: [], bare: [], sync: [] }
+const gcPause: Record<Row, number[]> = { raw: [], bare: [], sync: [] }
+let gcMs = 0
+const gcObserver = new PerformanceObserver((list) => { for (const entry of list.getEntries()) gcMs += entry.duration })
+gcObserver.observe({ entryTypes: ['gc'] })
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    times.raw.push(await rawTcp(bytes))
-    times.bare.push(await bareLibp2p(serverNode, clientNode, bytes))
-    times.sync.push(await stateSync(clientNode, serverNode, snapshot))
-    times.wide.push(await stateSync(wideClient, wideServer, snapshot))
-    console.log(`round ${round + 1}: raw ${(mb / times.raw[round]).toFixed(0)} MB/s, bare libp2p ${(mb / times.bare[round]).toFixed(0)} MB/s, state sync ${(mb / times.sync[round]).toFixed(0)} MB/s, state sync (16 MiB yamux window) ${(mb / times.wide[round]).toFixed(0)} MB/s`)
+    for (const name of Object.keys(rows) as Row[]) {
+      const cpuBefore = process.cpuUsage()
+      const gcBefore = gcMs
+      const started = performance.now()
+      await rows[name].run()
+      const seconds = (performance.now() - started) / 1000
+      const used = process.cpuUsage(cpuBefore)
+      // gc entries arrive on a later tick
+      await new Promise((resolve) => setImmediate(resolve))
+      rates[name].push(bytes.byteLength / 1e6 / seconds)
+      cpu[name].push((used.user + used.system) / 1e6 / gb)
+      gcPause[name].push((gcMs - gcBefore) / 1000 / gb)
+    }
+    console.log(`round ${round + 1}: ${(Object.keys(rows) as Row[]).map((n) => `${n} ${rates[n][round].toFixed(0)} MB/s`).join(', ')}`)
   }
 } finally {
+  gcObserver.disconnect()
   await sync.stop()
-  await wideSync.stop()
-  for (const node of [clientNode, serverNode, wideClient, wideServer]) await node.stop()
+  await clientNode.stop()
+  await serverNode.stop()
 }
-const raw = mb / median(times.raw)
-const bare = mb / median(times.bare)
-const synced = mb / median(times.sync)
-console.log(`\n${FLOATS} float32 (${mb.toFixed(0)} MB), median of ${ROUNDS} rounds:`)
-console.log(`  raw TCP (node:net)           ${raw.toFixed(0)} MB/s`)
-console.log(`  bare libp2p stream           ${bare.toFixed(0)} MB/s  (${(100 * bare / raw).toFixed(0)} % of raw)`)
-console.log(`  state sync (codec + sha256)  ${synced.toFixed(0)} MB/s  (${(100 * synced / raw).toFixed(0)} % of raw, ${(100 * synced / bare).toFixed(0)} % of bare libp2p)`)
-const wide = mb / median(times.wide)
-console.log(`  state sync, 16 MiB yamux window ${wide.toFixed(0)} MB/s  (${(100 * wide / raw).toFixed(0)} % of raw)`)
-console.log(`  goal >= 50 % of raw: ${synced / raw >= 0.5 ? 'met' : 'NOT met'} (default yamux), ${wide / raw >= 0.5 ? 'met' : 'NOT met'} (16 MiB window)`)
+
+const raw = median(rates.raw)
+console.log(`\n${FLOATS} float32 (${(gb * 1000).toFixed(0)} MB), both peers in this process, median of ${ROUNDS} interleaved rounds:`)
+for (const name of Object.keys(rows) as Row[]) {
+  const rate = median(rates[name])
+  const spread = `${Math.min(...rates[name]).toFixed(0)}-${Math.max(...rates[name]).toFixed(0)}`
+  console.log(`  ${rows[name].label.padEnd(26)} ${rate.toFixed(0).padStart(5)} MB/s (${spread.padStart(9)})  ${(100 * rate / raw).toFixed(0).padStart(3)} % of raw   CPU ${median(cpu[name]).toFixed(2)} s/GB, GC pauses ${median(gcPause[name]).toFixed(2)} s/GB`)
+}
+const synced = median(rates.sync)
+console.log(`  goal >= 50 % of raw: ${synced / raw >= 0.5 ? 'met' : 'NOT met'} (${(100 * synced / raw).toFixed(0)} %)`)
+
+const rawSeconds = 1 / (raw / 1000)
+const bareFloor = rawSeconds + cost.encrypt + cost.decrypt
+const syncFloor = bareFloor + 2 * cost.sha256
+const percentOfRaw = (seconds: number): string => `${(100 * rawSeconds / seconds).toFixed(0)} % of raw`
+console.log('\nwhere the time goes (s/GB on the one thread both peers share; cipher and sha256 timed alone, best of 5):')
+console.log(`  raw TCP ${rawSeconds.toFixed(2)}; added by the Noise cipher: encrypt ${cost.encrypt.toFixed(2)} + decrypt ${cost.decrypt.toFixed(2)}; by sha256 ${cost.sha256.toFixed(2)} x 2 (sender, receiver)`)
+const bareSeconds = 1000 / median(rates.bare)
+const syncSeconds = 1000 / synced
+console.log(`  bare stream: floor raw + cipher ${bareFloor.toFixed(2)} (${percentOfRaw(bareFloor)}), measured ${bareSeconds.toFixed(2)}: yamux/Noise framing, copies, events, GC, waits ${(bareSeconds - bareFloor).toFixed(2)}`)
+console.log(`  state sync:  floor raw + cipher + 2 sha256 ${syncFloor.toFixed(2)} (${percentOfRaw(syncFloor)}), measured ${syncSeconds.toFixed(2)}: beyond the floor ${(syncSeconds - syncFloor).toFixed(2)}`)
