@@ -38,10 +38,9 @@
  * against the gradient (low-signal coordinates shrink by ~1/4, like a lower learning rate, plus
  * noise). Checked with the sweep: the mean of the n - f values nearest the coordinate median
  * (meamed=1, same job, the six rows keys 1-2 x seeds 1-3) lost at most 0.6 points to sign-flip
- * and 0.1 to gaussian; and the cost falls with
- * training length (batch 32, lr 0.02, 200 steps: trimmed mean 0.2-0.7, median -0.2-0.5 points,
- * keys 1, seeds 1-3), but 200-step runs do not fit this suite (~160 ms per step for five peers in
- * one process). At 24 steps (the previous version of this test) sign-flip cost 6-8 points.
+ * and 0.1 to gaussian; and the cost falls with training length (batch 32, lr 0.02, 200 steps:
+ * trimmed mean 0.2-0.7, median -0.2-0.5 points, keys 1, seeds 1-3), but 200-step runs do not
+ * fit this suite (~160 ms per step for five peers in one process). At 24 steps (the previous version of this test) sign-flip cost 6-8 points.
  * The bounds below are the worst measured loss plus margin; a rule that stopped filtering the
  * attacker fails them at once (plain mean ends at NaN or 80%).
  */
