@@ -44,6 +44,8 @@ export interface ClusterPeerResult {
   readonly result: JobResult | undefined
   readonly reports: readonly StepReport[]
   readonly rejections: Record<string, number>
+  /** what stopped training on this peer when its job failed (result undefined) */
+  readonly failure: unknown
 }
 
 export interface Cluster {
@@ -62,6 +64,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const root = await mkdtemp(join(tmpdir(), 'p2pmld-fault-'))
   const daemons: PeerDaemon[] = []
   const reports: StepReport[][] = []
+  const failures: unknown[] = []
   const dataDir = (i: number): string => join(root, `peer-${i}`)
   const peerIds: string[] = []
   for (let i = 0; i < options.peers; i++) {
@@ -100,7 +103,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         ...(i === 0 ? { job } : {}),
         controlSocket: false,
         name: `peer-${i}`,
-        events: { onStep: (r) => peerReports.push(r) },
+        events: { onStep: (r) => peerReports.push(r), onFailed: (error) => { failures[i] = error } },
         faults: own.faults,
         psk: own.psk
       })
@@ -120,7 +123,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           peerId: d.peerId,
           result: results[i],
           reports: reports[i],
-          rejections: d.session()?.rejectionCounts() ?? {}
+          rejections: d.session()?.rejectionCounts() ?? {},
+          failure: failures[i]
         }))
       },
       stop

@@ -1,0 +1,142 @@
+/**
+ * Byzantine sweep without the network: replays what the 5-peer cluster of
+ * test/fault/byzantine.test.ts computes (same shards by rank among the seeded peer ids, same
+ * attack, same QSGD rounding streams, same aggregation order, same epoch-end schedule), all
+ * in one loop, so many (rule, attack, seed, job length) combinations fit in minutes. It prints
+ * the honest peers' test accuracy per rule: clean, sign-flip x10, gaussian sigma 10 (NaN@k: the
+ * job failed at step k, the parameters diverged).
+ *
+ *   tsx bench/byzantine-sweep.ts seeds=1,2,3 keySeeds=1,2 [epochs=10 batch=256 lr=0.2 rules=... attacks=...]
+ *   meamed=1   replaces the rule by the mean of the n - f values nearest the coordinate median
+ */
+import '../polyfill.js'
+import { createHash } from 'node:crypto'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { parseJobConfig, type AttackConfig, type JobConfig } from '../config/job-config.js'
+import { createAggregator } from '../ml/aggregate/index.js'
+import { applyAttack } from '../ml/attacks/index.js'
+import { createCodec } from '../ml/compress/index.js'
+import { createRng, deriveSeed } from '../ml/core/rng.js'
+import { epochPermutation, gatherBatch, shardBatchIndices } from '../ml/data/dataset.js'
+import { createOptimizer } from '../ml/optim/index.js'
+import { createConvergenceControl } from '../daemon/training/convergence.js'
+import { evaluateDataset } from '../daemon/training/evaluate.js'
+import { createJobRuntime, type JobRuntime } from '../daemon/training/job-runtime.js'
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]))
+
+/** experiment (mean around median): average the n - f values nearest the coordinate median */
+function meamed(gradients: readonly Float32Array[], d: number, f: number): Float32Array {
+  const n = gradients.length
+  const out = new Float32Array(d)
+  const v = new Float64Array(n)
+  for (let j = 0; j < d; j++) {
+    for (let i = 0; i < n; i++) v[i] = gradients[i][j]
+    v.sort()
+    const med = v[n >> 1]
+    let lo = n >> 1
+    let hi = n >> 1
+    let sum = med
+    for (let k = 1; k < n - f; k++) {
+      if (hi + 1 < n && (lo === 0 || v[hi + 1] - med <= med - v[lo - 1])) sum += v[++hi]
+      else sum += v[--lo]
+    }
+    out[j] = sum / (n - f)
+  }
+  return out
+}
+
+const PEERS = 5
+const ATTACKER = 4
+
+async function peerIds(keySeed: number): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < PEERS; i++) {
+    const seed = createHash('sha256').update(`p2pmld-fault-${keySeed}-${i}`).digest()
+    ids.push(peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', seed)).toString())
+  }
+  return ids
+}
+
+async function simulate(config: JobConfig, runtime: JobRuntime, ids: readonly string[]): Promise<{ accuracy: number, steps: number }> {
+  let step = 0
+  try {
+    const n = runtime.model.layout.totalSize
+    const params = runtime.model.initParameters(config.seed)
+    const optimizer = createOptimizer(config.optimizer, n)
+    const codec = createCodec(config.compression)
+    const aggregator = args.meamed !== undefined ? { aggregate: (g: readonly Float32Array[]) => meamed(g, n, config.aggregation.f) } : createAggregator(config.aggregation)
+    const convergence = createConvergenceControl(config)
+    const members = [...ids].sort()
+    const attacker = ids[ATTACKER]
+    const bs = config.batchSize
+    let lr = config.optimizer.lr
+    for (let epoch = 0; epoch < config.epochs; epoch++) {
+      const perm = epochPermutation(runtime.train.size, config.seed, epoch)
+      for (let cursor = 0; cursor + PEERS * bs <= runtime.train.size; cursor += PEERS * bs) {
+        const grads: Float32Array[] = []
+        for (let rank = 0; rank < PEERS; rank++) {
+          const batch = gatherBatch(runtime.train, shardBatchIndices(perm, cursor, rank, PEERS, bs))
+          const honest = (await runtime.computer.computeGradient(params, batch)).gradient
+          const sent = members[rank] === attacker && config.attack !== undefined ? applyAttack(config.attack, honest, { step, seed: config.seed }) : honest
+          const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
+          grads.push(codec.decode(codec.encode(sent, rng), n))
+        }
+        optimizer.step(params, aggregator.aggregate(grads), lr)
+        step++
+      }
+      const val = await evaluateDataset(runtime.computer, params, runtime.validation, 256)
+      const decision = convergence.onEpochEnd(val.loss, lr)
+      lr = decision.lr
+      if (decision.stop) break
+    }
+    const test = await evaluateDataset(runtime.computer, params, runtime.test, 256)
+    return { accuracy: test.accuracy, steps: step }
+  } catch (error) {
+    // the cluster fails the job the same way: a non-finite gradient cannot be encoded
+    if ((error as Error).name !== 'CodecError') throw error
+    return { accuracy: NaN, steps: step }
+  }
+}
+
+const list = (key: string, fallback: string): string[] => (args[key] ?? fallback).split(',')
+const attacks: Record<string, Omit<AttackConfig, 'peers'> | undefined> = {
+  clean: undefined,
+  'sign-flip': { kind: 'sign-flip', magnitude: 10 },
+  gaussian: { kind: 'gaussian', magnitude: 10 }
+}
+
+for (const keySeed of list('keySeeds', '1').map(Number)) {
+  const ids = await peerIds(keySeed)
+  for (const seed of list('seeds', '1').map(Number)) {
+    let runtime: JobRuntime | undefined
+    for (const rule of list('rules', 'trimmed-mean,median,krum,mean')) {
+      const row: string[] = []
+      for (const attackName of list('attacks', 'clean,sign-flip,gaussian')) {
+        const attack = attacks[attackName]
+        const config = parseJobConfig({
+          id: 'sweep',
+          model: args.model ?? 'mlp',
+          seed,
+          epochs: Number(args.epochs ?? 10),
+          batchSize: Number(args.batch ?? 256),
+          ...(args.samples !== undefined ? { trainSamples: Number(args.samples) } : {}),
+          minPeers: 5,
+          optimizer: { type: 'sgd', lr: Number(args.lr ?? 0.2), momentum: Number(args.momentum ?? 0.9) },
+          ...(args.patience !== undefined ? { earlyStopping: { patience: Number(args.patience) } } : {}),
+          ...(args.factor !== undefined ? { lrSchedule: { factor: Number(args.factor), patience: Number(args.lrPatience ?? 1) } } : {}),
+          aggregation: { rule, f: 1 },
+          ...(attack !== undefined ? { attack: { peers: [ids[ATTACKER]], ...attack } } : {})
+        })
+        const started = performance.now()
+        runtime ??= await createJobRuntime(config, { computeThreads: Number(args.threads ?? 1) })
+        const { accuracy, steps } = await simulate(config, runtime, ids)
+        row.push(`${attackName} ${Number.isNaN(accuracy) ? `NaN@${steps}` : (accuracy * 100).toFixed(1)}`)
+        if (args.verbose !== undefined) console.error(`${rule} ${attackName} ${steps} steps ${(performance.now() - started).toFixed(0)} ms`)
+      }
+      console.log(`keys ${keySeed} seed ${seed} ${rule.padEnd(12)} ${row.join('  ')}`)
+    }
+    await runtime?.close()
+  }
+}
