@@ -84,7 +84,7 @@ export function registerStartCommand(program: Command): void {
     process.stdout.write(`control socket ${config.socketPath}\n`)
     if (job !== undefined) process.stdout.write(`hosting job ${daemon.session()?.jobId}: waiting for ${job.minPeers} peer(s)\n`)
     if (flags.exitWhenDone === true) {
-      void daemon.jobDone().then(() => stop('job finished'))
+      void daemon.jobDone().then(async () => { await daemon.settleAfterJob() }).then(() => stop('job finished'))
     }
     await daemon.shutdownRequested()
     await stop('shutdown requested')

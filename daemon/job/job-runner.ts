@@ -135,6 +135,7 @@ const ANNOUNCE_EVERY_MS = 1000
 /** bounds on how long the end-of-job digest agreement waits for members still finishing */
 const FINAL_AGREEMENT_MIN_MS = 5_000
 const FINAL_AGREEMENT_MAX_MS = 120_000
+const FINAL_AGREEMENT_TRIES = 4
 
 export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { runtime, log, selfId } = options
@@ -365,14 +366,16 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(budgetMs)])
     const digests = new Map<string, string>([[selfId, own]])
     await Promise.all(others.map(async (peer) => {
-      for (let attempt = 0; !signal.aborted; attempt++) {
+      // a member still finishing answers when it gets there (the server waits); one that cannot
+      // be asked (gone after finishing, or crashed) is tried a few times, not for the whole budget
+      for (let attempt = 0; attempt < FINAL_AGREEMENT_TRIES && !signal.aborted; attempt++) {
         try {
           const answer = await options.network.queryDigest(peer, step, signal)
           // a member past this step went on (it decided differently at the epoch end): not a vote
           if (answer.step === step) digests.set(peer, answer.digest)
           return
         } catch {
-          await sleep(Math.min(2000, 100 * 2 ** attempt), signal)
+          await sleep(200 * 2 ** attempt, signal)
         }
       }
     }))

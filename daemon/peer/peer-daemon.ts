@@ -53,6 +53,11 @@ export interface PeerDaemon {
   stopJob(): Promise<void>
   /** resolves with the result when the current (or next) job finishes */
   jobDone(): Promise<JobResult | undefined>
+  /**
+   * After the job finished: keep serving for a moment, so members still agreeing on the final
+   * state can fetch it, and until state transfers in progress end (at most maxMs).
+   */
+  settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
@@ -307,6 +312,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const result = session?.runner()?.result()
       if (result !== undefined) return Promise.resolve(result)
       return new Promise((resolve) => jobWaiters.push(resolve))
+    },
+    async settleAfterJob({ minMs = 2_000, maxMs = 60_000 } = {}) {
+      const started = Date.now()
+      await new Promise((resolve) => setTimeout(resolve, minMs))
+      while ((stateSync?.active ?? 0) > 0 && Date.now() - started < maxMs) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
     },
     async saveCheckpoint(path?: string) {
       const runner = session?.runner()
