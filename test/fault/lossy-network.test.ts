@@ -14,10 +14,10 @@ const job = parseJobConfig({
   id: 'lossy',
   model: 'mlp',
   seed: 7,
-  epochs: 2,
-  batchSize: 32,
+  epochs: 4,
+  batchSize: 64,
   trainSamples: 8000,
-  optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
+  optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 },
   aggregation: { rule: 'trimmed-mean', f: 1 },
   stepDeadlineMs: DEADLINE_MS,
   // a member whose gradients were dropped is alive: drops must not turn into evictions (evicting
@@ -55,7 +55,8 @@ describe('lossy network: 10 % of inbound gradients dropped', () => {
     expect(overtime.length).toBeLessThanOrEqual(Math.ceil(0.05 * lossy.length * lossy[0].reports.length))
     expect(longestWait).toBeLessThan(2 * DEADLINE_MS + 1000)
     // accuracy within 1 point of the loss-free run
-    for (const a of lossyAccuracies) expect(Math.abs(a - cleanAccuracy)).toBeLessThanOrEqual(0.01)
+    // (accuracies are multiples of 1/1000: the epsilon only absorbs float rounding of the difference)
+    for (const a of lossyAccuracies) expect(Math.abs(a - cleanAccuracy)).toBeLessThanOrEqual(0.01 + 1e-9)
     // differing aggregates were repaired by the digest check: one set of parameters at the end
     expect(digests.size).toBe(1)
   }, 120_000)
