@@ -4,26 +4,14 @@
  * client keeps calling status and must get correct answers; the daemon survives it all.
  */
 import { connect, type Socket } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createControlClient, ControlRpcError, type ControlClient } from '../../daemon/control/client.js'
+import { describe, expect, it } from 'vitest'
+import { ControlRpcError, type ControlClient } from '../../daemon/control/client.js'
 import { CONTROL_METHOD_NAMES, RPC_ERROR } from '../../daemon/control/methods.js'
 import { createRng, type Rng } from '../../ml/core/rng.js'
-import { ensureBuilt } from './support/build.js'
-import { createDaemonFleet, sleep, type DaemonProcess } from './support/daemon-process.js'
+import { sleep } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
 
-const fleet = createDaemonFleet('fuzz')
-const clients: ControlClient[] = []
-const client = (d: DaemonProcess): ControlClient => {
-  const c = createControlClient(d.socketPath, { timeoutMs: 10_000 })
-  clients.push(c)
-  return c
-}
-
-beforeAll(async () => { await ensureBuilt() }, 120_000)
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()))
-  await fleet.cleanup()
-})
+const { fleet, clientFor: client } = useDaemonFleet('fuzz')
 
 const LINES = 3000
 const WORKERS = 4

@@ -3,25 +3,12 @@
  * three evict it after the configured missed steps (each waiting at most the step deadline),
  * finish with identical parameters and about the accuracy of a fault-free run of the same job.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
+import { describe, expect, it } from 'vitest'
 import type { MetricsResult } from '../../daemon/control/methods.js'
-import { ensureBuilt } from './support/build.js'
-import { createDaemonFleet, eventually, parseFinished, sleep, type DaemonProcess, type FinishedLine } from './support/daemon-process.js'
+import { eventually, parseFinished, sleep, type DaemonProcess, type FinishedLine } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
 
-const fleet = createDaemonFleet('crash')
-const clients: ControlClient[] = []
-const clientFor = (d: DaemonProcess): ControlClient => {
-  const c = createControlClient(d.socketPath, { timeoutMs: 5_000 })
-  clients.push(c)
-  return c
-}
-
-beforeAll(async () => { await ensureBuilt() }, 120_000)
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()))
-  await fleet.cleanup()
-})
+const { fleet, clientFor } = useDaemonFleet('crash', { clientTimeoutMs: 5_000 })
 
 const DEADLINE_MS = 3000
 const EVICT_AFTER = 3

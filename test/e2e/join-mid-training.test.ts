@@ -2,24 +2,11 @@
  * Issue 4: a peer that starts while a job is training joins it: admitted by the coordinator,
  * fetches the state, trains in step with the others and contributes gradients to the end.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
-import { ensureBuilt } from './support/build.js'
-import { createDaemonFleet, eventually, parseFinished, sleep, type DaemonProcess } from './support/daemon-process.js'
+import { describe, expect, it } from 'vitest'
+import { eventually, parseFinished, sleep, type DaemonProcess } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
 
-const fleet = createDaemonFleet('join')
-const clients: ControlClient[] = []
-const clientFor = (d: DaemonProcess): ControlClient => {
-  const c = createControlClient(d.socketPath, { timeoutMs: 10_000 })
-  clients.push(c)
-  return c
-}
-
-beforeAll(async () => { await ensureBuilt() }, 120_000)
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()))
-  await fleet.cleanup()
-})
+const { fleet, clientFor } = useDaemonFleet('join')
 
 describe('a daemon started mid-training', () => {
   it('joins the running job, keeps step with the others, contributes its gradients and ends with the same parameters', async () => {
@@ -81,7 +68,7 @@ describe('a daemon started mid-training', () => {
     // it trained from its join step to the end, not from 0
     expect(lateMetrics.step).toBe(finished[0]!.step)
 
-    await Promise.all([...clients].map((c) => c.shutdown().catch(() => undefined)))
+    await Promise.all(all.map(async (d) => await clientFor(d).shutdown().catch(() => undefined)))
     const codes = await Promise.all(all.map((d) => d.exited))
     expect(codes, fleet.describe()).toEqual([0, 0, 0, 0])
     for (const d of all) expect(d.problems(), d.name).toEqual([])

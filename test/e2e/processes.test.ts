@@ -1,13 +1,9 @@
 /** Three `p2pmld start` processes, one hosting a job and two joining through it, train it to the end. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt } from './support/build.js'
-import { createControlClient } from '../../daemon/control/client.js'
-import { createDaemonFleet, eventually, parseFinished } from './support/daemon-process.js'
+import { describe, expect, it } from 'vitest'
+import { eventually, parseFinished } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
 
-const fleet = createDaemonFleet('procs')
-
-beforeAll(async () => { await ensureBuilt() }, 120_000)
-afterAll(async () => { await fleet.cleanup() })
+const { fleet, clientFor } = useDaemonFleet('procs')
 
 describe('daemons as separate processes', () => {
   it('three peers train a job to completion, exit 0 and agree on the parameters', async () => {
@@ -48,7 +44,7 @@ describe('daemons as separate processes', () => {
     ])
     const bootstrap = await host.address()
     const [stays, leaves] = [1, 2].map((i) => fleet.start(`leave-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
-    const client = createControlClient(host.socketPath, { timeoutMs: 10_000 })
+    const client = clientFor(host)
     try {
       await eventually(async () => {
         const s = await client.status()
@@ -82,7 +78,7 @@ describe('daemons as separate processes', () => {
     ])
     const bootstrap = await host.address()
     const joiners = [1, 2].map((i) => fleet.start(`gone-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
-    const client = createControlClient(host.socketPath, { timeoutMs: 10_000 })
+    const client = clientFor(host)
     try {
       await eventually(async () => {
         const s = await client.status()

@@ -5,20 +5,12 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CHECKPOINT_FILE, readCheckpoint } from '../../daemon/checkpoint/index.js'
-import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
-import { ensureBuilt } from './support/build.js'
-import { createDaemonFleet, eventually, parseFinished } from './support/daemon-process.js'
+import { eventually, parseFinished } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
 
-const fleet = createDaemonFleet('restart')
-const clients: ControlClient[] = []
-
-beforeAll(async () => { await ensureBuilt() }, 120_000)
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()))
-  await fleet.cleanup()
-})
+const { fleet, clientFor } = useDaemonFleet('restart')
 
 // 3072 samples / 32 = 96 steps per epoch, 2 epochs
 const JOB = {
@@ -38,8 +30,7 @@ describe('a daemon restarted on its data dir', () => {
 
     const first = fleet.start('first-run', ['--config', jobFile], { dataDir })
     await first.address()
-    const client = createControlClient(first.socketPath, { timeoutMs: 10_000 })
-    clients.push(client)
+    const client = clientFor(first)
     await eventually(async () => {
       const s = await client.status()
       return s.state === 'training' && s.step >= 35 ? s : undefined
@@ -60,8 +51,7 @@ describe('a daemon restarted on its data dir', () => {
 
     const second = fleet.start('second-run', ['--exit-when-done'], { dataDir })
     await second.waitForStdout(/control socket /)
-    const client2 = createControlClient(second.socketPath, { timeoutMs: 10_000 })
-    clients.push(client2)
+    const client2 = clientFor(second)
     const resumed = await client2.status()
     expect(resumed.jobId).toBe('restart-job')
     expect(resumed.step).toBeGreaterThanOrEqual(reached)
