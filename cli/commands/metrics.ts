@@ -1,18 +1,12 @@
 import type { Command } from 'commander'
 import type { MetricsResult } from '../../daemon/control/methods.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
-import { formatBytes, formatDuration, formatFields, formatTable } from '../support/format.js'
+import { formatBytes, formatDuration, formatFields } from '../support/format.js'
 import { action, printResult } from '../support/output.js'
+import { formatStageTable } from '../support/stage-table.js'
 
 export function formatMetrics(metrics: MetricsResult): string {
-  const stages = metrics.stages.length === 0
-    ? 'no stage timings yet'
-    : formatTable(
-      ['STAGE', 'COUNT', 'TOTAL MS', 'MEAN MS', 'P95 MS', 'CPU %', 'RSS MiB'],
-      metrics.stages.map((s) => [
-        s.stage, String(s.count), s.totalMs.toFixed(1), s.meanMs.toFixed(2), s.p95Ms.toFixed(2), s.cpuPercent.toFixed(0), s.rssMiB.toFixed(1)
-      ])
-    )
+  const stages = metrics.stages.length === 0 ? 'no stage timings yet' : formatStageTable(metrics.stages)
   const { network: net, contributors: c } = metrics
   const summary = formatFields([
     ['job', metrics.jobId ?? '-'],

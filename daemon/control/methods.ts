@@ -60,7 +60,9 @@ export const StageFigureSchema = z.object({
   count,
   totalMs: z.number().min(0),
   meanMs: z.number().min(0),
+  medianMs: z.number().min(0),
   p95Ms: z.number().min(0),
+  maxMs: z.number().min(0),
   /** process CPU time / wall time during the stage, percent (200 = two cores busy) */
   cpuPercent: z.number().min(0),
   /** mean resident set size at the end of the stage */

@@ -11,7 +11,11 @@ export interface StageSummary {
   readonly count: number
   readonly totalMs: number
   readonly meanMs: number
+  /** median over the last 2048 (a start-up step skews the mean, not this) */
+  readonly medianMs: number
   readonly p95Ms: number
+  /** the longest one since the start (or the last reset) */
+  readonly maxMs: number
   /** process CPU time / wall time over this stage, in percent */
   readonly cpuPercent: number
   /** mean resident set size at the end of the stage, MiB */
@@ -32,6 +36,7 @@ interface StageAccumulator {
   totalMs: number
   cpuMs: number
   rssSum: number
+  maxMs: number
   recent: number[]
 }
 
@@ -40,7 +45,7 @@ export function createStageRecorder(): StageRecorder {
   const accumulator = (stage: TrainingStage): StageAccumulator => {
     let acc = stages.get(stage)
     if (acc === undefined) {
-      acc = { count: 0, totalMs: 0, cpuMs: 0, rssSum: 0, recent: [] }
+      acc = { count: 0, totalMs: 0, cpuMs: 0, rssSum: 0, maxMs: 0, recent: [] }
       stages.set(stage, acc)
     }
     return acc
@@ -49,6 +54,7 @@ export function createStageRecorder(): StageRecorder {
     const acc = accumulator(stage)
     acc.count++
     acc.totalMs += wallMs
+    acc.maxMs = Math.max(acc.maxMs, wallMs)
     acc.cpuMs += cpuMs
     acc.rssSum += process.memoryUsage.rss() / (1024 * 1024)
     acc.recent.push(wallMs)
@@ -70,13 +76,15 @@ export function createStageRecorder(): StageRecorder {
       return TRAINING_STAGES.filter((stage) => stages.has(stage)).map((stage) => {
         const acc = accumulator(stage)
         const sorted = [...acc.recent].sort((a, b) => a - b)
-        const p95 = sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))]
+        const quantile = (q: number): number => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]
         return {
           stage,
           count: acc.count,
           totalMs: acc.totalMs,
           meanMs: acc.count === 0 ? 0 : acc.totalMs / acc.count,
-          p95Ms: p95,
+          medianMs: quantile(0.5),
+          p95Ms: quantile(0.95),
+          maxMs: acc.maxMs,
           cpuPercent: acc.totalMs === 0 ? 0 : (100 * acc.cpuMs) / acc.totalMs,
           rssMiB: acc.count === 0 ? 0 : acc.rssSum / acc.count
         }

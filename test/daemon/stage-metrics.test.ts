@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest'
+import { createStageRecorder } from '../../daemon/metrics/stage-metrics.js'
+
+describe('stage recorder', () => {
+  it('summarises each stage by count, total, mean, median, p95 and max, in Table I order', () => {
+    const stages = createStageRecorder()
+    // one slow start-up step among 19 ordinary ones: the mean moves, the median does not
+    for (let i = 0; i < 19; i++) stages.record('receive', 10 + i, 1)
+    stages.record('receive', 500, 1)
+    stages.record('compute', 4, 8)
+    const [compute, receive] = stages.summary()
+    expect(compute).toMatchObject({ stage: 'compute', count: 1, totalMs: 4, meanMs: 4, medianMs: 4, p95Ms: 4, maxMs: 4, cpuPercent: 200 })
+    expect(receive.stage).toBe('receive')
+    expect(receive.count).toBe(20)
+    expect(receive.totalMs).toBe(361 + 500) // 10..28 sum to 361
+    expect(receive.meanMs).toBeCloseTo(861 / 20, 10)
+    expect(receive.medianMs).toBe(20)
+    expect(receive.p95Ms).toBe(500)
+    expect(receive.maxMs).toBe(500)
+    expect(receive.rssMiB).toBeGreaterThan(10)
+  })
+
+  it('times real work, CPU included, and starts over after reset', async () => {
+    const stages = createStageRecorder()
+    await stages.time('aggregate', () => {
+      const until = performance.now() + 30
+      let x = 0
+      while (performance.now() < until) x += Math.sqrt(x + 1)
+      return x
+    })
+    const [aggregate] = stages.summary()
+    expect(aggregate.meanMs).toBeGreaterThanOrEqual(30)
+    // a busy loop on one thread: close to 100 % of a core (the machine may be loaded)
+    expect(aggregate.cpuPercent).toBeGreaterThan(30)
+    await stages.time('validate', async () => { await new Promise((resolve) => setTimeout(resolve, 30)) })
+    expect(stages.summary().find((s) => s.stage === 'validate')!.cpuPercent).toBeLessThan(50)
+    stages.reset()
+    expect(stages.summary()).toEqual([])
+  })
+})
