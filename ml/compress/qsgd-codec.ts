@@ -26,6 +26,15 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
   const levels = (1 << (bits - 1)) - 1
   const signBit = 1 << (bits - 1)
   const codeMask = (1 << bits) - 1
+  // code -> its signed level (decode multiplies by the bucket's norm / levels); "-0" is refused before use
+  const signedLevels = new Float64Array(1 << bits)
+  for (let code = 0; code <= codeMask; code++) {
+    const level = code & levels
+    signedLevels[code] = (code & signBit) !== 0 ? -level : level
+  }
+  const nonCanonicalCode = (code: number, i: number, bucket: number): CodecError => code === signBit
+    ? new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
+    : new CodecError('non-canonical', `qsgd: value ${i} has level ${code & levels} in bucket ${bucket} whose norm is 0 (corrupt or forged payload)`)
 
   const bucketCount = (count: number): number => Math.ceil(count / bucketSize)
   const codeBytes = (count: number): number => Math.ceil((count * bits) / 8)
@@ -89,25 +98,43 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       const codeOffset = 4 * buckets
       const out = new Float32Array(count)
+      const codeAt = (i: number): number => {
+        const bitPos = i * bits
+        return (bytes[codeOffset + (bitPos >>> 3)] >>> (bitPos & 7)) & codeMask
+      }
 
       for (let b = 0; b < buckets; b++) {
         const norm = view.getFloat32(4 * b, true)
         if (!(norm >= 0) || norm === Infinity || (norm === 0 && 1 / norm < 0)) {
           throw new CodecError(norm - norm !== 0 ? 'non-finite' : 'non-canonical', `qsgd: bucket ${b} has norm ${Object.is(norm, -0) ? '-0' : norm}; a norm must be finite and non-negative (corrupt or forged payload)`)
         }
-        const step = norm / levels
         const start = b * bucketSize
         const end = Math.min(start + bucketSize, count)
-        for (let i = start; i < end; i++) {
-          const bitPos = i * bits
-          const code = (bytes[codeOffset + (bitPos >>> 3)] >>> (bitPos & 7)) & codeMask
-          const level = code & levels
-          if (level === 0) {
-            if (code !== 0) throw new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
-            continue
+        if (norm === 0) {
+          for (let i = start; i < end; i++) {
+            const code = codeAt(i)
+            if (code !== 0) throw nonCanonicalCode(code, i, b)
           }
-          if (norm === 0) throw new CodecError('non-canonical', `qsgd: value ${i} has level ${level} in bucket ${b} whose norm is 0 (corrupt or forged payload)`)
-          out[i] = (code & signBit) !== 0 ? -(level * step) : level * step
+          continue // the values stay 0
+        }
+        // one multiply per value, no branches: the hot loop of every receive
+        const step = norm / levels
+        let negativeZeros = 0
+        if (bits === 8) {
+          for (let i = start, p = codeOffset + start; i < end; i++, p++) {
+            const code = bytes[p]
+            negativeZeros |= +(code === signBit)
+            out[i] = signedLevels[code] * step
+          }
+        } else {
+          for (let i = start; i < end; i++) {
+            const code = codeAt(i)
+            negativeZeros |= +(code === signBit)
+            out[i] = signedLevels[code] * step
+          }
+        }
+        if (negativeZeros !== 0) {
+          for (let i = start; i < end; i++) if (codeAt(i) === signBit) throw nonCanonicalCode(signBit, i, b)
         }
       }
 
