@@ -42,16 +42,3 @@ export function commonLength (gradients: readonly Float32Array[], centre?: Float
   }
   return d
 }
-
-/** sorts scratch[0..n) ascending in place; n is small (peers), so insertion sort wins */
-export function insertionSort (scratch: Float64Array, n: number): void {
-  for (let i = 1; i < n; i++) {
-    const x = scratch[i]
-    let k = i - 1
-    while (k >= 0 && scratch[k] > x) {
-      scratch[k + 1] = scratch[k]
-      k--
-    }
-    scratch[k + 1] = x
-  }
-}
