@@ -29,8 +29,12 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+/** Warm-up also runs for WARMUP_MS: ORT's first ~100 ms in a process (and right after another session's run) are several times slower. */
+const WARMUP_MS = 300
+
 async function timeMs(fn: () => Promise<unknown>, steps = STEPS, warmup = WARMUP): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn()
+  const warmupStart = performance.now()
+  for (let i = 0; i < warmup || performance.now() - warmupStart < WARMUP_MS; i++) await fn()
   const samples: number[] = []
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now()
