@@ -11,6 +11,7 @@ import type { JobResult, JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
 import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
+import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 
 export interface DemoOptions {
@@ -48,6 +49,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const root = await mkdtemp(join(tmpdir(), 'p2pmld-demo-'))
   const daemons: PeerDaemon[] = []
   const threads = options.computeThreads ?? 1
+  // the peers share one process: load the data set once for all of them
+  const loadDatasets = createCachedDatasetLoader()
   // re-validated: the peer count must suit the aggregation rule's f
   const job = parseJobConfig({ ...options.job, minPeers: options.peers }, 'demo job')
   const configFor = (i: number, bootstrap: string[]): DaemonConfig => ({
@@ -66,7 +69,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       controlSocket: false,
       name: 'peer-0',
       events: options.events,
-      faults: options.faults
+      faults: options.faults,
+      loadDatasets
     })
     daemons.push(host)
     await host.start()
@@ -77,7 +81,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         log: options.log.child({ peer: `peer-${i}` }),
         controlSocket: false,
         name: `peer-${i}`,
-        faults: options.faults
+        faults: options.faults,
+        loadDatasets
       })
       daemons.push(peer)
       await peer.start()

@@ -19,6 +19,7 @@ import type { Logger } from '../logger.js'
 import type { InboundGradient } from '../training/sync-trainer.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
+import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
 
 export interface JobSessionOptions {
   readonly node: PeerNode
@@ -34,6 +35,7 @@ export interface JobSessionOptions {
   /** how gradients travel: direct streams (default) or gossip */
   readonly exchangeMode?: ExchangeMode
   readonly traffic?: TrafficMeter
+  readonly loadDatasets?: JobDatasetLoader
 }
 
 export interface NetworkCounters {
@@ -260,7 +262,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     rejections,
     sightings,
     async start() {
-      runtime = await createJobRuntime(config, { computeThreads: options.computeThreads })
+      runtime = await createJobRuntime(config, { computeThreads: options.computeThreads, loadDatasets: options.loadDatasets })
       parameterCount = runtime.model.layout.totalSize
       payloadBytes = codec.encodedSize(parameterCount)
       exchange = createGradientExchange({

@@ -22,6 +22,7 @@ import { createControlHandlers } from './control-handlers.js'
 import { createJobSession, type JobSession } from './job-session.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
 
 export interface PeerDaemonOptions {
   readonly config: DaemonConfig
@@ -39,6 +40,8 @@ export interface PeerDaemonOptions {
   readonly psk?: Uint8Array
   /** how gradients travel (default: direct streams) */
   readonly exchangeMode?: ExchangeMode
+  /** where job datasets come from (default: loaded per job; peers in one process can share a cache) */
+  readonly loadDatasets?: JobDatasetLoader
 }
 
 export interface PeerDaemon {
@@ -145,7 +148,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       events,
       faults: options.faults,
       exchangeMode: options.exchangeMode,
-      traffic
+      traffic,
+      loadDatasets: options.loadDatasets
     })
     session = s
     try {

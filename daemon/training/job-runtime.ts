@@ -5,7 +5,7 @@
 import type { JobConfig } from '../../config/job-config.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
-import { loadJobDatasets } from '../../ml/data/job-datasets.js'
+import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel } from '../../ml/models/zoo.js'
@@ -23,6 +23,8 @@ export interface JobRuntime {
 export interface JobRuntimeOptions {
   /** ORT threads for this peer's gradient computation */
   readonly computeThreads?: number
+  /** where the splits come from (default: load them; peers in one process can share a cache) */
+  readonly loadDatasets?: JobDatasetLoader
 }
 
 export async function resolveModel(spec: string): Promise<ModelDefinition> {
@@ -33,7 +35,7 @@ export async function resolveModel(spec: string): Promise<ModelDefinition> {
 
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
   const model = await resolveModel(config.model)
-  const { train, validation, test } = await loadJobDatasets(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
+  const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
   const sample = train.sampleShape.join('x')
   if (sample !== model.sampleShape.join('x')) {
     throw new Error(`model '${config.model}' expects samples of shape ${model.sampleShape.join('x')} but dataset '${config.dataset}' has ${sample}`)
