@@ -2,6 +2,7 @@
  * `p2pmld start` as a real child process: its stdout lines (the CLI's human output) and stderr
  * (pino JSON logs), waits on either, and a registry that kills every child a test started.
  */
+import { watchChildOutput } from '../../support/child-output.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -81,59 +82,20 @@ function startDaemon(cliMain: string, name: string, dataDir: string, args: reado
     env: { PATH: process.env.PATH ?? '', HOME: dataDir },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  let out = ''
-  let err = ''
-  let code: number | null = null
-  let done = false
-  const listeners = new Set<() => void>()
-  const notify = (): void => { for (const l of listeners) l() }
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); notify() })
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); notify() })
-  const exited = new Promise<number | null>((resolve) => child.on('close', (c, signal) => {
-    code = c ?? (signal !== null ? -1 : null)
-    done = true
-    notify()
-    resolve(c)
-  }))
-
-  const waitFor = (source: () => string, pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray> =>
-    new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const m = source().match(pattern)
-        if (m !== null) {
-          finish()
-          resolve(m)
-          return true
-        }
-        if (done) {
-          finish()
-          reject(new Error(`${name} exited (code ${code}) before its ${what} matched ${pattern}:\n${out}\n${err.split('\n').slice(-20).join('\n')}`))
-          return true
-        }
-        return false
-      }
-      const timer = setTimeout(() => {
-        finish()
-        reject(new Error(`${name}: no ${what} matched ${pattern} within ${timeoutMs} ms:\n${out}\n${err.split('\n').slice(-20).join('\n')}`))
-      }, timeoutMs)
-      const finish = (): void => {
-        clearTimeout(timer)
-        listeners.delete(listener)
-      }
-      const listener = (): void => { check() }
-      listeners.add(listener)
-      check()
-    })
+  const output = watchChildOutput(name, child)
+  const { waitFor } = output
+  const out = output.stdout
+  const err = output.stderr
 
   return {
     name,
     dataDir,
     socketPath: join(dataDir, 'p2pmld.sock'),
     child,
-    exited,
-    stdout: () => out,
-    stderr: () => err,
-    logs: () => err.split('\n').flatMap((line) => {
+    exited: output.exited,
+    stdout: out,
+    stderr: err,
+    logs: () => err().split('\n').flatMap((line) => {
       if (!line.startsWith('{')) return []
       try {
         return [JSON.parse(line) as Record<string, unknown>]
@@ -141,7 +103,7 @@ function startDaemon(cliMain: string, name: string, dataDir: string, args: reado
         return []
       }
     }),
-    problems: () => err.split('\n').filter((line) => {
+    problems: () => err().split('\n').filter((line) => {
       if (line.trim() === '') return false
       try {
         return Number((JSON.parse(line) as { level?: unknown }).level) >= 50
@@ -149,12 +111,12 @@ function startDaemon(cliMain: string, name: string, dataDir: string, args: reado
         return true
       }
     }),
-    waitForStdout: (pattern, timeoutMs = 30_000) => waitFor(() => out, pattern, timeoutMs, 'stdout'),
-    waitForLog: async (pattern, timeoutMs = 30_000) => (await waitFor(() => err, pattern, timeoutMs, 'log'))[0],
-    address: async () => (await waitFor(() => out, /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/, 30_000, 'stdout'))[1],
-    exitCode: () => (done ? code : null),
+    waitForStdout: (pattern, timeoutMs = 30_000) => waitFor(out, pattern, timeoutMs, 'stdout'),
+    waitForLog: async (pattern, timeoutMs = 30_000) => (await waitFor(err, pattern, timeoutMs, 'log'))[0],
+    address: async () => (await waitFor(out, /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/, 30_000, 'stdout'))[1],
+    exitCode: output.exitCode,
     kill: (signal = 'SIGTERM') => {
-      if (!done) child.kill(signal)
+      if (output.exitCode() === null) child.kill(signal)
     }
   }
 }

@@ -3,6 +3,7 @@
  * place, so the child's pid is the daemon's): its stdout (the CLI's lines) and stderr (pino JSON
  * logs), waits on either, and a fleet that SIGKILLs every child it started.
  */
+import { watchChildOutput } from '../../support/child-output.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -72,56 +73,18 @@ export function createNetnsFleet(topology: NetnsTopology, prepareCli: (dir: stri
 }
 
 function watch(name: string, host: NetnsHost, socketPath: string, child: ChildProcess): NetnsDaemon & { child: ChildProcess } {
-  let out = ''
-  let err = ''
-  let code: number | null = null
-  let done = false
-  const listeners = new Set<() => void>()
-  const notify = (): void => { for (const l of listeners) l() }
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); notify() })
-  child.stderr!.on('data', (b: Buffer) => { err += b.toString(); notify() })
-  const exited = new Promise<number | null>((resolve) => child.on('close', (c, signal) => {
-    code = c ?? (signal !== null ? -1 : null)
-    done = true
-    notify()
-    resolve(code)
-  }))
-
-  const waitFor = (source: () => string, pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray> =>
-    new Promise((resolve, reject) => {
-      const tail = (): string => `${out}\n${err.split('\n').slice(-20).join('\n')}`
-      const check = (): void => {
-        const m = source().match(pattern)
-        if (m !== null) {
-          finish()
-          resolve(m)
-        } else if (done) {
-          finish()
-          reject(new Error(`${name} exited (code ${code}) before its ${what} matched ${pattern}:\n${tail()}`))
-        }
-      }
-      const timer = setTimeout(() => {
-        finish()
-        reject(new Error(`${name}: no ${what} matched ${pattern} within ${timeoutMs} ms:\n${tail()}`))
-      }, timeoutMs)
-      const finish = (): void => {
-        clearTimeout(timer)
-        listeners.delete(check)
-      }
-      listeners.add(check)
-      check()
-    })
+  const output = watchChildOutput(name, child)
 
   return {
     name,
     host,
     socketPath,
     child,
-    exited,
-    stdout: () => out,
-    stderr: () => err,
-    waitForStdout: (pattern, timeoutMs) => waitFor(() => out, pattern, timeoutMs, 'stdout'),
-    waitForLog: (pattern, timeoutMs, from = 0) => waitFor(() => err.slice(from), pattern, timeoutMs, 'log'),
-    exitCode: () => (done ? code : null)
+    exited: output.exited,
+    stdout: output.stdout,
+    stderr: output.stderr,
+    waitForStdout: (pattern, timeoutMs) => output.waitFor(output.stdout, pattern, timeoutMs, 'stdout'),
+    waitForLog: (pattern, timeoutMs, from = 0) => output.waitFor(() => output.stderr().slice(from), pattern, timeoutMs, 'log'),
+    exitCode: output.exitCode
   }
 }
