@@ -25,7 +25,7 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('start several peers on 127.0.0.1 and train the bundled MNIST end to end')
     .option('--peers <n>', 'number of peers', '4')
-    .option('--baseline', 'also train the same job in one process and compare wall time')
+    .option('--no-baseline', 'skip training the same job in one process afterwards (the wall-time comparison)')
     .option('--attack <kind>', 'test-only: make one peer Byzantine (sign-flip, gaussian, scale, collude)')
     .option('--attack-peer <name>', 'which peer misbehaves', 'peer-1')
     .option('--attack-magnitude <x>', 'attack strength', '10')
@@ -58,9 +58,14 @@ export function registerDemoCommand(program: Command): void {
     })
     progress.done()
     let baseline: { wallMs: number, accuracy: number } | undefined
-    if (flags.baseline === true) {
-      progress.line(`baseline: the same job in one process (global batch ${job.batchSize * peers})`)
-      const local = await runLocalTraining({ ...job, batchSize: job.batchSize * peers, compression: { ...job.compression, codec: 'none' }, aggregation: { ...job.aggregation, rule: 'mean', f: 0 }, attack: undefined }, { log })
+    if (flags.baseline !== false && !controller.signal.aborted) {
+      progress.line(`baseline: the same job in one process (global batch ${job.batchSize * peers}) for the wall-time comparison; --no-baseline skips it`)
+      const local = await runLocalTraining({ ...job, batchSize: job.batchSize * peers, compression: { ...job.compression, codec: 'none' }, aggregation: { ...job.aggregation, rule: 'mean', f: 0 }, attack: undefined }, {
+        log,
+        signal: controller.signal,
+        events: { onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss) }
+      })
+      progress.done()
       if (local !== undefined) baseline = { wallMs: local.wallMs, accuracy: local.test.accuracy }
     }
     if (flags.json === true) {

@@ -1,0 +1,50 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { watchChildOutput } from '../support/child-output.js'
+import { ensureBuilt } from './support/build.js'
+
+// the README's main command, as a user runs it (a short job): peers, result table, the
+// single-process comparison and the stage table
+describe('p2pmld demo', () => {
+  let cli: string
+  let home: string
+  beforeAll(async () => {
+    cli = await ensureBuilt()
+    home = mkdtempSync(join(tmpdir(), 'p2pmld-demo-cli-'))
+  }, 180_000)
+  afterAll(() => rmSync(home, { recursive: true, force: true }))
+
+  it('trains 3 peers to identical parameters and reports its wall time beside one process on the same samples', async () => {
+    const child = spawn(process.execPath, [cli, 'demo', '--peers', '3', '--epochs', '2', '--train-samples', '3072'], {
+      cwd: home,
+      env: { PATH: process.env.PATH ?? '', HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const output = watchChildOutput('demo', child)
+    expect(await output.exited, output.stderr()).toBe(0)
+    const out = output.stdout()
+
+    const peers = [...out.matchAll(/^peer-(\d)\s+\S+\s+([\d.]+) %\s+epochs\s+64\s+([0-9a-f]{12})$/gm)]
+    expect(peers.map((m) => m[1]), out).toEqual(['0', '1', '2'])
+    expect(new Set(peers.map((m) => m[3])).size).toBe(1)
+    // 64 steps of 3 x 32 digits: well past chance (10 %), not yet converged
+    for (const m of peers) expect(Number(m[2])).toBeGreaterThan(70)
+    expect(out).toContain('parameters identical on all peers: yes\n')
+
+    const wall = out.match(/^wall time ([\d.]+) s; single process on the same samples ([\d.]+) s \(test acc ([\d.]+) %\)$/m)
+    expect(wall, out).not.toBeNull()
+    expect(Number(wall![1])).toBeGreaterThan(0)
+    expect(Number(wall![2])).toBeGreaterThan(0)
+    expect(Number(wall![3])).toBeGreaterThan(70)
+
+    expect(out).toMatch(/^stage\s+count\s+mean ms\s+median ms\s+p95 ms\s+max ms\s+total s\s+CPU %\s+RSS MiB$/m)
+    for (const stage of ['compute', 'compress', 'send', 'receive', 'aggregate', 'update']) expect(out).toMatch(new RegExp(`^${stage}\\s+64\\s`, 'm'))
+    expect(out).toMatch(/^validate\s+2\s/m)
+    // progress goes to stderr, one line per 10 % of an epoch off a terminal, for both runs
+    expect(output.stderr()).toMatch(/^epoch 2\/2: 90% \(29\/32 steps\) loss [\d.]+$/m)
+    expect(output.stderr()).toContain('baseline: the same job in one process (global batch 96)')
+  }, 120_000)
+})
