@@ -31,7 +31,7 @@ describe('stage recorder', () => {
     const [aggregate] = stages.summary()
     expect(aggregate.meanMs).toBeGreaterThanOrEqual(30)
     // a busy loop on one thread: close to 100 % of a core (less when the machine is loaded)
-    expect(aggregate.cpuPercent).toBeGreaterThan(30)
+    expect(aggregate.cpuPercent).toBeGreaterThan(10)
     // (no upper bound for an idle stage: CPU is the whole process's, and test workers share it)
     stages.reset()
     expect(stages.summary()).toEqual([])
