@@ -83,7 +83,8 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
           z = (z ^ (z >>> 16)) >>> 0
           // written without data-dependent branches: they mispredicted half the time (2x slower)
           level += +(z < (a - level) * 4294967296)
-          const code = level | (v < 0 && level !== 0 ? signBit : 0)
+          // the sign only where the level is not 0 (zero has one encoding); branch-free as well
+          const code = level | (signBit * (+(v < 0) & +(level !== 0)))
           const bitPos = i * bits
           out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
         }
