@@ -4,6 +4,9 @@
  * peer's link is cut: the other three must carry on and evict it; when the link comes back the
  * cut peer must notice it was evicted, re-join, re-sync and finish with the others' parameters.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
 import type { StatusResult } from '../../daemon/control/methods.js'
@@ -45,8 +48,14 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
   it('the others evict the cut peer and carry on; it re-joins when the link returns and all four finish identical', async () => {
     const started = Date.now()
     const [hostNet, ...peerNets] = topology!.hosts
+    // long enough that the job still runs well after the re-join: with 20 epochs it re-joined at
+    // ~370 of ~660 steps once steps got faster, and one CI run finished before the last check. 32
+    // epochs (~1,000 steps) without early stopping, which would otherwise end it near step 700
+    const jobFile = join(mkdtempSync(join(tmpdir(), 'p2pmld-netns-job-')), 'job.json')
+    writeFileSync(jobFile, JSON.stringify({ earlyStopping: { patience: 0 } }))
     const host = fleet!.start('host', hostNet, [
-      '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '20', '--lr', '0.02',
+      '--config', jobFile,
+      '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '32', '--lr', '0.02',
       '--seed', '5', '--min-peers', '4', '--deadline-ms', '2000'
     ])
     const bootstrap = (await host.waitForStdout(/listening on (\/ip4\/10\.77\.0\.1\/tcp\/4001\/p2p\/\S+)/, 30_000))[1]
@@ -127,6 +136,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     const codes = await Promise.all(all.map((d) => d.exited))
     expect(codes, context()).toEqual([0, 0, 0, 0])
     for (const d of all) expect(d.stderr(), d.name).not.toMatch(/"msg":"training failed"/)
+    rmSync(dirname(jobFile), { recursive: true, force: true })
     console.log(`netns partition: cut at step ${cutStep}, evicted after ${evictedAfterMs} ms, connections gone after ${lostAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (training again at step ${rejoined.step}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
   }, 240_000)
 })
