@@ -9,7 +9,8 @@
  * holds every coordinate's r-th smallest value, exactly the values a full sort gives.
  */
 
-const BLOCK = 256
+/** coordinates per block: n rows of this many values stay in L1 for small n */
+export const SORTED_BLOCK = 256
 
 /** Batcher's odd-even merge sort for n inputs: pairs (i, j), i < j, min goes to i and max to j. */
 export function oddEvenMergeNetwork (n: number): Int32Array {
@@ -40,22 +41,23 @@ export function forEachSortedBlock (
   const network = oddEvenMergeNetwork(n)
   // float32 bits -> an int32 key with the same order (negatives: magnitude bits flipped), sorted
   // as integers, then mapped back (the map is its own inverse) and read as floats again
-  const keys = new Int32Array(n * BLOCK)
+  const keys = new Int32Array(n * SORTED_BLOCK)
   const rows = new Float32Array(keys.buffer)
-  for (let start = 0; start < d; start += BLOCK) {
-    const length = Math.min(BLOCK, d - start)
+  // each gradient's float bits, viewed once (not once per block)
+  const bits = gradients.map((g) => new Int32Array(g.buffer, g.byteOffset, d))
+  for (let start = 0; start < d; start += SORTED_BLOCK) {
+    const length = Math.min(SORTED_BLOCK, d - start)
     for (let r = 0; r < n; r++) {
-      const g = gradients[r]
-      const bits = new Int32Array(g.buffer, g.byteOffset + 4 * start, length)
-      const row = r * BLOCK
+      const source = bits[r]
+      const row = r * SORTED_BLOCK
       for (let j = 0; j < length; j++) {
-        const b = bits[j]
+        const b = source[start + j]
         keys[row + j] = b ^ ((b >> 31) & 0x7fffffff)
       }
     }
     for (let c = 0; c < network.length; c += 2) {
-      const lo = network[c] * BLOCK
-      const hi = network[c + 1] * BLOCK
+      const lo = network[c] * SORTED_BLOCK
+      const hi = network[c + 1] * SORTED_BLOCK
       for (let j = 0; j < length; j++) {
         const x = keys[lo + j]
         const y = keys[hi + j]
@@ -65,12 +67,10 @@ export function forEachSortedBlock (
         keys[hi + j] = x ^ swap
       }
     }
-    for (let i = 0; i < n * BLOCK; i++) {
+    for (let i = 0; i < n * SORTED_BLOCK; i++) {
       const k = keys[i]
       keys[i] = k ^ ((k >> 31) & 0x7fffffff)
     }
     visit(rows, start, length)
   }
 }
-
-export const SORTED_BLOCK = BLOCK

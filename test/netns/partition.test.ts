@@ -6,7 +6,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
 import type { StatusResult } from '../../daemon/control/methods.js'
@@ -23,6 +23,7 @@ if (!netnsAllowed) {
 describe.runIf(netnsAllowed)('a network partition between hosts in their own namespaces', () => {
   let topology: NetnsTopology | undefined
   let fleet: NetnsFleet | undefined
+  let jobDir = ''
   const clients: ControlClient[] = []
   const clientFor = (d: NetnsDaemon): ControlClient => {
     const c = createControlClient(d.socketPath, { timeoutMs: 5_000 })
@@ -34,6 +35,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     const swept = sweepStale()
     if (swept.length > 0) console.warn(`netns: removed leftovers of an earlier run: ${swept.join(', ')}`)
     await ensureBuilt()
+    jobDir = mkdtempSync(join(tmpdir(), 'p2pmld-netns-job-'))
     topology = await createNetnsTopology({ hosts: 4 })
     // daemons run from a private copy of dist/: a rebuild meanwhile cannot swap their modules
     fleet = createNetnsFleet(topology, snapshotDist)
@@ -43,6 +45,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)))
     await fleet?.cleanup()
     await topology?.destroy()
+    if (jobDir !== '') rmSync(jobDir, { recursive: true, force: true })
   }, 30_000)
 
   it('the others evict the cut peer and carry on; it re-joins when the link returns and all four finish identical', async () => {
@@ -51,7 +54,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     // long enough that the job still runs well after the re-join: with 20 epochs it re-joined at
     // ~370 of ~660 steps once steps got faster, and one CI run finished before the last check. 32
     // epochs (~1,000 steps) without early stopping, which would otherwise end it near step 700
-    const jobFile = join(mkdtempSync(join(tmpdir(), 'p2pmld-netns-job-')), 'job.json')
+    const jobFile = join(jobDir, 'job.json')
     writeFileSync(jobFile, JSON.stringify({ earlyStopping: { patience: 0 } }))
     const host = fleet!.start('host', hostNet, [
       '--config', jobFile,
@@ -136,7 +139,6 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     const codes = await Promise.all(all.map((d) => d.exited))
     expect(codes, context()).toEqual([0, 0, 0, 0])
     for (const d of all) expect(d.stderr(), d.name).not.toMatch(/"msg":"training failed"/)
-    rmSync(dirname(jobFile), { recursive: true, force: true })
     console.log(`netns partition: cut at step ${cutStep}, evicted after ${evictedAfterMs} ms, connections gone after ${lostAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (training again at step ${rejoined.step}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
   }, 240_000)
 })
