@@ -146,8 +146,14 @@ describe('loadJobDatasets on an IDX directory', () => {
   })
 })
 
-// Debian's dataset-fashion-mnist; when it is not installed the test above covers the error path
-describe.runIf(existsSync(FASHION_MNIST_DIR))('Fashion-MNIST from Debian', () => {
+// Debian's dataset-fashion-mnist. .ci/run installs it and sets P2PMLD_REQUIRE_FASHION_MNIST, so there
+// a missing package fails here with the loader's install hint instead of skipping; on a machine
+// without it the test above covers the error path.
+const fashionInstalled = existsSync(FASHION_MNIST_DIR)
+if (!fashionInstalled && process.env.P2PMLD_REQUIRE_FASHION_MNIST === undefined) {
+  console.warn(`test/data/idx: Fashion-MNIST tests skipped: ${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`)
+}
+describe.runIf(fashionInstalled || process.env.P2PMLD_REQUIRE_FASHION_MNIST !== undefined)('Fashion-MNIST from Debian', () => {
   it('has 60,000 + 10,000 balanced images, normalised to mean 0 and std 1', async () => {
     // the real files are gzipped IDX
     expect((await readFile(join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'))).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]))
