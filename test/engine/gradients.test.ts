@@ -6,7 +6,9 @@ import type { Batch, GradientComputer } from '../../ml/core/types.js'
 import { oneHot } from '../../ml/engine/logits.js'
 import { createOnnxGradientComputer, GradientComputerClosedError, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
+import { onnx } from '../../ml/onnx/onnx-proto.js'
 import { readDigits } from './mnist-digits.js'
 import { referenceGradient, relativeError } from './reference.js'
 
@@ -83,6 +85,26 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(pool?.attrs.kernel_shape).toEqual({ kind: 'ints', value: [3, 3] })
     expect(pool?.attrs.strides).toEqual({ kind: 'ints', value: [2, 2] })
     expect(nodes.some((n) => n.op === 'AveragePool')).toBe(true)
+  })
+
+  it('disjoint max pooling over a size the stride does not divide (25x25 -> 12x12: the last row and column are never a max)', async () => {
+    const g = new ForwardGraphBuilder()
+    let x = g.maxPool(g.relu(g.conv(g.input, 'conv', 1, 3, 4)), 2)
+    x = g.flatten(x)
+    const model = g.build('odd-pool', [1, 28, 28], 10, g.linear(x, 'fc', 3 * 12 * 12, 10))
+    await checkAgainstReference(model, digitBatch(model, 10), model.initParameters(7))
+    await checkAgainstReference(model, randomBatch(model, 8, 13), model.initParameters(8))
+  })
+
+  it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
+    // both paths are checked against the float64 reference above; this keeps each one covered
+    const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)
+    const lenet = opsOf('lenet5')
+    expect(lenet.filter((op) => op === 'MaxUnpool')).toHaveLength(2)
+    expect(lenet).not.toContain('ScatterElements')
+    const convnet = opsOf('convnet-test')
+    expect(convnet).toContain('ScatterElements')
+    expect(convnet).not.toContain('MaxUnpool')
   })
 })
 

@@ -11,8 +11,10 @@ function poolShape(node: IrNode, x: Shape): Shape {
 }
 
 /**
- * MaxPool backward scatters dY to the argmax positions. MaxUnpool is wrong where windows
- * overlap; the Indices output + ScatterElements(reduction=add) is exact.
+ * MaxPool backward routes dY to the argmax positions (the Indices output, flat over NCHW).
+ * Where windows do not overlap each input receives at most one dY, so MaxUnpool's assignment is
+ * exact, and much cheaper in ORT than the general path: ScatterElements(reduction=add) into
+ * zeros, which overlapping windows need (there one input can be the max of several windows).
  */
 export const maxPool: OpDefinition = {
   type: 'MaxPool',
@@ -27,6 +29,15 @@ export const maxPool: OpDefinition = {
   backward({ emit, node, outputGrads: [dy], saved, shape }) {
     if (dy === undefined) return []
     const xs = shape(node.inputs[0])
+    const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
+    const disjoint = g.kernel.every((k, i) => g.strides[i] >= k && g.dilations[i] === 1) && g.pads.every((p) => p === 0)
+    if (disjoint) {
+      // output_shape given: with an input size the stride does not divide, the default is smaller
+      return [emit.op('MaxUnpool', [dy, saved.indices, emit.int64s('shape', [...xs])], {
+        kernel_shape: ints(g.kernel),
+        strides: ints(g.strides)
+      })]
+    }
     const flat = emit.int64s('flat', [-1])
     const zeros = emit.op('ConstantOfShape', [emit.int64s('size', [product(xs)])], {
       value: { kind: 'tensor', value: { dims: [1], data: Float32Array.of(0) } }
