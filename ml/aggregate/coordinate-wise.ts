@@ -22,6 +22,8 @@ export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: num
   const n = gradients.length
   // many peers and few to trim: moving the 2f extremes aside beats sorting all n (measured at n = 16, 32)
   if (n >= 16 && 8 * f <= n) return trimmedMeanBySelection(gradients, d, f)
+  // four peers and f = 1, the default job's case: the middle two of four without sorting blocks
+  if (n === 4 && f === 1) return trimmedMeanOfFour(gradients, d)
   const kept = n - 2 * f
   const out = new Float32Array(d)
   forEachSortedBlock(gradients, d, (rows, start, length) => {
@@ -32,6 +34,41 @@ export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: num
       out[start + j] = sum / kept
     }
   })
+  return out
+}
+
+/**
+ * The two middle values of four are the larger of the pairs' minima and the smaller of their
+ * maxima. Compared as order-preserving int32 keys, branch-free (as in sorted-columns.ts), in one
+ * pass over the coordinates: ~2.5x faster than sorting blocks for lenet5's 61,706 values, and
+ * the same result to the bit (two values sum the same in either order, from 0 as the sorted
+ * path does).
+ */
+function trimmedMeanOfFour (gradients: readonly Float32Array[], d: number): Float32Array {
+  const [a, b, c, e] = gradients.map((g) => new Int32Array(g.buffer, g.byteOffset, d))
+  const middle = new Int32Array(2)
+  const middleValues = new Float32Array(middle.buffer)
+  const out = new Float32Array(d)
+  for (let j = 0; j < d; j++) {
+    const x = a[j] ^ ((a[j] >> 31) & 0x7fffffff)
+    const y = b[j] ^ ((b[j] >> 31) & 0x7fffffff)
+    const z = c[j] ^ ((c[j] >> 31) & 0x7fffffff)
+    const w = e[j] ^ ((e[j] >> 31) & 0x7fffffff)
+    let swap = (x ^ y) & -(x < y)
+    const low1 = y ^ swap
+    const high1 = x ^ swap
+    swap = (z ^ w) & -(z < w)
+    const low2 = w ^ swap
+    const high2 = z ^ swap
+    const m1 = low1 ^ ((low1 ^ low2) & -(low1 < low2))
+    const m2 = high2 ^ ((high1 ^ high2) & -(high1 < high2))
+    middle[0] = m1 ^ ((m1 >> 31) & 0x7fffffff)
+    middle[1] = m2 ^ ((m2 >> 31) & 0x7fffffff)
+    let sum = 0
+    sum += middleValues[0]
+    sum += middleValues[1]
+    out[j] = sum / 2
+  }
   return out
 }
 

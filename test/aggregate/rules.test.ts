@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import { AggregationConfigSchema } from '../../config/job-config.js'
 import { AggregationInputError, createAggregator, InsufficientPeersError, krumScores } from '../../ml/aggregate/index.js'
+import { forEachSortedBlock, SORTED_BLOCK } from '../../ml/aggregate/sorted-columns.js'
 import { createRng } from '../../ml/core/rng.js'
 
 type AggregationConfigInput = z.input<typeof AggregationConfigSchema>
@@ -44,6 +45,27 @@ describe('exact values on small inputs', () => {
         }
       }
     }
+  })
+
+  it('trimmed mean of four with f = 1 (its own path) equals the sorted-blocks result to the bit: signs, zeros, subnormals, extremes, ties', () => {
+    const rng = createRng(29)
+    const special = [0, -0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1, -1, 0.5]
+    const d = 3 * SORTED_BLOCK + 11
+    const g = Array.from({ length: 4 }, () => Float32Array.from({ length: d }, () =>
+      rng.nextFloat() < 0.3 ? special[rng.nextInt(special.length)] : rng.nextNormal() * Math.exp(4 * rng.nextNormal())))
+    const expected = new Float32Array(d)
+    forEachSortedBlock(g, d, (rows, start, length) => {
+      for (let j = 0; j < length; j++) {
+        let sum = 0
+        sum += rows[SORTED_BLOCK + j]
+        sum += rows[2 * SORTED_BLOCK + j]
+        expected[start + j] = sum / 2
+      }
+    })
+    const got = agg({ rule: 'trimmed-mean', f: 1 }).aggregate(g)
+    // byte equality: -0 and +0 count as different
+    expect(new Uint8Array(got.buffer)).toEqual(new Uint8Array(expected.buffer))
+    expect(got.some((v) => Object.is(v, -0))).toBe(true)
   })
 
   it('median, odd and even n', () => {
