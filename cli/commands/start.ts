@@ -66,7 +66,12 @@ export function registerStartCommand(program: Command): void {
       job,
       events: {
         onEpoch: (e) => process.stdout.write(`epoch ${e.epoch + 1}: val loss ${e.validationLoss.toFixed(4)} val acc ${(e.validationAccuracy * 100).toFixed(2)} % lr ${e.lr}\n`),
-        onFinished: (r) => process.stdout.write(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} % digest ${r.digest}\n`)
+        onFinished: (r) => {
+          // the last validation, when it ran on the final parameters
+          const last = r.history.at(-1)
+          const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
+          process.stdout.write(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation} digest ${r.digest}\n`)
+        }
       }
     })
     let stopping = false

@@ -3,6 +3,8 @@
  * three evict it after the configured missed steps (each waiting at most the step deadline),
  * finish with identical parameters and about the accuracy of a fault-free run of the same job.
  */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { MetricsResult } from '../../daemon/control/methods.js'
 import { eventually, parseFinished, sleep, type DaemonProcess, type FinishedLine } from './support/daemon-process.js'
@@ -12,14 +14,32 @@ const { fleet, clientFor } = useDaemonFleet('crash', { clientTimeoutMs: 5_000 })
 
 const DEADLINE_MS = 3000
 const EVICT_AFTER = 3
-// 1 point is too tight for a 3-epoch job: after the eviction the global batch is 96 instead of
-// 128, a different trajectory. Measured gaps with 6144 samples: 0.3 0.4 0.8 -0.1 0.6 1.1 points
-// (4096 samples: 1.3 twice)
-const MAX_ACCURACY_GAP = 1.5
-const JOB_FLAGS = [
-  '--model', 'mlp', '--train-samples', '6144', '--batch-size', '32', '--epochs', '3', '--lr', '0.02', '--momentum', '0.9',
-  '--seed', '21', '--min-peers', '4', '--deadline-ms', String(DEADLINE_MS), '--exit-when-done'
-]
+/**
+ * After the eviction the global batch is 192 instead of 256 and the shards are re-cut: another
+ * trajectory. A 3-epoch job compared at its end, still climbing, differed by -0.1 to 1.3 points
+ * (so the bound was 1.5). The job now settles (10 epochs, the learning rate halved whenever
+ * validation loss stops improving) and accuracy is read on all 2,000 held-out digits (test and
+ * the final validation), as in test/fault/lossy-network.test.ts: the issue's 1 point holds.
+ */
+const MAX_ACCURACY_GAP = 1
+const JOB = {
+  model: 'mlp',
+  trainSamples: 6144,
+  batchSize: 64,
+  epochs: 10,
+  optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 },
+  lrSchedule: { patience: 0 },
+  earlyStopping: { patience: 0 },
+  seed: 21,
+  minPeers: 4,
+  stepDeadlineMs: DEADLINE_MS
+}
+
+/** % of the 1,000 test and 1,000 validation digits, at the final parameters */
+function heldOutAccuracy (f: FinishedLine): number {
+  if (f.validationAccuracy === undefined) throw new Error(`no validation at the final step ${f.step}`)
+  return (f.accuracy + f.validationAccuracy) / 2
+}
 
 interface Run {
   readonly peers: DaemonProcess[]
@@ -32,7 +52,10 @@ interface Run {
 /** host + 3 joiners; `during` runs once the job is training past `atStep` */
 async function runJob(tag: string, atStep: number, during?: (peers: DaemonProcess[]) => Promise<void>): Promise<Run> {
   const started = Date.now()
-  const host = fleet.start(`${tag}-host`, JOB_FLAGS)
+  const jobDir = fleet.dataDir(`${tag}-job`)
+  mkdirSync(jobDir, { recursive: true })
+  writeFileSync(join(jobDir, 'job.json'), JSON.stringify(JOB))
+  const host = fleet.start(`${tag}-host`, ['--config', join(jobDir, 'job.json'), '--exit-when-done'])
   const bootstrap = await host.address()
   const peers = [host, ...[1, 2, 3].map((i) => fleet.start(`${tag}-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))]
   await Promise.all(peers.map((p) => p.address()))
@@ -70,7 +93,7 @@ describe('a peer killed mid-training', () => {
     expect(new Set(clean.finished.map((f) => f!.digest)).size).toBe(1)
 
     let killedAt = 0
-    const crashed = await runJob('crash', 20, async (peers) => {
+    const crashed = await runJob('crash', 60, async (peers) => {
       killedAt = Date.now()
       peers[2].kill('SIGKILL')
     })
@@ -82,10 +105,11 @@ describe('a peer killed mid-training', () => {
     for (const f of finished) expect(f, context).toBeDefined()
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
     expect(new Set(finished.map((f) => f!.step)).size).toBe(1)
-    const accuracy = finished[0]!.accuracy
-    const cleanAccuracy = clean.finished[0]!.accuracy
+    const accuracy = heldOutAccuracy(finished[0]!)
+    const cleanAccuracy = heldOutAccuracy(clean.finished[0]!)
     expect(accuracy).toBeGreaterThan(80)
-    expect(Math.abs(accuracy - cleanAccuracy)).toBeLessThanOrEqual(MAX_ACCURACY_GAP)
+    // (on 2,000 digits: the epsilon only absorbs float rounding of the difference)
+    expect(Math.abs(accuracy - cleanAccuracy)).toBeLessThanOrEqual(MAX_ACCURACY_GAP + 1e-9)
 
     // the coordinator (the host) evicted the dead peer after the configured number of missed steps
     const evictions = crashed.peers[0].logs().filter((l) => l.msg === 'evicting a member that missed too many steps')
@@ -113,6 +137,6 @@ describe('a peer killed mid-training', () => {
       expect(receive.p95Ms).toBeLessThan(DEADLINE_MS + 500)
     }
     const afterKillMs = Date.now() - killedAt
-    console.log(`e2e crash: clean run ${clean.ms} ms, accuracy ${cleanAccuracy} %; crash run ${crashed.ms} ms (${afterKillMs} ms after the kill), accuracy ${accuracy} % (diff ${(accuracy - cleanAccuracy).toFixed(2)} points); evicted ${evictedAfterMs} ms after the kill; receive stage on survivors: ${survivors.map((i) => { const r = crashed.metrics[i]!.stages.find((s) => s.stage === 'receive')!; return `p95 ${r.p95Ms.toFixed(0)} ms total ${r.totalMs.toFixed(0)} ms over ${r.count}` }).join('; ')}`)
-  }, 150_000)
+    console.log(`e2e crash: clean run ${clean.ms} ms, held-out accuracy ${cleanAccuracy} % (test ${clean.finished[0]!.accuracy} %); crash run ${crashed.ms} ms (${afterKillMs} ms after the kill), held-out accuracy ${accuracy} % (test ${finished[0]!.accuracy} %; diff ${(accuracy - cleanAccuracy).toFixed(2)} points); evicted ${evictedAfterMs} ms after the kill; receive stage on survivors: ${survivors.map((i) => { const r = crashed.metrics[i]!.stages.find((s) => s.stage === 'receive')!; return `p95 ${r.p95Ms.toFixed(0)} ms total ${r.totalMs.toFixed(0)} ms over ${r.count}` }).join('; ')}`)
+  }, 240_000)
 })

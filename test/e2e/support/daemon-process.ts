@@ -123,15 +123,18 @@ function startDaemon(cliMain: string, name: string, dataDir: string, args: reado
 
 export interface FinishedLine {
   readonly step: number
+  /** test accuracy, % */
   readonly accuracy: number
+  /** validation accuracy at the final parameters, %, when the last validation ran there */
+  readonly validationAccuracy: number | undefined
   readonly digest: string
 }
 
-/** the CLI's `job finished (reason) at step S: test accuracy X % digest D` line */
+/** the CLI's `job finished (reason) at step S: test accuracy X %[, validation accuracy V %] digest D` line */
 export function parseFinished(stdout: string): FinishedLine | undefined {
-  const m = /job finished \(([\w-]+)\) at step (\d+): test accuracy ([\d.]+) % digest (\S+)/.exec(stdout)
+  const m = /job finished \(([\w-]+)\) at step (\d+): test accuracy ([\d.]+) %(?:, validation accuracy ([\d.]+) %)? digest (\S+)/.exec(stdout)
   if (m === null) return undefined
-  return { step: Number(m[2]), accuracy: Number(m[3]), digest: m[4] }
+  return { step: Number(m[2]), accuracy: Number(m[3]), validationAccuracy: m[4] === undefined ? undefined : Number(m[4]), digest: m[5] }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
