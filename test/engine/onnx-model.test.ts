@@ -179,6 +179,15 @@ describe('loadOnnxModel', () => {
     expect((err as Error).message).toMatch(/'Tanh'.*'\/act\/Tanh'.*Conv/)
   })
 
+  it('refuses max pooling with column-major indices (storage_order=1), naming the node', async () => {
+    const model = onnx.ModelProto.decode(forwardModelBytes('Relu'))
+    const pool = model.graph?.node?.find((n) => n.opType === 'MaxPool')
+    if (pool === undefined) throw new Error('fixture has no MaxPool')
+    pool.name = '/pool/MaxPool'
+    pool.attribute = [...(pool.attribute ?? []), { name: 'storage_order', type: A.INT, i: 1 }]
+    await expect(loadOnnxModel(onnx.ModelProto.encode(model).finish())).rejects.toThrow(/MaxPool node '\/pool\/MaxPool': storage_order=1 \(column-major indices\) is not supported/)
+  })
+
   it('says when weights live in an external data file', async () => {
     const model = onnx.ModelProto.decode(forwardModelBytes('Relu'))
     const weight = model.graph?.initializer?.[0]

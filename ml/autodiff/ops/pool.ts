@@ -19,6 +19,8 @@ function poolShape(node: IrNode, x: Shape): Shape {
 export const maxPool: OpDefinition = {
   type: 'MaxPool',
   inferShapes(node, [x]) {
+    // the backward reads the Indices output as row-major offsets
+    if (attrInt(node, 'storage_order', 0) !== 0) throw new ShapeError(`MaxPool node '${node.name}': storage_order=1 (column-major indices) is not supported`)
     return [poolShape(node, x)]
   },
   emitForward(node, emit) {
