@@ -15,6 +15,7 @@ export function formatStatus(status: StatusResult): string {
     ['accuracy', formatPercent(status.accuracy)],
     ['learning rate', status.learningRate === null ? '-' : String(status.learningRate)],
     ['live members', String(status.liveMembers)],
+    ...(status.waiting !== null ? [['waiting', status.waiting] as [string, string]] : []),
     ['uptime', formatDuration(status.uptimeMs)]
   ])
 }

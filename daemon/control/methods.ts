@@ -26,6 +26,8 @@ export const StatusResultSchema = z.object({
   accuracy: z.number().min(0).max(1).nullable(),
   learningRate: finiteOrNull,
   liveMembers: count,
+  /** why training cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members'; null when it can */
+  waiting: z.string().nullable(),
   uptimeMs: z.number().min(0)
 })
 export type StatusResult = z.infer<typeof StatusResultSchema>

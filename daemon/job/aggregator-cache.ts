@@ -1,29 +1,20 @@
 /**
- * The aggregation rule a step applies to the gradients that arrived, one aggregator per
- * effective (rule, f), built once.
+ * The aggregation rule every step applies, with the configured f and nothing less. A step short
+ * of the rule's minimum (2f+1 for the coordinate-wise rules, 2f+3 for Krum) keeps waiting
+ * rather than tolerating fewer faults: with 4 members and quorum 0.5, lowering f let a single
+ * Byzantine peer own half of a 2-gradient update.
  */
-import type { AggregationConfig } from '../../config/job-config.js'
+import { minimumPeersFor, type AggregationConfig } from '../../config/job-config.js'
 import { createAggregator } from '../../ml/aggregate/index.js'
-import type { Logger } from '../logger.js'
-import type { StepAggregator } from '../training/sync-trainer.js'
+import type { StepAggregation } from '../training/sync-trainer.js'
 
-/** Returns `aggregatorFor(count)`: the job's rule for `count` inputs. */
-export function createAggregatorCache(aggregation: AggregationConfig, log: Logger): (count: number) => StepAggregator {
-  const aggregators = new Map<number, StepAggregator>()
-  const warnedCounts = new Set<number>()
-  return (count) => {
-    // with too few gradients for the configured f, tolerate fewer faults rather than stop
-    const rule = aggregation.rule
-    const maxF = rule === 'krum' || rule === 'multi-krum' ? Math.floor((count - 3) / 2) : Math.floor((count - 1) / 2)
-    const f = Math.max(0, Math.min(aggregation.f, maxF))
-    const effectiveRule = (rule === 'krum' || rule === 'multi-krum') && count < 3 ? 'mean' : rule
-    const key = f * 100 + (effectiveRule === rule ? 0 : 1)
-    if (f < aggregation.f && !warnedCounts.has(count)) warnedCounts.add(count) && log.warn({ rule, configuredF: aggregation.f, f, inputs: count }, 'too few gradients for the configured f: tolerating fewer faulty peers this step')
-    let agg = aggregators.get(key)
-    if (agg === undefined) {
-      agg = createAggregator({ ...aggregation, rule: effectiveRule, f })
-      aggregators.set(key, agg)
-    }
-    return agg
+/** The job's rule with its configured f; `minInputs` is the floor below which no step aggregates. */
+export function createStepAggregation(aggregation: AggregationConfig): StepAggregation {
+  const aggregator = createAggregator(aggregation)
+  const minInputs = minimumPeersFor(aggregation.rule, aggregation.f)
+  return {
+    minInputs,
+    aggregate: (gradients) => aggregator.aggregate(gradients),
+    describeShortfall: (have, what) => `${aggregation.rule} with f=${aggregation.f} needs ${minInputs} gradients, ${have} ${what}`
   }
 }

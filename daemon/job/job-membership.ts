@@ -50,8 +50,16 @@ export interface JobMembership {
   awaitStart(signal: AbortSignal): Promise<void>
   /** count each member's consecutive missed steps; the coordinator evicts past the limit */
   recordMisses(report: StepReport): void
-  /** coordinator: admit a peer; returns the step it joins at */
-  admit(peerId: string, beforeStart: boolean): { effectiveStep: number, membership: MembershipState }
+  /**
+   * a deadline round of `step` ended short of the gradients it needs: count it as a miss for
+   * `missing`; the coordinator evicts past the limit from this step (nobody can complete it)
+   */
+  recordShortRound(step: number, missing: readonly string[]): void
+  /**
+   * coordinator: admit a peer; returns the step it joins at: 0 before the start, the current
+   * step when the job waits for members ('now': no step can run without it), else a little later
+   */
+  admit(peerId: string, when: 'before-start' | 'now' | 'later'): { effectiveStep: number, membership: MembershipState }
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
   /** a coordinator's announcement; returns whether it was newer than ours */
@@ -75,6 +83,31 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   const isCoordinator = (): boolean => {
     const suspected = new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
     return view.coordinatorAt(options.step(), suspected) === selfId
+  }
+
+  const countMisses = (members: readonly string[], missing: readonly string[]): void => {
+    for (const member of members) {
+      if (member === selfId) continue
+      misses.set(member, missing.includes(member) ? (misses.get(member) ?? 0) + 1 : 0)
+    }
+  }
+
+  /** coordinator: members past the miss limit leave from `step` */
+  const evictOverLimit = (step: number): void => {
+    if (!isCoordinator()) return
+    let changed = false
+    for (const [peer, count] of misses) {
+      if (count >= options.evictAfterMissedSteps && view.isKnown(peer, step)) {
+        log.warn({ peer, missedSteps: count, fromStep: step }, 'evicting a member that missed too many steps')
+        changed = view.leave(peer, step) || changed
+        options.onRemoved(peer)
+        misses.delete(peer)
+      }
+    }
+    if (changed) {
+      version++
+      announce()
+    }
   }
 
   return {
@@ -105,34 +138,21 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       }
     },
     recordMisses(report) {
-      for (const member of report.members) {
-        if (member === selfId) continue
-        const count = report.missing.includes(member) ? (misses.get(member) ?? 0) + 1 : 0
-        misses.set(member, count)
-      }
-      if (!isCoordinator()) return
-      const step = options.step()
-      let changed = false
-      for (const [peer, count] of misses) {
-        if (count >= options.evictAfterMissedSteps && view.isKnown(peer, step)) {
-          log.warn({ peer, missedSteps: count, fromStep: step }, 'evicting a member that missed too many steps')
-          changed = view.leave(peer, step) || changed
-          options.onRemoved(peer)
-          misses.delete(peer)
-        }
-      }
-      if (changed) {
-        version++
-        announce()
-      }
+      countMisses(report.members, report.missing)
+      evictOverLimit(options.step())
     },
-    admit(peerId, beforeStart) {
-      const effectiveStep = beforeStart ? 0 : options.step() + MEMBERSHIP_MARGIN
+    recordShortRound(step, missing) {
+      // only members that did not send count: one that did is not reset, its step is not done
+      for (const member of missing) if (member !== selfId) misses.set(member, (misses.get(member) ?? 0) + 1)
+      evictOverLimit(step)
+    },
+    admit(peerId, when) {
+      const effectiveStep = when === 'before-start' ? 0 : when === 'now' ? options.step() : options.step() + MEMBERSHIP_MARGIN
       if (view.join(peerId, effectiveStep)) {
         version++
         misses.delete(peerId)
         log.info({ peer: peerId, effectiveStep }, 'admitted a new member')
-        if (!beforeStart) announce()
+        if (when !== 'before-start') announce()
       }
       const record = view.record(peerId)
       return { effectiveStep: record?.joinStep ?? effectiveStep, membership: state() }

@@ -21,7 +21,7 @@ import type { JobRuntime } from '../training/job-runtime.js'
 import { createSyncTrainer, describeAttack, type InboundGradient, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
 import { parameterDigest, type EpochRecord, type StopReason, type TrainingProgress } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
-import { createAggregatorCache } from './aggregator-cache.js'
+import { createStepAggregation } from './aggregator-cache.js'
 import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
 import { createJobMembership } from './job-membership.js'
 import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
@@ -52,6 +52,11 @@ export interface JobRunner {
   membershipVersion(): number
   lastReport(): StepReport | undefined
   lastValidation(): EvaluationSummary | undefined
+  /**
+   * why the step in progress cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live
+   * members'; belowFloor: fewer live members than the rule needs (the job waits for a join)
+   */
+  waitingFor(): { readonly reason: string, readonly belowFloor: boolean } | undefined
   result(): JobResult | undefined
   contributorStats(): { last: number, mean: number, min: number, max: number }
   start(): void
@@ -154,7 +159,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const attack = describeAttack(config.attack, [selfId, ...(options.selfNames ?? [])])
   if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
 
-  const aggregatorFor = createAggregatorCache(config.aggregation, log)
+  const aggregation = createStepAggregation(config.aggregation)
+  /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members */
+  let waiting: { reason: string, belowFloor: boolean } | undefined
   const buildTrainer = (): SyncTrainer => createSyncTrainer({
     selfId,
     config,
@@ -163,7 +170,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     params,
     optimizer,
     codec,
-    aggregatorFor,
+    aggregation,
+    onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
+    onShortRound: (step, _live, missing) => members.recordShortRound(step, missing),
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
     collector,
@@ -300,6 +309,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
           continue
         }
         const outcome = await trainer.runStep(abort.signal)
+        if (outcome.kind === 'too-few-members') {
+          // visible in `status`; a peer admitted meanwhile joins at this step
+          await sleep(250, abort.signal)
+          continue
+        }
         if (outcome.kind === 'behind') {
           await repair.catchUp(outcome.step, outcome.ahead)
           continue
@@ -350,6 +364,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membershipVersion: () => members.version(),
     lastReport: () => report,
     lastValidation: () => validation,
+    waitingFor: () => waiting,
     result: () => outcome,
     contributorStats() {
       if (contributorCounts.length === 0) return { last: 0, mean: 0, min: 0, max: 0 }
@@ -400,7 +415,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       // its way, and only the members expected at a step are ever aggregated
       return collector.offer(gradient)
     },
-    admit: (peerId) => members.admit(peerId, runnerState === 'waiting'),
+    admit: (peerId) => members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
     snapshotAt: (minStep, signal) => readAt(minStep, currentSnapshot, signal),

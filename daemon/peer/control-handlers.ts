@@ -12,6 +12,8 @@ function jobState(daemon: PeerDaemon): JobState {
   if (session === undefined) return 'idle'
   const state = session.runner()?.state()
   if (state === undefined || state === 'syncing') return 'waiting'
+  // training that cannot go on until a peer joins (too few members for the rule's f) says so
+  if (state === 'training' && session.runner()?.waitingFor()?.belowFloor === true) return 'waiting'
   return state
 }
 
@@ -41,6 +43,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         accuracy: validation?.accuracy ?? runner?.result()?.test.accuracy ?? null,
         learningRate: progress?.lr ?? null,
         liveMembers: runner === undefined || progress === undefined ? 0 : runner.membership().membersAt(progress.step).length,
+        waiting: runner?.waitingFor()?.reason ?? null,
         uptimeMs: Date.now() - daemon.startedAt
       }
     },

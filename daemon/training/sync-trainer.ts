@@ -15,6 +15,7 @@ import type { CollectResult, GradientCollector } from '../membership/gradient-co
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
 import { parameterDigest, type TrainingProgress } from './training-state.js'
+import { setTimeout as sleepFor } from 'node:timers/promises'
 
 export interface StepOptimizer {
   step(params: Float32Array, gradient: Float32Array, lr: number): void
@@ -25,8 +26,13 @@ export interface StepCodec {
   decode(bytes: Uint8Array, count: number): Float32Array
 }
 
-export interface StepAggregator {
+/** The job's aggregation rule with its configured f (never lowered: see aggregator-cache.ts). */
+export interface StepAggregation {
+  /** the fewest gradients a step aggregates (2f+1, or 2f+3 for Krum); short of it the step waits */
+  readonly minInputs: number
   aggregate(gradients: readonly Float32Array[]): Float32Array
+  /** e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members' */
+  describeShortfall(have: number, what: string): string
 }
 
 /** A decoded gradient from a member, as the collector holds it. */
@@ -71,14 +77,20 @@ export interface SyncTrainerDeps {
   readonly params: Float32Array
   readonly optimizer: StepOptimizer
   readonly codec: StepCodec
-  /** the aggregation rule for `n` inputs (may lower f when too few members remain) */
-  aggregatorFor(n: number): StepAggregator
+  readonly aggregation: StepAggregation
   readonly progress: TrainingProgress
   readonly membership: Pick<MembershipView, 'membersAt' | 'isMemberAt'>
   readonly collector: GradientCollector<InboundGradient>
   readonly stages: StageRecorder
   readonly deadline: StepDeadlinePolicy
   send(message: OutboundGradient, recipients: readonly string[]): Promise<void>
+  /**
+   * Why the step cannot go on (undefined once it can): too few live members for the rule's
+   * minimum (`belowFloor`: only a join helps), or too few gradients arrived by the deadline
+   */
+  onWaiting?(reason: string | undefined, belowFloor: boolean): void
+  /** a deadline round ended short of the gradients the step needs; `missing` had not sent */
+  onShortRound?(step: number, members: readonly string[], missing: readonly string[]): void
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */
   readonly attack?: (gradient: Float32Array, step: number) => Float32Array
   readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
@@ -93,6 +105,7 @@ export type StepOutcome =
   | { readonly kind: 'completed', readonly report: StepReport }
   | { readonly kind: 'not-a-member' }
   | { readonly kind: 'behind', readonly step: number, readonly ahead: readonly string[] }
+  | { readonly kind: 'too-few-members', readonly step: number, readonly live: number }
 
 export interface SyncTrainer {
   runStep(signal?: AbortSignal): Promise<StepOutcome>
@@ -133,6 +146,12 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const rank = members.indexOf(deps.selfId)
       if (rank < 0) return { kind: 'not-a-member' }
       const worldSize = members.length
+      const { minInputs } = deps.aggregation
+      if (worldSize < minInputs) {
+        // no gradient computed or sent yet: a member admitted meanwhile joins this very step
+        deps.onWaiting?.(deps.aggregation.describeShortfall(worldSize, worldSize === 1 ? 'live member' : 'live members'), true)
+        return { kind: 'too-few-members', step, live: worldSize }
+      }
       const digest = parameterDigest(deps.params)
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
@@ -152,22 +171,34 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
       // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
       // this step or the next.
+      const sentTo = new Set<string>()
       const sendTo = (recipients: readonly string[]): void => {
+        for (const id of recipients) sentTo.add(id)
         stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, recipients)).catch((error: unknown) => { sendFailure ??= { error } })
       }
       sendTo(others)
 
       const waitStart = performance.now()
-      const quorum = Math.max(1, Math.ceil(config.quorum * worldSize))
       const collected = await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
+          // membership may change while the step waits (an eviction, or a peer admitted at this
+          // step because it could not go on): this step's own gradient is kept as computed, so
+          // every member aggregates the same vectors, and a newcomer gets it at once
+          const live = membership.membersAt(step)
+          const newcomers = live.filter((id) => id !== deps.selfId && !sentTo.has(id))
+          if (newcomers.length > 0) sendTo(newcomers)
+          const needed = Math.max(minInputs, Math.ceil(config.quorum * live.length))
           const outcome = await collector.collect(step, {
-            expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
+            expected: new Set(live.filter((id) => id !== deps.selfId)),
             deadline: performance.now() + deps.deadline.current(),
             signal
           })
           if (signal?.aborted === true) return outcome
-          if (outcome.received.size + 1 >= quorum) return outcome
+          const have = outcome.received.size + (live.includes(deps.selfId) ? 1 : 0)
+          if (have >= needed) {
+            deps.onWaiting?.(undefined, false)
+            return outcome
+          }
           // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
           // Any leave step counts, also one after this step: they finished this step without
           // us, and its gradients were lost on the dead link, so no quorum is ever coming
@@ -176,9 +207,18 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // will not send theirs for it again: only a re-sync catches up with them
           const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
           if (ahead.length > 0) return { kind: 'behind', step, ahead }
-          deps.log.warn({ step, received: outcome.received.size + 1, quorum, missing: outcome.missing }, 'step deadline passed without a quorum; waiting on')
+          const belowFloor = live.length < minInputs
+          deps.onWaiting?.(belowFloor
+            ? deps.aggregation.describeShortfall(live.length, 'live members')
+            : deps.aggregation.describeShortfall(have, 'arrived'), belowFloor)
+          deps.log.warn({ step, received: have, needed, missing: outcome.missing }, belowFloor
+            ? 'fewer live members than the aggregation rule needs: waiting for a peer to join'
+            : 'step deadline passed short of the gradients the step needs; waiting on')
+          deps.onShortRound?.(step, live, outcome.missing)
           // those still at this step may be waiting for ours, lost on the way as theirs were
-          sendTo(outcome.missing)
+          if (outcome.missing.length > 0) sendTo(outcome.missing)
+          // everyone there has sent: only a join can help, wait for it without spinning
+          else await sleep(Math.min(500, deps.deadline.current()), signal)
         }
       })
       if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
@@ -194,7 +234,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
       const contributors = [...contributions.keys()].sort()
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
-      const aggregate = await stages.time('aggregate', () => deps.aggregatorFor(ordered.length).aggregate(ordered))
+      const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
 
       // the step consumed one batch per member that the step was planned for
@@ -226,6 +266,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       return { kind: 'completed', report }
     }
   }
+}
+
+/** waits `ms`, or less when `signal` aborts (never throws) */
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  await sleepFor(ms, undefined, { signal }).catch(() => {})
 }
 
 export function describeAttack(attack: AttackConfig | undefined, selfNames: readonly string[]): AttackConfig | undefined {

@@ -108,7 +108,7 @@ export function createInboundPipeline (options: {
       }
       seen.add(key)
       if (seen.size > DEDUP_WINDOW) seen.delete(seen.values().next().value as string)
-      const decision = injector?.decide() ?? { kind: 'deliver' }
+      const decision = injector?.decide(message.step) ?? { kind: 'deliver' }
       if (decision.kind === 'drop') {
         counters.droppedByFaults++
         logger.debug({ peer: from, step: message.step }, 'fault injection dropped a gradient')

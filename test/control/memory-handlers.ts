@@ -57,6 +57,7 @@ export function createMemoryDaemon(): MemoryDaemon {
         accuracy: jobId === null ? null : 0.9,
         learningRate: jobId === null ? null : 0.05,
         liveMembers: 1,
+        waiting: null,
         uptimeMs: 1234
       }
     },
