@@ -5,6 +5,7 @@
  * peer aggregates the same list in the same order) and apply the optimizer update.
  */
 import type { AttackConfig, JobConfig } from '../../config/job-config.js'
+import { CodecError } from '../../ml/compress/index.js'
 import type { Rng } from '../../ml/core/rng.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import type { GradientComputer } from '../../ml/core/types.js'
@@ -160,8 +161,15 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const honest = result.gradient
       const sent = deps.attack === undefined ? honest : deps.attack(honest, step)
 
+      // a non-finite gradient (an overflowing batch) is not sent: the others aggregate without
+      // this peer at this step. Non-finite parameters are the job diverging: that stops it
+      const finite = allFinite(sent)
+      if (!finite) {
+        if (!allFinite(deps.params)) throw new CodecError('non-finite', `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+        deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
+      }
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
-      const { payload, own } = await stages.time('compress', () => {
+      const { payload, own } = !finite ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
         const bytes = deps.codec.encode(sent, rng)
         // aggregate exactly what the others will decode, so every member sees the same vectors
         return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
@@ -174,6 +182,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const sentTo = new Set<string>()
       const sendTo = (recipients: readonly string[]): void => {
         for (const id of recipients) sentTo.add(id)
+        if (payload === undefined) return
         stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, recipients)).catch((error: unknown) => { sendFailure ??= { error } })
       }
       sendTo(others)
@@ -194,7 +203,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             signal
           })
           if (signal?.aborted === true) return outcome
-          const have = outcome.received.size + (live.includes(deps.selfId) ? 1 : 0)
+          const have = outcome.received.size + (own !== undefined && live.includes(deps.selfId) ? 1 : 0)
           if (have >= needed) {
             deps.onWaiting?.(undefined, false)
             return outcome
@@ -226,7 +235,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       if ('kind' in collected) return collected
       const waitedMs = performance.now() - waitStart
 
-      const contributions = new Map<string, Float32Array>([[deps.selfId, own]])
+      const contributions = new Map<string, Float32Array>(own === undefined ? [] : [[deps.selfId, own]])
       const peerDigests = new Map<string, string>()
       for (const [sender, message] of collected.received) {
         contributions.set(sender, message.gradient)
@@ -266,6 +275,14 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       return { kind: 'completed', report }
     }
   }
+}
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) {
+    // v - v is NaN exactly when v is NaN or +-Inf
+    if (values[i] - values[i] !== 0) return false
+  }
+  return true
 }
 
 /** waits `ms`, or less when `signal` aborts (never throws) */

@@ -23,6 +23,7 @@ export type CodecErrorReason =
   | 'overflow'
   | 'non-canonical'
   | 'count'
+  | 'version'
 
 export class CodecError extends Error {
   override name = 'CodecError'

@@ -8,7 +8,7 @@ import { createRawCodec } from './raw-codec.js'
 export function createCodec (config: CompressionConfig): GradientCodec {
   switch (config.codec) {
     case 'qsgd': return createQsgdCodec({ bits: config.bits, bucketSize: config.bucketSize })
-    case 'fp16': return createFp16Codec()
+    case 'fp16': return createFp16Codec({ bucketSize: config.bucketSize })
     case 'none': return createRawCodec()
   }
 }

@@ -37,7 +37,7 @@ describe('createCodec', () => {
     expect(qsgd8.encodedSize(d)).toBe(4 * Math.ceil(d / 512) + d)
     const qsgd2 = createCodec(CompressionConfigSchema.parse({ bits: 2, bucketSize: 1024 }))
     expect(qsgd2.encodedSize(d)).toBe(4 * Math.ceil(d / 1024) + Math.ceil(d / 4))
-    expect(createCodec(CompressionConfigSchema.parse({ codec: 'fp16' })).encodedSize(d)).toBe(2 * d)
+    expect(createCodec(CompressionConfigSchema.parse({ codec: 'fp16' })).encodedSize(d)).toBe(1 + 4 * Math.ceil(d / 512) + 2 * d)
     expect(createCodec(CompressionConfigSchema.parse({ codec: 'none' })).encodedSize(d)).toBe(4 * d)
   })
 

@@ -121,36 +121,81 @@ describe('float16 conversion', () => {
   })
 })
 
-describe('fp16 codec', () => {
-  const codec = createFp16Codec()
+describe('fp16 codec (version 2: a scale per bucket)', () => {
+  const codec = createFp16Codec({ bucketSize: 4 })
+  const expectError = (fn: () => unknown, reason: string): void => {
+    expect(fn).toThrow(CodecError)
+    try { fn() } catch (error) { expect((error as CodecError).reason).toBe(reason) }
+  }
 
-  it('stores 2 bytes per value, little-endian, and round-trips within half an ulp', () => {
-    expect(codec.encodedSize(1000)).toBe(2000)
-    expect(Array.from(codec.encode(new Float32Array([1, -2]), createRng(0)))).toEqual([0x00, 0x3c, 0x00, 0xc0])
-    const rng = createRng(8)
-    const v = new Float32Array(10_000).map(() => rng.nextNormal() * 10)
-    const bytes = codec.encode(v, rng)
-    expect(bytes.length).toBe(20_000)
-    const out = codec.decode(bytes, v.length)
-    for (let i = 0; i < v.length; i++) {
-      const tolerance = Math.abs(v[i]) >= 2 ** -14 ? Math.abs(v[i]) * 2 ** -11 : 2 ** -25
-      expect(Math.abs(out[i] - v[i])).toBeLessThanOrEqual(tolerance)
-    }
-    // re-encoding what was decoded is lossless
-    expect(Buffer.from(codec.encode(out, rng)).equals(Buffer.from(bytes))).toBe(true)
+  it('stores a version byte, one float32 scale per bucket and 2 bytes per value, little-endian', () => {
+    expect(codec.encodedSize(10)).toBe(1 + 4 * 3 + 20)
+    expect(createFp16Codec().encodedSize(1000)).toBe(1 + 4 * 2 + 2000)
+    const bytes = codec.encode(new Float32Array([1, -2]), createRng(0))
+    // version 2, scale 2.0, then 1 / 2 * 2^15 = 2^14 (0x7400) and -2^15 (0xf800)
+    expect(Array.from(bytes)).toEqual([2, 0x00, 0x00, 0x00, 0x40, 0x00, 0x74, 0x00, 0xf8])
+    expect(Array.from(codec.decode(bytes, 2))).toEqual([1, -2])
   })
 
-  it('refuses values beyond the half range, non-finite input, bad lengths and Inf/NaN payloads', () => {
-    const expectError = (fn: () => unknown, reason: string): void => {
-      expect(fn).toThrow(CodecError)
-      try { fn() } catch (error) { expect((error as CodecError).reason).toBe(reason) }
+  it('round-trips within half an ulp of the bucket-relative code, and re-encodes what it decoded to the same bytes', () => {
+    const big = createFp16Codec()
+    const rng = createRng(8)
+    const v = new Float32Array(10_000).map(() => rng.nextNormal() * 10)
+    const bytes = big.encode(v, rng)
+    expect(bytes.length).toBe(big.encodedSize(v.length))
+    const out = big.decode(bytes, v.length)
+    for (let b = 0; b < v.length; b += 512) {
+      const bucket = v.subarray(b, b + 512)
+      const max = Math.max(...Array.from(bucket, Math.abs))
+      for (let i = b; i < Math.min(v.length, b + 512); i++) {
+        // a code of magnitude c >= 2^-14 has relative error <= 2^-11; below that the step is 2^-24 of the code
+        const code = Math.abs(v[i]) / max * 32768
+        const tolerance = (code >= 2 ** -14 ? code * 2 ** -11 : 2 ** -25) * max / 32768 + Math.abs(v[i]) * 2 ** -23
+        expect(Math.abs(out[i] - v[i])).toBeLessThanOrEqual(tolerance)
+      }
     }
-    expectError(() => codec.encode(new Float32Array([1, 70000]), createRng(0)), 'overflow')
-    expect(() => codec.encode(new Float32Array([1, 70000]), createRng(0))).toThrow(/index 1.*65504/)
-    expectError(() => codec.encode(new Float32Array([NaN]), createRng(0)), 'non-finite')
-    expectError(() => codec.decode(new Uint8Array(3), 2), 'length')
-    expectError(() => codec.decode(new Uint8Array(5), 2), 'length')
-    expectError(() => codec.decode(new Uint8Array([0x00, 0x7c]), 1), 'non-finite')
-    expectError(() => codec.decode(new Uint8Array([0x00, 0x3c, 0x01, 0xfe]), 2), 'non-finite')
+    expect(Buffer.from(big.encode(out, rng)).equals(Buffer.from(bytes))).toBe(true)
+  })
+
+  it('encodes every finite gradient, also values up to 1e30 and float32 extremes, where a plain cast overflowed past 65504', () => {
+    const v = new Float32Array([1e30, -3e29, 1, 1e-3, 70_000, -65_520, 0, 2, 3.4028234e38, -1e-45, 5e-39, 0])
+    const out = codec.decode(codec.encode(v, createRng(0)), v.length)
+    expect(Array.from(out).every(Number.isFinite)).toBe(true)
+    expect(Math.abs(out[0] - 1e30)).toBeLessThanOrEqual(1e30 * 2 ** -11)
+    expect(Math.abs(out[1] + 3e29)).toBeLessThanOrEqual(3e29 * 2 ** -11)
+    expect(out[4]).toBeCloseTo(70_000, -2)
+    expect(out[5]).toBeCloseTo(-65_520, -2)
+    expect(out[8]).toBe(3.4028234663852886e38)
+    // in a bucket with 1e30, 1 and 1e-3 are below the code's resolution: they read as 0, never as garbage
+    expect(Math.abs(out[2])).toBeLessThanOrEqual(1e30 * 2 ** -39)
+    expect(Object.is(out[6], 0) && Object.is(out[11], 0)).toBe(true)
+  })
+
+  it('refuses NaN and Inf input, bad lengths, unknown versions, bad scales and codes outside the scale', () => {
+    expectError(() => codec.encode(new Float32Array([1, NaN, 3]), createRng(0)), 'non-finite')
+    expect(() => codec.encode(new Float32Array([1, 2, Infinity]), createRng(0))).toThrow(/index 2/)
+    const good = codec.encode(new Float32Array([1, -2, 0.5]), createRng(0))
+    expectError(() => codec.decode(good.subarray(0, good.length - 1), 3), 'length')
+    expectError(() => codec.decode(new Uint8Array(good.length + 1), 3), 'length')
+    const patched = (at: number, value: number, as: 'u8' | 'f32' | 'u16'): Uint8Array => {
+      const b = good.slice()
+      const view = new DataView(b.buffer)
+      if (as === 'u8') b[at] = value
+      else if (as === 'f32') view.setFloat32(at, value, true)
+      else view.setUint16(at, value, true)
+      return b
+    }
+    for (const version of [0, 1, 3, 255]) expectError(() => codec.decode(patched(0, version, 'u8'), 3), 'version')
+    expect(() => codec.decode(patched(0, 1, 'u8'), 3)).toThrow(/version 1.*version 2/)
+    for (const scale of [NaN, Infinity, -1, -0]) expectError(() => codec.decode(patched(1, scale, 'f32'), 3), 'non-finite')
+    expectError(() => codec.decode(patched(5, 0x7c00, 'u16'), 3), 'non-finite')
+    expectError(() => codec.decode(patched(5, 0xfe01, 'u16'), 3), 'non-finite')
+    expectError(() => codec.decode(patched(5, 0x7801, 'u16'), 3), 'non-canonical')
+    expectError(() => codec.decode(patched(5, 0x8000, 'u16'), 3), 'non-canonical')
+    const zero = codec.encode(new Float32Array(3), createRng(0))
+    expect(Array.from(codec.decode(zero, 3))).toEqual([0, 0, 0])
+    const forged = zero.slice()
+    forged[5] = 1
+    expectError(() => codec.decode(forged, 3), 'non-canonical')
   })
 })
