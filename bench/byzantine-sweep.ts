@@ -6,8 +6,12 @@
  * the honest peers' test accuracy per rule: clean, sign-flip x10, gaussian sigma 10 (NaN@k: the
  * job failed at step k, the parameters diverged).
  *
- *   tsx bench/byzantine-sweep.ts seeds=1,2,3 keySeeds=1,2 [epochs=10 batch=256 lr=0.2 rules=... attacks=...]
- *   meamed=1   replaces the rule by the mean of the n - f values nearest the coordinate median
+ *   tsx bench/byzantine-sweep.ts seeds=1,2,3 keySeeds=1,2 [epochs=10 batch=256 lr=0.2 rules=... attacks=... codecs=...]
+ *   attacks=clean,sign-flip,gaussian,scale,collude  (x10 each: -10 g, N(0, 10^2), 10 g, +-10 shared)
+ *   codecs=qsgd,none       the gradient codec (qsgd: 8-bit, bucket 512, the default job's)
+ *   table=1                prints the README's table instead: per rule, attack and codec, the accuracy
+ *                          cost in points against the rule's own clean run, worst and mean over the
+ *                          (keySeed, seed) runs ("diverged": the job failed, parameters not finite)
  *   workerMomentum=1       worker momentum (Karimireddy, He, Jaggi 2021): each peer sends its own
  *                          buffer m = beta m + g (beta = the job's momentum; the attacker attacks
  *                          its honest m) and the aggregate is applied with plain SGD
@@ -34,27 +38,6 @@ import { evaluateDataset } from '../daemon/training/evaluate.js'
 import { createJobRuntime, type JobRuntime } from '../daemon/training/job-runtime.js'
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]))
-
-/** experiment (mean around median): average the n - f values nearest the coordinate median */
-function meamed(gradients: readonly Float32Array[], d: number, f: number): Float32Array {
-  const n = gradients.length
-  const out = new Float32Array(d)
-  const v = new Float64Array(n)
-  for (let j = 0; j < d; j++) {
-    for (let i = 0; i < n; i++) v[i] = gradients[i][j]
-    v.sort()
-    const med = v[n >> 1]
-    let lo = n >> 1
-    let hi = n >> 1
-    let sum = med
-    for (let k = 1; k < n - f; k++) {
-      if (hi + 1 < n && (lo === 0 || v[hi + 1] - med <= med - v[lo - 1])) sum += v[++hi]
-      else sum += v[--lo]
-    }
-    out[j] = sum / (n - f)
-  }
-  return out
-}
 
 type WorkerMomentum = 'off' | 'heavy-ball' | 'damped'
 
@@ -95,7 +78,7 @@ async function simulate(config: JobConfig, runtime: JobRuntime, ids: readonly st
     const gradScale = workerMomentum === 'damped' ? 1 - beta : 1
     const lrScale = workerMomentum === 'damped' ? 1 / (1 - beta) : 1
     const codec = createCodec(config.compression)
-    const aggregator = args.meamed !== undefined ? { aggregate: (g: readonly Float32Array[]) => meamed(g, n, config.aggregation.f) } : createAggregator(config.aggregation)
+    const aggregator = createAggregator(config.aggregation)
     const convergence = createConvergenceControl(config)
     const members = [...ids].sort()
     const attacker = ids[ATTACKER]
@@ -134,39 +117,75 @@ const list = (key: string, fallback: string): string[] => (args[key] ?? fallback
 const attacks: Record<string, Omit<AttackConfig, 'peers'> | undefined> = {
   clean: undefined,
   'sign-flip': { kind: 'sign-flip', magnitude: 10 },
-  gaussian: { kind: 'gaussian', magnitude: 10 }
+  gaussian: { kind: 'gaussian', magnitude: 10 },
+  scale: { kind: 'scale', magnitude: 10 },
+  collude: { kind: 'collude', magnitude: 10 }
 }
+const codecs: Record<string, { codec: 'qsgd' | 'none' }> = { qsgd: { codec: 'qsgd' }, none: { codec: 'none' } }
+
+const rules = list('rules', args.table !== undefined ? 'trimmed-mean,median,mean-around-median,krum,mean' : 'trimmed-mean,median,krum,mean')
+const attackNames = list('attacks', args.table !== undefined ? 'clean,sign-flip,gaussian,scale,collude' : 'clean,sign-flip,gaussian')
+const codecNames = list('codecs', 'qsgd')
+/** accuracy (NaN: diverged) by `${rule}/${codec}/${attack}`, one entry per (keySeed, seed) */
+const results = new Map<string, number[]>()
 
 for (const keySeed of list('keySeeds', '1').map(Number)) {
   const ids = await peerIds(keySeed)
   for (const seed of list('seeds', '1').map(Number)) {
     let runtime: JobRuntime | undefined
-    for (const rule of list('rules', 'trimmed-mean,median,krum,mean')) {
-      const row: string[] = []
-      for (const attackName of list('attacks', 'clean,sign-flip,gaussian')) {
-        const attack = attacks[attackName]
-        const config = parseJobConfig({
-          id: 'sweep',
-          model: args.model ?? 'mlp',
-          seed,
-          epochs: Number(args.epochs ?? 10),
-          batchSize: Number(args.batch ?? 256),
-          ...(args.samples !== undefined ? { trainSamples: Number(args.samples) } : {}),
-          minPeers: 5,
-          optimizer: { type: 'sgd', lr: Number(args.lr ?? 0.2), momentum: Number(args.momentum ?? 0.9) },
-          ...(args.patience !== undefined ? { earlyStopping: { patience: Number(args.patience) } } : {}),
-          ...(args.factor !== undefined ? { lrSchedule: { factor: Number(args.factor), patience: Number(args.lrPatience ?? 1) } } : {}),
-          aggregation: { rule, f: 1 },
-          ...(attack !== undefined ? { attack: { peers: [ids[ATTACKER]], ...attack } } : {})
-        })
-        const started = performance.now()
-        runtime ??= await createJobRuntime(config, { computeThreads: Number(args.threads ?? 1) })
-        const { accuracy, steps } = await simulate(config, runtime, ids, workerMomentumMode(args.workerMomentum))
-        row.push(`${attackName} ${Number.isNaN(accuracy) ? `NaN@${steps}` : (accuracy * 100).toFixed(1)}`)
-        if (args.verbose !== undefined) console.error(`${rule} ${attackName} ${steps} steps ${(performance.now() - started).toFixed(0)} ms`)
+    for (const codecName of codecNames) {
+      for (const rule of rules) {
+        const row: string[] = []
+        for (const attackName of attackNames) {
+          const attack = attacks[attackName]
+          if (!(attackName in attacks)) throw new Error(`attacks=${attackName}: expected one of ${Object.keys(attacks).join(', ')}`)
+          const config = parseJobConfig({
+            id: 'sweep',
+            model: args.model ?? 'mlp',
+            seed,
+            epochs: Number(args.epochs ?? 10),
+            batchSize: Number(args.batch ?? 256),
+            ...(args.samples !== undefined ? { trainSamples: Number(args.samples) } : {}),
+            minPeers: 5,
+            optimizer: { type: 'sgd', lr: Number(args.lr ?? 0.2), momentum: Number(args.momentum ?? 0.9) },
+            ...(args.patience !== undefined ? { earlyStopping: { patience: Number(args.patience) } } : {}),
+            ...(args.factor !== undefined ? { lrSchedule: { factor: Number(args.factor), patience: Number(args.lrPatience ?? 1) } } : {}),
+            compression: codecs[codecName] ?? (() => { throw new Error(`codecs=${codecName}: expected qsgd or none`) })(),
+            aggregation: { rule, f: 1 },
+            ...(attack !== undefined ? { attack: { peers: [ids[ATTACKER]], ...attack } } : {})
+          })
+          const started = performance.now()
+          runtime ??= await createJobRuntime(config, { computeThreads: Number(args.threads ?? 1) })
+          const { accuracy, steps } = await simulate(config, runtime, ids, workerMomentumMode(args.workerMomentum))
+          const key = `${rule}/${codecName}/${attackName}`
+          results.set(key, [...(results.get(key) ?? []), accuracy])
+          row.push(`${attackName} ${Number.isNaN(accuracy) ? `NaN@${steps}` : (accuracy * 100).toFixed(1)}`)
+          if (args.verbose !== undefined) console.error(`${rule} ${codecName} ${attackName} ${steps} steps ${(performance.now() - started).toFixed(0)} ms`)
+        }
+        if (args.table === undefined) console.log(`keys ${keySeed} seed ${seed} ${codecName.padEnd(5)} ${rule.padEnd(18)} ${row.join('  ')}`)
+        else console.error(`keys ${keySeed} seed ${seed} ${codecName.padEnd(5)} ${rule.padEnd(18)} ${row.join('  ')}`)
       }
-      console.log(`keys ${keySeed} seed ${seed} ${rule.padEnd(12)} ${row.join('  ')}`)
     }
     await runtime?.close()
+  }
+}
+
+if (args.table !== undefined) {
+  const attacked = attackNames.filter((a) => a !== 'clean')
+  console.log(`| rule | codec | clean accuracy | ${attacked.join(' | ')} |`)
+  console.log(`|---|---|---|${attacked.map(() => '---').join('|')}|`)
+  for (const rule of rules) {
+    for (const codecName of codecNames) {
+      const clean = results.get(`${rule}/${codecName}/clean`) ?? []
+      const cells = attacked.map((attackName) => {
+        const runs = results.get(`${rule}/${codecName}/${attackName}`) ?? []
+        if (runs.some(Number.isNaN)) return `diverged (${runs.filter(Number.isNaN).length} of ${runs.length})`
+        // points lost against the same (keySeed, seed)'s clean run of this rule
+        const costs = runs.map((a, i) => (clean[i] - a) * 100)
+        return `${Math.max(...costs).toFixed(1)} / ${(costs.reduce((x, y) => x + y, 0) / costs.length).toFixed(1)}`
+      })
+      const range = clean.some(Number.isNaN) ? 'diverged' : `${(Math.min(...clean) * 100).toFixed(1)}-${(Math.max(...clean) * 100).toFixed(1)}`
+      console.log(`| ${rule} | ${codecName === 'qsgd' ? 'qsgd 8-bit' : 'none'} | ${range} | ${cells.join(' | ')} |`)
+    }
   }
 }

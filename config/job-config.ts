@@ -40,7 +40,7 @@ export const EarlyStoppingConfigSchema = z.object({
 }).strict()
 export type EarlyStoppingConfig = z.infer<typeof EarlyStoppingConfigSchema>
 
-export const AggregationRuleSchema = z.enum(['trimmed-mean', 'mean', 'median', 'krum', 'multi-krum', 'centered-clip'])
+export const AggregationRuleSchema = z.enum(['trimmed-mean', 'mean', 'median', 'mean-around-median', 'krum', 'multi-krum', 'centered-clip'])
 export type AggregationRule = z.infer<typeof AggregationRuleSchema>
 
 export const AggregationConfigSchema = z.object({

@@ -57,7 +57,7 @@ export function addJobFlags(command: Command): Command {
     .option('--train-samples <n>', 'use only this many training samples', numberFlag('--train-samples', 'positive'))
     .option('--compression <codec>', 'gradient codec: qsgd, fp16, none', choice('--compression', ['qsgd', 'fp16', 'none'] as const))
     .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', numberFlag('--bits', 'positive'))
-    .option('--aggregation <rule>', 'trimmed-mean, mean, median, krum, multi-krum, centered-clip')
+    .option('--aggregation <rule>', 'trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip')
     .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
     .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
     .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))

@@ -3,6 +3,7 @@ import { commonLength, InsufficientPeersError, type Aggregator } from './aggrega
 import { aggregateCenteredClip } from './centered-clip.js'
 import { aggregateMean, aggregateMedian, aggregateTrimmedMean } from './coordinate-wise.js'
 import { aggregateKrum, aggregateMultiKrum } from './krum.js'
+import { aggregateMeanAroundMedian } from './mean-around-median.js'
 
 function requirement (config: AggregationConfig): { needed: number, condition: string } {
   const { f } = config
@@ -10,6 +11,7 @@ function requirement (config: AggregationConfig): { needed: number, condition: s
     case 'mean': return { needed: 1, condition: 'mean tolerates no faulty input' }
     case 'trimmed-mean': return { needed: 2 * f + 1, condition: 'n > 2f, f trimmed per side' }
     case 'median': return { needed: 2 * f + 1, condition: 'n > 2f, an honest majority per coordinate' }
+    case 'mean-around-median': return { needed: 2 * f + 1, condition: 'n > 2f, an honest majority per coordinate' }
     case 'centered-clip': return { needed: 2 * f + 1, condition: 'n > 2f, an honest majority around the median start' }
     case 'krum':
     case 'multi-krum': return { needed: 2 * f + 3, condition: 'n >= 2f + 3' }
@@ -34,6 +36,7 @@ export function createAggregator (config: AggregationConfig): Aggregator {
         case 'mean': return aggregateMean(gradients, d)
         case 'trimmed-mean': return aggregateTrimmedMean(gradients, d, f)
         case 'median': return aggregateMedian(gradients, d)
+        case 'mean-around-median': return aggregateMeanAroundMedian(gradients, d, f)
         case 'krum': return aggregateKrum(gradients, d, f)
         case 'multi-krum': {
           const honest = gradients.length - f

@@ -2,4 +2,5 @@ export { AggregationInputError, InsufficientPeersError, type AggregateOptions, t
 export { createAggregator } from './create-aggregator.js'
 export { aggregateMean, aggregateMedian, aggregateTrimmedMean } from './coordinate-wise.js'
 export { aggregateKrum, aggregateMultiKrum, krumScores, pairwiseSquaredDistances } from './krum.js'
+export { aggregateMeanAroundMedian } from './mean-around-median.js'
 export { aggregateCenteredClip, type CenteredClipOptions } from './centered-clip.js'

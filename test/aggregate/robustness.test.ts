@@ -31,6 +31,7 @@ function honestSet (count: number, seed: number): { honest: Float32Array[], hone
 const robustRules: AggregationConfig[] = [
   AggregationConfigSchema.parse({ rule: 'trimmed-mean', f: 1 }),
   AggregationConfigSchema.parse({ rule: 'median', f: 1 }),
+  AggregationConfigSchema.parse({ rule: 'mean-around-median', f: 1 }),
   AggregationConfigSchema.parse({ rule: 'krum', f: 1 }),
   AggregationConfigSchema.parse({ rule: 'multi-krum', f: 1 }),
   // honest gradients sit ~3.2 from the median (0.1 * sqrt(1000)); radius a bit above that

@@ -68,6 +68,38 @@ describe('exact values on small inputs', () => {
     expect(got.some((v) => Object.is(v, -0))).toBe(true)
   })
 
+  it('mean around the median keeps the n - f values nearest the median, whichever side the outliers are on', () => {
+    // f = 2 of 5: column 0 (median 2) drops 100 and -50; column 1 (median 12) drops 1e30, then 10
+    const g = vecs([1, 10], [100, 11], [3, 12], [-50, 13], [2, 1e30])
+    expect(list(agg({ rule: 'mean-around-median', f: 2 }).aggregate(g))).toEqual([2, 12])
+    // f = 1: one outlier on one side is dropped, both honest extremes stay (a trimmed mean drops 1 or 10 too)
+    const oneSided = vecs([1], [2], [3], [10], [-1000])
+    expect(list(agg({ rule: 'mean-around-median', f: 1 }).aggregate(oneSided))).toEqual([4])
+    expect(list(agg({ rule: 'trimmed-mean', f: 1 }).aggregate(oneSided))).toEqual([2])
+    // f = 0 is the plain mean; a tie in distance drops the upper end
+    expect(list(agg({ rule: 'mean-around-median', f: 0 }).aggregate(vecs([1, 2], [3, 8])))).toEqual([2, 5])
+    expect(list(agg({ rule: 'mean-around-median', f: 1 }).aggregate(vecs([0], [1], [2])))).toEqual([0.5])
+  })
+
+  it('mean around the median matches a sort-based reference for n = 1..16 and every valid f', () => {
+    const rng = createRng(23)
+    for (let n = 1; n <= 16; n++) {
+      const g = Array.from({ length: n }, () => Float32Array.from({ length: 40 }, () => rng.nextInt(9) - 4 + (rng.nextFloat() < 0.1 ? 1e6 * (rng.nextFloat() < 0.5 ? -1 : 1) : 0)))
+      for (let f = 0; 2 * f < n; f++) {
+        const got = agg({ rule: 'mean-around-median', f }).aggregate(g)
+        for (let j = 0; j < 40; j++) {
+          const sorted = g.map((x) => x[j]).sort((a, b) => a - b)
+          const mid = n >> 1
+          const median = n % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+          // stable by distance, ties to the lower value: the kept set is the same as the rule's
+          const kept = sorted.map((v, i) => ({ v, i })).sort((a, b) => Math.abs(a.v - median) - Math.abs(b.v - median) || a.i - b.i).slice(0, n - f)
+          const want = Math.fround(kept.reduce((a, b) => a + b.v, 0) / (n - f))
+          if (got[j] !== want) expect.fail(`n ${n} f ${f} column ${j}: got ${got[j]}, want ${want} from ${sorted.join(' ')}`)
+        }
+      }
+    }
+  })
+
   it('median, odd and even n', () => {
     expect(list(agg({ rule: 'median', f: 1 }).aggregate(vecs([1, 9], [5, -2], [3, 4])))).toEqual([3, 4])
     expect(list(agg({ rule: 'median', f: 1 }).aggregate(vecs([1, 0], [4, 0], [2, 1], [3, 1])))).toEqual([2.5, 0.5])
@@ -109,7 +141,7 @@ describe('exact values on small inputs', () => {
 
 describe('input count and shape', () => {
   const cases: Array<[NonNullable<AggregationConfigInput['rule']>, number, number]> = [
-    ['mean', 3, 1], ['trimmed-mean', 1, 3], ['trimmed-mean', 2, 5], ['median', 2, 5],
+    ['mean', 3, 1], ['trimmed-mean', 1, 3], ['trimmed-mean', 2, 5], ['median', 2, 5], ['mean-around-median', 1, 3],
     ['centered-clip', 1, 3], ['krum', 1, 5], ['multi-krum', 2, 7]
   ]
   for (const [rule, f, needed] of cases) {
