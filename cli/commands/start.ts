@@ -83,7 +83,14 @@ export function registerStartCommand(program: Command): void {
     }
     process.once('SIGINT', () => { void stop('SIGINT') })
     process.once('SIGTERM', () => { void stop('SIGTERM') })
-    await daemon.start()
+    try {
+      await daemon.start()
+    } catch (error) {
+      // a job that cannot load, a busy port, a corrupt checkpoint: release the port and the
+      // socket, then fail (exit 1) instead of idling on
+      await daemon.stop().catch(() => {})
+      throw error
+    }
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
     for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)

@@ -1,4 +1,4 @@
 export {
-  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, writeCheckpoint,
+  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile,
   type PreparedCheckpoint
 } from './checkpoint.js'

@@ -13,7 +13,7 @@ import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exch
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
-import { readCheckpoint, writeCheckpoint } from '../checkpoint/index.js'
+import { readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
@@ -124,9 +124,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
 
   // one checkpoint write at a time; stop() waits for the last one
   let persisting: Promise<unknown> = Promise.resolve()
-  const persist = (snapshot: JobSnapshot, dir = checkpointDir): Promise<{ path: string, bytes: number }> => {
+  // file: a checkpoint file the user named (`checkpoint --path FILE`) instead of the data dir's
+  const persist = (snapshot: JobSnapshot, file?: string): Promise<{ path: string, bytes: number }> => {
+    const dir = file ?? checkpointDir
     const write = persisting.then(async () => {
-      const path = await writeCheckpoint(dir, toTrainingSnapshot(snapshot))
+      const training = toTrainingSnapshot(snapshot)
+      const path = file === undefined ? await writeCheckpoint(checkpointDir, training) : await writeCheckpointFile(file, training)
       return { path, bytes: (await stat(path)).size }
     })
     persisting = write.catch((error: unknown) => {
@@ -328,7 +331,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const runner = session?.runner()
       if (runner === undefined) throw new Error('no job state to checkpoint')
       const snapshot = runner.currentSnapshot()
-      const written = await persist(snapshot, path ?? checkpointDir)
+      const written = await persist(snapshot, path)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
     shutdownRequested: () => shutdown.promise
