@@ -38,7 +38,7 @@ describe('daemon lifecycle', () => {
       waiting: fleet.start('stop-waiting', ['--model', 'mlp', '--min-peers', '3']),
       training: fleet.start('stop-training', LONG_JOB),
       paused: fleet.start('stop-paused', LONG_JOB),
-      finished: fleet.start('stop-finished', ['--model', 'mlp', '--train-samples', '256', '--batch-size', '32', '--epochs', '1', '--min-peers', '1'])
+      finished: fleet.start('stop-finished', ['--model', 'mlp', '--train-samples', '256', '--batch-size', '32', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean'])
     }
     await Promise.all(Object.values(daemons).map(async (d) => await d.waitForStdout(/control socket /, 90_000)))
     const clients = Object.fromEntries(Object.entries(daemons).map(([k, d]) => [k, clientFor(d)]))
