@@ -98,6 +98,13 @@ export type CheckpointParams = z.infer<typeof CheckpointParamsSchema>
 export const CheckpointResultSchema = z.object({ path: z.string(), step: count, bytes: count })
 export type CheckpointResult = z.infer<typeof CheckpointResultSchema>
 
+/** model.export: the daemon writes the current parameters as a forward ONNX file at `path` (absolute) */
+export const ExportParamsSchema = z.object({ path: z.string().min(1), format: z.enum(['onnx']).default('onnx') }).strict()
+export type ExportParams = z.infer<typeof ExportParamsSchema>
+export type ExportParamsInput = z.input<typeof ExportParamsSchema>
+export const ExportResultSchema = z.object({ path: z.string(), step: count, bytes: count, format: z.enum(['onnx']) })
+export type ExportResult = z.infer<typeof ExportResultSchema>
+
 export const ShutdownResultSchema = z.object({ stopping: z.literal(true) })
 export type ShutdownResult = z.infer<typeof ShutdownResultSchema>
 
@@ -110,6 +117,7 @@ export const CONTROL_METHODS = {
   'job.resume': { params: JobControlParamsSchema, result: JobControlResultSchema },
   'metrics': { params: NoParamsSchema, result: MetricsResultSchema },
   'checkpoint.save': { params: CheckpointParamsSchema, result: CheckpointResultSchema },
+  'model.export': { params: ExportParamsSchema, result: ExportResultSchema },
   'shutdown': { params: NoParamsSchema, result: ShutdownResultSchema }
 } as const
 
@@ -139,6 +147,7 @@ export interface ControlHandlers {
   resumeJob(params: JobControlParams): Awaitable<JobControlResult>
   metrics(): Awaitable<MetricsResult>
   saveCheckpoint(params: CheckpointParams): Awaitable<CheckpointResult>
+  exportModel(params: ExportParams): Awaitable<ExportResult>
   shutdown(): Awaitable<ShutdownResult>
 }
 
@@ -153,6 +162,7 @@ export function dispatchControlMethod<M extends ControlMethod>(handlers: Control
     'job.resume': (p) => handlers.resumeJob(p),
     'metrics': () => handlers.metrics(),
     'checkpoint.save': (p) => handlers.saveCheckpoint(p),
+    'model.export': (p) => handlers.exportModel(p),
     'shutdown': () => handlers.shutdown()
   }
   return Promise.resolve().then(() => table[method](params))
@@ -170,6 +180,7 @@ export const RPC_ERROR = {
   INVALID_STATE: -32002,
   JOB_REJECTED: -32003,
   CHECKPOINT_FAILED: -32004,
+  EXPORT_FAILED: -32006,
   SHUTTING_DOWN: -32005,
   REQUEST_TOO_LARGE: -32010
 } as const

@@ -133,6 +133,15 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       }
     },
 
+    async exportModel(params) {
+      if (daemon.session()?.runner() === undefined) throw noJobRunningError()
+      try {
+        return { ...await daemon.exportModel(params.path), format: params.format }
+      } catch (error) {
+        throw new ControlMethodError(RPC_ERROR.EXPORT_FAILED, `export failed: ${(error as Error).message}`)
+      }
+    },
+
     shutdown() {
       setImmediate(requestShutdown)
       return { stopping: true }

@@ -13,7 +13,7 @@ import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exch
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
-import { readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
+import { exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
@@ -62,6 +62,8 @@ export interface PeerDaemon {
    */
   settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
+  /** write the job's current parameters as a forward ONNX model at `path` */
+  exportModel(path: string): Promise<{ path: string, step: number, bytes: number }>
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
 }
@@ -332,6 +334,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (runner === undefined) throw new Error('no job state to checkpoint')
       const snapshot = runner.currentSnapshot()
       const written = await persist(snapshot, path)
+      return { path: written.path, step: snapshot.step, bytes: written.bytes }
+    },
+    async exportModel(path: string) {
+      const runner = session?.runner()
+      if (runner === undefined) throw new Error('no job state to export')
+      const snapshot = runner.currentSnapshot()
+      const written = await exportSnapshotModel(path, snapshot)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
     shutdownRequested: () => shutdown.promise
