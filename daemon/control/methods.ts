@@ -52,7 +52,12 @@ export type SubmitJobResult = z.infer<typeof SubmitJobResultSchema>
 /** job.stop / job.pause / job.resume: the job id is optional, a safety check when given */
 export const JobControlParamsSchema = z.object({ jobId: z.string().min(1).optional() }).strict()
 export type JobControlParams = z.infer<typeof JobControlParamsSchema>
-export const JobControlResultSchema = z.object({ jobId: z.string(), state: JobStateSchema })
+export const JobControlResultSchema = z.object({
+  jobId: z.string(),
+  state: JobStateSchema,
+  /** pause/resume are job-wide: the step every member pauses before (or resumes at) */
+  effectiveStep: count.optional()
+})
 export type JobControlResult = z.infer<typeof JobControlResultSchema>
 
 export const StageFigureSchema = z.object({

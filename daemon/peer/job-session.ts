@@ -5,7 +5,7 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { createCodec } from '../../ml/compress/index.js'
-import { DigestReplySchema, JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { ControlDecisionSchema, DigestReplySchema, JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type FaultInjection, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -63,6 +63,8 @@ export interface JobSession {
   info(): JobInfo
   admit(peerId: string, addrs: readonly string[]): JoinReply
   memberLeaving(peerId: string, effectiveStep: number): void
+  /** coordinator: a member asks to pause or resume the whole job */
+  decideControl(action: JobControlAction): ControlDecision
   snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
   digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
@@ -163,6 +165,10 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       case 'leave':
         runner?.memberLeaving(from, announcement.effectiveStep)
         break
+      case 'control':
+        // only a member decides for the job
+        if (runner?.membership().isKnown(from, runner.progress().step) === true) runner.control().adopt(announcement.decision)
+        break
     }
   }
 
@@ -241,6 +247,12 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         queryDigest: async (peerId, minStep, signal) => {
           return await requestJson(node.libp2p, peerIdFromString(peerId), JOB_PROTOCOL, { v: 1, type: 'digest', jobId, step: minStep }, DigestReplySchema, { signal, timeoutMs: DIGEST_REQUEST_TIMEOUT_MS })
         },
+        announceControl: async (decision) => {
+          await publish({ v: 1, type: 'control', jobId, decision })
+        },
+        requestControl: async (coordinator, action) => {
+          return await requestJson(node.libp2p, peerIdFromString(coordinator), JOB_PROTOCOL, { v: 1, type: 'control', jobId, action }, ControlDecisionSchema, { timeoutMs: DIGEST_REQUEST_TIMEOUT_MS })
+        },
         fetchSnapshot: async (peerId, minStep) => {
           const snap = await fetchStateSnapshot(node.libp2p, peerIdFromString(peerId), { jobId, minStep })
           return fromTrainingSnapshot(snap, `peer ${peerId}`)
@@ -313,6 +325,10 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     },
     memberLeaving(peerId: string, effectiveStep: number) {
       runner?.memberLeaving(peerId, effectiveStep)
+    },
+    decideControl(action: JobControlAction): ControlDecision {
+      if (runner === undefined) throw new Error('this peer is still joining the job')
+      return runner.control().decide(action)
     },
     snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
