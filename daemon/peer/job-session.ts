@@ -61,7 +61,8 @@ export interface JobSession {
   startFromSnapshot(snapshot: JobSnapshot): void
   runner(): JobRunner | undefined
   info(): JobInfo
-  admit(peerId: string, addrs: readonly string[]): JoinReply
+  /** coordinator: admit a peer (a job resumed from a checkpoint answers once it has its members) */
+  admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply>
   memberLeaving(peerId: string, effectiveStep: number): void
   /** coordinator: a member asks to pause or resume the whole job */
   decideControl(action: JobControlAction): ControlDecision
@@ -313,14 +314,21 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }
       }
     },
-    admit(peerId: string, addrs: readonly string[]): JoinReply {
-      if (runner === undefined) throw new Error('this peer is still joining the job')
-      if (!runner.isCoordinator()) {
-        throw new Error(`not the coordinator: send the join request to ${runner.membership().coordinatorAt(runner.progress().step)}`)
+    async admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
+      const r = runner
+      if (r === undefined) throw new Error('this peer is still joining the job')
+      if (!r.isCoordinator()) {
+        throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
       }
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)
-      const admitted = runner.admit(peerId)
+      let admitted = r.admit(peerId)
+      // a job resumed from a checkpoint waits for its members before it goes on: a member
+      // admitted meanwhile would otherwise run the resumed step alone; answer once it starts
+      while (r.state() === 'waiting' && r.progress().step > 0 && signal?.aborted !== true) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
+      }
       return { ...admitted, addresses: addressBook(admitted.membership) }
     },
     memberLeaving(peerId: string, effectiveStep: number) {
