@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { registerCheckpointCommand } from './commands/checkpoint.js'
 import { registerDemoCommand } from './commands/demo.js'
+import { registerExportCommand } from './commands/export.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
 import { registerPeersCommand } from './commands/peers.js'
@@ -25,6 +26,7 @@ export function createProgram(): Command {
   registerJobCommands(program)
   registerMetricsCommand(program)
   registerCheckpointCommand(program)
+  registerExportCommand(program)
   registerStopCommand(program)
   return program
 }

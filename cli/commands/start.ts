@@ -1,8 +1,9 @@
 /**
  * `p2pmld start`: run a peer daemon in the foreground until SIGINT/SIGTERM or `p2pmld stop`.
  * With a job (--config job.yaml or job flags) it hosts that job; with --bootstrap it joins the
- * job its bootstrap peers run; with neither it resumes from its checkpoint or waits for
- * `p2pmld job submit`.
+ * job its bootstrap peers run; with neither it re-joins the members it knew (or resumes from its
+ * checkpoint) or waits for `p2pmld job submit`. While idle it joins a job a connected peer runs
+ * (unless --no-auto-join).
  */
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
@@ -22,6 +23,7 @@ interface StartFlags extends JobFlagValues {
   logLevel?: string
   computeThreads?: string
   exitWhenDone?: boolean
+  autoJoin?: boolean
 }
 
 const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'dataset', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs']
@@ -42,6 +44,7 @@ export function registerStartCommand(program: Command): void {
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
+    .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
   addJobFlags(command)
   command.action(action(async (flags: StartFlags) => {
     const config = loadDaemonConfig({
@@ -64,6 +67,7 @@ export function registerStartCommand(program: Command): void {
       config,
       log,
       job,
+      autoJoin: flags.autoJoin !== false,
       events: {
         onEpoch: (e) => process.stdout.write(`epoch ${e.epoch + 1}: val loss ${e.validationLoss.toFixed(4)} val acc ${(e.validationAccuracy * 100).toFixed(2)} % lr ${e.lr}\n`),
         onFinished: (r) => {
@@ -83,7 +87,14 @@ export function registerStartCommand(program: Command): void {
     }
     process.once('SIGINT', () => { void stop('SIGINT') })
     process.once('SIGTERM', () => { void stop('SIGTERM') })
-    await daemon.start()
+    try {
+      await daemon.start()
+    } catch (error) {
+      // a job that cannot load, a busy port, a corrupt checkpoint: release the port and the
+      // socket, then fail (exit 1) instead of idling on
+      await daemon.stop().catch(() => {})
+      throw error
+    }
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
     for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)

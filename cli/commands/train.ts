@@ -1,5 +1,7 @@
 /** `p2pmld train`: one process, no network: the baseline peer-to-peer training is compared with. */
+import { resolve } from 'node:path'
 import type { Command } from 'commander'
+import { writeModelExport } from '../../daemon/checkpoint/index.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { runLocalTraining } from '../../daemon/training/local-training.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
@@ -11,6 +13,7 @@ interface TrainFlags extends JobFlagValues {
   threads?: string
   logLevel?: string
   json?: boolean
+  out?: string
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -21,6 +24,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime threads', '2')
     .option('--log-level <level>', 'daemon log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
+    .option('--out <file>', 'write the trained model as a forward ONNX file (parameters as initializers)')
     .action(action(async (flags: TrainFlags) => {
       // single process: the exchange is a no-op, so send fp32 and average (nothing to be robust to)
       const config = jobConfigFromFlags(flags, { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } })
@@ -51,13 +55,15 @@ export function registerTrainCommand(program: Command): void {
         process.exitCode = 130
         return
       }
+      const exported = flags.out === undefined ? undefined : await writeModelExport(resolve(flags.out), result.model, result.params)
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages, ...(exported !== undefined ? { out: exported.path } : {}) }, null, 2) + '\n')
         return
       }
       process.stdout.write([
         `test accuracy ${(result.test.accuracy * 100).toFixed(2)} %  (loss ${result.test.loss.toFixed(4)}, ${result.test.count} samples)`,
         `stopped after ${result.epoch} epochs (${result.reason}), ${result.step} steps, ${(result.wallMs / 1000).toFixed(1)} s`,
+        ...(exported !== undefined ? [`model written to ${exported.path} (ONNX, ${exported.bytes} bytes)`] : []),
         '',
         formatStageTable(result.stages)
       ].join('\n') + '\n')

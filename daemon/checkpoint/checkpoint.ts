@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { SnapshotError, decodeSnapshot, encodeSnapshot, type TrainingSnapshot } from '../../protocols/snapshot/index.js'
 
 export const CHECKPOINT_FILE = 'state.p2ckpt'
@@ -52,9 +52,9 @@ async function syncDirectory (dir: string): Promise<void> {
  * fsync it. The current checkpoint is untouched until commit(). The snapshot's arrays are written
  * without copying: do not change them until this resolves.
  */
-export async function prepareCheckpoint (dir: string, snapshot: TrainingSnapshot): Promise<PreparedCheckpoint> {
-  const path = checkpointPath(dir)
-  const tempPath = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`)
+export async function prepareCheckpoint (dir: string, snapshot: TrainingSnapshot, fileName = CHECKPOINT_FILE): Promise<PreparedCheckpoint> {
+  const path = join(dir, fileName)
+  const tempPath = join(dir, `${fileName}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
   let encoded
   try {
     encoded = encodeSnapshot(snapshot)
@@ -123,11 +123,36 @@ export async function writeCheckpoint (dir: string, snapshot: TrainingSnapshot):
 }
 
 /**
+ * Write `snapshot` to the file `path` (atomically, as writeCheckpoint; parent directories are
+ * created). An existing directory at `path` gets its checkpoint file inside, as writeCheckpoint.
+ * Returns the path of the file written.
+ */
+export async function writeCheckpointFile (path: string, snapshot: TrainingSnapshot): Promise<string> {
+  const existing = await stat(path).catch(() => undefined)
+  if (existing?.isDirectory() === true) return await writeCheckpoint(path, snapshot)
+  const prepared = await prepareCheckpoint(dirname(path), snapshot, basename(path))
+  return await prepared.commit()
+}
+
+/** Read a checkpoint file written by writeCheckpointFile (or a directory's checkpoint, given the directory). */
+export async function readCheckpointFile (path: string, options: { maxBytes?: number } = {}): Promise<TrainingSnapshot> {
+  const existing = await stat(path).catch(() => undefined)
+  if (existing === undefined) throw new CheckpointError(path, `checkpoint ${path} does not exist`)
+  const file = existing.isDirectory() ? checkpointPath(path) : path
+  const snapshot = await readSnapshotFile(file, options)
+  if (snapshot === undefined) throw new CheckpointError(file, `checkpoint ${file} does not exist`)
+  return snapshot
+}
+
+/**
  * Read the checkpoint of `dir`: undefined if there is none, a CheckpointError naming the file if it
  * is unreadable or corrupt.
  */
 export async function readCheckpoint (dir: string, options: { maxBytes?: number } = {}): Promise<TrainingSnapshot | undefined> {
-  const path = checkpointPath(dir)
+  return await readSnapshotFile(checkpointPath(dir), options)
+}
+
+async function readSnapshotFile (path: string, options: { maxBytes?: number }): Promise<TrainingSnapshot | undefined> {
   const source = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES })
   try {
     return await decodeSnapshot(source as AsyncIterable<Uint8Array>, { maxBytes: options.maxBytes })

@@ -12,6 +12,8 @@ import {
   CONTROL_METHODS,
   type CheckpointParams,
   type CheckpointResult,
+  type ExportParamsInput,
+  type ExportResult,
   type ControlMethod,
   type ControlParamsInput,
   type ControlResult,
@@ -65,6 +67,7 @@ export interface ControlClient {
   resumeJob(params?: JobControlParams): Promise<JobControlResult>
   metrics(): Promise<MetricsResult>
   saveCheckpoint(params?: CheckpointParams): Promise<CheckpointResult>
+  exportModel(params: ExportParamsInput): Promise<ExportResult>
   shutdown(): Promise<ShutdownResult>
   close(): Promise<void>
 }
@@ -179,6 +182,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
     resumeJob: async (params) => await call('job.resume', params),
     metrics: async () => await call('metrics'),
     saveCheckpoint: async (params) => await call('checkpoint.save', params),
+    exportModel: async (params) => await call('model.export', params),
     shutdown: async () => await call('shutdown'),
     async close(): Promise<void> {
       const s = socket

@@ -54,7 +54,12 @@ export type SubmitJobResult = z.infer<typeof SubmitJobResultSchema>
 /** job.stop / job.pause / job.resume: the job id is optional, a safety check when given */
 export const JobControlParamsSchema = z.object({ jobId: z.string().min(1).optional() }).strict()
 export type JobControlParams = z.infer<typeof JobControlParamsSchema>
-export const JobControlResultSchema = z.object({ jobId: z.string(), state: JobStateSchema })
+export const JobControlResultSchema = z.object({
+  jobId: z.string(),
+  state: JobStateSchema,
+  /** pause/resume are job-wide: the step every member pauses before (or resumes at) */
+  effectiveStep: count.optional()
+})
 export type JobControlResult = z.infer<typeof JobControlResultSchema>
 
 export const StageFigureSchema = z.object({
@@ -100,6 +105,13 @@ export type CheckpointParams = z.infer<typeof CheckpointParamsSchema>
 export const CheckpointResultSchema = z.object({ path: z.string(), step: count, bytes: count })
 export type CheckpointResult = z.infer<typeof CheckpointResultSchema>
 
+/** model.export: the daemon writes the current parameters as a forward ONNX file at `path` (absolute) */
+export const ExportParamsSchema = z.object({ path: z.string().min(1), format: z.enum(['onnx']).default('onnx') }).strict()
+export type ExportParams = z.infer<typeof ExportParamsSchema>
+export type ExportParamsInput = z.input<typeof ExportParamsSchema>
+export const ExportResultSchema = z.object({ path: z.string(), step: count, bytes: count, format: z.enum(['onnx']) })
+export type ExportResult = z.infer<typeof ExportResultSchema>
+
 export const ShutdownResultSchema = z.object({ stopping: z.literal(true) })
 export type ShutdownResult = z.infer<typeof ShutdownResultSchema>
 
@@ -112,6 +124,7 @@ export const CONTROL_METHODS = {
   'job.resume': { params: JobControlParamsSchema, result: JobControlResultSchema },
   'metrics': { params: NoParamsSchema, result: MetricsResultSchema },
   'checkpoint.save': { params: CheckpointParamsSchema, result: CheckpointResultSchema },
+  'model.export': { params: ExportParamsSchema, result: ExportResultSchema },
   'shutdown': { params: NoParamsSchema, result: ShutdownResultSchema }
 } as const
 
@@ -141,6 +154,7 @@ export interface ControlHandlers {
   resumeJob(params: JobControlParams): Awaitable<JobControlResult>
   metrics(): Awaitable<MetricsResult>
   saveCheckpoint(params: CheckpointParams): Awaitable<CheckpointResult>
+  exportModel(params: ExportParams): Awaitable<ExportResult>
   shutdown(): Awaitable<ShutdownResult>
 }
 
@@ -155,6 +169,7 @@ export function dispatchControlMethod<M extends ControlMethod>(handlers: Control
     'job.resume': (p) => handlers.resumeJob(p),
     'metrics': () => handlers.metrics(),
     'checkpoint.save': (p) => handlers.saveCheckpoint(p),
+    'model.export': (p) => handlers.exportModel(p),
     'shutdown': () => handlers.shutdown()
   }
   return Promise.resolve().then(() => table[method](params))
@@ -172,6 +187,7 @@ export const RPC_ERROR = {
   INVALID_STATE: -32002,
   JOB_REJECTED: -32003,
   CHECKPOINT_FAILED: -32004,
+  EXPORT_FAILED: -32006,
   SHUTTING_DOWN: -32005,
   REQUEST_TOO_LARGE: -32010
 } as const

@@ -126,8 +126,11 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     announce,
     async awaitStart(signal) {
       while (!signal.aborted) {
-        const members = view.membersAt(0)
-        if (options.step() > 0 || (members.length >= options.minPeers && members.includes(selfId) && version > 0) || (options.host && options.minPeers <= 1)) return
+        // a host resumed from a checkpoint (step > 0) waits for minPeers members too, as at step 0;
+        // peers joining a running job do not wait
+        const step = options.step()
+        const members = view.membersAt(step)
+        if ((step > 0 && !options.host) || (members.length >= options.minPeers && members.includes(selfId) && version > 0) || (options.host && options.minPeers <= 1)) return
         if (options.host && members.length >= options.minPeers) {
           version++
           announce()
@@ -147,7 +150,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       evictOverLimit(step)
     },
     admit(peerId, when) {
-      const effectiveStep = when === 'before-start' ? 0 : when === 'now' ? options.step() : options.step() + MEMBERSHIP_MARGIN
+      const effectiveStep = when === 'later' ? options.step() + MEMBERSHIP_MARGIN : options.step()
       if (view.join(peerId, effectiveStep)) {
         version++
         misses.delete(peerId)

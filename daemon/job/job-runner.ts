@@ -9,7 +9,7 @@ import type { JobConfig } from '../../config/job-config.js'
 import { applyAttack } from '../../ml/attacks/index.js'
 import { createCodec } from '../../ml/compress/index.js'
 import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
-import type { JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
+import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
 import type { Logger } from '../logger.js'
 import { createGradientCollector, type GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
@@ -23,6 +23,7 @@ import { parameterDigest, type EpochRecord, type StopReason, type TrainingProgre
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
 import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
+import { createJobControl, type JobControl } from './job-control.js'
 import { createJobMembership } from './job-membership.js'
 import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
 import { createStateRepair } from './state-repair.js'
@@ -62,8 +63,11 @@ export interface JobRunner {
   start(): void
   /** finishStep: complete the step in progress first (a clean leave), within timeoutMs */
   stop(options?: { finishStep?: boolean, timeoutMs?: number }): Promise<void>
-  pause(): void
-  resume(): void
+  /** pause / resume the whole job (the coordinator decides the step; see job-control.ts) */
+  pause(): Promise<ControlDecision>
+  resume(): Promise<ControlDecision>
+  /** job-wide pause/resume decisions */
+  control(): JobControl
   done(): Promise<JobResult | undefined>
   offerGradient(gradient: InboundGradient): boolean
   /** coordinator: admit a peer; returns the step it joins at */
@@ -105,7 +109,6 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
 
   let runnerState: RunnerState = options.snapshot === undefined && !options.host ? 'syncing' : 'waiting'
   let abort = new AbortController()
-  let paused: PromiseWithResolvers<void> | undefined
   let loop: Promise<JobResult | undefined> | undefined
   let announcer: NodeJS.Timeout | undefined
   let report: StepReport | undefined
@@ -129,6 +132,16 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     step: () => progress.step,
     phase: (): JobPhase => runnerState === 'finished' ? 'finished' : runnerState === 'waiting' ? 'waiting' : 'training',
     onRemoved: (peerId) => collector.forget(peerId)
+  })
+
+  const control = createJobControl({
+    selfId,
+    log,
+    network: options.network,
+    step: () => progress.step,
+    waitingForStart: () => runnerState === 'waiting',
+    isCoordinator: () => members.isCoordinator(),
+    coordinator: () => members.view().coordinatorAt(progress.step)
   })
 
   const loadSnapshot = (snap: JobSnapshot): void => {
@@ -289,9 +302,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       runnerState = 'training'
       while (!abort.signal.aborted) {
         if (stopAfterStep) return undefined
-        if (paused !== undefined) {
+        if (control.pausedAt(progress.step)) {
           runnerState = 'paused'
-          await Promise.race([paused.promise, sleep(1e9, abort.signal)])
+          serveStepWaiters()
+          await control.waitUntilRunnable(progress.step, abort.signal)
           if (abort.signal.aborted) break
           runnerState = 'training'
         }
@@ -381,8 +395,12 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       announcer = setInterval(() => {
         if ((runnerState === 'training' || runnerState === 'paused') && members.isCoordinator()) members.announce()
       }, ANNOUNCE_EVERY_MS)
+      control.start()
       loop = run()
-      loop.catch(() => {}).finally(() => clearInterval(announcer))
+      loop.catch(() => {}).finally(() => {
+        clearInterval(announcer)
+        control.stop()
+      })
     },
     async stop(stopOptions: { finishStep?: boolean, timeoutMs?: number } = {}) {
       if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined) {
@@ -396,19 +414,16 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         clearTimeout(timer)
       }
       clearInterval(announcer)
+      control.stop()
       abort.abort(new Error('job stopped'))
       collector.close()
       await loop?.catch(() => undefined)
       if (runnerState !== 'finished' && runnerState !== 'failed') runnerState = 'finished'
       abort = new AbortController()
     },
-    pause() {
-      paused ??= Promise.withResolvers<void>()
-    },
-    resume() {
-      paused?.resolve()
-      paused = undefined
-    },
+    pause: async () => await control.request('pause'),
+    resume: async () => await control.request('resume'),
+    control: () => control,
     done: async () => loop,
     offerGradient(gradient: InboundGradient): boolean {
       // kept even from a peer not (yet) known as a member: a membership update may still be on

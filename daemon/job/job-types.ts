@@ -6,6 +6,7 @@
 import type { JobConfig } from '../../config/job-config.js'
 import type { JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
 import type { EvaluationSummary } from '../training/evaluate.js'
+import type { JobControlNetwork } from './job-control.js'
 import type { OutboundGradient, StepReport } from '../training/sync-trainer.js'
 import type { EpochRecord, StopReason } from '../training/training-state.js'
 
@@ -35,7 +36,7 @@ export interface SnapshotMeta {
 }
 
 /** The transport a runner talks through (libp2p today; the broker later). */
-export interface JobNetwork {
+export interface JobNetwork extends JobControlNetwork {
   sendGradient(message: OutboundGradient, recipients: readonly string[]): Promise<void>
   announceMembership(membership: MembershipState, step: number, phase: JobPhase): Promise<void>
   /** fetch the job's state as of `minStep` (or later) from `peerId` */

@@ -17,6 +17,15 @@ function jobState(daemon: PeerDaemon): JobState {
   return state
 }
 
+/** a pause/resume the coordinator could not be asked for is a refusal the user can act on */
+async function controlRequest<T>(ask: () => Promise<T>): Promise<T> {
+  try {
+    return await ask()
+  } catch (error) {
+    throw new ControlMethodError(RPC_ERROR.INVALID_STATE, `the job's coordinator did not answer: ${(error as Error).message}; try again`)
+  }
+}
+
 export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () => void): ControlHandlers {
   const requireJob = (params: JobControlParams) => {
     const session = daemon.session()
@@ -89,22 +98,24 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       return { jobId: session.jobId, state: jobState(daemon) }
     },
 
-    pauseJob(params) {
+    // job-wide: the coordinator decides the step every member pauses before (or resumes)
+    async pauseJob(params) {
       const session = requireJob(params)
       const runner = session.runner()
       const state = jobState(daemon)
-      if (runner === undefined || (state !== 'training' && state !== 'waiting')) throw invalidStateError('pause', session.jobId, state)
-      runner.pause()
-      return { jobId: session.jobId, state: 'paused' }
+      const pausing = runner?.control().latest()?.action === 'pause'
+      if (runner === undefined || pausing || (state !== 'training' && state !== 'waiting')) throw invalidStateError('pause', session.jobId, pausing ? 'paused' : state)
+      const decision = await controlRequest(() => runner.pause())
+      return { jobId: session.jobId, state: 'paused', effectiveStep: decision.step }
     },
 
-    resumeJob(params) {
+    async resumeJob(params) {
       const session = requireJob(params)
       const runner = session.runner()
       const state = jobState(daemon)
-      if (runner === undefined || state !== 'paused') throw invalidStateError('resume', session.jobId, state)
-      runner.resume()
-      return { jobId: session.jobId, state: 'training' }
+      if (runner === undefined || (state !== 'paused' && runner.control().latest()?.action !== 'pause')) throw invalidStateError('resume', session.jobId, state)
+      const decision = await controlRequest(() => runner.resume())
+      return { jobId: session.jobId, state: 'training', effectiveStep: decision.step }
     },
 
     metrics(): MetricsResult {
@@ -133,6 +144,15 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         return await daemon.saveCheckpoint(params.path)
       } catch (error) {
         throw new ControlMethodError(RPC_ERROR.CHECKPOINT_FAILED, `checkpoint failed: ${(error as Error).message}`)
+      }
+    },
+
+    async exportModel(params) {
+      if (daemon.session()?.runner() === undefined) throw noJobRunningError()
+      try {
+        return { ...await daemon.exportModel(params.path), format: params.format }
+      } catch (error) {
+        throw new ControlMethodError(RPC_ERROR.EXPORT_FAILED, `export failed: ${(error as Error).message}`)
       }
     },
 

@@ -5,7 +5,7 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { createCodec } from '../../ml/compress/index.js'
-import { DigestReplySchema, JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { ControlDecisionSchema, DigestReplySchema, JOB_PROTOCOL, LeaveReplySchema, MembershipAnnouncementSchema, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type FaultInjection, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -61,8 +61,11 @@ export interface JobSession {
   startFromSnapshot(snapshot: JobSnapshot): void
   runner(): JobRunner | undefined
   info(): JobInfo
-  admit(peerId: string, addrs: readonly string[]): JoinReply
+  /** coordinator: admit a peer (a job resumed from a checkpoint answers once it has its members) */
+  admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply>
   memberLeaving(peerId: string, effectiveStep: number): void
+  /** coordinator: a member asks to pause or resume the whole job */
+  decideControl(action: JobControlAction): ControlDecision
   snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
   digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
@@ -163,6 +166,10 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       case 'leave':
         runner?.memberLeaving(from, announcement.effectiveStep)
         break
+      case 'control':
+        // only a member decides for the job
+        if (runner?.membership().isKnown(from, runner.progress().step) === true) runner.control().adopt(announcement.decision)
+        break
     }
   }
 
@@ -241,6 +248,12 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         queryDigest: async (peerId, minStep, signal) => {
           return await requestJson(node.libp2p, peerIdFromString(peerId), JOB_PROTOCOL, { v: 1, type: 'digest', jobId, step: minStep }, DigestReplySchema, { signal, timeoutMs: DIGEST_REQUEST_TIMEOUT_MS })
         },
+        announceControl: async (decision) => {
+          await publish({ v: 1, type: 'control', jobId, decision })
+        },
+        requestControl: async (coordinator, action) => {
+          return await requestJson(node.libp2p, peerIdFromString(coordinator), JOB_PROTOCOL, { v: 1, type: 'control', jobId, action }, ControlDecisionSchema, { timeoutMs: DIGEST_REQUEST_TIMEOUT_MS })
+        },
         fetchSnapshot: async (peerId, minStep) => {
           const snap = await fetchStateSnapshot(node.libp2p, peerIdFromString(peerId), { jobId, minStep })
           return fromTrainingSnapshot(snap, `peer ${peerId}`)
@@ -301,18 +314,29 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }
       }
     },
-    admit(peerId: string, addrs: readonly string[]): JoinReply {
-      if (runner === undefined) throw new Error('this peer is still joining the job')
-      if (!runner.isCoordinator()) {
-        throw new Error(`not the coordinator: send the join request to ${runner.membership().coordinatorAt(runner.progress().step)}`)
+    async admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
+      const r = runner
+      if (r === undefined) throw new Error('this peer is still joining the job')
+      if (!r.isCoordinator()) {
+        throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
       }
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)
-      const admitted = runner.admit(peerId)
+      let admitted = r.admit(peerId)
+      // a job resumed from a checkpoint waits for its members before it goes on: a member
+      // admitted meanwhile would otherwise run the resumed step alone; answer once it starts
+      while (r.state() === 'waiting' && r.progress().step > 0 && signal?.aborted !== true) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
+      }
       return { ...admitted, addresses: addressBook(admitted.membership) }
     },
     memberLeaving(peerId: string, effectiveStep: number) {
       runner?.memberLeaving(peerId, effectiveStep)
+    },
+    decideControl(action: JobControlAction): ControlDecision {
+      if (runner === undefined) throw new Error('this peer is still joining the job')
+      return runner.control().decide(action)
     },
     snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))

@@ -13,13 +13,15 @@ import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exch
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
-import { readCheckpoint, writeCheckpoint } from '../checkpoint/index.js'
+import { exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createJobSession, type JobSession } from './job-session.js'
+import { createAutoJoin, probeKnownMembers, type AutoJoin } from './job-discovery.js'
+import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-members.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -42,6 +44,8 @@ export interface PeerDaemonOptions {
   readonly exchangeMode?: ExchangeMode
   /** where job datasets come from (default: loaded per job; peers in one process can share a cache) */
   readonly loadDatasets?: JobDatasetLoader
+  /** while idle (no job, or a finished one), join a job a connected peer runs (default false; `p2pmld start` turns it on) */
+  readonly autoJoin?: boolean
 }
 
 export interface PeerDaemon {
@@ -62,6 +66,8 @@ export interface PeerDaemon {
    */
   settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
+  /** write the job's current parameters as a forward ONNX model at `path` */
+  exportModel(path: string): Promise<{ path: string, step: number, bytes: number }>
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
 }
@@ -69,6 +75,8 @@ export interface PeerDaemon {
 const CHECKPOINT_DIR = 'checkpoint'
 /** a digest question for a step this peer has not reached waits this long at most */
 const DIGEST_WAIT_MS = 25_000
+/** a restarted member waits this long at most for a more senior member to resume the job */
+const SENIOR_RESUME_WAIT_MS = 60_000
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
@@ -93,8 +101,27 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let joinAbort = new AbortController()
   let started = false
   let stopping: Promise<void> | undefined
+  const stopped = (): boolean => stopping !== undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
+  /** joins in progress (through bootstrap peers, known members or auto-join) */
+  let joining = 0
+  let autoJoin: AutoJoin | undefined
+
+  /** remember the job's members and where they listen, for a restart without --bootstrap */
+  const rememberMembers = async (): Promise<void> => {
+    const s = session
+    const runner = s?.runner()
+    if (s === undefined || runner === undefined) return
+    const records = runner.membership().toSnapshot().members
+    const members: KnownMembers['members'] = records.map((r) => ({
+      peerId: r.peerId,
+      addrs: (r.peerId === peerId ? node.dialableAddrs() : s.sightings.get(r.peerId)?.addrs ?? []).slice(0, 32)
+    }))
+    await saveKnownMembers(config.dataDir, { v: 1, jobId: s.jobId, members }).catch((error: unknown) => {
+      log.warn({ err: (error as Error).message }, 'could not record the job members in the data dir')
+    })
+  }
 
   const events: JobRunnerEvents = {
     ...options.events,
@@ -118,15 +145,19 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     },
     onCheckpoint: async (snapshot) => {
       await persist(snapshot)
+      await rememberMembers()
       await options.events?.onCheckpoint?.(snapshot)
     }
   }
 
   // one checkpoint write at a time; stop() waits for the last one
   let persisting: Promise<unknown> = Promise.resolve()
-  const persist = (snapshot: JobSnapshot, dir = checkpointDir): Promise<{ path: string, bytes: number }> => {
+  // file: a checkpoint file the user named (`checkpoint --path FILE`) instead of the data dir's
+  const persist = (snapshot: JobSnapshot, file?: string): Promise<{ path: string, bytes: number }> => {
+    const dir = file ?? checkpointDir
     const write = persisting.then(async () => {
-      const path = await writeCheckpoint(dir, toTrainingSnapshot(snapshot))
+      const training = toTrainingSnapshot(snapshot)
+      const path = file === undefined ? await writeCheckpoint(checkpointDir, training) : await writeCheckpointFile(file, training)
       return { path, bytes: (await stat(path)).size }
     })
     persisting = write.catch((error: unknown) => {
@@ -167,6 +198,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     const jobId = jobConfig.id ?? `job-${randomBytes(4).toString('hex')}`
     const withId = { ...jobConfig, id: jobId }
     await openSession(jobId, withId, true, snapshot)
+    void rememberMembers()
     log.info({ job: jobId, model: withId.model, dataset: withId.dataset, minPeers: withId.minPeers }, snapshot === undefined ? 'hosting job' : 'resumed job from checkpoint')
     return jobId
   }
@@ -174,19 +206,24 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   /** Find the job through a bootstrap peer, get admitted by its coordinator, fetch the state. */
   const joinThroughBootstrap = async (signal: AbortSignal): Promise<void> => {
     let delay = 500
-    while (!signal.aborted) {
-      try {
-        const info = await askForJob(signal)
-        await joinJob(info, signal)
-        return
-      } catch (error) {
-        if (signal.aborted) return
-        log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not join a job yet; retrying')
-        await session?.stop().catch(() => {})
-        session = undefined
-        await new Promise((resolve) => setTimeout(resolve, delay))
-        delay = Math.min(10_000, delay * 2)
+    joining++
+    try {
+      while (!signal.aborted) {
+        try {
+          const info = await askForJob(signal)
+          await joinJob(info, signal)
+          return
+        } catch (error) {
+          if (signal.aborted) return
+          log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not join a job yet; retrying')
+          await session?.stop().catch(() => {})
+          session = undefined
+          await new Promise((resolve) => setTimeout(resolve, delay))
+          delay = Math.min(10_000, delay * 2)
+        }
       }
+    } finally {
+      joining--
     }
   }
 
@@ -233,6 +270,47 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     s.startFromSnapshot(snapshot)
     s.adoptMembership(reply.membership)
     log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch }, 'joined job')
+    await rememberMembers()
+  }
+
+  /**
+   * Restarted from a checkpoint without --bootstrap: re-join the job through the members this
+   * daemon knew if one still runs it; resume it from the checkpoint only if no member ranked
+   * before this one (admission order) is reachable, so the members restarted together resume one
+   * job, not one each.
+   */
+  const resumeOrRejoin = async (snapshot: JobSnapshot, known: KnownMembers, signal: AbortSignal): Promise<void> => {
+    const jobId = snapshot.jobConfig.id ?? known.jobId
+    const started = Date.now()
+    let delay = 500
+    joining++
+    try {
+      while (!signal.aborted) {
+        const probe = await probeKnownMembers(node, known, jobId, signal)
+        if (signal.aborted) return
+        if (probe.kind === 'running') {
+          try {
+            log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot.step }, 're-joining the job its members carry on')
+            await joinJob(probe.info, signal)
+            return
+          } catch (error) {
+            if (signal.aborted) return
+            log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
+            await session?.stop().catch(() => {})
+            session = undefined
+          }
+        } else if (probe.kind === 'resume' || Date.now() - started > SENIOR_RESUME_WAIT_MS) {
+          await hostJob(snapshot.jobConfig, snapshot)
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay))
+        delay = Math.min(5_000, delay * 2)
+      }
+    } catch (error) {
+      if (!signal.aborted) log.error({ err: error }, 'could not resume the job from the checkpoint')
+    } finally {
+      joining--
+    }
   }
 
   const daemon: PeerDaemon = {
@@ -250,8 +328,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (s === undefined) throw new Error('this peer runs no job')
         if (request.type === 'info') return s.info()
         if (request.jobId !== s.jobId) throw new Error(`this peer runs job ${s.jobId}, not ${request.jobId}`)
-        if (request.type === 'join') return s.admit(remote.toString(), request.addrs)
+        if (request.type === 'join') return await s.admit(remote.toString(), request.addrs, AbortSignal.timeout(DIGEST_WAIT_MS))
         if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS))
+        if (request.type === 'control') return s.decideControl(request.action)
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }
       }, { onError: (error) => log.debug({ err: error }, 'job request failed') })
@@ -274,13 +353,45 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const saved = await readCheckpoint(checkpointDir)
         if (saved !== undefined) {
           const snapshot = fromTrainingSnapshot(saved, `checkpoint in ${checkpointDir}`)
-          await hostJob(snapshot.jobConfig, snapshot)
+          const known = await loadKnownMembers(config.dataDir)
+          const others = known !== undefined && known.jobId === snapshot.jobConfig.id ? known.members.filter((m) => m.peerId !== peerId && m.addrs.length > 0) : []
+          // a job that finished, or that no other member ran, is this daemon's alone
+          if (known !== undefined && others.length > 0 && !snapshot.meta.finished) void resumeOrRejoin(snapshot, known, joinAbort.signal)
+          else await hostJob(snapshot.jobConfig, snapshot)
         }
+      }
+      if (options.autoJoin === true) {
+        autoJoin = createAutoJoin({
+          node,
+          log,
+          isIdle: () => {
+            const state = session?.runner()?.state()
+            return joining === 0 && !stopped() && (session === undefined || state === 'finished' || state === 'failed')
+          },
+          currentJobId: () => session?.jobId,
+          join: async (info) => {
+            joining++
+            try {
+              const old = session
+              session = undefined
+              await old?.stop().catch(() => {})
+              await joinJob(info, joinAbort.signal)
+            } catch (error) {
+              await session?.stop().catch(() => {})
+              session = undefined
+              throw error
+            } finally {
+              joining--
+            }
+          }
+        })
+        autoJoin.start()
       }
     },
     async stop() {
       if (!started) return
       stopping ??= (async () => {
+        autoJoin?.stop()
         joinAbort.abort()
         const s = session
         if (s !== undefined) {
@@ -328,7 +439,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const runner = session?.runner()
       if (runner === undefined) throw new Error('no job state to checkpoint')
       const snapshot = runner.currentSnapshot()
-      const written = await persist(snapshot, path ?? checkpointDir)
+      const written = await persist(snapshot, path)
+      return { path: written.path, step: snapshot.step, bytes: written.bytes }
+    },
+    async exportModel(path: string) {
+      const runner = session?.runner()
+      if (runner === undefined) throw new Error('no job state to export')
+      const snapshot = runner.currentSnapshot()
+      const written = await exportSnapshotModel(path, snapshot)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
     shutdownRequested: () => shutdown.promise

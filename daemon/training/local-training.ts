@@ -6,6 +6,7 @@ import type { JobConfig } from '../../config/job-config.js'
 import { createJobRunner, type JobNetwork, type JobResult, type JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
+import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createJobRuntime } from './job-runtime.js'
 
 const LOCAL_PEER_ID = 'local'
@@ -33,6 +34,9 @@ export interface LocalTrainingResult extends JobResult {
   readonly wallMs: number
   readonly trainSize: number
   readonly parameterCount: number
+  /** the model and its final parameters (for `train --out`) */
+  readonly model: ModelDefinition
+  readonly params: Float32Array
 }
 
 export async function runLocalTraining(config: JobConfig, options: LocalTrainingOptions): Promise<LocalTrainingResult | undefined> {
@@ -51,7 +55,9 @@ export async function runLocalTraining(config: JobConfig, options: LocalTraining
       stages: runner.stages.summary(),
       wallMs: performance.now() - started,
       trainSize: runtime.train.size,
-      parameterCount: runtime.model.layout.totalSize
+      parameterCount: runtime.model.layout.totalSize,
+      model: runtime.model,
+      params: runner.currentSnapshot().params
     }
   } finally {
     await runtime.close()

@@ -12,7 +12,8 @@ export interface GraphIo {
   readonly name: string
   /** omitted: an output whose type ORT infers (constant folding) */
   readonly elementType?: 'float32' | 'int64'
-  readonly shape?: readonly number[]
+  /** a string is a symbolic dimension (ONNX dim_param), e.g. 'batch' */
+  readonly shape?: ReadonlyArray<number | string>
 }
 
 export class GraphEmitter {
@@ -97,7 +98,7 @@ function valueInfo(io: GraphIo): OnnxValueInfoProto {
     type: {
       tensorType: {
         elemType: io.elementType === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
-        shape: { dim: io.shape.map((d) => ({ dimValue: d })) }
+        shape: { dim: io.shape.map((d) => typeof d === 'string' ? { dimParam: d } : { dimValue: d }) }
       }
     }
   }

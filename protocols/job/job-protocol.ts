@@ -3,6 +3,8 @@
  * A new peer asks any peer it reached (its bootstrap peer) for `info`, then sends `join` to the
  * coordinator named there; a peer that stops cleanly sends `leave` to the coordinator. At the end
  * of a job members ask each other for their parameter `digest` to agree on the final state.
+ * Job-wide `control` (pause / resume): any member asks the coordinator, which decides the step it
+ * takes effect at and announces the decision on the membership topic, as for membership changes.
  */
 import { z } from 'zod'
 
@@ -21,12 +23,28 @@ export const MembershipStateSchema = z.object({
 }).strict()
 export type MembershipState = z.infer<typeof MembershipStateSchema>
 
+export const JobControlActionSchema = z.enum(['pause', 'resume'])
+export type JobControlAction = z.infer<typeof JobControlActionSchema>
+
+/**
+ * The coordinator's decision on pausing the job: `seq` grows with every decision (a peer adopts
+ * a higher one); a pause holds every member before step `step` until a later resume.
+ */
+export const ControlDecisionSchema = z.object({
+  seq: z.number().int().min(1),
+  action: JobControlActionSchema,
+  step: z.number().int().min(0)
+}).strict()
+export type ControlDecision = z.infer<typeof ControlDecisionSchema>
+
 export const JobRequestSchema = z.discriminatedUnion('type', [
   z.object({ v: z.literal(1), type: z.literal('info') }).strict(),
   z.object({ v: z.literal(1), type: z.literal('join'), jobId: z.string().min(1).max(64), addrs: z.array(z.string().max(512)).max(32) }).strict(),
   z.object({ v: z.literal(1), type: z.literal('leave'), jobId: z.string().min(1).max(64), effectiveStep: z.number().int().min(0) }).strict(),
   /** the parameter digest at the start of `step` (answered once the peer gets there) */
-  z.object({ v: z.literal(1), type: z.literal('digest'), jobId: z.string().min(1).max(64), step: z.number().int().min(0) }).strict()
+  z.object({ v: z.literal(1), type: z.literal('digest'), jobId: z.string().min(1).max(64), step: z.number().int().min(0) }).strict(),
+  /** to the coordinator: pause or resume the whole job; the reply is the decision (ControlDecisionSchema) */
+  z.object({ v: z.literal(1), type: z.literal('control'), jobId: z.string().min(1).max(64), action: JobControlActionSchema }).strict()
 ])
 export type JobRequest = z.infer<typeof JobRequestSchema>
 
@@ -89,6 +107,13 @@ export const MembershipAnnouncementSchema = z.discriminatedUnion('type', [
     type: z.literal('leave'),
     jobId: z.string().min(1).max(64),
     effectiveStep: z.number().int().min(0)
+  }).strict(),
+  /** the coordinator's latest pause/resume decision (repeated, so a member that missed it catches up) */
+  z.object({
+    v: z.literal(1),
+    type: z.literal('control'),
+    jobId: z.string().min(1).max(64),
+    decision: ControlDecisionSchema
   }).strict()
 ])
 export type MembershipAnnouncement = z.infer<typeof MembershipAnnouncementSchema>

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
-  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, writeCheckpoint
+  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile
 } from '../../daemon/checkpoint/index.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { patternFloats, sameBits } from '../protocols/state-sync-helpers.js'
@@ -129,5 +129,23 @@ describe('checkpoints', () => {
     await expect(readCheckpoint(dir)).rejects.toThrow(/truncated/)
     await writeFile(path, 'not a checkpoint at all, just text')
     await expect(readCheckpoint(dir)).rejects.toThrow(new RegExp(`${CHECKPOINT_FILE}.*bad-magic`))
+  })
+
+  it('writes a named file (not a directory of that name), creating its parent; a directory gets its checkpoint inside', async () => {
+    const file = join(dir, 'exports', 'run-1.p2ckpt')
+    const snap = snapshotAt(4, 300, 600)
+    expect(await writeCheckpointFile(file, snap)).toBe(file)
+    expect((await stat(file)).isFile()).toBe(true)
+    expect(await readdir(join(dir, 'exports'))).toEqual(['run-1.p2ckpt'])
+    expectSame(await readCheckpointFile(file), snap)
+    // replaced atomically like a directory's checkpoint
+    const next = snapshotAt(5, 300, 600)
+    await writeCheckpointFile(file, next)
+    expectSame(await readCheckpointFile(file), next)
+    expect(await readdir(join(dir, 'exports'))).toEqual(['run-1.p2ckpt'])
+    // an existing directory keeps the old meaning
+    expect(await writeCheckpointFile(join(dir, 'exports'), snap)).toBe(checkpointPath(join(dir, 'exports')))
+    expectSame(await readCheckpointFile(join(dir, 'exports')), snap)
+    await expect(readCheckpointFile(join(dir, 'nothing.p2ckpt'))).rejects.toThrow(/nothing\.p2ckpt does not exist/)
   })
 })

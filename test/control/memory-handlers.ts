@@ -105,6 +105,10 @@ export function createMemoryDaemon(): MemoryDaemon {
       if (jobId === null) throw noJobRunningError()
       return { path: params.path ?? `/tmp/checkpoints/${jobId}-${step}.ckpt`, step, bytes: 4096 }
     },
+    exportModel(params) {
+      if (jobId === null) throw noJobRunningError()
+      return { path: params.path, step, bytes: 2048, format: params.format }
+    },
     shutdown() {
       daemon.shutdownCalls++
       return { stopping: true as const }

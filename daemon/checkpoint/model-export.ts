@@ -1,0 +1,61 @@
+/**
+ * Writing the trained model out for inference: the forward ONNX graph with the parameters as
+ * initializers (ml/onnx/export-forward.ts), written atomically (temp file, fsync, rename) so a
+ * reader never sees half a model.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { dirname, join, basename } from 'node:path'
+import { exportForwardOnnx } from '../../ml/onnx/export-forward.js'
+import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
+import { resolveModel } from '../training/job-runtime.js'
+import { readCheckpointFile } from './checkpoint.js'
+
+export const EXPORT_FORMATS = ['onnx'] as const
+export type ExportFormat = (typeof EXPORT_FORMATS)[number]
+
+export class ModelExportError extends Error {
+  override name = 'ModelExportError'
+}
+
+export interface WrittenExport {
+  readonly path: string
+  readonly bytes: number
+}
+
+/** Write `model` with `params` as a forward ONNX file at `path` (parent directories created). */
+export async function writeModelExport(path: string, model: ModelDefinition, params: Float32Array): Promise<WrittenExport> {
+  const { bytes } = exportForwardOnnx(model, params)
+  const dir = dirname(path)
+  const temp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
+  try {
+    await mkdir(dir, { recursive: true })
+    const handle = await open(temp, 'wx', 0o644)
+    try {
+      await handle.writeFile(bytes)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, path)
+  } catch (error) {
+    await rm(temp, { force: true })
+    throw new ModelExportError(`cannot write ${path}: ${(error as Error).message}; check the directory exists and is writable`, { cause: error })
+  }
+  return { path, bytes: bytes.byteLength }
+}
+
+/** The model a job config names, with a snapshot's parameters, written as a forward ONNX file. */
+export async function exportSnapshotModel(path: string, snapshot: Pick<TrainingSnapshot, 'jobConfig' | 'params'>): Promise<WrittenExport & { model: string }> {
+  const spec = (snapshot.jobConfig as { model?: unknown }).model
+  if (typeof spec !== 'string') throw new ModelExportError('the checkpoint\'s job config names no model')
+  const model = await resolveModel(spec)
+  return { ...await writeModelExport(path, model, snapshot.params), model: spec }
+}
+
+/** `p2pmld export --checkpoint FILE`: read the checkpoint (a file, or a data dir's checkpoint directory) and export its model. */
+export async function exportCheckpointModel(checkpoint: string, path: string): Promise<WrittenExport & { model: string, step: number }> {
+  const snapshot = await readCheckpointFile(checkpoint)
+  return { ...await exportSnapshotModel(path, snapshot), step: snapshot.step }
+}

@@ -1,0 +1,48 @@
+/**
+ * The trained model as a standalone forward ONNX graph: the model's forward nodes as they are
+ * (standard ONNX ops, shape arithmetic included, so any batch size runs), the parameters as
+ * initializers, one input `[batch, ...sampleShape]` and the logits `[batch, classes]` as output.
+ * This is what onnxruntime (or PyTorch's ONNX import) runs for inference; it computes the same
+ * logits as the inference graph the daemon evaluates with (training-graph.ts).
+ */
+import { specializeGraph } from '../autodiff/training-graph.js'
+import type { ModelDefinition } from '../models/model-definition.js'
+import { GraphEmitter } from './graph-emitter.js'
+
+/** The name of the exported graph's batch dimension. */
+export const EXPORT_BATCH_DIM = 'batch'
+
+export interface ForwardExport {
+  readonly bytes: Uint8Array
+  readonly inputName: string
+  readonly outputName: string
+}
+
+/**
+ * Serialise `model` with `params` (flat, in the model's layout order) as a forward ONNX model
+ * (opset 17, IR 8). Throws if `params` does not have the layout's size, or (ShapeError /
+ * UnsupportedOpError) if the forward graph does not check out for a concrete batch.
+ */
+export function exportForwardOnnx(model: ModelDefinition, params: Float32Array): ForwardExport {
+  const { forward, layout } = model
+  if (params.length !== layout.totalSize) {
+    throw new Error(`model '${model.name}' has ${layout.totalSize} parameters, got ${params.length}`)
+  }
+  // every op and shape is checked (and the output's width known) as for training
+  const { shapes } = specializeGraph(forward, layout, 1)
+  const logits = shapes.get(forward.output)
+  if (logits === undefined || logits.length !== 2) throw new Error(`the model output '${forward.output}' must be logits of shape [batch, classes]`)
+  const emit = new GraphEmitter()
+  emit.reserve(forward.input)
+  for (const spec of layout.specs) {
+    emit.initializer(spec.name, { dims: [...spec.shape], data: params.slice(spec.offset, spec.offset + spec.size) })
+  }
+  for (const [name, constant] of forward.constants) emit.initializer(name, constant)
+  for (const node of forward.nodes) emit.node(node.op, node.inputs, node.attrs, node.outputs)
+  const bytes = emit.serialize(
+    [{ name: forward.input, elementType: 'float32', shape: [EXPORT_BATCH_DIM, ...forward.sampleShape] }],
+    [{ name: forward.output, elementType: 'float32', shape: [EXPORT_BATCH_DIM, logits[1]] }],
+    `p2pmld-${model.name}`
+  )
+  return { bytes, inputName: forward.input, outputName: forward.output }
+}

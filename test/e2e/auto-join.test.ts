@@ -1,0 +1,40 @@
+/**
+ * Issue 14: long-lived daemons that are idle (their job finished) join a job a connected peer
+ * runs. Three daemons finish a job; a second job submitted to one of the joiners runs on all three.
+ */
+import { describe, expect, it } from 'vitest'
+import { eventually } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('autojoin')
+
+const SMALL = ['--model', 'mlp', '--train-samples', '1536', '--batch-size', '32', '--epochs', '1', '--lr', '0.05', '--min-peers', '3', '--f', '0']
+
+describe('auto-join', () => {
+  it('three daemons finish a job; a second job submitted to one of them runs on all three', async () => {
+    const host = fleet.start('host', [...SMALL, '--seed', '1'])
+    const bootstrap = await host.address()
+    const peers = [host, ...[1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap]))]
+    await Promise.all(peers.map(async (p) => await p.waitForStdout(/job finished/, 120_000)))
+    const clients = peers.map(clientFor)
+    const first = await clients[0].status()
+
+    // the second job goes to a joiner of the first, which hosts it; the other two are idle
+    const submitted = await clients[1].submitJob({ id: 'second', model: 'mlp', trainSamples: 1536, batchSize: 32, epochs: 1, minPeers: 3, seed: 2, aggregation: { rule: 'mean', f: 0 } })
+    expect(submitted).toEqual({ jobId: 'second', state: 'waiting' })
+    const statuses = await Promise.all(clients.map(async (c, i) => await eventually(async () => {
+      const s = await c.status()
+      return s.jobId === 'second' && s.state === 'finished' ? s : undefined
+    }, 120_000, `${peers[i].name} finished the second job`)))
+    const context = fleet.describe()
+    // three members shared the work: 1536 / (3 x 32) = 16 steps
+    for (const s of statuses) expect(s.step, context).toBe(16)
+    const digests = peers.map((p) => [...p.stdout().matchAll(/job finished \(\w+\) at step \d+: .* digest (\S+)/g)].map((m) => m[1]))
+    for (const d of digests) expect(d, context).toHaveLength(2)
+    expect(new Set(digests.map((d) => d[1])).size, context).toBe(1)
+    expect(digests[0][1]).not.toBe(digests[0][0])
+    expect(first.jobId).not.toBe('second')
+    for (const p of [peers[0], peers[2]]) expect(p.logs().some((l) => l.msg === 'joining a job a connected peer runs (auto-join)' && l.job === 'second'), p.name).toBe(true)
+    for (const p of peers) expect(p.problems(), p.name).toEqual([])
+  }, 240_000)
+})

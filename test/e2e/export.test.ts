@@ -1,0 +1,93 @@
+/**
+ * Issue 14: the trained model out as a forward ONNX file, from a running daemon (control socket),
+ * from a checkpoint file and from `train --out`; onnxruntime-node runs each file on the job's test
+ * set to the very accuracy the daemon (or train) reported.
+ */
+import { spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { describe, expect, it } from 'vitest'
+import { loadJobDatasets } from '../../ml/data/job-datasets.js'
+import { CLI_MAIN } from './support/build.js'
+import { parseFinished } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('export')
+
+const SEED = 17
+const TRAIN_SAMPLES = 2048
+
+/** % of the job's test split the ONNX file classifies correctly, as the CLI prints it */
+async function accuracyOf(file: string, seed: number, trainSamples: number): Promise<string> {
+  const { test } = await loadJobDatasets('mnist', { seed, trainSamples })
+  const session = await ort.InferenceSession.create(file, { logSeverityLevel: 3 })
+  try {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', test.inputs, [test.size, ...test.sampleShape]) })
+    const logits = out[session.outputNames[0]].data as Float32Array
+    const classes = logits.length / test.size
+    let correct = 0
+    for (let i = 0; i < test.size; i++) {
+      let best = 0
+      for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c
+      if (best === test.labels[i]) correct++
+    }
+    return (correct / test.size * 100).toFixed(2)
+  } finally {
+    await session.release()
+  }
+}
+
+function runCli(args: string[], cwd: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+describe('p2pmld export and train --out', () => {
+  it('a running daemon exports its model over the socket, and its checkpoint exports the same; both score the reported test accuracy', async () => {
+    const daemon = fleet.start('exporter', [
+      '--model', 'mlp', '--train-samples', String(TRAIN_SAMPLES), '--batch-size', '32', '--epochs', '1', '--seed', String(SEED),
+      '--min-peers', '1', '--f', '0', '--aggregation', 'mean', '--lr', '0.05'
+    ])
+    await daemon.waitForStdout(/job finished/, 120_000)
+    const finished = parseFinished(daemon.stdout())
+    expect(finished, fleet.describe()).toBeDefined()
+
+    const client = clientFor(daemon)
+    const file = join(daemon.dataDir, 'out', 'model.onnx')
+    const written = await client.exportModel({ path: file })
+    expect(written).toMatchObject({ path: file, step: finished!.step, format: 'onnx' })
+    expect(await accuracyOf(file, SEED, TRAIN_SAMPLES)).toBe(finished!.accuracy.toFixed(2))
+
+    // the CLI, from the checkpoint the daemon wrote at the end of the job
+    const fromCheckpoint = join(daemon.dataDir, 'from-checkpoint.onnx')
+    const cli = await runCli(['export', '--format', 'onnx', '--out', 'from-checkpoint.onnx', '--checkpoint', join(daemon.dataDir, 'checkpoint', 'state.p2ckpt')], daemon.dataDir)
+    expect(cli.stderr).toBe('')
+    expect(cli.code).toBe(0)
+    expect(cli.stdout).toBe(`model at step ${finished!.step} written to ${fromCheckpoint} (${(written.bytes / 1024).toFixed(1)} KiB, ONNX)\n`)
+    expect(await accuracyOf(fromCheckpoint, SEED, TRAIN_SAMPLES)).toBe(finished!.accuracy.toFixed(2))
+
+    // and through the socket with the CLI
+    const viaSocket = await runCli(['export', '--out', 'via-socket.onnx', '--data-dir', daemon.dataDir, '--json'], daemon.dataDir)
+    expect(viaSocket.code, viaSocket.stderr).toBe(0)
+    expect(JSON.parse(viaSocket.stdout)).toMatchObject({ path: join(daemon.dataDir, 'via-socket.onnx'), step: finished!.step })
+    daemon.kill('SIGTERM')
+    expect(await daemon.exited).toBe(0)
+  }, 180_000)
+
+  it('`train --out model.onnx` writes the trained model; it scores the test accuracy train printed', async () => {
+    const dir = fleet.dataDir('train-out')
+    mkdirSync(dir, { recursive: true })
+    const run = await runCli(['train', '--model', 'mlp', '--train-samples', '1024', '--epochs', '1', '--batch-size', '32', '--seed', '4', '--threads', '1', '--out', 'model.onnx', '--json'], dir)
+    expect(run.code, run.stderr).toBe(0)
+    const result = JSON.parse(run.stdout) as { test: { accuracy: number }, out: string }
+    expect(result.out).toBe(join(dir, 'model.onnx'))
+    expect(await accuracyOf(result.out, 4, 1024)).toBe((result.test.accuracy * 100).toFixed(2))
+  }, 120_000)
+})

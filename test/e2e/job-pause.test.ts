@@ -1,0 +1,63 @@
+/**
+ * Issue 14: `job pause` / `job resume` are job-wide. A member that is not the coordinator asks;
+ * the coordinator decides the step; all three daemons pause before that very step (status says
+ * paused on each) and stay there; another member resumes; the job finishes with one digest and
+ * nobody was evicted.
+ */
+import { describe, expect, it } from 'vitest'
+import { eventually, parseFinished, sleep } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('pause')
+
+describe('job-wide pause and resume', () => {
+  it('any member pauses every member at the coordinator\'s step; any member resumes them', async () => {
+    const host = fleet.start('host', [
+      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2',
+      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--seed', '12', '--f', '0', '--exit-when-done'
+    ])
+    const bootstrap = await host.address()
+    const peers = [host, ...[1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))]
+    const clients = peers.map(clientFor)
+    await eventually(async () => {
+      const s = await clients[0].status()
+      return s.state === 'training' && s.step >= 8 ? s : undefined
+    }, 90_000, 'three members training past step 8')
+
+    // a joiner (not the coordinator) asks
+    const paused = await clients[2].pauseJob({})
+    expect(paused.state).toBe('paused')
+    const at = paused.effectiveStep!
+    expect(at).toBeGreaterThan(8)
+    const statuses = await Promise.all(clients.map(async (c, i) => await eventually(async () => {
+      const s = await c.status()
+      return s.state === 'paused' ? s : undefined
+    }, 30_000, `${peers[i].name} paused`)))
+    for (const s of statuses) expect(s.step, fleet.describe()).toBe(at)
+    // a second pause is refused, naming the state
+    await expect(clients[1].pauseJob({})).rejects.toThrow(/it is paused/)
+    // they stay there
+    await sleep(3000)
+    for (const c of clients) expect(await c.status()).toMatchObject({ state: 'paused', step: at })
+
+    const resumed = await clients[1].resumeJob({})
+    expect(resumed.state).toBe('training')
+    await Promise.all(clients.map(async (c, i) => await eventually(async () => {
+      const s = await c.status()
+      return s.step > at || s.state === 'finished' ? s : undefined
+    }, 30_000, `${peers[i].name} past step ${at}`)))
+
+    const codes = await Promise.all(peers.map(async (p) => await p.exited))
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    const finished = peers.map((p) => parseFinished(p.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    for (const f of finished) expect(f!.step).toBe(64)
+    for (const p of peers) {
+      expect(p.logs().filter((l) => l.msg === 'evicting a member that missed too many steps'), p.name).toEqual([])
+      expect(p.logs().some((l) => l.msg === 'job pauses before step' && l.effectiveStep === at), p.name).toBe(true)
+      expect(p.problems(), p.name).toEqual([])
+    }
+  }, 240_000)
+})

@@ -1,0 +1,90 @@
+/**
+ * Issue 14, lifecycle: a daemon whose job cannot load exits non-zero and releases its port and
+ * socket; `p2pmld stop` ends the process in every state (idle, joining, waiting, training,
+ * paused, finished); `checkpoint --path FILE` writes that file.
+ */
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { readCheckpointFile } from '../../daemon/checkpoint/index.js'
+import { eventually, type DaemonProcess } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('lifecycle')
+
+const UNREACHABLE = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWAFiUckVDWpFbxDY2HzCQjo7EBhNLz6tT16jduKuqcaAd'
+const LONG_JOB = ['--model', 'mlp', '--train-samples', '2048', '--batch-size', '32', '--epochs', '50', '--min-peers', '1', '--f', '0', '--aggregation', 'mean']
+
+describe('daemon lifecycle', () => {
+  it('a job that cannot load (unknown model, a file that is not ONNX) ends the daemon with exit 1 and the error', async () => {
+    const notOnnx = join(fleet.dataDir('files'), 'model.onnx')
+    // the file exists but holds text
+    mkdirSync(join(notOnnx, '..'), { recursive: true })
+    writeFileSync(notOnnx, 'this is not a protobuf')
+    const unknown = fleet.start('unknown-model', ['--model', 'resnet9000'])
+    const garbage = fleet.start('not-onnx', ['--model', notOnnx])
+    const codes = await Promise.all([unknown.exited, garbage.exited])
+    expect(codes, fleet.describe()).toEqual([1, 1])
+    expect(unknown.stderr()).toMatch(/p2pmld: .*unknown model 'resnet9000'/)
+    expect(garbage.stderr()).toMatch(new RegExp(`p2pmld: .*${notOnnx.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`))
+    // the socket was removed on the way out
+    for (const d of [unknown, garbage]) expect(existsSync(d.socketPath), d.name).toBe(false)
+  }, 60_000)
+
+  it('`stop` ends the process in every state: idle, joining, waiting for peers, training, paused, finished', async () => {
+    const daemons: Record<string, DaemonProcess> = {
+      idle: fleet.start('stop-idle', []),
+      joining: fleet.start('stop-joining', ['--bootstrap', UNREACHABLE]),
+      waiting: fleet.start('stop-waiting', ['--model', 'mlp', '--min-peers', '3']),
+      training: fleet.start('stop-training', LONG_JOB),
+      paused: fleet.start('stop-paused', LONG_JOB),
+      finished: fleet.start('stop-finished', ['--model', 'mlp', '--train-samples', '256', '--batch-size', '32', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean'])
+    }
+    await Promise.all(Object.values(daemons).map(async (d) => await d.waitForStdout(/control socket /, 90_000)))
+    const clients = Object.fromEntries(Object.entries(daemons).map(([k, d]) => [k, clientFor(d)]))
+    const reach = async (name: string, state: string): Promise<void> => {
+      await eventually(async () => {
+        const s = await clients[name].status()
+        return s.state === state ? s : undefined
+      }, 90_000, `${name}: state ${state}`)
+    }
+    await Promise.all([
+      reach('idle', 'idle'), reach('joining', 'idle'), reach('waiting', 'waiting'), reach('training', 'training'),
+      reach('paused', 'training').then(async () => { await clients.paused.pauseJob({}) }).then(async () => await reach('paused', 'paused')),
+      reach('finished', 'finished')
+    ])
+    await daemons.joining.waitForLog(/could not join a job yet/)
+    for (const [name, client] of Object.entries(clients)) {
+      expect(await client.shutdown(), name).toEqual({ stopping: true })
+    }
+    const started = Date.now()
+    const codes = await Promise.all(Object.values(daemons).map(async (d) => await d.exited))
+    expect(codes, fleet.describe()).toEqual([0, 0, 0, 0, 0, 0])
+    // every one stopped promptly: no deadline or retry was waited out
+    expect(Date.now() - started).toBeLessThan(15_000)
+    for (const d of Object.values(daemons)) {
+      expect(d.stderr(), d.name).toMatch(/"why":"shutdown requested".*"msg":"stopping"/)
+      expect(existsSync(d.socketPath), d.name).toBe(false)
+      expect(d.problems(), d.name).toEqual([])
+    }
+  }, 240_000)
+
+  it('`checkpoint --path FILE` writes that file, which holds the job state', async () => {
+    const daemon = fleet.start('ckpt-file', LONG_JOB)
+    const client = clientFor(daemon)
+    await eventually(async () => {
+      const s = await client.status()
+      return s.state === 'training' && s.step >= 3 ? s : undefined
+    }, 90_000, 'training past step 3')
+    const file = join(daemon.dataDir, 'exports', 'run.p2ckpt')
+    const written = await client.saveCheckpoint({ path: file })
+    expect(written.path).toBe(file)
+    expect(statSync(file).isFile()).toBe(true)
+    expect(statSync(file).size).toBe(written.bytes)
+    const saved = await readCheckpointFile(file)
+    expect(saved.step).toBe(written.step)
+    expect((saved.jobConfig as { model: string }).model).toBe('mlp')
+    daemon.kill('SIGTERM')
+    expect(await daemon.exited).toBe(0)
+  }, 120_000)
+})
