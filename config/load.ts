@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import { z } from 'zod'
+import { formatConfigIssues } from './config-errors.js'
 import { ConfigError, parseJobConfig, type JobConfig } from './job-config.js'
 import {
   DaemonConfigLayerSchema,
@@ -124,19 +124,8 @@ export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonC
 function parseLayer(raw: unknown, source: string, name: (key: string) => string): DaemonConfigLayer {
   const result = DaemonConfigLayerSchema.safeParse(raw)
   if (result.success) return result.data
-  throw new ConfigError(formatLayerError(result.error, source, name))
-}
-
-function formatLayerError(error: z.ZodError, source: string, name: (key: string) => string): string {
-  const lines = error.issues.flatMap((issue) => {
-    // an unknown key is reported once per key, named the way the user wrote it
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `  ${name(key)}: unknown setting`)
-    if (issue.path.length === 0) return [`  (root): ${issue.message}`]
-    const [head, ...rest] = issue.path
-    const path = [name(String(head)), ...rest.map(String)].join('.')
-    return [`  ${path}: ${issue.message}`]
-  })
-  return `invalid ${source}:\n${lines.join('\n')}`
+  // each problem named the way the user wrote it (a file key, a flag, an env variable)
+  throw new ConfigError(`invalid ${source}:\n${formatConfigIssues(DaemonConfigLayerSchema, result.error, raw, name).join('\n')}`)
 }
 
 function envToLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {

@@ -10,6 +10,7 @@ import { createLogger } from '../../daemon/logger.js'
 import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action } from '../support/output.js'
+import { explainStartFailure } from '../support/start-failure.js'
 
 interface StartFlags extends JobFlagValues {
   bootstrap?: string[]
@@ -83,7 +84,7 @@ export function registerStartCommand(program: Command): void {
     }
     process.once('SIGINT', () => { void stop('SIGINT') })
     process.once('SIGTERM', () => { void stop('SIGTERM') })
-    await daemon.start()
+    await daemon.start().catch((error: unknown) => { throw explainStartFailure(error) })
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
     for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)
