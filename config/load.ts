@@ -67,6 +67,9 @@ export const DAEMON_ENV_VARS = {
   pskFile: 'P2PMLD_PSK_FILE',
   allowlist: 'P2PMLD_ALLOWLIST',
   logLevel: 'P2PMLD_LOG_LEVEL',
+  logFormat: 'P2PMLD_LOG_FORMAT',
+  metricsPort: 'P2PMLD_METRICS_PORT',
+  metricsHost: 'P2PMLD_METRICS_HOST',
   computeThreads: 'P2PMLD_COMPUTE_THREADS'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
@@ -79,6 +82,9 @@ export const DAEMON_FLAGS = {
   pskFile: '--psk-file',
   allowlist: '--allowlist',
   logLevel: '--log-level',
+  logFormat: '--log-format',
+  metricsPort: '--metrics-port',
+  metricsHost: '--metrics-host',
   computeThreads: '--compute-threads'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
@@ -144,7 +150,7 @@ function coerceStrings(layer: Record<string, unknown>): Record<string, unknown> 
     if (typeof value !== 'string') continue
     if (LIST_KEYS.has(key as LayerKey)) out[key] = splitList(value)
     // a non-numeric string is left as is so the schema reports it with the variable's name
-    else if (key === 'computeThreads' && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
+    else if ((key === 'computeThreads' || key === 'metricsPort') && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
   }
   return out
 }

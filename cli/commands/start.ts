@@ -7,8 +7,10 @@
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
 import { createLogger } from '../../daemon/logger.js'
-import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createDaemonConsole } from '../support/daemon-console.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
+import { defaultLogFormat, LOG_FORMAT_HELP } from '../support/log-format.js'
 import { action } from '../support/output.js'
 import { explainStartFailure } from '../support/start-failure.js'
 
@@ -21,6 +23,7 @@ interface StartFlags extends JobFlagValues {
   pskFile?: string
   allowlist?: string
   logLevel?: string
+  logFormat?: string
   computeThreads?: string
   exitWhenDone?: boolean
 }
@@ -41,6 +44,7 @@ export function registerStartCommand(program: Command): void {
     .option('--psk-file <file>', 'pre-shared key of a private network (only peers with the same key connect)')
     .option('--allowlist <ids>', 'comma-separated peer ids allowed to connect')
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)')
+    .option('--log-format <format>', LOG_FORMAT_HELP)
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
   addJobFlags(command)
@@ -55,25 +59,20 @@ export function registerStartCommand(program: Command): void {
         pskFile: flags.pskFile,
         allowlist: flags.allowlist,
         logLevel: flags.logLevel,
+        logFormat: flags.logFormat,
         computeThreads: flags.computeThreads
       }
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)
     const job = hostsJob ? jobConfigFromFlags(flags) : undefined
-    const log = createLogger(config.logLevel, { component: 'daemon' })
-    const daemon = await createPeerDaemon({
+    const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
+    // progress, epochs, membership changes and the result for people, on stdout
+    const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job)
+    const daemon: PeerDaemon = await createPeerDaemon({
       config,
       log,
       job,
-      events: {
-        onEpoch: (e) => process.stdout.write(`epoch ${e.epoch + 1}: val loss ${e.validationLoss.toFixed(4)} val acc ${(e.validationAccuracy * 100).toFixed(2)} % lr ${e.lr}\n`),
-        onFinished: (r) => {
-          // the last validation, when it ran on the final parameters
-          const last = r.history.at(-1)
-          const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
-          process.stdout.write(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation} digest ${r.digest}\n`)
-        }
-      }
+      events: screen.events
     })
     let stopping = false
     const stop = async (why: string): Promise<void> => {

@@ -19,7 +19,7 @@ import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { createControlHandlers } from './control-handlers.js'
-import { createJobSession, type JobSession } from './job-session.js'
+import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -33,7 +33,7 @@ export interface PeerDaemonOptions {
   readonly controlSocket?: boolean
   /** a name the demo gives this peer (attack configs may name it) */
   readonly name?: string
-  readonly events?: JobRunnerEvents
+  readonly events?: JobSessionEvents
   /** test-only network faults on inbound gradients */
   readonly faults?: FaultInjection
   /** the private-network key itself (instead of config.pskFile) */
@@ -96,7 +96,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
 
-  const events: JobRunnerEvents = {
+  const events: JobSessionEvents = {
     ...options.events,
     onFinished: (result) => {
       options.events?.onFinished?.(result)
@@ -232,7 +232,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)
     s.adoptMembership(reply.membership)
-    log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch }, 'joined job')
+    log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
   }
 
   const daemon: PeerDaemon = {
