@@ -24,6 +24,8 @@ interface StartFlags extends JobFlagValues {
   allowlist?: string
   logLevel?: string
   logFormat?: string
+  metricsPort?: string
+  metricsHost?: string
   computeThreads?: string
   exitWhenDone?: boolean
 }
@@ -45,6 +47,8 @@ export function registerStartCommand(program: Command): void {
     .option('--allowlist <ids>', 'comma-separated peer ids allowed to connect')
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)')
     .option('--log-format <format>', LOG_FORMAT_HELP)
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (0: any free port; default: off)')
+    .option('--metrics-host <address>', 'address the metrics server binds (default 0.0.0.0)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
   addJobFlags(command)
@@ -60,6 +64,8 @@ export function registerStartCommand(program: Command): void {
         allowlist: flags.allowlist,
         logLevel: flags.logLevel,
         logFormat: flags.logFormat,
+        metricsPort: flags.metricsPort,
+        metricsHost: flags.metricsHost,
         computeThreads: flags.computeThreads
       }
     })
@@ -87,6 +93,8 @@ export function registerStartCommand(program: Command): void {
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
     for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)
+    const metricsAt = daemon.metrics()?.address()
+    if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)
     if (job !== undefined) process.stdout.write(`hosting job ${daemon.session()?.jobId}: waiting for ${job.minPeers} peer(s)\n`)
     if (flags.exitWhenDone === true) {
       void daemon.jobDone().then(async () => { await daemon.settleAfterJob() }).then(() => stop('job finished'))

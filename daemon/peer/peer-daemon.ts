@@ -18,7 +18,9 @@ import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
+import { createPrometheusMetrics, type PrometheusMetrics } from '../metrics/prometheus.js'
 import { createControlHandlers } from './control-handlers.js'
+import { fanOutEvents } from './fan-out-events.js'
 import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -61,6 +63,8 @@ export interface PeerDaemon {
    * state can fetch it, and until state transfers in progress end (at most maxMs).
    */
   settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
+  /** the Prometheus endpoint (with config.metricsPort), once started */
+  metrics(): PrometheusMetrics | undefined
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
@@ -76,6 +80,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const psk = options.psk ?? (config.pskFile !== undefined ? await readPsk(config.pskFile) : undefined)
   const bootstrapAddrs: Multiaddr[] = config.bootstrap.map((a) => parseMultiaddr(a, 'bootstrap address'))
   const traffic = createTrafficMeter()
+  let session: JobSession | undefined
+  const metrics = config.metricsPort === undefined
+    ? undefined
+    : createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, traffic })
   const node = await createPeerNode({
     privateKey,
     listen: config.listen,
@@ -87,7 +95,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   })
   const peerId = node.peerId.toString()
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
-  let session: JobSession | undefined
   let stateSync: StateSyncServer | undefined
   let control: ControlServer | undefined
   let joinAbort = new AbortController()
@@ -97,7 +104,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
 
   const events: JobSessionEvents = {
-    ...options.events,
+    ...fanOutEvents(options.events, metrics?.events),
     onFinished: (result) => {
       options.events?.onFinished?.(result)
       const waiters = jobWaiters
@@ -266,6 +273,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve()), logger: log })
         await control.start()
       }
+      await metrics?.start()
       if (options.job !== undefined) {
         await hostJob(options.job)
       } else if (bootstrapAddrs.length > 0) {
@@ -291,6 +299,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         }
         await persisting
         await control?.stop()
+        await metrics?.stop()
         await stateSync?.stop()
         await node.stop()
         for (const w of jobWaiters) w(undefined)
@@ -331,7 +340,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const written = await persist(snapshot, path ?? checkpointDir)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
-    shutdownRequested: () => shutdown.promise
+    shutdownRequested: () => shutdown.promise,
+    metrics: () => metrics
   }
   return daemon
 }
