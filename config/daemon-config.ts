@@ -9,6 +9,9 @@ import { z } from 'zod'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export const LogLevelSchema = z.enum(LOG_LEVELS)
+/** 'pretty' for people at a terminal, 'json' (one object per line) for machines */
+export const LOG_FORMATS = ['pretty', 'json'] as const
+export type LogFormat = typeof LOG_FORMATS[number]
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001'] as const
 export const SOCKET_FILE_NAME = 'p2pmld.sock'
@@ -35,6 +38,12 @@ const fields = {
   /** peer ids allowed to connect; absent: everyone with the PSK (or everyone) */
   allowlist: z.array(z.string().min(1)),
   logLevel: LogLevelSchema,
+  /** absent: pretty when stdout and stderr are terminals, else json (decided by the CLI) */
+  logFormat: z.enum(LOG_FORMATS),
+  /** serve Prometheus metrics on this TCP port (0: any free port); absent: no metrics server */
+  metricsPort: z.number().int().min(0).max(65535),
+  /** address the metrics server binds (absent: 0.0.0.0, as Prometheus usually scrapes from another host) */
+  metricsHost: z.string().min(1),
   /** gradient worker threads */
   computeThreads: z.number().int().min(1).max(256)
 }
@@ -51,6 +60,9 @@ export const DaemonConfigSchema = z.object({
   pskFile: fields.pskFile.optional(),
   allowlist: fields.allowlist.optional(),
   logLevel: fields.logLevel.default('info'),
+  logFormat: fields.logFormat.optional(),
+  metricsPort: fields.metricsPort.optional(),
+  metricsHost: fields.metricsHost.optional(),
   computeThreads: fields.computeThreads.default(() => defaultComputeThreads())
 }).strict()
 export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>

@@ -3,6 +3,7 @@
  * the control socket (job.submit) and the state a joining peer receives.
  */
 import { z } from 'zod'
+import { formatConfigIssues } from './config-errors.js'
 
 export const OptimizerConfigSchema = z.discriminatedUnion('type', [
   z.object({
@@ -123,12 +124,12 @@ export function minimumPeersFor(rule: AggregationRule, f: number): number {
 export type JobConfigInput = z.input<typeof JobConfigSchema>
 export type JobConfig = z.output<typeof JobConfigSchema>
 
-export function formatZodError(error: z.ZodError, source: string): string {
-  const lines = error.issues.map((issue) => {
-    const path = issue.path.length > 0 ? issue.path.join('.') : '(root)'
-    return `  ${path}: ${issue.message}`
-  })
-  return `invalid ${source}:\n${lines.join('\n')}`
+/**
+ * `invalid <source>:` and one line per problem; unknown keys suggest the nearest valid one and
+ * enum values list what is allowed (see config-errors.ts). `input` is what was parsed.
+ */
+export function formatZodError(error: z.ZodError, source: string, input?: unknown, schema: z.ZodType = JobConfigSchema): string {
+  return `invalid ${source}:\n${formatConfigIssues(schema, error, input).join('\n')}`
 }
 
 export class ConfigError extends Error {
@@ -137,6 +138,6 @@ export class ConfigError extends Error {
 
 export function parseJobConfig(input: unknown, source = 'job config'): JobConfig {
   const result = JobConfigSchema.safeParse(input)
-  if (!result.success) throw new ConfigError(formatZodError(result.error, source))
+  if (!result.success) throw new ConfigError(formatZodError(result.error, source, input))
   return result.data
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import { z } from 'zod'
+import { formatConfigIssues } from './config-errors.js'
 import { ConfigError, parseJobConfig, type JobConfig } from './job-config.js'
 import {
   DaemonConfigLayerSchema,
@@ -67,6 +67,9 @@ export const DAEMON_ENV_VARS = {
   pskFile: 'P2PMLD_PSK_FILE',
   allowlist: 'P2PMLD_ALLOWLIST',
   logLevel: 'P2PMLD_LOG_LEVEL',
+  logFormat: 'P2PMLD_LOG_FORMAT',
+  metricsPort: 'P2PMLD_METRICS_PORT',
+  metricsHost: 'P2PMLD_METRICS_HOST',
   computeThreads: 'P2PMLD_COMPUTE_THREADS'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
@@ -79,6 +82,9 @@ export const DAEMON_FLAGS = {
   pskFile: '--psk-file',
   allowlist: '--allowlist',
   logLevel: '--log-level',
+  logFormat: '--log-format',
+  metricsPort: '--metrics-port',
+  metricsHost: '--metrics-host',
   computeThreads: '--compute-threads'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
@@ -124,19 +130,8 @@ export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonC
 function parseLayer(raw: unknown, source: string, name: (key: string) => string): DaemonConfigLayer {
   const result = DaemonConfigLayerSchema.safeParse(raw)
   if (result.success) return result.data
-  throw new ConfigError(formatLayerError(result.error, source, name))
-}
-
-function formatLayerError(error: z.ZodError, source: string, name: (key: string) => string): string {
-  const lines = error.issues.flatMap((issue) => {
-    // an unknown key is reported once per key, named the way the user wrote it
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `  ${name(key)}: unknown setting`)
-    if (issue.path.length === 0) return [`  (root): ${issue.message}`]
-    const [head, ...rest] = issue.path
-    const path = [name(String(head)), ...rest.map(String)].join('.')
-    return [`  ${path}: ${issue.message}`]
-  })
-  return `invalid ${source}:\n${lines.join('\n')}`
+  // each problem named the way the user wrote it (a file key, a flag, an env variable)
+  throw new ConfigError(`invalid ${source}:\n${formatConfigIssues(DaemonConfigLayerSchema, result.error, raw, name).join('\n')}`)
 }
 
 function envToLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -155,7 +150,7 @@ function coerceStrings(layer: Record<string, unknown>): Record<string, unknown> 
     if (typeof value !== 'string') continue
     if (LIST_KEYS.has(key as LayerKey)) out[key] = splitList(value)
     // a non-numeric string is left as is so the schema reports it with the variable's name
-    else if (key === 'computeThreads' && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
+    else if ((key === 'computeThreads' || key === 'metricsPort') && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
   }
   return out
 }

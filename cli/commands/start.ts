@@ -8,9 +8,12 @@
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
 import { createLogger } from '../../daemon/logger.js'
-import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createDaemonConsole } from '../support/daemon-console.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
+import { defaultLogFormat, LOG_FORMAT_HELP } from '../support/log-format.js'
 import { action } from '../support/output.js'
+import { explainStartFailure } from '../support/start-failure.js'
 
 interface StartFlags extends JobFlagValues {
   bootstrap?: string[]
@@ -21,6 +24,9 @@ interface StartFlags extends JobFlagValues {
   pskFile?: string
   allowlist?: string
   logLevel?: string
+  logFormat?: string
+  metricsPort?: string
+  metricsHost?: string
   computeThreads?: string
   exitWhenDone?: boolean
   autoJoin?: boolean
@@ -42,6 +48,9 @@ export function registerStartCommand(program: Command): void {
     .option('--psk-file <file>', 'pre-shared key of a private network (only peers with the same key connect)')
     .option('--allowlist <ids>', 'comma-separated peer ids allowed to connect')
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)')
+    .option('--log-format <format>', LOG_FORMAT_HELP)
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (0: any free port; default: off)')
+    .option('--metrics-host <address>', 'address the metrics server binds (default 0.0.0.0)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
@@ -57,26 +66,23 @@ export function registerStartCommand(program: Command): void {
         pskFile: flags.pskFile,
         allowlist: flags.allowlist,
         logLevel: flags.logLevel,
+        logFormat: flags.logFormat,
+        metricsPort: flags.metricsPort,
+        metricsHost: flags.metricsHost,
         computeThreads: flags.computeThreads
       }
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)
     const job = hostsJob ? jobConfigFromFlags(flags) : undefined
-    const log = createLogger(config.logLevel, { component: 'daemon' })
-    const daemon = await createPeerDaemon({
+    const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
+    // progress, epochs, membership changes and the result for people, on stdout
+    const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job)
+    const daemon: PeerDaemon = await createPeerDaemon({
       config,
       log,
       job,
       autoJoin: flags.autoJoin !== false,
-      events: {
-        onEpoch: (e) => process.stdout.write(`epoch ${e.epoch + 1}: val loss ${e.validationLoss.toFixed(4)} val acc ${(e.validationAccuracy * 100).toFixed(2)} % lr ${e.lr}\n`),
-        onFinished: (r) => {
-          // the last validation, when it ran on the final parameters
-          const last = r.history.at(-1)
-          const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
-          process.stdout.write(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation} digest ${r.digest}\n`)
-        }
-      }
+      events: screen.events
     })
     let stopping = false
     const stop = async (why: string): Promise<void> => {
@@ -93,11 +99,13 @@ export function registerStartCommand(program: Command): void {
       // a job that cannot load, a busy port, a corrupt checkpoint: release the port and the
       // socket, then fail (exit 1) instead of idling on
       await daemon.stop().catch(() => {})
-      throw error
+      throw explainStartFailure(error)
     }
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
     for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)
+    const metricsAt = daemon.metrics()?.address()
+    if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)
     if (job !== undefined) process.stdout.write(`hosting job ${daemon.session()?.jobId}: waiting for ${job.minPeers} peer(s)\n`)
     if (flags.exitWhenDone === true) {
       void daemon.jobDone().then(async () => { await daemon.settleAfterJob() }).then(() => stop('job finished'))

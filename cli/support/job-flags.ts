@@ -4,7 +4,8 @@
  * error names the flag, and the merged result goes through the one JobConfig schema.
  */
 import { InvalidArgumentError, type Command } from 'commander'
-import { parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
+import { allowedValues, describeAllowed, schemaAt } from '../../config/config-errors.js'
+import { JobConfigSchema, parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
 import { loadJobConfigFile } from '../../config/load.js'
 
 export interface JobFlagValues {
@@ -36,10 +37,15 @@ function numberFlag(flag: string, kind: 'int' | 'positive' | 'number'): (value: 
   }
 }
 
-function choice<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
+/** A flag whose values are those the job schema allows at `path` (an enum or literals). */
+function choice<T extends string | number>(flag: string, path: readonly string[]): (value: string) => T {
+  const field = schemaAt(JobConfigSchema, path)
+  const choices = field === undefined ? undefined : allowedValues(field)
+  if (choices === undefined) throw new Error(`job config field ${path.join('.')} is not an enum`)
   return (value: string) => {
-    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} must be one of ${choices.join(', ')}, got '${value}'`)
-    return value as T
+    const match = choices.find((c) => String(c) === value.trim())
+    if (match === undefined) throw new InvalidArgumentError(`${flag} ${describeAllowed(choices, value)}`)
+    return match as T
   }
 }
 
@@ -51,13 +57,13 @@ export function addJobFlags(command: Command): Command {
     .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'positive'))
     .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'positive'))
     .option('--lr <rate>', 'learning rate', numberFlag('--lr', 'positive'))
-    .option('--optimizer <sgd|adam>', 'optimizer', choice('--optimizer', ['sgd', 'adam'] as const))
+    .option('--optimizer <sgd|adam>', 'optimizer', choice('--optimizer', ['optimizer', 'type']))
     .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', 'number'))
     .option('--seed <n>', 'random seed (initial weights, shuffling, quantization)', numberFlag('--seed', 'int'))
     .option('--train-samples <n>', 'use only this many training samples', numberFlag('--train-samples', 'positive'))
-    .option('--compression <codec>', 'gradient codec: qsgd, fp16, none', choice('--compression', ['qsgd', 'fp16', 'none'] as const))
-    .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', numberFlag('--bits', 'positive'))
-    .option('--aggregation <rule>', 'trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip')
+    .option('--compression <codec>', 'gradient codec: qsgd, fp16, none', choice('--compression', ['compression', 'codec']))
+    .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', choice('--bits', ['compression', 'bits']))
+    .option('--aggregation <rule>', 'trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip', choice('--aggregation', ['aggregation', 'rule']))
     .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
     .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
     .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))

@@ -1,44 +1,97 @@
 /**
  * Training progress for people: a redrawn bar on a terminal, plain lines otherwise (logs,
- * CI), at most one line per 10 % of an epoch.
+ * CI), at most one line per 10 % of an epoch. With the samples each step trained on, it shows
+ * the throughput, the epoch's expected length and the time left (all from recent steps).
  */
+import { formatDuration } from './format.js'
+
 export interface ProgressReporter {
-  step(epoch: number, stepInEpoch: number, stepsInEpoch: number, loss: number): void
+  /**
+   * One finished step: `epoch` counts from 0 (shown from 1), `stepInEpoch` steps of
+   * `stepsInEpoch` are done; `samples` is how many samples the step trained on, all peers
+   * together (omit it and no rate or ETA is shown).
+   */
+  step(epoch: number, stepInEpoch: number, stepsInEpoch: number, loss: number, samples?: number): void
   line(text: string): void
   done(): void
 }
 
-export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr, totalEpochs: number): ProgressReporter {
+export interface ProgressOptions {
+  /** ms clock (tests); default performance.now */
+  readonly now?: () => number
+}
+
+/** Steps the rate and the ETA are averaged over. */
+const RATE_WINDOW = 20
+
+export interface StepPace {
+  /** samples per second over recent steps */
+  readonly samplesPerSecond: number
+  readonly stepMs: number
+}
+
+/**
+ * `epoch 2/10: 40% (60/150 steps) loss 0.3121, 812 samples/s, epoch ~31s, ETA 4m 40s` (the
+ * pace part only when known). The ETA assumes every epoch runs (early stopping may end sooner).
+ */
+export function formatStep(epoch: number, totalEpochs: number, stepInEpoch: number, stepsInEpoch: number, loss: number, pace?: StepPace): string {
+  const percent = stepsInEpoch === 0 ? 0 : Math.floor((100 * Math.min(stepInEpoch, stepsInEpoch)) / stepsInEpoch)
+  const head = `epoch ${epoch + 1}/${totalEpochs}: ${percent}% (${stepInEpoch}/${stepsInEpoch} steps) loss ${loss.toFixed(4)}`
+  if (pace === undefined) return head
+  const stepsLeft = Math.max(0, stepsInEpoch - stepInEpoch) + Math.max(0, totalEpochs - epoch - 1) * stepsInEpoch
+  return `${head}, ${Math.round(pace.samplesPerSecond)} samples/s, epoch ~${formatDuration(stepsInEpoch * pace.stepMs)}, ETA ${formatDuration(stepsLeft * pace.stepMs)}`
+}
+
+export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr, totalEpochs: number, options: ProgressOptions = {}): ProgressReporter {
+  const now = options.now ?? (() => performance.now())
   const tty = stream.isTTY === true
   let lastDecile = -1
+  let lastEpoch = -1
   let drawn = false
-  let lastDraw = 0
+  let lastDraw = -Infinity
+  const recent: Array<{ at: number, samples: number }> = []
   const clear = (): void => {
     if (tty && drawn) stream.write('\r\x1b[2K')
     drawn = false
   }
+  const pace = (): StepPace | undefined => {
+    if (recent.length < 2) return undefined
+    const spanMs = recent[recent.length - 1].at - recent[0].at
+    if (spanMs <= 0) return undefined
+    const samples = recent.slice(1).reduce((sum, r) => sum + r.samples, 0)
+    return { samplesPerSecond: (1000 * samples) / spanMs, stepMs: spanMs / (recent.length - 1) }
+  }
   return {
-    step(epoch, stepInEpoch, stepsInEpoch, loss) {
+    step(epoch, stepInEpoch, stepsInEpoch, loss, samples) {
+      if (samples !== undefined) {
+        recent.push({ at: now(), samples })
+        if (recent.length > RATE_WINDOW + 1) recent.shift()
+      }
+      if (epoch !== lastEpoch) {
+        lastEpoch = epoch
+        lastDecile = -1
+      }
       const fraction = stepsInEpoch === 0 ? 0 : Math.min(1, stepInEpoch / stepsInEpoch)
       if (tty) {
-        const now = performance.now()
-        if (now - lastDraw < 100 && stepInEpoch < stepsInEpoch) return
-        lastDraw = now
+        const t = now()
+        if (t - lastDraw < 100 && stepInEpoch < stepsInEpoch) return
+        lastDraw = t
         const width = 30
         const filled = Math.round(fraction * width)
-        stream.write(`\r\x1b[2Kepoch ${epoch + 1}/${totalEpochs} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${stepInEpoch}/${stepsInEpoch} loss ${loss.toFixed(4)}`)
+        const text = formatStep(epoch, totalEpochs, stepInEpoch, stepsInEpoch, loss, pace())
+        const colon = text.indexOf(': ')
+        stream.write(`\r\x1b[2K${text.slice(0, colon)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text.slice(colon + 2)}`)
         drawn = true
         return
       }
       const decile = Math.floor(fraction * 10)
       if (decile !== lastDecile && decile > 0 && decile < 10) {
         lastDecile = decile
-        stream.write(`epoch ${epoch + 1}/${totalEpochs}: ${decile * 10}% (${stepInEpoch}/${stepsInEpoch} steps) loss ${loss.toFixed(4)}\n`)
+        stream.write(formatStep(epoch, totalEpochs, stepInEpoch, stepsInEpoch, loss, pace()) + '\n')
       }
     },
     line(text) {
       clear()
-      lastDecile = -1
       stream.write(text + '\n')
     },
     done() {

@@ -27,7 +27,11 @@ export interface StageRecorder {
   record(stage: TrainingStage, wallMs: number, cpuMs: number): void
   summary(): StageSummary[]
   reset(): void
+  /** call `listener` with every recorded stage (wall and CPU ms) from now on; returns the unsubscribe */
+  onRecord(listener: StageListener): () => void
 }
+
+export type StageListener = (stage: TrainingStage, wallMs: number, cpuMs: number) => void
 
 const SAMPLE_WINDOW = 2048
 
@@ -42,6 +46,7 @@ interface StageAccumulator {
 
 export function createStageRecorder(): StageRecorder {
   const stages = new Map<TrainingStage, StageAccumulator>()
+  const listeners = new Set<StageListener>()
   const accumulator = (stage: TrainingStage): StageAccumulator => {
     let acc = stages.get(stage)
     if (acc === undefined) {
@@ -59,6 +64,7 @@ export function createStageRecorder(): StageRecorder {
     acc.rssSum += process.memoryUsage.rss() / (1024 * 1024)
     acc.recent.push(wallMs)
     if (acc.recent.length > SAMPLE_WINDOW) acc.recent.shift()
+    for (const listener of listeners) listener(stage, wallMs, cpuMs)
   }
   return {
     async time<T>(stage: TrainingStage, work: () => Promise<T> | T): Promise<T> {
@@ -92,6 +98,10 @@ export function createStageRecorder(): StageRecorder {
     },
     reset(): void {
       stages.clear()
+    },
+    onRecord(listener: StageListener): () => void {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
     }
   }
 }

@@ -18,8 +18,14 @@ import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import type { InboundGradient } from '../training/sync-trainer.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
+import { createMembershipChangeTracker, type MembershipChange } from './membership-changes.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
+
+/** The runner's events, plus membership changes (joined, left, evicted) as they take effect. */
+export interface JobSessionEvents extends JobRunnerEvents {
+  onMembershipChange?(change: MembershipChange): void
+}
 
 export interface JobSessionOptions {
   readonly node: PeerNode
@@ -30,7 +36,7 @@ export interface JobSessionOptions {
   readonly host: boolean
   readonly snapshot?: JobSnapshot
   readonly selfNames?: readonly string[]
-  readonly events?: JobRunnerEvents
+  readonly events?: JobSessionEvents
   readonly faults?: FaultInjection
   /** how gradients travel: direct streams (default) or gossip */
   readonly exchangeMode?: ExchangeMode
@@ -103,6 +109,20 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   let early: InboundGradient[] = []
   let parameterCount = 0
   let payloadBytes = 0
+  /** the step each peer last announced it leaves from: a member gone without one was evicted */
+  const leaveAnnounced = new Map<string, number>()
+  const memberChanges = createMembershipChangeTracker((peer) => leaveAnnounced.get(peer))
+  const runnerEvents: JobRunnerEvents = {
+    ...options.events,
+    onStep: (report) => {
+      options.events?.onStep?.(report)
+      for (const change of memberChanges.observe(report.step, report.members)) options.events?.onMembershipChange?.(change)
+    }
+  }
+  const noteLeave = (peerId: string, effectiveStep: number): void => {
+    leaveAnnounced.set(peerId, effectiveStep)
+    runner?.memberLeaving(peerId, effectiveStep)
+  }
 
   const publish = async (message: unknown): Promise<void> => {
     await node.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(message)))
@@ -164,7 +184,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         dialMemberIfNeeded(from, announcement.addrs)
         break
       case 'leave':
-        runner?.memberLeaving(from, announcement.effectiveStep)
+        noteLeave(from, announcement.effectiveStep)
         break
       case 'control':
         // only a member decides for the job
@@ -223,7 +243,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       selfNames: options.selfNames,
       runtime,
       log,
-      events: options.events,
+      events: runnerEvents,
       host: options.host,
       snapshot,
       network: {
@@ -332,7 +352,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       return { ...admitted, addresses: addressBook(admitted.membership) }
     },
     memberLeaving(peerId: string, effectiveStep: number) {
-      runner?.memberLeaving(peerId, effectiveStep)
+      noteLeave(peerId, effectiveStep)
     },
     decideControl(action: JobControlAction): ControlDecision {
       if (runner === undefined) throw new Error('this peer is still joining the job')

@@ -18,10 +18,12 @@ import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
+import { createPrometheusMetrics, type PrometheusMetrics } from '../metrics/prometheus.js'
 import { createControlHandlers } from './control-handlers.js'
-import { createJobSession, type JobSession } from './job-session.js'
 import { createAutoJoin, probeKnownMembers, type AutoJoin } from './job-discovery.js'
 import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-members.js'
+import { fanOutEvents } from './fan-out-events.js'
+import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -35,7 +37,7 @@ export interface PeerDaemonOptions {
   readonly controlSocket?: boolean
   /** a name the demo gives this peer (attack configs may name it) */
   readonly name?: string
-  readonly events?: JobRunnerEvents
+  readonly events?: JobSessionEvents
   /** test-only network faults on inbound gradients */
   readonly faults?: FaultInjection
   /** the private-network key itself (instead of config.pskFile) */
@@ -65,6 +67,8 @@ export interface PeerDaemon {
    * state can fetch it, and until state transfers in progress end (at most maxMs).
    */
   settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
+  /** the Prometheus endpoint (with config.metricsPort), once started */
+  metrics(): PrometheusMetrics | undefined
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
   /** write the job's current parameters as a forward ONNX model at `path` */
   exportModel(path: string): Promise<{ path: string, step: number, bytes: number }>
@@ -84,6 +88,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const psk = options.psk ?? (config.pskFile !== undefined ? await readPsk(config.pskFile) : undefined)
   const bootstrapAddrs: Multiaddr[] = config.bootstrap.map((a) => parseMultiaddr(a, 'bootstrap address'))
   const traffic = createTrafficMeter()
+  let session: JobSession | undefined
+  const metrics = config.metricsPort === undefined
+    ? undefined
+    : createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, traffic })
   const node = await createPeerNode({
     privateKey,
     listen: config.listen,
@@ -95,7 +103,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   })
   const peerId = node.peerId.toString()
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
-  let session: JobSession | undefined
   let stateSync: StateSyncServer | undefined
   let control: ControlServer | undefined
   let joinAbort = new AbortController()
@@ -123,8 +130,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     })
   }
 
-  const events: JobRunnerEvents = {
-    ...options.events,
+  const events: JobSessionEvents = {
+    ...fanOutEvents(options.events, metrics?.events),
     onFinished: (result) => {
       options.events?.onFinished?.(result)
       const waiters = jobWaiters
@@ -269,7 +276,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)
     s.adoptMembership(reply.membership)
-    log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch }, 'joined job')
+    log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
     await rememberMembers()
   }
 
@@ -345,6 +352,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve()), logger: log })
         await control.start()
       }
+      await metrics?.start()
       if (options.job !== undefined) {
         await hostJob(options.job)
       } else if (bootstrapAddrs.length > 0) {
@@ -402,6 +410,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         }
         await persisting
         await control?.stop()
+        await metrics?.stop()
         await stateSync?.stop()
         await node.stop()
         for (const w of jobWaiters) w(undefined)
@@ -449,7 +458,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const written = await exportSnapshotModel(path, snapshot)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
-    shutdownRequested: () => shutdown.promise
+    shutdownRequested: () => shutdown.promise,
+    metrics: () => metrics
   }
   return daemon
 }

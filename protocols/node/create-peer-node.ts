@@ -21,7 +21,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { pino, type Logger } from 'pino'
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.js'
-import { PeerNodeError } from './errors.js'
+import { addressesInUse, ListenAddressInUseError, PeerNodeError } from './errors.js'
 import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
 
 export type P2pmldLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
@@ -152,6 +152,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       } catch (error) {
         libp2p.removeEventListener('peer:discovery', onDiscovery)
         await Promise.resolve(libp2p.stop()).catch(() => {})
+        const busy = addressesInUse(error)
+        if (busy.length > 0) throw new ListenAddressInUseError(busy)
         throw new PeerNodeError(`cannot start the libp2p node on ${listen.join(', ')}: ${(error as Error).message} (is the port already in use?)`)
       }
       started = true

@@ -99,7 +99,7 @@ describe('loadDaemonConfig', () => {
     const fileErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, configFile: file }))
     expect(fileErr.message).toContain(`invalid config file ${file}:`)
     expect(fileErr.message).toContain('listen: Invalid input: expected array')
-    expect(fileErr.message).toContain('logLevl: unknown setting')
+    expect(fileErr.message).toContain('logLevl: unknown key: did you mean logLevel?')
   })
 
   it('refuses a socket path too long for a Unix socket', () => {

@@ -1,0 +1,68 @@
+/**
+ * What `p2pmld start` prints while its daemon trains: progress within the epoch (loss,
+ * samples/s, epoch length, ETA), one line per epoch (with its duration), membership changes
+ * (joined, left, evicted) and the result. Epochs count from 1, as in the logs.
+ */
+import type { JobConfig } from '../../config/job-config.js'
+import type { JobSessionEvents } from '../../daemon/peer/job-session.js'
+import { formatDuration } from './format.js'
+import { createProgressReporter, type ProgressOptions, type ProgressReporter } from './progress.js'
+
+export interface DaemonConsole {
+  readonly events: JobSessionEvents
+  /** a line between progress redraws */
+  line(text: string): void
+}
+
+/**
+ * `job()` is the daemon's current job config (a joining peer learns it from the others), used
+ * for the epoch count and the per-peer batch size.
+ */
+export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobConfig | undefined, options: ProgressOptions = {}): DaemonConsole {
+  const now = options.now ?? (() => performance.now())
+  let progress: ProgressReporter | undefined
+  let epochs = 0
+  /** the epoch in progress and when its first step started (EpochRecord.durationMs is validation only) */
+  let current: { epoch: number, startedAt: number } | undefined
+  const reporter = (): ProgressReporter => {
+    const total = job()?.epochs ?? 0
+    if (progress === undefined || total !== epochs) {
+      progress?.done()
+      epochs = total
+      progress = createProgressReporter(stream, total, options)
+    }
+    return progress
+  }
+  const line = (text: string): void => {
+    if (progress !== undefined) progress.line(text)
+    else stream.write(text + '\n')
+  }
+  return {
+    line,
+    events: {
+      onStep: (r) => {
+        if (current?.epoch !== r.epoch) current = { epoch: r.epoch, startedAt: now() - r.stepMs }
+        const batch = job()?.batchSize
+        reporter().step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, batch === undefined ? undefined : batch * r.contributors.length)
+      },
+      onEpoch: (e) => {
+        const took = current?.epoch === e.epoch ? ` in ${formatDuration(now() - current.startedAt)}` : ''
+        line(`epoch ${e.epoch + 1}/${epochs} done${took}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val acc ${(e.validationAccuracy * 100).toFixed(2)} %, lr ${e.lr}`)
+      },
+      onMembershipChange: (c) => {
+        const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : 'was evicted (it missed too many steps)'
+        line(`peer ${c.peerId} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
+      },
+      onEvicted: (step) => {
+        line(`this peer was evicted from the job${step > 0 ? ` at step ${step}` : ''}: re-joining`)
+      },
+      onFinished: (r) => {
+        progress?.done()
+        // the last validation, when it ran on the final parameters
+        const last = r.history.at(-1)
+        const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
+        line(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation} digest ${r.digest}`)
+      }
+    }
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Prometheus metrics of one daemon, served over HTTP (`GET /metrics`, text exposition format
+ * 0.0.4) with prom-client. Off unless `--metrics-port` is given. One `Registry` per daemon (no
+ * global registry), so several daemons in one process (tests, the demo) keep theirs apart.
+ *
+ * Sources: the job's step reports, epoch records and membership changes (events), its stage
+ * recorder (every compute/compress/send/receive/aggregate/update/validate timing), and at scrape
+ * time the runner's progress, the node's traffic per connection and the session's rejections.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
+import type { Logger } from '../logger.js'
+import type { JobSession, JobSessionEvents } from '../peer/job-session.js'
+import type { StageRecorder } from './stage-metrics.js'
+
+/**
+ * What other components count into the metrics, through this interface only (the node's
+ * connection gater counts refused connections here).
+ */
+export interface MetricsSink {
+  /** an inbound or outbound connection was refused; `reason` e.g. 'allowlist', 'psk', 'limit' */
+  connectionRefused(reason: string): void
+}
+
+export interface PrometheusMetricsOptions {
+  /** TCP port (0: any free one; see address()) */
+  readonly port: number
+  /** default 0.0.0.0 */
+  readonly host?: string
+  readonly log: Logger
+  /** read at scrape time: the daemon's node (absent before it exists) and its current job */
+  readonly node: () => PeerNode | undefined
+  readonly session: () => JobSession | undefined
+  readonly traffic?: TrafficMeter
+}
+
+export interface PrometheusMetrics {
+  readonly registry: Registry
+  /** hand these to the job session: they feed the step, loss, accuracy and membership metrics */
+  readonly events: JobSessionEvents
+  readonly sink: MetricsSink
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** where it listens, once started */
+  address(): { host: string, port: number } | undefined
+}
+
+/** step and stage durations: 1 ms to ~66 s (QSGD of a small model to a VGG-sized step) */
+const DURATION_BUCKETS_S = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 66]
+
+export function createPrometheusMetrics(options: PrometheusMetricsOptions): PrometheusMetrics {
+  const log = options.log.child({ component: 'metrics' })
+  const registry = new Registry()
+  const registers = [registry]
+  const runner = (): ReturnType<JobSession['runner']> => options.session()?.runner()
+
+  const stepSeconds = new Histogram({ name: 'p2pmld_step_duration_seconds', help: 'wall time of a training step on this peer (compute to update)', buckets: DURATION_BUCKETS_S, registers })
+  const stageSeconds = new Histogram({ name: 'p2pmld_stage_duration_seconds', help: 'wall time of one training stage (Table I of the paper)', labelNames: ['stage'], buckets: DURATION_BUCKETS_S, registers })
+  const steps = new Counter({ name: 'p2pmld_steps_total', help: 'training steps this peer completed', registers })
+  const epochs = new Counter({ name: 'p2pmld_epochs_total', help: 'epochs this peer completed', registers })
+  const membershipChanges = new Counter({ name: 'p2pmld_membership_changes_total', help: 'members that joined, left (announced) or were evicted', labelNames: ['kind'], registers })
+  const evictions = new Counter({ name: 'p2pmld_evictions_total', help: 'members evicted for missing steps', registers })
+  const refused = new Counter({ name: 'p2pmld_refused_connections_total', help: 'connections refused, by reason', labelNames: ['reason'], registers })
+
+  /**
+   * A gauge of the current job read at scrape time, labelled with the job id; absent while the
+   * daemon runs no job or before the value exists (an unlabelled gauge would read 0 instead).
+   */
+  const jobGauge = (name: string, help: string, read: (r: NonNullable<ReturnType<typeof runner>>) => number | undefined): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['job'],
+      registers,
+      collect() {
+        this.reset()
+        const session = options.session()
+        const r = session?.runner()
+        const value = r === undefined ? undefined : read(r)
+        if (session !== undefined && value !== undefined && Number.isFinite(value)) this.set({ job: session.jobId }, value)
+      }
+    })
+  }
+  jobGauge('p2pmld_step', 'the next global step this peer runs', (r) => r.progress().step)
+  jobGauge('p2pmld_epoch', 'epochs completed', (r) => r.progress().epoch)
+  jobGauge('p2pmld_membership_size', 'members of the job at the current step', (r) => r.membership().membersAt(r.progress().step).length)
+  jobGauge('p2pmld_learning_rate', 'learning rate in force', (r) => r.progress().lr)
+  jobGauge('p2pmld_training_loss', "this peer's batch loss at its last step", (r) => r.lastReport()?.loss)
+  jobGauge('p2pmld_validation_loss', 'validation loss at the last epoch end', (r) => r.lastValidation()?.loss)
+  jobGauge('p2pmld_validation_accuracy', 'validation accuracy (0-1) at the last epoch end', (r) => r.lastValidation()?.accuracy)
+  jobGauge('p2pmld_test_accuracy', 'test accuracy (0-1) of the finished job', (r) => r.result()?.test.accuracy)
+  // totals kept elsewhere (socket counters, the session's rejection log): copied at scrape time
+  new Counter({
+    name: 'p2pmld_rejected_messages_total',
+    help: 'inbound messages rejected, by reason (wire format, codec, stale, unsigned, ...)',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [reason, n] of Object.entries(options.session()?.rejectionCounts() ?? {})) this.inc({ reason }, n)
+    }
+  })
+  const peerOfEndpoint = new Map<string, string>()
+  const bytesByPeer = (direction: 'sent' | 'received') => function (this: Counter<'peer'>): void {
+    this.reset()
+    const traffic = options.traffic?.byRemoteEndpoint()
+    if (traffic === undefined) return
+    learnEndpoints()
+    const totals = new Map<string, number>()
+    for (const [endpoint, bytes] of traffic) {
+      const peer = peerOfEndpoint.get(endpoint) ?? 'unknown'
+      totals.set(peer, (totals.get(peer) ?? 0) + bytes[direction])
+    }
+    for (const [peer, n] of totals) this.inc({ peer }, n)
+  }
+  new Counter({ name: 'p2pmld_sent_bytes_total', help: 'bytes written to TCP connections, by remote peer', labelNames: ['peer'], registers, collect: bytesByPeer('sent') })
+  new Counter({ name: 'p2pmld_received_bytes_total', help: 'bytes read from TCP connections, by remote peer', labelNames: ['peer'], registers, collect: bytesByPeer('received') })
+
+  /** remember which peer each open connection's endpoint belongs to (kept after it closes) */
+  function learnEndpoints(): void {
+    for (const connection of options.node()?.libp2p.getConnections() ?? []) {
+      const [ip, tcp] = connection.remoteAddr.getComponents()
+      if (ip === undefined || tcp?.name !== 'tcp') continue
+      const host = ip.name === 'ip6' ? `[${ip.value}]` : ip.value
+      peerOfEndpoint.set(`${host}:${tcp.value}`, connection.remotePeer.toString())
+    }
+  }
+
+  let stages: { recorder: StageRecorder, unsubscribe: () => void } | undefined
+  const followStages = (): void => {
+    const recorder = runner()?.stages
+    if (recorder === undefined || stages?.recorder === recorder) return
+    stages?.unsubscribe()
+    stages = { recorder, unsubscribe: recorder.onRecord((stage, wallMs) => stageSeconds.observe({ stage }, wallMs / 1000)) }
+  }
+
+  let server: Server | undefined
+  let bound: { host: string, port: number } | undefined
+
+  return {
+    registry,
+    sink: {
+      connectionRefused(reason) { refused.inc({ reason }) }
+    },
+    events: {
+      onStep(report) {
+        followStages()
+        steps.inc()
+        stepSeconds.observe(report.stepMs / 1000)
+      },
+      onEpoch() {
+        epochs.inc()
+      },
+      onMembershipChange(change) {
+        membershipChanges.inc({ kind: change.kind })
+        if (change.kind === 'evicted') evictions.inc()
+      }
+    },
+    async start() {
+      if (server !== undefined) return
+      const s = createServer((request, response) => {
+        const path = (request.url ?? '/').split('?')[0]
+        if (request.method !== 'GET' || path !== '/metrics') {
+          response.writeHead(404, { 'content-type': 'text/plain' }).end('p2pmld serves Prometheus metrics at GET /metrics\n')
+          return
+        }
+        followStages()
+        registry.metrics().then(
+          (text) => { response.writeHead(200, { 'content-type': registry.contentType }).end(text) },
+          (error: unknown) => {
+            log.warn({ err: error }, 'could not collect metrics')
+            response.writeHead(500, { 'content-type': 'text/plain' }).end('could not collect metrics\n')
+          })
+      })
+      const host = options.host ?? '0.0.0.0'
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject)
+        s.listen(options.port, host, () => {
+          s.off('error', reject)
+          resolve()
+        })
+      }).catch((error: NodeJS.ErrnoException) => {
+        throw new Error(error.code === 'EADDRINUSE'
+          ? `cannot serve metrics on ${host}:${options.port}: the port is already in use: pick another --metrics-port (0 lets the system choose)`
+          : `cannot serve metrics on ${host}:${options.port}: ${error.message}`)
+      })
+      server = s
+      bound = { host, port: (s.address() as AddressInfo).port }
+      log.info(bound, 'serving Prometheus metrics at /metrics')
+    },
+    async stop() {
+      stages?.unsubscribe()
+      stages = undefined
+      const s = server
+      server = undefined
+      bound = undefined
+      if (s === undefined) return
+      s.closeAllConnections()
+      await new Promise<void>((resolve) => s.close(() => resolve()))
+    },
+    address: () => bound
+  }
+}

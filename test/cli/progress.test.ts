@@ -1,0 +1,79 @@
+/** What `p2pmld start` prints while it trains: progress with pace and ETA, epochs from 1, membership changes. */
+import { Writable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { createMembershipChangeTracker } from '../../daemon/peer/membership-changes.js'
+import type { StepReport } from '../../daemon/training/sync-trainer.js'
+import { createDaemonConsole } from '../../cli/support/daemon-console.js'
+import { formatStep } from '../../cli/support/progress.js'
+
+function capture(): { stream: NodeJS.WriteStream, lines: () => string[] } {
+  let text = ''
+  const stream = new Writable({ write(chunk, _enc, done) { text += String(chunk); done() } }) as unknown as NodeJS.WriteStream
+  return { stream, lines: () => text.split('\n').filter((l) => l !== '') }
+}
+
+const report = (step: number, epoch: number, stepInEpoch: number, members: string[]): StepReport => ({
+  step, epoch, members, contributors: members, missing: [], digest: '', peerDigests: new Map(), loss: 0.5, waitedMs: 0,
+  stepMs: 200, epochEnded: false, stepInEpoch, stepsInEpoch: 10
+})
+
+describe('formatStep', () => {
+  it('counts epochs from 1 and adds samples/s, the epoch length and the ETA', () => {
+    expect(formatStep(0, 3, 4, 10, 0.25)).toBe('epoch 1/3: 40% (4/10 steps) loss 0.2500')
+    // 6 steps left in this epoch + 2 epochs of 10 = 26 steps of 500 ms
+    expect(formatStep(0, 3, 4, 10, 0.25, { samplesPerSecond: 256, stepMs: 500 }))
+      .toBe('epoch 1/3: 40% (4/10 steps) loss 0.2500, 256 samples/s, epoch ~5s, ETA 13s')
+  })
+})
+
+describe('daemon console', () => {
+  it('prints progress lines with the pace of the recent steps, each epoch with its time, and the result', () => {
+    let clock = 0
+    const out = capture()
+    const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { now: () => clock })
+    const members = ['a', 'b', 'c']
+    for (let i = 1; i <= 10; i++) {
+      clock += 200
+      screen.events.onStep!(report(i - 1, 0, i, members))
+    }
+    screen.events.onEpoch!({ epoch: 0, step: 10, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 15 })
+    const lines = out.lines()
+    // one line per 10 % (not at 100 %: the epoch line follows), 3 peers x 32 samples every 200 ms
+    expect(lines.filter((l) => l.startsWith('epoch 1/2: '))).toHaveLength(9)
+    expect(lines).toContain('epoch 1/2: 50% (5/10 steps) loss 0.5000, 480 samples/s, epoch ~2s, ETA 3s')
+    // the epoch took 10 steps of 200 ms (its record's 15 ms are the validation only)
+    expect(lines.at(-1)).toBe('epoch 1/2 done in 2s: train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
+  })
+
+  it('prints joins, leaves and evictions as plain lines', () => {
+    const out = capture()
+    const screen = createDaemonConsole(out.stream, () => undefined)
+    screen.events.onMembershipChange!({ kind: 'joined', peerId: 'peer-d', step: 12, members: 4 })
+    screen.events.onMembershipChange!({ kind: 'left', peerId: 'peer-b', step: 20, members: 3 })
+    screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 2 })
+    screen.events.onEvicted!(40)
+    expect(out.lines()).toEqual([
+      'peer peer-d joined at step 12: 4 members',
+      'peer peer-b left at step 20: 3 members',
+      'peer peer-c was evicted (it missed too many steps) at step 31: 2 members',
+      'this peer was evicted from the job at step 40: re-joining'
+    ])
+  })
+})
+
+describe('membership change tracker', () => {
+  it('tells a clean leave from an eviction, and a re-join after a leave from the leave', () => {
+    const announced = new Map<string, number>()
+    const tracker = createMembershipChangeTracker((peer) => announced.get(peer))
+    expect(tracker.observe(0, ['a', 'b', 'c'])).toEqual([])
+    expect(tracker.observe(5, ['a', 'b', 'c', 'd'])).toEqual([{ kind: 'joined', peerId: 'd', step: 5, members: 4 }])
+    announced.set('b', 8)
+    expect(tracker.observe(8, ['a', 'c', 'd'])).toEqual([{ kind: 'left', peerId: 'b', step: 8, members: 3 }])
+    expect(tracker.observe(9, ['a', 'd'])).toEqual([{ kind: 'evicted', peerId: 'c', step: 9, members: 2 }])
+    // b comes back and later vanishes without a new announcement: evicted, not the old leave
+    expect(tracker.observe(12, ['a', 'b', 'd'])).toEqual([{ kind: 'joined', peerId: 'b', step: 12, members: 3 }])
+    expect(tracker.observe(20, ['a', 'd'])).toEqual([{ kind: 'evicted', peerId: 'b', step: 20, members: 2 }])
+  })
+})

@@ -1,0 +1,70 @@
+/** `p2pmld` as a real child process: a bad flag value and a busy listen port are said in p2pmld's words, with the fix. */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { watchChildOutput } from '../support/child-output.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+const dir = mkdtempSync(join(tmpdir(), 'p2pmld-mistakes-'))
+const servers: Server[] = []
+
+afterAll(() => {
+  for (const s of servers) s.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function run(args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'cli/main.ts'), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: dir },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const output = watchChildOutput('p2pmld', child)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 45_000)
+  const code = await output.exited
+  clearTimeout(timer)
+  return { code, stdout: output.stdout(), stderr: output.stderr() }
+}
+
+describe('config mistakes on the command line', () => {
+  it('--bits 3 lists the allowed values; a misspelt --compression suggests the codec', async () => {
+    const [bits, codec] = await Promise.all([
+      run(['train', '--bits', '3']),
+      run(['start', '--compression', 'qsdg', '--data-dir', join(dir, 'c')])
+    ])
+    expect(bits.code).toBe(1)
+    expect(bits.stderr).toMatch(/--bits must be one of 2, 4, 8, got '3'/)
+    expect(codec.code).toBe(1)
+    expect(codec.stderr).toMatch(/--compression must be one of qsgd, fp16, none, got 'qsdg' \(did you mean qsgd\?\)/)
+  }, 60_000)
+
+  it('a job file with a misspelt key names the nearest valid one', async () => {
+    const file = join(dir, 'job.yaml')
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(file, 'epoch: 2\nlr: 0.1\n')
+    const result = await run(['train', '--config', file])
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    expect(result.stderr).toContain('epoch: unknown key: did you mean epochs?')
+    expect(result.stderr).toContain('lr: unknown key: did you mean optimizer.lr?')
+  }, 60_000)
+
+  it('a busy listen port says so and suggests tcp/0, not libp2p\'s faultTolerance advice', async () => {
+    const server = createServer()
+    servers.push(server)
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
+    const port = (server.address() as { port: number }).port
+    const result = await run(['start', '--data-dir', join(dir, 'busy'), '--listen', `/ip4/127.0.0.1/tcp/${port}`])
+    expect(result.code).toBe(1)
+    const lines = result.stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toBe(`p2pmld: cannot listen on /ip4/127.0.0.1/tcp/${port}: the port is already in use (another p2pmld daemon, or another program, listens there): ` +
+      'stop the process that holds it, or listen elsewhere with --listen (--listen /ip4/127.0.0.1/tcp/0 lets the system pick a free port)')
+    expect(result.stderr).not.toMatch(/faultTolerance/)
+  }, 60_000)
+})

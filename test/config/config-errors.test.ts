@@ -1,0 +1,71 @@
+/** Config mistakes name the fix: the nearest valid key, the allowed values of an enum. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { editDistance, nearest } from '../../config/config-errors.js'
+import { ConfigError, parseJobConfig } from '../../config/job-config.js'
+import { loadDaemonConfig } from '../../config/load.js'
+
+function message(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError)
+    return (err as Error).message
+  }
+  throw new Error('expected a ConfigError')
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'p2pmld-cfg-errors-'))
+afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
+
+describe('unknown keys suggest the nearest valid one', () => {
+  it.each([
+    [{ epoch: 3 }, 'epoch: unknown key: did you mean epochs?'],
+    [{ lr: 0.1 }, 'lr: unknown key: did you mean optimizer.lr?'],
+    [{ batch_size: 32 }, 'batch_size: unknown key: did you mean batchSize?'],
+    [{ momentum: 0.5 }, 'momentum: unknown key: did you mean optimizer.momentum?'],
+    [{ patience: 2 }, 'patience: unknown key: did you mean lrSchedule.patience or earlyStopping.patience?'],
+    [{ compression: { bit: 4 } }, 'compression.bit: unknown key: did you mean bits?'],
+    [{ optimizer: { type: 'sgd', beta1: 0.9 } }, 'optimizer.beta1: unknown key: it applies only when optimizer.type is adam']
+  ])('%j', (input, expected) => {
+    expect(message(() => parseJobConfig(input, 'job file j.yaml'))).toBe(`invalid job file j.yaml:\n  ${expected}`)
+  })
+
+  it('lists the valid keys when nothing is close', () => {
+    expect(message(() => parseJobConfig({ colour: 'red' }))).toMatch(/colour: unknown key: valid keys here: id, model, dataset, seed, epochs, batchSize/)
+  })
+
+  it('in a daemon config file too', () => {
+    const file = join(dir, 'daemon.yaml')
+    writeFileSync(file, 'dataDirectory: /tmp/x\nlog_level: info\n')
+    const text = message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))
+    expect(text).toContain('dataDirectory: unknown key: did you mean dataDir?')
+    expect(text).toContain('log_level: unknown key: did you mean logLevel?')
+  })
+})
+
+describe('enum errors list the allowed values', () => {
+  it.each([
+    [{ compression: { bits: 3 } }, 'compression.bits: must be one of 2, 4, 8, got 3'],
+    [{ compression: { codec: 'qsdg' } }, "compression.codec: must be one of qsgd, fp16, none, got 'qsdg' (did you mean qsgd?)"],
+    [{ optimizer: { type: 'adma' } }, "optimizer.type: must be one of sgd, adam, got 'adma' (did you mean adam?)"],
+    [{ aggregation: { rule: 'average' } }, "aggregation.rule: must be one of trimmed-mean, mean, median, krum, multi-krum, centered-clip, got 'average'"]
+  ])('%j', (input, expected) => {
+    expect(message(() => parseJobConfig(input))).toBe(`invalid job config:\n  ${expected}`)
+  })
+
+  it('names the flag or variable the value came from', () => {
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir, P2PMLD_LOG_LEVEL: 'verbose' } })))
+      .toBe("invalid environment:\n  P2PMLD_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got 'verbose'")
+  })
+})
+
+describe('nearest', () => {
+  it('counts a transposition as one edit and ignores case, dashes and underscores', () => {
+    expect(editDistance('epcohs', 'epochs')).toBe(1)
+    expect(nearest('Batch-Size', ['batchSize', 'bits'])).toEqual(['batchSize'])
+    expect(nearest('xyz', ['epochs', 'seed'])).toEqual([])
+  })
+})
