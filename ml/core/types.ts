@@ -10,6 +10,14 @@ export interface ParameterSpec {
   readonly offset: number
   /** number of elements (product of shape) */
   readonly size: number
+  /**
+   * 'parameter' (default): trained by the optimizer. 'buffer': running statistics (BatchNorm's
+   * running mean/var); the training graph's gradient slot carries the batch statistic, and the
+   * optimizer sets running = (1 - momentum) running + momentum stat (PyTorch's convention).
+   */
+  readonly kind?: 'parameter' | 'buffer'
+  /** weight of the new statistic in a buffer's running average (PyTorch BatchNorm: 0.1) */
+  readonly momentum?: number
 }
 
 /** Where every parameter lives in the one flat Float32Array the daemon keeps. */
