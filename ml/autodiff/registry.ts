@@ -7,6 +7,7 @@ import { conv } from './ops/conv.js'
 import { div } from './ops/div.js'
 import { dropout } from './ops/dropout.js'
 import { erf } from './ops/erf.js'
+import { expand } from './ops/expand.js'
 import { gemm } from './ops/gemm.js'
 import { hardSigmoid } from './ops/hard-sigmoid.js'
 import { hardSwish } from './ops/hard-swish.js'
@@ -32,7 +33,7 @@ import { transpose } from './ops/transpose.js'
 const OPS: readonly OpDefinition[] = [
   add, sub, mul, div, pow, conv, gemm, matmul, maxPool, averagePool, globalAveragePool, pad, relu, flatten, reshape, identity,
   batchNormalization, dropout, clip, concat, split, slice, sigmoid, tanh, hardSigmoid, hardSwish, sqrt, erf, softmax,
-  reduceMean, transpose, squeeze, unsqueeze
+  reduceMean, transpose, squeeze, unsqueeze, expand
 ]
 
 const registry = new Map(OPS.map((op) => [op.type, op]))

@@ -36,6 +36,19 @@ export interface Batch {
   readonly inputs: Float32Array
   /** N labels in [0, numClasses) */
   readonly labels: Int32Array
+  /**
+   * What seeds this batch's dropout masks: each sample's mask is a function of (job seed, step,
+   * its index in the training set), so every peer drops the same units for the same sample.
+   * Absent: seed 0, step 0, positions 0..N-1.
+   */
+  readonly dropout?: DropoutKey
+}
+
+export interface DropoutKey {
+  readonly seed: number
+  readonly step: number
+  /** N indices into the training set */
+  readonly sampleIndices: ArrayLike<number>
 }
 
 export interface GradientResult {
