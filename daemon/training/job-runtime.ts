@@ -27,15 +27,17 @@ export interface JobRuntimeOptions {
   readonly loadDatasets?: JobDatasetLoader
 }
 
-export async function resolveModel(spec: string): Promise<ModelDefinition> {
-  if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec)
+/** A zoo name (sized by `sampleShape` where the model follows the dataset) or an .onnx path. */
+export async function resolveModel(spec: string, sampleShape?: readonly number[]): Promise<ModelDefinition> {
+  if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec, sampleShape)
   const { loadOnnxModel } = await import('../../ml/onnx/load-onnx-model.js')
   return loadOnnxModel(spec)
 }
 
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
-  const model = await resolveModel(config.model)
   const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
+  // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
+  const model = await resolveModel(config.model, train.sampleShape)
   const sample = train.sampleShape.join('x')
   if (sample !== model.sampleShape.join('x')) {
     throw new Error(`model '${config.model}' expects samples of shape ${model.sampleShape.join('x')} but dataset '${config.dataset}' has ${sample}`)
