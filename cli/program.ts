@@ -4,6 +4,7 @@ import { registerCheckpointCommand } from './commands/checkpoint.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
+import { registerModelsCommand } from './commands/models.js'
 import { registerPeersCommand } from './commands/peers.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerStatusCommand } from './commands/status.js'
@@ -24,6 +25,7 @@ export function createProgram(): Command {
   registerPeersCommand(program)
   registerJobCommands(program)
   registerMetricsCommand(program)
+  registerModelsCommand(program)
   registerCheckpointCommand(program)
   registerStopCommand(program)
   return program
