@@ -42,6 +42,8 @@ export interface DemoResult {
   readonly stages: StageSummary[]
   readonly bytesSentPerPeer: number[]
   readonly rejected: number
+  /** each peer's data directory (checkpoints); only still there with keepDataDirs */
+  readonly dataDirs: string[]
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -99,7 +101,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       identicalParameters: finished.length === daemons.length && digests.size === 1,
       stages: host.session()?.runner()?.stages.summary() ?? [],
       bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
-      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0)
+      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0),
+      dataDirs: daemons.map((_, i) => configFor(i, []).dataDir)
     }
   } finally {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))

@@ -8,7 +8,7 @@ import type { Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
-import { createModel } from '../../ml/models/zoo.js'
+import { createModel, followsDatasetShape } from '../../ml/models/zoo.js'
 
 export interface JobRuntime {
   readonly config: JobConfig
@@ -35,9 +35,11 @@ export async function resolveModel(spec: string, sampleShape?: readonly number[]
 }
 
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
+  // resolved before the data so a bad model name or file fails fast (a zoo layout allocates no weights)
+  let model = await resolveModel(config.model)
   const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
   // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
-  const model = await resolveModel(config.model, train.sampleShape)
+  if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)
   const sample = train.sampleShape.join('x')
   if (sample !== model.sampleShape.join('x')) {
     throw new Error(`model '${config.model}' expects samples of shape ${model.sampleShape.join('x')} but dataset '${config.dataset}' has ${sample}`)
