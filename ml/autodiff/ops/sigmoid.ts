@@ -1,14 +1,4 @@
-import type { OpDefinition } from '../op-definition.js'
+import { unaryOp } from './unary.js'
 
 /** Y = 1 / (1 + e^-X); dX = dY Y (1 - Y). */
-export const sigmoid: OpDefinition = {
-  type: 'Sigmoid',
-  inferShapes(_node, [x]) {
-    return [x]
-  },
-  backward({ emit, node, outputGrads: [dy] }) {
-    if (dy === undefined) return []
-    const y = node.outputs[0]
-    return [emit.op('Mul', [dy, emit.op('Mul', [y, emit.op('Sub', [emit.scalar('one', 1), y])])])]
-  }
-}
+export const sigmoid = unaryOp('Sigmoid', (emit, _x, y) => emit.op('Mul', [y, emit.op('Sub', [emit.scalar('one', 1), y])]))

@@ -1,13 +1,4 @@
-import type { OpDefinition } from '../op-definition.js'
+import { unaryOp } from './unary.js'
 
 /** Y = sqrt(X); dX = dY / (2 Y). */
-export const sqrt: OpDefinition = {
-  type: 'Sqrt',
-  inferShapes(_node, [x]) {
-    return [x]
-  },
-  backward({ emit, node, outputGrads: [dy] }) {
-    if (dy === undefined) return []
-    return [emit.op('Div', [emit.op('Mul', [dy, emit.scalar('half', 0.5)]), node.outputs[0]])]
-  }
-}
+export const sqrt = unaryOp('Sqrt', (emit, _x, y) => emit.op('Div', [emit.scalar('half', 0.5), y]))
