@@ -5,6 +5,7 @@ import { registerDemoCommand } from './commands/demo.js'
 import { registerExportCommand } from './commands/export.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
+import { registerModelsCommand } from './commands/models.js'
 import { registerPeersCommand } from './commands/peers.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerStatusCommand } from './commands/status.js'
@@ -25,6 +26,7 @@ export function createProgram(): Command {
   registerPeersCommand(program)
   registerJobCommands(program)
   registerMetricsCommand(program)
+  registerModelsCommand(program)
   registerCheckpointCommand(program)
   registerExportCommand(program)
   registerStopCommand(program)

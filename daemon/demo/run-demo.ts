@@ -42,6 +42,10 @@ export interface DemoResult {
   readonly stages: StageSummary[]
   readonly bytesSentPerPeer: number[]
   readonly rejected: number
+  /** rejected inbound messages of all peers, by reason */
+  readonly rejectedByReason: Record<string, number>
+  /** each peer's data directory (checkpoints); only still there with keepDataDirs */
+  readonly dataDirs: string[]
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -99,7 +103,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       identicalParameters: finished.length === daemons.length && digests.size === 1,
       stages: host.session()?.runner()?.stages.summary() ?? [],
       bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
-      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0)
+      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0),
+      rejectedByReason: daemons.reduce<Record<string, number>>((acc, d) => {
+        for (const [reason, n] of Object.entries(d.session()?.rejectionCounts() ?? {})) acc[reason] = (acc[reason] ?? 0) + n
+        return acc
+      }, {}),
+      dataDirs: daemons.map((_, i) => configFor(i, []).dataDir)
     }
   } finally {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))

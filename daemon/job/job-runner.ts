@@ -10,6 +10,7 @@ import { applyAttack } from '../../ml/attacks/index.js'
 import { createCodec } from '../../ml/compress/index.js'
 import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
 import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
+import { bufferSpecs } from '../../ml/params.js'
 import type { Logger } from '../logger.js'
 import { createGradientCollector, type GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
@@ -97,7 +98,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const n = runtime.model.layout.totalSize
   const stages = createStageRecorder()
   const codec = createCodec(config.compression)
-  const optimizer: Optimizer = createOptimizer(config.optimizer, n)
+  // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
+  const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
   const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: 8 })
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
 

@@ -8,7 +8,7 @@ import type { Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
-import { createModel } from '../../ml/models/zoo.js'
+import { createModel, followsDatasetShape } from '../../ml/models/zoo.js'
 
 export interface JobRuntime {
   readonly config: JobConfig
@@ -27,15 +27,19 @@ export interface JobRuntimeOptions {
   readonly loadDatasets?: JobDatasetLoader
 }
 
-export async function resolveModel(spec: string): Promise<ModelDefinition> {
-  if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec)
+/** A zoo name (sized by `sampleShape` where the model follows the dataset) or an .onnx path. */
+export async function resolveModel(spec: string, sampleShape?: readonly number[]): Promise<ModelDefinition> {
+  if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec, sampleShape)
   const { loadOnnxModel } = await import('../../ml/onnx/load-onnx-model.js')
   return loadOnnxModel(spec)
 }
 
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
-  const model = await resolveModel(config.model)
+  // resolved before the data so a bad model name or file fails fast (a zoo layout allocates no weights)
+  let model = await resolveModel(config.model)
   const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
+  // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
+  if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)
   checkDatasetFitsModel(config, model, [train, validation, test])
   const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
   return {

@@ -156,7 +156,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const digest = parameterDigest(deps.params)
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
-      const batch = gatherBatch(deps.train, indices)
+      // dropout masks are seeded by (job seed, step, sample index): the same on every peer
+      const batch = { ...gatherBatch(deps.train, indices), dropout: { seed: config.seed, step, sampleIndices: indices } }
       const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch))
       const honest = result.gradient
       const sent = deps.attack === undefined ? honest : deps.attack(honest, step)

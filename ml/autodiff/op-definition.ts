@@ -21,6 +21,13 @@ export interface BackwardContext {
   readonly saved: Readonly<Record<string, string>>
 }
 
+export interface ForwardContext extends ShapeContext {
+  /** true in the training graph (batch statistics, dropout masks), false for inference/export */
+  readonly training: boolean
+  /** graph input holding this step's dropout masks, when the model has Dropout nodes (training only) */
+  dropoutMask?(node: IrNode): string
+}
+
 /**
  * One differentiable op: shape inference, forward emission and backward, side by side.
  * Adding an op means adding one file under ops/ and one line in the registry.
@@ -29,7 +36,7 @@ export interface OpDefinition {
   readonly type: string
   inferShapes(node: IrNode, inputShapes: readonly Shape[], ctx: ShapeContext): Shape[]
   /** emit the forward computation; default: the node itself. Returns tensors saved for backward. */
-  emitForward?(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape): Record<string, string>
+  emitForward?(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape, ctx: ForwardContext): Record<string, string>
   /** gradient names per input (undefined: no gradient flows there) */
   backward(ctx: BackwardContext): Array<string | undefined>
 }

@@ -54,7 +54,10 @@ const EVALUATORS: Record<string, Evaluator> = {
     return vector(data.slice(clamp(starts[0]), clamp(ends[0])))
   },
   Cast(node, [data], [dims]) {
-    if (attrInt(node, 'to', 0) !== 7) throw new ShapeError(`Cast node '${node.name}': only casts of shapes to int64 can be folded`)
+    const to = attrInt(node, 'to', 0)
+    // a dimension turned into a float (attention's 1/sqrt(head size)) becomes a float constant
+    if (to === 1) return { dims: [...dims], data: Float32Array.from(data, Number) }
+    if (to !== 7) throw new ShapeError(`Cast node '${node.name}': only casts of shapes to int64 or float can be folded`)
     return { dims: [...dims], data: BigInt64Array.from(data) }
   },
   Identity: (_node, [data], [dims]) => ({ dims: [...dims], data: BigInt64Array.from(data) }),

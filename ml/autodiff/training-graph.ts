@@ -6,8 +6,9 @@
 import type { ParameterLayout } from '../core/types.js'
 import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
 import { ShapeError, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
-import type { OpDefinition } from './op-definition.js'
-import { findOp, supportedOps } from './registry.js'
+import type { ForwardContext, OpDefinition } from './op-definition.js'
+import { dropoutRatio } from './ops/dropout.js'
+import { findOp, RECURRENT_OPS, supportedOps } from './registry.js'
 import { foldShapeNode, isShapeOp } from './shape-folding.js'
 
 export const TRAINING_INPUT_LABELS = 'labels_onehot'
@@ -16,7 +17,9 @@ export const TRAINING_OUTPUT_LOSS = 'loss'
 export class UnsupportedOpError extends Error {
   override name = 'UnsupportedOpError'
   constructor (readonly op: string, readonly nodeName: string) {
-    super(`unsupported op '${op}' in node '${nodeName}': the autodiff supports ${supportedOps().join(', ')}`)
+    super(RECURRENT_OPS.has(op)
+      ? `recurrent layer '${op}' in node '${nodeName}' is not supported (the autodiff does not unroll ${op}): replace it with attention or convolution, or train it elsewhere`
+      : `unsupported op '${op}' in node '${nodeName}': the autodiff supports ${supportedOps().join(', ')}`)
   }
 }
 
@@ -26,6 +29,16 @@ export interface BuiltGraph {
   readonly logitsName: string
   /** gradient output name per parameter, in layout order (training graph only) */
   readonly gradientNames: readonly string[]
+  /** extra float inputs of the training graph: one inverted-dropout mask per Dropout node */
+  readonly dropoutMasks: readonly DropoutMaskInput[]
+}
+
+/** A training-graph input holding 0 or 1/(1 - ratio) per element of a Dropout node's input. */
+export interface DropoutMaskInput {
+  readonly name: string
+  /** [batch, ...]: the Dropout input's shape */
+  readonly shape: Shape
+  readonly ratio: number
 }
 
 export function gradientOutputName(index: number): string {
@@ -77,7 +90,8 @@ export function inferShapes(graph: ForwardGraph, layout: ParameterLayout, batchS
 }
 
 export function firstUnsupportedOp(graph: ForwardGraph): { op: string, node: string } | undefined {
-  const node = graph.nodes.find((n) => findOp(n.op) === undefined && !isShapeOp(n.op))
+  // a recurrent layer is named even when the exporter's helper ops around it come first
+  const node = graph.nodes.find((n) => RECURRENT_OPS.has(n.op)) ?? graph.nodes.find((n) => findOp(n.op) === undefined && !isShapeOp(n.op))
   return node === undefined ? undefined : { op: node.op, node: node.name }
 }
 
@@ -87,14 +101,25 @@ function requireOp(type: string, nodeName: string): OpDefinition {
   return op
 }
 
-function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>): Map<string, Record<string, string>> {
+function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>, training: boolean, masks: DropoutMaskInput[]): Map<string, Record<string, string>> {
   for (const name of shapes.keys()) emit.reserve(name)
   for (const [name, c] of graph.constants) emit.initializer(name, c)
   const saved = new Map<string, Record<string, string>>()
   const shapeOf = (name: string): Shape => shapes.get(name) as Shape
+  const constant = (name: string): ConstantTensor | undefined => graph.constants.get(name)
+  const ctx: ForwardContext = {
+    training,
+    constant,
+    dropoutMask(node) {
+      const name = `dropout_mask_${masks.length}`
+      emit.reserve(name)
+      masks.push({ name, shape: shapeOf(node.inputs[0]), ratio: dropoutRatio(node, constant) })
+      return name
+    }
+  }
   for (const node of graph.nodes) {
     const op = requireOp(node.op, node.name)
-    if (op.emitForward !== undefined) saved.set(node.name, op.emitForward(node, emit, shapeOf))
+    if (op.emitForward !== undefined) saved.set(node.name, op.emitForward(node, emit, shapeOf, ctx))
     else emit.node(node.op, node.inputs, node.attrs, node.outputs)
   }
   return saved
@@ -110,11 +135,11 @@ function ioList(graph: ForwardGraph, layout: ParameterLayout, shapes: ReadonlyMa
 export function buildInferenceGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
   const { graph, shapes } = specializeGraph(forward, layout, batchSize)
   const emit = new GraphEmitter()
-  emitForward(graph, emit, shapes)
+  emitForward(graph, emit, shapes, false, [])
   const bytes = emit.serialize(ioList(graph, layout, shapes), [
     { name: graph.output, elementType: 'float32', shape: shapes.get(graph.output) as Shape }
   ], 'p2pmld-inference')
-  return { bytes, inputName: graph.input, logitsName: graph.output, gradientNames: [] }
+  return { bytes, inputName: graph.input, logitsName: graph.output, gradientNames: [], dropoutMasks: [] }
 }
 
 export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
@@ -126,7 +151,8 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
   const emit = new GraphEmitter()
   emit.reserve(TRAINING_INPUT_LABELS)
   emit.reserve(TRAINING_OUTPUT_LOSS)
-  const saved = emitForward(graph, emit, shapes)
+  const dropoutMasks: DropoutMaskInput[] = []
+  const saved = emitForward(graph, emit, shapes, true, dropoutMasks)
 
   // mean softmax cross-entropy; d(loss)/d(logits) = (softmax - onehot) / N
   const logProbs = emit.op('LogSoftmax', [graph.output], { axis: { kind: 'int', value: 1 } })
@@ -189,12 +215,13 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
 
   const inputs: GraphIo[] = [
     ...ioList(graph, layout, shapes),
-    { name: TRAINING_INPUT_LABELS, elementType: 'float32', shape: logitsShape }
+    { name: TRAINING_INPUT_LABELS, elementType: 'float32', shape: logitsShape },
+    ...dropoutMasks.map((m) => ({ name: m.name, elementType: 'float32' as const, shape: m.shape }))
   ]
   const outputs: GraphIo[] = [
     { name: TRAINING_OUTPUT_LOSS, elementType: 'float32', shape: [] },
     { name: graph.output, elementType: 'float32', shape: logitsShape },
     ...layout.specs.map((spec, index) => ({ name: gradientNames[index], elementType: 'float32' as const, shape: spec.shape }))
   ]
-  return { bytes: emit.serialize(inputs, outputs, 'p2pmld-training'), inputName: graph.input, logitsName: graph.output, gradientNames }
+  return { bytes: emit.serialize(inputs, outputs, 'p2pmld-training'), inputName: graph.input, logitsName: graph.output, gradientNames, dropoutMasks }
 }

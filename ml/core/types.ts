@@ -10,6 +10,14 @@ export interface ParameterSpec {
   readonly offset: number
   /** number of elements (product of shape) */
   readonly size: number
+  /**
+   * 'parameter' (default): trained by the optimizer. 'buffer': running statistics (BatchNorm's
+   * running mean/var); the training graph's gradient slot carries the batch statistic, and the
+   * optimizer sets running = (1 - momentum) running + momentum stat (PyTorch's convention).
+   */
+  readonly kind?: 'parameter' | 'buffer'
+  /** weight of the new statistic in a buffer's running average (PyTorch BatchNorm: 0.1) */
+  readonly momentum?: number
 }
 
 /** Where every parameter lives in the one flat Float32Array the daemon keeps. */
@@ -28,6 +36,19 @@ export interface Batch {
   readonly inputs: Float32Array
   /** N labels in [0, numClasses) */
   readonly labels: Int32Array
+  /**
+   * What seeds this batch's dropout masks: each sample's mask is a function of (job seed, step,
+   * its index in the training set), so every peer drops the same units for the same sample.
+   * Absent: seed 0, step 0, positions 0..N-1.
+   */
+  readonly dropout?: DropoutKey
+}
+
+export interface DropoutKey {
+  readonly seed: number
+  readonly step: number
+  /** N indices into the training set */
+  readonly sampleIndices: ArrayLike<number>
 }
 
 export interface GradientResult {

@@ -4,6 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs'
 import { loadBundledMnist } from './bundled-mnist.js'
+import { isCifar10Directory, loadCifar10Directory } from './cifar10.js'
 import { seededPermutation, splitDataset, subset, type DatasetSplits } from './dataset.js'
 import { loadIdxDirectory } from './idx.js'
 import { FASHION_MNIST_STATS } from './normalize.js'
@@ -60,11 +61,11 @@ async function loadSplits(name: string, seed: number): Promise<DatasetSplits> {
     if (name === 'fashion-mnist') {
       throw new UnknownDatasetError(`Fashion-MNIST is not installed at ${FASHION_MNIST_DIR}: run 'apt-get install dataset-fashion-mnist', or pass a directory of IDX files`)
     }
-    throw new UnknownDatasetError(`unknown dataset '${name}': use 'mnist' (bundled), 'fashion-mnist', or a directory holding the four IDX files`)
+    throw new UnknownDatasetError(`unknown dataset '${name}': use 'mnist' (bundled), 'fashion-mnist', or a directory holding the four IDX files or the CIFAR-10 binary files (data_batch_1.bin ... test_batch.bin)`)
   }
   const { train, test } = name === 'fashion-mnist'
     ? await loadIdxDirectory(dir, 'fashion-mnist', FASHION_MNIST_STATS)
-    : await loadIdxDirectory(dir, dir)
+    : isCifar10Directory(dir) ? await loadCifar10Directory(dir, dir) : await loadIdxDirectory(dir, dir)
   // at least one validation sample: an empty validation set would give the schedule a NaN loss
   const validationSize = Math.max(1, Math.min(5000, Math.floor(train.size / 10)))
   const carved = splitDataset(train, { validation: validationSize, test: 0 }, seed)

@@ -7,6 +7,7 @@ import ort from 'onnxruntime-node'
 import { buildInferenceGraph, buildTrainingGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS, type BuiltGraph } from '../autodiff/training-graph.js'
 import type { Batch, EvaluationResult, GradientComputer, GradientResult } from '../core/types.js'
 import type { ModelDefinition } from '../models/model-definition.js'
+import { dropoutMasks } from './dropout-masks.js'
 import { countCorrect, crossEntropySum, oneHot } from './logits.js'
 
 export interface OnnxGradientComputerOptions {
@@ -84,6 +85,9 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
     const { graph, session } = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size))
     const input = feeds(params, batch, graph.inputName)
     input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
+    dropoutMasks(graph.dropoutMasks, batch).forEach((mask, k) => {
+      input[graph.dropoutMasks[k].name] = new ort.Tensor('float32', mask, [...graph.dropoutMasks[k].shape])
+    })
     // ORT writes each gradient straight into its slice of the flat result (pre-allocated outputs)
     const gradient = new Float32Array(model.layout.totalSize)
     const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }

@@ -1,5 +1,6 @@
 import { ForwardGraphBuilder } from './graph-builder.js'
 import { UnknownModelError, type ModelDefinition } from './model-definition.js'
+import { mobilenetV3Small, squeezenet11, vgg11 } from './paper-models.js'
 
 const MNIST_SHAPE = [1, 28, 28] as const
 
@@ -37,21 +38,37 @@ function convTest(): ModelDefinition {
   return g.build('convnet-test', MNIST_SHAPE, 10, g.linear(x, 'fc', 6 * 3 * 3, 10))
 }
 
-const ZOO: Record<string, () => ModelDefinition> = {
+/** Zoo builders; the paper's models take the dataset's sample shape, the MNIST-only ones ignore it. */
+const ZOO: Record<string, (sampleShape: readonly number[]) => ModelDefinition> = {
   mlp: () => mlp('mlp', [128]),
   'mlp-large': () => mlp('mlp-large', [1024, 1024]),
   lenet5,
-  'convnet-test': convTest
+  'convnet-test': convTest,
+  squeezenet1_1: squeezenet11,
+  mobilenet_v3_small: mobilenetV3Small,
+  vgg11
 }
+
+/** Zoo models whose input shape follows the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10). */
+const SHAPE_FOLLOWS_DATASET = new Set(['squeezenet1_1', 'mobilenet_v3_small', 'vgg11'])
 
 export function zooModelNames(): string[] {
   return Object.keys(ZOO)
 }
 
-export function createModel(name: string): ModelDefinition {
+/** Whether the zoo model takes its input shape from the dataset. */
+export function followsDatasetShape(name: string): boolean {
+  return SHAPE_FOLLOWS_DATASET.has(name)
+}
+
+/**
+ * A zoo model by name. `sampleShape` (C x H x W, default MNIST's 1x28x28) sizes the paper's
+ * models for the dataset; the MNIST-only models ignore it.
+ */
+export function createModel(name: string, sampleShape: readonly number[] = MNIST_SHAPE): ModelDefinition {
   const make = ZOO[name]
   if (make === undefined) {
     throw new UnknownModelError(`unknown model '${name}': choose one of ${zooModelNames().join(', ')}, or give the path of a forward .onnx file`)
   }
-  return make()
+  return make(sampleShape)
 }

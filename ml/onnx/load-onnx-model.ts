@@ -5,8 +5,10 @@
  * input (its batch dim may be symbolic), and the single graph output is the logits.
  */
 import { readFile } from 'node:fs/promises'
-import type { Attribute, ConstantTensor, ForwardGraph, IrNode } from '../autodiff/ir.js'
+import { attrFloat, ShapeError, type Attribute, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from '../autodiff/ir.js'
+import { batchNormBuffers } from '../autodiff/ops/batch-normalization.js'
 import { firstUnsupportedOp, inferShapes, UnsupportedOpError } from '../autodiff/training-graph.js'
+import type { ParameterLayout } from '../core/types.js'
 import type { ModelDefinition } from '../models/model-definition.js'
 import { createLayout } from '../params.js'
 import { foldConstants } from './fold-constants.js'
@@ -18,6 +20,80 @@ export class OnnxModelNotFoundError extends Error {
 
 export class InvalidOnnxModelError extends Error {
   override name = 'InvalidOnnxModelError'
+}
+
+/** The export baked its batch size into the graph (no dynamic_axes), so other batch sizes cannot run. */
+export class FixedBatchSizeError extends Error {
+  override name = 'FixedBatchSizeError'
+  constructor (readonly batchSize: number, cause: string) {
+    super(`this model was exported for batch size ${batchSize}: re-export with dynamic_axes={'<input>': {0: 'batch'}, '<output>': {0: 'batch'}} in torch.onnx.export (${cause})`)
+  }
+}
+
+interface InitializerParameter { name: string, shape: number[], data: Float32Array }
+
+/**
+ * torch.onnx.export merges initializers with equal values (the zero biases of a fresh model) into
+ * one tensor that several nodes read through Identity nodes. Each such Identity output becomes
+ * its own parameter again (a copy of the value), so training the file trains the user's model;
+ * an initializer that nodes read directly stays one (shared) parameter, as tied weights are.
+ */
+export function splitIdentityInitializers(nodes: readonly IrNode[], parameters: readonly InitializerParameter[]): { nodes: IrNode[], parameters: InitializerParameter[] } {
+  const byName = new Map(parameters.map((p) => [p.name, p]))
+  const copies = new Map<string, InitializerParameter[]>()
+  const kept: IrNode[] = []
+  for (const n of nodes) {
+    const source = n.op === 'Identity' ? byName.get(n.inputs[0]) : undefined
+    if (source === undefined) {
+      kept.push(n)
+      continue
+    }
+    const list = copies.get(source.name) ?? []
+    list.push({ name: n.outputs[0], shape: [...source.shape], data: source.data.slice() })
+    copies.set(source.name, list)
+  }
+  if (copies.size === 0) return { nodes: [...nodes], parameters: [...parameters] }
+  const readDirectly = new Set(kept.flatMap((n) => n.inputs))
+  const out: InitializerParameter[] = []
+  for (const p of parameters) {
+    if (readDirectly.has(p.name) || !copies.has(p.name)) out.push(p)
+    out.push(...(copies.get(p.name) ?? []))
+  }
+  return { nodes: kept, parameters: out }
+}
+
+/**
+ * Infers shapes at batch sizes 1 and 2 (a batch-agnostic model runs at both); when that fails and
+ * the input's batch dim is a fixed number the model runs at, the export baked the batch in.
+ * Returns the logits shape at batch 1.
+ */
+function inferForBatchSizes(forward: ForwardGraph, layout: ParameterLayout, fixedBatch: number): Shape {
+  try {
+    const logits = inferShapes(forward, layout, 1).get(forward.output) ?? []
+    inferShapes(forward, layout, 2)
+    return logits
+  } catch (err) {
+    if (!(err instanceof ShapeError)) throw err
+    for (const batch of fixedBatch > 0 ? [fixedBatch] : bakedBatchCandidates(forward)) {
+      try {
+        inferShapes(forward, layout, batch)
+      } catch {
+        continue
+      }
+      throw new FixedBatchSizeError(batch, err.message)
+    }
+    throw err
+  }
+}
+
+/** First dims of constant Reshape targets: where an export without dynamic_axes keeps its batch. */
+function bakedBatchCandidates(forward: ForwardGraph): number[] {
+  const out = new Set<number>()
+  for (const n of forward.nodes) {
+    const target = n.op === 'Reshape' ? forward.constants.get(n.inputs[1]) : undefined
+    if (target !== undefined && target.data instanceof BigInt64Array && target.data.length > 0 && target.data[0] > 1n) out.add(Number(target.data[0]))
+  }
+  return [...out]
 }
 
 type Int64 = number | { toNumber(): number }
@@ -94,11 +170,20 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
     allNodes.push({ name, op: n.opType ?? '', inputs, outputs: [...(n.output ?? [])], attrs })
   })
 
-  const nodes = await foldConstants(allNodes, constants)
+  const { nodes: untied, parameters: separated } = splitIdentityInitializers(allNodes, parameters)
+  const nodes = await foldConstants(untied, constants)
+  const buffers = new Map<string, number>()
+  for (const n of nodes) {
+    if (n.op !== 'BatchNormalization') continue
+    // ONNX momentum weights the old value (0.9); PyTorch's (and the layout's) weights the new one
+    const momentum = 1 - attrFloat(n, 'momentum', 0.9)
+    for (const b of batchNormBuffers(n)) buffers.set(b, momentum)
+  }
+  const specs = separated.map((p) => (buffers.has(p.name) ? { ...p, kind: 'buffer' as const, momentum: buffers.get(p.name) } : p))
   const forward: ForwardGraph = {
     input: batchInputs[0].name ?? '',
     sampleShape,
-    parameters: parameters.map((p) => p.name),
+    parameters: separated.map((p) => p.name),
     constants,
     nodes,
     output: graphOutputs[0].name ?? ''
@@ -106,11 +191,12 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
   const unsupported = firstUnsupportedOp(forward)
   if (unsupported !== undefined) throw new UnsupportedOpError(unsupported.op, unsupported.node)
 
-  const layout = createLayout(parameters)
-  const logits = inferShapes(forward, layout, 1).get(forward.output) ?? []
+  const layout = createLayout(specs)
+  const fixedBatch = toNumber(dims[0].dimValue)
+  const logits = inferForBatchSizes(forward, layout, fixedBatch)
   if (logits.length !== 2) throw invalid(`the output '${forward.output}' must be logits [batch, classes], got rank ${logits.length}`)
   const initial = new Float32Array(layout.totalSize)
-  parameters.forEach((p, i) => initial.set(p.data, layout.specs[i].offset))
+  separated.forEach((p, i) => initial.set(p.data, layout.specs[i].offset))
 
   return {
     name: graph.name !== null && graph.name !== undefined && graph.name !== '' ? graph.name : 'onnx-model',

@@ -3,6 +3,8 @@
  * Float32Array so it can be checkpointed and sent to a joining peer as is.
  */
 import type { OptimizerConfig } from '../../config/job-config.js'
+import type { ParameterSpec } from '../core/types.js'
+import { withRunningBuffers } from './running-buffers.js'
 
 export interface Optimizer {
   readonly stateSize: number
@@ -128,6 +130,10 @@ export function createAdam(config: Extract<OptimizerConfig, { type: 'adam' }>, p
   }
 }
 
-export function createOptimizer(config: OptimizerConfig, paramCount: number): Optimizer {
-  return config.type === 'sgd' ? createSgd(config, paramCount) : createAdam(config, paramCount)
+/**
+ * The configured optimizer over `paramCount` values; `buffers` (running statistics, see
+ * running-buffers.ts) are averaged with their aggregated batch statistics instead of trained.
+ */
+export function createOptimizer(config: OptimizerConfig, paramCount: number, buffers: readonly ParameterSpec[] = []): Optimizer {
+  return withRunningBuffers(config.type === 'sgd' ? createSgd(config, paramCount) : createAdam(config, paramCount), buffers)
 }

@@ -36,7 +36,7 @@ function randomTensor(name: string, dims: number[], seed: number, style: 'raw' |
  * What torch.onnx.export writes for a small CNN with a dynamic batch axis: Conv (stride 2, pad 1)
  * -> activation -> MaxPool 3/2 (overlapping) -> Reshape(Constant [-1, 144]) -> MatMul -> Add.
  */
-function forwardModelBytes(activation: 'Relu' | 'Tanh'): Uint8Array {
+function forwardModelBytes(activation: 'Relu' | 'Tanh' | 'Elu'): Uint8Array {
   const batchDim = { dimParam: 'batch' }
   const model = onnx.ModelProto.create({
     irVersion: 8,
@@ -171,12 +171,12 @@ describe('loadOnnxModel', () => {
 
   it('names the first unsupported op type and its node', async () => {
     const path = join(dir, 'tanh.onnx')
-    await writeFile(path, forwardModelBytes('Tanh'))
+    await writeFile(path, forwardModelBytes('Elu'))
     const err = await loadOnnxModel(path).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UnsupportedOpError)
-    expect((err as UnsupportedOpError).op).toBe('Tanh')
-    expect((err as UnsupportedOpError).nodeName).toBe('/act/Tanh')
-    expect((err as Error).message).toMatch(/'Tanh'.*'\/act\/Tanh'.*Conv/)
+    expect((err as UnsupportedOpError).op).toBe('Elu')
+    expect((err as UnsupportedOpError).nodeName).toBe('/act/Elu')
+    expect((err as Error).message).toMatch(/'Elu'.*'\/act\/Elu'.*Conv/)
   })
 
   it('refuses max pooling with column-major indices (storage_order=1), naming the node', async () => {

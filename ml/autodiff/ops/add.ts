@@ -3,8 +3,8 @@ import { broadcastShapes, unbroadcast } from './broadcast.js'
 
 export const add: OpDefinition = {
   type: 'Add',
-  inferShapes(_node, [a, b]) {
-    return [broadcastShapes(a, b)]
+  inferShapes(node, [a, b]) {
+    return [broadcastShapes(a, b, `Add node '${node.name}'`)]
   },
   backward({ emit, node, outputGrads: [dy], needsGrad, shape }) {
     if (dy === undefined) return []

@@ -1,13 +1,14 @@
 import type { GraphEmitter } from '../../onnx/graph-emitter.js'
 import { ShapeError, type Shape } from '../ir.js'
 
-export function broadcastShapes(a: Shape, b: Shape): Shape {
+/** NumPy-style broadcast of two shapes; `where` (e.g. the node) prefixes the error. */
+export function broadcastShapes(a: Shape, b: Shape, where = 'broadcast'): Shape {
   const rank = Math.max(a.length, b.length)
   const out: number[] = []
   for (let i = 0; i < rank; i++) {
     const da = a[a.length - rank + i] ?? 1
     const db = b[b.length - rank + i] ?? 1
-    if (da !== db && da !== 1 && db !== 1) throw new ShapeError(`cannot broadcast [${a.join(',')}] with [${b.join(',')}]`)
+    if (da !== db && da !== 1 && db !== 1) throw new ShapeError(`${where}: cannot broadcast [${a.join(', ')}] with [${b.join(', ')}] (axis ${i - rank} has ${da} and ${db})`)
     out.push(Math.max(da, db))
   }
   return out

@@ -1,20 +1,53 @@
-import { ShapeError } from '../ir.js'
+import { ints, ShapeError, type Shape } from '../ir.js'
 import type { OpDefinition } from '../op-definition.js'
+import { broadcastShapes, unbroadcast } from './broadcast.js'
 
-/** 2-D MatMul (what Linear layers export to); dA = dY B^T, dB = A^T dY. */
+function swapLast(emit: Parameters<OpDefinition['backward']>[0]['emit'], name: string, rank: number): string {
+  const perm = Array.from({ length: rank }, (_, i) => i)
+  perm[rank - 2] = rank - 1
+  perm[rank - 1] = rank - 2
+  return emit.op('Transpose', [name], { perm: ints(perm) })
+}
+
+/**
+ * MatMul over [..., m, k] x [..., k, n] with broadcast batch dims (Linear layers export 2-D,
+ * attention batched). dA = dY B^T, dB = A^T dY, each summed back over broadcast batch dims.
+ * 2-D operands use Gemm with transpose flags (no Transpose nodes).
+ */
 export const matmul: OpDefinition = {
   type: 'MatMul',
   inferShapes(node, [a, b]) {
-    if (a.length !== 2 || b.length !== 2) throw new ShapeError(`MatMul node '${node.name}': only 2-D operands are supported`)
-    return [[a[0], b[1]]]
+    if (a.length < 2 || b.length < 2) throw new ShapeError(`MatMul node '${node.name}': 1-D operands are not supported, got [${a.join(', ')}] x [${b.join(', ')}]`)
+    const k = a[a.length - 1]
+    if (b[b.length - 2] !== k) {
+      throw new ShapeError(`MatMul node '${node.name}': inner dimensions differ: [${a.join(', ')}] x [${b.join(', ')}] (${k} vs ${b[b.length - 2]})`)
+    }
+    const batch = broadcastShapes(a.slice(0, -2), b.slice(0, -2), `MatMul node '${node.name}' batch dims`)
+    return [[...batch, a[a.length - 2], b[b.length - 1]]]
   },
-  backward({ emit, node, outputGrads: [dy], needsGrad }) {
+  backward({ emit, node, outputGrads: [dy], needsGrad, shape }) {
     if (dy === undefined) return []
     const [a, b] = node.inputs
-    const t = (ta: number, tb: number) => ({ transA: { kind: 'int', value: ta }, transB: { kind: 'int', value: tb } }) as const
-    return [
-      needsGrad(0) ? emit.op('Gemm', [dy, b], t(0, 1)) : undefined,
-      needsGrad(1) ? emit.op('Gemm', [a, dy], t(1, 0)) : undefined
-    ]
+    const as: Shape = shape(a)
+    const bs: Shape = shape(b)
+    if (as.length === 2 && bs.length === 2) {
+      const t = (ta: number, tb: number) => ({ transA: { kind: 'int', value: ta }, transB: { kind: 'int', value: tb } }) as const
+      return [
+        needsGrad(0) ? emit.op('Gemm', [dy, b], t(0, 1)) : undefined,
+        needsGrad(1) ? emit.op('Gemm', [a, dy], t(1, 0)) : undefined
+      ]
+    }
+    const ys = shape(node.outputs[0])
+    // with only B 2-D (a Linear on [N, T, d]): dB = sum over batch of A^T dY, as one 2-D Gemm
+    if (bs.length === 2 && needsGrad(1)) {
+      const k = as[as.length - 1]
+      const a2 = emit.op('Reshape', [a, emit.int64s('shape', [-1, k])])
+      const dy2 = emit.op('Reshape', [dy, emit.int64s('shape', [-1, bs[1]])])
+      const db = emit.op('Gemm', [a2, dy2], { transA: { kind: 'int', value: 1 }, transB: { kind: 'int', value: 0 } })
+      return [needsGrad(0) ? emit.op('MatMul', [dy, emit.op('Transpose', [b], { perm: ints([1, 0]) })]) : undefined, db]
+    }
+    const da = needsGrad(0) ? unbroadcast(emit, emit.op('MatMul', [dy, swapLast(emit, b, bs.length)]), [...ys.slice(0, -2), as[as.length - 2], as[as.length - 1]], as) : undefined
+    const db = needsGrad(1) ? unbroadcast(emit, emit.op('MatMul', [swapLast(emit, a, as.length), dy]), [...ys.slice(0, -2), bs[bs.length - 2], bs[bs.length - 1]], bs) : undefined
+    return [da, db]
   }
 }

@@ -1,13 +1,29 @@
-import { attrInt, attrInts, ints, product, ShapeError, type IrNode, type Shape } from '../ir.js'
+import { attrInt, attrInts, int, ints, product, ShapeError, type IrNode, type Shape } from '../ir.js'
 import type { OpDefinition } from '../op-definition.js'
-import { convGeometry, pooledSize } from './conv.js'
+import { convGeometry } from './conv.js'
+
+/**
+ * Output size of one pooled axis (ONNX MaxPool): floor or, with ceil_mode, ceil of
+ * (in + pads - dilation*(k-1) - 1) / stride, + 1; with ceil_mode a last window that would start
+ * in the end padding is dropped, as PyTorch and ONNX Runtime do.
+ */
+export function pooledAxis(input: number, kernel: number, stride: number, padBegin: number, padEnd: number, dilation: number, ceil: boolean): number {
+  const span = input + padBegin + padEnd - dilation * (kernel - 1) - 1
+  let out = (ceil ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1
+  if (ceil && (out - 1) * stride >= input + padBegin) out--
+  return out
+}
 
 function poolShape(node: IrNode, x: Shape): Shape {
   if (x.length !== 4) throw new ShapeError(`${node.op} node '${node.name}': only 2-D pooling (NCHW input) is supported`)
-  if (attrInt(node, 'ceil_mode', 0) !== 0) throw new ShapeError(`${node.op} node '${node.name}': ceil_mode=1 is not supported`)
   const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
   if (g.kernel.length !== 2) throw new ShapeError(`${node.op} node '${node.name}': kernel_shape must have 2 values`)
-  return [x[0], x[1], pooledSize(x[2], g.kernel[0], g.strides[0], g.pads[0], g.pads[2]), pooledSize(x[3], g.kernel[1], g.strides[1], g.pads[1], g.pads[3])]
+  const ceil = attrInt(node, 'ceil_mode', 0) !== 0
+  const out = [0, 1].map((i) => pooledAxis(x[2 + i], g.kernel[i], g.strides[i], g.pads[i], g.pads[i + 2], g.dilations[i], ceil))
+  if (out.some((d) => d < 1)) {
+    throw new ShapeError(`${node.op} node '${node.name}': a ${g.kernel.join('x')} window (dilations ${g.dilations.join(',')}) does not fit the ${x[2]}x${x[3]} input`)
+  }
+  return [x[0], x[1], out[0], out[1]]
 }
 
 /**
@@ -32,7 +48,7 @@ export const maxPool: OpDefinition = {
     if (dy === undefined) return []
     const xs = shape(node.inputs[0])
     const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
-    const disjoint = g.kernel.every((k, i) => g.strides[i] >= k && g.dilations[i] === 1) && g.pads.every((p) => p === 0)
+    const disjoint = g.kernel.every((k, i) => g.strides[i] >= k && g.dilations[i] === 1) && g.pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
     if (disjoint) {
       // output_shape given: with an input size the stride does not divide, the default is smaller
       return [emit.op('MaxUnpool', [dy, saved.indices, emit.int64s('shape', [...xs])], {
@@ -59,6 +75,13 @@ export const averagePool: OpDefinition = {
     const pads = attrInts(node, 'pads', [0, 0, 0, 0])
     if (pads.some((p) => p !== 0) && attrInt(node, 'count_include_pad', 0) === 0) {
       throw new ShapeError(`AveragePool node '${node.name}': padding without count_include_pad is not supported`)
+    }
+    if (attrInts(node, 'dilations', [1, 1]).some((d) => d !== 1)) throw new ShapeError(`AveragePool node '${node.name}': dilations are not supported`)
+    const out = poolShape(node, x)
+    if (attrInt(node, 'ceil_mode', 0) !== 0) {
+      // a partial last window averages fewer values: only allowed where ceil and floor agree
+      const floor = poolShape({ ...node, attrs: { ...node.attrs, ceil_mode: int(0) } }, x)
+      if (floor[2] !== out[2] || floor[3] !== out[3]) throw new ShapeError(`AveragePool node '${node.name}': ceil_mode=1 with a partial last window is not supported; pad the input or use ceil_mode=0`)
     }
     return [poolShape(node, x)]
   },

@@ -1,8 +1,33 @@
-import { attrInt, product, ShapeError, type Shape } from '../ir.js'
+import { attrInt, product, ShapeError, type IrNode, type Shape } from '../ir.js'
 import type { OpDefinition } from '../op-definition.js'
 
 function reshapeBack(emit: Parameters<OpDefinition['backward']>[0]['emit'], dy: string, inputShape: Shape): string {
   return emit.op('Reshape', [dy, emit.int64s('shape', [...inputShape])])
+}
+
+/**
+ * ONNX Reshape's target rules: 0 copies the input's dim at that index (unless allowzero = 1,
+ * where it is a real 0), at most one -1 is inferred and must divide evenly, and the element
+ * counts must match. Errors name the node and both shapes.
+ */
+export function reshapeTarget(node: IrNode, x: Shape, target: readonly number[]): number[] {
+  const allowZero = attrInt(node, 'allowzero', 0) === 1
+  const where = `Reshape node '${node.name}' (input [${x.join(', ')}], target [${target.join(', ')}])`
+  if (target.filter((d) => d === -1).length > 1) throw new ShapeError(`${where}: at most one dimension may be -1`)
+  if (target.some((d) => d < -1)) throw new ShapeError(`${where}: dimensions must be >= -1`)
+  const dims = target.map((d, i) => {
+    if (d !== 0 || allowZero) return d
+    if (i >= x.length) throw new ShapeError(`${where}: 0 at index ${i} copies an input dimension the input does not have`)
+    return x[i]
+  })
+  const total = product(x)
+  const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
+  if (dims.includes(-1)) {
+    if (known === 0 || total % known !== 0) throw new ShapeError(`${where}: ${total} elements cannot be split into the known dimensions (${known} per -1 step)`)
+    return dims.map((d) => (d === -1 ? total / known : d))
+  }
+  if (known !== total) throw new ShapeError(`${where}: the target holds ${known} elements, the input ${total}`)
+  return dims
 }
 
 export const flatten: OpDefinition = {
@@ -24,9 +49,7 @@ export const reshape: OpDefinition = {
     if (target === undefined || !(target.data instanceof BigInt64Array)) {
       throw new ShapeError(`Reshape node '${node.name}': the shape must be a constant int64 tensor`)
     }
-    const dims = Array.from(target.data, Number).map((d, i) => (d === 0 ? x[i] : d))
-    const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
-    return [dims.map((d) => (d === -1 ? product(x) / known : d))]
+    return [reshapeTarget(node, x, Array.from(target.data, Number))]
   },
   backward({ emit, node, outputGrads: [dy], shape }) {
     return dy === undefined ? [] : [reshapeBack(emit, dy, shape(node.inputs[0])), undefined]
