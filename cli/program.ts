@@ -6,6 +6,7 @@ import { registerEstimateCommand } from './commands/estimate.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
 import { registerPeersCommand } from './commands/peers.js'
+import { registerReportCommand } from './commands/report.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerStatusCommand } from './commands/status.js'
 import { registerStopCommand } from './commands/stop.js'
@@ -27,6 +28,7 @@ export function createProgram(): Command {
   registerMetricsCommand(program)
   registerCheckpointCommand(program)
   registerStopCommand(program)
+  registerReportCommand(program)
   registerEstimateCommand(program)
   return program
 }

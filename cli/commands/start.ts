@@ -10,6 +10,7 @@ import { createLogger } from '../../daemon/logger.js'
 import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action } from '../support/output.js'
+import { describeWrittenReport } from './report.js'
 
 interface StartFlags extends JobFlagValues {
   bootstrap?: string[]
@@ -72,7 +73,8 @@ export function registerStartCommand(program: Command): void {
           const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
           process.stdout.write(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation} digest ${r.digest}\n`)
         }
-      }
+      },
+      onReport: (written) => process.stdout.write(describeWrittenReport(written) + '\n')
     })
     let stopping = false
     const stop = async (why: string): Promise<void> => {

@@ -7,6 +7,7 @@ import { basename, dirname } from 'node:path'
 import { SOCKET_FILE_NAME } from '../../config/daemon-config.js'
 import { createJSONRPCErrorResponse, isJSONRPCResponse, JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0'
 import type { JobConfigInput } from '../../config/job-config.js'
+import type { RunReport } from '../report/report-schema.js'
 import { createLineSplitter } from './line-splitter.js'
 import {
   CONTROL_METHODS,
@@ -65,6 +66,7 @@ export interface ControlClient {
   resumeJob(params?: JobControlParams): Promise<JobControlResult>
   metrics(): Promise<MetricsResult>
   saveCheckpoint(params?: CheckpointParams): Promise<CheckpointResult>
+  report(): Promise<RunReport>
   shutdown(): Promise<ShutdownResult>
   close(): Promise<void>
 }
@@ -179,6 +181,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
     resumeJob: async (params) => await call('job.resume', params),
     metrics: async () => await call('metrics'),
     saveCheckpoint: async (params) => await call('checkpoint.save', params),
+    report: async () => await call('report'),
     shutdown: async () => await call('shutdown'),
     async close(): Promise<void> {
       const s = socket

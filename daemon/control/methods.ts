@@ -4,6 +4,8 @@
  */
 import { z } from 'zod'
 import { JobConfigSchema, type JobConfig } from '../../config/job-config.js'
+import { RunReportSchema, type RunReport } from '../report/report-schema.js'
+import { StageFigureSchema } from '../metrics/stage-figure-schema.js'
 
 export const JOB_STATES = ['idle', 'waiting', 'training', 'paused', 'finished', 'failed'] as const
 export const JobStateSchema = z.enum(JOB_STATES)
@@ -55,20 +57,7 @@ export type JobControlParams = z.infer<typeof JobControlParamsSchema>
 export const JobControlResultSchema = z.object({ jobId: z.string(), state: JobStateSchema })
 export type JobControlResult = z.infer<typeof JobControlResultSchema>
 
-export const StageFigureSchema = z.object({
-  stage: z.string(),
-  count,
-  totalMs: z.number().min(0),
-  meanMs: z.number().min(0),
-  medianMs: z.number().min(0),
-  p95Ms: z.number().min(0),
-  maxMs: z.number().min(0),
-  /** process CPU time / wall time during the stage, percent (200 = two cores busy) */
-  cpuPercent: z.number().min(0),
-  /** mean resident set size at the end of the stage */
-  rssMiB: z.number().min(0)
-})
-export type StageFigure = z.infer<typeof StageFigureSchema>
+export { StageFigureSchema, type StageFigure } from '../metrics/stage-figure-schema.js'
 
 export const MetricsResultSchema = z.object({
   jobId: z.string().nullable(),
@@ -98,6 +87,8 @@ export type CheckpointParams = z.infer<typeof CheckpointParamsSchema>
 export const CheckpointResultSchema = z.object({ path: z.string(), step: count, bytes: count })
 export type CheckpointResult = z.infer<typeof CheckpointResultSchema>
 
+export const ReportResultSchema = RunReportSchema
+
 export const ShutdownResultSchema = z.object({ stopping: z.literal(true) })
 export type ShutdownResult = z.infer<typeof ShutdownResultSchema>
 
@@ -110,6 +101,7 @@ export const CONTROL_METHODS = {
   'job.resume': { params: JobControlParamsSchema, result: JobControlResultSchema },
   'metrics': { params: NoParamsSchema, result: MetricsResultSchema },
   'checkpoint.save': { params: CheckpointParamsSchema, result: CheckpointResultSchema },
+  'report': { params: NoParamsSchema, result: ReportResultSchema },
   'shutdown': { params: NoParamsSchema, result: ShutdownResultSchema }
 } as const
 
@@ -139,6 +131,8 @@ export interface ControlHandlers {
   resumeJob(params: JobControlParams): Awaitable<JobControlResult>
   metrics(): Awaitable<MetricsResult>
   saveCheckpoint(params: CheckpointParams): Awaitable<CheckpointResult>
+  /** the run report of the current job (config, history, membership, stages, bytes, digests) */
+  report(): Awaitable<RunReport>
   shutdown(): Awaitable<ShutdownResult>
 }
 
@@ -153,6 +147,7 @@ export function dispatchControlMethod<M extends ControlMethod>(handlers: Control
     'job.resume': (p) => handlers.resumeJob(p),
     'metrics': () => handlers.metrics(),
     'checkpoint.save': (p) => handlers.saveCheckpoint(p),
+    'report': () => handlers.report(),
     'shutdown': () => handlers.shutdown()
   }
   return Promise.resolve().then(() => table[method](params))

@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
 import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
+import { writeRunReport, type WrittenReport } from '../report/write-report.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 
 export interface DemoOptions {
@@ -26,6 +27,8 @@ export interface DemoOptions {
   readonly signal?: AbortSignal
   /** keep the data directories (default: removed) */
   readonly keepDataDirs?: boolean
+  /** write peer-0's run report here (JSON + HTML); absent: none */
+  readonly reportDir?: string
 }
 
 export interface DemoPeerResult {
@@ -42,6 +45,8 @@ export interface DemoResult {
   readonly stages: StageSummary[]
   readonly bytesSentPerPeer: number[]
   readonly rejected: number
+  /** peer-0's run report, when reportDir was given */
+  readonly report?: WrittenReport
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -70,7 +75,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       name: 'peer-0',
       events: options.events,
       faults: options.faults,
-      loadDatasets
+      loadDatasets,
+      // the demo's data dirs are temporary: peer-0's report goes to options.reportDir below
+      reportsDir: null
     })
     daemons.push(host)
     await host.start()
@@ -82,7 +89,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         controlSocket: false,
         name: `peer-${i}`,
         faults: options.faults,
-        loadDatasets
+        loadDatasets,
+        reportsDir: null
       })
       daemons.push(peer)
       await peer.start()
@@ -93,13 +101,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     options.signal?.removeEventListener('abort', onAbort)
     const finished = results.filter((r): r is JobResult => r !== undefined)
     const digests = new Set(finished.map((r) => r.digest))
+    const hostReport = options.reportDir === undefined ? undefined : host.runReport('demo')
     return {
       peers: daemons.map((d, i) => ({ name: `peer-${i}`, peerId: d.peerId, result: results[i] })),
       wallMs: performance.now() - started,
       identicalParameters: finished.length === daemons.length && digests.size === 1,
       stages: host.session()?.runner()?.stages.summary() ?? [],
       bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
-      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0)
+      rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0),
+      report: hostReport === undefined || options.reportDir === undefined ? undefined : await writeRunReport(options.reportDir, hostReport)
     }
   } finally {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))

@@ -69,6 +69,10 @@ export interface JobSession {
   networkCounters(): NetworkCounters
   /** rejected inbound messages by reason: wire format (exchange) and content (codec, state) */
   rejectionCounts(): Record<string, number>
+  /** clean leaves announced to this peer (and its own): peer -> first step without it; a member that left otherwise was evicted */
+  announcedLeaves(): ReadonlyMap<string, number>
+  /** sizes of the job's model and training set, once the runtime is up */
+  runtimeInfo(): { readonly parameterCount: number, readonly trainSamples: number } | undefined
   /** finish the step in progress, tell the others this peer leaves, stop */
   stop(options?: { leave?: boolean }): Promise<void>
 }
@@ -100,6 +104,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   let early: InboundGradient[] = []
   let parameterCount = 0
   let payloadBytes = 0
+  const leaves = new Map<string, number>()
 
   const publish = async (message: unknown): Promise<void> => {
     await node.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(message)))
@@ -161,6 +166,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         dialMemberIfNeeded(from, announcement.addrs)
         break
       case 'leave':
+        leaves.set(from, announcement.effectiveStep)
         runner?.memberLeaving(from, announcement.effectiveStep)
         break
     }
@@ -312,6 +318,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       return { ...admitted, addresses: addressBook(admitted.membership) }
     },
     memberLeaving(peerId: string, effectiveStep: number) {
+      leaves.set(peerId, effectiveStep)
       runner?.memberLeaving(peerId, effectiveStep)
     },
     snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
@@ -345,6 +352,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       }
       return counts
     },
+    announcedLeaves: () => leaves,
+    runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size },
     async stop(stopOptions = {}) {
       stopped = true
       if (heartbeat !== undefined) clearInterval(heartbeat)
@@ -357,6 +366,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
           // the step in progress was finished (or, past the timeout, abandoned): the others stop
           // counting on this peer from the next step it would run
           const effectiveStep = r.progress().step
+          leaves.set(selfId, effectiveStep)
           await publish({ v: 1, type: 'leave', jobId, effectiveStep }).catch(() => {})
           // a gossip message can still be queued when the node stops right after (seen: the
           // others waited out deadlines and evicted a host that had left); a request is answered

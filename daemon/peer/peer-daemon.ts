@@ -18,6 +18,10 @@ import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
+import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
+import type { RunReport } from '../report/report-schema.js'
+import { createConnectionBook, reportFromSession } from '../report/session-report.js'
+import { REPORTS_DIR, writeRunReport, type WrittenReport } from '../report/write-report.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createJobSession, type JobSession } from './job-session.js'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -42,6 +46,10 @@ export interface PeerDaemonOptions {
   readonly exchangeMode?: ExchangeMode
   /** where job datasets come from (default: loaded per job; peers in one process can share a cache) */
   readonly loadDatasets?: JobDatasetLoader
+  /** a job ended and its run report was written (default: <data-dir>/reports) */
+  readonly onReport?: (written: WrittenReport, report: RunReport) => void
+  /** where job-end reports go (default <data-dir>/reports); null: write none */
+  readonly reportsDir?: string | null
 }
 
 export interface PeerDaemon {
@@ -62,6 +70,8 @@ export interface PeerDaemon {
    */
   settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
+  /** the run report of the current job as this peer sees it now; undefined without a job */
+  runReport(source?: RunReport['source']): RunReport | undefined
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
 }
@@ -95,11 +105,41 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let stopping: Promise<void> | undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
+  let recorder: ReportRecorder | undefined
+  const connections = createConnectionBook(node.libp2p)
+  const reportsDir = options.reportsDir === undefined ? join(config.dataDir, REPORTS_DIR) : options.reportsDir
+  const runReport = (source: RunReport['source'] = 'daemon'): RunReport | undefined => {
+    const s = session
+    return s === undefined ? undefined : reportFromSession({ source, peerId, peerName: options.name, session: s, recorder, traffic, connections })
+  }
+  // job-end reports being written; stop() waits for them
+  let reporting: Promise<unknown> = Promise.resolve()
+  const writeJobEndReport = (): void => {
+    if (reportsDir === null) return
+    const report = runReport('job-end')
+    if (report === undefined) return
+    reporting = reporting.then(async () => {
+      const written = await writeRunReport(reportsDir, report)
+      log.info({ json: written.json, html: written.html }, 'run report written')
+      options.onReport?.(written, report)
+    }).catch((error: unknown) => {
+      log.error({ err: error, dir: reportsDir }, 'could not write the run report')
+    })
+  }
 
   const events: JobRunnerEvents = {
     ...options.events,
+    onStep: (report) => {
+      recorder?.events.onStep(report)
+      options.events?.onStep?.(report)
+    },
+    onEpoch: (record) => {
+      recorder?.events.onEpoch(record)
+      options.events?.onEpoch?.(record)
+    },
     onFinished: (result) => {
       options.events?.onFinished?.(result)
+      writeJobEndReport()
       const waiters = jobWaiters
       jobWaiters = []
       for (const w of waiters) w(result)
@@ -152,6 +192,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       loadDatasets: options.loadDatasets
     })
     session = s
+    recorder = createReportRecorder()
     try {
       await s.start()
     } catch (error) {
@@ -245,6 +286,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (started) return
       started = true
       await node.start()
+      connections.start()
       await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
         const s = session
         if (s === undefined) throw new Error('this peer runs no job')
@@ -285,11 +327,15 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const s = session
         if (s !== undefined) {
           await s.stop({ leave: true })
+          // a job that did not finish still gets its report (a finished one wrote it at its end)
+          if (s.runner() !== undefined && s.runner()?.result() === undefined) writeJobEndReport()
           // after the stop: the step in progress was finished first
           const snapshot = s.runner()?.currentSnapshot()
           if (snapshot !== undefined) await persist(snapshot).catch(() => {})
         }
         await persisting
+        await reporting
+        connections.stop()
         await control?.stop()
         await stateSync?.stop()
         await node.stop()
@@ -331,6 +377,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const written = await persist(snapshot, path ?? checkpointDir)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
+    runReport,
     shutdownRequested: () => shutdown.promise
   }
   return daemon

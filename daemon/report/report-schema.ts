@@ -4,7 +4,7 @@
  * `p2pmld demo` / `p2pmld train`. Validated with this schema wherever it is read.
  */
 import { z } from 'zod'
-import { StageFigureSchema } from '../control/methods.js'
+import { StageFigureSchema } from '../metrics/stage-figure-schema.js'
 
 export const RUN_REPORT_FORMAT = 'p2pmld-run-report'
 export const RUN_REPORT_VERSION = 1
@@ -26,7 +26,7 @@ export const EpochEntrySchema = z.object({
   durationMs: z.number().min(0),
   /** ms since the job started on this peer, when recorded live */
   atMs: z.number().min(0).nullable(),
-  /** parameter digest of the epoch's last step (null when not recorded live) */
+  /** parameter digest at the start of the epoch's last step, the one every member sent with its gradient (null when not recorded live) */
   digest: z.string().nullable(),
   /** members at the epoch's last step */
   members: count.nullable()
@@ -91,9 +91,9 @@ export const RunReportSchema = z.object({
     byPeer: z.array(PeerBytesSchema)
   }).strict(),
   digests: z.object({
-    /** this peer's final parameter digest (or its current one while the job runs) */
+    /** this peer's final parameter digest (while the job runs: the digest at the start of its last step) */
     own: z.string().nullable(),
-    /** the digests the other members sent with their last gradients */
+    /** the digests the other members sent with their gradients of the last step this peer ran (parameters at that step's start) */
     peers: z.record(z.string(), z.string()),
     /** every digest above equal */
     agree: z.boolean().nullable()

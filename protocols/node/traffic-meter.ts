@@ -10,29 +10,38 @@ export interface TrafficMeter {
   /** bytes written to TCP sockets since creation (or the last reset) */
   bytesSent(): number
   bytesReceived(): number
+  /** the same bytes by remote address of the TCP connection (e.g. '/ip4/10.0.0.2/tcp/4001') */
+  byRemoteAddress(): Map<string, { sent: number, received: number }>
   reset(): void
   /** pass as `metrics` to createPeerNode */
   readonly metricsFactory: () => unknown
 }
 
-interface Tracked { socket: Socket, baseSent: number, baseReceived: number }
+interface Tracked { socket: Socket, address: string, baseSent: number, baseReceived: number }
 
 export function createTrafficMeter (): TrafficMeter {
   const open = new Set<Tracked>()
   let closedSent = 0
   let closedReceived = 0
+  const closedByAddress = new Map<string, { sent: number, received: number }>()
 
   const noop = (): void => {}
   const metric = { update: noop, increment: noop, decrement: noop, reset: noop, timer: () => noop }
   const metrics = {
-    trackMultiaddrConnection (maConn: { socket?: Socket }) {
+    trackMultiaddrConnection (maConn: { socket?: Socket, remoteAddr?: { toString(): string } }) {
       const socket = maConn.socket
       if (socket === undefined || typeof socket.bytesWritten !== 'number') return
-      const tracked: Tracked = { socket, baseSent: 0, baseReceived: 0 }
+      const tracked: Tracked = { socket, address: maConn.remoteAddr?.toString() ?? 'unknown', baseSent: 0, baseReceived: 0 }
       open.add(tracked)
       socket.once('close', () => {
-        closedSent += socket.bytesWritten - tracked.baseSent
-        closedReceived += socket.bytesRead - tracked.baseReceived
+        const sent = socket.bytesWritten - tracked.baseSent
+        const received = socket.bytesRead - tracked.baseReceived
+        closedSent += sent
+        closedReceived += received
+        const entry = closedByAddress.get(tracked.address) ?? { sent: 0, received: 0 }
+        entry.sent += sent
+        entry.received += received
+        closedByAddress.set(tracked.address, entry)
         open.delete(tracked)
       })
     },
@@ -60,9 +69,20 @@ export function createTrafficMeter (): TrafficMeter {
       for (const t of open) total += t.socket.bytesRead - t.baseReceived
       return total
     },
+    byRemoteAddress () {
+      const totals = new Map([...closedByAddress].map(([a, t]) => [a, { ...t }]))
+      for (const t of open) {
+        const entry = totals.get(t.address) ?? { sent: 0, received: 0 }
+        entry.sent += t.socket.bytesWritten - t.baseSent
+        entry.received += t.socket.bytesRead - t.baseReceived
+        totals.set(t.address, entry)
+      }
+      return totals
+    },
     reset () {
       closedSent = 0
       closedReceived = 0
+      closedByAddress.clear()
       for (const t of open) {
         t.baseSent = t.socket.bytesWritten
         t.baseReceived = t.socket.bytesRead
