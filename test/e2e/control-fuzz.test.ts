@@ -133,9 +133,12 @@ describe('control socket of a live daemon under garbage', () => {
     const statusChecks = (async () => {
       let calls = 0
       let lastUptime = -1
+      let slowestMs = 0
       const wrong: string[] = []
       while (fuzzing) {
+        const asked = Date.now()
         const s = await watcher.status()
+        slowestMs = Math.max(slowestMs, Date.now() - asked)
         calls++
         if (s.peerId !== peerId) wrong.push(`peerId ${s.peerId}`)
         if (!s.addresses.includes(address)) wrong.push(`addresses ${s.addresses.join(',')}`)
@@ -145,7 +148,7 @@ describe('control socket of a live daemon under garbage', () => {
         lastUptime = s.uptimeMs
         await sleep(10)
       }
-      return { calls, wrong }
+      return { calls, wrong, slowestMs }
     })()
     const tallies = await Promise.all(Array.from({ length: WORKERS }, (_, w) => fuzzWorker(daemon.socketPath, createRng(1000 + w), LINES / WORKERS, peerId)))
     fuzzing = false
@@ -159,7 +162,9 @@ describe('control socket of a live daemon under garbage', () => {
     expect(total.responses).toBeGreaterThan(LINES / 2)
     expect(total.aborted).toBeGreaterThan(0)
     expect(total.overflowed).toBeGreaterThan(0)
-    expect(watched.calls).toBeGreaterThan(20)
+    // behaviour, not a count that depends on the machine's load and the fuzz run's length: every
+    // status answer during the run was correct (above), and none was held up by the garbage
+    expect(watched.slowestMs).toBeLessThan(5_000)
 
     // alive: the process runs, a new client connects and every method still works
     expect(daemon.exitCode()).toBeNull()
@@ -169,7 +174,7 @@ describe('control socket of a live daemon under garbage', () => {
     expect((await fresh.peers()).peers).toEqual([])
     await fresh.shutdown()
     expect(await daemon.exited).toBe(0)
-    console.log(`e2e control-fuzz: ${total.lines} lines on ${total.connections} connections (${total.aborted} cut off, ${total.overflowed} over 1 MiB), ${total.responses} responses, ${watched.calls} status calls, ${ms} ms`)
+    console.log(`e2e control-fuzz: ${total.lines} lines on ${total.connections} connections (${total.aborted} cut off, ${total.overflowed} over 1 MiB), ${total.responses} responses, ${watched.calls} status calls (slowest ${watched.slowestMs} ms), ${ms} ms`)
   }, 90_000)
 
   it('a job that fails to start (unknown model) leaves the daemon free to take the next one', async () => {

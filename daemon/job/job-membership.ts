@@ -1,0 +1,159 @@
+/**
+ * Membership changes of one job as one peer sees them: who is a member at which step, the
+ * coordinator's decisions (admissions, evictions after missed steps, the start), adopting the
+ * coordinator's announcements and the repeat announcements that keep members in step.
+ * Every change takes effect at an explicit step (see MembershipView), so peers agree on shards
+ * without a consensus round.
+ */
+import type { JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
+import type { Logger } from '../logger.js'
+import { MembershipView } from '../membership/membership-view.js'
+import type { StepReport } from '../training/sync-trainer.js'
+import { abortableSleep } from './abortable-sleep.js'
+import type { JobNetwork } from './job-types.js'
+
+/** steps between a join/eviction decision and the step it takes effect (time for the news to spread) */
+export const MEMBERSHIP_MARGIN = 2
+
+export interface JobMembershipOptions {
+  readonly selfId: string
+  /** this peer hosts the job: it is the first member and decides the start */
+  readonly host: boolean
+  /** members needed before step 0 */
+  readonly minPeers: number
+  /** consecutive missed steps after which the coordinator evicts a member */
+  readonly evictAfterMissedSteps: number
+  readonly network: Pick<JobNetwork, 'announceMembership'>
+  readonly log: Logger
+  /** the step the runner is at */
+  step(): number
+  /** what announcements say about the job */
+  phase(): JobPhase
+  /** a member was removed: drop what is buffered from it */
+  onRemoved(peerId: string): void
+}
+
+export interface JobMembership {
+  view(): MembershipView
+  version(): number
+  /** the versioned membership, as announced and stored in snapshots */
+  state(): MembershipState
+  /** take a snapshot's membership unless this peer already knows a newer one */
+  restore(state: MembershipState): void
+  /** the host is the first member, from step 0 */
+  joinAsHost(): void
+  /** the most senior member not suspected of missing steps decides changes */
+  isCoordinator(): boolean
+  /** announce the current membership (fire and forget; failures are logged at debug) */
+  announce(): void
+  /** until step 0 may run: the host announces the start once minPeers joined; members wait for it */
+  awaitStart(signal: AbortSignal): Promise<void>
+  /** count each member's consecutive missed steps; the coordinator evicts past the limit */
+  recordMisses(report: StepReport): void
+  /** coordinator: admit a peer; returns the step it joins at */
+  admit(peerId: string, beforeStart: boolean): { effectiveStep: number, membership: MembershipState }
+  /** a member announced it leaves from `effectiveStep` */
+  memberLeaving(peerId: string, effectiveStep: number): void
+  /** a coordinator's announcement; returns whether it was newer than ours */
+  adopt(state: MembershipState): boolean
+}
+
+export function createJobMembership(options: JobMembershipOptions): JobMembership {
+  const { selfId, log } = options
+  let view = new MembershipView()
+  let version = 0
+  const misses = new Map<string, number>()
+
+  const state = (): MembershipState => ({ version, ...view.toSnapshot() })
+
+  const announce = (): void => {
+    options.network.announceMembership(state(), options.step(), options.phase()).catch((error: unknown) => {
+      log.debug({ err: error }, 'membership announcement failed')
+    })
+  }
+
+  const isCoordinator = (): boolean => {
+    const suspected = new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
+    return view.coordinatorAt(options.step(), suspected) === selfId
+  }
+
+  return {
+    view: () => view,
+    version: () => version,
+    state,
+    restore(restored) {
+      if (restored.version < version) return
+      view = MembershipView.fromSnapshot(restored)
+      version = restored.version
+    },
+    joinAsHost() {
+      view.join(selfId, 0)
+    },
+    isCoordinator,
+    announce,
+    async awaitStart(signal) {
+      while (!signal.aborted) {
+        const members = view.membersAt(0)
+        if (options.step() > 0 || (members.length >= options.minPeers && members.includes(selfId) && version > 0) || (options.host && options.minPeers <= 1)) return
+        if (options.host && members.length >= options.minPeers) {
+          version++
+          announce()
+          return
+        }
+        if (options.host) announce()
+        await abortableSleep(250, signal)
+      }
+    },
+    recordMisses(report) {
+      for (const member of report.members) {
+        if (member === selfId) continue
+        const count = report.missing.includes(member) ? (misses.get(member) ?? 0) + 1 : 0
+        misses.set(member, count)
+      }
+      if (!isCoordinator()) return
+      const step = options.step()
+      let changed = false
+      for (const [peer, count] of misses) {
+        if (count >= options.evictAfterMissedSteps && view.isKnown(peer, step)) {
+          log.warn({ peer, missedSteps: count, fromStep: step }, 'evicting a member that missed too many steps')
+          changed = view.leave(peer, step) || changed
+          options.onRemoved(peer)
+          misses.delete(peer)
+        }
+      }
+      if (changed) {
+        version++
+        announce()
+      }
+    },
+    admit(peerId, beforeStart) {
+      const effectiveStep = beforeStart ? 0 : options.step() + MEMBERSHIP_MARGIN
+      if (view.join(peerId, effectiveStep)) {
+        version++
+        misses.delete(peerId)
+        log.info({ peer: peerId, effectiveStep }, 'admitted a new member')
+        if (!beforeStart) announce()
+      }
+      const record = view.record(peerId)
+      return { effectiveStep: record?.joinStep ?? effectiveStep, membership: state() }
+    },
+    memberLeaving(peerId, effectiveStep) {
+      if (view.leave(peerId, Math.max(effectiveStep, 0))) {
+        log.info({ peer: peerId, effectiveStep }, 'a member is leaving')
+        options.onRemoved(peerId)
+        if (isCoordinator()) {
+          version++
+          announce()
+        }
+      }
+    },
+    adopt(announced) {
+      if (announced.version <= version) return false
+      view = MembershipView.fromSnapshot(announced)
+      version = announced.version
+      const step = options.step()
+      for (const id of [...misses.keys()]) if (!view.isKnown(id, step)) misses.delete(id)
+      return true
+    }
+  }
+}
