@@ -79,8 +79,9 @@ export function lineChart(options: LineChartOptions): string {
 
   const parts: string[] = [header]
   // axes and grid
+  // log scale (a learning rate halved on plateaus): tick the values the series take
   let yTicks = options.logY === true
-    ? niceTicks(Math.floor(yMin), Math.ceil(yMax), 4).filter((t) => Number.isInteger(t) && t >= yMin && t <= yMax).map((t) => 10 ** t)
+    ? [...new Set(all.map((p) => p[1]))].sort((a, b) => a - b).filter((_, i, list) => list.length <= 6 || i % Math.ceil(list.length / 6) === 0)
     : niceTicks(yMin, yMax, 5)
   if (options.integerY === true) yTicks = yTicks.filter((t) => Number.isInteger(t))
   if (yTicks.length === 0) yTicks = [options.logY === true ? 10 ** yMin : yMin]
