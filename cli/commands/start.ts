@@ -15,6 +15,7 @@ import { describeWrittenReport } from './report.js'
 interface StartFlags extends JobFlagValues {
   bootstrap?: string[]
   listen?: string[]
+  announce?: string[]
   dataDir?: string
   socket?: string
   daemonConfig?: string
@@ -35,6 +36,7 @@ export function registerStartCommand(program: Command): void {
     .description('run a peer daemon in the foreground (host a job given by --config/job flags, or join one with --bootstrap)')
     .option('--bootstrap <multiaddr>', 'a peer to join through (repeatable)', collect)
     .option('--listen <multiaddr>', 'address to listen on (repeatable; default /ip4/0.0.0.0/tcp/4001)', collect)
+    .option('--announce <multiaddr>', 'address other hosts dial to reach this one, e.g. a public IP behind NAT: /ip4/203.0.113.7/tcp/4001 (repeatable)', collect)
     .option('--data-dir <dir>', 'data directory: peer key, checkpoints, control socket (default ~/.p2pmld)')
     .option('--socket <path>', 'control socket path (default <data-dir>/p2pmld.sock)')
     .option('--daemon-config <file>', 'daemon config file (YAML or JSON)')
@@ -51,6 +53,7 @@ export function registerStartCommand(program: Command): void {
         dataDir: flags.dataDir,
         socketPath: flags.socket,
         listen: flags.listen,
+        announce: flags.announce,
         bootstrap: flags.bootstrap,
         pskFile: flags.pskFile,
         allowlist: flags.allowlist,
@@ -87,7 +90,10 @@ export function registerStartCommand(program: Command): void {
     process.once('SIGTERM', () => { void stop('SIGTERM') })
     await daemon.start()
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
-    for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
+    // announced: the bound addresses are not what other hosts dial; the announced ones are
+    const announced = (config.announce ?? []).length > 0
+    for (const address of announced ? config.listen : daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
+    for (const address of daemon.addresses()) process.stdout.write(`bootstrap address ${address}${announced ? ' (announced)' : ''}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)
     if (job !== undefined) process.stdout.write(`hosting job ${daemon.session()?.jobId}: waiting for ${job.minPeers} peer(s)\n`)
     if (flags.exitWhenDone === true) {

@@ -89,6 +89,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const node = await createPeerNode({
     privateKey,
     listen: config.listen,
+    announce: config.announce,
     bootstrap: config.bootstrap,
     psk,
     allowlist: config.allowlist,
