@@ -148,14 +148,14 @@ export function formatEstimate(estimate: Estimate, currency = 'USD'): string {
     [
       ['time per epoch', secs(i.secondsPerEpoch), secs(s.secondsPerEpoch)],
       ['cost per peer per epoch', usd(i.costPerPeerPerEpoch), `${usd(s.costPerPeerPerEpoch)} (Lambda ${usd(s.lambdaCostPerPeerPerEpoch)}, instance ${usd(s.instanceCostPerPeerPerEpoch)}, requests ${usd(s.requestFeesPerPeerPerEpoch)})`],
-      [`time per job (${r.epochs} epochs)`, secs(i.secondsPerJob), secs(s.secondsPerJob)],
+      [`time per job (${r.epochs} epoch${r.epochs === 1 ? '' : 's'})`, secs(i.secondsPerJob), secs(s.secondsPerJob)],
       [`cost per job (${r.peers} peers)`, usd(i.costPerJob), usd(s.costPerJob)]
     ])
   const verdict = c.cheaper === 'instance-based'
     ? `cheaper: instance-based (serverless offload costs ${c.costRatio.toFixed(2)}x as much${c.speedup > 1 ? ` and computes gradients ${c.speedup.toFixed(2)}x faster` : ''})`
     : `cheaper: serverless offload (${(1 / c.costRatio).toFixed(2)}x less than instance-based${c.speedup > 1 ? `, and ${c.speedup.toFixed(2)}x faster` : ''})`
   return [
-    `estimate: ${r.model}, batch ${r.batchSize} per peer, ${r.peers} peers, ${r.epochs} epochs, ${r.trainSamples} training samples: ${inputs.batchesPerEpoch} batches per peer per epoch`,
+    `estimate: ${r.model}, batch ${r.batchSize} per peer, ${r.peers} peers, ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.trainSamples} training samples: ${inputs.batchesPerEpoch} batches per peer per epoch`,
     ...estimate.notes.map((n) => `  ${n}`),
     '',
     table,
