@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { createProgram } from '../../cli/program.js'
 import type { DaemonConfig } from '../../config/daemon-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
 import { createControlClient } from '../../daemon/control/index.js'
@@ -87,5 +88,21 @@ describe('run report of a two-daemon job', () => {
     expect(fromCheckpoint.epochs.map((e) => e.validationAccuracy)).toEqual(fromDisk.epochs.map((e) => e.validationAccuracy))
     expect(fromCheckpoint.digests.own).toBe(hostResult?.digest)
     expect(fromCheckpoint.membership.members).toHaveLength(2)
+
+    // `p2pmld report --checkpoint <data dir> --out <dir>`, run in process
+    const out = join(root, 'out')
+    const printed: string[] = []
+    const write = process.stdout.write.bind(process.stdout)
+    process.stdout.write = ((chunk: string) => { printed.push(String(chunk)); return true }) as typeof process.stdout.write
+    try {
+      await createProgram().parseAsync(['node', 'p2pmld', 'report', '--checkpoint', join(root, 'host'), '--out', out])
+    } finally {
+      process.stdout.write = write
+    }
+    expect(process.exitCode ?? 0).toBe(0)
+    const html = /^run report: (\S+\.html)$/m.exec(printed.join(''))?.[1]
+    expect(html?.startsWith(out)).toBe(true)
+    expect(readdirSync(out).sort().map((f) => f.slice(-5))).toEqual(['.html', '.json'])
+    expect(readFileSync(html!, 'utf8')).toContain(`<code id="own-digest">${hostResult!.digest}</code>`)
   }, 180_000)
 })
