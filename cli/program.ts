@@ -3,10 +3,12 @@ import { Command } from 'commander'
 import { registerCheckpointCommand } from './commands/checkpoint.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerExportCommand } from './commands/export.js'
+import { registerEstimateCommand } from './commands/estimate.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
 import { registerModelsCommand } from './commands/models.js'
 import { registerPeersCommand } from './commands/peers.js'
+import { registerReportCommand } from './commands/report.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerStatusCommand } from './commands/status.js'
 import { registerStopCommand } from './commands/stop.js'
@@ -30,5 +32,7 @@ export function createProgram(): Command {
   registerCheckpointCommand(program)
   registerExportCommand(program)
   registerStopCommand(program)
+  registerReportCommand(program)
+  registerEstimateCommand(program)
   return program
 }

@@ -27,10 +27,20 @@ const MultiaddrStringSchema = z.string().min(1).refine((value) => {
   }
 }, { error: (issue) => `'${String(issue.input)}' is not a valid multiaddr (example: /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...)` })
 
+/**
+ * An address other hosts can dial: a concrete IP (or DNS name) and TCP port, without /p2p/ (the
+ * daemon appends its own id). Not 0.0.0.0 / :: (a listen-all address is nothing to dial).
+ */
+const AnnounceAddressSchema = MultiaddrStringSchema.refine((value) => /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+$/.test(value) && !/^\/ip4\/0\.0\.0\.0\/|^\/ip6\/::\//.test(value), {
+  error: (issue) => `'${String(issue.input)}' is not an address other hosts can dial: give the public IP and port, e.g. /ip4/203.0.113.7/tcp/4001 (no /p2p/ part, not 0.0.0.0)`
+})
+
 const fields = {
   /** state directory: peer key, checkpoints, socket */
   dataDir: z.string().min(1),
   listen: z.array(MultiaddrStringSchema),
+  /** addresses other peers should dial instead of the listen addresses (a host behind NAT, e.g. EC2's public IP) */
+  announce: z.array(AnnounceAddressSchema),
   bootstrap: z.array(MultiaddrStringSchema),
   socketPath: z.string().min(1),
   /** libp2p pre-shared key file: peers without the same key cannot connect */
@@ -57,6 +67,7 @@ export const DaemonConfigSchema = z.object({
   ...fields,
   listen: fields.listen.default(() => [...DEFAULT_LISTEN]),
   bootstrap: fields.bootstrap.default(() => []),
+  announce: fields.announce.optional(),
   pskFile: fields.pskFile.optional(),
   allowlist: fields.allowlist.optional(),
   logLevel: fields.logLevel.default('info'),

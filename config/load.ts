@@ -62,6 +62,7 @@ export function loadJobConfigFile(path: string): JobConfig {
 export const DAEMON_ENV_VARS = {
   dataDir: 'P2PMLD_DATA_DIR',
   listen: 'P2PMLD_LISTEN',
+  announce: 'P2PMLD_ANNOUNCE',
   bootstrap: 'P2PMLD_BOOTSTRAP',
   socketPath: 'P2PMLD_SOCKET',
   pskFile: 'P2PMLD_PSK_FILE',
@@ -77,6 +78,7 @@ export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
 export const DAEMON_FLAGS = {
   dataDir: '--data-dir',
   listen: '--listen',
+  announce: '--announce',
   bootstrap: '--bootstrap',
   socketPath: '--socket',
   pskFile: '--psk-file',
@@ -89,7 +91,7 @@ export const DAEMON_FLAGS = {
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
 type LayerKey = keyof DaemonConfigLayer
-const LIST_KEYS: ReadonlySet<LayerKey> = new Set(['listen', 'bootstrap', 'allowlist'])
+const LIST_KEYS: ReadonlySet<LayerKey> = new Set(['listen', 'announce', 'bootstrap', 'allowlist'])
 const PATH_KEYS: readonly LayerKey[] = ['dataDir', 'socketPath', 'pskFile']
 
 export interface LoadDaemonConfigOptions {

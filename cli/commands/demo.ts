@@ -9,8 +9,9 @@ import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
+import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 
-interface DemoFlags extends JobFlagValues {
+interface DemoFlags extends JobFlagValues, ReportDirFlags {
   peers: string
   baseline?: boolean
   logLevel?: string
@@ -31,6 +32,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--attack-magnitude <x>', 'attack strength', '10')
     .option('--log-level <level>', 'log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
+    .option('--report-dir <dir>', "where peer-0's run report (JSON + HTML) goes (default: ~/.p2pmld/reports)")
+    .option('--no-report', 'write no run report')
   addJobFlags(command)
   command.action(action(async (flags: DemoFlags) => {
     const peers = Number(flags.peers)
@@ -51,6 +54,7 @@ export function registerDemoCommand(program: Command): void {
       job,
       log,
       signal: controller.signal,
+      reportDir: reportDirOption(flags),
       events: {
         onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
         onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)
@@ -81,7 +85,8 @@ export function registerDemoCommand(program: Command): void {
       `gradient bytes sent per peer: ${result.bytesSentPerPeer.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')}; rejected messages: ${result.rejected}`,
       '',
       'per-stage figures of peer-0 (Table I):',
-      formatStageTable(result.stages)
+      formatStageTable(result.stages),
+      ...(result.report === undefined ? [] : ['', describeWrittenReport(result.report)])
     ].join('\n') + '\n')
   }))
 }

@@ -14,10 +14,12 @@ import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/
 import { defaultLogFormat, LOG_FORMAT_HELP } from '../support/log-format.js'
 import { action } from '../support/output.js'
 import { explainStartFailure } from '../support/start-failure.js'
+import { describeWrittenReport } from './report.js'
 
 interface StartFlags extends JobFlagValues {
   bootstrap?: string[]
   listen?: string[]
+  announce?: string[]
   dataDir?: string
   socket?: string
   daemonConfig?: string
@@ -42,6 +44,7 @@ export function registerStartCommand(program: Command): void {
     .description('run a peer daemon in the foreground (host a job given by --config/job flags, or join one with --bootstrap)')
     .option('--bootstrap <multiaddr>', 'a peer to join through (repeatable)', collect)
     .option('--listen <multiaddr>', 'address to listen on (repeatable; default /ip4/0.0.0.0/tcp/4001)', collect)
+    .option('--announce <multiaddr>', 'address other hosts dial to reach this one, e.g. a public IP behind NAT: /ip4/203.0.113.7/tcp/4001 (repeatable)', collect)
     .option('--data-dir <dir>', 'data directory: peer key, checkpoints, control socket (default ~/.p2pmld)')
     .option('--socket <path>', 'control socket path (default <data-dir>/p2pmld.sock)')
     .option('--daemon-config <file>', 'daemon config file (YAML or JSON)')
@@ -62,6 +65,7 @@ export function registerStartCommand(program: Command): void {
         dataDir: flags.dataDir,
         socketPath: flags.socket,
         listen: flags.listen,
+        announce: flags.announce,
         bootstrap: flags.bootstrap,
         pskFile: flags.pskFile,
         allowlist: flags.allowlist,
@@ -82,7 +86,8 @@ export function registerStartCommand(program: Command): void {
       log,
       job,
       autoJoin: flags.autoJoin !== false,
-      events: screen.events
+      events: screen.events,
+      onReport: (written) => screen.line(describeWrittenReport(written))
     })
     let stopping = false
     const stop = async (why: string): Promise<void> => {
@@ -102,7 +107,10 @@ export function registerStartCommand(program: Command): void {
       throw explainStartFailure(error)
     }
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
-    for (const address of daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
+    // announced: the bound addresses are not what other hosts dial; the announced ones are
+    const announced = (config.announce ?? []).length > 0
+    for (const address of announced ? config.listen : daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
+    for (const address of daemon.addresses()) process.stdout.write(`bootstrap address ${address}${announced ? ' (announced)' : ''}\n`)
     process.stdout.write(`control socket ${config.socketPath}\n`)
     const metricsAt = daemon.metrics()?.address()
     if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)

@@ -4,12 +4,16 @@ import type { Command } from 'commander'
 import { writeModelExport } from '../../daemon/checkpoint/index.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { runLocalTraining } from '../../daemon/training/local-training.js'
+import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
+import { createReportRecorder } from '../../daemon/report/report-recorder.js'
+import { writeRunReport } from '../../daemon/report/write-report.js'
+import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
 
-interface TrainFlags extends JobFlagValues {
+interface TrainFlags extends JobFlagValues, ReportDirFlags {
   threads?: string
   logLevel?: string
   json?: boolean
@@ -25,6 +29,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--log-level <level>', 'daemon log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
     .option('--out <file>', 'write the trained model as a forward ONNX file (parameters as initializers)')
+    .option('--report-dir <dir>', 'where the run report (JSON + HTML) goes (default: ~/.p2pmld/reports)')
+    .option('--no-report', 'write no run report')
     .action(action(async (flags: TrainFlags) => {
       // single process: the exchange is a no-op, so send fp32 and average (nothing to be robust to)
       const config = jobConfigFromFlags(flags, { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } })
@@ -35,14 +41,19 @@ export function registerTrainCommand(program: Command): void {
       const onSignal = (): void => controller.abort()
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
+      const recorder = createReportRecorder()
       progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
       const result = await runLocalTraining(config, {
         computeThreads: threads,
         log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }),
         signal: controller.signal,
         events: {
-          onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
+          onStep: (r) => {
+            recorder.events.onStep(r)
+            progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss)
+          },
           onEpoch: (e) => {
+            recorder.events.onEpoch(e)
             progress.line(`epoch ${e.epoch + 1}/${config.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)
           }
         }
@@ -56,8 +67,10 @@ export function registerTrainCommand(program: Command): void {
         return
       }
       const exported = flags.out === undefined ? undefined : await writeModelExport(resolve(flags.out), result.model, result.params)
+      const dir = reportDirOption(flags)
+      const report = dir === undefined ? undefined : await writeRunReport(dir, reportFromLocalTraining(config, result, recorder))
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages, ...(exported !== undefined ? { out: exported.path } : {}) }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages, report, ...(exported !== undefined ? { out: exported.path } : {}) }, null, 2) + '\n')
         return
       }
       process.stdout.write([
@@ -65,7 +78,8 @@ export function registerTrainCommand(program: Command): void {
         `stopped after ${result.epoch} epochs (${result.reason}), ${result.step} steps, ${(result.wallMs / 1000).toFixed(1)} s`,
         ...(exported !== undefined ? [`model written to ${exported.path} (ONNX, ${exported.bytes} bytes)`] : []),
         '',
-        formatStageTable(result.stages)
+        formatStageTable(result.stages),
+        ...(report === undefined ? [] : ['', describeWrittenReport(report)])
       ].join('\n') + '\n')
     }))
 }

@@ -7,6 +7,7 @@ import { basename, dirname } from 'node:path'
 import { SOCKET_FILE_NAME } from '../../config/daemon-config.js'
 import { createJSONRPCErrorResponse, isJSONRPCResponse, JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0'
 import type { JobConfigInput } from '../../config/job-config.js'
+import type { RunReport } from '../report/report-schema.js'
 import { createLineSplitter } from './line-splitter.js'
 import {
   CONTROL_METHODS,
@@ -68,6 +69,7 @@ export interface ControlClient {
   metrics(): Promise<MetricsResult>
   saveCheckpoint(params?: CheckpointParams): Promise<CheckpointResult>
   exportModel(params: ExportParamsInput): Promise<ExportResult>
+  report(): Promise<RunReport>
   shutdown(): Promise<ShutdownResult>
   close(): Promise<void>
 }
@@ -183,6 +185,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
     metrics: async () => await call('metrics'),
     saveCheckpoint: async (params) => await call('checkpoint.save', params),
     exportModel: async (params) => await call('model.export', params),
+    report: async () => await call('report'),
     shutdown: async () => await call('shutdown'),
     async close(): Promise<void> {
       const s = socket

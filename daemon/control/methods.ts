@@ -4,6 +4,8 @@
  */
 import { z } from 'zod'
 import { JobConfigSchema, type JobConfig } from '../../config/job-config.js'
+import { RunReportSchema, type RunReport } from '../report/report-schema.js'
+import { StageFigureSchema } from '../metrics/stage-figure-schema.js'
 
 export const JOB_STATES = ['idle', 'waiting', 'training', 'paused', 'finished', 'failed'] as const
 export const JobStateSchema = z.enum(JOB_STATES)
@@ -62,20 +64,7 @@ export const JobControlResultSchema = z.object({
 })
 export type JobControlResult = z.infer<typeof JobControlResultSchema>
 
-export const StageFigureSchema = z.object({
-  stage: z.string(),
-  count,
-  totalMs: z.number().min(0),
-  meanMs: z.number().min(0),
-  medianMs: z.number().min(0),
-  p95Ms: z.number().min(0),
-  maxMs: z.number().min(0),
-  /** process CPU time / wall time during the stage, percent (200 = two cores busy) */
-  cpuPercent: z.number().min(0),
-  /** mean resident set size at the end of the stage */
-  rssMiB: z.number().min(0)
-})
-export type StageFigure = z.infer<typeof StageFigureSchema>
+export { StageFigureSchema, type StageFigure } from '../metrics/stage-figure-schema.js'
 
 export const MetricsResultSchema = z.object({
   jobId: z.string().nullable(),
@@ -111,6 +100,7 @@ export type ExportParams = z.infer<typeof ExportParamsSchema>
 export type ExportParamsInput = z.input<typeof ExportParamsSchema>
 export const ExportResultSchema = z.object({ path: z.string(), step: count, bytes: count, format: z.enum(['onnx']) })
 export type ExportResult = z.infer<typeof ExportResultSchema>
+export const ReportResultSchema = RunReportSchema
 
 export const ShutdownResultSchema = z.object({ stopping: z.literal(true) })
 export type ShutdownResult = z.infer<typeof ShutdownResultSchema>
@@ -125,6 +115,7 @@ export const CONTROL_METHODS = {
   'metrics': { params: NoParamsSchema, result: MetricsResultSchema },
   'checkpoint.save': { params: CheckpointParamsSchema, result: CheckpointResultSchema },
   'model.export': { params: ExportParamsSchema, result: ExportResultSchema },
+  'report': { params: NoParamsSchema, result: ReportResultSchema },
   'shutdown': { params: NoParamsSchema, result: ShutdownResultSchema }
 } as const
 
@@ -155,6 +146,8 @@ export interface ControlHandlers {
   metrics(): Awaitable<MetricsResult>
   saveCheckpoint(params: CheckpointParams): Awaitable<CheckpointResult>
   exportModel(params: ExportParams): Awaitable<ExportResult>
+  /** the run report of the current job (config, history, membership, stages, bytes, digests) */
+  report(): Awaitable<RunReport>
   shutdown(): Awaitable<ShutdownResult>
 }
 
@@ -170,6 +163,7 @@ export function dispatchControlMethod<M extends ControlMethod>(handlers: Control
     'metrics': () => handlers.metrics(),
     'checkpoint.save': (p) => handlers.saveCheckpoint(p),
     'model.export': (p) => handlers.exportModel(p),
+    'report': () => handlers.report(),
     'shutdown': () => handlers.shutdown()
   }
   return Promise.resolve().then(() => table[method](params))

@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
 import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
+import { writeRunReport, type WrittenReport } from '../report/write-report.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 
 export interface DemoOptions {
@@ -26,6 +27,8 @@ export interface DemoOptions {
   readonly signal?: AbortSignal
   /** keep the data directories (default: removed) */
   readonly keepDataDirs?: boolean
+  /** write peer-0's run report here (JSON + HTML); absent: none */
+  readonly reportDir?: string
 }
 
 export interface DemoPeerResult {
@@ -46,6 +49,8 @@ export interface DemoResult {
   readonly rejectedByReason: Record<string, number>
   /** each peer's data directory (checkpoints); only still there with keepDataDirs */
   readonly dataDirs: string[]
+  /** peer-0's run report, when reportDir was given */
+  readonly report?: WrittenReport
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -74,7 +79,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       name: 'peer-0',
       events: options.events,
       faults: options.faults,
-      loadDatasets
+      loadDatasets,
+      // the demo's data dirs are temporary: peer-0's report goes to options.reportDir below
+      reportsDir: null
     })
     daemons.push(host)
     await host.start()
@@ -86,7 +93,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         controlSocket: false,
         name: `peer-${i}`,
         faults: options.faults,
-        loadDatasets
+        loadDatasets,
+        reportsDir: null
       })
       daemons.push(peer)
       await peer.start()
@@ -97,6 +105,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     options.signal?.removeEventListener('abort', onAbort)
     const finished = results.filter((r): r is JobResult => r !== undefined)
     const digests = new Set(finished.map((r) => r.digest))
+    const hostReport = options.reportDir === undefined ? undefined : host.runReport('demo')
     return {
       peers: daemons.map((d, i) => ({ name: `peer-${i}`, peerId: d.peerId, result: results[i] })),
       wallMs: performance.now() - started,
@@ -108,7 +117,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         for (const [reason, n] of Object.entries(d.session()?.rejectionCounts() ?? {})) acc[reason] = (acc[reason] ?? 0) + n
         return acc
       }, {}),
-      dataDirs: daemons.map((_, i) => configFor(i, []).dataDir)
+      dataDirs: daemons.map((_, i) => configFor(i, []).dataDir),
+      report: hostReport === undefined || options.reportDir === undefined ? undefined : await writeRunReport(options.reportDir, hostReport)
     }
   } finally {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))

@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
+import type { PeerNode } from '../../protocols/node/index.js'
 import type { Logger } from '../logger.js'
 import type { JobSession, JobSessionEvents } from '../peer/job-session.js'
 import type { StageRecorder } from './stage-metrics.js'
@@ -33,7 +33,8 @@ export interface PrometheusMetricsOptions {
   /** read at scrape time: the daemon's node (absent before it exists) and its current job */
   readonly node: () => PeerNode | undefined
   readonly session: () => JobSession | undefined
-  readonly traffic?: TrafficMeter
+  /** TCP bytes by remote peer id since the daemon started (closed connections included) */
+  bytesByPeer?(): ReadonlyArray<{ peer: string, bytesSent: number, bytesReceived: number }>
 }
 
 export interface PrometheusMetrics {
@@ -102,31 +103,13 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
       for (const [reason, n] of Object.entries(options.session()?.rejectionCounts() ?? {})) this.inc({ reason }, n)
     }
   })
-  const peerOfEndpoint = new Map<string, string>()
-  const bytesByPeer = (direction: 'sent' | 'received') => function (this: Counter<'peer'>): void {
+  const bytesByPeer = (direction: 'bytesSent' | 'bytesReceived') => function (this: Counter<'peer'>): void {
     this.reset()
-    const traffic = options.traffic?.byRemoteEndpoint()
-    if (traffic === undefined) return
-    learnEndpoints()
-    const totals = new Map<string, number>()
-    for (const [endpoint, bytes] of traffic) {
-      const peer = peerOfEndpoint.get(endpoint) ?? 'unknown'
-      totals.set(peer, (totals.get(peer) ?? 0) + bytes[direction])
-    }
-    for (const [peer, n] of totals) this.inc({ peer }, n)
+    for (const entry of options.bytesByPeer?.() ?? []) this.inc({ peer: entry.peer }, entry[direction])
   }
-  new Counter({ name: 'p2pmld_sent_bytes_total', help: 'bytes written to TCP connections, by remote peer', labelNames: ['peer'], registers, collect: bytesByPeer('sent') })
-  new Counter({ name: 'p2pmld_received_bytes_total', help: 'bytes read from TCP connections, by remote peer', labelNames: ['peer'], registers, collect: bytesByPeer('received') })
+  new Counter({ name: 'p2pmld_sent_bytes_total', help: 'bytes written to TCP connections, by remote peer', labelNames: ['peer'], registers, collect: bytesByPeer('bytesSent') })
+  new Counter({ name: 'p2pmld_received_bytes_total', help: 'bytes read from TCP connections, by remote peer', labelNames: ['peer'], registers, collect: bytesByPeer('bytesReceived') })
 
-  /** remember which peer each open connection's endpoint belongs to (kept after it closes) */
-  function learnEndpoints(): void {
-    for (const connection of options.node()?.libp2p.getConnections() ?? []) {
-      const [ip, tcp] = connection.remoteAddr.getComponents()
-      if (ip === undefined || tcp?.name !== 'tcp') continue
-      const host = ip.name === 'ip6' ? `[${ip.value}]` : ip.value
-      peerOfEndpoint.set(`${host}:${tcp.value}`, connection.remotePeer.toString())
-    }
-  }
 
   let stages: { recorder: StageRecorder, unsubscribe: () => void } | undefined
   const followStages = (): void => {

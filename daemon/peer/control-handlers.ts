@@ -156,6 +156,12 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       }
     },
 
+    report() {
+      const report = daemon.runReport('daemon')
+      if (report === undefined) throw noJobRunningError()
+      return report
+    },
+
     shutdown() {
       setImmediate(requestShutdown)
       return { stopping: true }

@@ -78,6 +78,10 @@ export interface JobSession {
   networkCounters(): NetworkCounters
   /** rejected inbound messages by reason: wire format (exchange) and content (codec, state) */
   rejectionCounts(): Record<string, number>
+  /** clean leaves announced to this peer (and its own): peer -> first step without it; a member that left otherwise was evicted */
+  announcedLeaves(): ReadonlyMap<string, number>
+  /** sizes of the job's model and training set, once the runtime is up */
+  runtimeInfo(): { readonly parameterCount: number, readonly trainSamples: number } | undefined
   /** finish the step in progress, tell the others this peer leaves, stop */
   stop(options?: { leave?: boolean }): Promise<void>
 }
@@ -389,6 +393,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       }
       return counts
     },
+    announcedLeaves: () => leaveAnnounced,
+    runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size },
     async stop(stopOptions = {}) {
       stopped = true
       if (heartbeat !== undefined) clearInterval(heartbeat)
@@ -401,6 +407,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
           // the step in progress was finished (or, past the timeout, abandoned): the others stop
           // counting on this peer from the next step it would run
           const effectiveStep = r.progress().step
+          leaveAnnounced.set(selfId, effectiveStep)
           await publish({ v: 1, type: 'leave', jobId, effectiveStep }).catch(() => {})
           // a gossip message can still be queued when the node stops right after (seen: the
           // others waited out deadlines and evicted a host that had left); a request is answered

@@ -19,6 +19,10 @@ import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { createPrometheusMetrics, type PrometheusMetrics } from '../metrics/prometheus.js'
+import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
+import type { RunReport } from '../report/report-schema.js'
+import { bytesByPeer, createConnectionBook, reportFromSession } from '../report/session-report.js'
+import { REPORTS_DIR, writeRunReport, type WrittenReport } from '../report/write-report.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createAutoJoin, probeKnownMembers, type AutoJoin } from './job-discovery.js'
 import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-members.js'
@@ -48,6 +52,10 @@ export interface PeerDaemonOptions {
   readonly loadDatasets?: JobDatasetLoader
   /** while idle (no job, or a finished one), join a job a connected peer runs (default false; `p2pmld start` turns it on) */
   readonly autoJoin?: boolean
+  /** a job ended and its run report was written (default: <data-dir>/reports) */
+  readonly onReport?: (written: WrittenReport, report: RunReport) => void
+  /** where job-end reports go (default <data-dir>/reports); null: write none */
+  readonly reportsDir?: string | null
 }
 
 export interface PeerDaemon {
@@ -72,6 +80,8 @@ export interface PeerDaemon {
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
   /** write the job's current parameters as a forward ONNX model at `path` */
   exportModel(path: string): Promise<{ path: string, step: number, bytes: number }>
+  /** the run report of the current job as this peer sees it now; undefined without a job */
+  runReport(source?: RunReport['source']): RunReport | undefined
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
 }
@@ -91,10 +101,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let session: JobSession | undefined
   const metrics = config.metricsPort === undefined
     ? undefined
-    : createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, traffic })
+    : createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, bytesByPeer: () => bytesByPeer(traffic, connections) })
   const node = await createPeerNode({
     privateKey,
     listen: config.listen,
+    announce: config.announce,
     bootstrap: config.bootstrap,
     psk,
     allowlist: config.allowlist,
@@ -130,10 +141,39 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     })
   }
 
+  let recorder: ReportRecorder | undefined
+  const connections = createConnectionBook(node.libp2p)
+  const reportsDir = options.reportsDir === undefined ? join(config.dataDir, REPORTS_DIR) : options.reportsDir
+  const runReport = (source: RunReport['source'] = 'daemon'): RunReport | undefined => {
+    const s = session
+    return s === undefined ? undefined : reportFromSession({ source, peerId, peerName: options.name, session: s, recorder, traffic, connections })
+  }
+  // job-end reports being written; stop() waits for them
+  let reporting: Promise<unknown> = Promise.resolve()
+  const writeJobEndReport = (): void => {
+    if (reportsDir === null) return
+    const report = runReport('job-end')
+    if (report === undefined) return
+    reporting = reporting.then(async () => {
+      const written = await writeRunReport(reportsDir, report)
+      log.info({ json: written.json, html: written.html }, 'run report written')
+      options.onReport?.(written, report)
+    }).catch((error: unknown) => {
+      log.error({ err: error, dir: reportsDir }, 'could not write the run report')
+    })
+  }
+
+  // the run report's recorder is made per job, so it is called through a stable forwarder
+  const recorderEvents: JobSessionEvents = {
+    onStep: (report) => recorder?.events.onStep(report),
+    onEpoch: (record) => recorder?.events.onEpoch(record)
+  }
+  const fanned = fanOutEvents(options.events, metrics?.events, recorderEvents)
   const events: JobSessionEvents = {
-    ...fanOutEvents(options.events, metrics?.events),
+    ...fanned,
     onFinished: (result) => {
-      options.events?.onFinished?.(result)
+      fanned.onFinished?.(result)
+      writeJobEndReport()
       const waiters = jobWaiters
       jobWaiters = []
       for (const w of waiters) w(result)
@@ -141,19 +181,19 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (snapshot !== undefined) persist(snapshot).catch(() => {})
     },
     onFailed: (error) => {
-      options.events?.onFailed?.(error)
+      fanned.onFailed?.(error)
       const waiters = jobWaiters
       jobWaiters = []
       for (const w of waiters) w(undefined)
     },
     onEvicted: () => {
-      options.events?.onEvicted?.(0)
+      fanned.onEvicted?.(0)
       void rejoin()
     },
     onCheckpoint: async (snapshot) => {
       await persist(snapshot)
       await rememberMembers()
-      await options.events?.onCheckpoint?.(snapshot)
+      await fanned.onCheckpoint?.(snapshot)
     }
   }
 
@@ -190,6 +230,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       loadDatasets: options.loadDatasets
     })
     session = s
+    recorder = createReportRecorder()
     try {
       await s.start()
     } catch (error) {
@@ -330,6 +371,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (started) return
       started = true
       await node.start()
+      connections.start()
       await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
         const s = session
         if (s === undefined) throw new Error('this peer runs no job')
@@ -404,11 +446,15 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const s = session
         if (s !== undefined) {
           await s.stop({ leave: true })
+          // a job that did not finish still gets its report (a finished one wrote it at its end)
+          if (s.runner() !== undefined && s.runner()?.result() === undefined) writeJobEndReport()
           // after the stop: the step in progress was finished first
           const snapshot = s.runner()?.currentSnapshot()
           if (snapshot !== undefined) await persist(snapshot).catch(() => {})
         }
         await persisting
+        await reporting
+        connections.stop()
         await control?.stop()
         await metrics?.stop()
         await stateSync?.stop()
@@ -458,6 +504,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const written = await exportSnapshotModel(path, snapshot)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
+    runReport,
     shutdownRequested: () => shutdown.promise,
     metrics: () => metrics
   }

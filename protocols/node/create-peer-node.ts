@@ -32,6 +32,11 @@ export interface PeerNodeOptions {
   readonly privateKey: PrivateKey
   /** default [DEFAULT_LISTEN]; tests use '/ip4/127.0.0.1/tcp/0' */
   readonly listen?: readonly string[]
+  /**
+   * addresses to give other peers instead of the listen addresses (identify, dialableAddrs):
+   * a host behind NAT announces the public address that forwards to its listen port
+   */
+  readonly announce?: readonly string[]
   /** multiaddrs of peers to join the network through (with /p2p/<id> for peer discovery) */
   readonly bootstrap?: readonly string[]
   /** a private network key (see createPsk); peers with another key cannot connect */
@@ -56,7 +61,7 @@ export interface PeerNode {
   start(): Promise<void>
   stop(): Promise<void>
   isStarted(): boolean
-  /** the node's listen addresses with /p2p/<id>, ready to print or hand to other peers */
+  /** the addresses other peers dial, with /p2p/<id>: the announced ones when set, else the listen addresses */
   dialableAddrs(): string[]
   /** dial a peer unless already connected; false (logged at debug) when it cannot be reached */
   connectTo(peerId: string, addrs?: readonly string[]): Promise<boolean>
@@ -74,6 +79,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'peer-node' })
   const listen = options.listen ?? [DEFAULT_LISTEN]
   for (const address of listen) parseMultiaddr(address, 'listen address')
+  const announce = options.announce ?? []
+  for (const address of announce) parseMultiaddr(address, 'announce address')
   const bootstrapAddrs: Multiaddr[] = (options.bootstrap ?? []).map((a) => parseMultiaddr(a, 'bootstrap address'))
   const withPeerId = bootstrapAddrs.filter((ma) => peerIdOf(ma) !== undefined).map((ma) => ma.toString())
   const allowed = options.allowlist === undefined ? undefined : new Set(options.allowlist)
@@ -102,7 +109,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   const libp2p = await createLibp2p({
     privateKey: options.privateKey,
     start: false,
-    addresses: { listen: [...listen] },
+    addresses: { listen: [...listen], announce: [...announce] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -10,42 +10,38 @@ export interface TrafficMeter {
   /** bytes written to TCP sockets since creation (or the last reset) */
   bytesSent(): number
   bytesReceived(): number
+  /** the same bytes by remote address of the TCP connection (e.g. '/ip4/10.0.0.2/tcp/4001') */
+  byRemoteAddress(): Map<string, { sent: number, received: number }>
   reset(): void
-  /**
-   * Bytes per remote TCP endpoint (`ip:port`, as libp2p's connection.remoteAddr names it),
-   * closed connections included: with the connections' peer ids, bytes by peer.
-   */
-  byRemoteEndpoint(): Map<string, { sent: number, received: number }>
   /** pass as `metrics` to createPeerNode */
   readonly metricsFactory: () => unknown
 }
 
-interface Tracked { socket: Socket, endpoint: string, baseSent: number, baseReceived: number }
-
-/** `ip:port` of a socket's remote end (IPv6 in brackets) */
-const endpointOf = (socket: Socket): string => socket.remoteAddress?.includes(':') === true ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`
+interface Tracked { socket: Socket, address: string, baseSent: number, baseReceived: number }
 
 export function createTrafficMeter (): TrafficMeter {
   const open = new Set<Tracked>()
   let closedSent = 0
   let closedReceived = 0
-  const closedByEndpoint = new Map<string, { sent: number, received: number }>()
+  const closedByAddress = new Map<string, { sent: number, received: number }>()
 
   const noop = (): void => {}
   const metric = { update: noop, increment: noop, decrement: noop, reset: noop, timer: () => noop }
   const metrics = {
-    trackMultiaddrConnection (maConn: { socket?: Socket }) {
+    trackMultiaddrConnection (maConn: { socket?: Socket, remoteAddr?: { toString(): string } }) {
       const socket = maConn.socket
       if (socket === undefined || typeof socket.bytesWritten !== 'number') return
-      const tracked: Tracked = { socket, endpoint: endpointOf(socket), baseSent: 0, baseReceived: 0 }
+      const tracked: Tracked = { socket, address: maConn.remoteAddr?.toString() ?? 'unknown', baseSent: 0, baseReceived: 0 }
       open.add(tracked)
       socket.once('close', () => {
-        closedSent += socket.bytesWritten - tracked.baseSent
-        closedReceived += socket.bytesRead - tracked.baseReceived
-        const closed = closedByEndpoint.get(tracked.endpoint) ?? { sent: 0, received: 0 }
-        closed.sent += socket.bytesWritten - tracked.baseSent
-        closed.received += socket.bytesRead - tracked.baseReceived
-        closedByEndpoint.set(tracked.endpoint, closed)
+        const sent = socket.bytesWritten - tracked.baseSent
+        const received = socket.bytesRead - tracked.baseReceived
+        closedSent += sent
+        closedReceived += received
+        const entry = closedByAddress.get(tracked.address) ?? { sent: 0, received: 0 }
+        entry.sent += sent
+        entry.received += received
+        closedByAddress.set(tracked.address, entry)
         open.delete(tracked)
       })
     },
@@ -73,21 +69,20 @@ export function createTrafficMeter (): TrafficMeter {
       for (const t of open) total += t.socket.bytesRead - t.baseReceived
       return total
     },
-    byRemoteEndpoint () {
-      const totals = new Map<string, { sent: number, received: number }>()
-      for (const [endpoint, c] of closedByEndpoint) totals.set(endpoint, { ...c })
+    byRemoteAddress () {
+      const totals = new Map([...closedByAddress].map(([a, t]) => [a, { ...t }]))
       for (const t of open) {
-        const total = totals.get(t.endpoint) ?? { sent: 0, received: 0 }
-        total.sent += t.socket.bytesWritten - t.baseSent
-        total.received += t.socket.bytesRead - t.baseReceived
-        totals.set(t.endpoint, total)
+        const entry = totals.get(t.address) ?? { sent: 0, received: 0 }
+        entry.sent += t.socket.bytesWritten - t.baseSent
+        entry.received += t.socket.bytesRead - t.baseReceived
+        totals.set(t.address, entry)
       }
       return totals
     },
     reset () {
       closedSent = 0
       closedReceived = 0
-      closedByEndpoint.clear()
+      closedByAddress.clear()
       for (const t of open) {
         t.baseSent = t.socket.bytesWritten
         t.baseReceived = t.socket.bytesRead

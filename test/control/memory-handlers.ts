@@ -1,5 +1,6 @@
 /** An in-memory daemon behind the control server: the server, not this, is under test. */
-import type { JobConfig } from '../../config/job-config.js'
+import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
+import { buildRunReport } from '../../daemon/report/build-report.js'
 import {
   invalidStateError,
   jobNotFoundError,
@@ -108,6 +109,10 @@ export function createMemoryDaemon(): MemoryDaemon {
     exportModel(params) {
       if (jobId === null) throw noJobRunningError()
       return { path: params.path, step, bytes: 2048, format: params.format }
+    },
+    report() {
+      if (jobId === null) throw noJobRunningError()
+      return buildRunReport({ source: 'daemon', peerId: PEER_ID, jobId, config: parseJobConfig({ id: jobId }, 'memory job'), state, progress: { step, epoch: 0, lr: 0.05 }, history: [], stages: [] })
     },
     shutdown() {
       daemon.shutdownCalls++

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseRunReport } from '../../daemon/report/report-schema.js'
 import { watchChildOutput } from '../support/child-output.js'
 import { ensureBuilt } from './support/build.js'
 
@@ -46,5 +47,16 @@ describe('p2pmld demo', () => {
     // progress goes to stderr, one line per 10 % of an epoch off a terminal, for both runs
     expect(output.stderr()).toMatch(/^epoch 2\/2: 90% \(29\/32 steps\) loss [\d.]+$/m)
     expect(output.stderr()).toContain('baseline: the same job in one process (global batch 96)')
+
+    // peer-0's run report, in the default data dir's reports/
+    const written = out.match(/^run report: (\S+\.html)\n {2}\(JSON: (\S+\.json)\)$/m)
+    expect(written, out).not.toBeNull()
+    expect(written![1].startsWith(join(home, '.p2pmld', 'reports'))).toBe(true)
+    expect(existsSync(written![1])).toBe(true)
+    const report = parseRunReport(JSON.parse(readFileSync(written![2], 'utf8')), written![2])
+    expect(report.source).toBe('demo')
+    expect(report.epochs).toHaveLength(2)
+    expect(report.membership.members).toHaveLength(3)
+    expect(report.result?.digest.slice(0, 12)).toBe(peers[0][3])
   }, 120_000)
 })

@@ -28,6 +28,8 @@ export interface NetnsTopology {
   execPrefix(host: NetnsHost): string[]
   cut(host: NetnsHost): Promise<void>
   restore(host: NetnsHost): Promise<void>
+  /** give a host a second address on its link (e.g. the public side of a NAT it sits behind) */
+  addAddress(host: NetnsHost, address: string): Promise<void>
   /** delete every veth, the bridge and every namespace; idempotent, never throws */
   destroy(): Promise<void>
 }
@@ -142,6 +144,7 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
     execPrefix: (host) => ['ip', 'netns', 'exec', host.namespace],
     cut: (host) => ip('link', 'set', host.hostVeth, 'down'),
     restore: (host) => ip('link', 'set', host.hostVeth, 'up'),
+    addAddress: (host, address) => ip('-n', host.namespace, 'addr', 'add', `${address}/24`, 'dev', n.nsVeth(host.index)),
     async destroy() {
       destroySync()
     }

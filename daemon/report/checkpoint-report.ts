@@ -1,0 +1,47 @@
+/**
+ * A run report from a checkpoint (a stopped daemon, or a job long gone): the config, the epoch
+ * history, the membership and the parameter digest it holds. Stage times and traffic are not
+ * in a checkpoint, so those sections stay empty.
+ */
+import { existsSync } from 'node:fs'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { loadOrCreatePeerKey, peerKeyPath } from '../../protocols/node/index.js'
+import { dirname, join } from 'node:path'
+import { CHECKPOINT_FILE, readCheckpoint } from '../checkpoint/index.js'
+import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
+import { parameterDigest } from '../training/training-state.js'
+import { buildRunReport } from './build-report.js'
+import type { RunReport } from './report-schema.js'
+
+/** `path`: a checkpoint file, the directory holding it, or a daemon data dir (its checkpoint/). */
+export async function reportFromCheckpoint(path: string): Promise<RunReport> {
+  const peerId = await peerIdNear(path)
+  const dir = path.endsWith(CHECKPOINT_FILE) ? dirname(path) : existsSync(join(path, 'checkpoint', CHECKPOINT_FILE)) ? join(path, 'checkpoint') : path
+  const raw = await readCheckpoint(dir)
+  if (raw === undefined) throw new Error(`no checkpoint in ${dir} (looked for ${join(dir, CHECKPOINT_FILE)}): pass a daemon's data dir or its checkpoint directory`)
+  const snap = fromTrainingSnapshot(raw, `checkpoint in ${dir}`)
+  const digest = parameterDigest(snap.params)
+  return {
+    ...buildRunReport({
+      source: 'checkpoint',
+      peerId: peerId ?? 'unknown (checkpoint)',
+      jobId: snap.jobConfig.id,
+      config: snap.jobConfig,
+      state: snap.meta.finished ? 'finished' : 'checkpointed',
+      progress: { step: snap.step, epoch: snap.epoch, lr: snap.meta.lr },
+      parameterCount: snap.params.length,
+      history: snap.meta.history,
+      membership: { version: snap.meta.membership.version, snapshot: snap.meta.membership },
+      stages: []
+    }),
+    digests: { own: digest, peers: {}, agree: null }
+  }
+}
+
+/** The peer id of the data dir a checkpoint lives in, when its key file is there (never creates one). */
+async function peerIdNear(path: string): Promise<string | undefined> {
+  for (const dir of [path, dirname(path), dirname(dirname(path))]) {
+    if (existsSync(peerKeyPath(dir))) return peerIdFromPrivateKey(await loadOrCreatePeerKey(dir)).toString()
+  }
+  return undefined
+}

@@ -1,0 +1,92 @@
+/** `p2pmld estimate` as a user runs it: from a run report's times, from a calibration run, with a price file. */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DEFAULT_PRICES, ec2PricePerSecond, loadPriceTable } from '../../config/prices.js'
+import { batchesPerEpoch } from '../../daemon/report/cost-model.js'
+import { writeRunReport } from '../../daemon/report/write-report.js'
+import { estimateCosts, type Estimate } from '../../daemon/report/estimate.js'
+import type { RunReport } from '../../daemon/report/report-schema.js'
+import { trainForReport } from '../report/support/trained-report.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+
+interface CliRun { code: number | null, stdout: string, stderr: string }
+
+function runCli(args: string[], home: string): Promise<CliRun> {
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'cli/main.ts'), ...args], { cwd: home, env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      done({ code, stdout, stderr })
+    })
+  })
+}
+
+describe('p2pmld estimate', () => {
+  let home: string
+  let report: RunReport
+  let reportFile: string
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), 'p2pmld-estimate-'))
+    report = (await trainForReport(2)).report
+    reportFile = (await writeRunReport(home, report)).json
+  }, 120_000)
+  afterAll(() => rmSync(home, { recursive: true, force: true }))
+
+  it('--from-report uses the report\'s compute time, batch size, samples and epochs', async () => {
+    const run = await runCli(['estimate', '--from-report', reportFile, '--peers', '4', '--instance', 't2.large', '--lambda-memory', '2048', '--json'], home)
+    expect(run.code, run.stderr).toBe(0)
+    const e = JSON.parse(run.stdout) as Estimate
+    const compute = report.stages.find((s) => s.stage === 'compute')!
+    const batches = batchesPerEpoch(1024, 4, 64)
+    expect(e.inputs.batchesPerEpoch).toBe(batches)
+    expect(e.request.epochs).toBe(2)
+    expect(e.request.model).toBe('mlp')
+    expect(e.comparison.instanceBased.secondsPerEpoch).toBeCloseTo(compute.medianMs / 1000 * batches, 9)
+    // 2048 MB is 1.16 vCPU: a batch takes its CPU time over that, never less than its wall time here
+    const vcpus = 2048 / 1769
+    expect(e.comparison.serverless.secondsPerEpoch).toBeCloseTo(compute.medianMs / 1000 * Math.max(1, compute.cpuPercent / 100 / vcpus), 9)
+    expect(e.comparison.instanceBased.costPerPeerPerEpoch).toBeCloseTo(0.0928 / 3600 * e.comparison.instanceBased.secondsPerEpoch, 12)
+    expect(e.notes.join('\n')).toContain(`report ${reportFile}`)
+  }, 120_000)
+
+  it('calibrates the model on this machine when there is no report, and says which is cheaper', async () => {
+    const run = await runCli(['estimate', '--model', 'mlp', '--batch-size', '32', '--peers', '2', '--epochs', '3', '--train-samples', '6400', '--calibration-runs', '2', '--threads', '1'], home)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toMatch(/^calibrating: mlp, batch 32, 2 gradient runs on this machine/m)
+    expect(run.stderr).toMatch(/^ {2}run 2\/2: [\d.]+ ms$/m)
+    expect(run.stdout).toContain('estimate: mlp, batch 32 per peer, 2 peers, 3 epochs, 6400 training samples: 100 batches per peer per epoch')
+    expect(run.stdout).toMatch(/calibration on this machine, 1 threads/)
+    expect(run.stdout).toMatch(/^time per epoch\s+[\d.]+ s\s+[\d.]+ s$/m)
+    expect(run.stdout).toMatch(/^cost per job \(2 peers\)\s+\$[\d.e-]+\s+\$[\d.e-]+$/m)
+    expect(run.stdout).toMatch(/^cheaper: (instance-based|serverless offload) \(/m)
+  }, 120_000)
+
+  it('a price file overrides the table; a bad one names the field', async () => {
+    const prices = join(home, 'prices.yaml')
+    writeFileSync(prices, 'ec2PerHour:\n  x9.huge: 36\n')
+    // in process (the command's own functions): a CLI start costs seconds the two runs above already spend
+    const e = estimateCosts({ model: 'mlp', batchSize: 100, peers: 2, epochs: 1, trainSamples: 600, instanceType: 'x9.huge', offloadInstanceType: 't2.small', lambdaMemoryMb: 1024, prices: loadPriceTable(prices), instanceSecondsPerEpoch: 100, offloadSecondsPerEpoch: 10 })
+    // 36 $/h for 100 s; the defaults' other types are still there
+    expect(e.comparison.instanceBased.costPerPeerPerEpoch).toBeCloseTo(1, 12)
+    expect(e.inputs.serverless.instancePricePerSecond).toBeCloseTo(0.023 / 3600, 12)
+    expect(e.inputs.batchesPerEpoch).toBe(3)
+    // the errors, in process (the same functions the command calls)
+    writeFileSync(prices, 'lambda:\n  perGbSecond: -1\n')
+    expect(() => loadPriceTable(prices)).toThrow(/^price file .*prices\.yaml: field 'lambda\.perGbSecond': /)
+    writeFileSync(prices, 'ec2PerHour: { t2.large: 0.1 }\nlambda: { memoryMb: 3 }\n')
+    expect(() => loadPriceTable(prices)).toThrow(/field 'lambda': Unrecognized key: "memoryMb"/)
+    expect(() => ec2PricePerSecond(DEFAULT_PRICES, 't9.nano')).toThrow(/no price for instance type 't9\.nano': use one of t2\.micro, .*or add it under ec2PerHour in a --prices file/)
+  })
+})
