@@ -60,7 +60,9 @@ async function main(): Promise<void> {
     console.log('PyTorch/torchvision are not installed for /usr/bin/python3 (apt-get install python3-torchvision): nothing to compare with')
     return
   }
-  const py = spawn('/usr/bin/python3', ['-c', TORCH], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(THREADS) }, stdio: ['pipe', 'pipe', 'inherit'] })
+  // OMP_WAIT_POLICY=PASSIVE: on a loaded machine OpenMP's spinning workers made PyTorch's steps
+  // 5-15x slower than their quiet-machine times (STACK-NOTES), which would flatter us
+  const py = spawn('/usr/bin/python3', ['-c', TORCH], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(THREADS), OMP_WAIT_POLICY: 'PASSIVE' }, stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]()
   const nextLine = async (): Promise<string> => {
     const r = await lines.next()

@@ -4,25 +4,49 @@
  * parameters and bit-identical running statistics (read back from each peer's checkpoint).
  */
 import { createHash } from 'node:crypto'
-import { rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { readCheckpoint } from '../../daemon/checkpoint/index.js'
 import { runDemo } from '../../daemon/demo/run-demo.js'
 import { silentLogger } from '../../daemon/logger.js'
+import { createRng } from '../../ml/core/rng.js'
+import { CIFAR10_RECORD_BYTES, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES } from '../../ml/data/cifar10.js'
 import { createModel } from '../../ml/models/zoo.js'
 import { bufferSpecs } from '../../ml/params.js'
 
 const digestOf = (values: Float32Array): string => createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex')
 
+/**
+ * A small CIFAR-10 directory in the real binary format (48 records a file): small validation and
+ * test splits keep the per-epoch evaluation of three peers short on a shared 2-core machine.
+ */
+async function smallCifarDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'p2pmld-bn-cifar-'))
+  const rng = createRng(77)
+  for (const file of [...CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE]) {
+    const bytes = new Uint8Array(48 * CIFAR10_RECORD_BYTES)
+    for (let r = 0; r < 48; r++) {
+      const label = rng.nextInt(10)
+      bytes[r * CIFAR10_RECORD_BYTES] = label
+      // class-dependent brightness, so there is something to learn
+      for (let k = 1; k < CIFAR10_RECORD_BYTES; k++) bytes[r * CIFAR10_RECORD_BYTES + k] = Math.floor(label * 20 + rng.nextFloat() * 60)
+    }
+    await writeFile(join(dir, file), bytes)
+  }
+  return dir
+}
+
 describe('three peers with BatchNorm', () => {
-  it('mobilenet_v3_small ends with identical parameter and running-statistics digests on every peer', async () => {
-    // evaluation (1,000 validation + 1,000 test digits per peer) runs at this batch size too
+  it('mobilenet_v3_small (3x32x32 CIFAR-10 files) ends with identical parameter and running-statistics digests on every peer', async () => {
+    const dataset = await smallCifarDir()
     const batchSize = 16
     const job = parseJobConfig({
       id: 'batchnorm-peers',
       model: 'mobilenet_v3_small',
+      dataset,
       epochs: 1,
       batchSize,
       // 3 peers x 16 x 3 steps; the checkpoint after every step holds the final state
@@ -37,7 +61,7 @@ describe('three peers with BatchNorm', () => {
       expect(result.identicalParameters).toBe(true)
       expect(result.rejectedByReason).toEqual({})
 
-      const model = createModel('mobilenet_v3_small', [1, 28, 28])
+      const model = createModel('mobilenet_v3_small', [3, 32, 32])
       const initial = model.initParameters(job.seed)
       const buffers = bufferSpecs(model.layout)
       expect(buffers.length).toBeGreaterThan(0)
@@ -77,6 +101,7 @@ describe('three peers with BatchNorm', () => {
       expect(statDigests.size).toBe(1)
     } finally {
       await rm(dirname(result.dataDirs[0]), { recursive: true, force: true })
+      await rm(dataset, { recursive: true, force: true })
     }
   }, 120_000)
 })
