@@ -14,7 +14,7 @@ import type { StageRecorder } from '../metrics/stage-metrics.js'
 import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
-import { parameterDigest, type TrainingProgress } from './training-state.js'
+import { stepDigest, type TrainingProgress } from './training-state.js'
 
 export interface StepOptimizer {
   step(params: Float32Array, gradient: Float32Array, lr: number): void
@@ -82,6 +82,14 @@ export interface SyncTrainerDeps {
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */
   readonly attack?: (gradient: Float32Array, step: number) => Float32Array
   readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
+  /**
+   * Run the exchange pipeline (encode, decode, aggregate) also when this peer is the step's only
+   * member (default false). Alone, nobody decodes the payload and an aggregate of one gradient is
+   * that gradient, so by default the gradient goes to the optimizer as computed: no quantization
+   * noise, none of its cost. True reproduces a peer's arithmetic in one process (e.g. to see
+   * what a codec costs); the caller should say so in its output.
+   */
+  readonly exchangeAlone?: boolean
 }
 
 /**
@@ -120,6 +128,38 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     if (failure !== undefined) throw failure.error
   }
 
+  /** Advances the progress past `step` and builds its report. */
+  function finishStep(step: number, members: readonly string[], loss: number, digest: string, stepStart: number,
+    missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>): StepReport {
+    // the step consumed one batch per member that the step was planned for
+    const worldAtEnd = membership.membersAt(step).length
+    progress.cursor += worldAtEnd * batchSize
+    progress.step = step + 1
+    progress.epochLossSum += loss
+    progress.epochLossCount += 1
+    collector.discardBefore(step + 1)
+    const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
+    const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
+    const stepMs = performance.now() - stepStart
+    if (missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
+    const report: StepReport = {
+      step,
+      epoch: progress.epoch,
+      members,
+      contributors,
+      missing,
+      digest,
+      peerDigests,
+      loss,
+      waitedMs,
+      stepMs,
+      epochEnded,
+      stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
+      stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
+    }
+    return report
+  }
+
   return {
     stepsPerEpochAt(worldSize: number): number {
       return Math.floor(deps.train.size / (worldSize * batchSize))
@@ -133,7 +173,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const rank = members.indexOf(deps.selfId)
       if (rank < 0) return { kind: 'not-a-member' }
       const worldSize = members.length
-      const digest = parameterDigest(deps.params)
+      const digest = stepDigest(deps.params, step)
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       const batch = gatherBatch(deps.train, indices)
@@ -141,13 +181,19 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const honest = result.gradient
       const sent = deps.attack === undefined ? honest : deps.attack(honest, step)
 
+      const others = members.filter((id) => id !== deps.selfId)
+      if (others.length === 0 && deps.exchangeAlone !== true) {
+        // alone at this step: no one to send to or wait for, nothing to aggregate
+        await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
+        return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, [], 0, [deps.selfId], new Map()) }
+      }
+
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
       const { payload, own } = await stages.time('compress', () => {
         const bytes = deps.codec.encode(sent, rng)
         // aggregate exactly what the others will decode, so every member sees the same vectors
         return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
       })
-      const others = members.filter((id) => id !== deps.selfId)
       // not awaited before collecting: a write to a member whose link died blocks until the send
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
       // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
@@ -196,34 +242,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
       const aggregate = await stages.time('aggregate', () => deps.aggregatorFor(ordered.length).aggregate(ordered))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
-
-      // the step consumed one batch per member that the step was planned for
-      const worldAtEnd = membership.membersAt(step).length
-      progress.cursor += worldAtEnd * batchSize
-      progress.step = step + 1
-      progress.epochLossSum += result.loss
-      progress.epochLossCount += 1
-      collector.discardBefore(step + 1)
-      const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
-      const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
-      const stepMs = performance.now() - stepStart
-      if (collected.missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
-      const report: StepReport = {
-        step,
-        epoch: progress.epoch,
-        members,
-        contributors,
-        missing: collected.missing,
-        digest,
-        peerDigests,
-        loss: result.loss,
-        waitedMs,
-        stepMs,
-        epochEnded,
-        stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
-        stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
-      }
-      return { kind: 'completed', report }
+      return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
     }
   }
 }
