@@ -22,7 +22,8 @@ export interface StepOptimizer {
 
 export interface StepCodec {
   encode(values: Float32Array, rng: Rng): Uint8Array
-  decode(bytes: Uint8Array, count: number): Float32Array
+  /** `into`: a buffer the codec may decode into instead of allocating (it returns what it used) */
+  decode(bytes: Uint8Array, count: number, into?: Float32Array): Float32Array
 }
 
 export interface StepAggregator {
@@ -121,6 +122,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     return permutation.perm
   }
 
+  let ownBuffer: Float32Array | undefined
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
     const failure = sendFailure
@@ -192,7 +194,9 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const { payload, own } = await stages.time('compress', () => {
         const bytes = deps.codec.encode(sent, rng)
         // aggregate exactly what the others will decode, so every member sees the same vectors
-        return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
+        // decoded into one buffer reused every step (nothing keeps `own` past the step's update)
+        ownBuffer ??= new Float32Array(sent.length)
+        return { payload: bytes, own: deps.codec.decode(bytes, sent.length, ownBuffer.length === sent.length ? ownBuffer : undefined) }
       })
       // not awaited before collecting: a write to a member whose link died blocks until the send
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
