@@ -40,7 +40,8 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
   if (sample !== model.sampleShape.join('x')) {
     throw new Error(`model '${config.model}' expects samples of shape ${model.sampleShape.join('x')} but dataset '${config.dataset}' has ${sample}`)
   }
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
+  // the sync trainer consumes each gradient before the next step: one buffer serves every step
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads, reuseGradientBuffer: true })
   return {
     config,
     model,
