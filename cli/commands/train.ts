@@ -43,6 +43,10 @@ export function registerTrainCommand(program: Command): void {
       process.once('SIGTERM', onSignal)
       const recorder = createReportRecorder()
       progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
+      if (flags.compression !== undefined || flags.aggregation !== undefined) {
+        // one member has nobody to send to: its gradient goes to the optimizer as computed
+        progress.line(`note: with no peers each gradient goes to the optimizer as computed: --compression ${config.compression.codec} and --aggregation ${config.aggregation.rule} apply when peers exchange gradients`)
+      }
       const result = await runLocalTraining(config, {
         computeThreads: threads,
         log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }),

@@ -41,7 +41,8 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
   // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
   if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)
   checkDatasetFitsModel(config, model, [train, validation, test])
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
+  // the sync trainer consumes each gradient before the next step: one buffer serves every step
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads, reuseGradientBuffer: true })
   return {
     config,
     model,

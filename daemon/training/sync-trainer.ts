@@ -15,7 +15,7 @@ import type { StageRecorder } from '../metrics/stage-metrics.js'
 import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
-import { parameterDigest, type TrainingProgress } from './training-state.js'
+import { stepDigest, type TrainingProgress } from './training-state.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
 export interface StepOptimizer {
@@ -24,7 +24,8 @@ export interface StepOptimizer {
 
 export interface StepCodec {
   encode(values: Float32Array, rng: Rng): Uint8Array
-  decode(bytes: Uint8Array, count: number): Float32Array
+  /** `into`: a buffer the codec may decode into instead of allocating (it returns what it used) */
+  decode(bytes: Uint8Array, count: number, into?: Float32Array): Float32Array
 }
 
 /** The job's aggregation rule with its configured f (never lowered: see aggregator-cache.ts). */
@@ -95,6 +96,14 @@ export interface SyncTrainerDeps {
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */
   readonly attack?: (gradient: Float32Array, step: number) => Float32Array
   readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
+  /**
+   * Run the exchange pipeline (encode, decode, aggregate) also when this peer is the step's only
+   * member (default false). Alone, nobody decodes the payload and an aggregate of one gradient is
+   * that gradient, so by default the gradient goes to the optimizer as computed: no quantization
+   * noise, none of its cost. True reproduces a peer's arithmetic in one process (e.g. to see
+   * what a codec costs); the caller should say so in its output.
+   */
+  readonly exchangeAlone?: boolean
 }
 
 /**
@@ -127,11 +136,44 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     return permutation.perm
   }
 
+  let ownBuffer: Float32Array | undefined
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
     const failure = sendFailure
     sendFailure = undefined
     if (failure !== undefined) throw failure.error
+  }
+
+  /** Advances the progress past `step` and builds its report. */
+  function finishStep(step: number, members: readonly string[], loss: number, digest: string, stepStart: number,
+    missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>): StepReport {
+    // the step consumed one batch per member that the step was planned for
+    const worldAtEnd = membership.membersAt(step).length
+    progress.cursor += worldAtEnd * batchSize
+    progress.step = step + 1
+    progress.epochLossSum += loss
+    progress.epochLossCount += 1
+    collector.discardBefore(step + 1)
+    const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
+    const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
+    const stepMs = performance.now() - stepStart
+    if (missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
+    const report: StepReport = {
+      step,
+      epoch: progress.epoch,
+      members,
+      contributors,
+      missing,
+      digest,
+      peerDigests,
+      loss,
+      waitedMs,
+      stepMs,
+      epochEnded,
+      stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
+      stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
+    }
+    return report
   }
 
   return {
@@ -153,7 +195,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         deps.onWaiting?.(deps.aggregation.describeShortfall(worldSize, worldSize === 1 ? 'live member' : 'live members'), true)
         return { kind: 'too-few-members', step, live: worldSize }
       }
-      const digest = parameterDigest(deps.params)
+      const digest = stepDigest(deps.params, step)
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       // dropout masks are seeded by (job seed, step, sample index): the same on every peer
@@ -169,13 +211,22 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         if (!allFinite(deps.params)) throw new CodecError('non-finite', `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
         deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
       }
+      const others = members.filter((id) => id !== deps.selfId)
+      if (others.length === 0 && deps.exchangeAlone !== true) {
+        // alone at this step (a rule that needs one input): no one to send to or wait for,
+        // nothing to aggregate; a non-finite gradient is not applied
+        if (finite) await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
+        return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, [], 0, finite ? [deps.selfId] : [], new Map()) }
+      }
+
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
       const { payload, own } = !finite ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
         const bytes = deps.codec.encode(sent, rng)
         // aggregate exactly what the others will decode, so every member sees the same vectors
-        return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
+        // decoded into one buffer reused every step (nothing keeps `own` past the step's update)
+        ownBuffer ??= new Float32Array(sent.length)
+        return { payload: bytes, own: deps.codec.decode(bytes, sent.length, ownBuffer.length === sent.length ? ownBuffer : undefined) }
       })
-      const others = members.filter((id) => id !== deps.selfId)
       // not awaited before collecting: a write to a member whose link died blocks until the send
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
       // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
@@ -246,34 +297,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
-
-      // the step consumed one batch per member that the step was planned for
-      const worldAtEnd = membership.membersAt(step).length
-      progress.cursor += worldAtEnd * batchSize
-      progress.step = step + 1
-      progress.epochLossSum += result.loss
-      progress.epochLossCount += 1
-      collector.discardBefore(step + 1)
-      const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
-      const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
-      const stepMs = performance.now() - stepStart
-      if (collected.missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
-      const report: StepReport = {
-        step,
-        epoch: progress.epoch,
-        members,
-        contributors,
-        missing: collected.missing,
-        digest,
-        peerDigests,
-        loss: result.loss,
-        waitedMs,
-        stepMs,
-        epochEnded,
-        stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
-        stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
-      }
-      return { kind: 'completed', report }
+      return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
     }
   }
 }

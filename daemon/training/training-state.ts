@@ -29,7 +29,56 @@ export interface EpochRecord {
 
 export type StopReason = 'epochs' | 'early-stopping' | 'stopped'
 
-/** A short digest of the parameters: members compare it every step to detect divergence. */
+/**
+ * sha256 of all parameters (hex): the digest trusted across peers, where a state is checked
+ * (a fetched snapshot against the majority's digest, the end-of-job agreement, the result).
+ * Costs ~0.6 s/GB: too much for every step (see stepDigest).
+ */
 export function parameterDigest(params: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength)).digest('hex')
+}
+
+/** stepDigest samples this many blocks of STEP_DIGEST_BLOCK values (8 KiB in all) */
+export const STEP_DIGEST_BLOCKS = 128
+/** one block is 16 float32 values: one 64-byte cache line when aligned */
+export const STEP_DIGEST_BLOCK = 16
+
+/**
+ * The digest a member sends with its gradient at `step` (hex sha256, 32 bytes), which the
+ * members compare every step to detect divergence. It hashes the parameter count, the step and
+ * STEP_DIGEST_BLOCKS blocks of the parameters spread evenly over the vector, shifted by one
+ * block each step so every parameter is covered every ceil(n / (BLOCKS * BLOCK)) steps; up to
+ * BLOCKS * BLOCK parameters, all of them. Cost: a few microseconds at any model size, where a
+ * full sha256 costs ~5 ms a step for mlp-large (40 % of its step) and ~0.3 s for VGG-11.
+ *
+ * Why a sample detects divergence: members that disagree at a step (another aggregate, a lost
+ * gradient, a damaged state) apply different updates, and since each gradient depends on every
+ * parameter, nearly every parameter differs from the next step on. A difference that stays
+ * confined (a dead unit's weights) is still caught by the rotation within one sweep and by the
+ * end-of-job agreement, which compares the full parameterDigest. Every member computes the same
+ * function of (parameters, step), so equal parameters give equal digests on every peer. It is
+ * not an integrity check of a state: snapshots are checked against parameterDigest.
+ */
+export function stepDigest(params: Float32Array, step: number): string {
+  const n = params.length
+  const hash = createHash('sha256')
+  const header = new Float64Array([n, step])
+  hash.update(new Uint8Array(header.buffer))
+  if (n <= STEP_DIGEST_BLOCKS * STEP_DIGEST_BLOCK) {
+    hash.update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength))
+    return hash.digest('hex')
+  }
+  // block k starts at k * stride + shift; the shift walks [0, stride) one block per step
+  const stride = Math.ceil(n / STEP_DIGEST_BLOCKS)
+  const blocksPerStride = Math.ceil(stride / STEP_DIGEST_BLOCK)
+  const shift = (step % blocksPerStride) * STEP_DIGEST_BLOCK
+  const sample = new Float32Array(STEP_DIGEST_BLOCKS * STEP_DIGEST_BLOCK)
+  let filled = 0
+  for (let k = 0; k < STEP_DIGEST_BLOCKS; k++) {
+    const start = k * stride + shift
+    const end = Math.min(n, start + STEP_DIGEST_BLOCK, (k + 1) * stride)
+    for (let i = start; i < end; i++) sample[filled++] = params[i]
+  }
+  hash.update(new Uint8Array(sample.buffer, 0, filled * 4))
+  return hash.digest('hex')
 }

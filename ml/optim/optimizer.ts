@@ -1,10 +1,14 @@
 /**
- * Optimizers in plain typed-array code, with PyTorch's update rules. State is one flat
- * Float32Array so it can be checkpointed and sent to a joining peer as is.
+ * Optimizers with PyTorch's update rules. State is one flat Float32Array so it can be
+ * checkpointed and sent to a joining peer as is. The element loops run as WebAssembly SIMD
+ * kernels (wasm-kernels.ts) over chunks copied through a small scratch memory, with the same
+ * float64 arithmetic and float32 rounding as the plain loops below (bit-identical results);
+ * the plain loops remain for an odd last element and where WebAssembly SIMD is missing.
  */
 import type { OptimizerConfig } from '../../config/job-config.js'
 import type { ParameterSpec } from '../core/types.js'
 import { withRunningBuffers } from './running-buffers.js'
+import { CHUNK, createOptimizerKernels, type OptimizerKernels } from './wasm-kernels.js'
 
 export interface Optimizer {
   readonly stateSize: number
@@ -46,17 +50,28 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
   // [started flag, momentum buffer...]
   const state = new Float32Array(usesMomentum ? paramCount + 1 : 0)
   const buffer = state.subarray(1)
+  const kernels = tryKernels()
+  const wd = config.weightDecay !== 0 ? '-wd' : ''
+  const variant = usesMomentum ? `momentum${config.nesterov ? '-nesterov' : ''}${wd}` : `sgd${wd}`
   return {
     stateSize: state.length,
     step(params, grad, lr) {
       checkLengths(params, grad, paramCount)
       const { momentum, weightDecay, nesterov } = config
-      if (!usesMomentum) {
-        sgdPlain(params, grad, lr, weightDecay)
-        return
+      const first = state[0] === 0
+      if (kernels === undefined) {
+        if (usesMomentum) sgdMomentum(params, grad, buffer, lr, momentum, weightDecay, nesterov, first)
+        else sgdPlain(params, grad, lr, weightDecay)
+      } else {
+        // on the first step the buffer is the gradient itself (PyTorch clones it): momentum * 0 + g
+        runChunked(kernels, variant, params, grad, usesMomentum ? buffer : undefined, undefined, weightDecay, lr, first ? 0 : momentum, momentum, 0, 0, 0, 0)
+        if (paramCount % 2 === 1) {
+          const last = paramCount - 1
+          if (usesMomentum) sgdMomentum(params.subarray(last), grad.subarray(last), buffer.subarray(last), lr, momentum, weightDecay, nesterov, first)
+          else sgdPlain(params.subarray(last), grad.subarray(last), lr, weightDecay)
+        }
       }
-      sgdMomentum(params, grad, buffer, lr, momentum, weightDecay, nesterov, state[0] === 0)
-      state[0] = 1
+      if (usesMomentum) state[0] = 1
     },
     exportState: () => state,
     importState(saved) {
@@ -64,6 +79,39 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
       if (usesMomentum && saved[0] !== 0 && saved[0] !== 1) throw new OptimizerStateError(`SGD state starts with ${saved[0]}, expected the momentum flag 0 or 1: the state is damaged`)
       state.set(saved)
     }
+  }
+}
+
+/** The SIMD kernels, or undefined where this runtime cannot compile them (then the plain loops run). */
+function tryKernels(): OptimizerKernels | undefined {
+  try {
+    return createOptimizerKernels()
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Runs one kernel over the even-length prefix of the arrays, CHUNK values at a time: copy the
+ * chunk of params, grad and state into the scratch memory, run, copy params and state back.
+ * The scalars are passed as separate arguments so a step allocates no array.
+ */
+function runChunked(k: OptimizerKernels, variant: string, params: Float32Array, grad: Float32Array, s1: Float32Array | undefined, s2: Float32Array | undefined,
+  a0: number, a1: number, a2: number, a3: number, a4: number, a5: number, a6: number, a7: number): void {
+  const kernel = k.kernel[variant]
+  const even = params.length & ~1
+  for (let start = 0; start < even; start += CHUNK) {
+    const end = Math.min(even, start + CHUNK)
+    const len = end - start
+    k.p.set(params.subarray(start, end))
+    k.g.set(grad.subarray(start, end))
+    if (s1 !== undefined) k.s1.set(s1.subarray(start, end))
+    if (s2 !== undefined) k.s2.set(s2.subarray(start, end))
+    kernel(len, a0, a1, a2, a3, a4, a5, a6, a7)
+    const full = len === CHUNK
+    params.set(full ? k.p : k.p.subarray(0, len), start)
+    if (s1 !== undefined) s1.set(full ? k.s1 : k.s1.subarray(0, len), start)
+    if (s2 !== undefined) s2.set(full ? k.s2 : k.s2.subarray(0, len), start)
   }
 }
 
@@ -109,6 +157,8 @@ export function createAdam(config: Extract<OptimizerConfig, { type: 'adam' }>, p
   const state = new Float32Array(1 + 2 * paramCount)
   const m = state.subarray(1, 1 + paramCount)
   const v = state.subarray(1 + paramCount)
+  const kernels = tryKernels()
+  const variant = config.weightDecay !== 0 ? 'adam-wd' : 'adam'
   return {
     stateSize: state.length,
     step(params, grad, lr) {
@@ -118,7 +168,16 @@ export function createAdam(config: Extract<OptimizerConfig, { type: 'adam' }>, p
       const t = state[0] + 1
       state[0] = t
       const stepSize = lr / (1 - Math.pow(beta1, t))
-      adamLoop(params, grad, m, v, beta1, beta2, eps, weightDecay, stepSize, Math.sqrt(1 - Math.pow(beta2, t)))
+      const sqrtBc2 = Math.sqrt(1 - Math.pow(beta2, t))
+      if (kernels === undefined) {
+        adamLoop(params, grad, m, v, beta1, beta2, eps, weightDecay, stepSize, sqrtBc2)
+        return
+      }
+      runChunked(kernels, variant, params, grad, m, v, weightDecay, beta1, 1 - beta1, beta2, 1 - beta2, eps, stepSize, sqrtBc2)
+      if (paramCount % 2 === 1) {
+        const last = paramCount - 1
+        adamLoop(params.subarray(last), grad.subarray(last), m.subarray(last), v.subarray(last), beta1, beta2, eps, weightDecay, stepSize, sqrtBc2)
+      }
     },
     exportState: () => state,
     importState(saved) {

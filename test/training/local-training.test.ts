@@ -1,0 +1,60 @@
+/**
+ * `p2pmld train` (a one-member job) applies each gradient as computed: no quantization and no
+ * "aggregation" of its own gradient, whatever codec and rule the job names. The result is the
+ * same, bit for bit, as the plain loop gradient -> optimizer.step over the same batches.
+ */
+import { describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createJobRuntime } from '../../daemon/training/job-runtime.js'
+import { runLocalTraining } from '../../daemon/training/local-training.js'
+import { parameterDigest } from '../../daemon/training/training-state.js'
+import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import { createOptimizer } from '../../ml/optim/index.js'
+
+const BATCH = 32
+const job = (compression: object, aggregation: object) => parseJobConfig({
+  model: 'mlp',
+  epochs: 1,
+  trainSamples: 10 * BATCH,
+  batchSize: BATCH,
+  minPeers: 1,
+  optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
+  compression,
+  aggregation
+}, 'local-training test')
+
+/** The plain loop: the gradient of each batch of epoch 0 straight into the optimizer. */
+async function plainLoop(config: ReturnType<typeof job>): Promise<string> {
+  const runtime = await createJobRuntime(config)
+  try {
+    const params = runtime.model.initParameters(config.seed)
+    const optimizer = createOptimizer(config.optimizer, params.length)
+    const perm = epochPermutation(runtime.train.size, config.seed, 0)
+    for (let cursor = 0; cursor + BATCH <= runtime.train.size; cursor += BATCH) {
+      const batch = gatherBatch(runtime.train, shardBatchIndices(perm, cursor, 0, 1, BATCH))
+      const { gradient } = await runtime.computer.computeGradient(params, batch)
+      optimizer.step(params, gradient, config.optimizer.lr)
+    }
+    return parameterDigest(params)
+  } finally {
+    await runtime.close()
+  }
+}
+
+describe('local training: one contributor', () => {
+  it('skips compress and aggregate and matches the plain loop bit for bit, also with qsgd and a robust rule named', async () => {
+    const expected = await plainLoop(job({ codec: 'none' }, { rule: 'mean', f: 0 }))
+    for (const config of [job({ codec: 'none' }, { rule: 'mean', f: 0 }), job({ codec: 'qsgd', bits: 4 }, { rule: 'median', f: 0 })]) {
+      const result = await runLocalTraining(config, { log: silentLogger() })
+      expect(result).toBeDefined()
+      expect(result?.step).toBe(10)
+      expect(result?.digest).toBe(expected)
+      const stages = new Map(result?.stages.map((s) => [s.stage, s.count]))
+      expect(stages.get('compute')).toBe(10)
+      expect(stages.get('update')).toBe(10)
+      expect(stages.get('compress') ?? 0).toBe(0)
+      expect(stages.get('aggregate') ?? 0).toBe(0)
+    }
+  }, 60_000)
+})
