@@ -2,6 +2,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { writeModelExport } from '../../daemon/checkpoint/index.js'
+import { minimumPeersFor } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { runLocalTraining } from '../../daemon/training/local-training.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
@@ -43,12 +44,17 @@ export function registerTrainCommand(program: Command): void {
       process.once('SIGTERM', onSignal)
       const recorder = createReportRecorder()
       progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
-      if (flags.compression !== undefined || flags.aggregation !== undefined) {
-        // one member has nobody to send to: its gradient goes to the optimizer as computed
-        progress.line(`note: with no peers each gradient goes to the optimizer as computed: --compression ${config.compression.codec} and --aggregation ${config.aggregation.rule} apply when peers exchange gradients`)
+      // asked for: the exchange pipeline runs on this process's own gradient (else it goes to
+      // the optimizer as computed, as one member's gradient needs no codec or aggregate)
+      const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
+      if (exchangeAlone) {
+        const needed = minimumPeersFor(config.aggregation.rule, config.aggregation.f)
+        if (needed > 1) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${needed} gradients a step and train has one: use --f 0 here (f counts faulty peers, and there are none)`)
+        progress.line(`note: running the peer pipeline on this process's own gradient as asked: ${config.compression.codec} compression, then ${config.aggregation.rule} over one gradient`)
       }
       const result = await runLocalTraining(config, {
         computeThreads: threads,
+        exchangeAlone,
         log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }),
         signal: controller.signal,
         events: {

@@ -43,6 +43,8 @@ export interface JobRunnerOptions {
   readonly host: boolean
   /** start from this state (checkpoint or joined peer) instead of the seed */
   readonly snapshot?: JobSnapshot
+  /** run compress/aggregate even on a step this peer is alone in (default: the gradient goes to the optimizer as computed) */
+  readonly exchangeAlone?: boolean
 }
 
 export interface JobRunner {
@@ -195,6 +197,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     deadline,
     send: (message, recipients) => options.network.sendGradient(message, recipients),
     attack: attack === undefined ? undefined : (g, step) => applyAttack(attack, g, { step, seed: config.seed }),
+    exchangeAlone: options.exchangeAlone,
     log
   })
   let trainer = buildTrainer()

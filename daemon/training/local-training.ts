@@ -27,6 +27,8 @@ export interface LocalTrainingOptions {
   readonly log: Logger
   readonly events?: JobRunnerEvents
   readonly signal?: AbortSignal
+  /** quantize and aggregate this process's own gradient as a one-member job would (default: applied as computed) */
+  readonly exchangeAlone?: boolean
 }
 
 export interface LocalTrainingResult extends JobResult {
@@ -43,7 +45,7 @@ export async function runLocalTraining(config: JobConfig, options: LocalTraining
   const started = performance.now()
   const runtime = await createJobRuntime({ ...config, minPeers: 1 }, { computeThreads: options.computeThreads })
   try {
-    const runner = createJobRunner({ selfId: LOCAL_PEER_ID, runtime, network: noNetwork, log: options.log, events: options.events, host: true })
+    const runner = createJobRunner({ selfId: LOCAL_PEER_ID, runtime, network: noNetwork, log: options.log, events: options.events, host: true, exchangeAlone: options.exchangeAlone })
     const onAbort = (): void => { void runner.stop() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     runner.start()

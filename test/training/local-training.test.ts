@@ -57,4 +57,16 @@ describe('local training: one contributor', () => {
       expect(stages.get('aggregate') ?? 0).toBe(0)
     }
   }, 60_000)
+
+  it('runs the codec and the rule on its own gradient when asked (exchangeAlone): quantized, so other parameters', async () => {
+    const config = job({ codec: 'qsgd', bits: 4 }, { rule: 'median', f: 0 })
+    const plain = await plainLoop(config)
+    const result = await runLocalTraining(config, { log: silentLogger(), exchangeAlone: true })
+    expect(result?.step).toBe(10)
+    const stages = new Map(result?.stages.map((s) => [s.stage, s.count]))
+    expect(stages.get('compress')).toBe(10)
+    expect(stages.get('aggregate')).toBe(10)
+    // 4-bit QSGD is lossy: the parameters are not the plain loop's
+    expect(result?.digest).not.toBe(plain)
+  }, 60_000)
 })
