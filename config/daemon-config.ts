@@ -6,6 +6,7 @@ import { homedir, availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
+import { OffloadConfigSchema } from './offload-config.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export const LogLevelSchema = z.enum(LOG_LEVELS)
@@ -36,7 +37,9 @@ const fields = {
   allowlist: z.array(z.string().min(1)),
   logLevel: LogLevelSchema,
   /** gradient worker threads */
-  computeThreads: z.number().int().min(1).max(256)
+  computeThreads: z.number().int().min(1).max(256),
+  /** where this peer computes its gradients (config/offload-config.ts); default in process */
+  offload: OffloadConfigSchema
 }
 
 /** Every field optional: one layer (a file, the environment, flags) as written by a user. */
@@ -51,7 +54,9 @@ export const DaemonConfigSchema = z.object({
   pskFile: fields.pskFile.optional(),
   allowlist: fields.allowlist.optional(),
   logLevel: fields.logLevel.default('info'),
-  computeThreads: fields.computeThreads.default(() => defaultComputeThreads())
+  computeThreads: fields.computeThreads.default(() => defaultComputeThreads()),
+  /** absent: in process */
+  offload: fields.offload.optional()
 }).strict()
 export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>
 export type DaemonConfig = z.output<typeof DaemonConfigSchema>

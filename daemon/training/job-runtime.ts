@@ -3,10 +3,11 @@
  * splits, where gradients are computed, the optimizer, the codec and the aggregation rule.
  */
 import type { JobConfig } from '../../config/job-config.js'
+import type { OffloadConfig } from '../../config/offload-config.js'
+import { createGradientComputer } from '../../functions/create-gradient-computer.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
-import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel } from '../../ml/models/zoo.js'
 
@@ -25,6 +26,10 @@ export interface JobRuntimeOptions {
   readonly computeThreads?: number
   /** where the splits come from (default: load them; peers in one process can share a cache) */
   readonly loadDatasets?: JobDatasetLoader
+  /** where this peer computes gradients (the daemon's `offload` setting; absent: in process) */
+  readonly offload?: OffloadConfig
+  /** told when an offloaded micro-batch was computed in process because its function kept failing */
+  readonly onOffloadFallback?: (info: { index: number, error: string }) => void
 }
 
 export async function resolveModel(spec: string): Promise<ModelDefinition> {
@@ -40,7 +45,7 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
   if (sample !== model.sampleShape.join('x')) {
     throw new Error(`model '${config.model}' expects samples of shape ${model.sampleShape.join('x')} but dataset '${config.dataset}' has ${sample}`)
   }
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
+  const computer = await createGradientComputer(model, options.offload, { computeThreads: options.computeThreads, onFallback: options.onOffloadFallback })
   return {
     config,
     model,

@@ -10,7 +10,7 @@ import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
-import type { StageRecorder } from '../metrics/stage-metrics.js'
+import { offloadObserver, type StageRecorder } from '../metrics/stage-metrics.js'
 import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
@@ -137,7 +137,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       const batch = gatherBatch(deps.train, indices)
-      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch))
+      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch, offloadObserver(stages)))
       const honest = result.gradient
       const sent = deps.attack === undefined ? honest : deps.attack(honest, step)
 
