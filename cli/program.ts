@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { registerCheckpointCommand } from './commands/checkpoint.js'
 import { registerDemoCommand } from './commands/demo.js'
+import { registerFunctionsCommands } from './commands/functions.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
 import { registerPeersCommand } from './commands/peers.js'
@@ -26,5 +27,6 @@ export function createProgram(): Command {
   registerMetricsCommand(program)
   registerCheckpointCommand(program)
   registerStopCommand(program)
+  registerFunctionsCommands(program)
   return program
 }
