@@ -37,10 +37,10 @@ describe('three peers, three ways of computing gradients', () => {
     const job = parseJobConfig({
       id: 'offload-peers',
       model: 'lenet5',
-      epochs: 2,
+      epochs: 1,
       batchSize: 32,
       trainSamples: 3072,
-      optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 },
+      optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
       compression: { codec: 'qsgd', bits: 8 },
       aggregation: { rule: 'trimmed-mean', f: 1 },
       minPeers: 3
@@ -55,13 +55,13 @@ describe('three peers, three ways of computing gradients', () => {
       const stagesOf = (i: number): string[] => (cluster.daemons[i].session()?.runner()?.stages.summary() ?? []).map((s) => s.stage)
       const executionsBefore = standIns.stateMachines.executions()
       const peers = await cluster.finished()
-      for (const i of [0, 1, 2]) console.log(i, JSON.stringify((cluster.daemons[i].session()?.runner()?.stages.summary() ?? []).map((s) => [s.stage, s.count, Math.round(s.medianMs), Math.round(s.totalMs)])))
       for (const peer of peers) expect(peer.failure, peer.name).toBeUndefined()
       // the demo's bar (test/p2p/four-peers.test.ts), on fewer samples
       for (const peer of peers) expect(accuracyOf(peer), peer.name).toBeGreaterThan(0.8)
+      console.log('offload-peers accuracy', peers.map((p) => accuracyOf(p)))
       expect(new Set(peers.map((p) => p.result!.digest)).size).toBe(1)
       const steps = peers[0].reports.length
-      expect(steps).toBe(2 * Math.floor(3072 / (3 * 32)))
+      expect(steps).toBe(Math.floor(3072 / (3 * 32)))
       for (const r of peers[0].reports) expect(r.contributors).toHaveLength(3)
       // peer-1 ran one state machine execution per step; nothing fell back to local compute
       expect(standIns.stateMachines.executions() - executionsBefore).toBe(steps)
