@@ -10,16 +10,7 @@ import type { OffloadConfig } from '../config/offload-config.js'
 import type { GradientComputer } from '../ml/core/types.js'
 import { createOnnxGradientComputer } from '../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../ml/models/model-definition.js'
-import { createLambdaClient, createSfnClient } from './aws/clients.js'
-import { ensureStateMachine, findFunctionArn } from './aws/ensure-resources.js'
-import { createLambdaDispatcher } from './aws/lambda-dispatcher.js'
-import { buildGradientStateMachine } from './aws/state-machine.js'
-import { createStepFunctionsDispatcher } from './aws/stepfunctions-dispatcher.js'
-import { createLocalFileBlobStore } from './local-file-blob-store.js'
 import { createOffloadComputer } from './offload/offload-computer.js'
-import { createS3BlobStore } from './s3-blob-store.js'
-import { createWorkerPool, defaultPoolWorkers } from './pool/worker-pool.js'
-
 export interface GradientComputerOptions {
   /** ORT threads of the in-process computer (default 2) */
   readonly computeThreads?: number
@@ -38,6 +29,9 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
   if (offload === undefined || offload.mode === 'none') return local
 
   if (offload.mode === 'pool') {
+    // loaded on demand: a peer that computes in process never loads the pool or the AWS SDK
+    const { createLocalFileBlobStore } = await import('./local-file-blob-store.js')
+    const { createWorkerPool, defaultPoolWorkers } = await import('./pool/worker-pool.js')
     const root = await mkdtemp(join(options.scratchDir ?? tmpdir(), 'p2pmld-pool-'))
     const workers = offload.workers ?? defaultPoolWorkers()
     const computer = createOffloadComputer({
@@ -53,6 +47,8 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     return { ...computer, close: async () => { try { await computer.close() } finally { await rm(root, { recursive: true, force: true }) } } }
   }
 
+  const { createS3BlobStore } = await import('./s3-blob-store.js')
+  const { createLambdaClient, createSfnClient } = await import('./aws/clients.js')
   const store = createS3BlobStore({ bucket: offload.bucket, prefix: offload.prefix, client: offload.region !== undefined ? { region: offload.region } : {} })
   const common = {
     model,
@@ -64,6 +60,7 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     onFallback: options.onFallback
   }
   if (offload.mode === 'lambda') {
+    const { createLambdaDispatcher } = await import('./aws/lambda-dispatcher.js')
     const dispatcher = createLambdaDispatcher({
       client: createLambdaClient(offload),
       functionName: offload.functionName,
@@ -74,6 +71,9 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     return createOffloadComputer({ ...common, dispatcher })
   }
 
+  const { ensureStateMachine, findFunctionArn } = await import('./aws/ensure-resources.js')
+  const { buildGradientStateMachine } = await import('./aws/state-machine.js')
+  const { createStepFunctionsDispatcher } = await import('./aws/stepfunctions-dispatcher.js')
   const sfn = createSfnClient(offload)
   const resolveStateMachine = async (): Promise<string> => {
     if (offload.stateMachineArn !== undefined) return offload.stateMachineArn

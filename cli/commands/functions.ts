@@ -8,7 +8,6 @@ import type { Command } from 'commander'
 import { z } from 'zod'
 import { OffloadRetrySchema } from '../../config/offload-config.js'
 import { ConfigError, formatZodError } from '../../config/job-config.js'
-import { deployOffload, writeDeploymentFiles } from '../../functions/deployment.js'
 import { action } from '../support/output.js'
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
@@ -73,6 +72,8 @@ export function registerFunctionsCommands(program: Command): void {
       const o = parse(PackageSchema, raw, 'package')
       const out = resolve(o.out)
       process.stderr.write(`building the deployment package into ${out}\n`)
+      // loaded on demand: esbuild and the AWS SDK stay out of every other command's start-up
+      const { writeDeploymentFiles } = await import('../../functions/deployment.js')
       const summary = await writeDeploymentFiles({ outDir: out, bucket: o.bucket, prefix: o.prefix, functionName: o.functionName, stateMachineName: o.stateMachineName, functionArn: o.functionArn, ...stateMachineSettings(o) })
       process.stdout.write(`wrote ${summary.files.length} files to ${out} (zip ${(summary.zipBytes / 1e6).toFixed(1)} MB, ${(summary.unzippedBytes / 1e6).toFixed(1)} MB unzipped):\n${summary.files.map((f) => `  ${f}`).join('\n')}\n`)
     }))
@@ -87,6 +88,7 @@ export function registerFunctionsCommands(program: Command): void {
     .option('--region <region>', 'AWS region (default: the SDK default chain, e.g. AWS_REGION)')
     .action(action(async (raw: Record<string, unknown>) => {
       const o = parse(DeploySchema, raw, 'deploy')
+      const { deployOffload } = await import('../../functions/deployment.js')
       const summary = await deployOffload({
         functionName: o.functionName, roleArn: o.roleArn, stateMachineRoleArn: o.stateMachineRoleArn, stateMachineName: o.stateMachineName, type: o.type,
         zipFile: o.zip === undefined ? undefined : resolve(o.zip), memoryMb: o.memory, functionTimeoutSeconds: o.timeout, region: o.region,
