@@ -21,6 +21,7 @@ interface StartFlags extends JobFlagValues {
   allowlist?: string
   logLevel?: string
   computeThreads?: string
+  offload?: string
   exitWhenDone?: boolean
 }
 
@@ -41,6 +42,7 @@ export function registerStartCommand(program: Command): void {
     .option('--allowlist <ids>', 'comma-separated peer ids allowed to connect')
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
+    .option('--offload <mode>', 'where gradients are computed: none, pool, lambda or stepfunctions (settings in --daemon-config, or a JSON object here)')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
   addJobFlags(command)
   command.action(action(async (flags: StartFlags) => {
@@ -54,7 +56,8 @@ export function registerStartCommand(program: Command): void {
         pskFile: flags.pskFile,
         allowlist: flags.allowlist,
         logLevel: flags.logLevel,
-        computeThreads: flags.computeThreads
+        computeThreads: flags.computeThreads,
+        offload: flags.offload
       }
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)
