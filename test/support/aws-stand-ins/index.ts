@@ -1,3 +1,4 @@
+/// <reference path="./modules.d.ts" />
 /**
  * Local stand-ins for the AWS services the offload uses, on 127.0.0.1: S3 (s3rver) and one
  * endpoint for Lambda + Step Functions (server.ts). `env` holds what points the unchanged

@@ -1,3 +1,4 @@
+/// <reference path="./modules.d.ts" />
 /**
  * The Step Functions half of the stand-in: state machines (definitions validated with
  * asl-validator, as CreateStateMachine validates them) and executions interpreted by
