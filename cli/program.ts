@@ -4,6 +4,7 @@ import { registerCheckpointCommand } from './commands/checkpoint.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerExportCommand } from './commands/export.js'
 import { registerEstimateCommand } from './commands/estimate.js'
+import { registerFunctionsCommands } from './commands/functions.js'
 import { registerJobCommands } from './commands/job.js'
 import { registerMetricsCommand } from './commands/metrics.js'
 import { registerModelsCommand } from './commands/models.js'
@@ -34,5 +35,6 @@ export function createProgram(): Command {
   registerStopCommand(program)
   registerReportCommand(program)
   registerEstimateCommand(program)
+  registerFunctionsCommands(program)
   return program
 }

@@ -6,6 +6,7 @@ import { homedir, availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
+import { OffloadConfigSchema } from './offload-config.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export const LogLevelSchema = z.enum(LOG_LEVELS)
@@ -55,7 +56,9 @@ const fields = {
   /** address the metrics server binds (absent: 0.0.0.0, as Prometheus usually scrapes from another host) */
   metricsHost: z.string().min(1),
   /** gradient worker threads */
-  computeThreads: z.number().int().min(1).max(256)
+  computeThreads: z.number().int().min(1).max(256),
+  /** where this peer computes its gradients (config/offload-config.ts); default in process */
+  offload: OffloadConfigSchema
 }
 
 /** Every field optional: one layer (a file, the environment, flags) as written by a user. */
@@ -74,7 +77,9 @@ export const DaemonConfigSchema = z.object({
   logFormat: fields.logFormat.optional(),
   metricsPort: fields.metricsPort.optional(),
   metricsHost: fields.metricsHost.optional(),
-  computeThreads: fields.computeThreads.default(() => defaultComputeThreads())
+  computeThreads: fields.computeThreads.default(() => defaultComputeThreads()),
+  /** absent: in process */
+  offload: fields.offload.optional()
 }).strict()
 export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>
 export type DaemonConfig = z.output<typeof DaemonConfigSchema>

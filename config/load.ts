@@ -71,7 +71,8 @@ export const DAEMON_ENV_VARS = {
   logFormat: 'P2PMLD_LOG_FORMAT',
   metricsPort: 'P2PMLD_METRICS_PORT',
   metricsHost: 'P2PMLD_METRICS_HOST',
-  computeThreads: 'P2PMLD_COMPUTE_THREADS'
+  computeThreads: 'P2PMLD_COMPUTE_THREADS',
+  offload: 'P2PMLD_OFFLOAD'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
 
@@ -87,7 +88,8 @@ export const DAEMON_FLAGS = {
   logFormat: '--log-format',
   metricsPort: '--metrics-port',
   metricsHost: '--metrics-host',
-  computeThreads: '--compute-threads'
+  computeThreads: '--compute-threads',
+  offload: '--offload'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
 type LayerKey = keyof DaemonConfigLayer

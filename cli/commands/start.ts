@@ -30,6 +30,7 @@ interface StartFlags extends JobFlagValues {
   metricsPort?: string
   metricsHost?: string
   computeThreads?: string
+  offload?: string
   exitWhenDone?: boolean
   autoJoin?: boolean
 }
@@ -55,6 +56,7 @@ export function registerStartCommand(program: Command): void {
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (0: any free port; default: off)')
     .option('--metrics-host <address>', 'address the metrics server binds (default 0.0.0.0)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
+    .option('--offload <mode>', 'where gradients are computed: none, pool, lambda or stepfunctions (settings in --daemon-config, or a JSON object here)')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
   addJobFlags(command)
@@ -73,7 +75,8 @@ export function registerStartCommand(program: Command): void {
         logFormat: flags.logFormat,
         metricsPort: flags.metricsPort,
         metricsHost: flags.metricsHost,
-        computeThreads: flags.computeThreads
+        computeThreads: flags.computeThreads,
+        offload: flags.offload
       }
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)

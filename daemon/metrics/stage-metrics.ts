@@ -1,9 +1,14 @@
+import { OFFLOAD_STAGES, type GradientObserver, type OffloadStage } from '../../ml/core/types.js'
+
 /**
  * Per-stage time, CPU and memory of training, as in Table I of the paper:
  * compute gradients, compress, send, receive, aggregate, update, validate.
+ * A peer that offloads its gradients (functions/) also records compute's sub-stages
+ * `offload.upload`, `offload.invoke`, `offload.wait`, `offload.download`, `offload.combine`
+ * (their time is inside `compute`'s).
  * CPU is process CPU time over wall time (200 % = both cores busy).
  */
-export const TRAINING_STAGES = ['compute', 'compress', 'send', 'receive', 'aggregate', 'update', 'validate'] as const
+export const TRAINING_STAGES = ['compute', ...OFFLOAD_STAGES.map((s) => `offload.${s}` as const), 'compress', 'send', 'receive', 'aggregate', 'update', 'validate'] as const
 export type TrainingStage = typeof TRAINING_STAGES[number]
 
 export interface StageSummary {
@@ -104,4 +109,9 @@ export function createStageRecorder(): StageRecorder {
       return () => { listeners.delete(listener) }
     }
   }
+}
+
+/** The observer a GradientComputer reports its offload sub-stages to: `offload.<stage>` in `stages`. */
+export function offloadObserver(stages: StageRecorder): GradientObserver {
+  return { time: async (stage: OffloadStage, work) => await stages.time(`offload.${stage}`, work) }
 }

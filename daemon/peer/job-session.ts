@@ -21,6 +21,7 @@ import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import { createMembershipChangeTracker, type MembershipChange } from './membership-changes.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
+import type { OffloadConfig } from '../../config/offload-config.js'
 
 /** The runner's events, plus membership changes (joined, left, evicted) as they take effect. */
 export interface JobSessionEvents extends JobRunnerEvents {
@@ -33,6 +34,8 @@ export interface JobSessionOptions {
   readonly config: JobConfig
   readonly log: Logger
   readonly computeThreads: number
+  /** where gradients are computed (the daemon's `offload` setting; absent: in process) */
+  readonly offload?: OffloadConfig
   readonly host: boolean
   readonly snapshot?: JobSnapshot
   readonly selfNames?: readonly string[]
@@ -299,7 +302,12 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     rejections,
     sightings,
     async start() {
-      runtime = await createJobRuntime(config, { computeThreads: options.computeThreads, loadDatasets: options.loadDatasets })
+      runtime = await createJobRuntime(config, {
+        computeThreads: options.computeThreads,
+        loadDatasets: options.loadDatasets,
+        offload: options.offload,
+        onOffloadFallback: (info) => options.log.warn(info, 'offloaded micro-batch failed after its retries: computed in process')
+      })
       parameterCount = runtime.model.layout.totalSize
       payloadBytes = codec.encodedSize(parameterCount)
       exchange = createGradientExchange({

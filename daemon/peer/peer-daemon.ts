@@ -220,6 +220,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       config: jobConfig,
       log: log.child({ job: jobId }),
       computeThreads: config.computeThreads,
+      offload: config.offload,
       host,
       snapshot,
       selfNames: options.name !== undefined ? [options.name] : [],

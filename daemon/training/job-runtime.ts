@@ -3,10 +3,11 @@
  * splits, where gradients are computed, the optimizer, the codec and the aggregation rule.
  */
 import type { JobConfig } from '../../config/job-config.js'
+import type { OffloadConfig } from '../../config/offload-config.js'
+import { createGradientComputer } from '../../functions/create-gradient-computer.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
-import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel, followsDatasetShape } from '../../ml/models/zoo.js'
 
@@ -25,6 +26,10 @@ export interface JobRuntimeOptions {
   readonly computeThreads?: number
   /** where the splits come from (default: load them; peers in one process can share a cache) */
   readonly loadDatasets?: JobDatasetLoader
+  /** where this peer computes gradients (the daemon's `offload` setting; absent: in process) */
+  readonly offload?: OffloadConfig
+  /** told when an offloaded micro-batch was computed in process because its function kept failing */
+  readonly onOffloadFallback?: (info: { index: number, error: string }) => void
 }
 
 /** A zoo name (sized by `sampleShape` where the model follows the dataset) or an .onnx path. */
@@ -42,7 +47,7 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
   if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)
   checkDatasetFitsModel(config, model, [train, validation, test])
   // the sync trainer consumes each gradient before the next step: one buffer serves every step
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads, reuseGradientBuffer: true })
+  const computer = await createGradientComputer(model, options.offload, { computeThreads: options.computeThreads, onFallback: options.onOffloadFallback, reuseGradientBuffer: true })
   return {
     config,
     model,

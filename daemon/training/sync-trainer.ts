@@ -11,7 +11,7 @@ import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
-import type { StageRecorder } from '../metrics/stage-metrics.js'
+import { offloadObserver, type StageRecorder } from '../metrics/stage-metrics.js'
 import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
@@ -200,7 +200,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       // dropout masks are seeded by (job seed, step, sample index): the same on every peer
       const batch = { ...gatherBatch(deps.train, indices), dropout: { seed: config.seed, step, sampleIndices: indices } }
-      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch))
+      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch, offloadObserver(stages)))
       const honest = result.gradient
       const sent = deps.attack === undefined ? honest : deps.attack(honest, step)
 

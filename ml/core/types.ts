@@ -69,11 +69,27 @@ export interface EvaluationResult {
 }
 
 /**
- * The "where gradients are computed" seam: in process today, a worker pool or
- * Step Functions -> Lambda later. Same inputs give the same gradient wherever it runs.
+ * Sub-stages of an offloaded gradient (functions/): write the parameters and micro-batches to the
+ * blob store, dispatch the micro-batches, wait for the results, read the gradients back, combine.
+ */
+export const OFFLOAD_STAGES = ['upload', 'invoke', 'wait', 'download', 'combine'] as const
+export type OffloadStage = typeof OFFLOAD_STAGES[number]
+
+/**
+ * Optional observer of one computeGradient call: a computer that offloads times its sub-stages
+ * through it (the daemon's stage recorder); an in-process computer ignores it.
+ */
+export interface GradientObserver {
+  time<T>(stage: OffloadStage, work: () => Promise<T> | T): Promise<T>
+}
+
+/**
+ * The "where gradients are computed" seam: in process (ml/engine), a local worker pool, or
+ * Lambda / Step Functions -> Lambda (functions/). Same inputs give the same gradient wherever it
+ * runs (within float tolerance where the batch is split into micro-batches).
  */
 export interface GradientComputer {
-  computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult>
+  computeGradient(params: Float32Array, batch: Batch, observer?: GradientObserver): Promise<GradientResult>
   evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult>
   close(): Promise<void>
 }

@@ -4,11 +4,11 @@
  * per batch size and reused.
  */
 import ort from 'onnxruntime-node'
-import { buildInferenceGraph, buildTrainingGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS, type BuiltGraph } from '../autodiff/training-graph.js'
+import { buildInferenceGraph, buildTrainingGraph, type BuiltGraph } from '../autodiff/training-graph.js'
 import type { Batch, EvaluationResult, GradientComputer, GradientResult } from '../core/types.js'
 import type { ModelDefinition } from '../models/model-definition.js'
-import { dropoutMasks } from './dropout-masks.js'
-import { countCorrect, crossEntropySum, oneHot } from './logits.js'
+import { countCorrect, crossEntropySum } from './logits.js'
+import { gradientOutputs, gradientSessionOptions, graphFeeds, runTrainingGraph, type GradientOutputs } from './training-run.js'
 
 export interface OnnxGradientComputerOptions {
   /** ORT intra-op threads (default 2: the machine's cores) */
@@ -26,7 +26,7 @@ interface CompiledGraph {
   readonly graph: BuiltGraph
   readonly session: ort.InferenceSession
   /** with reuseGradientBuffer: the gradient buffer and the fetches that write into it */
-  reused?: { readonly gradient: Float32Array, readonly fetches: Record<string, ort.Tensor | null> }
+  reused?: GradientOutputs
 }
 
 export class GradientComputerClosedError extends Error {
@@ -52,49 +52,12 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
     if (compiled === undefined) {
       compiled = (async () => {
         const graph = build()
-        const session = await ort.InferenceSession.create(graph.bytes, {
-          intraOpNumThreads: threads,
-          interOpNumThreads: 1,
-          graphOptimizationLevel: 'all',
-          logSeverityLevel: 3
-        })
+        const session = await ort.InferenceSession.create(graph.bytes, gradientSessionOptions(threads))
         return { graph, session }
       })()
       cache.set(batchSize, compiled)
     }
     return compiled
-  }
-
-  const feeds = (params: Float32Array, batch: Batch, inputName: string): Record<string, ort.Tensor> => {
-    if (params.length !== model.layout.totalSize) {
-      throw new RangeError(`expected ${model.layout.totalSize} parameters for ${model.name}, got ${params.length}`)
-    }
-    const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)
-    if (batch.inputs.length !== batch.size * sampleSize || batch.labels.length !== batch.size) {
-      throw new RangeError(`a batch of ${batch.size} for ${model.name} needs ${batch.size * sampleSize} input values and ${batch.size} labels, got ${batch.inputs.length} and ${batch.labels.length}`)
-    }
-    for (const label of batch.labels) {
-      // an out-of-range label would silently land in another sample's one-hot row
-      if (!(label >= 0 && label < model.numClasses)) throw new RangeError(`label ${label} is outside [0, ${model.numClasses}) for ${model.name}`)
-    }
-    const result: Record<string, ort.Tensor> = {
-      [inputName]: new ort.Tensor('float32', batch.inputs, [batch.size, ...model.sampleShape])
-    }
-    for (const spec of model.layout.specs) {
-      // a view, not a copy: ORT reads the daemon's flat parameter vector in place
-      result[spec.name] = new ort.Tensor('float32', params.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
-    }
-    return result
-  }
-
-  /** ORT writes each gradient straight into its slice of the flat result (pre-allocated outputs) */
-  const gradientFetches = (graph: BuiltGraph): { gradient: Float32Array, fetches: Record<string, ort.Tensor | null> } => {
-    const gradient = new Float32Array(model.layout.totalSize)
-    const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
-    model.layout.specs.forEach((spec, i) => {
-      fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
-    })
-    return { gradient, fetches }
   }
 
   const ensureOpen = (): void => {
@@ -104,25 +67,12 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
   async function computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
     const compiled = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size))
     const { graph, session } = compiled
-    const input = feeds(params, batch, graph.inputName)
-    input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
-    dropoutMasks(graph.dropoutMasks, batch).forEach((mask, k) => {
-      input[graph.dropoutMasks[k].name] = new ort.Tensor('float32', mask, [...graph.dropoutMasks[k].shape])
-    })
-    const { gradient, fetches } = reuseGradient ? (compiled.reused ??= gradientFetches(graph)) : gradientFetches(graph)
-    const out = await session.run(input, fetches as ort.InferenceSession.FetchesType)
-    const logits = out[graph.logitsName].data as Float32Array
-    return {
-      loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],
-      gradient,
-      correct: countCorrect(logits, batch.labels, model.numClasses),
-      size: batch.size
-    }
+    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model)) : undefined)
   }
 
   async function evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {
     const { graph, session } = await compile(inference, batch.size, () => buildInferenceGraph(model.forward, model.layout, batch.size))
-    const out = await session.run(feeds(params, batch, graph.inputName))
+    const out = await session.run(graphFeeds(model, params, batch, graph.inputName))
     const logits = out[graph.logitsName].data as Float32Array
     return {
       lossSum: crossEntropySum(logits, batch.labels, model.numClasses),

@@ -25,6 +25,8 @@ export interface ClusterPeerOptions {
   readonly faults?: FaultInjection
   readonly psk?: Uint8Array
   readonly allowlist?: readonly string[]
+  /** where this peer computes its gradients (absent: in process) */
+  readonly offload?: DaemonConfig['offload']
 }
 
 export interface ClusterOptions {
@@ -98,7 +100,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         socketPath: join(dataDir(i), 'p2pmld.sock'),
         logLevel: 'silent',
         computeThreads: 1,
-        ...(own.allowlist !== undefined ? { allowlist: [...own.allowlist] } : {})
+        ...(own.allowlist !== undefined ? { allowlist: [...own.allowlist] } : {}),
+        ...(own.offload !== undefined ? { offload: own.offload } : {})
       }
       const peerReports: StepReport[] = []
       reports.push(peerReports)

@@ -1,0 +1,107 @@
+/**
+ * One GradientComputer per job from the peer's `offload` setting: in process (none), the local
+ * worker pool, Lambda, or Step Functions -> Lambda. Every offloading computer keeps an in-process
+ * one for evaluation and for micro-batches whose function keeps failing.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { OffloadConfig } from '../config/offload-config.js'
+import type { GradientComputer } from '../ml/core/types.js'
+import { createOnnxGradientComputer } from '../ml/engine/onnx-gradient-computer.js'
+import type { ModelDefinition } from '../ml/models/model-definition.js'
+import { createOffloadComputer } from './offload/offload-computer.js'
+export interface GradientComputerOptions {
+  /** ORT threads of the in-process computer (default 2) */
+  readonly computeThreads?: number
+  /** told when a micro-batch is computed in process because its function kept failing */
+  readonly onFallback?: (info: { index: number, error: string }) => void
+  /** parent directory of the pool's scratch directory (default: the OS temp dir) */
+  readonly scratchDir?: string
+  /**
+   * In process only: one gradient buffer serves every step (see OnnxGradientComputerOptions);
+   * offloaded steps always get fresh arrays, since their local fallback computes several
+   * micro-batches whose gradients are combined
+   */
+  readonly reuseGradientBuffer?: boolean
+}
+
+export class OffloadSetupError extends Error {
+  override name = 'OffloadSetupError'
+}
+
+export async function createGradientComputer(model: ModelDefinition, offload: OffloadConfig | undefined, options: GradientComputerOptions = {}): Promise<GradientComputer> {
+  if (offload === undefined || offload.mode === 'none') return createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads, reuseGradientBuffer: options.reuseGradientBuffer })
+  const local = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
+
+  if (offload.mode === 'pool') {
+    // loaded on demand: a peer that computes in process never loads the pool or the AWS SDK
+    const { createLocalFileBlobStore } = await import('./local-file-blob-store.js')
+    const { createWorkerPool, defaultPoolWorkers } = await import('./pool/worker-pool.js')
+    const root = await mkdtemp(join(options.scratchDir ?? tmpdir(), 'p2pmld-pool-'))
+    const workers = offload.workers ?? defaultPoolWorkers()
+    const computer = createOffloadComputer({
+      model,
+      store: createLocalFileBlobStore(root),
+      dispatcher: createWorkerPool({ root, workers, threadsPerWorker: offload.threadsPerWorker }),
+      local,
+      microBatches: offload.microBatches ?? workers,
+      minMicroBatchSize: offload.minMicroBatchSize,
+      namespace: 'pool',
+      onFallback: options.onFallback
+    })
+    return { ...computer, close: async () => { try { await computer.close() } finally { await rm(root, { recursive: true, force: true }) } } }
+  }
+
+  const { createS3BlobStore } = await import('./s3-blob-store.js')
+  const { createLambdaClient, createSfnClient } = await import('./aws/clients.js')
+  const store = createS3BlobStore({ bucket: offload.bucket, prefix: offload.prefix, client: offload.region !== undefined ? { region: offload.region } : {} })
+  const common = {
+    model,
+    store,
+    local,
+    microBatches: offload.microBatches,
+    minMicroBatchSize: offload.minMicroBatchSize,
+    eventStore: { bucket: offload.bucket, prefix: offload.prefix },
+    onFallback: options.onFallback
+  }
+  if (offload.mode === 'lambda') {
+    const { createLambdaDispatcher } = await import('./aws/lambda-dispatcher.js')
+    const dispatcher = createLambdaDispatcher({
+      client: createLambdaClient(offload),
+      functionName: offload.functionName,
+      retry: offload.retry,
+      timeoutSeconds: offload.timeoutSeconds,
+      concurrency: offload.concurrency
+    })
+    return createOffloadComputer({ ...common, dispatcher })
+  }
+
+  const { ensureStateMachine, findFunctionArn } = await import('./aws/ensure-resources.js')
+  const { buildGradientStateMachine } = await import('./aws/state-machine.js')
+  const { createStepFunctionsDispatcher } = await import('./aws/stepfunctions-dispatcher.js')
+  const sfn = createSfnClient(offload)
+  const resolveStateMachine = async (): Promise<string> => {
+    if (offload.stateMachineArn !== undefined) return offload.stateMachineArn
+    const lambda = createLambdaClient(offload)
+    try {
+      const functionArn = offload.functionName.startsWith('arn:') ? offload.functionName : await findFunctionArn(lambda, offload.functionName)
+      if (functionArn === undefined) throw new OffloadSetupError(`offload.functionName: no Lambda function '${offload.functionName}' in this account/region: deploy it first (p2pmld functions deploy)`)
+      const definition = buildGradientStateMachine({ functionArn, retry: offload.retry, timeoutSeconds: offload.timeoutSeconds, maxConcurrency: offload.maxConcurrency })
+      return (await ensureStateMachine(sfn, { name: offload.stateMachineName, definition, roleArn: offload.roleArn!, type: offload.type })).arn
+    } finally {
+      lambda.destroy()
+    }
+  }
+  // the machine is created or updated now, so a wrong setting fails the job's start, not step 0
+  const arn = await resolveStateMachine()
+  const dispatcher = createStepFunctionsDispatcher({
+    client: sfn,
+    stateMachineArn: async () => arn,
+    type: offload.type,
+    pollIntervalMs: offload.pollIntervalMs,
+    // every micro-batch may take all its attempts and waits
+    timeoutMs: 1000 * (offload.timeoutSeconds * offload.retry.attempts + offload.retry.intervalSeconds * offload.retry.backoffRate ** offload.retry.attempts) + 30_000
+  })
+  return createOffloadComputer({ ...common, dispatcher })
+}

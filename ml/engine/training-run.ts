@@ -1,0 +1,98 @@
+/**
+ * One training-graph run: feeds (parameters as views, the batch, one-hot labels), pre-allocated
+ * gradient outputs, loss and accuracy. Shared by the in-process computer and the gradient
+ * function handler (functions/), so a gradient is computed by the same code wherever it runs.
+ */
+import ort from 'onnxruntime-node'
+import { TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS, type DropoutMaskInput } from '../autodiff/training-graph.js'
+import type { Batch, GradientResult, ParameterLayout } from '../core/types.js'
+import { dropoutMasks } from './dropout-masks.js'
+import { countCorrect, oneHot } from './logits.js'
+
+/** What a run needs to know about the model (a ModelDefinition is one). */
+export interface RunnableModel {
+  readonly name: string
+  readonly sampleShape: readonly number[]
+  readonly numClasses: number
+  readonly layout: ParameterLayout
+}
+
+/** The names a built graph reads and writes (a BuiltGraph is one). */
+export interface GraphSignature {
+  readonly inputName: string
+  readonly logitsName: string
+  /** gradient output name per parameter, in layout order (training graphs) */
+  readonly gradientNames: readonly string[]
+  /** Dropout mask inputs (training graphs of models with Dropout), fed from the batch's dropout key */
+  readonly dropoutMasks?: readonly DropoutMaskInput[]
+}
+
+/** A flat gradient buffer and the fetches that make ORT write each parameter's gradient into its slice. */
+export interface GradientOutputs {
+  readonly gradient: Float32Array
+  readonly fetches: Record<string, ort.Tensor | null>
+}
+
+/** Pre-allocated outputs for one run (or, kept by the caller, for every run of this graph). */
+export function gradientOutputs(graph: GraphSignature, model: RunnableModel): GradientOutputs {
+  const gradient = new Float32Array(model.layout.totalSize)
+  const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
+  model.layout.specs.forEach((spec, i) => {
+    fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
+  })
+  return { gradient, fetches }
+}
+
+/**
+ * Checks the parameter and batch sizes and the labels, then builds the feeds.
+ * @throws RangeError naming the mismatch (parameter count, input/label count, a label out of range)
+ */
+export function graphFeeds(model: RunnableModel, params: Float32Array, batch: Batch, inputName: string): Record<string, ort.Tensor> {
+  if (params.length !== model.layout.totalSize) {
+    throw new RangeError(`expected ${model.layout.totalSize} parameters for ${model.name}, got ${params.length}`)
+  }
+  const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)
+  if (batch.inputs.length !== batch.size * sampleSize || batch.labels.length !== batch.size) {
+    throw new RangeError(`a batch of ${batch.size} for ${model.name} needs ${batch.size * sampleSize} input values and ${batch.size} labels, got ${batch.inputs.length} and ${batch.labels.length}`)
+  }
+  for (const label of batch.labels) {
+    // an out-of-range label would silently land in another sample's one-hot row
+    if (!(label >= 0 && label < model.numClasses)) throw new RangeError(`label ${label} is outside [0, ${model.numClasses}) for ${model.name}`)
+  }
+  const result: Record<string, ort.Tensor> = {
+    [inputName]: new ort.Tensor('float32', batch.inputs, [batch.size, ...model.sampleShape])
+  }
+  for (const spec of model.layout.specs) {
+    // a view, not a copy: ORT reads the flat parameter vector in place
+    result[spec.name] = new ort.Tensor('float32', params.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
+  }
+  return result
+}
+
+/**
+ * Runs a training graph once: mean loss, the flat gradient of the mean loss, correct count.
+ * `outputs`: buffers to write the gradient into (default: fresh ones; the result's gradient is
+ * then owned by the caller, else it is overwritten by the next run with the same outputs).
+ */
+export async function runTrainingGraph(session: ort.InferenceSession, graph: GraphSignature, model: RunnableModel, params: Float32Array, batch: Batch, outputs: GradientOutputs = gradientOutputs(graph, model)): Promise<GradientResult> {
+  const input = graphFeeds(model, params, batch, graph.inputName)
+  input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
+  const masks = graph.dropoutMasks ?? []
+  dropoutMasks(masks, batch).forEach((mask, k) => {
+    input[masks[k].name] = new ort.Tensor('float32', mask, [...masks[k].shape])
+  })
+  const { gradient, fetches } = outputs
+  const out = await session.run(input, fetches as ort.InferenceSession.FetchesType)
+  const logits = out[graph.logitsName].data as Float32Array
+  return {
+    loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],
+    gradient,
+    correct: countCorrect(logits, batch.labels, model.numClasses),
+    size: batch.size
+  }
+}
+
+/** Session options every gradient session uses (quiet: ORT's warnings would reach the CLI's output). */
+export function gradientSessionOptions(intraOpThreads: number): ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3 }
+}

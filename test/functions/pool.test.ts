@@ -1,0 +1,90 @@
+import { readdir } from 'node:fs/promises'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createGradientComputer } from '../../functions/create-gradient-computer.js'
+import { createLocalFileBlobStore } from '../../functions/local-file-blob-store.js'
+import { createOffloadComputer, type OffloadComputer } from '../../functions/offload/offload-computer.js'
+import { createWorkerPool } from '../../functions/pool/worker-pool.js'
+import type { Batch, GradientComputer, GradientObserver, OffloadStage } from '../../ml/core/types.js'
+import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
+import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import { createModel } from '../../ml/models/zoo.js'
+import { readDigits } from '../engine/mnist-digits.js'
+import { maxRelativeError, scratchDir } from './support.js'
+
+function digitBatch(model: ModelDefinition, size: number): Batch {
+  const { inputs, labels } = readDigits(size)
+  return { size, sampleShape: model.sampleShape, inputs, labels }
+}
+
+const opened: GradientComputer[] = []
+afterAll(async () => {
+  for (const c of opened) await c.close()
+})
+
+function recordingObserver(): { observer: GradientObserver, seen: OffloadStage[] } {
+  const seen: OffloadStage[] = []
+  return { seen, observer: { time: async (stage, work) => { seen.push(stage); return await work() } } }
+}
+
+describe('offload: pool', () => {
+  it('gives the in-process gradient of the whole batch (lenet5, 250 samples in 3 micro-batches on 2 workers), and times its sub-stages', async () => {
+    const model = createModel('lenet5')
+    const params = model.initParameters(7)
+    const batch = digitBatch(model, 250)
+    const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
+    opened.push(inProcess)
+    const pool = await createGradientComputer(model, { mode: 'pool', workers: 2, threadsPerWorker: 1, microBatches: 3, minMicroBatchSize: 16 }, { computeThreads: 1 })
+    opened.push(pool)
+
+    const expected = await inProcess.computeGradient(params, batch)
+    const { observer, seen } = recordingObserver()
+    const actual = await pool.computeGradient(params, batch, observer)
+
+    expect(actual.size).toBe(250)
+    expect(actual.correct).toBe(expected.correct)
+    expect(Math.abs(actual.loss - expected.loss)).toBeLessThan(1e-5 * Math.max(1, expected.loss))
+    expect(actual.gradient.length).toBe(model.layout.totalSize)
+    for (const spec of model.layout.specs) {
+      const err = maxRelativeError(actual.gradient.subarray(spec.offset, spec.offset + spec.size), expected.gradient.subarray(spec.offset, spec.offset + spec.size))
+      expect(err, spec.name).toBeLessThan(1e-4)
+    }
+    expect(new Set(seen)).toEqual(new Set(['upload', 'invoke', 'wait', 'download', 'combine']))
+    expect((pool as OffloadComputer).stats()).toMatchObject({ steps: 1, microBatches: 3, fallbacks: 0, invocations: 3 })
+
+    // a second step with new parameters: same agreement, the old parameters' key replaced
+    params[0] += 0.01
+    const again = await pool.computeGradient(params, batch)
+    const direct = await inProcess.computeGradient(params, batch)
+    expect(maxRelativeError(again.gradient, direct.gradient)).toBeLessThan(1e-4)
+  })
+
+  it('with one micro-batch the gradient is bit-identical to in process, and a step leaves only the graph and the parameters behind', async () => {
+    const model = createModel('mlp')
+    const params = model.initParameters(3)
+    const batch = digitBatch(model, 64)
+    const root = await scratchDir('pool-store-')
+    const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
+    const computer = createOffloadComputer({
+      model,
+      store: createLocalFileBlobStore(root),
+      dispatcher: createWorkerPool({ root, workers: 1 }),
+      local: createOnnxGradientComputer(model, { intraOpThreads: 1 }),
+      microBatches: 1,
+      namespace: 'ns'
+    })
+    opened.push(inProcess, computer)
+    const a = await computer.computeGradient(params, batch)
+    const b = await inProcess.computeGradient(params, batch)
+    expect(Buffer.from(a.gradient.buffer, a.gradient.byteOffset, a.gradient.byteLength).equals(Buffer.from(b.gradient.buffer, b.gradient.byteOffset, b.gradient.byteLength))).toBe(true)
+    expect(a.loss).toBe(b.loss)
+    // the step's micro-batch and gradient are deleted in the background after the step
+    await computer.computeGradient(params, batch)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect((await readdir(`${root}/ns`)).sort()).toEqual(['graphs', 'params', 'steps'])
+    expect(await readdir(`${root}/ns/steps/0`)).toEqual([])
+    expect(await readdir(`${root}/ns/params`)).toHaveLength(1)
+    await computer.close()
+    expect(await readdir(`${root}/ns/graphs`)).toEqual([])
+    expect(await readdir(`${root}/ns/params`)).toEqual([])
+  })
+})
