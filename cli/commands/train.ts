@@ -1,7 +1,6 @@
 /** `p2pmld train`: one process, no network: the baseline peer-to-peer training is compared with. */
 import type { Command } from 'commander'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
-import { runLocalTraining } from '../../daemon/training/local-training.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
@@ -32,6 +31,8 @@ export function registerTrainCommand(program: Command): void {
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
+      // ONNX Runtime and the model zoo load here, not for every p2pmld command
+      const { runLocalTraining } = await import('../../daemon/training/local-training.js')
       const result = await runLocalTraining(config, {
         computeThreads: threads,
         log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }),
