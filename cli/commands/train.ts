@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
+import { defaultLogFormat } from '../support/log-format.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
@@ -35,7 +36,7 @@ export function registerTrainCommand(program: Command): void {
       const { runLocalTraining } = await import('../../daemon/training/local-training.js')
       const result = await runLocalTraining(config, {
         computeThreads: threads,
-        log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }),
+        log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }, { format: defaultLogFormat() }),
         signal: controller.signal,
         events: {
           onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
