@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import { pino, type Logger } from 'pino'
-import { PinoPretty } from 'pino-pretty'
+import type { PinoPretty } from 'pino-pretty'
 import type { LogFormat } from '../config/daemon-config.js'
 
 export type { Logger }
@@ -27,7 +28,8 @@ export interface LoggerOptions {
 export function createLogger(level: LogLevel = 'info', bindings: Record<string, unknown> = {}, options: LoggerOptions = {}): Logger {
   const { component, ...base } = bindings
   const stream = options.format === 'pretty'
-    ? PinoPretty({
+    // loaded only for the pretty format (a terminal): JSON logs do without it
+    ? (createRequire(import.meta.url)('pino-pretty') as { PinoPretty: typeof PinoPretty }).PinoPretty({
       destination: options.destination ?? 2,
       sync: true,
       colorize: options.colorize ?? ((options.destination ?? process.stderr) as { isTTY?: boolean }).isTTY === true,

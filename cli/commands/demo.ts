@@ -2,8 +2,6 @@
 import type { Command } from 'commander'
 import { minimumPeersFor } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
-import { runDemo } from '../../daemon/demo/run-demo.js'
-import { runLocalTraining } from '../../daemon/training/local-training.js'
 import { formatTable } from '../support/format.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action } from '../support/output.js'
@@ -49,6 +47,8 @@ export function registerDemoCommand(program: Command): void {
     const controller = new AbortController()
     process.once('SIGINT', () => controller.abort())
     progress.line(`demo: ${peers} peers on 127.0.0.1 training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
+    // libp2p and ONNX Runtime load here, not for every p2pmld command
+    const [{ runDemo }, { runLocalTraining }] = await Promise.all([import('../../daemon/demo/run-demo.js'), import('../../daemon/training/local-training.js')])
     const result = await runDemo({
       peers,
       job,

@@ -7,8 +7,7 @@
  */
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
-import { createLogger } from '../../daemon/logger.js'
-import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import type { PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { createDaemonConsole } from '../support/daemon-console.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { defaultLogFormat, LOG_FORMAT_HELP } from '../support/log-format.js'
@@ -81,6 +80,8 @@ export function registerStartCommand(program: Command): void {
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)
     const job = hostsJob ? jobConfigFromFlags(flags) : undefined
+    // the daemon's modules (libp2p, ONNX Runtime) load here, not for every p2pmld command
+    const [{ createLogger }, { createPeerDaemon }] = await Promise.all([import('../../daemon/logger.js'), import('../../daemon/peer/peer-daemon.js')])
     const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
     // progress, epochs, membership changes and the result for people, on stdout
     const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job)

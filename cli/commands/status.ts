@@ -4,13 +4,22 @@ import { addClientOptions, withClient, type ClientOptions } from '../support/dae
 import { formatDuration, formatFields, formatNumber, formatPercent } from '../support/format.js'
 import { action, printResult } from '../support/output.js'
 
+/**
+ * The epoch as people count it, from 1: the one in progress while a job waits, trains or is
+ * paused (status.epoch is its 0-based index), the number completed once it ended.
+ */
+export function formatEpoch(status: Pick<StatusResult, 'jobId' | 'state' | 'epoch'>): string {
+  if (status.jobId === null) return '-'
+  return status.state === 'finished' || status.state === 'failed' ? `${status.epoch} completed` : String(status.epoch + 1)
+}
+
 export function formatStatus(status: StatusResult): string {
   return formatFields([
     ['peer', status.peerId],
     ['addresses', status.addresses.length === 0 ? '-' : status.addresses.join(', ')],
     ['job', status.jobId === null ? `- (${status.state})` : `${status.jobId} (${status.state})`],
     ['step', String(status.step)],
-    ['epoch', String(status.epoch)],
+    ['epoch', formatEpoch(status)],
     ['loss', formatNumber(status.loss)],
     ['accuracy', formatPercent(status.accuracy)],
     ['learning rate', status.learningRate === null ? '-' : String(status.learningRate)],

@@ -4,12 +4,12 @@ import type { Command } from 'commander'
 import { writeModelExport } from '../../daemon/checkpoint/index.js'
 import { minimumPeersFor } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
-import { runLocalTraining } from '../../daemon/training/local-training.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
 import { writeRunReport } from '../../daemon/report/write-report.js'
 import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
+import { defaultLogFormat } from '../support/log-format.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
@@ -52,10 +52,12 @@ export function registerTrainCommand(program: Command): void {
         if (needed > 1) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${needed} gradients a step and train has one: use --f 0 here (f counts faulty peers, and there are none)`)
         progress.line(`note: running the peer pipeline on this process's own gradient as asked: ${config.compression.codec} compression, then ${config.aggregation.rule} over one gradient`)
       }
+      // ONNX Runtime and the model zoo load here, not for every p2pmld command
+      const { runLocalTraining } = await import('../../daemon/training/local-training.js')
       const result = await runLocalTraining(config, {
         computeThreads: threads,
         exchangeAlone,
-        log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }),
+        log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }, { format: defaultLogFormat() }),
         signal: controller.signal,
         events: {
           onStep: (r) => {

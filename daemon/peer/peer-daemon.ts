@@ -18,7 +18,7 @@ import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
-import { createPrometheusMetrics, type PrometheusMetrics } from '../metrics/prometheus.js'
+import type { PrometheusMetrics } from '../metrics/prometheus.js'
 import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
 import type { RunReport } from '../report/report-schema.js'
 import { bytesByPeer, createConnectionBook, reportFromSession } from '../report/session-report.js'
@@ -101,7 +101,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let session: JobSession | undefined
   const metrics = config.metricsPort === undefined
     ? undefined
-    : createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, bytesByPeer: () => bytesByPeer(traffic, connections) })
+    // prom-client loads only for daemons that serve metrics
+    : (await import('../metrics/prometheus.js')).createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, bytesByPeer: () => bytesByPeer(traffic, connections) })
   const node = await createPeerNode({
     privateKey,
     listen: config.listen,
