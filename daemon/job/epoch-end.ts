@@ -45,12 +45,12 @@ export async function closeEpoch(ctx: EpochEndContext): Promise<{ done: boolean,
   }
   ctx.history.push(record)
   ctx.onEpoch?.(record)
-  if (decision.lrReduced) log.info({ epoch: progress.epoch, lr: decision.lr }, 'validation loss plateaued: learning rate reduced')
+  if (decision.lrReduced) log.info({ epoch: progress.epoch + 1, lr: decision.lr }, 'validation loss plateaued: learning rate reduced')
   progress.lr = decision.lr
   progress.epoch += 1
   progress.cursor = 0
   progress.epochLossSum = 0
   progress.epochLossCount = 0
-  if (decision.stop) log.info({ epoch: record.epoch }, 'early stopping: validation loss stopped improving')
+  if (decision.stop) log.info({ epoch: record.epoch + 1 }, 'early stopping: validation loss stopped improving')
   return { done: decision.stop || progress.epoch >= ctx.epochs, validation: summary }
 }
