@@ -36,7 +36,15 @@ const fields = {
   allowlist: z.array(z.string().min(1)),
   logLevel: LogLevelSchema,
   /** gradient worker threads */
-  computeThreads: z.number().int().min(1).max(256)
+  computeThreads: z.number().int().min(1).max(256),
+  /** the RabbitMQ broker for jobs with transport amqp or auto (amqp://user:pass@host:port/vhost) */
+  amqpUrl: z.string().min(1).refine((value) => {
+    try {
+      return ['amqp:', 'amqps:'].includes(new URL(value).protocol)
+    } catch {
+      return false
+    }
+  }, { error: (issue) => `'${String(issue.input)}' is not an AMQP URL (example: amqp://guest:guest@127.0.0.1:5672)` })
 }
 
 /** Every field optional: one layer (a file, the environment, flags) as written by a user. */
@@ -51,7 +59,8 @@ export const DaemonConfigSchema = z.object({
   pskFile: fields.pskFile.optional(),
   allowlist: fields.allowlist.optional(),
   logLevel: fields.logLevel.default('info'),
-  computeThreads: fields.computeThreads.default(() => defaultComputeThreads())
+  computeThreads: fields.computeThreads.default(() => defaultComputeThreads()),
+  amqpUrl: fields.amqpUrl.optional()
 }).strict()
 export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>
 export type DaemonConfig = z.output<typeof DaemonConfigSchema>
@@ -81,3 +90,6 @@ export function defaultComputeThreads(): number {
 export function defaultSocketPath(dataDir: string): string {
   return join(dataDir, SOCKET_FILE_NAME)
 }
+
+/** the broker a job with transport amqp/auto uses when the daemon names none (RabbitMQ's defaults) */
+export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672'

@@ -67,7 +67,8 @@ export const DAEMON_ENV_VARS = {
   pskFile: 'P2PMLD_PSK_FILE',
   allowlist: 'P2PMLD_ALLOWLIST',
   logLevel: 'P2PMLD_LOG_LEVEL',
-  computeThreads: 'P2PMLD_COMPUTE_THREADS'
+  computeThreads: 'P2PMLD_COMPUTE_THREADS',
+  amqpUrl: 'P2PMLD_AMQP_URL'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
 
@@ -79,7 +80,8 @@ export const DAEMON_FLAGS = {
   pskFile: '--psk-file',
   allowlist: '--allowlist',
   logLevel: '--log-level',
-  computeThreads: '--compute-threads'
+  computeThreads: '--compute-threads',
+  amqpUrl: '--amqp-url'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
 type LayerKey = keyof DaemonConfigLayer

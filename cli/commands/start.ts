@@ -21,6 +21,7 @@ interface StartFlags extends JobFlagValues {
   allowlist?: string
   logLevel?: string
   computeThreads?: string
+  amqpUrl?: string
   exitWhenDone?: boolean
 }
 
@@ -41,6 +42,7 @@ export function registerStartCommand(program: Command): void {
     .option('--allowlist <ids>', 'comma-separated peer ids allowed to connect')
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
+    .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (env P2PMLD_AMQP_URL; default amqp://guest:guest@127.0.0.1:5672)')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
   addJobFlags(command)
   command.action(action(async (flags: StartFlags) => {
@@ -54,7 +56,8 @@ export function registerStartCommand(program: Command): void {
         pskFile: flags.pskFile,
         allowlist: flags.allowlist,
         logLevel: flags.logLevel,
-        computeThreads: flags.computeThreads
+        computeThreads: flags.computeThreads,
+        amqpUrl: flags.amqpUrl
       }
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)

@@ -20,6 +20,9 @@ import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conver
 import type { Logger } from '../logger.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createJobSession, type JobSession } from './job-session.js'
+import { createAmqpJobSession } from './amqp-job-session.js'
+import { askBrokerForJob } from './broker-join.js'
+import { DEFAULT_AMQP_URL } from '../../config/daemon-config.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -42,6 +45,8 @@ export interface PeerDaemonOptions {
   readonly exchangeMode?: ExchangeMode
   /** where job datasets come from (default: loaded per job; peers in one process can share a cache) */
   readonly loadDatasets?: JobDatasetLoader
+  /** joining through the broker: the job to look for (default: the first one that answers) */
+  readonly joinJobId?: string
 }
 
 export interface PeerDaemon {
@@ -136,7 +141,21 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot): Promise<JobSession> => {
-    const s = createJobSession({
+    const s = jobConfig.transport === 'amqp' ? createAmqpJobSession({
+      selfId: peerId,
+      privateKey,
+      amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL,
+      jobId,
+      config: jobConfig,
+      log: log.child({ job: jobId }),
+      computeThreads: config.computeThreads,
+      host,
+      snapshot,
+      selfNames: options.name !== undefined ? [options.name] : [],
+      events,
+      faults: options.faults,
+      loadDatasets: options.loadDatasets
+    }) : createJobSession({
       node,
       jobId,
       config: jobConfig,
@@ -215,6 +234,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         lastError = error
       }
     }
+    if (config.amqpUrl !== undefined) return await askBrokerForJob(config.amqpUrl, privateKey, peerId, log, { jobId: options.joinJobId })
     throw lastError ?? new Error('no bootstrap peer to ask for the job')
   }
 
@@ -225,6 +245,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
     }
     const s = await openSession(info.jobId, jobConfig, false)
+    if (s.join !== undefined) {
+      await s.join(info.coordinator.peerId, signal)
+      return
+    }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
     log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
     const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
@@ -268,7 +292,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       }
       if (options.job !== undefined) {
         await hostJob(options.job)
-      } else if (bootstrapAddrs.length > 0) {
+      } else if (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined)) {
         void joinThroughBootstrap(joinAbort.signal)
       } else {
         const saved = await readCheckpoint(checkpointDir)

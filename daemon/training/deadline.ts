@@ -32,7 +32,7 @@ export function createStepDeadlinePolicy(options: DeadlineOptions = {}): StepDea
       if (stepTimes.length < WARMUP_STEPS) return warmupMs
       const sorted = [...stepTimes].sort((a, b) => a - b)
       const p90 = sorted[Math.floor(sorted.length * 0.9)]
-      return Math.min(maxMs, Math.max(minMs, 4 * p90))
+      return Math.min(maxMs, Math.max(minMs, Math.ceil(4 * p90)))
     },
     observe(_waitMs: number, stepMs: number): void {
       stepTimes.push(stepMs)
