@@ -15,6 +15,7 @@ import { createGradientCollector, type GradientCollector } from '../membership/g
 import type { MembershipView } from '../membership/membership-view.js'
 import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
 import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
+import { createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
 import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
 import type { JobRuntime } from '../training/job-runtime.js'
@@ -89,7 +90,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const stages = createStageRecorder()
   const codec = createCodec(config.compression)
   const optimizer: Optimizer = createOptimizer(config.optimizer, n)
-  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: 8 })
+  // async: peers run at their own pace; two wire tags per step (gradient, averaging round)
+  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: config.mode === 'async' ? 2 * (config.maxStaleness + 64) : 8 })
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
 
   let params: Float32Array
@@ -155,7 +157,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
 
   const aggregatorFor = createAggregatorCache(config.aggregation, log)
-  const buildTrainer = (): SyncTrainer => createSyncTrainer({
+  const buildTrainer = (): SyncTrainer => (config.mode === 'async' ? createAsyncTrainer : createSyncTrainer)({
     selfId,
     config,
     train: runtime.train,

@@ -208,6 +208,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       watchMembers(reply.membership)
       log.info({ job: jobId, effectiveStep: reply.effectiveStep, coordinator }, 'admitted to job over the broker: fetching its state')
       const snapshot = fromTrainingSnapshot(await transport.fetchSnapshot(coordinator, reply.effectiveStep, { signal }), `peer ${coordinator}`)
+      signal.throwIfAborted()
       session.startFromSnapshot(snapshot)
       session.adoptMembership(reply.membership)
       log.info({ job: jobId, step: snapshot.step, epoch: snapshot.epoch }, 'joined job over the broker')

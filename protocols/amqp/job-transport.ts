@@ -283,6 +283,10 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     let timer: NodeJS.Timeout | undefined
     let cancel = (): void => {}
     const done = new Promise<void>((resolve, reject) => {
+      if (signal?.aborted === true) {
+        reject(signal.reason as Error)
+        return
+      }
       const finish = (error?: Error): void => {
         clearTimeout(timer)
         pending.delete(k)

@@ -1,13 +1,9 @@
-import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { runDemo } from '../../daemon/demo/run-demo.js'
 import { silentLogger } from '../../daemon/logger.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
-
-function brokerNames(kind: 'queues' | 'exchanges', pattern: string): string[] {
-  return execFileSync('rabbitmqctl', ['-q', `list_${kind}`, 'name'], { encoding: 'utf8' }).split('\n').filter((n) => n.includes(pattern))
-}
+import { brokerNames } from '../amqp/broker-names.js'
 
 describe('four peers over the RabbitMQ broker', () => {
   it('train lenet5 to identical parameters in sync mode, every gradient every step, and leave no queues', async () => {
