@@ -18,6 +18,7 @@ interface DemoFlags extends JobFlagValues {
   attack?: string
   attackPeer?: string
   attackMagnitude?: string
+  amqpUrl?: string
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -31,6 +32,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--attack-magnitude <x>', 'attack strength', '10')
     .option('--log-level <level>', 'log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
+    .option('--amqp-url <url>', 'the RabbitMQ broker for --transport amqp (env P2PMLD_AMQP_URL; default amqp://guest:guest@127.0.0.1:5672)')
   addJobFlags(command)
   command.action(action(async (flags: DemoFlags) => {
     const peers = Number(flags.peers)
@@ -45,12 +47,14 @@ export function registerDemoCommand(program: Command): void {
     const progress = createProgressReporter(process.stderr, job.epochs)
     const controller = new AbortController()
     process.once('SIGINT', () => controller.abort())
-    progress.line(`demo: ${peers} peers on 127.0.0.1 training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
+    const amqpUrl = flags.amqpUrl ?? process.env.P2PMLD_AMQP_URL
+    progress.line(`demo: ${peers} peers on 127.0.0.1${job.transport === 'libp2p' ? '' : ` over ${job.transport === 'amqp' ? 'the broker' : 'libp2p with the broker as fallback'}`}${job.mode === 'async' ? ' (async)' : ''} training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
     const result = await runDemo({
       peers,
       job,
       log,
       signal: controller.signal,
+      amqpUrl,
       events: {
         onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
         onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)

@@ -25,7 +25,7 @@ interface StartFlags extends JobFlagValues {
   exitWhenDone?: boolean
 }
 
-const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'dataset', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs']
+const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'dataset', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs', 'transport', 'mode', 'maxStaleness', 'averageEvery']
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
-import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
+import { ConfigError, parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobInfoSchema, JobRequestSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
@@ -141,6 +141,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot): Promise<JobSession> => {
+    if (jobConfig.transport === 'auto') throw new ConfigError(`job ${jobId}: transport 'auto' (libp2p with a broker fallback per member) is not available yet: use 'libp2p' or 'amqp'`)
     const s = jobConfig.transport === 'amqp' ? createAmqpJobSession({
       selfId: peerId,
       privateKey,
