@@ -256,8 +256,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     networkCounters(): NetworkCounters {
       const stats = transport?.stats()
       return {
-        bytesSent: stats?.publishedBytes ?? 0,
-        bytesReceived: 0,
+        bytesSent: stats?.socketBytesWritten ?? 0,
+        bytesReceived: stats?.socketBytesRead ?? 0,
         messagesSent: stats?.published ?? 0,
         messagesReceived: stats?.delivered ?? 0
       }

@@ -34,6 +34,9 @@ export interface BrokerConnectionStats {
   readonly published: number
   readonly publishedBytes: number
   readonly unroutable: number
+  /** bytes written to the broker's sockets (all connections so far): payload, framing, control */
+  readonly socketBytesWritten: number
+  readonly socketBytesRead: number
 }
 
 export interface BrokerConnection {
@@ -73,6 +76,9 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
   let nextId = 0
   const returned = new Set<string>()
   const counters = { connects: 0, published: 0, publishedBytes: 0, unroutable: 0 }
+  /** socket byte counts of closed connections, plus the live socket's */
+  const closedBytes = { written: 0, read: 0 }
+  let socket: { bytesWritten: number, bytesRead: number } | undefined
 
   const url = (): string => {
     const u = new URL(options.url)
@@ -92,6 +98,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
       for (const declare of [...declarations]) await declare(ch)
       m.on('error', (error: Error) => logger.debug({ err: error.message }, 'broker connection error'))
       m.on('close', () => onLost(m))
+      socket = (m as unknown as { connection: { stream: { bytesWritten: number, bytesRead: number } } }).connection.stream
       model = m
       channel = ch
       up = true
@@ -127,6 +134,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
 
   const onLost = (m: ChannelModel): void => {
     if (model !== m) return
+    retireSocket()
     up = false
     model = undefined
     channel = undefined
@@ -134,6 +142,12 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
     if (stopped) return
     logger.warn('lost the broker connection; reconnecting')
     void connectWithBackoff()
+  }
+
+  const retireSocket = (): void => {
+    closedBytes.written += socket?.bytesWritten ?? 0
+    closedBytes.read += socket?.bytesRead ?? 0
+    socket = undefined
   }
 
   const live = (): ConfirmChannel => {
@@ -159,6 +173,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
       channel = undefined
       up = false
       await m?.close().catch(() => {})
+      retireSocket()
       await connecting?.catch(() => {})
     },
     connected: () => up,
@@ -218,6 +233,6 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
         await ch.close().catch(() => {})
       }
     },
-    stats: () => ({ ...counters })
+    stats: () => ({ ...counters, socketBytesWritten: closedBytes.written + (socket?.bytesWritten ?? 0), socketBytesRead: closedBytes.read + (socket?.bytesRead ?? 0) })
   }
 }

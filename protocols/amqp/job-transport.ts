@@ -66,6 +66,8 @@ export interface AmqpJobTransportStats extends ExchangeStats {
   readonly unroutable: number
   /** inbound envelopes dropped (bad signature, wrong job, wrong sender for the queue) */
   readonly badEnvelopes: number
+  readonly socketBytesWritten: number
+  readonly socketBytesRead: number
 }
 
 export interface AmqpJobTransport {
@@ -448,7 +450,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     },
     stats() {
       const c = connection.stats()
-      return { ...pipeline.stats(published, publishedBytes), reconnects: Math.max(0, c.connects - 1), unroutable: c.unroutable, badEnvelopes }
+      return { ...pipeline.stats(published, publishedBytes), reconnects: Math.max(0, c.connects - 1), unroutable: c.unroutable, badEnvelopes, socketBytesWritten: c.socketBytesWritten, socketBytesRead: c.socketBytesRead }
     }
   }
 }
