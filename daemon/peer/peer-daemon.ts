@@ -142,10 +142,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot): Promise<JobSession> => {
     if (jobConfig.transport === 'auto') throw new ConfigError(`job ${jobId}: transport 'auto' (libp2p with a broker fallback per member) is not available yet: use 'libp2p' or 'amqp'`)
-    const s = jobConfig.transport === 'amqp' ? createAmqpJobSession({
-      selfId: peerId,
-      privateKey,
-      amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL,
+    const common = {
       jobId,
       config: jobConfig,
       log: log.child({ job: jobId }),
@@ -156,21 +153,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       events,
       faults: options.faults,
       loadDatasets: options.loadDatasets
-    }) : createJobSession({
-      node,
-      jobId,
-      config: jobConfig,
-      log: log.child({ job: jobId }),
-      computeThreads: config.computeThreads,
-      host,
-      snapshot,
-      selfNames: options.name !== undefined ? [options.name] : [],
-      events,
-      faults: options.faults,
-      exchangeMode: options.exchangeMode,
-      traffic,
-      loadDatasets: options.loadDatasets
-    })
+    }
+    const s = jobConfig.transport === 'amqp'
+      ? createAmqpJobSession({ ...common, selfId: peerId, privateKey, amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL })
+      : createJobSession({ ...common, node, exchangeMode: options.exchangeMode, traffic })
     session = s
     try {
       await s.start()
