@@ -58,7 +58,15 @@ const fields = {
   /** gradient worker threads */
   computeThreads: z.number().int().min(1).max(256),
   /** where this peer computes its gradients (config/offload-config.ts); default in process */
-  offload: OffloadConfigSchema
+  offload: OffloadConfigSchema,
+  /** the RabbitMQ broker for jobs with transport amqp or auto (amqp://user:pass@host:port/vhost) */
+  amqpUrl: z.string().min(1).refine((value) => {
+    try {
+      return ['amqp:', 'amqps:'].includes(new URL(value).protocol)
+    } catch {
+      return false
+    }
+  }, { error: (issue) => `'${String(issue.input)}' is not an AMQP URL (example: amqp://guest:guest@127.0.0.1:5672)` })
 }
 
 /** Every field optional: one layer (a file, the environment, flags) as written by a user. */
@@ -79,7 +87,8 @@ export const DaemonConfigSchema = z.object({
   metricsHost: fields.metricsHost.optional(),
   computeThreads: fields.computeThreads.default(() => defaultComputeThreads()),
   /** absent: in process */
-  offload: fields.offload.optional()
+  offload: fields.offload.optional(),
+  amqpUrl: fields.amqpUrl.optional()
 }).strict()
 export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>
 export type DaemonConfig = z.output<typeof DaemonConfigSchema>
@@ -109,3 +118,6 @@ export function defaultComputeThreads(): number {
 export function defaultSocketPath(dataDir: string): string {
   return join(dataDir, SOCKET_FILE_NAME)
 }
+
+/** the broker a job with transport amqp/auto uses when the daemon names none (RabbitMQ's defaults) */
+export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672'

@@ -102,7 +102,18 @@ export const JobConfigSchema = z.object({
   evictAfterMissedSteps: z.number().int().positive().default(3),
   /** write a checkpoint every N steps (0: only on shutdown) */
   checkpointEverySteps: z.number().int().min(0).default(50),
-  attack: AttackConfigSchema.optional()
+  attack: AttackConfigSchema.optional(),
+  /**
+   * how gradients and control messages travel: libp2p (direct streams), amqp (a RabbitMQ broker,
+   * the daemon's amqpUrl), or auto (libp2p, and the broker for members libp2p cannot reach)
+   */
+  transport: z.enum(['libp2p', 'amqp', 'auto']).default('libp2p'),
+  /** sync: every step waits for the members' gradients; async: use the latest each published */
+  mode: z.enum(['sync', 'async']).default('sync'),
+  /** async: a member's latest gradient is used while at most this many steps old */
+  maxStaleness: z.number().int().min(0).max(1000).default(4),
+  /** async: robust parameter averaging across members every this many steps */
+  averageEvery: z.number().int().positive().max(100_000).default(10)
 }).strict().superRefine((job, ctx) => {
   const needed = minimumPeersFor(job.aggregation.rule, job.aggregation.f)
   if (job.minPeers < needed) {

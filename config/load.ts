@@ -72,7 +72,8 @@ export const DAEMON_ENV_VARS = {
   metricsPort: 'P2PMLD_METRICS_PORT',
   metricsHost: 'P2PMLD_METRICS_HOST',
   computeThreads: 'P2PMLD_COMPUTE_THREADS',
-  offload: 'P2PMLD_OFFLOAD'
+  offload: 'P2PMLD_OFFLOAD',
+  amqpUrl: 'P2PMLD_AMQP_URL'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
 
@@ -89,7 +90,8 @@ export const DAEMON_FLAGS = {
   metricsPort: '--metrics-port',
   metricsHost: '--metrics-host',
   computeThreads: '--compute-threads',
-  offload: '--offload'
+  offload: '--offload',
+  amqpUrl: '--amqp-url'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
 type LayerKey = keyof DaemonConfigLayer

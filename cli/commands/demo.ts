@@ -17,6 +17,7 @@ interface DemoFlags extends JobFlagValues, ReportDirFlags {
   attack?: string
   attackPeer?: string
   attackMagnitude?: string
+  amqpUrl?: string
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -32,6 +33,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--report-dir <dir>', "where peer-0's run report (JSON + HTML) goes (default: ~/.p2pmld/reports)")
     .option('--no-report', 'write no run report')
+    .option('--amqp-url <url>', 'the RabbitMQ broker for --transport amqp (env P2PMLD_AMQP_URL; default amqp://guest:guest@127.0.0.1:5672)')
   addJobFlags(command)
   command.action(action(async (flags: DemoFlags) => {
     const peers = Number(flags.peers)
@@ -46,7 +48,8 @@ export function registerDemoCommand(program: Command): void {
     const progress = createProgressReporter(process.stderr, job.epochs)
     const controller = new AbortController()
     process.once('SIGINT', () => controller.abort())
-    progress.line(`demo: ${peers} peers on 127.0.0.1 training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
+    const amqpUrl = flags.amqpUrl ?? process.env.P2PMLD_AMQP_URL
+    progress.line(`demo: ${peers} peers on 127.0.0.1${job.transport === 'libp2p' ? '' : ` over ${job.transport === 'amqp' ? 'the broker' : 'libp2p with the broker as fallback'}`}${job.mode === 'async' ? ' (async)' : ''} training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
     // libp2p and ONNX Runtime load here, not for every p2pmld command
     const [{ runDemo }, { runLocalTraining }] = await Promise.all([import('../../daemon/demo/run-demo.js'), import('../../daemon/training/local-training.js')])
     const result = await runDemo({
@@ -55,6 +58,7 @@ export function registerDemoCommand(program: Command): void {
       log,
       signal: controller.signal,
       reportDir: reportDirOption(flags),
+      amqpUrl,
       events: {
         onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
         onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)

@@ -30,11 +30,12 @@ interface StartFlags extends JobFlagValues {
   metricsHost?: string
   computeThreads?: string
   offload?: string
+  amqpUrl?: string
   exitWhenDone?: boolean
   autoJoin?: boolean
 }
 
-const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'dataset', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs']
+const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'dataset', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs', 'transport', 'mode', 'maxStaleness', 'averageEvery']
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
@@ -56,6 +57,7 @@ export function registerStartCommand(program: Command): void {
     .option('--metrics-host <address>', 'address the metrics server binds (default 0.0.0.0)')
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--offload <mode>', 'where gradients are computed: none, pool, lambda or stepfunctions (settings in --daemon-config, or a JSON object here)')
+    .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (env P2PMLD_AMQP_URL; default amqp://guest:guest@127.0.0.1:5672)')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
   addJobFlags(command)
@@ -75,7 +77,8 @@ export function registerStartCommand(program: Command): void {
         metricsPort: flags.metricsPort,
         metricsHost: flags.metricsHost,
         computeThreads: flags.computeThreads,
-        offload: flags.offload
+        offload: flags.offload,
+        amqpUrl: flags.amqpUrl
       }
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)

@@ -25,6 +25,10 @@ export interface JobFlagValues {
   f?: number
   minPeers?: number
   deadlineMs?: number
+  transport?: 'libp2p' | 'amqp' | 'auto'
+  mode?: 'sync' | 'async'
+  maxStaleness?: number
+  averageEvery?: number
 }
 
 function numberFlag(flag: string, kind: 'int' | 'positive' | 'number'): (value: string) => number {
@@ -67,6 +71,10 @@ export function addJobFlags(command: Command): Command {
     .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
     .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
     .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))
+    .option('--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['libp2p', 'amqp', 'auto'] as const))
+    .option('--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['sync', 'async'] as const))
+    .option('--max-staleness <steps>', 'async: use a gradient at most this many steps old', numberFlag('--max-staleness', 'int'))
+    .option('--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'positive'))
 }
 
 /** Merge a job file (if any), command defaults and flags into a validated JobConfig. */
@@ -84,6 +92,10 @@ export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInpu
   set('trainSamples', flags.trainSamples)
   set('minPeers', flags.minPeers)
   set('stepDeadlineMs', flags.deadlineMs)
+  set('transport', flags.transport)
+  set('mode', flags.mode)
+  set('maxStaleness', flags.maxStaleness)
+  set('averageEvery', flags.averageEvery)
   if (flags.optimizer !== undefined || flags.lr !== undefined || flags.momentum !== undefined) {
     const previous = (base.optimizer ?? {}) as Record<string, unknown>
     const type = flags.optimizer ?? (previous.type as string | undefined) ?? 'sgd'

@@ -2,10 +2,11 @@
  * `p2pmld demo`: several peer daemons in this process on 127.0.0.1, real libp2p over real TCP,
  * training the bundled MNIST end to end. The first hosts the job; the others bootstrap from it.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { DaemonConfig } from '../../config/daemon-config.js'
+import { DEFAULT_AMQP_URL, type DaemonConfig } from '../../config/daemon-config.js'
 import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import type { JobResult, JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
@@ -29,6 +30,8 @@ export interface DemoOptions {
   readonly keepDataDirs?: boolean
   /** write peer-0's run report here (JSON + HTML); absent: none */
   readonly reportDir?: string
+  /** the broker of jobs with transport amqp/auto (default RabbitMQ on 127.0.0.1:5672) */
+  readonly amqpUrl?: string
 }
 
 export interface DemoPeerResult {
@@ -61,14 +64,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // the peers share one process: load the data set once for all of them
   const loadDatasets = createCachedDatasetLoader()
   // re-validated: the peer count must suit the aggregation rule's f
-  const job = parseJobConfig({ ...options.job, minPeers: options.peers }, 'demo job')
+  // named, so peers joining through a shared broker find this demo's job and no other
+  const job = parseJobConfig({ ...options.job, minPeers: options.peers, id: options.job.id ?? `demo-${randomBytes(4).toString('hex')}` }, 'demo job')
+  const overBroker = job.transport === 'amqp'
   const configFor = (i: number, bootstrap: string[]): DaemonConfig => ({
     dataDir: join(root, `peer-${i}`),
     listen: ['/ip4/127.0.0.1/tcp/0'],
-    bootstrap,
+    // over the broker only: peers find the job there, not through a libp2p bootstrap peer
+    bootstrap: overBroker ? [] : bootstrap,
     socketPath: join(root, `peer-${i}`, 'p2pmld.sock'),
     logLevel: 'warn',
-    computeThreads: threads
+    computeThreads: threads,
+    ...(job.transport !== 'libp2p' ? { amqpUrl: options.amqpUrl ?? DEFAULT_AMQP_URL } : {})
   })
   try {
     const host = await createPeerDaemon({
@@ -94,7 +101,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         name: `peer-${i}`,
         faults: options.faults,
         loadDatasets,
-        reportsDir: null
+        reportsDir: null,
+        joinJobId: job.id
       })
       daemons.push(peer)
       await peer.start()

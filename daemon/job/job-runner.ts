@@ -16,6 +16,7 @@ import { createGradientCollector, type GradientCollector } from '../membership/g
 import type { MembershipView } from '../membership/membership-view.js'
 import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
 import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
+import { createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
 import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
 import type { JobRuntime } from '../training/job-runtime.js'
@@ -102,7 +103,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const codec = createCodec(config.compression)
   // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
   const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
-  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: 8 })
+  // async: peers run at their own pace; two wire tags per step (gradient, averaging round)
+  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: config.mode === 'async' ? 2 * (config.maxStaleness + 64) : 8 })
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
 
   let params: Float32Array
@@ -179,7 +181,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const aggregation = createStepAggregation(config.aggregation)
   /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members */
   let waiting: { reason: string, belowFloor: boolean } | undefined
-  const buildTrainer = (): SyncTrainer => createSyncTrainer({
+  const buildTrainer = (): SyncTrainer => (config.mode === 'async' ? createAsyncTrainer : createSyncTrainer)({
     selfId,
     config,
     train: runtime.train,

@@ -68,6 +68,8 @@ export interface JobSession {
   start(): Promise<void>
   /** become a running member from a snapshot (joining peers) */
   startFromSnapshot(snapshot: JobSnapshot): void
+  /** a transport that carries the join itself (the broker): ask `coordinator`, fetch the state, start */
+  join?(coordinator: string, signal: AbortSignal): Promise<void>
   runner(): JobRunner | undefined
   info(): JobInfo
   /** coordinator: admit a peer (a job resumed from a checkpoint answers once it has its members) */

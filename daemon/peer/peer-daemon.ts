@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
-import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
+import { ConfigError, parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobInfoSchema, JobRequestSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
@@ -28,6 +28,9 @@ import { createAutoJoin, probeKnownMembers, type AutoJoin } from './job-discover
 import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-members.js'
 import { fanOutEvents } from './fan-out-events.js'
 import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
+import { createAmqpJobSession } from './amqp-job-session.js'
+import { askBrokerForJob } from './broker-join.js'
+import { DEFAULT_AMQP_URL } from '../../config/daemon-config.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -56,6 +59,8 @@ export interface PeerDaemonOptions {
   readonly onReport?: (written: WrittenReport, report: RunReport) => void
   /** where job-end reports go (default <data-dir>/reports); null: write none */
   readonly reportsDir?: string | null
+  /** joining through the broker: the job to look for (default: the first one that answers) */
+  readonly joinJobId?: string
 }
 
 export interface PeerDaemon {
@@ -215,8 +220,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot): Promise<JobSession> => {
-    const s = createJobSession({
-      node,
+    if (jobConfig.transport === 'auto') throw new ConfigError(`job ${jobId}: transport 'auto' (libp2p with a broker fallback per member) is not available yet: use 'libp2p' or 'amqp'`)
+    const common = {
       jobId,
       config: jobConfig,
       log: log.child({ job: jobId }),
@@ -227,10 +232,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       selfNames: options.name !== undefined ? [options.name] : [],
       events,
       faults: options.faults,
-      exchangeMode: options.exchangeMode,
-      traffic,
       loadDatasets: options.loadDatasets
-    })
+    }
+    const s = jobConfig.transport === 'amqp'
+      ? createAmqpJobSession({ ...common, selfId: peerId, privateKey, amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL })
+      : createJobSession({ ...common, node, exchangeMode: options.exchangeMode, traffic })
     session = s
     recorder = createReportRecorder()
     try {
@@ -302,6 +308,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         lastError = error
       }
     }
+    if (config.amqpUrl !== undefined) return await askBrokerForJob(config.amqpUrl, privateKey, peerId, log, { jobId: options.joinJobId })
     throw lastError ?? new Error('no bootstrap peer to ask for the job')
   }
 
@@ -312,6 +319,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
     }
     const s = await openSession(info.jobId, jobConfig, false)
+    if (s.join !== undefined) {
+      await s.join(info.coordinator.peerId, signal)
+      return
+    }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
     log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
     const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
@@ -399,7 +410,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await metrics?.start()
       if (options.job !== undefined) {
         await hostJob(options.job)
-      } else if (bootstrapAddrs.length > 0) {
+      } else if (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined)) {
         void joinThroughBootstrap(joinAbort.signal)
       } else {
         const saved = await readCheckpoint(checkpointDir)

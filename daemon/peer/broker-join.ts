@@ -1,0 +1,29 @@
+/**
+ * Where a daemon with a broker but no libp2p bootstrap peer learns of a job: it asks on the
+ * broker (protocols/amqp/discovery.ts) and takes the first coordinator's answer.
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import { createBrokerConnection, discoverJobs } from '../../protocols/amqp/index.js'
+import { JobInfoSchema, type JobInfo } from '../../protocols/job/job-protocol.js'
+import type { Logger } from '../logger.js'
+
+/**
+ * Throws when no coordinator (of job `jobId`, when given) answered within `waitMs` (default 1 s;
+ * the caller retries with backoff).
+ */
+export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: string, log: Logger, options: { jobId?: string, waitMs?: number } = {}): Promise<JobInfo> {
+  const waitMs = options.waitMs ?? 1000
+  const connection = createBrokerConnection({ url: amqpUrl, logger: log })
+  try {
+    await connection.start()
+    const answers = await discoverJobs(connection, key, selfId, { waitMs, logger: log })
+    for (const answer of answers) {
+      const parsed = JobInfoSchema.safeParse(answer.info)
+      // only a coordinator's own word about itself is taken
+      if (parsed.success && parsed.data.coordinator.peerId === answer.from && (options.jobId === undefined || parsed.data.jobId === options.jobId)) return parsed.data
+    }
+    throw new Error(`no ${options.jobId !== undefined ? `coordinator of job ${options.jobId}` : 'job'} answered on the broker at ${new URL(amqpUrl).host} within ${waitMs} ms`)
+  } finally {
+    await connection.stop()
+  }
+}

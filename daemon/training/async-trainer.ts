@@ -1,0 +1,172 @@
+/**
+ * The asynchronous step loop of one peer (mode: async). A step never waits for the others: the
+ * peer computes its gradient on its shard, publishes it, and aggregates it (with the job's
+ * robust rule) with the newest gradient each other member has published, as long as it is at
+ * most `maxStaleness` steps old and was not used before: the paper's per-peer latest-gradient
+ * queue (Barrak et al., "Exploring the impact of serverless computing on peer to peer training
+ * machine learning", 2023, asynchronous variant). Parameters then drift apart; every
+ * `averageEvery` steps and at every epoch's end the members run a robust parameter-averaging
+ * round (a barrier with the step deadline): each sends its parameters' change since the last
+ * agreed parameters (the anchor), compressed like a gradient, and all set
+ * anchor + robust-aggregate(changes). Members that aggregated the same set hold identical
+ * parameters afterwards; the anchor digest travels with each change, so a member whose anchor
+ * differs (a joiner, a missed round) is re-synced by the runner's divergence repair.
+ *
+ * On the wire, the gradient of step t is tagged 2t and the averaging round after step t 2t + 1.
+ */
+import { createRng, deriveSeed } from '../../ml/core/rng.js'
+import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import type { InboundGradient, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './sync-trainer.js'
+import { parameterDigest } from './training-state.js'
+
+/** wire tag of step t's gradient */
+export const gradientTag = (step: number): number => 2 * step
+/** wire tag of the averaging round after step t */
+export const averagingTag = (step: number): number => 2 * step + 1
+
+/** how far ahead of this peer another member's gradients are looked for (steps) */
+const LOOK_AHEAD_STEPS = 32
+
+export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
+  const { config, progress, membership, collector, stages } = deps
+  const batchSize = config.batchSize
+  let anchor = deps.params.slice()
+  /** the newest step of each sender already aggregated: never used twice */
+  const usedUpTo = new Map<string, number>()
+  let permutation: { epoch: number, perm: Uint32Array } | undefined
+  let sendFailure: { error: unknown } | undefined
+
+  const permutationFor = (epoch: number): Uint32Array => {
+    if (permutation?.epoch !== epoch) permutation = { epoch, perm: epochPermutation(deps.train.size, config.seed, epoch) }
+    return permutation.perm
+  }
+  const send = (step: number, tag: number, digest: string, payload: Uint8Array, recipients: readonly string[]): void => {
+    stages.time('send', () => deps.send({ step: tag, epoch: progress.epoch, digest, payload }, recipients)).catch((error: unknown) => { sendFailure ??= { error } })
+  }
+
+  /** the newest unused gradient of each other member, at most maxStaleness steps old */
+  const freshGradients = async (step: number, others: readonly string[]): Promise<Map<string, InboundGradient>> => {
+    const fresh = new Map<string, InboundGradient>()
+    const wanted = new Set(others)
+    for (let s = step + LOOK_AHEAD_STEPS; s >= Math.max(0, step - config.maxStaleness) && wanted.size > 0; s--) {
+      const { received } = await collector.collect(gradientTag(s), { expected: wanted, deadline: 0 })
+      for (const [sender, message] of received) {
+        wanted.delete(sender)
+        if (s > (usedUpTo.get(sender) ?? -1)) fresh.set(sender, message)
+      }
+    }
+    for (const [sender, message] of fresh) usedUpTo.set(sender, message.step / 2)
+    return fresh
+  }
+
+  /** robust averaging of the members' parameter changes since the anchor; returns who was missing */
+  const averageParameters = async (step: number, rank: number, others: readonly string[], signal?: AbortSignal): Promise<{ missing: string[], peerDigests: Map<string, string>, anchorDigest: string }> => {
+    const anchorDigest = parameterDigest(anchor)
+    const delta = new Float32Array(deps.params.length)
+    for (let i = 0; i < delta.length; i++) delta[i] = deps.params[i] - anchor[i]
+    const rng = createRng(deriveSeed(config.seed, step, rank, 0xa7e))
+    const payload = deps.codec.encode(delta, rng)
+    const own = deps.codec.decode(payload, delta.length)
+    send(step, averagingTag(step), anchorDigest, payload, others)
+    const collected = await stages.time('receive', async () => await collector.collect(averagingTag(step), {
+      expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
+      deadline: performance.now() + deps.deadline.current(),
+      signal
+    }))
+    const changes = new Map<string, Float32Array>([[deps.selfId, own]])
+    const peerDigests = new Map<string, string>()
+    for (const [sender, message] of collected.received) {
+      changes.set(sender, message.gradient)
+      peerDigests.set(sender, message.digest)
+    }
+    const ordered = [...changes.keys()].sort().map((id) => changes.get(id) as Float32Array)
+    // short of the rule's minimum for its f (2f+1) the round changes nothing: a smaller set
+    // would let one Byzantine member own too large a share of the average
+    if (ordered.length >= deps.aggregation.minInputs) {
+      const agreed = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered))
+      for (let i = 0; i < anchor.length; i++) deps.params[i] = anchor[i] + agreed[i]
+      anchor = deps.params.slice()
+    } else {
+      deps.log.warn({ step, changes: ordered.length }, `parameter averaging skipped: ${deps.aggregation.describeShortfall(ordered.length, 'arrived')}`)
+    }
+    return { missing: collected.missing, peerDigests, anchorDigest }
+  }
+
+  return {
+    stepsPerEpochAt(worldSize: number): number {
+      return Math.floor(deps.train.size / (worldSize * batchSize))
+    },
+
+    async runStep(signal?: AbortSignal): Promise<StepOutcome> {
+      const failure = sendFailure
+      sendFailure = undefined
+      if (failure !== undefined) throw failure.error
+      const stepStart = performance.now()
+      const step = progress.step
+      const members = membership.membersAt(step)
+      const rank = members.indexOf(deps.selfId)
+      if (rank < 0) return { kind: 'not-a-member' }
+      const worldSize = members.length
+      const others = members.filter((id) => id !== deps.selfId)
+
+      const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
+      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, gatherBatch(deps.train, indices)))
+      const sent = deps.attack === undefined ? result.gradient : deps.attack(result.gradient, step)
+      const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
+      const { payload, own } = await stages.time('compress', () => {
+        const bytes = deps.codec.encode(sent, rng)
+        return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
+      })
+      send(step, gradientTag(step), parameterDigest(deps.params), payload, others)
+
+      const waitStart = performance.now()
+      const fresh = await freshGradients(step, others)
+      const contributions = new Map<string, Float32Array>([[deps.selfId, own]])
+      for (const [sender, message] of fresh) contributions.set(sender, message.gradient)
+      // short of the rule's minimum for its f, no update this step (async never waits, and
+      // lowering f would let one Byzantine member own the update)
+      const enough = contributions.size >= deps.aggregation.minInputs
+      const contributors = enough ? [...contributions.keys()].sort() : []
+      if (enough) {
+        const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(contributors.map((id) => contributions.get(id) as Float32Array)))
+        await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
+      }
+
+      const worldAtEnd = membership.membersAt(step).length
+      const cursor = progress.cursor + worldAtEnd * batchSize
+      const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
+      const epochEnded = cursor + nextWorld * batchSize > deps.train.size
+      let averaging: Awaited<ReturnType<typeof averageParameters>> | undefined
+      // every member runs the round at the same steps: the counts and the cursor are the same on all
+      if (epochEnded || step % config.averageEvery === config.averageEvery - 1) averaging = await averageParameters(step, rank, others, signal)
+      if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+
+      progress.cursor = cursor
+      progress.step = step + 1
+      progress.epochLossSum += result.loss
+      progress.epochLossCount += 1
+      // gradients older than the staleness bound are never used again
+      collector.discardBefore(gradientTag(Math.max(0, step + 1 - config.maxStaleness)))
+      const waitedMs = performance.now() - waitStart
+      const stepMs = performance.now() - stepStart
+      if (averaging !== undefined && averaging.missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
+      const report: StepReport = {
+        step,
+        epoch: progress.epoch,
+        members,
+        contributors,
+        // only an averaging round waits for the others; only there is anyone missing
+        missing: averaging?.missing ?? [],
+        digest: averaging?.anchorDigest ?? parameterDigest(deps.params),
+        peerDigests: averaging?.peerDigests ?? new Map(),
+        loss: result.loss,
+        waitedMs,
+        stepMs,
+        epochEnded,
+        stepInEpoch: Math.round(progress.cursor / (nextWorld * batchSize)),
+        stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
+      }
+      return { kind: 'completed', report }
+    }
+  }
+}

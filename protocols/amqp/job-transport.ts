@@ -1,0 +1,456 @@
+/**
+ * The broker side of one job on one peer (the paper's queue design, done per receiver): a direct
+ * exchange per job; for each sender this peer hears from, an exclusive queue holding only that
+ * sender's latest gradient (x-max-length 1, overflow drop-head: a new gradient replaces an
+ * unread one); a control queue for broadcasts (membership, heartbeats, leaves), requests and
+ * replies (join, digest, leave) and snapshot chunks. Every message is a signed envelope
+ * (envelope.ts); gradients are published once per recipient as mandatory messages with
+ * publisher confirms, so a recipient without a queue yet is reported missed, never dropped
+ * silently. Exclusive queues disappear with their connection (a SIGKILLed peer leaves none);
+ * stop() deletes this peer's queues and, once no member is bound any more, the job's exchange.
+ */
+import { randomBytes } from 'node:crypto'
+import type { PrivateKey } from '@libp2p/interface'
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
+import type { Logger } from 'pino'
+import type { z } from 'zod'
+import { createInboundPipeline } from '../gradient-exchange/inbound.js'
+import type { FaultInjection } from '../gradient-exchange/fault-injector.js'
+import type { ExchangeStats, GradientHandler } from '../gradient-exchange/types.js'
+import { encodeGradientMessage, type GradientExpectations, type GradientMessage } from '../messages/gradient-message.js'
+import { createSnapshotDecoder, encodeSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
+import { BrokerUnavailableError, type BrokerConnection } from './broker-connection.js'
+import {
+  BrokerRequestRefusedError, BrokerRequestTimeoutError, ControlHeaderSchema, DiscoverHeaderSchema, ReplyHeaderSchema,
+  RequestHeaderSchema, SnapshotChunkHeaderSchema, SnapshotRequestHeaderSchema
+} from './control-messages.js'
+import { openEnvelope, sealEnvelope, type Envelope, type EnvelopeHeader } from './envelope.js'
+import { BROADCAST_KEY, controlKey, DISCOVERY_EXCHANGE, gradientKey, jobNames } from './names.js'
+
+/** below RabbitMQ's default max_message_size (128 MiB) with a wide margin */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+/**
+ * Latest-gradient queues are declared by both ends (the sender before its first publish, so a
+ * gradient never finds no queue because the receiver has not declared it yet): shared, deleted
+ * when their consumer goes (auto-delete), and expired after 10 minutes without one (a receiver
+ * that died before it ever consumed).
+ */
+const GRADIENT_QUEUE_OPTIONS = {
+  exclusive: false,
+  durable: false,
+  autoDelete: true,
+  arguments: { 'x-max-length': 1, 'x-overflow': 'drop-head', 'x-expires': 600_000 }
+}
+
+export interface AmqpJobTransportOptions {
+  readonly connection: BrokerConnection
+  readonly jobId: string
+  readonly selfId: string
+  /** this peer's libp2p key: signs every message */
+  readonly key: PrivateKey
+  readonly expect: GradientExpectations
+  readonly logger: Logger
+  readonly faults?: FaultInjection
+  /** largest message published; snapshots are chunked below it (default 4 MiB) */
+  readonly maxMessageBytes?: number
+}
+
+export type ControlHandler = (from: string, message: unknown) => void
+export type RequestHandler = (from: string, request: unknown) => Promise<unknown>
+export type SnapshotProvider = (from: string, minStep: number) => Promise<TrainingSnapshot>
+/** answer a discovery question (undefined: stay silent, e.g. not the coordinator) */
+export type DiscoveryHandler = (from: string) => unknown
+
+export interface AmqpJobTransportStats extends ExchangeStats {
+  readonly reconnects: number
+  readonly unroutable: number
+  /** inbound envelopes dropped (bad signature, wrong job, wrong sender for the queue) */
+  readonly badEnvelopes: number
+  readonly socketBytesWritten: number
+  readonly socketBytesRead: number
+}
+
+export interface AmqpJobTransport {
+  /** declare the topology and start consuming (the connection must be started) */
+  start(): Promise<void>
+  /**
+   * Delete this peer's queues, and with `deleteJob` the queues between it and `peers` (members
+   * that died leave theirs) and the job exchange once nobody is bound to it any more.
+   */
+  stop(options?: { deleteJob?: boolean, peers?: readonly string[] }): Promise<void>
+  /** keep a latest-gradient queue for `sender` (idempotent; re-declared after reconnects) */
+  watchSender(sender: string): void
+  publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ missed: string[] }>
+  onGradient(handler: GradientHandler): () => void
+  broadcast(message: unknown): Promise<void>
+  onControl(handler: ControlHandler): void
+  request<T>(peer: string, request: unknown, schema: z.ZodType<T>, options?: { timeoutMs?: number, signal?: AbortSignal }): Promise<T>
+  onRequest(handler: RequestHandler): void
+  fetchSnapshot(peer: string, minStep: number, options?: { signal?: AbortSignal, idleTimeoutMs?: number }): Promise<TrainingSnapshot>
+  serveSnapshots(provider: SnapshotProvider): void
+  onDiscovery(handler: DiscoveryHandler): void
+  stats(): AmqpJobTransportStats
+}
+
+interface Pending {
+  resolve(envelope: Envelope): void
+  reject(error: Error): void
+}
+
+export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJobTransport {
+  const { connection, jobId, selfId, key, logger } = options
+  const names = jobNames(jobId)
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const pipeline = createInboundPipeline({ expect: options.expect, logger, faults: options.faults })
+  const senders = new Set<string>()
+  const consuming = new WeakMap<ConfirmChannel, Set<string>>()
+  const pending = new Map<string, Pending>()
+  /** the newest step whose gradient was published to each recipient */
+  const newestStep = new Map<string, number>()
+  let controlHandler: ControlHandler = () => {}
+  let requestHandler: RequestHandler = async () => { throw new Error('this peer serves no requests yet') }
+  let snapshotProvider: SnapshotProvider = async () => { throw new Error('this peer has no state to serve yet') }
+  let discoveryHandler: DiscoveryHandler = () => undefined
+  let unregister: (() => void) | undefined
+  let running = false
+  let published = 0
+  let publishedBytes = 0
+  let badEnvelopes = 0
+
+  const header = (fields: Record<string, unknown> & { kind: string }): EnvelopeHeader => ({ ...fields, job: jobId, from: selfId })
+
+  const consumeOnce = async (ch: ConfirmChannel, queue: string, handler: (msg: ConsumeMessage) => void): Promise<void> => {
+    let set = consuming.get(ch)
+    if (set === undefined) {
+      set = new Set()
+      consuming.set(ch, set)
+    }
+    if (set.has(queue)) return
+    set.add(queue)
+    try {
+      await ch.consume(queue, (msg) => { if (msg !== null) handler(msg) }, { noAck: true })
+    } catch (error) {
+      set.delete(queue)
+      throw error
+    }
+  }
+
+  const declaredOn = new WeakMap<ConfirmChannel, Map<string, Promise<void>>>()
+  /** declare and bind the queue of gradients from `sender` to `receiver` (once per channel) */
+  const declareRoute = async (ch: ConfirmChannel, receiver: string, sender: string): Promise<void> => {
+    let declared = declaredOn.get(ch)
+    if (declared === undefined) {
+      declared = new Map()
+      declaredOn.set(ch, declared)
+    }
+    const queue = names.gradientQueue(receiver, sender)
+    let done = declared.get(queue)
+    if (done === undefined) {
+      done = (async () => {
+        await ch.assertQueue(queue, GRADIENT_QUEUE_OPTIONS)
+        await ch.bindQueue(queue, names.exchange, gradientKey(receiver, sender))
+      })()
+      declared.set(queue, done)
+      done.catch(() => declared.delete(queue))
+    }
+    await done
+  }
+
+  const declareGradientQueue = async (ch: ConfirmChannel, sender: string): Promise<void> => {
+    await declareRoute(ch, selfId, sender)
+    await consumeOnce(ch, names.gradientQueue(selfId, sender), (msg) => { void onGradientMessage(msg, sender) })
+  }
+
+  const declare = async (ch: ConfirmChannel): Promise<void> => {
+    await ch.assertExchange(names.exchange, 'direct', { durable: false, autoDelete: false })
+    await ch.assertExchange(DISCOVERY_EXCHANGE, 'fanout', { durable: false, autoDelete: true })
+    const control = names.controlQueue(selfId)
+    await ch.assertQueue(control, { exclusive: true, durable: false })
+    await ch.bindQueue(control, names.exchange, controlKey(selfId))
+    await ch.bindQueue(control, names.exchange, BROADCAST_KEY)
+    await ch.bindQueue(control, DISCOVERY_EXCHANGE, '')
+    await consumeOnce(ch, control, (msg) => { void onControlMessage(msg) })
+    for (const sender of senders) await declareGradientQueue(ch, sender)
+  }
+
+  const open = async (msg: ConsumeMessage): Promise<Envelope | undefined> => {
+    try {
+      const envelope = await openEnvelope(msg.content)
+      if (envelope.header.job !== jobId && envelope.header.kind !== 'discover') throw new Error(`message for job '${envelope.header.job}'`)
+      return envelope
+    } catch (error) {
+      badEnvelopes++
+      logger.warn({ err: (error as Error).message }, 'dropped a broker message')
+      return undefined
+    }
+  }
+
+  const onGradientMessage = async (msg: ConsumeMessage, sender: string): Promise<void> => {
+    const envelope = await open(msg)
+    if (envelope === undefined || !running) return
+    if (envelope.header.kind !== 'gradient' || envelope.header.from !== sender) {
+      badEnvelopes++
+      logger.warn({ queueSender: sender, from: envelope.header.from, kind: envelope.header.kind }, 'dropped a message in a gradient queue that its sender did not sign')
+      return
+    }
+    pipeline.accept(envelope.body, sender)
+  }
+
+  const send = async (routingKey: string, fields: Record<string, unknown> & { kind: string }, body?: Uint8Array, exchange = names.exchange): Promise<void> => {
+    const bytes = await sealEnvelope(key, header(fields), body)
+    await connection.publish(exchange, routingKey, bytes)
+  }
+
+  const reply = (to: string, id: string, outcome: { ok: true, result: unknown } | { ok: false, error: string }): void => {
+    send(controlKey(to), { kind: 'reply', id, ...outcome }).catch((error: unknown) => {
+      logger.debug({ to, err: (error as Error).message }, 'could not send a reply over the broker')
+    })
+  }
+
+  const serveSnapshot = async (from: string, id: string, minStep: number): Promise<void> => {
+    try {
+      const snapshot = await snapshotProvider(from, minStep)
+      // chunks of the encoder are packed into messages below the broker's size limit
+      const encoded = encodeSnapshot(snapshot, { chunkBytes: Math.max(4, Math.floor((maxMessageBytes - 64 * 1024) / 8) * 4) })
+      const limit = maxMessageBytes - 64 * 1024
+      let parts: Uint8Array[] = []
+      let size = 0
+      let index = 0
+      const flush = async (last: boolean): Promise<void> => {
+        await send(controlKey(from), { kind: 'snapshot-chunk', id, index: index++, last }, Buffer.concat(parts))
+        parts = []
+        size = 0
+      }
+      for (const chunk of encoded.chunks) {
+        if (size + chunk.byteLength > limit && parts.length > 0) await flush(false)
+        parts.push(chunk)
+        size += chunk.byteLength
+      }
+      await flush(true)
+    } catch (error) {
+      reply(from, id, { ok: false, error: (error as Error).message })
+    }
+  }
+
+  const onControlMessage = async (msg: ConsumeMessage): Promise<void> => {
+    const envelope = await open(msg)
+    if (envelope === undefined || !running) return
+    const from = envelope.header.from
+    const h = envelope.header
+    switch (h.kind) {
+      case 'control': {
+        const parsed = ControlHeaderSchema.safeParse(h)
+        if (parsed.success && from !== selfId) controlHandler(from, parsed.data.msg)
+        return
+      }
+      case 'request': {
+        const parsed = RequestHeaderSchema.safeParse(h)
+        if (!parsed.success) return
+        const { id } = parsed.data
+        requestHandler(from, parsed.data.req).then(
+          (result) => reply(from, id, { ok: true, result }),
+          (error: unknown) => reply(from, id, { ok: false, error: (error as Error).message })
+        )
+        return
+      }
+      case 'snapshot-request': {
+        const parsed = SnapshotRequestHeaderSchema.safeParse(h)
+        if (parsed.success) void serveSnapshot(from, parsed.data.id, parsed.data.minStep)
+        return
+      }
+      case 'reply':
+      case 'snapshot-chunk': {
+        const id = typeof h.id === 'string' ? h.id : ''
+        pending.get(`${from}/${id}`)?.resolve(envelope)
+        return
+      }
+      case 'discover': {
+        const parsed = DiscoverHeaderSchema.safeParse(h)
+        if (!parsed.success || from === selfId) return
+        const info = discoveryHandler(from)
+        if (info === undefined) return
+        sealEnvelope(key, { kind: 'discover-reply', job: jobId, from: selfId, id: parsed.data.id, info })
+          .then(async (bytes) => await connection.publish('', parsed.data.replyTo, bytes))
+          .catch((error: unknown) => logger.debug({ err: (error as Error).message }, 'could not answer a discovery question'))
+        return
+      }
+      default:
+        badEnvelopes++
+    }
+  }
+
+  /** wait for envelopes answering `id` from `peer`; `onEnvelope` returns true when done */
+  const awaitAnswers = (peer: string, id: string, onEnvelope: (e: Envelope) => boolean, timeoutMs: number, signal?: AbortSignal, idle = false): { done: Promise<void>, cancel(): void } => {
+    const k = `${peer}/${id}`
+    let timer: NodeJS.Timeout | undefined
+    let cancel = (): void => {}
+    const done = new Promise<void>((resolve, reject) => {
+      if (signal?.aborted === true) {
+        reject(signal.reason as Error)
+        return
+      }
+      const finish = (error?: Error): void => {
+        clearTimeout(timer)
+        pending.delete(k)
+        signal?.removeEventListener('abort', onAbort)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const arm = (): void => {
+        clearTimeout(timer)
+        timer = setTimeout(() => finish(new BrokerRequestTimeoutError(`no answer from ${peer} over the broker within ${timeoutMs} ms`)), timeoutMs)
+      }
+      const onAbort = (): void => finish(signal?.reason as Error ?? new Error('aborted'))
+      cancel = () => finish(new Error('cancelled'))
+      signal?.addEventListener('abort', onAbort, { once: true })
+      arm()
+      pending.set(k, {
+        resolve: (envelope) => {
+          try {
+            if (onEnvelope(envelope)) finish()
+            else if (idle) arm()
+          } catch (error) {
+            finish(error as Error)
+          }
+        },
+        reject: (error) => finish(error)
+      })
+    })
+    return { done, cancel: () => cancel() }
+  }
+
+  return {
+    async start() {
+      if (running) return
+      running = true
+      pipeline.start()
+      unregister = connection.onTopology(declare)
+      if (connection.connected()) await connection.withChannel(declare)
+    },
+    async stop(stopOptions = {}) {
+      if (!running) return
+      running = false
+      pipeline.stop()
+      unregister?.()
+      for (const p of [...pending.values()]) p.reject(new Error('broker transport stopped'))
+      pending.clear()
+      if (!connection.connected()) return
+      try {
+        await connection.withScratchChannel(async (ch) => {
+          const others = new Set([...senders, ...newestStep.keys(), ...(stopOptions.deleteJob === true ? stopOptions.peers ?? [] : [])])
+          others.delete(selfId)
+          for (const peer of others) {
+            await ch.deleteQueue(names.gradientQueue(selfId, peer))
+            // the way back: a member that died before consuming it leaves it behind
+            if (stopOptions.deleteJob === true) await ch.deleteQueue(names.gradientQueue(peer, selfId))
+          }
+          await ch.deleteQueue(names.controlQueue(selfId))
+        })
+        if (stopOptions.deleteJob === true) {
+          // fails (closing only this scratch channel) while another member is still bound
+          await connection.withScratchChannel(async (ch) => { await ch.deleteExchange(names.exchange, { ifUnused: true }) }).catch(() => {})
+        }
+      } catch (error) {
+        logger.debug({ err: (error as Error).message }, 'could not delete the job queues (they go with the connection)')
+      }
+    },
+    watchSender(sender) {
+      if (sender === selfId || senders.has(sender)) return
+      senders.add(sender)
+      if (!running || !connection.connected()) return
+      connection.withChannel(async (ch) => { await declareGradientQueue(ch, sender) }).catch((error: unknown) => {
+        // re-declared with the rest of the topology when the connection comes back
+        logger.debug({ sender, err: (error as Error).message }, 'could not declare a gradient queue yet')
+      })
+    },
+    async publishGradient(message, recipients) {
+      const bytes = await sealEnvelope(key, header({ kind: 'gradient' }), encodeGradientMessage(message))
+      const missed: string[] = []
+      // a queue keeps only the latest message: a late retry of an older step would push out a
+      // newer gradient the recipient has not read yet, so it is not sent (the newer one supersedes it)
+      const current = recipients.filter((r) => (newestStep.get(r) ?? -1) <= message.step)
+      for (const r of current) newestStep.set(r, message.step)
+      await Promise.all(current.map(async (recipient) => {
+        try {
+          await connection.withChannel(async (ch) => { await declareRoute(ch, recipient, selfId) })
+          const outcome = await connection.publish(names.exchange, gradientKey(recipient, selfId), bytes, { mandatory: true })
+          if (outcome === 'unroutable') missed.push(recipient)
+          else {
+            published++
+            publishedBytes += bytes.byteLength
+          }
+        } catch (error) {
+          if (!(error instanceof BrokerUnavailableError) && connection.connected()) throw error
+          missed.push(recipient)
+        }
+      }))
+      return { missed }
+    },
+    onGradient: (handler) => pipeline.addHandler(handler),
+    async broadcast(message) {
+      await send(BROADCAST_KEY, { kind: 'control', msg: message })
+    },
+    onControl(handler) {
+      controlHandler = handler
+    },
+    async request(peer, request, schema, requestOptions = {}) {
+      const id = randomBytes(8).toString('hex')
+      let answer: Envelope | undefined
+      const wait = awaitAnswers(peer, id, (e) => { answer = e; return true }, requestOptions.timeoutMs ?? 10_000, requestOptions.signal)
+      try {
+        await send(controlKey(peer), { kind: 'request', id, req: request })
+      } catch (error) {
+        wait.cancel()
+        await wait.done.catch(() => {})
+        throw error
+      }
+      await wait.done
+      const parsed = ReplyHeaderSchema.safeParse(answer?.header)
+      if (!parsed.success) throw new BrokerRequestRefusedError(`malformed reply from ${peer}`)
+      if (!parsed.data.ok) throw new BrokerRequestRefusedError(`${peer} refused: ${parsed.data.error ?? 'no reason given'}`)
+      return schema.parse(parsed.data.result)
+    },
+    onRequest(handler) {
+      requestHandler = handler
+    },
+    async fetchSnapshot(peer, minStep, fetchOptions = {}) {
+      const id = randomBytes(8).toString('hex')
+      const decoder = createSnapshotDecoder()
+      let next = 0
+      let result: TrainingSnapshot | undefined
+      const wait = awaitAnswers(peer, id, (e) => {
+        if (e.header.kind === 'reply') {
+          const parsed = ReplyHeaderSchema.safeParse(e.header)
+          throw new BrokerRequestRefusedError(`${peer} refused the snapshot: ${parsed.success ? parsed.data.error ?? '' : 'malformed reply'}`)
+        }
+        const chunk = SnapshotChunkHeaderSchema.parse(e.header)
+        if (chunk.index !== next) throw new BrokerRequestRefusedError(`snapshot chunk ${chunk.index} from ${peer} arrived where ${next} was due (a chunk was lost): fetch again`)
+        next++
+        decoder.push(e.body)
+        if (!chunk.last) return false
+        result = decoder.finish()
+        return true
+      }, fetchOptions.idleTimeoutMs ?? 60_000, fetchOptions.signal, true)
+      try {
+        await send(controlKey(peer), { kind: 'snapshot-request', id, minStep })
+      } catch (error) {
+        wait.cancel()
+        await wait.done.catch(() => {})
+        throw error
+      }
+      await wait.done
+      if (result === undefined) throw new BrokerRequestRefusedError(`no snapshot from ${peer}`)
+      return result
+    },
+    serveSnapshots(provider) {
+      snapshotProvider = provider
+    },
+    onDiscovery(handler) {
+      discoveryHandler = handler
+    },
+    stats() {
+      const c = connection.stats()
+      return { ...pipeline.stats(published, publishedBytes), reconnects: Math.max(0, c.connects - 1), unroutable: c.unroutable, badEnvelopes, socketBytesWritten: c.socketBytesWritten, socketBytesRead: c.socketBytesRead }
+    }
+  }
+}

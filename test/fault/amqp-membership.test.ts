@@ -1,0 +1,105 @@
+/**
+ * Membership over the RabbitMQ broker (issue 18): real daemon processes with no libp2p bootstrap
+ * find the job on the broker, one is SIGKILLed and evicted, the rest finish with identical
+ * parameters; a peer joins mid-training (state sync over the broker); two jobs share the broker
+ * without mixing; nothing of a job stays on the broker after it.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { runDemo } from '../../daemon/demo/run-demo.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
+import { BROKER_URL, brokerNames } from '../amqp/broker-names.js'
+import { eventually, parseFinished } from '../e2e/support/daemon-process.js'
+import { useDaemonFleet } from '../e2e/support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('amqp-members', { clientTimeoutMs: 5_000 })
+
+describe('membership over the broker', () => {
+  it('daemons find the job on the broker; a SIGKILLed one is evicted, the rest finish identical, no queue left', async () => {
+    const jobId = `amqp-members-${process.pid}`
+    const jobDir = fleet.dataDir('job')
+    mkdirSync(jobDir, { recursive: true })
+    writeFileSync(join(jobDir, 'job.json'), JSON.stringify({
+      id: jobId, transport: 'amqp', model: 'mlp', epochs: 4, batchSize: 64, trainSamples: 4096,
+      minPeers: 3, stepDeadlineMs: 3000, evictAfterMissedSteps: 3, aggregation: { rule: 'mean', f: 0 }, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }
+    }))
+    const broker = ['--amqp-url', BROKER_URL, '--exit-when-done']
+    const host = fleet.start('host', ['--config', join(jobDir, 'job.json'), ...broker])
+    await host.waitForStdout(/hosting job/, 120_000)
+    // no --bootstrap: they find the job on the broker
+    const peers = [host, fleet.start('peer1', broker), fleet.start('peer2', broker)]
+    const hostClient = clientFor(host)
+    await eventually(async () => { const s = await hostClient.status(); return s.state === 'training' && s.step >= 10 ? s : undefined }, 120_000, 'training past step 10')
+    const victimId = peers[2].stderr().match(/"peerId":"(\w+)"/)?.[1]
+    peers[2].kill('SIGKILL')
+    const survivors = [peers[0], peers[1]]
+    await Promise.all(survivors.map(async (p) => await p.exited))
+    const context = fleet.describe()
+    expect(survivors.map((p) => p.exitCode()), context).toEqual([0, 0])
+    const finished = survivors.map((p) => parseFinished(p.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    expect(finished[0]!.accuracy).toBeGreaterThan(80)
+    const evictions = host.logs().filter((l) => l.msg === 'evicting a member that missed too many steps')
+    expect(evictions.map((e) => e.peer), context).toEqual([victimId])
+    expect(brokerNames('queues', jobId)).toEqual([])
+    expect(brokerNames('exchanges', jobId)).toEqual([])
+  }, 400_000)
+
+  it('a peer joining mid-job fetches the state over the broker and ends identical', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'amqp-late-'))
+    const job = parseJobConfig({ id: `amqp-late-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 3, batchSize: 64, trainSamples: 4096, minPeers: 2, aggregation: { rule: 'mean', f: 0 }, stepDeadlineMs: 3000 })
+    const loadDatasets = createCachedDatasetLoader()
+    const daemons: PeerDaemon[] = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        const d = await createPeerDaemon({
+          config: { dataDir: join(root, `p${i}`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(root, `p${i}`, 's.sock'), logLevel: 'silent', computeThreads: 1, amqpUrl: BROKER_URL },
+          log: silentLogger(), ...(i === 0 ? { job } : {}), controlSocket: false, name: `p${i}`, joinJobId: job.id, loadDatasets
+        })
+        daemons.push(d)
+        await d.start()
+        if (i === 1) await eventually(() => (daemons[0].session()?.runner()?.progress().step ?? 0) >= 10 ? true : undefined, 120_000, 'step 10')
+      }
+      const results = await Promise.all(daemons.map(async (d) => await d.jobDone()))
+      expect(results.every((r) => r !== undefined)).toBe(true)
+      expect(new Set(results.map((r) => r!.digest)).size).toBe(1)
+      // the late peer started from the state of a step past 10, fetched over the broker
+      const late = daemons[2].session()!.runner()!
+      expect(late.membership().record(daemons[2].peerId)!.joinStep).toBeGreaterThanOrEqual(10)
+    } finally {
+      await Promise.all(daemons.map(async (d) => { await d.stop().catch(() => {}) }))
+      await rm(root, { recursive: true, force: true })
+    }
+    expect(brokerNames('queues', job.id!)).toEqual([])
+  }, 240_000)
+
+  it('two jobs on one broker at once do not mix', async () => {
+    const base = { transport: 'amqp' as const, model: 'mlp', epochs: 2, batchSize: 64, trainSamples: 2048, optimizer: { type: 'sgd' as const, lr: 0.1, momentum: 0.9 } }
+    const a = parseJobConfig({ ...base, id: `amqp-two-a-${process.pid}`, seed: 1 })
+    const b = parseJobConfig({ ...base, id: `amqp-two-b-${process.pid}`, seed: 2 })
+    const [ra, rb] = await Promise.all([
+      runDemo({ peers: 3, job: a, log: silentLogger() }),
+      runDemo({ peers: 3, job: b, log: silentLogger() })
+    ])
+    for (const r of [ra, rb]) {
+      expect(r.identicalParameters).toBe(true)
+      expect(r.rejected).toBe(0)
+      for (const p of r.peers) expect(p.result!.test.accuracy).toBeGreaterThan(0.7)
+    }
+    // different seeds: had any gradient crossed over, a job would have rejected it (wrong job id)
+    expect(ra.peers[0].result!.digest).not.toBe(rb.peers[0].result!.digest)
+    // each job ran its steps with its own three members: same step count on all its peers
+    for (const r of [ra, rb]) expect(new Set(r.peers.map((p) => p.result!.step)).size).toBe(1)
+    for (const id of [a.id!, b.id!]) {
+      expect(brokerNames('queues', id)).toEqual([])
+      expect(brokerNames('exchanges', id)).toEqual([])
+    }
+  }, 180_000)
+})
