@@ -161,13 +161,16 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const quorum = Math.max(1, Math.ceil(config.quorum * worldSize))
       const collected = await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
+          const expected = new Set(others.filter((id) => membership.isMemberAt(id, step)))
           const outcome = await collector.collect(step, {
-            expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
+            expected,
             deadline: performance.now() + deps.deadline.current(),
             signal
           })
           if (signal?.aborted === true) return outcome
-          if (outcome.received.size + 1 >= quorum) return outcome
+          // every other member left at this step (all stopping at once): nobody to wait for (the
+          // collect returns at once, and waiting on would spin)
+          if (outcome.received.size + 1 >= quorum || expected.size === 0) return outcome
           // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
           // Any leave step counts, also one after this step: they finished this step without
           // us, and its gradients were lost on the dead link, so no quorum is ever coming
