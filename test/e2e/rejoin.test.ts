@@ -43,9 +43,7 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(await killed.exited).toBe(-1)
     // same data dir, no --bootstrap, no job flags
     const again = fleet.start('peer2-again', ['--exit-when-done'], { dataDir: killed.dataDir })
-    const dbg = setTimeout(() => { console.log('DEBUG\n' + fleet.describe()) }, 110_000)
     const codes = await Promise.all([host.exited, stays.exited, again.exited])
-    clearTimeout(dbg)
     const context = fleet.describe()
     expect(codes, context).toEqual([0, 0, 0])
     expect(again.logs().some((l) => l.msg === 're-joining the job its members carry on'), context).toBe(true)
