@@ -77,6 +77,8 @@ const CHECKPOINT_DIR = 'checkpoint'
 const DIGEST_WAIT_MS = 25_000
 /** a restarted member waits this long at most for a more senior member to resume the job */
 const SENIOR_RESUME_WAIT_MS = 60_000
+/** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
+const RESTART_GRACE_MS = 15_000
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
@@ -282,6 +284,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const resumeOrRejoin = async (snapshot: JobSnapshot | undefined, known: KnownMembers, signal: AbortSignal): Promise<void> => {
     const jobId = snapshot?.jobConfig.id ?? known.jobId
     const started = Date.now()
+    const senior = known.members[0]?.peerId === peerId
     let delay = 500
     joining++
     try {
@@ -299,7 +302,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
             await session?.stop().catch(() => {})
             session = undefined
           }
-        } else if (snapshot !== undefined && (probe.kind === 'resume' || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
+        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
           await hostJob(snapshot.jobConfig, snapshot)
           return
         }
