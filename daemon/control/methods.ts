@@ -24,8 +24,12 @@ export const StatusResultSchema = z.object({
   epoch: count,
   /** last training loss, null before the first step */
   loss: finiteOrNull,
-  /** last validation accuracy in [0, 1], null before the first validation */
+  /** last validation accuracy in [0, 1] (held-out validation split), null before the first validation */
   accuracy: z.number().min(0).max(1).nullable(),
+  /** test-split accuracy in [0, 1] at the job's end, null until the job finished */
+  testAccuracy: z.number().min(0).max(1).nullable(),
+  /** why the job stopped ('epochs', 'early-stopping'), null until it finished */
+  stopReason: z.string().nullable(),
   learningRate: finiteOrNull,
   liveMembers: count,
   /** why training cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members'; null when it can */

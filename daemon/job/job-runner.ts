@@ -304,7 +304,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
 
   const run = async (): Promise<JobResult | undefined> => {
     try {
-      if (finishedFromSnapshot) return await finish('epochs')
+      // the reason the members that finished it give (not always 'epochs')
+      if (finishedFromSnapshot) return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
       if (runnerState === 'waiting') await members.awaitStart(abort.signal)
       runnerState = 'training'
       while (!abort.signal.aborted) {

@@ -49,7 +49,10 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         step: progress?.step ?? 0,
         epoch: progress?.epoch ?? 0,
         loss: report !== undefined && Number.isFinite(report.loss) ? report.loss : null,
-        accuracy: validation?.accuracy ?? runner?.result()?.test.accuracy ?? null,
+        // validation accuracy only (a peer that joined a finished job has the others' history)
+        accuracy: validation?.accuracy ?? runner?.result()?.history.at(-1)?.validationAccuracy ?? null,
+        testAccuracy: runner?.result()?.test.accuracy ?? null,
+        stopReason: runner?.result()?.reason ?? null,
         learningRate: progress?.lr ?? null,
         liveMembers: runner === undefined || progress === undefined ? 0 : runner.membership().membersAt(progress.step).length,
         waiting: runner?.waitingFor()?.reason ?? null,

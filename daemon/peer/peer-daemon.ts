@@ -96,6 +96,8 @@ const CHECKPOINT_DIR = 'checkpoint'
 const DIGEST_WAIT_MS = 25_000
 /** a restarted member waits this long at most for a more senior member to resume the job */
 const SENIOR_RESUME_WAIT_MS = 60_000
+/** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
+const RESTART_GRACE_MS = 15_000
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
@@ -340,9 +342,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
    * before this one (admission order) is reachable, so the members restarted together resume one
    * job, not one each.
    */
-  const resumeOrRejoin = async (snapshot: JobSnapshot, known: KnownMembers, signal: AbortSignal): Promise<void> => {
-    const jobId = snapshot.jobConfig.id ?? known.jobId
+  const resumeOrRejoin = async (snapshot: JobSnapshot | undefined, known: KnownMembers, signal: AbortSignal): Promise<void> => {
+    const jobId = snapshot?.jobConfig.id ?? known.jobId
     const started = Date.now()
+    const senior = known.members[0]?.peerId === peerId
     let delay = 500
     joining++
     try {
@@ -351,7 +354,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (signal.aborted) return
         if (probe.kind === 'running') {
           try {
-            log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot.step }, 're-joining the job its members carry on')
+            log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot?.step ?? null }, 're-joining the job its members carry on')
             await joinJob(probe.info, signal)
             return
           } catch (error) {
@@ -360,7 +363,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
             await session?.stop().catch(() => {})
             session = undefined
           }
-        } else if (probe.kind === 'resume' || Date.now() - started > SENIOR_RESUME_WAIT_MS) {
+        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
           await hostJob(snapshot.jobConfig, snapshot)
           return
         }
@@ -414,14 +417,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         void joinThroughBootstrap(joinAbort.signal)
       } else {
         const saved = await readCheckpoint(checkpointDir)
-        if (saved !== undefined) {
-          const snapshot = fromTrainingSnapshot(saved, `checkpoint in ${checkpointDir}`)
-          const known = await loadKnownMembers(config.dataDir)
-          const others = known !== undefined && known.jobId === snapshot.jobConfig.id ? known.members.filter((m) => m.peerId !== peerId && m.addrs.length > 0) : []
-          // a job that finished, or that no other member ran, is this daemon's alone
-          if (known !== undefined && others.length > 0 && !snapshot.meta.finished) void resumeOrRejoin(snapshot, known, joinAbort.signal)
-          else await hostJob(snapshot.jobConfig, snapshot)
-        }
+        const snapshot = saved === undefined ? undefined : fromTrainingSnapshot(saved, `checkpoint in ${checkpointDir}`)
+        const known = await loadKnownMembers(config.dataDir)
+        const sameJob = known !== undefined && (snapshot === undefined || known.jobId === snapshot.jobConfig.id)
+        const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && m.addrs.length > 0) : []
+        // a job that finished, or that no other member ran, is this daemon's alone; killed before
+        // its first checkpoint, it still re-joins the members it knew
+        if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void resumeOrRejoin(snapshot, known, joinAbort.signal)
+        else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
       }
       if (options.autoJoin === true) {
         autoJoin = createAutoJoin({

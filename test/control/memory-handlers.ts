@@ -56,6 +56,8 @@ export function createMemoryDaemon(): MemoryDaemon {
         epoch: Math.floor(step / 100),
         loss: jobId === null ? null : 0.25,
         accuracy: jobId === null ? null : 0.9,
+        testAccuracy: null,
+        stopReason: null,
         learningRate: jobId === null ? null : 0.05,
         liveMembers: 1,
         waiting: null,

@@ -29,6 +29,16 @@ describe('auto-join', () => {
     const context = fleet.describe()
     // three members shared the work: 1536 / (3 x 32) = 16 steps
     for (const s of statuses) expect(s.step, context).toBe(16)
+    // status fields mean one thing on every member: validation accuracy, test accuracy, stop reason
+    for (const s of statuses) {
+      expect(s.stopReason).toBe('epochs')
+      expect(s.accuracy).toBe(statuses[0].accuracy)
+      expect(s.testAccuracy).toBe(statuses[0].testAccuracy)
+    }
+    const testLine = /job finished \(epochs\) at step 16: test accuracy ([\d.]+) %, validation accuracy ([\d.]+) %/.exec(peers[0].stdout().split('\n').filter((l) => l.startsWith('job finished')).at(-1) ?? '')
+    expect(testLine, context).not.toBeNull()
+    expect((statuses[0].testAccuracy! * 100).toFixed(2)).toBe(testLine![1])
+    expect((statuses[0].accuracy! * 100).toFixed(2)).toBe(testLine![2])
     const digests = peers.map((p) => [...p.stdout().matchAll(/job finished \(\w+\) at step \d+: .* digest (\S+)/g)].map((m) => m[1]))
     for (const d of digests) expect(d, context).toHaveLength(2)
     expect(new Set(digests.map((d) => d[1])).size, context).toBe(1)

@@ -1,0 +1,88 @@
+/**
+ * Issue 14: restarts from the data dir, without --bootstrap.
+ * - A member killed with SIGKILL mid-training and restarted dials the members it knew
+ *   (members.json) and re-joins the job they carried on, instead of resuming its checkpoint as a
+ *   second, separate job.
+ * - Every member stopped mid-training and started again: the job goes on from the last
+ *   checkpoint (the most senior member resumes it, the others re-join it) to one final digest.
+ */
+import { createServer } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { eventually, parseFinished, type DaemonProcess } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('rejoin')
+
+const JOB = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0']
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function trainingPast(daemon: DaemonProcess, step: number): Promise<void> {
+  const client = clientFor(daemon)
+  await eventually(async () => {
+    const s = await client.status()
+    return s.state === 'training' && s.step >= step ? s : undefined
+  }, 90_000, `${daemon.name} training past step ${step}`)
+}
+
+describe('restarted from the data dir without --bootstrap', () => {
+  it('a member killed with SIGKILL re-joins the job the others carried on', async () => {
+    const host = fleet.start('host', [...JOB, '--seed', '31', '--deadline-ms', '3000', '--exit-when-done'])
+    const bootstrap = await host.address()
+    const [stays, killed] = [1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    await trainingPast(host, 12)
+    killed.kill('SIGKILL')
+    expect(await killed.exited).toBe(-1)
+    // same data dir, no --bootstrap, no job flags
+    const again = fleet.start('peer2-again', ['--exit-when-done'], { dataDir: killed.dataDir })
+    const codes = await Promise.all([host.exited, stays.exited, again.exited])
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    expect(again.logs().some((l) => l.msg === 're-joining the job its members carry on'), context).toBe(true)
+    expect(again.logs().some((l) => l.msg === 'joined job'), context).toBe(true)
+    expect(again.logs().some((l) => l.msg === 'resumed job from checkpoint'), context).toBe(false)
+    const finished = [host, stays, again].map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    expect(new Set(finished.map((f) => f!.step)).size, context).toBe(1)
+    for (const d of [host, stays, again]) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+
+  it('every member stopped mid-training and started again: the job goes on from the last checkpoint to one digest', async () => {
+    const ports = await Promise.all([0, 1, 2].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    const host = fleet.start('all-host', [...JOB, '--seed', '32', ...listen(0)])
+    const bootstrap = await host.address()
+    const joiners = [1, 2].map((i) => fleet.start(`all-peer${i}`, ['--bootstrap', bootstrap, ...listen(i)]))
+    const first = [host, ...joiners]
+    await trainingPast(host, 20)
+    for (const d of first) d.kill('SIGTERM')
+    expect(await Promise.all(first.map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0, 0])
+    for (const d of first) expect(d.stdout()).not.toMatch(/job finished/)
+
+    // all three again on their data dirs and ports, no --bootstrap, no job flags
+    const second = first.map((d, i) => fleet.start(`${d.name}-again`, ['--exit-when-done', ...listen(i)], { dataDir: d.dataDir }))
+    const codes = await Promise.all(second.map(async (d) => await d.exited))
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    // the host (most senior) resumed the job, the others re-joined it
+    const resumed = second[0].logs().find((l) => l.msg === 'resumed job from checkpoint')
+    expect(resumed, context).toBeDefined()
+    for (const d of second.slice(1)) expect(d.logs().some((l) => l.msg === 're-joining the job its members carry on'), d.name).toBe(true)
+    const finished = second.map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    // 3072 / (3 x 32) = 32 steps per epoch, 2 epochs: nothing repeated, nothing skipped
+    for (const f of finished) expect(f!.step, context).toBe(64)
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    expect(finished[0]!.accuracy).toBeGreaterThan(80)
+    for (const d of [...first, ...second]) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+})
