@@ -20,6 +20,7 @@ import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conver
 import type { Logger } from '../logger.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createJobSession, type JobSession } from './job-session.js'
+import { createRejectionLog } from './rejection-log.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -64,6 +65,11 @@ export interface PeerDaemon {
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
+  /**
+   * inbound input refused, by reason: job-protocol and state-sync requests ('job-*', 'state-*'),
+   * and the job's gradient and membership messages (see JobSession.rejectionCounts)
+   */
+  rejectionCounts(): Record<string, number>
 }
 
 const CHECKPOINT_DIR = 'checkpoint'
@@ -86,6 +92,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     metrics: traffic.metricsFactory
   })
   const peerId = node.peerId.toString()
+  /** job-protocol and state-sync requests refused, counted and logged without flooding */
+  const requestRejections = createRejectionLog(log)
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
   let session: JobSession | undefined
   let stateSync: StateSyncServer | undefined
@@ -254,13 +262,21 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS))
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }
-      }, { onError: (error) => log.debug({ err: error }, 'job request failed') })
+      }, {
+        onError: (error) => log.debug({ err: error }, 'job request failed'),
+        onRejected: (reason, remote, message) => requestRejections.reject(`job-${reason}`, { from: remote.toString() }, `job request: ${message}`)
+      })
       stateSync = await registerStateSyncServer(node.libp2p, {
         getSnapshot: async (request) => {
           const s = session
           if (s === undefined || s.jobId !== request.jobId) throw new StateSyncRefusedError('unknown-job', `this peer does not run job ${request.jobId}`)
-          return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000)))
-        }
+          try {
+            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000)))
+          } catch (error) {
+            throw new StateSyncRefusedError('not-ready', (error as Error).message)
+          }
+        },
+        onRejected: (reason, remote, message) => requestRejections.reject(`state-${reason}`, { from: remote.toString() }, `state-sync request: ${message}`)
       })
       if (options.controlSocket !== false) {
         control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve()), logger: log })
@@ -331,7 +347,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const written = await persist(snapshot, path ?? checkpointDir)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
-    shutdownRequested: () => shutdown.promise
+    shutdownRequested: () => shutdown.promise,
+    rejectionCounts() {
+      const counts: Record<string, number> = { ...requestRejections.counts() }
+      for (const [reason, n] of Object.entries(session?.rejectionCounts() ?? {})) counts[reason] = (counts[reason] ?? 0) + n
+      return counts
+    }
   }
   return daemon
 }

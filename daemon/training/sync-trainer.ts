@@ -31,6 +31,8 @@ export interface StepCodec {
 export interface StepAggregation {
   /** the fewest gradients a step aggregates (2f+1, or 2f+3 for Krum); short of it the step waits */
   readonly minInputs: number
+  /** faulty members the rule tolerates */
+  readonly f: number
   aggregate(gradients: readonly Float32Array[]): Float32Array
   /** e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members' */
   describeShortfall(have: number, what: string): string
@@ -213,9 +215,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // us, and its gradients were lost on the dead link, so no quorum is ever coming
           if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
           // members that already sent a later step completed this one without our gradient and
-          // will not send theirs for it again: only a re-sync catches up with them
+          // will not send theirs for it again: only a re-sync catches up with them. f+1 of them,
+          // since f could be lying about a step far ahead (and only f+1 can vouch for a state)
           const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
-          if (ahead.length > 0) return { kind: 'behind', step, ahead }
+          if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead }
           const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
