@@ -90,7 +90,11 @@ export const MetricsResultSchema = z.object({
     max: count
   }),
   rssMiB: z.number().min(0),
-  uptimeMs: z.number().min(0)
+  uptimeMs: z.number().min(0),
+  /** inbound connections refused, by reason ('not-allowlisted', 'handshake-failed') */
+  refusedConnections: z.record(z.string(), count),
+  /** inbound messages and requests refused, by reason (gradients, membership, job and state-sync requests) */
+  rejectedInputs: z.record(z.string(), count)
 })
 export type MetricsResult = z.infer<typeof MetricsResultSchema>
 

@@ -25,6 +25,21 @@ export interface BootstrapDialer {
   failures(): ReadonlyMap<string, number>
 }
 
+/** nothing answered at the address (vs. a peer that answered and then closed the connection) */
+const UNREACHABLE = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EADDRNOTAVAIL|ETIMEDOUT|timed out|timeout|aborted|no valid addresses/i
+
+/**
+ * What a failed dial probably means, for people: unreachable (the address, or the peer is not
+ * running), or reached and closed during or right after the handshake, which is how a private
+ * network with another key, or an allowlist without this peer, refuses it.
+ */
+export function describeDialFailure (error: unknown): string {
+  const err = error as { name?: string, message?: string, code?: string }
+  const text = `${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`
+  if (UNREACHABLE.test(text)) return 'cannot reach bootstrap peer; retrying (check the address and that the peer is running)'
+  return 'the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist; retrying'
+}
+
 export function createBootstrapDialer (options: BootstrapDialerOptions): BootstrapDialer {
   const initial = options.initialDelayMs ?? 500
   const max = Math.max(initial, options.maxDelayMs ?? 30_000)
@@ -59,8 +74,7 @@ export function createBootstrapDialer (options: BootstrapDialerOptions): Bootstr
       if (!running || gen !== generation) return
       const count = (failures.get(text) ?? 0) + 1
       failures.set(text, count)
-      options.logger.warn({ address: text, attempt: count, retryInMs: delay, err: (error as Error).message },
-        'cannot reach bootstrap peer; retrying (check the address and that the peer is running)')
+      options.logger.warn({ address: text, attempt: count, retryInMs: delay, err: (error as Error).message }, describeDialFailure(error))
       schedule(address, Math.min(max, delay * 2), gen)
     })
   }

@@ -13,7 +13,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, MultiaddrConnection, PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { generateKey, preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
@@ -23,6 +23,7 @@ import { pino, type Logger } from 'pino'
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.js'
 import { PeerNodeError } from './errors.js'
 import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
+import { createRefusedConnections } from './refused-connections.js'
 
 export type P2pmldLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
 
@@ -61,6 +62,8 @@ export interface PeerNode {
   /** dial a peer unless already connected; false (logged at debug) when it cannot be reached */
   connectTo(peerId: string, addrs?: readonly string[]): Promise<boolean>
   connectedPeers(): string[]
+  /** inbound connections refused since start, by reason (see refused-connections.ts) */
+  refusedConnections(): Record<string, number>
 }
 
 /** a fresh private-network key in the go-ipfs swarm.key format @libp2p/pnet reads */
@@ -98,6 +101,17 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     protector = preSharedKey({ psk })
   }
   const denied = (peer: PeerId): boolean => allowed !== undefined && !allowed.has(peer.toString())
+  const refused = createRefusedConnections(logger, options.psk !== undefined
+    ? 'the handshake failed (a peer with another pre-shared key, or not a libp2p peer)'
+    : 'the handshake failed (not a libp2p peer, or a peer that uses a pre-shared key)')
+  /** inbound connections accepted on TCP whose encryption is not set up yet */
+  const upgrading = new WeakSet<object>()
+  const watchInbound = (maConn: MultiaddrConnection): void => {
+    upgrading.add(maConn)
+    maConn.addEventListener('close', () => {
+      if (upgrading.has(maConn)) refused.refuse('handshake-failed', maConn.remoteAddr.toString())
+    }, { once: true })
+  }
 
   const libp2p = await createLibp2p({
     privateKey: options.privateKey,
@@ -113,7 +127,16 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       // loopback and private addresses are where tests and LAN clusters live
       denyDialMultiaddr: () => false,
       denyDialPeer: (peer) => denied(peer),
-      denyInboundEncryptedConnection: (peer) => denied(peer),
+      denyInboundConnection: (maConn) => {
+        watchInbound(maConn)
+        return false
+      },
+      denyInboundEncryptedConnection: (peer, maConn) => {
+        upgrading.delete(maConn)
+        if (!denied(peer)) return false
+        refused.refuse('not-allowlisted', maConn.remoteAddr.toString(), { peer: peer.toString() })
+        return true
+      },
       denyOutboundEncryptedConnection: (peer) => denied(peer)
     },
     services: {
@@ -213,7 +236,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     },
     connectedPeers () {
       return [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-    }
+    },
+    refusedConnections: () => refused.counts()
   }
   return node
 }
