@@ -10,7 +10,7 @@ import type { DaemonConfig } from '../../config/daemon-config.js'
 import { parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobInfoSchema, JobRequestSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
-import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
+import { closedByPeer, createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/index.js'
@@ -189,7 +189,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         return
       } catch (error) {
         if (signal.aborted) return
-        log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not join a job yet; retrying')
+        log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
         await session?.stop().catch(() => {})
         session = undefined
         await new Promise((resolve) => setTimeout(resolve, delay))

@@ -33,11 +33,19 @@ const UNREACHABLE = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EADDRNOTAVA
  * running), or reached and closed during or right after the handshake, which is how a private
  * network with another key, or an allowlist without this peer, refuses it.
  */
+export const PEER_CLOSED_HINT = 'the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'
+
+/** the remote end closed or reset the connection during or right after the handshake */
+export function closedByPeer (error: unknown): boolean {
+  const err = error as { name?: string, message?: string, code?: string }
+  return /ECONNRESET|EPIPE|UnexpectedEOF|StreamReset|ConnectionClosed|EncryptionFailed|stream closed|reset/i.test(`${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`)
+}
+
 export function describeDialFailure (error: unknown): string {
   const err = error as { name?: string, message?: string, code?: string }
   const text = `${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`
   if (UNREACHABLE.test(text)) return 'cannot reach bootstrap peer; retrying (check the address and that the peer is running)'
-  return 'the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist; retrying'
+  return `${PEER_CLOSED_HINT}; retrying`
 }
 
 export function createBootstrapDialer (options: BootstrapDialerOptions): BootstrapDialer {

@@ -90,7 +90,7 @@ describe('pre-shared key and allowlist', () => {
       const refused = cluster.daemons[0].node().refusedConnections()
       expect(refused['not-allowlisted'] ?? 0).toBeGreaterThan(0)
       for (const warnings of intruderWarnings) {
-        expect(warnings).toContain('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist; retrying')
+        expect(warnings.some((w) => w.includes('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'))).toBe(true)
         expect(warnings.some((w) => w.includes('check the address'))).toBe(false)
       }
       console.log(`security: refused at the bootstrap member ${JSON.stringify(refused)}`)
