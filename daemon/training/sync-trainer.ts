@@ -219,6 +219,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // since f could be lying about a step far ahead (and only f+1 can vouch for a state)
           const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
           if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead }
+          // nothing of its own to send and nothing from anyone: every member's gradient went
+          // non-finite at once (the parameters are blowing up), the job diverged
+          if (own === undefined && outcome.received.size === 0) {
+            throw new CodecError('non-finite', `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+          }
           const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
