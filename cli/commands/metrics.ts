@@ -15,9 +15,16 @@ export function formatMetrics(metrics: MetricsResult): string {
     ['received', `${formatBytes(net.bytesReceived)} in ${net.messagesReceived} messages`],
     ['contributors', `last ${c.last}, mean ${c.mean.toFixed(2)}, min ${c.min}, max ${c.max}`],
     ['rss', `${metrics.rssMiB.toFixed(1)} MiB`],
+    ['refused', formatCounts(metrics.refusedConnections)],
+    ['rejected', formatCounts(metrics.rejectedInputs)],
     ['uptime', formatDuration(metrics.uptimeMs)]
   ])
   return `${stages}\n\n${summary}`
+}
+
+function formatCounts(counts: Record<string, number>): string {
+  const entries = Object.entries(counts)
+  return entries.length === 0 ? 'none' : entries.map(([reason, n]) => `${reason} ${n}`).join(', ')
 }
 
 export function registerMetricsCommand(program: Command): void {

@@ -88,7 +88,11 @@ export const MetricsResultSchema = z.object({
     max: count
   }),
   rssMiB: z.number().min(0),
-  uptimeMs: z.number().min(0)
+  uptimeMs: z.number().min(0),
+  /** inbound connections refused, by reason ('not-allowlisted', 'handshake-failed') */
+  refusedConnections: z.record(z.string(), count),
+  /** inbound messages and requests refused, by reason (gradients, membership, job and state-sync requests) */
+  rejectedInputs: z.record(z.string(), count)
 })
 export type MetricsResult = z.infer<typeof MetricsResultSchema>
 
@@ -187,7 +191,9 @@ export const RPC_ERROR = {
   CHECKPOINT_FAILED: -32004,
   EXPORT_FAILED: -32006,
   SHUTTING_DOWN: -32005,
-  REQUEST_TOO_LARGE: -32010
+  REQUEST_TOO_LARGE: -32010,
+  /** every control connection is handling a request: retry */
+  SERVER_BUSY: -32011
 } as const
 
 /** An expected refusal from a handler, sent to the client with its code. */

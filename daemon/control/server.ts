@@ -1,7 +1,10 @@
 /**
  * The daemon's control socket: JSON-RPC 2.0, one request or batch per line, on a Unix socket
  * with mode 0600. Bounded per connection (line length, queued lines); a client that misbehaves
- * or vanishes only loses its own connection.
+ * or vanishes only loses its own connection. Bounded in connections too, without letting idle or
+ * slow clients lock `p2pmld status` out: a connection with no request in progress is closed after
+ * `idleTimeoutMs`, and at the cap the connection idle longest makes room for the new one (only
+ * when every connection is handling a request is the new one refused). Each closing is logged.
  */
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
@@ -18,7 +21,10 @@ export interface ControlServerOptions {
   readonly logger?: Logger
   /** longest request line accepted; a longer one gets an error and the connection is closed */
   readonly maxLineBytes?: number
+  /** connections served at once (default 64) */
   readonly maxConnections?: number
+  /** a connection with no request in progress is closed after this long (default 60 s) */
+  readonly idleTimeoutMs?: number
 }
 
 export interface ControlServer {
@@ -30,7 +36,8 @@ export interface ControlServer {
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-const DEFAULT_MAX_CONNECTIONS = 128
+const DEFAULT_MAX_CONNECTIONS = 64
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000
 /** lines read ahead of the one being handled before the socket is paused */
 const MAX_QUEUED_LINES = 32
 const CLOSE_GRACE_MS = 250
@@ -40,13 +47,32 @@ export function createControlServer(options: ControlServerOptions): ControlServe
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'control' })
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES
   const rpc = createControlRpc(handlers, logger)
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   const sockets = new Set<Socket>()
+  /** per connection: handling a request, and since when it is idle */
+  const activity = new Map<Socket, { busy: () => boolean, idleSince: number }>()
   let server: Server | undefined
   let socketIno: number | undefined
   let starting: Promise<void> | undefined
   let stopping: Promise<void> | undefined
 
   const onConnection = (socket: Socket): void => {
+    if (sockets.size >= maxConnections) {
+      // the one idle longest makes room; when every one is mid-request, the newcomer is refused
+      const idle = [...activity.entries()].filter(([, a]) => !a.busy()).sort((a, b) => a[1].idleSince - b[1].idleSince)[0]
+      if (idle === undefined) {
+        logger.warn({ maxConnections }, 'control connection refused: every connection is handling a request')
+        const error = createJSONRPCErrorResponse(null, RPC_ERROR.SERVER_BUSY, `the daemon serves ${maxConnections} control connections, all busy; retry shortly`)
+        socket.end(JSON.stringify(error) + '\n')
+        socket.destroySoon()
+        return
+      }
+      logger.warn({ maxConnections, idleMs: Date.now() - idle[1].idleSince }, 'control connections at the cap: closing the one idle longest')
+      idle[0].destroy()
+      sockets.delete(idle[0])
+      activity.delete(idle[0])
+    }
     sockets.add(socket)
     const queue: string[] = []
     let busy = false
@@ -81,6 +107,7 @@ export function createControlServer(options: ControlServerOptions): ControlServe
         }
       } finally {
         busy = false
+        state.idleSince = Date.now()
       }
       if (ended && queue.length === 0 && !socket.destroyed) socket.end()
     }
@@ -105,7 +132,18 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       }
     })
 
-    socket.on('data', (chunk: Buffer) => splitter.push(chunk))
+    const state = { busy: () => busy || queue.length > 0, idleSince: Date.now() }
+    activity.set(socket, state)
+    socket.setTimeout(idleTimeoutMs)
+    socket.on('timeout', () => {
+      if (state.busy()) return
+      logger.warn({ idleTimeoutMs }, 'closing an idle control connection')
+      socket.destroy()
+    })
+    socket.on('data', (chunk: Buffer) => {
+      state.idleSince = Date.now()
+      splitter.push(chunk)
+    })
     socket.on('error', (err) => logger.debug({ err }, 'control client connection error'))
     socket.on('end', () => {
       ended = true
@@ -115,13 +153,13 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       closed = true
       queue.length = 0
       sockets.delete(socket)
+      activity.delete(socket)
     })
   }
 
   const start = async (): Promise<void> => {
     await prepareSocketPath(socketPath)
     const srv = createServer({ allowHalfOpen: true }, onConnection)
-    srv.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject)
       srv.listen(socketPath, () => {

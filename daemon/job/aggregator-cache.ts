@@ -14,6 +14,7 @@ export function createStepAggregation(aggregation: AggregationConfig): StepAggre
   const minInputs = minimumPeersFor(aggregation.rule, aggregation.f)
   return {
     minInputs,
+    f: aggregation.f,
     aggregate: (gradients) => aggregator.aggregate(gradients),
     describeShortfall: (have, what) => `${aggregation.rule} with f=${aggregation.f} needs ${minInputs} gradients, ${have} ${what}`
   }

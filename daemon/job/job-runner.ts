@@ -94,6 +94,10 @@ export interface JobRunner {
  * would otherwise wait out the whole first step's deadline.
  */
 const ANNOUNCE_EVERY_MS = 1000
+/** recent steps whose digests a peer remembers, to vouch for another member's state */
+const DIGEST_HISTORY = 256
+/** a digest question for a step further ahead than this is refused at once, not waited on */
+const DIGEST_LOOKAHEAD = 16
 
 export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { runtime, log, selfId } = options
@@ -125,6 +129,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   /** training is over; the peer is agreeing with the others on the final state */
   let finalizing = false
   let stopAfterStep = false
+  /** the parameter digest at the start of each recent step this peer ran: it vouches for them */
+  const digestHistory = new Map<number, string>()
   /** served synchronously once the loop is at minStep, so the state cannot move in between */
   const stepWaiters: Array<{ minStep: number, serve: () => void }> = []
 
@@ -209,6 +215,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     network: options.network,
     membership: members,
     log,
+    f: config.aggregation.f,
+    knownDigests: (step) => new Map([...collector.receivedAt(step)].map(([sender, g]) => [sender, g.digest])),
     deadlineMs: () => deadline.current(),
     signal: () => abort.signal,
     step: () => progress.step,
@@ -355,6 +363,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         }
         const r = outcome.report
         report = r
+        // a step this peer ran alone carries a cheap sampled digest that nobody compares
+        if (r.members.length > 1) digestHistory.set(r.step, r.digest)
+        if (digestHistory.size > DIGEST_HISTORY) digestHistory.delete(digestHistory.keys().next().value as number)
         contributorCounts.push(r.contributors.length)
         if (contributorCounts.length > 10_000) contributorCounts.shift()
         options.events?.onStep?.(r)
@@ -441,8 +452,19 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     admit: (peerId) => members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
-    snapshotAt: (minStep, signal) => readAt(minStep, currentSnapshot, signal),
-    digestAt: (minStep, signal) => readAt(minStep, () => ({ step: progress.step, digest: parameterDigest(params) }), signal),
+    snapshotAt(minStep, signal) {
+      // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
+      if (minStep > progress.step + DIGEST_LOOKAHEAD) return Promise.reject(new Error(`this peer is at step ${progress.step}, far before step ${minStep}`))
+      return readAt(minStep, currentSnapshot, signal)
+    },
+    digestAt(minStep, signal) {
+      // a step this peer already ran: its digest then (the member asking vouches a state by it)
+      const past = digestHistory.get(minStep)
+      if (past !== undefined && minStep < progress.step) return Promise.resolve({ step: minStep, digest: past })
+      // far ahead of this peer: it will not get there soon, and an invented step is not waited for
+      if (minStep > progress.step + DIGEST_LOOKAHEAD) return Promise.reject(new Error(`this peer is at step ${progress.step}, far before step ${minStep}`))
+      return readAt(minStep, () => ({ step: progress.step, digest: parameterDigest(params) }), signal)
+    },
     currentSnapshot,
     isCoordinator: () => members.isCoordinator()
   }

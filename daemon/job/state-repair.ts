@@ -2,7 +2,10 @@
  * Bringing this peer's training state back in line with the other members': divergence repair
  * (its digest differs from the majority's at a step), catch-up (the others finished a step
  * without it) and the end-of-job agreement (the last step's digests reach no later step).
- * Each fetches a member's snapshot through the JobNetwork and hands it to `adopt`.
+ * Each fetches a member's snapshot through the JobNetwork and hands it to `adopt`, but only a
+ * state that f+1 members vouch for: at least f+1 members hold its parameter digest at its step
+ * (told by the digests that travel with their gradients, or asked), so no single peer (one
+ * announcing a far-ahead step, or inventing a digest) can make honest peers take its state.
  */
 import type { Logger } from '../logger.js'
 import { majorityDigest } from '../membership/digest-majority.js'
@@ -16,12 +19,19 @@ import type { JobNetwork, JobSnapshot } from './job-types.js'
 const FINAL_AGREEMENT_MIN_MS = 5_000
 const FINAL_AGREEMENT_MAX_MS = 120_000
 const FINAL_AGREEMENT_TRIES = 4
+/** bounds on how long vouching for a fetched state waits for members still getting to its step */
+const VOUCH_MIN_MS = 2_000
+const VOUCH_MAX_MS = 30_000
 
 export interface StateRepairOptions {
   readonly selfId: string
   readonly network: Pick<JobNetwork, 'fetchSnapshot' | 'queryDigest'>
   readonly membership: JobMembership
   readonly log: Logger
+  /** faulty members tolerated (aggregation.f): a state needs f+1 members vouching for it */
+  readonly f: number
+  /** digests members sent with their gradients for `step` (kept by the collector), by sender */
+  knownDigests(step: number): ReadonlyMap<string, string>
   /** the current step deadline in ms (the final agreement's budget scales with it) */
   deadlineMs(): number
   /** aborted when the job stops */
@@ -44,37 +54,85 @@ export interface StateRepair {
 
 export function createStateRepair(options: StateRepairOptions): StateRepair {
   const { selfId, network, membership, log } = options
+  const needed = options.f + 1
+
+  /**
+   * Whether at least f+1 members hold `digest` at `step`: the source that served it, the digests
+   * their gradients carried, then the other members of that step, asked (one that is not there
+   * yet answers when it gets there, within a few deadlines; one far behind refuses at once).
+   */
+  const vouched = async (step: number, digest: string, source: string): Promise<string[]> => {
+    const vouchers = new Set<string>([source])
+    const members = membership.view().membersAt(step).filter((id) => id !== selfId)
+    for (const [peer, held] of options.knownDigests(step)) if (held === digest && members.includes(peer)) vouchers.add(peer)
+    if (vouchers.size >= needed) return [...vouchers]
+    const ask = members.filter((id) => !vouchers.has(id))
+    const enough = new AbortController()
+    const budgetMs = Math.min(VOUCH_MAX_MS, Math.max(VOUCH_MIN_MS, 3 * options.deadlineMs()))
+    const signal = AbortSignal.any([options.signal(), enough.signal, AbortSignal.timeout(budgetMs)])
+    await Promise.all(ask.map(async (peer) => {
+      try {
+        const answer = await network.queryDigest(peer, step, signal)
+        if (answer.step === step && answer.digest === digest) vouchers.add(peer)
+        if (vouchers.size >= needed) enough.abort()
+      } catch {
+        // unreachable, refused or too slow: no vouch
+      }
+    }))
+    return [...vouchers]
+  }
+
+  /**
+   * Fetch from the first source whose state f+1 members vouch for (and that holds `expected`,
+   * when given) and adopt it; false when none did.
+   */
+  const adoptVouched = async (sources: readonly string[], minStep: number, why: string, expected?: { step: number, digest: string }): Promise<boolean> => {
+    for (const source of sources) {
+      let snap: JobSnapshot
+      try {
+        snap = await network.fetchSnapshot(source, minStep)
+      } catch (error) {
+        log.warn({ source, minStep, err: (error as Error).message }, `${why}: fetching the state failed, trying the next member`)
+        continue
+      }
+      const digest = parameterDigest(snap.params)
+      if (expected !== undefined && (snap.step !== expected.step || digest !== expected.digest)) {
+        log.warn({ source, step: snap.step, expected }, `${why}: the member sent another state than it announced, trying the next member`)
+        continue
+      }
+      const vouchers = expected !== undefined ? [source] : await vouched(snap.step, digest, source)
+      if (expected === undefined && vouchers.length < needed) {
+        log.warn({ source, step: snap.step, digest, vouchers, needed }, `${why}: refusing a state fewer than f+1 members vouch for`)
+        continue
+      }
+      options.adopt(snap)
+      return true
+    }
+    return false
+  }
 
   return {
     async repairDivergence(r) {
       if (r.peerDigests.size === 0) return false
       const majority = majorityDigest(new Map([...r.peerDigests, [selfId, r.digest]]), membership.view().seniority())
       if (majority.digest === r.digest) return false
-      log.warn({ step: r.step, own: r.digest, majority: majority.digest, holders: majority.holders }, 'parameters diverged from the majority: re-syncing state')
-      const source = majority.holders[0]
-      try {
-        options.adopt(await network.fetchSnapshot(source, options.step()))
-      } catch (error) {
-        // the divergence is still visible at the next step, which tries again
-        log.warn({ step: r.step, source, err: (error as Error).message }, 'state re-sync failed: training on, retrying at the next step')
+      if (majority.holders.length < needed) {
+        // e.g. a tie of one against one: the other digest may be a single peer's invention
+        log.warn({ step: r.step, own: r.digest, other: majority.digest, holders: majority.holders, needed }, 'parameters differ from another member\'s, but fewer than f+1 members hold its digest: keeping this peer\'s')
         return false
       }
-      return true
+      log.warn({ step: r.step, own: r.digest, majority: majority.digest, holders: majority.holders }, 'parameters diverged from the majority: re-syncing state')
+      // the divergence is still visible at the next step, which tries again
+      return await adoptVouched(majority.holders, options.step(), 'state re-sync')
     },
 
     async catchUp(step, ahead) {
       const seniority = membership.view().seniority()
-      const sources = [...ahead].sort((a, b) => seniority.indexOf(a) - seniority.indexOf(b))
+      const rank = (id: string): number => seniority.includes(id) ? seniority.indexOf(id) : seniority.length
+      const sources = [...ahead].sort((a, b) => rank(a) - rank(b))
       log.warn({ step, ahead: sources }, 'members finished this step without this peer: re-syncing to catch up')
-      for (const source of sources) {
-        try {
-          options.adopt(await network.fetchSnapshot(source, step + 1))
-          return
-        } catch (error) {
-          log.warn({ step, source, err: (error as Error).message }, 'catch-up re-sync failed: trying the next member')
-        }
-      }
-      // nobody could serve a state: the next attempt at the step runs it again
+      if (await adoptVouched(sources, step + 1, 'catch-up')) return
+      // nobody served a vouched state: the next attempt at the step runs it again
       await abortableSleep(500, options.signal())
     },
 
@@ -114,20 +172,13 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
         log.info({ step, digest: own, agreeing: majority.holders.length, of: others.length + 1, unanswered }, 'final parameters agree with the majority')
         return
       }
-      log.warn({ step, own, majority: majority.digest, holders: majority.holders, unanswered }, 'final parameters differ from the majority: re-syncing state')
-      for (const source of majority.holders) {
-        try {
-          const snap = await network.fetchSnapshot(source, step)
-          if (snap.step !== step || parameterDigest(snap.params) !== majority.digest) {
-            log.warn({ source, step: snap.step }, 'the majority member sent another state than it announced: trying the next holder')
-            continue
-          }
-          options.adopt(snap)
-          return
-        } catch (error) {
-          log.warn({ source, err: (error as Error).message }, 'final re-sync failed: trying the next holder')
-        }
+      if (majority.holders.length < needed) {
+        log.warn({ step, own, other: majority.digest, holders: majority.holders, needed, unanswered }, 'final parameters differ from another member\'s, but fewer than f+1 members hold its digest: keeping this peer\'s')
+        return
       }
+      log.warn({ step, own, majority: majority.digest, holders: majority.holders, unanswered }, 'final parameters differ from the majority: re-syncing state')
+      // each holder answered with the digest: the f+1 vouches are in; the state must match it
+      if (await adoptVouched(majority.holders, step, 'final re-sync', { step, digest: majority.digest })) return
       log.error({ step, own, majority: majority.digest }, 'could not re-sync to the majority\'s final parameters: finishing with this peer\'s own')
     }
   }

@@ -31,6 +31,8 @@ export interface GradientCollector<M extends CollectedGradient> {
    * so a peer still waiting on it has fallen behind them.
    */
   sendersAhead(step: number): string[]
+  /** the gradients kept for `step`, by sender */
+  receivedAt(step: number): ReadonlyMap<string, M>
   /** Peers no longer expected (left or evicted) stop being waited for at once. */
   forget(peerId: string): void
   /** Drop everything for steps before `step`. */
@@ -110,6 +112,10 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
 
     sendersAhead(step: number): string[] {
       return [...newestStep.entries()].filter(([, newest]) => newest > step).map(([sender]) => sender)
+    },
+
+    receivedAt(step: number): ReadonlyMap<string, M> {
+      return byStep.get(step) ?? new Map()
     },
 
     forget(peerId: string): void {

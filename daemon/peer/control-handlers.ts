@@ -137,7 +137,9 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         },
         contributors: runner?.contributorStats() ?? { last: 0, mean: 0, min: 0, max: 0 },
         rssMiB: process.memoryUsage.rss() / (1024 * 1024),
-        uptimeMs: Date.now() - daemon.startedAt
+        uptimeMs: Date.now() - daemon.startedAt,
+        refusedConnections: daemon.node().refusedConnections(),
+        rejectedInputs: daemon.rejectionCounts()
       }
     },
 

@@ -10,7 +10,7 @@ import type { DaemonConfig } from '../../config/daemon-config.js'
 import { ConfigError, parseJobConfig, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobInfoSchema, JobRequestSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
-import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
+import { closedByPeer, createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
@@ -31,6 +31,7 @@ import { createJobSession, type JobSession, type JobSessionEvents } from './job-
 import { createAmqpJobSession } from './amqp-job-session.js'
 import { askBrokerForJob } from './broker-join.js'
 import { DEFAULT_AMQP_URL } from '../../config/daemon-config.js'
+import { createRejectionLog } from './rejection-log.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -89,6 +90,11 @@ export interface PeerDaemon {
   runReport(source?: RunReport['source']): RunReport | undefined
   /** resolves when something asked the daemon to shut down (control socket) */
   shutdownRequested(): Promise<void>
+  /**
+   * inbound input refused, by reason: job-protocol and state-sync requests ('job-*', 'state-*'),
+   * and the job's gradient and membership messages (see JobSession.rejectionCounts)
+   */
+  rejectionCounts(): Record<string, number>
 }
 
 const CHECKPOINT_DIR = 'checkpoint'
@@ -121,6 +127,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     metrics: traffic.metricsFactory
   })
   const peerId = node.peerId.toString()
+  /** job-protocol and state-sync requests refused, counted and logged without flooding */
+  const requestRejections = createRejectionLog(log)
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
   let stateSync: StateSyncServer | undefined
   let control: ControlServer | undefined
@@ -273,7 +281,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
           return
         } catch (error) {
           if (signal.aborted) return
-          log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not join a job yet; retrying')
+          log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           await session?.stop().catch(() => {})
           session = undefined
           await new Promise((resolve) => setTimeout(resolve, delay))
@@ -398,13 +406,21 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (request.type === 'control') return s.decideControl(request.action)
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }
-      }, { onError: (error) => log.debug({ err: error }, 'job request failed') })
+      }, {
+        onError: (error) => log.debug({ err: error }, 'job request failed'),
+        onRejected: (reason, remote, message) => requestRejections.reject(`job-${reason}`, { from: remote.toString() }, `job request: ${message}`)
+      })
       stateSync = await registerStateSyncServer(node.libp2p, {
         getSnapshot: async (request) => {
           const s = session
           if (s === undefined || s.jobId !== request.jobId) throw new StateSyncRefusedError('unknown-job', `this peer does not run job ${request.jobId}`)
-          return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000)))
-        }
+          try {
+            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000)))
+          } catch (error) {
+            throw new StateSyncRefusedError('not-ready', (error as Error).message)
+          }
+        },
+        onRejected: (reason, remote, message) => requestRejections.reject(`state-${reason}`, { from: remote.toString() }, `state-sync request: ${message}`)
       })
       if (options.controlSocket !== false) {
         control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve()), logger: log })
@@ -522,7 +538,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     },
     runReport,
     shutdownRequested: () => shutdown.promise,
-    metrics: () => metrics
+    metrics: () => metrics,
+    rejectionCounts() {
+      const counts: Record<string, number> = { ...requestRejections.counts() }
+      for (const [reason, n] of Object.entries(session?.rejectionCounts() ?? {})) counts[reason] = (counts[reason] ?? 0) + n
+      return counts
+    }
   }
   return daemon
 }

@@ -15,7 +15,7 @@ import { offloadObserver, type StageRecorder } from '../metrics/stage-metrics.js
 import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
-import { stepDigest, type TrainingProgress } from './training-state.js'
+import { parameterDigest, stepDigest, type TrainingProgress } from './training-state.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
 export interface StepOptimizer {
@@ -32,6 +32,8 @@ export interface StepCodec {
 export interface StepAggregation {
   /** the fewest gradients a step aggregates (2f+1, or 2f+3 for Krum); short of it the step waits */
   readonly minInputs: number
+  /** faulty members the rule tolerates */
+  readonly f: number
   aggregate(gradients: readonly Float32Array[]): Float32Array
   /** e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members' */
   describeShortfall(have: number, what: string): string
@@ -195,7 +197,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         deps.onWaiting?.(deps.aggregation.describeShortfall(worldSize, worldSize === 1 ? 'live member' : 'live members'), true)
         return { kind: 'too-few-members', step, live: worldSize }
       }
-      const digest = stepDigest(deps.params, step)
+      // the digest members compare and vouch for: a full sha256 wherever another member may be
+      // asked about it. A sampled step digest would be cheaper, but f+1 members vouching for a
+      // sample cannot vouch for the parameters outside it (see stepDigest); alone, nobody asks
+      const digest = worldSize > 1 || deps.exchangeAlone === true ? parameterDigest(deps.params) : stepDigest(deps.params, step)
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       // dropout masks are seeded by (job seed, step, sample index): the same on every peer
@@ -265,9 +270,15 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // us, and its gradients were lost on the dead link, so no quorum is ever coming
           if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
           // members that already sent a later step completed this one without our gradient and
-          // will not send theirs for it again: only a re-sync catches up with them
+          // will not send theirs for it again: only a re-sync catches up with them. f+1 of them,
+          // since f could be lying about a step far ahead (and only f+1 can vouch for a state)
           const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
-          if (ahead.length > 0) return { kind: 'behind', step, ahead }
+          if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead }
+          // nothing of its own to send and nothing from anyone: every member's gradient went
+          // non-finite at once (the parameters are blowing up), the job diverged
+          if (own === undefined && outcome.received.size === 0) {
+            throw new CodecError('non-finite', `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+          }
           const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')

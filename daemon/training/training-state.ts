@@ -32,7 +32,8 @@ export type StopReason = 'epochs' | 'early-stopping' | 'stopped'
 /**
  * sha256 of all parameters (hex): the digest trusted across peers, where a state is checked
  * (a fetched snapshot against the majority's digest, the end-of-job agreement, the result).
- * Costs ~0.6 s/GB: too much for every step (see stepDigest).
+ * Costs ~0.6 s/GB. Members send it with every gradient: what f+1 members vouch for (state
+ * repair) must be the whole state, so the cheaper stepDigest serves only steps run alone.
  */
 export function parameterDigest(params: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength)).digest('hex')
@@ -57,7 +58,9 @@ export const STEP_DIGEST_BLOCK = 16
  * confined (a dead unit's weights) is still caught by the rotation within one sweep and by the
  * end-of-job agreement, which compares the full parameterDigest. Every member computes the same
  * function of (parameters, step), so equal parameters give equal digests on every peer. It is
- * not an integrity check of a state: snapshots are checked against parameterDigest.
+ * not an integrity check of a state: snapshots are checked against parameterDigest, and since
+ * members vouch for a state by the digests they sent (state repair), the sync trainer sends the
+ * full parameterDigest whenever it has peers; this one serves steps run alone (`p2pmld train`).
  */
 export function stepDigest(params: Float32Array, step: number): string {
   const n = params.length

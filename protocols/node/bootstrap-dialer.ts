@@ -25,6 +25,29 @@ export interface BootstrapDialer {
   failures(): ReadonlyMap<string, number>
 }
 
+/** nothing answered at the address (vs. a peer that answered and then closed the connection) */
+const UNREACHABLE = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EADDRNOTAVAIL|ETIMEDOUT|timed out|timeout|aborted|no valid addresses/i
+
+/**
+ * What a failed dial probably means, for people: unreachable (the address, or the peer is not
+ * running), or reached and closed during or right after the handshake, which is how a private
+ * network with another key, or an allowlist without this peer, refuses it.
+ */
+export const PEER_CLOSED_HINT = 'the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'
+
+/** the remote end closed or reset the connection during or right after the handshake */
+export function closedByPeer (error: unknown): boolean {
+  const err = error as { name?: string, message?: string, code?: string }
+  return /ECONNRESET|EPIPE|UnexpectedEOF|StreamReset|ConnectionClosed|EncryptionFailed|stream closed|reset/i.test(`${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`)
+}
+
+export function describeDialFailure (error: unknown): string {
+  const err = error as { name?: string, message?: string, code?: string }
+  const text = `${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`
+  if (UNREACHABLE.test(text)) return 'cannot reach bootstrap peer; retrying (check the address and that the peer is running)'
+  return `${PEER_CLOSED_HINT}; retrying`
+}
+
 export function createBootstrapDialer (options: BootstrapDialerOptions): BootstrapDialer {
   const initial = options.initialDelayMs ?? 500
   const max = Math.max(initial, options.maxDelayMs ?? 30_000)
@@ -59,8 +82,7 @@ export function createBootstrapDialer (options: BootstrapDialerOptions): Bootstr
       if (!running || gen !== generation) return
       const count = (failures.get(text) ?? 0) + 1
       failures.set(text, count)
-      options.logger.warn({ address: text, attempt: count, retryInMs: delay, err: (error as Error).message },
-        'cannot reach bootstrap peer; retrying (check the address and that the peer is running)')
+      options.logger.warn({ address: text, attempt: count, retryInMs: delay, err: (error as Error).message }, describeDialFailure(error))
       schedule(address, Math.min(max, delay * 2), gen)
     })
   }

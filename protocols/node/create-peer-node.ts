@@ -23,6 +23,7 @@ import { pino, type Logger } from 'pino'
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.js'
 import { addressesInUse, ListenAddressInUseError, PeerNodeError } from './errors.js'
 import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
+import { createRefusedConnections } from './refused-connections.js'
 
 export type P2pmldLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
 
@@ -66,6 +67,8 @@ export interface PeerNode {
   /** dial a peer unless already connected; false (logged at debug) when it cannot be reached */
   connectTo(peerId: string, addrs?: readonly string[]): Promise<boolean>
   connectedPeers(): string[]
+  /** inbound connections refused since start, by reason (see refused-connections.ts) */
+  refusedConnections(): Record<string, number>
 }
 
 /** a fresh private-network key in the go-ipfs swarm.key format @libp2p/pnet reads */
@@ -105,6 +108,9 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     protector = preSharedKey({ psk })
   }
   const denied = (peer: PeerId): boolean => allowed !== undefined && !allowed.has(peer.toString())
+  const refused = createRefusedConnections(logger, options.psk !== undefined
+    ? 'the handshake failed (a peer with another pre-shared key, or not a libp2p peer)'
+    : 'the handshake failed (not a libp2p peer, or a peer that uses a pre-shared key)')
 
   const libp2p = await createLibp2p({
     privateKey: options.privateKey,
@@ -120,7 +126,11 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       // loopback and private addresses are where tests and LAN clusters live
       denyDialMultiaddr: () => false,
       denyDialPeer: (peer) => denied(peer),
-      denyInboundEncryptedConnection: (peer) => denied(peer),
+      denyInboundEncryptedConnection: (peer, maConn) => {
+        if (!denied(peer)) return false
+        refused.refuse('not-allowlisted', maConn.remoteAddr.toString(), { peer: peer.toString() })
+        return true
+      },
       denyOutboundEncryptedConnection: (peer) => denied(peer)
     },
     services: {
@@ -222,7 +232,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     },
     connectedPeers () {
       return [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-    }
+    },
+    refusedConnections: () => refused.counts()
   }
   return node
 }

@@ -37,9 +37,14 @@ function writeFrame(stream: Stream, value: unknown): void {
   stream.send(lp.encode.single(encoder.encode(JSON.stringify(value))))
 }
 
+/** why a request was not served: not JSON, not the schema, refused by the handler, or no readable frame */
+export type JsonRequestRejection = 'bad-json' | 'bad-request' | 'refused' | 'unreadable'
+
 export interface JsonRequestHandlerOptions {
   readonly timeoutMs?: number
   readonly onError?: (error: unknown) => void
+  /** every request not served, by reason (the daemon counts them) */
+  readonly onRejected?: (reason: JsonRequestRejection, remotePeer: PeerId, message: string) => void
 }
 
 /** Serve `protocol`: each stream carries one request; the handler's value (or error) is the reply. */
@@ -59,13 +64,16 @@ export async function handleJsonRequests<Req>(
       try {
         raw = JSON.parse(decoder.decode(bytes))
       } catch {
+        options.onRejected?.('bad-json', connection.remotePeer, 'request is not valid JSON')
         writeFrame(stream, { ok: false, error: 'request is not valid JSON' })
         await stream.close()
         return
       }
       const parsed = requestSchema.safeParse(raw)
       if (!parsed.success) {
-        writeFrame(stream, { ok: false, error: `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` })
+        const error = `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`
+        options.onRejected?.('bad-request', connection.remotePeer, error.slice(0, 200))
+        writeFrame(stream, { ok: false, error })
         await stream.close()
         return
       }
@@ -73,10 +81,13 @@ export async function handleJsonRequests<Req>(
         const result = await handler(parsed.data, connection.remotePeer)
         writeFrame(stream, { ok: true, result })
       } catch (error) {
-        writeFrame(stream, { ok: false, error: error instanceof Error ? error.message : String(error) })
+        const message = error instanceof Error ? error.message : String(error)
+        options.onRejected?.('refused', connection.remotePeer, message)
+        writeFrame(stream, { ok: false, error: message })
       }
       await stream.close()
     } catch (error) {
+      options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error))
       options.onError?.(error)
       stream.abort(error instanceof Error ? error : new Error(String(error)))
     }

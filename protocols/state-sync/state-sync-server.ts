@@ -32,6 +32,8 @@ export interface StateSyncServerOptions {
   /** bytes allowed in the stream's write queue before waiting (default 4 MiB) */
   readonly maxBufferedBytes?: number
   readonly onError?: (error: unknown, remotePeer: PeerId) => void
+  /** every request refused (by refusal reason) or broken off ('unreadable'): the daemon counts them */
+  readonly onRejected?: (reason: StateSyncRefusal | 'unreadable', remotePeer: PeerId, message: string) => void
 }
 
 export interface StateSyncServer {
@@ -81,7 +83,8 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
   const active = new Set<Stream>()
   let stopped = false
 
-  async function refuse (stream: Stream, reason: StateSyncRefusal, message: string): Promise<void> {
+  async function refuse (stream: Stream, reason: StateSyncRefusal, message: string, remotePeer: PeerId): Promise<void> {
+    options.onRejected?.(reason, remotePeer, message)
     const status: StateSyncStatus = { ok: false, reason, message: message.slice(0, 4096) }
     stream.send(lp.encode.single(encodeJsonFrame(status)))
     await closeWithin(stream, stallTimeoutMs)
@@ -91,11 +94,11 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
     const raw = await readRequest(stream, requestTimeoutMs)
     const parsed = StateSyncRequestSchema.safeParse(raw)
     if (!parsed.success) {
-      await refuse(stream, 'bad-request', `invalid state-sync request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
+      await refuse(stream, 'bad-request', `invalid state-sync request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, connection.remotePeer)
       return
     }
     if (active.size > maxConcurrent) {
-      await refuse(stream, 'busy', `serving ${maxConcurrent} state transfers already; retry later or ask another peer`)
+      await refuse(stream, 'busy', `serving ${maxConcurrent} state transfers already; retry later or ask another peer`, connection.remotePeer)
       return
     }
     let snapshot: TrainingSnapshot
@@ -103,15 +106,15 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       snapshot = await options.getSnapshot(parsed.data, connection.remotePeer)
     } catch (error) {
       if (error instanceof StateSyncRefusedError) {
-        await refuse(stream, error.reason, error.message)
+        await refuse(stream, error.reason, error.message, connection.remotePeer)
       } else {
-        await refuse(stream, 'internal', `snapshot provider failed: ${error instanceof Error ? error.message : String(error)}`)
+        await refuse(stream, 'internal', `snapshot provider failed: ${error instanceof Error ? error.message : String(error)}`, connection.remotePeer)
       }
       return
     }
     const minStep = parsed.data.minStep
     if (minStep !== undefined && snapshot.step < minStep) {
-      await refuse(stream, 'not-ready', `this peer is at step ${snapshot.step}, before the requested step ${minStep}`)
+      await refuse(stream, 'not-ready', `this peer is at step ${snapshot.step}, before the requested step ${minStep}`, connection.remotePeer)
       return
     }
     const encoded = encodeSnapshot(snapshot, { chunkBytes })
@@ -142,6 +145,7 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       await serve(stream, connection)
     } catch (error) {
       stream.abort(error instanceof Error ? error : new Error(String(error)))
+      options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error))
       options.onError?.(error, connection.remotePeer)
     } finally {
       active.delete(stream)

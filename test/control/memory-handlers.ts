@@ -101,7 +101,9 @@ export function createMemoryDaemon(): MemoryDaemon {
         network: { bytesSent: 123456, bytesReceived: 654321, messagesSent: 10, messagesReceived: 30 },
         contributors: { last: 3, mean: 2.9, min: 2, max: 3 },
         rssMiB: 211,
-        uptimeMs: 1234
+        uptimeMs: 1234,
+        refusedConnections: {},
+        rejectedInputs: {}
       }
     },
     saveCheckpoint(params) {

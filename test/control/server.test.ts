@@ -16,6 +16,7 @@ import {
 } from '../../daemon/control/index.js'
 import { createMemoryDaemon, PEER_ID, type MemoryDaemon } from './memory-handlers.js'
 import { openRaw, request } from './raw-socket.js'
+import { pino } from 'pino'
 
 let dir: string
 let socketPath: string
@@ -285,5 +286,55 @@ describe('socket file lifecycle', () => {
     const err = await missing.status().then(() => undefined, (e: unknown) => e)
     expect(err).toBeInstanceOf(DaemonNotRunningError)
     expect((err as Error).message).toBe(`no daemon is running at ${join(dir, 'nowhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'nowhere')}\``)
+  })
+})
+
+describe('connection limits', () => {
+  it('idle connections cannot lock out status: at the cap the one idle longest is closed, and idle ones time out', async () => {
+    const warnings: string[] = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(String(JSON.parse(line).msg)) } })
+    const path = join(dir, 'capped.sock')
+    const capped = createControlServer({ socketPath: path, handlers: daemon, maxConnections: 8, idleTimeoutMs: 600, logger })
+    await capped.start()
+    try {
+      // 128 idle clients (what locked out status before), opened one after another
+      const idle = []
+      for (let i = 0; i < 128; i++) idle.push(await openRaw(path))
+      const c = createControlClient(path, { timeoutMs: 5000 })
+      expect((await c.status()).peerId).toBe(PEER_ID)
+      await c.close()
+      expect(capped.connections).toBeLessThanOrEqual(8)
+      expect(warnings.filter((w) => w.includes('closing the one idle longest')).length).toBeGreaterThanOrEqual(120)
+      // the ones still open time out without a request
+      await Promise.all(idle.slice(-7).map(async (r) => await r.closed))
+      expect(warnings).toContain('closing an idle control connection')
+      for (let i = 0; i < 40 && capped.connections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(capped.connections).toBe(0)
+    } finally {
+      await capped.stop()
+    }
+  })
+
+  it('refuses a new connection with an error, logged, only when every connection is handling a request', async () => {
+    const warnings: string[] = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(String(JSON.parse(line).msg)) } })
+    const path = join(dir, 'busy.sock')
+    const capped = createControlServer({ socketPath: path, handlers: daemon, maxConnections: 2, logger })
+    await capped.start()
+    daemon.statusDelayMs = 1000
+    try {
+      const busy = [await openRaw(path), await openRaw(path)]
+      for (const r of busy) r.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'status' }) + '\n')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const third = await openRaw(path)
+      const answer = await third.next()
+      expect(answer.error.code).toBe(RPC_ERROR.SERVER_BUSY)
+      await third.closed
+      expect(warnings).toContain('control connection refused: every connection is handling a request')
+      for (const r of busy) expect((await r.next()).result.peerId).toBe(PEER_ID)
+    } finally {
+      daemon.statusDelayMs = 0
+      await capped.stop()
+    }
   })
 })

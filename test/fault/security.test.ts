@@ -2,13 +2,16 @@
  * A private job: 3 members share a pre-shared key and allow only each other. Two intruders try
  * to get in while it trains: one with a different key, one with the right key but not on the
  * allowlist. Neither connects, joins, nor gets a gradient stream open; the job finishes as usual.
+ * What was refused is seen: the members count the not-allowlisted refusals, and each intruder's
+ * log says the peer closed the connection and to check the --psk-file and the allowlist, not the
+ * address.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
-import { silentLogger } from '../../daemon/logger.js'
+import { pino } from 'pino'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { GRADIENT_PROTOCOL } from '../../protocols/gradient-exchange/index.js'
 import { createPsk, parseMultiaddr } from '../../protocols/node/index.js'
@@ -34,11 +37,15 @@ describe('pre-shared key and allowlist', () => {
     const cluster = await startCluster({ peers: 3, job, peerOptions: (_i, ids) => ({ psk, allowlist: ids }) })
     const root = await mkdtemp(join(tmpdir(), 'p2pmld-intruder-'))
     const intruders: PeerDaemon[] = []
+    const intruderWarnings: string[][] = []
     try {
       for (const [name, key] of [['wrong-key', createPsk()], ['not-allowed', psk]] as const) {
+        const warnings: string[] = []
+        intruderWarnings.push(warnings)
+        const log = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(String(JSON.parse(line).msg)) } })
         const intruder = await createPeerDaemon({
           config: { dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [...cluster.bootstrap], socketPath: join(root, name, 's.sock'), logLevel: 'silent', computeThreads: 1 },
-          log: silentLogger(),
+          log,
           controlSocket: false,
           name,
           psk: key
@@ -78,6 +85,15 @@ describe('pre-shared key and allowlist', () => {
         expect(accuracyOf(peer)).toBeGreaterThan(0.75)
       }
       expect(new Set(results.map((p) => p.result?.digest)).size).toBe(1)
+      // the refusals were counted by reason where they happened (the bootstrap member, which
+      // every intruder dials), and each intruder was told what probably went wrong
+      const refused = cluster.daemons[0].node().refusedConnections()
+      expect(refused['not-allowlisted'] ?? 0).toBeGreaterThan(0)
+      for (const warnings of intruderWarnings) {
+        expect(warnings.some((w) => w.includes('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'))).toBe(true)
+        expect(warnings.some((w) => w.includes('check the address'))).toBe(false)
+      }
+      console.log(`security: refused at the bootstrap member ${JSON.stringify(refused)}`)
       console.log(`security: accuracy ${accuracyOf(results[0])}, seen ${JSON.stringify([...seen])}, direct dials ${directDials.map((d) => d.status === 'rejected' ? (d.reason as Error).name : 'open').join(', ')}`)
     } finally {
       await Promise.all(intruders.map(async (d) => { await d.stop() }))
