@@ -71,8 +71,8 @@ export function addJobFlags(command: Command): Command {
     .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
     .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
     .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))
-    .option('--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['libp2p', 'amqp', 'auto'] as const))
-    .option('--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['sync', 'async'] as const))
+    .option('--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['transport']))
+    .option('--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['mode']))
     .option('--max-staleness <steps>', 'async: use a gradient at most this many steps old', numberFlag('--max-staleness', 'int'))
     .option('--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'positive'))
 }
