@@ -51,7 +51,7 @@ describe('enum errors list the allowed values', () => {
     [{ compression: { bits: 3 } }, 'compression.bits: must be one of 2, 4, 8, got 3'],
     [{ compression: { codec: 'qsdg' } }, "compression.codec: must be one of qsgd, fp16, none, got 'qsdg' (did you mean qsgd?)"],
     [{ optimizer: { type: 'adma' } }, "optimizer.type: must be one of sgd, adam, got 'adma' (did you mean adam?)"],
-    [{ aggregation: { rule: 'average' } }, "aggregation.rule: must be one of trimmed-mean, mean, median, krum, multi-krum, centered-clip, got 'average'"]
+    [{ aggregation: { rule: 'average' } }, "aggregation.rule: must be one of trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip, got 'average'"]
   ])('%j', (input, expected) => {
     expect(message(() => parseJobConfig(input))).toBe(`invalid job config:\n  ${expected}`)
   })
