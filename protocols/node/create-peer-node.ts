@@ -13,7 +13,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { generateKey, preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
@@ -24,6 +24,8 @@ import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.
 import { addressesInUse, ListenAddressInUseError, PeerNodeError } from './errors.js'
 import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
 import { createRefusedConnections } from './refused-connections.js'
+import { watchInboundHandshakes } from './inbound-handshakes.js'
+import { createTrafficMeter } from './traffic-meter.js'
 
 export type P2pmldLibp2p = Libp2p<{ identify: Identify, pubsub: GossipSub }>
 
@@ -111,6 +113,11 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   const refused = createRefusedConnections(logger, options.psk !== undefined
     ? 'the handshake failed (a peer with another pre-shared key, or not a libp2p peer)'
     : 'the handshake failed (not a libp2p peer, or a peer that uses a pre-shared key)')
+  // a raw inbound connection that closes before libp2p opened a connection on it was refused
+  // by its handshake (another pre-shared key, or not libp2p)
+  const handshakes = watchInboundHandshakes((options.metrics ?? createTrafficMeter().metricsFactory)() as Record<string, unknown>, (address) => {
+    refused.refuse('handshake-failed', address)
+  })
 
   const libp2p = await createLibp2p({
     privateKey: options.privateKey,
@@ -120,7 +127,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(protector !== undefined ? { connectionProtector: protector } : {}),
-    ...(options.metrics !== undefined ? { metrics: options.metrics as Libp2pOptions['metrics'] } : {}),
+    metrics: handshakes.metrics as Libp2pOptions['metrics'],
     peerDiscovery: withPeerId.length > 0 ? [bootstrap({ list: withPeerId })] : [],
     connectionGater: {
       // loopback and private addresses are where tests and LAN clusters live
@@ -128,6 +135,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       denyDialPeer: (peer) => denied(peer),
       denyInboundEncryptedConnection: (peer, maConn) => {
         if (!denied(peer)) return false
+        handshakes.settled(maConn.remoteAddr.toString())
         refused.refuse('not-allowlisted', maConn.remoteAddr.toString(), { peer: peer.toString() })
         return true
       },
@@ -156,6 +164,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     })
   }
 
+  const onConnectionOpen = (event: CustomEvent<Connection>): void => { handshakes.upgraded(event.detail.remoteAddr.toString()) }
+
   let started = false
   const node: PeerNode = {
     libp2p,
@@ -164,10 +174,12 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     async start () {
       if (started) return
       libp2p.addEventListener('peer:discovery', onDiscovery)
+      libp2p.addEventListener('connection:open', onConnectionOpen)
       try {
         await libp2p.start()
       } catch (error) {
         libp2p.removeEventListener('peer:discovery', onDiscovery)
+        libp2p.removeEventListener('connection:open', onConnectionOpen)
         await Promise.resolve(libp2p.stop()).catch(() => {})
         const busy = addressesInUse(error)
         if (busy.length > 0) throw new ListenAddressInUseError(busy)
@@ -190,6 +202,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       dialer?.stop()
       dialer = undefined
       libp2p.removeEventListener('peer:discovery', onDiscovery)
+      libp2p.removeEventListener('connection:open', onConnectionOpen)
       await libp2p.stop()
       logger.info({ peerId: self }, 'libp2p node stopped')
     },

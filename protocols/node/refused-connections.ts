@@ -2,10 +2,9 @@
  * Inbound connections this node refused, counted by reason and logged at warn, at most once a
  * minute per remote address (with the count since), so a port scanner or a misconfigured peer
  * is seen without flooding the log. Reasons: 'not-allowlisted' (the Noise handshake named a peer
- * id that is not on the allowlist) and 'handshake-failed' (reserved for connections closed before
- * their encryption was set up: a wrong pre-shared key or bytes that are not libp2p; not detected
- * yet: watching inbound connections from the gater's denyInboundConnection stalled every inbound
- * connection under libp2p 3.3).
+ * id that is not on the allowlist) and 'handshake-failed' (an inbound connection closed before
+ * libp2p opened a connection on it: a wrong pre-shared key, or bytes that are not libp2p; seen
+ * by inbound-handshakes.ts).
  */
 import type { Logger } from 'pino'
 

@@ -2,7 +2,8 @@
  * A private job: 3 members share a pre-shared key and allow only each other. Two intruders try
  * to get in while it trains: one with a different key, one with the right key but not on the
  * allowlist. Neither connects, joins, nor gets a gradient stream open; the job finishes as usual.
- * What was refused is seen: the members count the not-allowlisted refusals, and each intruder's
+ * What was refused is seen: the members count the refusals by reason (not-allowlisted, and
+ * handshake-failed for the other key), and each intruder's
  * log says the peer closed the connection and to check the --psk-file and the allowlist, not the
  * address.
  */
@@ -89,6 +90,8 @@ describe('pre-shared key and allowlist', () => {
       // every intruder dials), and each intruder was told what probably went wrong
       const refused = cluster.daemons[0].node().refusedConnections()
       expect(refused['not-allowlisted'] ?? 0).toBeGreaterThan(0)
+      // the intruder with another key fails the pre-shared-key handshake
+      expect(refused['handshake-failed'] ?? 0).toBeGreaterThan(0)
       for (const warnings of intruderWarnings) {
         expect(warnings.some((w) => w.includes('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'))).toBe(true)
         expect(warnings.some((w) => w.includes('check the address'))).toBe(false)
