@@ -54,7 +54,7 @@ export interface JobMembership {
    * a deadline round of `step` ended short of the gradients it needs: count it as a miss for
    * `missing`; the coordinator evicts past the limit from this step (nobody can complete it)
    */
-  recordShortRound(step: number, missing: readonly string[]): void
+  recordShortRound(step: number, live: readonly string[], missing: readonly string[]): void
   /**
    * coordinator: admit a peer; returns the step it joins at: 0 before the start, the current
    * step when the job waits for members ('now': no step can run without it), else a little later
@@ -144,7 +144,11 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       countMisses(report.members, report.missing)
       evictOverLimit(options.step())
     },
-    recordShortRound(step, missing) {
+    recordShortRound(step, live, missing) {
+      // a peer that heard from at most half of the live members may be the one cut off: it must
+      // not count the majority as missing (it would evict them from its own view, as coordinator
+      // once it suspects every more senior member), so only a majority side counts misses
+      if (2 * (live.length - missing.length) <= live.length) return
       // only members that did not send count: one that did is not reset, its step is not done
       for (const member of missing) if (member !== selfId) misses.set(member, (misses.get(member) ?? 0) + 1)
       evictOverLimit(step)

@@ -197,7 +197,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     codec,
     aggregation,
     onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
-    onShortRound: (step, _live, missing) => members.recordShortRound(step, missing),
+    onShortRound: (step, live, missing) => members.recordShortRound(step, live, missing),
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
     collector,
