@@ -148,6 +148,7 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
       const others = membership.view().membersAt(step - 1).filter((id) => id !== selfId)
       if (others.length === 0) return
       const stopped = options.signal()
+      // whole ms: AbortSignal.timeout throws on a fraction (a derived deadline can be one)
       const budgetMs = Math.ceil(Math.min(FINAL_AGREEMENT_MAX_MS, Math.max(FINAL_AGREEMENT_MIN_MS, 3 * options.deadlineMs())))
       const signal = AbortSignal.any([stopped, AbortSignal.timeout(budgetMs)])
       const digests = new Map<string, string>([[selfId, own]])
