@@ -15,7 +15,7 @@ import { handleJsonRequests, requestJson } from '../../protocols/request/json-re
 import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
-import type { JobResult, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
+import type { JobResult, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import type { PrometheusMetrics } from '../metrics/prometheus.js'

@@ -1,0 +1,315 @@
+/**
+ * What a job session is whatever carries its messages: the runner and its runtime, decoding and
+ * handing over gradients (kept while a joining peer has no runner yet), the membership messages
+ * every transport delivers (membership, leave, pause/resume decisions), gradient re-sends, the
+ * clean leave at stop, and the JobSession methods that only read the runner. A transport
+ * (job-session.ts over libp2p, amqp-job-session.ts over the broker) gives it a JobWire and adds
+ * what is its own: discovery, heartbeats, addresses, connections.
+ */
+import type { z } from 'zod'
+import type { JobConfig } from '../../config/job-config.js'
+import type { OffloadConfig } from '../../config/offload-config.js'
+import { createCodec, type GradientCodec } from '../../ml/compress/index.js'
+import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
+import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
+import {
+  ControlDecisionSchema, DigestReplySchema, LeaveReplySchema, MembershipAnnouncementSchema,
+  type ControlDecision, type JobControlAction, type JobInfo, type MembershipAnnouncement, type MembershipState
+} from '../../protocols/job/job-protocol.js'
+import type { GradientMessage } from '../../protocols/messages/index.js'
+import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
+import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
+import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
+import type { Logger } from '../logger.js'
+import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
+import type { InboundGradient } from '../training/sync-trainer.js'
+import type { JobSession, JobSessionEvents, PeerSighting } from './job-session.js'
+import { createMembershipChangeTracker } from './membership-changes.js'
+import { createRejectionLog, type RejectionLog } from './rejection-log.js'
+
+/** How a session's messages leave this peer (libp2p streams and gossip, or the broker). */
+export interface JobWire {
+  /** sends a gradient to `recipients`; resolves with those it did not reach (to retry) */
+  publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ readonly missed: readonly string[] }>
+  /** a message to every peer of the job (membership, control, leave, heartbeat) */
+  broadcast(message: object): Promise<void>
+  /** one request to one peer, its reply checked with `schema` */
+  request<T>(peer: string, request: unknown, schema: z.ZodType<T>, options?: { timeoutMs?: number, signal?: AbortSignal }): Promise<T>
+  /** the job's state as of `minStep` (or later) from `peer` */
+  fetchSnapshot(peer: string, minStep: number, options?: { signal?: AbortSignal }): Promise<TrainingSnapshot>
+}
+
+/** What every job session is started with, whatever its transport. */
+export interface SessionJobOptions {
+  readonly jobId: string
+  readonly config: JobConfig
+  readonly log: Logger
+  readonly computeThreads: number
+  /** where gradients are computed (the daemon's `offload` setting; absent: in process) */
+  readonly offload?: OffloadConfig
+  readonly host: boolean
+  readonly snapshot?: JobSnapshot
+  readonly selfNames?: readonly string[]
+  readonly events?: JobSessionEvents
+  readonly faults?: FaultInjection
+  readonly loadDatasets?: JobDatasetLoader
+}
+
+export interface SessionCoreOptions extends SessionJobOptions {
+  readonly selfId: string
+  /** where a peer can be dialed, for JobInfo (libp2p); absent: none (the broker needs no address) */
+  readonly addressesOf?: (peerId: string) => string[]
+  /** what a membership announcement carries besides the membership (libp2p: the address book) */
+  readonly membershipExtras?: (membership: MembershipState) => object
+}
+
+/** The shared part of a session; the transport wraps it into a JobSession. */
+export interface SessionCore extends Pick<JobSession,
+  'jobId' | 'config' | 'rejections' | 'sightings' | 'startFromSnapshot' | 'runner' | 'info' | 'memberLeaving' |
+  'decideControl' | 'snapshotFor' | 'digestFor' | 'announcedLeaves' | 'runtimeInfo'> {
+  readonly sightings: Map<string, PeerSighting>
+  readonly rejections: RejectionLog
+  readonly codec: GradientCodec
+  /** model, data and gradient computer; then the runner starts for a host or a restored peer once `attach` gave the wire */
+  startRuntime(onOffloadFallback?: (info: { index: number, error: string }) => void): Promise<JobRuntime>
+  /** the transport the runner sends through; call before the runner starts */
+  attach(wire: JobWire): void
+  /** start the runner now if this peer hosts the job or resumes it from a snapshot */
+  startIfOwned(): void
+  /** number of parameters (0 before startRuntime) */
+  parameterCount(): number
+  /** a gradient that passed the transport's wire checks: decode and hand it to the runner */
+  onGradient(message: GradientMessage, from: string): void
+  /**
+   * A membership-topic message from `from` (decoded JSON), already authenticated by the
+   * transport: checked against the schema and the job, then applied (membership adopted from a member,
+   * leaves, a member's pause/resume decision). Returns the announcement and whether a membership
+   * was adopted, for the transport's own follow-up (addresses, heartbeats); undefined if refused.
+   */
+  onAnnouncement(from: string, message: unknown): { announcement: MembershipAnnouncement, adopted: boolean } | undefined
+  /** stops the runner (finishing the step in progress and telling the members when leaving) */
+  stopRunner(leave: boolean): Promise<JobRunner | undefined>
+  /** the runtime's resources */
+  close(): Promise<void>
+  isStopped(): boolean
+}
+
+/** pauses before re-sending a gradient to members a send missed */
+const SEND_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
+/** one digest or control question; a member still finishing its last step answers when it gets there */
+const REQUEST_TIMEOUT_MS = 30_000
+/** inbound gradients kept while a joining peer has no runner yet */
+const MAX_EARLY_GRADIENTS = 256
+
+export function createSessionCore(options: SessionCoreOptions): SessionCore {
+  const { jobId, config, log, selfId } = options
+  const rejections = createRejectionLog(log)
+  const sightings = new Map<string, PeerSighting>()
+  const codec = createCodec(config.compression)
+  let runtime: JobRuntime | undefined
+  let runner: JobRunner | undefined
+  let wire: JobWire | undefined
+  let stopped = false
+  let early: InboundGradient[] = []
+  let parameterCount = 0
+  /** the step each peer last announced it leaves from: a member gone without one was evicted */
+  const leaveAnnounced = new Map<string, number>()
+  const memberChanges = createMembershipChangeTracker((peer) => leaveAnnounced.get(peer))
+  const runnerEvents: JobRunnerEvents = {
+    ...options.events,
+    onStep: (report) => {
+      options.events?.onStep?.(report)
+      for (const change of memberChanges.observe(report.step, report.members)) options.events?.onMembershipChange?.(change)
+    }
+  }
+  const noteLeave = (peerId: string, effectiveStep: number): void => {
+    leaveAnnounced.set(peerId, effectiveStep)
+    runner?.memberLeaving(peerId, effectiveStep)
+  }
+  const attached = (): JobWire => {
+    if (wire === undefined) throw new Error('the job session has no transport attached')
+    return wire
+  }
+
+  const createRunner = (snapshot: JobSnapshot | undefined): JobRunner => {
+    if (runtime === undefined) throw new Error('job runtime not ready')
+    return createJobRunner({
+      selfId,
+      selfNames: options.selfNames,
+      runtime,
+      log,
+      events: runnerEvents,
+      host: options.host,
+      snapshot,
+      network: {
+        sendGradient: async (message, recipients) => {
+          const outbound = { jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: Buffer.from(message.digest, 'hex'), payload: message.payload }
+          let pending: readonly string[] = recipients
+          for (const delayMs of [...SEND_RETRY_DELAYS_MS, undefined]) {
+            if (wire === undefined || stopped) return
+            pending = (await wire.publishGradient(outbound, pending)).missed
+            // a member this peer cannot reach yet (its address still on the way, a link being
+            // re-dialed, a broker queue not declared yet) gets the gradient late rather than
+            // never, as long as the step may still be waiting for it
+            if (pending.length === 0 || delayMs === undefined) break
+            await new Promise((resolve) => setTimeout(resolve, delayMs))
+            if ((runner?.progress().step ?? 0) > message.step + 1) break
+          }
+          if (pending.length > 0) log.debug({ step: message.step, unreached: pending }, 'gradient not delivered to every member')
+        },
+        announceMembership: async (membership, step, phase) => {
+          await attached().broadcast({ v: 1, type: 'membership', jobId, step, phase, membership, ...options.membershipExtras?.(membership) })
+        },
+        queryDigest: async (peerId, minStep, signal) => {
+          return await attached().request(peerId, { v: 1, type: 'digest', jobId, step: minStep }, DigestReplySchema, { signal, timeoutMs: REQUEST_TIMEOUT_MS })
+        },
+        announceControl: async (decision) => {
+          await attached().broadcast({ v: 1, type: 'control', jobId, decision })
+        },
+        requestControl: async (coordinator, action) => {
+          return await attached().request(coordinator, { v: 1, type: 'control', jobId, action }, ControlDecisionSchema, { timeoutMs: REQUEST_TIMEOUT_MS })
+        },
+        fetchSnapshot: async (peerId, minStep) => {
+          return fromTrainingSnapshot(await attached().fetchSnapshot(peerId, minStep), `peer ${peerId}`)
+        }
+      }
+    })
+  }
+
+  const startRunner = (snapshot: JobSnapshot | undefined): void => {
+    runner = createRunner(snapshot)
+    for (const g of early) runner.offerGradient(g)
+    early = []
+    runner.start()
+  }
+
+  return {
+    jobId,
+    config,
+    rejections,
+    sightings,
+    codec,
+    async startRuntime(onOffloadFallback) {
+      runtime = await createJobRuntime(config, { computeThreads: options.computeThreads, loadDatasets: options.loadDatasets, offload: options.offload, onOffloadFallback })
+      parameterCount = runtime.model.layout.totalSize
+      return runtime
+    },
+    attach(w) {
+      wire = w
+    },
+    startIfOwned() {
+      if (options.host || options.snapshot !== undefined) startRunner(options.snapshot)
+    },
+    parameterCount: () => parameterCount,
+    onGradient(message, from) {
+      let gradient: Float32Array
+      try {
+        gradient = codec.decode(message.payload, parameterCount)
+      } catch (error) {
+        rejections.reject('payload', { from, step: message.step }, (error as Error).message)
+        return
+      }
+      const inbound: InboundGradient = { step: message.step, sender: from, digest: Buffer.from(message.digest).toString('hex'), gradient }
+      if (runner === undefined) {
+        if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
+        return
+      }
+      if (!runner.offerGradient(inbound)) rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${runner.progress().step})`)
+    },
+    onAnnouncement(from, message) {
+      const parsed = MembershipAnnouncementSchema.safeParse(message)
+      if (!parsed.success) {
+        rejections.reject('bad-membership', { from }, `invalid membership message: ${parsed.error.issues[0]?.message}`)
+        return undefined
+      }
+      const announcement = parsed.data
+      if (announcement.jobId !== jobId) {
+        rejections.reject('job', { from }, `membership message for job ${announcement.jobId}`)
+        return undefined
+      }
+      const sighting = sightings.get(from) ?? { lastSeen: 0, addrs: [] }
+      sighting.lastSeen = Date.now()
+      sightings.set(from, sighting)
+      let adopted = false
+      switch (announcement.type) {
+        case 'membership':
+          // from a member, or from anyone before this peer has a runner (a joiner learning the job)
+          if (runner === undefined || runner.membership().isKnown(from, 0) || runner.membership().record(from) !== undefined) {
+            runner?.adoptMembership(announcement.membership)
+            adopted = true
+          }
+          break
+        case 'leave':
+          noteLeave(from, announcement.effectiveStep)
+          break
+        case 'control':
+          // only a member decides for the job
+          if (runner?.membership().isKnown(from, runner.progress().step) === true) runner.control().adopt(announcement.decision)
+          break
+        case 'heartbeat':
+          break
+      }
+      return { announcement, adopted }
+    },
+    startFromSnapshot(snapshot: JobSnapshot) {
+      if (runner !== undefined) return
+      startRunner(snapshot)
+    },
+    runner: () => runner,
+    info(): JobInfo {
+      if (runner === undefined) throw new Error('this peer is still joining the job: ask another member')
+      const coordinator = runner.membership().coordinatorAt(runner.progress().step) ?? selfId
+      const state = runner.state()
+      return {
+        jobId,
+        config,
+        phase: state === 'finished' || state === 'failed' ? 'finished' : state === 'waiting' ? 'waiting' : 'training',
+        step: runner.progress().step,
+        coordinator: { peerId: coordinator, addrs: options.addressesOf?.(coordinator) ?? [] },
+        membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }
+      }
+    },
+    memberLeaving(peerId: string, effectiveStep: number) {
+      noteLeave(peerId, effectiveStep)
+    },
+    decideControl(action: JobControlAction): ControlDecision {
+      if (runner === undefined) throw new Error('this peer is still joining the job')
+      return runner.control().decide(action)
+    },
+    snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot> {
+      if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
+      return runner.snapshotAt(minStep, signal)
+    },
+    digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep> {
+      if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
+      return runner.digestAt(minStep, signal)
+    },
+    announcedLeaves: () => leaveAnnounced,
+    runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size },
+    isStopped: () => stopped,
+    async stopRunner(leave) {
+      stopped = true
+      const r = runner
+      if (r === undefined) return undefined
+      const leaving = leave && r.state() === 'training'
+      await r.stop({ finishStep: leaving })
+      if (leaving && wire !== undefined) {
+        // the step in progress was finished (or, past the timeout, abandoned): the others stop
+        // counting on this peer from the next step it would run
+        const effectiveStep = r.progress().step
+        leaveAnnounced.set(selfId, effectiveStep)
+        const w = wire
+        await w.broadcast({ v: 1, type: 'leave', jobId, effectiveStep }).catch(() => {})
+        // a broadcast can still be queued when the transport stops right after (seen over gossip:
+        // the others waited out deadlines and evicted a host that had left); a request is
+        // answered only once the member has recorded the leave
+        const others = r.membership().membersAt(effectiveStep).filter((id) => id !== selfId)
+        await Promise.allSettled(others.map(async (id) => await w.request(id, { v: 1, type: 'leave', jobId, effectiveStep }, LeaveReplySchema, { timeoutMs: 2000 })))
+      }
+      return r
+    },
+    async close() {
+      await runtime?.close()
+    }
+  }
+}
