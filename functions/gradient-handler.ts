@@ -87,8 +87,11 @@ export function createGradientHandler(storeFor: (event: GradientEvent) => BlobSt
       const [values, batchBytes] = await Promise.all([paramsFor(store, event.params, manifest.layout.totalSize), store.get(event.batch)])
       const batch = decodeMicroBatch(batchBytes, manifest.sampleShape)
       if (batch.size !== manifest.batchSize) throw new GradientEventError(`micro-batch '${event.batch}' has ${batch.size} samples, graph '${event.graph}' was built for ${manifest.batchSize}`)
+      if (event.dropout !== undefined && event.dropout.sampleIndices.length !== batch.size) {
+        throw new GradientEventError(`dropout key has ${event.dropout.sampleIndices.length} sample indices for micro-batch '${event.batch}' of ${batch.size} samples`)
+      }
       const runStart = performance.now()
-      const result = await runTrainingGraph(session, manifest, manifest, values, batch)
+      const result = await runTrainingGraph(session, manifest, manifest, values, event.dropout === undefined ? batch : { ...batch, dropout: event.dropout })
       const writeStart = performance.now()
       await store.put(event.gradient, float32Bytes(result.gradient))
       return {

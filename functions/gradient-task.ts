@@ -26,7 +26,17 @@ export const GradientEventSchema = z.object({
   /** where to write the gradient (float32, little-endian) */
   gradient: BlobKeySchema,
   /** index of the micro-batch in the step (echoed back) */
-  index: z.number().int().min(0)
+  index: z.number().int().min(0),
+  /**
+   * What seeds the micro-batch's dropout masks (job seed, step, the samples' training-set indices:
+   * one per sample, in the micro-batch's order), so a function draws the masks the peer would.
+   * Absent for models without dropout.
+   */
+  dropout: z.object({
+    seed: z.number().int(),
+    step: z.number().int().min(0),
+    sampleIndices: z.array(z.number().int().min(0)).max(1 << 20)
+  }).strict().optional()
 }).strict()
 export type GradientEvent = z.infer<typeof GradientEventSchema>
 
@@ -59,6 +69,8 @@ const GraphManifestSchema = z.object({
   inputName: z.string().min(1),
   logitsName: z.string().min(1),
   gradientNames: z.array(z.string().min(1)),
+  /** the graph's Dropout mask inputs (absent or empty without Dropout) */
+  dropoutMasks: z.array(z.object({ name: z.string().min(1), shape: z.array(z.number().int().positive()).min(1), ratio: z.number().min(0).lt(1) }).strict()).optional(),
   layout: z.object({
     totalSize: z.number().int().positive(),
     specs: z.array(z.object({ name: z.string().min(1), shape: z.array(z.number().int().min(0)), offset: z.number().int().min(0), size: z.number().int().min(0) }).strict())

@@ -6,7 +6,7 @@
 import type { Batch, GradientResult } from '../../ml/core/types.js'
 
 /**
- * Contiguous slices (views, no copy) of as equal sizes as possible: `parts` of them, fewer when
+ * Contiguous slices (views, no copy; the dropout key's indices are copied) of as equal sizes as possible: `parts` of them, fewer when
  * the batch has fewer samples, none smaller than `minSize` unless the batch itself is.
  */
 export function splitBatch(batch: Batch, parts: number, minSize = 1): Batch[] {
@@ -16,13 +16,17 @@ export function splitBatch(batch: Batch, parts: number, minSize = 1): Batch[] {
   const extra = batch.size % count
   const out: Batch[] = []
   let start = 0
+  const key = batch.dropout
   for (let i = 0; i < count; i++) {
     const size = base + (i < extra ? 1 : 0)
+    const from = start
     out.push({
       size,
       sampleShape: batch.sampleShape,
       inputs: batch.inputs.subarray(start * sampleSize, (start + size) * sampleSize),
-      labels: batch.labels.subarray(start, start + size)
+      labels: batch.labels.subarray(start, start + size),
+      // each micro-batch keeps its samples' dropout key, so its masks are the whole batch's rows
+      ...(key === undefined ? {} : { dropout: { seed: key.seed, step: key.step, sampleIndices: Array.from({ length: size }, (_, j) => key.sampleIndices[from + j]) } })
     })
     start += size
   }

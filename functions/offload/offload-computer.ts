@@ -76,6 +76,7 @@ export function createOffloadComputer(options: OffloadComputerOptions): OffloadC
         const bundle = encodeGraphBundle({
           version: 1, name: model.name, batchSize: size, sampleShape: [...model.sampleShape], numClasses: model.numClasses,
           inputName: built.inputName, logitsName: built.logitsName, gradientNames: [...built.gradientNames],
+          dropoutMasks: built.dropoutMasks.map((m) => ({ name: m.name, shape: [...m.shape], ratio: m.ratio })),
           layout: { totalSize: model.layout.totalSize, specs: model.layout.specs.map((s) => ({ ...s, shape: [...s.shape] })) }
         }, built.bytes)
         const graphKey = `${namespace}/graphs/${contentHash(bundle)}`
@@ -110,7 +111,8 @@ export function createOffloadComputer(options: OffloadComputerOptions): OffloadC
       return await Promise.all(parts.map(async (part, index) => {
         const batchKey = `${stepKey}/batch-${index}`
         await put(batchKey, encodeMicroBatch(part))
-        return { version: 1 as const, ...options.eventStore, graph: graphs[index], params: paramKey, batch: batchKey, gradient: `${stepKey}/gradient-${index}`, index }
+        const dropout = part.dropout === undefined ? {} : { dropout: { seed: part.dropout.seed, step: part.dropout.step, sampleIndices: Array.from(part.dropout.sampleIndices) } }
+        return { version: 1 as const, ...options.eventStore, graph: graphs[index], params: paramKey, batch: batchKey, gradient: `${stepKey}/gradient-${index}`, index, ...dropout }
       }))
     })
     const outcomes = await dispatcher.dispatch(events, observer)

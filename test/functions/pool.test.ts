@@ -7,6 +7,7 @@ import { createWorkerPool } from '../../functions/pool/worker-pool.js'
 import type { Batch, GradientComputer, GradientObserver, OffloadStage } from '../../ml/core/types.js'
 import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
 import { readDigits } from '../engine/mnist-digits.js'
 import { maxRelativeError, scratchDir } from './support.js'
@@ -86,5 +87,24 @@ describe('offload: pool', () => {
     await computer.close()
     expect(await readdir(`${root}/ns/graphs`)).toEqual([])
     expect(await readdir(`${root}/ns/params`)).toEqual([])
+  })
+
+  it('draws the dropout masks the peer would: each micro-batch carries its samples\' dropout key', async () => {
+    const g = new ForwardGraphBuilder()
+    const model = g.build('drop', [784], 10, g.linear(g.dropout(g.relu(g.linear(g.input, 'fc1', 784, 64)), 0.5), 'fc2', 64, 10))
+    const params = model.initParameters(5)
+    const digits = readDigits(60)
+    const keyed = (step: number): Batch => ({ size: 60, sampleShape: [784], inputs: digits.inputs, labels: digits.labels, dropout: { seed: 11, step, sampleIndices: Array.from({ length: 60 }, (_, i) => 1000 + 7 * i) } })
+    const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
+    const pool = await createGradientComputer(model, { mode: 'pool', workers: 2, threadsPerWorker: 1, microBatches: 3, minMicroBatchSize: 8 }, { computeThreads: 1 })
+    opened.push(inProcess, pool)
+    const expected = await inProcess.computeGradient(params, keyed(4))
+    const actual = await pool.computeGradient(params, keyed(4))
+    expect(maxRelativeError(actual.gradient, expected.gradient)).toBeLessThan(1e-4)
+    expect(Math.abs(actual.loss - expected.loss)).toBeLessThan(1e-5 * Math.max(1, expected.loss))
+    // the masks did act: another step's masks give another gradient
+    const other = await inProcess.computeGradient(params, keyed(5))
+    expect(maxRelativeError(other.gradient, expected.gradient)).toBeGreaterThan(1e-2)
+    expect((pool as OffloadComputer).stats()).toMatchObject({ fallbacks: 0, microBatches: 3 })
   })
 })
