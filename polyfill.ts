@@ -1,5 +1,5 @@
 // Node 20 lacks Promise.withResolvers; the libp2p 3 stack calls it at run time.
-// Every entry point (CLI, worker threads, vitest setup) imports this file first.
+// Every entry point (CLI, worker threads, Lambda handler, vitest setup) imports this file first.
 if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
   Object.defineProperty(Promise, 'withResolvers', {
     configurable: true,
@@ -15,4 +15,9 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function'
     }
   })
 }
+// The AWS SDK v3 prints a NodeVersionSupportWarning on Node 20 at its first client: SDK releases
+// after January 2027 will need Node 22. The versions package-lock.json pins run on Node 20.19+,
+// so the warning is noise in the daemon's output; the README's offload section says it instead.
+// A user who sets the variable themselves keeps their choice.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 export {}
