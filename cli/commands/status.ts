@@ -13,6 +13,13 @@ export function formatEpoch(status: Pick<StatusResult, 'jobId' | 'state' | 'epoc
   return status.state === 'finished' || status.state === 'failed' ? `${status.epoch} completed` : String(status.epoch + 1)
 }
 
+/** Why a job ended, as a person reads it (StatusResult.stopReason). */
+const STOP_REASONS: Record<string, string> = {
+  epochs: 'the last epoch',
+  'early-stopping': 'early stopping (validation loss stopped improving)'
+}
+
+/** `p2pmld status`'s text: one field per line; the job's end (test accuracy, why) once it finished. */
 export function formatStatus(status: StatusResult): string {
   return formatFields([
     ['peer', status.peerId],
@@ -21,7 +28,9 @@ export function formatStatus(status: StatusResult): string {
     ['step', String(status.step)],
     ['epoch', formatEpoch(status)],
     ['loss', formatNumber(status.loss)],
-    ['accuracy', formatPercent(status.accuracy)],
+    ['validation accuracy', formatPercent(status.accuracy)],
+    ...(status.testAccuracy !== null ? [['test accuracy', formatPercent(status.testAccuracy)] as [string, string]] : []),
+    ...(status.stopReason !== null ? [['stopped by', STOP_REASONS[status.stopReason] ?? status.stopReason] as [string, string]] : []),
     ['learning rate', status.learningRate === null ? '-' : String(status.learningRate)],
     ['live members', String(status.liveMembers)],
     ...(status.waiting !== null ? [['waiting', status.waiting] as [string, string]] : []),

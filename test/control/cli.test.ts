@@ -71,11 +71,13 @@ describe('p2pmld client commands', () => {
     expect(human.stderr).toBe('')
     expect(human.code).toBe(0)
     const lines = human.stdout.trimEnd().split('\n')
-    // keys padded to the longest one ('learning rate')
-    expect(lines[0]).toBe(`peer           ${PEER_ID}`)
-    expect(lines).toContain('job            - (idle)')
-    expect(lines).toContain('live members   1')
-    expect(lines).toContain('loss           -')
+    // keys padded to the longest one ('validation accuracy'), two spaces after it
+    const field = (key: string, value: string): string => `${key.padEnd('validation accuracy'.length + 2)}${value}`
+    expect(lines[0]).toBe(field('peer', PEER_ID))
+    expect(lines).toContain(field('job', '- (idle)'))
+    expect(lines).toContain(field('live members', '1'))
+    expect(lines).toContain(field('loss', '-'))
+    expect(lines).toContain(field('validation accuracy', '-'))
     expect(json.code).toBe(0)
     expect(JSON.parse(json.stdout)).toMatchObject({ peerId: PEER_ID, state: 'idle', jobId: null, liveMembers: 1 })
   })

@@ -1,6 +1,7 @@
 /** `p2pmld status` counts epochs from 1, as the progress lines and the logs do. */
 import { describe, expect, it } from 'vitest'
-import { formatEpoch } from '../../cli/commands/status.js'
+import { formatEpoch, formatStatus } from '../../cli/commands/status.js'
+import type { StatusResult } from '../../daemon/control/methods.js'
 
 describe('status epoch', () => {
   it('is the epoch in progress from 1, the count completed once the job ended, - without a job', () => {
@@ -9,5 +10,21 @@ describe('status epoch', () => {
     expect(formatEpoch({ jobId: 'j', state: 'paused', epoch: 4 })).toBe('5')
     expect(formatEpoch({ jobId: 'j', state: 'finished', epoch: 10 })).toBe('10 completed')
     expect(formatEpoch({ jobId: null, state: 'idle', epoch: 0 })).toBe('-')
+  })
+})
+
+describe('status text', () => {
+  const base: StatusResult = {
+    peerId: '12D3KooWpeer', addresses: ['/ip4/127.0.0.1/tcp/4001'], jobId: 'j', state: 'training', step: 40, epoch: 1,
+    loss: 0.25, accuracy: 0.91, testAccuracy: null, stopReason: null, learningRate: 0.05, liveMembers: 3, waiting: null, uptimeMs: 61_000
+  }
+  it('labels the accuracy it shows: validation while training, test and the reason once the job finished', () => {
+    const training = formatStatus(base)
+    expect(training).toMatch(/validation accuracy\s+91\.0+ ?%/)
+    expect(training).not.toMatch(/test accuracy|stopped by/)
+    const done = formatStatus({ ...base, state: 'finished', epoch: 2, testAccuracy: 0.9812, stopReason: 'early-stopping' })
+    expect(done).toMatch(/test accuracy\s+98\.1/)
+    expect(done).toMatch(/stopped by\s+early stopping/)
+    expect(formatStatus({ ...base, state: 'finished', testAccuracy: 0.5, stopReason: 'something-new' })).toMatch(/stopped by\s+something-new/)
   })
 })
