@@ -139,11 +139,21 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   }
 
   let ownBuffer: Float32Array | undefined
+  /** what this peer sent for the step it completed last, for members that lost it (see runStep) */
+  let previousSend: { readonly message: OutboundGradient, readonly members: readonly string[] } | undefined
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
     const failure = sendFailure
     sendFailure = undefined
     if (failure !== undefined) throw failure.error
+  }
+
+  /** Sends the last completed step's gradient again to those of `recipients` that were members of it, if that step is `step - 1`. */
+  const resendPrevious = (step: number, recipients: readonly string[]): void => {
+    const previous = previousSend
+    if (previous === undefined || previous.message.step !== step - 1) return
+    const to = recipients.filter((id) => id !== deps.selfId && previous.members.includes(id))
+    if (to.length > 0) deps.send(previous.message, to).catch(() => {})
   }
 
   /** Advances the progress past `step` and builds its report. */
@@ -287,8 +297,15 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             ? 'fewer live members than the aggregation rule needs: waiting for a peer to join'
             : 'step deadline passed short of the gradients the step needs; waiting on')
           deps.onShortRound?.(step, live, outcome.missing)
-          // those still at this step may be waiting for ours, lost on the way as theirs were
-          if (outcome.missing.length > 0) sendTo(outcome.missing)
+          if (outcome.missing.length > 0) {
+            // those still at this step may be waiting for ours, lost on the way as theirs were
+            sendTo(outcome.missing)
+            // and one still at the step before may have lost ours for that one after this peer
+            // moved on (nothing else sends it again): it cannot finish that step and send this
+            // one, and with the members ahead holding different aggregates no f+1 of them vouch
+            // for a state it could catch up to, so both sides would wait for ever
+            resendPrevious(step, outcome.missing)
+          }
           // everyone there has sent: only a join can help, wait for it without spinning
           else await sleep(Math.min(500, deps.deadline.current()), signal)
         }
@@ -306,6 +323,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
       const contributors = [...contributions.keys()].sort()
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
+      if (payload !== undefined) previousSend = { message: { step, epoch: progress.epoch, digest, payload }, members }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
       return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, collected.missing, waitedMs, contributors, peerDigests) }

@@ -106,14 +106,15 @@ export function createInboundPipeline (options: {
         rejectWith('duplicate', from, `second gradient from ${from} for step ${message.step}`)
         return false
       }
-      seen.add(key)
-      if (seen.size > DEDUP_WINDOW) seen.delete(seen.values().next().value as string)
       const decision = injector?.decide(message.step) ?? { kind: 'deliver' }
       if (decision.kind === 'drop') {
+        // lost on the way, as a network loses it: never received, so a copy sent again is not a duplicate
         counters.droppedByFaults++
         logger.debug({ peer: from, step: message.step }, 'fault injection dropped a gradient')
         return true
       }
+      seen.add(key)
+      if (seen.size > DEDUP_WINDOW) seen.delete(seen.values().next().value as string)
       if (decision.kind === 'delay') {
         counters.delayedByFaults++
         const timer = setTimeout(() => {

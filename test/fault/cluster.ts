@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
 import type { JobConfig } from '../../config/job-config.js'
 import type { JobResult } from '../../daemon/job/job-runner.js'
-import { silentLogger } from '../../daemon/logger.js'
+import { createLogger, silentLogger } from '../../daemon/logger.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
@@ -107,7 +107,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       reports.push(peerReports)
       const daemon = await createPeerDaemon({
         config,
-        log: silentLogger(),
+        // P2PMLD_TEST_LOG=debug: the peers' logs on stderr, to see why a cluster test hangs
+        log: process.env.P2PMLD_TEST_LOG === undefined ? silentLogger() : createLogger(process.env.P2PMLD_TEST_LOG as 'debug', { peer: `peer-${i}` }),
         ...(i === 0 ? { job } : {}),
         controlSocket: false,
         name: `peer-${i}`,
