@@ -1,8 +1,9 @@
 /**
- * Gradient time per step by where it is computed: `npx tsx bench/offload.ts [--quick]`.
+ * Gradient time per step by where it is computed:
+ * `npx tsx bench/offload.ts [--quick] [--models lenet5,vgg11] [--batches 256,1024] [--rounds 3]`.
  *
- * For lenet5 and mlp-large (the zoo has no vgg11 on this branch: mlp-large, 1.86 M parameters,
- * is the largest model) at batch 256 and 1024: in process (ORT, 2 threads) vs the worker pool
+ * For lenet5 (MNIST, 1x28x28) and the paper's vgg11 (CIFAR-10's 3x32x32, 128.8 M parameters)
+ * at batch 256 and 1024 by default: in process (ORT, 2 threads) vs the worker pool
  * with 2 workers and with N = cores - 1 (1 ORT thread each, one micro-batch per worker) vs Step
  * Functions -> Lambda on the local stand-ins (s3rver + the stand-in endpoint running the packaged
  * handler; 2 micro-batches, 2 warm function containers). Each configuration is timed in turn
@@ -22,14 +23,19 @@ import { defaultPoolWorkers } from '../functions/pool/worker-pool.js'
 import type { Batch, GradientComputer } from '../ml/core/types.js'
 import { createRng } from '../ml/core/rng.js'
 import type { ModelDefinition } from '../ml/models/model-definition.js'
-import { createModel } from '../ml/models/zoo.js'
+import { createModel, followsDatasetShape } from '../ml/models/zoo.js'
 import { applyEnv, startAwsStandIns } from '../test/support/aws-stand-ins/index.js'
 
 const quick = process.argv.includes('--quick')
-const ROUNDS = 3
+const argument = (name: string): string | undefined => {
+  const at = process.argv.indexOf(`--${name}`)
+  return at < 0 ? undefined : process.argv[at + 1]
+}
+const ROUNDS = Number(argument('rounds') ?? 3)
 const STEPS = quick ? 2 : 3
-const BATCHES = quick ? [256] : [256, 1024]
-const MODELS = ['lenet5', 'mlp-large']
+const BATCHES = (argument('batches') ?? (quick ? '256' : '256,1024')).split(',').map(Number)
+const MODELS = (argument('models') ?? 'lenet5,vgg11').split(',')
+const CIFAR_SHAPE = [3, 32, 32]
 const ROLE = 'arn:aws:iam::000000000000:role/bench'
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
@@ -70,7 +76,7 @@ const configs: Array<{ name: string, offload: OffloadConfigInput | undefined }> 
 
 process.stdout.write(`gradient time per step, median of ${STEPS} steps per round, ${ROUNDS} rounds interleaved; ratio = time / in process (range over rounds)\n`)
 for (const modelName of MODELS) {
-  const model = createModel(modelName)
+  const model = followsDatasetShape(modelName) ? createModel(modelName, CIFAR_SHAPE) : createModel(modelName)
   for (const size of BATCHES) {
     const batch = randomBatch(model, size)
     const params = model.initParameters(1)
