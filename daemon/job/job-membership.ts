@@ -62,6 +62,8 @@ export interface JobMembership {
   admit(peerId: string, when: 'before-start' | 'now' | 'later'): { effectiveStep: number, membership: MembershipState }
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
+  /** a host resuming the job from its checkpoint at `step` is a member there (and so its coordinator until others re-join) */
+  resumeAsHost(step: number): void
   /** a coordinator's announcement; returns whether it was newer than ours */
   adopt(state: MembershipState): boolean
 }
@@ -121,6 +123,12 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     },
     joinAsHost() {
       view.join(selfId, 0)
+    },
+    resumeAsHost(step) {
+      // its checkpoint may hold its own leave (written while every member stopped, after it
+      // adopted a membership in which it had left): with no member at the resumed step there is
+      // no coordinator to admit the others, and the job waits for ever
+      if (!view.isMemberAt(selfId, step) && view.join(selfId, step)) version++
     },
     isCoordinator,
     announce,

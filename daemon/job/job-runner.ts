@@ -175,6 +175,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
 
   if (options.snapshot !== undefined) {
     loadSnapshot(options.snapshot)
+    if (options.host) members.resumeAsHost(progress.step)
   } else {
     params = runtime.model.initParameters(config.seed)
     convergence = createConvergenceControl(config)

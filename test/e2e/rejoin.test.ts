@@ -43,7 +43,7 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(await killed.exited).toBe(-1)
     // same data dir, no --bootstrap, no job flags
     const again = fleet.start('peer2-again', ['--exit-when-done'], { dataDir: killed.dataDir })
-    const codes = await Promise.all([host.exited, stays.exited, again.exited])
+    const codes = await fleet.exits([host, stays, again], 180_000)
     const context = fleet.describe()
     expect(codes, context).toEqual([0, 0, 0])
     expect(again.logs().some((l) => l.msg === 're-joining the job its members carry on'), context).toBe(true)
@@ -70,7 +70,7 @@ describe('restarted from the data dir without --bootstrap', () => {
 
     // all three again on their data dirs and ports, no --bootstrap, no job flags
     const second = first.map((d, i) => fleet.start(`${d.name}-again`, ['--exit-when-done', ...listen(i)], { dataDir: d.dataDir }))
-    const codes = await Promise.all(second.map(async (d) => await d.exited))
+    const codes = await fleet.exits(second, 180_000)
     const context = fleet.describe()
     expect(codes, context).toEqual([0, 0, 0])
     // the host (most senior) resumed the job, the others re-joined it

@@ -38,6 +38,11 @@ export interface DaemonFleet {
   cleanup(): Promise<void>
   /** stdout + log tail of every daemon, for failure messages */
   describe(): string
+  /**
+   * The exit codes of `daemons` once all exited; past `timeoutMs` an Error carrying describe(),
+   * so a hang fails with the daemons' output rather than as a bare test timeout.
+   */
+  exits(daemons: readonly DaemonProcess[], timeoutMs: number): Promise<Array<number | null>>
 }
 
 export function createDaemonFleet(prefix: string): DaemonFleet {
@@ -66,6 +71,20 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
       for (const d of daemons) if (d.exitCode() === null) d.kill('SIGKILL')
       await Promise.all(daemons.map((d) => d.exited))
       rmSync(root, { recursive: true, force: true })
+    },
+    async exits(group, timeoutMs) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => {
+          const running = group.filter((d) => d.exitCode() === null).map((d) => d.name)
+          reject(new Error(`still running after ${timeoutMs} ms: ${running.join(', ')}\n${this.describe()}`))
+        }, timeoutMs)
+      })
+      try {
+        return await Promise.race([Promise.all(group.map(async (d) => await d.exited)), timeout])
+      } finally {
+        clearTimeout(timer)
+      }
     },
     describe() {
       // stdout, then warnings and errors (and stray stderr lines): what explains a failure
