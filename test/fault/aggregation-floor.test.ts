@@ -16,7 +16,10 @@ const JOB: JobConfigInput = {
   id: 'floor',
   model: 'mlp',
   seed: 1,
-  epochs: 6,
+  // the Byzantine test's length (60 steps), where its sign-flip bound was measured: at 36 steps
+  // trimmed mean's sign-flip cost alone reached 3.3 points once (sign-flip costs more the shorter
+  // the job: 6-8 points at 24 steps)
+  epochs: 10,
   batchSize: 256,
   minPeers: 4,
   stepDeadlineMs: 400,
@@ -56,5 +59,5 @@ describe('the aggregation floor', () => {
     console.log(`aggregation floor: clean ${cleanAccuracy}, attacked + lagging ${accuracy}; peer-2 ran ${stepsRun} steps (${lagging.length} in the delayed stretch, waited ${lagging.map((r) => r.waitedMs.toFixed(0)).join('/')} ms), contributors per step ${[...new Set(attacked[0].reports.map((r) => r.contributors.length))].join('/')}; runs ${(cleanMs / 1000).toFixed(1)} s and ${(attackedMs / 1000).toFixed(1)} s`)
     expect(clean[0].reports.every((r) => r.contributors.length === 4)).toBe(true)
     expect(cleanAccuracy - accuracy).toBeLessThanOrEqual(SIGN_FLIP_BOUND_POINTS / 100 + 1e-9)
-  }, 120_000)
+  }, 180_000)
 })
