@@ -1,8 +1,11 @@
 /**
  * A step never aggregates fewer gradients than the rule needs for the configured f. Four peers,
  * trimmed mean with f = 1 (needs 3), peer-3 Byzantine (sign-flip x10), and peer-2's inbound
- * gradients delayed 100-1500 ms, past the 400 ms step deadline, for steps 10-19: peer-2 ends
- * deadline rounds holding its own gradient and one or two others. Before the floor, quorum 0.5
+ * gradients delayed 1600-2500 ms, past the 1500 ms step deadline, for steps 10-19: peer-2 ends
+ * deadline rounds holding its own gradient alone or with one other. (The deadline is long enough
+ * that no other member misses a gradient on a loaded machine: with 400 ms, peers 0 and 1 also
+ * aggregated different sets under the full suite's load, three honest digests, none vouched for by
+ * f+1 members, and they stayed apart; the README's limit of f >= 1.) Before the floor, quorum 0.5
  * (2 of 4) let it aggregate two gradients, one of them possibly the attacker's (half the update);
  * now it keeps waiting in deadline rounds (re-sending its own), or catches up from the others.
  * The honest peers end with equal parameters, within the trimmed-mean sign-flip bound of the
@@ -22,7 +25,7 @@ const JOB: JobConfigInput = {
   epochs: 10,
   batchSize: 256,
   minPeers: 4,
-  stepDeadlineMs: 400,
+  stepDeadlineMs: 1500,
   quorum: 0.5,
   // peer-2 lags for a stretch and must stay a member through it
   evictAfterMissedSteps: 30,
@@ -41,7 +44,7 @@ describe('the aggregation floor', () => {
     const attacked = await runCluster({
       peers: 4,
       job: parseJobConfig({ ...JOB, attack: { peers: ['peer-3'], kind: 'sign-flip', magnitude: 10 } }),
-      peerOptions: (i) => (i === 2 ? { faults: { seed: 7, delayFraction: 1, delayMs: [100, 1500], steps: [10, 20] } } : {})
+      peerOptions: (i) => (i === 2 ? { faults: { seed: 7, delayFraction: 1, delayMs: [1600, 2500], steps: [10, 20] } } : {})
     })
     const attackedMs = performance.now() - t
     const honest = (peers: ClusterPeerResult[]): ClusterPeerResult[] => peers.slice(0, 3)
