@@ -41,6 +41,9 @@ const positive = (flag: string, integer = false) => (value: string): number => {
   return n
 }
 
+/** timed calibration runs stop once they took this long (a vgg11 batch of 1024 takes ~45 s on 2 cores) */
+const CALIBRATION_BUDGET_MS = 20_000
+
 export function registerEstimateCommand(program: Command): void {
   program
     .command('estimate')
@@ -73,11 +76,12 @@ export function registerEstimateCommand(program: Command): void {
       if (report !== undefined) {
         measured = measuredFromReport(report, flags.fromReport as string)
       } else if (flags.instanceTime === undefined || flags.offloadTime === undefined) {
-        process.stderr.write(`calibrating: ${model}, batch ${batchSize}, ${flags.calibrationRuns} gradient runs on this machine (--from-report FILE uses a run's times instead)\n`)
+        process.stderr.write(`calibrating: ${model}, batch ${batchSize}: one warm-up gradient run, then up to ${flags.calibrationRuns} timed ones (fewer once they took ${CALIBRATION_BUDGET_MS / 1000} s) on this machine (--from-report FILE uses a run's times instead)\n`)
         const calibration = await calibrateCompute({
           model,
           batchSize,
           runs: flags.calibrationRuns,
+          budgetMs: CALIBRATION_BUDGET_MS,
           computeThreads: flags.threads,
           onRun: (run, of, ms) => process.stderr.write(`  run ${run}/${of}: ${ms.toFixed(1)} ms\n`)
         })
