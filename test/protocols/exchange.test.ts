@@ -241,6 +241,30 @@ for (const { name, mode, relay } of variants) {
 }
 
 describe('fault injection', () => {
+  it('a dropped gradient sent again is not refused as a duplicate (the network lost it); a received one sent again is', async () => {
+    // dropFraction 1 for step 3 only: every copy of step 3 is lost, so the copy sent again meets
+    // the injector (dropped again) instead of the duplicate check
+    const receiver = createGradientExchange({ mode: 'stream', node: nodes[0], jobId: JOB, faults: { seed: 1, dropFraction: 1, steps: [3, 4] } })
+    const sender = createGradientExchange({ mode: 'stream', node: nodes[1], jobId: JOB })
+    await receiver.start()
+    await sender.start()
+    try {
+      const got: number[] = []
+      receiver.onGradient((msg) => { got.push(msg.step) })
+      await sender.publish(gradientFor(ids()[1], 2, 1000), [ids()[0]])
+      await sender.publish(gradientFor(ids()[1], 3, 1000), [ids()[0]])
+      await waitFor(() => receiver.stats().droppedByFaults === 1, 'the first copy of step 3 dropped')
+      await sender.publish(gradientFor(ids()[1], 3, 1000), [ids()[0]])
+      await waitFor(() => receiver.stats().droppedByFaults === 2, 'the copy of step 3 sent again reached the injector')
+      await sender.publish(gradientFor(ids()[1], 2, 1000), [ids()[0]])
+      await waitFor(() => (receiver.stats().rejected.duplicate ?? 0) === 1, 'step 2 sent again refused as a duplicate')
+      expect(receiver.stats().rejected.duplicate).toBe(1)
+      expect(got).toEqual([2])
+    } finally {
+      await stopAll([receiver, sender])
+    }
+  })
+
   it('drops and delays a seeded fraction of inbound gradients, deterministically in count', async () => {
     const faults = { seed: 42, dropFraction: 0.3, delayFraction: 0.3, delayMs: [20, 60] as const }
     const receiver = createGradientExchange({ mode: 'stream', node: nodes[0], jobId: JOB, faults })
