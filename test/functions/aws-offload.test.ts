@@ -1,7 +1,7 @@
 /**
  * lambda and stepfunctions modes end to end through the real SDK clients against the local
  * stand-ins: the handler runs from the packaged zip (deployed with `ensureFunction`, as
- * `p2pmld functions deploy` does), the ASL runs in aws-local-stepfunctions, blobs go through s3rver.
+ * `p2pmld functions deploy` does), the ASL runs in the stand-in's interpreter, blobs go through s3rver.
  */
 import { ListStateMachinesCommand } from '@aws-sdk/client-sfn'
 import aslValidator from 'asl-validator'

@@ -1,13 +1,14 @@
 /// <reference path="./modules.d.ts" />
 /**
  * The Step Functions half of the stand-in: state machines (definitions validated with
- * asl-validator, as CreateStateMachine validates them) and executions interpreted by
- * aws-local-stepfunctions, whose Task states call the stand-in Lambda functions. A function
- * error becomes the Task's error (its errorType), so the definition's Retry and Catch apply.
+ * asl-validator, as CreateStateMachine validates them) and executions run by our ASL interpreter
+ * (asl-interpreter.ts), whose Task states call the stand-in Lambda functions. A function error
+ * becomes the Task's error as AWS reports it (Error: the errorType; Cause: the function's error
+ * payload as JSON), so the definition's Retry and Catch apply.
  */
-import { StateMachine } from 'aws-local-stepfunctions'
 import aslValidator from 'asl-validator'
 import { createHash } from 'node:crypto'
+import { runStateMachine, StatesError, type ResourceInvoker } from './asl-interpreter.js'
 import type { FunctionHost } from './function-host.js'
 
 export class SfnApiError extends Error {
@@ -67,36 +68,19 @@ export function createStateMachineService(functions: FunctionHost, region: strin
     return machine
   }
 
-  // every Task state of the definition (Map iterators included) -> the stand-in function its Resource names
-  const taskHandlers = (definition: unknown): Record<string, (input: unknown) => Promise<unknown>> => {
-    const handlers: Record<string, (input: unknown) => Promise<unknown>> = {}
-    const walk = (states: Record<string, { Type?: string, Resource?: string, Iterator?: { States: Record<string, unknown> }, ItemProcessor?: { States: Record<string, unknown> } }>): void => {
-      for (const [name, state] of Object.entries(states)) {
-        if (state.Type === 'Task' && state.Resource !== undefined) {
-          const functionName = state.Resource.split(':function:')[1]?.split(':')[0] ?? state.Resource
-          handlers[name] = async (input) => {
-            const outcome = await functions.invoke(functionName, input)
-            if (outcome.ok) return outcome.payload
-            const payload = outcome.payload as { errorType?: string, errorMessage?: string }
-            const error = new Error(payload.errorMessage ?? 'function error')
-            error.name = payload.errorType ?? 'Error'
-            throw error
-          }
-        }
-        const inner = state.Iterator ?? state.ItemProcessor
-        if (inner !== undefined) walk(inner.States as never)
-      }
-    }
-    walk((definition as { States: never }).States)
-    return handlers
+  // a Task's Resource (a Lambda function ARN, or a bare name) -> the stand-in function of that name
+  const invokeFunction: ResourceInvoker = async (resource, input) => {
+    const functionName = resource.split(':function:')[1]?.split(':')[0] ?? resource
+    const outcome = await functions.invoke(functionName, input)
+    if (outcome.ok) return outcome.payload
+    const payload = outcome.payload as { errorType?: string, errorMessage?: string }
+    throw new StatesError(payload.errorType ?? 'Error', JSON.stringify(payload))
   }
 
   const execute = async (machine: Machine, execution: Execution): Promise<void> => {
     started++
-    const definition = JSON.parse(machine.definition) as Record<string, unknown>
-    const interpreter = new StateMachine(definition as never, { validationOptions: { checkArn: false } })
     try {
-      const result = await interpreter.run(JSON.parse(execution.input), { overrides: { taskResourceLocalHandlers: taskHandlers(definition) as never } }).result
+      const result = await runStateMachine(JSON.parse(machine.definition), JSON.parse(execution.input), invokeFunction)
       execution.status = 'SUCCEEDED'
       execution.output = JSON.stringify(result)
     } catch (error) {
