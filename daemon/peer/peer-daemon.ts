@@ -7,32 +7,31 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
-import { ConfigError, parseJobConfig, type JobConfig } from '../../config/job-config.js'
-import { JOB_PROTOCOL, JobInfoSchema, JobRequestSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
+import { ConfigError, type JobConfig } from '../../config/job-config.js'
+import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
-import { closedByPeer, createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
-import { handleJsonRequests, requestJson } from '../../protocols/request/json-request.js'
-import { fetchSnapshot, registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
+import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
+import { handleJsonRequests } from '../../protocols/request/json-request.js'
+import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import type { PrometheusMetrics } from '../metrics/prometheus.js'
-import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
 import type { RunReport } from '../report/report-schema.js'
-import { bytesByPeer, createConnectionBook, reportFromSession } from '../report/session-report.js'
-import { REPORTS_DIR, writeRunReport, type WrittenReport } from '../report/write-report.js'
+import { bytesByPeer, createConnectionBook } from '../report/session-report.js'
+import { REPORTS_DIR, type WrittenReport } from '../report/write-report.js'
+import { createDaemonReports } from './daemon-reports.js'
 import { createControlHandlers } from './control-handlers.js'
-import { createAutoJoin, probeKnownMembers, type AutoJoin } from './job-discovery.js'
+import { createAutoJoin, type AutoJoin } from './job-discovery.js'
+import { createJobJoiner } from './job-joiner.js'
 import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-members.js'
 import { fanOutEvents } from './fan-out-events.js'
 import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { createAmqpJobSession } from './amqp-job-session.js'
-import { askBrokerForJob } from './broker-join.js'
 import { DEFAULT_AMQP_URL } from '../../config/daemon-config.js'
 import { createRejectionLog } from './rejection-log.js'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
 
@@ -100,10 +99,6 @@ export interface PeerDaemon {
 const CHECKPOINT_DIR = 'checkpoint'
 /** a digest question for a step this peer has not reached waits this long at most */
 const DIGEST_WAIT_MS = 25_000
-/** a restarted member waits this long at most for a more senior member to resume the job */
-const SENIOR_RESUME_WAIT_MS = 60_000
-/** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
-const RESTART_GRACE_MS = 15_000
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
@@ -132,14 +127,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
   let stateSync: StateSyncServer | undefined
   let control: ControlServer | undefined
-  let joinAbort = new AbortController()
   let started = false
   let stopping: Promise<void> | undefined
   const stopped = (): boolean => stopping !== undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
-  /** joins in progress (through bootstrap peers, known members or auto-join) */
-  let joining = 0
   let autoJoin: AutoJoin | undefined
 
   /** remember the job's members and where they listen, for a restart without --bootstrap */
@@ -157,39 +149,23 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     })
   }
 
-  let recorder: ReportRecorder | undefined
   const connections = createConnectionBook(node.libp2p)
-  const reportsDir = options.reportsDir === undefined ? join(config.dataDir, REPORTS_DIR) : options.reportsDir
-  const runReport = (source: RunReport['source'] = 'daemon'): RunReport | undefined => {
-    const s = session
-    return s === undefined ? undefined : reportFromSession({ source, peerId, peerName: options.name, session: s, recorder, traffic, connections })
-  }
-  // job-end reports being written; stop() waits for them
-  let reporting: Promise<unknown> = Promise.resolve()
-  const writeJobEndReport = (): void => {
-    if (reportsDir === null) return
-    const report = runReport('job-end')
-    if (report === undefined) return
-    reporting = reporting.then(async () => {
-      const written = await writeRunReport(reportsDir, report)
-      log.info({ json: written.json, html: written.html }, 'run report written')
-      options.onReport?.(written, report)
-    }).catch((error: unknown) => {
-      log.error({ err: error, dir: reportsDir }, 'could not write the run report')
-    })
-  }
-
-  // the run report's recorder is made per job, so it is called through a stable forwarder
-  const recorderEvents: JobSessionEvents = {
-    onStep: (report) => recorder?.events.onStep(report),
-    onEpoch: (record) => recorder?.events.onEpoch(record)
-  }
-  const fanned = fanOutEvents(options.events, metrics?.events, recorderEvents)
+  const reports = createDaemonReports({
+    peerId,
+    peerName: options.name,
+    dir: options.reportsDir === undefined ? join(config.dataDir, REPORTS_DIR) : options.reportsDir,
+    log,
+    traffic,
+    connections,
+    session: () => session,
+    onReport: options.onReport
+  })
+  const fanned = fanOutEvents(options.events, metrics?.events, reports.events)
   const events: JobSessionEvents = {
     ...fanned,
     onFinished: (result) => {
       fanned.onFinished?.(result)
-      writeJobEndReport()
+      reports.writeJobEnd()
       const waiters = jobWaiters
       jobWaiters = []
       for (const w of waiters) w(result)
@@ -204,7 +180,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     },
     onEvicted: () => {
       fanned.onEvicted?.(0)
-      void rejoin()
+      void joiner.rejoin()
     },
     onCheckpoint: async (snapshot) => {
       await persist(snapshot)
@@ -248,7 +224,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       ? createAmqpJobSession({ ...common, selfId: peerId, privateKey, amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL })
       : createJobSession({ ...common, node, exchangeMode: options.exchangeMode, traffic })
     session = s
-    recorder = createReportRecorder()
+    reports.newJob()
     try {
       await s.start()
     } catch (error) {
@@ -269,121 +245,25 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     return jobId
   }
 
-  /** Find the job through a bootstrap peer, get admitted by its coordinator, fetch the state. */
-  const joinThroughBootstrap = async (signal: AbortSignal): Promise<void> => {
-    let delay = 500
-    joining++
-    try {
-      while (!signal.aborted) {
-        try {
-          const info = await askForJob(signal)
-          await joinJob(info, signal)
-          return
-        } catch (error) {
-          if (signal.aborted) return
-          log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
-          await session?.stop().catch(() => {})
-          session = undefined
-          await new Promise((resolve) => setTimeout(resolve, delay))
-          delay = Math.min(10_000, delay * 2)
-        }
-      }
-    } finally {
-      joining--
-    }
-  }
-
-  /** Evicted (e.g. after a stall or a cut link): leave the old session and join again through the members we know. */
-  const rejoin = async (): Promise<void> => {
-    const old = session
-    if (old === undefined) return
-    const known = [...old.sightings.entries()].filter(([id]) => id !== peerId).map(([id, s]) => ({ id, addrs: s.addrs }))
-    const members = old.runner()?.membership().membersAt(old.runner()?.progress().step ?? 0) ?? []
-    rejoinTargets = [...known.filter((k) => members.includes(k.id)), ...known.filter((k) => !members.includes(k.id))]
-      .flatMap((k) => k.addrs.map((a) => parseMultiaddr(a, 'member address')))
-    await old.stop().catch(() => {})
+  const dropSession = async (): Promise<void> => {
+    const s = session
     session = undefined
-    joinAbort.abort()
-    joinAbort = new AbortController()
-    void joinThroughBootstrap(joinAbort.signal)
+    await s?.stop().catch(() => {})
   }
-  let rejoinTargets: Multiaddr[] = []
-
-  const askForJob = async (signal: AbortSignal): Promise<JobInfo> => {
-    let lastError: unknown
-    for (const address of [...rejoinTargets, ...bootstrapAddrs]) {
-      try {
-        return await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
-      } catch (error) {
-        lastError = error
-      }
-    }
-    if (config.amqpUrl !== undefined) return await askBrokerForJob(config.amqpUrl, privateKey, peerId, log, { jobId: options.joinJobId })
-    throw lastError ?? new Error('no bootstrap peer to ask for the job')
-  }
-
-  const joinJob = async (info: JobInfo, signal: AbortSignal): Promise<void> => {
-    const jobConfig = parseJobConfig(info.config, `job config from peer ${info.coordinator.peerId}`)
-    const coordinator = peerIdFromString(info.coordinator.peerId)
-    if (info.coordinator.addrs.length > 0) {
-      await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
-    }
-    const s = await openSession(info.jobId, jobConfig, false)
-    if (s.join !== undefined) {
-      await s.join(info.coordinator.peerId, signal)
-      return
-    }
-    const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
-    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
-    const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
-    const snapshot = fromTrainingSnapshot(raw, `peer ${info.coordinator.peerId}`)
-    s.adoptMembership(reply.membership, reply.addresses)
-    s.startFromSnapshot(snapshot)
-    s.adoptMembership(reply.membership)
-    log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
-    await rememberMembers()
-  }
-
-  /**
-   * Restarted from a checkpoint without --bootstrap: re-join the job through the members this
-   * daemon knew if one still runs it; resume it from the checkpoint only if no member ranked
-   * before this one (admission order) is reachable, so the members restarted together resume one
-   * job, not one each.
-   */
-  const resumeOrRejoin = async (snapshot: JobSnapshot | undefined, known: KnownMembers, signal: AbortSignal): Promise<void> => {
-    const jobId = snapshot?.jobConfig.id ?? known.jobId
-    const started = Date.now()
-    const senior = known.members[0]?.peerId === peerId
-    let delay = 500
-    joining++
-    try {
-      while (!signal.aborted) {
-        const probe = await probeKnownMembers(node, known, jobId, signal)
-        if (signal.aborted) return
-        if (probe.kind === 'running') {
-          try {
-            log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot?.step ?? null }, 're-joining the job its members carry on')
-            await joinJob(probe.info, signal)
-            return
-          } catch (error) {
-            if (signal.aborted) return
-            log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
-            await session?.stop().catch(() => {})
-            session = undefined
-          }
-        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
-          await hostJob(snapshot.jobConfig, snapshot)
-          return
-        }
-        await new Promise((resolve) => setTimeout(resolve, delay))
-        delay = Math.min(5_000, delay * 2)
-      }
-    } catch (error) {
-      if (!signal.aborted) log.error({ err: error }, 'could not resume the job from the checkpoint')
-    } finally {
-      joining--
-    }
-  }
+  const joiner = createJobJoiner({
+    node,
+    log,
+    peerId,
+    privateKey,
+    bootstrapAddrs,
+    amqpUrl: config.amqpUrl,
+    joinJobId: options.joinJobId,
+    session: () => session,
+    openSession,
+    dropSession,
+    resume: (snapshot) => hostJob(snapshot.jobConfig, snapshot),
+    rememberMembers
+  })
 
   const daemon: PeerDaemon = {
     peerId,
@@ -430,7 +310,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (options.job !== undefined) {
         await hostJob(options.job)
       } else if (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined)) {
-        void joinThroughBootstrap(joinAbort.signal)
+        void joiner.joinThroughBootstrap()
       } else {
         const saved = await readCheckpoint(checkpointDir)
         const snapshot = saved === undefined ? undefined : fromTrainingSnapshot(saved, `checkpoint in ${checkpointDir}`)
@@ -439,7 +319,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && m.addrs.length > 0) : []
         // a job that finished, or that no other member ran, is this daemon's alone; killed before
         // its first checkpoint, it still re-joins the members it knew
-        if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void resumeOrRejoin(snapshot, known, joinAbort.signal)
+        if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void joiner.resumeOrRejoin(snapshot, known)
         else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
       }
       if (options.autoJoin === true) {
@@ -448,24 +328,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
           log,
           isIdle: () => {
             const state = session?.runner()?.state()
-            return joining === 0 && !stopped() && (session === undefined || state === 'finished' || state === 'failed')
+            return !joiner.busy() && !stopped() && (session === undefined || state === 'finished' || state === 'failed')
           },
           currentJobId: () => session?.jobId,
-          join: async (info) => {
-            joining++
-            try {
-              const old = session
-              session = undefined
-              await old?.stop().catch(() => {})
-              await joinJob(info, joinAbort.signal)
-            } catch (error) {
-              await session?.stop().catch(() => {})
-              session = undefined
-              throw error
-            } finally {
-              joining--
-            }
-          }
+          join: (info) => joiner.joinJob(info)
         })
         autoJoin.start()
       }
@@ -474,18 +340,18 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (!started) return
       stopping ??= (async () => {
         autoJoin?.stop()
-        joinAbort.abort()
+        joiner.abort()
         const s = session
         if (s !== undefined) {
           await s.stop({ leave: true })
           // a job that did not finish still gets its report (a finished one wrote it at its end)
-          if (s.runner() !== undefined && s.runner()?.result() === undefined) writeJobEndReport()
+          if (s.runner() !== undefined && s.runner()?.result() === undefined) reports.writeJobEnd()
           // after the stop: the step in progress was finished first
           const snapshot = s.runner()?.currentSnapshot()
           if (snapshot !== undefined) await persist(snapshot).catch(() => {})
         }
         await persisting
-        await reporting
+        await reports.flushed()
         connections.stop()
         await control?.stop()
         await metrics?.stop()
@@ -502,8 +368,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (session !== undefined && current !== 'finished' && current !== 'failed') {
         throw new Error(`job ${session.jobId} is ${current ?? 'starting'}: stop it first with 'p2pmld job stop'`)
       }
-      joinAbort.abort()
-      joinAbort = new AbortController()
+      joiner.abort()
       await session?.stop()
       return hostJob(jobConfig)
     },
@@ -536,7 +401,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const written = await exportSnapshotModel(path, snapshot)
       return { path: written.path, step: snapshot.step, bytes: written.bytes }
     },
-    runReport,
+    runReport: (source) => reports.current(source),
     shutdownRequested: () => shutdown.promise,
     metrics: () => metrics,
     rejectionCounts() {

@@ -1,0 +1,70 @@
+/**
+ * A daemon's run reports: the recorder of the current job's steps and epochs, the report as this
+ * peer sees the job now, and the job-end report written to the reports directory (one write at a
+ * time; `flushed()` waits for the last).
+ */
+import type { TrafficMeter } from '../../protocols/node/index.js'
+import type { Logger } from '../logger.js'
+import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
+import type { RunReport } from '../report/report-schema.js'
+import { reportFromSession, type ConnectionBook } from '../report/session-report.js'
+import { writeRunReport, type WrittenReport } from '../report/write-report.js'
+import type { JobSession, JobSessionEvents } from './job-session.js'
+
+export interface DaemonReportsOptions {
+  readonly peerId: string
+  readonly peerName?: string
+  /** where job-end reports go; null: write none */
+  readonly dir: string | null
+  readonly log: Logger
+  readonly traffic: TrafficMeter
+  readonly connections: ConnectionBook
+  session(): JobSession | undefined
+  /** a job-end report was written */
+  readonly onReport?: (written: WrittenReport, report: RunReport) => void
+}
+
+export interface DaemonReports {
+  /** step and epoch events to feed the recorder (stable across jobs) */
+  readonly events: JobSessionEvents
+  /** a new job's session opened: record from scratch */
+  newJob(): void
+  /** the current job's report as this peer sees it now; undefined without a job */
+  current(source?: RunReport['source']): RunReport | undefined
+  /** write the current job's report (job end, or stopped before its end); errors are logged */
+  writeJobEnd(): void
+  /** resolves when every report write asked for so far is done */
+  flushed(): Promise<unknown>
+}
+
+export function createDaemonReports(options: DaemonReportsOptions): DaemonReports {
+  let recorder: ReportRecorder | undefined
+  let writing: Promise<unknown> = Promise.resolve()
+  const current = (source: RunReport['source'] = 'daemon'): RunReport | undefined => {
+    const session = options.session()
+    return session === undefined ? undefined : reportFromSession({ source, peerId: options.peerId, peerName: options.peerName, session, recorder, traffic: options.traffic, connections: options.connections })
+  }
+  return {
+    // the recorder is made per job, so it is called through a stable forwarder
+    events: {
+      onStep: (report) => recorder?.events.onStep(report),
+      onEpoch: (record) => recorder?.events.onEpoch(record)
+    },
+    newJob: () => { recorder = createReportRecorder() },
+    current,
+    writeJobEnd() {
+      const dir = options.dir
+      if (dir === null) return
+      const report = current('job-end')
+      if (report === undefined) return
+      writing = writing.then(async () => {
+        const written = await writeRunReport(dir, report)
+        options.log.info({ json: written.json, html: written.html }, 'run report written')
+        options.onReport?.(written, report)
+      }).catch((error: unknown) => {
+        options.log.error({ err: error, dir }, 'could not write the run report')
+      })
+    },
+    flushed: () => writing
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * How a daemon gets into a job it does not host: through its bootstrap peers (or the broker),
+ * again through the members it knew after an eviction, and, restarted from a checkpoint without
+ * --bootstrap, by re-joining the members that carried on or resuming the job if none is left.
+ * One join at a time per signal; `abort()` ends the join in progress (a job submitted, a stop).
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { JobConfig } from '../../config/job-config.js'
+import { parseJobConfig } from '../../config/job-config.js'
+import { JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
+import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
+import { requestJson } from '../../protocols/request/json-request.js'
+import { fetchSnapshot } from '../../protocols/state-sync/index.js'
+import type { JobSnapshot } from '../job/job-runner.js'
+import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
+import type { Logger } from '../logger.js'
+import { askBrokerForJob } from './broker-join.js'
+import { probeKnownMembers } from './job-discovery.js'
+import type { JobSession } from './job-session.js'
+import type { KnownMembers } from './known-members.js'
+
+/** a restarted member waits this long at most for a more senior member to resume the job */
+const SENIOR_RESUME_WAIT_MS = 60_000
+/** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
+const RESTART_GRACE_MS = 15_000
+
+export interface JobJoinerOptions {
+  readonly node: PeerNode
+  readonly log: Logger
+  readonly peerId: string
+  readonly privateKey: PrivateKey
+  readonly bootstrapAddrs: readonly Multiaddr[]
+  /** ask this broker for the job when no bootstrap peer answers */
+  readonly amqpUrl?: string
+  /** joining through the broker: the job to look for (default: the first one that answers) */
+  readonly joinJobId?: string
+  /** the daemon's current session, if any */
+  session(): JobSession | undefined
+  /** open (and make current) a session for a job this daemon joins (host = false) */
+  openSession(jobId: string, config: JobConfig, host: false): Promise<JobSession>
+  /** stop the current session and forget it */
+  dropSession(): Promise<void>
+  /** host a job resumed from this daemon's checkpoint */
+  resume(snapshot: JobSnapshot): Promise<unknown>
+  /** the job's members changed: record them for a restart */
+  rememberMembers(): Promise<void>
+}
+
+export interface JobJoiner {
+  /** find the job through a bootstrap peer (or the broker), get admitted, fetch its state; retries with backoff until it joins or is aborted */
+  joinThroughBootstrap(): Promise<void>
+  /** evicted: leave the old session and join again, asking the members we knew first */
+  rejoin(): Promise<void>
+  /** restarted from a checkpoint (or known members) without --bootstrap: re-join the members that carry on, or resume */
+  resumeOrRejoin(snapshot: JobSnapshot | undefined, known: KnownMembers): Promise<void>
+  /** join the job `info` describes (admission, then state sync); throws if that fails */
+  joinJob(info: JobInfo): Promise<void>
+  /** a join is in progress */
+  busy(): boolean
+  /** end the join in progress, if any */
+  abort(): void
+}
+
+export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
+  const { node, log, peerId } = options
+  let abort = new AbortController()
+  let joining = 0
+  /** the members we knew before an eviction, asked before the bootstrap peers */
+  let rejoinTargets: Multiaddr[] = []
+
+  const askForJob = async (signal: AbortSignal): Promise<JobInfo> => {
+    let lastError: unknown
+    for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
+      try {
+        return await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
+      } catch (error) {
+        lastError = error
+      }
+    }
+    if (options.amqpUrl !== undefined) return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: options.joinJobId })
+    throw lastError ?? new Error('no bootstrap peer to ask for the job')
+  }
+
+  const joinJob = async (info: JobInfo, signal: AbortSignal): Promise<void> => {
+    const jobConfig = parseJobConfig(info.config, `job config from peer ${info.coordinator.peerId}`)
+    const coordinator = peerIdFromString(info.coordinator.peerId)
+    if (info.coordinator.addrs.length > 0) {
+      await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
+    }
+    const s = await options.openSession(info.jobId, jobConfig, false)
+    if (s.join !== undefined) {
+      await s.join(info.coordinator.peerId, signal)
+      return
+    }
+    const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
+    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
+    const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
+    const snapshot = fromTrainingSnapshot(raw, `peer ${info.coordinator.peerId}`)
+    s.adoptMembership(reply.membership, reply.addresses)
+    s.startFromSnapshot(snapshot)
+    s.adoptMembership(reply.membership)
+    if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
+    else log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
+    await options.rememberMembers()
+  }
+
+  const joinThroughBootstrap = async (signal: AbortSignal): Promise<void> => {
+    let delay = 500
+    joining++
+    try {
+      while (!signal.aborted) {
+        try {
+          await joinJob(await askForJob(signal), signal)
+          return
+        } catch (error) {
+          if (signal.aborted) return
+          log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
+          await options.dropSession()
+          await new Promise((resolve) => setTimeout(resolve, delay))
+          delay = Math.min(10_000, delay * 2)
+        }
+      }
+    } finally {
+      joining--
+    }
+  }
+
+  /**
+   * Re-join the job through the members this daemon knew if one still runs it; resume it from the
+   * checkpoint only if no member ranked before this one (admission order) is reachable, so the
+   * members restarted together resume one job, not one each.
+   */
+  const resumeOrRejoin = async (snapshot: JobSnapshot | undefined, known: KnownMembers, signal: AbortSignal): Promise<void> => {
+    const jobId = snapshot?.jobConfig.id ?? known.jobId
+    const started = Date.now()
+    const senior = known.members[0]?.peerId === peerId
+    let delay = 500
+    joining++
+    try {
+      while (!signal.aborted) {
+        const probe = await probeKnownMembers(node, known, jobId, signal)
+        if (signal.aborted) return
+        if (probe.kind === 'running') {
+          try {
+            log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot?.step ?? null }, 're-joining the job its members carry on')
+            await joinJob(probe.info, signal)
+            return
+          } catch (error) {
+            if (signal.aborted) return
+            log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
+            await options.dropSession()
+          }
+        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
+          await options.resume(snapshot)
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay))
+        delay = Math.min(5_000, delay * 2)
+      }
+    } catch (error) {
+      if (!signal.aborted) log.error({ err: error }, 'could not resume the job from the checkpoint')
+    } finally {
+      joining--
+    }
+  }
+
+  const restart = (): AbortSignal => {
+    abort.abort()
+    abort = new AbortController()
+    return abort.signal
+  }
+
+  return {
+    joinThroughBootstrap: () => joinThroughBootstrap(abort.signal),
+    async rejoin() {
+      const old = options.session()
+      if (old === undefined) return
+      const known = [...old.sightings.entries()].filter(([id]) => id !== peerId).map(([id, s]) => ({ id, addrs: s.addrs }))
+      const members = old.runner()?.membership().membersAt(old.runner()?.progress().step ?? 0) ?? []
+      rejoinTargets = [...known.filter((k) => members.includes(k.id)), ...known.filter((k) => !members.includes(k.id))]
+        .flatMap((k) => k.addrs.map((a) => parseMultiaddr(a, 'member address')))
+      await options.dropSession()
+      await joinThroughBootstrap(restart())
+    },
+    resumeOrRejoin: (snapshot, known) => resumeOrRejoin(snapshot, known, abort.signal),
+    async joinJob(info) {
+      joining++
+      try {
+        await options.dropSession()
+        await joinJob(info, abort.signal)
+      } catch (error) {
+        await options.dropSession()
+        throw error
+      } finally {
+        joining--
+      }
+    },
+    busy: () => joining > 0,
+    abort: () => { restart() }
+  }
+}
