@@ -260,8 +260,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   /** `read()` of the state at the start of a step >= minStep, once the loop gets there */
   const readAt = <T>(minStep: number, read: () => T, signal?: AbortSignal): Promise<T> => {
     // parameters only change in the synchronous aggregate-update block, so outside the
-    // epoch-end bookkeeping the state is always that of the start of progress.step
-    if (minStep <= progress.step && !inEpochEnd) return Promise.resolve(read())
+    // epoch-end bookkeeping the state is always that of the start of progress.step. A finished
+    // job gets no further: a step after its end is answered with its final state (a peer
+    // admitted just before the end takes that state and finishes with the others)
+    if ((minStep <= progress.step || runnerState === 'finished') && !inEpochEnd) return Promise.resolve(read())
     return new Promise((resolve, reject) => {
       const waiter = { minStep, serve: () => resolve(read()) }
       stepWaiters.push(waiter)

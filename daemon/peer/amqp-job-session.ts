@@ -122,7 +122,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       signal.throwIfAborted()
       session.startFromSnapshot(snapshot)
       session.adoptMembership(reply.membership)
-      log.info({ job: jobId, step: snapshot.step, epoch: snapshot.epoch }, 'joined job over the broker')
+      if (snapshot.meta.finished) log.info({ job: jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
+      else log.info({ job: jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
     },
     startFromSnapshot(snapshot: JobSnapshot) {
       core.startFromSnapshot(snapshot)

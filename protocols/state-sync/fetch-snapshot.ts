@@ -1,7 +1,8 @@
 /**
  * Fetch a training snapshot from a peer over `/p2pmld/state/1.0.0`. Every way the transfer can go
  * wrong (refusal, stall, timeout, oversize, bad framing, early close, corrupt data) ends in a
- * StateSyncError, never a hang.
+ * StateSyncError, never a hang. A snapshot before `minStep` is refused as stale, unless it is a
+ * finished job's final state (`meta.finished: true`): there will be no later one.
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -129,7 +130,8 @@ export async function fetchSnapshot (
     if (announced === undefined) throw new StateSyncError('closed', 'peer closed the stream without answering the state-sync request')
     const snapshot = decoder.finish()
     const minStep = parsedRequest.data.minStep
-    if (minStep !== undefined && snapshot.step < minStep) {
+    // a finished job's final state (meta.finished) is the last there will be, whatever step was asked for
+    if (minStep !== undefined && snapshot.step < minStep && snapshot.meta.finished !== true) {
       throw new StateSyncError('stale', `peer sent a snapshot at step ${snapshot.step}, before the requested step ${minStep}`)
     }
     return snapshot

@@ -113,7 +113,8 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       return
     }
     const minStep = parsed.data.minStep
-    if (minStep !== undefined && snapshot.step < minStep) {
+    // a finished job's final state (meta.finished) is served for any later step: there is no later state
+    if (minStep !== undefined && snapshot.step < minStep && snapshot.meta.finished !== true) {
       await refuse(stream, 'not-ready', `this peer is at step ${snapshot.step}, before the requested step ${minStep}`, connection.remotePeer)
       return
     }

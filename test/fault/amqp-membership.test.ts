@@ -54,14 +54,18 @@ describe('membership over the broker', () => {
 
   it('a peer joining mid-job fetches the state over the broker and ends identical', async () => {
     const root = await mkdtemp(join(tmpdir(), 'amqp-late-'))
-    const job = parseJobConfig({ id: `amqp-late-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 3, batchSize: 64, trainSamples: 4096, minPeers: 2, aggregation: { rule: 'mean', f: 0 }, stepDeadlineMs: 3000 })
+    // long enough to be still running when the third daemon is admitted on a fast machine too
+    // (3 epochs, 96 steps, once ended before that: the arrive-at-end case, tested below)
+    const job = parseJobConfig({ id: `amqp-late-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 10, batchSize: 64, trainSamples: 4096, minPeers: 2, aggregation: { rule: 'mean', f: 0 }, stepDeadlineMs: 3000 })
     const loadDatasets = createCachedDatasetLoader()
     const daemons: PeerDaemon[] = []
+    let lateSteps = 0
     try {
       for (let i = 0; i < 3; i++) {
         const d = await createPeerDaemon({
           config: { dataDir: join(root, `p${i}`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(root, `p${i}`, 's.sock'), logLevel: 'silent', computeThreads: 1, amqpUrl: BROKER_URL },
-          log: silentLogger(), ...(i === 0 ? { job } : {}), controlSocket: false, name: `p${i}`, joinJobId: job.id, loadDatasets
+          log: silentLogger(), ...(i === 0 ? { job } : {}), controlSocket: false, name: `p${i}`, joinJobId: job.id, loadDatasets,
+          events: i === 2 ? { onStep: () => { lateSteps++ } } : undefined
         })
         daemons.push(d)
         await d.start()
@@ -73,6 +77,8 @@ describe('membership over the broker', () => {
       // the late peer started from the state of a step past 10, fetched over the broker
       const late = daemons[2].session()!.runner()!
       expect(late.membership().record(daemons[2].peerId)!.joinStep).toBeGreaterThanOrEqual(10)
+      // ... and trained from there with the others (not only took a finished job's final state)
+      expect(lateSteps).toBeGreaterThan(10)
     } finally {
       await Promise.all(daemons.map(async (d) => { await d.stop().catch(() => {}) }))
       await rm(root, { recursive: true, force: true })
