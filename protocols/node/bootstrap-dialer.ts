@@ -26,12 +26,19 @@ export interface BootstrapDialer {
 }
 
 /** nothing answered at the address (vs. a peer that answered and then closed the connection) */
-const UNREACHABLE = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EADDRNOTAVAIL|ETIMEDOUT|timed out|timeout|aborted|no valid addresses/i
+const UNREACHABLE = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EADDRNOTAVAIL|no valid addresses/i
+/**
+ * the dial ran out of time: a host that drops packets, or one that accepted the TCP connection
+ * and never finished the handshake, which is what a private network with another key does
+ * (seen on loopback: "The operation was aborted due to timeout")
+ */
+const TIMED_OUT = /ETIMEDOUT|timed out|timeout|aborted/i
 
 /**
  * What a failed dial probably means, for people: unreachable (the address, or the peer is not
- * running), or reached and closed during or right after the handshake, which is how a private
- * network with another key, or an allowlist without this peer, refuses it.
+ * running); out of time (either that, or a private network with another key, which leaves the
+ * handshake unanswered); or reached and closed during or right after the handshake, which is how
+ * a private network with another key, or an allowlist without this peer, refuses it.
  */
 export const PEER_CLOSED_HINT = 'the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'
 
@@ -45,6 +52,7 @@ export function describeDialFailure (error: unknown): string {
   const err = error as { name?: string, message?: string, code?: string }
   const text = `${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`
   if (UNREACHABLE.test(text)) return 'cannot reach bootstrap peer; retrying (check the address and that the peer is running)'
+  if (TIMED_OUT.test(text)) return 'no answer from the bootstrap peer in time; retrying (check that both use the same --psk-file, that this peer id is on its allowlist, the address and that the peer is running)'
   return `${PEER_CLOSED_HINT}; retrying`
 }
 

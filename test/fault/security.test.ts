@@ -87,10 +87,15 @@ describe('pre-shared key and allowlist', () => {
       }
       expect(new Set(results.map((p) => p.result?.digest)).size).toBe(1)
       // the refusals were counted by reason where they happened (the bootstrap member, which
-      // every intruder dials), and each intruder was told what probably went wrong
+      // every intruder dials), and each intruder was told what probably went wrong (by its first
+      // failed attempt, which may end after a short job on a fast machine: waited for)
+      const told = (warnings: string[]): boolean => warnings.some((w) => w.includes('the peer closed the connection'))
+      for (const end = Date.now() + 30_000; !intruderWarnings.every(told) && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 200))
       for (const warnings of intruderWarnings) {
-        expect(warnings.some((w) => w.includes('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'))).toBe(true)
-        expect(warnings.some((w) => w.includes('check the address'))).toBe(false)
+        expect(warnings.some((w) => w.includes('the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist')), warnings.join(' | ')).toBe(true)
+        // a dial that timed out (the other key's handshake left unanswered) may name the address
+        // too, but never the address alone
+        expect(warnings.filter((w) => w.includes('check the address') && !w.includes('--psk-file')), warnings.join(' | ')).toEqual([])
       }
       // the intruder with another key failed the pre-shared-key handshake: counted once the host
       // side of its connection closes (libp2p's inbound upgrade may hold it until its timeout)

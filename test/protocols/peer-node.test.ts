@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  createPeerNode, createPsk, InvalidMultiaddrError, loadOrCreatePeerKey, PeerKeyError, PeerNodeError, peerKeyPath, type PeerNode
+  createPeerNode, createPsk, describeDialFailure, InvalidMultiaddrError, PEER_CLOSED_HINT, loadOrCreatePeerKey, PeerKeyError, PeerNodeError, peerKeyPath, type PeerNode
 } from '../../protocols/node/index.js'
 import { captureLogs, LOOPBACK, newNode, waitFor } from './peer-helpers.js'
 
@@ -85,6 +85,17 @@ describe('bootstrap', () => {
     const other = await track(newNode())
     await other.start()
     expect(await canConnect(other, node)).toBe(true)
+  })
+})
+
+describe('what a failed dial tells people', () => {
+  it('unreachable names the address; out of time names the key, the allowlist and the address; closed names the key and the allowlist', () => {
+    expect(describeDialFailure(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4001'), { code: 'ECONNREFUSED' }))).toMatch(/^cannot reach bootstrap peer; retrying \(check the address/)
+    // a private network with another key leaves the handshake unanswered until the dial times out
+    const timedOut = describeDialFailure(Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }))
+    expect(timedOut).toMatch(/^no answer from the bootstrap peer in time/)
+    expect(timedOut).toMatch(/--psk-file.*allowlist.*address/)
+    expect(describeDialFailure(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))).toBe(`${PEER_CLOSED_HINT}; retrying`)
   })
 })
 
