@@ -26,7 +26,9 @@ describe('p2pmld start: progress, membership lines, logs and Prometheus metrics'
     const context = (): string => fleet.describe()
 
     // progress within an epoch, with the pace, then a finished epoch counted from 1
-    const progress = await host.waitForStdout(/^epoch 1\/30: \d+% \(\d+\/(\d+) steps\) loss [\d.]+, (\d+) samples\/s, epoch ~\S+( \d+s)?, ETA \S+( \d+s)?$/m, 60_000)
+    // durations as formatDuration writes them: '819 ms' on a fast machine, '31s', '4m 40s'
+    const duration = String.raw`(?:\d+ ms|\d+[dhm](?: \d+[hms])?|\d+s)`
+    const progress = await host.waitForStdout(new RegExp(String.raw`^epoch 1\/30: \d+% \(\d+\/(\d+) steps\) loss [\d.]+, (\d+) samples\/s, epoch ~${duration}, ETA ${duration}$`, 'm'), 60_000)
     expect(Number(progress[1])).toBe(64) // 4096 samples / (2 peers x 32)
     expect(Number(progress[2])).toBeGreaterThan(0)
     await host.waitForStdout(/^epoch 1\/30 done in [^:]+: train loss [\d.]+, val loss [\d.]+, val acc [\d.]+ %, lr 0\.05$/m, 60_000)
