@@ -1,6 +1,6 @@
 /**
  * The paper's models in the zoo: torchvision's parameter counts at both dataset shapes, and a
- * 2-epoch run on a small slice of real MNIST digits whose mean loss decreases (with the
+ * short run on a small slice of real MNIST digits whose mean loss decreases (with the
  * optimizer folding BatchNorm's batch statistics into the running statistics).
  */
 import { describe, expect, it } from 'vitest'
@@ -30,11 +30,16 @@ describe('paper models in the zoo', () => {
     }
   })
 
-  const SLICE = 32
-  const LR = 0.05
-  // vgg11 (128.8 M parameters) is left out: one step at batch 8 takes 20-27 s here (see the report)
-  for (const [name, batchSize] of [['squeezenet1_1', 8], ['mobilenet_v3_small', 8]] as const) {
-    it(`${name}: two epochs on ${SLICE} MNIST digits lower the mean loss`, async () => {
+  // vgg11 (no BatchNorm, torchvision's init) sits on its ln 10 plateau for many steps: over 4
+  // different batches its mean loss did not move in two epochs at lr 0.05, 0.01 or Adam 1e-4; on
+  // one batch it falls steadily (2.2997 -> 2.2653 in 8 steps at lr 0.05), so it trains one batch
+  const CASES = [
+    { name: 'squeezenet1_1', slice: 32, batchSize: 8, epochs: 2, lr: 0.05 },
+    { name: 'mobilenet_v3_small', slice: 32, batchSize: 8, epochs: 2, lr: 0.05 },
+    { name: 'vgg11', slice: 8, batchSize: 8, epochs: 8, lr: 0.05 }
+  ] as const
+  for (const { name, slice: SLICE, batchSize, epochs, lr: LR } of CASES) {
+    it(`${name}: ${epochs} epochs on ${SLICE} MNIST digits lower the mean loss`, async () => {
       const model = createModel(name, [1, 28, 28])
       const digits = readDigits(SLICE, 0)
       const inputs = digits.inputs.map((v) => (v - 0.1307) / 0.3081)
@@ -44,7 +49,7 @@ describe('paper models in the zoo', () => {
       const optimizer = createOptimizer({ type: 'sgd', lr: LR, momentum: 0.9, nesterov: false, weightDecay: 0 }, params.length, bufferSpecs(model.layout))
       const epochLoss: number[] = []
       try {
-        for (let epoch = 0; epoch < 2; epoch++) {
+        for (let epoch = 0; epoch < epochs; epoch++) {
           let sum = 0
           for (let b = 0; b < SLICE / batchSize; b++) {
             const indices = Array.from({ length: batchSize }, (_, i) => b * batchSize + i)
@@ -67,8 +72,8 @@ describe('paper models in the zoo', () => {
       } finally {
         await computer.close()
       }
-      console.log(`${name}: mean loss epoch 1 ${epochLoss[0].toFixed(4)} -> epoch 2 ${epochLoss[1].toFixed(4)}`)
-      expect(epochLoss[1]).toBeLessThan(epochLoss[0])
+      console.log(`${name}: mean loss epoch 1 ${epochLoss[0].toFixed(4)} -> epoch ${epochs} ${epochLoss[epochs - 1].toFixed(4)}`)
+      expect(epochLoss[epochs - 1]).toBeLessThan(epochLoss[0])
       for (const spec of bufferSpecs(model.layout)) {
         // running statistics moved off their initial 0 / 1
         const moved = params.subarray(spec.offset, spec.offset + spec.size).some((v, i) => v !== start[spec.offset + i])
