@@ -48,10 +48,16 @@ export function registerDemoCommand(program: Command): void {
     const progress = createProgressReporter(process.stderr, job.epochs)
     const controller = new AbortController()
     process.once('SIGINT', () => controller.abort())
+    process.once('SIGTERM', () => controller.abort())
     const amqpUrl = flags.amqpUrl ?? process.env.P2PMLD_AMQP_URL
     progress.line(`demo: ${peers} peers on 127.0.0.1${job.transport === 'libp2p' ? '' : ` over ${job.transport === 'amqp' ? 'the broker' : 'libp2p with the broker as fallback'}`}${job.mode === 'async' ? ' (async)' : ''} training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
     // libp2p and ONNX Runtime load here, not for every p2pmld command
     const [{ runDemo }, { runLocalTraining }] = await Promise.all([import('../../daemon/demo/run-demo.js'), import('../../daemon/training/local-training.js')])
+    const interrupted = (): void => {
+      progress.done()
+      progress.line('demo interrupted: every peer stopped')
+      process.exitCode = 130
+    }
     const result = await runDemo({
       peers,
       job,
@@ -63,7 +69,14 @@ export function registerDemoCommand(program: Command): void {
         onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
         onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)
       }
+    }).catch((error: unknown) => {
+      if (controller.signal.aborted) return undefined
+      throw error
     })
+    if (result === undefined || controller.signal.aborted) {
+      interrupted()
+      return
+    }
     progress.done()
     let baseline: { wallMs: number, accuracy: number } | undefined
     if (flags.baseline !== false && !controller.signal.aborted) {

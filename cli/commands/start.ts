@@ -111,7 +111,13 @@ export function registerStartCommand(program: Command): void {
       // a job that cannot load, a busy port, a corrupt checkpoint: release the port and the
       // socket, then fail (exit 1) instead of idling on
       await daemon.stop().catch(() => {})
+      // SIGINT/SIGTERM during start-up: stopped as asked, not a failure
+      if (stopping) return
       throw explainStartFailure(error)
+    }
+    if (stopping) {
+      await daemon.stop()
+      return
     }
     process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
     // announced: the bound addresses are not what other hosts dial; the announced ones are

@@ -25,6 +25,7 @@ export interface DemoOptions {
   /** events of the first peer (progress display) */
   readonly events?: JobRunnerEvents
   readonly faults?: FaultInjection
+  /** aborted: every peer stops at once, whatever its state (start-up included); the result then holds no finished peer, or runDemo throws the abort reason if it came before the peers started */
   readonly signal?: AbortSignal
   /** keep the data directories (default: removed) */
   readonly keepDataDirs?: boolean
@@ -77,7 +78,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     computeThreads: threads,
     ...(job.transport !== 'libp2p' ? { amqpUrl: options.amqpUrl ?? DEFAULT_AMQP_URL } : {})
   })
+  // Ctrl-C (options.signal) stops every peer in whatever state it is, start-up included
+  const aborted = (): boolean => options.signal?.aborted === true
+  // all peers stop at once: none waits to finish a step the others will not
+  const onAbort = (): void => { for (const d of daemons) void d.stop({ leave: false }).catch(() => {}) }
+  options.signal?.addEventListener('abort', onAbort, { once: true })
   try {
+    options.signal?.throwIfAborted()
     const host = await createPeerDaemon({
       config: configFor(0, []),
       log: options.log.child({ peer: 'peer-0' }),
@@ -91,9 +98,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       reportsDir: null
     })
     daemons.push(host)
+    if (aborted()) onAbort()
     await host.start()
     const bootstrap = host.addresses().filter((a) => a.includes('/tcp/'))
-    for (let i = 1; i < options.peers; i++) {
+    for (let i = 1; i < options.peers && !aborted(); i++) {
       const peer = await createPeerDaemon({
         config: configFor(i, bootstrap),
         log: options.log.child({ peer: `peer-${i}` }),
@@ -105,12 +113,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         joinJobId: job.id
       })
       daemons.push(peer)
+      if (aborted()) onAbort()
       await peer.start()
     }
-    const onAbort = (): void => { for (const d of daemons) void d.stopJob() }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
+    // a stopped daemon's jobDone() resolves (undefined: its job did not finish)
     const results = await Promise.all(daemons.map((d) => d.jobDone()))
-    options.signal?.removeEventListener('abort', onAbort)
     const finished = results.filter((r): r is JobResult => r !== undefined)
     const digests = new Set(finished.map((r) => r.digest))
     const hostReport = options.reportDir === undefined ? undefined : host.runReport('demo')
@@ -129,6 +136,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       report: hostReport === undefined || options.reportDir === undefined ? undefined : await writeRunReport(options.reportDir, hostReport)
     }
   } finally {
+    options.signal?.removeEventListener('abort', onAbort)
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))
     if (options.keepDataDirs !== true) await rm(root, { recursive: true, force: true })
   }

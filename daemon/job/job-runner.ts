@@ -65,7 +65,7 @@ export interface JobRunner {
   result(): JobResult | undefined
   contributorStats(): { last: number, mean: number, min: number, max: number }
   start(): void
-  /** finishStep: complete the step in progress first (a clean leave), within timeoutMs */
+  /** finishStep: complete the step in progress first (a clean leave), within timeoutMs (default: two step deadlines, 2-30 s) */
   stop(options?: { finishStep?: boolean, timeoutMs?: number }): Promise<void>
   /** pause / resume the whole job (the coordinator decides the step; see job-control.ts) */
   pause(): Promise<ControlDecision>
@@ -431,7 +431,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         let timer: NodeJS.Timeout | undefined
         await Promise.race([
           loop.catch(() => undefined),
-          new Promise((resolve) => { timer = setTimeout(resolve, stopOptions.timeoutMs ?? 30_000) })
+          // the others finish a step within a deadline or two while they run; bounded so that a
+          // stop never waits long on members that stopped too
+          new Promise((resolve) => { timer = setTimeout(resolve, stopOptions.timeoutMs ?? Math.min(30_000, Math.max(2_000, 2 * deadline.current()))) })
         ])
         clearTimeout(timer)
       }

@@ -65,7 +65,12 @@ export interface PeerDaemonOptions {
 
 export interface PeerDaemon {
   start(): Promise<void>
-  stop(): Promise<void>
+  /**
+   * Stops everything; idempotent. By default a training member first finishes the step in
+   * progress (bounded: see JobRunner.stop) and tells the others it leaves; `leave: false` skips
+   * both, for members that all stop at once (the demo's Ctrl-C), where no step can finish.
+   */
+  stop(options?: { leave?: boolean }): Promise<void>
   readonly peerId: string
   readonly startedAt: number
   addresses(): string[]
@@ -227,6 +232,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     reports.newJob()
     try {
       await s.start()
+      // stop() ran while the session loaded its model and data: it must not train after the stop
+      if (stopped()) throw new DaemonStoppingError()
     } catch (error) {
       // a job that cannot start (e.g. an unknown model) must not stay as the daemon's job
       if (session === s) session = undefined
@@ -275,6 +282,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (started) return
       started = true
       await node.start()
+      if (stopped()) return
       connections.start()
       await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
         const s = session
@@ -307,6 +315,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         await control.start()
       }
       await metrics?.start()
+      // told to stop while starting (SIGINT during start-up): stop() closes what started so far
+      if (stopped()) return
       if (options.job !== undefined) {
         await hostJob(options.job)
       } else if (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined)) {
@@ -336,14 +346,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         autoJoin.start()
       }
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       if (!started) return
       stopping ??= (async () => {
         autoJoin?.stop()
         joiner.abort()
         const s = session
         if (s !== undefined) {
-          await s.stop({ leave: true })
+          await s.stop({ leave: stopOptions.leave !== false })
           // a job that did not finish still gets its report (a finished one wrote it at its end)
           if (s.runner() !== undefined && s.runner()?.result() === undefined) reports.writeJobEnd()
           // after the stop: the step in progress was finished first
@@ -378,6 +388,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     jobDone(): Promise<JobResult | undefined> {
       const result = session?.runner()?.result()
       if (result !== undefined) return Promise.resolve(result)
+      // stopped (or stopping): no job will finish here any more
+      if (stopping !== undefined) return stopping.then(() => session?.runner()?.result())
       return new Promise((resolve) => jobWaiters.push(resolve))
     },
     async settleAfterJob({ minMs = 2_000, maxMs = 60_000 } = {}) {
@@ -411,6 +423,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     }
   }
   return daemon
+}
+
+/** start() or a job's start was cut short because the daemon was told to stop meanwhile */
+export class DaemonStoppingError extends Error {
+  override name = 'DaemonStoppingError'
+  constructor () {
+    super('the daemon was told to stop while it started')
+  }
 }
 
 async function readPsk(path: string): Promise<Uint8Array> {

@@ -198,6 +198,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       wire = w
     },
     startIfOwned() {
+      // stopped while starting (a daemon told to stop during its start-up): never start training
+      if (stopped) return
       if (options.host || options.snapshot !== undefined) startRunner(options.snapshot)
     },
     parameterCount: () => parameterCount,

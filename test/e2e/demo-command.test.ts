@@ -59,4 +59,24 @@ describe('p2pmld demo', () => {
     expect(report.membership.members).toHaveLength(3)
     expect(report.result?.digest.slice(0, 12)).toBe(peers[0][3])
   }, 120_000)
+  // issue 20: Ctrl-C used to be ignored once the peers had started (they trained on for the
+  // whole job, and a 16-peer demo could not be stopped at all)
+  for (const [when, pattern] of [['while its peers start', /^demo: 4 peers/m], ['while it trains', /^epoch 1\/10: \d+% /m]] as const) {
+    it(`Ctrl-C stops it within seconds ${when}`, async () => {
+      const child = spawn(process.execPath, [cli, 'demo', '--peers', '4', '--no-baseline', '--no-report'], {
+        cwd: home,
+        env: { PATH: process.env.PATH ?? '', HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe']
+      })
+      const output = watchChildOutput('demo', child)
+      await output.waitFor(() => output.stderr(), pattern, 60_000, when)
+      child.kill('SIGINT')
+      const signalled = Date.now()
+      const code = await Promise.race([output.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000))])
+      if (code === 'still running') child.kill('SIGKILL')
+      expect(code, output.stderr()).toBe(130)
+      console.log(`demo stopped ${Date.now() - signalled} ms after Ctrl-C ${when}`)
+      expect(output.stderr()).toContain('demo interrupted: every peer stopped')
+    }, 90_000)
+  }
 })
