@@ -4,32 +4,16 @@
  * retrying" in a loop). It is given the finished job's final state instead: it ends with the
  * members' digest and stop reason, says why, and stops trying to join.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { pino } from 'pino'
-import { afterAll, describe, expect, it } from 'vitest'
-import type { DaemonConfig } from '../../config/daemon-config.js'
+import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
-import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
+import { useLocalDaemons } from './support/local-daemons.js'
 
 describe('a peer arriving as the job ends', () => {
-  const root = mkdtempSync(join(tmpdir(), 'p2pmld-late-arrival-'))
-  const daemons: PeerDaemon[] = []
-  afterAll(async () => {
-    await Promise.all(daemons.map((d) => d.stop().catch(() => {})))
-    rmSync(root, { recursive: true, force: true })
-  })
-  const configFor = (name: string, bootstrap: string[]): DaemonConfig => ({
-    dataDir: join(root, name),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    bootstrap,
-    socketPath: join(root, name, 'p2pmld.sock'),
-    logLevel: 'silent',
-    computeThreads: 1
-  })
+  const { daemons, configFor } = useLocalDaemons('p2pmld-late-arrival-')
 
   it('takes the finished job\'s final state, ends with the members\' digest and stops retrying', async () => {
     const job = parseJobConfig({ id: 'late-arrival', model: 'mlp', epochs: 1, batchSize: 32, trainSamples: 512, minPeers: 2, stepDeadlineMs: 3000, aggregation: { rule: 'mean', f: 0 } }, 'test job')

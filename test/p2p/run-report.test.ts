@@ -3,35 +3,21 @@
  * served over the control socket ('report'), rebuilt from the checkpoint; bytes by peer, the
  * membership and the digests are the job's.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createProgram } from '../../cli/program.js'
-import type { DaemonConfig } from '../../config/daemon-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
 import { createControlClient } from '../../daemon/control/index.js'
 import { silentLogger } from '../../daemon/logger.js'
-import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { reportFromCheckpoint } from '../../daemon/report/checkpoint-report.js'
 import { parseRunReport, type RunReport } from '../../daemon/report/report-schema.js'
 import type { WrittenReport } from '../../daemon/report/write-report.js'
+import { useLocalDaemons } from './support/local-daemons.js'
 
 describe('run report of a two-daemon job', () => {
-  const root = mkdtempSync(join(tmpdir(), 'p2pmld-run-report-'))
-  const daemons: PeerDaemon[] = []
-  afterAll(async () => {
-    await Promise.all(daemons.map((d) => d.stop().catch(() => {})))
-    rmSync(root, { recursive: true, force: true })
-  })
-  const configFor = (name: string, bootstrap: string[]): DaemonConfig => ({
-    dataDir: join(root, name),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    bootstrap,
-    socketPath: join(root, name, 'p2pmld.sock'),
-    logLevel: 'silent',
-    computeThreads: 1
-  })
+  const { root, daemons, configFor } = useLocalDaemons('p2pmld-run-report-')
 
   it('is written at the job\'s end, served by the daemon and rebuilt from the checkpoint', async () => {
     // a fixed step deadline: the derived one can exceed 1.67 s on a loaded machine, and the
