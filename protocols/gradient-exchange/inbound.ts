@@ -54,9 +54,13 @@ export function createInboundPipeline (options: {
     rejected: emptyRejectionCounts()
   }
 
+  // counted every time, logged without flooding: the first few of each reason, then every
+  // hundredth (a fuzzer's 10,000 frames, or 16 peers re-sending, wrote a line each). A duplicate
+  // is what members' own re-sends produce when the first copy arrived after all: debug only
   const rejectWith = (reason: RejectReason, from: string, detail: string): void => {
-    counters.rejected[reason]++
-    logger.warn({ peer: from, reason, detail }, 'rejected an inbound gradient message')
+    const n = ++counters.rejected[reason]
+    if (reason === 'duplicate') logger.debug({ peer: from, reason, detail }, 'rejected an inbound gradient message')
+    else if (n <= 5 || n % 100 === 0) logger.warn({ peer: from, reason, detail, rejectedSoFar: n }, 'rejected an inbound gradient message')
   }
 
   const check = (bytes: Uint8Array, from: string): Decoded<GradientMessage> => {

@@ -232,6 +232,14 @@ for (const { name, mode, relay } of variants) {
         await exchanges[1].publish(gradientFor(me, 100), [victim.peerId.toString()])
         await waitFor(() => rejected().duplicate === 1, 'the repeat counted as duplicate')
         expect(arrivals.filter((a) => a.receiver === 0)).toHaveLength(1)
+        // counted, not warned about: members' own re-sends make duplicates
+        expect(records.filter((r) => r.msg === 'rejected an inbound gradient message' && r.reason === 'duplicate' && r.level >= 40)).toEqual([])
+        // a flood of one reason is logged a few times, counted every time
+        for (let i = 0; i < 12; i++) await send(bad[0][1])
+        await waitFor(() => rejected()[bad[0][0]] === 13, 'the flood counted')
+        const flood = records.filter((r) => r.msg === 'rejected an inbound gradient message' && r.reason === bad[0][0])
+        // (every exchange of the test logs through this logger: up to 5 lines each)
+        expect(flood.map((r) => r.rejectedSoFar as number).sort((a, b) => a - b).at(-1)).toBe(5)
         expect(victim.isStarted()).toBe(true)
       } finally {
         await stopAll(exchanges)
