@@ -124,6 +124,10 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     start: false,
     addresses: { listen: [...listen], announce: [...announce] },
     transports: [tcp()],
+    // every member dials every other at a job's start: 16 peers behind one address (loopback, a
+    // NAT) passed libp2p's defaults (5 inbound connections a second per address, 10 pending)
+    // and were reset, retried and logged as refused handshakes
+    connectionManager: { inboundConnectionThreshold: 32, maxIncomingPendingConnections: 32 },
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(protector !== undefined ? { connectionProtector: protector } : {}),
@@ -147,7 +151,13 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
         emitSelf: false,
         globalSignaturePolicy: 'StrictSign',
         allowPublishToZeroTopicPeers: true,
-        maxInboundDataLength: options.maxGossipBytes ?? 4 * 1024 * 1024
+        maxInboundDataLength: options.maxGossipBytes ?? 4 * 1024 * 1024,
+        // no penalty for many peers behind one IP address (gossipsub's IP colocation factor: -5 x
+        // (peers - 10)^2): the job's topics take only members' signed messages, and with more than
+        // 13 peers on one address (loopback, a NAT, containers on one host) the penalty crossed
+        // the graylist threshold, the host's membership announcements stopped reaching 10 of 16
+        // peers and the job never left step 0
+        scoreParams: { IPColocationFactorWeight: 0 }
       })
     }
   }) as unknown as P2pmldLibp2p
