@@ -35,9 +35,12 @@ const DeploySchema = CommonSchema.extend({
   type: z.enum(['EXPRESS', 'STANDARD']).default('EXPRESS'),
   zip: z.string().min(1).optional(),
   memory: int(128, 10240).default(2048),
-  timeout: int(1, 900).default(120),
+  timeout: int(1, 900).optional(),
   region: z.string().min(1).optional()
-}).strict()
+}).strict().refine((o) => o.timeout === undefined || o.timeout <= o.invocationTimeout, {
+  path: ['timeout'],
+  message: "longer than --invocation-timeout: the state machine would retry a micro-batch while the timed-out invocation still runs (and bills); use --timeout <= --invocation-timeout"
+})
 
 function parse<S extends z.ZodType>(schema: S, options: unknown, command: string): z.output<S> {
   const result = schema.safeParse(options)
@@ -84,14 +87,14 @@ export function registerFunctionsCommands(program: Command): void {
     .option('--type <type>', 'state machine type: EXPRESS or STANDARD', 'EXPRESS')
     .option('--zip <file>', 'a zip written by `functions package` (default: build one now)')
     .option('--memory <mb>', 'function memory, MB (vCPUs grow with it: 1 per 1,769 MB)', '2048')
-    .option('--timeout <s>', 'function timeout, seconds', '120')
+    .option('--timeout <s>', 'function timeout, seconds (default and at most: --invocation-timeout)')
     .option('--region <region>', 'AWS region (default: the SDK default chain, e.g. AWS_REGION)')
     .action(action(async (raw: Record<string, unknown>) => {
       const o = parse(DeploySchema, raw, 'deploy')
       const { deployOffload } = await import('../../functions/deployment.js')
       const summary = await deployOffload({
         functionName: o.functionName, roleArn: o.roleArn, stateMachineRoleArn: o.stateMachineRoleArn, stateMachineName: o.stateMachineName, type: o.type,
-        zipFile: o.zip === undefined ? undefined : resolve(o.zip), memoryMb: o.memory, functionTimeoutSeconds: o.timeout, region: o.region,
+        zipFile: o.zip === undefined ? undefined : resolve(o.zip), memoryMb: o.memory, functionTimeoutSeconds: o.timeout ?? o.invocationTimeout, region: o.region,
         onProgress: (line) => process.stderr.write(`${line}\n`), ...stateMachineSettings(o)
       })
       const lines = [`function ${summary.functionCreated ? 'created' : 'updated'}: ${summary.functionArn}`]

@@ -69,6 +69,21 @@ describe('the stand-in ASL interpreter', () => {
     await expect(runStateMachine(definition, tasks(1), slow)).rejects.toMatchObject({ name: 'States.Timeout' })
   })
 
+  it('neither retries nor catches States.Runtime, and fails on a state output over 256 KiB (States.DataLimitExceeded)', async () => {
+    let calls = 0
+    await expect(runStateMachine(machine(), tasks(1), async () => {
+      calls++
+      throw new StatesError('States.Runtime', 'a path matched nothing')
+    })).rejects.toMatchObject({ name: 'States.Runtime' })
+    expect(calls).toBe(1)
+    calls = 0
+    await expect(runStateMachine(machine(), tasks(1), async () => {
+      calls++
+      return 'x'.repeat(300 * 1024)
+    })).rejects.toMatchObject({ name: 'States.DataLimitExceeded' })
+    expect(calls).toBe(1)
+  })
+
   it('refuses a definition that uses what it does not model, naming the state and the field', async () => {
     const parallel = { StartAt: 'P', States: { P: { Type: 'Parallel', Branches: [], End: true } } }
     await expect(runStateMachine(parallel, {}, async () => null)).rejects.toThrow(/States\.P: the stand-in does not interpret Parallel states/)

@@ -151,11 +151,19 @@ describe('offload: stepfunctions', () => {
     }) as OffloadComputer
     opened.push(computer)
     standIns.functions.failNext(FUNCTION, Number.POSITIVE_INFINITY)
+    const before = standIns.stateMachines.executionResults().length
     try {
       expectSameGradient(await computer.computeGradient(params, batch))
     } finally {
       standIns.functions.failNext(FUNCTION, 0)
     }
+    // the execution itself succeeded: each micro-batch's Catch turned its failure into a
+    // { failed, index, error, cause } item (a failed execution would fall back for all alike)
+    const [execution, ...others] = standIns.stateMachines.executionResults().slice(before)
+    expect(others).toEqual([])
+    expect(execution.status, execution.error).toBe('SUCCEEDED')
+    const items = JSON.parse(execution.output!) as Array<{ failed?: boolean, index?: number, error?: string }>
+    expect(items.map((i) => [i.failed, i.index, i.error])).toEqual([[true, 0, 'InjectedFailure'], [true, 1, 'InjectedFailure'], [true, 2, 'InjectedFailure']])
     expect(fallbacks.sort()).toEqual([0, 1, 2])
     expect(computer.stats().fallbacks).toBe(3)
   })

@@ -82,6 +82,8 @@ describe('p2pmld functions', () => {
     expect(second.stdout).toMatch(/function updated/)
     expect(second.stdout).toMatch(/state machine updated/)
     expect(standIns.functions.get('p2pmld-gradient')?.config.memoryMb).toBe(4096)
+    // the function's time limit is the state machine's invocation limit unless set lower
+    expect(standIns.functions.get('p2pmld-gradient')?.config.timeoutSeconds).toBe(60)
     const sfn = createSfnClient()
     const machines = (await sfn.send(new ListStateMachinesCommand({}))).stateMachines ?? []
     sfn.destroy()
@@ -98,5 +100,9 @@ describe('p2pmld functions', () => {
     const result = await run('functions', 'deploy', '--role-arn', 'not-an-arn')
     expect(result.exitCode).toBe(1)
     expect(result.stderr).toMatch(/--role-arn/)
+    // a function allowed to run longer than the state machine waits for it would be retried while it still runs
+    const longer = await run('functions', 'deploy', '--role-arn', 'arn:aws:iam::000000000000:role/fn', '--timeout', '120', '--invocation-timeout', '60')
+    expect(longer.exitCode).toBe(1)
+    expect(longer.stderr).toMatch(/--timeout: longer than --invocation-timeout/)
   })
 })

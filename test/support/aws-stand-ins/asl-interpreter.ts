@@ -8,9 +8,12 @@
  *
  * Semantics follow the spec: a Retrier's MaxAttempts (default 3) counts retries after the first
  * attempt, waiting IntervalSeconds (default 1) x BackoffRate (default 2)^n; `States.ALL` matches
- * every error, `States.TaskFailed` every error but `States.Timeout`; a Catcher puts
+ * every error but the terminal ones (`States.Runtime`, `States.DataLimitExceeded`: a state's
+ * input or output over 256 KiB), `States.TaskFailed` every error but those and `States.Timeout`;
+ * a Catcher puts
  * `{ Error, Cause }` at its ResultPath (default `$`) and goes to its Next; a Map's result is the
- * array of its iterations' outputs, in item order.
+ * array of its iterations' outputs, in item order. Not modelled: a failed iteration cancelling
+ * its siblings, an inline Map's concurrency cap (~40), IAM and eventual consistency.
  */
 
 /** An error a state raised: `name` is the ASL error name (`States.Timeout`, a function's errorType, ...). */
@@ -104,8 +107,18 @@ function template(parameters: unknown, input: unknown): unknown {
     key.endsWith('.$') ? [key.slice(0, -2), read(input, String(value))] : [key, template(value, input)]))
 }
 
+/** errors no Retrier or Catcher handles (the spec: States.Runtime; AWS: States.DataLimitExceeded too) */
+const TERMINAL = new Set(['States.Runtime', 'States.DataLimitExceeded'])
 const matches = (errorEquals: string[], name: string): boolean =>
-  errorEquals.includes(name) || errorEquals.includes('States.ALL') || (errorEquals.includes('States.TaskFailed') && name !== 'States.Timeout')
+  !TERMINAL.has(name) && (errorEquals.includes(name) || errorEquals.includes('States.ALL') || (errorEquals.includes('States.TaskFailed') && name !== 'States.Timeout'))
+
+/** Step Functions' limit on an execution's input and every state's input and output: 256 KiB of UTF-8 JSON */
+const PAYLOAD_LIMIT = 256 * 1024
+function withinLimit(value: unknown, what: string): unknown {
+  const bytes = Buffer.byteLength(JSON.stringify(value ?? null))
+  if (bytes > PAYLOAD_LIMIT) throw new StatesError('States.DataLimitExceeded', `${what} is ${bytes} bytes, over the ${PAYLOAD_LIMIT}-byte payload limit`)
+  return value
+}
 
 const asStatesError = (error: unknown): StatesError =>
   error instanceof StatesError ? error : new StatesError((error as Error)?.name ?? 'Error', (error as Error)?.message ?? String(error))
@@ -132,6 +145,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export async function runStateMachine(definition: unknown, input: unknown, invoke: ResourceInvoker): Promise<unknown> {
   const machine = definition as StateMachineDefinition
   check(machine, 'States')
+  withinLimit(input, 'the execution input')
   return await runStates(machine, input, invoke)
 }
 
@@ -143,7 +157,7 @@ async function runStates(machine: StateMachineDefinition, input: unknown, invoke
     const effective = state.InputPath === null ? {} : read(data, state.InputPath ?? '$')
     let next: string | undefined
     try {
-      data = await runState(state, data, effective, invoke)
+      data = withinLimit(await runState(state, data, effective, invoke), `the output of state ${name}`)
       next = state.Next
     } catch (error) {
       const failure = asStatesError(error)

@@ -44,6 +44,8 @@ export interface StateMachineService {
   handle(action: string, body: Record<string, unknown>): Promise<Record<string, unknown>>
   /** executions started so far */
   executions(): number
+  /** the executions started so far, oldest first: how each ended (RUNNING while it runs) and its output */
+  executionResults(): Array<{ status: string, output?: string, error?: string }>
 }
 
 export function createStateMachineService(functions: FunctionHost, region: string, account: string): StateMachineService {
@@ -111,6 +113,7 @@ export function createStateMachineService(functions: FunctionHost, region: strin
 
   return {
     executions: () => started,
+    executionResults: () => [...executions.values()].map(({ status, output, error }) => ({ status, output, error })),
     async handle(action, body) {
       switch (action) {
         case 'CreateStateMachine': {
