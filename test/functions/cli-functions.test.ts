@@ -7,13 +7,13 @@ import { InvokeCommand } from '@aws-sdk/client-lambda'
 import { ListStateMachinesCommand } from '@aws-sdk/client-sfn'
 import aslValidator from 'asl-validator'
 import { unzipSync } from 'fflate'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createProgram } from '../../cli/program.js'
 import { createLambdaClient, createSfnClient } from '../../functions/aws/clients.js'
 import { applyEnv, startAwsStandIns, type AwsStandIns } from '../support/aws-stand-ins/index.js'
-import { scratchDir } from './support.js'
+import { removeScratchDirs, scratchDir } from './support.js'
 
 let standIns: AwsStandIns
 let restoreEnv: () => void
@@ -45,7 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   restoreEnv?.()
   await standIns?.stop()
-  if (out !== undefined) await rm(out, { recursive: true, force: true })
+  await removeScratchDirs()
 })
 
 describe('p2pmld functions', () => {

@@ -10,7 +10,7 @@ import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
 import { readDigits } from '../engine/mnist-digits.js'
-import { maxRelativeError, scratchDir } from './support.js'
+import { maxRelativeError, removeScratchDirs, scratchDir } from './support.js'
 
 function digitBatch(model: ModelDefinition, size: number): Batch {
   const { inputs, labels } = readDigits(size)
@@ -20,6 +20,7 @@ function digitBatch(model: ModelDefinition, size: number): Batch {
 const opened: GradientComputer[] = []
 afterAll(async () => {
   for (const c of opened) await c.close()
+  await removeScratchDirs()
 })
 
 function recordingObserver(): { observer: GradientObserver, seen: OffloadStage[] } {

@@ -1,5 +1,5 @@
 /** Helpers shared by the functions/ tests. */
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -15,6 +15,14 @@ export function maxRelativeError(actual: Float32Array, expected: Float32Array): 
   return maxRef === 0 ? maxDiff : maxDiff / maxRef
 }
 
+const scratch: string[] = []
+/** a temporary directory, removed after the test file (the file must call removeScratchDirs in afterAll) */
 export async function scratchDir(prefix: string): Promise<string> {
-  return await mkdtemp(join(tmpdir(), `p2pmld-${prefix}`))
+  const dir = await mkdtemp(join(tmpdir(), `p2pmld-${prefix}`))
+  scratch.push(dir)
+  return dir
+}
+
+export async function removeScratchDirs(): Promise<void> {
+  await Promise.all(scratch.splice(0).map(async (dir) => await rm(dir, { recursive: true, force: true })))
 }
