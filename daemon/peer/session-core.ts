@@ -27,6 +27,9 @@ import type { JobSession, JobSessionEvents, PeerSighting } from './job-session.j
 import { createMembershipChangeTracker } from './membership-changes.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
 
+/** how often the membership's version is checked for changes no step report shows */
+const MEMBERSHIP_WATCH_MS = 500
+
 /** How a session's messages leave this peer (libp2p streams and gossip, or the broker). */
 export interface JobWire {
   /** sends a gradient to `recipients`; resolves with those it did not reach (to retry) */
@@ -176,11 +179,25 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     })
   }
 
+  // membership changes also while no step completes (below the aggregation floor a member is
+  // evicted and re-joins between two steps, which then list the same members): checked on the
+  // membership's version
+  let membershipWatch: NodeJS.Timeout | undefined
+  let watchedVersion = -1
+  const watchMembership = (): void => {
+    const r = runner
+    if (r === undefined || r.membershipVersion() === watchedVersion || r.state() === 'waiting') return
+    watchedVersion = r.membershipVersion()
+    const step = r.progress().step
+    for (const change of memberChanges.observe(step, r.membership().membersAt(step))) options.events?.onMembershipChange?.(change)
+  }
+
   const startRunner = (snapshot: JobSnapshot | undefined): void => {
     runner = createRunner(snapshot)
     for (const g of early) runner.offerGradient(g)
     early = []
     runner.start()
+    membershipWatch = setInterval(watchMembership, MEMBERSHIP_WATCH_MS)
   }
 
   return {
@@ -291,6 +308,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     isStopped: () => stopped,
     async stopRunner(leave) {
       stopped = true
+      clearInterval(membershipWatch)
       const r = runner
       if (r === undefined) return undefined
       const leaving = leave && r.state() === 'training'

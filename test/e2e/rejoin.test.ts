@@ -35,12 +35,17 @@ async function trainingPast(daemon: DaemonProcess, step: number): Promise<void> 
 
 describe('restarted from the data dir without --bootstrap', () => {
   it('a member killed with SIGKILL re-joins the job the others carried on', async () => {
-    const host = fleet.start('host', [...JOB, '--seed', '31', '--deadline-ms', '3000', '--exit-when-done'])
+    // f = 1 with three members: without the killed one the job is below trimmed mean's floor
+    // (3 gradients) and waits for it; no step runs between its eviction and its re-join
+    const host = fleet.start('host', [...JOB, '--f', '1', '--seed', '31', '--deadline-ms', '3000', '--exit-when-done'])
     const bootstrap = await host.address()
     const [stays, killed] = [1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    const killedId = (await killed.address()).split('/p2p/')[1]
     await trainingPast(host, 12)
     killed.kill('SIGKILL')
     expect(await killed.exited).toBe(-1)
+    // restarted once the others evicted it (sooner, it would re-join as the member it still is)
+    await eventually(() => host.logs().some((l) => l.msg === 'evicting a member that missed too many steps') ? true : undefined, 60_000, 'the host evicts the killed member')
     // same data dir, no --bootstrap, no job flags
     const again = fleet.start('peer2-again', ['--exit-when-done'], { dataDir: killed.dataDir })
     const codes = await fleet.exits([host, stays, again], 180_000)
@@ -49,6 +54,11 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(again.logs().some((l) => l.msg === 're-joining the job its members carry on'), context).toBe(true)
     expect(again.logs().some((l) => l.msg === 'joined job'), context).toBe(true)
     expect(again.logs().some((l) => l.msg === 'resumed job from checkpoint'), context).toBe(false)
+    // the members' consoles say what happened to it, though no step ran in between
+    for (const d of [host, stays]) {
+      expect(d.stdout(), `${d.name}:\n${d.stdout().split('\n').filter((l) => !l.startsWith('epoch')).join('\n')}`).toMatch(new RegExp(`^peer ${killedId} was evicted \\(it missed too many steps\\) at step \\d+: 2 members$`, 'm'))
+      expect(d.stdout(), d.name).toMatch(new RegExp(`^peer ${killedId} joined at step \\d+: 3 members$`, 'm'))
+    }
     const finished = [host, stays, again].map((d) => parseFinished(d.stdout()))
     for (const f of finished) expect(f, context).toBeDefined()
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
