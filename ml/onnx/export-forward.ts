@@ -1,7 +1,8 @@
 /**
  * The trained model as a standalone forward ONNX graph: the model's forward nodes as they are
  * (standard ONNX ops, shape arithmetic included, so any batch size runs), the parameters as
- * initializers, one input `[batch, ...sampleShape]` and the logits `[batch, classes]` as output.
+ * initializers, one input `[batch, ...sampleShape]` and the logits `[batch, classes]` as output
+ * (named `logits`).
  * This is what onnxruntime (or PyTorch's ONNX import) runs for inference; it computes the same
  * logits as the inference graph the daemon evaluates with (training-graph.ts).
  */
@@ -11,6 +12,8 @@ import { GraphEmitter } from './graph-emitter.js'
 
 /** The name of the exported graph's batch dimension. */
 export const EXPORT_BATCH_DIM = 'batch'
+/** The exported graph's output (unless the model itself uses the name for something else). */
+export const EXPORT_OUTPUT = 'logits'
 
 export interface ForwardExport {
   readonly bytes: Uint8Array
@@ -39,10 +42,14 @@ export function exportForwardOnnx(model: ModelDefinition, params: Float32Array):
   }
   for (const [name, constant] of forward.constants) emit.initializer(name, constant)
   for (const node of forward.nodes) emit.node(node.op, node.inputs, node.attrs, node.outputs)
+  // the output is called `logits` whatever the graph's last node is named (zoo models: e.g. gemm_22)
+  const taken = forward.input === EXPORT_OUTPUT || forward.nodes.some((n) => n.outputs.includes(EXPORT_OUTPUT)) || layout.specs.some((p) => p.name === EXPORT_OUTPUT)
+  const outputName = forward.output === EXPORT_OUTPUT || taken ? forward.output : EXPORT_OUTPUT
+  if (outputName !== forward.output) emit.node('Identity', [forward.output], {}, [outputName])
   const bytes = emit.serialize(
     [{ name: forward.input, elementType: 'float32', shape: [EXPORT_BATCH_DIM, ...forward.sampleShape] }],
-    [{ name: forward.output, elementType: 'float32', shape: [EXPORT_BATCH_DIM, logits[1]] }],
+    [{ name: outputName, elementType: 'float32', shape: [EXPORT_BATCH_DIM, logits[1]] }],
     `p2pmld-${model.name}`
   )
-  return { bytes, inputName: forward.input, outputName: forward.output }
+  return { bytes, inputName: forward.input, outputName }
 }
