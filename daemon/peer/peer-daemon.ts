@@ -327,10 +327,15 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const known = await loadKnownMembers(config.dataDir)
         const sameJob = known !== undefined && (snapshot === undefined || known.jobId === snapshot.jobConfig.id)
         const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && m.addrs.length > 0) : []
-        // a job that finished, or that no other member ran, is this daemon's alone; killed before
-        // its first checkpoint, it still re-joins the members it knew
+        // a job that no other member ran is this daemon's alone; killed before its first
+        // checkpoint, it still re-joins the members it knew. A job that finished with others is
+        // not replayed (a second end, a second report, apart from them): the daemon dials its
+        // members, so that auto-join takes up the job they run now
         if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void joiner.resumeOrRejoin(snapshot, known)
-        else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
+        else if (snapshot?.meta.finished === true && others.length > 0) {
+          log.info({ job: snapshot.jobConfig.id, step: snapshot.step }, 'the job in the checkpoint finished: idle, dialing its members')
+          for (const m of others) void node.connectTo(m.peerId, m.addrs).catch(() => false)
+        } else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
       }
       if (options.autoJoin === true) {
         autoJoin = createAutoJoin({

@@ -47,4 +47,27 @@ describe('auto-join', () => {
     for (const p of [peers[0], peers[2]]) expect(p.logs().some((l) => l.msg === 'joining a job a connected peer runs (auto-join)' && l.job === 'second'), p.name).toBe(true)
     for (const p of peers) expect(p.problems(), p.name).toEqual([])
   }, 240_000)
+  it('a member of a finished job restarted without --bootstrap does not replay it: it joins the job its members run now', async () => {
+    const host = fleet.start('host2', [...SMALL, '--seed', '3'])
+    const bootstrap = await host.address()
+    const peers = [host, ...[1, 2].map((i) => fleet.start(`joiner${i}`, ['--bootstrap', bootstrap]))]
+    await Promise.all(peers.map(async (p) => await p.waitForStdout(/job finished/, 120_000)))
+    const stopped = peers[2]
+    stopped.kill('SIGTERM')
+    expect(await stopped.exited).toBe(0)
+    // the next job needs all three members: it runs only if the restarted one takes it up
+    const submitted = await clientFor(peers[1]).submitJob({ id: 'after-restart', model: 'mlp', trainSamples: 1536, batchSize: 32, epochs: 1, minPeers: 3, seed: 4, aggregation: { rule: 'mean', f: 0 } })
+    expect(submitted.jobId).toBe('after-restart')
+    const again = fleet.start('joiner2-again', [], { dataDir: stopped.dataDir })
+    await again.waitForStdout(/job finished/, 120_000)
+    const context = fleet.describe()
+    expect(again.stdout().match(/job finished/g), context).toHaveLength(1)
+    expect(again.logs().some((l) => l.msg === 'resumed job from checkpoint'), context).toBe(false)
+    expect(again.logs().some((l) => l.msg === 'joining a job a connected peer runs (auto-join)' && l.job === 'after-restart'), context).toBe(true)
+    // the two that carried on finished it too (their second 'job finished'), with its digest
+    const digestsOf = (p: typeof again): string[] => [...p.stdout().matchAll(/job finished \(\w+\) at step \d+: .* digest (\S+)/g)].map((m) => m[1])
+    for (const p of [peers[0], peers[1]]) await eventually(() => digestsOf(p).length === 2 ? true : undefined, 60_000, `${p.name} finished the second job`)
+    const finalDigests = [peers[0], peers[1], again].map((p) => digestsOf(p).at(-1))
+    expect(new Set(finalDigests).size, fleet.describe()).toBe(1)
+  }, 240_000)
 })
