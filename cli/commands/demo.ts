@@ -88,6 +88,11 @@ export function registerDemoCommand(program: Command): void {
       })
       progress.done()
       if (local !== undefined) baseline = { wallMs: local.wallMs, accuracy: local.test.accuracy }
+      if (controller.signal.aborted) {
+        // the peers' results are complete: shown, without the comparison
+        progress.line('baseline interrupted: the peers\' results follow without the single-process comparison')
+        process.exitCode = 130
+      }
     }
     if (flags.json === true) {
       process.stdout.write(JSON.stringify({ ...result, baseline }, null, 2) + '\n')

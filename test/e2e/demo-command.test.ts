@@ -61,9 +61,13 @@ describe('p2pmld demo', () => {
   }, 120_000)
   // issue 20: Ctrl-C used to be ignored once the peers had started (they trained on for the
   // whole job, and a 16-peer demo could not be stopped at all)
-  for (const [when, pattern] of [['while its peers start', /^demo: 4 peers/m], ['while it trains', /^epoch 1\/10: \d+% /m]] as const) {
+  for (const [when, pattern, args, expected] of [
+    ['while its peers start', /^demo: 4 peers/m, ['--no-baseline'], 'demo interrupted: every peer stopped'],
+    ['while it trains', /^epoch 1\/10: \d+% /m, ['--no-baseline'], 'demo interrupted: every peer stopped'],
+    ['during the single-process baseline', /^baseline: the same job/m, ['--epochs', '1'], 'baseline interrupted']
+  ] as const) {
     it(`Ctrl-C stops it within seconds ${when}`, async () => {
-      const child = spawn(process.execPath, [cli, 'demo', '--peers', '4', '--no-baseline', '--no-report'], {
+      const child = spawn(process.execPath, [cli, 'demo', '--peers', '4', '--no-report', ...args], {
         cwd: home,
         env: { PATH: process.env.PATH ?? '', HOME: home },
         stdio: ['ignore', 'pipe', 'pipe']
@@ -76,7 +80,9 @@ describe('p2pmld demo', () => {
       if (code === 'still running') child.kill('SIGKILL')
       expect(code, output.stderr()).toBe(130)
       console.log(`demo stopped ${Date.now() - signalled} ms after Ctrl-C ${when}`)
-      expect(output.stderr()).toContain('demo interrupted: every peer stopped')
+      expect(output.stderr()).toContain(expected)
+      // interrupted in the baseline, the peers had finished: their results are printed
+      if (when === 'during the single-process baseline') expect(output.stdout()).toContain('parameters identical on all peers: yes')
     }, 90_000)
   }
 })
