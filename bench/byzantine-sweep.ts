@@ -29,7 +29,6 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { parseJobConfig, type AttackConfig, type JobConfig } from '../config/job-config.js'
 import { createAggregator } from '../ml/aggregate/index.js'
 import { applyAttack } from '../ml/attacks/index.js'
-import { createCodec } from '../ml/compress/index.js'
 import { createRng, deriveSeed } from '../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../ml/data/dataset.js'
 import { createOptimizer } from '../ml/optim/index.js'
@@ -77,7 +76,7 @@ async function simulate(config: JobConfig, runtime: JobRuntime, ids: readonly st
     const buffers = Array.from({ length: PEERS }, () => new Float32Array(n))
     const gradScale = workerMomentum === 'damped' ? 1 - beta : 1
     const lrScale = workerMomentum === 'damped' ? 1 / (1 - beta) : 1
-    const codec = createCodec(config.compression)
+    const codec = runtime.codec
     const aggregator = createAggregator(config.aggregation)
     const convergence = createConvergenceControl(config)
     const members = [...ids].sort()

@@ -7,7 +7,6 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { applyAttack } from '../../ml/attacks/index.js'
-import { createCodec } from '../../ml/compress/index.js'
 import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
 import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
 import { bufferSpecs } from '../../ml/params.js'
@@ -104,7 +103,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const config = runtime.config
   const n = runtime.model.layout.totalSize
   const stages = createStageRecorder()
-  const codec = createCodec(config.compression)
+  const codec = runtime.codec
   // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
   const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
   // async: peers run at their own pace; two wire tags per step (gradient, averaging round)

@@ -108,7 +108,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   const { jobId, config, log, selfId } = options
   const rejections = createRejectionLog(log)
   const sightings = new Map<string, PeerSighting>()
-  const codec = createCodec(config.compression)
+  // replaced by the runtime's once the model is known (its running statistics travel exactly)
+  let codec: GradientCodec = createCodec(config.compression)
   let runtime: JobRuntime | undefined
   let runner: JobRunner | undefined
   let wire: JobWire | undefined
@@ -205,10 +206,11 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     config,
     rejections,
     sightings,
-    codec,
+    get codec() { return codec },
     async startRuntime(onOffloadFallback) {
       runtime = await createJobRuntime(config, { computeThreads: options.computeThreads, loadDatasets: options.loadDatasets, offload: options.offload, onOffloadFallback })
       parameterCount = runtime.model.layout.totalSize
+      codec = runtime.codec
       return runtime
     },
     attach(w) {

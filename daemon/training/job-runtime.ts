@@ -5,11 +5,13 @@
 import type { JobConfig } from '../../config/job-config.js'
 import type { OffloadConfig } from '../../config/offload-config.js'
 import { createGradientComputer } from '../../functions/create-gradient-computer.js'
+import { createCodec, type ExactRangesCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel, followsDatasetShape } from '../../ml/models/zoo.js'
+import { bufferSpecs } from '../../ml/params.js'
 
 export interface JobRuntime {
   readonly config: JobConfig
@@ -18,6 +20,8 @@ export interface JobRuntime {
   readonly validation: Dataset
   readonly test: Dataset
   readonly computer: GradientComputer
+  /** the job's codec; the model's running statistics travel exactly, outside its lossy buckets */
+  readonly codec: ExactRangesCodec
   close(): Promise<void>
 }
 
@@ -55,6 +59,7 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
     validation,
     test,
     computer,
+    codec: createCodec(config.compression, bufferSpecs(model.layout)),
     close: () => computer.close()
   }
 }

@@ -1,5 +1,6 @@
 export { CodecError, type CodecErrorReason, type CodecId, type GradientCodec } from './codec.js'
 export { createCodec } from './create-codec.js'
+export { withExactRanges, type ExactRange, type ExactRangesCodec } from './exact-ranges.js'
 export { createQsgdCodec, type QsgdBits, type QsgdOptions } from './qsgd-codec.js'
 export { createFp16Codec } from './fp16-codec.js'
 export { createRawCodec } from './raw-codec.js'
