@@ -68,8 +68,9 @@ export type CompressionConfig = z.infer<typeof CompressionConfigSchema>
 export const AttackConfigSchema = z.object({
   /** peer ids (or demo peer names) that misbehave */
   peers: z.array(z.string().min(1)).min(1),
-  kind: z.enum(['sign-flip', 'gaussian', 'scale', 'collude']),
-  /** multiplier for sign-flip and scale, standard deviation for gaussian, value for collude */
+  /** equivocate: each recipient gets the gradient times its own factor in [-magnitude, magnitude] */
+  kind: z.enum(['sign-flip', 'gaussian', 'scale', 'collude', 'equivocate']),
+  /** multiplier for sign-flip and scale, standard deviation for gaussian, value for collude, bound for equivocate */
   magnitude: z.number().finite().default(10)
 }).strict()
 export type AttackConfig = z.infer<typeof AttackConfigSchema>

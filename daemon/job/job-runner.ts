@@ -27,6 +27,7 @@ import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
 import { createJobControl, type JobControl } from './job-control.js'
 import { createJobMembership } from './job-membership.js'
 import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
+import { createStateReconciliation } from './state-reconciliation.js'
 import { createStateRepair } from './state-repair.js'
 
 export type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
@@ -204,11 +205,28 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     stages,
     deadline,
     send: (message, recipients) => options.network.sendGradient(message, recipients),
-    attack: attack === undefined ? undefined : (g, step) => applyAttack(attack, g, { step, seed: config.seed }),
+    attack: attack === undefined ? undefined : (g, step, recipient) => applyAttack(attack, g, { step, seed: config.seed, recipient }),
+    equivocates: attack?.kind === 'equivocate',
     exchangeAlone: options.exchangeAlone,
     log
   })
   let trainer = buildTrainer()
+
+  const reconciliation = createStateReconciliation({
+    selfId,
+    f: config.aggregation.f,
+    log,
+    fetchSnapshot: async (peer, minStep) => await options.network.fetchSnapshot(peer, minStep),
+    membersAt: (step) => members.view().membersAt(step),
+    sentGradientAt: (step) => new Set(collector.receivedAt(step).keys()),
+    deadlineMs: () => deadline.current(),
+    signal: () => abort.signal,
+    own: () => currentSnapshot(),
+    adopt: (snap) => {
+      loadSnapshot(snap)
+      trainer = buildTrainer()
+    }
+  })
 
   const repair = createStateRepair({
     selfId,
@@ -224,6 +242,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     adopt: (snap) => {
       loadSnapshot(snap)
       trainer = buildTrainer()
+    },
+    reconcile: async (step) => {
+      // the others ask for this peer's state at this step: answer those already waiting for it
+      serveStepWaiters()
+      return await reconciliation.reconcile(step)
     }
   })
 
@@ -459,7 +482,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     snapshotAt(minStep, signal) {
       // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
       if (minStep > progress.step + DIGEST_LOOKAHEAD) return Promise.reject(new Error(`this peer is at step ${progress.step}, far before step ${minStep}`))
-      return readAt(minStep, currentSnapshot, signal)
+      return readAt(minStep, () => {
+        // a reconciling member waits until the others have its state before it changes it
+        reconciliation.served(minStep)
+        return currentSnapshot()
+      }, signal)
     },
     digestAt(minStep, signal) {
       // a step this peer already ran: its digest then (the member asking vouches a state by it)

@@ -41,6 +41,11 @@ export interface StateRepairOptions {
   params(): Float32Array
   /** replace this peer's training state with a fetched one */
   adopt(snapshot: JobSnapshot): void
+  /**
+   * no digest has f+1 holders: reconcile the members' states at this peer's current step
+   * (state-reconciliation.ts); true when the state was replaced
+   */
+  reconcile(step: number): Promise<boolean>
 }
 
 export interface StateRepair {
@@ -114,13 +119,15 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
   return {
     async repairDivergence(r) {
       if (r.peerDigests.size === 0) return false
-      const majority = majorityDigest(new Map([...r.peerDigests, [selfId, r.digest]]), membership.view().seniority())
-      if (majority.digest === r.digest) return false
-      if (majority.holders.length < needed) {
-        // e.g. a tie of one against one: the other digest may be a single peer's invention
-        log.warn({ step: r.step, own: r.digest, other: majority.digest, holders: majority.holders, needed }, 'parameters differ from another member\'s, but fewer than f+1 members hold its digest: keeping this peer\'s')
-        return false
+      const digests = new Map([...r.peerDigests, [selfId, r.digest]])
+      const majority = majorityDigest(digests, membership.view().seniority())
+      if (majority.holders.length < needed && new Set(digests.values()).size > 1) {
+        // no state that f+1 members vouch for (any one could be a single peer's invention), and
+        // waiting keeps the members apart for good: every member ends up here and they reconcile
+        log.warn({ step: r.step, own: r.digest, digests: digests.size, distinct: new Set(digests.values()).size, needed }, 'parameters differ across the members and no f+1 of them hold the same digest')
+        return await options.reconcile(options.step())
       }
+      if (majority.digest === r.digest) return false
       log.warn({ step: r.step, own: r.digest, majority: majority.digest, holders: majority.holders }, 'parameters diverged from the majority: re-syncing state')
       // the divergence is still visible at the next step, which tries again
       return await adoptVouched(majority.holders, options.step(), 'state re-sync')
@@ -169,12 +176,15 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
       if (stopped.aborted) return
       const unanswered = others.filter((id) => !digests.has(id))
       const majority = majorityDigest(digests, membership.view().seniority())
-      if (majority.digest === own) {
-        log.info({ step, digest: own, agreeing: majority.holders.length, of: others.length + 1, unanswered }, 'final parameters agree with the majority')
+      const distinct = new Set(digests.values()).size
+      if (majority.holders.length < needed && distinct > 1) {
+        // checked before agreeing: the member whose digest wins a tie must reconcile with the others
+        log.warn({ step, own, distinct, needed, unanswered }, 'final parameters differ across the members and no f+1 of them hold the same digest: reconciling')
+        if (!await options.reconcile(step)) log.error({ step, own }, 'could not reconcile the final parameters: finishing with this peer\'s own')
         return
       }
-      if (majority.holders.length < needed) {
-        log.warn({ step, own, other: majority.digest, holders: majority.holders, needed, unanswered }, 'final parameters differ from another member\'s, but fewer than f+1 members hold its digest: keeping this peer\'s')
+      if (majority.digest === own) {
+        log.info({ step, digest: own, agreeing: majority.holders.length, of: others.length + 1, unanswered }, 'final parameters agree with the majority')
         return
       }
       log.warn({ step, own, majority: majority.digest, holders: majority.holders, unanswered }, 'final parameters differ from the majority: re-syncing state')

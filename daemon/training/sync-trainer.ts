@@ -96,7 +96,9 @@ export interface SyncTrainerDeps {
   /** a deadline round ended short of the gradients the step needs; `missing` had not sent */
   onShortRound?(step: number, members: readonly string[], missing: readonly string[]): void
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */
-  readonly attack?: (gradient: Float32Array, step: number) => Float32Array
+  readonly attack?: (gradient: Float32Array, step: number, recipient?: string) => Float32Array
+  /** the attack sends each recipient another gradient (test-only equivocation); it aggregates its honest one */
+  readonly equivocates?: boolean
   readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
   /**
    * Run the exchange pipeline (encode, decode, aggregate) also when this peer is the step's only
@@ -217,7 +219,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const batch = { ...gatherBatch(deps.train, indices), dropout: { seed: config.seed, step, sampleIndices: indices } }
       const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch, offloadObserver(stages)))
       const honest = result.gradient
-      const sent = deps.attack === undefined ? honest : deps.attack(honest, step)
+      const sent = deps.attack === undefined || deps.equivocates === true ? honest : deps.attack(honest, step)
 
       // a non-finite gradient (an overflowing batch) is not sent: the others aggregate without
       // this peer at this step. Non-finite parameters are the job diverging: that stops it
@@ -250,7 +252,15 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const sendTo = (recipients: readonly string[]): void => {
         for (const id of recipients) sentTo.add(id)
         if (payload === undefined) return
-        stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, recipients)).catch((error: unknown) => { sendFailure ??= { error } })
+        const failed = (error: unknown): void => { sendFailure ??= { error } }
+        if (deps.equivocates === true && deps.attack !== undefined) {
+          for (const id of recipients) {
+            const forged = deps.codec.encode(deps.attack(honest, step, id), rng)
+            stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload: forged }, [id])).catch(failed)
+          }
+          return
+        }
+        stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload }, recipients)).catch(failed)
       }
       sendTo(others)
 

@@ -14,13 +14,15 @@ export interface FaultInjection {
   readonly delayMs?: number | readonly [number, number]
   /** only gradients for steps in [from, to) are affected (default: every step) */
   readonly steps?: readonly [number, number]
+  /** only gradients from these senders (peer ids) are affected (default: every sender) */
+  readonly senders?: readonly string[]
 }
 
 export type FaultDecision = { readonly kind: 'deliver' } | { readonly kind: 'drop' } | { readonly kind: 'delay', readonly ms: number }
 
 export interface FaultInjector {
-  /** what happens to the next inbound gradient, one for `step` when given */
-  decide(step?: number): FaultDecision
+  /** what happens to the next inbound gradient, one for `step` from `sender` when given */
+  decide(step?: number, sender?: string): FaultDecision
 }
 
 export function createFaultInjector (faults: FaultInjection): FaultInjector {
@@ -32,12 +34,13 @@ export function createFaultInjector (faults: FaultInjection): FaultInjector {
   }
   const [lo, hi] = typeof faults.delayMs === 'number' ? [faults.delayMs, faults.delayMs] : (faults.delayMs ?? [0, 0])
   return {
-    decide (step) {
+    decide (step, sender) {
       // draw both numbers every time so one fraction does not shift the other's sequence
       const a = rng.nextFloat()
       const b = rng.nextFloat()
       const c = rng.nextFloat()
       if (step !== undefined && faults.steps !== undefined && (step < faults.steps[0] || step >= faults.steps[1])) return { kind: 'deliver' }
+      if (sender !== undefined && faults.senders !== undefined && !faults.senders.includes(sender)) return { kind: 'deliver' }
       if (a < drop) return { kind: 'drop' }
       if (b < delay) return { kind: 'delay', ms: Math.round(lo + (hi - lo) * c) }
       return { kind: 'deliver' }

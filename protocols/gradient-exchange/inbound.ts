@@ -110,7 +110,7 @@ export function createInboundPipeline (options: {
         rejectWith('duplicate', from, `second gradient from ${from} for step ${message.step}`)
         return false
       }
-      const decision = injector?.decide(message.step) ?? { kind: 'deliver' }
+      const decision = injector?.decide(message.step, from) ?? { kind: 'deliver' }
       if (decision.kind === 'drop') {
         // lost on the way, as a network loses it: never received, so a copy sent again is not a duplicate
         counters.droppedByFaults++

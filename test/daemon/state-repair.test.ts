@@ -23,6 +23,7 @@ function setup (states: Record<string, JobSnapshot>, digests: Record<string, Dig
   membership.restore({ version: 1, members: ['attacker', 'a', 'b', 'self'].map((peerId) => ({ peerId, joinStep: 0, leaveStep: null })) })
   const adopted: JobSnapshot[] = []
   const fetched: string[] = []
+  const reconciled: number[] = []
   const repair = createStateRepair({
     selfId: 'self',
     network: {
@@ -44,9 +45,13 @@ function setup (states: Record<string, JobSnapshot>, digests: Record<string, Dig
     signal: () => new AbortController().signal,
     step: () => 10,
     params: () => params(1),
-    adopt: (snap) => adopted.push(snap)
+    adopt: (snap) => adopted.push(snap),
+    reconcile: async (step) => {
+      reconciled.push(step)
+      return false
+    }
   })
-  return { repair, adopted, fetched }
+  return { repair, adopted, fetched, reconciled }
 }
 
 const report = (own: string, peers: Record<string, string>): StepReport => ({ step: 9, digest: own, peerDigests: new Map(Object.entries(peers)) }) as unknown as StepReport
@@ -72,11 +77,35 @@ describe('state repair vouching (f = 1)', () => {
     expect(adopted).toEqual([])
   })
 
-  it('divergence repair does not follow one peer against this peer (a tie it would win by seniority)', async () => {
-    const { repair, adopted, fetched } = setup({ attacker: snapshot(10, 0.37) }, {})
+  it('divergence repair does not follow one peer against this peer (a tie it would win by seniority): no f+1 hold a digest, so it reconciles', async () => {
+    const { repair, adopted, fetched, reconciled } = setup({ attacker: snapshot(10, 0.37) }, {})
     expect(await repair.repairDivergence(report('mine', { attacker: 'invented' }))).toBe(false)
     expect(fetched).toEqual([])
     expect(adopted).toEqual([])
+    expect(reconciled).toEqual([10])
+  })
+
+  it('divergence repair leaves a peer alone whose digest f+1 members hold, whatever one peer claims', async () => {
+    const { repair, adopted, reconciled } = setup({ attacker: snapshot(10, 0.37) }, {})
+    expect(await repair.repairDivergence(report('mine', { a: 'mine', b: 'mine', attacker: 'invented' }))).toBe(false)
+    expect(adopted).toEqual([])
+    expect(reconciled).toEqual([])
+  })
+
+  it('every member holding another digest: reconciles rather than adopt any one of them', async () => {
+    const { repair, adopted, fetched, reconciled } = setup({}, {})
+    expect(await repair.repairDivergence(report('mine', { a: 'da', b: 'db', attacker: 'dx' }))).toBe(false)
+    expect(fetched).toEqual([])
+    expect(adopted).toEqual([])
+    expect(reconciled).toEqual([10])
+  })
+
+  it('the final agreement reconciles when no f+1 members hold one final digest', async () => {
+    // four members, four final digests
+    const { repair, adopted, reconciled } = setup({}, { attacker: { step: 10, digest: 'dx' }, a: { step: 10, digest: 'da' }, b: { step: 10, digest: 'db' } })
+    await repair.agreeOnFinalState()
+    expect(adopted).toEqual([])
+    expect(reconciled).toEqual([10])
   })
 
   it('divergence repair follows two members holding one digest, once their state is vouched', async () => {
