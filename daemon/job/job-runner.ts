@@ -27,6 +27,7 @@ import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
 import { createJobControl, type JobControl } from './job-control.js'
 import { createJobMembership } from './job-membership.js'
 import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
+import { createStateAtStep } from './state-at-step.js'
 import { createStateReconciliation } from './state-reconciliation.js'
 import { createStateRepair } from './state-repair.js'
 
@@ -94,10 +95,6 @@ export interface JobRunner {
  * would otherwise wait out the whole first step's deadline.
  */
 const ANNOUNCE_EVERY_MS = 1000
-/** recent steps whose digests a peer remembers, to vouch for another member's state */
-const DIGEST_HISTORY = 256
-/** a digest question for a step further ahead than this is refused at once, not waited on */
-const DIGEST_LOOKAHEAD = 16
 
 export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { runtime, log, selfId } = options
@@ -129,10 +126,6 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   /** training is over; the peer is agreeing with the others on the final state */
   let finalizing = false
   let stopAfterStep = false
-  /** the parameter digest at the start of each recent step this peer ran: it vouches for them */
-  const digestHistory = new Map<number, string>()
-  /** served synchronously once the loop is at minStep, so the state cannot move in between */
-  const stepWaiters: Array<{ minStep: number, serve: () => void }> = []
 
   const members = createJobMembership({
     selfId,
@@ -245,7 +238,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     },
     reconcile: async (step) => {
       // the others ask for this peer's state at this step: answer those already waiting for it
-      serveStepWaiters()
+      stateAtStep.serveWaiting()
       return await reconciliation.reconcile(step)
     }
   })
@@ -270,32 +263,17 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     optimizerState: optimizer.exportState().slice()
   })
 
-  const serveStepWaiters = (): void => {
-    for (let i = stepWaiters.length - 1; i >= 0; i--) {
-      if (stepWaiters[i].minStep <= progress.step || runnerState === 'finished') {
-        stepWaiters[i].serve()
-        stepWaiters.splice(i, 1)
-      }
-    }
-  }
-
-  /** `read()` of the state at the start of a step >= minStep, once the loop gets there */
-  const readAt = <T>(minStep: number, read: () => T, signal?: AbortSignal): Promise<T> => {
+  const stateAtStep = createStateAtStep({
+    step: () => progress.step,
+    finished: () => runnerState === 'finished',
     // parameters only change in the synchronous aggregate-update block, so outside the
-    // epoch-end bookkeeping the state is always that of the start of progress.step. A finished
-    // job gets no further: a step after its end is answered with its final state (a peer
-    // admitted just before the end takes that state and finishes with the others)
-    if ((minStep <= progress.step || runnerState === 'finished') && !inEpochEnd) return Promise.resolve(read())
-    return new Promise((resolve, reject) => {
-      const waiter = { minStep, serve: () => resolve(read()) }
-      stepWaiters.push(waiter)
-      signal?.addEventListener('abort', () => {
-        const i = stepWaiters.indexOf(waiter)
-        if (i >= 0) stepWaiters.splice(i, 1)
-        reject(signal.reason)
-      }, { once: true })
-    })
-  }
+    // epoch-end bookkeeping the state is always that of the start of progress.step
+    changing: () => inEpochEnd,
+    snapshot: currentSnapshot,
+    digest: () => parameterDigest(params),
+    // a reconciling member waits until the others have its state before it changes it
+    onSnapshotServed: (minStep) => reconciliation.served(minStep)
+  })
 
   const finishTraining = async (): Promise<JobResult> => {
     finalizing = true
@@ -329,7 +307,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const test = await evaluateDataset(runtime.computer, params, runtime.test, EVALUATION_BATCH)
     runnerState = 'finished'
     outcome = { reason, test, step: progress.step, epoch: progress.epoch, history, digest: parameterDigest(params) }
-    serveStepWaiters()
+    stateAtStep.serveWaiting()
     members.announce()
     options.events?.onFinished?.(outcome)
     return outcome
@@ -345,12 +323,12 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         if (stopAfterStep) return undefined
         if (control.pausedAt(progress.step)) {
           runnerState = 'paused'
-          serveStepWaiters()
+          stateAtStep.serveWaiting()
           await control.waitUntilRunnable(progress.step, abort.signal)
           if (abort.signal.aborted) break
           runnerState = 'training'
         }
-        serveStepWaiters()
+        stateAtStep.serveWaiting()
         // re-synced from a member that had finished (or was agreeing on its final state)
         if (finishedFromSnapshot || progress.epoch >= config.epochs) return await finishTraining()
         const world = Math.max(1, members.view().membersAt(progress.step).length)
@@ -389,8 +367,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         const r = outcome.report
         report = r
         // a step this peer ran alone carries a cheap sampled digest that nobody compares
-        if (r.members.length > 1) digestHistory.set(r.step, r.digest)
-        if (digestHistory.size > DIGEST_HISTORY) digestHistory.delete(digestHistory.keys().next().value as number)
+        if (r.members.length > 1) stateAtStep.remember(r.step, r.digest)
         contributorCounts.push(r.contributors.length)
         if (contributorCounts.length > 10_000) contributorCounts.shift()
         options.events?.onStep?.(r)
@@ -479,23 +456,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     admit: (peerId) => members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
-    snapshotAt(minStep, signal) {
-      // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
-      if (minStep > progress.step + DIGEST_LOOKAHEAD) return Promise.reject(new Error(`this peer is at step ${progress.step}, far before step ${minStep}`))
-      return readAt(minStep, () => {
-        // a reconciling member waits until the others have its state before it changes it
-        reconciliation.served(minStep)
-        return currentSnapshot()
-      }, signal)
-    },
-    digestAt(minStep, signal) {
-      // a step this peer already ran: its digest then (the member asking vouches a state by it)
-      const past = digestHistory.get(minStep)
-      if (past !== undefined && minStep < progress.step) return Promise.resolve({ step: minStep, digest: past })
-      // far ahead of this peer: it will not get there soon, and an invented step is not waited for
-      if (minStep > progress.step + DIGEST_LOOKAHEAD) return Promise.reject(new Error(`this peer is at step ${progress.step}, far before step ${minStep}`))
-      return readAt(minStep, () => ({ step: progress.step, digest: parameterDigest(params) }), signal)
-    },
+    snapshotAt: async (minStep, signal) => await stateAtStep.snapshotAt(minStep, signal),
+    digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),
     currentSnapshot,
     isCoordinator: () => members.isCoordinator()
   }

@@ -1,0 +1,94 @@
+/**
+ * This peer's answers about its state at a step, for the state-sync and digest questions other
+ * members ask (joiners, re-syncs, catch-up, vouching, reconciliation): the snapshot or digest at
+ * the start of a step >= minStep, given at once when the loop is there and otherwise when it gets
+ * there, so the state never moves between the question and the answer. A finished job answers
+ * any later step with its final state (a peer admitted just before the end takes it and finishes).
+ */
+import type { DigestAtStep, JobSnapshot } from './job-types.js'
+
+/** recent steps whose digests a peer remembers, to vouch for another member's state */
+const DIGEST_HISTORY = 256
+/** a question for a step further ahead than this is refused at once, not waited on */
+const LOOKAHEAD = 16
+
+export interface StateAtStepOptions {
+  /** the step the loop is at (its state is that of the start of this step) */
+  step(): number
+  /** the job finished on this peer: no later state is coming */
+  finished(): boolean
+  /** the state is being changed outside a step (the epoch-end bookkeeping): answers wait */
+  changing(): boolean
+  snapshot(): JobSnapshot
+  digest(): string
+  /** a snapshot for `minStep` is being served (a reconciliation counts them) */
+  onSnapshotServed?(minStep: number): void
+}
+
+export interface StateAtStep {
+  /** the digest at the start of `step`, a step this peer ran with others: it vouches for it later */
+  remember(step: number, digest: string): void
+  /** answer the questions waiting for a step the loop has reached (call when it moves on) */
+  serveWaiting(): void
+  /** the snapshot at the start of a step >= minStep; rejects for a step far ahead, or on abort */
+  snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  /** the digest at `minStep` if this peer ran it, else like snapshotAt */
+  digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
+}
+
+export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
+  const history = new Map<number, string>()
+  /** served synchronously once the loop is at minStep, so the state cannot move in between */
+  const waiting: Array<{ minStep: number, serve: () => void }> = []
+
+  const farAhead = (minStep: number): Error | undefined => minStep > options.step() + LOOKAHEAD
+    ? new Error(`this peer is at step ${options.step()}, far before step ${minStep}`)
+    : undefined
+
+  /** `read()` of the state at the start of a step >= minStep, once the loop gets there */
+  const readAt = <T>(minStep: number, read: () => T, signal?: AbortSignal): Promise<T> => {
+    if ((minStep <= options.step() || options.finished()) && !options.changing()) return Promise.resolve(read())
+    return new Promise((resolve, reject) => {
+      const waiter = { minStep, serve: () => resolve(read()) }
+      waiting.push(waiter)
+      signal?.addEventListener('abort', () => {
+        const i = waiting.indexOf(waiter)
+        if (i >= 0) waiting.splice(i, 1)
+        reject(signal.reason)
+      }, { once: true })
+    })
+  }
+
+  return {
+    remember(step, digest) {
+      history.set(step, digest)
+      if (history.size > DIGEST_HISTORY) history.delete(history.keys().next().value as number)
+    },
+    serveWaiting() {
+      for (let i = waiting.length - 1; i >= 0; i--) {
+        if (waiting[i].minStep <= options.step() || options.finished()) {
+          waiting[i].serve()
+          waiting.splice(i, 1)
+        }
+      }
+    },
+    snapshotAt(minStep, signal) {
+      // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
+      const refused = farAhead(minStep)
+      if (refused !== undefined) return Promise.reject(refused)
+      return readAt(minStep, () => {
+        options.onSnapshotServed?.(minStep)
+        return options.snapshot()
+      }, signal)
+    },
+    digestAt(minStep, signal) {
+      // a step this peer already ran: its digest then (the member asking vouches a state by it)
+      const past = history.get(minStep)
+      if (past !== undefined && minStep < options.step()) return Promise.resolve({ step: minStep, digest: past })
+      // far ahead of this peer: it will not get there soon, and an invented step is not waited for
+      const refused = farAhead(minStep)
+      if (refused !== undefined) return Promise.reject(refused)
+      return readAt(minStep, () => ({ step: options.step(), digest: options.digest() }), signal)
+    }
+  }
+}
