@@ -87,7 +87,10 @@ describe('membership over the broker', () => {
   }, 240_000)
 
   it('two jobs on one broker at once do not mix', async () => {
-    const base = { transport: 'amqp' as const, model: 'mlp', epochs: 2, batchSize: 64, trainSamples: 2048, optimizer: { type: 'sgd' as const, lr: 0.1, momentum: 0.9 } }
+    // a fixed deadline, as the other tests that count every message: two jobs in one process on a
+    // loaded machine made a derived one pass while a gradient was only late, and the sender's
+    // re-send then arrived as a duplicate (one rejection, seen once in a full run)
+    const base = { transport: 'amqp' as const, model: 'mlp', epochs: 2, batchSize: 64, trainSamples: 2048, stepDeadlineMs: 30_000, optimizer: { type: 'sgd' as const, lr: 0.1, momentum: 0.9 } }
     const a = parseJobConfig({ ...base, id: `amqp-two-a-${process.pid}`, seed: 1 })
     const b = parseJobConfig({ ...base, id: `amqp-two-b-${process.pid}`, seed: 2 })
     const [ra, rb] = await Promise.all([
@@ -96,7 +99,7 @@ describe('membership over the broker', () => {
     ])
     for (const r of [ra, rb]) {
       expect(r.identicalParameters).toBe(true)
-      expect(r.rejected).toBe(0)
+      expect(r.rejectedByReason).toEqual({})
       for (const p of r.peers) expect(p.result!.test.accuracy).toBeGreaterThan(0.7)
     }
     // different seeds: had any gradient crossed over, a job would have rejected it (wrong job id)
