@@ -20,6 +20,7 @@
 import { aggregateTrimmedMean } from '../../ml/aggregate/index.js'
 import type { Logger } from '../logger.js'
 import { abortableSleep } from './abortable-sleep.js'
+import { budgetSignal } from './budget-signal.js'
 import type { JobSnapshot } from './job-types.js'
 
 /** bounds on how long a reconciliation waits for the members' states */
@@ -152,15 +153,11 @@ export function createStateReconciliation(options: StateReconciliationOptions): 
       const own = options.own()
       if (own.step !== step) return false
       const budgetMs = Math.ceil(Math.min(RECONCILE_MAX_MS, Math.max(RECONCILE_MIN_MS, 3 * options.deadlineMs())))
-      // an own timer, not AbortSignal.timeout: inside AbortSignal.any a timeout signal nobody else
-      // references can be collected before it fires, and the wait below would never end
-      const budget = new AbortController()
-      const timer = setTimeout(() => budget.abort(new Error('reconciliation budget spent')), budgetMs)
-      const signal = AbortSignal.any([options.signal(), budget.signal])
+      const budget = budgetSignal(budgetMs, options.signal())
       try {
-        return await reconcileWithin(step, members, others, own, signal)
+        return await reconcileWithin(step, members, others, own, budget.signal)
       } finally {
-        clearTimeout(timer)
+        budget.dispose()
       }
     }
   }

@@ -12,6 +12,7 @@ import { majorityDigest } from '../membership/digest-majority.js'
 import type { StepReport } from '../training/sync-trainer.js'
 import { parameterDigest } from '../training/training-state.js'
 import { abortableSleep } from './abortable-sleep.js'
+import { budgetSignal } from './budget-signal.js'
 import type { JobMembership } from './job-membership.js'
 import type { JobNetwork, JobSnapshot } from './job-types.js'
 
@@ -74,7 +75,7 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
     const ask = members.filter((id) => !vouchers.has(id))
     const enough = new AbortController()
     const budgetMs = Math.min(VOUCH_MAX_MS, Math.max(VOUCH_MIN_MS, 3 * options.deadlineMs()))
-    const signal = AbortSignal.any([options.signal(), enough.signal, AbortSignal.timeout(budgetMs)])
+    const { signal, dispose } = budgetSignal(budgetMs, options.signal(), enough.signal)
     await Promise.all(ask.map(async (peer) => {
       try {
         const answer = await network.queryDigest(peer, step, signal)
@@ -83,7 +84,7 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
       } catch {
         // unreachable, refused or too slow: no vouch
       }
-    }))
+    })).finally(dispose)
     return [...vouchers]
   }
 
@@ -155,9 +156,8 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
       const others = membership.view().membersAt(step - 1).filter((id) => id !== selfId)
       if (others.length === 0) return
       const stopped = options.signal()
-      // whole ms: AbortSignal.timeout throws on a fraction (a derived deadline can be one)
-      const budgetMs = Math.ceil(Math.min(FINAL_AGREEMENT_MAX_MS, Math.max(FINAL_AGREEMENT_MIN_MS, 3 * options.deadlineMs())))
-      const signal = AbortSignal.any([stopped, AbortSignal.timeout(budgetMs)])
+      const budgetMs = Math.min(FINAL_AGREEMENT_MAX_MS, Math.max(FINAL_AGREEMENT_MIN_MS, 3 * options.deadlineMs()))
+      const { signal, dispose } = budgetSignal(budgetMs, stopped)
       const digests = new Map<string, string>([[selfId, own]])
       await Promise.all(others.map(async (peer) => {
         // a member still finishing answers when it gets there (the server waits); one that cannot
@@ -172,7 +172,7 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
             await abortableSleep(200 * 2 ** attempt, signal)
           }
         }
-      }))
+      })).finally(dispose)
       if (stopped.aborted) return
       const unanswered = others.filter((id) => !digests.has(id))
       const majority = majorityDigest(digests, membership.view().seniority())
