@@ -82,7 +82,8 @@ export interface JobRunner {
   /** a coordinator's membership announcement */
   adoptMembership(state: MembershipState): boolean
   /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
-  snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  /** `requester`: the peer asking, when known */
+  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
   /** parameter digest at the start of a step >= minStep (waits like snapshotAt) */
   digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   currentSnapshot(): JobSnapshot
@@ -272,7 +273,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     snapshot: currentSnapshot,
     digest: () => parameterDigest(params),
     // a reconciling member waits until the others have its state before it changes it
-    onSnapshotServed: (minStep) => reconciliation.served(minStep)
+    onSnapshotServed: (minStep, requester) => reconciliation.served(minStep, requester)
   })
 
   const finishTraining = async (): Promise<JobResult> => {
@@ -456,7 +457,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     admit: (peerId) => members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
-    snapshotAt: async (minStep, signal) => await stateAtStep.snapshotAt(minStep, signal),
+    snapshotAt: async (minStep, signal, requester) => await stateAtStep.snapshotAt(minStep, signal, requester),
     digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),
     currentSnapshot,
     isCoordinator: () => members.isCoordinator()

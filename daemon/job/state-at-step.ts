@@ -21,8 +21,8 @@ export interface StateAtStepOptions {
   changing(): boolean
   snapshot(): JobSnapshot
   digest(): string
-  /** a snapshot for `minStep` is being served (a reconciliation counts them) */
-  onSnapshotServed?(minStep: number): void
+  /** a snapshot for `minStep` is being served to `requester` (a reconciliation waits for its readers) */
+  onSnapshotServed?(minStep: number, requester: string | undefined): void
 }
 
 export interface StateAtStep {
@@ -31,7 +31,7 @@ export interface StateAtStep {
   /** answer the questions waiting for a step the loop has reached (call when it moves on) */
   serveWaiting(): void
   /** the snapshot at the start of a step >= minStep; rejects for a step far ahead, or on abort */
-  snapshotAt(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
   /** the digest at `minStep` if this peer ran it, else like snapshotAt */
   digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
 }
@@ -72,12 +72,12 @@ export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
         }
       }
     },
-    snapshotAt(minStep, signal) {
+    snapshotAt(minStep, signal, requester) {
       // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
       const refused = farAhead(minStep)
       if (refused !== undefined) return Promise.reject(refused)
       return readAt(minStep, () => {
-        options.onSnapshotServed?.(minStep)
+        options.onSnapshotServed?.(minStep, requester)
         return options.snapshot()
       }, signal)
     },

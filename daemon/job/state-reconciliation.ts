@@ -55,8 +55,11 @@ export interface StateReconciliation {
    * next divergence check tries again).
    */
   reconcile(step: number): Promise<boolean>
-  /** this peer served its state for `minStep` (the fetches a reconciliation waits for, counted by step) */
-  served(minStep: number): void
+  /**
+   * this peer served its state for `minStep` to `requester`: a reconciliation waits until each
+   * member it read has read it (an unknown requester counts for nobody)
+   */
+  served(minStep: number, requester: string | undefined): void
 }
 
 /** `promise`, or a rejection once `signal` aborts (a transfer that hangs does not hold the step) */
@@ -85,8 +88,8 @@ function usable(snap: JobSnapshot, own: JobSnapshot): boolean {
 
 export function createStateReconciliation(options: StateReconciliationOptions): StateReconciliation {
   const { selfId, log, f } = options
-  /** snapshot reads served, by the step asked for (a few recent steps) */
-  const servedAt = new Map<number, number>()
+  /** who read this peer's state, by the step asked for (a few recent steps) */
+  const readersAt = new Map<number, Set<string>>()
 
   const fetchState = async (peer: string, step: number, signal: AbortSignal): Promise<JobSnapshot | undefined> => {
     for (let attempt = 0; !signal.aborted; attempt++) {
@@ -123,12 +126,16 @@ export function createStateReconciliation(options: StateReconciliationOptions): 
       return false
     }
     if (missing.length > 0 || invalid.length > 0) log.warn({ step, missing, invalid }, 'reconciliation: going on without these members\' states')
-    // adopting now would change the state the others may still be fetching: wait for those it
-    // fetched from (each asks once), or for their gradients of this step (they went on)
-    const awaited = others.length - missing.length
-    while (!signal.aborted && (servedAt.get(step) ?? 0) + options.sentGradientAt(step).size < awaited) {
-      await abortableSleep(50, signal)
+    // adopting now would change the state the others may still be fetching: wait until each
+    // member whose state it uses has read this one, or sent its gradient of this step (it went on). By
+    // requester: repeated reads by one peer (a Byzantine one, say) do not count for the others
+    const awaited = others.filter((_, i) => fetched[i] !== undefined && !invalid.includes(others[i]))
+    const settled = (): boolean => {
+      const readers = readersAt.get(step)
+      const went = options.sentGradientAt(step)
+      return awaited.every((id) => readers?.has(id) === true || went.has(id))
     }
+    while (!signal.aborted && !settled()) await abortableSleep(50, signal)
     if (options.signal().aborted) return false
     const params = aggregateTrimmedMean(states.map((s) => s.params), own.params.length, f)
     const optimizerState = aggregateTrimmedMean(states.map((s) => s.optimizerState), own.optimizerState.length, f)
@@ -141,9 +148,12 @@ export function createStateReconciliation(options: StateReconciliationOptions): 
   }
 
   return {
-    served(minStep) {
-      servedAt.set(minStep, (servedAt.get(minStep) ?? 0) + 1)
-      for (const step of servedAt.keys()) if (step < minStep - 8) servedAt.delete(step)
+    served(minStep, requester) {
+      if (requester === undefined) return
+      const readers = readersAt.get(minStep) ?? new Set<string>()
+      readers.add(requester)
+      readersAt.set(minStep, readers)
+      for (const step of readersAt.keys()) if (step < minStep - 8) readersAt.delete(step)
     },
 
     async reconcile(step) {

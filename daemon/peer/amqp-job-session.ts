@@ -98,7 +98,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       transport.onGradient(core.onGradient)
       transport.onControl(onControl)
       transport.onRequest(onRequest)
-      transport.serveSnapshots(async (_from, minStep) => toTrainingSnapshot(await session.snapshotFor(minStep, AbortSignal.timeout(120_000))))
+      transport.serveSnapshots(async (from, minStep) => toTrainingSnapshot(await session.snapshotFor(minStep, AbortSignal.timeout(120_000), from)))
       transport.onDiscovery(() => {
         const runner = core.runner()
         return runner?.isCoordinator() === true && runner.state() !== 'finished' && runner.state() !== 'failed' ? session.info() : undefined

@@ -59,7 +59,8 @@ export interface JobSession {
   memberLeaving(peerId: string, effectiveStep: number): void
   /** coordinator: a member asks to pause or resume the whole job */
   decideControl(action: JobControlAction): ControlDecision
-  snapshotFor(minStep: number, signal?: AbortSignal): Promise<JobSnapshot>
+  /** `requester`: the peer asking (a reconciling member waits for the members it read to read it) */
+  snapshotFor(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
   digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
   networkCounters(): NetworkCounters

@@ -299,11 +299,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         onRejected: (reason, remote, message) => requestRejections.reject(`job-${reason}`, { from: remote.toString() }, `job request: ${message}`)
       })
       stateSync = await registerStateSyncServer(node.libp2p, {
-        getSnapshot: async (request) => {
+        getSnapshot: async (request, remotePeer) => {
           const s = session
           if (s === undefined || s.jobId !== request.jobId) throw new StateSyncRefusedError('unknown-job', `this peer does not run job ${request.jobId}`)
           try {
-            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000)))
+            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000), remotePeer.toString()))
           } catch (error) {
             throw new StateSyncRefusedError('not-ready', (error as Error).message)
           }

@@ -52,7 +52,7 @@ describe('state reconciliation (f = 1, 4 members)', () => {
     for (const id of ['a', 'b', 'c']) {
       const { reconciliation, adopted } = member(id)
       // the three others fetched this member's state
-      for (let i = 0; i < 3; i++) reconciliation.served(10)
+      for (const other of MEMBERS) if (other !== id) reconciliation.served(10, other)
       expect(await reconciliation.reconcile(10)).toBe(true)
       expect(adopted).toHaveLength(1)
       results.push(adopted[0])
@@ -69,20 +69,20 @@ describe('state reconciliation (f = 1, 4 members)', () => {
     }
   })
 
-  it('adopts only after the others fetched this member\'s state', async () => {
+  it('adopts only after each member it read has read this member\'s state', async () => {
     const { reconciliation, adopted } = member('a')
     const done = reconciliation.reconcile(10)
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(adopted).toHaveLength(0)
-    reconciliation.served(10)
-    reconciliation.served(10)
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    reconciliation.served(10, 'b')
+    // one peer reading again and again (a Byzantine one, say) does not stand for the others
+    for (let i = 0; i < 5; i++) reconciliation.served(10, 'd')
+    // nor do reads by an unknown requester, or for another step
+    reconciliation.served(10, undefined)
+    reconciliation.served(11, 'c')
+    await new Promise((resolve) => setTimeout(resolve, 300))
     expect(adopted).toHaveLength(0)
-    // fetches for another step do not count
-    reconciliation.served(11)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    expect(adopted).toHaveLength(0)
-    reconciliation.served(10)
+    reconciliation.served(10, 'c')
     expect(await done).toBe(true)
     expect(adopted).toHaveLength(1)
   })
@@ -90,8 +90,8 @@ describe('state reconciliation (f = 1, 4 members)', () => {
   it('goes on without a member that is not at the step (it catches up to the result), waiting only for those at it', async () => {
     const { reconciliation, adopted } = member('a', (peer) => peer === 'c' ? state(11, [3, 30, -3], 0.3, 0.1) : STATES[peer])
     // b and d fetched this member's state; c, past the step, never will
-    reconciliation.served(10)
-    reconciliation.served(10)
+    reconciliation.served(10, 'b')
+    reconciliation.served(10, 'd')
     expect(await reconciliation.reconcile(10)).toBe(true)
     // a, b, d: the middle value of three (d's extremes trimmed)
     expect(Array.from(adopted[0].params)).toEqual([2, 10, -1])
@@ -99,14 +99,16 @@ describe('state reconciliation (f = 1, 4 members)', () => {
 
   it('keeps its own state with fewer than 2f+1 states at the step', async () => {
     const { reconciliation, adopted } = member('a', (peer) => peer === 'b' ? STATES.b : state(11, [0, 0, 0], 0, 0.1))
-    reconciliation.served(10)
+    reconciliation.served(10, 'b')
     expect(await reconciliation.reconcile(10)).toBe(false)
     expect(adopted).toHaveLength(0)
   })
 
   it('leaves out a state with non-finite values or another layout, and still reconciles from 2f+1', async () => {
     const { reconciliation, adopted } = member('a', (peer) => peer === 'd' ? state(10, [Number.NaN, 0, 0], 0, 0.1) : STATES[peer])
-    for (let i = 0; i < 3; i++) reconciliation.served(10)
+    // d's state is left out: only b and c are waited for
+    reconciliation.served(10, 'b')
+    reconciliation.served(10, 'c')
     expect(await reconciliation.reconcile(10)).toBe(true)
     // a, b, c: the middle value of three
     expect(Array.from(adopted[0].params)).toEqual([2, 20, -2])

@@ -5,7 +5,7 @@
  * deadline rounds holding its own gradient alone or with one other. (The deadline is long enough
  * that no other member misses a gradient on a loaded machine: with 400 ms, peers 0 and 1 also
  * aggregated different sets under the full suite's load, three honest digests, none vouched for by
- * f+1 members, and they stayed apart; the README's limit of f >= 1.) Before the floor, quorum 0.5
+ * f+1 members; they now reconcile (fragmented-step.test.ts), this test is about the floor.) Before the floor, quorum 0.5
  * (2 of 4) let it aggregate two gradients, one of them possibly the attacker's (half the update);
  * now it keeps waiting in deadline rounds (re-sending its own), or catches up from the others.
  * The honest peers end with equal parameters, within the trimmed-mean sign-flip bound of the
