@@ -78,9 +78,9 @@ export type AttackConfig = z.infer<typeof AttackConfigSchema>
 export const JobConfigSchema = z.object({
   /** job id; generated when absent */
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 letters, digits, dot, dash or underscore').optional(),
-  /** a zoo model name (mlp, lenet5, mlp-large) or a path to a forward ONNX file */
+  /** a zoo model name (`p2pmld models` lists them) or a path to a forward ONNX file */
   model: z.string().min(1).default('lenet5'),
-  /** 'mnist' (bundled), or a directory holding IDX files (e.g. Fashion-MNIST) */
+  /** 'mnist' (bundled), 'fashion-mnist', or a directory holding IDX files or CIFAR-10 binary files */
   dataset: z.string().min(1).default('mnist'),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
   epochs: z.number().int().positive().default(10),

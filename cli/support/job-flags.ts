@@ -56,8 +56,8 @@ function choice<T extends string | number>(flag: string, path: readonly string[]
 export function addJobFlags(command: Command): Command {
   return command
     .option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
-    .option('--model <name|file.onnx>', 'model: mlp, lenet5, mlp-large, or a forward ONNX file')
-    .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX files")
+    .option('--model <name|file.onnx>', 'model: a zoo name (see `p2pmld models`: mlp, lenet5, squeezenet1_1, mobilenet_v3_small, vgg11, ...) or an ONNX file exported in eval mode')
+    .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX or CIFAR-10 binary files")
     .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'positive'))
     .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'positive'))
     .option('--lr <rate>', 'learning rate', numberFlag('--lr', 'positive'))

@@ -25,8 +25,9 @@ export class InvalidOnnxModelError extends Error {
 /** The export baked its batch size into the graph (no dynamic_axes), so other batch sizes cannot run. */
 export class FixedBatchSizeError extends Error {
   override name = 'FixedBatchSizeError'
-  constructor (readonly batchSize: number, cause: string) {
-    super(`this model was exported for batch size ${batchSize}: re-export with dynamic_axes={'<input>': {0: 'batch'}, '<output>': {0: 'batch'}} in torch.onnx.export (${cause})`)
+  /** `input`, `output`: the graph's input and output names, as the re-export must name them */
+  constructor (readonly batchSize: number, cause: string, input = 'input', output = 'logits') {
+    super(`this model was exported for batch size ${batchSize}: re-export with dynamic_axes={'${input}': {0: 'batch'}, '${output}': {0: 'batch'}} in torch.onnx.export (${cause})`)
   }
 }
 
@@ -80,7 +81,7 @@ function inferForBatchSizes(forward: ForwardGraph, layout: ParameterLayout, fixe
       } catch {
         continue
       }
-      throw new FixedBatchSizeError(batch, err.message)
+      throw new FixedBatchSizeError(batch, err.message, forward.input, forward.output)
     }
     throw err
   }

@@ -7,7 +7,7 @@
  *
  * The fixtures are compact (test/fixtures/generated-tensor.ts): weights and inputs are made from
  * their names, and the reference holds statistics of each float64 gradient (norm, largest
- * magnitude, 24 values and the largest, two random-sign projections) rather than all of it.
+ * magnitude, 48 values and the largest, eight random-sign projections) rather than all of it.
  */
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -25,8 +25,8 @@ interface GradientStats {
   readonly maxAbs: number
   /** [flat index, value] */
   readonly samples: Array<[number, number]>
-  /** dot products with the sign vectors generated from NAME#p1 and NAME#p2 */
-  readonly projections: [number, number]
+  /** dot products with the sign vectors generated from NAME#p1 ... NAME#p8 */
+  readonly projections: number[]
 }
 
 interface Reference {
@@ -39,8 +39,11 @@ interface Reference {
   readonly parameters: Array<{ name: string, shape: number[], buffer?: boolean } & GradientStats>
 }
 
-/** how far `actual` (float32, from ONNX Runtime) is from PyTorch's float64 gradient, by what the reference kept */
-function gradientMismatches(name: string, actual: Float32Array, ref: GradientStats): string[] {
+/**
+ * how far `actual` (float32, from ONNX Runtime) is from PyTorch's float64 gradient, by what the
+ * reference kept; `slices`: per slice along the first dimension, [sum, L2 norm] pairs
+ */
+function gradientMismatches(name: string, shape: readonly number[], actual: Float32Array, ref: GradientStats, slices: Float32Array): string[] {
   const scale = ref.maxAbs
   let sumSq = 0
   let maxAbs = 0
@@ -62,6 +65,20 @@ function gradientMismatches(name: string, actual: Float32Array, ref: GradientSta
     // per-value errors within the tolerance, of random sign, add up to about sqrt(n) of them
     off(`projection ${k + 1}`, dot, want, TOLERANCE * scale * Math.sqrt(actual.length))
   })
+  const rows = shape.length >= 2 ? shape[0] : actual.length
+  const width = actual.length / rows
+  for (let r = 0; r < rows; r++) {
+    let sum = 0
+    let sq = 0
+    for (let i = r * width; i < (r + 1) * width; i++) {
+      sum += actual[i]
+      sq += actual[i] * actual[i]
+    }
+    // the same per-value tolerance, over the slice's values; float32 storage adds its rounding
+    const allowed = TOLERANCE * scale * Math.sqrt(width)
+    off(`slice ${r} sum`, sum, slices[2 * r], allowed + 1e-6 * Math.abs(slices[2 * r]))
+    off(`slice ${r} norm`, Math.sqrt(sq), slices[2 * r + 1], allowed + 1e-6 * slices[2 * r + 1])
+  }
   return out
 }
 
@@ -77,6 +94,15 @@ describe('torchvision exports (opset 13, eval mode) load and match PyTorch float
       const ref = JSON.parse(await readFile(`${FIXTURES}${name}.ref.json`, 'utf8')) as Reference
       const inputs = generatedTensor('input', ref.batch * ref.sampleShape.reduce((a, b) => a * b, 1), ref.inputBound)
       const labels = Int32Array.from(ref.labels)
+      // per-slice statistics, laid out in the reference's parameter order
+      const sliceStats = new Float32Array(new Uint8Array(await readFile(`${FIXTURES}${name}.ref.bin`)).buffer)
+      const sliceOffsets = new Map<string, number>()
+      let sliceAt = 0
+      for (const p of ref.parameters) {
+        sliceOffsets.set(p.name, sliceAt)
+        sliceAt += 2 * (p.shape.length >= 2 ? p.shape[0] : p.shape.reduce((a, b) => a * b, 1))
+      }
+      expect(sliceAt).toBe(sliceStats.length)
       expect(model.sampleShape).toEqual(ref.sampleShape)
       expect(model.numClasses).toBe(10)
       // every PyTorch parameter is one parameter of the loaded model, and nothing else is
@@ -96,7 +122,8 @@ describe('torchvision exports (opset 13, eval mode) load and match PyTorch float
           // exactly zero in PyTorch (a bias right before a training-mode BatchNorm): float32 rounding only
           expect(actual.reduce((m, v) => Math.max(m, Math.abs(v)), 0), `${name} ${spec.name}`).toBeLessThan(1e-5)
         } else {
-          expect(gradientMismatches(spec.name, actual, expected), `${name} ${spec.name}`).toEqual([])
+          const at = sliceOffsets.get(spec.name) as number
+          expect(gradientMismatches(spec.name, spec.shape, actual, expected, sliceStats.subarray(at)), `${name} ${spec.name}`).toEqual([])
         }
       }
     }, 120_000)

@@ -94,8 +94,9 @@ describe('three peers with BatchNorm', () => {
             }
           }
         }
-        // (measured: 50-75 % here with QSGD 8-bit; see the report on compressing statistics)
-        expect(meansMoved / means).toBeGreaterThan(0.25)
+        // the statistics travel as float32 beside the qsgd-coded gradient (exact-ranges.ts): 99.9 %
+        // of the means move (6051 of 6056); quantized in the gradient's buckets only 50-75 % did
+        expect(meansMoved / means).toBeGreaterThan(0.95)
       }
       expect(paramDigests.size).toBe(1)
       expect(statDigests.size).toBe(1)
