@@ -236,7 +236,14 @@ function toConstant(t: OnnxTensorProto, invalid: (why: string) => Error): Consta
       data = BigInt64Array.from((t.int64Data ?? []).map((v: Int64) => BigInt(toNumber(v))))
     }
   } else {
-    throw invalid(`tensor '${t.name ?? ''}' has data type ${t.dataType ?? 'unset'}; only float32 and int64 are supported`)
+    const typeName = Object.entries(T).find(([, v]) => v === t.dataType)?.[0] ?? String(t.dataType ?? 'unset')
+    const what = t.name !== null && t.name !== undefined && t.name !== '' ? `tensor '${t.name}'` : 'an unnamed constant'
+    // what an ordinary export does to get there, and the way back
+    const fix = t.dataType === T.BOOL
+      ? '; an export with training=TrainingMode.TRAINING carries bool training flags: export in eval mode, as model.eval() and the default training argument do'
+      : t.dataType === T.DOUBLE ? '; a float64 model: call model.float() before exporting'
+        : t.dataType === T.FLOAT16 || t.dataType === T.BFLOAT16 ? '; a half-precision model: call model.float() before exporting' : ''
+    throw invalid(`${what} has data type ${typeName}; only float32 and int64 are supported${fix}`)
   }
   if (data.length !== count) throw invalid(`tensor '${t.name ?? ''}' holds ${data.length} values, ${count} expected`)
   return { dims, data }

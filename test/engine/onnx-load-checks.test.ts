@@ -157,4 +157,16 @@ describe('shape inference checks what it infers, at load', () => {
     // the two biases sit at different depths: their gradients differ once they are separate
     expect(g1.some((v, i) => Math.abs(v - g2[i]) > 1e-6)).toBe(true)
   })
+
+  it('a tensor of another type says what export made it and the fix (a training-mode export\'s bool flag, a float64 model)', async () => {
+    const withConstant = (constant: unknown): Uint8Array => modelBytes([
+      { name: 'flat', opType: 'Flatten', input: ['x'], output: ['f'] },
+      { name: 'fc', opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: ['logits'], attribute: [int('transB', 1)] }
+    ], [tensor('fc.weight', [10, 676], 1), tensor('fc.bias', [10], 2), constant])
+    const T = onnx.TensorProto.DataType
+    await expect(loadOnnxModel(withConstant({ name: '', dims: [], dataType: T.BOOL, int32Data: [1] })))
+      .rejects.toThrow(/an unnamed constant has data type BOOL; only float32 and int64 are supported; an export with training=TrainingMode.TRAINING carries bool training flags: export in eval mode/)
+    await expect(loadOnnxModel(withConstant({ name: 'scale', dims: [1], dataType: T.DOUBLE, doubleData: [2] })))
+      .rejects.toThrow(/tensor 'scale' has data type DOUBLE.*call model.float\(\) before exporting/)
+  })
 })
