@@ -43,10 +43,14 @@ const ZOO: Record<string, (sampleShape: readonly number[]) => ModelDefinition> =
   mlp: () => mlp('mlp', [128]),
   'mlp-large': () => mlp('mlp-large', [1024, 1024]),
   lenet5,
-  'convnet-test': convTest,
   squeezenet1_1: squeezenet11,
   mobilenet_v3_small: mobilenetV3Small,
   vgg11
+}
+
+/** Models the engine's tests use, resolved by name but not listed to users */
+const TEST_MODELS: Record<string, (sampleShape: readonly number[]) => ModelDefinition> = {
+  'convnet-test': convTest
 }
 
 /** Zoo models whose input shape follows the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10). */
@@ -66,7 +70,8 @@ export function followsDatasetShape(name: string): boolean {
  * models for the dataset; the MNIST-only models ignore it.
  */
 export function createModel(name: string, sampleShape: readonly number[] = MNIST_SHAPE): ModelDefinition {
-  const make = ZOO[name]
+  // own keys only: 'constructor' or 'toString' are not models
+  const make = Object.hasOwn(ZOO, name) ? ZOO[name] : Object.hasOwn(TEST_MODELS, name) ? TEST_MODELS[name] : undefined
   if (make === undefined) {
     throw new UnknownModelError(`unknown model '${name}': choose one of ${zooModelNames().join(', ')}, or give the path of a forward .onnx file`)
   }
