@@ -10,12 +10,14 @@
  * A member behind the step is left out and catches up to the result (f+1 members then hold it).
  *
  * The race it avoids: a member that adopted the result early would serve it instead of the state
- * it held, and the others would average a different set. So a member adopts only after the others
- * fetched its state (or moved on without reconciling), within a bounded wait.
+ * it held, and the others would average a different set. So a member adopts only after each
+ * member whose state it uses has read its own (counted by requester, so one peer's repeated reads
+ * stand for nobody else) or moved on without reconciling, within a bounded wait.
  *
  * Exact agreement holds when every member reconciles from the same states. A Byzantine member
- * that serves different states to different members keeps them apart (but inside the honest
- * members' range); the divergence check then reconciles again at a later step.
+ * that serves different states to different members keeps the others apart (each inside the
+ * honest members' range) for as long as it does so, the job's end included: closing that needs
+ * agreement on the states' digests before averaging (signed statements, exchanged), not built.
  */
 import { aggregateTrimmedMean } from '../../ml/aggregate/index.js'
 import type { Logger } from '../logger.js'
