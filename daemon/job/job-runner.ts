@@ -205,6 +205,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     log
   })
   let trainer = buildTrainer()
+  /** replace this peer's training state (a re-sync, catch-up or reconciliation) and plan from it */
+  const adoptState = (snap: JobSnapshot): void => {
+    loadSnapshot(snap)
+    trainer = buildTrainer()
+  }
 
   const reconciliation = createStateReconciliation({
     selfId,
@@ -216,10 +221,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     deadlineMs: () => deadline.current(),
     signal: () => abort.signal,
     own: () => currentSnapshot(),
-    adopt: (snap) => {
-      loadSnapshot(snap)
-      trainer = buildTrainer()
-    }
+    adopt: adoptState
   })
 
   const repair = createStateRepair({
@@ -233,10 +235,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     signal: () => abort.signal,
     step: () => progress.step,
     params: () => params,
-    adopt: (snap) => {
-      loadSnapshot(snap)
-      trainer = buildTrainer()
-    },
+    adopt: adoptState,
     reconcile: async (step) => {
       // the others ask for this peer's state at this step: answer those already waiting for it
       stateAtStep.serveWaiting()

@@ -139,6 +139,12 @@ export function createStateReconciliation(options: StateReconciliationOptions): 
     }
     while (!signal.aborted && !settled()) await abortableSleep(50, signal)
     if (options.signal().aborted) return false
+    if (!settled()) {
+      // the budget ran out before all of them read it: they may average this peer's new state
+      const readers = readersAt.get(step)
+      const unread = awaited.filter((id) => readers?.has(id) !== true && !options.sentGradientAt(step).has(id))
+      log.warn({ step, unread }, 'reconciliation: adopting before these members read this peer\'s state (their result may differ; the next check reconciles again)')
+    }
     const params = aggregateTrimmedMean(states.map((s) => s.params), own.params.length, f)
     const optimizerState = aggregateTrimmedMean(states.map((s) => s.optimizerState), own.optimizerState.length, f)
     // the learning rate comes from each member's own plateau decisions: the median one

@@ -31,10 +31,13 @@ const STATES: Record<string, JobSnapshot> = {
 
 function member(selfId: string, serve: (peer: string) => JobSnapshot | Promise<JobSnapshot> = (peer) => STATES[peer], signal = new AbortController().signal) {
   const adopted: JobSnapshot[] = []
+  const warnings: Array<{ fields: Record<string, unknown>, msg: string }> = []
+  const log = silentLogger()
+  log.warn = ((fields: Record<string, unknown>, msg: string) => { warnings.push({ fields, msg }) }) as typeof log.warn
   const reconciliation = createStateReconciliation({
     selfId,
     f: 1,
-    log: silentLogger(),
+    log,
     fetchSnapshot: async (peer) => await serve(peer),
     membersAt: () => MEMBERS,
     sentGradientAt: () => new Set(),
@@ -43,7 +46,7 @@ function member(selfId: string, serve: (peer: string) => JobSnapshot | Promise<J
     own: () => STATES[selfId],
     adopt: (snap) => adopted.push(snap)
   })
-  return { reconciliation, adopted }
+  return { reconciliation, adopted, warnings }
 }
 
 describe('state reconciliation (f = 1, 4 members)', () => {
@@ -122,4 +125,15 @@ describe('state reconciliation (f = 1, 4 members)', () => {
     expect(await done).toBe(false)
     expect(adopted).toHaveLength(0)
   })
+
+  it('adopts when its budget runs out without every read, and says who did not read', async () => {
+    const { reconciliation, adopted, warnings } = member('a')
+    reconciliation.served(10, 'b')
+    reconciliation.served(10, 'c')
+    // d never reads: the budget (at least 5 s) ends the wait
+    expect(await reconciliation.reconcile(10)).toBe(true)
+    expect(adopted).toHaveLength(1)
+    const warning = warnings.find((w) => w.msg.startsWith('reconciliation: adopting before'))
+    expect(warning?.fields.unread).toEqual(['d'])
+  }, 20_000)
 })
