@@ -42,6 +42,13 @@ export function withExactRanges(inner: GradientCodec, ranges: readonly ExactRang
     checkFits(count)
     return inner.encodedSize(count - exactCount) + 4 * exactCount
   }
+  // one scratch vector for the values outside the ranges, reused by every encode and decode
+  // (both synchronous, and nothing keeps it past the call): no allocation of the gradient's size
+  let scratch = new Float32Array(0)
+  const restBuffer = (length: number): Float32Array => {
+    if (scratch.length !== length) scratch = new Float32Array(length)
+    return scratch
+  }
   /** visits each run of values outside the ranges: its start in the vector, its start in the packed rest, its length */
   const gaps = (count: number, visit: (vectorStart: number, packedStart: number, length: number) => void): void => {
     let cursor = 0
@@ -59,7 +66,7 @@ export function withExactRanges(inner: GradientCodec, ranges: readonly ExactRang
     encodedSize,
     encode(values, rng) {
       checkFits(values.length)
-      const rest = new Float32Array(values.length - exactCount)
+      const rest = restBuffer(values.length - exactCount)
       gaps(values.length, (at, packed, length) => rest.set(values.subarray(at, at + length), packed))
       const head = inner.encode(rest, rng)
       const out = new Uint8Array(head.length + 4 * exactCount)
@@ -79,7 +86,8 @@ export function withExactRanges(inner: GradientCodec, ranges: readonly ExactRang
       const total = encodedSize(count)
       checkLength(inner.id, bytes, total, count)
       const headLength = total - 4 * exactCount
-      const rest = inner.decode(bytes.subarray(0, headLength), count - exactCount)
+      // a codec that decodes into a caller's buffer (qsgd) reuses ours; the values are copied out below
+      const rest = (inner as ExactRangesCodec).decode(bytes.subarray(0, headLength), count - exactCount, restBuffer(count - exactCount))
       const out = into !== undefined && into.length === count ? into : new Float32Array(count)
       gaps(count, (at, packed, length) => out.set(rest.subarray(packed, packed + length), at))
       const view = new DataView(bytes.buffer, bytes.byteOffset + headLength, 4 * exactCount)
