@@ -2,7 +2,9 @@
  * Optimizer step time against PyTorch's `opt.step()`: `npx tsx bench/optimizer-step.ts [--quick]`.
  *
  * mlp-large's parameter count (1.86 M), fixed random gradients, SGD with momentum, SGD with
- * Nesterov and weight decay, and Adam. Each round times STEPS steps of ours, then STEPS of
+ * Nesterov and weight decay, and Adam; the parameters live in the optimizer's memory
+ * (hostParameters) and the gradient in its gradient buffer, as the daemon keeps them (the
+ * aggregation rule writes there). Each round times STEPS steps of ours, then STEPS of
  * PyTorch's on the same configuration (A, B, A, B, ...); the ratio is taken per round from the
  * two medians, so load that comes and goes on the shared machine hits both sides alike.
  * Printed: ns per parameter (median over rounds, range) and the ratio ours / PyTorch.
@@ -36,8 +38,9 @@ for (const [name, reference] of configs) {
   const n = torchCase?.params ?? 1863690
   const optimizer = createOptimizer(OptimizerConfigSchema.parse(reference), n)
   const rng = createRng(7)
-  const params = Float32Array.from({ length: n }, () => rng.nextFloat() - 0.5)
-  const grad = Float32Array.from({ length: n }, () => rng.nextFloat() - 0.5)
+  const params = optimizer.hostParameters(Float32Array.from({ length: n }, () => rng.nextFloat() - 0.5))
+  const grad = optimizer.gradientBuffer()
+  for (let i = 0; i < n; i++) grad[i] = rng.nextFloat() - 0.5
   const ours: number[] = []
   const theirs: number[] = []
   const ratios: number[] = []

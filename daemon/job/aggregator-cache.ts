@@ -15,7 +15,7 @@ export function createStepAggregation(aggregation: AggregationConfig): StepAggre
   return {
     minInputs,
     f: aggregation.f,
-    aggregate: (gradients) => aggregator.aggregate(gradients),
+    aggregate: (gradients, out) => aggregator.aggregate(gradients, { out }),
     describeShortfall: (have, what) => `${aggregation.rule} with f=${aggregation.f} needs ${minInputs} gradients, ${have} ${what}`
   }
 }

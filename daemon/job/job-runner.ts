@@ -152,7 +152,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
 
   const loadSnapshot = (snap: JobSnapshot): void => {
     if (snap.params.length !== n) throw new Error(`snapshot has ${snap.params.length} parameters, model ${config.model} has ${n}`)
-    params = snap.params
+    // the optimizer's own memory holds the parameters, so its steps update them in place
+    params = optimizer.hostParameters(snap.params)
     optimizer.importState(snap.optimizerState)
     progress.step = snap.step
     progress.epoch = snap.epoch
@@ -171,7 +172,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     loadSnapshot(options.snapshot)
     if (options.host) members.resumeAsHost(progress.step)
   } else {
-    params = runtime.model.initParameters(config.seed)
+    params = optimizer.hostParameters(runtime.model.initParameters(config.seed))
     convergence = createConvergenceControl(config)
     if (options.host) members.joinAsHost()
   }

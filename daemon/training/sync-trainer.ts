@@ -20,6 +20,8 @@ import { setTimeout as sleepFor } from 'node:timers/promises'
 
 export interface StepOptimizer {
   step(params: Float32Array, gradient: Float32Array, lr: number): void
+  /** where the aggregation rule writes the step's gradient, so step() reads it in place */
+  gradientBuffer(): Float32Array
 }
 
 export interface StepCodec {
@@ -34,7 +36,8 @@ export interface StepAggregation {
   readonly minInputs: number
   /** faulty members the rule tolerates */
   readonly f: number
-  aggregate(gradients: readonly Float32Array[]): Float32Array
+  /** the rule's result, written into `out` when given */
+  aggregate(gradients: readonly Float32Array[], out?: Float32Array): Float32Array
   /** e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members' */
   describeShortfall(have: number, what: string): string
 }
@@ -334,7 +337,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const contributors = [...contributions.keys()].sort()
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
       if (payload !== undefined) previousSend = { message: { step, epoch: progress.epoch, digest, payload }, members }
-      const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered))
+      const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
       return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
     }

@@ -8,13 +8,15 @@ import type { AggregationRule } from '../../config/job-config.js'
 export interface AggregateOptions {
   /** centered-clip: the point to clip around (e.g. the previous step's aggregate); default: coordinate-wise median */
   readonly centre?: Float32Array
+  /** where to write the result (same length as the gradients, none of them); default: a fresh array */
+  readonly out?: Float32Array
 }
 
 export interface Aggregator {
   readonly rule: AggregationRule
   /** the fewest gradients this rule accepts with the configured f */
   minInputs(): number
-  /** a fresh array; never one of the inputs */
+  /** options.out, or a fresh array; never one of the inputs */
   aggregate(gradients: readonly Float32Array[], options?: AggregateOptions): Float32Array
 }
 

@@ -6,9 +6,9 @@
  */
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
 
-export function aggregateMean (gradients: readonly Float32Array[], d: number): Float32Array {
+/** Each function writes into `out` (d values, not one of the inputs) and returns it; a fresh array by default. */
+export function aggregateMean (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
-  const out = new Float32Array(d)
   for (let j = 0; j < d; j++) {
     let sum = 0
     for (let i = 0; i < n; i++) sum += gradients[i][j]
@@ -18,14 +18,13 @@ export function aggregateMean (gradients: readonly Float32Array[], d: number): F
 }
 
 /** drops the f smallest and f largest values per coordinate (needs n > 2f) and averages the rest */
-export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: number, f: number): Float32Array {
+export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
   // many peers and few to trim: moving the 2f extremes aside beats sorting all n (measured at n = 16, 32)
-  if (n >= 16 && 8 * f <= n) return trimmedMeanBySelection(gradients, d, f)
+  if (n >= 16 && 8 * f <= n) return trimmedMeanBySelection(gradients, d, f, out)
   // four peers and f = 1, the default job's case: the middle two of four without sorting blocks
-  if (n === 4 && f === 1) return trimmedMeanOfFour(gradients, d)
+  if (n === 4 && f === 1) return trimmedMeanOfFour(gradients, d, out)
   const kept = n - 2 * f
-  const out = new Float32Array(d)
   forEachSortedBlock(gradients, d, (rows, start, length) => {
     for (let j = 0; j < length; j++) {
       // summed in ascending order, as a sorted list would be
@@ -44,11 +43,10 @@ export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: num
  * the same result to the bit (two values sum the same in either order, from 0 as the sorted
  * path does).
  */
-function trimmedMeanOfFour (gradients: readonly Float32Array[], d: number): Float32Array {
+function trimmedMeanOfFour (gradients: readonly Float32Array[], d: number, out: Float32Array): Float32Array {
   const [a, b, c, e] = gradients.map((g) => new Int32Array(g.buffer, g.byteOffset, d))
   const middle = new Int32Array(2)
   const middleValues = new Float32Array(middle.buffer)
-  const out = new Float32Array(d)
   for (let j = 0; j < d; j++) {
     const x = a[j] ^ ((a[j] >> 31) & 0x7fffffff)
     const y = b[j] ^ ((b[j] >> 31) & 0x7fffffff)
@@ -72,11 +70,10 @@ function trimmedMeanOfFour (gradients: readonly Float32Array[], d: number): Floa
   return out
 }
 
-function trimmedMeanBySelection (gradients: readonly Float32Array[], d: number, f: number): Float32Array {
+function trimmedMeanBySelection (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array): Float32Array {
   const n = gradients.length
   const kept = n - 2 * f
   const scratch = new Float64Array(n)
-  const out = new Float32Array(d)
   for (let j = 0; j < d; j++) {
     for (let i = 0; i < n; i++) scratch[i] = gradients[i][j]
     moveExtremesAside(scratch, n, f)
@@ -102,9 +99,8 @@ function moveExtremesAside (scratch: Float64Array, n: number, f: number): void {
   }
 }
 
-export function aggregateMedian (gradients: readonly Float32Array[], d: number): Float32Array {
+export function aggregateMedian (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
-  const out = new Float32Array(d)
   const mid = n >> 1
   const odd = (n & 1) === 1
   forEachSortedBlock(gradients, d, (rows, start, length) => {

@@ -1,5 +1,5 @@
 import type { AggregationConfig } from '../../config/job-config.js'
-import { commonLength, InsufficientPeersError, type Aggregator } from './aggregator.js'
+import { AggregationInputError, commonLength, InsufficientPeersError, type Aggregator } from './aggregator.js'
 import { aggregateCenteredClip } from './centered-clip.js'
 import { aggregateMean, aggregateMedian, aggregateTrimmedMean } from './coordinate-wise.js'
 import { aggregateKrum, aggregateMultiKrum } from './krum.js'
@@ -18,6 +18,14 @@ function requirement (config: AggregationConfig): { needed: number, condition: s
   }
 }
 
+/** `out` when given (d values, none of the inputs), else a fresh array. */
+function checkedOut (out: Float32Array | undefined, d: number, gradients: readonly Float32Array[], centre: Float32Array | undefined): Float32Array {
+  if (out === undefined) return new Float32Array(d)
+  if (out.length !== d) throw new AggregationInputError(`the output array has ${out.length} values but the gradients have ${d}`)
+  if (gradients.includes(out) || out === centre) throw new AggregationInputError('the output array is one of the inputs: the rule reads every input while it writes')
+  return out
+}
+
 /**
  * The rule a job's `aggregation` section names. Multi-Krum averages
  * min(multiKrumM ?? n - f, n - f) gradients, so a shrinking membership never averages in more
@@ -32,18 +40,24 @@ export function createAggregator (config: AggregationConfig): Aggregator {
     aggregate (gradients, options = {}) {
       if (gradients.length < needed) throw new InsufficientPeersError(rule, f, needed, gradients.length, condition)
       const d = commonLength(gradients, options.centre)
+      const out = checkedOut(options.out, d, gradients, options.centre)
       switch (rule) {
-        case 'mean': return aggregateMean(gradients, d)
-        case 'trimmed-mean': return aggregateTrimmedMean(gradients, d, f)
-        case 'median': return aggregateMedian(gradients, d)
-        case 'mean-around-median': return aggregateMeanAroundMedian(gradients, d, f)
-        case 'krum': return aggregateKrum(gradients, d, f)
+        case 'mean': return aggregateMean(gradients, d, out)
+        case 'trimmed-mean': return aggregateTrimmedMean(gradients, d, f, out)
+        case 'median': return aggregateMedian(gradients, d, out)
+        case 'mean-around-median': return aggregateMeanAroundMedian(gradients, d, f, out)
+        case 'krum': return aggregateKrum(gradients, d, f, out)
         case 'multi-krum': {
           const honest = gradients.length - f
-          return aggregateMultiKrum(gradients, d, f, Math.min(config.multiKrumM ?? honest, honest))
+          return aggregateMultiKrum(gradients, d, f, Math.min(config.multiKrumM ?? honest, honest), out)
         }
-        case 'centered-clip':
-          return aggregateCenteredClip(gradients, d, { radius: config.clipRadius, iterations: config.clipIterations, centre: options.centre })
+        case 'centered-clip': {
+          // iterates over its inputs and centre while it refines the result: computed apart, then copied
+          const clipped = aggregateCenteredClip(gradients, d, { radius: config.clipRadius, iterations: config.clipIterations, centre: options.centre })
+          if (options.out === undefined) return clipped
+          out.set(clipped)
+          return out
+        }
       }
     }
   }

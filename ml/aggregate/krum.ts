@@ -48,14 +48,14 @@ export function selectLowest (scores: Float64Array, m: number): number[] {
   return order.slice(0, m).sort((a, b) => a - b)
 }
 
-export function aggregateKrum (gradients: readonly Float32Array[], d: number, f: number): Float32Array {
+export function aggregateKrum (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const [best] = selectLowest(krumScores(gradients, d, f), 1)
-  return gradients[best].slice()
+  out.set(gradients[best])
+  return out
 }
 
-export function aggregateMultiKrum (gradients: readonly Float32Array[], d: number, f: number, m: number): Float32Array {
+export function aggregateMultiKrum (gradients: readonly Float32Array[], d: number, f: number, m: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const selected = selectLowest(krumScores(gradients, d, f), m).map((i) => gradients[i])
-  const out = new Float32Array(d)
   for (let j = 0; j < d; j++) {
     let sum = 0
     for (let i = 0; i < selected.length; i++) sum += selected[i][j]

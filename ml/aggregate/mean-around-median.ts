@@ -12,13 +12,12 @@
  */
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
 
-/** gradients: n vectors of length d (n > 2f); returns a fresh vector */
-export function aggregateMeanAroundMedian (gradients: readonly Float32Array[], d: number, f: number): Float32Array {
+/** gradients: n vectors of length d (n > 2f); writes into `out` (a fresh vector by default) and returns it */
+export function aggregateMeanAroundMedian (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
   const kept = n - f
   const mid = n >> 1
   const odd = (n & 1) === 1
-  const out = new Float32Array(d)
   forEachSortedBlock(gradients, d, (rows, start, length) => {
     for (let j = 0; j < length; j++) {
       const at = (r: number): number => rows[r * SORTED_BLOCK + j]

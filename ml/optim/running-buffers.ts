@@ -30,6 +30,8 @@ export function withRunningBuffers(inner: Optimizer, buffers: readonly Parameter
       }
     },
     exportState: () => inner.exportState(),
-    importState: (state) => inner.importState(state)
+    importState: (state) => inner.importState(state),
+    hostParameters: (values) => inner.hostParameters(values),
+    gradientBuffer: () => inner.gradientBuffer()
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { AggregationConfigSchema, CompressionConfigSchema } from '../../config/job-config.js'
+import { AggregationConfigSchema, AggregationRuleSchema, CompressionConfigSchema } from '../../config/job-config.js'
 import { createAggregator } from '../../ml/aggregate/index.js'
 import { createCodec } from '../../ml/compress/index.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
@@ -39,5 +39,22 @@ describe('determinism across peers', () => {
     expect(bitsOf(median.aggregate(g)).equals(bitsOf(median.aggregate(reversed)))).toBe(true)
     for (const rule of rules) createAggregator(AggregationConfigSchema.parse({ rule, f: 2 })).aggregate(g)
     g.forEach((x, i) => expect(bitsOf(x).equals(bitsOf(copies[i]))).toBe(true))
+  })
+
+  it("every rule writes the same bits into a given output array as into a fresh one (n = 4, 7, 17: the trimmed mean's four-input path, the sorting one, the selecting one), and refuses an output that is an input or of another length", () => {
+    for (const n of [4, 7, 17]) {
+      const rng = createRng(n)
+      const g = Array.from({ length: n }, () => Float32Array.from({ length: 1001 }, () => rng.nextNormal()))
+      for (const rule of AggregationRuleSchema.options) {
+        const aggregator = createAggregator(AggregationConfigSchema.parse({ rule, f: 1 }))
+        if (n < aggregator.minInputs()) continue // Krum needs 2f + 3
+        const out = new Float32Array(1001).fill(Number.NaN)
+        const written = aggregator.aggregate(g, { out })
+        expect(written, `${rule} n=${n}`).toBe(out)
+        expect(bitsOf(out).equals(bitsOf(aggregator.aggregate(g))), `${rule} n=${n}`).toBe(true)
+        expect(() => aggregator.aggregate(g, { out: g[1] })).toThrow(/output array is one of the inputs/)
+        expect(() => aggregator.aggregate(g, { out: new Float32Array(1000) })).toThrow(/output array has 1000 values but the gradients have 1001/)
+      }
+    }
   })
 })

@@ -26,6 +26,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
   const warnings: string[] = []
   const waiting: Array<string | undefined> = []
   const params = new Float32Array(D).fill(1)
+  const gradientBuffer = new Float32Array(D)
   const progress = { step: 0, epoch: 0, cursor: 0, lr: 0.1, epochLossSum: 0, epochLossCount: 0 }
   const computer: GradientComputer = {
     computeGradient: async () => ({ gradient: gradientAt(progress.step), loss: 1, correct: 0, size: 2 }),
@@ -38,7 +39,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     train,
     computer,
     params,
-    optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] } },
+    optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => gradientBuffer },
     codec: createCodec(config.compression),
     aggregation: createStepAggregation(config.aggregation),
     progress,

@@ -242,7 +242,7 @@ for (const { name, mode, relay } of variants) {
           // every subscriber gets the attacker's publishes, in order: wait until the last has reached
           // them all, or a late one lands in the next test's exchanges on these nodes (seen: the
           // flood-only delivery test counting 3 'magic' rejections under a loaded full suite)
-          await waitFor(() => exchanges.every((x, i) => i === 1 || x.stats().rejected[bad[0][0]] === 13), 'the flood at every subscriber')
+          await waitFor(() => exchanges.every((x, i) => i === 1 || (x.stats().rejected as Record<string, number>)[bad[0][0]] === 13), 'the flood at every subscriber')
         }
         const flood = records.filter((r) => r.msg === 'rejected an inbound gradient message' && r.reason === bad[0][0])
         // (every exchange of the test logs through this logger: up to 5 lines each)
