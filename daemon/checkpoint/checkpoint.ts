@@ -155,7 +155,7 @@ export async function readCheckpoint (dir: string, options: { maxBytes?: number 
 async function readSnapshotFile (path: string, options: { maxBytes?: number }): Promise<TrainingSnapshot | undefined> {
   const source = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES })
   try {
-    return await decodeSnapshot(source as AsyncIterable<Uint8Array>, { maxBytes: options.maxBytes })
+    return await decodeSnapshot(source as AsyncIterable<Uint8Array>, { maxBytes: options.maxBytes, requireChecksum: true })
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     if (error instanceof SnapshotError) {

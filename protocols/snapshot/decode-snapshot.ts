@@ -1,7 +1,7 @@
 /**
  * Incremental snapshot decoder: bytes arrive in chunks of any size and are copied once, straight
- * into Float32Arrays allocated from the (limit-checked) header. The sha256 trailer is checked at
- * the end; any inconsistency is a SnapshotError with a reason.
+ * into Float32Arrays allocated from the (limit-checked) header. The sha256 trailer, when the
+ * header announces one, is checked at the end; any inconsistency is a SnapshotError with a reason.
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
@@ -25,6 +25,8 @@ const JsonPartSchema = z.object({
 export interface SnapshotDecoderOptions {
   readonly maxBytes?: number
   readonly maxJsonBytes?: number
+  /** refuse an encoding without the sha256 trailer (files: nothing else guards their bytes) */
+  readonly requireChecksum?: boolean
 }
 
 export type SnapshotChunk = Uint8Array | Iterable<Uint8Array>
@@ -69,7 +71,7 @@ function allocateBody (header: SnapshotHeader): Body {
     optimizerState,
     paramBytes: new Uint8Array(params.buffer),
     optimizerBytes: new Uint8Array(optimizerState.buffer),
-    trailer: new Uint8Array(SNAPSHOT_CHECKSUM_BYTES)
+    trailer: new Uint8Array(header.checksum ? SNAPSHOT_CHECKSUM_BYTES : 0)
   }
 }
 
@@ -105,6 +107,8 @@ export function createSnapshotDecoder (options: SnapshotDecoderOptions = {}): Sn
   let received = 0
   let failure: SnapshotError | undefined
   let finished = false
+  /** the header announced a trailer (the header itself is hashed before it is read) */
+  let hashing = true
 
   /** The buffer that receives the byte at absolute position `pos`, and where in it. */
   function region (pos: number): { target: Uint8Array, offset: number, hashed: boolean } | undefined {
@@ -115,13 +119,18 @@ export function createSnapshotDecoder (options: SnapshotDecoderOptions = {}): Sn
       if (pos < start + target.byteLength) return { target, offset: pos - start, hashed: true }
       start += target.byteLength
     }
-    if (pos < start + SNAPSHOT_CHECKSUM_BYTES) return { target: body.trailer, offset: pos - start, hashed: false }
+    if (pos < start + body.trailer.byteLength) return { target: body.trailer, offset: pos - start, hashed: false }
     return undefined
   }
 
   function afterRegionFilled (pos: number): void {
     if (pos === SNAPSHOT_HEADER_BYTES && body === undefined) {
-      body = allocateBody(readSnapshotHeader(headerBytes, limits))
+      const header = readSnapshotHeader(headerBytes, limits)
+      if (!header.checksum && options.requireChecksum === true) {
+        throw new SnapshotError('bad-header', 'snapshot has no sha256 trailer, which a file must carry: it was not written as a checkpoint, or its header is damaged')
+      }
+      hashing = header.checksum
+      body = allocateBody(header)
     }
     if (body !== undefined && body.jsonPart === undefined && pos === SNAPSHOT_HEADER_BYTES + body.json.byteLength) {
       body.jsonPart = parseJsonPart(body.json)
@@ -138,7 +147,7 @@ export function createSnapshotDecoder (options: SnapshotDecoderOptions = {}): Sn
       const n = Math.min(where.target.byteLength - where.offset, bytes.byteLength - consumed)
       const piece = bytes.subarray(consumed, consumed + n)
       where.target.set(piece, where.offset)
-      if (where.hashed) hash.update(piece)
+      if (where.hashed && hashing) hash.update(piece)
       consumed += n
       received += n
       if (where.offset + n === where.target.byteLength) afterRegionFilled(received)
@@ -170,8 +179,8 @@ export function createSnapshotDecoder (options: SnapshotDecoderOptions = {}): Sn
       }
       if (finished) throw new SnapshotError('invalid-snapshot', 'snapshot decoder already finished')
       finished = true
-      const digest = new Uint8Array(hash.digest())
-      if (!digest.every((byte, i) => byte === body?.trailer[i])) {
+      const digest = body.header.checksum ? new Uint8Array(hash.digest()) : undefined
+      if (digest !== undefined && !digest.every((byte, i) => byte === body?.trailer[i])) {
         failure = new SnapshotError('checksum-mismatch', 'snapshot sha256 checksum does not match its content: the data was corrupted in transit or on disk')
         throw failure
       }

@@ -1,7 +1,7 @@
 /**
  * Encode a snapshot as a sequence of chunks: the header and JSON first, then the float blocks as
  * views straight into the caller's Float32Arrays (no copy on little-endian hosts), then the
- * sha256 trailer. The caller must not mutate params/optimizerState until the iteration ends.
+ * sha256 trailer (unless options.checksum is false: see snapshot-format.ts). The caller must not mutate params/optimizerState until the iteration ends.
  */
 import { createHash } from 'node:crypto'
 import { SNAPSHOT_CHECKSUM_BYTES, snapshotByteLength, writeSnapshotHeader } from './snapshot-format.js'
@@ -60,15 +60,17 @@ function * floatChunks (values: Float32Array, chunkBytes: number): Generator<Uin
 
 /**
  * Prepare the encoding of `snapshot`. Validation errors (SnapshotError) are thrown here, before any
- * byte is produced. `chunkBytes` must be a positive multiple of 4 (default 1 MiB).
+ * byte is produced. `chunkBytes` must be a positive multiple of 4 (default 1 MiB); `checksum`
+ * (default true) false leaves the sha256 trailer out, for transports that authenticate the bytes.
  */
-export function encodeSnapshot (snapshot: TrainingSnapshot, options: { chunkBytes?: number } = {}): EncodedSnapshot {
+export function encodeSnapshot (snapshot: TrainingSnapshot, options: { chunkBytes?: number, checksum?: boolean } = {}): EncodedSnapshot {
+  const checksum = options.checksum ?? true
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes % 4 !== 0) {
     throw new SnapshotError('invalid-snapshot', `chunkBytes must be a positive multiple of 4, got ${chunkBytes}`)
   }
   const json = encodeJsonPart(snapshot)
-  const sizes = { jsonLength: json.byteLength, paramCount: snapshot.params.length, optimizerCount: snapshot.optimizerState.length }
+  const sizes = { jsonLength: json.byteLength, paramCount: snapshot.params.length, optimizerCount: snapshot.optimizerState.length, checksum }
   const header = writeSnapshotHeader(sizes)
   const byteLength = snapshotByteLength(sizes)
 
@@ -77,14 +79,15 @@ export function encodeSnapshot (snapshot: TrainingSnapshot, options: { chunkByte
     const head = new Uint8Array(header.byteLength + json.byteLength)
     head.set(header, 0)
     head.set(json, header.byteLength)
-    hash.update(head)
+    if (checksum) hash.update(head)
     yield head
     for (const block of [snapshot.params, snapshot.optimizerState]) {
       for (const chunk of floatChunks(block, chunkBytes)) {
-        hash.update(chunk)
+        if (checksum) hash.update(chunk)
         yield chunk
       }
     }
+    if (!checksum) return
     const digest = new Uint8Array(hash.digest())
     if (digest.byteLength !== SNAPSHOT_CHECKSUM_BYTES) throw new Error('sha256 digest has an unexpected length')
     yield digest

@@ -147,6 +147,30 @@ describe('snapshot codec', () => {
     await expect(decodeSnapshot([bytes], { maxBytes: bytes.byteLength })).resolves.toBeDefined()
   })
 
+  it('encodes without the sha256 trailer when asked (state sync), says so in the header, and decodes it unless a checksum is required (files)', async () => {
+    const snapshot = sampleSnapshot(1000, 500, 9)
+    const withTrailer = encodeSnapshotToBytes(snapshot)
+    const parts = [...encodeSnapshot(snapshot, { checksum: false, chunkBytes: 256 }).chunks]
+    const without = new Uint8Array(parts.reduce((sum, p) => sum + p.byteLength, 0))
+    parts.reduce((at, p) => { without.set(p, at); return at + p.byteLength }, 0)
+    expect(without.byteLength).toBe(withTrailer.byteLength - SNAPSHOT_CHECKSUM_BYTES)
+    expect(encodeSnapshot(snapshot, { checksum: false }).byteLength).toBe(without.byteLength)
+    expect(new DataView(without.buffer).getUint32(12, true)).toBe(1)
+    // the same bytes up to the trailer, but for the flag
+    const flagged = withTrailer.slice(0, without.byteLength); flagged[12] = 1
+    expect(Buffer.from(flagged).equals(Buffer.from(without))).toBe(true)
+    const decoded = await decodeSnapshot(randomSplit(without, 4, 700))
+    expect(sameBits(decoded.params, snapshot.params) && sameBits(decoded.optimizerState, snapshot.optimizerState)).toBe(true)
+    expect(decoded.step).toBe(snapshot.step)
+    await expectSnapshotError(decodeSnapshot([without], { requireChecksum: true }), 'bad-header')
+    await expect(decodeSnapshot([withTrailer], { requireChecksum: true })).resolves.toBeDefined()
+    // a trailer after a header that announces none is trailing bytes; unknown flags are refused
+    await expectSnapshotError(decodeSnapshot([flagged, withTrailer.subarray(without.byteLength)]), 'trailing-bytes')
+    const unknownFlag = without.slice(); unknownFlag[12] = 3
+    const error = await expectSnapshotError(decodeSnapshot([unknownFlag]), 'bad-header')
+    expect(error.message).toMatch(/unknown flags 0x3/)
+  })
+
   it('rejects JSON parts that are not the expected shape', async () => {
     const good = encodeSnapshotToBytes(sampleSnapshot(2, 0))
     const jsonLength = new DataView(good.buffer).getUint32(8, true)
