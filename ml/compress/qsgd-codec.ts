@@ -76,6 +76,10 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
 
         // quantize against the stored (float32) norm, so decode scales by exactly what was used here
         const scale = levels / norm
+        if (bits === 8) {
+          state = encodeBucket8(values, start, end, scale, state, out, codeOffset)
+          continue
+        }
         for (let i = start; i < end; i++) {
           const v = values[i]
           const scaled = Math.abs(v) * scale
@@ -159,4 +163,25 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
       return out
     }
   }
+}
+
+/**
+ * One bucket at 8 bits: the loop of encode() with a byte per code (no shifts, no OR into a
+ * shared byte) and the level bound and sign as constants; the same draws and codes. Returns
+ * the generator's state after the bucket.
+ */
+function encodeBucket8 (values: Float32Array, start: number, end: number, scale: number, state: number, out: Uint8Array, codeOffset: number): number {
+  for (let i = start; i < end; i++) {
+    const v = values[i]
+    const scaled = Math.abs(v) * scale
+    const a = scaled > 127 ? 127 : scaled
+    let level = a | 0
+    state = (state + 0x9e3779b9) | 0
+    let z = Math.imul(state ^ (state >>> 16), 0x85ebca6b)
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+    z = (z ^ (z >>> 16)) >>> 0
+    level += +(z < (a - level) * 4294967296)
+    out[codeOffset + i] = level | (128 * (+(v < 0) & +(level !== 0)))
+  }
+  return state
 }
