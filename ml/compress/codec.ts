@@ -46,12 +46,12 @@ export function checkLength (codec: CodecId, bytes: Uint8Array, expected: number
 }
 
 /** Encoders refuse NaN/Inf: a non-finite gradient is a bug upstream, not something to transmit. */
-export function checkFiniteInput (codec: CodecId, values: Float32Array): void {
+export function checkFiniteInput (codec: CodecId, values: Float32Array, firstIndex = 0): void {
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
     // v - v is NaN exactly when v is NaN or +-Inf
     if (v - v !== 0) {
-      throw new CodecError('non-finite', `${codec}: cannot encode non-finite value ${v} at index ${i}; the gradient diverged (lower the learning rate or check the data)`)
+      throw new CodecError('non-finite', `${codec}: cannot encode non-finite value ${v} at index ${firstIndex + i}; the gradient diverged (lower the learning rate or check the data)`)
     }
   }
 }

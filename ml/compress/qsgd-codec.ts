@@ -13,12 +13,15 @@
  */
 import type { Rng } from '../core/rng.js'
 import { CodecError, checkCount, checkFiniteInput, checkLength, type GradientCodec } from './codec.js'
+import { createQsgd8Kernel, type Qsgd8Kernel } from './qsgd-simd.js'
 
 export type QsgdBits = 2 | 4 | 8
 
 export interface QsgdOptions {
   readonly bits: QsgdBits
   readonly bucketSize: number
+  /** false: the scalar 8-bit loop even where the SIMD kernel runs (the same codes; tests compare them) */
+  readonly simd?: boolean
 }
 
 /** The qsgd codec; its decode can also fill a caller's buffer. */
@@ -41,6 +44,8 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     ? new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
     : new CodecError('non-canonical', `qsgd: value ${i} has level ${code & levels} in bucket ${bucket} whose norm is 0 (corrupt or forged payload)`)
 
+  // the 8-bit loop as a SIMD kernel (the same codes); undefined where WebAssembly SIMD is missing
+  const kernel8 = bits === 8 && bucketSize % 4 === 0 && options.simd !== false ? tryKernel() : undefined
   const bucketCount = (count: number): number => Math.ceil(count / bucketSize)
   const codeBytes = (count: number): number => Math.ceil((count * bits) / 8)
   const encodedSize = (count: number): number => {
@@ -53,7 +58,6 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     encodedSize,
 
     encode (values: Float32Array, rng: Rng): Uint8Array {
-      checkFiniteInput('qsgd', values)
       const count = values.length
       const buckets = bucketCount(count)
       const out = new Uint8Array(encodedSize(count))
@@ -61,21 +65,34 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
       const codeOffset = 4 * buckets
       // the caller's rng seeds a fast inline generator, so the encoding is reproducible from it
       let state = rng.nextUint32() | 0
+      kernel8?.load(values)
 
       for (let b = 0; b < buckets; b++) {
         const start = b * bucketSize
         const end = Math.min(start + bucketSize, count)
         let sumSq = 0
         for (let i = start; i < end; i++) sumSq += values[i] * values[i]
+        // a NaN or infinite value makes the sum so (one pass instead of a check of its own first)
+        if (sumSq - sumSq !== 0) checkFiniteInput('qsgd', values.subarray(start, end), start)
         const norm = Math.fround(Math.sqrt(sumSq))
         if (norm === Infinity) {
           throw new CodecError('overflow', `qsgd: the L2 norm of bucket ${b} (values ${start}..${end - 1}) overflows float32; the gradient exploded (lower the learning rate or clip gradients)`)
         }
         view.setFloat32(4 * b, norm, true)
-        if (norm === 0) continue // all-zero bucket: codes stay 0
+        if (norm === 0) {
+          kernel8?.codes().fill(0, start, end) // the kernel's memory holds the last encode's codes
+          continue // all-zero bucket: codes stay 0
+        }
 
         // quantize against the stored (float32) norm, so decode scales by exactly what was used here
         const scale = levels / norm
+        if (kernel8 !== undefined) {
+          const whole = start + ((end - start) & ~3)
+          state = kernel8.encode(start, whole, scale, state)
+          // the last bucket's last n % 4 values, into the kernel's codes like the others
+          state = encodeBucket8(values, whole, end, scale, state, kernel8.codes(), 0)
+          continue
+        }
         if (bits === 8) {
           state = encodeBucket8(values, start, end, scale, state, out, codeOffset)
           continue
@@ -98,6 +115,7 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
           out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
         }
       }
+      if (kernel8 !== undefined) out.set(kernel8.codes(), codeOffset)
       return out
     },
 
@@ -184,4 +202,12 @@ function encodeBucket8 (values: Float32Array, start: number, end: number, scale:
     out[codeOffset + i] = level | (128 * (+(v < 0) & +(level !== 0)))
   }
   return state
+}
+
+function tryKernel (): Qsgd8Kernel | undefined {
+  try {
+    return createQsgd8Kernel()
+  } catch {
+    return undefined
+  }
 }

@@ -14,28 +14,9 @@
 /** values per scratch chunk: 2 arrays of 16 KiB stay in L1 between copy-in and copy-out */
 export const CHUNK = 65536
 
-// --- encoding helpers (binary format, spec section 5) ---
-function uleb(n: number): number[] {
-  const out: number[] = []
-  do {
-    let byte = n & 0x7f
-    n >>>= 7
-    if (n !== 0) byte |= 0x80
-    out.push(byte)
-  } while (n !== 0)
-  return out
-}
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
-const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
+import { assembleModule, createWasmMemory, F32, functionBody, I32, i32Add, localGet, localSet, simd, V128, wasmApi, type WasmMemory } from '../core/wasm-assembler.js'
 
-const I32 = 0x7f
-const F32 = 0x7d
-const V128 = 0x7b
-const simd = (op: number): number[] => [0xfd, ...uleb(op)]
-const localGet = (i: number): number[] => [0x20, ...uleb(i)]
-const localSet = (i: number): number[] => [0x21, ...uleb(i)]
-const i32Add = 0x6a
+export type { WasmMemory }
 const splat = simd(19) // f32x4.splat
 const sqrt = simd(227)
 const add = simd(228)
@@ -68,7 +49,6 @@ const store4 = simd(11).concat([2, 0])
 
 /** Wraps a per-4-values body in: end = n*4; splat the scalars; for (off = 0; off < end; off += 16) body */
 function kernelBody(usedScalars: number, body: number[]): number[] {
-  const locals = [[...uleb(2), I32], [...uleb(SCALARS + 3), V128]]
   const code: number[] = [
     ...localGet(N), 0x41, 2, 0x74, ...localSet(END) // end = n << 2
   ]
@@ -81,8 +61,7 @@ function kernelBody(usedScalars: number, body: number[]): number[] {
     0x0c, 0, 0x0b, 0x0b, // br loop, end loop, end block
     0x0b // end function
   )
-  const full = [...vec(locals), ...code]
-  return [...uleb(full.length), ...full]
+  return functionBody([[2, I32], [SCALARS + 3, V128]], code)
 }
 
 /** g = grad (+ wd * param) into T0; scalar 0 is wd */
@@ -155,38 +134,12 @@ const VARIANTS: ReadonlyArray<readonly [string, number, number[]]> = [
 ]
 
 function assemble(): Uint8Array {
-  const type = [0x60, ...vec([...Array.from({ length: POINTERS + 1 }, () => [I32]), ...Array.from({ length: SCALARS }, () => [F32])]), ...vec([])]
-  const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([type])),
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0]])), // import memory, min 0 pages
-    ...section(3, vec(VARIANTS.map(() => [0]))),
-    ...section(7, vec(VARIANTS.map(([variant], i) => [...name(variant), 0x00, ...uleb(i)]))),
-    ...section(10, vec(VARIANTS.map(([, used, body]) => kernelBody(used, body))))
-  ]
-  return new Uint8Array(bytes)
+  const params = [...Array.from({ length: POINTERS + 1 }, () => I32), ...Array.from({ length: SCALARS }, () => F32)]
+  return assembleModule({ params, results: [] }, VARIANTS.map(([variant, used, body]) => [variant, kernelBody(used, body)] as const))
 }
-
-/** The part of the WebAssembly JS API used here (the project's type libraries do not declare it). */
-export interface WasmMemory { readonly buffer: ArrayBuffer }
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object
-  Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> }
-  Memory: new (descriptor: { initial: number }) => WasmMemory
-}
-const wasmApi = (): WasmApi => {
-  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
-  if (api === undefined) throw new Error('this runtime has no WebAssembly')
-  return api
-}
-
-/** WebAssembly memory pages are 64 KiB */
-const PAGE = 65536
 
 /** A WebAssembly memory of at least `bytes` bytes (zero-filled); throws where there is no WebAssembly. */
-export function createKernelMemory(bytes: number): WasmMemory {
-  return new (wasmApi().Memory)({ initial: Math.max(1, Math.ceil(bytes / PAGE)) })
-}
+export const createKernelMemory = createWasmMemory
 
 let compiled: object | undefined
 

@@ -1,0 +1,55 @@
+/**
+ * qsgd's 8-bit SIMD encoder gives the scalar loop's bytes: the same draws in the same order, the
+ * same levels, signs and zero buckets, for lengths that do and do not fill the last group of four,
+ * and one codec reused for vectors of different lengths (the kernel's memory keeps the previous
+ * encode's codes, which must not leak into the next).
+ */
+import { describe, expect, it } from 'vitest'
+import { createQsgdCodec } from '../../ml/compress/qsgd-codec.js'
+import { createQsgd8Kernel } from '../../ml/compress/qsgd-simd.js'
+import { createRng } from '../../ml/core/rng.js'
+
+function vector (n: number, seed: number): Float32Array {
+  const rng = createRng(seed)
+  const v = new Float32Array(n)
+  for (let i = 0; i < n; i++) {
+    const r = rng.nextFloat()
+    // zeros, exact ties with the norm (one-hot buckets below), tiny and large magnitudes, both signs
+    v[i] = r < 0.1 ? 0 : (r < 0.2 ? -1 : 1) * rng.nextNormal() * 10 ** Math.floor(rng.nextFloat() * 6 - 4)
+  }
+  return v
+}
+
+describe('qsgd 8-bit SIMD encoding', () => {
+  it('compiles in this runtime (else the codec falls back to the scalar loop and this file compares it with itself)', () => {
+    expect(typeof createQsgd8Kernel().encode).toBe('function')
+  })
+
+  it('writes the scalar loop\'s bytes for every length, zero and one-hot buckets included', () => {
+    const simd = createQsgdCodec({ bits: 8, bucketSize: 512 })
+    const scalar = createQsgdCodec({ bits: 8, bucketSize: 512, simd: false })
+    for (const n of [1, 3, 4, 5, 511, 512, 513, 1027, 5000, 65_537]) {
+      const v = vector(n, n)
+      if (n > 1100) {
+        v.fill(0, 512, 1024) // an all-zero bucket after buckets with codes
+        v.fill(0, 1024, 1536); v[1030] = -3 // a one-hot bucket: |v| equals its norm
+      }
+      for (const seed of [1, 2]) {
+        const a = simd.encode(v, createRng(seed))
+        const b = scalar.encode(v, createRng(seed))
+        expect(Buffer.from(a).equals(Buffer.from(b)), `n=${n} seed ${seed}`).toBe(true)
+      }
+    }
+  })
+
+  it('does not carry codes from a longer or non-zero vector into the next encode', () => {
+    const simd = createQsgdCodec({ bits: 8, bucketSize: 64 })
+    const scalar = createQsgdCodec({ bits: 8, bucketSize: 64, simd: false })
+    simd.encode(vector(10_000, 7), createRng(3))
+    const zeros = new Float32Array(300)
+    expect(Buffer.from(simd.encode(zeros, createRng(4))).equals(Buffer.from(scalar.encode(zeros, createRng(4))))).toBe(true)
+    expect(simd.encode(zeros, createRng(4)).every((b) => b === 0)).toBe(true)
+    const short = vector(130, 9)
+    expect(Buffer.from(simd.encode(short, createRng(5))).equals(Buffer.from(scalar.encode(short, createRng(5))))).toBe(true)
+  })
+})
