@@ -96,7 +96,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
     log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
-    const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal })
+    // a donor serving other joiners queues this one and says where it stands
+    const onQueued = (position: number): void => { log.info({ job: info.jobId, position, donor: info.coordinator.peerId }, 'waiting for the state transfer: the donor serves other peers first') }
+    const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal, onQueued })
     const snapshot = fromTrainingSnapshot(raw, `peer ${info.coordinator.peerId}`)
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)

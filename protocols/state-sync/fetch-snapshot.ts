@@ -10,7 +10,7 @@ import * as lp from 'it-length-prefixed'
 import { DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotError, createSnapshotDecoder, type TrainingSnapshot } from '../snapshot/index.js'
 import { StateSyncError, StateSyncRemoteError } from './state-sync-errors.js'
 import {
-  MAX_FRAME_BYTES, STATE_SYNC_PROTOCOL, StateSyncRequestSchema, StateSyncStatusSchema, encodeJsonFrame,
+  MAX_FRAME_BYTES, STATE_SYNC_PROTOCOL, StateSyncQueuedSchema, StateSyncRequestSchema, StateSyncStatusSchema, encodeJsonFrame,
   type StateSyncRequest
 } from './state-sync-messages.js'
 import { createStreamReader } from './stream-reader.js'
@@ -25,6 +25,8 @@ export interface FetchSnapshotOptions {
   /** unread bytes held before pausing the stream (default 8 MiB) */
   readonly highWaterBytes?: number
   readonly signal?: AbortSignal
+  /** the donor serves others first: this request's place in its queue (1 = next), on every change */
+  readonly onQueued?: (position: number) => void
 }
 
 /** largest frame payload a correct server sends */
@@ -100,6 +102,7 @@ export async function fetchSnapshot (
 
     const decoder = createSnapshotDecoder({ maxBytes })
     let announced: number | undefined
+    let position: number | undefined
     for await (const frame of lp.decode(reader, { maxDataLength: FRAME_LIMIT })) {
       armStall()
       if (announced === undefined) {
@@ -108,6 +111,14 @@ export async function fetchSnapshot (
           raw = JSON.parse(new TextDecoder().decode(frame.subarray()))
         } catch {
           throw new StateSyncError('protocol', 'first state-sync frame is not a JSON status')
+        }
+        const queued = StateSyncQueuedSchema.safeParse(raw)
+        if (queued.success) {
+          // waiting for a transfer slot: the frame kept the stall timer from firing (the server
+          // repeats the position as a keepalive; the caller hears changes)
+          if (queued.data.queued !== position) options.onQueued?.(queued.data.queued)
+          position = queued.data.queued
+          continue
         }
         const status = StateSyncStatusSchema.safeParse(raw)
         if (!status.success) throw new StateSyncError('protocol', `invalid state-sync status frame: ${status.error.message}`)

@@ -1,7 +1,9 @@
 /**
  * `/p2pmld/state/1.0.0`: the client sends one length-prefixed JSON request frame; the server
  * answers with one JSON status frame, then (if ok) the encoded snapshot split into frames of at
- * most MAX_FRAME_BYTES, then closes its side.
+ * most MAX_FRAME_BYTES, then closes its side. A server busy with other transfers may first send
+ * queue frames, `{ "queued": position }` (1 = next), whenever the position changes and at least
+ * every few seconds while the request waits for a transfer slot.
  */
 import { z } from 'zod'
 
@@ -30,6 +32,10 @@ export const StateSyncStatusSchema = z.discriminatedUnion('ok', [
   })
 ])
 export type StateSyncStatus = z.infer<typeof StateSyncStatusSchema>
+
+/** while a request waits for a transfer slot: its place in the queue, 1 = next */
+export const StateSyncQueuedSchema = z.object({ queued: z.number().int().positive() }).strict()
+export type StateSyncQueued = z.infer<typeof StateSyncQueuedSchema>
 
 const encoder = new TextEncoder()
 

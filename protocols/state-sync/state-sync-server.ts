@@ -19,8 +19,12 @@ export interface StateSyncServerOptions {
    * concurrent requests). Throw StateSyncRefusedError to refuse with a specific reason.
    */
   readonly getSnapshot: (request: StateSyncRequest, remotePeer: PeerId) => Promise<TrainingSnapshot>
-  /** transfers served at once; further requests get a 'busy' refusal (default 2) */
+  /** transfers served at once (default 2); further requests wait in a queue */
   readonly maxConcurrent?: number
+  /** requests that wait for a transfer slot, told their position; beyond them 'busy' (default 32) */
+  readonly maxQueued?: number
+  /** a waiting requester hears its position at least this often, so it does not count the wait as a stall (default 10 s) */
+  readonly queueKeepaliveMs?: number
   /** snapshot bytes per frame, at most 1 MiB (default 1 MiB) */
   readonly chunkBytes?: number
   /** time allowed to read the request (default 10 s) */
@@ -39,8 +43,21 @@ export interface StateSyncServerOptions {
 export interface StateSyncServer {
   /** unregister the protocol and abort transfers in progress; idempotent */
   stop(): Promise<void>
-  /** transfers in progress */
+  /** requests being handled: transfers in progress, queued or being refused */
   readonly active: number
+  /** requests waiting for a transfer slot */
+  readonly queued: number
+}
+
+/** a request waiting for a transfer slot */
+interface Waiter {
+  readonly stream: Stream
+  /** hands it the slot (the count is taken for it) */
+  grant(): void
+  /** tells it its position, 1 = next */
+  tell(position: number): void
+  /** stops its keepalive and close listener */
+  dispose(): void
 }
 
 async function readRequest (stream: Stream, timeoutMs: number): Promise<unknown> {
@@ -74,6 +91,8 @@ async function closeWithin (stream: Stream, ms: number): Promise<void> {
 
 export async function registerStateSyncServer (node: Libp2p, options: StateSyncServerOptions): Promise<StateSyncServer> {
   const maxConcurrent = options.maxConcurrent ?? 2
+  const maxQueued = options.maxQueued ?? 32
+  const queueKeepaliveMs = options.queueKeepaliveMs ?? 10_000
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES
   if (chunkBytes > MAX_FRAME_BYTES) throw new RangeError(`chunkBytes must be at most ${MAX_FRAME_BYTES}`)
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000
@@ -82,6 +101,71 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
   const active = new Set<Stream>()
   let stopped = false
+  /** transfer slots taken */
+  let serving = 0
+  const waiting: Waiter[] = []
+
+  const announcePositions = (): void => { waiting.forEach((w, i) => { w.tell(i + 1) }) }
+
+  /**
+   * Takes a transfer slot: at once when one is free and nobody waits, else in FIFO order after
+   * waiting in the queue (told its position). False when the queue is full; throws when the
+   * requester closes the stream while it waits.
+   */
+  async function acquire (stream: Stream): Promise<boolean> {
+    if (serving < maxConcurrent && waiting.length === 0) {
+      serving++
+      return true
+    }
+    if (waiting.length >= maxQueued) return false
+    await new Promise<void>((resolve, reject) => {
+      let position = 0
+      const send = (): void => {
+        try {
+          stream.send(lp.encode.single(encodeJsonFrame({ queued: position })))
+        } catch {
+          // the stream is gone: its close listener takes it out of the queue
+        }
+      }
+      const keepalive = setInterval(send, queueKeepaliveMs)
+      const onClose = (): void => {
+        const at = waiting.indexOf(waiter)
+        if (at >= 0) waiting.splice(at, 1)
+        waiter.dispose()
+        announcePositions()
+        reject(new StateSyncError('closed', 'the requester left the state-transfer queue'))
+      }
+      const waiter: Waiter = {
+        stream,
+        grant: resolve,
+        tell (p) {
+          if (p === position) return
+          position = p
+          send()
+        },
+        dispose () {
+          clearInterval(keepalive)
+          stream.removeEventListener('close', onClose)
+        }
+      }
+      stream.addEventListener('close', onClose, { once: true })
+      waiting.push(waiter)
+      waiter.tell(waiting.length)
+    })
+    return true
+  }
+
+  /** frees a slot: the longest waiter takes it, and the rest hear their new positions */
+  function release (): void {
+    serving--
+    while (serving < maxConcurrent && waiting.length > 0) {
+      const next = waiting.shift() as Waiter
+      next.dispose()
+      serving++
+      next.grant()
+    }
+    announcePositions()
+  }
 
   async function refuse (stream: Stream, reason: StateSyncRefusal, message: string, remotePeer: PeerId): Promise<void> {
     options.onRejected?.(reason, remotePeer, message)
@@ -97,13 +181,21 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       await refuse(stream, 'bad-request', `invalid state-sync request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, connection.remotePeer)
       return
     }
-    if (active.size > maxConcurrent) {
-      await refuse(stream, 'busy', `serving ${maxConcurrent} state transfers already; retry later or ask another peer`, connection.remotePeer)
+    if (!await acquire(stream)) {
+      await refuse(stream, 'busy', `serving ${maxConcurrent} state transfers with ${waiting.length} more waiting; retry later or ask another peer`, connection.remotePeer)
       return
     }
+    try {
+      await transfer(stream, connection, parsed.data)
+    } finally {
+      release()
+    }
+  }
+
+  async function transfer (stream: Stream, connection: Connection, request: StateSyncRequest): Promise<void> {
     let snapshot: TrainingSnapshot
     try {
-      snapshot = await options.getSnapshot(parsed.data, connection.remotePeer)
+      snapshot = await options.getSnapshot(request, connection.remotePeer)
     } catch (error) {
       if (error instanceof StateSyncRefusedError) {
         await refuse(stream, error.reason, error.message, connection.remotePeer)
@@ -112,7 +204,7 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       }
       return
     }
-    const minStep = parsed.data.minStep
+    const minStep = request.minStep
     // a finished job's final state (meta.finished) is served for any later step: there is no later state
     if (minStep !== undefined && snapshot.step < minStep && snapshot.meta.finished !== true) {
       await refuse(stream, 'not-ready', `this peer is at step ${snapshot.step}, before the requested step ${minStep}`, connection.remotePeer)
@@ -153,10 +245,11 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
     } finally {
       active.delete(stream)
     }
-  }, { maxInboundStreams: maxConcurrent + 8 })
+  }, { maxInboundStreams: maxConcurrent + maxQueued + 8 })
 
   return {
     get active () { return active.size },
+    get queued () { return waiting.length },
     async stop () {
       if (stopped) return
       stopped = true

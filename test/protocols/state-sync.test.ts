@@ -113,6 +113,7 @@ describe('state sync over libp2p', () => {
     const gate = new Promise<void>((resolve) => { release = resolve })
     const sync = await registerStateSyncServer(server, {
       maxConcurrent: 1,
+      maxQueued: 0, // no queue: a request beyond the slots is refused at once
       getSnapshot: async (request) => {
         if (request.jobId === 'slow') await gate
         return snapshot
@@ -131,6 +132,59 @@ describe('state sync over libp2p', () => {
       expect((busy as StateSyncRemoteError).reason).toBe('busy')
       release()
       expect(sameBits((await slow).params, snapshot.params)).toBe(true)
+    } finally {
+      release()
+      await sync.stop()
+    }
+  })
+
+  it('queues requests beyond the transfer slots, tells each its position while it waits (past the stall timeout), moves them up when one leaves, and refuses beyond the queue', async () => {
+    const snapshot = makeSnapshot(100_000, 3)
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    const sync = await registerStateSyncServer(server, {
+      maxConcurrent: 1,
+      maxQueued: 2,
+      queueKeepaliveMs: 100,
+      getSnapshot: async (request) => {
+        if (request.jobId === 'slow') await gate
+        return snapshot
+      }
+    })
+    const until = async (what: string, check: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 10_000
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+    try {
+      const addr = server.getMultiaddrs()[0]
+      const slow = fetchSnapshot(client, addr, { jobId: 'slow' })
+      await until('the slow transfer holds the slot', () => sync.active === 1)
+      const first: number[] = []
+      const second: number[] = []
+      const leaving = new AbortController()
+      const a = fetchSnapshot(client, addr, { jobId: 'job-1' }, { stallTimeoutMs: 400, signal: leaving.signal, onQueued: (p) => first.push(p) })
+      const aFailed = expectSyncError(a, 'aborted')
+      await until('the first waiter is told it is next', () => first.length === 1)
+      const b = fetchSnapshot(client, addr, { jobId: 'job-1' }, { stallTimeoutMs: 400, onQueued: (p) => second.push(p) })
+      await until('the second waiter is told its place', () => second.length === 1)
+      expect([first, second, sync.queued]).toEqual([[1], [2], 2])
+      const full = await expectSyncError(fetchSnapshot(client, addr, { jobId: 'job-1' }), 'remote')
+      expect((full as StateSyncRemoteError).reason).toBe('busy')
+      expect(full.message).toMatch(/serving 1 state transfers with 2 more waiting/)
+      // longer than the clients' 400 ms stall limit: the position frames keep them waiting
+      await new Promise((resolve) => setTimeout(resolve, 700))
+      leaving.abort()
+      await aFailed
+      await until('the second waiter moves up', () => second.length === 2)
+      expect(second).toEqual([2, 1])
+      expect(sync.queued).toBe(1)
+      release()
+      expect(sameBits((await slow).params, snapshot.params)).toBe(true)
+      expect(sameBits((await b).params, snapshot.params)).toBe(true)
+      expect(sync.queued).toBe(0)
     } finally {
       release()
       await sync.stop()
