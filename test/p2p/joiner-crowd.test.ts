@@ -1,0 +1,80 @@
+/**
+ * A crowd of joiners (issue 20): six daemons started at the same moment ask to join a running
+ * 4-peer job. The coordinator admits them, each fetches the state (the donor serves two transfers
+ * at once and queues the rest, telling them their place, instead of refusing them as busy), and
+ * every one of them trains: within a bounded time all ten are members taking steps, and the job
+ * ends with one parameter digest on all ten.
+ */
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
+import { useLocalDaemons } from './support/local-daemons.js'
+
+const JOINERS = 6
+/** from the joiners' start until every one of them has taken steps as a member */
+const BOUND_MS = 60_000
+
+describe('six joiners at once into a running 4-peer job', () => {
+  const { daemons, configFor } = useLocalDaemons('p2pmld-joiner-crowd-')
+
+  it('all train within a bounded time and finish with the members\' digest', async () => {
+    const job = parseJobConfig({
+      id: 'joiner-crowd', model: 'mlp', epochs: 4, batchSize: 16, trainSamples: 4096, minPeers: 4, stepDeadlineMs: 5000,
+      aggregation: { rule: 'mean', f: 0 }, earlyStopping: { patience: 0 }
+    }, 'test job')
+    const loadDatasets = createCachedDatasetLoader()
+    const start = async (name: string, bootstrap: string[], first = false, log = silentLogger()): Promise<PeerDaemon> => {
+      const daemon = await createPeerDaemon({ config: configFor(name, bootstrap), log, ...(first ? { job } : {}), controlSocket: false, reportsDir: null, loadDatasets })
+      daemons.push(daemon)
+      await daemon.start()
+      return daemon
+    }
+    const host = await start('host', [], true)
+    const members = [host, ...await Promise.all([1, 2, 3].map(async (i) => await start(`member-${i}`, host.addresses())))]
+    const stepOf = (d: PeerDaemon): number => d.session()?.runner()?.progress().step ?? -1
+    const deadline = Date.now() + 60_000
+    while (stepOf(host) < 10) {
+      if (Date.now() > deadline) throw new Error(`the 4-peer job did not reach step 10 (host at ${stepOf(host)})`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+
+    const queued: number[] = []
+    const warnings: string[] = []
+    const crowdLog = pino({ level: 'info' }, {
+      write: (line: string) => {
+        const l = JSON.parse(line) as { level: number, msg: string, position?: number, err?: string }
+        if (l.msg.startsWith('waiting for the state transfer')) queued.push(l.position ?? 0)
+        if (l.level >= 40) warnings.push(`${l.msg} ${l.err ?? ''}`)
+      }
+    })
+    const started = Date.now()
+    const joiners = await Promise.all(Array.from({ length: JOINERS }, async (_, i) => await start(`joiner-${i}`, host.addresses(), false, crowdLog)))
+    // each joiner is a member that has run steps of its own
+    const joinedAt = new Map<PeerDaemon, number>()
+    while (joinedAt.size < JOINERS) {
+      for (const j of joiners) {
+        const runner = j.session()?.runner()
+        if (!joinedAt.has(j) && runner !== undefined && runner.state() === 'training') joinedAt.set(j, stepOf(j))
+      }
+      if (Date.now() - started > BOUND_MS) throw new Error(`after ${BOUND_MS} ms only ${joinedAt.size} of ${JOINERS} joiners train`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    while (joiners.some((j) => stepOf(j) < (joinedAt.get(j) as number) + 3)) {
+      if (Date.now() - started > BOUND_MS) throw new Error(`after ${BOUND_MS} ms joiners at steps ${joiners.map(stepOf).join(', ')}, joined at ${[...joinedAt.values()].join(', ')}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const trainingAfter = Date.now() - started
+    const results = await Promise.all([...members, ...joiners].map(async (d) => await d.jobDone()))
+    console.log(`joiner crowd: all ${JOINERS} joiners training ${trainingAfter} ms after they started (joined at steps ${[...joinedAt.values()].join(', ')}); queue positions logged ${JSON.stringify(queued)}; job ended at step ${results[0]?.step}`)
+    // six fetches from one donor serving two at a time: the rest waited in its queue, none was
+    // refused and sent back to retry ('could not join a job yet')
+    expect(queued.length).toBeGreaterThan(0)
+    expect(warnings).toEqual([])
+    expect(results.every((r) => r?.reason === 'epochs')).toBe(true)
+    expect(new Set(results.map((r) => r?.digest)).size).toBe(1)
+    expect(host.session()?.runner()?.progress().step).toBe(results[0]?.step)
+  }, 240_000)
+})
