@@ -7,7 +7,7 @@
  * Kernel: encode8(values, codes: i32 byte offsets, n: i32 (a multiple of 4), scale: f64,
  * state: i32) -> i32 state after the n draws. Opcodes: WebAssembly core spec 2.0 with SIMD.
  */
-import { assembleModule, createWasmMemory, F64, functionBody, I32, i32Add, localGet, localSet, simd, sleb, V128, wasmApi, WASM_PAGE, type WasmMemory } from '../core/wasm-assembler.js'
+import { assembleModule, createWasmMemory, F64, functionBody, I32, i32Add, localGet, localSet, SIMD, sleb, V128, wasmApi, WASM_PAGE, type WasmMemory } from '../core/wasm-assembler.js'
 
 const GOLDEN = 0x9e3779b9
 const MIX1 = 0x85ebca6b
@@ -38,33 +38,27 @@ const f64Const = (x: number): number[] => {
   return [0x44, ...bytes]
 }
 const i32Const = (x: number): number[] => [0x41, ...sleb(x)]
-const v128Const = (lanes: readonly number[]): number[] => [...simd(12), ...new Uint8Array(new Int32Array(lanes).buffer)]
-const shuffle = (lanes: readonly number[]): number[] => [...simd(13), ...lanes]
+const v128Const = (lanes: readonly number[]): number[] => [...SIMD['v128.const'], ...new Uint8Array(new Int32Array(lanes).buffer)]
+const shuffle = (lanes: readonly number[]): number[] => [...SIMD['i8x16.shuffle'], ...lanes]
 const memarg = [0, 0]
 
-const f64x2Splat = simd(20)
-const i32x4Splat = simd(17)
-const f32x4Abs = simd(224)
-const f32x4Lt = simd(67)
-const f64x2Lt = simd(73)
-const f64x2Mul = simd(242)
-const f64x2Sub = simd(241)
-const f64x2Min = simd(244)
-const promoteLow = simd(95)
-const truncSatZero = simd(252) // i32x4.trunc_sat_f64x2_s_zero
-const convertLowS = simd(254)
-const convertLowU = simd(255)
-const i32x4Ne = simd(56)
-const i32x4ShrU = simd(173)
-const i32x4Add = simd(174)
-const i32x4Sub = simd(177)
-const i32x4Mul = simd(181)
-const and = simd(78)
-const or = simd(80)
-const xor = simd(81)
-const narrow16 = simd(134) // i16x8.narrow_i32x4_u
-const narrow8 = simd(102) // i8x16.narrow_i16x8_u
-const store32Lane = [...simd(90), ...memarg, 0]
+const f64x2Splat = SIMD['f64x2.splat']
+const i32x4Splat = SIMD['i32x4.splat']
+const f32x4Abs = SIMD['f32x4.abs']
+const f32x4Lt = SIMD['f32x4.lt']
+const f64x2Lt = SIMD['f64x2.lt']
+const f64x2Mul = SIMD['f64x2.mul']
+const f64x2Sub = SIMD['f64x2.sub']
+const f64x2Min = SIMD['f64x2.min']
+const promoteLow = SIMD['f64x2.promote_low_f32x4']
+const truncSatZero = SIMD['i32x4.trunc_sat_f64x2_s_zero']
+const convertLowS = SIMD['f64x2.convert_low_i32x4_s']
+const convertLowU = SIMD['f64x2.convert_low_i32x4_u']
+const { 'i32x4.ne': i32x4Ne, 'i32x4.shr_u': i32x4ShrU, 'i32x4.add': i32x4Add, 'i32x4.sub': i32x4Sub, 'i32x4.mul': i32x4Mul } = SIMD
+const { 'v128.and': and, 'v128.or': or, 'v128.xor': xor } = SIMD
+const narrow16 = SIMD['i16x8.narrow_i32x4_u']
+const narrow8 = SIMD['i8x16.narrow_i16x8_u']
+const store32Lane = [...SIMD['v128.store32_lane'], ...memarg, 0]
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]
 
 /** z ^= z >>> shift, on local Z */
@@ -92,7 +86,7 @@ function encode8Body(): number[] {
     ...localGet(STATE), ...i32x4Splat, ...v128Const([GOLDEN, 2 * GOLDEN, 3 * GOLDEN, 4 * GOLDEN].map((x) => x | 0)), ...i32x4Add, ...localSet(ST),
     0x02, 0x40, 0x03, 0x40, // block, loop
     ...localGet(OFF), ...localGet(END), 0x4f, 0x0d, 1, // if off >= end (unsigned) break
-    ...localGet(VALUES), ...localGet(OFF), i32Add, ...simd(0), 2, 0, ...localSet(V),
+    ...localGet(VALUES), ...localGet(OFF), i32Add, ...SIMD['v128.load'], 2, 0, ...localSet(V),
     ...scaledHalf(false), ...localSet(ALO),
     ...scaledHalf(true), ...localSet(AHI),
     ...localGet(ALO), ...truncSatZero, ...localSet(LLO),
@@ -121,7 +115,7 @@ function encode8Body(): number[] {
     ...store32Lane,
     ...localGet(OFF), ...i32Const(16), i32Add, ...localSet(OFF), // off += 16
     0x0c, 0, 0x0b, 0x0b, // br loop, end loop, end block
-    ...localGet(ST), ...simd(27), 0, // i32x4.extract_lane 0: lane 0's state, (k + 1) golden ahead
+    ...localGet(ST), ...SIMD['i32x4.extract_lane'], 0, // lane 0: lane 0's state, (k + 1) golden ahead
     ...i32Const(GOLDEN | 0), 0x6b, // minus one golden step: the state after the last draw
     0x0b
   ]

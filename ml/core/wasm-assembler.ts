@@ -42,6 +42,47 @@ export const F64 = 0x7c
 export const V128 = 0x7b
 /** a SIMD instruction (prefix 0xfd) */
 export const simd = (op: number): number[] => [0xfd, ...uleb(op)]
+/**
+ * The SIMD instructions the kernels use, by their spec names (core spec 2.0, section 5.4.8);
+ * lanes, memarg and shuffle immediates follow where the instruction takes them.
+ */
+export const SIMD = {
+  'v128.load': simd(0),
+  'v128.store': simd(11),
+  'v128.const': simd(12),
+  'i8x16.shuffle': simd(13),
+  'i32x4.splat': simd(17),
+  'f32x4.splat': simd(19),
+  'f64x2.splat': simd(20),
+  'i32x4.extract_lane': simd(27),
+  'i32x4.ne': simd(56),
+  'f32x4.lt': simd(67),
+  'f64x2.lt': simd(73),
+  'v128.and': simd(78),
+  'v128.or': simd(80),
+  'v128.xor': simd(81),
+  'v128.store32_lane': simd(90),
+  'f64x2.promote_low_f32x4': simd(95),
+  'i8x16.narrow_i16x8_u': simd(102),
+  'i16x8.narrow_i32x4_u': simd(134),
+  'i32x4.shr_u': simd(173),
+  'i32x4.add': simd(174),
+  'i32x4.sub': simd(177),
+  'i32x4.mul': simd(181),
+  'f32x4.abs': simd(224),
+  'f32x4.sqrt': simd(227),
+  'f32x4.add': simd(228),
+  'f32x4.sub': simd(229),
+  'f32x4.mul': simd(230),
+  'f32x4.div': simd(231),
+  'f64x2.sub': simd(241),
+  'f64x2.mul': simd(242),
+  'f64x2.min': simd(244),
+  'i32x4.trunc_sat_f64x2_s_zero': simd(252),
+  'f64x2.convert_low_i32x4_s': simd(254),
+  'f64x2.convert_low_i32x4_u': simd(255)
+} as const
+
 export const localGet = (i: number): number[] => [0x20, ...uleb(i)]
 export const localSet = (i: number): number[] => [0x21, ...uleb(i)]
 export const i32Add = 0x6a

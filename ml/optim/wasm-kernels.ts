@@ -14,15 +14,10 @@
 /** values per scratch chunk: 2 arrays of 16 KiB stay in L1 between copy-in and copy-out */
 export const CHUNK = 65536
 
-import { assembleModule, createWasmMemory, F32, functionBody, I32, i32Add, localGet, localSet, simd, V128, wasmApi, type WasmMemory } from '../core/wasm-assembler.js'
+import { assembleModule, createWasmMemory, F32, functionBody, I32, i32Add, localGet, localSet, SIMD, V128, wasmApi, type WasmMemory } from '../core/wasm-assembler.js'
 
 export type { WasmMemory }
-const splat = simd(19) // f32x4.splat
-const sqrt = simd(227)
-const add = simd(228)
-const sub = simd(229)
-const mul = simd(230)
-const div = simd(231)
+const { 'f32x4.splat': splat, 'f32x4.sqrt': sqrt, 'f32x4.add': add, 'f32x4.sub': sub, 'f32x4.mul': mul, 'f32x4.div': div } = SIMD
 
 /** Kernel signature: (p, g, s1, s2: i32 byte offsets, n: i32 values, a multiple of 4, then 8 f32 scalars) -> () */
 const POINTERS = 4
@@ -42,10 +37,10 @@ const S1 = 2
 const S2 = 3
 
 /** v128.load of four float32 at (pointer + off) */
-const load4 = (pointer: number): number[] => [...localGet(pointer), ...localGet(OFF), i32Add, ...simd(0), 2, 0]
+const load4 = (pointer: number): number[] => [...localGet(pointer), ...localGet(OFF), i32Add, ...SIMD['v128.load'], 2, 0]
 /** the address operand of a store: pointer + off (push before the value) */
 const address = (pointer: number): number[] => [...localGet(pointer), ...localGet(OFF), i32Add]
-const store4 = simd(11).concat([2, 0])
+const store4 = [...SIMD['v128.store'], 2, 0]
 
 /** Wraps a per-4-values body in: end = n*4; splat the scalars; for (off = 0; off < end; off += 16) body */
 function kernelBody(usedScalars: number, body: number[]): number[] {
