@@ -46,6 +46,8 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
 
   // the 8-bit loop as a SIMD kernel (the same codes); undefined where WebAssembly SIMD is missing
   const kernel8 = bits === 8 && bucketSize % 4 === 0 && options.simd !== false ? tryKernel() : undefined
+  /** values per window: whole buckets, 64 Ki values or one bucket (320 KiB of kernel memory) */
+  const windowValues = bucketSize * Math.max(1, Math.floor(65536 / bucketSize))
   const bucketCount = (count: number): number => Math.ceil(count / bucketSize)
   const codeBytes = (count: number): number => Math.ceil((count * bits) / 8)
   const encodedSize = (count: number): number => {
@@ -65,11 +67,20 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
       const codeOffset = 4 * buckets
       // the caller's rng seeds a fast inline generator, so the encoding is reproducible from it
       let state = rng.nextUint32() | 0
-      kernel8?.load(values)
+      // the SIMD kernel takes the vector a window of whole buckets at a time (its memory holds one)
+      let windowStart = 0
+      let windowEnd = 0
+      const flushWindow = (): void => { if (kernel8 !== undefined && windowEnd > windowStart) out.set(kernel8.codes(), codeOffset + windowStart) }
 
       for (let b = 0; b < buckets; b++) {
         const start = b * bucketSize
         const end = Math.min(start + bucketSize, count)
+        if (kernel8 !== undefined && start >= windowEnd) {
+          flushWindow()
+          windowStart = start
+          windowEnd = Math.min(count, start + windowValues)
+          kernel8.load(values.subarray(windowStart, windowEnd))
+        }
         let sumSq = 0
         for (let i = start; i < end; i++) sumSq += values[i] * values[i]
         // a NaN or infinite value makes the sum so (one pass instead of a check of its own first)
@@ -80,7 +91,7 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
         }
         view.setFloat32(4 * b, norm, true)
         if (norm === 0) {
-          kernel8?.codes().fill(0, start, end) // the kernel's memory holds the last encode's codes
+          kernel8?.codes().fill(0, start - windowStart, end - windowStart) // the memory holds earlier codes
           continue // all-zero bucket: codes stay 0
         }
 
@@ -88,9 +99,9 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
         const scale = levels / norm
         if (kernel8 !== undefined) {
           const whole = start + ((end - start) & ~3)
-          state = kernel8.encode(start, whole, scale, state)
-          // the last bucket's last n % 4 values, into the kernel's codes like the others
-          state = encodeBucket8(values, whole, end, scale, state, kernel8.codes(), 0)
+          state = kernel8.encode(start - windowStart, whole - windowStart, scale, state)
+          // the last bucket's last n % 4 values, into the window's codes like the others
+          state = encodeBucket8(values, whole, end, scale, state, kernel8.codes(), -windowStart)
           continue
         }
         if (bits === 8) {
@@ -115,7 +126,7 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
           out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
         }
       }
-      if (kernel8 !== undefined) out.set(kernel8.codes(), codeOffset)
+      flushWindow()
       return out
     },
 

@@ -122,22 +122,27 @@ function encode8Body(): number[] {
   return functionBody([[2, I32], [11, V128]], code)
 }
 
-/** One encode: load() the vector, encode() its buckets in order, read codes(). */
+/**
+ * One encode works through the vector a window at a time: load() a window (whole buckets),
+ * encode() its buckets in order, copy codes() out, load the next. The memory holds one window
+ * (5 bytes per value), not the vector.
+ */
 export interface Qsgd8Kernel {
-  /** copies the vector into the kernel's memory (growing it when needed) */
+  /** copies `values` (a window of the vector) into the kernel's memory, growing it when needed */
   load(values: Float32Array): void
   /**
-   * The codes of the loaded values [start, end) (end - start a multiple of 4), as the scalar
-   * loop computes them from `scale` and `state`; returns the state after the end - start draws.
+   * The codes of the window's values [start, end) (indices in the window; end - start a multiple
+   * of 4), as the scalar loop computes them from `scale` and `state`; returns the state after the
+   * end - start draws.
    */
   encode(start: number, end: number, scale: number, state: number): number
-  /** the codes written so far, one byte per loaded value (a view: read it before the next load) */
+  /** the window's codes, one byte per value (a view: read it before the next load) */
   codes(): Uint8Array
 }
 
 let compiled: object | undefined
 
-/** The kernel with its own memory (grown to the largest vector seen); throws without WebAssembly SIMD. */
+/** The kernel with its own memory (grown to the largest window seen); throws without WebAssembly SIMD. */
 export function createQsgd8Kernel(): Qsgd8Kernel {
   const api = wasmApi()
   compiled ??= new api.Module(assembleModule({ params: [I32, I32, I32, F64, I32], results: [I32] }, [['encode8', encode8Body()]]))
