@@ -81,8 +81,9 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
           windowEnd = Math.min(count, start + windowValues)
           kernel8.load(values.subarray(windowStart, windowEnd))
         }
-        let sumSq = 0
-        for (let i = start; i < end; i++) sumSq += values[i] * values[i]
+        const sumSq = kernel8 !== undefined && ((end - start) & 1) === 0
+          ? kernel8.sumOfSquares(start - windowStart, end - windowStart)
+          : sumOfSquares(values, start, end)
         // a NaN or infinite value makes the sum so (one pass instead of a check of its own first)
         if (sumSq - sumSq !== 0) checkFiniteInput('qsgd', values.subarray(start, end), start)
         const norm = Math.fround(Math.sqrt(sumSq))
@@ -148,6 +149,10 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
         const bitPos = i * bits
         return (bytes[codeOffset + (bitPos >>> 3)] >>> (bitPos & 7)) & codeMask
       }
+      // the SIMD kernel decodes a window of whole buckets at a time into its memory
+      let windowStart = 0
+      let windowEnd = 0
+      const flushWindow = (): void => { if (kernel8 !== undefined && windowEnd > windowStart) out.set(kernel8.values(), windowStart) }
 
       for (let b = 0; b < buckets; b++) {
         const norm = view.getFloat32(4 * b, true)
@@ -161,13 +166,29 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
             const code = codeAt(i)
             if (code !== 0) throw nonCanonicalCode(code, i, b)
           }
-          if (into !== undefined) out.fill(0, start, end)
+          if (kernel8 !== undefined && start < windowEnd) kernel8.values().fill(0, start - windowStart, end - windowStart)
+          else if (into !== undefined) out.fill(0, start, end)
           continue // the values stay 0
         }
         // one multiply per value, no branches: the hot loop of every receive
         const step = norm / levels
         let negativeZeros = 0
-        if (bits === 8) {
+        if (kernel8 !== undefined) {
+          if (start >= windowEnd) {
+            flushWindow()
+            windowStart = start
+            windowEnd = Math.min(count, start + windowValues)
+            kernel8.loadCodes(bytes.subarray(codeOffset + windowStart, codeOffset + windowEnd))
+          }
+          const whole = start + ((end - start) & ~3)
+          negativeZeros |= +kernel8.decode(start - windowStart, whole - windowStart, step)
+          const window = kernel8.values()
+          for (let i = whole, p = codeOffset + whole; i < end; i++, p++) {
+            const code = bytes[p]
+            negativeZeros |= +(code === signBit)
+            window[i - windowStart] = signedLevels[code] * step
+          }
+        } else if (bits === 8) {
           for (let i = start, p = codeOffset + start; i < end; i++, p++) {
             const code = bytes[p]
             negativeZeros |= +(code === signBit)
@@ -185,6 +206,7 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
         }
       }
 
+      flushWindow()
       const usedBits = count * bits
       if ((usedBits & 7) !== 0 && (bytes[expected - 1] >>> (usedBits & 7)) !== 0) {
         throw new CodecError('non-canonical', 'qsgd: padding bits after the last value are not zero (corrupt or forged payload)')
@@ -221,4 +243,20 @@ function tryKernel (): Qsgd8Kernel | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * A bucket's sum of squares in float64: values at even and at odd positions from `start` summed
+ * apart, in order, then added (the two lanes of the SIMD kernel, which computes the same bits).
+ */
+export function sumOfSquares (values: Float32Array, start: number, end: number): number {
+  let even = 0
+  let odd = 0
+  let i = start
+  for (; i + 1 < end; i += 2) {
+    even += values[i] * values[i]
+    odd += values[i + 1] * values[i + 1]
+  }
+  if (i < end) even += values[i] * values[i]
+  return even + odd
 }

@@ -4,8 +4,16 @@
  * floor and fraction and the Bernoulli threshold in float64 lanes (exact, as in JS), and the
  * splitmix32 draws in i32x4 lanes, each lane at its value's position in the scalar sequence.
  *
- * Kernel: encode8(values, codes: i32 byte offsets, n: i32 (a multiple of 4), scale: f64,
- * state: i32) -> i32 state after the n draws. Opcodes: WebAssembly core spec 2.0 with SIMD.
+ * Kernels (one signature for both):
+ *   encode8(values, codes: i32 byte offsets, n: i32 (a multiple of 4), scale: f64, state: i32)
+ *     -> i32 state after the n draws;
+ *   decode8(codes, values: i32 byte offsets, n: i32 (a multiple of 4), step: f64, unused: i32)
+ *     -> i32 1 if a code is 128 ("-0", refused by the caller), else 0; each value is
+ *     signed level x step in float64, rounded to float32, as the scalar decoder computes it.
+ *   sumsq8(values: i32 byte offset, unused, n: i32 (even), unused, unused) -> 0, the bucket's sum
+ *     of squares in float64 at byte 0: even and odd positions summed apart in order, then added
+ *     (as sumOfSquares in qsgd-codec.ts computes it).
+ * Opcodes: WebAssembly core spec 2.0 with SIMD.
  */
 import { assembleModule, createWasmMemory, F64, functionBody, I32, i32Add, localGet, localSet, SIMD, sleb, V128, wasmApi, WASM_PAGE, type WasmMemory } from '../core/wasm-assembler.js'
 
@@ -127,6 +135,63 @@ function encode8Body(): number[] {
  * encode() its buckets in order, copy codes() out, load the next. The memory holds one window
  * (5 bytes per value), not the vector.
  */
+/** decode8's locals after the five parameters (codes, values, n, step, unused) */
+const D = { CODES: 0, OUT: 1, OFF: 5, END: 6, STEP: 7, C: 8, S: 9, FLAG: 10 } as const
+
+/** signed level x step of lanes 0-1 (or 2-3) of D.S, in float64, rounded to float32 in lanes 0-1 */
+const decodeHalf = (high: boolean): number[] => [
+  ...localGet(D.S), ...(high ? [...localGet(D.S), ...shuffle(HIGH_HALF)] : []), ...convertLowS,
+  ...localGet(D.STEP), ...f64x2Mul, ...SIMD['f32x4.demote_f64x2_zero']
+]
+
+function decode8Body(): number[] {
+  const code = [
+    ...localGet(N), ...i32Const(2), 0x74, ...localSet(D.END), // end = n << 2 (bytes of output)
+    ...localGet(SCALE), ...f64x2Splat, ...localSet(D.STEP),
+    0x02, 0x40, 0x03, 0x40, // block, loop
+    ...localGet(D.OFF), ...localGet(D.END), 0x4f, 0x0d, 1, // if off >= end (unsigned) break
+    // four codes, widened to i32 lanes
+    ...localGet(D.CODES), ...localGet(D.OFF), ...i32Const(2), 0x76, i32Add, ...SIMD['v128.load32_zero'], 0, 0,
+    ...SIMD['i16x8.extend_low_i8x16_u'], ...SIMD['i32x4.extend_low_i16x8_u'], ...localSet(D.C),
+    ...localGet(D.FLAG), ...localGet(D.C), ...v128Const([128, 128, 128, 128]), ...SIMD['i32x4.eq'], ...or, ...localSet(D.FLAG),
+    // signed level = (level ^ m) - m, m = all ones where the sign bit (128) is set
+    ...localGet(D.C), ...i32Const(24), ...SIMD['i32x4.shl'], ...i32Const(31), ...SIMD['i32x4.shr_s'], ...localSet(D.S),
+    ...localGet(D.C), ...v128Const([127, 127, 127, 127]), ...and, ...localGet(D.S), ...xor, ...localGet(D.S), ...i32x4Sub, ...localSet(D.S),
+    ...localGet(D.OUT), ...localGet(D.OFF), i32Add, // address: out + off
+    ...decodeHalf(false), ...decodeHalf(true), ...shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]),
+    ...SIMD['v128.store'], 2, 0,
+    ...localGet(D.OFF), ...i32Const(16), i32Add, ...localSet(D.OFF),
+    0x0c, 0, 0x0b, 0x0b,
+    ...localGet(D.FLAG), ...SIMD['v128.any_true'],
+    0x0b
+  ]
+  return functionBody([[2, I32], [4, V128]], code)
+}
+
+/** sumsq8's locals: off, end (i32), the two-lane accumulator */
+function sumsq8Body(): number[] {
+  const [OFF_, END_, ACC] = [5, 6, 7]
+  const code = [
+    ...localGet(N), ...i32Const(2), 0x74, ...localSet(END_),
+    0x02, 0x40, 0x03, 0x40,
+    ...localGet(OFF_), ...localGet(END_), 0x4f, 0x0d, 1,
+    ...localGet(ACC),
+    ...localGet(VALUES), ...localGet(OFF_), i32Add, ...SIMD['v128.load64_zero'], 2, 0, ...promoteLow, 0x22, ...[8], ...localGet(8), ...f64x2Mul,
+    ...SIMD['f64x2.add'], ...localSet(ACC),
+    ...localGet(OFF_), ...i32Const(8), i32Add, ...localSet(OFF_),
+    0x0c, 0, 0x0b, 0x0b,
+    ...i32Const(0), // f64.store address 0: even lanes' sum + odd lanes' sum
+    ...localGet(ACC), ...SIMD['f64x2.extract_lane'], 0, ...localGet(ACC), ...SIMD['f64x2.extract_lane'], 1, 0xa0,
+    0x39, 3, 0,
+    ...i32Const(0),
+    0x0b
+  ]
+  return functionBody([[2, I32], [2, V128]], code)
+}
+
+/** bytes before a window's values: sumsq8's result */
+const SCRATCH = 16
+
 export interface Qsgd8Kernel {
   /** copies `values` (a window of the vector) into the kernel's memory, growing it when needed */
   load(values: Float32Array): void
@@ -138,31 +203,61 @@ export interface Qsgd8Kernel {
   encode(start: number, end: number, scale: number, state: number): number
   /** the window's codes, one byte per value (a view: read it before the next load) */
   codes(): Uint8Array
+  /** sum of squares of the window's values [start, end) (end - start even), as sumOfSquares computes it */
+  sumOfSquares(start: number, end: number): number
+  /** copies a window's codes (one byte per value) into the kernel's memory, growing it when needed */
+  loadCodes(codes: Uint8Array): void
+  /**
+   * The window's values [start, end) (end - start a multiple of 4) from its codes: signed level
+   * x `step`; true when one of the codes is 128 (a "-0", which the caller refuses)
+   */
+  decode(start: number, end: number, step: number): boolean
+  /** the window's decoded values (a view: read it before the next load) */
+  values(): Float32Array
 }
 
 let compiled: object | undefined
 
-/** The kernel with its own memory (grown to the largest window seen); throws without WebAssembly SIMD. */
+/**
+ * The kernels with their own memory (a window's float32 values, then its codes; grown to the
+ * largest window seen); throws without WebAssembly SIMD.
+ */
 export function createQsgd8Kernel(): Qsgd8Kernel {
   const api = wasmApi()
-  compiled ??= new api.Module(assembleModule({ params: [I32, I32, I32, F64, I32], results: [I32] }, [['encode8', encode8Body()]]))
-  let memory: WasmMemory = createWasmMemory(WASM_PAGE)
+  compiled ??= new api.Module(assembleModule({ params: [I32, I32, I32, F64, I32], results: [I32] }, [['encode8', encode8Body()], ['decode8', decode8Body()], ['sumsq8', sumsq8Body()]]))
+  const memory: WasmMemory = createWasmMemory(WASM_PAGE)
   const instance = new api.Instance(compiled, { env: { memory } })
   const encode8 = instance.exports.encode8 as (values: number, codes: number, n: number, scale: number, state: number) => number
+  const decode8 = instance.exports.decode8 as (codes: number, out: number, n: number, step: number, unused: number) => number
+  const sumsq8 = instance.exports.sumsq8 as (values: number, unused: number, n: number, unusedF: number, unusedI: number) => number
   let count = 0
+  let sum = new Float64Array(memory.buffer, 0, 1)
   const ensure = (n: number): void => {
-    const needed = 5 * n
-    if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / WASM_PAGE))
+    const needed = SCRATCH + 5 * n
+    if (memory.buffer.byteLength < needed) {
+      memory.grow(Math.ceil((needed - memory.buffer.byteLength) / WASM_PAGE))
+      sum = new Float64Array(memory.buffer, 0, 1) // growing detached the old buffer
+    }
     count = n
   }
   return {
     load(values) {
       ensure(values.length)
-      new Float32Array(memory.buffer, 0, values.length).set(values)
+      new Float32Array(memory.buffer, SCRATCH, values.length).set(values)
     },
     encode(start, end, scale, state) {
-      return encode8(4 * start, 4 * count + start, end - start, scale, state)
+      return encode8(SCRATCH + 4 * start, SCRATCH + 4 * count + start, end - start, scale, state)
     },
-    codes: () => new Uint8Array(memory.buffer, 4 * count, count)
+    codes: () => new Uint8Array(memory.buffer, SCRATCH + 4 * count, count),
+    sumOfSquares(start, end) {
+      sumsq8(SCRATCH + 4 * start, 0, end - start, 0, 0)
+      return sum[0]
+    },
+    loadCodes(codes) {
+      ensure(codes.length)
+      new Uint8Array(memory.buffer, SCRATCH + 4 * count, count).set(codes)
+    },
+    decode: (start, end, step) => decode8(SCRATCH + 4 * count + start, SCRATCH + 4 * start, end - start, step, 0) !== 0,
+    values: () => new Float32Array(memory.buffer, SCRATCH, count)
   }
 }

@@ -1,5 +1,6 @@
 /**
- * qsgd's 8-bit SIMD encoder gives the scalar loop's bytes: the same draws in the same order, the
+ * qsgd's 8-bit SIMD encoder gives the scalar loop's bytes, and its decoder the scalar decoder's
+ * floats and refusals: the same draws in the same order, the
  * same levels, signs and zero buckets, for lengths that do and do not fill the last group of four,
  * and one codec reused for vectors of different lengths (the kernel's memory keeps the previous
  * encode's codes, which must not leak into the next).
@@ -51,5 +52,29 @@ describe('qsgd 8-bit SIMD encoding', () => {
     expect(simd.encode(zeros, createRng(4)).every((b) => b === 0)).toBe(true)
     const short = vector(130, 9)
     expect(Buffer.from(simd.encode(short, createRng(5))).equals(Buffer.from(scalar.encode(short, createRng(5))))).toBe(true)
+  })
+
+  it('decodes to the scalar decoder\'s floats bit for bit, fresh or into a reused buffer, and refuses what it refuses', () => {
+    const simd = createQsgdCodec({ bits: 8, bucketSize: 512 })
+    const scalar = createQsgdCodec({ bits: 8, bucketSize: 512, simd: false })
+    const bits = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+    const reused = new Float32Array(200_003).fill(Number.NaN)
+    for (const n of [1, 3, 4, 5, 513, 1027, 65_537, 200_003]) {
+      const v = vector(n, n + 1)
+      if (n > 1100) v.fill(0, 512, 1024) // a zero bucket between buckets with codes
+      if (n > 70_000) v.fill(0, 65_536, 66_048) // one at the start of the second window
+      const payload = scalar.encode(v, createRng(n))
+      const expected = scalar.decode(payload, n)
+      expect(bits(simd.decode(payload, n)).equals(bits(expected)), `n=${n}`).toBe(true)
+      const into = reused.subarray(0, n).fill(Number.NaN)
+      expect(bits(simd.decode(payload, n, into)).equals(bits(expected)), `n=${n} into`).toBe(true)
+    }
+    // a "-0" code (128) in the SIMD part and in the last n % 4 values: the same refusal
+    for (const at of [700, 1026]) {
+      const payload = scalar.encode(vector(1027, 5), createRng(1))
+      payload[4 * 3 + at] = 128
+      expect(() => simd.decode(payload, 1027)).toThrow(`qsgd: value ${at} is encoded as negative zero`)
+      expect(() => scalar.decode(payload, 1027)).toThrow(`qsgd: value ${at} is encoded as negative zero`)
+    }
   })
 })
