@@ -133,9 +133,9 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
 
     /**
      * `into` (optional, `count` values): decode into this buffer instead of a new one, e.g. a
-     * buffer reused every step. Measured (CPU time, mlp-large, 8 bits): 1.8-2.6 GB/s into a
-     * reused buffer against 0.3-1.2 GB/s into a fresh one, whose allocation and page faults cost
-     * more than the decoding. Returns the decoded values (`into` when given).
+     * buffer reused every step (a fresh one's allocation and page faults cost more than the
+     * decoding). 8 bits run in the SIMD kernel where it compiles (qsgd-simd.ts: 4.9-6.4 GB/s into
+     * a reused buffer, mlp-large). Returns the decoded values (`into` when given).
      */
     decode (bytes: Uint8Array, count: number, into?: Float32Array): Float32Array {
       const expected = encodedSize(count)
