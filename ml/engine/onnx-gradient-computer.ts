@@ -20,6 +20,8 @@ export interface OnnxGradientComputerOptions {
    * trainer): allocating and page-faulting a fresh array every step costs ~1 ms per 7.5 MB.
    */
   readonly reuseGradientBuffer?: boolean
+  /** ONNX Runtime's per-operator profile: trace files starting with this prefix, written by close() */
+  readonly profilePrefix?: string
 }
 
 interface CompiledGraph {
@@ -52,7 +54,7 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
     if (compiled === undefined) {
       compiled = (async () => {
         const graph = build()
-        const session = await ort.InferenceSession.create(graph.bytes, gradientSessionOptions(threads))
+        const session = await ort.InferenceSession.create(graph.bytes, gradientSessionOptions(threads, options.profilePrefix))
         return { graph, session }
       })()
       cache.set(batchSize, compiled)
@@ -101,7 +103,9 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
       inference.clear()
       for (const compiled of await Promise.allSettled(all)) {
         // a graph that failed to build has no session to release
-        if (compiled.status === 'fulfilled') await compiled.value.session.release()
+        if (compiled.status !== 'fulfilled') continue
+        if (options.profilePrefix !== undefined) compiled.value.session.endProfiling()
+        await compiled.value.session.release()
       }
     }
   }

@@ -99,7 +99,10 @@ export async function runTrainingGraph(session: ort.InferenceSession, graph: Gra
  * batch 1024 (CIFAR shape): 5.9 GiB resident between steps with the arena, 1.6 GiB without, the
  * same 14-15 s a step; the offload bench (in process + two pools in one process) was killed for
  * memory at 18 GiB with it. Cost measured: lenet5 b64 none, mlp b64 +0.01-0.05 ms of 0.39 ms.
+ * `profilePrefix`: ONNX Runtime's profiler on, its JSON trace written to files starting with it
+ * when the session ends (benches: bench/op-profile.ts).
  */
-export function gradientSessionOptions(intraOpThreads: number): ort.InferenceSession.SessionOptions {
-  return { intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3, enableCpuMemArena: false }
+export function gradientSessionOptions(intraOpThreads: number, profilePrefix?: string): ort.InferenceSession.SessionOptions {
+  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3, enableCpuMemArena: false }
+  return profilePrefix === undefined ? options : { ...options, enableProfiling: true, profileFilePrefix: profilePrefix }
 }
