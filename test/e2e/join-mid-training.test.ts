@@ -9,7 +9,7 @@ import { useDaemonFleet } from './support/fleet-suite.js'
 const { fleet, clientFor } = useDaemonFleet('join')
 
 describe('a daemon started mid-training', () => {
-  it('joins the running job, keeps step with the others, contributes its gradients and ends with the same parameters', async () => {
+  it('joins the running job, keeps step with the others (the job paused while it starts), contributes its gradients and ends with the same parameters', async () => {
     const started = Date.now()
     const first = fleet.start('first', [])
     const bootstrap = await first.address()
@@ -29,12 +29,19 @@ describe('a daemon started mid-training', () => {
       const s = await firstClient.status()
       return s.state === 'training' && s.step >= 5 && s.liveMembers === 3 ? s : undefined
     }, 45_000, 'three members training past step 5')
-    const stepAtLaunch = (await firstClient.status()).step
-
+    // The job is paused while the late daemon starts: a node process starts in 1-3 s on a busy
+    // 2-core machine, and this job's 168 steps can run in less, so without the pause the daemon
+    // arrived as the job ended (that case is test/p2p/late-arrival.test.ts). Its join request
+    // reaches the paused job and is admitted at a step after the pause; the resume lets it in.
+    const paused = await firstClient.pauseJob({})
+    const stepAtLaunch = paused.effectiveStep!
     const launchedAt = Date.now()
     const late = fleet.start('late', ['--bootstrap', bootstrap])
     await late.address()
     const lateClient = clientFor(late)
+    await late.waitForLog(/"msg":"admitted to job: fetching its state"/, 60_000)
+    expect((await firstClient.status()).state).toBe('paused')
+    await firstClient.resumeJob({})
     await late.waitForLog(/"msg":"joined job"/, 60_000)
     const joinedAfterMs = Date.now() - launchedAt
 
