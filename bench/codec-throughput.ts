@@ -1,10 +1,12 @@
 /**
  * Codec and aggregator speed: `npx tsx bench/codec-throughput.ts [--quick]`.
  * Codec throughput is in MB/s of float32 input (4 bytes per value), with a plain typed-array
- * copy as the in-run baseline; aggregator times are medians, with the plain mean as baseline.
+ * copy as the in-run baseline, each codec in a child process of its own; aggregator times are medians, with the plain mean as baseline.
  * Decoding writes into a reused buffer, as the daemon's receive path does (a fresh 7 MB array per
  * call would time the allocation). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s.
  */
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { AggregationConfigSchema, CompressionConfigSchema, type AggregationRule } from '../config/job-config.js'
 import { createAggregator } from '../ml/aggregate/index.js'
 import { createCodec } from '../ml/compress/index.js'
@@ -20,7 +22,11 @@ function median (xs: number[]): number {
 
 /** median ms per call over enough repetitions to fill ~budgetMs */
 function time (fn: () => void, budgetMs: number): number {
-  for (let i = 0; i < 20; i++) fn() // warm up: the first calls run before the JIT optimizes them
+  // warm up for a while, not a few calls: lenet5's qsgd encode ran at 0.6-0.8 GB/s for its
+  // first ~1000 calls in a process and 1.5-1.7 after (allocation of the output and V8's
+  // optimization); a daemon encodes once a step for thousands of steps
+  const warmUntil = performance.now() + (quick ? 300 : 600)
+  for (let i = 0; i < 20 || performance.now() < warmUntil; i++) fn()
   const samples: number[] = []
   const deadline = performance.now() + budgetMs
   while (samples.length < 5 || (performance.now() < deadline && samples.length < 200)) {
@@ -41,21 +47,21 @@ function gaussian (d: number, seed: number): Float32Array {
 const budget = quick ? 150 : 1000
 const mbps = (d: number, ms: number): string => ((4 * d) / 1e6 / (ms / 1000)).toFixed(0).padStart(6)
 
-console.log('codec throughput (MB/s of float32 input; ratio = time / plain copy time)')
-console.log('model      d          codec       size   encode MB/s   decode MB/s   enc x copy   dec x copy')
-for (const { name, d } of sizes) {
-  const v = gaussian(d, 1)
-  const sink = new Float32Array(d)
-  const copyMs = time(() => sink.set(v), budget)
-  console.log(`${name.padEnd(10)} ${String(d).padEnd(10)} ${'copy'.padEnd(10)} ${'1.000'.padStart(6)}   ${mbps(d, copyMs)}`)
-  const configs = [
-    { label: 'qsgd-8', config: { codec: 'qsgd', bits: 8 } },
-    { label: 'qsgd-4', config: { codec: 'qsgd', bits: 4 } },
-    { label: 'qsgd-2', config: { codec: 'qsgd', bits: 2 } },
-    { label: 'fp16', config: { codec: 'fp16' } },
-    { label: 'none', config: { codec: 'none' } }
-  ] as const
-  for (const { label, config } of configs) {
+const CODECS = [
+  { label: 'qsgd-8', config: { codec: 'qsgd', bits: 8 } },
+  { label: 'qsgd-4', config: { codec: 'qsgd', bits: 4 } },
+  { label: 'qsgd-2', config: { codec: 'qsgd', bits: 2 } },
+  { label: 'fp16', config: { codec: 'fp16' } },
+  { label: 'none', config: { codec: 'none' } }
+] as const
+
+/** one codec's rows (every size), as `--codec LABEL` prints them */
+function codecRows (label: string): void {
+  const { config } = CODECS.find((c) => c.label === label)!
+  for (const { name, d } of sizes) {
+    const v = gaussian(d, 1)
+    const sink = new Float32Array(d)
+    const copyMs = time(() => sink.set(v), budget)
     const codec = createCodec(CompressionConfigSchema.parse(config))
     const rng = createRng(2)
     const bytes = codec.encode(v, rng)
@@ -65,6 +71,22 @@ for (const { name, d } of sizes) {
     const ratio = (bytes.length / (4 * d)).toFixed(3)
     console.log(`${name.padEnd(10)} ${String(d).padEnd(10)} ${label.padEnd(10)} ${ratio.padStart(6)}   ${mbps(d, encMs)}        ${mbps(d, decMs)}        ${(encMs / copyMs).toFixed(0).padStart(6)}       ${(decMs / copyMs).toFixed(0).padStart(6)}`)
   }
+}
+
+const only = process.argv.indexOf('--codec')
+if (only >= 0) {
+  codecRows(process.argv[only + 1])
+  process.exit(0)
+}
+
+console.log('codec throughput (MB/s of float32 input; ratio = time / plain copy time of the same vector)')
+console.log('each codec in a process of its own, as a daemon runs one (a codec timed after the others in one')
+console.log('process runs on code V8 optimized for them)')
+console.log('model      d          codec       size   encode MB/s   decode MB/s   enc x copy   dec x copy')
+for (const { label } of CODECS) {
+  const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--codec', label, ...(quick ? ['--quick'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  if (child.status !== 0) throw new Error(`the ${label} rows failed (exit ${child.status})`)
+  process.stdout.write(child.stdout)
 }
 
 console.log('\naggregation, median ms per call (f = 1; ratio = time / mean time in the same setting)')
