@@ -126,6 +126,22 @@ export const JobConfigSchema = z.object({
   }
 })
 
+/**
+ * Settings that are valid but known to train badly, as one sentence each naming the field and
+ * the fix (logged when a job starts). Async mode with SGD momentum: heavy-ball momentum on stale
+ * gradients shrinks the largest stable lr x curvature from 2(1 + m) to about 0.13 at m = 0.9
+ * when 3/4 of each step's gradient is one step old (linear stability of delayed heavy ball; cf.
+ * Mitliagkas et al., "Asynchrony begets momentum", 2016); measured on lenet5 with 4 peers:
+ * 12-54 % test accuracy with momentum 0.9 (lr 0.02 or 0.01) against 84-90 % with momentum 0, lr 0.1.
+ */
+export function jobConfigWarnings(job: JobConfig): string[] {
+  const warnings: string[] = []
+  if (job.mode === 'async' && job.optimizer.type === 'sgd' && job.optimizer.momentum > 0) {
+    warnings.push(`mode async with optimizer.momentum ${job.optimizer.momentum}: momentum on stale gradients oscillates and often diverges; set optimizer.momentum to 0 and optimizer.lr to about ${+(job.optimizer.lr / (1 - Math.min(job.optimizer.momentum, 0.99)) / 2).toPrecision(2)} (lr / (1 - momentum) / 2)`)
+  }
+  return warnings
+}
+
 /** Fewest gradients the rule can aggregate while tolerating f faulty ones. */
 export function minimumPeersFor(rule: AggregationRule, f: number): number {
   if (rule === 'mean') return 1

@@ -11,10 +11,18 @@ import { silentLogger } from '../../daemon/logger.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
 import { brokerNames } from '../amqp/broker-names.js'
 
+// Plain SGD: momentum on stale gradients diverges (jobConfigWarnings says why; lenet5 with this
+// job at momentum 0.9: 12-54 % test accuracy); lr 0.1 sits inside async's smaller stability
+// bound (0.2 diverged in one run of three)
+const EPOCHS = 4
 const JOB: JobConfigInput = {
-  model: 'lenet5', epochs: 3, batchSize: 32, trainSamples: 4096, mode: 'async', maxStaleness: 4, averageEvery: 8,
-  optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 }, compression: { codec: 'qsgd', bits: 8 }, aggregation: { rule: 'trimmed-mean', f: 1 }
+  model: 'lenet5', epochs: EPOCHS, batchSize: 32, trainSamples: 4096, mode: 'async', maxStaleness: 4, averageEvery: 8,
+  optimizer: { type: 'sgd', lr: 0.1, momentum: 0 }, compression: { codec: 'qsgd', bits: 8 }, aggregation: { rule: 'trimmed-mean', f: 1 }
 }
+// measured (4 epochs): over libp2p 84-90 % in 7 runs; over the broker 72-78 % in 2, where about
+// half the steps had too few fresh gradients to update (the broker's latency exceeds a lenet5
+// step's compute here), and fewer under load
+const THRESHOLD = { libp2p: 0.8, amqp: 0.5 }
 
 describe.each(['libp2p', 'amqp'] as const)('async mode over %s', (transport) => {
   it('four peers run every step without barriers but the averaging rounds, and end identical', async () => {
@@ -23,12 +31,9 @@ describe.each(['libp2p', 'amqp'] as const)('async mode over %s', (transport) => 
     const result = await runDemo({ peers: 4, job, log: silentLogger(), events: { onStep: (r) => reports.push(r) } })
     expect(result.peers.every((p) => p.result !== undefined)).toBe(true)
     expect(result.identicalParameters).toBe(true)
-    // Accuracy is NOT asserted: async on this job is unstable (test accuracy 26-56 % after 2-3
-    // epochs in some runs, 0.8+ in others; see bench/transport.ts and the issue-18 report). Open
-    // defect: the sync threshold is not reached reliably in async mode.
-    for (const p of result.peers) expect(p.result!.test.accuracy).toBeGreaterThan(0.1)
+    for (const p of result.peers) expect(p.result!.test.accuracy).toBeGreaterThan(THRESHOLD[transport])
     const stepsPerEpoch = Math.floor(4096 / (4 * 32))
-    expect(reports.length).toBe(3 * stepsPerEpoch)
+    expect(reports.length).toBe(EPOCHS * stepsPerEpoch)
     // averaging rounds (the only barriers) ran every 8 steps and at epoch ends, with everyone's digest
     const rounds = reports.filter((r) => r.peerDigests.size > 0)
     expect(rounds.map((r) => r.step)).toEqual(reports.filter((r) => r.step % 8 === 7 || r.epochEnded).map((r) => r.step))
@@ -39,5 +44,6 @@ describe.each(['libp2p', 'amqp'] as const)('async mode over %s', (transport) => 
     for (const r of reports.filter((x) => x.peerDigests.size === 0)) expect(r.missing).toEqual([])
     // (no rejection count here: a gradient that arrives after the staleness bound is dropped as 'stale' by design)
     if (transport === 'amqp') expect(brokerNames('queues', job.id!)).toEqual([])
+    console.log(`async over ${transport}: test accuracy ${result.peers.map((p) => p.result!.test.accuracy.toFixed(3)).join('/')}, steps that updated ${reports.filter((r) => r.contributors.length > 0).length} of ${reports.length}`)
   }, 240_000)
 })
