@@ -5,6 +5,7 @@
  * (aggregator-cache.ts). The network is behind JobNetwork, so the same runner works over any
  * transport.
  */
+import type { JobConfig } from '../../config/job-config.js'
 import { applyAttack } from '../../ml/attacks/index.js'
 import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
 import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
@@ -19,7 +20,6 @@ import { createStepDeadlinePolicy } from '../training/deadline.js'
 import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
 import type { JobRuntime } from '../training/job-runtime.js'
 import { createSyncTrainer, describeAttack, type InboundGradient, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
-import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
 import { parameterDigest, type EpochRecord, type StopReason, type TrainingProgress } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
@@ -177,7 +177,6 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     if (options.host) members.joinAsHost()
   }
 
-  for (const warning of jobConfigWarnings(config)) log.warn({ job: config.id }, warning)
   const attack = describeAttack(config.attack, [selfId, ...(options.selfNames ?? [])])
   if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
 

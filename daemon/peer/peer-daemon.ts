@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
-import { ConfigError, type JobConfig } from '../../config/job-config.js'
+import { ConfigError, jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
@@ -249,6 +249,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     await openSession(jobId, withId, true, snapshot)
     void rememberMembers()
     log.info({ job: jobId, model: withId.model, dataset: withId.dataset, minPeers: withId.minPeers }, snapshot === undefined ? 'hosting job' : 'resumed job from checkpoint')
+    // the config's author hears it, on the daemon the job was submitted to
+    for (const warning of jobConfigWarnings(withId)) log.warn({ job: jobId }, warning)
     return jobId
   }
 

@@ -235,7 +235,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
         return
       }
-      if (!runner.offerGradient(inbound)) rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${runner.progress().step})`)
+      // async: a gradient older than the staleness bound is dropped by design, not an anomaly
+      if (!runner.offerGradient(inbound)) rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${runner.progress().step})`, { expected: runner.config.mode === 'async' })
     },
     onAnnouncement(from, message) {
       const parsed = MembershipAnnouncementSchema.safeParse(message)
