@@ -181,7 +181,16 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       await refuse(stream, 'bad-request', `invalid state-sync request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, connection.remotePeer)
       return
     }
-    if (!await acquire(stream)) {
+    let granted: boolean
+    try {
+      granted = await acquire(stream)
+    } catch (error) {
+      // the requester closed its stream while it waited: it gave up (a joiner stopped or found
+      // another donor), which is not a request this server refused
+      if (error instanceof StateSyncError && error.code === 'closed') return
+      throw error
+    }
+    if (!granted) {
       await refuse(stream, 'busy', `serving ${maxConcurrent} state transfers with ${waiting.length} more waiting; retry later or ask another peer`, connection.remotePeer)
       return
     }

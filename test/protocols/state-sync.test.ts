@@ -142,10 +142,12 @@ describe('state sync over libp2p', () => {
     const snapshot = makeSnapshot(100_000, 3)
     let release!: () => void
     const gate = new Promise<void>((resolve) => { release = resolve })
+    const rejected: string[] = []
     const sync = await registerStateSyncServer(server, {
       maxConcurrent: 1,
       maxQueued: 2,
       queueKeepaliveMs: 100,
+      onRejected: (reason) => rejected.push(reason),
       getSnapshot: async (request) => {
         if (request.jobId === 'slow') await gate
         return snapshot
@@ -185,6 +187,8 @@ describe('state sync over libp2p', () => {
       expect(sameBits((await slow).params, snapshot.params)).toBe(true)
       expect(sameBits((await b).params, snapshot.params)).toBe(true)
       expect(sync.queued).toBe(0)
+      // the one refusal is the full queue's; a requester that left the queue was not refused
+      expect(rejected).toEqual(['busy'])
     } finally {
       release()
       await sync.stop()
