@@ -1,7 +1,8 @@
 /**
  * Codec and aggregator speed: `npx tsx bench/codec-throughput.ts [--quick]`.
  * Codec throughput is in MB/s of float32 input (4 bytes per value), with a plain typed-array
- * copy as the in-run baseline, each codec in a child process of its own; aggregator times are medians, with the plain mean as baseline.
+ * copy as the in-run baseline, each codec in a child process of its own (`--codec LABEL` runs
+ * one); aggregator times are medians, with the plain mean as baseline.
  * Decoding writes into a reused buffer, as the daemon's receive path does (a fresh 7 MB array per
  * call would time the allocation). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s.
  */
@@ -57,7 +58,9 @@ const CODECS = [
 
 /** one codec's rows (every size), as `--codec LABEL` prints them */
 function codecRows (label: string): void {
-  const { config } = CODECS.find((c) => c.label === label)!
+  const entry = CODECS.find((c) => c.label === label)
+  if (entry === undefined) throw new Error(`--codec ${label}: expected one of ${CODECS.map((c) => c.label).join(', ')}`)
+  const { config } = entry
   for (const { name, d } of sizes) {
     const v = gaussian(d, 1)
     const sink = new Float32Array(d)

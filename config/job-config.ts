@@ -128,8 +128,9 @@ export const JobConfigSchema = z.object({
 
 /**
  * Settings that are valid but known to train badly, as one sentence each naming the field and
- * the fix (logged by the daemon the job is submitted to). Async mode with SGD momentum: heavy-ball momentum on stale
- * gradients shrinks the largest stable lr x curvature from 2(1 + m) to about 0.13 at m = 0.9
+ * the fix (logged by the daemon the job is submitted to). Async mode with SGD momentum:
+ * heavy-ball momentum on stale gradients shrinks the largest stable lr x curvature from
+ * 2(1 + m) to about 0.13 at m = 0.9
  * when 3/4 of each step's gradient is one step old (linear stability of delayed heavy ball; cf.
  * Mitliagkas et al., "Asynchrony begets momentum", 2016); measured on lenet5 with 4 peers:
  * 12-54 % test accuracy with momentum 0.9 (lr 0.02 or 0.01) against 74-90 % with momentum 0, lr 0.1
