@@ -6,13 +6,15 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
-import { requestJson } from '../../protocols/request/json-request.js'
+import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
+import type { GradientMessage } from '../../protocols/messages/index.js'
 import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
-import { fetchSnapshot as fetchStateSnapshot } from '../../protocols/state-sync/index.js'
+import { fetchSnapshot as fetchStateSnapshot, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DigestAtStep, JobRunner, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
+import { createBrokerFallback, type BrokerFallback, type BrokerFallbackOptions } from './broker-fallback.js'
 import type { MembershipChange } from './membership-changes.js'
 import type { RejectionLog } from './rejection-log.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
@@ -27,6 +29,8 @@ export interface JobSessionOptions extends SessionJobOptions {
   /** how gradients travel: direct streams (default) or gossip */
   readonly exchangeMode?: ExchangeMode
   readonly traffic?: TrafficMeter
+  /** `transport: auto`: the broker that carries what libp2p cannot deliver to a member */
+  readonly brokerFallback?: Omit<BrokerFallbackOptions, 'jobId' | 'selfId' | 'log' | 'faults'>
 }
 
 export interface NetworkCounters {
@@ -68,6 +72,8 @@ export interface JobSession {
   rejectionCounts(): Record<string, number>
   /** clean leaves announced to this peer (and its own): peer -> first step without it; a member that left otherwise was evicted */
   announcedLeaves(): ReadonlyMap<string, number>
+  /** `transport: auto`: gradients this peer sent through the broker, by recipient (libp2p could not reach it) */
+  gradientsThroughBroker?(): Readonly<Record<string, number>>
   /** sizes of the job's model and training set, once the runtime is up */
   runtimeInfo(): { readonly parameterCount: number, readonly trainSamples: number } | undefined
   /** finish the step in progress, tell the others this peer leaves, stop */
@@ -86,6 +92,9 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   const topic = membershipTopic(jobId)
   let exchange: GradientExchange | undefined
   let heartbeat: NodeJS.Timeout | undefined
+  const fallback: BrokerFallback | undefined = options.brokerFallback === undefined
+    ? undefined
+    : createBrokerFallback({ ...options.brokerFallback, jobId, selfId, log, faults: options.faults })
 
   const addressesOf = (peer: string): string[] => peer === selfId ? node.dialableAddrs() : core.sightings.get(peer)?.addrs ?? []
   const addressBook = (membership: MembershipState): Record<string, string[]> => {
@@ -96,11 +105,29 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     }
     return book
   }
-  const core = createSessionCore({ ...options, selfId, addressesOf, membershipExtras: (membership) => ({ addresses: addressBook(membership) }) })
+  const core = createSessionCore({
+    ...options,
+    selfId,
+    addressesOf,
+    membershipExtras: (membership) => {
+      // the coordinator's broker queues follow the members it announces
+      fallback?.watchMembers(membership)
+      return { addresses: addressBook(membership) }
+    }
+  })
   const { sightings, rejections } = core
 
-  const publish = async (message: unknown): Promise<void> => {
+  const publish = async (message: object): Promise<void> => {
+    // with a broker fallback, on both: a member only the broker reaches hears it too
+    const sent = fallback?.broadcast(message).catch((error: unknown) => {
+      log.debug({ err: (error as Error).message }, 'could not broadcast through the broker')
+    })
     await node.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(message)))
+    await sent
+  }
+  /** a gradient from either transport; with a fallback, one that came both ways is handed on once */
+  const onGradient = (message: GradientMessage, from: string): void => {
+    if (fallback === undefined || fallback.firstDelivery(from, message.step)) core.onGradient(message, from)
   }
 
   const onTopicMessage = (event: CustomEvent<{ topic: string, data: Uint8Array, type: string, from?: { toString(): string } }>): void => {
@@ -118,11 +145,17 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       rejections.reject('bad-json', { from }, 'membership message is not JSON')
       return
     }
+    onAnnouncement(from, message)
+  }
+
+  /** a membership-topic message (gossip, or the broker's broadcast) from an authenticated peer */
+  const onAnnouncement = (from: string, message: unknown): void => {
     const applied = core.onAnnouncement(from, message)
     if (applied === undefined) return
     const { announcement } = applied
     if (announcement.type === 'membership') {
       for (const [peer, addrs] of Object.entries(announcement.addresses ?? {})) learnAddresses(peer, addrs)
+      if (applied.adopted) fallback?.watchMembers(announcement.membership)
     } else if (announcement.type === 'heartbeat') {
       const sighting = sightings.get(from)
       if (sighting !== undefined) sighting.addrs = announcement.addrs.slice(0, 32)
@@ -166,14 +199,36 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     }
   }
 
+  /** `transport: auto`: a member this peer reaches through the broker for now (no libp2p connection) */
+  const aroundLibp2p = (peer: string): boolean => fallback?.routesAround(peer) === true
+  /** a libp2p request that got no answer from the member (refused, cut) is asked again through the broker */
+  const orThroughBroker = async <T>(peer: string, signal: AbortSignal | undefined, direct: () => Promise<T>, around: (f: BrokerFallback) => Promise<T>): Promise<T> => {
+    if (fallback === undefined) return await direct()
+    if (aroundLibp2p(peer)) return await around(fallback)
+    try {
+      return await direct()
+    } catch (error) {
+      // the member answered (a refusal, a state it does not have): asking again elsewhere would not change it
+      if (error instanceof RemoteError || error instanceof StateSyncRemoteError || signal?.aborted === true) throw error
+      log.debug({ peer, err: (error as Error).message }, 'transport auto: request failed over libp2p; asking through the broker')
+      return await around(fallback)
+    }
+  }
+
   const wire: JobWire = {
     publishGradient: async (message, recipients) => {
       if (exchange === undefined) return { missed: recipients }
-      return await exchange.publish(message, recipients)
+      const e = exchange
+      if (fallback === undefined) return await e.publish(message, recipients)
+      return await fallback.publish(message, recipients, async (m, direct) => await e.publish(m, direct))
     },
     broadcast: publish,
-    request: async (peer, request, schema, requestOptions) => await requestJson(node.libp2p, peerIdFromString(peer), JOB_PROTOCOL, request, schema, requestOptions),
-    fetchSnapshot: async (peer, minStep) => await fetchStateSnapshot(node.libp2p, peerIdFromString(peer), { jobId, minStep })
+    request: async (peer, request, schema, requestOptions) => await orThroughBroker(peer, requestOptions?.signal,
+      async () => await requestJson(node.libp2p, peerIdFromString(peer), JOB_PROTOCOL, request, schema, requestOptions),
+      async (f) => await f.request(peer, request, schema, requestOptions)),
+    fetchSnapshot: async (peer, minStep, fetchOptions) => await orThroughBroker(peer, fetchOptions?.signal,
+      async () => await fetchStateSnapshot(node.libp2p, peerIdFromString(peer), { jobId, minStep }, { signal: fetchOptions?.signal }),
+      async (f) => await f.fetchSnapshot(peer, minStep, fetchOptions))
   }
 
   return {
@@ -189,8 +244,9 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         logger: log,
         faults: options.faults
       })
-      exchange.onGradient(core.onGradient)
+      exchange.onGradient(onGradient)
       await exchange.start()
+      await fallback?.start({ core, expect: { jobId, parameterCount, codec: core.codec.id, payloadBytes: core.codec.encodedSize(parameterCount) }, onGradient, onAnnouncement, connected: (peer) => node.connectedPeers().includes(peer) })
       core.attach(wire)
       node.pubsub.addEventListener('message', onTopicMessage as never)
       node.pubsub.subscribe(topic)
@@ -199,6 +255,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         redialLostMembers()
       }, HEARTBEAT_MS)
       core.startIfOwned()
+      const runner = core.runner()
+      if (runner !== undefined) fallback?.watchMembers(runner.membership().toSnapshot() as MembershipState)
     },
     async admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
       const r = core.runner()
@@ -222,28 +280,34 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         sightings.set(peer, { lastSeen: sightings.get(peer)?.lastSeen ?? 0, addrs })
         learnAddresses(peer, addrs)
       }
+      fallback?.watchMembers(state)
       core.runner()?.adoptMembership(state)
     },
     networkCounters(): NetworkCounters {
       const stats = exchange?.stats()
+      const broker = fallback?.stats()
       return {
-        bytesSent: options.traffic?.bytesSent() ?? stats?.publishedBytes ?? 0,
-        bytesReceived: options.traffic?.bytesReceived() ?? 0,
-        messagesSent: stats?.published ?? 0,
-        messagesReceived: stats?.delivered ?? 0
+        bytesSent: (options.traffic?.bytesSent() ?? stats?.publishedBytes ?? 0) + (broker?.socketBytesWritten ?? 0),
+        bytesReceived: (options.traffic?.bytesReceived() ?? 0) + (broker?.socketBytesRead ?? 0),
+        messagesSent: (stats?.published ?? 0) + (broker?.published ?? 0),
+        messagesReceived: (stats?.delivered ?? 0) + (broker?.delivered ?? 0)
       }
     },
+    ...(fallback === undefined ? {} : { gradientsThroughBroker: () => fallback.gradientsSent() }),
     rejectionCounts(): Record<string, number> {
       const counts: Record<string, number> = { ...rejections.counts() }
-      for (const [reason, n] of Object.entries(exchange?.stats().rejected ?? {})) {
+      for (const [reason, n] of [...Object.entries(exchange?.stats().rejected ?? {}), ...Object.entries(fallback?.stats()?.rejected ?? {})]) {
         if (n > 0) counts[reason] = (counts[reason] ?? 0) + n
       }
+      const badEnvelopes = fallback?.stats()?.badEnvelopes ?? 0
+      if (badEnvelopes > 0) counts['bad-envelope'] = badEnvelopes
       return counts
     },
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
-      await core.stopRunner(stopOptions.leave === true)
+      const r = await core.stopRunner(stopOptions.leave === true)
+      await fallback?.stop([...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()])
       node.pubsub.removeEventListener('message', onTopicMessage as never)
       try {
         node.pubsub.unsubscribe(topic)

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../../config/daemon-config.js'
-import { ConfigError, jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
+import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
@@ -211,7 +211,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot): Promise<JobSession> => {
-    if (jobConfig.transport === 'auto') throw new ConfigError(`job ${jobId}: transport 'auto' (libp2p with a broker fallback per member) is not available yet: use 'libp2p' or 'amqp'`)
     const common = {
       jobId,
       config: jobConfig,
@@ -227,7 +226,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     }
     const s = jobConfig.transport === 'amqp'
       ? createAmqpJobSession({ ...common, selfId: peerId, privateKey, amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL })
-      : createJobSession({ ...common, node, exchangeMode: options.exchangeMode, traffic })
+      : createJobSession({
+        ...common,
+        node,
+        exchangeMode: options.exchangeMode,
+        traffic,
+        ...(jobConfig.transport === 'auto' ? { brokerFallback: { amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL, privateKey } } : {})
+      })
     session = s
     reports.newJob()
     try {
