@@ -7,6 +7,7 @@
  * step time of peer-0, bytes each peer wrote to its sockets per step (libp2p: every TCP byte;
  * broker: every byte to the broker, so relaying through it is not counted twice), final test
  * accuracy, and validation accuracy at each epoch's end against samples seen and wall time.
+ * The job is plain SGD (lr 0.1), the setting async mode needs; the same in both modes.
  * Ratios are against libp2p sync of the same round.
  */
 import '../polyfill.js'
@@ -31,7 +32,8 @@ for (let round = 0; round < ROUNDS; round++) {
     const job = parseJobConfig({
       id: `bench-${c.transport}-${c.mode}-${process.pid}-${round}`, transport: c.transport, mode: c.mode,
       model: 'lenet5', epochs: quick ? 1 : 2, batchSize: 32, trainSamples: 4096, maxStaleness: 4, averageEvery: 8,
-      optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 }, compression: { codec: 'qsgd', bits: 8 }
+      // plain SGD on both modes: momentum on stale gradients oscillates (README, async mode)
+      optimizer: { type: 'sgd', lr: 0.1, momentum: 0 }, compression: { codec: 'qsgd', bits: 8 }
     })
     const stepMs: number[] = []
     const curve: string[] = []
