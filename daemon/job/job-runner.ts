@@ -231,6 +231,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membership: members,
     log,
     f: config.aggregation.f,
+    // what the members' gradients carried for `step`: a sample between anchor steps, which never
+    // equals a state's full digest (it hashes the step and the count too), so it vouches for nothing
     knownDigests: (step) => new Map([...collector.receivedAt(step)].map(([sender, g]) => [sender, g.digest])),
     deadlineMs: () => deadline.current(),
     signal: () => abort.signal,
@@ -367,8 +369,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         }
         const r = outcome.report
         report = r
-        // a step this peer ran alone carries a cheap sampled digest that nobody compares
-        if (r.members.length > 1) stateAtStep.remember(r.step, r.digest)
+        // members vouch for a past step's state by its full digest only (a sample cannot vouch
+        // for the parameters outside it): anchor steps run with others
+        if (r.members.length > 1 && r.fullDigest) stateAtStep.remember(r.step, r.digest)
         contributorCounts.push(r.contributors.length)
         if (contributorCounts.length > 10_000) contributorCounts.shift()
         options.events?.onStep?.(r)

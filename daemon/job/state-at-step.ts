@@ -26,13 +26,13 @@ export interface StateAtStepOptions {
 }
 
 export interface StateAtStep {
-  /** the digest at the start of `step`, a step this peer ran with others: it vouches for it later */
+  /** the full digest at the start of `step`, an anchor step this peer ran with others: it vouches for it later */
   remember(step: number, digest: string): void
   /** answer the questions waiting for a step the loop has reached (call when it moves on) */
   serveWaiting(): void
   /** the snapshot at the start of a step >= minStep; rejects for a step far ahead, or on abort */
   snapshotAt(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
-  /** the digest at `minStep` if this peer ran it, else like snapshotAt */
+  /** the full digest at `minStep` if it is a remembered anchor step, else the current one like snapshotAt (its step tells which) */
   digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
 }
 

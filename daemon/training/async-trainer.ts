@@ -17,7 +17,7 @@
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
 import type { InboundGradient, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './sync-trainer.js'
-import { parameterDigest } from './training-state.js'
+import { parameterDigest, stepDigest } from './training-state.js'
 
 /** wire tag of step t's gradient */
 export const gradientTag = (step: number): number => 2 * step
@@ -117,7 +117,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         const bytes = deps.codec.encode(sent, rng)
         return { payload: bytes, own: deps.codec.decode(bytes, sent.length) }
       })
-      send(step, gradientTag(step), parameterDigest(deps.params), payload, others)
+      // nobody compares a gradient's digest in async (members' parameters differ between rounds): a sample
+      send(step, gradientTag(step), stepDigest(deps.params, step), payload, others)
 
       const waitStart = performance.now()
       const fresh = await freshGradients(step, others)
@@ -157,7 +158,9 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         contributors,
         // only an averaging round waits for the others; only there is anyone missing
         missing: averaging?.missing ?? [],
-        digest: averaging?.anchorDigest ?? parameterDigest(deps.params),
+        // the full digest where members agree (after a round), a sample between
+        digest: averaging?.anchorDigest ?? stepDigest(deps.params, step),
+        fullDigest: averaging !== undefined,
         peerDigests: averaging?.peerDigests ?? new Map(),
         loss: result.loss,
         waitedMs,

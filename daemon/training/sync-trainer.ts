@@ -15,7 +15,7 @@ import { offloadObserver, type StageRecorder } from '../metrics/stage-metrics.js
 import type { CollectResult, GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
-import { parameterDigest, stepDigest, type TrainingProgress } from './training-state.js'
+import { exchangedDigest, stepDigest, type ExchangedDigest, type TrainingProgress } from './training-state.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
 export interface StepOptimizer {
@@ -65,6 +65,8 @@ export interface StepReport {
   readonly contributors: readonly string[]
   readonly missing: readonly string[]
   readonly digest: string
+  /** `digest` is the full parameterDigest (an anchor step), not a sample: members vouch by it */
+  readonly fullDigest: boolean
   /** digests the other members sent for this step */
   readonly peerDigests: ReadonlyMap<string, string>
   readonly loss: number
@@ -162,7 +164,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   }
 
   /** Advances the progress past `step` and builds its report. */
-  function finishStep(step: number, members: readonly string[], loss: number, digest: string, stepStart: number,
+  function finishStep(step: number, members: readonly string[], loss: number, { digest, full }: ExchangedDigest, stepStart: number,
     missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>): StepReport {
     // the step consumed one batch per member that the step was planned for
     const worldAtEnd = membership.membersAt(step).length
@@ -182,6 +184,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       contributors,
       missing,
       digest,
+      fullDigest: full,
       peerDigests,
       loss,
       waitedMs,
@@ -212,10 +215,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         deps.onWaiting?.(deps.aggregation.describeShortfall(worldSize, worldSize === 1 ? 'live member' : 'live members'), true)
         return { kind: 'too-few-members', step, live: worldSize }
       }
-      // the digest members compare and vouch for: a full sha256 wherever another member may be
-      // asked about it. A sampled step digest would be cheaper, but f+1 members vouching for a
-      // sample cannot vouch for the parameters outside it (see stepDigest); alone, nobody asks
-      const digest = worldSize > 1 || deps.exchangeAlone === true ? parameterDigest(deps.params) : stepDigest(deps.params, step)
+      // the digest members compare: a full sha256 at anchor steps, a sample between (see
+      // exchangedDigest); alone, nobody compares it
+      const { digest, full: fullDigest } = worldSize > 1 || deps.exchangeAlone === true
+        ? exchangedDigest(deps.params, step, config.digestEvery)
+        : { digest: stepDigest(deps.params, step), full: false }
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       // dropout masks are seeded by (job seed, step, sample index): the same on every peer
@@ -236,7 +240,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         // alone at this step (a rule that needs one input): no one to send to or wait for,
         // nothing to aggregate; a non-finite gradient is not applied
         if (finite) await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
-        return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, [], 0, finite ? [deps.selfId] : [], new Map()) }
+        return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, [], 0, finite ? [deps.selfId] : [], new Map()) }
       }
 
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
@@ -339,7 +343,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       if (payload !== undefined) previousSend = { message: { step, epoch: progress.epoch, digest, payload }, members }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
-      return { kind: 'completed', report: finishStep(step, members, result.loss, digest, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
+      return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
     }
   }
 }

@@ -32,11 +32,30 @@ export type StopReason = 'epochs' | 'early-stopping' | 'stopped'
 /**
  * sha256 of all parameters (hex): the digest trusted across peers, where a state is checked
  * (a fetched snapshot against the majority's digest, the end-of-job agreement, the result).
- * Costs ~0.6 s/GB. Members send it with every gradient: what f+1 members vouch for (state
- * repair) must be the whole state, so the cheaper stepDigest serves only steps run alone.
+ * Costs ~0.6 s/GB: members send it with their gradients at anchor steps only (exchangedDigest).
  */
 export function parameterDigest(params: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength)).digest('hex')
+}
+
+/** The digest a member sends with its gradient at `step`, and whether it is the full one. */
+export interface ExchangedDigest {
+  readonly digest: string
+  /** true at anchor steps: the full parameterDigest, which members remember and vouch by */
+  readonly full: boolean
+}
+
+/**
+ * What members compare at `step` (job config `digestEvery`): the full parameterDigest at anchor
+ * steps (`step % every === 0`), the sampled stepDigest between. Every member uses the same kind
+ * at a step, so equal parameters give equal digests. Divergence (another aggregate, a lost
+ * gradient) changes nearly every parameter and shows in the next sample; a difference confined to
+ * parameters outside the samples shows at the next anchor, at most `every` steps later. Only full
+ * digests vouch for a state: a member answers a digest question about a past step only for an
+ * anchor (state-at-step.ts), and about its current step with a full digest computed then.
+ */
+export function exchangedDigest(params: Float32Array, step: number, every: number): ExchangedDigest {
+  return step % every === 0 ? { digest: parameterDigest(params), full: true } : { digest: stepDigest(params, step), full: false }
 }
 
 /** stepDigest samples this many blocks of STEP_DIGEST_BLOCK values (8 KiB in all) */
@@ -58,9 +77,8 @@ export const STEP_DIGEST_BLOCK = 16
  * confined (a dead unit's weights) is still caught by the rotation within one sweep and by the
  * end-of-job agreement, which compares the full parameterDigest. Every member computes the same
  * function of (parameters, step), so equal parameters give equal digests on every peer. It is
- * not an integrity check of a state: snapshots are checked against parameterDigest, and since
- * members vouch for a state by the digests they sent (state repair), the sync trainer sends the
- * full parameterDigest whenever it has peers; this one serves steps run alone (`p2pmld train`).
+ * not an integrity check of a state: snapshots are checked against parameterDigest, and members
+ * vouch for a state only by full digests (exchangedDigest's anchors, or asked at the current step).
  */
 export function stepDigest(params: Float32Array, step: number): string {
   const n = params.length

@@ -14,7 +14,7 @@ function capture(): { stream: NodeJS.WriteStream, lines: () => string[] } {
 }
 
 const report = (step: number, epoch: number, stepInEpoch: number, members: string[]): StepReport => ({
-  step, epoch, members, contributors: members, missing: [], digest: '', peerDigests: new Map(), loss: 0.5, waitedMs: 0,
+  step, epoch, members, contributors: members, missing: [], digest: '', fullDigest: true, peerDigests: new Map(), loss: 0.5, waitedMs: 0,
   stepMs: 200, epochEnded: false, stepInEpoch, stepsInEpoch: 10
 })
 

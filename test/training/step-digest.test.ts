@@ -1,10 +1,11 @@
 /**
  * The per-step digest members compare: equal parameters give equal digests, and a changed
- * parameter anywhere in the vector changes the digest of some step within one sweep.
+ * parameter anywhere in the vector changes the digest of some step within one sweep; what members
+ * exchange is the full digest at anchor steps and the sample between.
  */
 import { describe, expect, it } from 'vitest'
 import { createRng } from '../../ml/core/rng.js'
-import { parameterDigest, STEP_DIGEST_BLOCK, STEP_DIGEST_BLOCKS, stepDigest } from '../../daemon/training/training-state.js'
+import { exchangedDigest, parameterDigest, STEP_DIGEST_BLOCK, STEP_DIGEST_BLOCKS, stepDigest } from '../../daemon/training/training-state.js'
 
 function randomParams(n: number, seed: number): Float32Array {
   const rng = createRng(seed)
@@ -50,5 +51,27 @@ describe('stepDigest', () => {
         expect(caught, `n=${n} index ${i}`).toBe(1)
       }
     }
+  })
+})
+
+describe('exchangedDigest', () => {
+  it('is the full sha256 at anchor steps and the sample between', () => {
+    const a = randomParams(300_000, 4)
+    for (const step of [0, 32, 64]) expect(exchangedDigest(a, step, 32)).toEqual({ digest: parameterDigest(a), full: true })
+    for (const step of [1, 31, 33]) expect(exchangedDigest(a, step, 32)).toEqual({ digest: stepDigest(a, step), full: false })
+    // every 1: the full digest at every step
+    for (const step of [0, 1, 7]) expect(exchangedDigest(a, step, 1).full).toBe(true)
+  })
+
+  it('catches a difference the samples miss at the next anchor step', () => {
+    const a = randomParams(1_000_003, 5)
+    const b = a.slice()
+    // one parameter that step 33's sample does not read
+    const stride = Math.ceil(a.length / STEP_DIGEST_BLOCKS)
+    const shift = (33 % Math.ceil(stride / STEP_DIGEST_BLOCK)) * STEP_DIGEST_BLOCK
+    const i = shift + STEP_DIGEST_BLOCK + 1
+    b[i] = Math.fround(b[i] + 0.25)
+    expect(exchangedDigest(b, 33, 32).digest).toBe(exchangedDigest(a, 33, 32).digest)
+    expect(exchangedDigest(b, 64, 32).digest).not.toBe(exchangedDigest(a, 64, 32).digest)
   })
 })
