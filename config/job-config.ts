@@ -115,6 +115,12 @@ export const JobConfigSchema = z.object({
    * the daemon's amqpUrl), or auto (libp2p, and the broker for members libp2p cannot reach)
    */
   transport: z.enum(['libp2p', 'amqp', 'auto']).default('libp2p'),
+  /**
+   * how gradients travel over libp2p: stream (a direct stream to each member) or gossipsub (one
+   * signed publish on the job's gradient topic, flooded to the members connected to the sender,
+   * not relayed; chunked below gossipsub's 4 MiB limit). Every member uses the job's choice.
+   */
+  exchange: z.enum(['stream', 'gossipsub']).default('stream'),
   /** sync: every step waits for the members' gradients; async: use the latest each published */
   mode: z.enum(['sync', 'async']).default('sync'),
   /** async: a member's latest gradient is used while at most this many steps old */
@@ -122,6 +128,13 @@ export const JobConfigSchema = z.object({
   /** async: robust parameter averaging across members every this many steps */
   averageEvery: z.number().int().positive().max(100_000).default(10)
 }).strict().superRefine((job, ctx) => {
+  if (job.exchange !== 'stream' && job.transport !== 'libp2p') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['exchange'],
+      message: `exchange ${job.exchange} needs transport libp2p (over the broker, and for transport auto's per-member fallback, gradients go to each member on its own): set exchange to stream or transport to libp2p`
+    })
+  }
   const needed = minimumPeersFor(job.aggregation.rule, job.aggregation.f)
   if (job.minPeers < needed) {
     ctx.addIssue({

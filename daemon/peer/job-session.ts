@@ -26,7 +26,7 @@ export interface JobSessionEvents extends JobRunnerEvents {
 
 export interface JobSessionOptions extends SessionJobOptions {
   readonly node: PeerNode
-  /** how gradients travel: direct streams (default) or gossip */
+  /** how gradients travel, overriding the job's `exchange` (tests) */
   readonly exchangeMode?: ExchangeMode
   readonly traffic?: TrafficMeter
   /** `transport: auto`: the broker that carries what libp2p cannot deliver to a member */
@@ -237,7 +237,10 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       await core.startRuntime((info) => log.warn(info, 'offloaded micro-batch failed after its retries: computed in process'))
       const parameterCount = core.parameterCount()
       exchange = createGradientExchange({
-        mode: options.exchangeMode ?? 'stream',
+        mode: options.exchangeMode ?? (options.config.exchange === 'gossipsub' ? 'gossip' : 'stream'),
+        // every member is dialed directly (membership heartbeats carry the addresses): the
+        // sender's own publish reaches them all, and relaying would cost (P-1)x the bytes
+        relay: false,
         node,
         jobId,
         expect: { parameterCount, codec: core.codec.id, payloadBytes: core.codec.encodedSize(parameterCount) },

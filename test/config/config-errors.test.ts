@@ -69,3 +69,13 @@ describe('nearest', () => {
     expect(nearest('xyz', ['epochs', 'seed'])).toEqual([])
   })
 })
+
+describe('settings that do not go together name the field and the fix', () => {
+  it('exchange gossipsub needs transport libp2p', () => {
+    for (const transport of ['amqp', 'auto']) {
+      expect(message(() => parseJobConfig({ exchange: 'gossipsub', transport }))).toContain('exchange: exchange gossipsub needs transport libp2p')
+    }
+    expect(parseJobConfig({ exchange: 'gossipsub' }).exchange).toBe('gossipsub')
+    expect(message(() => parseJobConfig({ exchange: 'relay' }))).toContain('exchange')
+  })
+})
