@@ -3,8 +3,10 @@
  * Codec throughput is in MB/s of float32 input (4 bytes per value), with a plain typed-array
  * copy as the in-run baseline, each codec in a child process of its own (`--codec LABEL` runs
  * one); aggregator times are medians, with the plain mean as baseline.
- * Decoding writes into a reused buffer, as the daemon's receive path does (a fresh 7 MB array per
- * call would time the allocation). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s.
+ * Both directions write into reused buffers, as the daemon does (the sync trainer encodes each
+ * step's payload into a ring of 4 buffers, the receive path decodes into one): a fresh array per
+ * call would time the allocation (in a new process the first ~1000 78 KB allocations cost
+ * ~125 us each). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -23,9 +25,8 @@ function median (xs: number[]): number {
 
 /** median ms per call over enough repetitions to fill ~budgetMs */
 function time (fn: () => void, budgetMs: number): number {
-  // warm up for a while, not a few calls: lenet5's qsgd encode ran at 0.6-0.8 GB/s for its
-  // first ~1000 calls in a process and 1.5-1.7 after (allocation of the output and V8's
-  // optimization); a daemon encodes once a step for thousands of steps
+  // warm up for a while, not a few calls: V8 optimizes over the first calls, and a daemon
+  // encodes once a step for thousands of steps
   const warmUntil = performance.now() + (quick ? 300 : 600)
   for (let i = 0; i < 20 || performance.now() < warmUntil; i++) fn()
   const samples: number[] = []
@@ -68,7 +69,9 @@ function codecRows (label: string): void {
     const codec = createCodec(CompressionConfigSchema.parse(config))
     const rng = createRng(2)
     const bytes = codec.encode(v, rng)
-    const encMs = time(() => codec.encode(v, rng), budget)
+    const ring = [new Uint8Array(bytes.length), new Uint8Array(bytes.length), new Uint8Array(bytes.length), new Uint8Array(bytes.length)]
+    let turn = 0
+    const encMs = time(() => codec.encode(v, rng, ring[turn++ & 3]), budget)
     const into = new Float32Array(d)
     const decMs = time(() => codec.decode(bytes, d, into), budget)
     const ratio = (bytes.length / (4 * d)).toFixed(3)

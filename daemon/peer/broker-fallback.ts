@@ -155,7 +155,10 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
       connection = undefined
     },
     routesAround,
-    async publish(message, recipients, direct) {
+    async publish(sent, recipients, direct) {
+      // a send to a member waits for the previous one to it, past this call's first await:
+      // the payload is copied (the trainer reuses its buffer, JobWire.publishGradient)
+      const message = { ...sent, payload: sent.payload.slice() }
       const outcomes = await Promise.all(recipients.map(async (r) => {
         const previous = tails.get(r)
         const send = (async (): Promise<boolean> => {

@@ -32,7 +32,11 @@ const MEMBERSHIP_WATCH_MS = 500
 
 /** How a session's messages leave this peer (libp2p streams and gossip, or the broker). */
 export interface JobWire {
-  /** sends a gradient to `recipients`; resolves with those it did not reach (to retry) */
+  /**
+   * Sends a gradient to `recipients`; resolves with those it did not reach (to retry). The
+   * payload is read before the first await (encoded into the wire format): the trainer reuses
+   * its buffer a few steps later.
+   */
   publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ readonly missed: readonly string[] }>
   /** a message to every peer of the job (membership, control, leave, heartbeat) */
   broadcast(message: object): Promise<void>

@@ -7,6 +7,7 @@
 import type { AttackConfig, JobConfig } from '../../config/job-config.js'
 import { CodecError } from '../../ml/compress/index.js'
 import type { Rng } from '../../ml/core/rng.js'
+import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
@@ -18,6 +19,9 @@ import type { StepDeadlinePolicy } from './deadline.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest, type TrainingProgress } from './training-state.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
+/** payload buffers the trainer cycles through (see the encode in runStep) */
+const PAYLOAD_BUFFERS = 4
+
 export interface StepOptimizer {
   step(params: Float32Array, gradient: Float32Array, lr: number): void
   /** where the aggregation rule writes the step's gradient, so step() reads it in place */
@@ -25,7 +29,9 @@ export interface StepOptimizer {
 }
 
 export interface StepCodec {
-  encode(values: Float32Array, rng: Rng): Uint8Array
+  /** `into`: a buffer of at least encodedSize(values.length) bytes to encode into (the result is a view of it) */
+  encode(values: Float32Array, rng: Rng, into?: Uint8Array): Uint8Array
+  encodedSize(count: number): number
   /** `into`: a buffer the codec may decode into instead of allocating (it returns what it used) */
   decode(bytes: Uint8Array, count: number, into?: Float32Array): Float32Array
 }
@@ -148,6 +154,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   let ownBuffer: Float32Array | undefined
   /** what this peer sent for the step it completed last, for members that lost it (see runStep) */
   let previousSend: { readonly message: OutboundGradient, readonly members: readonly string[] } | undefined
+  const payloadBuffers = createBufferRing(PAYLOAD_BUFFERS)
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
     const failure = sendFailure
@@ -245,7 +252,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
       const { payload, own } = !finite ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
-        const bytes = deps.codec.encode(sent, rng)
+        // into a buffer reused 4 steps later: the payload is read until the step after next
+        // (re-sends of this step while the runner is at most one step on, and the previous-step
+        // re-send); the transports copy it when a send starts (JobWire.publishGradient)
+        const bytes = deps.codec.encode(sent, rng, payloadBuffers.next(deps.codec.encodedSize(sent.length)))
         // aggregate exactly what the others will decode, so every member sees the same vectors
         // decoded into one buffer reused every step (nothing keeps `own` past the step's update)
         ownBuffer ??= new Float32Array(sent.length)

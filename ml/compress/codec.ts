@@ -9,8 +9,12 @@ export type CodecId = 'qsgd' | 'fp16' | 'none'
 
 export interface GradientCodec {
   readonly id: CodecId
-  /** compress a finite vector; `rng` drives stochastic rounding (ignored by deterministic codecs) */
-  encode(values: Float32Array, rng: Rng): Uint8Array
+  /**
+   * Compress a finite vector; `rng` drives stochastic rounding (ignored by deterministic codecs).
+   * `into`: a buffer of at least encodedSize(values.length) bytes to write into instead of a new
+   * one; the result is then a view of its start, valid until the caller reuses it.
+   */
+  encode(values: Float32Array, rng: Rng, into?: Uint8Array): Uint8Array
   /** decompress exactly `count` values; throws CodecError on any malformed input */
   decode(bytes: Uint8Array, count: number): Float32Array
   /** the exact byte length `encode` produces for `count` values */
@@ -43,6 +47,19 @@ export function checkLength (codec: CodecId, bytes: Uint8Array, expected: number
     const what = bytes.length < expected ? 'truncated' : 'too long'
     throw new CodecError('length', `${codec}: payload ${what}: ${bytes.length} bytes, expected ${expected} for ${count} values (check the sender's codec settings and the parameter count)`)
   }
+}
+
+/**
+ * An encoder's output of `size` bytes: the start of `into` when given (zeroed if `zero`: codecs
+ * that leave some bytes unwritten, e.g. all-zero buckets, or OR bits in), else a new zeroed buffer.
+ * Throws CodecError 'length' when `into` is too small.
+ */
+export function encodeOutput (codec: CodecId, size: number, into: Uint8Array | undefined, zero: boolean): Uint8Array {
+  if (into === undefined) return new Uint8Array(size)
+  if (into.length < size) throw new CodecError('length', `${codec}: output buffer of ${into.length} bytes is smaller than the ${size} the encoding needs`)
+  const out = into.subarray(0, size)
+  if (zero) out.fill(0)
+  return out
 }
 
 /** Encoders refuse NaN/Inf: a non-finite gradient is a bug upstream, not something to transmit. */

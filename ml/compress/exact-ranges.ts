@@ -9,7 +9,7 @@
  * the range values as little-endian float32 (in range order). A vector without ranges uses the
  * inner codec as it is.
  */
-import { CodecError, checkCount, checkLength, type GradientCodec } from './codec.js'
+import { CodecError, checkCount, checkLength, encodeOutput, type GradientCodec } from './codec.js'
 
 /** a run of `size` values starting at element `offset` (a ParameterSpec has both) */
 export interface ExactRange {
@@ -64,14 +64,15 @@ export function withExactRanges(inner: GradientCodec, ranges: readonly ExactRang
   return {
     id: inner.id,
     encodedSize,
-    encode(values, rng) {
+    encode(values, rng, into) {
       checkFits(values.length)
       const rest = restBuffer(values.length - exactCount)
       gaps(values.length, (at, packed, length) => rest.set(values.subarray(at, at + length), packed))
-      const head = inner.encode(rest, rng)
-      const out = new Uint8Array(head.length + 4 * exactCount)
-      out.set(head)
-      const view = new DataView(out.buffer, head.length)
+      // the inner codec writes its part at the start of `into`; the exact values follow it
+      const head = inner.encode(rest, rng, into)
+      const out = into !== undefined ? encodeOutput(inner.id, head.length + 4 * exactCount, into, false) : new Uint8Array(head.length + 4 * exactCount)
+      if (into === undefined) out.set(head)
+      const view = new DataView(out.buffer, out.byteOffset + head.length, 4 * exactCount)
       let k = 0
       for (const r of sorted) {
         for (let i = 0; i < r.size; i++) {

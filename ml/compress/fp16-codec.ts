@@ -12,7 +12,7 @@
  * scale. Size: 1 + 4 ceil(n / bucketSize) + 2n bytes (0.504x of float32 at bucket 512).
  * Version 1 (a bare cast, 2n bytes, no header) is no longer accepted.
  */
-import { CodecError, checkCount, checkFiniteInput, checkLength, type GradientCodec } from './codec.js'
+import { CodecError, checkCount, checkFiniteInput, checkLength, encodeOutput, type GradientCodec } from './codec.js'
 import { FLOAT16_TABLE, float32ToFloat16Bits } from './float16.js'
 
 export const FP16_WIRE_VERSION = 2
@@ -37,11 +37,12 @@ export function createFp16Codec (options: Fp16Options = {}): GradientCodec {
   return {
     id: 'fp16',
     encodedSize,
-    encode (values) {
+    encode (values, _rng, into) {
       checkFiniteInput('fp16', values)
       const count = values.length
-      const out = new Uint8Array(encodedSize(count))
-      const view = new DataView(out.buffer)
+      // all-zero buckets leave their codes unwritten (+0)
+      const out = encodeOutput('fp16', encodedSize(count), into, true)
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       out[0] = FP16_WIRE_VERSION
       const codes = 1 + 4 * buckets(count)
       for (let b = 0, start = 0; start < count; b++, start += bucketSize) {

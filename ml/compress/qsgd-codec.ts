@@ -12,7 +12,7 @@
  * Sizes for 8 bits, bucket 512: 1 + 4/512 bytes per value, 0.252x of float32.
  */
 import type { Rng } from '../core/rng.js'
-import { CodecError, checkCount, checkFiniteInput, checkLength, type GradientCodec } from './codec.js'
+import { CodecError, checkCount, checkFiniteInput, checkLength, encodeOutput, type GradientCodec } from './codec.js'
 import { createQsgd8Kernel, type Qsgd8Kernel } from './qsgd-simd.js'
 
 export type QsgdBits = 2 | 4 | 8
@@ -59,11 +59,13 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     id: 'qsgd',
     encodedSize,
 
-    encode (values: Float32Array, rng: Rng): Uint8Array {
+    encode (values: Float32Array, rng: Rng, into?: Uint8Array): Uint8Array {
       const count = values.length
       const buckets = bucketCount(count)
-      const out = new Uint8Array(encodedSize(count))
-      const view = new DataView(out.buffer)
+      // the 8-bit kernel writes every byte (codes window by window, zeros for all-zero buckets);
+      // the scalar paths skip all-zero buckets and OR sub-byte codes in: a reused buffer is zeroed
+      const out = encodeOutput('qsgd', encodedSize(count), into, kernel8 === undefined)
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       const codeOffset = 4 * buckets
       // the caller's rng seeds a fast inline generator, so the encoding is reproducible from it
       let state = rng.nextUint32() | 0

@@ -1,5 +1,5 @@
 /** codec 'none': raw little-endian float32, 4 bytes per value. */
-import { CodecError, checkCount, checkFiniteInput, checkLength, type GradientCodec } from './codec.js'
+import { CodecError, checkCount, checkFiniteInput, checkLength, encodeOutput, type GradientCodec } from './codec.js'
 
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
@@ -10,13 +10,13 @@ export function createRawCodec (): GradientCodec {
       checkCount('none', count)
       return count * 4
     },
-    encode (values) {
+    encode (values, _rng, into) {
       checkFiniteInput('none', values)
-      const out = new Uint8Array(values.length * 4)
-      if (HOST_IS_LITTLE_ENDIAN) {
-        new Float32Array(out.buffer).set(values)
+      const out = encodeOutput('none', values.length * 4, into, false)
+      if (HOST_IS_LITTLE_ENDIAN && out.byteOffset % 4 === 0) {
+        new Float32Array(out.buffer, out.byteOffset, values.length).set(values)
       } else {
-        const view = new DataView(out.buffer)
+        const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
         for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true)
       }
       return out

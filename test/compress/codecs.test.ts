@@ -56,3 +56,32 @@ describe('createCodec', () => {
     }
   })
 })
+
+describe('encode into a caller\'s buffer', () => {
+  const configs = [
+    { codec: 'qsgd', bits: 8 }, { codec: 'qsgd', bits: 4 }, { codec: 'qsgd', bits: 2 }, { codec: 'qsgd', bits: 8, bucketSize: 510 },
+    { codec: 'fp16' }, { codec: 'none' }
+  ] as const
+
+  it.each(configs)('writes the bytes a fresh encode returns, into a dirty reused buffer at any offset (%o)', (config) => {
+    const n = 5_000
+    const rng = createRng(7)
+    const v = Float32Array.from({ length: n }, (_, i) => i >= 1024 && i < 1536 ? 0 : rng.nextFloat() - 0.5) // one all-zero bucket
+    for (const exact of [[], [{ offset: 100, size: 7 }]]) {
+      const codec = createCodec(CompressionConfigSchema.parse(config), exact)
+      const fresh = codec.encode(v, createRng(3))
+      const host = new Uint8Array(codec.encodedSize(n) + 64).fill(0xa5)
+      for (const offset of [0, 1, 8]) {
+        const into = host.subarray(offset)
+        const out = codec.encode(v, createRng(3), into)
+        expect(out.buffer).toBe(host.buffer)
+        expect(out.byteOffset).toBe(host.byteOffset + offset)
+        expect(Buffer.from(out).equals(Buffer.from(fresh)), `offset ${offset}, exact ${exact.length}`).toBe(true)
+        // and again over its own bytes: nothing of the last encoding survives
+        host.fill(0xff)
+        expect(Buffer.from(codec.encode(v, createRng(3), into)).equals(Buffer.from(fresh))).toBe(true)
+      }
+      expect(() => codec.encode(v, createRng(3), new Uint8Array(codec.encodedSize(n) - 1))).toThrow(CodecError)
+    }
+  })
+})

@@ -63,13 +63,12 @@ describe('transport auto', () => {
     const steps = 2 * Math.floor(4096 / (4 * 32))
     expect(reports).toHaveLength(steps)
     console.log(reports.filter((r) => r.contributors.length < 4).map((r) => `step ${r.step} missing ${r.missing.join(',')}`).join('\n'), { c: c.peerId, d: d.peerId }, lines.filter((l) => l.level >= 30).map((l) => `${l.name}: ${l.msg} ${l.peer ?? ''}`).join('\n'))
-    for (const r of reports) {
-      expect(r.contributors).toHaveLength(4)
-      expect(r.missing).toEqual([])
-    }
+    const short = reports.filter((r) => r.contributors.length !== 4 || r.missing.length > 0).map((r) => `step ${r.step}: ${r.contributors.length} contributors, missing ${r.missing.join(',')}`)
+    expect(short, warnings.join(' | ')).toEqual([])
 
     // C and D never connected: D refused C's dials, and each sent the other every gradient through the broker
-    expect(c.node().connectedPeers()).not.toContain(d.peerId)
+    // (C's side may see a dial to D open for a moment before D's gater closes it: D's side never does)
+    expect(d.node().connectedPeers()).not.toContain(c.peerId)
     expect(d.node().refusedConnections()['not-allowlisted'] ?? 0).toBeGreaterThan(0)
     const viaBroker = (daemon: PeerDaemon): Readonly<Record<string, number>> | undefined => daemon.session()?.gradientsThroughBroker?.()
     expect(Object.keys(viaBroker(c) ?? {})).toEqual([d.peerId])
@@ -77,11 +76,11 @@ describe('transport auto', () => {
     expect(viaBroker(c)![d.peerId]).toBeGreaterThanOrEqual(steps)
     expect(viaBroker(d)![c.peerId]).toBeGreaterThanOrEqual(steps)
     // the members that can connect use libp2p alone
-    expect(viaBroker(host)).toEqual({})
-    expect(viaBroker(b)).toEqual({})
+    expect(viaBroker(host), warnings.join(' | ')).toEqual({})
+    expect(viaBroker(b), warnings.join(' | ')).toEqual({})
     const told = lines.filter((l) => l.msg.startsWith('transport auto: member not reachable over libp2p'))
     expect(told.map((l) => `${l.name}->${l.peer === c.peerId ? 'c' : l.peer === d.peerId ? 'd' : l.peer}`).sort()).toEqual(['c->d', 'd->c'])
-    for (const daemon of daemons) expect(daemon.session()?.rejectionCounts()).toEqual({})
+    for (const daemon of daemons) expect(daemon.session()?.rejectionCounts(), warnings.join(' | ')).toEqual({})
     // the end-of-job agreement asks every member for its digest: C and D asked each other through the broker
     for (const name of ['c', 'd']) {
       const agreed = lines.find((l) => l.name === name && l.msg === 'final parameters agree with the majority')
