@@ -14,6 +14,7 @@ import type { StageSummary } from '../metrics/stage-metrics.js'
 import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
 import { writeRunReport, type WrittenReport } from '../report/write-report.js'
+import { probeBroker } from '../../protocols/amqp/index.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 
 export interface DemoOptions {
@@ -59,6 +60,13 @@ export interface DemoResult {
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const started = performance.now()
+  // over the broker alone the peers would retry an unreachable broker for ever: say so at once
+  // (auto trains over libp2p without it and warns)
+  if (options.job.transport === 'amqp') {
+    await probeBroker(options.amqpUrl ?? DEFAULT_AMQP_URL).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}: start RabbitMQ (e.g. rabbitmq-server -detached) or name it with --amqp-url / P2PMLD_AMQP_URL`)
+    })
+  }
   const root = await mkdtemp(join(tmpdir(), 'p2pmld-demo-'))
   const daemons: PeerDaemon[] = []
   const threads = options.computeThreads ?? 1

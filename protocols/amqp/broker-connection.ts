@@ -16,6 +16,22 @@ export class BrokerUnavailableError extends Error {
 
 export type PublishOutcome = 'confirmed' | 'unroutable'
 
+/** a TCP connect to the broker that has not completed after this long fails (then retried) */
+const CONNECT_TIMEOUT_MS = 10_000
+
+/**
+ * One connection attempt to the broker at `url`, closed at once: resolves when it is reachable
+ * with these credentials, rejects with BrokerUnavailableError naming the host and the reason.
+ */
+export async function probeBroker(url: string, timeoutMs = 5_000): Promise<void> {
+  try {
+    const m = await amqp.connect(url, { timeout: timeoutMs })
+    await m.close().catch(() => {})
+  } catch (error) {
+    throw new BrokerUnavailableError(`cannot reach the RabbitMQ broker at ${new URL(url).host}: ${(error as Error).message}`)
+  }
+}
+
 export interface BrokerConnectionOptions {
   /** amqp://user:pass@host:port/vhost */
   readonly url: string
@@ -72,6 +88,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
   let stopped = false
   let connecting: Promise<void> | undefined
   let retryTimer: NodeJS.Timeout | undefined
+  let wakeRetry: (() => void) | undefined
   let waiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
   let nextId = 0
   const returned = new Set<string>()
@@ -87,7 +104,12 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
   }
 
   const connectOnce = async (): Promise<void> => {
-    const m = await amqp.connect(url())
+    const m = await amqp.connect(url(), { timeout: CONNECT_TIMEOUT_MS })
+    // stopped while connecting: this connection is nobody's
+    if (stopped) {
+      await m.close().catch(() => {})
+      return
+    }
     try {
       const ch = await m.createConfirmChannel()
       ch.on('return', (msg: ConsumeMessage) => {
@@ -118,13 +140,19 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
       while (!stopped) {
         try {
           await connectOnce()
+          if (stopped) return
           if (counters.connects > 1) logger.info({ connects: counters.connects }, 'reconnected to the broker')
           return
         } catch (error) {
           if (stopped) return
           logger.warn({ err: (error as Error).message, retryInMs: delay }, 'cannot reach the broker; retrying')
-          await new Promise<void>((resolve) => { retryTimer = setTimeout(resolve, delay) })
+          // stop() ends the wait at once (clearing the timer alone would leave this await hanging)
+          await new Promise<void>((resolve) => {
+            wakeRetry = resolve
+            retryTimer = setTimeout(resolve, delay)
+          })
           retryTimer = undefined
+          wakeRetry = undefined
           delay = Math.min(maxBackoff, delay * 2)
         }
       }
@@ -165,6 +193,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
     async stop() {
       stopped = true
       if (retryTimer !== undefined) clearTimeout(retryTimer)
+      wakeRetry?.()
       const ws = waiters
       waiters = []
       for (const w of ws) w.reject(new BrokerUnavailableError('broker connection stopped'))
@@ -174,7 +203,11 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
       up = false
       await m?.close().catch(() => {})
       retireSocket()
-      await connecting?.catch(() => {})
+      // an attempt in flight (a host that drops packets answers only at the connect timeout)
+      // closes its connection itself when it completes: not waited for longer than a moment
+      let grace: NodeJS.Timeout | undefined
+      await Promise.race([connecting?.catch(() => {}), new Promise((resolve) => { grace = setTimeout(resolve, 1_000) })])
+      clearTimeout(grace)
     },
     connected: () => up,
     ready(signal?: AbortSignal): Promise<void> {
