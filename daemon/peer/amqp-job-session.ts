@@ -22,18 +22,44 @@ export interface AmqpJobSessionOptions extends SessionJobOptions {
 
 const HEARTBEAT_MS = 1000
 const DIGEST_WAIT_MS = 25_000
+/**
+ * After the job finished here, the control queue stays this long (members still agreeing on the
+ * final state ask through it, and a peer arriving at the end takes the final state), then this
+ * peer's queues go; the gradient queues go at once.
+ */
+export const BROKER_LINGER_AFTER_JOB_MS = 30_000
 
 export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession {
   const { jobId, log, selfId } = options
   let connection: BrokerConnection | undefined
   let transport: AmqpJobTransport | undefined
   let heartbeat: NodeJS.Timeout | undefined
+  let linger: NodeJS.Timeout | undefined
+  let closing: Promise<void> | undefined
+
+  /** delete this peer's queues (and the job's, once nobody is bound) and disconnect; once */
+  const closeBroker = (): Promise<void> => {
+    closing ??= (async () => {
+      if (heartbeat !== undefined) clearInterval(heartbeat)
+      heartbeat = undefined
+      const r = core.runner()
+      await transport?.stop({ deleteJob: true, peers: [...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()] })
+      await connection?.stop()
+    })()
+    return closing
+  }
+  const afterJob = (): void => {
+    void transport?.releaseGradientQueues()
+    linger = setTimeout(() => { void closeBroker() }, BROKER_LINGER_AFTER_JOB_MS)
+    linger.unref()
+  }
 
   const watchMembers = (membership: MembershipState): void => {
     for (const m of membership.members) transport?.watchSender(m.peerId)
   }
   const core = createSessionCore({
     ...options,
+    events: { ...options.events, onFinished: (result) => { options.events?.onFinished?.(result); afterJob() } },
     // the coordinator's queue follows the members it announces
     membershipExtras: (membership) => {
       watchMembers(membership)
@@ -169,9 +195,9 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
-      const r = await core.stopRunner(stopOptions.leave === true)
-      await transport?.stop({ deleteJob: true, peers: [...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()] })
-      await connection?.stop()
+      clearTimeout(linger)
+      await core.stopRunner(stopOptions.leave === true)
+      await closeBroker()
       await core.close()
     }
   }

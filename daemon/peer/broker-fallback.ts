@@ -64,8 +64,10 @@ export type DirectSend = (message: GradientMessage, recipients: readonly string[
 export interface BrokerFallback {
   /** connect (waiting a few seconds at most: without a broker the job runs over libp2p alone) */
   start(wiring: BrokerFallbackWiring): Promise<void>
-  /** delete this peer's queues (with the job's, once nobody is bound) and disconnect */
+  /** delete this peer's queues (with the job's, once nobody is bound) and disconnect; once */
   stop(peers: readonly string[]): Promise<void>
+  /** the job finished here: its gradient queues go now, the rest after lingerMs (see amqp-job-session.ts) */
+  afterJob(peers: () => readonly string[], lingerMs: number): void
   /** a member this peer currently reaches through the broker, not over libp2p */
   routesAround(peer: string): boolean
   /**
@@ -94,6 +96,8 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
   /** the last send to each recipient (settled): the next one starts after it */
   const tails = new Map<string, Promise<unknown>>()
   let connected: (peer: string) => boolean = () => false
+  let linger: NodeJS.Timeout | undefined
+  let stopping: Promise<void> | undefined
   const sentTo = new Map<string, number>()
   const delivered = new Map<string, Set<number>>()
 
@@ -148,11 +152,18 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
         log.warn({ job: jobId, broker: new URL(options.amqpUrl).host }, 'transport auto: the broker is not reachable yet; the job runs over libp2p alone until it is (set --amqp-url or P2PMLD_AMQP_URL)')
       }
     },
-    async stop(peers) {
-      await transport?.stop({ deleteJob: true, peers })
-      await connection?.stop()
-      transport = undefined
-      connection = undefined
+    stop(peers) {
+      clearTimeout(linger)
+      stopping ??= (async () => {
+        await transport?.stop({ deleteJob: true, peers })
+        await connection?.stop()
+      })()
+      return stopping
+    },
+    afterJob(peers, lingerMs) {
+      void transport?.releaseGradientQueues()
+      linger = setTimeout(() => { void this.stop(peers()) }, lingerMs)
+      linger.unref()
     },
     routesAround,
     async publish(sent, recipients, direct) {

@@ -14,6 +14,7 @@ import { fetchSnapshot as fetchStateSnapshot, StateSyncRemoteError } from '../..
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DigestAtStep, JobRunner, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
+import { BROKER_LINGER_AFTER_JOB_MS } from './amqp-job-session.js'
 import { createBrokerFallback, type BrokerFallback, type BrokerFallbackOptions } from './broker-fallback.js'
 import type { MembershipChange } from './membership-changes.js'
 import type { RejectionLog } from './rejection-log.js'
@@ -105,8 +106,11 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     }
     return book
   }
+  const members = (): string[] => [...(core.runner()?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...core.sightings.keys()]
   const core = createSessionCore({
     ...options,
+    // transport auto: the broker's queues go once the job is over (amqp-job-session.ts)
+    events: fallback === undefined ? options.events : { ...options.events, onFinished: (result) => { options.events?.onFinished?.(result); fallback.afterJob(members, BROKER_LINGER_AFTER_JOB_MS) } },
     selfId,
     addressesOf,
     membershipExtras: (membership) => {
@@ -309,8 +313,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
-      const r = await core.stopRunner(stopOptions.leave === true)
-      await fallback?.stop([...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()])
+      await core.stopRunner(stopOptions.leave === true)
+      await fallback?.stop(members())
       node.pubsub.removeEventListener('message', onTopicMessage as never)
       try {
         node.pubsub.unsubscribe(topic)

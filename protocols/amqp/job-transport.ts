@@ -27,6 +27,8 @@ import {
 import { openEnvelope, sealEnvelope, type Envelope, type EnvelopeHeader } from './envelope.js'
 import { BROADCAST_KEY, controlKey, DISCOVERY_EXCHANGE, gradientKey, jobNames } from './names.js'
 
+/** a gradient published while the broker is away waits this long for the connection to come back */
+const RECONNECT_WAIT_MS = 30_000
 /** below RabbitMQ's default max_message_size (128 MiB) with a wide margin */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 /**
@@ -78,8 +80,10 @@ export interface AmqpJobTransport {
    * that died leave theirs) and the job exchange once nobody is bound to it any more.
    */
   stop(options?: { deleteJob?: boolean, peers?: readonly string[] }): Promise<void>
-  /** keep a latest-gradient queue for `sender` (idempotent; re-declared after reconnects) */
+  /** keep a latest-gradient queue for `sender` (idempotent; re-declared after reconnects; none after releaseGradientQueues) */
   watchSender(sender: string): void
+  /** the job ended on this peer: delete its latest-gradient queues and declare no more */
+  releaseGradientQueues(): Promise<void>
   publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ missed: string[] }>
   onGradient(handler: GradientHandler): () => void
   broadcast(message: unknown): Promise<void>
@@ -116,6 +120,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
   let published = 0
   let publishedBytes = 0
   let badEnvelopes = 0
+  let gradientsReleased = false
 
   const header = (fields: Record<string, unknown> & { kind: string }): EnvelopeHeader => ({ ...fields, job: jobId, from: selfId })
 
@@ -354,8 +359,21 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
         logger.debug({ err: (error as Error).message }, 'could not delete the job queues (they go with the connection)')
       }
     },
+    async releaseGradientQueues() {
+      gradientsReleased = true
+      const gone = [...senders]
+      senders.clear()
+      if (!running || !connection.connected()) return
+      try {
+        await connection.withScratchChannel(async (ch) => {
+          for (const sender of gone) await ch.deleteQueue(names.gradientQueue(selfId, sender))
+        })
+      } catch (error) {
+        logger.debug({ err: (error as Error).message }, 'could not delete the gradient queues (they go with the connection)')
+      }
+    },
     watchSender(sender) {
-      if (sender === selfId || senders.has(sender)) return
+      if (sender === selfId || senders.has(sender) || gradientsReleased) return
       senders.add(sender)
       if (!running || !connection.connected()) return
       connection.withChannel(async (ch) => { await declareGradientQueue(ch, sender) }).catch((error: unknown) => {
@@ -365,6 +383,10 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     },
     async publishGradient(message, recipients) {
       const bytes = await sealEnvelope(key, header({ kind: 'gradient' }), encodeGradientMessage(message))
+      // the broker is away (restarting, a lost connection being re-made): wait for it, so the
+      // gradient goes once it is back instead of being reported missed until the sender's few
+      // re-sends run out (a restart takes longer than they last) and the step going on without it
+      if (!connection.connected()) await connection.ready(AbortSignal.timeout(RECONNECT_WAIT_MS)).catch(() => {})
       const missed: string[] = []
       // a queue keeps only the latest message: a late retry of an older step would push out a
       // newer gradient the recipient has not read yet, so it is not sent (the newer one supersedes it)

@@ -21,7 +21,10 @@ describe('a broker restart during training', () => {
     const sink = new Writable({ write(chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>); done() } })
     const job = parseJobConfig({
       id: `amqp-restart-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 3, batchSize: 64, trainSamples: 4096,
-      optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, evictAfterMissedSteps: 1000
+      optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, evictAfterMissedSteps: 1000,
+      // a step waits for every member's gradient through the restart (the derived deadline could
+      // let a step go on without a late one, which would hide a lost one)
+      stepDeadlineMs: 30_000
     })
     const reports: StepReport[] = []
     let restart: Promise<void> | undefined
@@ -57,10 +60,13 @@ describe('a broker restart during training', () => {
       // every peer lost its connection and came back
       const reconnected = new Set(lines.filter((l) => l.msg === 'reconnected to the broker').map((l) => l.peer))
       expect(reconnected.size).toBe(4)
-      // (rejections are not asserted: a gradient re-sent because its confirm died with the
-      // connection may arrive twice, and the second copy is dropped as a duplicate by design)
-      const partial = reports.filter((r) => r.contributors.length < 4).length
-      console.log(`broker restart: ${reports.length} steps, ${partial} aggregated fewer than 4 gradients, longest wait ${Math.max(...reports.map((r) => r.waitedMs)).toFixed(0)} ms, ${result.rejected} duplicate/late copies dropped`)
+      // nothing lost: every step aggregated all four gradients. A gradient re-sent because its
+      // confirm died with the connection may arrive twice: the second copy is dropped as a duplicate
+      const partial = reports.filter((r) => r.contributors.length < 4).map((r) => `step ${r.step}: missing ${r.missing.join(',')}`)
+      console.log(`broker restart: ${reports.length} steps, ${partial.length} aggregated fewer than 4 gradients, longest wait ${Math.max(...reports.map((r) => r.waitedMs)).toFixed(0)} ms, ${result.rejected} duplicate/late copies dropped`)
+      expect(partial).toEqual([])
+      const { duplicate = 0, ...refused } = result.rejectedByReason
+      expect(refused, `duplicates ${duplicate}`).toEqual({})
       expect(brokerNames('queues', job.id!)).toEqual([])
     } finally {
       await restart?.catch(() => {})

@@ -3,9 +3,11 @@
  * Peer D's connection gater refuses peer C (an allowlist without it), in both directions, as a
  * firewall between two hosts would. C and D must reach each other through the RabbitMQ broker,
  * everybody else over libp2p, and the job must run as if nothing were in the way: every
- * gradient every step, identical parameters, the queues gone after the job.
+ * gradient every step, identical parameters, the queues gone after the job. And daemons that live
+ * on after a job (over auto and over the broker alone) delete its gradient queues when it ends.
  */
 import { pino } from 'pino'
+import { silentLogger } from '../../daemon/logger.js'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
@@ -92,8 +94,47 @@ describe('transport auto', () => {
       (l.msg.startsWith('refused a connection from a peer not on the allowlist') && l.name === 'd')))
     expect(unexpected.map((l) => `${l.name}: ${l.msg}`)).toEqual([])
 
+    // the job is over, the daemons live on: no gradient queue is left, the control queues wait
+    // for late questions (BROKER_LINGER_AFTER_JOB_MS) or the daemons' stop
+    await expectGradientQueuesGone(job.id!)
     await Promise.all(daemons.map(async (daemon) => await daemon.stop()))
     expect(brokerNames('queues', job.id!)).toEqual([])
     expect(brokerNames('exchanges', job.id!)).toEqual([])
   }, 180_000)
 })
+
+describe('transport amqp, daemons that live on after the job', () => {
+  const { daemons, configFor } = useLocalDaemons('p2pmld-amqp-after-')
+
+  it('delete their gradient queues when the job ends and the rest when they stop', async () => {
+    const job = parseJobConfig({ id: `amqp-after-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 1, batchSize: 32, trainSamples: 1024, minPeers: 3 }, 'test job')
+    const loadDatasets = createCachedDatasetLoader()
+    for (const name of ['host', 'b', 'c']) {
+      const d = await createPeerDaemon({
+        config: { ...configFor(name, []), amqpUrl: BROKER_URL },
+        log: silentLogger(),
+        controlSocket: false,
+        reportsDir: null,
+        loadDatasets,
+        ...(name === 'host' ? { job } : { joinJobId: job.id })
+      })
+      daemons.push(d)
+      await d.start()
+    }
+    const results = await Promise.all(daemons.map(async (d) => await d.jobDone()))
+    expect(new Set(results.map((r) => r?.digest)).size).toBe(1)
+    await expectGradientQueuesGone(job.id!)
+    expect(brokerNames('queues', `${job.id!}.`).filter((q) => q.endsWith('.ctl'))).toHaveLength(3)
+    await Promise.all(daemons.map(async (d) => await d.stop()))
+    expect(brokerNames('queues', job.id!)).toEqual([])
+    expect(brokerNames('exchanges', job.id!)).toEqual([])
+  }, 120_000)
+})
+
+/** within a few seconds of every member's end, no queue of the job holds gradients */
+async function expectGradientQueuesGone(jobId: string): Promise<void> {
+  const gradientQueues = (): string[] => brokerNames('queues', `${jobId}.`).filter((q) => q.includes('.g.'))
+  const until = Date.now() + 10_000
+  while (gradientQueues().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 250))
+  expect(gradientQueues()).toEqual([])
+}
