@@ -20,6 +20,18 @@ interface DemoFlags extends JobFlagValues, ReportDirFlags {
   amqpUrl?: string
 }
 
+/**
+ * The demo's line on refused inbound messages: in async mode a gradient past the staleness bound
+ * is dropped by design, so those are told apart from real refusals (bad, forged, duplicate).
+ */
+export function describeRejections(byReason: Readonly<Record<string, number>>, mode: 'sync' | 'async'): string {
+  const { stale = 0, ...others } = byReason
+  const refused = Object.values(others).reduce((a, b) => a + b, 0) + (mode === 'async' ? 0 : stale)
+  const detail = Object.entries(mode === 'async' ? others : byReason).map(([reason, n]) => `${reason} ${n}`).join(', ')
+  const line = `rejected messages: ${refused}${refused > 0 ? ` (${detail})` : ''}`
+  return mode === 'async' && stale > 0 ? `${line}; stale gradients dropped (older than maxStaleness, by design): ${stale}` : line
+}
+
 export function registerDemoCommand(program: Command): void {
   const command = program
     .command('demo')
@@ -33,7 +45,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--report-dir <dir>', "where peer-0's run report (JSON + HTML) goes (default: ~/.p2pmld/reports)")
     .option('--no-report', 'write no run report')
-    .option('--amqp-url <url>', 'the RabbitMQ broker for --transport amqp (env P2PMLD_AMQP_URL; default amqp://guest:guest@127.0.0.1:5672)')
+    .option('--amqp-url <url>', 'the RabbitMQ broker for --transport amqp or auto (env P2PMLD_AMQP_URL; default amqp://guest:guest@127.0.0.1:5672)')
   addJobFlags(command)
   command.action(action(async (flags: DemoFlags) => {
     const peers = Number(flags.peers)
@@ -104,7 +116,7 @@ export function registerDemoCommand(program: Command): void {
       '',
       `parameters identical on all peers: ${result.identicalParameters ? 'yes' : 'NO'}`,
       `wall time ${(result.wallMs / 1000).toFixed(1)} s${baseline !== undefined ? `; single process on the same samples ${(baseline.wallMs / 1000).toFixed(1)} s (test acc ${(baseline.accuracy * 100).toFixed(2)} %)` : ''}`,
-      `gradient bytes sent per peer: ${result.bytesSentPerPeer.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')}; rejected messages: ${result.rejected}`,
+      `gradient bytes sent per peer: ${result.bytesSentPerPeer.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')}; ${describeRejections(result.rejectedByReason, job.mode)}`,
       '',
       'per-stage figures of peer-0 (Table I):',
       formatStageTable(result.stages),

@@ -52,9 +52,11 @@ export interface JobMembership {
   recordMisses(report: StepReport): void
   /**
    * a deadline round of `step` ended short of the gradients it needs: count it as a miss for
-   * `missing`; the coordinator evicts past the limit from this step (nobody can complete it)
+   * `missing`; the coordinator evicts past the limit from this step (nobody can complete it).
+   * `lagging`: those of `missing` that are alive one step behind (they sent step - 1 and are
+   * heard from): not counted, and counted as heard from for the majority check
    */
-  recordShortRound(step: number, live: readonly string[], missing: readonly string[]): void
+  recordShortRound(step: number, live: readonly string[], missing: readonly string[], lagging?: readonly string[]): void
   /**
    * coordinator: admit a peer; returns the step it joins at: 0 before the start, the current
    * step when the job waits for members ('now': no step can run without it), else a little later
@@ -152,13 +154,16 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       countMisses(report.members, report.missing)
       evictOverLimit(options.step())
     },
-    recordShortRound(step, live, missing) {
+    recordShortRound(step, live, missing, lagging = []) {
       // a peer that heard from at most half of the live members may be the one cut off: it must
       // not count the majority as missing (it would evict them from its own view, as coordinator
-      // once it suspects every more senior member), so only a majority side counts misses
-      if (2 * (live.length - missing.length) <= live.length) return
+      // once it suspects every more senior member), so only a majority side counts misses. A
+      // member still at the step before is alive: a peer that crashed after sending its gradient
+      // to this one but not to that one leaves it there, and with three members this one would
+      // otherwise hear from a minority, count nothing and never evict the crashed peer
+      if (2 * (live.length - missing.length + lagging.length) <= live.length) return
       // only members that did not send count: one that did is not reset, its step is not done
-      for (const member of missing) if (member !== selfId) misses.set(member, (misses.get(member) ?? 0) + 1)
+      for (const member of missing) if (member !== selfId && !lagging.includes(member)) misses.set(member, (misses.get(member) ?? 0) + 1)
       evictOverLimit(step)
     },
     admit(peerId, when) {

@@ -47,6 +47,8 @@ export interface JobRunnerOptions {
   readonly snapshot?: JobSnapshot
   /** run compress/aggregate even on a step this peer is alone in (default: the gradient goes to the optimizer as computed) */
   readonly exchangeAlone?: boolean
+  /** `peer` was heard from lately (its heartbeats): alive, whatever its gradients do */
+  readonly recentlyHeard?: (peer: string) => boolean
 }
 
 export interface JobRunner {
@@ -193,7 +195,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     codec,
     aggregation,
     onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
-    onShortRound: (step, live, missing) => members.recordShortRound(step, live, missing),
+    // a missing member heard from (heartbeats) whose newest gradient is for the step before is
+    // alive and one step behind, not gone
+    onShortRound: (step, live, missing) => members.recordShortRound(step, live, missing,
+      missing.filter((id) => collector.newestStepFrom(id) === step - 1 && options.recentlyHeard?.(id) === true)),
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
     collector,

@@ -31,6 +31,8 @@ export interface GradientCollector<M extends CollectedGradient> {
    * so a peer still waiting on it has fallen behind them.
    */
   sendersAhead(step: number): string[]
+  /** the newest step `sender` sent a gradient for (kept or not); undefined if none yet */
+  newestStepFrom(sender: string): number | undefined
   /** the gradients kept for `step`, by sender */
   receivedAt(step: number): ReadonlyMap<string, M>
   /** Peers no longer expected (left or evicted) stop being waited for at once. */
@@ -110,6 +112,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
       return { received, missing: waiting(), timedOut }
     },
 
+    newestStepFrom: (sender) => newestStep.get(sender),
     sendersAhead(step: number): string[] {
       return [...newestStep.entries()].filter(([, newest]) => newest > step).map(([sender]) => sender)
     },

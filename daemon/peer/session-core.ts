@@ -105,6 +105,8 @@ export interface SessionCore extends Pick<JobSession,
 const SEND_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
 /** one digest or control question; a member still finishing its last step answers when it gets there */
 const REQUEST_TIMEOUT_MS = 30_000
+/** a peer whose heartbeat or other membership message came this recently is alive (heartbeats: 1 s) */
+const HEARD_WITHIN_MS = 3_000
 /** inbound gradients kept while a joining peer has no runner yet */
 const MAX_EARLY_GRADIENTS = 256
 
@@ -149,6 +151,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       events: runnerEvents,
       host: options.host,
       snapshot,
+      recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
       network: {
         sendGradient: async (message, recipients) => {
           const outbound = { jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: Buffer.from(message.digest, 'hex'), payload: message.payload }

@@ -21,4 +21,26 @@ describe('job membership', () => {
     membership.resumeAsHost(21)
     expect(membership.version()).toBe(8)
   })
+
+  it('the coordinator evicts a peer that crashed after sending its gradient to it but not to the third member', () => {
+    const make = () => {
+      const removed: string[] = []
+      const membership = createJobMembership({
+        selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+        log: silentLogger(), step: () => 13, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
+      })
+      membership.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'stays', joinStep: 0, leaveStep: Infinity }, { peerId: 'dead', joinStep: 0, leaveStep: Infinity }] })
+      return { membership, removed }
+    }
+    // the host finished step 12 with dead's gradient; stays never got it and waits at 12: at 13
+    // the host misses both. Told that stays is alive one step behind, it counts dead alone
+    const told = make()
+    for (let round = 0; round < 3; round++) told.membership.recordShortRound(13, ['host', 'stays', 'dead'], ['stays', 'dead'], ['stays'])
+    expect(told.removed).toEqual(['dead'])
+    expect(told.membership.view().membersAt(13)).toEqual(['host', 'stays'])
+    // not told: it hears from a minority and counts nothing (the stall the rejoin test met in CI)
+    const blind = make()
+    for (let round = 0; round < 3; round++) blind.membership.recordShortRound(13, ['host', 'stays', 'dead'], ['stays', 'dead'])
+    expect(blind.removed).toEqual([])
+  })
 })
