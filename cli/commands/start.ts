@@ -105,14 +105,19 @@ export function registerStartCommand(program: Command): void {
     }
     process.once('SIGINT', () => { void stop('SIGINT') })
     process.once('SIGTERM', () => { void stop('SIGTERM') })
+    // `p2pmld stop` is answered from the moment the control socket is up: start-up can last (a
+    // job's broker that cannot be reached yet is retried), and the stop must not wait for it
+    void daemon.shutdownRequested().then(async () => { await stop('shutdown requested') })
     try {
       await daemon.start()
     } catch (error) {
+      // SIGINT/SIGTERM or `p2pmld stop` during start-up: stopped as asked, not a failure (read
+      // before the stop below, which settles shutdownRequested() itself)
+      const askedToStop = stopping
       // a job that cannot load, a busy port, a corrupt checkpoint: release the port and the
       // socket, then fail (exit 1) instead of idling on
       await daemon.stop().catch(() => {})
-      // SIGINT/SIGTERM during start-up: stopped as asked, not a failure
-      if (stopping) return
+      if (askedToStop) return
       throw explainStartFailure(error)
     }
     if (stopping) {

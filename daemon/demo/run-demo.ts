@@ -64,7 +64,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // (auto trains over libp2p without it and warns)
   if (options.job.transport === 'amqp') {
     await probeBroker(options.amqpUrl ?? DEFAULT_AMQP_URL).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}: start RabbitMQ (e.g. rabbitmq-server -detached) or name it with --amqp-url / P2PMLD_AMQP_URL`)
+      const refused = /ACCESS-REFUSED|403/.test((error as Error).message)
+      throw new Error(`${(error as Error).message}: ${refused ? 'check the user and password in --amqp-url / P2PMLD_AMQP_URL' : 'start RabbitMQ (e.g. rabbitmq-server -detached) or name it with --amqp-url / P2PMLD_AMQP_URL'}`)
     })
   }
   const root = await mkdtemp(join(tmpdir(), 'p2pmld-demo-'))

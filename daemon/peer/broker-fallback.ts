@@ -149,7 +149,7 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
       await Promise.race([connecting, new Promise((resolve) => { timer = setTimeout(resolve, CONNECT_WAIT_MS) })]).catch(() => {})
       clearTimeout(timer)
       if (!connection.connected()) {
-        log.warn({ job: jobId, broker: new URL(options.amqpUrl).host }, 'transport auto: the broker is not reachable yet; the job runs over libp2p alone until it is (set --amqp-url or P2PMLD_AMQP_URL)')
+        log.warn({ broker: new URL(options.amqpUrl).host }, 'transport auto: the broker is not reachable yet; the job runs over libp2p alone until it is (is it running? --amqp-url / P2PMLD_AMQP_URL name it)')
       }
     },
     stop(peers) {
@@ -177,10 +177,10 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
           if (!routesAround(r)) {
             const report = await direct(message, [r])
             if (report.reached.includes(r)) {
-              if (routed.delete(r)) log.info({ job: jobId, peer: r, step: message.step }, 'transport auto: member reachable over libp2p again')
+              if (routed.delete(r)) log.info({ peer: r, step: message.step }, 'transport auto: member reachable over libp2p again')
               return true
             }
-            if (!routed.has(r)) log.info({ job: jobId, peer: r, step: message.step }, 'transport auto: member not reachable over libp2p; its gradients go through the broker')
+            if (!routed.has(r)) log.info({ peer: r, step: message.step }, 'transport auto: member not reachable over libp2p; its gradients go through the broker')
             routed.set(r, Date.now())
           }
           return await sendAround(message, r)

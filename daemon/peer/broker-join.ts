@@ -11,10 +11,15 @@ import type { Logger } from '../logger.js'
  * Throws when no coordinator (of job `jobId`, when given) answered within `waitMs` (default 1 s;
  * the caller retries with backoff).
  */
-export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: string, log: Logger, options: { jobId?: string, waitMs?: number } = {}): Promise<JobInfo> {
+export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: string, log: Logger, options: { jobId?: string, waitMs?: number, signal?: AbortSignal } = {}): Promise<JobInfo> {
   const waitMs = options.waitMs ?? 1000
   const connection = createBrokerConnection({ url: amqpUrl, logger: log })
+  // the connection retries an unreachable broker until stopped: a join aborted (a job submitted,
+  // the daemon stopping) stops it, and its start() then rejects
+  const onAbort = (): void => { void connection.stop() }
+  options.signal?.addEventListener('abort', onAbort, { once: true })
   try {
+    options.signal?.throwIfAborted()
     await connection.start()
     const answers = await discoverJobs(connection, key, selfId, { waitMs, logger: log })
     for (const answer of answers) {
@@ -24,6 +29,7 @@ export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: 
     }
     throw new Error(`no ${options.jobId !== undefined ? `coordinator of job ${options.jobId}` : 'job'} answered on the broker at ${new URL(amqpUrl).host} within ${waitMs} ms`)
   } finally {
+    options.signal?.removeEventListener('abort', onAbort)
     await connection.stop()
   }
 }

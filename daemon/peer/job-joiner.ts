@@ -79,7 +79,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         lastError = error
       }
     }
-    if (options.amqpUrl !== undefined) return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: options.joinJobId })
+    if (options.amqpUrl !== undefined) return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: options.joinJobId, signal })
     throw lastError ?? new Error('no bootstrap peer to ask for the job')
   }
 

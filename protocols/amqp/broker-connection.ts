@@ -137,6 +137,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
   const connectWithBackoff = (): Promise<void> => {
     connecting ??= (async () => {
       let delay = minBackoff
+      let failures = 0
       while (!stopped) {
         try {
           await connectOnce()
@@ -145,7 +146,9 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
           return
         } catch (error) {
           if (stopped) return
-          logger.warn({ err: (error as Error).message, retryInMs: delay }, 'cannot reach the broker; retrying')
+          // the first failure and then about once a minute (every 12th at the 5 s cap) at warn
+          failures++
+          logger[failures % 12 === 1 ? 'warn' : 'debug']({ err: (error as Error).message, retryInMs: delay, failures }, 'cannot reach the broker; retrying')
           // stop() ends the wait at once (clearing the timer alone would leave this await hanging)
           await new Promise<void>((resolve) => {
             wakeRetry = resolve

@@ -1,0 +1,35 @@
+/**
+ * A daemon whose RabbitMQ broker cannot be reached stops when told to (a fresh user's daemons
+ * never exited: `p2pmld stop` was acted on only after a start-up that retried the broker for
+ * ever, and an idle daemon's discovery connection outlived its stop and swallowed Ctrl-C).
+ */
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { eventually } from './support/daemon-process.js'
+import { useDaemonFleet } from './support/fleet-suite.js'
+
+const { fleet, clientFor } = useDaemonFleet('unreachable-broker')
+// nothing listens on port 1: every connection attempt is refused
+const NO_BROKER = 'amqp://guest:guest@127.0.0.1:1'
+
+describe('a daemon whose broker cannot be reached', () => {
+  it('hosting an amqp job: `p2pmld stop` ends it while it retries the broker', async () => {
+    const host = fleet.start('amqp-host', ['--model', 'mlp', '--transport', 'amqp', '--amqp-url', NO_BROKER, '--min-peers', '1', '--f', '0', '--aggregation', 'mean'])
+    await host.waitForLog(/cannot reach the broker; retrying/, 90_000)
+    await eventually(() => existsSync(host.socketPath) ? true : undefined, 30_000, 'the control socket')
+    expect(await clientFor(host).shutdown()).toEqual({ stopping: true })
+    const asked = Date.now()
+    expect(await fleet.exits([host], 15_000), fleet.describe()).toEqual([0])
+    expect(Date.now() - asked).toBeLessThan(5_000)
+  }, 120_000)
+
+  it('idle, looking for a job on the broker: SIGINT ends it', async () => {
+    const idle = fleet.start('amqp-idle', ['--amqp-url', NO_BROKER])
+    await idle.waitForStdout(/control socket /, 90_000)
+    await idle.waitForLog(/cannot reach the broker; retrying/, 30_000)
+    idle.kill('SIGINT')
+    const asked = Date.now()
+    expect(await fleet.exits([idle], 15_000), fleet.describe()).toEqual([0])
+    expect(Date.now() - asked).toBeLessThan(5_000)
+  }, 120_000)
+})
