@@ -107,13 +107,16 @@ export function registerStartCommand(program: Command): void {
     process.once('SIGTERM', () => { void stop('SIGTERM') })
     // `p2pmld stop` is answered from the moment the control socket is up: start-up can last (a
     // job's broker that cannot be reached yet is retried), and the stop must not wait for it
-    void daemon.shutdownRequested().then(async () => { await stop('shutdown requested') })
+    // (not when the daemon's own stop after a failed start settles it)
+    let startFailed = false
+    void daemon.shutdownRequested().then(async () => { if (!startFailed) await stop('shutdown requested') })
     try {
       await daemon.start()
     } catch (error) {
       // SIGINT/SIGTERM or `p2pmld stop` during start-up: stopped as asked, not a failure (read
       // before the stop below, which settles shutdownRequested() itself)
       const askedToStop = stopping
+      startFailed = true
       // a job that cannot load, a busy port, a corrupt checkpoint: release the port and the
       // socket, then fail (exit 1) instead of idling on
       await daemon.stop().catch(() => {})
