@@ -118,9 +118,13 @@ export const JobConfigSchema = z.object({
   /**
    * how gradients travel over libp2p: stream (a direct stream to each member) or gossipsub (one
    * signed publish on the job's gradient topic, flooded to the members connected to the sender,
-   * not relayed; chunked below gossipsub's 4 MiB limit). Every member uses the job's choice.
+   * not relayed; chunked below gossipsub's 4 MiB limit), or reduce-scatter (each member sends
+   * each slice of its gradient to the slice's 2f+1 replicas, which aggregate it and send their
+   * results to everyone; members take the median of a slice's replica results: bytes per member
+   * do not grow with the number of members; daemon/training/reduce-scatter-step.ts). Every member
+   * uses the job's choice.
    */
-  exchange: z.enum(['stream', 'gossipsub']).default('stream'),
+  exchange: z.enum(['stream', 'gossipsub', 'reduce-scatter']).default('stream'),
   /** sync: every step waits for the members' gradients; async: use the latest each published */
   mode: z.enum(['sync', 'async']).default('sync'),
   /** async: a member's latest gradient is used while at most this many steps old */
@@ -134,6 +138,12 @@ export const JobConfigSchema = z.object({
       path: ['exchange'],
       message: `exchange ${job.exchange} needs transport libp2p (over the broker, and for transport auto's per-member fallback, gradients go to each member on its own): set exchange to stream or transport to libp2p`
     })
+  }
+  if (job.exchange === 'reduce-scatter' && job.mode !== 'sync') {
+    ctx.addIssue({ code: 'custom', path: ['exchange'], message: 'exchange reduce-scatter runs in mode sync only (async members aggregate the latest of each member\'s gradients): set mode to sync or exchange to stream' })
+  }
+  if (job.exchange === 'reduce-scatter' && !COORDINATE_WISE_RULES.includes(job.aggregation.rule)) {
+    ctx.addIssue({ code: 'custom', path: ['exchange'], message: `exchange reduce-scatter aggregates slices of the gradients, which ${job.aggregation.rule} cannot (it compares whole vectors): set aggregation.rule to one of ${COORDINATE_WISE_RULES.join(', ')} or exchange to stream` })
   }
   const needed = minimumPeersFor(job.aggregation.rule, job.aggregation.f)
   if (job.minPeers < needed) {
@@ -162,6 +172,9 @@ export function jobConfigWarnings(job: JobConfig): string[] {
   }
   return warnings
 }
+
+/** rules that work coordinate by coordinate, so a slice of the vectors aggregates on its own */
+export const COORDINATE_WISE_RULES: readonly AggregationRule[] = ['trimmed-mean', 'mean', 'median', 'mean-around-median']
 
 /** Fewest gradients the rule can aggregate while tolerating f faulty ones. */
 export function minimumPeersFor(rule: AggregationRule, f: number): number {

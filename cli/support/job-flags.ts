@@ -73,7 +73,7 @@ export function addJobFlags(command: Command): Command {
     .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
     .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))
     .option('--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['transport']))
-    .option('--exchange <e>', 'how gradients travel over libp2p: stream (one stream per member) or gossipsub (one publish on the job topic)', choice('--exchange', ['exchange']))
+    .option('--exchange <e>', 'how gradients travel over libp2p: stream (one stream per member), gossipsub (one publish on the job topic) or reduce-scatter (slices to 2f+1 replicas each: bytes per peer do not grow with the peers)', choice('--exchange', ['exchange']))
     .option('--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['mode']))
     .option('--max-staleness <steps>', 'async: use a gradient at most this many steps old', numberFlag('--max-staleness', 'int'))
     .option('--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'positive'))

@@ -110,6 +110,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   // async: peers run at their own pace; two wire tags per step (gradient, averaging round)
   const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: config.mode === 'async' ? 2 * (config.maxStaleness + 64) : 8 })
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
+  // reduce-scatter: the replicas' results of a step, collected after its parts (the collector above)
+  const results: GradientCollector<InboundGradient> | undefined = runtime.slicePlan === undefined ? undefined : createGradientCollector({ maxStepsAhead: 8 })
 
   let params: Float32Array
   let convergence: ConvergenceControl
@@ -139,7 +141,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     log,
     step: () => progress.step,
     phase: (): JobPhase => runnerState === 'finished' ? 'finished' : runnerState === 'waiting' ? 'waiting' : 'training',
-    onRemoved: (peerId) => collector.forget(peerId)
+    onRemoved: (peerId) => {
+      collector.forget(peerId)
+      results?.forget(peerId)
+    }
   })
 
   const control = createJobControl({
@@ -168,6 +173,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     members.restore(snap.meta.membership)
     finishedFromSnapshot = snap.meta.finished
     collector.discardBefore(snap.step)
+    results?.discardBefore(snap.step)
   }
 
   if (options.snapshot !== undefined) {
@@ -208,6 +214,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     attack: attack === undefined ? undefined : (g, step, recipient) => applyAttack(attack, g, { step, seed: config.seed, recipient }),
     equivocates: attack?.kind === 'equivocate',
     exchangeAlone: options.exchangeAlone,
+    ...(runtime.slicePlan !== undefined && results !== undefined ? { reduceScatter: { plan: runtime.slicePlan, results } } : {}),
     log
   })
   let trainer = buildTrainer()
@@ -449,6 +456,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       control.stop()
       abort.abort(new Error('job stopped'))
       collector.close()
+      results?.close()
       await loop?.catch(() => undefined)
       if (runnerState !== 'finished' && runnerState !== 'failed') runnerState = 'finished'
       abort = new AbortController()
@@ -460,6 +468,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     offerGradient(gradient: InboundGradient): boolean {
       // kept even from a peer not (yet) known as a member: a membership update may still be on
       // its way, and only the members expected at a step are ever aggregated
+      if (gradient.sliced?.header.phase === 'results') return results?.offer(gradient) ?? false
       return collector.offer(gradient)
     },
     admit: (peerId) => members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),

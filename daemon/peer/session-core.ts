@@ -107,6 +107,7 @@ const SEND_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
 const REQUEST_TIMEOUT_MS = 30_000
 /** a peer whose heartbeat or other membership message came this recently is alive (heartbeats: 1 s) */
 const HEARD_WITHIN_MS = 3_000
+const EMPTY = new Float32Array(0)
 /** inbound gradients kept while a joining peer has no runner yet */
 const MAX_EARLY_GRADIENTS = 256
 
@@ -154,7 +155,10 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
       network: {
         sendGradient: async (message, recipients) => {
-          const outbound = { jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount, digest: Buffer.from(message.digest, 'hex'), payload: message.payload }
+          const outbound: GradientMessage = {
+            jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount,
+            digest: Buffer.from(message.digest, 'hex'), payload: message.payload, ...(message.slices !== undefined ? { slices: message.slices } : {})
+          }
           let pending: readonly string[] = recipients
           for (const delayMs of [...SEND_RETRY_DELAYS_MS, undefined]) {
             if (wire === undefined || stopped) return
@@ -200,6 +204,27 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     for (const change of memberChanges.observe(step, r.membership().membersAt(step))) options.events?.onMembershipChange?.(change)
   }
 
+  /** the payload decoded (a whole vector, or the slices of a reduce-scatter message); undefined when refused */
+  const decodeInbound = (message: GradientMessage, from: string): InboundGradient | undefined => {
+    const head = { step: message.step, sender: from, digest: Buffer.from(message.digest).toString('hex') }
+    const refuse = (detail: string): undefined => {
+      rejections.reject('payload', { from, step: message.step }, detail)
+      return undefined
+    }
+    const slicePlan = runtime?.slicePlan
+    if ((message.slices !== undefined) !== (slicePlan !== undefined)) {
+      return refuse(message.slices !== undefined
+        ? `a sliced (reduce-scatter) gradient message, but this job's exchange is ${config.exchange}`
+        : 'a whole-vector gradient message, but this job\'s exchange is reduce-scatter (the sender runs another job config)')
+    }
+    try {
+      if (message.slices === undefined || slicePlan === undefined) return { ...head, gradient: codec.decode(message.payload, parameterCount) }
+      return { ...head, gradient: EMPTY, sliced: { header: message.slices, parts: slicePlan(message.slices.total).decode(message.slices, message.payload) } }
+    } catch (error) {
+      return refuse((error as Error).message)
+    }
+  }
+
   const startRunner = (snapshot: JobSnapshot | undefined): void => {
     runner = createRunner(snapshot)
     for (const g of early) runner.offerGradient(g)
@@ -230,14 +255,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     },
     parameterCount: () => parameterCount,
     onGradient(message, from) {
-      let gradient: Float32Array
-      try {
-        gradient = codec.decode(message.payload, parameterCount)
-      } catch (error) {
-        rejections.reject('payload', { from, step: message.step }, (error as Error).message)
-        return
-      }
-      const inbound: InboundGradient = { step: message.step, sender: from, digest: Buffer.from(message.digest).toString('hex'), gradient }
+      const inbound = decodeInbound(message, from)
+      if (inbound === undefined) return
       if (runner === undefined) {
         if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
         return

@@ -12,6 +12,7 @@ import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datase
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel, followsDatasetShape } from '../../ml/models/zoo.js'
 import { bufferSpecs } from '../../ml/params.js'
+import { createSlicePlanCache, type SlicePlan } from './slice-plan.js'
 
 export interface JobRuntime {
   readonly config: JobConfig
@@ -22,6 +23,8 @@ export interface JobRuntime {
   readonly computer: GradientComputer
   /** the job's codec; the model's running statistics travel exactly, outside its lossy buckets */
   readonly codec: ExactRangesCodec
+  /** exchange reduce-scatter: how a step with that many members cuts the vector (slice-plan.ts) */
+  readonly slicePlan?: (members: number) => SlicePlan
   close(): Promise<void>
 }
 
@@ -60,6 +63,9 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
     test,
     computer,
     codec: createCodec(config.compression, bufferSpecs(model.layout)),
+    ...(config.exchange === 'reduce-scatter'
+      ? { slicePlan: createSlicePlanCache(model.layout.totalSize, config.aggregation.f, config.compression, bufferSpecs(model.layout)) }
+      : {}),
     close: () => computer.close()
   }
 }

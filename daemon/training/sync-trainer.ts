@@ -17,6 +17,10 @@ import type { CollectResult, GradientCollector } from '../membership/gradient-co
 import type { MembershipView } from '../membership/membership-view.js'
 import type { StepDeadlinePolicy } from './deadline.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest, type TrainingProgress } from './training-state.js'
+import type { SliceHeader } from '../../protocols/messages/index.js'
+import { collectResults } from './reduce-scatter-results.js'
+import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
+import type { SlicePlan } from './slice-plan.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
 /** payload buffers the trainer cycles through (see the encode in runStep) */
@@ -53,7 +57,10 @@ export interface InboundGradient {
   readonly step: number
   readonly sender: string
   readonly digest: string
+  /** the whole decoded gradient (empty for a reduce-scatter message: see `sliced`) */
   readonly gradient: Float32Array
+  /** a reduce-scatter message: which slices it holds, and those slices decoded (in its run order) */
+  readonly sliced?: { readonly header: SliceHeader, readonly parts: readonly Float32Array[] }
 }
 
 export interface OutboundGradient {
@@ -61,6 +68,14 @@ export interface OutboundGradient {
   readonly epoch: number
   readonly digest: string
   readonly payload: Uint8Array
+  /** the payload holds these slices (reduce-scatter), not the whole vector */
+  readonly slices?: SliceHeader
+}
+
+/** exchange reduce-scatter: the step's slicing, and where the replicas' results are collected */
+export interface ReduceScatterDeps {
+  readonly plan: (members: number) => SlicePlan
+  readonly results: GradientCollector<InboundGradient>
 }
 
 export interface StepReport {
@@ -119,6 +134,8 @@ export interface SyncTrainerDeps {
    * what a codec costs); the caller should say so in its output.
    */
   readonly exchangeAlone?: boolean
+  /** exchange reduce-scatter (absent: every member sends its whole gradient to every other) */
+  readonly reduceScatter?: ReduceScatterDeps
 }
 
 /**
@@ -153,7 +170,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
   let ownBuffer: Float32Array | undefined
   /** what this peer sent for the step it completed last, for members that lost it (see runStep) */
-  let previousSend: { readonly message: OutboundGradient, readonly members: readonly string[] } | undefined
+  let previousSend: { readonly step: number, readonly members: readonly string[], resend(to: readonly string[]): void } | undefined
   const payloadBuffers = createBufferRing(PAYLOAD_BUFFERS)
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
@@ -165,9 +182,9 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   /** Sends the last completed step's gradient again to those of `recipients` that were members of it, if that step is `step - 1`. */
   const resendPrevious = (step: number, recipients: readonly string[]): void => {
     const previous = previousSend
-    if (previous === undefined || previous.message.step !== step - 1) return
+    if (previous === undefined || previous.step !== step - 1) return
     const to = recipients.filter((id) => id !== deps.selfId && previous.members.includes(id))
-    if (to.length > 0) deps.send(previous.message, to).catch(() => {})
+    if (to.length > 0) previous.resend(to)
   }
 
   /** Advances the progress past `step` and builds its report. */
@@ -180,6 +197,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     progress.epochLossSum += loss
     progress.epochLossCount += 1
     collector.discardBefore(step + 1)
+    deps.reduceScatter?.results.discardBefore(step + 1)
     const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
     const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
     const stepMs = performance.now() - stepStart
@@ -201,6 +219,51 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       stepsInEpoch: Math.floor(deps.train.size / (nextWorld * batchSize))
     }
     return report
+  }
+
+  /**
+   * A reduce-scatter step once its parts are collected: aggregate this peer's slices over the
+   * parts (sorted by sender), send the results to every member, collect the other replicas'
+   * results and take each slice's median (reduce-scatter-step.ts). A test-only attacker also
+   * corrupts the results it sends as a replica.
+   */
+  const reduceScatterRest = async (step: number, members: readonly string[], rank: number, plan: SlicePlan, parts: OwnParts | undefined,
+    collected: CollectResult<InboundGradient>, digest: string, sendParts: (to: readonly string[]) => void, signal: AbortSignal | undefined):
+  Promise<StepOutcome | { aggregate: Float32Array, contributors: string[], peerDigests: Map<string, string> }> => {
+    const rs = deps.reduceScatter as ReduceScatterDeps
+    const run = plan.replicaRun(rank)
+    const partsBy = new Map<string, readonly Float32Array[]>(parts === undefined ? [] : [[deps.selfId, parts.parts]])
+    const peerDigests = new Map<string, string>()
+    for (const [sender, message] of collected.received) {
+      // cut for another membership of the step (views that differ): left out, as a missing part
+      if (message.sliced === undefined || !fitsRun(plan, message.sliced.header, run)) {
+        deps.log.warn({ step, from: sender, slices: message.sliced?.header }, 'parts cut for another membership of the step: left out')
+        continue
+      }
+      partsBy.set(sender, message.sliced.parts)
+      peerDigests.set(sender, message.digest)
+    }
+    const contributors = [...partsBy.keys()].sort()
+    const attack = deps.equivocates === true ? undefined : deps.attack
+    const corrupt = attack === undefined ? undefined : (r: Float32Array): Float32Array => attack(r, step)
+    const mine = await stages.time('aggregate', () =>
+      encodeResults(plan, run, aggregateRun(plan, run, contributors.map((id) => partsBy.get(id) as Float32Array[]), deps.aggregation, corrupt), config.seed, step))
+    const results: OutboundGradient = { step, epoch: progress.epoch, digest, payload: mine.payload, slices: mine.slices }
+    const others = members.filter((id) => id !== deps.selfId)
+    stages.time('send', () => deps.send(results, others)).catch((error: unknown) => { sendFailure ??= { error } })
+    const resend = (to: readonly string[]): void => {
+      sendParts(to)
+      if (to.length > 0) deps.send(results, to).catch(() => {})
+    }
+    previousSend = { step, members, resend }
+    const byReplica = await stages.time('receive', async () => await collectResults({
+      step, plan, members, selfId: deps.selfId, own: mine.decoded, f: deps.aggregation.f, results: rs.results, parts: collector,
+      membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal
+    }))
+    if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+    if ('kind' in byReplica) return byReplica
+    const aggregate = await stages.time('aggregate', () => medianOfReplicas(plan, byReplica, deps.optimizer.gradientBuffer()))
+    return { aggregate, contributors, peerDigests }
   }
 
   return {
@@ -251,7 +314,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
 
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
-      const { payload, own } = !finite ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
+      // reduce-scatter: each member gets the slices it aggregates (reduce-scatter-step.ts)
+      const plan = deps.reduceScatter?.plan(worldSize)
+      const parts = !finite || plan === undefined ? undefined : await stages.time('compress', () => encodeParts(plan, sent, config.seed, step, rank))
+      const { payload, own } = !finite || plan !== undefined ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
         // into a buffer reused 4 steps later: the payload is read until the step after next
         // (re-sends of this step while the runner is at most one step on, and the previous-step
         // re-send); the transports copy it when a send starts (JobWire.publishGradient)
@@ -261,15 +327,29 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         ownBuffer ??= new Float32Array(sent.length)
         return { payload: bytes, own: deps.codec.decode(bytes, sent.length, ownBuffer.length === sent.length ? ownBuffer : undefined) }
       })
+      const contributes = own !== undefined || parts !== undefined
       // not awaited before collecting: a write to a member whose link died blocks until the send
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
       // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
       // this step or the next.
       const sentTo = new Set<string>()
+      const failed = (error: unknown): void => { sendFailure ??= { error } }
+      const sendParts = (recipients: readonly string[]): void => {
+        if (parts === undefined || plan === undefined) return
+        for (const id of recipients) {
+          // a member admitted during the step has no slices in it
+          const index = members.indexOf(id)
+          if (index < 0) continue
+          const { payload: bytes, slices } = (deps.equivocates === true && deps.attack !== undefined
+            ? encodeParts(plan, deps.attack(honest, step, id), config.seed, step, rank)
+            : parts).partsFor(index)
+          stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload: bytes, slices }, [id])).catch(failed)
+        }
+      }
       const sendTo = (recipients: readonly string[]): void => {
         for (const id of recipients) sentTo.add(id)
+        if (parts !== undefined) return sendParts(recipients)
         if (payload === undefined) return
-        const failed = (error: unknown): void => { sendFailure ??= { error } }
         if (deps.equivocates === true && deps.attack !== undefined) {
           for (const id of recipients) {
             const forged = deps.codec.encode(deps.attack(honest, step, id), rng)
@@ -297,7 +377,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             signal
           })
           if (signal?.aborted === true) return outcome
-          const have = outcome.received.size + (own !== undefined && live.includes(deps.selfId) ? 1 : 0)
+          const have = outcome.received.size + (contributes && live.includes(deps.selfId) ? 1 : 0)
           if (have >= needed) {
             deps.onWaiting?.(undefined, false)
             return outcome
@@ -313,7 +393,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead }
           // nothing of its own to send and nothing from anyone: every member's gradient went
           // non-finite at once (the parameters are blowing up), the job diverged
-          if (own === undefined && outcome.received.size === 0) {
+          if (!contributes && outcome.received.size === 0) {
             throw new CodecError('non-finite', `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
           }
           const belowFloor = live.length < minInputs
@@ -342,6 +422,12 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       if ('kind' in collected) return collected
       const waitedMs = performance.now() - waitStart
 
+      if (plan !== undefined) {
+        const outcome = await reduceScatterRest(step, members, rank, plan, parts, collected, digest, sendParts, signal)
+        if ('kind' in outcome) return outcome
+        await stages.time('update', () => deps.optimizer.step(deps.params, outcome.aggregate, progress.lr))
+        return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests) }
+      }
       const contributions = new Map<string, Float32Array>(own === undefined ? [] : [[deps.selfId, own]])
       const peerDigests = new Map<string, string>()
       for (const [sender, message] of collected.received) {
@@ -350,7 +436,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
       const contributors = [...contributions.keys()].sort()
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
-      if (payload !== undefined) previousSend = { message: { step, epoch: progress.epoch, digest, payload }, members }
+      if (payload !== undefined) {
+        const message: OutboundGradient = { step, epoch: progress.epoch, digest, payload }
+        previousSend = { step, members, resend: (to) => { deps.send(message, to).catch(() => {}) } }
+      }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
       return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests) }

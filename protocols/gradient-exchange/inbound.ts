@@ -105,9 +105,10 @@ export function createInboundPipeline (options: {
       const decoded = check(bytes, from)
       if (!decoded.ok) return false
       const message = decoded.value
-      const key = `${from}/${message.step}`
+      // a reduce-scatter step carries two messages per sender: its parts, then its results
+      const key = `${from}/${message.step}${message.slices === undefined ? '' : `/${message.slices.phase}`}`
       if (seen.has(key)) {
-        rejectWith('duplicate', from, `second gradient from ${from} for step ${message.step}`)
+        rejectWith('duplicate', from, `second ${message.slices?.phase ?? 'gradient'} message from ${from} for step ${message.step}`)
         return false
       }
       const decision = injector?.decide(message.step, from) ?? { kind: 'deliver' }

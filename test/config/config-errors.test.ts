@@ -78,4 +78,12 @@ describe('settings that do not go together name the field and the fix', () => {
     expect(parseJobConfig({ exchange: 'gossipsub' }).exchange).toBe('gossipsub')
     expect(message(() => parseJobConfig({ exchange: 'relay' }))).toContain('exchange')
   })
+
+  it('exchange reduce-scatter needs transport libp2p, mode sync and a coordinate-wise rule', () => {
+    expect(message(() => parseJobConfig({ exchange: 'reduce-scatter', transport: 'amqp' }))).toContain('exchange: exchange reduce-scatter needs transport libp2p')
+    expect(message(() => parseJobConfig({ exchange: 'reduce-scatter', mode: 'async' }))).toContain('exchange: exchange reduce-scatter runs in mode sync only')
+    expect(message(() => parseJobConfig({ exchange: 'reduce-scatter', minPeers: 5, aggregation: { rule: 'krum', f: 1 } })))
+      .toContain('exchange: exchange reduce-scatter aggregates slices of the gradients, which krum cannot (it compares whole vectors): set aggregation.rule to one of trimmed-mean, mean, median, mean-around-median')
+    expect(parseJobConfig({ exchange: 'reduce-scatter', aggregation: { rule: 'median', f: 1 } }).exchange).toBe('reduce-scatter')
+  })
 })

@@ -47,6 +47,8 @@ export interface ClusterPeerResult {
   readonly result: JobResult | undefined
   readonly reports: readonly StepReport[]
   readonly rejections: Record<string, number>
+  /** gradient bytes this peer sent (its session's network counters) */
+  readonly bytesSent: number
   /** what stopped training on this peer when its job failed (result undefined) */
   readonly failure: unknown
 }
@@ -134,6 +136,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           result: results[i],
           reports: reports[i],
           rejections: d.session()?.rejectionCounts() ?? {},
+          bytesSent: d.session()?.networkCounters().bytesSent ?? 0,
           failure: failures[i]
         }))
       },

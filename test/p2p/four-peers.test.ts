@@ -12,7 +12,7 @@ import type { StepReport } from '../../daemon/training/sync-trainer.js'
 describe('four peers on loopback', () => {
   const bytesPerStep = new Map<string, number>()
 
-  for (const exchange of ['stream', 'gossipsub'] as const) {
+  for (const exchange of ['stream', 'gossipsub', 'reduce-scatter'] as const) {
     it(`train lenet5 to identical parameters, exchanging every gradient every step (exchange ${exchange})`, async () => {
       const reports: StepReport[] = []
       const job = parseJobConfig({
@@ -33,7 +33,7 @@ describe('four peers on loopback', () => {
       expect(result.identicalParameters).toBe(true)
       // (b) real learning: 3 epochs on 4096 digits
       for (const peer of result.peers) expect(peer.result!.test.accuracy).toBeGreaterThan(0.8)
-      // (c) peer-0 aggregated all four gradients at every step, nobody was missing
+      // (c) peer-0 aggregated all four gradients (reduce-scatter: all four parts of its slices) at every step, nobody was missing
       const stepsPerEpoch = Math.floor(4096 / (4 * 32))
       expect(reports.length).toBe(3 * stepsPerEpoch)
       for (const r of reports) {
@@ -57,5 +57,15 @@ describe('four peers on loopback', () => {
     expect(gossip).toBeDefined()
     console.log(`bytes sent per peer per step: stream ${(stream! / 1024).toFixed(0)} KiB, gossipsub ${(gossip! / 1024).toFixed(0)} KiB (x${(gossip! / stream!).toFixed(3)})`)
     expect(gossip! / stream!).toBeLessThan(1.15)
+  })
+
+  it('reduce-scatter sends 2 x 3 x 3/4 payloads per peer and step against the stream\'s 3 (it wins from 8 peers on)', () => {
+    const stream = bytesPerStep.get('stream')
+    const rs = bytesPerStep.get('reduce-scatter')
+    expect(stream).toBeDefined()
+    expect(rs).toBeDefined()
+    console.log(`bytes sent per peer per step: stream ${(stream! / 1024).toFixed(0)} KiB, reduce-scatter ${(rs! / 1024).toFixed(0)} KiB (x${(rs! / stream!).toFixed(3)})`)
+    expect(rs! / stream!).toBeGreaterThan(1.3)
+    expect(rs! / stream!).toBeLessThan(1.6)
   })
 })

@@ -3,7 +3,7 @@ import { createQsgdCodec } from '../../ml/compress/index.js'
 import { createRng } from '../../ml/core/rng.js'
 import {
   decodeGradientMessage, decodeMembershipMessage, encodeGradientMessage, encodeMembershipMessage,
-  GRADIENT_HEADER_BYTES, MessageEncodeError, parameterDigest, type GradientMessage
+  GRADIENT_HEADER_BYTES, MessageEncodeError, parameterDigest, SLICE_HEADER_BYTES, type GradientMessage
 } from '../../protocols/messages/index.js'
 
 const SENDER = '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf'
@@ -34,6 +34,37 @@ describe('gradient message codec', () => {
 
     const noEpoch = decodeGradientMessage(encodeGradientMessage({ ...msg, epoch: undefined }), { jobId: 'job-a' })
     expect(noEpoch.ok && noEpoch.value.epoch).toBe(undefined)
+  })
+
+  it('round-trips a sliced (reduce-scatter) message; its payload size is not the whole vector\'s', () => {
+    const msg = makeMessage({ payload: new Uint8Array([1, 2, 3, 4, 5]), slices: { phase: 'results', total: 16, first: 14, count: 3 } })
+    const bytes = encodeGradientMessage(msg)
+    expect(bytes.length).toBe(encodeGradientMessage(makeMessage({ payload: msg.payload })).length + SLICE_HEADER_BYTES)
+    const decoded = decodeGradientMessage(bytes, { jobId: 'job-a', parameterCount: 1000, codec: 'qsgd', payloadBytes: 1012 })
+    expect(decoded.ok).toBe(true)
+    if (!decoded.ok) return
+    expect(decoded.value.slices).toEqual({ phase: 'results', total: 16, first: 14, count: 3 })
+    expect([...decoded.value.payload]).toEqual([1, 2, 3, 4, 5])
+    expect(decodeGradientMessage(good, { jobId: 'job-a' }).ok && (decodeGradientMessage(good, { jobId: 'job-a' }) as { value: GradientMessage }).value.slices).toBe(undefined)
+  })
+
+  it('rejects a malformed slice header and refuses to encode one', () => {
+    const sliced = encodeGradientMessage(makeMessage({ slices: { phase: 'parts', total: 4, first: 1, count: 3 } }))
+    const at = GRADIENT_HEADER_BYTES + 'job-a'.length + SENDER.length
+    const bad = (f: (b: Uint8Array, v: DataView) => void): string | undefined => {
+      const b = sliced.slice()
+      f(b, new DataView(b.buffer))
+      const r = decodeGradientMessage(b, { jobId: 'job-a' })
+      return r.ok ? undefined : `${r.reason}: ${r.detail}`
+    }
+    expect(bad((b) => { b[at] = 3 })).toMatch(/^malformed: slice phase 3/)
+    expect(bad((_b, v) => { v.setUint16(at + 4, 4) })).toMatch(/^malformed: first slice 4/)
+    expect(bad((_b, v) => { v.setUint16(at + 6, 0) })).toMatch(/^malformed: slice count 0/)
+    expect(bad((_b, v) => { v.setUint16(at + 2, 0) })).toMatch(/^malformed: slice total 0/)
+    const cut = decodeGradientMessage(sliced.subarray(0, at + 5), { jobId: 'job-a' })
+    expect(cut.ok ? undefined : cut.reason).toBe('truncated')
+    expect(() => encodeGradientMessage(makeMessage({ slices: { phase: 'parts', total: 4, first: 4, count: 1 } }))).toThrow(/first slice 4/)
+    expect(() => encodeGradientMessage(makeMessage({ slices: { phase: 'parts', total: 70_000, first: 0, count: 1 } }))).toThrow(/slice total/)
   })
 
   it('digests parameters by their bytes', () => {

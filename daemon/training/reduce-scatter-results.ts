@@ -1,0 +1,63 @@
+/**
+ * The second collection of a reduce-scatter step (reduce-scatter-step.ts): the replicas' results
+ * for every slice, under the same rules as the parts. It waits until every live member has sent
+ * its results or the step deadline passes; past the deadline a slice needs results from f+1 of
+ * its replicas (a majority of 2f+1), since one more than f is the fewest that still holds an
+ * honest one whatever f of them do. A slice short of that keeps the step waiting (its results
+ * sent again to the members that lack them), unless f+1 members have moved on (this peer is
+ * behind and re-syncs) or this peer is no member any more. A crashed replica is evicted by its
+ * missed parts, as a crashed member is in the stream exchange.
+ */
+import type { GradientCollector } from '../membership/gradient-collector.js'
+import type { MembershipView } from '../membership/membership-view.js'
+import { fitsRun, slicesShortOf } from './reduce-scatter-step.js'
+import type { SlicePlan } from './slice-plan.js'
+import type { InboundGradient, StepOutcome } from './sync-trainer.js'
+
+export interface ResultsWait {
+  readonly step: number
+  readonly plan: SlicePlan
+  /** the step's members, sorted (the plan's order) */
+  readonly members: readonly string[]
+  readonly selfId: string
+  /** this peer's own results, decoded (its run, in run order) */
+  readonly own: readonly Float32Array[]
+  readonly f: number
+  readonly results: GradientCollector<InboundGradient>
+  /** the parts collector: members that sent parts of a later step finished this one */
+  readonly parts: Pick<GradientCollector<InboundGradient>, 'sendersAhead'>
+  readonly membership: Pick<MembershipView, 'isMemberAt'>
+  readonly deadlineMs: () => number
+  /** this peer's parts and results of the step again, to members that lack them */
+  resend(to: readonly string[]): void
+  readonly log: { warn(obj: object, msg: string): void }
+  readonly signal?: AbortSignal
+}
+
+/**
+ * Each replica's results (member index -> its run's results, run order), or how the step ended
+ * instead. Returns what it has when `signal` aborts (the caller checks it).
+ */
+export async function collectResults(w: ResultsWait): Promise<Map<number, readonly Float32Array[]> | StepOutcome> {
+  const self = w.members.indexOf(w.selfId)
+  for (;;) {
+    const expected = new Set(w.members.filter((id) => id !== w.selfId && w.membership.isMemberAt(id, w.step)))
+    const outcome = await w.results.collect(w.step, { expected, deadline: performance.now() + w.deadlineMs(), signal: w.signal })
+    const byReplica = new Map<number, readonly Float32Array[]>([[self, w.own]])
+    for (const [sender, message] of outcome.received) {
+      const index = w.members.indexOf(sender)
+      if (index >= 0 && message.sliced !== undefined && fitsRun(w.plan, message.sliced.header, w.plan.replicaRun(index))) byReplica.set(index, message.sliced.parts)
+    }
+    if (w.signal?.aborted === true) return byReplica
+    // every live member has sent: slices of evicted replicas go on with what is left
+    const needed = outcome.missing.length === 0 ? 1 : Math.min(w.f + 1, w.plan.replicas)
+    const short = slicesShortOf(w.plan, byReplica, needed)
+    if (short.length === 0) return byReplica
+    if (!w.membership.isMemberAt(w.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
+    const ahead = w.parts.sendersAhead(w.step).filter((id) => w.membership.isMemberAt(id, w.step))
+    if (ahead.length > w.f) return { kind: 'behind', step: w.step, ahead }
+    w.log.warn({ step: w.step, slices: short, needed, missing: outcome.missing },
+      'step deadline passed short of the replicas\' results some slices need; waiting on')
+    w.resend(outcome.missing)
+  }
+}
