@@ -12,7 +12,7 @@ import type { GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import { fitsRun, slicesShortOf } from './reduce-scatter-step.js'
 import type { SlicePlan } from './slice-plan.js'
-import type { InboundGradient, StepOutcome } from './sync-trainer.js'
+import type { InboundGradient, StepOutcome } from './step-types.js'
 
 export interface ResultsWait {
   readonly step: number
