@@ -4,9 +4,11 @@
  * 1. Bytes each member sends per step at 4, 16, 64 and 256 members (f = 1, qsgd 8-bit, the
  *    wire format's real message sizes): stream (a message to every other member), gossipsub
  *    without relaying (the same messages: measured x1.007 of stream in test/p2p/four-peers),
- *    and the robust reduce-scatter of ml/aggregate/reduce-scatter.ts (parts of each slice to its
- *    2f+1 replicas, then each replica's qsgd-encoded result to every member; the same seed for
- *    a slice on every honest replica, so their results are the same bytes).
+ *    and the robust reduce-scatter (`exchange: reduce-scatter`; ml/aggregate/reduce-scatter.ts,
+ *    daemon/training/reduce-scatter-step.ts: to each member one message with its parts of the
+ *    2f+1 slices that member replicates, then each replica's qsgd-encoded results to every
+ *    member; the same seed for a slice on every honest replica, so their results are the same
+ *    bytes). Real loopback runs at 4, 8 and 16 peers: bench/scale-loopback.ts.
  * 2. Aggregation time per member, measured on random vectors (median of repeats): stream runs
  *    the rule over P whole vectors; reduce-scatter runs it over P parts of each of the 2f+1
  *    slices the member replicates, then the median of 2f+1 replicas over the whole vector.
@@ -14,7 +16,6 @@
  *    qsgd rounding as the daemon's sync trainer), trimmed mean f = 1, clean and with one
  *    member sending its gradient sign-flipped x10 and, in reduce-scatter, also returning its
  *    replicated slices' results sign-flipped x10.
- * The wire protocol for reduce-scatter is not built yet (issue 20): this measures its arithmetic.
  */
 import '../polyfill.js'
 import { AggregationConfigSchema, parseJobConfig } from '../config/job-config.js'
@@ -36,24 +37,29 @@ const F = 1
 const BUCKET = 512
 const codec = createCodec({ codec: 'qsgd', bits: 8, bucketSize: BUCKET })
 const SENDER = '12D3KooWBw1yowgVeS24q3G9eCMJL8iYeNdjfuwwLoj2fUTCGy2U'
-/** a gradient message of `count` values on the wire (header, digest, payload) */
-const messageBytes = (count: number): number => encodeGradientMessage({
-  jobId: 'job-0123abcd', step: 1, epoch: 0, sender: SENDER, codec: 'qsgd', parameterCount: count, digest: new Uint8Array(32), payload: new Uint8Array(codec.encodedSize(count))
+/** a gradient message carrying `count` values on the wire (header, digest, [slice header], payload) */
+const messageBytes = (count: number, sliced = false): number => encodeGradientMessage({
+  jobId: 'job-0123abcd', step: 1, epoch: 0, sender: SENDER, codec: 'qsgd', parameterCount: count, digest: new Uint8Array(32), payload: new Uint8Array(codec.encodedSize(count)),
+  ...(sliced ? { slices: { phase: 'parts', total: 1, first: 0, count: 1 } as const } : {})
 }).length
 
-/** bytes member `i` sends per step in the reduce-scatter with P members */
+/**
+ * bytes member `i` sends per step in the reduce-scatter with P members, as the daemon sends them
+ * (daemon/training/reduce-scatter-step.ts): one parts message to each other member holding the
+ * slices that member replicates, and one results message of its own replicated slices to each
+ * other member
+ */
 function reduceScatterBytes(d: number, members: number, i: number): number {
-  let bytes = 0
-  for (const [s, slice] of sliceRanges(d, members, BUCKET).entries()) {
-    const length = slice.end - slice.start
-    if (length === 0) continue
-    const replicas = sliceReplicas(s, members, F)
-    // its part to each replica but itself
-    bytes += messageBytes(length) * replicas.filter((r) => r !== i).length
-    // as a replica: the slice's result to every other member
-    if (replicas.includes(i)) bytes += messageBytes(length) * (members - 1)
+  const ranges = sliceRanges(d, members, BUCKET)
+  // the values of the slices member r replicates: r - 2f .. r (mod P)
+  const runValues = (r: number): number => {
+    let values = 0
+    for (let s = 0; s < members; s++) if (sliceReplicas(s, members, F).includes(r)) values += ranges[s].end - ranges[s].start
+    return values
   }
-  return bytes
+  let bytes = 0
+  for (let j = 0; j < members; j++) if (j !== i) bytes += messageBytes(runValues(j), true)
+  return bytes + messageBytes(runValues(i), true) * (members - 1)
 }
 
 const models = [{ name: 'lenet5', d: 61_706 }, { name: 'mlp-large', d: 1_863_690 }]

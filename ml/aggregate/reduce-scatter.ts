@@ -5,8 +5,9 @@
  * member then takes the coordinate-wise median of the replicas' results, so up to f Byzantine
  * replicas of a slice cannot move it outside the honest replicas' range (with the honest ones
  * agreeing, not at all). Each member sends (2f+1) x its payload in parts and, as a replica of
- * 2f+1 slices, (2f+1) x a payload of results: bytes per member do not grow with P. Pure compute:
- * the wire protocol is not built yet; `bench/scale-sim.ts` replays it to measure it.
+ * 2f+1 slices, (2f+1) x a payload of results: bytes per member do not grow with P. Pure compute,
+ * all members at once: the daemon's step (one member, over the wire) is
+ * daemon/training/reduce-scatter-step.ts; `bench/scale-sim.ts` replays this one to measure it.
  */
 import type { Aggregator } from './aggregator.js'
 import { aggregateMedian } from './coordinate-wise.js'
