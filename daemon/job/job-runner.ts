@@ -108,10 +108,13 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
   const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
   // async: peers run at their own pace; two wire tags per step (gradient, averaging round)
-  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: config.mode === 'async' ? 2 * (config.maxStaleness + 64) : 8 })
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
   // reduce-scatter: the replicas' results of a step, collected after its parts (the collector above)
-  const results: GradientCollector<InboundGradient> | undefined = runtime.slicePlan === undefined ? undefined : createGradientCollector({ maxStepsAhead: 8 })
+  // a sender re-cuts its parts and results when the step's membership changed under it (an
+  // eviction at the step in progress): the new cut replaces the old
+  const recut = (kept: InboundGradient, incoming: InboundGradient): boolean => kept.sliced !== undefined && incoming.sliced !== undefined && kept.sliced.header.total !== incoming.sliced.header.total
+  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: config.mode === 'async' ? 2 * (config.maxStaleness + 64) : 8, replaces: recut })
+  const results: GradientCollector<InboundGradient> | undefined = runtime.slicePlan === undefined ? undefined : createGradientCollector({ maxStepsAhead: 8, replaces: recut })
 
   let params: Float32Array
   let convergence: ConvergenceControl

@@ -8,12 +8,14 @@ export interface CollectedGradient {
   readonly sender: string
 }
 
-export interface CollectOptions {
+export interface CollectOptions<M extends CollectedGradient = CollectedGradient> {
   /** peers whose gradient this step waits for (self excluded) */
   readonly expected: ReadonlySet<string>
   /** absolute time (performance.now()) after which the step goes on with what arrived */
   readonly deadline: number
   readonly signal?: AbortSignal
+  /** only messages this accepts count as received (default: all); e.g. reduce-scatter parts cut for this step's plan */
+  readonly accept?: (message: M) => boolean
 }
 
 export interface CollectResult<M extends CollectedGradient> {
@@ -25,7 +27,7 @@ export interface CollectResult<M extends CollectedGradient> {
 export interface GradientCollector<M extends CollectedGradient> {
   /** Store an inbound gradient; returns false when it is a duplicate, too old or too far ahead. */
   offer(message: M): boolean
-  collect(step: number, options: CollectOptions): Promise<CollectResult<M>>
+  collect(step: number, options: CollectOptions<M>): Promise<CollectResult<M>>
   /**
    * Senders that sent a gradient for a step after `step` (kept or not): they finished `step`,
    * so a peer still waiting on it has fallen behind them.
@@ -43,12 +45,18 @@ export interface GradientCollector<M extends CollectedGradient> {
   close(): void
 }
 
-export interface GradientCollectorOptions {
+export interface GradientCollectorOptions<M extends CollectedGradient = CollectedGradient> {
   /** how many steps ahead of the oldest awaited step are buffered (bounds memory) */
   readonly maxStepsAhead?: number
+  /**
+   * a second message from a sender for a step replaces the first when this says so (default:
+   * never; it is a duplicate): a reduce-scatter sender re-cuts its parts when the step's
+   * membership changed under it
+   */
+  readonly replaces?: (kept: M, incoming: M) => boolean
 }
 
-export function createGradientCollector<M extends CollectedGradient>(options: GradientCollectorOptions = {}): GradientCollector<M> {
+export function createGradientCollector<M extends CollectedGradient>(options: GradientCollectorOptions<M> = {}): GradientCollector<M> {
   const maxStepsAhead = options.maxStepsAhead ?? 8
   const byStep = new Map<number, Map<string, M>>()
   let floor = 0
@@ -71,17 +79,22 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
         senders = new Map()
         byStep.set(message.step, senders)
       }
-      if (senders.has(message.sender)) return false
+      const kept = senders.get(message.sender)
+      if (kept !== undefined && options.replaces?.(kept, message) !== true) return false
       senders.set(message.sender, message)
       forgotten.delete(message.sender)
       notify()
       return true
     },
 
-    async collect(step: number, { expected, deadline, signal }: CollectOptions): Promise<CollectResult<M>> {
+    async collect(step: number, { expected, deadline, signal, accept }: CollectOptions<M>): Promise<CollectResult<M>> {
+      const has = (got: Map<string, M> | undefined, id: string): boolean => {
+        const message = got?.get(id)
+        return message !== undefined && (accept === undefined || accept(message))
+      }
       const waiting = (): string[] => {
         const got = byStep.get(step)
-        return [...expected].filter((id) => !forgotten.has(id) && got?.has(id) !== true)
+        return [...expected].filter((id) => !forgotten.has(id) && !has(got, id))
       }
       let timedOut = false
       while (waiting().length > 0) {
@@ -107,7 +120,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
       const got = byStep.get(step) ?? new Map<string, M>()
       const received = new Map<string, M>()
       for (const [sender, message] of got) {
-        if (expected.has(sender)) received.set(sender, message)
+        if (expected.has(sender) && has(got, sender)) received.set(sender, message)
       }
       return { received, missing: waiting(), timedOut }
     },

@@ -18,6 +18,16 @@ import type { SlicePlan } from './slice-plan.js'
 import type { InboundGradient, OutboundGradient, ReduceScatterDeps, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './step-types.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
+/** a reduce-scatter step's slicing for the members it has (see runStep) */
+interface Cut {
+  readonly members: readonly string[]
+  readonly plan: SlicePlan
+  /** this peer's index in `members` */
+  readonly rank: number
+  /** this peer's parts (undefined: its gradient is not finite this step) */
+  readonly parts: OwnParts | undefined
+}
+
 /** payload buffers the trainer cycles through (see the encode in runStep) */
 const PAYLOAD_BUFFERS = 4
 
@@ -98,19 +108,16 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
    * results and take each slice's median (reduce-scatter-step.ts). A test-only attacker also
    * corrupts the results it sends as a replica.
    */
-  const reduceScatterRest = async (step: number, members: readonly string[], rank: number, plan: SlicePlan, parts: OwnParts | undefined,
+  const reduceScatterRest = async (step: number, { members, plan, rank, parts }: Cut,
     collected: CollectResult<InboundGradient>, digest: string, sendParts: (to: readonly string[]) => void, signal: AbortSignal | undefined):
-  Promise<StepOutcome | { aggregate: Float32Array, contributors: string[], peerDigests: Map<string, string> }> => {
+  Promise<StepOutcome | 'recut' | { aggregate: Float32Array, contributors: string[], peerDigests: Map<string, string> }> => {
     const rs = deps.reduceScatter as ReduceScatterDeps
     const run = plan.replicaRun(rank)
     const partsBy = new Map<string, readonly Float32Array[]>(parts === undefined ? [] : [[deps.selfId, parts.parts]])
     const peerDigests = new Map<string, string>()
     for (const [sender, message] of collected.received) {
-      // cut for another membership of the step (views that differ): left out, as a missing part
-      if (message.sliced === undefined || !fitsRun(plan, message.sliced.header, run)) {
-        deps.log.warn({ step, from: sender, slices: message.sliced?.header }, 'parts cut for another membership of the step: left out')
-        continue
-      }
+      // the collector let through only parts cut for this peer's slices of this cut
+      if (message.sliced === undefined) continue
       partsBy.set(sender, message.sliced.parts)
       peerDigests.set(sender, message.digest)
     }
@@ -129,10 +136,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     previousSend = { step, members, resend }
     const byReplica = await stages.time('receive', async () => await collectResults({
       step, plan, members, selfId: deps.selfId, own: mine.decoded, f: deps.aggregation.f, results: rs.results, parts: collector,
-      membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal
+      membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal, absent: collected.missing
     }))
     if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
-    if ('kind' in byReplica) return byReplica
+    if (byReplica === 'recut' || 'kind' in byReplica) return byReplica
     const aggregate = await stages.time('aggregate', () => medianOfReplicas(plan, byReplica, deps.optimizer.gradientBuffer()))
     return { aggregate, contributors, peerDigests }
   }
@@ -185,10 +192,16 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
 
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))
-      // reduce-scatter: each member gets the slices it aggregates (reduce-scatter-step.ts)
-      const plan = deps.reduceScatter?.plan(worldSize)
-      const parts = !finite || plan === undefined ? undefined : await stages.time('compress', () => encodeParts(plan, sent, config.seed, step, rank))
-      const { payload, own } = !finite || plan !== undefined ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
+      // reduce-scatter: each member gets the slices it aggregates (reduce-scatter-step.ts), cut
+      // for the step's members; cut again if they change while the step waits (an eviction)
+      const rs = deps.reduceScatter
+      const cutFor = (cutMembers: readonly string[]): Cut => {
+        const plan = (rs as ReduceScatterDeps).plan(cutMembers.length)
+        const cutRank = cutMembers.indexOf(deps.selfId)
+        return { members: cutMembers, plan, rank: cutRank, parts: finite ? encodeParts(plan, sent, config.seed, step, cutRank) : undefined }
+      }
+      let cut = rs === undefined ? undefined : await stages.time('compress', () => cutFor(members))
+      const { payload, own } = !finite || rs !== undefined ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
         // into a buffer reused 4 steps later: the payload is read until the step after next
         // (re-sends of this step while the runner is at most one step on, and the previous-step
         // re-send); the transports copy it when a send starts (JobWire.publishGradient)
@@ -198,7 +211,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         ownBuffer ??= new Float32Array(sent.length)
         return { payload: bytes, own: deps.codec.decode(bytes, sent.length, ownBuffer.length === sent.length ? ownBuffer : undefined) }
       })
-      const contributes = own !== undefined || parts !== undefined
+      const contributes = finite
       // not awaited before collecting: a write to a member whose link died blocks until the send
       // timeout, and holding the step on it made healthy peers miss steps and get evicted too.
       // Writes to one peer stay in order; a failed send (bad config, stopped exchange) still fails
@@ -206,20 +219,21 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const sentTo = new Set<string>()
       const failed = (error: unknown): void => { sendFailure ??= { error } }
       const sendParts = (recipients: readonly string[]): void => {
-        if (parts === undefined || plan === undefined) return
+        const c = cut
+        if (c?.parts === undefined) return
         for (const id of recipients) {
-          // a member admitted during the step has no slices in it
-          const index = members.indexOf(id)
+          // a member admitted during the step has no slices in this cut (the next cut has)
+          const index = c.members.indexOf(id)
           if (index < 0) continue
           const { payload: bytes, slices } = (deps.equivocates === true && deps.attack !== undefined
-            ? encodeParts(plan, deps.attack(honest, step, id), config.seed, step, rank)
-            : parts).partsFor(index)
+            ? encodeParts(c.plan, deps.attack(honest, step, id), config.seed, step, c.rank)
+            : c.parts).partsFor(index)
           stages.time('send', () => deps.send({ step, epoch: progress.epoch, digest, payload: bytes, slices }, [id])).catch(failed)
         }
       }
       const sendTo = (recipients: readonly string[]): void => {
         for (const id of recipients) sentTo.add(id)
-        if (parts !== undefined) return sendParts(recipients)
+        if (cut !== undefined) return sendParts(recipients)
         if (payload === undefined) return
         if (deps.equivocates === true && deps.attack !== undefined) {
           for (const id of recipients) {
@@ -233,19 +247,28 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       sendTo(others)
 
       const waitStart = performance.now()
-      const collected = await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
+      const collectParts = async (): Promise<CollectResult<InboundGradient> | StepOutcome> => await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
           // membership may change while the step waits (an eviction, or a peer admitted at this
           // step because it could not go on): this step's own gradient is kept as computed, so
           // every member aggregates the same vectors, and a newcomer gets it at once
           const live = membership.membersAt(step)
+          if (cut !== undefined && live.includes(deps.selfId) && live.join() !== cut.members.join()) {
+            // reduce-scatter: the slices follow the members; the others cut again too (the
+            // collectors keep a sender's latest cut)
+            cut = cutFor(live)
+            sentTo.clear()
+          }
           const newcomers = live.filter((id) => id !== deps.selfId && !sentTo.has(id))
           if (newcomers.length > 0) sendTo(newcomers)
           const needed = Math.max(minInputs, Math.ceil(config.quorum * live.length))
+          const c = cut
           const outcome = await collector.collect(step, {
             expected: new Set(live.filter((id) => id !== deps.selfId)),
             deadline: performance.now() + deps.deadline.current(),
-            signal
+            signal,
+            // reduce-scatter: only parts cut for this peer's slices under the same membership count
+            ...(c === undefined ? {} : { accept: (m: InboundGradient) => m.sliced !== undefined && fitsRun(c.plan, m.sliced.header, c.plan.replicaRun(c.rank)) })
           })
           if (signal?.aborted === true) return outcome
           const have = outcome.received.size + (contributes && live.includes(deps.selfId) ? 1 : 0)
@@ -288,16 +311,29 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           else await sleep(Math.min(500, deps.deadline.current()), signal)
         }
       })
-      if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
-      throwSendFailure()
+      const collectedOrEnd = async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
+        const outcome = await collectParts()
+        if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+        throwSendFailure()
+        return outcome
+      }
+      let collected = await collectedOrEnd()
       if ('kind' in collected) return collected
       const waitedMs = performance.now() - waitStart
 
-      if (plan !== undefined) {
-        const outcome = await reduceScatterRest(step, members, rank, plan, parts, collected, digest, sendParts, signal)
-        if ('kind' in outcome) return outcome
-        await stages.time('update', () => deps.optimizer.step(deps.params, outcome.aggregate, progress.lr))
-        return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests) }
+      if (cut !== undefined) {
+        for (;;) {
+          const outcome = await reduceScatterRest(step, cut, collected, digest, sendParts, signal)
+          if (outcome === 'recut') {
+            // the members changed while the results came: cut again and collect the parts anew
+            collected = await collectedOrEnd()
+            if ('kind' in collected) return collected
+            continue
+          }
+          if ('kind' in outcome) return outcome
+          await stages.time('update', () => deps.optimizer.step(deps.params, outcome.aggregate, progress.lr))
+          return { kind: 'completed', report: finishStep(step, cut.members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests) }
+        }
       }
       const contributions = new Map<string, Float32Array>(own === undefined ? [] : [[deps.selfId, own]])
       const peerDigests = new Map<string, string>()

@@ -105,8 +105,9 @@ export function createInboundPipeline (options: {
       const decoded = check(bytes, from)
       if (!decoded.ok) return false
       const message = decoded.value
-      // a reduce-scatter step carries two messages per sender: its parts, then its results
-      const key = `${from}/${message.step}${message.slices === undefined ? '' : `/${message.slices.phase}`}`
+      // a reduce-scatter step carries two messages per sender, its parts and its results, cut
+      // again when the step's membership changes under it
+      const key = `${from}/${message.step}${message.slices === undefined ? '' : `/${message.slices.phase}/${message.slices.total}`}`
       if (seen.has(key)) {
         rejectWith('duplicate', from, `second ${message.slices?.phase ?? 'gradient'} message from ${from} for step ${message.step}`)
         return false

@@ -59,8 +59,9 @@ describe('reduce-scatter with a Byzantine slice aggregator', () => {
     console.log(`reduce-scatter, 8 peers: clean ${cleanAccuracy}, attacked ${attackedAccuracy}; payloads sent per peer per step ${Math.min(...perStep).toFixed(2)}-${Math.max(...perStep).toFixed(2)} (stream: 7)`)
     expect(cleanAccuracy).toBeGreaterThan(0.9)
     expect(cleanAccuracy - attackedAccuracy).toBeLessThanOrEqual(0.03 + 1e-9)
-    // 5.25 payloads plus headers (the host, peer-0, also re-sends to members that joined late)
+    // 5.25 payloads plus every other TCP byte (headers, heartbeats): 5.32-5.37 measured; the
+    // streams send 7 (the host, peer-0, also re-sends to members that joined late: left out)
     for (const x of perStep) expect(x).toBeGreaterThan(5.2)
-    for (const x of perStep) expect(x).toBeLessThan(5.6)
+    for (const x of perStep) expect(x).toBeLessThan(6)
   }, 240_000)
 })

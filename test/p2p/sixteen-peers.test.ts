@@ -43,10 +43,10 @@ describe('sixteen peers on loopback', () => {
     console.log(`16 peers, reduce-scatter: ${reports.length} steps, test accuracy ${accuracy}, ${(result.wallMs / 1000).toFixed(1)} s, payloads per peer per step ${Math.min(...perStep).toFixed(2)}-${Math.max(...perStep).toFixed(2)} (streams: 15)`)
     // one epoch of 15 steps: 86.9 % measured (2 epochs: 89 %)
     expect(accuracy).toBeGreaterThan(0.8)
-    // 5.6 payloads of gradients, plus every TCP byte besides (framing, heartbeats, membership
-    // gossip, re-sends at the start): 6.2-6.9 measured over this job's 15 steps; the streams send
-    // 15 and more
-    for (const x of perStep) expect(x).toBeLessThan(8)
+    // 5.6 payloads of gradients, plus every TCP byte besides (framing, re-sends at the start, and
+    // heartbeats and membership gossip, which grow with wall time): 6.2-6.9 measured over this
+    // job's 15 steps alone, 7.9 beside another test file; the streams send 16 (bench/scale-loopback.ts)
+    for (const x of perStep) expect(x).toBeLessThan(10)
     const { duplicate = 0, ...rejected } = result.rejectedByReason
     expect(rejected).toEqual({})
     expect(duplicate).toBeLessThanOrEqual(PEERS)
