@@ -14,6 +14,11 @@ import type { JobNetwork } from './job-types.js'
 
 /** steps between a join/eviction decision and the step it takes effect (time for the news to spread) */
 export const MEMBERSHIP_MARGIN = 2
+/**
+ * joiners of a running job that ask within this long of the first of them are admitted together,
+ * at one step: one re-shard (and one re-cut of a reduce-scatter) for a crowd, not one per joiner
+ */
+export const ADMISSION_WINDOW_MS = 500
 
 export interface JobMembershipOptions {
   readonly selfId: string
@@ -58,10 +63,14 @@ export interface JobMembership {
    */
   recordShortRound(step: number, live: readonly string[], missing: readonly string[], lagging?: readonly string[]): void
   /**
-   * coordinator: admit a peer; returns the step it joins at: 0 before the start, the current
-   * step when the job waits for members ('now': no step can run without it), else a little later
+   * coordinator: admit a peer; resolves with the step it joins at: 0 before the start, the
+   * current step when the job waits for members ('now': no step can run without it), else
+   * MEMBERSHIP_MARGIN steps after the admission window (ADMISSION_WINDOW_MS) that gathers the
+   * joiners asking meanwhile, who all join at that step. Rejects once close() ran.
    */
-  admit(peerId: string, when: 'before-start' | 'now' | 'later'): { effectiveStep: number, membership: MembershipState }
+  admit(peerId: string, when: 'before-start' | 'now' | 'later'): Promise<{ effectiveStep: number, membership: MembershipState }>
+  /** the job stopped: admissions waiting in the window are refused */
+  close(): void
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
   /** a host resuming the job from its checkpoint at `step` is a member there (and so its coordinator until others re-join) */
@@ -77,11 +86,38 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   const misses = new Map<string, number>()
 
   const state = (): MembershipState => ({ version, ...view.toSnapshot() })
+  /** joiners waiting in the admission window, and the timer that admits them */
+  let batch: { readonly peers: Map<string, (step: number | Error) => void>, readonly timer: NodeJS.Timeout } | undefined
+  let closed = false
 
   const announce = (): void => {
     options.network.announceMembership(state(), options.step(), options.phase()).catch((error: unknown) => {
       log.debug({ err: error }, 'membership announcement failed')
     })
+  }
+
+  /** adds `peers` from `effectiveStep` on: one version, one announcement */
+  const join = (peers: readonly string[], effectiveStep: number, announceIt: boolean): void => {
+    let changed = false
+    for (const peerId of peers) {
+      if (!view.join(peerId, effectiveStep)) continue
+      changed = true
+      misses.delete(peerId)
+      log.info({ peer: peerId, effectiveStep }, 'admitted a new member')
+    }
+    if (!changed) return
+    version++
+    if (announceIt) announce()
+  }
+
+  const admitBatch = (): void => {
+    const pending = batch
+    batch = undefined
+    if (pending === undefined) return
+    const effectiveStep = options.step() + MEMBERSHIP_MARGIN
+    join([...pending.peers.keys()], effectiveStep, true)
+    if (pending.peers.size > 1) log.info({ joiners: pending.peers.size, effectiveStep }, 'admitted joiners together')
+    for (const resolve of pending.peers.values()) resolve(effectiveStep)
   }
 
   const isCoordinator = (): boolean => {
@@ -166,16 +202,28 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       for (const member of missing) if (member !== selfId && !lagging.includes(member)) misses.set(member, (misses.get(member) ?? 0) + 1)
       evictOverLimit(step)
     },
-    admit(peerId, when) {
-      const effectiveStep = when === 'later' ? options.step() + MEMBERSHIP_MARGIN : options.step()
-      if (view.join(peerId, effectiveStep)) {
-        version++
-        misses.delete(peerId)
-        log.info({ peer: peerId, effectiveStep }, 'admitted a new member')
-        if (when !== 'before-start') announce()
+    async admit(peerId, when) {
+      if (closed) throw new Error('the job stopped')
+      if (when === 'later') {
+        // wait for the window that gathers the crowd; one admission step for all of it
+        if (batch === undefined) {
+          const peers = new Map<string, (step: number | Error) => void>()
+          batch = { peers, timer: setTimeout(() => { admitBatch() }, ADMISSION_WINDOW_MS) }
+        }
+        const { peers } = batch
+        const step = await new Promise<number | Error>((resolve) => { peers.set(peerId, resolve) })
+        if (step instanceof Error) throw step
+        return { effectiveStep: view.record(peerId)?.joinStep ?? step, membership: state() }
       }
-      const record = view.record(peerId)
-      return { effectiveStep: record?.joinStep ?? effectiveStep, membership: state() }
+      join([peerId], options.step(), when !== 'before-start')
+      return { effectiveStep: view.record(peerId)?.joinStep ?? options.step(), membership: state() }
+    },
+    close() {
+      closed = true
+      if (batch === undefined) return
+      clearTimeout(batch.timer)
+      for (const resolve of batch.peers.values()) resolve(new Error('the job stopped'))
+      batch = undefined
     },
     memberLeaving(peerId, effectiveStep) {
       if (view.leave(peerId, Math.max(effectiveStep, 0))) {

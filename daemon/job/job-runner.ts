@@ -77,8 +77,8 @@ export interface JobRunner {
   control(): JobControl
   done(): Promise<JobResult | undefined>
   offerGradient(gradient: InboundGradient): boolean
-  /** coordinator: admit a peer; returns the step it joins at */
-  admit(peerId: string): { effectiveStep: number, membership: MembershipState }
+  /** coordinator: admit a peer; resolves with the step it joins at (joiners of a running job are admitted in batches: job-membership.ts) */
+  admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
   /** a coordinator's membership announcement */
@@ -456,6 +456,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         clearTimeout(timer)
       }
       clearInterval(announcer)
+      members.close()
       control.stop()
       abort.abort(new Error('job stopped'))
       collector.close()
@@ -474,7 +475,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       if (gradient.sliced?.header.phase === 'results') return results?.offer(gradient) ?? false
       return collector.offer(gradient)
     },
-    admit: (peerId) => members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
+    admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
     snapshotAt: async (minStep, signal, requester) => await stateAtStep.snapshotAt(minStep, signal, requester),

@@ -162,7 +162,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       if (!r.isCoordinator()) throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [] })
       transport?.watchSender(peerId)
-      let admitted = r.admit(peerId)
+      let admitted = await r.admit(peerId)
       // as over libp2p: a job resumed from a checkpoint answers once it goes on with its members
       while (r.state() === 'waiting' && r.progress().step > 0 && signal?.aborted !== true) {
         await new Promise((resolve) => setTimeout(resolve, 100))

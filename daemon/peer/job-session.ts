@@ -273,7 +273,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       }
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)
-      let admitted = r.admit(peerId)
+      let admitted = await r.admit(peerId)
       // a job resumed from a checkpoint waits for its members before it goes on: a member
       // admitted meanwhile would otherwise run the resumed step alone; answer once it starts
       while (r.state() === 'waiting' && r.progress().step > 0 && signal?.aborted !== true) {
