@@ -2,7 +2,10 @@
  * The synchronous data-parallel step loop of one peer. Each step: take this peer's shard of
  * the next global batch, compute its gradient, compress and send it to the other members,
  * collect theirs until all arrived or the deadline passed, aggregate (sorted by sender, so every
- * peer aggregates the same list in the same order) and apply the optimizer update.
+ * peer aggregates the same list in the same order) and apply the optimizer update. With
+ * `exchange: reduce-scatter` each member gets only the parts of the slices it aggregates, and
+ * the step's gradient is each slice's median over its replicas' results (reduce-scatter-step.ts,
+ * collected by reduce-scatter-results.ts); the deadline, quorum and eviction rules are the same.
  */
 import type { AttackConfig } from '../../config/job-config.js'
 import { CodecError } from '../../ml/compress/index.js'
