@@ -13,6 +13,7 @@ import { JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../.
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { fetchSnapshot } from '../../protocols/state-sync/index.js'
+import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
@@ -95,11 +96,27 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       return
     }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
-    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId }, 'admitted to job: fetching its state')
-    // a donor serving other joiners queues this one and says where it stands
-    const onQueued = (position: number): void => { log.info({ job: info.jobId, position, donor: info.coordinator.peerId }, 'waiting for the state transfer: the donor serves other peers first') }
-    const raw = await fetchSnapshot(node.libp2p, coordinator, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal, onQueued })
-    const snapshot = fromTrainingSnapshot(raw, `peer ${info.coordinator.peerId}`)
+    // the coordinator names the member to fetch from (it spreads a crowd of joiners over them)
+    const donor = reply.donor ?? info.coordinator.peerId
+    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor }, 'admitted to job: fetching its state')
+    const fetchFrom = async (from: string): Promise<TrainingSnapshot> => {
+      const id = peerIdFromString(from)
+      const addrs = reply.addresses?.[from] ?? []
+      if (from !== info.coordinator.peerId && addrs.length > 0) await node.libp2p.peerStore.merge(id, { multiaddrs: addrs.map((a) => parseMultiaddr(a, 'donor address')) })
+      // a donor serving other joiners queues this one and says where it stands
+      const onQueued = (position: number): void => { log.info({ job: info.jobId, position, donor: from }, 'waiting for the state transfer: the donor serves other peers first') }
+      return await fetchSnapshot(node.libp2p, id, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal, onQueued })
+    }
+    let raw: TrainingSnapshot
+    try {
+      raw = await fetchFrom(donor)
+    } catch (error) {
+      // the named donor failed (it left, or cannot be reached from here): the coordinator has the state too
+      if (signal.aborted || donor === info.coordinator.peerId) throw error
+      log.info({ job: info.jobId, donor, err: (error as Error).message }, 'state transfer from the named donor failed; fetching from the coordinator')
+      raw = await fetchFrom(info.coordinator.peerId)
+    }
+    const snapshot = fromTrainingSnapshot(raw, `peer ${donor}`)
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)
     s.adoptMembership(reply.membership)

@@ -98,6 +98,21 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     : createBrokerFallback({ ...options.brokerFallback, jobId, selfId, log, faults: options.faults })
 
   const addressesOf = (peer: string): string[] => peer === selfId ? node.dialableAddrs() : core.sightings.get(peer)?.addrs ?? []
+  /** joiners admitted so far: they take the state-holding members as donors in turn */
+  let donorTurn = 0
+  /**
+   * the member a joiner at `effectiveStep` fetches from, in turn (the coordinator included):
+   * those already training before this step (a member still fetching its own state would make
+   * the joiner wait on it) that stay members at the joiner's first step; the coordinator before
+   * the job starts
+   */
+  const nextDonor = (r: JobRunner, effectiveStep: number): string => {
+    const view = r.membership()
+    const step = r.progress().step
+    if (r.state() !== 'training' || step === 0) return selfId
+    const holders = view.membersAt(step).filter((id) => (view.record(id)?.joinStep ?? step) < step && view.isMemberAt(id, effectiveStep))
+    return holders.length === 0 ? selfId : holders[donorTurn++ % holders.length]
+  }
   const addressBook = (membership: MembershipState): Record<string, string[]> => {
     const book: Record<string, string[]> = {}
     for (const m of membership.members) {
@@ -280,7 +295,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         await new Promise((resolve) => setTimeout(resolve, 100))
         admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
       }
-      return { ...admitted, addresses: addressBook(admitted.membership) }
+      return { ...admitted, addresses: addressBook(admitted.membership), donor: nextDonor(r, admitted.effectiveStep) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {
       for (const [peer, addrs] of Object.entries(addresses ?? {})) {

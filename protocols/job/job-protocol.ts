@@ -70,7 +70,12 @@ export const JoinReplySchema = z.object({
   /** first step the new member contributes to; its state is fetched as of that step */
   effectiveStep: z.number().int().min(0),
   membership: MembershipStateSchema,
-  addresses: AddressBookSchema.optional()
+  addresses: AddressBookSchema.optional(),
+  /**
+   * the member to fetch the state from (absent: the coordinator): the coordinator spreads a
+   * crowd of joiners over the members that hold the state, so no one member serves them all
+   */
+  donor: z.string().min(1).max(128).optional()
 }).strict()
 export type JoinReply = z.infer<typeof JoinReplySchema>
 
