@@ -70,20 +70,37 @@ export interface AutoJoin {
 }
 
 /**
- * While idle, ask every connected peer every `intervalMs` (default 2 s) whether it hosts or runs a
- * job that is not over; join the first such job that is not the one this daemon ran last.
+ * connected peers asked per poll, in turn: asking all of them every poll cost 16 idle daemons two
+ * whole cores (P x (P-1) requests every 2 s); in turn, each daemon's cost stays the same at any P
+ * and a peer is asked at least every ceil((P-1) / 3) polls
+ */
+const PEERS_PER_POLL = 3
+
+/**
+ * While idle, ask connected peers, PEERS_PER_POLL of them in turn every `intervalMs` (default
+ * 2 s), whether they host or run a job that is not over; join the first such job that is not the
+ * one this daemon ran last.
  */
 export function createAutoJoin(options: AutoJoinOptions): AutoJoin {
   const { node, log } = options
   let timer: NodeJS.Timeout | undefined
   let busy = false
   let abort = new AbortController()
+  /** where the next poll starts in the (sorted) connected peers */
+  let cursor = 0
+  const nextPeers = (): string[] => {
+    const peers = [...node.connectedPeers()].sort()
+    if (peers.length <= PEERS_PER_POLL) return peers
+    const start = cursor % peers.length
+    cursor = start + PEERS_PER_POLL
+    return Array.from({ length: PEERS_PER_POLL }, (_, k) => peers[(start + k) % peers.length])
+  }
 
   const poll = async (): Promise<void> => {
     if (busy || !options.isIdle()) return
     busy = true
     try {
-      for (const peer of node.connectedPeers()) {
+      for (const peer of nextPeers()) {
         if (!options.isIdle()) return
         let info: JobInfo
         try {
