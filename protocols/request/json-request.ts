@@ -77,15 +77,22 @@ export async function handleJsonRequests<Req>(
         await stream.close()
         return
       }
+      let reply: { ok: true, result: unknown } | { ok: false, error: string }
       try {
-        const result = await handler(parsed.data, connection.remotePeer)
-        writeFrame(stream, { ok: true, result })
+        reply = { ok: true, result: await handler(parsed.data, connection.remotePeer) }
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error)
         options.onRejected?.('refused', connection.remotePeer, message)
-        writeFrame(stream, { ok: false, error: message })
+        reply = { ok: false, error: message }
       }
-      await stream.close()
+      try {
+        writeFrame(stream, reply)
+        await stream.close()
+      } catch (error) {
+        // the requester hung up before the reply (it gave up waiting, or stopped): nothing was
+        // refused or unreadable (16 busy daemons logged each of these twice, as both)
+        stream.abort(error instanceof Error ? error : new Error(String(error)))
+      }
     } catch (error) {
       options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error))
       options.onError?.(error)
