@@ -52,7 +52,7 @@ export function describeDialFailure (error: unknown): string {
   const err = error as { name?: string, message?: string, code?: string }
   const text = `${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`
   if (UNREACHABLE.test(text)) return 'cannot reach bootstrap peer; retrying (check the address and that the peer is running)'
-  if (TIMED_OUT.test(text)) return 'no answer from the bootstrap peer in time; retrying (check that both use the same --psk-file, that this peer id is on its allowlist, the address and that the peer is running)'
+  if (TIMED_OUT.test(text)) return 'no answer from the bootstrap peer in time; retrying (check that both use the same --psk-file, that this peer id is on its allowlist, the address and that the peer is running; on a machine short of CPU it may only be slow to answer)'
   return `${PEER_CLOSED_HINT}; retrying`
 }
 

@@ -111,8 +111,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   }
   const denied = (peer: PeerId): boolean => allowed !== undefined && !allowed.has(peer.toString())
   const refused = createRefusedConnections(logger, options.psk !== undefined
-    ? 'the handshake failed (a peer with another pre-shared key, or not a libp2p peer)'
-    : 'the handshake failed (not a libp2p peer, or a peer that uses a pre-shared key)')
+    ? 'the handshake failed (a peer with another pre-shared key, not a libp2p peer, or a handshake that timed out on a busy machine)'
+    : 'the handshake failed (not a libp2p peer, a peer that uses a pre-shared key, or a handshake that timed out on a busy machine)')
   // a raw inbound connection that closes before libp2p opened a connection on it was refused
   // by its handshake (another pre-shared key, or not libp2p)
   const handshakes = watchInboundHandshakes((options.metrics ?? createTrafficMeter().metricsFactory)() as Record<string, unknown>, (address) => {
