@@ -15,8 +15,10 @@ import type { JobNetwork } from './job-types.js'
 /** steps between a join/eviction decision and the step it takes effect (time for the news to spread) */
 export const MEMBERSHIP_MARGIN = 2
 /**
- * joiners of a running job that ask within this long of the first of them are admitted together,
- * at one step: one re-shard (and one re-cut of a reduce-scatter) for a crowd, not one per joiner
+ * a joiner of a running job that asks within this long of the last admission waits for the end
+ * of a window this long, and all who asked meanwhile are admitted together, at one step: a crowd
+ * costs two re-shards (and re-cuts of a reduce-scatter), the first joiner's and the rest's, not
+ * one per joiner; a joiner on its own is admitted at once
  */
 export const ADMISSION_WINDOW_MS = 500
 
@@ -65,8 +67,9 @@ export interface JobMembership {
   /**
    * coordinator: admit a peer; resolves with the step it joins at: 0 before the start, the
    * current step when the job waits for members ('now': no step can run without it), else
-   * MEMBERSHIP_MARGIN steps after the admission window (ADMISSION_WINDOW_MS) that gathers the
-   * joiners asking meanwhile, who all join at that step. Rejects once close() ran.
+   * MEMBERSHIP_MARGIN steps on, at once or, within ADMISSION_WINDOW_MS of the last admission,
+   * after a window that gathers the joiners asking meanwhile, who all join at one step. Rejects
+   * once close() ran.
    */
   admit(peerId: string, when: 'before-start' | 'now' | 'later'): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** the job stopped: admissions waiting in the window are refused */
@@ -89,6 +92,8 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   /** joiners waiting in the admission window, and the timer that admits them */
   let batch: { readonly peers: Map<string, (step: number | Error) => void>, readonly timer: NodeJS.Timeout } | undefined
   let closed = false
+  /** when the last joiner of a running job was admitted (performance.now()) */
+  let lastAdmissionAt = -Infinity
 
   const announce = (): void => {
     options.network.announceMembership(state(), options.step(), options.phase()).catch((error: unknown) => {
@@ -115,6 +120,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     batch = undefined
     if (pending === undefined) return
     const effectiveStep = options.step() + MEMBERSHIP_MARGIN
+    lastAdmissionAt = performance.now()
     join([...pending.peers.keys()], effectiveStep, true)
     if (pending.peers.size > 1) log.info({ joiners: pending.peers.size, effectiveStep }, 'admitted joiners together')
     for (const resolve of pending.peers.values()) resolve(effectiveStep)
@@ -204,8 +210,14 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     },
     async admit(peerId, when) {
       if (closed) throw new Error('the job stopped')
+      if (when === 'later' && batch === undefined && performance.now() - lastAdmissionAt >= ADMISSION_WINDOW_MS) {
+        // a joiner on its own (nobody admitted lately): at once
+        lastAdmissionAt = performance.now()
+        join([peerId], options.step() + MEMBERSHIP_MARGIN, true)
+        return { effectiveStep: view.record(peerId)?.joinStep ?? options.step() + MEMBERSHIP_MARGIN, membership: state() }
+      }
       if (when === 'later') {
-        // wait for the window that gathers the crowd; one admission step for all of it
+        // one of a crowd: wait for the window that gathers it; one admission step for all of it
         if (batch === undefined) {
           const peers = new Map<string, (step: number | Error) => void>()
           batch = { peers, timer: setTimeout(() => { admitBatch() }, ADMISSION_WINDOW_MS) }

@@ -108,6 +108,8 @@ const REQUEST_TIMEOUT_MS = 30_000
 /** a peer whose heartbeat or other membership message came this recently is alive (heartbeats: 1 s) */
 const HEARD_WITHIN_MS = 3_000
 const EMPTY = new Float32Array(0)
+/** the largest reduce-scatter cut accepted while this peer has no membership yet (joining) */
+const MAX_SLICES_BEFORE_MEMBERSHIP = 1024
 /** inbound gradients kept while a joining peer has no runner yet */
 const MAX_EARLY_GRADIENTS = 256
 
@@ -207,8 +209,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   /** the payload decoded (a whole vector, or the slices of a reduce-scatter message); undefined when refused */
   const decodeInbound = (message: GradientMessage, from: string): InboundGradient | undefined => {
     const head = { step: message.step, sender: from, digest: Buffer.from(message.digest).toString('hex') }
-    const refuse = (detail: string): undefined => {
-      rejections.reject('payload', { from, step: message.step }, detail)
+    const refuse = (detail: string, reason = 'payload'): undefined => {
+      rejections.reject(reason, { from, step: message.step }, detail)
       return undefined
     }
     const slicePlan = runtime?.slicePlan
@@ -216,6 +218,14 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       return refuse(message.slices !== undefined
         ? `a sliced (reduce-scatter) gradient message, but this job's exchange is ${config.exchange}`
         : 'a whole-vector gradient message, but this job\'s exchange is reduce-scatter (the sender runs another job config)')
+    }
+    // a slice plan costs a codec per slice: a cut for far more members than the job has had is
+    // refused before one is built (a forged total would otherwise cost up to 65,535 of them); the
+    // slack covers joiners admitted before this peer heard of them
+    const known = runner?.membership().toSnapshot().members.length
+    const most = known === undefined ? MAX_SLICES_BEFORE_MEMBERSHIP : 2 * known + 16
+    if (message.slices !== undefined && message.slices.total > most) {
+      return refuse(`cut into ${message.slices.total} slices, but this job has had ${known ?? 'no known'} members (at most ${most} accepted)`, 'slices')
     }
     try {
       if (message.slices === undefined || slicePlan === undefined) return { ...head, gradient: codec.decode(message.payload, parameterCount) }

@@ -1,9 +1,10 @@
 /**
  * A crowd of joiners (issue 20): six daemons started at the same moment ask to join a running
- * 4-peer job. The coordinator admits them together (those asking within its 500 ms admission
- * window join at one step: one re-shard for the crowd, not six) and names each a donor in turn
- * among the members that hold the state, so the six transfers spread over the four members
- * instead of queueing at the coordinator (a donor serves two transfers at once and queues the
+ * 4-peer job. The coordinator admits them in batches (the first to ask at once, those asking
+ * within 500 ms of an admission together at the end of that window: two re-shards for the crowd,
+ * not six) and names each a donor in turn among the members that hold the state (an earlier
+ * joiner that trains already included), so the six transfers spread over the members instead of
+ * queueing at the coordinator (a donor serves two transfers at once and queues the
  * rest, telling them their place: test/protocols/state-sync.test.ts), and
  * every one of them trains: within a bounded time all ten are members taking steps, and the job
  * ends with one parameter digest on all ten.
@@ -72,16 +73,16 @@ describe('six joiners at once into a running 4-peer job', () => {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     const trainingAfter = Date.now() - started
-    // admitted in batches at one agreed step: every joiner asked within a second or two, so at
-    // most two admission windows (one when the asks straddle a window's end)
+    // admitted in batches: the first at once, the rest (asking within the window) together
     const joinSteps = new Set(joiners.map((j) => host.session()?.runner()?.membership().record(j.peerId)?.joinStep))
     expect(joinSteps.size).toBeLessThanOrEqual(2)
     const results = await Promise.all([...members, ...joiners].map(async (d) => await d.jobDone()))
-    console.log(`joiner crowd: all ${JOINERS} joiners training ${trainingAfter} ms after they started (admitted at steps ${[...joinSteps].join(', ')}; training from steps ${[...joinedAt.values()].join(', ')}); donors ${donors.map((d) => members.findIndex((m) => m.peerId === d)).join(', ')} (0: the host), queue positions logged ${JSON.stringify(queued)}; job ended at step ${results[0]?.step}`)
-    // six fetches spread over the four members (in turn: 2, 2, 1, 1), all of them donors; none
-    // was refused and sent back to retry ('could not join a job yet')
+    console.log(`joiner crowd: all ${JOINERS} joiners training ${trainingAfter} ms after they started (admitted at steps ${[...joinSteps].join(', ')}; training from steps ${[...joinedAt.values()].join(', ')}); donors ${donors.map((d) => members.findIndex((m) => m.peerId === d)).join(', ')} (0: the host, -1: a joiner), queue positions logged ${JSON.stringify(queued)}; job ended at step ${results[0]?.step}`)
+    // six fetches spread over the members in turn (one joiner can be the next batch's donor);
+    // none was refused and sent back to retry ('could not join a job yet')
     expect(donors).toHaveLength(JOINERS)
-    expect(new Set(donors)).toEqual(new Set(members.map((m) => m.peerId)))
+    expect(new Set(donors).size).toBeGreaterThanOrEqual(3)
+    for (const d of donors) expect([...members, ...joiners].map((m) => m.peerId)).toContain(d)
     expect(warnings).toEqual([])
     expect(results.every((r) => r?.reason === 'epochs')).toBe(true)
     expect(new Set(results.map((r) => r?.digest)).size).toBe(1)
