@@ -11,7 +11,6 @@ import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
 import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
 import { bufferSpecs } from '../../ml/params.js'
 import type { Logger } from '../logger.js'
-import { createGradientCollector, type GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
 import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
@@ -24,6 +23,7 @@ import { parameterDigest, type EpochRecord, type StopReason, type TrainingProgre
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
 import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
+import { createInboundCollectors } from './inbound-collectors.js'
 import { createJobControl, type JobControl } from './job-control.js'
 import { createJobMembership } from './job-membership.js'
 import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
@@ -109,14 +109,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const codec = runtime.codec
   // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
   const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
-  // async: peers run at their own pace; two wire tags per step (gradient, averaging round)
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
-  // reduce-scatter: the replicas' results of a step, collected after its parts (the collector above)
-  // a sender re-cuts its parts and results when the step's membership changed under it (an
-  // eviction at the step in progress): the new cut replaces the old
-  const recut = (kept: InboundGradient, incoming: InboundGradient): boolean => kept.sliced !== undefined && incoming.sliced !== undefined && kept.sliced.header.total !== incoming.sliced.header.total
-  const collector: GradientCollector<InboundGradient> = createGradientCollector({ maxStepsAhead: config.mode === 'async' ? 2 * (config.maxStaleness + 64) : 8, replaces: recut })
-  const results: GradientCollector<InboundGradient> | undefined = runtime.slicePlan === undefined ? undefined : createGradientCollector({ maxStepsAhead: 8, replaces: recut })
+  const inbound = createInboundCollectors(config)
+  const collector = inbound.gradients
 
   let params: Float32Array
   let convergence: ConvergenceControl
@@ -146,10 +141,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     log,
     step: () => progress.step,
     phase: (): JobPhase => runnerState === 'finished' ? 'finished' : runnerState === 'waiting' ? 'waiting' : 'training',
-    onRemoved: (peerId) => {
-      collector.forget(peerId)
-      results?.forget(peerId)
-    }
+    onRemoved: (peerId) => inbound.forget(peerId)
   })
 
   const control = createJobControl({
@@ -177,8 +169,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     history = [...snap.meta.history]
     members.restore(snap.meta.membership)
     finishedFromSnapshot = snap.meta.finished
-    collector.discardBefore(snap.step)
-    results?.discardBefore(snap.step)
+    inbound.discardBefore(snap.step)
   }
 
   if (options.snapshot !== undefined) {
@@ -219,7 +210,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     attack: attack === undefined ? undefined : (g, step, recipient) => applyAttack(attack, g, { step, seed: config.seed, recipient }),
     equivocates: attack?.kind === 'equivocate',
     exchangeAlone: options.exchangeAlone,
-    ...(runtime.slicePlan !== undefined && results !== undefined ? { reduceScatter: { plan: runtime.slicePlan, results } } : {}),
+    ...(runtime.slicePlan !== undefined && inbound.results !== undefined ? { reduceScatter: { plan: runtime.slicePlan, results: inbound.results } } : {}),
     log
   })
   let trainer = buildTrainer()
@@ -462,8 +453,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       members.close()
       control.stop()
       abort.abort(new Error('job stopped'))
-      collector.close()
-      results?.close()
+      inbound.close()
       await loop?.catch(() => undefined)
       if (runnerState !== 'finished' && runnerState !== 'failed') runnerState = 'finished'
       abort = new AbortController()
@@ -475,8 +465,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     offerGradient(gradient: InboundGradient): boolean {
       // kept even from a peer not (yet) known as a member: a membership update may still be on
       // its way, and only the members expected at a step are ever aggregated
-      if (gradient.sliced?.header.phase === 'results') return results?.offer(gradient) ?? false
-      return collector.offer(gradient)
+      return inbound.offer(gradient)
     },
     admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
