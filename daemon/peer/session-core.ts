@@ -219,16 +219,16 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         ? `a sliced (reduce-scatter) gradient message, but this job's exchange is ${config.exchange}`
         : 'a whole-vector gradient message, but this job\'s exchange is reduce-scatter (the sender runs another job config)')
     }
-    // a slice plan costs a codec per slice: a cut for far more members than the job has had is
-    // refused before one is built (a forged total would otherwise cost up to 65,535 of them); the
-    // slack covers joiners admitted before this peer heard of them
-    const known = runner?.membership().toSnapshot().members.length
-    const most = known === undefined ? MAX_SLICES_BEFORE_MEMBERSHIP : 2 * known + 16
-    if (message.slices !== undefined && message.slices.total > most) {
-      return refuse(`cut into ${message.slices.total} slices, but this job has had ${known ?? 'no known'} members (at most ${most} accepted)`, 'slices')
-    }
     try {
       if (message.slices === undefined || slicePlan === undefined) return { ...head, gradient: codec.decode(message.payload, parameterCount) }
+      // a slice plan costs a codec per slice: a cut for far more members than the job has had is
+      // refused before one is built (a forged total would otherwise cost up to 65,535 of them);
+      // the slack covers joiners admitted before this peer heard of them
+      const known = runner?.membership().toSnapshot().members.length
+      const most = known === undefined ? MAX_SLICES_BEFORE_MEMBERSHIP : 2 * known + 16
+      if (message.slices.total > most) {
+        return refuse(`cut into ${message.slices.total} slices, but this job has had ${known ?? 'no known'} members (at most ${most} accepted)`, 'slices')
+      }
       return { ...head, gradient: EMPTY, sliced: { header: message.slices, parts: slicePlan(message.slices.total).decode(message.slices, message.payload) } }
     } catch (error) {
       return refuse((error as Error).message)
