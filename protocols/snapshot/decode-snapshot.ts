@@ -22,6 +22,9 @@ const JsonPartSchema = z.object({
   meta: z.record(z.string(), z.unknown())
 })
 
+/** the JSON part of a snapshot: everything but the float blocks */
+export type SnapshotJsonPart = z.infer<typeof JsonPartSchema>
+
 export interface SnapshotDecoderOptions {
   readonly maxBytes?: number
   readonly maxJsonBytes?: number
@@ -75,7 +78,8 @@ function allocateBody (header: SnapshotHeader): Body {
   }
 }
 
-function parseJsonPart (bytes: Uint8Array): z.infer<typeof JsonPartSchema> {
+/** Parse and check a snapshot's JSON part; SnapshotError('bad-json') names the bad field. */
+export function parseJsonPart (bytes: Uint8Array): SnapshotJsonPart {
   let raw: unknown
   try {
     raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))

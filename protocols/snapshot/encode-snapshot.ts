@@ -24,7 +24,8 @@ function checkCount (name: string, value: number): void {
   }
 }
 
-function encodeJsonPart (snapshot: TrainingSnapshot): Uint8Array {
+/** The UTF-8 JSON part of `snapshot`, after checking its fields (SnapshotError('invalid-snapshot')). */
+export function encodeJsonPart (snapshot: TrainingSnapshot): Uint8Array {
   checkCount('step', snapshot.step)
   checkCount('epoch', snapshot.epoch)
   checkCount('cursor', snapshot.cursor)
@@ -43,7 +44,8 @@ function encodeJsonPart (snapshot: TrainingSnapshot): Uint8Array {
   return new TextEncoder().encode(json)
 }
 
-function * floatChunks (values: Float32Array, chunkBytes: number): Generator<Uint8Array> {
+/** `values` as little-endian bytes in chunks of at most `chunkBytes` (views on little-endian hosts). */
+export function * floatChunks (values: Float32Array, chunkBytes: number): Generator<Uint8Array> {
   const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
   for (let offset = 0; offset < bytes.byteLength; offset += chunkBytes) {
     const end = Math.min(offset + chunkBytes, bytes.byteLength)

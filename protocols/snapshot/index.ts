@@ -5,3 +5,7 @@ export {
   DEFAULT_MAX_JSON_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES, createSnapshotDecoder, decodeSnapshot,
   type SnapshotChunk, type SnapshotDecoder, type SnapshotDecoderOptions
 } from './decode-snapshot.js'
+export {
+  assembleSnapshotRanges, createSnapshotRangeDecoder, encodeSnapshotRange, floatRange, stateDigest,
+  type FloatRange, type SnapshotRange, type SnapshotRangeDecoder
+} from './snapshot-range.js'

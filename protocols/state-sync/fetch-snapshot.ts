@@ -3,15 +3,19 @@
  * wrong (refusal, stall, timeout, oversize, bad framing, early close, corrupt data) ends in a
  * StateSyncError, never a hang. A snapshot before `minStep` is refused as stale, unless it is a
  * finished job's final state (`meta.finished: true`): there will be no later one.
+ * `fetchSnapshotRange` fetches one part of the state's floats (snapshot-range.ts) the same way.
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import * as lp from 'it-length-prefixed'
-import { DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotError, createSnapshotDecoder, type TrainingSnapshot } from '../snapshot/index.js'
+import {
+  DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotError, createSnapshotDecoder, createSnapshotRangeDecoder, floatRange,
+  type SnapshotChunk, type SnapshotRange, type TrainingSnapshot
+} from '../snapshot/index.js'
 import { StateSyncError, StateSyncRemoteError } from './state-sync-errors.js'
 import {
   MAX_FRAME_BYTES, STATE_SYNC_PROTOCOL, StateSyncQueuedSchema, StateSyncRequestSchema, StateSyncStatusSchema, encodeJsonFrame,
-  type StateSyncRequest
+  type StateSyncRequest, type StateSyncStatus
 } from './state-sync-messages.js'
 import { createStreamReader } from './stream-reader.js'
 
@@ -50,12 +54,28 @@ function toStateSyncError (error: unknown, context: { aborted?: StateSyncError }
   return new StateSyncError('closed', `state-sync stream failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
 }
 
-export async function fetchSnapshot (
+/** where the body of an accepted transfer goes */
+interface TransferSink<T> {
+  push(frame: SnapshotChunk): void
+  finish(): T
+  readonly received: number
+  /** total size once the body's header has arrived */
+  readonly expectedBytes: number | undefined
+}
+
+type OkStatus = Extract<StateSyncStatus, { ok: true }>
+
+/**
+ * One request on `/p2pmld/state/1.0.0`: dial, send the request, wait through queue frames for the
+ * status, then feed the announced bytes to the sink `accept` makes from the ok status.
+ */
+async function requestState<T> (
   node: Libp2p,
   peer: PeerId | Multiaddr,
   request: StateSyncRequest,
-  options: FetchSnapshotOptions = {}
-): Promise<TrainingSnapshot> {
+  options: FetchSnapshotOptions,
+  accept: (status: OkStatus, maxBytes: number) => TransferSink<T>
+): Promise<T> {
   const parsedRequest = StateSyncRequestSchema.safeParse(request)
   if (!parsedRequest.success) {
     throw new StateSyncError('bad-request', `invalid state-sync request: ${parsedRequest.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`)
@@ -100,12 +120,12 @@ export async function fetchSnapshot (
     // a stall or timeout while closing aborts the stream, which rejects this
     await stream.close()
 
-    const decoder = createSnapshotDecoder({ maxBytes })
+    let sink: TransferSink<T> | undefined
     let announced: number | undefined
     let position: number | undefined
     for await (const frame of lp.decode(reader, { maxDataLength: FRAME_LIMIT })) {
       armStall()
-      if (announced === undefined) {
+      if (announced === undefined || sink === undefined) {
         let raw: unknown
         try {
           raw = JSON.parse(new TextDecoder().decode(frame.subarray()))
@@ -127,25 +147,20 @@ export async function fetchSnapshot (
           throw new StateSyncError('too-large', `peer offers a snapshot of ${status.data.totalBytes} bytes, over the limit of ${maxBytes}; raise maxBytes if this model is expected`)
         }
         announced = status.data.totalBytes
+        sink = accept(status.data, maxBytes)
         continue
       }
-      if (decoder.received + frame.byteLength > announced) {
+      if (sink.received + frame.byteLength > announced) {
         throw new StateSyncError('corrupt', `peer sent more than the ${announced} bytes it announced`)
       }
-      decoder.push(frame)
-      if (decoder.expectedBytes !== undefined && decoder.expectedBytes !== announced) {
-        throw new StateSyncError('corrupt', `snapshot header says ${decoder.expectedBytes} bytes but the peer announced ${announced}`)
+      sink.push(frame)
+      if (sink.expectedBytes !== undefined && sink.expectedBytes !== announced) {
+        throw new StateSyncError('corrupt', `snapshot header says ${sink.expectedBytes} bytes but the peer announced ${announced}`)
       }
     }
     if (context.aborted !== undefined) throw context.aborted
-    if (announced === undefined) throw new StateSyncError('closed', 'peer closed the stream without answering the state-sync request')
-    const snapshot = decoder.finish()
-    const minStep = parsedRequest.data.minStep
-    // a finished job's final state (meta.finished) is the last there will be, whatever step was asked for
-    if (minStep !== undefined && snapshot.step < minStep && snapshot.meta.finished !== true) {
-      throw new StateSyncError('stale', `peer sent a snapshot at step ${snapshot.step}, before the requested step ${minStep}`)
-    }
-    return snapshot
+    if (sink === undefined) throw new StateSyncError('closed', 'peer closed the stream without answering the state-sync request')
+    return sink.finish()
   } catch (error) {
     const typed = toStateSyncError(error, context)
     stream?.abort(typed)
@@ -155,4 +170,53 @@ export async function fetchSnapshot (
     clearTimeout(stallTimer)
     options.signal?.removeEventListener('abort', onCallerAbort)
   }
+}
+
+export async function fetchSnapshot (
+  node: Libp2p,
+  peer: PeerId | Multiaddr,
+  request: StateSyncRequest,
+  options: FetchSnapshotOptions = {}
+): Promise<TrainingSnapshot> {
+  if (request.range !== undefined) throw new StateSyncError('bad-request', 'fetchSnapshot fetches a whole snapshot: use fetchSnapshotRange for a range')
+  const snapshot = await requestState(node, peer, request, options, (_status, maxBytes) => createSnapshotDecoder({ maxBytes }))
+  const minStep = request.minStep
+  // a finished job's final state (meta.finished) is the last there will be, whatever step was asked for
+  if (minStep !== undefined && snapshot.step < minStep && snapshot.meta.finished !== true) {
+    throw new StateSyncError('stale', `peer sent a snapshot at step ${snapshot.step}, before the requested step ${minStep}`)
+  }
+  return snapshot
+}
+
+/** One part of a donor's state, with the step and parameter digest the donor announced for it. */
+export interface FetchedRange extends SnapshotRange {
+  readonly step: number
+  /** stateDigest of the donor's whole state at `step` (parameters and optimizer state) */
+  readonly digest: string
+}
+
+/**
+ * Fetch part `request.range.index` of `request.range.count` of a peer's state. The announced
+ * bounds must be that part of the announced counts (else 'corrupt'); the announced step is that of
+ * the JSON part. Not checked here: that the floats are the donor's (see fetch-from-donors.ts).
+ */
+export async function fetchSnapshotRange (
+  node: Libp2p,
+  peer: PeerId | Multiaddr,
+  request: StateSyncRequest & { range: { index: number, count: number } },
+  options: FetchSnapshotOptions = {}
+): Promise<FetchedRange> {
+  let announced: OkStatus | undefined
+  const part = await requestState(node, peer, request, options, (status, maxBytes) => {
+    if (status.range === undefined || status.digest === undefined) throw new StateSyncError('protocol', 'peer answered a range request without the range and digest')
+    announced = status
+    return createSnapshotRangeDecoder(status.range, { maxBytes })
+  })
+  const status = announced as OkStatus
+  const expected = floatRange(part.paramCount + part.optimizerCount, request.range.index, request.range.count)
+  if (expected.start !== part.range.start || expected.end !== part.range.end) {
+    throw new StateSyncError('corrupt', `peer sent floats [${part.range.start}, ${part.range.end}) for range ${request.range.index} of ${request.range.count}, which is [${expected.start}, ${expected.end})`)
+  }
+  if (part.json.step !== status.step) throw new StateSyncError('corrupt', `peer announced step ${status.step} but sent the state of step ${part.json.step}`)
+  return { ...part, step: status.step, digest: status.digest as string }
 }

@@ -3,7 +3,7 @@
  */
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import * as lp from 'it-length-prefixed'
-import { DEFAULT_CHUNK_BYTES, encodeSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
+import { DEFAULT_CHUNK_BYTES, encodeSnapshot, encodeSnapshotRange, stateDigest, type EncodedSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
 import { StateSyncError, StateSyncRefusedError, type StateSyncRefusal } from './state-sync-errors.js'
 import {
   MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES, STATE_SYNC_PROTOCOL, StateSyncRequestSchema, encodeJsonFrame,
@@ -16,7 +16,9 @@ export interface StateSyncServerOptions {
   /**
    * Produce the snapshot to send. Its Float32Arrays are streamed without copying, so they must not
    * change until the transfer ends: hand out a copy taken between steps (and cache it for
-   * concurrent requests). Throw StateSyncRefusedError to refuse with a specific reason.
+   * concurrent requests). Throw StateSyncRefusedError to refuse with a specific reason. Range
+   * requests announce the snapshot's stateDigest, computed once per params array: hand out the
+   * same arrays for the same step and the digest is not computed again.
    */
   readonly getSnapshot: (request: StateSyncRequest, remotePeer: PeerId) => Promise<TrainingSnapshot>
   /** transfers served at once (default 2); further requests wait in a queue */
@@ -100,6 +102,16 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
   const stallTimeoutMs = options.stallTimeoutMs ?? 30_000
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
   const active = new Set<Stream>()
+  /** stateDigest of a snapshot getSnapshot handed out (by its params array), for range requests */
+  const digests = new WeakMap<Float32Array, string>()
+  const digestOf = (snapshot: TrainingSnapshot): string => {
+    let digest = digests.get(snapshot.params)
+    if (digest === undefined) {
+      digest = stateDigest(snapshot.params, snapshot.optimizerState)
+      digests.set(snapshot.params, digest)
+    }
+    return digest
+  }
   let stopped = false
   /** transfer slots taken */
   let serving = 0
@@ -221,12 +233,20 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
     }
     // no sha256 trailer: Noise authenticates every byte of the stream, and a member adopting the
     // state checks its parameters against the digest f+1 members vouch for (snapshot-format.ts)
-    const encoded = encodeSnapshot(snapshot, { chunkBytes, checksum: false })
+    let encoded: EncodedSnapshot
+    let status: StateSyncStatus
+    if (request.range === undefined) {
+      encoded = encodeSnapshot(snapshot, { chunkBytes, checksum: false })
+      status = { ok: true, totalBytes: encoded.byteLength, step: snapshot.step }
+    } else {
+      const part = encodeSnapshotRange(snapshot, request.range.index, request.range.count, chunkBytes)
+      encoded = part
+      status = { ok: true, totalBytes: part.byteLength, step: snapshot.step, range: part.range, digest: digestOf(snapshot) }
+    }
     const deadline = new AbortController()
     const timer = setTimeout(() => deadline.abort(new StateSyncError('timeout', `state transfer did not finish within ${timeoutMs} ms`)), timeoutMs)
     try {
       const writeOptions = { maxBufferedBytes, signal: deadline.signal, stallTimeoutMs }
-      const status: StateSyncStatus = { ok: true, totalBytes: encoded.byteLength, step: snapshot.step }
       await writeFrame(stream, encodeJsonFrame(status), writeOptions)
       for (const chunk of encoded.chunks) {
         for (let offset = 0; offset < chunk.byteLength; offset += MAX_FRAME_BYTES) {

@@ -1,0 +1,218 @@
+import type { Libp2p, Stream } from '@libp2p/interface'
+import * as lp from 'it-length-prefixed'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  assembleSnapshotRanges, createSnapshotRangeDecoder, encodeSnapshot, encodeSnapshotRange, floatRange, stateDigest, type TrainingSnapshot
+} from '../../protocols/snapshot/index.js'
+import {
+  STATE_SYNC_PROTOCOL, StateSyncError, StateSyncRefusedError, fetchStateFromDonors, registerStateSyncServer,
+  type StateSyncRequest, type StateSyncServer
+} from '../../protocols/state-sync/index.js'
+import { createStreamReader } from '../../protocols/state-sync/stream-reader.js'
+import { createLoopbackNode, makeSnapshot, sameBits } from './state-sync-helpers.js'
+
+function decodeRange (snapshot: TrainingSnapshot, index: number, count: number): ReturnType<ReturnType<typeof createSnapshotRangeDecoder>['finish']> {
+  const encoded = encodeSnapshotRange(snapshot, index, count, 1000)
+  const decoder = createSnapshotRangeDecoder(encoded.range)
+  for (const chunk of encoded.chunks) {
+    // split each chunk unevenly, as frames arrive
+    for (let at = 0; at < chunk.byteLength; at += 777) decoder.push(chunk.subarray(at, at + 777))
+  }
+  expect(decoder.received).toBe(encoded.byteLength)
+  return decoder.finish()
+}
+
+function copyOf (snapshot: TrainingSnapshot): TrainingSnapshot {
+  return { ...snapshot, params: snapshot.params.slice(), optimizerState: snapshot.optimizerState.slice() }
+}
+
+describe('snapshot ranges', () => {
+  it('floatRange tiles the vector in near-equal parts', () => {
+    for (const [total, count] of [[10, 3], [7, 7], [5, 8], [1_000_003, 64]] as const) {
+      let next = 0
+      const sizes: number[] = []
+      for (let i = 0; i < count; i++) {
+        const r = floatRange(total, i, count)
+        expect(r.start).toBe(next)
+        sizes.push(r.end - r.start)
+        next = r.end
+      }
+      expect(next).toBe(total)
+      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1)
+    }
+    expect(() => floatRange(10, 3, 3)).toThrow(RangeError)
+  })
+
+  it('ranges split across the parameter/optimizer boundary reassemble bit-exactly', () => {
+    const snapshot = makeSnapshot(10_001, 20_003, 42)
+    for (const count of [1, 2, 3, 7]) {
+      const ranges = Array.from({ length: count }, (_, i) => decodeRange(snapshot, i, count))
+      const whole = assembleSnapshotRanges([...ranges].reverse())
+      expect(whole.step).toBe(42)
+      expect(whole.meta).toEqual(snapshot.meta)
+      expect(sameBits(whole.params, snapshot.params)).toBe(true)
+      expect(sameBits(whole.optimizerState, snapshot.optimizerState)).toBe(true)
+    }
+  })
+
+  it('refuses ranges that leave a gap, disagree on sizes or overflow', () => {
+    const snapshot = makeSnapshot(100, 50)
+    const a = decodeRange(snapshot, 0, 3)
+    const c = decodeRange(snapshot, 2, 3)
+    expect(() => assembleSnapshotRanges([a, c])).toThrow(/gap/)
+    const other = decodeRange(makeSnapshot(100, 49), 1, 3)
+    expect(() => assembleSnapshotRanges([a, other, c])).toThrow(/size/)
+    const encoded = encodeSnapshotRange(snapshot, 0, 3, 1000)
+    const decoder = createSnapshotRangeDecoder(encoded.range)
+    for (const chunk of encoded.chunks) decoder.push(chunk)
+    expect(() => decoder.push(new Uint8Array(4))).toThrow(/past its announced end/)
+    const beyond = createSnapshotRangeDecoder({ start: 0, end: 151 })
+    expect(() => { for (const chunk of encodeSnapshotRange(snapshot, 0, 1, 1000).chunks) beyond.push(chunk) }).toThrow(/beyond/)
+  })
+})
+
+/**
+ * A hand-written Byzantine donor: announces `digest` (the honest one) but sends the state with
+ * every value changed, for a range or whole.
+ */
+async function registerSneakyDonor (node: Libp2p, honest: TrainingSnapshot, digest: string): Promise<void> {
+  const send = (stream: Stream, value: unknown): void => { stream.send(lp.encode.single(new TextEncoder().encode(JSON.stringify(value)))) }
+  await node.handle(STATE_SYNC_PROTOCOL, async (stream: Stream) => {
+    const reader = createStreamReader(stream, 64 * 1024)
+    let request: StateSyncRequest | undefined
+    for await (const frame of lp.decode(reader)) {
+      request = JSON.parse(new TextDecoder().decode(frame.subarray())) as StateSyncRequest
+      break
+    }
+    reader.release()
+    const forged = { ...honest, params: honest.params.map((v) => v + 1), optimizerState: honest.optimizerState.map((v) => v + 1) }
+    if (request?.range === undefined) {
+      const whole = encodeSnapshot(forged, { checksum: false })
+      send(stream, { ok: true, totalBytes: whole.byteLength, step: honest.step })
+      for (const chunk of whole.chunks) stream.send(lp.encode.single(chunk))
+    } else {
+      const part = encodeSnapshotRange(forged, request.range.index, request.range.count, 1 << 20)
+      send(stream, { ok: true, totalBytes: part.byteLength, step: honest.step, range: part.range, digest })
+      for (const chunk of part.chunks) stream.send(lp.encode.single(chunk))
+    }
+    await stream.close()
+  })
+}
+
+describe('fetching the state from several donors', () => {
+  const nodes: Libp2p[] = []
+  let client: Libp2p
+  const honest = makeSnapshot(300_001, 600_002, 12)
+  const digest = stateDigest(honest.params, honest.optimizerState)
+
+  beforeAll(async () => {
+    for (let i = 0; i < 4; i++) nodes.push(await createLoopbackNode())
+    client = await createLoopbackNode()
+    for (const n of nodes) await client.peerStore.merge(n.peerId, { multiaddrs: n.getMultiaddrs() })
+  })
+  afterAll(async () => {
+    await client?.stop()
+    for (const n of nodes) await n.stop()
+  })
+
+  /** serve `snapshot` from donor i, recording what each request asked for */
+  const serveAll = async (snapshots: Array<TrainingSnapshot | ((request: StateSyncRequest) => TrainingSnapshot)>, seen: StateSyncRequest[][]): Promise<StateSyncServer[]> =>
+    await Promise.all(snapshots.map(async (s, i) => {
+      seen[i] = []
+      return await registerStateSyncServer(nodes[i], {
+        getSnapshot: async (request) => {
+          seen[i].push(request)
+          return typeof s === 'function' ? s(request) : s
+        }
+      })
+    }))
+  const ids = (n: number): string[] => nodes.slice(0, n).map((node) => node.peerId.toString())
+
+  it('takes one range from each donor and checks the whole against their digest', async () => {
+    const seen: StateSyncRequest[][] = []
+    const servers = await serveAll([copyOf(honest), copyOf(honest), copyOf(honest)], seen)
+    try {
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      expect(fetched.verified).toBe(true)
+      expect(fetched.from).toEqual(ids(3))
+      expect(seen.map((s) => s.map((r) => r.range))).toEqual([[{ index: 0, count: 3 }], [{ index: 1, count: 3 }], [{ index: 2, count: 3 }]])
+      expect(sameBits(fetched.snapshot.params, honest.params)).toBe(true)
+      expect(sameBits(fetched.snapshot.optimizerState, honest.optimizerState)).toBe(true)
+      expect(fetched.snapshot.meta).toEqual(honest.meta)
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  })
+
+  it('a donor holding another state is outvoted: the whole state comes from a donor f+1 vouch for', async () => {
+    const forged = copyOf(honest)
+    forged.params[5] += 1
+    const seen: StateSyncRequest[][] = []
+    // the forger is named first, as the coordinator could name it
+    const servers = await serveAll([forged, copyOf(honest), copyOf(honest)], seen)
+    const fallbacks: string[] = []
+    try {
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2, onFallback: (reason, next) => fallbacks.push(`${next}: ${reason}`) })
+      expect(fetched.verified).toBe(true)
+      expect(fetched.from).toEqual([ids(3)[1]])
+      expect(stateDigest(fetched.snapshot.params, fetched.snapshot.optimizerState)).toBe(digest)
+      expect(fallbacks).toHaveLength(1)
+      expect(fallbacks[0]).toMatch(/announced different states/)
+      expect(seen[0].every((r) => r.range !== undefined)).toBe(true)
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  })
+
+  it('a donor that announces the right digest but sends other values is caught; with too few vouching the fetch fails', async () => {
+    const sneaky = nodes[0]
+    await registerSneakyDonor(sneaky, honest, digest)
+    const honestServers = await Promise.all([1, 2].map(async (i) => await registerStateSyncServer(nodes[i], { getSnapshot: async () => copyOf(honest) })))
+    try {
+      const fallbacks: string[] = []
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2, onFallback: (reason) => fallbacks.push(reason) })
+      expect(fetched.verified).toBe(true)
+      // the liar's whole state fails the check too; an honest donor's passes
+      expect(ids(3).slice(1)).toContain(fetched.from[0])
+      expect(sameBits(fetched.snapshot.params, honest.params)).toBe(true)
+      expect(sameBits(fetched.snapshot.optimizerState, honest.optimizerState)).toBe(true)
+      expect(fallbacks[0]).toMatch(/does not match the digest they announced/)
+      // its range in the optimizer state's part is caught as well (the digest covers both)
+      const again = await fetchStateFromDonors(client, [ids(3)[1], ids(3)[2], ids(3)[0]], { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      expect(again.from).toHaveLength(1)
+      expect(sameBits(again.snapshot.optimizerState, honest.optimizerState)).toBe(true)
+
+      // a donor with yet another state besides, and f + 1 = 3 needed: no state is vouched for, none taken
+      await honestServers[1].stop()
+      const forged = copyOf(honest)
+      forged.params[9] = -1
+      honestServers[1] = await registerStateSyncServer(nodes[2], { getSnapshot: async () => forged })
+      const error = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 3 }).then(() => undefined, (e: unknown) => e)
+      expect(error).toBeInstanceOf(StateSyncError)
+      expect((error as Error).message).toMatch(/no state is announced by 3 donors/)
+      expect((error as StateSyncError).code).toBe('corrupt')
+    } finally {
+      await sneaky.unhandle(STATE_SYNC_PROTOCOL)
+      await Promise.all(honestServers.map((s) => s.stop()))
+    }
+  })
+
+  it('a donor that does not serve ranges, or has left: the whole state from a donor that announced the vouched digest', async () => {
+    const seen: StateSyncRequest[][] = []
+    const servers = await serveAll([
+      (request) => { if (request.range !== undefined) throw new StateSyncRefusedError('bad-request', 'no ranges here'); return copyOf(honest) },
+      copyOf(honest), copyOf(honest)
+    ], seen)
+    const gone = ids(4)[3]
+    await nodes[3].stop()
+    try {
+      const fetched = await fetchStateFromDonors(client, [...ids(3), gone], { jobId: 'job-1', minStep: 12 }, { vouchers: 2, stallTimeoutMs: 5_000 })
+      expect(fetched.verified).toBe(true)
+      // the donors that announced the digest come first
+      expect(fetched.from).toEqual([ids(3)[1]])
+      expect(sameBits(fetched.snapshot.params, honest.params)).toBe(true)
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  })
+})
