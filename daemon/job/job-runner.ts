@@ -84,8 +84,8 @@ export interface JobRunner {
   /** a coordinator's membership announcement */
   adoptMembership(state: MembershipState): boolean
   /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
-  /** `requester`: the peer asking, when known */
-  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
+  /** `requester`: the peer asking, when known; `range`: for one range of it (state-at-step.ts keeps that state for the other ranges) */
+  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
   /** parameter digest at the start of a step >= minStep (waits like snapshotAt) */
   digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   currentSnapshot(): JobSnapshot
@@ -452,6 +452,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       clearInterval(announcer)
       members.close()
       control.stop()
+      stateAtStep.forget()
       abort.abort(new Error('job stopped'))
       inbound.close()
       await loop?.catch(() => undefined)
@@ -470,7 +471,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
-    snapshotAt: async (minStep, signal, requester) => await stateAtStep.snapshotAt(minStep, signal, requester),
+    snapshotAt: async (minStep, signal, requester, range) => await stateAtStep.snapshotAt(minStep, signal, requester, range),
     digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),
     currentSnapshot,
     isCoordinator: () => members.isCoordinator()

@@ -4,6 +4,9 @@
  * the start of a step >= minStep, given at once when the loop is there and otherwise when it gets
  * there, so the state never moves between the question and the answer. A finished job answers
  * any later step with its final state (a peer admitted just before the end takes it and finishes).
+ * A joiner takes its state in ranges from several donors, one range each (fetch-from-donors.ts):
+ * every range must come from the same step, so the state first served to a range request is kept
+ * (one copy, shared by the ranges) and served for that step even after the loop has gone on.
  */
 import type { DigestAtStep, JobSnapshot } from './job-types.js'
 
@@ -11,6 +14,8 @@ import type { DigestAtStep, JobSnapshot } from './job-types.js'
 const DIGEST_HISTORY = 256
 /** a question for a step further ahead than this is refused at once, not waited on */
 const LOOKAHEAD = 16
+/** the state served for a range request is kept this long after its last use */
+const KEEP_FOR_RANGES_MS = 30_000
 
 export interface StateAtStepOptions {
   /** the step the loop is at (its state is that of the start of this step) */
@@ -30,16 +35,32 @@ export interface StateAtStep {
   remember(step: number, digest: string): void
   /** answer the questions waiting for a step the loop has reached (call when it moves on) */
   serveWaiting(): void
-  /** the snapshot at the start of a step >= minStep; rejects for a step far ahead, or on abort */
-  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
+  /**
+   * the snapshot at the start of a step >= minStep; rejects for a step far ahead, or on abort.
+   * `range`: the request is for a range of it: the state kept for a range request at exactly
+   * minStep is served if there is one, else the snapshot served is kept (KEEP_FOR_RANGES_MS)
+   */
+  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
   /** the full digest at `minStep` if it is a remembered anchor step, else the current one like snapshotAt (its step tells which) */
   digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
+  /** drop the state kept for range requests (the job stopped) */
+  forget(): void
 }
 
 export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
   const history = new Map<number, string>()
   /** served synchronously once the loop is at minStep, so the state cannot move in between */
   const waiting: Array<{ minStep: number, serve: () => void }> = []
+  /** the state served to range requests, and the timer that drops it */
+  let kept: { snapshot: JobSnapshot, timer: NodeJS.Timeout } | undefined
+
+  const keep = (snapshot: JobSnapshot): JobSnapshot => {
+    if (kept !== undefined) clearTimeout(kept.timer)
+    const timer = setTimeout(() => { kept = undefined }, KEEP_FOR_RANGES_MS)
+    timer.unref()
+    kept = { snapshot, timer }
+    return snapshot
+  }
 
   const farAhead = (minStep: number): Error | undefined => minStep > options.step() + LOOKAHEAD
     ? new Error(`this peer is at step ${options.step()}, far before step ${minStep}`)
@@ -72,14 +93,22 @@ export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
         }
       }
     },
-    snapshotAt(minStep, signal, requester) {
+    snapshotAt(minStep, signal, requester, range = false) {
+      if (range && kept?.snapshot.step === minStep) {
+        options.onSnapshotServed?.(minStep, requester)
+        return Promise.resolve(keep(kept.snapshot))
+      }
       // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
       const refused = farAhead(minStep)
       if (refused !== undefined) return Promise.reject(refused)
       return readAt(minStep, () => {
         options.onSnapshotServed?.(minStep, requester)
-        return options.snapshot()
+        return range ? keep(options.snapshot()) : options.snapshot()
       }, signal)
+    },
+    forget() {
+      if (kept !== undefined) clearTimeout(kept.timer)
+      kept = undefined
     },
     digestAt(minStep, signal) {
       // a step this peer already ran: its digest then (the member asking vouches a state by it)

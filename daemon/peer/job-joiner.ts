@@ -12,8 +12,7 @@ import { parseJobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
-import { fetchSnapshot } from '../../protocols/state-sync/index.js'
-import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
+import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
@@ -96,27 +95,39 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       return
     }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
-    // the coordinator names the member to fetch from (it spreads a crowd of joiners over them)
+    // the coordinator names the members to fetch from, one range of the state from each (it
+    // spreads a crowd of joiners over them: the first named is a different member for each)
     const donor = reply.donor ?? info.coordinator.peerId
-    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor }, 'admitted to job: fetching its state')
-    const fetchFrom = async (from: string): Promise<TrainingSnapshot> => {
-      const id = peerIdFromString(from)
+    // in ranges only where every member holds the same state at a step (not in asynchronous mode)
+    const donors = jobConfig.mode === 'async' ? [donor] : reply.donors ?? [donor]
+    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor, donors: donors.length }, 'admitted to job: fetching its state')
+    for (const from of donors) {
       const addrs = reply.addresses?.[from] ?? []
-      if (from !== info.coordinator.peerId && addrs.length > 0) await node.libp2p.peerStore.merge(id, { multiaddrs: addrs.map((a) => parseMultiaddr(a, 'donor address')) })
-      // a donor serving other joiners queues this one and says where it stands
-      const onQueued = (position: number): void => { log.info({ job: info.jobId, position, donor: from }, 'waiting for the state transfer: the donor serves other peers first') }
-      return await fetchSnapshot(node.libp2p, id, { jobId: info.jobId, minStep: reply.effectiveStep }, { signal, onQueued })
+      if (from !== info.coordinator.peerId && from !== peerId && addrs.length > 0) await node.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map((a) => parseMultiaddr(a, 'donor address')) })
     }
-    let raw: TrainingSnapshot
+    // a donor serving other joiners queues this one and says where it stands
+    const onQueued = (position: number): void => { log.info({ job: info.jobId, position }, 'waiting for the state transfer: a donor serves other peers first') }
+    const fetchFrom = async (from: readonly string[]): Promise<DonorFetch> => await fetchStateFromDonors(node.libp2p, from, { jobId: info.jobId, minStep: reply.effectiveStep }, {
+      signal,
+      onQueued,
+      // a state f+1 donors announce has at least one honest member behind it
+      vouchers: jobConfig.aggregation.f + 1,
+      onFallback: (reason, next) => { log.warn({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor') }
+    })
+    let fetched: DonorFetch
     try {
-      raw = await fetchFrom(donor)
+      fetched = await fetchFrom(donors)
     } catch (error) {
-      // the named donor failed (it left, or cannot be reached from here): the coordinator has the state too
-      if (signal.aborted || donor === info.coordinator.peerId) throw error
-      log.info({ job: info.jobId, donor, err: (error as Error).message }, 'state transfer from the named donor failed; fetching from the coordinator')
-      raw = await fetchFrom(info.coordinator.peerId)
+      // no donor served (they left, or cannot be reached from here): the coordinator has the state
+      // too. Not after a donor lied: then only a state enough donors vouch for is taken
+      const lied = error instanceof StateSyncError && error.code === 'corrupt'
+      if (signal.aborted || lied || donors.includes(info.coordinator.peerId)) throw error
+      log.info({ job: info.jobId, donor, err: (error as Error).message }, 'state transfer from the named donors failed; fetching from the coordinator')
+      fetched = await fetchFrom([info.coordinator.peerId])
     }
-    const snapshot = fromTrainingSnapshot(raw, `peer ${donor}`)
+    const raw = fetched.snapshot
+    log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified }, fetched.from.length > 1 ? `fetched the state in ${fetched.from.length} ranges, one from each donor` : 'fetched the state from one donor')
+    const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)
     s.adoptMembership(reply.membership)

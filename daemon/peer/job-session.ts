@@ -10,7 +10,7 @@ import { RemoteError, requestJson } from '../../protocols/request/json-request.j
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
 import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
-import { fetchSnapshot as fetchStateSnapshot, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
+import { fetchSnapshot as fetchStateSnapshot, MAX_STATE_RANGES, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DigestAtStep, JobRunner, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
@@ -65,7 +65,7 @@ export interface JobSession {
   /** coordinator: a member asks to pause or resume the whole job */
   decideControl(action: JobControlAction): ControlDecision
   /** `requester`: the peer asking (a reconciling member waits for the members it read to read it) */
-  snapshotFor(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot>
+  snapshotFor(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
   digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
   networkCounters(): NetworkCounters
@@ -101,17 +101,20 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   /** joiners admitted so far: they take the state-holding members as donors in turn */
   let donorTurn = 0
   /**
-   * the member a joiner at `effectiveStep` fetches from, in turn (the coordinator included):
-   * those already training before this step (a member still fetching its own state would make
-   * the joiner wait on it) that stay members at the joiner's first step; the coordinator before
-   * the job starts
+   * the members a joiner at `effectiveStep` fetches from, the one named first in turn (the
+   * coordinator included): those already training before this step (a member still fetching its
+   * own state would make the joiner wait on it) that stay members at the joiner's first step; the
+   * coordinator alone before the job starts. The joiner takes one range of the state from each.
    */
-  const nextDonor = (r: JobRunner, effectiveStep: number): string => {
+  const donorsFor = (r: JobRunner, effectiveStep: number): { donor: string, donors: string[] } => {
     const view = r.membership()
     const step = r.progress().step
-    if (r.state() !== 'training' || step === 0) return selfId
+    if (r.state() !== 'training' || step === 0) return { donor: selfId, donors: [selfId] }
     const holders = view.membersAt(step).filter((id) => (view.record(id)?.joinStep ?? step) < step && view.isMemberAt(id, effectiveStep))
-    return holders.length === 0 ? selfId : holders[donorTurn++ % holders.length]
+    if (holders.length === 0) return { donor: selfId, donors: [selfId] }
+    const first = donorTurn++ % holders.length
+    const donors = [...holders.slice(first), ...holders.slice(0, first)].slice(0, MAX_STATE_RANGES)
+    return { donor: donors[0], donors }
   }
   const addressBook = (membership: MembershipState): Record<string, string[]> => {
     const book: Record<string, string[]> = {}
@@ -295,7 +298,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         await new Promise((resolve) => setTimeout(resolve, 100))
         admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
       }
-      return { ...admitted, addresses: addressBook(admitted.membership), donor: nextDonor(r, admitted.effectiveStep) }
+      return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {
       for (const [peer, addrs] of Object.entries(addresses ?? {})) {

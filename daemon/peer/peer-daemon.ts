@@ -310,7 +310,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
           const s = session
           if (s === undefined || s.jobId !== request.jobId) throw new StateSyncRefusedError('unknown-job', `this peer does not run job ${request.jobId}`)
           try {
-            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000), remotePeer.toString()))
+            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000), remotePeer.toString(), request.range !== undefined))
           } catch (error) {
             throw new StateSyncRefusedError('not-ready', (error as Error).message)
           }

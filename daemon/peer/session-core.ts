@@ -334,9 +334,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       if (runner === undefined) throw new Error('this peer is still joining the job')
       return runner.control().decide(action)
     },
-    snapshotFor(minStep: number, signal?: AbortSignal, requester?: string): Promise<JobSnapshot> {
+    snapshotFor(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot> {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
-      return runner.snapshotAt(minStep, signal, requester)
+      return runner.snapshotAt(minStep, signal, requester, range)
     },
     digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep> {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))

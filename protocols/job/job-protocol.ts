@@ -75,7 +75,12 @@ export const JoinReplySchema = z.object({
    * the member to fetch the state from (absent: the coordinator): the coordinator spreads a
    * crowd of joiners over the members that hold the state, so no one member serves them all
    */
-  donor: z.string().min(1).max(128).optional()
+  donor: z.string().min(1).max(128).optional(),
+  /**
+   * the members that hold the state at the joiner's first step, `donor` first: the joiner takes
+   * one range of the state from each (state-sync fetch-from-donors.ts); absent: `donor` only
+   */
+  donors: z.array(z.string().min(1).max(128)).min(1).max(64).optional()
 }).strict()
 export type JoinReply = z.infer<typeof JoinReplySchema>
 

@@ -2,10 +2,11 @@
  * A crowd of joiners (issue 20): six daemons started at the same moment ask to join a running
  * 4-peer job. The coordinator admits them in batches (the first to ask at once, those asking
  * within 500 ms of an admission together at the end of that window: two re-shards for the crowd,
- * not six) and names each a donor in turn among the members that hold the state (an earlier
- * joiner that trains already included), so the six transfers spread over the members instead of
- * queueing at the coordinator (a donor serves two transfers at once and queues the
- * rest, telling them their place: test/protocols/state-sync.test.ts), and
+ * not six) and names the members that hold the state (an earlier joiner that trains already
+ * included) as its donors, a different one first for each; each joiner takes one range of the
+ * state from every donor and checks the whole against the digest they announce, so the transfers
+ * spread over the members instead of queueing at the coordinator (a donor serves two transfers at
+ * once and queues the rest, telling them their place: test/protocols/state-sync.test.ts), and
  * every one of them trains: within a bounded time all ten are members taking steps, and the job
  * ends with one parameter digest on all ten.
  */
@@ -47,11 +48,13 @@ describe('six joiners at once into a running 4-peer job', () => {
 
     const queued: number[] = []
     const donors: string[] = []
+    const fetches: Array<{ from: string[], verified: boolean }> = []
     const warnings: string[] = []
     const crowdLog = pino({ level: 'info' }, {
       write: (line: string) => {
-        const l = JSON.parse(line) as { level: number, msg: string, position?: number, err?: string, donor?: string }
+        const l = JSON.parse(line) as { level: number, msg: string, position?: number, err?: string, donor?: string, from?: string[], verified?: boolean }
         if (l.msg.startsWith('waiting for the state transfer')) queued.push(l.position ?? 0)
+        if (l.msg.startsWith('fetched the state')) fetches.push({ from: l.from ?? [], verified: l.verified === true })
         if (l.msg.startsWith('admitted to job') && l.donor !== undefined) donors.push(l.donor)
         if (l.level >= 40) warnings.push(`${l.msg} ${l.err ?? ''}`)
       }
@@ -77,12 +80,20 @@ describe('six joiners at once into a running 4-peer job', () => {
     const joinSteps = new Set(joiners.map((j) => host.session()?.runner()?.membership().record(j.peerId)?.joinStep))
     expect(joinSteps.size).toBeLessThanOrEqual(2)
     const results = await Promise.all([...members, ...joiners].map(async (d) => await d.jobDone()))
-    console.log(`joiner crowd: all ${JOINERS} joiners training ${trainingAfter} ms after they started (admitted at steps ${[...joinSteps].join(', ')}; training from steps ${[...joinedAt.values()].join(', ')}); donors ${donors.map((d) => members.findIndex((m) => m.peerId === d)).join(', ')} (0: the host, -1: a joiner), queue positions logged ${JSON.stringify(queued)}; job ended at step ${results[0]?.step}`)
+    console.log(`joiner crowd: all ${JOINERS} joiners training ${trainingAfter} ms after they started (admitted at steps ${[...joinSteps].join(', ')}; training from steps ${[...joinedAt.values()].join(', ')}); donors ${donors.map((d) => members.findIndex((m) => m.peerId === d)).join(', ')} (0: the host, -1: a joiner), ranges per fetch ${fetches.map((f) => f.from.length).join(', ')}, queue positions logged ${JSON.stringify(queued)}; job ended at step ${results[0]?.step}`)
     // six fetches spread over the members in turn (one joiner can be the next batch's donor);
     // none was refused and sent back to retry ('could not join a job yet')
     expect(donors).toHaveLength(JOINERS)
     expect(new Set(donors).size).toBeGreaterThanOrEqual(3)
     for (const d of donors) expect([...members, ...joiners].map((m) => m.peerId)).toContain(d)
+    // each joiner took its state in ranges, one from each member holding it (the four members at
+    // least), checked against the digest they all announced: no member carried a whole transfer
+    expect(fetches).toHaveLength(JOINERS)
+    for (const f of fetches) {
+      expect(f.verified).toBe(true)
+      expect(f.from.length).toBeGreaterThanOrEqual(4)
+      for (const m of members) expect(f.from).toContain(m.peerId)
+    }
     expect(warnings).toEqual([])
     expect(results.every((r) => r?.reason === 'epochs')).toBe(true)
     expect(new Set(results.map((r) => r?.digest)).size).toBe(1)
