@@ -20,6 +20,8 @@ export interface NetnsHost {
   readonly address: string
   /** the root-namespace end of its veth pair: down = link cut */
   readonly hostVeth: string
+  /** the namespace's end of its veth pair (its uplink: a qdisc here shapes what it sends) */
+  readonly nsVeth: string
 }
 
 export interface NetnsTopology {
@@ -106,7 +108,8 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
     index: k + 1,
     namespace: n.namespace(k + 1),
     address: `${subnet}.${k + 1}`,
-    hostVeth: n.hostVeth(k + 1)
+    hostVeth: n.hostVeth(k + 1),
+    nsVeth: n.nsVeth(k + 1)
   }))
 
   let destroyed = false
@@ -125,7 +128,7 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
     await ip('link', 'add', n.bridge, 'type', 'bridge')
     await ip('link', 'set', n.bridge, 'up')
     for (const h of hosts) {
-      const inner = n.nsVeth(h.index)
+      const inner = h.nsVeth
       await ip('netns', 'add', h.namespace)
       await ip('link', 'add', h.hostVeth, 'type', 'veth', 'peer', 'name', inner)
       await ip('link', 'set', inner, 'netns', h.namespace)
@@ -144,7 +147,7 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
     execPrefix: (host) => ['ip', 'netns', 'exec', host.namespace],
     cut: (host) => ip('link', 'set', host.hostVeth, 'down'),
     restore: (host) => ip('link', 'set', host.hostVeth, 'up'),
-    addAddress: (host, address) => ip('-n', host.namespace, 'addr', 'add', `${address}/24`, 'dev', n.nsVeth(host.index)),
+    addAddress: (host, address) => ip('-n', host.namespace, 'addr', 'add', `${address}/24`, 'dev', host.nsVeth),
     async destroy() {
       destroySync()
     }
