@@ -1,32 +1,30 @@
 /**
- * One job on one peer: its training state and the step loop. The concerns around the loop live
- * beside it: membership changes (job-membership.ts), divergence repair, catch-up and the
+ * One job on one peer: the step loop. The concerns around it live beside it: the training state
+ * (job-state.ts), the state served at a step (state-at-step.ts), membership changes (job-membership.ts), divergence repair, catch-up and the
  * end-of-job agreement (state-repair.ts), the epoch's end (epoch-end.ts), the aggregation rule
  * (aggregator-cache.ts). The network is behind JobNetwork, so the same runner works over any
  * transport.
  */
 import type { JobConfig } from '../../config/job-config.js'
 import { applyAttack } from '../../ml/attacks/index.js'
-import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
 import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
-import { bufferSpecs } from '../../ml/params.js'
 import type { Logger } from '../logger.js'
 import type { MembershipView } from '../membership/membership-view.js'
 import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
-import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
 import { createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
 import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
 import type { JobRuntime } from '../training/job-runtime.js'
 import { createSyncTrainer, describeAttack, type InboundGradient, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
-import { parameterDigest, type EpochRecord, type StopReason, type TrainingProgress } from '../training/training-state.js'
+import { parameterDigest, type StopReason, type TrainingProgress } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
 import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
 import { createInboundCollectors } from './inbound-collectors.js'
 import { createJobControl, type JobControl } from './job-control.js'
 import { createJobMembership } from './job-membership.js'
-import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
+import { createJobState } from './job-state.js'
+import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState } from './job-types.js'
 import { createStateAtStep } from './state-at-step.js'
 import { createStateReconciliation } from './state-reconciliation.js'
 import { createStateRepair } from './state-repair.js'
@@ -104,20 +102,14 @@ const STOP_FINISH_STEP_MAX_MS = 5_000
 export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { runtime, log, selfId } = options
   const config = runtime.config
-  const n = runtime.model.layout.totalSize
   const stages = createStageRecorder()
   const codec = runtime.codec
-  // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
-  const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
   const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
   const inbound = createInboundCollectors(config)
   const collector = inbound.gradients
 
-  let params: Float32Array
-  let convergence: ConvergenceControl
-  let history: EpochRecord[] = []
-  let finishedFromSnapshot = false
-  const progress: TrainingProgress = { step: 0, epoch: 0, cursor: 0, lr: config.optimizer.lr, epochLossSum: 0, epochLossCount: 0 }
+  const state = createJobState(config, runtime, options.snapshot)
+  const { progress, optimizer } = state
 
   let runnerState: RunnerState = options.snapshot === undefined && !options.host ? 'syncing' : 'waiting'
   let abort = new AbortController()
@@ -154,31 +146,16 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     coordinator: () => members.view().coordinatorAt(progress.step)
   })
 
-  const loadSnapshot = (snap: JobSnapshot): void => {
-    if (snap.params.length !== n) throw new Error(`snapshot has ${snap.params.length} parameters, model ${config.model} has ${n}`)
-    // the optimizer's own memory holds the parameters, so its steps update them in place
-    params = optimizer.hostParameters(snap.params)
-    optimizer.importState(snap.optimizerState)
-    progress.step = snap.step
-    progress.epoch = snap.epoch
-    progress.cursor = snap.cursor
-    progress.lr = snap.meta.lr
-    progress.epochLossSum = snap.meta.epochLossSum
-    progress.epochLossCount = snap.meta.epochLossCount
-    convergence = createConvergenceControl(config, snap.meta.convergence)
-    history = [...snap.meta.history]
+  /** the membership and the gradients kept follow a loaded state */
+  const followState = (snap: JobSnapshot): void => {
     members.restore(snap.meta.membership)
-    finishedFromSnapshot = snap.meta.finished
     inbound.discardBefore(snap.step)
   }
-
   if (options.snapshot !== undefined) {
-    loadSnapshot(options.snapshot)
+    followState(options.snapshot)
     if (options.host) members.resumeAsHost(progress.step)
-  } else {
-    params = optimizer.hostParameters(runtime.model.initParameters(config.seed))
-    convergence = createConvergenceControl(config)
-    if (options.host) members.joinAsHost()
+  } else if (options.host) {
+    members.joinAsHost()
   }
 
   const attack = describeAttack(config.attack, [selfId, ...(options.selfNames ?? [])])
@@ -192,7 +169,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     config,
     train: runtime.train,
     computer: runtime.computer,
-    params,
+    params: state.params(),
     optimizer,
     codec,
     aggregation,
@@ -216,7 +193,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   let trainer = buildTrainer()
   /** replace this peer's training state (a re-sync, catch-up or reconciliation) and plan from it */
   const adoptState = (snap: JobSnapshot): void => {
-    loadSnapshot(snap)
+    state.load(snap)
+    followState(snap)
     trainer = buildTrainer()
   }
 
@@ -245,7 +223,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     deadlineMs: () => deadline.current(),
     signal: () => abort.signal,
     step: () => progress.step,
-    params: () => params,
+    params: () => state.params(),
     adopt: adoptState,
     reconcile: async (step) => {
       // the others ask for this peer's state at this step: answer those already waiting for it
@@ -254,25 +232,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     }
   })
 
-  const meta = (): SnapshotMeta => ({
-    lr: progress.lr,
-    epochLossSum: progress.epochLossSum,
-    epochLossCount: progress.epochLossCount,
-    convergence: convergence.toJSON(),
-    membership: members.state(),
-    history: [...history],
-    finished: outcome !== undefined || finalizing
-  })
-
-  const currentSnapshot = (): JobSnapshot => ({
-    jobConfig: config,
-    step: progress.step,
-    epoch: progress.epoch,
-    cursor: progress.cursor,
-    meta: meta(),
-    params: params.slice(),
-    optimizerState: optimizer.exportState().slice()
-  })
+  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), outcome !== undefined || finalizing)
 
   const stateAtStep = createStateAtStep({
     step: () => progress.step,
@@ -281,7 +241,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     // epoch-end bookkeeping the state is always that of the start of progress.step
     changing: () => inEpochEnd,
     snapshot: currentSnapshot,
-    digest: () => parameterDigest(params),
+    digest: () => parameterDigest(state.params()),
     // a reconciling member waits until the others have its state before it changes it
     onSnapshotServed: (minStep, requester) => reconciliation.served(minStep, requester)
   })
@@ -298,10 +258,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       const closed = await closeEpoch({
         computer: runtime.computer,
         validation: runtime.validation,
-        params,
-        convergence,
+        params: state.params(),
+        convergence: state.convergence(),
         progress,
-        history,
+        history: state.history(),
         epochs: config.epochs,
         stages,
         log,
@@ -315,9 +275,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
 
   const finish = async (reason: StopReason): Promise<JobResult> => {
+    const params = state.params()
     const test = await evaluateDataset(runtime.computer, params, runtime.test, EVALUATION_BATCH)
     runnerState = 'finished'
-    outcome = { reason, test, step: progress.step, epoch: progress.epoch, history, digest: parameterDigest(params) }
+    outcome = { reason, test, step: progress.step, epoch: progress.epoch, history: state.history(), digest: parameterDigest(params) }
     stateAtStep.serveWaiting()
     members.announce()
     options.events?.onFinished?.(outcome)
@@ -327,7 +288,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const run = async (): Promise<JobResult | undefined> => {
     try {
       // the reason the members that finished it give (not always 'epochs')
-      if (finishedFromSnapshot) return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
+      if (state.finishedFromSnapshot()) return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
       if (runnerState === 'waiting') await members.awaitStart(abort.signal)
       runnerState = 'training'
       while (!abort.signal.aborted) {
@@ -341,7 +302,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         }
         stateAtStep.serveWaiting()
         // re-synced from a member that had finished (or was agreeing on its final state)
-        if (finishedFromSnapshot || progress.epoch >= config.epochs) return await finishTraining()
+        if (state.finishedFromSnapshot() || progress.epoch >= config.epochs) return await finishTraining()
         const world = Math.max(1, members.view().membersAt(progress.step).length)
         if (trainer.stepsPerEpochAt(world) === 0) {
           throw new Error(`the training set (${runtime.train.size} samples) is smaller than one global batch: lower batchSize or use fewer peers`)
