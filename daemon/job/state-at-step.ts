@@ -103,7 +103,9 @@ export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
       if (refused !== undefined) return Promise.reject(refused)
       return readAt(minStep, () => {
         options.onSnapshotServed?.(minStep, requester)
-        return range ? keep(options.snapshot()) : options.snapshot()
+        if (!range) return options.snapshot()
+        // ranges waiting for this step are served one after another: they share one copy
+        return keep(kept?.snapshot.step === options.step() ? kept.snapshot : options.snapshot())
       }, signal)
     },
     forget() {

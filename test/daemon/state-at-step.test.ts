@@ -41,9 +41,17 @@ describe('the state served at a step', () => {
     // a range of another step replaces the kept one
     expect((await loop.at.snapshotAt(6, undefined, 'joiner', true)).step).toBe(7)
     expect((await loop.at.snapshotAt(5, undefined, 'joiner', true)).step).toBe(7)
+    // ranges that wait for a step share one copy when the loop gets there
+    const waiting = [loop.at.snapshotAt(9, undefined, 'a', true), loop.at.snapshotAt(9, undefined, 'b', true)]
+    const before = loop.copies
+    loop.step = 9
+    loop.at.serveWaiting()
+    const [a, b] = await Promise.all(waiting)
+    expect(a).toBe(b)
+    expect(loop.copies).toBe(before + 1)
     loop.at.forget()
     const copies = loop.copies
-    await loop.at.snapshotAt(7, undefined, 'joiner', true)
+    await loop.at.snapshotAt(9, undefined, 'joiner', true)
     expect(loop.copies).toBe(copies + 1)
     loop.at.forget()
   })
