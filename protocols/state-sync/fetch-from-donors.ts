@@ -78,7 +78,9 @@ export async function fetchStateFromDonors (
   const needed = Math.min(options.vouchers, asked.length)
   const vouched = vouchedDigest(parts, needed)
 
-  let lied = false
+  // two digests for one step: one of them is a lie
+  let lied = parts.some((p) => parts.some((q) => q.part.step === p.part.step && q.part.digest !== p.part.digest))
+  const announced = parts.map((p) => `${p.donor} step ${p.part.step} ${p.part.digest.slice(0, 12)}`).join(', ')
   let reason: string
   if (failures.length === 0 && vouched?.donors.length === asked.length) {
     const snapshot = assembleSnapshotRanges(parts.map((p) => p.part))
@@ -86,11 +88,9 @@ export async function fetchStateFromDonors (
     lied = true
     reason = `the state put together from ${asked.length} donors' parts does not match the digest they announced: a donor sent other values`
   } else if (failures.length === 0) {
-    // two digests for one step: one of them is a lie
-    lied = parts.some((p) => parts.some((q) => q.part.step === p.part.step && q.part.digest !== p.part.digest))
-    reason = `donors announced different states: ${parts.map((p) => `${p.donor} step ${p.part.step} ${p.part.digest.slice(0, 12)}`).join(', ')}`
+    reason = `donors announced different states: ${announced}`
   } else {
-    reason = `${failures.length} of ${asked.length} donors did not send their part (${failures.join('; ')})`
+    reason = `${failures.length} of ${asked.length} donors did not send their part (${failures.join('; ')})${lied ? `, and the others announced different states: ${announced}` : ''}`
   }
   if (lied && vouched === undefined) throw new StateSyncError('corrupt', `${reason}; no state is announced by ${needed} donors, so none is taken`)
 
