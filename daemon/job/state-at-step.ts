@@ -6,7 +6,8 @@
  * any later step with its final state (a peer admitted just before the end takes it and finishes).
  * A joiner takes its state in ranges from several donors, one range each (fetch-from-donors.ts):
  * every range must come from the same step, so the state first served to a range request is kept
- * (one copy, shared by the ranges) and served for that step even after the loop has gone on.
+ * (one copy, shared by the ranges) and served for that step even after the loop has gone on; the
+ * newest two such steps are kept (two admission batches).
  */
 import type { DigestAtStep, JobSnapshot } from './job-types.js'
 
@@ -16,6 +17,8 @@ const DIGEST_HISTORY = 256
 const LOOKAHEAD = 16
 /** the state served for a range request is kept this long after its last use */
 const KEEP_FOR_RANGES_MS = 30_000
+/** states kept for range requests at once: joiners admitted in two batches ask for two steps */
+const KEEP_STEPS = 2
 
 export interface StateAtStepOptions {
   /** the step the loop is at (its state is that of the start of this step) */
@@ -38,7 +41,8 @@ export interface StateAtStep {
   /**
    * the snapshot at the start of a step >= minStep; rejects for a step far ahead, or on abort.
    * `range`: the request is for a range of it: the state kept for a range request at exactly
-   * minStep is served if there is one, else the snapshot served is kept (KEEP_FOR_RANGES_MS)
+   * minStep is served if there is one, else the snapshot served is kept (KEEP_FOR_RANGES_MS,
+   * the newest KEEP_STEPS steps)
    */
   snapshotAt(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
   /** the full digest at `minStep` if it is a remembered anchor step, else the current one like snapshotAt (its step tells which) */
@@ -51,14 +55,19 @@ export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
   const history = new Map<number, string>()
   /** served synchronously once the loop is at minStep, so the state cannot move in between */
   const waiting: Array<{ minStep: number, serve: () => void }> = []
-  /** the state served to range requests, and the timer that drops it */
-  let kept: { snapshot: JobSnapshot, timer: NodeJS.Timeout } | undefined
+  /** the states served to range requests by step (the newest KEEP_STEPS), and the timers that drop them */
+  const kept = new Map<number, { snapshot: JobSnapshot, timer: NodeJS.Timeout }>()
 
   const keep = (snapshot: JobSnapshot): JobSnapshot => {
-    if (kept !== undefined) clearTimeout(kept.timer)
-    const timer = setTimeout(() => { kept = undefined }, KEEP_FOR_RANGES_MS)
+    clearTimeout(kept.get(snapshot.step)?.timer)
+    const timer = setTimeout(() => { kept.delete(snapshot.step) }, KEEP_FOR_RANGES_MS)
     timer.unref()
-    kept = { snapshot, timer }
+    kept.set(snapshot.step, { snapshot, timer })
+    while (kept.size > KEEP_STEPS) {
+      const oldest = Math.min(...kept.keys())
+      clearTimeout(kept.get(oldest)?.timer)
+      kept.delete(oldest)
+    }
     return snapshot
   }
 
@@ -94,9 +103,10 @@ export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
       }
     },
     snapshotAt(minStep, signal, requester, range = false) {
-      if (range && kept?.snapshot.step === minStep) {
+      const held = range ? kept.get(minStep) : undefined
+      if (held !== undefined) {
         options.onSnapshotServed?.(minStep, requester)
-        return Promise.resolve(keep(kept.snapshot))
+        return Promise.resolve(keep(held.snapshot))
       }
       // far ahead of this peer: not waited for (a joiner asks for a step at most a few ahead)
       const refused = farAhead(minStep)
@@ -105,12 +115,12 @@ export function createStateAtStep(options: StateAtStepOptions): StateAtStep {
         options.onSnapshotServed?.(minStep, requester)
         if (!range) return options.snapshot()
         // ranges waiting for this step are served one after another: they share one copy
-        return keep(kept?.snapshot.step === options.step() ? kept.snapshot : options.snapshot())
+        return keep(kept.get(options.step())?.snapshot ?? options.snapshot())
       }, signal)
     },
     forget() {
-      if (kept !== undefined) clearTimeout(kept.timer)
-      kept = undefined
+      for (const { timer } of kept.values()) clearTimeout(timer)
+      kept.clear()
     },
     digestAt(minStep, signal) {
       // a step this peer already ran: its digest then (the member asking vouches a state by it)

@@ -99,7 +99,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     // spreads a crowd of joiners over them: the first named is a different member for each)
     const donor = reply.donor ?? info.coordinator.peerId
     // in ranges only where every member holds the same state at a step (not in asynchronous mode)
-    const donors = jobConfig.mode === 'async' ? [donor] : reply.donors ?? [donor]
+    // (never this peer itself: a member restarted from its checkpoint may still be listed)
+    const named = jobConfig.mode === 'async' ? [donor] : (reply.donors ?? [donor]).filter((id) => id !== peerId)
+    const donors = named.length > 0 ? named : [info.coordinator.peerId]
     log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor, donors: donors.length }, 'admitted to job: fetching its state')
     for (const from of donors) {
       const addrs = reply.addresses?.[from] ?? []
@@ -107,12 +109,17 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     }
     // a donor serving other joiners queues this one and says where it stands
     const onQueued = (position: number): void => { log.info({ job: info.jobId, position }, 'waiting for the state transfer: a donor serves other peers first') }
+    let fallbacks = 0
     const fetchFrom = async (from: readonly string[]): Promise<DonorFetch> => await fetchStateFromDonors(node.libp2p, from, { jobId: info.jobId, minStep: reply.effectiveStep }, {
       signal,
       onQueued,
       // a state f+1 donors announce has at least one honest member behind it
       vouchers: jobConfig.aggregation.f + 1,
-      onFallback: (reason, next) => { log.warn({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor') }
+      onFallback: (reason, next) => {
+        // the first says why the ranges failed; the rest why the donor before did not serve
+        if (fallbacks++ === 0) log.warn({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor')
+        else log.info({ job: info.jobId, reason, from: next }, 'fetching the whole state from the next donor')
+      }
     })
     let fetched: DonorFetch
     try {
@@ -126,7 +133,10 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       fetched = await fetchFrom([info.coordinator.peerId])
     }
     const raw = fetched.snapshot
-    log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified }, fetched.from.length > 1 ? `fetched the state in ${fetched.from.length} ranges, one from each donor` : 'fetched the state from one donor')
+    const how = fetched.from.length > 1
+      ? `fetched the state in ${fetched.from.length} ranges, one from each donor`
+      : fetched.verified ? 'fetched the state from one donor, checked against the digest other donors announced' : 'fetched the state from one donor (unchecked: no other donor announced one; the per-step digest comparison checks it)'
+    log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified }, how)
     const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)

@@ -104,13 +104,19 @@ export function createJobSession(options: JobSessionOptions): JobSession {
    * the members a joiner at `effectiveStep` fetches from, the one named first in turn (the
    * coordinator included): those already training before this step (a member still fetching its
    * own state would make the joiner wait on it) that stay members at the joiner's first step; the
-   * coordinator alone before the job starts. The joiner takes one range of the state from each.
+   * coordinator alone before the job starts; of those, the ones whose gradients the last step
+   * aggregated, the joiner itself never (a member restarted from its checkpoint joins again).
+   * The joiner takes one range of the state from each.
    */
-  const donorsFor = (r: JobRunner, effectiveStep: number): { donor: string, donors: string[] } => {
+  const donorsFor = (r: JobRunner, effectiveStep: number, joiner: string): { donor: string, donors: string[] } => {
     const view = r.membership()
     const step = r.progress().step
     if (r.state() !== 'training' || step === 0) return { donor: selfId, donors: [selfId] }
-    const holders = view.membersAt(step).filter((id) => (view.record(id)?.joinStep ?? step) < step && view.isMemberAt(id, effectiveStep))
+    // a member that sent no gradient for the last step (evicted, re-joining, stalled) may hold
+    // no state to give: it would make every joiner fall back
+    const last = r.lastReport()
+    const active = last === undefined || last.step < step - 1 ? undefined : new Set([...last.contributors, selfId])
+    const holders = view.membersAt(step).filter((id) => (view.record(id)?.joinStep ?? step) < step && view.isMemberAt(id, effectiveStep) && active?.has(id) !== false && id !== joiner)
     if (holders.length === 0) return { donor: selfId, donors: [selfId] }
     const first = donorTurn++ % holders.length
     const donors = [...holders.slice(first), ...holders.slice(0, first)].slice(0, MAX_STATE_RANGES)
@@ -298,7 +304,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         await new Promise((resolve) => setTimeout(resolve, 100))
         admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
       }
-      return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep) }
+      return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep, peerId) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {
       for (const [peer, addrs] of Object.entries(addresses ?? {})) {

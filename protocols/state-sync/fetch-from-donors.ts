@@ -1,18 +1,22 @@
 /**
  * Fetch a job's state from several donors at once: donor i sends range i of n of the floats
  * (snapshot-range.ts), so a joiner's transfer is spread over the members that hold the state and
- * no one member carries it all. Each donor announces its step and the digest of its whole state
- * (stateDigest: parameters and optimizer state); the parts are used only when every donor
- * announces the same step and digest and the reassembled state hashes to it. For a synchronous
- * job only: there every honest member holds the same state at a step.
+ * no one member carries it all. For a synchronous job only: there every honest member holds the
+ * same state at a step.
  *
- * Otherwise the state comes whole from one donor, in order: the first donor named, then the rest.
- * When the donors disagree or the reassembled state does not match (a donor lied), a whole state
- * is taken only if it hashes to a digest that `vouchers` donors announced for its step (f+1: at
- * least one of them honest); with no such digest the fetch fails and the caller retries. When the
- * parts failed for other reasons (a donor left, moved on, or does not serve ranges) the whole state
- * is checked against such a digest if there is one, and taken unchecked from the first donor that
- * serves one if there is none, as a single-donor fetch is.
+ * Each donor announces its step and the digest of its whole state (stateDigest: parameters and
+ * optimizer state), and every range carries the snapshot's JSON part. A state is vouched for when
+ * `vouchers` donors (f+1: one of them honest) announce the same step and digest and send the same
+ * job config, epoch, cursor, learning rate and finished flag. The parts are used when every donor
+ * vouches for one state and the reassembled floats hash to its digest; the JSON part is then
+ * theirs. Otherwise, if some state is vouched for, it comes whole from one of the donors that
+ * vouched (range 0 of 1 at exactly its step, which donors keep: state-at-step.ts) and is taken
+ * only if it is that state. With no state vouched for the fetch fails, and the caller asks again;
+ * only when no donor announced anything at all (none serves ranges, or none answered) does the
+ * state come whole and unchecked from the first donor that serves one, as a single-donor fetch.
+ *
+ * A donor slower than the rest does not hold the others up: once half the parts have arrived,
+ * the rest get twice the time taken so far plus RANGE_GRACE_MS, then count as failed.
  */
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -36,18 +40,39 @@ export interface DonorFetch {
   readonly verified: boolean
 }
 
-interface Announced { readonly step: number, readonly digest: string, readonly donors: string[] }
+interface Announced { readonly step: number, readonly digest: string, readonly key: string, readonly donors: string[] }
+
+/** slack the slowest parts get beyond twice the time the first half took */
+const RANGE_GRACE_MS = 5_000
+
+/** JSON with every object's keys sorted: equal values, equal text (members build one config in different key orders) */
+function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+/** what donors of one state send alike besides its floats: the job and where it stands */
+function jsonKey (json: { jobConfig: unknown, step: number, epoch: number, cursor: number, meta: Record<string, unknown> }): string {
+  return canonicalJson([json.jobConfig, json.step, json.epoch, json.cursor, json.meta.lr ?? null, json.meta.finished ?? null])
+}
 
 const aborted = (signal: AbortSignal | undefined): boolean => signal?.aborted === true
+/** a peer id short enough for a message that lists several (its last 8 characters) */
+const short = (peer: string): string => `…${peer.slice(-8)}`
 
-/** the (step, digest) most donors announced, if at least `needed` did */
-function vouchedDigest (parts: ReadonlyArray<{ donor: string, part: FetchedRange }>, needed: number): Announced | undefined {
+/** the state (step, digest, JSON key) most donors announced, if at least `needed` did */
+function vouchedState (parts: ReadonlyArray<{ donor: string, part: FetchedRange }>, needed: number): Announced | undefined {
   const tally = new Map<string, Announced>()
   for (const { donor, part } of parts) {
-    const key = `${part.step}:${part.digest}`
-    const entry = tally.get(key) ?? { step: part.step, digest: part.digest, donors: [] }
+    const key = jsonKey(part.json)
+    const id = `${part.step}:${part.digest}:${key}`
+    const entry = tally.get(id) ?? { step: part.step, digest: part.digest, key, donors: [] }
     entry.donors.push(donor)
-    tally.set(key, entry)
+    tally.set(id, entry)
   }
   const best = [...tally.values()].sort((a, b) => b.donors.length - a.donors.length)[0]
   return best !== undefined && best.donors.length >= needed ? best : undefined
@@ -55,9 +80,9 @@ function vouchedDigest (parts: ReadonlyArray<{ donor: string, part: FetchedRange
 
 /**
  * The state of job `request.jobId` at a step >= `request.minStep` from `donors` (peer ids, at
- * most 64 used, the first the one a single fetch would use). Throws StateSyncError when no donor
- * serves a state it can take (see the file comment); 'corrupt' when donors lied and no state f+1
- * of them vouch for came whole.
+ * most 64 used, the first the one a single fetch would use). Throws StateSyncError when it takes
+ * no state (see the file comment): 'corrupt' when donors announced two states for one step or
+ * sent other values than they announced, else the last donor's error or 'stale'.
  */
 export async function fetchStateFromDonors (
   node: Libp2p,
@@ -67,20 +92,18 @@ export async function fetchStateFromDonors (
 ): Promise<DonorFetch> {
   const asked = [...new Set(donors)].slice(0, MAX_STATE_RANGES)
   if (asked.length === 0) throw new StateSyncError('bad-request', 'no donor to fetch the state from')
-  const whole = (donor: string): Promise<TrainingSnapshot> => fetchSnapshot(node, peerIdFromString(donor), request, options)
-  if (asked.length === 1) return { snapshot: await whole(asked[0]), from: asked, verified: false }
+  if (asked.length === 1) return { snapshot: await fetchSnapshot(node, peerIdFromString(asked[0]), request, options), from: asked, verified: false }
 
-  const settled = await Promise.allSettled(asked.map((donor, index) =>
-    fetchSnapshotRange(node, peerIdFromString(donor), { ...request, range: { index, count: asked.length } }, options)))
+  const settled = await fetchRanges(node, asked, request, options)
   if (aborted(options.signal)) throw new StateSyncError('aborted', 'state transfer aborted by the caller')
   const parts = settled.flatMap((s, i) => s.status === 'fulfilled' ? [{ donor: asked[i], part: s.value }] : [])
-  const failures = settled.flatMap((s, i) => s.status === 'rejected' ? [`${asked[i]}: ${(s.reason as Error).message}`] : [])
+  const failures = settled.flatMap((s, i) => s.status === 'rejected' ? [`${short(asked[i])}: ${(s.reason as Error).message}`] : [])
   const needed = Math.min(options.vouchers, asked.length)
-  const vouched = vouchedDigest(parts, needed)
-
+  const vouched = vouchedState(parts, needed)
   // two digests for one step: one of them is a lie
   let lied = parts.some((p) => parts.some((q) => q.part.step === p.part.step && q.part.digest !== p.part.digest))
-  const announced = parts.map((p) => `${p.donor} step ${p.part.step} ${p.part.digest.slice(0, 12)}`).join(', ')
+  const announced = parts.map((p) => `${short(p.donor)} step ${p.part.step} ${p.part.digest.slice(0, 12)}${vouched !== undefined && jsonKey(p.part.json) !== vouched.key ? ' (other job details)' : ''}`).join(', ')
+
   let reason: string
   if (failures.length === 0 && vouched?.donors.length === asked.length) {
     const snapshot = assembleSnapshotRanges(parts.map((p) => p.part))
@@ -90,35 +113,75 @@ export async function fetchStateFromDonors (
   } else if (failures.length === 0) {
     reason = `donors announced different states: ${announced}`
   } else {
-    reason = `${failures.length} of ${asked.length} donors did not send their part (${failures.join('; ')})${lied ? `, and the others announced different states: ${announced}` : ''}`
+    reason = `${failures.length} of ${asked.length} donors did not send their part (${failures.join('; ')})${parts.length > 0 ? `; the others announced ${announced}` : ''}`
   }
-  if (lied && vouched === undefined) throw new StateSyncError('corrupt', `${reason}; no state is announced by ${needed} donors, so none is taken`)
 
-  // whole from one donor: those that announced the vouched state first, the first named before the rest
-  const order = vouched === undefined ? asked : [...asked.filter((d) => vouched.donors.includes(d)), ...asked.filter((d) => !vouched.donors.includes(d))]
-  let lastError: unknown
-  for (const donor of order) {
+  if (parts.length === 0) {
+    // nothing announced to check a state against (no donor serves ranges, or none answered)
+    for (const donor of asked) {
+      options.onFallback?.(reason, donor)
+      try {
+        return { snapshot: await fetchSnapshot(node, peerIdFromString(donor), request, options), from: [donor], verified: false }
+      } catch (error) {
+        if (aborted(options.signal)) throw error
+        reason = `${donor}: ${(error as Error).message}`
+      }
+    }
+    throw new StateSyncError('closed', `no donor served the state: ${reason}`)
+  }
+  if (vouched === undefined) {
+    throw new StateSyncError(lied ? 'corrupt' : 'stale', `${reason}; no state is announced by ${needed} donors, so none is taken`)
+  }
+
+  // whole, at exactly the vouched step, from a donor that vouched for it (the first named first)
+  for (const donor of vouched.donors) {
     options.onFallback?.(reason, donor)
     try {
-      const snapshot = await whole(donor)
-      if (vouched === undefined) return { snapshot, from: [donor], verified: false }
-      if (snapshot.step === vouched.step) {
-        if (stateDigest(snapshot.params, snapshot.optimizerState) === vouched.digest) return { snapshot, from: [donor], verified: true }
-        lied = true
-        reason = `${donor} sent a state at step ${snapshot.step} other than the one ${vouched.donors.length} donors announced for it`
-        lastError = new StateSyncError('corrupt', reason)
-        continue
+      const whole = await fetchSnapshotRange(node, peerIdFromString(donor), { ...request, minStep: vouched.step, range: { index: 0, count: 1 } }, options)
+      const snapshot = assembleSnapshotRanges([whole])
+      if (whole.step === vouched.step && jsonKey(whole.json) === vouched.key && stateDigest(snapshot.params, snapshot.optimizerState) === vouched.digest) {
+        return { snapshot, from: [donor], verified: true }
       }
-      // the donor went on past the announced step: nothing to check it against, which is only
-      // taken when no donor is known to have lied
-      if (!lied) return { snapshot, from: [donor], verified: false }
-      reason = `${donor} sent a state at step ${snapshot.step}, not the step ${vouched.step} that ${vouched.donors.length} donors announced`
-      lastError = new StateSyncError('stale', reason)
+      reason = `${donor} sent a state (step ${whole.step}) other than the one ${vouched.donors.length} donors announced for step ${vouched.step}`
     } catch (error) {
       if (aborted(options.signal)) throw error
       reason = `${donor}: ${(error as Error).message}`
-      lastError = error
     }
   }
-  throw lastError instanceof StateSyncError ? lastError : new StateSyncError('closed', `no donor served the state: ${reason}`, { cause: lastError })
+  throw new StateSyncError(lied ? 'corrupt' : 'stale', `no donor served the state ${vouched.donors.length} donors announced for step ${vouched.step}: ${reason}`)
+}
+
+/**
+ * Range i of n from donor i, all at once; once half have arrived the rest get twice the time
+ * taken so far plus RANGE_GRACE_MS before they are aborted (a stalled or queue-holding donor
+ * must not hold every joiner for its whole timeout).
+ */
+async function fetchRanges (
+  node: Libp2p,
+  asked: readonly string[],
+  request: { jobId: string, minStep?: number },
+  options: FetchFromDonorsOptions
+): Promise<Array<PromiseSettledResult<FetchedRange>>> {
+  const started = performance.now()
+  const late = new AbortController()
+  const signal = options.signal === undefined ? late.signal : AbortSignal.any([options.signal, late.signal])
+  let done = 0
+  let timer: NodeJS.Timeout | undefined
+  const onDone = (): void => {
+    done++
+    if (timer !== undefined || 2 * done < asked.length || done === asked.length) return
+    const graceMs = 2 * (performance.now() - started) + RANGE_GRACE_MS
+    timer = setTimeout(() => { late.abort(new StateSyncError('timeout', `this donor's part was not there ${Math.round(graceMs)} ms after half the others`)) }, graceMs)
+  }
+  try {
+    return await Promise.allSettled(asked.map(async (donor, index) => {
+      try {
+        return await fetchSnapshotRange(node, peerIdFromString(donor), { ...request, range: { index, count: asked.length } }, { ...options, signal })
+      } finally {
+        onDone()
+      }
+    }))
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -101,7 +101,11 @@ async function requestState<T> (
     clearTimeout(stallTimer)
     stallTimer = setTimeout(() => fail(new StateSyncError('stalled', `no state-sync data for ${stallTimeoutMs} ms; the peer stalled`)), stallTimeoutMs)
   }
-  const onCallerAbort = (): void => fail(new StateSyncError('aborted', 'state transfer aborted by the caller'))
+  // a StateSyncError as the signal's reason says why (e.g. a part given up on as late)
+  const onCallerAbort = (): void => {
+    const why: unknown = options.signal?.reason
+    fail(why instanceof StateSyncError ? why : new StateSyncError('aborted', 'state transfer aborted by the caller'))
+  }
   if (options.signal?.aborted === true) onCallerAbort()
   options.signal?.addEventListener('abort', onCallerAbort, { once: true })
 

@@ -23,7 +23,7 @@ function fakeLoop (): { step: number, copies: number, at: ReturnType<typeof crea
 }
 
 describe('the state served at a step', () => {
-  it('keeps the state served to a range request, so later ranges of that step match after the loop went on', async () => {
+  it('keeps the states served to range requests (two steps), so later ranges of a step match after the loop went on', async () => {
     const loop = fakeLoop()
     const first = await loop.at.snapshotAt(5, undefined, 'joiner', true)
     const second = await loop.at.snapshotAt(5, undefined, 'joiner', true)
@@ -38,9 +38,10 @@ describe('the state served at a step', () => {
     expect(late).toBe(first)
     // a whole-state request gets the current state, as before
     expect((await loop.at.snapshotAt(5)).step).toBe(7)
-    // a range of another step replaces the kept one
+    // a range of another step (a second admission batch) is kept beside it
     expect((await loop.at.snapshotAt(6, undefined, 'joiner', true)).step).toBe(7)
-    expect((await loop.at.snapshotAt(5, undefined, 'joiner', true)).step).toBe(7)
+    expect(await loop.at.snapshotAt(5, undefined, 'joiner', true)).toBe(first)
+    expect((await loop.at.snapshotAt(7, undefined, 'joiner', true)).step).toBe(7)
     // ranges that wait for a step share one copy when the loop gets there
     const waiting = [loop.at.snapshotAt(9, undefined, 'a', true), loop.at.snapshotAt(9, undefined, 'b', true)]
     const before = loop.copies
@@ -49,6 +50,8 @@ describe('the state served at a step', () => {
     const [a, b] = await Promise.all(waiting)
     expect(a).toBe(b)
     expect(loop.copies).toBe(before + 1)
+    // the newest two steps are kept: 7 and 9, not 5
+    expect((await loop.at.snapshotAt(5, undefined, 'joiner', true)).step).toBe(9)
     loop.at.forget()
     const copies = loop.copies
     await loop.at.snapshotAt(9, undefined, 'joiner', true)

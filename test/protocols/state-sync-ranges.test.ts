@@ -71,11 +71,11 @@ describe('snapshot ranges', () => {
   })
 })
 
-/**
- * A hand-written Byzantine donor: announces `digest` (the honest one) but sends the state with
- * every value changed, for a range or whole.
- */
-async function registerSneakyDonor (node: Libp2p, honest: TrainingSnapshot, digest: string): Promise<void> {
+/** what a hand-written donor answers a request with: a state and the digest it announces, or holding the requester in the queue */
+type RawAnswer = { state: TrainingSnapshot, digest: string } | 'hold'
+
+/** A hand-written (Byzantine or stalling) donor on `node`. */
+async function registerRawDonor (node: Libp2p, answer: (request: StateSyncRequest) => RawAnswer): Promise<void> {
   const send = (stream: Stream, value: unknown): void => { stream.send(lp.encode.single(new TextEncoder().encode(JSON.stringify(value)))) }
   await node.handle(STATE_SYNC_PROTOCOL, async (stream: Stream) => {
     const reader = createStreamReader(stream, 64 * 1024)
@@ -85,18 +85,31 @@ async function registerSneakyDonor (node: Libp2p, honest: TrainingSnapshot, dige
       break
     }
     reader.release()
-    const forged = { ...honest, params: honest.params.map((v) => v + 1), optimizerState: honest.optimizerState.map((v) => v + 1) }
+    const reply = answer(request as StateSyncRequest)
+    if (reply === 'hold') {
+      // first in the queue for ever: the keepalive keeps the requester's stall timer quiet
+      const keepalive = setInterval(() => { try { send(stream, { queued: 1 }) } catch { clearInterval(keepalive) } }, 200)
+      stream.addEventListener('close', () => { clearInterval(keepalive) })
+      return
+    }
+    const { state, digest } = reply
     if (request?.range === undefined) {
-      const whole = encodeSnapshot(forged, { checksum: false })
-      send(stream, { ok: true, totalBytes: whole.byteLength, step: honest.step })
+      const whole = encodeSnapshot(state, { checksum: false })
+      send(stream, { ok: true, totalBytes: whole.byteLength, step: state.step })
       for (const chunk of whole.chunks) stream.send(lp.encode.single(chunk))
     } else {
-      const part = encodeSnapshotRange(forged, request.range.index, request.range.count, 1 << 20)
-      send(stream, { ok: true, totalBytes: part.byteLength, step: honest.step, range: part.range, digest })
+      const part = encodeSnapshotRange(state, request.range.index, request.range.count, 1 << 20)
+      send(stream, { ok: true, totalBytes: part.byteLength, step: state.step, range: part.range, digest })
       for (const chunk of part.chunks) stream.send(lp.encode.single(chunk))
     }
     await stream.close()
   })
+}
+
+/** announces `digest` (the honest one) but sends every value changed, in a range or whole */
+async function registerSneakyDonor (node: Libp2p, honest: TrainingSnapshot, digest: string): Promise<void> {
+  const forged = { ...honest, params: honest.params.map((v) => v + 1), optimizerState: honest.optimizerState.map((v) => v + 1) }
+  await registerRawDonor(node, () => ({ state: forged, digest }))
 }
 
 describe('fetching the state from several donors', () => {
@@ -130,9 +143,11 @@ describe('fetching the state from several donors', () => {
 
   it('takes one range from each donor and checks the whole against their digest', async () => {
     const seen: StateSyncRequest[][] = []
-    const servers = await serveAll([copyOf(honest), copyOf(honest), copyOf(honest)], seen)
+    // members build one job config with its keys in different orders: still one state
+    const reordered = { ...copyOf(honest), jobConfig: Object.fromEntries(Object.entries(honest.jobConfig as Record<string, unknown>).reverse()) }
+    const servers = await serveAll([copyOf(honest), reordered, copyOf(honest)], seen)
     try {
-      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 3 })
       expect(fetched.verified).toBe(true)
       expect(fetched.from).toEqual(ids(3))
       expect(seen.map((s) => s.map((r) => r.range))).toEqual([[{ index: 0, count: 3 }], [{ index: 1, count: 3 }], [{ index: 2, count: 3 }]])
@@ -196,6 +211,77 @@ describe('fetching the state from several donors', () => {
       await Promise.all(honestServers.map((s) => s.stop()))
     }
   })
+
+  it('job details one donor forges (finished, lr, epoch) are not taken: the whole state comes from donors that agree', async () => {
+    const forgedMeta = { ...copyOf(honest), epoch: 99, meta: { ...honest.meta, lr: 999, finished: true } }
+    await registerRawDonor(nodes[0], () => ({ state: forgedMeta, digest }))
+    const servers = await Promise.all([1, 2].map(async (i) => await registerStateSyncServer(nodes[i], { getSnapshot: async () => copyOf(honest) })))
+    try {
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      expect(fetched.verified).toBe(true)
+      expect(fetched.from).toEqual([ids(3)[1]])
+      expect(fetched.snapshot.meta).toEqual(honest.meta)
+      expect(fetched.snapshot.epoch).toBe(honest.epoch)
+    } finally {
+      await nodes[0].unhandle(STATE_SYNC_PROTOCOL)
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  })
+
+  it('a donor honest in its range but forging the whole state one step later is refused when another range failed', async () => {
+    const later = { ...copyOf(honest), step: honest.step + 1, params: honest.params.map((v) => -v) }
+    const liar = registerRawDonor(nodes[0], (request) => request.range?.count === 1 ? { state: later, digest: stateDigest(later.params, later.optimizerState) } : { state: copyOf(honest), digest })
+    await liar
+    const servers = [
+      await registerStateSyncServer(nodes[1], { getSnapshot: async () => copyOf(honest) }),
+      await registerStateSyncServer(nodes[2], { getSnapshot: async (request) => { if (request.range?.count === 3) throw new StateSyncRefusedError('not-ready', 'busy elsewhere'); return copyOf(honest) } })
+    ]
+    try {
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      expect(fetched.verified).toBe(true)
+      expect(fetched.from).toEqual([ids(3)[1]])
+      expect(fetched.snapshot.step).toBe(12)
+      expect(sameBits(fetched.snapshot.params, honest.params)).toBe(true)
+    } finally {
+      await nodes[0].unhandle(STATE_SYNC_PROTOCOL)
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  })
+
+  it('with no state f+1 donors announce (a liar named first, an honest donor refusing), none is taken', async () => {
+    const forged = { ...copyOf(honest), params: honest.params.map((v) => v / 2) }
+    await registerRawDonor(nodes[0], () => ({ state: forged, digest: stateDigest(forged.params, forged.optimizerState) }))
+    const servers = [
+      await registerStateSyncServer(nodes[1], { getSnapshot: async () => copyOf(honest) }),
+      await registerStateSyncServer(nodes[2], { getSnapshot: async () => { throw new StateSyncRefusedError('not-ready', 'no state yet') } })
+    ]
+    try {
+      const error = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 }).then(() => undefined, (e: unknown) => e)
+      expect(error).toBeInstanceOf(StateSyncError)
+      expect((error as StateSyncError).code).toBe('corrupt')
+    } finally {
+      await nodes[0].unhandle(STATE_SYNC_PROTOCOL)
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  })
+
+  it('a donor that holds its requesters in the queue does not hold the joiner: its part is given up on', async () => {
+    await registerRawDonor(nodes[0], () => 'hold')
+    const servers = await Promise.all([1, 2].map(async (i) => await registerStateSyncServer(nodes[i], { getSnapshot: async () => copyOf(honest) })))
+    try {
+      const started = performance.now()
+      const fetched = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      const ms = performance.now() - started
+      expect(fetched.verified).toBe(true)
+      expect(fetched.from).toHaveLength(1)
+      expect(fetched.from[0]).not.toBe(ids(3)[0])
+      // twice the time the others took plus 5 s of grace, not the 15-minute transfer limit
+      expect(ms).toBeLessThan(15_000)
+    } finally {
+      await nodes[0].unhandle(STATE_SYNC_PROTOCOL)
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+  }, 30_000)
 
   it('a donor that does not serve ranges, or has left: the whole state from a donor that announced the vouched digest', async () => {
     const seen: StateSyncRequest[][] = []
