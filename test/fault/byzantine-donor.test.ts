@@ -10,16 +10,14 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
-import { silentLogger } from '../../daemon/logger.js'
-import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import type { PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { toTrainingSnapshot } from '../../daemon/job/snapshot-conversion.js'
-import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
 import { encodeSnapshot, encodeSnapshotRange, stateDigest } from '../../protocols/snapshot/index.js'
 import { STATE_SYNC_PROTOCOL, StateSyncRequestSchema } from '../../protocols/state-sync/index.js'
 import { createStreamReader } from '../../protocols/state-sync/stream-reader.js'
 import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
-import { useLocalDaemons } from '../p2p/support/local-daemons.js'
+import { daemonStarter, startTrainingMembers, useLocalDaemons } from '../p2p/support/local-daemons.js'
 
 /** replace `daemon`'s state-sync server with one that announces its true digest and sends forged values */
 async function lieAboutState (daemon: PeerDaemon, served: string[]): Promise<void> {
@@ -54,29 +52,17 @@ async function lieAboutState (daemon: PeerDaemon, served: string[]): Promise<voi
 }
 
 describe('a member whose state-sync server lies, in front of a joiner', () => {
-  const { daemons, configFor } = useLocalDaemons('p2pmld-byzantine-donor-')
+  const local = useLocalDaemons('p2pmld-byzantine-donor-')
 
   it('the joiner refuses the forged range, takes a state the donors vouch for, and trains', async () => {
     const job = parseJobConfig({
       id: 'byzantine-donor', model: 'mlp', epochs: 2, batchSize: 16, trainSamples: 2048, minPeers: 4, stepDeadlineMs: 5000,
       aggregation: { rule: 'trimmed-mean', f: 1 }, earlyStopping: { patience: 0 }
     }, 'test job')
-    const loadDatasets = createCachedDatasetLoader()
-    const start = async (name: string, bootstrap: string[], first = false, log = silentLogger()): Promise<PeerDaemon> => {
-      const daemon = await createPeerDaemon({ config: configFor(name, bootstrap), log, ...(first ? { job } : {}), controlSocket: false, reportsDir: null, loadDatasets })
-      daemons.push(daemon)
-      await daemon.start()
-      return daemon
-    }
-    const host = await start('host', [], true)
-    const members = [host, ...await Promise.all([1, 2, 3].map(async (i) => await start(`member-${i}`, host.addresses())))]
+    const start = daemonStarter(local, job)
+    const members = await startTrainingMembers(start, 4, 10)
+    const host = members[0]
     const liar = members[3]
-    const stepOf = (d: PeerDaemon): number => d.session()?.runner()?.progress().step ?? -1
-    const deadline = Date.now() + 60_000
-    while (stepOf(host) < 10) {
-      if (Date.now() > deadline) throw new Error(`the 4-peer job did not reach step 10 (host at ${stepOf(host)})`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
     const served: string[] = []
     await lieAboutState(liar, served)
 

@@ -13,38 +13,25 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
-import { silentLogger } from '../../daemon/logger.js'
-import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
-import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
-import { useLocalDaemons } from './support/local-daemons.js'
+import type { PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { daemonStarter, startTrainingMembers, useLocalDaemons } from './support/local-daemons.js'
 
 const JOINERS = 6
 /** from the joiners' start until every one of them has taken steps as a member */
 const BOUND_MS = 60_000
 
 describe('six joiners at once into a running 4-peer job', () => {
-  const { daemons, configFor } = useLocalDaemons('p2pmld-joiner-crowd-')
+  const local = useLocalDaemons('p2pmld-joiner-crowd-')
 
   it('all train within a bounded time and finish with the members\' digest', async () => {
     const job = parseJobConfig({
       id: 'joiner-crowd', model: 'mlp', epochs: 4, batchSize: 16, trainSamples: 4096, minPeers: 4, stepDeadlineMs: 5000,
       aggregation: { rule: 'mean', f: 0 }, earlyStopping: { patience: 0 }
     }, 'test job')
-    const loadDatasets = createCachedDatasetLoader()
-    const start = async (name: string, bootstrap: string[], first = false, log = silentLogger()): Promise<PeerDaemon> => {
-      const daemon = await createPeerDaemon({ config: configFor(name, bootstrap), log, ...(first ? { job } : {}), controlSocket: false, reportsDir: null, loadDatasets })
-      daemons.push(daemon)
-      await daemon.start()
-      return daemon
-    }
-    const host = await start('host', [], true)
-    const members = [host, ...await Promise.all([1, 2, 3].map(async (i) => await start(`member-${i}`, host.addresses())))]
+    const start = daemonStarter(local, job)
+    const members = await startTrainingMembers(start, 4, 10)
+    const host = members[0]
     const stepOf = (d: PeerDaemon): number => d.session()?.runner()?.progress().step ?? -1
-    const deadline = Date.now() + 60_000
-    while (stepOf(host) < 10) {
-      if (Date.now() > deadline) throw new Error(`the 4-peer job did not reach step 10 (host at ${stepOf(host)})`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
 
     const queued: number[] = []
     const donors: string[] = []
