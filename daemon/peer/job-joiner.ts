@@ -132,7 +132,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       log.info({ job: info.jobId, donor, err: (error as Error).message }, 'state transfer from the named donors failed; fetching from the coordinator')
       fetched = await fetchFrom([info.coordinator.peerId])
     }
-    const raw = fetched.snapshot
+    // the membership is the coordinator's to decide: its reply's, not a donor's (one donor could
+    // otherwise hand the joiner, and through it the job, a membership of its own making)
+    const raw = { ...fetched.snapshot, meta: { ...fetched.snapshot.meta, membership: reply.membership } }
     const how = fetched.from.length > 1
       ? `fetched the state in ${fetched.from.length} ranges, one from each donor`
       : fetched.verified ? 'fetched the state from one donor, checked against the digest other donors announced' : 'fetched the state from one donor (unchecked: no other donor announced one; the per-step digest comparison checks it)'

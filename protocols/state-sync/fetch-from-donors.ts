@@ -55,6 +55,24 @@ function canonicalJson (value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
+/**
+ * Of the parts' JSON, the one most donors sent alike in what jsonKey leaves out but members share:
+ * the LR schedule and early stopping (meta.convergence) and the epochs' validation figures (the
+ * train loss and durations in the history, and the loss sums, are each member's own); the first
+ * on a tie. With one Byzantine donor among three or more it is an honest donor's.
+ */
+function commonestMeta (parts: ReadonlyArray<{ part: FetchedRange }>): Record<string, unknown> {
+  const shared = (meta: Record<string, unknown>): string => canonicalJson([
+    meta.convergence ?? null,
+    Array.isArray(meta.history) ? (meta.history as Array<Record<string, unknown>>).map((r) => [r.epoch, r.step, r.validationLoss, r.validationAccuracy, r.lr]) : null
+  ])
+  const counts = new Map<string, number>()
+  for (const { part } of parts) counts.set(shared(part.json.meta), (counts.get(shared(part.json.meta)) ?? 0) + 1)
+  let best = parts[0].part.json.meta
+  for (const { part } of parts) if ((counts.get(shared(part.json.meta)) ?? 0) > (counts.get(shared(best)) ?? 0)) best = part.json.meta
+  return best
+}
+
 /** what donors of one state send alike besides its floats: the job and where it stands */
 function jsonKey (json: { jobConfig: unknown, step: number, epoch: number, cursor: number, meta: Record<string, unknown> }): string {
   return canonicalJson([json.jobConfig, json.step, json.epoch, json.cursor, json.meta.lr ?? null, json.meta.finished ?? null])
@@ -107,7 +125,7 @@ export async function fetchStateFromDonors (
   let reason: string
   if (failures.length === 0 && vouched?.donors.length === asked.length) {
     const snapshot = assembleSnapshotRanges(parts.map((p) => p.part))
-    if (stateDigest(snapshot.params, snapshot.optimizerState) === vouched.digest) return { snapshot, from: asked, verified: true }
+    if (stateDigest(snapshot.params, snapshot.optimizerState) === vouched.digest) return { snapshot: { ...snapshot, meta: commonestMeta(parts) }, from: asked, verified: true }
     lied = true
     reason = `the state put together from ${asked.length} donors' parts does not match the digest they announced: a donor sent other values`
   } else if (failures.length === 0) {
@@ -140,7 +158,8 @@ export async function fetchStateFromDonors (
       const whole = await fetchSnapshotRange(node, peerIdFromString(donor), { ...request, minStep: vouched.step, range: { index: 0, count: 1 } }, options)
       const snapshot = assembleSnapshotRanges([whole])
       if (whole.step === vouched.step && jsonKey(whole.json) === vouched.key && stateDigest(snapshot.params, snapshot.optimizerState) === vouched.digest) {
-        return { snapshot, from: [donor], verified: true }
+        const agreeing = parts.filter((p) => vouched.donors.includes(p.donor))
+        return { snapshot: { ...snapshot, meta: commonestMeta([{ part: whole }, ...agreeing]) }, from: [donor], verified: true }
       }
       reason = `${donor} sent a state (step ${whole.step}) other than the one ${vouched.donors.length} donors announced for step ${vouched.step}`
     } catch (error) {

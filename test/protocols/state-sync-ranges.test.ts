@@ -212,7 +212,7 @@ describe('fetching the state from several donors', () => {
     }
   })
 
-  it('job details one donor forges (finished, lr, epoch) are not taken: the whole state comes from donors that agree', async () => {
+  it('job details one donor forges (finished, lr, epoch; its LR schedule and history) are not taken', async () => {
     const forgedMeta = { ...copyOf(honest), epoch: 99, meta: { ...honest.meta, lr: 999, finished: true } }
     await registerRawDonor(nodes[0], () => ({ state: forgedMeta, digest }))
     const servers = await Promise.all([1, 2].map(async (i) => await registerStateSyncServer(nodes[i], { getSnapshot: async () => copyOf(honest) })))
@@ -222,6 +222,15 @@ describe('fetching the state from several donors', () => {
       expect(fetched.from).toEqual([ids(3)[1]])
       expect(fetched.snapshot.meta).toEqual(honest.meta)
       expect(fetched.snapshot.epoch).toBe(honest.epoch)
+
+      // the same floats and key fields, but its own LR schedule and history, named first: the
+      // schedule most donors sent is taken
+      await nodes[0].unhandle(STATE_SYNC_PROTOCOL)
+      const forgedSchedule = { ...copyOf(honest), meta: { ...honest.meta, convergence: { best: -1, badEpochs: 99 }, history: [{ epoch: 99, step: 1, validationLoss: 0, validationAccuracy: 1, lr: 9 }] } }
+      await registerRawDonor(nodes[0], () => ({ state: forgedSchedule, digest }))
+      const again = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 })
+      expect(again.from).toEqual(ids(3))
+      expect(again.snapshot.meta).toEqual(honest.meta)
     } finally {
       await nodes[0].unhandle(STATE_SYNC_PROTOCOL)
       await Promise.all(servers.map((s) => s.stop()))
