@@ -20,7 +20,7 @@ describe('a broker restart during training', () => {
     const lines: Array<Record<string, unknown>> = []
     const sink = new Writable({ write(chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>); done() } })
     const job = parseJobConfig({
-      id: `amqp-restart-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 3, batchSize: 64, trainSamples: 4096,
+      id: `amqp-restart-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 4, batchSize: 64, trainSamples: 4096,
       optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, evictAfterMissedSteps: 1000,
       // a step waits for every member's gradient through the restart (the derived deadline could
       // let a step go on without a late one, which would hide a lost one)
@@ -37,7 +37,9 @@ describe('a broker restart during training', () => {
         events: {
           onStep: (r) => {
             reports.push(r)
-            if (r.step === 15 && restart === undefined) {
+            // early: on a loaded machine rabbitmqctl takes seconds to stop the broker, and a stop
+            // begun at step 15 of 48 once landed after the job had ended (no peer reconnected)
+            if (r.step === 5 && restart === undefined) {
               restartedAtStep = r.step
               restart = (async () => {
                 await stopBrokerApp()
@@ -49,7 +51,7 @@ describe('a broker restart during training', () => {
         }
       })
       await restart
-      expect(restartedAtStep).toBe(15)
+      expect(restartedAtStep).toBe(5)
       expect(result.peers.every((p) => p.result !== undefined)).toBe(true)
       expect(result.identicalParameters).toBe(true)
       for (const p of result.peers) expect(p.result!.test.accuracy).toBeGreaterThan(0.85)
