@@ -19,6 +19,10 @@ export interface BackwardContext {
   constant(name: string): ConstantTensor | undefined
   /** tensors the op's emitForward saved for its backward */
   readonly saved: Readonly<Record<string, string>>
+  /** the forward node that outputs `name` (undefined for graph inputs, parameters, constants) */
+  producer(name: string): IrNode | undefined
+  /** the forward nodes that read `name` */
+  consumers(name: string): readonly IrNode[]
 }
 
 export interface ForwardContext extends ShapeContext {

@@ -167,6 +167,13 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
     if (node.inputs.some((i) => requiresGrad.has(i))) node.outputs.forEach((o) => requiresGrad.add(o))
   }
 
+  const producers = new Map<string, IrNode>()
+  const consumers = new Map<string, IrNode[]>()
+  for (const node of graph.nodes) {
+    for (const o of node.outputs) producers.set(o, node)
+    for (const i of node.inputs) consumers.set(i, [...(consumers.get(i) ?? []), node])
+  }
+
   const pending = new Map<string, string[]>([[graph.output, [dLogits]]])
   const gradientOf = (name: string): string | undefined => {
     const parts = pending.get(name)
@@ -188,7 +195,9 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
       outputGrads,
       needsGrad: (index) => requiresGrad.has(node.inputs[index]),
       constant: (name) => graph.constants.get(name),
-      saved: saved.get(node.name) ?? {}
+      saved: saved.get(node.name) ?? {},
+      producer: (name) => producers.get(name),
+      consumers: (name) => consumers.get(name) ?? []
     })
     node.inputs.forEach((input, k) => {
       const g = inputGrads[k]

@@ -96,6 +96,35 @@ describe('training-graph gradients match a float64 reference', () => {
     await checkAgainstReference(model, randomBatch(model, 8, 13), model.initParameters(8))
   })
 
+  it('a ReLU before a disjoint max pool is masked on the pooled grid, exactly, with tied maxima (positive and zero) in the windows', async () => {
+    // a 1x1 conv over constant 2x2 blocks: every window's four values tie, positive or (after
+    // the ReLU) zero, and windows straddling the blocks tie in part
+    const g = new ForwardGraphBuilder()
+    const pooled = g.maxPool(g.relu(g.conv(g.input, 'conv', 1, 3, 1)), 2)
+    const model = g.build('tied-pool', [1, 28, 28], 10, g.linear(g.flatten(pooled), 'fc', 3 * 14 * 14, 10))
+    const size = 6
+    const rng = createRng(17)
+    const inputs = new Float32Array(size * 784)
+    const levels = [-1, 0, 0.5, 1]
+    for (let n = 0; n < size; n++) {
+      for (let by = 0; by < 28; by += 2) {
+        for (let bx = 0; bx < 28; bx += 2) {
+          // shifted by one pixel in odd samples, so windows straddle two blocks
+          const v = levels[rng.nextInt(levels.length)]
+          for (let dy = 0; dy < 2; dy++) for (let dx = 0; dx < 2; dx++) inputs[n * 784 + Math.min(27, by + dy + (n % 2)) * 28 + Math.min(27, bx + dx + (n % 2))] = v
+        }
+      }
+    }
+    const labels = Int32Array.from({ length: size }, () => rng.nextInt(10))
+    await checkAgainstReference(model, { size, sampleShape: model.sampleShape, inputs, labels }, model.initParameters(9))
+    // the mask reads the pooled output, and the ReLU's output gets no mask of its own
+    const nodes = onnx.ModelProto.decode(trainingGraphBytes(model, 4)).graph!.node!
+    const pools = new Set(nodes.filter((n) => n.opType === 'MaxPool').map((n) => n.output![0]))
+    const greater = nodes.filter((n) => n.opType === 'Greater')
+    expect(greater).toHaveLength(1)
+    expect(pools.has(greater[0].input![0])).toBe(true)
+  })
+
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
     // both paths are checked against the float64 reference above; this keeps each one covered
     const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)

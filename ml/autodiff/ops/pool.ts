@@ -1,5 +1,5 @@
 import { attrInt, attrInts, int, ints, product, ShapeError, type IrNode, type Shape } from '../ir.js'
-import type { OpDefinition } from '../op-definition.js'
+import type { BackwardContext, OpDefinition } from '../op-definition.js'
 import { convGeometry } from './conv.js'
 
 /**
@@ -26,6 +26,32 @@ function poolShape(node: IrNode, x: Shape): Shape {
   return [x[0], x[1], out[0], out[1]]
 }
 
+/** Whether a MaxPool's windows are disjoint (stride >= kernel, no dilation, pads or ceil_mode). */
+function disjointWindows(node: IrNode): boolean {
+  const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
+  return g.kernel.every((k, i) => g.strides[i] >= k && g.dilations[i] === 1) && g.pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
+}
+
+/**
+ * Whether this Relu's output is read only by one MaxPool with disjoint windows (Conv, Relu,
+ * MaxPool: lenet5, vgg11, squeezenet, resnet's stem). Then the pool's backward applies the
+ * ReLU's mask to dY on the pooled grid, before scattering it, and the Relu's backward passes its
+ * dY through: each input gets dY at most once, at its window's argmax p, where ReLU(x)[p] = Y,
+ * so (Y > 0) is the ReLU's (ReLU(x) > 0) there: the same gradient, bit for bit, with the mask's
+ * Greater, Cast and Mul on a tensor kernel-area times smaller.
+ */
+export function reluMaskedInMaxPool(relu: IrNode, ctx: Pick<BackwardContext, 'consumers'>): boolean {
+  if (relu.op !== 'Relu') return false
+  const readers = ctx.consumers(relu.outputs[0])
+  return readers.length === 1 && readers[0].op === 'MaxPool' && readers[0].outputs.length === 1 && disjointWindows(readers[0])
+}
+
+/** dY * (Y > 0): a ReLU's backward mask, as Mul with a cast mask (1.4-2.5x faster than Where here). */
+export function reluMask(emit: BackwardContext['emit'], dy: string, y: string): string {
+  const mask = emit.op('Cast', [emit.op('Greater', [y, emit.scalar('zero', 0)])], { to: { kind: 'int', value: 1 } })
+  return emit.op('Mul', [dy, mask])
+}
+
 /**
  * MaxPool backward routes dY to the argmax positions (the Indices output, flat over NCHW).
  * Where windows do not overlap each input receives at most one dY, so MaxUnpool's assignment is
@@ -44,14 +70,16 @@ export const maxPool: OpDefinition = {
     emit.node('MaxPool', node.inputs, node.attrs, [node.outputs[0], indices])
     return { indices }
   },
-  backward({ emit, node, outputGrads: [dy], saved, shape }) {
+  backward(ctx) {
+    const { emit, node, outputGrads: [dy], saved, shape } = ctx
     if (dy === undefined) return []
     const xs = shape(node.inputs[0])
     const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
-    const disjoint = g.kernel.every((k, i) => g.strides[i] >= k && g.dilations[i] === 1) && g.pads.every((p) => p === 0) && attrInt(node, 'ceil_mode', 0) === 0
-    if (disjoint) {
+    if (disjointWindows(node)) {
+      const relu = ctx.producer(node.inputs[0])
+      const routed = relu !== undefined && reluMaskedInMaxPool(relu, ctx) ? reluMask(emit, dy, node.outputs[0]) : dy
       // output_shape given: with an input size the stride does not divide, the default is smaller
-      return [emit.op('MaxUnpool', [dy, saved.indices, emit.int64s('shape', [...xs])], {
+      return [emit.op('MaxUnpool', [routed, saved.indices, emit.int64s('shape', [...xs])], {
         kernel_shape: ints(g.kernel),
         strides: ints(g.strides)
       })]

@@ -1,15 +1,16 @@
 import type { OpDefinition } from '../op-definition.js'
+import { reluMask, reluMaskedInMaxPool } from './pool.js'
 
-/** dX = dY * (Y > 0); Mul with a cast mask ran 1.4-2.5x faster than Where here. */
+/** dX = dY * (Y > 0); before a disjoint MaxPool that pool applies the mask (see reluMaskedInMaxPool). */
 export const relu: OpDefinition = {
   type: 'Relu',
   inferShapes(_node, [x]) {
     return [x]
   },
-  backward({ emit, node, outputGrads: [dy] }) {
+  backward(ctx) {
+    const { emit, node, outputGrads: [dy] } = ctx
     if (dy === undefined) return []
-    const zero = emit.scalar('zero', 0)
-    const mask = emit.op('Cast', [emit.op('Greater', [node.outputs[0], zero])], { to: { kind: 'int', value: 1 } })
-    return [emit.op('Mul', [dy, mask])]
+    if (reluMaskedInMaxPool(node, ctx)) return [dy]
+    return [reluMask(emit, dy, node.outputs[0])]
   }
 }
