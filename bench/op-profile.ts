@@ -1,6 +1,6 @@
 /**
  * Where a training step's time goes, by ONNX Runtime operator: `npx tsx bench/op-profile.ts
- * [model] [batch] [steps]` (default lenet5 64 50). Runs the model's training graph with ORT's
+ * [model] [batch] [steps]` (default lenet5 64 50; model: a zoo name or a forward .onnx file). Runs the model's training graph with ORT's
  * profiler on (the engine's `profilePrefix`), then sums the trace's node events by operator type
  * over the timed steps (the first 5 are warm-up) and prints each type's ms per step and share, and
  * the ten slowest nodes. Profile before changing the graph (issue 16).
@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { createRng } from '../ml/core/rng.js'
 import { createOnnxGradientComputer } from '../ml/engine/onnx-gradient-computer.js'
 import { createModel } from '../ml/models/zoo.js'
+import { loadOnnxModel } from '../ml/onnx/load-onnx-model.js'
 
 const [name = 'lenet5', batchArg = '64', stepsArg = '50'] = process.argv.slice(2)
 const batch = Number(batchArg)
@@ -20,7 +21,7 @@ const WARMUP = 5
 
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-op-profile-'))
 try {
-  const model = createModel(name)
+  const model = name.endsWith('.onnx') ? await loadOnnxModel(name) : createModel(name)
   const computer = createOnnxGradientComputer(model, { intraOpThreads: 2, profilePrefix: join(dir, 'ort') })
   const params = model.initParameters(1)
   const rng = createRng(3)

@@ -3,15 +3,25 @@
  * batch 64, 3x32x32 inputs, 10 classes: ours (ONNX Runtime training graph + typed-array SGD)
  * against PyTorch 1.13 (torchvision's models, /usr/bin/python3) in the same run, interleaved:
  * each round times STEPS steps of ours, then STEPS of PyTorch's, per model.
- * `npx tsx bench/paper-models.ts [--rounds 3] [--steps 5] [--models squeezenet1_1,mobilenet_v3_small,vgg11]`
+ * `npx tsx bench/paper-models.ts [--rounds 3] [--steps 5] [--models squeezenet1_1,mobilenet_v3_small,vgg11,resnet18]`
  * Prints per-round medians and the ratio ours / PyTorch (lower is better) with its range.
+ *
+ * A name that is not a zoo model (resnet18 by default) is a user's ONNX model: PyTorch builds
+ * torchvision's model, folds each BatchNorm into the Conv before it (what an eval-mode export does),
+ * exports it as the README tells users to, and both sides train that same folded model: ours
+ * loaded with loadOnnxModel from the exported file, PyTorch's the folded module itself.
  */
 import '../polyfill.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createRng } from '../ml/core/rng.js'
 import { createOnnxGradientComputer } from '../ml/engine/onnx-gradient-computer.js'
-import { createModel } from '../ml/models/zoo.js'
+import type { ModelDefinition } from '../ml/models/model-definition.js'
+import { createModel, zooModelNames } from '../ml/models/zoo.js'
+import { loadOnnxModel } from '../ml/onnx/load-onnx-model.js'
 import { createOptimizer } from '../ml/optim/index.js'
 import { bufferSpecs } from '../ml/params.js'
 
@@ -21,26 +31,55 @@ const arg = (name: string, fallback: string): string => {
 }
 const ROUNDS = Number(arg('rounds', '3'))
 const STEPS = Number(arg('steps', '5'))
-const MODELS = arg('models', 'squeezenet1_1,mobilenet_v3_small,vgg11').split(',')
+const MODELS = arg('models', 'squeezenet1_1,mobilenet_v3_small,vgg11,resnet18').split(',')
 const BATCH = 64
 const THREADS = 2
 
 const TORCH = `
 import sys, time, json, torch, torchvision
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 torch.set_num_threads(${THREADS})
 models = {}
+def fold_batchnorm(module):
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        kids = list(module)
+        for i in range(len(kids) - 1):
+            if isinstance(kids[i], nn.Conv2d) and isinstance(kids[i + 1], nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(kids[i], kids[i + 1])
+                module[i + 1] = nn.Identity()
+    for k in range(1, 4):
+        conv, bn = getattr(module, f'conv{k}', None), getattr(module, f'bn{k}', None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            setattr(module, f'conv{k}', fuse_conv_bn_eval(conv, bn))
+            setattr(module, f'bn{k}', nn.Identity())
+    return module
+def keep(name, m):
+    models[name] = (m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9), torch.randn(${BATCH}, 3, 32, 32), torch.randint(0, 10, (${BATCH},)))
 def model(name):
     if name not in models:
         torch.manual_seed(0)
-        m = getattr(torchvision.models, name)(num_classes=10).train()
-        models[name] = (m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9), torch.randn(${BATCH}, 3, 32, 32), torch.randint(0, 10, (${BATCH},)))
+        keep(name, getattr(torchvision.models, name)(num_classes=10).train())
     return models[name]
+def export(name, path):
+    torch.manual_seed(0)
+    m = fold_batchnorm(getattr(torchvision.models, name)(num_classes=10).eval())
+    torch.onnx.export(m, torch.randn(1, 3, 32, 32), path, opset_version=13, input_names=['input'], output_names=['logits'],
+                      dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}})
+    keep(name, m.train())
 def step(m, opt, x, y):
     opt.zero_grad()
     torch.nn.functional.cross_entropy(m(x), y).backward()
     opt.step()
 print('ready', flush=True)
 for line in sys.stdin:
+    if line.startswith('export '):
+        _, name, path = line.split()
+        export(name, path)
+        print('exported', flush=True)
+        continue
     name, steps = line.split()
     m, opt, x, y = model(name)
     step(m, opt, x, y)
@@ -73,11 +112,21 @@ async function main(): Promise<void> {
     py.stdin.write(`${name} ${STEPS}\n`)
     return JSON.parse(await nextLine()) as number[]
   }
+  const exportDir = await mkdtemp(join(tmpdir(), 'p2pmld-bench-'))
+  /** a zoo model, or torchvision's exported as a user would (BatchNorm folded): see the header */
+  const loadModel = async (name: string): Promise<ModelDefinition> => {
+    if (zooModelNames().includes(name)) return createModel(name, [3, 32, 32])
+    const path = join(exportDir, `${name}.onnx`)
+    py.stdin.write(`export ${name} ${path}\n`)
+    if (await nextLine() !== 'exported') throw new Error(`PyTorch did not export ${name}`)
+    console.log(`${name}: torchvision's model exported to ONNX with BatchNorm folded, trained that way on both sides`)
+    return await loadOnnxModel(path)
+  }
   try {
     await nextLine()
     console.log(`batch ${BATCH}, 3x32x32, ${THREADS} threads, ${ROUNDS} rounds x ${STEPS} steps, interleaved; medians in ms`)
     for (const name of MODELS) {
-      const model = createModel(name, [3, 32, 32])
+      const model = await loadModel(name)
       const params = model.initParameters(1)
       const optimizer = createOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 0 }, params.length, bufferSpecs(model.layout))
       const computer = createOnnxGradientComputer(model, { intraOpThreads: THREADS })
@@ -106,6 +155,7 @@ async function main(): Promise<void> {
   } finally {
     py.stdin.end()
     py.kill()
+    await rm(exportDir, { recursive: true, force: true })
   }
 }
 

@@ -16,11 +16,18 @@ export type ReferenceOptimizer =
   | { readonly type: 'adam', readonly lr: number, readonly beta1: number, readonly beta2: number, readonly eps: number, readonly weightDecay: number }
 
 export interface TorchCase {
-  /** 'step': zero_grad, forward, cross-entropy, backward, opt.step(); 'optimizer': opt.step() alone on fixed gradients */
-  readonly what: 'step' | 'optimizer'
+  /**
+   * 'step': zero_grad, forward, cross-entropy, backward, opt.step() on one fixed batch;
+   * 'optimizer': opt.step() alone on fixed gradients; 'train': a step on the next batch of a
+   * shuffled in-memory data set of `samples` MNIST-shaped samples (x[perm[i:i+b]], PyTorch's
+   * fastest training loop: no DataLoader), reshuffled each epoch
+   */
+  readonly what: 'step' | 'optimizer' | 'train'
   readonly model: 'mlp' | 'mlp-large' | 'lenet5'
   readonly batch: number
   readonly optimizer: ReferenceOptimizer
+  /** data set size for 'train' (default 8192) */
+  readonly samples?: number
 }
 
 export interface TorchReference {
@@ -61,6 +68,17 @@ for line in sys.stdin:
         if c['what'] == 'optimizer':
             for p in m.parameters(): p.grad = torch.randn_like(p)
             fn = opt.step
+        elif c['what'] == 'train':
+            n, b = c.get('samples', 8192), c['batch']
+            X, Y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
+            at = {'perm': torch.randperm(n), 'i': 0}
+            def fn(m=m, opt=opt, X=X, Y=Y, at=at, n=n, b=b):
+                if at['i'] + b > n: at['perm'], at['i'] = torch.randperm(n), 0
+                idx = at['perm'][at['i']:at['i'] + b]
+                at['i'] += b
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(m(X[idx]), Y[idx]).backward()
+                opt.step()
         else:
             def fn(m=m, opt=opt, x=x, y=y):
                 opt.zero_grad(set_to_none=True)
