@@ -58,6 +58,11 @@ describe('local training: one contributor', () => {
     }
   }, 60_000)
 
+  it('refuses at once, naming the field, a rule that needs more gradients than its one (it would wait for ever)', async () => {
+    const config = parseJobConfig({ model: 'mlp', epochs: 1, trainSamples: 10 * BATCH, batchSize: BATCH, minPeers: 3, aggregation: { rule: 'trimmed-mean', f: 1 } }, 'local-training test')
+    await expect(runLocalTraining(config, { log: silentLogger() })).rejects.toThrow(/trimmed-mean with f=1 needs 3 gradients.*set aggregation\.f to 0/)
+  })
+
   it('runs the codec and the rule on its own gradient when asked (exchangeAlone): quantized, so other parameters', async () => {
     const config = job({ codec: 'qsgd', bits: 4 }, { rule: 'median', f: 0 })
     const plain = await plainLoop(config)
