@@ -6,7 +6,10 @@ import { OFFLOAD_STAGES, type GradientObserver, type OffloadStage } from '../../
  * A peer that offloads its gradients (functions/) also records compute's sub-stages
  * `offload.upload`, `offload.invoke`, `offload.wait`, `offload.download`, `offload.combine`
  * (their time is inside `compute`'s).
- * CPU is process CPU time over wall time (200 % = both cores busy).
+ * CPU is process CPU time over wall time (200 % = both cores busy), and memory the resident set,
+ * both read on every CPU_SAMPLE_EVERY-th call of a stage only: right after an ONNX Runtime run
+ * (its threads still spinning) process.cpuUsage() cost ~16 us and the RSS read ~12 us, which at
+ * 3 reads per stage was a fifth of a small model's step.
  */
 export const TRAINING_STAGES = ['compute', ...OFFLOAD_STAGES.map((s) => `offload.${s}` as const), 'compress', 'send', 'receive', 'aggregate', 'update', 'validate'] as const
 export type TrainingStage = typeof TRAINING_STAGES[number]
@@ -21,30 +24,36 @@ export interface StageSummary {
   readonly p95Ms: number
   /** the longest one since the start (or the last reset) */
   readonly maxMs: number
-  /** process CPU time / wall time over this stage, in percent */
+  /** process CPU time / wall time over the stage's sampled calls, in percent */
   readonly cpuPercent: number
-  /** mean resident set size at the end of the stage, MiB */
+  /** mean resident set size at the end of the stage's sampled calls, MiB */
   readonly rssMiB: number
 }
 
 export interface StageRecorder {
   time<T>(stage: TrainingStage, work: () => Promise<T> | T): Promise<T>
-  record(stage: TrainingStage, wallMs: number, cpuMs: number): void
+  /** one call of a stage; `cpuMs` undefined: its CPU time was not read (see CPU_SAMPLE_EVERY) */
+  record(stage: TrainingStage, wallMs: number, cpuMs?: number): void
   summary(): StageSummary[]
   reset(): void
   /** call `listener` with every recorded stage (wall and CPU ms) from now on; returns the unsubscribe */
   onRecord(listener: StageListener): () => void
 }
 
-export type StageListener = (stage: TrainingStage, wallMs: number, cpuMs: number) => void
+export type StageListener = (stage: TrainingStage, wallMs: number, cpuMs: number | undefined) => void
 
 const SAMPLE_WINDOW = 2048
+/** CPU time and RSS are read on the first call of a stage and every this many after */
+export const CPU_SAMPLE_EVERY = 8
 
 interface StageAccumulator {
   count: number
   totalMs: number
+  /** wall and CPU time of the calls whose CPU time was read */
+  sampledMs: number
   cpuMs: number
   rssSum: number
+  rssCount: number
   maxMs: number
   recent: number[]
 }
@@ -55,31 +64,39 @@ export function createStageRecorder(): StageRecorder {
   const accumulator = (stage: TrainingStage): StageAccumulator => {
     let acc = stages.get(stage)
     if (acc === undefined) {
-      acc = { count: 0, totalMs: 0, cpuMs: 0, rssSum: 0, maxMs: 0, recent: [] }
+      acc = { count: 0, totalMs: 0, sampledMs: 0, cpuMs: 0, rssSum: 0, rssCount: 0, maxMs: 0, recent: [] }
       stages.set(stage, acc)
     }
     return acc
   }
-  const record = (stage: TrainingStage, wallMs: number, cpuMs: number): void => {
+  const record = (stage: TrainingStage, wallMs: number, cpuMs?: number): void => {
     const acc = accumulator(stage)
     acc.count++
     acc.totalMs += wallMs
     acc.maxMs = Math.max(acc.maxMs, wallMs)
-    acc.cpuMs += cpuMs
-    acc.rssSum += process.memoryUsage.rss() / (1024 * 1024)
+    if (cpuMs !== undefined) {
+      acc.sampledMs += wallMs
+      acc.cpuMs += cpuMs
+      acc.rssSum += process.memoryUsage.rss() / (1024 * 1024)
+      acc.rssCount++
+    }
     acc.recent.push(wallMs)
     if (acc.recent.length > SAMPLE_WINDOW) acc.recent.shift()
     for (const listener of listeners) listener(stage, wallMs, cpuMs)
   }
   return {
     async time<T>(stage: TrainingStage, work: () => Promise<T> | T): Promise<T> {
-      const cpuStart = process.cpuUsage()
+      const cpuStart = (stages.get(stage)?.count ?? 0) % CPU_SAMPLE_EVERY === 0 ? process.cpuUsage() : undefined
       const start = performance.now()
       try {
         return await work()
       } finally {
-        const cpu = process.cpuUsage(cpuStart)
-        record(stage, performance.now() - start, (cpu.user + cpu.system) / 1000)
+        const wallMs = performance.now() - start
+        if (cpuStart === undefined) record(stage, wallMs)
+        else {
+          const cpu = process.cpuUsage(cpuStart)
+          record(stage, wallMs, (cpu.user + cpu.system) / 1000)
+        }
       }
     },
     record,
@@ -96,8 +113,8 @@ export function createStageRecorder(): StageRecorder {
           medianMs: quantile(0.5),
           p95Ms: quantile(0.95),
           maxMs: acc.maxMs,
-          cpuPercent: acc.totalMs === 0 ? 0 : (100 * acc.cpuMs) / acc.totalMs,
-          rssMiB: acc.count === 0 ? 0 : acc.rssSum / acc.count
+          cpuPercent: acc.sampledMs === 0 ? 0 : (100 * acc.cpuMs) / acc.sampledMs,
+          rssMiB: acc.rssCount === 0 ? 0 : acc.rssSum / acc.rssCount
         }
       })
     },

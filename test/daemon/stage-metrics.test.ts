@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createStageRecorder } from '../../daemon/metrics/stage-metrics.js'
+import { CPU_SAMPLE_EVERY, createStageRecorder } from '../../daemon/metrics/stage-metrics.js'
 
 describe('stage recorder', () => {
   it('summarises each stage by count, total, mean, median, p95 and max, in Table I order', () => {
@@ -35,5 +35,22 @@ describe('stage recorder', () => {
     // (no upper bound for an idle stage: CPU is the whole process's, and test workers share it)
     stages.reset()
     expect(stages.summary()).toEqual([])
+  })
+
+  it('reads CPU time and memory on one call in CPU_SAMPLE_EVERY, and takes CPU % over those calls only', async () => {
+    const stages = createStageRecorder()
+    const cpuReads: number[] = []
+    stages.onRecord((_stage, _wallMs, cpuMs) => { if (cpuMs !== undefined) cpuReads.push(cpuMs) })
+    const calls = 2 * CPU_SAMPLE_EVERY + 1
+    for (let i = 0; i < calls; i++) await stages.time('update', () => i)
+    expect(cpuReads).toHaveLength(3)
+    expect(stages.summary()[0].count).toBe(calls)
+    // calls recorded without CPU time leave the percentage as the sampled calls made it
+    stages.record('compute', 10, 15)
+    stages.record('compute', 1000)
+    const compute = stages.summary().find((s) => s.stage === 'compute')
+    expect(compute?.cpuPercent).toBe(150)
+    expect(compute?.meanMs).toBe(505)
+    expect(compute?.rssMiB).toBeGreaterThan(10)
   })
 })
