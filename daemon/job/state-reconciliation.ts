@@ -20,6 +20,7 @@
  * agreement on the states' digests before averaging (signed statements, exchanged), not built.
  */
 import { aggregateTrimmedMean } from '../../ml/aggregate/index.js'
+import { allFinite } from '../../ml/params.js'
 import type { Logger } from '../logger.js'
 import { abortableSleep } from './abortable-sleep.js'
 import { budgetSignal } from './budget-signal.js'
@@ -81,11 +82,7 @@ async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promis
 /** a fetched state the reconciliation can use: its layout, finite values */
 function usable(snap: JobSnapshot, own: JobSnapshot): boolean {
   if (snap.params.length !== own.params.length || snap.optimizerState.length !== own.optimizerState.length) return false
-  for (const values of [snap.params, snap.optimizerState]) {
-    // v - v is NaN exactly when v is NaN or +-Inf
-    for (let i = 0; i < values.length; i++) if (values[i] - values[i] !== 0) return false
-  }
-  return Number.isFinite(snap.meta.lr)
+  return allFinite(snap.params) && allFinite(snap.optimizerState) && Number.isFinite(snap.meta.lr)
 }
 
 export function createStateReconciliation(options: StateReconciliationOptions): StateReconciliation {

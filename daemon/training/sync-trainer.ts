@@ -12,6 +12,7 @@ import { CodecError } from '../../ml/compress/index.js'
 import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest } from './training-state.js'
@@ -355,14 +356,6 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
     }
   }
-}
-
-function allFinite(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) {
-    // v - v is NaN exactly when v is NaN or +-Inf
-    if (values[i] - values[i] !== 0) return false
-  }
-  return true
 }
 
 /** waits `ms`, or less when `signal` aborts (never throws) */

@@ -20,4 +20,23 @@ describe('parameter layout helpers', () => {
     expect(allFinite(Float32Array.of(1, NaN))).toBe(false)
     expect(allFinite(Float32Array.of(-Infinity, 0))).toBe(false)
   })
+
+  it('allFinite finds one non-finite value at every position of the unrolled loop and its tail, in views too', () => {
+    const edge = [0, -0, 1.401298464324817e-45, -3.4028234663852886e38, 3.4028234663852886e38, 1, -1]
+    for (const length of [1, 3, 4, 5, 8, 11]) {
+      const values = Float32Array.from({ length }, (_, i) => edge[i % edge.length])
+      expect(allFinite(values)).toBe(true)
+      for (let at = 0; at < length; at++) {
+        for (const bad of [NaN, Infinity, -Infinity]) {
+          const copy = values.slice()
+          copy[at] = bad
+          expect(allFinite(copy), `${bad} at ${at} of ${length}`).toBe(false)
+        }
+      }
+    }
+    // a view that starts past its buffer's first value, with a bad value just outside it
+    const buffer = Float32Array.of(NaN, 1, 2, 3, 4, 5, Infinity)
+    expect(allFinite(buffer.subarray(1, 6))).toBe(true)
+    expect(allFinite(buffer.subarray(1, 7))).toBe(false)
+  })
 })
