@@ -2,7 +2,8 @@
  * Training throughput of the ONNX engine: `npx tsx bench/engine-throughput.ts [--quick]`.
  * For each zoo model and batch size, a training step = one computeGradient (forward, loss and
  * every gradient in one run()) + the SGD-momentum update; printed: median ms, samples/s and
- * GFLOP/s (fwd + bwd counted as 3x the forward's Gemm/Conv FLOPs) against ONNX Runtime's own
+ * GFLOP/s (fwd + bwd counted as 3x the forward's Gemm/Conv FLOPs; parameters in the optimizer's
+ * memory and a reused gradient buffer, as the daemon runs them) against ONNX Runtime's own
  * rate on one float32 MatMul (1024^3, same threads) re-measured before each row.
  *
  * If /usr/bin/python3 has torch, PyTorch's step (zero_grad, forward, cross-entropy, backward,
@@ -94,10 +95,11 @@ interface Row { model: string, batch: number, ours: number[], theirs: number[], 
 /** One row: ROUNDS x (STEPS of our step, STEPS of PyTorch's), medians per round. */
 async function row(name: typeof MODELS[number], batch: number, baseline: number, torch: ReturnType<typeof startTorchReference>): Promise<Row> {
   const model = createModel(name)
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: THREADS })
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: THREADS, reuseGradientBuffer: true })
   const optimizer = createOptimizer(OptimizerConfigSchema.parse(SGD), model.layout.totalSize)
   const rng = createRng(batch)
-  const params = model.initParameters(1)
+  // as the daemon keeps them: parameters in the optimizer's memory, the gradient in a reused buffer
+  const params = optimizer.hostParameters(model.initParameters(1))
   const inputs = new Float32Array(batch * product(model.sampleShape)).map(() => rng.nextFloat())
   const labels = Int32Array.from({ length: batch }, () => rng.nextInt(model.numClasses))
   const step = async (): Promise<void> => {

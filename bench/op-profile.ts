@@ -22,7 +22,7 @@ const WARMUP = 5
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-op-profile-'))
 try {
   const model = name.endsWith('.onnx') ? await loadOnnxModel(name) : createModel(name)
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: 2, profilePrefix: join(dir, 'ort') })
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: 2, reuseGradientBuffer: true, profilePrefix: join(dir, 'ort') })
   const params = model.initParameters(1)
   const rng = createRng(3)
   const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)
