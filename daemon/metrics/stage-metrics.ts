@@ -58,7 +58,13 @@ interface StageAccumulator {
   recent: number[]
 }
 
-export function createStageRecorder(): StageRecorder {
+export interface StageRecorderOptions {
+  /** read CPU time and RSS on every this-many-th call of a stage (default CPU_SAMPLE_EVERY; 1: every call, for a few timed calls) */
+  readonly cpuSampleEvery?: number
+}
+
+export function createStageRecorder(options: StageRecorderOptions = {}): StageRecorder {
+  const sampleEvery = Math.max(1, Math.floor(options.cpuSampleEvery ?? CPU_SAMPLE_EVERY))
   const stages = new Map<TrainingStage, StageAccumulator>()
   const listeners = new Set<StageListener>()
   const accumulator = (stage: TrainingStage): StageAccumulator => {
@@ -86,7 +92,7 @@ export function createStageRecorder(): StageRecorder {
   }
   return {
     async time<T>(stage: TrainingStage, work: () => Promise<T> | T): Promise<T> {
-      const cpuStart = (stages.get(stage)?.count ?? 0) % CPU_SAMPLE_EVERY === 0 ? process.cpuUsage() : undefined
+      const cpuStart = (stages.get(stage)?.count ?? 0) % sampleEvery === 0 ? process.cpuUsage() : undefined
       const start = performance.now()
       try {
         return await work()

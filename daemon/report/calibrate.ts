@@ -43,7 +43,8 @@ export async function calibrateCompute(options: CalibrationOptions): Promise<Cal
     // the first run builds and loads the graph: not a step's time
     await computer.computeGradient(params, batch)
     peak = Math.max(peak, process.memoryUsage.rss())
-    const stages = createStageRecorder()
+    // a few timed runs: CPU time read on each of them
+    const stages = createStageRecorder({ cpuSampleEvery: 1 })
     const started = performance.now()
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now()

@@ -52,5 +52,11 @@ describe('stage recorder', () => {
     expect(compute?.cpuPercent).toBe(150)
     expect(compute?.meanMs).toBe(505)
     expect(compute?.rssMiB).toBeGreaterThan(10)
+    // a caller timing a few calls reads CPU time on every one
+    const every = createStageRecorder({ cpuSampleEvery: 1 })
+    let reads = 0
+    every.onRecord((_stage, _wallMs, cpuMs) => { if (cpuMs !== undefined) reads++ })
+    for (let i = 0; i < 3; i++) await every.time('compute', () => i)
+    expect(reads).toBe(3)
   })
 })
