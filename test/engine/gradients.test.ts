@@ -1,6 +1,7 @@
 import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
-import { gradientOutputName, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
+import { onePixelConvs } from '../../ml/autodiff/lower-convs.js'
+import { gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
 import { oneHot } from '../../ml/engine/logits.js'
@@ -123,6 +124,33 @@ describe('training-graph gradients match a float64 reference', () => {
     const greater = nodes.filter((n) => n.opType === 'Greater')
     expect(greater).toHaveLength(1)
     expect(pools.has(greater[0].input![0])).toBe(true)
+  })
+
+  it('convolutions with a one-pixel output train as Gemms over the batch, with the float64 reference\'s gradients (taps over padding get 0)', async () => {
+    // [3, 2, 2] -> 3x3 stride 2 pad 1 (the window covers the whole input with kernel rows and
+    // columns 1..2) -> [4, 1, 1] -> 3x3 pad 1 (only the centre tap meets the input) -> [5, 1, 1];
+    // a 2x2 conv without padding (the plain case) -> [5, 1, 1], added
+    const g = new ForwardGraphBuilder()
+    let x = g.relu(g.conv(g.input, 'strided', 3, 4, 3, { stride: 2, pad: 1 }))
+    x = g.relu(g.conv(x, 'centre', 4, 5, 3, { pad: 1, bias: false }))
+    const plain = g.conv(g.input, 'plain', 3, 5, 2)
+    const model = g.build('one-pixel', [3, 2, 2], 10, g.linear(g.flatten(g.sum(x, plain)), 'fc', 5, 10))
+    const size = 5
+    const rng = createRng(23)
+    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 12 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    await checkAgainstReference(model, batch, model.initParameters(4))
+    const specialized = specializeGraph(model.forward, model.layout, size)
+    expect(onePixelConvs(specialized.graph, specialized.shapes)).toHaveLength(3)
+    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    expect(training).not.toContain('Conv')
+    // the gradient of the centre conv's weights is exactly zero outside the centre tap
+    const computer = createOnnxGradientComputer(model)
+    computers.push(computer)
+    const { gradient } = await computer.computeGradient(model.initParameters(4), batch)
+    const spec = model.layout.specs.find((s) => s.name === 'centre.weight')!
+    const centre = gradient.subarray(spec.offset, spec.offset + spec.size)
+    for (let i = 0; i < centre.length; i++) if (i % 9 !== 4) expect(centre[i]).toBe(0)
+    expect(centre.some((v, i) => i % 9 === 4 && v !== 0)).toBe(true)
   })
 
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
