@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRng } from '../ml/core/rng.js'
 import { createOnnxGradientComputer } from '../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../ml/models/model-definition.js'
@@ -39,26 +40,14 @@ const BATCH = 64
 const THREADS = 2
 
 const TORCH = `
-import sys, time, json, torch, torchvision
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+import importlib.util, sys, time, json, torch, torchvision
 torch.set_num_threads(${THREADS})
 models = {}
-def fold_batchnorm(module):
-    for child in module.children():
-        fold_batchnorm(child)
-    if isinstance(module, nn.Sequential):
-        kids = list(module)
-        for i in range(len(kids) - 1):
-            if isinstance(kids[i], nn.Conv2d) and isinstance(kids[i + 1], nn.BatchNorm2d):
-                module[i] = fuse_conv_bn_eval(kids[i], kids[i + 1])
-                module[i + 1] = nn.Identity()
-    for k in range(1, 4):
-        conv, bn = getattr(module, f'conv{k}', None), getattr(module, f'bn{k}', None)
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-            setattr(module, f'conv{k}', fuse_conv_bn_eval(conv, bn))
-            setattr(module, f'bn{k}', nn.Identity())
-    return module
+# the fixtures' fold (test/fixtures/make-fixtures.py): the same model a user's eval-mode export gives
+_spec = importlib.util.spec_from_file_location('make_fixtures', sys.argv[1])
+_fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fixtures)
+fold_batchnorm = _fixtures.fuse_batchnorm
 def keep(name, m):
     models[name] = (m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9), torch.randn(${BATCH}, 3, 32, 32), torch.randint(0, 10, (${BATCH},)))
 def model(name):
@@ -104,7 +93,8 @@ async function main(): Promise<void> {
   }
   // OMP_WAIT_POLICY=PASSIVE: on a loaded machine OpenMP's spinning workers made PyTorch's steps
   // 5-15x slower than their quiet-machine times (STACK-NOTES), which would flatter us
-  const py = spawn('/usr/bin/python3', ['-c', TORCH], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(THREADS), OMP_WAIT_POLICY: 'PASSIVE' }, stdio: ['pipe', 'pipe', 'inherit'] })
+  const fixtures = fileURLToPath(new URL('../test/fixtures/make-fixtures.py', import.meta.url))
+  const py = spawn('/usr/bin/python3', ['-c', TORCH, fixtures], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(THREADS), OMP_WAIT_POLICY: 'PASSIVE' }, stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]()
   const nextLine = async (): Promise<string> => {
     const r = await lines.next()
