@@ -183,6 +183,17 @@ export function minimumPeersFor(rule: AggregationRule, f: number): number {
   return 2 * f + 1
 }
 
+/**
+ * What to change so a job of `members` members can aggregate under `rule` (e.g. 'set
+ * aggregation.f to 0'), or undefined when it already can. `fField`/`ruleField` name the setting
+ * as the caller's user writes it (a config key or a CLI flag).
+ */
+export function quorumFix(rule: AggregationRule, f: number, members: number, fField = 'aggregation.f', ruleField = 'aggregation.rule'): string | undefined {
+  if (minimumPeersFor(rule, f) <= members) return undefined
+  if (minimumPeersFor(rule, 0) <= members) return `set ${fField} to 0 (f counts faulty peers)`
+  return `set ${ruleField} to mean (${rule} needs ${minimumPeersFor(rule, 0)} gradients even with f=0)`
+}
+
 export type JobConfigInput = z.input<typeof JobConfigSchema>
 export type JobConfig = z.output<typeof JobConfigSchema>
 

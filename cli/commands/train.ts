@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { writeModelExport } from '../../daemon/checkpoint/index.js'
-import { minimumPeersFor } from '../../config/job-config.js'
+import { minimumPeersFor, quorumFix } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
@@ -49,7 +49,8 @@ export function registerTrainCommand(program: Command): void {
       const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
       if (exchangeAlone) {
         const needed = minimumPeersFor(config.aggregation.rule, config.aggregation.f)
-        if (needed > 1) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${needed} gradients a step and train has one: use --f 0 here (f counts faulty peers, and there are none)`)
+        const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1, '--f', '--aggregation')
+        if (fix !== undefined) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${needed} gradients a step and train has one: ${fix}`)
         progress.line(`note: running the peer pipeline on this process's own gradient as asked: ${config.compression.codec} compression, then ${config.aggregation.rule} over one gradient`)
       }
       // ONNX Runtime and the model zoo load here, not for every p2pmld command

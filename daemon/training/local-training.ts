@@ -2,7 +2,7 @@
  * `p2pmld train`: the same job runner as a peer, as a one-member job with no network. This is
  * the single-process baseline peer-to-peer training is compared with.
  */
-import { minimumPeersFor, type JobConfig } from '../../config/job-config.js'
+import { minimumPeersFor, quorumFix, type JobConfig } from '../../config/job-config.js'
 import { createJobRunner, type JobNetwork, type JobResult, type JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
@@ -46,9 +46,9 @@ export interface LocalTrainingResult extends JobResult {
  * more than one gradient a step (a one-member job would wait for the others for ever).
  */
 export async function runLocalTraining(config: JobConfig, options: LocalTrainingOptions): Promise<LocalTrainingResult | undefined> {
-  const needed = minimumPeersFor(config.aggregation.rule, config.aggregation.f)
-  if (needed > 1) {
-    throw new Error(`aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${needed} gradients a step and a local run has one: set aggregation.f to 0 (or rule mean)`)
+  const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1)
+  if (fix !== undefined) {
+    throw new Error(`aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${minimumPeersFor(config.aggregation.rule, config.aggregation.f)} gradients a step and a local run has one: ${fix}`)
   }
   const started = performance.now()
   const runtime = await createJobRuntime({ ...config, minPeers: 1 }, { computeThreads: options.computeThreads })

@@ -61,6 +61,9 @@ describe('local training: one contributor', () => {
   it('refuses at once, naming the field, a rule that needs more gradients than its one (it would wait for ever)', async () => {
     const config = parseJobConfig({ model: 'mlp', epochs: 1, trainSamples: 10 * BATCH, batchSize: BATCH, minPeers: 3, aggregation: { rule: 'trimmed-mean', f: 1 } }, 'local-training test')
     await expect(runLocalTraining(config, { log: silentLogger() })).rejects.toThrow(/trimmed-mean with f=1 needs 3 gradients.*set aggregation\.f to 0/)
+    // krum needs 3 gradients even with f = 0: the fix is another rule
+    const krum = parseJobConfig({ model: 'mlp', epochs: 1, trainSamples: 10 * BATCH, batchSize: BATCH, minPeers: 3, aggregation: { rule: 'krum', f: 0 } }, 'local-training test')
+    await expect(runLocalTraining(krum, { log: silentLogger() })).rejects.toThrow(/krum with f=0 needs 3 gradients.*set aggregation\.rule to mean/)
   })
 
   it('runs the codec and the rule on its own gradient when asked (exchangeAlone): quantized, so other parameters', async () => {
