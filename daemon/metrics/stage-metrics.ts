@@ -7,7 +7,8 @@ import { OFFLOAD_STAGES, type GradientObserver, type OffloadStage } from '../../
  * `offload.upload`, `offload.invoke`, `offload.wait`, `offload.download`, `offload.combine`
  * (their time is inside `compute`'s).
  * CPU is process CPU time over wall time (200 % = both cores busy), and memory the resident set,
- * both read on every CPU_SAMPLE_EVERY-th call of a stage only: right after an ONNX Runtime run
+ * both read on every CPU_SAMPLE_EVERY-th call of a stage only (CPU % leaves out the first call, a
+ * start-up one, once a later call was read): right after an ONNX Runtime run
  * (its threads still spinning) process.cpuUsage() cost ~16 us and the RSS read ~12 us, which at
  * 3 reads per stage was a fifth of a small model's step.
  */
@@ -49,9 +50,12 @@ export const CPU_SAMPLE_EVERY = 8
 interface StageAccumulator {
   count: number
   totalMs: number
-  /** wall and CPU time of the calls whose CPU time was read */
+  /** wall and CPU time of the calls after the first whose CPU time was read */
   sampledMs: number
   cpuMs: number
+  /** the first call's (start-up: graph load, warm-up): used only while no later call was read */
+  firstMs: number
+  firstCpuMs: number
   rssSum: number
   rssCount: number
   maxMs: number
@@ -70,19 +74,25 @@ export function createStageRecorder(options: StageRecorderOptions = {}): StageRe
   const accumulator = (stage: TrainingStage): StageAccumulator => {
     let acc = stages.get(stage)
     if (acc === undefined) {
-      acc = { count: 0, totalMs: 0, sampledMs: 0, cpuMs: 0, rssSum: 0, rssCount: 0, maxMs: 0, recent: [] }
+      acc = { count: 0, totalMs: 0, sampledMs: 0, cpuMs: 0, firstMs: 0, firstCpuMs: 0, rssSum: 0, rssCount: 0, maxMs: 0, recent: [] }
       stages.set(stage, acc)
     }
     return acc
   }
   const record = (stage: TrainingStage, wallMs: number, cpuMs?: number): void => {
     const acc = accumulator(stage)
+    const first = acc.count === 0
     acc.count++
     acc.totalMs += wallMs
     acc.maxMs = Math.max(acc.maxMs, wallMs)
     if (cpuMs !== undefined) {
-      acc.sampledMs += wallMs
-      acc.cpuMs += cpuMs
+      if (first) {
+        acc.firstMs = wallMs
+        acc.firstCpuMs = cpuMs
+      } else {
+        acc.sampledMs += wallMs
+        acc.cpuMs += cpuMs
+      }
       acc.rssSum += process.memoryUsage.rss() / (1024 * 1024)
       acc.rssCount++
     }
@@ -119,7 +129,7 @@ export function createStageRecorder(options: StageRecorderOptions = {}): StageRe
           medianMs: quantile(0.5),
           p95Ms: quantile(0.95),
           maxMs: acc.maxMs,
-          cpuPercent: acc.sampledMs === 0 ? 0 : (100 * acc.cpuMs) / acc.sampledMs,
+          cpuPercent: acc.sampledMs > 0 ? (100 * acc.cpuMs) / acc.sampledMs : acc.firstMs > 0 ? (100 * acc.firstCpuMs) / acc.firstMs : 0,
           rssMiB: acc.rssCount === 0 ? 0 : acc.rssSum / acc.rssCount
         }
       })

@@ -45,12 +45,16 @@ describe('stage recorder', () => {
     for (let i = 0; i < calls; i++) await stages.time('update', () => i)
     expect(cpuReads).toHaveLength(3)
     expect(stages.summary()[0].count).toBe(calls)
-    // calls recorded without CPU time leave the percentage as the sampled calls made it
+    // calls recorded without CPU time leave the percentage as the sampled calls made it; the
+    // first call (start-up) counts only until a later call's CPU time is read
     stages.record('compute', 10, 15)
     stages.record('compute', 1000)
-    const compute = stages.summary().find((s) => s.stage === 'compute')
+    let compute = stages.summary().find((s) => s.stage === 'compute')
     expect(compute?.cpuPercent).toBe(150)
     expect(compute?.meanMs).toBe(505)
+    stages.record('compute', 20, 10)
+    compute = stages.summary().find((s) => s.stage === 'compute')
+    expect(compute?.cpuPercent).toBe(50)
     expect(compute?.rssMiB).toBeGreaterThan(10)
     // a caller timing a few calls reads CPU time on every one
     const every = createStageRecorder({ cpuSampleEvery: 1 })
