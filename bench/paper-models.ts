@@ -91,10 +91,11 @@ async function main(): Promise<void> {
     console.log('PyTorch/torchvision are not installed for /usr/bin/python3 (apt-get install python3-torchvision): nothing to compare with')
     return
   }
-  // OMP_WAIT_POLICY=PASSIVE: on a loaded machine OpenMP's spinning workers made PyTorch's steps
-  // 5-15x slower than their quiet-machine times (STACK-NOTES), which would flatter us
+  // OpenMP's default (spinning) wait policy, as bench/support/torch-reference.ts: PASSIVE made
+  // PyTorch's lenet5 step 2.8 -> 5.0 ms on a quiet machine here, which flattered us; under load
+  // spinning slows it instead, so run the benches on a quiet machine
   const fixtures = fileURLToPath(new URL('../test/fixtures/make-fixtures.py', import.meta.url))
-  const py = spawn('/usr/bin/python3', ['-c', TORCH, fixtures], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(THREADS), OMP_WAIT_POLICY: 'PASSIVE' }, stdio: ['pipe', 'pipe', 'inherit'] })
+  const py = spawn('/usr/bin/python3', ['-c', TORCH, fixtures], { env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(THREADS) }, stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]()
   const nextLine = async (): Promise<string> => {
     const r = await lines.next()
