@@ -51,6 +51,13 @@ export const conv: OpDefinition = {
     let dx: string | undefined
     let dw: string | undefined
     let db: string | undefined
+    // dW comes out of a conv of X with dY as its kernel, over the padded input: one value per
+    // kernel offset that fits, which the stride can make more than the kernel; keep the kernel's
+    const fullSize = [0, 1].map((i) => xs[2 + i] + g.pads[i] + g.pads[i + 2] - (ys[2 + i] - 1) * g.strides[i])
+    const cropToKernel = (full: string, axes: readonly number[]): string =>
+      fullSize[0] === g.kernel[0] && fullSize[1] === g.kernel[1]
+        ? full
+        : emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', axes)])
     if (needsGrad(0)) {
       // ConvTranspose maps dY back onto X's grid; output_padding restores rows the stride dropped
       const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * g.strides[i] - g.pads[i] - g.pads[i + 2] + g.kernel[i]))
@@ -74,11 +81,7 @@ export const conv: OpDefinition = {
         emit.op('Reshape', [x, emit.int64s('shape', [1, n, xs[2], xs[3]])]),
         emit.op('Reshape', [dy, emit.int64s('shape', [n * m, 1, ys[2], ys[3]])])
       ], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: n } })
-      const fullSize = [0, 1].map((i) => xs[2 + i] + g.pads[i] + g.pads[i + 2] - (ys[2 + i] - 1) * g.strides[i])
-      let full = emit.op('Reshape', [perSample, emit.int64s('shape', [n, m, 1, fullSize[0], fullSize[1]])])
-      if (fullSize[0] !== g.kernel[0] || fullSize[1] !== g.kernel[1]) {
-        full = emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', [3, 4])])
-      }
+      const full = cropToKernel(emit.op('Reshape', [perSample, emit.int64s('shape', [n, m, 1, fullSize[0], fullSize[1]])]), [3, 4])
       dw = emit.op('ReduceSum', [full, emit.int64s('axes', [0])], { keepdims: { kind: 'int', value: 0 } })
     } else if (needsGrad(1)) {
       // dW[m,i] = sum_n X[n, group(m)*Cg + i] (*) dY[n,m]: a convolution whose channels are the
@@ -92,11 +95,7 @@ export const conv: OpDefinition = {
           emit.int64s('shape', [cg, group * xs[0], xs[2], xs[3]])
         ])
       const dyt = emit.op('Transpose', [dy], { perm })
-      let full = emit.op('Conv', [xt, dyt], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: group } })
-      const fullSize = [0, 1].map((i) => xs[2 + i] + g.pads[i] + g.pads[i + 2] - (ys[2 + i] - 1) * g.strides[i])
-      if (fullSize[0] !== g.kernel[0] || fullSize[1] !== g.kernel[1]) {
-        full = emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', [2, 3])])
-      }
+      const full = cropToKernel(emit.op('Conv', [xt, dyt], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: group } }), [2, 3])
       dw = emit.op('Transpose', [full], { perm })
     }
     if (b !== undefined && needsGrad(2)) {
