@@ -1,6 +1,7 @@
 /**
  * Where a training step's time goes, by ONNX Runtime operator: `npx tsx bench/op-profile.ts
- * [model] [batch] [steps]` (default lenet5 64 50; model: a zoo name or a forward .onnx file). Runs the model's training graph with ORT's
+ * [model] [batch] [steps] [sample shape]` (default lenet5 64 50; model: a zoo name or a forward .onnx file;
+ * sample shape, e.g. 3x32x32, for zoo models whose input follows the dataset). Runs the model's training graph with ORT's
  * profiler on (the engine's `profilePrefix`), then sums the trace's node events by operator type
  * over the timed steps (the first 5 are warm-up) and prints each type's ms per step and share, and
  * the ten slowest nodes. Profile before changing the graph (issue 16).
@@ -14,14 +15,14 @@ import { createOnnxGradientComputer } from '../ml/engine/onnx-gradient-computer.
 import { createModel } from '../ml/models/zoo.js'
 import { loadOnnxModel } from '../ml/onnx/load-onnx-model.js'
 
-const [name = 'lenet5', batchArg = '64', stepsArg = '50'] = process.argv.slice(2)
+const [name = 'lenet5', batchArg = '64', stepsArg = '50', shapeArg] = process.argv.slice(2)
 const batch = Number(batchArg)
 const steps = Number(stepsArg)
 const WARMUP = 5
 
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-op-profile-'))
 try {
-  const model = name.endsWith('.onnx') ? await loadOnnxModel(name) : createModel(name)
+  const model = name.endsWith('.onnx') ? await loadOnnxModel(name) : createModel(name, shapeArg?.split('x').map(Number))
   const computer = createOnnxGradientComputer(model, { intraOpThreads: 2, reuseGradientBuffer: true, profilePrefix: join(dir, 'ort') })
   const params = model.initParameters(1)
   const rng = createRng(3)
@@ -36,7 +37,7 @@ try {
   const wallMs = (performance.now() - started[WARMUP]) / steps
   await computer.close()
 
-  interface TraceEvent { cat?: string, name?: string, dur?: number, ts?: number, args?: { op_name?: string } }
+  interface TraceEvent { cat?: string, name?: string, dur?: number, ts?: number, args?: { op_name?: string, input_type_shape?: Array<Record<string, number[]>> } }
   const file = readdirSync(dir).find((f) => f.endsWith('.json'))
   if (file === undefined) throw new Error(`ONNX Runtime wrote no profile in ${dir}`)
   const events = (JSON.parse(readFileSync(join(dir, file), 'utf8')) as TraceEvent[]).filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'))
@@ -45,18 +46,22 @@ try {
   const timed = events.slice(perRun * WARMUP)
   const byOp = new Map<string, number>()
   const byNode = new Map<string, number>()
+  /** each node's input shapes, e.g. 64x16x8x8 3x1x3x3 */
+  const shapes = new Map<string, string>()
   for (const e of timed) {
     const op = e.args?.op_name ?? '?'
     byOp.set(op, (byOp.get(op) ?? 0) + (e.dur ?? 0))
-    byNode.set(`${op} ${e.name?.replace(/_kernel_time$/, '')}`, (byNode.get(`${op} ${e.name?.replace(/_kernel_time$/, '')}`) ?? 0) + (e.dur ?? 0))
+    const node = `${op} ${e.name?.replace(/_kernel_time$/, '')}`
+    byNode.set(node, (byNode.get(node) ?? 0) + (e.dur ?? 0))
+    shapes.set(node, (e.args?.input_type_shape ?? []).map((t) => Object.values(t)[0]?.join('x') ?? '?').join(' '))
   }
   const total = [...byOp.values()].reduce((a, b) => a + b, 0)
   const ms = (us: number): string => (us / 1000 / steps).toFixed(3).padStart(8)
   console.log(`${name}, batch ${batch}, ${steps} steps (+${WARMUP} warm-up), 2 intra-op threads: wall ${wallMs.toFixed(2)} ms a step, operators ${(total / 1000 / steps).toFixed(2)} ms (profiling adds its own cost)`)
   console.log('\noperator type          ms/step   share')
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`${op.padEnd(20)} ${ms(us)}   ${(100 * us / total).toFixed(1).padStart(5)} %`)
-  console.log('\nslowest nodes                                      ms/step')
-  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`${node.slice(0, 50).padEnd(50)} ${ms(us)}`)
+  console.log('\nslowest nodes                                      ms/step   input shapes')
+  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${node.slice(0, 50).padEnd(50)} ${ms(us)}   ${shapes.get(node) ?? ''}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

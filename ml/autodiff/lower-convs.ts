@@ -1,19 +1,26 @@
 /**
- * Rewrites, for the training graph only, each 2-D Conv whose output is one pixel (1x1) into a
- * Gemm over the part of the input its window covers: y[n, m] = sum over c, r, s of
- * x[n, c, r0 + r, c0 + s] * W[m, c, i0 + r, j0 + s] (+ b[m]), where [r0, r1] x [c0, c1] is the
- * input the kernel overlaps and (i0, j0) the kernel position over (r0, c0); kernel taps over the
- * padding multiply zeros and are left out (their weights' gradient is exactly 0, as a
- * convolution gives them).
+ * Rewrites, for the training graph only, convolutions that ONNX Runtime's CPU Conv runs far below
+ * its speed into ops that keep the batch in one kernel. Its Conv computes each sample (and each
+ * group) with its own GEMM of width H_out x W_out, and its backward the same, so on the small maps
+ * at the end of a network for 32x32 images the work is mostly call overhead and padding.
  *
- * Why: ONNX Runtime's CPU Conv computes each sample's output with its own GEMM, of width
- * H_out x W_out, so a 1x1 output makes one matrix-vector product per sample, and backward the
- * same (resnet18 on 32x32 images ends at 1x1 with 512 channels: its layer4 convolutions took
- * ~40 of a ~185 ms step at batch 64 here, mostly on padding). As one Gemm the batch is the
- * GEMM's rows. Slice, Reshape and Gemm have backwards of their own, so the rewrite needs none.
- * The inference graph and exports keep the Conv.
+ * - A Conv with a one-pixel (1x1) output becomes a Gemm over the part of the input its window
+ *   covers: y[n, m] = sum over c, r, s of x[n, c, r0 + r, c0 + s] * W[m, c, i0 + r, j0 + s] (+ b[m]),
+ *   where [r0, r1] x [c0, c1] is the input the kernel overlaps and (i0, j0) the kernel position
+ *   over (r0, c0); taps over the padding multiply zeros and are left out (their weights' gradient
+ *   is exactly 0, as a convolution gives them). resnet18 on 32x32 images ends at 1x1 with 512
+ *   channels: its layer4 convolutions took ~40 of a ~185 ms step at batch 64 here.
+ * - A depthwise Conv (group = channels, one filter each) on a small map becomes one batched
+ *   MatMul over the channels: y[n, c, o] = sum over i of x[n, c, i] * Wd[c, i, o] (+ b[c]), with
+ *   Wd = W[c, taps] x S, S the constant 0/1 matrix [taps, inputs x outputs] that says which tap
+ *   joins input pixel i to output pixel o (pairs the kernel does not join, or joins only over
+ *   padding, get 0); one pixel in and out is a Mul by the one tap that meets it. MobileNetV3's
+ *   5x5 depthwise convs on 1x1 and 2x2 maps took ~30 of ~115 profiled ms at batch 64 here.
+ *
+ * Slice, Reshape, Gemm, MatMul, Transpose, Mul and Add have backwards of their own, so the rewrites
+ * need none. The inference graph and exports keep the Conv.
  */
-import { attrInt, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
+import { attrInt, ints, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { convGeometry } from './ops/conv.js'
 
 /** The window's overlap with the input for a one-pixel output: input rows/cols and kernel offsets. */
@@ -37,11 +44,51 @@ function onePixelOverlap(node: IrNode, x: Shape, w: Shape, y: Shape): Overlap | 
 }
 
 /**
- * The forward graph with every one-pixel-output Conv as Slice + Reshape + Gemm (see the header).
- * `shapes`: every tensor's shape for the batch size the graph is built for. Returns the graph
- * unchanged (the same object) when no Conv qualifies.
+ * the largest output pixels x input pixels of a depthwise conv made dense: 4x4 maps (256); at
+ * 8x8 the dense product does 4096 multiplies per channel and sample where a 3x3 kernel needs 576
  */
-export function lowerOnePixelConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): ForwardGraph {
+const DENSE_DEPTHWISE_LIMIT = 256
+
+/** Whether a Conv is depthwise (one filter per input channel) and small enough to make dense. */
+function denseDepthwise(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
+  if (node.op !== 'Conv' || x.length !== 4 || y.length !== 4 || x[1] === 1) return false
+  if (attrInt(node, 'group', 1) !== x[1] || w[0] !== x[1] || w[1] !== 1) return false
+  return y[2] * y[3] * x[2] * x[3] <= DENSE_DEPTHWISE_LIMIT
+}
+
+/**
+ * S for a depthwise conv made dense: [taps, inputs x outputs], S[r kw + s, i O + o] = 1 where tap
+ * (r, s) of output pixel o reads input pixel i (row-major pixels, O output pixels).
+ */
+function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape): ConstantTensor {
+  const g = convGeometry(node, w.slice(2))
+  const [kh, kw] = g.kernel
+  const inputs = x[2] * x[3]
+  const outputs = y[2] * y[3]
+  const data = new Float32Array(kh * kw * outputs * inputs)
+  for (let oh = 0; oh < y[2]; oh++) {
+    for (let ow = 0; ow < y[3]; ow++) {
+      for (let r = 0; r < kh; r++) {
+        const ih = oh * g.strides[0] - g.pads[0] + r * g.dilations[0]
+        if (ih < 0 || ih >= x[2]) continue
+        for (let s = 0; s < kw; s++) {
+          const iw = ow * g.strides[1] - g.pads[1] + s * g.dilations[1]
+          if (iw < 0 || iw >= x[3]) continue
+          data[(r * kw + s) * inputs * outputs + (ih * x[3] + iw) * outputs + oh * y[3] + ow] = 1
+        }
+      }
+    }
+  }
+  return { dims: [kh * kw, outputs * inputs], data }
+}
+
+/**
+ * The forward graph with every one-pixel-output Conv as Slice + Reshape + Gemm and every small
+ * depthwise Conv as a dense product (see the header). `shapes`: every tensor's shape for the
+ * batch size the graph is built for. Returns the graph unchanged (the same object) when no Conv
+ * qualifies.
+ */
+export function lowerSmallConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): ForwardGraph {
   const taken = new Set<string>([...shapes.keys(), ...graph.constants.keys(), ...graph.nodes.map((n) => n.name)])
   const fresh = (hint: string): string => {
     let name = hint
@@ -62,26 +109,55 @@ export function lowerOnePixelConvs(graph: ForwardGraph, shapes: ReadonlyMap<stri
     const xs = shapes.get(x)
     const ws = shapes.get(w)
     const ys = shapes.get(node.outputs[0])
-    const overlap = xs === undefined || ws === undefined || ys === undefined ? undefined : onePixelOverlap(node, xs, ws, ys)
-    if (overlap === undefined || xs === undefined || ws === undefined) {
+    if (xs === undefined || ws === undefined || ys === undefined) {
       nodes.push(node)
       continue
     }
-    lowered++
     const base = node.outputs[0]
-    const rows = overlap.rows[1] - overlap.rows[0] + 1
-    const cols = overlap.cols[1] - overlap.cols[0] + 1
-    const features = xs[1] * rows * cols
+    const bias = b === undefined || b === '' ? undefined : b
     const add = (op: string, inputs: string[], hint: string, attrs: IrNode['attrs'] = {}, output?: string): string => {
       const out = output ?? fresh(`${base}__${hint}`)
       nodes.push({ name: fresh(`${node.name}__${hint}`), op, inputs, outputs: [out], attrs })
       return out
     }
+    if (denseDepthwise(node, xs, ws, ys)) {
+      lowered++
+      const [batch, channels] = xs
+      const inputs = xs[2] * xs[3]
+      const outputs = ys[2] * ys[3]
+      const selection = fresh(`${base}__taps`)
+      constants.set(selection, tapSelection(node, xs, ws, ys))
+      const wFlat = add('Reshape', [w, int64s(`${base}__w_flat_shape`, [channels, ws[2] * ws[3]])], 'w_flat')
+      const wPairs = add('MatMul', [wFlat, selection], 'w_pairs')
+      let sums: string
+      if (inputs * outputs === 1) {
+        // one pixel in and out: y[n, c] = x[n, c] * W[c, centre tap]
+        sums = add('Mul', [x, add('Reshape', [wPairs, int64s(`${base}__w_dense_shape`, [1, channels, 1, 1])], 'w_dense')], 'products')
+        sums = add('Reshape', [sums, int64s(`${base}__sums_shape`, [batch, channels, 1])], 'sums')
+      } else {
+        // per channel, [N, I] x [I, O]: one batched MatMul over the channels
+        const wDense = add('Reshape', [wPairs, int64s(`${base}__w_dense_shape`, [channels, inputs, outputs])], 'w_dense')
+        const xRows = add('Transpose', [add('Reshape', [x, int64s(`${base}__x_rows_shape`, [batch, channels, inputs])], 'x_rows')], 'x_by_channel', { perm: ints([1, 0, 2]) })
+        sums = add('Transpose', [add('MatMul', [xRows, wDense], 'products')], 'sums', { perm: ints([1, 0, 2]) })
+      }
+      if (bias !== undefined) sums = add('Add', [sums, add('Reshape', [bias, int64s(`${base}__b_shape`, [1, channels, 1])], 'b_column')], 'biased')
+      add('Reshape', [sums, int64s(`${base}__y_shape`, [...ys])], 'y', {}, node.outputs[0])
+      continue
+    }
+    const overlap = onePixelOverlap(node, xs, ws, ys)
+    if (overlap === undefined) {
+      nodes.push(node)
+      continue
+    }
+    lowered++
+    const rows = overlap.rows[1] - overlap.rows[0] + 1
+    const cols = overlap.cols[1] - overlap.cols[0] + 1
+    const features = xs[1] * rows * cols
     const region = (tensor: string, starts: readonly number[], hint: string): string =>
       add('Slice', [tensor, int64s(`${base}__${hint}_starts`, starts), int64s(`${base}__${hint}_ends`, [starts[0] + rows, starts[1] + cols]), int64s(`${base}__${hint}_axes`, [2, 3])], hint)
     const xCols = add('Reshape', [region(x, [overlap.rows[0], overlap.cols[0]], 'x_window'), int64s(`${base}__x_shape`, [xs[0], features])], 'x_cols')
     const wRows = add('Reshape', [region(w, overlap.kernelStart, 'w_taps'), int64s(`${base}__w_shape`, [ws[0], features])], 'w_rows')
-    const gemm = add('Gemm', b === undefined || b === '' ? [xCols, wRows] : [xCols, wRows, b], 'gemm', { transB: { kind: 'int', value: 1 } })
+    const gemm = add('Gemm', bias === undefined ? [xCols, wRows] : [xCols, wRows, bias], 'gemm', { transB: { kind: 'int', value: 1 } })
     add('Reshape', [gemm, int64s(`${base}__y_shape`, [xs[0], ws[0], 1, 1])], 'y', {}, node.outputs[0])
   }
   if (lowered === 0) return graph
@@ -92,6 +168,14 @@ export function lowerOnePixelConvs(graph: ForwardGraph, shapes: ReadonlyMap<stri
 export function onePixelConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): string[] {
   return graph.nodes.filter((n) => {
     const [xs, ws, ys] = [shapes.get(n.inputs[0]), shapes.get(n.inputs[1]), shapes.get(n.outputs[0])]
-    return xs !== undefined && ws !== undefined && ys !== undefined && onePixelOverlap(n, xs, ws, ys) !== undefined
+    return xs !== undefined && ws !== undefined && ys !== undefined && onePixelOverlap(n, xs, ws, ys) !== undefined && !denseDepthwise(n, xs, ws, ys)
+  }).map((n) => n.name)
+}
+
+/** For tests: which depthwise Conv nodes a graph would make dense at these shapes. */
+export function denseDepthwiseConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): string[] {
+  return graph.nodes.filter((n) => {
+    const [xs, ws, ys] = [shapes.get(n.inputs[0]), shapes.get(n.inputs[1]), shapes.get(n.outputs[0])]
+    return xs !== undefined && ws !== undefined && ys !== undefined && denseDepthwise(n, xs, ws, ys)
   }).map((n) => n.name)
 }

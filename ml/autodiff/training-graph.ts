@@ -6,7 +6,7 @@
 import type { ParameterLayout } from '../core/types.js'
 import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
 import { ShapeError, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
-import { lowerOnePixelConvs } from './lower-convs.js'
+import { lowerSmallConvs } from './lower-convs.js'
 import type { ForwardContext, OpDefinition } from './op-definition.js'
 import { dropoutRatio } from './ops/dropout.js'
 import { findOp, RECURRENT_OPS, supportedOps } from './registry.js'
@@ -145,8 +145,9 @@ export function buildInferenceGraph(forward: ForwardGraph, layout: ParameterLayo
 
 export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
   const specialized = specializeGraph(forward, layout, batchSize)
-  // one-pixel-output convolutions as Gemms over the batch (lower-convs.ts), shapes inferred anew
-  const lowered = lowerOnePixelConvs(specialized.graph, specialized.shapes)
+  // one-pixel-output convolutions as Gemms over the batch, small depthwise ones as dense
+  // products (lower-convs.ts), shapes inferred anew
+  const lowered = lowerSmallConvs(specialized.graph, specialized.shapes)
   const { graph, shapes } = lowered === specialized.graph ? specialized : specializeGraph(lowered, layout, batchSize)
   const logitsShape = shapes.get(graph.output) as Shape
   if (logitsShape.length !== 2 || logitsShape[0] !== batchSize) {

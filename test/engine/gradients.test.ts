@@ -1,6 +1,6 @@
 import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
-import { onePixelConvs } from '../../ml/autodiff/lower-convs.js'
+import { denseDepthwiseConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
 import { gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
@@ -151,6 +151,36 @@ describe('training-graph gradients match a float64 reference', () => {
     const centre = gradient.subarray(spec.offset, spec.offset + spec.size)
     for (let i = 0; i < centre.length; i++) if (i % 9 !== 4) expect(centre[i]).toBe(0)
     expect(centre.some((v, i) => i % 9 === 4 && v !== 0)).toBe(true)
+  })
+
+  it('depthwise convolutions on small maps train as batched MatMuls, with the float64 reference\'s gradients (strided, one pixel)', async () => {
+    // 4 channels on 4x4: 3x3 pad 1 (4x4 -> 4x4), 5x5 stride 2 pad 2 without bias (-> 2x2),
+    // 3x3 pad 1 (-> 2x2), 3x3 stride 2 pad 1 (-> 1x1 from four pixels), then 5x5 pad 2
+    // on one pixel (only the centre tap meets it: a Mul)
+    const g = new ForwardGraphBuilder()
+    let x = g.relu(g.conv(g.input, 'same', 4, 4, 3, { pad: 1, groups: 4 }))
+    x = g.conv(x, 'strided', 4, 4, 5, { stride: 2, pad: 2, groups: 4, bias: false })
+    x = g.relu(g.conv(x, 'small', 4, 4, 3, { pad: 1, groups: 4 }))
+    x = g.conv(x, 'to_one', 4, 4, 3, { stride: 2, pad: 1, groups: 4 })
+    x = g.conv(x, 'centre', 4, 4, 5, { pad: 2, groups: 4 })
+    const model = g.build('depthwise-small', [4, 4, 4], 10, g.linear(g.flatten(x), 'fc', 4, 10))
+    const size = 5
+    const rng = createRng(29)
+    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 64 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    await checkAgainstReference(model, batch, model.initParameters(6))
+    const specialized = specializeGraph(model.forward, model.layout, size)
+    expect(denseDepthwiseConvs(specialized.graph, specialized.shapes)).toHaveLength(5)
+    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    expect(training).not.toContain('Conv')
+    expect(training).not.toContain('ConvTranspose')
+    // on one pixel only the centre tap has a gradient, the rest is exactly zero
+    const computer = createOnnxGradientComputer(model)
+    computers.push(computer)
+    const { gradient } = await computer.computeGradient(model.initParameters(6), batch)
+    const spec = model.layout.specs.find((s) => s.name === 'centre.weight')!
+    const centre = gradient.subarray(spec.offset, spec.offset + spec.size)
+    for (let i = 0; i < centre.length; i++) if (i % 25 !== 12) expect(centre[i]).toBe(0)
+    expect(centre.some((v, i) => i % 25 === 12 && v !== 0)).toBe(true)
   })
 
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
