@@ -32,7 +32,8 @@ export class OffloadSetupError extends Error {
 
 export async function createGradientComputer(model: ModelDefinition, offload: OffloadConfig | undefined, options: GradientComputerOptions = {}): Promise<GradientComputer> {
   if (offload === undefined || offload.mode === 'none') return createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads, reuseGradientBuffer: options.reuseGradientBuffer })
-  const local = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads })
+  // the fallback computes only when a remote micro-batch fails: it does not keep a step's peak
+  const local = createOnnxGradientComputer(model, { intraOpThreads: options.computeThreads, memoryArena: false })
 
   if (offload.mode === 'pool') {
     // loaded on demand: a peer that computes in process never loads the pool or the AWS SDK

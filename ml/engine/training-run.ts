@@ -94,15 +94,19 @@ export async function runTrainingGraph(session: ort.InferenceSession, graph: Gra
 
 /**
  * Session options every gradient session uses (quiet: ORT's warnings would reach the CLI's output).
- * No CPU memory arena: an arena keeps a step's peak activations after the step, per session, and a
- * peer can hold several sessions (in process, pool workers, warm function containers). vgg11 at
- * batch 1024 (CIFAR shape): 5.9 GiB resident between steps with the arena, 1.6 GiB without, the
- * same 14-15 s a step; the offload bench (in process + two pools in one process) was killed for
- * memory at 18 GiB with it. Cost measured: lenet5 b64 none, mlp b64 +0.01-0.05 ms of 0.39 ms.
- * `profilePrefix`: ONNX Runtime's profiler on, its JSON trace written to files starting with it
- * when the session ends (benches: bench/op-profile.ts).
+ * `memoryArena`: ORT's CPU memory arena, for a session that runs step after step in a process of
+ * its own making (the in-process trainer). Without it each run's activations are malloc'd and
+ * freed, and glibc returns much of them to the system between runs, so the next run page-faults
+ * them in again: squeezenet1_1 at batch 64 (CIFAR shape) took 42-98 ms a step without the arena
+ * (89-245 thousand page faults in 35 steps, varying run to run) and 45-49 ms with it (91 thousand
+ * every run). The arena keeps a step's peak after the step, per session: vgg11 at batch 1024
+ * resident between steps 5.9 GiB with it, 1.6 GiB without; so sessions of which a process may
+ * hold several (pool workers, warm function containers, an offload's local fallback) or that run
+ * now and then (evaluation) leave it off. `profilePrefix`: ONNX Runtime's profiler on, its JSON
+ * trace written to files starting with it when the session ends (benches: bench/op-profile.ts).
  */
-export function gradientSessionOptions(intraOpThreads: number, profilePrefix?: string): ort.InferenceSession.SessionOptions {
-  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3, enableCpuMemArena: false }
-  return profilePrefix === undefined ? options : { ...options, enableProfiling: true, profileFilePrefix: profilePrefix }
+export function gradientSessionOptions(intraOpThreads: number, options: { memoryArena?: boolean, profilePrefix?: string } = {}): ort.InferenceSession.SessionOptions {
+  const { profilePrefix } = options
+  const session: ort.InferenceSession.SessionOptions = { intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3, enableCpuMemArena: options.memoryArena === true }
+  return profilePrefix === undefined ? session : { ...session, enableProfiling: true, profileFilePrefix: profilePrefix }
 }
