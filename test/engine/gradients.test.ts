@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 import { denseDepthwiseConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
-import { gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
+import { buildInferenceGraph, gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
 import { oneHot } from '../../ml/engine/logits.js'
@@ -181,6 +181,28 @@ describe('training-graph gradients match a float64 reference', () => {
     const centre = gradient.subarray(spec.offset, spec.offset + spec.size)
     for (let i = 0; i < centre.length; i++) if (i % 25 !== 12) expect(centre[i]).toBe(0)
     expect(centre.some((v, i) => i % 25 === 12 && v !== 0)).toBe(true)
+  })
+
+  it('convolutions on small maps train as Gemms over the whole batch, with the float64 reference\'s gradients (padded, strided, pointwise, even kernel)', async () => {
+    // [3, 6, 6] -> 3x3 pad 1 (6x6) -> 3x3 stride 2 without padding (2x2: the last row and column
+    // are read by no window, their gradient is 0) -> 1x1 without bias (2x2) -> 2x2 pad 1 (3x3)
+    const g = new ForwardGraphBuilder()
+    let x = g.relu(g.conv(g.input, 'same', 3, 4, 3, { pad: 1 }))
+    x = g.relu(g.conv(x, 'strided', 4, 5, 3, { stride: 2 }))
+    x = g.conv(x, 'pointwise', 5, 6, 1, { bias: false })
+    x = g.conv(x, 'even', 6, 4, 2, { pad: 1 })
+    const model = g.build('small-maps', [3, 6, 6], 10, g.linear(g.flatten(x), 'fc', 36, 10))
+    const size = 5
+    const rng = createRng(31)
+    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 108 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    await checkAgainstReference(model, batch, model.initParameters(8))
+    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    expect(training).not.toContain('Conv')
+    expect(training).not.toContain('ConvTranspose')
+    expect(training.filter((op) => op === 'Gemm').length).toBeGreaterThanOrEqual(4 * 3)
+    // the inference graph (evaluation, export) keeps the convolutions
+    const inference = onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType!)
+    expect(inference.filter((op) => op === 'Conv')).toHaveLength(4)
   })
 
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {

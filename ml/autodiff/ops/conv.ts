@@ -1,4 +1,5 @@
 import { attrInt, attrInts, attrString, ints, ShapeError, type IrNode, type Shape } from '../ir.js'
+import { emitGemmConv, gemmConv, gemmConvBackward } from './conv-gemm.js'
 import type { OpDefinition } from '../op-definition.js'
 
 interface ConvGeometry {
@@ -25,7 +26,10 @@ export function pooledSize(input: number, kernel: number, stride: number, padBeg
   return Math.floor((input + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride) + 1
 }
 
-/** 2-D convolution, grouped and depthwise too. Backward written with standard ops, exact (STACK-NOTES). */
+/**
+ * 2-D convolution, grouped and depthwise too. Backward written with standard ops, exact (STACK-NOTES).
+ * In the training graph a convolution on a small map runs as Gemms over the whole batch (conv-gemm.ts).
+ */
 export const conv: OpDefinition = {
   type: 'Conv',
   inferShapes(node, [x, w]) {
@@ -40,7 +44,13 @@ export const conv: OpDefinition = {
     const wd = pooledSize(x[3], g.kernel[1], g.strides[1], g.pads[1], g.pads[3])
     return [[x[0], w[0], h, wd]]
   },
-  backward({ emit, node, outputGrads: [dy], needsGrad, shape }) {
+  emitForward(node, emit, shape, ctx) {
+    if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]))) return emitGemmConv(node, emit, shape)
+    emit.node('Conv', node.inputs, node.attrs, node.outputs)
+    return {}
+  },
+  backward(ctx) {
+    const { emit, node, outputGrads: [dy], needsGrad, shape, saved } = ctx
     if (dy === undefined) return []
     const [x, w, b] = node.inputs
     const xs = shape(x)
@@ -48,9 +58,13 @@ export const conv: OpDefinition = {
     const ys = shape(node.outputs[0])
     const g = convGeometry(node, ws.slice(2))
     const group = attrInt(node, 'group', 1)
+    const db = b !== undefined && needsGrad(2) ? emit.op('ReduceSum', [dy, emit.int64s('axes', [0, 2, 3])], { keepdims: { kind: 'int', value: 0 } }) : undefined
+    if (saved.cols !== undefined) {
+      const { dx, dw } = gemmConvBackward(ctx, dy, needsGrad(0), needsGrad(1))
+      return [dx, dw, db]
+    }
     let dx: string | undefined
     let dw: string | undefined
-    let db: string | undefined
     // dW comes out of a conv of X with dY as its kernel, over the padded input: one value per
     // kernel offset that fits, which the stride can make more than the kernel; keep the kernel's
     const fullSize = [0, 1].map((i) => xs[2 + i] + g.pads[i] + g.pads[i + 2] - (ys[2 + i] - 1) * g.strides[i])
@@ -97,9 +111,6 @@ export const conv: OpDefinition = {
       const dyt = emit.op('Transpose', [dy], { perm })
       const full = cropToKernel(emit.op('Conv', [xt, dyt], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: group } }), [2, 3])
       dw = emit.op('Transpose', [full], { perm })
-    }
-    if (b !== undefined && needsGrad(2)) {
-      db = emit.op('ReduceSum', [dy, emit.int64s('axes', [0, 2, 3])], { keepdims: { kind: 'int', value: 0 } })
     }
     return [dx, dw, db]
   }

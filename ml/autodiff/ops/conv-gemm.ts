@@ -1,0 +1,161 @@
+/**
+ * A training graph's convolution on a small map as Gemms over the whole batch (im2col): the
+ * forward, the weights' gradient and the input's gradient are one Gemm each.
+ *
+ * ONNX Runtime's CPU Conv multiplies each sample with its own GEMM, [M, C kh kw] x [C kh kw,
+ * H_out W_out], and our backward's ConvTranspose (dX) and batch-as-channels Conv (dW) the same:
+ * on resnet18's 2x2-8x8 maps (32x32 inputs) those GEMMs are a few columns wide. With every
+ * sample's columns side by side (batch innermost, so each gathered value is a row of N floats):
+ *   cols  [C kh kw, H_out W_out N]: for each tap and output pixel, the input pixel it reads (one
+ *         Gather with constant indices from the input as [C, H W + 1, N], the extra row zeros
+ *         for padding)
+ *   Y     = W [M, C kh kw] x cols, reshaped and transposed to [N, M, H_out, W_out]
+ *   dW    = dY [M, H_out W_out N] x cols^T (cols kept from the forward)
+ *   dX    = W [C, M kh kw] x dcols, dcols [M kh kw, H W N] gathering for each tap and input pixel
+ *         dY at the output pixel that read it through the tap (0 where none did): the transposed
+ *         convolution without the scatter-add a col2im would need
+ * Each output value is the same sum of products as the convolution's, in another order.
+ * bench/op-profile.ts at batch 64 (operator ms a step, Conv path -> Gemm path): resnet18
+ * (torchvision export, 32x32) 194 -> 76, squeezenet1_1 38 -> 24, vgg11 741 -> 460.
+ */
+import { attrInt, ints, type IrNode, type Shape } from '../ir.js'
+import type { BackwardContext } from '../op-definition.js'
+import type { GraphEmitter } from '../../onnx/graph-emitter.js'
+import { convGeometry } from './conv.js'
+
+/**
+ * output maps up to 8x8 (resnet18's layer1 on 32x32 inputs). Measured with bench/op-profile.ts at
+ * batch 64: resnet18 76 ms of operators with 64, 77 with 256, 80 with 1024; lenet5's 10x10 conv
+ * (100 pixels) 4.3 ms with 64, 5.6 with 128
+ */
+const MAX_OUTPUT_PIXELS = 64
+/** the columns hold kh kw times the input's values: above 2^26 (256 MiB) ORT's Conv runs instead */
+const MAX_COLUMN_VALUES = 2 ** 26
+
+/** Whether a training-graph Conv runs as im2col + Gemm: ungrouped, with a small output map (not one pixel: lower-convs.ts). */
+export function gemmConv(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
+  const pixels = y[2] * y[3]
+  return attrInt(node, 'group', 1) === 1 && x.length === 4 && pixels > 1 && pixels <= MAX_OUTPUT_PIXELS && w[1] * w[2] * w[3] * pixels * x[0] <= MAX_COLUMN_VALUES
+}
+
+/** A 1x1 kernel with stride 1 and no padding: the columns are the input's pixels themselves. */
+function pointwise(node: IrNode, w: Shape): boolean {
+  const g = convGeometry(node, w.slice(2))
+  return w[2] === 1 && w[3] === 1 && g.strides.every((v) => v === 1) && g.pads.every((p) => p === 0)
+}
+
+/**
+ * For each kernel tap and output pixel, the input pixel it reads (row-major over H x W), or
+ * H W (a zero row appended to the input) where it reads padding: [kh kw, H_out W_out].
+ */
+function tapIndices(node: IrNode, x: Shape, w: Shape, y: Shape): BigInt64Array {
+  const g = convGeometry(node, w.slice(2))
+  const [kh, kw] = [w[2], w[3]]
+  const [h, wd] = [x[2], x[3]]
+  const out = new BigInt64Array(kh * kw * y[2] * y[3])
+  let i = 0
+  for (let r = 0; r < kh; r++) {
+    for (let s = 0; s < kw; s++) {
+      for (let oh = 0; oh < y[2]; oh++) {
+        for (let ow = 0; ow < y[3]; ow++) {
+          const ih = oh * g.strides[0] - g.pads[0] + r
+          const iw = ow * g.strides[1] - g.pads[1] + s
+          out[i++] = BigInt(ih >= 0 && ih < h && iw >= 0 && iw < wd ? ih * wd + iw : h * wd)
+        }
+      }
+    }
+  }
+  return out
+}
+
+/**
+ * Emits the forward of a gemmConv; returns the columns [C kh kw, H_out W_out N] saved for dW.
+ * The input goes to [C, H W, N] (batch innermost) with a zero row after the pixels, so one Gather
+ * over the pixel axis with constant indices picks every tap's input (padding: the zero row) in
+ * rows of N contiguous values.
+ */
+export function emitGemmConv(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape): { cols: string } {
+  const [x, w, b] = node.inputs
+  const xs = shape(x)
+  const ws = shape(w)
+  const ys = shape(node.outputs[0])
+  const [n, c, h, wd] = xs
+  const [m, , kh, kw] = ws
+  const [ho, wo] = [ys[2], ys[3]]
+  const pixels = emit.op('Reshape', [emit.op('Transpose', [x], { perm: ints([1, 2, 3, 0]) }), emit.int64s('pixels_shape', [c, h * wd, n])])
+  let cols: string
+  if (pointwise(node, ws)) {
+    cols = emit.op('Reshape', [pixels, emit.int64s('cols_shape', [c, h * wd * n])])
+  } else {
+    const zeroRow = emit.constant('zero_row', { dims: [c, 1, n], data: new Float32Array(c * n) })
+    const padded = emit.op('Concat', [pixels, zeroRow], { axis: { kind: 'int', value: 1 } })
+    const indices = emit.constant('tap_indices', { dims: [kh * kw, ho * wo], data: tapIndices(node, xs, ws, ys) })
+    const gathered = emit.op('Gather', [padded, indices], { axis: { kind: 'int', value: 1 } })
+    cols = emit.op('Reshape', [gathered, emit.int64s('cols_shape', [c * kh * kw, ho * wo * n])])
+  }
+  const wRows = emit.op('Reshape', [w, emit.int64s('w_rows_shape', [m, c * kh * kw])])
+  const gemmInputs = [wRows, cols]
+  if (b !== undefined && b !== '') gemmInputs.push(emit.op('Reshape', [b, emit.int64s('b_column_shape', [m, 1])]))
+  const product = emit.op('Gemm', gemmInputs)
+  emit.node('Transpose', [emit.op('Reshape', [product, emit.int64s('y_pixels_shape', [m, ho, wo, n])])], { perm: ints([3, 0, 1, 2]) }, node.outputs)
+  return { cols }
+}
+
+/**
+ * For each kernel tap and input pixel, the output pixel whose window reads it through that tap
+ * (row-major over H_out x W_out), or H_out W_out (a zero row) where none does: [kh kw, H W].
+ */
+function transposedTapIndices(node: IrNode, x: Shape, w: Shape, y: Shape): BigInt64Array {
+  const g = convGeometry(node, w.slice(2))
+  const [kh, kw] = [w[2], w[3]]
+  const out = new BigInt64Array(kh * kw * x[2] * x[3])
+  let i = 0
+  for (let r = 0; r < kh; r++) {
+    for (let s = 0; s < kw; s++) {
+      for (let ih = 0; ih < x[2]; ih++) {
+        for (let iw = 0; iw < x[3]; iw++) {
+          const dh = ih + g.pads[0] - r
+          const dw = iw + g.pads[1] - s
+          const oh = dh / g.strides[0]
+          const ow = dw / g.strides[1]
+          const reads = dh >= 0 && dw >= 0 && Number.isInteger(oh) && Number.isInteger(ow) && oh < y[2] && ow < y[3]
+          out[i++] = BigInt(reads ? oh * y[3] + ow : y[2] * y[3])
+        }
+      }
+    }
+  }
+  return out
+}
+
+/** Gradients of a gemmConv's input [N, C, H, W] and weights [M, C, kh, kw] (see the header); each only if asked for. */
+export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | 'node' | 'saved'>, dy: string, inputGrad: boolean, weightGrad: boolean): { dx?: string, dw?: string } {
+  const { emit, node, shape, saved } = ctx
+  const xs = shape(node.inputs[0])
+  const ws = shape(node.inputs[1])
+  const ys = shape(node.outputs[0])
+  const [n, c, h, wd] = xs
+  const [m, , kh, kw] = ws
+  const outputs = ys[2] * ys[3]
+  const dyPixels = emit.op('Reshape', [emit.op('Transpose', [dy], { perm: ints([1, 2, 3, 0]) }), emit.int64s('dy_pixels_shape', [m, outputs, n])])
+  const result: { dx?: string, dw?: string } = {}
+  if (weightGrad) {
+    const dw = emit.op('Gemm', [emit.op('Reshape', [dyPixels, emit.int64s('dy_rows_shape', [m, outputs * n])]), saved.cols], { transB: { kind: 'int', value: 1 } })
+    result.dw = emit.op('Reshape', [dw, emit.int64s('dw_shape', [...ws])])
+  }
+  if (inputGrad) {
+    let dcols: string
+    if (pointwise(node, ws)) {
+      dcols = emit.op('Reshape', [dyPixels, emit.int64s('dcols_shape', [m, h * wd * n])])
+    } else {
+      const zeroRow = emit.constant('zero_row', { dims: [m, 1, n], data: new Float32Array(m * n) })
+      const padded = emit.op('Concat', [dyPixels, zeroRow], { axis: { kind: 'int', value: 1 } })
+      const indices = emit.constant('input_tap_indices', { dims: [kh * kw, h * wd], data: transposedTapIndices(node, xs, ws, ys) })
+      dcols = emit.op('Reshape', [emit.op('Gather', [padded, indices], { axis: { kind: 'int', value: 1 } }), emit.int64s('dcols_shape', [m * kh * kw, h * wd * n])])
+    }
+    // W [M, C, kh, kw] -> [C, M kh kw]
+    const wByInput = emit.op('Reshape', [emit.op('Transpose', [emit.op('Reshape', [node.inputs[1], emit.int64s('w_3d', [m, c, kh * kw])])], { perm: ints([1, 0, 2]) }), emit.int64s('w_by_input', [c, m * kh * kw])])
+    const dx = emit.op('Gemm', [wByInput, dcols])
+    result.dx = emit.op('Transpose', [emit.op('Reshape', [dx, emit.int64s('dx_pixels_shape', [c, h, wd, n])])], { perm: ints([3, 0, 1, 2]) })
+  }
+  return result
+}
