@@ -11,6 +11,7 @@
  * STEPS of PyTorch's), the ratio taken per round from the two medians; printed as median
  * (min-max) over rounds. Without torch the PyTorch columns say so and the bench goes on.
  */
+import './support/launcher-env.js'
 import '../polyfill.js'
 import ort from 'onnxruntime-node'
 import { inferShapes } from '../ml/autodiff/training-graph.js'

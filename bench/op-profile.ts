@@ -6,6 +6,7 @@
  * over the timed steps (the first 5 are warm-up) and prints each type's ms per step and share, and
  * the ten slowest nodes. Profile before changing the graph (issue 16).
  */
+import './support/launcher-env.js'
 import '../polyfill.js'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -14,6 +14,7 @@
  * exports it as the README tells users to, and both sides train that same folded model: ours
  * loaded with loadOnnxModel from the exported file, PyTorch's the folded module itself.
  */
+import './support/launcher-env.js'
 import '../polyfill.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'

@@ -15,6 +15,7 @@
  * On one 2-core machine the 4 peers also share one Node main thread: ORT's run() is synchronous
  * there, so one peer's compute waits for the others' (their compute and receive stages include it).
  */
+import './support/launcher-env.js'
 import '../polyfill.js'
 import { parseJobConfig, type JobConfig } from '../config/job-config.js'
 import { runDemo } from '../daemon/demo/run-demo.js'

@@ -9,6 +9,7 @@
  * timed per step. Rounds alternate ours and PyTorch's (A, B, A, B); the ratio is taken per round
  * from the two medians and printed as median (min-max) over rounds.
  */
+import './support/launcher-env.js'
 import '../polyfill.js'
 import { parseJobConfig } from '../config/job-config.js'
 import { silentLogger } from '../daemon/logger.js'
