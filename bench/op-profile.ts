@@ -1,10 +1,10 @@
 /**
  * Where a training step's time goes, by ONNX Runtime operator: `npx tsx bench/op-profile.ts
  * [model] [batch] [steps] [sample shape]` (default lenet5 64 50; model: a zoo name or a forward .onnx file;
- * sample shape, e.g. 3x32x32, for zoo models whose input follows the dataset). Runs the model's training graph with ORT's
+ * sample shape, e.g. 3x32x32, for zoo models whose input follows the dataset; TOP=n lists n nodes). Runs the model's training graph with ORT's
  * profiler on (the engine's `profilePrefix`), then sums the trace's node events by operator type
  * over the timed steps (the first 5 are warm-up) and prints each type's ms per step and share, and
- * the ten slowest nodes. Profile before changing the graph (issue 16).
+ * the slowest nodes with their input shapes. Profile before changing the graph (issue 16).
  */
 import './support/launcher-env.js'
 import '../polyfill.js'
@@ -62,7 +62,7 @@ try {
   console.log('\noperator type          ms/step   share')
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`${op.padEnd(20)} ${ms(us)}   ${(100 * us / total).toFixed(1).padStart(5)} %`)
   console.log('\nslowest nodes                                      ms/step   input shapes')
-  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${node.slice(0, 50).padEnd(50)} ${ms(us)}   ${shapes.get(node) ?? ''}`)
+  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 15))) console.log(`${node.slice(0, 50).padEnd(50)} ${ms(us)}   ${shapes.get(node) ?? ''}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }
