@@ -44,28 +44,39 @@ function pointwise(node: IrNode, w: Shape): boolean {
   return w[2] === 1 && w[3] === 1 && g.strides.every((v) => v === 1) && g.pads.every((p) => p === 0)
 }
 
+/** [kh kw, rows cols] int64: `pick(r, s, a, b)` for each kernel tap (r, s) and pixel (a, b) of a rows x cols map. */
+function tapTable(kh: number, kw: number, rows: number, cols: number, pick: (r: number, s: number, a: number, b: number) => number): BigInt64Array {
+  const out = new BigInt64Array(kh * kw * rows * cols)
+  let i = 0
+  for (let r = 0; r < kh; r++) for (let s = 0; s < kw; s++) for (let a = 0; a < rows; a++) for (let b = 0; b < cols; b++) out[i++] = BigInt(pick(r, s, a, b))
+  return out
+}
+
 /**
  * For each kernel tap and output pixel, the input pixel it reads (row-major over H x W), or
  * H W (a zero row appended to the input) where it reads padding: [kh kw, H_out W_out].
  */
 function tapIndices(node: IrNode, x: Shape, w: Shape, y: Shape): BigInt64Array {
   const g = convGeometry(node, w.slice(2))
-  const [kh, kw] = [w[2], w[3]]
   const [h, wd] = [x[2], x[3]]
-  const out = new BigInt64Array(kh * kw * y[2] * y[3])
-  let i = 0
-  for (let r = 0; r < kh; r++) {
-    for (let s = 0; s < kw; s++) {
-      for (let oh = 0; oh < y[2]; oh++) {
-        for (let ow = 0; ow < y[3]; ow++) {
-          const ih = oh * g.strides[0] - g.pads[0] + r
-          const iw = ow * g.strides[1] - g.pads[1] + s
-          out[i++] = BigInt(ih >= 0 && ih < h && iw >= 0 && iw < wd ? ih * wd + iw : h * wd)
-        }
-      }
-    }
-  }
-  return out
+  return tapTable(w[2], w[3], y[2], y[3], (r, s, oh, ow) => {
+    const ih = oh * g.strides[0] - g.pads[0] + r
+    const iw = ow * g.strides[1] - g.pads[1] + s
+    return ih >= 0 && ih < h && iw >= 0 && iw < wd ? ih * wd + iw : h * wd
+  })
+}
+
+/**
+ * Columns [R taps, P N] from `source` [R, pixels, N]: for each of R rows, tap and target pixel, the
+ * source pixel `indices` [taps, P] names (its value `pixels`: a zero row appended here), by one
+ * Gather of rows of N values; without indices (a pointwise conv) the source itself.
+ */
+function gatherColumns(emit: GraphEmitter, source: string, [rows, pixels, n]: readonly number[], indices: BigInt64Array | undefined, taps: number, targets: number): string {
+  if (indices === undefined) return emit.op('Reshape', [source, emit.int64s('cols_shape', [rows, pixels * n])])
+  const zeroRow = emit.constant('zero_row', { dims: [rows, 1, n], data: new Float32Array(rows * n) })
+  const padded = emit.op('Concat', [source, zeroRow], { axis: { kind: 'int', value: 1 } })
+  const gathered = emit.op('Gather', [padded, emit.constant('tap_indices', { dims: [taps, targets], data: indices })], { axis: { kind: 'int', value: 1 } })
+  return emit.op('Reshape', [gathered, emit.int64s('cols_shape', [rows * taps, targets * n])])
 }
 
 /**
@@ -83,16 +94,7 @@ export function emitGemmConv(node: IrNode, emit: GraphEmitter, shape: (name: str
   const [m, , kh, kw] = ws
   const [ho, wo] = [ys[2], ys[3]]
   const pixels = emit.op('Reshape', [emit.op('Transpose', [x], { perm: ints([1, 2, 3, 0]) }), emit.int64s('pixels_shape', [c, h * wd, n])])
-  let cols: string
-  if (pointwise(node, ws)) {
-    cols = emit.op('Reshape', [pixels, emit.int64s('cols_shape', [c, h * wd * n])])
-  } else {
-    const zeroRow = emit.constant('zero_row', { dims: [c, 1, n], data: new Float32Array(c * n) })
-    const padded = emit.op('Concat', [pixels, zeroRow], { axis: { kind: 'int', value: 1 } })
-    const indices = emit.constant('tap_indices', { dims: [kh * kw, ho * wo], data: tapIndices(node, xs, ws, ys) })
-    const gathered = emit.op('Gather', [padded, indices], { axis: { kind: 'int', value: 1 } })
-    cols = emit.op('Reshape', [gathered, emit.int64s('cols_shape', [c * kh * kw, ho * wo * n])])
-  }
+  const cols = gatherColumns(emit, pixels, [c, h * wd, n], pointwise(node, ws) ? undefined : tapIndices(node, xs, ws, ys), kh * kw, ho * wo)
   const wRows = emit.op('Reshape', [w, emit.int64s('w_rows_shape', [m, c * kh * kw])])
   const gemmInputs = [wRows, cols]
   if (b !== undefined && b !== '') gemmInputs.push(emit.op('Reshape', [b, emit.int64s('b_column_shape', [m, 1])]))
@@ -107,24 +109,14 @@ export function emitGemmConv(node: IrNode, emit: GraphEmitter, shape: (name: str
  */
 function transposedTapIndices(node: IrNode, x: Shape, w: Shape, y: Shape): BigInt64Array {
   const g = convGeometry(node, w.slice(2))
-  const [kh, kw] = [w[2], w[3]]
-  const out = new BigInt64Array(kh * kw * x[2] * x[3])
-  let i = 0
-  for (let r = 0; r < kh; r++) {
-    for (let s = 0; s < kw; s++) {
-      for (let ih = 0; ih < x[2]; ih++) {
-        for (let iw = 0; iw < x[3]; iw++) {
-          const dh = ih + g.pads[0] - r
-          const dw = iw + g.pads[1] - s
-          const oh = dh / g.strides[0]
-          const ow = dw / g.strides[1]
-          const reads = dh >= 0 && dw >= 0 && Number.isInteger(oh) && Number.isInteger(ow) && oh < y[2] && ow < y[3]
-          out[i++] = BigInt(reads ? oh * y[3] + ow : y[2] * y[3])
-        }
-      }
-    }
-  }
-  return out
+  return tapTable(w[2], w[3], x[2], x[3], (r, s, ih, iw) => {
+    const dh = ih + g.pads[0] - r
+    const dw = iw + g.pads[1] - s
+    const oh = dh / g.strides[0]
+    const ow = dw / g.strides[1]
+    const reads = dh >= 0 && dw >= 0 && Number.isInteger(oh) && Number.isInteger(ow) && oh < y[2] && ow < y[3]
+    return reads ? oh * y[3] + ow : y[2] * y[3]
+  })
 }
 
 /** Gradients of a gemmConv's input [N, C, H, W] and weights [M, C, kh, kw] (see the header); each only if asked for. */
@@ -143,15 +135,7 @@ export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | '
     result.dw = emit.op('Reshape', [dw, emit.int64s('dw_shape', [...ws])])
   }
   if (inputGrad) {
-    let dcols: string
-    if (pointwise(node, ws)) {
-      dcols = emit.op('Reshape', [dyPixels, emit.int64s('dcols_shape', [m, h * wd * n])])
-    } else {
-      const zeroRow = emit.constant('zero_row', { dims: [m, 1, n], data: new Float32Array(m * n) })
-      const padded = emit.op('Concat', [dyPixels, zeroRow], { axis: { kind: 'int', value: 1 } })
-      const indices = emit.constant('input_tap_indices', { dims: [kh * kw, h * wd], data: transposedTapIndices(node, xs, ws, ys) })
-      dcols = emit.op('Reshape', [emit.op('Gather', [padded, indices], { axis: { kind: 'int', value: 1 } }), emit.int64s('dcols_shape', [m * kh * kw, h * wd * n])])
-    }
+    const dcols = gatherColumns(emit, dyPixels, [m, outputs, n], pointwise(node, ws) ? undefined : transposedTapIndices(node, xs, ws, ys), kh * kw, h * wd)
     // W [M, C, kh, kw] -> [C, M kh kw]
     const wByInput = emit.op('Reshape', [emit.op('Transpose', [emit.op('Reshape', [node.inputs[1], emit.int64s('w_3d', [m, c, kh * kw])])], { perm: ints([1, 0, 2]) }), emit.int64s('w_by_input', [c, m * kh * kw])])
     const dx = emit.op('Gemm', [wByInput, dcols])
