@@ -1,6 +1,7 @@
-#!/usr/bin/env -S GLIBC_TUNABLES=${GLIBC_TUNABLES}:glibc.malloc.hugetlb=1 node
-// The launcher adds one glibc setting to the user's own (ignored where the C library is not
-// glibc): transparent huge pages for malloc's large chunks. onnxruntime-node copies every graph
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.hugetlb=1:${GLIBC_TUNABLES} node
+// The launcher adds one glibc setting before the user's own, so a user's glibc.malloc.hugetlb
+// wins (glibc takes the last; ignored where the C library is not glibc): transparent huge pages
+// for malloc's large chunks. onnxruntime-node copies every graph
 // output into a fresh ArrayBuffer after each run, even into preallocated outputs, so a step
 // allocates the whole gradient anew, and glibc maps chunks above 32 MiB fresh each time: vgg11's
 // 512 MB of gradients were page-faulted in 4 KiB at a time, 2.3 s of a step against 0.46 s of

@@ -8,8 +8,9 @@ import { spawnSync } from 'node:child_process'
 
 const SETTING = 'glibc.malloc.hugetlb=1'
 
-if (!(process.env.GLIBC_TUNABLES ?? '').split(':').includes(SETTING)) {
-  const tunables = [process.env.GLIBC_TUNABLES, SETTING].filter((t) => t !== undefined && t !== '').join(':')
+// a glibc.malloc.hugetlb of the caller's own (e.g. =0 for an A/B) is kept, as the launcher keeps it
+if (!(process.env.GLIBC_TUNABLES ?? '').split(':').some((t) => t.startsWith('glibc.malloc.hugetlb='))) {
+  const tunables = [SETTING, process.env.GLIBC_TUNABLES].filter((t) => t !== undefined && t !== '').join(':')
   const run = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, GLIBC_TUNABLES: tunables } })
   process.exit(run.status ?? 1)
 }

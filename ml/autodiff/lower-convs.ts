@@ -156,7 +156,7 @@ export function lowerSmallConvs(graph: ForwardGraph, shapes: ReadonlyMap<string,
     const region = (tensor: string, starts: readonly number[], hint: string): string =>
       add('Slice', [tensor, int64s(`${base}__${hint}_starts`, starts), int64s(`${base}__${hint}_ends`, [starts[0] + rows, starts[1] + cols]), int64s(`${base}__${hint}_axes`, [2, 3])], hint)
     /**
-     * the kernel taps [r0, r0 + rows) x [c0, c1 + cols) of every filter: all of W, or W [M C, kh kw]
+     * the kernel taps [r0, r0 + rows) x [c0, c0 + cols) of every filter: all of W, or W [M C, kh kw]
      * times a constant 0/1 selection [kh kw, rows cols]. Not a Slice: its backward, a Pad of the
      * inner axes, ran at ~2 ns an element (5.4 ms for resnet18's 512x512 centre taps), where the
      * MatMul's backward is one Gemm

@@ -100,9 +100,10 @@ export async function runTrainingGraph(session: ort.InferenceSession, graph: Gra
  * them in again: squeezenet1_1 at batch 64 (CIFAR shape) took 42-98 ms a step without the arena
  * (89-245 thousand page faults in 35 steps, varying run to run) and 45-49 ms with it (91 thousand
  * every run). The arena keeps a step's peak after the step, per session: vgg11 at batch 1024
- * resident between steps 5.9 GiB with it, 1.6 GiB without; so sessions of which a process may
- * hold several (pool workers, warm function containers, an offload's local fallback) or that run
- * now and then (evaluation) leave it off. `profilePrefix`: ONNX Runtime's profiler on, its JSON
+ * resident between steps 5.9 GiB with it, 1.6 GiB without; so sessions that run now and then
+ * (evaluation, an offload's local fallback) or of which a machine holds many (pool workers, warm
+ * function containers) leave it off. The demo's peers (2-16 in one process) keep it, as the
+ * daemons they stand for do: resnet18 with 4 peers peaked at 3.61 against 3.33 GB without it. `profilePrefix`: ONNX Runtime's profiler on, its JSON
  * trace written to files starting with it when the session ends (benches: bench/op-profile.ts).
  */
 export function gradientSessionOptions(intraOpThreads: number, options: { memoryArena?: boolean, profilePrefix?: string } = {}): ort.InferenceSession.SessionOptions {

@@ -33,9 +33,10 @@ function tunablesSeen(env: NodeJS.ProcessEnv): string {
 }
 
 describe('the p2pmld executable', () => {
-  it('adds glibc.malloc.hugetlb=1 to GLIBC_TUNABLES, keeping what the user set', () => {
+  it('adds glibc.malloc.hugetlb=1 before the user\'s GLIBC_TUNABLES, so the user\'s own settings stay and win (glibc takes the last)', () => {
     const { GLIBC_TUNABLES: _, ...clean } = process.env
     expect(tunablesSeen(clean).split(':')).toContain('glibc.malloc.hugetlb=1')
-    expect(tunablesSeen({ ...clean, GLIBC_TUNABLES: 'glibc.malloc.check=0' }).split(':')).toEqual(['glibc.malloc.check=0', 'glibc.malloc.hugetlb=1'])
+    expect(tunablesSeen({ ...clean, GLIBC_TUNABLES: 'glibc.malloc.check=0' }).split(':')).toEqual(['glibc.malloc.hugetlb=1', 'glibc.malloc.check=0'])
+    expect(tunablesSeen({ ...clean, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).split(':')).toEqual(['glibc.malloc.hugetlb=1', 'glibc.malloc.hugetlb=0'])
   })
 })

@@ -29,13 +29,34 @@ import { convGeometry } from './conv.js'
  * (100 pixels) 4.3 ms with 64, 5.6 with 128
  */
 const MAX_OUTPUT_PIXELS = 64
-/** the columns hold kh kw times the input's values: above 2^26 (256 MiB) ORT's Conv runs instead */
+/**
+ * the forward's columns [C kh kw, H_out W_out N] and, where dX is a Gemm too, dY's [M kh kw, H W N]:
+ * above 2^26 values (256 MiB) either way, ORT's kernels run instead
+ */
 const MAX_COLUMN_VALUES = 2 ** 26
+/**
+ * dX by gathered columns only while dY's columns are at most this many times the forward's: a
+ * strided conv that widens the channels (64 -> 256, stride 2) gathers 16x as many, mostly zeros,
+ * and its ConvTranspose is faster (a reviewer measured 1.9 against 0.41 s a step at batch 256)
+ */
+const MAX_INPUT_COLUMNS_RATIO = 2
+
+/** values in the forward's columns and in dY's columns (the input gradient's) */
+function columnValues(x: Shape, w: Shape, y: Shape): { forward: number, input: number } {
+  const taps = w[2] * w[3]
+  return { forward: w[1] * taps * y[2] * y[3] * x[0], input: w[0] * taps * x[2] * x[3] * x[0] }
+}
 
 /** Whether a training-graph Conv runs as im2col + Gemm: ungrouped, with a small output map (not one pixel: lower-convs.ts). */
 export function gemmConv(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
   const pixels = y[2] * y[3]
-  return attrInt(node, 'group', 1) === 1 && x.length === 4 && pixels > 1 && pixels <= MAX_OUTPUT_PIXELS && w[1] * w[2] * w[3] * pixels * x[0] <= MAX_COLUMN_VALUES
+  return attrInt(node, 'group', 1) === 1 && x.length === 4 && pixels > 1 && pixels <= MAX_OUTPUT_PIXELS && columnValues(x, w, y).forward <= MAX_COLUMN_VALUES
+}
+
+/** Whether a gemmConv's input gradient is a Gemm over dY's gathered columns too (else conv.ts's ConvTranspose). */
+export function gemmConvInputGradient(x: Shape, w: Shape, y: Shape): boolean {
+  const { forward, input } = columnValues(x, w, y)
+  return input <= MAX_COLUMN_VALUES && input <= MAX_INPUT_COLUMNS_RATIO * forward
 }
 
 /** A 1x1 kernel with stride 1 and no padding: the columns are the input's pixels themselves. */
