@@ -4,7 +4,7 @@
  * enum lists the allowed values (and the nearest one, for a typo). The suggestions come from
  * the zod schema itself, so they cannot drift from what the schema accepts.
  */
-import type { z } from 'zod'
+import { z } from 'zod'
 
 /** Every key path a schema accepts, e.g. ['optimizer', 'lr'], with the variants a key belongs to. */
 export interface KeyPath {
@@ -49,7 +49,11 @@ function objectKeys(schema: z.ZodType): Map<string, { schema: z.ZodType, variant
       for (const [key, entry] of objectKeys(option)) {
         const known = keys.get(key)
         if (known === undefined) keys.set(key, { schema: entry.schema, variants: variant !== undefined ? [variant] : [] })
-        else if (variant !== undefined) known.variants.push(variant)
+        else {
+          if (variant !== undefined) known.variants.push(variant)
+          // the discriminator takes every variant's value (optimizer.type: sgd or adam), not the first's
+          if (key === def.discriminator) known.schema = z.union([known.schema, entry.schema])
+        }
       }
     }
   }

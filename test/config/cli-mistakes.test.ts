@@ -43,6 +43,17 @@ describe('config mistakes on the command line', () => {
     expect(codec.stderr).toMatch(/--compression must be one of qsgd, fp16, none, got 'qsdg' \(did you mean qsgd\?\)/)
   }, 60_000)
 
+  it('--optimizer takes every optimizer the job config has (adam too), and a misspelt one lists them all', async () => {
+    const [adam, typo] = await Promise.all([
+      run(['train', '--optimizer', 'adam', '--model', 'mlp', '--epochs', '1', '--train-samples', '256', '--batch-size', '64']),
+      run(['train', '--optimizer', 'adma'])
+    ])
+    expect(adam.code, adam.stderr).toBe(0)
+    expect(adam.stdout + adam.stderr).toMatch(/training mlp on mnist: 1 epochs, batch 64, adam lr/)
+    expect(typo.code).toBe(1)
+    expect(typo.stderr).toMatch(/--optimizer must be one of sgd, adam, got 'adma' \(did you mean adam\?\)/)
+  }, 90_000)
+
   it('a job file with a misspelt key names the nearest valid one', async () => {
     const file = join(dir, 'job.yaml')
     const { writeFileSync } = await import('node:fs')
