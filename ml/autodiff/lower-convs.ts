@@ -83,8 +83,8 @@ function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape): ConstantTenso
 }
 
 /**
- * The forward graph with every one-pixel-output Conv as Slice + Reshape + Gemm and every small
- * depthwise Conv as a dense product (see the header). `shapes`: every tensor's shape for the
+ * The forward graph with every one-pixel-output Conv as a Gemm over the input's covered window and
+ * the kernel's matching taps, and every small depthwise Conv as a batched MatMul (see the header). `shapes`: every tensor's shape for the
  * batch size the graph is built for. Returns the graph unchanged (the same object) when no Conv
  * qualifies.
  */
@@ -131,7 +131,7 @@ export function lowerSmallConvs(graph: ForwardGraph, shapes: ReadonlyMap<string,
       const wPairs = add('MatMul', [wFlat, selection], 'w_pairs')
       let sums: string
       if (inputs * outputs === 1) {
-        // one pixel in and out: y[n, c] = x[n, c] * W[c, centre tap]
+        // one pixel in and out: y[n, c] = x[n, c] * W[c, the one tap that meets it]
         sums = add('Mul', [x, add('Reshape', [wPairs, int64s(`${base}__w_dense_shape`, [1, channels, 1, 1])], 'w_dense')], 'products')
         sums = add('Reshape', [sums, int64s(`${base}__sums_shape`, [batch, channels, 1])], 'sums')
       } else {
