@@ -227,8 +227,12 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         if (step instanceof Error) throw step
         return { effectiveStep: view.record(peerId)?.joinStep ?? step, membership: state() }
       }
-      join([peerId], options.step(), when !== 'before-start')
-      return { effectiveStep: view.record(peerId)?.joinStep ?? options.step(), membership: state() }
+      const step = options.step()
+      join([peerId], step, when !== 'before-start')
+      // a member evicted at this very step and admitted again keeps one record from its first
+      // join (it is a member at every step either way): it still joins at this step, and must
+      // fetch the state of this step, not of any step since its first join
+      return { effectiveStep: Math.max(view.record(peerId)?.joinStep ?? step, step), membership: state() }
     },
     close() {
       closed = true

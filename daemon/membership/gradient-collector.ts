@@ -37,7 +37,7 @@ export interface GradientCollector<M extends CollectedGradient> {
   newestStepFrom(sender: string): number | undefined
   /** the gradients kept for `step`, by sender */
   receivedAt(step: number): ReadonlyMap<string, M>
-  /** Peers no longer expected (left or evicted) stop being waited for at once. */
+  /** Peers no longer expected (left or evicted) stop being waited for at once, until a later collect expects them again. */
   forget(peerId: string): void
   /** Drop everything for steps before `step`. */
   discardBefore(step: number): void
@@ -96,6 +96,9 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
         const got = byStep.get(step)
         return [...expected].filter((id) => !forgotten.has(id) && !has(got, id))
       }
+      // a forgotten peer expected again was admitted again (a member evicted and re-admitted at
+      // one step): it is waited for, and named missing, until it sends
+      for (const id of expected) forgotten.delete(id)
       let timedOut = false
       while (waiting().length > 0) {
         const remaining = deadline - performance.now()

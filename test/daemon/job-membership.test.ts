@@ -43,4 +43,22 @@ describe('job membership', () => {
     for (let round = 0; round < 3; round++) blind.membership.recordShortRound(13, ['host', 'stays', 'dead'], ['stays', 'dead'])
     expect(blind.removed).toEqual([])
   })
+
+  it('a member evicted at a step and admitted again at that step joins at that step, not at its first join', async () => {
+    const removed: string[] = []
+    const membership = createJobMembership({
+      selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 1, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => 17, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
+    })
+    membership.restore({ version: 1, members: ['host', 'stays', 'back'].map((peerId) => ({ peerId, joinStep: 0, leaveStep: Infinity })) })
+    membership.recordShortRound(17, ['host', 'stays', 'back'], ['back'])
+    expect(removed).toEqual(['back'])
+    expect(membership.view().membersAt(17)).toEqual(['host', 'stays'])
+    // the job is below the rule's floor: admitted at once, at 17; it fetches the state of step 17
+    const { effectiveStep } = await membership.admit('back', 'now')
+    expect(effectiveStep).toBe(17)
+    expect(membership.view().membersAt(17)).toEqual(['back', 'host', 'stays'])
+    // its record still covers the steps it was a member at before
+    expect(membership.view().isMemberAt('back', 5)).toBe(true)
+  })
 })

@@ -95,4 +95,16 @@ describe('gradient collector', () => {
     expect(result.timedOut).toBe(false)
     expect(result.received.size).toBe(0)
   })
+
+  it('a forgotten peer expected by a later collect (evicted and admitted again at one step) is waited for and named missing', async () => {
+    const c = createGradientCollector<G>()
+    c.forget('back')
+    const result = await c.collect(3, { expected: new Set(['back', 'b']), deadline: performance.now() + 30 })
+    expect(result.timedOut).toBe(true)
+    expect(result.missing.sort()).toEqual(['b', 'back'])
+    // and its gradient completes the set
+    const pending = c.collect(3, { expected: new Set(['back']), deadline: performance.now() + 10_000 })
+    c.offer({ step: 3, sender: 'back', value: 1 })
+    expect([...(await pending).received.keys()]).toEqual(['back'])
+  })
 })
