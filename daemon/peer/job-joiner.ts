@@ -115,6 +115,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       onQueued,
       // a state f+1 donors announce has at least one honest member behind it
       vouchers: jobConfig.aggregation.f + 1,
+      // where no f+1 can vouch (members at different steps), the state at the admission step is
+      // the coordinator's: it decides the membership already
+      admittedBy: info.coordinator.peerId,
       onFallback: (reason, next) => {
         // the first says why the ranges failed; the rest why the donor before did not serve
         if (fallbacks++ === 0) log.warn({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor')
@@ -137,8 +140,10 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const raw = { ...fetched.snapshot, meta: { ...fetched.snapshot.meta, membership: reply.membership } }
     const how = fetched.from.length > 1
       ? `fetched the state in ${fetched.from.length} ranges, one from each donor`
-      : fetched.verified ? 'fetched the state from one donor, checked against the digest other donors announced' : 'fetched the state from one donor (unchecked: no other donor announced one; the per-step digest comparison checks it)'
-    log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified }, how)
+      : fetched.unchecked !== undefined
+        ? 'fetched the admitting coordinator\'s state (unchecked: the members stand at different steps; the per-step digest comparison checks it)'
+        : fetched.verified ? 'fetched the state from one donor, checked against the digest other donors announced' : 'fetched the state from one donor (unchecked: no other donor announced one; the per-step digest comparison checks it)'
+    log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified, ...(fetched.unchecked === undefined ? {} : { why: fetched.unchecked }) }, how)
     const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
     s.adoptMembership(reply.membership, reply.addresses)
     s.startFromSnapshot(snapshot)

@@ -11,7 +11,9 @@
  * vouches for one state and the reassembled floats hash to its digest; the JSON part is then
  * theirs. Otherwise, if some state is vouched for, it comes whole from one of the donors that
  * vouched (range 0 of 1 at exactly its step, which donors keep: state-at-step.ts) and is taken
- * only if it is that state. With no state vouched for the fetch fails, and the caller asks again;
+ * only if it is that state. With no state vouched for the fetch fails, and the caller asks again,
+ * except where the members stand at different steps and only the admitting coordinator holds the
+ * state of the step the joiner was admitted at (admissionState: then that state, unchecked);
  * only when no donor announced anything at all (none serves ranges, or none answered) does the
  * state come whole and unchecked from the first donor that serves one, as a single-donor fetch.
  *
@@ -30,6 +32,12 @@ export interface FetchFromDonorsOptions extends FetchSnapshotOptions {
   readonly vouchers: number
   /** a step of the fetch failed and the next is tried: why, and from whom it fetches next */
   readonly onFallback?: (reason: string, next: string) => void
+  /**
+   * the coordinator that admitted the caller at `minStep` (a joiner's fetch): when no state is
+   * vouched for because every other donor is past that step or did not answer, its state at
+   * exactly that step is taken, unchecked (see the file comment)
+   */
+  readonly admittedBy?: string
 }
 
 export interface DonorFetch {
@@ -38,6 +46,8 @@ export interface DonorFetch {
   readonly from: readonly string[]
   /** the state matches a digest that enough donors announced (always, when in parts) */
   readonly verified: boolean
+  /** why an unverified state was taken when more than one donor was asked */
+  readonly unchecked?: string
 }
 
 interface Announced { readonly step: number, readonly digest: string, readonly key: string, readonly donors: string[] }
@@ -97,6 +107,36 @@ function vouchedState (parts: ReadonlyArray<{ donor: string, part: FetchedRange 
 }
 
 /**
+ * The admitting coordinator's announced state when no state can be vouched for because the job's
+ * members stand at different steps: the coordinator (`admittedBy`) announced a state at exactly
+ * the admission step, no donor announced another one for that step, and every other donor is
+ * past it or did not answer. That happens when a member crashed having sent its gradient for a
+ * step to some members only: those completed the step, the others wait for that gradient, and
+ * only the re-joining member can send it, from the state of that step. When the coordinator is
+ * the one waiting, the others are past the step (only it holds that state); when the others
+ * wait at the step before, they cannot answer for the coordinator's step, and the coordinator
+ * and the joiner completing it makes f+1 members ahead of them, so they re-sync. Taking it costs
+ * no more trust than the admission itself (the coordinator decides the membership); the
+ * per-step digest comparison checks the state from the next step on.
+ */
+function admissionState (parts: ReadonlyArray<{ donor: string, part: FetchedRange }>, minStep: number | undefined, admittedBy: string | undefined): Announced | undefined {
+  const own = parts.find((p) => p.donor === admittedBy)
+  if (own === undefined || minStep === undefined || own.part.step !== minStep) return undefined
+  const key = jsonKey(own.part.json)
+  const others = parts.filter((p) => p !== own)
+  if (others.some((p) => p.part.step < minStep || (p.part.step === minStep && (p.part.digest !== own.part.digest || jsonKey(p.part.json) !== key)))) return undefined
+  return { step: minStep, digest: own.part.digest, key, donors: [own.donor] }
+}
+
+/** `state` whole (range 0 of 1 at exactly its step) from its first donor, if that donor sends that state */
+async function fetchWholeAt (node: Libp2p, state: Announced, request: { jobId: string }, options: FetchFromDonorsOptions): Promise<TrainingSnapshot | undefined> {
+  const whole = await fetchSnapshotRange(node, peerIdFromString(state.donors[0]), { ...request, minStep: state.step, range: { index: 0, count: 1 } }, options)
+  const snapshot = assembleSnapshotRanges([whole])
+  const same = whole.step === state.step && jsonKey(whole.json) === state.key && stateDigest(snapshot.params, snapshot.optimizerState) === state.digest
+  return same ? snapshot : undefined
+}
+
+/**
  * The state of job `request.jobId` at a step >= `request.minStep` from `donors` (peer ids, at
  * most 64 used, the first the one a single fetch would use). Throws StateSyncError when it takes
  * no state (see the file comment): 'corrupt' when donors announced two states for one step or
@@ -148,6 +188,14 @@ export async function fetchStateFromDonors (
     throw new StateSyncError('closed', `no donor served the state: ${reason}`)
   }
   if (vouched === undefined) {
+    const admission = lied ? undefined : admissionState(parts, request.minStep, options.admittedBy)
+    if (admission !== undefined) {
+      const unchecked = `no state is announced by ${needed} donors: the others are past step ${admission.step} or did not answer (${announced}${failures.length > 0 ? `; ${failures.join('; ')}` : ''}), so the state of the coordinator that admitted this peer at step ${admission.step} is taken, unchecked`
+      options.onFallback?.(unchecked, admission.donors[0])
+      const snapshot = await fetchWholeAt(node, admission, request, options)
+      if (snapshot !== undefined) return { snapshot, from: admission.donors, verified: false, unchecked }
+      reason = `${admission.donors[0]} did not serve the state it announced for step ${admission.step}`
+    }
     throw new StateSyncError(lied ? 'corrupt' : 'stale', `${reason}; no state is announced by ${needed} donors, so none is taken`)
   }
 

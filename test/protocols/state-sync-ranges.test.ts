@@ -274,6 +274,42 @@ describe('fetching the state from several donors', () => {
     }
   })
 
+  it('members at different steps: the state of the coordinator that admitted the joiner at its step, unchecked; never another donor\'s', async () => {
+    // a member crashed having sent its step-12 gradient to node 1 only: node 1 completed step 12,
+    // the coordinator (node 0) waits at 12 for the gradient only the re-joining member can send
+    const ahead = { ...makeSnapshot(300_001, 600_002, 13), params: honest.params.map((v) => v * 0.99) }
+    const servers = await serveAll([copyOf(honest), ahead], [])
+    try {
+      // no f+1 = 2 donors announce one state: without the admission, none is taken (as before)
+      const refused = await fetchStateFromDonors(client, ids(2), { jobId: 'job-1', minStep: 12 }, { vouchers: 2 }).then(() => undefined, (e: unknown) => e)
+      expect((refused as StateSyncError).code).toBe('stale')
+      expect((refused as Error).message).toMatch(/step 13 .*step 12|step 12 .*step 13/)
+      // admitted by node 0 at step 12: its state at 12
+      const fallbacks: string[] = []
+      const fetched = await fetchStateFromDonors(client, [ids(2)[1], ids(2)[0]], { jobId: 'job-1', minStep: 12 }, { vouchers: 2, admittedBy: ids(2)[0], onFallback: (reason, next) => fallbacks.push(`${next}: ${reason}`) })
+      expect(fetched.verified).toBe(false)
+      expect(fetched.from).toEqual([ids(2)[0]])
+      expect(fetched.unchecked).toMatch(/past step 12 or did not answer.*coordinator that admitted this peer at step 12/)
+      expect(fetched.snapshot.step).toBe(12)
+      expect(stateDigest(fetched.snapshot.params, fetched.snapshot.optimizerState)).toBe(digest)
+      expect(fallbacks).toHaveLength(1)
+      // the donor ahead cannot have it taken by claiming to be the coordinator: its step is not the admission step
+      const notAtStep = await fetchStateFromDonors(client, ids(2), { jobId: 'job-1', minStep: 12 }, { vouchers: 2, admittedBy: ids(2)[1] }).then(() => undefined, (e: unknown) => e)
+      expect(notAtStep).toBeInstanceOf(StateSyncError)
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()))
+    }
+    // another donor announcing another state for the admission step: a liar among them, none taken
+    const forged = { ...copyOf(honest), params: honest.params.map((v) => v / 2) }
+    const again = await serveAll([copyOf(honest), ahead, forged], [])
+    try {
+      const error = await fetchStateFromDonors(client, ids(3), { jobId: 'job-1', minStep: 12 }, { vouchers: 3, admittedBy: ids(3)[0] }).then(() => undefined, (e: unknown) => e)
+      expect((error as StateSyncError).code).toBe('corrupt')
+    } finally {
+      await Promise.all(again.map((s) => s.stop()))
+    }
+  })
+
   it('a donor that holds its requesters in the queue does not hold the joiner: its part is given up on', async () => {
     await registerRawDonor(nodes[0], () => 'hold')
     const servers = await Promise.all([1, 2].map(async (i) => await registerStateSyncServer(nodes[i], { getSnapshot: async () => copyOf(honest) })))
