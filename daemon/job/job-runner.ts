@@ -74,7 +74,10 @@ export interface JobRunner {
   /** job-wide pause/resume decisions */
   control(): JobControl
   done(): Promise<JobResult | undefined>
+  /** keep an inbound gradient for its step; false when it is a duplicate, too old or too far ahead (one too old: see replay) */
   offerGradient(gradient: InboundGradient): boolean
+  /** `from` sent a gradient for `step`, which this peer completed: it is behind; send it this peer's gradient of that step again if still held (SyncTrainer.replay) */
+  replay(step: number, from: string): void
   /** coordinator: admit a peer; resolves with the step it joins at (joiners of a running job are admitted in batches: job-membership.ts) */
   admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** a member announced it leaves from `effectiveStep` */
@@ -162,6 +165,12 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
 
   const aggregation = createStepAggregation(config.aggregation)
+  /**
+   * a step's deadline round ended short: a miss for each of `missing`, except one heard from
+   * (heartbeats) whose newest gradient is for the step before: it is alive and one step behind
+   */
+  const recordShortRound = (step: number, live: readonly string[], missing: readonly string[]): void => members.recordShortRound(step, live, missing,
+    missing.filter((id) => collector.newestStepFrom(id) === step - 1 && options.recentlyHeard?.(id) === true))
   /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members */
   let waiting: { reason: string, belowFloor: boolean } | undefined
   const buildTrainer = (): SyncTrainer => (config.mode === 'async' ? createAsyncTrainer : createSyncTrainer)({
@@ -174,10 +183,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     codec,
     aggregation,
     onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
-    // a missing member heard from (heartbeats) whose newest gradient is for the step before is
-    // alive and one step behind, not gone
-    onShortRound: (step, live, missing) => members.recordShortRound(step, live, missing,
-      missing.filter((id) => collector.newestStepFrom(id) === step - 1 && options.recentlyHeard?.(id) === true)),
+    onShortRound: recordShortRound,
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
     collector,
@@ -320,7 +326,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
           continue
         }
         if (outcome.kind === 'behind') {
-          await repair.catchUp(outcome.step, outcome.ahead)
+          // no state f+1 vouch for: one of those ahead may have crashed right after sending its
+          // gradient for the next step (it cannot vouch any more). The round still ended short of
+          // the step's gradients: a miss for those that never sent it, so the coordinator evicts a
+          // crashed one and the job goes on (without this, it retried the catch-up for ever)
+          if (!await repair.catchUp(outcome.step, outcome.ahead)) recordShortRound(outcome.step, outcome.live, outcome.missing)
           continue
         }
         if (outcome.kind === 'not-a-member') {
@@ -427,9 +437,20 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     offerGradient(gradient: InboundGradient): boolean {
       // kept even from a peer not (yet) known as a member: a membership update may still be on
       // its way, and only the members expected at a step are ever aggregated
-      return inbound.offer(gradient)
+      const kept = inbound.offer(gradient)
+      // from a member behind this peer: it may wait for this peer's gradient of that step
+      if (!kept && gradient.step < progress.step) trainer.replay?.(gradient.step, gradient.sender)
+      return kept
     },
-    admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting' ? 'before-start' : waiting?.belowFloor === true ? 'now' : 'later'),
+    replay(step, from) {
+      if (step < progress.step) trainer.replay?.(step, from)
+    },
+    // 'now' when no step can run without a join: the step waits below the rule's floor, or an
+    // eviction just took it there (the step notices at its next deadline round; a joiner
+    // admitted MEMBERSHIP_MARGIN steps on would wait for donors that never get there)
+    admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting'
+      ? 'before-start'
+      : waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     adoptMembership: (state) => members.adopt(state),
     snapshotAt: async (minStep, signal, requester, range) => await stateAtStep.snapshotAt(minStep, signal, requester, range),

@@ -52,8 +52,8 @@ export interface StateRepairOptions {
 export interface StateRepair {
   /** after a step: re-sync when this peer's digest differs from the majority's; returns whether it did */
   repairDivergence(report: StepReport): Promise<boolean>
-  /** members finished `step` without this peer and went on: fetch the state they are at */
-  catchUp(step: number, ahead: readonly string[]): Promise<void>
+  /** members finished `step` without this peer and went on: fetch the state they are at; false when no state f+1 vouch for came */
+  catchUp(step: number, ahead: readonly string[]): Promise<boolean>
   /** before finishing: agree on the final parameters with the last step's members */
   agreeOnFinalState(): Promise<void>
 }
@@ -139,9 +139,10 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
       const rank = (id: string): number => seniority.includes(id) ? seniority.indexOf(id) : seniority.length
       const sources = [...ahead].sort((a, b) => rank(a) - rank(b))
       log.warn({ step, ahead: sources }, 'members finished this step without this peer: re-syncing to catch up')
-      if (await adoptVouched(sources, step + 1, 'catch-up')) return
+      if (await adoptVouched(sources, step + 1, 'catch-up')) return true
       // nobody served a vouched state: the next attempt at the step runs it again
       await abortableSleep(500, options.signal())
+      return false
     },
 
     /**

@@ -122,6 +122,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
         faults: options.faults
       })
       transport.onGradient(core.onGradient)
+      transport.onRepeat(core.onRepeat)
       transport.onControl(onControl)
       transport.onRequest(onRequest)
       transport.serveSnapshots(async (from, minStep) => toTrainingSnapshot(await session.snapshotFor(minStep, AbortSignal.timeout(120_000), from)))

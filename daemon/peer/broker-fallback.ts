@@ -128,6 +128,7 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
       connection = createBrokerConnection({ url: options.amqpUrl, logger: log })
       transport = createAmqpJobTransport({ connection, jobId, selfId, key: options.privateKey, expect, logger: log, faults: options.faults })
       transport.onGradient(onGradient)
+      transport.onRepeat(core.onRepeat)
       transport.onControl(onAnnouncement)
       transport.onRequest(async (from, raw) => {
         const request = JobRequestSchema.parse(raw)

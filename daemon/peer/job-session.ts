@@ -276,6 +276,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         faults: options.faults
       })
       exchange.onGradient(onGradient)
+      exchange.onRepeat(core.onRepeat)
       await exchange.start()
       await fallback?.start({ core, expect: { jobId, parameterCount, codec: core.codec.id, payloadBytes: core.codec.encodedSize(parameterCount) }, onGradient, onAnnouncement, connected: (peer) => node.connectedPeers().includes(peer) })
       core.attach(wire)

@@ -87,6 +87,8 @@ export interface SessionCore extends Pick<JobSession,
   parameterCount(): number
   /** a gradient that passed the transport's wire checks: decode and hand it to the runner */
   onGradient(message: GradientMessage, from: string): void
+  /** `from` sent a gradient for `step` again (a duplicate): if this peer is past that step, `from` is behind (JobRunner.replay) */
+  onRepeat(step: number, from: string): void
   /**
    * A membership-topic message from `from` (decoded JSON), already authenticated by the
    * transport: checked against the schema and the job, then applied (membership adopted from a member,
@@ -264,6 +266,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       if (options.host || options.snapshot !== undefined) startRunner(options.snapshot)
     },
     parameterCount: () => parameterCount,
+    onRepeat(step, from) {
+      runner?.replay(step, from)
+    },
     onGradient(message, from) {
       const inbound = decodeInbound(message, from)
       if (inbound === undefined) return

@@ -75,7 +75,7 @@ export async function collectResults(w: ResultsWait): Promise<Map<number, readon
     if (short.length === 0) return byReplica
     if (!w.membership.isMemberAt(w.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
     const ahead = w.parts.sendersAhead(w.step).filter((id) => w.membership.isMemberAt(id, w.step))
-    if (ahead.length > w.f) return { kind: 'behind', step: w.step, ahead }
+    if (ahead.length > w.f) return { kind: 'behind', step: w.step, ahead, live, missing }
     w.log.warn({ step: w.step, slices: short, needed, missing },
       'step deadline passed short of the replicas\' results some slices need; waiting on')
     w.resend(missing)

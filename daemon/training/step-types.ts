@@ -135,10 +135,19 @@ export interface SyncTrainerDeps {
 export type StepOutcome =
   | { readonly kind: 'completed', readonly report: StepReport }
   | { readonly kind: 'not-a-member' }
-  | { readonly kind: 'behind', readonly step: number, readonly ahead: readonly string[] }
+  /** `live`, `missing`: the step's members and those whose gradient never came, as in a short round */
+  | { readonly kind: 'behind', readonly step: number, readonly ahead: readonly string[], readonly live: readonly string[], readonly missing: readonly string[] }
   | { readonly kind: 'too-few-members', readonly step: number, readonly live: number }
 
 export interface SyncTrainer {
   runStep(signal?: AbortSignal): Promise<StepOutcome>
+  /**
+   * `to`, a member of `step`, sent a gradient for that step after this peer completed it: it is
+   * behind (a re-started member computing the step again, or one whose gradients for it were
+   * lost) and may wait for this peer's, which went to its earlier process or was lost. Sends it
+   * again, once per member and step, if it is one of the last RECENT_SENDS steps this peer
+   * completed; returns whether it did. Synchronous mode only (absent in asynchronous mode)
+   */
+  replay?(step: number, to: string): boolean
   stepsPerEpochAt(worldSize: number): number
 }

@@ -34,6 +34,8 @@ interface Cut {
 
 /** payload buffers the trainer cycles through (see the encode in runStep) */
 const PAYLOAD_BUFFERS = 4
+/** completed steps whose sends are kept to send again (below PAYLOAD_BUFFERS - 1: their payloads stay intact) */
+const RECENT_SENDS = 2
 
 export type {
   InboundGradient, OutboundGradient, ReduceScatterDeps, StepAggregation, StepCodec, StepOptimizer, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps
@@ -54,8 +56,16 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   }
 
   let ownBuffer: Float32Array | undefined
-  /** what this peer sent for the step it completed last, for members that lost it (see runStep) */
-  let previousSend: { readonly step: number, readonly members: readonly string[], resend(to: readonly string[]): void } | undefined
+  /**
+   * what this peer sent for the steps it completed last (the newest last), for members that lost
+   * it (see runStep) or are behind (replay); `replayed`: whom it was replayed to already
+   */
+  const recentSends: Array<{ readonly step: number, readonly members: readonly string[], resend(to: readonly string[]): void, readonly replayed: Set<string> }> = []
+  const rememberSend = (step: number, members: readonly string[], resend: (to: readonly string[]) => void): void => {
+    if (recentSends.at(-1)?.step === step) recentSends.pop()
+    recentSends.push({ step, members, resend, replayed: new Set() })
+    while (recentSends.length > RECENT_SENDS) recentSends.shift()
+  }
   const payloadBuffers = createBufferRing(PAYLOAD_BUFFERS)
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
@@ -66,8 +76,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
   /** Sends the last completed step's gradient again to those of `recipients` that were members of it, if that step is `step - 1`. */
   const resendPrevious = (step: number, recipients: readonly string[]): void => {
-    const previous = previousSend
-    if (previous === undefined || previous.step !== step - 1) return
+    const previous = recentSends.find((s) => s.step === step - 1)
+    if (previous === undefined) return
     const to = recipients.filter((id) => id !== deps.selfId && previous.members.includes(id))
     if (to.length > 0) previous.resend(to)
   }
@@ -137,7 +147,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       sendParts(to)
       if (to.length > 0) deps.send(results, to).catch(() => {})
     }
-    previousSend = { step, members, resend }
+    rememberSend(step, members, resend)
     const byReplica = await stages.time('receive', async () => await collectResults({
       step, plan, members, selfId: deps.selfId, own: mine.decoded, f: deps.aggregation.f, results: rs.results, parts: collector,
       membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal, absent: collected.missing
@@ -149,6 +159,14 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   }
 
   return {
+    replay(step, to) {
+      const sent = recentSends.find((s) => s.step === step)
+      if (sent === undefined || to === deps.selfId || !sent.members.includes(to) || sent.replayed.has(to)) return false
+      sent.replayed.add(to)
+      sent.resend([to])
+      return true
+    },
+
     stepsPerEpochAt(worldSize: number): number {
       return Math.floor(deps.train.size / (worldSize * batchSize))
     },
@@ -207,8 +225,9 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       let cut = rs === undefined ? undefined : await stages.time('compress', () => cutFor(members))
       const { payload, own } = !finite || rs !== undefined ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
         // into a buffer reused 4 steps later: the payload is read until the step after next
-        // (re-sends of this step while the runner is at most one step on, and the previous-step
-        // re-send); the transports copy it when a send starts (JobWire.publishGradient)
+        // (re-sends of this step while the runner is at most one step on, the previous-step
+        // re-send and replays to members behind: RECENT_SENDS); the transports copy it when a
+        // send starts (JobWire.publishGradient)
         const bytes = deps.codec.encode(sent, rng, payloadBuffers.next(deps.codec.encodedSize(sent.length)))
         // aggregate exactly what the others will decode, so every member sees the same vectors
         // decoded into one buffer reused every step (nothing keeps `own` past the step's update)
@@ -263,6 +282,9 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             cut = cutFor(live)
             sentTo.clear()
           }
+          // one evicted meanwhile may be admitted again at this step, a new process that never
+          // got this peer's gradient: it is sent again then
+          for (const id of sentTo) if (!live.includes(id)) sentTo.delete(id)
           const newcomers = live.filter((id) => id !== deps.selfId && !sentTo.has(id))
           if (newcomers.length > 0) sendTo(newcomers)
           const needed = Math.max(minInputs, Math.ceil(config.quorum * live.length))
@@ -288,7 +310,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // will not send theirs for it again: only a re-sync catches up with them. f+1 of them,
           // since f could be lying about a step far ahead (and only f+1 can vouch for a state)
           const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
-          if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead }
+          if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead, live, missing: outcome.missing }
           // nothing of its own to send and nothing from anyone: every member's gradient went
           // non-finite at once (the parameters are blowing up), the job diverged
           if (!contributes && outcome.received.size === 0) {
@@ -349,7 +371,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
       if (payload !== undefined) {
         const message: OutboundGradient = { step, epoch: progress.epoch, digest, payload }
-        previousSend = { step, members, resend: (to) => { deps.send(message, to).catch(() => {}) } }
+        rememberSend(step, members, (to) => { deps.send(message, to).catch(() => {}) })
       }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))

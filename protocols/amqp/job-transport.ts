@@ -16,7 +16,7 @@ import type { Logger } from 'pino'
 import type { z } from 'zod'
 import { createInboundPipeline } from '../gradient-exchange/inbound.js'
 import type { FaultInjection } from '../gradient-exchange/fault-injector.js'
-import type { ExchangeStats, GradientHandler } from '../gradient-exchange/types.js'
+import type { ExchangeStats, GradientHandler, RepeatHandler } from '../gradient-exchange/types.js'
 import { encodeGradientMessage, type GradientExpectations, type GradientMessage } from '../messages/gradient-message.js'
 import { createSnapshotDecoder, encodeSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
 import { BrokerUnavailableError, type BrokerConnection } from './broker-connection.js'
@@ -86,6 +86,8 @@ export interface AmqpJobTransport {
   releaseGradientQueues(): Promise<void>
   publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ missed: string[] }>
   onGradient(handler: GradientHandler): () => void
+  /** duplicates, refused, still say where their sender is (RepeatHandler) */
+  onRepeat(handler: RepeatHandler): () => void
   broadcast(message: unknown): Promise<void>
   onControl(handler: ControlHandler): void
   request<T>(peer: string, request: unknown, schema: z.ZodType<T>, options?: { timeoutMs?: number, signal?: AbortSignal }): Promise<T>
@@ -409,6 +411,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
       return { missed }
     },
     onGradient: (handler) => pipeline.addHandler(handler),
+    onRepeat: (handler) => pipeline.addRepeatHandler(handler),
     async broadcast(message) {
       await send(BROADCAST_KEY, { kind: 'control', msg: message })
     },

@@ -152,6 +152,7 @@ export function createGossipExchange (options: GossipExchangeOptions): GradientE
       return { mode: 'gossip', bytes: bytes.length, parts: parts.length, reached, missed }
     },
     onGradient: (handler) => inbound.addHandler(handler),
+    onRepeat: (handler) => inbound.addRepeatHandler(handler),
     stats: () => inbound.stats(published, publishedBytes)
   }
 }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { decodeGradientMessage, type GradientExpectations, type GradientMessage } from '../messages/gradient-message.js'
 import { emptyRejectionCounts, type Decoded, type RejectReason } from '../messages/rejection.js'
 import { createFaultInjector, type FaultInjection } from './fault-injector.js'
-import type { ExchangeStats, GradientHandler } from './types.js'
+import type { ExchangeStats, GradientHandler, RepeatHandler } from './types.js'
 
 /** (sender, step) pairs remembered for duplicate detection */
 const DEDUP_WINDOW = 16_384
@@ -20,6 +20,8 @@ export interface InboundPipeline {
   check(bytes: Uint8Array, from: string): Decoded<GradientMessage>
   rejectWith(reason: RejectReason, from: string, detail: string): void
   addHandler(handler: GradientHandler): () => void
+  /** told of each duplicate refused (its step and sender) */
+  addRepeatHandler(handler: RepeatHandler): () => void
   counters: {
     delivered: number
     droppedByFaults: number
@@ -41,6 +43,7 @@ export function createInboundPipeline (options: {
 }): InboundPipeline {
   const { logger } = options
   const handlers = new Set<GradientHandler>()
+  const repeatHandlers = new Set<RepeatHandler>()
   const seen = new Set<string>()
   const timers = new Set<NodeJS.Timeout>()
   const injector = options.faults !== undefined ? createFaultInjector(options.faults) : undefined
@@ -110,6 +113,16 @@ export function createInboundPipeline (options: {
       const key = `${from}/${message.step}${message.slices === undefined ? '' : `/${message.slices.phase}/${message.slices.total}`}`
       if (seen.has(key)) {
         rejectWith('duplicate', from, `second ${message.slices?.phase ?? 'gradient'} message from ${from} for step ${message.step}`)
+        if (running) {
+          for (const handler of repeatHandlers) {
+            try {
+              handler(message.step, from)
+            } catch (error) {
+              counters.handlerErrors++
+              logger.error({ peer: from, step: message.step, err: (error as Error).message }, 'repeat handler failed')
+            }
+          }
+        }
         return false
       }
       const decision = injector?.decide(message.step, from) ?? { kind: 'deliver' }
@@ -136,6 +149,10 @@ export function createInboundPipeline (options: {
     addHandler (handler) {
       handlers.add(handler)
       return () => { handlers.delete(handler) }
+    },
+    addRepeatHandler (handler) {
+      repeatHandlers.add(handler)
+      return () => { repeatHandlers.delete(handler) }
     },
     start () {
       running = true

@@ -171,6 +171,7 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
       }
     },
     onGradient: (handler) => inbound.addHandler(handler),
+    onRepeat: (handler) => inbound.addRepeatHandler(handler),
     stats: () => inbound.stats(published, publishedBytes)
   }
 }

@@ -8,6 +8,13 @@ export type ExchangeMode = 'gossip' | 'stream'
 
 /** called once per accepted gradient; `from` is the transport-authenticated sender */
 export type GradientHandler = (message: GradientMessage, from: string) => void | Promise<void>
+/**
+ * A second copy of a (sender, step) gradient already handed on arrived (refused as a duplicate):
+ * the sender is at that step. A member restarted after a crash computes a step again, or a
+ * sender re-sends one it thinks was lost; a peer past that step may send it its own gradient of
+ * that step again.
+ */
+export type RepeatHandler = (step: number, from: string) => void
 
 export interface PublishReport {
   readonly mode: ExchangeMode
@@ -46,6 +53,8 @@ export interface GradientExchange {
   publish(message: GradientMessage, recipients: readonly string[]): Promise<PublishReport>
   /** returns a function that removes the handler */
   onGradient(handler: GradientHandler): () => void
+  /** duplicates, refused, still say where their sender is (RepeatHandler) */
+  onRepeat(handler: RepeatHandler): () => void
   stats(): ExchangeStats
 }
 

@@ -265,7 +265,9 @@ describe('fault injection', () => {
     await sender.start()
     try {
       const got: number[] = []
+      const repeats: string[] = []
       receiver.onGradient((msg) => { got.push(msg.step) })
+      receiver.onRepeat((step, from) => { repeats.push(`${step} ${from}`) })
       await sender.publish(gradientFor(ids()[1], 2, 1000), [ids()[0]])
       await sender.publish(gradientFor(ids()[1], 3, 1000), [ids()[0]])
       await waitFor(() => receiver.stats().droppedByFaults === 1, 'the first copy of step 3 dropped')
@@ -275,6 +277,8 @@ describe('fault injection', () => {
       await waitFor(() => (receiver.stats().rejected.duplicate ?? 0) === 1, 'step 2 sent again refused as a duplicate')
       expect(receiver.stats().rejected.duplicate).toBe(1)
       expect(got).toEqual([2])
+      // the refused copy still says where its sender is (a member behind may need a replay)
+      expect(repeats).toEqual([`2 ${ids()[1]}`])
     } finally {
       await stopAll([receiver, sender])
     }
