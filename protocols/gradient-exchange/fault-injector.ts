@@ -16,6 +16,8 @@ export interface FaultInjection {
   readonly steps?: readonly [number, number]
   /** only gradients from these senders (peer ids) are affected (default: every sender) */
   readonly senders?: readonly string[]
+  /** at most this many gradients are dropped or delayed (default: every one that matches) */
+  readonly count?: number
 }
 
 export type FaultDecision = { readonly kind: 'deliver' } | { readonly kind: 'drop' } | { readonly kind: 'delay', readonly ms: number }
@@ -33,6 +35,7 @@ export function createFaultInjector (faults: FaultInjection): FaultInjector {
     if (!(f >= 0 && f <= 1)) throw new RangeError(`faults.${name} must be in [0, 1], got ${f}`)
   }
   const [lo, hi] = typeof faults.delayMs === 'number' ? [faults.delayMs, faults.delayMs] : (faults.delayMs ?? [0, 0])
+  let left = faults.count ?? Infinity
   return {
     decide (step, sender) {
       // draw both numbers every time so one fraction does not shift the other's sequence
@@ -41,8 +44,15 @@ export function createFaultInjector (faults: FaultInjection): FaultInjector {
       const c = rng.nextFloat()
       if (step !== undefined && faults.steps !== undefined && (step < faults.steps[0] || step >= faults.steps[1])) return { kind: 'deliver' }
       if (sender !== undefined && faults.senders !== undefined && !faults.senders.includes(sender)) return { kind: 'deliver' }
-      if (a < drop) return { kind: 'drop' }
-      if (b < delay) return { kind: 'delay', ms: Math.round(lo + (hi - lo) * c) }
+      if (left <= 0) return { kind: 'deliver' }
+      if (a < drop) {
+        left--
+        return { kind: 'drop' }
+      }
+      if (b < delay) {
+        left--
+        return { kind: 'delay', ms: Math.round(lo + (hi - lo) * c) }
+      }
       return { kind: 'deliver' }
     }
   }
