@@ -34,7 +34,7 @@ interface Cut {
 
 /** payload buffers the trainer cycles through (see the encode in runStep) */
 const PAYLOAD_BUFFERS = 4
-/** completed steps whose sends are kept to send again (below PAYLOAD_BUFFERS - 1: their payloads stay intact) */
+/** completed steps whose sends are kept to send again (below PAYLOAD_BUFFERS: each step's payload has its own buffer) */
 const RECENT_SENDS = 2
 
 export type {
@@ -224,11 +224,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
       let cut = rs === undefined ? undefined : await stages.time('compress', () => cutFor(members))
       const { payload, own } = !finite || rs !== undefined ? { payload: undefined, own: undefined } : await stages.time('compress', () => {
-        // into a buffer reused 4 steps later: the payload is read until the step after next
-        // (re-sends of this step while the runner is at most one step on, the previous-step
-        // re-send and replays to members behind: RECENT_SENDS); the transports copy it when a
+        // into the buffer of this step, reused 4 steps later (a retry of the step writes over
+        // its own): the payload is read while the step is one of the last RECENT_SENDS (re-sends,
+        // the previous-step re-send, replays to members behind); the transports copy it when a
         // send starts (JobWire.publishGradient)
-        const bytes = deps.codec.encode(sent, rng, payloadBuffers.next(deps.codec.encodedSize(sent.length)))
+        const bytes = deps.codec.encode(sent, rng, payloadBuffers.at(step, deps.codec.encodedSize(sent.length)))
         // aggregate exactly what the others will decode, so every member sees the same vectors
         // decoded into one buffer reused every step (nothing keeps `own` past the step's update)
         ownBuffer ??= new Float32Array(sent.length)
