@@ -146,7 +146,8 @@ export interface SyncTrainer {
    * behind (a re-started member computing the step again, or one whose gradients for it were
    * lost) and may wait for this peer's, which went to its earlier process or was lost. Sends it
    * again, once per member and step, if it is one of the last RECENT_SENDS steps this peer
-   * completed; returns whether it did. Synchronous mode only (absent in asynchronous mode)
+   * completed and `to` has not sent its gradient for the step in progress (then it is past
+   * `step`, re-sending); returns whether it did. Synchronous mode only (absent in asynchronous mode)
    */
   replay?(step: number, to: string): boolean
   stepsPerEpochAt(worldSize: number): number

@@ -162,6 +162,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     replay(step, to) {
       const sent = recentSends.find((s) => s.step === step)
       if (sent === undefined || to === deps.selfId || !sent.members.includes(to) || sent.replayed.has(to)) return false
+      // one that sent this peer its gradient for the step in progress is past `step`: its copy of
+      // an old step is a re-send for a member it thinks lost it (resendPrevious), not a sign that
+      // it is behind (a replay would be bytes for nothing)
+      if (collector.receivedAt(progress.step).has(to)) return false
       sent.replayed.add(to)
       sent.resend([to])
       return true
