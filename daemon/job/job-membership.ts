@@ -51,6 +51,18 @@ export interface JobMembership {
   joinAsHost(): void
   /** the most senior member not suspected of missing steps decides changes */
   isCoordinator(): boolean
+  /**
+   * whether a membership announcement from `peerId` may change this peer's view: only from the
+   * coordinator as this peer sees it (the most senior live member it does not suspect of missing
+   * steps), or from a live member more senior than that one (a coordinator it suspected that is
+   * back). Not from any other member: one member could otherwise evict the others, or admit
+   * peers of its own, in everyone's view. A new coordinator taking over from a crashed one is
+   * heard once this peer suspects the crashed one too (it repeats its announcement every second).
+   * A peer the others evicted while it was cut off learns it from the state it catches up to
+   * (restore), not from an announcement: one that removes the receiver is no exception, or any
+   * member could evict every other from its own view
+   */
+  mayAnnounce(peerId: string): boolean
   /** announce the current membership (fire and forget; failures are logged at debug) */
   announce(): void
   /** until step 0 may run: the host announces the start once minPeers joined; members wait for it */
@@ -126,10 +138,8 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     for (const resolve of pending.peers.values()) resolve(effectiveStep)
   }
 
-  const isCoordinator = (): boolean => {
-    const suspected = new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
-    return view.coordinatorAt(options.step(), suspected) === selfId
-  }
+  const suspected = (): Set<string> => new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
+  const isCoordinator = (): boolean => view.coordinatorAt(options.step(), suspected()) === selfId
 
   const countMisses = (members: readonly string[], missing: readonly string[]): void => {
     for (const member of members) {
@@ -175,6 +185,14 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       if (!view.isMemberAt(selfId, step) && view.join(selfId, step)) version++
     },
     isCoordinator,
+    mayAnnounce(peerId) {
+      const step = options.step()
+      if (!view.isKnown(peerId, step)) return false
+      const coordinator = view.coordinatorAt(step, suspected())
+      if (coordinator === undefined) return true
+      const seniority = view.seniority()
+      return seniority.indexOf(peerId) <= seniority.indexOf(coordinator)
+    },
     announce,
     async awaitStart(signal) {
       while (!signal.aborted) {

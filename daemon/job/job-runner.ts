@@ -82,6 +82,8 @@ export interface JobRunner {
   admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
+  /** whether a membership announcement from `peerId` may change this peer's view (JobMembership.mayAnnounce) */
+  mayAnnounceMembership(peerId: string): boolean
   /** a coordinator's membership announcement */
   adoptMembership(state: MembershipState): boolean
   /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
@@ -452,6 +454,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       ? 'before-start'
       : waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
+    mayAnnounceMembership: (peerId) => members.mayAnnounce(peerId),
     adoptMembership: (state) => members.adopt(state),
     snapshotAt: async (minStep, signal, requester, range) => await stateAtStep.snapshotAt(minStep, signal, requester, range),
     digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),

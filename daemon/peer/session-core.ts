@@ -296,10 +296,14 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       let adopted = false
       switch (announcement.type) {
         case 'membership':
-          // from a member, or from anyone before this peer has a runner (a joiner learning the job)
-          if (runner === undefined || runner.membership().isKnown(from, 0) || runner.membership().record(from) !== undefined) {
+          // from anyone before this peer has a runner (a joiner learning the job); then only from
+          // the coordinator, or a live member more senior than it (JobMembership.mayAnnounce)
+          if (runner === undefined || runner.mayAnnounceMembership(from)) {
             runner?.adoptMembership(announcement.membership)
             adopted = true
+          } else if (announcement.membership.version > runner.membershipVersion()) {
+            rejections.reject('membership-not-coordinator', { from, version: announcement.membership.version },
+              `membership (version ${announcement.membership.version}, this peer's ${runner.membershipVersion()}) announced by a peer that is not the coordinator as this peer sees it: not adopted`)
           }
           break
         case 'leave':

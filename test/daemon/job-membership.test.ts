@@ -44,6 +44,22 @@ describe('job membership', () => {
     expect(blind.removed).toEqual([])
   })
 
+  it('takes a membership announcement only from the coordinator it sees or a live member more senior than it', () => {
+    const membership = createJobMembership({
+      selfId: 'b', host: false, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => 9, phase: () => 'training', onRemoved: () => {}
+    })
+    membership.restore({ version: 5, members: ['host', 'a', 'b', 'c', 'gone'].map((peerId) => ({ peerId, joinStep: 0, leaveStep: peerId === 'gone' ? 4 : null })) })
+    expect(membership.mayAnnounce('host')).toBe(true)
+    // a member that is not the coordinator, another less senior, a former member: no
+    for (const peer of ['a', 'c', 'gone', 'stranger']) expect(membership.mayAnnounce(peer), peer).toBe(false)
+    // the host missed a round (this peer suspects it): 'a' coordinates now, the host may still
+    membership.recordShortRound(9, ['host', 'a', 'b', 'c'], ['host'])
+    expect(membership.mayAnnounce('a')).toBe(true)
+    expect(membership.mayAnnounce('host')).toBe(true)
+    expect(membership.mayAnnounce('c')).toBe(false)
+  })
+
   it('a member evicted at a step and admitted again at that step joins at that step, not at its first join', async () => {
     const removed: string[] = []
     const membership = createJobMembership({
