@@ -45,8 +45,10 @@ describe('sixteen peers on loopback', () => {
     expect(accuracy).toBeGreaterThan(0.8)
     // 5.6 payloads of gradients, plus every TCP byte besides (framing, re-sends at the start, and
     // heartbeats and membership gossip, which grow with wall time): 6.2-6.9 measured over this
-    // job's 15 steps alone, 7.9 beside another test file; the streams send 16 (bench/scale-loopback.ts)
-    for (const x of perStep) expect(x).toBeLessThan(10)
+    // job's 15 steps alone, 7.9 beside another test file; on a slow day 6.5-9.1 in runs of 40-50 s
+    // and 10.9 in one of 79 s (the suite in CI). The streams send 15 gradient payloads alone, 16
+    // with the rest (bench/scale-loopback.ts): under 12 still tells the two apart
+    for (const x of perStep) expect(x).toBeLessThan(12)
     const { duplicate = 0, ...rejected } = result.rejectedByReason
     expect(rejected).toEqual({})
     expect(duplicate).toBeLessThanOrEqual(PEERS)
