@@ -82,7 +82,7 @@ export interface JobRunner {
   admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
-  /** whether a membership announcement from `peerId` may change this peer's view (JobMembership.mayAnnounce) */
+  /** whether a membership announcement, or a pause/resume decision, from `peerId` may change this peer's view (JobMembership.mayAnnounce) */
   mayAnnounceMembership(peerId: string): boolean
   /** a coordinator's membership announcement */
   adoptMembership(state: MembershipState): boolean

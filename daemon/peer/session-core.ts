@@ -310,8 +310,11 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
           noteLeave(from, announcement.effectiveStep)
           break
         case 'control':
-          // only a member decides for the job
-          if (runner?.membership().isKnown(from, runner.progress().step) === true) runner.control().adopt(announcement.decision)
+          // only the coordinator decides for the job (it repeats its decision; a member asking
+          // for a pause takes the coordinator's answer directly): as for a membership, not any
+          // member, or one could pause the job for good with a decision of its own
+          if (runner?.mayAnnounceMembership(from) === true) runner.control().adopt(announcement.decision)
+          else if (runner !== undefined) rejections.reject('control-not-coordinator', { from }, 'pause/resume decision announced by a peer that is not the coordinator as this peer sees it: not adopted')
           break
         case 'heartbeat':
           break

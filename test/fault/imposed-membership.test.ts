@@ -1,11 +1,13 @@
 /**
- * No single member imposes a membership. A member (the least senior of four, not the
+ * No single member imposes a membership, or a pause. A member (the least senior of four, not the
  * coordinator) announces on the membership topic, as only the coordinator does, a membership
  * newer than everyone's in which the three others leave at the next step and a peer of its own
  * joins. Before, every member adopted an announcement from any member whose version was higher:
  * the three honest members dropped out of their own job. Now a member adopts a membership only
  * from the coordinator as it sees it (or a live member more senior than that one): the others
- * refuse it, say so, and the job finishes with all four on one digest.
+ * refuse it, say so, and the job finishes with all four on one digest. The same member also
+ * announces a pause decision, as only the coordinator does (any member could pause the job for
+ * good that way): refused too.
  */
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -20,8 +22,8 @@ const job = parseJobConfig({
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-describe('a member announcing a membership of its own', () => {
-  it('is not adopted by the others: they stay members and finish on one digest', async () => {
+describe('a member announcing a membership or a pause of its own', () => {
+  it('is not adopted by the others: they stay members, never pause, and finish on one digest', async () => {
     const cluster = await startCluster({ peers: 4, job })
     try {
       const [host, , , attacker] = cluster.daemons
@@ -51,8 +53,10 @@ describe('a member announcing a membership of its own', () => {
       }
       const topic = membershipTopic('imposed-membership')
       const pubsub = attacker.node().libp2p.services.pubsub
+      const pause = { v: 1, type: 'control', jobId: 'imposed-membership', decision: { seq: 99, action: 'pause', step: step + 1 } }
       for (let i = 0; i < 3; i++) {
         await pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(forged)))
+        await pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(pause)))
         await sleep(300)
       }
       const peers = await cluster.finished()
@@ -61,6 +65,8 @@ describe('a member announcing a membership of its own', () => {
       for (const p of peers.slice(0, 3)) {
         // refused and counted, never adopted: all four stayed members to the end, no sybil
         expect(p.rejections['membership-not-coordinator'], p.name).toBeGreaterThanOrEqual(1)
+        expect(p.rejections['control-not-coordinator'], p.name).toBeGreaterThanOrEqual(1)
+        expect(cluster.daemons[peers.indexOf(p)].session()?.runner()?.control().latest(), p.name).toBeUndefined()
         const last = p.reports[p.reports.length - 1]
         expect(last.members, p.name).toEqual([...cluster.peerIds].sort())
         expect(cluster.daemons[peers.indexOf(p)].session()?.runner()?.membershipVersion(), p.name).toBeLessThan(version)
