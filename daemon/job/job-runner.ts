@@ -169,10 +169,20 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const aggregation = createStepAggregation(config.aggregation)
   /**
    * a step's deadline round ended short: a miss for each of `missing`, except one heard from
-   * (heartbeats) whose newest gradient is for the step before: it is alive and one step behind
+   * (heartbeats) whose newest gradient is for the step before: it is alive and one step behind.
+   * While such a member lags, also for one whose gradient for this step came but that has gone
+   * silent since: it crashed after sending it (to this peer, not to the one lagging, which can
+   * neither finish the step before nor catch up to a state only f+1 could vouch for), and only
+   * its eviction and re-admission gets the job going again (test/fault/crash-mid-send.test.ts)
    */
-  const recordShortRound = (step: number, live: readonly string[], missing: readonly string[]): void => members.recordShortRound(step, live, missing,
-    missing.filter((id) => collector.newestStepFrom(id) === step - 1 && options.recentlyHeard?.(id) === true))
+  const recordShortRound = (step: number, live: readonly string[], missing: readonly string[]): void => {
+    const heard = options.recentlyHeard
+    const lagging = missing.filter((id) => collector.newestStepFrom(id) === step - 1 && heard?.(id) === true)
+    const silent = lagging.length === 0 || heard === undefined
+      ? []
+      : live.filter((id) => id !== selfId && !missing.includes(id) && collector.newestStepFrom(id) === step && !heard(id))
+    members.recordShortRound(step, live, [...missing, ...silent], lagging)
+  }
   /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members */
   let waiting: { reason: string, belowFloor: boolean } | undefined
   const buildTrainer = (): SyncTrainer => (config.mode === 'async' ? createAsyncTrainer : createSyncTrainer)({

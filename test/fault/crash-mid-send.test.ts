@@ -10,7 +10,9 @@
  * stand at different steps), computes that step again, and the members ahead send it their
  * gradients of that step again (a repeat of its gradient for a step they completed tells them it
  * is behind). When the coordinator is the one ahead, the member left behind catches up to the
- * state the coordinator and the re-joined member then hold. Deterministic here: a member drops
+ * state the coordinator and the re-joined member then hold; when the coordinator got the dead
+ * member's gradient for the next step as well, nothing but the lagging member is missing there,
+ * and the dead one, silent (no heartbeat) while the other lags, counts as missing. Deterministic here: a member drops
  * the crashed member's gradient(s) (as the crash kept them from arriving), and the crashing
  * member stops without a word right after completing the step.
  */
@@ -39,13 +41,17 @@ describe('a member that crashes after sending its gradient to some members only'
   it.each([
     // the coordinator waits; the gradient for the next step never reached it either: it sees one
     // member ahead (at most f), evicts the dead one at the step and waits below the rule's floor
-    { waits: 0, drops: [[CRASH_STEP, CRASH_STEP + 2], undefined], case: 'the coordinator waits, the gradient for the next step lost too' },
+    { waits: 0, drops: [[CRASH_STEP, CRASH_STEP + 2], undefined], case: 'coordinator waits, next gradient lost' },
     // the one for the next step reached it: two members ahead (more than f), but one is dead and
     // cannot vouch for a state, so the catch-up fails, the round counts short and it evicts it
-    { waits: 0, drops: [[CRASH_STEP, CRASH_STEP + 1], undefined], case: 'the coordinator waits, the gradient for the next step arrived' },
+    { waits: 0, drops: [[CRASH_STEP, CRASH_STEP + 1], undefined], case: 'coordinator waits, next gradient came' },
     // the coordinator got it and went on (the member died before its next gradient left): it
     // evicts the dead member at the next step, where the other one cannot follow it
-    { waits: 1, drops: [[CRASH_STEP + 1, CRASH_STEP + 2], [CRASH_STEP, CRASH_STEP + 2]], case: 'the other member waits' }
+    { waits: 1, drops: [[CRASH_STEP + 1, CRASH_STEP + 2], [CRASH_STEP, CRASH_STEP + 2]], case: 'the other member waits' },
+    // it got both (the stream to the other member stalled for a step before the crash): nothing is
+    // missing at the next step but the member left behind, alive; the dead one has gone silent
+    // (no heartbeat), so it counts as missing while the other lags, and is evicted
+    { waits: 1, drops: [undefined, [CRASH_STEP, CRASH_STEP + 1]], case: 'other waits, coordinator got both' }
   ] as const)('the job goes on and finishes on one digest: $case', async ({ waits, drops }) => {
     const cluster = await startCluster({
       peers: 3,
