@@ -80,8 +80,9 @@ export interface JobMembership {
    * coordinator: admit a peer; resolves with the step it joins at: 0 before the start, the
    * current step when the job waits for members ('now': no step can run without it), else
    * MEMBERSHIP_MARGIN steps on, at once or, within ADMISSION_WINDOW_MS of the last admission,
-   * after a window that gathers the joiners asking meanwhile, who all join at one step. Rejects
-   * once close() ran.
+   * after a window that gathers the joiners asking meanwhile, who all join at one step; never a
+   * step before the current one (a member asking again takes the current state). Rejects once
+   * close() ran.
    */
   admit(peerId: string, when: 'before-start' | 'now' | 'later'): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** the job stopped: admissions waiting in the window are refused */
@@ -139,6 +140,13 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   }
 
   const suspected = (): Set<string> => new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
+  /**
+   * the step an admitted peer fetches the state of and starts at: its join step, but never before
+   * the current step. A member asking again (restarted before the others evicted it, or evicted
+   * and re-admitted at one step: its record keeps its first join step) is a new process that must
+   * take the current state, not one of any step since it first joined
+   */
+  const joinsAt = (peerId: string): number => Math.max(view.record(peerId)?.joinStep ?? options.step(), options.step())
   const isCoordinator = (): boolean => view.coordinatorAt(options.step(), suspected()) === selfId
 
   const countMisses = (members: readonly string[], missing: readonly string[]): void => {
@@ -232,7 +240,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         // a joiner on its own (nobody admitted lately): at once
         lastAdmissionAt = performance.now()
         join([peerId], options.step() + MEMBERSHIP_MARGIN, true)
-        return { effectiveStep: view.record(peerId)?.joinStep ?? options.step() + MEMBERSHIP_MARGIN, membership: state() }
+        return { effectiveStep: joinsAt(peerId), membership: state() }
       }
       if (when === 'later') {
         // one of a crowd: wait for the window that gathers it; one admission step for all of it
@@ -243,14 +251,10 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         const { peers } = batch
         const step = await new Promise<number | Error>((resolve) => { peers.set(peerId, resolve) })
         if (step instanceof Error) throw step
-        return { effectiveStep: view.record(peerId)?.joinStep ?? step, membership: state() }
+        return { effectiveStep: joinsAt(peerId), membership: state() }
       }
-      const step = options.step()
-      join([peerId], step, when !== 'before-start')
-      // a member evicted at this very step and admitted again keeps one record from its first
-      // join (it is a member at every step either way): it still joins at this step, and must
-      // fetch the state of this step, not of any step since its first join
-      return { effectiveStep: Math.max(view.record(peerId)?.joinStep ?? step, step), membership: state() }
+      join([peerId], options.step(), when !== 'before-start')
+      return { effectiveStep: joinsAt(peerId), membership: state() }
     },
     close() {
       closed = true

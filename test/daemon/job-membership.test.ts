@@ -76,5 +76,8 @@ describe('job membership', () => {
     expect(membership.view().membersAt(17)).toEqual(['back', 'host', 'stays'])
     // its record still covers the steps it was a member at before
     expect(membership.view().isMemberAt('back', 5)).toBe(true)
+    // a member asking again before any eviction (restarted at once) takes the current step's state too
+    expect((await membership.admit('stays', 'later')).effectiveStep).toBe(17)
+    expect(membership.view().membersAt(17)).toEqual(['back', 'host', 'stays'])
   })
 })
