@@ -80,7 +80,8 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
    * outbound: one long-lived stream per recipient, reused for every step (a new stream per
    * message costs a multistream-select round trip); writes to one peer are serialized.
    */
-  const outbound = new Map<string, { stream?: Stream, tail: Promise<unknown> }>()
+  /** per recipient: its stream, the write queue, and failed pushes in a row (logged at warn on the first and every 100th) */
+  const outbound = new Map<string, { stream?: Stream, tail: Promise<unknown>, failing: number }>()
 
   const openTo = async (recipient: string, signal: AbortSignal): Promise<Stream> => {
     const stream = await node.libp2p.dialProtocol(peerIdFromString(recipient), GRADIENT_PROTOCOL, { signal })
@@ -93,7 +94,7 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
     const signal = AbortSignal.timeout(options.sendTimeoutMs ?? 30_000)
     let entry = outbound.get(recipient)
     if (entry === undefined) {
-      entry = { tail: Promise.resolve() }
+      entry = { tail: Promise.resolve(), failing: 0 }
       outbound.set(recipient, entry)
     }
     const slot = entry
@@ -103,13 +104,20 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
           if (slot.stream === undefined || slot.stream.writeStatus !== 'writable') slot.stream = await openTo(recipient, signal)
           const stream = slot.stream
           if (!stream.send(frame)) await stream.onDrain({ signal })
+          if (slot.failing > 0) logger.info({ peer: recipient, failedBefore: slot.failing }, 'pushing gradients to peer works again')
+          slot.failing = 0
           return true
         } catch (error) {
           slot.stream?.abort(error as Error)
           slot.stream = undefined
           // a stream that died since the last step gets one fresh retry; a timeout does not
           if (signal.aborted || !running || attempt === 1) {
-            logger.warn({ peer: recipient, err: (error as Error).message }, 'could not push gradient to peer')
+            // a crashed member is pushed to every step (and re-send) until it is evicted: one
+            // line, not one per push
+            slot.failing++
+            const line = { peer: recipient, err: (error as Error).message, failedInARow: slot.failing }
+            if (slot.failing === 1 || slot.failing % 100 === 0) logger.warn(line, 'could not push gradient to peer')
+            else logger.debug(line, 'could not push gradient to peer')
             return false
           }
         }
