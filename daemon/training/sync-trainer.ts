@@ -274,6 +274,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       sendTo(others)
 
       const waitStart = performance.now()
+      /** deadline rounds of this step that ended short (the first and every 20th are logged at warn, the rest at debug) */
+      let shortRounds = 0
       const collectParts = async (): Promise<CollectResult<InboundGradient> | StepOutcome> => await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
           // membership may change while the step waits (an eviction, or a peer admitted at this
@@ -324,7 +326,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
             : deps.aggregation.describeShortfall(have, 'arrived'), belowFloor)
-          deps.log.warn({ step, received: have, needed, missing: outcome.missing }, belowFloor
+          // a job waiting for a member to join (or come back) goes round every deadline, or every
+          // 500 ms below the floor: one line now and then, not two a second (status says why)
+          shortRounds++
+          const level = shortRounds === 1 || shortRounds % 20 === 0 ? 'warn' : 'debug'
+          deps.log[level]({ step, received: have, needed, missing: outcome.missing, shortRounds }, belowFloor
             ? 'fewer live members than the aggregation rule needs: waiting for a peer to join'
             : 'step deadline passed short of the gradients the step needs; waiting on')
           deps.onShortRound?.(step, live, outcome.missing)
