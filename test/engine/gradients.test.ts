@@ -183,16 +183,18 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(centre.some((v, i) => i % 25 === 12 && v !== 0)).toBe(true)
   })
 
-  it('convolutions on small maps train as Gemms over the whole batch, with the float64 reference\'s gradients (padded, strided, pointwise, even kernel)', async () => {
+  it('convolutions on small maps train as Gemms over the whole batch, with the float64 reference\'s gradients (padded, strided, pointwise, widening, even kernel)', async () => {
     // [3, 6, 6] -> 3x3 pad 1 (6x6) -> 3x3 stride 2 without padding (2x2: the last row and column
-    // are read by no window, their gradient is 0) -> 1x1 without bias (2x2) -> 2x2 pad 1 (3x3).
-    // The strided conv's dY columns would be 11x its forward's (mostly zeros): its dX stays a
-    // ConvTranspose, the others' are Gemms
+    // are read by no window, their gradient is 0) -> 1x1 without bias (2x2) -> 1x1 widening 6 -> 14
+    // -> 2x2 pad 1 (3x3). The strided conv's dY columns would be 11x its forward's (mostly zeros)
+    // and the widening conv's 2.3x: their dX is col2im (a Gemm, then each input pixel's taps
+    // gathered and summed; the 1x1 one needs no gather), the others' a Gemm over dY's columns
     const g = new ForwardGraphBuilder()
     let x = g.relu(g.conv(g.input, 'same', 3, 4, 3, { pad: 1 }))
     x = g.relu(g.conv(x, 'strided', 4, 5, 3, { stride: 2 }))
     x = g.conv(x, 'pointwise', 5, 6, 1, { bias: false })
-    x = g.conv(x, 'even', 6, 4, 2, { pad: 1 })
+    x = g.relu(g.conv(x, 'widen', 6, 14, 1))
+    x = g.conv(x, 'even', 14, 4, 2, { pad: 1 })
     const model = g.build('small-maps', [3, 6, 6], 10, g.linear(g.flatten(x), 'fc', 36, 10))
     const size = 5
     const rng = createRng(31)
@@ -200,11 +202,11 @@ describe('training-graph gradients match a float64 reference', () => {
     await checkAgainstReference(model, batch, model.initParameters(8))
     const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
     expect(training).not.toContain('Conv')
-    expect(training.filter((op) => op === 'ConvTranspose')).toHaveLength(1)
-    expect(training.filter((op) => op === 'Gemm').length).toBeGreaterThanOrEqual(4 * 3 - 1)
+    expect(training).not.toContain('ConvTranspose')
+    expect(training.filter((op) => op === 'Gemm').length).toBeGreaterThanOrEqual(5 * 3 - 1)
     // the inference graph (evaluation, export) keeps the convolutions
     const inference = onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType!)
-    expect(inference.filter((op) => op === 'Conv')).toHaveLength(4)
+    expect(inference.filter((op) => op === 'Conv')).toHaveLength(5)
   })
 
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {

@@ -13,10 +13,16 @@
  *   dW    = dY [M, H_out W_out N] x cols^T (cols kept from the forward)
  *   dX    = W [C, M kh kw] x dcols, dcols [M kh kw, H W N] gathering for each tap and input pixel
  *         dY at the output pixel that read it through the tap (0 where none did): the transposed
- *         convolution without the scatter-add a col2im would need
+ *         convolution without the scatter-add a col2im would need.
+ *         Where those columns would be more than twice the forward's (a conv that widens the
+ *         channels, or a strided one), col2im instead: W^T [C kh kw, M] x dY [M, H_out W_out N],
+ *         then for each input pixel the values of its taps gathered ([C, kh kw, H W, N]) and
+ *         summed over the taps, so the gather holds C, not M, rows per tap
  * Each output value is the same sum of products as the convolution's, in another order.
  * bench/op-profile.ts at batch 64 (operator ms a step, Conv path -> Gemm path): resnet18
- * (torchvision export, 32x32) 194 -> 76, squeezenet1_1 38 -> 24, vgg11 741 -> 460.
+ * (torchvision export, 32x32) 194 -> 76, squeezenet1_1 38 -> 24, vgg11 741 -> 460. col2im in place
+ * of those convs' ConvTranspose, interleaved A/B of the gradient step at batch 64: resnet18 98 ->
+ * 83 ms (b256: 346 -> 324), squeezenet1_1 24.2 -> 20.7-22.7 ms (its expand convs widen 16 -> 64).
  */
 import { attrInt, ints, type IrNode, type Shape } from '../ir.js'
 import type { BackwardContext } from '../op-definition.js'
@@ -53,10 +59,16 @@ export function gemmConv(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
   return attrInt(node, 'group', 1) === 1 && x.length === 4 && pixels > 1 && pixels <= MAX_OUTPUT_PIXELS && columnValues(x, w, y).forward <= MAX_COLUMN_VALUES
 }
 
-/** Whether a gemmConv's input gradient is a Gemm over dY's gathered columns too (else conv.ts's ConvTranspose). */
-export function gemmConvInputGradient(x: Shape, w: Shape, y: Shape): boolean {
+/**
+ * How a gemmConv's input gradient is computed: 'dy-columns' (a Gemm over dY's gathered columns),
+ * 'col2im' (a Gemm to the columns' gradient, then each input pixel's taps gathered and summed),
+ * or undefined (conv.ts's ConvTranspose).
+ */
+export function gemmConvInputGradient(x: Shape, w: Shape, y: Shape): 'dy-columns' | 'col2im' | undefined {
   const { forward, input } = columnValues(x, w, y)
-  return input <= MAX_COLUMN_VALUES && input <= MAX_INPUT_COLUMNS_RATIO * forward
+  if (input <= MAX_COLUMN_VALUES && input <= MAX_INPUT_COLUMNS_RATIO * forward) return 'dy-columns'
+  const scattered = w[1] * w[2] * w[3] * x[2] * x[3] * x[0]
+  return scattered <= MAX_COLUMN_VALUES ? 'col2im' : undefined
 }
 
 /** A 1x1 kernel with stride 1 and no padding: the columns are the input's pixels themselves. */
@@ -141,7 +153,7 @@ function transposedTapIndices(node: IrNode, x: Shape, w: Shape, y: Shape): BigIn
 }
 
 /** Gradients of a gemmConv's input [N, C, H, W] and weights [M, C, kh, kw] (see the header); each only if asked for. */
-export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | 'node' | 'saved'>, dy: string, inputGrad: boolean, weightGrad: boolean): { dx?: string, dw?: string } {
+export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | 'node' | 'saved'>, dy: string, inputGrad: 'dy-columns' | 'col2im' | undefined, weightGrad: boolean): { dx?: string, dw?: string } {
   const { emit, node, shape, saved } = ctx
   const xs = shape(node.inputs[0])
   const ws = shape(node.inputs[1])
@@ -155,7 +167,25 @@ export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | '
     const dw = emit.op('Gemm', [emit.op('Reshape', [dyPixels, emit.int64s('dy_rows_shape', [m, outputs * n])]), saved.cols], { transB: { kind: 'int', value: 1 } })
     result.dw = emit.op('Reshape', [dw, emit.int64s('dw_shape', [...ws])])
   }
-  if (inputGrad) {
+  if (inputGrad === 'col2im') {
+    // dcols [C kh kw, H_out W_out N] = W^T dY, then dX[c, q] = sum over taps t of dcols[c t, the
+    // output pixel reading q through t]: [C, taps H_out W_out + 1 (zeros), N] gathered to [C, taps, H W, N]
+    const taps = kh * kw
+    const dyRows = emit.op('Reshape', [dyPixels, emit.int64s('dy_rows_shape', [m, outputs * n])])
+    const wRows = emit.op('Reshape', [node.inputs[1], emit.int64s('w_rows_shape', [m, c * taps])])
+    const dcols = emit.op('Gemm', [wRows, dyRows], { transA: { kind: 'int', value: 1 } })
+    let summed = dcols
+    if (!pointwise(node, ws)) {
+      const byChannel = emit.op('Reshape', [dcols, emit.int64s('dcols_by_channel', [c, taps * outputs, n])])
+      const zeroRow = emit.constant('zero_row', { dims: [c, 1, n], data: new Float32Array(c * n) })
+      const padded = emit.op('Concat', [byChannel, zeroRow], { axis: { kind: 'int', value: 1 } })
+      const none = BigInt(outputs)
+      const indices = transposedTapIndices(node, xs, ws, ys).map((p, i) => p === none ? BigInt(taps * outputs) : BigInt(Math.floor(i / (h * wd)) * outputs) + p)
+      const gathered = emit.op('Gather', [padded, emit.constant('col2im_indices', { dims: [taps, h * wd], data: indices })], { axis: { kind: 'int', value: 1 } })
+      summed = emit.op('ReduceSum', [gathered, emit.int64s('tap_axis', [1])], { keepdims: { kind: 'int', value: 0 } })
+    }
+    result.dx = emit.op('Transpose', [emit.op('Reshape', [summed, emit.int64s('dx_pixels_shape', [c, h, wd, n])])], { perm: ints([3, 0, 1, 2]) })
+  } else if (inputGrad === 'dy-columns') {
     const dcols = gatherColumns(emit, dyPixels, [m, outputs, n], pointwise(node, ws) ? undefined : transposedTapIndices(node, xs, ws, ys), kh * kw, h * wd)
     // W [M, C, kh, kw] -> [C, M kh kw]
     const wByInput = emit.op('Reshape', [emit.op('Transpose', [emit.op('Reshape', [node.inputs[1], emit.int64s('w_3d', [m, c, kh * kw])])], { perm: ints([1, 0, 2]) }), emit.int64s('w_by_input', [c, m * kh * kw])])

@@ -63,8 +63,8 @@ export const conv: OpDefinition = {
     let dw: string | undefined
     if (saved.cols !== undefined) {
       const dxByGemm = gemmConvInputGradient(xs, ws, ys)
-      ;({ dx, dw } = gemmConvBackward(ctx, dy, needsGrad(0) && dxByGemm, needsGrad(1)))
-      if (dxByGemm || !needsGrad(0)) return [dx, dw, db]
+      ;({ dx, dw } = gemmConvBackward(ctx, dy, needsGrad(0) ? dxByGemm : undefined, needsGrad(1)))
+      if (dxByGemm !== undefined || !needsGrad(0)) return [dx, dw, db]
     }
     // dW comes out of a conv of X with dY as its kernel, over the padded input: one value per
     // kernel offset that fits, which the stride can make more than the kernel; keep the kernel's
