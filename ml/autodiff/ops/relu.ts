@@ -8,9 +8,9 @@ export const relu: OpDefinition = {
     return [x]
   },
   backward(ctx) {
-    const { emit, node, outputGrads: [dy] } = ctx
+    const { emit, node, outputGrads: [dy], shape } = ctx
     if (dy === undefined) return []
     if (reluMaskedInMaxPool(node, ctx)) return [dy]
-    return [reluMask(emit, dy, node.outputs[0])]
+    return [reluMask(emit, dy, node.outputs[0], shape(node.outputs[0]))]
   }
 }
