@@ -213,6 +213,9 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
     })
   }
 
+  // a gradient reshaped at the end (a Gemm's dW to the kernel's shape) is output in its producer's
+  // shape: the caller's buffer takes the same values, and ORT writes them there without a copy
+  const gradientShapes: Array<readonly number[]> = []
   const gradientNames = layout.specs.map((spec, index) => {
     const out = gradientOutputName(index)
     const g = gradientOf(spec.name)
@@ -221,8 +224,11 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
       emit.node('ConstantOfShape', [emit.int64s('shape', [...spec.shape])], {
         value: { kind: 'tensor', value: { dims: [1], data: Float32Array.of(0) } }
       }, [out])
+      gradientShapes.push(spec.shape)
     } else {
-      emit.node('Identity', [g], {}, [out])
+      const reshaped = emit.reshapeSource(g)
+      emit.node('Identity', [reshaped?.source ?? g], {}, [out])
+      gradientShapes.push(reshaped?.shape ?? spec.shape)
     }
     return out
   })
@@ -235,7 +241,7 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
   const outputs: GraphIo[] = [
     { name: TRAINING_OUTPUT_LOSS, elementType: 'float32', shape: [] },
     { name: graph.output, elementType: 'float32', shape: logitsShape },
-    ...layout.specs.map((spec, index) => ({ name: gradientNames[index], elementType: 'float32' as const, shape: spec.shape }))
+    ...gradientNames.map((name, index) => ({ name, elementType: 'float32' as const, shape: gradientShapes[index] }))
   ]
   return { bytes: emit.serialize(inputs, outputs, 'p2pmld-training'), inputName: graph.input, logitsName: graph.output, gradientNames, dropoutMasks }
 }

@@ -77,7 +77,7 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
   async function computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
     const compiled = await compile(training, batch.size, () => buildTrainingGraph(model.forward, model.layout, batch.size), options.memoryArena ?? true)
     const { graph, session } = compiled
-    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model)) : undefined)
+    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model, session)) : undefined)
   }
 
   async function evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {

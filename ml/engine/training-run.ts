@@ -33,12 +33,19 @@ export interface GradientOutputs {
   readonly fetches: Record<string, ort.Tensor | null>
 }
 
-/** Pre-allocated outputs for one run (or, kept by the caller, for every run of this graph). */
-export function gradientOutputs(graph: GraphSignature, model: RunnableModel): GradientOutputs {
+/**
+ * Pre-allocated outputs for one run (or, kept by the caller, for every run of this graph). Each
+ * gradient output gets the shape the graph declares for it, which can be its producer's (e.g. a
+ * Gemm's [M, C kh kw] for a kernel [M, C, kh, kw]): the same values in the same order.
+ */
+export function gradientOutputs(graph: GraphSignature, model: RunnableModel, session: Pick<ort.InferenceSession, 'outputMetadata'>): GradientOutputs {
+  const declared = new Map(session.outputMetadata.map((m) => [m.name, m.isTensor ? m.shape : undefined]))
   const gradient = new Float32Array(model.layout.totalSize)
   const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
   model.layout.specs.forEach((spec, i) => {
-    fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...spec.shape])
+    const shape = declared.get(graph.gradientNames[i])
+    const dims = shape !== undefined && shape.every((d) => typeof d === 'number') && (shape as number[]).reduce((a, b) => a * b, 1) === spec.size ? shape as number[] : spec.shape
+    fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...dims])
   })
   return { gradient, fetches }
 }
@@ -74,7 +81,7 @@ export function graphFeeds(model: RunnableModel, params: Float32Array, batch: Ba
  * `outputs`: buffers to write the gradient into (default: fresh ones; the result's gradient is
  * then owned by the caller, else it is overwritten by the next run with the same outputs).
  */
-export async function runTrainingGraph(session: ort.InferenceSession, graph: GraphSignature, model: RunnableModel, params: Float32Array, batch: Batch, outputs: GradientOutputs = gradientOutputs(graph, model)): Promise<GradientResult> {
+export async function runTrainingGraph(session: ort.InferenceSession, graph: GraphSignature, model: RunnableModel, params: Float32Array, batch: Batch, outputs: GradientOutputs = gradientOutputs(graph, model, session)): Promise<GradientResult> {
   const input = graphFeeds(model, params, batch, graph.inputName)
   input[TRAINING_INPUT_LABELS] = new ort.Tensor('float32', oneHot(batch.labels, model.numClasses), [batch.size, model.numClasses])
   const masks = graph.dropoutMasks ?? []

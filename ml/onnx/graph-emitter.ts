@@ -20,6 +20,8 @@ export class GraphEmitter {
   private readonly nodes: OnnxNodeProto[] = []
   private readonly initializers: OnnxTensorProto[] = []
   private readonly usedNames = new Set<string>()
+  /** tensors made by reshape(): their source and its shape */
+  private readonly reshaped = new Map<string, { readonly source: string, readonly shape: readonly number[] }>()
   private counter = 0
 
   /** A fresh tensor name derived from `hint`. */
@@ -53,6 +55,22 @@ export class GraphEmitter {
   /** Emit a single-output node and return that output's name. */
   op(op: string, inputs: readonly string[], attrs: Readonly<Record<string, Attribute>> = {}): string {
     return this.node(op, inputs, attrs)[0]
+  }
+
+  /**
+   * Reshape `source`, whose shape is `sourceShape`, to `target`, and remember where it came from
+   * (reshapeSource): a graph output can then take the source itself in its own shape, so ONNX
+   * Runtime writes the producer's result into the caller's buffer instead of copying it there.
+   */
+  reshape(source: string, sourceShape: readonly number[], target: readonly number[]): string {
+    const out = this.op('Reshape', [source, this.int64s('shape', target)])
+    this.reshaped.set(out, { source, shape: [...sourceShape] })
+    return out
+  }
+
+  /** For a tensor made by reshape(): the source and its shape; else undefined. */
+  reshapeSource(name: string): { readonly source: string, readonly shape: readonly number[] } | undefined {
+    return this.reshaped.get(name)
   }
 
   constant(hint: string, tensor: ConstantTensor): string {

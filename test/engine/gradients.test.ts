@@ -200,9 +200,18 @@ describe('training-graph gradients match a float64 reference', () => {
     const rng = createRng(31)
     const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 108 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
     await checkAgainstReference(model, batch, model.initParameters(8))
-    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    const trainingGraph = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!
+    const training = trainingGraph.node!.map((n) => n.opType!)
     expect(training).not.toContain('Conv')
     expect(training).not.toContain('ConvTranspose')
+    // each kernel's gradient leaves the graph in its Gemm's shape [M, C kh kw] (no copy into [M, C, kh, kw])
+    const declared = (param: string): number[] => {
+      const output = trainingGraph.output!.find((o) => o.name === gradientOutputName(model.layout.specs.findIndex((s) => s.name === param)))!
+      return output.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue))
+    }
+    expect(declared('same.weight')).toEqual([4, 27])
+    expect(declared('widen.weight')).toEqual([14, 6])
+    expect(declared('same.bias')).toEqual([4])
     expect(training.filter((op) => op === 'Gemm').length).toBeGreaterThanOrEqual(5 * 3 - 1)
     // the inference graph (evaluation, export) keeps the convolutions
     const inference = onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType!)

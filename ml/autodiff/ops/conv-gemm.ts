@@ -165,7 +165,7 @@ export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | '
   const result: { dx?: string, dw?: string } = {}
   if (weightGrad) {
     const dw = emit.op('Gemm', [emit.op('Reshape', [dyPixels, emit.int64s('dy_rows_shape', [m, outputs * n])]), saved.cols], { transB: { kind: 'int', value: 1 } })
-    result.dw = emit.op('Reshape', [dw, emit.int64s('dw_shape', [...ws])])
+    result.dw = emit.reshape(dw, [m, c * kh * kw], ws)
   }
   if (inputGrad === 'col2im') {
     // dcols [C kh kw, H_out W_out N] = W^T dY, then dX[c, q] = sum over taps t of dcols[c t, the

@@ -1,8 +1,9 @@
 import { attrInt, product, ShapeError, type IrNode, type Shape } from '../ir.js'
 import type { OpDefinition } from '../op-definition.js'
 
-function reshapeBack(emit: Parameters<OpDefinition['backward']>[0]['emit'], dy: string, inputShape: Shape): string {
-  return emit.op('Reshape', [dy, emit.int64s('shape', [...inputShape])])
+/** dY (the forward's output shape) back to the forward's input shape. */
+function reshapeBack(emit: Parameters<OpDefinition['backward']>[0]['emit'], dy: string, inputShape: Shape, outputShape: Shape): string {
+  return emit.reshape(dy, outputShape, inputShape)
 }
 
 /**
@@ -38,7 +39,7 @@ export const flatten: OpDefinition = {
     return [[product(x.slice(0, a)), product(x.slice(a))]]
   },
   backward({ emit, node, outputGrads: [dy], shape }) {
-    return dy === undefined ? [] : [reshapeBack(emit, dy, shape(node.inputs[0]))]
+    return dy === undefined ? [] : [reshapeBack(emit, dy, shape(node.inputs[0]), shape(node.outputs[0]))]
   }
 }
 
@@ -52,7 +53,7 @@ export const reshape: OpDefinition = {
     return [reshapeTarget(node, x, Array.from(target.data, Number))]
   },
   backward({ emit, node, outputGrads: [dy], shape }) {
-    return dy === undefined ? [] : [reshapeBack(emit, dy, shape(node.inputs[0])), undefined]
+    return dy === undefined ? [] : [reshapeBack(emit, dy, shape(node.inputs[0]), shape(node.outputs[0])), undefined]
   }
 }
 
