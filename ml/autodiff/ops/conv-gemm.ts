@@ -168,20 +168,23 @@ export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | '
     result.dw = emit.reshape(dw, [m, c * kh * kw], ws)
   }
   if (inputGrad === 'col2im') {
-    // dcols [C kh kw, H_out W_out N] = W^T dY, then dX[c, q] = sum over taps t of dcols[c t, the
-    // output pixel reading q through t]: [C, taps H_out W_out + 1 (zeros), N] gathered to [C, taps, H W, N]
+    // dcols [C kh kw, (H_out W_out + 1) N] = W^T dY, dY with a zero pixel appended (cheaper to
+    // copy than dcols), then dX[c, q] = sum over taps t of dcols[c t, the output pixel reading q
+    // through t, or the zero pixel]: [C, taps (H_out W_out + 1), N] gathered to [C, taps, H W, N]
     const taps = kh * kw
-    const dyRows = emit.op('Reshape', [dyPixels, emit.int64s('dy_rows_shape', [m, outputs * n])])
+    const stride = pointwise(node, ws) ? outputs : outputs + 1
+    const dySource = stride === outputs
+      ? dyPixels
+      : emit.op('Concat', [dyPixels, emit.constant('zero_pixel', { dims: [m, 1, n], data: new Float32Array(m * n) })], { axis: { kind: 'int', value: 1 } })
+    const dyRows = emit.op('Reshape', [dySource, emit.int64s('dy_rows_shape', [m, stride * n])])
     const wRows = emit.op('Reshape', [node.inputs[1], emit.int64s('w_rows_shape', [m, c * taps])])
     const dcols = emit.op('Gemm', [wRows, dyRows], { transA: { kind: 'int', value: 1 } })
     let summed = dcols
-    if (!pointwise(node, ws)) {
-      const byChannel = emit.op('Reshape', [dcols, emit.int64s('dcols_by_channel', [c, taps * outputs, n])])
-      const zeroRow = emit.constant('zero_row', { dims: [c, 1, n], data: new Float32Array(c * n) })
-      const padded = emit.op('Concat', [byChannel, zeroRow], { axis: { kind: 'int', value: 1 } })
-      const none = BigInt(outputs)
-      const indices = transposedTapIndices(node, xs, ws, ys).map((p, i) => p === none ? BigInt(taps * outputs) : BigInt(Math.floor(i / (h * wd)) * outputs) + p)
-      const gathered = emit.op('Gather', [padded, emit.constant('col2im_indices', { dims: [taps, h * wd], data: indices })], { axis: { kind: 'int', value: 1 } })
+    if (stride !== outputs) {
+      const byChannel = emit.op('Reshape', [dcols, emit.int64s('dcols_by_channel', [c, taps * stride, n])])
+      // transposedTapIndices names the zero pixel as H_out W_out: each tap's own copy of it
+      const indices = transposedTapIndices(node, xs, ws, ys).map((p, i) => BigInt(Math.floor(i / (h * wd)) * stride) + p)
+      const gathered = emit.op('Gather', [byChannel, emit.constant('col2im_indices', { dims: [taps, h * wd], data: indices })], { axis: { kind: 'int', value: 1 } })
       summed = emit.op('ReduceSum', [gathered, emit.int64s('tap_axis', [1])], { keepdims: { kind: 'int', value: 0 } })
     }
     result.dx = emit.op('Transpose', [emit.op('Reshape', [summed, emit.int64s('dx_pixels_shape', [c, h, wd, n])])], { perm: ints([3, 0, 1, 2]) })
