@@ -9,7 +9,8 @@ import type { PeerDaemon } from './peer-daemon.js'
 
 function jobState(daemon: PeerDaemon): JobState {
   const session = daemon.session()
-  if (session === undefined) return 'idle'
+  // between two tries of a (re-)join there is no session, but the daemon is not idle
+  if (session === undefined) return daemon.joining() ? 'waiting' : 'idle'
   const state = session.runner()?.state()
   if (state === undefined || state === 'syncing') return 'waiting'
   // training that cannot go on until a peer joins (too few members for the rule's f) says so
@@ -55,7 +56,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         stopReason: runner?.result()?.reason ?? null,
         learningRate: progress?.lr ?? null,
         liveMembers: runner === undefined || progress === undefined ? 0 : runner.membership().membersAt(progress.step).length,
-        waiting: runner?.waitingFor()?.reason ?? null,
+        waiting: runner?.waitingFor()?.reason ?? (runner === undefined && daemon.joining() ? 'joining a job: asking its members for admission and its state' : null),
         uptimeMs: Date.now() - daemon.startedAt
       }
     },

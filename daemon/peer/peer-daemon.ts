@@ -76,6 +76,8 @@ export interface PeerDaemon {
   addresses(): string[]
   node(): PeerNode
   session(): JobSession | undefined
+  /** joining (or re-joining) a job: asking for admission or fetching its state, between sessions too */
+  joining(): boolean
   submitJob(config: JobConfig): Promise<string>
   stopJob(): Promise<void>
   /** resolves with the result when the current (or next) job finishes */
@@ -285,6 +287,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     addresses: () => node.dialableAddrs(),
     node: () => node,
     session: () => session,
+    joining: () => joiner.busy(),
     async start() {
       if (started) return
       started = true

@@ -325,7 +325,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
-            : deps.aggregation.describeShortfall(have, 'arrived'), belowFloor)
+            : `${deps.aggregation.describeShortfall(have, 'arrived')}${outcome.missing.length > 0 ? `; waiting on ${outcome.missing.join(', ')}` : ''}`, belowFloor)
           // a job waiting for a member to join (or come back) goes round every deadline, or every
           // 500 ms below the floor: one line now and then, not two a second (status says why)
           shortRounds++

@@ -67,7 +67,8 @@ describe('the step', () => {
     expect(outcome.kind).toBe('completed')
     if (outcome.kind !== 'completed') return
     expect(outcome.report.contributors).toEqual(['a', 'b', 'c'])
-    expect(t.waiting).toContain('trimmed-mean with f=1 needs 3 gradients, 2 arrived')
+    // status names the member it waits on
+    expect(t.waiting).toContain('trimmed-mean with f=1 needs 3 gradients, 2 arrived; waiting on c')
     expect(t.waiting.at(-1)).toBeUndefined()
     // the own gradient was re-sent to the one missing each round
     expect(t.sent.filter((s) => s.recipients.length === 1 && s.recipients[0] === 'c').length).toBeGreaterThan(0)

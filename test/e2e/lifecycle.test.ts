@@ -49,11 +49,14 @@ describe('daemon lifecycle', () => {
       }, 90_000, `${name}: state ${state}`)
     }
     await Promise.all([
-      reach('idle', 'idle'), reach('joining', 'idle'), reach('waiting', 'waiting'), reach('training', 'training'),
+      reach('idle', 'idle'), reach('joining', 'waiting'), reach('waiting', 'waiting'), reach('training', 'training'),
       reach('paused', 'training').then(async () => { await clients.paused.pauseJob({}) }).then(async () => await reach('paused', 'paused')),
       reach('finished', 'finished')
     ])
     await daemons.joining.waitForLog(/could not join a job yet/)
+    // a daemon trying to join is not idle, and says what it waits for
+    expect((await clients.joining.status()).waiting).toMatch(/joining a job/)
+    expect((await clients.idle.status()).waiting).toBeNull()
     for (const [name, client] of Object.entries(clients)) {
       expect(await client.shutdown(), name).toEqual({ stopping: true })
     }
