@@ -23,7 +23,21 @@ export interface MembershipChangeTracker {
   observe(step: number, members: readonly string[]): MembershipChange[]
 }
 
-export function createMembershipChangeTracker(leaveAnnouncedAt: (peerId: string) => number | undefined): MembershipChangeTracker {
+/**
+ * `effectiveStep(peer)`, when given, is the membership's own record of the member: the step its
+ * current membership began and (if it ended) the step it ended. A change is then reported at that
+ * step, not the step this peer noticed it at, so every member prints the same step for it (one
+ * that noticed an eviction a step later would otherwise report it a step later).
+ */
+export function createMembershipChangeTracker(
+  leaveAnnouncedAt: (peerId: string) => number | undefined,
+  effectiveStep?: (peerId: string) => { readonly joinStep: number, readonly leaveStep: number } | undefined
+): MembershipChangeTracker {
+  // the recorded step if it is not after the observed one (a record from a later re-join is not this change's)
+  const at = (peer: string, observed: number, which: 'joinStep' | 'leaveStep'): number => {
+    const recorded = effectiveStep?.(peer)?.[which]
+    return recorded !== undefined && Number.isFinite(recorded) && recorded <= observed ? recorded : observed
+  }
   let previous: Set<string> | undefined
   /** step at which each current member was last seen joining */
   const joinedAt = new Map<string, number>()
@@ -37,14 +51,14 @@ export function createMembershipChangeTracker(leaveAnnouncedAt: (peerId: string)
         for (const m of current) {
           if (previous.has(m)) continue
           joinedAt.set(m, step)
-          changes.push({ kind: 'joined', peerId: m, step, members: current.size })
+          changes.push({ kind: 'joined', peerId: m, step: at(m, step, 'joinStep'), members: current.size })
         }
         for (const m of previous) {
           if (current.has(m)) continue
           const announced = leaveAnnouncedAt(m)
           const left = announced !== undefined && announced >= (joinedAt.get(m) ?? 0)
           joinedAt.delete(m)
-          changes.push({ kind: left ? 'left' : 'evicted', peerId: m, step, members: current.size })
+          changes.push({ kind: left ? 'left' : 'evicted', peerId: m, step: at(m, step, 'leaveStep'), members: current.size })
         }
       }
       previous = current

@@ -129,7 +129,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   let parameterCount = 0
   /** the step each peer last announced it leaves from: a member gone without one was evicted */
   const leaveAnnounced = new Map<string, number>()
-  const memberChanges = createMembershipChangeTracker((peer) => leaveAnnounced.get(peer))
+  const memberChanges = createMembershipChangeTracker((peer) => leaveAnnounced.get(peer), (peer) => runner?.membership().record(peer))
   const runnerEvents: JobRunnerEvents = {
     ...options.events,
     onStep: (report) => {

@@ -76,4 +76,17 @@ describe('membership change tracker', () => {
     expect(tracker.observe(12, ['a', 'b', 'd'])).toEqual([{ kind: 'joined', peerId: 'b', step: 12, members: 3 }])
     expect(tracker.observe(20, ['a', 'd'])).toEqual([{ kind: 'evicted', peerId: 'b', step: 20, members: 2 }])
   })
+
+  it('reports a change at the step the membership records for it, not the step this peer noticed it', () => {
+    const records = new Map([['c', { joinStep: 0, leaveStep: 21 }], ['d', { joinStep: 4, leaveStep: Infinity }], ['e', { joinStep: 30, leaveStep: Infinity }]])
+    const tracker = createMembershipChangeTracker(() => undefined, (peer) => records.get(peer))
+    tracker.observe(0, ['a', 'b', 'c'])
+    // noticed at 22, recorded at 21 (what the coordinator printed); d noticed at 5, admitted at 4
+    expect(tracker.observe(22, ['a', 'b', 'd'])).toEqual([
+      { kind: 'joined', peerId: 'd', step: 4, members: 3 },
+      { kind: 'evicted', peerId: 'c', step: 21, members: 3 }
+    ])
+    // a record later than the step observed is another membership's: the observed step stands
+    expect(tracker.observe(25, ['a', 'b', 'd', 'e'])).toEqual([{ kind: 'joined', peerId: 'e', step: 25, members: 4 }])
+  })
 })
