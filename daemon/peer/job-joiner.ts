@@ -119,8 +119,10 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       // the coordinator's: it decides the membership already
       admittedBy: info.coordinator.peerId,
       onFallback: (reason, next) => {
-        // the first says why the ranges failed; the rest why the donor before did not serve
-        if (fallbacks++ === 0) log.warn({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor')
+        // the first says why the ranges failed; the rest why the donor before did not serve. Info,
+        // not warn: the join usually goes on to succeed (its outcome is logged), and a join that
+        // fails altogether says so where it gives up
+        if (fallbacks++ === 0) log.info({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor')
         else log.info({ job: info.jobId, reason, from: next }, 'fetching the whole state from the next donor')
       }
     })
