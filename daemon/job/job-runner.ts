@@ -27,7 +27,7 @@ import { createJobState } from './job-state.js'
 import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState } from './job-types.js'
 import { createStateAtStep } from './state-at-step.js'
 import { createStateReconciliation } from './state-reconciliation.js'
-import { createStateRepair } from './state-repair.js'
+import { confirmsState, createStateRepair } from './state-repair.js'
 
 export type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
 
@@ -47,6 +47,11 @@ export interface JobRunnerOptions {
   readonly exchangeAlone?: boolean
   /** `peer` was heard from lately (its heartbeats): alive, whatever its gradients do */
   readonly recentlyHeard?: (peer: string) => boolean
+  /**
+   * the snapshot was taken from one member without f+1 vouching for it (a join's fallback): not
+   * confirmed until f+1 other members send its digest at a full-digest step (confirmsState)
+   */
+  readonly provisional?: boolean
 }
 
 export interface JobRunner {
@@ -91,6 +96,8 @@ export interface JobRunner {
   snapshotAt(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
   /** parameter digest at the start of a step >= minStep (waits like snapshotAt) */
   digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
+  /** false while a provisional state (JobRunnerOptions.provisional) awaits f+1 members' digests */
+  stateConfirmed(): boolean
   currentSnapshot(): JobSnapshot
   isCoordinator(): boolean
 }
@@ -121,6 +128,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   let loop: Promise<JobResult | undefined> | undefined
   let announcer: NodeJS.Timeout | undefined
   let report: StepReport | undefined
+  /** a provisional state (options.provisional) is not vouched for until confirmsState */
+  let confirmed = options.provisional !== true
   let validation: EvaluationSummary | undefined
   let outcome: JobResult | undefined
   const contributorCounts: number[] = []
@@ -360,6 +369,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         }
         const r = outcome.report
         report = r
+        if (!confirmed && confirmsState(r, config.aggregation.f)) {
+          confirmed = true
+          log.info({ step: r.step }, 'f+1 members hold the state this peer took unchecked: it vouches for it from now on')
+        }
         // members vouch for a past step's state by its full digest only (a sample cannot vouch
         // for the parameters outside it): anchor steps run with others
         if (r.members.length > 1 && r.fullDigest) stateAtStep.remember(r.step, r.digest)
@@ -468,6 +481,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     adoptMembership: (state) => members.adopt(state),
     snapshotAt: async (minStep, signal, requester, range) => await stateAtStep.snapshotAt(minStep, signal, requester, range),
     digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),
+    stateConfirmed: () => confirmed,
     currentSnapshot,
     isCoordinator: () => members.isCoordinator()
   }

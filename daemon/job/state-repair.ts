@@ -58,6 +58,20 @@ export interface StateRepair {
   agreeOnFinalState(): Promise<void>
 }
 
+/**
+ * Whether a step report confirms this peer's state: at a step with full digests (the sampled ones
+ * between cannot vouch for the parameters outside the sample), at least f+1 other members sent the
+ * digest this peer holds. A peer that took its state from one member unchecked (a join's fallback)
+ * vouches for it to joiners only after this (session-core.ts), so one Byzantine member cannot
+ * hand its state to a joiner and then have that joiner vouch for it to the next.
+ */
+export function confirmsState(report: Pick<StepReport, 'fullDigest' | 'digest' | 'peerDigests'>, f: number): boolean {
+  if (!report.fullDigest) return false
+  let agreeing = 0
+  for (const digest of report.peerDigests.values()) if (digest === report.digest) agreeing++
+  return agreeing >= f + 1
+}
+
 export function createStateRepair(options: StateRepairOptions): StateRepair {
   const { selfId, network, membership, log } = options
   const needed = options.f + 1

@@ -81,7 +81,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     if (request.jobId !== jobId) throw new Error(`this peer runs job ${jobId}, not ${request.jobId}`)
     if (request.type === 'join') return await session.admit(from, [], AbortSignal.timeout(DIGEST_WAIT_MS))
     if (request.type === 'control') return session.decideControl(request.action)
-    if (request.type === 'digest') return await session.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS))
+    if (request.type === 'digest') return await session.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS), from)
     session.memberLeaving(from, request.effectiveStep)
     return { membership: session.info().membership }
   }
@@ -147,13 +147,14 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       log.info({ job: jobId, effectiveStep: reply.effectiveStep, coordinator }, 'admitted to job over the broker: fetching its state')
       const snapshot = fromTrainingSnapshot(await transport.fetchSnapshot(coordinator, reply.effectiveStep, { signal }), `peer ${coordinator}`)
       signal.throwIfAborted()
-      session.startFromSnapshot(snapshot)
+      // from the coordinator alone, unchecked: not vouched for to joiners until f+1 members confirm it
+      session.startFromSnapshot(snapshot, true)
       session.adoptMembership(reply.membership)
       if (snapshot.meta.finished) log.info({ job: jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
       else log.info({ job: jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
     },
-    startFromSnapshot(snapshot: JobSnapshot) {
-      core.startFromSnapshot(snapshot)
+    startFromSnapshot(snapshot: JobSnapshot, provisional = false) {
+      core.startFromSnapshot(snapshot, provisional)
       const runner = core.runner()
       if (runner !== undefined) watchMembers(runner.membership().toSnapshot() as MembershipState)
     },

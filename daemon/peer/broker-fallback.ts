@@ -137,7 +137,7 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
         // admission stays on libp2p: a joiner learns the members' addresses from the coordinator
         if (request.type === 'join') throw new Error('transport auto admits peers over libp2p: dial the coordinator')
         if (request.type === 'control') return core.decideControl(request.action)
-        if (request.type === 'digest') return await core.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS))
+        if (request.type === 'digest') return await core.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS), from)
         core.memberLeaving(from, request.effectiveStep)
         return { membership: core.info().membership }
       })

@@ -148,7 +148,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified, ...(fetched.unchecked === undefined ? {} : { why: fetched.unchecked }) }, how)
     const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
     s.adoptMembership(reply.membership, reply.addresses)
-    s.startFromSnapshot(snapshot)
+    // a state no f+1 donors vouched for: this peer does not vouch for it to joiners until f+1 members confirm it
+    s.startFromSnapshot(snapshot, !fetched.verified)
     s.adoptMembership(reply.membership)
     if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
     else log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')

@@ -54,7 +54,8 @@ export interface JobSession {
   /** set up networking; `runner` exists after this for hosts and restored peers */
   start(): Promise<void>
   /** become a running member from a snapshot (joining peers) */
-  startFromSnapshot(snapshot: JobSnapshot): void
+  /** provisional: the state was taken unchecked (JobRunnerOptions.provisional) */
+  startFromSnapshot(snapshot: JobSnapshot, provisional?: boolean): void
   /** a transport that carries the join itself (the broker): ask `coordinator`, fetch the state, start */
   join?(coordinator: string, signal: AbortSignal): Promise<void>
   runner(): JobRunner | undefined
@@ -66,7 +67,8 @@ export interface JobSession {
   decideControl(action: JobControlAction): ControlDecision
   /** `requester`: the peer asking (a reconciling member waits for the members it read to read it) */
   snapshotFor(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
-  digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
+  /** `requester`: the peer asking (a state taken unchecked is not vouched for to a joiner: session-core.ts) */
+  digestFor(minStep: number, signal?: AbortSignal, requester?: string): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
   networkCounters(): NetworkCounters
   /** rejected inbound messages by reason: wire format (exchange) and content (codec, state) */

@@ -300,7 +300,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (request.type === 'info') return s.info()
         if (request.jobId !== s.jobId) throw new Error(`this peer runs job ${s.jobId}, not ${request.jobId}`)
         if (request.type === 'join') return await s.admit(remote.toString(), request.addrs, AbortSignal.timeout(DIGEST_WAIT_MS))
-        if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS))
+        if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS), remote.toString())
         if (request.type === 'control') return s.decideControl(request.action)
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }

@@ -19,6 +19,7 @@ import {
 import type { GradientMessage } from '../../protocols/messages/index.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
+import { vouchesTo } from './vouching.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
@@ -146,7 +147,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     return wire
   }
 
-  const createRunner = (snapshot: JobSnapshot | undefined): JobRunner => {
+  const createRunner = (snapshot: JobSnapshot | undefined, provisional: boolean): JobRunner => {
     if (runtime === undefined) throw new Error('job runtime not ready')
     return createJobRunner({
       selfId,
@@ -156,6 +157,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       events: runnerEvents,
       host: options.host,
       snapshot,
+      provisional,
       recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
       network: {
         sendGradient: async (message, recipients) => {
@@ -237,8 +239,11 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     }
   }
 
-  const startRunner = (snapshot: JobSnapshot | undefined): void => {
-    runner = createRunner(snapshot)
+  const refuseUnconfirmed = (r: JobRunner, requester: string | undefined): Promise<never> | undefined =>
+    vouchesTo(r, requester) ? undefined : Promise.reject(new Error('this peer took its state unchecked at join and no f+1 members have confirmed it yet: ask another member'))
+
+  const startRunner = (snapshot: JobSnapshot | undefined, provisional = false): void => {
+    runner = createRunner(snapshot, provisional)
     for (const g of early) runner.offerGradient(g)
     early = []
     runner.start()
@@ -321,9 +326,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       }
       return { announcement, adopted }
     },
-    startFromSnapshot(snapshot: JobSnapshot) {
+    startFromSnapshot(snapshot: JobSnapshot, provisional = false) {
       if (runner !== undefined) return
-      startRunner(snapshot)
+      startRunner(snapshot, provisional)
     },
     runner: () => runner,
     info(): JobInfo {
@@ -348,11 +353,13 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     },
     snapshotFor(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot> {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
-      return runner.snapshotAt(minStep, signal, requester, range)
+      const unconfirmed = refuseUnconfirmed(runner, requester)
+      return unconfirmed ?? runner.snapshotAt(minStep, signal, requester, range)
     },
-    digestFor(minStep: number, signal?: AbortSignal): Promise<DigestAtStep> {
+    digestFor(minStep: number, signal?: AbortSignal, requester?: string): Promise<DigestAtStep> {
       if (runner === undefined) return Promise.reject(new Error('this peer has no state yet'))
-      return runner.digestAt(minStep, signal)
+      const unconfirmed = refuseUnconfirmed(runner, requester)
+      return unconfirmed ?? runner.digestAt(minStep, signal)
     },
     announcedLeaves: () => leaveAnnounced,
     runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size },

@@ -17,9 +17,10 @@
  * member stops without a word right after completing the step.
  */
 import { join } from 'node:path'
+import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
-import { createLogger, silentLogger } from '../../daemon/logger.js'
+import { createLogger } from '../../daemon/logger.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
 import { startCluster } from './cluster.js'
@@ -83,13 +84,27 @@ describe('a member that crashes after sending its gradient to some members only'
       while (!restartAtOnce && host.session()?.runner()?.membership().isMemberAt(crashedId, CRASH_STEP + waits) !== false) await sleep(50)
 
       // restarted on its data dir without --bootstrap: it re-joins through the members it knew
+      const joinLog: string[] = []
       again = await createPeerDaemon({
         config: { dataDir: join(cluster.root, 'peer-2'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(cluster.root, 'peer-2', 'p2pmld.sock'), logLevel: 'silent', computeThreads: 1 },
-        log: process.env.P2PMLD_TEST_LOG === undefined ? silentLogger() : createLogger(process.env.P2PMLD_TEST_LOG as 'debug', { peer: 'peer-2-again' }),
+        log: process.env.P2PMLD_TEST_LOG === undefined
+          ? pino({ level: 'info' }, { write: (line: string) => { joinLog.push(line) } })
+          : createLogger(process.env.P2PMLD_TEST_LOG as 'debug', { peer: 'peer-2-again' }),
         controlSocket: false,
         name: 'peer-2-again'
       })
       await again.start()
+      // a state taken unchecked (the members stood at different steps) is not vouched for to a
+      // joiner until f+1 members confirm it (no full-digest step comes in this job); members get answers
+      while (again.session()?.runner() === undefined) await sleep(20)
+      if (process.env.P2PMLD_TEST_LOG === undefined) {
+        const session = again.session()!
+        const unchecked = joinLog.some((l) => l.includes('"verified":false'))
+        expect(joinLog.some((l) => l.includes('"verified":'))).toBe(true)
+        expect(session.runner()?.stateConfirmed()).toBe(!unchecked)
+        if (unchecked) await expect(session.digestFor(0, AbortSignal.timeout(5_000), 'a-joiner')).rejects.toThrow(/unchecked at join/)
+        await expect(session.digestFor(0, AbortSignal.timeout(5_000), cluster.peerIds[0])).resolves.toHaveProperty('digest')
+      }
       const [peers, last] = await Promise.all([cluster.finished(), again.jobDone()])
       const finished = [peers[0].result, peers[1].result, last]
       expect(finished.every((r) => r !== undefined)).toBe(true)
