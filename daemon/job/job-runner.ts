@@ -87,8 +87,8 @@ export interface JobRunner {
   admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
-  /** whether a membership announcement, or a pause/resume decision, from `peerId` may change this peer's view (JobMembership.mayAnnounce) */
-  mayAnnounceMembership(peerId: string): boolean
+  /** whether `peerId` decides for the job as this peer sees it: its membership announcements and pause/resume decisions are adopted (JobMembership.mayAnnounce) */
+  mayDecideForJob(peerId: string): boolean
   /** a coordinator's membership announcement */
   adoptMembership(state: MembershipState): boolean
   /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
@@ -398,6 +398,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     }
   }
 
+  /** `from` is behind at `step` (a step this peer completed): send it this peer's gradient of that step again */
+  const replay = (step: number, from: string): void => {
+    if (step < progress.step) trainer.replay?.(step, from)
+  }
+
   return {
     config,
     stages,
@@ -464,12 +469,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       // its way, and only the members expected at a step are ever aggregated
       const kept = inbound.offer(gradient)
       // from a member behind this peer: it may wait for this peer's gradient of that step
-      if (!kept && gradient.step < progress.step) trainer.replay?.(gradient.step, gradient.sender)
+      if (!kept) replay(gradient.step, gradient.sender)
       return kept
     },
-    replay(step, from) {
-      if (step < progress.step) trainer.replay?.(step, from)
-    },
+    replay,
     // 'now' when no step can run without a join: the step waits below the rule's floor, or an
     // eviction just took it there (the step notices at its next deadline round; a joiner
     // admitted MEMBERSHIP_MARGIN steps on would wait for donors that never get there)
@@ -477,7 +480,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       ? 'before-start'
       : waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
-    mayAnnounceMembership: (peerId) => members.mayAnnounce(peerId),
+    mayDecideForJob: (peerId) => members.mayAnnounce(peerId),
     adoptMembership: (state) => members.adopt(state),
     snapshotAt: async (minStep, signal, requester, range) => await stateAtStep.snapshotAt(minStep, signal, requester, range),
     digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),

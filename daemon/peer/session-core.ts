@@ -303,7 +303,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         case 'membership':
           // from anyone before this peer has a runner (a joiner learning the job); then only from
           // the coordinator, or a live member more senior than it (JobMembership.mayAnnounce)
-          if (runner === undefined || runner.mayAnnounceMembership(from)) {
+          if (runner === undefined || runner.mayDecideForJob(from)) {
             runner?.adoptMembership(announcement.membership)
             adopted = true
           } else if (announcement.membership.version > runner.membershipVersion()) {
@@ -318,7 +318,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
           // only the coordinator decides for the job (it repeats its decision; a member asking
           // for a pause takes the coordinator's answer directly): as for a membership, not any
           // member, or one could pause the job for good with a decision of its own
-          if (runner?.mayAnnounceMembership(from) === true) runner.control().adopt(announcement.decision)
+          if (runner?.mayDecideForJob(from) === true) runner.control().adopt(announcement.decision)
           else if (runner !== undefined) rejections.reject('control-not-coordinator', { from }, 'pause/resume decision announced by a peer that is not the coordinator as this peer sees it: not adopted')
           break
         case 'heartbeat':
