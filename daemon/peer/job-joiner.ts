@@ -13,6 +13,7 @@ import { JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../.
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
+import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
@@ -168,7 +169,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           if (signal.aborted) return
           log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           await options.dropSession()
-          await new Promise((resolve) => setTimeout(resolve, delay))
+          // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off
+          await abortableSleep(delay, signal)
           delay = Math.min(10_000, delay * 2)
         }
       }
@@ -206,7 +208,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           await options.resume(snapshot)
           return
         }
-        await new Promise((resolve) => setTimeout(resolve, delay))
+        await abortableSleep(delay, signal)
         delay = Math.min(5_000, delay * 2)
       }
     } catch (error) {

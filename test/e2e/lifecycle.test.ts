@@ -53,7 +53,9 @@ describe('daemon lifecycle', () => {
       reach('paused', 'training').then(async () => { await clients.paused.pauseJob({}) }).then(async () => await reach('paused', 'paused')),
       reach('finished', 'finished')
     ])
+    // by now the joining daemon waits out a back-off of several seconds between tries
     await daemons.joining.waitForLog(/could not join a job yet/)
+    await daemons.joining.waitForLog(/"retryInMs":(4000|8000)/, 60_000)
     // a daemon trying to join is not idle, and says what it waits for
     expect((await clients.joining.status()).waiting).toMatch(/joining a job/)
     expect((await clients.idle.status()).waiting).toBeNull()
@@ -61,10 +63,17 @@ describe('daemon lifecycle', () => {
       expect(await client.shutdown(), name).toEqual({ stopping: true })
     }
     const started = Date.now()
-    const codes = await Promise.all(Object.values(daemons).map(async (d) => await d.exited))
+    const exitedAfter: Record<string, number> = {}
+    const codes = await Promise.all(Object.entries(daemons).map(async ([name, d]) => {
+      const code = await d.exited
+      exitedAfter[name] = Date.now() - started
+      return code
+    }))
     expect(codes, fleet.describe()).toEqual([0, 0, 0, 0, 0, 0])
-    // every one stopped promptly: no deadline or retry was waited out
+    // every one stopped promptly: no deadline or retry was waited out (the joining one's 4-8 s
+    // back-off was waited out before: the process outlived the stop by that much)
     expect(Date.now() - started).toBeLessThan(15_000)
+    expect(exitedAfter.joining, JSON.stringify(exitedAfter)).toBeLessThan(3_000)
     for (const d of Object.values(daemons)) {
       expect(d.stderr(), d.name).toMatch(/"why":"shutdown requested".*"msg":"stopping"/)
       expect(existsSync(d.socketPath), d.name).toBe(false)
