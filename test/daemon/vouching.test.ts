@@ -26,12 +26,16 @@ describe('confirming a state taken unchecked', () => {
 describe('whom a peer vouches for its state to', () => {
   // a and b members from step 0, the joiner admitted at step 12, this peer at step 12
   const membership = MembershipView.fromSnapshot({ members: [{ peerId: 'a', joinStep: 0, leaveStep: null }, { peerId: 'b', joinStep: 0, leaveStep: null }, { peerId: 'joiner', joinStep: 12, leaveStep: null }] })
-  const runner = (confirmed: boolean) => ({ stateConfirmed: () => confirmed, membership: () => membership, progress: () => ({ step: 12 }) as never })
+  const runner = (confirmed: boolean, coordinator = false) => ({ stateConfirmed: () => confirmed, membership: () => membership, progress: () => ({ step: 12 }) as never, isCoordinator: () => coordinator })
 
   it('with an unconfirmed state: members of the step before only', () => {
     expect(vouchesTo(runner(false), 'a')).toBe(true)
     expect(vouchesTo(runner(false), 'joiner')).toBe(false)
     expect(vouchesTo(runner(false), 'stranger')).toBe(false)
+  })
+
+  it('as the coordinator: anyone (a joiner trusts its admission already; a job below the floor must admit)', () => {
+    expect(vouchesTo(runner(false, true), 'joiner')).toBe(true)
   })
 
   it('with a confirmed state: anyone', () => {
