@@ -33,10 +33,13 @@ export function createMembershipChangeTracker(
   leaveAnnouncedAt: (peerId: string) => number | undefined,
   effectiveStep?: (peerId: string) => { readonly joinStep: number, readonly leaveStep: number } | undefined
 ): MembershipChangeTracker {
-  // the recorded step if it is not after the observed one (a record from a later re-join is not this change's)
+  let previousStep = -1
+  // the recorded step if it falls between the last observation and this one: one before belongs to
+  // another membership (a member re-admitted at the step it was evicted at keeps its first join
+  // step in the record), one after to a later change
   const at = (peer: string, observed: number, which: 'joinStep' | 'leaveStep'): number => {
     const recorded = effectiveStep?.(peer)?.[which]
-    return recorded !== undefined && Number.isFinite(recorded) && recorded <= observed ? recorded : observed
+    return recorded !== undefined && Number.isFinite(recorded) && recorded > previousStep && recorded <= observed ? recorded : observed
   }
   let previous: Set<string> | undefined
   /** step at which each current member was last seen joining */
@@ -62,6 +65,7 @@ export function createMembershipChangeTracker(
         }
       }
       previous = current
+      previousStep = step
       return changes
     }
   }

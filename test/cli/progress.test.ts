@@ -88,5 +88,9 @@ describe('membership change tracker', () => {
     ])
     // a record later than the step observed is another membership's: the observed step stands
     expect(tracker.observe(25, ['a', 'b', 'd', 'e'])).toEqual([{ kind: 'joined', peerId: 'e', step: 25, members: 4 }])
+    // c re-admitted at the step it was evicted at keeps its first join step (0) in the record: that
+    // is not this join's step (a reviewer saw 'joined at step 0')
+    records.set('c', { joinStep: 0, leaveStep: Infinity })
+    expect(tracker.observe(27, ['a', 'b', 'c', 'd', 'e'])).toEqual([{ kind: 'joined', peerId: 'c', step: 27, members: 5 }])
   })
 })
