@@ -13,6 +13,7 @@ export interface JobFlagValues {
   model?: string
   dataset?: string
   epochs?: number
+  patience?: number
   batchSize?: number
   lr?: number
   optimizer?: 'sgd' | 'adam'
@@ -60,6 +61,7 @@ export function addJobFlags(command: Command): Command {
     .option('--model <name|file.onnx>', 'model: a zoo name (see `p2pmld models`: mlp, lenet5, squeezenet1_1, mobilenet_v3_small, vgg11, ...) or an ONNX file exported in eval mode')
     .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX or CIFAR-10 binary files")
     .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'positive'))
+    .option('--patience <epochs>', 'early stopping: stop after this many epochs without a better validation loss (default 5; 0 trains every epoch)', numberFlag('--patience', 'int'))
     .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'positive'))
     .option('--lr <rate>', 'learning rate', numberFlag('--lr', 'positive'))
     .option('--optimizer <sgd|adam>', 'optimizer', choice('--optimizer', ['optimizer', 'type']))
@@ -107,6 +109,7 @@ export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInpu
     if (flags.momentum !== undefined) optimizer.momentum = flags.momentum
     merged.optimizer = optimizer
   }
+  if (flags.patience !== undefined) merged.earlyStopping = { ...(base.earlyStopping ?? {}), patience: flags.patience }
   if (flags.compression !== undefined || flags.bits !== undefined) {
     merged.compression = { ...(base.compression ?? {}), ...(flags.compression !== undefined ? { codec: flags.compression } : {}), ...(flags.bits !== undefined ? { bits: flags.bits } : {}) }
   }
