@@ -33,17 +33,19 @@ function disjointWindows(node: IrNode): boolean {
 }
 
 /**
- * Whether this Relu's output is read only by one MaxPool with disjoint windows (Conv, Relu,
- * MaxPool: lenet5, vgg11, squeezenet, resnet's stem). Then the pool's backward applies the
- * ReLU's mask to dY on the pooled grid, before scattering it, and the Relu's backward passes its
- * dY through: each input gets dY at most once, at its window's argmax p, where ReLU(x)[p] = Y,
- * so (Y > 0) is the ReLU's (ReLU(x) > 0) there: the same gradient, bit for bit, with the mask's
- * Greater, Cast and Mul on a tensor kernel-area times smaller.
+ * Whether this Relu's output is read only by one MaxPool (Conv, Relu, MaxPool: lenet5, vgg11,
+ * squeezenet, resnet's stem). Then the pool's backward applies the ReLU's mask to dY on the pooled
+ * grid, before scattering it, and the Relu's backward passes its dY through: an input gets dY only
+ * from windows whose argmax it is, and there ReLU(x)[p] = Y, so (Y > 0) is the ReLU's
+ * (ReLU(x) > 0) there, the same for every such window: the same gradient, with the mask's Greater,
+ * Cast and Mul on a tensor about stride-area times smaller. Disjoint windows: bit for bit.
+ * Overlapping ones (a sum of dY over several windows): the same values; only a masked sum's zero
+ * may lose its sign (-0 becomes 0).
  */
 export function reluMaskedInMaxPool(relu: IrNode, ctx: Pick<BackwardContext, 'consumers'>): boolean {
   if (relu.op !== 'Relu') return false
   const readers = ctx.consumers(relu.outputs[0])
-  return readers.length === 1 && readers[0].op === 'MaxPool' && readers[0].outputs.length === 1 && disjointWindows(readers[0])
+  return readers.length === 1 && readers[0].op === 'MaxPool' && readers[0].outputs.length === 1
 }
 
 /**
@@ -81,9 +83,9 @@ export const maxPool: OpDefinition = {
     if (dy === undefined) return []
     const xs = shape(node.inputs[0])
     const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
+    const relu = ctx.producer(node.inputs[0])
+    const routed = relu !== undefined && reluMaskedInMaxPool(relu, ctx) ? reluMask(emit, dy, node.outputs[0], shape(node.outputs[0])) : dy
     if (disjointWindows(node)) {
-      const relu = ctx.producer(node.inputs[0])
-      const routed = relu !== undefined && reluMaskedInMaxPool(relu, ctx) ? reluMask(emit, dy, node.outputs[0], shape(node.outputs[0])) : dy
       // output_shape given: with an input size the stride does not divide, the default is smaller
       return [emit.op('MaxUnpool', [routed, saved.indices, emit.int64s('shape', [...xs])], {
         kernel_shape: ints(g.kernel),
@@ -94,7 +96,7 @@ export const maxPool: OpDefinition = {
     const zeros = emit.op('ConstantOfShape', [emit.int64s('size', [product(xs)])], {
       value: { kind: 'tensor', value: { dims: [1], data: Float32Array.of(0) } }
     })
-    const scattered = emit.op('ScatterElements', [zeros, emit.op('Reshape', [saved.indices, flat]), emit.op('Reshape', [dy, flat])], {
+    const scattered = emit.op('ScatterElements', [zeros, emit.op('Reshape', [saved.indices, flat]), emit.op('Reshape', [routed, flat])], {
       axis: { kind: 'int', value: 0 },
       reduction: { kind: 'string', value: 'add' }
     })
