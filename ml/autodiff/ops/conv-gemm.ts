@@ -172,18 +172,19 @@ export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | '
     // copy than dcols), then dX[c, q] = sum over taps t of dcols[c t, the output pixel reading q
     // through t, or the zero pixel]: [C, taps (H_out W_out + 1), N] gathered to [C, taps, H W, N]
     const taps = kh * kw
-    const stride = pointwise(node, ws) ? outputs : outputs + 1
-    const dySource = stride === outputs
+    // values per tap in dcols' rows: the output pixels, and the zero pixel unless pointwise
+    const block = pointwise(node, ws) ? outputs : outputs + 1
+    const dySource = block === outputs
       ? dyPixels
       : emit.op('Concat', [dyPixels, emit.constant('zero_pixel', { dims: [m, 1, n], data: new Float32Array(m * n) })], { axis: { kind: 'int', value: 1 } })
-    const dyRows = emit.op('Reshape', [dySource, emit.int64s('dy_rows_shape', [m, stride * n])])
+    const dyRows = emit.op('Reshape', [dySource, emit.int64s('dy_rows_shape', [m, block * n])])
     const wRows = emit.op('Reshape', [node.inputs[1], emit.int64s('w_rows_shape', [m, c * taps])])
     const dcols = emit.op('Gemm', [wRows, dyRows], { transA: { kind: 'int', value: 1 } })
     let summed = dcols
-    if (stride !== outputs) {
-      const byChannel = emit.op('Reshape', [dcols, emit.int64s('dcols_by_channel', [c, taps * stride, n])])
+    if (block !== outputs) {
+      const byChannel = emit.op('Reshape', [dcols, emit.int64s('dcols_by_channel', [c, taps * block, n])])
       // transposedTapIndices names the zero pixel as H_out W_out: each tap's own copy of it
-      const indices = transposedTapIndices(node, xs, ws, ys).map((p, i) => BigInt(Math.floor(i / (h * wd)) * stride) + p)
+      const indices = transposedTapIndices(node, xs, ws, ys).map((p, i) => BigInt(Math.floor(i / (h * wd)) * block) + p)
       const gathered = emit.op('Gather', [byChannel, emit.constant('col2im_indices', { dims: [taps, h * wd], data: indices })], { axis: { kind: 'int', value: 1 } })
       summed = emit.op('ReduceSum', [gathered, emit.int64s('tap_axis', [1])], { keepdims: { kind: 'int', value: 0 } })
     }
