@@ -21,6 +21,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { pino, type Logger } from 'pino'
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.js'
+import { fastMessageId } from './fast-message-id.js'
 import { addressesInUse, ListenAddressInUseError, PeerNodeError } from './errors.js'
 import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
 import { createRefusedConnections } from './refused-connections.js'
@@ -157,7 +158,11 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
         // 13 peers on one address (loopback, a NAT, containers on one host) the penalty crossed
         // the graylist threshold, the host's membership announcements stopped reaching 10 of 16
         // peers and the job never left step 0
-        scoreParams: { IPColocationFactorWeight: 0 }
+        scoreParams: { IPColocationFactorWeight: 0 },
+        // a copy of a message already seen is dropped before its signature is checked: without
+        // this gossipsub verifies every copy each mesh neighbour forwards (up to D = 6) and only
+        // then finds it a duplicate
+        fastMsgIdFn: fastMessageId
       })
     }
   }) as unknown as P2pmldLibp2p
