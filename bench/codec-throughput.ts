@@ -99,7 +99,7 @@ console.log('\naggregation, median ms per call (f = 1; ratio = time / mean time 
 const rules: AggregationRule[] = ['mean', 'trimmed-mean', 'median', 'krum', 'multi-krum', 'centered-clip']
 console.log(`model      n   ${rules.map((r) => r.padStart(20)).join('')}`)
 for (const { name, d } of sizes) {
-  for (const n of [4, 5, 8]) {
+  for (const n of [3, 4, 5, 8]) {
     const gradients = Array.from({ length: n }, (_, i) => gaussian(d, 10 + i))
     let meanMs = 0
     const cells: string[] = []
