@@ -5,10 +5,11 @@ import { createLocalFileBlobStore } from '../../functions/local-file-blob-store.
 import { createOffloadComputer, type OffloadComputer } from '../../functions/offload/offload-computer.js'
 import { createWorkerPool } from '../../functions/pool/worker-pool.js'
 import type { Batch, GradientComputer, GradientObserver, OffloadStage } from '../../ml/core/types.js'
-import { createOnnxGradientComputer } from '../../ml/engine/onnx-gradient-computer.js'
+import { createOnnxGradientComputer, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
+import { onnx } from '../../ml/onnx/onnx-proto.js'
 import { readDigits } from '../engine/mnist-digits.js'
 import { maxRelativeError, removeScratchDirs, scratchDir } from './support.js'
 
@@ -88,6 +89,36 @@ describe('offload: pool', () => {
     await computer.close()
     expect(await readdir(`${root}/ns/graphs`)).toEqual([])
     expect(await readdir(`${root}/ns/params`)).toEqual([])
+  })
+
+  it('a conv on a small map (a Gemm over the batch, its weight gradient an output shaped [M, C kh kw]) gives a worker the in-process gradient to the bit', async () => {
+    // convnet-test's conv2 (3x3 on 6x6) runs on the Gemm path: the gradient outputs are sized from
+    // the session's output metadata, in the worker as in process
+    const model = createModel('convnet-test')
+    const params = model.initParameters(5)
+    const batch = digitBatch(model, 32)
+    const root = await scratchDir('pool-gemm-conv-')
+    const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
+    const computer = createOffloadComputer({
+      model,
+      store: createLocalFileBlobStore(root),
+      dispatcher: createWorkerPool({ root, workers: 1 }),
+      local: createOnnxGradientComputer(model, { intraOpThreads: 1 }),
+      microBatches: 1,
+      namespace: 'ns'
+    })
+    opened.push(inProcess, computer)
+    const a = await computer.computeGradient(params, batch)
+    const b = await inProcess.computeGradient(params, batch)
+    expect((computer as OffloadComputer).stats()).toMatchObject({ fallbacks: 0, invocations: 1 })
+    expect(Buffer.from(a.gradient.buffer, a.gradient.byteOffset, a.gradient.byteLength).equals(Buffer.from(b.gradient.buffer, b.gradient.byteOffset, b.gradient.byteLength))).toBe(true)
+    const index = model.layout.specs.findIndex((spec) => spec.name === 'conv2.weight')
+    const conv2 = model.layout.specs[index]
+    expect(conv2.shape).toEqual([6, 4, 3, 3])
+    expect(a.gradient.subarray(conv2.offset, conv2.offset + conv2.size).some((v) => v !== 0)).toBe(true)
+    // the graph hands that gradient out as the Gemm made it
+    const output = onnx.ModelProto.decode(trainingGraphBytes(model, 32)).graph!.output!.find((o) => o.name === `grad_${index}`)
+    expect(output?.type?.tensorType?.shape?.dim?.map((d) => Number(d.dimValue))).toEqual([6, 36])
   })
 
   it('draws the dropout masks the peer would: each micro-batch carries its samples\' dropout key', async () => {
