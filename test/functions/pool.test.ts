@@ -29,6 +29,25 @@ function recordingObserver(): { observer: GradientObserver, seen: OffloadStage[]
   return { seen, observer: { time: async (stage, work) => { seen.push(stage); return await work() } } }
 }
 
+/** An offload computer over one pool worker with one micro-batch, beside an in-process computer of the same model. */
+async function oneWorker(model: ModelDefinition, prefix: string): Promise<{ root: string, inProcess: GradientComputer, computer: OffloadComputer }> {
+  const root = await scratchDir(prefix)
+  const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
+  const computer = createOffloadComputer({
+    model,
+    store: createLocalFileBlobStore(root),
+    dispatcher: createWorkerPool({ root, workers: 1 }),
+    local: createOnnxGradientComputer(model, { intraOpThreads: 1 }),
+    microBatches: 1,
+    namespace: 'ns'
+  })
+  opened.push(inProcess, computer)
+  return { root, inProcess, computer }
+}
+
+const sameBits = (a: Float32Array, b: Float32Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+
 describe('offload: pool', () => {
   it('gives the in-process gradient of the whole batch (lenet5, 250 samples in 3 micro-batches on 2 workers), and times its sub-stages', async () => {
     const model = createModel('lenet5')
@@ -65,20 +84,10 @@ describe('offload: pool', () => {
     const model = createModel('mlp')
     const params = model.initParameters(3)
     const batch = digitBatch(model, 64)
-    const root = await scratchDir('pool-store-')
-    const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
-    const computer = createOffloadComputer({
-      model,
-      store: createLocalFileBlobStore(root),
-      dispatcher: createWorkerPool({ root, workers: 1 }),
-      local: createOnnxGradientComputer(model, { intraOpThreads: 1 }),
-      microBatches: 1,
-      namespace: 'ns'
-    })
-    opened.push(inProcess, computer)
+    const { root, inProcess, computer } = await oneWorker(model, 'pool-store-')
     const a = await computer.computeGradient(params, batch)
     const b = await inProcess.computeGradient(params, batch)
-    expect(Buffer.from(a.gradient.buffer, a.gradient.byteOffset, a.gradient.byteLength).equals(Buffer.from(b.gradient.buffer, b.gradient.byteOffset, b.gradient.byteLength))).toBe(true)
+    expect(sameBits(a.gradient, b.gradient)).toBe(true)
     expect(a.loss).toBe(b.loss)
     // the step's micro-batch and gradient are deleted in the background after the step
     await computer.computeGradient(params, batch)
@@ -97,21 +106,11 @@ describe('offload: pool', () => {
     const model = createModel('convnet-test')
     const params = model.initParameters(5)
     const batch = digitBatch(model, 32)
-    const root = await scratchDir('pool-gemm-conv-')
-    const inProcess = createOnnxGradientComputer(model, { intraOpThreads: 1 })
-    const computer = createOffloadComputer({
-      model,
-      store: createLocalFileBlobStore(root),
-      dispatcher: createWorkerPool({ root, workers: 1 }),
-      local: createOnnxGradientComputer(model, { intraOpThreads: 1 }),
-      microBatches: 1,
-      namespace: 'ns'
-    })
-    opened.push(inProcess, computer)
+    const { inProcess, computer } = await oneWorker(model, 'pool-gemm-conv-')
     const a = await computer.computeGradient(params, batch)
     const b = await inProcess.computeGradient(params, batch)
-    expect((computer as OffloadComputer).stats()).toMatchObject({ fallbacks: 0, invocations: 1 })
-    expect(Buffer.from(a.gradient.buffer, a.gradient.byteOffset, a.gradient.byteLength).equals(Buffer.from(b.gradient.buffer, b.gradient.byteOffset, b.gradient.byteLength))).toBe(true)
+    expect(computer.stats()).toMatchObject({ fallbacks: 0, invocations: 1 })
+    expect(sameBits(a.gradient, b.gradient)).toBe(true)
     const index = model.layout.specs.findIndex((spec) => spec.name === 'conv2.weight')
     const conv2 = model.layout.specs[index]
     expect(conv2.shape).toEqual([6, 4, 3, 3])
