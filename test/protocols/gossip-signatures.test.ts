@@ -1,8 +1,9 @@
 /**
  * Gossipsub as our peer nodes run it (StrictSign, `fastMessageId`: a copy of an accepted message is
  * dropped before its signature is checked). A message forged in a member's name with the sequence
- * number it will use next, sent ahead of the genuine one, must be refused and must not keep the
- * genuine message out; a copy of an accepted message with other data is not delivered either.
+ * number it will use next, sent ahead of the genuine one, must be refused, and neither it nor a
+ * message the attacker signs as itself with that sequence number may keep the genuine message out;
+ * a copy of an accepted message with other data is not delivered either.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { RPC } from '@libp2p/gossipsub/message'
@@ -44,6 +45,8 @@ describe('gossip message ids and signatures', () => {
     expect(fastMessageId({ from, seqno: Uint8Array.of(0, 9) })).toBe(fastMessageId({ from: Uint8Array.of(1, 2, 3), seqno: Uint8Array.of(0, 9) }))
     expect(fastMessageId({ from, seqno: Uint8Array.of(0, 9) })).not.toBe(fastMessageId({ from, seqno: Uint8Array.of(0, 10) }))
     expect(fastMessageId({ from, seqno: Uint8Array.of(7) })).not.toBe(fastMessageId({ from: Uint8Array.of(1, 2), seqno: Uint8Array.of(3, 7) }))
+    // two origins, one sequence number
+    expect(fastMessageId({ from, seqno: Uint8Array.of(0, 9) })).not.toBe(fastMessageId({ from: Uint8Array.of(1, 2, 4), seqno: Uint8Array.of(0, 9) }))
     expect(fastMessageId({ from })).toBe('')
     expect(fastMessageId({ seqno: Uint8Array.of(1) })).toBe('')
   })
@@ -71,7 +74,8 @@ describe('gossip message ids and signatures', () => {
     const memberId = member.peerId.toMultihash().bytes
 
     // on a gossipsub stream of its own: the member's next sequence number with a wrong
-    // signature, then (the barrier) a message the attacker signs as itself
+    // signature, then (also the barrier) a message the attacker signs as itself with that same
+    // sequence number: an id without the origin would take it for the member's message
     const stream = await attacker.libp2p.dialProtocol(receiver.peerId, '/meshsub/1.1.0')
     const forged = { from: memberId, seqno: seqnoBytes(next), data: text('forged'), topic: TOPIC, signature: new Uint8Array(64).fill(7) }
     /** a message the attacker signs as itself: what it sends after a test message, as a barrier */
@@ -80,7 +84,7 @@ describe('gossip message ids and signatures', () => {
       return { ...message, signature: await attackerKey.sign(new Uint8Array([...SIGN_PREFIX, ...RPC.Message.encode(message)])) }
     }
     stream.send(frame(RPC.encode({ subscriptions: [], messages: [forged] })))
-    stream.send(frame(RPC.encode({ subscriptions: [], messages: [await barrier('barrier 1', next + 1000n)] })))
+    stream.send(frame(RPC.encode({ subscriptions: [], messages: [await barrier('barrier 1', next)] })))
     await waitFor(() => delivered.some((m) => m.data === 'barrier 1'), 'the attacker\'s own signed message after the forged one')
 
     // the genuine message with that sequence number
@@ -90,7 +94,7 @@ describe('gossip message ids and signatures', () => {
 
     // a copy of the accepted message with other data: a duplicate, not delivered
     stream.send(frame(RPC.encode({ subscriptions: [], messages: [{ ...forged, data: text('copy') }] })))
-    stream.send(frame(RPC.encode({ subscriptions: [], messages: [await barrier('barrier 2', next + 1001n)] })))
+    stream.send(frame(RPC.encode({ subscriptions: [], messages: [await barrier('barrier 2', next + 1n)] })))
     await waitFor(() => delivered.some((m) => m.data === 'barrier 2'), 'the attacker\'s own signed message after the copy')
     expect(delivered.map((m) => m.data)).toEqual(['first', 'barrier 1', 'second', 'barrier 2'])
   })
