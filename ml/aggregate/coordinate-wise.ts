@@ -1,8 +1,8 @@
 /**
  * Coordinate-wise rules: mean, trimmed mean, median. Trimmed mean and median sort each
  * coordinate's n values (a sorting network over blocks of coordinates, `sorted-columns.ts`), so
- * they do not even depend on the input order; with three to five inputs trimmed mean sorts each
- * coordinate in locals instead, and with many peers and a small f it moves the extremes aside.
+ * they do not even depend on the input order; with three to five inputs they sort each coordinate in
+ * locals instead, and with many peers and a small f trimmed mean moves the extremes aside.
  */
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
 
@@ -24,7 +24,7 @@ export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: num
   if (n >= 16 && 8 * f <= n) return trimmedMeanBySelection(gradients, d, f, out)
   // four peers and f = 1, the default job's case: the middle two of four without sorting blocks
   if (n === 4 && f === 1) return trimmedMeanOfFour(gradients, d, out)
-  if (n >= 3 && n <= 5) return trimmedMeanOfFew(gradients, d, f, out)
+  if (n >= 3 && n <= 5) return sortEachOfFew(gradients, d, out, f)
   const kept = n - 2 * f
   forEachSortedBlock(gradients, d, (rows, start, length) => {
     for (let j = 0; j < length; j++) {
@@ -72,21 +72,28 @@ function trimmedMeanOfFour (gradients: readonly Float32Array[], d: number, out: 
 }
 
 /**
- * Three to five inputs (3 members with f = 1, 5 with f = 1 or 2, 4 with f = 0): each coordinate's
- * values sorted in locals by an optimal network of compare-exchanges (3, 5 or 9; Knuth, TAOCP
- * vol. 3, 5.3.4) on order-preserving int32 keys, branch-free as in sorted-columns.ts, then ranks
- * f..n-f-1 summed in ascending order from 0: the sorted-blocks path's arithmetic to the bit, at
- * 3.7-4.4 instead of 6.6-8.6 ns a value (101,770 values, n = 3-5, this 2-core machine; the
- * aggregation table of bench/codec-throughput.ts times n = 3 and 5 against the plain mean).
+ * Three to five inputs (3 members with f = 1, 5 with f = 1 or 2, 4 with f = 0; the median of 4 or
+ * 5): each coordinate's values sorted in locals by an optimal network of compare-exchanges (3, 5 or
+ * 9; Knuth, TAOCP vol. 3, 5.3.4) on the order-preserving int32 keys sorted-columns.ts uses,
+ * branch-free as there; then the trimmed mean (`keep` = f: ranks f..n-f-1 summed in ascending
+ * order from 0) or the median, each computed as the sorted-blocks path computes it: the same bits,
+ * at 3.7-4.4 instead of 6.6-8.6 ns a value for the trimmed mean and 3.6-4.8 instead of 6.4-7.7 for
+ * the median (101,770 values, n = 3-5, this 2-core machine; the aggregation table of
+ * bench/codec-throughput.ts times n = 3 and 5 against the plain mean).
  */
-function trimmedMeanOfFew (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array): Float32Array {
+function sortEachOfFew (gradients: readonly Float32Array[], d: number, out: Float32Array, keep: number | 'median'): Float32Array {
   const n = gradients.length
   const bits = gradients.map((g) => new Int32Array(g.buffer, g.byteOffset, d))
   const ranked = new Int32Array(n)
   const values = new Float32Array(ranked.buffer)
-  const kept = n - 2 * f
   const key = (b: number): number => b ^ ((b >> 31) & 0x7fffffff)
-  const sumKept = (): number => {
+  const median = keep === 'median'
+  const f = median ? 0 : keep
+  const kept = n - 2 * f
+  const mid = n >> 1
+  const odd = (n & 1) === 1
+  const combine = (): number => {
+    if (median) return odd ? values[mid] : (values[mid - 1] + values[mid]) / 2
     let sum = 0
     for (let r = f; r < n - f; r++) sum += values[r]
     return sum / kept
@@ -100,7 +107,7 @@ function trimmedMeanOfFew (gradients: readonly Float32Array[], d: number, f: num
       s = (x1 ^ x2) & -(x1 > x2); x1 ^= s; x2 ^= s
       s = (x0 ^ x1) & -(x0 > x1); x0 ^= s; x1 ^= s
       ranked[0] = key(x0); ranked[1] = key(x1); ranked[2] = key(x2)
-      out[j] = sumKept()
+      out[j] = combine()
     }
   } else if (n === 4) {
     const [a, b, c, e] = bits
@@ -112,7 +119,7 @@ function trimmedMeanOfFew (gradients: readonly Float32Array[], d: number, f: num
       s = (x1 ^ x3) & -(x1 > x3); x1 ^= s; x3 ^= s
       s = (x1 ^ x2) & -(x1 > x2); x1 ^= s; x2 ^= s
       ranked[0] = key(x0); ranked[1] = key(x1); ranked[2] = key(x2); ranked[3] = key(x3)
-      out[j] = sumKept()
+      out[j] = combine()
     }
   } else {
     const [a, b, c, e, h] = bits
@@ -128,7 +135,7 @@ function trimmedMeanOfFew (gradients: readonly Float32Array[], d: number, f: num
       s = (x1 ^ x3) & -(x1 > x3); x1 ^= s; x3 ^= s
       s = (x1 ^ x2) & -(x1 > x2); x1 ^= s; x2 ^= s
       ranked[0] = key(x0); ranked[1] = key(x1); ranked[2] = key(x2); ranked[3] = key(x3); ranked[4] = key(x4)
-      out[j] = sumKept()
+      out[j] = combine()
     }
   }
   return out
@@ -170,6 +177,7 @@ export function aggregateMedian (gradients: readonly Float32Array[], d: number, 
   if (n === 3) return medianOfThree(gradients[0], gradients[1], gradients[2], d, out)
   const mid = n >> 1
   const odd = (n & 1) === 1
+  if (n === 4 || n === 5) return sortEachOfFew(gradients, d, out, 'median')
   forEachSortedBlock(gradients, d, (rows, start, length) => {
     const upper = mid * SORTED_BLOCK
     const lower = (mid - 1) * SORTED_BLOCK

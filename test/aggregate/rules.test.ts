@@ -47,7 +47,7 @@ describe('exact values on small inputs', () => {
     }
   })
 
-  it('trimmed mean of three to five inputs (their own paths) equals the sorted-blocks result to the bit for every f: signs, zeros, subnormals, extremes, ties', () => {
+  it('trimmed mean of three to five inputs and the median of four and five (their own paths) equal the sorted-blocks result to the bit for every f: signs, zeros, subnormals, extremes, ties', () => {
     const rng = createRng(29)
     const special = [0, -0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1, -1, 0.5]
     const d = 3 * SORTED_BLOCK + 11
@@ -69,9 +69,28 @@ describe('exact values on small inputs', () => {
         expect(new Uint8Array(got.buffer), `n = ${n}, f = ${f}`).toEqual(new Uint8Array(expected.buffer))
         negativeZeros += got.filter((v) => Object.is(v, -0)).length
       }
+      // the median of 4 and 5 takes the same path
+      const expectedMedian = new Float32Array(d)
+      const mid = n >> 1
+      forEachSortedBlock(g, d, (rows, start, length) => {
+        for (let j = 0; j < length; j++) {
+          expectedMedian[start + j] = n % 2 === 1 ? rows[mid * SORTED_BLOCK + j] : (rows[(mid - 1) * SORTED_BLOCK + j] + rows[mid * SORTED_BLOCK + j]) / 2
+        }
+      })
+      const median = agg({ rule: 'median', f: 1 }).aggregate(g)
+      if (n > 3) expect(new Uint8Array(median.buffer), `median of ${n}`).toEqual(new Uint8Array(expectedMedian.buffer))
     }
     // a sum from +0 is -0 only where a division underflows: the cases above must include some
     expect(negativeZeros).toBeGreaterThan(0)
+
+    // float32 values summed in float64 are exact unless they span more than 29 binary orders, so
+    // the order of the kept ranks rarely shows; here it does: ascending, -2^54 + 1 rounds to -2^54
+    // and the sum is 0; with 1 added after one 2^53 it is 1 and the mean 0.25. Every input order.
+    const values = [-(2 ** 54), 1, 2 ** 53, 2 ** 53]
+    const orders = values.flatMap((_, i) => values.flatMap((_, j) => values.flatMap((_, k) =>
+      new Set([i, j, k]).size === 3 ? [[i, j, k, 6 - i - j - k]] : [])))
+    const columns = Array.from({ length: 4 }, (_, input) => Float32Array.from(orders, (order) => values[order[input]]))
+    expect(Array.from(agg({ rule: 'trimmed-mean', f: 0 }).aggregate(columns))).toEqual(orders.map(() => 0))
   })
 
   it('mean around the median keeps the n - f values nearest the median, whichever side the outliers are on', () => {
