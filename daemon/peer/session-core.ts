@@ -115,6 +115,8 @@ const EMPTY = new Float32Array(0)
 const MAX_SLICES_BEFORE_MEMBERSHIP = 1024
 /** inbound gradients kept while a joining peer has no runner yet */
 const MAX_EARLY_GRADIENTS = 256
+/** senders whose membership announcements are kept while a joining peer has no runner yet */
+const MAX_EARLY_MEMBERSHIP_SENDERS = 64
 
 export function createSessionCore(options: SessionCoreOptions): SessionCore {
   const { jobId, config, log, selfId } = options
@@ -127,6 +129,13 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   let wire: JobWire | undefined
   let stopped = false
   let early: InboundGradient[] = []
+  /**
+   * the newest membership each sender announced while this peer had no runner (a joiner fetching
+   * its state): the runner adopts those of the senders it lets decide for the job once it starts.
+   * Without them a change the coordinator announced during the fetch (a second batch of joiners)
+   * was lost, and the joiner ran that batch's first step without its members' gradients
+   */
+  let earlyMemberships = new Map<string, MembershipState>()
   let parameterCount = 0
   /** the step each peer last announced it leaves from: a member gone without one was evicted */
   const leaveAnnounced = new Map<string, number>()
@@ -244,6 +253,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
 
   const startRunner = (snapshot: JobSnapshot | undefined, provisional = false): void => {
     runner = createRunner(snapshot, provisional)
+    const r = runner
+    for (const [from, membership] of earlyMemberships) if (r.mayDecideForJob(from)) r.adoptMembership(membership)
+    earlyMemberships = new Map()
     for (const g of early) runner.offerGradient(g)
     early = []
     runner.start()
@@ -303,8 +315,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         case 'membership':
           // from anyone before this peer has a runner (a joiner learning the job); then only from
           // the coordinator, or a live member more senior than it (JobMembership.mayAnnounce)
-          if (runner === undefined || runner.mayDecideForJob(from)) {
-            runner?.adoptMembership(announcement.membership)
+          if (runner === undefined) {
+            const kept = earlyMemberships.get(from)
+            if ((kept === undefined && earlyMemberships.size < MAX_EARLY_MEMBERSHIP_SENDERS) || (kept !== undefined && announcement.membership.version > kept.version)) earlyMemberships.set(from, announcement.membership)
+            adopted = true
+          } else if (runner.mayDecideForJob(from)) {
+            runner.adoptMembership(announcement.membership)
             adopted = true
           } else if (announcement.membership.version > runner.membershipVersion()) {
             rejections.reject('membership-not-coordinator', { from, version: announcement.membership.version },

@@ -1,0 +1,73 @@
+/**
+ * A joiner hears membership announcements while it fetches its state (a session, no runner yet):
+ * the coordinator admitting a second batch meanwhile. Its runner must start with that membership,
+ * not only with the one in its own admission reply, or it runs the second batch's first step
+ * without their gradients and diverges (seen in test/p2p/joiner-crowd.test.ts under load). An
+ * announcement from a peer the runner does not let decide for the job is still not adopted.
+ * Two real session cores (real runtime and runner); the transport is a recording stand-in.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createSessionCore, type JobWire, type SessionCore } from '../../daemon/peer/session-core.js'
+
+const job = parseJobConfig({ id: 'early-membership', model: 'mlp', epochs: 1, batchSize: 16, trainSamples: 512, minPeers: 1, aggregation: { rule: 'mean', f: 0 } }, 'test job')
+
+/** sends nothing anywhere; keeps what the core broadcasts */
+function recordingWire (): JobWire & { broadcasts: object[] } {
+  const broadcasts: object[] = []
+  return {
+    broadcasts,
+    publishGradient: async () => ({ missed: [] }),
+    broadcast: async (message) => { broadcasts.push(message) },
+    request: async () => await Promise.reject(new Error('no peers in this test')),
+    fetchSnapshot: async () => await Promise.reject(new Error('no peers in this test'))
+  }
+}
+
+const cores: SessionCore[] = []
+afterEach(async () => {
+  for (const c of cores.splice(0)) {
+    await c.stopRunner(false)
+    await c.close()
+  }
+})
+
+async function core (selfId: string, host: boolean): Promise<{ core: SessionCore, wire: ReturnType<typeof recordingWire> }> {
+  const c = createSessionCore({ jobId: 'early-membership', config: job, log: silentLogger(), computeThreads: 1, host, selfId })
+  cores.push(c)
+  await c.startRuntime()
+  const wire = recordingWire()
+  c.attach(wire)
+  return { core: c, wire }
+}
+
+describe('membership announced while a joiner has no runner yet', () => {
+  it('is adopted from the coordinator when the runner starts, and not from another peer', async () => {
+    const host = await core('host', true)
+    host.core.startIfOwned()
+    const runner = host.core.runner()!
+    const first = await runner.admit('joiner-1')
+    // what the joiner fetches: the state, with its admission reply's membership
+    const snapshot = runner.currentSnapshot()
+    const reply = first.membership
+    const announced = host.wire.broadcasts.length
+    const second = await runner.admit('joiner-2')
+    expect(second.membership.version).toBeGreaterThan(reply.version)
+    const announcement = host.wire.broadcasts.slice(announced).find((m) => (m as { type?: string }).type === 'membership')
+    expect(announcement).toBeDefined()
+
+    const joiner = await core('joiner-1', false)
+    // during the fetch: the coordinator's announcement, and a newer one from a stranger
+    expect(joiner.core.onAnnouncement('host', announcement)?.adopted).toBe(true)
+    const forged = { ...announcement, membership: { ...second.membership, version: second.membership.version + 5, members: [...second.membership.members, { peerId: 'stranger', joinStep: 0 }] } }
+    joiner.core.onAnnouncement('stranger', forged)
+    joiner.core.startFromSnapshot({ ...snapshot, meta: { ...snapshot.meta, membership: reply } })
+
+    const view = joiner.core.runner()!.membership()
+    expect(joiner.core.runner()!.membershipVersion()).toBe(second.membership.version)
+    expect(view.isMemberAt('joiner-2', second.effectiveStep)).toBe(true)
+    expect(view.isMemberAt('joiner-1', first.effectiveStep)).toBe(true)
+    expect(view.toSnapshot().members.map((m) => m.peerId)).not.toContain('stranger')
+  })
+})
