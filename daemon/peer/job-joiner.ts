@@ -229,12 +229,19 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     async rejoin() {
       const old = options.session()
       if (old === undefined) return
-      const known = [...old.sightings.entries()].filter(([id]) => id !== peerId).map(([id, s]) => ({ id, addrs: s.addrs }))
-      const members = old.runner()?.membership().membersAt(old.runner()?.progress().step ?? 0) ?? []
-      rejoinTargets = [...known.filter((k) => members.includes(k.id)), ...known.filter((k) => !members.includes(k.id))]
-        .flatMap((k) => k.addrs.map((a) => parseMultiaddr(a, 'member address')))
-      await options.dropSession()
-      await joinThroughBootstrap(restart())
+      // busy from the eviction on: while the old session is dropped the daemon looked idle, and
+      // auto-join started a second join whose failure dropped this one's new session mid-step
+      joining++
+      try {
+        const known = [...old.sightings.entries()].filter(([id]) => id !== peerId).map(([id, s]) => ({ id, addrs: s.addrs }))
+        const members = old.runner()?.membership().membersAt(old.runner()?.progress().step ?? 0) ?? []
+        rejoinTargets = [...known.filter((k) => members.includes(k.id)), ...known.filter((k) => !members.includes(k.id))]
+          .flatMap((k) => k.addrs.map((a) => parseMultiaddr(a, 'member address')))
+        await options.dropSession()
+        await joinThroughBootstrap(restart())
+      } finally {
+        joining--
+      }
     },
     resumeOrRejoin: (snapshot, known) => resumeOrRejoin(snapshot, known, abort.signal),
     async joinJob(info) {

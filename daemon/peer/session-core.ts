@@ -313,8 +313,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       let adopted = false
       switch (announcement.type) {
         case 'membership':
-          // from anyone before this peer has a runner (a joiner learning the job); then only from
-          // the coordinator, or a live member more senior than it (JobMembership.mayAnnounce)
+          // only from the coordinator, or a live member more senior than it (JobMembership.mayAnnounce);
+          // before this peer has a runner (a joiner fetching its state) each sender's newest is kept,
+          // and the runner adopts those of the senders it lets decide when it starts
           if (runner === undefined) {
             const kept = earlyMemberships.get(from)
             if ((kept === undefined && earlyMemberships.size < MAX_EARLY_MEMBERSHIP_SENDERS) || (kept !== undefined && announcement.membership.version > kept.version)) earlyMemberships.set(from, announcement.membership)
