@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError, type Command } from 'commander'
 import { loadPriceTable } from '../../config/prices.js'
 import { loadJobDatasets } from '../../ml/data/job-datasets.js'
-import { calibrateCompute } from '../../daemon/report/calibrate.js'
 import { estimateCosts, type Estimate, type MeasuredCompute } from '../../daemon/report/estimate.js'
 import { parseRunReport, type RunReport } from '../../daemon/report/report-schema.js'
 import { formatTable } from '../support/format.js'
@@ -77,6 +76,8 @@ export function registerEstimateCommand(program: Command): void {
         measured = measuredFromReport(report, flags.fromReport as string)
       } else if (flags.instanceTime === undefined || flags.offloadTime === undefined) {
         process.stderr.write(`calibrating: ${model}, batch ${batchSize}: one warm-up gradient run, then up to ${flags.calibrationRuns} timed ones (fewer once they took ${CALIBRATION_BUDGET_MS / 1000} s) on this machine (--from-report FILE uses a run's times instead)\n`)
+        // ONNX Runtime and the model zoo load here, not for every p2pmld command
+        const { calibrateCompute } = await import('../../daemon/report/calibrate.js')
         const calibration = await calibrateCompute({
           model,
           batchSize,

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { EXPORT_FORMATS, exportCheckpointModel } from '../../daemon/checkpoint/index.js'
+import { EXPORT_FORMATS } from '../../daemon/checkpoint/export-formats.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
 import { formatBytes } from '../support/format.js'
 import { action, printResult } from '../support/output.js'
@@ -28,7 +28,7 @@ export function registerExportCommand(program: Command): void {
       // the daemon may run in another directory: send an absolute path
       const out = resolve(flags.out)
       const result = flags.checkpoint !== undefined
-        ? await exportCheckpointModel(resolve(flags.checkpoint), out)
+        ? await (await import('../../daemon/checkpoint/index.js')).exportCheckpointModel(resolve(flags.checkpoint), out)
         : await withClient(flags, async (client) => await client.exportModel({ path: out, format: 'onnx' }))
       printResult(flags, result, (r) => `model at step ${r.step} written to ${r.path} (${formatBytes(r.bytes)}, ONNX)`)
     }))

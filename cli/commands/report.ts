@@ -5,7 +5,6 @@
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { defaultDataDir } from '../../config/daemon-config.js'
-import { reportFromCheckpoint } from '../../daemon/report/checkpoint-report.js'
 import type { RunReport } from '../../daemon/report/report-schema.js'
 import { REPORTS_DIR, writeRunReport, type WrittenReport } from '../../daemon/report/write-report.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
@@ -38,8 +37,9 @@ export function registerReportCommand(program: Command): void {
     .option('--out <dir>', 'directory to write the report to', '.')
     .option('--checkpoint <path>', "build it from a checkpoint (a data dir, its checkpoint/ dir or the file) instead of asking a daemon")
     .action(action(async (flags: ReportFlags) => {
+      // loaded here: it reads the peer key through libp2p (~360 modules every other command skips)
       const report: RunReport = flags.checkpoint !== undefined
-        ? await reportFromCheckpoint(resolve(flags.checkpoint))
+        ? await (await import('../../daemon/report/checkpoint-report.js')).reportFromCheckpoint(resolve(flags.checkpoint))
         : await withClient(flags, async (client) => await client.report())
       if (flags.json === true) {
         process.stdout.write(JSON.stringify(report, null, 2) + '\n')

@@ -1,7 +1,6 @@
 /** `p2pmld train`: one process, no network: the baseline peer-to-peer training is compared with. */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { writeModelExport } from '../../daemon/checkpoint/index.js'
 import { minimumPeersFor, quorumFix } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
@@ -79,7 +78,7 @@ export function registerTrainCommand(program: Command): void {
         process.exitCode = 130
         return
       }
-      const exported = flags.out === undefined ? undefined : await writeModelExport(resolve(flags.out), result.model, result.params)
+      const exported = flags.out === undefined ? undefined : await (await import('../../daemon/checkpoint/index.js')).writeModelExport(resolve(flags.out), result.model, result.params)
       const dir = reportDirOption(flags)
       const report = dir === undefined ? undefined : await writeRunReport(dir, reportFromLocalTraining(config, result, recorder))
       if (flags.json === true) {

@@ -12,8 +12,7 @@ import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { resolveModel } from '../training/job-runtime.js'
 import { readCheckpointFile } from './checkpoint.js'
 
-export const EXPORT_FORMATS = ['onnx'] as const
-export type ExportFormat = (typeof EXPORT_FORMATS)[number]
+export { EXPORT_FORMATS, type ExportFormat } from './export-formats.js'
 
 export class ModelExportError extends Error {
   override name = 'ModelExportError'
