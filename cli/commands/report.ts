@@ -37,7 +37,7 @@ export function registerReportCommand(program: Command): void {
     .option('--out <dir>', 'directory to write the report to', '.')
     .option('--checkpoint <path>', "build it from a checkpoint (a data dir, its checkpoint/ dir or the file) instead of asking a daemon")
     .action(action(async (flags: ReportFlags) => {
-      // loaded here: it reads the peer key through libp2p (~360 modules every other command skips)
+      // loaded here: the checkpoint decoder and libp2p's peer ids, which the other commands skip
       const report: RunReport = flags.checkpoint !== undefined
         ? await (await import('../../daemon/report/checkpoint-report.js')).reportFromCheckpoint(resolve(flags.checkpoint))
         : await withClient(flags, async (client) => await client.report())

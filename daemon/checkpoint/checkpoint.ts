@@ -10,6 +10,8 @@ import { basename, dirname, join } from 'node:path'
 import { SnapshotError, decodeSnapshot, encodeSnapshot, type TrainingSnapshot } from '../../protocols/snapshot/index.js'
 
 export const CHECKPOINT_FILE = 'state.p2ckpt'
+/** the directory of a daemon's data dir its checkpoint is kept in */
+export const CHECKPOINT_DIR = 'checkpoint'
 const TEMP_PREFIX = `${CHECKPOINT_FILE}.tmp-`
 const READ_CHUNK_BYTES = 1024 * 1024
 
@@ -134,13 +136,28 @@ export async function writeCheckpointFile (path: string, snapshot: TrainingSnaps
   return await prepared.commit()
 }
 
-/** Read a checkpoint file written by writeCheckpointFile (or a directory's checkpoint, given the directory). */
-export async function readCheckpointFile (path: string, options: { maxBytes?: number } = {}): Promise<TrainingSnapshot> {
+/**
+ * The checkpoint file `path` names: a file (any name), a directory holding state.p2ckpt, or a
+ * daemon's data dir (its checkpoint/ directory's). Undefined when `path` does not exist.
+ */
+export async function checkpointFileAt (path: string): Promise<string | undefined> {
   const existing = await stat(path).catch(() => undefined)
-  if (existing === undefined) throw new CheckpointError(path, `checkpoint ${path} does not exist`)
-  const file = existing.isDirectory() ? checkpointPath(path) : path
+  if (existing === undefined) return undefined
+  if (!existing.isDirectory()) return path
+  const inDataDir = checkpointPath(join(path, CHECKPOINT_DIR))
+  const own = checkpointPath(path)
+  return await stat(own).then(() => own, async () => await stat(inDataDir).then(() => inDataDir, () => own))
+}
+
+/**
+ * Read a checkpoint file written by writeCheckpointFile, given the file, its directory or a
+ * daemon's data dir (checkpointFileAt). A CheckpointError naming the path when there is none.
+ */
+export async function readCheckpointFile (path: string, options: { maxBytes?: number } = {}): Promise<TrainingSnapshot> {
+  const file = await checkpointFileAt(path)
+  if (file === undefined) throw new CheckpointError(path, `checkpoint ${path} does not exist`)
   const snapshot = await readSnapshotFile(file, options)
-  if (snapshot === undefined) throw new CheckpointError(file, `checkpoint ${file} does not exist`)
+  if (snapshot === undefined) throw new CheckpointError(file, `no checkpoint in ${path} (looked for ${file}): pass a checkpoint file, its directory or a daemon's data dir`)
   return snapshot
 }
 

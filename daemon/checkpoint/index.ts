@@ -1,5 +1,5 @@
 export {
-  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile,
+  CHECKPOINT_DIR, CHECKPOINT_FILE, CheckpointError, checkpointFileAt, checkpointPath, prepareCheckpoint, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile,
   type PreparedCheckpoint
 } from './checkpoint.js'
 export { EXPORT_FORMATS, exportCheckpointModel, exportSnapshotModel, ModelExportError, writeModelExport, type ExportFormat, type WrittenExport } from './model-export.js'

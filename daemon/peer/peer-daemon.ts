@@ -13,7 +13,7 @@ import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exch
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests } from '../../protocols/request/json-request.js'
 import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
-import { exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
+import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
@@ -103,7 +103,6 @@ export interface PeerDaemon {
   rejectionCounts(): Record<string, number>
 }
 
-const CHECKPOINT_DIR = 'checkpoint'
 /** a digest question for a step this peer has not reached waits this long at most */
 const DIGEST_WAIT_MS = 25_000
 

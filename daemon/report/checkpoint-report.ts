@@ -5,21 +5,24 @@
  */
 import { existsSync } from 'node:fs'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { loadOrCreatePeerKey, peerKeyPath } from '../../protocols/node/index.js'
-import { dirname, join } from 'node:path'
-import { CHECKPOINT_FILE, readCheckpoint } from '../checkpoint/index.js'
+// the modules themselves, not their index files: those pull in libp2p's node and the exporter
+import { loadOrCreatePeerKey, peerKeyPath } from '../../protocols/node/peer-key.js'
+import { dirname } from 'node:path'
+import { checkpointFileAt, readCheckpointFile } from '../checkpoint/checkpoint.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import { parameterDigest } from '../training/training-state.js'
 import { buildRunReport } from './build-report.js'
 import type { RunReport } from './report-schema.js'
 
-/** `path`: a checkpoint file, the directory holding it, or a daemon data dir (its checkpoint/). */
+/**
+ * `path`: a checkpoint file, the directory holding it, or a daemon data dir (its checkpoint/).
+ * @throws CheckpointError naming the path when there is no checkpoint or it is corrupt
+ */
 export async function reportFromCheckpoint(path: string): Promise<RunReport> {
-  const peerId = await peerIdNear(path)
-  const dir = path.endsWith(CHECKPOINT_FILE) ? dirname(path) : existsSync(join(path, 'checkpoint', CHECKPOINT_FILE)) ? join(path, 'checkpoint') : path
-  const raw = await readCheckpoint(dir)
-  if (raw === undefined) throw new Error(`no checkpoint in ${dir} (looked for ${join(dir, CHECKPOINT_FILE)}): pass a daemon's data dir or its checkpoint directory`)
-  const snap = fromTrainingSnapshot(raw, `checkpoint in ${dir}`)
+  const file = await checkpointFileAt(path) ?? path
+  const peerId = await peerIdNear(dirname(file))
+  const raw = await readCheckpointFile(path)
+  const snap = fromTrainingSnapshot(raw, `checkpoint ${file}`)
   const digest = parameterDigest(snap.params)
   return {
     ...buildRunReport({

@@ -57,7 +57,12 @@ export function estimateCosts(request: EstimateRequest): Estimate {
   const notes: string[] = []
   const memory = request.lambdaMemoryMb ?? defaultLambdaMemory(measured, prices.lambda.maxMemoryMb)
   if (memory < 128 || memory > prices.lambda.maxMemoryMb) throw new EstimateInputError(`--lambda-memory ${memory} is outside Lambda's 128-${prices.lambda.maxMemoryMb} MB`)
-  if (request.lambdaMemoryMb === undefined) notes.push(`Lambda memory ${memory} MB: the ${measured?.rssMiB.toFixed(0)} MiB measured, rounded up (--lambda-memory sets it)`)
+  if (request.lambdaMemoryMb === undefined) {
+    // with no measurement (step times given as flags) the default is 1,769 MB: one full vCPU
+    notes.push(measured === undefined
+      ? `Lambda memory ${memory} MB: one full vCPU, no memory measured (--lambda-memory sets it)`
+      : `Lambda memory ${memory} MB: the ${measured.rssMiB.toFixed(0)} MiB measured, rounded up (--lambda-memory sets it)`)
+  }
   const vcpus = lambdaVcpus(memory, prices.lambda.mbPerVcpu, prices.lambda.maxVcpus)
 
   let batchMs: number | undefined

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
-  CHECKPOINT_FILE, CheckpointError, checkpointPath, prepareCheckpoint, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile
+  CHECKPOINT_DIR, CHECKPOINT_FILE, CheckpointError, checkpointFileAt, checkpointPath, prepareCheckpoint, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile
 } from '../../daemon/checkpoint/index.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { patternFloats, sameBits } from '../protocols/state-sync-helpers.js'
@@ -147,5 +147,19 @@ describe('checkpoints', () => {
     expect(await writeCheckpointFile(join(dir, 'exports'), snap)).toBe(checkpointPath(join(dir, 'exports')))
     expectSame(await readCheckpointFile(join(dir, 'exports')), snap)
     await expect(readCheckpointFile(join(dir, 'nothing.p2ckpt'))).rejects.toThrow(/nothing\.p2ckpt does not exist/)
+  })
+
+  it('reads a checkpoint given its file, its directory or a daemon data dir, and names what it looked for', async () => {
+    const dataDir = join(dir, 'data')
+    const snap = snapshotAt(6, 300, 600)
+    await writeCheckpoint(join(dataDir, CHECKPOINT_DIR), snap)
+    const file = join(dataDir, CHECKPOINT_DIR, CHECKPOINT_FILE)
+    for (const path of [file, join(dataDir, CHECKPOINT_DIR), dataDir]) {
+      expect(await checkpointFileAt(path)).toBe(file)
+      expectSame(await readCheckpointFile(path), snap)
+    }
+    // a directory with neither: the error names the directory and the file looked for
+    await expect(readCheckpointFile(dir)).rejects.toThrow(`no checkpoint in ${dir} (looked for ${checkpointPath(dir)})`)
+    expect(await checkpointFileAt(join(dir, 'absent'))).toBeUndefined()
   })
 })

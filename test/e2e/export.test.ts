@@ -4,7 +4,7 @@
  * set to the very accuracy the daemon (or train) reported.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
@@ -72,6 +72,19 @@ describe('p2pmld export and train --out', () => {
     expect(cli.code).toBe(0)
     expect(cli.stdout).toBe(`model at step ${finished!.step} written to ${fromCheckpoint} (${(written.bytes / 1024).toFixed(1)} KiB, ONNX)\n`)
     expect(await accuracyOf(fromCheckpoint, SEED, TRAIN_SAMPLES)).toBe(finished!.accuracy.toFixed(2))
+    // the data dir names the same checkpoint (as for `report --checkpoint`): the same bytes out
+    const fromDataDir = await runCli(['export', '--out', 'from-data-dir.onnx', '--checkpoint', daemon.dataDir], daemon.dataDir)
+    expect(fromDataDir.code, fromDataDir.stderr).toBe(0)
+    expect(readFileSync(join(daemon.dataDir, 'from-data-dir.onnx')).equals(readFileSync(fromCheckpoint))).toBe(true)
+    // a copy of the checkpoint under another name is a checkpoint file too, for export and report
+    const copy = join(daemon.dataDir, 'saved-run.ckpt')
+    copyFileSync(join(daemon.dataDir, 'checkpoint', 'state.p2ckpt'), copy)
+    const report = await runCli(['report', '--checkpoint', copy, '--json'], daemon.dataDir)
+    expect(report.code, report.stderr).toBe(0)
+    const fromCopy = JSON.parse(report.stdout) as { source: string, job: { step: number }, digests: { own: string } }
+    expect(fromCopy).toMatchObject({ source: 'checkpoint', job: { step: finished!.step } })
+    // the finished line prints the digest the checkpoint's parameters hash to (or its prefix)
+    expect(fromCopy.digests.own.startsWith(finished!.digest)).toBe(true)
 
     // and through the socket with the CLI
     const viaSocket = await runCli(['export', '--out', 'via-socket.onnx', '--data-dir', daemon.dataDir, '--json'], daemon.dataDir)

@@ -98,4 +98,14 @@ describe('the paper\'s cost figures from its own inputs', () => {
     expect(e.comparison.instanceBased.secondsPerJob).toBe(2580)
     expect(e.comparison.instanceBased.costPerJob).toBeCloseTo(0.0928 / 3600 * 258 * 10 * 4, 10)
   })
+
+  it('says where the Lambda memory came from when nothing was measured', () => {
+    const e = estimateCosts({
+      model: 'lenet5', batchSize: 64, peers: 4, epochs: 1, trainSamples: MNIST_TRAIN,
+      instanceType: 't2.large', offloadInstanceType: 't2.small', prices: DEFAULT_PRICES,
+      instanceSecondsPerEpoch: 10, offloadSecondsPerEpoch: 5
+    })
+    expect(e.notes).toContain('Lambda memory 1769 MB: one full vCPU, no memory measured (--lambda-memory sets it)')
+    expect(e.notes.join('\n')).not.toContain('undefined')
+  })
 })
