@@ -33,6 +33,7 @@ interface StartFlags extends JobFlagValues {
   amqpUrl?: string
   exitWhenDone?: boolean
   autoJoin?: boolean
+  joinJob?: string
 }
 
 const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'dataset', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs', 'transport', 'mode', 'maxStaleness', 'averageEvery']
@@ -60,6 +61,7 @@ export function registerStartCommand(program: Command): void {
     .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (default amqp://guest:guest@127.0.0.1:5672); given (or env P2PMLD_AMQP_URL), an idle daemon also looks for a job on it')
     .option('--exit-when-done', 'stop the daemon when its job finishes')
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
+    .option('--join-job <id>', 'join only this job (through --bootstrap, the broker or auto-join); default: the job the first peer or broker answers with')
   addJobFlags(command)
   command.action(action(async (flags: StartFlags) => {
     const config = loadDaemonConfig({
@@ -83,6 +85,7 @@ export function registerStartCommand(program: Command): void {
     })
     const hostsJob = JOB_FLAG_KEYS.some((key) => flags[key] !== undefined)
     const job = hostsJob ? jobConfigFromFlags(flags) : undefined
+    if (job !== undefined && flags.joinJob !== undefined) throw new Error(`--join-job is for a daemon that joins a job; this one hosts job ${job.id} (given by its job flags): drop --join-job or the job flags`)
     // the daemon's modules (libp2p, ONNX Runtime) load here, not for every p2pmld command
     const [{ createLogger }, { createPeerDaemon }] = await Promise.all([import('../../daemon/logger.js'), import('../../daemon/peer/peer-daemon.js')])
     const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
@@ -93,6 +96,7 @@ export function registerStartCommand(program: Command): void {
       log,
       job,
       autoJoin: flags.autoJoin !== false,
+      ...(flags.joinJob !== undefined ? { joinJobId: flags.joinJob } : {}),
       events: screen.events,
       onReport: (written) => screen.line(describeWrittenReport(written))
     })

@@ -61,6 +61,8 @@ export interface AutoJoinOptions {
   currentJobId(): string | undefined
   /** join the job `info` describes (throws if that fails) */
   join(info: JobInfo): Promise<void>
+  /** the only job to join (default: any job a connected peer runs) */
+  readonly joinJobId?: string
   readonly intervalMs?: number
 }
 
@@ -109,6 +111,7 @@ export function createAutoJoin(options: AutoJoinOptions): AutoJoin {
           continue
         }
         if (info.phase === 'finished' || info.jobId === options.currentJobId()) continue
+        if (options.joinJobId !== undefined && info.jobId !== options.joinJobId) continue
         log.info({ job: info.jobId, peer, coordinator: info.coordinator.peerId }, 'joining a job a connected peer runs (auto-join)')
         try {
           await options.join(info)

@@ -35,7 +35,7 @@ export interface JobJoinerOptions {
   readonly bootstrapAddrs: readonly Multiaddr[]
   /** ask this broker for the job when no bootstrap peer answers */
   readonly amqpUrl?: string
-  /** joining through the broker: the job to look for (default: the first one that answers) */
+  /** the only job to join, through bootstrap peers or the broker (default: the first one that answers) */
   readonly joinJobId?: string
   /** the daemon's current session, if any */
   session(): JobSession | undefined
@@ -73,9 +73,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
 
   const askForJob = async (signal: AbortSignal): Promise<JobInfo> => {
     let lastError: unknown
+    const wanted = options.joinJobId
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
       try {
-        return await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
+        const info = await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
+        if (wanted === undefined || info.jobId === wanted) return info
+        lastError = new Error(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon was told to join)`)
       } catch (error) {
         lastError = error
       }

@@ -59,7 +59,7 @@ export interface PeerDaemonOptions {
   readonly onReport?: (written: WrittenReport, report: RunReport) => void
   /** where job-end reports go (default <data-dir>/reports); null: write none */
   readonly reportsDir?: string | null
-  /** joining through the broker: the job to look for (default: the first one that answers) */
+  /** the only job to join: through bootstrap peers, the broker or auto-join (default: the first one that answers) */
   readonly joinJobId?: string
 }
 
@@ -355,7 +355,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
             return !joiner.busy() && !stopped() && (session === undefined || state === 'finished' || state === 'failed')
           },
           currentJobId: () => session?.jobId,
-          join: (info) => joiner.joinJob(info)
+          join: (info) => joiner.joinJob(info),
+          joinJobId: options.joinJobId
         })
         autoJoin.start()
       }

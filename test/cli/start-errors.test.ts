@@ -44,6 +44,14 @@ describe('p2pmld start and train with bad input', () => {
     expect(stderr.trim().split('\n')).toHaveLength(1)
   })
 
+  it('refuses --join-job on a daemon that hosts a job, naming both, and exits 1', async () => {
+    const run = startCli(['start', '--data-dir', join(dir, 'j'), '--listen', '/ip4/127.0.0.1/tcp/0', '--model', 'mlp', '--join-job', 'other-job'])
+    expect(await run.exited).toBe(1)
+    const { stderr } = run.output()
+    expect(stderr).toMatch(/--join-job is for a daemon that joins a job; this one hosts job \S+ .*drop --join-job or the job flags/)
+    expect(stderr.trim().split('\n')).toHaveLength(1)
+  })
+
   it('keeps running and retries with backoff when the bootstrap peer cannot be reached', async () => {
     const unreachable = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWAFiUckVDWpFbxDY2HzCQjo7EBhNLz6tT16jduKuqcaAd'
     const run = startCli(['start', '--data-dir', join(dir, 'b'), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', unreachable, '--log-level', 'info'])
