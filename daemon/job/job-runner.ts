@@ -205,6 +205,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     aggregation,
     onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
     onShortRound: recordShortRound,
+    // a member admitted to the running job at this step, alive: its state transfer may still run
+    awaitNewcomer: (peer, step) => step > 0 && members.view().record(peer)?.joinStep === step && options.recentlyHeard?.(peer) === true,
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
     collector,

@@ -41,6 +41,14 @@ export type {
   InboundGradient, OutboundGradient, ReduceScatterDeps, StepAggregation, StepCodec, StepOptimizer, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps
 } from './step-types.js'
 
+/**
+ * Deadline rounds a step waits beyond the first for a member at its first step (awaitNewcomer),
+ * once the quorum's gradients are in: a joiner's state transfer, first ONNX Runtime run and send
+ * all fall in its first step's deadline, and ten joiners on a busy 2-core machine took ~12 s
+ * against a 5 s deadline
+ */
+export const JOINER_GRACE_ROUNDS = 2
+
 export class NotAMemberError extends Error {
   override name = 'NotAMemberError'
 }
@@ -276,6 +284,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const waitStart = performance.now()
       /** deadline rounds of this step that ended short (the first and every 20th are logged at warn, the rest at debug) */
       let shortRounds = 0
+      /** deadline rounds this step waited, the quorum in, for newcomers' first gradients */
+      let graceRounds = 0
       const collectParts = async (): Promise<CollectResult<InboundGradient> | StepOutcome> => await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
           // membership may change while the step waits (an eviction, or a peer admitted at this
@@ -305,8 +315,17 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           if (signal?.aborted === true) return outcome
           const have = outcome.received.size + (contributes && live.includes(deps.selfId) ? 1 : 0)
           if (have >= needed) {
-            deps.onWaiting?.(undefined, false)
-            return outcome
+            const newcomers = graceRounds < JOINER_GRACE_ROUNDS && deps.awaitNewcomer !== undefined
+              ? outcome.missing.filter((id) => deps.awaitNewcomer?.(id, step) === true)
+              : []
+            if (newcomers.length === 0) {
+              deps.onWaiting?.(undefined, false)
+              return outcome
+            }
+            graceRounds++
+            deps.onWaiting?.(`waiting on the first gradient of ${newcomers.join(', ')}, admitted at this step`, false)
+            deps.log.debug({ step, newcomers, graceRounds }, 'quorum in, waiting another deadline round for members at their first step')
+            continue
           }
           // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
           // Any leave step counts, also one after this step: they finished this step without
