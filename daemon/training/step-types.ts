@@ -116,7 +116,7 @@ export interface SyncTrainerDeps {
    * joining a running job that is still heard from (its state transfer starts only when the
    * donors reach that step, so it is late by construction, not a straggler). Without the wait the
    * others aggregate without it, it aggregates with its own gradient, and it diverges and
-   * re-syncs its whole state. Asked for at most JOINER_GRACE_ROUNDS rounds of a step.
+   * re-syncs its whole state. Asked for at most JOINER_GRACE_ROUNDS rounds of a step (deadline-round.ts).
    */
   awaitNewcomer?(peer: string, step: number): boolean
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */

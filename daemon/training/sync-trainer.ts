@@ -16,6 +16,7 @@ import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest } from './training-state.js'
+import { judgeRound } from './deadline-round.js'
 import { collectResults } from './reduce-scatter-results.js'
 import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
 import type { SlicePlan } from './slice-plan.js'
@@ -40,14 +41,6 @@ const RECENT_SENDS = 2
 export type {
   InboundGradient, OutboundGradient, ReduceScatterDeps, StepAggregation, StepCodec, StepOptimizer, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps
 } from './step-types.js'
-
-/**
- * Deadline rounds a step waits beyond the first for a member at its first step (awaitNewcomer),
- * once the quorum's gradients are in: a joiner's state transfer, first ONNX Runtime run and send
- * all fall in its first step's deadline, and ten joiners on a busy 2-core machine took ~12 s
- * against a 5 s deadline
- */
-export const JOINER_GRACE_ROUNDS = 2
 
 export class NotAMemberError extends Error {
   override name = 'NotAMemberError'
@@ -314,34 +307,30 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           })
           if (signal?.aborted === true) return outcome
           const have = outcome.received.size + (contributes && live.includes(deps.selfId) ? 1 : 0)
-          if (have >= needed) {
-            const newcomers = graceRounds < JOINER_GRACE_ROUNDS && deps.awaitNewcomer !== undefined
-              ? outcome.missing.filter((id) => deps.awaitNewcomer?.(id, step) === true)
-              : []
-            if (newcomers.length === 0) {
-              deps.onWaiting?.(undefined, false)
-              return outcome
-            }
+          const verdict = judgeRound({
+            step, live, have, needed, missing: outcome.missing, received: outcome.received.size, contributes, graceRounds,
+            stillMember: membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER),
+            sendersAhead: () => collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step)),
+            f: deps.aggregation.f,
+            minInputs,
+            awaitNewcomer: deps.awaitNewcomer
+          })
+          if (verdict.kind === 'aggregate') {
+            deps.onWaiting?.(undefined, false)
+            return outcome
+          }
+          if (verdict.kind === 'await-newcomers') {
             graceRounds++
-            deps.onWaiting?.(`waiting on the first gradient of ${newcomers.join(', ')}, admitted at this step`, false)
-            deps.log.debug({ step, newcomers, graceRounds }, 'quorum in, waiting another deadline round for members at their first step')
+            deps.onWaiting?.(`waiting on the first gradient of ${verdict.newcomers.join(', ')}, admitted at this step`, false)
+            deps.log.debug({ step, newcomers: verdict.newcomers, graceRounds }, 'quorum in, waiting another deadline round for members at their first step')
             continue
           }
-          // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
-          // Any leave step counts, also one after this step: they finished this step without
-          // us, and its gradients were lost on the dead link, so no quorum is ever coming
-          if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
-          // members that already sent a later step completed this one without our gradient and
-          // will not send theirs for it again: only a re-sync catches up with them. f+1 of them,
-          // since f could be lying about a step far ahead (and only f+1 can vouch for a state)
-          const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
-          if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead, live, missing: outcome.missing }
-          // nothing of its own to send and nothing from anyone: every member's gradient went
-          // non-finite at once (the parameters are blowing up), the job diverged
-          if (!contributes && outcome.received.size === 0) {
+          if (verdict.kind === 'not-a-member') return { kind: 'not-a-member' }
+          if (verdict.kind === 'behind') return { kind: 'behind', step, ahead: verdict.ahead, live, missing: outcome.missing }
+          if (verdict.kind === 'diverged') {
             throw new CodecError('non-finite', `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
           }
-          const belowFloor = live.length < minInputs
+          const { belowFloor } = verdict
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
             : `${deps.aggregation.describeShortfall(have, 'arrived')}${outcome.missing.length > 0 ? `; waiting on ${outcome.missing.join(', ')}` : ''}`, belowFloor)
