@@ -85,7 +85,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
   /** Advances the progress past `step` and builds its report. */
   function finishStep(step: number, members: readonly string[], loss: number, { digest, full }: ExchangedDigest, stepStart: number,
-    missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>): StepReport {
+    missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>, graced = false): StepReport {
     // the step consumed one batch per member that the step was planned for
     const worldAtEnd = membership.membersAt(step).length
     progress.cursor += worldAtEnd * batchSize
@@ -97,7 +97,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
     const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
     const stepMs = performance.now() - stepStart
-    if (missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
+    // a step that waited for a joiner's first gradient (graced) says nothing of the usual step time
+    if (missing.length === 0 && !graced) deps.deadline.observe(waitedMs, stepMs)
     const report: StepReport = {
       step,
       epoch: progress.epoch,
@@ -321,8 +322,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           }
           if (verdict.kind === 'await-newcomers') {
             graceRounds++
-            deps.onWaiting?.(`waiting on the first gradient of ${verdict.newcomers.join(', ')}, admitted at this step`, false)
-            deps.log.debug({ step, newcomers: verdict.newcomers, graceRounds }, 'quorum in, waiting another deadline round for members at their first step')
+            deps.onWaiting?.(`waiting on the first gradient of ${verdict.newcomers.join(', ')} (at its first step since joining)`, false)
+            deps.log[graceRounds === 1 ? 'info' : 'debug']({ step, newcomers: verdict.newcomers, graceRounds }, 'quorum in; waiting another deadline round for members at their first step since joining')
             continue
           }
           if (verdict.kind === 'not-a-member') return { kind: 'not-a-member' }
@@ -376,7 +377,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           }
           if ('kind' in outcome) return outcome
           await stages.time('update', () => deps.optimizer.step(deps.params, outcome.aggregate, progress.lr))
-          return { kind: 'completed', report: finishStep(step, cut.members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests) }
+          return { kind: 'completed', report: finishStep(step, cut.members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests, graceRounds > 0) }
         }
       }
       const contributions = new Map<string, Float32Array>(own === undefined ? [] : [[deps.selfId, own]])
@@ -393,7 +394,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
-      return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
+      return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests, graceRounds > 0) }
     }
   }
 }

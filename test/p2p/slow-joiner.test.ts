@@ -4,9 +4,10 @@
  * busy machine (ten in-process peers, test/p2p/joiner-crowd.test.ts) it missed the 5 s deadline,
  * the members aggregated that step without it, it aggregated with its own gradient, and it
  * diverged and re-synced its whole state. The members now wait up to JOINER_GRACE_ROUNDS more
- * deadline rounds for a member at its first step that is still heard from. Here every member
- * delays the joiner's first gradient past one deadline (test-only fault injection, the same
- * delay a slow transfer gives): the step waits for it, all four aggregate it, nobody diverges.
+ * deadline rounds for a member at its first step (decided from the membership alone, so every
+ * member waits alike). Here every member delays the joiner's first gradient past one deadline
+ * (test-only fault injection, the same delay a slow transfer gives): the step waits for it, all
+ * four aggregate it, nobody diverges.
  */
 import { createHash } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
