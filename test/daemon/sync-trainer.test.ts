@@ -1,7 +1,8 @@
 /**
- * The step itself, one peer and two others played by the test through the collector: a step
- * aggregates only with the rule's minimum of gradients (waiting in deadline rounds, and telling
- * why), and a peer whose own gradient is not finite sends nothing that step instead of failing.
+ * The step itself, one peer and two or three others played by the test through the collector: a
+ * step aggregates only with the rule's minimum of gradients (waiting in deadline rounds, and telling
+ * why), waits a bounded number of rounds more for a member at its first step after joining, and a
+ * peer whose own gradient is not finite sends nothing that step instead of failing.
  */
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
