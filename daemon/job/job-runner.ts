@@ -205,11 +205,6 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     aggregation,
     onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
     onShortRound: recordShortRound,
-    // a member admitted to the running job at this step: its state transfer may still run. Not
-    // made to depend on whether it was heard from lately: each member would judge that at its own
-    // moment, and members that judged differently would aggregate different sets (a reviewer
-    // reproduced it); the membership record is the same on every member
-    awaitNewcomer: (peer, step) => step > 0 && members.view().record(peer)?.joinStep === step,
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
     collector,

@@ -110,21 +110,11 @@ export interface SyncTrainerDeps {
   onWaiting?(reason: string | undefined, belowFloor: boolean): void
   /** a deadline round ended short of the gradients the step needs; `missing` had not sent */
   onShortRound?(step: number, members: readonly string[], missing: readonly string[]): void
-  /**
-   * Whether the step should wait another deadline round for `peer`, which has not sent its
-   * gradient for `step` although the quorum has: true for a member at its first step after
-   * joining a running job (its state transfer starts only when the donors reach that step, so it
-   * is late by construction, not a straggler); every member must answer alike (from the
-   * membership, not from its own clock), or they aggregate different sets. Without the wait the
-   * others aggregate without it, it aggregates with its own gradient, and it diverges and
-   * re-syncs its whole state. Asked for at most JOINER_GRACE_ROUNDS rounds of a step (deadline-round.ts).
-   */
-  awaitNewcomer?(peer: string, step: number): boolean
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */
   readonly attack?: (gradient: Float32Array, step: number, recipient?: string) => Float32Array
   /** the attack sends each recipient another gradient (test-only equivocation); it aggregates its honest one */
   readonly equivocates?: boolean
-  readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
+  readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
   /**
    * Run the exchange pipeline (encode, decode, aggregate) also when this peer is the step's only
    * member (default false). Alone, nobody decodes the payload and an aggregate of one gradient is

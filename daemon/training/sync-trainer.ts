@@ -16,7 +16,6 @@ import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest } from './training-state.js'
-import { judgeRound } from './deadline-round.js'
 import { collectResults } from './reduce-scatter-results.js'
 import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
 import type { SlicePlan } from './slice-plan.js'
@@ -85,7 +84,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
   /** Advances the progress past `step` and builds its report. */
   function finishStep(step: number, members: readonly string[], loss: number, { digest, full }: ExchangedDigest, stepStart: number,
-    missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>, graced = false): StepReport {
+    missing: readonly string[], waitedMs: number, contributors: readonly string[], peerDigests: ReadonlyMap<string, string>): StepReport {
     // the step consumed one batch per member that the step was planned for
     const worldAtEnd = membership.membersAt(step).length
     progress.cursor += worldAtEnd * batchSize
@@ -97,8 +96,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
     const epochEnded = progress.cursor + nextWorld * batchSize > deps.train.size
     const stepMs = performance.now() - stepStart
-    // a step that waited for a joiner's first gradient (graced) says nothing of the usual step time
-    if (missing.length === 0 && !graced) deps.deadline.observe(waitedMs, stepMs)
+    if (missing.length === 0) deps.deadline.observe(waitedMs, stepMs)
     const report: StepReport = {
       step,
       epoch: progress.epoch,
@@ -278,8 +276,6 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const waitStart = performance.now()
       /** deadline rounds of this step that ended short (the first and every 20th are logged at warn, the rest at debug) */
       let shortRounds = 0
-      /** deadline rounds this step waited, the quorum in, for newcomers' first gradients */
-      let graceRounds = 0
       const collectParts = async (): Promise<CollectResult<InboundGradient> | StepOutcome> => await stages.time('receive', async (): Promise<CollectResult<InboundGradient> | StepOutcome> => {
         for (;;) {
           // membership may change while the step waits (an eviction, or a peer admitted at this
@@ -308,30 +304,25 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           })
           if (signal?.aborted === true) return outcome
           const have = outcome.received.size + (contributes && live.includes(deps.selfId) ? 1 : 0)
-          const verdict = judgeRound({
-            step, live, have, needed, missing: outcome.missing, received: outcome.received.size, contributes, graceRounds,
-            stillMember: membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER),
-            sendersAhead: () => collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step)),
-            f: deps.aggregation.f,
-            minInputs,
-            awaitNewcomer: deps.awaitNewcomer
-          })
-          if (verdict.kind === 'aggregate') {
+          if (have >= needed) {
             deps.onWaiting?.(undefined, false)
             return outcome
           }
-          if (verdict.kind === 'await-newcomers') {
-            graceRounds++
-            deps.onWaiting?.(`waiting on the first gradient of ${verdict.newcomers.join(', ')} (at its first step since joining)`, false)
-            deps.log[graceRounds === 1 ? 'info' : 'debug']({ step, newcomers: verdict.newcomers, graceRounds }, 'quorum in; waiting another deadline round for members at their first step since joining')
-            continue
-          }
-          if (verdict.kind === 'not-a-member') return { kind: 'not-a-member' }
-          if (verdict.kind === 'behind') return { kind: 'behind', step, ahead: verdict.ahead, live, missing: outcome.missing }
-          if (verdict.kind === 'diverged') {
+          // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
+          // Any leave step counts, also one after this step: they finished this step without
+          // us, and its gradients were lost on the dead link, so no quorum is ever coming
+          if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return { kind: 'not-a-member' }
+          // members that already sent a later step completed this one without our gradient and
+          // will not send theirs for it again: only a re-sync catches up with them. f+1 of them,
+          // since f could be lying about a step far ahead (and only f+1 can vouch for a state)
+          const ahead = collector.sendersAhead(step).filter((id) => membership.isMemberAt(id, step))
+          if (ahead.length > deps.aggregation.f) return { kind: 'behind', step, ahead, live, missing: outcome.missing }
+          // nothing of its own to send and nothing from anyone: every member's gradient went
+          // non-finite at once (the parameters are blowing up), the job diverged
+          if (!contributes && outcome.received.size === 0) {
             throw new CodecError('non-finite', `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
           }
-          const { belowFloor } = verdict
+          const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
             : `${deps.aggregation.describeShortfall(have, 'arrived')}${outcome.missing.length > 0 ? `; waiting on ${outcome.missing.join(', ')}` : ''}`, belowFloor)
@@ -377,7 +368,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           }
           if ('kind' in outcome) return outcome
           await stages.time('update', () => deps.optimizer.step(deps.params, outcome.aggregate, progress.lr))
-          return { kind: 'completed', report: finishStep(step, cut.members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests, graceRounds > 0) }
+          return { kind: 'completed', report: finishStep(step, cut.members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, outcome.contributors, outcome.peerDigests) }
         }
       }
       const contributions = new Map<string, Float32Array>(own === undefined ? [] : [[deps.selfId, own]])
@@ -394,7 +385,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
-      return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests, graceRounds > 0) }
+      return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, collected.missing, waitedMs, contributors, peerDigests) }
     }
   }
 }

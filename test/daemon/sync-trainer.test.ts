@@ -1,8 +1,7 @@
 /**
- * The step itself, one peer and two or three others played by the test through the collector: a
- * step aggregates only with the rule's minimum of gradients (waiting in deadline rounds, and telling
- * why), waits a bounded number of rounds more for a member at its first step after joining, and a
- * peer whose own gradient is not finite sends nothing that step instead of failing.
+ * The step itself, one peer and two others played by the test through the collector: a step
+ * aggregates only with the rule's minimum of gradients (waiting in deadline rounds, and telling
+ * why), and a peer whose own gradient is not finite sends nothing that step instead of failing.
  */
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -10,7 +9,6 @@ import { createStepAggregation } from '../../daemon/job/aggregator-cache.js'
 import { createGradientCollector } from '../../daemon/membership/gradient-collector.js'
 import { MembershipView } from '../../daemon/membership/membership-view.js'
 import { createStageRecorder } from '../../daemon/metrics/stage-metrics.js'
-import { JOINER_GRACE_ROUNDS } from '../../daemon/training/deadline-round.js'
 import { createSyncTrainer, type InboundGradient, type OutboundGradient, type SyncTrainerDeps } from '../../daemon/training/sync-trainer.js'
 import { createCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
@@ -20,7 +18,7 @@ const D = 8
 const config = parseJobConfig({ model: 'mlp', batchSize: 2, minPeers: 3, stepDeadlineMs: 50, quorum: 0.5, compression: { codec: 'fp16', bucketSize: 16 }, aggregation: { rule: 'trimmed-mean', f: 1 } })
 const train: Dataset = { name: 't', sampleShape: [1], numClasses: 2, size: 64, inputs: new Float32Array(64), labels: new Int32Array(64) }
 
-function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b', 'c'], extra: Partial<SyncTrainerDeps> = {}) {
+function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b', 'c']) {
   const view = new MembershipView()
   for (const m of members) view.join(m, 0)
   const collector = createGradientCollector<InboundGradient>()
@@ -51,8 +49,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     deadline: { current: () => 50, observe: () => {} },
     send: async (message, recipients) => { sent.push({ message, recipients }) },
     onWaiting: (reason) => waiting.push(reason),
-    log: { info: () => {}, warn: (_o, msg) => warnings.push(msg), debug: () => {} },
-    ...extra
+    log: { warn: (_o, msg) => warnings.push(msg), debug: () => {} }
   }
   const offer = (sender: string, step: number, value: number): void => {
     collector.offer({ step, sender, digest: 'd', gradient: new Float32Array(D).fill(value) })
@@ -77,34 +74,6 @@ describe('the step', () => {
     expect(t.sent.filter((s) => s.recipients.length === 1 && s.recipients[0] === 'c').length).toBeGreaterThan(0)
     // the middle of 2, 4, 6 (trimmed mean, f = 1), times lr 0.1
     expect(Array.from(t.params)).toEqual(Array.from({ length: D }, () => Math.fround(1 - 0.1 * 4)))
-  })
-
-  it('with the quorum in, waits at most JOINER_GRACE_ROUNDS more deadlines for a member at its first step, and learns no deadline from that step', async () => {
-    const observed: number[] = []
-    const run = async (arrivesAfterMs: number | undefined, awaitNewcomer?: SyncTrainerDeps['awaitNewcomer']) => {
-      const t = setup(() => new Float32Array(D).fill(2), ['a', 'b', 'c', 'd'], {
-        awaitNewcomer,
-        deadline: { current: () => 50, observe: (waited) => { observed.push(waited) } }
-      })
-      t.offer('b', 0, 4)
-      t.offer('c', 0, 6)
-      if (arrivesAfterMs !== undefined) setTimeout(() => t.offer('d', 0, 8), arrivesAfterMs)
-      const started = performance.now()
-      const outcome = await t.trainer.runStep()
-      if (outcome.kind !== 'completed') throw new Error(outcome.kind)
-      return { contributors: outcome.report.contributors, ms: performance.now() - started, waiting: t.waiting }
-    }
-    // d (joined at this step) comes in the second deadline round: waited for
-    const late = await run(80, (peer, step) => peer === 'd' && step === 0)
-    expect(late.contributors).toEqual(['a', 'b', 'c', 'd'])
-    expect(late.waiting).toContain('waiting on the first gradient of d (at its first step since joining)')
-    expect(observed).toEqual([])
-    // without the rule, the quorum (3 of 4) goes on without it
-    expect((await run(80)).contributors).toEqual(['a', 'b', 'c'])
-    // d never comes: one deadline and JOINER_GRACE_ROUNDS more, then without it
-    const never = await run(undefined, (peer) => peer === 'd')
-    expect(never.contributors).toEqual(['a', 'b', 'c'])
-    expect(never.ms).toBeGreaterThanOrEqual((1 + JOINER_GRACE_ROUNDS) * 50 - 5)
   })
 
   it('does not start a step with fewer live members than the rule needs', async () => {
