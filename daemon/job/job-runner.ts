@@ -276,6 +276,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const finishTraining = async (): Promise<JobResult> => {
     finalizing = true
     await repair.agreeOnFinalState()
+    // the majority's state can have been served between its last step and that epoch's close
+    // (a donor awaits its checkpoint write there): no validation record for the last epoch and an
+    // epoch counter one short. Close the epoch here, as the donor did, from the same parameters
+    if (progress.cursor > 0) await endEpoch()
     return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
   }
 
