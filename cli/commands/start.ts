@@ -59,7 +59,7 @@ export function registerStartCommand(program: Command): void {
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--offload <mode>', 'where gradients are computed: none, pool, lambda or stepfunctions (settings in --daemon-config, or a JSON object here)')
     .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (default amqp://guest:guest@127.0.0.1:5672); given (or env P2PMLD_AMQP_URL), an idle daemon also looks for a job on it')
-    .option('--exit-when-done', 'stop the daemon when its job finishes')
+    .option('--exit-when-done', 'stop the daemon when its job finishes (once the other members say they finished too, or after 2 s)')
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
     .option('--join-job <id>', 'join only this job (through --bootstrap, the broker or auto-join); default: the job the first peer or broker answers with')
   addJobFlags(command)

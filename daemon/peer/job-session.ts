@@ -75,6 +75,11 @@ export interface JobSession {
   rejectionCounts(): Record<string, number>
   /** clean leaves announced to this peer (and its own): peer -> first step without it; a member that left otherwise was evicted */
   announcedLeaves(): ReadonlyMap<string, number>
+  /**
+   * This peer's job finished and every other member of its last step announced it finished too:
+   * none of them will ask this peer for the final state or digest any more
+   */
+  othersFinished(): boolean
   /** `transport: auto`: gradients this peer sent through the broker, by recipient (libp2p could not reach it) */
   gradientsThroughBroker?(): Readonly<Record<string, number>>
   /** sizes of the job's model and training set, once the runtime is up */

@@ -83,8 +83,9 @@ export interface PeerDaemon {
   /** resolves with the result when the current (or next) job finishes */
   jobDone(): Promise<JobResult | undefined>
   /**
-   * After the job finished: keep serving for a moment, so members still agreeing on the final
-   * state can fetch it, and until state transfers in progress end (at most maxMs).
+   * After the job finished: keep serving for a moment (minMs, or until every other member of the
+   * last step announced it finished), so members still agreeing on the final state can fetch it,
+   * and until state transfers in progress end (at most maxMs).
    */
   settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
   /** the Prometheus endpoint (with config.metricsPort), once started */
@@ -409,7 +410,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     },
     async settleAfterJob({ minMs = 2_000, maxMs = 60_000 } = {}) {
       const started = Date.now()
-      await new Promise((resolve) => setTimeout(resolve, minMs))
+      // every other member of the last step said it finished: nobody will ask for the final state
+      while (Date.now() - started < minMs && session?.othersFinished() !== true) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
       while ((stateSync?.active ?? 0) > 0 && Date.now() - started < maxMs) {
         await new Promise((resolve) => setTimeout(resolve, 100))
       }

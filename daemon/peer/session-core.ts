@@ -74,7 +74,7 @@ export interface SessionCoreOptions extends SessionJobOptions {
 /** The shared part of a session; the transport wraps it into a JobSession. */
 export interface SessionCore extends Pick<JobSession,
   'jobId' | 'config' | 'rejections' | 'sightings' | 'startFromSnapshot' | 'runner' | 'info' | 'memberLeaving' |
-  'decideControl' | 'snapshotFor' | 'digestFor' | 'announcedLeaves' | 'runtimeInfo'> {
+  'decideControl' | 'snapshotFor' | 'digestFor' | 'announcedLeaves' | 'othersFinished' | 'runtimeInfo'> {
   readonly sightings: Map<string, PeerSighting>
   readonly rejections: RejectionLog
   readonly codec: GradientCodec
@@ -139,6 +139,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   let parameterCount = 0
   /** the step each peer last announced it leaves from: a member gone without one was evicted */
   const leaveAnnounced = new Map<string, number>()
+  /** peers that announced their job finished (othersFinished) */
+  const finishedPeers = new Set<string>()
   const memberChanges = createMembershipChangeTracker((peer) => leaveAnnounced.get(peer), (peer) => runner?.membership().record(peer))
   const runnerEvents: JobRunnerEvents = {
     ...options.events,
@@ -310,6 +312,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       const sighting = sightings.get(from) ?? { lastSeen: 0, addrs: [] }
       sighting.lastSeen = Date.now()
       sightings.set(from, sighting)
+      // a member announces 'finished' once it agreed on the final state (JobRunner's finish)
+      if (announcement.type === 'membership' && announcement.phase === 'finished') finishedPeers.add(from)
       let adopted = false
       switch (announcement.type) {
         case 'membership':
@@ -379,6 +383,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       return unconfirmed ?? runner.digestAt(minStep, signal)
     },
     announcedLeaves: () => leaveAnnounced,
+    othersFinished() {
+      const r = runner
+      const result = r?.result()
+      if (r === undefined || result === undefined) return false
+      return r.membership().membersAt(result.step - 1).every((id) => id === selfId || finishedPeers.has(id))
+    },
     runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size },
     isStopped: () => stopped,
     async stopRunner(leave) {
