@@ -278,12 +278,15 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     await repair.agreeOnFinalState()
     // the majority's state can have been served between its last step and that epoch's close
     // (a donor awaits its checkpoint write there): no validation record for the last epoch and an
-    // epoch counter one short. Close the epoch here, as the donor did, from the same parameters
-    if (progress.cursor > 0) await endEpoch()
+    // epoch counter one short. Close the epoch here, as the donor did, from the same parameters.
+    // This peer closed that epoch on its own parameters before the agreement and reported it
+    // then (console, metrics, run report): the record goes into the history, the event does not
+    if (progress.cursor > 0) await endEpoch({ report: false })
     return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
   }
 
-  const endEpoch = async (): Promise<boolean> => {
+  /** `report: false`: no onEpoch event (an epoch this peer already reported) */
+  const endEpoch = async ({ report = true } = {}): Promise<boolean> => {
     inEpochEnd = true
     try {
       const closed = await closeEpoch({
@@ -296,7 +299,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         epochs: config.epochs,
         stages,
         log,
-        onEpoch: options.events?.onEpoch
+        onEpoch: report ? options.events?.onEpoch : undefined
       })
       validation = closed.validation
       return closed.done

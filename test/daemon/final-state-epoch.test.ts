@@ -9,6 +9,8 @@
  * the host's gradient of the last step never reaches the other peer, which aggregates that step
  * alone, differs from the host at the end and re-syncs from it. The host answers the fetch with
  * its state as it stood right after its last step (captured in onStep), the window the race hits.
+ * The peer had closed that epoch on its own parameters before the agreement: it reports each epoch
+ * (onEpoch: console, metrics, run report) once.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -39,6 +41,8 @@ describe('end-of-job re-sync to a state served before its epoch closed', () => {
     /** the host's state right after its last step, before its epoch close */
     let hostBeforeClose: JobSnapshot | undefined
     let droppedLastGradient = false
+    /** the epochs the re-synced peer reported (console, metrics, run report): each once */
+    const otherEpochEvents: number[] = []
 
     const networkFor = (selfId: string, runtime: JobRuntime): JobNetwork => ({
       sendGradient: async (message, recipients) => {
@@ -88,7 +92,8 @@ describe('end-of-job re-sync to a state served before its epoch closed', () => {
     runtimes.push(otherRuntime)
     const other = createJobRunner({
       selfId: OTHER, runtime: otherRuntime, network: networkFor(OTHER, otherRuntime), log: silentLogger(), host: false,
-      snapshot: host.currentSnapshot()
+      snapshot: host.currentSnapshot(),
+      events: { onEpoch: (record) => { otherEpochEvents.push(record.epoch) } }
     })
     byId.set(OTHER, other)
     runners.push(other)
@@ -107,5 +112,7 @@ describe('end-of-job re-sync to a state served before its epoch closed', () => {
     expect(otherResult.history.map((r) => [r.epoch, r.step, r.validationLoss]))
       .toEqual(hostResult.history.map((r) => [r.epoch, r.step, r.validationLoss]))
     expect(otherResult.history.at(-1)?.step).toBe(otherResult.step)
+    // it closed the last epoch on its own parameters before re-syncing, and reported it then only
+    expect(otherEpochEvents).toEqual([0, 1])
   }, 60_000)
 })
