@@ -101,11 +101,15 @@ export function registerStartCommand(program: Command): void {
       onReport: (written) => screen.line(describeWrittenReport(written))
     })
     let stopping = false
+    let stopped: Promise<void> | undefined
+    /** the first call stops the daemon; every call resolves once it has stopped */
     const stop = async (why: string): Promise<void> => {
-      if (stopping) return
-      stopping = true
-      log.info({ why }, 'stopping')
-      await daemon.stop()
+      if (stopped === undefined) {
+        stopping = true
+        log.info({ why }, 'stopping')
+        stopped = daemon.stop()
+      }
+      await stopped
     }
     process.once('SIGINT', () => { void stop('SIGINT') })
     process.once('SIGTERM', () => { void stop('SIGTERM') })
@@ -145,5 +149,10 @@ export function registerStartCommand(program: Command): void {
     }
     await daemon.shutdownRequested()
     await stop('shutdown requested')
+    // every component has stopped; what is left are timers libp2p's address manager and gossipsub
+    // set while they stop (~1 s: a debounced address update, the next heartbeat), which would
+    // hold the process that long. Output is written through (stdout flushed first)
+    await new Promise<void>((resolve) => process.stdout.write('', () => { resolve() }))
+    process.exit()
   }))
 }
