@@ -178,6 +178,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       for (const w of waiters) w(result)
       const snapshot = session?.runner()?.currentSnapshot()
       if (snapshot !== undefined) persist(snapshot).catch(() => {})
+      void rememberMembers()
     },
     onFailed: (error) => {
       fanned.onFailed?.(error)
@@ -375,6 +376,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
           // after the stop: the step in progress was finished first
           const snapshot = s.runner()?.currentSnapshot()
           if (snapshot !== undefined) await persist(snapshot).catch(() => {})
+          // with it, who the members were and where they listen: a host had recorded only
+          // itself (at the job's start) unless a periodic checkpoint came, so restarted it
+          // resumed the job without asking whether its members carry it on
+          await rememberMembers()
         }
         await persisting
         await reports.flushed()

@@ -6,7 +6,9 @@
  * - Every member stopped mid-training and started again: the job goes on from the last
  *   checkpoint (the most senior member resumes it, the others re-join it) to one final digest.
  */
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventually, parseFinished, type DaemonProcess } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
@@ -77,6 +79,12 @@ describe('restarted from the data dir without --bootstrap', () => {
     for (const d of first) d.kill('SIGTERM')
     expect(await Promise.all(first.map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0, 0])
     for (const d of first) expect(d.stdout()).not.toMatch(/job finished/)
+    // each recorded the members and where they listen as it stopped: the host too (it had
+    // recorded only itself, at the job's start, and restarted it resumed without asking them)
+    for (const d of first) {
+      const known = JSON.parse(readFileSync(join(d.dataDir, 'members.json'), 'utf8')) as { members: Array<{ peerId: string, addrs: string[] }> }
+      expect(known.members.filter((m) => m.addrs.length > 0).length, d.name).toBe(3)
+    }
 
     // all three again on their data dirs and ports, no --bootstrap, no job flags
     const second = first.map((d, i) => fleet.start(`${d.name}-again`, ['--exit-when-done', ...listen(i)], { dataDir: d.dataDir }))
