@@ -21,6 +21,13 @@ export const MEMBERSHIP_MARGIN = 2
  * one per joiner; a joiner on its own is admitted at once
  */
 export const ADMISSION_WINDOW_MS = 500
+/**
+ * a host resumed from its checkpoint counts the other members listed there toward minPeers only
+ * once it heard from them (they re-join), or after this long: members stopped together restart
+ * as joiners without a state, and a resumed step that counted on them waited out its deadline
+ * for gradients they could not send (test/e2e/rejoin.test.ts, about 1 run in 10)
+ */
+export const RESUME_WAIT_MS = 15_000
 
 export interface JobMembershipOptions {
   readonly selfId: string
@@ -38,6 +45,10 @@ export interface JobMembershipOptions {
   phase(): JobPhase
   /** a member was removed: drop what is buffered from it */
   onRemoved(peerId: string): void
+  /** whether this peer heard from `peerId` lately (a message, a join request); absent: every member counts as heard */
+  recentlyHeard?(peerId: string): boolean
+  /** RESUME_WAIT_MS unless given (tests) */
+  readonly resumeWaitMs?: number
 }
 
 export interface JobMembership {
@@ -65,7 +76,11 @@ export interface JobMembership {
   mayAnnounce(peerId: string): boolean
   /** announce the current membership (fire and forget; failures are logged at debug) */
   announce(): void
-  /** until step 0 may run: the host announces the start once minPeers joined; members wait for it */
+  /**
+   * until step 0 (or a resumed step) may run: the host announces the start once minPeers joined;
+   * members wait for it. A host resumed from its checkpoint counts the others listed there only
+   * once heard from since (RESUME_WAIT_MS at most)
+   */
   awaitStart(signal: AbortSignal): Promise<void>
   /** count each member's consecutive missed steps; the coordinator evicts past the limit */
   recordMisses(report: StepReport): void
@@ -89,8 +104,12 @@ export interface JobMembership {
   close(): void
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
-  /** a host resuming the job from its checkpoint at `step` is a member there (and so its coordinator until others re-join) */
-  resumeAsHost(step: number): void
+  /**
+   * a host resuming the job from its checkpoint at `step` is a member there (and so its
+   * coordinator until others re-join). `othersRestarting`: it asked the members it knew and none
+   * runs the job; those listed at `step` count toward minPeers once heard from (awaitStart)
+   */
+  resumeAsHost(step: number, othersRestarting?: boolean): void
   /** a coordinator's announcement; returns whether it was newer than ours */
   adopt(state: MembershipState): boolean
 }
@@ -102,6 +121,8 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   const misses = new Map<string, number>()
 
   const state = (): MembershipState => ({ version, ...view.toSnapshot() })
+  /** a host resumed from its checkpoint: when, and the members listed there heard from since */
+  let resumed: { readonly at: number, readonly back: Set<string>, logged: boolean } | undefined
   /** joiners waiting in the admission window, and the timer that admits them */
   let batch: { readonly peers: Map<string, (step: number | Error) => void>, readonly timer: NodeJS.Timeout } | undefined
   let closed = false
@@ -147,6 +168,15 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
    * take the current state, not one of any step since it first joined
    */
   const joinsAt = (peerId: string): number => Math.max(view.record(peerId)?.joinStep ?? options.step(), options.step())
+  /**
+   * whether a member counts toward minPeers at the start: every member, except on a host resumed
+   * from its checkpoint the members listed there, until heard from or RESUME_WAIT_MS passed
+   */
+  const isBack = (peerId: string): boolean => {
+    if (resumed === undefined || options.recentlyHeard === undefined || performance.now() - resumed.at >= (options.resumeWaitMs ?? RESUME_WAIT_MS)) return true
+    if (options.recentlyHeard(peerId)) resumed.back.add(peerId)
+    return resumed.back.has(peerId)
+  }
   const isCoordinator = (): boolean => view.coordinatorAt(options.step(), suspected()) === selfId
 
   const countMisses = (members: readonly string[], missing: readonly string[]): void => {
@@ -186,11 +216,15 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     joinAsHost() {
       view.join(selfId, 0)
     },
-    resumeAsHost(step) {
+    resumeAsHost(step, othersRestarting = false) {
       // its checkpoint may hold its own leave (written while every member stopped, after it
       // adopted a membership in which it had left): with no member at the resumed step there is
       // no coordinator to admit the others, and the job waits for ever
       if (!view.isMemberAt(selfId, step) && view.join(selfId, step)) version++
+      // and it may list the others there (their leaves arrived after it was written): restarted
+      // too, they come back as joiners with no state, so they count once heard from (awaitStart).
+      // Not where the others may run on (no probe told): there it steps, and learns from them
+      if (othersRestarting) resumed = { at: performance.now(), back: new Set([selfId]), logged: false }
     },
     isCoordinator,
     mayAnnounce(peerId) {
@@ -207,7 +241,11 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         // a host resumed from a checkpoint (step > 0) waits for minPeers members too, as at step 0;
         // peers joining a running job do not wait
         const step = options.step()
-        const members = view.membersAt(step)
+        const members = view.membersAt(step).filter(isBack)
+        if (resumed !== undefined && !resumed.logged && members.length < view.membersAt(step).length) {
+          resumed.logged = true
+          log.info({ step, listed: view.membersAt(step).length, reJoined: members.length, waitForMs: options.resumeWaitMs ?? RESUME_WAIT_MS }, 'resumed from the checkpoint: waiting for its other members to re-join before the job goes on')
+        }
         if ((step > 0 && !options.host) || (members.length >= options.minPeers && members.includes(selfId) && version > 0) || (options.host && options.minPeers <= 1)) return
         if (options.host && members.length >= options.minPeers) {
           version++

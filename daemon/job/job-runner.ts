@@ -41,6 +41,8 @@ export interface JobRunnerOptions {
   readonly events?: JobRunnerEvents
   /** this peer hosts the job: it is the first member and decides the start */
   readonly host: boolean
+  /** with `snapshot` on a host: its other members restarted too (SessionJobOptions.membersRestarting) */
+  readonly membersRestarting?: boolean
   /** start from this state (checkpoint or joined peer) instead of the seed */
   readonly snapshot?: JobSnapshot
   /** run compress/aggregate even on a step this peer is alone in (default: the gradient goes to the optimizer as computed) */
@@ -147,7 +149,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     log,
     step: () => progress.step,
     phase: (): JobPhase => runnerState === 'finished' ? 'finished' : runnerState === 'waiting' ? 'waiting' : 'training',
-    onRemoved: (peerId) => inbound.forget(peerId)
+    onRemoved: (peerId) => inbound.forget(peerId),
+    ...(options.recentlyHeard === undefined ? {} : { recentlyHeard: options.recentlyHeard })
   })
 
   const control = createJobControl({
@@ -167,7 +170,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
   if (options.snapshot !== undefined) {
     followState(options.snapshot)
-    if (options.host) members.resumeAsHost(progress.step)
+    if (options.host) members.resumeAsHost(progress.step, options.membersRestarting === true)
   } else if (options.host) {
     members.joinAsHost()
   }

@@ -213,7 +213,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     return write
   }
 
-  const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot): Promise<JobSession> => {
+  const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot, membersRestarting = false): Promise<JobSession> => {
     const common = {
       jobId,
       config: jobConfig,
@@ -222,6 +222,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       offload: config.offload,
       host,
       snapshot,
+      membersRestarting,
       selfNames: options.name !== undefined ? [options.name] : [],
       events,
       faults: options.faults,
@@ -251,12 +252,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     return s
   }
 
-  const hostJob = async (jobConfig: JobConfig, snapshot?: JobSnapshot): Promise<string> => {
+  /** `membersRestarting`: resumed because no member the daemon knew runs the job (see SessionJobOptions) */
+  const hostJob = async (jobConfig: JobConfig, snapshot?: JobSnapshot, membersRestarting = false): Promise<string> => {
     const jobId = jobConfig.id ?? `job-${randomBytes(4).toString('hex')}`
     const withId = { ...jobConfig, id: jobId }
-    await openSession(jobId, withId, true, snapshot)
+    await openSession(jobId, withId, true, snapshot, membersRestarting)
     void rememberMembers()
-    log.info({ job: jobId, model: withId.model, dataset: withId.dataset, minPeers: withId.minPeers }, snapshot === undefined ? 'hosting job' : 'resumed job from checkpoint')
+    log.info({ job: jobId, model: withId.model, dataset: withId.dataset, minPeers: withId.minPeers, ...(snapshot === undefined ? {} : { step: snapshot.step, membersRestarting }) }, snapshot === undefined ? 'hosting job' : 'resumed job from checkpoint')
     // the config's author hears it, on the daemon the job was submitted to
     for (const warning of jobConfigWarnings(withId)) log.warn({ job: jobId }, warning)
     return jobId
@@ -278,7 +280,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     session: () => session,
     openSession,
     dropSession,
-    resume: (snapshot) => hostJob(snapshot.jobConfig, snapshot),
+    resume: (snapshot) => hostJob(snapshot.jobConfig, snapshot, true),
     rememberMembers
   })
 

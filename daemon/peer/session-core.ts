@@ -57,6 +57,12 @@ export interface SessionJobOptions {
   readonly offload?: OffloadConfig
   readonly host: boolean
   readonly snapshot?: JobSnapshot
+  /**
+   * a host resuming `snapshot` because none of the members it knew runs the job (they restarted
+   * too, or cannot be reached): the members the snapshot lists count toward minPeers once they
+   * re-join (JobMembership.awaitStart)
+   */
+  readonly membersRestarting?: boolean
   readonly selfNames?: readonly string[]
   readonly events?: JobSessionEvents
   readonly faults?: FaultInjection
@@ -168,6 +174,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       events: runnerEvents,
       host: options.host,
       snapshot,
+      // the snapshot resumed at start, not one a re-sync adopts later
+      membersRestarting: options.membersRestarting === true && snapshot !== undefined && snapshot === options.snapshot,
       provisional,
       recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
       network: {

@@ -22,6 +22,45 @@ describe('job membership', () => {
     expect(membership.version()).toBe(8)
   })
 
+  it('a host resuming from a checkpoint that lists the others at the resumed step starts only once they re-joined (or its wait for them ran out)', async () => {
+    const heard = new Set<string>()
+    const make = (resumeWaitMs: number) => {
+      const membership = createJobMembership({
+        selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+        log: silentLogger(), step: () => 28, phase: () => 'waiting', onRemoved: () => {}, recentlyHeard: (peer) => heard.has(peer), resumeWaitMs
+      })
+      // every member stopped at once; the host's last step had ended short and its checkpoint
+      // (at 28) was written before the others' leaves (from 29) were recorded
+      // (rejoin.test.ts, 1 run in 12): they restart as joiners, without a state at 28
+      membership.restore({ version: 4, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: 29 }, { peerId: 'b', joinStep: 0, leaveStep: 29 }] })
+      membership.resumeAsHost(28, true)
+      return membership
+    }
+    const started = async (p: Promise<void>, withinMs: number): Promise<boolean> => await Promise.race([p.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), withinMs))])
+
+    const membership = make(60_000)
+    expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'host'])
+    const abort = new AbortController()
+    const start = membership.awaitStart(abort.signal)
+    expect(await started(start, 700)).toBe(false)
+    // one re-joins (its join request is heard), and is admitted at the resumed step itself
+    heard.add('a')
+    expect((await membership.admit('a', 'before-start')).effectiveStep).toBe(28)
+    expect(await started(start, 700)).toBe(false)
+    heard.add('b')
+    expect((await membership.admit('b', 'before-start')).effectiveStep).toBe(28)
+    expect(await started(start, 1_000)).toBe(true)
+    expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'host'])
+    // heard once is enough: a member need not be heard again while the start waits for the rest
+    heard.clear()
+
+    // nobody comes back (crashed for good, or cut off): after the wait the checkpoint's members count again
+    const t0 = performance.now()
+    await make(400).awaitStart(new AbortController().signal)
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(390)
+    abort.abort()
+  })
+
   it('the coordinator evicts a peer that crashed after sending its gradient to it but not to the third member', () => {
     const make = () => {
       const removed: string[] = []

@@ -94,6 +94,8 @@ describe('restarted from the data dir without --bootstrap', () => {
     // the host (most senior) resumed the job, the others re-joined it
     const resumed = second[0].logs().find((l) => l.msg === 'resumed job from checkpoint')
     expect(resumed, context).toBeDefined()
+    // after asking the members it knew (none ran the job): those its checkpoint lists count once they re-joined
+    expect(resumed!.membersRestarting, context).toBe(true)
     for (const d of second.slice(1)) expect(d.logs().some((l) => l.msg === 're-joining the job its members carry on'), d.name).toBe(true)
     const finished = second.map((d) => parseFinished(d.stdout()))
     for (const f of finished) expect(f, context).toBeDefined()
