@@ -46,6 +46,10 @@ export function createMembershipChangeTracker(
   const joinedAt = new Map<string, number>()
   return {
     observe(step, members) {
+      // fed from step reports and from membership-version changes (session-core.ts): a report of
+      // a step before one already observed would bring a member that left back, and its next
+      // observation would count the same leave twice
+      if (step < previousStep) return []
       const current = new Set(members)
       const changes: MembershipChange[] = []
       if (previous === undefined) {

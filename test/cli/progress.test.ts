@@ -77,6 +77,19 @@ describe('membership change tracker', () => {
     expect(tracker.observe(20, ['a', 'd'])).toEqual([{ kind: 'evicted', peerId: 'b', step: 20, members: 2 }])
   })
 
+  it('counts a leave once when a report of an earlier step arrives after the membership change was seen', () => {
+    // session-core feeds it step reports (the members of the step just done) and membership-version
+    // changes (the members at the current step): the second can see a leave first
+    const announced = new Map([['c', 11]])
+    const tracker = createMembershipChangeTracker((peer) => announced.get(peer))
+    tracker.observe(10, ['a', 'b', 'c'])
+    expect(tracker.observe(11, ['a', 'b'])).toEqual([{ kind: 'left', peerId: 'c', step: 11, members: 2 }])
+    // the report of step 10, late: c was still a member there
+    expect(tracker.observe(10, ['a', 'b', 'c'])).toEqual([])
+    expect(tracker.observe(11, ['a', 'b'])).toEqual([])
+    expect(tracker.observe(12, ['a', 'b'])).toEqual([])
+  })
+
   it('reports a change at the step the membership records for it, not the step this peer noticed it', () => {
     const records = new Map([['c', { joinStep: 0, leaveStep: 21 }], ['d', { joinStep: 4, leaveStep: Infinity }], ['e', { joinStep: 30, leaveStep: Infinity }]])
     const tracker = createMembershipChangeTracker(() => undefined, (peer) => records.get(peer))
