@@ -102,7 +102,10 @@ export interface JobMembership {
   admit(peerId: string, when: 'before-start' | 'now' | 'later'): Promise<{ effectiveStep: number, membership: MembershipState }>
   /** the job stopped: admissions waiting in the window are refused */
   close(): void
-  /** a member announced it leaves from `effectiveStep` */
+  /**
+   * a member announced it leaves from `effectiveStep`; ignored when it names this peer or a step
+   * before the member's current join step (an earlier process of a member that re-joined)
+   */
   memberLeaving(peerId: string, effectiveStep: number): void
   /**
    * a host resuming the job from its checkpoint at `step` is a member there (and so its
@@ -302,6 +305,15 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       batch = undefined
     },
     memberLeaving(peerId, effectiveStep) {
+      // a leave naming this peer, or for a step before the member's current join, was sent by an
+      // earlier process with the same key (a daemon stopped and started again re-joins at a later
+      // step, and its old leave can still reach the members, itself included, over gossip): it
+      // would end the membership the new process was just given
+      const record = view.record(peerId)
+      if (peerId === selfId || (record !== undefined && effectiveStep < record.joinStep)) {
+        log.debug({ peer: peerId, effectiveStep, joinStep: record?.joinStep }, 'ignored a leave sent before the member (re-)joined')
+        return
+      }
       if (view.leave(peerId, Math.max(effectiveStep, 0))) {
         log.info({ peer: peerId, effectiveStep }, 'a member is leaving')
         options.onRemoved(peerId)

@@ -119,4 +119,23 @@ describe('job membership', () => {
     expect((await membership.admit('stays', 'later')).effectiveStep).toBe(17)
     expect(membership.view().membersAt(17)).toEqual(['back', 'host', 'stays'])
   })
+  it('a leave sent by an earlier process of a member that re-joined, or naming this peer, leaves the membership as it is', () => {
+    const removed: string[] = []
+    const membership = createJobMembership({
+      selfId: 'b', host: false, minPeers: 2, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => 41, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
+    })
+    // 'a' left from step 38 and re-joined at 40; 'b' (this process) too: both were stopped and
+    // started again, and their old processes' leaves can still arrive over gossip
+    membership.restore({ version: 9, members: [{ peerId: 'host', joinStep: 0, leaveStep: null }, { peerId: 'a', joinStep: 40, leaveStep: null }, { peerId: 'b', joinStep: 40, leaveStep: null }] })
+    membership.memberLeaving('a', 38)
+    membership.memberLeaving('b', 38)
+    membership.memberLeaving('b', 45)
+    expect(membership.view().membersAt(41)).toEqual(['a', 'b', 'host'])
+    expect(removed).toEqual([])
+    // a leave of the process that re-joined counts
+    membership.memberLeaving('a', 44)
+    expect(membership.view().membersAt(44)).toEqual(['b', 'host'])
+    expect(removed).toEqual(['a'])
+  })
 })

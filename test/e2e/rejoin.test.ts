@@ -3,6 +3,8 @@
  * - A member killed with SIGKILL mid-training and restarted dials the members it knew
  *   (members.json) and re-joins the job they carried on, instead of resuming its checkpoint as a
  *   second, separate job.
+ * - The host stopped alone and started again at once re-joins the job the two others carried on,
+ *   and its previous process's leave does not evict it.
  * - Every member stopped mid-training and started again: the job goes on from the last
  *   checkpoint (the most senior member resumes it, the others re-join it) to one final digest.
  */
@@ -66,6 +68,40 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
     expect(new Set(finished.map((f) => f!.step)).size, context).toBe(1)
     for (const d of [host, stays, again]) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+
+  it('the host stopped alone and started again at once re-joins the job the others carry on, not evicted by its own earlier leave', async () => {
+    // min-peers 2: the two others carry the job on while the host is away (20 epochs: ~15 s, time
+    // enough for it to start again and re-join; a job that finished meanwhile leaves it waiting)
+    const ports = await Promise.all([0, 1, 2].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    const job = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '20', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '2', '--f', '0']
+    const host = fleet.start('alone-host', [...job, '--seed', '33', '--exit-when-done', ...listen(0)])
+    const bootstrap = await host.address()
+    // the second joins the running job (joining while the host starts the job with the first can
+    // cost two step deadlines: not what this test is about)
+    const others = [fleet.start('alone-peer1', ['--bootstrap', bootstrap, '--exit-when-done', ...listen(1)])]
+    await trainingPast(host, 2)
+    others.push(fleet.start('alone-peer2', ['--bootstrap', bootstrap, '--exit-when-done', ...listen(2)]))
+    await eventually(async () => (await clientFor(host).status()).liveMembers === 3 ? true : undefined, 60_000, 'the second peer joined')
+    await trainingPast(host, 20)
+    host.kill('SIGTERM')
+    expect(await host.exited, fleet.describe()).toBe(0)
+    // its previous process's leave can still reach it over gossip (a message another member
+    // forwards is delivered though this peer signed it: gossipsub checks the forwarder, not the author)
+    const again = fleet.start('alone-host-again', ['--exit-when-done', ...listen(0)], { dataDir: host.dataDir })
+    const codes = await fleet.exits([again, ...others], 180_000)
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    expect(again.logs().some((l) => l.msg === 're-joining the job its members carry on'), context).toBe(true)
+    expect(again.logs().some((l) => l.msg === 'joined job'), context).toBe(true)
+    // a leave naming this peer came from its previous process: it does not evict the new one
+    expect(again.logs().filter((l) => /no longer a member/.test(String(l.msg))), context).toEqual([])
+    expect(again.logs().filter((l) => l.msg === 'a member is leaving'), context).toEqual([])
+    const finished = [again, ...others].map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    for (const d of [host, again, ...others]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 
   it('every member stopped mid-training and started again: the job goes on from the last checkpoint to one digest', async () => {
