@@ -21,14 +21,6 @@ export const MEMBERSHIP_MARGIN = 2
  * one per joiner; a joiner on its own is admitted at once
  */
 export const ADMISSION_WINDOW_MS = 500
-/**
- * a host resumed from its checkpoint counts the other members listed there toward minPeers only
- * once it heard from them (they re-join), or after this long: members stopped together restart
- * as joiners without a state, and a resumed step that counted on them waited out its deadline
- * for gradients they could not send (test/e2e/rejoin.test.ts, about 1 run in 10)
- */
-export const RESUME_WAIT_MS = 15_000
-
 export interface JobMembershipOptions {
   readonly selfId: string
   /** this peer hosts the job: it is the first member and decides the start */
@@ -47,8 +39,6 @@ export interface JobMembershipOptions {
   onRemoved(peerId: string): void
   /** whether this peer heard from `peerId` lately (a message, a join request); absent: every member counts as heard */
   recentlyHeard?(peerId: string): boolean
-  /** RESUME_WAIT_MS unless given (tests) */
-  readonly resumeWaitMs?: number
 }
 
 export interface JobMembership {
@@ -78,8 +68,9 @@ export interface JobMembership {
   announce(): void
   /**
    * until step 0 (or a resumed step) may run: the host announces the start once minPeers joined;
-   * members wait for it. A host resumed from its checkpoint counts the others listed there only
-   * once heard from since (RESUME_WAIT_MS at most)
+   * members wait for it. A host resumed from its checkpoint after asking its members (none ran
+   * the job) counts the others listed there only once heard from since; once minPeers of them are
+   * back, the rest leave from the resumed step
    */
   awaitStart(signal: AbortSignal): Promise<void>
   /** count each member's consecutive missed steps; the coordinator evicts past the limit */
@@ -124,8 +115,11 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   const misses = new Map<string, number>()
 
   const state = (): MembershipState => ({ version, ...view.toSnapshot() })
-  /** a host resumed from its checkpoint: when, and the members listed there heard from since */
-  let resumed: { readonly at: number, readonly back: Set<string>, logged: boolean } | undefined
+  /**
+   * a host resumed from its checkpoint after asking the members it knew (none ran the job), until
+   * its start: the members listed there heard from since
+   */
+  let resumed: { readonly back: Set<string>, logged: boolean } | undefined
   /** joiners waiting in the admission window, and the timer that admits them */
   let batch: { readonly peers: Map<string, (step: number | Error) => void>, readonly timer: NodeJS.Timeout } | undefined
   let closed = false
@@ -172,13 +166,31 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
    */
   const joinsAt = (peerId: string): number => Math.max(view.record(peerId)?.joinStep ?? options.step(), options.step())
   /**
-   * whether a member counts toward minPeers at the start: every member, except on a host resumed
-   * from its checkpoint the members listed there, until heard from or RESUME_WAIT_MS passed
+   * whether a member counts toward minPeers at the start: every member, except on a resumed host
+   * the members its checkpoint lists, until heard from. Members stopped together restart as
+   * joiners without a state: a resumed step that counted on them waited out its deadline for
+   * gradients they could not send (test/e2e/rejoin.test.ts, about 1 run in 10)
    */
   const isBack = (peerId: string): boolean => {
-    if (resumed === undefined || options.recentlyHeard === undefined || performance.now() - resumed.at >= (options.resumeWaitMs ?? RESUME_WAIT_MS)) return true
+    if (resumed === undefined || options.recentlyHeard === undefined) return true
     if (options.recentlyHeard(peerId)) resumed.back.add(peerId)
     return resumed.back.has(peerId)
+  }
+  /**
+   * a resumed host at its start: the members listed at `step` not back (`back`) leave from
+   * `step`. Counted on, each would hold every step to its deadline until evicted (three steps,
+   * ~90 s at the default deadline); gone, one that comes back re-joins as a joiner of the running job
+   */
+  const settleResume = (step: number, back: readonly string[]): void => {
+    resumed = undefined
+    const gone = view.membersAt(step).filter((id) => !back.includes(id))
+    if (gone.length === 0) return
+    for (const peer of gone) {
+      view.leave(peer, step)
+      options.onRemoved(peer)
+    }
+    version++
+    log.info({ step, left: gone, reJoined: back.length }, 'resuming with the members that re-joined: the others the checkpoint lists leave from the resumed step (they re-join when they come back)')
   }
   const isCoordinator = (): boolean => view.coordinatorAt(options.step(), suspected()) === selfId
 
@@ -227,7 +239,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       // and it may list the others there (their leaves arrived after it was written): restarted
       // too, they come back as joiners with no state, so they count once heard from (awaitStart).
       // Not where the others may run on (no probe told): there it steps, and learns from them
-      if (othersRestarting) resumed = { at: performance.now(), back: new Set([selfId]), logged: false }
+      if (othersRestarting) resumed = { back: new Set([selfId]), logged: false }
     },
     isCoordinator,
     mayAnnounce(peerId) {
@@ -245,9 +257,13 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         // peers joining a running job do not wait
         const step = options.step()
         const members = view.membersAt(step).filter(isBack)
-        if (resumed !== undefined && !resumed.logged && members.length < view.membersAt(step).length) {
-          resumed.logged = true
-          log.info({ step, listed: view.membersAt(step).length, reJoined: members.length, waitForMs: options.resumeWaitMs ?? RESUME_WAIT_MS }, 'resumed from the checkpoint: waiting for its other members to re-join before the job goes on')
+        if (resumed !== undefined) {
+          const listed = view.membersAt(step).length
+          if (members.length >= options.minPeers || members.length === listed) settleResume(step, members)
+          else if (!resumed.logged) {
+            resumed.logged = true
+            log.info({ step, listed, reJoined: members.length, minPeers: options.minPeers }, 'resumed from the checkpoint: waiting for minPeers of its members to re-join before the job goes on')
+          }
         }
         if ((step > 0 && !options.host) || (members.length >= options.minPeers && members.includes(selfId) && version > 0) || (options.host && options.minPeers <= 1)) return
         if (options.host && members.length >= options.minPeers) {
