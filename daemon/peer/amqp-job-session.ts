@@ -10,6 +10,7 @@ import { createAmqpJobTransport, createBrokerConnection, type AmqpJobTransport, 
 import { JobRequestSchema, JoinReplySchema, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
+import { admissionReply } from './admission-reply.js'
 import type { JobSession, NetworkCounters } from './job-session.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
 
@@ -164,13 +165,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       if (!r.isCoordinator()) throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [] })
       transport?.watchSender(peerId)
-      let admitted = await r.admit(peerId)
-      // as over libp2p: a job resumed from a checkpoint answers once it goes on with its members
-      while (r.state() === 'waiting' && r.progress().step > 0 && signal?.aborted !== true) {
-        await new Promise((resolve) => setTimeout(resolve, 100))
-        admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
-      }
-      return admitted
+      // answered once the job starts where it waits to (the membership it starts with)
+      return await admissionReply(r, peerId, signal)
     },
     adoptMembership(state: MembershipState) {
       watchMembers(state)

@@ -14,6 +14,7 @@ import { fetchSnapshot as fetchStateSnapshot, MAX_STATE_RANGES, StateSyncRemoteE
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DigestAtStep, JobRunner, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
+import { admissionReply } from './admission-reply.js'
 import { BROKER_LINGER_AFTER_JOB_MS } from './amqp-job-session.js'
 import { createBrokerFallback, type BrokerFallback, type BrokerFallbackOptions } from './broker-fallback.js'
 import type { MembershipChange } from './membership-changes.js'
@@ -305,13 +306,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       }
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)
-      let admitted = await r.admit(peerId)
-      // a job resumed from a checkpoint waits for its members before it goes on: a member
-      // admitted meanwhile would otherwise run the resumed step alone; answer once it starts
-      while (r.state() === 'waiting' && r.progress().step > 0 && signal?.aborted !== true) {
-        await new Promise((resolve) => setTimeout(resolve, 100))
-        admitted = { effectiveStep: admitted.effectiveStep, membership: { version: r.membershipVersion(), ...r.membership().toSnapshot() } }
-      }
+      // answered once the job starts where it waits to (the membership it starts with)
+      const admitted = await admissionReply(r, peerId, signal)
       return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep, peerId) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {

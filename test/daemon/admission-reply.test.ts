@@ -1,0 +1,62 @@
+/**
+ * The coordinator answers a joiner it admitted before the job started with the membership the job
+ * starts with (admission-reply.ts). Answered with the one of its admission once minPeers had
+ * joined, a member started step 0 without a peer the host admitted before its own start, and the
+ * members diverged at step 0 (rejoin.test.ts, 1 run in 6). A real session core and runner, with
+ * a wire that goes nowhere (nobody else runs the job here).
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { admissionReply } from '../../daemon/peer/admission-reply.js'
+import { createSessionCore, type JobWire, type SessionCore } from '../../daemon/peer/session-core.js'
+
+const cores: SessionCore[] = []
+afterEach(async () => {
+  for (const c of cores.splice(0)) {
+    await c.stopRunner(false)
+    await c.close()
+  }
+})
+
+const wire: JobWire = {
+  publishGradient: async () => ({ missed: [] }),
+  broadcast: async () => {},
+  request: async () => await Promise.reject(new Error('no requests in this test')),
+  fetchSnapshot: async () => await Promise.reject(new Error('no state transfer in this test'))
+}
+
+async function host(minPeers: number): Promise<SessionCore> {
+  const config = parseJobConfig({ id: 'admission-reply', model: 'mlp', epochs: 1, batchSize: 16, trainSamples: 128, minPeers, stepDeadlineMs: 60_000, aggregation: { rule: 'mean', f: 0 } }, 'test job')
+  const core = createSessionCore({ jobId: 'admission-reply', config, log: silentLogger(), computeThreads: 1, host: true, selfId: 'host' })
+  cores.push(core)
+  await core.startRuntime()
+  core.attach(wire)
+  core.startIfOwned()
+  return core
+}
+
+describe('the reply to a joiner admitted before the start', () => {
+  it('lists every member the job starts with, once minPeers joined', async () => {
+    const runner = (await host(2)).runner()!
+    expect(runner.state()).toBe('waiting')
+    // 'a' makes minPeers; 'b' asks before the host's next look at its members (every 250 ms)
+    const replyA = admissionReply(runner, 'a')
+    const replyB = admissionReply(runner, 'b')
+    const [a, b] = await Promise.all([replyA, replyB])
+    expect(runner.state()).not.toBe('waiting')
+    const members = (reply: typeof a): string[] => reply.membership.members.filter((m) => m.joinStep <= 0 && m.leaveStep === null).map((m) => m.peerId).sort()
+    expect(a.effectiveStep).toBe(0)
+    expect(members(a)).toEqual(['a', 'b', 'host'])
+    expect(members(b)).toEqual(['a', 'b', 'host'])
+    expect(a.membership.version).toBe(runner.membershipVersion())
+  })
+
+  it('is not held below minPeers: the joiner waits for the start announcement', async () => {
+    const runner = (await host(3)).runner()!
+    // held, it would never be answered: the job cannot start without a third member
+    const a = await admissionReply(runner, 'a')
+    expect(runner.state()).toBe('waiting')
+    expect(a.membership.members.map((m) => m.peerId).sort()).toEqual(['a', 'host'])
+  })
+})
