@@ -73,6 +73,8 @@ export interface JobMembership {
    * back, the rest leave from the resumed step
    */
   awaitStart(signal: AbortSignal): Promise<void>
+  /** what the start waits for, in words (for `p2pmld status`); call only before the start */
+  startWaitReason(): string
   /** count each member's consecutive missed steps; the coordinator evicts past the limit */
   recordMisses(report: StepReport): void
   /**
@@ -274,6 +276,18 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         if (options.host) announce()
         await abortableSleep(250, signal)
       }
+    },
+    startWaitReason() {
+      const step = options.step()
+      const listed = view.membersAt(step)
+      const back = listed.filter(isBack).length
+      if (resumed !== undefined && back < listed.length) {
+        const rest = listed.length - back
+        return `resumed from the checkpoint at step ${step}: ${back} of the minPeers ${options.minPeers} members are back, ${rest} more listed there ` +
+          (options.minPeers < listed.length ? `(once ${options.minPeers} are back the job goes on, without those not back then)` : 'to re-join')
+      }
+      if (!options.host && step === 0) return `waiting for the host to start the job: ${listed.length} of minPeers ${options.minPeers} members have joined`
+      return `waiting for members: ${listed.length} of minPeers ${options.minPeers} have joined`
     },
     recordMisses(report) {
       countMisses(report.members, report.missing)

@@ -67,7 +67,8 @@ export interface JobRunner {
   lastValidation(): EvaluationSummary | undefined
   /**
    * why the step in progress cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live
-   * members'; belowFloor: fewer live members than the rule needs (the job waits for a join)
+   * members'; belowFloor: fewer live members than the rule needs (the job waits for a join).
+   * Before the start: what the start waits for (minPeers members, or a resumed job's members)
    */
   waitingFor(): { readonly reason: string, readonly belowFloor: boolean } | undefined
   result(): JobResult | undefined
@@ -422,7 +423,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membershipVersion: () => members.version(),
     lastReport: () => report,
     lastValidation: () => validation,
-    waitingFor: () => waiting,
+    // before the start: for minPeers members (the step loop's reasons come once it runs)
+    waitingFor: () => runnerState === 'waiting' ? { reason: members.startWaitReason(), belowFloor: false } : waiting,
     result: () => outcome,
     contributorStats() {
       if (contributorCounts.length === 0) return { last: 0, mean: 0, min: 0, max: 0 }

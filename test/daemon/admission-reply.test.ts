@@ -58,5 +58,7 @@ describe('the reply to a joiner admitted before the start', () => {
     const a = await admissionReply(runner, 'a')
     expect(runner.state()).toBe('waiting')
     expect(a.membership.members.map((m) => m.peerId).sort()).toEqual(['a', 'host'])
+    // and `p2pmld status` says what the start waits for
+    expect(runner.waitingFor()?.reason).toBe('waiting for members: 2 of minPeers 3 have joined')
   })
 })

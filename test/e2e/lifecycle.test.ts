@@ -60,6 +60,8 @@ describe('daemon lifecycle', () => {
     // a daemon trying to join is not idle, and says what it waits for
     expect((await clients.joining.status()).waiting).toMatch(/joining a job/)
     expect((await clients.idle.status()).waiting).toBeNull()
+    // a host waiting for minPeers says how many joined
+    expect((await clients.waiting.status()).waiting).toBe('waiting for members: 1 of minPeers 3 have joined')
     for (const [name, client] of Object.entries(clients)) {
       expect(await client.shutdown(), name).toEqual({ stopping: true })
     }
