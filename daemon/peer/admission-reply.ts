@@ -14,8 +14,8 @@ const START_POLL_MS = 100
  * - step 0 once minPeers members joined: a member answered then starts on that membership, while
  *   the host starts at its next check (every 250 ms) on one that holds whoever it admitted
  *   meanwhile; the two ran step 0 on different members and diverged at once (each side then lost
- *   a step deadline, 30 s by default, twice: test/e2e/rejoin.test.ts, 1 run in 6 of a job whose two
- *   joiners started together).
+ *   a step deadline, 30 s by default, twice: 4 runs in 8 of a host and two joiners started
+ *   together, test/e2e/start-together.test.ts).
  * Below minPeers at step 0 it is answered at once: it waits for the start announcement, which is
  * the first that lists minPeers members.
  */

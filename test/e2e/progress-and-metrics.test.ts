@@ -71,9 +71,9 @@ describe('p2pmld start: progress, membership lines, logs and Prometheus metrics'
     await host.waitForStdout(new RegExp(`^peer ${bId} was evicted \\(it missed too many steps\\) at step \\d+: 1 member$`, 'm'), 90_000)
     const end = await scrape(url)
     expect(sampleValue(end, 'p2pmld_evictions_total'), context()).toBe(1)
-    expect(sampleValue(end, 'p2pmld_membership_changes_total', { kind: 'left' })).toBe(1)
-    expect(sampleValue(end, 'p2pmld_membership_changes_total', { kind: 'evicted' })).toBe(1)
-    expect(sampleValue(end, 'p2pmld_membership_size')).toBe(1)
+    expect(sampleValue(end, 'p2pmld_membership_changes_total', { kind: 'left' }), context()).toBe(1)
+    expect(sampleValue(end, 'p2pmld_membership_changes_total', { kind: 'evicted' }), context()).toBe(1)
+    expect(sampleValue(end, 'p2pmld_membership_size'), context()).toBe(1)
 
     host.kill('SIGTERM')
     expect(await host.exited).toBe(0)
