@@ -282,12 +282,12 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       const listed = view.membersAt(step)
       const back = listed.filter(isBack).length
       if (resumed !== undefined && back < listed.length) {
-        const rest = listed.length - back
-        return `resumed from the checkpoint at step ${step}: ${back} of the minPeers ${options.minPeers} members are back, ${rest} more listed there ` +
-          (options.minPeers < listed.length ? `(once ${options.minPeers} are back the job goes on, without those not back then)` : 'to re-join')
+        const missing = listed.filter((id) => !isBack(id))
+        return `resumed from the checkpoint at step ${step}: ${back} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; ` +
+          `not back yet: ${missing.join(', ')}` + (options.minPeers < listed.length ? ` (once ${options.minPeers} are back the job goes on without those not back then)` : '')
       }
-      if (!options.host && step === 0) return `waiting for the host to start the job: ${listed.length} of minPeers ${options.minPeers} members have joined`
-      return `waiting for members: ${listed.length} of minPeers ${options.minPeers} have joined`
+      const count = `${listed.length} of the ${options.minPeers} members it needs (minPeers, the host included) have joined`
+      return !options.host && step === 0 ? `waiting for the host to start the job: ${count}` : `waiting for members: ${count}`
     },
     recordMisses(report) {
       countMisses(report.members, report.missing)

@@ -59,6 +59,6 @@ describe('the reply to a joiner admitted before the start', () => {
     expect(runner.state()).toBe('waiting')
     expect(a.membership.members.map((m) => m.peerId).sort()).toEqual(['a', 'host'])
     // and `p2pmld status` says what the start waits for
-    expect(runner.waitingFor()?.reason).toBe('waiting for members: 2 of minPeers 3 have joined')
+    expect(runner.waitingFor()?.reason).toBe('waiting for members: 2 of the 3 members it needs (minPeers, the host included) have joined')
   })
 })

@@ -50,7 +50,7 @@ describe('job membership', () => {
     heard.add('a')
     expect((await all.admit('a', 'before-start')).effectiveStep).toBe(28)
     expect(await started(start, 700)).toBe(false)
-    expect(all.startWaitReason()).toBe('resumed from the checkpoint at step 28: 2 of the minPeers 3 members are back, 1 more listed there to re-join')
+    expect(all.startWaitReason()).toBe('resumed from the checkpoint at step 28: 2 of the 3 members it needs (minPeers, this peer included) are back; not back yet: b')
     heard.add('b')
     expect((await all.admit('b', 'before-start')).effectiveStep).toBe(28)
     expect(await started(start, 1_000)).toBe(true)

@@ -61,7 +61,7 @@ describe('daemon lifecycle', () => {
     expect((await clients.joining.status()).waiting).toMatch(/joining a job/)
     expect((await clients.idle.status()).waiting).toBeNull()
     // a host waiting for minPeers says how many joined
-    expect((await clients.waiting.status()).waiting).toBe('waiting for members: 1 of minPeers 3 have joined')
+    expect((await clients.waiting.status()).waiting).toBe('waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined')
     for (const [name, client] of Object.entries(clients)) {
       expect(await client.shutdown(), name).toEqual({ stopping: true })
     }
