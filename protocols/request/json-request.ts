@@ -18,6 +18,15 @@ export class RemoteError extends Error {
   override name = 'RemoteError'
 }
 
+/**
+ * a refusal the requester expects and handles (it asks again, or asks another peer: a peer that
+ * runs no job yet, a job that has not started): a handler throws it to have it counted as
+ * refused but not reported as a problem (`expected` in onRejected)
+ */
+export class ExpectedRefusal extends Error {
+  override name = 'ExpectedRefusal'
+}
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -43,28 +52,36 @@ export type JsonRequestRejection = 'bad-json' | 'bad-request' | 'refused' | 'unr
 export interface JsonRequestHandlerOptions {
   readonly timeoutMs?: number
   readonly onError?: (error: unknown) => void
-  /** every request not served, by reason (the daemon counts them) */
-  readonly onRejected?: (reason: JsonRequestRejection, remotePeer: PeerId, message: string) => void
+  /** every request not served, by reason (the daemon counts them); expected: the handler threw an ExpectedRefusal */
+  readonly onRejected?: (reason: JsonRequestRejection, remotePeer: PeerId, message: string, expected: boolean) => void
 }
 
-/** Serve `protocol`: each stream carries one request; the handler's value (or error) is the reply. */
+/**
+ * Serve `protocol`: each stream carries one request; the handler's value (or error) is the reply.
+ * The handler's `requesterGone` aborts when the stream closes before the reply is written: the
+ * requester gave up, stopped, or its connection died (a handler that holds its reply can then
+ * undo what the request did)
+ */
 export async function handleJsonRequests<Req>(
   node: Libp2p,
   protocol: string,
   requestSchema: z.ZodType<Req>,
-  handler: (request: Req, remotePeer: PeerId) => Promise<unknown>,
+  handler: (request: Req, remotePeer: PeerId, requesterGone: AbortSignal) => Promise<unknown>,
   options: JsonRequestHandlerOptions = {}
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 30_000
   await node.handle(protocol, async (stream, connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
+    const gone = new AbortController()
+    const onClose = (): void => { gone.abort(new RequestError('the requester closed the stream before the reply')) }
+    stream.addEventListener('close', onClose, { once: true })
     try {
       const bytes = await readOneFrame(stream, signal)
       let raw: unknown
       try {
         raw = JSON.parse(decoder.decode(bytes))
       } catch {
-        options.onRejected?.('bad-json', connection.remotePeer, 'request is not valid JSON')
+        options.onRejected?.('bad-json', connection.remotePeer, 'request is not valid JSON', false)
         writeFrame(stream, { ok: false, error: 'request is not valid JSON' })
         await stream.close()
         return
@@ -72,17 +89,17 @@ export async function handleJsonRequests<Req>(
       const parsed = requestSchema.safeParse(raw)
       if (!parsed.success) {
         const error = `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`
-        options.onRejected?.('bad-request', connection.remotePeer, error.slice(0, 200))
+        options.onRejected?.('bad-request', connection.remotePeer, error.slice(0, 200), false)
         writeFrame(stream, { ok: false, error })
         await stream.close()
         return
       }
       let reply: { ok: true, result: unknown } | { ok: false, error: string }
       try {
-        reply = { ok: true, result: await handler(parsed.data, connection.remotePeer) }
+        reply = { ok: true, result: await handler(parsed.data, connection.remotePeer, gone.signal) }
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error)
-        options.onRejected?.('refused', connection.remotePeer, message)
+        options.onRejected?.('refused', connection.remotePeer, message, error instanceof ExpectedRefusal)
         reply = { ok: false, error: message }
       }
       try {
@@ -94,9 +111,11 @@ export async function handleJsonRequests<Req>(
         stream.abort(error instanceof Error ? error : new Error(String(error)))
       }
     } catch (error) {
-      options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error))
+      options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error), false)
       options.onError?.(error)
       stream.abort(error instanceof Error ? error : new Error(String(error)))
+    } finally {
+      stream.removeEventListener('close', onClose)
     }
   }, { maxInboundStreams: 64 })
 }
@@ -115,9 +134,18 @@ export async function requestJson<Res>(
   responseSchema: z.ZodType<Res>,
   options: JsonRequestOptions = {}
 ): Promise<Res> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? 15_000)
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
-  const stream = await node.dialProtocol(target, protocol, { signal })
+  // a timer of its own, not AbortSignal.timeout: combined with AbortSignal.any, a timeout signal
+  // nothing else holds can be collected before it fires (daemon/job/budget-signal.ts)
+  const timeout = new AbortController()
+  const timer = setTimeout(() => { timeout.abort(new RequestError('timed out')) }, options.timeoutMs ?? 15_000)
+  const signal = options.signal === undefined ? timeout.signal : AbortSignal.any([timeout.signal, options.signal])
+  let stream: Stream
+  try {
+    stream = await node.dialProtocol(target, protocol, { signal })
+  } catch (error) {
+    clearTimeout(timer)
+    throw error
+  }
   try {
     writeFrame(stream, request)
     const bytes = await readOneFrame(stream, signal)
@@ -135,6 +163,7 @@ export async function requestJson<Res>(
     if (!parsed.success) throw new RequestError(`peer sent an invalid ${protocol} reply: ${parsed.error.message}`)
     return parsed.data
   } finally {
+    clearTimeout(timer)
     await stream.close().catch(() => {})
   }
 }

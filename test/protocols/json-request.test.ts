@@ -2,7 +2,9 @@
  * One JSON request over a libp2p stream (protocols/request/json-request.ts): a reply that cannot
  * be written because the requester hung up (it gave up waiting) is no rejection; a handler that
  * throws is one ('refused'), counted once. (16 busy daemons logged every hung-up reply twice,
- * as 'refused' and as 'unreadable'.)
+ * as 'refused' and as 'unreadable'.) A handler that holds its reply learns when the requester went
+ * away (it gave up, or its process died): a coordinator holding a joiner's reply until the start
+ * withdraws the admission then (admission-reply.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -41,5 +43,51 @@ describe('JSON requests', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(rejections).toEqual(['refused'])
     expect(await requestJson(client.libp2p, target, PROTOCOL, { delayMs: 0, fail: false }, z.object({ fine: z.boolean() }))).toEqual({ fine: true })
+  })
+
+  it('tells a handler holding its reply that the requester went away: gave up, or its node died', async () => {
+    const server = await newNode()
+    const client = await newNode()
+    const doomed = await newNode()
+    nodes.push(server, client, doomed)
+    await Promise.all([server.start(), client.start(), doomed.start()])
+    const gone: Array<{ id: number, afterMs: number }> = []
+    let held = 0
+    await handleJsonRequests(server.libp2p, PROTOCOL, z.object({ id: z.number() }), async (request, _remote, requesterGone) => {
+      const since = performance.now()
+      held++
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 10_000)
+        requesterGone.addEventListener('abort', () => { clearTimeout(timer); gone.push({ id: request.id, afterMs: performance.now() - since }); resolve() }, { once: true })
+      })
+      return { fine: true }
+    })
+    const target = server.libp2p.getMultiaddrs()[0]
+
+    // the requester gives up after 300 ms: the handler hears of it at once, not at its own 10 s
+    await expect(requestJson(client.libp2p, target, PROTOCOL, { id: 1 }, z.object({ fine: z.boolean() }), { timeoutMs: 300 })).rejects.toThrow()
+    await waitFor(() => gone.length === 1, 'the handler told that requester 1 gave up')
+    expect(gone[0].id).toBe(1)
+
+    // a requester whose node stops while its request is held (its process died): the connection closes
+    requestJson(doomed.libp2p, target, PROTOCOL, { id: 2 }, z.object({ fine: z.boolean() }), { timeoutMs: 20_000 }).catch(() => {})
+    await waitFor(() => held === 2, 'request 2 held')
+    await doomed.stop()
+    await waitFor(() => gone.length === 2, 'the handler told that requester 2 went away')
+    expect(gone[1].id).toBe(2)
+    expect(gone[1].afterMs).toBeLessThan(5_000)
+
+    // a reply written before the requester closes the stream is no abort
+    const quick = await newNode()
+    nodes.push(quick)
+    await quick.start()
+    let quickGone = false
+    await handleJsonRequests(server.libp2p, `${PROTOCOL}-quick`, z.object({}), async (_request, _remote, requesterGone) => {
+      requesterGone.addEventListener('abort', () => { quickGone = true })
+      return { fine: true }
+    })
+    expect(await requestJson(quick.libp2p, target, `${PROTOCOL}-quick`, {}, z.object({ fine: z.boolean() }))).toEqual({ fine: true })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(quickGone).toBe(false)
   })
 })
