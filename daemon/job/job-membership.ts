@@ -93,6 +93,14 @@ export interface JobMembership {
    * close() ran.
    */
   admit(peerId: string, when: 'before-start' | 'now' | 'later'): Promise<{ effectiveStep: number, membership: MembershipState }>
+  /**
+   * before the start: a peer admitted 'before-start' that never got the reply (its request
+   * stream closed: it crashed or gave up waiting) no longer counts toward the start. While a
+   * resumed host waits for the members its checkpoint lists, such a member stays listed, not back
+   * until heard from again; any other member leaves from the current step (the step the job
+   * starts at). Returns whether anything changed. Call only before the start
+   */
+  withdraw(peerId: string): boolean
   /** the job stopped: admissions waiting in the window are refused */
   close(): void
   /**
@@ -121,7 +129,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
    * a host resumed from its checkpoint after asking the members it knew (none ran the job), until
    * its start: the members listed there heard from since
    */
-  let resumed: { readonly back: Set<string>, logged: boolean } | undefined
+  let resumed: { readonly back: Set<string>, readonly listed: ReadonlySet<string>, logged: boolean } | undefined
   /** joiners waiting in the admission window, and the timer that admits them */
   let batch: { readonly peers: Map<string, (step: number | Error) => void>, readonly timer: NodeJS.Timeout } | undefined
   let closed = false
@@ -241,7 +249,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       // and it may list the others there (their leaves arrived after it was written): restarted
       // too, they come back as joiners with no state, so they count once heard from (awaitStart).
       // Not where the others may run on (no probe told): there it steps, and learns from them
-      if (othersRestarting) resumed = { back: new Set([selfId]), logged: false }
+      if (othersRestarting) resumed = { back: new Set([selfId]), listed: new Set(view.membersAt(step)), logged: false }
     },
     isCoordinator,
     mayAnnounce(peerId) {
@@ -326,6 +334,24 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       }
       join([peerId], options.step(), when !== 'before-start')
       return { effectiveStep: joinsAt(peerId), membership: state() }
+    },
+    withdraw(peerId) {
+      if (peerId === selfId) return false
+      const step = options.step()
+      if (resumed?.listed.has(peerId) === true) {
+        const wasBack = resumed.back.delete(peerId)
+        if (wasBack) log.info({ peer: peerId, step }, 'a member that re-joined went away before the job went on: not back until heard from again')
+        return wasBack
+      }
+      resumed?.back.delete(peerId)
+      // a new joiner, or a member the checkpoint lists once all those listed were back (below
+      // minPeers the job still waits): it leaves from the step the job starts at, and is admitted
+      // again if it asks again
+      if (!view.isMemberAt(peerId, step) || !view.leave(peerId, step)) return false
+      options.onRemoved(peerId)
+      version++
+      log.info({ peer: peerId, step }, 'a joiner went away before the job started: it no longer counts toward the start')
+      return true
     },
     close() {
       closed = true

@@ -88,6 +88,11 @@ export interface JobRunner {
   replay(step: number, from: string): void
   /** coordinator: admit a peer; resolves with the step it joins at (joiners of a running job are admitted in batches: job-membership.ts) */
   admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
+  /**
+   * coordinator, before the start: a peer admitted then whose reply never reached it (it went
+   * away) no longer counts toward the start (JobMembership.withdraw); false once the job started
+   */
+  withdrawAdmission(peerId: string): boolean
   /** a member announced it leaves from `effectiveStep` */
   memberLeaving(peerId: string, effectiveStep: number): void
   /** whether `peerId` decides for the job as this peer sees it: its membership announcements and pause/resume decisions are adopted (JobMembership.mayAnnounce) */
@@ -491,6 +496,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting'
       ? 'before-start'
       : waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
+    withdrawAdmission: (peerId) => runnerState === 'waiting' && members.withdraw(peerId),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     mayDecideForJob: (peerId) => members.mayAnnounce(peerId),
     adoptMembership: (state) => members.adopt(state),

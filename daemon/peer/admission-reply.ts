@@ -1,5 +1,15 @@
-import type { MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { ExpectedRefusal } from '../../protocols/request/json-request.js'
 import type { JobRunner } from '../job/job-runner.js'
+
+/** the reply to a join held until the start ran out before the start: the joiner asks again */
+export class JobNotStartedError extends ExpectedRefusal {
+  override name = 'JobNotStartedError'
+  /** `reason`: what the start waits for (JobRunner.waitingFor) */
+  constructor(reason: string) {
+    super(`${JOB_NOT_STARTED} (${reason}): ask again`)
+  }
+}
 
 /** how often a held reply looks whether the job started (ms) */
 const START_POLL_MS = 100
@@ -18,12 +28,26 @@ const START_POLL_MS = 100
  *   together, test/e2e/start-together.test.ts).
  * Below minPeers at step 0 it is answered at once: it waits for the start announcement, which is
  * the first that lists minPeers members.
+ *
+ * `signal` ends a held reply: the joiner's request stream closed (it crashed or gave up) or the
+ * transport's wait for the reply ran out. The admission is then withdrawn (JobRunner.withdrawAdmission)
+ * and `forget` runs (the caller's record that the joiner was just heard from, which counts it as
+ * back on a resumed host): counted, a joiner killed while held made the job start on a member that
+ * no longer existed, and each step waited out its deadline for it until evicted (~2 min). Rejects
+ * with JobNotStartedError, which tells a joiner still there to ask again.
  */
-export async function admissionReply(runner: JobRunner, peerId: string, signal?: AbortSignal): Promise<{ effectiveStep: number, membership: MembershipState }> {
+export async function admissionReply(runner: JobRunner, peerId: string, signal?: AbortSignal, forget?: () => void): Promise<{ effectiveStep: number, membership: MembershipState }> {
   const admitted = await runner.admit(peerId)
   const held = (): boolean => runner.state() === 'waiting' &&
     (runner.progress().step > 0 || runner.membership().membersAt(runner.progress().step).length >= runner.config.minPeers)
   if (!held()) return admitted
   while (held() && signal?.aborted !== true) await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
+  if (held()) {
+    // what the start waits for with this joiner counted: it asks again, and is counted again
+    const reason = runner.waitingFor()?.reason ?? 'the job waits to start'
+    runner.withdrawAdmission(peerId)
+    forget?.()
+    throw new JobNotStartedError(reason)
+  }
   return { effectiveStep: admitted.effectiveStep, membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() } }
 }

@@ -166,7 +166,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [] })
       transport?.watchSender(peerId)
       // answered once the job starts where it waits to (the membership it starts with)
-      return await admissionReply(r, peerId, signal)
+      // gone before a held reply (admission-reply.ts): not heard from, so not counted as back
+      return await admissionReply(r, peerId, signal, () => { sightings.set(peerId, { lastSeen: 0, addrs: [] }) })
     },
     adoptMembership(state: MembershipState) {
       watchMembers(state)

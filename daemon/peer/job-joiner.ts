@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
-import { JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
@@ -63,6 +63,12 @@ export interface JobJoiner {
   /** end the join in progress, if any */
   abort(): void
 }
+
+/**
+ * the coordinator held the join's reply until the job's start, which had not come when its wait
+ * ran out (admission-reply.ts): not a failure, the joiner asks again at once
+ */
+const notStartedYet = (error: unknown): boolean => error instanceof Error && error.message.includes(JOB_NOT_STARTED)
 
 export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   const { node, log, peerId } = options
@@ -170,8 +176,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           return
         } catch (error) {
           if (signal.aborted) return
-          log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           await options.dropSession()
+          if (notStartedYet(error)) {
+            log.info({ err: (error as Error).message }, 'the job waits to start: asking again')
+            continue
+          }
+          log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off
           await abortableSleep(delay, signal)
           delay = Math.min(10_000, delay * 2)
@@ -204,8 +214,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             return
           } catch (error) {
             if (signal.aborted) return
-            log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
             await options.dropSession()
+            if (notStartedYet(error)) {
+              log.info({ err: (error as Error).message }, 'the job waits to start: asking again')
+              continue
+            }
+            log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
           }
         } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
           await options.resume(snapshot)

@@ -307,7 +307,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)
       // answered once the job starts where it waits to (the membership it starts with)
-      const admitted = await admissionReply(r, peerId, signal)
+      // gone before a held reply (admission-reply.ts): not heard from, so not counted as back
+      const admitted = await admissionReply(r, peerId, signal, () => { sightings.set(peerId, { lastSeen: 0, addrs: [...addrs] }) })
       return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep, peerId) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {

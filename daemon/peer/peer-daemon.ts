@@ -11,11 +11,12 @@ import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
-import { handleJsonRequests } from '../../protocols/request/json-request.js'
+import { ExpectedRefusal, handleJsonRequests } from '../../protocols/request/json-request.js'
 import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
+import { budgetSignal } from '../job/budget-signal.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import type { PrometheusMetrics } from '../metrics/prometheus.js'
@@ -297,19 +298,27 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await node.start()
       if (stopped()) return
       connections.start()
-      await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
+      await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote, requesterGone) => {
         const s = session
-        if (s === undefined) throw new Error('this peer runs no job')
+        if (s === undefined) throw new ExpectedRefusal('this peer runs no job')
         if (request.type === 'info') return s.info()
         if (request.jobId !== s.jobId) throw new Error(`this peer runs job ${s.jobId}, not ${request.jobId}`)
-        if (request.type === 'join') return await s.admit(remote.toString(), request.addrs, AbortSignal.timeout(DIGEST_WAIT_MS))
+        // a reply held until the start ends when the joiner goes away: it must not count (admission-reply.ts)
+        if (request.type === 'join') {
+          const wait = budgetSignal(DIGEST_WAIT_MS, requesterGone)
+          try {
+            return await s.admit(remote.toString(), request.addrs, wait.signal)
+          } finally {
+            wait.dispose()
+          }
+        }
         if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS), remote.toString())
         if (request.type === 'control') return s.decideControl(request.action)
         s.memberLeaving(remote.toString(), request.effectiveStep)
         return { membership: s.info().membership }
       }, {
         onError: (error) => log.debug({ err: error }, 'job request failed'),
-        onRejected: (reason, remote, message) => requestRejections.reject(`job-${reason}`, { from: remote.toString() }, `job request: ${message}`)
+        onRejected: (reason, remote, message, expected) => requestRejections.reject(`job-${reason}`, { from: remote.toString() }, `job request: ${message}`, { expected })
       })
       stateSync = await registerStateSyncServer(node.libp2p, {
         getSnapshot: async (request, remotePeer) => {

@@ -17,6 +17,7 @@ import {
   type ControlDecision, type JobControlAction, type JobInfo, type MembershipAnnouncement, type MembershipState
 } from '../../protocols/job/job-protocol.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
+import { ExpectedRefusal } from '../../protocols/request/json-request.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
 import { vouchesTo } from './vouching.js'
@@ -361,7 +362,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     },
     runner: () => runner,
     info(): JobInfo {
-      if (runner === undefined) throw new Error('this peer is still joining the job: ask another member')
+      // asked by members restarting with this one: they ask the next (job-discovery.ts)
+      if (runner === undefined) throw new ExpectedRefusal('this peer is still joining the job: ask another member')
       const coordinator = runner.membership().coordinatorAt(runner.progress().step) ?? selfId
       const state = runner.state()
       return {

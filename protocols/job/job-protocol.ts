@@ -9,6 +9,11 @@
 import { z } from 'zod'
 
 export const JOB_PROTOCOL = '/p2pmld/job/1.0.0'
+/**
+ * how a coordinator's refusal of a join begins when the job had not started within the wait for
+ * the reply: the joiner asks again at once (it is not a failure)
+ */
+export const JOB_NOT_STARTED = 'the job has not started yet'
 
 export const MembershipRecordSchema = z.object({
   peerId: z.string().min(1).max(128),

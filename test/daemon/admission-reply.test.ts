@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
-import { admissionReply } from '../../daemon/peer/admission-reply.js'
+import { admissionReply, JobNotStartedError } from '../../daemon/peer/admission-reply.js'
 import { createSessionCore, type JobWire, type SessionCore } from '../../daemon/peer/session-core.js'
 
 const cores: SessionCore[] = []
@@ -60,5 +60,22 @@ describe('the reply to a joiner admitted before the start', () => {
     expect(a.membership.members.map((m) => m.peerId).sort()).toEqual(['a', 'host'])
     // and `p2pmld status` says what the start waits for
     expect(runner.waitingFor()?.reason).toBe('waiting for members: 2 of the 3 members it needs (minPeers, the host included) have joined')
+  })
+
+  it('is withdrawn when the joiner goes away before the start: it does not count toward minPeers', async () => {
+    const runner = (await host(2)).runner()!
+    // the joiner's request stream closed before the start (it crashed): the signal has aborted
+    let forgotten = 0
+    await expect(admissionReply(runner, 'a', AbortSignal.abort(), () => { forgotten++ })).rejects.toThrow(JobNotStartedError)
+    expect(forgotten).toBe(1)
+    // counted, 'a' made minPeers and the job started on a member that no longer existed
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    expect(runner.state()).toBe('waiting')
+    expect(runner.membership().membersAt(0)).toEqual(['host'])
+    expect(runner.waitingFor()?.reason).toBe('waiting for members: 1 of the 2 members it needs (minPeers, the host included) have joined')
+    // back (or another joiner): admitted and answered with the start's membership
+    const again = await admissionReply(runner, 'a')
+    expect(runner.state()).not.toBe('waiting')
+    expect(again.membership.members.filter((m) => m.leaveStep === null).map((m) => m.peerId).sort()).toEqual(['a', 'host'])
   })
 })

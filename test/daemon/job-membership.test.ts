@@ -80,6 +80,75 @@ describe('job membership', () => {
     abort.abort()
   })
 
+  it('a resumed host: a member that re-joined and went away before the start is not back; a new joiner that did leaves', async () => {
+    const heard = new Set<string>()
+    const removed: string[] = []
+    const membership = createJobMembership({
+      selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => 28, phase: () => 'waiting', onRemoved: (peer) => removed.push(peer), recentlyHeard: (peer) => heard.has(peer)
+    })
+    membership.restore({ version: 4, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: Infinity }] })
+    membership.resumeAsHost(28, true)
+    const start = membership.awaitStart(new AbortController().signal)
+    let started = false
+    void start.then(() => { started = true })
+    heard.add('a')
+    await membership.admit('a', 'before-start')
+    // the host looks at its members every 250 ms: 'a' is back
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(membership.startWaitReason()).toMatch(/2 of the 3 members .* not back yet: b$/)
+    // 'a' was killed while its reply was held: the session forgets it was heard from
+    heard.delete('a')
+    expect(membership.withdraw('a')).toBe(true)
+    expect(membership.withdraw('a')).toBe(false)
+    // a new joiner of the resumed job went away too: it leaves from the resumed step
+    heard.add('c')
+    await membership.admit('c', 'before-start')
+    expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'c', 'host'])
+    heard.delete('c')
+    expect(membership.withdraw('c')).toBe(true)
+    expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'host'])
+    expect(removed).toEqual(['c'])
+    // 'b' comes back: 2 of 3, not 3 (counting 'a', the job went on with a member that no longer
+    // existed and each step waited its deadline for it, ~2 min until evicted)
+    heard.add('b')
+    await membership.admit('b', 'before-start')
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    expect(started).toBe(false)
+    expect(membership.startWaitReason()).toBe('resumed from the checkpoint at step 28: 2 of the 3 members it needs (minPeers, this peer included) are back; not back yet: a')
+    // the host never withdraws itself
+    expect(membership.withdraw('host')).toBe(false)
+    // 'a' restarted and asks again: the job goes on with all three
+    heard.add('a')
+    await membership.admit('a', 'before-start')
+    await start
+    expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'host'])
+
+    // a checkpoint that lists only the host and 'a' (the others' leaves recorded first): 'a' back,
+    // all it lists are back, and the job waits for a third member as at step 0
+    const fewer = createJobMembership({
+      selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => 28, phase: () => 'waiting', onRemoved: () => {}, recentlyHeard: (peer) => heard.has(peer)
+    })
+    fewer.restore({ version: 4, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: 28 }] })
+    heard.clear()
+    fewer.resumeAsHost(28, true)
+    void fewer.awaitStart(new AbortController().signal)
+    heard.add('a')
+    await fewer.admit('a', 'before-start')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(fewer.startWaitReason()).toBe('waiting for members: 2 of the 3 members it needs (minPeers, the host included) have joined')
+    // 'a' killed while held: it leaves from the resumed step (counted, 'b' back would start the job with it)
+    heard.delete('a')
+    expect(fewer.withdraw('a')).toBe(true)
+    expect(fewer.view().membersAt(28)).toEqual(['host'])
+    expect(fewer.startWaitReason()).toBe('waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined')
+    // back, it is a member at the resumed step again
+    await fewer.admit('a', 'before-start')
+    expect(fewer.view().membersAt(28)).toEqual(['a', 'host'])
+    fewer.close()
+  })
+
   it('the coordinator evicts a peer that crashed after sending its gradient to it but not to the third member', () => {
     const make = () => {
       const removed: string[] = []

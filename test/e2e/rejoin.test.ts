@@ -7,6 +7,9 @@
  *   and its previous process's leave does not evict it.
  * - Every member stopped mid-training and started again: the job goes on from the last
  *   checkpoint (the most senior member resumes it, the others re-join it) to one final digest.
+ * - A member killed while the resumed host holds its join's reply until the start does not count:
+ *   the job waits for the members actually back (counted, it went on with the dead one and each
+ *   step waited out its deadline, ~2 min until evicted).
  */
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -140,5 +143,49 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
     expect(finished[0]!.accuracy).toBeGreaterThan(80)
     for (const d of [...first, ...second]) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+
+  it('a member killed while the resumed host holds its join reply does not count toward the start', async () => {
+    const ports = await Promise.all([0, 1, 2].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    const host = fleet.start('held-host', [...JOB, '--seed', '34', ...listen(0)])
+    const bootstrap = await host.address()
+    const joiners = [1, 2].map((i) => fleet.start(`held-peer${i}`, ['--bootstrap', bootstrap, ...listen(i)]))
+    const first = [host, ...joiners]
+    const ids = await Promise.all(first.map(async (d) => (await d.address()).split('/p2p/')[1]))
+    await trainingPast(host, 20)
+    for (const d of first) d.kill('SIGTERM')
+    expect(await Promise.all(first.map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0, 0])
+
+    // the host and one member again: the host holds that member's reply until the third is back
+    const again = fleet.start('held-host-again', ['--exit-when-done', ...listen(0)], { dataDir: host.dataDir })
+    const doomed = fleet.start('held-peer1-again', ['--exit-when-done', ...listen(1)], { dataDir: joiners[0].dataDir })
+    const client = clientFor(again)
+    const waiting = async (pattern: RegExp, what: string): Promise<string> => await eventually(async () => {
+      const s = await client.status().catch(() => undefined)
+      return s?.waiting !== null && s?.waiting !== undefined && pattern.test(s.waiting) ? s.waiting : undefined
+    }, 60_000, what)
+    // (the checkpoint lists the members still there when it was written: 'resumed from the
+    // checkpoint at step S: 2 of the 3 members it needs ... are back', or, where their leaves were
+    // recorded first, 'waiting for members: 2 of the 3 members it needs ... have joined')
+    await waiting(/ 2 of the 3 members /, 'the host counting the member back')
+    doomed.kill('SIGKILL')
+    // the dead member's request stream closed: its admission is withdrawn
+    await waiting(/ 1 of the 3 members /, 'the host no longer counting the killed member')
+    const third = fleet.start('held-peer2-again', ['--exit-when-done', ...listen(2)], { dataDir: joiners[1].dataDir })
+    // two of three back: still waiting (counting the dead one, it went on)
+    const two = await waiting(/ 2 of the 3 members /, 'the third back')
+    if (two.includes('not back yet')) expect(two, fleet.describe()).toMatch(new RegExp(`not back yet: ${ids[1]}$`))
+    expect((await client.status()).state, fleet.describe()).toBe('waiting')
+    const back = fleet.start('held-peer1-back', ['--exit-when-done', ...listen(1)], { dataDir: joiners[0].dataDir })
+    const codes = await fleet.exits([again, third, back], 180_000)
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    const finished = [again, third, back].map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    // no step waited for a member that was not there
+    for (const d of [again, third, back]) expect(d.logs().filter((l) => /step deadline passed/.test(String(l.msg))), `${d.name}\n${context}`).toEqual([])
+    for (const d of [again, third, back]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 })
