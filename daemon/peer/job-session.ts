@@ -119,11 +119,14 @@ export function createJobSession(options: JobSessionOptions): JobSession {
   const donorsFor = (r: JobRunner, effectiveStep: number, joiner: string): { donor: string, donors: string[] } => {
     const view = r.membership()
     const step = r.progress().step
-    if (r.state() !== 'training' || step === 0) return { donor: selfId, donors: [selfId] }
+    // no step done since this runner started (a host resumed from its checkpoint): the others it
+    // admitted at the resumed step take their state from it too, none holds one to give yet (a
+    // reviewer saw members admitted together named each other and fall back after a refusal)
+    const last = r.lastReport()
+    if (r.state() !== 'training' || step === 0 || last === undefined) return { donor: selfId, donors: [selfId] }
     // a member that sent no gradient for the last step (evicted, re-joining, stalled) may hold
     // no state to give: it would make every joiner fall back
-    const last = r.lastReport()
-    const active = last === undefined || last.step < step - 1 ? undefined : new Set([...last.contributors, selfId])
+    const active = last.step < step - 1 ? undefined : new Set([...last.contributors, selfId])
     const holders = view.membersAt(step).filter((id) => (view.record(id)?.joinStep ?? step) < step && view.isMemberAt(id, effectiveStep) && active?.has(id) !== false && id !== joiner)
     if (holders.length === 0) return { donor: selfId, donors: [selfId] }
     const first = donorTurn++ % holders.length
