@@ -105,9 +105,10 @@ export interface JobMembership {
   close(): void
   /**
    * a member announced it leaves from `effectiveStep`; ignored when it names this peer or a step
-   * before the member's current join step (an earlier process of a member that re-joined)
+   * before the member's current join step (an earlier process of a member that re-joined).
+   * Returns false when ignored
    */
-  memberLeaving(peerId: string, effectiveStep: number): void
+  memberLeaving(peerId: string, effectiveStep: number): boolean
   /**
    * a host resuming the job from its checkpoint at `step` is a member there (and so its
    * coordinator until others re-join). `othersRestarting`: it asked the members it knew and none
@@ -368,7 +369,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       const record = view.record(peerId)
       if (peerId === selfId || (record !== undefined && effectiveStep < record.joinStep)) {
         log.debug({ peer: peerId, effectiveStep, joinStep: record?.joinStep }, 'ignored a leave sent before the member (re-)joined')
-        return
+        return false
       }
       if (view.leave(peerId, Math.max(effectiveStep, 0))) {
         log.info({ peer: peerId, effectiveStep }, 'a member is leaving')
@@ -378,6 +379,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
           announce()
         }
       }
+      return true
     },
     adopt(announced) {
       if (announced.version <= version) return false

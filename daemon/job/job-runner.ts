@@ -93,8 +93,8 @@ export interface JobRunner {
    * away) no longer counts toward the start (JobMembership.withdraw); false once the job started
    */
   withdrawAdmission(peerId: string): boolean
-  /** a member announced it leaves from `effectiveStep` */
-  memberLeaving(peerId: string, effectiveStep: number): void
+  /** a member announced it leaves from `effectiveStep`; false when ignored (JobMembership.memberLeaving) */
+  memberLeaving(peerId: string, effectiveStep: number): boolean
   /** whether `peerId` decides for the job as this peer sees it: its membership announcements and pause/resume decisions are adopted (JobMembership.mayAnnounce) */
   mayDecideForJob(peerId: string): boolean
   /** a coordinator's membership announcement */

@@ -157,8 +157,10 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     }
   }
   const noteLeave = (peerId: string, effectiveStep: number): void => {
+    // not one the membership ignores (an earlier process's leave of a member that re-joined): the
+    // run report and the change counts would list a leave that did not happen
+    if (runner?.memberLeaving(peerId, effectiveStep) === false) return
     leaveAnnounced.set(peerId, effectiveStep)
-    runner?.memberLeaving(peerId, effectiveStep)
   }
   const attached = (): JobWire => {
     if (wire === undefined) throw new Error('the job session has no transport attached')

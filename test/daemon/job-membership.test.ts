@@ -217,13 +217,13 @@ describe('job membership', () => {
     // 'a' left from step 38 and re-joined at 40; 'b' (this process) too: both were stopped and
     // started again, and their old processes' leaves can still arrive over gossip
     membership.restore({ version: 9, members: [{ peerId: 'host', joinStep: 0, leaveStep: null }, { peerId: 'a', joinStep: 40, leaveStep: null }, { peerId: 'b', joinStep: 40, leaveStep: null }] })
-    membership.memberLeaving('a', 38)
-    membership.memberLeaving('b', 38)
-    membership.memberLeaving('b', 45)
+    expect(membership.memberLeaving('a', 38)).toBe(false)
+    expect(membership.memberLeaving('b', 38)).toBe(false)
+    expect(membership.memberLeaving('b', 45)).toBe(false)
     expect(membership.view().membersAt(41)).toEqual(['a', 'b', 'host'])
     expect(removed).toEqual([])
     // a leave of the process that re-joined counts
-    membership.memberLeaving('a', 44)
+    expect(membership.memberLeaving('a', 44)).toBe(true)
     expect(membership.view().membersAt(44)).toEqual(['b', 'host'])
     expect(removed).toEqual(['a'])
   })
