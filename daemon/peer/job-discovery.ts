@@ -16,6 +16,8 @@ const INFO_TIMEOUT_MS = 5_000
 export type MemberProbe =
   /** a member runs the job: join it */
   | { readonly kind: 'running', readonly info: JobInfo }
+  /** none runs it and `from` says it finished: take its final state */
+  | { readonly kind: 'finished', readonly info: JobInfo, readonly from: string }
   /** a member ranked before this daemon answered without running the job: it will resume it */
   | { readonly kind: 'senior-restarting' }
   /** nobody ranked before this daemon is reachable: resume the job from the checkpoint */
@@ -36,7 +38,8 @@ async function askInfo(node: PeerNode, member: KnownMembers['members'][number], 
 
 /**
  * Ask the known members of `jobId` (in admission order) whether the job runs. Members that run
- * another job, or finished this one, count as reachable but not running it.
+ * another job count as reachable but not running it; one that finished it ends the search when
+ * none runs it ('finished').
  */
 export async function probeKnownMembers(node: PeerNode, known: KnownMembers, jobId: string, signal: AbortSignal): Promise<MemberProbe> {
   const selfId = node.peerId.toString()
@@ -47,6 +50,9 @@ export async function probeKnownMembers(node: PeerNode, known: KnownMembers, job
   }))
   for (const { answer } of answers) {
     if (typeof answer === 'object' && answer.jobId === jobId && answer.phase !== 'finished') return { kind: 'running', info: answer }
+  }
+  for (const { rank, answer } of answers) {
+    if (typeof answer === 'object' && answer.jobId === jobId) return { kind: 'finished', info: answer, from: known.members[rank].peerId }
   }
   const seniorReachable = answers.some(({ rank, answer }) => answer !== 'unreachable' && (selfRank < 0 || rank < selfRank))
   return seniorReachable ? { kind: 'senior-restarting' } : { kind: 'resume' }

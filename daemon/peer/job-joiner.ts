@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
-import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
@@ -105,6 +105,16 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       return
     }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
+    await takeState(s, info, jobConfig, reply, { decidedBy: info.coordinator.peerId, admitted: true }, signal)
+  }
+
+  /**
+   * fetch the state `reply` (a join reply, or what stands for one) points to and start the session
+   * on it, with the membership of the reply. `decidedBy`: the peer whose state is taken where no
+   * f+1 donors vouch for one (the admitting coordinator); `admitted`: the reply is an admission
+   */
+  const takeState = async (s: JobSession, info: JobInfo, jobConfig: JobConfig, reply: JoinReply, from: { decidedBy: string, admitted: boolean }, signal: AbortSignal): Promise<void> => {
+    const { decidedBy, admitted } = from
     // the coordinator names the members to fetch from, one range of the state from each (it
     // spreads a crowd of joiners over them: the first named is a different member for each)
     const donor = reply.donor ?? info.coordinator.peerId
@@ -112,7 +122,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     // (never this peer itself: a member restarted from its checkpoint may still be listed)
     const named = jobConfig.mode === 'async' ? [donor] : (reply.donors ?? [donor]).filter((id) => id !== peerId)
     const donors = named.length > 0 ? named : [info.coordinator.peerId]
-    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor, donors: donors.length }, 'admitted to job: fetching its state')
+    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor, donors: donors.length }, admitted ? 'admitted to job: fetching its state' : 'fetching the job\'s state')
     for (const from of donors) {
       const addrs = reply.addresses?.[from] ?? []
       if (from !== info.coordinator.peerId && from !== peerId && addrs.length > 0) await node.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map((a) => parseMultiaddr(a, 'donor address')) })
@@ -127,7 +137,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       vouchers: jobConfig.aggregation.f + 1,
       // where no f+1 can vouch (members at different steps), the state at the admission step is
       // the coordinator's: it decides the membership already
-      admittedBy: info.coordinator.peerId,
+      admittedBy: decidedBy,
       onFallback: (reason, next) => {
         // the first says why the ranges failed; the rest why the donor before did not serve. Info,
         // not warn: the join usually goes on to succeed (its outcome is logged), and a join that
@@ -143,9 +153,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       // no donor served (they left, or cannot be reached from here): the coordinator has the state
       // too. Not after a donor lied: then only a state enough donors vouch for is taken
       const lied = error instanceof StateSyncError && error.code === 'corrupt'
-      if (signal.aborted || lied || donors.includes(info.coordinator.peerId)) throw error
+      if (signal.aborted || lied || donors.includes(decidedBy)) throw error
       log.info({ job: info.jobId, donor, err: (error as Error).message }, 'state transfer from the named donors failed; fetching from the coordinator')
-      fetched = await fetchFrom([info.coordinator.peerId])
+      fetched = await fetchFrom([decidedBy])
     }
     // the membership is the coordinator's to decide: its reply's, not a donor's (one donor could
     // otherwise hand the joiner, and through it the job, a membership of its own making)
@@ -164,6 +174,23 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
     else log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
     await options.rememberMembers()
+  }
+
+  /**
+   * the job finished while this daemon was away (a member it knew says so): take its final state
+   * from that member, as a joiner admitted after the end does, instead of resuming the checkpoint
+   * alone (it waited for members for ever, with --exit-when-done too). Over libp2p only; a broker
+   * session joins through the broker
+   */
+  const takeFinalState = async (info: JobInfo, from: string, signal: AbortSignal): Promise<void> => {
+    const jobConfig = parseJobConfig(info.config, `job config from peer ${from}`)
+    const s = await options.openSession(info.jobId, jobConfig, false)
+    if (s.join !== undefined) {
+      await s.join(from, signal)
+      return
+    }
+    log.info({ job: info.jobId, step: info.step, from }, 'the job finished while this daemon was away: taking its final state')
+    await takeState(s, info, jobConfig, { effectiveStep: info.step, membership: info.membership, donor: from, donors: [from] }, { decidedBy: from, admitted: false }, signal)
   }
 
   const joinThroughBootstrap = async (signal: AbortSignal): Promise<void> => {
@@ -207,7 +234,16 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       while (!signal.aborted) {
         const probe = await probeKnownMembers(node, known, jobId, signal)
         if (signal.aborted) return
-        if (probe.kind === 'running') {
+        if (probe.kind === 'finished') {
+          try {
+            await takeFinalState(probe.info, probe.from, signal)
+            return
+          } catch (error) {
+            if (signal.aborted) return
+            await options.dropSession()
+            log.warn({ err: (error as Error).message, from: probe.from, retryInMs: delay }, 'could not take the finished job\'s final state yet; retrying')
+          }
+        } else if (probe.kind === 'running') {
           try {
             log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot?.step ?? null }, 're-joining the job its members carry on')
             await joinJob(probe.info, signal)

@@ -7,6 +7,8 @@
  *   and its previous process's leave does not evict it.
  * - Every member stopped mid-training and started again: the job goes on from the last
  *   checkpoint (the most senior member resumes it, the others re-join it) to one final digest.
+ * - A member stopped while the others finish the job, started again, takes the job's final state
+ *   from them and ends (it resumed its checkpoint alone and waited for members for ever).
  * - A member killed while the resumed host holds its join's reply until the start does not count:
  *   the job waits for the members actually back (counted, it went on with the dead one and each
  *   step waited out its deadline, ~2 min until evicted).
@@ -190,5 +192,32 @@ describe('restarted from the data dir without --bootstrap', () => {
     // not named each other's state donors (none held a state to give)
     for (const d of [again, third, back]) expect(d.logs().filter((l) => /step deadline passed|no state yet/.test(String(l.msg))), `${d.name}\n${context}`).toEqual([])
     for (const d of [again, third, back]) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+
+  it('a member stopped while the others finished the job, started again, takes the final state and ends', async () => {
+    const ports = await Promise.all([0, 1, 2].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    const job = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '6', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '2', '--f', '0']
+    const host = fleet.start('after-host', [...job, '--seed', '36', ...listen(0)])
+    const bootstrap = await host.address()
+    const stays = fleet.start('after-peer1', ['--bootstrap', bootstrap, ...listen(1)])
+    await trainingPast(host, 2)
+    const away = fleet.start('after-peer2', ['--bootstrap', bootstrap, ...listen(2)])
+    await trainingPast(away, 30)
+    away.kill('SIGTERM')
+    expect(await away.exited, fleet.describe()).toBe(0)
+    // the two others finish and stay up (no --exit-when-done)
+    for (const d of [host, stays]) await eventually(async () => (await clientFor(d).status()).state === 'finished' ? true : undefined, 120_000, `${d.name} finished`)
+    const again = fleet.start('after-peer2-again', ['--exit-when-done', ...listen(2)], { dataDir: away.dataDir })
+    const [code] = await fleet.exits([again], 60_000)
+    const context = fleet.describe()
+    expect(code, context).toBe(0)
+    expect(again.logs().some((l) => l.msg === 'the job finished while this daemon was away: taking its final state'), context).toBe(true)
+    expect(again.logs().some((l) => l.msg === 'resumed job from checkpoint'), context).toBe(false)
+    const finished = [host, stays, again].map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    expect(new Set(finished.map((f) => f!.step)).size, context).toBe(1)
+    for (const d of [host, stays, away, again]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 })
