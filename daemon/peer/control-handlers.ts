@@ -56,7 +56,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         stopReason: runner?.result()?.reason ?? null,
         learningRate: progress?.lr ?? null,
         liveMembers: runner === undefined || progress === undefined ? 0 : runner.membership().membersAt(progress.step).length,
-        waiting: runner?.waitingFor()?.reason ?? (runner === undefined && daemon.joining() ? 'joining a job: reaching its members, then admission and its state (the log says how the last try went)' : null),
+        waiting: runner?.waitingFor()?.reason ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null),
         uptimeMs: Date.now() - daemon.startedAt
       }
     },

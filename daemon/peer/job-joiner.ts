@@ -60,6 +60,8 @@ export interface JobJoiner {
   joinJob(info: JobInfo): Promise<void>
   /** a join is in progress */
   busy(): boolean
+  /** where the join in progress stands, in words (for `p2pmld status`), e.g. waiting for the coordinator's answer */
+  stage(): string | undefined
   /** end the join in progress, if any */
   abort(): void
 }
@@ -76,8 +78,14 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   let joining = 0
   /** the members we knew before an eviction, asked before the bootstrap peers */
   let rejoinTargets: Multiaddr[] = []
+  /** where the join in progress stands (JobJoiner.stage) */
+  let stage: string | undefined
+  const retrying = (error: unknown, delayMs: number): void => {
+    stage = `the last try failed (${(error as Error).message}); the next try at ${new Date(Date.now() + delayMs).toISOString()}`
+  }
 
   const askForJob = async (signal: AbortSignal): Promise<JobInfo> => {
+    stage = options.amqpUrl === undefined ? 'asking the bootstrap peers for the job' : 'asking the bootstrap peers, then the broker, for the job'
     let lastError: unknown
     const wanted = options.joinJobId
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
@@ -104,6 +112,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       await s.join(info.coordinator.peerId, signal)
       return
     }
+    stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}: waiting for its answer (before the job starts it answers once the job starts)`
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
     await takeState(s, info, jobConfig, reply, { decidedBy: info.coordinator.peerId, admitted: true }, signal)
   }
@@ -123,6 +132,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const named = jobConfig.mode === 'async' ? [donor] : (reply.donors ?? [donor]).filter((id) => id !== peerId)
     const donors = named.length > 0 ? named : [info.coordinator.peerId]
     log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor, donors: donors.length }, admitted ? 'admitted to job: fetching its state' : 'fetching the job\'s state')
+    stage = `${admitted ? `admitted at step ${reply.effectiveStep}: ` : ''}fetching the job's state from ${donors.length === 1 ? `member ${donors[0]}` : `${donors.length} members, a range from each`}`
     for (const from of donors) {
       const addrs = reply.addresses?.[from] ?? []
       if (from !== info.coordinator.peerId && from !== peerId && addrs.length > 0) await node.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map((a) => parseMultiaddr(a, 'donor address')) })
@@ -209,6 +219,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             continue
           }
           log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
+          retrying(error, delay)
           // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off
           await abortableSleep(delay, signal)
           delay = Math.min(10_000, delay * 2)
@@ -232,6 +243,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     joining++
     try {
       while (!signal.aborted) {
+        stage = `asking the members it knew (${known.members.length - 1} in members.json) whether job ${jobId} still runs`
         const probe = await probeKnownMembers(node, known, jobId, signal)
         if (signal.aborted) return
         if (probe.kind === 'finished') {
@@ -242,6 +254,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             if (signal.aborted) return
             await options.dropSession()
             log.warn({ err: (error as Error).message, from: probe.from, retryInMs: delay }, 'could not take the finished job\'s final state yet; retrying')
+            retrying(error, delay)
           }
         } else if (probe.kind === 'running') {
           try {
@@ -256,10 +269,17 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
               continue
             }
             log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
+            retrying(error, delay)
           }
         } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
           await options.resume(snapshot)
           return
+        } else {
+          stage = snapshot === undefined
+            ? 'no member it knew runs the job, and it has no checkpoint to resume it from: asking them again'
+            : probe.kind === 'senior-restarting'
+              ? `a member admitted before it is up but runs no job: waiting for that one to resume the job (this daemon resumes its own checkpoint ${Math.round((started + SENIOR_RESUME_WAIT_MS - Date.now()) / 1000)} s from now otherwise)`
+              : `no member admitted before it is reachable: it resumes its checkpoint ${Math.round((started + RESTART_GRACE_MS - Date.now()) / 1000)} s from now unless one comes up`
         }
         await abortableSleep(delay, signal)
         delay = Math.min(5_000, delay * 2)
@@ -310,6 +330,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       }
     },
     busy: () => joining > 0,
+    stage: () => joining > 0 ? stage : undefined,
     abort: () => { restart() }
   }
 }

@@ -79,6 +79,8 @@ export interface PeerDaemon {
   session(): JobSession | undefined
   /** joining (or re-joining) a job: asking for admission or fetching its state, between sessions too */
   joining(): boolean
+  /** where that join stands, in words (JobJoiner.stage) */
+  joinStage(): string | undefined
   submitJob(config: JobConfig): Promise<string>
   stopJob(): Promise<void>
   /** resolves with the result when the current (or next) job finishes */
@@ -292,6 +294,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     node: () => node,
     session: () => session,
     joining: () => joiner.busy(),
+    joinStage: () => joiner.stage(),
     async start() {
       if (started) return
       started = true

@@ -58,7 +58,7 @@ describe('daemon lifecycle', () => {
     const backoffLine = await daemons.joining.waitForLog(/^.*"retryInMs":8000.*$/m, 60_000)
     const backoffEnds = Number(/"time":(\d+)/.exec(backoffLine)?.[1]) + 8_000
     // a daemon trying to join is not idle, and says what it waits for
-    expect((await clients.joining.status()).waiting).toMatch(/joining a job/)
+    expect((await clients.joining.status()).waiting).toMatch(/^joining a job: the last try failed \(.+\); the next try at \d{4}-\d\d-\d\dT/)
     expect((await clients.idle.status()).waiting).toBeNull()
     // a host waiting for minPeers says how many joined
     expect((await clients.waiting.status()).waiting).toBe('waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined')

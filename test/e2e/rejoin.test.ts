@@ -173,6 +173,8 @@ describe('restarted from the data dir without --bootstrap', () => {
     // checkpoint at step S: 2 of the 3 members it needs ... are back', or, where their leaves were
     // recorded first, 'waiting for members: 2 of the 3 members it needs ... have joined')
     await waiting(/ 2 of the 3 members /, 'the host counting the member back')
+    // and the member says what it waits for
+    expect((await clientFor(doomed).status()).waiting, fleet.describe()).toMatch(/^joining a job: asked the coordinator \S+ for admission to job \S+: waiting for its answer/)
     doomed.kill('SIGKILL')
     // the dead member's request stream closed: its admission is withdrawn
     await waiting(/ 1 of the 3 members /, 'the host no longer counting the killed member')
