@@ -75,6 +75,8 @@ export interface JobMembership {
   awaitStart(signal: AbortSignal): Promise<void>
   /** what the start waits for, in words (for `p2pmld status`); call only before the start */
   startWaitReason(): string
+  /** the members that count toward the start now (a resumed host's listed members only once back); call only before the start */
+  countedAtStart(): number
   /** count each member's consecutive missed steps; the coordinator evicts past the limit */
   recordMisses(report: StepReport): void
   /**
@@ -286,6 +288,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         await abortableSleep(250, signal)
       }
     },
+    countedAtStart: () => view.membersAt(options.step()).filter(isBack).length,
     startWaitReason() {
       const step = options.step()
       const listed = view.membersAt(step)

@@ -63,6 +63,8 @@ export interface JobRunner {
   progress(): Readonly<TrainingProgress>
   membership(): MembershipView
   membershipVersion(): number
+  /** members at the current step; before the start, those that count toward it (JobMembership.countedAtStart) */
+  liveMembers(): number
   lastReport(): StepReport | undefined
   lastValidation(): EvaluationSummary | undefined
   /**
@@ -426,6 +428,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     progress: () => progress,
     membership: () => members.view(),
     membershipVersion: () => members.version(),
+    liveMembers: () => runnerState === 'waiting' ? members.countedAtStart() : members.view().membersAt(progress.step).length,
     lastReport: () => report,
     lastValidation: () => validation,
     // before the start: for minPeers members (the step loop's reasons come once it runs)

@@ -55,7 +55,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         testAccuracy: runner?.result()?.test.accuracy ?? null,
         stopReason: runner?.result()?.reason ?? null,
         learningRate: progress?.lr ?? null,
-        liveMembers: runner === undefined || progress === undefined ? 0 : runner.membership().membersAt(progress.step).length,
+        liveMembers: runner?.liveMembers() ?? 0,
         waiting: runner?.waitingFor()?.reason ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null),
         uptimeMs: Date.now() - daemon.startedAt
       }

@@ -116,6 +116,7 @@ describe('job membership', () => {
     await new Promise((resolve) => setTimeout(resolve, 700))
     expect(started).toBe(false)
     expect(membership.startWaitReason()).toBe('resumed from the checkpoint at step 28: 2 of the 3 members it needs (minPeers, this peer included) are back; not back yet: a')
+    expect(membership.countedAtStart()).toBe(2)
     // the host never withdraws itself
     expect(membership.withdraw('host')).toBe(false)
     // 'a' restarted and asks again: the job goes on with all three
