@@ -5,36 +5,11 @@
  * members diverged at step 0 (rejoin.test.ts, 1 run in 6). A real session core and runner, with
  * a wire that goes nowhere (nobody else runs the job here).
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { parseJobConfig } from '../../config/job-config.js'
-import { silentLogger } from '../../daemon/logger.js'
+import { describe, expect, it } from 'vitest'
 import { admissionReply, JobNotStartedError } from '../../daemon/peer/admission-reply.js'
-import { createSessionCore, type JobWire, type SessionCore } from '../../daemon/peer/session-core.js'
+import { useHostSessionCores } from '../support/host-session-core.js'
 
-const cores: SessionCore[] = []
-afterEach(async () => {
-  for (const c of cores.splice(0)) {
-    await c.stopRunner(false)
-    await c.close()
-  }
-})
-
-const wire: JobWire = {
-  publishGradient: async () => ({ missed: [] }),
-  broadcast: async () => {},
-  request: async () => await Promise.reject(new Error('no requests in this test')),
-  fetchSnapshot: async () => await Promise.reject(new Error('no state transfer in this test'))
-}
-
-async function host(minPeers: number): Promise<SessionCore> {
-  const config = parseJobConfig({ id: 'admission-reply', model: 'mlp', epochs: 1, batchSize: 16, trainSamples: 128, minPeers, stepDeadlineMs: 60_000, aggregation: { rule: 'mean', f: 0 } }, 'test job')
-  const core = createSessionCore({ jobId: 'admission-reply', config, log: silentLogger(), computeThreads: 1, host: true, selfId: 'host' })
-  cores.push(core)
-  await core.startRuntime()
-  core.attach(wire)
-  core.startIfOwned()
-  return core
-}
+const host = useHostSessionCores('admission-reply')
 
 describe('the reply to a joiner admitted before the start', () => {
   it('lists every member the job starts with, once minPeers joined', async () => {
