@@ -47,13 +47,20 @@ export function createLambdaDispatcher(options: LambdaDispatcherOptions): Gradie
 
   const invokeOnce = async (event: GradientEvent): Promise<GradientTaskResult> => {
     invocations++
-    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(options.timeoutSeconds * 1000)])
-    const out = await options.client.send(new InvokeCommand({
-      FunctionName: options.functionName,
-      InvocationType: 'RequestResponse',
-      Payload: new TextEncoder().encode(JSON.stringify(event))
-    }), { abortSignal: signal })
-    return parseInvokeResponse(out.Payload, out.FunctionError)
+    // a timer of its own: AbortSignal.timeout under AbortSignal.any is collected before it fires
+    // once a GC runs (Node 20), and an invocation that never answers then waits for ever
+    const timeout = new AbortController()
+    const timer = setTimeout(() => { timeout.abort(new FunctionError(`no answer within timeoutSeconds (${options.timeoutSeconds} s)`)) }, options.timeoutSeconds * 1000)
+    try {
+      const out = await options.client.send(new InvokeCommand({
+        FunctionName: options.functionName,
+        InvocationType: 'RequestResponse',
+        Payload: new TextEncoder().encode(JSON.stringify(event))
+      }), { abortSignal: AbortSignal.any([controller.signal, timeout.signal]) })
+      return parseInvokeResponse(out.Payload, out.FunctionError)
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   const invokeWithRetry = async (event: GradientEvent): Promise<DispatchOutcome> => {

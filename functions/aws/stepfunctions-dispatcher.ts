@@ -48,7 +48,15 @@ export function createStepFunctionsDispatcher(options: StepFunctionsDispatcherOp
   }
 
   const runExpress = async (stateMachineArn: string, input: string, name: string, observer: GradientObserver): Promise<{ status?: string, output?: string, error?: string, cause?: string }> => {
-    return await observer.time('invoke', async () => await options.client.send(new StartSyncExecutionCommand({ stateMachineArn, input, name }), { abortSignal: AbortSignal.any([controller.signal, AbortSignal.timeout(options.timeoutMs)]) }))
+    // a timer of its own: AbortSignal.timeout under AbortSignal.any is collected before it fires
+    // once a GC runs (Node 20), and an execution that never answers then waits for ever
+    const timeout = new AbortController()
+    const timer = setTimeout(() => { timeout.abort(new Error(`no answer within the timeout (${options.timeoutMs} ms)`)) }, options.timeoutMs)
+    try {
+      return await observer.time('invoke', async () => await options.client.send(new StartSyncExecutionCommand({ stateMachineArn, input, name }), { abortSignal: AbortSignal.any([controller.signal, timeout.signal]) }))
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   const runStandard = async (stateMachineArn: string, input: string, name: string, observer: GradientObserver): Promise<{ status?: string, output?: string, error?: string, cause?: string }> => {
