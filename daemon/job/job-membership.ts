@@ -100,9 +100,10 @@ export interface JobMembership {
    * stream closed: it crashed or gave up waiting) no longer counts toward the start. While a
    * resumed host waits for the members its checkpoint lists, such a member stays listed, not back
    * until heard from again; any other member leaves from the current step (the step the job
-   * starts at). Returns whether anything changed. Call only before the start
+   * starts at). `why`: for the log (it went away, or its wait ran out and it asks again). Returns
+   * whether anything changed. Call only before the start
    */
-  withdraw(peerId: string): boolean
+  withdraw(peerId: string, why: string): boolean
   /** the job stopped: admissions waiting in the window are refused */
   close(): void
   /**
@@ -339,12 +340,12 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       join([peerId], options.step(), when !== 'before-start')
       return { effectiveStep: joinsAt(peerId), membership: state() }
     },
-    withdraw(peerId) {
+    withdraw(peerId, why) {
       if (peerId === selfId) return false
       const step = options.step()
       if (resumed?.listed.has(peerId) === true) {
         const wasBack = resumed.back.delete(peerId)
-        if (wasBack) log.info({ peer: peerId, step }, 'a member that re-joined went away before the job went on: not back until heard from again')
+        if (wasBack) log.info({ peer: peerId, step, why }, 'withdrew the admission of a member that re-joined, its reply held until the job goes on: not back until heard from again')
         return wasBack
       }
       resumed?.back.delete(peerId)
@@ -354,7 +355,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       if (!view.isMemberAt(peerId, step) || !view.leave(peerId, step)) return false
       options.onRemoved(peerId)
       version++
-      log.info({ peer: peerId, step }, 'a joiner went away before the job started: it no longer counts toward the start')
+      log.info({ peer: peerId, step, why }, 'withdrew the admission of a joiner, its reply held until the job starts: it no longer counts toward the start until it asks again')
       return true
     },
     close() {

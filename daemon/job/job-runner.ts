@@ -94,7 +94,7 @@ export interface JobRunner {
    * coordinator, before the start: a peer admitted then whose reply never reached it (it went
    * away) no longer counts toward the start (JobMembership.withdraw); false once the job started
    */
-  withdrawAdmission(peerId: string): boolean
+  withdrawAdmission(peerId: string, why: string): boolean
   /** a member announced it leaves from `effectiveStep`; false when ignored (JobMembership.memberLeaving) */
   memberLeaving(peerId: string, effectiveStep: number): boolean
   /** whether `peerId` decides for the job as this peer sees it: its membership announcements and pause/resume decisions are adopted (JobMembership.mayAnnounce) */
@@ -499,7 +499,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting'
       ? 'before-start'
       : waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
-    withdrawAdmission: (peerId) => runnerState === 'waiting' && members.withdraw(peerId),
+    withdrawAdmission: (peerId, why) => runnerState === 'waiting' && members.withdraw(peerId, why),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     mayDecideForJob: (peerId) => members.mayAnnounce(peerId),
     adoptMembership: (state) => members.adopt(state),

@@ -1,5 +1,5 @@
 import { JOB_NOT_STARTED, type MembershipState } from '../../protocols/job/job-protocol.js'
-import { ExpectedRefusal } from '../../protocols/request/json-request.js'
+import { ExpectedRefusal, RequestError } from '../../protocols/request/json-request.js'
 import type { JobRunner } from '../job/job-runner.js'
 
 /** the reply to a join held until the start ran out before the start: the joiner asks again */
@@ -41,11 +41,13 @@ export async function admissionReply(runner: JobRunner, peerId: string, signal?:
   const held = (): boolean => runner.state() === 'waiting' &&
     (runner.progress().step > 0 || runner.membership().membersAt(runner.progress().step).length >= runner.config.minPeers)
   if (!held()) return admitted
+  const heldSince = performance.now()
   while (held() && signal?.aborted !== true) await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
   if (held()) {
     // what the start waits for with this joiner counted: it asks again, and is counted again
     const reason = runner.waitingFor()?.reason ?? 'the job waits to start'
-    runner.withdrawAdmission(peerId)
+    const why = signal?.reason instanceof RequestError ? signal.reason.message : `held ${Math.round(performance.now() - heldSince)} ms without a start: told to ask again`
+    runner.withdrawAdmission(peerId, why)
     forget?.()
     throw new JobNotStartedError(reason)
   }

@@ -99,14 +99,14 @@ describe('job membership', () => {
     expect(membership.startWaitReason()).toMatch(/2 of the 3 members .* not back yet: b$/)
     // 'a' was killed while its reply was held: the session forgets it was heard from
     heard.delete('a')
-    expect(membership.withdraw('a')).toBe(true)
-    expect(membership.withdraw('a')).toBe(false)
+    expect(membership.withdraw('a', 'test')).toBe(true)
+    expect(membership.withdraw('a', 'test')).toBe(false)
     // a new joiner of the resumed job went away too: it leaves from the resumed step
     heard.add('c')
     await membership.admit('c', 'before-start')
     expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'c', 'host'])
     heard.delete('c')
-    expect(membership.withdraw('c')).toBe(true)
+    expect(membership.withdraw('c', 'test')).toBe(true)
     expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'host'])
     expect(removed).toEqual(['c'])
     // 'b' comes back: 2 of 3, not 3 (counting 'a', the job went on with a member that no longer
@@ -118,7 +118,7 @@ describe('job membership', () => {
     expect(membership.startWaitReason()).toBe('resumed from the checkpoint at step 28: 2 of the 3 members it needs (minPeers, this peer included) are back; not back yet: a')
     expect(membership.countedAtStart()).toBe(2)
     // the host never withdraws itself
-    expect(membership.withdraw('host')).toBe(false)
+    expect(membership.withdraw('host', 'test')).toBe(false)
     // 'a' restarted and asks again: the job goes on with all three
     heard.add('a')
     await membership.admit('a', 'before-start')
@@ -141,7 +141,7 @@ describe('job membership', () => {
     expect(fewer.startWaitReason()).toBe('waiting for members: 2 of the 3 members it needs (minPeers, the host included) have joined')
     // 'a' killed while held: it leaves from the resumed step (counted, 'b' back would start the job with it)
     heard.delete('a')
-    expect(fewer.withdraw('a')).toBe(true)
+    expect(fewer.withdraw('a', 'test')).toBe(true)
     expect(fewer.view().membersAt(28)).toEqual(['host'])
     expect(fewer.startWaitReason()).toBe('waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined')
     // back, it is a member at the resumed step again

@@ -12,7 +12,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn'
 import { describe, expect, it } from 'vitest'
 import { createLambdaDispatcher } from '../../functions/aws/lambda-dispatcher.js'
 import { createStepFunctionsDispatcher } from '../../functions/aws/stepfunctions-dispatcher.js'
-import type { GradientEvent } from '../../functions/offload/dispatcher.js'
+import type { GradientEvent } from '../../functions/gradient-task.js'
 import type { GradientObserver } from '../../ml/core/types.js'
 
 setFlagsFromString('--expose_gc')
