@@ -144,7 +144,12 @@ export function registerStartCommand(program: Command): void {
     const metricsAt = daemon.metrics()?.address()
     if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)
     if (job !== undefined) process.stdout.write(`hosting job ${daemon.session()?.jobId}: waiting for ${job.minPeers} peer(s)\n`)
-    if (flags.exitWhenDone === true) {
+    const finishedBefore = daemon.finishedBeforeStart()
+    if (flags.exitWhenDone === true && finishedBefore !== undefined) {
+      // its job is done already: idle, it would wait for the next job its members run, for ever
+      process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: nothing to run; exiting (--exit-when-done)\n`)
+      void stop('job finished before this start')
+    } else if (flags.exitWhenDone === true) {
       void daemon.jobDone().then(async () => { await daemon.settleAfterJob() }).then(() => stop('job finished'))
     }
     await daemon.shutdownRequested()

@@ -86,6 +86,11 @@ export interface PeerDaemon {
   /** resolves with the result when the current (or next) job finishes */
   jobDone(): Promise<JobResult | undefined>
   /**
+   * the job its checkpoint holds had finished (with other members) before this start: the daemon
+   * started idle, runs nothing of it again, and takes up the job its members run now (auto-join)
+   */
+  finishedBeforeStart(): { readonly jobId: string, readonly step: number } | undefined
+  /**
    * After the job finished: keep serving for a moment (minMs, or until every other member of the
    * last step announced it finished), so members still agreeing on the final state can fetch it,
    * and until state transfers in progress end (at most maxMs).
@@ -139,6 +144,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let control: ControlServer | undefined
   let started = false
   let stopping: Promise<void> | undefined
+  /** the job of the checkpoint had finished before this start (PeerDaemon.finishedBeforeStart) */
+  let finishedBefore: { jobId: string, step: number } | undefined
   const stopped = (): boolean => stopping !== undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
@@ -359,6 +366,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void joiner.resumeOrRejoin(snapshot, known)
         else if (snapshot?.meta.finished === true && others.length > 0) {
           log.info({ job: snapshot.jobConfig.id, step: snapshot.step }, 'the job in the checkpoint finished: idle, dialing its members')
+          finishedBefore = { jobId: known?.jobId ?? snapshot.jobConfig.id ?? 'unnamed', step: snapshot.step }
           for (const m of others) void node.connectTo(m.peerId, m.addrs).catch(() => false)
         } else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
       }
@@ -420,6 +428,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     async stopJob() {
       await session?.runner()?.stop()
     },
+    finishedBeforeStart: () => finishedBefore,
     jobDone(): Promise<JobResult | undefined> {
       const result = session?.runner()?.result()
       if (result !== undefined) return Promise.resolve(result)
