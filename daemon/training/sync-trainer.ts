@@ -332,7 +332,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           const level = shortRounds === 1 || shortRounds % 20 === 0 ? 'warn' : 'debug'
           deps.log[level]({ step, received: have, needed, missing: outcome.missing, shortRounds }, belowFloor
             ? 'fewer live members than the aggregation rule needs: waiting for a peer to join'
-            : 'step deadline passed short of the gradients the step needs; waiting on')
+            : outcome.missing.length > 0
+              ? 'step deadline passed short of the gradients the step needs; waiting on the missing members'
+              // none missing, yet too few: the membership changed during the step (a reviewer saw
+              // it at the same millisecond as a member's leave, when a whole job stopped)
+              : 'step deadline passed short of the gradients the step needs; no member expected at the step is missing (the membership changed during it)')
           deps.onShortRound?.(step, live, outcome.missing)
           if (outcome.missing.length > 0) {
             // those still at this step may be waiting for ours, lost on the way as theirs were
