@@ -150,10 +150,11 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
   const join = (peers: readonly string[], effectiveStep: number, announceIt: boolean): void => {
     let changed = false
     for (const peerId of peers) {
+      const before = view.record(peerId) !== undefined
       if (!view.join(peerId, effectiveStep)) continue
       changed = true
       misses.delete(peerId)
-      log.info({ peer: peerId, effectiveStep }, 'admitted a new member')
+      log.info({ peer: peerId, effectiveStep }, before ? 'admitted a former member again' : 'admitted a new member')
     }
     if (!changed) return
     version++
@@ -299,6 +300,8 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
         return `resumed from the checkpoint at step ${step}: ${back} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; ` +
           `not back yet: ${missing.join(', ')}` + (options.minPeers < listed.length ? ` (once ${options.minPeers} are back the job goes on without those not back then)` : '')
       }
+      // a resumed host all of whose listed members are back, still below minPeers: a new member must join
+      if (options.host && step > 0) return `resumed from the checkpoint at step ${step}: ${listed.length} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for a new member to join`
       const count = `${listed.length} of the ${options.minPeers} members it needs (minPeers, the host included) have joined`
       return !options.host && step === 0 ? `waiting for the host to start the job: ${count}` : `waiting for members: ${count}`
     },

@@ -126,7 +126,7 @@ describe('job membership', () => {
     expect(membership.view().membersAt(28)).toEqual(['a', 'b', 'host'])
 
     // a checkpoint that lists only the host and 'a' (the others' leaves recorded first): 'a' back,
-    // all it lists are back, and the job waits for a third member as at step 0
+    // all it lists are back, and the job waits for a third member to join (status says so)
     const fewer = createJobMembership({
       selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
       log: silentLogger(), step: () => 28, phase: () => 'waiting', onRemoved: () => {}, recentlyHeard: (peer) => heard.has(peer)
@@ -138,12 +138,12 @@ describe('job membership', () => {
     heard.add('a')
     await fewer.admit('a', 'before-start')
     await new Promise((resolve) => setTimeout(resolve, 300))
-    expect(fewer.startWaitReason()).toBe('waiting for members: 2 of the 3 members it needs (minPeers, the host included) have joined')
+    expect(fewer.startWaitReason()).toBe('resumed from the checkpoint at step 28: 2 of the 3 members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for a new member to join')
     // 'a' killed while held: it leaves from the resumed step (counted, 'b' back would start the job with it)
     heard.delete('a')
     expect(fewer.withdraw('a', 'test')).toBe(true)
     expect(fewer.view().membersAt(28)).toEqual(['host'])
-    expect(fewer.startWaitReason()).toBe('waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined')
+    expect(fewer.startWaitReason()).toBe('resumed from the checkpoint at step 28: 1 of the 3 members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for a new member to join')
     // back, it is a member at the resumed step again
     await fewer.admit('a', 'before-start')
     expect(fewer.view().membersAt(28)).toEqual(['a', 'host'])

@@ -172,20 +172,19 @@ describe('restarted from the data dir without --bootstrap', () => {
       const s = await client.status().catch(() => undefined)
       return s?.waiting !== null && s?.waiting !== undefined && pattern.test(s.waiting) ? s.waiting : undefined
     }, 60_000, what)
-    // (the checkpoint lists the members still there when it was written: 'resumed from the
-    // checkpoint at step S: 2 of the 3 members it needs ... are back', or, where their leaves were
-    // recorded first, 'waiting for members: 2 of the 3 members it needs ... have joined')
-    await waiting(/ 2 of the 3 members /, 'the host counting the member back')
+    // (the checkpoint lists the members still there when it was written: '...; not back yet: <ids>',
+    // or, where their leaves were recorded first, '...; the checkpoint lists no other: waiting for a new member to join')
+    await waiting(/^resumed from the checkpoint at step \d+: 2 of the 3 members /, 'the host counting the member back')
     // and the member says what it waits for
     expect((await clientFor(doomed).status()).waiting, fleet.describe()).toMatch(/^joining a job: asked the coordinator \S+ for admission to job \S+: waiting for its answer/)
     doomed.kill('SIGKILL')
     // the dead member's request stream closed: its admission is withdrawn
-    await waiting(/ 1 of the 3 members /, 'the host no longer counting the killed member')
+    await waiting(/^resumed from the checkpoint at step \d+: 1 of the 3 members /, 'the host no longer counting the killed member')
     // 'live members' counts those back, not all its checkpoint lists
     expect((await client.status()).liveMembers, fleet.describe()).toBe(1)
     const third = fleet.start('held-peer2-again', ['--exit-when-done', ...listen(2)], { dataDir: joiners[1].dataDir })
     // two of three back: still waiting (counting the dead one, it went on)
-    const two = await waiting(/ 2 of the 3 members /, 'the third back')
+    const two = await waiting(/^resumed from the checkpoint at step \d+: 2 of the 3 members /, 'the third back')
     if (two.includes('not back yet')) expect(two, fleet.describe()).toMatch(new RegExp(`not back yet: ${ids[1]}$`))
     expect((await client.status()).state, fleet.describe()).toBe('waiting')
     const back = fleet.start('held-peer1-back', ['--exit-when-done', ...listen(1)], { dataDir: joiners[0].dataDir })
