@@ -16,8 +16,8 @@ const INFO_TIMEOUT_MS = 5_000
 export type MemberProbe =
   /** a member runs the job: join it */
   | { readonly kind: 'running', readonly info: JobInfo }
-  /** none runs it and `from` says it finished: take its final state */
-  | { readonly kind: 'finished', readonly info: JobInfo, readonly from: string }
+  /** none runs it and the members `from` (admission order) say it finished: take its final state */
+  | { readonly kind: 'finished', readonly info: JobInfo, readonly from: readonly string[] }
   /** a member ranked before this daemon answered without running the job: it will resume it */
   | { readonly kind: 'senior-restarting' }
   /** nobody ranked before this daemon is reachable: resume the job from the checkpoint */
@@ -51,9 +51,9 @@ export async function probeKnownMembers(node: PeerNode, known: KnownMembers, job
   for (const { answer } of answers) {
     if (typeof answer === 'object' && answer.jobId === jobId && answer.phase !== 'finished') return { kind: 'running', info: answer }
   }
-  for (const { rank, answer } of answers) {
-    if (typeof answer === 'object' && answer.jobId === jobId) return { kind: 'finished', info: answer, from: known.members[rank].peerId }
-  }
+  const finished = answers.filter(({ answer }) => typeof answer === 'object' && answer.jobId === jobId)
+  const first = finished[0]?.answer
+  if (typeof first === 'object') return { kind: 'finished', info: first, from: finished.map(({ rank }) => known.members[rank].peerId) }
   const seniorReachable = answers.some(({ rank, answer }) => answer !== 'unreachable' && (selfRank < 0 || rank < selfRank))
   return seniorReachable ? { kind: 'senior-restarting' } : { kind: 'resume' }
 }

@@ -187,20 +187,21 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   }
 
   /**
-   * the job finished while this daemon was away (a member it knew says so): take its final state
-   * from that member, as a joiner admitted after the end does, instead of resuming the checkpoint
-   * alone (it waited for members for ever, with --exit-when-done too). Over libp2p only; a broker
-   * session joins through the broker
+   * the job finished while this daemon was away (members it knew say so): take its final state
+   * from them, as a joiner admitted after the end does, instead of resuming the checkpoint alone
+   * (it waited for members for ever, with --exit-when-done too). With f+1 of them the state is
+   * checked against the digest they announce; from fewer it is taken unchecked and not vouched
+   * for, as a joiner's from its coordinator. Over libp2p only; a broker session joins through the broker
    */
-  const takeFinalState = async (info: JobInfo, from: string, signal: AbortSignal): Promise<void> => {
-    const jobConfig = parseJobConfig(info.config, `job config from peer ${from}`)
+  const takeFinalState = async (info: JobInfo, from: readonly string[], signal: AbortSignal): Promise<void> => {
+    const jobConfig = parseJobConfig(info.config, `job config from peer ${from[0]}`)
     const s = await options.openSession(info.jobId, jobConfig, false)
     if (s.join !== undefined) {
-      await s.join(from, signal)
+      await s.join(from[0], signal)
       return
     }
     log.info({ job: info.jobId, step: info.step, from }, 'the job finished while this daemon was away: taking its final state')
-    await takeState(s, info, jobConfig, { effectiveStep: info.step, membership: info.membership, donor: from, donors: [from] }, { decidedBy: from, admitted: false }, signal)
+    await takeState(s, info, jobConfig, { effectiveStep: info.step, membership: info.membership, donor: from[0], donors: [...from] }, { decidedBy: from[0], admitted: false }, signal)
   }
 
   const joinThroughBootstrap = async (signal: AbortSignal): Promise<void> => {

@@ -219,6 +219,11 @@ describe('restarted from the data dir without --bootstrap', () => {
     const context = fleet.describe()
     expect(code, context).toBe(0)
     expect(again.logs().some((l) => l.msg === 'the job finished while this daemon was away: taking its final state'), context).toBe(true)
+    // from both members that finished it, checked against the digest they announce (f + 1 = 1 here;
+    // not from one member unchecked)
+    const fetched = again.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('fetched the state'))
+    expect(fetched, context).toMatchObject({ verified: true })
+    expect((fetched?.from as string[] | undefined)?.length, context).toBe(2)
     expect(again.logs().some((l) => l.msg === 'resumed job from checkpoint'), context).toBe(false)
     const finished = [host, stays, again].map((d) => parseFinished(d.stdout()))
     for (const f of finished) expect(f, context).toBeDefined()
