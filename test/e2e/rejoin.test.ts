@@ -143,8 +143,13 @@ describe('restarted from the data dir without --bootstrap', () => {
     for (const d of second.slice(1)) expect(d.logs().some((l) => l.msg === 're-joining the job its members carry on'), d.name).toBe(true)
     const finished = second.map((d) => parseFinished(d.stdout()))
     for (const f of finished) expect(f, context).toBeDefined()
-    // 3072 / (3 x 32) = 32 steps per epoch, 2 epochs: nothing repeated, nothing skipped
-    for (const f of finished) expect(f!.step, context).toBe(64)
+    // 3072 / (3 x 32) = 32 steps per epoch, 2 epochs: nothing repeated, nothing skipped. One step
+    // more where a member's leave took effect at a step the others were already running as it
+    // stopped (a console line 'peer X left at step S' in the first run): that step counts the batches
+    // of the members left at its end (sync-trainer's finishStep), one fewer, so the epoch needs one
+    // more step (seen once in a fresh-clone CI run: 65, the first run's host showing 'left at step 33')
+    const leftMidStep = first.some((d) => / left at step \d+: 2 members$/m.test(d.stdout()))
+    for (const f of finished) expect([64, ...(leftMidStep ? [65] : [])], context).toContain(f!.step)
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
     expect(finished[0]!.accuracy).toBeGreaterThan(80)
     // the members admitted together at the resumed step fetched the host's state, not each other's (none held one yet)
