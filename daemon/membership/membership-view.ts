@@ -10,10 +10,18 @@ export interface MemberRecord {
   joinStep: number
   /** first step it no longer contributes to (Infinity while it stays) */
   leaveStep: number
+  /**
+   * times it was admitted again after it left or was evicted (0: never), and the step its
+   * previous membership ended at: a re-admission at the very step of the eviction leaves
+   * `joinStep` and `leaveStep` as they were before it, and a peer that adopts the membership
+   * only after both still sees that the member was replaced (membership-changes.ts)
+   */
+  readmissions: number
+  previousLeaveStep: number | null
 }
 
 export interface MembershipSnapshot {
-  readonly members: Array<{ peerId: string, joinStep: number, leaveStep: number | null }>
+  readonly members: Array<{ peerId: string, joinStep: number, leaveStep: number | null, readmissions?: number, previousLeaveStep?: number }>
 }
 
 export class MembershipView {
@@ -22,7 +30,7 @@ export class MembershipView {
   static fromSnapshot(snapshot: MembershipSnapshot): MembershipView {
     const view = new MembershipView()
     for (const m of snapshot.members) {
-      view.records.set(m.peerId, { peerId: m.peerId, joinStep: m.joinStep, leaveStep: m.leaveStep ?? Infinity })
+      view.records.set(m.peerId, { peerId: m.peerId, joinStep: m.joinStep, leaveStep: m.leaveStep ?? Infinity, readmissions: m.readmissions ?? 0, previousLeaveStep: m.previousLeaveStep ?? null })
     }
     return view
   }
@@ -32,7 +40,9 @@ export class MembershipView {
       members: [...this.records.values()].map((r) => ({
         peerId: r.peerId,
         joinStep: r.joinStep,
-        leaveStep: Number.isFinite(r.leaveStep) ? r.leaveStep : null
+        leaveStep: Number.isFinite(r.leaveStep) ? r.leaveStep : null,
+        // only for a member admitted again: snapshots of memberships without one keep their shape
+        ...(r.readmissions > 0 ? { readmissions: r.readmissions, previousLeaveStep: r.previousLeaveStep ?? 0 } : {})
       }))
     }
   }
@@ -65,9 +75,12 @@ export class MembershipView {
   join(peerId: string, effectiveStep: number): boolean {
     const existing = this.records.get(peerId)
     if (existing !== undefined && existing.joinStep <= effectiveStep && !Number.isFinite(existing.leaveStep)) return false
-    if (existing !== undefined && Number.isFinite(existing.leaveStep) && existing.leaveStep < effectiveStep) {
-      // re-admission after an eviction or a clean leave
-      existing.joinStep = effectiveStep
+    if (existing !== undefined && Number.isFinite(existing.leaveStep) && existing.leaveStep <= effectiveStep) {
+      // re-admission after an eviction or a clean leave; at the step it left from, the member
+      // contributes to every step and keeps its join step (membersAt of earlier steps)
+      existing.readmissions++
+      existing.previousLeaveStep = existing.leaveStep
+      if (existing.leaveStep < effectiveStep) existing.joinStep = effectiveStep
       existing.leaveStep = Infinity
       return true
     }
@@ -77,7 +90,7 @@ export class MembershipView {
       existing.leaveStep = Infinity
       return changed
     }
-    this.records.set(peerId, { peerId, joinStep: effectiveStep, leaveStep: Infinity })
+    this.records.set(peerId, { peerId, joinStep: effectiveStep, leaveStep: Infinity, readmissions: 0, previousLeaveStep: null })
     return true
   }
 

@@ -2,7 +2,8 @@
  * Membership changes as events people and metrics understand: a peer joined, left (it announced
  * its leave) or was evicted (the members stopped counting on it without one). Derived from the
  * member lists of consecutive step reports, so every change is reported at the step it took
- * effect, once.
+ * effect, once; a member evicted and admitted again between two observations (same list) from
+ * its record's count of re-admissions.
  */
 export type MembershipChangeKind = 'joined' | 'left' | 'evicted'
 
@@ -31,7 +32,7 @@ export interface MembershipChangeTracker {
  */
 export function createMembershipChangeTracker(
   leaveAnnouncedAt: (peerId: string) => number | undefined,
-  effectiveStep?: (peerId: string) => { readonly joinStep: number, readonly leaveStep: number } | undefined
+  effectiveStep?: (peerId: string) => { readonly joinStep: number, readonly leaveStep: number, readonly readmissions?: number, readonly previousLeaveStep?: number | null } | undefined
 ): MembershipChangeTracker {
   let previousStep = -1
   // the recorded step if it falls between the last observation and this one: one before belongs to
@@ -44,6 +45,13 @@ export function createMembershipChangeTracker(
   let previous: Set<string> | undefined
   /** step at which each current member was last seen joining */
   const joinedAt = new Map<string, number>()
+  /** each current member's count of re-admissions when last observed */
+  const readmissionsSeen = new Map<string, number>()
+  const readmissions = (peer: string): number => effectiveStep?.(peer)?.readmissions ?? 0
+  const leaveKind = (peer: string): MembershipChangeKind => {
+    const announced = leaveAnnouncedAt(peer)
+    return announced !== undefined && announced >= (joinedAt.get(peer) ?? 0) ? 'left' : 'evicted'
+  }
   return {
     observe(step, members) {
       // fed from step reports and from membership-version changes (session-core.ts): a report of
@@ -53,19 +61,36 @@ export function createMembershipChangeTracker(
       const current = new Set(members)
       const changes: MembershipChange[] = []
       if (previous === undefined) {
-        for (const m of current) joinedAt.set(m, step)
+        for (const m of current) {
+          joinedAt.set(m, step)
+          readmissionsSeen.set(m, readmissions(m))
+        }
       } else {
         for (const m of current) {
-          if (previous.has(m)) continue
+          const count = readmissions(m)
+          if (previous.has(m)) {
+            if (count <= (readmissionsSeen.get(m) ?? count)) continue
+            // evicted (or left) and admitted again, both after the last observation: the list
+            // is the same, the record says it was replaced at its previous leave step
+            const record = effectiveStep?.(m)
+            const leftAt = Math.min(record?.previousLeaveStep ?? step, step)
+            const rejoinedAt = Math.max(record?.joinStep ?? leftAt, leftAt)
+            changes.push({ kind: leaveKind(m), peerId: m, step: leftAt, members: current.size - 1 })
+            changes.push({ kind: 'joined', peerId: m, step: rejoinedAt, members: current.size })
+            joinedAt.set(m, step)
+            readmissionsSeen.set(m, count)
+            continue
+          }
           joinedAt.set(m, step)
+          readmissionsSeen.set(m, count)
           changes.push({ kind: 'joined', peerId: m, step: at(m, step, 'joinStep'), members: current.size })
         }
         for (const m of previous) {
           if (current.has(m)) continue
-          const announced = leaveAnnouncedAt(m)
-          const left = announced !== undefined && announced >= (joinedAt.get(m) ?? 0)
+          const kind = leaveKind(m)
           joinedAt.delete(m)
-          changes.push({ kind: left ? 'left' : 'evicted', peerId: m, step: at(m, step, 'leaveStep'), members: current.size })
+          readmissionsSeen.delete(m)
+          changes.push({ kind, peerId: m, step: at(m, step, 'leaveStep'), members: current.size })
         }
       }
       previous = current

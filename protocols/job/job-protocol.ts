@@ -18,7 +18,10 @@ export const JOB_NOT_STARTED = 'the job has not started yet'
 export const MembershipRecordSchema = z.object({
   peerId: z.string().min(1).max(128),
   joinStep: z.number().int().min(0),
-  leaveStep: z.number().int().min(0).nullable()
+  leaveStep: z.number().int().min(0).nullable(),
+  /** times the member was admitted again after it left or was evicted, and the step it left at then */
+  readmissions: z.number().int().min(1).optional(),
+  previousLeaveStep: z.number().int().min(0).optional()
 }).strict()
 
 export const MembershipStateSchema = z.object({

@@ -3,6 +3,8 @@ import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { createMembershipChangeTracker } from '../../daemon/peer/membership-changes.js'
+import { MembershipView } from '../../daemon/membership/membership-view.js'
+import { MembershipStateSchema } from '../../protocols/job/job-protocol.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
 import { createDaemonConsole } from '../../cli/support/daemon-console.js'
 import { formatStep } from '../../cli/support/progress.js'
@@ -105,5 +107,35 @@ describe('membership change tracker', () => {
     // is not this join's step (a reviewer saw 'joined at step 0')
     records.set('c', { joinStep: 0, leaveStep: Infinity })
     expect(tracker.observe(27, ['a', 'b', 'c', 'd', 'e'])).toEqual([{ kind: 'joined', peerId: 'c', step: 27, members: 5 }])
+  })
+
+  it('reports an eviction and a re-admission that both took effect between two observations (the list is the same)', () => {
+    // a member that adopts the coordinator's memberships sees one where the killed member is back
+    // at the very step it was evicted at: joinStep and leaveStep as before the eviction
+    const coordinator = new MembershipView()
+    for (const p of ['a', 'b', 'k']) coordinator.join(p, 0)
+    const adopted = (): MembershipView => MembershipView.fromSnapshot(MembershipStateSchema.parse({ version: 1, ...coordinator.toSnapshot() }))
+    let view = adopted()
+    const tracker = createMembershipChangeTracker(() => undefined, (peer) => view.record(peer))
+    tracker.observe(12, view.membersAt(12))
+    coordinator.leave('k', 14)
+    expect(coordinator.join('k', 14)).toBe(true)
+    view = adopted()
+    expect(view.record('k')).toMatchObject({ joinStep: 0, leaveStep: Infinity, readmissions: 1, previousLeaveStep: 14 })
+    expect(tracker.observe(15, view.membersAt(15))).toEqual([
+      { kind: 'evicted', peerId: 'k', step: 14, members: 2 },
+      { kind: 'joined', peerId: 'k', step: 14, members: 3 }
+    ])
+    expect(tracker.observe(16, view.membersAt(16))).toEqual([])
+    // evicted at 20, back from 22: the same, at the steps the record gives
+    coordinator.leave('k', 20)
+    coordinator.join('k', 22)
+    view = adopted()
+    expect(tracker.observe(23, view.membersAt(23))).toEqual([
+      { kind: 'evicted', peerId: 'k', step: 20, members: 2 },
+      { kind: 'joined', peerId: 'k', step: 22, members: 3 }
+    ])
+    // a membership without a re-admission keeps its snapshot's shape
+    expect(Object.keys(adopted().toSnapshot().members.find((m) => m.peerId === 'a')!)).toEqual(['peerId', 'joinStep', 'leaveStep'])
   })
 })
