@@ -18,7 +18,7 @@ import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { askBrokerForJob } from './broker-join.js'
-import { probeKnownMembers } from './job-discovery.js'
+import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
 
@@ -108,11 +108,11 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
     }
     const s = await options.openSession(info.jobId, jobConfig, false)
+    stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}${s.join !== undefined ? ' over the broker' : ''}: waiting for its answer (before the job starts it answers once the job starts)`
     if (s.join !== undefined) {
       await s.join(info.coordinator.peerId, signal)
       return
     }
-    stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}: waiting for its answer (before the job starts it answers once the job starts)`
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
     await takeState(s, info, jobConfig, reply, { decidedBy: info.coordinator.peerId, admitted: true }, signal)
   }
@@ -240,12 +240,21 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const jobId = snapshot?.jobConfig.id ?? known.jobId
     const started = Date.now()
     const senior = known.members[0]?.peerId === peerId
+    // a job over the broker: its members may not reach each other over libp2p (members.json
+    // then lists no address for them), but its coordinator answers on the broker
+    const amqpUrl = options.amqpUrl
+    const viaBroker = amqpUrl !== undefined && snapshot?.jobConfig.transport !== 'libp2p'
+    const askBroker = async (fallback: MemberProbe): Promise<MemberProbe> => {
+      if (amqpUrl === undefined) return fallback
+      const info = await askBrokerForJob(amqpUrl, options.privateKey, peerId, log, { jobId, signal }).catch(() => undefined)
+      return info === undefined ? fallback : { kind: 'running', info }
+    }
     let delay = 500
     joining++
     try {
       while (!signal.aborted) {
-        stage = `asking the members it knew (${known.members.length - 1} in members.json) whether job ${jobId} still runs`
-        const probe = await probeKnownMembers(node, known, jobId, signal)
+        stage = `asking the members it knew (${known.members.length - 1} in members.json${viaBroker ? ', and the broker' : ''}) whether job ${jobId} still runs`
+        const probe = await probeKnownMembers(node, known, jobId, signal).then(async (p) => p.kind === 'running' || p.kind === 'finished' || !viaBroker ? p : await askBroker(p))
         if (signal.aborted) return
         if (probe.kind === 'finished') {
           try {

@@ -358,7 +358,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const snapshot = saved === undefined ? undefined : fromTrainingSnapshot(saved, `checkpoint in ${checkpointDir}`)
         const known = await loadKnownMembers(config.dataDir)
         const sameJob = known !== undefined && (snapshot === undefined || known.jobId === snapshot.jobConfig.id)
-        const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && m.addrs.length > 0) : []
+        // members of a job over the broker count without an address: they are asked on the broker
+        const viaBroker = config.amqpUrl !== undefined && snapshot?.jobConfig.transport !== 'libp2p'
+        const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && (m.addrs.length > 0 || viaBroker)) : []
         // a job that no other member ran is this daemon's alone; killed before its first
         // checkpoint, it still re-joins the members it knew. A job that finished with others is
         // not replayed (a second end, a second report, apart from them): the daemon dials its
