@@ -10,6 +10,8 @@ import { createAmqpJobTransport, createBrokerConnection, type AmqpJobTransport, 
 import { JobRequestSchema, JoinReplySchema, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
+import { budgetSignal } from '../job/budget-signal.js'
+import { silenceSignal } from '../job/silence-signal.js'
 import { admissionReply } from './admission-reply.js'
 import type { JobSession, NetworkCounters } from './job-session.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
@@ -23,6 +25,8 @@ export interface AmqpJobSessionOptions extends SessionJobOptions {
 
 const HEARTBEAT_MS = 1000
 const DIGEST_WAIT_MS = 25_000
+/** a joiner whose reply is held sends heartbeats meanwhile: none for this long, it is gone (ms) */
+const JOINER_SILENT_MS = 5 * HEARTBEAT_MS
 /**
  * After the job finished here, the control queue stays this long (members still agreeing on the
  * final state ask through it, and a peer arriving at the end takes the final state), then this
@@ -80,7 +84,20 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     const request = JobRequestSchema.parse(raw)
     if (request.type === 'info') return session.info()
     if (request.jobId !== jobId) throw new Error(`this peer runs job ${jobId}, not ${request.jobId}`)
-    if (request.type === 'join') return await session.admit(from, [], AbortSignal.timeout(DIGEST_WAIT_MS))
+    if (request.type === 'join') {
+      // a reply held until the start ends when the joiner goes silent (killed: over the broker no
+      // stream closes), or after the wait for the start (the joiner then asks again)
+      const requestedAt = Date.now()
+      const gone = silenceSignal(() => Math.max(requestedAt, sightings.get(from)?.lastSeen ?? 0), JOINER_SILENT_MS,
+        `no heartbeat from the joiner on the broker for ${JOINER_SILENT_MS} ms: it went away`)
+      const wait = budgetSignal(DIGEST_WAIT_MS, gone.signal)
+      try {
+        return await session.admit(from, [], wait.signal)
+      } finally {
+        wait.dispose()
+        gone.dispose()
+      }
+    }
     if (request.type === 'control') return session.decideControl(request.action)
     if (request.type === 'digest') return await session.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS), from)
     session.memberLeaving(from, request.effectiveStep)

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { BROKER_URL } from '../amqp/broker-names.js'
 import { eventually, parseFinished, type DaemonProcess } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
 
@@ -157,12 +158,16 @@ describe('restarted from the data dir without --bootstrap', () => {
     for (const d of [...first, ...second]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 
-  it('a member killed while the resumed host holds its join reply does not count toward the start', async () => {
+  // over the broker too: the members restarted together find the resumed host there (members.json
+  // lists no address for them), and a joiner killed while held is noticed by its heartbeats
+  // stopping (no stream closes over the broker)
+  for (const transport of ['libp2p', 'amqp'] as const) it(`a member killed while the resumed host holds its join reply does not count toward the start (${transport})`, async () => {
+    const broker = transport === 'amqp' ? ['--amqp-url', BROKER_URL] : []
     const ports = await Promise.all([0, 1, 2].map(freePort))
     const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
-    const host = fleet.start('held-host', [...JOB, '--seed', '34', ...listen(0)])
+    const host = fleet.start(`held-host-${transport}`, [...JOB, '--seed', '34', ...listen(0), ...broker, ...(transport === 'amqp' ? ['--transport', 'amqp'] : [])])
     const bootstrap = await host.address()
-    const joiners = [1, 2].map((i) => fleet.start(`held-peer${i}`, ['--bootstrap', bootstrap, ...listen(i)]))
+    const joiners = [1, 2].map((i) => fleet.start(`held-peer${i}-${transport}`, ['--bootstrap', bootstrap, ...listen(i), ...broker]))
     const first = [host, ...joiners]
     const ids = await Promise.all(first.map(async (d) => (await d.address()).split('/p2p/')[1]))
     await trainingPast(host, 20)
@@ -170,8 +175,8 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(await Promise.all(first.map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0, 0])
 
     // the host and one member again: the host holds that member's reply until the third is back
-    const again = fleet.start('held-host-again', ['--exit-when-done', ...listen(0)], { dataDir: host.dataDir })
-    const doomed = fleet.start('held-peer1-again', ['--exit-when-done', ...listen(1)], { dataDir: joiners[0].dataDir })
+    const again = fleet.start(`held-host-again-${transport}`, ['--exit-when-done', ...broker, ...listen(0)], { dataDir: host.dataDir })
+    const doomed = fleet.start(`held-peer1-again-${transport}`, ['--exit-when-done', ...broker, ...listen(1)], { dataDir: joiners[0].dataDir })
     const client = clientFor(again)
     const waiting = async (pattern: RegExp, what: string): Promise<string> => await eventually(async () => {
       const s = await client.status().catch(() => undefined)
@@ -181,18 +186,22 @@ describe('restarted from the data dir without --bootstrap', () => {
     // or, where their leaves were recorded first, '...; the checkpoint lists no other: waiting for a new member to join')
     await waiting(/^resumed from the checkpoint at step \d+: 2 of the 3 members /, 'the host counting the member back')
     // and the member says what it waits for
-    expect((await clientFor(doomed).status()).waiting, fleet.describe()).toMatch(/^joining a job: asked the coordinator \S+ for admission to job \S+: waiting for its answer/)
+    expect((await clientFor(doomed).status()).waiting, fleet.describe()).toMatch(/^joining a job: asked the coordinator \S+ for admission to job \S+( over the broker)?: waiting for its answer/)
     doomed.kill('SIGKILL')
-    // the dead member's request stream closed: its admission is withdrawn
+    // the dead member's request stream closed (over the broker: its heartbeats stopped): its admission is withdrawn
     await waiting(/^resumed from the checkpoint at step \d+: 1 of the 3 members /, 'the host no longer counting the killed member')
+    // withdrawn because it went away (its stream closed; over the broker its heartbeats stopped), not
+    // at the end of the host's 25 s wait for the start
+    const withdrawn = again.logs().filter((l) => /^withdrew the admission/.test(String(l.msg))).map((l) => String(l.why))
+    expect(withdrawn, fleet.describe()).toEqual([transport === 'amqp' ? expect.stringMatching(/^no heartbeat from the joiner on the broker/) : 'the requester closed the stream before the reply'])
     // 'live members' counts those back, not all its checkpoint lists
     expect((await client.status()).liveMembers, fleet.describe()).toBe(1)
-    const third = fleet.start('held-peer2-again', ['--exit-when-done', ...listen(2)], { dataDir: joiners[1].dataDir })
+    const third = fleet.start(`held-peer2-again-${transport}`, ['--exit-when-done', ...broker, ...listen(2)], { dataDir: joiners[1].dataDir })
     // two of three back: still waiting (counting the dead one, it went on)
     const two = await waiting(/^resumed from the checkpoint at step \d+: 2 of the 3 members /, 'the third back')
     if (two.includes('not back yet')) expect(two, fleet.describe()).toMatch(new RegExp(`not back yet: ${ids[1]}$`))
     expect((await client.status()).state, fleet.describe()).toBe('waiting')
-    const back = fleet.start('held-peer1-back', ['--exit-when-done', ...listen(1)], { dataDir: joiners[0].dataDir })
+    const back = fleet.start(`held-peer1-back-${transport}`, ['--exit-when-done', ...broker, ...listen(1)], { dataDir: joiners[0].dataDir })
     const codes = await fleet.exits([again, third, back], 180_000)
     const context = fleet.describe()
     expect(codes, context).toEqual([0, 0, 0])
@@ -202,6 +211,9 @@ describe('restarted from the data dir without --bootstrap', () => {
     // no step waited for a member that was not there; members admitted at the resumed step were
     // not named each other's state donors (none held a state to give)
     for (const d of [again, third, back]) expect(d.logs().filter((l) => /step deadline passed|no state yet/.test(String(l.msg))), `${d.name}\n${context}`).toEqual([])
+    // one job: the host resumed it, the others re-joined it (over the broker each resumed its own
+    // checkpoint, members.json listing no address to ask them at)
+    expect([again, third, back].map((d) => d.logs().some((l) => l.msg === 'resumed job from checkpoint')), context).toEqual([true, false, false])
     for (const d of [again, third, back]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 
