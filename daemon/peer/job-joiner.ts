@@ -253,7 +253,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     joining++
     try {
       while (!signal.aborted) {
-        stage = `asking the members it knew (${known.members.length - 1} in members.json${viaBroker ? ', and the broker' : ''}) whether job ${jobId} still runs`
+        stage = `asking the members it knew (${known.members.length - 1} in members.json${viaBroker ? ', and the broker' : ''}) whether job ${jobId} still runs${snapshot === undefined ? '' : ` (its checkpoint is at step ${snapshot.step})`}`
         const probe = await probeKnownMembers(node, known, jobId, signal).then(async (p) => p.kind === 'running' || p.kind === 'finished' || !viaBroker ? p : await askBroker(p))
         if (signal.aborted) return
         if (probe.kind === 'finished') {
