@@ -105,19 +105,28 @@ function membershipSection(membership: RunReportInputs['membership'], leaves: Re
     leaveStep: m.leaveStep,
     exit: m.leaveStep === null ? null : leaves.has(m.peerId) ? 'left' as const : 'evicted' as const
   }))
+  // a member admitted again after it left or was evicted: its record holds the latest membership,
+  // and the step the one before ended at (a re-admission at that very step keeps the first join step)
+  const earlier = membership.snapshot.members.flatMap((m) => m.previousLeaveStep === undefined ? [] : [{
+    peerId: m.peerId,
+    step: m.previousLeaveStep,
+    exit: leaves.get(m.peerId) === m.previousLeaveStep ? 'left' as const : 'evicted' as const,
+    rejoinStep: Math.max(m.joinStep, m.previousLeaveStep)
+  }])
   const changes = new Set<number>([0, lastStep])
   for (const m of members) {
     changes.add(m.joinStep)
     if (m.leaveStep !== null) changes.add(m.leaveStep)
   }
+  for (const e of earlier) changes.add(e.step)
   const timeline = [...changes].filter((s) => s <= Math.max(lastStep, 0)).sort((a, b) => a - b).map((step) => ({ step, members: view.membersAt(step).length }))
   const byStep = (a: { step: number, peerId: string }, b: { step: number, peerId: string }): number => a.step - b.step || a.peerId.localeCompare(b.peerId)
   return {
     version: membership.version,
     members,
     timeline,
-    joins: members.map((m) => ({ peerId: m.peerId, step: m.joinStep })).sort(byStep),
-    evictions: members.filter((m) => m.exit === 'evicted').map((m) => ({ peerId: m.peerId, step: m.leaveStep as number })).sort(byStep),
-    leaves: members.filter((m) => m.exit === 'left').map((m) => ({ peerId: m.peerId, step: m.leaveStep as number })).sort(byStep)
+    joins: [...members.map((m) => ({ peerId: m.peerId, step: m.joinStep })), ...earlier.filter((e) => e.rejoinStep === e.step).map((e) => ({ peerId: e.peerId, step: e.step }))].sort(byStep),
+    evictions: [...members.filter((m) => m.exit === 'evicted').map((m) => ({ peerId: m.peerId, step: m.leaveStep as number })), ...earlier.filter((e) => e.exit === 'evicted')].map(({ peerId, step }) => ({ peerId, step })).sort(byStep),
+    leaves: [...members.filter((m) => m.exit === 'left').map((m) => ({ peerId: m.peerId, step: m.leaveStep as number })), ...earlier.filter((e) => e.exit === 'left')].map(({ peerId, step }) => ({ peerId, step })).sort(byStep)
   }
 }

@@ -72,6 +72,23 @@ describe('buildRunReport', () => {
     expect(report.membership.leaves).toEqual([{ peerId: B, step: 25 }])
   })
 
+  it('lists the earlier exit of a member admitted again (its record holds the latest membership)', () => {
+    // C evicted at 20 and re-admitted at 20 (the record keeps join step 0); B left at 5, back at 9
+    const readmitted = buildRunReport({
+      source: 'job-end', peerId: A, config: parseJobConfig({ id: 'j2' }, 'test'), state: 'finished', progress: { step: 30, epoch: 1, lr: 0.1 }, history: [], stages: [],
+      membership: { version: 9, snapshot: { members: [
+        { peerId: A, joinStep: 0, leaveStep: null },
+        { peerId: B, joinStep: 9, leaveStep: null, readmissions: 1, previousLeaveStep: 5 },
+        { peerId: C, joinStep: 0, leaveStep: null, readmissions: 1, previousLeaveStep: 20 }
+      ] } },
+      leaves: new Map([[B, 5]])
+    })
+    expect(readmitted.membership.evictions).toEqual([{ peerId: C, step: 20 }])
+    expect(readmitted.membership.leaves).toEqual([{ peerId: B, step: 5 }])
+    expect(readmitted.membership.joins).toEqual([{ peerId: A, step: 0 }, { peerId: C, step: 0 }, { peerId: B, step: 9 }, { peerId: C, step: 20 }])
+    expect(readmitted.membership.members.map((m) => m.exit)).toEqual([null, null, null])
+  })
+
   it('draws membership over steps from every change', () => {
     expect(report.membership.timeline).toEqual([
       { step: 0, members: 3 }, { step: 12, members: 4 }, { step: 20, members: 3 }, { step: 25, members: 2 }, { step: 29, members: 2 }
