@@ -17,6 +17,7 @@ import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
+import { budgetSignal } from '../job/budget-signal.js'
 import { askBrokerForJob } from './broker-join.js'
 import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
@@ -26,6 +27,8 @@ import type { KnownMembers } from './known-members.js'
 const SENIOR_RESUME_WAIT_MS = 60_000
 /** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
 const RESTART_GRACE_MS = 15_000
+/** a restarted member's question to the broker for its job's coordinator: at most this long (ms) */
+const BROKER_PROBE_MS = 3_000
 
 export interface JobJoinerOptions {
   readonly node: PeerNode
@@ -246,15 +249,23 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const viaBroker = amqpUrl !== undefined && snapshot?.jobConfig.transport !== 'libp2p'
     const askBroker = async (fallback: MemberProbe): Promise<MemberProbe> => {
       if (amqpUrl === undefined) return fallback
-      const info = await askBrokerForJob(amqpUrl, options.privateKey, peerId, log, { jobId, signal }).catch(() => undefined)
-      return info === undefined ? fallback : { kind: 'running', info }
+      // bounded: a broker that cannot be reached is retried until the ask is aborted, and the
+      // members of a transport auto job go on over libp2p without it
+      const budget = budgetSignal(BROKER_PROBE_MS, signal)
+      try {
+        const info = await askBrokerForJob(amqpUrl, options.privateKey, peerId, log, { jobId, signal: budget.signal }).catch(() => undefined)
+        return info === undefined ? fallback : { kind: 'running', info }
+      } finally {
+        budget.dispose()
+      }
     }
     let delay = 500
     joining++
     try {
       while (!signal.aborted) {
         stage = `asking the members it knew (${known.members.length - 1} in members.json${viaBroker ? ', and the broker' : ''}) whether job ${jobId} still runs${snapshot === undefined ? '' : ` (its checkpoint is at step ${snapshot.step})`}`
-        const probe = await probeKnownMembers(node, known, jobId, signal).then(async (p) => p.kind === 'running' || p.kind === 'finished' || !viaBroker ? p : await askBroker(p))
+        // the broker only when no member it knew was reachable over libp2p
+        const probe = await probeKnownMembers(node, known, jobId, signal).then(async (p) => p.kind === 'resume' && viaBroker ? await askBroker(p) : p)
         if (signal.aborted) return
         if (probe.kind === 'finished') {
           try {

@@ -217,6 +217,31 @@ describe('restarted from the data dir without --bootstrap', () => {
     for (const d of [again, third, back]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 
+  it('a job with transport auto whose broker cannot be reached resumes on restart: the question to the broker is bounded', async () => {
+    // the restart asks the broker for the job's coordinator when no member answers over libp2p;
+    // a broker that cannot be reached is retried until the question is given up (the host waited
+    // for ever before resuming: its members go on over libp2p without a broker)
+    const dead = ['--amqp-url', 'amqp://guest:guest@127.0.0.1:1']
+    const ports = await Promise.all([0, 1].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    const job = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '20', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '2', '--f', '0', '--transport', 'auto']
+    const host = fleet.start('auto-host', [...job, '--seed', '37', ...dead, ...listen(0)])
+    const member = fleet.start('auto-peer1', ['--bootstrap', await host.address(), ...dead, ...listen(1)])
+    await trainingPast(host, 10)
+    for (const d of [host, member]) d.kill('SIGTERM')
+    expect(await Promise.all([host, member].map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0])
+    // the host alone: it asks its member (down) and the broker (unreachable), then resumes and waits for the member
+    const again = fleet.start('auto-host-again', [...dead, ...listen(0)], { dataDir: host.dataDir })
+    const client = clientFor(again)
+    const waiting = await eventually(async () => {
+      const s = await client.status().catch(() => undefined)
+      return s?.waiting?.startsWith('resumed from the checkpoint at step') === true ? s.waiting : undefined
+    }, 40_000, 'the host resuming its checkpoint')
+    expect(waiting, fleet.describe()).toMatch(/^resumed from the checkpoint at step \d+: 1 of the 2 members /)
+    again.kill('SIGTERM')
+    expect(await again.exited, fleet.describe()).toBe(0)
+  }, 240_000)
+
   it('a member stopped while the others finished the job, started again, takes the final state and ends', async () => {
     const ports = await Promise.all([0, 1, 2].map(freePort))
     const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
