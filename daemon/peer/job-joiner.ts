@@ -27,7 +27,7 @@ import type { KnownMembers } from './known-members.js'
 const SENIOR_RESUME_WAIT_MS = 60_000
 /** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
 const RESTART_GRACE_MS = 15_000
-/** a restarted member's question to the broker for its job's coordinator: at most this long (ms) */
+/** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
 const BROKER_PROBE_MS = 3_000
 
 export interface JobJoinerOptions {
@@ -100,7 +100,18 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         lastError = error
       }
     }
-    if (options.amqpUrl !== undefined) return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: options.joinJobId, signal })
+    if (options.amqpUrl !== undefined) {
+      // bounded, as the bootstrap peers are: the next try asks them again
+      const budget = budgetSignal(BROKER_PROBE_MS, signal)
+      try {
+        return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: options.joinJobId, signal: budget.signal })
+      } catch (error) {
+        signal.throwIfAborted()
+        throw budget.signal.aborted ? new Error(`no answer from the broker at ${new URL(options.amqpUrl).host} within ${BROKER_PROBE_MS} ms${lastError === undefined ? '' : ` (and the bootstrap peers: ${(lastError as Error).message})`}`) : error
+      } finally {
+        budget.dispose()
+      }
+    }
     throw lastError ?? new Error('no bootstrap peer to ask for the job')
   }
 
