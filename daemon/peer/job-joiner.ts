@@ -27,6 +27,12 @@ import type { KnownMembers } from './known-members.js'
 const SENIOR_RESUME_WAIT_MS = 60_000
 /** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
 const RESTART_GRACE_MS = 15_000
+/**
+ * and each rank after the first junior this much longer: juniors that cannot see each other (over
+ * the broker members.json has no address for them) resumed their checkpoints at one moment, two
+ * jobs under one id that never merged; one rank at a time, the next finds the first one's job
+ */
+const RESTART_STAGGER_MS = 5_000
 /** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
 const BROKER_PROBE_MS = 3_000
 
@@ -254,6 +260,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const jobId = snapshot?.jobConfig.id ?? known.jobId
     const started = Date.now()
     const senior = known.members[0]?.peerId === peerId
+    const rank = known.members.findIndex((m) => m.peerId === peerId)
+    const grace = RESTART_GRACE_MS + Math.max(0, (rank < 0 ? known.members.length : rank) - 1) * RESTART_STAGGER_MS
     // a job over the broker: its members may not reach each other over libp2p (members.json
     // then lists no address for them), but its coordinator answers on the broker
     const amqpUrl = options.amqpUrl
@@ -303,7 +311,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
             retrying(error, delay)
           }
-        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > RESTART_GRACE_MS)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
+        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > grace)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
           await options.resume(snapshot)
           return
         } else {
@@ -311,7 +319,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             ? 'no member it knew runs the job, and it has no checkpoint to resume it from: asking them again'
             : probe.kind === 'senior-restarting'
               ? `a member admitted before it is up but runs no job: waiting for that one to resume the job (this daemon resumes its own checkpoint ${Math.round((started + SENIOR_RESUME_WAIT_MS - Date.now()) / 1000)} s from now otherwise)`
-              : `no member admitted before it is reachable: it resumes its checkpoint ${Math.round((started + RESTART_GRACE_MS - Date.now()) / 1000)} s from now unless one comes up`
+              : `no member admitted before it is reachable: it resumes its checkpoint ${Math.round((started + grace - Date.now()) / 1000)} s from now unless one comes up`
         }
         await abortableSleep(delay, signal)
         delay = Math.min(5_000, delay * 2)
