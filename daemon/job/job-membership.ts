@@ -151,7 +151,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     let changed = false
     for (const peerId of peers) {
       const before = view.record(peerId) !== undefined
-      if (!view.join(peerId, effectiveStep)) continue
+      if (!view.join(peerId, effectiveStep, true)) continue
       changed = true
       misses.delete(peerId)
       log.info({ peer: peerId, effectiveStep }, before ? 'admitted a former member again' : 'admitted a new member')
@@ -251,6 +251,10 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       // adopted a membership in which it had left): with no member at the resumed step there is
       // no coordinator to admit the others, and the job waits for ever
       if (!view.isMemberAt(selfId, step) && view.join(selfId, step)) version++
+      // a junior resuming (no member ranked before it came back within its grace) coordinates the
+      // job it resumes: ranked behind a senior its checkpoint still lists, it named that one as the
+      // coordinator, which came back later as a joiner, asked itself, and nobody decided the start
+      if (view.makeMostSenior(selfId)) version++
       // and it may list the others there (their leaves arrived after it was written): restarted
       // too, they come back as joiners with no state, so they count once heard from (awaitStart).
       // Not where the others may run on (no probe told): there it steps, and learns from them

@@ -71,8 +71,12 @@ export class MembershipView {
     return this.records.get(peerId)
   }
 
-  /** Add a peer from `effectiveStep` on; re-admits a peer that left. Returns whether anything changed. */
-  join(peerId: string, effectiveStep: number): boolean {
+  /**
+   * Add a peer from `effectiveStep` on; re-admits a peer that left, as the most junior member when
+   * `asJunior` (an admission; not a resuming host taking its own place back). Returns whether
+   * anything changed.
+   */
+  join(peerId: string, effectiveStep: number, asJunior = false): boolean {
     const existing = this.records.get(peerId)
     if (existing !== undefined && existing.joinStep <= effectiveStep && !Number.isFinite(existing.leaveStep)) return false
     if (existing !== undefined && Number.isFinite(existing.leaveStep) && existing.leaveStep <= effectiveStep) {
@@ -82,6 +86,14 @@ export class MembershipView {
       existing.previousLeaveStep = existing.leaveStep
       if (existing.leaveStep < effectiveStep) existing.joinStep = effectiveStep
       existing.leaveStep = Infinity
+      // the most junior now (seniority is admission order): a former senior re-admitted without a
+      // state does not coordinate the members that carried the job on. It did, and where its own
+      // admission's reply was held until the job went on (a resumed job waiting for minPeers), the
+      // members asked it, still joining, and nobody decided the start (test/e2e/rejoin.test.ts)
+      if (asJunior) {
+        this.records.delete(peerId)
+        this.records.set(peerId, existing)
+      }
       return true
     }
     if (existing !== undefined) {
@@ -100,6 +112,20 @@ export class MembershipView {
     if (existing === undefined) return false
     if (effectiveStep >= existing.leaveStep) return false
     existing.leaveStep = Math.max(effectiveStep, existing.joinStep)
+    return true
+  }
+
+  /**
+   * Make `peerId` the most senior record (it coordinates while a member): the member that resumes
+   * the job from its checkpoint, where no member ranked before it came back. Returns whether the
+   * order changed.
+   */
+  makeMostSenior(peerId: string): boolean {
+    const record = this.records.get(peerId)
+    if (record === undefined || this.records.keys().next().value === peerId) return false
+    const rest = [...this.records.values()].filter((r) => r.peerId !== peerId)
+    this.records.clear()
+    for (const r of [record, ...rest]) this.records.set(r.peerId, r)
     return true
   }
 

@@ -242,6 +242,39 @@ describe('restarted from the data dir without --bootstrap', () => {
     expect(await again.exited, fleet.describe()).toBe(0)
   }, 240_000)
 
+  for (const transport of ['libp2p', 'amqp'] as const) it(`members restarted before the host resume one job, which the host re-joins (${transport})`, async () => {
+    // the first junior resumes after its grace and coordinates (ranked behind the host its
+    // checkpoint lists, it named the host as coordinator: the host, back as a joiner, was sent to
+    // itself, and nothing trained); the second junior, 5 s later, finds that job (over the broker
+    // the juniors cannot see each other: both resumed at one moment, two jobs under one id); the
+    // host re-joins it as its most junior member
+    const broker = transport === 'amqp' ? ['--amqp-url', BROKER_URL] : []
+    const ports = await Promise.all([0, 1, 2].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    const host = fleet.start(`late-host-${transport}`, [...JOB, '--seed', '38', ...broker, ...(transport === 'amqp' ? ['--transport', 'amqp'] : []), ...listen(0)])
+    const bootstrap = await host.address()
+    const joiners = [1, 2].map((i) => fleet.start(`late-peer${i}-${transport}`, ['--bootstrap', bootstrap, ...broker, ...listen(i)]))
+    const first = [host, ...joiners]
+    await trainingPast(host, 20)
+    for (const d of first) d.kill('SIGTERM')
+    expect(await Promise.all(first.map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0, 0])
+    const members = joiners.map((d, i) => fleet.start(`${d.name}-again`, ['--exit-when-done', ...broker, ...listen(i + 1)], { dataDir: d.dataDir }))
+    // past both juniors' grace (15 s, and 5 s more for the second)
+    await new Promise((resolve) => setTimeout(resolve, 22_000))
+    const again = fleet.start(`late-host-again-${transport}`, ['--exit-when-done', ...broker, ...listen(0)], { dataDir: host.dataDir })
+    const second = [again, ...members]
+    const codes = await fleet.exits(second, 120_000)
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    // one of the juniors resumed, the other and the host re-joined its job
+    expect(second.filter((d) => d.logs().some((l) => l.msg === 'resumed job from checkpoint')).length, context).toBe(1)
+    expect(again.logs().some((l) => l.msg === 're-joining the job its members carry on'), context).toBe(true)
+    const finished = second.map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    for (const d of second) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+
   it('a member stopped while the others finished the job, started again, takes the final state and ends', async () => {
     const ports = await Promise.all([0, 1, 2].map(freePort))
     const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
