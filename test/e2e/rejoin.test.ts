@@ -14,26 +14,15 @@
  *   step waited out its deadline, ~2 min until evicted).
  */
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BROKER_URL } from '../amqp/broker-names.js'
-import { eventually, parseFinished, type DaemonProcess } from './support/daemon-process.js'
+import { eventually, freePort, parseFinished, type DaemonProcess } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('rejoin')
 
 const JOB = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0']
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function trainingPast(daemon: DaemonProcess, step: number): Promise<void> {
   const client = clientFor(daemon)

@@ -4,24 +4,13 @@
  * ever, and an idle daemon's discovery connection outlived its stop and swallowed Ctrl-C).
  */
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { eventually } from './support/daemon-process.js'
+import { eventually, freePort } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('unreachable-broker')
 // nothing listens on port 1: every connection attempt is refused
 const NO_BROKER = 'amqp://guest:guest@127.0.0.1:1'
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 describe('a daemon whose broker cannot be reached', () => {
   it('hosting an amqp job: `p2pmld stop` ends it while it retries the broker', async () => {

@@ -4,6 +4,7 @@
  */
 import { watchChildOutput } from '../../support/child-output.js'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -159,6 +160,17 @@ export function parseFinished(stdout: string): FinishedLine | undefined {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** polls until check returns a value (not undefined) or the time is up */
+/** a TCP port on 127.0.0.1 free a moment ago, for a daemon that must listen on the same port again after a restart */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => resolve(port))
+    })
+  })
+}
+
 export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, intervalMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
