@@ -90,7 +90,7 @@ export function registerStartCommand(program: Command): void {
     const [{ createLogger }, { createPeerDaemon }] = await Promise.all([import('../../daemon/logger.js'), import('../../daemon/peer/peer-daemon.js')])
     const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
     // progress, epochs, membership changes and the result for people, on stdout
-    const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job)
+    const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job, { selfId: () => daemon.peerId })
     const daemon: PeerDaemon = await createPeerDaemon({
       config,
       log,

@@ -16,9 +16,9 @@ export interface DaemonConsole {
 
 /**
  * `job()` is the daemon's current job config (a joining peer learns it from the others), used
- * for the epoch count and the per-peer batch size.
+ * for the epoch count and the per-peer batch size; `selfId()` the daemon's peer id, once known.
  */
-export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobConfig | undefined, options: ProgressOptions = {}): DaemonConsole {
+export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobConfig | undefined, options: ProgressOptions & { readonly selfId?: () => string | undefined } = {}): DaemonConsole {
   const now = options.now ?? (() => performance.now())
   let progress: ProgressReporter | undefined
   let epochs = 0
@@ -51,7 +51,9 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
       },
       onMembershipChange: (c) => {
         const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : 'was evicted (it missed too many steps)'
-        line(`peer ${c.peerId} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
+        // its own eviction and re-admission as others see them (a peer id of its own read as another's)
+        const who = c.peerId === options.selfId?.() ? 'this peer' : `peer ${c.peerId}`
+        line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
       },
       onEvicted: (step) => {
         line(`this peer was evicted from the job${step > 0 ? ` at step ${step}` : ''}: re-joining`)

@@ -51,16 +51,19 @@ describe('daemon console', () => {
 
   it('prints joins, leaves and evictions as plain lines', () => {
     const out = capture()
-    const screen = createDaemonConsole(out.stream, () => undefined)
+    const screen = createDaemonConsole(out.stream, () => undefined, { selfId: () => 'peer-a' })
     screen.events.onMembershipChange!({ kind: 'joined', peerId: 'peer-d', step: 12, members: 4 })
     screen.events.onMembershipChange!({ kind: 'left', peerId: 'peer-b', step: 20, members: 3 })
     screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 2 })
     screen.events.onEvicted!(40)
+    // its own, as the coordinator's membership says (a reviewer read 'peer <its own id> was evicted')
+    screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-a', step: 40, members: 2 })
     expect(out.lines()).toEqual([
       'peer peer-d joined at step 12: 4 members',
       'peer peer-b left at step 20: 3 members',
       'peer peer-c was evicted (it missed too many steps) at step 31: 2 members',
-      'this peer was evicted from the job at step 40: re-joining'
+      'this peer was evicted from the job at step 40: re-joining',
+      'this peer was evicted (it missed too many steps) at step 40: 2 members'
     ])
   })
 })
