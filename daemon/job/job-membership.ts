@@ -305,7 +305,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
           `not back yet: ${missing.join(', ')}` + (options.minPeers < listed.length ? ` (once ${options.minPeers} are back the job goes on without those not back then)` : '')
       }
       // a resumed host all of whose listed members are back, still below minPeers: a new member must join
-      if (options.host && step > 0) return `resumed from the checkpoint at step ${step}: ${listed.length} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for a new member to join`
+      if (options.host && step > 0) return `resumed from the checkpoint at step ${step}: ${listed.length} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for another member to join (a former member not listed, or a new one)`
       const count = `${listed.length} of the ${options.minPeers} members it needs (minPeers, the host included) have joined`
       return !options.host && step === 0 ? `waiting for the host to start the job: ${count}` : `waiting for members: ${count}`
     },

@@ -172,7 +172,7 @@ describe('restarted from the data dir without --bootstrap', () => {
       return s?.waiting !== null && s?.waiting !== undefined && pattern.test(s.waiting) ? s.waiting : undefined
     }, 60_000, what)
     // (the checkpoint lists the members still there when it was written: '...; not back yet: <ids>',
-    // or, where their leaves were recorded first, '...; the checkpoint lists no other: waiting for a new member to join')
+    // or, where their leaves were recorded first, '...; the checkpoint lists no other: waiting for another member to join (a former member not listed, or a new one)')
     await waiting(/^resumed from the checkpoint at step \d+: 2 of the 3 members /, 'the host counting the member back')
     // and the member says what it waits for
     expect((await clientFor(doomed).status()).waiting, fleet.describe()).toMatch(/^joining a job: asked the coordinator \S+ for admission to job \S+( over the broker)?: waiting for its answer/)
