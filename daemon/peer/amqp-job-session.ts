@@ -162,14 +162,14 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       transport.watchSender(coordinator)
       const reply: JoinReply = await transport.request(coordinator, { v: 1, type: 'join', jobId, addrs: [] }, JoinReplySchema, { signal, timeoutMs: 30_000 })
       watchMembers(reply.membership)
-      log.info({ job: jobId, effectiveStep: reply.effectiveStep, coordinator }, 'admitted to job over the broker: fetching its state')
+      log.info({ effectiveStep: reply.effectiveStep, coordinator }, 'admitted to job over the broker: fetching its state')
       const snapshot = fromTrainingSnapshot(await transport.fetchSnapshot(coordinator, reply.effectiveStep, { signal }), `peer ${coordinator}`)
       signal.throwIfAborted()
       // from the coordinator alone, unchecked: not vouched for to joiners until f+1 members confirm it
       session.startFromSnapshot(snapshot, true)
       session.adoptMembership(reply.membership)
-      if (snapshot.meta.finished) log.info({ job: jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
-      else log.info({ job: jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
+      if (snapshot.meta.finished) log.info({ step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
+      else log.info({ step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
     },
     startFromSnapshot(snapshot: JobSnapshot, provisional = false) {
       core.startFromSnapshot(snapshot, provisional)
