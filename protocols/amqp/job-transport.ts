@@ -126,7 +126,8 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
 
   const header = (fields: Record<string, unknown> & { kind: string }): EnvelopeHeader => ({ ...fields, job: jobId, from: selfId })
 
-  const consumeOnce = async (ch: ConfirmChannel, queue: string, handler: (msg: ConsumeMessage) => void): Promise<void> => {
+  /** consume `queue` on `ch` once; `onCancelled` runs when the broker cancels it (the queue was deleted) */
+  const consumeOnce = async (ch: ConfirmChannel, queue: string, handler: (msg: ConsumeMessage) => void, onCancelled?: () => void): Promise<void> => {
     let set = consuming.get(ch)
     if (set === undefined) {
       set = new Set()
@@ -135,7 +136,12 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     if (set.has(queue)) return
     set.add(queue)
     try {
-      await ch.consume(queue, (msg) => { if (msg !== null) handler(msg) }, { noAck: true })
+      await ch.consume(queue, (msg) => {
+        if (msg !== null) return handler(msg)
+        set.delete(queue)
+        declaredOn.get(ch)?.delete(queue)
+        onCancelled?.()
+      }, { noAck: true })
     } catch (error) {
       set.delete(queue)
       throw error
@@ -165,7 +171,21 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
 
   const declareGradientQueue = async (ch: ConfirmChannel, sender: string): Promise<void> => {
     await declareRoute(ch, selfId, sender)
-    await consumeOnce(ch, names.gradientQueue(selfId, sender), (msg) => { void onGradientMessage(msg, sender) })
+    await consumeOnce(ch, names.gradientQueue(selfId, sender), (msg) => { void onGradientMessage(msg, sender) }, () => {
+      // deleted by someone else while this peer still expects the sender's gradients (a session
+      // of the sender's that stopped mid-job, a broker policy): declare it again, or the
+      // sender's next gradients go to a queue nobody reads and each step waits out its deadline
+      if (!running || gradientsReleased || !senders.has(sender)) return
+      logger.warn({ sender }, 'the queue of a member\'s gradients was deleted on the broker: declared again')
+      redeclareGradientQueue(sender)
+    })
+  }
+  const redeclareGradientQueue = (sender: string): void => {
+    if (!connection.connected()) return
+    connection.withChannel(async (ch) => { await declareGradientQueue(ch, sender) }).catch((error: unknown) => {
+      // re-declared with the rest of the topology when the connection comes back
+      logger.debug({ sender, err: (error as Error).message }, 'could not declare a gradient queue yet')
+    })
   }
 
   const declare = async (ch: ConfirmChannel): Promise<void> => {
@@ -377,11 +397,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     watchSender(sender) {
       if (sender === selfId || senders.has(sender) || gradientsReleased) return
       senders.add(sender)
-      if (!running || !connection.connected()) return
-      connection.withChannel(async (ch) => { await declareGradientQueue(ch, sender) }).catch((error: unknown) => {
-        // re-declared with the rest of the topology when the connection comes back
-        logger.debug({ sender, err: (error as Error).message }, 'could not declare a gradient queue yet')
-      })
+      if (running) redeclareGradientQueue(sender)
     },
     async publishGradient(message, recipients) {
       const bytes = await sealEnvelope(key, header({ kind: 'gradient' }), encodeGradientMessage(message))
