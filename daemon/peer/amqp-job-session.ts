@@ -42,20 +42,26 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
   let linger: NodeJS.Timeout | undefined
   let closing: Promise<void> | undefined
 
-  /** delete this peer's queues (and the job's, once nobody is bound) and disconnect; once */
-  const closeBroker = (): Promise<void> => {
+  /**
+   * Delete this peer's queues and disconnect; once. Only a job that is over here (finished or
+   * failed, or the linger after it) also deletes the queues between this peer and the others and
+   * the exchange: a session that stops mid-job (a held joiner told to ask again, a member
+   * stopping to restart) would otherwise delete a member's queue of this peer's gradients, which
+   * that member consumes, and the gradients of this peer's next session would go nowhere.
+   */
+  const closeBroker = (jobOver: boolean): Promise<void> => {
     closing ??= (async () => {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
       const r = core.runner()
-      await transport?.stop({ deleteJob: true, peers: [...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()] })
+      await transport?.stop({ deleteJob: jobOver, peers: [...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()] })
       await connection?.stop()
     })()
     return closing
   }
   const afterJob = (): void => {
     void transport?.releaseGradientQueues()
-    linger = setTimeout(() => { void closeBroker() }, BROKER_LINGER_AFTER_JOB_MS)
+    linger = setTimeout(() => { void closeBroker(true) }, BROKER_LINGER_AFTER_JOB_MS)
     linger.unref()
   }
 
@@ -212,8 +218,9 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
       clearTimeout(linger)
+      const state = core.runner()?.state()
       await core.stopRunner(stopOptions.leave === true)
-      await closeBroker()
+      await closeBroker(state === 'finished' || state === 'failed')
       await core.close()
     }
   }

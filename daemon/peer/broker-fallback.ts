@@ -64,8 +64,12 @@ export type DirectSend = (message: GradientMessage, recipients: readonly string[
 export interface BrokerFallback {
   /** connect (waiting a few seconds at most: without a broker the job runs over libp2p alone) */
   start(wiring: BrokerFallbackWiring): Promise<void>
-  /** delete this peer's queues (with the job's, once nobody is bound) and disconnect; once */
-  stop(peers: readonly string[]): Promise<void>
+  /**
+   * Delete this peer's queues and disconnect; once. With `jobOver` (the job finished or failed
+   * here) also the queues between this peer and `peers` and the job's exchange once nobody is
+   * bound; a mid-job stop leaves them to the members still using them (see amqp-job-session.ts).
+   */
+  stop(peers: readonly string[], jobOver: boolean): Promise<void>
   /** the job finished here: its gradient queues go now, the rest after lingerMs (see amqp-job-session.ts) */
   afterJob(peers: () => readonly string[], lingerMs: number): void
   /** a member this peer currently reaches through the broker, not over libp2p */
@@ -153,17 +157,17 @@ export function createBrokerFallback(options: BrokerFallbackOptions): BrokerFall
         log.warn({ broker: new URL(options.amqpUrl).host }, 'transport auto: the broker is not reachable yet; the job runs over libp2p alone until it is (is it running? --amqp-url / P2PMLD_AMQP_URL name it)')
       }
     },
-    stop(peers) {
+    stop(peers, jobOver) {
       clearTimeout(linger)
       stopping ??= (async () => {
-        await transport?.stop({ deleteJob: true, peers })
+        await transport?.stop({ deleteJob: jobOver, peers })
         await connection?.stop()
       })()
       return stopping
     },
     afterJob(peers, lingerMs) {
       void transport?.releaseGradientQueues()
-      linger = setTimeout(() => { void this.stop(peers()) }, lingerMs)
+      linger = setTimeout(() => { void this.stop(peers(), true) }, lingerMs)
       linger.unref()
     },
     routesAround,

@@ -345,8 +345,9 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined
+      const state = core.runner()?.state()
       await core.stopRunner(stopOptions.leave === true)
-      await fallback?.stop(members())
+      await fallback?.stop(members(), state === 'finished' || state === 'failed')
       node.pubsub.removeEventListener('message', onTopicMessage as never)
       try {
         node.pubsub.unsubscribe(topic)
