@@ -193,7 +193,15 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     if (applied === undefined) return
     const { announcement } = applied
     if (announcement.type === 'membership') {
-      for (const [peer, addrs] of Object.entries(announcement.addresses ?? {})) learnAddresses(peer, addrs)
+      for (const [peer, addrs] of Object.entries(announcement.addresses ?? {})) {
+        learnAddresses(peer, addrs)
+        // kept for members.json until the member's own heartbeat says where it listens: a job
+        // stopped a second after a member joined had not heard it yet and recorded no address
+        const sighting = sightings.get(peer)
+        if (peer !== selfId && addrs.length > 0 && (sighting === undefined || sighting.addrs.length === 0)) {
+          sightings.set(peer, { lastSeen: sighting?.lastSeen ?? 0, addrs: addrs.slice(0, 32) })
+        }
+      }
       if (applied.adopted) fallback?.watchMembers(announcement.membership)
     } else if (announcement.type === 'heartbeat') {
       const sighting = sightings.get(from)
