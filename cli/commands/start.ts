@@ -90,6 +90,7 @@ export function registerStartCommand(program: Command): void {
     const [{ createLogger }, { createPeerDaemon }] = await Promise.all([import('../../daemon/logger.js'), import('../../daemon/peer/peer-daemon.js')])
     const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
     // progress, epochs, membership changes and the result for people, on stdout
+    let notices: string[] | undefined = []
     const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job, { selfId: () => daemon.peerId })
     const daemon: PeerDaemon = await createPeerDaemon({
       config,
@@ -98,7 +99,9 @@ export function registerStartCommand(program: Command): void {
       autoJoin: flags.autoJoin !== false,
       ...(flags.joinJob !== undefined ? { joinJobId: flags.joinJob } : {}),
       events: screen.events,
-      onReport: (written) => screen.line(describeWrittenReport(written))
+      onReport: (written) => screen.line(describeWrittenReport(written)),
+      // held until the daemon's own lines (its id, addresses) are out
+      onNotice: (text) => { if (notices !== undefined) notices.push(text); else screen.line(text) }
     })
     let stopping = false
     let stopped: Promise<void> | undefined
@@ -149,7 +152,12 @@ export function registerStartCommand(program: Command): void {
       // its job is done already: idle, it would wait for the next job its members run, for ever
       process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: nothing to run; exiting (--exit-when-done)\n`)
       void stop('job finished before this start')
-    } else if (flags.exitWhenDone === true) {
+    } else if (finishedBefore !== undefined) {
+      process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: idle${flags.autoJoin === false ? ' (--no-auto-join)' : '; this peer joins the job its members run next'}\n`)
+    }
+    for (const text of notices) screen.line(text)
+    notices = undefined
+    if (flags.exitWhenDone === true && finishedBefore === undefined) {
       void daemon.jobDone().then(async () => { await daemon.settleAfterJob() }).then(() => stop('job finished'))
     }
     await daemon.shutdownRequested()

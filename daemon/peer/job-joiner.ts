@@ -56,6 +56,8 @@ export interface JobJoinerOptions {
   resume(snapshot: JobSnapshot): Promise<unknown>
   /** the job's members changed: record them for a restart */
   rememberMembers(): Promise<void>
+  /** a line for people about what a restarted daemon does (PeerDaemonOptions.onNotice) */
+  notice?(text: string): void
 }
 
 export interface JobJoiner {
@@ -278,7 +280,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         budget.dispose()
       }
     }
+    options.notice?.(`restarted from its data dir: asking the members it knew whether job ${jobId} still runs${snapshot === undefined ? '' : ` (this peer's checkpoint is at step ${snapshot.step})`}`)
     let delay = 500
+    let announced = false
     joining++
     try {
       while (!signal.aborted) {
@@ -299,6 +303,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         } else if (probe.kind === 'running') {
           try {
             log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot?.step ?? null }, 're-joining the job its members carry on')
+            if (!announced) options.notice?.(`re-joining job ${jobId}: its members carry it on (coordinator ${probe.info.coordinator.peerId})`)
+            announced = true
             await joinJob(probe.info, signal)
             return
           } catch (error) {

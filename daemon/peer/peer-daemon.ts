@@ -58,6 +58,12 @@ export interface PeerDaemonOptions {
   readonly autoJoin?: boolean
   /** a job ended and its run report was written (default: <data-dir>/reports) */
   readonly onReport?: (written: WrittenReport, report: RunReport) => void
+  /**
+   * a line for people about what the daemon does with the job in its data dir when it starts:
+   * asking the members it knew, re-joining their job, resuming it from the checkpoint (the JSON
+   * log has the details; `p2pmld start` prints these)
+   */
+  readonly onNotice?: (text: string) => void
   /** where job-end reports go (default <data-dir>/reports); null: write none */
   readonly reportsDir?: string | null
   /** the only job to join: through bootstrap peers, the broker or auto-join (default: the first one that answers) */
@@ -269,6 +275,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     await openSession(jobId, withId, true, snapshot, membersRestarting)
     void rememberMembers()
     log.info({ job: jobId, model: withId.model, dataset: withId.dataset, minPeers: withId.minPeers, ...(snapshot === undefined ? {} : { step: snapshot.step, membersRestarting }) }, snapshot === undefined ? 'hosting job' : 'resumed job from checkpoint')
+    if (snapshot !== undefined) options.onNotice?.(`resumed job ${jobId} from the checkpoint at step ${snapshot.step}${membersRestarting ? ': this peer coordinates it; waiting for its members to come back (p2pmld status says who is back)' : ''}`)
     // the config's author hears it, on the daemon the job was submitted to
     for (const warning of jobConfigWarnings(withId)) log.warn({ job: jobId }, warning)
     return jobId
@@ -291,7 +298,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     openSession,
     dropSession,
     resume: (snapshot) => hostJob(snapshot.jobConfig, snapshot, true),
-    rememberMembers
+    rememberMembers,
+    ...(options.onNotice === undefined ? {} : { notice: options.onNotice })
   })
 
   const daemon: PeerDaemon = {
