@@ -95,15 +95,15 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     stage = `the last try failed (${(error as Error).message}); the next try at ${new Date(Date.now() + delayMs).toISOString()}`
   }
 
-  const askForJob = async (signal: AbortSignal): Promise<JobInfo> => {
+  /** `wanted`: the only job to take (--join-job, or the job this daemon was evicted from) */
+  const askForJob = async (signal: AbortSignal, wanted: string | undefined): Promise<JobInfo> => {
     stage = options.amqpUrl === undefined ? 'asking the bootstrap peers for the job' : 'asking the bootstrap peers, then the broker, for the job'
     let lastError: unknown
-    const wanted = options.joinJobId
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
       try {
         const info = await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
         if (wanted === undefined || info.jobId === wanted) return info
-        lastError = new Error(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon was told to join)`)
+        lastError = new Error(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
       } catch (error) {
         lastError = error
       }
@@ -112,7 +112,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       // bounded, as the bootstrap peers are: the next try asks them again
       const budget = budgetSignal(BROKER_PROBE_MS, signal)
       try {
-        return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: options.joinJobId, signal: budget.signal })
+        return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: wanted, signal: budget.signal })
       } catch (error) {
         signal.throwIfAborted()
         throw budget.signal.aborted ? new Error(`no answer from the broker at ${new URL(options.amqpUrl).host} within ${BROKER_PROBE_MS} ms${lastError === undefined ? '' : ` (and the bootstrap peers: ${(lastError as Error).message})`}`) : error
@@ -226,13 +226,13 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     await takeState(s, info, jobConfig, { effectiveStep: info.step, membership: info.membership, donor: from[0], donors: [...from] }, { decidedBy: from[0], admitted: false }, signal)
   }
 
-  const joinThroughBootstrap = async (signal: AbortSignal): Promise<void> => {
+  const joinThroughBootstrap = async (signal: AbortSignal, wanted = options.joinJobId): Promise<void> => {
     let delay = 500
     joining++
     try {
       while (!signal.aborted) {
         try {
-          await joinJob(await askForJob(signal), signal)
+          await joinJob(await askForJob(signal, wanted), signal)
           return
         } catch (error) {
           if (signal.aborted) return
@@ -357,7 +357,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         rejoinTargets = [...known.filter((k) => members.includes(k.id)), ...known.filter((k) => !members.includes(k.id))]
           .flatMap((k) => k.addrs.map((a) => parseMultiaddr(a, 'member address')))
         await options.dropSession()
-        await joinThroughBootstrap(restart())
+        // the job it was evicted from, not another one a bootstrap peer or the broker runs (a
+        // reviewer's evicted broker member joined another host's job on the same broker)
+        await joinThroughBootstrap(restart(), old.jobId)
       } finally {
         joining--
       }

@@ -1,0 +1,72 @@
+/**
+ * A member evicted from its job re-joins that job, not another one its bootstrap peer (or the
+ * broker) runs now: a reviewer's evicted broker member, its job over, joined another host's job
+ * on the same broker and trained it. Real libp2p nodes on 127.0.0.1: a daemon hosting job B
+ * answers the evicted member's question; the joiner must refuse it and keep asking.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { parseJobConfig } from '../../config/job-config.js'
+import { silentLogger } from '../../daemon/logger.js'
+import { createJobJoiner } from '../../daemon/peer/job-joiner.js'
+import type { JobSession } from '../../daemon/peer/job-session.js'
+import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createPeerNode, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
+
+describe('a member evicted from its job', () => {
+  const cleanups: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
+  })
+
+  it('asks its bootstrap peer again and again but does not join the other job that peer runs', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rejoin-job-id-'))
+    cleanups.push(async () => { await rm(root, { recursive: true, force: true }) })
+    // job B waits for more members: it answers 'info' with itself
+    const other: PeerDaemon = await createPeerDaemon({
+      config: { dataDir: join(root, 'b'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(root, 'b', 's.sock'), logLevel: 'silent', computeThreads: 1 },
+      log: silentLogger(),
+      job: parseJobConfig({ id: 'job-b', model: 'mlp', epochs: 1, minPeers: 3, trainSamples: 512 }),
+      controlSocket: false
+    })
+    await other.start()
+    cleanups.push(async () => { await other.stop() })
+
+    const key = await generateKeyPair('Ed25519')
+    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await node.start()
+    cleanups.push(async () => { await node.stop() })
+    const opened: string[] = []
+    // the session of job A it was evicted from (what the joiner reads of it)
+    const evicted = { jobId: 'job-a', sightings: new Map(), runner: () => undefined } as unknown as JobSession
+    const joiner = createJobJoiner({
+      node,
+      log: silentLogger(),
+      peerId: node.peerId.toString(),
+      privateKey: key,
+      bootstrapAddrs: other.addresses().map((a) => parseMultiaddr(a)),
+      session: () => evicted,
+      openSession: async (jobId) => {
+        opened.push(jobId)
+        throw new Error('not in this test')
+      },
+      dropSession: async () => {},
+      resume: async () => {},
+      rememberMembers: async () => {}
+    })
+    cleanups.push(async () => { joiner.abort() })
+    const rejoining = joiner.rejoin()
+    const end = Date.now() + 10_000
+    while (!/runs job job-b, not job-a \(the job this daemon was evicted from and re-joins\)/.test(joiner.stage() ?? '') && Date.now() < end) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect(joiner.stage()).toMatch(/runs job job-b, not job-a \(the job this daemon was evicted from and re-joins\)/)
+    expect(opened).toEqual([])
+    expect(joiner.busy()).toBe(true)
+    joiner.abort()
+    await rejoining
+  }, 30_000)
+})
