@@ -87,6 +87,13 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   const { node, log, peerId } = options
   let abort = new AbortController()
   let joining = 0
+  /** the job a line on stdout last said this daemon joins (one line per job, not one per try) */
+  let announcedJob: string | undefined
+  const announceJoin = (jobId: string, text: string): void => {
+    if (announcedJob === jobId) return
+    announcedJob = jobId
+    options.notice?.(text)
+  }
   /** the members we knew before an eviction, asked before the bootstrap peers */
   let rejoinTargets: Multiaddr[] = []
   /** where the join in progress stands (JobJoiner.stage) */
@@ -130,6 +137,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
     }
     const s = await options.openSession(info.jobId, jobConfig, false)
+    announceJoin(info.jobId, `joining job ${info.jobId}: asked its coordinator ${info.coordinator.peerId} for admission${info.phase === 'waiting' ? ' (it answers once the job starts: when it has its minimum of members)' : ''}`)
     stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}${s.join !== undefined ? ' over the broker' : ''}: waiting for its answer (before the job starts it answers once the job starts)`
     if (s.join !== undefined) {
       await s.join(info.coordinator.peerId, signal)
@@ -282,7 +290,6 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     }
     options.notice?.(`restarted from its data dir: asking the members it knew whether job ${jobId} still runs${snapshot === undefined ? '' : ` (this peer's checkpoint is at step ${snapshot.step})`}`)
     let delay = 500
-    let announced = false
     joining++
     try {
       while (!signal.aborted) {
@@ -303,8 +310,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         } else if (probe.kind === 'running') {
           try {
             log.info({ job: jobId, coordinator: probe.info.coordinator.peerId, checkpointStep: snapshot?.step ?? null }, 're-joining the job its members carry on')
-            if (!announced) options.notice?.(`re-joining job ${jobId}: its members carry it on (coordinator ${probe.info.coordinator.peerId})`)
-            announced = true
+            announceJoin(jobId, `re-joining job ${jobId}: coordinated by ${probe.info.coordinator.peerId}${probe.info.phase === 'waiting' ? ', which waits for its members to come back' : ''}`)
             await joinJob(probe.info, signal)
             return
           } catch (error) {

@@ -35,6 +35,9 @@ describe('daemons as separate processes', () => {
     expect(epochLines[2]).toEqual(epochLines[0])
     // the joiners really joined over the network (state fetched from the host)
     for (const j of joiners) expect(j.stderr()).toContain('joined job')
+    // and said so on stdout, once, not only in the JSON log (the host says it hosts the job)
+    const hostId = bootstrap.split('/p2p/')[1]
+    for (const j of joiners) expect(j.stdout().split('\n').filter((l) => l.startsWith('joining job')), j.name).toEqual([expect.stringMatching(new RegExp(`^joining job job-[0-9a-f]+: asked its coordinator ${hostId} for admission`))])
     for (const d of all) expect(d.problems(), d.name).toEqual([])
     console.log(`e2e processes: 3 daemons, 64 steps, ${Date.now() - started} ms, accuracy ${finished[0]!.accuracy} %`)
   }, 90_000)

@@ -134,7 +134,7 @@ describe('restarted from the data dir without --bootstrap', () => {
     // and each says so on stdout, not only in the JSON log on stderr
     for (const d of second) expect(d.stdout(), d.name).toMatch(/^restarted from its data dir: asking the members it knew whether job \S+ still runs \(this peer's checkpoint is at step \d+\)$/m)
     expect(second[0].stdout(), context).toMatch(/^resumed job \S+ from the checkpoint at step \d+: this peer coordinates it; waiting for its members to come back/m)
-    for (const d of second.slice(1)) expect(d.stdout(), d.name).toMatch(/^re-joining job \S+: its members carry it on \(coordinator \S+\)$/m)
+    for (const d of second.slice(1)) expect(d.stdout(), d.name).toMatch(/^re-joining job \S+: coordinated by \S+(, which waits for its members to come back)?$/m)
     const finished = second.map((d) => parseFinished(d.stdout()))
     for (const f of finished) expect(f, context).toBeDefined()
     // 3072 / (3 x 32) = 32 steps per epoch, 2 epochs: nothing repeated, nothing skipped. One step
