@@ -336,7 +336,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
               ? 'step deadline passed short of the gradients the step needs; waiting on the missing members'
               // none missing, yet too few: the membership changed during the step (a reviewer saw
               // it at the same millisecond as a member's leave, when a whole job stopped)
-              : 'step deadline passed short of the gradients the step needs; no member expected at the step is missing (the membership changed during it)')
+              // (no deadline passed then: the wait ended as the leaves emptied the expected set)
+              : 'short of the gradients the step needs: members left during the step and no member expected at it is missing; waiting for the membership to settle')
           deps.onShortRound?.(step, live, outcome.missing)
           if (outcome.missing.length > 0) {
             // those still at this step may be waiting for ours, lost on the way as theirs were
