@@ -7,4 +7,11 @@ export function brokerNames(kind: 'queues' | 'exchanges', fragment: string): str
     .split('\n').map((n) => n.trim()).filter((n) => n.includes(fragment))
 }
 
+/** consumers of the queue named `queue` on the broker (undefined: no such queue) */
+export function queueConsumers(queue: string): number | undefined {
+  const line = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name', 'consumers'], { encoding: 'utf8', timeout: 30_000 })
+    .split('\n').map((l) => l.trim().split(/\s+/)).find(([name]) => name === queue)
+  return line === undefined ? undefined : Number(line[1])
+}
+
 export const BROKER_URL = process.env.P2PMLD_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'

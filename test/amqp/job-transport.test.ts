@@ -11,16 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { silentLogger } from '../../daemon/logger.js'
 import { createAmqpJobTransport, createBrokerConnection, jobNames, type AmqpJobTransport, type BrokerConnection } from '../../protocols/amqp/index.js'
 import type { GradientMessage } from '../../protocols/messages/gradient-message.js'
-import { execFileSync } from 'node:child_process'
-import { BROKER_URL } from './broker-names.js'
+import { BROKER_URL, queueConsumers as consumersOf } from './broker-names.js'
 
 const PARAMETERS = 4
-/** consumers of `queue` on the broker (undefined: no such queue) */
-const consumersOf = (queue: string): number | undefined => {
-  const line = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name', 'consumers'], { encoding: 'utf8', timeout: 30_000 })
-    .split('\n').map((l) => l.trim().split(/\s+/)).find(([name]) => name === queue)
-  return line === undefined ? undefined : Number(line[1])
-}
 const until = async (what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> => {
   const end = Date.now() + timeoutMs
   while (!check()) {

@@ -12,9 +12,11 @@ import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { runDemo } from '../../daemon/demo/run-demo.js'
 import { silentLogger } from '../../daemon/logger.js'
-import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { createPeerDaemon, type PeerDaemon, type PeerDaemonOptions } from '../../daemon/peer/peer-daemon.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
-import { BROKER_URL, brokerNames } from '../amqp/broker-names.js'
+import { jobNames } from '../../protocols/amqp/index.js'
+import { BROKER_URL, brokerNames, queueConsumers } from '../amqp/broker-names.js'
+import { captureLogs } from '../protocols/peer-helpers.js'
 import { eventually, parseFinished } from '../e2e/support/daemon-process.js'
 import { useDaemonFleet } from '../e2e/support/fleet-suite.js'
 
@@ -111,4 +113,32 @@ describe('membership over the broker', () => {
       expect(brokerNames('exchanges', id)).toEqual([])
     }
   }, 180_000)
+  it('a member stopped before the job starts leaves the coordinator\'s queue of its gradients alone', async () => {
+    // a session that stopped mid-job (here: a member of a job still waiting for its minimum) deleted the queues between it and every member it knew, among
+    // them the coordinator's queue of its gradients: the coordinator, still expecting them, had
+    // to declare it again (before that fix, a re-joining member's gradients went nowhere)
+    const root = await mkdtemp(join(tmpdir(), 'amqp-held-stop-'))
+    const job = parseJobConfig({ id: `amqp-held-stop-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 1, batchSize: 64, trainSamples: 1024, minPeers: 3, aggregation: { rule: 'mean', f: 0 } })
+    const loadDatasets = createCachedDatasetLoader()
+    const { logger, records } = captureLogs()
+    const config = (name: string): PeerDaemonOptions['config'] => ({ dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(root, name, 's.sock'), logLevel: 'silent', computeThreads: 1, amqpUrl: BROKER_URL })
+    const host = await createPeerDaemon({ config: config('host'), log: logger, job, controlSocket: false, loadDatasets })
+    const joiner = await createPeerDaemon({ config: config('joiner'), log: silentLogger(), controlSocket: false, joinJobId: job.id, loadDatasets })
+    try {
+      await host.start()
+      await joiner.start()
+      // admitted (2 of the 3 members the job waits for), its gradient queue at the host consumed
+      const queue = jobNames(job.id!).gradientQueue(host.peerId, joiner.peerId)
+      await eventually(() => joiner.session()?.runner()?.state() === 'waiting' && queueConsumers(queue) === 1 ? true : undefined, 60_000, 'the joiner a member, its queue consumed')
+      await joiner.stop()
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      expect(records.filter((r) => /was deleted on the broker/.test(r.msg)).map((r) => r.msg)).toEqual([])
+      expect(queueConsumers(queue)).toBe(1)
+    } finally {
+      await joiner.stop()
+      await host.stop()
+      await rm(root, { recursive: true, force: true })
+    }
+    expect(brokerNames('queues', job.id!)).toEqual([])
+  }, 120_000)
 })
