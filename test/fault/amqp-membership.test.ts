@@ -2,7 +2,8 @@
  * Membership over the RabbitMQ broker (issue 18): real daemon processes with no libp2p bootstrap
  * find the job on the broker, one is SIGKILLed and evicted, the rest finish with identical
  * parameters; a peer joins mid-training (state sync over the broker); two jobs share the broker
- * without mixing; nothing of a job stays on the broker after it.
+ * without mixing; nothing of a job stays on the broker after it; a member that stops before the
+ * job is over leaves the others' queues alone.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -113,10 +114,12 @@ describe('membership over the broker', () => {
       expect(brokerNames('exchanges', id)).toEqual([])
     }
   }, 180_000)
+
   it('a member stopped before the job starts leaves the coordinator\'s queue of its gradients alone', async () => {
-    // a session that stopped mid-job (here: a member of a job still waiting for its minimum) deleted the queues between it and every member it knew, among
-    // them the coordinator's queue of its gradients: the coordinator, still expecting them, had
-    // to declare it again (before that fix, a re-joining member's gradients went nowhere)
+    // a session that stopped mid-job (here: a member of a job still waiting for its minimum)
+    // deleted the queues between it and every member it knew, among them the coordinator's queue
+    // of its gradients: the coordinator, still expecting them, had to declare it again (before
+    // that fix, a re-joining member's gradients went to a queue nobody read)
     const root = await mkdtemp(join(tmpdir(), 'amqp-held-stop-'))
     const job = parseJobConfig({ id: `amqp-held-stop-${process.pid}`, transport: 'amqp', model: 'mlp', epochs: 1, batchSize: 64, trainSamples: 1024, minPeers: 3, aggregation: { rule: 'mean', f: 0 } })
     const loadDatasets = createCachedDatasetLoader()
