@@ -35,10 +35,13 @@ describe('membership over the broker', () => {
     const broker = ['--amqp-url', BROKER_URL, '--exit-when-done']
     const host = fleet.start('host', ['--config', join(jobDir, 'job.json'), ...broker])
     await host.waitForStdout(/hosting job/, 120_000)
-    // no --bootstrap: they find the job on the broker
-    const peers = [host, fleet.start('peer1', broker), fleet.start('peer2', broker)]
+    // no --bootstrap: they find the job on the broker (this job: the broker is shared with the
+    // other tests, and a job another test left answering would take them otherwise)
+    const peers = [host, fleet.start('peer1', [...broker, '--join-job', jobId]), fleet.start('peer2', [...broker, '--join-job', jobId])]
     const hostClient = clientFor(host)
+    // (a fresh-clone CI run timed out here once, in the full suite only: the context says where each daemon stood)
     await eventually(async () => { const s = await hostClient.status(); return s.state === 'training' && s.step >= 10 ? s : undefined }, 120_000, 'training past step 10')
+      .catch((error: unknown) => { throw new Error(`${(error as Error).message}\n${fleet.describe()}`) })
     const victimId = peers[2].stderr().match(/"peerId":"(\w+)"/)?.[1]
     peers[2].kill('SIGKILL')
     const survivors = [peers[0], peers[1]]
