@@ -23,11 +23,15 @@ export interface BackwardContext {
   producer(name: string): IrNode | undefined
   /** the forward nodes that read `name` */
   consumers(name: string): readonly IrNode[]
+  /** ONNX Runtime's NCHWc block size where the graph will run (0: plain ONNX Conv only; ops/nchwc.ts) */
+  readonly nchwcBlock: number
 }
 
 export interface ForwardContext extends ShapeContext {
   /** true in the training graph (batch statistics, dropout masks), false for inference/export */
   readonly training: boolean
+  /** ONNX Runtime's NCHWc block size where the graph will run (0: plain ONNX Conv only; ops/nchwc.ts) */
+  readonly nchwcBlock: number
   /** graph input holding this step's dropout masks, when the model has Dropout nodes (training only) */
   dropoutMask?(node: IrNode): string
 }

@@ -102,7 +102,7 @@ function requireOp(type: string, nodeName: string): OpDefinition {
   return op
 }
 
-function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>, training: boolean, masks: DropoutMaskInput[]): Map<string, Record<string, string>> {
+function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>, training: boolean, masks: DropoutMaskInput[], nchwcBlock = 0): Map<string, Record<string, string>> {
   for (const name of shapes.keys()) emit.reserve(name)
   for (const [name, c] of graph.constants) emit.initializer(name, c)
   const saved = new Map<string, Record<string, string>>()
@@ -110,6 +110,7 @@ function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMa
   const constant = (name: string): ConstantTensor | undefined => graph.constants.get(name)
   const ctx: ForwardContext = {
     training,
+    nchwcBlock,
     constant,
     dropoutMask(node) {
       const name = `dropout_mask_${masks.length}`
@@ -143,7 +144,19 @@ export function buildInferenceGraph(forward: ForwardGraph, layout: ParameterLayo
   return { bytes, inputName: graph.input, logitsName: graph.output, gradientNames: [], dropoutMasks: [] }
 }
 
-export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number): BuiltGraph {
+/** Options of a training graph that depend on the machine that runs it. */
+export interface TrainingGraphOptions {
+  /**
+   * ONNX Runtime's NCHWc block size on the machine that will run the graph (detectNchwcBlock in
+   * ml/engine; default 0: off). With a block, convolutions that fit run through the NCHWc kernels
+   * (ops/nchwc.ts). Such a graph runs only where MLAS has that block size: never for a graph sent
+   * to another machine (offload workers, functions).
+   */
+  readonly nchwcBlock?: number
+}
+
+export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number, options: TrainingGraphOptions = {}): BuiltGraph {
+  const nchwcBlock = options.nchwcBlock ?? 0
   const specialized = specializeGraph(forward, layout, batchSize)
   // one-pixel-output convolutions as Gemms over the batch, small depthwise ones as dense
   // products (lower-convs.ts), shapes inferred anew
@@ -157,7 +170,7 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
   emit.reserve(TRAINING_INPUT_LABELS)
   emit.reserve(TRAINING_OUTPUT_LOSS)
   const dropoutMasks: DropoutMaskInput[] = []
-  const saved = emitForward(graph, emit, shapes, true, dropoutMasks)
+  const saved = emitForward(graph, emit, shapes, true, dropoutMasks, nchwcBlock)
 
   // mean softmax cross-entropy; d(loss)/d(logits) = (softmax - onehot) / N
   const logProbs = emit.op('LogSoftmax', [graph.output], { axis: { kind: 'int', value: 1 } })
@@ -202,7 +215,8 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
       constant: (name) => graph.constants.get(name),
       saved: saved.get(node.name) ?? {},
       producer: (name) => producers.get(name),
-      consumers: (name) => consumers.get(name) ?? []
+      consumers: (name) => consumers.get(name) ?? [],
+      nchwcBlock
     })
     node.inputs.forEach((input, k) => {
       const g = inputGrads[k]

@@ -23,6 +23,8 @@ export class GraphEmitter {
   /** tensors made by reshape(): their source and its shape */
   private readonly reshaped = new Map<string, { readonly source: string, readonly shape: readonly number[] }>()
   private counter = 0
+  /** operator domains other than ONNX's own that the nodes use (each imported at version 1) */
+  private readonly domains = new Set<string>()
 
   /** A fresh tensor name derived from `hint`. */
   fresh(hint: string): string {
@@ -36,15 +38,24 @@ export class GraphEmitter {
     this.usedNames.add(name)
   }
 
-  /** Emit a node; returns its output names (fresh unless given). */
+  /**
+   * Emit a node; returns its output names (fresh unless given). `op` is an ONNX operator, or
+   * 'domain:Op' for another domain's (ONNX Runtime's contrib kernels, e.g.
+   * 'com.microsoft.nchwc:Conv').
+   */
   node(op: string, inputs: readonly string[], attrs: Readonly<Record<string, Attribute>> = {}, outputs?: readonly string[] | number): string[] {
+    const split = op.lastIndexOf(':')
+    const domain = split < 0 ? undefined : op.slice(0, split)
+    const opType = op.slice(split + 1)
+    if (domain !== undefined) this.domains.add(domain)
     const outs = Array.isArray(outputs)
       ? [...outputs]
-      : Array.from({ length: typeof outputs === 'number' ? outputs : 1 }, () => this.fresh(op.toLowerCase()))
+      : Array.from({ length: typeof outputs === 'number' ? outputs : 1 }, () => this.fresh(opType.toLowerCase()))
     for (const o of outs) this.usedNames.add(o)
     this.nodes.push({
-      opType: op,
-      name: this.fresh(`n_${op}`),
+      opType,
+      ...(domain === undefined ? {} : { domain }),
+      name: this.fresh(`n_${opType}`),
       input: [...inputs],
       output: outs,
       attribute: Object.entries(attrs).map(([key, a]) => toAttributeProto(key, a))
@@ -96,7 +107,7 @@ export class GraphEmitter {
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       producerName: 'p2pmld',
-      opsetImport: [{ domain: '', version: OPSET_VERSION }],
+      opsetImport: [{ domain: '', version: OPSET_VERSION }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: graphName,
         node: this.nodes,

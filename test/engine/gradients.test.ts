@@ -1,10 +1,12 @@
 import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 import { denseDepthwiseConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
-import { buildInferenceGraph, gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
+import { NCHWC_DOMAIN } from '../../ml/autodiff/ops/nchwc.js'
+import { buildInferenceGraph, buildTrainingGraph, gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
 import { oneHot } from '../../ml/engine/logits.js'
+import { detectNchwcBlock } from '../../ml/engine/nchwc-block.js'
 import { createOnnxGradientComputer, GradientComputerClosedError, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
@@ -35,6 +37,7 @@ afterAll(async () => {
 })
 
 async function checkAgainstReference(model: ModelDefinition, batch: Batch, params: Float32Array): Promise<void> {
+  // NCHWc on (the default): the in-process graphs' convolutions, where they fit, run through it
   const computer = createOnnxGradientComputer(model)
   computers.push(computer)
   const result = await computer.computeGradient(params, batch)
@@ -218,6 +221,32 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(inference.filter((op) => op === 'Conv')).toHaveLength(5)
   })
 
+  it('convolutions through ONNX Runtime\'s NCHWc kernels (forward, stride-1 input gradient, weight gradient over a batch of 16) match the float64 reference', async () => {
+    // [3, 20, 20] -> 3x3 pad 1 to 16 channels (an input read as NCHW) -> 5x5 pad 1 to 6 (a
+    // blocked input; 6 filters padded to a block; dX a full convolution padded by 3) -> 3x3 stride
+    // 2 pad 1 to 16 without bias (dW dilated by the stride and cropped; dX stays ConvTranspose)
+    // -> 2x2 pad 1 to 4 (an even kernel): every map keeps more than 64 pixels (no Gemm path)
+    const g = new ForwardGraphBuilder()
+    let x = g.relu(g.conv(g.input, 'c1', 3, 16, 3, { pad: 1 }))
+    x = g.relu(g.conv(x, 'c2', 16, 6, 5, { pad: 1 }))
+    x = g.relu(g.conv(x, 'c3', 6, 16, 3, { stride: 2, pad: 1, bias: false }))
+    x = g.conv(x, 'c4', 16, 4, 2, { pad: 1 })
+    const model = g.build('nchwc', [3, 20, 20], 10, g.linear(g.flatten(x), 'fc', 400, 10))
+    const size = 16
+    const rng = createRng(41)
+    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 1200 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    await checkAgainstReference(model, batch, model.initParameters(9))
+
+    // the computer above ran these NCHWc convolutions: 4 forward, dX of c2 and c4, dW of all 4
+    const block = await detectNchwcBlock()
+    expect([8, 16], 'MLAS has NCHWc kernels on the x86-64 machines this project runs on (AVX2: 8, AVX-512: 16)').toContain(block)
+    const nodes = onnx.ModelProto.decode(buildTrainingGraph(model.forward, model.layout, size, { nchwcBlock: block }).bytes).graph!.node!
+    expect(nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv')).toHaveLength(10)
+    expect(nodes.filter((n) => n.opType === 'ConvTranspose')).toHaveLength(1)
+    // the portable graph (what offload workers run) keeps ONNX's own operators
+    expect(onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.filter((n) => n.domain === NCHWC_DOMAIN)).toHaveLength(0)
+  })
+
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
     // both paths are checked against the float64 reference above; this keeps each one covered
     const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)
@@ -317,7 +346,8 @@ describe('batch validation and the exported training graph', () => {
     const out = await session.run(feeds)
     await session.release()
 
-    const computer = createOnnxGradientComputer(model)
+    // the portable graph is the one without NCHWc (which holds this machine's block size)
+    const computer = createOnnxGradientComputer(model, { nchwc: false })
     computers.push(computer)
     const result = await computer.computeGradient(params, batch)
     expect((out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0]).toBe(result.loss)

@@ -1,6 +1,7 @@
 import { attrInt, attrInts, attrString, ints, ShapeError, type IrNode, type Shape } from '../ir.js'
 import { emitGemmConv, gemmConv, gemmConvBackward, gemmConvInputGradient } from './conv-gemm.js'
 import type { OpDefinition } from '../op-definition.js'
+import { emitNchwcForward, emitNchwcInputGradient, emitNchwcWeightGradient, nchwcConvolutions } from './nchwc.js'
 
 interface ConvGeometry {
   kernel: number[]
@@ -46,11 +47,16 @@ export const conv: OpDefinition = {
   },
   emitForward(node, emit, shape, ctx) {
     if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]))) return emitGemmConv(node, emit, shape)
+    const ws = shape(node.inputs[1])
+    if (ctx.training && nchwcConvolutions.forward(attrInt(node, 'group', 1), ws[1], ctx.nchwcBlock)) {
+      emitNchwcForward(emit, node.inputs[0], node.inputs[1], ws, node.inputs[2], convGeometry(node, ws.slice(2)), ctx.nchwcBlock, node.outputs[0])
+      return {}
+    }
     emit.node('Conv', node.inputs, node.attrs, node.outputs)
     return {}
   },
   backward(ctx) {
-    const { emit, node, outputGrads: [dy], needsGrad, shape, saved } = ctx
+    const { emit, node, outputGrads: [dy], needsGrad, shape, saved, nchwcBlock } = ctx
     if (dy === undefined) return []
     const [x, w, b] = node.inputs
     const xs = shape(x)
@@ -73,7 +79,9 @@ export const conv: OpDefinition = {
       fullSize[0] === g.kernel[0] && fullSize[1] === g.kernel[1]
         ? full
         : emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', axes)])
-    if (needsGrad(0)) {
+    if (needsGrad(0) && nchwcConvolutions.inputGradient(group, ws[0], g, nchwcBlock)) {
+      dx = emitNchwcInputGradient(emit, dy, w, ws, g, nchwcBlock)
+    } else if (needsGrad(0)) {
       // ConvTranspose maps dY back onto X's grid; output_padding restores rows the stride dropped
       const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * g.strides[i] - g.pads[i] - g.pads[i + 2] + g.kernel[i]))
       // the Conv weight [M, C/g, kh, kw] is already ConvTranspose's layout for the same groups
@@ -100,6 +108,8 @@ export const conv: OpDefinition = {
       ], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: n } })
       const full = cropToKernel(emit.op('Reshape', [perSample, emit.int64s('shape', [n, m, 1, fullSize[0], fullSize[1]])]), [3, 4])
       dw = emit.op('ReduceSum', [full, emit.int64s('axes', [0])], { keepdims: { kind: 'int', value: 0 } })
+    } else if (dwByConv && nchwcConvolutions.weightGradient(group, xs[1], xs[0], nchwcBlock)) {
+      dw = emit.op('Transpose', [cropToKernel(emitNchwcWeightGradient(emit, x, xs, dy, ys, g, nchwcBlock), [2, 3])], { perm: ints([1, 0, 2, 3]) })
     } else if (dwByConv) {
       // dW[m,i] = sum_n X[n, group(m)*Cg + i] (*) dY[n,m]: a convolution whose channels are the
       // batch (grouped like the forward) and whose batch is i, with the stride as dilation
