@@ -32,6 +32,10 @@ export interface ForwardContext extends ShapeContext {
   readonly training: boolean
   /** ONNX Runtime's NCHWc block size where the graph will run (0: plain ONNX Conv only; ops/nchwc.ts) */
   readonly nchwcBlock: number
+  /** the forward node that outputs `name` (undefined for graph inputs, parameters, constants) */
+  producer(name: string): IrNode | undefined
+  /** the forward nodes that read `name` */
+  consumers(name: string): readonly IrNode[]
   /** graph input holding this step's dropout masks, when the model has Dropout nodes (training only) */
   dropoutMask?(node: IrNode): string
 }

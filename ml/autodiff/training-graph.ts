@@ -102,16 +102,30 @@ function requireOp(type: string, nodeName: string): OpDefinition {
   return op
 }
 
+/** Each tensor's producing node and reading nodes. */
+function nodeLinks(graph: ForwardGraph): { producers: Map<string, IrNode>, consumers: Map<string, IrNode[]> } {
+  const producers = new Map<string, IrNode>()
+  const consumers = new Map<string, IrNode[]>()
+  for (const node of graph.nodes) {
+    for (const o of node.outputs) producers.set(o, node)
+    for (const i of node.inputs) consumers.set(i, [...(consumers.get(i) ?? []), node])
+  }
+  return { producers, consumers }
+}
+
 function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>, training: boolean, masks: DropoutMaskInput[], nchwcBlock = 0): Map<string, Record<string, string>> {
   for (const name of shapes.keys()) emit.reserve(name)
   for (const [name, c] of graph.constants) emit.initializer(name, c)
   const saved = new Map<string, Record<string, string>>()
   const shapeOf = (name: string): Shape => shapes.get(name) as Shape
   const constant = (name: string): ConstantTensor | undefined => graph.constants.get(name)
+  const { producers, consumers } = nodeLinks(graph)
   const ctx: ForwardContext = {
     training,
     nchwcBlock,
     constant,
+    producer: (name) => producers.get(name),
+    consumers: (name) => consumers.get(name) ?? [],
     dropoutMask(node) {
       const name = `dropout_mask_${masks.length}`
       emit.reserve(name)
@@ -185,12 +199,7 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
     if (node.inputs.some((i) => requiresGrad.has(i))) node.outputs.forEach((o) => requiresGrad.add(o))
   }
 
-  const producers = new Map<string, IrNode>()
-  const consumers = new Map<string, IrNode[]>()
-  for (const node of graph.nodes) {
-    for (const o of node.outputs) producers.set(o, node)
-    for (const i of node.inputs) consumers.set(i, [...(consumers.get(i) ?? []), node])
-  }
+  const { producers, consumers } = nodeLinks(graph)
 
   const pending = new Map<string, string[]>([[graph.output, [dLogits]]])
   const gradientOf = (name: string): string | undefined => {

@@ -243,6 +243,9 @@ describe('training-graph gradients match a float64 reference', () => {
     const nodes = onnx.ModelProto.decode(buildTrainingGraph(model.forward, model.layout, size, { nchwcBlock: block }).bytes).graph!.node!
     expect(nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv')).toHaveLength(10)
     expect(nodes.filter((n) => n.opType === 'ConvTranspose')).toHaveLength(1)
+    // c1-c3's ReLUs are the kernels' fused activation (each Relu node an Identity)
+    expect(nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.attribute!.some((a) => a.name === 'activation' && a.s !== undefined && new TextDecoder().decode(a.s as Uint8Array) === 'Relu'))).toHaveLength(3)
+    expect(nodes.filter((n) => n.opType === 'Relu')).toHaveLength(0)
     // the portable graph (what offload workers run) keeps ONNX's own operators
     expect(onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.filter((n) => n.domain === NCHWC_DOMAIN)).toHaveLength(0)
   })

@@ -1,6 +1,6 @@
 import { attrInt, attrInts, attrString, ints, ShapeError, type IrNode, type Shape } from '../ir.js'
 import { emitGemmConv, gemmConv, gemmConvBackward, gemmConvInputGradient } from './conv-gemm.js'
-import type { OpDefinition } from '../op-definition.js'
+import type { ForwardContext, OpDefinition } from '../op-definition.js'
 import { emitNchwcForward, emitNchwcInputGradient, emitNchwcWeightGradient, nchwcConvolutions } from './nchwc.js'
 
 interface ConvGeometry {
@@ -47,9 +47,9 @@ export const conv: OpDefinition = {
   },
   emitForward(node, emit, shape, ctx) {
     if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]))) return emitGemmConv(node, emit, shape)
-    const ws = shape(node.inputs[1])
-    if (ctx.training && nchwcConvolutions.forward(attrInt(node, 'group', 1), ws[1], ctx.nchwcBlock)) {
-      emitNchwcForward(emit, node.inputs[0], node.inputs[1], ws, node.inputs[2], convGeometry(node, ws.slice(2)), ctx.nchwcBlock, node.outputs[0])
+    if (nchwcForward(node, shape, ctx)) {
+      const ws = shape(node.inputs[1])
+      emitNchwcForward(emit, node.inputs[0], node.inputs[1], ws, node.inputs[2], convGeometry(node, ws.slice(2)), ctx.nchwcBlock, node.outputs[0], fusesRelu(node, shape, ctx))
       return {}
     }
     emit.node('Conv', node.inputs, node.attrs, node.outputs)
@@ -127,6 +127,24 @@ export const conv: OpDefinition = {
     }
     return [dx, dw, db]
   }
+}
+
+/** Whether a training graph's Conv node runs forward through NCHWc (ops/nchwc.ts) rather than ONNX Conv or Gemms. */
+function nchwcForward(node: IrNode, shape: (name: string) => Shape, ctx: ForwardContext): boolean {
+  const ws = shape(node.inputs[1])
+  return ctx.training && !gemmConv(node, shape(node.inputs[0]), ws, shape(node.outputs[0])) &&
+    nchwcConvolutions.forward(attrInt(node, 'group', 1), ws[1], ctx.nchwcBlock)
+}
+
+/**
+ * Whether an NCHWc Conv node applies the ReLU that alone reads its output (that Relu then emits an
+ * Identity: relu.ts). Exact: the kernel's activation is the same max(0, y). Nothing else reads
+ * the pre-activation values (the Relu's backward reads its own output).
+ */
+export function fusesRelu(node: IrNode, shape: (name: string) => Shape, ctx: ForwardContext): boolean {
+  if (node.op !== 'Conv' || !nchwcForward(node, shape, ctx)) return false
+  const readers = ctx.consumers(node.outputs[0])
+  return readers.length === 1 && readers[0].op === 'Relu'
 }
 
 export function spatialOf(shape: Shape): number[] {

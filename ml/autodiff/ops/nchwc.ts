@@ -82,16 +82,18 @@ function nchwcInputOfBatch(emit: GraphEmitter, x: string, xShape: readonly numbe
 /**
  * Y = conv(X, W) + B as NCHWc Conv, in NCHW out: `input` X [N, C, H, W] (NCHW, or NCHWc when
  * `inputBlocked`), `filters` from nchwcFilters or nchwcFiltersOfBatch, `m` the real output
- * channels, bias [M_padded] or undefined; returns Y [N, m, H', W'] (into `output` when given).
+ * channels, bias [M_padded] or undefined; returns Y [N, m, H', W'] (into `output` when given),
+ * ReLU(Y) with `relu`.
  * Requires nchwcInputFits(C, block); ungrouped.
  */
-function emitNchwcConv(emit: GraphEmitter, input: { readonly name: string, readonly blocked: boolean, readonly channels: number }, filters: string, m: number, bias: string | undefined, conv: ConvAttributes, block: number, output?: string): string {
+function emitNchwcConv(emit: GraphEmitter, input: { readonly name: string, readonly blocked: boolean, readonly channels: number }, filters: string, m: number, bias: string | undefined, conv: ConvAttributes, block: number, output?: string, relu = false): string {
   const x = input.blocked || input.channels < block ? input.name : emit.op(`${NCHWC_DOMAIN}:ReorderInput`, [input.name])
   const attrs: Record<string, Attribute> = {
     kernel_shape: ints(conv.kernel),
     strides: ints(conv.strides),
     pads: ints(conv.pads),
-    dilations: ints(conv.dilations)
+    dilations: ints(conv.dilations),
+    ...(relu ? { activation: { kind: 'string', value: 'Relu' } } : {})
   }
   const blocked = emit.op(`${NCHWC_DOMAIN}:Conv`, bias === undefined ? [x, filters] : [x, filters, bias], attrs)
   return emit.node(`${NCHWC_DOMAIN}:ReorderOutput`, [blocked], { channels: { kind: 'int', value: m } }, output === undefined ? 1 : [output])[0]
@@ -126,10 +128,13 @@ export const nchwcConvolutions = {
     group === 1 && channels > 1 && block > 1 && batch % block === 0
 }
 
-/** The forward Conv of x [N, C, H, W] and w [M, C, kh, kw] (+ bias [M]) into `output` [N, M, H', W']. */
-export function emitNchwcForward(emit: GraphEmitter, x: string, w: string, wShape: readonly number[], bias: string | undefined, conv: ConvAttributes, block: number, output: string): void {
+/**
+ * The forward Conv of x [N, C, H, W] and w [M, C, kh, kw] (+ bias [M]) into `output` [N, M, H', W'];
+ * with `relu`, ReLU(conv) (the kernel's fused activation, as ONNX Runtime's FusedConv).
+ */
+export function emitNchwcForward(emit: GraphEmitter, x: string, w: string, wShape: readonly number[], bias: string | undefined, conv: ConvAttributes, block: number, output: string, relu: boolean): void {
   const padded = bias === undefined ? undefined : nchwcBias(emit, bias, wShape[0], block)
-  emitNchwcConv(emit, { name: x, blocked: false, channels: wShape[1] }, nchwcFilters(emit, w, wShape, block), wShape[0], padded, conv, block, output)
+  emitNchwcConv(emit, { name: x, blocked: false, channels: wShape[1] }, nchwcFilters(emit, w, wShape, block), wShape[0], padded, conv, block, output, relu)
 }
 
 /**

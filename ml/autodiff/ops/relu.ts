@@ -1,4 +1,5 @@
 import type { OpDefinition } from '../op-definition.js'
+import { fusesRelu } from './conv.js'
 import { reluMask, reluMaskedInMaxPool } from './pool.js'
 
 /** dX = dY * (Y > 0); before a disjoint MaxPool that pool applies the mask (see reluMaskedInMaxPool). */
@@ -6,6 +7,12 @@ export const relu: OpDefinition = {
   type: 'Relu',
   inferShapes(_node, [x]) {
     return [x]
+  },
+  emitForward(node, emit, shape, ctx) {
+    // an NCHWc Conv before it already applied it (its fused activation)
+    const producer = ctx.producer(node.inputs[0])
+    emit.node(producer !== undefined && fusesRelu(producer, shape, ctx) ? 'Identity' : 'Relu', node.inputs, {}, node.outputs)
+    return {}
   },
   backward(ctx) {
     const { emit, node, outputGrads: [dy], shape } = ctx
