@@ -105,16 +105,20 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   /** `wanted`: the only job to take (--join-job, or the job this daemon was evicted from) */
   const askForJob = async (signal: AbortSignal, wanted: string | undefined): Promise<JobInfo> => {
     stage = options.amqpUrl === undefined ? 'asking the bootstrap peers for the job' : 'asking the bootstrap peers, then the broker, for the job'
-    let lastError: unknown
+    // every address's failure, not only the last one's: a re-join after an eviction asks the
+    // members it knew first, and their dial errors are what says why it cannot get back
+    const failures: string[] = []
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
       try {
         const info = await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
         if (wanted === undefined || info.jobId === wanted) return info
-        lastError = new Error(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
+        failures.push(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
       } catch (error) {
-        lastError = error
+        signal.throwIfAborted()
+        failures.push(`${address.toString()}: ${(error as Error).message}`)
       }
     }
+    const lastError = failures.length === 0 ? undefined : new Error(failures.length === 1 ? failures[0] : `no peer answered for the job: ${failures.join('; ')}`)
     if (options.amqpUrl !== undefined) {
       // bounded, as the bootstrap peers are: the next try asks them again
       const budget = budgetSignal(BROKER_PROBE_MS, signal)

@@ -5,6 +5,7 @@
  * answers the evicted member's question; the joiner must refuse it and keep asking.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,6 +37,7 @@ describe('a member evicted from its job', () => {
     cleanups.push(async () => { await other.stop() })
 
     const key = await generateKeyPair('Ed25519')
+    const gone = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
     const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
     await node.start()
     cleanups.push(async () => { await node.stop() })
@@ -47,7 +49,8 @@ describe('a member evicted from its job', () => {
       log: silentLogger(),
       peerId: node.peerId.toString(),
       privateKey: key,
-      bootstrapAddrs: other.addresses().map((a) => parseMultiaddr(a)),
+      // a member it knew that is gone (nothing listens on port 1), then job B's host
+      bootstrapAddrs: [parseMultiaddr(`/ip4/127.0.0.1/tcp/1/p2p/${gone}`), ...other.addresses().map((a) => parseMultiaddr(a))],
       session: () => evicted,
       openSession: async (jobId) => {
         opened.push(jobId)
@@ -64,6 +67,9 @@ describe('a member evicted from its job', () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     expect(joiner.stage()).toMatch(/runs job job-b, not job-a \(the job this daemon was evicted from and re-joins\)/)
+    // each address's failure is named, not only the last one's (a CI run's re-join showed only a
+    // dead address's error while the live members' dial errors were what mattered)
+    expect(joiner.stage()).toContain(`/ip4/127.0.0.1/tcp/1/p2p/${gone}: `)
     expect(opened).toEqual([])
     expect(joiner.busy()).toBe(true)
     joiner.abort()
