@@ -108,7 +108,7 @@ export const conv: OpDefinition = {
       ], { pads: ints(g.pads), dilations: ints(g.strides), group: { kind: 'int', value: n } })
       const full = cropToKernel(emit.op('Reshape', [perSample, emit.int64s('shape', [n, m, 1, fullSize[0], fullSize[1]])]), [3, 4])
       dw = emit.op('ReduceSum', [full, emit.int64s('axes', [0])], { keepdims: { kind: 'int', value: 0 } })
-    } else if (dwByConv && nchwcConvolutions.weightGradient(group, xs[1], xs[0], nchwcBlock)) {
+    } else if (dwByConv && nchwcConvolutions.weightGradient(group, xs[1], xs[0], g, nchwcBlock)) {
       dw = emit.op('Transpose', [cropToKernel(emitNchwcWeightGradient(emit, x, xs, dy, ys, g, nchwcBlock), [2, 3])], { perm: ints([1, 0, 2, 3]) })
     } else if (dwByConv) {
       // dW[m,i] = sum_n X[n, group(m)*Cg + i] (*) dY[n,m]: a convolution whose channels are the

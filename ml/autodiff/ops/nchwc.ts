@@ -114,18 +114,20 @@ function nchwcBias(emit: GraphEmitter, bias: string, m: number, block: number): 
  * - dX: ungrouped, stride 1, no dilation, pads <= k - 1, M fitting like C above: the full
  *   convolution of dY with the flipped filters (lenet5's conv2 2.5 ms with its reorders, against
  *   ConvTranspose's 3.4; the same full convolution as ONNX Conv took 5.0);
- * - dW: ungrouped, more than one input channel, a batch that is a multiple of block: the
- *   batch-as-channels convolution (lenet5's conv2 1.0 ms against 1.6-1.8). One input channel keeps
- *   conv.ts's per-sample grouped conv: through NCHWc its 6 filters pad to 16 and the step took
- *   18 against 13.7 ms.
+ * - dW: ungrouped, stride 1, more than one input channel, a batch that is a multiple of block:
+ *   the batch-as-channels convolution (lenet5's conv2 1.0 ms against 1.6-1.8; vgg11's 64 -> 128
+ *   on 16x16 25-32 against 60-88). Strided ones keep the plain conv (dilated by the stride there:
+ *   resnet18's 7x7 stem 3.4 ms + 1.1 of reorders against 2.8). One input channel keeps conv.ts's
+ *   per-sample grouped conv: through NCHWc its 6 filters pad to 16 and the step took 18 against
+ *   13.7 ms.
  */
 export const nchwcConvolutions = {
   forward: (group: number, channels: number, block: number): boolean => group === 1 && nchwcInputFits(channels, block),
   inputGradient: (group: number, outputChannels: number, conv: ConvAttributes, block: number): boolean =>
     group === 1 && nchwcInputFits(outputChannels, block) && conv.strides.every((s) => s === 1) && conv.dilations.every((d) => d === 1) &&
     conv.pads.every((p, k) => p <= conv.kernel[k % 2] - 1),
-  weightGradient: (group: number, channels: number, batch: number, block: number): boolean =>
-    group === 1 && channels > 1 && block > 1 && batch % block === 0
+  weightGradient: (group: number, channels: number, batch: number, conv: ConvAttributes, block: number): boolean =>
+    group === 1 && channels > 1 && block > 1 && batch % block === 0 && conv.strides.every((s) => s === 1)
 }
 
 /**
