@@ -26,6 +26,15 @@ function randomBatch(model: ModelDefinition, size: number, seed: number): Batch 
   return { size, sampleShape: model.sampleShape, inputs, labels }
 }
 
+/** inputs uniform in [-1, 1) of the model's sample shape, labels uniform over its classes */
+function signedBatch(model: ModelDefinition, size: number, seed: number): Batch {
+  const rng = createRng(seed)
+  const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)
+  const inputs = Float32Array.from({ length: size * sampleSize }, () => rng.nextFloat() * 2 - 1)
+  const labels = Int32Array.from({ length: size }, () => rng.nextInt(model.numClasses))
+  return { size, sampleShape: model.sampleShape, inputs, labels }
+}
+
 function digitBatch(model: ModelDefinition, size: number): Batch {
   const { inputs, labels } = readDigits(size)
   return { size, sampleShape: model.sampleShape, inputs, labels }
@@ -139,8 +148,7 @@ describe('training-graph gradients match a float64 reference', () => {
     const plain = g.conv(g.input, 'plain', 3, 5, 2)
     const model = g.build('one-pixel', [3, 2, 2], 10, g.linear(g.flatten(g.sum(x, plain)), 'fc', 5, 10))
     const size = 5
-    const rng = createRng(23)
-    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 12 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    const batch = signedBatch(model, size, 23)
     await checkAgainstReference(model, batch, model.initParameters(4))
     const specialized = specializeGraph(model.forward, model.layout, size)
     expect(onePixelConvs(specialized.graph, specialized.shapes)).toHaveLength(3)
@@ -168,8 +176,7 @@ describe('training-graph gradients match a float64 reference', () => {
     x = g.conv(x, 'centre', 4, 4, 5, { pad: 2, groups: 4 })
     const model = g.build('depthwise-small', [4, 4, 4], 10, g.linear(g.flatten(x), 'fc', 4, 10))
     const size = 5
-    const rng = createRng(29)
-    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 64 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    const batch = signedBatch(model, size, 29)
     await checkAgainstReference(model, batch, model.initParameters(6))
     const specialized = specializeGraph(model.forward, model.layout, size)
     expect(denseDepthwiseConvs(specialized.graph, specialized.shapes)).toHaveLength(5)
@@ -200,8 +207,7 @@ describe('training-graph gradients match a float64 reference', () => {
     x = g.conv(x, 'even', 14, 4, 2, { pad: 1 })
     const model = g.build('small-maps', [3, 6, 6], 10, g.linear(g.flatten(x), 'fc', 36, 10))
     const size = 5
-    const rng = createRng(31)
-    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 108 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    const batch = signedBatch(model, size, 31)
     await checkAgainstReference(model, batch, model.initParameters(8))
     const trainingGraph = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!
     const training = trainingGraph.node!.map((n) => n.opType!)
@@ -233,8 +239,7 @@ describe('training-graph gradients match a float64 reference', () => {
     x = g.conv(x, 'c4', 16, 4, 2, { pad: 1 })
     const model = g.build('nchwc', [3, 20, 20], 10, g.linear(g.flatten(x), 'fc', 400, 10))
     const size = 16
-    const rng = createRng(41)
-    const batch = { size, sampleShape: model.sampleShape, inputs: Float32Array.from({ length: size * 1200 }, () => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: size }, () => rng.nextInt(10)) }
+    const batch = signedBatch(model, size, 41)
     await checkAgainstReference(model, batch, model.initParameters(9))
 
     // the computer above ran these NCHWc convolutions: 4 forward, dX of c2 and c4, dW of c1, c2
