@@ -78,7 +78,8 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
       const timeout = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => {
           const running = group.filter((d) => d.exitCode() === null).map((d) => d.name)
-          reject(new Error(`still running after ${timeoutMs} ms: ${running.join(', ')}\n${this.describe()}`))
+          // the names again at the end: CI shows a failure's last lines
+          reject(new Error(`still running after ${timeoutMs} ms: ${running.join(', ')}\n${this.describe()}\n(still running: ${running.join(', ')})`))
         }, timeoutMs)
       })
       try {
@@ -88,11 +89,15 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
       }
     },
     describe() {
-      // stdout, then warnings and errors (and stray stderr lines): what explains a failure
-      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${d.stdout()}\n${d.stderr().split('\n').filter((l) => !/"level":[123]0,/.test(l)).slice(-30).map((l) => l.slice(0, 400)).join('\n')}`).join('\n')
+      // stdout without the in-epoch progress lines (hundreds of them pushed a failure's context
+      // out of what CI shows), then warnings and errors (and stray stderr lines)
+      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${d.stdout().split('\n').filter((l) => !PROGRESS_LINE.test(l)).join('\n')}\n${d.stderr().split('\n').filter((l) => !/"level":[123]0,/.test(l)).slice(-30).map((l) => l.slice(0, 400)).join('\n')}`).join('\n')
     }
   }
 }
+
+/** a console line of progress within an epoch ("epoch 5/20: 27% (13/48 steps) loss ..."); the epoch's "done" line stays */
+const PROGRESS_LINE = /^epoch \d+\/\d+: \d+% \(/
 
 function startDaemon(cliMain: string, name: string, dataDir: string, args: readonly string[]): DaemonProcess {
   // cwd in the data dir: a relative path a test hands the daemon (checkpoint.save) stays in it
