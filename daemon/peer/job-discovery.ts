@@ -49,9 +49,11 @@ export async function probeKnownMembers(node: PeerNode, known: KnownMembers, job
     return { rank, answer: await askInfo(node, member, signal) }
   }))
   for (const { answer } of answers) {
-    if (typeof answer === 'object' && answer.jobId === jobId && answer.phase !== 'finished') return { kind: 'running', info: answer }
+    // not one naming this daemon as the coordinator: a member that missed its leave (joining as it
+    // stopped) says so, and joining through it would dial this daemon itself
+    if (typeof answer === 'object' && answer.jobId === jobId && answer.phase !== 'finished' && answer.coordinator.peerId !== selfId) return { kind: 'running', info: answer }
   }
-  const finished = answers.filter(({ answer }) => typeof answer === 'object' && answer.jobId === jobId)
+  const finished = answers.filter(({ answer }) => typeof answer === 'object' && answer.jobId === jobId && answer.phase === 'finished')
   const first = finished[0]?.answer
   if (typeof first === 'object') return { kind: 'finished', info: first, from: finished.map(({ rank }) => known.members[rank].peerId) }
   const seniorReachable = answers.some(({ rank, answer }) => answer !== 'unreachable' && (selfRank < 0 || rank < selfRank))

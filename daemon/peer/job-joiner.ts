@@ -111,6 +111,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
       try {
         const info = await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
+        // a member that missed this peer's leave (it joined as this peer stopped) still names it
+        // as the coordinator: joining through it would dial this peer itself
+        if (info.coordinator.peerId === peerId) {
+          failures.push(`the peer at ${address.toString()} names this peer as job ${info.jobId}'s coordinator (it has not heard that this peer left)`)
+          continue
+        }
         if (wanted === undefined || info.jobId === wanted) return info
         failures.push(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
       } catch (error) {
@@ -213,7 +219,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
     s.adoptMembership(reply.membership, reply.addresses)
     // a state no f+1 donors vouched for: this peer does not vouch for it to joiners until f+1 members confirm it
-    s.startFromSnapshot(snapshot, !fetched.verified)
+    s.startFromSnapshot(snapshot, !fetched.verified, reply.deadlineMs)
     s.adoptMembership(reply.membership)
     if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
     else log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
