@@ -54,6 +54,13 @@ export interface JobRunnerOptions {
    * confirmed until f+1 other members send its digest at a full-digest step (confirmsState)
    */
   readonly provisional?: boolean
+  /**
+   * ms: the step deadline until this peer has timed steps of its own (StepDeadlinePolicy's
+   * warm-up; default 30 s, for the graph compilation of a job's first steps). A joiner of a
+   * running job takes its coordinator's current deadline (JoinReply.deadlineMs): with 30 s it
+   * waited that long for a member gone meanwhile while the others, on ~2-4 s, evicted it
+   */
+  readonly warmupDeadlineMs?: number
 }
 
 export interface JobRunner {
@@ -110,6 +117,8 @@ export interface JobRunner {
   stateConfirmed(): boolean
   currentSnapshot(): JobSnapshot
   isCoordinator(): boolean
+  /** ms a step waits for the others' gradients now (StepDeadlinePolicy.current) */
+  stepDeadlineMs(): number
 }
 
 /**
@@ -126,7 +135,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const config = runtime.config
   const stages = createStageRecorder()
   const codec = runtime.codec
-  const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs })
+  const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs, warmupMs: options.warmupDeadlineMs })
   const inbound = createInboundCollectors(config)
   const collector = inbound.gradients
 
@@ -507,6 +516,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     digestAt: async (minStep, signal) => await stateAtStep.digestAt(minStep, signal),
     stateConfirmed: () => confirmed,
     currentSnapshot,
-    isCoordinator: () => members.isCoordinator()
+    isCoordinator: () => members.isCoordinator(),
+    stepDeadlineMs: () => deadline.current()
   }
 }

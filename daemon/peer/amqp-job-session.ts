@@ -172,13 +172,13 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       const snapshot = fromTrainingSnapshot(await transport.fetchSnapshot(coordinator, reply.effectiveStep, { signal }), `peer ${coordinator}`)
       signal.throwIfAborted()
       // from the coordinator alone, unchecked: not vouched for to joiners until f+1 members confirm it
-      session.startFromSnapshot(snapshot, true)
+      session.startFromSnapshot(snapshot, true, reply.deadlineMs)
       session.adoptMembership(reply.membership)
       if (snapshot.meta.finished) log.info({ step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
       else log.info({ step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
     },
-    startFromSnapshot(snapshot: JobSnapshot, provisional = false) {
-      core.startFromSnapshot(snapshot, provisional)
+    startFromSnapshot(snapshot: JobSnapshot, provisional = false, warmupDeadlineMs?: number) {
+      core.startFromSnapshot(snapshot, provisional, warmupDeadlineMs)
       const runner = core.runner()
       if (runner !== undefined) watchMembers(runner.membership().toSnapshot() as MembershipState)
     },

@@ -55,8 +55,11 @@ export interface JobSession {
   /** set up networking; `runner` exists after this for hosts and restored peers */
   start(): Promise<void>
   /** become a running member from a snapshot (joining peers) */
-  /** provisional: the state was taken unchecked (JobRunnerOptions.provisional) */
-  startFromSnapshot(snapshot: JobSnapshot, provisional?: boolean): void
+  /**
+   * provisional: the state was taken unchecked (JobRunnerOptions.provisional); warmupDeadlineMs:
+   * the admitting coordinator's step deadline (JoinReply.deadlineMs, JobRunnerOptions.warmupDeadlineMs)
+   */
+  startFromSnapshot(snapshot: JobSnapshot, provisional?: boolean, warmupDeadlineMs?: number): void
   /** a transport that carries the join itself (the broker): ask `coordinator`, fetch the state, start */
   join?(coordinator: string, signal: AbortSignal): Promise<void>
   runner(): JobRunner | undefined

@@ -167,7 +167,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     return wire
   }
 
-  const createRunner = (snapshot: JobSnapshot | undefined, provisional: boolean): JobRunner => {
+  const createRunner = (snapshot: JobSnapshot | undefined, provisional: boolean, warmupDeadlineMs?: number): JobRunner => {
     if (runtime === undefined) throw new Error('job runtime not ready')
     return createJobRunner({
       selfId,
@@ -180,6 +180,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       // the snapshot resumed at start, not one a re-sync adopts later
       membersRestarting: options.membersRestarting === true && snapshot !== undefined && snapshot === options.snapshot,
       provisional,
+      ...(warmupDeadlineMs === undefined ? {} : { warmupDeadlineMs }),
       recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
       network: {
         sendGradient: async (message, recipients) => {
@@ -264,11 +265,16 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   const refuseUnconfirmed = (r: JobRunner, requester: string | undefined): Promise<never> | undefined =>
     vouchesTo(r, requester) ? undefined : Promise.reject(new Error('this peer took its state unchecked at join and no f+1 members have confirmed it yet: ask another member'))
 
-  const startRunner = (snapshot: JobSnapshot | undefined, provisional = false): void => {
-    runner = createRunner(snapshot, provisional)
+  const startRunner = (snapshot: JobSnapshot | undefined, provisional = false, warmupDeadlineMs?: number): void => {
+    runner = createRunner(snapshot, provisional, warmupDeadlineMs)
     const r = runner
     for (const [from, membership] of earlyMemberships) if (r.mayDecideForJob(from)) r.adoptMembership(membership)
     earlyMemberships = new Map()
+    // leaves heard while this peer fetched its state, as the memberships above. A coordinator that
+    // admits a joiner and then stops replies with a membership that still lists it: without its
+    // leave, the joiner took it for the coordinator, refused the next one's memberships and waited
+    // for its gradient a whole first deadline (30 s), evicted meanwhile (a CI run of rejoin.test.ts)
+    for (const [peer, step] of leaveAnnounced) if (peer !== selfId && !r.memberLeaving(peer, step)) leaveAnnounced.delete(peer)
     for (const g of early) runner.offerGradient(g)
     early = []
     runner.start()
@@ -362,9 +368,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       }
       return { announcement, adopted }
     },
-    startFromSnapshot(snapshot: JobSnapshot, provisional = false) {
+    startFromSnapshot(snapshot: JobSnapshot, provisional = false, warmupDeadlineMs?: number) {
       if (runner !== undefined) return
-      startRunner(snapshot, provisional)
+      startRunner(snapshot, provisional, warmupDeadlineMs)
     },
     runner: () => runner,
     info(): JobInfo {

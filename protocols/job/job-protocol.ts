@@ -88,7 +88,12 @@ export const JoinReplySchema = z.object({
    * the members that hold the state at the joiner's first step, `donor` first: the joiner takes
    * one range of the state from each (state-sync fetch-from-donors.ts); absent: `donor` only
    */
-  donors: z.array(z.string().min(1).max(128)).min(1).max(64).optional()
+  donors: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
+  /**
+   * ms: the coordinator's step deadline when it admitted the joiner, the joiner's deadline until it
+   * has timed steps of its own (JobRunnerOptions.warmupDeadlineMs); absent: the 30 s warm-up
+   */
+  deadlineMs: z.number().int().min(1).max(600_000).optional()
 }).strict()
 export type JoinReply = z.infer<typeof JoinReplySchema>
 

@@ -4,11 +4,15 @@
  * not only with the one in its own admission reply, or it runs the second batch's first step
  * without their gradients and diverges (seen in test/p2p/joiner-crowd.test.ts under load). An
  * announcement from a peer the runner does not let decide for the job is still not adopted.
+ * Leaves heard during the fetch are applied as well: a coordinator that admits a joiner and stops
+ * at once left the joiner taking it for the coordinator (a CI run of test/e2e/rejoin.test.ts), and
+ * the joiner waits for gradients as long as its coordinator does, not the 30 s of a job's first steps.
  * Two real session cores (real runtime and runner); the transport is a recording stand-in.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
+import { admissionReply } from '../../daemon/peer/admission-reply.js'
 import { createSessionCore, type JobWire, type SessionCore } from '../../daemon/peer/session-core.js'
 
 const job = parseJobConfig({ id: 'early-membership', model: 'mlp', epochs: 1, batchSize: 16, trainSamples: 512, minPeers: 1, aggregation: { rule: 'mean', f: 0 } }, 'test job')
@@ -69,5 +73,35 @@ describe('membership announced while a joiner has no runner yet', () => {
     expect(view.isMemberAt('joiner-2', second.effectiveStep)).toBe(true)
     expect(view.isMemberAt('joiner-1', first.effectiveStep)).toBe(true)
     expect(view.toSnapshot().members.map((m) => m.peerId)).not.toContain('stranger')
+  })
+})
+
+describe('a joiner admitted by a coordinator that stops at once', () => {
+  it('applies the leave it heard before its runner started, and waits for gradients as long as the coordinator did', async () => {
+    const host = await core('host', true)
+    host.core.startIfOwned()
+    const runner = host.core.runner()!
+    await runner.admit('member')
+    const admitted = await admissionReply(runner, 'joiner-1')
+    // the coordinator's step deadline goes with the reply: the joiner's until it has timed its own
+    expect(admitted.deadlineMs).toBe(runner.stepDeadlineMs())
+    const snapshot = runner.currentSnapshot()
+    // the host leaves from the step it stands at (the joiner's state's step)
+    const step = snapshot.step
+
+    const joiner = await core('joiner-1', false)
+    // the host stops right after its admission reply: its leave reaches the joiner mid-fetch
+    joiner.core.onAnnouncement('host', { v: 1, type: 'leave', jobId: 'early-membership', effectiveStep: step })
+    // (a running coordinator's deadline, ~2-4 s here, rather than its start's 30 s warm-up)
+    joiner.core.startFromSnapshot({ ...snapshot, meta: { ...snapshot.meta, membership: admitted.membership } }, false, 2345)
+
+    const r = joiner.core.runner()!
+    expect(r.stepDeadlineMs()).toBe(2345)
+    expect(r.membership().membersAt(admitted.effectiveStep)).toEqual(['joiner-1', 'member'])
+    // the next member in seniority decides now: its memberships are adopted (they were refused,
+    // and the joiner waited out a deadline for the gone host's gradient)
+    expect(r.mayDecideForJob('member')).toBe(true)
+    expect(r.mayDecideForJob('host')).toBe(false)
+    expect([...joiner.core.announcedLeaves().entries()]).toEqual([['host', step]])
   })
 })
