@@ -2,7 +2,7 @@
  * Where a training step's time goes, by ONNX Runtime operator: `npx tsx bench/op-profile.ts
  * [model] [batch] [steps] [sample shape]` (default lenet5 64 50; model: a zoo name or a forward .onnx file;
  * sample shape, e.g. 3x32x32, for zoo models whose input follows the dataset; TOP=n lists n nodes;
- * NCHWC=0 profiles the portable graph, without NCHWc convolutions). Runs the model's training graph with ORT's
+ * NCHWC=0 profiles the portable graph, without NCHWc convolutions; THREADS=n intra-op threads, default 2). Runs the model's training graph with ORT's
  * profiler on (the engine's `profilePrefix`), then sums the trace's node events by operator type
  * over the timed steps (the first 5 are warm-up) and prints each type's ms per step and share, and
  * the slowest nodes with their input shapes. Profile before changing the graph (issue 16).
@@ -25,7 +25,7 @@ const WARMUP = 5
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-op-profile-'))
 try {
   const model = name.endsWith('.onnx') ? await loadOnnxModel(name) : createModel(name, shapeArg?.split('x').map(Number))
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: 2, reuseGradientBuffer: true, nchwc: process.env.NCHWC !== '0', profilePrefix: join(dir, 'ort') })
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: Number(process.env.THREADS ?? 2), reuseGradientBuffer: true, nchwc: process.env.NCHWC !== '0', profilePrefix: join(dir, 'ort') })
   const params = model.initParameters(1)
   const rng = createRng(3)
   const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)

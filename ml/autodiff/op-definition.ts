@@ -25,6 +25,8 @@ export interface BackwardContext {
   consumers(name: string): readonly IrNode[]
   /** ONNX Runtime's NCHWc block size where the graph will run (0: plain ONNX Conv only; ops/nchwc.ts) */
   readonly nchwcBlock: number
+  /** intra-op threads of the session that will run the graph (TrainingGraphOptions.intraOpThreads) */
+  readonly intraOpThreads: number
 }
 
 export interface ForwardContext extends ShapeContext {

@@ -167,6 +167,12 @@ export interface TrainingGraphOptions {
    * to another machine (offload workers, functions).
    */
   readonly nchwcBlock?: number
+  /**
+   * Intra-op threads of the session that will run the graph (default 2). Some NCHWc choices
+   * depend on it: with one thread ConvTranspose beats an NCHWc input gradient whose channels pad
+   * to a block (ops/nchwc.ts)
+   */
+  readonly intraOpThreads?: number
 }
 
 export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number, options: TrainingGraphOptions = {}): BuiltGraph {
@@ -225,7 +231,8 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
       saved: saved.get(node.name) ?? {},
       producer: (name) => producers.get(name),
       consumers: (name) => consumers.get(name) ?? [],
-      nchwcBlock
+      nchwcBlock,
+      intraOpThreads: options.intraOpThreads ?? 2
     })
     node.inputs.forEach((input, k) => {
       const g = inputGrads[k]

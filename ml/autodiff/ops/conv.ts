@@ -56,7 +56,7 @@ export const conv: OpDefinition = {
     return {}
   },
   backward(ctx) {
-    const { emit, node, outputGrads: [dy], needsGrad, shape, saved, nchwcBlock } = ctx
+    const { emit, node, outputGrads: [dy], needsGrad, shape, saved, nchwcBlock, intraOpThreads } = ctx
     if (dy === undefined) return []
     const [x, w, b] = node.inputs
     const xs = shape(x)
@@ -79,7 +79,7 @@ export const conv: OpDefinition = {
       fullSize[0] === g.kernel[0] && fullSize[1] === g.kernel[1]
         ? full
         : emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', axes)])
-    if (needsGrad(0) && nchwcConvolutions.inputGradient(group, ws[0], g, nchwcBlock)) {
+    if (needsGrad(0) && nchwcConvolutions.inputGradient(group, ws[0], ws[1], g, nchwcBlock, intraOpThreads)) {
       dx = emitNchwcInputGradient(emit, dy, w, ws, g, nchwcBlock)
     } else if (needsGrad(0)) {
       // ConvTranspose maps dY back onto X's grid; output_padding restores rows the stride dropped

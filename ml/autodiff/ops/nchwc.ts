@@ -112,8 +112,10 @@ function nchwcBias(emit: GraphEmitter, bias: string, m: number, block: number): 
  * - forward: ungrouped, C < block or a multiple of it (conv1 0.78 against 1.36 ms, conv2 0.63
  *   against 1.23, plus ~0.45 ms of ReorderOutput for conv1's 6 of 16 channels);
  * - dX: ungrouped, stride 1, no dilation, pads <= k - 1, M fitting like C above: the full
- *   convolution of dY with the flipped filters (lenet5's conv2 2.5 ms with its reorders, against
- *   ConvTranspose's 3.4; the same full convolution as ONNX Conv took 5.0);
+ *   convolution of dY with the flipped filters (lenet5's conv2 2.2-2.5 ms with its reorders, against
+ *   ConvTranspose's 3.4-3.5; the same full convolution as ONNX Conv took 5.0). With one intra-op
+ *   thread, only where C is a multiple of the block: ConvTranspose runs lenet5's conv2 (C = 6, the
+ *   full convolution's filters padded to 16) in 1.6 ms on one thread against the NCHWc 4.6;
  * - dW: ungrouped, stride 1, more than one input channel, a batch that is a multiple of block:
  *   the batch-as-channels convolution (lenet5's conv2 1.0 ms against 1.6-1.8; vgg11's 64 -> 128
  *   on 16x16 25-32 against 60-88). Strided ones keep the plain conv (dilated by the stride there:
@@ -123,9 +125,10 @@ function nchwcBias(emit: GraphEmitter, bias: string, m: number, block: number): 
  */
 export const nchwcConvolutions = {
   forward: (group: number, channels: number, block: number): boolean => group === 1 && nchwcInputFits(channels, block),
-  inputGradient: (group: number, outputChannels: number, conv: ConvAttributes, block: number): boolean =>
+  /** `outputChannels`: M, dY's; `inputChannels`: C, dX's; `threads`: the session's intra-op threads */
+  inputGradient: (group: number, outputChannels: number, inputChannels: number, conv: ConvAttributes, block: number, threads: number): boolean =>
     group === 1 && nchwcInputFits(outputChannels, block) && conv.strides.every((s) => s === 1) && conv.dilations.every((d) => d === 1) &&
-    conv.pads.every((p, k) => p <= conv.kernel[k % 2] - 1),
+    conv.pads.every((p, k) => p <= conv.kernel[k % 2] - 1) && (threads >= 2 || inputChannels % block === 0),
   weightGradient: (group: number, channels: number, batch: number, conv: ConvAttributes, block: number): boolean =>
     group === 1 && channels > 1 && block > 1 && batch % block === 0 && conv.strides.every((s) => s === 1)
 }
