@@ -14,7 +14,10 @@ export interface DeadlineOptions {
   readonly fixedMs?: number
   readonly minMs?: number
   readonly maxMs?: number
-  /** used until enough steps were seen (graph compilation and warm-up are slow) */
+  /**
+   * used until enough steps were seen (graph compilation and warm-up are slow; default 30 s),
+   * held within [minMs, maxMs] (a joiner's comes from its coordinator's reply)
+   */
   readonly warmupMs?: number
 }
 
@@ -24,7 +27,7 @@ const WARMUP_STEPS = 5
 export function createStepDeadlinePolicy(options: DeadlineOptions = {}): StepDeadlinePolicy {
   const minMs = options.minMs ?? 2000
   const maxMs = options.maxMs ?? 120_000
-  const warmupMs = options.warmupMs ?? 30_000
+  const warmupMs = Math.min(maxMs, Math.max(minMs, options.warmupMs ?? 30_000))
   const stepTimes: number[] = []
   return {
     current(): number {
