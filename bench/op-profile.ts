@@ -21,11 +21,13 @@ const [name = 'lenet5', batchArg = '64', stepsArg = '50', shapeArg] = process.ar
 const batch = Number(batchArg)
 const steps = Number(stepsArg)
 const WARMUP = 5
+const threads = Number(process.env.THREADS ?? 2)
+if (!Number.isInteger(threads) || threads < 1) throw new Error(`THREADS=${process.env.THREADS}: give a whole number of intra-op threads, 1 or more`)
 
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-op-profile-'))
 try {
   const model = name.endsWith('.onnx') ? await loadOnnxModel(name) : createModel(name, shapeArg?.split('x').map(Number))
-  const computer = createOnnxGradientComputer(model, { intraOpThreads: Number(process.env.THREADS ?? 2), reuseGradientBuffer: true, nchwc: process.env.NCHWC !== '0', profilePrefix: join(dir, 'ort') })
+  const computer = createOnnxGradientComputer(model, { intraOpThreads: threads, reuseGradientBuffer: true, nchwc: process.env.NCHWC !== '0', profilePrefix: join(dir, 'ort') })
   const params = model.initParameters(1)
   const rng = createRng(3)
   const sampleSize = model.sampleShape.reduce((a, b) => a * b, 1)

@@ -58,7 +58,8 @@ export interface JobRunnerOptions {
    * ms: the step deadline until this peer has timed steps of its own (StepDeadlinePolicy's
    * warm-up; default 30 s, for the graph compilation of a job's first steps). A joiner of a
    * running job takes its coordinator's current deadline (JoinReply.deadlineMs): with 30 s it
-   * waited that long for a member gone meanwhile while the others, on ~2-4 s, evicted it
+   * waited that long for a member gone meanwhile while the others, on ~2-4 s, evicted it. Not
+   * used where the job's deadline is fixed (JobConfig.stepDeadlineMs)
    */
   readonly warmupDeadlineMs?: number
 }

@@ -35,13 +35,15 @@ const START_POLL_MS = 100
  * back on a resumed host): counted, a joiner killed while held made the job start on a member that
  * no longer existed, and each step waited out its deadline for it until evicted (~2 min). Rejects
  * with JobNotStartedError, which tells a joiner still there to ask again.
- * `deadlineMs`: this coordinator's step deadline, the joiner's until it has timed steps of its own.
+ * `deadlineMs`: this coordinator's step deadline, the joiner's until it has timed steps of its own;
+ * absent where the job's deadline is fixed (stepDeadlineMs: every member has it already).
  */
-export async function admissionReply(runner: JobRunner, peerId: string, signal?: AbortSignal, forget?: () => void): Promise<{ effectiveStep: number, membership: MembershipState, deadlineMs: number }> {
+export async function admissionReply(runner: JobRunner, peerId: string, signal?: AbortSignal, forget?: () => void): Promise<{ effectiveStep: number, membership: MembershipState, deadlineMs?: number }> {
   const admitted = await runner.admit(peerId)
   const held = (): boolean => runner.state() === 'waiting' &&
     (runner.progress().step > 0 || runner.membership().membersAt(runner.progress().step).length >= runner.config.minPeers)
-  if (!held()) return { ...admitted, deadlineMs: runner.stepDeadlineMs() }
+  const deadline = (): { deadlineMs?: number } => runner.config.stepDeadlineMs === undefined ? { deadlineMs: runner.stepDeadlineMs() } : {}
+  if (!held()) return { ...admitted, ...deadline() }
   const heldSince = performance.now()
   while (held() && signal?.aborted !== true) await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
   if (held()) {
@@ -52,5 +54,5 @@ export async function admissionReply(runner: JobRunner, peerId: string, signal?:
     forget?.()
     throw new JobNotStartedError(reason)
   }
-  return { effectiveStep: admitted.effectiveStep, membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }, deadlineMs: runner.stepDeadlineMs() }
+  return { effectiveStep: admitted.effectiveStep, membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }, ...deadline() }
 }

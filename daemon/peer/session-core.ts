@@ -270,10 +270,13 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     const r = runner
     for (const [from, membership] of earlyMemberships) if (r.mayDecideForJob(from)) r.adoptMembership(membership)
     earlyMemberships = new Map()
-    // leaves heard while this peer fetched its state, as the memberships above. A coordinator that
-    // admits a joiner and then stops replies with a membership that still lists it: without its
-    // leave, the joiner took it for the coordinator, refused the next one's memberships and waited
-    // for its gradient a whole first deadline (30 s), evicted meanwhile (a CI run of rejoin.test.ts)
+    // the leaves heard before the runner existed (while this peer fetched its state), as the
+    // memberships above. A coordinator that admits a joiner and then stops replies with a
+    // membership that still lists it: without its leave, the joiner took it for the coordinator,
+    // refused the next one's memberships and waited for its gradient a whole first deadline (30 s),
+    // evicted meanwhile (a CI run of rejoin.test.ts). Safe to replay: the membership ignores a leave
+    // from before a member's (re-)join. This peer's own entry (its leave as it stops) is kept, not
+    // replayed (memberLeaving refuses one naming this peer, and a refused one is dropped here)
     for (const [peer, step] of leaveAnnounced) if (peer !== selfId && !r.memberLeaving(peer, step)) leaveAnnounced.delete(peer)
     for (const g of early) runner.offerGradient(g)
     early = []

@@ -158,6 +158,9 @@ export function buildInferenceGraph(forward: ForwardGraph, layout: ParameterLayo
   return { bytes, inputName: graph.input, logitsName: graph.output, gradientNames: [], dropoutMasks: [] }
 }
 
+/** intra-op threads a training graph's session runs with unless told (this project's 2-core machines) */
+export const DEFAULT_INTRA_OP_THREADS = 2
+
 /** Options of a training graph that depend on the machine that runs it. */
 export interface TrainingGraphOptions {
   /**
@@ -232,7 +235,7 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
       producer: (name) => producers.get(name),
       consumers: (name) => consumers.get(name) ?? [],
       nchwcBlock,
-      intraOpThreads: options.intraOpThreads ?? 2
+      intraOpThreads: options.intraOpThreads ?? DEFAULT_INTRA_OP_THREADS
     })
     node.inputs.forEach((input, k) => {
       const g = inputGrads[k]

@@ -4,7 +4,7 @@
  * per batch size and reused.
  */
 import ort from 'onnxruntime-node'
-import { buildInferenceGraph, buildTrainingGraph, type BuiltGraph } from '../autodiff/training-graph.js'
+import { buildInferenceGraph, buildTrainingGraph, DEFAULT_INTRA_OP_THREADS, type BuiltGraph } from '../autodiff/training-graph.js'
 import type { Batch, EvaluationResult, GradientComputer, GradientResult } from '../core/types.js'
 import type { ModelDefinition } from '../models/model-definition.js'
 import { countCorrect, crossEntropySum } from './logits.js'
@@ -53,7 +53,7 @@ export class GradientComputerClosedError extends Error {
 }
 
 export function createOnnxGradientComputer(model: ModelDefinition, options: OnnxGradientComputerOptions = {}): GradientComputer {
-  const threads = options.intraOpThreads ?? 2
+  const threads = options.intraOpThreads ?? DEFAULT_INTRA_OP_THREADS
   const reuseGradient = options.reuseGradientBuffer === true
   const training = new Map<number, Promise<CompiledGraph>>()
   const inference = new Map<number, Promise<CompiledGraph>>()

@@ -91,7 +91,10 @@ export const JoinReplySchema = z.object({
   donors: z.array(z.string().min(1).max(128)).min(1).max(64).optional(),
   /**
    * ms: the coordinator's step deadline when it admitted the joiner, the joiner's deadline until it
-   * has timed steps of its own (JobRunnerOptions.warmupDeadlineMs); absent: the 30 s warm-up
+   * has timed steps of its own (JobRunnerOptions.warmupDeadlineMs); absent: the 30 s warm-up, or a
+   * job whose deadline is fixed (stepDeadlineMs). Derived deadlines stay within 2-120 s; the joiner
+   * clamps it there too. (Added after v1's first replies: a joiner whose schema lacks it refuses
+   * the reply, so members of one job run the same release.)
    */
   deadlineMs: z.number().int().min(1).max(600_000).optional()
 }).strict()

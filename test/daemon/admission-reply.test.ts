@@ -25,6 +25,9 @@ describe('the reply to a joiner admitted before the start', () => {
     expect(members(a)).toEqual(['a', 'b', 'host'])
     expect(members(b)).toEqual(['a', 'b', 'host'])
     expect(a.membership.version).toBe(runner.membershipVersion())
+    // this job's step deadline is fixed (stepDeadlineMs): every member has it, the reply does not
+    // carry one (early-membership.test.ts: a derived one does)
+    expect(a.deadlineMs).toBeUndefined()
   })
 
   it('is not held below minPeers: the joiner waits for the start announcement', async () => {

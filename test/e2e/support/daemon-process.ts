@@ -90,14 +90,22 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
     },
     describe() {
       // stdout without the in-epoch progress lines (hundreds of them pushed a failure's context
-      // out of what CI shows), then warnings and errors (and stray stderr lines)
-      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${d.stdout().split('\n').filter((l) => !PROGRESS_LINE.test(l)).join('\n')}\n${d.stderr().split('\n').filter((l) => !/"level":[123]0,/.test(l)).slice(-30).map((l) => l.slice(0, 400)).join('\n')}`).join('\n')
+      // out of what CI shows) but the last (where a hung daemon stopped), then warnings and errors
+      // (and stray stderr lines)
+      return daemons.map((d) => `--- ${d.name} (exit ${d.exitCode()})\n${withoutProgress(d.stdout())}\n${d.stderr().split('\n').filter((l) => !/"level":[123]0,/.test(l)).slice(-30).map((l) => l.slice(0, 400)).join('\n')}`).join('\n')
     }
   }
 }
 
 /** a console line of progress within an epoch ("epoch 5/20: 27% (13/48 steps) loss ..."); the epoch's "done" line stays */
 const PROGRESS_LINE = /^epoch \d+\/\d+: \d+% \(/
+
+/** `stdout` without its in-epoch progress lines, except the last one */
+function withoutProgress(stdout: string): string {
+  const lines = stdout.split('\n')
+  const last = lines.findLastIndex((l) => PROGRESS_LINE.test(l))
+  return lines.filter((l, i) => i === last || !PROGRESS_LINE.test(l)).join('\n')
+}
 
 function startDaemon(cliMain: string, name: string, dataDir: string, args: readonly string[]): DaemonProcess {
   // cwd in the data dir: a relative path a test hands the daemon (checkpoint.save) stays in it
