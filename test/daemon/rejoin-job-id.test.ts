@@ -2,7 +2,9 @@
  * A member evicted from its job re-joins that job, not another one its bootstrap peer (or the
  * broker) runs now: a reviewer's evicted broker member, its job over, joined another host's job
  * on the same broker and trained it. Real libp2p nodes on 127.0.0.1: a daemon hosting job B
- * answers the evicted member's question; the joiner must refuse it and keep asking.
+ * answers the evicted member's question; the joiner must refuse it and keep asking. A member whose
+ * view still names the asking peer as the coordinator (it joined as that peer stopped) is not an
+ * answer either: joining through it dialled the peer itself, for ever ('Can not dial self').
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -15,7 +17,9 @@ import { silentLogger } from '../../daemon/logger.js'
 import { createJobJoiner } from '../../daemon/peer/job-joiner.js'
 import type { JobSession } from '../../daemon/peer/job-session.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
+import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import { createPeerNode, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
+import { handleJsonRequests } from '../../protocols/request/json-request.js'
 
 describe('a member evicted from its job', () => {
   const cleanups: Array<() => Promise<void>> = []
@@ -72,6 +76,53 @@ describe('a member evicted from its job', () => {
     expect(joiner.stage()).toContain(`/ip4/127.0.0.1/tcp/1/p2p/${gone}: `)
     expect(opened).toEqual([])
     expect(joiner.busy()).toBe(true)
+    joiner.abort()
+    await rejoining
+  }, 30_000)
+
+  it('does not take an answer that names it as the coordinator (a member that missed its leave): it does not dial itself', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await node.start()
+    cleanups.push(async () => { await node.stop() })
+    const selfId = node.peerId.toString()
+    // a member of job A that joined as this peer stopped: its view still has this peer coordinating
+    const stale: PeerNode = await createPeerNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await stale.start()
+    cleanups.push(async () => { await stale.stop() })
+    await handleJsonRequests(stale.libp2p, JOB_PROTOCOL, JobRequestSchema, async () => ({
+      jobId: 'job-a',
+      config: { id: 'job-a', model: 'mlp' },
+      phase: 'training',
+      step: 200,
+      coordinator: { peerId: selfId, addrs: [] },
+      membership: { version: 2, members: [{ peerId: selfId, joinStep: 0, leaveStep: null }, { peerId: stale.peerId.toString(), joinStep: 200, leaveStep: null }] }
+    }))
+    const opened: string[] = []
+    const evicted = { jobId: 'job-a', sightings: new Map(), runner: () => undefined } as unknown as JobSession
+    const joiner = createJobJoiner({
+      node,
+      log: silentLogger(),
+      peerId: selfId,
+      privateKey: key,
+      bootstrapAddrs: stale.dialableAddrs().map((a) => parseMultiaddr(a)),
+      session: () => evicted,
+      openSession: async (jobId) => {
+        opened.push(jobId)
+        throw new Error('not in this test')
+      },
+      dropSession: async () => {},
+      resume: async () => {},
+      rememberMembers: async () => {}
+    })
+    cleanups.push(async () => { joiner.abort() })
+    const rejoining = joiner.rejoin()
+    const named = /names this peer as job job-a's coordinator \(it has not heard that this peer left\)/
+    const end = Date.now() + 10_000
+    while (!named.test(joiner.stage() ?? '') && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 100))
+    // taken, the answer opened a session for job A and sent the join request to this peer itself
+    expect(joiner.stage()).toMatch(named)
+    expect(opened).toEqual([])
     joiner.abort()
     await rejoining
   }, 30_000)
