@@ -22,8 +22,11 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
   const now = options.now ?? (() => performance.now())
   let progress: ProgressReporter | undefined
   let epochs = 0
-  /** the epoch in progress and when its first step started (EpochRecord.durationMs is validation only) */
-  let current: { epoch: number, startedAt: number } | undefined
+  /**
+   * the epoch in progress and when its first step started (EpochRecord.durationMs is validation
+   * only); `partial`: this peer's first step in it was not the epoch's first (it joined mid-epoch)
+   */
+  let current: { epoch: number, startedAt: number, partial: boolean } | undefined
   const reporter = (): ProgressReporter => {
     const total = job()?.epochs ?? 0
     if (progress === undefined || total !== epochs) {
@@ -41,12 +44,14 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
     line,
     events: {
       onStep: (r) => {
-        if (current?.epoch !== r.epoch) current = { epoch: r.epoch, startedAt: now() - r.stepMs }
+        if (current?.epoch !== r.epoch) current = { epoch: r.epoch, startedAt: now() - r.stepMs, partial: r.stepInEpoch > 1 }
         const batch = job()?.batchSize
         reporter().step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, batch === undefined ? undefined : batch * r.contributors.length)
       },
       onEpoch: (e) => {
-        const took = current?.epoch === e.epoch ? ` in ${formatDuration(now() - current.startedAt)}` : ''
+        // an epoch this peer joined midway: its part of it is not the epoch's time (a reviewer's
+        // re-joined host printed 'epoch 7/20 done in 142 ms')
+        const took = current?.epoch !== e.epoch ? '' : current.partial ? ' (joined during it)' : ` in ${formatDuration(now() - current.startedAt)}`
         line(`epoch ${e.epoch + 1}/${epochs} done${took}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val acc ${(e.validationAccuracy * 100).toFixed(2)} %, lr ${e.lr}`)
       },
       onMembershipChange: (c) => {

@@ -49,6 +49,19 @@ describe('daemon console', () => {
     expect(lines.at(-1)).toBe('epoch 1/2 done in 2s: train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
   })
 
+  it('gives no time for an epoch this peer joined midway: its part of it is not the epoch\'s', () => {
+    let clock = 0
+    const out = capture()
+    const job = parseJobConfig({ epochs: 20, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { now: () => clock })
+    for (let i = 8; i <= 10; i++) {
+      clock += 50
+      screen.events.onStep!(report(60 + i, 6, i, ['a', 'b']))
+    }
+    screen.events.onEpoch!({ epoch: 6, step: 70, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 15 })
+    expect(out.lines().at(-1)).toBe('epoch 7/20 done (joined during it): train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
+  })
+
   it('prints joins, leaves and evictions as plain lines', () => {
     const out = capture()
     const screen = createDaemonConsole(out.stream, () => undefined, { selfId: () => 'peer-a' })
