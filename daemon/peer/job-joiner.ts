@@ -222,7 +222,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     s.startFromSnapshot(snapshot, !fetched.verified, reply.deadlineMs)
     s.adoptMembership(reply.membership)
     if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
-    else log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
+    else {
+      log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
+      // the console said it asked for admission; say where it got in (a reviewer's joiner went
+      // from 'asked its coordinator' straight to an epoch's progress)
+      options.notice?.(`joined job ${info.jobId} at step ${snapshot.step} (epoch ${snapshot.epoch + 1})`)
+    }
     await options.rememberMembers()
   }
 

@@ -38,6 +38,8 @@ describe('daemons as separate processes', () => {
     // and said so on stdout, once, not only in the JSON log (the host says it hosts the job)
     const hostId = bootstrap.split('/p2p/')[1]
     for (const j of joiners) expect(j.stdout().split('\n').filter((l) => l.startsWith('joining job')), j.name).toEqual([expect.stringMatching(new RegExp(`^joining job job-[0-9a-f]+: asked its coordinator ${hostId} for admission`))])
+    // and where it got in
+    for (const j of joiners) expect(j.stdout(), j.name).toMatch(/^joined job job-[0-9a-f]+ at step \d+ \(epoch \d+\)$/m)
     for (const d of all) expect(d.problems(), d.name).toEqual([])
     console.log(`e2e processes: 3 daemons, 64 steps, ${Date.now() - started} ms, accuracy ${finished[0]!.accuracy} %`)
   }, 90_000)
