@@ -435,6 +435,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         // answered only once the member has recorded the leave
         const others = r.membership().membersAt(effectiveStep).filter((id) => id !== selfId)
         await Promise.allSettled(others.map(async (id) => await w.request(id, { v: 1, type: 'leave', jobId, effectiveStep }, LeaveReplySchema, { timeoutMs: 2000 })))
+        options.events?.onLeft?.(effectiveStep, others.length)
       }
       return r
     },

@@ -69,6 +69,8 @@ describe('daemon console', () => {
     screen.events.onMembershipChange!({ kind: 'left', peerId: 'peer-b', step: 20, members: 3 })
     screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 2 })
     screen.events.onEvicted!(40)
+    screen.events.onLeft!(55, 2)
+    screen.events.onLeft!(56, 0)
     // its own, as the coordinator's membership says (a reviewer read 'peer <its own id> was evicted')
     screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-a', step: 40, members: 2 })
     expect(out.lines()).toEqual([
@@ -76,6 +78,8 @@ describe('daemon console', () => {
       'peer peer-b left at step 20: 3 members',
       'peer peer-c was evicted (it missed too many steps) at step 31: 2 members',
       'this peer was evicted from the job at step 40: re-joining',
+      'left the job at step 55: 2 other members carry it on',
+      'left the job at step 56 (no other member: its checkpoint resumes it)',
       'this peer was evicted (it missed too many steps) at step 40: 2 members'
     ])
   })

@@ -72,6 +72,8 @@ describe('daemons as separate processes', () => {
       expect(host.logs().some((l) => l.msg === 'a member is leaving'), context).toBe(true)
       expect(host.logs().filter((l) => l.msg === 'evicting a member that missed too many steps')).toEqual([])
       expect(afterLeaveMs).toBeLessThan(20_000)
+      // and the stopped peer's console says so (it printed only a run report before)
+      expect(leaves.stdout()).toMatch(/^left the job at step \d+: 2 other members carry it on$/m)
       for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
     } finally {
       await client.close()
