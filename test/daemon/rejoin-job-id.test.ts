@@ -8,18 +8,43 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
-import { createJobJoiner } from '../../daemon/peer/job-joiner.js'
+import { createJobJoiner, type JobJoiner } from '../../daemon/peer/job-joiner.js'
 import type { JobSession } from '../../daemon/peer/job-session.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import { createPeerNode, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests } from '../../protocols/request/json-request.js'
+
+/**
+ * The joiner of a daemon evicted from job A (what it reads of that session), asking `bootstrap`;
+ * a session it would open is recorded in `opened`, then refused (no job runs here)
+ */
+function evictedFromJobA(node: PeerNode, key: PrivateKey, bootstrap: Multiaddr[], opened: string[]): JobJoiner {
+  const evicted = { jobId: 'job-a', sightings: new Map(), runner: () => undefined } as unknown as JobSession
+  return createJobJoiner({
+    node,
+    log: silentLogger(),
+    peerId: node.peerId.toString(),
+    privateKey: key,
+    bootstrapAddrs: bootstrap,
+    session: () => evicted,
+    openSession: async (jobId) => {
+      opened.push(jobId)
+      throw new Error('not in this test')
+    },
+    dropSession: async () => {},
+    resume: async () => {},
+    rememberMembers: async () => {}
+  })
+}
 
 describe('a member evicted from its job', () => {
   const cleanups: Array<() => Promise<void>> = []
@@ -47,23 +72,8 @@ describe('a member evicted from its job', () => {
     cleanups.push(async () => { await node.stop() })
     const opened: string[] = []
     // the session of job A it was evicted from (what the joiner reads of it)
-    const evicted = { jobId: 'job-a', sightings: new Map(), runner: () => undefined } as unknown as JobSession
-    const joiner = createJobJoiner({
-      node,
-      log: silentLogger(),
-      peerId: node.peerId.toString(),
-      privateKey: key,
-      // a member it knew that is gone (nothing listens on port 1), then job B's host
-      bootstrapAddrs: [parseMultiaddr(`/ip4/127.0.0.1/tcp/1/p2p/${gone}`), ...other.addresses().map((a) => parseMultiaddr(a))],
-      session: () => evicted,
-      openSession: async (jobId) => {
-        opened.push(jobId)
-        throw new Error('not in this test')
-      },
-      dropSession: async () => {},
-      resume: async () => {},
-      rememberMembers: async () => {}
-    })
+    // a member it knew that is gone (nothing listens on port 1), then job B's host
+    const joiner = evictedFromJobA(node, key, [parseMultiaddr(`/ip4/127.0.0.1/tcp/1/p2p/${gone}`), ...other.addresses().map((a) => parseMultiaddr(a))], opened)
     cleanups.push(async () => { joiner.abort() })
     const rejoining = joiner.rejoin()
     const end = Date.now() + 10_000
@@ -99,22 +109,7 @@ describe('a member evicted from its job', () => {
       membership: { version: 2, members: [{ peerId: selfId, joinStep: 0, leaveStep: null }, { peerId: stale.peerId.toString(), joinStep: 200, leaveStep: null }] }
     }))
     const opened: string[] = []
-    const evicted = { jobId: 'job-a', sightings: new Map(), runner: () => undefined } as unknown as JobSession
-    const joiner = createJobJoiner({
-      node,
-      log: silentLogger(),
-      peerId: selfId,
-      privateKey: key,
-      bootstrapAddrs: stale.dialableAddrs().map((a) => parseMultiaddr(a)),
-      session: () => evicted,
-      openSession: async (jobId) => {
-        opened.push(jobId)
-        throw new Error('not in this test')
-      },
-      dropSession: async () => {},
-      resume: async () => {},
-      rememberMembers: async () => {}
-    })
+    const joiner = evictedFromJobA(node, key, stale.dialableAddrs().map((a) => parseMultiaddr(a)), opened)
     cleanups.push(async () => { joiner.abort() })
     const rejoining = joiner.rejoin()
     const named = /names this peer as job job-a's coordinator \(it has not heard that this peer left\)/
