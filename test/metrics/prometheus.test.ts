@@ -19,7 +19,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-const job = parseJobConfig({ model: 'mlp', epochs: 3, batchSize: 32, trainSamples: 1024, minPeers: 1, aggregation: { rule: 'mean', f: 0 }, checkpointEverySteps: 0 })
+// 128 steps an epoch: epochs 2-3 are the window a scrape (every 50 ms) must land in. With 1024
+// samples (32 steps) that window was ~100 ms of mlp steps plus validation, and a CI run's scrapes
+// missed it altogether (the loop then ran out its 60 s)
+const job = parseJobConfig({ model: 'mlp', epochs: 3, batchSize: 32, trainSamples: 4096, minPeers: 1, aggregation: { rule: 'mean', f: 0 }, checkpointEverySteps: 0 })
 
 async function startDaemon(name: string, metricsPort: number | undefined): Promise<PeerDaemon> {
   const dataDir = join(dir, name)
