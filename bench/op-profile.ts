@@ -49,21 +49,24 @@ try {
   const perRun = Math.round(events.length / (WARMUP + steps))
   const timed = events.slice(perRun * WARMUP)
   const byOp = new Map<string, number>()
+  /** node runs per operator type over the timed steps: ORT's per-node overhead scales with them */
+  const runsByOp = new Map<string, number>()
   const byNode = new Map<string, number>()
   /** each node's input shapes, e.g. 64x16x8x8 3x1x3x3 */
   const shapes = new Map<string, string>()
   for (const e of timed) {
     const op = e.args?.op_name ?? '?'
     byOp.set(op, (byOp.get(op) ?? 0) + (e.dur ?? 0))
+    runsByOp.set(op, (runsByOp.get(op) ?? 0) + 1)
     const node = `${op} ${e.name?.replace(/_kernel_time$/, '')}`
     byNode.set(node, (byNode.get(node) ?? 0) + (e.dur ?? 0))
     shapes.set(node, (e.args?.input_type_shape ?? []).map((t) => Object.values(t)[0]?.join('x') ?? '?').join(' '))
   }
   const total = [...byOp.values()].reduce((a, b) => a + b, 0)
   const ms = (us: number): string => (us / 1000 / steps).toFixed(3).padStart(8)
-  console.log(`${name}, batch ${batch}, ${steps} steps (+${WARMUP} warm-up), 2 intra-op threads: wall ${wallMs.toFixed(2)} ms a step, operators ${(total / 1000 / steps).toFixed(2)} ms (profiling adds its own cost)`)
-  console.log('\noperator type          ms/step   share')
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`${op.padEnd(20)} ${ms(us)}   ${(100 * us / total).toFixed(1).padStart(5)} %`)
+  console.log(`${name}, batch ${batch}, ${steps} steps (+${WARMUP} warm-up), ${threads} intra-op threads: wall ${wallMs.toFixed(2)} ms a step, operators ${(total / 1000 / steps).toFixed(2)} ms in ${perRun} nodes (profiling adds its own cost)`)
+  console.log('\noperator type          ms/step   share   nodes')
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`${op.padEnd(20)} ${ms(us)}   ${(100 * us / total).toFixed(1).padStart(5)} %   ${String(Math.round((runsByOp.get(op) ?? 0) / steps)).padStart(5)}`)
   console.log('\nslowest nodes                                      ms/step   input shapes')
   for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 15))) console.log(`${node.slice(0, 50).padEnd(50)} ${ms(us)}   ${shapes.get(node) ?? ''}`)
 } finally {

@@ -265,6 +265,22 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(opsWith(1).filter((op) => op === `${NCHWC_DOMAIN}:Conv`).length).toBe(opsWith(2).filter((op) => op === `${NCHWC_DOMAIN}:Conv`).length - 1)
   })
 
+  it('training graphs hold no node whose outputs nothing reads (a dead Reshape left ORT copying gradients into the outputs)', () => {
+    // a Gemm's dW reshaped to the kernel's shape is output in the Gemm's own shape; its Reshape,
+    // left in, gave the Gemm's result a second reader, so ORT kept the Identity into the output
+    const small = new ForwardGraphBuilder()
+    const conv = small.relu(small.conv(small.input, 'c', 3, 8, 3, { pad: 1 }))
+    const models = [createModel('lenet5'), createModel('convnet-test'), small.build('gemm-conv', [3, 6, 6], 10, small.linear(small.flatten(conv), 'fc', 288, 10))]
+    for (const model of models) {
+      const graph = onnx.ModelProto.decode(trainingGraphBytes(model, 4)).graph!
+      const read = new Set([...graph.node!.flatMap((n) => n.input!), ...graph.output!.map((o) => o.name!)])
+      const dead = graph.node!.filter((n) => !n.output!.some((o) => read.has(o))).map((n) => `${n.opType!} ${n.name!}`)
+      expect(dead, model.name).toEqual([])
+      expect(graph.initializer!.filter((t) => !read.has(t.name!)).map((t) => t.name), model.name).toEqual([])
+      expect(graph.node!.some((n) => n.opType === 'Gemm'), model.name).toBe(true)
+    }
+  })
+
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
     // both paths are checked against the float64 reference above; this keeps each one covered
     const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)
