@@ -40,6 +40,13 @@ const JOB_FLAG_KEYS: ReadonlyArray<keyof JobFlagValues> = ['config', 'model', 'd
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
+/**
+ * --exit-when-done: an evicted daemon stops re-joining its job once no member has answered for this
+ * long, and exits 1: its members finish and exit ~2 s after the job's end, and a daemon evicted just
+ * before (CI saw one) otherwise asked their closed ports for ever
+ */
+const EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS = 60_000
+
 export function registerStartCommand(program: Command): void {
   const command = program
     .command('start')
@@ -59,7 +66,7 @@ export function registerStartCommand(program: Command): void {
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
     .option('--offload <mode>', 'where gradients are computed: none, pool, lambda or stepfunctions (settings in --daemon-config, or a JSON object here)')
     .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (default amqp://guest:guest@127.0.0.1:5672); given (or env P2PMLD_AMQP_URL), an idle daemon also looks for a job on it')
-    .option('--exit-when-done', 'stop the daemon when its job finishes (once the other members say they finished too, or after 2 s)')
+    .option('--exit-when-done', `stop the daemon when its job finishes (once the other members say they finished too, or after 2 s); exit 1 if the job fails here, or if, evicted, this daemon finds no member to re-join for ${EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS / 1000} s`)
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
     .option('--join-job <id>', 'join only this job (through --bootstrap, the broker or auto-join); default: the job the first peer or broker answers with')
   addJobFlags(command)
@@ -98,6 +105,7 @@ export function registerStartCommand(program: Command): void {
       job,
       autoJoin: flags.autoJoin !== false,
       ...(flags.joinJob !== undefined ? { joinJobId: flags.joinJob } : {}),
+      ...(flags.exitWhenDone === true ? { rejoinGiveUpMs: EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS } : {}),
       events: screen.events,
       onReport: (written) => screen.line(describeWrittenReport(written)),
       // held until the daemon's own lines (its id, addresses) are out
@@ -158,7 +166,16 @@ export function registerStartCommand(program: Command): void {
     for (const text of notices) screen.line(text)
     notices = undefined
     if (flags.exitWhenDone === true && finishedBefore === undefined) {
-      void daemon.jobDone().then(async () => { await daemon.settleAfterJob() }).then(() => stop('job finished'))
+      void daemon.jobDone().then(async (result) => {
+        if (result === undefined && !stopping) {
+          // failed here, or evicted with no member left to re-join: a script waiting on the exit code must see it
+          process.exitCode = 1
+          screen.line(`the job did not finish on this peer: ${daemon.jobFailure() ?? 'it ended without a result'}; exiting with code 1 (--exit-when-done)`)
+          return await stop('job failed')
+        }
+        await daemon.settleAfterJob()
+        await stop('job finished')
+      })
     }
     await daemon.shutdownRequested()
     await stop('shutdown requested')

@@ -58,12 +58,19 @@ export interface JobJoinerOptions {
   rememberMembers(): Promise<void>
   /** a line for people about what a restarted daemon does (PeerDaemonOptions.onNotice) */
   notice?(text: string): void
+  /**
+   * evicted: stop re-joining once no member or bootstrap peer (nor the broker) has answered for the
+   * job for this long (ms), e.g. because its members finished it and exited (default: never give up)
+   */
+  readonly rejoinGiveUpMs?: number
+  /** re-joining gave up (rejoinGiveUpMs): `reason` is what the last try found */
+  onRejoinGaveUp?(jobId: string, reason: string): void
 }
 
 export interface JobJoiner {
   /** find the job through a bootstrap peer (or the broker), get admitted, fetch its state; retries with backoff until it joins or is aborted */
   joinThroughBootstrap(): Promise<void>
-  /** evicted: leave the old session and join again, asking the members we knew first */
+  /** evicted: leave the old session and join again, asking the members we knew first; with rejoinGiveUpMs, until nobody answered for that long */
   rejoin(): Promise<void>
   /** restarted from a checkpoint (or known members) without --bootstrap: re-join the members that carry on, or resume */
   resumeOrRejoin(snapshot: JobSnapshot | undefined, known: KnownMembers): Promise<void>
@@ -249,21 +256,32 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     await takeState(s, info, jobConfig, { effectiveStep: info.step, membership: info.membership, donor: from[0], donors: [...from] }, { decidedBy: from[0], admitted: false }, signal)
   }
 
-  const joinThroughBootstrap = async (signal: AbortSignal, wanted = options.joinJobId): Promise<void> => {
+  /**
+   * Asks and joins until it joins or `signal` aborts; with `giveUpMs`, also stops once nobody has
+   * answered for the job for that long, and returns the last try's error (else undefined).
+   */
+  const joinThroughBootstrap = async (signal: AbortSignal, wanted = options.joinJobId, giveUpMs?: number): Promise<Error | undefined> => {
     let delay = 500
+    /** since when no try found the job (undefined: the last one did) */
+    let unansweredSince: number | undefined
     joining++
     try {
       while (!signal.aborted) {
+        let answered = false
         try {
-          await joinJob(await askForJob(signal, wanted), signal)
-          return
+          const info = await askForJob(signal, wanted)
+          answered = true
+          await joinJob(info, signal)
+          return undefined
         } catch (error) {
-          if (signal.aborted) return
+          if (signal.aborted) return undefined
           await options.dropSession()
           if (notStartedYet(error)) {
             log.info({ err: (error as Error).message }, 'the job waits to start: asking again')
             continue
           }
+          unansweredSince = answered ? undefined : unansweredSince ?? Date.now()
+          if (giveUpMs !== undefined && unansweredSince !== undefined && Date.now() - unansweredSince >= giveUpMs) return error as Error
           log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           retrying(error, delay)
           // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off
@@ -271,6 +289,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           delay = Math.min(10_000, delay * 2)
         }
       }
+      return undefined
     } finally {
       joining--
     }
@@ -365,7 +384,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   }
 
   return {
-    joinThroughBootstrap: () => joinThroughBootstrap(abort.signal),
+    joinThroughBootstrap: async () => { await joinThroughBootstrap(abort.signal) },
     async rejoin() {
       const old = options.session()
       if (old === undefined) return
@@ -380,7 +399,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         await options.dropSession()
         // the job it was evicted from, not another one a bootstrap peer or the broker runs (a
         // reviewer's evicted broker member joined another host's job on the same broker)
-        await joinThroughBootstrap(restart(), old.jobId)
+        const gaveUp = await joinThroughBootstrap(restart(), old.jobId, options.rejoinGiveUpMs)
+        if (gaveUp !== undefined) {
+          const reason = `no member answered for job ${old.jobId} for ${Math.round((options.rejoinGiveUpMs ?? 0) / 1000)} s (its members may have finished it and stopped): ${gaveUp.message}`
+          log.error({ job: old.jobId, err: gaveUp.message }, 'evicted from the job and could not re-join it: giving up')
+          options.onRejoinGaveUp?.(old.jobId, reason)
+        }
       } finally {
         joining--
       }

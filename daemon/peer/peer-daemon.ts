@@ -68,6 +68,11 @@ export interface PeerDaemonOptions {
   readonly reportsDir?: string | null
   /** the only job to join: through bootstrap peers, the broker or auto-join (default: the first one that answers) */
   readonly joinJobId?: string
+  /**
+   * evicted from its job: stop re-joining once no member has answered for the job for this long
+   * (ms); jobDone() then resolves undefined and jobFailure() says why (default: re-join for ever)
+   */
+  readonly rejoinGiveUpMs?: number
 }
 
 export interface PeerDaemon {
@@ -89,8 +94,10 @@ export interface PeerDaemon {
   joinStage(): string | undefined
   submitJob(config: JobConfig): Promise<string>
   stopJob(): Promise<void>
-  /** resolves with the result when the current (or next) job finishes */
+  /** resolves with the result when the current (or next) job finishes; undefined: it failed here, or the daemon stopped (see jobFailure) */
   jobDone(): Promise<JobResult | undefined>
+  /** why the last job did not finish on this daemon: it failed, or, evicted, the daemon gave up re-joining it; undefined otherwise */
+  jobFailure(): string | undefined
   /**
    * the job its checkpoint holds had finished (with other members) before this start: the daemon
    * started idle, runs nothing of it again, and takes up the job its members run now (auto-join)
@@ -155,6 +162,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const stopped = (): boolean => stopping !== undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
+  /** why the last job did not finish here (PeerDaemon.jobFailure) */
+  let failure: string | undefined
+  const resolveJobWaiters = (result: JobResult | undefined): void => {
+    const waiters = jobWaiters
+    jobWaiters = []
+    for (const w of waiters) w(result)
+  }
   let autoJoin: AutoJoin | undefined
 
   /** remember the job's members and where they listen, for a restart without --bootstrap */
@@ -189,18 +203,16 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     onFinished: (result) => {
       fanned.onFinished?.(result)
       reports.writeJobEnd()
-      const waiters = jobWaiters
-      jobWaiters = []
-      for (const w of waiters) w(result)
+      failure = undefined
+      resolveJobWaiters(result)
       const snapshot = session?.runner()?.currentSnapshot()
       if (snapshot !== undefined) persist(snapshot).catch(() => {})
       void rememberMembers()
     },
     onFailed: (error) => {
       fanned.onFailed?.(error)
-      const waiters = jobWaiters
-      jobWaiters = []
-      for (const w of waiters) w(undefined)
+      failure = `training failed: ${error instanceof Error ? error.message : String(error)}`
+      resolveJobWaiters(undefined)
     },
     onEvicted: () => {
       fanned.onEvicted?.(0)
@@ -230,6 +242,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot, membersRestarting = false): Promise<JobSession> => {
+    failure = undefined
     const common = {
       jobId,
       config: jobConfig,
@@ -299,7 +312,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     dropSession,
     resume: (snapshot) => hostJob(snapshot.jobConfig, snapshot, true),
     rememberMembers,
-    ...(options.onNotice === undefined ? {} : { notice: options.onNotice })
+    ...(options.onNotice === undefined ? {} : { notice: options.onNotice }),
+    rejoinGiveUpMs: options.rejoinGiveUpMs,
+    onRejoinGaveUp: (jobId, reason) => {
+      failure = `evicted from job ${jobId} and could not re-join it: ${reason}`
+      resolveJobWaiters(undefined)
+    }
   })
 
   const daemon: PeerDaemon = {
@@ -439,9 +457,12 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await session?.runner()?.stop()
     },
     finishedBeforeStart: () => finishedBefore,
+    jobFailure: () => failure,
     jobDone(): Promise<JobResult | undefined> {
       const result = session?.runner()?.result()
       if (result !== undefined) return Promise.resolve(result)
+      // it failed here (a new session clears this): no result will come
+      if (failure !== undefined) return Promise.resolve(undefined)
       // stopped (or stopping): no job will finish here any more
       if (stopping !== undefined) return stopping.then(() => session?.runner()?.result())
       return new Promise((resolve) => jobWaiters.push(resolve))

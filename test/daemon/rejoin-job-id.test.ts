@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
-import { createJobJoiner, type JobJoiner } from '../../daemon/peer/job-joiner.js'
+import { createJobJoiner, type JobJoiner, type JobJoinerOptions } from '../../daemon/peer/job-joiner.js'
 import type { JobSession } from '../../daemon/peer/job-session.js'
 import { createPeerDaemon, type PeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
@@ -27,7 +27,7 @@ import { handleJsonRequests } from '../../protocols/request/json-request.js'
  * The joiner of a daemon evicted from job A (what it reads of that session), asking `bootstrap`;
  * a session it would open is recorded in `opened`, then refused (no job runs here)
  */
-function evictedFromJobA(node: PeerNode, key: PrivateKey, bootstrap: Multiaddr[], opened: string[]): JobJoiner {
+function evictedFromJobA(node: PeerNode, key: PrivateKey, bootstrap: Multiaddr[], opened: string[], giveUp: Pick<JobJoinerOptions, 'rejoinGiveUpMs' | 'onRejoinGaveUp'> = {}): JobJoiner {
   const evicted = { jobId: 'job-a', sightings: new Map(), runner: () => undefined } as unknown as JobSession
   return createJobJoiner({
     node,
@@ -42,7 +42,8 @@ function evictedFromJobA(node: PeerNode, key: PrivateKey, bootstrap: Multiaddr[]
     },
     dropSession: async () => {},
     resume: async () => {},
-    rememberMembers: async () => {}
+    rememberMembers: async () => {},
+    ...giveUp
   })
 }
 
@@ -120,5 +121,66 @@ describe('a member evicted from its job', () => {
     expect(opened).toEqual([])
     joiner.abort()
     await rejoining
+  }, 30_000)
+
+  it('with rejoinGiveUpMs, gives up once nobody has answered for its job that long, and says why (--exit-when-done then exits 1)', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await node.start()
+    cleanups.push(async () => { await node.stop() })
+    // its members finished the job and exited: nothing listens where they were
+    const gone = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const gaveUp: Array<{ jobId: string, reason: string }> = []
+    const joiner = evictedFromJobA(node, key, [parseMultiaddr(`/ip4/127.0.0.1/tcp/1/p2p/${gone}`)], [], { rejoinGiveUpMs: 2_000, onRejoinGaveUp: (jobId, reason) => { gaveUp.push({ jobId, reason }) } })
+    cleanups.push(async () => { joiner.abort() })
+    const started = Date.now()
+    await joiner.rejoin()
+    const tookMs = Date.now() - started
+    expect(gaveUp).toHaveLength(1)
+    expect(gaveUp[0].jobId).toBe('job-a')
+    expect(gaveUp[0].reason).toMatch(/^no member answered for job job-a for 2 s \(its members may have finished it and stopped\): .*tcp\/1/)
+    // not before the bound; after it, at the next try (the back-off reaches 2 s by then)
+    expect(tookMs).toBeGreaterThanOrEqual(2_000)
+    expect(tookMs).toBeLessThan(8_000)
+    expect(joiner.busy()).toBe(false)
+  }, 30_000)
+
+  it('does not give up while a member answers for its job, even if joining it keeps failing', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await node.start()
+    cleanups.push(async () => { await node.stop() })
+    const member: PeerNode = await createPeerNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await member.start()
+    cleanups.push(async () => { await member.stop() })
+    const memberId = member.peerId.toString()
+    let asked = 0
+    await handleJsonRequests(member.libp2p, JOB_PROTOCOL, JobRequestSchema, async () => {
+      asked++
+      return {
+        jobId: 'job-a',
+        config: { id: 'job-a', model: 'mlp' },
+        phase: 'training',
+        step: 40,
+        coordinator: { peerId: memberId, addrs: [] },
+        membership: { version: 3, members: [{ peerId: memberId, joinStep: 0, leaveStep: null }] }
+      }
+    })
+    const opened: string[] = []
+    const gaveUp: string[] = []
+    // the join itself fails every time (this test's session refuses to open)
+    const joiner = evictedFromJobA(node, key, member.dialableAddrs().map((a) => parseMultiaddr(a)), opened, { rejoinGiveUpMs: 1_000, onRejoinGaveUp: (jobId) => { gaveUp.push(jobId) } })
+    cleanups.push(async () => { joiner.abort() })
+    const rejoining = joiner.rejoin()
+    // tries at 0, 0.5, 1.5 and 3.5 s: past the 1 s bound twice over
+    const end = Date.now() + 15_000
+    while (opened.length < 4 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(opened).toEqual(['job-a', 'job-a', 'job-a', 'job-a'])
+    expect(asked).toBeGreaterThanOrEqual(4)
+    expect(gaveUp).toEqual([])
+    expect(joiner.busy()).toBe(true)
+    joiner.abort()
+    await rejoining
+    expect(gaveUp).toEqual([])
   }, 30_000)
 })
