@@ -16,6 +16,13 @@
  *   joins input pixel i to output pixel o (pairs the kernel does not join, or joins only over
  *   padding, get 0); one pixel in and out is a Mul by the one tap that meets it. MobileNetV3's
  *   5x5 depthwise convs on 1x1 and 2x2 maps took ~30 of ~115 profiled ms at batch 64 here.
+ * - An ungrouped Conv that reads fewer input pixels than its kernel has taps (3x3 on a 2x2 map)
+ *   becomes one Gemm over the batch with a dense weight matrix: y[n, m o] = sum over i, c of
+ *   x[n, i c] * Wd[m o, i c], Wd[m, o, i, c] = W[m, c, the tap joining i to o] = S [O I, taps] x W
+ *   as [M, taps, C] per filter (S constant 0/1). im2col (conv-gemm.ts) would multiply 9 taps for
+ *   each of the O outputs where 4 pixels exist: resnet18's layer3 on 32x32 inputs (256 channels,
+ *   2x2) did 36 multiplies per filter and channel, 20 with the padding's zeros; dense it does 16.
+ *   One thread, CPU time of resnet18's gradient at batch 64, interleaved: 102-105 ms against 107-111.
  *
  * Slice, Reshape, Gemm, MatMul, Transpose, Mul and Add have backwards of their own, so the rewrites
  * need none. The inference graph and exports keep the Conv.
@@ -56,11 +63,28 @@ function denseDepthwise(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
   return y[2] * y[3] * x[2] * x[3] <= DENSE_DEPTHWISE_LIMIT
 }
 
+/** above this many values in a dense conv's weight matrix [M O, C I] (64 MiB), it stays a Conv */
+const DENSE_CONV_WEIGHT_LIMIT = 2 ** 24
+
 /**
- * S for a depthwise conv made dense: [taps, inputs x outputs], S[r kw + s, i O + o] = 1 where tap
- * (r, s) of output pixel o reads input pixel i (row-major pixels, O output pixels).
+ * Whether an ungrouped Conv with more than one output pixel reads fewer input pixels than its
+ * kernel has taps (a 3x3 kernel on a 2x2 map): as a dense product [M O, I C] it does fewer
+ * multiplies than im2col's [M, C kh kw] x [C kh kw, O] (on a 2x2 map with padding 1, 16 per filter
+ * and channel where im2col does 36, 20 of them with the padding's zeros) and gathers no columns.
  */
-function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape): ConstantTensor {
+function denseSmallInput(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
+  if (node.op !== 'Conv' || x.length !== 4 || y.length !== 4 || attrInt(node, 'group', 1) !== 1) return false
+  const inputs = x[2] * x[3]
+  const outputs = y[2] * y[3]
+  return outputs > 1 && inputs < w[2] * w[3] && w[0] * outputs * x[1] * inputs <= DENSE_CONV_WEIGHT_LIMIT
+}
+
+/**
+ * S for a conv made dense: [taps, inputs x outputs], S[r kw + s, i O + o] = 1 where tap (r, s) of
+ * output pixel o reads input pixel i (row-major pixels, O output pixels); `outputsFirst`:
+ * [taps, outputs x inputs], S[r kw + s, o I + i] (I input pixels).
+ */
+function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape, outputsFirst = false): ConstantTensor {
   const g = convGeometry(node, w.slice(2))
   const [kh, kw] = g.kernel
   const inputs = x[2] * x[3]
@@ -74,7 +98,8 @@ function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape): ConstantTenso
         for (let s = 0; s < kw; s++) {
           const iw = ow * g.strides[1] - g.pads[1] + s * g.dilations[1]
           if (iw < 0 || iw >= x[3]) continue
-          data[(r * kw + s) * inputs * outputs + (ih * x[3] + iw) * outputs + oh * y[3] + ow] = 1
+          const [i, o] = [ih * x[3] + iw, oh * y[3] + ow]
+          data[(r * kw + s) * inputs * outputs + (outputsFirst ? o * inputs + i : i * outputs + o)] = 1
         }
       }
     }
@@ -145,6 +170,34 @@ export function lowerSmallConvs(graph: ForwardGraph, shapes: ReadonlyMap<string,
       continue
     }
     const overlap = onePixelOverlap(node, xs, ws, ys)
+    if (overlap === undefined && denseSmallInput(node, xs, ws, ys)) {
+      // y[n, m o] = sum over i, c of x[n, i c] * Wd[m o, i c], Wd[m, o, i, c] = W[m, c, the tap
+      // joining input pixel i to output pixel o] (0 where none does): Wd = S [O I, taps] times
+      // W as [M, taps, C], one product per filter; the Transposes move the small operands (W's
+      // M C taps and x's N C I values), not Wd's M O C I (each took 2-5 ms for resnet18's layer3)
+      lowered++
+      const [batch, channels] = xs
+      const filters = ws[0]
+      const taps = ws[2] * ws[3]
+      const inputs = xs[2] * xs[3]
+      const outputs = ys[2] * ys[3]
+      const selection = fresh(`${base}__taps`)
+      const s = tapSelection(node, xs, ws, ys, true)
+      // [taps, O I] -> [O I, taps]
+      const sT = new Float32Array(s.data.length)
+      for (let t = 0; t < taps; t++) for (let p = 0; p < outputs * inputs; p++) sT[p * taps + t] = (s.data as Float32Array)[t * outputs * inputs + p]
+      constants.set(selection, { dims: [outputs * inputs, taps], data: sT })
+      const wByTap = add('Transpose', [add('Reshape', [w, int64s(`${base}__w_3d_shape`, [filters, channels, taps])], 'w_3d')], 'w_by_tap', { perm: ints([0, 2, 1]) })
+      // [O I, taps] x [M, taps, C] -> [M, O I, C] = [M O, I C]
+      const wDense = add('Reshape', [add('MatMul', [selection, wByTap], 'w_pairs'), int64s(`${base}__w_dense_shape`, [filters * outputs, inputs * channels])], 'w_dense')
+      const xRows = add('Reshape', [add('Transpose', [add('Reshape', [x, int64s(`${base}__x_3d_shape`, [batch, channels, inputs])], 'x_3d')], 'x_by_pixel', { perm: ints([0, 2, 1]) }), int64s(`${base}__x_rows_shape`, [batch, inputs * channels])], 'x_rows')
+      let sums = add('Gemm', [xRows, wDense], 'gemm', { transB: { kind: 'int', value: 1 } })
+      if (bias !== undefined) {
+        sums = add('Add', [add('Reshape', [sums, int64s(`${base}__sums_shape`, [batch, filters, outputs])], 'sums'), add('Reshape', [bias, int64s(`${base}__b_shape`, [1, filters, 1])], 'b_column')], 'biased')
+      }
+      add('Reshape', [sums, int64s(`${base}__y_shape`, [...ys])], 'y', {}, node.outputs[0])
+      continue
+    }
     if (overlap === undefined) {
       nodes.push(node)
       continue
@@ -193,5 +246,13 @@ export function denseDepthwiseConvs(graph: ForwardGraph, shapes: ReadonlyMap<str
   return graph.nodes.filter((n) => {
     const [xs, ws, ys] = [shapes.get(n.inputs[0]), shapes.get(n.inputs[1]), shapes.get(n.outputs[0])]
     return xs !== undefined && ws !== undefined && ys !== undefined && denseDepthwise(n, xs, ws, ys)
+  }).map((n) => n.name)
+}
+
+/** For tests: which ungrouped Conv nodes a graph would make one dense Gemm at these shapes. */
+export function denseSmallInputConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): string[] {
+  return graph.nodes.filter((n) => {
+    const [xs, ws, ys] = [shapes.get(n.inputs[0]), shapes.get(n.inputs[1]), shapes.get(n.outputs[0])]
+    return xs !== undefined && ws !== undefined && ys !== undefined && onePixelOverlap(n, xs, ws, ys) === undefined && denseSmallInput(n, xs, ws, ys)
   }).map((n) => n.name)
 }

@@ -1,6 +1,6 @@
 import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
-import { denseDepthwiseConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
+import { denseDepthwiseConvs, denseSmallInputConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
 import { NCHWC_DOMAIN } from '../../ml/autodiff/ops/nchwc.js'
 import { buildInferenceGraph, buildTrainingGraph, gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
@@ -225,6 +225,28 @@ describe('training-graph gradients match a float64 reference', () => {
     // the inference graph (evaluation, export) keeps the convolutions
     const inference = onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType!)
     expect(inference.filter((op) => op === 'Conv')).toHaveLength(5)
+  })
+
+  it('convolutions reading fewer pixels than their kernel has taps train as one dense Gemm each, with the float64 reference\'s gradients', async () => {
+    // [3, 2, 2] -> 3x3 pad 1 (2x2) -> 3x3 pad 1 without bias (2x2) -> 3x3 pad 2 (4x4 from four
+    // pixels: more outputs than inputs) -> 2x2 on 4x4 (16 pixels, 4 taps: stays a Gemm over columns)
+    const g = new ForwardGraphBuilder()
+    let x = g.relu(g.conv(g.input, 'same', 3, 5, 3, { pad: 1 }))
+    x = g.relu(g.conv(x, 'nobias', 5, 6, 3, { pad: 1, bias: false }))
+    x = g.relu(g.conv(x, 'grow', 6, 4, 3, { pad: 2 }))
+    x = g.conv(x, 'columns', 4, 3, 2)
+    const model = g.build('dense-small', [3, 2, 2], 10, g.linear(g.flatten(x), 'fc', 27, 10))
+    const size = 5
+    const batch = signedBatch(model, size, 37)
+    await checkAgainstReference(model, batch, model.initParameters(9))
+    const specialized = specializeGraph(model.forward, model.layout, size)
+    const convs = specialized.graph.nodes.filter((n) => n.op === 'Conv').map((n) => n.name)
+    expect(denseSmallInputConvs(specialized.graph, specialized.shapes)).toEqual(convs.slice(0, 3))
+    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    expect(training).not.toContain('Conv')
+    expect(training).not.toContain('ConvTranspose')
+    // the dense convs gather no columns: the one Gather left is the 2x2 conv's
+    expect(training.filter((op) => op === 'Gather').length).toBeLessThanOrEqual(2)
   })
 
   it('convolutions through ONNX Runtime\'s NCHWc kernels (forward, stride-1 input gradient, weight gradient over a batch of 16) match the float64 reference', async () => {
