@@ -52,6 +52,14 @@ describe('a member evicted from its job', () => {
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
   })
+  /** a started libp2p node on 127.0.0.1 with a fresh key, stopped after the test */
+  const startedNode = async (): Promise<{ node: PeerNode, key: PrivateKey }> => {
+    const key = await generateKeyPair('Ed25519')
+    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await node.start()
+    cleanups.push(async () => { await node.stop() })
+    return { node, key }
+  }
 
   it('asks its bootstrap peer again and again but does not join the other job that peer runs', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rejoin-job-id-'))
@@ -66,11 +74,8 @@ describe('a member evicted from its job', () => {
     await other.start()
     cleanups.push(async () => { await other.stop() })
 
-    const key = await generateKeyPair('Ed25519')
     const gone = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
-    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    await node.start()
-    cleanups.push(async () => { await node.stop() })
+    const { node, key } = await startedNode()
     const opened: string[] = []
     // the session of job A it was evicted from (what the joiner reads of it)
     // a member it knew that is gone (nothing listens on port 1), then job B's host
@@ -92,15 +97,10 @@ describe('a member evicted from its job', () => {
   }, 30_000)
 
   it('does not take an answer that names it as the coordinator (a member that missed its leave): it does not dial itself', async () => {
-    const key = await generateKeyPair('Ed25519')
-    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    await node.start()
-    cleanups.push(async () => { await node.stop() })
+    const { node, key } = await startedNode()
     const selfId = node.peerId.toString()
     // a member of job A that joined as this peer stopped: its view still has this peer coordinating
-    const stale: PeerNode = await createPeerNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
-    await stale.start()
-    cleanups.push(async () => { await stale.stop() })
+    const { node: stale } = await startedNode()
     await handleJsonRequests(stale.libp2p, JOB_PROTOCOL, JobRequestSchema, async () => ({
       jobId: 'job-a',
       config: { id: 'job-a', model: 'mlp' },
@@ -124,10 +124,7 @@ describe('a member evicted from its job', () => {
   }, 30_000)
 
   it('with rejoinGiveUpMs, gives up once nobody has answered for its job that long, and says why (--exit-when-done then exits 1)', async () => {
-    const key = await generateKeyPair('Ed25519')
-    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    await node.start()
-    cleanups.push(async () => { await node.stop() })
+    const { node, key } = await startedNode()
     // its members finished the job and exited: nothing listens where they were
     const gone = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
     const gaveUp: Array<{ jobId: string, reason: string }> = []
@@ -146,13 +143,8 @@ describe('a member evicted from its job', () => {
   }, 30_000)
 
   it('does not give up while a member answers for its job, even if joining it keeps failing', async () => {
-    const key = await generateKeyPair('Ed25519')
-    const node: PeerNode = await createPeerNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    await node.start()
-    cleanups.push(async () => { await node.stop() })
-    const member: PeerNode = await createPeerNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
-    await member.start()
-    cleanups.push(async () => { await member.stop() })
+    const { node, key } = await startedNode()
+    const { node: member } = await startedNode()
     const memberId = member.peerId.toString()
     let asked = 0
     await handleJsonRequests(member.libp2p, JOB_PROTOCOL, JobRequestSchema, async () => {
