@@ -11,6 +11,7 @@ import type { ForwardContext, OpDefinition } from './op-definition.js'
 import { dropoutRatio } from './ops/dropout.js'
 import { findOp, RECURRENT_OPS, supportedOps } from './registry.js'
 import { foldShapeNode, isShapeOp } from './shape-folding.js'
+import { tapSelectedParameters, type TapScatter } from './tap-selections.js'
 
 export const TRAINING_INPUT_LABELS = 'labels_onehot'
 export const TRAINING_OUTPUT_LOSS = 'loss'
@@ -32,6 +33,11 @@ export interface BuiltGraph {
   readonly gradientNames: readonly string[]
   /** extra float inputs of the training graph: one inverted-dropout mask per Dropout node */
   readonly dropoutMasks: readonly DropoutMaskInput[]
+  /**
+   * per parameter (layout order), where its gradient output holds only the taps the graph reads
+   * (TrainingGraphOptions.compactTapGradients): how to scatter it into the parameter's slice
+   */
+  readonly gradientTaps?: ReadonlyArray<TapScatter | undefined>
 }
 
 /** A training-graph input holding 0 or 1/(1 - ratio) per element of a Dropout node's input. */
@@ -176,6 +182,13 @@ export interface TrainingGraphOptions {
    * to a block (ops/nchwc.ts)
    */
   readonly intraOpThreads?: number
+  /**
+   * A kernel read only through a constant selection of its taps (a conv with a one-pixel output,
+   * lower-convs.ts) gets a gradient output of just those taps, [M C, used], described in
+   * BuiltGraph.gradientTaps, for the caller to scatter (tap-selections.ts); default false: every
+   * gradient output has its parameter's size
+   */
+  readonly compactTapGradients?: boolean
 }
 
 export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number, options: TrainingGraphOptions = {}): BuiltGraph {
@@ -249,8 +262,20 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
   // a gradient reshaped at the end (a Gemm's dW to the kernel's shape) is output in its producer's
   // shape: the caller's buffer takes the same values, and ORT writes them there without a copy
   const gradientShapes: Array<readonly number[]> = []
+  const selected = options.compactTapGradients === true ? tapSelectedParameters(graph, consumers) : new Map<string, { readonly tensor: string } & TapScatter>()
+  const gradientTaps: Array<TapScatter | undefined> = []
   const gradientNames = layout.specs.map((spec, index) => {
     const out = gradientOutputName(index)
+    // the gradient of the taps it is read through; its own (the same values scattered among zeros) is left unbuilt
+    const taps = selected.get(spec.name)
+    const tapGradient = taps === undefined ? undefined : gradientOf(taps.tensor)
+    gradientTaps.push(tapGradient === undefined ? undefined : { kernelTaps: taps!.kernelTaps, taps: taps!.taps })
+    if (tapGradient !== undefined) {
+      const reshaped = emit.reshapeSource(tapGradient)
+      emit.node('Identity', [reshaped?.source ?? tapGradient], {}, [out])
+      gradientShapes.push(reshaped?.shape ?? shapes.get(taps!.tensor) as Shape)
+      return out
+    }
     const g = gradientOf(spec.name)
     if (g === undefined) {
       // a parameter the loss does not depend on: its gradient is zero
@@ -276,5 +301,12 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
     { name: graph.output, elementType: 'float32', shape: logitsShape },
     ...gradientNames.map((name, index) => ({ name, elementType: 'float32' as const, shape: gradientShapes[index] }))
   ]
-  return { bytes: emit.serialize(inputs, outputs, 'p2pmld-training'), inputName: graph.input, logitsName: graph.output, gradientNames, dropoutMasks }
+  return {
+    bytes: emit.serialize(inputs, outputs, 'p2pmld-training'),
+    inputName: graph.input,
+    logitsName: graph.output,
+    gradientNames,
+    dropoutMasks,
+    ...(gradientTaps.some((t) => t !== undefined) ? { gradientTaps } : {})
+  }
 }

@@ -88,7 +88,8 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
   async function computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
     const compiled = await compile(training, batch.size, async () => {
       const block = options.nchwc === false ? 0 : await (nchwcBlock ??= detectNchwcBlock())
-      return buildTrainingGraph(model.forward, model.layout, batch.size, { nchwcBlock: block, intraOpThreads: threads })
+      // this process scatters the compact tap gradients (training-run.ts); graphs for elsewhere do not have them
+      return buildTrainingGraph(model.forward, model.layout, batch.size, { nchwcBlock: block, intraOpThreads: threads, compactTapGradients: true })
     }, options.memoryArena ?? true)
     const { graph, session } = compiled
     return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model, session)) : undefined)

@@ -4,6 +4,7 @@
  * function handler (functions/), so a gradient is computed by the same code wherever it runs.
  */
 import ort from 'onnxruntime-node'
+import { scatterTaps, type TapScatter } from '../autodiff/tap-selections.js'
 import { TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS, type DropoutMaskInput } from '../autodiff/training-graph.js'
 import type { Batch, GradientResult, ParameterLayout } from '../core/types.js'
 import { dropoutMasks } from './dropout-masks.js'
@@ -25,12 +26,20 @@ export interface GraphSignature {
   readonly gradientNames: readonly string[]
   /** Dropout mask inputs (training graphs of models with Dropout), fed from the batch's dropout key */
   readonly dropoutMasks?: readonly DropoutMaskInput[]
+  /** per parameter, a gradient output holding only the taps the graph reads (BuiltGraph.gradientTaps) */
+  readonly gradientTaps?: ReadonlyArray<TapScatter | undefined>
 }
 
-/** A flat gradient buffer and the fetches that make ORT write each parameter's gradient into its slice. */
+/**
+ * A flat gradient buffer and the fetches that make ORT write each parameter's gradient into its
+ * slice; a compact tap gradient goes to a buffer of its own and is scattered into its slice after
+ * the run (`taps`), whose other taps hold the zeros the buffer was created with: nothing else may
+ * write into the gradient
+ */
 export interface GradientOutputs {
   readonly gradient: Float32Array
   readonly fetches: Record<string, ort.Tensor | null>
+  readonly taps: ReadonlyArray<{ readonly compact: Float32Array, readonly scatter: TapScatter, readonly offset: number }>
 }
 
 /**
@@ -42,18 +51,28 @@ export interface GradientOutputs {
  * still copies every fetched output into a new ArrayBuffer it returns (tensor_helper's
  * OrtValueToNapiValue), which we drop: resnet18 at batch 64 ran 73-75 ms a step fetching its
  * 45 MB of gradients and 63-66 ms fetching only the loss, the same graph run in full
- * (bench/op-profile.ts shows the operators). No glibc malloc setting made that copy cheaper.
+ * (bench/op-profile.ts shows the operators). No glibc malloc setting made that copy cheaper. So a
+ * kernel read only through some of its taps is fetched as those taps (GraphSignature.gradientTaps):
+ * resnet18's fetched gradients 45 -> 17 MB.
  */
 export function gradientOutputs(graph: GraphSignature, model: RunnableModel, session: Pick<ort.InferenceSession, 'outputMetadata'>): GradientOutputs {
   const declared = new Map(session.outputMetadata.map((m) => [m.name, m.isTensor ? m.shape : undefined]))
   const gradient = new Float32Array(model.layout.totalSize)
   const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
+  const taps: Array<GradientOutputs['taps'][number]> = []
   model.layout.specs.forEach((spec, i) => {
     const shape = declared.get(graph.gradientNames[i])
+    const scatter = graph.gradientTaps?.[i]
+    if (scatter !== undefined) {
+      const compact = new Float32Array((spec.size / scatter.kernelTaps) * scatter.taps.length)
+      fetches[graph.gradientNames[i]] = new ort.Tensor('float32', compact, shape !== undefined && shape.every((d) => typeof d === 'number') ? shape as number[] : [compact.length])
+      taps.push({ compact, scatter, offset: spec.offset })
+      return
+    }
     const dims = shape !== undefined && shape.every((d) => typeof d === 'number') && (shape as number[]).reduce((a, b) => a * b, 1) === spec.size ? shape as number[] : spec.shape
     fetches[graph.gradientNames[i]] = new ort.Tensor('float32', gradient.subarray(spec.offset, spec.offset + spec.size), [...dims])
   })
-  return { gradient, fetches }
+  return { gradient, fetches, taps }
 }
 
 /**
@@ -96,6 +115,7 @@ export async function runTrainingGraph(session: ort.InferenceSession, graph: Gra
   })
   const { gradient, fetches } = outputs
   const out = await session.run(input, fetches as ort.InferenceSession.FetchesType)
+  for (const t of outputs.taps) scatterTaps(t.compact, t.scatter, gradient, t.offset)
   const logits = out[graph.logitsName].data as Float32Array
   return {
     loss: (out[TRAINING_OUTPUT_LOSS].data as Float32Array)[0],

@@ -8,6 +8,7 @@ import type { Batch, GradientComputer } from '../../ml/core/types.js'
 import { oneHot } from '../../ml/engine/logits.js'
 import { detectNchwcBlock } from '../../ml/engine/nchwc-block.js'
 import { createOnnxGradientComputer, GradientComputerClosedError, trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
+import { runTrainingGraph } from '../../ml/engine/training-run.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
@@ -162,6 +163,32 @@ describe('training-graph gradients match a float64 reference', () => {
     const centre = gradient.subarray(spec.offset, spec.offset + spec.size)
     for (let i = 0; i < centre.length; i++) if (i % 9 !== 4) expect(centre[i]).toBe(0)
     expect(centre.some((v, i) => i % 9 === 4 && v !== 0)).toBe(true)
+
+    // the in-process graph outputs only the taps a kernel is read through (the strided conv's 2x2
+    // of 9, the centre conv's 1 of 9) and scatters them; the portable graph outputs whole kernels
+    const compact = buildTrainingGraph(model.forward, model.layout, size, { compactTapGradients: true })
+    expect(compact.gradientTaps?.map((t) => t === undefined ? undefined : [...t.taps])).toEqual(model.layout.specs.map((s) =>
+      s.name === 'strided.weight' ? [4, 5, 7, 8] : s.name === 'centre.weight' ? [4] : undefined))
+    const declared = onnx.ModelProto.decode(compact.bytes).graph!.output!.find((o) => o.name === compact.gradientNames[model.layout.specs.indexOf(spec)])!
+    expect(declared.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue))).toEqual([5, 4])
+    expect(buildTrainingGraph(model.forward, model.layout, size).gradientTaps).toBeUndefined()
+    // bit for bit the whole kernels' gradient, step after step into one reused buffer (the taps
+    // it never writes keep their zeros)
+    const portable = buildTrainingGraph(model.forward, model.layout, size)
+    const whole = await ort.InferenceSession.create(portable.bytes)
+    const reused = createOnnxGradientComputer(model, { nchwc: false, reuseGradientBuffer: true })
+    computers.push(reused)
+    for (const seed of [4, 5, 6]) {
+      const params = model.initParameters(seed)
+      const step = signedBatch(model, size, 40 + seed)
+      const expected = await runTrainingGraph(whole, portable, model, params, step)
+      const actual = await reused.computeGradient(params, step)
+      expect(actual.gradient.some((v) => v !== 0)).toBe(true)
+      let differing = 0
+      actual.gradient.forEach((v, i) => { if (!Object.is(v, expected.gradient[i])) differing++ })
+      expect(differing, `seed ${seed}`).toBe(0)
+    }
+    await whole.release()
   })
 
   it('depthwise convolutions on small maps train as batched MatMuls, with the float64 reference\'s gradients (strided, one pixel)', async () => {
