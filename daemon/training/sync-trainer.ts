@@ -205,16 +205,19 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       // a non-finite gradient (an overflowing batch) is not sent: the others aggregate without
       // this peer at this step. Non-finite parameters are the job diverging: that stops it
       const finite = allFinite(sent)
+      const others = members.filter((id) => id !== deps.selfId)
+      const alone = others.length === 0 && deps.exchangeAlone !== true
       if (!finite) {
         if (!allFinite(deps.params)) throw new CodecError('non-finite', `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
-        deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
+        if (!alone) deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
       }
-      const others = members.filter((id) => id !== deps.selfId)
-      if (others.length === 0 && deps.exchangeAlone !== true) {
+      if (alone) {
         // alone at this step (a rule that needs one input): no one to send to or wait for,
-        // nothing to aggregate; a non-finite gradient is not applied
-        if (finite) await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
-        return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, [], 0, finite ? [deps.selfId] : [], new Map()) }
+        // nothing to aggregate. A non-finite gradient is every member's, as when no member sends
+        // a finite one below: skipped, a job at lr 1e30 ran to its end on NaN losses and exited 0
+        if (!finite) throw new CodecError('non-finite', `the gradient of step ${step} is not finite (loss ${result.loss}) and this peer trains alone: training diverged (lower the learning rate)`)
+        await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
+        return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, [], 0, [deps.selfId], new Map()) }
       }
 
       const rng = createRng(deriveSeed(config.seed, step, rank, 0x5eed))

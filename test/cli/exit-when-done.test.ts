@@ -17,25 +17,38 @@ const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-exit-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
 
+/** `p2pmld start` hosting a one-member mlp job of 8 steps (and `extra` flags) with --exit-when-done, run to its exit */
+async function startToExit(dataDir: string, extra: readonly string[] = []): Promise<{ code: number | null, at: number, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'start', '--data-dir', join(dir, dataDir), '--listen', '/ip4/127.0.0.1/tcp/0',
+    '--model', 'mlp', '--train-samples', '512', '--batch-size', '64', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean',
+    ...extra, '--exit-when-done', '--log-format', 'json'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const exited = new Promise<{ code: number | null, at: number }>((res) => child.on('exit', (code) => { res({ code, at: Date.now() }) }))
+  // 'close' (all output read) can come in the same tick as 'exit': listened for from the start
+  const closed = new Promise((res) => child.on('close', res))
+  const exit = await exited
+  await closed
+  return { ...exit, stdout, stderr }
+}
+
 describe('p2pmld start --exit-when-done', () => {
   it('exits 0 right after the daemon stopped, with the job\'s result printed', async () => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, 'start', '--data-dir', join(dir, 'd'), '--listen', '/ip4/127.0.0.1/tcp/0',
-      '--model', 'mlp', '--train-samples', '512', '--batch-size', '64', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean',
-      '--exit-when-done', '--log-format', 'json'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const exited = new Promise<{ code: number | null, at: number }>((res) => child.on('exit', (code) => { res({ code, at: Date.now() }) }))
-    // 'close' (all output read) can come in the same tick as 'exit': listened for from the start
-    const closed = new Promise((res) => child.on('close', res))
-    const exit = await exited
-    await closed
+    const { stdout, stderr, ...exit } = await startToExit('d')
     expect(exit.code, stderr).toBe(0)
     expect(stdout).toMatch(/^job finished \(epochs\) at step 8: /m)
     const logs = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string, time: number })
     const stopped = logs.find((l) => l.msg === 'libp2p node stopped')
     expect(stopped, stderr).toBeDefined()
     expect(exit.at - stopped!.time).toBeLessThan(600)
+  }, 60_000)
+
+  it('exits 1 when the job fails here, saying why (a job that diverged exited 0 after its NaN epochs)', async () => {
+    const { code, stdout, stderr } = await startToExit('diverged', ['--lr', '1e30'])
+    expect(code, stderr).toBe(1)
+    expect(stdout).toMatch(/^the job did not finish on this peer: training failed: the gradient of step \d+ is not finite \(loss NaN\) and this peer trains alone: training diverged \(lower the learning rate\); exiting with code 1 \(--exit-when-done\)$/m)
+    expect(stdout).not.toMatch(/^job finished/m)
   }, 60_000)
 })

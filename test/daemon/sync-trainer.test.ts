@@ -18,7 +18,7 @@ const D = 8
 const config = parseJobConfig({ model: 'mlp', batchSize: 2, minPeers: 3, stepDeadlineMs: 50, quorum: 0.5, compression: { codec: 'fp16', bucketSize: 16 }, aggregation: { rule: 'trimmed-mean', f: 1 } })
 const train: Dataset = { name: 't', sampleShape: [1], numClasses: 2, size: 64, inputs: new Float32Array(64), labels: new Int32Array(64) }
 
-function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b', 'c']) {
+function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b', 'c'], aggregation = config.aggregation) {
   const view = new MembershipView()
   for (const m of members) view.join(m, 0)
   const collector = createGradientCollector<InboundGradient>()
@@ -41,7 +41,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     params,
     optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => gradientBuffer },
     codec: createCodec(config.compression),
-    aggregation: createStepAggregation(config.aggregation),
+    aggregation: createStepAggregation(aggregation),
     progress,
     membership: { membersAt: (s) => view.membersAt(s), isMemberAt: (id, s) => view.isMemberAt(id, s) },
     collector,
@@ -104,6 +104,18 @@ describe('the step', () => {
     expect(second.kind).toBe('completed')
     expect(t.sent).toHaveLength(1)
     expect(t.sent[0].message.step).toBe(1)
+  })
+
+  it('alone, a non-finite gradient stops training as diverged (skipped, a job at lr 1e30 trained on NaN losses to its end)', async () => {
+    const nan = new Float32Array(D).fill(1)
+    nan[5] = NaN
+    const t = setup((step) => (step === 0 ? new Float32Array(D).fill(1) : nan), ['a'], { ...config.aggregation, rule: 'mean', f: 0 })
+    const first = await t.trainer.runStep()
+    expect(first.kind).toBe('completed')
+    expect(t.params[0]).toBeCloseTo(0.9)
+    await expect(t.trainer.runStep()).rejects.toMatchObject({ name: 'CodecError', reason: 'non-finite', message: expect.stringMatching(/^the gradient of step 1 is not finite \(loss 1\) and this peer trains alone: training diverged \(lower the learning rate\)$/) })
+    // nothing of the non-finite gradient reached the parameters
+    expect(Array.from(t.params).every((p) => Math.abs(p - 0.9) < 1e-6)).toBe(true)
   })
 
   it('non-finite parameters stop training with the reason', async () => {
