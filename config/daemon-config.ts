@@ -19,6 +19,40 @@ export const SOCKET_FILE_NAME = 'p2pmld.sock'
 /** sun_path holds 108 bytes on Linux (104 on macOS), NUL included */
 export const MAX_SOCKET_PATH_BYTES = 103
 
+/**
+ * How long a daemon restarted from its data dir (without --bootstrap) waits for its seniors
+ * before it resumes the job from its own checkpoint (daemon/peer/job-joiner.ts). The defaults
+ * suit members restarted by hand or by a service manager; shorter values resume sooner.
+ */
+export interface RestartTimings {
+  /** a junior member that reaches no senior one resumes after this long (ms) */
+  readonly graceMs: number
+  /**
+   * and each rank after the first junior this much longer (ms): juniors that cannot see each
+   * other (over the broker) must not resume at one moment, two jobs under one id. Longer than
+   * one round of asking the members and the broker (~1-2 s), or two juniors resume together
+   */
+  readonly staggerMs: number
+  /** at most this long (ms) for a senior member that is up but runs no job to resume it; at least graceMs */
+  readonly seniorWaitMs: number
+}
+
+/** today's timings: 15 s of grace, 5 s more per rank, 60 s for a senior that is up */
+export const DEFAULT_RESTART_TIMINGS: RestartTimings = { graceMs: 15_000, staggerMs: 5_000, seniorWaitMs: 60_000 }
+
+/** the restart timings a config names, each field it leaves out at its default */
+export function restartTimings(config: Pick<DaemonConfig, 'restartGraceMs' | 'restartStaggerMs' | 'restartSeniorWaitMs'>): RestartTimings {
+  return {
+    graceMs: config.restartGraceMs ?? DEFAULT_RESTART_TIMINGS.graceMs,
+    staggerMs: config.restartStaggerMs ?? DEFAULT_RESTART_TIMINGS.staggerMs,
+    seniorWaitMs: config.restartSeniorWaitMs ?? DEFAULT_RESTART_TIMINGS.seniorWaitMs
+  }
+}
+
+/** a restart timing in ms: 100 ms to an hour */
+const restartMsError = (issue: { input?: unknown }): string => `a whole number of milliseconds from 100 to 3600000 (an hour), got ${typeof issue.input === 'string' ? `'${issue.input}'` : String(issue.input)}`
+const RestartMsSchema = z.number({ error: restartMsError }).int({ error: restartMsError }).min(100, { error: restartMsError }).max(3_600_000, { error: restartMsError })
+
 const MultiaddrStringSchema = z.string().min(1).refine((value) => {
   try {
     multiaddr(value)
@@ -66,7 +100,13 @@ const fields = {
     } catch {
       return false
     }
-  }, { error: (issue) => `'${String(issue.input)}' is not an AMQP URL (example: amqp://guest:guest@127.0.0.1:5672)` })
+  }, { error: (issue) => `'${String(issue.input)}' is not an AMQP URL (example: amqp://guest:guest@127.0.0.1:5672)` }),
+  /** restarted without --bootstrap, a junior member reaching no senior resumes the job after this long, ms (RestartTimings.graceMs) */
+  restartGraceMs: RestartMsSchema,
+  /** and each rank after the first junior this much later, ms (RestartTimings.staggerMs) */
+  restartStaggerMs: RestartMsSchema,
+  /** at most this long for a senior member that is up to resume the job, ms (RestartTimings.seniorWaitMs) */
+  restartSeniorWaitMs: RestartMsSchema
 }
 
 /** Every field optional: one layer (a file, the environment, flags) as written by a user. */
@@ -88,8 +128,19 @@ export const DaemonConfigSchema = z.object({
   computeThreads: fields.computeThreads.default(() => defaultComputeThreads()),
   /** absent: in process */
   offload: fields.offload.optional(),
-  amqpUrl: fields.amqpUrl.optional()
-}).strict()
+  amqpUrl: fields.amqpUrl.optional(),
+  /** absent: DEFAULT_RESTART_TIMINGS (restartTimings() fills them in) */
+  restartGraceMs: fields.restartGraceMs.optional(),
+  restartStaggerMs: fields.restartStaggerMs.optional(),
+  restartSeniorWaitMs: fields.restartSeniorWaitMs.optional()
+}).strict().superRefine((config, ctx) => {
+  // the senior wait bounds every wait of a restart: shorter than the grace, the juniors would
+  // all resume at its end, at one moment (two jobs under one id)
+  const { graceMs, seniorWaitMs } = restartTimings(config)
+  if (seniorWaitMs < graceMs) {
+    ctx.addIssue({ code: 'custom', path: ['restartSeniorWaitMs'], message: `${seniorWaitMs} ms${config.restartSeniorWaitMs === undefined ? ' (the default)' : ''} is shorter than restartGraceMs (${graceMs} ms): give a senior wait at least as long as the grace` })
+  }
+})
 export type DaemonConfigInput = z.input<typeof DaemonConfigSchema>
 export type DaemonConfig = z.output<typeof DaemonConfigSchema>
 

@@ -73,7 +73,10 @@ export const DAEMON_ENV_VARS = {
   metricsHost: 'P2PMLD_METRICS_HOST',
   computeThreads: 'P2PMLD_COMPUTE_THREADS',
   offload: 'P2PMLD_OFFLOAD',
-  amqpUrl: 'P2PMLD_AMQP_URL'
+  amqpUrl: 'P2PMLD_AMQP_URL',
+  restartGraceMs: 'P2PMLD_RESTART_GRACE_MS',
+  restartStaggerMs: 'P2PMLD_RESTART_STAGGER_MS',
+  restartSeniorWaitMs: 'P2PMLD_RESTART_SENIOR_WAIT_MS'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 export const CONFIG_FILE_ENV_VAR = 'P2PMLD_CONFIG'
 
@@ -91,12 +94,17 @@ export const DAEMON_FLAGS = {
   metricsHost: '--metrics-host',
   computeThreads: '--compute-threads',
   offload: '--offload',
-  amqpUrl: '--amqp-url'
+  amqpUrl: '--amqp-url',
+  restartGraceMs: '--restart-grace-ms',
+  restartStaggerMs: '--restart-stagger-ms',
+  restartSeniorWaitMs: '--restart-senior-wait-ms'
 } as const satisfies Record<keyof DaemonConfigLayer, string>
 
 type LayerKey = keyof DaemonConfigLayer
 const LIST_KEYS: ReadonlySet<LayerKey> = new Set(['listen', 'announce', 'bootstrap', 'allowlist'])
 const PATH_KEYS: readonly LayerKey[] = ['dataDir', 'socketPath', 'pskFile']
+/** numbers, given as strings by env variables and flags */
+const NUMBER_KEYS: ReadonlySet<LayerKey> = new Set(['computeThreads', 'metricsPort', 'restartGraceMs', 'restartStaggerMs', 'restartSeniorWaitMs'])
 
 export interface LoadDaemonConfigOptions {
   /** values from command-line flags; undefined entries are ignored */
@@ -130,7 +138,13 @@ export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonC
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
     throw new ConfigError(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (a Unix socket limit): use a shorter --data-dir or --socket`)
   }
-  return DaemonConfigSchema.parse({ ...merged, dataDir, socketPath })
+  const resolved = { ...merged, dataDir, socketPath }
+  const result = DaemonConfigSchema.safeParse(resolved)
+  if (result.success) return result.data
+  // each layer was valid alone; what is left is a rule across fields (a restart timing against
+  // another), whichever layer gave them: named as a file key with its flag and variable
+  const name = (key: string): string => key in DAEMON_FLAGS ? `${key} (${DAEMON_FLAGS[key as LayerKey]}, ${DAEMON_ENV_VARS[key as LayerKey]})` : key
+  throw new ConfigError(`invalid daemon config:\n${formatConfigIssues(DaemonConfigSchema, result.error, resolved, name).join('\n')}`)
 }
 
 function parseLayer(raw: unknown, source: string, name: (key: string) => string): DaemonConfigLayer {
@@ -156,7 +170,7 @@ function coerceStrings(layer: Record<string, unknown>): Record<string, unknown> 
     if (typeof value !== 'string') continue
     if (LIST_KEYS.has(key as LayerKey)) out[key] = splitList(value)
     // a non-numeric string is left as is so the schema reports it with the variable's name
-    else if ((key === 'computeThreads' || key === 'metricsPort') && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
+    else if (NUMBER_KEYS.has(key as LayerKey) && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
   }
   return out
 }

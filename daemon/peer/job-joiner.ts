@@ -7,6 +7,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from '../../config/daemon-config.js'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
 import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
@@ -23,16 +24,6 @@ import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
 
-/** a restarted member waits this long at most for a more senior member to resume the job */
-const SENIOR_RESUME_WAIT_MS = 60_000
-/** members restarted together come up at different moments: a junior one gives its seniors this long to appear */
-const RESTART_GRACE_MS = 15_000
-/**
- * and each rank after the first junior this much longer: juniors that cannot see each other (over
- * the broker members.json has no address for them) resumed their checkpoints at one moment, two
- * jobs under one id that never merged; one rank at a time, the next finds the first one's job
- */
-const RESTART_STAGGER_MS = 5_000
 /** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
 const BROKER_PROBE_MS = 3_000
 
@@ -46,6 +37,16 @@ export interface JobJoinerOptions {
   readonly amqpUrl?: string
   /** the only job to join, through bootstrap peers or the broker (default: the first one that answers) */
   readonly joinJobId?: string
+  /**
+   * restarted from a checkpoint: how long a junior member waits for its seniors before it resumes
+   * the job (default DEFAULT_RESTART_TIMINGS: 15 s of grace, 5 s more per rank, 60 s at most for a
+   * senior that is up). A member restarted without its seniors waits the grace; each rank after
+   * the first junior the stagger longer (juniors that cannot see each other, over the broker,
+   * resumed their checkpoints at one moment, two jobs under one id that never merged; one rank at
+   * a time, the next finds the first one's job); and a senior that is up but runs no job gets the
+   * senior wait at most
+   */
+  readonly restart?: RestartTimings
   /** the daemon's current session, if any */
   session(): JobSession | undefined
   /** open (and make current) a session for a job this daemon joins (host = false) */
@@ -92,6 +93,7 @@ const notStartedYet = (error: unknown): boolean => error instanceof Error && err
 
 export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   const { node, log, peerId } = options
+  const timings = options.restart ?? DEFAULT_RESTART_TIMINGS
   let abort = new AbortController()
   let joining = 0
   /** the job a line on stdout last said this daemon joins (one line per job, not one per try) */
@@ -305,7 +307,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const started = Date.now()
     const senior = known.members[0]?.peerId === peerId
     const rank = known.members.findIndex((m) => m.peerId === peerId)
-    const grace = RESTART_GRACE_MS + Math.max(0, (rank < 0 ? known.members.length : rank) - 1) * RESTART_STAGGER_MS
+    const grace = timings.graceMs + Math.max(0, (rank < 0 ? known.members.length : rank) - 1) * timings.staggerMs
     // a job over the broker: its members may not reach each other over libp2p (members.json
     // then lists no address for them), but its coordinator answers on the broker
     const amqpUrl = options.amqpUrl
@@ -357,14 +359,14 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
             retrying(error, delay)
           }
-        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > grace)) || Date.now() - started > SENIOR_RESUME_WAIT_MS)) {
+        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > grace)) || Date.now() - started > timings.seniorWaitMs)) {
           await options.resume(snapshot)
           return
         } else {
           stage = snapshot === undefined
             ? 'no member it knew runs the job, and it has no checkpoint to resume it from: asking them again'
             : probe.kind === 'senior-restarting'
-              ? `a member admitted before it is up but runs no job: waiting for that one to resume the job (this daemon resumes its own checkpoint ${Math.round((started + SENIOR_RESUME_WAIT_MS - Date.now()) / 1000)} s from now otherwise)`
+              ? `a member admitted before it is up but runs no job: waiting for that one to resume the job (this daemon resumes its own checkpoint ${Math.round((started + timings.seniorWaitMs - Date.now()) / 1000)} s from now otherwise)`
               : `no member admitted before it is reachable: it resumes its checkpoint ${Math.round((started + grace - Date.now()) / 1000)} s from now unless one comes up`
         }
         await abortableSleep(delay, signal)

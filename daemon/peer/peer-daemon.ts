@@ -31,7 +31,7 @@ import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-m
 import { fanOutEvents } from './fan-out-events.js'
 import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { createAmqpJobSession } from './amqp-job-session.js'
-import { DEFAULT_AMQP_URL } from '../../config/daemon-config.js'
+import { DEFAULT_AMQP_URL, restartTimings } from '../../config/daemon-config.js'
 import { createRejectionLog } from './rejection-log.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -307,6 +307,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     bootstrapAddrs,
     amqpUrl: config.amqpUrl,
     joinJobId: options.joinJobId,
+    restart: restartTimings(config),
     session: () => session,
     openSession,
     dropSession,

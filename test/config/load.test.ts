@@ -2,6 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { DEFAULT_RESTART_TIMINGS, restartTimings } from '../../config/daemon-config.js'
 import { ConfigError } from '../../config/job-config.js'
 import { ConfigFileNotFoundError, ConfigSyntaxError, loadDaemonConfig, loadJobConfigFile } from '../../config/load.js'
 
@@ -100,6 +101,31 @@ describe('loadDaemonConfig', () => {
     expect(fileErr.message).toContain(`invalid config file ${file}:`)
     expect(fileErr.message).toContain('listen: Invalid input: expected array')
     expect(fileErr.message).toContain('logLevl: unknown key: did you mean logLevel?')
+  })
+
+  it('takes the restart timings from flags, env and file, and leaves them at their defaults otherwise', () => {
+    expect(restartTimings(loadDaemonConfig({ env: { HOME: '/h' } }))).toEqual(DEFAULT_RESTART_TIMINGS)
+    expect(DEFAULT_RESTART_TIMINGS).toEqual({ graceMs: 15_000, staggerMs: 5_000, seniorWaitMs: 60_000 })
+    const file = write('daemon.yaml', 'restartGraceMs: 4000\nrestartSeniorWaitMs: 20000\n')
+    const config = loadDaemonConfig({ env: { HOME: '/h', P2PMLD_RESTART_STAGGER_MS: '3000' }, configFile: file, flags: { restartGraceMs: '2000' } })
+    expect(restartTimings(config)).toEqual({ graceMs: 2000, staggerMs: 3000, seniorWaitMs: 20_000 })
+  })
+
+  it('refuses a bad restart timing, naming the field', () => {
+    const flagErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { restartStaggerMs: '0', restartGraceMs: 'soon' } }))
+    expect(flagErr).toBeInstanceOf(ConfigError)
+    expect(flagErr.message).toMatch(/^invalid flags:\n/)
+    expect(flagErr.message).toMatch(/--restart-stagger-ms: .*100/)
+    expect(flagErr.message).toContain('--restart-grace-ms:')
+    const envErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h', P2PMLD_RESTART_SENIOR_WAIT_MS: '1.5' } }))
+    expect(envErr.message).toContain('P2PMLD_RESTART_SENIOR_WAIT_MS:')
+    const fileErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, configFile: write('bad.yaml', 'restartGraceMs: -1\nrestartGrace: 100\n') }))
+    expect(fileErr.message).toContain('restartGraceMs: ')
+    expect(fileErr.message).toContain('restartGrace: unknown key: did you mean restartGraceMs?')
+    // a senior wait shorter than the grace, each valid alone (here the default wait against a longer grace)
+    const crossErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { restartGraceMs: '90000' } }))
+    expect(crossErr).toBeInstanceOf(ConfigError)
+    expect(crossErr.message).toBe('invalid daemon config:\n  restartSeniorWaitMs (--restart-senior-wait-ms, P2PMLD_RESTART_SENIOR_WAIT_MS): 60000 ms (the default) is shorter than restartGraceMs (90000 ms): give a senior wait at least as long as the grace')
   })
 
   it('refuses a socket path too long for a Unix socket', () => {
