@@ -29,8 +29,10 @@ export interface RestartTimings {
   readonly graceMs: number
   /**
    * and each rank after the first junior this much longer (ms): juniors that cannot see each
-   * other (over the broker) must not resume at one moment, two jobs under one id. Longer than
-   * one round of asking the members and the broker (~1-2 s), or two juniors resume together
+   * other (over the broker) must not resume at one moment, two jobs under one id. A restarted
+   * member asks in rounds (over the broker ~1 s each) 0.5, 1, 2, 4, then 5 s apart and decides at
+   * a round's end: the stagger must outlast the pause after the round where the first junior
+   * resumes, plus a round, or two juniors decide in one round
    */
   readonly staggerMs: number
   /** at most this long (ms) for a senior member that is up but runs no job to resume it; at least graceMs */
