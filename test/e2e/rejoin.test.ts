@@ -22,6 +22,18 @@ import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('rejoin')
 
+/**
+ * Shorter restart timings for the tests whose restarted members wait out their grace (defaults:
+ * 15 s of grace, 5 s of stagger, 60 s of senior wait). A restarted member asks the members it
+ * knew (over the broker ~1.1 s a round) in rounds 0.5, 1, 2, 4, then 5 s apart, and decides at the
+ * end of a round. With a 3 s grace the first junior resumes at the end of its second or third
+ * round (~3-5 s in); a 10 s threshold (3 + 7) puts the second junior's deciding round after the 4 s
+ * pause that follows, >= 5 s after the first junior's decision, as the defaults do. (A 5 s stagger
+ * here left 2 s where a broker round takes 1.13-1.25 s: about what a resumed job takes to answer
+ * on the broker.) The senior wait stays well past both.
+ */
+const RESTART_TIMINGS = ['--restart-grace-ms', '3000', '--restart-stagger-ms', '7000', '--restart-senior-wait-ms', '20000']
+
 const JOB = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0']
 
 async function trainingPast(daemon: DaemonProcess, step: number): Promise<void> {
@@ -238,9 +250,9 @@ describe('restarted from the data dir without --bootstrap', () => {
   for (const transport of ['libp2p', 'amqp'] as const) it(`members restarted before the host resume one job, which the host re-joins (${transport})`, async () => {
     // the first junior resumes after its grace and coordinates (ranked behind the host its
     // checkpoint lists, it named the host as coordinator: the host, back as a joiner, was sent to
-    // itself, and nothing trained); the second junior, 5 s later, finds that job (over the broker
-    // the juniors cannot see each other: both resumed at one moment, two jobs under one id); the
-    // host re-joins it as its most junior member
+    // itself, and nothing trained); the second junior, a stagger later, finds that job (over the
+    // broker the juniors cannot see each other: both resumed at one moment, two jobs under one id);
+    // the host re-joins it as its most junior member
     const broker = transport === 'amqp' ? ['--amqp-url', BROKER_URL] : []
     const ports = await Promise.all([0, 1, 2].map(freePort))
     const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
@@ -251,9 +263,10 @@ describe('restarted from the data dir without --bootstrap', () => {
     await trainingPast(host, 20)
     for (const d of first) d.kill('SIGTERM')
     expect(await Promise.all(first.map(async (d) => await d.exited)), fleet.describe()).toEqual([0, 0, 0])
-    const members = joiners.map((d, i) => fleet.start(`${d.name}-again`, ['--exit-when-done', ...broker, ...listen(i + 1)], { dataDir: d.dataDir }))
-    // past both juniors' grace (15 s, and 5 s more for the second)
-    await new Promise((resolve) => setTimeout(resolve, 22_000))
+    const members = joiners.map((d, i) => fleet.start(`${d.name}-again`, ['--exit-when-done', ...RESTART_TIMINGS, ...broker, ...listen(i + 1)], { dataDir: d.dataDir }))
+    // the host only once both juniors decided, each past its own grace: one resumed its checkpoint,
+    // the other re-joined that job (or resumed one too: the bug, which the count below fails on)
+    await eventually(() => members.every((d) => d.logs().some((l) => l.msg === 'resumed job from checkpoint' || l.msg === 're-joining the job its members carry on')) ? true : undefined, 60_000, 'both juniors resumed or re-joined')
     const again = fleet.start(`late-host-again-${transport}`, ['--exit-when-done', ...broker, ...listen(0)], { dataDir: host.dataDir })
     const second = [again, ...members]
     const codes = await fleet.exits(second, 120_000)
