@@ -71,7 +71,7 @@ export function registerStartCommand(program: Command): void {
     .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (default amqp://guest:guest@127.0.0.1:5672); given (or env P2PMLD_AMQP_URL), an idle daemon also looks for a job on it')
     .option('--restart-grace-ms <ms>', 'restarted from its data dir without --bootstrap: a member that reaches no more senior one resumes the job from its checkpoint after this long (default 15000)')
     .option('--restart-stagger-ms <ms>', 'and each member ranked after the first junior this much later, so that juniors do not resume two jobs (default 5000)')
-    .option('--restart-senior-wait-ms <ms>', 'at most this long for a more senior member that is up to resume the job (default 60000; at least the grace)')
+    .option('--restart-senior-wait-ms <ms>', 'at most this long (plus the stagger per rank) for a more senior member that is up to resume the job (default 60000; at least the grace)')
     .option('--exit-when-done', `stop the daemon when its job finishes (once the other members say they finished too, or after 2 s); exit 1 if the job fails here, or if, evicted, this daemon finds no member to re-join for ${EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS / 1000} s`)
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
     .option('--join-job <id>', 'join only this job (through --bootstrap, the broker or auto-join); default: the job the first peer or broker answers with')

@@ -307,7 +307,13 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     const started = Date.now()
     const senior = known.members[0]?.peerId === peerId
     const rank = known.members.findIndex((m) => m.peerId === peerId)
-    const grace = timings.graceMs + Math.max(0, (rank < 0 ? known.members.length : rank) - 1) * timings.staggerMs
+    // each rank after the first junior decides one stagger later, in both waits below: the senior
+    // wait alone (a bound for every rank) let juniors past it resume at one moment, two jobs (a
+    // reviewer: grace = senior wait = 1 s, stagger 3 s, two juniors resumed 1 ms apart; with the
+    // defaults, ranks 11 and up)
+    const stagger = Math.max(0, (rank < 0 ? known.members.length : rank) - 1) * timings.staggerMs
+    const grace = timings.graceMs + stagger
+    const seniorWait = timings.seniorWaitMs + stagger
     // a job over the broker: its members may not reach each other over libp2p (members.json
     // then lists no address for them), but its coordinator answers on the broker
     const amqpUrl = options.amqpUrl
@@ -359,14 +365,14 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
             retrying(error, delay)
           }
-        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > grace)) || Date.now() - started > timings.seniorWaitMs)) {
+        } else if (snapshot !== undefined && ((probe.kind === 'resume' && (senior || Date.now() - started > grace)) || Date.now() - started > seniorWait)) {
           await options.resume(snapshot)
           return
         } else {
           stage = snapshot === undefined
             ? 'no member it knew runs the job, and it has no checkpoint to resume it from: asking them again'
             : probe.kind === 'senior-restarting'
-              ? `a member admitted before it is up but runs no job: waiting for that one to resume the job (this daemon resumes its own checkpoint ${Math.round((started + timings.seniorWaitMs - Date.now()) / 1000)} s from now otherwise)`
+              ? `a member admitted before it is up but runs no job: waiting for that one to resume the job (this daemon resumes its own checkpoint ${Math.round((started + seniorWait - Date.now()) / 1000)} s from now otherwise)`
               : `no member admitted before it is reachable: it resumes its checkpoint ${Math.round((started + grace - Date.now()) / 1000)} s from now unless one comes up`
         }
         await abortableSleep(delay, signal)
