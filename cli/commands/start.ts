@@ -72,7 +72,7 @@ export function registerStartCommand(program: Command): void {
     .option('--restart-grace-ms <ms>', 'restarted from its data dir without --bootstrap: a member that reaches no more senior one resumes the job from its checkpoint after this long (default 15000)')
     .option('--restart-stagger-ms <ms>', 'and each member ranked after the first junior this much later, so that juniors do not resume two jobs (default 5000)')
     .option('--restart-senior-wait-ms <ms>', 'at most this long (plus the stagger per rank) for a more senior member that is up to resume the job (default 60000; at least the grace)')
-    .option('--exit-when-done', `stop the daemon when its job finishes (once the other members say they finished too, or after 2 s); exit 1 if the job fails here, or if, evicted, this daemon finds no member to re-join for ${EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS / 1000} s`)
+    .option('--exit-when-done', `stop the daemon when its job finishes or is stopped (once the other members say they finished too, or after 2 s); exit 1 if the job fails here, or if, evicted, this daemon finds no member to re-join for ${EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS / 1000} s`)
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
     .option('--join-job <id>', 'join only this job (through --bootstrap, the broker or auto-join); default: the job the first peer or broker answers with')
   addJobFlags(command)
@@ -176,11 +176,17 @@ export function registerStartCommand(program: Command): void {
     notices = undefined
     if (flags.exitWhenDone === true && finishedBefore === undefined) {
       void daemon.jobDone().then(async (result) => {
-        if (result === undefined && !stopping) {
+        const failure = daemon.jobFailure()
+        if (result === undefined && !stopping && failure !== undefined) {
           // failed here, or evicted with no member left to re-join: a script waiting on the exit code must see it
           process.exitCode = 1
-          screen.line(`the job did not finish on this peer: ${daemon.jobFailure() ?? 'it ended without a result'}; exiting with code 1 (--exit-when-done)`)
+          screen.line(`the job did not finish on this peer: ${failure}; exiting with code 1 (--exit-when-done)`)
           return await stop('job failed')
+        }
+        if (result === undefined && !stopping) {
+          // `p2pmld job stop`: stopped as asked, as the daemon's own stop is
+          screen.line('the job was stopped before it finished (p2pmld job stop): exiting (--exit-when-done)')
+          return await stop('job stopped')
         }
         await daemon.settleAfterJob()
         await stop('job finished')

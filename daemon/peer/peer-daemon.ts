@@ -94,7 +94,7 @@ export interface PeerDaemon {
   joinStage(): string | undefined
   submitJob(config: JobConfig): Promise<string>
   stopJob(): Promise<void>
-  /** resolves with the result when the current (or next) job finishes; undefined: it failed here, or the daemon stopped (see jobFailure) */
+  /** resolves with the result when the current (or next) job finishes; undefined: it failed here (see jobFailure), was stopped (stopJob), or the daemon stopped */
   jobDone(): Promise<JobResult | undefined>
   /** why the last job did not finish on this daemon: it failed, or, evicted, the daemon gave up re-joining it; undefined otherwise */
   jobFailure(): string | undefined
@@ -455,7 +455,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       return hostJob(jobConfig)
     },
     async stopJob() {
-      await session?.runner()?.stop()
+      const runner = session?.runner()
+      await runner?.stop()
+      // stopped before its end: no result will come (jobDone() waited for ever, and an
+      // --exit-when-done daemon with it)
+      if (runner !== undefined && runner.result() === undefined) resolveJobWaiters(undefined)
     },
     finishedBeforeStart: () => finishedBefore,
     jobFailure: () => failure,

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { createControlClient } from '../../daemon/control/client.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const MAIN = join(ROOT, 'cli/main.ts')
@@ -17,8 +18,11 @@ const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-exit-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
 
-/** `p2pmld start` hosting a one-member mlp job of 8 steps (and `extra` flags) with --exit-when-done, run to its exit */
-async function startToExit(dataDir: string, extra: readonly string[] = []): Promise<{ code: number | null, at: number, stdout: string, stderr: string }> {
+/**
+ * `p2pmld start` hosting a one-member mlp job (one epoch of 8 steps unless `extra` flags say
+ * otherwise) with --exit-when-done; `exit` resolves once it exited and its output is read
+ */
+function startDaemon(dataDir: string, extra: readonly string[] = []): { stdout: () => string, exit: Promise<{ code: number | null, at: number, stdout: string, stderr: string }> } {
   const child = spawn(process.execPath, ['--import', TSX, MAIN, 'start', '--data-dir', join(dir, dataDir), '--listen', '/ip4/127.0.0.1/tcp/0',
     '--model', 'mlp', '--train-samples', '512', '--batch-size', '64', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean',
     ...extra, '--exit-when-done', '--log-format', 'json'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -29,9 +33,11 @@ async function startToExit(dataDir: string, extra: readonly string[] = []): Prom
   const exited = new Promise<{ code: number | null, at: number }>((res) => child.on('exit', (code) => { res({ code, at: Date.now() }) }))
   // 'close' (all output read) can come in the same tick as 'exit': listened for from the start
   const closed = new Promise((res) => child.on('close', res))
-  const exit = await exited
-  await closed
-  return { ...exit, stdout, stderr }
+  return { stdout: () => stdout, exit: Promise.all([exited, closed]).then(([e]) => ({ ...e, stdout, stderr })) }
+}
+
+async function startToExit(dataDir: string, extra: readonly string[] = []): Promise<{ code: number | null, at: number, stdout: string, stderr: string }> {
+  return await startDaemon(dataDir, extra).exit
 }
 
 describe('p2pmld start --exit-when-done', () => {
@@ -50,5 +56,20 @@ describe('p2pmld start --exit-when-done', () => {
     expect(code, stderr).toBe(1)
     expect(stdout).toMatch(/^the job did not finish on this peer: training failed: the gradient of step \d+ is not finite \(loss NaN\) and this peer trains alone: training diverged \(lower the learning rate\); exiting with code 1 \(--exit-when-done\)$/m)
     expect(stdout).not.toMatch(/^job finished/m)
+  }, 60_000)
+
+  it('exits 0 when the job is stopped with p2pmld job stop (it waited for a result for ever)', async () => {
+    const daemon = startDaemon('stopped', ['--epochs', '200', '--socket', join(dir, 'stopped.sock')])
+    const end = Date.now() + 30_000
+    while (!/^epoch 1\/200/m.test(daemon.stdout()) && Date.now() < end) await new Promise((r) => setTimeout(r, 100))
+    const client = createControlClient(join(dir, 'stopped.sock'), { timeoutMs: 10_000 })
+    try {
+      await client.stopJob()
+    } finally {
+      await client.close()
+    }
+    const { code, stdout, stderr } = await Promise.race([daemon.exit, new Promise<never>((_, reject) => setTimeout(() => { reject(new Error(`still running 15 s after job stop:\n${daemon.stdout()}`)) }, 15_000))])
+    expect(code, stderr).toBe(0)
+    expect(stdout).toMatch(/^the job was stopped before it finished \(p2pmld job stop\): exiting \(--exit-when-done\)$/m)
   }, 60_000)
 })
