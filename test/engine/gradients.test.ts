@@ -272,7 +272,7 @@ describe('training-graph gradients match a float64 reference', () => {
     const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
     expect(training).not.toContain('Conv')
     expect(training).not.toContain('ConvTranspose')
-    // the dense convs gather no columns: the one Gather left is the 2x2 conv's
+    // the dense convs gather no columns: the Gathers left are the 2x2 conv's (its columns, its dY's)
     expect(training.filter((op) => op === 'Gather').length).toBeLessThanOrEqual(2)
   })
 
