@@ -81,10 +81,10 @@ function denseSmallInput(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
 
 /**
  * S for a conv made dense: [taps, inputs x outputs], S[r kw + s, i O + o] = 1 where tap (r, s) of
- * output pixel o reads input pixel i (row-major pixels, O output pixels); `outputsFirst`:
- * [taps, outputs x inputs], S[r kw + s, o I + i] (I input pixels).
+ * output pixel o reads input pixel i (row-major pixels, O output pixels); `pairsFirst`: its
+ * transpose ordered by output pixel, [outputs x inputs, taps], S[o I + i, r kw + s] (I input pixels).
  */
-function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape, outputsFirst = false): ConstantTensor {
+function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape, pairsFirst = false): ConstantTensor {
   const g = convGeometry(node, w.slice(2))
   const [kh, kw] = g.kernel
   const inputs = x[2] * x[3]
@@ -99,12 +99,12 @@ function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape, outputsFirst =
           const iw = ow * g.strides[1] - g.pads[1] + s * g.dilations[1]
           if (iw < 0 || iw >= x[3]) continue
           const [i, o] = [ih * x[3] + iw, oh * y[3] + ow]
-          data[(r * kw + s) * inputs * outputs + (outputsFirst ? o * inputs + i : i * outputs + o)] = 1
+          data[pairsFirst ? (o * inputs + i) * kh * kw + r * kw + s : (r * kw + s) * inputs * outputs + i * outputs + o] = 1
         }
       }
     }
   }
-  return { dims: [kh * kw, outputs * inputs], data }
+  return { dims: pairsFirst ? [outputs * inputs, kh * kw] : [kh * kw, outputs * inputs], data }
 }
 
 /**
@@ -182,11 +182,7 @@ export function lowerSmallConvs(graph: ForwardGraph, shapes: ReadonlyMap<string,
       const inputs = xs[2] * xs[3]
       const outputs = ys[2] * ys[3]
       const selection = fresh(`${base}__taps`)
-      const s = tapSelection(node, xs, ws, ys, true)
-      // [taps, O I] -> [O I, taps]
-      const sT = new Float32Array(s.data.length)
-      for (let t = 0; t < taps; t++) for (let p = 0; p < outputs * inputs; p++) sT[p * taps + t] = (s.data as Float32Array)[t * outputs * inputs + p]
-      constants.set(selection, { dims: [outputs * inputs, taps], data: sT })
+      constants.set(selection, tapSelection(node, xs, ws, ys, true))
       const wByTap = add('Transpose', [add('Reshape', [w, int64s(`${base}__w_3d_shape`, [filters, channels, taps])], 'w_3d')], 'w_by_tap', { perm: ints([0, 2, 1]) })
       // [O I, taps] x [M, taps, C] -> [M, O I, C] = [M O, I C]
       const wDense = add('Reshape', [add('MatMul', [selection, wByTap], 'w_pairs'), int64s(`${base}__w_dense_shape`, [filters * outputs, inputs * channels])], 'w_dense')
