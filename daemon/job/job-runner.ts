@@ -47,6 +47,12 @@ export interface JobRunnerOptions {
   readonly snapshot?: JobSnapshot
   /** run compress/aggregate even on a step this peer is alone in (default: the gradient goes to the optimizer as computed) */
   readonly exchangeAlone?: boolean
+  /**
+   * log a failed job at error level before done() rejects (default true: a daemon's log is where
+   * it is read). False where the caller shows the error itself (`p2pmld train` prints it as its
+   * last line; the log line, JSON with a stack when stderr is not a terminal, only repeated it)
+   */
+  readonly logFailure?: boolean
   /** `peer` was heard from lately (its heartbeats): alive, whatever its gradients do */
   readonly recentlyHeard?: (peer: string) => boolean
   /**
@@ -420,7 +426,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     } catch (error) {
       if (abort.signal.aborted) return undefined
       runnerState = 'failed'
-      log.error({ err: error }, 'training failed')
+      if (options.logFailure !== false) log.error({ err: error }, 'training failed')
       options.events?.onFailed?.(error)
       throw error
     }

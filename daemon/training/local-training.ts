@@ -43,7 +43,9 @@ export interface LocalTrainingResult extends JobResult {
 
 /**
  * Trains `config` in this process. Throws, before loading anything, when the job's rule needs
- * more than one gradient a step (a one-member job would wait for the others for ever).
+ * more than one gradient a step (a one-member job would wait for the others for ever). A job
+ * that fails (e.g. diverged) rejects with the runner's error, which is not logged: the caller
+ * shows it. Resolves undefined when `signal` stops it first.
  */
 export async function runLocalTraining(config: JobConfig, options: LocalTrainingOptions): Promise<LocalTrainingResult | undefined> {
   const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1)
@@ -53,7 +55,7 @@ export async function runLocalTraining(config: JobConfig, options: LocalTraining
   const started = performance.now()
   const runtime = await createJobRuntime({ ...config, minPeers: 1 }, { computeThreads: options.computeThreads })
   try {
-    const runner = createJobRunner({ selfId: LOCAL_PEER_ID, runtime, network: noNetwork, log: options.log, events: options.events, host: true, exchangeAlone: options.exchangeAlone })
+    const runner = createJobRunner({ selfId: LOCAL_PEER_ID, runtime, network: noNetwork, log: options.log, events: options.events, host: true, exchangeAlone: options.exchangeAlone, logFailure: false })
     const onAbort = (): void => { void runner.stop() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     runner.start()

@@ -215,7 +215,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         // alone at this step (a rule that needs one input): no one to send to or wait for,
         // nothing to aggregate. A non-finite gradient is every member's, as when no member sends
         // a finite one below: skipped, a job at lr 1e30 ran to its end on NaN losses and exited 0
-        if (!finite) throw new CodecError('non-finite', `the gradient of step ${step} is not finite (loss ${result.loss}) and this peer trains alone: training diverged (lower the learning rate)`)
+        if (!finite) throw new CodecError('non-finite', `the gradient of step ${step} is not finite (loss ${result.loss}) and it is the step's only gradient: training diverged (lower the learning rate)`)
         await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
         return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, [], 0, [deps.selfId], new Map()) }
       }

@@ -54,7 +54,7 @@ describe('p2pmld start --exit-when-done', () => {
   it('exits 1 when the job fails here, saying why (a job that diverged exited 0 after its NaN epochs)', async () => {
     const { code, stdout, stderr } = await startToExit('diverged', ['--lr', '1e30'])
     expect(code, stderr).toBe(1)
-    expect(stdout).toMatch(/^the job did not finish on this peer: training failed: the gradient of step \d+ is not finite \(loss NaN\) and this peer trains alone: training diverged \(lower the learning rate\); exiting with code 1 \(--exit-when-done\)$/m)
+    expect(stdout).toMatch(/^the job did not finish on this peer: training failed: the gradient of step \d+ is not finite \(loss NaN\) and it is the step's only gradient: training diverged \(lower the learning rate\); exiting with code 1 \(--exit-when-done\)$/m)
     expect(stdout).not.toMatch(/^job finished/m)
   }, 60_000)
 

@@ -84,4 +84,15 @@ describe('p2pmld start and train with bad input', () => {
       expect(runs[i].output().stderr).toMatch(cases[i][1])
     }
   }, 60_000)
+
+  it('a diverged train run ends with exit code 1 and one line saying why, not a logged stack before it', async () => {
+    const run = startCli(['train', '--model', 'mlp', '--epochs', '1', '--train-samples', '512', '--lr', '1e30', '--no-report'])
+    expect(await run.exited).toBe(1)
+    const { stderr } = run.output()
+    const lines = stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('training mlp on mnist'))
+    // the progress line may precede it, overwritten with \r
+    expect(lines.at(-1)).toMatch(/p2pmld: the gradient of step \d+ is not finite \(loss NaN\) and it is the step's only gradient: training diverged \(lower the learning rate\)$/)
+    expect(stderr).not.toContain('training failed')
+    expect(stderr).not.toContain('"stack"')
+  }, 60_000)
 })
