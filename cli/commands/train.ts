@@ -7,7 +7,7 @@ import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
 import { writeRunReport } from '../../daemon/report/write-report.js'
 import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
-import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
+import { addJobFlags, jobConfigFromFlags, refusePeerJobFlags, type JobFlagValues } from '../support/job-flags.js'
 import { defaultLogFormat } from '../support/log-format.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
@@ -24,7 +24,7 @@ export function registerTrainCommand(program: Command): void {
   const command = program
     .command('train')
     .description('train a job in this process (no peers), print per-epoch validation and the final test accuracy')
-  addJobFlags(command)
+  addJobFlags(command, { peers: false })
     .option('--threads <n>', 'ONNX Runtime threads', '2')
     .option('--log-level <level>', 'daemon log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
@@ -33,6 +33,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--no-report', 'write no run report')
     .action(action(async (flags: TrainFlags) => {
       // single process: the exchange is a no-op, so send fp32 and average (nothing to be robust to)
+      refusePeerJobFlags(flags, 'train')
       const config = jobConfigFromFlags(flags, { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } })
       const threads = Number(flags.threads)
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a whole number >= 1, got '${flags.threads}'`)

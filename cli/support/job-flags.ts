@@ -3,7 +3,7 @@
  * a job file (--config) gives the base and flags override it. Values are checked here so an
  * error names the flag, and the merged result goes through the one JobConfig schema.
  */
-import { InvalidArgumentError, type Command } from 'commander'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 import { allowedValues, describeAllowed, schemaAt } from '../../config/config-errors.js'
 import { JobConfigSchema, parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
 import { loadJobConfigFile } from '../../config/load.js'
@@ -55,8 +55,26 @@ function choice<T extends string | number>(flag: string, path: readonly string[]
   }
 }
 
-export function addJobFlags(command: Command): Command {
-  return command
+/**
+ * The job flags that only mean something with peers (`start`, `demo`): how many to wait for, how
+ * gradients travel, the step deadline, async mode. `train` (one process) refuses them by name.
+ */
+export const PEER_JOB_FLAGS = [
+  ['--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive')],
+  ['--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive')],
+  ['--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['transport'])],
+  ['--exchange <e>', 'how gradients travel over libp2p: stream (one stream per member), gossipsub (one publish on the job topic) or reduce-scatter (slices to 2f+1 replicas each: bytes per peer do not grow with the peers)', choice('--exchange', ['exchange'])],
+  ['--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['mode'])],
+  ['--max-staleness <steps>', 'async: use a gradient at most this many steps old', numberFlag('--max-staleness', 'int')],
+  ['--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'positive')]
+] as const
+
+/**
+ * Adds the job flags. `peers: false` (train): the PEER_JOB_FLAGS are accepted but left out of the
+ * help, so refusePeerJobFlags can name the one given instead of commander's "unknown option".
+ */
+export function addJobFlags(command: Command, options: { peers?: boolean } = {}): Command {
+  command
     .option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
     .option('--model <name|file.onnx>', 'model: a zoo name (see `p2pmld models`: mlp, lenet5, squeezenet1_1, mobilenet_v3_small, vgg11, ...) or an ONNX file exported in eval mode')
     .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX or CIFAR-10 binary files")
@@ -72,13 +90,28 @@ export function addJobFlags(command: Command): Command {
     .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', choice('--bits', ['compression', 'bits']))
     .option('--aggregation <rule>', 'trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip', choice('--aggregation', ['aggregation', 'rule']))
     .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
-    .option('--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive'))
-    .option('--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive'))
-    .option('--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['transport']))
-    .option('--exchange <e>', 'how gradients travel over libp2p: stream (one stream per member), gossipsub (one publish on the job topic) or reduce-scatter (slices to 2f+1 replicas each: bytes per peer do not grow with the peers)', choice('--exchange', ['exchange']))
-    .option('--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['mode']))
-    .option('--max-staleness <steps>', 'async: use a gradient at most this many steps old', numberFlag('--max-staleness', 'int'))
-    .option('--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'positive'))
+  for (const [flags, description, parse] of PEER_JOB_FLAGS) {
+    const option = new Option(flags, description).argParser(parse)
+    command.addOption(options.peers === false ? option.hideHelp() : option)
+  }
+  return command
+}
+
+/** flag name -> its JobFlagValues key, for the peer-only flags */
+const PEER_FLAG_KEYS: ReadonlyArray<readonly [string, keyof JobFlagValues]> = [
+  ['--min-peers', 'minPeers'], ['--deadline-ms', 'deadlineMs'], ['--transport', 'transport'], ['--exchange', 'exchange'],
+  ['--mode', 'mode'], ['--max-staleness', 'maxStaleness'], ['--average-every', 'averageEvery']
+]
+
+/**
+ * Throws when a peer-only flag was given to a command that runs without peers (`train`): it
+ * would be ignored. The error names the flag and where it does apply.
+ */
+export function refusePeerJobFlags(flags: JobFlagValues, command: string): void {
+  const given = PEER_FLAG_KEYS.filter(([, key]) => flags[key] !== undefined).map(([flag]) => flag)
+  if (given.length > 0) {
+    throw new Error(`${given.join(', ')} ${given.length === 1 ? 'has' : 'have'} no effect in p2pmld ${command} (one process, no peers): drop ${given.length === 1 ? 'it' : 'them'}, or run the job with p2pmld start`)
+  }
 }
 
 /** Merge a job file (if any), command defaults and flags into a validated JobConfig. */

@@ -71,18 +71,24 @@ describe('p2pmld start and train with bad input', () => {
     expect(await run.exited).toBe(0)
   }, 40_000)
 
-  it('rejects a batch size of 0, a learning rate that is not a number, an unknown model and a missing ONNX file', async () => {
+  it('rejects a batch size of 0, a learning rate that is not a number, an unknown model, a missing ONNX file and flags that need peers', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--batch-size', '0'], /--batch-size must be greater than 0/],
       [['--lr', 'fast'], /--lr must be a number, got 'fast'/],
       [['--model', 'resnet9000'], /unknown model 'resnet9000'.*mlp/],
-      [['--model', join(dir, 'missing.onnx')], /missing\.onnx/]
+      [['--model', join(dir, 'missing.onnx')], /missing\.onnx/],
+      // peer-only flags would be ignored in one process: refused by name, not listed in train --help
+      [['--transport', 'amqp', '--min-peers', '2'], /^p2pmld: --min-peers, --transport have no effect in p2pmld train \(one process, no peers\): drop them, or run the job with p2pmld start$/m]
     ]
     const runs = cases.map(([args]) => startCli(['train', '--epochs', '1', ...args]))
     for (let i = 0; i < cases.length; i++) {
       expect(await runs[i].exited).toBe(1)
       expect(runs[i].output().stderr).toMatch(cases[i][1])
     }
+    const help = startCli(['train', '--help'])
+    expect(await help.exited).toBe(0)
+    expect(help.output().stdout).toContain('--aggregation')
+    expect(help.output().stdout).not.toMatch(/--(min-peers|transport|exchange|deadline-ms|mode|max-staleness|average-every)\b/)
   }, 60_000)
 
   it('a diverged train run ends with exit code 1 and one line saying why, not a logged stack before it', async () => {
