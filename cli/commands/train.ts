@@ -32,8 +32,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--report-dir <dir>', 'where the run report (JSON + HTML) goes (default: ~/.p2pmld/reports)')
     .option('--no-report', 'write no run report')
     .action(action(async (flags: TrainFlags) => {
-      // single process: the exchange is a no-op, so send fp32 and average (nothing to be robust to)
       refusePeerJobFlags(flags, 'train')
+      // single process: the exchange is a no-op, so send fp32 and average (nothing to be robust to)
       const config = jobConfigFromFlags(flags, { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } })
       const threads = Number(flags.threads)
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a whole number >= 1, got '${flags.threads}'`)

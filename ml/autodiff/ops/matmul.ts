@@ -56,16 +56,15 @@ export const matmul: OpDefinition = {
       const db = emit.op('Gemm', [a2, dy2], { transA: { kind: 'int', value: 1 }, transB: { kind: 'int', value: 0 } })
       return [needsGrad(0) ? emit.op('MatMul', [dy, emit.op('Transpose', [b], { perm: ints([1, 0]) })]) : undefined, db]
     }
+    const da = needsGrad(0) ? unbroadcast(emit, emit.op('MatMul', [dy, swapLast(emit, b, bs.length)]), [...ys.slice(0, -2), as[as.length - 2], as[as.length - 1]], as) : undefined
     const src = ctx.producer(b)
     if (needsGrad(1) && src !== undefined && swapsLastTwo(src, bs.length) && sameShape(bs.slice(0, -2), ys.slice(0, -2))) {
-      // B = A's partner transposed (lower-convs.ts: W as [M, taps, C]): dB = A^T dY is emitted as
-      // (dY^T A)^T, so the Transpose's own backward cancels against it (ONNX Runtime drops the
-      // pair) and dY^T folds into the MatMul (FusedMatMul, transA): the Transpose of dB that
-      // would follow took 1.3-1.5 ms for resnet18's 256x9x256 kernels
-      const da = needsGrad(0) ? unbroadcast(emit, emit.op('MatMul', [dy, swapLast(emit, b, bs.length)]), [...ys.slice(0, -2), as[as.length - 2], as[as.length - 1]], as) : undefined
+      // B is a Transpose of its source's last two axes (lower-convs.ts: W as [M, taps, C]): dB =
+      // A^T dY is emitted as (dY^T A)^T, so it cancels against the Transpose's own backward
+      // (ONNX Runtime drops the pair) and dY^T folds into the MatMul (FusedMatMul, transA). The
+      // Transpose of dB it replaces took 1.3-1.5 ms for each of resnet18's 256x9x256 kernels
       return [da, swapLast(emit, emit.op('MatMul', [swapLast(emit, dy, ys.length), a]), bs.length)]
     }
-    const da = needsGrad(0) ? unbroadcast(emit, emit.op('MatMul', [dy, swapLast(emit, b, bs.length)]), [...ys.slice(0, -2), as[as.length - 2], as[as.length - 1]], as) : undefined
     const db = needsGrad(1) ? unbroadcast(emit, emit.op('MatMul', [swapLast(emit, a, as.length), dy]), [...ys.slice(0, -2), bs[bs.length - 2], bs[bs.length - 1]], bs) : undefined
     return [da, db]
   }
