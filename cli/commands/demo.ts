@@ -83,6 +83,8 @@ export function registerDemoCommand(program: Command): void {
       }
     }).catch((error: unknown) => {
       if (controller.signal.aborted) return undefined
+      // the progress bar is cleared first: the error line must not land on it
+      progress.done()
       throw error
     })
     if (result === undefined || controller.signal.aborted) {
@@ -93,10 +95,15 @@ export function registerDemoCommand(program: Command): void {
     let baseline: { wallMs: number, accuracy: number } | undefined
     if (flags.baseline !== false && !controller.signal.aborted) {
       progress.line(`baseline: the same job in one process (global batch ${job.batchSize * peers}) for the wall-time comparison; --no-baseline skips it`)
+      // a failed baseline (e.g. diverged at the 4x batch) loses only the comparison: the peers' results are complete
       const local = await runLocalTraining({ ...job, batchSize: job.batchSize * peers, compression: { ...job.compression, codec: 'none' }, aggregation: { ...job.aggregation, rule: 'mean', f: 0 }, attack: undefined }, {
         log,
         signal: controller.signal,
         events: { onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss) }
+      }).catch((error: unknown) => {
+        progress.done()
+        progress.line(`baseline failed: ${error instanceof Error ? error.message : String(error)}; the peers' results follow without the single-process comparison`)
+        return undefined
       })
       progress.done()
       if (local !== undefined) baseline = { wallMs: local.wallMs, accuracy: local.test.accuracy }

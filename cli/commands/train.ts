@@ -55,6 +55,7 @@ export function registerTrainCommand(program: Command): void {
       }
       // ONNX Runtime and the model zoo load here, not for every p2pmld command
       const { runLocalTraining } = await import('../../daemon/training/local-training.js')
+      // the progress bar is cleared on failure too: the error line must not land on it
       const result = await runLocalTraining(config, {
         computeThreads: threads,
         exchangeAlone,
@@ -70,8 +71,7 @@ export function registerTrainCommand(program: Command): void {
             progress.line(`epoch ${e.epoch + 1}/${config.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)
           }
         }
-      })
-      progress.done()
+      }).finally(() => progress.done())
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
       if (result === undefined) {

@@ -97,11 +97,11 @@ export function addJobFlags(command: Command, options: { peers?: boolean } = {})
   return command
 }
 
-/** flag name -> its JobFlagValues key, for the peer-only flags */
-const PEER_FLAG_KEYS: ReadonlyArray<readonly [string, keyof JobFlagValues]> = [
-  ['--min-peers', 'minPeers'], ['--deadline-ms', 'deadlineMs'], ['--transport', 'transport'], ['--exchange', 'exchange'],
-  ['--mode', 'mode'], ['--max-staleness', 'maxStaleness'], ['--average-every', 'averageEvery']
-]
+/** flag name -> its JobFlagValues key (commander's attribute name), for the peer-only flags */
+const PEER_FLAG_KEYS = PEER_JOB_FLAGS.map(([flags]) => {
+  const option = new Option(flags)
+  return [option.long ?? flags, option.attributeName() as keyof JobFlagValues] as const
+})
 
 /**
  * Throws when a peer-only flag was given to a command that runs without peers (`train`): it
