@@ -44,6 +44,7 @@ export function registerTrainCommand(program: Command): void {
       process.once('SIGTERM', onSignal)
       const recorder = createReportRecorder()
       progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
+      if (config.mode === 'async') progress.line(`note: ${flags.config ?? 'the job config'} sets mode: async; p2pmld train runs one process, in sync mode`)
       // asked for: the exchange pipeline runs on this process's own gradient (else it goes to
       // the optimizer as computed, as one member's gradient needs no codec or aggregate)
       const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined

@@ -45,7 +45,8 @@ export interface LocalTrainingResult extends JobResult {
  * Trains `config` in this process. Throws, before loading anything, when the job's rule needs
  * more than one gradient a step (a one-member job would wait for the others for ever). A job
  * that fails (e.g. diverged) rejects with the runner's error, which is not logged: the caller
- * shows it. Resolves undefined when `signal` stops it first.
+ * shows it. Resolves undefined when `signal` stops it first. A job config in async mode trains in
+ * sync mode here (one member has nothing to wait for).
  */
 export async function runLocalTraining(config: JobConfig, options: LocalTrainingOptions): Promise<LocalTrainingResult | undefined> {
   const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1)
@@ -53,7 +54,8 @@ export async function runLocalTraining(config: JobConfig, options: LocalTraining
     throw new Error(`aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${minimumPeersFor(config.aggregation.rule, config.aggregation.f)} gradients a step and a local run has one: ${fix}`)
   }
   const started = performance.now()
-  const runtime = await createJobRuntime({ ...config, minPeers: 1 }, { computeThreads: options.computeThreads })
+  // one process trains synchronously: async mode (a job file's) would only run its exchange stages on one gradient
+  const runtime = await createJobRuntime({ ...config, minPeers: 1, mode: 'sync' }, { computeThreads: options.computeThreads })
   try {
     const runner = createJobRunner({ selfId: LOCAL_PEER_ID, runtime, network: noNetwork, log: options.log, events: options.events, host: true, exchangeAlone: options.exchangeAlone, logFailure: false })
     const onAbort = (): void => { void runner.stop() }

@@ -1,6 +1,6 @@
 /** `p2pmld start` and `train` as real child processes: bad input gets a one-line error, a dead bootstrap peer does not kill the daemon. */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -89,6 +89,17 @@ describe('p2pmld start and train with bad input', () => {
     expect(await help.exited).toBe(0)
     expect(help.output().stdout).toContain('--aggregation')
     expect(help.output().stdout).not.toMatch(/--(min-peers|transport|exchange|deadline-ms|mode|max-staleness|average-every)\b/)
+  }, 60_000)
+
+  it('a job file in async mode trains in sync mode in train, and says so (its exchange stages ran on one gradient)', async () => {
+    const file = join(dir, 'async-job.yaml')
+    writeFileSync(file, 'model: mlp\nepochs: 1\ntrainSamples: 512\nmode: async\naggregation: {rule: mean, f: 0}\n')
+    const run = startCli(['train', '--config', file, '--no-report'])
+    expect(await run.exited).toBe(0)
+    const { stdout, stderr } = run.output()
+    expect(stderr).toContain(`note: ${file} sets mode: async; p2pmld train runs one process, in sync mode`)
+    expect(stdout).toMatch(/^compute /m)
+    expect(stdout).not.toMatch(/^(compress|send|receive|aggregate) /m)
   }, 60_000)
 
   it('a diverged train run ends with exit code 1 and one line saying why, not a logged stack before it', async () => {
