@@ -1,7 +1,8 @@
 /** `p2pmld train`: one process, no network: the baseline peer-to-peer training is compared with. */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { minimumPeersFor, quorumFix } from '../../config/job-config.js'
+import { minimumPeersFor, parseJobConfig, quorumFix, type JobConfig } from '../../config/job-config.js'
+import { readConfigFile } from '../../config/load.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
@@ -33,8 +34,10 @@ export function registerTrainCommand(program: Command): void {
     .option('--no-report', 'write no run report')
     .action(action(async (flags: TrainFlags) => {
       refusePeerJobFlags(flags, 'train')
-      // single process: the exchange is a no-op, so send fp32 and average (nothing to be robust to)
-      const config = jobConfigFromFlags(flags, { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } })
+      // asked for: the exchange pipeline runs on this process's own gradient (else it goes to
+      // the optimizer as computed, as one member's gradient needs no codec or aggregate)
+      const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
+      const config = localJobConfig(flags, exchangeAlone)
       const threads = Number(flags.threads)
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a whole number >= 1, got '${flags.threads}'`)
       const progress = createProgressReporter(process.stderr, config.epochs)
@@ -45,9 +48,8 @@ export function registerTrainCommand(program: Command): void {
       const recorder = createReportRecorder()
       progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
       if (config.mode === 'async') progress.line(`note: ${flags.config ?? 'the job config'} sets mode: async; p2pmld train runs one process, in sync mode`)
-      // asked for: the exchange pipeline runs on this process's own gradient (else it goes to
-      // the optimizer as computed, as one member's gradient needs no codec or aggregate)
-      const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
+      const ignored = exchangeAlone || flags.config === undefined ? [] : exchangeSettingsIn(flags.config)
+      if (ignored.length > 0) progress.line(`note: ${flags.config} sets ${ignored.join(' and ')} for peers; p2pmld train applies its one gradient as computed (give --compression or --aggregation to run them on it)`)
       if (exchangeAlone) {
         const needed = minimumPeersFor(config.aggregation.rule, config.aggregation.f)
         const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1, '--f', '--aggregation')
@@ -96,4 +98,23 @@ export function registerTrainCommand(program: Command): void {
         ...(report === undefined ? [] : ['', describeWrittenReport(report)])
       ].join('\n') + '\n')
     }))
+}
+
+/**
+ * The job train runs. Without --compression/--aggregation the one gradient goes to the optimizer
+ * as computed, so the config says so (fp32, mean, f=0) whatever a job file for peers sets: its
+ * trimmed-mean f=1 (the default) would refuse a run it plays no part in, and the run report would
+ * name a codec and rule that never ran.
+ */
+function localJobConfig(flags: TrainFlags, exchangeAlone: boolean): JobConfig {
+  const single = { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } } as const
+  const config = jobConfigFromFlags(flags, single)
+  if (exchangeAlone || flags.config === undefined) return config
+  return parseJobConfig({ ...config, ...single }, `job config (${flags.config} + flags)`)
+}
+
+/** Which of the exchange's settings (compression, aggregation) a job file sets itself. */
+function exchangeSettingsIn(path: string): string[] {
+  const raw = readConfigFile(path, 'job file')
+  return typeof raw === 'object' && raw !== null ? ['compression', 'aggregation'].filter((key) => key in raw) : []
 }

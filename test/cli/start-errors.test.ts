@@ -102,6 +102,24 @@ describe('p2pmld start and train with bad input', () => {
     expect(stdout).not.toMatch(/^(compress|send|receive|aggregate) /m)
   }, 60_000)
 
+  it('a job file written for peers (trimmed-mean f=1, qsgd) trains in train, which says it applies its one gradient as computed', async () => {
+    const file = join(dir, 'peer-job.yaml')
+    writeFileSync(file, 'model: mlp\nepochs: 1\ntrainSamples: 512\nminPeers: 3\naggregation: {rule: trimmed-mean, f: 1}\ncompression: {codec: qsgd, bits: 8}\n')
+    const run = startCli(['train', '--config', file, '--no-report', '--json'])
+    expect(await run.exited).toBe(0)
+    const { stdout, stderr } = run.output()
+    expect(stderr).toContain(`note: ${file} sets compression and aggregation for peers; p2pmld train applies its one gradient as computed (give --compression or --aggregation to run them on it)`)
+    const result = JSON.parse(stdout) as { steps: number, stages: Array<{ stage: string }> }
+    expect(result.steps).toBe(512 / 64)
+    expect(result.stages.map((s) => s.stage)).not.toContain('compress')
+    // a file that leaves them out gets the schema's trimmed-mean f=1 too: no note, and it trains
+    const bare = join(dir, 'bare-job.yaml')
+    writeFileSync(bare, 'model: mlp\nepochs: 1\ntrainSamples: 256\n')
+    const plain = startCli(['train', '--config', bare, '--no-report'])
+    expect(await plain.exited).toBe(0)
+    expect(plain.output().stderr).not.toContain('note:')
+  }, 60_000)
+
   it('a diverged train run ends with exit code 1 and one line saying why, not a logged stack before it', async () => {
     const run = startCli(['train', '--model', 'mlp', '--epochs', '1', '--train-samples', '512', '--lr', '1e30', '--no-report'])
     expect(await run.exited).toBe(1)
