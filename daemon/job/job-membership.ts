@@ -307,7 +307,13 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       // a resumed host all of whose listed members are back, still below minPeers: a new member must join
       if (options.host && step > 0) return `resumed from the checkpoint at step ${step}: ${listed.length} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for another member to join (a former member not listed, or a new one)`
       const count = `${listed.length} of the ${options.minPeers} members it needs (minPeers, the host included) have joined`
-      return !options.host && step === 0 ? `waiting for the host to start the job: ${count}` : `waiting for members: ${count}`
+      if (options.host || step > 0) return `waiting for members: ${count}`
+      // a host stopped before its start sends no leave (it resumes the job when started again,
+      // and asks its members back): the member keeps waiting, but says the host is silent
+      const host = view.seniority()[0]
+      const silent = host !== undefined && host !== selfId && options.recentlyHeard !== undefined && !options.recentlyHeard(host)
+      return `waiting for the host to start the job: ${count}` +
+        (silent ? `; the host ${host} has not been heard from for a few seconds (stopped, or cut off): this member waits for it to come back (a restarted host resumes the job and asks its members back), or stop it with p2pmld stop` : '')
     },
     recordMisses(report) {
       countMisses(report.members, report.missing)

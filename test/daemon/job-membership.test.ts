@@ -150,6 +150,20 @@ describe('job membership', () => {
     fewer.close()
   })
 
+  it('a member waiting for the start says so when its host has gone silent (stopped before the start, it sent no leave)', () => {
+    const heard = new Set(['host'])
+    const member = createJobMembership({
+      selfId: 'me', host: false, minPeers: 3, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => 0, phase: () => 'waiting', onRemoved: () => {}, recentlyHeard: (peer) => heard.has(peer)
+    })
+    member.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'me', joinStep: 0, leaveStep: Infinity }] })
+    const waiting = 'waiting for the host to start the job: 2 of the 3 members it needs (minPeers, the host included) have joined'
+    expect(member.startWaitReason()).toBe(waiting)
+    heard.delete('host')
+    expect(member.startWaitReason()).toBe(`${waiting}; the host host has not been heard from for a few seconds (stopped, or cut off): this member waits for it to come back (a restarted host resumes the job and asks its members back), or stop it with p2pmld stop`)
+    member.close()
+  })
+
   it('the coordinator evicts a peer that crashed after sending its gradient to it but not to the third member', () => {
     const make = () => {
       const removed: string[] = []
