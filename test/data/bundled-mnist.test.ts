@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { loadBundledMnist } from '../../ml/data/bundled-mnist.js'
+import { loadBundledMnist, readDigitFile } from '../../ml/data/bundled-mnist.js'
 import { epochPermutation, gatherBatch, shardBatchIndices, type Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets } from '../../ml/data/job-datasets.js'
 
@@ -11,12 +11,15 @@ const PIXELS = 784
 let mnist: Dataset
 /** The package's own files, read independently of the loader: values in [0, 1], one file per digit. */
 let rawPerClass: number[][]
+/** the same files' bytes */
+let filesPerClass: Buffer[]
 
 beforeAll(async () => {
   mnist = await loadBundledMnist()
   const digits = join(dirname(createRequire(import.meta.url).resolve('mnist/package.json')), 'src', 'digits')
-  rawPerClass = []
-  for (let d = 0; d < 10; d++) rawPerClass.push((JSON.parse(await readFile(join(digits, `${d}.json`), 'utf8')) as { data: number[] }).data)
+  filesPerClass = []
+  for (let d = 0; d < 10; d++) filesPerClass.push(await readFile(join(digits, `${d}.json`)))
+  rawPerClass = filesPerClass.map((bytes) => (JSON.parse(bytes.toString('utf8')) as { data: number[] }).data)
 })
 
 function classCounts(labels: Int32Array): number[] {
@@ -69,6 +72,22 @@ describe('bundled MNIST', () => {
     const raw = rawPerClass[3].slice(0, PIXELS)
     const loaded = mnist.inputs.subarray(first3 * PIXELS, (first3 + 1) * PIXELS)
     raw.forEach((v, p) => { expect(loaded[p]).toBeCloseTo((v - 0.1307) / 0.3081, 5) })
+  })
+
+  it('reads each digit file to the same float32 values as JSON.parse, bit for bit', () => {
+    rawPerClass.forEach((raw, d) => {
+      const read = readDigitFile(filesPerClass[d])
+      expect(read?.length).toBe(raw.length)
+      expect(sameBytes(read ?? new Float32Array(0), Float32Array.from(raw))).toBe(true)
+    })
+    // other number forms go through JSON.parse; a file that is not a data array is refused
+    const odd = readDigitFile(Buffer.from('{ "data": [0, 1.5, 2e-1, -0.25, 0.1234567890123456789] }'))
+    expect(odd === undefined ? undefined : [...odd]).toEqual([0, 1.5, 0.2, -0.25, 0.1234567890123456789].map(Math.fround))
+    expect(readDigitFile(Buffer.from('{ "data": [0.5, 0.25, 1] }'))).toEqual(Float32Array.of(0.5, 0.25, 1))
+    expect(readDigitFile(Buffer.from('{ "data": [] }'))).toEqual(new Float32Array(0))
+    expect(readDigitFile(Buffer.from('{ "data": [0.5, "x"] }'))).toBeUndefined()
+    expect(readDigitFile(Buffer.from('{ "data": [0.5, 0.2'))).toBeUndefined()
+    expect(readDigitFile(Buffer.from('[0.5, 0.2]'))).toBeUndefined()
   })
 
   it('loads the same bytes every time (no Math.random shuffle)', async () => {
