@@ -20,8 +20,9 @@ export function createProgram(): Command {
     .description('peer daemon for decentralized, data-parallel neural-network training')
     .version('0.1.0')
     .showSuggestionAfterError()
-  // commander's own usage errors (unknown option, missing argument) also exit 1 with one line
-  program.configureOutput({ outputError: (text, write) => write(text.split('\n').filter((l) => l.trim() !== '')[0] + '\n') })
+  // commander's own usage errors (unknown option, missing argument) also exit 1 with one line,
+  // its "(Did you mean --epochs?)" line joined to it
+  program.configureOutput({ outputError: (text, write) => write(text.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' ') + '\n') })
   registerStartCommand(program)
   registerTrainCommand(program)
   registerDemoCommand(program)

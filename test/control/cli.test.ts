@@ -135,12 +135,17 @@ describe('p2pmld client commands', () => {
   it('fails with one line and exit code 1', async () => {
     const badJob = join(dir, 'bad-job.yaml')
     writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
-    const [noDaemon, invalid, usage] = await Promise.all([
+    const [noDaemon, invalid, usage, typo, command] = await Promise.all([
       runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
       runCli(['job', 'submit', badJob, '--socket', socketPath]),
-      runCli(['status', '--socket', socketPath, '--bogus'])
+      runCli(['status', '--socket', socketPath, '--bogus']),
+      runCli(['status', '--socket', socketPath, '--jsn']),
+      runCli(['stauts'])
     ])
     expect(expectOneLineFailure(usage)).toBe("error: unknown option '--bogus'")
+    // commander's suggestion is on the same line, not cut off
+    expect(expectOneLineFailure(typo)).toBe("error: unknown option '--jsn' (Did you mean --json?)")
+    expect(expectOneLineFailure(command)).toBe("error: unknown command 'stauts' (Did you mean status?)")
     expect(expectOneLineFailure(noDaemon)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
     const invalidLine = expectOneLineFailure(invalid)
     expect(invalidLine).toContain(`p2pmld: invalid job file ${badJob}:`)
