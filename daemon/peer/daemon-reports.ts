@@ -3,7 +3,7 @@
  * peer sees the job now, and the job-end report written to the reports directory (one write at a
  * time; `flushed()` waits for the last).
  */
-import type { TrafficMeter } from '../../protocols/node/index.js'
+import { trafficSince, type TrafficCounts } from '../../protocols/node/index.js'
 import type { Logger } from '../logger.js'
 import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
 import type { RunReport } from '../report/report-schema.js'
@@ -17,7 +17,8 @@ export interface DaemonReportsOptions {
   /** where job-end reports go; null: write none */
   readonly dir: string | null
   readonly log: Logger
-  readonly traffic: TrafficMeter
+  /** the daemon's lifetime meter: a report counts the bytes since its job's newJob() */
+  readonly traffic: TrafficCounts
   readonly connections: ConnectionBook
   session(): JobSession | undefined
   /** a job-end report was written */
@@ -39,10 +40,11 @@ export interface DaemonReports {
 
 export function createDaemonReports(options: DaemonReportsOptions): DaemonReports {
   let recorder: ReportRecorder | undefined
+  let traffic: TrafficCounts | undefined
   let writing: Promise<unknown> = Promise.resolve()
   const current = (source: RunReport['source'] = 'daemon'): RunReport | undefined => {
     const session = options.session()
-    return session === undefined ? undefined : reportFromSession({ source, peerId: options.peerId, peerName: options.peerName, session, recorder, traffic: options.traffic, connections: options.connections })
+    return session === undefined ? undefined : reportFromSession({ source, peerId: options.peerId, peerName: options.peerName, session, recorder, traffic, connections: options.connections })
   }
   return {
     // the recorder is made per job, so it is called through a stable forwarder
@@ -50,7 +52,10 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
       onStep: (report) => recorder?.events.onStep(report),
       onEpoch: (record) => recorder?.events.onEpoch(record)
     },
-    newJob: () => { recorder = createReportRecorder() },
+    newJob: () => {
+      recorder = createReportRecorder()
+      traffic = trafficSince(options.traffic)
+    },
     current,
     writeJobEnd() {
       const dir = options.dir

@@ -9,7 +9,7 @@ import { JOB_PROTOCOL, type ControlDecision, type JobControlAction, type JobInfo
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
-import type { PeerNode, TrafficMeter } from '../../protocols/node/index.js'
+import type { PeerNode, TrafficCounts } from '../../protocols/node/index.js'
 import { fetchSnapshot as fetchStateSnapshot, MAX_STATE_RANGES, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -32,7 +32,7 @@ export interface JobSessionOptions extends SessionJobOptions {
   readonly node: PeerNode
   /** how gradients travel, overriding the job's `exchange` (tests) */
   readonly exchangeMode?: ExchangeMode
-  readonly traffic?: TrafficMeter
+  readonly traffic?: TrafficCounts
   /** `transport: auto`: the broker that carries what libp2p cannot deliver to a member */
   readonly brokerFallback?: Omit<BrokerFallbackOptions, 'jobId' | 'selfId' | 'log' | 'faults'>
 }

@@ -10,7 +10,7 @@ import type { DaemonConfig } from '../../config/daemon-config.js'
 import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
-import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
+import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, trafficSince, type PeerNode } from '../../protocols/node/index.js'
 import { ExpectedRefusal, handleJsonRequests } from '../../protocols/request/json-request.js'
 import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
@@ -263,7 +263,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         ...common,
         node,
         exchangeMode: options.exchangeMode,
-        traffic,
+        // this job's bytes, not the daemon's since it started
+        traffic: trafficSince(traffic),
         ...(jobConfig.transport === 'auto' ? { brokerFallback: { amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL, privateKey } } : {})
       })
     session = s

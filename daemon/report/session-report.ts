@@ -3,7 +3,7 @@
  * keeps the address book that turns per-connection byte counts into bytes by peer.
  */
 import type { Libp2p } from '@libp2p/interface'
-import type { TrafficMeter } from '../../protocols/node/index.js'
+import type { TrafficCounts } from '../../protocols/node/index.js'
 import type { JobSession } from '../peer/job-session.js'
 import { buildRunReport } from './build-report.js'
 import type { ReportRecorder } from './report-recorder.js'
@@ -32,7 +32,7 @@ export function createConnectionBook(libp2p: Pick<Libp2p, 'addEventListener' | '
 }
 
 /** TCP bytes by peer id; connections whose peer is unknown are listed by address. */
-export function bytesByPeer(traffic: TrafficMeter, book: ConnectionBook): Array<{ peer: string, bytesSent: number, bytesReceived: number }> {
+export function bytesByPeer(traffic: TrafficCounts, book: ConnectionBook): Array<{ peer: string, bytesSent: number, bytesReceived: number }> {
   const totals = new Map<string, { peer: string, bytesSent: number, bytesReceived: number }>()
   for (const [address, t] of traffic.byRemoteAddress()) {
     const peer = book.peerAt(address) ?? address
@@ -50,7 +50,7 @@ export interface SessionReportOptions {
   readonly peerName?: string
   readonly session: JobSession
   readonly recorder?: ReportRecorder
-  readonly traffic?: TrafficMeter
+  readonly traffic?: TrafficCounts
   readonly connections?: ConnectionBook
 }
 

@@ -3,4 +3,4 @@ export { closedByPeer, createBootstrapDialer, describeDialFailure, PEER_CLOSED_H
 export { InvalidMultiaddrError, ListenAddressInUseError, PeerKeyError, PeerNodeError } from './errors.js'
 export { parseMultiaddr, peerIdOf } from './multiaddrs.js'
 export { loadOrCreatePeerKey, peerKeyPath, PEER_KEY_FILE } from './peer-key.js'
-export { createTrafficMeter, type TrafficMeter } from './traffic-meter.js'
+export { createTrafficMeter, trafficSince, type TrafficCounts, type TrafficMeter } from './traffic-meter.js'

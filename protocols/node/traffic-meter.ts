@@ -6,12 +6,16 @@
  */
 import type { Socket } from 'node:net'
 
-export interface TrafficMeter {
+/** Bytes on the wire, in total and by remote address. */
+export interface TrafficCounts {
   /** bytes written to TCP sockets since creation (or the last reset) */
   bytesSent(): number
   bytesReceived(): number
   /** the same bytes by remote address of the TCP connection (e.g. '/ip4/10.0.0.2/tcp/4001') */
   byRemoteAddress(): Map<string, { sent: number, received: number }>
+}
+
+export interface TrafficMeter extends TrafficCounts {
   reset(): void
   /** pass as `metrics` to createPeerNode */
   readonly metricsFactory: () => unknown
@@ -89,5 +93,31 @@ export function createTrafficMeter (): TrafficMeter {
       }
     },
     metricsFactory: () => metrics
+  }
+}
+
+/**
+ * The bytes `meter` counts from now on (a job's share of its daemon's lifetime meter: a report
+ * or `p2pmld metrics` of the second job must not include the first's). Assumes the meter is not
+ * reset meanwhile.
+ */
+export function trafficSince(meter: TrafficCounts): TrafficCounts {
+  const sent = meter.bytesSent()
+  const received = meter.bytesReceived()
+  const byAddress = meter.byRemoteAddress()
+  return {
+    bytesSent: () => meter.bytesSent() - sent,
+    bytesReceived: () => meter.bytesReceived() - received,
+    byRemoteAddress () {
+      const now = meter.byRemoteAddress()
+      for (const [address, t] of now) {
+        const before = byAddress.get(address)
+        if (before === undefined) continue
+        t.sent -= before.sent
+        t.received -= before.received
+        if (t.sent === 0 && t.received === 0) now.delete(address)
+      }
+      return now
+    }
   }
 }

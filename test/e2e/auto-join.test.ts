@@ -18,6 +18,7 @@ describe('auto-join', () => {
     await Promise.all(peers.map(async (p) => await p.waitForStdout(/job finished/, 120_000)))
     const clients = peers.map(clientFor)
     const first = await clients[0].status()
+    const firstBytes = await Promise.all(clients.map(async (c) => (await c.metrics()).network))
 
     // the second job goes to a joiner of the first, which hosts it; the other two are idle
     const submitted = await clients[1].submitJob({ id: 'second', model: 'mlp', trainSamples: 1536, batchSize: 32, epochs: 1, minPeers: 3, seed: 2, aggregation: { rule: 'mean', f: 0 } })
@@ -27,6 +28,15 @@ describe('auto-join', () => {
       return s.jobId === 'second' && s.state === 'finished' ? s : undefined
     }, 120_000, `${peers[i].name} finished the second job`)))
     const context = fleet.describe()
+    // a job's bytes are its own: the second job (as many steps of the same model, hosted by
+    // another member, which sends the others their start state) moved about what the first did
+    // over the three, not the first's bytes again on top (each daemon's lifetime count)
+    const secondBytes = await Promise.all(clients.map(async (c) => (await c.metrics()).network))
+    for (const key of ['bytesSent', 'bytesReceived'] as const) {
+      const [before, after] = [firstBytes, secondBytes].map((counts) => counts.reduce((sum, c) => sum + c[key], 0))
+      expect(after / before, `${key}: first job ${before}, second ${after}`).toBeGreaterThan(0.8)
+      expect(after / before, `${key}: first job ${before}, second ${after}`).toBeLessThan(1.25)
+    }
     // three members shared the work: 1536 / (3 x 32) = 16 steps
     for (const s of statuses) expect(s.step, context).toBe(16)
     // status fields mean one thing on every member: validation accuracy, test accuracy, stop reason
