@@ -28,8 +28,8 @@ export interface DaemonReportsOptions {
 export interface DaemonReports {
   /** step and epoch events to feed the recorder (stable across jobs) */
   readonly events: JobSessionEvents
-  /** a new job's session opened: record from scratch */
-  newJob(): void
+  /** a new job's session opened: record from scratch; returns the undo (that session could not start) */
+  newJob(): () => void
   /** the current job's report as this peer sees it now; undefined without a job */
   current(source?: RunReport['source']): RunReport | undefined
   /** write the current job's report (job end, or stopped before its end); errors are logged */
@@ -53,8 +53,13 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
       onEpoch: (record) => recorder?.events.onEpoch(record)
     },
     newJob: () => {
+      const previous = { recorder, traffic }
       recorder = createReportRecorder()
       traffic = trafficSince(options.traffic)
+      return () => {
+        recorder = previous.recorder
+        traffic = previous.traffic
+      }
     },
     current,
     writeJobEnd() {

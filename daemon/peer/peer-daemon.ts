@@ -242,6 +242,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot, membersRestarting = false): Promise<JobSession> => {
+    // a job that cannot start leaves the previous one (e.g. finished: its status, export and
+    // report) as it was
+    const previous = { session, failure }
     failure = undefined
     const common = {
       jobId,
@@ -268,14 +271,18 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         ...(jobConfig.transport === 'auto' ? { brokerFallback: { amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL, privateKey } } : {})
       })
     session = s
-    reports.newJob()
+    const restoreReports = reports.newJob()
     try {
       await s.start()
       // stop() ran while the session loaded its model and data: it must not train after the stop
       if (stopped()) throw new DaemonStoppingError()
     } catch (error) {
       // a job that cannot start (e.g. an unknown model) must not stay as the daemon's job
-      if (session === s) session = undefined
+      if (session === s) {
+        session = previous.session
+        failure = previous.failure
+        restoreReports()
+      }
       await s.stop().catch(() => {})
       throw error
     }

@@ -55,6 +55,17 @@ describe('auto-join', () => {
     expect(digests[0][1]).not.toBe(digests[0][0])
     expect(first.jobId).not.toBe('second')
     for (const p of [peers[0], peers[2]]) expect(p.logs().some((l) => l.msg === 'joining a job a connected peer runs (auto-join)' && l.job === 'second'), p.name).toBe(true)
+    // a job that cannot start leaves the finished one as it was: its status, metrics and report
+    // (it left the daemon with no job: export and report said there was none)
+    const reportBefore = await clients[1].report()
+    await expect(clients[1].submitJob({ model: 'mlp', dataset: 'mnst' })).rejects.toThrow(/unknown dataset 'mnst'/)
+    expect(await clients[1].status()).toMatchObject({ jobId: 'second', state: 'finished', step: 16 })
+    const { messagesSent, messagesReceived } = secondBytes[1]
+    expect((await clients[1].metrics()).network).toMatchObject({ messagesSent, messagesReceived })
+    const reportAfter = await clients[1].report()
+    expect(reportAfter.job).toMatchObject({ id: 'second', state: 'finished', step: 16 })
+    expect(reportAfter.result).toEqual(reportBefore.result)
+    expect(reportAfter.epochs).toEqual(reportBefore.epochs)
     for (const p of peers) expect(p.problems(), p.name).toEqual([])
   }, 240_000)
   it('a member of a finished job restarted without --bootstrap does not replay it: it joins the job its members run now', async () => {
