@@ -8,7 +8,7 @@ import { action, printResult } from '../support/output.js'
 type JobOptions = ClientOptions & { readonly job?: string }
 
 const CONTROLS = [
-  ['stop', 'stop the running job (the daemon stays up)', 'stopped', (c: ControlClient, p: JobControlParams) => c.stopJob(p)],
+  ['stop', 'stop this daemon\'s part in the running job: it leaves the job, whose other members go on without it, and stays up', 'stopped', (c: ControlClient, p: JobControlParams) => c.stopJob(p)],
   ['pause', 'pause the running job after the current step', 'paused', (c: ControlClient, p: JobControlParams) => c.pauseJob(p)],
   ['resume', 'resume a paused job', 'resumed', (c: ControlClient, p: JobControlParams) => c.resumeJob(p)]
 ] as const

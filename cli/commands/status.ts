@@ -10,7 +10,7 @@ import { action, printResult } from '../support/output.js'
  */
 export function formatEpoch(status: Pick<StatusResult, 'jobId' | 'state' | 'epoch'>): string {
   if (status.jobId === null) return '-'
-  return status.state === 'finished' || status.state === 'failed' ? `${status.epoch} completed` : String(status.epoch + 1)
+  return status.state === 'finished' || status.state === 'stopped' || status.state === 'failed' ? `${status.epoch} completed` : String(status.epoch + 1)
 }
 
 /** Why a job ended, as a person reads it (StatusResult.stopReason). */

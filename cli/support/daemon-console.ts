@@ -60,9 +60,12 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         const who = c.peerId === options.selfId?.() ? 'this peer' : `peer ${c.peerId}`
         line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
       },
-      onLeft: (step, others) => {
+      onLeft: (step, others, needed) => {
         progress?.done()
-        line(`left the job at step ${step}${others === 0 ? ' (no other member: its checkpoint resumes it)' : `: ${others === 1 ? '1 other member carries' : `${others} other members carry`} it on`}`)
+        const members = others === 1 ? '1 other member' : `${others} other members`
+        line(`left the job at step ${step}${others === 0
+          ? ' (no other member: its checkpoint resumes it)'
+          : others < needed ? `: its ${members} wait for another to join (the aggregation rule needs ${needed})` : `: ${members} ${others === 1 ? 'carries' : 'carry'} it on`}`)
       },
       onEvicted: (step) => {
         line(`this peer was evicted from the job${step > 0 ? ` at step ${step}` : ''}: re-joining`)

@@ -7,7 +7,8 @@ import { JobConfigSchema, type JobConfig } from '../../config/job-config.js'
 import { RunReportSchema, type RunReport } from '../report/report-schema.js'
 import { StageFigureSchema } from '../metrics/stage-figure-schema.js'
 
-export const JOB_STATES = ['idle', 'waiting', 'training', 'paused', 'finished', 'failed'] as const
+/** 'stopped': `job stop` ended this daemon's part before the job's end (it left the job) */
+export const JOB_STATES = ['idle', 'waiting', 'training', 'paused', 'finished', 'stopped', 'failed'] as const
 export const JobStateSchema = z.enum(JOB_STATES)
 export type JobState = z.infer<typeof JobStateSchema>
 

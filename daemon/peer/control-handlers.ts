@@ -13,6 +13,8 @@ function jobState(daemon: PeerDaemon): JobState {
   if (session === undefined) return daemon.joining() ? 'waiting' : 'idle'
   const state = session.runner()?.state()
   if (state === undefined || state === 'syncing') return 'waiting'
+  // a runner stopped before the job's end has no result
+  if (state === 'finished' && session.runner()?.result() === undefined) return 'stopped'
   // training that cannot go on until a peer joins (too few members for the rule's f) says so
   if (state === 'training' && session.runner()?.waitingFor()?.belowFloor === true) return 'waiting'
   return state
@@ -56,7 +58,8 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         stopReason: runner?.result()?.reason ?? null,
         learningRate: progress?.lr ?? null,
         liveMembers: runner?.liveMembers() ?? 0,
-        waiting: runner?.waitingFor()?.reason ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null),
+        // a stopped runner's last wait is history
+        waiting: (runner?.state() === 'finished' || runner?.state() === 'failed' ? undefined : runner?.waitingFor()?.reason) ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null),
         uptimeMs: Date.now() - daemon.startedAt
       }
     },

@@ -24,8 +24,11 @@ import { createSessionCore, type JobWire, type SessionJobOptions } from './sessi
 /** The runner's events, plus membership changes (joined, left, evicted) as they take effect. */
 export interface JobSessionEvents extends JobRunnerEvents {
   onMembershipChange?(change: MembershipChange): void
-  /** this peer left the job as it stopped (a clean leave from `step`); `others`: the members it told, who carry the job on */
-  onLeft?(step: number, others: number): void
+  /**
+   * this peer left the job as it stopped (a clean leave from `step`); `others`: the members it
+   * told, who carry the job on if there are at least `needed` (the aggregation rule's minimum)
+   */
+  onLeft?(step: number, others: number, needed: number): void
 }
 
 export interface JobSessionOptions extends SessionJobOptions {

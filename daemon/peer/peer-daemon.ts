@@ -463,11 +463,19 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       return hostJob(jobConfig)
     },
     async stopJob() {
-      const runner = session?.runner()
-      await runner?.stop()
-      // stopped before its end: no result will come (jobDone() waited for ever, and an
-      // --exit-when-done daemon with it)
-      if (runner !== undefined && runner.result() === undefined) resolveJobWaiters(undefined)
+      const s = session
+      const runner = s?.runner()
+      // this member leaves the job as `p2pmld stop` does, and stays up: it finishes the step in
+      // progress and tells the others, who go on without it. A runner merely stopped stayed a
+      // member: heard from (so never evicted) and sending nothing, it stalled the others for ever
+      await s?.stop({ leave: true })
+      if (runner !== undefined && runner.result() === undefined) {
+        // stopped before its end: its report and checkpoint as at a daemon's stop; no result
+        // will come (jobDone() waited for ever, and an --exit-when-done daemon with it)
+        reports.writeJobEnd()
+        await persist(runner.currentSnapshot()).catch(() => {})
+        resolveJobWaiters(undefined)
+      }
     },
     finishedBeforeStart: () => finishedBefore,
     jobFailure: () => failure,

@@ -7,7 +7,7 @@
  * what is its own: discovery, heartbeats, addresses, connections.
  */
 import type { z } from 'zod'
-import type { JobConfig } from '../../config/job-config.js'
+import { minimumPeersFor, type JobConfig } from '../../config/job-config.js'
 import type { OffloadConfig } from '../../config/offload-config.js'
 import { createCodec, type GradientCodec } from '../../ml/compress/index.js'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
@@ -435,7 +435,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         // answered only once the member has recorded the leave
         const others = r.membership().membersAt(effectiveStep).filter((id) => id !== selfId)
         await Promise.allSettled(others.map(async (id) => await w.request(id, { v: 1, type: 'leave', jobId, effectiveStep }, LeaveReplySchema, { timeoutMs: 2000 })))
-        options.events?.onLeft?.(effectiveStep, others.length)
+        options.events?.onLeft?.(effectiveStep, others.length, minimumPeersFor(config.aggregation.rule, config.aggregation.f))
       }
       return r
     },

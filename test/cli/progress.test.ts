@@ -69,8 +69,10 @@ describe('daemon console', () => {
     screen.events.onMembershipChange!({ kind: 'left', peerId: 'peer-b', step: 20, members: 3 })
     screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 2 })
     screen.events.onEvicted!(40)
-    screen.events.onLeft!(55, 2)
-    screen.events.onLeft!(56, 0)
+    screen.events.onLeft!(55, 2, 1)
+    screen.events.onLeft!(56, 0, 1)
+    // too few left for the rule (trimmed-mean f=1 needs 3): they wait, they do not carry it on
+    screen.events.onLeft!(57, 2, 3)
     // its own, as the coordinator's membership says (a reviewer read 'peer <its own id> was evicted')
     screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-a', step: 40, members: 2 })
     expect(out.lines()).toEqual([
@@ -80,6 +82,7 @@ describe('daemon console', () => {
       'this peer was evicted from the job at step 40: re-joining',
       'left the job at step 55: 2 other members carry it on',
       'left the job at step 56 (no other member: its checkpoint resumes it)',
+      'left the job at step 57: its 2 other members wait for another to join (the aggregation rule needs 3)',
       'this peer was evicted (it missed too many steps) at step 40: 2 members'
     ])
   })

@@ -1,9 +1,10 @@
 /**
  * Issue 14, lifecycle: a daemon whose job cannot load exits non-zero and releases its port and
  * socket; `p2pmld stop` ends the process in every state (idle, joining, waiting, training,
- * paused, finished); `checkpoint --path FILE` writes that file.
+ * paused, finished); `job stop` on one member makes it leave the job (the others go on) and
+ * stay up; `checkpoint --path FILE` writes that file.
  */
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readCheckpointFile } from '../../daemon/checkpoint/index.js'
@@ -85,6 +86,34 @@ describe('daemon lifecycle', () => {
       expect(d.problems(), d.name).toEqual([])
     }
   }, 240_000)
+
+  it('`job stop` on one member: it leaves the job and stays up, with its report; the others finish without it', async () => {
+    // f = 0: two members are enough to go on
+    const job = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '3', '--min-peers', '3', '--f', '0']
+    const host = fleet.start('jobstop-host', job)
+    const bootstrap = await host.address()
+    const [stays, leaves] = ['jobstop-stays', 'jobstop-leaves'].map((name) => fleet.start(name, ['--bootstrap', bootstrap]))
+    const client = clientFor(leaves)
+    await eventually(async () => {
+      const s = await client.status()
+      return s.state === 'training' && s.step >= 5 ? s : undefined
+    }, 90_000, 'training past step 5')
+    const stopped = await client.stopJob()
+    expect(stopped.state).toBe('stopped')
+    const context = (): string => fleet.describe()
+    // the others heard its leave and finish the job: before, it stayed a member that sent nothing
+    // and they waited on it for ever
+    await Promise.all([host, stays].map(async (d) => await d.waitForStdout(/job finished/, 90_000)))
+    const leftAt = /^left the job at step (\d+): 2 other members carry it on$/m.exec(leaves.stdout())
+    expect(leftAt, context()).not.toBeNull()
+    for (const d of [host, stays]) expect(d.stdout(), context()).toMatch(new RegExp(`^peer \\S+ left at step ${leftAt![1]}: 2 members$`, 'm'))
+    expect(new Set([host, stays].map((d) => /digest (\S+)/.exec(d.stdout())?.[1])).size).toBe(1)
+    // it stays up, says what happened, and wrote the report of its part
+    const status = await client.status()
+    expect(status).toMatchObject({ state: 'stopped', waiting: null, stopReason: null })
+    expect(await eventually(() => readdirSync(join(leaves.dataDir, 'reports')).some((f) => f.endsWith('.json')) ? true : undefined, 10_000, 'its report')).toBe(true)
+    for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
+  }, 180_000)
 
   it('`checkpoint --path FILE` writes that file, which holds the job state', async () => {
     const daemon = fleet.start('ckpt-file', LONG_JOB)
