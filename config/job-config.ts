@@ -150,7 +150,8 @@ export const JobConfigSchema = z.object({
     ctx.addIssue({
       code: 'custom',
       path: ['minPeers'],
-      message: `${job.aggregation.rule} with f=${job.aggregation.f} needs at least ${needed} peers: set minPeers to ${needed} or more, or lower aggregation.f`
+      message: `${job.aggregation.rule} with f=${job.aggregation.f} needs at least ${needed} peers: set minPeers to ${needed} or more` +
+        (job.aggregation.f > 0 ? ', or lower aggregation.f' : needed > 1 ? `, or set aggregation.rule to mean (${job.aggregation.rule} needs ${needed} even with f=0)` : '')
     })
   }
 })

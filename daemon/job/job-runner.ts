@@ -366,7 +366,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         if (state.finishedFromSnapshot() || progress.epoch >= config.epochs) return await finishTraining()
         const world = Math.max(1, members.view().membersAt(progress.step).length)
         if (trainer.stepsPerEpochAt(world) === 0) {
-          throw new Error(`the training set (${runtime.train.size} samples) is smaller than one global batch: lower batchSize or use fewer peers`)
+          throw new Error(`the training set (${runtime.train.size} samples) is smaller than one global batch (batchSize ${config.batchSize} x ${world} members): lower batchSize, use more samples (trainSamples) or fewer peers`)
         }
         if (progress.cursor > 0 && progress.cursor + world * config.batchSize > runtime.train.size) {
           // the epoch has no room for another step at this world size (members joined since the

@@ -78,7 +78,9 @@ describe('p2pmld start and train with bad input', () => {
       [['--model', 'resnet9000'], /unknown model 'resnet9000'.*mlp/],
       [['--model', join(dir, 'missing.onnx')], /missing\.onnx/],
       // peer-only flags would be ignored in one process: refused by name, not listed in train --help
-      [['--transport', 'amqp', '--min-peers', '2'], /^p2pmld: --min-peers, --transport have no effect in p2pmld train \(one process, no peers\): drop them, or run the job with p2pmld start$/m]
+      [['--transport', 'amqp', '--min-peers', '2'], /^p2pmld: --min-peers, --transport have no effect in p2pmld train \(one process, no peers\): drop them, or run the job with p2pmld start$/m],
+      // no peers to use fewer of: the fix names the two flags
+      [['--model', 'mlp', '--train-samples', '10'], /^p2pmld: the training set \(10 samples\) is smaller than one batch \(64\): lower the batch size \(--batch-size; batchSize in a job file\) or use more samples \(--train-samples; trainSamples\)$/m]
     ]
     const runs = cases.map(([args]) => startCli(['train', '--epochs', '1', ...args]))
     for (let i = 0; i < cases.length; i++) {

@@ -86,4 +86,12 @@ describe('settings that do not go together name the field and the fix', () => {
       .toContain('exchange: exchange reduce-scatter aggregates slices of the gradients, which krum cannot (it compares whole vectors): set aggregation.rule to one of trimmed-mean, mean, median, mean-around-median')
     expect(parseJobConfig({ exchange: 'reduce-scatter', aggregation: { rule: 'median', f: 1 } }).exchange).toBe('reduce-scatter')
   })
+
+  it('too few minPeers for the rule: lowering f is offered only where f is above 0', () => {
+    expect(message(() => parseJobConfig({ minPeers: 2, aggregation: { rule: 'trimmed-mean', f: 1 } })))
+      .toContain('minPeers: trimmed-mean with f=1 needs at least 3 peers: set minPeers to 3 or more, or lower aggregation.f')
+    const krum = message(() => parseJobConfig({ minPeers: 1, aggregation: { rule: 'krum', f: 0 } }))
+    expect(krum).toContain('minPeers: krum with f=0 needs at least 3 peers: set minPeers to 3 or more, or set aggregation.rule to mean (krum needs 3 even with f=0)')
+    expect(krum).not.toContain('lower aggregation.f')
+  })
 })
