@@ -62,7 +62,7 @@ const MultiaddrStringSchema = z.string().min(1).refine((value) => {
   } catch {
     return false
   }
-}, { error: (issue) => `'${String(issue.input)}' is not a valid multiaddr (example: /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...)` })
+}, { error: (issue) => `'${String(issue.input)}' is not a valid multiaddr (examples: /ip4/0.0.0.0/tcp/4001 to listen on, /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... to dial a peer)` })
 
 /**
  * An address other hosts can dial: a concrete IP (or DNS name) and TCP port, without /p2p/ (the
