@@ -59,6 +59,21 @@ export function loadJobConfigFile(path: string): JobConfig {
   return parseJobConfig(raw, `job file ${path}`)
 }
 
+/** keys only a job file has */
+const JOB_FILE_KEYS = ['model', 'dataset', 'epochs', 'batchSize', 'optimizer', 'aggregation', 'compression', 'minPeers', 'trainSamples']
+
+/**
+ * A job file given where a daemon config goes (`p2pmld status --config job.yaml`): one line
+ * saying so, instead of an unknown-key error for each of its keys.
+ */
+function refuseJobFile(raw: unknown, path: string): void {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return
+  const jobKeys = Object.keys(raw).filter((key) => JOB_FILE_KEYS.includes(key))
+  if (jobKeys.length === 0) return
+  throw new ConfigError(`config file ${path} is a job file (it sets ${jobKeys.join(', ')}), where a daemon config (dataDir, socketPath, listen, ...) goes: ` +
+    'give a job file to p2pmld job submit <file> or p2pmld start --config <file>, and a daemon config to --daemon-config (start) or --config (the other commands)')
+}
+
 export const DAEMON_ENV_VARS = {
   dataDir: 'P2PMLD_DATA_DIR',
   listen: 'P2PMLD_LISTEN',
@@ -126,6 +141,7 @@ export function loadDaemonConfig(options: LoadDaemonConfigOptions = {}): DaemonC
   if (configFile !== undefined) {
     const path = resolve(cwd, configFile)
     const raw = readConfigFile(path)
+    refuseJobFile(raw, path)
     // relative paths inside a config file are relative to that file, wherever the daemon starts
     fileLayer = resolvePaths(parseLayer(raw ?? {}, `config file ${path}`, (key) => key), dirname(path))
   }

@@ -139,6 +139,14 @@ describe('loadDaemonConfig', () => {
     expect(err).toBeInstanceOf(ConfigFileNotFoundError)
     expect(err.message).toBe(`config file ${join(dir, 'nope.yaml')} does not exist: check the path`)
   })
+
+  it('says a job file given as the daemon config is one, in one line (not an unknown-key error per job key)', () => {
+    const job = write('job.yaml', 'model: mlp\nepochs: 2\nbatchSize: 32\n')
+    const err = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, configFile: job }))
+    expect(err).toBeInstanceOf(ConfigError)
+    expect(err.message).toBe(`config file ${job} is a job file (it sets model, epochs, batchSize), where a daemon config (dataDir, socketPath, listen, ...) goes: ` +
+      'give a job file to p2pmld job submit <file> or p2pmld start --config <file>, and a daemon config to --daemon-config (start) or --config (the other commands)')
+  })
 })
 
 describe('loadJobConfigFile', () => {
