@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { allowedValues, describeAllowed, schemaAt } from '../../config/config-errors.js'
-import { JobConfigSchema, parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
+import { ConfigError, JobConfigSchema, parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
 import { loadJobConfigFile } from '../../config/load.js'
 
 export interface JobFlagValues {
@@ -149,5 +149,18 @@ export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInpu
   if (flags.aggregation !== undefined || flags.f !== undefined) {
     merged.aggregation = { ...(base.aggregation ?? {}), ...(flags.aggregation !== undefined ? { rule: flags.aggregation } : {}), ...(flags.f !== undefined ? { f: flags.f } : {}) }
   }
-  return parseJobConfig(merged, flags.config !== undefined ? `job config (${flags.config} + flags)` : 'job flags')
+  const config = parseJobConfig(merged, flags.config !== undefined ? `job config (${flags.config} + flags)` : 'job flags')
+  refuseUnusedFlags(flags, config)
+  return config
+}
+
+/** Flags that would have no effect with the job's other settings: refused, naming the one they need. */
+function refuseUnusedFlags(flags: JobFlagValues, config: JobConfig): void {
+  if (flags.bits !== undefined && config.compression.codec !== 'qsgd') {
+    throw new ConfigError(`--bits sets qsgd's bits per value; this job's compression is ${config.compression.codec}: drop --bits or use --compression qsgd`)
+  }
+  const asyncOnly = [['--max-staleness', flags.maxStaleness], ['--average-every', flags.averageEvery]].filter(([, value]) => value !== undefined).map(([flag]) => flag)
+  if (asyncOnly.length > 0 && config.mode !== 'async') {
+    throw new ConfigError(`${asyncOnly.join(' and ')} ${asyncOnly.length === 1 ? 'applies' : 'apply'} only in async mode; this job runs in ${config.mode} mode: drop ${asyncOnly.length === 1 ? 'it' : 'them'} or add --mode async`)
+  }
 }

@@ -43,6 +43,18 @@ describe('config mistakes on the command line', () => {
     expect(codec.stderr).toMatch(/--compression must be one of qsgd, fp16, none, got 'qsdg' \(did you mean qsgd\?\)/)
   }, 60_000)
 
+  it('refuses flags the job\'s other settings leave without effect: --bits without qsgd, --max-staleness and --average-every in sync mode', async () => {
+    const [fp16, staleness, both] = await Promise.all([
+      run(['train', '--compression', 'fp16', '--bits', '2']),
+      run(['start', '--max-staleness', '3', '--data-dir', join(dir, 's')]),
+      run(['start', '--max-staleness', '3', '--average-every', '5', '--data-dir', join(dir, 'b')])
+    ])
+    for (const r of [fp16, staleness, both]) expect(r.code, r.stderr).toBe(1)
+    expect(fp16.stderr.trim()).toBe("p2pmld: --bits sets qsgd's bits per value; this job's compression is fp16: drop --bits or use --compression qsgd")
+    expect(staleness.stderr.trim()).toBe('p2pmld: --max-staleness applies only in async mode; this job runs in sync mode: drop it or add --mode async')
+    expect(both.stderr.trim()).toBe('p2pmld: --max-staleness and --average-every apply only in async mode; this job runs in sync mode: drop them or add --mode async')
+  }, 60_000)
+
   it('--optimizer takes every optimizer the job config has (adam too), and a misspelt one lists them all', async () => {
     const [adam, typo] = await Promise.all([
       run(['train', '--optimizer', 'adam', '--model', 'mlp', '--epochs', '1', '--train-samples', '256', '--batch-size', '64']),
