@@ -199,6 +199,19 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
         ? ('options' in issue && Array.isArray(issue.options) ? issue.options as unknown[] : allowedValues(schemaAt(schema, issue.path) ?? schema))
         : undefined
     if (allowed !== undefined && allowed.length > 0) return [`  ${label(issue.path)}: ${describeAllowed(allowed, valueAt(input, issue.path))}`]
-    return [`  ${label(issue.path)}: ${issue.message}`]
+    return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path)) ?? issue.message}`]
   })
+}
+
+/**
+ * Zod's number messages ('Too big: expected number to be <=65535', 'Invalid input: expected
+ * int, received number') in the words the other errors use, with the value given; undefined
+ * for other issues (their message stays).
+ */
+function plainMessage(issue: z.core.$ZodIssue, value: unknown): string | undefined {
+  const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`
+  if (issue.code === 'too_big' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${got}`
+  if (issue.code === 'too_small' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${got}`
+  if (issue.code === 'invalid_type' && issue.expected === 'int' && typeof value === 'number') return `must be a whole number${got}`
+  return undefined
 }

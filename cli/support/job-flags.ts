@@ -33,12 +33,19 @@ export interface JobFlagValues {
   averageEvery?: number
 }
 
-function numberFlag(flag: string, kind: 'int' | 'positive' | 'number'): (value: string) => number {
+/**
+ * A numeric flag, checked as the job schema will check its field so the error names the flag:
+ * 'int' a whole number >= 0, 'count' a whole number >= 1, 'positive' any number > 0, 'fraction'
+ * a number in [0, 1].
+ */
+function numberFlag(flag: string, kind: 'int' | 'count' | 'positive' | 'fraction' | 'number'): (value: string) => number {
   return (value: string) => {
     const n = Number(value)
     if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${value}'`)
     if (kind === 'int' && (!Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got '${value}'`)
+    if (kind === 'count' && (!Number.isInteger(n) || n < 1)) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, got '${value}'`)
     if (kind === 'positive' && n <= 0) throw new InvalidArgumentError(`${flag} must be greater than 0, got '${value}'`)
+    if (kind === 'fraction' && (n < 0 || n > 1)) throw new InvalidArgumentError(`${flag} must be between 0 and 1, got '${value}'`)
     return n
   }
 }
@@ -60,13 +67,13 @@ function choice<T extends string | number>(flag: string, path: readonly string[]
  * gradients travel, the step deadline, async mode. `train` (one process) refuses them by name.
  */
 export const PEER_JOB_FLAGS = [
-  ['--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'positive')],
-  ['--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'positive')],
+  ['--min-peers <n>', 'members needed before step 0', numberFlag('--min-peers', 'count')],
+  ['--deadline-ms <ms>', 'step deadline (default: derived from recent step times)', numberFlag('--deadline-ms', 'count')],
   ['--transport <t>', 'libp2p, amqp (a RabbitMQ broker, see --amqp-url) or auto', choice('--transport', ['transport'])],
   ['--exchange <e>', 'how gradients travel over libp2p: stream (one stream per member), gossipsub (one publish on the job topic) or reduce-scatter (slices to 2f+1 replicas each: bytes per peer do not grow with the peers)', choice('--exchange', ['exchange'])],
   ['--mode <m>', 'sync (every step waits for the gradients) or async', choice('--mode', ['mode'])],
   ['--max-staleness <steps>', 'async: use a gradient at most this many steps old', numberFlag('--max-staleness', 'int')],
-  ['--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'positive')]
+  ['--average-every <steps>', 'async: robust parameter averaging every this many steps', numberFlag('--average-every', 'count')]
 ] as const
 
 /**
@@ -78,14 +85,14 @@ export function addJobFlags(command: Command, options: { peers?: boolean } = {})
     .option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
     .option('--model <name|file.onnx>', 'model: a zoo name (see `p2pmld models`: mlp, lenet5, squeezenet1_1, mobilenet_v3_small, vgg11, ...) or an ONNX file exported in eval mode')
     .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX or CIFAR-10 binary files")
-    .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'positive'))
+    .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'count'))
     .option('--patience <epochs>', 'early stopping: stop after this many epochs without a better validation loss (default 5; 0 trains every epoch)', numberFlag('--patience', 'int'))
-    .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'positive'))
+    .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'count'))
     .option('--lr <rate>', 'learning rate', numberFlag('--lr', 'positive'))
     .option('--optimizer <sgd|adam>', 'optimizer', choice('--optimizer', ['optimizer', 'type']))
-    .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', 'number'))
+    .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', 'fraction'))
     .option('--seed <n>', 'random seed (initial weights, shuffling, quantization)', numberFlag('--seed', 'int'))
-    .option('--train-samples <n>', 'use only this many training samples', numberFlag('--train-samples', 'positive'))
+    .option('--train-samples <n>', 'use only this many training samples', numberFlag('--train-samples', 'count'))
     .option('--compression <codec>', 'gradient codec: qsgd, fp16, none', choice('--compression', ['compression', 'codec']))
     .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', choice('--bits', ['compression', 'bits']))
     .option('--aggregation <rule>', 'trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip', choice('--aggregation', ['aggregation', 'rule']))

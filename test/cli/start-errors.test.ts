@@ -73,7 +73,9 @@ describe('p2pmld start and train with bad input', () => {
 
   it('rejects a batch size of 0, a learning rate that is not a number, an unknown model, a missing ONNX file and flags that need peers', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['--batch-size', '0'], /--batch-size must be greater than 0/],
+      [['--batch-size', '0'], /--batch-size must be a whole number >= 1, got '0'/],
+      [['--epochs', '1.5'], /--epochs must be a whole number >= 1, got '1.5'/],
+      [['--momentum', '2'], /--momentum must be between 0 and 1, got '2'/],
       [['--lr', 'fast'], /--lr must be a number, got 'fast'/],
       [['--model', 'resnet9000'], /unknown model 'resnet9000'.*mlp/],
       [['--model', join(dir, 'missing.onnx')], /missing\.onnx/],

@@ -87,6 +87,14 @@ describe('settings that do not go together name the field and the fix', () => {
     expect(parseJobConfig({ exchange: 'reduce-scatter', aggregation: { rule: 'median', f: 1 } }).exchange).toBe('reduce-scatter')
   })
 
+  it('says what a number must be, with the value given, instead of the schema library\'s wording', () => {
+    const job = message(() => parseJobConfig({ epochs: 1.5, minPeers: 0, batchSize: 100000 }))
+    expect(job).toContain('epochs: must be a whole number, got 1.5')
+    expect(job).toContain('minPeers: must be greater than 0, got 0')
+    expect(job).toContain('batchSize: must be at most 65536, got 100000')
+    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: 99999 } }))).toContain('--metrics-port: must be at most 65535, got 99999')
+  })
+
   it('too few minPeers for the rule: lowering f is offered only where f is above 0', () => {
     expect(message(() => parseJobConfig({ minPeers: 2, aggregation: { rule: 'trimmed-mean', f: 1 } })))
       .toContain('minPeers: trimmed-mean with f=1 needs at least 3 peers: set minPeers to 3 or more, or lower aggregation.f')
