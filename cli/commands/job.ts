@@ -30,7 +30,8 @@ export function registerJobCommands(program: Command): void {
       .action(action(async (options: JobOptions) => {
         const params: JobControlParams = options.job === undefined ? {} : { jobId: options.job }
         const result: JobControlResult = await withClient(options, async (client) => await call(client, params))
-        printResult(options, result, (r) => `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep} on every member` : ''} (${r.state})`)
+        // the state in brackets only where it says more than the verb ('stopped (stopped)')
+        printResult(options, result, (r) => `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep} on every member` : ''}${r.state === verb ? '' : ` (${r.state})`}`)
       }))
   }
 }

@@ -122,7 +122,8 @@ describe('p2pmld client commands', () => {
     const wrong = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other'])
     expect(expectOneLineFailure(wrong)).toBe('p2pmld: job other not found: the running job is run-7')
     const stop = await runCli(['job', 'stop', '--socket', socketPath])
-    expect(stop.stdout).toBe('job run-7 stopped (finished)\n')
+    // the state is not repeated after the verb ('stopped (stopped)')
+    expect(stop.stdout).toBe('job run-7 stopped\n')
   })
 
   it('stop asks the daemon to shut down', async () => {

@@ -74,7 +74,8 @@ export function createMemoryDaemon(): MemoryDaemon {
     },
     stopJob(params) {
       const id = requireJob(params)
-      state = 'finished'
+      // as a daemon's: this member left the job before its end
+      state = 'stopped'
       return { jobId: id, state }
     },
     pauseJob(params) {

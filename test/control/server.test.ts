@@ -70,7 +70,7 @@ describe('control methods round-trip', () => {
     expect(metrics.contributors).toEqual({ last: 3, mean: 2.9, min: 2, max: 3 })
 
     expect(await client.saveCheckpoint({ path: '/tmp/x.ckpt' })).toMatchObject({ path: '/tmp/x.ckpt', bytes: 4096 })
-    expect(await client.stopJob()).toEqual({ jobId: 'mnist-1', state: 'finished' })
+    expect(await client.stopJob()).toEqual({ jobId: 'mnist-1', state: 'stopped' })
     expect(await client.shutdown()).toEqual({ stopping: true })
     expect(daemon.shutdownCalls).toBe(1)
   })
