@@ -3,7 +3,7 @@
  * peer sees the job now, and the job-end report written to the reports directory (one write at a
  * time; `flushed()` waits for the last).
  */
-import { trafficSince, type TrafficCounts } from '../../protocols/node/index.js'
+import type { TrafficCounts } from '../../protocols/node/index.js'
 import type { Logger } from '../logger.js'
 import { createReportRecorder, type ReportRecorder } from '../report/report-recorder.js'
 import type { RunReport } from '../report/report-schema.js'
@@ -17,8 +17,6 @@ export interface DaemonReportsOptions {
   /** where job-end reports go; null: write none */
   readonly dir: string | null
   readonly log: Logger
-  /** the daemon's lifetime meter: a report counts the bytes since its job's newJob() */
-  readonly traffic: TrafficCounts
   readonly connections: ConnectionBook
   session(): JobSession | undefined
   /** a job-end report was written */
@@ -28,8 +26,11 @@ export interface DaemonReportsOptions {
 export interface DaemonReports {
   /** step and epoch events to feed the recorder (stable across jobs) */
   readonly events: JobSessionEvents
-  /** a new job's session opened: record from scratch; returns the undo (that session could not start) */
-  newJob(): () => void
+  /**
+   * a new job's session opened: record from scratch, its bytes from `traffic` (the session's
+   * window on the daemon's meter); returns the undo (that session could not start)
+   */
+  newJob(traffic: TrafficCounts): () => void
   /** the current job's report as this peer sees it now; undefined without a job */
   current(source?: RunReport['source']): RunReport | undefined
   /** write the current job's report (job end, or stopped before its end); errors are logged */
@@ -52,10 +53,10 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
       onStep: (report) => recorder?.events.onStep(report),
       onEpoch: (record) => recorder?.events.onEpoch(record)
     },
-    newJob: () => {
+    newJob: (jobTraffic) => {
       const previous = { recorder, traffic }
       recorder = createReportRecorder()
-      traffic = trafficSince(options.traffic)
+      traffic = jobTraffic
       return () => {
         recorder = previous.recorder
         traffic = previous.traffic

@@ -192,7 +192,6 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     peerName: options.name,
     dir: options.reportsDir === undefined ? join(config.dataDir, REPORTS_DIR) : options.reportsDir,
     log,
-    traffic,
     connections,
     session: () => session,
     onReport: options.onReport
@@ -246,6 +245,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     // report) as it was
     const previous = { session, failure }
     failure = undefined
+    // this job's bytes (its session's and its report's), not the daemon's since it started
+    const jobTraffic = trafficSince(traffic)
     const common = {
       jobId,
       config: jobConfig,
@@ -266,12 +267,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         ...common,
         node,
         exchangeMode: options.exchangeMode,
-        // this job's bytes, not the daemon's since it started
-        traffic: trafficSince(traffic),
+        traffic: jobTraffic,
         ...(jobConfig.transport === 'auto' ? { brokerFallback: { amqpUrl: config.amqpUrl ?? DEFAULT_AMQP_URL, privateKey } } : {})
       })
     session = s
-    const restoreReports = reports.newJob()
+    const restoreReports = reports.newJob(jobTraffic)
     try {
       await s.start()
       // stop() ran while the session loaded its model and data: it must not train after the stop
