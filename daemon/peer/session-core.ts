@@ -421,7 +421,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       clearInterval(membershipWatch)
       const r = runner
       if (r === undefined) return undefined
-      const leaving = leave && r.state() === 'training'
+      // a member paused job-wide leaves too: it would run the paused step, which the others
+      // run without it once resumed (they would otherwise wait on it until they evict it)
+      const leaving = leave && (r.state() === 'training' || r.state() === 'paused')
       await r.stop({ finishStep: leaving })
       if (leaving && wire !== undefined) {
         // the step in progress was finished (or, past the timeout, abandoned): the others stop

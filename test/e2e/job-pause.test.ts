@@ -2,7 +2,8 @@
  * Issue 14: `job pause` / `job resume` are job-wide. A member that is not the coordinator asks;
  * the coordinator decides the step; all three daemons pause before that very step (status says
  * paused on each) and stay there; another member resumes; the job finishes with one digest and
- * nobody was evicted.
+ * nobody was evicted. A member stopped (`job stop`) while paused leaves at the paused step: the
+ * others resume without it instead of waiting on it until they evict it.
  */
 import { describe, expect, it } from 'vitest'
 import { eventually, parseFinished, sleep } from './support/daemon-process.js'
@@ -60,4 +61,37 @@ describe('job-wide pause and resume', () => {
       expect(p.problems(), p.name).toEqual([])
     }
   }, 240_000)
+  it('`job stop` on a paused member: it leaves at the paused step and the others resume without it', async () => {
+    // f = 0: two members are enough to go on
+    const host = fleet.start('stop-host', [
+      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '1',
+      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0'
+    ])
+    const bootstrap = await host.address()
+    const peers = [host, ...[1, 2].map((i) => fleet.start(`stop-peer${i}`, ['--bootstrap', bootstrap]))]
+    const clients = peers.map(clientFor)
+    await eventually(async () => {
+      const s = await clients[0].status()
+      return s.state === 'training' && s.step >= 4 ? s : undefined
+    }, 90_000, 'three members training past step 4')
+    const at = (await clients[0].pauseJob({})).effectiveStep!
+    await Promise.all(clients.map(async (c, i) => await eventually(async () => {
+      const s = await c.status()
+      return s.state === 'paused' ? s : undefined
+    }, 30_000, `${peers[i].name} paused`)))
+
+    expect(await clients[2].stopJob()).toMatchObject({ state: 'stopped' })
+    const leftAt = /^left the job at step (\d+): 2 other members carry it on$/m.exec(peers[2].stdout())
+    expect(leftAt?.[1], fleet.describe()).toBe(String(at))
+    await clients[0].resumeJob({})
+    await Promise.all(peers.slice(0, 2).map(async (d) => await d.waitForStdout(/job finished/, 60_000)))
+    const context = fleet.describe()
+    for (const d of peers.slice(0, 2)) {
+      expect(d.stdout(), `${d.name}\n${context}`).toMatch(new RegExp(`^peer \\S+ left at step ${at}: 2 members$`, 'm'))
+      expect(d.stdout(), context).not.toMatch(/was evicted/)
+      expect(d.logs().filter((l) => /step deadline passed/.test(String(l.msg))), `${d.name}\n${context}`).toEqual([])
+    }
+    expect(new Set(peers.slice(0, 2).map((d) => parseFinished(d.stdout())?.digest)).size, context).toBe(1)
+    for (const d of peers) expect(d.problems(), d.name).toEqual([])
+  }, 180_000)
 })
