@@ -205,7 +205,7 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
 
 /**
  * Zod's number messages ('Too big: expected number to be <=65535', 'Invalid input: expected
- * int, received number') in the words the other errors use, with the value given; undefined
+ * int, received number', 'expected number, received string') in the words the other errors use, with the value given; undefined
  * for other issues (their message stays).
  */
 function plainMessage(issue: z.core.$ZodIssue, value: unknown): string | undefined {
@@ -213,5 +213,6 @@ function plainMessage(issue: z.core.$ZodIssue, value: unknown): string | undefin
   if (issue.code === 'too_big' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${got}`
   if (issue.code === 'too_small' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${got}`
   if (issue.code === 'invalid_type' && issue.expected === 'int' && typeof value === 'number') return `must be a whole number${got}`
+  if (issue.code === 'invalid_type' && (issue.expected === 'number' || issue.expected === 'int') && typeof value === 'string') return `must be a number${got}`
   return undefined
 }

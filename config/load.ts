@@ -186,7 +186,7 @@ function coerceStrings(layer: Record<string, unknown>): Record<string, unknown> 
     if (typeof value !== 'string') continue
     if (LIST_KEYS.has(key as LayerKey)) out[key] = splitList(value)
     // a non-numeric string is left as is so the schema reports it with the variable's name
-    else if (NUMBER_KEYS.has(key as LayerKey) && /^\s*\d+\s*$/.test(value)) out[key] = Number(value)
+    else if (NUMBER_KEYS.has(key as LayerKey) && /^\s*-?\d+(\.\d+)?\s*$/.test(value)) out[key] = Number(value)
   }
   return out
 }

@@ -93,6 +93,10 @@ describe('settings that do not go together name the field and the fix', () => {
     expect(job).toContain('minPeers: must be greater than 0, got 0')
     expect(job).toContain('batchSize: must be at most 65536, got 100000')
     expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: 99999 } }))).toContain('--metrics-port: must be at most 65535, got 99999')
+    // flags and env vars arrive as strings: a minus or a fraction reaches the schema's bounds
+    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: '-1' } }))).toContain('--metrics-port: must be at least 0, got -1')
+    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { computeThreads: '1.5' } }))).toContain('--compute-threads: must be a whole number, got 1.5')
+    expect(message(() => loadDaemonConfig({ env: { HOME: '/h', P2PMLD_METRICS_PORT: 'abc' } }))).toContain('P2PMLD_METRICS_PORT: must be a number, got "abc"')
   })
 
   it('too few minPeers for the rule: lowering f is offered only where f is above 0', () => {
