@@ -147,7 +147,8 @@ export function formatEstimate(estimate: Estimate, currency = 'USD'): string {
   const s = c.serverless
   const i = c.instanceBased
   const usd = (v: number): string => formatUsd(v, currency)
-  const secs = (v: number): string => v >= 100 ? `${v.toFixed(0)} s` : `${v.toFixed(1)} s`
+  // a tiny job's epoch takes milliseconds: '0.0 s' said nothing
+  const secs = (v: number): string => v >= 100 ? `${v.toFixed(0)} s` : v >= 0.1 ? `${v.toFixed(1)} s` : `${(v * 1000).toPrecision(2)} ms`
   const table = formatTable(
     ['', `instance-based (${inputs.instanceBased.instanceType})`, `serverless offload (${inputs.serverless.instanceType} + Lambda ${inputs.serverless.lambdaMemoryMb} MB x ${inputs.batchesPerEpoch})`],
     [
