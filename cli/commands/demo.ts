@@ -62,7 +62,7 @@ export function registerDemoCommand(program: Command): void {
     process.once('SIGINT', () => controller.abort())
     process.once('SIGTERM', () => controller.abort())
     const amqpUrl = flags.amqpUrl ?? process.env.P2PMLD_AMQP_URL
-    progress.line(`demo: ${peers} peers on 127.0.0.1${job.transport === 'libp2p' ? '' : ` over ${job.transport === 'amqp' ? 'the broker' : 'libp2p with the broker as fallback'}`}${job.mode === 'async' ? ' (async)' : ''} training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f})`)
+    progress.line(`demo: ${peers} peers on 127.0.0.1${job.transport === 'libp2p' ? '' : ` over ${job.transport === 'amqp' ? 'the broker' : 'libp2p with the broker as fallback'}`}${job.mode === 'async' ? ' (async)' : ''} training ${job.model} on ${job.dataset} (batch ${job.batchSize} per peer, ${job.compression.codec}${job.compression.codec === 'qsgd' ? ` ${job.compression.bits}-bit` : ''}, ${job.aggregation.rule} f=${job.aggregation.f}); the progress and epoch lines are peer-0's`)
     // libp2p and ONNX Runtime load here, not for every p2pmld command
     const [{ runDemo }, { runLocalTraining }] = await Promise.all([import('../../daemon/demo/run-demo.js'), import('../../daemon/training/local-training.js')])
     const interrupted = (): void => {

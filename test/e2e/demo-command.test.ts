@@ -44,7 +44,9 @@ describe('p2pmld demo', () => {
     expect(out).toMatch(/^stage\s+count\s+mean ms\s+median ms\s+p95 ms\s+max ms\s+total s\s+CPU %\s+RSS MiB$/m)
     for (const stage of ['compute', 'compress', 'send', 'receive', 'aggregate', 'update']) expect(out).toMatch(new RegExp(`^${stage}\\s+64\\s`, 'm'))
     expect(out).toMatch(/^validate\s+2\s/m)
-    // progress goes to stderr, one line per 10 % of an epoch off a terminal, for both runs
+    // progress goes to stderr, one line per 10 % of an epoch off a terminal, for both runs; the
+    // header says whose progress it is
+    expect(output.stderr()).toMatch(/^demo: 3 peers on 127\.0\.0\.1 .*; the progress and epoch lines are peer-0's$/m)
     expect(output.stderr()).toMatch(/^epoch 2\/2: 90% \(29\/32 steps\) loss [\d.]+$/m)
     expect(output.stderr()).toContain('baseline: the same job in one process (global batch 96)')
 
