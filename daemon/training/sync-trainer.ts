@@ -8,13 +8,13 @@
  * collected by reduce-scatter-results.ts); the deadline, quorum and eviction rules are the same.
  */
 import type { AttackConfig } from '../../config/job-config.js'
-import { CodecError } from '../../ml/compress/index.js'
 import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
 import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
+import { TrainingDivergedError } from './diverged.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest } from './training-state.js'
 import { collectResults } from './reduce-scatter-results.js'
 import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
@@ -208,14 +208,14 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const others = members.filter((id) => id !== deps.selfId)
       const alone = others.length === 0 && deps.exchangeAlone !== true
       if (!finite) {
-        if (!allFinite(deps.params)) throw new CodecError('non-finite', `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+        if (!allFinite(deps.params)) throw new TrainingDivergedError(step, `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
         if (!alone) deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
       }
       if (alone) {
         // alone at this step (a rule that needs one input): no one to send to or wait for,
         // nothing to aggregate. A non-finite gradient is every member's, as when no member sends
         // a finite one below: skipped, a job at lr 1e30 ran to its end on NaN losses and exited 0
-        if (!finite) throw new CodecError('non-finite', `the gradient of step ${step} is not finite (loss ${result.loss}) and it is the step's only gradient: training diverged (lower the learning rate)`)
+        if (!finite) throw new TrainingDivergedError(step, `the gradient of step ${step} is not finite (loss ${result.loss}) and it is the step's only gradient: training diverged (lower the learning rate)`)
         await stages.time('update', () => deps.optimizer.step(deps.params, sent, progress.lr))
         return { kind: 'completed', report: finishStep(step, members, result.loss, { digest, full: fullDigest }, stepStart, [], 0, [deps.selfId], new Map()) }
       }
@@ -323,7 +323,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           // nothing of its own to send and nothing from anyone: every member's gradient went
           // non-finite at once (the parameters are blowing up), the job diverged
           if (!contributes && outcome.received.size === 0) {
-            throw new CodecError('non-finite', `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+            throw new TrainingDivergedError(step, `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
           }
           const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor

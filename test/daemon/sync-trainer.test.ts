@@ -113,7 +113,7 @@ describe('the step', () => {
     const first = await t.trainer.runStep()
     expect(first.kind).toBe('completed')
     expect(t.params[0]).toBeCloseTo(0.9)
-    await expect(t.trainer.runStep()).rejects.toMatchObject({ name: 'CodecError', reason: 'non-finite', message: expect.stringMatching(/^the gradient of step 1 is not finite \(loss 1\) and it is the step's only gradient: training diverged \(lower the learning rate\)$/) })
+    await expect(t.trainer.runStep()).rejects.toMatchObject({ name: 'TrainingDivergedError', step: 1, message: expect.stringMatching(/^the gradient of step 1 is not finite \(loss 1\) and it is the step's only gradient: training diverged \(lower the learning rate\)$/) })
     // nothing of the non-finite gradient reached the parameters
     expect(Array.from(t.params).every((p) => Math.abs(p - 0.9) < 1e-6)).toBe(true)
   })
@@ -121,6 +121,6 @@ describe('the step', () => {
   it('non-finite parameters stop training with the reason', async () => {
     const t = setup(() => new Float32Array(D).fill(NaN))
     t.params[0] = Infinity
-    await expect(t.trainer.runStep()).rejects.toMatchObject({ name: 'CodecError', reason: 'non-finite', message: expect.stringMatching(/parameters are not finite/) })
+    await expect(t.trainer.runStep()).rejects.toMatchObject({ name: 'TrainingDivergedError', step: 0, message: expect.stringMatching(/parameters are not finite/) })
   })
 })
