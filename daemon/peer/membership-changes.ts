@@ -21,7 +21,11 @@ export interface MembershipChangeTracker {
    * The changes between the previous report's members and these (none for the first report).
    * `leaveAnnouncedAt(peer)` is the step a peer announced it leaves from, if it did.
    */
-  observe(step: number, members: readonly string[]): MembershipChange[]
+  /**
+   * `source`: 'report' for the members of a step just done, 'membership' for the members at the
+   * step in progress when the membership changed (default 'report').
+   */
+  observe(step: number, members: readonly string[], source?: 'report' | 'membership'): MembershipChange[]
 }
 
 /**
@@ -43,6 +47,7 @@ export function createMembershipChangeTracker(
     return recorded !== undefined && Number.isFinite(recorded) && recorded > previousStep && recorded <= observed ? recorded : observed
   }
   let previous: Set<string> | undefined
+  let previousSource: 'report' | 'membership' = 'report'
   /** step at which each current member was last seen joining */
   const joinedAt = new Map<string, number>()
   /** each current member's count of re-admissions when last observed */
@@ -53,11 +58,14 @@ export function createMembershipChangeTracker(
     return announced !== undefined && announced >= (joinedAt.get(peer) ?? 0) ? 'left' : 'evicted'
   }
   return {
-    observe(step, members) {
+    observe(step, members, source = 'report') {
       // fed from step reports and from membership-version changes (session-core.ts): a report of
       // a step before one already observed would bring a member that left back, and its next
-      // observation would count the same leave twice
-      if (step < previousStep) return []
+      // observation would count the same leave twice. So would the report of the very step a
+      // membership change was seen at: a leave taking effect at the step in progress can reach
+      // this peer after the step counted the leaver (seen on a loaded machine: 'left at step 346',
+      // 'joined at step 346', 'left at step 347' for one clean leave, and 2 leaves in the metrics)
+      if (step < previousStep || (step === previousStep && source === 'report' && previousSource === 'membership')) return []
       const current = new Set(members)
       const changes: MembershipChange[] = []
       if (previous === undefined) {
@@ -95,6 +103,7 @@ export function createMembershipChangeTracker(
       }
       previous = current
       previousStep = step
+      previousSource = source
       return changes
     }
   }

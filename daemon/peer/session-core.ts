@@ -230,7 +230,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     if (r === undefined || r.membershipVersion() === watchedVersion || r.state() === 'waiting') return
     watchedVersion = r.membershipVersion()
     const step = r.progress().step
-    for (const change of memberChanges.observe(step, r.membership().membersAt(step))) options.events?.onMembershipChange?.(change)
+    for (const change of memberChanges.observe(step, r.membership().membersAt(step), 'membership')) options.events?.onMembershipChange?.(change)
   }
 
   /** the payload decoded (a whole vector, or the slices of a reduce-scatter message); undefined when refused */

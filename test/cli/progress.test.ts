@@ -115,6 +115,19 @@ describe('membership change tracker', () => {
     expect(tracker.observe(12, ['a', 'b'])).toEqual([])
   })
 
+  it('counts a leave once when the report of the step it took effect at still lists the leaver', () => {
+    // the membership change is seen while step 11 runs; the step had the leaver's gradient and
+    // its report lists it (a leave reaching this peer late in the step, on a loaded machine)
+    const announced = new Map([['c', 11]])
+    const tracker = createMembershipChangeTracker((peer) => announced.get(peer))
+    tracker.observe(10, ['a', 'b', 'c'])
+    expect(tracker.observe(11, ['a', 'b'], 'membership')).toEqual([{ kind: 'left', peerId: 'c', step: 11, members: 2 }])
+    expect(tracker.observe(11, ['a', 'b', 'c'])).toEqual([])
+    expect(tracker.observe(12, ['a', 'b'])).toEqual([])
+    // a report of a later step is read as before: a join there is one
+    expect(tracker.observe(13, ['a', 'b', 'd'])).toEqual([{ kind: 'joined', peerId: 'd', step: 13, members: 3 }])
+  })
+
   it('reports a change at the step the membership records for it, not the step this peer noticed it', () => {
     const records = new Map([['c', { joinStep: 0, leaveStep: 21 }], ['d', { joinStep: 4, leaveStep: Infinity }], ['e', { joinStep: 30, leaveStep: Infinity }]])
     const tracker = createMembershipChangeTracker(() => undefined, (peer) => records.get(peer))
