@@ -4,22 +4,29 @@
  * commander and the config, ~220 ES modules in ~0.4 s. (One `report` import pulled in libp2p and
  * `estimate`'s and `export`'s ONNX Runtime: 880, ~0.95 s for every command.) A Node module hook
  * started before the CLI records each ES module the process loads, and at exit every CommonJS
- * module in require's cache (a package reached only through require() inside CommonJS).
+ * module in require's cache (a package reached only through require() inside CommonJS). The CLI
+ * is bundled (build/bundle-cli.mjs): a file of the bundle counts as loading the packages the
+ * bundler put in it.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt } from '../e2e/support/build.js'
 
 let cli = ''
+/** file URL of the bundled CLI's directory, and the npm packages in each of its files (build/bundle-cli.mjs) */
+let bundleDir = ''
+let bundlePackages: Record<string, string[] | undefined> = {}
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-startup-'))
 const hooks = join(dir, 'hooks.mjs')
 const register = join(dir, 'register.mjs')
 beforeAll(async () => {
   cli = await ensureBuilt()
+  bundleDir = pathToFileURL(dirname(cli)).href + '/'
+  bundlePackages = JSON.parse(readFileSync(join(dirname(cli), 'bundle-packages.json'), 'utf8')) as Record<string, string[]>
   // the hook runs on Node's loader thread: it appends each URL to the file its process names
   writeFileSync(hooks, [
     "import { appendFileSync } from 'node:fs'",
@@ -52,7 +59,9 @@ function runCli(args: readonly string[]): Run {
     timeout: 60_000
   })
   const paths = readFileSync(list, 'utf8').split('\n').filter((l) => l !== '')
-  return { packages: new Set(paths.flatMap((u) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? [])), status: run.status, stderr: run.stderr }
+  // the bundled CLI's files (main.js and its chunks) hold packages too: the bundler listed which
+  const bundled = (u: string): string[] => u.startsWith(bundleDir) ? bundlePackages[u.slice(bundleDir.length)] ?? [] : []
+  return { packages: new Set(paths.flatMap((u) => [...(/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.slice(1) ?? []), ...bundled(u)])), status: run.status, stderr: run.stderr }
 }
 
 /** ONNX Runtime, libp2p and its transports, the AWS SDK, the broker client */

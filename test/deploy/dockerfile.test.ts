@@ -66,7 +66,8 @@ describe('deploy/Dockerfile', () => {
     const copied = dockerfile.getInstructions()
       .filter((i) => i.getKeyword() === 'COPY' && !/--from=/.test(i.getTextContent() ?? ''))
       .flatMap((i) => args(i).slice(0, -1))
-    for (const path of [...includes, 'package.json', 'package-lock.json', 'tsconfig.json']) {
+    // build/: the bundler npm run build runs after tsc
+    for (const path of [...includes, 'build', 'package.json', 'package-lock.json', 'tsconfig.json']) {
       expect(copied, path).toContain(path)
     }
     for (const path of copied) expect(existsSync(join(ROOT, path)), path).toBe(true)

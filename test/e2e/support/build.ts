@@ -1,7 +1,8 @@
 /**
- * Builds dist/ once for the e2e files (a plain `npx vitest run test/e2e` has no pretest build):
- * skipped when dist/cli/main.js is newer than every source file; a lock directory keeps two
- * test files (vitest runs two at a time) from building at once.
+ * Builds dist/ once for the e2e files (a plain `npx vitest run test/e2e` has no pretest build), as
+ * `npm run build` does (tsc, then the CLI bundled): skipped when dist/cli/main.js is newer than
+ * every source file; a lock directory keeps two test files (vitest runs two at a time) from
+ * building at once.
  */
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -52,6 +53,9 @@ export async function ensureBuilt(): Promise<string> {
     const result = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, encoding: 'utf8' })
     if (!existsSync(CLI_MAIN)) throw new Error(`npm run build produced no ${CLI_MAIN}:\n${result.stdout}${result.stderr}`)
     if (result.status !== 0) process.stderr.write(`e2e: tsc reported errors (dist/ emitted anyway):\n${result.stdout.slice(0, 4000)}\n`)
+    // the CLI the tests spawn is the one users get: bundled (build/bundle-cli.mjs, npm run build's second half)
+    const bundled = spawnSync(process.execPath, [join(ROOT, 'build/bundle-cli.mjs')], { cwd: ROOT, encoding: 'utf8' })
+    if (bundled.status !== 0) throw new Error(`bundling the CLI failed:\n${bundled.stdout}${bundled.stderr}`)
     return CLI_MAIN
   } finally {
     rmdirSync(LOCK)
