@@ -11,8 +11,10 @@ export function formatMetrics(metrics: MetricsResult): string {
   const summary = formatFields([
     ['job', metrics.jobId ?? '-'],
     ['step', String(metrics.step)],
-    ['sent', `${formatBytes(net.bytesSent)} in ${net.messagesSent} messages`],
-    ['received', `${formatBytes(net.bytesReceived)} in ${net.messagesReceived} messages`],
+    // the bytes are all of the job's traffic (state transfers too); a gradient is published once
+    // a step for every member and delivered once per sender: '5 messages' against '10' read as lost
+    ['sent', `${formatBytes(net.bytesSent)}; ${net.messagesSent} gradients published (one a step, to every member)`],
+    ['received', `${formatBytes(net.bytesReceived)}; ${net.messagesReceived} gradients delivered (one per sender a step)`],
     ['contributors', `last ${c.last}, mean ${c.mean.toFixed(2)}, min ${c.min}, max ${c.max}`],
     ['rss', `${metrics.rssMiB.toFixed(1)} MiB`],
     ['refused', formatCounts(metrics.refusedConnections)],
