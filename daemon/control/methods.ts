@@ -32,6 +32,7 @@ export const StatusResultSchema = z.object({
   /** why the job stopped ('epochs', 'early-stopping'), null until it finished */
   stopReason: z.string().nullable(),
   learningRate: finiteOrNull,
+  /** members at the current step (before the start: those counted toward it); 0 once this peer left the job (state 'stopped') */
   liveMembers: count,
   /** why training cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members'; null when it can */
   waiting: z.string().nullable(),

@@ -44,11 +44,12 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       const progress = runner?.progress()
       const report = runner?.lastReport()
       const validation = runner?.lastValidation()
+      const state = jobState(daemon)
       return {
         peerId: daemon.peerId,
         addresses: daemon.addresses(),
         jobId: session?.jobId ?? null,
-        state: jobState(daemon),
+        state,
         step: progress?.step ?? 0,
         epoch: progress?.epoch ?? 0,
         loss: report !== undefined && Number.isFinite(report.loss) ? report.loss : null,
@@ -57,7 +58,8 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         testAccuracy: runner?.result()?.test.accuracy ?? null,
         stopReason: runner?.result()?.reason ?? null,
         learningRate: progress?.lr ?? null,
-        liveMembers: runner?.liveMembers() ?? 0,
+        // a member stopped by `job stop` left the job: it counts none (it showed the others')
+        liveMembers: state === 'stopped' ? 0 : runner?.liveMembers() ?? 0,
         // a stopped runner's last wait is history
         waiting: (runner?.state() === 'finished' || runner?.state() === 'failed' ? undefined : runner?.waitingFor()?.reason) ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null),
         uptimeMs: Date.now() - daemon.startedAt

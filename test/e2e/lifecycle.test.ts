@@ -118,7 +118,7 @@ describe('daemon lifecycle', () => {
     expect(new Set([host, stays].map((d) => /digest (\S+)/.exec(d.stdout())?.[1])).size).toBe(1)
     // it stays up, says what happened, and wrote the report of its part
     const status = await client.status()
-    expect(status).toMatchObject({ state: 'stopped', waiting: null, stopReason: null })
+    expect(status).toMatchObject({ state: 'stopped', waiting: null, stopReason: null, liveMembers: 0 })
     expect(await eventually(() => readdirSync(join(leaves.dataDir, 'reports')).some((f) => f.endsWith('.json')) ? true : undefined, 10_000, 'its report')).toBe(true)
     for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
   }, 180_000)
