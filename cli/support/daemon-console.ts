@@ -65,7 +65,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         const members = others === 1 ? '1 other member' : `${others} other members`
         line(`left the job at step ${step}${others === 0
           ? ' (no other member: its checkpoint resumes it)'
-          : others < needed ? `: its ${members} wait for another to join (the aggregation rule needs ${needed})` : `: ${members} ${others === 1 ? 'carries' : 'carry'} it on`}`)
+          : others < needed ? `: its ${members} ${others === 1 ? 'waits' : 'wait'} for another to join (the aggregation rule needs ${needed})` : `: ${members} ${others === 1 ? 'carries' : 'carry'} it on`}`)
       },
       onEvicted: (step) => {
         line(`this peer was evicted from the job${step > 0 ? ` at step ${step}` : ''}: re-joining`)

@@ -73,6 +73,7 @@ describe('daemon console', () => {
     screen.events.onLeft!(56, 0, 1)
     // too few left for the rule (trimmed-mean f=1 needs 3): they wait, they do not carry it on
     screen.events.onLeft!(57, 2, 3)
+    screen.events.onLeft!(58, 1, 3)
     // its own, as the coordinator's membership says (a reviewer read 'peer <its own id> was evicted')
     screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-a', step: 40, members: 2 })
     expect(out.lines()).toEqual([
@@ -83,6 +84,7 @@ describe('daemon console', () => {
       'left the job at step 55: 2 other members carry it on',
       'left the job at step 56 (no other member: its checkpoint resumes it)',
       'left the job at step 57: its 2 other members wait for another to join (the aggregation rule needs 3)',
+      'left the job at step 58: its 1 other member waits for another to join (the aggregation rule needs 3)',
       'this peer was evicted (it missed too many steps) at step 40: 2 members'
     ])
   })
