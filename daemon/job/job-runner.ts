@@ -473,7 +473,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       })
     },
     async stop(stopOptions: { finishStep?: boolean, timeoutMs?: number } = {}) {
-      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined) {
+      // a step below the rule's floor waits for a join: it cannot finish, and the stop would only
+      // wait out its bound (SIGTERM took ~7 s); this peer leaves from that step instead
+      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting?.belowFloor !== true) {
         // finish the step in progress so every member aggregates the same set for it
         stopAfterStep = true
         let timer: NodeJS.Timeout | undefined
