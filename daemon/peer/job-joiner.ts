@@ -117,6 +117,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     // every address's failure, not only the last one's: a re-join after an eviction asks the
     // members it knew first, and their dial errors are what says why it cannot get back
     const failures: string[] = []
+    /** the first answer naming a finished job: taken only when no peer asked runs one still going */
+    let finished: JobInfo | undefined
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
       try {
         const info = await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
@@ -126,13 +128,21 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           failures.push(`the peer at ${address.toString()} names this peer as job ${info.jobId}'s coordinator (it has not heard that this peer left)`)
           continue
         }
-        if (wanted === undefined || info.jobId === wanted) return info
+        if (wanted === undefined || info.jobId === wanted) {
+          // a bootstrap peer that finished its job (and runs no other yet) is not the only one
+          // to ask: a peer later in the list may run the job to join
+          if (info.phase !== 'finished') return info
+          finished ??= info
+          continue
+        }
         failures.push(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
       } catch (error) {
         signal.throwIfAborted()
         failures.push(`${address.toString()}: ${(error as Error).message}`)
       }
     }
+    // (the broker is not asked then: its bounded question would delay every such join)
+    if (finished !== undefined) return finished
     const lastError = failures.length === 0 ? undefined : new Error(failures.length === 1 ? failures[0] : `no peer answered for the job: ${failures.join('; ')}`)
     if (options.amqpUrl !== undefined) {
       // bounded, as the bootstrap peers are: the next try asks them again
