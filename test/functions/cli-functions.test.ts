@@ -7,11 +7,13 @@ import { InvokeCommand } from '@aws-sdk/client-lambda'
 import { ListStateMachinesCommand } from '@aws-sdk/client-sfn'
 import aslValidator from 'asl-validator'
 import { unzipSync } from 'fflate'
+import { spawnSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createProgram } from '../../cli/program.js'
 import { createLambdaClient, createSfnClient } from '../../functions/aws/clients.js'
+import { ensureBuilt } from '../e2e/support/build.js'
 import { applyEnv, startAwsStandIns, type AwsStandIns } from '../support/aws-stand-ins/index.js'
 import { removeScratchDirs, scratchDir } from './support.js'
 
@@ -49,6 +51,18 @@ afterAll(async () => {
 })
 
 describe('p2pmld functions', () => {
+  it('package runs from the built (bundled) CLI users get, not only from the sources', async () => {
+    // esbuild's API, bundled into the CLI, failed there with '__filename is not defined' while
+    // the in-process runs below passed
+    const cli = await ensureBuilt()
+    const dir = await scratchDir('functions-package-bundled-')
+    const run = spawnSync(process.execPath, [cli, 'functions', 'package', '--out', dir, '--bucket', 'my-bucket'], { encoding: 'utf8', timeout: 120_000 })
+    expect(run.status, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/wrote 8 files/)
+    const files = Object.keys(unzipSync(new Uint8Array(await readFile(join(dir, 'gradient-function.zip')))))
+    expect(files).toContain('handler.mjs')
+  }, 180_000)
+
   it('package writes the zip (handler + Linux x64 ONNX Runtime only), a valid ASL and the IAM policies', async () => {
     const result = await run('functions', 'package', '--out', out, '--bucket', 'my-bucket', '--retry-attempts', '4')
     expect(result.exitCode, result.stderr).toBe(0)
