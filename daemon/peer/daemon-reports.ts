@@ -33,7 +33,7 @@ export interface DaemonReports {
   newJob(traffic: TrafficCounts): () => void
   /** the current job's report as this peer sees it now; undefined without a job */
   current(source?: RunReport['source']): RunReport | undefined
-  /** write the current job's report (job end, or stopped before its end); errors are logged */
+  /** write the current job's report (job end, or stopped before its end), once per job; errors are logged */
   writeJobEnd(): void
   /** resolves when every report write asked for so far is done */
   flushed(): Promise<unknown>
@@ -43,6 +43,8 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
   let recorder: ReportRecorder | undefined
   let traffic: TrafficCounts | undefined
   let writing: Promise<unknown> = Promise.resolve()
+  /** the recorder whose job's report was written: one report per job (a `job stop`, then the daemon's stop, wrote two) */
+  let writtenFor: ReportRecorder | undefined
   const current = (source: RunReport['source'] = 'daemon'): RunReport | undefined => {
     const session = options.session()
     return session === undefined ? undefined : reportFromSession({ source, peerId: options.peerId, peerName: options.peerName, session, recorder, traffic, connections: options.connections })
@@ -65,9 +67,10 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
     current,
     writeJobEnd() {
       const dir = options.dir
-      if (dir === null) return
+      if (dir === null || (recorder !== undefined && writtenFor === recorder)) return
       const report = current('job-end')
       if (report === undefined) return
+      writtenFor = recorder
       writing = writing.then(async () => {
         const written = await writeRunReport(dir, report)
         options.log.info({ json: written.json, html: written.html }, 'run report written')

@@ -120,6 +120,10 @@ describe('daemon lifecycle', () => {
     const status = await client.status()
     expect(status).toMatchObject({ state: 'stopped', waiting: null, stopReason: null, liveMembers: 0 })
     expect(await eventually(() => readdirSync(join(leaves.dataDir, 'reports')).some((f) => f.endsWith('.json')) ? true : undefined, 10_000, 'its report')).toBe(true)
+    // stopping the daemon afterwards writes no second report of the same job
+    leaves.kill('SIGTERM')
+    expect(await leaves.exited).toBe(0)
+    expect(readdirSync(join(leaves.dataDir, 'reports')).filter((f) => f.endsWith('.json')), context()).toHaveLength(1)
     for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
   }, 180_000)
 
