@@ -169,7 +169,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     announceJoin(info.jobId, `joining job ${info.jobId}: asked its coordinator ${info.coordinator.peerId} for admission${info.phase === 'waiting' ? ' (it answers once the job starts: when it has its minimum of members)' : ''}`)
     stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}${s.join !== undefined ? ' over the broker' : ''}: waiting for its answer (before the job starts it answers once the job starts)`
     if (s.join !== undefined) {
-      await s.join(info.coordinator.peerId, signal)
+      const joined = await s.join(info.coordinator.peerId, signal)
+      // as over libp2p (takeState): the console said it asked; say where it got in
+      if (!joined.finished) options.notice?.(`joined job ${info.jobId} at step ${joined.step} (epoch ${joined.epoch + 1}) over the broker`)
       return
     }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })

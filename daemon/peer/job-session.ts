@@ -65,8 +65,11 @@ export interface JobSession {
    * the admitting coordinator's step deadline (JoinReply.deadlineMs, JobRunnerOptions.warmupDeadlineMs)
    */
   startFromSnapshot(snapshot: JobSnapshot, provisional?: boolean, warmupDeadlineMs?: number): void
-  /** a transport that carries the join itself (the broker): ask `coordinator`, fetch the state, start */
-  join?(coordinator: string, signal: AbortSignal): Promise<void>
+  /**
+   * a transport that carries the join itself (the broker): ask `coordinator`, fetch the state,
+   * start; resolves with the state's step and epoch (from 0), and whether the job had finished
+   */
+  join?(coordinator: string, signal: AbortSignal): Promise<{ step: number, epoch: number, finished: boolean }>
   runner(): JobRunner | undefined
   info(): JobInfo
   /** coordinator: admit a peer (a job resumed from a checkpoint answers once it has its members) */

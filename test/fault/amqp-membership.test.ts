@@ -66,12 +66,14 @@ describe('membership over the broker', () => {
     const loadDatasets = createCachedDatasetLoader()
     const daemons: PeerDaemon[] = []
     let lateSteps = 0
+    const lateNotices: string[] = []
     try {
       for (let i = 0; i < 3; i++) {
         const d = await createPeerDaemon({
           config: { dataDir: join(root, `p${i}`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(root, `p${i}`, 's.sock'), logLevel: 'silent', computeThreads: 1, amqpUrl: BROKER_URL },
           log: silentLogger(), ...(i === 0 ? { job } : {}), controlSocket: false, name: `p${i}`, joinJobId: job.id, loadDatasets,
-          events: i === 2 ? { onStep: () => { lateSteps++ } } : undefined
+          events: i === 2 ? { onStep: () => { lateSteps++ } } : undefined,
+          ...(i === 2 ? { onNotice: (text: string) => { lateNotices.push(text) } } : {})
         })
         daemons.push(d)
         await d.start()
@@ -85,6 +87,8 @@ describe('membership over the broker', () => {
       expect(late.membership().record(daemons[2].peerId)!.joinStep).toBeGreaterThanOrEqual(10)
       // ... and trained from there with the others (not only took a finished job's final state)
       expect(lateSteps).toBeGreaterThan(10)
+      // its console says where it got in, as over libp2p (it said only that it asked)
+      expect(lateNotices.join('\n')).toMatch(new RegExp(`^joined job ${job.id} at step \\d+ \\(epoch \\d+\\) over the broker$`, 'm'))
     } finally {
       await Promise.all(daemons.map(async (d) => { await d.stop().catch(() => {}) }))
       await rm(root, { recursive: true, force: true })
