@@ -42,6 +42,7 @@ export type StatusResult = z.infer<typeof StatusResultSchema>
 
 export const PeerInfoSchema = z.object({
   id: z.string(),
+  /** where the peer listens as it announced to the job; unknown: the remote ends of the connections to it */
   addresses: z.array(z.string()),
   connected: z.boolean(),
   /** member of the current job */

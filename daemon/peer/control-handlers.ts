@@ -82,7 +82,9 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
           const sighting = session?.sightings.get(id)
           return {
             id,
-            addresses: connections.length > 0 ? connections.map((c) => c.remoteAddr.toString()) : sighting?.addrs ?? [],
+            // where it listens, as it announced: an inbound connection's remote address is its
+            // outbound source port (a trial read tcp/54710 for a peer listening on tcp/40102)
+            addresses: sighting !== undefined && sighting.addrs.length > 0 ? sighting.addrs : connections.map((c) => c.remoteAddr.toString()),
             connected: connections.length > 0,
             member: runner?.membership().isMemberAt(id, step) ?? false,
             lastSeen: sighting?.lastSeen ?? null,

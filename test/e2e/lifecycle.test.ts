@@ -98,6 +98,12 @@ describe('daemon lifecycle', () => {
       const s = await client.status()
       return s.state === 'training' && s.step >= 5 ? s : undefined
     }, 90_000, 'training past step 5')
+    // the host lists each member where it listens, not the source port of its connection in
+    const listed = (await clientFor(host).peers()).peers
+    for (const d of [stays, leaves]) {
+      const address = await d.address()
+      expect(listed.find((p) => address.endsWith(`/p2p/${p.id}`))?.addresses.map((a) => a.split('/p2p/')[0]), fleet.describe()).toContain(address.split('/p2p/')[0])
+    }
     const stopped = await client.stopJob()
     expect(stopped.state).toBe('stopped')
     const context = (): string => fleet.describe()
