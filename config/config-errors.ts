@@ -205,8 +205,8 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
 
 /**
  * Zod's number messages ('Too big: expected number to be <=65535', 'Invalid input: expected
- * int, received number', 'expected number, received string') in the words the other errors use, with the value given; undefined
- * for other issues (their message stays).
+ * int, received number', 'expected number, received string') in the words the other errors
+ * use, with the value given; undefined for other issues (their message stays).
  */
 function plainMessage(issue: z.core.$ZodIssue, value: unknown): string | undefined {
   const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`

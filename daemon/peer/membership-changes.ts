@@ -18,12 +18,10 @@ export interface MembershipChange {
 
 export interface MembershipChangeTracker {
   /**
-   * The changes between the previous report's members and these (none for the first report).
-   * `leaveAnnouncedAt(peer)` is the step a peer announced it leaves from, if it did.
-   */
-  /**
+   * The changes between the previous observation's members and these (none for the first).
    * `source`: 'report' for the members of a step just done, 'membership' for the members at the
-   * step in progress when the membership changed (default 'report').
+   * step in progress when the membership changed (default 'report'). `leaveAnnouncedAt(peer)` is
+   * the step a peer announced it leaves from, if it did.
    */
   observe(step: number, members: readonly string[], source?: 'report' | 'membership'): MembershipChange[]
 }
