@@ -42,10 +42,14 @@ const TIMED_OUT = /ETIMEDOUT|timed out|timeout|aborted/i
  */
 export const PEER_CLOSED_HINT = 'the peer closed the connection: check that both use the same --psk-file and that this peer id is on its allowlist'
 
-/** the remote end closed or reset the connection during or right after the handshake */
+/**
+ * the remote end closed or reset the connection during or right after the handshake, or its
+ * handshake could not be read: a private network with another key decrypts the peer's bytes to
+ * noise, whose length prefix then reads as absurd ('Message length too long - 6329 > 1024')
+ */
 export function closedByPeer (error: unknown): boolean {
   const err = error as { name?: string, message?: string, code?: string }
-  return /ECONNRESET|EPIPE|UnexpectedEOF|StreamReset|ConnectionClosed|EncryptionFailed|stream closed|reset/i.test(`${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`)
+  return /ECONNRESET|EPIPE|UnexpectedEOF|StreamReset|ConnectionClosed|EncryptionFailed|stream closed|reset|Message length (length )?too long/i.test(`${err.name ?? ''} ${err.code ?? ''} ${err.message ?? ''}`)
 }
 
 export function describeDialFailure (error: unknown): string {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  createPeerNode, createPsk, describeDialFailure, InvalidMultiaddrError, PEER_CLOSED_HINT, loadOrCreatePeerKey, PeerKeyError, PeerNodeError, peerKeyPath, type PeerNode
+  closedByPeer, createPeerNode, createPsk, describeDialFailure, InvalidMultiaddrError, PEER_CLOSED_HINT, loadOrCreatePeerKey, PeerKeyError, PeerNodeError, peerKeyPath, type PeerNode
 } from '../../protocols/node/index.js'
 import { captureLogs, LOOPBACK, newNode, waitFor } from './peer-helpers.js'
 
@@ -96,6 +96,13 @@ describe('what a failed dial tells people', () => {
     expect(timedOut).toMatch(/^no answer from the bootstrap peer in time/)
     expect(timedOut).toMatch(/--psk-file.*allowlist.*address/)
     expect(describeDialFailure(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))).toBe(`${PEER_CLOSED_HINT}; retrying`)
+  })
+
+  it('a handshake garbled by another pre-shared key counts as the peer refusing: the joiner names the key (a trial read only "Message length too long - 6329 > 1024")', () => {
+    for (const message of ['Message length too long - 6329 > 1024', 'Message length length too long - 6 > 2']) {
+      expect(closedByPeer(new Error(message)), message).toBe(true)
+    }
+    expect(closedByPeer(new Error('the job waits to start'))).toBe(false)
   })
 })
 
