@@ -59,12 +59,15 @@ export function createMembershipChangeTracker(
     observe(step, members, source = 'report') {
       // fed from step reports and from membership-version changes (session-core.ts): a report of
       // a step before one already observed would bring a member that left back, and its next
-      // observation would count the same leave twice. So would the report of the very step a
-      // membership change was seen at: a leave taking effect at the step in progress can reach
-      // this peer after the step counted the leaver (seen on a loaded machine: 'left at step 346',
-      // 'joined at step 346', 'left at step 347' for one clean leave, and 2 leaves in the metrics)
-      if (step < previousStep || (step === previousStep && source === 'report' && previousSource === 'membership')) return []
-      const current = new Set(members)
+      // observation would count the same leave twice
+      if (step < previousStep) return []
+      // so would the report of the very step a membership change was seen at: a leave taking
+      // effect at the step in progress can reach this peer after the step counted the leaver
+      // (seen on a loaded machine: 'left at step 346', 'joined at step 346', 'left at step 347'
+      // for one clean leave, and 2 leaves in the metrics). Such a report adds no member; a member
+      // it no longer lists (a leave that came after the observation) did leave at this step
+      const sameStep = step === previousStep && source === 'report' && previousSource === 'membership'
+      const current = new Set(sameStep && previous !== undefined ? members.filter((m) => previous!.has(m)) : members)
       const changes: MembershipChange[] = []
       if (previous === undefined) {
         for (const m of current) {

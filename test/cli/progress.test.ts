@@ -130,6 +130,18 @@ describe('membership change tracker', () => {
     expect(tracker.observe(13, ['a', 'b', 'd'])).toEqual([{ kind: 'joined', peerId: 'd', step: 13, members: 3 }])
   })
 
+  it('a leave that arrives after the membership was seen at a step is reported at that step by its report', () => {
+    // paused at step 7, the membership seen there still lists c; c leaves from 7 while paused,
+    // and step 7's report, the first to miss it, says so (a CI run printed 'left at step 8')
+    const announced = new Map([['c', 7]])
+    const records = new Map([['c', { joinStep: 0, leaveStep: 7 }]])
+    const tracker = createMembershipChangeTracker((peer) => announced.get(peer), (peer) => records.get(peer))
+    tracker.observe(6, ['a', 'b', 'c'])
+    expect(tracker.observe(7, ['a', 'b', 'c'], 'membership')).toEqual([])
+    expect(tracker.observe(7, ['a', 'b'])).toEqual([{ kind: 'left', peerId: 'c', step: 7, members: 2 }])
+    expect(tracker.observe(8, ['a', 'b'])).toEqual([])
+  })
+
   it('reports a change at the step the membership records for it, not the step this peer noticed it', () => {
     const records = new Map([['c', { joinStep: 0, leaveStep: 21 }], ['d', { joinStep: 4, leaveStep: Infinity }], ['e', { joinStep: 30, leaveStep: Infinity }]])
     const tracker = createMembershipChangeTracker(() => undefined, (peer) => records.get(peer))
