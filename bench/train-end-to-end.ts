@@ -1,5 +1,6 @@
 /**
- * `p2pmld train` end to end against PyTorch's training loop: `npx tsx bench/train-end-to-end.ts [--quick]`.
+ * `p2pmld train` end to end against PyTorch's training loop: `npx tsx bench/train-end-to-end.ts
+ * [--quick] [model:batch ...]` (rows to run, e.g. lenet5:256; default all).
  *
  * Ours: `runLocalTraining` (what `p2pmld train` runs: the job runner's whole step with its data
  * pipeline, gradient, update, stage timing and per-step digest, no peers) on MNIST, one epoch of
@@ -21,9 +22,12 @@ const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 5
 const STEPS = quick ? 20 : 40
 const THREADS = 2
-const ROWS: ReadonlyArray<readonly ['mlp' | 'mlp-large' | 'lenet5', number]> = [
+const ALL_ROWS: ReadonlyArray<readonly ['mlp' | 'mlp-large' | 'lenet5', number]> = [
   ['mlp', 64], ['mlp', 256], ['lenet5', 64], ['lenet5', 256], ['mlp-large', 64], ['mlp-large', 256]
 ]
+const picked = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const ROWS = picked.length === 0 ? ALL_ROWS : ALL_ROWS.filter(([m, b]) => picked.includes(`${m}:${b}`))
+if (ROWS.length < picked.length) throw new Error(`rows ${picked.join(', ')}: pick from ${ALL_ROWS.map(([m, b]) => `${m}:${b}`).join(', ')}`)
 const SGD = { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 0 } as const satisfies ReferenceOptimizer
 
 /** median ms between consecutive steps of one `p2pmld train` epoch of STEPS steps */

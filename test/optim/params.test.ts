@@ -23,7 +23,7 @@ describe('parameter layout helpers', () => {
 
   it('allFinite finds one non-finite value at every position of the unrolled loop and its tail, in views too', () => {
     const edge = [0, -0, 1.401298464324817e-45, -3.4028234663852886e38, 3.4028234663852886e38, 1, -1]
-    for (const length of [1, 3, 4, 5, 8, 11]) {
+    for (const length of [1, 3, 4, 5, 7, 8, 9, 11, 16, 17]) {
       const values = Float32Array.from({ length }, (_, i) => edge[i % edge.length])
       expect(allFinite(values)).toBe(true)
       for (let at = 0; at < length; at++) {
@@ -34,6 +34,9 @@ describe('parameter layout helpers', () => {
         }
       }
     }
+    // a sum over float32's largest values stays finite in float64; +Inf and -Inf together are not
+    expect(allFinite(new Float32Array(1_000_000).fill(3.4028234663852886e38))).toBe(true)
+    expect(allFinite(Float32Array.of(Infinity, 1, 2, 3, 4, 5, 6, 7, -Infinity))).toBe(false)
     // a view that starts past its buffer's first value, with a bad value just outside it
     const buffer = Float32Array.of(NaN, 1, 2, 3, 4, 5, Infinity)
     expect(allFinite(buffer.subarray(1, 6))).toBe(true)
