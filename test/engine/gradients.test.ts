@@ -260,18 +260,20 @@ describe('training-graph gradients match a float64 reference', () => {
   it('convolutions reading fewer pixels than their kernel has taps train as one dense Gemm each, with the float64 reference\'s gradients', async () => {
     // [3, 2, 2] -> 3x3 pad 1 (2x2) -> 3x3 pad 1 without bias (2x2) -> 3x3 pad 2 (4x4 from four
     // pixels: more outputs than inputs) -> 2x2 on 4x4 (16 pixels, 4 taps: stays a Gemm over columns)
+    // -> 5x5 stride 2 pad 2 on the 3x3 (9 pixels, 25 taps: dense, each output's taps stride apart)
     const g = new ForwardGraphBuilder()
     let x = g.relu(g.conv(g.input, 'same', 3, 5, 3, { pad: 1 }))
     x = g.relu(g.conv(x, 'nobias', 5, 6, 3, { pad: 1, bias: false }))
     x = g.relu(g.conv(x, 'grow', 6, 4, 3, { pad: 2 }))
-    x = g.conv(x, 'columns', 4, 3, 2)
-    const model = g.build('dense-small', [3, 2, 2], 10, g.linear(g.flatten(x), 'fc', 27, 10))
+    x = g.relu(g.conv(x, 'columns', 4, 3, 2))
+    x = g.conv(x, 'strided', 3, 4, 5, { stride: 2, pad: 2 })
+    const model = g.build('dense-small', [3, 2, 2], 10, g.linear(g.flatten(x), 'fc', 16, 10))
     const size = 5
     const batch = signedBatch(model, size, 37)
     await checkAgainstReference(model, batch, model.initParameters(9))
     const specialized = specializeGraph(model.forward, model.layout, size)
     const convs = specialized.graph.nodes.filter((n) => n.op === 'Conv').map((n) => n.name)
-    expect(denseSmallInputConvs(specialized.graph, specialized.shapes)).toEqual(convs.slice(0, 3))
+    expect(denseSmallInputConvs(specialized.graph, specialized.shapes)).toEqual([...convs.slice(0, 3), convs[4]])
     const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
     expect(training).not.toContain('Conv')
     expect(training).not.toContain('ConvTranspose')
