@@ -12,6 +12,7 @@ import { gemm } from './ops/gemm.js'
 import { hardSigmoid } from './ops/hard-sigmoid.js'
 import { hardSwish } from './ops/hard-swish.js'
 import { matmul } from './ops/matmul.js'
+import { max } from './ops/max.js'
 import { mul } from './ops/mul.js'
 import { pad } from './ops/pad.js'
 import { averagePool, globalAveragePool, maxPool } from './ops/pool.js'
@@ -31,7 +32,7 @@ import { transpose } from './ops/transpose.js'
 
 /** Every op the autodiff can differentiate. Adding one: a file in ops/ and a line here. */
 const OPS: readonly OpDefinition[] = [
-  add, sub, mul, div, pow, conv, gemm, matmul, maxPool, averagePool, globalAveragePool, pad, relu, flatten, reshape, identity,
+  add, sub, mul, div, pow, max, conv, gemm, matmul, maxPool, averagePool, globalAveragePool, pad, relu, flatten, reshape, identity,
   batchNormalization, dropout, clip, concat, split, slice, sigmoid, tanh, hardSigmoid, hardSwish, sqrt, erf, softmax,
   reduceMean, transpose, squeeze, unsqueeze, expand
 ]

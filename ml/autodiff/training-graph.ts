@@ -7,6 +7,7 @@ import type { ParameterLayout } from '../core/types.js'
 import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
 import { ShapeError, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { lowerSmallConvs } from './lower-convs.js'
+import { splitPooledConvs } from './pool-split-convs.js'
 import type { ForwardContext, OpDefinition } from './op-definition.js'
 import { dropoutRatio } from './ops/dropout.js'
 import { findOp, RECURRENT_OPS, supportedOps } from './registry.js'
@@ -194,10 +195,13 @@ export interface TrainingGraphOptions {
 export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayout, batchSize: number, options: TrainingGraphOptions = {}): BuiltGraph {
   const nchwcBlock = options.nchwcBlock ?? 0
   const specialized = specializeGraph(forward, layout, batchSize)
-  // one-pixel-output convolutions as Gemms over the batch, small depthwise ones as dense
-  // products (lower-convs.ts), shapes inferred anew
-  const lowered = lowerSmallConvs(specialized.graph, specialized.shapes)
-  const { graph, shapes } = lowered === specialized.graph ? specialized : specializeGraph(lowered, layout, batchSize)
+  // a conv of the batch input before a disjoint max pool as one strided conv per window offset
+  // (pool-split-convs.ts); one-pixel-output convolutions as Gemms over the batch, small
+  // depthwise ones as dense products (lower-convs.ts); shapes inferred anew after each
+  const split = splitPooledConvs(specialized.graph, specialized.shapes)
+  const respecialized = split === specialized.graph ? specialized : specializeGraph(split, layout, batchSize)
+  const lowered = lowerSmallConvs(respecialized.graph, respecialized.shapes)
+  const { graph, shapes } = lowered === respecialized.graph ? respecialized : specializeGraph(lowered, layout, batchSize)
   const logitsShape = shapes.get(graph.output) as Shape
   if (logitsShape.length !== 2 || logitsShape[0] !== batchSize) {
     throw new ShapeError(`the model output '${graph.output}' must be logits of shape [batch, classes], got [${logitsShape.join(', ')}]`)

@@ -5,6 +5,7 @@ import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 import { denseDepthwiseConvs, denseSmallInputConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
 import { NCHWC_DOMAIN } from '../../ml/autodiff/ops/nchwc.js'
+import { pooledConvs } from '../../ml/autodiff/pool-split-convs.js'
 import { buildInferenceGraph, buildTrainingGraph, gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
@@ -134,12 +135,42 @@ describe('training-graph gradients match a float64 reference', () => {
     }
     const labels = Int32Array.from({ length: size }, () => rng.nextInt(10))
     await checkAgainstReference(model, { size, sampleShape: model.sampleShape, inputs, labels }, model.initParameters(9))
-    // the mask reads the pooled output, and the ReLU's output gets no mask of its own
+    // the pool is split by window offset (the conv reads the batch input: pool-split-convs.ts) and
+    // the ReLU moved after its Max: one mask, on the pooled grid
     const nodes = onnx.ModelProto.decode(trainingGraphBytes(model, 4)).graph!.node!
-    const pools = new Set(nodes.filter((n) => n.opType === 'MaxPool').map((n) => n.output![0]))
+    const producer = new Map(nodes.flatMap((n) => n.output!.map((o) => [o, n] as const)))
+    expect(nodes.filter((n) => n.opType === 'MaxPool')).toHaveLength(0)
     const greater = nodes.filter((n) => n.opType === 'Greater')
     expect(greater).toHaveLength(1)
-    expect(pools.has(greater[0].input![0])).toBe(true)
+    const relu = producer.get(greater[0].input![0])!
+    expect(relu.opType).toBe('Relu')
+    expect(producer.get(relu.input![0])!.opType).toBe('Max')
+  })
+
+  it('a conv of the batch input before a disjoint max pool trains as one strided conv per window offset, with the float64 reference\'s gradients', async () => {
+    // [2, 12, 12]: 3x3 pad 1 -> ReLU -> 2x2 pool (begin pads 1 and 0); 3x3 without padding
+    // (offsets cut the input's first rows) -> 2x2 pool, no ReLU; 2x2 stride 2 -> ReLU -> 3x3 pool
+    // (a window of 9 offsets, conv stride 2 -> 6); and a conv of a conv (not the batch input),
+    // an overlapping pool and a pool the size does not divide: those three stay as they are
+    const g = new ForwardGraphBuilder()
+    const a = g.maxPool(g.relu(g.conv(g.input, 'padded', 2, 3, 3, { pad: 1 })), 2)
+    const b = g.maxPool(g.conv(g.input, 'unpadded', 2, 3, 3), 2)
+    const c = g.maxPool(g.relu(g.conv(g.input, 'strided', 2, 2, 2, { stride: 2 })), 3)
+    const d = g.maxPool(g.relu(g.conv(a, 'inner', 3, 2, 3, { pad: 1 })), 2)
+    const e = g.maxPool(g.relu(g.conv(g.input, 'overlap', 2, 2, 3, { pad: 1 })), 3, 2)
+    const f = g.maxPool(g.conv(g.input, 'ragged', 2, 2, 3, { pad: 1 }), 5)
+    const heads = ([[a, 3 * 36], [b, 3 * 25], [c, 2 * 4], [d, 2 * 9], [e, 2 * 25], [f, 2 * 4]] as const).map(([x, n], i) => g.linear(g.flatten(x), `fc${i}`, n, 10))
+    const model = g.build('split-pools', [2, 12, 12], 10, heads.reduce((sum, head) => g.sum(sum, head)))
+    const size = 5
+    const specialized = specializeGraph(model.forward, model.layout, size)
+    const convOf = (param: string): string => specialized.graph.nodes.find((n) => n.op === 'Conv' && n.inputs[1] === `${param}.weight`)!.name
+    expect(pooledConvs(specialized.graph, specialized.shapes)).toEqual(['padded', 'unpadded', 'strided'].map(convOf))
+    await checkAgainstReference(model, signedBatch(model, size, 41), model.initParameters(5))
+    // the inference graph (evaluation, export) keeps the pools
+    const inference = onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType!)
+    expect(inference.filter((op) => op === 'MaxPool')).toHaveLength(6)
+    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    expect(training.filter((op) => op === 'Max')).toHaveLength(3)
   })
 
   it('convolutions with a one-pixel output train as Gemms over the batch, with the float64 reference\'s gradients (taps over padding get 0)', async () => {
@@ -356,7 +387,9 @@ describe('training-graph gradients match a float64 reference', () => {
     // both paths are checked against the float64 reference above; this keeps each one covered
     const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)
     const lenet = opsOf('lenet5')
-    expect(lenet.filter((op) => op === 'MaxUnpool')).toHaveLength(2)
+    // its first pool is split by window offset (pool-split-convs.ts), its second unpooled
+    expect(lenet.filter((op) => op === 'MaxUnpool')).toHaveLength(1)
+    expect(lenet.filter((op) => op === 'Max')).toHaveLength(1)
     expect(lenet).not.toContain('ScatterElements')
     const convnet = opsOf('convnet-test')
     expect(convnet).toContain('ScatterElements')
