@@ -13,6 +13,7 @@ import { parseJobConfig } from '../../config/job-config.js'
 import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
+import { zooModelNames } from '../../ml/models/zoo.js'
 import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
 import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
@@ -83,6 +84,25 @@ export interface JobJoiner {
   stage(): string | undefined
   /** end the join in progress, if any */
   abort(): void
+}
+
+/**
+ * Throws, before this peer asks for admission, when the model it loaded for the job is not the one
+ * the job's members train (JobInfo.model; a member that does not say is trusted): every member
+ * loads the job's `model` from its own disk, and a joiner admitted with another one could never
+ * take the job's state while the members waited on its gradients (a trial's job stayed at step 0,
+ * evicting and re-admitting it). The retry loop asks again later: the file may be fixed meanwhile.
+ */
+function checkSameModel(s: Pick<JobSession, 'runtimeInfo'>, info: JobInfo, jobConfig: JobConfig): void {
+  const mine = s.runtimeInfo()
+  const theirs = info.model
+  if (mine === undefined || theirs === undefined) return
+  if (mine.parameterCount === theirs.parameters && mine.layout === theirs.layout) return
+  const how = mine.parameterCount === theirs.parameters
+    ? `the same ${theirs.parameters} parameters in tensors of other shapes`
+    : `${mine.parameterCount} parameters where the job's has ${theirs.parameters}`
+  const where = zooModelNames().includes(jobConfig.model) ? '' : ` (a path is read on each peer, relative to its daemon's working directory: ${process.cwd()} here)`
+  throw new Error(`this peer's model '${jobConfig.model}'${where} is not the one job ${info.jobId} trains: ${how}. Every member needs the same model file at that path: copy the job's model file here, or start this daemon where it lies`)
 }
 
 /**
@@ -166,6 +186,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       await node.libp2p.peerStore.merge(coordinator, { multiaddrs: info.coordinator.addrs.map((a) => parseMultiaddr(a, 'coordinator address')) })
     }
     const s = await options.openSession(info.jobId, jobConfig, false)
+    checkSameModel(s, info, jobConfig)
     announceJoin(info.jobId, `joining job ${info.jobId}: asked its coordinator ${info.coordinator.peerId} for admission${info.phase === 'waiting' ? ' (it answers once the job starts: when it has its minimum of members)' : ''}`)
     stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}${s.join !== undefined ? ' over the broker' : ''}: waiting for its answer (before the job starts it answers once the job starts)`
     if (s.join !== undefined) {
@@ -262,6 +283,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   const takeFinalState = async (info: JobInfo, from: readonly string[], signal: AbortSignal): Promise<void> => {
     const jobConfig = parseJobConfig(info.config, `job config from peer ${from[0]}`)
     const s = await options.openSession(info.jobId, jobConfig, false)
+    checkSameModel(s, info, jobConfig)
     if (s.join !== undefined) {
       await s.join(from[0], signal)
       return

@@ -94,8 +94,8 @@ export interface JobSession {
   othersFinished(): boolean
   /** `transport: auto`: gradients this peer sent through the broker, by recipient (libp2p could not reach it) */
   gradientsThroughBroker?(): Readonly<Record<string, number>>
-  /** sizes of the job's model and training set, once the runtime is up */
-  runtimeInfo(): { readonly parameterCount: number, readonly trainSamples: number } | undefined
+  /** sizes of the job's model and training set, and the model's layout fingerprint (layoutFingerprint), once the runtime is up */
+  runtimeInfo(): { readonly parameterCount: number, readonly trainSamples: number, readonly layout: string } | undefined
   /** finish the step in progress, tell the others this peer leaves, stop */
   stop(options?: { leave?: boolean }): Promise<void>
 }

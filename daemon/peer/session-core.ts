@@ -25,6 +25,7 @@ import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import type { InboundGradient } from '../training/sync-trainer.js'
+import { layoutFingerprint } from '../training/training-state.js'
 import type { JobSession, JobSessionEvents, PeerSighting } from './job-session.js'
 import { createMembershipChangeTracker } from './membership-changes.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
@@ -387,7 +388,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         phase: state === 'finished' || state === 'failed' ? 'finished' : state === 'waiting' ? 'waiting' : 'training',
         step: runner.progress().step,
         coordinator: { peerId: coordinator, addrs: options.addressesOf?.(coordinator) ?? [] },
-        membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }
+        membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() },
+        ...(runtime === undefined ? {} : { model: { parameters: parameterCount, layout: layoutFingerprint(runtime.model.layout.specs) } })
       }
     },
     memberLeaving(peerId: string, effectiveStep: number) {
@@ -414,7 +416,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       if (r === undefined || result === undefined) return false
       return r.membership().membersAt(result.step - 1).every((id) => id === selfId || finishedPeers.has(id))
     },
-    runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size },
+    runtimeInfo: () => runtime === undefined ? undefined : { parameterCount, trainSamples: runtime.train.size, layout: layoutFingerprint(runtime.model.layout.specs) },
     isStopped: () => stopped,
     async stopRunner(leave) {
       stopped = true

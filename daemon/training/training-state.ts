@@ -30,6 +30,15 @@ export interface EpochRecord {
 export type StopReason = 'epochs' | 'early-stopping' | 'stopped'
 
 /**
+ * The model's shape as members compare it before a join: its parameter count and a sha256 (hex,
+ * 16 digits) of its tensors' shapes in layout order. Names are left out: two exports of one network
+ * may name its tensors differently and still hold interchangeable states.
+ */
+export function layoutFingerprint(specs: ReadonlyArray<{ readonly shape: readonly number[] }>): string {
+  return createHash('sha256').update(JSON.stringify(specs.map((s) => s.shape))).digest('hex').slice(0, 16)
+}
+
+/**
  * sha256 of all parameters (hex): the digest trusted across peers, where a state is checked
  * (a fetched snapshot against the majority's digest, the end-of-job agreement, the result).
  * Costs ~0.6 s/GB: members send it with their gradients at anchor steps only (exchangedDigest).

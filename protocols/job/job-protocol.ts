@@ -66,7 +66,13 @@ export const JobInfoSchema = z.object({
   phase: JobPhaseSchema,
   step: z.number().int().min(0),
   coordinator: z.object({ peerId: z.string(), addrs: z.array(z.string()) }).strict(),
-  membership: MembershipStateSchema
+  membership: MembershipStateSchema,
+  /**
+   * the model the job trains, as the answering member loaded it: its parameter count and layout
+   * fingerprint (training-state.ts layoutFingerprint). A joiner whose own copy differs does not
+   * ask for admission: admitted, it could not take the state, and the members would wait on it
+   */
+  model: z.object({ parameters: z.number().int().min(0), layout: z.string().max(64) }).strict().optional()
 }).strict()
 export type JobInfo = z.infer<typeof JobInfoSchema>
 

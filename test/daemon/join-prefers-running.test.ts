@@ -2,13 +2,15 @@
  * A daemon joining through its bootstrap peers takes a job still going over a finished one: the
  * first peer asked may have finished its job (and run no other yet) while a later one runs the
  * job to join. A finished job is still taken when no peer asked runs another (its final state).
- * Real libp2p nodes on 127.0.0.1 answer the job protocol's 'info'.
+ * And it asks for admission only with the model the job's members train (JobInfo.model).
+ * Real libp2p nodes on 127.0.0.1 answer the job protocol's 'info' (and count 'join's).
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { silentLogger } from '../../daemon/logger.js'
 import { createJobJoiner } from '../../daemon/peer/job-joiner.js'
+import type { JobSession } from '../../daemon/peer/job-session.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
 import { createPeerNode, parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { handleJsonRequests } from '../../protocols/request/json-request.js'
@@ -24,22 +26,35 @@ describe('joining through the bootstrap peers', () => {
     cleanups.push(async () => { await node.stop() })
     return node
   }
-  /** a node answering 'info' for `jobId` in `phase`, coordinated by itself */
-  const answering = async (jobId: string, phase: 'training' | 'finished'): Promise<Multiaddr[]> => {
+  /** join requests the answering nodes got */
+  const joins: string[] = []
+  /** a node answering 'info' for `jobId` in `phase`, coordinated by itself, training `model` (a JobInfo.model) */
+  const answering = async (jobId: string, phase: 'training' | 'finished', model?: { parameters: number, layout: string }, configModel = 'mlp'): Promise<Multiaddr[]> => {
     const node = await startedNode()
     const id = node.peerId.toString()
-    await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async () => ({
-      jobId,
-      config: { id: jobId, model: 'mlp' },
-      phase,
-      step: 64,
-      coordinator: { peerId: id, addrs: [] },
-      membership: { version: 2, members: [{ peerId: id, joinStep: 0, leaveStep: null }] }
-    }))
+    await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote) => {
+      if (request.type === 'join') {
+        joins.push(remote.toString())
+        throw new Error('not in this test')
+      }
+      return {
+        jobId,
+        config: { id: jobId, model: configModel },
+        phase,
+        step: 64,
+        coordinator: { peerId: id, addrs: [] },
+        membership: { version: 2, members: [{ peerId: id, joinStep: 0, leaveStep: null }] },
+        ...(model === undefined ? {} : { model })
+      }
+    })
     return node.dialableAddrs().map((a) => parseMultiaddr(a))
   }
-  /** the job the joiner opens a session for first (the session then refuses: not this test's concern) */
-  const firstJobJoined = async (bootstrap: Multiaddr[]): Promise<string> => {
+  /**
+   * Joins through `bootstrap` until `done` says so (10 s at most): the jobs it opened sessions for,
+   * in order, and where the join stood then. `session`: what the opened session is (default: it
+   * refuses to open, not these tests' concern).
+   */
+  const joinUntil = async (bootstrap: Multiaddr[], done: (opened: string[]) => boolean, session?: Pick<JobSession, 'runtimeInfo'>): Promise<{ opened: string[], stage: string | undefined }> => {
     const node = await startedNode()
     const opened: string[] = []
     const joiner = createJobJoiner({
@@ -51,7 +66,8 @@ describe('joining through the bootstrap peers', () => {
       session: () => undefined,
       openSession: async (jobId) => {
         opened.push(jobId)
-        throw new Error('not in this test')
+        if (session === undefined) throw new Error('not in this test')
+        return session as JobSession
       },
       dropSession: async () => {},
       resume: async () => {},
@@ -60,11 +76,14 @@ describe('joining through the bootstrap peers', () => {
     cleanups.push(async () => { joiner.abort() })
     const joining = joiner.joinThroughBootstrap()
     const end = Date.now() + 10_000
-    while (opened.length === 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+    while (!done(opened) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+    const stage = joiner.stage()
     joiner.abort()
     await joining
-    return opened[0]
+    return { opened, stage }
   }
+  /** the job the joiner opens a session for first */
+  const firstJobJoined = async (bootstrap: Multiaddr[]): Promise<string> => (await joinUntil(bootstrap, (opened) => opened.length > 0)).opened[0]
 
   it('takes the running job a later peer answers with, not the finished one the first peer names', async () => {
     const done = await answering('job-done', 'finished')
@@ -75,4 +94,22 @@ describe('joining through the bootstrap peers', () => {
   it('takes the finished job when no peer runs another', async () => {
     expect(await firstJobJoined(await answering('job-done', 'finished'))).toBe('job-done')
   }, 30_000)
+
+  it('does not ask for admission with a model other than the job\'s, and says why; with the same one it asks', async () => {
+    const job = { parameters: 27_090, layout: 'a1b2c3d4e5f60718' }
+    const other = { parameterCount: 1418, trainSamples: 100, layout: 'ffffffffffffffff' }
+    const bootstrap = await answering('job-onnx', 'training', job, 'm.onnx')
+    // two tries (the second after the back-off): still no join asked
+    const refused = await joinUntil(bootstrap, (opened) => opened.length >= 2, { runtimeInfo: () => other })
+    expect(refused.opened).toEqual(['job-onnx', 'job-onnx'])
+    expect(joins).toEqual([])
+    expect(refused.stage).toMatch(/this peer's model 'm\.onnx' \(a path is read on each peer, relative to its daemon's working directory: .*\) is not the one job job-onnx trains: 1418 parameters where the job's has 27090\. Every member needs the same model file at that path/)
+    // the same count in other shapes is refused too
+    const reshaped = await joinUntil(bootstrap, (opened) => opened.length >= 1, { runtimeInfo: () => ({ ...other, parameterCount: 27_090 }) })
+    expect(reshaped.stage).toMatch(/the same 27090 parameters in tensors of other shapes/)
+    expect(joins).toEqual([])
+    // the job's own model: the joiner asks the coordinator for admission
+    await joinUntil(bootstrap, () => joins.length > 0, { runtimeInfo: () => ({ parameterCount: job.parameters, trainSamples: 100, layout: job.layout }) })
+    expect(joins).toHaveLength(1)
+  }, 40_000)
 })
