@@ -89,6 +89,7 @@ export function buildRunReport(inputs: RunReportInputs): RunReport {
     },
     digests: {
       own: ownDigest,
+      lastStep: lastOwn ?? null,
       peers: peerDigests,
       agree: lastOwn === undefined || Object.keys(peerDigests).length === 0 ? null : Object.values(peerDigests).every((d) => d === lastOwn)
     },

@@ -125,8 +125,12 @@ function digestsSection(report: RunReport): string {
   const peers = Object.entries(d.peers)
   const verdict = d.agree === null ? '<span class="muted">no other member\'s digest recorded</span>' : d.agree ? '<span class="ok">all equal</span>' : '<span class="bad">differ</span>'
   const rows = peers.map(([peer, digest]) => `<tr><td><code title="${escapeHtml(peer)}">${escapeHtml(short(peer))}</code></td><td><code>${escapeHtml(digest.slice(0, 16))}</code></td></tr>`)
-  return `<p>this peer: <code id="own-digest">${escapeHtml(d.own ?? '-')}</code></p>` +
-    (peers.length > 0 ? `<p>digests the members sent with the last step's gradients: ${verdict}</p>${table('digests', ['peer', 'sha256 (first 16)'], rows)}` : `<p>${verdict}</p>`)
+  // a finished job's own digest is of its final parameters; the members' are of the last step's
+  // start, compared with this peer's there (a trial read two different digests above 'all equal')
+  const finalDigest = report.result !== null && d.lastStep !== undefined && d.lastStep !== null && d.lastStep !== d.own
+  const last = d.lastStep === undefined || d.lastStep === null ? '' : `this peer <code>${escapeHtml(d.lastStep.slice(0, 16))}</code>; `
+  return `<p>this peer${finalDigest ? '\'s final parameters' : ''}: <code id="own-digest">${escapeHtml(d.own ?? '-')}</code></p>` +
+    (peers.length > 0 ? `<p>at the start of the last step: ${last}the digests the members sent with its gradients: ${verdict}</p>${table('digests', ['peer', 'sha256 (first 16)'], rows)}` : `<p>${verdict}</p>`)
 }
 
 /** The whole page; `report` is embedded as JSON too (id="report-data"). */

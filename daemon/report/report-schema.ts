@@ -93,9 +93,14 @@ export const RunReportSchema = z.object({
   digests: z.object({
     /** this peer's final parameter digest (while the job runs: the digest at the start of its last step) */
     own: z.string().nullable(),
+    /**
+     * this peer's digest at the start of the last step it ran: what `peers` are compared with (a
+     * finished job's `own` is of the parameters after that step). Absent in reports written before it
+     */
+    lastStep: z.string().nullable().optional(),
     /** the digests the other members sent with their gradients of the last step this peer ran (parameters at that step's start) */
     peers: z.record(z.string(), z.string()),
-    /** every digest above equal */
+    /** every digest in `peers` equal to `lastStep` */
     agree: z.boolean().nullable()
   }).strict(),
   /** the job's wall time on this peer so far, ms */

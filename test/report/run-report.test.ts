@@ -97,7 +97,14 @@ describe('buildRunReport', () => {
 
   it('marks each epoch with its time, digest and members, and compares the last step\'s digests', () => {
     expect(report.epochs.map((e) => [e.atMs, e.digest, e.members])).toEqual([[1500, 'd14', 4], [3000, 'd29', 2]])
-    expect(report.digests).toEqual({ own: 'final', peers: { [D]: 'dXX' }, agree: false })
+    expect(report.digests).toEqual({ own: 'final', lastStep: 'd29', peers: { [D]: 'dXX' }, agree: false })
+    // the page tells the final digest from the last step's, which the members' are compared with
+    const html = renderRunReportHtml(report)
+    expect(html).toContain('<p>this peer\'s final parameters: <code id="own-digest">final</code></p>')
+    expect(html).toContain('<p>at the start of the last step: this peer <code>d29</code>; the digests the members sent with its gradients: <span class="bad">differ</span></p>')
+    // reports written before the field read as they are
+    const { lastStep: _lastStep, ...older } = report.digests
+    expect(parseRunReport(JSON.parse(JSON.stringify({ ...report, digests: older })), 'older report').digests.lastStep).toBeUndefined()
     expect(report.network.byPeer.map((p) => p.peer)).toEqual([B, D])
     expect(report.wallMs).toBe(3000)
   })
