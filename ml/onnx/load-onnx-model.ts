@@ -135,10 +135,27 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
   const initializers = graph.initializer ?? []
   if (graphOutputs.length !== 1) throw invalid(`the graph must have exactly one output (the logits), it has ${graphOutputs.length}`)
 
+  const nodeName = (n: (typeof graphNodes)[number], index: number): string => n.name !== null && n.name !== undefined && n.name !== '' ? n.name : `${n.opType ?? 'node'}_${index}`
+  /**
+   * A tensor of a type the autodiff lacks (int32, bool, ...) read by an op it lacks too: the op is
+   * the problem to name (a torch.cumsum export failed on its int32 axis, its message said to
+   * re-export with torch.onnx.export, which it was)
+   */
+  const readByUnsupportedOp = <T>(tensor: string, read: () => T): T => {
+    try {
+      return read()
+    } catch (error) {
+      const readers: IrNode[] = graphNodes.flatMap((m, i) => (m.input ?? []).includes(tensor) ? [{ name: nodeName(m, i), op: m.opType ?? '', inputs: [], outputs: [], attrs: {} }] : [])
+      const unsupported = firstUnsupportedOp({ input: '', sampleShape: [], parameters: [], constants: new Map(), nodes: readers, output: '' })
+      if (unsupported !== undefined) throw new UnsupportedOpError(unsupported.op, unsupported.node)
+      throw error
+    }
+  }
+
   const parameters: Array<{ name: string, shape: number[], data: Float32Array }> = []
   const constants = new Map<string, ConstantTensor>()
   for (const init of initializers) {
-    const tensor = toConstant(init, invalid)
+    const tensor = readByUnsupportedOp(init.name ?? '', () => toConstant(init, invalid))
     const name = init.name ?? ''
     if (tensor.data instanceof Float32Array) parameters.push({ name, shape: [...tensor.dims], data: tensor.data })
     else constants.set(name, tensor)
@@ -156,9 +173,9 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
 
   const allNodes: IrNode[] = []
   graphNodes.forEach((n, index) => {
-    const name = n.name !== null && n.name !== undefined && n.name !== '' ? n.name : `${n.opType ?? 'node'}_${index}`
+    const name = nodeName(n, index)
     const attrs: Record<string, Attribute> = {}
-    for (const a of n.attribute ?? []) attrs[a.name ?? ''] = toAttribute(a, invalid)
+    for (const a of n.attribute ?? []) attrs[a.name ?? ''] = n.opType === 'Constant' ? readByUnsupportedOp(n.output?.[0] ?? '', () => toAttribute(a, invalid)) : toAttribute(a, invalid)
     if (n.opType === 'Constant') {
       const value = attrs.value
       if (value === undefined || value.kind !== 'tensor') throw invalid(`Constant node '${name}' has no tensor value`)

@@ -169,4 +169,17 @@ describe('shape inference checks what it infers, at load', () => {
     await expect(loadOnnxModel(withConstant({ name: 'scale', dims: [1], dataType: T.DOUBLE, doubleData: [2] })))
       .rejects.toThrow(/tensor 'scale' has data type DOUBLE.*call model.float\(\) before exporting/)
   })
+
+  it('an int32 constant read by an op the autodiff lacks names that op (torch.cumsum exports CumSum with an int32 axis)', async () => {
+    const T = onnx.TensorProto.DataType
+    const cumsum = (axisAs: 'initializer' | 'Constant'): Uint8Array => modelBytes([
+      ...(axisAs === 'Constant' ? [{ name: 'axis_node', opType: 'Constant', input: [], output: ['axis'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dims: [], dataType: T.INT32, int32Data: [1] } }] }] : []),
+      { name: 'flat', opType: 'Flatten', input: ['x'], output: ['f'] },
+      { name: 'fc', opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: ['h'], attribute: [int('transB', 1)] },
+      { name: '/CumSum', opType: 'CumSum', input: ['h', 'axis'], output: ['logits'] }
+    ], [tensor('fc.weight', [10, 676], 1), tensor('fc.bias', [10], 2), ...(axisAs === 'initializer' ? [{ name: 'axis', dims: [], dataType: T.INT32, int32Data: [1] }] : [])])
+    for (const axisAs of ['initializer', 'Constant'] as const) {
+      await expect(loadOnnxModel(cumsum(axisAs)), axisAs).rejects.toThrow(/^unsupported op 'CumSum' in node '\/CumSum': the autodiff supports /)
+    }
+  })
 })
