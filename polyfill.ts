@@ -20,4 +20,9 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function'
 // so the warning is noise in the daemon's output; the README's offload section says it instead.
 // A user who sets the variable themselves keeps their choice.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+// ONNX Runtime's Linux build carries Microsoft's telemetry SDK: its first session in a process
+// left an empty /tmp/mat-debug-<pid>.log behind (a trial counted one more per `train`), and the
+// SDK holds an events endpoint. A training daemon sends nothing it was not asked to: off unless
+// the user sets the variable (read when ORT sets up its environment, at the first session).
+process.env.ORT_DISABLE_TELEMETRY ??= '1'
 export {}

@@ -4,7 +4,7 @@
  * set to the very accuracy the daemon (or train) reported.
  */
 import { spawn } from 'node:child_process'
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
@@ -38,14 +38,14 @@ async function accuracyOf(file: string, seed: number, trainSamples: number): Pro
   }
 }
 
-function runCli(args: string[], cwd: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+function runCli(args: string[], cwd: string): Promise<{ code: number | null, stdout: string, stderr: string, pid: number | undefined }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid }))
   })
 }
 
@@ -102,5 +102,8 @@ describe('p2pmld export and train --out', () => {
     const result = JSON.parse(run.stdout) as { test: { accuracy: number }, out: string }
     expect(result.out).toBe(join(dir, 'model.onnx'))
     expect(await accuracyOf(result.out, 4, 1024)).toBe((result.test.accuracy * 100).toFixed(2))
+    // ONNX Runtime's telemetry is off (polyfill.ts): it left an empty log per process in /tmp (the child has no TMPDIR)
+    expect(run.pid).toBeDefined()
+    expect(existsSync(`/tmp/mat-debug-${run.pid}.log`)).toBe(false)
   }, 120_000)
 })
