@@ -66,7 +66,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       }
     },
 
-    peers(): PeersResult {
+    async peers(): Promise<PeersResult> {
       const node = daemon.node().libp2p
       const session = daemon.session()
       const runner = session?.runner()
@@ -75,23 +75,32 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       for (const id of runner?.membership().membersAt(step) ?? []) ids.add(id)
       ids.delete(daemon.peerId)
       const missing = new Set(runner?.lastReport()?.missing ?? [])
-      return {
-        peers: [...ids].sort().map((id) => {
-          const peerId = peerIdFromString(id)
-          const connections = node.getConnections(peerId)
-          const sighting = session?.sightings.get(id)
-          return {
-            id,
-            // where it listens, as it announced: an inbound connection's remote address is its
-            // outbound source port (a trial read tcp/54710 for a peer listening on tcp/40102)
-            addresses: sighting !== undefined && sighting.addrs.length > 0 ? sighting.addrs : connections.map((c) => c.remoteAddr.toString()),
-            connected: connections.length > 0,
-            member: runner?.membership().isMemberAt(id, step) ?? false,
-            lastSeen: sighting?.lastSeen ?? null,
-            suspected: missing.has(id)
-          }
-        })
+      /** where a peer listens, as identify told this node (none known: undefined) */
+      const listening = async (peerId: ReturnType<typeof peerIdFromString>): Promise<string[]> => {
+        try {
+          return (await node.peerStore.get(peerId)).addresses.map((a) => a.multiaddr.toString())
+        } catch {
+          return []
+        }
       }
+      const peers = await Promise.all([...ids].sort().map(async (id) => {
+        const peerId = peerIdFromString(id)
+        const connections = node.getConnections(peerId)
+        const sighting = session?.sightings.get(id)
+        // where it listens: as it announced in the job, else as identify said. An inbound
+        // connection's remote address is its outbound source port (a trial read tcp/54710 for a
+        // peer listening on tcp/40102), the last resort
+        const announced = sighting !== undefined && sighting.addrs.length > 0 ? sighting.addrs : await listening(peerId)
+        return {
+          id,
+          addresses: announced.length > 0 ? announced : connections.map((c) => c.remoteAddr.toString()),
+          connected: connections.length > 0,
+          member: runner?.membership().isMemberAt(id, step) ?? false,
+          lastSeen: sighting?.lastSeen ?? null,
+          suspected: missing.has(id)
+        }
+      }))
+      return { peers }
     },
 
     async submitJob(config: JobConfig) {

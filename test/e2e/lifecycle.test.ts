@@ -87,6 +87,18 @@ describe('daemon lifecycle', () => {
     }
   }, 240_000)
 
+  it('`peers` before any job lists a peer where it listens (as identify said), not the source port of its connection in', async () => {
+    const host = fleet.start('peers-idle-host', [])
+    const dialer = fleet.start('peers-idle-dialer', ['--bootstrap', await host.address()])
+    const address = await dialer.address()
+    const listed = await eventually(async () => {
+      const found = (await clientFor(host).peers()).peers.find((p) => address.endsWith(`/p2p/${p.id}`))
+      return found?.connected === true ? found : undefined
+    }, 30_000, 'the dialer connected to the host')
+    expect(listed.member).toBe(false)
+    expect(listed.addresses.map((a) => a.split('/p2p/')[0]), fleet.describe()).toContain(address.split('/p2p/')[0])
+  }, 60_000)
+
   it('`job stop` on one member: it leaves the job and stays up, with its report; the others finish without it', async () => {
     // f = 0: two members are enough to go on
     const job = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '3', '--min-peers', '3', '--f', '0']
