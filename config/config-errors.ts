@@ -199,8 +199,25 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
         ? ('options' in issue && Array.isArray(issue.options) ? issue.options as unknown[] : allowedValues(schemaAt(schema, issue.path) ?? schema))
         : undefined
     if (allowed !== undefined && allowed.length > 0) return [`  ${label(issue.path)}: ${describeAllowed(allowed, valueAt(input, issue.path))}`]
+    const section = sectionMessage(schema, issue, valueAt(input, issue.path), label(issue.path))
+    if (section !== undefined) return [`  ${label(issue.path)}: ${section}`]
     return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path)) ?? issue.message}`]
   })
+}
+
+/**
+ * A single value where the schema wants a section of keys (`optimizer: sgd`, `earlyStopping: 5`):
+ * the section's keys and, where the value is one a key of the section takes, the section that
+ * means it (`optimizer: { type: sgd }`); undefined for any other issue.
+ */
+function sectionMessage(schema: z.ZodType, issue: z.core.$ZodIssue, value: unknown, label: string): string | undefined {
+  if (issue.code !== 'invalid_type' || issue.expected !== 'object' || value === null || value === undefined || typeof value === 'object') return undefined
+  const keys = objectKeys(schemaAt(schema, issue.path) ?? schema)
+  if (keys.size === 0) return undefined
+  // the key whose values hold the one given (optimizer.type sgd, aggregation.rule mean, compression.codec qsgd)
+  const named = [...keys].find(([, entry]) => (allowedValues(entry.schema) ?? []).includes(value))?.[0]
+  const meant = named !== undefined ? `: write ${label}: { ${named}: ${String(value)} } (its other keys are optional)` : ''
+  return `is a section of keys (${[...keys.keys()].join(', ')}), not a single value, got ${JSON.stringify(value)}${meant}`
 }
 
 /**

@@ -46,6 +46,16 @@ describe('unknown keys suggest the nearest valid one', () => {
   })
 })
 
+describe('a single value where a section of keys belongs', () => {
+  it.each([
+    [{ optimizer: 'sgd' }, 'optimizer: is a section of keys (type, lr, momentum, weightDecay, nesterov, beta1, beta2, eps), not a single value, got "sgd": write optimizer: { type: sgd } (its other keys are optional)'],
+    [{ aggregation: 'mean' }, 'aggregation: is a section of keys (rule, f, multiKrumM, clipRadius, clipIterations), not a single value, got "mean": write aggregation: { rule: mean } (its other keys are optional)'],
+    [{ earlyStopping: 5 }, 'earlyStopping: is a section of keys (patience, minDelta), not a single value, got 5']
+  ])('%j names its keys, and the key a value belongs to', (input, expected) => {
+    expect(message(() => parseJobConfig(input, 'job file j.yaml'))).toBe(`invalid job file j.yaml:\n  ${expected}`)
+  })
+})
+
 describe('enum errors list the allowed values', () => {
   it.each([
     [{ compression: { bits: 3 } }, 'compression.bits: must be one of 2, 4, 8, got 3'],
