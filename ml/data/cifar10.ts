@@ -22,9 +22,13 @@ export interface ChannelStats {
   readonly std: readonly number[]
 }
 
-/** Whether `dir` holds the CIFAR-10 binary files (the first training batch is enough to say so). */
+/**
+ * Whether `dir` holds CIFAR-10 binary files: any one of them says so, and the loader then names a
+ * missing one (a directory without data_batch_1.bin was read as IDX files, and its error spoke
+ * of train-images-idx3-ubyte only).
+ */
 export function isCifar10Directory(dir: string): boolean {
-  return existsSync(join(dir, CIFAR10_TRAIN_FILES[0]))
+  return [...CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE].some((file) => existsSync(join(dir, file)))
 }
 
 /** Records of one file: labels and the raw pixel bytes (CHW per record). */

@@ -82,6 +82,16 @@ describe('CIFAR-10 binary files', () => {
     expect(splits.test.size).toBe(PER_FILE)
   })
 
+  it('a directory with some of the files is CIFAR-10 still: the error names the file missing, the first training batch too', async () => {
+    const partial = await mkdtemp(join(tmpdir(), 'p2pmld-cifar-partial-'))
+    try {
+      for (const name of ['data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'test_batch.bin']) await writeFile(join(partial, name), files.get(name) as Uint8Array)
+      await expect(loadJobDatasets(partial, { seed: 1 })).rejects.toThrow(/data_batch_1\.bin is missing: a CIFAR-10 directory holds/)
+    } finally {
+      await rm(partial, { recursive: true, force: true })
+    }
+  })
+
   it('refuses a file that is not whole records, or a label above 9, naming the file', () => {
     expect(() => parseCifar10Batch(new Uint8Array(3072), 'x.bin')).toThrow(DatasetFormatError)
     expect(() => parseCifar10Batch(new Uint8Array(3072), 'x.bin')).toThrow(/x\.bin: 3072 bytes is not a whole number of 3073-byte/)
