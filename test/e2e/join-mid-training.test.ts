@@ -44,6 +44,12 @@ describe('a daemon started mid-training', () => {
     await firstClient.resumeJob({})
     await late.waitForLog(/"msg":"joined job"/, 60_000)
     const joinedAfterMs = Date.now() - launchedAt
+    // it and the others name one step for its join: the first it contributes to (it printed the
+    // step of the state it took, a step before, where the others printed its admission's)
+    const lateId = (await late.address()).split('/p2p/')[1]
+    const joinedAt = Number((await late.waitForStdout(/^joined job join-mid at step (\d+) \(epoch \d+\)$/m, 30_000))[1])
+    const seen = await first.waitForStdout(new RegExp(`^peer ${lateId} joined at step (\\d+): 4 members$`, 'm'), 30_000)
+    expect(joinedAt, late.stdout()).toBe(Number(seen[1]))
 
     // once joined, its step is the others' step (within the few steps a status round trip and
     // the membership margin allow), and it counts four members
