@@ -37,9 +37,6 @@ export function createJobState(config: JobConfig, runtime: JobRuntime, snapshot?
   const n = runtime.model.layout.totalSize
   // BatchNorm running statistics ride in the parameter vector and are averaged, not trained
   const optimizer: Optimizer = createOptimizer(config.optimizer, n, bufferSpecs(runtime.model.layout))
-  // the computed gradient lands in the optimizer's memory: a one-member step applies it in place
-  // (the copy in through scratch was ~40 us of mlp's 0.55 ms step, 0.7 ms of mlp-large's)
-  runtime.computer.writeGradientsInto?.(optimizer.computeBuffer())
   const progress: TrainingProgress = { step: 0, epoch: 0, cursor: 0, lr: config.optimizer.lr, epochLossSum: 0, epochLossCount: 0 }
   // a snapshot's parameters replace these at once: the seed's are not computed for it
   let params = snapshot === undefined ? optimizer.hostParameters(runtime.model.initParameters(config.seed)) : new Float32Array(0)

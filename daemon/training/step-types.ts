@@ -19,8 +19,6 @@ export interface StepOptimizer {
   step(params: Float32Array, gradient: Float32Array, lr: number): void
   /** where the aggregation rule writes the step's gradient, so step() reads it in place */
   gradientBuffer(): Float32Array
-  /** whether every value is finite (Optimizer.allFinite: fastest on arrays in its memory) */
-  allFinite(values: Float32Array): boolean
 }
 
 export interface StepCodec {

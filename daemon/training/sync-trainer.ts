@@ -11,6 +11,7 @@ import type { AttackConfig } from '../../config/job-config.js'
 import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
 import { TrainingDivergedError } from './diverged.js'
@@ -203,11 +204,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
       // a non-finite gradient (an overflowing batch) is not sent: the others aggregate without
       // this peer at this step. Non-finite parameters are the job diverging: that stops it
-      const finite = deps.optimizer.allFinite(sent)
+      const finite = allFinite(sent)
       const others = members.filter((id) => id !== deps.selfId)
       const alone = others.length === 0 && deps.exchangeAlone !== true
       if (!finite) {
-        if (!deps.optimizer.allFinite(deps.params)) throw new TrainingDivergedError(step, `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+        if (!allFinite(deps.params)) throw new TrainingDivergedError(step, `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
         if (!alone) deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
       }
       if (alone) {

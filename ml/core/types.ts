@@ -90,14 +90,6 @@ export interface GradientObserver {
  */
 export interface GradientComputer {
   computeGradient(params: Float32Array, batch: Batch, observer?: GradientObserver): Promise<GradientResult>
-  /**
-   * From now on write each step's gradient into `buffer` (as many values as the model has
-   * parameters; the caller keeps it for this computer alone, zeros where a compact tap gradient
-   * leaves its other taps) and return it as the result's gradient, valid until the next
-   * computeGradient. Offered by a computer that reuses one gradient buffer (the in-process one);
-   * e.g. Optimizer.computeBuffer(), so an update reads the gradient where it was written.
-   */
-  writeGradientsInto?(buffer: Float32Array): void
   evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult>
   close(): Promise<void>
 }

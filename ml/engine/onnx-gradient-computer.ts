@@ -61,8 +61,6 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
   // detected once, when the first training graph is built
   let nchwcBlock: Promise<number> | undefined
   let closed = false
-  /** writeGradientsInto's buffer: every training graph's reused outputs write there */
-  let into: Float32Array | undefined
   // runs still executing: close() waits for them before releasing their sessions
   const inFlight = new Set<Promise<unknown>>()
   const track = <T>(run: Promise<T>): Promise<T> => {
@@ -95,7 +93,7 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
       return buildTrainingGraph(model.forward, model.layout, batch.size, { nchwcBlock: block, intraOpThreads: threads, compactTapGradients: true })
     }, options.memoryArena ?? true)
     const { graph, session } = compiled
-    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model, session, into)) : undefined)
+    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model, session)) : undefined)
   }
 
   async function evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {
@@ -119,17 +117,6 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
       ensureOpen()
       return await track(evaluate(params, batch))
     },
-
-    ...(reuseGradient
-      ? {
-          writeGradientsInto(buffer: Float32Array): void {
-            if (buffer.length !== model.layout.totalSize) throw new RangeError(`a gradient buffer for ${model.name} needs ${model.layout.totalSize} values, got ${buffer.length}`)
-            into = buffer
-            // outputs already made for a batch size wrote elsewhere: made again on their next run
-            for (const compiled of training.values()) void compiled.then((c) => { c.reused = undefined }, () => {})
-          }
-        }
-      : {}),
 
     async close(): Promise<void> {
       if (closed) return

@@ -11,8 +11,7 @@
 import type { OptimizerConfig } from '../../config/job-config.js'
 import type { ParameterSpec } from '../core/types.js'
 import { withRunningBuffers } from './running-buffers.js'
-import { allFinite } from '../params.js'
-import { CHUNK, createKernelMemory, createOptimizerKernels, NON_FINITE_KERNEL, type OptimizerKernels, type WasmMemory } from './wasm-kernels.js'
+import { CHUNK, createKernelMemory, createOptimizerKernels, type OptimizerKernels, type WasmMemory } from './wasm-kernels.js'
 
 export interface Optimizer {
   readonly stateSize: number
@@ -34,19 +33,6 @@ export interface Optimizer {
    * place instead of a chunk at a time through scratch. Its contents are the caller's.
    */
   gradientBuffer(): Float32Array
-  /**
-   * Another paramCount-long array in the optimizer's own memory (the same one on every call), for a
-   * gradient computer to write each step's gradient into (GradientComputer.writeGradientsInto): a
-   * step of one member applies it in place, with no copy in through scratch (mlp-large's 7.4 MB
-   * a step), and an aggregation may read it as an input while it writes gradientBuffer().
-   */
-  computeBuffer(): Float32Array
-  /**
-   * Whether every value is finite (no NaN or +-Infinity): a WebAssembly SIMD pass over values in
-   * the optimizer's memory (the computed gradient, the hosted parameters: mlp-large's 1.86 M in
-   * ~0.1 against 0.64 ms for the float64 sum of ml/params' allFinite, which checks any other array)
-   */
-  allFinite(values: Float32Array): boolean
 }
 
 export class OptimizerStateError extends Error {
@@ -75,15 +61,13 @@ const fr = Math.fround
 /**
  * Where an optimizer's arrays live: one memory holding the state (its first value at byte 12,
  * so the per-parameter arrays after it start 16-byte aligned), the hosted parameters, the
- * gradient buffer, the computed-gradient buffer and two scratch chunks; or, without WebAssembly
- * (or past the 4 GiB a WebAssembly memory can hold, ~260 M parameters with SGD momentum), plain
- * arrays.
+ * gradient buffer and two scratch chunks; or, without WebAssembly (or past the 4 GiB a
+ * WebAssembly memory can hold, ~330 M parameters with SGD momentum), plain arrays.
  */
 interface Workspace {
   readonly state: Float32Array
   readonly params: Float32Array
   readonly grad: Float32Array
-  readonly compute: Float32Array
   readonly kernels: OptimizerKernels | undefined
   readonly memory: WasmMemory | undefined
   /** byte offsets in memory */
@@ -96,8 +80,7 @@ function createWorkspace(stateSize: number, paramCount: number): Workspace {
   const stateAt = 12
   const paramsAt = align16(stateAt + 4 * stateSize)
   const gradAt = align16(paramsAt + 4 * paramCount)
-  const computeAt = align16(gradAt + 4 * paramCount)
-  const scratchP = align16(computeAt + 4 * paramCount)
+  const scratchP = align16(gradAt + 4 * paramCount)
   const scratchG = scratchP + 4 * CHUNK
   try {
     const memory = createKernelMemory(scratchG + 4 * CHUNK)
@@ -106,11 +89,10 @@ function createWorkspace(stateSize: number, paramCount: number): Workspace {
       state: new Float32Array(memory.buffer, stateAt, stateSize),
       params: new Float32Array(memory.buffer, paramsAt, paramCount),
       grad: new Float32Array(memory.buffer, gradAt, paramCount),
-      compute: new Float32Array(memory.buffer, computeAt, paramCount),
       kernels, memory, paramsAt, scratchP, scratchG
     }
   } catch {
-    return { state: new Float32Array(stateSize), params: new Float32Array(paramCount), grad: new Float32Array(paramCount), compute: new Float32Array(paramCount), kernels: undefined, memory: undefined, paramsAt: 0, scratchP: 0, scratchG: 0 }
+    return { state: new Float32Array(stateSize), params: new Float32Array(paramCount), grad: new Float32Array(paramCount), kernels: undefined, memory: undefined, paramsAt: 0, scratchP: 0, scratchG: 0 }
   }
 }
 
@@ -145,15 +127,6 @@ function runKernel(w: Workspace, variant: string, params: Float32Array, grad: Fl
       s1 === 0 ? 0 : s1 + at, s2 === 0 ? 0 : s2 + at, len, a0, a1, a2, a3, a4, a5, a6, a7)
     if (!paramsInside) params.set(len === CHUNK ? scratchP : scratchP.subarray(0, len), start)
   }
-}
-
-/** Optimizer.allFinite: the SIMD check where `values` lie in the workspace's memory (result in scratch), else ml/params' */
-function finiteIn(w: Workspace, values: Float32Array): boolean {
-  if (w.kernels === undefined || values.buffer !== (w.memory as WasmMemory).buffer) return allFinite(values)
-  const count = values.length & ~3
-  w.kernels[NON_FINITE_KERNEL](0, values.byteOffset, w.scratchP, 0, count, Infinity, 0, 0, 0, 0, 0, 0, 0)
-  const lanes = new Int32Array((w.memory as WasmMemory).buffer, w.scratchP, 4)
-  return lanes[0] === 0 && lanes[1] === 0 && lanes[2] === 0 && lanes[3] === 0 && allFinite(values.subarray(count))
 }
 
 /** byte offset of state[index] in the workspace's memory */
@@ -204,9 +177,7 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
       state.set(saved)
     },
     hostParameters: (values) => hostInto(w, values),
-    gradientBuffer: () => w.grad,
-    computeBuffer: () => w.compute,
-    allFinite: (values) => finiteIn(w, values)
+    gradientBuffer: () => w.grad
   }
 }
 
@@ -294,9 +265,7 @@ export function createAdam(config: Extract<OptimizerConfig, { type: 'adam' }>, p
       state.set(saved)
     },
     hostParameters: (values) => hostInto(w, values),
-    gradientBuffer: () => w.grad,
-    computeBuffer: () => w.compute,
-    allFinite: (values) => finiteIn(w, values)
+    gradientBuffer: () => w.grad
   }
 }
 

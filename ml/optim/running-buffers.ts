@@ -32,8 +32,6 @@ export function withRunningBuffers(inner: Optimizer, buffers: readonly Parameter
     exportState: () => inner.exportState(),
     importState: (state) => inner.importState(state),
     hostParameters: (values) => inner.hostParameters(values),
-    gradientBuffer: () => inner.gradientBuffer(),
-    computeBuffer: () => inner.computeBuffer(),
-    allFinite: (values) => inner.allFinite(values)
+    gradientBuffer: () => inner.gradientBuffer()
   }
 }

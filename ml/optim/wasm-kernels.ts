@@ -111,27 +111,6 @@ function adamBody(weightDecay: boolean): number[] {
   ]
 }
 
-/**
- * Finiteness of the n values at g: ORs, over every 4 values, the lanes whose 8 exponent bits are
- * all ones (NaN, +-Infinity: (bits & mask) == mask, mask = scalar 0 given as +Infinity, whose bits
- * it is) and stores the 16-byte result at s1: all zeros where every value is finite.
- */
-function nonFiniteBody(): number[] {
-  const { 'v128.and': and, 'v128.or': or, 'i32x4.eq': eq } = SIMD
-  const mask = splatLocal(0)
-  return functionBody([[2, I32], [SCALARS + 3, V128]], [
-    ...localGet(N), 0x41, 2, 0x74, ...localSet(END), // end = n << 2
-    ...localGet(N + 1), ...splat, ...localSet(mask),
-    0x02, 0x40, 0x03, 0x40, // block, loop
-    ...localGet(OFF), ...localGet(END), 0x4f, 0x0d, 1, // if off >= end (unsigned) break
-    ...localGet(T0), ...load4(G), ...localGet(mask), ...and, ...localGet(mask), ...eq, ...or, ...localSet(T0),
-    ...localGet(OFF), 0x41, 16, i32Add, ...localSet(OFF), // off += 16
-    0x0c, 0, 0x0b, 0x0b, // br loop, end loop, end block
-    ...localGet(S1), ...localGet(T0), ...store4,
-    0x0b // end function
-  ])
-}
-
 /** (p, g, s1, s2 byte offsets, n values (multiple of 4), up to 8 scalars rounded to float32) */
 export type Kernel = (p: number, g: number, s1: number, s2: number, n: number, ...scalars: number[]) => void
 
@@ -149,15 +128,9 @@ const VARIANTS: ReadonlyArray<readonly [string, number, number[]]> = [
   ['adam-wd', 8, adamBody(true)]
 ]
 
-/** the finiteness check's export name (nonFiniteBody): g the values, s1 where its 16-byte result goes, scalar 0 +Infinity */
-export const NON_FINITE_KERNEL = 'non-finite'
-
 function assemble(): Uint8Array {
   const params = [...Array.from({ length: POINTERS + 1 }, () => I32), ...Array.from({ length: SCALARS }, () => F32)]
-  return assembleModule({ params, results: [] }, [
-    ...VARIANTS.map(([variant, used, body]) => [variant, kernelBody(used, body)] as const),
-    [NON_FINITE_KERNEL, nonFiniteBody()] as const
-  ])
+  return assembleModule({ params, results: [] }, VARIANTS.map(([variant, used, body]) => [variant, kernelBody(used, body)] as const))
 }
 
 /** A WebAssembly memory of at least `bytes` bytes (zero-filled); throws where there is no WebAssembly. */
@@ -174,6 +147,6 @@ export function createOptimizerKernels(memory: WasmMemory): OptimizerKernels {
   compiled ??= new api.Module(assemble())
   const instance = new api.Instance(compiled, { env: { memory } })
   const kernel: Record<string, Kernel> = {}
-  for (const [variant] of [...VARIANTS, [NON_FINITE_KERNEL]]) kernel[variant] = instance.exports[variant] as Kernel
+  for (const [variant] of VARIANTS) kernel[variant] = instance.exports[variant] as Kernel
   return kernel
 }

@@ -13,7 +13,6 @@ import { createSyncTrainer, type InboundGradient, type OutboundGradient, type Sy
 import { createCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
-import { allFinite } from '../../ml/params.js'
 
 const D = 8
 const config = parseJobConfig({ model: 'mlp', batchSize: 2, minPeers: 3, stepDeadlineMs: 50, quorum: 0.5, compression: { codec: 'fp16', bucketSize: 16 }, aggregation: { rule: 'trimmed-mean', f: 1 } })
@@ -40,7 +39,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     train,
     computer,
     params,
-    optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => gradientBuffer, allFinite },
+    optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => gradientBuffer },
     codec: createCodec(config.compression),
     aggregation: createStepAggregation(aggregation),
     progress,

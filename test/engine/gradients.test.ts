@@ -16,8 +16,6 @@ import { gradientSessionOptions, runTrainingGraph } from '../../ml/engine/traini
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
-import { createOptimizer } from '../../ml/optim/index.js'
-import { OptimizerConfigSchema } from '../../config/job-config.js'
 import { onnx } from '../../ml/onnx/onnx-proto.js'
 import { readDigits } from './mnist-digits.js'
 import { referenceGradient, relativeError } from './reference.js'
@@ -400,26 +398,6 @@ describe('training-graph gradients match a float64 reference', () => {
 })
 
 describe('the gradient computer', () => {
-  it('writes its gradients into a buffer it is given (an optimizer\'s compute buffer), the same values as into its own', async () => {
-    const model = createModel('lenet5')
-    const batch = digitBatch(model, 8)
-    const params = model.initParameters(3)
-    const own = createOnnxGradientComputer(model, { intraOpThreads: 1, reuseGradientBuffer: true })
-    const given = createOnnxGradientComputer(model, { intraOpThreads: 1, reuseGradientBuffer: true })
-    computers.push(own, given)
-    const expected = (await own.computeGradient(params, batch)).gradient.slice()
-    // a first run into its own buffer, then switched: the outputs made for that batch size follow
-    await given.computeGradient(params, batch)
-    const optimizer = createOptimizer(OptimizerConfigSchema.parse({ type: 'sgd' }), model.layout.totalSize)
-    given.writeGradientsInto!(optimizer.computeBuffer())
-    const result = await given.computeGradient(params, batch)
-    expect(result.gradient).toBe(optimizer.computeBuffer())
-    expect(Buffer.from(result.gradient.buffer, result.gradient.byteOffset, result.gradient.byteLength).equals(Buffer.from(expected.buffer))).toBe(true)
-    expect(() => given.writeGradientsInto!(new Float32Array(3))).toThrow(/a gradient buffer for lenet5 needs 61706 values, got 3/)
-    // a computer that makes a new array each step offers no buffer to write into
-    expect(createOnnxGradientComputer(model).writeGradientsInto).toBeUndefined()
-  })
-
   it('reads parameters from views with a non-zero byteOffset and returns the same result as a fresh copy', async () => {
     const model = createModel('lenet5')
     const batch = digitBatch(model, 16)

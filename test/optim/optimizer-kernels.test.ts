@@ -59,8 +59,7 @@ const CASES = LENGTHS.flatMap((n) => [[n, true], [n, false]] as const)
 
 describe('optimizer kernels are bit-identical to the float32 formulas', () => {
   it('compile in this runtime (else the optimizer falls back to the plain loops and this file tests those)', () => {
-    // eight update variants and the finiteness check
-    expect(Object.keys(createOptimizerKernels(createKernelMemory(1)))).toHaveLength(9)
+    expect(Object.keys(createOptimizerKernels(createKernelMemory(1)))).toHaveLength(8)
   })
 
   const sgdConfigs: Array<Partial<Sgd>> = [
@@ -156,48 +155,5 @@ describe('hosted parameters', () => {
     }
     expect(bytes(hosted).equals(bytes(plain))).toBe(true)
     expect(bytes(inPlace.exportState()).equals(bytes(elsewhere.exportState()))).toBe(true)
-  })
-
-  it('read a gradient in its compute buffer in place too, apart from its gradient buffer and with the same result', () => {
-    const config = OptimizerConfigSchema.parse({ type: 'sgd', momentum: 0.9 })
-    const n = CHUNK + 7
-    const inPlace = createOptimizer(config, n)
-    const elsewhere = createOptimizer(config, n)
-    const hosted = inPlace.hostParameters(randomArray(n, 5, 2))
-    const plain = randomArray(n, 5, 2)
-    const compute = inPlace.computeBuffer()
-    expect(compute).toBe(inPlace.computeBuffer())
-    expect(compute.buffer).toBe(hosted.buffer)
-    // its own array: writing it leaves the gradient buffer and the parameters alone
-    inPlace.gradientBuffer().fill(7)
-    compute.fill(3)
-    expect(inPlace.gradientBuffer().every((v) => v === 7)).toBe(true)
-    for (let step = 0; step < 3; step++) {
-      const grad = randomArray(n, 80 + step, 1)
-      compute.set(grad)
-      inPlace.step(hosted, compute, 0.05)
-      elsewhere.step(plain, grad, 0.05)
-    }
-    expect(bytes(hosted).equals(bytes(plain))).toBe(true)
-  })
-
-  it('tell whether every value is finite, with the SIMD pass in its memory and at every position, tails too', () => {
-    const optimizer = createOptimizer(OptimizerConfigSchema.parse({ type: 'adam' }), 23)
-    for (const values of [optimizer.computeBuffer(), optimizer.hostParameters(new Float32Array(23)), new Float32Array(23)]) {
-      const edge = [0, -0, 1.401298464324817e-45, -3.4028234663852886e38, 3.4028234663852886e38, 1, -1]
-      values.set(Float32Array.from({ length: 23 }, (_, i) => edge[i % edge.length]))
-      const saved = values.slice()
-      expect(optimizer.allFinite(values)).toBe(true)
-      for (let at = 0; at < 23; at++) {
-        for (const bad of [NaN, Infinity, -Infinity]) {
-          values.set(saved)
-          values[at] = bad
-          expect(optimizer.allFinite(values), `${bad} at ${at}`).toBe(false)
-          // a view that leaves the bad value out
-          if (at >= 4) expect(optimizer.allFinite(values.subarray(0, at - at % 4))).toBe(true)
-        }
-      }
-      values.set(saved)
-    }
   })
 })
