@@ -293,6 +293,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     get codec() { return codec },
     async startRuntime(onOffloadFallback) {
       runtime = await createJobRuntime(config, { computeThreads: options.computeThreads, loadDatasets: options.loadDatasets, offload: options.offload, onOffloadFallback })
+      for (const warning of runtime.model.warnings ?? []) options.log.warn({ model: config.model }, warning)
       parameterCount = runtime.model.layout.totalSize
       codec = runtime.codec
       return runtime

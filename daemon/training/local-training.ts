@@ -57,6 +57,7 @@ export async function runLocalTraining(config: JobConfig, options: LocalTraining
   // one process trains synchronously: async mode (a job file's) would only run its exchange stages on one gradient
   const runtime = await createJobRuntime({ ...config, minPeers: 1, mode: 'sync' }, { computeThreads: options.computeThreads })
   try {
+    for (const warning of runtime.model.warnings ?? []) options.log.warn({ model: config.model }, warning)
     if (runtime.train.size < config.batchSize) {
       throw new Error(`the training set (${runtime.train.size} samples) is smaller than one batch (${config.batchSize}): lower the batch size (--batch-size; batchSize in a job file) or use more samples (--train-samples; trainSamples)`)
     }

@@ -10,6 +10,8 @@ export interface ModelDefinition {
   readonly forward: ForwardGraph
   /** deterministic initial parameters for a seed (every peer of a job starts identical) */
   initParameters(seed: number): Float32Array
+  /** what the user should hear about the model before it trains (e.g. an imported one whose output is not logits) */
+  readonly warnings?: readonly string[]
 }
 
 export class UnknownModelError extends Error {

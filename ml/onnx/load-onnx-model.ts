@@ -215,6 +215,11 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
   if (logits.length !== 2) throw invalid(`the output '${forward.output}' must be logits [batch, classes], got rank ${logits.length}`)
   const initial = new Float32Array(layout.totalSize)
   separated.forEach((p, i) => initial.set(p.data, layout.specs[i].offset))
+  // the training loss takes the output as logits: probabilities in their place train poorly, silently
+  const last = nodes.find((n) => n.outputs.includes(forward.output))
+  const warnings = last !== undefined && ['Softmax', 'LogSoftmax', 'Sigmoid'].includes(last.op)
+    ? [`${source}'s output comes out of a ${last.op} (node '${last.name}'): training applies softmax cross-entropy to the output as logits, so the ${last.op} goes in twice and training is slow to learn; export the model without its last ${last.op}`]
+    : []
 
   return {
     name: graph.name !== null && graph.name !== undefined && graph.name !== '' ? graph.name : 'onnx-model',
@@ -223,7 +228,8 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
     layout,
     forward,
     // the file's own weights are the starting point; the seed does not apply
-    initParameters: () => initial.slice()
+    initParameters: () => initial.slice(),
+    ...(warnings.length > 0 ? { warnings } : {})
   }
 }
 

@@ -170,6 +170,17 @@ describe('shape inference checks what it infers, at load', () => {
       .rejects.toThrow(/tensor 'scale' has data type DOUBLE.*call model.float\(\) before exporting/)
   })
 
+  it('a model whose output comes out of a Softmax loads with a warning naming the node and the fix; one ending in logits has none', async () => {
+    const ending = (last: NodeSpec[]): Uint8Array => modelBytes([
+      { name: 'flat', opType: 'Flatten', input: ['x'], output: ['f'] },
+      { name: 'fc', opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: [last.length === 0 ? 'logits' : 'h'], attribute: [int('transB', 1)] },
+      ...last
+    ], [tensor('fc.weight', [10, 676], 1), tensor('fc.bias', [10], 2)])
+    const softmax = await loadOnnxModel(ending([{ name: '/Softmax', opType: 'Softmax', input: ['h'], output: ['logits'], attribute: [int('axis', 1)] }]))
+    expect(softmax.warnings).toEqual([expect.stringMatching(/output comes out of a Softmax \(node '\/Softmax'\): training applies softmax cross-entropy to the output as logits.*export the model without its last Softmax$/)])
+    expect((await loadOnnxModel(ending([]))).warnings).toBeUndefined()
+  })
+
   it('an int32 constant read by an op the autodiff lacks names that op (torch.cumsum exports CumSum with an int32 axis)', async () => {
     const T = onnx.TensorProto.DataType
     const cumsum = (axisAs: 'initializer' | 'Constant'): Uint8Array => modelBytes([
