@@ -67,3 +67,17 @@ export const product = (shape: Shape): number => shape.reduce((a, b) => a * b, 1
 export class ShapeError extends Error {
   override name = 'ShapeError'
 }
+
+/**
+ * Names for the nodes and tensors a graph rewrite adds: `hint` itself, else `hint_1`, `hint_2`, ...,
+ * never one the graph (its tensors in `shapes`, constants, node names) or an earlier call used.
+ */
+export function freshNames(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): (hint: string) => string {
+  const taken = new Set<string>([...shapes.keys(), ...graph.constants.keys(), ...graph.nodes.map((n) => n.name)])
+  return (hint) => {
+    let name = hint
+    for (let k = 1; taken.has(name); k++) name = `${hint}_${k}`
+    taken.add(name)
+    return name
+  }
+}

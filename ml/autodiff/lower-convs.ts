@@ -27,7 +27,7 @@
  * Slice, Reshape, Gemm, MatMul, Transpose, Mul and Add have backwards of their own, so the rewrites
  * need none. The inference graph and exports keep the Conv.
  */
-import { attrInt, ints, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
+import { attrInt, freshNames, ints, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { convGeometry } from './ops/conv.js'
 
 /** The window's overlap with the input for a one-pixel output: input rows/cols and kernel offsets. */
@@ -114,13 +114,7 @@ function tapSelection(node: IrNode, x: Shape, w: Shape, y: Shape, pairsFirst = f
  * qualifies.
  */
 export function lowerSmallConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): ForwardGraph {
-  const taken = new Set<string>([...shapes.keys(), ...graph.constants.keys(), ...graph.nodes.map((n) => n.name)])
-  const fresh = (hint: string): string => {
-    let name = hint
-    for (let k = 1; taken.has(name); k++) name = `${hint}_${k}`
-    taken.add(name)
-    return name
-  }
+  const fresh = freshNames(graph, shapes)
   const constants = new Map<string, ConstantTensor>(graph.constants)
   const int64s = (hint: string, values: readonly number[]): string => {
     const name = fresh(hint)

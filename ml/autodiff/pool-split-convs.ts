@@ -22,7 +22,7 @@
  * masks are elementwise. Only for a convolution whose input needs no gradient (the batch input):
  * a strided convolution's input gradient would need the scatter the pool's backward did.
  */
-import { attrInt, attrInts, ints, type ForwardGraph, type IrNode, type Shape } from './ir.js'
+import { attrInt, attrInts, freshNames, ints, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { convGeometry } from './ops/conv.js'
 
 interface PooledConv {
@@ -77,13 +77,7 @@ function findPooledConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>
 export function splitPooledConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>): ForwardGraph {
   const found = findPooledConvs(graph, shapes)
   if (found.length === 0) return graph
-  const taken = new Set<string>([...shapes.keys(), ...graph.constants.keys(), ...graph.nodes.map((n) => n.name)])
-  const fresh = (hint: string): string => {
-    let name = hint
-    for (let k = 1; taken.has(name); k++) name = `${hint}_${k}`
-    taken.add(name)
-    return name
-  }
+  const fresh = freshNames(graph, shapes)
   const constants = new Map(graph.constants)
   const replaced = new Map<IrNode, IrNode[]>()
   const dropped = new Set<IrNode>()
