@@ -218,7 +218,7 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
   // the training loss takes the output as logits: probabilities in their place train poorly, silently
   const last = nodes.find((n) => n.outputs.includes(forward.output))
   const warnings = last !== undefined && ['Softmax', 'LogSoftmax', 'Sigmoid'].includes(last.op)
-    ? [`${source}'s output comes out of a ${last.op} (node '${last.name}'): training applies softmax cross-entropy to the output as logits, so the ${last.op} goes in twice and training is slow to learn; export the model without its last ${last.op}`]
+    ? [`the output of ${source} comes out of a ${last.op} (node '${last.name}'): training applies softmax cross-entropy to the output as logits, so the ${last.op} goes in twice and training is slow to learn; export the model without its last ${last.op}`]
     : []
 
   return {
