@@ -10,7 +10,7 @@
 import type { AttackConfig } from '../../config/job-config.js'
 import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
-import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import { batchBuffers, epochPermutation, gatherBatch, shardBatchIndices, type BatchBuffers } from '../../ml/data/dataset.js'
 import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
@@ -49,6 +49,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   const { config, progress, membership, collector, stages } = deps
   const batchSize = config.batchSize
   let permutation: { epoch: number, perm: Uint32Array } | undefined
+  /** where each step's batch is gathered (gatherBatch): one set of arrays for the job */
+  let gathered: BatchBuffers | undefined
 
   const permutationFor = (epoch: number): Uint32Array => {
     if (permutation?.epoch !== epoch) permutation = { epoch, perm: epochPermutation(deps.train.size, config.seed, epoch) }
@@ -197,7 +199,9 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
       const indices = shardBatchIndices(permutationFor(progress.epoch), progress.cursor, rank, worldSize, batchSize)
       // dropout masks are seeded by (job seed, step, sample index): the same on every peer
-      const batch = { ...gatherBatch(deps.train, indices), dropout: { seed: config.seed, step, sampleIndices: indices } }
+      // gathered into the same arrays every step (the step is done with them before the next)
+      if (indices.length === batchSize) gathered ??= batchBuffers(deps.train, batchSize)
+      const batch = { ...gatherBatch(deps.train, indices, indices.length === batchSize ? gathered : undefined), dropout: { seed: config.seed, step, sampleIndices: indices } }
       const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch, offloadObserver(stages)))
       const honest = result.gradient
       const sent = deps.attack === undefined || deps.equivocates === true ? honest : deps.attack(honest, step)

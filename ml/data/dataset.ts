@@ -84,10 +84,37 @@ function checkStepShape(cursor: number, worldSize: number, batchSize: number): v
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize ${batchSize} must be a positive integer`)
 }
 
-/** Copy the samples at `indices` into a Batch. */
-export function gatherBatch(ds: Dataset, indices: ArrayLike<number>): Batch {
-  const { size, sampleShape, inputs, labels } = subset(ds, indices)
-  return { size, sampleShape, inputs, labels }
+/** Copy the samples at `indices` into a Batch: into new arrays, or into `into`'s (sized for exactly these samples: batchBuffers). */
+export function gatherBatch(ds: Dataset, indices: ArrayLike<number>, into?: BatchBuffers): Batch {
+  if (into === undefined) {
+    const { size, sampleShape, inputs, labels } = subset(ds, indices)
+    return { size, sampleShape, inputs, labels }
+  }
+  const len = sampleLength(ds)
+  if (into.inputs.length !== indices.length * len || into.labels.length !== indices.length) {
+    throw new RangeError(`batch buffers of ${into.labels.length} samples (${into.inputs.length} values) cannot hold ${indices.length} samples of ${len} values`)
+  }
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i]
+    into.inputs.set(ds.inputs.subarray(k * len, (k + 1) * len), i * len)
+    into.labels[i] = ds.labels[k]
+  }
+  return { size: indices.length, sampleShape: ds.sampleShape, inputs: into.inputs, labels: into.labels }
+}
+
+/**
+ * Arrays a caller keeps to gather every batch of one size into (gatherBatch): a fresh batch a step
+ * allocated (and page-faulted) its inputs anew, 20 against 8 us at 64 MNIST samples, 62 against
+ * 35 at 256. A batch gathered into them is valid until the next gather.
+ */
+export interface BatchBuffers {
+  readonly inputs: Float32Array
+  readonly labels: Int32Array
+}
+
+/** Buffers for batches of `size` samples of `ds`. */
+export function batchBuffers(ds: Dataset, size: number): BatchBuffers {
+  return { inputs: new Float32Array(size * sampleLength(ds)), labels: new Int32Array(size) }
 }
 
 /** The whole dataset in order, in batches of at most `batchSize` (views, no copies). */

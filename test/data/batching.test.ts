@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
-  epochPermutation, evaluationBatches, gatherBatch, seededPermutation, shardBatchIndices, splitDataset,
+  batchBuffers, epochPermutation, evaluationBatches, gatherBatch, seededPermutation, shardBatchIndices, splitDataset,
   stepsRemainingInEpoch, subset, type Dataset
 } from '../../ml/data/dataset.js'
 
@@ -113,6 +113,19 @@ describe('gatherBatch and evaluationBatches', () => {
     expect(Array.from(batch.labels)).toEqual([0, 3, 5])
     batch.inputs[0] = -1
     expect(ds.inputs[21]).toBe(7)
+  })
+
+  it('gathers into buffers it is given, the same values, every batch into the same arrays; buffers of another size are refused', () => {
+    const ds = taggedDataset(20)
+    const buffers = batchBuffers(ds, 3)
+    const first = gatherBatch(ds, Uint32Array.from([7, 3, 19]), buffers)
+    expect(first.inputs).toBe(buffers.inputs)
+    expect(first.labels).toBe(buffers.labels)
+    expect(first).toEqual(gatherBatch(ds, Uint32Array.from([7, 3, 19])))
+    const second = gatherBatch(ds, Uint32Array.from([1, 2, 4]), buffers)
+    expect(second.inputs).toBe(first.inputs)
+    expect(Array.from(second.inputs)).toEqual([1, 1.25, 1.5, 2, 2.25, 2.5, 4, 4.25, 4.5])
+    expect(() => gatherBatch(ds, Uint32Array.from([1, 2]), buffers)).toThrow(/batch buffers of 3 samples \(9 values\) cannot hold 2 samples of 3 values/)
   })
 
   it('visits the whole dataset once, in order, with a short last batch', () => {
