@@ -48,6 +48,8 @@ export interface ForwardContext extends ShapeContext {
  */
 export interface OpDefinition {
   readonly type: string
+  /** made only by the training graph's own rewrites, never read from a model (not listed as supported) */
+  readonly internal?: boolean
   inferShapes(node: IrNode, inputShapes: readonly Shape[], ctx: ShapeContext): Shape[]
   /** emit the forward computation; default: the node itself. Returns tensors saved for backward. */
   emitForward?(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape, ctx: ForwardContext): Record<string, string>

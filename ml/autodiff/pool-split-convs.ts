@@ -10,11 +10,12 @@
  *   then Max(y_0, ..., y_last) [-> Relu] in the pool's place.
  *
  * The same values as the pool's: each y_k element is the same sum of products as the original
- * output it stands for (computed by another kernel call, so float32 rounding may differ), and Max
- * sends its gradient to the first offset holding the maximum, as MaxPool's Indices name the first
- * maximum of a window (ops/max.ts). A ReLU moves after the Max: max(relu(a), relu(b)) =
- * relu(max(a, b)), and where the maximum is positive the first offset holding it is the same in
- * both; where it is not, the ReLU's gradient is 0 either way.
+ * output it stands for (computed by another kernel call, so float32 rounding may differ), and the
+ * Max sends its gradient to the first offset holding the maximum, as MaxPool's Indices name the
+ * first maximum of a window (ops/pool-window-max.ts: an internal op, emitted as ONNX Max). A ReLU
+ * moves after the Max: max(relu(a), relu(b)) = relu(max(a, b)), and where the maximum is positive
+ * the first offset holding it is the same in both; where it is not, the ReLU's gradient is 0
+ * either way.
  *
  * Why: ONNX Runtime's MaxPool with its Indices output (what the pool's backward routes by) runs a
  * scalar loop: lenet5's first pool took 2.2 ms of a ~15 ms step at batch 256, and the MaxUnpool
@@ -124,7 +125,7 @@ export function splitPooledConvs(graph: ForwardGraph, shapes: ReadonlyMap<string
       }
     }
     const pooled = relu === undefined ? pool.outputs[0] : fresh(`${pool.outputs[0]}__max`)
-    parts.push({ name: fresh(`${pool.name}__max`), op: 'Max', inputs: offsets, outputs: [pooled], attrs: {} })
+    parts.push({ name: fresh(`${pool.name}__max`), op: 'PoolWindowMax', inputs: offsets, outputs: [pooled], attrs: {} })
     if (relu !== undefined) parts.push({ name: relu.name, op: 'Relu', inputs: [pooled], outputs: [pool.outputs[0]], attrs: {} })
     replaced.set(conv, parts)
     if (relu !== undefined) dropped.add(relu)

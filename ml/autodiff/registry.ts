@@ -12,7 +12,7 @@ import { gemm } from './ops/gemm.js'
 import { hardSigmoid } from './ops/hard-sigmoid.js'
 import { hardSwish } from './ops/hard-swish.js'
 import { matmul } from './ops/matmul.js'
-import { max } from './ops/max.js'
+import { poolWindowMax } from './ops/pool-window-max.js'
 import { mul } from './ops/mul.js'
 import { pad } from './ops/pad.js'
 import { averagePool, globalAveragePool, maxPool } from './ops/pool.js'
@@ -32,19 +32,22 @@ import { transpose } from './ops/transpose.js'
 
 /** Every op the autodiff can differentiate. Adding one: a file in ops/ and a line here. */
 const OPS: readonly OpDefinition[] = [
-  add, sub, mul, div, pow, max, conv, gemm, matmul, maxPool, averagePool, globalAveragePool, pad, relu, flatten, reshape, identity,
+  add, sub, mul, div, pow, poolWindowMax, conv, gemm, matmul, maxPool, averagePool, globalAveragePool, pad, relu, flatten, reshape, identity,
   batchNormalization, dropout, clip, concat, split, slice, sigmoid, tanh, hardSigmoid, hardSwish, sqrt, erf, softmax,
   reduceMean, transpose, squeeze, unsqueeze, expand
 ]
 
 const registry = new Map(OPS.map((op) => [op.type, op]))
 
-export function findOp(type: string): OpDefinition | undefined {
-  return registry.get(type)
+/** The op a graph node of this type is, or undefined; `fromModel`: a model's own node, which no internal op can be. */
+export function findOp(type: string, fromModel = false): OpDefinition | undefined {
+  const op = registry.get(type)
+  return op?.internal === true && fromModel ? undefined : op
 }
 
+/** The ops a model may hold (the internal ones left out). */
 export function supportedOps(): string[] {
-  return [...registry.keys()].sort()
+  return [...registry.values()].filter((op) => op.internal !== true).map((op) => op.type).sort()
 }
 
 /** Recurrent layers the autodiff does not unroll: refused by name rather than by a helper op. */

@@ -99,7 +99,7 @@ export function inferShapes(graph: ForwardGraph, layout: ParameterLayout, batchS
 
 export function firstUnsupportedOp(graph: ForwardGraph): { op: string, node: string } | undefined {
   // a recurrent layer is named even when the exporter's helper ops around it come first
-  const node = graph.nodes.find((n) => RECURRENT_OPS.has(n.op)) ?? graph.nodes.find((n) => findOp(n.op) === undefined && !isShapeOp(n.op))
+  const node = graph.nodes.find((n) => RECURRENT_OPS.has(n.op)) ?? graph.nodes.find((n) => findOp(n.op, true) === undefined && !isShapeOp(n.op))
   return node === undefined ? undefined : { op: node.op, node: node.name }
 }
 

@@ -181,6 +181,17 @@ describe('shape inference checks what it infers, at load', () => {
     expect((await loadOnnxModel(ending([]))).warnings).toBeUndefined()
   })
 
+  it('a model\'s own Max is refused (PyTorch splits a tie\'s gradient; the pool split\'s internal max sends it to the first input) and the internal op is not listed', async () => {
+    const bytes = modelBytes([
+      { name: 'flat', opType: 'Flatten', input: ['x'], output: ['f'] },
+      { name: 'fc', opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: ['h'], attribute: [int('transB', 1)] },
+      { name: '/Max', opType: 'Max', input: ['h', 'h'], output: ['logits'] }
+    ], [tensor('fc.weight', [10, 676], 1), tensor('fc.bias', [10], 2)])
+    const error = await loadOnnxModel(bytes).then(() => undefined, (e: unknown) => e as Error)
+    expect(error?.message).toMatch(/^unsupported op 'Max' in node '\/Max': the autodiff supports /)
+    expect(error?.message).not.toContain('PoolWindowMax')
+  })
+
   it('an int32 constant read by an op the autodiff lacks names that op (torch.cumsum exports CumSum with an int32 axis)', async () => {
     const T = onnx.TensorProto.DataType
     const cumsum = (axisAs: 'initializer' | 'Constant'): Uint8Array => modelBytes([
