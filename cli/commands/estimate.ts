@@ -5,12 +5,13 @@
  * a short calibration run of the model on this machine, or from --instance-time/--offload-time.
  */
 import { readFile } from 'node:fs/promises'
-import { InvalidArgumentError, type Command } from 'commander'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 import { loadPriceTable } from '../../config/prices.js'
 import { loadJobDatasets } from '../../ml/data/job-datasets.js'
 import { estimateCosts, type Estimate, type MeasuredCompute } from '../../daemon/report/estimate.js'
 import { parseRunReport, type RunReport } from '../../daemon/report/report-schema.js'
 import { formatTable } from '../support/format.js'
+import { computeThreads } from '../support/compute-threads.js'
 import { action } from '../support/output.js'
 
 interface EstimateFlags {
@@ -28,7 +29,9 @@ interface EstimateFlags {
   instanceTime?: number
   offloadTime?: number
   calibrationRuns: number
-  threads: number
+  computeThreads?: string
+  /** --compute-threads' name before it was p2pmld start's (still taken) */
+  threads?: string
   json?: boolean
 }
 
@@ -61,9 +64,11 @@ export function registerEstimateCommand(program: Command): void {
     .option('--instance-time <s>', 'seconds to compute one epoch\'s gradients on the instance (instead of measuring)', positive('--instance-time'))
     .option('--offload-time <s>', 'seconds to compute one epoch\'s gradients with offload (instead of deriving it)', positive('--offload-time'))
     .option('--calibration-runs <n>', 'timed gradient runs when calibrating on this machine', positive('--calibration-runs', true), 3)
-    .option('--threads <n>', 'ONNX Runtime threads for the calibration', positive('--threads', true), 2)
+    .option('--compute-threads <n>', 'ONNX Runtime threads for the calibration (default: 2)')
+    .addOption(new Option('--threads <n>', 'the old name of --compute-threads').hideHelp())
     .option('--json', 'print the estimate as JSON')
     .action(action(async (flags: EstimateFlags) => {
+      const threads = computeThreads(flags.computeThreads, flags.threads)
       const prices = loadPriceTable(flags.prices)
       const report = flags.fromReport === undefined ? undefined : await readReport(flags.fromReport)
       const config = report?.job.config as { model?: string, batchSize?: number, epochs?: number, dataset?: string } | undefined
@@ -83,10 +88,10 @@ export function registerEstimateCommand(program: Command): void {
           batchSize,
           runs: flags.calibrationRuns,
           budgetMs: CALIBRATION_BUDGET_MS,
-          computeThreads: flags.threads,
+          computeThreads: threads,
           onRun: (run, of, ms) => process.stderr.write(`  run ${run}/${of}: ${ms.toFixed(1)} ms\n`)
         })
-        measured = { source: `calibration on this machine, ${flags.threads} threads`, batchSize, medianMs: calibration.compute.medianMs, cpuPercent: calibration.compute.cpuPercent, rssMiB: calibration.peakRssMiB }
+        measured = { source: `calibration on this machine, ${threads} threads`, batchSize, medianMs: calibration.compute.medianMs, cpuPercent: calibration.compute.cpuPercent, rssMiB: calibration.peakRssMiB }
       }
       const trainSamples = flags.trainSamples ?? report?.job.trainSamples ?? (await loadJobDatasets(flags.dataset ?? config?.dataset ?? 'mnist', { seed: 1 })).train.size
       const estimate = estimateCosts({

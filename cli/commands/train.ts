@@ -1,6 +1,6 @@
 /** `p2pmld train`: one process, no network: the baseline peer-to-peer training is compared with. */
 import { resolve } from 'node:path'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { minimumPeersFor, parseJobConfig, quorumFix, type JobConfig } from '../../config/job-config.js'
 import { readConfigFile } from '../../config/load.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
@@ -10,11 +10,14 @@ import { writeRunReport } from '../../daemon/report/write-report.js'
 import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 import { addJobFlags, jobConfigFromFlags, refusePeerJobFlags, type JobFlagValues } from '../support/job-flags.js'
 import { defaultLogFormat } from '../support/log-format.js'
+import { computeThreads } from '../support/compute-threads.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
 
 interface TrainFlags extends JobFlagValues, ReportDirFlags {
+  computeThreads?: string
+  /** --compute-threads' name before it was p2pmld start's (still taken) */
   threads?: string
   logLevel?: string
   json?: boolean
@@ -26,7 +29,8 @@ export function registerTrainCommand(program: Command): void {
     .command('train')
     .description('train a job in this process (no peers), print per-epoch validation and the final test accuracy')
   addJobFlags(command, { peers: false })
-    .option('--threads <n>', 'ONNX Runtime threads', '2')
+    .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation (default: 2)')
+    .addOption(new Option('--threads <n>', 'the old name of --compute-threads').hideHelp())
     .option('--log-level <level>', 'daemon log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
     .option('--out <file>', 'write the trained model as a forward ONNX file (parameters as initializers)')
@@ -38,8 +42,7 @@ export function registerTrainCommand(program: Command): void {
       // the optimizer as computed, as one member's gradient needs no codec or aggregate)
       const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
       const config = localJobConfig(flags, exchangeAlone)
-      const threads = Number(flags.threads)
-      if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a whole number >= 1, got '${flags.threads}'`)
+      const threads = computeThreads(flags.computeThreads, flags.threads)
       const progress = createProgressReporter(process.stderr, config.epochs)
       const controller = new AbortController()
       const onSignal = (): void => controller.abort()

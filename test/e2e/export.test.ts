@@ -97,7 +97,7 @@ describe('p2pmld export and train --out', () => {
   it('`train --out model.onnx` writes the trained model; it scores the test accuracy train printed', async () => {
     const dir = fleet.dataDir('train-out')
     mkdirSync(dir, { recursive: true })
-    const run = await runCli(['train', '--model', 'mlp', '--train-samples', '1024', '--epochs', '1', '--batch-size', '32', '--seed', '4', '--threads', '1', '--out', 'model.onnx', '--json'], dir)
+    const run = await runCli(['train', '--model', 'mlp', '--train-samples', '1024', '--epochs', '1', '--batch-size', '32', '--seed', '4', '--compute-threads', '1', '--out', 'model.onnx', '--json'], dir)
     expect(run.code, run.stderr).toBe(0)
     const result = JSON.parse(run.stdout) as { test: { accuracy: number }, out: string }
     expect(result.out).toBe(join(dir, 'model.onnx'))

@@ -62,7 +62,7 @@ describe('p2pmld estimate', () => {
   }, 120_000)
 
   it('calibrates the model on this machine when there is no report, and says which is cheaper', async () => {
-    const run = await runCli(['estimate', '--model', 'mlp', '--batch-size', '32', '--peers', '2', '--epochs', '3', '--train-samples', '6400', '--calibration-runs', '2', '--threads', '1'], home)
+    const run = await runCli(['estimate', '--model', 'mlp', '--batch-size', '32', '--peers', '2', '--epochs', '3', '--train-samples', '6400', '--calibration-runs', '2', '--threads', '1'], home) // --compute-threads' old name
     expect(run.code, run.stderr).toBe(0)
     expect(run.stderr).toMatch(/^calibrating: mlp, batch 32: one warm-up gradient run, then up to 2 timed ones/m)
     expect(run.stderr).toMatch(/^ {2}run 2\/2: [\d.]+ ms$/m)
