@@ -10,7 +10,7 @@ import { loadPriceTable } from '../../config/prices.js'
 import { loadJobDatasets } from '../../ml/data/job-datasets.js'
 import { estimateCosts, type Estimate, type MeasuredCompute } from '../../daemon/report/estimate.js'
 import { parseRunReport, type RunReport } from '../../daemon/report/report-schema.js'
-import { formatTable } from '../support/format.js'
+import { formatSeconds, formatTable } from '../support/format.js'
 import { computeThreads } from '../support/compute-threads.js'
 import { action } from '../support/output.js'
 
@@ -153,7 +153,7 @@ export function formatEstimate(estimate: Estimate, currency = 'USD'): string {
   const i = c.instanceBased
   const usd = (v: number): string => formatUsd(v, currency)
   // a tiny job's epoch takes milliseconds: '0.0 s' said nothing
-  const secs = (v: number): string => v >= 100 ? `${v.toFixed(0)} s` : v >= 0.1 ? `${v.toFixed(1)} s` : `${(v * 1000).toPrecision(2)} ms`
+  const secs = formatSeconds
   const table = formatTable(
     ['', `instance-based (${inputs.instanceBased.instanceType})`, `serverless offload (${inputs.serverless.instanceType} + Lambda ${inputs.serverless.lambdaMemoryMb} MB x ${inputs.batchesPerEpoch})`],
     [
