@@ -5,7 +5,7 @@
  *   0  magic 'P2GM'          4  version u8 (1)       5  flags u8 (bit 0: epoch present)
  *   6  codec u8              7  job id length u8     8  sender length u8    9  reserved u8 x3 (0)
  *  12  step u32             16  epoch u32           20  parameter count u32
- *  24  payload length u32   28  parameter digest (sha256, 32 bytes)
+ *  24  payload length u32   28  parameter digest (32 bytes: sha256 at anchor steps, a sample's hash between)
  *  60  job id, sender, [slice header], payload
  *
  * With flag bit 1 the message carries slices of the vector (the reduce-scatter exchange,

@@ -23,6 +23,20 @@ describe('stepDigest', () => {
     expect(stepDigest(a, 5)).not.toBe(parameterDigest(a))
   })
 
+  it('reads the parameters where they lie in their buffer, and tells -0 from 0', () => {
+    const a = randomParams(50_000, 6)
+    const host = new Float32Array(a.length + 3)
+    host.set(a, 3)
+    const b = host.subarray(3)
+    expect(b.byteOffset).toBe(12)
+    for (const step of [0, 1, 17]) expect(stepDigest(b, step)).toBe(stepDigest(a, step))
+    const zero = new Float32Array(100)
+    const negativeZero = zero.slice()
+    negativeZero[40] = -0
+    // sha256 of the bytes told them apart; the sample's hash must as well
+    expect(stepDigest(negativeZero, 2)).not.toBe(stepDigest(zero, 2))
+  })
+
   it('hashes every parameter of a small model at every step', () => {
     const n = STEP_DIGEST_BLOCKS * STEP_DIGEST_BLOCK
     const a = randomParams(n, 2)
