@@ -8,6 +8,8 @@
 // operators (batch 64, 32x32). With huge pages the step took 0.56 s. (env -S: GNU coreutils
 // 8.30+, BSD/macOS env.)
 import '../polyfill.js'
-import { createProgram } from './program.js'
+import { checkSubcommands, createProgram } from './program.js'
 
-await createProgram().parseAsync(process.argv)
+const program = createProgram()
+checkSubcommands(program, process.argv.slice(2))
+await program.parseAsync(process.argv)

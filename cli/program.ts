@@ -15,6 +15,37 @@ import { registerStatusCommand } from './commands/status.js'
 import { registerStopCommand } from './commands/stop.js'
 import { registerTrainCommand } from './commands/train.js'
 
+/**
+ * Refuses a command-line path into a command group that names no subcommand of it: commander
+ * prints the group's help and exits 0 for `p2pmld job start --help` (there is no `job start`),
+ * which reads as success to a script. Without --help commander refuses the name itself (with its
+ * "Did you mean" suggestion), so this acts only on -h / --help. `args` are the user's arguments
+ * (argv after the script). Group commands take no options with values, so every word not starting
+ * with '-' is a command name until a leaf command is reached. Throws through the group's
+ * `error()` (exit 1, one line).
+ */
+export function checkSubcommands(program: Command, args: readonly string[]): void {
+  if (!args.includes('--help') && !args.includes('-h')) return
+  let command = program
+  for (const word of args) {
+    if (word === '--') return
+    if (word.startsWith('-')) continue
+    if (command.commands.length === 0 || word === 'help') return
+    const next = command.commands.find((c) => c.name() === word || c.aliases().includes(word))
+    if (next === undefined) {
+      const names = command.commands.map((c) => c.name())
+      command.error(`error: unknown command '${word}' for '${commandPath(command)}': its commands are ${names.join(', ')}`, { code: 'commander.unknownCommand', exitCode: 1 })
+    }
+    command = next as Command
+  }
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = []
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name())
+  return names.join(' ')
+}
+
 export function createProgram(): Command {
   const program = new Command('p2pmld')
     .description('peer daemon for decentralized, data-parallel neural-network training')
