@@ -38,11 +38,21 @@ export function createMembershipChangeTracker(
 ): MembershipChangeTracker {
   let previousStep = -1
   // the recorded step if it falls between the last observation and this one: one before belongs to
-  // another membership (a member re-admitted at the step it was evicted at keeps its first join
-  // step in the record), one after to a later change
+  // another membership, one after to a later change. A re-admitted member's membership began at
+  // the later of its join step and the step it had left at (re-admitted at the step it left from,
+  // it keeps its first join step in the record). A join may be recorded at the very step of the
+  // last observation, when its admission came after it: a member evicted at step 14 and admitted
+  // again at 14, after this peer had observed the eviction at 14, joined at 14 (its own console and
+  // the admitting host said 14, the other members said 15)
   const at = (peer: string, observed: number, which: 'joinStep' | 'leaveStep'): number => {
-    const recorded = effectiveStep?.(peer)?.[which]
-    return recorded !== undefined && Number.isFinite(recorded) && recorded > previousStep && recorded <= observed ? recorded : observed
+    const record = effectiveStep?.(peer)
+    const recorded = record === undefined
+      ? undefined
+      : which === 'joinStep' && (record.readmissions ?? 0) > 0
+        ? Math.max(record.joinStep, record.previousLeaveStep ?? record.joinStep)
+        : record[which]
+    const after = which === 'joinStep' ? recorded !== undefined && recorded >= previousStep : recorded !== undefined && recorded > previousStep
+    return recorded !== undefined && Number.isFinite(recorded) && after && recorded <= observed ? recorded : observed
   }
   let previous: Set<string> | undefined
   let previousSource: 'report' | 'membership' = 'report'

@@ -188,4 +188,29 @@ describe('membership change tracker', () => {
     // a membership without a re-admission keeps its snapshot's shape
     expect(Object.keys(adopted().toSnapshot().members.find((m) => m.peerId === 'a')!)).toEqual(['peerId', 'joinStep', 'leaveStep'])
   })
+
+  it('reports a re-admission at the step of the eviction this peer saw, when the admission came after it', () => {
+    // rejoin.test.ts: a killed member evicted at 14, where the job waits for three gradients, and
+    // admitted again at 14. A member that saw the eviction at 14 and the admission only in a later
+    // report printed 'joined at step 15', where the joiner and the admitting host said 14
+    const coordinator = new MembershipView()
+    for (const p of ['a', 'b', 'k']) coordinator.join(p, 0)
+    const adopted = (): MembershipView => MembershipView.fromSnapshot(MembershipStateSchema.parse({ version: 1, ...coordinator.toSnapshot() }))
+    let view = adopted()
+    const tracker = createMembershipChangeTracker(() => undefined, (peer) => view.record(peer))
+    tracker.observe(13, view.membersAt(13))
+    coordinator.leave('k', 14)
+    view = adopted()
+    expect(tracker.observe(14, view.membersAt(14), 'membership')).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
+    coordinator.join('k', 14, true)
+    view = adopted()
+    // step 14's report lists k, but a report of the step the change was seen at adds no member
+    expect(tracker.observe(14, view.membersAt(14))).toEqual([])
+    expect(tracker.observe(15, view.membersAt(15))).toEqual([{ kind: 'joined', peerId: 'k', step: 14, members: 3 }])
+    // a member admitted for the first time at the step of the last observation joined there too
+    coordinator.join('n', 16)
+    tracker.observe(16, view.membersAt(16), 'membership')
+    view = adopted()
+    expect(tracker.observe(17, view.membersAt(17))).toEqual([{ kind: 'joined', peerId: 'n', step: 16, members: 4 }])
+  })
 })
