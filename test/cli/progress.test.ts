@@ -15,6 +15,19 @@ function capture(): { stream: NodeJS.WriteStream, lines: () => string[] } {
   return { stream, lines: () => text.split('\n').filter((l) => l !== '') }
 }
 
+/**
+ * A coordinator's membership of a, b and k from step 0, and the tracker of a member that adopts
+ * the coordinator's memberships: `adopt()` after each change gives the member's new view.
+ */
+function adoptingMember(): { coordinator: MembershipView, adopt: () => MembershipView, tracker: ReturnType<typeof createMembershipChangeTracker> } {
+  const coordinator = new MembershipView()
+  for (const p of ['a', 'b', 'k']) coordinator.join(p, 0)
+  const adopted = (): MembershipView => MembershipView.fromSnapshot(MembershipStateSchema.parse({ version: 1, ...coordinator.toSnapshot() }))
+  let current = adopted()
+  const tracker = createMembershipChangeTracker(() => undefined, (peer) => current.record(peer))
+  return { coordinator, adopt: () => (current = adopted()), tracker }
+}
+
 const report = (step: number, epoch: number, stepInEpoch: number, members: string[]): StepReport => ({
   step, epoch, members, contributors: members, missing: [], digest: '', fullDigest: true, peerDigests: new Map(), loss: 0.5, waitedMs: 0,
   stepMs: 200, epochEnded: false, stepInEpoch, stepsInEpoch: 10
@@ -162,15 +175,12 @@ describe('membership change tracker', () => {
   it('reports an eviction and a re-admission that both took effect between two observations (the list is the same)', () => {
     // a member that adopts the coordinator's memberships sees one where the killed member is back
     // at the very step it was evicted at: joinStep and leaveStep as before the eviction
-    const coordinator = new MembershipView()
-    for (const p of ['a', 'b', 'k']) coordinator.join(p, 0)
-    const adopted = (): MembershipView => MembershipView.fromSnapshot(MembershipStateSchema.parse({ version: 1, ...coordinator.toSnapshot() }))
-    let view = adopted()
-    const tracker = createMembershipChangeTracker(() => undefined, (peer) => view.record(peer))
+    const { coordinator, adopt, tracker } = adoptingMember()
+    let view = adopt()
     tracker.observe(12, view.membersAt(12))
     coordinator.leave('k', 14)
     expect(coordinator.join('k', 14)).toBe(true)
-    view = adopted()
+    view = adopt()
     expect(view.record('k')).toMatchObject({ joinStep: 0, leaveStep: Infinity, readmissions: 1, previousLeaveStep: 14 })
     expect(tracker.observe(15, view.membersAt(15))).toEqual([
       { kind: 'evicted', peerId: 'k', step: 14, members: 2 },
@@ -180,37 +190,34 @@ describe('membership change tracker', () => {
     // evicted at 20, back from 22: the same, at the steps the record gives
     coordinator.leave('k', 20)
     coordinator.join('k', 22)
-    view = adopted()
+    view = adopt()
     expect(tracker.observe(23, view.membersAt(23))).toEqual([
       { kind: 'evicted', peerId: 'k', step: 20, members: 2 },
       { kind: 'joined', peerId: 'k', step: 22, members: 3 }
     ])
     // a membership without a re-admission keeps its snapshot's shape
-    expect(Object.keys(adopted().toSnapshot().members.find((m) => m.peerId === 'a')!)).toEqual(['peerId', 'joinStep', 'leaveStep'])
+    expect(Object.keys(adopt().toSnapshot().members.find((m) => m.peerId === 'a')!)).toEqual(['peerId', 'joinStep', 'leaveStep'])
   })
 
   it('reports a re-admission at the step of the eviction this peer saw, when the admission came after it', () => {
     // rejoin.test.ts: a killed member evicted at 14, where the job waits for three gradients, and
     // admitted again at 14. A member that saw the eviction at 14 and the admission only in a later
     // report printed 'joined at step 15', where the joiner and the admitting host said 14
-    const coordinator = new MembershipView()
-    for (const p of ['a', 'b', 'k']) coordinator.join(p, 0)
-    const adopted = (): MembershipView => MembershipView.fromSnapshot(MembershipStateSchema.parse({ version: 1, ...coordinator.toSnapshot() }))
-    let view = adopted()
-    const tracker = createMembershipChangeTracker(() => undefined, (peer) => view.record(peer))
+    const { coordinator, adopt, tracker } = adoptingMember()
+    let view = adopt()
     tracker.observe(13, view.membersAt(13))
     coordinator.leave('k', 14)
-    view = adopted()
+    view = adopt()
     expect(tracker.observe(14, view.membersAt(14), 'membership')).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
     coordinator.join('k', 14, true)
-    view = adopted()
+    view = adopt()
     // step 14's report lists k, but a report of the step the change was seen at adds no member
     expect(tracker.observe(14, view.membersAt(14))).toEqual([])
     expect(tracker.observe(15, view.membersAt(15))).toEqual([{ kind: 'joined', peerId: 'k', step: 14, members: 3 }])
     // a member admitted for the first time at the step of the last observation joined there too
     coordinator.join('n', 16)
     tracker.observe(16, view.membersAt(16), 'membership')
-    view = adopted()
+    view = adopt()
     expect(tracker.observe(17, view.membersAt(17))).toEqual([{ kind: 'joined', peerId: 'n', step: 16, members: 4 }])
   })
 })
