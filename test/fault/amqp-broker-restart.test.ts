@@ -70,8 +70,12 @@ describe('a broker restart during training', () => {
       const partial = reports.filter((r) => r.contributors.length < 4)
       console.log(`broker restart: ${reports.length} steps, ${partial.length} aggregated fewer than 4 gradients (${partial.map((r) => `step ${r.step} after ${r.waitedMs.toFixed(0)} ms`).join(', ')}), longest wait ${Math.max(...reports.map((r) => r.waitedMs)).toFixed(0)} ms, ${result.rejected} duplicate/late copies dropped`)
       for (const r of partial) expect(r.waitedMs, `step ${r.step}`).toBeGreaterThanOrEqual(29_900)
-      const { duplicate = 0, ...refused } = result.rejectedByReason
-      expect(refused, `duplicates ${duplicate}`).toEqual({})
+      // and a gradient that missed such a step's deadline may still arrive after it, where it is
+      // dropped as stale (a CI run: step 17 short of one after 30 s, then 1 stale copy): at most
+      // once at each of the other three peers per gradient missing from a short step
+      const { duplicate = 0, stale = 0, ...refused } = result.rejectedByReason
+      expect(refused, `duplicates ${duplicate}, stale ${stale}`).toEqual({})
+      expect(stale).toBeLessThanOrEqual(3 * partial.reduce((missing, r) => missing + 4 - r.contributors.length, 0))
       expect(brokerNames('queues', job.id!)).toEqual([])
     } finally {
       await restart?.catch(() => {})
