@@ -67,8 +67,13 @@ export function exchangedDigest(params: Float32Array, step: number, every: numbe
   return step % every === 0 ? { digest: parameterDigest(params), full: true } : { digest: stepDigest(params, step), full: false }
 }
 
-/** stepDigest samples this many blocks of STEP_DIGEST_BLOCK values (8 KiB in all) */
-export const STEP_DIGEST_BLOCKS = 128
+/**
+ * stepDigest samples this many blocks of STEP_DIGEST_BLOCK values (4 KiB in all). Divergence shows
+ * in any one sampled value, so the sample's size sets only how soon a difference confined to a few
+ * parameters is swept (every ceil(n / 1024) steps); the anchors bound that by `digestEvery` for
+ * every model over 32 K parameters anyway. 128 blocks cost mlp's 0.5 ms step 0.2 % more
+ */
+export const STEP_DIGEST_BLOCKS = 64
 /** one block is 16 float32 values: one 64-byte cache line when aligned */
 export const STEP_DIGEST_BLOCK = 16
 
@@ -79,15 +84,17 @@ export const STEP_DIGEST_BLOCK = 16
  * over the vector, shifted by one block each step so every parameter is covered every
  * ceil(n / (BLOCKS * BLOCK)) steps; up to BLOCKS * BLOCK parameters, all of them.
  *
- * The hash is not cryptographic: eight 32-bit lanes, each a chain of MurmurHash3's block mix
- * (Appleby, MurmurHash3_x86_32) over every eighth sampled value's bits, finished by two rounds
- * that add each lane into the next and MurmurHash3's fmix32. Each chain step is a bijection of the
- * lane for a fixed value and of the value for a fixed lane, and the finish is a bijection of the
- * 256 bits, so parameters that differ in one sampled value (one ulp, or -0 against 0) always give
- * different digests; several differences collide with probability ~2^-32. 3-6 us at any model
- * size on the 2-core machine, where the sha256 of the same 8 KiB sample cost 11-16 us (the copy
- * and the hash; 2-2.6 % of an mlp step at batch 64, over issue 16's 2 % goal with the anchors'
- * sha256) and a full sha256 ~5 ms for mlp-large.
+ * The hash is not cryptographic: eight 32-bit lanes, each a chain over every eighth sampled
+ * value's bits of FxHash's step h = (rotl(h, 5) ^ value) * 0x9e3779b9 (rustc's FxHasher, 32-bit),
+ * finished by two rounds that add each lane into the next and MurmurHash3's fmix32 (Appleby,
+ * MurmurHash3_x86_32). Each chain step is a bijection of the lane for a fixed value and of the
+ * value for a fixed lane, and the finish is a bijection of the 256 bits, so parameters that
+ * differ in one sampled value (one ulp, or -0 against 0) always give different digests; the
+ * rotation carries a difference's high bits into the low ones before the next value, and several
+ * differences collide with probability ~2^-32. ~2 us at any model size on the 2-core machine
+ * (issue 16's goal: divergence detection under 2 % of a step; the anchors' sha256 alone is 1.5-2 %
+ * of mlp's 0.35-0.55 ms step at batch 64). Before: MurmurHash3's block mix over 128 blocks, ~3-4 us;
+ * a sha256 of a copied 8 KiB sample, 11-16 us; a full sha256 costs ~5 ms for mlp-large.
  *
  * Why a sample detects divergence: members that disagree at a step (another aggregate, a lost
  * gradient, a damaged state) apply different updates, and since each gradient depends on every
@@ -156,13 +163,9 @@ function mixBlocks(lanes: Int32Array, bits: Int32Array, start: number, stride: n
   lanes[0] = h0; lanes[1] = h1; lanes[2] = h2; lanes[3] = h3; lanes[4] = h4; lanes[5] = h5; lanes[6] = h6; lanes[7] = h7
 }
 
-/** MurmurHash3_x86_32's per-block step: `value` mixed into the lane `h` (both int32) */
+/** one chain step, FxHash's (rustc's FxHasher, 32-bit): `value` mixed into the lane `h` (both int32) */
 function laneMix(h: number, value: number): number {
-  let k = Math.imul(value, 0xcc9e2d51)
-  k = Math.imul((k << 15) | (k >>> 17), 0x1b873593)
-  h ^= k
-  h = (h << 13) | (h >>> 19)
-  return (Math.imul(h, 5) + 0xe6546b64) | 0
+  return Math.imul(((h << 5) | (h >>> 27)) ^ value, 0x9e3779b9)
 }
 
 /** MurmurHash3's finalizer: a bijection of int32 that spreads every input bit over the output */
