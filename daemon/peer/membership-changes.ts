@@ -43,7 +43,8 @@ export function createMembershipChangeTracker(
   // it keeps its first join step in the record). A join may be recorded at the very step of the
   // last observation, when its admission came after it: a member evicted at step 14 and admitted
   // again at 14, after this peer had observed the eviction at 14, joined at 14 (its own console and
-  // the admitting host said 14, the other members said 15)
+  // the admitting host said 14, the other members said 15). A re-join is bounded by the step its
+  // leave was reported at rather than by the last observation (leftAt below)
   const at = (peer: string, observed: number, which: 'joinStep' | 'leaveStep'): number => {
     const record = effectiveStep?.(peer)
     const recorded = record === undefined
@@ -51,9 +52,16 @@ export function createMembershipChangeTracker(
       : which === 'joinStep' && (record.readmissions ?? 0) > 0
         ? Math.max(record.joinStep, record.previousLeaveStep ?? record.joinStep)
         : record[which]
-    const after = which === 'joinStep' ? recorded !== undefined && recorded >= previousStep : recorded !== undefined && recorded > previousStep
+    const after = which === 'joinStep' ? recorded !== undefined && recorded >= (leftAt.get(peer) ?? previousStep) : recorded !== undefined && recorded > previousStep
     return recorded !== undefined && Number.isFinite(recorded) && after && recorded <= observed ? recorded : observed
   }
+  /**
+   * the step each peer's last leave was reported at: a re-admission recorded before this peer's
+   * last observation but not before that leave is the membership that followed it. The admission
+   * can reach a member late (after it observed a later step without the peer): rejoin.test.ts saw
+   * 'joined at step 25' on such a member where the joiner and the admitting host said 24
+   */
+  const leftAt = new Map<string, number>()
   let previous: Set<string> | undefined
   let previousSource: 'report' | 'membership' = 'report'
   /** step at which each current member was last seen joining */
@@ -92,10 +100,11 @@ export function createMembershipChangeTracker(
             // evicted (or left) and admitted again, both after the last observation: the list
             // is the same, the record says it was replaced at its previous leave step
             const record = effectiveStep?.(m)
-            const leftAt = Math.min(record?.previousLeaveStep ?? step, step)
-            const rejoinedAt = Math.max(record?.joinStep ?? leftAt, leftAt)
-            changes.push({ kind: leaveKind(m), peerId: m, step: leftAt, members: current.size - 1 })
+            const leftStep = Math.min(record?.previousLeaveStep ?? step, step)
+            const rejoinedAt = Math.max(record?.joinStep ?? leftStep, leftStep)
+            changes.push({ kind: leaveKind(m), peerId: m, step: leftStep, members: current.size - 1 })
             changes.push({ kind: 'joined', peerId: m, step: rejoinedAt, members: current.size })
+            leftAt.set(m, leftStep)
             joinedAt.set(m, step)
             readmissionsSeen.set(m, count)
             continue
@@ -109,7 +118,9 @@ export function createMembershipChangeTracker(
           const kind = leaveKind(m)
           joinedAt.delete(m)
           readmissionsSeen.delete(m)
-          changes.push({ kind, peerId: m, step: at(m, step, 'leaveStep'), members: current.size })
+          const leftStep = at(m, step, 'leaveStep')
+          leftAt.set(m, leftStep)
+          changes.push({ kind, peerId: m, step: leftStep, members: current.size })
         }
       }
       previous = current

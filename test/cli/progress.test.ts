@@ -220,4 +220,30 @@ describe('membership change tracker', () => {
     view = adopt()
     expect(tracker.observe(17, view.membersAt(17))).toEqual([{ kind: 'joined', peerId: 'n', step: 16, members: 4 }])
   })
+
+  it('reports a re-admission at its recorded step when this peer learned of it only after observing later steps', () => {
+    // the host admits k again at 24, but this member adopts that membership only after it has
+    // observed step 25 without k: it printed 'joined at step 25', the joiner and the host 24
+    const { coordinator, adopt, tracker } = adoptingMember()
+    let view = adopt()
+    tracker.observe(13, view.membersAt(13))
+    coordinator.leave('k', 14)
+    view = adopt()
+    expect(tracker.observe(15, view.membersAt(15))).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
+    tracker.observe(25, view.membersAt(25), 'membership')
+    coordinator.join('k', 24, true)
+    view = adopt()
+    expect(tracker.observe(26, view.membersAt(26))).toEqual([{ kind: 'joined', peerId: 'k', step: 24, members: 3 }])
+    // a join recorded before the step its leave was reported at is another membership's
+    coordinator.leave('k', 30)
+    view = adopt()
+    expect(tracker.observe(31, view.membersAt(31))).toEqual([{ kind: 'evicted', peerId: 'k', step: 30, members: 2 }])
+    coordinator.join('k', 33)
+    view = adopt()
+    const stale = createMembershipChangeTracker(() => undefined, () => ({ joinStep: 28, leaveStep: Infinity, readmissions: 2, previousLeaveStep: 28 }))
+    stale.observe(29, ['a', 'b', 'k'])
+    stale.observe(31, ['a', 'b'])
+    expect(stale.observe(34, ['a', 'b', 'k'])).toEqual([{ kind: 'joined', peerId: 'k', step: 34, members: 3 }])
+    expect(tracker.observe(34, view.membersAt(34))).toEqual([{ kind: 'joined', peerId: 'k', step: 33, members: 3 }])
+  })
 })
