@@ -1,7 +1,7 @@
 /**
  * What divergence detection costs per step: `npx tsx bench/digest-cost.ts [--quick]`.
- * For each zoo model at batch 64: the median time of a training step (gradient + SGD-momentum
- * update) and, interleaved with it, of the step digest members compare every step (stepDigest)
+ * For each zoo model at batch 64: the median time of a training step (gradient + SGD-momentum;
+ * update; at least ~50 ms of steps a round) and, interleaved with it, of the step digest members compare every step (stepDigest)
  * and of the full sha256 (parameterDigest, what was computed every step before). Printed: each
  * digest as a percentage of the step, and what members compute per step on average with the job
  * default digestEvery (a full sha256 every k-th step, the sample on the others: exchangedDigest).
@@ -36,15 +36,16 @@ for (const name of zooModelNames()) {
   const labels = Int32Array.from({ length: BATCH }, () => rng.nextInt(model.numClasses))
   const batch = { size: BATCH, sampleShape: model.sampleShape, inputs, labels }
   const step = async (): Promise<void> => optimizer.step(params, (await computer.computeGradient(params, batch)).gradient, 0.01)
-  await timeCalls(step, 5, 5)
+  // at least ~50 ms of steps a round: 15 of mlp's 0.35 ms steps swung a round's median 0.34-2.8 ms
+  const steps = Math.max(STEPS, Math.ceil(50 / median(await timeCalls(step, 5, 5))))
   const stepMs: number[] = []
   const cheap: number[] = []
   const full: number[] = []
   let s = 0
   for (let round = 0; round < ROUNDS; round++) {
-    stepMs.push(median(await timeCalls(step, STEPS, 1)))
-    cheap.push(median(await timeCalls(() => stepDigest(params, s++), STEPS * 4, 2)))
-    full.push(median(await timeCalls(() => parameterDigest(params), STEPS, 1)))
+    stepMs.push(median(await timeCalls(step, steps, 1)))
+    cheap.push(median(await timeCalls(() => stepDigest(params, s++), steps * 4, 2)))
+    full.push(median(await timeCalls(() => parameterDigest(params), steps, 1)))
   }
   await computer.close()
   const pct = (xs: number[]): number[] => xs.map((x, i) => (100 * x) / stepMs[i])
