@@ -1,10 +1,11 @@
 /**
  * What divergence detection costs per step: `npx tsx bench/digest-cost.ts [--quick]`.
- * For each zoo model at batch 64: the median time of a training step (gradient + SGD-momentum;
- * update; at least ~50 ms of steps a round) and, interleaved with it, of the step digest members compare every step (stepDigest)
- * and of the full sha256 (parameterDigest, what was computed every step before). Printed: each
- * digest as a percentage of the step, and what members compute per step on average with the job
- * default digestEvery (a full sha256 every k-th step, the sample on the others: exchangedDigest).
+ * For each zoo model at batch 64: the median time of a training step (gradient + SGD-momentum
+ * update, at least ~50 ms of steps a round) and, interleaved with it, of the step digest members
+ * compare every step (stepDigest) and of the full sha256 (parameterDigest, what was computed every
+ * step before). Printed: each digest as a percentage of the step, and what members compute per
+ * step on average with the job default digestEvery (a full sha256 every k-th step, the sample on
+ * the others: exchangedDigest).
  * Goal: that average below 2 % of the step for every model.
  * A VGG-11-sized vector (133 M values) is timed too, digests only.
  */
