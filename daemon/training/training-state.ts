@@ -91,7 +91,7 @@ export const STEP_DIGEST_BLOCK = 16
  * value for a fixed lane, and the finish is a bijection of the 256 bits, so parameters that
  * differ in one sampled value (one ulp, or -0 against 0) always give different digests; the
  * rotation carries a difference's high bits into the low ones before the next value, and several
- * differences collide with probability ~2^-32. ~2 us at any model size on the 2-core machine
+ * differences collide with probability ~2^-32. 2-3 us at any model size on the 2-core machine
  * (issue 16's goal: divergence detection under 2 % of a step; the anchors' sha256 alone is 1.5-2 %
  * of mlp's 0.35-0.55 ms step at batch 64). Before: MurmurHash3's block mix over 128 blocks, ~3-4 us;
  * a sha256 of a copied 8 KiB sample, 11-16 us; a full sha256 costs ~5 ms for mlp-large.
