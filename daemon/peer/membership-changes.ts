@@ -20,8 +20,10 @@ export interface MembershipChangeTracker {
   /**
    * The changes between the previous observation's members and these (none for the first).
    * `source`: 'report' for the members of a step just done, 'membership' for the members at the
-   * step in progress when the membership changed (default 'report'). `leaveAnnouncedAt(peer)` is
-   * the step a peer announced it leaves from, if it did.
+   * step in progress when the membership changed (default 'report'). A 'membership' observation
+   * reports leaves only: a join is reported by the first report that lists the member, once the
+   * step it joined at is settled. `leaveAnnouncedAt(peer)` is the step a peer announced it leaves
+   * from, if it did.
    */
   observe(step: number, members: readonly string[], source?: 'report' | 'membership'): MembershipChange[]
 }
@@ -85,7 +87,12 @@ export function createMembershipChangeTracker(
       // for one clean leave, and 2 leaves in the metrics). Such a report adds no member; a member
       // it no longer lists (a leave that came after the observation) did leave at this step
       const sameStep = step === previousStep && source === 'report' && previousSource === 'membership'
-      const current = new Set(sameStep && previous !== undefined ? members.filter((m) => previous!.has(m)) : members)
+      // and a membership observation adds no member either (nor a re-admission): an admission's
+      // step can still move before the step runs (a member below the aggregation floor admitted
+      // for the step it waits at, then for the next), and a member that printed the version it saw
+      // first said 19 where the joiner and the host said 20 (rejoin.test.ts). The step's report
+      // lists the member once it is settled, and the record gives the step it joined at
+      const current = new Set((sameStep || source === 'membership') && previous !== undefined ? members.filter((m) => previous!.has(m)) : members)
       const changes: MembershipChange[] = []
       if (previous === undefined) {
         for (const m of current) {
@@ -96,7 +103,7 @@ export function createMembershipChangeTracker(
         for (const m of current) {
           const count = readmissions(m)
           if (previous.has(m)) {
-            if (count <= (readmissionsSeen.get(m) ?? count)) continue
+            if (count <= (readmissionsSeen.get(m) ?? count) || source === 'membership') continue
             // evicted (or left) and admitted again, both after the last observation: the list
             // is the same, the record says it was replaced at its previous leave step
             const record = effectiveStep?.(m)

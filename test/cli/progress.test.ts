@@ -246,4 +246,36 @@ describe('membership change tracker', () => {
     expect(stale.observe(34, ['a', 'b', 'k'])).toEqual([{ kind: 'joined', peerId: 'k', step: 34, members: 3 }])
     expect(tracker.observe(34, view.membersAt(34))).toEqual([{ kind: 'joined', peerId: 'k', step: 33, members: 3 }])
   })
+
+  it('reports a join from the first step report that lists the member, at the step its record settled on', () => {
+    // rejoin.test.ts: the host admitted the restarted member for 19, the step the members waited
+    // at below the aggregation floor, then for 20; a member that printed the first version it saw
+    // said 19 where the joiner and the host said 20
+    const { coordinator, adopt, tracker } = adoptingMember()
+    let view = adopt()
+    tracker.observe(18, view.membersAt(18))
+    coordinator.leave('k', 19)
+    view = adopt()
+    expect(tracker.observe(19, view.membersAt(19), 'membership')).toEqual([{ kind: 'evicted', peerId: 'k', step: 19, members: 2 }])
+    coordinator.join('k', 19, true)
+    view = adopt()
+    // listed by the membership at 19, not reported yet
+    expect(view.membersAt(19)).toContain('k')
+    expect(tracker.observe(19, view.membersAt(19), 'membership')).toEqual([])
+    // moved to 20 before step 19 ran; step 19's report does not list it, step 20's does
+    coordinator.leave('k', 19)
+    coordinator.join('k', 20, true)
+    view = adopt()
+    expect(tracker.observe(19, view.membersAt(19))).toEqual([])
+    expect(tracker.observe(20, view.membersAt(20))).toEqual([{ kind: 'joined', peerId: 'k', step: 20, members: 3 }])
+    // a re-admission between two membership observations (the same list) waits for a report too
+    coordinator.leave('k', 25)
+    coordinator.join('k', 25, true)
+    view = adopt()
+    expect(tracker.observe(25, view.membersAt(25), 'membership')).toEqual([])
+    expect(tracker.observe(26, view.membersAt(26))).toEqual([
+      { kind: 'evicted', peerId: 'k', step: 25, members: 2 },
+      { kind: 'joined', peerId: 'k', step: 25, members: 3 }
+    ])
+  })
 })
