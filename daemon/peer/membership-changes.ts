@@ -88,10 +88,10 @@ export function createMembershipChangeTracker(
       // it no longer lists (a leave that came after the observation) did leave at this step
       const sameStep = step === previousStep && source === 'report' && previousSource === 'membership'
       // and a membership observation adds no member either (nor a re-admission): an admission's
-      // step can still move before the step runs (a member below the aggregation floor admitted
-      // for the step it waits at, then for the next), and a member that printed the version it saw
-      // first said 19 where the joiner and the host said 20 (rejoin.test.ts). The step's report
-      // lists the member once it is settled, and the record gives the step it joined at
+      // step can still change after this peer first sees it (rejoin.test.ts: a member that printed
+      // the first version it saw, while the job waited below its aggregation floor, said 19 where
+      // the joiner and the host said 20). The step's report lists the member once it is settled,
+      // and the record gives the step it joined at
       const current = new Set((sameStep || source === 'membership') && previous !== undefined ? members.filter((m) => previous!.has(m)) : members)
       const changes: MembershipChange[] = []
       if (previous === undefined) {
