@@ -70,6 +70,13 @@ describe('restarted from the data dir without --bootstrap', () => {
       expect(d.stdout(), `${d.name}:\n${d.stdout().split('\n').filter((l) => !l.startsWith('epoch')).join('\n')}`).toMatch(new RegExp(`^peer ${killedId} was evicted \\(it missed too many steps\\) at step \\d+: 2 members$`, 'm'))
       expect(d.stdout(), d.name).toMatch(new RegExp(`^peer ${killedId} joined at step \\d+: 3 members$`, 'm'))
     }
+    // and name the step the restarted member says it joined at (a trial saw 290 against 291; a
+    // member printing the first membership version it saw said 19 where these said 20)
+    const ownJoin = /joined job \S+ at step (\d+)/.exec(again.stdout())?.[1]
+    expect(ownJoin, `${again.name}:\n${again.stdout()}`).toBeDefined()
+    for (const d of [host, stays]) {
+      expect(new RegExp(`^peer ${killedId} joined at step (\\d+)`, 'm').exec(d.stdout())?.[1], `${d.name}:\n${d.stdout().split('\n').filter((l) => !l.startsWith('epoch')).join('\n')}`).toBe(ownJoin)
+    }
     const finished = [host, stays, again].map((d) => parseFinished(d.stdout()))
     for (const f of finished) expect(f, context).toBeDefined()
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
