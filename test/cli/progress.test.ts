@@ -28,6 +28,17 @@ function adoptingMember(): { coordinator: MembershipView, adopt: () => Membershi
   return { coordinator, adopt: () => (current = adopted()), tracker }
 }
 
+/**
+ * adoptingMember's member after it observed step `step - 1` with k and k's eviction at `step`
+ * (observed at `seenAt`, by `source`): `evicted` is what that observation reported.
+ */
+function memberThatSawEviction(step: number, seenAt: number, source: 'report' | 'membership'): ReturnType<typeof adoptingMember> & { evicted: ReturnType<ReturnType<typeof adoptingMember>['tracker']['observe']> } {
+  const member = adoptingMember()
+  member.tracker.observe(step - 1, member.adopt().membersAt(step - 1))
+  member.coordinator.leave('k', step)
+  return { ...member, evicted: member.tracker.observe(seenAt, member.adopt().membersAt(seenAt), source) }
+}
+
 const report = (step: number, epoch: number, stepInEpoch: number, members: string[]): StepReport => ({
   step, epoch, members, contributors: members, missing: [], digest: '', fullDigest: true, peerDigests: new Map(), loss: 0.5, waitedMs: 0,
   stepMs: 200, epochEnded: false, stepInEpoch, stepsInEpoch: 10
@@ -203,14 +214,10 @@ describe('membership change tracker', () => {
     // rejoin.test.ts: a killed member evicted at 14, where the job waits for three gradients, and
     // admitted again at 14. A member that saw the eviction at 14 and the admission only in a later
     // report printed 'joined at step 15', where the joiner and the admitting host said 14
-    const { coordinator, adopt, tracker } = adoptingMember()
-    let view = adopt()
-    tracker.observe(13, view.membersAt(13))
-    coordinator.leave('k', 14)
-    view = adopt()
-    expect(tracker.observe(14, view.membersAt(14), 'membership')).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
+    const { coordinator, adopt, tracker, evicted } = memberThatSawEviction(14, 14, 'membership')
+    expect(evicted).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
     coordinator.join('k', 14, true)
-    view = adopt()
+    let view = adopt()
     // step 14's report lists k, but a report of the step the change was seen at adds no member
     expect(tracker.observe(14, view.membersAt(14))).toEqual([])
     expect(tracker.observe(15, view.membersAt(15))).toEqual([{ kind: 'joined', peerId: 'k', step: 14, members: 3 }])
@@ -224,15 +231,11 @@ describe('membership change tracker', () => {
   it('reports a re-admission at its recorded step when this peer learned of it only after observing later steps', () => {
     // the host admits k again at 24, but this member adopts that membership only after it has
     // observed step 25 without k: it printed 'joined at step 25', the joiner and the host 24
-    const { coordinator, adopt, tracker } = adoptingMember()
-    let view = adopt()
-    tracker.observe(13, view.membersAt(13))
-    coordinator.leave('k', 14)
-    view = adopt()
-    expect(tracker.observe(15, view.membersAt(15))).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
-    tracker.observe(25, view.membersAt(25), 'membership')
+    const { coordinator, adopt, tracker, evicted } = memberThatSawEviction(14, 15, 'report')
+    expect(evicted).toEqual([{ kind: 'evicted', peerId: 'k', step: 14, members: 2 }])
+    tracker.observe(25, adopt().membersAt(25), 'membership')
     coordinator.join('k', 24, true)
-    view = adopt()
+    let view = adopt()
     expect(tracker.observe(26, view.membersAt(26))).toEqual([{ kind: 'joined', peerId: 'k', step: 24, members: 3 }])
     // a join recorded before the step its leave was reported at is another membership's
     coordinator.leave('k', 30)
@@ -248,17 +251,13 @@ describe('membership change tracker', () => {
   })
 
   it('reports a join from the first step report that lists the member, at the step its record settled on', () => {
-    // rejoin.test.ts: the host admitted the restarted member for 19, the step the members waited
-    // at below the aggregation floor, then for 20; a member that printed the first version it saw
-    // said 19 where the joiner and the host said 20
-    const { coordinator, adopt, tracker } = adoptingMember()
-    let view = adopt()
-    tracker.observe(18, view.membersAt(18))
-    coordinator.leave('k', 19)
-    view = adopt()
-    expect(tracker.observe(19, view.membersAt(19), 'membership')).toEqual([{ kind: 'evicted', peerId: 'k', step: 19, members: 2 }])
+    // rejoin.test.ts: while the job waited below its aggregation floor, a member that printed the
+    // first membership version it saw said 19 where the joiner and the host said 20; modelled here
+    // as an admission for 19 that the coordinator then moves to 20
+    const { coordinator, adopt, tracker, evicted } = memberThatSawEviction(19, 19, 'membership')
+    expect(evicted).toEqual([{ kind: 'evicted', peerId: 'k', step: 19, members: 2 }])
     coordinator.join('k', 19, true)
-    view = adopt()
+    let view = adopt()
     // listed by the membership at 19, not reported yet
     expect(view.membersAt(19)).toContain('k')
     expect(tracker.observe(19, view.membersAt(19), 'membership')).toEqual([])
