@@ -106,9 +106,11 @@ export const JobConfigSchema = z.object({
   /**
    * members compare a full sha256 of the parameters every this many steps (anchor steps) and a
    * sampled digest between (training-state.ts, exchangedDigest): a full hash costs ~0.6 ms per MB
-   * of parameters, 40 % of an mlp-large step if done every step; 32 keeps it near 1 %
+   * of parameters, 40 % of an mlp-large step if done every step. 64 keeps detection under 2 % of a
+   * step for every zoo model (bench/digest-cost.ts); at 32 the anchors alone were ~2.1 % of mlp's
+   * 0.34 ms step on a Zen 5 (sha256 of its 0.4 MB in 0.23 ms)
    */
-  digestEvery: z.number().int().min(1).max(10_000).default(32),
+  digestEvery: z.number().int().min(1).max(10_000).default(64),
   attack: AttackConfigSchema.optional(),
   /**
    * how gradients and control messages travel: libp2p (direct streams), amqp (a RabbitMQ broker,
