@@ -176,19 +176,24 @@ describe('training-graph gradients match a float64 reference', () => {
   it('convolutions with a one-pixel output train as Gemms over the batch, with the float64 reference\'s gradients (taps over padding get 0)', async () => {
     // [3, 2, 2] -> 3x3 stride 2 pad 1 (the window covers the whole input with kernel rows and
     // columns 1..2) -> [4, 1, 1] -> 3x3 pad 1 (only the centre tap meets the input) -> [5, 1, 1];
-    // a 2x2 conv without padding (the plain case) -> [5, 1, 1], added
+    // a 2x2 conv without padding (the plain case) and a 1x1 stride 2 one (resnet's downsample:
+    // its window is the input's first pixel, picked by a 0/1 MatMul) -> [5, 1, 1], added
     const g = new ForwardGraphBuilder()
     let x = g.relu(g.conv(g.input, 'strided', 3, 4, 3, { stride: 2, pad: 1 }))
     x = g.relu(g.conv(x, 'centre', 4, 5, 3, { pad: 1, bias: false }))
     const plain = g.conv(g.input, 'plain', 3, 5, 2)
-    const model = g.build('one-pixel', [3, 2, 2], 10, g.linear(g.flatten(g.sum(x, plain)), 'fc', 5, 10))
+    const corner = g.conv(g.input, 'corner', 3, 5, 1, { stride: 2 })
+    const model = g.build('one-pixel', [3, 2, 2], 10, g.linear(g.flatten(g.sum(g.sum(x, plain), corner)), 'fc', 5, 10))
     const size = 5
     const batch = signedBatch(model, size, 23)
     await checkAgainstReference(model, batch, model.initParameters(4))
     const specialized = specializeGraph(model.forward, model.layout, size)
-    expect(onePixelConvs(specialized.graph, specialized.shapes)).toHaveLength(3)
+    expect(onePixelConvs(specialized.graph, specialized.shapes)).toHaveLength(4)
     const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
     expect(training).not.toContain('Conv')
+    // no Slice (and no Pad in its backward, which ran one value at a time)
+    expect(training).not.toContain('Slice')
+    expect(training).not.toContain('Pad')
     // the gradient of the centre conv's weights is exactly zero outside the centre tap
     const computer = createOnnxGradientComputer(model)
     computers.push(computer)
@@ -223,6 +228,19 @@ describe('training-graph gradients match a float64 reference', () => {
       expect(differing, `seed ${seed}`).toBe(0)
     }
     await whole.release()
+  })
+
+  it('a one-pixel-output convolution on a map over 8x8 takes its window by a Slice, with the float64 reference\'s gradients', async () => {
+    // [2, 9, 9] -> 2x2 stride 8 (reads rows and columns 0..1 of 9) -> [3, 1, 1]
+    const g = new ForwardGraphBuilder()
+    const model = g.build('one-pixel-window', [2, 9, 9], 10, g.linear(g.flatten(g.conv(g.input, 'window', 2, 3, 2, { stride: 8 })), 'fc', 3, 10))
+    const size = 4
+    await checkAgainstReference(model, signedBatch(model, size, 19), model.initParameters(3))
+    const specialized = specializeGraph(model.forward, model.layout, size)
+    expect(onePixelConvs(specialized.graph, specialized.shapes)).toHaveLength(1)
+    const training = onnx.ModelProto.decode(trainingGraphBytes(model, size)).graph!.node!.map((n) => n.opType!)
+    expect(training).not.toContain('Conv')
+    expect(training).toContain('Slice')
   })
 
   it('depthwise convolutions on small maps train as batched MatMuls, with the float64 reference\'s gradients (strided, one pixel)', async () => {
