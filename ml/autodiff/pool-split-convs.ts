@@ -17,13 +17,16 @@
  * the first offset holding it is the same in both; where it is not, the ReLU's gradient is 0
  * either way.
  *
+ * For an input of one channel the offsets' convolutions are one Conv with their filters side by
+ * side, split after (emitOffsetsAsOneConv): its weight gradient reads each sample once.
+ *
  * Why: ONNX Runtime's MaxPool with its Indices output (what the pool's backward routes by) runs a
  * scalar loop: lenet5's first pool took 2.2 ms of a ~15 ms step at batch 256, and the MaxUnpool
  * of its backward 0.5 ms more, where the Max over four quarter-size tensors and its backward's
  * masks are elementwise. Only for a convolution whose input needs no gradient (the batch input):
  * a strided convolution's input gradient would need the scatter the pool's backward did.
  */
-import { attrInt, attrInts, freshNames, ints, type ForwardGraph, type IrNode, type Shape } from './ir.js'
+import { attrInt, attrInts, freshNames, ints, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { convGeometry } from './ops/conv.js'
 
 interface PooledConv {
@@ -70,6 +73,120 @@ function findPooledConvs(graph: ForwardGraph, shapes: ReadonlyMap<string, Shape>
   return found
 }
 
+interface OffsetConvs {
+  readonly conv: IrNode
+  readonly window: readonly [number, number]
+  /** the input's, the weight's shape; the pooled output's rows and columns; the offset convs' strides (window x the conv's) */
+  readonly xs: Shape
+  readonly ws: Shape
+  readonly outputs: readonly number[]
+  readonly strides: readonly number[]
+  readonly fresh: (hint: string) => string
+  readonly constants: Map<string, ConstantTensor>
+  /** where the nodes go */
+  readonly parts: IrNode[]
+}
+
+/**
+ * The offsets' convolutions as one Conv with K M filters (K window offsets, M filters), followed
+ * by a Split into the K outputs y_k [N, M, h, w]. Filter (k, m) is W[m] placed at row di s_h and
+ * column dj s_w of an A x B kernel of zeros, A = (window_h - 1) s_h + kh (B alike), s the conv's
+ * strides: Wbig = W [M C, kh kw] x P, P the constant 0/1 placement [kh kw, K A B], transposed to
+ * [K M, C, A, B]; the bias b tiled K times (ones [K, 1] x b [1, M]); the input padded as the
+ * conv's at the top and left and as far as the last window reads at the bottom and right. Each
+ * y_k element is the same sum of products as before plus products of zeros.
+ *
+ * For an input of one channel (a first layer on grey images): its weight gradient is conv.ts's
+ * per-sample grouped convolution, which as one conv reads each sample once for all K M filters,
+ * where the K offset convs did K grouped convolutions of M filters each: lenet5's conv1 at batch
+ * 256, 4 x 0.8 ms of grouped convs. Through NCHWc the forward's 24 filters pad to 32, where the
+ * four offsets' 6 padded to 16 each, and one output is reordered, not four.
+ */
+function emitOffsetsAsOneConv({ conv, window, xs, ws, outputs, strides, fresh, constants, parts }: OffsetConvs): string[] {
+  const g = convGeometry(conv, ws.slice(2))
+  const [m, c, kh, kw] = ws
+  const k = window[0] * window[1]
+  const big = [0, 1].map((i) => (window[i] - 1) * g.strides[i] + g.kernel[i])
+  const add = (op: string, inputs: string[], hint: string, attrs: IrNode['attrs'] = {}, outputCount = 1): string[] => {
+    const outs = Array.from({ length: outputCount }, (_, i) => fresh(`${conv.outputs[0]}__${hint}${outputCount > 1 ? i : ''}`))
+    parts.push({ name: fresh(`${conv.name}__${hint}`), op, inputs, outputs: outs, attrs })
+    return outs
+  }
+  const constant = (hint: string, tensor: ConstantTensor): string => {
+    const name = fresh(`${conv.name}__${hint}`)
+    constants.set(name, tensor)
+    return name
+  }
+  const int64s = (hint: string, values: readonly number[]): string => constant(hint, { dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) })
+  const placement = new Float32Array(kh * kw * k * big[0] * big[1])
+  for (let di = 0; di < window[0]; di++) {
+    for (let dj = 0; dj < window[1]; dj++) {
+      const offset = di * window[1] + dj
+      for (let r = 0; r < kh; r++) {
+        for (let s = 0; s < kw; s++) {
+          placement[(r * kw + s) * k * big[0] * big[1] + offset * big[0] * big[1] + (di * g.strides[0] + r) * big[1] + dj * g.strides[1] + s] = 1
+        }
+      }
+    }
+  }
+  const [wFlat] = add('Reshape', [conv.inputs[1], int64s('w_flat_shape', [m * c, kh * kw])], 'w_flat')
+  const [placed] = add('MatMul', [wFlat, constant('offset_placement', { dims: [kh * kw, k * big[0] * big[1]], data: placement })], 'w_placed')
+  const [byOffset] = add('Transpose', [add('Reshape', [placed, int64s('w_placed_shape', [m, c, k, big[0], big[1]])], 'w_placed_5d')[0]], 'w_by_offset', { perm: ints([2, 0, 1, 3, 4]) })
+  const [wBig] = add('Reshape', [byOffset, int64s('w_offsets_shape', [k * m, c, big[0], big[1]])], 'w_offsets')
+  const bias = conv.inputs[2] !== undefined && conv.inputs[2] !== ''
+    ? add('Reshape', [add('MatMul', [
+      constant('offset_ones', { dims: [k, 1], data: new Float32Array(k).fill(1) }),
+      add('Reshape', [conv.inputs[2], int64s('b_row_shape', [1, m])], 'b_row')[0]
+    ], 'b_tiled')[0], int64s('b_offsets_shape', [k * m])], 'b_offsets')
+    : []
+  // bottom and right: as far as the last window's last row and column read, past the input
+  const end = [0, 1].map((i) => Math.max(0, (outputs[i] - 1) * strides[i] + big[i] - xs[2 + i] - g.pads[i]))
+  const [all] = add('Conv', [conv.inputs[0], wBig, ...bias], 'offsets', {
+    kernel_shape: ints(big), strides: ints(strides), pads: ints([g.pads[0], g.pads[1], end[0], end[1]])
+  })
+  return add('Split', [all, int64s('split_sizes', new Array<number>(k).fill(m))], 'offset', { axis: { kind: 'int', value: 1 } }, k)
+}
+
+/** One strided Conv per window offset (see the header), its input's first rows and columns cut where its begin pads would go below zero. */
+function emitOffsetConvs({ conv, window, xs, ws, outputs, strides, fresh, constants, parts }: OffsetConvs): string[] {
+  const g = convGeometry(conv, ws.slice(2))
+  const offsets: string[] = []
+  for (let di = 0; di < window[0]; di++) {
+    for (let dj = 0; dj < window[1]; dj++) {
+      const tag = `offset${di}${dj}`
+      // the offset's first window starts di conv strides lower: its begin pads lose that many
+      // rows; below zero, the input's first rows are cut instead
+      const shift = [di * g.strides[0], dj * g.strides[1]]
+      const cut = [0, 1].map((i) => Math.max(0, shift[i] - g.pads[i]))
+      const begin = [0, 1].map((i) => Math.max(0, g.pads[i] - shift[i]))
+      const size = [0, 1].map((i) => xs[2 + i] - cut[i])
+      // end pads: enough for the last window (reads past the input are the padding's zeros)
+      const end = [0, 1].map((i) => Math.max(0, (outputs[i] - 1) * strides[i] + g.kernel[i] - size[i] - begin[i]))
+      let input = conv.inputs[0]
+      if (cut[0] > 0 || cut[1] > 0) {
+        const starts = fresh(`${conv.name}__${tag}_starts`)
+        const ends = fresh(`${conv.name}__${tag}_ends`)
+        const axes = fresh(`${conv.name}__${tag}_axes`)
+        constants.set(starts, { dims: [2], data: BigInt64Array.from(cut.map(BigInt)) })
+        constants.set(ends, { dims: [2], data: BigInt64Array.from([xs[2], xs[3]].map(BigInt)) })
+        constants.set(axes, { dims: [2], data: BigInt64Array.of(2n, 3n) })
+        input = fresh(`${conv.inputs[0]}__${tag}`)
+        parts.push({ name: fresh(`${conv.name}__${tag}_cut`), op: 'Slice', inputs: [conv.inputs[0], starts, ends, axes], outputs: [input], attrs: {} })
+      }
+      const out = fresh(`${conv.outputs[0]}__${tag}`)
+      offsets.push(out)
+      parts.push({
+        name: fresh(`${conv.name}__${tag}`),
+        op: 'Conv',
+        inputs: [input, ...conv.inputs.slice(1)],
+        outputs: [out],
+        attrs: { ...conv.attrs, strides: ints(strides), pads: ints([begin[0], begin[1], end[0], end[1]]) }
+      })
+    }
+  }
+  return offsets
+}
+
 /**
  * The forward graph with each such Conv [-> Relu] -> MaxPool split by window offset (see the
  * header). `shapes`: every tensor's shape at the graph's batch size. Returns the graph itself
@@ -90,40 +207,8 @@ export function splitPooledConvs(graph: ForwardGraph, shapes: ReadonlyMap<string
     const strides = [0, 1].map((i) => window[i] * g.strides[i])
     const outputs = [0, 1].map((i) => ys[2 + i] / window[i])
     const parts: IrNode[] = []
-    const offsets: string[] = []
-    for (let di = 0; di < window[0]; di++) {
-      for (let dj = 0; dj < window[1]; dj++) {
-        const tag = `offset${di}${dj}`
-        // the offset's first window starts di conv strides lower: its begin pads lose that many
-        // rows; below zero, the input's first rows are cut instead
-        const shift = [di * g.strides[0], dj * g.strides[1]]
-        const cut = [0, 1].map((i) => Math.max(0, shift[i] - g.pads[i]))
-        const begin = [0, 1].map((i) => Math.max(0, g.pads[i] - shift[i]))
-        const size = [0, 1].map((i) => xs[2 + i] - cut[i])
-        // end pads: enough for the last window (reads past the input are the padding's zeros)
-        const end = [0, 1].map((i) => Math.max(0, (outputs[i] - 1) * strides[i] + g.kernel[i] - size[i] - begin[i]))
-        let input = conv.inputs[0]
-        if (cut[0] > 0 || cut[1] > 0) {
-          const starts = fresh(`${conv.name}__${tag}_starts`)
-          const ends = fresh(`${conv.name}__${tag}_ends`)
-          const axes = fresh(`${conv.name}__${tag}_axes`)
-          constants.set(starts, { dims: [2], data: BigInt64Array.from(cut.map(BigInt)) })
-          constants.set(ends, { dims: [2], data: BigInt64Array.from([xs[2], xs[3]].map(BigInt)) })
-          constants.set(axes, { dims: [2], data: BigInt64Array.of(2n, 3n) })
-          input = fresh(`${conv.inputs[0]}__${tag}`)
-          parts.push({ name: fresh(`${conv.name}__${tag}_cut`), op: 'Slice', inputs: [conv.inputs[0], starts, ends, axes], outputs: [input], attrs: {} })
-        }
-        const out = fresh(`${conv.outputs[0]}__${tag}`)
-        offsets.push(out)
-        parts.push({
-          name: fresh(`${conv.name}__${tag}`),
-          op: 'Conv',
-          inputs: [input, ...conv.inputs.slice(1)],
-          outputs: [out],
-          attrs: { ...conv.attrs, strides: ints(strides), pads: ints([begin[0], begin[1], end[0], end[1]]) }
-        })
-      }
-    }
+    const args = { conv, window, xs, ws, outputs, strides, fresh, constants, parts }
+    const offsets = xs[1] === 1 ? emitOffsetsAsOneConv(args) : emitOffsetConvs(args)
     const pooled = relu === undefined ? pool.outputs[0] : fresh(`${pool.outputs[0]}__max`)
     parts.push({ name: fresh(`${pool.name}__max`), op: 'PoolWindowMax', inputs: offsets, outputs: [pooled], attrs: {} })
     if (relu !== undefined) parts.push({ name: relu.name, op: 'Relu', inputs: [pooled], outputs: [pool.outputs[0]], attrs: {} })

@@ -5,7 +5,7 @@ import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
 import { denseDepthwiseConvs, denseSmallInputConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
 import { NCHWC_DOMAIN } from '../../ml/autodiff/ops/nchwc.js'
-import { pooledConvs } from '../../ml/autodiff/pool-split-convs.js'
+import { pooledConvs, splitPooledConvs } from '../../ml/autodiff/pool-split-convs.js'
 import { buildInferenceGraph, buildTrainingGraph, gradientOutputName, specializeGraph, TRAINING_INPUT_LABELS, TRAINING_OUTPUT_LOSS } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
 import type { Batch, GradientComputer } from '../../ml/core/types.js'
@@ -147,24 +147,27 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(producer.get(relu.input![0])!.opType).toBe('Max')
   })
 
-  it('a conv of the batch input before a disjoint max pool trains as one strided conv per window offset, with the float64 reference\'s gradients', async () => {
-    // [2, 12, 12]: 3x3 pad 1 -> ReLU -> 2x2 pool (begin pads 1 and 0); 3x3 without padding
+  it.each([2, 1])('a conv of the batch input before a disjoint max pool trains as one strided conv per window offset (%i input channels; one: the offsets as one conv), with the float64 reference\'s gradients', async (channels) => {
+    // [channels, 12, 12]: 3x3 pad 1 -> ReLU -> 2x2 pool (begin pads 1 and 0); 3x3 without padding
     // (offsets cut the input's first rows) -> 2x2 pool, no ReLU; 2x2 stride 2 -> ReLU -> 3x3 pool
     // (a window of 9 offsets, conv stride 2 -> 6); and a conv of a conv (not the batch input),
     // an overlapping pool and a pool the size does not divide: those three stay as they are
     const g = new ForwardGraphBuilder()
-    const a = g.maxPool(g.relu(g.conv(g.input, 'padded', 2, 3, 3, { pad: 1 })), 2)
-    const b = g.maxPool(g.conv(g.input, 'unpadded', 2, 3, 3), 2)
-    const c = g.maxPool(g.relu(g.conv(g.input, 'strided', 2, 2, 2, { stride: 2 })), 3)
+    const a = g.maxPool(g.relu(g.conv(g.input, 'padded', channels, 3, 3, { pad: 1 })), 2)
+    const b = g.maxPool(g.conv(g.input, 'unpadded', channels, 3, 3), 2)
+    const c = g.maxPool(g.relu(g.conv(g.input, 'strided', channels, 2, 2, { stride: 2 })), 3)
     const d = g.maxPool(g.relu(g.conv(a, 'inner', 3, 2, 3, { pad: 1 })), 2)
-    const e = g.maxPool(g.relu(g.conv(g.input, 'overlap', 2, 2, 3, { pad: 1 })), 3, 2)
-    const f = g.maxPool(g.conv(g.input, 'ragged', 2, 2, 3, { pad: 1 }), 5)
+    const e = g.maxPool(g.relu(g.conv(g.input, 'overlap', channels, 2, 3, { pad: 1 })), 3, 2)
+    const f = g.maxPool(g.conv(g.input, 'ragged', channels, 2, 3, { pad: 1 }), 5)
     const heads = ([[a, 3 * 36], [b, 3 * 25], [c, 2 * 4], [d, 2 * 9], [e, 2 * 25], [f, 2 * 4]] as const).map(([x, n], i) => g.linear(g.flatten(x), `fc${i}`, n, 10))
-    const model = g.build('split-pools', [2, 12, 12], 10, heads.reduce((sum, head) => g.sum(sum, head)))
+    const model = g.build('split-pools', [channels, 12, 12], 10, heads.reduce((sum, head) => g.sum(sum, head)))
     const size = 5
     const specialized = specializeGraph(model.forward, model.layout, size)
     const convOf = (param: string): string => specialized.graph.nodes.find((n) => n.op === 'Conv' && n.inputs[1] === `${param}.weight`)!.name
     expect(pooledConvs(specialized.graph, specialized.shapes)).toEqual(['padded', 'unpadded', 'strided'].map(convOf))
+    // one conv per offset (4 + 4 + 9), or for one input channel one per split conv; and the three others
+    const rewritten = splitPooledConvs(specialized.graph, specialized.shapes).nodes.filter((n) => n.op === 'Conv')
+    expect(rewritten).toHaveLength(channels === 1 ? 3 + 3 : 17 + 3)
     await checkAgainstReference(model, signedBatch(model, size, 41), model.initParameters(5))
     // the inference graph (evaluation, export) keeps the pools
     const inference = onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType!)
