@@ -93,8 +93,9 @@ export const STEP_DIGEST_BLOCK = 16
  * rotation carries a difference's high bits into the low ones before the next value, and several
  * differences collide with probability ~2^-32. 2-3 us at any model size on the 2-core machine
  * (issue 16's goal: divergence detection under 2 % of a step; the anchors' sha256 every 32 steps
- * alone was 1.5-2.1 % of mlp's 0.31-0.55 ms step at batch 64, hence digestEvery 64). Before: MurmurHash3's block mix over 128 blocks, ~3-4 us;
- * a sha256 of a copied 8 KiB sample, 11-16 us; a full sha256 costs ~5 ms for mlp-large.
+ * alone was 1.5-2.1 % of mlp's 0.31-0.55 ms step at batch 64, hence digestEvery 64). Before:
+ * MurmurHash3's block mix over 128 blocks, ~3-4 us; a sha256 of a copied 8 KiB sample, 11-16 us; a
+ * full sha256 costs ~5 ms for mlp-large.
  *
  * Why a sample detects divergence: members that disagree at a step (another aggregate, a lost
  * gradient, a damaged state) apply different updates, and since each gradient depends on every
