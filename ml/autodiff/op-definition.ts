@@ -1,4 +1,5 @@
 import type { GraphEmitter } from '../onnx/graph-emitter.js'
+import type { BatchLastTwins } from './batch-last.js'
 import type { ConstantTensor, IrNode, Shape } from './ir.js'
 
 export interface ShapeContext {
@@ -27,6 +28,8 @@ export interface BackwardContext {
   readonly nchwcBlock: number
   /** intra-op threads of the session that will run the graph (TrainingGraphOptions.intraOpThreads) */
   readonly intraOpThreads: number
+  /** [C, H, W, N] twins of NCHW tensors, the forward's and the backward's (batch-last.ts) */
+  readonly batchLast: BatchLastTwins
 }
 
 export interface ForwardContext extends ShapeContext {
@@ -40,6 +43,8 @@ export interface ForwardContext extends ShapeContext {
   consumers(name: string): readonly IrNode[]
   /** graph input holding this step's dropout masks, when the model has Dropout nodes (training only) */
   dropoutMask?(node: IrNode): string
+  /** [C, H, W, N] twins of NCHW tensors (batch-last.ts) */
+  readonly batchLast: BatchLastTwins
 }
 
 /**

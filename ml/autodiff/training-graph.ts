@@ -5,6 +5,7 @@
  */
 import type { ParameterLayout } from '../core/types.js'
 import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
+import { BatchLastTwins } from './batch-last.js'
 import { ShapeError, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { lowerSmallConvs } from './lower-convs.js'
 import { splitPooledConvs } from './pool-split-convs.js'
@@ -120,7 +121,7 @@ function nodeLinks(graph: ForwardGraph): { producers: Map<string, IrNode>, consu
   return { producers, consumers }
 }
 
-function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>, training: boolean, masks: DropoutMaskInput[], nchwcBlock = 0): Map<string, Record<string, string>> {
+function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMap<string, Shape>, training: boolean, masks: DropoutMaskInput[], nchwcBlock = 0, batchLast = new BatchLastTwins()): Map<string, Record<string, string>> {
   for (const name of shapes.keys()) emit.reserve(name)
   for (const [name, c] of graph.constants) emit.initializer(name, c)
   const saved = new Map<string, Record<string, string>>()
@@ -130,6 +131,7 @@ function emitForward(graph: ForwardGraph, emit: GraphEmitter, shapes: ReadonlyMa
   const ctx: ForwardContext = {
     training,
     nchwcBlock,
+    batchLast,
     constant,
     producer: (name) => producers.get(name),
     consumers: (name) => consumers.get(name) ?? [],
@@ -210,7 +212,8 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
   emit.reserve(TRAINING_INPUT_LABELS)
   emit.reserve(TRAINING_OUTPUT_LOSS)
   const dropoutMasks: DropoutMaskInput[] = []
-  const saved = emitForward(graph, emit, shapes, true, dropoutMasks, nchwcBlock)
+  const batchLast = new BatchLastTwins()
+  const saved = emitForward(graph, emit, shapes, true, dropoutMasks, nchwcBlock, batchLast)
 
   // mean softmax cross-entropy; d(loss)/d(logits) = (softmax - onehot) / N
   const logProbs = emit.op('LogSoftmax', [graph.output], { axis: { kind: 'int', value: 1 } })
@@ -232,7 +235,11 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
     const parts = pending.get(name)
     if (parts === undefined || parts.length === 0) return undefined
     if (parts.length === 1) return parts[0]
-    const sum = emit.op('Sum', parts)
+    // parts that all have batch-last twins are summed as those (batch-last.ts)
+    const twins = parts.map((p) => batchLast.get(p))
+    const sum = twins.every((t) => t !== undefined)
+      ? batchLast.fromTwin(emit, emit.op('Sum', twins as string[]))
+      : emit.op('Sum', parts)
     pending.set(name, [sum])
     return sum
   }
@@ -252,7 +259,8 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
       producer: (name) => producers.get(name),
       consumers: (name) => consumers.get(name) ?? [],
       nchwcBlock,
-      intraOpThreads: options.intraOpThreads ?? DEFAULT_INTRA_OP_THREADS
+      intraOpThreads: options.intraOpThreads ?? DEFAULT_INTRA_OP_THREADS,
+      batchLast
     })
     node.inputs.forEach((input, k) => {
       const g = inputGrads[k]

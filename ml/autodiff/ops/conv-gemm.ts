@@ -24,6 +24,7 @@
  * of those convs' ConvTranspose, interleaved A/B of the gradient step at batch 64: resnet18 98 ->
  * 83 ms (b256: 346 -> 324), squeezenet1_1 24.2 -> 20.7-22.7 ms (its expand convs widen 16 -> 64).
  */
+import type { BatchLastTwins } from '../batch-last.js'
 import { attrInt, ints, type IrNode, type Shape } from '../ir.js'
 import type { BackwardContext } from '../op-definition.js'
 import type { GraphEmitter } from '../../onnx/graph-emitter.js'
@@ -114,11 +115,12 @@ function gatherColumns(emit: GraphEmitter, source: string, [rows, pixels, n]: re
 
 /**
  * Emits the forward of a gemmConv; returns the columns [C kh kw, H_out W_out N] saved for dW.
- * The input goes to [C, H W, N] (batch innermost) with a zero row after the pixels, so one Gather
- * over the pixel axis with constant indices picks every tap's input (padding: the zero row) in
- * rows of N contiguous values.
+ * The input goes to [C, H W, N] (batch innermost: its batch-last twin, batch-last.ts) with a zero
+ * row after the pixels, so one Gather over the pixel axis with constant indices picks every tap's
+ * input (padding: the zero row) in rows of N contiguous values. The output [M, H_out, W_out, N]
+ * is the NCHW output's twin.
  */
-export function emitGemmConv(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape): { cols: string } {
+export function emitGemmConv(node: IrNode, emit: GraphEmitter, shape: (name: string) => Shape, batchLast: BatchLastTwins): { cols: string } {
   const [x, w, b] = node.inputs
   const xs = shape(x)
   const ws = shape(w)
@@ -126,13 +128,13 @@ export function emitGemmConv(node: IrNode, emit: GraphEmitter, shape: (name: str
   const [n, c, h, wd] = xs
   const [m, , kh, kw] = ws
   const [ho, wo] = [ys[2], ys[3]]
-  const pixels = emit.op('Reshape', [emit.op('Transpose', [x], { perm: ints([1, 2, 3, 0]) }), emit.int64s('pixels_shape', [c, h * wd, n])])
+  const pixels = emit.op('Reshape', [batchLast.of(emit, x), emit.int64s('pixels_shape', [c, h * wd, n])])
   const cols = gatherColumns(emit, pixels, [c, h * wd, n], pointwise(node, ws) ? undefined : tapIndices(node, xs, ws, ys), kh * kw, ho * wo)
   const wRows = emit.op('Reshape', [w, emit.int64s('w_rows_shape', [m, c * kh * kw])])
   const gemmInputs = [wRows, cols]
   if (b !== undefined && b !== '') gemmInputs.push(emit.op('Reshape', [b, emit.int64s('b_column_shape', [m, 1])]))
   const product = emit.op('Gemm', gemmInputs)
-  emit.node('Transpose', [emit.op('Reshape', [product, emit.int64s('y_pixels_shape', [m, ho, wo, n])])], { perm: ints([3, 0, 1, 2]) }, node.outputs)
+  batchLast.fromTwin(emit, emit.op('Reshape', [product, emit.int64s('y_pixels_shape', [m, ho, wo, n])]), node.outputs[0])
   return { cols }
 }
 
@@ -152,16 +154,19 @@ function transposedTapIndices(node: IrNode, x: Shape, w: Shape, y: Shape): BigIn
   })
 }
 
-/** Gradients of a gemmConv's input [N, C, H, W] and weights [M, C, kh, kw] (see the header); each only if asked for. */
-export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | 'node' | 'saved'>, dy: string, inputGrad: 'dy-columns' | 'col2im' | undefined, weightGrad: boolean): { dx?: string, dw?: string } {
-  const { emit, node, shape, saved } = ctx
+/**
+ * Gradients of a gemmConv's input [N, C, H, W] and weights [M, C, kh, kw] (see the header); each
+ * only if asked for. dY is read through its batch-last twin; dX is emitted with one.
+ */
+export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | 'node' | 'saved' | 'batchLast'>, dy: string, inputGrad: 'dy-columns' | 'col2im' | undefined, weightGrad: boolean): { dx?: string, dw?: string } {
+  const { emit, node, shape, saved, batchLast } = ctx
   const xs = shape(node.inputs[0])
   const ws = shape(node.inputs[1])
   const ys = shape(node.outputs[0])
   const [n, c, h, wd] = xs
   const [m, , kh, kw] = ws
   const outputs = ys[2] * ys[3]
-  const dyPixels = emit.op('Reshape', [emit.op('Transpose', [dy], { perm: ints([1, 2, 3, 0]) }), emit.int64s('dy_pixels_shape', [m, outputs, n])])
+  const dyPixels = emit.op('Reshape', [batchLast.of(emit, dy), emit.int64s('dy_pixels_shape', [m, outputs, n])])
   const result: { dx?: string, dw?: string } = {}
   if (weightGrad) {
     const dw = emit.op('Gemm', [emit.op('Reshape', [dyPixels, emit.int64s('dy_rows_shape', [m, outputs * n])]), saved.cols], { transB: { kind: 'int', value: 1 } })
@@ -188,13 +193,13 @@ export function gemmConvBackward(ctx: Pick<BackwardContext, 'emit' | 'shape' | '
       const gathered = emit.op('Gather', [byChannel, emit.constant('col2im_indices', { dims: [taps, h * wd], data: indices })], { axis: { kind: 'int', value: 1 } })
       summed = emit.op('ReduceSum', [gathered, emit.int64s('tap_axis', [1])], { keepdims: { kind: 'int', value: 0 } })
     }
-    result.dx = emit.op('Transpose', [emit.op('Reshape', [summed, emit.int64s('dx_pixels_shape', [c, h, wd, n])])], { perm: ints([3, 0, 1, 2]) })
+    result.dx = batchLast.fromTwin(emit, emit.op('Reshape', [summed, emit.int64s('dx_pixels_shape', [c, h, wd, n])]))
   } else if (inputGrad === 'dy-columns') {
     const dcols = gatherColumns(emit, dyPixels, [m, outputs, n], pointwise(node, ws) ? undefined : transposedTapIndices(node, xs, ws, ys), kh * kw, h * wd)
     // W [M, C, kh, kw] -> [C, M kh kw]
     const wByInput = emit.op('Reshape', [emit.op('Transpose', [emit.op('Reshape', [node.inputs[1], emit.int64s('w_3d', [m, c, kh * kw])])], { perm: ints([1, 0, 2]) }), emit.int64s('w_by_input', [c, m * kh * kw])])
     const dx = emit.op('Gemm', [wByInput, dcols])
-    result.dx = emit.op('Transpose', [emit.op('Reshape', [dx, emit.int64s('dx_pixels_shape', [c, h, wd, n])])], { perm: ints([3, 0, 1, 2]) })
+    result.dx = batchLast.fromTwin(emit, emit.op('Reshape', [dx, emit.int64s('dx_pixels_shape', [c, h, wd, n])]))
   }
   return result
 }

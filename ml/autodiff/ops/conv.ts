@@ -46,7 +46,7 @@ export const conv: OpDefinition = {
     return [[x[0], w[0], h, wd]]
   },
   emitForward(node, emit, shape, ctx) {
-    if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]))) return emitGemmConv(node, emit, shape)
+    if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]))) return emitGemmConv(node, emit, shape, ctx.batchLast)
     if (nchwcForward(node, shape, ctx)) {
       const ws = shape(node.inputs[1])
       emitNchwcForward(emit, node.inputs[0], node.inputs[1], ws, node.inputs[2], convGeometry(node, ws.slice(2)), ctx.nchwcBlock, node.outputs[0], fusesRelu(node, shape, ctx))
@@ -64,7 +64,11 @@ export const conv: OpDefinition = {
     const ys = shape(node.outputs[0])
     const g = convGeometry(node, ws.slice(2))
     const group = attrInt(node, 'group', 1)
-    const db = b !== undefined && needsGrad(2) ? emit.op('ReduceSum', [dy, emit.int64s('axes', [0, 2, 3])], { keepdims: { kind: 'int', value: 0 } }) : undefined
+    // a gemm conv reads dY through its batch-last twin [M, H, W, N] (batch-last.ts): summed there
+    const dyTwin = saved.cols === undefined ? undefined : ctx.batchLast.of(emit, dy)
+    const db = b !== undefined && needsGrad(2)
+      ? emit.op('ReduceSum', [dyTwin ?? dy, emit.int64s('axes', dyTwin === undefined ? [0, 2, 3] : [1, 2, 3])], { keepdims: { kind: 'int', value: 0 } })
+      : undefined
     let dx: string | undefined
     let dw: string | undefined
     if (saved.cols !== undefined) {
