@@ -3,7 +3,7 @@
  * For each zoo model and batch size, a training step = one computeGradient (forward, loss and
  * every gradient in one run()) + the SGD-momentum update; printed: median ms, samples/s and
  * GFLOP/s (fwd + bwd counted as 3x the forward's Gemm/Conv FLOPs; parameters in the optimizer's
- * memory and a reused gradient buffer, as the daemon runs them) against ONNX Runtime's own
+ * memory, the gradient computed into it too, as the daemon runs them) against ONNX Runtime's own
  * rate on one float32 MatMul (1024^3, same threads) re-measured before each row.
  *
  * If /usr/bin/python3 has torch, PyTorch's step (zero_grad, forward, cross-entropy, backward,
@@ -99,12 +99,13 @@ async function row(name: typeof MODELS[number], batch: number, baseline: number,
   const computer = createOnnxGradientComputer(model, { intraOpThreads: THREADS, reuseGradientBuffer: true })
   const optimizer = createOptimizer(OptimizerConfigSchema.parse(SGD), model.layout.totalSize)
   const rng = createRng(batch)
-  // as the daemon keeps them: parameters in the optimizer's memory, the gradient in a reused buffer
+  // as the daemon keeps them: parameters and the computed gradient in the optimizer's memory
   const params = optimizer.hostParameters(model.initParameters(1))
+  const into = optimizer.localGradientBuffer()
   const inputs = new Float32Array(batch * product(model.sampleShape)).map(() => rng.nextFloat())
   const labels = Int32Array.from({ length: batch }, () => rng.nextInt(model.numClasses))
   const step = async (): Promise<void> => {
-    const { gradient } = await computer.computeGradient(params, { size: batch, sampleShape: model.sampleShape, inputs, labels })
+    const { gradient } = await computer.computeGradient(params, { size: batch, sampleShape: model.sampleShape, inputs, labels }, undefined, into)
     optimizer.step(params, gradient, SGD.lr)
   }
   const reference = typeof torch === 'string' ? undefined : await torch.prepare({ what: 'step', model: name, batch, optimizer: SGD })

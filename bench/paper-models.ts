@@ -1,9 +1,8 @@
 /**
  * One training step (forward, loss, every gradient, SGD-momentum update) of each paper model at
  * batch 64, 3x32x32 inputs, 10 classes: ours (ONNX Runtime training graph + the optimizer, with
- * the parameters in the optimizer's memory and the gradient written into a reused buffer, as the
- * daemon keeps them; a fresh 516 MB gradient array and chunked copies made vgg11's steps swing
- * between 0.93 and 1.59 s)
+ * the parameters and the computed gradient in the optimizer's memory, as the daemon keeps them;
+ * a fresh 516 MB gradient array and chunked copies made vgg11's steps swing between 0.93 and 1.59 s)
  * against PyTorch 1.13 (torchvision's models, /usr/bin/python3) in the same run, interleaved:
  * each round times STEPS steps of ours, then STEPS of PyTorch's, per model.
  * `npx tsx bench/paper-models.ts [--rounds 3] [--steps 5] [--models squeezenet1_1,mobilenet_v3_small,vgg11,resnet18]`
@@ -123,13 +122,14 @@ async function main(): Promise<void> {
     for (const name of MODELS) {
       const model = await loadModel(name)
       const optimizer = createOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 0 }, model.layout.totalSize, bufferSpecs(model.layout))
-      // as the daemon keeps them: parameters in the optimizer's memory, the gradient in a reused buffer
+      // as the daemon keeps them: parameters and the computed gradient in the optimizer's memory
       const params = optimizer.hostParameters(model.initParameters(1))
+      const into = optimizer.localGradientBuffer()
       const computer = createOnnxGradientComputer(model, { intraOpThreads: THREADS, reuseGradientBuffer: true })
       const rng = createRng(2)
       const batch = { size: BATCH, sampleShape: [3, 32, 32], inputs: new Float32Array(BATCH * 3072).map(() => rng.nextFloat() * 2 - 1), labels: Int32Array.from({ length: BATCH }, () => rng.nextInt(10)) }
       const ourStep = async (): Promise<void> => {
-        const { gradient } = await computer.computeGradient(params, batch)
+        const { gradient } = await computer.computeGradient(params, batch, undefined, into)
         optimizer.step(params, gradient, 0.01)
       }
       await ourStep()

@@ -19,6 +19,10 @@ export interface StepOptimizer {
   step(params: Float32Array, gradient: Float32Array, lr: number): void
   /** where the aggregation rule writes the step's gradient, so step() reads it in place */
   gradientBuffer(): Float32Array
+  /** where this peer's own gradient is computed, so a step alone reads it in place (Optimizer.localGradientBuffer) */
+  localGradientBuffer(): Float32Array
+  /** whether every value is finite, at memory speed for the arrays above and the parameters (Optimizer.allFinite) */
+  allFinite(values: Float32Array): boolean
 }
 
 export interface StepCodec {

@@ -11,7 +11,6 @@ import type { AttackConfig } from '../../config/job-config.js'
 import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { batchBuffers, epochPermutation, gatherBatch, shardBatchIndices, type BatchBuffers } from '../../ml/data/dataset.js'
-import { allFinite } from '../../ml/params.js'
 import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
 import { TrainingDivergedError } from './diverged.js'
@@ -202,17 +201,17 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       // gathered into the same arrays every step (the step is done with them before the next)
       if (indices.length === batchSize) gathered ??= batchBuffers(deps.train, batchSize)
       const batch = { ...gatherBatch(deps.train, indices, indices.length === batchSize ? gathered : undefined), dropout: { seed: config.seed, step, sampleIndices: indices } }
-      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch, offloadObserver(stages)))
+      const result = await stages.time('compute', () => deps.computer.computeGradient(deps.params, batch, offloadObserver(stages), deps.optimizer.localGradientBuffer()))
       const honest = result.gradient
       const sent = deps.attack === undefined || deps.equivocates === true ? honest : deps.attack(honest, step)
 
       // a non-finite gradient (an overflowing batch) is not sent: the others aggregate without
       // this peer at this step. Non-finite parameters are the job diverging: that stops it
-      const finite = allFinite(sent)
+      const finite = deps.optimizer.allFinite(sent)
       const others = members.filter((id) => id !== deps.selfId)
       const alone = others.length === 0 && deps.exchangeAlone !== true
       if (!finite) {
-        if (!allFinite(deps.params)) throw new TrainingDivergedError(step, `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
+        if (!deps.optimizer.allFinite(deps.params)) throw new TrainingDivergedError(step, `the parameters are not finite at step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
         if (!alone) deps.log.warn({ step }, 'this peer\'s gradient is not finite: not sending it this step (the others aggregate without it)')
       }
       if (alone) {

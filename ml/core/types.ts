@@ -89,7 +89,14 @@ export interface GradientObserver {
  * runs (within float tolerance where the batch is split into micro-batches).
  */
 export interface GradientComputer {
-  computeGradient(params: Float32Array, batch: Batch, observer?: GradientObserver): Promise<GradientResult>
+  /**
+   * `into` (paramCount values, e.g. the optimizer's localGradientBuffer()): where the caller would
+   * like the gradient, so the update reads it in place. A computer that writes its gradient in
+   * place (the in-process one with reuseGradientBuffer) writes it there; others may ignore it: the
+   * result's gradient says where it is. Once given, `into` is the computer's to write: the caller
+   * reads it and leaves it alone.
+   */
+  computeGradient(params: Float32Array, batch: Batch, observer?: GradientObserver, into?: Float32Array): Promise<GradientResult>
   evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult>
   close(): Promise<void>
 }

@@ -5,7 +5,7 @@
  */
 import ort from 'onnxruntime-node'
 import { buildInferenceGraph, buildTrainingGraph, DEFAULT_INTRA_OP_THREADS, type BuiltGraph } from '../autodiff/training-graph.js'
-import type { Batch, EvaluationResult, GradientComputer, GradientResult } from '../core/types.js'
+import type { Batch, EvaluationResult, GradientComputer, GradientObserver, GradientResult } from '../core/types.js'
 import type { ModelDefinition } from '../models/model-definition.js'
 import { countCorrect, crossEntropySum } from './logits.js'
 import { detectNchwcBlock } from './nchwc-block.js'
@@ -15,9 +15,9 @@ export interface OnnxGradientComputerOptions {
   /** ORT intra-op threads (default 2: the machine's cores) */
   readonly intraOpThreads?: number
   /**
-   * Write every step's gradient into one buffer (per batch size) instead of a new array
-   * (default false): a GradientResult's gradient is then valid only until the next
-   * computeGradient, and read-only (the taps of a compact tap gradient, training-run.ts, keep
+   * Write every step's gradient into one buffer (per batch size, or the caller's `into` of
+   * computeGradient) instead of a new array (default false): a GradientResult's gradient is then
+   * valid only until the next computeGradient, and read-only (the taps of a compact tap gradient, training-run.ts, keep
    * the zeros of the buffer's creation). For a caller that consumes each gradient before the next step (the sync
    * trainer): allocating and page-faulting a fresh array every step costs ~1 ms per 7.5 MB.
    */
@@ -47,6 +47,27 @@ interface CompiledGraph {
   readonly session: ort.InferenceSession
   /** with reuseGradientBuffer: the gradient buffer and the fetches that write into it */
   reused?: GradientOutputs
+  /** the same for the caller's buffer (computeGradient's `into`) last given */
+  into?: GradientOutputs
+}
+
+/**
+ * The outputs `compiled` writes its gradient through: into `into` when given, else a buffer of its
+ * own, kept while `into` stays the same. A graph with compact tap gradients leaves the other taps
+ * of their kernels as it found them (training-run.ts), so a caller's buffer that another graph (of
+ * another batch size) or nobody wrote last is zeroed first: `writers` remembers each one's last.
+ */
+function reusedOutputs(compiled: CompiledGraph, model: ModelDefinition, into: Float32Array | undefined, writers: WeakMap<Float32Array, CompiledGraph>): GradientOutputs {
+  if (into === undefined) return (compiled.reused ??= gradientOutputs(compiled.graph, model, compiled.session))
+  if (into.length !== model.layout.totalSize) {
+    throw new RangeError(`a gradient of ${model.name} has ${model.layout.totalSize} values; the buffer given for it holds ${into.length}`)
+  }
+  if (compiled.into?.gradient !== into) compiled.into = gradientOutputs(compiled.graph, model, compiled.session, into)
+  if (writers.get(into) !== compiled) {
+    if (compiled.into.taps.length > 0) into.fill(0)
+    writers.set(into, compiled)
+  }
+  return compiled.into
 }
 
 export class GradientComputerClosedError extends Error {
@@ -82,18 +103,21 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
     return compiled
   }
 
+  // the graph that last wrote each caller's gradient buffer (reusedOutputs)
+  const writers = new WeakMap<Float32Array, CompiledGraph>()
+
   const ensureOpen = (): void => {
     if (closed) throw new GradientComputerClosedError('the gradient computer is closed: create a new one to compute again')
   }
 
-  async function computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
+  async function computeGradient(params: Float32Array, batch: Batch, into: Float32Array | undefined): Promise<GradientResult> {
     const compiled = await compile(training, batch.size, async () => {
       const block = options.nchwc === false ? 0 : await (nchwcBlock ??= detectNchwcBlock())
       // this process scatters the compact tap gradients (training-run.ts); graphs for elsewhere do not have them
       return buildTrainingGraph(model.forward, model.layout, batch.size, { nchwcBlock: block, intraOpThreads: threads, compactTapGradients: true })
     }, options.memoryArena ?? true)
     const { graph, session } = compiled
-    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? (compiled.reused ??= gradientOutputs(graph, model, session)) : undefined)
+    return await runTrainingGraph(session, graph, model, params, batch, reuseGradient ? reusedOutputs(compiled, model, into, writers) : undefined)
   }
 
   async function evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {
@@ -108,9 +132,9 @@ export function createOnnxGradientComputer(model: ModelDefinition, options: Onnx
   }
 
   return {
-    async computeGradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
+    async computeGradient(params: Float32Array, batch: Batch, _observer?: GradientObserver, into?: Float32Array): Promise<GradientResult> {
       ensureOpen()
-      return await track(computeGradient(params, batch))
+      return await track(computeGradient(params, batch, into))
     },
 
     async evaluate(params: Float32Array, batch: Batch): Promise<EvaluationResult> {

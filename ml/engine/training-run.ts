@@ -43,7 +43,8 @@ export interface GradientOutputs {
 }
 
 /**
- * Pre-allocated outputs for one run (or, kept by the caller, for every run of this graph). Each
+ * Pre-allocated outputs for one run (or, kept by the caller, for every run of this graph), in
+ * `into` when given (holding zeros where compact tap gradients go: see GradientOutputs). Each
  * gradient output gets the shape the graph declares for it, which can be its producer's (e.g. a
  * Gemm's [M, C kh kw] for a kernel [M, C, kh, kw]): the same values in the same order.
  *
@@ -55,9 +56,9 @@ export interface GradientOutputs {
  * kernel read only through some of its taps is fetched as those taps (GraphSignature.gradientTaps):
  * resnet18's fetched gradients 45 -> 17 MB.
  */
-export function gradientOutputs(graph: GraphSignature, model: RunnableModel, session: Pick<ort.InferenceSession, 'outputMetadata'>): GradientOutputs {
+export function gradientOutputs(graph: GraphSignature, model: RunnableModel, session: Pick<ort.InferenceSession, 'outputMetadata'>, into?: Float32Array): GradientOutputs {
   const declared = new Map(session.outputMetadata.map((m) => [m.name, m.isTensor ? m.shape : undefined]))
-  const gradient = new Float32Array(model.layout.totalSize)
+  const gradient = into ?? new Float32Array(model.layout.totalSize)
   const fetches: Record<string, ort.Tensor | null> = { [TRAINING_OUTPUT_LOSS]: null, [graph.logitsName]: null }
   const taps: Array<GradientOutputs['taps'][number]> = []
   model.layout.specs.forEach((spec, i) => {

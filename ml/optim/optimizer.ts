@@ -11,7 +11,8 @@
 import type { OptimizerConfig } from '../../config/job-config.js'
 import type { ParameterSpec } from '../core/types.js'
 import { withRunningBuffers } from './running-buffers.js'
-import { CHUNK, createKernelMemory, createOptimizerKernels, type OptimizerKernels, type WasmMemory } from './wasm-kernels.js'
+import { allFinite } from '../params.js'
+import { CHUNK, createKernelMemory, createOptimizerKernels, FINITE_BLOCK, FINITE_KERNEL, type OptimizerKernels, type WasmMemory } from './wasm-kernels.js'
 
 export interface Optimizer {
   readonly stateSize: number
@@ -33,6 +34,20 @@ export interface Optimizer {
    * place instead of a chunk at a time through scratch. Its contents are the caller's.
    */
   gradientBuffer(): Float32Array
+  /**
+   * A second paramCount-long array in the optimizer's own memory (the same one on every call), for
+   * a gradient computer to write this peer's own gradient into (GradientComputer.computeGradient's
+   * `into`): allFinite() scans it and step() reads it in place. Beside gradientBuffer(), so it can
+   * be the aggregation's input while that is its output. Zeros until written; its contents are
+   * the writer's.
+   */
+  localGradientBuffer(): Float32Array
+  /**
+   * Whether every value is finite (params.ts allFinite): for an array in the optimizer's own
+   * memory (the parameters it hosts, its gradient buffers) a WebAssembly SIMD scan of the exponent
+   * bits, ~10x the JS loop's speed (mlp's gradient: ~3 against ~35 us); any other array, the JS loop.
+   */
+  allFinite(values: Float32Array): boolean
 }
 
 export class OptimizerStateError extends Error {
@@ -61,13 +76,15 @@ const fr = Math.fround
 /**
  * Where an optimizer's arrays live: one memory holding the state (its first value at byte 12,
  * so the per-parameter arrays after it start 16-byte aligned), the hosted parameters, the
- * gradient buffer and two scratch chunks; or, without WebAssembly (or past the 4 GiB a
- * WebAssembly memory can hold, ~330 M parameters with SGD momentum), plain arrays.
+ * gradient buffer, the local gradient buffer and two scratch chunks; or, without WebAssembly (or
+ * past the 4 GiB a WebAssembly memory can hold, ~260 M parameters with SGD momentum), plain
+ * arrays. A buffer nothing writes (no computer writing into the local one) is never paged in.
  */
 interface Workspace {
   readonly state: Float32Array
   readonly params: Float32Array
   readonly grad: Float32Array
+  readonly localGrad: Float32Array
   readonly kernels: OptimizerKernels | undefined
   readonly memory: WasmMemory | undefined
   /** byte offsets in memory */
@@ -80,7 +97,8 @@ function createWorkspace(stateSize: number, paramCount: number): Workspace {
   const stateAt = 12
   const paramsAt = align16(stateAt + 4 * stateSize)
   const gradAt = align16(paramsAt + 4 * paramCount)
-  const scratchP = align16(gradAt + 4 * paramCount)
+  const localGradAt = align16(gradAt + 4 * paramCount)
+  const scratchP = align16(localGradAt + 4 * paramCount)
   const scratchG = scratchP + 4 * CHUNK
   try {
     const memory = createKernelMemory(scratchG + 4 * CHUNK)
@@ -89,10 +107,11 @@ function createWorkspace(stateSize: number, paramCount: number): Workspace {
       state: new Float32Array(memory.buffer, stateAt, stateSize),
       params: new Float32Array(memory.buffer, paramsAt, paramCount),
       grad: new Float32Array(memory.buffer, gradAt, paramCount),
+      localGrad: new Float32Array(memory.buffer, localGradAt, paramCount),
       kernels, memory, paramsAt, scratchP, scratchG
     }
   } catch {
-    return { state: new Float32Array(stateSize), params: new Float32Array(paramCount), grad: new Float32Array(paramCount), kernels: undefined, memory: undefined, paramsAt: 0, scratchP: 0, scratchG: 0 }
+    return { state: new Float32Array(stateSize), params: new Float32Array(paramCount), grad: new Float32Array(paramCount), localGrad: new Float32Array(paramCount), kernels: undefined, memory: undefined, paramsAt: 0, scratchP: 0, scratchG: 0 }
   }
 }
 
@@ -127,6 +146,15 @@ function runKernel(w: Workspace, variant: string, params: Float32Array, grad: Fl
       s1 === 0 ? 0 : s1 + at, s2 === 0 ? 0 : s2 + at, len, a0, a1, a2, a3, a4, a5, a6, a7)
     if (!paramsInside) params.set(len === CHUNK ? scratchP : scratchP.subarray(0, len), start)
   }
+}
+
+/** params.ts allFinite, by the SIMD kernel where `values` lie in the workspace's memory (its result in the scratch area) */
+function finiteIn(w: Workspace, values: Float32Array): boolean {
+  if (w.kernels === undefined || values.buffer !== (w.memory as WasmMemory).buffer) return allFinite(values)
+  const whole = values.length - (values.length % FINITE_BLOCK)
+  w.kernels[FINITE_KERNEL](0, values.byteOffset, w.scratchP, 0, whole)
+  const flags = new Int32Array((w.memory as WasmMemory).buffer, w.scratchP, 4)
+  return (flags[0] | flags[1] | flags[2] | flags[3]) === 0 && allFinite(values.subarray(whole))
 }
 
 /** byte offset of state[index] in the workspace's memory */
@@ -177,7 +205,9 @@ export function createSgd(config: Extract<OptimizerConfig, { type: 'sgd' }>, par
       state.set(saved)
     },
     hostParameters: (values) => hostInto(w, values),
-    gradientBuffer: () => w.grad
+    gradientBuffer: () => w.grad,
+    localGradientBuffer: () => w.localGrad,
+    allFinite: (values) => finiteIn(w, values)
   }
 }
 
@@ -265,7 +295,9 @@ export function createAdam(config: Extract<OptimizerConfig, { type: 'adam' }>, p
       state.set(saved)
     },
     hostParameters: (values) => hostInto(w, values),
-    gradientBuffer: () => w.grad
+    gradientBuffer: () => w.grad,
+    localGradientBuffer: () => w.localGrad,
+    allFinite: (values) => finiteIn(w, values)
   }
 }
 

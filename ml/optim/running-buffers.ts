@@ -32,6 +32,8 @@ export function withRunningBuffers(inner: Optimizer, buffers: readonly Parameter
     exportState: () => inner.exportState(),
     importState: (state) => inner.importState(state),
     hostParameters: (values) => inner.hostParameters(values),
-    gradientBuffer: () => inner.gradientBuffer()
+    gradientBuffer: () => inner.gradientBuffer(),
+    localGradientBuffer: () => inner.localGradientBuffer(),
+    allFinite: (values) => inner.allFinite(values)
   }
 }

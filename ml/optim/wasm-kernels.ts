@@ -14,7 +14,7 @@
 /** values per scratch chunk: 2 arrays of 16 KiB stay in L1 between copy-in and copy-out */
 export const CHUNK = 65536
 
-import { assembleModule, createWasmMemory, F32, functionBody, I32, i32Add, localGet, localSet, SIMD, V128, wasmApi, type WasmMemory } from '../core/wasm-assembler.js'
+import { assembleModule, createWasmMemory, F32, functionBody, I32, i32Add, localGet, localSet, SIMD, sleb, uleb, V128, wasmApi, type WasmMemory } from '../core/wasm-assembler.js'
 
 export type { WasmMemory }
 const { 'f32x4.splat': splat, 'f32x4.sqrt': sqrt, 'f32x4.add': add, 'f32x4.sub': sub, 'f32x4.mul': mul, 'f32x4.div': div } = SIMD
@@ -42,18 +42,23 @@ const load4 = (pointer: number): number[] => [...localGet(pointer), ...localGet(
 const address = (pointer: number): number[] => [...localGet(pointer), ...localGet(OFF), i32Add]
 const store4 = [...SIMD['v128.store'], 2, 0]
 
-/** Wraps a per-4-values body in: end = n*4; splat the scalars; for (off = 0; off < end; off += 16) body */
-function kernelBody(usedScalars: number, body: number[]): number[] {
+/**
+ * Wraps a per-4-values body in: end = n*4; splat the scalars; `setup`; for (off = 0; off < end;
+ * off += 16) body; then `tail`
+ */
+function kernelBody(usedScalars: number, body: number[], { setup = [], tail = [], stride = 16 }: { setup?: number[], tail?: number[], stride?: number } = {}): number[] {
   const code: number[] = [
     ...localGet(N), 0x41, 2, 0x74, ...localSet(END) // end = n << 2
   ]
   for (let k = 0; k < usedScalars; k++) code.push(...localGet(N + 1 + k), ...splat, ...localSet(splatLocal(k)))
+  code.push(...setup)
   code.push(
     0x02, 0x40, 0x03, 0x40, // block, loop
     ...localGet(OFF), ...localGet(END), 0x4f, 0x0d, 1, // if off >= end (unsigned) break
     ...body,
-    ...localGet(OFF), 0x41, 16, i32Add, ...localSet(OFF), // off += 16
+    ...localGet(OFF), 0x41, ...sleb(stride), i32Add, ...localSet(OFF), // off += stride
     0x0c, 0, 0x0b, 0x0b, // br loop, end loop, end block
+    ...tail,
     0x0b // end function
   )
   return functionBody([[2, I32], [SCALARS + 3, V128]], code)
@@ -111,6 +116,29 @@ function adamBody(weightDecay: boolean): number[] {
   ]
 }
 
+/** float32's exponent bits: all set in an infinity or a NaN, and only there */
+const EXPONENT_BITS = 0x7f800000
+
+/** values the finiteness scan takes per iteration (its n must be a multiple) */
+export const FINITE_BLOCK = 16
+
+/**
+ * Whether the n values at g are all finite: T0 |= (v & EXPONENT_BITS) == EXPONENT_BITS per lane,
+ * 16 values an iteration (ORs of one cycle each, where a float sum waits on its adds), stored as
+ * four i32 at s1: all zero when every value is finite. T1 holds the splat mask.
+ */
+const infiniteLanes = (k: number): number[] => [
+  ...localGet(G), ...localGet(OFF), i32Add, ...SIMD['v128.load'], 2, ...uleb(16 * k),
+  ...localGet(T1), ...SIMD['v128.and'], ...localGet(T1), ...SIMD['i32x4.eq']
+]
+const finiteBody = [
+  ...infiniteLanes(0), ...infiniteLanes(1), ...SIMD['v128.or'],
+  ...infiniteLanes(2), ...infiniteLanes(3), ...SIMD['v128.or'], ...SIMD['v128.or'],
+  ...localGet(T0), ...SIMD['v128.or'], ...localSet(T0)
+]
+const finiteSetup = [0x41, ...sleb(EXPONENT_BITS), ...SIMD['i32x4.splat'], ...localSet(T1)]
+const finiteTail = [...localGet(S1), ...localGet(T0), ...store4]
+
 /** (p, g, s1, s2 byte offsets, n values (multiple of 4), up to 8 scalars rounded to float32) */
 export type Kernel = (p: number, g: number, s1: number, s2: number, n: number, ...scalars: number[]) => void
 
@@ -128,9 +156,13 @@ const VARIANTS: ReadonlyArray<readonly [string, number, number[]]> = [
   ['adam-wd', 8, adamBody(true)]
 ]
 
+/** the finiteness scan's name among the kernels (not an optimizer variant) */
+export const FINITE_KERNEL = 'finite'
+
 function assemble(): Uint8Array {
   const params = [...Array.from({ length: POINTERS + 1 }, () => I32), ...Array.from({ length: SCALARS }, () => F32)]
-  return assembleModule({ params, results: [] }, VARIANTS.map(([variant, used, body]) => [variant, kernelBody(used, body)] as const))
+  const finite = kernelBody(0, finiteBody, { setup: finiteSetup, tail: finiteTail, stride: 4 * FINITE_BLOCK })
+  return assembleModule({ params, results: [] }, [...VARIANTS.map(([variant, used, body]) => [variant, kernelBody(used, body)] as const), [FINITE_KERNEL, finite] as const])
 }
 
 /** A WebAssembly memory of at least `bytes` bytes (zero-filled); throws where there is no WebAssembly. */
@@ -148,5 +180,6 @@ export function createOptimizerKernels(memory: WasmMemory): OptimizerKernels {
   const instance = new api.Instance(compiled, { env: { memory } })
   const kernel: Record<string, Kernel> = {}
   for (const [variant] of VARIANTS) kernel[variant] = instance.exports[variant] as Kernel
+  kernel[FINITE_KERNEL] = instance.exports[FINITE_KERNEL] as Kernel
   return kernel
 }

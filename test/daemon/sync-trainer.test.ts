@@ -13,6 +13,7 @@ import { createSyncTrainer, type InboundGradient, type OutboundGradient, type Sy
 import { createCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
+import { allFinite } from '../../ml/params.js'
 
 const D = 8
 const config = parseJobConfig({ model: 'mlp', batchSize: 2, minPeers: 3, stepDeadlineMs: 50, quorum: 0.5, compression: { codec: 'fp16', bucketSize: 16 }, aggregation: { rule: 'trimmed-mean', f: 1 } })
@@ -27,6 +28,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
   const waiting: Array<string | undefined> = []
   const params = new Float32Array(D).fill(1)
   const gradientBuffer = new Float32Array(D)
+  const localGradientBuffer = new Float32Array(D)
   const progress = { step: 0, epoch: 0, cursor: 0, lr: 0.1, epochLossSum: 0, epochLossCount: 0 }
   const computer: GradientComputer = {
     computeGradient: async () => ({ gradient: gradientAt(progress.step), loss: 1, correct: 0, size: 2 }),
@@ -39,7 +41,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     train,
     computer,
     params,
-    optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => gradientBuffer },
+    optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => gradientBuffer, localGradientBuffer: () => localGradientBuffer, allFinite },
     codec: createCodec(config.compression),
     aggregation: createStepAggregation(aggregation),
     progress,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ort from 'onnxruntime-node'
 import { afterAll, describe, expect, it } from 'vitest'
+import { OptimizerConfigSchema } from '../../config/job-config.js'
 import { denseDepthwiseConvs, denseSmallInputConvs, onePixelConvs } from '../../ml/autodiff/lower-convs.js'
 import { NCHWC_DOMAIN } from '../../ml/autodiff/ops/nchwc.js'
 import { pooledConvs, splitPooledConvs } from '../../ml/autodiff/pool-split-convs.js'
@@ -16,6 +17,7 @@ import { gradientSessionOptions, runTrainingGraph } from '../../ml/engine/traini
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { ForwardGraphBuilder } from '../../ml/models/graph-builder.js'
 import { createModel } from '../../ml/models/zoo.js'
+import { createOptimizer } from '../../ml/optim/index.js'
 import { onnx } from '../../ml/onnx/onnx-proto.js'
 import { readDigits } from './mnist-digits.js'
 import { referenceGradient, relativeError } from './reference.js'
@@ -229,6 +231,19 @@ describe('training-graph gradients match a float64 reference', () => {
       let differing = 0
       actual.gradient.forEach((v, i) => { if (!Object.is(v, expected.gradient[i])) differing++ })
       expect(differing, `seed ${seed}`).toBe(0)
+    }
+    // into a caller's buffer (an optimizer's, as the trainer passes it) that held other values:
+    // zeroed where the taps never write before the first run into it, then the same bits
+    const into = createOptimizer(OptimizerConfigSchema.parse({ type: 'sgd' }), model.layout.totalSize).localGradientBuffer().fill(7)
+    for (const seed of [7, 8]) {
+      const params = model.initParameters(seed)
+      const step = signedBatch(model, size, 40 + seed)
+      const expected = await runTrainingGraph(whole, portable, model, params, step)
+      const actual = await reused.computeGradient(params, step, undefined, into)
+      expect(actual.gradient).toBe(into)
+      let differing = 0
+      into.forEach((v, i) => { if (!Object.is(v, expected.gradient[i])) differing++ })
+      expect(differing, `seed ${seed} into the caller's buffer`).toBe(0)
     }
     await whole.release()
   })

@@ -59,7 +59,8 @@ const CASES = LENGTHS.flatMap((n) => [[n, true], [n, false]] as const)
 
 describe('optimizer kernels are bit-identical to the float32 formulas', () => {
   it('compile in this runtime (else the optimizer falls back to the plain loops and this file tests those)', () => {
-    expect(Object.keys(createOptimizerKernels(createKernelMemory(1)))).toHaveLength(8)
+    // the eight update variants and the finiteness scan
+    expect(Object.keys(createOptimizerKernels(createKernelMemory(1)))).toHaveLength(9)
   })
 
   const sgdConfigs: Array<Partial<Sgd>> = [
@@ -155,5 +156,33 @@ describe('hosted parameters', () => {
     }
     expect(bytes(hosted).equals(bytes(plain))).toBe(true)
     expect(bytes(inPlace.exportState()).equals(bytes(elsewhere.exportState()))).toBe(true)
+  })
+
+  it('allFinite finds an infinity or a NaN anywhere in its memory (SIMD, 16 values a pass) and elsewhere (JS), and nothing in finite extremes', () => {
+    for (const n of [1, 15, 16, 17, 63, 64, 1000, CHUNK + 5]) {
+      const optimizer = createOptimizer(OptimizerConfigSchema.parse({ type: 'sgd', momentum: 0.9 }), n)
+      const local = optimizer.localGradientBuffer()
+      expect(optimizer.localGradientBuffer()).toBe(local)
+      expect(local).not.toBe(optimizer.gradientBuffer())
+      local.set(randomArray(n, 90, 1))
+      // the largest finite magnitudes and a subnormal are finite
+      local[0] = 3.4028234663852886e38
+      local[n - 1] = -3.4028234663852886e38
+      if (n > 2) local[1] = 1e-45
+      const arrays = [local, optimizer.gradientBuffer(), optimizer.hostParameters(local), local.slice()]
+      arrays[1].set(local)
+      for (const values of arrays) {
+        expect(optimizer.allFinite(values), `n ${n}`).toBe(true)
+        for (const at of new Set([0, 1, 15, 16, Math.floor(n / 2), n - (n % 16) - 1, n - 1].filter((i) => i >= 0 && i < n))) {
+          for (const bad of [Infinity, -Infinity, NaN]) {
+            const keep = values[at]
+            values[at] = bad
+            expect(optimizer.allFinite(values), `n ${n}, ${bad} at ${at}`).toBe(false)
+            values[at] = keep
+          }
+        }
+        expect(optimizer.allFinite(values)).toBe(true)
+      }
+    }
   })
 })
