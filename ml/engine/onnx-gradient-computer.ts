@@ -17,9 +17,10 @@ export interface OnnxGradientComputerOptions {
   /**
    * Write every step's gradient into one buffer (per batch size, or the caller's `into` of
    * computeGradient) instead of a new array (default false): a GradientResult's gradient is then
-   * valid only until the next computeGradient, and read-only (the taps of a compact tap gradient, training-run.ts, keep
-   * the zeros of the buffer's creation). For a caller that consumes each gradient before the next step (the sync
-   * trainer): allocating and page-faulting a fresh array every step costs ~1 ms per 7.5 MB.
+   * valid only until the next computeGradient, and read-only (the taps of a compact tap gradient,
+   * training-run.ts, keep the zeros the buffer was created or zeroed with). For a caller that
+   * consumes each gradient before the next step (the sync trainer): allocating and page-faulting a
+   * fresh array every step costs ~1 ms per 7.5 MB.
    */
   readonly reuseGradientBuffer?: boolean
   /**
