@@ -43,8 +43,8 @@ const address = (pointer: number): number[] => [...localGet(pointer), ...localGe
 const store4 = [...SIMD['v128.store'], 2, 0]
 
 /**
- * Wraps a per-4-values body in: end = n*4; splat the scalars; `setup`; for (off = 0; off < end;
- * off += 16) body; then `tail`
+ * Wraps a body in: end = n*4; splat the scalars; `setup`; for (off = 0; off < end; off += stride)
+ * body; then `tail`. `stride` is in bytes: 16 (four values, the updates' f32x4) unless given
  */
 function kernelBody(usedScalars: number, body: number[], { setup = [], tail = [], stride = 16 }: { setup?: number[], tail?: number[], stride?: number } = {}): number[] {
   const code: number[] = [
