@@ -4,7 +4,8 @@
  * the parameters and the computed gradient in the optimizer's memory, as the daemon keeps them;
  * a fresh 516 MB gradient array and chunked copies made vgg11's steps swing between 0.93 and 1.59 s)
  * against PyTorch 1.13 (torchvision's models, /usr/bin/python3) in the same run, interleaved:
- * each round times STEPS steps of ours, then STEPS of PyTorch's, per model.
+ * each round times STEPS steps of ours, then STEPS of PyTorch's, per model, after three such rounds
+ * that are not counted (warm-up).
  * `npx tsx bench/paper-models.ts [--rounds 3] [--steps 5] [--models squeezenet1_1,mobilenet_v3_small,vgg11,resnet18]`
  * Prints per-round medians and the ratio ours / PyTorch (lower is better) with its range.
  *
@@ -37,6 +38,8 @@ const ROUNDS = Number(arg('rounds', '3'))
 const STEPS = Number(arg('steps', '5'))
 const MODELS = arg('models', 'squeezenet1_1,mobilenet_v3_small,vgg11,resnet18').split(',')
 const BATCH = 64
+/** rounds of STEPS steps each side runs before the timed ones */
+const WARMUP_ROUNDS = 3
 const THREADS = 2
 
 const TORCH = `
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
   }
   try {
     await nextLine()
-    console.log(`batch ${BATCH}, 3x32x32, ${THREADS} threads, ${ROUNDS} rounds x ${STEPS} steps, interleaved; medians in ms`)
+    console.log(`batch ${BATCH}, 3x32x32, ${THREADS} threads, ${ROUNDS} rounds x ${STEPS} steps after ${WARMUP_ROUNDS} warm-up rounds, interleaved; medians in ms`)
     for (const name of MODELS) {
       const model = await loadModel(name)
       const optimizer = createOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 0 }, model.layout.totalSize, bufferSpecs(model.layout))
@@ -132,7 +135,12 @@ async function main(): Promise<void> {
         const { gradient } = await computer.computeGradient(params, batch, undefined, into)
         optimizer.step(params, gradient, 0.01)
       }
-      await ourStep()
+      // warm-up rounds on each side, not counted: PyTorch's first 10-15 steps of a model ran slow
+      // (resnet18 first: rounds of 139 and 103 ms, then 80), which flattered whichever model came first
+      for (let round = 0; round < WARMUP_ROUNDS; round++) {
+        for (let i = 0; i < STEPS; i++) await ourStep()
+        await torchSteps(name)
+      }
       const ratios: number[] = []
       for (let round = 0; round < ROUNDS; round++) {
         const ours: number[] = []
