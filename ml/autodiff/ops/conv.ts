@@ -84,7 +84,7 @@ export const conv: OpDefinition = {
         ? full
         : emit.op('Slice', [full, emit.int64s('starts', [0, 0]), emit.int64s('ends', g.kernel), emit.int64s('axes', axes)])
     if (needsGrad(0) && nchwcConvolutions.inputGradient(group, ws[0], ws[1], g, nchwcBlock, intraOpThreads)) {
-      dx = emitNchwcInputGradient(emit, dy, w, ws, g, nchwcBlock)
+      dx = emitNchwcInputGradient(emit, dy, w, ws, g, nchwcBlock, xs[2])
     } else if (needsGrad(0)) {
       // ConvTranspose maps dY back onto X's grid; output_padding restores rows the stride dropped
       const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * g.strides[i] - g.pads[i] - g.pads[i + 2] + g.kernel[i]))

@@ -86,7 +86,21 @@ function nchwcInputOfBatch(emit: GraphEmitter, x: string, xShape: readonly numbe
  * ReLU(Y) with `relu`.
  * Requires nchwcInputFits(C, block); ungrouped.
  */
-function emitNchwcConv(emit: GraphEmitter, input: { readonly name: string, readonly blocked: boolean, readonly channels: number }, filters: string, m: number, bias: string | undefined, conv: ConvAttributes, block: number, output?: string, relu = false): string {
+function emitNchwcConv(emit: GraphEmitter, input: NchwcInput, filters: string, m: number, bias: string | undefined, conv: ConvAttributes, block: number, output?: string, relu = false): string {
+  const blocked = emitBlockedConv(emit, input, filters, bias, conv, block, relu)
+  return emit.node(`${NCHWC_DOMAIN}:ReorderOutput`, [blocked], { channels: { kind: 'int', value: m } }, output === undefined ? 1 : [output])[0]
+}
+
+interface NchwcInput {
+  readonly name: string
+  /** already NCHWc (another NCHWc Conv's output, or reordered) */
+  readonly blocked: boolean
+  /** C; a blocked input's is padded to the block */
+  readonly channels: number
+}
+
+/** emitNchwcConv without the ReorderOutput: Y [N, M_padded, H', W'] in NCHWc, for another NCHWc Conv to read. */
+function emitBlockedConv(emit: GraphEmitter, input: NchwcInput, filters: string, bias: string | undefined, conv: ConvAttributes, block: number, relu = false): string {
   const x = input.blocked || input.channels < block ? input.name : emit.op(`${NCHWC_DOMAIN}:ReorderInput`, [input.name])
   const attrs: Record<string, Attribute> = {
     kernel_shape: ints(conv.kernel),
@@ -95,8 +109,7 @@ function emitNchwcConv(emit: GraphEmitter, input: { readonly name: string, reado
     dilations: ints(conv.dilations),
     ...(relu ? { activation: { kind: 'string', value: 'Relu' } } : {})
   }
-  const blocked = emit.op(`${NCHWC_DOMAIN}:Conv`, bias === undefined ? [x, filters] : [x, filters, bias], attrs)
-  return emit.node(`${NCHWC_DOMAIN}:ReorderOutput`, [blocked], { channels: { kind: 'int', value: m } }, output === undefined ? 1 : [output])[0]
+  return emit.op(`${NCHWC_DOMAIN}:Conv`, bias === undefined ? [x, filters] : [x, filters, bias], attrs)
 }
 
 /** A bias [M] padded with zeros to the NCHWc Conv's output channels. */
@@ -129,6 +142,19 @@ export const nchwcConvolutions = {
   inputGradient: (group: number, outputChannels: number, inputChannels: number, conv: ConvAttributes, block: number, threads: number): boolean =>
     group === 1 && nchwcInputFits(outputChannels, block) && conv.strides.every((s) => s === 1) && conv.dilations.every((d) => d === 1) &&
     conv.pads.every((p, k) => p <= conv.kernel[k % 2] - 1) && (threads >= 2 || inputChannels % block === 0),
+  /**
+   * dX by kernel rows (emitNchwcInputGradient), where it takes under 3/4 of the full convolution's
+   * block-taps: C < block, so the full one pads C to a block, and kh C channels fill theirs better
+   * (lenet5's conv2: C = 6, 2 blocks x 5 taps x 18 rows against 1 block x 25 taps x 14 rows). On
+   * a 2-core AVX-512 Xeon at b256: the full convolution 2.5-2.7 ms, by rows 0.73-0.77 + 1.19-1.29
+   * (the kh x 1 sum, one output block from two, runs at half the first conv's rate); the step,
+   * separate processes alternated, 10.9-12.2 -> 10.2-11.3 ms (b64 3.18-3.49 -> 2.98-3.36). Only
+   * where the full one runs (two threads or more): on one, ConvTranspose stays faster (15.3-16.1
+   * against 17.1-18.0 ms a step).
+   */
+  inputGradientByRows: (inputChannels: number, kh: number, inputRows: number, block: number): boolean =>
+    inputChannels < block && kh > 1 &&
+    roundUp(kh * inputChannels, block) * (inputRows + kh - 1) < 0.75 * roundUp(inputChannels, block) * kh * inputRows,
   weightGradient: (group: number, channels: number, batch: number, conv: ConvAttributes, block: number): boolean =>
     group === 1 && channels > 1 && block > 1 && batch % block === 0 && conv.strides.every((s) => s === 1)
 }
@@ -144,18 +170,38 @@ export function emitNchwcForward(emit: GraphEmitter, x: string, w: string, wShap
 
 /**
  * dX [N, C, H, W] of a stride-1 conv: the full convolution of dY [N, M, h, w] with w [M, C, kh, kw]
- * flipped in space and its channel axes swapped, padded by k - 1 - p.
+ * flipped in space and its channel axes swapped, padded by k - 1 - p. `inputRows`: H.
+ *
+ * Where C fills a block poorly (inputGradientByRows: lenet5's conv2, C = 6 of 16) that convolution's
+ * C output channels would be padded to a block; it runs by kernel rows instead: one NCHWc conv
+ * with a 1 x kw kernel computes each kernel row a's partial sums over dY's rows (padded by
+ * kh - 1 - p), kh C output channels that fill the blocks better, and dX is their sum, each row's
+ * shifted up by a:
+ *   Z[n, (a, c), r, j] = sum_{m, b} F[c, m, a, b] dYp[n, m, r, j + b]
+ *   dX[n, c, i, j]     = sum_a Z[n, (a, c), i + a, j]
+ * with F the flipped, swapped filters and dYp dY padded. The same products, summed in another
+ * order.
  */
-export function emitNchwcInputGradient(emit: GraphEmitter, dy: string, w: string, wShape: readonly number[], conv: ConvAttributes, block: number): string {
+export function emitNchwcInputGradient(emit: GraphEmitter, dy: string, w: string, wShape: readonly number[], conv: ConvAttributes, block: number, inputRows: number): string {
   const [m, c, kh, kw] = wShape
-  const swapped = emit.op('Transpose', [w], { perm: ints([1, 0, 2, 3]) })
-  const flipped = emit.op('Slice', [swapped, emit.int64s('starts', [-1, -1]), emit.int64s('ends', [-(kh + 1), -(kw + 1)]), emit.int64s('axes', [2, 3]), emit.int64s('steps', [-1, -1])])
-  return emitNchwcConv(emit, { name: dy, blocked: false, channels: m }, nchwcFilters(emit, flipped, [c, m, kh, kw], block), c, undefined, {
-    kernel: conv.kernel,
-    strides: [1, 1],
-    dilations: [1, 1],
-    pads: [0, 1, 0, 1].map((axis, k) => conv.kernel[axis] - 1 - conv.pads[k])
-  }, block)
+  const pads = [0, 1, 0, 1].map((axis, k) => conv.kernel[axis] - 1 - conv.pads[k])
+  const full = { kernel: conv.kernel, strides: [1, 1], dilations: [1, 1], pads }
+  if (!nchwcConvolutions.inputGradientByRows(c, kh, inputRows, block)) {
+    const swapped = emit.op('Transpose', [w], { perm: ints([1, 0, 2, 3]) })
+    const flipped = emit.op('Slice', [swapped, emit.int64s('starts', [-1, -1]), emit.int64s('ends', [-(kh + 1), -(kw + 1)]), emit.int64s('axes', [2, 3]), emit.int64s('steps', [-1, -1])])
+    return emitNchwcConv(emit, { name: dy, blocked: false, channels: m }, nchwcFilters(emit, flipped, [c, m, kh, kw], block), c, undefined, full, block)
+  }
+  // [M, C, kh, kw] -> [kh, C, M, kw], rows and columns flipped: F by row, [(a, c), m, 1, b]
+  const byRow = emit.op('Slice', [emit.op('Transpose', [w], { perm: ints([2, 1, 0, 3]) }), emit.int64s('starts', [-1, -1]), emit.int64s('ends', [-(kh + 1), -(kw + 1)]), emit.int64s('axes', [0, 3]), emit.int64s('steps', [-1, -1])])
+  const filters = nchwcFilters(emit, emit.op('Reshape', [byRow, emit.int64s('by_row', [kh * c, m, 1, kw])]), [kh * c, m, 1, kw], block)
+  const rows = emitBlockedConv(emit, { name: dy, blocked: false, channels: m }, filters, undefined, { ...full, kernel: [1, kw] }, block)
+  // the shifted sum, as an NCHWc conv over Z's channels (still blocked) with 0/1 filters
+  // S[c', (a, c), a', 0] = [c' = c][a' = a]: kh taps down the rows, no padding
+  const zc = roundUp(kh * c, block)
+  const sum = new Float32Array(c * zc * kh)
+  for (let a = 0; a < kh; a++) for (let ci = 0; ci < c; ci++) sum[(ci * zc + a * c + ci) * kh + a] = 1
+  const sumFilters = nchwcFilters(emit, emit.constant('row_sum', { dims: [c, zc, kh, 1], data: sum }), [c, zc, kh, 1], block)
+  return emitNchwcConv(emit, { name: rows, blocked: true, channels: zc }, sumFilters, c, undefined, { kernel: [kh, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1] }, block)
 }
 
 /**
