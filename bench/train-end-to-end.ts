@@ -4,11 +4,14 @@
  *
  * Ours: `runLocalTraining` (what `p2pmld train` runs: the job runner's whole step with its data
  * pipeline, gradient, update, stage timing and per-step digest, no peers) on MNIST, one epoch of
- * STEPS steps per round; the step time is the median interval between consecutive steps (the
- * first two and the epoch end's validation left out). PyTorch: the same model and SGD with
- * momentum stepping through a shuffled in-memory data set (x[perm[i:i+b]], its fastest loop),
- * timed per step. Rounds alternate ours and PyTorch's (A, B, A, B); the ratio is taken per round
- * from the two medians and printed as median (min-max) over rounds.
+ * WARMUP + STEPS steps per round; the step time is the median interval between consecutive steps
+ * after the first WARMUP (the epoch end's validation left out). PyTorch: the same model and SGD
+ * with momentum stepping through a shuffled in-memory data set (x[perm[i:i+b]], its fastest loop),
+ * WARMUP untimed steps, then STEPS timed one by one. Each row starts with one uncounted round of
+ * each side (in a fresh process the first job's steps run before V8 has compiled the step's code:
+ * mlp's first 20 steps at b64 took 0.6-1.0 ms, later ones 0.42-0.5; PyTorch's first steps of a
+ * model are slow too). Rounds alternate ours and PyTorch's (A, B, A, B); the ratio is taken per
+ * round from the two medians and printed as median (min-max) over rounds.
  */
 import './support/launcher-env.js'
 import '../polyfill.js'
@@ -21,6 +24,8 @@ import { startTorchReference, type ReferenceOptimizer } from './support/torch-re
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 5
 const STEPS = quick ? 20 : 40
+/** steps each side runs untimed at the start of every round (ours: of its job) */
+const WARMUP = 5
 const THREADS = 2
 const ALL_ROWS: ReadonlyArray<readonly ['mlp' | 'mlp-large' | 'lenet5', number]> = [
   ['mlp', 64], ['mlp', 256], ['lenet5', 64], ['lenet5', 256], ['mlp-large', 64], ['mlp-large', 256]
@@ -30,34 +35,36 @@ const ROWS = picked.length === 0 ? ALL_ROWS : ALL_ROWS.filter(([m, b]) => picked
 if (ROWS.length < picked.length) throw new Error(`rows ${picked.join(', ')}: pick from ${ALL_ROWS.map(([m, b]) => `${m}:${b}`).join(', ')}`)
 const SGD = { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 0 } as const satisfies ReferenceOptimizer
 
-/** median ms between consecutive steps of one `p2pmld train` epoch of STEPS steps */
+/** median ms between consecutive steps of one `p2pmld train` epoch of WARMUP + STEPS steps, after the first WARMUP */
 async function ourStepMs(model: string, batch: number): Promise<number> {
   const at: number[] = []
   const config = parseJobConfig({
-    model, epochs: 1, batchSize: batch, trainSamples: batch * STEPS, optimizer: { type: 'sgd', lr: SGD.lr, momentum: SGD.momentum },
+    model, epochs: 1, batchSize: batch, trainSamples: batch * (WARMUP + STEPS), optimizer: { type: 'sgd', lr: SGD.lr, momentum: SGD.momentum },
     // what `p2pmld train` sets: one process has nothing to compress or be robust to
     compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 }
   }, 'train-end-to-end bench')
   const result = await runLocalTraining(config, { computeThreads: THREADS, log: silentLogger(), events: { onStep: () => at.push(performance.now()) } })
   if (result === undefined) throw new Error(`${model} b${batch}: the run did not finish`)
-  return median(at.slice(2).map((t, i) => t - at[i + 1]))
+  return median(at.slice(WARMUP).map((t, i) => t - at[i + WARMUP - 1]))
 }
 
 const torch = startTorchReference(THREADS)
 if (typeof torch === 'string') console.log(torch)
 else console.log(`reference: ${torch.description}`)
-console.log(`p2pmld train (one process) vs PyTorch's loop, MNIST-shaped, SGD momentum 0.9, ${THREADS} threads; ${ROUNDS} interleaved rounds of ${STEPS} steps per side`)
+console.log(`p2pmld train (one process) vs PyTorch's loop, MNIST-shaped, SGD momentum 0.9, ${THREADS} threads; ${ROUNDS} interleaved rounds of ${STEPS} steps per side after ${WARMUP} untimed, each row after one uncounted round of each side`)
 console.log(['model'.padEnd(10), 'batch'.padStart(5), 'ours ms/step'.padStart(22), 'PyTorch ms/step'.padStart(22), 'ours / PyTorch'.padStart(22)].join(' '))
 for (const [model, batch] of ROWS) {
-  const torchCase = typeof torch === 'string' ? undefined : await torch.prepare({ what: 'train', model, batch, optimizer: SGD, samples: batch * STEPS })
+  const torchCase = typeof torch === 'string' ? undefined : await torch.prepare({ what: 'train', model, batch, optimizer: SGD, samples: batch * (WARMUP + STEPS) })
   const ours: number[] = []
   const theirs: number[] = []
   const ratios: number[] = []
+  await ourStepMs(model, batch)
+  if (torchCase !== undefined && typeof torch !== 'string') await torch.time(torchCase.id, STEPS, WARMUP)
   for (let round = 0; round < ROUNDS; round++) {
     const a = await ourStepMs(model, batch)
     ours.push(a)
     if (torchCase !== undefined && typeof torch !== 'string') {
-      const b = median(await torch.time(torchCase.id, STEPS, 3))
+      const b = median(await torch.time(torchCase.id, STEPS, WARMUP))
       theirs.push(b)
       ratios.push(a / b)
     }
