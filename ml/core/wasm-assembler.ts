@@ -60,6 +60,7 @@ export const SIMD = {
   'f32x4.lt': simd(67),
   'f64x2.lt': simd(73),
   'v128.and': simd(78),
+  'v128.andnot': simd(79),
   'v128.any_true': simd(83),
   'v128.load32_zero': simd(92),
   'v128.load64_zero': simd(93),

@@ -1,6 +1,7 @@
 /**
  * Optimizers with PyTorch's update rules, in float32 arithmetic as PyTorch's CPU kernels do it
- * (each operation rounded to float32). State is one flat Float32Array so it can be checkpointed
+ * (each operation rounded to float32), but for state values below float32's smallest normal
+ * number, which are stored as 0 (wasm-kernels.ts flushState: subnormals slowed every update 6x). State is one flat Float32Array so it can be checkpointed
  * and sent to a joining peer as is. The element loops run as WebAssembly SIMD kernels
  * (wasm-kernels.ts) on the optimizer's own memory, which holds the state and, once handed over
  * with hostParameters(), the parameters: a step then updates them in place. Parameters or
@@ -12,7 +13,7 @@ import type { OptimizerConfig } from '../../config/job-config.js'
 import type { ParameterSpec } from '../core/types.js'
 import { allFinite } from '../params.js'
 import { withRunningBuffers } from './running-buffers.js'
-import { CHUNK, createKernelMemory, createOptimizerKernels, FINITE_BLOCK, FINITE_KERNEL, type OptimizerKernels, type WasmMemory } from './wasm-kernels.js'
+import { CHUNK, createKernelMemory, createOptimizerKernels, FINITE_BLOCK, FINITE_KERNEL, FLT_MIN, type OptimizerKernels, type WasmMemory } from './wasm-kernels.js'
 
 export interface Optimizer {
   readonly stateSize: number
@@ -72,6 +73,8 @@ function checkLengths(params: Float32Array, grad: Float32Array, paramCount: numb
 const MAX_EXACT_STEP = 2 ** 24
 
 const fr = Math.fround
+/** a state value below FLT_MIN in magnitude as +0, as the kernels store it (wasm-kernels.ts flushState) */
+const flushed = (x: number): number => (Math.abs(x) < FLT_MIN ? 0 : x)
 
 /**
  * Where an optimizer's arrays live: one memory holding the state (its first value at byte 12,
@@ -232,7 +235,7 @@ function sgdMomentum(params: Float32Array, grad: Float32Array, buffer: Float32Ar
   const m = fr(momentum)
   for (let i = 0; i < n; i++) {
     const g = d === 0 ? grad[i] : fr(grad[i] + fr(d * params[i]))
-    const b = fr(fr(u * buffer[i]) + g)
+    const b = flushed(fr(fr(u * buffer[i]) + g))
     buffer[i] = b
     params[i] = fr(params[i] - fr(l * (nesterov ? fr(g + fr(m * b)) : b)))
   }
@@ -250,8 +253,8 @@ function adamLoop(params: Float32Array, grad: Float32Array, m: Float32Array, v: 
   const q = fr(sqrtBc2)
   for (let i = 0; i < n; i++) {
     const g = d === 0 ? grad[i] : fr(grad[i] + fr(d * params[i]))
-    const mi = fr(fr(b1 * m[i]) + fr(c1 * g))
-    const vi = fr(fr(b2 * v[i]) + fr(fr(c2 * g) * g))
+    const mi = flushed(fr(fr(b1 * m[i]) + fr(c1 * g)))
+    const vi = flushed(fr(fr(b2 * v[i]) + fr(fr(c2 * g) * g)))
     m[i] = mi
     v[i] = vi
     const denom = fr(fr(fr(Math.sqrt(vi)) / q) + e)

@@ -1,6 +1,7 @@
 /**
  * The optimizer's f32x4 SIMD kernels against PyTorch's update formulas written out in float32
- * (every operation rounded with Math.fround), bit for bit, on random data: every SGD variant and
+ * (every operation rounded with Math.fround; state below FLT_MIN stored as 0, our one
+ * departure), bit for bit, on random data: every SGD variant and
  * Adam, lengths around the chunk size and lengths that are not a multiple of 4 (the last values
  * run in JS), several steps with a changing learning rate, on parameters the optimizer hosts
  * (in place) and on parameters elsewhere (through the scratch chunks).
@@ -14,6 +15,10 @@ import { CHUNK, createKernelMemory, createOptimizerKernels } from '../../ml/opti
 type Sgd = Extract<OptimizerConfig, { type: 'sgd' }>
 type Adam = Extract<OptimizerConfig, { type: 'adam' }>
 const fr = Math.fround
+/** float32's smallest normal number */
+const FLT_MIN = 2 ** -126
+/** the optimizer's state flush (wasm-kernels.ts flushState) */
+const flush = (x: number): number => (Math.abs(x) < FLT_MIN ? 0 : x)
 
 /** torch.optim.SGD (1.13, single-tensor path) as float32 operations. */
 function referenceSgd(c: Sgd, params: Float32Array, grad: Float32Array, buffer: Float32Array, lr: number, first: boolean): void {
@@ -25,7 +30,7 @@ function referenceSgd(c: Sgd, params: Float32Array, grad: Float32Array, buffer: 
       params[i] = fr(params[i] - fr(l * g)) // p.add_(d_p, alpha=-lr)
       continue
     }
-    const b = fr(fr(mu * buffer[i]) + g) // buf.mul_(momentum).add_(d_p)
+    const b = flush(fr(fr(mu * buffer[i]) + g)) // buf.mul_(momentum).add_(d_p)
     buffer[i] = b
     params[i] = fr(params[i] - fr(l * (c.nesterov ? fr(g + fr(m * b)) : b)))
   }
@@ -37,8 +42,8 @@ function referenceAdam(c: Adam, params: Float32Array, grad: Float32Array, m: Flo
   const sqrtBc2 = fr(Math.sqrt(1 - Math.pow(c.beta2, t)))
   for (let i = 0; i < params.length; i++) {
     const g = c.weightDecay === 0 ? grad[i] : fr(grad[i] + fr(fr(c.weightDecay) * params[i]))
-    const mi = fr(fr(fr(c.beta1) * m[i]) + fr(fr(1 - c.beta1) * g)) // exp_avg.mul_(b1).add_(g, alpha=1-b1)
-    const vi = fr(fr(fr(c.beta2) * v[i]) + fr(fr(fr(1 - c.beta2) * g) * g)) // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+    const mi = flush(fr(fr(fr(c.beta1) * m[i]) + fr(fr(1 - c.beta1) * g))) // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+    const vi = flush(fr(fr(fr(c.beta2) * v[i]) + fr(fr(fr(1 - c.beta2) * g) * g))) // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
     m[i] = mi
     v[i] = vi
     const denom = fr(fr(fr(Math.sqrt(vi)) / sqrtBc2) + fr(c.eps)) // (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
@@ -183,6 +188,37 @@ describe('hosted parameters', () => {
         }
         expect(optimizer.allFinite(values)).toBe(true)
       }
+    }
+  })
+})
+
+describe('optimizer state below float32\'s smallest normal number', () => {
+  it('is stored as 0: a momentum whose gradient stays 0 decays to 0, not into the subnormals, where float32 rounding would keep it (SGD momentum, Adam m and v; kernel and JS tail alike)', () => {
+    const configs = [
+      OptimizerConfigSchema.parse({ type: 'sgd', lr: 0.01, momentum: 0.9 }),
+      OptimizerConfigSchema.parse({ type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 0 }),
+      // beta2 0.9 so that v decays as fast as m
+      OptimizerConfigSchema.parse({ type: 'adam', lr: 0.001, beta2: 0.9 })
+    ]
+    const subnormal = (x: number): boolean => x !== 0 && Math.abs(x) < FLT_MIN
+    // 0.9 x the smallest subnormal rounds back to it: unflushed, a decaying state stays there
+    expect(fr(0.9 * 2 ** -149)).toBe(2 ** -149)
+    for (const config of configs) {
+      // 7 values: 4 through the kernel, 3 through the JS loop
+      const n = 7
+      const optimizer = createOptimizer(config, n)
+      const params = optimizer.hostParameters(Float32Array.from({ length: n }, (_, i) => 1 + i))
+      const grad = new Float32Array(n).fill(1e-3)
+      optimizer.step(params, grad, config.lr)
+      grad.fill(0)
+      const state = optimizer.exportState()
+      let sawSubnormalFree = true
+      for (let s = 0; s < 2000; s++) {
+        optimizer.step(params, grad, config.lr)
+        if (state.subarray(1).some(subnormal)) sawSubnormalFree = false
+      }
+      expect(sawSubnormalFree, `${config.type}: no subnormal state value after any step`).toBe(true)
+      expect(Array.from(state.subarray(1)), `${config.type}: the decayed state is 0`).toEqual(new Array<number>(state.length - 1).fill(0))
     }
   })
 })
