@@ -1,8 +1,8 @@
 /**
  * Optimizers with PyTorch's update rules, in float32 arithmetic as PyTorch's CPU kernels do it
  * (each operation rounded to float32), but for state values below float32's smallest normal
- * number, which are stored as 0 (wasm-kernels.ts flushState: subnormals slowed every update 6x). State is one flat Float32Array so it can be checkpointed
- * and sent to a joining peer as is. The element loops run as WebAssembly SIMD kernels
+ * number, which are stored as 0 (wasm-kernels.ts flushState: subnormals slowed every update 6x).
+ * State is one flat Float32Array so it can be checkpointed and sent to a joining peer as is. The element loops run as WebAssembly SIMD kernels
  * (wasm-kernels.ts) on the optimizer's own memory, which holds the state and, once handed over
  * with hostParameters(), the parameters: a step then updates them in place. Parameters or
  * gradients elsewhere pass through a scratch area a chunk at a time. The plain loops below give
