@@ -6,22 +6,28 @@
  * ([M C, used]) and the caller scatter it into the full [M, C, kh, kw] slice, whose other taps stay
  * 0. resnet18 on 32x32 images: three of layer4's 512x512 3x3 kernels meet one pixel, so 8/9 of
  * their 9.4 MB gradients were zeros that ONNX Runtime wrote (an outer product) and onnxruntime-node
- * copied again into a new buffer every step (see training-run.ts gradientOutputs).
+ * copied again into a new buffer every step (see training-run.ts gradientOutputs). A column may
+ * also cover several taps (S summing them, broadcast-gemm.ts): its gradient is then each of those
+ * taps' gradient.
  */
 import type { ForwardGraph, IrNode } from './ir.js'
 
-/** How a compact gradient [rows, taps.length] fills a kernel's slice [rows, kernelTaps]. */
+/** How a compact gradient [rows, columns.length] fills a kernel's slice [rows, kernelTaps]. */
 export interface TapScatter {
   /** kh kw: the kernel's taps per row (a row is one filter's one input channel) */
   readonly kernelTaps: number
-  /** for each column of the compact gradient, the tap (r kw + s) it belongs to; distinct, ascending not required */
-  readonly taps: readonly number[]
+  /**
+   * for each column of the compact gradient, the taps (r kw + s) it fills: one each for a selection
+   * of taps (lower-convs.ts), all of them for a sum over the taps (broadcast-gemm.ts); no tap in two
+   */
+  readonly columns: ReadonlyArray<readonly number[]>
 }
 
 /**
- * For each parameter used only as Reshape -> MatMul(., S) with S a constant [kh kw, used] whose
- * columns each hold one 1 (and whose rows hold at most one, so each tap is picked once), the
- * MatMul's output (its gradient is the compact one) and where its columns go. Parameters used any
+ * For each parameter used only as Reshape -> MatMul(., S) with S a constant 0/1 [kh kw, used] whose
+ * columns each hold a 1 and whose rows hold at most one (each tap read through one column at
+ * most), the MatMul's output (its gradient is the compact one) and which taps each of its columns
+ * fills: dW[i, t] = dCompact[i, c] for the column c holding t's 1, else 0. Parameters used any
  * other way are not listed.
  */
 export function tapSelectedParameters(graph: ForwardGraph, consumers: ReadonlyMap<string, readonly IrNode[]>): Map<string, { readonly tensor: string } & TapScatter> {
@@ -33,47 +39,53 @@ export function tapSelectedParameters(graph: ForwardGraph, consumers: ReadonlyMa
     if (matmul === undefined || otherReads.length > 0 || matmul.op !== 'MatMul' || matmul.inputs[0] !== reshape.outputs[0]) continue
     const selection = graph.constants.get(matmul.inputs[1])
     if (selection === undefined || !(selection.data instanceof Float32Array) || selection.dims.length !== 2) continue
-    const taps = selectedTaps(selection.data, selection.dims[0], selection.dims[1])
-    if (taps !== undefined) found.set(param, { tensor: matmul.outputs[0], kernelTaps: selection.dims[0], taps })
+    const columns = selectedTaps(selection.data, selection.dims[0], selection.dims[1])
+    if (columns !== undefined) found.set(param, { tensor: matmul.outputs[0], kernelTaps: selection.dims[0], columns })
   }
   return found
 }
 
-/** The row of the single 1 in each column of a 0/1 matrix [rows, cols], or undefined if it is not a selection of distinct rows. */
-function selectedTaps(data: Float32Array, rows: number, cols: number): number[] | undefined {
-  const taps: number[] = []
-  const picked = new Set<number>()
-  for (let c = 0; c < cols; c++) {
-    let row = -1
-    for (let r = 0; r < rows; r++) {
+/** The rows holding each column's 1s in a 0/1 matrix [rows, cols], or undefined unless every column has one and no row has two. */
+function selectedTaps(data: Float32Array, rows: number, cols: number): number[][] | undefined {
+  const columns: number[][] = Array.from({ length: cols }, () => [])
+  for (let r = 0; r < rows; r++) {
+    let picked = -1
+    for (let c = 0; c < cols; c++) {
       const v = data[r * cols + c]
       if (v === 0) continue
-      if (v !== 1 || row >= 0) return undefined
-      row = r
+      if (v !== 1 || picked >= 0) return undefined
+      picked = c
+      columns[c].push(r)
     }
-    if (row < 0 || picked.has(row)) return undefined
-    picked.add(row)
-    taps.push(row)
   }
-  return taps
+  return columns.every((taps) => taps.length > 0) ? columns : undefined
 }
 
 /**
  * Writes a compact tap gradient into its kernel's slice of `gradient` starting at `offset`:
- * gradient[offset + i kernelTaps + taps[j]] = compact[i used + j] for every row i. The slice's other
- * taps are not written (they hold 0: the caller zeroed them once).
+ * gradient[offset + i kernelTaps + t] = compact[i columns + c] for every row i and every tap t of
+ * column c. The slice's other taps are not written (they hold 0: the caller zeroed them once).
  */
 export function scatterTaps(compact: Float32Array, scatter: TapScatter, gradient: Float32Array, offset: number): void {
-  const { kernelTaps, taps } = scatter
-  const used = taps.length
+  const { kernelTaps, columns } = scatter
+  const used = columns.length
   const rows = compact.length / used
-  if (used === 1) {
-    const tap = taps[0]
+  if (used === 1 && columns[0].length === kernelTaps) {
+    // one value per row for all its taps (a sum over the taps): 49 values a row for vgg11's
+    // first classifier layer, where fill ran ~6x faster than a loop over them
+    for (let i = 0, at = offset; i < rows; i++, at += kernelTaps) gradient.fill(compact[i], at, at + kernelTaps)
+    return
+  }
+  if (used === 1 && columns[0].length === 1) {
+    const tap = columns[0][0]
     for (let i = 0, at = offset + tap; i < rows; i++, at += kernelTaps) gradient[at] = compact[i]
     return
   }
   for (let i = 0; i < rows; i++) {
     const base = offset + i * kernelTaps
-    for (let j = 0; j < used; j++) gradient[base + taps[j]] = compact[i * used + j]
+    for (let c = 0; c < used; c++) {
+      const v = compact[i * used + c]
+      for (const t of columns[c]) gradient[base + t] = v
+    }
   }
 }

@@ -6,6 +6,7 @@
 import type { ParameterLayout } from '../core/types.js'
 import { GraphEmitter, type GraphIo } from '../onnx/graph-emitter.js'
 import { BatchLastTwins } from './batch-last.js'
+import { gemmsBeforeBroadcast } from './broadcast-gemm.js'
 import { ShapeError, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 import { lowerSmallConvs } from './lower-convs.js'
 import { splitPooledConvs } from './pool-split-convs.js'
@@ -199,11 +200,14 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
   const specialized = specializeGraph(forward, layout, batchSize)
   // a conv of the batch input before a disjoint max pool as one strided conv per window offset
   // (pool-split-convs.ts); one-pixel-output convolutions as Gemms over the batch, small
-  // depthwise ones as dense products (lower-convs.ts); shapes inferred anew after each
-  const split = splitPooledConvs(specialized.graph, specialized.shapes)
-  const respecialized = split === specialized.graph ? specialized : specializeGraph(split, layout, batchSize)
-  const lowered = lowerSmallConvs(respecialized.graph, respecialized.shapes)
-  const { graph, shapes } = lowered === respecialized.graph ? respecialized : specializeGraph(lowered, layout, batchSize)
+  // depthwise ones as dense products (lower-convs.ts); a fully connected layer over a broadcast
+  // map as one over the map (broadcast-gemm.ts); shapes inferred anew after each
+  let current = specialized
+  for (const rewrite of [splitPooledConvs, lowerSmallConvs, gemmsBeforeBroadcast]) {
+    const rewritten = rewrite(current.graph, current.shapes)
+    if (rewritten !== current.graph) current = specializeGraph(rewritten, layout, batchSize)
+  }
+  const { graph, shapes } = current
   const logitsShape = shapes.get(graph.output) as Shape
   if (logitsShape.length !== 2 || logitsShape[0] !== batchSize) {
     throw new ShapeError(`the model output '${graph.output}' must be logits of shape [batch, classes], got [${logitsShape.join(', ')}]`)
@@ -281,7 +285,7 @@ export function buildTrainingGraph(forward: ForwardGraph, layout: ParameterLayou
     // the gradient of the taps it is read through; its own (the same values scattered among zeros) is left unbuilt
     const taps = selected.get(spec.name)
     const tapGradient = taps === undefined ? undefined : gradientOf(taps.tensor)
-    gradientTaps.push(tapGradient === undefined ? undefined : { kernelTaps: taps!.kernelTaps, taps: taps!.taps })
+    gradientTaps.push(tapGradient === undefined ? undefined : { kernelTaps: taps!.kernelTaps, columns: taps!.columns })
     if (tapGradient !== undefined) {
       const reshaped = emit.reshapeSource(tapGradient)
       emit.node('Identity', [reshaped?.source ?? tapGradient], {}, [out])

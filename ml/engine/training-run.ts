@@ -65,7 +65,7 @@ export function gradientOutputs(graph: GraphSignature, model: RunnableModel, ses
     const shape = declared.get(graph.gradientNames[i])
     const scatter = graph.gradientTaps?.[i]
     if (scatter !== undefined) {
-      const compact = new Float32Array((spec.size / scatter.kernelTaps) * scatter.taps.length)
+      const compact = new Float32Array((spec.size / scatter.kernelTaps) * scatter.columns.length)
       fetches[graph.gradientNames[i]] = new ort.Tensor('float32', compact, shape !== undefined && shape.every((d) => typeof d === 'number') ? shape as number[] : [compact.length])
       taps.push({ compact, scatter, offset: spec.offset })
       return

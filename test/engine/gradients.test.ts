@@ -211,7 +211,7 @@ describe('training-graph gradients match a float64 reference', () => {
     // the in-process graph outputs only the taps a kernel is read through (the strided conv's 2x2
     // of 9, the centre conv's 1 of 9) and scatters them; the portable graph outputs whole kernels
     const compact = buildTrainingGraph(model.forward, model.layout, size, { compactTapGradients: true })
-    expect(compact.gradientTaps?.map((t) => t === undefined ? undefined : [...t.taps])).toEqual(model.layout.specs.map((s) =>
+    expect(compact.gradientTaps?.map((t) => t === undefined ? undefined : t.columns.flat())).toEqual(model.layout.specs.map((s) =>
       s.name === 'strided.weight' ? [4, 5, 7, 8] : s.name === 'centre.weight' ? [4] : undefined))
     const declared = onnx.ModelProto.decode(compact.bytes).graph!.output!.find((o) => o.name === compact.gradientNames[model.layout.specs.indexOf(spec)])!
     expect(declared.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue))).toEqual([5, 4])
@@ -248,6 +248,48 @@ describe('training-graph gradients match a float64 reference', () => {
     await whole.release()
   })
 
+
+  it('a fully connected layer over a broadcast 1x1 map (vgg11\'s AdaptiveAvgPool2d(7) from 1x1) trains over the map\'s channels, with the float64 reference\'s gradients, its weight gradient fetched per channel and broadcast', async () => {
+    const g = new ForwardGraphBuilder()
+    // [N, 8, 1, 1] (a 4x4 kernel over a 4x4 input), broadcast to [N, 8, 3, 3], 72 features
+    const pixel = g.relu(g.conv(g.input, 'c', 3, 8, 4))
+    const hidden = g.relu(g.linear(g.flatten(g.expand(pixel, [1, 8, 3, 3])), 'fc', 72, 16))
+    const model = g.build('broadcast-fc', [3, 4, 4], 10, g.linear(hidden, 'out', 16, 10))
+    const size = 6
+    await checkAgainstReference(model, signedBatch(model, size, 44), model.initParameters(14))
+
+    // the training graph has no Expand and no Gemm over 72 features; the inference graph keeps both
+    const compact = buildTrainingGraph(model.forward, model.layout, size, { compactTapGradients: true })
+    const nodes = onnx.ModelProto.decode(compact.bytes).graph!.node!
+    expect(nodes.map((n) => n.opType)).not.toContain('Expand')
+    expect(onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType)).toContain('Expand')
+    // fc's gradient leaves the graph as 16 x 8 values, one per filter and channel, for all 9 positions
+    const fc = model.layout.specs.findIndex((s) => s.name === 'fc.weight')
+    expect(compact.gradientTaps?.map((t) => t === undefined ? undefined : t.columns)).toEqual(model.layout.specs.map((_, i) => i === fc ? [[0, 1, 2, 3, 4, 5, 6, 7, 8]] : undefined))
+    const declared = onnx.ModelProto.decode(compact.bytes).graph!.output!.find((o) => o.name === compact.gradientNames[fc])!
+    expect(declared.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue)).reduce((a, b) => a * b, 1)).toBe(16 * 8)
+
+    // bit for bit the portable graph's (whose MatMul backward writes all 9 copies itself), into a reused buffer
+    const portable = buildTrainingGraph(model.forward, model.layout, size)
+    const whole = await ort.InferenceSession.create(portable.bytes)
+    const reused = createOnnxGradientComputer(model, { nchwc: false, reuseGradientBuffer: true })
+    computers.push(reused)
+    for (const seed of [4, 5]) {
+      const params = model.initParameters(seed)
+      const step = signedBatch(model, size, 50 + seed)
+      const expected = await runTrainingGraph(whole, portable, model, params, step)
+      const actual = await reused.computeGradient(params, step)
+      const spec = model.layout.specs[fc]
+      const fcGradient = actual.gradient.subarray(spec.offset, spec.offset + spec.size)
+      // each (filter, channel) holds one value at its 9 positions, not all of them zero
+      for (let i = 0; i < fcGradient.length; i++) expect(fcGradient[i]).toBe(fcGradient[i - (i % 9)])
+      expect(fcGradient.some((v) => v !== 0)).toBe(true)
+      let differing = 0
+      actual.gradient.forEach((v, i) => { if (!Object.is(v, expected.gradient[i])) differing++ })
+      expect(differing, `seed ${seed}`).toBe(0)
+    }
+    await whole.release()
+  })
   it('a one-pixel-output convolution on a map over 8x8 takes its window by a Slice, with the float64 reference\'s gradients', async () => {
     // [2, 9, 9] -> 2x2 stride 8 (reads rows and columns 0..1 of 9) -> [3, 1, 1]
     const g = new ForwardGraphBuilder()

@@ -203,6 +203,15 @@ function forward(node: IrNode, ins: T64[]): [T64, Int32Array?] {
       }
       return [y, isMax ? idx : undefined]
     }
+    case 'Expand': {
+      // [N, C, 1, .., 1] to [N, C, ...]: each (n, c) value repeated over the map (all this reference needs)
+      const shape = Array.from(ins[1].data, (d, i) => Math.max(d, x.shape[i]))
+      const positions = product(shape.slice(2))
+      if (x.data.length !== shape[0] * shape[1]) throw new Error('reference Expand only broadcasts the axes after the channels, from 1')
+      const y = zeros(shape)
+      for (let i = 0; i < y.data.length; i++) y.data[i] = x.data[Math.floor(i / positions)]
+      return [y]
+    }
     case 'GlobalAveragePool': {
       const [nb, c, h, wd] = x.shape
       const y = zeros([nb, c, 1, 1])
@@ -293,6 +302,12 @@ function backward(node: IrNode, ins: T64[], y: T64, dy: T64, idx: Int32Array | u
       for (let plane = 0; plane < nb * c; plane++) {
         slide(g, h, wd, (p, q) => { dx.data[plane * h * wd + q] += dy.data[plane * g.oh * g.ow + p] / (g.kh * g.kw) })
       }
+      return [dx]
+    }
+    case 'Expand': {
+      const positions = dy.data.length / x.data.length
+      const dx = zeros([...x.shape])
+      for (let i = 0; i < dy.data.length; i++) dx.data[Math.floor(i / positions)] += dy.data[i]
       return [dx]
     }
     case 'GlobalAveragePool': {
