@@ -262,6 +262,10 @@ describe('training-graph gradients match a float64 reference', () => {
     const compact = buildTrainingGraph(model.forward, model.layout, size, { compactTapGradients: true })
     const nodes = onnx.ModelProto.decode(compact.bytes).graph!.node!
     expect(nodes.map((n) => n.opType)).not.toContain('Expand')
+    // the positions summed by a ReduceSum, not a MatMul by the ones column the rewrite reads them through
+    expect(nodes.map((n) => n.opType)).not.toContain('MatMul')
+    const weightRows = nodes.find((n) => n.opType === 'Reshape' && n.input![0] === 'fc.weight')!.output![0]
+    expect(nodes.filter((n) => n.opType === 'ReduceSum' && n.input![0] === weightRows)).toHaveLength(1)
     expect(onnx.ModelProto.decode(buildInferenceGraph(model.forward, model.layout, size).bytes).graph!.node!.map((n) => n.opType)).toContain('Expand')
     // fc's gradient leaves the graph as 16 x 8 values, one per filter and channel, for all 9 positions
     const fc = model.layout.specs.findIndex((s) => s.name === 'fc.weight')

@@ -34,6 +34,17 @@ export const matmul: OpDefinition = {
     const batch = broadcastShapes(a.slice(0, -2), b.slice(0, -2), `MatMul node '${node.name}' batch dims`)
     return [[...batch, a[a.length - 2], b[b.length - 1]]]
   },
+  emitForward(node, emit, shape, ctx) {
+    // A [m, k] times a constant column of ones [k, 1] (broadcast-gemm.ts's sum over positions) as
+    // ReduceSum over k: vgg11's [2 M, 49] took 14-18 ms against the MatMul's 27-38
+    const ones = ctx.constant(node.inputs[1])
+    if (shape(node.inputs[0]).length === 2 && ones !== undefined && ones.dims.length === 2 && ones.dims[1] === 1 && ones.data instanceof Float32Array && ones.data.every((v) => v === 1)) {
+      emit.node('ReduceSum', [node.inputs[0], emit.int64s('axes', [1])], { keepdims: { kind: 'int', value: 1 } }, node.outputs)
+    } else {
+      emit.node(node.op, node.inputs, node.attrs, node.outputs)
+    }
+    return {}
+  },
   backward(ctx) {
     const { emit, node, outputGrads: [dy], needsGrad, shape } = ctx
     if (dy === undefined) return []
