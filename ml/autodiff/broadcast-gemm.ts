@@ -1,6 +1,6 @@
 /**
- * Rewrites, for the training graph only, a fully connected layer whose input is a broadcast
- * feature map into one over the map before the broadcast:
+ * Rewrites, for the training and evaluation graphs, a fully connected layer whose input is a
+ * broadcast feature map into one over the map before the broadcast:
  *
  *   Gemm(Flatten(Expand(x [N, C, 1, .., 1] -> [N, C, s...])), W [O, C P], b, transB = 1), P = prod(s)
  *   becomes Gemm(Flatten(x) [N, C], Ws [O, C], b, transB = 1),
@@ -17,8 +17,8 @@
  * reads 25088 features that are 512 values 49 times each. Its first classifier layer's forward,
  * input gradient and weight gradient were three Gemms over [64, 25088] x [25088, 4096]: 255 of
  * ~646 ms of operators at batch 64, and its 411 MB weight gradient was copied again by
- * onnxruntime-node after every run (training-run.ts). The inference graph and exports keep the
- * model's own nodes.
+ * onnxruntime-node after every run (training-run.ts). Exports keep the model's own nodes
+ * (ml/onnx/export-forward.ts).
  */
 import { attrFloat, attrInt, freshNames, product, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from './ir.js'
 
