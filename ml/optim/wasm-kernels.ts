@@ -49,6 +49,9 @@ const store4 = (at: number): number[] => [...SIMD['v128.store'], 2, ...uleb(at)]
 /** A kernel's work on four values (or a block of them) at byte offset `at` from the pointers. */
 type Body = (at: number) => number[]
 
+/** copies of an update's body per iteration of its main loop (see kernelBody) */
+const UNROLL = 4
+
 /**
  * Wraps a body in: end = p + n*4; splat the scalars; `setup`; a loop running `unroll` copies of
  * the body per iteration (at byte offsets 0, unit, 2 unit, ...), then a loop running one copy for
@@ -82,9 +85,6 @@ function kernelBody(usedScalars: number, body: Body, { setup = [], tail = [], un
   code.push(...tail, 0x0b) // end function
   return functionBody([[2, I32], [SCALARS + 4, V128]], code)
 }
-
-/** copies of an update's body per iteration of its main loop (see kernelBody) */
-const UNROLL = 4
 
 /** float32's smallest normal number, 2^-126 (bit pattern 0x00800000) */
 export const FLT_MIN = 1.1754943508222875e-38
