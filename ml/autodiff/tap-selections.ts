@@ -76,9 +76,18 @@ export function scatterTaps(compact: Float32Array, scatter: TapScatter, gradient
     for (let i = 0, at = offset; i < rows; i++, at += kernelTaps) gradient.fill(compact[i], at, at + kernelTaps)
     return
   }
-  if (used === 1 && columns[0].length === 1) {
-    const tap = columns[0][0]
-    for (let i = 0, at = offset + tap; i < rows; i++, at += kernelTaps) gradient[at] = compact[i]
+  if (columns.every((taps) => taps.length === 1)) {
+    // a selection of taps, one per column: a flat index array, without a loop over each column's
+    // taps (which ran 3.3 against 1.1 ms for resnet18's 4 of 9 taps over 131 K rows)
+    const taps = columns.map((c) => c[0])
+    if (used === 1) {
+      for (let i = 0, at = offset + taps[0]; i < rows; i++, at += kernelTaps) gradient[at] = compact[i]
+      return
+    }
+    for (let i = 0; i < rows; i++) {
+      const base = offset + i * kernelTaps
+      for (let j = 0; j < used; j++) gradient[base + taps[j]] = compact[i * used + j]
+    }
     return
   }
   for (let i = 0; i < rows; i++) {
