@@ -23,9 +23,10 @@ describe('batch-last twins', () => {
     const transposes = nodes.filter((n) => n.opType === 'Transpose')
     const toBatchLast = transposes.filter((n) => permOf(n) === TO_BATCH_LAST.join(','))
     const fromBatchLast = transposes.filter((n) => permOf(n) === FROM_BATCH_LAST.join(','))
-    // 15 gemm convolutions (layers 1-3 on 8x8 to 2x2 maps, with two downsamples) took 44 layout
-    // Transposes before the twins. Left: into the chain, the stem pool's output forward and dY of
-    // where the chain ends backward; out of it, where it ends forward (the dense convs of layer3's
+    // the gemm convolutions (layers 1-3 on 8x8 to 2x2 maps, with two downsamples, when they all
+    // were: 15) took 44 layout Transposes before the twins; layer1's 8x8 maps now run ORT's NCHWc
+    // Conv (conv-gemm.ts). Left: into the chain, where it starts forward and dY of where it ends
+    // backward; out of it, where it ends forward (the dense convs of layer3's
     // 2x2 maps read NCHW) and dX at the stem pool backward; and the gradients' sums at its ends
     expect(toBatchLast.length + fromBatchLast.length).toBeLessThanOrEqual(6)
     expect(toBatchLast.length).toBeGreaterThanOrEqual(1)

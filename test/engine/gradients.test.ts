@@ -340,9 +340,9 @@ describe('training-graph gradients match a float64 reference', () => {
   })
 
   it('convolutions on small maps train as Gemms over the whole batch, with the float64 reference\'s gradients (padded, strided, pointwise, widening, even kernel)', async () => {
-    // [3, 6, 6] -> 3x3 pad 1 (6x6) -> 3x3 stride 2 without padding (2x2: the last row and column
-    // are read by no window, their gradient is 0) -> 1x1 without bias (2x2) -> 1x1 widening 6 -> 14
-    // -> 2x2 pad 1 (3x3). The strided conv's dY columns would be 11x its forward's (mostly zeros)
+    // [3, 5, 6] -> 3x3 pad 1 (5x6) -> 3x3 stride 2 without padding (2x2: the last column is read
+    // by no window, its gradient is 0) -> 1x1 without bias (2x2) -> 1x1 widening 6 -> 14 -> 2x2
+    // pad 1 (3x3). The strided conv's dY columns would be 9x its forward's (mostly zeros)
     // and the widening conv's 2.3x: their dX is col2im (a Gemm, then each input pixel's taps
     // gathered and summed; the 1x1 one needs no gather), the others' a Gemm over dY's columns
     const g = new ForwardGraphBuilder()
@@ -351,7 +351,7 @@ describe('training-graph gradients match a float64 reference', () => {
     x = g.conv(x, 'pointwise', 5, 6, 1, { bias: false })
     x = g.relu(g.conv(x, 'widen', 6, 14, 1))
     x = g.conv(x, 'even', 14, 4, 2, { pad: 1 })
-    const model = g.build('small-maps', [3, 6, 6], 10, g.linear(g.flatten(x), 'fc', 36, 10))
+    const model = g.build('small-maps', [3, 5, 6], 10, g.linear(g.flatten(x), 'fc', 36, 10))
     const size = 5
     const batch = signedBatch(model, size, 31)
     await checkAgainstReference(model, batch, model.initParameters(8))
@@ -418,7 +418,7 @@ describe('training-graph gradients match a float64 reference', () => {
     // [3, 20, 20] -> 3x3 pad 1 to 16 channels (an input read as NCHW) -> 5x5 pad 1 to 6 (a
     // blocked input; 6 filters padded to a block; dX a full convolution padded by 3) -> 3x3 stride
     // 2 pad 1 to 16 without bias (dX stays ConvTranspose, dW the plain batch-as-channels conv)
-    // -> 2x2 pad 1 to 4 (an even kernel): every map keeps more than 64 pixels (no Gemm path)
+    // -> 2x2 pad 1 to 4 (an even kernel): every map keeps more than 32 pixels (no Gemm path)
     const g = new ForwardGraphBuilder()
     let x = g.relu(g.conv(g.input, 'c1', 3, 16, 3, { pad: 1 }))
     x = g.relu(g.conv(x, 'c2', 16, 6, 5, { pad: 1 }))

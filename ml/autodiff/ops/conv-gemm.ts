@@ -31,11 +31,17 @@ import type { GraphEmitter } from '../../onnx/graph-emitter.js'
 import { convGeometry } from './conv.js'
 
 /**
- * output maps up to 8x8 (resnet18's layer1 on 32x32 inputs). Measured with bench/op-profile.ts at
- * batch 64: resnet18 76 ms of operators with 64, 77 with 256, 80 with 1024; lenet5's 10x10 conv
- * (100 pixels) 4.3 ms with 64, 5.6 with 128
+ * output maps up to 32 pixels (resnet18's layer2 on 32x32 inputs, 4x4; its layer1's 8x8 maps run
+ * ORT's NCHWc Conv, whose forward reached the machine's FMA peak on an AVX-512 Xeon: 0.82 ms a
+ * conv at batch 64, against 2.6 ms for the gathered columns and their Gemm, whose packing of the
+ * 9.4 MB of columns costs about as much as the products). resnet18's gradient step at batch 64,
+ * separate processes alternated: 86-91 ms with 64 pixels, 80-81 with 32 on that Xeon; on a Zen 4
+ * (AVX-512 at half width) paper-models read 0.89-1.05 with 64 and 0.96-1.08 with 32, within its
+ * noise. squeezenet1_1's 7x7 fire convs and vgg11's 8x8 ones read alike either way on the Xeon.
+ * Earlier, with other Gemm paths: resnet18 76 ms of operators with 64, 77 with 256, 80 with 1024;
+ * lenet5's 10x10 conv (100 pixels) 4.3 ms with 64, 5.6 with 128
  */
-const MAX_OUTPUT_PIXELS = 64
+const MAX_OUTPUT_PIXELS = 32
 /**
  * the forward's columns [C kh kw, H_out W_out N] and, where dX is a Gemm too, dY's [M kh kw, H W N]:
  * above 2^26 values (256 MiB) either way, ORT's kernels run instead
