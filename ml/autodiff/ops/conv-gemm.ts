@@ -35,7 +35,8 @@ import { convGeometry } from './conv.js'
  * ORT's NCHWc Conv, whose forward reached the machine's FMA peak on an AVX-512 Xeon: 0.82 ms a
  * conv at batch 64, against 2.6 ms for the gathered columns and their Gemm, whose packing of the
  * 9.4 MB of columns costs about as much as the products). resnet18's gradient step at batch 64,
- * separate processes alternated: 86-91 ms with 64 pixels, 80-81 with 32 on that Xeon; on a Zen 4
+ * separate processes alternated: 86-91 ms with 64 pixels, 80-81 with 32 on that Xeon, 93-94
+ * against 84-86 with 8 (layer2's 4x4 maps through NCHWc too, where the Gemm wins); on a Zen 4
  * (AVX-512 at half width) paper-models read 0.89-1.05 with 64 and 0.96-1.08 with 32, within its
  * noise. squeezenet1_1's 7x7 fire convs and vgg11's 8x8 ones read alike either way on the Xeon.
  * Earlier, with other Gemm paths: resnet18 76 ms of operators with 64, 77 with 256, 80 with 1024;
