@@ -101,9 +101,11 @@ describe('offload: pool', () => {
   })
 
   it('a conv on a small map (a Gemm over the batch, its weight gradient an output shaped [M, C kh kw]) gives a worker the in-process gradient to the bit', async () => {
-    // convnet-test's conv2 (3x3 on 6x6) runs on the Gemm path: the gradient outputs are sized from
-    // the session's output metadata, in the worker as in process
-    const model = createModel('convnet-test')
+    // conv2 (3x3 on 5x5) runs on the Gemm path (maps up to 32 pixels): the gradient outputs are
+    // sized from the session's output metadata, in the worker as in process
+    const g = new ForwardGraphBuilder()
+    const x = g.relu(g.conv(g.input, 'conv1', 1, 4, 5, { stride: 5 }))
+    const model = g.build('small-map-convs', [1, 28, 28], 10, g.linear(g.flatten(g.relu(g.conv(x, 'conv2', 4, 6, 3, { pad: 1 }))), 'fc', 150, 10))
     const params = model.initParameters(5)
     const batch = digitBatch(model, 32)
     const { inProcess, computer } = await oneWorker(model, 'pool-gemm-conv-')
