@@ -489,6 +489,36 @@ describe('training-graph gradients match a float64 reference', () => {
     }
   })
 
+  it('overlapping max pools (stride 2 and 1, padded, ceil_mode): an input that is the max of several windows gets their gradients summed', async () => {
+    // [1, 7, 7] -> 1x1 conv to 2 channels (positive weights: the input's max stays the max) ->
+    // 3x3 pool at stride 2 -> [2, 3, 3]; beside it the same into a 3x3 pool at stride 1 ->
+    // [2, 5, 5], where up to nine windows share an input; into one padded by 1 -> [2, 4, 4]; and
+    // a 2x2 conv padded to 8x8 into one with ceil_mode, whose last windows pass the map -> [2, 4, 4]
+    const g = new ForwardGraphBuilder()
+    const s2 = g.maxPool(g.conv(g.input, 'pre', 1, 2, 1), 3, 2)
+    const s1 = g.maxPool(g.conv(g.input, 'pre1', 1, 2, 1), 3, 1)
+    const padded = g.maxPool(g.conv(g.input, 'pre2', 1, 2, 1), 3, 2, { pad: 1 })
+    const ceil = g.maxPool(g.conv(g.input, 'pre3', 1, 2, 2, { pad: 1 }), 3, 2, { ceil: true })
+    const heads = ([[s2, 18], [s1, 50], [padded, 32], [ceil, 32]] as const).map(([x, n], i) => g.linear(g.flatten(x), `fc${i}`, n, 10))
+    const model = g.build('shared-argmax', [1, 7, 7], 10, heads.reduce((sum, head) => g.sum(sum, head)))
+    const params = model.initParameters(3)
+    for (const spec of model.layout.specs.filter((sp) => sp.name.endsWith('.weight') && sp.name.startsWith('pre'))) {
+      for (let i = spec.offset; i < spec.offset + spec.size; i++) params[i] = Math.abs(params[i]) + 0.1
+    }
+    const batch = signedBatch(model, 4, 5)
+    const inputs = batch.inputs as Float32Array
+    // (2, 2): the max of the first four stride-2 windows; (2, 0): of windows (0, 0) and (1, 0);
+    // (0, 2): of windows (0, 0) and (0, 1); the fourth sample as drawn
+    inputs[2 * 7 + 2] = 5
+    inputs[49 + 2 * 7] = 5
+    inputs[98 + 2] = 5
+    await checkAgainstReference(model, batch, params)
+    const ops = onnx.ModelProto.decode(trainingGraphBytes(model, 4)).graph!.node!.map((n) => n.opType!)
+    // each routed by a scatter-add (MaxUnpool would keep one window's gradient of a shared input)
+    expect(ops.filter((op) => op === 'ScatterElements')).toHaveLength(4)
+    expect(ops).not.toContain('MaxUnpool')
+  })
+
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
     // both paths are checked against the float64 reference above; this keeps each one covered
     const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)

@@ -75,7 +75,14 @@ function window(node: IrNode, h: number, w: number, kernel: readonly number[]): 
   const [sh, sw] = attrInts(node, 'strides', [1, 1])
   const [pt, pl, pb, pr] = attrInts(node, 'pads', [0, 0, 0, 0])
   const [kh, kw] = kernel
-  return { kh, kw, sh, sw, pt, pl, oh: Math.floor((h + pt + pb - kh) / sh) + 1, ow: Math.floor((w + pl + pr - kw) / sw) + 1 }
+  // ceil_mode (pools): a last window may pass the input's end, but not start in its end padding
+  const ceil = attrInt(node, 'ceil_mode', 0) === 1
+  const size = (input: number, begin: number, end: number, k: number, stride: number): number => {
+    if (!ceil) return Math.floor((input + begin + end - k) / stride) + 1
+    const out = Math.ceil((input + begin + end - k) / stride) + 1
+    return (out - 1) * stride >= input + begin ? out - 1 : out
+  }
+  return { kh, kw, sh, sw, pt, pl, oh: size(h, pt, pb, kh, sh), ow: size(w, pl, pr, kw, sw) }
 }
 
 /** Visit every (output position, input position inside the image) pair of a sliding window. */
