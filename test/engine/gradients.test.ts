@@ -339,6 +339,18 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(centre.some((v, i) => i % 25 === 12 && v !== 0)).toBe(true)
   })
 
+  it('a conv on a 6x6 map (33-64 output pixels) runs as Gemms in a graph without NCHWc (a worker\'s) and through NCHWc where the graph has a block', async () => {
+    const g = new ForwardGraphBuilder()
+    const x = g.relu(g.conv(g.input, 'six', 16, 16, 3, { pad: 1 }))
+    const model = g.build('six-by-six', [16, 6, 6], 10, g.linear(g.flatten(x), 'fc', 576, 10))
+    const portable = onnx.ModelProto.decode(trainingGraphBytes(model, 4)).graph!.node!
+    expect(portable.map((n) => n.opType)).not.toContain('Conv')
+    expect(portable.filter((n) => n.opType === 'Gemm').length).toBeGreaterThanOrEqual(2)
+    const blocked = onnx.ModelProto.decode(buildTrainingGraph(model.forward, model.layout, 4, { nchwcBlock: 16 }).bytes).graph!.node!
+    expect(blocked.some((n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv')).toBe(true)
+    await checkAgainstReference(model, signedBatch(model, 4, 9), model.initParameters(2))
+  })
+
   it('convolutions on small maps train as Gemms over the whole batch, with the float64 reference\'s gradients (padded, strided, pointwise, widening, even kernel)', async () => {
     // [3, 5, 6] -> 3x3 pad 1 (5x6) -> 3x3 stride 2 without padding (2x2: the last column is read
     // by no window, its gradient is 0) -> 1x1 without bias (2x2) -> 1x1 widening 6 -> 14 -> 2x2

@@ -29,20 +29,28 @@ import { attrInt, ints, type IrNode, type Shape } from '../ir.js'
 import type { BackwardContext } from '../op-definition.js'
 import type { GraphEmitter } from '../../onnx/graph-emitter.js'
 import { convGeometry } from './conv.js'
+import { nchwcConvolutions } from './nchwc.js'
 
 /**
- * output maps up to 32 pixels (resnet18's layer2 on 32x32 inputs, 4x4; its layer1's 8x8 maps run
- * ORT's NCHWc Conv, whose forward reached the machine's FMA peak on an AVX-512 Xeon: 0.82 ms a
- * conv at batch 64, against 2.6 ms for the gathered columns and their Gemm, whose packing of the
- * 9.4 MB of columns costs about as much as the products). resnet18's gradient step at batch 64,
- * separate processes alternated: 86-91 ms with 64 pixels, 80-81 with 32 on that Xeon, 93-94
- * against 84-86 with 8 (layer2's 4x4 maps through NCHWc too, where the Gemm wins); on a Zen 4
- * (AVX-512 at half width) paper-models read 0.89-1.05 with 64 and 0.96-1.08 with 32, within its
- * noise. squeezenet1_1's 7x7 fire convs and vgg11's 8x8 ones read alike either way on the Xeon.
- * Earlier, with other Gemm paths: resnet18 76 ms of operators with 64, 77 with 256, 80 with 1024;
- * lenet5's 10x10 conv (100 pixels) 4.3 ms with 64, 5.6 with 128
+ * output maps up to 64 pixels (resnet18's layer1 on 32x32 inputs, 8x8): against ONNX Conv, in a
+ * graph without NCHWc (a portable one, for the offload's workers) or for a conv NCHWc cannot run.
+ * Measured with bench/op-profile.ts at batch 64, with other Gemm paths: resnet18 76 ms of
+ * operators with 64, 77 with 256, 80 with 1024; lenet5's 10x10 conv (100 pixels) 4.3 ms with 64,
+ * 5.6 with 128
  */
-const MAX_OUTPUT_PIXELS = 32
+const MAX_OUTPUT_PIXELS = 64
+/**
+ * Where ORT's NCHWc Conv can run the forward (ops/nchwc.ts), output maps up to 32 pixels only
+ * (resnet18's layer2 on 32x32 inputs, 4x4). Its layer1's 8x8 maps run NCHWc, whose forward reached
+ * the machine's FMA peak on an AVX-512 Xeon: 0.82 ms a conv at batch 64, against 2.6 ms for the
+ * gathered columns and their Gemm, whose packing of the 9.4 MB of columns costs about as much as
+ * the products. resnet18's gradient step at batch 64, separate processes alternated: 86-91 ms
+ * with 64 pixels, 80-81 with 32 on that Xeon, 93-94 against 84-86 with 8 (layer2's 4x4 maps
+ * through NCHWc too, where the Gemm wins); on a Zen 4 (AVX-512 at half width) paper-models read
+ * 0.89-1.05 with 64 and 0.96-1.08 with 32, within its noise. squeezenet1_1's 7x7 fire convs and
+ * vgg11's 8x8 ones read alike either way on the Xeon.
+ */
+const MAX_OUTPUT_PIXELS_BESIDE_NCHWC = 32
 /**
  * the forward's columns [C kh kw, H_out W_out N] and, where dX is a Gemm too, dY's [M kh kw, H W N]:
  * above 2^26 values (256 MiB) either way, ORT's kernels run instead
@@ -61,10 +69,15 @@ function columnValues(x: Shape, w: Shape, y: Shape): { forward: number, input: n
   return { forward: w[1] * taps * y[2] * y[3] * x[0], input: w[0] * taps * x[2] * x[3] * x[0] }
 }
 
-/** Whether a training-graph Conv runs as im2col + Gemm: ungrouped, with a small output map (not one pixel: lower-convs.ts). */
-export function gemmConv(node: IrNode, x: Shape, w: Shape, y: Shape): boolean {
+/**
+ * Whether a training-graph Conv runs as im2col + Gemm: ungrouped, with a small output map (not one
+ * pixel: lower-convs.ts), smaller where NCHWc could run it (`nchwcBlock`: the graph's, 0 for none).
+ */
+export function gemmConv(node: IrNode, x: Shape, w: Shape, y: Shape, nchwcBlock: number): boolean {
   const pixels = y[2] * y[3]
-  return attrInt(node, 'group', 1) === 1 && x.length === 4 && pixels > 1 && pixels <= MAX_OUTPUT_PIXELS && columnValues(x, w, y).forward <= MAX_COLUMN_VALUES
+  const group = attrInt(node, 'group', 1)
+  const maxPixels = nchwcConvolutions.forward(group, w[1], nchwcBlock) ? MAX_OUTPUT_PIXELS_BESIDE_NCHWC : MAX_OUTPUT_PIXELS
+  return group === 1 && x.length === 4 && pixels > 1 && pixels <= maxPixels && columnValues(x, w, y).forward <= MAX_COLUMN_VALUES
 }
 
 /**

@@ -46,7 +46,7 @@ export const conv: OpDefinition = {
     return [[x[0], w[0], h, wd]]
   },
   emitForward(node, emit, shape, ctx) {
-    if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]))) return emitGemmConv(node, emit, shape, ctx.batchLast)
+    if (ctx.training && gemmConv(node, shape(node.inputs[0]), shape(node.inputs[1]), shape(node.outputs[0]), ctx.nchwcBlock)) return emitGemmConv(node, emit, shape, ctx.batchLast)
     if (nchwcForward(node, shape, ctx)) {
       const ws = shape(node.inputs[1])
       emitNchwcForward(emit, node.inputs[0], node.inputs[1], ws, node.inputs[2], convGeometry(node, ws.slice(2)), ctx.nchwcBlock, node.outputs[0], fusesRelu(node, shape, ctx))
@@ -136,7 +136,7 @@ export const conv: OpDefinition = {
 /** Whether a training graph's Conv node runs forward through NCHWc (ops/nchwc.ts) rather than ONNX Conv or Gemms. */
 function nchwcForward(node: IrNode, shape: (name: string) => Shape, ctx: ForwardContext): boolean {
   const ws = shape(node.inputs[1])
-  return ctx.training && !gemmConv(node, shape(node.inputs[0]), ws, shape(node.outputs[0])) &&
+  return ctx.training && !gemmConv(node, shape(node.inputs[0]), ws, shape(node.outputs[0]), ctx.nchwcBlock) &&
     nchwcConvolutions.forward(attrInt(node, 'group', 1), ws[1], ctx.nchwcBlock)
 }
 
