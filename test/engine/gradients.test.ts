@@ -429,7 +429,7 @@ describe('training-graph gradients match a float64 reference', () => {
   it('convolutions through ONNX Runtime\'s NCHWc kernels (forward, stride-1 input gradient, weight gradient over a batch of 16) match the float64 reference', async () => {
     // [3, 20, 20] -> 3x3 pad 1 to 16 channels (an input read as NCHW) -> 5x5 pad 1 to 6 (a
     // blocked input; 6 filters padded to a block; dX a full convolution padded by 3) -> 3x3 stride
-    // 2 pad 1 to 16 without bias (dX stays ConvTranspose, dW the plain batch-as-channels conv)
+    // 2 pad 1 to 16 without bias (dX stays ConvTranspose, dW dilated by the stride)
     // -> 2x2 pad 1 to 4 (an even kernel): every map keeps more than 32 pixels (no Gemm path)
     const g = new ForwardGraphBuilder()
     let x = g.relu(g.conv(g.input, 'c1', 3, 16, 3, { pad: 1 }))
@@ -441,12 +441,20 @@ describe('training-graph gradients match a float64 reference', () => {
     const batch = signedBatch(model, size, 41)
     await checkAgainstReference(model, batch, model.initParameters(9))
 
-    // the computer above ran these NCHWc convolutions: 4 forward, dX of c2 and c4, dW of c1, c2
-    // and c4 (the strided c3's dW stays a plain conv: dilated, it ran slower through NCHWc)
+    // the computer above ran these NCHWc convolutions: 4 forward, dX of c2 and c4, dW of c1-c4
+    // (the strided c3's dilated by its stride)
     const block = await detectNchwcBlock()
     expect([8, 16], 'MLAS has NCHWc kernels on the x86-64 machines this project runs on (AVX2: 8, AVX-512: 16)').toContain(block)
     const nodes = onnx.ModelProto.decode(buildTrainingGraph(model.forward, model.layout, size, { nchwcBlock: block }).bytes).graph!.node!
-    expect(nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv')).toHaveLength(9)
+    const nchwcConvs = nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv')
+    expect(nchwcConvs).toHaveLength(10)
+    // each dW conv (dY's map as its kernel: 9x9 and larger here) reads an input padded by a Pad
+    // before it and pads nothing itself, so MLAS computes every output pixel in its interior kernel
+    const ints = (n: typeof nodes[number], name: string): number[] => (n.attribute!.find((a) => a.name === name)?.ints ?? []).map(Number)
+    const weightGradients = nchwcConvs.filter((n) => ints(n, 'kernel_shape')[0] >= 9)
+    expect(weightGradients).toHaveLength(4)
+    expect(weightGradients.map((n) => ints(n, 'pads'))).toEqual(new Array(4).fill([0, 0, 0, 0]))
+    expect(weightGradients.map((n) => ints(n, 'dilations')[0]).sort()).toEqual([1, 1, 1, 2])
     expect(nodes.filter((n) => n.opType === 'ConvTranspose')).toHaveLength(1)
     // c1-c3's ReLUs are the kernels' fused activation (each Relu node an Identity)
     expect(nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.attribute!.some((a) => a.name === 'activation' && a.s !== undefined && new TextDecoder().decode(a.s as Uint8Array) === 'Relu'))).toHaveLength(3)

@@ -69,14 +69,18 @@ function nchwcFiltersOfBatch(emit: GraphEmitter, dy: string, dyShape: readonly n
 /**
  * X [N, C, H, W] as the input of the weight gradient's convolution, i.e. X^T [C, N, H, W] in
  * NCHWc (N a multiple of block), by ReorderInput over X read as [1, N, C, H W] and a Transpose of
- * whole blocks.
+ * whole blocks, then zero-padded by `pads` (ONNX order: top, left, bottom, right) so the
+ * convolution pads nothing: [C, N, H + top + bottom, W + left + right].
  */
-function nchwcInputOfBatch(emit: GraphEmitter, x: string, xShape: readonly number[], block: number): string {
+function nchwcInputOfBatch(emit: GraphEmitter, x: string, xShape: readonly number[], block: number, pads: readonly number[]): string {
   const [n, c, h, w] = xShape
   const blocked = emit.op(`${NCHWC_DOMAIN}:ReorderInput`, [emit.op('Reshape', [x, emit.int64s('as_channels', [1, n, c, h * w])])])
   // [N/B, C, H W, B] -> [C, N/B, H W, B]
   const moved = emit.op('Transpose', [emit.op('Reshape', [blocked, emit.int64s('by_block', [n / block, c, h * w, block])])], { perm: ints([1, 0, 2, 3]) })
-  return emit.op('Reshape', [moved, emit.int64s('input', [c, n, h, w])])
+  if (pads.every((p) => p === 0)) return emit.op('Reshape', [moved, emit.int64s('input', [c, n, h, w])])
+  const [top, left, bottom, right] = pads
+  const padded = emit.op('Pad', [emit.op('Reshape', [moved, emit.int64s('spatial', [c, n / block, h, w, block])]), emit.int64s('pads', [0, 0, top, left, 0, 0, 0, bottom, right, 0])])
+  return emit.op('Reshape', [padded, emit.int64s('input', [c, n, h + top + bottom, w + left + right])])
 }
 
 /**
@@ -129,10 +133,14 @@ function nchwcBias(emit: GraphEmitter, bias: string, m: number, block: number): 
  *   ConvTranspose's 3.4-3.5; the same full convolution as ONNX Conv took 5.0). With one intra-op
  *   thread, only where C is a multiple of the block: ConvTranspose runs lenet5's conv2 (C = 6, the
  *   full convolution's filters padded to 16) in 1.6 ms on one thread against the NCHWc 4.6;
- * - dW: ungrouped, stride 1, more than one input channel, a batch that is a multiple of block:
- *   the batch-as-channels convolution (lenet5's conv2 1.0 ms against 1.6-1.8; vgg11's 64 -> 128
- *   on 16x16 25-32 against 60-88). Strided ones keep the plain conv (dilated by the stride there:
- *   resnet18's 7x7 stem 3.4 ms + 1.1 of reorders against 2.8). One input channel keeps conv.ts's
+ * - dW: ungrouped, more than one input channel, a batch that is a multiple of block: the
+ *   batch-as-channels convolution, dilated by the forward's stride (lenet5's conv2 1.0 ms against
+ *   1.6-1.8; vgg11's 64 -> 128 on 16x16 25-32 against 60-88), over its input padded beforehand
+ *   (emitNchwcWeightGradient). Its output is the kernel's few pixels, all of which a padded conv
+ *   would compute in MLAS's border path: resnet18's layer1 dW (8x8 maps, pad 1) 2.1-2.7 ms
+ *   against 1.2-1.4 + 0.2 for the Pad; the 7x7 stride-2 stem's 3.4 (plain conv; through padded
+ *   NCHWc it was 3.4 + 1.1 of reorders on a Xeon) against 1.5; the gradient step at batch 64 on a
+ *   Zen 5, separate processes alternated, 69 -> 65 ms. One input channel keeps conv.ts's
  *   per-sample grouped conv: through NCHWc its 6 filters pad to 16 and the step took 18 against
  *   13.7 ms.
  */
@@ -156,7 +164,7 @@ export const nchwcConvolutions = {
     inputChannels < block && kh > 1 &&
     roundUp(kh * inputChannels, block) * (inputRows + kh - 1) < 0.75 * roundUp(inputChannels, block) * kh * inputRows,
   weightGradient: (group: number, channels: number, batch: number, conv: ConvAttributes, block: number): boolean =>
-    group === 1 && channels > 1 && block > 1 && batch % block === 0 && conv.strides.every((s) => s === 1)
+    group === 1 && channels > 1 && block > 1 && batch % block === 0
 }
 
 /**
@@ -206,12 +214,15 @@ export function emitNchwcInputGradient(emit: GraphEmitter, dy: string, w: string
 
 /**
  * The weight gradient's convolution before cropping to the kernel: X^T [C, N, H, W] (*) dY^T
- * [M, N, h, w], the conv's stride as dilation -> [C, M, H + pads - (h-1) stride, ...].
+ * [M, N, h, w], the conv's stride as dilation -> [C, M, H + pads - (h-1) stride, ...]. The
+ * padding is applied to X^T beforehand (a Pad of the blocked tensor) rather than by the conv: the
+ * same products (plus zeros, which change no sum), but MLAS's NCHWc kernel takes a slower path for
+ * every output pixel whose window reaches into padding, and here that was every pixel.
  */
 export function emitNchwcWeightGradient(emit: GraphEmitter, x: string, xShape: readonly number[], dy: string, dyShape: readonly number[], conv: ConvAttributes, block: number): string {
-  return emitNchwcConv(emit, { name: nchwcInputOfBatch(emit, x, xShape, block), blocked: true, channels: xShape[0] }, nchwcFiltersOfBatch(emit, dy, dyShape, block), dyShape[1], undefined, {
+  return emitNchwcConv(emit, { name: nchwcInputOfBatch(emit, x, xShape, block, conv.pads), blocked: true, channels: xShape[0] }, nchwcFiltersOfBatch(emit, dy, dyShape, block), dyShape[1], undefined, {
     kernel: [dyShape[2], dyShape[3]],
-    pads: conv.pads,
+    pads: [0, 0, 0, 0],
     strides: [1, 1],
     dilations: conv.strides
   }, block)
