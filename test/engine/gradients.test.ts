@@ -539,6 +539,36 @@ describe('training-graph gradients match a float64 reference', () => {
     expect(ops).not.toContain('MaxUnpool')
   })
 
+  it('max pools with one window along an axis route their gradient by MaxUnpool (squeezenet1_1\'s last pool on 32x32), with the float64 reference\'s gradients', async () => {
+    const opsOf = (model: ModelDefinition): string[] => onnx.ModelProto.decode(trainingGraphBytes(model, 4)).graph!.node!.map((n) => n.opType!)
+    // [1, 3, 3]: a 3x3 pool at stride 2 over the 3x3 map -> 1x1; one padded by 1 over a 2x2 map -> 1x1
+    const g = new ForwardGraphBuilder()
+    const whole = g.maxPool(g.relu(g.conv(g.input, 'pa', 1, 2, 1)), 3, 2)
+    const padded = g.maxPool(g.conv(g.input, 'pb', 1, 2, 2), 3, 2, { pad: 1 })
+    const single = g.build('one-window', [1, 3, 3], 10, g.sum(g.linear(g.flatten(whole), 'fa', 2, 10), g.linear(g.flatten(padded), 'fb', 2, 10)))
+    await checkAgainstReference(single, signedBatch(single, 4, 7), single.initParameters(4))
+    expect(opsOf(single).filter((op) => op === 'MaxUnpool')).toHaveLength(2)
+    expect(opsOf(single)).not.toContain('ScatterElements')
+
+    // [1, 3, 9]: one window down the rows and disjoint ones across (3x3 at stride 3 -> 1x3) unpools;
+    // one window down but overlapping across (stride 2 -> 1x4) keeps the scatter-add
+    const h = new ForwardGraphBuilder()
+    // (after two convs: a conv of the batch input before a disjoint pool trains as strided convs)
+    const across = h.maxPool(h.conv(h.conv(h.input, 'qa0', 1, 2, 1), 'qa', 2, 2, 1), 3, 3)
+    const overlapping = h.maxPool(h.conv(h.input, 'qb', 1, 2, 1), 3, 2)
+    const mixed = h.build('one-row-of-windows', [1, 3, 9], 10, h.sum(h.linear(h.flatten(across), 'fa', 6, 10), h.linear(h.flatten(overlapping), 'fb', 8, 10)))
+    const batch = signedBatch(mixed, 4, 8)
+    // a row's max shared by two overlapping windows: (1, 4) sits in windows 1 and 2 at stride 2
+    ;(batch.inputs as Float32Array)[9 + 4] = 5
+    const params = mixed.initParameters(6)
+    for (const spec of mixed.layout.specs.filter((sp) => sp.name.startsWith('q') && sp.name.endsWith('.weight'))) {
+      for (let i = spec.offset; i < spec.offset + spec.size; i++) params[i] = Math.abs(params[i]) + 0.1
+    }
+    await checkAgainstReference(mixed, batch, params)
+    expect(opsOf(mixed).filter((op) => op === 'MaxUnpool')).toHaveLength(1)
+    expect(opsOf(mixed).filter((op) => op === 'ScatterElements')).toHaveLength(1)
+  })
+
   it('max pooling backward: MaxUnpool where windows are disjoint (lenet5), scatter-add where they overlap (convnet-test)', () => {
     // both paths are checked against the float64 reference above; this keeps each one covered
     const opsOf = (name: string): string[] => onnx.ModelProto.decode(trainingGraphBytes(createModel(name), 4)).graph!.node!.map((n) => n.opType!)
