@@ -31,10 +31,10 @@ function poolShape(node: IrNode, x: Shape): Shape {
  * along each axis the stride spans the window (stride >= kernel, no dilation, pads or ceil_mode),
  * or there is one window only (squeezenet1_1's last pool on 32x32 inputs, 3x3 at stride 2 over a
  * 3x3 map: at batch 64 its scatter-add of 16,384 values took 0.13-0.30 ms, MaxUnpool 0.06-0.07,
- * the same gradient bit for bit). `x`, `y`: the pool's input
- * and output shapes. A single window's MaxUnpool keeps the kernel, stride and pads, whose
- * implied size (out - 1) stride + kernel - pads must not pass the input's (ONNX Runtime refuses an
- * output_shape under it): a window that pads past the map keeps the scatter.
+ * the same gradient bit for bit). `x`, `y`: the pool's input and output shapes. MaxUnpool gets
+ * the pool's kernel, strides and pads, whose implied size (out - 1) stride + kernel - pads must
+ * not pass the input's (ONNX Runtime refuses an output_shape under it): a single window that
+ * reaches past the map keeps the scatter.
  */
 function disjointWindows(node: IrNode, x: Shape, y: Shape): boolean {
   const g = convGeometry(node, attrInts(node, 'kernel_shape', []))
