@@ -6,6 +6,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { EXPORT_FORMATS } from '../../daemon/checkpoint/export-formats.js'
+import { describeExportedInputs } from '../support/exported-inputs.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
 import { formatBytes } from '../support/format.js'
 import { action, printResult } from '../support/output.js'
@@ -30,6 +31,6 @@ export function registerExportCommand(program: Command): void {
       const result = flags.checkpoint !== undefined
         ? await (await import('../../daemon/checkpoint/index.js')).exportCheckpointModel(resolve(flags.checkpoint), out)
         : await withClient(flags, async (client) => await client.exportModel({ path: out, format: 'onnx' }))
-      printResult(flags, result, (r) => `model at step ${r.step} written to ${r.path} (${formatBytes(r.bytes)}, ONNX)`)
+      printResult(flags, result, (r) => `model at step ${r.step} written to ${r.path} (${formatBytes(r.bytes)}, ONNX)\n${describeExportedInputs(r)}`)
     }))
 }

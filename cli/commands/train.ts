@@ -11,6 +11,7 @@ import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './r
 import { addJobFlags, jobConfigFromFlags, refusePeerJobFlags, type JobFlagValues } from '../support/job-flags.js'
 import { defaultLogFormat } from '../support/log-format.js'
 import { computeThreads } from '../support/compute-threads.js'
+import { describeExportedInputs } from '../support/exported-inputs.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
@@ -85,17 +86,18 @@ export function registerTrainCommand(program: Command): void {
         process.exitCode = 130
         return
       }
-      const exported = flags.out === undefined ? undefined : await (await import('../../daemon/checkpoint/index.js')).writeModelExport(resolve(flags.out), result.model, result.params)
+      const exported = flags.out === undefined ? undefined : await (await import('../../daemon/checkpoint/index.js')).writeModelExport(resolve(flags.out), result.model, result.params, config.dataset)
       const dir = reportDirOption(flags)
       const report = dir === undefined ? undefined : await writeRunReport(dir, reportFromLocalTraining(config, result, recorder))
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages, report, ...(exported !== undefined ? { out: exported.path } : {}) }, null, 2) + '\n')
+        const out = exported === undefined ? {} : { out: exported.path, ...(exported.normalization !== undefined ? { normalization: exported.normalization } : { normalizationUnknown: exported.normalizationUnknown }) }
+        process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages, report, ...out }, null, 2) + '\n')
         return
       }
       process.stdout.write([
         `test accuracy ${(result.test.accuracy * 100).toFixed(2)} %  (loss ${result.test.loss.toFixed(4)}, ${result.test.count} samples)`,
         `stopped after ${result.epoch} epochs (${result.reason}), ${result.step} steps, ${(result.wallMs / 1000).toFixed(1)} s`,
-        ...(exported !== undefined ? [`model written to ${exported.path} (ONNX, ${exported.bytes} bytes)`] : []),
+        ...(exported !== undefined ? [`model written to ${exported.path} (ONNX, ${exported.bytes} bytes)`, describeExportedInputs(exported)] : []),
         '',
         formatStageTable(result.stages),
         ...(report === undefined ? [] : ['', describeWrittenReport(report)])

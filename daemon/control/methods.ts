@@ -109,7 +109,18 @@ export type CheckpointResult = z.infer<typeof CheckpointResultSchema>
 export const ExportParamsSchema = z.object({ path: z.string().min(1), format: z.enum(['onnx']).default('onnx') }).strict()
 export type ExportParams = z.infer<typeof ExportParamsSchema>
 export type ExportParamsInput = z.input<typeof ExportParamsSchema>
-export const ExportResultSchema = z.object({ path: z.string(), step: count, bytes: count, format: z.enum(['onnx']) })
+/**
+ * normalization: how the file says its inputs are normalised (per channel, pixel intensities in
+ * [0, 1]); normalizationUnknown instead, why the daemon could not tell (the job's dataset unreadable)
+ */
+export const ExportResultSchema = z.object({
+  path: z.string(),
+  step: count,
+  bytes: count,
+  format: z.enum(['onnx']),
+  normalization: z.object({ mean: z.array(z.number()).readonly(), std: z.array(z.number()).readonly() }).optional(),
+  normalizationUnknown: z.string().optional()
+})
 export type ExportResult = z.infer<typeof ExportResultSchema>
 export const ReportResultSchema = RunReportSchema
 

@@ -13,7 +13,7 @@ import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exch
 import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, trafficSince, type PeerNode } from '../../protocols/node/index.js'
 import { ExpectedRefusal, handleJsonRequests } from '../../protocols/request/json-request.js'
 import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
-import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile } from '../checkpoint/index.js'
+import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile, type WrittenExport } from '../checkpoint/index.js'
 import { createControlServer, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
 import { budgetSignal } from '../job/budget-signal.js'
@@ -113,7 +113,7 @@ export interface PeerDaemon {
   metrics(): PrometheusMetrics | undefined
   saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
   /** write the job's current parameters as a forward ONNX model at `path` */
-  exportModel(path: string): Promise<{ path: string, step: number, bytes: number }>
+  exportModel(path: string): Promise<WrittenExport & { step: number }>
   /** the run report of the current job as this peer sees it now; undefined without a job */
   runReport(source?: RunReport['source']): RunReport | undefined
   /** resolves when something asked the daemon to shut down (control socket) */
@@ -509,8 +509,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       const runner = session?.runner()
       if (runner === undefined) throw new Error('no job state to export')
       const snapshot = runner.currentSnapshot()
-      const written = await exportSnapshotModel(path, snapshot)
-      return { path: written.path, step: snapshot.step, bytes: written.bytes }
+      const { model: _model, ...written } = await exportSnapshotModel(path, snapshot)
+      return { ...written, step: snapshot.step }
     },
     runReport: (source) => reports.current(source),
     shutdownRequested: () => shutdown.promise,

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Dataset } from './dataset.js'
 import { DatasetFormatError } from './idx.js'
+import type { InputNormalization } from './normalize.js'
 
 export const CIFAR10_RECORD_BYTES = 3073
 const PIXELS = 1024
@@ -17,10 +18,7 @@ export const CIFAR10_TRAIN_FILES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.b
 export const CIFAR10_TEST_FILE = 'test_batch.bin'
 
 /** Per-channel statistics, e.g. CIFAR-10's training set: mean ~[0.491, 0.482, 0.447], std ~[0.247, 0.243, 0.262]. */
-export interface ChannelStats {
-  readonly mean: readonly number[]
-  readonly std: readonly number[]
-}
+export type ChannelStats = InputNormalization
 
 /**
  * Whether `dir` holds CIFAR-10 binary files: any one of them says so, and the loader then names a
@@ -104,6 +102,15 @@ async function readBatches(dir: string, files: readonly string[]): Promise<{ lab
     at += p.labels.length
   }
   return { labels, pixels }
+}
+
+/**
+ * The channel statistics the loader normalises `dir`'s samples with (those of its five training
+ * files), without building the dataset: what a model trained on it expects (model export).
+ * @throws DatasetFormatError naming a missing or malformed file
+ */
+export async function cifar10TrainStats(dir: string): Promise<ChannelStats> {
+  return channelStats((await readBatches(dir, CIFAR10_TRAIN_FILES)).pixels)
 }
 
 /** Train (the five data batches) and test splits, both normalised with the training set's channel statistics. */

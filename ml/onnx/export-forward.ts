@@ -7,6 +7,7 @@
  * logits as the inference graph the daemon evaluates with (training-graph.ts).
  */
 import { specializeGraph } from '../autodiff/training-graph.js'
+import { describeInputNormalization, INPUT_NORMALIZATION_KEY, type InputNormalization } from '../data/normalize.js'
 import type { ModelDefinition } from '../models/model-definition.js'
 import { GraphEmitter } from './graph-emitter.js'
 
@@ -23,10 +24,12 @@ export interface ForwardExport {
 
 /**
  * Serialise `model` with `params` (flat, in the model's layout order) as a forward ONNX model
- * (opset 17, IR 8). Throws if `params` does not have the layout's size, or (ShapeError /
+ * (opset 17, IR 8). `inputNormalization`: how the training data was normalised, recorded in the
+ * file's metadata_props (INPUT_NORMALIZATION_KEY) and doc_string, so whoever runs the file knows
+ * what its inputs must be. Throws if `params` does not have the layout's size, or (ShapeError /
  * UnsupportedOpError) if the forward graph does not check out for a concrete batch.
  */
-export function exportForwardOnnx(model: ModelDefinition, params: Float32Array): ForwardExport {
+export function exportForwardOnnx(model: ModelDefinition, params: Float32Array, inputNormalization?: InputNormalization): ForwardExport {
   const { forward, layout } = model
   if (params.length !== layout.totalSize) {
     throw new Error(`model '${model.name}' has ${layout.totalSize} parameters, got ${params.length}`)
@@ -49,7 +52,13 @@ export function exportForwardOnnx(model: ModelDefinition, params: Float32Array):
   const bytes = emit.serialize(
     [{ name: forward.input, elementType: 'float32', shape: [EXPORT_BATCH_DIM, ...forward.sampleShape] }],
     [{ name: outputName, elementType: 'float32', shape: [EXPORT_BATCH_DIM, logits[1]] }],
-    `p2pmld-${model.name}`
+    `p2pmld-${model.name}`,
+    inputNormalization === undefined
+      ? {}
+      : {
+          docString: `p2pmld ${model.name}; ${describeInputNormalization(inputNormalization)}`,
+          metadata: { [INPUT_NORMALIZATION_KEY]: JSON.stringify({ mean: inputNormalization.mean, std: inputNormalization.std }) }
+        }
   )
   return { bytes, inputName: forward.input, outputName }
 }

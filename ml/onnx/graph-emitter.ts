@@ -107,11 +107,17 @@ export class GraphEmitter {
    * The model bytes: the nodes the outputs depend on (others are dropped: liveNodes) and the
    * initializers those read.
    */
-  serialize(inputs: readonly GraphIo[], outputs: readonly GraphIo[], graphName: string): Uint8Array {
+  /**
+   * The model holding the nodes the outputs depend on. `about`: the model's doc_string and
+   * metadata_props (ONNX's free-form key/value pairs, e.g. how inputs are normalised).
+   */
+  serialize(inputs: readonly GraphIo[], outputs: readonly GraphIo[], graphName: string, about: { readonly docString?: string, readonly metadata?: Readonly<Record<string, string>> } = {}): Uint8Array {
     const { nodes, read } = liveNodes(this.nodes, outputs.map((o) => o.name))
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       producerName: 'p2pmld',
+      ...(about.docString !== undefined ? { docString: about.docString } : {}),
+      metadataProps: Object.entries(about.metadata ?? {}).map(([key, value]) => ({ key, value })),
       opsetImport: [{ domain: '', version: OPSET_VERSION }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: graphName,

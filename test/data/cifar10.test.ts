@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRng } from '../../ml/core/rng.js'
 import { CIFAR10_RECORD_BYTES, loadCifar10Directory, parseCifar10Batch } from '../../ml/data/cifar10.js'
 import { DatasetFormatError } from '../../ml/data/idx.js'
-import { loadJobDatasets } from '../../ml/data/job-datasets.js'
+import { jobDatasetNormalization, loadJobDatasets, UnknownDatasetError } from '../../ml/data/job-datasets.js'
 
 const PER_FILE = 20
 
@@ -80,6 +80,23 @@ describe('CIFAR-10 binary files', () => {
     expect(splits.train.sampleShape).toEqual([3, 32, 32])
     expect(splits.train.size + splits.validation.size).toBe(5 * PER_FILE)
     expect(splits.test.size).toBe(PER_FILE)
+  })
+
+  it('the normalisation a model trained on the directory expects is the one its samples were loaded with', async () => {
+    const { stats } = await loadCifar10Directory(dir)
+    const normalization = await jobDatasetNormalization(dir)
+    expect(normalization).toEqual(stats)
+    // applied to a raw test pixel of each channel, it gives the loaded sample's value
+    const { test } = await loadJobDatasets(dir, { seed: 1 })
+    const raw = files.get('test_batch.bin') as Uint8Array
+    for (const c of [0, 1, 2]) {
+      const k = c * 1024 + 77
+      expect(test.inputs[k]).toBeCloseTo((raw[1 + k] / 255 - normalization.mean[c]) / normalization.std[c], 5)
+    }
+    // the fixed statistics of the named datasets, one channel each; no directory, no statistics
+    expect(await jobDatasetNormalization('mnist')).toEqual({ mean: [0.1307], std: [0.3081] })
+    expect(await jobDatasetNormalization('fashion-mnist')).toEqual({ mean: [0.2860], std: [0.3530] })
+    await expect(jobDatasetNormalization(join(dir, 'gone'))).rejects.toThrow(UnknownDatasetError)
   })
 
   it('a directory with some of the files is CIFAR-10 still: the error names the file missing, the first training batch too', async () => {

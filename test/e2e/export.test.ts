@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
 import { loadJobDatasets } from '../../ml/data/job-datasets.js'
+import { INPUT_NORMALIZATION_KEY } from '../../ml/data/normalize.js'
+import { onnx } from '../../ml/onnx/onnx-proto.js'
 import { CLI_MAIN } from './support/build.js'
 import { parseFinished } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
@@ -38,6 +40,16 @@ async function accuracyOf(file: string, seed: number, trainSamples: number): Pro
   }
 }
 
+/** the bundled MNIST's statistics, which every export of an mnist job records */
+const MNIST_NORMALIZATION = { mean: [0.1307], std: [0.3081] }
+
+/** how the file says its inputs are normalised (its metadata_props) */
+function normalizationIn(file: string): unknown {
+  const props = onnx.ModelProto.decode(readFileSync(file)).metadataProps
+  const value = props.find((p) => p.key === INPUT_NORMALIZATION_KEY)?.value
+  return value === undefined || value === null ? undefined : JSON.parse(value)
+}
+
 function runCli(args: string[], cwd: string): Promise<{ code: number | null, stdout: string, stderr: string, pid: number | undefined }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: cwd }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -62,15 +74,18 @@ describe('p2pmld export and train --out', () => {
     const client = clientFor(daemon)
     const file = join(daemon.dataDir, 'out', 'model.onnx')
     const written = await client.exportModel({ path: file })
-    expect(written).toMatchObject({ path: file, step: finished!.step, format: 'onnx' })
+    expect(written).toMatchObject({ path: file, step: finished!.step, format: 'onnx', normalization: MNIST_NORMALIZATION })
     expect(await accuracyOf(file, SEED, TRAIN_SAMPLES)).toBe(finished!.accuracy.toFixed(2))
+    expect(normalizationIn(file)).toEqual(MNIST_NORMALIZATION)
 
     // the CLI, from the checkpoint the daemon wrote at the end of the job
     const fromCheckpoint = join(daemon.dataDir, 'from-checkpoint.onnx')
     const cli = await runCli(['export', '--format', 'onnx', '--out', 'from-checkpoint.onnx', '--checkpoint', join(daemon.dataDir, 'checkpoint', 'state.p2ckpt')], daemon.dataDir)
     expect(cli.stderr).toBe('')
     expect(cli.code).toBe(0)
-    expect(cli.stdout).toBe(`model at step ${finished!.step} written to ${fromCheckpoint} (${(written.bytes / 1024).toFixed(1)} KiB, ONNX)\n`)
+    expect(cli.stdout).toBe(`model at step ${finished!.step} written to ${fromCheckpoint} (${(written.bytes / 1024).toFixed(1)} KiB, ONNX)\n` +
+      `inputs normalised per channel as (v - mean) / std, v the pixel intensity in [0, 1]: mean [0.1307], std [0.3081] (in the file's metadata_props as ${INPUT_NORMALIZATION_KEY})\n`)
+    expect(normalizationIn(fromCheckpoint)).toEqual(MNIST_NORMALIZATION)
     expect(await accuracyOf(fromCheckpoint, SEED, TRAIN_SAMPLES)).toBe(finished!.accuracy.toFixed(2))
     // the data dir names the same checkpoint (as for `report --checkpoint`): the same bytes out
     const fromDataDir = await runCli(['export', '--out', 'from-data-dir.onnx', '--checkpoint', daemon.dataDir], daemon.dataDir)
@@ -89,7 +104,7 @@ describe('p2pmld export and train --out', () => {
     // and through the socket with the CLI
     const viaSocket = await runCli(['export', '--out', 'via-socket.onnx', '--data-dir', daemon.dataDir, '--json'], daemon.dataDir)
     expect(viaSocket.code, viaSocket.stderr).toBe(0)
-    expect(JSON.parse(viaSocket.stdout)).toMatchObject({ path: join(daemon.dataDir, 'via-socket.onnx'), step: finished!.step })
+    expect(JSON.parse(viaSocket.stdout)).toMatchObject({ path: join(daemon.dataDir, 'via-socket.onnx'), step: finished!.step, normalization: MNIST_NORMALIZATION })
     daemon.kill('SIGTERM')
     expect(await daemon.exited).toBe(0)
   }, 180_000)
@@ -99,8 +114,10 @@ describe('p2pmld export and train --out', () => {
     mkdirSync(dir, { recursive: true })
     const run = await runCli(['train', '--model', 'mlp', '--train-samples', '1024', '--epochs', '1', '--batch-size', '32', '--seed', '4', '--compute-threads', '1', '--out', 'model.onnx', '--json'], dir)
     expect(run.code, run.stderr).toBe(0)
-    const result = JSON.parse(run.stdout) as { test: { accuracy: number }, out: string }
+    const result = JSON.parse(run.stdout) as { test: { accuracy: number }, out: string, normalization: unknown }
     expect(result.out).toBe(join(dir, 'model.onnx'))
+    expect(result.normalization).toEqual(MNIST_NORMALIZATION)
+    expect(normalizationIn(result.out)).toEqual(MNIST_NORMALIZATION)
     expect(await accuracyOf(result.out, 4, 1024)).toBe((result.test.accuracy * 100).toFixed(2))
     // ONNX Runtime's telemetry is off (polyfill.ts): it left an empty log per process in /tmp (the child has no TMPDIR)
     expect(run.pid).toBeDefined()

@@ -3,10 +3,12 @@ import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
 import { buildInferenceGraph } from '../../ml/autodiff/training-graph.js'
 import { createRng } from '../../ml/core/rng.js'
+import { INPUT_NORMALIZATION_KEY } from '../../ml/data/normalize.js'
 import { createModel } from '../../ml/models/zoo.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import { exportForwardOnnx } from '../../ml/onnx/export-forward.js'
 import { loadOnnxModel } from '../../ml/onnx/load-onnx-model.js'
+import { onnx } from '../../ml/onnx/onnx-proto.js'
 
 function batchOf(model: ModelDefinition, n: number, seed: number): Float32Array {
   const rng = createRng(seed)
@@ -49,6 +51,18 @@ describe('forward ONNX export', () => {
       await session.release()
     })
   }
+
+  it('the file records how its inputs are normalised (metadata_props and doc_string); without it, neither', () => {
+    const model = createModel('mlp')
+    const params = model.initParameters(5)
+    const decoded = onnx.ModelProto.decode(exportForwardOnnx(model, params, { mean: [0.1307], std: [0.3081] }).bytes)
+    const props = Object.fromEntries(decoded.metadataProps.map((p) => [p.key, p.value]))
+    expect(JSON.parse(props[INPUT_NORMALIZATION_KEY])).toEqual({ mean: [0.1307], std: [0.3081] })
+    expect(decoded.docString).toBe('p2pmld mlp; inputs normalised per channel as (v - mean) / std, v the pixel intensity in [0, 1]: mean [0.1307], std [0.3081]')
+    const bare = onnx.ModelProto.decode(exportForwardOnnx(model, params).bytes)
+    expect(bare.metadataProps).toEqual([])
+    expect(bare.docString).toBe('')
+  })
 
   it('an exported file loads back as a model whose initial parameters are the exported ones', async () => {
     const model = createModel('lenet5')
