@@ -2,9 +2,18 @@
  * Coordinate-wise rules: mean, trimmed mean, median. Trimmed mean and median sort each
  * coordinate's n values (a sorting network over blocks of coordinates, `sorted-columns.ts`), so
  * they do not even depend on the input order; with three to five inputs they sort each coordinate in
- * locals instead, and with many peers and a small f trimmed mean moves the extremes aside.
+ * locals instead, and with many peers and a small f trimmed mean moves the extremes aside. With
+ * 3 to 15 inputs (median: 4 to 15) and WebAssembly SIMD they run as ranked-columns.ts's kernel,
+ * which gives the same bits as the JS paths here.
  */
+import { aggregateRankedColumns, rankedColumnsAvailable } from './ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
+
+/**
+ * below this many coordinates the JS paths run (a kernel instance costs tens of microseconds to
+ * set up; lenet5's 61,706 coordinates take 0.3-1.6 ms in JS)
+ */
+const RANKED_MIN_LENGTH = 4096
 
 /** Each function writes into `out` (d values, not one of the inputs) and returns it; a fresh array by default. */
 export function aggregateMean (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
@@ -20,8 +29,21 @@ export function aggregateMean (gradients: readonly Float32Array[], d: number, ou
 /** drops the f smallest and f largest values per coordinate (needs n > 2f) and averages the rest */
 export function aggregateTrimmedMean (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
+  if (d >= RANKED_MIN_LENGTH && !selectsExtremes(n, f) && rankedColumnsAvailable(n)) return aggregateRankedColumns(gradients, d, { kind: 'trimmed-mean', f }, out)
+  return trimmedMeanInJs(gradients, d, f, out)
+}
+
+/** many peers and few to trim: the extremes are moved aside instead of sorting all n */
+const selectsExtremes = (n: number, f: number): boolean => n >= 16 && 8 * f <= n
+
+/**
+ * The trimmed mean in JS: the reference ranked-columns.ts's kernel matches bit for bit, and the
+ * path where it does not run. Same contract as aggregateTrimmedMean.
+ */
+export function trimmedMeanInJs (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array = new Float32Array(d)): Float32Array {
+  const n = gradients.length
   // many peers and few to trim: moving the 2f extremes aside beats sorting all n (measured at n = 16, 32)
-  if (n >= 16 && 8 * f <= n) return trimmedMeanBySelection(gradients, d, f, out)
+  if (selectsExtremes(n, f)) return trimmedMeanBySelection(gradients, d, f, out)
   // four peers and f = 1, the default job's case: the middle two of four without sorting blocks
   if (n === 4 && f === 1) return trimmedMeanOfFour(gradients, d, out)
   if (n >= 3 && n <= 5) return sortEachOfFew(gradients, d, out, f)
@@ -171,6 +193,14 @@ function moveExtremesAside (scratch: Float64Array, n: number, f: number): void {
 }
 
 export function aggregateMedian (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
+  const n = gradients.length
+  // three inputs: medianOfThree below is as fast
+  if (n > 3 && d >= RANKED_MIN_LENGTH && rankedColumnsAvailable(n)) return aggregateRankedColumns(gradients, d, { kind: 'median' }, out)
+  return medianInJs(gradients, d, out)
+}
+
+/** The median in JS: the reference for ranked-columns.ts's kernel and the path where it does not run. */
+export function medianInJs (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
   // three inputs (2f+1 with f = 1: three peers, or a reduce-scatter slice's replicas): clamp the
   // third into the first two's range, 15x faster than sorting blocks

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import { AggregationConfigSchema } from '../../config/job-config.js'
 import { AggregationInputError, createAggregator, InsufficientPeersError, krumScores } from '../../ml/aggregate/index.js'
+import { medianInJs, trimmedMeanInJs } from '../../ml/aggregate/coordinate-wise.js'
+import { aggregateRankedColumns, MAX_RANKED_INPUTS, rankedColumnsAvailable } from '../../ml/aggregate/ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from '../../ml/aggregate/sorted-columns.js'
 import { createRng } from '../../ml/core/rng.js'
 
@@ -91,6 +93,45 @@ describe('exact values on small inputs', () => {
       new Set([i, j, k]).size === 3 ? [[i, j, k, 6 - i - j - k]] : [])))
     const columns = Array.from({ length: 4 }, (_, input) => Float32Array.from(orders, (order) => values[order[input]]))
     expect(Array.from(agg({ rule: 'trimmed-mean', f: 0 }).aggregate(columns))).toEqual(orders.map(() => 0))
+  })
+
+  it('the WebAssembly kernel (3 to 15 inputs) gives the JS paths\' trimmed mean and median to the bit, and the rules use it on long gradients', () => {
+    expect(rankedColumnsAvailable(4)).toBe(true)
+    expect(rankedColumnsAvailable(2)).toBe(false)
+    expect(rankedColumnsAvailable(MAX_RANKED_INPUTS + 1)).toBe(false)
+    /** the first coordinate whose bits differ (-0 against +0 included), or undefined */
+    const firstDifference = (got: Float32Array, expected: Float32Array): string | undefined => {
+      const [a, b] = [got, expected].map((x) => new Int32Array(x.buffer, x.byteOffset, x.length))
+      if (a.length !== b.length) return `${a.length} values against ${b.length}`
+      const j = a.findIndex((bits, i) => bits !== b[i])
+      return j < 0 ? undefined : `coordinate ${j}: ${got[j]} against ${expected[j]}`
+    }
+    const rng = createRng(41)
+    const special = [0, -0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1, -1, 0.5]
+    // two whole blocks of 2048, a partial one, and a tail that is not a multiple of four
+    const d = 2 * 2048 + 1027
+    for (let n = 3; n <= MAX_RANKED_INPUTS; n++) {
+      const g = Array.from({ length: n }, () => Float32Array.from({ length: d }, () =>
+        rng.nextFloat() < 0.3 ? special[rng.nextInt(special.length)] : rng.nextNormal() * Math.exp(4 * rng.nextNormal())))
+      for (let f = 0; 2 * f < n; f++) {
+        const expected = trimmedMeanInJs(g, d, f)
+        expect(firstDifference(aggregateRankedColumns(g, d, { kind: 'trimmed-mean', f }, new Float32Array(d)), expected), `trimmed mean n = ${n}, f = ${f}`).toBeUndefined()
+        expect(firstDifference(agg({ rule: 'trimmed-mean', f }).aggregate(g), expected), `the rule, n = ${n}, f = ${f}`).toBeUndefined()
+      }
+      // the median of three stays in JS (its clamp is as fast), whose zeros' signs follow the input order
+      if (n === 3) continue
+      const median = medianInJs(g, d)
+      expect(firstDifference(aggregateRankedColumns(g, d, { kind: 'median' }, new Float32Array(d)), median), `median n = ${n}`).toBeUndefined()
+      expect(firstDifference(agg({ rule: 'median', f: 1 }).aggregate(g), median), `the median rule, n = ${n}`).toBeUndefined()
+    }
+    // an output inside a larger array (reduce-scatter writes slices): only its range is written
+    const g = Array.from({ length: 4 }, (_, i) => Float32Array.from({ length: 5000 }, (_, j) => (j % 97) * (i + 1) - 40))
+    const whole = new Float32Array(5010).fill(7)
+    aggregateRankedColumns(g, 5000, { kind: 'trimmed-mean', f: 1 }, whole.subarray(5, 5005))
+    expect(Array.from(whole.subarray(0, 5))).toEqual([7, 7, 7, 7, 7])
+    expect(Array.from(whole.subarray(5005))).toEqual([7, 7, 7, 7, 7])
+    expect(firstDifference(whole.subarray(5, 5005), trimmedMeanInJs(g, 5000, 1))).toBeUndefined()
+    expect(() => aggregateRankedColumns(g, 5000, { kind: 'trimmed-mean', f: 2 }, new Float32Array(5000))).toThrow(/trims f < 2 per side, got f = 2/)
   })
 
   it('mean around the median keeps the n - f values nearest the median, whichever side the outliers are on', () => {
