@@ -6,12 +6,15 @@
  * Both directions write into reused buffers, as the daemon does (the sync trainer encodes each
  * step's payload into a ring of 4 buffers, the receive path decodes into one): a fresh array per
  * call would time the allocation (in a new process the first ~1000 78 KB allocations cost
- * ~125 us each). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s.
+ * ~125 us each). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s. Last, the trimmed mean
+ * (f = 1) and median as the rules run them (ml/aggregate/ranked-columns.ts's WebAssembly kernel)
+ * against their JS paths (the same bits), alternated, into a reused output.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { AggregationConfigSchema, CompressionConfigSchema, type AggregationRule } from '../config/job-config.js'
-import { createAggregator } from '../ml/aggregate/index.js'
+import { medianInJs, trimmedMeanInJs } from '../ml/aggregate/coordinate-wise.js'
+import { aggregateMedian, aggregateTrimmedMean, createAggregator } from '../ml/aggregate/index.js'
 import { createCodec } from '../ml/compress/index.js'
 import { createRng } from '../ml/core/rng.js'
 
@@ -114,5 +117,29 @@ for (const { name, d } of sizes) {
       cells.push(`${ms.toFixed(1)} ms (${(ms / meanMs).toFixed(1)}x)`.padStart(20))
     }
     console.log(`${name.padEnd(10)} ${String(n).padEnd(3)} ${cells.join('')}`)
+  }
+}
+
+console.log('\ntrimmed mean (f = 1) and median: the rules\' WebAssembly kernel against the JS path, median ms per call (ratio = kernel / JS)')
+console.log(`model      n   ${['trimmed JS', 'trimmed kernel', 'median JS', 'median kernel'].map((h) => h.padStart(18)).join('')}`)
+for (const { name, d } of sizes) {
+  for (const n of [3, 4, 5, 8, 15]) {
+    const gradients = Array.from({ length: n }, (_, i) => gaussian(d, 10 + i))
+    const out = new Float32Array(d)
+    const budget = quick ? 100 : 400
+    const js: number[] = []
+    const kernel: number[] = []
+    const medianJs: number[] = []
+    const medianKernel: number[] = []
+    // alternated twice, so neither side always runs on a warmer machine
+    for (let round = 0; round < 2; round++) {
+      js.push(time(() => trimmedMeanInJs(gradients, d, 1, out), budget))
+      kernel.push(time(() => aggregateTrimmedMean(gradients, d, 1, out), budget))
+      medianJs.push(time(() => medianInJs(gradients, d, out), budget))
+      medianKernel.push(time(() => aggregateMedian(gradients, d, out), budget))
+    }
+    const [a, b, c, e] = [js, kernel, medianJs, medianKernel].map((xs) => Math.min(...xs))
+    const cells = [`${a.toFixed(2)} ms`, `${b.toFixed(2)} ms (${(b / a).toFixed(2)}x)`, `${c.toFixed(2)} ms`, `${e.toFixed(2)} ms (${(e / c).toFixed(2)}x)`]
+    console.log(`${name.padEnd(10)} ${String(n).padEnd(3)} ${cells.map((x) => x.padStart(18)).join('')}`)
   }
 }
