@@ -7,14 +7,14 @@
  * step's payload into a ring of 4 buffers, the receive path decodes into one): a fresh array per
  * call would time the allocation (in a new process the first ~1000 78 KB allocations cost
  * ~125 us each). Goals (qsgd 8 bits): encode >= 1 GB/s, decode >= 2 GB/s. Last, the trimmed mean
- * (f = 1) and median as the rules run them (ml/aggregate/ranked-columns.ts's WebAssembly kernel)
- * against their JS paths (the same bits), alternated, into a reused output.
+ * (f = 1), median and mean as the rules run them (ml/aggregate/ranked-columns.ts's WebAssembly
+ * kernel) against their JS paths (the same bits), alternated, into a reused output.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { AggregationConfigSchema, CompressionConfigSchema, type AggregationRule } from '../config/job-config.js'
-import { medianInJs, trimmedMeanInJs } from '../ml/aggregate/coordinate-wise.js'
-import { aggregateMedian, aggregateTrimmedMean, createAggregator } from '../ml/aggregate/index.js'
+import { meanInJs, medianInJs, trimmedMeanInJs } from '../ml/aggregate/coordinate-wise.js'
+import { aggregateMean, aggregateMedian, aggregateTrimmedMean, createAggregator } from '../ml/aggregate/index.js'
 import { createCodec } from '../ml/compress/index.js'
 import { createRng } from '../ml/core/rng.js'
 
@@ -120,8 +120,8 @@ for (const { name, d } of sizes) {
   }
 }
 
-console.log('\ntrimmed mean (f = 1) and median: the rules\' WebAssembly kernel against the JS path, median ms per call (ratio = kernel / JS)')
-console.log(`model      n   ${['trimmed JS', 'trimmed kernel', 'median JS', 'median kernel'].map((h) => h.padStart(18)).join('')}`)
+console.log('\ntrimmed mean (f = 1), median and mean: the rules\' WebAssembly kernel against the JS path, median ms per call (ratio = kernel / JS)')
+console.log(`model      n   ${['trimmed JS', 'trimmed kernel', 'median JS', 'median kernel', 'mean JS', 'mean kernel'].map((h) => h.padStart(18)).join('')}`)
 for (const { name, d } of sizes) {
   for (const n of [3, 4, 5, 8, 15]) {
     const gradients = Array.from({ length: n }, (_, i) => gaussian(d, 10 + i))
@@ -131,15 +131,19 @@ for (const { name, d } of sizes) {
     const kernel: number[] = []
     const medianJs: number[] = []
     const medianKernel: number[] = []
+    const meanJs: number[] = []
+    const meanKernel: number[] = []
     // alternated twice, so neither side always runs on a warmer machine
     for (let round = 0; round < 2; round++) {
       js.push(time(() => trimmedMeanInJs(gradients, d, 1, out), budget))
       kernel.push(time(() => aggregateTrimmedMean(gradients, d, 1, out), budget))
       medianJs.push(time(() => medianInJs(gradients, d, out), budget))
       medianKernel.push(time(() => aggregateMedian(gradients, d, out), budget))
+      meanJs.push(time(() => meanInJs(gradients, d, out), budget))
+      meanKernel.push(time(() => aggregateMean(gradients, d, out), budget))
     }
-    const [a, b, c, e] = [js, kernel, medianJs, medianKernel].map((xs) => Math.min(...xs))
-    const cells = [`${a.toFixed(2)} ms`, `${b.toFixed(2)} ms (${(b / a).toFixed(2)}x)`, `${c.toFixed(2)} ms`, `${e.toFixed(2)} ms (${(e / c).toFixed(2)}x)`]
+    const [a, b, c, e, m, k] = [js, kernel, medianJs, medianKernel, meanJs, meanKernel].map((xs) => Math.min(...xs))
+    const cells = [`${a.toFixed(2)} ms`, `${b.toFixed(2)} ms (${(b / a).toFixed(2)}x)`, `${c.toFixed(2)} ms`, `${e.toFixed(2)} ms (${(e / c).toFixed(2)}x)`, `${m.toFixed(2)} ms`, `${k.toFixed(2)} ms (${(k / m).toFixed(2)}x)`]
     console.log(`${name.padEnd(10)} ${String(n).padEnd(3)} ${cells.map((x) => x.padStart(18)).join('')}`)
   }
 }

@@ -3,8 +3,9 @@
  * coordinate's n values (a sorting network over blocks of coordinates, `sorted-columns.ts`), so
  * they do not even depend on the input order; with three to five inputs they sort each coordinate in
  * locals instead, and with many peers and a small f trimmed mean moves the extremes aside. With
- * 3 to 15 inputs and WebAssembly SIMD they run as ranked-columns.ts's kernel, which gives the same
- * bits as the JS paths here (the median of three: the same values, a zero's sign aside).
+ * 3 to 15 inputs (the mean: 2 to 15) and WebAssembly SIMD they run as ranked-columns.ts's kernel,
+ * which gives the same bits as the JS paths here (the median of three: the same values, a zero's
+ * sign aside).
  */
 import { aggregateRankedColumns, rankedColumnsAvailable } from './ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
@@ -17,6 +18,14 @@ const RANKED_MIN_LENGTH = 4096
 
 /** Each function writes into `out` (d values, not one of the inputs) and returns it; a fresh array by default. */
 export function aggregateMean (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
+  const n = gradients.length
+  // 2 to 15 inputs: the kernel's sum in input order, 2x the JS loop's speed (mlp-large, 4 inputs)
+  if (d >= RANKED_MIN_LENGTH && rankedColumnsAvailable(n, { kind: 'mean' })) return aggregateRankedColumns(gradients, d, { kind: 'mean' }, out)
+  return meanInJs(gradients, d, out)
+}
+
+/** The mean in JS, summed in input order: the reference for ranked-columns.ts's kernel and the path where it does not run. */
+export function meanInJs (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const n = gradients.length
   for (let j = 0; j < d; j++) {
     let sum = 0

@@ -1,5 +1,6 @@
 /**
- * Trimmed mean and median of 3 to 15 gradients as a WebAssembly SIMD kernel: each coordinate's n
+ * Trimmed mean and median of 3 to 15 gradients (and their plain mean, from 2) as a WebAssembly
+ * SIMD kernel: each coordinate's n
  * values sorted by Batcher's odd-even merge network (sorted-columns.ts) on four coordinates at
  * once (f32x4.min / f32x4.max compare-exchanges), then combined as the JS paths combine them, so
  * the result is the same to the bit (coordinate-wise.ts keeps those paths as the reference and as
@@ -26,8 +27,11 @@ export const MAX_RANKED_INPUTS = 15
 const BLOCK = 2048
 const ROW_BYTES = BLOCK * 4
 
-/** what the kernel makes of each coordinate's sorted values */
-export type RankCombine = { readonly kind: 'trimmed-mean', readonly f: number } | { readonly kind: 'median' }
+/**
+ * what the kernel makes of each coordinate's values: the trimmed mean or median of the sorted
+ * values, or the plain mean of the values in input order (no sorting)
+ */
+export type RankCombine = { readonly kind: 'trimmed-mean', readonly f: number } | { readonly kind: 'median' } | { readonly kind: 'mean' }
 
 const f32x4 = { min: [0xfd, ...uleb(232)], max: [0xfd, ...uleb(233)] }
 const f64x2Div = [0xfd, ...uleb(243)]
@@ -52,7 +56,8 @@ function kernel(n: number, combine: RankCombine): number[] {
   const LO = T + 1
   const HI = T + 2
   const END = T + 3
-  const network = oddEvenMergeNetwork(n)
+  // the mean sums the values in input order, as the JS mean does: no network
+  const network = combine.kind === 'mean' ? new Int32Array(0) : oddEvenMergeNetwork(n)
   const exchanges: number[] = []
   for (let c = 0; c < network.length; c += 2) {
     const [i, j] = [network[c], network[c + 1]]
@@ -76,8 +81,9 @@ function kernel(n: number, combine: RankCombine): number[] {
     ...SIMD['i8x16.shuffle'], ...JOIN_LOW_HALVES
   ]
   let result: number[]
-  if (combine.kind === 'trimmed-mean') {
-    const rows = Array.from({ length: n - 2 * combine.f }, (_, k) => combine.f + k)
+  if (combine.kind !== 'median') {
+    const f = combine.kind === 'mean' ? 0 : combine.f
+    const rows = Array.from({ length: n - 2 * f }, (_, k) => f + k)
     // from +0, as the JS sum starts
     result = sumOfRows(rows, f64Pair(0), rows.length)
   } else if (n % 2 === 1) {
@@ -113,7 +119,7 @@ function kernel(n: number, combine: RankCombine): number[] {
 const compiled = new Map<string, object>()
 
 function compile(n: number, combine: RankCombine): object {
-  const key = `${n}:${combine.kind === 'median' ? 'median' : combine.f}`
+  const key = `${n}:${combine.kind === 'trimmed-mean' ? combine.f : combine.kind}`
   let module = compiled.get(key)
   if (module === undefined) {
     module = new (wasmApi().Module)(assembleModule({ params: [I32, I32, I32], results: [] }, [['ranked', kernel(n, combine)]]))
@@ -122,9 +128,12 @@ function compile(n: number, combine: RankCombine): object {
   return module
 }
 
-/** Whether the kernel takes n inputs (3..MAX_RANKED_INPUTS) and this runtime has WebAssembly SIMD. */
-export function rankedColumnsAvailable(n: number): boolean {
-  if (n < 3 || n > MAX_RANKED_INPUTS) return false
+/** the fewest inputs the kernel takes: 2 for the mean, 3 for the rest */
+const fewest = (combine: RankCombine): number => combine.kind === 'mean' ? 2 : 3
+
+/** Whether the kernel takes n inputs (3..MAX_RANKED_INPUTS; the mean 2..) and this runtime has WebAssembly SIMD. */
+export function rankedColumnsAvailable(n: number, combine: RankCombine = { kind: 'median' }): boolean {
+  if (n < fewest(combine) || n > MAX_RANKED_INPUTS) return false
   try {
     compile(3, { kind: 'median' })
     return true
@@ -135,12 +144,13 @@ export function rankedColumnsAvailable(n: number): boolean {
 
 /**
  * Writes into `out` each coordinate's `combine` of the d values the n = gradients.length inputs
- * hold (3 <= n <= MAX_RANKED_INPUTS, finite values; trimmed mean: n > 2f). The same bits as
- * coordinate-wise.ts's JS paths. Throws where WebAssembly SIMD is missing (rankedColumnsAvailable).
+ * hold (3 <= n <= MAX_RANKED_INPUTS, the mean 2 <=; finite values; trimmed mean: n > 2f). The same
+ * bits as coordinate-wise.ts's JS paths. Throws where WebAssembly SIMD is missing
+ * (rankedColumnsAvailable), or RangeError for an n or f out of range.
  */
 export function aggregateRankedColumns(gradients: readonly Float32Array[], d: number, combine: RankCombine, out: Float32Array): Float32Array {
   const n = gradients.length
-  if (n < 3 || n > MAX_RANKED_INPUTS) throw new RangeError(`the ranked-columns kernel takes 3 to ${MAX_RANKED_INPUTS} inputs, got ${n}`)
+  if (n < fewest(combine) || n > MAX_RANKED_INPUTS) throw new RangeError(`the ranked-columns kernel's ${combine.kind} takes ${fewest(combine)} to ${MAX_RANKED_INPUTS} inputs, got ${n}`)
   if (combine.kind === 'trimmed-mean' && !(combine.f >= 0 && 2 * combine.f < n)) throw new RangeError(`a trimmed mean of ${n} inputs trims f < ${n / 2} per side, got f = ${combine.f}`)
   const memory = createWasmMemory((n + 1) * ROW_BYTES)
   const run = new (wasmApi().Instance)(compile(n, combine), { env: { memory } }).exports.ranked as (input: number, output: number, count: number) => void

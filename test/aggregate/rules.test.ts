@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import { AggregationConfigSchema } from '../../config/job-config.js'
 import { AggregationInputError, createAggregator, InsufficientPeersError, krumScores } from '../../ml/aggregate/index.js'
-import { medianInJs, trimmedMeanInJs } from '../../ml/aggregate/coordinate-wise.js'
+import { meanInJs, medianInJs, trimmedMeanInJs } from '../../ml/aggregate/coordinate-wise.js'
 import { aggregateRankedColumns, MAX_RANKED_INPUTS, rankedColumnsAvailable } from '../../ml/aggregate/ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from '../../ml/aggregate/sorted-columns.js'
 import { createRng } from '../../ml/core/rng.js'
@@ -95,9 +95,10 @@ describe('exact values on small inputs', () => {
     expect(Array.from(agg({ rule: 'trimmed-mean', f: 0 }).aggregate(columns))).toEqual(orders.map(() => 0))
   })
 
-  it('the WebAssembly kernel (3 to 15 inputs) gives the JS paths\' trimmed mean and median to the bit, and the rules use it on long gradients', () => {
+  it('the WebAssembly kernel (3 to 15 inputs, the mean 2 to 15) gives the JS paths\' trimmed mean, median and mean to the bit, and the rules use it on long gradients', () => {
     expect(rankedColumnsAvailable(4)).toBe(true)
     expect(rankedColumnsAvailable(2)).toBe(false)
+    expect(rankedColumnsAvailable(2, { kind: 'mean' })).toBe(true)
     expect(rankedColumnsAvailable(MAX_RANKED_INPUTS + 1)).toBe(false)
     /** the first coordinate whose bits differ (-0 against +0 included), or undefined */
     const firstDifference = (got: Float32Array, expected: Float32Array): string | undefined => {
@@ -110,9 +111,13 @@ describe('exact values on small inputs', () => {
     const special = [0, -0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1, -1, 0.5]
     // two whole blocks of 2048, a partial one, and a tail that is not a multiple of four
     const d = 2 * 2048 + 1027
-    for (let n = 3; n <= MAX_RANKED_INPUTS; n++) {
+    for (let n = 2; n <= MAX_RANKED_INPUTS; n++) {
       const g = Array.from({ length: n }, () => Float32Array.from({ length: d }, () =>
         rng.nextFloat() < 0.3 ? special[rng.nextInt(special.length)] : rng.nextNormal() * Math.exp(4 * rng.nextNormal())))
+      const mean = meanInJs(g, d)
+      expect(firstDifference(aggregateRankedColumns(g, d, { kind: 'mean' }, new Float32Array(d)), mean), `mean n = ${n}`).toBeUndefined()
+      expect(firstDifference(agg({ rule: 'mean' }).aggregate(g), mean), `the mean rule, n = ${n}`).toBeUndefined()
+      if (n === 2) continue
       for (let f = 0; 2 * f < n; f++) {
         const expected = trimmedMeanInJs(g, d, f)
         expect(firstDifference(aggregateRankedColumns(g, d, { kind: 'trimmed-mean', f }, new Float32Array(d)), expected), `trimmed mean n = ${n}, f = ${f}`).toBeUndefined()
