@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { AggregationConfigSchema, CompressionConfigSchema, type AggregationRule } from '../config/job-config.js'
 import { meanInJs, medianInJs, trimmedMeanInJs } from '../ml/aggregate/coordinate-wise.js'
 import { aggregateMean, aggregateMedian, aggregateTrimmedMean, createAggregator } from '../ml/aggregate/index.js'
+import { aggregateMeanAroundMedian, meanAroundMedianInJs } from '../ml/aggregate/mean-around-median.js'
 import { createCodec } from '../ml/compress/index.js'
 import { createRng } from '../ml/core/rng.js'
 
@@ -145,5 +146,25 @@ for (const { name, d } of sizes) {
     const [a, b, c, e, m, k] = [js, kernel, medianJs, medianKernel, meanJs, meanKernel].map((xs) => Math.min(...xs))
     const cells = [`${a.toFixed(2)} ms`, `${b.toFixed(2)} ms (${(b / a).toFixed(2)}x)`, `${c.toFixed(2)} ms`, `${e.toFixed(2)} ms (${(e / c).toFixed(2)}x)`, `${m.toFixed(2)} ms`, `${k.toFixed(2)} ms (${(k / m).toFixed(2)}x)`]
     console.log(`${name.padEnd(10)} ${String(n).padEnd(3)} ${cells.map((x) => x.padStart(18)).join('')}`)
+  }
+}
+
+// its JS path runs ~0.5 us a coordinate: a warm-up and three timed calls per side, alternated
+console.log('\nmean around the median (f = 1): the kernel against the JS path, median ms of 3 calls (ratio = kernel / JS)')
+const fewCalls = (fn: () => void): number => {
+  fn()
+  return median([0, 1, 2].map(() => {
+    const t0 = performance.now()
+    fn()
+    return performance.now() - t0
+  }))
+}
+for (const { name, d } of sizes) {
+  for (const n of [4, 5, 8]) {
+    const gradients = Array.from({ length: n }, (_, i) => gaussian(d, 10 + i))
+    const out = new Float32Array(d)
+    const js = fewCalls(() => meanAroundMedianInJs(gradients, d, 1, out))
+    const kernel = fewCalls(() => aggregateMeanAroundMedian(gradients, d, 1, out))
+    console.log(`${name.padEnd(10)} ${String(n).padEnd(3)} ${`${js.toFixed(2)} ms`.padStart(14)} ${`${kernel.toFixed(2)} ms (${(kernel / js).toFixed(3)}x)`.padStart(22)}`)
   }
 }

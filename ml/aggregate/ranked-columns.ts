@@ -31,10 +31,18 @@ const ROW_BYTES = BLOCK * 4
  * what the kernel makes of each coordinate's values: the trimmed mean or median of the sorted
  * values, or the plain mean of the values in input order (no sorting)
  */
-export type RankCombine = { readonly kind: 'trimmed-mean', readonly f: number } | { readonly kind: 'median' } | { readonly kind: 'mean' }
+export type RankCombine =
+  | { readonly kind: 'trimmed-mean', readonly f: number }
+  | { readonly kind: 'median' }
+  | { readonly kind: 'mean' }
+  | { readonly kind: 'mean-around-median', readonly f: number }
 
 const f32x4 = { min: [0xfd, ...uleb(232)], max: [0xfd, ...uleb(233)] }
 const f64x2Div = [0xfd, ...uleb(243)]
+const f64x2Gt = [0xfd, ...uleb(74)]
+const i64x2 = { sub: [0xfd, ...uleb(209)], eq: [0xfd, ...uleb(214)], leS: [0xfd, ...uleb(218)], geS: [0xfd, ...uleb(219)] }
+const bitselect = [0xfd, ...uleb(82)]
+const i64Pair = (x: number): number[] => v128Const(new Uint8Array(new BigInt64Array([BigInt(x), BigInt(x)]).buffer))
 const v128Const = (bytes: Uint8Array): number[] => [...SIMD['v128.const'], ...bytes]
 const f64Pair = (x: number): number[] => v128Const(new Uint8Array(new Float64Array([x, x]).buffer))
 /** lanes 2 and 3 of a f32x4 moved to lanes 0 and 1 (for promote_low) */
@@ -45,7 +53,8 @@ const JOIN_LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]
 /**
  * (in, out, count): sorts and combines `count` coordinates (a multiple of 4) whose n values lie in
  * rows BLOCK floats apart from byte offset `in`, writing the results from byte offset `out`.
- * Locals: 3 parameters, then x_0..x_{n-1}, t, lo, hi (v128), end (i32).
+ * Locals: 3 parameters, then x_0..x_{n-1}, t, lo, hi (v128), end (i32), then mean-around-median's
+ * m, l, a, b, c, s (v128).
  */
 function kernel(n: number, combine: RankCombine): number[] {
   const IN = 0
@@ -56,6 +65,7 @@ function kernel(n: number, combine: RankCombine): number[] {
   const LO = T + 1
   const HI = T + 2
   const END = T + 3
+  const [M, L, A, B, C, S] = [END + 1, END + 2, END + 3, END + 4, END + 5, END + 6]
   // the mean sums the values in input order, as the JS mean does: no network
   const network = combine.kind === 'mean' ? new Int32Array(0) : oddEvenMergeNetwork(n)
   const exchanges: number[] = []
@@ -80,8 +90,54 @@ function kernel(n: number, combine: RankCombine): number[] {
     ...localGet(HI), ...f64Pair(divisor), ...f64x2Div, ...SIMD['f32x4.demote_f64x2_zero'],
     ...SIMD['i8x16.shuffle'], ...JOIN_LOW_HALVES
   ]
+  /**
+   * mean-around-median on two lanes (`promote`: the half's rows in float64), as
+   * mean-around-median.ts computes it: m the median in float64; l counts the low end's drops, so
+   * the run kept is rows l..l+n-f-1: f times, with the ends a (row l) and b (row n-1-k+l) picked by
+   * l, the low end goes when m - a > b - m; then the rows in the run summed in ascending order from
+   * +0 (a row outside adds +0, which changes no such sum) and divided by n - f.
+   */
+  const meanAroundMedianHalf = (promote: (r: number) => number[], f: number): number[] => {
+    const kept = n - f
+    const mid = n >> 1
+    const code = n % 2 === 1
+      ? [...promote(mid), ...localSet(M)]
+      : [...promote(mid - 1), ...promote(mid), ...SIMD['f64x2.add'], ...f64Pair(2), ...f64x2Div, ...localSet(M)]
+    code.push(...i64Pair(0), ...localSet(L))
+    /** row `row(j)` of the lanes whose l is j, for j = 0..k */
+    const pick = (k: number, row: (j: number) => number, into: number): number[] => {
+      const picked = [...promote(row(0)), ...localSet(into)]
+      for (let j = 1; j <= k; j++) picked.push(...promote(row(j)), ...localGet(into), ...localGet(L), ...i64Pair(j), ...i64x2.eq, ...bitselect, ...localSet(into))
+      return picked
+    }
+    for (let k = 0; k < f; k++) {
+      code.push(
+        ...pick(k, (j) => j, A), ...pick(k, (j) => n - 1 - k + j, B),
+        ...localGet(M), ...localGet(A), ...SIMD['f64x2.sub'], ...localGet(B), ...localGet(M), ...SIMD['f64x2.sub'], ...f64x2Gt, ...localSet(C),
+        // a true lane is all ones (-1): l - (-1) = l + 1
+        ...localGet(L), ...localGet(C), ...i64x2.sub, ...localSet(L)
+      )
+    }
+    code.push(...f64Pair(0), ...localSet(S))
+    for (let r = 0; r < n; r++) {
+      // rows f..n-f-1 are in every run; the others where l <= r <= l + kept - 1
+      const value = r >= f && r <= kept - 1
+        ? promote(r)
+        : [...promote(r), ...localGet(L), ...i64Pair(r), ...i64x2.leS, ...localGet(L), ...i64Pair(r - kept + 1), ...i64x2.geS, ...SIMD['v128.and'], ...SIMD['v128.and']]
+      code.push(...localGet(S), ...value, ...SIMD['f64x2.add'], ...localSet(S))
+    }
+    code.push(...localGet(S), ...f64Pair(kept), ...f64x2Div)
+    return code
+  }
+
   let result: number[]
-  if (combine.kind !== 'median') {
+  if (combine.kind === 'mean-around-median') {
+    result = [
+      ...meanAroundMedianHalf(promoteLow, combine.f), ...SIMD['f32x4.demote_f64x2_zero'],
+      ...meanAroundMedianHalf(promoteHigh, combine.f), ...SIMD['f32x4.demote_f64x2_zero'],
+      ...SIMD['i8x16.shuffle'], ...JOIN_LOW_HALVES
+    ]
+  } else if (combine.kind !== 'median') {
     const f = combine.kind === 'mean' ? 0 : combine.f
     const rows = Array.from({ length: n - 2 * f }, (_, k) => f + k)
     // from +0, as the JS sum starts
@@ -112,14 +168,14 @@ function kernel(n: number, combine: RankCombine): number[] {
     0x0c, 0, 0x0b, 0x0b, // br loop, end loop, end block
     0x0b
   ]
-  return functionBody([[n + 3, V128], [1, I32]], code)
+  return functionBody([[n + 3, V128], [1, I32], [6, V128]], code)
 }
 
 /** compiled modules by (n, combine): each is assembled once per process, on first use */
 const compiled = new Map<string, object>()
 
 function compile(n: number, combine: RankCombine): object {
-  const key = `${n}:${combine.kind === 'trimmed-mean' ? combine.f : combine.kind}`
+  const key = `${n}:${combine.kind}:${'f' in combine ? combine.f : ''}`
   let module = compiled.get(key)
   if (module === undefined) {
     module = new (wasmApi().Module)(assembleModule({ params: [I32, I32, I32], results: [] }, [['ranked', kernel(n, combine)]]))
@@ -151,7 +207,8 @@ export function rankedColumnsAvailable(n: number, combine: RankCombine = { kind:
 export function aggregateRankedColumns(gradients: readonly Float32Array[], d: number, combine: RankCombine, out: Float32Array): Float32Array {
   const n = gradients.length
   if (n < fewest(combine) || n > MAX_RANKED_INPUTS) throw new RangeError(`the ranked-columns kernel's ${combine.kind} takes ${fewest(combine)} to ${MAX_RANKED_INPUTS} inputs, got ${n}`)
-  if (combine.kind === 'trimmed-mean' && !(combine.f >= 0 && 2 * combine.f < n)) throw new RangeError(`a trimmed mean of ${n} inputs trims f < ${n / 2} per side, got f = ${combine.f}`)
+  if (combine.kind === 'trimmed-mean' && !(Number.isInteger(combine.f) && combine.f >= 0 && 2 * combine.f < n)) throw new RangeError(`a trimmed mean of ${n} inputs trims f < ${n / 2} per side, got f = ${combine.f}`)
+  if (combine.kind === 'mean-around-median' && !(Number.isInteger(combine.f) && combine.f >= 0 && 2 * combine.f < n)) throw new RangeError(`a mean around the median of ${n} inputs drops f < ${n / 2}, got f = ${combine.f}`)
   const memory = createWasmMemory((n + 1) * ROW_BYTES)
   const run = new (wasmApi().Instance)(compile(n, combine), { env: { memory } }).exports.ranked as (input: number, output: number, count: number) => void
   const rows = new Float32Array(memory.buffer)

@@ -3,6 +3,7 @@ import type { z } from 'zod'
 import { AggregationConfigSchema } from '../../config/job-config.js'
 import { AggregationInputError, createAggregator, InsufficientPeersError, krumScores } from '../../ml/aggregate/index.js'
 import { meanInJs, medianInJs, trimmedMeanInJs } from '../../ml/aggregate/coordinate-wise.js'
+import { meanAroundMedianInJs } from '../../ml/aggregate/mean-around-median.js'
 import { aggregateRankedColumns, MAX_RANKED_INPUTS, rankedColumnsAvailable } from '../../ml/aggregate/ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from '../../ml/aggregate/sorted-columns.js'
 import { createRng } from '../../ml/core/rng.js'
@@ -95,7 +96,7 @@ describe('exact values on small inputs', () => {
     expect(Array.from(agg({ rule: 'trimmed-mean', f: 0 }).aggregate(columns))).toEqual(orders.map(() => 0))
   })
 
-  it('the WebAssembly kernel (3 to 15 inputs, the mean 2 to 15) gives the JS paths\' trimmed mean, median and mean to the bit, and the rules use it on long gradients', () => {
+  it('the WebAssembly kernel (3 to 15 inputs, the mean 2 to 15) gives the JS paths\' trimmed mean, median, mean around the median and mean to the bit, and the rules use it on long gradients', () => {
     expect(rankedColumnsAvailable(4)).toBe(true)
     expect(rankedColumnsAvailable(2)).toBe(false)
     expect(rankedColumnsAvailable(2, { kind: 'mean' })).toBe(true)
@@ -122,6 +123,9 @@ describe('exact values on small inputs', () => {
         const expected = trimmedMeanInJs(g, d, f)
         expect(firstDifference(aggregateRankedColumns(g, d, { kind: 'trimmed-mean', f }, new Float32Array(d)), expected), `trimmed mean n = ${n}, f = ${f}`).toBeUndefined()
         expect(firstDifference(agg({ rule: 'trimmed-mean', f }).aggregate(g), expected), `the rule, n = ${n}, f = ${f}`).toBeUndefined()
+        const around = meanAroundMedianInJs(g, d, f)
+        expect(firstDifference(aggregateRankedColumns(g, d, { kind: 'mean-around-median', f }, new Float32Array(d)), around), `mean around the median n = ${n}, f = ${f}`).toBeUndefined()
+        expect(firstDifference(agg({ rule: 'mean-around-median', f }).aggregate(g), around), `that rule, n = ${n}, f = ${f}`).toBeUndefined()
       }
       const median = medianInJs(g, d)
       if (n === 3) {
