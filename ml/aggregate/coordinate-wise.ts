@@ -7,14 +7,8 @@
  * which gives the same bits as the JS paths here (the median of three: the same values, a zero's
  * sign aside).
  */
-import { aggregateRankedColumns, rankedColumnsAvailable } from './ranked-columns.js'
+import { aggregateRankedColumns, RANKED_MIN_LENGTH, rankedColumnsAvailable } from './ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
-
-/**
- * below this many coordinates the JS paths run (a kernel instance costs tens of microseconds to
- * set up; lenet5's 61,706 coordinates take 0.3-1.6 ms in JS)
- */
-const RANKED_MIN_LENGTH = 4096
 
 /** Each function writes into `out` (d values, not one of the inputs) and returns it; a fresh array by default. */
 export function aggregateMean (gradients: readonly Float32Array[], d: number, out: Float32Array = new Float32Array(d)): Float32Array {

@@ -10,11 +10,8 @@
  * whole column, the end farther from the median is dropped, f times (on a tie the upper end,
  * so every peer keeps the same values), and the rest is summed in ascending order.
  */
-import { aggregateRankedColumns, rankedColumnsAvailable } from './ranked-columns.js'
+import { aggregateRankedColumns, RANKED_MIN_LENGTH, rankedColumnsAvailable } from './ranked-columns.js'
 import { forEachSortedBlock, SORTED_BLOCK } from './sorted-columns.js'
-
-/** below this many coordinates the JS path runs (as coordinate-wise.ts's RANKED_MIN_LENGTH) */
-const KERNEL_MIN_LENGTH = 4096
 
 /**
  * gradients: n vectors of length d (n > 2f); writes into `out` (a fresh vector by default) and
@@ -22,7 +19,7 @@ const KERNEL_MIN_LENGTH = 4096
  */
 export function aggregateMeanAroundMedian (gradients: readonly Float32Array[], d: number, f: number, out: Float32Array = new Float32Array(d)): Float32Array {
   const combine = { kind: 'mean-around-median', f } as const
-  if (d >= KERNEL_MIN_LENGTH && rankedColumnsAvailable(gradients.length, combine)) return aggregateRankedColumns(gradients, d, combine, out)
+  if (d >= RANKED_MIN_LENGTH && rankedColumnsAvailable(gradients.length, combine)) return aggregateRankedColumns(gradients, d, combine, out)
   return meanAroundMedianInJs(gradients, d, f, out)
 }
 

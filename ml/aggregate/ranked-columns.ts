@@ -1,10 +1,10 @@
 /**
- * Trimmed mean and median of 3 to 15 gradients (and their plain mean, from 2) as a WebAssembly
- * SIMD kernel: each coordinate's n
- * values sorted by Batcher's odd-even merge network (sorted-columns.ts) on four coordinates at
- * once (f32x4.min / f32x4.max compare-exchanges), then combined as the JS paths combine them, so
- * the result is the same to the bit (coordinate-wise.ts keeps those paths as the reference and as
- * the fallback where WebAssembly is missing).
+ * The trimmed mean, median and mean around the median of 3 to 15 gradients (and their plain mean,
+ * from 2) as a WebAssembly SIMD kernel: each coordinate's n values sorted by Batcher's odd-even
+ * merge network (sorted-columns.ts) on four coordinates at once (f32x4.min / f32x4.max
+ * compare-exchanges), then combined as the JS paths combine them, so the result is the same to the
+ * bit (coordinate-wise.ts and mean-around-median.ts keep those paths as the reference and as the
+ * fallback where WebAssembly is missing). The plain mean skips the network and sums in input order.
  *
  * Why the same bits: for finite values (inputs are checked at the wire boundary) f32x4.min and
  * f32x4.max order -0 before +0, as the JS paths' integer keys do, so row r after the network holds
@@ -21,6 +21,11 @@
 import { assembleModule, createWasmMemory, functionBody, I32, i32Add, localGet, localSet, SIMD, uleb, V128, wasmApi } from '../core/wasm-assembler.js'
 import { oddEvenMergeNetwork } from './sorted-columns.js'
 
+/**
+ * below this many coordinates the rules run their JS paths: a kernel instance costs tens of
+ * microseconds to set up, and lenet5's 61,706 coordinates take 0.3-1.6 ms in JS
+ */
+export const RANKED_MIN_LENGTH = 4096
 /** the most inputs the kernels take (a network of 15 inputs has 56 compare-exchanges) */
 export const MAX_RANKED_INPUTS = 15
 /** coordinates per block: n rows of 8 KiB and the output row stay in L2 */
@@ -42,9 +47,9 @@ const f64x2Div = [0xfd, ...uleb(243)]
 const f64x2Gt = [0xfd, ...uleb(74)]
 const i64x2 = { sub: [0xfd, ...uleb(209)], eq: [0xfd, ...uleb(214)], leS: [0xfd, ...uleb(218)], geS: [0xfd, ...uleb(219)] }
 const bitselect = [0xfd, ...uleb(82)]
-const i64Pair = (x: number): number[] => v128Const(new Uint8Array(new BigInt64Array([BigInt(x), BigInt(x)]).buffer))
 const v128Const = (bytes: Uint8Array): number[] => [...SIMD['v128.const'], ...bytes]
 const f64Pair = (x: number): number[] => v128Const(new Uint8Array(new Float64Array([x, x]).buffer))
+const i64Pair = (x: number): number[] => v128Const(new Uint8Array(new BigInt64Array([BigInt(x), BigInt(x)]).buffer))
 /** lanes 2 and 3 of a f32x4 moved to lanes 0 and 1 (for promote_low) */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]
 /** lanes 0, 1 of the first operand and 0, 1 of the second (two demoted f64x2 as one f32x4) */
