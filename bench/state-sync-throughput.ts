@@ -13,7 +13,7 @@
  * work the transfer thread cannot avoid (Noise's cipher; sha256 for reference: state sync sends no
  * trailer since Noise authenticates the bytes) alone, before the transfers, to show the ceiling.
  *
- *   npx tsx bench/state-sync-throughput.ts [floatCount] [rounds]
+ *   npx tsx bench/state-sync-throughput.ts [floatCount] [rounds]     (--quick is accepted and changes nothing)
  *   node --initial-old-space-size=128 --import tsx bench/state-sync-throughput.ts
  *
  * V8 counts external memory allocated since the last mark-compact (every Buffer Noise's cipher
@@ -31,8 +31,18 @@ import { createPeerNode, type PeerNode } from '../protocols/node/index.js'
 import type { TrainingSnapshot } from '../protocols/snapshot/index.js'
 import { fetchSnapshot, registerStateSyncServer } from '../protocols/state-sync/index.js'
 
-const FLOATS = Number(process.argv[2] ?? 132_863_336)
-const ROUNDS = Number(process.argv[3] ?? 3)
+// positional arguments only (`--quick`, which the other benches take, changes nothing here: a round
+// is a few seconds); anything else but a whole number > 0 is refused, naming it (a `--quick` read as
+// the float count was NaN, and the run waited for ever)
+const [floatsArg, roundsArg] = process.argv.slice(2).filter((a) => a !== '--quick')
+const wholeArg = (value: string | undefined, what: string, fallback: number): number => {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a whole number > 0, got '${value}': npx tsx bench/state-sync-throughput.ts [floatCount] [rounds]`)
+  return n
+}
+const FLOATS = wholeArg(floatsArg, 'floatCount', 132_863_336)
+const ROUNDS = wholeArg(roundsArg, 'rounds', 3)
 const CHUNK = 1024 * 1024
 const BARE_PROTOCOL = '/p2pmld/bench-bare/1.0.0'
 /** Noise's largest plaintext per transport message (65535 minus the 16-byte tag) */
