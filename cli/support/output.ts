@@ -1,4 +1,8 @@
-/** Printing results and failures; a failed command prints one line to stderr and exits 1. */
+/**
+ * Printing results and failures; a failed command prints one line to stderr and exits 1, and
+ * under --json also prints `{"error": {"message": <that line>}}` to stdout, so a script reading
+ * stdout always gets a JSON document.
+ */
 import type { ClientOptions } from './daemon-target.js'
 
 export function printResult<T>(options: ClientOptions, result: T, human: (result: T) => string): void {
@@ -10,18 +14,27 @@ export function oneLineError(err: unknown): string {
   return message.split('\n').map((line) => line.trim()).filter((line) => line !== '').join('; ').replace(/:;/g, ':')
 }
 
-export function reportFailure(err: unknown): void {
-  process.stderr.write(`p2pmld: ${oneLineError(err)}\n`)
+/** The failure's line on stderr (and, for `json`, its JSON document on stdout); exit code 1. */
+export function reportFailure(err: unknown, json = false): void {
+  const message = oneLineError(err)
+  if (json) process.stdout.write(JSON.stringify({ error: { message } }, null, 2) + '\n')
+  process.stderr.write(`p2pmld: ${message}\n`)
   process.exitCode = 1
 }
 
-/** Wraps a commander action so every failure ends as one line and a non-zero exit code. */
+/** Whether a commander action's arguments (positionals, then the options object, then the command) ask for --json. */
+function asksForJson(args: readonly unknown[]): boolean {
+  const options = args.at(-2)
+  return typeof options === 'object' && options !== null && (options as { json?: unknown }).json === true
+}
+
+/** Wraps a commander action so every failure ends as one line and a non-zero exit code (and, under --json, a JSON document). */
 export function action<A extends unknown[]>(run: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await run(...args)
     } catch (err) {
-      reportFailure(err)
+      reportFailure(err, asksForJson(args))
     }
   }
 }

@@ -121,6 +121,11 @@ describe('p2pmld client commands', () => {
 
     const wrong = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other'])
     expect(expectOneLineFailure(wrong)).toBe('p2pmld: job other not found: the running job is run-7')
+    // under --json the failure is a JSON document on stdout too (a script parsing stdout gets one)
+    const wrongJson = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other', '--json'])
+    expect(wrongJson.code).toBe(1)
+    expect(wrongJson.stderr).toBe('p2pmld: job other not found: the running job is run-7\n')
+    expect(JSON.parse(wrongJson.stdout)).toEqual({ error: { message: 'job other not found: the running job is run-7' } })
     const stop = await runCli(['job', 'stop', '--socket', socketPath])
     // the state is not repeated after the verb ('stopped (stopped)')
     expect(stop.stdout).toBe('job run-7 stopped\n')
