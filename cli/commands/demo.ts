@@ -21,15 +21,19 @@ interface DemoFlags extends JobFlagValues, ReportDirFlags {
 }
 
 /**
- * The demo's line on refused inbound messages: in async mode a gradient past the staleness bound
- * is dropped by design, so those are told apart from real refusals (bad, forged, duplicate).
+ * The demo's line on refused inbound messages: real refusals (bad, forged, duplicate) apart from
+ * what the protocol drops by design (in async mode a gradient past the staleness bound; a job
+ * request to a peer still joining), which the peers count separately (droppedCounts).
  */
-export function describeRejections(byReason: Readonly<Record<string, number>>, mode: 'sync' | 'async'): string {
-  const { stale = 0, ...others } = byReason
-  const refused = Object.values(others).reduce((a, b) => a + b, 0) + (mode === 'async' ? 0 : stale)
-  const detail = Object.entries(mode === 'async' ? others : byReason).map(([reason, n]) => `${reason} ${n}`).join(', ')
-  const line = `rejected messages: ${refused}${refused > 0 ? ` (${detail})` : ''}`
-  return mode === 'async' && stale > 0 ? `${line}; stale gradients dropped (older than maxStaleness, by design): ${stale}` : line
+export function describeRejections(rejected: Readonly<Record<string, number>>, dropped: Readonly<Record<string, number>> = {}): string {
+  const listed = (byReason: Readonly<Record<string, number>>): string => Object.entries(byReason).map(([reason, n]) => `${reason} ${n}`).join(', ')
+  const refused = Object.values(rejected).reduce((a, b) => a + b, 0)
+  const { stale = 0, ...otherDrops } = dropped
+  return [
+    `rejected messages: ${refused}${refused > 0 ? ` (${listed(rejected)})` : ''}`,
+    ...(stale > 0 ? [`stale gradients dropped (older than maxStaleness, by design): ${stale}`] : []),
+    ...(Object.keys(otherDrops).length > 0 ? [`refused as the protocol expects: ${listed(otherDrops)}`] : [])
+  ].join('; ')
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -123,7 +127,7 @@ export function registerDemoCommand(program: Command): void {
       '',
       `parameters identical on all peers: ${result.identicalParameters ? 'yes' : 'NO'}`,
       `wall time ${(result.wallMs / 1000).toFixed(1)} s${baseline !== undefined ? `; single process on the same samples ${(baseline.wallMs / 1000).toFixed(1)} s (test acc ${(baseline.accuracy * 100).toFixed(2)} %)` : ''}`,
-      `gradient bytes sent per peer: ${result.bytesSentPerPeer.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')}; ${describeRejections(result.rejectedByReason, job.mode)}`,
+      `gradient bytes sent per peer: ${result.bytesSentPerPeer.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')}; ${describeRejections(result.rejectedByReason, result.droppedByReason)}`,
       '',
       'per-stage figures of peer-0 (Table I):',
       formatStageTable(result.stages),

@@ -19,6 +19,8 @@ export function formatMetrics(metrics: MetricsResult): string {
     ['rss', `${metrics.rssMiB.toFixed(1)} MiB`],
     ['refused', formatCounts(metrics.refusedConnections)],
     ['rejected', formatCounts(metrics.rejectedInputs)],
+    // refusals the protocol expects (stale async gradients, requests to a peer still joining)
+    ['dropped', formatCounts(metrics.droppedInputs)],
     ['uptime', formatDuration(metrics.uptimeMs)]
   ])
   return `${stages}\n\n${summary}`

@@ -95,7 +95,13 @@ export const MetricsResultSchema = z.object({
   /** inbound connections refused, by reason ('not-allowlisted', 'handshake-failed') */
   refusedConnections: z.record(z.string(), count),
   /** inbound messages and requests refused, by reason (gradients, membership, job and state-sync requests) */
-  rejectedInputs: z.record(z.string(), count)
+  rejectedInputs: z.record(z.string(), count),
+  /**
+   * inbound messages and requests refused as the protocol expects, by reason: an async job's
+   * gradients past the staleness bound, job requests to a peer still joining (absent from a daemon
+   * older than this field: read as none)
+   */
+  droppedInputs: z.record(z.string(), count).default({})
 })
 export type MetricsResult = z.infer<typeof MetricsResultSchema>
 

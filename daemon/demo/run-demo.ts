@@ -52,6 +52,8 @@ export interface DemoResult {
   readonly rejected: number
   /** rejected inbound messages of all peers, by reason */
   readonly rejectedByReason: Record<string, number>
+  /** inbound messages of all peers dropped as the protocol expects (an async job's stale gradients), by reason */
+  readonly droppedByReason: Record<string, number>
   /** each peer's data directory (checkpoints); only still there with keepDataDirs */
   readonly dataDirs: string[]
   /** peer-0's run report, when reportDir was given */
@@ -137,10 +139,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       stages: host.session()?.runner()?.stages.summary() ?? [],
       bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
       rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0),
-      rejectedByReason: daemons.reduce<Record<string, number>>((acc, d) => {
-        for (const [reason, n] of Object.entries(d.session()?.rejectionCounts() ?? {})) acc[reason] = (acc[reason] ?? 0) + n
-        return acc
-      }, {}),
+      rejectedByReason: sumByReason(daemons.map((d) => d.session()?.rejectionCounts() ?? {})),
+      droppedByReason: sumByReason(daemons.map((d) => d.session()?.droppedCounts() ?? {})),
       dataDirs: daemons.map((_, i) => configFor(i, []).dataDir),
       report: hostReport === undefined || options.reportDir === undefined ? undefined : await writeRunReport(options.reportDir, hostReport)
     }
@@ -149,4 +149,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))
     if (options.keepDataDirs !== true) await rm(root, { recursive: true, force: true })
   }
+}
+
+/** counts by reason summed over peers */
+function sumByReason(counts: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const sum: Record<string, number> = {}
+  for (const byReason of counts) for (const [reason, n] of Object.entries(byReason)) sum[reason] = (sum[reason] ?? 0) + n
+  return sum
 }

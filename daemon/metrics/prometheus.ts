@@ -103,6 +103,16 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
       for (const [reason, n] of Object.entries(options.session()?.rejectionCounts() ?? {})) this.inc({ reason }, n)
     }
   })
+  new Counter({
+    name: 'p2pmld_dropped_messages_total',
+    help: 'inbound messages dropped as the protocol expects, by reason (stale: an async job\'s gradient past the staleness bound)',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [reason, n] of Object.entries(options.session()?.droppedCounts() ?? {})) this.inc({ reason }, n)
+    }
+  })
   const bytesByPeer = (direction: 'bytesSent' | 'bytesReceived') => function (this: Counter<'peer'>): void {
     this.reset()
     for (const entry of options.bytesByPeer?.() ?? []) this.inc({ peer: entry.peer }, entry[direction])

@@ -215,6 +215,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       if ((stats?.badEnvelopes ?? 0) > 0) counts['bad-envelope'] = stats?.badEnvelopes ?? 0
       return counts
     },
+    droppedCounts: () => rejections.dropped(),
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined

@@ -156,7 +156,8 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         rssMiB: process.memoryUsage.rss() / (1024 * 1024),
         uptimeMs: Date.now() - daemon.startedAt,
         refusedConnections: daemon.node().refusedConnections(),
-        rejectedInputs: daemon.rejectionCounts()
+        rejectedInputs: daemon.rejectionCounts(),
+        droppedInputs: daemon.droppedCounts()
       }
     },
 

@@ -83,8 +83,10 @@ export interface JobSession {
   digestFor(minStep: number, signal?: AbortSignal, requester?: string): Promise<DigestAtStep>
   adoptMembership(state: MembershipState, addresses?: Record<string, string[]>): void
   networkCounters(): NetworkCounters
-  /** rejected inbound messages by reason: wire format (exchange) and content (codec, state) */
+  /** rejected inbound messages by reason: wire format (exchange) and content (codec, state); refusals the protocol expects are not here */
   rejectionCounts(): Record<string, number>
+  /** inbound messages dropped as the protocol expects, by reason (an async job's stale gradients) */
+  droppedCounts(): Record<string, number>
   /** clean leaves announced to this peer (and its own): peer -> first step without it; a member that left otherwise was evicted */
   announcedLeaves(): ReadonlyMap<string, number>
   /**
@@ -361,6 +363,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       if (badEnvelopes > 0) counts['bad-envelope'] = badEnvelopes
       return counts
     },
+    droppedCounts: () => rejections.dropped(),
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
       heartbeat = undefined

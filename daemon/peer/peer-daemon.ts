@@ -120,9 +120,12 @@ export interface PeerDaemon {
   shutdownRequested(): Promise<void>
   /**
    * inbound input refused, by reason: job-protocol and state-sync requests ('job-*', 'state-*'),
-   * and the job's gradient and membership messages (see JobSession.rejectionCounts)
+   * and the job's gradient and membership messages (see JobSession.rejectionCounts); refusals
+   * the protocol expects are in droppedCounts instead
    */
   rejectionCounts(): Record<string, number>
+  /** inbound input refused as the protocol expects, by reason (a job request to a peer still joining, an async job's stale gradient) */
+  droppedCounts(): Record<string, number>
 }
 
 /** a digest question for a step this peer has not reached waits this long at most */
@@ -515,13 +518,17 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     runReport: (source) => reports.current(source),
     shutdownRequested: () => shutdown.promise,
     metrics: () => metrics,
-    rejectionCounts() {
-      const counts: Record<string, number> = { ...requestRejections.counts() }
-      for (const [reason, n] of Object.entries(session?.rejectionCounts() ?? {})) counts[reason] = (counts[reason] ?? 0) + n
-      return counts
-    }
+    rejectionCounts: () => mergeCounts(requestRejections.counts(), session?.rejectionCounts() ?? {}),
+    droppedCounts: () => mergeCounts(requestRejections.dropped(), session?.droppedCounts() ?? {})
   }
   return daemon
+}
+
+/** counts by reason summed over both */
+function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const counts: Record<string, number> = { ...a }
+  for (const [reason, n] of Object.entries(b)) counts[reason] = (counts[reason] ?? 0) + n
+  return counts
 }
 
 /** start() or a job's start was cut short because the daemon was told to stop meanwhile */

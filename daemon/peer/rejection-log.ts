@@ -1,24 +1,34 @@
 /**
  * Counts rejected inbound messages by reason and logs them without flooding: the first few of
- * each reason, then every hundredth; a rejection the protocol expects (an async job's gradient
- * that arrived after its staleness bound) is counted and logged at debug level only.
+ * each reason, then every hundredth. A refusal the protocol expects (an async job's gradient that
+ * arrived after its staleness bound, a job request to a peer still joining) is counted apart, as
+ * dropped, and logged at debug level only: the rejections a user sees are the ones worth a look.
  */
 export interface RejectionLog {
   reject(reason: string, detail: object, message: string, options?: { expected?: boolean }): void
+  /** rejections by reason, the expected refusals left out */
   counts(): Record<string, number>
+  /** expected refusals by reason */
+  dropped(): Record<string, number>
+  /** every rejection and expected refusal */
   total(): number
 }
 
 export function createRejectionLog(log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }): RejectionLog {
   const counts = new Map<string, number>()
+  const dropped = new Map<string, number>()
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0)
   return {
     reject(reason, detail, message, options = {}) {
-      const n = (counts.get(reason) ?? 0) + 1
-      counts.set(reason, n)
-      if (options.expected === true) log.debug({ ...detail, reason, rejectedSoFar: n }, `dropped inbound message: ${message}`)
+      const expected = options.expected === true
+      const into = expected ? dropped : counts
+      const n = (into.get(reason) ?? 0) + 1
+      into.set(reason, n)
+      if (expected) log.debug({ ...detail, reason, droppedSoFar: n }, `dropped inbound message: ${message}`)
       else if (n <= 5 || n % 100 === 0) log.warn({ ...detail, reason, rejectedSoFar: n }, `rejected inbound message: ${message}`)
     },
     counts: () => Object.fromEntries(counts),
-    total: () => [...counts.values()].reduce((a, b) => a + b, 0)
+    dropped: () => Object.fromEntries(dropped),
+    total: () => sum(counts) + sum(dropped)
   }
 }

@@ -13,9 +13,24 @@ describe('p2pmld metrics output', () => {
       rssMiB: 120,
       uptimeMs: 5000,
       refusedConnections: {},
-      rejectedInputs: {}
+      rejectedInputs: {},
+      droppedInputs: {}
     })
     expect(text).toMatch(/^sent\s+2\.6 MiB; 5 gradients published \(one a step, to every member\)$/m)
     expect(text).toMatch(/^received\s+1\.0 MiB; 10 gradients delivered \(one per sender a step\)$/m)
+    expect(text).toMatch(/^rejected\s+none$/m)
+    expect(text).toMatch(/^dropped\s+none$/m)
+  })
+
+  it('lists rejections apart from the refusals the protocol expects', () => {
+    const text = formatMetrics({
+      jobId: 'job-1', step: 5, stages: [],
+      network: { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0 },
+      contributors: { last: 3, mean: 3, min: 3, max: 3 }, rssMiB: 120, uptimeMs: 5000, refusedConnections: {},
+      rejectedInputs: { codec: 2 },
+      droppedInputs: { stale: 7, 'job-refused': 1 }
+    })
+    expect(text).toMatch(/^rejected\s+codec 2$/m)
+    expect(text).toMatch(/^dropped\s+stale 7, job-refused 1$/m)
   })
 })

@@ -104,7 +104,8 @@ export function createMemoryDaemon(): MemoryDaemon {
         rssMiB: 211,
         uptimeMs: 1234,
         refusedConnections: {},
-        rejectedInputs: {}
+        rejectedInputs: {},
+        droppedInputs: {}
       }
     },
     saveCheckpoint(params) {
