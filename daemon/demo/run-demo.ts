@@ -12,6 +12,7 @@ import type { JobResult, JobRunnerEvents } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import type { StageSummary } from '../metrics/stage-metrics.js'
 import { createPeerDaemon, type PeerDaemon } from '../peer/peer-daemon.js'
+import { sumCounts } from '../peer/rejection-log.js'
 import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
 import { writeRunReport, type WrittenReport } from '../report/write-report.js'
 import { probeBroker } from '../../protocols/amqp/index.js'
@@ -139,8 +140,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       stages: host.session()?.runner()?.stages.summary() ?? [],
       bytesSentPerPeer: daemons.map((d) => d.session()?.networkCounters().bytesSent ?? 0),
       rejected: daemons.reduce((n, d) => n + Object.values(d.session()?.rejectionCounts() ?? {}).reduce((a, b) => a + b, 0), 0),
-      rejectedByReason: sumByReason(daemons.map((d) => d.session()?.rejectionCounts() ?? {})),
-      droppedByReason: sumByReason(daemons.map((d) => d.session()?.droppedCounts() ?? {})),
+      rejectedByReason: sumCounts(...daemons.map((d) => d.session()?.rejectionCounts() ?? {})),
+      droppedByReason: sumCounts(...daemons.map((d) => d.session()?.droppedCounts() ?? {})),
       dataDirs: daemons.map((_, i) => configFor(i, []).dataDir),
       report: hostReport === undefined || options.reportDir === undefined ? undefined : await writeRunReport(options.reportDir, hostReport)
     }
@@ -149,11 +150,4 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     await Promise.all(daemons.map((d) => d.stop().catch(() => {})))
     if (options.keepDataDirs !== true) await rm(root, { recursive: true, force: true })
   }
-}
-
-/** counts by reason summed over peers */
-function sumByReason(counts: ReadonlyArray<Record<string, number>>): Record<string, number> {
-  const sum: Record<string, number> = {}
-  for (const byReason of counts) for (const [reason, n] of Object.entries(byReason)) sum[reason] = (sum[reason] ?? 0) + n
-  return sum
 }

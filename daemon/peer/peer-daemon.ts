@@ -32,7 +32,7 @@ import { fanOutEvents } from './fan-out-events.js'
 import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { createAmqpJobSession } from './amqp-job-session.js'
 import { DEFAULT_AMQP_URL, restartTimings } from '../../config/daemon-config.js'
-import { createRejectionLog } from './rejection-log.js'
+import { createRejectionLog, sumCounts } from './rejection-log.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
 
@@ -518,17 +518,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     runReport: (source) => reports.current(source),
     shutdownRequested: () => shutdown.promise,
     metrics: () => metrics,
-    rejectionCounts: () => mergeCounts(requestRejections.counts(), session?.rejectionCounts() ?? {}),
-    droppedCounts: () => mergeCounts(requestRejections.dropped(), session?.droppedCounts() ?? {})
+    rejectionCounts: () => sumCounts(requestRejections.counts(), session?.rejectionCounts() ?? {}),
+    droppedCounts: () => sumCounts(requestRejections.dropped(), session?.droppedCounts() ?? {})
   }
   return daemon
-}
-
-/** counts by reason summed over both */
-function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
-  const counts: Record<string, number> = { ...a }
-  for (const [reason, n] of Object.entries(b)) counts[reason] = (counts[reason] ?? 0) + n
-  return counts
 }
 
 /** start() or a job's start was cut short because the daemon was told to stop meanwhile */

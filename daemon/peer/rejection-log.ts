@@ -32,3 +32,10 @@ export function createRejectionLog(log: { warn(obj: object, msg: string): void, 
     total: () => sum(counts) + sum(dropped)
   }
 }
+
+/** counts by reason, summed over the records given */
+export function sumCounts(...records: ReadonlyArray<Readonly<Record<string, number>>>): Record<string, number> {
+  const sum: Record<string, number> = {}
+  for (const byReason of records) for (const [reason, n] of Object.entries(byReason)) sum[reason] = (sum[reason] ?? 0) + n
+  return sum
+}
