@@ -16,6 +16,6 @@
 import '../polyfill.js'
 import { checkSubcommands, createProgram } from './program.js'
 
-const program = createProgram()
+const program = createProgram({ json: process.argv.slice(2).includes('--json') })
 checkSubcommands(program, process.argv.slice(2))
 await program.parseAsync(process.argv)

@@ -46,14 +46,25 @@ function commandPath(command: Command): string {
   return names.join(' ')
 }
 
-export function createProgram(): Command {
+/**
+ * The CLI. `options.json`: the command line asks for --json, so commander's own usage errors
+ * (unknown option, missing argument) also print `{"error": {"message"}}` on stdout, as a failed
+ * command's do (output.ts reportFailure).
+ */
+export function createProgram(options: { readonly json?: boolean } = {}): Command {
   const program = new Command('p2pmld')
     .description('peer daemon for decentralized, data-parallel neural-network training')
     .version('0.1.0')
     .showSuggestionAfterError()
   // commander's own usage errors (unknown option, missing argument) also exit 1 with one line,
   // its "(Did you mean --epochs?)" line joined to it
-  program.configureOutput({ outputError: (text, write) => write(text.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' ') + '\n') })
+  program.configureOutput({
+    outputError: (text, write) => {
+      const line = text.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' ')
+      if (options.json === true) process.stdout.write(JSON.stringify({ error: { message: line } }, null, 2) + '\n')
+      write(line + '\n')
+    }
+  })
   registerStartCommand(program)
   registerTrainCommand(program)
   registerDemoCommand(program)

@@ -120,12 +120,12 @@ describe('p2pmld client commands', () => {
     expect(checkpoint.stdout).toMatch(new RegExp(`^checkpoint of step \\d+ written to ${join(dir, 'ckpt/a.ckpt')} \\(4\\.0 KiB\\)\\n$`))
 
     const wrong = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other'])
-    expect(expectOneLineFailure(wrong)).toBe('p2pmld: job other not found: the running job is run-7')
+    expect(expectOneLineFailure(wrong)).toBe('p2pmld: job other not found: this daemon\'s job is run-7')
     // under --json the failure is a JSON document on stdout too (a script parsing stdout gets one)
     const wrongJson = await runCli(['job', 'stop', '--socket', socketPath, '--job', 'other', '--json'])
     expect(wrongJson.code).toBe(1)
-    expect(wrongJson.stderr).toBe('p2pmld: job other not found: the running job is run-7\n')
-    expect(JSON.parse(wrongJson.stdout)).toEqual({ error: { message: 'job other not found: the running job is run-7' } })
+    expect(wrongJson.stderr).toBe('p2pmld: job other not found: this daemon\'s job is run-7\n')
+    expect(JSON.parse(wrongJson.stdout)).toEqual({ error: { message: 'job other not found: this daemon\'s job is run-7' } })
     const stop = await runCli(['job', 'stop', '--socket', socketPath])
     // the state is not repeated after the verb ('stopped (stopped)')
     expect(stop.stdout).toBe('job run-7 stopped\n')
@@ -141,14 +141,19 @@ describe('p2pmld client commands', () => {
   it('fails with one line and exit code 1', async () => {
     const badJob = join(dir, 'bad-job.yaml')
     writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
-    const [noDaemon, invalid, usage, typo, command] = await Promise.all([
+    const [noDaemon, invalid, usage, typo, command, usageJson] = await Promise.all([
       runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
       runCli(['job', 'submit', badJob, '--socket', socketPath]),
       runCli(['status', '--socket', socketPath, '--bogus']),
       runCli(['status', '--socket', socketPath, '--jsn']),
-      runCli(['stauts'])
+      runCli(['stauts']),
+      runCli(['status', '--socket', socketPath, '--json', '--bogus'])
     ])
     expect(expectOneLineFailure(usage)).toBe("error: unknown option '--bogus'")
+    // a usage error under --json is a JSON document on stdout too, as a failed command's is
+    expect(usageJson.code).toBe(1)
+    expect(usageJson.stderr).toBe("error: unknown option '--bogus'\n")
+    expect(JSON.parse(usageJson.stdout)).toEqual({ error: { message: "error: unknown option '--bogus'" } })
     // commander's suggestion is on the same line, not cut off
     expect(expectOneLineFailure(typo)).toBe("error: unknown option '--jsn' (Did you mean --json?)")
     expect(expectOneLineFailure(command)).toBe("error: unknown command 'stauts' (Did you mean status?)")
