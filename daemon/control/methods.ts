@@ -229,7 +229,8 @@ export function noJobRunningError(): ControlMethodError {
 }
 
 export function jobNotFoundError(requested: string, current: string | null): ControlMethodError {
-  const now = current === null ? 'no job is running' : `the running job is ${current}`
+  // the daemon's job may have finished or stopped: not "the running job"
+  const now = current === null ? 'this daemon has no job' : `this daemon's job is ${current}`
   return new ControlMethodError(RPC_ERROR.JOB_NOT_FOUND, `job ${requested} not found: ${now}`)
 }
 

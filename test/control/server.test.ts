@@ -99,7 +99,7 @@ describe('control methods round-trip', () => {
     await client.submitJob({ id: 'a' })
     const wrongJob = await rpcError(client.pauseJob({ jobId: 'b' }))
     expect(wrongJob.code).toBe(RPC_ERROR.JOB_NOT_FOUND)
-    expect(wrongJob.message).toBe('job b not found: the running job is a')
+    expect(wrongJob.message).toBe("job b not found: this daemon's job is a")
 
     const notPaused = await rpcError(client.resumeJob())
     expect(notPaused.code).toBe(RPC_ERROR.INVALID_STATE)
