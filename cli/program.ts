@@ -14,6 +14,7 @@ import { registerStartCommand } from './commands/start.js'
 import { registerStatusCommand } from './commands/status.js'
 import { registerStopCommand } from './commands/stop.js'
 import { registerTrainCommand } from './commands/train.js'
+import { printJsonFailure } from './support/output.js'
 
 /**
  * Refuses a command-line path into a command group that names no subcommand of it: commander
@@ -49,7 +50,7 @@ function commandPath(command: Command): string {
 /**
  * The CLI. `options.json`: the command line asks for --json, so commander's own usage errors
  * (unknown option, missing argument) also print `{"error": {"message"}}` on stdout, as a failed
- * command's do (output.ts reportFailure).
+ * command's do (output.ts printJsonFailure).
  */
 export function createProgram(options: { readonly json?: boolean } = {}): Command {
   const program = new Command('p2pmld')
@@ -61,7 +62,7 @@ export function createProgram(options: { readonly json?: boolean } = {}): Comman
   program.configureOutput({
     outputError: (text, write) => {
       const line = text.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' ')
-      if (options.json === true) process.stdout.write(JSON.stringify({ error: { message: line } }, null, 2) + '\n')
+      if (options.json === true) printJsonFailure(line)
       write(line + '\n')
     }
   })

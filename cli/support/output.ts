@@ -14,10 +14,15 @@ export function oneLineError(err: unknown): string {
   return message.split('\n').map((line) => line.trim()).filter((line) => line !== '').join('; ').replace(/:;/g, ':')
 }
 
+/** A failure as the JSON document --json promises on stdout: `{"error": {"message": <its one line>}}`. */
+export function printJsonFailure(message: string): void {
+  process.stdout.write(JSON.stringify({ error: { message } }, null, 2) + '\n')
+}
+
 /** The failure's line on stderr (and, for `json`, its JSON document on stdout); exit code 1. */
 export function reportFailure(err: unknown, json = false): void {
   const message = oneLineError(err)
-  if (json) process.stdout.write(JSON.stringify({ error: { message } }, null, 2) + '\n')
+  if (json) printJsonFailure(message)
   process.stderr.write(`p2pmld: ${message}\n`)
   process.exitCode = 1
 }

@@ -62,7 +62,7 @@ describe('expected refusals', () => {
       expect(refused.error).toContain('this peer runs no job')
       expect(daemon.droppedCounts()).toEqual({ 'job-refused': 1 })
       expect(daemon.rejectionCounts()).toEqual({})
-      await ask(new TextEncoder().encode('{"v": 1, "type": "dig'))
+      expect(JSON.parse(await ask(new TextEncoder().encode('{"v": 1, "type": "dig')))).toEqual({ ok: false, error: 'request is not valid JSON' })
       expect(daemon.rejectionCounts()).toEqual({ 'job-bad-json': 1 })
       expect(daemon.droppedCounts()).toEqual({ 'job-refused': 1 })
     } finally {
