@@ -67,6 +67,9 @@ describe('gossip message ids and signatures', () => {
       if (m.topic === TOPIC && m.type === 'signed') delivered.push({ from: m.from.toString(), seqno: m.sequenceNumber, data: new TextDecoder().decode(m.data) })
     })
     await waitFor(() => [member, attacker].every((n) => receiver.pubsub.getSubscribers(TOPIC).some((p) => p.equals(n.peerId))), 'both subscribed at the receiver')
+    // and the member knows the receiver's subscription: published before that, its first message
+    // goes to no one (in a loaded suite run this wait ran out at 15 s)
+    await waitFor(() => member.pubsub.getSubscribers(TOPIC).some((p) => p.equals(receiver.peerId)), 'the receiver subscribed at the member')
 
     await member.pubsub.publish(TOPIC, text('first'))
     await waitFor(() => delivered.length === 1, 'the member\'s first message')
