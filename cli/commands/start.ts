@@ -115,6 +115,8 @@ export function registerStartCommand(program: Command): void {
       autoJoin: flags.autoJoin !== false,
       ...(flags.joinJob !== undefined ? { joinJobId: flags.joinJob } : {}),
       ...(flags.exitWhenDone === true ? { rejoinGiveUpMs: EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS } : {}),
+      // this process exits once the daemon has stopped (below): `p2pmld stop` waits for that
+      exitingProcessId: process.pid,
       events: screen.events,
       onReport: (written) => screen.line(describeWrittenReport(written)),
       // held until the daemon's own lines (its id, addresses) are out

@@ -1,11 +1,25 @@
 import type { Command } from 'commander'
 import { addClientOptions, resolveSocketPath, withClient, type ClientOptions } from '../support/daemon-target.js'
+import { waitUntilStopped } from '../support/wait-stopped.js'
 import { action, printResult } from '../support/output.js'
 
+interface StopOptions extends ClientOptions {
+  /** false under --no-wait */
+  readonly wait?: boolean
+}
+
 export function registerStopCommand(program: Command): void {
-  addClientOptions(program.command('stop').description('shut the daemon down (it saves state and leaves the job)'))
-    .action(action(async (options: ClientOptions) => {
-      const result = await withClient(options, async (client) => await client.shutdown())
-      printResult(options, result, () => `daemon at ${resolveSocketPath(options)} is stopping`)
+  addClientOptions(program.command('stop').description('shut the daemon down (it finishes its step, saves state and leaves the job); returns once its process has exited'))
+    .option('--no-wait', 'return as soon as the daemon has been asked, not once it has stopped')
+    .addHelpText('after', '\n--timeout also bounds the wait for the daemon to stop.')
+    .action(action(async (options: StopOptions) => {
+      const socketPath = resolveSocketPath(options)
+      const asked = await withClient(options, async (client) => await client.shutdown())
+      if (options.wait === false) {
+        printResult(options, asked, () => `daemon at ${socketPath} is stopping`)
+        return
+      }
+      await waitUntilStopped({ socketPath, pid: asked.pid, timeoutMs: Number(options.timeout ?? '30000') })
+      printResult(options, { ...asked, stopped: true }, () => `daemon at ${socketPath} stopped${asked.pid !== undefined ? ` (process ${asked.pid} exited)` : ''}`)
     }))
 }

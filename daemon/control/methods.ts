@@ -130,7 +130,12 @@ export const ExportResultSchema = z.object({
 export type ExportResult = z.infer<typeof ExportResultSchema>
 export const ReportResultSchema = RunReportSchema
 
-export const ShutdownResultSchema = z.object({ stopping: z.literal(true) })
+/**
+ * The reply to `shutdown`: the daemon stops after answering. `pid` names the process that ends
+ * with the daemon (`p2pmld start`'s), so a client on the same host can wait for it to exit; a
+ * daemon inside a longer-lived process (the demo, a test) names none.
+ */
+export const ShutdownResultSchema = z.object({ stopping: z.literal(true), pid: z.number().int().positive().optional() })
 export type ShutdownResult = z.infer<typeof ShutdownResultSchema>
 
 export const CONTROL_METHODS = {

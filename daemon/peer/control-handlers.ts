@@ -29,7 +29,11 @@ async function controlRequest<T>(ask: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () => void): ControlHandlers {
+/**
+ * The control socket's methods on a peer daemon. `requestShutdown` starts the daemon's stop (after
+ * the reply is sent); `exitingProcessId` is the process that ends with it, named in the reply.
+ */
+export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () => void, exitingProcessId?: number): ControlHandlers {
   const requireJob = (params: JobControlParams) => {
     const session = daemon.session()
     if (session === undefined) throw noJobRunningError()
@@ -187,7 +191,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
 
     shutdown() {
       setImmediate(requestShutdown)
-      return { stopping: true }
+      return { stopping: true, ...(exitingProcessId !== undefined ? { pid: exitingProcessId } : {}) }
     }
   }
 }

@@ -73,6 +73,11 @@ export interface PeerDaemonOptions {
    * (ms); jobDone() then resolves undefined and jobFailure() says why (default: re-join for ever)
    */
   readonly rejoinGiveUpMs?: number
+  /**
+   * the process that ends when this daemon stops (`p2pmld start` passes its own): the reply to the
+   * control socket's `shutdown` names it, so `p2pmld stop` returns once it has exited
+   */
+  readonly exitingProcessId?: number
 }
 
 export interface PeerDaemon {
@@ -381,7 +386,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         onRejected: (reason, remote, message) => requestRejections.reject(`state-${reason}`, { from: remote.toString() }, `state-sync request: ${message}`)
       })
       if (options.controlSocket !== false) {
-        control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve()), logger: log })
+        control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve(), options.exitingProcessId), logger: log })
         await control.start()
       }
       await metrics?.start()

@@ -131,11 +131,54 @@ describe('p2pmld client commands', () => {
     expect(stop.stdout).toBe('job run-7 stopped\n')
   })
 
-  it('stop asks the daemon to shut down', async () => {
+  it('stop --no-wait returns once the daemon was asked', async () => {
     const before = daemon.shutdownCalls
-    const run = await runCli(['stop', '--socket', socketPath])
+    const run = await runCli(['stop', '--socket', socketPath, '--no-wait'])
     expect(run.stdout).toBe(`daemon at ${socketPath} is stopping\n`)
     expect(daemon.shutdownCalls).toBe(before + 1)
+  })
+
+  it('stop returns once the daemon has stopped: its socket closed, then the process its reply named exited', async () => {
+    const stoppingSocket = join(dir, 'stopping.sock')
+    // stands for the daemon's process: it exits 400 ms after the socket closed, which is 400 ms after the reply
+    const process_ = spawn('sleep', ['60'], { stdio: 'ignore' })
+    const pid = process_.pid
+    if (pid === undefined) throw new Error('sleep did not start')
+    const exited = new Promise<void>((resolveExit) => process_.once('exit', () => { resolveExit() }))
+    const events: string[] = []
+    const memory = createMemoryDaemon()
+    const stopping: ControlServer = createControlServer({
+      socketPath: stoppingSocket,
+      handlers: {
+        ...memory,
+        shutdown() {
+          setTimeout(() => {
+            void stopping.stop().then(() => {
+              events.push('socket closed')
+              setTimeout(() => { events.push('process exits'); process_.kill() }, 400)
+            })
+          }, 400)
+          return { stopping: true as const, pid }
+        }
+      }
+    })
+    await stopping.start()
+    const run = await runCli(['stop', '--socket', stoppingSocket]).then((r) => { events.push('stop returned'); return r })
+    await exited
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toBe(`daemon at ${stoppingSocket} stopped (process ${pid} exited)\n`)
+    expect(events).toEqual(['socket closed', 'process exits', 'stop returned'])
+  })
+
+  it('stop fails naming what still runs when the daemon outlasts --timeout', async () => {
+    // the memory daemon answers but never closes its socket
+    const [run, json] = await Promise.all([
+      runCli(['stop', '--socket', socketPath, '--timeout', '600']),
+      runCli(['stop', '--socket', socketPath, '--timeout', '600', '--json'])
+    ])
+    expect(expectOneLineFailure(run)).toBe(`p2pmld: the daemon at ${socketPath} was asked to stop but its control socket still answers after 600 ms (it finishes its step and saves its state first): wait longer with --timeout <ms>`)
+    expect(json.code).toBe(1)
+    expect(JSON.parse(json.stdout)).toEqual({ error: { message: expect.stringMatching(/^the daemon at .* was asked to stop but its control socket still answers after 600 ms/) } })
   })
 
   it('fails with one line and exit code 1', async () => {

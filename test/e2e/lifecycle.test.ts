@@ -63,10 +63,16 @@ describe('daemon lifecycle', () => {
     expect((await clients.idle.status()).waiting).toBeNull()
     // a host waiting for minPeers says how many joined
     expect((await clients.waiting.status()).waiting).toBe('waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined')
-    for (const [name, client] of Object.entries(clients)) {
-      expect(await client.shutdown(), name).toEqual({ stopping: true })
-    }
     const started = Date.now()
+    // `p2pmld stop` (the CLI) returns once the process has exited; the others are asked over the socket
+    const stopCommand = fleet.command(['stop', '--socket', daemons.training.socketPath, '--json'])
+    for (const [name, client] of Object.entries(clients).filter(([name]) => name !== 'training')) {
+      expect(await client.shutdown(), name).toEqual({ stopping: true, pid: daemons[name].child.pid })
+    }
+    const stopped = await stopCommand
+    expect(stopped.stderr).toBe('')
+    expect(JSON.parse(stopped.stdout)).toEqual({ stopping: true, pid: daemons.training.child.pid, stopped: true })
+    expect(daemons.training.exitCode(), 'the training daemon had exited when `p2pmld stop` returned').toBe(0)
     const exitedAfter: Record<string, number> = {}
     const codes = await Promise.all(Object.entries(daemons).map(async ([name, d]) => {
       const code = await d.exited

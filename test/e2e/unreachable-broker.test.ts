@@ -17,7 +17,7 @@ describe('a daemon whose broker cannot be reached', () => {
     const host = fleet.start('amqp-host', ['--model', 'mlp', '--transport', 'amqp', '--amqp-url', NO_BROKER, '--min-peers', '1', '--f', '0', '--aggregation', 'mean'])
     await host.waitForLog(/cannot reach the broker; retrying/, 90_000)
     await eventually(() => existsSync(host.socketPath) ? true : undefined, 30_000, 'the control socket')
-    expect(await clientFor(host).shutdown()).toEqual({ stopping: true })
+    expect(await clientFor(host).shutdown()).toEqual({ stopping: true, pid: host.child.pid })
     const asked = Date.now()
     expect(await fleet.exits([host], 15_000), fleet.describe()).toEqual([0])
     expect(Date.now() - asked).toBeLessThan(5_000)

@@ -35,6 +35,8 @@ export interface DaemonFleet {
   /** a fresh data dir under the fleet's temp dir */
   dataDir(name: string): string
   start(name: string, args: readonly string[], options?: { dataDir?: string }): DaemonProcess
+  /** a one-off `p2pmld <args>` (a client command) from the same build; its exit code and output once it ends */
+  command(args: readonly string[], timeoutMs?: number): Promise<{ code: number | null, stdout: string, stderr: string }>
   /** SIGKILL every child still running, remove the temp dir */
   cleanup(): Promise<void>
   /** stdout + log tail of every daemon, for failure messages */
@@ -66,6 +68,19 @@ export function createDaemonFleet(prefix: string): DaemonFleet {
       const d = startDaemon(cliMain, name, dataDir, args)
       daemons.push(d)
       return d
+    },
+    async command(args, timeoutMs = 60_000) {
+      cliMain ??= snapshotDist(root)
+      const child = spawn(process.execPath, [cliMain, ...args], { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: root }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      return await new Promise((resolve, reject) => {
+        child.once('error', reject)
+        child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+      })
     },
     async cleanup() {
       process.off('exit', onExit)
