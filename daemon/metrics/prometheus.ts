@@ -33,6 +33,13 @@ export interface PrometheusMetricsOptions {
   /** read at scrape time: the daemon's node (absent before it exists) and its current job */
   readonly node: () => PeerNode | undefined
   readonly session: () => JobSession | undefined
+  /**
+   * inbound messages rejected / dropped by design, by reason, read at scrape time: the daemon's
+   * (its job session's and the job-protocol and state-sync requests it refused; default: the
+   * session's alone)
+   */
+  rejectionCounts?(): Record<string, number>
+  droppedCounts?(): Record<string, number>
   /** TCP bytes by remote peer id since the daemon started (closed connections included) */
   bytesByPeer?(): ReadonlyArray<{ peer: string, bytesSent: number, bytesReceived: number }>
 }
@@ -95,22 +102,22 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
   // totals kept elsewhere (socket counters, the session's rejection log): copied at scrape time
   new Counter({
     name: 'p2pmld_rejected_messages_total',
-    help: 'inbound messages rejected, by reason (wire format, codec, stale, unsigned, ...)',
+    help: 'inbound messages rejected, by reason (wire format, codec, stale, unsigned, ...; job-* and state-*: requests of those protocols)',
     labelNames: ['reason'],
     registers,
     collect() {
       this.reset()
-      for (const [reason, n] of Object.entries(options.session()?.rejectionCounts() ?? {})) this.inc({ reason }, n)
+      for (const [reason, n] of Object.entries(options.rejectionCounts?.() ?? options.session()?.rejectionCounts() ?? {})) this.inc({ reason }, n)
     }
   })
   new Counter({
     name: 'p2pmld_dropped_messages_total',
-    help: 'inbound messages dropped as the protocol expects, by reason (stale: an async job\'s gradient past the staleness bound)',
+    help: 'inbound messages dropped as the protocol expects, by reason (stale: an async job\'s gradient past the staleness bound; job-refused: a job request this daemon cannot serve yet)',
     labelNames: ['reason'],
     registers,
     collect() {
       this.reset()
-      for (const [reason, n] of Object.entries(options.session()?.droppedCounts() ?? {})) this.inc({ reason }, n)
+      for (const [reason, n] of Object.entries(options.droppedCounts?.() ?? options.session()?.droppedCounts() ?? {})) this.inc({ reason }, n)
     }
   })
   const bytesByPeer = (direction: 'bytesSent' | 'bytesReceived') => function (this: Counter<'peer'>): void {

@@ -146,7 +146,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const metrics = config.metricsPort === undefined
     ? undefined
     // prom-client loads only for daemons that serve metrics
-    : (await import('../metrics/prometheus.js')).createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session, bytesByPeer: () => bytesByPeer(traffic, connections) })
+    : (await import('../metrics/prometheus.js')).createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session,
+      rejectionCounts: () => rejectionCounts(),
+      droppedCounts: () => droppedCounts(),
+      bytesByPeer: () => bytesByPeer(traffic, connections)
+    })
   const node = await createPeerNode({
     privateKey,
     listen: config.listen,
@@ -160,6 +164,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const peerId = node.peerId.toString()
   /** job-protocol and state-sync requests refused, counted and logged without flooding */
   const requestRejections = createRejectionLog(log)
+  /** the session's counts and the refused requests', by reason (the metrics RPC, status and Prometheus read these) */
+  const rejectionCounts = (): Record<string, number> => sumCounts(requestRejections.counts(), session?.rejectionCounts() ?? {})
+  const droppedCounts = (): Record<string, number> => sumCounts(requestRejections.dropped(), session?.droppedCounts() ?? {})
   const checkpointDir = join(config.dataDir, CHECKPOINT_DIR)
   let stateSync: StateSyncServer | undefined
   let control: ControlServer | undefined
@@ -523,8 +530,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     runReport: (source) => reports.current(source),
     shutdownRequested: () => shutdown.promise,
     metrics: () => metrics,
-    rejectionCounts: () => sumCounts(requestRejections.counts(), session?.rejectionCounts() ?? {}),
-    droppedCounts: () => sumCounts(requestRejections.dropped(), session?.droppedCounts() ?? {})
+    rejectionCounts,
+    droppedCounts
   }
   return daemon
 }

@@ -1,7 +1,8 @@
 /**
  * Refusals the protocol expects (a job request to a peer that runs no job, an async job's stale
  * gradient) are counted apart from rejections, which are what a user should look at: a real idle
- * daemon on 127.0.0.1 answers real libp2p job requests; the log's counts and levels unit-tested.
+ * daemon on 127.0.0.1 answers real libp2p job requests (its counts read through status and
+ * Prometheus); the log's counts and levels unit-tested.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as lp from 'it-length-prefixed'
@@ -39,7 +40,7 @@ describe('expected refusals', () => {
   it('an idle daemon asked about a job counts the refusal as dropped; a malformed request as rejected', async () => {
     const dataDir = join(dir, 'idle')
     const daemon = await createPeerDaemon({
-      config: { dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(dataDir, 'p2pmld.sock'), logLevel: 'silent', computeThreads: 1 },
+      config: { dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], socketPath: join(dataDir, 'p2pmld.sock'), logLevel: 'silent', computeThreads: 1, metricsPort: 0, metricsHost: '127.0.0.1' },
       log: silentLogger(),
       controlSocket: false
     })
@@ -65,6 +66,12 @@ describe('expected refusals', () => {
       expect(JSON.parse(await ask(new TextEncoder().encode('{"v": 1, "type": "dig')))).toEqual({ ok: false, error: 'request is not valid JSON' })
       expect(daemon.rejectionCounts()).toEqual({ 'job-bad-json': 1 })
       expect(daemon.droppedCounts()).toEqual({ 'job-refused': 1 })
+      // Prometheus counts the daemon's refused requests too, not only its job session's messages
+      const at = daemon.metrics()?.address()
+      if (at === undefined) throw new Error('the daemon serves no metrics')
+      const scraped = await (await fetch(`http://${at.host}:${at.port}/metrics`)).text()
+      expect(scraped).toContain('\np2pmld_dropped_messages_total{reason="job-refused"} 1\n')
+      expect(scraped).toContain('\np2pmld_rejected_messages_total{reason="job-bad-json"} 1\n')
     } finally {
       await asker.stop()
       await daemon.stop()
