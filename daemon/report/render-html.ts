@@ -4,6 +4,7 @@
  * Sections: summary, loss / accuracy / learning-rate / membership curves, the per-stage table
  * (Table I of the paper), members, bytes by peer, digests, the job config.
  */
+import { CPU_PERCENT_MIN_MS, cpuPercentShown } from '../metrics/stage-figure-schema.js'
 import { escapeHtml, lineChart } from './svg-chart.js'
 import type { RunReport } from './report-schema.js'
 
@@ -100,9 +101,14 @@ function stageTable(report: RunReport): string {
   if (report.stages.length === 0) return '<p class="muted">no stage timings (the job ran no step on this peer, or the report comes from a checkpoint)</p>'
   const rows = report.stages.map((s) => `<tr data-stage="${escapeHtml(s.stage)}"><td>${escapeHtml(s.stage)}</td>${STAGE_COLUMNS.map((c) => {
     const value = (s as unknown as Record<string, number>)[c.field]
-    return `<td data-field="${c.field}" data-value="${value}">${c.format(value)}</td>`
+    // data-value keeps the measure; the cell says '-' where it is not one (too short a stage)
+    const shown = c.field === 'cpuPercent' ? cpuPercentShown(s) : value
+    return `<td data-field="${c.field}" data-value="${value}">${shown === undefined ? '-' : c.format(shown)}</td>`
   }).join('')}</tr>`)
-  return table('stages', ['stage', ...STAGE_COLUMNS.map((c) => c.label)], rows)
+  const note = report.stages.some((st) => cpuPercentShown(st) === undefined)
+    ? `<p class="muted">CPU % -: not measured for stages under ${CPU_PERCENT_MIN_MS} ms a call (Linux credits other threads' CPU time in scheduler ticks, so a short stage reads time spent before it)</p>`
+    : ''
+  return table('stages', ['stage', ...STAGE_COLUMNS.map((c) => c.label)], rows) + note
 }
 
 function membersTable(report: RunReport): string {

@@ -114,7 +114,10 @@ describe('p2pmld client commands', () => {
     ])
     const metricLines = metrics.stdout.split('\n')
     expect(metricLines[0]).toMatch(/^stage\s+count\s+mean ms\s+median ms\s+p95 ms\s+max ms\s+total s\s+CPU %\s+RSS MiB$/)
-    expect(metricLines[1]).toMatch(/^compute\s+10\s+5\.00\s+4\.80\s+7\.50\s+9\.10\s+0\.05\s+180\s+210$/)
+    expect(metricLines[1]).toMatch(/^compute\s+10\s+50\.00\s+48\.00\s+75\.00\s+91\.00\s+0\.50\s+180\s+210$/)
+    // a stage too short for its CPU % to mean anything (0.2 ms a call) shows '-', and a line says why
+    expect(metricLines[2]).toMatch(/^aggregate\s+10\s+0\.20\s+0\.20\s+0\.40\s+0\.50\s+0\.00\s+-\s+211$/)
+    expect(metricLines[3]).toBe("CPU % -: not measured for stages under 20 ms a call (Linux credits other threads' CPU time in scheduler ticks)")
     expect(metrics.stdout).toContain('\nsent          120.6 KiB; 10 gradients published (one a step, to every member)\n')
     expect(metrics.stdout).toContain('\ncontributors  last 3, mean 2.90, min 2, max 3\n')
     expect(checkpoint.stdout).toMatch(new RegExp(`^checkpoint of step \\d+ written to ${join(dir, 'ckpt/a.ckpt')} \\(4\\.0 KiB\\)\\n$`))

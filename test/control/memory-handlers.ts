@@ -96,7 +96,7 @@ export function createMemoryDaemon(): MemoryDaemon {
         jobId,
         step,
         stages: [
-          { stage: 'compute', count: 10, totalMs: 50, meanMs: 5, medianMs: 4.8, p95Ms: 7.5, maxMs: 9.1, cpuPercent: 180, rssMiB: 210 },
+          { stage: 'compute', count: 10, totalMs: 500, meanMs: 50, medianMs: 48, p95Ms: 75, maxMs: 91, cpuPercent: 180, rssMiB: 210 },
           { stage: 'aggregate', count: 10, totalMs: 2, meanMs: 0.2, medianMs: 0.2, p95Ms: 0.4, maxMs: 0.5, cpuPercent: 95, rssMiB: 211 }
         ],
         network: { bytesSent: 123456, bytesReceived: 654321, messagesSent: 10, messagesReceived: 30 },
