@@ -15,13 +15,12 @@ export interface WaitUntilStoppedOptions {
 }
 
 /**
- * Resolves with the ms waited once the daemon's control socket refuses connections and, when
+ * Resolves once the daemon's control socket refuses connections and, when
  * `pid` is given, that process has exited (signal 0 finds no such process). Throws past
  * `timeoutMs`, naming the process to kill and the option that waits longer.
  */
-export async function waitUntilStopped(options: WaitUntilStoppedOptions): Promise<number> {
-  const started = Date.now()
-  const deadline = started + options.timeoutMs
+export async function waitUntilStopped(options: WaitUntilStoppedOptions): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs
   const overdue = (what: string): Error => new Error(
     `the daemon at ${options.socketPath} was asked to stop but ${what} after ${options.timeoutMs} ms` +
     ` (it finishes its step and saves its state first): wait longer with --timeout <ms>` +
@@ -36,7 +35,6 @@ export async function waitUntilStopped(options: WaitUntilStoppedOptions): Promis
       await sleep(POLL_MS)
     }
   }
-  return Date.now() - started
 }
 
 async function socketAnswers(socketPath: string): Promise<boolean> {
