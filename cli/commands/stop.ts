@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { ControlTimeoutError } from '../../daemon/control/client.js'
 import { addClientOptions, resolveSocketPath, withClient, type ClientOptions } from '../support/daemon-target.js'
 import { waitUntilStopped } from '../support/wait-stopped.js'
 import { action, printResult } from '../support/output.js'
@@ -14,12 +15,18 @@ export function registerStopCommand(program: Command): void {
     .addHelpText('after', '\n--timeout also bounds the wait for the daemon to stop.')
     .action(action(async (options: StopOptions) => {
       const socketPath = resolveSocketPath(options)
-      const asked = await withClient(options, async (client) => await client.shutdown())
+      // one --timeout for the whole command: the answer, then the wait for the exit
+      const deadline = Date.now() + Number(options.timeout ?? '30000')
+      const asked = await withClient(options, async (client) => await client.shutdown()).catch((error: unknown) => {
+        // the request may have arrived all the same: say so rather than leave it at 'did not answer'
+        if (error instanceof ControlTimeoutError) throw new Error(`${error.message}: it may still stop (it finishes its step and saves its state first); see whether it runs with 'p2pmld status', or wait longer with --timeout <ms>`)
+        throw error
+      })
       if (options.wait === false) {
         printResult(options, asked, () => `daemon at ${socketPath} is stopping`)
         return
       }
-      await waitUntilStopped({ socketPath, pid: asked.pid, timeoutMs: Number(options.timeout ?? '30000') })
+      await waitUntilStopped({ socketPath, pid: asked.pid, deadline, timeoutMs: Number(options.timeout ?? '30000') })
       printResult(options, { ...asked, stopped: true }, () => `daemon at ${socketPath} stopped${asked.pid !== undefined ? ` (process ${asked.pid} exited)` : ''}`)
     }))
 }

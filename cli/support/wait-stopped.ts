@@ -10,17 +10,19 @@ export interface WaitUntilStoppedOptions {
   readonly socketPath: string
   /** the daemon's process, when its reply named one (`p2pmld start`'s): it exits last */
   readonly pid?: number | undefined
-  /** give up after this many ms (the client's --timeout) */
+  /** give up at this time (Date.now() ms) */
+  readonly deadline: number
+  /** the whole wait the caller allowed (the client's --timeout), for the message */
   readonly timeoutMs: number
 }
 
 /**
  * Resolves once the daemon's control socket refuses connections and, when
  * `pid` is given, that process has exited (signal 0 finds no such process). Throws past
- * `timeoutMs`, naming the process to kill and the option that waits longer.
+ * `deadline`, naming the process to kill and the option that waits longer.
  */
 export async function waitUntilStopped(options: WaitUntilStoppedOptions): Promise<void> {
-  const deadline = Date.now() + options.timeoutMs
+  const { deadline } = options
   const overdue = (what: string): Error => new Error(
     `the daemon at ${options.socketPath} was asked to stop but ${what} after ${options.timeoutMs} ms` +
     ` (it finishes its step and saves its state first): wait longer with --timeout <ms>` +

@@ -184,6 +184,19 @@ describe('p2pmld client commands', () => {
     expect(JSON.parse(json.stdout)).toEqual({ error: { message: expect.stringMatching(/^the daemon at .* was asked to stop but its control socket still answers after 600 ms/) } })
   })
 
+  it('stop whose answer outlasts --timeout says the daemon may still stop', async () => {
+    const slowSocket = join(dir, 'slow.sock')
+    // a daemon busy past the client's timeout before it answers
+    const slow = createControlServer({ socketPath: slowSocket, handlers: { ...createMemoryDaemon(), shutdown: async () => await new Promise((resolveLater) => setTimeout(() => { resolveLater({ stopping: true as const }) }, 3000)) } })
+    await slow.start()
+    try {
+      const run = await runCli(['stop', '--socket', slowSocket, '--timeout', '500'])
+      expect(expectOneLineFailure(run)).toBe(`p2pmld: the daemon at ${slowSocket} did not answer shutdown within 500 ms: it may still stop (it finishes its step and saves its state first); see whether it runs with 'p2pmld status', or wait longer with --timeout <ms>`)
+    } finally {
+      await slow.stop()
+    }
+  })
+
   it('fails with one line and exit code 1', async () => {
     const badJob = join(dir, 'bad-job.yaml')
     writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
