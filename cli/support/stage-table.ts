@@ -1,10 +1,10 @@
 import type { StageFigure } from '../../daemon/control/methods.js'
-import { CPU_PERCENT_MIN_MS, cpuPercentShown } from '../../daemon/metrics/stage-figure-schema.js'
+import { CPU_PERCENT_MIN_MS } from '../../daemon/metrics/stage-figure-schema.js'
 import { formatTable } from './format.js'
 
 /**
  * Per-stage time, CPU and memory, like Table I of the paper; CPU % as '-' for stages too short to
- * measure it (stage-figure-schema.ts cpuPercentShown), with a line saying so.
+ * measure it (its cpuPercent null), with a line saying so.
  */
 export function formatStageTable(stages: readonly StageFigure[]): string {
   const table = formatTable(
@@ -17,11 +17,11 @@ export function formatStageTable(stages: readonly StageFigure[]): string {
       s.p95Ms.toFixed(2),
       s.maxMs.toFixed(2),
       (s.totalMs / 1000).toFixed(2),
-      cpuPercentShown(s)?.toFixed(0) ?? '-',
+      s.cpuPercent?.toFixed(0) ?? '-',
       s.rssMiB.toFixed(0)
     ])
   )
-  return stages.some((s) => cpuPercentShown(s) === undefined)
+  return stages.some((s) => s.cpuPercent === null)
     ? `${table}\nCPU % -: not measured for stages under ${CPU_PERCENT_MIN_MS} ms a call (Linux credits other threads' CPU time in scheduler ticks)`
     : table
 }

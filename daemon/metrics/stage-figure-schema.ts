@@ -12,17 +12,17 @@ export const StageFigureSchema = z.object({
   p95Ms: z.number().min(0),
   maxMs: z.number().min(0),
   /**
-   * process CPU time / wall time during the stage, percent (200 = two cores busy). Unreliable for
-   * stages under CPU_PERCENT_MIN_MS a call (see cpuPercentShown): tables print '-' there.
+   * process CPU time / wall time during the stage, percent (200 = two cores busy); null where it
+   * cannot be measured, a stage whose median call is under CPU_PERCENT_MIN_MS (tables print '-')
    */
-  cpuPercent: z.number().min(0),
+  cpuPercent: z.number().min(0).nullable(),
   /** mean resident set size at the end of the stage */
   rssMiB: z.number().min(0)
 })
 export type StageFigure = z.infer<typeof StageFigureSchema>
 
 /**
- * Shortest median call (ms) of a stage whose CPU % the tables print. Linux credits the CPU time of
+ * Shortest median call (ms) of a stage whose CPU % is measured (StageFigure.cpuPercent). Linux credits the CPU time of
  * a thread running on another core at its scheduler tick (4 ms at the common 250 Hz) or when it
  * sleeps, so a short window reads time spent before it: ONNX Runtime's threads spin-wait between
  * runs, and their spin lands in whichever short stage reads it (an mlp job read compute 325 % and
@@ -30,7 +30,3 @@ export type StageFigure = z.infer<typeof StageFigureSchema>
  */
 export const CPU_PERCENT_MIN_MS = 20
 
-/** The stage's CPU % where it can be measured (its median call >= CPU_PERCENT_MIN_MS), else undefined. */
-export function cpuPercentShown(figure: Pick<StageFigure, 'cpuPercent' | 'medianMs'>): number | undefined {
-  return figure.medianMs >= CPU_PERCENT_MIN_MS ? figure.cpuPercent : undefined
-}

@@ -1,4 +1,5 @@
 import { OFFLOAD_STAGES, type GradientObserver, type OffloadStage } from '../../ml/core/types.js'
+import { CPU_PERCENT_MIN_MS } from './stage-figure-schema.js'
 
 /**
  * Per-stage time, CPU and memory of training, as in Table I of the paper:
@@ -25,8 +26,11 @@ export interface StageSummary {
   readonly p95Ms: number
   /** the longest one since the start (or the last reset) */
   readonly maxMs: number
-  /** process CPU time / wall time over the stage's sampled calls, in percent */
-  readonly cpuPercent: number
+  /**
+   * process CPU time / wall time over the stage's sampled calls, in percent; null for a stage whose
+   * median call is under CPU_PERCENT_MIN_MS (stage-figure-schema.ts: not measurable so)
+   */
+  readonly cpuPercent: number | null
   /** mean resident set size at the end of the stage's sampled calls, MiB */
   readonly rssMiB: number
 }
@@ -129,7 +133,7 @@ export function createStageRecorder(options: StageRecorderOptions = {}): StageRe
           medianMs: quantile(0.5),
           p95Ms: quantile(0.95),
           maxMs: acc.maxMs,
-          cpuPercent: acc.sampledMs > 0 ? (100 * acc.cpuMs) / acc.sampledMs : acc.firstMs > 0 ? (100 * acc.firstCpuMs) / acc.firstMs : 0,
+          cpuPercent: quantile(0.5) < CPU_PERCENT_MIN_MS ? null : acc.sampledMs > 0 ? (100 * acc.cpuMs) / acc.sampledMs : acc.firstMs > 0 ? (100 * acc.firstCpuMs) / acc.firstMs : 0,
           rssMiB: acc.rssCount === 0 ? 0 : acc.rssSum / acc.rssCount
         }
       })

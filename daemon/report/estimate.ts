@@ -13,8 +13,8 @@ export interface MeasuredCompute {
   readonly batchSize: number
   /** median wall time of one batch's gradient, ms */
   readonly medianMs: number
-  /** process CPU / wall during it, percent (200 = two cores) */
-  readonly cpuPercent: number
+  /** process CPU / wall during it, percent (200 = two cores); null: not measured (a batch under 20 ms, StageFigure.cpuPercent) */
+  readonly cpuPercent: number | null
   /** resident memory, MiB (the Lambda memory default) */
   readonly rssMiB: number
 }
@@ -69,7 +69,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
   if (measured !== undefined) {
     // gradient time grows with the batch: scale a measurement at another batch size linearly
     batchMs = measured.medianMs * request.batchSize / measured.batchSize
-    notes.push(`one batch of ${request.batchSize}: ${batchMs.toFixed(1)} ms at ${measured.cpuPercent.toFixed(0)} % CPU (${measured.source}${measured.batchSize === request.batchSize ? '' : `, measured at batch ${measured.batchSize} and scaled linearly`})`)
+    notes.push(`one batch of ${request.batchSize}: ${batchMs.toFixed(1)} ms ${measured.cpuPercent === null ? 'with its CPU time not measured (too short a batch: one core busy assumed)' : `at ${measured.cpuPercent.toFixed(0)} % CPU`} (${measured.source}${measured.batchSize === request.batchSize ? '' : `, measured at batch ${measured.batchSize} and scaled linearly`})`)
   }
   const needMeasure = (what: string): never => {
     throw new EstimateInputError(`no measured step time for ${what}: give --from-report FILE, let the calibration run, or pass --${what}-time SECONDS`)
@@ -85,7 +85,8 @@ export function estimateCosts(request: EstimateRequest): Estimate {
   let offloadSeconds = request.offloadSecondsPerEpoch
   if (offloadSeconds === undefined) {
     if (batchMs === undefined || measured === undefined) needMeasure('offload')
-    const perBatch = lambdaBatchSeconds((batchMs as number) / 1000, (measured as MeasuredCompute).cpuPercent / 100, vcpus)
+    // a batch too short for its CPU time to be measured: one core busy
+    const perBatch = lambdaBatchSeconds((batchMs as number) / 1000, ((measured as MeasuredCompute).cpuPercent ?? 100) / 100, vcpus)
     const waves = Math.ceil(batches / prices.lambda.concurrency)
     offloadSeconds = perBatch * waves
     notes.push(`serverless epoch: ${batches} batches in parallel on Lambda (${vcpus.toFixed(2)} vCPU each${waves > 1 ? `, ${waves} waves of ${prices.lambda.concurrency}` : ''}), ${perBatch.toFixed(2)} s per batch`)

@@ -4,7 +4,7 @@
  * Sections: summary, loss / accuracy / learning-rate / membership curves, the per-stage table
  * (Table I of the paper), members, bytes by peer, digests, the job config.
  */
-import { CPU_PERCENT_MIN_MS, cpuPercentShown } from '../metrics/stage-figure-schema.js'
+import { CPU_PERCENT_MIN_MS } from '../metrics/stage-figure-schema.js'
 import { escapeHtml, lineChart } from './svg-chart.js'
 import type { RunReport } from './report-schema.js'
 
@@ -18,7 +18,7 @@ export const STAGE_COLUMNS = [
   { field: 'p95Ms', label: 'p95 ms', format: (v: number) => v.toFixed(2) },
   { field: 'maxMs', label: 'max ms', format: (v: number) => v.toFixed(2) },
   { field: 'totalMs', label: 'total s', format: (v: number) => (v / 1000).toFixed(2) },
-  { field: 'cpuPercent', label: 'CPU %', format: (v: number) => v.toFixed(0) },
+  { field: 'cpuPercent', label: 'CPU %', format: (v: number | null) => v === null ? '-' : v.toFixed(0) },
   { field: 'rssMiB', label: 'RSS MiB', format: (v: number) => v.toFixed(0) }
 ] as const
 
@@ -100,12 +100,11 @@ function charts(report: RunReport): string {
 function stageTable(report: RunReport): string {
   if (report.stages.length === 0) return '<p class="muted">no stage timings (the job ran no step on this peer, or the report comes from a checkpoint)</p>'
   const rows = report.stages.map((s) => `<tr data-stage="${escapeHtml(s.stage)}"><td>${escapeHtml(s.stage)}</td>${STAGE_COLUMNS.map((c) => {
-    const value = (s as unknown as Record<string, number>)[c.field]
-    // data-value keeps the measure; the cell says '-' where it is not one (too short a stage)
-    const shown = c.field === 'cpuPercent' ? cpuPercentShown(s) : value
-    return `<td data-field="${c.field}" data-value="${value}">${shown === undefined ? '-' : c.format(shown)}</td>`
+    const value = (s as unknown as Record<string, number | null>)[c.field]
+    // CPU % is null for a stage too short to measure it: an empty data-value, '-' in the cell
+    return `<td data-field="${c.field}" data-value="${value ?? ''}">${(c.format as (v: number | null) => string)(value)}</td>`
   }).join('')}</tr>`)
-  const note = report.stages.some((st) => cpuPercentShown(st) === undefined)
+  const note = report.stages.some((st) => st.cpuPercent === null)
     ? `<p class="muted">CPU % -: not measured for stages under ${CPU_PERCENT_MIN_MS} ms a call (Linux credits other threads' CPU time in scheduler ticks, so a short stage reads time spent before it)</p>`
     : ''
   return table('stages', ['stage', ...STAGE_COLUMNS.map((c) => c.label)], rows) + note

@@ -97,7 +97,7 @@ export function createMemoryDaemon(): MemoryDaemon {
         step,
         stages: [
           { stage: 'compute', count: 10, totalMs: 500, meanMs: 50, medianMs: 48, p95Ms: 75, maxMs: 91, cpuPercent: 180, rssMiB: 210 },
-          { stage: 'aggregate', count: 10, totalMs: 2, meanMs: 0.2, medianMs: 0.2, p95Ms: 0.4, maxMs: 0.5, cpuPercent: 95, rssMiB: 211 }
+          { stage: 'aggregate', count: 10, totalMs: 2, meanMs: 0.2, medianMs: 0.2, p95Ms: 0.4, maxMs: 0.5, cpuPercent: null, rssMiB: 211 }
         ],
         network: { bytesSent: 123456, bytesReceived: 654321, messagesSent: 10, messagesReceived: 30 },
         contributors: { last: 3, mean: 2.9, min: 2, max: 3 },
