@@ -27,6 +27,11 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
    * only); `partial`: this peer's first step in it was not the epoch's first (it joined mid-epoch)
    */
   let current: { epoch: number, startedAt: number, partial: boolean } | undefined
+  /**
+   * whether the members training with this peer were printed: at its first step, and again after
+   * it left or was evicted (a host waiting for minPeers printed nothing about who came)
+   */
+  let membersShown = false
   const reporter = (): ProgressReporter => {
     const total = job()?.epochs ?? 0
     if (progress === undefined || total !== epochs) {
@@ -44,6 +49,10 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
     line,
     events: {
       onStep: (r) => {
+        if (!membersShown) {
+          membersShown = true
+          line(`training at step ${r.step} with ${describeMembers(r.members, options.selfId?.())}`)
+        }
         if (current?.epoch !== r.epoch) current = { epoch: r.epoch, startedAt: now() - r.stepMs, partial: r.stepInEpoch > 1 }
         const batch = job()?.batchSize
         reporter().step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, batch === undefined ? undefined : batch * r.contributors.length)
@@ -61,6 +70,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
       },
       onLeft: (step, others, needed) => {
+        membersShown = false
         progress?.done()
         const members = others === 1 ? '1 other member' : `${others} other members`
         line(`left the job at step ${step}${others === 0
@@ -68,6 +78,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
           : others < needed ? `: its ${members} ${others === 1 ? 'waits' : 'wait'} for another to join (the aggregation rule needs ${needed})` : `: ${members} ${others === 1 ? 'carries' : 'carry'} it on`}`)
       },
       onEvicted: (step) => {
+        membersShown = false
         line(`this peer was evicted from the job${step > 0 ? ` at step ${step}` : ''}: re-joining`)
       },
       onFinished: (r) => {
@@ -79,4 +90,13 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
       }
     }
   }
+}
+
+/** MEMBERS_LISTED at most, this peer first: '3 members: this peer, 12D3KooW..., 12D3KooW...' */
+const MEMBERS_LISTED = 8
+function describeMembers(members: readonly string[], selfId: string | undefined): string {
+  const others = members.filter((m) => m !== selfId)
+  const named = [...(others.length < members.length ? ['this peer'] : []), ...others].slice(0, MEMBERS_LISTED)
+  const more = members.length - named.length
+  return `${members.length} member${members.length === 1 ? '' : 's'}: ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
 }

@@ -86,6 +86,23 @@ describe('daemon console', () => {
     expect(out.lines().at(-1)).toBe('epoch 7/20 done (joined during it): train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
   })
 
+  it('names the members at this peer\'s first step, and again after it was evicted', () => {
+    const out = capture()
+    const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { selfId: () => 'b' })
+    screen.events.onStep!(report(0, 0, 1, ['a', 'b']))
+    screen.events.onStep!(report(1, 0, 2, ['a', 'b']))
+    screen.events.onEvicted!(2)
+    const crowd = Array.from({ length: 12 }, (_, i) => `p${i}`)
+    screen.events.onStep!(report(5, 0, 6, ['b', ...crowd]))
+    expect(out.lines().filter((l) => !l.startsWith('epoch '))).toEqual([
+      // a host that waited for minPeers said nothing about who came
+      'training at step 0 with 2 members: this peer, a',
+      'this peer was evicted from the job at step 2: re-joining',
+      'training at step 5 with 13 members: this peer, p0, p1, p2, p3, p4, p5, p6 and 5 more'
+    ])
+  })
+
   it('prints joins, leaves and evictions as plain lines', () => {
     const out = capture()
     const screen = createDaemonConsole(out.stream, () => undefined, { selfId: () => 'peer-a' })
