@@ -152,8 +152,9 @@ export const JobConfigSchema = z.object({
     ctx.addIssue({
       code: 'custom',
       path: ['minPeers'],
-      message: `${job.aggregation.rule} with f=${job.aggregation.f} needs at least ${needed} peers: set minPeers to ${needed} or more` +
-        (job.aggregation.f > 0 ? ', or lower aggregation.f' : needed > 1 ? `, or set aggregation.rule to mean (${job.aggregation.rule} needs ${needed} even with f=0)` : '')
+      // the flags beside the fields: the same check reads a job file and `p2pmld start`'s flags
+      message: `${job.aggregation.rule} with f=${job.aggregation.f} needs at least ${needed} peers: set minPeers (--min-peers) to ${needed} or more` +
+        (job.aggregation.f > 0 ? ', or lower aggregation.f (--f)' : needed > 1 ? `, or set aggregation.rule (--aggregation) to mean (${job.aggregation.rule} needs ${needed} even with f=0)` : '')
     })
   }
 })

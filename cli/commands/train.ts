@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander'
 import { minimumPeersFor, parseJobConfig, quorumFix, type JobConfig } from '../../config/job-config.js'
 import { readConfigFile } from '../../config/load.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
+import type { StopReason } from '../../daemon/training/training-state.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
 import { writeRunReport } from '../../daemon/report/write-report.js'
@@ -50,7 +51,7 @@ export function registerTrainCommand(program: Command): void {
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       const recorder = createReportRecorder()
-      progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epochs, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
+      progress.line(`training ${config.model} on ${config.dataset}: ${config.epochs} epoch${config.epochs === 1 ? '' : 's'}, batch ${config.batchSize}, ${config.optimizer.type} lr ${config.optimizer.lr}`)
       if (config.mode === 'async') progress.line(`note: ${flags.config ?? 'the job config'} sets mode: async; p2pmld train runs one process, in sync mode`)
       const ignored = exchangeAlone || flags.config === undefined ? [] : exchangeSettingsIn(flags.config)
       if (ignored.length > 0) progress.line(`note: ${flags.config} sets ${ignored.join(' and ')} for peers; p2pmld train applies its one gradient as computed (give --compression or --aggregation to run them on it)`)
@@ -96,7 +97,7 @@ export function registerTrainCommand(program: Command): void {
       }
       process.stdout.write([
         `test accuracy ${(result.test.accuracy * 100).toFixed(2)} %  (loss ${result.test.loss.toFixed(4)}, ${result.test.count} samples)`,
-        `stopped after ${result.epoch} epochs (${result.reason}), ${result.step} steps, ${(result.wallMs / 1000).toFixed(1)} s`,
+        `${describeEnd(result.reason, result.epoch)}, ${result.step} steps, ${(result.wallMs / 1000).toFixed(1)} s`,
         ...(exported !== undefined ? [`model written to ${exported.path} (ONNX, ${exported.bytes} bytes)`, describeExportedInputs(exported)] : []),
         '',
         formatStageTable(result.stages),
@@ -122,4 +123,10 @@ function localJobConfig(flags: TrainFlags, exchangeAlone: boolean): JobConfig {
 function exchangeSettingsIn(path: string): string[] {
   const raw = readConfigFile(path, 'job file')
   return typeof raw === 'object' && raw !== null ? ['compression', 'aggregation'].filter((key) => key in raw) : []
+}
+
+/** How the run ended, for people ('stopped after 2 epochs (epochs)' said the reason's code twice). */
+function describeEnd(reason: StopReason, epochs: number): string {
+  const counted = `${epochs} epoch${epochs === 1 ? '' : 's'}`
+  return reason === 'epochs' ? `ran all ${counted}` : reason === 'early-stopping' ? `stopped early after ${counted} (the validation loss stopped improving)` : `stopped after ${counted}`
 }

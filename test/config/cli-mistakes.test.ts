@@ -61,7 +61,7 @@ describe('config mistakes on the command line', () => {
       run(['train', '--optimizer', 'adma'])
     ])
     expect(adam.code, adam.stderr).toBe(0)
-    expect(adam.stdout + adam.stderr).toMatch(/training mlp on mnist: 1 epochs, batch 64, adam lr/)
+    expect(adam.stdout + adam.stderr).toMatch(/training mlp on mnist: 1 epoch, batch 64, adam lr/)
     expect(typo.code).toBe(1)
     expect(typo.stderr).toMatch(/--optimizer must be one of sgd, adam, got 'adma' \(did you mean adam\?\)/)
   }, 90_000)

@@ -111,9 +111,9 @@ describe('settings that do not go together name the field and the fix', () => {
 
   it('too few minPeers for the rule: lowering f is offered only where f is above 0', () => {
     expect(message(() => parseJobConfig({ minPeers: 2, aggregation: { rule: 'trimmed-mean', f: 1 } })))
-      .toContain('minPeers: trimmed-mean with f=1 needs at least 3 peers: set minPeers to 3 or more, or lower aggregation.f')
+      .toContain('minPeers: trimmed-mean with f=1 needs at least 3 peers: set minPeers (--min-peers) to 3 or more, or lower aggregation.f (--f)')
     const krum = message(() => parseJobConfig({ minPeers: 1, aggregation: { rule: 'krum', f: 0 } }))
-    expect(krum).toContain('minPeers: krum with f=0 needs at least 3 peers: set minPeers to 3 or more, or set aggregation.rule to mean (krum needs 3 even with f=0)')
+    expect(krum).toContain('minPeers: krum with f=0 needs at least 3 peers: set minPeers (--min-peers) to 3 or more, or set aggregation.rule (--aggregation) to mean (krum needs 3 even with f=0)')
     expect(krum).not.toContain('lower aggregation.f')
   })
 })
