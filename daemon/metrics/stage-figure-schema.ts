@@ -22,11 +22,12 @@ export const StageFigureSchema = z.object({
 export type StageFigure = z.infer<typeof StageFigureSchema>
 
 /**
- * Shortest median call (ms) of a stage whose CPU % is measured (StageFigure.cpuPercent). Linux credits the CPU time of
- * a thread running on another core at its scheduler tick (4 ms at the common 250 Hz) or when it
- * sleeps, so a short window reads time spent before it: ONNX Runtime's threads spin-wait between
- * runs, and their spin lands in whichever short stage reads it (an mlp job read compute 325 % and
- * update 426 % on two cores). Over 20 ms a call, one late tick per thread is at most ~20 %.
+ * Shortest median call (ms) of a stage whose CPU % is measured (StageFigure.cpuPercent). Linux
+ * credits the CPU time of a thread running on another core at its scheduler tick (4 ms at the
+ * common 250 Hz) or when it sleeps, so a short window reads time spent before it: ONNX Runtime's
+ * threads spin-wait between runs, and their spin lands in whichever short stage reads it (an mlp
+ * job read compute 325 % and update 426 % on two cores). Over 20 ms a call, one late tick per
+ * thread is at most ~20 %.
  */
 export const CPU_PERCENT_MIN_MS = 20
 
