@@ -91,7 +91,7 @@ export function registerEstimateCommand(program: Command): void {
           computeThreads: threads,
           onRun: (run, of, ms) => process.stderr.write(`  run ${run}/${of}: ${ms.toFixed(1)} ms\n`)
         })
-        measured = { source: `calibration on this machine, ${threads} threads`, batchSize, medianMs: calibration.compute.medianMs, cpuPercent: calibration.compute.cpuPercent, rssMiB: calibration.peakRssMiB }
+        measured = { source: `calibration on this machine, ${threads} thread${threads === 1 ? '' : 's'}`, batchSize, medianMs: calibration.compute.medianMs, cpuPercent: calibration.compute.cpuPercent, rssMiB: calibration.peakRssMiB }
       }
       const trainSamples = flags.trainSamples ?? report?.job.trainSamples ?? (await loadJobDatasets(flags.dataset ?? config?.dataset ?? 'mnist', { seed: 1 })).train.size
       const estimate = estimateCosts({
@@ -160,13 +160,13 @@ export function formatEstimate(estimate: Estimate, currency = 'USD'): string {
       ['time per epoch', secs(i.secondsPerEpoch), secs(s.secondsPerEpoch)],
       ['cost per peer per epoch', usd(i.costPerPeerPerEpoch), `${usd(s.costPerPeerPerEpoch)} (Lambda ${usd(s.lambdaCostPerPeerPerEpoch)}, instance ${usd(s.instanceCostPerPeerPerEpoch)}, requests ${usd(s.requestFeesPerPeerPerEpoch)})`],
       [`time per job (${r.epochs} epoch${r.epochs === 1 ? '' : 's'})`, secs(i.secondsPerJob), secs(s.secondsPerJob)],
-      [`cost per job (${r.peers} peers)`, usd(i.costPerJob), usd(s.costPerJob)]
+      [`cost per job (${r.peers} peer${r.peers === 1 ? '' : 's'})`, usd(i.costPerJob), usd(s.costPerJob)]
     ])
   const verdict = c.cheaper === 'instance-based'
     ? `cheaper: instance-based (serverless offload costs ${c.costRatio.toFixed(2)}x as much${c.speedup > 1 ? ` and computes gradients ${c.speedup.toFixed(2)}x faster` : ''})`
     : `cheaper: serverless offload (${(1 / c.costRatio).toFixed(2)}x less than instance-based${c.speedup > 1 ? `, and ${c.speedup.toFixed(2)}x faster` : ''})`
   return [
-    `estimate: ${r.model}, batch ${r.batchSize} per peer, ${r.peers} peers, ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.trainSamples} training samples: ${inputs.batchesPerEpoch} batches per peer per epoch`,
+    `estimate: ${r.model}, batch ${r.batchSize} per peer, ${r.peers} peer${r.peers === 1 ? '' : 's'}, ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.trainSamples} training samples: ${inputs.batchesPerEpoch} batches per peer per epoch`,
     ...estimate.notes.map((n) => `  ${n}`),
     '',
     table,

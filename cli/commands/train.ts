@@ -128,5 +128,5 @@ function exchangeSettingsIn(path: string): string[] {
 /** How the run ended, for people ('stopped after 2 epochs (epochs)' said the reason's code twice). */
 function describeEnd(reason: StopReason, epochs: number): string {
   const counted = `${epochs} epoch${epochs === 1 ? '' : 's'}`
-  return reason === 'epochs' ? `ran all ${counted}` : reason === 'early-stopping' ? `stopped early after ${counted} (the validation loss stopped improving)` : `stopped after ${counted}`
+  return reason === 'epochs' ? `ran ${epochs === 1 ? 'its' : 'all'} ${counted}` : reason === 'early-stopping' ? `stopped early after ${counted} (the validation loss stopped improving)` : `stopped after ${counted}`
 }

@@ -79,7 +79,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
   if (instanceSeconds === undefined) {
     if (batchMs === undefined) needMeasure('instance')
     instanceSeconds = (batchMs as number) / 1000 * batches
-    notes.push(`instance-based epoch: ${batches} batches one after another at this machine's speed (${instanceSeconds.toFixed(1)} s)`)
+    notes.push(`instance-based epoch: ${batches} batches one after another at this machine's speed (${inSeconds(instanceSeconds)})`)
   } else notes.push(`instance-based epoch: ${instanceSeconds} s as given`)
 
   let offloadSeconds = request.offloadSecondsPerEpoch
@@ -89,7 +89,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
     const perBatch = lambdaBatchSeconds((batchMs as number) / 1000, ((measured as MeasuredCompute).cpuPercent ?? 100) / 100, vcpus)
     const waves = Math.ceil(batches / prices.lambda.concurrency)
     offloadSeconds = perBatch * waves
-    notes.push(`serverless epoch: ${batches} batches in parallel on Lambda (${vcpus.toFixed(2)} vCPU each${waves > 1 ? `, ${waves} waves of ${prices.lambda.concurrency}` : ''}), ${perBatch.toFixed(2)} s per batch`)
+    notes.push(`serverless epoch: ${batches} batches in parallel on Lambda (${vcpus.toFixed(2)} vCPU each${waves > 1 ? `, ${waves} waves of ${prices.lambda.concurrency}` : ''}), ${inSeconds(perBatch)} per batch`)
   } else notes.push(`serverless epoch: ${offloadSeconds} s as given`)
 
   const requestFeesPerBatch = prices.lambda.perRequest +
@@ -117,4 +117,9 @@ export function estimateCosts(request: EstimateRequest): Estimate {
 function defaultLambdaMemory(measured: MeasuredCompute | undefined, max: number): number {
   if (measured === undefined) return Math.min(max, 1769)
   return Math.min(max, Math.max(128, Math.ceil(measured.rssMiB / 64) * 64))
+}
+
+/** seconds for a note: two significant digits under 0.1 s ('0.0 s' beside a table's '54 ms' read as a contradiction) */
+function inSeconds(seconds: number): string {
+  return `${seconds >= 0.1 ? seconds.toFixed(1) : Number(seconds.toPrecision(2))} s`
 }

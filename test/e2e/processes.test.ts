@@ -13,7 +13,7 @@ describe('daemons as separate processes', () => {
       '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--seed', '7', '--exit-when-done'
     ])
     const bootstrap = await host.address()
-    await host.waitForStdout(/hosting job job-[0-9a-f]+: waiting for 3 peer\(s\)/)
+    await host.waitForStdout(/hosting job job-[0-9a-f]+: waiting for 3 peers \(minPeers, this one included\)/)
     const joiners = [1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
     const all = [host, ...joiners]
 
