@@ -125,15 +125,19 @@ export function createStageRecorder(options: StageRecorderOptions = {}): StageRe
         const acc = accumulator(stage)
         const sorted = [...acc.recent].sort((a, b) => a - b)
         const quantile = (q: number): number => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]
+        // the middle call, or the mean of the middle two (nearest rank gave the larger of two calls:
+        // a validate stage of 2 calls read median 14.2 ms beside a mean of 9.1)
+        const half = sorted.length >> 1
+        const median = sorted.length === 0 ? 0 : sorted.length % 2 === 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2
         return {
           stage,
           count: acc.count,
           totalMs: acc.totalMs,
           meanMs: acc.count === 0 ? 0 : acc.totalMs / acc.count,
-          medianMs: quantile(0.5),
+          medianMs: median,
           p95Ms: quantile(0.95),
           maxMs: acc.maxMs,
-          cpuPercent: quantile(0.5) < CPU_PERCENT_MIN_MS ? null : acc.sampledMs > 0 ? (100 * acc.cpuMs) / acc.sampledMs : acc.firstMs > 0 ? (100 * acc.firstCpuMs) / acc.firstMs : 0,
+          cpuPercent: median < CPU_PERCENT_MIN_MS ? null : acc.sampledMs > 0 ? (100 * acc.cpuMs) / acc.sampledMs : acc.firstMs > 0 ? (100 * acc.firstCpuMs) / acc.firstMs : 0,
           rssMiB: acc.rssCount === 0 ? 0 : acc.rssSum / acc.rssCount
         }
       })

@@ -17,7 +17,8 @@ describe('stage recorder', () => {
     expect(receive.count).toBe(20)
     expect(receive.totalMs).toBe(361 + 500) // 10..28 sum to 361
     expect(receive.meanMs).toBeCloseTo(861 / 20, 10)
-    expect(receive.medianMs).toBe(20)
+    // an even count: the mean of the middle two (19 and 20)
+    expect(receive.medianMs).toBe(19.5)
     expect(receive.p95Ms).toBe(500)
     expect(receive.maxMs).toBe(500)
     expect(receive.rssMiB).toBeGreaterThan(10)
