@@ -147,6 +147,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     ? undefined
     // prom-client loads only for daemons that serve metrics
     : (await import('../metrics/prometheus.js')).createPrometheusMetrics({ port: config.metricsPort, host: config.metricsHost, log, node: () => node, session: () => session,
+      // wrapped: both are declared below, once the node exists (read at scrape time only)
       rejectionCounts: () => rejectionCounts(),
       droppedCounts: () => droppedCounts(),
       bytesByPeer: () => bytesByPeer(traffic, connections)
