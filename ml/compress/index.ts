@@ -2,6 +2,6 @@ export { CodecError, type CodecErrorReason, type CodecId, type GradientCodec } f
 export { createCodec } from './create-codec.js'
 export { withExactRanges, type ExactRange, type ExactRangesCodec } from './exact-ranges.js'
 export { createQsgdCodec, type QsgdBits, type QsgdOptions } from './qsgd-codec.js'
-export { createFp16Codec } from './fp16-codec.js'
+export { createFp16Codec, type Fp16Codec, type Fp16Options } from './fp16-codec.js'
 export { createRawCodec } from './raw-codec.js'
 export { FLOAT16_TABLE, float16BitsToFloat32, float32ToFloat16Bits } from './float16.js'
