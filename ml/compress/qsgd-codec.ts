@@ -40,6 +40,13 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     const level = code & levels
     signedLevels[code] = (code & signBit) !== 0 ? -level : level
   }
+  /** codes a byte holds (sub-byte widths), and whether one of them is the refused "-0" (the sign bit alone) */
+  const perByte = 8 / bits
+  const negativeZeroIn = Uint8Array.from({ length: 256 }, (_, byte) => {
+    let found = 0
+    for (let k = 0; k < perByte; k++) found |= +(((byte >>> (k * bits)) & codeMask) === signBit)
+    return found
+  })
   const nonCanonicalCode = (code: number, i: number, bucket: number): CodecError => code === signBit
     ? new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
     : new CodecError('non-canonical', `qsgd: value ${i} has level ${code & levels} in bucket ${bucket} whose norm is 0 (corrupt or forged payload)`)
@@ -138,7 +145,8 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
      * `into` (optional, `count` values): decode into this buffer instead of a new one, e.g. a
      * buffer reused every step (a fresh one's allocation and page faults cost more than the
      * decoding). 8 bits run in the SIMD kernel where it compiles (qsgd-simd.ts: 4.9-6.4 GB/s into
-     * a reused buffer, mlp-large). Returns the decoded values (`into` when given).
+     * a reused buffer, mlp-large); 2 and 4 bits a code byte at a time where the bucket starts on
+     * a byte (lenet5: 0.6-1.0 -> 2.4 GB/s). Returns the decoded values (`into` when given).
      */
     decode (bytes: Uint8Array, count: number, into?: Float32Array): Float32Array {
       const expected = encodedSize(count)
@@ -196,6 +204,14 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
             const code = bytes[p]
             negativeZeros |= +(code === signBit)
             out[i] = signedLevels[code] * step
+          }
+        } else if (start % perByte === 0) {
+          // a byte at a time (the bucket starts on a byte): its codes by shifts, no call per value
+          let i = start
+          for (let p = codeOffset + start / perByte; i < end; p++) {
+            let byte = bytes[p]
+            negativeZeros |= negativeZeroIn[byte]
+            for (let k = 0; k < perByte && i < end; k++, i++, byte >>>= bits) out[i] = signedLevels[byte & codeMask] * step
           }
         } else {
           for (let i = start; i < end; i++) {

@@ -229,3 +229,34 @@ describe('qsgd rejects bad input', () => {
     expectCodecError(() => codec.decode(padded, 33), 'non-canonical', /padding/)
   })
 })
+
+describe('qsgd sub-byte decoding', () => {
+  for (const bits of [2, 4] as const) {
+    it(`${bits}-bit: each value is its code's signed level x norm / levels, in buckets that start on a byte and off one, and a -0 code is refused in every slot of a byte`, () => {
+      const levels = 2 ** (bits - 1) - 1
+      const perByte = 8 / bits
+      const n = 61
+      for (const bucketSize of [16, 3, 5, 6]) {
+        const codec = createQsgdCodec({ bits, bucketSize })
+        const payload = codec.encode(gaussianVector(n, bucketSize), createRng(3))
+        const codeStart = 4 * Math.ceil(n / bucketSize)
+        const view = new DataView(payload.buffer, payload.byteOffset)
+        const out = codec.decode(payload, n)
+        for (let i = 0; i < n; i++) {
+          const pos = i * bits
+          const code = (payload[codeStart + (pos >>> 3)] >>> (pos & 7)) & ((1 << bits) - 1)
+          const level = code & levels
+          const norm = view.getFloat32(4 * Math.floor(i / bucketSize), true)
+          if (out[i] !== Math.fround(((code & (levels + 1)) !== 0 ? -level : level) * (norm / levels))) expect.fail(`bucket size ${bucketSize}: value ${i} decoded to ${out[i]}`)
+        }
+        for (const at of [0, 1, perByte - 1, perByte, 34, n - 1]) {
+          const bad = payload.slice()
+          const pos = at * bits
+          const byte = codeStart + (pos >>> 3)
+          bad[byte] = (bad[byte] & ~(((1 << bits) - 1) << (pos & 7))) | ((levels + 1) << (pos & 7))
+          expectCodecError(() => codec.decode(bad, n), 'non-canonical', new RegExp(`^qsgd: value ${at} is encoded as negative zero`))
+        }
+      }
+    })
+  }
+})
