@@ -13,7 +13,7 @@
  */
 import type { Rng } from '../core/rng.js'
 import { CodecError, checkCount, checkFiniteInput, checkLength, encodeOutput, type GradientCodec } from './codec.js'
-import { createQsgd8Kernel, type Qsgd8Kernel } from './qsgd-simd.js'
+import { createQsgdKernel, type QsgdKernel } from './qsgd-simd.js'
 
 export type QsgdBits = 2 | 4 | 8
 
@@ -51,8 +51,11 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     ? new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
     : new CodecError('non-canonical', `qsgd: value ${i} has level ${code & levels} in bucket ${bucket} whose norm is 0 (corrupt or forged payload)`)
 
-  // the 8-bit loop as a SIMD kernel (the same codes); undefined where WebAssembly SIMD is missing
-  const kernel8 = bits === 8 && bucketSize % 4 === 0 && options.simd !== false ? tryKernel() : undefined
+  // the encoder's loop as a SIMD kernel (the same codes; 32 / bits values an iteration, so buckets
+  // of a multiple of that), and 8-bit decoding; undefined where WebAssembly SIMD is missing
+  const iteration = 32 / bits
+  const kernel = bucketSize % iteration === 0 && options.simd !== false ? tryKernel(bits) : undefined
+  const kernel8 = bits === 8 ? kernel : undefined
   /** values per window: whole buckets, 64 Ki values or one bucket (320 KiB of kernel memory) */
   const windowValues = bucketSize * Math.max(1, Math.floor(65536 / bucketSize))
   const bucketCount = (count: number): number => Math.ceil(count / bucketSize)
@@ -69,9 +72,9 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     encode (values: Float32Array, rng: Rng, into?: Uint8Array): Uint8Array {
       const count = values.length
       const buckets = bucketCount(count)
-      // the 8-bit kernel writes every byte (codes window by window, zeros for all-zero buckets);
-      // the scalar paths skip all-zero buckets and OR sub-byte codes in: a reused buffer is zeroed
-      const out = encodeOutput('qsgd', encodedSize(count), into, kernel8 === undefined)
+      // the kernel writes every byte (codes window by window, zeros for all-zero buckets); the
+      // scalar paths skip all-zero buckets and OR sub-byte codes in: a reused buffer is zeroed
+      const out = encodeOutput('qsgd', encodedSize(count), into, kernel === undefined)
       const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       const codeOffset = 4 * buckets
       // the caller's rng seeds a fast inline generator, so the encoding is reproducible from it
@@ -79,19 +82,19 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
       // the SIMD kernel takes the vector a window of whole buckets at a time (its memory holds one)
       let windowStart = 0
       let windowEnd = 0
-      const flushWindow = (): void => { if (kernel8 !== undefined && windowEnd > windowStart) out.set(kernel8.codes(), codeOffset + windowStart) }
+      const flushWindow = (): void => { if (kernel !== undefined && windowEnd > windowStart) out.set(kernel.codes(), codeOffset + (windowStart * bits) / 8) }
 
       for (let b = 0; b < buckets; b++) {
         const start = b * bucketSize
         const end = Math.min(start + bucketSize, count)
-        if (kernel8 !== undefined && start >= windowEnd) {
+        if (kernel !== undefined && start >= windowEnd) {
           flushWindow()
           windowStart = start
           windowEnd = Math.min(count, start + windowValues)
-          kernel8.load(values.subarray(windowStart, windowEnd))
+          kernel.load(values.subarray(windowStart, windowEnd))
         }
-        const sumSq = kernel8 !== undefined && ((end - start) & 1) === 0
-          ? kernel8.sumOfSquares(start - windowStart, end - windowStart)
+        const sumSq = kernel !== undefined && ((end - start) & 1) === 0
+          ? kernel.sumOfSquares(start - windowStart, end - windowStart)
           : sumOfSquares(values, start, end)
         // a NaN or infinite value makes the sum so (one pass instead of a check of its own first)
         if (sumSq - sumSq !== 0) checkFiniteInput('qsgd', values.subarray(start, end), start)
@@ -101,41 +104,32 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
         }
         view.setFloat32(4 * b, norm, true)
         if (norm === 0) {
-          kernel8?.codes().fill(0, start - windowStart, end - windowStart) // the memory holds earlier codes
+          kernel?.codes().fill(0, ((start - windowStart) * bits) / 8, Math.ceil(((end - windowStart) * bits) / 8)) // the memory holds earlier codes
           continue // all-zero bucket: codes stay 0
         }
 
         // quantize against the stored (float32) norm, so decode scales by exactly what was used here
         const scale = levels / norm
-        if (kernel8 !== undefined) {
-          const whole = start + ((end - start) & ~3)
-          state = kernel8.encode(start - windowStart, whole - windowStart, scale, state)
-          // the last bucket's last n % 4 values, into the window's codes like the others (only
-          // there: codes() makes a view, and one per bucket cost a fifth of a lenet5 encode)
-          if (whole < end) state = encodeBucket8(values, whole, end, scale, state, kernel8.codes(), -windowStart)
+        if (kernel !== undefined) {
+          const whole = end - ((end - start) % iteration)
+          state = kernel.encode(start - windowStart, whole - windowStart, scale, state)
+          // the last bucket's last values, into the window's codes like the others (only there:
+          // codes() makes a view, and one per bucket cost a fifth of a lenet5 encode)
+          if (whole < end) {
+            const codes = kernel.codes()
+            if (bits === 8) {
+              state = encodeBucket8(values, whole, end, scale, state, codes, -windowStart)
+            } else {
+              // ORed in: clear what an earlier window left there first (whole starts on a byte)
+              codes.fill(0, ((whole - windowStart) * bits) / 8)
+              state = encodeBucketBits(values, whole, end, scale, state, codes, -(windowStart * bits) / 8, bits)
+            }
+          }
           continue
         }
-        if (bits === 8) {
-          state = encodeBucket8(values, start, end, scale, state, out, codeOffset)
-          continue
-        }
-        for (let i = start; i < end; i++) {
-          const v = values[i]
-          const scaled = Math.abs(v) * scale
-          const a = scaled > levels ? levels : scaled // |v| can exceed the rounded norm by an ulp
-          let level = a | 0 // floor: 0 <= a <= 127
-          // splitmix32 (inlined: ~10x cheaper than a call per value); P(z < frac * 2^32) = frac
-          state = (state + 0x9e3779b9) | 0
-          let z = Math.imul(state ^ (state >>> 16), 0x85ebca6b)
-          z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
-          z = (z ^ (z >>> 16)) >>> 0
-          // written without data-dependent branches: they mispredicted half the time (2x slower)
-          level += +(z < (a - level) * 4294967296)
-          // the sign only where the level is not 0 (zero has one encoding); branch-free as well
-          const code = level | (signBit * (+(v < 0) & +(level !== 0)))
-          const bitPos = i * bits
-          out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
-        }
+        state = bits === 8
+          ? encodeBucket8(values, start, end, scale, state, out, codeOffset)
+          : encodeBucketBits(values, start, end, scale, state, out, codeOffset, bits)
       }
       flushWindow()
       return out
@@ -259,6 +253,33 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
 }
 
 /**
+ * One bucket at 2 or 4 bits: each code ORed into its byte at bit i * bits of `out` from
+ * `codeOffset` (which must hold zeros there). Returns the generator's state after the bucket.
+ */
+function encodeBucketBits (values: Float32Array, start: number, end: number, scale: number, state: number, out: Uint8Array, codeOffset: number, bits: number): number {
+  const levels = (1 << (bits - 1)) - 1
+  const signBit = 1 << (bits - 1)
+  for (let i = start; i < end; i++) {
+    const v = values[i]
+    const scaled = Math.abs(v) * scale
+    const a = scaled > levels ? levels : scaled // |v| can exceed the rounded norm by an ulp
+    let level = a | 0 // floor: 0 <= a <= levels
+    // splitmix32 (inlined: ~10x cheaper than a call per value); P(z < frac * 2^32) = frac
+    state = (state + 0x9e3779b9) | 0
+    let z = Math.imul(state ^ (state >>> 16), 0x85ebca6b)
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+    z = (z ^ (z >>> 16)) >>> 0
+    // written without data-dependent branches: they mispredicted half the time (2x slower)
+    level += +(z < (a - level) * 4294967296)
+    // the sign only where the level is not 0 (zero has one encoding); branch-free as well
+    const code = level | (signBit * (+(v < 0) & +(level !== 0)))
+    const bitPos = i * bits
+    out[codeOffset + (bitPos >>> 3)] |= code << (bitPos & 7)
+  }
+  return state
+}
+
+/**
  * One bucket at 8 bits: the loop of encode() with a byte per code (no shifts, no OR into a
  * shared byte) and the level bound and sign as constants; the same draws and codes. Returns
  * the generator's state after the bucket.
@@ -279,9 +300,9 @@ function encodeBucket8 (values: Float32Array, start: number, end: number, scale:
   return state
 }
 
-function tryKernel (): Qsgd8Kernel | undefined {
+function tryKernel (bits: QsgdBits): QsgdKernel | undefined {
   try {
-    return createQsgd8Kernel()
+    return createQsgdKernel(bits)
   } catch {
     return undefined
   }

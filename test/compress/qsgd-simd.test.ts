@@ -1,13 +1,13 @@
 /**
- * qsgd's 8-bit SIMD encoder gives the scalar loop's bytes, and its decoder the scalar decoder's
- * floats and refusals: the same draws in the same order, the
- * same levels, signs and zero buckets, for lengths that do and do not fill the last group of four,
+ * qsgd's SIMD encoder gives the scalar loop's bytes at 8, 4 and 2 bits, and its 8-bit decoder the
+ * scalar decoder's floats and refusals: the same draws in the same order, the same levels, signs,
+ * packing and zero buckets, for lengths that do and do not fill the last iteration,
  * and one codec reused for vectors of different lengths (the kernel's memory keeps the previous
  * encode's codes, which must not leak into the next).
  */
 import { describe, expect, it } from 'vitest'
 import { createQsgdCodec } from '../../ml/compress/qsgd-codec.js'
-import { createQsgd8Kernel } from '../../ml/compress/qsgd-simd.js'
+import { createQsgd8Kernel, createQsgdKernel } from '../../ml/compress/qsgd-simd.js'
 import { createRng } from '../../ml/core/rng.js'
 
 function vector (n: number, seed: number): Float32Array {
@@ -21,38 +21,44 @@ function vector (n: number, seed: number): Float32Array {
   return v
 }
 
-describe('qsgd 8-bit SIMD encoding', () => {
-  it('compiles in this runtime (else the codec falls back to the scalar loop and this file compares it with itself)', () => {
+describe('qsgd SIMD encoding', () => {
+  it('compiles in this runtime at 8, 4 and 2 bits (else the codec falls back to the scalar loop and this file compares it with itself)', () => {
     expect(typeof createQsgd8Kernel().encode).toBe('function')
+    for (const bits of [4, 2] as const) expect(typeof createQsgdKernel(bits).encode).toBe('function')
   })
 
-  it('writes the scalar loop\'s bytes for every length, zero and one-hot buckets included', () => {
-    const simd = createQsgdCodec({ bits: 8, bucketSize: 512 })
-    const scalar = createQsgdCodec({ bits: 8, bucketSize: 512, simd: false })
-    for (const n of [1, 3, 4, 5, 511, 512, 513, 1027, 5000, 65_537]) {
-      const v = vector(n, n)
-      if (n > 1100) {
-        v.fill(0, 512, 1024) // an all-zero bucket after buckets with codes
-        v.fill(0, 1024, 1536); v[1030] = -3 // a one-hot bucket: |v| equals its norm
+  for (const bits of [8, 4, 2] as const) {
+    it(`writes the scalar loop's bytes at ${bits} bits for every length and bucket size, zero and one-hot buckets included`, () => {
+      for (const bucketSize of [512, 48, 20]) { // 20: not a multiple of 32 / bits below 8 bits, scalar there
+        const simd = createQsgdCodec({ bits, bucketSize })
+        const scalar = createQsgdCodec({ bits, bucketSize, simd: false })
+        for (const n of [1, 3, 4, 5, 15, 17, 511, 512, 513, 1027, 5000, 65_537, 70_003]) {
+          const v = vector(n, n)
+          if (n > 1100) {
+            v.fill(0, 512, 1024) // an all-zero bucket after buckets with codes
+            v.fill(0, 1024, 1536); v[1030] = -3 // a one-hot bucket: |v| equals its norm
+          }
+          for (const seed of [1, 2]) {
+            const a = simd.encode(v, createRng(seed))
+            const b = scalar.encode(v, createRng(seed))
+            expect(Buffer.from(a).equals(Buffer.from(b)), `n=${n} bucket ${bucketSize} seed ${seed}`).toBe(true)
+          }
+        }
       }
-      for (const seed of [1, 2]) {
-        const a = simd.encode(v, createRng(seed))
-        const b = scalar.encode(v, createRng(seed))
-        expect(Buffer.from(a).equals(Buffer.from(b)), `n=${n} seed ${seed}`).toBe(true)
-      }
-    }
-  })
+    })
 
-  it('does not carry codes from a longer or non-zero vector into the next encode', () => {
-    const simd = createQsgdCodec({ bits: 8, bucketSize: 64 })
-    const scalar = createQsgdCodec({ bits: 8, bucketSize: 64, simd: false })
-    simd.encode(vector(10_000, 7), createRng(3))
-    const zeros = new Float32Array(300)
-    expect(Buffer.from(simd.encode(zeros, createRng(4))).equals(Buffer.from(scalar.encode(zeros, createRng(4))))).toBe(true)
-    expect(simd.encode(zeros, createRng(4)).every((b) => b === 0)).toBe(true)
-    const short = vector(130, 9)
-    expect(Buffer.from(simd.encode(short, createRng(5))).equals(Buffer.from(scalar.encode(short, createRng(5))))).toBe(true)
-  })
+    it(`does not carry codes from a longer or non-zero vector into the next encode (${bits} bits)`, () => {
+      const simd = createQsgdCodec({ bits, bucketSize: 64 })
+      const scalar = createQsgdCodec({ bits, bucketSize: 64, simd: false })
+      simd.encode(vector(10_000, 7), createRng(3))
+      const zeros = new Float32Array(300)
+      expect(Buffer.from(simd.encode(zeros, createRng(4))).equals(Buffer.from(scalar.encode(zeros, createRng(4))))).toBe(true)
+      expect(simd.encode(zeros, createRng(4)).every((b) => b === 0)).toBe(true)
+      simd.encode(vector(10_000, 8), createRng(3))
+      const short = vector(130, 9) // a last bucket of two values: scalar codes ORed into the kernel's window
+      expect(Buffer.from(simd.encode(short, createRng(5))).equals(Buffer.from(scalar.encode(short, createRng(5))))).toBe(true)
+    })
+  }
 
   it('decodes to the scalar decoder\'s floats bit for bit, fresh or into a reused buffer, and refuses what it refuses', () => {
     const simd = createQsgdCodec({ bits: 8, bucketSize: 512 })
