@@ -8,8 +8,8 @@
  *     each bucket's largest magnitude m (f32x4.max over |v|) to scales[b] (float32, right after
  *     the codes: codes + 2n), then every value's code: the half nearest to v * f, f = 2^15 / m (0
  *     where m = 0), the product in float64 rounded to float32 as the scalar loop stores it, then
- *     to the half nearest, ties to even, through the subnormals (the
- *     branch-free conversion of F. Giesen, "float_to_half_fast3_rtne", 2016), -0 written as +0.
+ *     to the half nearest, ties to even, through the subnormals (the branch-free conversion of
+ *     F. Giesen, "float_to_half_fast3_rtne", 2016), -0 written as +0.
  *     Returns 1 when a bucket's m is not finite (the input holds NaN or Inf; the caller refuses
  *     it), else 0.
  *   decode16(values, codes: i32 byte offsets, n: i32, unused: f64, bucket: i32) -> i32
