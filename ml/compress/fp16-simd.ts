@@ -86,12 +86,17 @@ const scaledFour = [
   ...shuffle(LOW_PAIRS), ...localSet(X)
 ]
 
-function encode16Body(): number[] {
-  const code = [
+/** both kernels' start: P and Q at the window's values and codes, END past the values, S at the scales (after the codes) */
+const windowPointers = [
     ...localGet(VALUES), ...localSet(P),
     ...localGet(CODES), ...localSet(Q),
     ...localGet(VALUES), ...localGet(N), ...i32Const(2), 0x74, i32Add, ...localSet(END),
     ...localGet(CODES), ...localGet(N), ...i32Const(1), 0x74, i32Add, ...localSet(S),
+]
+
+function encode16Body(): number[] {
+  const code = [
+    ...windowPointers,
     0x02, 0x40, 0x03, 0x40, // block, loop: a bucket
     ...localGet(P), ...localGet(END), 0x4f, 0x0d, 1,
     ...localGet(P), ...localGet(BUCKET), ...i32Const(2), 0x74, i32Add, ...localSet(BEND),
@@ -153,10 +158,7 @@ const decodeFour = (offset: number): number[] => [
 
 function decode16Body(): number[] {
   const code = [
-    ...localGet(VALUES), ...localSet(P),
-    ...localGet(CODES), ...localSet(Q),
-    ...localGet(VALUES), ...localGet(N), ...i32Const(2), 0x74, i32Add, ...localSet(END),
-    ...localGet(CODES), ...localGet(N), ...i32Const(1), 0x74, i32Add, ...localSet(S),
+    ...windowPointers,
     ...i32x4(0), ...localSet(ACC),
     0x02, 0x40, 0x03, 0x40,
     ...localGet(P), ...localGet(END), 0x4f, 0x0d, 1,
