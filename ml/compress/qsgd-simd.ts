@@ -6,7 +6,7 @@
  * an iteration takes two or four groups and packs their codes into four bytes by shuffles, as the
  * scalar loop ORs them in (mlp-large: 0.5-0.6 -> 1.7-1.9 GB/s).
  *
- * Kernels (one signature for both):
+ * Kernels (one signature for all three):
  *   encode(values, codes: i32 byte offsets, n: i32 (a multiple of 32 / bits), scale: f64, state: i32)
  *     -> i32 state after the n draws (the module's bits: createQsgdKernel);
  *   decode8(codes, values: i32 byte offsets, n: i32 (a multiple of 4), step: f64, unused: i32)
