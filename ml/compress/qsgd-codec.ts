@@ -51,11 +51,10 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     ? new CodecError('non-canonical', `qsgd: value ${i} is encoded as negative zero; zero must be written with sign 0 (corrupt or forged payload)`)
     : new CodecError('non-canonical', `qsgd: value ${i} has level ${code & levels} in bucket ${bucket} whose norm is 0 (corrupt or forged payload)`)
 
-  // the encoder's loop as a SIMD kernel (the same codes; 32 / bits values an iteration, so buckets
-  // of a multiple of that), and 8-bit decoding; undefined where WebAssembly SIMD is missing
+  // the encoder's loop and the decoder as a SIMD kernel (the same codes and floats; 32 / bits values
+  // an encode iteration, so buckets of a multiple of that); undefined where WebAssembly SIMD is missing
   const iteration = 32 / bits
   const kernel = bucketSize % iteration === 0 && options.simd !== false ? tryKernel(bits) : undefined
-  const kernel8 = bits === 8 ? kernel : undefined
   /** values per window: whole buckets, 64 Ki values or one bucket (320 KiB of kernel memory) */
   const windowValues = bucketSize * Math.max(1, Math.floor(65536 / bucketSize))
   const bucketCount = (count: number): number => Math.ceil(count / bucketSize)
@@ -138,10 +137,10 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
     /**
      * `into` (optional, `count` values): decode into this buffer instead of a new one, e.g. a
      * buffer reused every step (a fresh one's allocation and page faults cost more than the
-     * decoding). 8 bits run in the SIMD kernel where it compiles (qsgd-simd.ts: 4.9-6.4 GB/s into
-     * a reused buffer, mlp-large); 2 and 4 bits a code byte at a time where the bucket starts on
-     * a byte (4 bits: lenet5 0.6-1.0 -> 3.3-3.5 GB/s, mlp-large 0.8 -> 2.0-2.1). Returns the decoded
-     * values (`into` when given).
+     * decoding). Buckets of a multiple of 32 / bits values decode in the SIMD kernel where it
+     * compiles (qsgd-simd.ts; into a reused buffer, mlp-large: 8 bits 6.5-7.0 GB/s, 4 and 2 bits
+     * 5.0-5.5); other bucket sizes at 2 and 4 bits a code byte at a time where the bucket starts on
+     * a byte (4 bits: mlp-large 1.2-2.1 GB/s). Returns the decoded values (`into` when given).
      */
     decode (bytes: Uint8Array, count: number, into?: Float32Array): Float32Array {
       const expected = encodedSize(count)
@@ -158,7 +157,7 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
       // the SIMD kernel decodes a window of whole buckets at a time into its memory
       let windowStart = 0
       let windowEnd = 0
-      const flushWindow = (): void => { if (kernel8 !== undefined && windowEnd > windowStart) out.set(kernel8.values(), windowStart) }
+      const flushWindow = (): void => { if (kernel !== undefined && windowEnd > windowStart) out.set(kernel.values(), windowStart) }
 
       for (let b = 0; b < buckets; b++) {
         const norm = view.getFloat32(4 * b, true)
@@ -172,25 +171,27 @@ export function createQsgdCodec (options: QsgdOptions): QsgdCodec {
             const code = codeAt(i)
             if (code !== 0) throw nonCanonicalCode(code, i, b)
           }
-          if (kernel8 !== undefined && start < windowEnd) kernel8.values().fill(0, start - windowStart, end - windowStart)
+          if (kernel !== undefined && start < windowEnd) kernel.values().fill(0, start - windowStart, end - windowStart)
           else if (into !== undefined) out.fill(0, start, end)
           continue // the values stay 0
         }
         // one multiply per value, no branches: the hot loop of every receive
         const step = norm / levels
         let negativeZeros = 0
-        if (kernel8 !== undefined) {
+        if (kernel !== undefined) {
           if (start >= windowEnd) {
             flushWindow()
             windowStart = start
             windowEnd = Math.min(count, start + windowValues)
-            kernel8.loadCodes(bytes.subarray(codeOffset + windowStart, codeOffset + windowEnd))
+            // a window starts a bucket, so on a byte (buckets hold a multiple of 32 / bits values)
+            kernel.loadCodes(bytes.subarray(codeOffset + (windowStart * bits) / 8, codeOffset + codeBytes(windowEnd)), windowEnd - windowStart)
           }
           const whole = start + ((end - start) & ~3)
-          negativeZeros |= +kernel8.decode(start - windowStart, whole - windowStart, step)
-          const window = kernel8.values()
-          for (let i = whole, p = codeOffset + whole; i < end; i++, p++) {
-            const code = bytes[p]
+          negativeZeros |= +kernel.decode(start - windowStart, whole - windowStart, step)
+          // the last bucket's last n % 4 values
+          const window = kernel.values()
+          for (let i = whole; i < end; i++) {
+            const code = codeAt(i)
             negativeZeros |= +(code === signBit)
             window[i - windowStart] = signedLevels[code] * step
           }

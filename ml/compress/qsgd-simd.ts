@@ -9,9 +9,10 @@
  * Kernels (one signature for all three):
  *   encode(values, codes: i32 byte offsets, n: i32 (a multiple of 32 / bits), scale: f64, state: i32)
  *     -> i32 state after the n draws (the module's bits: createQsgdKernel);
- *   decode8(codes, values: i32 byte offsets, n: i32 (a multiple of 4), step: f64, unused: i32)
- *     -> i32 1 if a code is 128 ("-0", refused by the caller), else 0; each value is
- *     signed level x step in float64, rounded to float32, as the scalar decoder computes it.
+ *   decode(codes, values: i32 byte offsets, n: i32 (a multiple of 4), step: f64, unused: i32)
+ *     -> i32 1 if a code is the sign bit alone ("-0", refused by the caller), else 0; each value
+ *     is signed level x step in float64, rounded to float32, as the scalar decoder computes it
+ *     (the module's bits; codes packed as the encoder packs them, starting on a byte).
  *   sumsq8(values: i32 byte offset, unused, n: i32 (even), unused, unused) -> 0, the bucket's sum
  *     of squares in float64 at byte 0: even and odd positions summed apart in order, then added
  *     (as sumOfSquares in qsgd-codec.ts computes it).
@@ -179,7 +180,7 @@ function encodeBody(bits: 2 | 4 | 8): number[] {
  * encode() its buckets in order, copy codes() out, load the next. The memory holds one window
  * (5 bytes per value), not the vector.
  */
-/** decode8's locals after the five parameters (codes, values, n, step, unused) */
+/** decode's locals after the five parameters (codes, values, n, step, unused) */
 const D = { CODES: 0, OUT: 1, OFF: 5, END: 6, STEP: 7, C: 8, S: 9, FLAG: 10 } as const
 
 /** signed level x step of lanes 0-1 (or 2-3) of D.S, in float64, rounded to float32 in lanes 0-1 */
@@ -188,19 +189,33 @@ const decodeHalf = (high: boolean): number[] => [
   ...localGet(D.STEP), ...f64x2Mul, ...SIMD['f32x4.demote_f64x2_zero']
 ]
 
-function decode8Body(): number[] {
+/**
+ * The decoder at `bits` (8, 4 or 2): four codes an iteration, widened to i32 lanes (8 bits: four
+ * bytes; 4 and 2 bits: two bytes or one, splatted, each lane shifted left by a multiply so that one
+ * right shift puts its code at the bottom), then the signed level x step of each.
+ */
+function decodeBody(bits: 2 | 4 | 8): number[] {
+  const signBit = 1 << (bits - 1)
+  // output bytes (16 per four values) -> code bytes: off >> 2 at 8 bits, >> 3 at 4, >> 4 at 2
+  const codeShift = 2 + Math.log2(8 / bits)
+  const codeAddress = [...localGet(D.CODES), ...localGet(D.OFF), ...i32Const(codeShift), 0x76, i32Add]
+  const widened = bits === 8
+    ? [...codeAddress, ...SIMD['v128.load32_zero'], 0, 0, ...SIMD['i16x8.extend_low_i8x16_u'], ...SIMD['i32x4.extend_low_i16x8_u']]
+    : [
+        ...codeAddress, ...(bits === 4 ? [0x2f, 0, 0] : [0x2d, 0, 0]), ...i32x4Splat, // i32.load16_u / i32.load8_u
+        ...v128Const([0, 1, 2, 3].map((k) => 2 ** (16 - bits - k * bits))), ...i32x4Mul,
+        ...i32Const(16 - bits), ...i32x4ShrU, ...v128Const([0, 1, 2, 3].map(() => (1 << bits) - 1)), ...and
+      ]
   const code = [
     ...localGet(N), ...i32Const(2), 0x74, ...localSet(D.END), // end = n << 2 (bytes of output)
     ...localGet(SCALE), ...f64x2Splat, ...localSet(D.STEP),
     0x02, 0x40, 0x03, 0x40, // block, loop
     ...localGet(D.OFF), ...localGet(D.END), 0x4f, 0x0d, 1, // if off >= end (unsigned) break
-    // four codes, widened to i32 lanes
-    ...localGet(D.CODES), ...localGet(D.OFF), ...i32Const(2), 0x76, i32Add, ...SIMD['v128.load32_zero'], 0, 0,
-    ...SIMD['i16x8.extend_low_i8x16_u'], ...SIMD['i32x4.extend_low_i16x8_u'], ...localSet(D.C),
-    ...localGet(D.FLAG), ...localGet(D.C), ...v128Const([128, 128, 128, 128]), ...SIMD['i32x4.eq'], ...or, ...localSet(D.FLAG),
-    // signed level = (level ^ m) - m, m = all ones where the sign bit (128) is set
-    ...localGet(D.C), ...i32Const(24), ...SIMD['i32x4.shl'], ...i32Const(31), ...SIMD['i32x4.shr_s'], ...localSet(D.S),
-    ...localGet(D.C), ...v128Const([127, 127, 127, 127]), ...and, ...localGet(D.S), ...xor, ...localGet(D.S), ...i32x4Sub, ...localSet(D.S),
+    ...widened, ...localSet(D.C),
+    ...localGet(D.FLAG), ...localGet(D.C), ...v128Const([signBit, signBit, signBit, signBit]), ...SIMD['i32x4.eq'], ...or, ...localSet(D.FLAG),
+    // signed level = (level ^ m) - m, m = all ones where the sign bit is set
+    ...localGet(D.C), ...i32Const(32 - bits), ...SIMD['i32x4.shl'], ...i32Const(31), ...SIMD['i32x4.shr_s'], ...localSet(D.S),
+    ...localGet(D.C), ...v128Const([signBit - 1, signBit - 1, signBit - 1, signBit - 1]), ...and, ...localGet(D.S), ...xor, ...localGet(D.S), ...i32x4Sub, ...localSet(D.S),
     ...localGet(D.OUT), ...localGet(D.OFF), i32Add, // address: out + off
     ...decodeHalf(false), ...decodeHalf(true), ...shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]),
     ...SIMD['v128.store'], 2, 0,
@@ -245,15 +260,18 @@ export interface QsgdKernel {
    * end - start draws.
    */
   encode(start: number, end: number, scale: number, state: number): number
-  /** the window's codes, one byte per value (a view: read it before the next load) */
+  /** the window's codes as the payload packs them (a view: read it before the next load) */
   codes(): Uint8Array
   /** sum of squares of the window's values [start, end) (end - start even), as sumOfSquares computes it */
   sumOfSquares(start: number, end: number): number
-  /** copies a window's codes (one byte per value) into the kernel's memory, growing it when needed */
-  loadCodes(codes: Uint8Array): void
   /**
-   * The window's values [start, end) (end - start a multiple of 4) from its codes: signed level
-   * x `step`; true when one of the codes is 128 (a "-0", which the caller refuses)
+   * copies the packed codes of a window of `count` values (ceil(count x bits / 8) bytes, the
+   * first on a byte) into the kernel's memory, growing it when needed
+   */
+  loadCodes(codes: Uint8Array, count: number): void
+  /**
+   * The window's values [start, end) (start and end - start multiples of 4) from its codes: signed
+   * level x `step`; true when one of the codes is the sign bit alone (a "-0", which the caller refuses)
    */
   decode(start: number, end: number, step: number): boolean
   /** the window's decoded values (a view: read it before the next load) */
@@ -265,20 +283,23 @@ const compiled = new Map<number, object>()
 /**
  * The kernels with their own memory (a window's float32 values, then its codes; grown to the
  * largest window seen); throws without WebAssembly SIMD. `bits` (default 8): the encoder's code
- * width (4 and 2: encode() takes a multiple of 8 or 16 values, starting on a byte; codes() then
- * holds the window's packed bytes); decode() and loadCodes() are the 8-bit ones.
+ * width (4 and 2: encode() takes a multiple of 8 or 16 values, starting on a byte; codes() and
+ * loadCodes() then hold the window's packed bytes, as decode() reads them).
+ * Decoding mlp-large into a reused buffer (`bench/codec-throughput.ts --quick`, Zen 5, three runs):
+ * 4 bits 1.2-2.1 -> 5.0-5.5 GB/s of float32 out (a code byte at a time in JS before), 2 bits
+ * 0.7-3.4 -> 5.0-5.3.
  */
 export function createQsgdKernel(bits: 2 | 4 | 8 = 8): QsgdKernel {
   const api = wasmApi()
   let module = compiled.get(bits)
   if (module === undefined) {
-    module = new api.Module(assembleModule({ params: [I32, I32, I32, F64, I32], results: [I32] }, [['encode', encodeBody(bits)], ['decode8', decode8Body()], ['sumsq8', sumsq8Body()]]))
+    module = new api.Module(assembleModule({ params: [I32, I32, I32, F64, I32], results: [I32] }, [['encode', encodeBody(bits)], ['decode', decodeBody(bits)], ['sumsq8', sumsq8Body()]]))
     compiled.set(bits, module)
   }
   const memory: WasmMemory = createWasmMemory(WASM_PAGE)
   const instance = new api.Instance(module, { env: { memory } })
   const encodeCodes = instance.exports.encode as (values: number, codes: number, n: number, scale: number, state: number) => number
-  const decode8 = instance.exports.decode8 as (codes: number, out: number, n: number, step: number, unused: number) => number
+  const decodeCodes = instance.exports.decode as (codes: number, out: number, n: number, step: number, unused: number) => number
   const sumsq8 = instance.exports.sumsq8 as (values: number, unused: number, n: number, unusedF: number, unusedI: number) => number
   let count = 0
   let sum = new Float64Array(memory.buffer, 0, 1)
@@ -303,11 +324,11 @@ export function createQsgdKernel(bits: 2 | 4 | 8 = 8): QsgdKernel {
       sumsq8(SCRATCH + 4 * start, 0, end - start, 0, 0)
       return sum[0]
     },
-    loadCodes(codes) {
-      ensure(codes.length)
-      new Uint8Array(memory.buffer, SCRATCH + 4 * count, count).set(codes)
+    loadCodes(codes, values) {
+      ensure(values)
+      new Uint8Array(memory.buffer, SCRATCH + 4 * count, codes.length).set(codes)
     },
-    decode: (start, end, step) => decode8(SCRATCH + 4 * count + start, SCRATCH + 4 * start, end - start, step, 0) !== 0,
+    decode: (start, end, step) => decodeCodes(SCRATCH + 4 * count + (start * bits) / 8, SCRATCH + 4 * start, end - start, step, 0) !== 0,
     values: () => new Float32Array(memory.buffer, SCRATCH, count)
   }
 }

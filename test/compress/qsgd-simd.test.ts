@@ -1,6 +1,6 @@
 /**
- * qsgd's SIMD encoder gives the scalar loop's bytes at 8, 4 and 2 bits, and its 8-bit decoder the
- * scalar decoder's floats and refusals: the same draws in the same order, the same levels, signs,
+ * qsgd's SIMD encoder gives the scalar loop's bytes at 8, 4 and 2 bits, and its decoder the scalar
+ * decoder's floats and refusals: the same draws in the same order, the same levels, signs,
  * packing and zero buckets, for lengths that do and do not fill the last iteration,
  * and one codec reused for vectors of different lengths (the kernel's memory keeps the previous
  * encode's codes, which must not leak into the next).
@@ -60,27 +60,33 @@ describe('qsgd SIMD encoding', () => {
     })
   }
 
-  it('decodes to the scalar decoder\'s floats bit for bit, fresh or into a reused buffer, and refuses what it refuses', () => {
-    const simd = createQsgdCodec({ bits: 8, bucketSize: 512 })
-    const scalar = createQsgdCodec({ bits: 8, bucketSize: 512, simd: false })
-    const bits = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
-    const reused = new Float32Array(200_003).fill(Number.NaN)
-    for (const n of [1, 3, 4, 5, 513, 1027, 65_537, 200_003]) {
-      const v = vector(n, n + 1)
-      if (n > 1100) v.fill(0, 512, 1024) // a zero bucket between buckets with codes
-      if (n > 70_000) v.fill(0, 65_536, 66_048) // one at the start of the second window
-      const payload = scalar.encode(v, createRng(n))
-      const expected = scalar.decode(payload, n)
-      expect(bits(simd.decode(payload, n)).equals(bits(expected)), `n=${n}`).toBe(true)
-      const into = reused.subarray(0, n).fill(Number.NaN)
-      expect(bits(simd.decode(payload, n, into)).equals(bits(expected)), `n=${n} into`).toBe(true)
-    }
-    // a "-0" code (128) in the SIMD part and in the last n % 4 values: the same refusal
-    for (const at of [700, 1026]) {
-      const payload = scalar.encode(vector(1027, 5), createRng(1))
-      payload[4 * 3 + at] = 128
-      expect(() => simd.decode(payload, 1027)).toThrow(`qsgd: value ${at} is encoded as negative zero`)
-      expect(() => scalar.decode(payload, 1027)).toThrow(`qsgd: value ${at} is encoded as negative zero`)
-    }
-  })
+  for (const bits of [8, 4, 2] as const) {
+    it(`decodes to the scalar decoder's floats bit for bit at ${bits} bits, fresh or into a reused buffer, and refuses what it refuses`, () => {
+      const simd = createQsgdCodec({ bits, bucketSize: 512 })
+      const scalar = createQsgdCodec({ bits, bucketSize: 512, simd: false })
+      const floats = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+      const reused = new Float32Array(200_003).fill(Number.NaN)
+      for (const n of [1, 3, 4, 5, 513, 1027, 65_537, 200_003]) {
+        const v = vector(n, n + 1)
+        if (n > 1100) v.fill(0, 512, 1024) // a zero bucket between buckets with codes
+        if (n > 70_000) v.fill(0, 65_536, 66_048) // one at the start of the second window
+        const payload = scalar.encode(v, createRng(n))
+        const expected = scalar.decode(payload, n)
+        expect(floats(simd.decode(payload, n)).equals(floats(expected)), `n=${n}`).toBe(true)
+        const into = reused.subarray(0, n).fill(Number.NaN)
+        expect(floats(simd.decode(payload, n, into)).equals(floats(expected)), `n=${n} into`).toBe(true)
+      }
+      // a "-0" code (the sign bit alone) in each slot of a byte in the SIMD part and in the last
+      // n % 4 values: the same refusal
+      const signBit = 1 << (bits - 1)
+      for (const at of [700, 701, 702, 703, 1024, 1026]) {
+        const payload = scalar.encode(vector(1027, 5), createRng(1))
+        const pos = at * bits
+        const byte = 4 * 3 + (pos >>> 3)
+        payload[byte] = (payload[byte] & ~(((1 << bits) - 1) << (pos & 7))) | (signBit << (pos & 7))
+        expect(() => simd.decode(payload, 1027), `at ${at}`).toThrow(`qsgd: value ${at} is encoded as negative zero`)
+        expect(() => scalar.decode(payload, 1027), `at ${at}`).toThrow(`qsgd: value ${at} is encoded as negative zero`)
+      }
+    })
+  }
 })
