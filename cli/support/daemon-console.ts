@@ -86,7 +86,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         // the last validation, when it ran on the final parameters
         const last = r.history.at(-1)
         const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
-        line(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation} digest ${r.digest}`)
+        line(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation}, digest ${r.digest}`)
       }
     }
   }

@@ -178,9 +178,9 @@ export interface FinishedLine {
   readonly digest: string
 }
 
-/** the CLI's `job finished (reason) at step S: test accuracy X %[, validation accuracy V %] digest D` line */
+/** the CLI's `job finished (reason) at step S: test accuracy X %[, validation accuracy V %], digest D` line */
 export function parseFinished(stdout: string): FinishedLine | undefined {
-  const m = /job finished \(([\w-]+)\) at step (\d+): test accuracy ([\d.]+) %(?:, validation accuracy ([\d.]+) %)? digest (\S+)/.exec(stdout)
+  const m = /job finished \(([\w-]+)\) at step (\d+): test accuracy ([\d.]+) %(?:, validation accuracy ([\d.]+) %)?, digest (\S+)/.exec(stdout)
   if (m === null) return undefined
   return { step: Number(m[2]), accuracy: Number(m[3]), validationAccuracy: m[4] === undefined ? undefined : Number(m[4]), digest: m[5] }
 }
