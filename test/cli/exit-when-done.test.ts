@@ -8,13 +8,14 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
 import { createControlClient } from '../../daemon/control/client.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
-const MAIN = join(ROOT, 'cli/main.ts')
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+// the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
+// from the sources through tsx each spawn cost ~0.8 s more
+beforeAll(async () => { await ensureBuilt() }, 120_000)
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-exit-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
 
@@ -23,7 +24,7 @@ afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
  * otherwise) with --exit-when-done; `exit` resolves once it exited and its output is read
  */
 function startDaemon(dataDir: string, extra: readonly string[] = []): { stdout: () => string, exit: Promise<{ code: number | null, at: number, stdout: string, stderr: string }> } {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'start', '--data-dir', join(dir, dataDir), '--listen', '/ip4/127.0.0.1/tcp/0',
+  const child = spawn(process.execPath, [CLI_MAIN, 'start', '--data-dir', join(dir, dataDir), '--listen', '/ip4/127.0.0.1/tcp/0',
     '--model', 'mlp', '--train-samples', '512', '--batch-size', '64', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean',
     ...extra, '--exit-when-done', '--log-format', 'json'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''

@@ -1,14 +1,15 @@
 /** `p2pmld models` as a real child process: the zoo with parameter counts, as a table and as JSON. */
 import { execFile } from 'node:child_process'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
-const run = async (args: string[]): Promise<{ stdout: string, stderr: string }> => await promisify(execFile)(process.execPath, [
-  '--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'cli/main.ts'), ...args
-], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } })
+// the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
+// from the sources through tsx each spawn cost ~0.8 s more
+beforeAll(async () => { await ensureBuilt() }, 120_000)
+const run = async (args: string[]): Promise<{ stdout: string, stderr: string }> => await promisify(execFile)(process.execPath, [CLI_MAIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } })
 
 describe('p2pmld models', () => {
   it('lists the paper\'s models with torchvision\'s parameter counts per dataset shape', async () => {

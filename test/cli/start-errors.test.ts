@@ -3,17 +3,18 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
-const MAIN = join(ROOT, 'cli/main.ts')
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+// the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
+// from the sources through tsx each spawn cost ~0.8 s more
+beforeAll(async () => { await ensureBuilt() }, 120_000)
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-start-'))
 const children = new Set<ChildProcess>()
 
 function startCli(args: string[]): { child: ChildProcess, output: () => { stdout: string, stderr: string }, exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+  const child = spawn(process.execPath, [CLI_MAIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: dir },
     stdio: ['ignore', 'pipe', 'pipe']

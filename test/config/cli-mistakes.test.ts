@@ -4,12 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
 import { watchChildOutput } from '../support/child-output.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+// the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
+// from the sources through tsx each spawn cost ~0.8 s more
+beforeAll(async () => { await ensureBuilt() }, 120_000)
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-mistakes-'))
 const servers: Server[] = []
 
@@ -19,7 +21,7 @@ afterAll(() => {
 })
 
 async function run(args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'cli/main.ts'), ...args], {
+  const child = spawn(process.execPath, [CLI_MAIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: dir },
     stdio: ['ignore', 'pipe', 'pipe']

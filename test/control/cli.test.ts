@@ -3,22 +3,22 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
 import { createControlServer, type ControlServer } from '../../daemon/control/index.js'
 import { createMemoryDaemon, PEER_ID, type MemoryDaemon } from './memory-handlers.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
-const MAIN = join(ROOT, 'cli/main.ts')
-// an absolute loader path: some runs use another cwd, where a bare 'tsx' would not resolve
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+// the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
+// from the sources through tsx each spawn cost ~0.8 s more
+beforeAll(async () => { await ensureBuilt() }, 120_000)
 
 interface CliRun { code: number | null, stdout: string, stderr: string }
 
 /** async spawn: the server under test lives in this process and must keep answering */
 function runCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliRun> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], {
       cwd,
       env: { PATH: process.env.PATH ?? '', HOME: dir, ...env },
       stdio: ['ignore', 'pipe', 'pipe']

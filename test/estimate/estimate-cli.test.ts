@@ -2,9 +2,9 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
 import { DEFAULT_PRICES, ec2PricePerSecond, loadPriceTable } from '../../config/prices.js'
 import { batchesPerEpoch } from '../../daemon/report/cost-model.js'
 import { writeRunReport } from '../../daemon/report/write-report.js'
@@ -12,14 +12,15 @@ import { estimateCosts, type Estimate } from '../../daemon/report/estimate.js'
 import type { RunReport } from '../../daemon/report/report-schema.js'
 import { trainForReport } from '../report/support/trained-report.js'
 
-const ROOT = resolve(import.meta.dirname, '../..')
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+// the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
+// from the sources through tsx each spawn cost ~0.8 s more
+beforeAll(async () => { await ensureBuilt() }, 120_000)
 
 interface CliRun { code: number | null, stdout: string, stderr: string }
 
 function runCli(args: string[], home: string): Promise<CliRun> {
   return new Promise((done, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'cli/main.ts'), ...args], { cwd: home, env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: home, env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
