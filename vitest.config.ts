@@ -15,6 +15,9 @@ export default defineConfig({
     pool: 'forks',
     // 2-core machines: two test files at a time
     maxWorkers: 2,
+    // tests a file marks concurrent (describe.concurrent: its own daemon processes, waiting out
+    // graces and deadlines) run two at a time
+    maxConcurrency: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000
   }

@@ -44,7 +44,10 @@ async function trainingPast(daemon: DaemonProcess, step: number): Promise<void> 
   }, 90_000, `${daemon.name} training past step ${step}`)
 }
 
-describe('restarted from the data dir without --bootstrap', () => {
+// two tests at a time (maxConcurrency in vitest.config.ts): each is its own daemons, data dirs,
+// ports and job, and spends most of its time in restart graces, deadlines and evictions; one at
+// a time the file took ~123 s of the suite, two at a time ~84-89 s (three runs)
+describe.concurrent('restarted from the data dir without --bootstrap', () => {
   it('a member killed with SIGKILL re-joins the job the others carried on', async () => {
     // f = 1 with three members: without the killed one the job is below trimmed mean's floor
     // (3 gradients) and waits for it; no step runs between its eviction and its re-join
