@@ -1,5 +1,6 @@
 /**
- * Builds dist/ once for the e2e files (a plain `npx vitest run test/e2e` has no pretest build), as
+ * Builds dist/ once for the files that run the CLI (e2e, and the CLI's own tests; a plain
+ * `npx vitest run test/e2e` has no pretest build), as
  * `npm run build` does (tsc, then the CLI bundled): skipped when dist/cli/main.js is newer than
  * every source file; a lock directory keeps two test files (vitest runs two at a time) from
  * building at once.
