@@ -173,7 +173,10 @@ export function registerStartCommand(program: Command): void {
       process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: nothing to run; exiting (--exit-when-done)\n`)
       void stop('job finished before this start')
     } else if (finishedBefore !== undefined) {
-      process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: idle${flags.autoJoin === false ? ' (--no-auto-join)' : '; this peer joins the job its members run next'}\n`)
+      const next = flags.autoJoin === false
+        ? ' (--no-auto-join)'
+        : finishedBefore.members > 0 ? '; this peer joins the job its members run next' : `; p2pmld job submit gives it a new job, p2pmld export --checkpoint ${config.dataDir}/checkpoint writes the finished model`
+      process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: idle${next}\n`)
     }
     for (const text of notices) screen.line(text)
     notices = undefined

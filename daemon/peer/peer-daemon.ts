@@ -104,10 +104,11 @@ export interface PeerDaemon {
   /** why the last job did not finish on this daemon: it failed, or, evicted, the daemon gave up re-joining it; undefined otherwise */
   jobFailure(): string | undefined
   /**
-   * the job its checkpoint holds had finished (with other members) before this start: the daemon
-   * started idle, runs nothing of it again, and takes up the job its members run now (auto-join)
+   * the job its checkpoint holds had finished before this start: the daemon started idle and runs
+   * nothing of it again (no second end, no second report). `members`: the other members it knew,
+   * which it dials, so that auto-join takes up the job they run now (0: the job was its own)
    */
-  finishedBeforeStart(): { readonly jobId: string, readonly step: number } | undefined
+  finishedBeforeStart(): { readonly jobId: string, readonly step: number, readonly members: number } | undefined
   /**
    * After the job finished: keep serving for a moment (minMs, or until every other member of the
    * last step announced it finished), so members still agreeing on the final state can fetch it,
@@ -174,7 +175,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let started = false
   let stopping: Promise<void> | undefined
   /** the job of the checkpoint had finished before this start (PeerDaemon.finishedBeforeStart) */
-  let finishedBefore: { jobId: string, step: number } | undefined
+  let finishedBefore: { jobId: string, step: number, members: number } | undefined
   const stopped = (): boolean => stopping !== undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
@@ -413,13 +414,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const viaBroker = config.amqpUrl !== undefined && snapshot?.jobConfig.transport !== 'libp2p'
         const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && (m.addrs.length > 0 || viaBroker)) : []
         // a job that no other member ran is this daemon's alone; killed before its first
-        // checkpoint, it still re-joins the members it knew. A job that finished with others is
-        // not replayed (a second end, a second report, apart from them): the daemon dials its
-        // members, so that auto-join takes up the job they run now
+        // checkpoint, it still re-joins the members it knew. A finished job is not replayed (a
+        // second end, a second report, apart from its members, or on its own): the daemon idles
+        // and dials its members, if any, so that auto-join takes up the job they run now
         if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void joiner.resumeOrRejoin(snapshot, known)
-        else if (snapshot?.meta.finished === true && others.length > 0) {
-          log.info({ job: snapshot.jobConfig.id, step: snapshot.step }, 'the job in the checkpoint finished: idle, dialing its members')
-          finishedBefore = { jobId: known?.jobId ?? snapshot.jobConfig.id ?? 'unnamed', step: snapshot.step }
+        else if (snapshot?.meta.finished === true) {
+          log.info({ job: snapshot.jobConfig.id, step: snapshot.step, members: others.length }, others.length > 0 ? 'the job in the checkpoint finished: idle, dialing its members' : 'the job in the checkpoint finished: idle')
+          finishedBefore = { jobId: known?.jobId ?? snapshot.jobConfig.id ?? 'unnamed', step: snapshot.step, members: others.length }
           for (const m of others) void node.connectTo(m.peerId, m.addrs).catch(() => false)
         } else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
       }

@@ -3,7 +3,7 @@
  * with no job flags it resumes from that checkpoint and finishes with the parameters an
  * uninterrupted run of the same job reaches.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { CHECKPOINT_FILE, readCheckpoint } from '../../daemon/checkpoint/index.js'
@@ -74,5 +74,26 @@ describe('a daemon restarted on its data dir', () => {
     const lines = second.stdout().split('\n').filter((l) => /^epoch \d+\/\d+ done/.test(l))
     expect(lines.length).toBe(reached >= 96 ? 1 : 2)
     console.log(`e2e restart: SIGTERM at step ${reached} of ${TOTAL_STEPS}, resumed at ${resumed.step}, digest ${done!.digest.slice(0, 12)} = reference`)
+
+    // started again once its job (its own, no other member) had finished: idle, the job not
+    // replayed (a second 'job finished' line and a second run report, before)
+    const reports = (): string[] => readdirSync(join(dataDir, 'reports')).sort()
+    const reportsBefore = reports()
+    expect(reportsBefore.length).toBeGreaterThan(0)
+    const third = fleet.start('third-run', [], { dataDir })
+    await third.waitForStdout(new RegExp(`^job restart-job had finished \\(step ${TOTAL_STEPS}, in the checkpoint\\) before this start: idle; p2pmld job submit gives it a new job, p2pmld export --checkpoint \\S+/checkpoint writes the finished model$`, 'm'))
+    const idle = await clientFor(third).status()
+    expect(idle.state, fleet.describe()).toBe('idle')
+    third.kill('SIGTERM')
+    expect(await third.exited, fleet.describe()).toBe(0)
+    expect(third.stdout()).not.toMatch(/job finished/)
+    expect(reports()).toEqual(reportsBefore)
+    expect(third.problems(), third.name).toEqual([])
+    // with --exit-when-done it says so and exits at once
+    const fourth = fleet.start('fourth-run', ['--exit-when-done'], { dataDir })
+    expect(await fourth.exited, fleet.describe()).toBe(0)
+    expect(fourth.stdout()).toMatch(new RegExp(`^job restart-job had finished \\(step ${TOTAL_STEPS}, in the checkpoint\\) before this start: nothing to run; exiting \\(--exit-when-done\\)$`, 'm'))
+    expect(fourth.stdout()).not.toMatch(/job finished/)
+    expect(reports()).toEqual(reportsBefore)
   }, 90_000)
 })
