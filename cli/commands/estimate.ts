@@ -144,7 +144,9 @@ function largestMembership(report: RunReport | undefined): number | undefined {
 /** Costs to 5 decimals like the paper's tables; smaller amounts keep 3 significant digits. */
 export function formatUsd(value: number, currency = 'USD'): string {
   const sign = currency === 'USD' ? '$' : `${currency} `
-  return value !== 0 && Math.abs(value) < 0.001 ? `${sign}${value.toPrecision(3)}` : `${sign}${value.toFixed(5)}`
+  // three significant digits below $0.001, always in fixed notation: toPrecision(3) switched to
+  // exponents under 1e-6, so one table read '$0.00000319' beside '$3.42e-7'
+  return value !== 0 && Math.abs(value) < 0.001 ? `${sign}${value.toFixed(Math.min(100, 2 - Math.floor(Math.log10(Math.abs(value)))))}` : `${sign}${value.toFixed(5)}`
 }
 
 export function formatEstimate(estimate: Estimate, currency = 'USD'): string {

@@ -39,16 +39,7 @@ export function formatDuration(ms: number): string {
   return parts.slice(0, 2).join(' ')
 }
 
-/**
- * A duration given in seconds, for tables: whole seconds from 100 s, tenths from 0.1 s, below that
- * milliseconds to two significant digits ('9.3 ms'). The bounds sit where rounding would carry into
- * the next unit, so 0.09996 s reads '0.1 s', never '1.0e+2 ms'.
- */
-export function formatSeconds(seconds: number): string {
-  if (seconds >= 99.95) return `${seconds.toFixed(0)} s`
-  if (seconds >= 0.0995) return `${seconds.toFixed(1)} s`
-  return `${Number((seconds * 1000).toPrecision(2))} ms`
-}
+export { formatSeconds } from '../../daemon/report/format-seconds.js'
 
 export function formatNumber(value: number | null, digits = 4): string {
   if (value === null) return '-'

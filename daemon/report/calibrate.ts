@@ -45,14 +45,18 @@ export async function calibrateCompute(options: CalibrationOptions): Promise<Cal
     peak = Math.max(peak, process.memoryUsage.rss())
     // a few timed runs: CPU time read on each of them
     const stages = createStageRecorder({ cpuSampleEvery: 1 })
+    // each run's time as the stage recorded it, so the printed runs are the ones whose median the
+    // estimate uses (timed around stages.time(), they included its CPU and memory reads)
+    let lastMs = 0
+    const unsubscribe = stages.onRecord((_stage, wallMs) => { lastMs = wallMs })
     const started = performance.now()
     for (let i = 0; i < runs; i++) {
-      const t0 = performance.now()
       await stages.time('compute', () => computer.computeGradient(params, batch))
       peak = Math.max(peak, process.memoryUsage.rss())
-      options.onRun?.(i + 1, runs, performance.now() - t0)
+      options.onRun?.(i + 1, runs, lastMs)
       if (performance.now() - started > budgetMs) break
     }
+    unsubscribe()
     const compute = stages.summary().find((s) => s.stage === 'compute')
     if (compute === undefined) throw new Error('calibration recorded no compute time')
     return { model: options.model, batchSize: options.batchSize, parameterCount: model.layout.totalSize, compute, peakRssMiB: peak / (1024 * 1024) }

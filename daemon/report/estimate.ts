@@ -5,6 +5,7 @@
  */
 import { ec2PricePerSecond, lambdaPricePerSecond, type PriceTable } from '../../config/prices.js'
 import { batchesPerEpoch, compareCosts, lambdaBatchSeconds, lambdaVcpus, type CostComparison, type CostModelInputs } from './cost-model.js'
+import { formatSeconds } from './format-seconds.js'
 
 /** One batch's gradient as measured (a report's or a calibration's 'compute' stage). */
 export interface MeasuredCompute {
@@ -69,7 +70,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
   if (measured !== undefined) {
     // gradient time grows with the batch: scale a measurement at another batch size linearly
     batchMs = measured.medianMs * request.batchSize / measured.batchSize
-    notes.push(`one batch of ${request.batchSize}: ${batchMs.toFixed(1)} ms ${measured.cpuPercent === null ? 'with its CPU time not measured (too short a batch: one core busy assumed)' : `at ${measured.cpuPercent.toFixed(0)} % CPU`} (${measured.source}${measured.batchSize === request.batchSize ? '' : `, measured at batch ${measured.batchSize} and scaled linearly`})`)
+    notes.push(`one batch of ${request.batchSize}: ${batchMs.toFixed(1)} ms (median) ${measured.cpuPercent === null ? 'with its CPU time not measured (too short a batch: one core busy assumed)' : `at ${measured.cpuPercent.toFixed(0)} % CPU`} (${measured.source}${measured.batchSize === request.batchSize ? '' : `, measured at batch ${measured.batchSize} and scaled linearly`})`)
   }
   const needMeasure = (what: string): never => {
     throw new EstimateInputError(`no measured step time for ${what}: give --from-report FILE, let the calibration run, or pass --${what}-time SECONDS`)
@@ -79,7 +80,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
   if (instanceSeconds === undefined) {
     if (batchMs === undefined) needMeasure('instance')
     instanceSeconds = (batchMs as number) / 1000 * batches
-    notes.push(`instance-based epoch: ${batches} batches one after another at this machine's speed (${inSeconds(instanceSeconds)})`)
+    notes.push(`instance-based epoch: ${batches} batches one after another at this machine's speed (${formatSeconds(instanceSeconds)})`)
   } else notes.push(`instance-based epoch: ${instanceSeconds} s as given`)
 
   let offloadSeconds = request.offloadSecondsPerEpoch
@@ -89,7 +90,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
     const perBatch = lambdaBatchSeconds((batchMs as number) / 1000, ((measured as MeasuredCompute).cpuPercent ?? 100) / 100, vcpus)
     const waves = Math.ceil(batches / prices.lambda.concurrency)
     offloadSeconds = perBatch * waves
-    notes.push(`serverless epoch: ${batches} batches in parallel on Lambda (${vcpus.toFixed(2)} vCPU each${waves > 1 ? `, ${waves} waves of ${prices.lambda.concurrency}` : ''}), ${inSeconds(perBatch)} per batch`)
+    notes.push(`serverless epoch: ${batches} batches in parallel on Lambda (${vcpus.toFixed(2)} vCPU each${waves > 1 ? `, ${waves} waves of ${prices.lambda.concurrency}` : ''}), ${formatSeconds(perBatch)} per batch`)
   } else notes.push(`serverless epoch: ${offloadSeconds} s as given`)
 
   const requestFeesPerBatch = prices.lambda.perRequest +
@@ -120,6 +121,3 @@ function defaultLambdaMemory(measured: MeasuredCompute | undefined, max: number)
 }
 
 /** seconds for a note: two significant digits under 0.1 s ('0.0 s' beside a table's '54 ms' read as a contradiction) */
-function inSeconds(seconds: number): string {
-  return `${seconds >= 0.1 ? seconds.toFixed(1) : Number(seconds.toPrecision(2))} s`
-}

@@ -72,8 +72,8 @@ describe('p2pmld estimate', () => {
     expect(run.stderr).toMatch(/^ {2}run 2\/2: [\d.]+ ms$/m)
     expect(run.stdout).toContain('estimate: mlp, batch 32 per peer, 2 peers, 3 epochs, 6400 training samples: 100 batches per peer per epoch')
     expect(run.stdout).toMatch(/calibration on this machine, 1 thread\)/)
-    // the note's epoch time has two significant digits under 0.1 s ('0.0 s' beside the table's ms)
-    const noted = /instance-based epoch: 100 batches one after another at this machine's speed \(([\d.]+) s\)/.exec(run.stdout)
+    // the note's epoch time reads as the table's (formatSeconds: ms under 0.1 s, not '0.0 s')
+    const noted = /instance-based epoch: 100 batches one after another at this machine's speed \(([\d.]+) m?s\)/.exec(run.stdout)
     expect(Number(noted?.[1]), run.stdout).toBeGreaterThan(0)
     // 100 batches of mlp take tens of ms: in ms, not '0.0 s'
     const perEpoch = /^time per epoch\s+([\d.]+) (m?s)\s+([\d.]+) (m?s)$/m.exec(run.stdout)
