@@ -31,7 +31,7 @@ export function formatStatus(status: StatusResult): string {
     ['validation accuracy', formatPercent(status.accuracy)],
     ...(status.testAccuracy !== null ? [['test accuracy', formatPercent(status.testAccuracy)] as [string, string]] : []),
     ...(status.stopReason !== null ? [['stopped by', STOP_REASONS[status.stopReason] ?? status.stopReason] as [string, string]] : []),
-    ['learning rate', status.learningRate === null ? '-' : String(status.learningRate)],
+    ['learning rate', status.learningRate === null ? '-' : String(Number(status.learningRate.toPrecision(4)))],
     ['live members', String(status.liveMembers)],
     ...(status.waiting !== null ? [['waiting', status.waiting] as [string, string]] : []),
     ['uptime', formatDuration(status.uptimeMs)]
