@@ -28,6 +28,11 @@ export interface StepPace {
   /** samples per second over recent steps */
   readonly samplesPerSecond: number
   readonly stepMs: number
+  /**
+   * what the last epoch's end (validation, a checkpoint) added beyond one step, ms; counted once per
+   * epoch in the ETA (absent: none seen yet)
+   */
+  readonly epochEndMs?: number
 }
 
 /**
@@ -39,7 +44,9 @@ export function formatStep(epoch: number, totalEpochs: number, stepInEpoch: numb
   const head = `epoch ${epoch + 1}/${totalEpochs}: ${percent}% (${stepInEpoch}/${stepsInEpoch} steps) loss ${loss.toFixed(4)}`
   if (pace === undefined) return head
   const stepsLeft = Math.max(0, stepsInEpoch - stepInEpoch) + Math.max(0, totalEpochs - epoch - 1) * stepsInEpoch
-  return `${head}, ${Math.round(pace.samplesPerSecond)} samples/s, epoch ~${formatDuration(stepsInEpoch * pace.stepMs)}, ETA ${formatDuration(stepsLeft * pace.stepMs)}`
+  const endsLeft = Math.max(0, totalEpochs - epoch)
+  const epochEndMs = pace.epochEndMs ?? 0
+  return `${head}, ${Math.round(pace.samplesPerSecond)} samples/s, epoch ~${formatDuration(stepsInEpoch * pace.stepMs + epochEndMs)}, ETA ${formatDuration(stepsLeft * pace.stepMs + endsLeft * epochEndMs)}`
 }
 
 export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr, totalEpochs: number, options: ProgressOptions = {}): ProgressReporter {
@@ -50,6 +57,8 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
   let drawn = false
   let lastDraw = -Infinity
   const recent: Array<{ at: number, samples: number }> = []
+  /** the last epoch end's time beyond a step (StepPace.epochEndMs) */
+  let epochEndMs: number | undefined
   const clear = (): void => {
     if (tty && drawn) stream.write('\r\x1b[2K')
     drawn = false
@@ -59,12 +68,20 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
     const spanMs = recent[recent.length - 1].at - recent[0].at
     if (spanMs <= 0) return undefined
     const samples = recent.slice(1).reduce((sum, r) => sum + r.samples, 0)
-    return { samplesPerSecond: (1000 * samples) / spanMs, stepMs: spanMs / (recent.length - 1) }
+    return { samplesPerSecond: (1000 * samples) / spanMs, stepMs: spanMs / (recent.length - 1), ...(epochEndMs === undefined ? {} : { epochEndMs }) }
   }
   return {
     step(epoch, stepInEpoch, stepsInEpoch, loss, samples) {
       if (samples !== undefined) {
-        recent.push({ at: now(), samples })
+        const at = now()
+        if (epoch !== lastEpoch && lastEpoch !== -1 && recent.length > 0) {
+          // the gap since the last step holds the epoch's end (validation, a checkpoint): averaged
+          // into the step time it halved the rate and doubled the ETA for the next 20 steps
+          const stepMs = pace()?.stepMs
+          if (stepMs !== undefined) epochEndMs = Math.max(0, at - recent[recent.length - 1].at - stepMs)
+          recent.length = 0
+        }
+        recent.push({ at, samples })
         if (recent.length > RATE_WINDOW + 1) recent.shift()
       }
       if (epoch !== lastEpoch) {

@@ -73,6 +73,30 @@ describe('daemon console', () => {
     expect(lines.at(-1)).toBe('epoch 1/2 done in 2s: train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
   })
 
+  it('keeps an epoch end (validation) out of the step rate and counts it once per epoch in the ETA', () => {
+    let clock = 0
+    const out = capture()
+    const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { now: () => clock })
+    const members = ['a', 'b', 'c']
+    for (let i = 1; i <= 10; i++) {
+      clock += 200
+      screen.events.onStep!(report(i - 1, 0, i, members))
+    }
+    screen.events.onEpoch!({ epoch: 0, step: 10, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 1000 })
+    // the next step comes 1 s of validation after a step's 200 ms
+    clock += 1000
+    for (let i = 1; i <= 10; i++) {
+      clock += 200
+      screen.events.onStep!(report(9 + i, 1, i, members))
+    }
+    // still 3 x 32 samples every 200 ms; 5 steps and this epoch's end left: 5 x 200 ms + 1 s
+    // (averaged into the step time, the validation read 330 samples/s at 20 % and 354 at 50 %, with
+    // the next epoch's end left out of the ETA: 'epoch ~2s, ETA 1s' at 50 %)
+    expect(out.lines()).toContain('epoch 2/2: 20% (2/10 steps) loss 0.5000, 480 samples/s, epoch ~3s, ETA 2s')
+    expect(out.lines()).toContain('epoch 2/2: 50% (5/10 steps) loss 0.5000, 480 samples/s, epoch ~3s, ETA 2s')
+  })
+
   it('gives no time for an epoch this peer joined midway: its part of it is not the epoch\'s', () => {
     let clock = 0
     const out = capture()
