@@ -54,16 +54,24 @@ describe('formatStep', () => {
 })
 
 describe('daemon console', () => {
-  it('prints progress lines with the pace of the recent steps, each epoch with its time, and the result', () => {
+  /** a 2-epoch job of 3 members on a console whose clock the test moves; `epoch(e)` runs its 10 steps, 200 ms each */
+  const twoEpochs = (): { out: ReturnType<typeof capture>, screen: ReturnType<typeof createDaemonConsole>, wait: (ms: number) => void, epoch: (e: number) => void } => {
     let clock = 0
     const out = capture()
     const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
     const screen = createDaemonConsole(out.stream, () => job, { now: () => clock })
-    const members = ['a', 'b', 'c']
-    for (let i = 1; i <= 10; i++) {
-      clock += 200
-      screen.events.onStep!(report(i - 1, 0, i, members))
+    const epoch = (e: number): void => {
+      for (let i = 1; i <= 10; i++) {
+        clock += 200
+        screen.events.onStep!(report(10 * e + i - 1, e, i, ['a', 'b', 'c']))
+      }
     }
+    return { out, screen, wait: (ms) => { clock += ms }, epoch }
+  }
+
+  it('prints progress lines with the pace of the recent steps, each epoch with its time, and the result', () => {
+    const { out, screen, epoch } = twoEpochs()
+    epoch(0)
     screen.events.onEpoch!({ epoch: 0, step: 10, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 15 })
     const lines = out.lines()
     // one line per 10 % (not at 100 %: the epoch line follows), 3 peers x 32 samples every 200 ms
@@ -74,22 +82,12 @@ describe('daemon console', () => {
   })
 
   it('keeps an epoch end (validation) out of the step rate and counts it once per epoch in the ETA', () => {
-    let clock = 0
-    const out = capture()
-    const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
-    const screen = createDaemonConsole(out.stream, () => job, { now: () => clock })
-    const members = ['a', 'b', 'c']
-    for (let i = 1; i <= 10; i++) {
-      clock += 200
-      screen.events.onStep!(report(i - 1, 0, i, members))
-    }
+    const { out, screen, wait, epoch } = twoEpochs()
+    epoch(0)
     screen.events.onEpoch!({ epoch: 0, step: 10, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 1000 })
     // the next step comes 1 s of validation after a step's 200 ms
-    clock += 1000
-    for (let i = 1; i <= 10; i++) {
-      clock += 200
-      screen.events.onStep!(report(9 + i, 1, i, members))
-    }
+    wait(1000)
+    epoch(1)
     // still 3 x 32 samples every 200 ms; 5 steps and this epoch's end left: 5 x 200 ms + 1 s
     // (averaged into the step time, the validation read 330 samples/s at 20 % and 354 at 50 %, with
     // the next epoch's end left out of the ETA: 'epoch ~2s, ETA 1s' at 50 %)
