@@ -119,5 +119,3 @@ function defaultLambdaMemory(measured: MeasuredCompute | undefined, max: number)
   if (measured === undefined) return Math.min(max, 1769)
   return Math.min(max, Math.max(128, Math.ceil(measured.rssMiB / 64) * 64))
 }
-
-/** seconds for a note: two significant digits under 0.1 s ('0.0 s' beside a table's '54 ms' read as a contradiction) */
