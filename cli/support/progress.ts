@@ -56,7 +56,10 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
   let lastEpoch = -1
   let drawn = false
   let lastDraw = -Infinity
-  const recent: Array<{ at: number, samples: number }> = []
+  /** the last RATE_WINDOW intervals between steps (ms) and the samples of the later step */
+  const recent: Array<{ ms: number, samples: number }> = []
+  /** when the last step was reported */
+  let lastAt: number | undefined
   /** the last epoch end's time beyond a step (StepPace.epochEndMs) */
   let epochEndMs: number | undefined
   const clear = (): void => {
@@ -64,25 +67,26 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
     drawn = false
   }
   const pace = (): StepPace | undefined => {
-    if (recent.length < 2) return undefined
-    const spanMs = recent[recent.length - 1].at - recent[0].at
-    if (spanMs <= 0) return undefined
-    const samples = recent.slice(1).reduce((sum, r) => sum + r.samples, 0)
-    return { samplesPerSecond: (1000 * samples) / spanMs, stepMs: spanMs / (recent.length - 1), ...(epochEndMs === undefined ? {} : { epochEndMs }) }
+    const spanMs = recent.reduce((sum, r) => sum + r.ms, 0)
+    if (recent.length === 0 || spanMs <= 0) return undefined
+    const samples = recent.reduce((sum, r) => sum + r.samples, 0)
+    return { samplesPerSecond: (1000 * samples) / spanMs, stepMs: spanMs / recent.length, ...(epochEndMs === undefined ? {} : { epochEndMs }) }
   }
   return {
     step(epoch, stepInEpoch, stepsInEpoch, loss, samples) {
       if (samples !== undefined) {
         const at = now()
-        if (epoch !== lastEpoch && lastEpoch !== -1 && recent.length > 0) {
-          // the gap since the last step holds the epoch's end (validation, a checkpoint): averaged
-          // into the step time it halved the rate and doubled the ETA for the next 20 steps
-          const stepMs = pace()?.stepMs
-          if (stepMs !== undefined) epochEndMs = Math.max(0, at - recent[recent.length - 1].at - stepMs)
-          recent.length = 0
+        const stepMs = pace()?.stepMs
+        if (lastAt !== undefined && epoch !== lastEpoch && lastEpoch !== -1) {
+          // the gap since the last step holds the epoch's end (validation, a checkpoint): kept out
+          // of the step rate (averaged in, it halved the rate and doubled the ETA for the next 20
+          // steps) and counted once per epoch instead
+          if (stepMs !== undefined) epochEndMs = Math.max(0, at - lastAt - stepMs)
+        } else if (lastAt !== undefined) {
+          recent.push({ ms: at - lastAt, samples })
+          if (recent.length > RATE_WINDOW) recent.shift()
         }
-        recent.push({ at, samples })
-        if (recent.length > RATE_WINDOW + 1) recent.shift()
+        lastAt = at
       }
       if (epoch !== lastEpoch) {
         lastEpoch = epoch
