@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import { minimumPeersFor } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
-import { formatTable } from '../support/format.js'
+import { formatEpochMetrics, formatTable } from '../support/format.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
@@ -83,7 +83,7 @@ export function registerDemoCommand(program: Command): void {
       amqpUrl,
       events: {
         onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
-        onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)
+        onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  ${formatEpochMetrics(e)}`)
       }
     }).catch((error: unknown) => {
       if (controller.signal.aborted) return undefined

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { StatusResult } from '../../daemon/control/methods.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
-import { formatDuration, formatFields, formatNumber, formatPercent } from '../support/format.js'
+import { formatDuration, formatFields, formatLearningRate, formatLoss, formatPercent } from '../support/format.js'
 import { action, printResult } from '../support/output.js'
 
 /**
@@ -27,11 +27,11 @@ export function formatStatus(status: StatusResult): string {
     ['job', status.jobId === null ? `- (${status.state})` : `${status.jobId} (${status.state})`],
     ['step', String(status.step)],
     ['epoch', formatEpoch(status)],
-    ['loss', formatNumber(status.loss)],
+    ['loss', status.loss === null ? '-' : formatLoss(status.loss)],
     ['validation accuracy', formatPercent(status.accuracy)],
     ...(status.testAccuracy !== null ? [['test accuracy', formatPercent(status.testAccuracy)] as [string, string]] : []),
     ...(status.stopReason !== null ? [['stopped by', STOP_REASONS[status.stopReason] ?? status.stopReason] as [string, string]] : []),
-    ['learning rate', status.learningRate === null ? '-' : String(Number(status.learningRate.toPrecision(4)))],
+    ['learning rate', status.learningRate === null ? '-' : formatLearningRate(status.learningRate)],
     ['live members', String(status.liveMembers)],
     ...(status.waiting !== null ? [['waiting', status.waiting] as [string, string]] : []),
     ['uptime', formatDuration(status.uptimeMs)]

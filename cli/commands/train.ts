@@ -16,6 +16,7 @@ import { describeExportedInputs } from '../support/exported-inputs.js'
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
+import { formatEpochMetrics, formatLoss } from '../support/format.js'
 
 interface TrainFlags extends JobFlagValues, ReportDirFlags {
   computeThreads?: string
@@ -76,7 +77,7 @@ export function registerTrainCommand(program: Command): void {
           },
           onEpoch: (e) => {
             recorder.events.onEpoch(e)
-            progress.line(`epoch ${e.epoch + 1}/${config.epochs}  train loss ${e.trainLoss.toFixed(4)}  val loss ${e.validationLoss.toFixed(4)}  val acc ${(e.validationAccuracy * 100).toFixed(2)} %  lr ${e.lr}`)
+            progress.line(`epoch ${e.epoch + 1}/${config.epochs}  ${formatEpochMetrics(e)}`)
           }
         }
       }).finally(() => progress.done())
@@ -96,7 +97,7 @@ export function registerTrainCommand(program: Command): void {
         return
       }
       process.stdout.write([
-        `test accuracy ${(result.test.accuracy * 100).toFixed(2)} %  (loss ${result.test.loss.toFixed(4)}, ${result.test.count} samples)`,
+        `test accuracy ${(result.test.accuracy * 100).toFixed(2)} %  (loss ${formatLoss(result.test.loss)}, ${result.test.count} samples)`,
         `${describeEnd(result.reason, result.epoch)}, ${result.step} steps, ${(result.wallMs / 1000).toFixed(1)} s`,
         ...(exported !== undefined ? [`model written to ${exported.path} (ONNX, ${exported.bytes} bytes)`, describeExportedInputs(exported)] : []),
         '',

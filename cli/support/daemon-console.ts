@@ -5,7 +5,7 @@
  */
 import type { JobConfig } from '../../config/job-config.js'
 import type { JobSessionEvents } from '../../daemon/peer/job-session.js'
-import { formatDuration } from './format.js'
+import { formatDuration, formatEpochMetrics } from './format.js'
 import { createProgressReporter, type ProgressOptions, type ProgressReporter } from './progress.js'
 
 export interface DaemonConsole {
@@ -61,7 +61,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         // an epoch this peer joined midway: its part of it is not the epoch's time (a reviewer's
         // re-joined host printed 'epoch 7/20 done in 142 ms')
         const took = current?.epoch !== e.epoch ? '' : current.partial ? ' (joined during it)' : ` in ${formatDuration(now() - current.startedAt)}`
-        line(`epoch ${e.epoch + 1}/${epochs} done${took}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val acc ${(e.validationAccuracy * 100).toFixed(2)} %, lr ${e.lr}`)
+        line(`epoch ${e.epoch + 1}/${epochs} done${took}: ${formatEpochMetrics(e, ', ')}`)
       },
       onMembershipChange: (c) => {
         const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : 'was evicted (it missed too many steps)'

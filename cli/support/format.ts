@@ -46,6 +46,24 @@ export function formatNumber(value: number | null, digits = 4): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(digits)
 }
 
+/**
+ * A loss for people: four decimals, or three significant digits once it is under 0.001 (a
+ * converged loss of 3e-6 read "0.0000", as if it were exactly zero).
+ */
+export function formatLoss(loss: number): string {
+  return loss === 0 || !(Math.abs(loss) < 0.001) ? loss.toFixed(4) : String(Number(loss.toPrecision(3)))
+}
+
+/** A learning rate for people: four significant digits (a halved 0.1 reads 0.003125, not 0.0031250000000000002). */
+export function formatLearningRate(lr: number): string {
+  return String(Number(lr.toPrecision(4)))
+}
+
+/** An epoch's end for people: its train loss, validation loss and accuracy and learning rate, joined by `separator`. */
+export function formatEpochMetrics(e: { readonly trainLoss: number, readonly validationLoss: number, readonly validationAccuracy: number, readonly lr: number }, separator = '  '): string {
+  return [`train loss ${formatLoss(e.trainLoss)}`, `val loss ${formatLoss(e.validationLoss)}`, `val acc ${(e.validationAccuracy * 100).toFixed(2)} %`, `lr ${formatLearningRate(e.lr)}`].join(separator)
+}
+
 export function formatPercent(fraction: number | null): string {
   return fraction === null ? '-' : `${(fraction * 100).toFixed(2)} %`
 }

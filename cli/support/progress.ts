@@ -3,7 +3,7 @@
  * CI), at most one line per 10 % of an epoch. With the samples each step trained on, it shows
  * the throughput, the epoch's expected length and the time left (all from recent steps).
  */
-import { formatDuration } from './format.js'
+import { formatDuration, formatLoss } from './format.js'
 
 export interface ProgressReporter {
   /**
@@ -41,7 +41,7 @@ export interface StepPace {
  */
 export function formatStep(epoch: number, totalEpochs: number, stepInEpoch: number, stepsInEpoch: number, loss: number, pace?: StepPace): string {
   const percent = stepsInEpoch === 0 ? 0 : Math.floor((100 * Math.min(stepInEpoch, stepsInEpoch)) / stepsInEpoch)
-  const head = `epoch ${epoch + 1}/${totalEpochs}: ${percent}% (${stepInEpoch}/${stepsInEpoch} steps) loss ${loss.toFixed(4)}`
+  const head = `epoch ${epoch + 1}/${totalEpochs}: ${percent}% (${stepInEpoch}/${stepsInEpoch} steps) loss ${formatLoss(loss)}`
   if (pace === undefined) return head
   const stepsLeft = Math.max(0, stepsInEpoch - stepInEpoch) + Math.max(0, totalEpochs - epoch - 1) * stepsInEpoch
   const endsLeft = Math.max(0, totalEpochs - epoch)

@@ -27,4 +27,10 @@ describe('status text', () => {
     expect(done).toMatch(/stopped by\s+early stopping/)
     expect(formatStatus({ ...base, state: 'finished', testAccuracy: 0.5, stopReason: 'something-new' })).toMatch(/stopped by\s+something-new/)
   })
+  it('prints a small loss in significant digits and the learning rate without float noise', () => {
+    const text = formatStatus({ ...base, loss: 0.0000123, learningRate: 0.1 * 0.1 * 0.1 })
+    expect(text).toMatch(/loss\s+0\.0000123\n/)
+    expect(text).toMatch(/learning rate\s+0\.001\n/)
+    expect(formatStatus({ ...base, loss: null })).toMatch(/loss\s+-\n/)
+  })
 })
