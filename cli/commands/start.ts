@@ -103,7 +103,11 @@ export function registerStartCommand(program: Command): void {
     const job = hostsJob ? jobConfigFromFlags(flags) : undefined
     if (job !== undefined && flags.joinJob !== undefined) throw new Error(`--join-job is for a daemon that joins a job; this one hosts job ${job.id} (given by its job flags): drop --join-job or the job flags`)
     // the daemon's modules (libp2p, ONNX Runtime) load here, not for every p2pmld command
-    const [{ createLogger }, { createPeerDaemon }] = await Promise.all([import('../../daemon/logger.js'), import('../../daemon/peer/peer-daemon.js')])
+    const [{ createLogger }, { createPeerDaemon }, { checkModelSpec }] = await Promise.all([
+      import('../../daemon/logger.js'), import('../../daemon/peer/peer-daemon.js'), import('../../daemon/training/job-runtime.js')
+    ])
+    // an unknown model or a missing file fails here, not after the peer and the socket came up
+    if (job !== undefined) await checkModelSpec(job.model)
     const log = createLogger(config.logLevel, { component: 'daemon' }, { format: config.logFormat ?? defaultLogFormat() })
     // progress, epochs, membership changes and the result for people, on stdout
     let notices: string[] | undefined = []

@@ -2,6 +2,7 @@
  * Everything a job needs to compute, resolved once from its config: the model, the data
  * splits, where gradients are computed, the optimizer, the codec and the aggregation rule.
  */
+import { access, constants } from 'node:fs/promises'
 import type { JobConfig } from '../../config/job-config.js'
 import type { OffloadConfig } from '../../config/offload-config.js'
 import { createGradientComputer } from '../../functions/create-gradient-computer.js'
@@ -39,11 +40,29 @@ export interface JobRuntimeOptions {
   readonly onOffloadFallback?: (info: { index: number, error: string }) => void
 }
 
+/** Whether a job's `model` is an ONNX file's path (it ends in .onnx or holds a '/'), not a zoo name. */
+const isModelFile = (spec: string): boolean => spec.endsWith('.onnx') || spec.includes('/')
+
 /** A zoo name (sized by `sampleShape` where the model follows the dataset) or an .onnx path. */
 export async function resolveModel(spec: string, sampleShape?: readonly number[]): Promise<ModelDefinition> {
-  if (!spec.endsWith('.onnx') && !spec.includes('/')) return createModel(spec, sampleShape)
+  if (!isModelFile(spec)) return createModel(spec, sampleShape)
   const { loadOnnxModel } = await import('../../ml/onnx/load-onnx-model.js')
   return loadOnnxModel(spec)
+}
+
+/**
+ * Fails as resolveModel would for a model it cannot find, without reading a model file: a zoo
+ * name no model has, an ONNX file that does not exist. `p2pmld start` checks its job's model so
+ * before the daemon starts (it printed the peer's and the control socket's start-up first).
+ * @throws UnknownModelError; OnnxModelNotFoundError (resolveModel's own, naming the path)
+ */
+export async function checkModelSpec(spec: string): Promise<void> {
+  if (!isModelFile(spec)) {
+    createModel(spec)
+    return
+  }
+  // not there: the loader's own error, which names the path and the fix
+  await access(spec, constants.R_OK).catch(async () => await resolveModel(spec))
 }
 
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {

@@ -14,6 +14,11 @@ export class UnknownDatasetError extends Error {
   override name = 'UnknownDatasetError'
 }
 
+/** A job asked for more training samples (`trainSamples`) than its dataset's training split holds. */
+export class TrainSamplesError extends Error {
+  override name = 'TrainSamplesError'
+}
+
 /** Where Debian's dataset-fashion-mnist package puts the IDX files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 
@@ -23,9 +28,18 @@ export interface JobDatasetOptions {
   readonly trainSamples?: number
 }
 
+/**
+ * The job's splits of dataset `name` (see loadSplits), its training split cut to a seeded random
+ * `trainSamples` of its samples when that is given.
+ * @throws UnknownDatasetError for a name that is no dataset here; TrainSamplesError when
+ * `trainSamples` is more than the training split holds
+ */
 export async function loadJobDatasets(name: string, options: JobDatasetOptions): Promise<DatasetSplits> {
   const splits = await loadSplits(name, options.seed)
-  if (options.trainSamples === undefined || options.trainSamples >= splits.train.size) return splits
+  if (options.trainSamples === undefined || options.trainSamples === splits.train.size) return splits
+  if (options.trainSamples > splits.train.size) {
+    throw new TrainSamplesError(`trainSamples ${options.trainSamples} is more than the training split of ${name} holds (${splits.train.size} samples; the validation samples are set apart first): use at most ${splits.train.size}, or leave out trainSamples (--train-samples) to train on all of them`)
+  }
   const keep = seededPermutation(splits.train.size, deriveSeed(options.seed, 0x7a11)).subarray(0, options.trainSamples)
   return { ...splits, train: subset(splits.train, keep) }
 }

@@ -53,6 +53,21 @@ describe('p2pmld start and train with bad input', () => {
     expect(stderr.trim().split('\n')).toHaveLength(1)
   })
 
+  it('fails on an unknown model or a missing model file before the peer or the control socket start, with one line', async () => {
+    const runs = [
+      startCli(['start', '--data-dir', join(dir, 'm1'), '--listen', '/ip4/127.0.0.1/tcp/0', '--model', 'resnet9000', '--log-level', 'info']),
+      startCli(['start', '--data-dir', join(dir, 'm2'), '--listen', '/ip4/127.0.0.1/tcp/0', '--model', join(dir, 'missing.onnx'), '--log-level', 'info'])
+    ]
+    const expected = [/^p2pmld: unknown model 'resnet9000': choose one of mlp, .*or give the path of a forward \.onnx file$/, /^p2pmld: ONNX model file '.*missing\.onnx' does not exist: check the path, or use a zoo model name$/]
+    for (let i = 0; i < runs.length; i++) {
+      expect(await runs[i].exited).toBe(1)
+      const { stdout, stderr } = runs[i].output()
+      // the daemon logged 'libp2p node started' and 'control socket listening' (and their stops) first
+      expect(stderr.trim()).toMatch(expected[i])
+      expect(stdout).toBe('')
+    }
+  })
+
   it('keeps running and retries with backoff when the bootstrap peer cannot be reached', async () => {
     const unreachable = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWAFiUckVDWpFbxDY2HzCQjo7EBhNLz6tT16jduKuqcaAd'
     const run = startCli(['start', '--data-dir', join(dir, 'b'), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', unreachable, '--log-level', 'info'])
@@ -83,7 +98,9 @@ describe('p2pmld start and train with bad input', () => {
       // peer-only flags would be ignored in one process: refused by name, not listed in train --help
       [['--transport', 'amqp', '--min-peers', '2'], /^p2pmld: --min-peers, --transport have no effect in p2pmld train \(one process, no peers\): drop them, or run the job with p2pmld start$/m],
       // no peers to use fewer of: the fix names the two flags
-      [['--model', 'mlp', '--train-samples', '10'], /^p2pmld: the training set \(10 samples\) is smaller than one batch \(64\): lower the batch size \(--batch-size; batchSize in a job file\) or use more samples \(--train-samples; trainSamples\)$/m]
+      [['--model', 'mlp', '--train-samples', '10'], /^p2pmld: the training set \(10 samples\) is smaller than one batch \(64\): lower the batch size \(--batch-size; batchSize in a job file\) or use more samples \(--train-samples; trainSamples\)$/m],
+      // more samples than the bundled split holds: it trained on 8000 without a word
+      [['--model', 'mlp', '--train-samples', '48000'], /^p2pmld: trainSamples 48000 is more than the training split of mnist holds \(8000 samples; the validation samples are set apart first\): use at most 8000, or leave out trainSamples \(--train-samples\) to train on all of them$/m]
     ]
     const runs = cases.map(([args]) => startCli(['train', '--epochs', '1', ...args]))
     for (let i = 0; i < cases.length; i++) {
