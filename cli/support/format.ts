@@ -1,4 +1,5 @@
 /** Text for people: aligned tables, key/value blocks, sizes and durations. */
+import { formatLearningRate, formatLoss } from '../../daemon/report/format-metrics.js'
 
 export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
@@ -40,23 +41,11 @@ export function formatDuration(ms: number): string {
 }
 
 export { formatSeconds } from '../../daemon/report/format-seconds.js'
+export { formatLearningRate, formatLoss } from '../../daemon/report/format-metrics.js'
 
 export function formatNumber(value: number | null, digits = 4): string {
   if (value === null) return '-'
   return Number.isInteger(value) ? String(value) : value.toFixed(digits)
-}
-
-/**
- * A loss for people: four decimals, or three significant digits once it is under 0.001 (a
- * converged loss of 3e-6 read "0.0000", as if it were exactly zero).
- */
-export function formatLoss(loss: number): string {
-  return loss === 0 || !(Math.abs(loss) < 0.001) ? loss.toFixed(4) : String(Number(loss.toPrecision(3)))
-}
-
-/** A learning rate for people: four significant digits (a halved 0.1 reads 0.003125, not 0.0031250000000000002). */
-export function formatLearningRate(lr: number): string {
-  return String(Number(lr.toPrecision(4)))
 }
 
 /** An epoch's end for people: its train loss, validation loss and accuracy and learning rate, joined by `separator`. */

@@ -5,6 +5,7 @@
  * (Table I of the paper), members, bytes by peer, digests, the job config.
  */
 import { CPU_PERCENT_MIN_MS } from '../metrics/stage-figure-schema.js'
+import { formatLearningRate, formatLoss } from './format-metrics.js'
 import { escapeHtml, lineChart } from './svg-chart.js'
 import type { RunReport } from './report-schema.js'
 
@@ -39,7 +40,7 @@ th:first-child,td:first-child{text-align:left}th{color:#6b7280;font-weight:600;f
 code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:#f9fafb;padding:10px;overflow:auto;margin:0}
 .ok{color:#15803d}.bad{color:#b91c1c}.muted{color:#6b7280}`
 
-const num = (v: number | null, digits: number): string => v === null ? '-' : v.toFixed(digits)
+const loss = (v: number | null): string => v === null ? '-' : formatLoss(v)
 const pct = (v: number | null): string => v === null ? '-' : `${(v * 100).toFixed(2)} %`
 const short = (id: string): string => id.length > 16 ? `…${id.slice(-12)}` : id
 
@@ -157,7 +158,7 @@ ${card('state', r === null ? job.state : `finished (${r.reason})`, 'state')}
 ${card('test accuracy', pct(r?.testAccuracy ?? null), 'test-accuracy')}
 ${card('last validation accuracy', pct(report.epochs.at(-1)?.validationAccuracy ?? null), 'validation-accuracy')}
 ${card('epochs / steps', `${r?.epoch ?? job.epoch} / ${r?.step ?? job.step}`, 'progress')}
-${card('learning rate', job.lr === null ? '-' : String(job.lr), 'lr')}
+${card('learning rate', job.lr === null ? '-' : formatLearningRate(job.lr), 'lr')}
 ${card('members (last)', lastMembers === undefined ? '-' : String(lastMembers), 'members')}
 ${card('wall time', duration(report.wallMs), 'wall')}
 ${card('parameters', job.parameterCount === null ? '-' : job.parameterCount.toLocaleString('en-US'), 'parameters')}
@@ -169,7 +170,7 @@ ${card('sent / received', `${bytes(report.network.bytesSent)} / ${bytes(report.n
 <section id="bytes-section"><h2>Bytes by peer</h2>${bytesTable(report)}</section>
 <section id="digests-section"><h2>Parameter digests</h2>${digestsSection(report)}</section>
 <section id="config-section"><h2>Job config</h2><pre>${escapeHtml(JSON.stringify(job.config, null, 2))}</pre></section>
-<section id="epochs-section"><h2>Epochs</h2>${table('epochs', ['epoch', 'step', 'train loss', 'val loss', 'val acc', 'lr', 'members', 'at'], report.epochs.map((e) => `<tr><td>${e.epoch + 1}</td><td>${e.step}</td><td>${num(e.trainLoss, 4)}</td><td>${num(e.validationLoss, 4)}</td><td>${pct(e.validationAccuracy)}</td><td>${e.lr}</td><td>${e.members ?? '-'}</td><td>${duration(e.atMs)}</td></tr>`))}</section>
+<section id="epochs-section"><h2>Epochs</h2>${table('epochs', ['epoch', 'step', 'train loss', 'val loss', 'val acc', 'lr', 'members', 'at'], report.epochs.map((e) => `<tr><td>${e.epoch + 1}</td><td>${e.step}</td><td>${loss(e.trainLoss)}</td><td>${loss(e.validationLoss)}</td><td>${pct(e.validationAccuracy)}</td><td>${formatLearningRate(e.lr)}</td><td>${e.members ?? '-'}</td><td>${duration(e.atMs)}</td></tr>`))}</section>
 </main>
 <script type="application/json" id="report-data">${json}</script>
 </body></html>

@@ -113,6 +113,16 @@ describe('buildRunReport', () => {
     expect(() => parseRunReport({ ...report, stages: [{ stage: 'compute' }] }, 'file x.json')).toThrow(/file x\.json is not a p2pmld run report.*field 'stages\.0\.count'/)
   })
 
+  it('prints a small loss in significant digits and the learning rate without float noise in the page\'s epoch table', () => {
+    const tiny = buildRunReport({
+      source: 'demo', peerId: A, config: parseJobConfig({}, 't'), state: 'training', progress: { step: 9, epoch: 1, lr: 0.1 * 0.1 * 0.1 }, stages: [],
+      history: [{ epoch: 0, step: 9, trainLoss: 0.0000123, validationLoss: 0.25, validationAccuracy: 1, lr: 0.1 * 0.1 * 0.1, durationMs: 1 }]
+    })
+    const html = renderRunReportHtml(tiny)
+    expect(html).toContain('<tr><td>1</td><td>9</td><td>0.0000123</td><td>0.2500</td><td>100.00 %</td><td>0.001</td>')
+    expect(html).not.toContain('0.0010000000000000002</')
+  })
+
   it('renders HTML that needs nothing from outside and escapes what it prints', () => {
     const hostile = buildRunReport({ source: 'demo', peerId: '<img src=x onerror=alert(1)>', config: parseJobConfig({ model: 'a</script><script>alert(1)</script>.onnx' }, 't'), state: 'training', progress: { step: 0, epoch: 0, lr: 0.1 }, history: [], stages: [] })
     for (const html of [renderRunReportHtml(report), renderRunReportHtml(hostile)]) {
