@@ -44,7 +44,17 @@ export function registerTrainCommand(program: Command): void {
       // asked for: the exchange pipeline runs on this process's own gradient (else it goes to
       // the optimizer as computed, as one member's gradient needs no codec or aggregate)
       const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
+      // f alone would be ignored: the one gradient goes to the optimizer as computed
+      if (flags.f !== undefined && !exchangeAlone) throw new Error('--f counts faulty peers for a robust aggregation rule, and p2pmld train applies its one gradient as computed unless --aggregation is given: add --aggregation <rule>, or drop --f')
       const config = localJobConfig(flags, exchangeAlone)
+      if (exchangeAlone) {
+        const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1, '--f', '--aggregation')
+        if (fix !== undefined) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${minimumPeersFor(config.aggregation.rule, config.aggregation.f)} gradients a step and train has one: ${fix}`)
+      }
+      // ONNX Runtime and the model zoo load here, not for every p2pmld command
+      const [{ runLocalTraining }, { checkModelSpec }] = await Promise.all([import('../../daemon/training/local-training.js'), import('../../daemon/training/job-runtime.js')])
+      // an unknown model or a missing file fails before the run's first line ('training ...')
+      await checkModelSpec(config.model)
       const threads = computeThreads(flags.computeThreads, flags.threads)
       const progress = createProgressReporter(process.stderr, config.epochs)
       const controller = new AbortController()
@@ -56,14 +66,7 @@ export function registerTrainCommand(program: Command): void {
       if (config.mode === 'async') progress.line(`note: ${flags.config ?? 'the job config'} sets mode: async; p2pmld train runs one process, in sync mode`)
       const ignored = exchangeAlone || flags.config === undefined ? [] : exchangeSettingsIn(flags.config)
       if (ignored.length > 0) progress.line(`note: ${flags.config} sets ${ignored.join(' and ')} for peers; p2pmld train applies its one gradient as computed (give --compression or --aggregation to run them on it)`)
-      if (exchangeAlone) {
-        const needed = minimumPeersFor(config.aggregation.rule, config.aggregation.f)
-        const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1, '--f', '--aggregation')
-        if (fix !== undefined) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${needed} gradients a step and train has one: ${fix}`)
-        progress.line(`note: running the peer pipeline on this process's own gradient as asked: ${config.compression.codec} compression, then ${config.aggregation.rule} over one gradient`)
-      }
-      // ONNX Runtime and the model zoo load here, not for every p2pmld command
-      const { runLocalTraining } = await import('../../daemon/training/local-training.js')
+      if (exchangeAlone) progress.line(`note: running the peer pipeline on this process's own gradient as asked: ${config.compression.codec} compression, then ${config.aggregation.rule} over one gradient`)
       // the progress bar is cleared on failure too: the error line must not land on it
       const result = await runLocalTraining(config, {
         computeThreads: threads,
@@ -115,7 +118,7 @@ export function registerTrainCommand(program: Command): void {
  */
 function localJobConfig(flags: TrainFlags, exchangeAlone: boolean): JobConfig {
   const single = { compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 } } as const
-  const config = jobConfigFromFlags(flags, single)
+  const config = jobConfigFromFlags(flags, single, { oneProcess: true })
   if (exchangeAlone || flags.config === undefined) return config
   return parseJobConfig({ ...config, ...single }, `job config (${flags.config} + flags)`)
 }

@@ -99,6 +99,11 @@ describe('p2pmld start and train with bad input', () => {
       [['--transport', 'amqp', '--min-peers', '2'], /^p2pmld: --min-peers, --transport have no effect in p2pmld train \(one process, no peers\): drop them, or run the job with p2pmld start$/m],
       // no peers to use fewer of: the fix names the two flags
       [['--model', 'mlp', '--train-samples', '10'], /^p2pmld: the training set \(10 samples\) is smaller than one batch \(64\): lower the batch size \(--batch-size; batchSize in a job file\) or use more samples \(--train-samples; trainSamples\)$/m],
+      // a rule one gradient cannot meet: the fix is train's own (it named --min-peers, which train refuses)
+      [['--aggregation', 'trimmed-mean', '--f', '2'], /^p2pmld: --aggregation trimmed-mean with f=2 needs 5 gradients a step and train has one: set --f to 0 \(f counts faulty peers\)$/m],
+      [['--aggregation', 'krum', '--f', '1'], /^p2pmld: --aggregation krum with f=1 needs 5 gradients a step and train has one: set --aggregation to mean \(krum needs 3 gradients even with f=0\)$/m],
+      // f without a rule was ignored (the one gradient goes to the optimizer as computed)
+      [['--f', '2'], /^p2pmld: --f counts faulty peers for a robust aggregation rule, and p2pmld train applies its one gradient as computed unless --aggregation is given: add --aggregation <rule>, or drop --f$/m],
       // more samples than the bundled split holds: it trained on 8000 without a word
       [['--model', 'mlp', '--train-samples', '48000'], /^p2pmld: trainSamples 48000 is more than the training split of mnist holds \(8000 samples; the validation samples are set apart first\): use at most 8000, or leave out trainSamples \(--train-samples\) to train on all of them$/m]
     ]
@@ -106,6 +111,9 @@ describe('p2pmld start and train with bad input', () => {
     for (let i = 0; i < cases.length; i++) {
       expect(await runs[i].exited).toBe(1)
       expect(runs[i].output().stderr).toMatch(cases[i][1])
+      // the error is the run's only line: no 'training ...' header before a model or a rule that
+      // cannot run (the data's size is known once it loaded, after the header)
+      if (!cases[i][0].includes('--train-samples')) expect(runs[i].output().stderr.trim().split('\n'), cases[i][0].join(' ')).toHaveLength(1)
     }
     const help = startCli(['train', '--help'])
     expect(await help.exited).toBe(0)
