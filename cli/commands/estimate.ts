@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { loadPriceTable } from '../../config/prices.js'
 import { loadJobDatasets } from '../../ml/data/job-datasets.js'
-import { estimateCosts, type Estimate, type MeasuredCompute } from '../../daemon/report/estimate.js'
+import { checkEstimateRequest, estimateCosts, type Estimate, type MeasuredCompute } from '../../daemon/report/estimate.js'
 import { parseRunReport, type RunReport } from '../../daemon/report/report-schema.js'
 import { formatSeconds, formatTable } from '../support/format.js'
 import { computeThreads } from '../support/compute-threads.js'
@@ -70,6 +70,7 @@ export function registerEstimateCommand(program: Command): void {
     .action(action(async (flags: EstimateFlags) => {
       const threads = computeThreads(flags.computeThreads, flags.threads)
       const prices = loadPriceTable(flags.prices)
+      checkEstimateRequest({ instanceType: flags.instance, offloadInstanceType: flags.offloadInstance, lambdaMemoryMb: flags.lambdaMemory, prices })
       const report = flags.fromReport === undefined ? undefined : await readReport(flags.fromReport)
       const config = report?.job.config as { model?: string, batchSize?: number, epochs?: number, dataset?: string } | undefined
       const model = flags.model ?? config?.model ?? 'lenet5'

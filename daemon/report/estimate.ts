@@ -51,13 +51,29 @@ export class EstimateInputError extends Error {
   override name = 'EstimateInputError'
 }
 
+function checkLambdaMemory(memoryMb: number, prices: PriceTable): void {
+  if (memoryMb < 128 || memoryMb > prices.lambda.maxMemoryMb) throw new EstimateInputError(`--lambda-memory ${memoryMb} is outside Lambda's 128-${prices.lambda.maxMemoryMb} MB`)
+}
+
+/**
+ * The checks of a request that need no step time (the instance types' prices, a Lambda memory
+ * size given), so `p2pmld estimate` refuses a typo before a calibration that can take many seconds
+ * (vgg11: 14 s, then 'no price for instance type').
+ * @throws ConfigError for an instance type without a price; EstimateInputError for a memory size outside Lambda's range
+ */
+export function checkEstimateRequest(request: Pick<EstimateRequest, 'instanceType' | 'offloadInstanceType' | 'lambdaMemoryMb' | 'prices'>): void {
+  ec2PricePerSecond(request.prices, request.instanceType)
+  ec2PricePerSecond(request.prices, request.offloadInstanceType)
+  if (request.lambdaMemoryMb !== undefined) checkLambdaMemory(request.lambdaMemoryMb, request.prices)
+}
+
 export function estimateCosts(request: EstimateRequest): Estimate {
   const { prices, measured } = request
   const batches = batchesPerEpoch(request.trainSamples, request.peers, request.batchSize)
   if (batches < 1) throw new EstimateInputError(`no batches: ${request.trainSamples} training samples over ${request.peers} peers`)
   const notes: string[] = []
   const memory = request.lambdaMemoryMb ?? defaultLambdaMemory(measured, prices.lambda.maxMemoryMb)
-  if (memory < 128 || memory > prices.lambda.maxMemoryMb) throw new EstimateInputError(`--lambda-memory ${memory} is outside Lambda's 128-${prices.lambda.maxMemoryMb} MB`)
+  checkLambdaMemory(memory, prices)
   if (request.lambdaMemoryMb === undefined) {
     // with no measurement (step times given as flags) the default is 1,769 MB: one full vCPU
     notes.push(measured === undefined

@@ -83,6 +83,21 @@ describe('p2pmld estimate', () => {
     expect(run.stdout).toMatch(/^cheaper: (instance-based|serverless offload) \(/m)
   }, 120_000)
 
+  it('refuses an instance type without a price or a Lambda memory size out of range before it calibrates', async () => {
+    // the calibration of vgg11 ran ~14 s before either error
+    const runs = await Promise.all([
+      runCli(['estimate', '--model', 'vgg11', '--instance', 't2.hugee'], home),
+      runCli(['estimate', '--model', 'vgg11', '--offload-instance', 'x1.tiny'], home),
+      runCli(['estimate', '--model', 'vgg11', '--lambda-memory', '50'], home)
+    ])
+    const expected = [/^p2pmld: no price for instance type 't2\.hugee': use one of t2\.micro, .*--prices file$/, /^p2pmld: no price for instance type 'x1\.tiny'/, /^p2pmld: --lambda-memory 50 is outside Lambda's 128-10240 MB$/]
+    for (const [i, run] of runs.entries()) {
+      expect(run.code).toBe(1)
+      expect(run.stderr.trim()).toMatch(expected[i])
+      expect(run.stderr).not.toContain('calibrating')
+    }
+  })
+
   it('a price file overrides the table; a bad one names the field', async () => {
     const prices = join(home, 'prices.yaml')
     writeFileSync(prices, 'ec2PerHour:\n  x9.huge: 36\n')
