@@ -239,6 +239,16 @@ export function jobNotFoundError(requested: string, current: string | null): Con
   return new ControlMethodError(RPC_ERROR.JOB_NOT_FOUND, `job ${requested} not found: ${now}`)
 }
 
+/** What a user can do with a job in `state` instead, for invalidStateError's message. */
+const NEXT_STEP: Partial<Record<JobState, string>> = {
+  stopped: 'a stopped job goes on when its daemon starts again (p2pmld stop, then p2pmld start with the same --data-dir), from its checkpoint or from the members that carried it on',
+  finished: 'p2pmld job submit starts a new job',
+  failed: "the daemon's log says why; p2pmld job submit starts a new job",
+  training: 'p2pmld job pause pauses it',
+  waiting: 'it is waiting for its members to start'
+}
+
 export function invalidStateError(action: string, jobId: string, state: JobState): ControlMethodError {
-  return new ControlMethodError(RPC_ERROR.INVALID_STATE, `cannot ${action} job ${jobId}: it is ${state}`)
+  const next = action === 'pause' && state === 'paused' ? 'p2pmld job resume goes on' : NEXT_STEP[state]
+  return new ControlMethodError(RPC_ERROR.INVALID_STATE, `cannot ${action} job ${jobId}: it is ${state}${next === undefined ? '' : `; ${next}`}`)
 }

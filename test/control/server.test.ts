@@ -15,6 +15,7 @@ import {
   type ControlServer
 } from '../../daemon/control/index.js'
 import { createMemoryDaemon, PEER_ID, type MemoryDaemon } from './memory-handlers.js'
+import { invalidStateError } from '../../daemon/control/methods.js'
 import { openRaw, request } from './raw-socket.js'
 import { pino } from 'pino'
 
@@ -103,7 +104,10 @@ describe('control methods round-trip', () => {
 
     const notPaused = await rpcError(client.resumeJob())
     expect(notPaused.code).toBe(RPC_ERROR.INVALID_STATE)
-    expect(notPaused.message).toBe('cannot resume job a: it is training')
+    expect(notPaused.message).toBe('cannot resume job a: it is training; p2pmld job pause pauses it')
+    // a stopped job's message said nothing of how it goes on (its daemon's restart resumes it)
+    expect(invalidStateError('resume', 'j', 'stopped').message).toBe('cannot resume job j: it is stopped; a stopped job goes on when its daemon starts again (p2pmld stop, then p2pmld start with the same --data-dir), from its checkpoint or from the members that carried it on')
+    expect(invalidStateError('pause', 'j', 'paused').message).toBe('cannot pause job j: it is paused; p2pmld job resume goes on')
 
     daemon.failMetrics = true
     const internal = await rpcError(client.metrics())
