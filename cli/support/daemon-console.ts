@@ -57,6 +57,12 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         const batch = job()?.batchSize
         reporter().step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, batch === undefined ? undefined : batch * r.contributors.length)
       },
+      onPaused: (step) => {
+        // the rate and the ETA must not count the pause as a step's time
+        reporter().pause()
+        line(`job paused before step ${step}; p2pmld job resume goes on`)
+      },
+      onResumed: (step) => line(`job resumed at step ${step}`),
       onEpoch: (e) => {
         // an epoch this peer joined midway: its part of it is not the epoch's time (a reviewer's
         // re-joined host printed 'epoch 7/20 done in 142 ms')

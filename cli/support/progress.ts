@@ -13,6 +13,8 @@ export interface ProgressReporter {
    */
   step(epoch: number, stepInEpoch: number, stepsInEpoch: number, loss: number, samples?: number): void
   line(text: string): void
+  /** the steps stop for a while (a job-wide pause): the wait until the next step is not a step's time */
+  pause(): void
   done(): void
 }
 
@@ -114,6 +116,9 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
     line(text) {
       clear()
       stream.write(text + '\n')
+    },
+    pause() {
+      lastAt = undefined
     },
     done() {
       clear()

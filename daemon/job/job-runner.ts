@@ -356,10 +356,12 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         if (stopAfterStep) return undefined
         if (control.pausedAt(progress.step)) {
           runnerState = 'paused'
+          options.events?.onPaused?.(progress.step)
           stateAtStep.serveWaiting()
           await control.waitUntilRunnable(progress.step, abort.signal)
           if (abort.signal.aborted) break
           runnerState = 'training'
+          options.events?.onResumed?.(progress.step)
         }
         stateAtStep.serveWaiting()
         // re-synced from a member that had finished (or was agreeing on its final state)

@@ -56,6 +56,9 @@ export interface JobRunnerEvents {
   onFinished?(result: JobResult): void
   /** training stopped with an error (logged); the job will not finish on this peer */
   onFailed?(error: unknown): void
+  /** a job-wide pause holds the job before `step` (`p2pmld job pause`); onResumed once it runs again */
+  onPaused?(step: number): void
+  onResumed?(step: number): void
   /** this peer was a member and no longer is (evicted or left): it has to re-join to go on */
   onEvicted?(step: number): void
   onCheckpoint?(snapshot: JobSnapshot): Promise<void>

@@ -95,6 +95,26 @@ describe('daemon console', () => {
     expect(out.lines()).toContain('epoch 2/2: 50% (5/10 steps) loss 0.5000, 480 samples/s, epoch ~3s, ETA 2s')
   })
 
+  it('says when a job-wide pause holds the job and when it goes on, and keeps the pause out of the step rate', () => {
+    const { out, screen, wait } = twoEpochs()
+    const steps = (from: number, to: number): void => {
+      for (let i = from; i <= to; i++) {
+        wait(200)
+        screen.events.onStep!(report(i - 1, 0, i, ['a', 'b', 'c']))
+      }
+    }
+    steps(1, 4)
+    screen.events.onPaused!(4)
+    wait(60_000)
+    screen.events.onResumed!(4)
+    steps(5, 6)
+    const lines = out.lines()
+    expect(lines).toContain('job paused before step 4; p2pmld job resume goes on')
+    expect(lines).toContain('job resumed at step 4')
+    // 3 x 32 samples every 200 ms still (the minute's wait counted as a step read 26 samples/s)
+    expect(lines).toContain('epoch 1/2: 50% (5/10 steps) loss 0.5000, 480 samples/s, epoch ~2s, ETA 3s')
+  })
+
   it('gives no time for an epoch this peer joined midway: its part of it is not the epoch\'s', () => {
     let clock = 0
     const out = capture()

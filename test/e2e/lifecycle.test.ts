@@ -54,6 +54,8 @@ describe('daemon lifecycle', () => {
       reach('paused', 'training').then(async () => { await clients.paused.pauseJob({}) }).then(async () => await reach('paused', 'paused')),
       reach('finished', 'finished')
     ])
+    // the paused daemon says so on its console (its progress lines had just stopped)
+    await daemons.paused.waitForStdout(/^job paused before step \d+; p2pmld job resume goes on$/m, 10_000)
     // the joining daemon now waits out an 8 s back-off before its next try (logged with the time)
     await daemons.joining.waitForLog(/could not join a job yet/)
     const backoffLine = await daemons.joining.waitForLog(/^.*"retryInMs":8000.*$/m, 60_000)
