@@ -43,11 +43,6 @@ export function formatDuration(ms: number): string {
 export { formatSeconds } from '../../daemon/report/format-seconds.js'
 export { formatLearningRate, formatLoss } from '../../daemon/report/format-metrics.js'
 
-export function formatNumber(value: number | null, digits = 4): string {
-  if (value === null) return '-'
-  return Number.isInteger(value) ? String(value) : value.toFixed(digits)
-}
-
 /** An epoch's end for people: its train loss, validation loss and accuracy and learning rate, joined by `separator`. */
 export function formatEpochMetrics(e: { readonly trainLoss: number, readonly validationLoss: number, readonly validationAccuracy: number, readonly lr: number }, separator = '  '): string {
   return [`train loss ${formatLoss(e.trainLoss)}`, `val loss ${formatLoss(e.validationLoss)}`, `val acc ${(e.validationAccuracy * 100).toFixed(2)} %`, `lr ${formatLearningRate(e.lr)}`].join(separator)
