@@ -85,6 +85,8 @@ function datasetDirectory(name: string): string {
     if (name === 'fashion-mnist') {
       throw new UnknownDatasetError(`Fashion-MNIST is not installed at ${FASHION_MNIST_DIR}: run 'apt-get install dataset-fashion-mnist', or pass a directory of IDX files`)
     }
+    // a path (it holds a '/'): the directory is what is missing, not a name misspelt
+    if (name.includes('/')) throw new UnknownDatasetError(`dataset directory '${name}' ${existsSync(dir) ? 'is not a directory' : 'does not exist'}: check the path, or use 'mnist' (bundled) or 'fashion-mnist'`)
     throw new UnknownDatasetError(`unknown dataset '${name}': use 'mnist' (bundled), 'fashion-mnist', or a directory holding the four IDX files or the CIFAR-10 binary files (data_batch_1.bin ... test_batch.bin)`)
   }
   return dir

@@ -36,7 +36,7 @@ describe('model export: the inputs\' normalisation', () => {
     const gone = join(dir, 'cifar-on-another-machine')
     const written = await exportSnapshotModel(path, { jobConfig: { model: 'mlp', dataset: gone }, params })
     expect(written.normalization).toBeUndefined()
-    expect(written.normalizationUnknown).toContain(`the job's dataset ${gone} could not be read (unknown dataset '${gone}'`)
+    expect(written.normalizationUnknown).toContain(`the job's dataset ${gone} could not be read (dataset directory '${gone}' does not exist`)
     expect(written.bytes).toBeGreaterThan(params.length * 4)
     expect(await metadataOf(path)).toEqual({})
   })

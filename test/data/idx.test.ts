@@ -142,7 +142,9 @@ describe('loadJobDatasets on an IDX directory', () => {
     await expect(loadJobDatasets('cifar-10', { seed: 1 })).rejects.toThrow(/unknown dataset 'cifar-10': use 'mnist' \(bundled\), 'fashion-mnist', or a directory/)
     const file = join(root, 'plain-file')
     await writeFile(file, 'x')
-    await expect(loadJobDatasets(file, { seed: 1 })).rejects.toThrow(/unknown dataset/)
+    await expect(loadJobDatasets(file, { seed: 1 })).rejects.toThrow(`dataset directory '${file}' is not a directory: check the path, or use 'mnist' (bundled) or 'fashion-mnist'`)
+    // a path that is not there: said so (it read 'unknown dataset', as if a name were misspelt)
+    await expect(loadJobDatasets(join(root, 'gone'), { seed: 1 })).rejects.toThrow(`dataset directory '${join(root, 'gone')}' does not exist: check the path`)
   })
 })
 
