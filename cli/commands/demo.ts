@@ -82,7 +82,8 @@ export function registerDemoCommand(program: Command): void {
       reportDir: reportDirOption(flags),
       amqpUrl,
       events: {
-        onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss),
+        // with the samples all peers trained on: samples/s, the epoch's length and the ETA, as start shows
+        onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, job.batchSize * r.contributors.length),
         onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  ${formatEpochMetrics(e)}`)
       }
     }).catch((error: unknown) => {

@@ -76,7 +76,8 @@ export function registerTrainCommand(program: Command): void {
         events: {
           onStep: (r) => {
             recorder.events.onStep(r)
-            progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss)
+            // with the samples: samples/s, the epoch's length and the ETA, as start shows
+            progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, config.batchSize * r.contributors.length)
           },
           onEpoch: (e) => {
             recorder.events.onEpoch(e)

@@ -47,7 +47,8 @@ describe('p2pmld demo', () => {
     // progress goes to stderr, one line per 10 % of an epoch off a terminal, for both runs; the
     // header says whose progress it is
     expect(output.stderr()).toMatch(/^demo: 3 peers on 127\.0\.0\.1 .*; the progress and epoch lines are peer-0's$/m)
-    expect(output.stderr()).toMatch(/^epoch 2\/2: 90% \(29\/32 steps\) loss [\d.]+$/m)
+    // the peers' lines with their pace (all peers' samples), as start's console shows it
+    expect(output.stderr()).toMatch(/^epoch 2\/2: 90% \(29\/32 steps\) loss [\d.]+, \d+ samples\/s, epoch ~\d+(\.\d+)? ?m?s, ETA \d+(\.\d+)? ?m?s$/m)
     expect(output.stderr()).toContain('baseline: the same job in one process (global batch 96)')
 
     // peer-0's run report, in the default data dir's reports/
