@@ -3,7 +3,7 @@
  * onnxruntime or PyTorch's ONNX import runs for inference: from a running daemon (over its
  * control socket) or from a checkpoint file.
  */
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { EXPORT_FORMATS } from '../../daemon/checkpoint/export-formats.js'
 import { describeExportedInputs } from '../support/exported-inputs.js'
@@ -30,7 +30,7 @@ export function registerExportCommand(program: Command): void {
       const out = resolve(flags.out)
       const result = flags.checkpoint !== undefined
         ? await (await import('../../daemon/checkpoint/index.js')).exportCheckpointModel(resolve(flags.checkpoint), out)
-        : await withClient(flags, async (client) => await client.exportModel({ path: out, format: 'onnx' }))
+        : await withClient(flags, async (client) => await client.exportModel({ path: out, format: 'onnx' }), (dataDir) => `export a stopped daemon's checkpoint with \`p2pmld export --checkpoint ${join(dataDir, 'checkpoint')}\``)
       printResult(flags, result, (r) => `model at step ${r.step} written to ${r.path} (${formatBytes(r.bytes)}, ONNX)\n${describeExportedInputs(r)}`)
     }))
 }

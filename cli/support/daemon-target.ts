@@ -1,7 +1,7 @@
 /** How a client command finds its daemon: --socket, else --data-dir, P2PMLD_* env or --config. */
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
-import { createControlClient, type ControlClient } from '../../daemon/control/client.js'
+import { createControlClient, DaemonNotRunningError, type ControlClient } from '../../daemon/control/client.js'
 
 export interface ClientOptions {
   readonly socket?: string
@@ -21,20 +21,33 @@ export function addClientOptions(command: Command): Command {
 }
 
 export function resolveSocketPath(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): string {
+  return daemonConfigOf(options, env).socketPath
+}
+
+function daemonConfigOf(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): { readonly socketPath: string, readonly dataDir: string } {
   return loadDaemonConfig({
     env,
     ...(options.config !== undefined ? { configFile: options.config } : {}),
     flags: { socketPath: options.socket, dataDir: options.dataDir }
-  }).socketPath
+  })
 }
 
-/** Opens a client for the command, runs work, always closes the connection. */
-export async function withClient<T>(options: ClientOptions, work: (client: ControlClient) => Promise<T>): Promise<T> {
+/**
+ * Opens a client for the command, runs work, always closes the connection. `offline`: the
+ * command's way to do without a daemon (e.g. `p2pmld report --checkpoint <data dir>`), given the
+ * daemon's data dir, added to the error when no daemon runs there.
+ * @throws DaemonNotRunningError, with `offline`'s hint when given
+ */
+export async function withClient<T>(options: ClientOptions, work: (client: ControlClient) => Promise<T>, offline?: (dataDir: string) => string): Promise<T> {
   const timeoutMs = Number(options.timeout ?? '30000')
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error(`--timeout must be a positive number of milliseconds, got ${options.timeout}`)
-  const client = createControlClient(resolveSocketPath(options), { timeoutMs })
+  const { socketPath, dataDir } = daemonConfigOf(options)
+  const client = createControlClient(socketPath, { timeoutMs })
   try {
     return await work(client)
+  } catch (error) {
+    if (offline !== undefined && error instanceof DaemonNotRunningError) throw new DaemonNotRunningError(`${error.message}, or ${offline(dataDir)}`)
+    throw error
   } finally {
     await client.close()
   }

@@ -200,13 +200,15 @@ describe('p2pmld client commands', () => {
   it('fails with one line and exit code 1', async () => {
     const badJob = join(dir, 'bad-job.yaml')
     writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
-    const [noDaemon, invalid, usage, typo, command, usageJson] = await Promise.all([
+    const [noDaemon, invalid, usage, typo, command, usageJson, noDaemonReport, noDaemonExport] = await Promise.all([
       runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
       runCli(['job', 'submit', badJob, '--socket', socketPath]),
       runCli(['status', '--socket', socketPath, '--bogus']),
       runCli(['status', '--socket', socketPath, '--jsn']),
       runCli(['stauts']),
-      runCli(['status', '--socket', socketPath, '--json', '--bogus'])
+      runCli(['status', '--socket', socketPath, '--json', '--bogus']),
+      runCli(['report', '--data-dir', join(dir, 'elsewhere')]),
+      runCli(['export', '--data-dir', join(dir, 'elsewhere'), '--out', join(dir, 'm.onnx')])
     ])
     expect(expectOneLineFailure(usage)).toBe("error: unknown option '--bogus'")
     // a usage error under --json is a JSON document on stdout too, as a failed command's is
@@ -217,6 +219,9 @@ describe('p2pmld client commands', () => {
     expect(expectOneLineFailure(typo)).toBe("error: unknown option '--jsn' (Did you mean --json?)")
     expect(expectOneLineFailure(command)).toBe("error: unknown command 'stauts' (Did you mean status?)")
     expect(expectOneLineFailure(noDaemon)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
+    // report and export can do without the daemon: they say how
+    expect(expectOneLineFailure(noDaemonReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\`, or read a stopped daemon's checkpoint with \`p2pmld report --checkpoint ${join(dir, 'elsewhere')}\``)
+    expect(expectOneLineFailure(noDaemonExport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\`, or export a stopped daemon's checkpoint with \`p2pmld export --checkpoint ${join(dir, 'elsewhere', 'checkpoint')}\``)
     const invalidLine = expectOneLineFailure(invalid)
     expect(invalidLine).toContain(`p2pmld: invalid job file ${badJob}:`)
     expect(invalidLine).toContain('optimizer.lr:')
