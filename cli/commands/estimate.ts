@@ -134,7 +134,8 @@ function measuredFromReport(report: RunReport, path: string): MeasuredCompute {
   if (compute === undefined || compute.count === 0) throw new Error(`run report ${path} has no 'compute' stage times: it ended before its first step`)
   const batchSize = (report.job.config as { batchSize?: number }).batchSize
   if (typeof batchSize !== 'number') throw new Error(`run report ${path} has no job.config.batchSize`)
-  return { source: `report ${path}`, batchSize, medianMs: compute.medianMs, cpuPercent: compute.cpuPercent, rssMiB: compute.rssMiB }
+  // the job's process: the daemon with its peer networking, more than a gradient function holds
+  return { source: `report ${path}`, batchSize, medianMs: compute.medianMs, cpuPercent: compute.cpuPercent, rssMiB: compute.rssMiB, rssOf: "the job's whole process, peer networking included: a gradient function needs less" }
 }
 
 function largestMembership(report: RunReport | undefined): number | undefined {

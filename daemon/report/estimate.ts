@@ -18,6 +18,8 @@ export interface MeasuredCompute {
   readonly cpuPercent: number | null
   /** resident memory, MiB (the Lambda memory default) */
   readonly rssMiB: number
+  /** whose memory rssMiB is, for the printout (e.g. a run report's: the whole daemon's, libp2p included) */
+  readonly rssOf?: string
 }
 
 export interface EstimateRequest {
@@ -78,7 +80,7 @@ export function estimateCosts(request: EstimateRequest): Estimate {
     // with no measurement (step times given as flags) the default is 1,769 MB: one full vCPU
     notes.push(measured === undefined
       ? `Lambda memory ${memory} MB: one full vCPU, no memory measured (--lambda-memory sets it)`
-      : `Lambda memory ${memory} MB: the ${measured.rssMiB.toFixed(0)} MiB measured, rounded up (--lambda-memory sets it)`)
+      : `Lambda memory ${memory} MB: the ${measured.rssMiB.toFixed(0)} MiB measured${measured.rssOf === undefined ? '' : ` (${measured.rssOf})`}, rounded up (--lambda-memory sets it)`)
   }
   const vcpus = lambdaVcpus(memory, prices.lambda.mbPerVcpu, prices.lambda.maxVcpus)
 

@@ -63,6 +63,11 @@ describe('p2pmld estimate', () => {
     expect(e.notes.join('\n')).toContain('with its CPU time not measured (too short a batch: one core busy assumed)')
     expect(e.comparison.instanceBased.costPerPeerPerEpoch).toBeCloseTo(0.0928 / 3600 * e.comparison.instanceBased.secondsPerEpoch, 12)
     expect(e.notes.join('\n')).toContain(`report ${reportFile}`)
+    // the default Lambda memory from a report is the daemon's whole process, and says so (a
+    // calibration's is a gradient computation's: a fresh user saw 320 against 128 MB unexplained)
+    const sized = await runCli(['estimate', '--from-report', reportFile, '--json'], home)
+    expect(sized.code, sized.stderr).toBe(0)
+    expect((JSON.parse(sized.stdout) as Estimate).notes.join('\n')).toMatch(/^Lambda memory \d+ MB: the \d+ MiB measured \(the job's whole process, peer networking included: a gradient function needs less\), rounded up \(--lambda-memory sets it\)$/m)
   }, 120_000)
 
   it('calibrates the model on this machine when there is no report, and says which is cheaper', async () => {
