@@ -185,7 +185,17 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
  * segment the way the user wrote it (a flag or an environment variable).
  */
 export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: unknown, name: (key: string) => string = (key) => key): string[] {
-  const label = (path: readonly PropertyKey[]): string => path.length === 0 ? '(root)' : [name(String(path[0])), ...path.slice(1).map(String)].join('.')
+  const label = (path: readonly PropertyKey[]): string => {
+    if (path.length === 0) return '(top level)'
+    const first = name(String(path[0]))
+    // a repeated flag's nth value ('--listen.1' read as an internal path)
+    if (first.startsWith('--') && typeof path[1] === 'number') {
+      const given = valueAt(input, path.slice(0, 1))
+      const count = Array.isArray(given) ? given.length : 0
+      return [count <= 1 ? first : `${first} (value ${path[1] + 1} of ${count})`, ...path.slice(2).map(String)].join('.')
+    }
+    return [first, ...path.slice(1).map(String)].join('.')
+  }
   return error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => {
@@ -211,9 +221,11 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
  * means it (`optimizer: { type: sgd }`); undefined for any other issue.
  */
 function sectionMessage(schema: z.ZodType, issue: z.core.$ZodIssue, value: unknown, label: string): string | undefined {
-  if (issue.code !== 'invalid_type' || issue.expected !== 'object' || value === null || value === undefined || typeof value === 'object') return undefined
+  if (issue.code !== 'invalid_type' || issue.expected !== 'object' || value === null || value === undefined || (typeof value === 'object' && !Array.isArray(value))) return undefined
   const keys = objectKeys(schemaAt(schema, issue.path) ?? schema)
   if (keys.size === 0) return undefined
+  // a YAML list ('- a') where keys belong: zod said 'Invalid input: expected object, received array'
+  if (Array.isArray(value)) return `is a section of keys (${[...keys.keys()].join(', ')}), not a list: write key: value lines${issue.path.length === 0 ? ', e.g. model: lenet5' : ''}`
   // the key whose values hold the one given (optimizer.type sgd, aggregation.rule mean, compression.codec qsgd)
   const named = [...keys].find(([, entry]) => (allowedValues(entry.schema) ?? []).includes(value))?.[0]
   const meant = named !== undefined ? `: write ${label}: { ${named}: ${String(value)} } (its other keys are optional)` : ''

@@ -50,7 +50,10 @@ describe('a single value where a section of keys belongs', () => {
   it.each([
     [{ optimizer: 'sgd' }, 'optimizer: is a section of keys (type, lr, momentum, weightDecay, nesterov, beta1, beta2, eps), not a single value, got "sgd": write optimizer: { type: sgd } (its other keys are optional)'],
     [{ aggregation: 'mean' }, 'aggregation: is a section of keys (rule, f, multiKrumM, clipRadius, clipIterations), not a single value, got "mean": write aggregation: { rule: mean } (its other keys are optional)'],
-    [{ earlyStopping: 5 }, 'earlyStopping: is a section of keys (patience, minDelta), not a single value, got 5']
+    [{ earlyStopping: 5 }, 'earlyStopping: is a section of keys (patience, minDelta), not a single value, got 5'],
+    // YAML lists where keys belong: zod's own words were 'Invalid input: expected object, received array', under '(root)'
+    [{ optimizer: ['sgd'] }, 'optimizer: is a section of keys (type, lr, momentum, weightDecay, nesterov, beta1, beta2, eps), not a list: write key: value lines'],
+    [['model', 'mlp'], '(top level): is a section of keys (id, model, dataset, seed, epochs, batchSize, trainSamples, optimizer, lrSchedule, earlyStopping, aggregation, compression, minPeers, stepDeadlineMs, quorum, evictAfterMissedSteps, checkpointEverySteps, digestEvery, attack, transport, exchange, mode, maxStaleness, averageEvery), not a list: write key: value lines, e.g. model: lenet5']
   ])('%j names its keys, and the key a value belongs to', (input, expected) => {
     expect(message(() => parseJobConfig(input, 'job file j.yaml'))).toBe(`invalid job file j.yaml:\n  ${expected}`)
   })
@@ -69,6 +72,9 @@ describe('enum errors list the allowed values', () => {
   it('names the flag or variable the value came from', () => {
     expect(message(() => loadDaemonConfig({ env: { HOME: dir, P2PMLD_LOG_LEVEL: 'verbose' } })))
       .toBe("invalid environment:\n  P2PMLD_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got 'verbose'")
+    // a repeated flag's second value: it read '--listen.1', an internal path
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { listen: ['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/99999'] } })))
+      .toMatch(/^invalid flags:\n {2}--listen \(value 2 of 2\): '\/ip4\/127\.0\.0\.1\/tcp\/99999' is not a valid multiaddr/)
   })
 })
 

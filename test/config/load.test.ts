@@ -93,7 +93,7 @@ describe('loadDaemonConfig', () => {
     expect(envErr.message).toContain('P2PMLD_LOG_LEVEL:')
 
     const flagErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { listen: ['/ip4/127.0.0.1/tcp/1', 'localhost:4001'], computeThreads: 0 } }))
-    expect(flagErr.message).toContain("--listen.1: 'localhost:4001' is not a valid multiaddr")
+    expect(flagErr.message).toContain("--listen (value 2 of 2): 'localhost:4001' is not a valid multiaddr")
     expect(flagErr.message).toContain('--compute-threads:')
 
     const file = write('bad.yaml', 'listen: /ip4/1.2.3.4/tcp/1\nlogLevl: info\n')

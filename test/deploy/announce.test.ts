@@ -16,7 +16,7 @@ describe('--announce', () => {
   it('refuses an address nobody can dial, naming the flag and the fix', () => {
     for (const bad of ['/ip4/0.0.0.0/tcp/4001', '/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo', '/ip4/203.0.113.7/udp/4001', 'nonsense']) {
       expect(() => loadDaemonConfig({ env: {}, flags: { announce: [bad] } }), bad).toThrow(ConfigError)
-      expect(() => loadDaemonConfig({ env: {}, flags: { announce: [bad] } }), bad).toThrow(/--announce\.0: /)
+      expect(() => loadDaemonConfig({ env: {}, flags: { announce: [bad] } }), bad).toThrow(/^invalid flags:\n  --announce: /)
     }
     expect(() => loadDaemonConfig({ env: {}, flags: { announce: ['/ip4/0.0.0.0/tcp/4001'] } })).toThrow(/give the public IP and port, e\.g\. \/ip4\/203\.0\.113\.7\/tcp\/4001/)
   })
