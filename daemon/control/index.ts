@@ -10,4 +10,4 @@ export {
   type ControlClient,
   type ControlClientOptions
 } from './client.js'
-export { ControlSocketInUseError, ControlSocketPathError, isSocketLive } from './socket-file.js'
+export { ControlSocketInUseError, ControlSocketPathError, isSocketLive, prepareSocketPath } from './socket-file.js'

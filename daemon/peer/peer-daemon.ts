@@ -14,7 +14,7 @@ import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr
 import { ExpectedRefusal, handleJsonRequests } from '../../protocols/request/json-request.js'
 import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile, type WrittenExport } from '../checkpoint/index.js'
-import { createControlServer, type ControlServer } from '../control/index.js'
+import { createControlServer, prepareSocketPath, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
@@ -357,6 +357,9 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     async start() {
       if (started) return
       started = true
+      // a data dir another daemon runs from is refused before this peer starts (its libp2p start
+      // and stop were logged before the error); the control server checks again as it binds
+      if (options.controlSocket !== false) await prepareSocketPath(config.socketPath)
       await node.start()
       if (stopped()) return
       connections.start()

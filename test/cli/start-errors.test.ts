@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI_MAIN, ensureBuilt } from '../e2e/support/build.js'
+import { eventually } from '../e2e/support/daemon-process.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 // the CLI users get (dist/, bundled): built once by `npm test`'s pretest, or here when stale;
@@ -67,6 +68,22 @@ describe('p2pmld start and train with bad input', () => {
       expect(stdout).toBe('')
     }
   })
+
+  it('refuses a data dir another daemon runs from with one line, before its peer starts', async () => {
+    const first = startCli(['start', '--data-dir', join(dir, 'busy'), '--listen', '/ip4/127.0.0.1/tcp/0'])
+    try {
+      await eventually(() => /control socket /.test(first.output().stdout) ? true : undefined, 30_000, 'the first daemon\'s control socket')
+      const second = startCli(['start', '--data-dir', join(dir, 'busy'), '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'info'])
+      expect(await second.exited).toBe(1)
+      const socket = join(dir, 'busy', 'p2pmld.sock')
+      // 'libp2p node started' and 'libp2p node stopped' were logged before the error
+      expect(second.output().stderr).toBe(`p2pmld: a daemon is already running at ${socket}: stop it with \`p2pmld stop --socket ${socket}\` or use another --data-dir\n`)
+      expect(first.child.exitCode).toBeNull()
+    } finally {
+      first.child.kill('SIGTERM')
+      await first.exited
+    }
+  }, 60_000)
 
   it('keeps running and retries with backoff when the bootstrap peer cannot be reached', async () => {
     const unreachable = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWAFiUckVDWpFbxDY2HzCQjo7EBhNLz6tT16jduKuqcaAd'
