@@ -24,7 +24,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
   let epochs = 0
   /**
    * the epoch in progress and when its first step started (EpochRecord.durationMs is validation
-   * only); `partial`: this peer's first step in it was not the epoch's first (it joined mid-epoch)
+   * only); `partial`: this peer's first step in it was not the epoch's first (it joined, or resumed from a checkpoint, mid-epoch)
    */
   let current: { epoch: number, startedAt: number, partial: boolean } | undefined
   /**
@@ -66,7 +66,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
       onEpoch: (e) => {
         // an epoch this peer joined midway: its part of it is not the epoch's time (a reviewer's
         // re-joined host printed 'epoch 7/20 done in 142 ms')
-        const took = current?.epoch !== e.epoch ? '' : current.partial ? ' (joined during it)' : ` in ${formatDuration(now() - current.startedAt)}`
+        const took = current?.epoch !== e.epoch ? '' : current.partial ? ' (joined or resumed during it)' : ` in ${formatDuration(now() - current.startedAt)}`
         line(`epoch ${e.epoch + 1}/${epochs} done${took}: ${formatEpochMetrics(e, ', ')}`)
       },
       onMembershipChange: (c) => {

@@ -125,7 +125,7 @@ describe('daemon console', () => {
       screen.events.onStep!(report(60 + i, 6, i, ['a', 'b']))
     }
     screen.events.onEpoch!({ epoch: 6, step: 70, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 15 })
-    expect(out.lines().at(-1)).toBe('epoch 7/20 done (joined during it): train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
+    expect(out.lines().at(-1)).toBe('epoch 7/20 done (joined or resumed during it): train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
   })
 
   it('names the members at this peer\'s first step, and again after it was evicted', () => {
