@@ -24,7 +24,8 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
   let epochs = 0
   /**
    * the epoch in progress and when its first step started (EpochRecord.durationMs is validation
-   * only); `partial`: this peer's first step in it was not the epoch's first (it joined, or resumed from a checkpoint, mid-epoch)
+   * only); `partial`: this peer's first step in it was not the epoch's first (it joined, or
+   * resumed from a checkpoint, mid-epoch)
    */
   let current: { epoch: number, startedAt: number, partial: boolean } | undefined
   /**
