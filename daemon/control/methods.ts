@@ -245,7 +245,7 @@ const NEXT_STEP: Partial<Record<JobState, string>> = {
   finished: 'p2pmld job submit starts a new job',
   failed: "the daemon's log says why; p2pmld job submit starts a new job",
   training: 'p2pmld job pause pauses it',
-  waiting: 'it is waiting for its members to start'
+  waiting: 'it starts once its members have joined (p2pmld status says how many it has)'
 }
 
 export function invalidStateError(action: string, jobId: string, state: JobState): ControlMethodError {
