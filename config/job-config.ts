@@ -198,6 +198,18 @@ export function quorumFix(rule: AggregationRule, f: number, members: number, fFi
   return `set ${ruleField} to mean (${rule} needs ${minimumPeersFor(rule, 0)} gradients even with f=0)`
 }
 
+/**
+ * `input` (a job's raw fields) with minPeers raised to its aggregation rule's floor, for one
+ * process (p2pmld train), where minPeers means nothing: the schema's check, whose fix is
+ * --min-peers, then leaves the rule to the caller's check of one gradient. An aggregation
+ * section that does not parse is left for the schema to name.
+ */
+export function withMinPeersForOneProcess(input: Record<string, unknown>): Record<string, unknown> {
+  const aggregation = AggregationConfigSchema.safeParse(input.aggregation ?? {})
+  const needed = aggregation.success ? minimumPeersFor(aggregation.data.rule, aggregation.data.f) : 1
+  return typeof input.minPeers === 'number' && input.minPeers >= needed ? input : { ...input, minPeers: needed }
+}
+
 export type JobConfigInput = z.input<typeof JobConfigSchema>
 export type JobConfig = z.output<typeof JobConfigSchema>
 

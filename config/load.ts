@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { formatConfigIssues } from './config-errors.js'
-import { ConfigError, parseJobConfig, type JobConfig } from './job-config.js'
+import { ConfigError, parseJobConfig, withMinPeersForOneProcess, type JobConfig } from './job-config.js'
 import {
   DaemonConfigLayerSchema,
   DaemonConfigSchema,
@@ -53,10 +53,12 @@ export function readConfigFile(path: string, what = 'config file'): unknown {
 }
 
 /** A YAML/JSON job file -> a validated JobConfig; errors name the file and each bad field. */
-export function loadJobConfigFile(path: string): JobConfig {
+export function loadJobConfigFile(path: string, options: { readonly oneProcess?: boolean } = {}): JobConfig {
   const raw = readConfigFile(path, 'job file')
   if (raw === null || raw === undefined) throw new ConfigError(`job file ${path} is empty: write a job as a YAML mapping (model, dataset, epochs, ...)`)
-  return parseJobConfig(raw, `job file ${path}`)
+  // one process (p2pmld train): a file written for peers (trimmed-mean, f = 2) is no error
+  const fields = options.oneProcess === true && typeof raw === 'object' && !Array.isArray(raw) ? withMinPeersForOneProcess(raw as Record<string, unknown>) : raw
+  return parseJobConfig(fields, `job file ${path}`)
 }
 
 /** keys only a job file has */

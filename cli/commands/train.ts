@@ -44,8 +44,8 @@ export function registerTrainCommand(program: Command): void {
       // asked for: the exchange pipeline runs on this process's own gradient (else it goes to
       // the optimizer as computed, as one member's gradient needs no codec or aggregate)
       const exchangeAlone = flags.compression !== undefined || flags.aggregation !== undefined
-      // f alone would be ignored: the one gradient goes to the optimizer as computed
-      if (flags.f !== undefined && !exchangeAlone) throw new Error('--f counts faulty peers for a robust aggregation rule, and p2pmld train applies its one gradient as computed unless --aggregation is given: add --aggregation <rule>, or drop --f')
+      // f > 0 needs more gradients than the one a step here (every rule refused it, mean ignored it)
+      if (flags.f !== undefined && flags.f > 0) throw new Error(`--f ${flags.f}: p2pmld train aggregates one gradient a step, of which no rule can leave out a faulty one: drop --f (f > 0 needs peers: run the job with p2pmld start)`)
       const config = localJobConfig(flags, exchangeAlone)
       if (exchangeAlone) {
         const fix = quorumFix(config.aggregation.rule, config.aggregation.f, 1, '--f', '--aggregation')

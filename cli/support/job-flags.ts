@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { allowedValues, describeAllowed, schemaAt } from '../../config/config-errors.js'
-import { AggregationConfigSchema, ConfigError, JobConfigSchema, minimumPeersFor, parseJobConfig, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
+import { ConfigError, JobConfigSchema, parseJobConfig, withMinPeersForOneProcess, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
 import { loadJobConfigFile } from '../../config/load.js'
 
 export interface JobFlagValues {
@@ -128,7 +128,7 @@ export function refusePeerJobFlags(flags: JobFlagValues, command: string): void 
  * @throws ConfigError naming the bad field or flag
  */
 export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInput = {}, options: { readonly oneProcess?: boolean } = {}): JobConfig {
-  const base = (flags.config !== undefined ? loadJobConfigFile(flags.config) : defaults) as JobConfigInput
+  const base = (flags.config !== undefined ? loadJobConfigFile(flags.config, options) : defaults) as JobConfigInput
   const merged: Record<string, unknown> = { ...base }
   const set = (key: string, value: unknown): void => {
     if (value !== undefined) merged[key] = value
@@ -161,14 +161,7 @@ export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInpu
   if (flags.aggregation !== undefined || flags.f !== undefined) {
     merged.aggregation = { ...(base.aggregation ?? {}), ...(flags.aggregation !== undefined ? { rule: flags.aggregation } : {}), ...(flags.f !== undefined ? { f: flags.f } : {}) }
   }
-  if (options.oneProcess === true) {
-    // minPeers means nothing in one process (train refuses --min-peers): the rule's floor, so the
-    // schema's check, whose fix is --min-peers, leaves the rule to the caller's check of one gradient
-    const aggregation = AggregationConfigSchema.safeParse(merged.aggregation ?? {})
-    const needed = aggregation.success ? minimumPeersFor(aggregation.data.rule, aggregation.data.f) : 1
-    if (!(typeof merged.minPeers === 'number' && merged.minPeers >= needed)) merged.minPeers = needed
-  }
-  const config = parseJobConfig(merged, flags.config !== undefined ? `job config (${flags.config} + flags)` : 'job flags')
+  const config = parseJobConfig(options.oneProcess === true ? withMinPeersForOneProcess(merged) : merged, flags.config !== undefined ? `job config (${flags.config} + flags)` : 'job flags')
   refuseUnusedFlags(flags, config)
   return config
 }

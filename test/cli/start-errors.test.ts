@@ -117,10 +117,10 @@ describe('p2pmld start and train with bad input', () => {
       // no peers to use fewer of: the fix names the two flags
       [['--model', 'mlp', '--train-samples', '10'], /^p2pmld: the training set \(10 samples\) is smaller than one batch \(64\): lower the batch size \(--batch-size; batchSize in a job file\) or use more samples \(--train-samples; trainSamples\)$/m],
       // a rule one gradient cannot meet: the fix is train's own (it named --min-peers, which train refuses)
-      [['--aggregation', 'trimmed-mean', '--f', '2'], /^p2pmld: --aggregation trimmed-mean with f=2 needs 5 gradients a step and train has one: set --f to 0 \(f counts faulty peers\)$/m],
-      [['--aggregation', 'krum', '--f', '1'], /^p2pmld: --aggregation krum with f=1 needs 5 gradients a step and train has one: set --aggregation to mean \(krum needs 3 gradients even with f=0\)$/m],
-      // f without a rule was ignored (the one gradient goes to the optimizer as computed)
-      [['--f', '2'], /^p2pmld: --f counts faulty peers for a robust aggregation rule, and p2pmld train applies its one gradient as computed unless --aggregation is given: add --aggregation <rule>, or drop --f$/m],
+      [['--aggregation', 'krum'], /^p2pmld: --aggregation krum with f=0 needs 3 gradients a step and train has one: set --aggregation to mean \(krum needs 3 gradients even with f=0\)$/m],
+      // f > 0: every rule refused it (naming --min-peers) and mean ignored it; without a rule it was ignored too
+      [['--aggregation', 'trimmed-mean', '--f', '2'], /^p2pmld: --f 2: p2pmld train aggregates one gradient a step, of which no rule can leave out a faulty one: drop --f \(f > 0 needs peers: run the job with p2pmld start\)$/m],
+      [['--f', '1'], /^p2pmld: --f 1: p2pmld train aggregates one gradient/m],
       // more samples than the bundled split holds: it trained on 8000 without a word
       [['--model', 'mlp', '--train-samples', '48000'], /^p2pmld: trainSamples 48000 is more than the training split of mnist holds \(8000 samples; the validation samples are set apart first\): use at most 8000, or leave out trainSamples \(--train-samples\) to train on all of them$/m]
     ]
@@ -165,6 +165,13 @@ describe('p2pmld start and train with bad input', () => {
     const plain = startCli(['train', '--config', bare, '--no-report'])
     expect(await plain.exited).toBe(0)
     expect(plain.output().stderr).not.toContain('note:')
+    // a peers' file without the minPeers its rule needs: refused with the fix --min-peers, which
+    // train refuses; train uses no minPeers, so it trains with the note
+    const robust = join(dir, 'robust-job.yaml')
+    writeFileSync(robust, 'model: mlp\nepochs: 1\ntrainSamples: 256\naggregation: {rule: trimmed-mean, f: 2}\n')
+    const robustRun = startCli(['train', '--config', robust, '--no-report'])
+    expect(await robustRun.exited, robustRun.output().stderr).toBe(0)
+    expect(robustRun.output().stderr).toContain(`note: ${robust} sets aggregation for peers; p2pmld train applies its one gradient as computed`)
   }, 60_000)
 
   it('a diverged train run ends with exit code 1 and one line saying why, not a logged stack before it', async () => {
