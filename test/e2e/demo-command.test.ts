@@ -50,6 +50,11 @@ describe('p2pmld demo', () => {
     // the peers' lines with their pace (all peers' samples), as start's console shows it
     expect(output.stderr()).toMatch(/^epoch 2\/2: 90% \(29\/32 steps\) loss [\d.]+, \d+ samples\/s, epoch ~\d+(\.\d+)? ?m?s, ETA \d+(\.\d+)? ?m?s$/m)
     expect(output.stderr()).toContain('baseline: the same job in one process (global batch 96)')
+    // the baseline's lines have a pace of their own: with the peers' reporter they repeated the
+    // peers' last rate in every line (and an ETA three times the baseline's run)
+    const baselineRates = output.stderr().split('baseline: the same job')[1].split('\n').flatMap((l) => /^epoch \d+\/2: .* (\d+) samples\/s, /.exec(l)?.[1] ?? [])
+    expect(baselineRates.length).toBeGreaterThan(9)
+    expect(new Set(baselineRates).size).toBeGreaterThan(1)
 
     // peer-0's run report, in the default data dir's reports/
     const written = out.match(/^run report: (\S+\.html)\n {2}\(JSON: (\S+\.json)\)$/m)
