@@ -173,6 +173,17 @@ describe('p2pmld client commands', () => {
     expect(events).toEqual(['socket closed', 'process exits', 'stop returned'])
   })
 
+  it('stop with no daemon running says there is nothing to stop and succeeds', async () => {
+    const nowhere = join(dir, 'not-running')
+    const [run, json] = await Promise.all([
+      runCli(['stop', '--data-dir', nowhere]),
+      runCli(['stop', '--data-dir', nowhere, '--json'])
+    ])
+    expect(run).toMatchObject({ code: 0, stderr: '', stdout: `no daemon is running at ${join(nowhere, 'p2pmld.sock')}: nothing to stop\n` })
+    expect(json.code).toBe(0)
+    expect(JSON.parse(json.stdout)).toEqual({ stopped: true, running: false })
+  })
+
   it('stop fails naming what still runs when the daemon outlasts --timeout', async () => {
     // the memory daemon answers but never closes its socket
     const [run, json] = await Promise.all([
