@@ -3,6 +3,7 @@
  * splits, where gradients are computed, the optimizer, the codec and the aggregation rule.
  */
 import { access, constants } from 'node:fs/promises'
+import { nearest } from '../../config/config-errors.js'
 import type { JobConfig } from '../../config/job-config.js'
 import type { OffloadConfig } from '../../config/offload-config.js'
 import { createGradientComputer } from '../../functions/create-gradient-computer.js'
@@ -10,8 +11,8 @@ import { createCodec, type ExactRangesCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
 import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
-import type { ModelDefinition } from '../../ml/models/model-definition.js'
-import { createModel, followsDatasetShape } from '../../ml/models/zoo.js'
+import { UnknownModelError, type ModelDefinition } from '../../ml/models/model-definition.js'
+import { createModel, followsDatasetShape, zooModelNames } from '../../ml/models/zoo.js'
 import { bufferSpecs } from '../../ml/params.js'
 import { createSlicePlanCache, type SlicePlan } from './slice-plan.js'
 
@@ -43,9 +44,24 @@ export interface JobRuntimeOptions {
 /** Whether a job's `model` is an ONNX file's path (it ends in .onnx or holds a '/'), not a zoo name. */
 const isModelFile = (spec: string): boolean => spec.endsWith('.onnx') || spec.includes('/')
 
+/**
+ * The zoo model `name`; @throws UnknownModelError naming the zoo's models, and the nearest
+ * names when `name` is a typo of one (lenett5: did you mean lenet5?)
+ */
+function zooModel(name: string, sampleShape?: readonly number[]): ModelDefinition {
+  try {
+    return createModel(name, sampleShape)
+  } catch (error) {
+    if (!(error instanceof UnknownModelError)) throw error
+    const near = nearest(name, zooModelNames())
+    const guess = near.length > 0 ? ` (did you mean ${near.join(' or ')}?)` : ''
+    throw new UnknownModelError(`unknown model '${name}'${guess}: choose one of ${zooModelNames().join(', ')}, or give the path of a forward .onnx file`)
+  }
+}
+
 /** A zoo name (sized by `sampleShape` where the model follows the dataset) or an .onnx path. */
 export async function resolveModel(spec: string, sampleShape?: readonly number[]): Promise<ModelDefinition> {
-  if (!isModelFile(spec)) return createModel(spec, sampleShape)
+  if (!isModelFile(spec)) return zooModel(spec, sampleShape)
   const { loadOnnxModel } = await import('../../ml/onnx/load-onnx-model.js')
   return loadOnnxModel(spec)
 }
@@ -58,7 +74,7 @@ export async function resolveModel(spec: string, sampleShape?: readonly number[]
  */
 export async function checkModelSpec(spec: string): Promise<void> {
   if (!isModelFile(spec)) {
-    createModel(spec)
+    zooModel(spec)
     return
   }
   // not there: the loader's own error, which names the path and the fix

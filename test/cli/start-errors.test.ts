@@ -110,7 +110,9 @@ describe('p2pmld start and train with bad input', () => {
       [['--epochs', '1.5'], /--epochs must be a whole number >= 1, got '1.5'/],
       [['--momentum', '2'], /--momentum must be between 0 and 1, got '2'/],
       [['--lr', 'fast'], /--lr must be a number, got 'fast'/],
-      [['--model', 'resnet9000'], /unknown model 'resnet9000'.*mlp/],
+      [['--model', 'resnet9000'], /unknown model 'resnet9000': choose one of mlp/],
+      // a typo of a zoo name gets the name it was near
+      [['--model', 'lenett5'], /^p2pmld: unknown model 'lenett5' \(did you mean lenet5\?\): choose one of mlp, /m],
       [['--model', join(dir, 'missing.onnx')], /missing\.onnx/],
       // peer-only flags would be ignored in one process: refused by name, not listed in train --help
       [['--transport', 'amqp', '--min-peers', '2'], /^p2pmld: --min-peers, --transport have no effect in p2pmld train \(one process, no peers\): drop them, or run the job with p2pmld start$/m],
