@@ -225,7 +225,7 @@ function sectionMessage(schema: z.ZodType, issue: z.core.$ZodIssue, value: unkno
   const keys = objectKeys(schemaAt(schema, issue.path) ?? schema)
   if (keys.size === 0) return undefined
   // a YAML list ('- a') where keys belong: zod said 'Invalid input: expected object, received array'
-  if (Array.isArray(value)) return `is a section of keys (${[...keys.keys()].join(', ')}), not a list: write key: value lines${issue.path.length === 0 ? ', e.g. model: lenet5' : ''}`
+  if (Array.isArray(value)) return `is a section of keys (${[...keys.keys()].join(', ')}), not a list: give its keys as key: value pairs${issue.path.length === 0 ? ', e.g. model: lenet5' : ''}`
   // the key whose values hold the one given (optimizer.type sgd, aggregation.rule mean, compression.codec qsgd)
   const named = [...keys].find(([, entry]) => (allowedValues(entry.schema) ?? []).includes(value))?.[0]
   const meant = named !== undefined ? `: write ${label}: { ${named}: ${String(value)} } (its other keys are optional)` : ''

@@ -3,7 +3,7 @@
  * Layers (flags, P2PMLD_* env, a YAML/JSON file) are merged by config/load.ts and parsed here once.
  */
 import { homedir, availableParallelism } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { OffloadConfigSchema } from './offload-config.js'
@@ -55,14 +55,15 @@ export function restartTimings(config: Pick<DaemonConfig, 'restartGraceMs' | 're
 const restartMsError = (issue: { input?: unknown }): string => `a whole number of milliseconds from 100 to 3600000 (an hour), got ${typeof issue.input === 'string' ? `'${issue.input}'` : String(issue.input)}`
 const RestartMsSchema = z.number({ error: restartMsError }).int({ error: restartMsError }).min(100, { error: restartMsError }).max(3_600_000, { error: restartMsError })
 
-const MultiaddrStringSchema = z.string().min(1).refine((value) => {
+const MultiaddrStringSchema = z.string().min(1).superRefine((value, ctx) => {
   try {
     multiaddr(value)
-    return true
-  } catch {
-    return false
+  } catch (error) {
+    // the parser's reason ('Value must be smaller than or equal to 65535', 'Protocol tcpp was unknown') names what to fix
+    const reason = error instanceof Error ? `: ${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}` : ''
+    ctx.addIssue({ code: 'custom', input: value, message: `'${value}' is not a valid multiaddr${reason} (examples: /ip4/0.0.0.0/tcp/4001 to listen on, /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... to dial a peer)` })
   }
-}, { error: (issue) => `'${String(issue.input)}' is not a valid multiaddr (examples: /ip4/0.0.0.0/tcp/4001 to listen on, /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... to dial a peer)` })
+})
 
 /**
  * An address other hosts can dial: a concrete IP (or DNS name) and TCP port, without /p2p/ (the
@@ -170,6 +171,14 @@ export function defaultComputeThreads(): number {
 
 export function defaultSocketPath(dataDir: string): string {
   return join(dataDir, SOCKET_FILE_NAME)
+}
+
+/**
+ * The flag that names the daemon at `socketPath` as a user would type it: `--data-dir <dir>` for
+ * a data dir's own socket, else `--socket <path>` (for the commands a message suggests).
+ */
+export function daemonFlagFor(socketPath: string): string {
+  return basename(socketPath) === SOCKET_FILE_NAME ? `--data-dir ${dirname(socketPath)}` : `--socket ${socketPath}`
 }
 
 /** the broker a job with transport amqp/auto uses when the daemon names none (RabbitMQ's defaults) */

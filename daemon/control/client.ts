@@ -3,8 +3,7 @@
  * with newline framing; results are validated against the shared schemas.
  */
 import { connect, type Socket } from 'node:net'
-import { basename, dirname } from 'node:path'
-import { SOCKET_FILE_NAME } from '../../config/daemon-config.js'
+import { daemonFlagFor } from '../../config/daemon-config.js'
 import { createJSONRPCErrorResponse, isJSONRPCResponse, JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0'
 import type { JobConfigInput } from '../../config/job-config.js'
 import type { RunReport } from '../report/report-schema.js'
@@ -128,8 +127,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
       })
       const onConnectError = (err: NodeJS.ErrnoException): void => {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-          const where = basename(socketPath) === SOCKET_FILE_NAME ? `--data-dir ${dirname(socketPath)}` : `--socket ${socketPath}`
-          reject(new DaemonNotRunningError(`no daemon is running at ${socketPath}: start one with \`p2pmld start ${where}\``))
+          reject(new DaemonNotRunningError(`no daemon is running at ${socketPath}: start one with \`p2pmld start ${daemonFlagFor(socketPath)}\``))
         } else {
           reject(new ControlConnectionError(`cannot connect to the daemon at ${socketPath}: ${err.message}`))
         }

@@ -5,6 +5,7 @@
 import { lstat, mkdir, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname } from 'node:path'
+import { daemonFlagFor } from '../../config/daemon-config.js'
 
 export class ControlSocketInUseError extends Error {
   override name = 'ControlSocketInUseError'
@@ -53,7 +54,9 @@ export async function prepareSocketPath(socketPath: string): Promise<void> {
     throw new ControlSocketPathError(`${socketPath} exists and is not a socket: remove it or choose another path with --socket`)
   }
   if (await isSocketLive(socketPath)) {
-    throw new ControlSocketInUseError(`a daemon is already running at ${socketPath}: stop it with \`p2pmld stop --socket ${socketPath}\` or use another --data-dir`)
+    // named as the user names it: a data dir's socket by --data-dir, another by --socket
+    const flag = daemonFlagFor(socketPath)
+    throw new ControlSocketInUseError(`a daemon is already running at ${socketPath}: stop it with \`p2pmld stop ${flag}\` or use another ${flag.split(' ')[0]}`)
   }
   try {
     await unlink(socketPath)

@@ -77,7 +77,8 @@ describe('p2pmld start and train with bad input', () => {
       expect(await second.exited).toBe(1)
       const socket = join(dir, 'busy', 'p2pmld.sock')
       // 'libp2p node started' and 'libp2p node stopped' were logged before the error
-      expect(second.output().stderr).toBe(`p2pmld: a daemon is already running at ${socket}: stop it with \`p2pmld stop --socket ${socket}\` or use another --data-dir\n`)
+      // named by the flag the user gave (it suggested --socket to a --data-dir user)
+      expect(second.output().stderr).toBe(`p2pmld: a daemon is already running at ${socket}: stop it with \`p2pmld stop --data-dir ${join(dir, 'busy')}\` or use another --data-dir\n`)
       expect(first.child.exitCode).toBeNull()
     } finally {
       first.child.kill('SIGTERM')

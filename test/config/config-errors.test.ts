@@ -52,8 +52,8 @@ describe('a single value where a section of keys belongs', () => {
     [{ aggregation: 'mean' }, 'aggregation: is a section of keys (rule, f, multiKrumM, clipRadius, clipIterations), not a single value, got "mean": write aggregation: { rule: mean } (its other keys are optional)'],
     [{ earlyStopping: 5 }, 'earlyStopping: is a section of keys (patience, minDelta), not a single value, got 5'],
     // YAML lists where keys belong: zod's own words were 'Invalid input: expected object, received array', under '(root)'
-    [{ optimizer: ['sgd'] }, 'optimizer: is a section of keys (type, lr, momentum, weightDecay, nesterov, beta1, beta2, eps), not a list: write key: value lines'],
-    [['model', 'mlp'], '(top level): is a section of keys (id, model, dataset, seed, epochs, batchSize, trainSamples, optimizer, lrSchedule, earlyStopping, aggregation, compression, minPeers, stepDeadlineMs, quorum, evictAfterMissedSteps, checkpointEverySteps, digestEvery, attack, transport, exchange, mode, maxStaleness, averageEvery), not a list: write key: value lines, e.g. model: lenet5']
+    [{ optimizer: ['sgd'] }, 'optimizer: is a section of keys (type, lr, momentum, weightDecay, nesterov, beta1, beta2, eps), not a list: give its keys as key: value pairs'],
+    [['model', 'mlp'], '(top level): is a section of keys (id, model, dataset, seed, epochs, batchSize, trainSamples, optimizer, lrSchedule, earlyStopping, aggregation, compression, minPeers, stepDeadlineMs, quorum, evictAfterMissedSteps, checkpointEverySteps, digestEvery, attack, transport, exchange, mode, maxStaleness, averageEvery), not a list: give its keys as key: value pairs, e.g. model: lenet5']
   ])('%j names its keys, and the key a value belongs to', (input, expected) => {
     expect(message(() => parseJobConfig(input, 'job file j.yaml'))).toBe(`invalid job file j.yaml:\n  ${expected}`)
   })
@@ -75,6 +75,11 @@ describe('enum errors list the allowed values', () => {
     // a repeated flag's second value: it read '--listen.1', an internal path
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { listen: ['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/99999'] } })))
       .toMatch(/^invalid flags:\n {2}--listen \(value 2 of 2\): '\/ip4\/127\.0\.0\.1\/tcp\/99999' is not a valid multiaddr/)
+    // the parser's reason names what is wrong in it (the port), not only that something is
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { listen: ['/ip4/127.0.0.1/tcp/99999'] } })))
+      .toBe("invalid flags:\n  --listen: '/ip4/127.0.0.1/tcp/99999' is not a valid multiaddr: value must be smaller than or equal to 65535 (examples: /ip4/0.0.0.0/tcp/4001 to listen on, /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... to dial a peer)")
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { bootstrap: ['/ip4/10.0.0.2/tcpp/4001'] } })))
+      .toMatch(/--bootstrap: '\/ip4\/10\.0\.0\.2\/tcpp\/4001' is not a valid multiaddr: protocol tcpp was unknown \(examples/)
   })
 })
 

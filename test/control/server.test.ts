@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   ControlRpcError,
@@ -237,7 +237,16 @@ describe('socket file lifecycle', () => {
     const second = createControlServer({ socketPath, handlers: createMemoryDaemon() })
     const err = await second.start().then(() => undefined, (e: unknown) => e)
     expect(err).toBeInstanceOf(ControlSocketInUseError)
-    expect((err as Error).message).toContain(`p2pmld stop --socket ${socketPath}`)
+    // a data dir's socket is named by its --data-dir (the flag its user typed), another by --socket
+    expect((err as Error).message).toBe(`a daemon is already running at ${socketPath}: stop it with \`p2pmld stop --data-dir ${dirname(socketPath)}\` or use another --data-dir`)
+    const elsewhere = join(dirname(socketPath), 'other.sock')
+    const third = createControlServer({ socketPath: elsewhere, handlers: createMemoryDaemon() })
+    await third.start()
+    const fourth = createControlServer({ socketPath: elsewhere, handlers: createMemoryDaemon() })
+    const err2 = await fourth.start().then(() => undefined, (e: unknown) => e)
+    expect((err2 as Error).message).toBe(`a daemon is already running at ${elsewhere}: stop it with \`p2pmld stop --socket ${elsewhere}\` or use another --socket`)
+    await fourth.stop()
+    await third.stop()
     await second.stop()
     expect((await client.status()).peerId).toBe(PEER_ID)
   })
