@@ -1,132 +1,33 @@
 /**
- * One job on one peer: the step loop. The concerns around it live beside it: the training state
- * (job-state.ts), the state served at a step (state-at-step.ts), membership changes (job-membership.ts), divergence repair, catch-up and the
+ * One job on one peer: the step loop. The concerns around it live beside it: its options and
+ * interface (job-types.ts), the training state (job-state.ts), the state served at a step
+ * (state-at-step.ts), membership changes (job-membership.ts), divergence repair, catch-up and the
  * end-of-job agreement (state-repair.ts), the epoch's end (epoch-end.ts), the aggregation rule
  * (aggregator-cache.ts). The network is behind JobNetwork, so the same runner works over any
  * transport.
  */
-import type { JobConfig } from '../../config/job-config.js'
 import { applyAttack } from '../../ml/attacks/index.js'
-import type { ControlDecision, JobPhase, MembershipState } from '../../protocols/job/job-protocol.js'
-import type { Logger } from '../logger.js'
-import type { MembershipView } from '../membership/membership-view.js'
-import { createStageRecorder, type StageRecorder } from '../metrics/stage-metrics.js'
+import type { JobPhase } from '../../protocols/job/job-protocol.js'
+import { createStageRecorder } from '../metrics/stage-metrics.js'
 import { createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
 import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
-import type { JobRuntime } from '../training/job-runtime.js'
-import { createSyncTrainer, describeAttack, type InboundGradient, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
-import { parameterDigest, type StopReason, type TrainingProgress } from '../training/training-state.js'
+import { createSyncTrainer, describeAttack, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
+import { parameterDigest, type StopReason } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
 import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
 import { createInboundCollectors } from './inbound-collectors.js'
-import { createJobControl, type JobControl } from './job-control.js'
+import { createJobControl } from './job-control.js'
 import { createJobMembership } from './job-membership.js'
 import { createJobState } from './job-state.js'
-import type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState } from './job-types.js'
+import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState } from './job-types.js'
 import { createStateAtStep } from './state-at-step.js'
 import { createStateReconciliation } from './state-reconciliation.js'
 import { confirmsState, createStateRepair } from './state-repair.js'
 
-export type { DigestAtStep, JobNetwork, JobResult, JobRunnerEvents, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
+export type { DigestAtStep, JobNetwork, JobResult, JobRunner, JobRunnerEvents, JobRunnerOptions, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
 
-export interface JobRunnerOptions {
-  readonly selfId: string
-  /** names this peer answers to in an attack config (its id, and a demo name) */
-  readonly selfNames?: readonly string[]
-  readonly runtime: JobRuntime
-  readonly network: JobNetwork
-  readonly log: Logger
-  readonly events?: JobRunnerEvents
-  /** this peer hosts the job: it is the first member and decides the start */
-  readonly host: boolean
-  /** with `snapshot` on a host: its other members restarted too (SessionJobOptions.membersRestarting) */
-  readonly membersRestarting?: boolean
-  /** start from this state (checkpoint or joined peer) instead of the seed */
-  readonly snapshot?: JobSnapshot
-  /** run compress/aggregate even on a step this peer is alone in (default: the gradient goes to the optimizer as computed) */
-  readonly exchangeAlone?: boolean
-  /**
-   * log a failed job at error level before done() rejects (default true: a daemon's log is where
-   * it is read). False where the caller shows the error itself (`p2pmld train` prints it as its
-   * last line; the log line, JSON with a stack when stderr is not a terminal, only repeated it)
-   */
-  readonly logFailure?: boolean
-  /** `peer` was heard from lately (its heartbeats): alive, whatever its gradients do */
-  readonly recentlyHeard?: (peer: string) => boolean
-  /**
-   * the snapshot was taken from one member without f+1 vouching for it (a join's fallback): not
-   * confirmed until f+1 other members send its digest at a full-digest step (confirmsState)
-   */
-  readonly provisional?: boolean
-  /**
-   * ms: the step deadline until this peer has timed steps of its own (StepDeadlinePolicy's
-   * warm-up; default 30 s, for the graph compilation of a job's first steps). A joiner of a
-   * running job takes its coordinator's current deadline (JoinReply.deadlineMs): with 30 s it
-   * waited that long for a member gone meanwhile while the others, on ~2-4 s, evicted it. Not
-   * used where the job's deadline is fixed (JobConfig.stepDeadlineMs)
-   */
-  readonly warmupDeadlineMs?: number
-}
-
-export interface JobRunner {
-  readonly config: JobConfig
-  readonly stages: StageRecorder
-  state(): RunnerState
-  progress(): Readonly<TrainingProgress>
-  membership(): MembershipView
-  membershipVersion(): number
-  /** members at the current step; before the start, those that count toward it (JobMembership.countedAtStart) */
-  liveMembers(): number
-  lastReport(): StepReport | undefined
-  lastValidation(): EvaluationSummary | undefined
-  /**
-   * why the step in progress cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live
-   * members'; belowFloor: fewer live members than the rule needs (the job waits for a join).
-   * Before the start: what the start waits for (minPeers members, or a resumed job's members)
-   */
-  waitingFor(): { readonly reason: string, readonly belowFloor: boolean } | undefined
-  result(): JobResult | undefined
-  contributorStats(): { last: number, mean: number, min: number, max: number }
-  start(): void
-  /** finishStep: complete the step in progress first (a clean leave), within timeoutMs (default: two step deadlines, 2-5 s) */
-  stop(options?: { finishStep?: boolean, timeoutMs?: number }): Promise<void>
-  /** pause / resume the whole job (the coordinator decides the step; see job-control.ts) */
-  pause(): Promise<ControlDecision>
-  resume(): Promise<ControlDecision>
-  /** job-wide pause/resume decisions */
-  control(): JobControl
-  done(): Promise<JobResult | undefined>
-  /** keep an inbound gradient for its step; false when it is a duplicate, too old or too far ahead (one too old: see replay) */
-  offerGradient(gradient: InboundGradient): boolean
-  /** `from` sent a gradient for `step`, which this peer completed: it is behind; send it this peer's gradient of that step again if still held (SyncTrainer.replay) */
-  replay(step: number, from: string): void
-  /** coordinator: admit a peer; resolves with the step it joins at (joiners of a running job are admitted in batches: job-membership.ts) */
-  admit(peerId: string): Promise<{ effectiveStep: number, membership: MembershipState }>
-  /**
-   * coordinator, before the start: a peer admitted then whose reply never reached it (it went
-   * away) no longer counts toward the start (JobMembership.withdraw); false once the job started
-   */
-  withdrawAdmission(peerId: string, why: string): boolean
-  /** a member announced it leaves from `effectiveStep`; false when ignored (JobMembership.memberLeaving) */
-  memberLeaving(peerId: string, effectiveStep: number): boolean
-  /** whether `peerId` decides for the job as this peer sees it: its membership announcements and pause/resume decisions are adopted (JobMembership.mayAnnounce) */
-  mayDecideForJob(peerId: string): boolean
-  /** a coordinator's membership announcement */
-  adoptMembership(state: MembershipState): boolean
-  /** snapshot of the state at the start of a step >= minStep (waits until the loop gets there) */
-  /** `requester`: the peer asking, when known; `range`: for one range of it (state-at-step.ts keeps that state for the other ranges) */
-  snapshotAt(minStep: number, signal?: AbortSignal, requester?: string, range?: boolean): Promise<JobSnapshot>
-  /** parameter digest at the start of a step >= minStep (waits like snapshotAt) */
-  digestAt(minStep: number, signal?: AbortSignal): Promise<DigestAtStep>
-  /** false while a provisional state (JobRunnerOptions.provisional) awaits f+1 members' digests */
-  stateConfirmed(): boolean
-  currentSnapshot(): JobSnapshot
-  isCoordinator(): boolean
-  /** ms a step waits for the others' gradients now (StepDeadlinePolicy.current) */
-  stepDeadlineMs(): number
-}
 
 /**
  * How often the coordinator repeats the membership while training. On a timer, not between
@@ -504,7 +405,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     resume: async () => await control.request('resume'),
     control: () => control,
     done: async () => loop,
-    offerGradient(gradient: InboundGradient): boolean {
+    offerGradient(gradient) {
       // kept even from a peer not (yet) known as a member: a membership update may still be on
       // its way, and only the members expected at a step are ever aggregated
       const kept = inbound.offer(gradient)

@@ -4,25 +4,17 @@
  * tests and the demo run several in one process.
  */
 import { randomBytes } from 'node:crypto'
-import { readFile, stat } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { DaemonConfig } from '../../config/daemon-config.js'
 import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
-import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
-import type { ExchangeMode, FaultInjection } from '../../protocols/gradient-exchange/index.js'
-import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, trafficSince, type PeerNode } from '../../protocols/node/index.js'
-import { ExpectedRefusal, handleJsonRequests } from '../../protocols/request/json-request.js'
-import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
-import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint, writeCheckpoint, writeCheckpointFile, type WrittenExport } from '../checkpoint/index.js'
+import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, trafficSince } from '../../protocols/node/index.js'
+import type { StateSyncServer } from '../../protocols/state-sync/index.js'
+import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint } from '../checkpoint/index.js'
 import { createControlServer, prepareSocketPath, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
-import { budgetSignal } from '../job/budget-signal.js'
-import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
-import type { Logger } from '../logger.js'
-import type { PrometheusMetrics } from '../metrics/prometheus.js'
-import type { RunReport } from '../report/report-schema.js'
+import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import { bytesByPeer, createConnectionBook } from '../report/session-report.js'
-import { REPORTS_DIR, type WrittenReport } from '../report/write-report.js'
+import { REPORTS_DIR } from '../report/write-report.js'
 import { createDaemonReports } from './daemon-reports.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createAutoJoin, type AutoJoin } from './job-discovery.js'
@@ -33,109 +25,12 @@ import { createJobSession, type JobSession, type JobSessionEvents } from './job-
 import { createAmqpJobSession } from './amqp-job-session.js'
 import { DEFAULT_AMQP_URL, restartTimings } from '../../config/daemon-config.js'
 import { createRejectionLog, sumCounts } from './rejection-log.js'
+import { createCheckpointWriter } from './checkpoint-writer.js'
+import { servePeerRequests } from './peer-requests.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
+import type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
 
-export interface PeerDaemonOptions {
-  readonly config: DaemonConfig
-  readonly log: Logger
-  /** host this job from the start */
-  readonly job?: JobConfig
-  /** serve the control socket (default true) */
-  readonly controlSocket?: boolean
-  /** a name the demo gives this peer (attack configs may name it) */
-  readonly name?: string
-  readonly events?: JobSessionEvents
-  /** test-only network faults on inbound gradients */
-  readonly faults?: FaultInjection
-  /** the private-network key itself (instead of config.pskFile) */
-  readonly psk?: Uint8Array
-  /** how gradients travel (default: direct streams) */
-  readonly exchangeMode?: ExchangeMode
-  /** where job datasets come from (default: loaded per job; peers in one process can share a cache) */
-  readonly loadDatasets?: JobDatasetLoader
-  /** while idle (no job, or a finished one), join a job a connected peer runs (default false; `p2pmld start` turns it on) */
-  readonly autoJoin?: boolean
-  /** a job ended and its run report was written (default: <data-dir>/reports) */
-  readonly onReport?: (written: WrittenReport, report: RunReport) => void
-  /**
-   * a line for people about what the daemon does with the job in its data dir when it starts:
-   * asking the members it knew, re-joining their job, resuming it from the checkpoint (the JSON
-   * log has the details; `p2pmld start` prints these)
-   */
-  readonly onNotice?: (text: string) => void
-  /** where job-end reports go (default <data-dir>/reports); null: write none */
-  readonly reportsDir?: string | null
-  /** the only job to join: through bootstrap peers, the broker or auto-join (default: the first one that answers) */
-  readonly joinJobId?: string
-  /**
-   * evicted from its job: stop re-joining once no member has answered for the job for this long
-   * (ms); jobDone() then resolves undefined and jobFailure() says why (default: re-join for ever)
-   */
-  readonly rejoinGiveUpMs?: number
-  /**
-   * the process that ends when this daemon stops (`p2pmld start` passes its own): the reply to the
-   * control socket's `shutdown` names it, so `p2pmld stop` returns once it has exited
-   */
-  readonly exitingProcessId?: number
-}
-
-export interface PeerDaemon {
-  start(): Promise<void>
-  /**
-   * Stops everything; idempotent. By default a training member first finishes the step in
-   * progress (bounded: see JobRunner.stop) and tells the others it leaves; `leave: false` skips
-   * both, for members that all stop at once (the demo's Ctrl-C), where no step can finish.
-   */
-  stop(options?: { leave?: boolean }): Promise<void>
-  readonly peerId: string
-  readonly startedAt: number
-  addresses(): string[]
-  node(): PeerNode
-  session(): JobSession | undefined
-  /** joining (or re-joining) a job: asking for admission or fetching its state, between sessions too */
-  joining(): boolean
-  /** where that join stands, in words (JobJoiner.stage) */
-  joinStage(): string | undefined
-  submitJob(config: JobConfig): Promise<string>
-  stopJob(): Promise<void>
-  /** resolves with the result when the current (or next) job finishes; undefined: it failed here (see jobFailure), was stopped (stopJob), or the daemon stopped */
-  jobDone(): Promise<JobResult | undefined>
-  /** why the last job did not finish on this daemon: it failed, or, evicted, the daemon gave up re-joining it; undefined otherwise */
-  jobFailure(): string | undefined
-  /**
-   * the job its checkpoint holds had finished before this start: the daemon started idle and runs
-   * nothing of it again (no second end, no second report). `members`: the other members it knew,
-   * which it dials, so that auto-join takes up the job they run now (0: the job was its own)
-   */
-  finishedBeforeStart(): { readonly jobId: string, readonly step: number, readonly members: number } | undefined
-  /**
-   * After the job finished: keep serving for a moment (minMs, or until every other member of the
-   * last step announced it finished), so members still agreeing on the final state can fetch it,
-   * and until state transfers in progress end (at most maxMs).
-   */
-  settleAfterJob(options?: { minMs?: number, maxMs?: number }): Promise<void>
-  /** the Prometheus endpoint (with config.metricsPort), once started */
-  metrics(): PrometheusMetrics | undefined
-  saveCheckpoint(path?: string): Promise<{ path: string, step: number, bytes: number }>
-  /** write the job's current parameters as a forward ONNX model at `path` */
-  exportModel(path: string): Promise<WrittenExport & { step: number }>
-  /** the run report of the current job as this peer sees it now; undefined without a job */
-  runReport(source?: RunReport['source']): RunReport | undefined
-  /** resolves when something asked the daemon to shut down (control socket) */
-  shutdownRequested(): Promise<void>
-  /**
-   * inbound input refused, by reason: job-protocol and state-sync requests ('job-*', 'state-*'),
-   * and the job's gradient and membership messages (see JobSession.rejectionCounts); refusals
-   * the protocol expects are in droppedCounts instead
-   */
-  rejectionCounts(): Record<string, number>
-  /** inbound input refused as the protocol expects, by reason (a job request to a peer still joining, an async job's stale gradient) */
-  droppedCounts(): Record<string, number>
-}
-
-/** a digest question for a step this peer has not reached waits this long at most */
-const DIGEST_WAIT_MS = 25_000
+export type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
@@ -242,20 +137,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   }
 
   // one checkpoint write at a time; stop() waits for the last one
-  let persisting: Promise<unknown> = Promise.resolve()
-  // file: a checkpoint file the user named (`checkpoint --path FILE`) instead of the data dir's
-  const persist = (snapshot: JobSnapshot, file?: string): Promise<{ path: string, bytes: number }> => {
-    const dir = file ?? checkpointDir
-    const write = persisting.then(async () => {
-      const training = toTrainingSnapshot(snapshot)
-      const path = file === undefined ? await writeCheckpoint(checkpointDir, training) : await writeCheckpointFile(file, training)
-      return { path, bytes: (await stat(path)).size }
-    })
-    persisting = write.catch((error: unknown) => {
-      log.error({ err: error, dir }, 'could not write checkpoint')
-    })
-    return write
-  }
+  const checkpoints = createCheckpointWriter(checkpointDir, log)
+  const persist = checkpoints.write
 
   const openSession = async (jobId: string, jobConfig: JobConfig, host: boolean, snapshot?: JobSnapshot, membersRestarting = false): Promise<JobSession> => {
     // a job that cannot start leaves the previous one (e.g. finished: its status, export and
@@ -363,40 +246,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await node.start()
       if (stopped()) return
       connections.start()
-      await handleJsonRequests(node.libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote, requesterGone) => {
-        const s = session
-        if (s === undefined) throw new ExpectedRefusal('this peer runs no job')
-        if (request.type === 'info') return s.info()
-        if (request.jobId !== s.jobId) throw new Error(`this peer runs job ${s.jobId}, not ${request.jobId}`)
-        // a reply held until the start ends when the joiner goes away: it must not count (admission-reply.ts)
-        if (request.type === 'join') {
-          const wait = budgetSignal(DIGEST_WAIT_MS, requesterGone)
-          try {
-            return await s.admit(remote.toString(), request.addrs, wait.signal)
-          } finally {
-            wait.dispose()
-          }
-        }
-        if (request.type === 'digest') return await s.digestFor(request.step, AbortSignal.timeout(DIGEST_WAIT_MS), remote.toString())
-        if (request.type === 'control') return s.decideControl(request.action)
-        s.memberLeaving(remote.toString(), request.effectiveStep)
-        return { membership: s.info().membership }
-      }, {
-        onError: (error) => log.debug({ err: error }, 'job request failed'),
-        onRejected: (reason, remote, message, expected) => requestRejections.reject(`job-${reason}`, { from: remote.toString() }, `job request: ${message}`, { expected })
-      })
-      stateSync = await registerStateSyncServer(node.libp2p, {
-        getSnapshot: async (request, remotePeer) => {
-          const s = session
-          if (s === undefined || s.jobId !== request.jobId) throw new StateSyncRefusedError('unknown-job', `this peer does not run job ${request.jobId}`)
-          try {
-            return toTrainingSnapshot(await s.snapshotFor(request.minStep ?? 0, AbortSignal.timeout(120_000), remotePeer.toString(), request.range !== undefined))
-          } catch (error) {
-            throw new StateSyncRefusedError('not-ready', (error as Error).message)
-          }
-        },
-        onRejected: (reason, remote, message) => requestRejections.reject(`state-${reason}`, { from: remote.toString() }, `state-sync request: ${message}`)
-      })
+      stateSync = await servePeerRequests({ libp2p: node.libp2p, session: () => session, rejections: requestRejections, log })
       if (options.controlSocket !== false) {
         control = createControlServer({ socketPath: config.socketPath, handlers: createControlHandlers(daemon, () => shutdown.resolve(), options.exitingProcessId), logger: log })
         await control.start()
@@ -460,7 +310,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
           // resumed the job without asking whether its members carry it on
           await rememberMembers()
         }
-        await persisting
+        await checkpoints.idle()
         await reports.flushed()
         connections.stop()
         await control?.stop()
