@@ -21,11 +21,12 @@ import { encodeGradientMessage, type GradientExpectations, type GradientMessage 
 import { createSnapshotDecoder, encodeSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
 import { BrokerUnavailableError, type BrokerConnection } from './broker-connection.js'
 import {
-  BrokerRequestRefusedError, BrokerRequestTimeoutError, ControlHeaderSchema, DiscoverHeaderSchema, ReplyHeaderSchema,
+  BrokerRequestRefusedError, ControlHeaderSchema, DiscoverHeaderSchema, ReplyHeaderSchema,
   RequestHeaderSchema, SnapshotChunkHeaderSchema, SnapshotRequestHeaderSchema
 } from './control-messages.js'
 import { openEnvelope, sealEnvelope, type Envelope, type EnvelopeHeader } from './envelope.js'
 import { BROADCAST_KEY, controlKey, DISCOVERY_EXCHANGE, gradientKey, jobNames } from './names.js'
+import { createPendingAnswers } from './pending-answers.js'
 
 /** a gradient published while the broker is away waits this long for the connection to come back */
 const RECONNECT_WAIT_MS = 30_000
@@ -98,11 +99,6 @@ export interface AmqpJobTransport {
   stats(): AmqpJobTransportStats
 }
 
-interface Pending {
-  resolve(envelope: Envelope): void
-  reject(error: Error): void
-}
-
 export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJobTransport {
   const { connection, jobId, selfId, key, logger } = options
   const names = jobNames(jobId)
@@ -110,7 +106,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
   const pipeline = createInboundPipeline({ expect: options.expect, logger, faults: options.faults })
   const senders = new Set<string>()
   const consuming = new WeakMap<ConfirmChannel, Set<string>>()
-  const pending = new Map<string, Pending>()
+  const answers = createPendingAnswers()
   /** the newest step whose gradient was published to each recipient */
   const newestStep = new Map<string, number>()
   let controlHandler: ControlHandler = () => {}
@@ -287,8 +283,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
       }
       case 'reply':
       case 'snapshot-chunk': {
-        const id = typeof h.id === 'string' ? h.id : ''
-        pending.get(`${from}/${id}`)?.resolve(envelope)
+        answers.deliver(from, typeof h.id === 'string' ? h.id : '', envelope)
         return
       }
       case 'discover': {
@@ -306,46 +301,6 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     }
   }
 
-  /** wait for envelopes answering `id` from `peer`; `onEnvelope` returns true when done */
-  const awaitAnswers = (peer: string, id: string, onEnvelope: (e: Envelope) => boolean, timeoutMs: number, signal?: AbortSignal, idle = false): { done: Promise<void>, cancel(): void } => {
-    const k = `${peer}/${id}`
-    let timer: NodeJS.Timeout | undefined
-    let cancel = (): void => {}
-    const done = new Promise<void>((resolve, reject) => {
-      if (signal?.aborted === true) {
-        reject(signal.reason as Error)
-        return
-      }
-      const finish = (error?: Error): void => {
-        clearTimeout(timer)
-        pending.delete(k)
-        signal?.removeEventListener('abort', onAbort)
-        if (error === undefined) resolve()
-        else reject(error)
-      }
-      const arm = (): void => {
-        clearTimeout(timer)
-        timer = setTimeout(() => finish(new BrokerRequestTimeoutError(`no answer from ${peer} over the broker within ${timeoutMs} ms`)), timeoutMs)
-      }
-      const onAbort = (): void => finish(signal?.reason as Error ?? new Error('aborted'))
-      cancel = () => finish(new Error('cancelled'))
-      signal?.addEventListener('abort', onAbort, { once: true })
-      arm()
-      pending.set(k, {
-        resolve: (envelope) => {
-          try {
-            if (onEnvelope(envelope)) finish()
-            else if (idle) arm()
-          } catch (error) {
-            finish(error as Error)
-          }
-        },
-        reject: (error) => finish(error)
-      })
-    })
-    return { done, cancel: () => cancel() }
-  }
-
   return {
     async start() {
       if (running) return
@@ -359,8 +314,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
       running = false
       pipeline.stop()
       unregister?.()
-      for (const p of [...pending.values()]) p.reject(new Error('broker transport stopped'))
-      pending.clear()
+      answers.rejectAll(new Error('broker transport stopped'))
       if (!connection.connected()) return
       try {
         await connection.withScratchChannel(async (ch) => {
@@ -437,7 +391,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     async request(peer, request, schema, requestOptions = {}) {
       const id = randomBytes(8).toString('hex')
       let answer: Envelope | undefined
-      const wait = awaitAnswers(peer, id, (e) => { answer = e; return true }, requestOptions.timeoutMs ?? 10_000, requestOptions.signal)
+      const wait = answers.await(peer, id, (e) => { answer = e; return true }, { timeoutMs: requestOptions.timeoutMs ?? 10_000, signal: requestOptions.signal })
       try {
         await send(controlKey(peer), { kind: 'request', id, req: request })
       } catch (error) {
@@ -459,7 +413,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
       const decoder = createSnapshotDecoder()
       let next = 0
       let result: TrainingSnapshot | undefined
-      const wait = awaitAnswers(peer, id, (e) => {
+      const wait = answers.await(peer, id, (e) => {
         if (e.header.kind === 'reply') {
           const parsed = ReplyHeaderSchema.safeParse(e.header)
           throw new BrokerRequestRefusedError(`${peer} refused the snapshot: ${parsed.success ? parsed.data.error ?? '' : 'malformed reply'}`)
@@ -471,7 +425,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
         if (!chunk.last) return false
         result = decoder.finish()
         return true
-      }, fetchOptions.idleTimeoutMs ?? 60_000, fetchOptions.signal, true)
+      }, { timeoutMs: fetchOptions.idleTimeoutMs ?? 60_000, signal: fetchOptions.signal, idle: true })
       try {
         await send(controlKey(peer), { kind: 'snapshot-request', id, minStep })
       } catch (error) {
