@@ -14,16 +14,15 @@ import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type Job
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { zooModelNames } from '../../ml/models/zoo.js'
-import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
 import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
-import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import { askBrokerForJob } from './broker-join.js'
 import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
+import { takeJobState } from './take-state.js'
 
 /** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
 const BROKER_PROBE_MS = 3_000
@@ -199,78 +198,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     await takeState(s, info, jobConfig, reply, { decidedBy: info.coordinator.peerId, admitted: true }, signal)
   }
 
-  /**
-   * fetch the state `reply` (a join reply, or what stands for one) points to and start the session
-   * on it, with the membership of the reply. `decidedBy`: the peer whose state is taken where no
-   * f+1 donors vouch for one (the admitting coordinator); `admitted`: the reply is an admission
-   */
   const takeState = async (s: JobSession, info: JobInfo, jobConfig: JobConfig, reply: JoinReply, from: { decidedBy: string, admitted: boolean }, signal: AbortSignal): Promise<void> => {
-    const { decidedBy, admitted } = from
-    // the coordinator names the members to fetch from, one range of the state from each (it
-    // spreads a crowd of joiners over them: the first named is a different member for each)
-    const donor = reply.donor ?? info.coordinator.peerId
-    // in ranges only where every member holds the same state at a step (not in asynchronous mode)
-    // (never this peer itself: a member restarted from its checkpoint may still be listed)
-    const named = jobConfig.mode === 'async' ? [donor] : (reply.donors ?? [donor]).filter((id) => id !== peerId)
-    const donors = named.length > 0 ? named : [info.coordinator.peerId]
-    log.info({ job: info.jobId, effectiveStep: reply.effectiveStep, coordinator: info.coordinator.peerId, donor, donors: donors.length }, admitted ? 'admitted to job: fetching its state' : 'fetching the job\'s state')
-    stage = `${admitted ? `admitted at step ${reply.effectiveStep}: ` : ''}fetching the job's state from ${donors.length === 1 ? `member ${donors[0]}` : `${donors.length} members, a range from each`}`
-    for (const from of donors) {
-      const addrs = reply.addresses?.[from] ?? []
-      if (from !== info.coordinator.peerId && from !== peerId && addrs.length > 0) await node.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map((a) => parseMultiaddr(a, 'donor address')) })
-    }
-    // a donor serving other joiners queues this one and says where it stands
-    const onQueued = (position: number): void => { log.info({ job: info.jobId, position }, 'waiting for the state transfer: a donor serves other peers first') }
-    let fallbacks = 0
-    const fetchFrom = async (from: readonly string[]): Promise<DonorFetch> => await fetchStateFromDonors(node.libp2p, from, { jobId: info.jobId, minStep: reply.effectiveStep }, {
-      signal,
-      onQueued,
-      // a state f+1 donors announce has at least one honest member behind it
-      vouchers: jobConfig.aggregation.f + 1,
-      // where no f+1 can vouch (members at different steps), the state at the admission step is
-      // the coordinator's: it decides the membership already
-      admittedBy: decidedBy,
-      onFallback: (reason, next) => {
-        // the first says why the ranges failed; the rest why the donor before did not serve. Info,
-        // not warn: the join usually goes on to succeed (its outcome is logged), and a join that
-        // fails altogether says so where it gives up
-        if (fallbacks++ === 0) log.info({ job: info.jobId, reason, from: next }, 'state transfer in ranges failed; fetching the whole state from one donor')
-        else log.info({ job: info.jobId, reason, from: next }, 'fetching the whole state from the next donor')
-      }
-    })
-    let fetched: DonorFetch
-    try {
-      fetched = await fetchFrom(donors)
-    } catch (error) {
-      // no donor served (they left, or cannot be reached from here): the coordinator has the state
-      // too. Not after a donor lied: then only a state enough donors vouch for is taken
-      const lied = error instanceof StateSyncError && error.code === 'corrupt'
-      if (signal.aborted || lied || donors.includes(decidedBy)) throw error
-      log.info({ job: info.jobId, donor, err: (error as Error).message }, 'state transfer from the named donors failed; fetching from the coordinator')
-      fetched = await fetchFrom([decidedBy])
-    }
-    // the membership is the coordinator's to decide: its reply's, not a donor's (one donor could
-    // otherwise hand the joiner, and through it the job, a membership of its own making)
-    const raw = { ...fetched.snapshot, meta: { ...fetched.snapshot.meta, membership: reply.membership } }
-    const how = fetched.from.length > 1
-      ? `fetched the state in ${fetched.from.length} ranges, one from each donor`
-      : fetched.unchecked !== undefined
-        ? 'fetched the admitting coordinator\'s state (unchecked: the members stand at different steps; the per-step digest comparison checks it)'
-        : fetched.verified ? 'fetched the state from one donor, checked against the digest other donors announced' : 'fetched the state from one donor (unchecked: no other donor announced one; the per-step digest comparison checks it)'
-    log.info({ job: info.jobId, step: raw.step, from: fetched.from, verified: fetched.verified, ...(fetched.unchecked === undefined ? {} : { why: fetched.unchecked }) }, how)
-    const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
-    s.adoptMembership(reply.membership, reply.addresses)
-    // a state no f+1 donors vouched for: this peer does not vouch for it to joiners until f+1 members confirm it
-    s.startFromSnapshot(snapshot, !fetched.verified, reply.deadlineMs)
-    s.adoptMembership(reply.membership)
-    if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
-    else {
-      log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
-      // the console said it asked for admission; say where it got in (a reviewer's joiner went
-      // from 'asked its coordinator' straight to an epoch's progress)
-      options.notice?.(`joined job ${info.jobId} at step ${snapshot.step} (epoch ${snapshot.epoch + 1})`)
-    }
-    await options.rememberMembers()
+    await takeJobState({ node, log, peerId, onStage: (text) => { stage = text }, notice: options.notice, rememberMembers: options.rememberMembers }, { session: s, info, jobConfig, reply, ...from }, signal)
   }
 
   /**
