@@ -170,7 +170,8 @@ export function registerStartCommand(program: Command): void {
     const metricsAt = daemon.metrics()?.address()
     if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)
     // minPeers counts this host: with 1 it starts at once
-    if (job !== undefined) process.stdout.write(`hosting job ${daemon.session()?.jobId}: ${job.minPeers === 1 ? 'starting (minPeers 1: this peer alone)' : `waiting for ${job.minPeers} peers (minPeers, this one included)`}\n`)
+    // (not when the job given was the data dir's checkpoint's: the daemon said where it goes on from)
+    if (job !== undefined && daemon.hostsGivenJob()) process.stdout.write(`hosting job ${daemon.session()?.jobId}: ${job.minPeers === 1 ? 'starting (minPeers 1: this peer alone)' : `waiting for ${job.minPeers} peers (minPeers, this one included)`}\n`)
     const finishedBefore = daemon.finishedBeforeStart()
     if (flags.exitWhenDone === true && finishedBefore !== undefined) {
       // its job is done already: idle, it would wait for the next job its members run, for ever

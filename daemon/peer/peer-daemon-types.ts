@@ -89,6 +89,11 @@ export interface PeerDaemon {
    */
   finishedBeforeStart(): { readonly jobId: string, readonly step: number, readonly members: number } | undefined
   /**
+   * whether start() hosts PeerDaemonOptions.job as a new job; false when that job was the one in
+   * the data dir's checkpoint and the daemon went on from it instead (or was given none)
+   */
+  hostsGivenJob(): boolean
+  /**
    * After the job finished: keep serving for a moment (minMs, or until every other member of the
    * last step announced it finished), so members still agreeing on the final state can fetch it,
    * and until state transfers in progress end (at most maxMs).

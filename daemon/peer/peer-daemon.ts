@@ -27,6 +27,7 @@ import { DEFAULT_AMQP_URL, restartTimings } from '../../config/daemon-config.js'
 import { createRejectionLog, sumCounts } from './rejection-log.js'
 import { createCheckpointWriter } from './checkpoint-writer.js'
 import { servePeerRequests } from './peer-requests.js'
+import { jobOverCheckpoint } from './job-over-checkpoint.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
 
@@ -71,6 +72,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   let stopping: Promise<void> | undefined
   /** the job of the checkpoint had finished before this start (PeerDaemon.finishedBeforeStart) */
   let finishedBefore: { jobId: string, step: number, members: number } | undefined
+  /** start() hosted options.job as a new job (PeerDaemon.hostsGivenJob) */
+  let hostsGiven = false
   const stopped = (): boolean => stopping !== undefined
   const shutdown = Promise.withResolvers<void>()
   let jobWaiters: Array<(r: JobResult | undefined) => void> = []
@@ -243,6 +246,21 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       // a data dir another daemon runs from is refused before this peer starts (its libp2p start
       // and stop were logged before the error); the control server checks again as it binds
       if (options.controlSocket !== false) await prepareSocketPath(config.socketPath)
+      // a job given on a data dir with a checkpoint: that job restarted the same way resumes it;
+      // another job does not overwrite an unfinished one's state (refused before the peer starts)
+      let job = options.job
+      let saved: JobSnapshot | undefined
+      if (job !== undefined) {
+        const raw = await readCheckpoint(checkpointDir)
+        saved = raw === undefined ? undefined : fromTrainingSnapshot(raw, `checkpoint in ${checkpointDir}`)
+        const decision = jobOverCheckpoint(job, saved, config.dataDir)
+        if (decision.kind === 'refuse') throw new Error(decision.message)
+        if (decision.kind === 'resume') {
+          log.info({ job: saved?.jobConfig.id, step: saved?.step, differs: decision.differs }, 'the job given is the one in the checkpoint: going on from it')
+          if (decision.differs.length > 0) options.onNotice?.(`the job flags give job ${saved?.jobConfig.id ?? ''} other ${decision.differs.join(', ')} than its checkpoint: it goes on as checkpointed (a changed job needs another id)`)
+          job = undefined
+        }
+      }
       await node.start()
       if (stopped()) return
       connections.start()
@@ -254,13 +272,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await metrics?.start()
       // told to stop while starting (SIGINT during start-up): stop() closes what started so far
       if (stopped()) return
-      if (options.job !== undefined) {
-        await hostJob(options.job)
-      } else if (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined)) {
+      if (job !== undefined) {
+        await hostJob(job)
+        hostsGiven = true
+      } else if (saved === undefined && (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined))) {
         void joiner.joinThroughBootstrap()
       } else {
-        const saved = await readCheckpoint(checkpointDir)
-        const snapshot = saved === undefined ? undefined : fromTrainingSnapshot(saved, `checkpoint in ${checkpointDir}`)
+        const snapshot = saved ?? await readCheckpoint(checkpointDir).then((raw) => raw === undefined ? undefined : fromTrainingSnapshot(raw, `checkpoint in ${checkpointDir}`))
         const known = await loadKnownMembers(config.dataDir)
         const sameJob = known !== undefined && (snapshot === undefined || known.jobId === snapshot.jobConfig.id)
         // members of a job over the broker count without an address: they are asked on the broker
@@ -348,6 +366,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       }
     },
     finishedBeforeStart: () => finishedBefore,
+    hostsGivenJob: () => hostsGiven,
     jobFailure: () => failure,
     jobDone(): Promise<JobResult | undefined> {
       const result = session?.runner()?.result()

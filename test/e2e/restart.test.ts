@@ -1,7 +1,8 @@
 /**
  * A daemon stopped with SIGTERM mid-training checkpoints; started again on the same data dir
- * with no job flags it resumes from that checkpoint and finishes with the parameters an
- * uninterrupted run of the same job reaches.
+ * the same way (its --config) it resumes from that checkpoint and finishes with the parameters an
+ * uninterrupted run of the same job reaches; another job is refused there meanwhile; started
+ * again once the job finished (with no job flags) it stays idle.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -49,7 +50,17 @@ describe('a daemon restarted on its data dir', () => {
     expect(reached).toBeGreaterThanOrEqual(35)
     expect(reached).toBeLessThan(TOTAL_STEPS)
 
-    const second = fleet.start('second-run', ['--exit-when-done'], { dataDir })
+    // another job on this data dir would overwrite the unfinished one: refused before its peer
+    // starts, the checkpoint as it was (a different job silently trained over it)
+    const other = fleet.start('other-job', ['--model', 'lenet5', '--exit-when-done'], { dataDir })
+    expect(await other.exited, fleet.describe()).toBe(1)
+    expect(other.stderr()).toMatch(new RegExp(`^p2pmld: the data dir \\S+ holds the checkpoint of job restart-job at step ${reached}, unfinished, and this start was given a job whose [^\\n]*model[^\\n]* differ from it, which would overwrite it: start without job flags \\(or with that job's own\\) to resume job restart-job, or run the new job on another --data-dir$`, 'm'))
+    expect(other.stdout()).toBe('')
+    expect((await readCheckpoint(join(dataDir, 'checkpoint')))?.step).toBe(reached)
+
+    // started again the same way, its --config included: it goes on from the checkpoint (the job
+    // file's job started over at step 0 before, throwing the progress away without a word)
+    const second = fleet.start('second-run', ['--config', jobFile, '--exit-when-done'], { dataDir })
     await second.waitForStdout(/control socket /)
     const client2 = clientFor(second)
     const resumed = await client2.status()
@@ -57,6 +68,8 @@ describe('a daemon restarted on its data dir', () => {
     expect(resumed.step).toBeGreaterThanOrEqual(reached)
     const log = await second.waitForLog(/\{[^\n]*"msg":"resumed job from checkpoint"[^\n]*\}/)
     expect(JSON.parse(log)).toMatchObject({ job: 'restart-job', model: 'mlp' })
+    expect(second.stdout()).not.toMatch(/hosting job/)
+    await second.waitForStdout(new RegExp(`^resumed job restart-job from the checkpoint at step ${reached}`, 'm'))
 
     expect(await second.exited, fleet.describe()).toBe(0)
     expect(await reference.exited, fleet.describe()).toBe(0)
