@@ -10,9 +10,9 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from '../../config/daemon-config.js'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
-import { JOB_NOT_STARTED, JOB_PROTOCOL, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, JOB_PROTOCOL, NO_JOB_HERE, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
-import { requestJson } from '../../protocols/request/json-request.js'
+import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { zooModelNames } from '../../ml/models/zoo.js'
 import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
@@ -110,6 +110,11 @@ function checkSameModel(s: Pick<JobSession, 'runtimeInfo'>, info: JobInfo, jobCo
  */
 const notStartedYet = (error: unknown): boolean => error instanceof Error && error.message.includes(JOB_NOT_STARTED)
 
+/** every peer asked answered that it runs no job (yet): the normal wait before a `job submit`, not a problem */
+class NoJobYetError extends Error {
+  override name = 'NoJobYetError'
+}
+
 export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   const { node, log, peerId } = options
   const timings = options.restart ?? DEFAULT_RESTART_TIMINGS
@@ -136,6 +141,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     // every address's failure, not only the last one's: a re-join after an eviction asks the
     // members it knew first, and their dial errors are what says why it cannot get back
     const failures: string[] = []
+    /** of those, peers that answered that they run no job */
+    let idle = 0
     /** the first answer naming a finished job: taken only when no peer asked runs one still going */
     let finished: JobInfo | undefined
     for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
@@ -157,12 +164,14 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         failures.push(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
       } catch (error) {
         signal.throwIfAborted()
+        if (error instanceof RemoteError && error.message === NO_JOB_HERE) idle++
         failures.push(`${address.toString()}: ${(error as Error).message}`)
       }
     }
     // (the broker is not asked then: its bounded question would delay every such join)
     if (finished !== undefined) return finished
-    const lastError = failures.length === 0 ? undefined : new Error(failures.length === 1 ? failures[0] : `no peer answered for the job: ${failures.join('; ')}`)
+    const described = failures.length === 1 ? failures[0] : `no peer answered for the job: ${failures.join('; ')}`
+    const lastError = failures.length === 0 ? undefined : idle === failures.length ? new NoJobYetError(described) : new Error(described)
     if (options.amqpUrl !== undefined) {
       // bounded, as the bootstrap peers are: the next try asks them again
       const budget = budgetSignal(BROKER_PROBE_MS, signal)
@@ -247,7 +256,9 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           }
           unansweredSince = answered ? undefined : unansweredSince ?? Date.now()
           if (giveUpMs !== undefined && unansweredSince !== undefined && Date.now() - unansweredSince >= giveUpMs) return error as Error
-          log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
+          // peers that run no job yet are the wait for a `job submit` (info); anything else may need a look
+          if (error instanceof NoJobYetError) log.info({ err: error.message, retryInMs: delay }, 'no job to join yet; asking again')
+          else log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           retrying(error, delay)
           // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off
           await abortableSleep(delay, signal)

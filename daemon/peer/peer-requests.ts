@@ -5,7 +5,7 @@
  * refusals are counted and logged through the daemon's rejection log.
  */
 import type { Libp2p } from '@libp2p/interface'
-import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
+import { JOB_PROTOCOL, JobRequestSchema, NO_JOB_HERE } from '../../protocols/job/job-protocol.js'
 import { ExpectedRefusal, handleJsonRequests } from '../../protocols/request/json-request.js'
 import { registerStateSyncServer, StateSyncRefusedError, type StateSyncServer } from '../../protocols/state-sync/index.js'
 import { budgetSignal } from '../job/budget-signal.js'
@@ -35,7 +35,7 @@ export async function servePeerRequests(options: PeerRequestsOptions): Promise<S
   const { libp2p, session, rejections, log } = options
   await handleJsonRequests(libp2p, JOB_PROTOCOL, JobRequestSchema, async (request, remote, requesterGone) => {
     const s = session()
-    if (s === undefined) throw new ExpectedRefusal('this peer runs no job')
+    if (s === undefined) throw new ExpectedRefusal(NO_JOB_HERE)
     if (request.type === 'info') return s.info()
     if (request.jobId !== s.jobId) throw new Error(`this peer runs job ${s.jobId}, not ${request.jobId}`)
     // a reply held until the start ends when the joiner goes away: it must not count (admission-reply.ts)

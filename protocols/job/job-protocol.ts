@@ -14,6 +14,8 @@ export const JOB_PROTOCOL = '/p2pmld/job/1.0.0'
  * the reply: the joiner asks again at once (it is not a failure)
  */
 export const JOB_NOT_STARTED = 'the job has not started yet'
+/** what a peer that runs no job answers a job request with (a daemon started idle, before `job submit`) */
+export const NO_JOB_HERE = 'this peer runs no job'
 
 export const MembershipRecordSchema = z.object({
   peerId: z.string().min(1).max(128),

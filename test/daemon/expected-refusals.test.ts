@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { silentLogger } from '../../daemon/logger.js'
+import { PassThrough } from 'node:stream'
+import { createLogger, silentLogger } from '../../daemon/logger.js'
 import { createPeerDaemon } from '../../daemon/peer/peer-daemon.js'
 import { createRejectionLog } from '../../daemon/peer/rejection-log.js'
 import { JOB_PROTOCOL } from '../../protocols/job/job-protocol.js'
@@ -72,6 +73,28 @@ describe('expected refusals', () => {
       const scraped = await (await fetch(`http://${at.host}:${at.port}/metrics`)).text()
       expect(scraped).toContain('\np2pmld_dropped_messages_total{reason="job-refused"} 1\n')
       expect(scraped).toContain('\np2pmld_rejected_messages_total{reason="job-bad-json"} 1\n')
+
+      // a daemon bootstrapped to it waits for a job: info, not a warning at every retry
+      const lines: string[] = []
+      const sink = new PassThrough()
+      sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l !== '')))
+      const joinerDir = join(dir, 'joiner')
+      const joiner = await createPeerDaemon({
+        config: { dataDir: joinerDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [daemon.addresses()[0]], socketPath: join(joinerDir, 'p2pmld.sock'), logLevel: 'info', computeThreads: 1 },
+        log: createLogger('info', {}, { destination: sink }),
+        controlSocket: false
+      })
+      try {
+        await joiner.start()
+        const deadline = Date.now() + 15_000
+        while (!lines.some((l) => l.includes('no job to join yet')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+        const waits = lines.map((l) => JSON.parse(l) as { level: number, msg: string, err?: string }).filter((r) => /join/.test(r.msg))
+        expect(waits.length).toBeGreaterThan(0)
+        expect(waits.every((r) => r.level === 30 && r.msg === 'no job to join yet; asking again'), JSON.stringify(waits)).toBe(true)
+        expect(waits[0].err).toContain('this peer runs no job')
+      } finally {
+        await joiner.stop()
+      }
     } finally {
       await asker.stop()
       await daemon.stop()
