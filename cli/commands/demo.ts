@@ -7,6 +7,7 @@ import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/
 import { action } from '../support/output.js'
 import { createProgressReporter } from '../support/progress.js'
 import { formatStageTable } from '../support/stage-table.js'
+import { checkReportDir } from '../../daemon/report/write-report.js'
 import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 
 interface DemoFlags extends JobFlagValues, ReportDirFlags {
@@ -74,12 +75,15 @@ export function registerDemoCommand(program: Command): void {
       progress.line('demo interrupted: every peer stopped')
       process.exitCode = 130
     }
+    const reportDir = reportDirOption(flags)
+    // a report directory that is a file fails now, not after the demo's training
+    if (reportDir !== undefined) await checkReportDir(reportDir, '--report-dir')
     const result = await runDemo({
       peers,
       job,
       log,
       signal: controller.signal,
-      reportDir: reportDirOption(flags),
+      reportDir,
       amqpUrl,
       events: {
         // with the samples all peers trained on: samples/s, the epoch's length and the ETA, as start shows

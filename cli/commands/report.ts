@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { defaultDataDir } from '../../config/daemon-config.js'
 import type { RunReport } from '../../daemon/report/report-schema.js'
-import { REPORTS_DIR, writeRunReport, type WrittenReport } from '../../daemon/report/write-report.js'
+import { checkReportDir, REPORTS_DIR, writeRunReport, type WrittenReport } from '../../daemon/report/write-report.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
 import { action } from '../support/output.js'
 
@@ -37,6 +37,8 @@ export function registerReportCommand(program: Command): void {
     .option('--out <dir>', 'directory to write the report to', '.')
     .option('--checkpoint <path>', "build it from a checkpoint (a data dir, its checkpoint/ dir or the file) instead of asking a daemon")
     .action(action(async (flags: ReportFlags) => {
+      // before asking a daemon or reading a checkpoint
+      if (flags.json !== true) await checkReportDir(resolve(flags.out), '--out')
       // loaded here: the checkpoint decoder and libp2p's peer ids, which the other commands skip
       const report: RunReport = flags.checkpoint !== undefined
         ? await (await import('../../daemon/report/checkpoint-report.js')).reportFromCheckpoint(resolve(flags.checkpoint))

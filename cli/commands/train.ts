@@ -7,7 +7,7 @@ import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import type { StopReason } from '../../daemon/training/training-state.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
-import { writeRunReport } from '../../daemon/report/write-report.js'
+import { checkReportDir, writeRunReport } from '../../daemon/report/write-report.js'
 import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 import { addJobFlags, jobConfigFromFlags, refusePeerJobFlags, type JobFlagValues } from '../support/job-flags.js'
 import { defaultLogFormat } from '../support/log-format.js'
@@ -55,6 +55,9 @@ export function registerTrainCommand(program: Command): void {
       const [{ runLocalTraining }, { checkModelSpec }] = await Promise.all([import('../../daemon/training/local-training.js'), import('../../daemon/training/job-runtime.js')])
       // an unknown model or a missing file fails before the run's first line ('training ...')
       await checkModelSpec(config.model)
+      // a report directory that is a file fails now, not after the training (EEXIST, the result unprinted)
+      const reportDir = reportDirOption(flags)
+      if (reportDir !== undefined) await checkReportDir(reportDir, '--report-dir')
       const threads = computeThreads(flags.computeThreads, flags.threads)
       const progress = createProgressReporter(process.stderr, config.epochs)
       const controller = new AbortController()
@@ -93,8 +96,7 @@ export function registerTrainCommand(program: Command): void {
         return
       }
       const exported = flags.out === undefined ? undefined : await (await import('../../daemon/checkpoint/index.js')).writeModelExport(resolve(flags.out), result.model, result.params, config.dataset)
-      const dir = reportDirOption(flags)
-      const report = dir === undefined ? undefined : await writeRunReport(dir, reportFromLocalTraining(config, result, recorder))
+      const report = reportDir === undefined ? undefined : await writeRunReport(reportDir, reportFromLocalTraining(config, result, recorder))
       if (flags.json === true) {
         const out = exported === undefined ? {} : { out: exported.path, ...(exported.normalization !== undefined ? { normalization: exported.normalization } : { normalizationUnknown: exported.normalizationUnknown }) }
         process.stdout.write(JSON.stringify({ test: result.test, reason: result.reason, epochs: result.epoch, steps: result.step, wallMs: result.wallMs, history: result.history, stages: result.stages, report, ...out }, null, 2) + '\n')

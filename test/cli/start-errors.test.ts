@@ -124,9 +124,12 @@ describe('p2pmld start and train with bad input', () => {
       // f > 0: every rule refused it (naming --min-peers) and mean ignored it; without a rule it was ignored too
       [['--aggregation', 'trimmed-mean', '--f', '2'], /^p2pmld: --f 2: p2pmld train aggregates one gradient a step, of which no rule can leave out a faulty one: drop --f \(f > 0 needs peers: run the job with p2pmld start\)$/m],
       [['--f', '1'], /^p2pmld: --f 1: p2pmld train aggregates one gradient/m],
+      // a report directory that is a file: EEXIST after the whole training, its result never printed
+      [['--model', 'mlp', '--report-dir', join(dir, 'not-a-dir.json')], /^p2pmld: --report-dir \S+not-a-dir\.json is a file, not a directory: give the directory to write the report into \(created if missing\)$/m],
       // more samples than the bundled split holds: it trained on 8000 without a word
       [['--model', 'mlp', '--train-samples', '48000'], /^p2pmld: trainSamples 48000 is more than the training split of mnist holds \(8000 samples; the validation samples are set apart first\): use at most 8000, or leave out trainSamples \(--train-samples\) to train on all of them$/m]
     ]
+    writeFileSync(join(dir, 'not-a-dir.json'), '{}')
     const runs = cases.map(([args]) => startCli(['train', '--epochs', '1', ...args]))
     for (let i = 0; i < cases.length; i++) {
       expect(await runs[i].exited).toBe(1)
