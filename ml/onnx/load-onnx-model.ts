@@ -5,6 +5,7 @@
  * input (its batch dim may be symbolic), and the single graph output is the logits.
  */
 import { readFile } from 'node:fs/promises'
+import { isAbsolute, resolve } from 'node:path'
 import { attrFloat, ShapeError, type Attribute, type ConstantTensor, type ForwardGraph, type IrNode, type Shape } from '../autodiff/ir.js'
 import { batchNormBuffers } from '../autodiff/ops/batch-normalization.js'
 import { firstUnsupportedOp, inferShapes, UnsupportedOpError } from '../autodiff/training-graph.js'
@@ -109,7 +110,9 @@ export async function loadOnnxModel(pathOrBytes: string | Uint8Array): Promise<M
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new OnnxModelNotFoundError(`ONNX model file '${pathOrBytes}' does not exist: check the path, or use a zoo model name`)
+      // a relative path is read from this process's working directory (a daemon's, for a submitted job): say which
+      const where = isAbsolute(pathOrBytes) ? '' : ` (looked for ${resolve(pathOrBytes)}: a relative path is read from the working directory of the process that loads it)`
+      throw new OnnxModelNotFoundError(`ONNX model file '${pathOrBytes}' does not exist${where}: check the path, or use a zoo model name`)
     }
     throw new OnnxModelNotFoundError(`cannot read ONNX model file '${pathOrBytes}': ${(err as Error).message}`)
   }

@@ -202,6 +202,8 @@ describe('loadOnnxModel', () => {
     const path = join(dir, 'missing.onnx')
     await expect(loadOnnxModel(path)).rejects.toThrow(OnnxModelNotFoundError)
     await expect(loadOnnxModel(path)).rejects.toThrow(/missing\.onnx' does not exist/)
+    // a relative path says where it looked: a daemon reads a submitted job's path from its own directory
+    await expect(loadOnnxModel('models/nowhere.onnx')).rejects.toThrow(`ONNX model file 'models/nowhere.onnx' does not exist (looked for ${join(process.cwd(), 'models', 'nowhere.onnx')}: a relative path is read from the working directory of the process that loads it): check the path, or use a zoo model name`)
   })
 
   it('says when the bytes are not an ONNX model', async () => {
