@@ -1,6 +1,9 @@
 /** How a client command finds its daemon: --socket, else --data-dir, P2PMLD_* env or --config. */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
+import { CHECKPOINT_DIR, CHECKPOINT_FILE } from '../../daemon/checkpoint/checkpoint.js'
 import { createControlClient, DaemonNotRunningError, type ControlClient } from '../../daemon/control/client.js'
 
 export interface ClientOptions {
@@ -35,7 +38,7 @@ function daemonConfigOf(options: ClientOptions, env: NodeJS.ProcessEnv = process
 /**
  * Opens a client for the command, runs work, always closes the connection. `offline`: the
  * command's way to do without a daemon (e.g. `p2pmld report --checkpoint <data dir>`), given the
- * daemon's data dir, added to the error when no daemon runs there.
+ * daemon's data dir, added to the error when no daemon runs there and that data dir holds a checkpoint.
  * @throws DaemonNotRunningError, with `offline`'s hint when given
  */
 export async function withClient<T>(options: ClientOptions, work: (client: ControlClient) => Promise<T>, offline?: (dataDir: string) => string): Promise<T> {
@@ -46,7 +49,8 @@ export async function withClient<T>(options: ClientOptions, work: (client: Contr
   try {
     return await work(client)
   } catch (error) {
-    if (offline !== undefined && error instanceof DaemonNotRunningError) throw new DaemonNotRunningError(`${error.message}, or ${offline(dataDir)}`)
+    // only where there is a checkpoint to do without it from (an empty data dir's hint named a missing file)
+    if (offline !== undefined && error instanceof DaemonNotRunningError && existsSync(join(dataDir, CHECKPOINT_DIR, CHECKPOINT_FILE))) throw new DaemonNotRunningError(`${error.message}, or ${offline(dataDir)}`)
     throw error
   } finally {
     await client.close()

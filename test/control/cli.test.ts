@@ -1,6 +1,6 @@
 /** The p2pmld client commands as real child processes against a live control server. */
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -108,10 +108,13 @@ describe('p2pmld client commands', () => {
     const resume = await runCli(['job', 'resume', '--socket', socketPath, '--job', 'run-7'])
     expect(resume.stdout).toBe('job run-7 resumed (training)\n')
 
-    const [metrics, checkpoint] = await Promise.all([
+    const [metrics, checkpoint, intoDir] = await Promise.all([
       runCli(['metrics', '--socket', socketPath]),
-      runCli(['checkpoint', '--socket', socketPath, '--path', 'ckpt/a.ckpt'], {}, dir)
+      runCli(['checkpoint', '--socket', socketPath, '--path', 'ckpt/a.ckpt'], {}, dir),
+      // a path ending in '/' is a directory (the daemon wrote a file of its name)
+      runCli(['checkpoint', '--socket', socketPath, '--path', 'ckdir/'], {}, dir)
     ])
+    expect(intoDir.stdout).toMatch(new RegExp(`^checkpoint of step \\d+ written to ${join(dir, 'ckdir', 'state.p2ckpt')} \\(4\\.0 KiB\\)\\n$`))
     const metricLines = metrics.stdout.split('\n')
     expect(metricLines[0]).toMatch(/^stage\s+count\s+mean ms\s+median ms\s+p95 ms\s+max ms\s+total s\s+CPU %\s+RSS MiB$/)
     expect(metricLines[1]).toMatch(/^compute\s+10\s+50\.00\s+48\.00\s+75\.00\s+91\.00\s+0\.50\s+180\s+210$/)
@@ -173,6 +176,14 @@ describe('p2pmld client commands', () => {
     expect(events).toEqual(['socket closed', 'process exits', 'stop returned'])
   })
 
+  it('a --socket that is a file or a directory is named as such, not as a daemon to start there', async () => {
+    const jobFile = join(dir, 'job-as-socket.yaml')
+    writeFileSync(jobFile, 'model: mlp\n')
+    const [file, directory] = await Promise.all([runCli(['status', '--socket', jobFile]), runCli(['status', '--socket', dir])])
+    expect(expectOneLineFailure(file)).toBe(`p2pmld: ${jobFile} is not a control socket (it is a file): give the daemon's socket with --socket, or its data dir with --data-dir`)
+    expect(expectOneLineFailure(directory)).toBe(`p2pmld: ${dir} is not a control socket (it is a directory): give the daemon's socket with --socket, or its data dir with --data-dir`)
+  })
+
   it('stop with no daemon running says there is nothing to stop and succeeds', async () => {
     const nowhere = join(dir, 'not-running')
     const [run, json] = await Promise.all([
@@ -211,15 +222,20 @@ describe('p2pmld client commands', () => {
   it('fails with one line and exit code 1', async () => {
     const badJob = join(dir, 'bad-job.yaml')
     writeFileSync(badJob, 'model: mlp\noptimizer:\n  type: sgd\n  lr: 0\nepochs: -1\n')
-    const [noDaemon, invalid, usage, typo, command, usageJson, noDaemonReport, noDaemonExport] = await Promise.all([
+    // a stopped daemon's data dir: its checkpoint is what report and export can do without it
+    mkdirSync(join(dir, 'stopped', 'checkpoint'), { recursive: true })
+    writeFileSync(join(dir, 'stopped', 'checkpoint', 'state.p2ckpt'), '')
+    const [noDaemon, invalid, usage, typo, command, usageJson, noDaemonReport, noDaemonExport, emptyReport] = await Promise.all([
       runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
       runCli(['job', 'submit', badJob, '--socket', socketPath]),
       runCli(['status', '--socket', socketPath, '--bogus']),
       runCli(['status', '--socket', socketPath, '--jsn']),
       runCli(['stauts']),
       runCli(['status', '--socket', socketPath, '--json', '--bogus']),
-      runCli(['report', '--data-dir', join(dir, 'elsewhere')]),
-      runCli(['export', '--data-dir', join(dir, 'elsewhere'), '--out', join(dir, 'm.onnx')])
+      runCli(['report', '--data-dir', join(dir, 'stopped')]),
+      runCli(['export', '--data-dir', join(dir, 'stopped'), '--out', join(dir, 'm.onnx')]),
+      // no checkpoint there: no checkpoint to suggest (it named one that did not exist)
+      runCli(['report', '--data-dir', join(dir, 'elsewhere')])
     ])
     expect(expectOneLineFailure(usage)).toBe("error: unknown option '--bogus'")
     // a usage error under --json is a JSON document on stdout too, as a failed command's is
@@ -231,8 +247,9 @@ describe('p2pmld client commands', () => {
     expect(expectOneLineFailure(command)).toBe("error: unknown command 'stauts' (Did you mean status?)")
     expect(expectOneLineFailure(noDaemon)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
     // report and export can do without the daemon: they say how
-    expect(expectOneLineFailure(noDaemonReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\`, or read a stopped daemon's checkpoint with \`p2pmld report --checkpoint ${join(dir, 'elsewhere')}\``)
-    expect(expectOneLineFailure(noDaemonExport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\`, or export a stopped daemon's checkpoint with \`p2pmld export --checkpoint ${join(dir, 'elsewhere', 'checkpoint')}\``)
+    expect(expectOneLineFailure(noDaemonReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'stopped', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'stopped')}\`, or read a stopped daemon's checkpoint with \`p2pmld report --checkpoint ${join(dir, 'stopped')}\``)
+    expect(expectOneLineFailure(noDaemonExport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'stopped', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'stopped')}\`, or export a stopped daemon's checkpoint with \`p2pmld export --checkpoint ${join(dir, 'stopped', 'checkpoint')}\``)
+    expect(expectOneLineFailure(emptyReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
     const invalidLine = expectOneLineFailure(invalid)
     expect(invalidLine).toContain(`p2pmld: invalid job file ${badJob}:`)
     expect(invalidLine).toContain('optimizer.lr:')
