@@ -131,6 +131,12 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
 
   const session: JobSession = {
     ...core,
+    startStage() {
+      const failing = transport === undefined ? connection?.lastFailure() : undefined
+      return failing === undefined
+        ? undefined
+        : `cannot reach the broker at ${new URL(options.amqpUrl).host} (${failing.failures} tr${failing.failures === 1 ? 'y' : 'ies'} failed, the last: ${failing.message}): retrying; check --amqp-url (host, port, user and password) and that the broker runs`
+    },
     async start() {
       await core.startRuntime((info) => log.warn(info, 'offloaded micro-batch failed after its retries: computed in process'))
       const parameterCount = core.parameterCount()

@@ -65,7 +65,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         // a member stopped by `job stop` left the job: it counts none (it showed the others')
         liveMembers: state === 'stopped' ? 0 : runner?.liveMembers() ?? 0,
         // a stopped runner's last wait is history
-        waiting: (runner?.state() === 'finished' || runner?.state() === 'failed' ? undefined : runner?.waitingFor()?.reason) ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null),
+        waiting: (runner?.state() === 'finished' || runner?.state() === 'failed' ? undefined : runner?.waitingFor()?.reason) ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null) ?? (runner === undefined ? session?.startStage?.() : undefined) ?? null,
         uptimeMs: Date.now() - daemon.startedAt
       }
     },

@@ -96,6 +96,8 @@ export interface JobSession {
   othersFinished(): boolean
   /** `transport: auto`: gradients this peer sent through the broker, by recipient (libp2p could not reach it) */
   gradientsThroughBroker?(): Readonly<Record<string, number>>
+  /** why the session has not started its job yet, in words (e.g. the broker cannot be reached); undefined once it has, or when nothing holds it up */
+  startStage?(): string | undefined
   /** sizes of the job's model and training set, and the model's layout fingerprint (layoutFingerprint), once the runtime is up */
   runtimeInfo(): { readonly parameterCount: number, readonly trainSamples: number, readonly layout: string } | undefined
   /** finish the step in progress, tell the others this peer leaves, stop */

@@ -61,6 +61,8 @@ export interface BrokerConnection {
   /** close; no timer or socket is left behind */
   stop(): Promise<void>
   connected(): boolean
+  /** while connecting: how many tries failed in a row and the last one's error (undefined once connected) */
+  lastFailure(): { readonly failures: number, readonly message: string } | undefined
   /** resolves once connected (immediately when it is); rejects on stop or abort */
   ready(signal?: AbortSignal): Promise<void>
   /**
@@ -87,6 +89,8 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
   let up = false
   let stopped = false
   let connecting: Promise<void> | undefined
+  /** the tries failed in a row (BrokerConnection.lastFailure) */
+  let failing: { failures: number, message: string } | undefined
   let retryTimer: NodeJS.Timeout | undefined
   let wakeRetry: (() => void) | undefined
   let waiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
@@ -141,6 +145,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
       while (!stopped) {
         try {
           await connectOnce()
+          failing = undefined
           if (stopped) return
           if (counters.connects > 1) logger.info({ connects: counters.connects }, 'reconnected to the broker')
           return
@@ -148,6 +153,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
           if (stopped) return
           // the first failure and then about once a minute (every 12th at the 5 s cap) at warn
           failures++
+          failing = { failures, message: (error as Error).message }
           logger[failures % 12 === 1 ? 'warn' : 'debug']({ err: (error as Error).message, retryInMs: delay, failures }, 'cannot reach the broker; retrying')
           // stop() ends the wait at once (clearing the timer alone would leave this await hanging)
           await new Promise<void>((resolve) => {
@@ -213,6 +219,7 @@ export function createBrokerConnection(options: BrokerConnectionOptions): Broker
       clearTimeout(grace)
     },
     connected: () => up,
+    lastFailure: () => failing,
     ready(signal?: AbortSignal): Promise<void> {
       if (up) return Promise.resolve()
       if (stopped) return Promise.reject(new BrokerUnavailableError('broker connection stopped'))
