@@ -211,7 +211,7 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
     if (allowed !== undefined && allowed.length > 0) return [`  ${label(issue.path)}: ${describeAllowed(allowed, valueAt(input, issue.path))}`]
     const section = sectionMessage(schema, issue, valueAt(input, issue.path), label(issue.path))
     if (section !== undefined) return [`  ${label(issue.path)}: ${section}`]
-    return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path)) ?? issue.message}`]
+    return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path), valueAt(input, issue.path.slice(0, -1))) ?? issue.message}`]
   })
 }
 
@@ -232,13 +232,22 @@ function sectionMessage(schema: z.ZodType, issue: z.core.$ZodIssue, value: unkno
   return `is a section of keys (${[...keys.keys()].join(', ')}), not a single value, got ${JSON.stringify(value)}${meant}`
 }
 
+/** the keys that choose a section's variant (offload mode, optimizer type, aggregation rule, compression codec) */
+const DISCRIMINATORS = ['mode', 'type', 'rule', 'codec']
+
 /**
- * Zod's number messages ('Too big: expected number to be <=65535', 'Invalid input: expected
+ * A key left out that has no default, and zod's number messages ('Too big: expected number to be <=65535', 'Invalid input: expected
  * int, received number', 'expected number, received string') in the words the other errors
  * use, with the value given; undefined for other issues (their message stays).
  */
-function plainMessage(issue: z.core.$ZodIssue, value: unknown): string | undefined {
+function plainMessage(issue: z.core.$ZodIssue, value: unknown, parent: unknown): string | undefined {
   const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`
+  // a key with no default left out ('Invalid input: expected string, received undefined'), and
+  // the choice that needs it (offload mode lambda needs its bucket)
+  if (issue.code === 'invalid_type' && value === undefined && issue.path.length > 0) {
+    const chosen = typeof parent === 'object' && parent !== null ? Object.entries(parent).find(([key, v]) => DISCRIMINATORS.includes(key) && typeof v === 'string') : undefined
+    return `is required${chosen !== undefined ? ` with ${chosen[0]} ${String(chosen[1])}` : ''} (it has no default): give a ${issue.expected}`
+  }
   if (issue.code === 'too_big' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${got}`
   if (issue.code === 'too_small' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${got}`
   if (issue.code === 'invalid_type' && issue.expected === 'int' && typeof value === 'number') return `must be a whole number${got}`

@@ -44,6 +44,14 @@ describe('unknown keys suggest the nearest valid one', () => {
     expect(text).toContain('dataDirectory: unknown key: did you mean dataDir?')
     expect(text).toContain('log_level: unknown key: did you mean logLevel?')
   })
+
+  it('a key left out that has no default: required, with the choice that needs it', () => {
+    const file = join(dir, 'lambda.yaml')
+    writeFileSync(file, 'offload:\n  mode: lambda\n')
+    // it read 'Invalid input: expected string, received undefined'
+    expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain('offload.bucket: is required with mode lambda (it has no default): give a string')
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: 'lambda' } }))).toContain('--offload.bucket: is required (it has no default): give a string')
+  })
 })
 
 describe('a single value where a section of keys belongs', () => {
