@@ -106,7 +106,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       // construct once to validate the key now rather than on the first connection
       preSharedKey({ psk })()
     } catch (error) {
-      throw new PeerNodeError(`the private network key is invalid (${(error as Error).message}); generate one with createPsk()`)
+      // the key file's format (the README's recipe), not pnet's JavaScript API (createPsk())
+      throw new PeerNodeError(`the private network key is invalid (${(error as Error).message}): a key file holds three lines, /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits; make one with: printf '/key/swarm/psk/1.0.0/\\n/base16/\\n%s\\n' "$(openssl rand -hex 32)" > swarm.key`)
     }
     protector = preSharedKey({ psk })
   }

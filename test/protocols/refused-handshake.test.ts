@@ -55,4 +55,10 @@ describe('refused handshakes', () => {
     expect(failed()).toBe(afterStranger)
     expect(host.refusedConnections()['not-allowlisted'] ?? 0).toBe(0)
   }, 30_000)
+
+  it('refuses a key file that is not one, saying what one holds and how to make it', async () => {
+    const error = await createPeerNode({ privateKey: await generateKeyPair('Ed25519'), listen: [LOOPBACK], psk: new TextEncoder().encode('garbage\n') }).then(() => undefined, (e: unknown) => e)
+    // it said to call createPsk(), pnet's JavaScript function
+    expect((error as Error).message).toMatch(/^the private network key is invalid \(.*\): a key file holds three lines, \/key\/swarm\/psk\/1\.0\.0\/, \/base16\/ and 64 hex digits; make one with: printf '\/key\/swarm\/psk\/1\.0\.0\/\\n\/base16\/\\n%s\\n' "\$\(openssl rand -hex 32\)" > swarm\.key$/)
+  })
 })
