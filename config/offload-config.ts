@@ -25,11 +25,14 @@ const microBatching = {
   minMicroBatchSize: z.number().int().min(1).max(65536).default(16)
 }
 
+/** an S3 bucket name as S3 accepts it (the daemon's offload config, and the IAM policies `functions package` writes) */
+export const S3BucketNameSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes')
+
 const aws = {
   /** the gradient Lambda function (name or ARN) */
   functionName: z.string().min(1).max(170).default('p2pmld-gradient'),
   /** S3 bucket the peer and the functions exchange parameters, micro-batches and gradients in */
-  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes'),
+  bucket: S3BucketNameSchema,
   /** key prefix in the bucket */
   prefix: z.string().max(200).regex(/^([A-Za-z0-9!_.*'()-]+\/)*$/, "empty, or '/'-separated segments ending in '/' (e.g. 'p2pmld/')").default('p2pmld/'),
   /** AWS region (default: the SDK's: AWS_REGION, the profile) */

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { z } from 'zod'
-import { OffloadRetrySchema } from '../../config/offload-config.js'
+import { OffloadRetrySchema, S3BucketNameSchema } from '../../config/offload-config.js'
 import { ConfigError, formatZodError } from '../../config/job-config.js'
 import { action } from '../support/output.js'
 
@@ -24,7 +24,8 @@ const CommonSchema = z.object({
 
 const PackageSchema = CommonSchema.extend({
   out: z.string().min(1),
-  bucket: z.string().min(3).default('YOUR-BUCKET'),
+  // the placeholder, or a name S3 (and the daemon's offload config) accepts: My_Bucket went into the policies
+  bucket: z.literal('YOUR-BUCKET').or(S3BucketNameSchema).default('YOUR-BUCKET'),
   prefix: z.string().default('p2pmld/'),
   functionArn: z.string().startsWith('arn:').optional()
 }).strict()

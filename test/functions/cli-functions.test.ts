@@ -118,5 +118,9 @@ describe('p2pmld functions', () => {
     const longer = await run('functions', 'deploy', '--role-arn', 'arn:aws:iam::000000000000:role/fn', '--timeout', '120', '--invocation-timeout', '60')
     expect(longer.exitCode).toBe(1)
     expect(longer.stderr).toMatch(/--timeout: longer than --invocation-timeout/)
+    // a bucket name S3 (and the daemon's offload config) refuses went into the IAM policies
+    const bucket = await run('functions', 'package', '--out', join(await scratchDir('functions-bad-bucket-'), 'never-written'), '--bucket', 'My_Bucket')
+    expect(bucket.exitCode).toBe(1)
+    expect(bucket.stderr).toMatch(/--bucket: an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes/)
   })
 })
