@@ -53,8 +53,6 @@ export function lineChart(options: LineChartOptions): string {
   const width = options.width ?? 560
   const height = options.height ?? 260
   const margin = { left: 64, right: 16, top: 32, bottom: 44 }
-  const plotW = width - margin.left - margin.right
-  const plotH = height - margin.top - margin.bottom
   const fy = options.formatY ?? ((y: number) => String(Number(y.toPrecision(3))))
   const fx = options.formatX ?? ((x: number) => String(x))
   const all = options.series.flatMap((s) => s.points)
@@ -74,10 +72,6 @@ export function lineChart(options: LineChartOptions): string {
   const yPad = (yMax - yMin) * 0.05
   if (!(options.yFromZero === true && yMin === 0)) yMin -= yPad
   yMax += yPad
-  const sx = (x: number): number => margin.left + ((x - xMin) / (xMax - xMin)) * plotW
-  const sy = (y: number): number => margin.top + plotH - ((ty(y) - yMin) / (yMax - yMin)) * plotH
-
-  const parts: string[] = [header]
   // axes and grid
   // log scale (a learning rate halved on plateaus): tick the values the series take
   let yTicks = options.logY === true
@@ -85,6 +79,15 @@ export function lineChart(options: LineChartOptions): string {
     : niceTicks(yMin, yMax, 5)
   if (options.integerY === true) yTicks = yTicks.filter((t) => Number.isInteger(t))
   if (yTicks.length === 0) yTicks = [options.logY === true ? 10 ** yMin : yMin]
+  // room for the longest tick label left of the axis and the rotated axis label beyond it (a
+  // learning rate's 0.0000061 ran past the edge and under the label): at most ~8 px a character at 11 px
+  margin.left = Math.max(margin.left, 30 + Math.max(...yTicks.map((t) => fy(t).length)) * 8)
+  const plotW = width - margin.left - margin.right
+  const plotH = height - margin.top - margin.bottom
+  const sx = (x: number): number => margin.left + ((x - xMin) / (xMax - xMin)) * plotW
+  const sy = (y: number): number => margin.top + plotH - ((ty(y) - yMin) / (yMax - yMin)) * plotH
+
+  const parts: string[] = [header]
   for (const t of yTicks) {
     const y = round(sy(t))
     parts.push(`<line class="grid" x1="${margin.left}" x2="${margin.left + plotW}" y1="${y}" y2="${y}"/>`)

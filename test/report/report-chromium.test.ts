@@ -4,7 +4,7 @@
  * test-artifacts/. .ci/run installs chromium and sets P2PMLD_REQUIRE_CHROMIUM, so there (and
  * with CI=true) a missing browser fails with the install hint; elsewhere the test skips with it.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CPU_PERCENT_MIN_MS } from '../../daemon/metrics/stage-figure-schema.js'
 import { STAGE_COLUMNS } from '../../daemon/report/render-html.js'
 import type { RunReport } from '../../daemon/report/report-schema.js'
+import { lineChart } from '../../daemon/report/svg-chart.js'
 import { writeRunReport, type WrittenReport } from '../../daemon/report/write-report.js'
 import { trainForReport } from './support/trained-report.js'
 
@@ -101,4 +102,28 @@ describe.runIf(installed || required)('the run report in headless Chromium', () 
     // file:// for the page itself, nothing else
     expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([])
   }, 120_000)
+
+  it('a learning rate halved down to 1e-6: its tick labels stay inside the chart, clear of the axis label', async () => {
+    // 0.000391 read '.000391' and 0.0000061 '.0000061', run past the edge and under 'learning rate'
+    const svg = lineChart({
+      id: 'lr', title: 'Learning rate per epoch', xLabel: 'epoch', yLabel: 'learning rate', logY: true,
+      series: [{ id: 'lr', label: 'learning rate', color: '#000', points: [[0, 0.05], [1, 0.0125], [2, 0.000391], [3, 0.0000061]], step: true }]
+    })
+    const file = join(dir, 'lr-chart.html')
+    writeFileSync(file, `<!doctype html><html><body style="margin:0">${svg}</body></html>`)
+    const page = await context.newPage()
+    await page.goto(pathToFileURL(file).href)
+    const chart = await page.locator('svg[data-chart="lr"]').boundingBox()
+    const label = await page.locator('svg[data-chart="lr"] text.label[transform]').boundingBox()
+    const ticks = await page.locator('svg[data-chart="lr"] text.tick').evaluateAll((els) => els.map((e) => { const b = (e as unknown as { getBBox(): { x: number, width: number } }).getBBox(); return { text: e.textContent ?? '', box: { x: b.x, width: b.width } } }))
+    if (chart === null || label === null) throw new Error('the chart or its axis label was not drawn')
+    const yTicks = ticks.filter((t) => t.text.includes('0.'))
+    expect(yTicks.map((t) => t.text)).toEqual(expect.arrayContaining(['0.000391', '0.0000061']))
+    for (const t of yTicks) {
+      expect(t.box.x, t.text).toBeGreaterThanOrEqual(0)
+      // the rotated label's right edge is left of every tick label
+      expect(t.box.x, t.text).toBeGreaterThan(label.x - chart.x + label.width)
+    }
+    await page.close()
+  }, 60_000)
 })
