@@ -256,7 +256,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
         const decision = jobOverCheckpoint(job, saved, config.dataDir)
         if (decision.kind === 'refuse') throw new Error(decision.message)
         if (decision.kind === 'resume') {
-          log.info({ job: saved?.jobConfig.id, step: saved?.step, differs: decision.differs }, 'the job given is the one in the checkpoint: going on from it')
+          log.info({ job: saved?.jobConfig.id, step: saved?.step, differs: decision.differs }, saved?.meta.finished === true ? 'the job given is the one in the checkpoint, which finished: not run again' : 'the job given is the one in the checkpoint: going on from it')
           if (decision.differs.length > 0) options.onNotice?.(`the job flags give job ${saved?.jobConfig.id ?? ''} other ${decision.differs.join(', ')} than its checkpoint: it goes on as checkpointed (a changed job needs another id)`)
           job = undefined
         }
