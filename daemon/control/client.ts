@@ -2,7 +2,7 @@
  * Typed client for the control socket: one connection, opened on the first call, JSON-RPC 2.0
  * with newline framing; results are validated against the shared schemas.
  */
-import { lstatSync, type Stats } from 'node:fs'
+import { lstatSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { daemonFlagFor } from '../../config/daemon-config.js'
 import { createJSONRPCErrorResponse, isJSONRPCResponse, JSONRPCClient, type JSONRPCResponse } from 'json-rpc-2.0'
@@ -128,7 +128,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
       })
       const onConnectError = (err: NodeJS.ErrnoException): void => {
         // a path that is something else than a socket (a job file given as --socket) is no daemon to start there
-        const other = err.code === 'ECONNREFUSED' ? lstatSyncOrUndefined(socketPath) : undefined
+        const other = err.code === 'ECONNREFUSED' ? lstatSync(socketPath, { throwIfNoEntry: false }) : undefined
         if (other !== undefined && !other.isSocket()) {
           reject(new ControlConnectionError(`${socketPath} is not a control socket (it is a ${other.isDirectory() ? 'directory' : 'file'}): give the daemon's socket with --socket, or its data dir with --data-dir`))
         } else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
@@ -201,13 +201,5 @@ export function createControlClient(socketPath: string, options: ControlClientOp
         s.destroySoon()
       })
     }
-  }
-}
-
-function lstatSyncOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path)
-  } catch {
-    return undefined
   }
 }

@@ -48,6 +48,12 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       const progress = runner?.progress()
       const report = runner?.lastReport()
       const validation = runner?.lastValidation()
+      /** why the job does not step now: the runner's reason (none once it ended), else the join in progress, else what holds the session's start up (a broker it cannot reach) */
+      const waitingReason = (): string | null => {
+        if (runner !== undefined) return runner.state() === 'finished' || runner.state() === 'failed' ? null : runner.waitingFor()?.reason ?? null
+        if (daemon.joining()) return `joining a job: ${daemon.joinStage() ?? 'reaching its members'}`
+        return session?.startStage?.() ?? null
+      }
       const state = jobState(daemon)
       return {
         peerId: daemon.peerId,
@@ -65,7 +71,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         // a member stopped by `job stop` left the job: it counts none (it showed the others')
         liveMembers: state === 'stopped' ? 0 : runner?.liveMembers() ?? 0,
         // a stopped runner's last wait is history
-        waiting: (runner?.state() === 'finished' || runner?.state() === 'failed' ? undefined : runner?.waitingFor()?.reason) ?? (runner === undefined && daemon.joining() ? `joining a job: ${daemon.joinStage() ?? 'reaching its members'}` : null) ?? (runner === undefined ? session?.startStage?.() : undefined) ?? null,
+        waiting: waitingReason(),
         uptimeMs: Date.now() - daemon.startedAt
       }
     },

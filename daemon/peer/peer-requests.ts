@@ -15,7 +15,7 @@ import type { JobSession } from './job-session.js'
 import type { RejectionLog } from './rejection-log.js'
 
 /** a digest question (or a held join reply) for a step this peer has not reached waits this long at most, ms */
-export const DIGEST_WAIT_MS = 25_000
+const DIGEST_WAIT_MS = 25_000
 /** a snapshot request waits this long at most for the step it asks for, ms */
 const SNAPSHOT_WAIT_MS = 120_000
 
