@@ -171,6 +171,17 @@ export function describeAllowed(values: readonly unknown[], got: unknown): strin
   return `must be one of ${values.map(String).join(', ')}${shown}${near.length > 0 ? ` (did you mean ${orList(near)}?)` : ''}`
 }
 
+/** a JSON object given as a string (`--offload '{"mode": "pool"}'`), else undefined */
+function parsedObject(text: string): Record<string, unknown> | undefined {
+  if (!text.trim().startsWith('{')) return undefined
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let current = input
   for (const key of path) {
@@ -208,7 +219,18 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
       : issue.code === 'invalid_union'
         ? ('options' in issue && Array.isArray(issue.options) ? issue.options as unknown[] : allowedValues(schemaAt(schema, issue.path) ?? schema))
         : undefined
-    if (allowed !== undefined && allowed.length > 0) return [`  ${label(issue.path)}: ${describeAllowed(allowed, valueAt(input, issue.path))}`]
+    if (allowed !== undefined && allowed.length > 0) {
+      // a section given as its shorthand string (`--offload gpu`, `offload: gpu`): the string is
+      // the value of the section's key inside the schema, so name the section and the string
+      const shorthand = valueAt(input, issue.path) === undefined && issue.path.length > 1 ? valueAt(input, issue.path.slice(0, -1)) : undefined
+      if (typeof shorthand === 'string') {
+        const given = parsedObject(shorthand)
+        return given === undefined
+          ? [`  ${label(issue.path.slice(0, -1))}: ${describeAllowed(allowed, shorthand)}`]
+          : [`  ${label(issue.path)}: ${describeAllowed(allowed, given[String(issue.path.at(-1))])}`]
+      }
+      return [`  ${label(issue.path)}: ${describeAllowed(allowed, valueAt(input, issue.path))}`]
+    }
     const section = sectionMessage(schema, issue, valueAt(input, issue.path), label(issue.path))
     if (section !== undefined) return [`  ${label(issue.path)}: ${section}`]
     return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path), valueAt(input, issue.path.slice(0, -1))) ?? issue.message}`]

@@ -52,6 +52,13 @@ describe('unknown keys suggest the nearest valid one', () => {
     expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain('offload.bucket: is required with mode lambda (it has no default): give a string')
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: 'lambda' } }))).toContain('--offload.bucket: is required (it has no default): give a string')
   })
+
+  it('a mode given as the shorthand string names the string given', () => {
+    // it read '--offload.mode: must be one of none, pool, lambda, stepfunctions', without the value
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: 'gpu' } }))).toContain("--offload: must be one of none, pool, lambda, stepfunctions, got 'gpu'")
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir, P2PMLD_OFFLOAD: 'pol' } }))).toContain("P2PMLD_OFFLOAD: must be one of none, pool, lambda, stepfunctions, got 'pol' (did you mean pool?)")
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: '{"mode": "gpu"}' } }))).toContain("--offload.mode: must be one of none, pool, lambda, stepfunctions, got 'gpu'")
+  })
 })
 
 describe('a single value where a section of keys belongs', () => {
