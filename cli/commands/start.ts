@@ -49,6 +49,8 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
  * before (CI saw one) otherwise asked their closed ports for ever
  */
 const EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS = 60_000
+/** how often a start in progress checks whether its job is held up (a broker that cannot be reached), ms */
+const START_HELD_UP_CHECK_MS = 2_000
 
 export function registerStartCommand(program: Command): void {
   const command = program
@@ -124,8 +126,27 @@ export function registerStartCommand(program: Command): void {
       events: screen.events,
       onReport: (written) => screen.line(describeWrittenReport(written)),
       // held until the daemon's own lines (its id, addresses) are out
-      onNotice: (text) => { if (notices !== undefined) notices.push(text); else screen.line(text) }
+      onNotice: (text) => { if (notices !== undefined) notices.push(text); else screen.line(text) },
+      onListening: () => { listening = true }
     })
+    /** the peer and the control socket are up; the job's start may still be in progress */
+    let listening = false
+    let listeningPrinted = false
+    /** the daemon's id, addresses and socket, then the notices held until they were out; once */
+    const printListening = (): void => {
+      if (listeningPrinted) return
+      listeningPrinted = true
+      process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
+      // announced: the bound addresses are not what other hosts dial; the announced ones are
+      const announced = (config.announce ?? []).length > 0
+      for (const address of announced ? config.listen : daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
+      for (const address of daemon.addresses()) process.stdout.write(`bootstrap address ${address}${announced ? ' (announced)' : ''}\n`)
+      process.stdout.write(`control socket ${config.socketPath}\n`)
+      const metricsAt = daemon.metrics()?.address()
+      if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)
+      for (const text of notices ?? []) screen.line(text)
+      notices = undefined
+    }
     let stopping = false
     let stopped: Promise<void> | undefined
     /** the first call stops the daemon; every call resolves once it has stopped */
@@ -144,6 +165,16 @@ export function registerStartCommand(program: Command): void {
     // (not when the daemon's own stop after a failed start settles it)
     let startFailed = false
     void daemon.shutdownRequested().then(async () => { if (!startFailed) await stop('shutdown requested') })
+    // the daemon's lines come once its job has started (scripts read 'listening on' as ready to
+    // be bootstrapped to), except while that start is held up (its broker cannot be reached yet:
+    // it printed nothing, for ever): then they come with the reason
+    const heldUp = setInterval(() => {
+      const why = daemon.session()?.startStage?.()
+      if (why === undefined || !listening) return
+      clearInterval(heldUp)
+      printListening()
+      screen.line(`the job cannot start yet: ${why} (p2pmld status says how it stands)`)
+    }, START_HELD_UP_CHECK_MS)
     try {
       await daemon.start()
     } catch (error) {
@@ -156,19 +187,14 @@ export function registerStartCommand(program: Command): void {
       await daemon.stop().catch(() => {})
       if (askedToStop) return
       throw explainStartFailure(error)
+    } finally {
+      clearInterval(heldUp)
     }
     if (stopping) {
       await daemon.stop()
       return
     }
-    process.stdout.write(`p2pmld daemon ${daemon.peerId}\n`)
-    // announced: the bound addresses are not what other hosts dial; the announced ones are
-    const announced = (config.announce ?? []).length > 0
-    for (const address of announced ? config.listen : daemon.addresses()) process.stdout.write(`listening on ${address}\n`)
-    for (const address of daemon.addresses()) process.stdout.write(`bootstrap address ${address}${announced ? ' (announced)' : ''}\n`)
-    process.stdout.write(`control socket ${config.socketPath}\n`)
-    const metricsAt = daemon.metrics()?.address()
-    if (metricsAt !== undefined) process.stdout.write(`metrics at http://${metricsAt.host === '0.0.0.0' ? '127.0.0.1' : metricsAt.host}:${metricsAt.port}/metrics\n`)
+    printListening()
     // minPeers counts this host: with 1 it starts at once
     // (not when the job given was the data dir's checkpoint's: the daemon said where it goes on from)
     if (job !== undefined && daemon.hostsGivenJob()) process.stdout.write(`hosting job ${daemon.session()?.jobId}: ${job.minPeers === 1 ? 'starting (minPeers 1: this peer alone)' : `waiting for ${job.minPeers} peers (minPeers, this one included)`}\n`)
@@ -183,8 +209,6 @@ export function registerStartCommand(program: Command): void {
         : finishedBefore.members > 0 ? '; this peer joins the job its members run next' : `; p2pmld job submit gives it a new job, p2pmld export --checkpoint ${config.dataDir}/checkpoint writes the finished model`
       process.stdout.write(`job ${finishedBefore.jobId} had finished (step ${finishedBefore.step}, in the checkpoint) before this start: idle${next}\n`)
     }
-    for (const text of notices) screen.line(text)
-    notices = undefined
     if (flags.exitWhenDone === true && finishedBefore === undefined) {
       void daemon.jobDone().then(async (result) => {
         const failure = daemon.jobFailure()

@@ -43,6 +43,12 @@ export interface PeerDaemonOptions {
    * log has the details; `p2pmld start` prints these)
    */
   readonly onNotice?: (text: string) => void
+  /**
+   * start() has the peer listening and the control socket (and metrics) up, and goes on to the
+   * job: hosting it (which can wait on a broker that cannot be reached yet) or joining one.
+   * `p2pmld start` prints the daemon's id and addresses here, not after the job's start
+   */
+  readonly onListening?: () => void
   /** where job-end reports go (default <data-dir>/reports); null: write none */
   readonly reportsDir?: string | null
   /** the only job to join: through bootstrap peers, the broker or auto-join (default: the first one that answers) */

@@ -272,6 +272,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await metrics?.start()
       // told to stop while starting (SIGINT during start-up): stop() closes what started so far
       if (stopped()) return
+      options.onListening?.()
       if (job !== undefined) {
         await hostJob(job)
         hostsGiven = true
