@@ -13,7 +13,7 @@ import { createCodec, type GradientCodec } from '../../ml/compress/index.js'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import {
-  ControlDecisionSchema, DigestReplySchema, LeaveReplySchema, MembershipAnnouncementSchema,
+  LeaveReplySchema, MembershipAnnouncementSchema,
   type ControlDecision, type JobControlAction, type JobInfo, type MembershipAnnouncement, type MembershipState
 } from '../../protocols/job/job-protocol.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -21,14 +21,15 @@ import { ExpectedRefusal } from '../../protocols/request/json-request.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
 import { vouchesTo } from './vouching.js'
-import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import type { InboundGradient } from '../training/sync-trainer.js'
 import { layoutFingerprint } from '../training/training-state.js'
 import type { JobSession, JobSessionEvents, PeerSighting } from './job-session.js'
 import { createMembershipChangeTracker } from './membership-changes.js'
+import { createInboundDecoder } from './inbound-gradient.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
+import { createRunnerNetwork } from './runner-network.js'
 
 /** how often the membership's version is checked for changes no step report shows */
 const MEMBERSHIP_WATCH_MS = 500
@@ -112,15 +113,8 @@ export interface SessionCore extends Pick<JobSession,
   isStopped(): boolean
 }
 
-/** pauses before re-sending a gradient to members a send missed */
-const SEND_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
-/** one digest or control question; a member still finishing its last step answers when it gets there */
-const REQUEST_TIMEOUT_MS = 30_000
 /** a peer whose heartbeat or other membership message came this recently is alive (heartbeats: 1 s) */
 const HEARD_WITHIN_MS = 3_000
-const EMPTY = new Float32Array(0)
-/** the largest reduce-scatter cut accepted while this peer has no membership yet (joining) */
-const MAX_SLICES_BEFORE_MEMBERSHIP = 1024
 /** inbound gradients kept while a joining peer has no runner yet */
 const MAX_EARLY_GRADIENTS = 256
 /** senders whose membership announcements are kept while a joining peer has no runner yet */
@@ -163,10 +157,6 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     if (runner?.memberLeaving(peerId, effectiveStep) === false) return
     leaveAnnounced.set(peerId, effectiveStep)
   }
-  const attached = (): JobWire => {
-    if (wire === undefined) throw new Error('the job session has no transport attached')
-    return wire
-  }
 
   const createRunner = (snapshot: JobSnapshot | undefined, provisional: boolean, warmupDeadlineMs?: number): JobRunner => {
     if (runtime === undefined) throw new Error('job runtime not ready')
@@ -183,41 +173,17 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       provisional,
       ...(warmupDeadlineMs === undefined ? {} : { warmupDeadlineMs }),
       recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
-      network: {
-        sendGradient: async (message, recipients) => {
-          const outbound: GradientMessage = {
-            jobId, sender: selfId, step: message.step, epoch: message.epoch, codec: codec.id, parameterCount,
-            digest: Buffer.from(message.digest, 'hex'), payload: message.payload, ...(message.slices !== undefined ? { slices: message.slices } : {})
-          }
-          let pending: readonly string[] = recipients
-          for (const delayMs of [...SEND_RETRY_DELAYS_MS, undefined]) {
-            if (wire === undefined || stopped) return
-            pending = (await wire.publishGradient(outbound, pending)).missed
-            // a member this peer cannot reach yet (its address still on the way, a link being
-            // re-dialed, a broker queue not declared yet) gets the gradient late rather than
-            // never, as long as the step may still be waiting for it
-            if (pending.length === 0 || delayMs === undefined) break
-            await new Promise((resolve) => setTimeout(resolve, delayMs))
-            if ((runner?.progress().step ?? 0) > message.step + 1) break
-          }
-          if (pending.length > 0) log.debug({ step: message.step, unreached: pending }, 'gradient not delivered to every member')
-        },
-        announceMembership: async (membership, step, phase) => {
-          await attached().broadcast({ v: 1, type: 'membership', jobId, step, phase, membership, ...options.membershipExtras?.(membership) })
-        },
-        queryDigest: async (peerId, minStep, signal) => {
-          return await attached().request(peerId, { v: 1, type: 'digest', jobId, step: minStep }, DigestReplySchema, { signal, timeoutMs: REQUEST_TIMEOUT_MS })
-        },
-        announceControl: async (decision) => {
-          await attached().broadcast({ v: 1, type: 'control', jobId, decision })
-        },
-        requestControl: async (coordinator, action) => {
-          return await attached().request(coordinator, { v: 1, type: 'control', jobId, action }, ControlDecisionSchema, { timeoutMs: REQUEST_TIMEOUT_MS })
-        },
-        fetchSnapshot: async (peerId, minStep) => {
-          return fromTrainingSnapshot(await attached().fetchSnapshot(peerId, minStep), `peer ${peerId}`)
-        }
-      }
+      network: createRunnerNetwork({
+        jobId,
+        selfId,
+        log,
+        wire: () => wire,
+        stopped: () => stopped,
+        codecId: () => codec.id,
+        parameterCount: () => parameterCount,
+        currentStep: () => runner?.progress().step ?? 0,
+        ...(options.membershipExtras === undefined ? {} : { membershipExtras: options.membershipExtras })
+      })
     })
   }
 
@@ -235,33 +201,14 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   }
 
   /** the payload decoded (a whole vector, or the slices of a reduce-scatter message); undefined when refused */
-  const decodeInbound = (message: GradientMessage, from: string): InboundGradient | undefined => {
-    const head = { step: message.step, sender: from, digest: Buffer.from(message.digest).toString('hex') }
-    const refuse = (detail: string, reason = 'payload'): undefined => {
-      rejections.reject(reason, { from, step: message.step }, detail)
-      return undefined
-    }
-    const slicePlan = runtime?.slicePlan
-    if ((message.slices !== undefined) !== (slicePlan !== undefined)) {
-      return refuse(message.slices !== undefined
-        ? `a sliced (reduce-scatter) gradient message, but this job's exchange is ${config.exchange}`
-        : 'a whole-vector gradient message, but this job\'s exchange is reduce-scatter (the sender runs another job config)')
-    }
-    try {
-      if (message.slices === undefined || slicePlan === undefined) return { ...head, gradient: codec.decode(message.payload, parameterCount) }
-      // a slice plan costs a codec per slice: a cut for far more members than the job has had is
-      // refused before one is built (a forged total would otherwise cost up to 65,535 of them);
-      // the slack covers joiners admitted before this peer heard of them
-      const known = runner?.membership().toSnapshot().members.length
-      const most = known === undefined ? MAX_SLICES_BEFORE_MEMBERSHIP : 2 * known + 16
-      if (message.slices.total > most) {
-        return refuse(`cut into ${message.slices.total} slices, but this job has had ${known ?? 'no known'} members (at most ${most} accepted)`, 'slices')
-      }
-      return { ...head, gradient: EMPTY, sliced: { header: message.slices, parts: slicePlan(message.slices.total).decode(message.slices, message.payload) } }
-    } catch (error) {
-      return refuse((error as Error).message)
-    }
-  }
+  const decodeInbound = createInboundDecoder({
+    exchange: config.exchange,
+    rejections,
+    codec: () => codec,
+    parameterCount: () => parameterCount,
+    slicePlan: () => runtime?.slicePlan,
+    membersKnown: () => runner?.membership().toSnapshot().members.length
+  })
 
   const refuseUnconfirmed = (r: JobRunner, requester: string | undefined): Promise<never> | undefined =>
     vouchesTo(r, requester) ? undefined : Promise.reject(new Error('this peer took its state unchecked at join and no f+1 members have confirmed it yet: ask another member'))
