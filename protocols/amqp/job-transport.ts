@@ -18,15 +18,16 @@ import { createInboundPipeline } from '../gradient-exchange/inbound.js'
 import type { FaultInjection } from '../gradient-exchange/fault-injector.js'
 import type { ExchangeStats, GradientHandler, RepeatHandler } from '../gradient-exchange/types.js'
 import { encodeGradientMessage, type GradientExpectations, type GradientMessage } from '../messages/gradient-message.js'
-import { createSnapshotDecoder, encodeSnapshot, type TrainingSnapshot } from '../snapshot/index.js'
+import type { TrainingSnapshot } from '../snapshot/index.js'
 import { BrokerUnavailableError, type BrokerConnection } from './broker-connection.js'
 import {
   BrokerRequestRefusedError, ControlHeaderSchema, DiscoverHeaderSchema, ReplyHeaderSchema,
-  RequestHeaderSchema, SnapshotChunkHeaderSchema, SnapshotRequestHeaderSchema
+  RequestHeaderSchema, SnapshotRequestHeaderSchema
 } from './control-messages.js'
 import { openEnvelope, sealEnvelope, type Envelope, type EnvelopeHeader } from './envelope.js'
 import { BROADCAST_KEY, controlKey, DISCOVERY_EXCHANGE, gradientKey, jobNames } from './names.js'
 import { createPendingAnswers } from './pending-answers.js'
+import { createSnapshotReceiver, snapshotMessageBodies } from './snapshot-transfer.js'
 
 /** a gradient published while the broker is away waits this long for the connection to come back */
 const RECONNECT_WAIT_MS = 30_000
@@ -232,24 +233,10 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
 
   const serveSnapshot = async (from: string, id: string, minStep: number): Promise<void> => {
     try {
-      const snapshot = await snapshotProvider(from, minStep)
-      // chunks of the encoder are packed into messages below the broker's size limit
-      const encoded = encodeSnapshot(snapshot, { chunkBytes: Math.max(4, Math.floor((maxMessageBytes - 64 * 1024) / 8) * 4) })
-      const limit = maxMessageBytes - 64 * 1024
-      let parts: Uint8Array[] = []
-      let size = 0
       let index = 0
-      const flush = async (last: boolean): Promise<void> => {
-        await send(controlKey(from), { kind: 'snapshot-chunk', id, index: index++, last }, Buffer.concat(parts))
-        parts = []
-        size = 0
+      for (const { body, last } of snapshotMessageBodies(await snapshotProvider(from, minStep), maxMessageBytes)) {
+        await send(controlKey(from), { kind: 'snapshot-chunk', id, index: index++, last }, body)
       }
-      for (const chunk of encoded.chunks) {
-        if (size + chunk.byteLength > limit && parts.length > 0) await flush(false)
-        parts.push(chunk)
-        size += chunk.byteLength
-      }
-      await flush(true)
     } catch (error) {
       reply(from, id, { ok: false, error: (error as Error).message })
     }
@@ -410,22 +397,8 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
     },
     async fetchSnapshot(peer, minStep, fetchOptions = {}) {
       const id = randomBytes(8).toString('hex')
-      const decoder = createSnapshotDecoder()
-      let next = 0
-      let result: TrainingSnapshot | undefined
-      const wait = answers.await(peer, id, (e) => {
-        if (e.header.kind === 'reply') {
-          const parsed = ReplyHeaderSchema.safeParse(e.header)
-          throw new BrokerRequestRefusedError(`${peer} refused the snapshot: ${parsed.success ? parsed.data.error ?? '' : 'malformed reply'}`)
-        }
-        const chunk = SnapshotChunkHeaderSchema.parse(e.header)
-        if (chunk.index !== next) throw new BrokerRequestRefusedError(`snapshot chunk ${chunk.index} from ${peer} arrived where ${next} was due (a chunk was lost): fetch again`)
-        next++
-        decoder.push(e.body)
-        if (!chunk.last) return false
-        result = decoder.finish()
-        return true
-      }, { timeoutMs: fetchOptions.idleTimeoutMs ?? 60_000, signal: fetchOptions.signal, idle: true })
+      const receiver = createSnapshotReceiver(peer)
+      const wait = answers.await(peer, id, (e) => receiver.accept(e), { timeoutMs: fetchOptions.idleTimeoutMs ?? 60_000, signal: fetchOptions.signal, idle: true })
       try {
         await send(controlKey(peer), { kind: 'snapshot-request', id, minStep })
       } catch (error) {
@@ -434,6 +407,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
         throw error
       }
       await wait.done
+      const result = receiver.result()
       if (result === undefined) throw new BrokerRequestRefusedError(`no snapshot from ${peer}`)
       return result
     },
