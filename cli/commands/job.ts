@@ -13,6 +13,13 @@ const CONTROLS = [
   ['resume', 'resume a paused job', 'resumed', (c: ControlClient, p: JobControlParams) => c.resumeJob(p)]
 ] as const
 
+/** What a job control did, in words: the state in brackets only where it says more than the verb ('stopped (stopped)') */
+function describeControl(verb: typeof CONTROLS[number][2], r: JobControlResult): string {
+  // it read 'job J stopped (finished)', as if the stop had ended it
+  if (verb === 'stopped' && r.state === 'finished') return `job ${r.jobId} had finished already: nothing to stop (p2pmld job submit gives this daemon a new job)`
+  return `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep} on every member` : ''}${r.state === verb ? '' : ` (${r.state})`}`
+}
+
 export function registerJobCommands(program: Command): void {
   const job = program.command('job').description('submit and control training jobs')
 
@@ -30,8 +37,7 @@ export function registerJobCommands(program: Command): void {
       .action(action(async (options: JobOptions) => {
         const params: JobControlParams = options.job === undefined ? {} : { jobId: options.job }
         const result: JobControlResult = await withClient(options, async (client) => await call(client, params))
-        // the state in brackets only where it says more than the verb ('stopped (stopped)')
-        printResult(options, result, (r) => `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep} on every member` : ''}${r.state === verb ? '' : ` (${r.state})`}`)
+        printResult(options, result, (r) => describeControl(verb, r))
       }))
   }
 }

@@ -54,6 +54,11 @@ describe('daemon lifecycle', () => {
       reach('paused', 'training').then(async () => { await clients.paused.pauseJob({}) }).then(async () => await reach('paused', 'paused')),
       reach('finished', 'finished')
     ])
+    // `job stop` on the finished job says there was nothing to stop (it read 'stopped (finished)')
+    const stopFinished = await fleet.command(['job', 'stop', '--socket', daemons.finished.socketPath])
+    expect(stopFinished.stdout).toMatch(/^job job-[0-9a-f]+ had finished already: nothing to stop \(p2pmld job submit gives this daemon a new job\)\n$/)
+    expect(stopFinished.stderr).toBe('')
+    expect(stopFinished.code).toBe(0)
     // the paused daemon says so on its console (its progress lines had just stopped)
     await daemons.paused.waitForStdout(/^job paused before step \d+; p2pmld job resume goes on$/m, 10_000)
     // the joining daemon now waits out an 8 s back-off before its next try (logged with the time)
