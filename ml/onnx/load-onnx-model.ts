@@ -1,7 +1,8 @@
 /**
  * Reads a user's forward ONNX graph (e.g. exported by torch.onnx.export) into a ModelDefinition:
- * float32 initializers become trainable parameters (in file order), other initializers and
- * Constant nodes become constants, the one graph input that is not an initializer is the batch
+ * float32 initializers become trainable parameters (in file order), except those read only as an
+ * op's settings (a Dropout's ratio, a Clip's bounds, a Pow's exponent: READ_AS_SETTING), other
+ * initializers and Constant nodes become constants, the one graph input that is not an initializer is the batch
  * input (its batch dim may be symbolic), and the single graph output is the logits.
  */
 import { readFile } from 'node:fs/promises'
@@ -88,6 +89,28 @@ function inferForBatchSizes(forward: ForwardGraph, layout: ParameterLayout, fixe
   }
 }
 
+/**
+ * Inputs that set how an op works rather than carry data to train: float tensors the ops read as
+ * constants (ml/autodiff/ops: dropout.ts, clip.ts, pow.ts). Given as float32 initializers (our
+ * own exports write a Dropout's ratio so, as a scalar), they are not parameters: the ops refused
+ * a ratio that was one ('the ratio must be a constant float scalar')
+ */
+const READ_AS_SETTING: Readonly<Record<string, readonly number[]>> = { Dropout: [1], Clip: [1, 2], Pow: [1] }
+
+/** the tensors every reader of which reads them at a READ_AS_SETTING position */
+function initializersReadAsSettings(nodes: ReadonlyArray<{ readonly opType?: string | null, readonly input?: string[] | null }>): Set<string> {
+  const asSetting = new Set<string>()
+  const asData = new Set<string>()
+  for (const n of nodes) {
+    const positions = READ_AS_SETTING[n.opType ?? ''] ?? []
+    for (const [i, name] of (n.input ?? []).entries()) {
+      if (positions.includes(i)) asSetting.add(name)
+      else asData.add(name)
+    }
+  }
+  return new Set([...asSetting].filter((name) => !asData.has(name)))
+}
+
 /** First dims of constant Reshape targets: where an export without dynamic_axes keeps its batch. */
 function bakedBatchCandidates(forward: ForwardGraph): number[] {
   const out = new Set<number>()
@@ -157,10 +180,11 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
 
   const parameters: Array<{ name: string, shape: number[], data: Float32Array }> = []
   const constants = new Map<string, ConstantTensor>()
+  const settings = initializersReadAsSettings(graphNodes)
   for (const init of initializers) {
     const tensor = readByUnsupportedOp(init.name ?? '', () => toConstant(init, invalid))
     const name = init.name ?? ''
-    if (tensor.data instanceof Float32Array) parameters.push({ name, shape: [...tensor.dims], data: tensor.data })
+    if (tensor.data instanceof Float32Array && !settings.has(name)) parameters.push({ name, shape: [...tensor.dims], data: tensor.data })
     else constants.set(name, tensor)
   }
   const initNames = new Set(initializers.map((t) => t.name ?? ''))

@@ -6,6 +6,7 @@ import { createRng } from '../../ml/core/rng.js'
 import { INPUT_NORMALIZATION_KEY } from '../../ml/data/normalize.js'
 import { createModel } from '../../ml/models/zoo.js'
 import type { ModelDefinition } from '../../ml/models/model-definition.js'
+import { trainingGraphBytes } from '../../ml/engine/onnx-gradient-computer.js'
 import { exportForwardOnnx } from '../../ml/onnx/export-forward.js'
 import { loadOnnxModel } from '../../ml/onnx/load-onnx-model.js'
 import { onnx } from '../../ml/onnx/onnx-proto.js'
@@ -77,6 +78,17 @@ describe('forward ONNX export', () => {
       const other = reloaded.layout.specs.find((s) => s.name === spec.name)
       expect(other, spec.name).toBeDefined()
       expect(Array.from(again.subarray(other!.offset, other!.offset + other!.size))).toEqual(Array.from(params.subarray(spec.offset, spec.offset + spec.size)))
+    }
+  })
+
+  it('an exported model with Dropout loads back with only its parameters as parameters, and trains (mobilenet_v3_small)', async () => {
+    for (const name of ['mobilenet_v3_small']) {
+      const model = createModel(name)
+      const reloaded = await loadOnnxModel(exportForwardOnnx(model, model.initParameters(3)).bytes)
+      // the Dropout ratios (scalar initializers in the file) are settings, not parameters: the
+      // training graph refused them ('the ratio must be a constant float scalar')
+      expect(reloaded.layout.totalSize, name).toBe(model.layout.totalSize)
+      expect(onnx.ModelProto.decode(trainingGraphBytes(reloaded, 2)).graph!.node!.some((n) => n.opType === 'Mul'), name).toBe(true)
     }
   })
 
