@@ -76,9 +76,11 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         const who = c.peerId === options.selfId?.() ? 'this peer' : `peer ${c.peerId}`
         line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
       },
-      onLeft: (step, others, needed) => {
+      onLeft: (step, others, needed, beforeStart = false) => {
         membersShown = false
         progress?.done()
+        // before the start nobody carries anything on: the host waits for its minPeers without it
+        if (beforeStart) return line(`left the job before its start: its host waits for ${job()?.minPeers ?? 'its'} members (minPeers) without this one`)
         const members = others === 1 ? '1 other member' : `${others} other members`
         line(`left the job at step ${step}${others === 0
           ? ' (no other member: its checkpoint resumes it)'

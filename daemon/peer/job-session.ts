@@ -26,9 +26,10 @@ export interface JobSessionEvents extends JobRunnerEvents {
   onMembershipChange?(change: MembershipChange): void
   /**
    * this peer left the job as it stopped (a clean leave from `step`); `others`: the members it
-   * told, who carry the job on if there are at least `needed` (the aggregation rule's minimum)
+   * told, who carry the job on if there are at least `needed` (the aggregation rule's minimum);
+   * `beforeStart`: it left while the job waited for its minPeers (the host waits on without it)
    */
-  onLeft?(step: number, others: number, needed: number): void
+  onLeft?(step: number, others: number, needed: number, beforeStart?: boolean): void
 }
 
 export interface JobSessionOptions extends SessionJobOptions {

@@ -372,8 +372,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       const r = runner
       if (r === undefined) return undefined
       // a member paused job-wide leaves too: it would run the paused step, which the others
-      // run without it once resumed (they would otherwise wait on it until they evict it)
-      const leaving = leave && (r.state() === 'training' || r.state() === 'paused')
+      // run without it once resumed (they would otherwise wait on it until they evict it). So does
+      // a member admitted before the start (Ctrl-C while the host waits for minPeers): still
+      // listed, it counted toward the start and held step 0 to its deadline until evicted. Not the
+      // coordinator before its start: started again, it resumes the job and asks its members back
+      const state = r.state()
+      const leaving = leave && (state === 'training' || state === 'paused' || (state === 'waiting' && !r.isCoordinator()))
       await r.stop({ finishStep: leaving })
       if (leaving && wire !== undefined) {
         // the step in progress was finished (or, past the timeout, abandoned): the others stop
@@ -387,7 +391,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         // answered only once the member has recorded the leave
         const others = r.membership().membersAt(effectiveStep).filter((id) => id !== selfId)
         await Promise.allSettled(others.map(async (id) => await w.request(id, { v: 1, type: 'leave', jobId, effectiveStep }, LeaveReplySchema, { timeoutMs: 2000 })))
-        options.events?.onLeft?.(effectiveStep, others.length, minimumPeersFor(config.aggregation.rule, config.aggregation.f))
+        options.events?.onLeft?.(effectiveStep, others.length, minimumPeersFor(config.aggregation.rule, config.aggregation.f), state === 'waiting')
       }
       return r
     },

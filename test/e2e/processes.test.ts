@@ -80,6 +80,38 @@ describe('daemons as separate processes', () => {
     }
   }, 90_000)
 
+  it('a joiner stopped with SIGINT while the host waits for minPeers leaves: the job starts with the next joiners, no deadline waited out', async () => {
+    const host = fleet.start('early-host', [
+      '--model', 'mlp', '--train-samples', '1536', '--batch-size', '32', '--epochs', '1',
+      '--lr', '0.02', '--min-peers', '3', '--seed', '12', '--f', '0', '--exit-when-done'
+    ])
+    const bootstrap = await host.address()
+    const early = fleet.start('early-joiner', ['--bootstrap', bootstrap])
+    await early.waitForLog(/"msg":"joined job"/, 60_000)
+    early.kill('SIGINT')
+    expect(await early.exited).toBe(0)
+    // it told the host (it stayed a member: the job started with it and waited on it for a
+    // deadline and three misses, ~90 s, before evicting it)
+    expect(early.stdout()).toMatch(/^left the job before its start: its host waits for 3 members \(minPeers\) without this one$/m)
+    const client = clientFor(host)
+    try {
+      await eventually(async () => {
+        const s = await client.status()
+        return s.waiting === 'waiting for members: 1 of the 3 members it needs (minPeers, the host included) have joined' ? s : undefined
+      }, 15_000, 'the host counting itself alone again')
+    } finally {
+      await client.close()
+    }
+    const joiners = [1, 2].map((i) => fleet.start(`early-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    const codes = await fleet.exits([host, ...joiners], 120_000)
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0])
+    const finished = [host, ...joiners].map((d) => parseFinished(d.stdout()))
+    expect(new Set(finished.map((f) => f?.digest)).size, context).toBe(1)
+    expect(host.logs().filter((l) => /evicting a member|deadline passed/.test(String(l.msg))), context).toEqual([])
+    for (const d of [host, ...joiners, early]) expect(d.problems(), d.name).toEqual([])
+  }, 200_000)
+
   it('the host stopped with SIGTERM mid-training leaves cleanly: the two joiners finish the job without it', async () => {
     const host = fleet.start('gone-host', [
       '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '2',
