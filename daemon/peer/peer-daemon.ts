@@ -347,6 +347,13 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       if (session !== undefined && current !== 'finished' && current !== 'failed') {
         throw new Error(`job ${session.jobId} is ${current ?? 'starting'}: stop it first with 'p2pmld job stop'`)
       }
+      // the id of a job that ran here: its members hold it as finished and would never join it
+      // again (the submit was taken, and the new job waited for its minPeers for ever)
+      const ran = session?.jobId ?? finishedBefore?.jobId
+      if (jobConfig.id !== undefined && jobConfig.id === ran) {
+        const step = session?.runner()?.progress().step ?? finishedBefore?.step
+        throw new Error(`job ${ran} already ran on this daemon (${current ?? 'finished'}${step === undefined ? '' : ` at step ${step}`}), and its members hold it as done: give the new job another id, or leave id out for a generated one`)
+      }
       joiner.abort()
       await session?.stop()
       return hostJob(jobConfig)

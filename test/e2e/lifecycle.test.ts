@@ -59,6 +59,10 @@ describe('daemon lifecycle', () => {
     expect(stopFinished.stdout).toMatch(/^job job-[0-9a-f]+ had finished already: nothing to stop \(p2pmld job submit gives this daemon a new job\)\n$/)
     expect(stopFinished.stderr).toBe('')
     expect(stopFinished.code).toBe(0)
+    // a new job under the finished one's id is refused: its members hold it as done and would not
+    // join it (the submit was taken and the job waited for its minPeers for ever)
+    const finishedId = (await clients.finished.status()).jobId!
+    await expect(clients.finished.submitJob({ id: finishedId, model: 'mlp', minPeers: 2, aggregation: { rule: 'mean', f: 0 } })).rejects.toThrow(`job ${finishedId} already ran on this daemon (finished at step 8), and its members hold it as done: give the new job another id, or leave id out for a generated one`)
     // the paused daemon says so on its console (its progress lines had just stopped)
     await daemons.paused.waitForStdout(/^job paused before step \d+; p2pmld job resume goes on$/m, 10_000)
     // the joining daemon now waits out an 8 s back-off before its next try (logged with the time)
