@@ -7,6 +7,7 @@ import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import type { StopReason } from '../../daemon/training/training-state.js'
 import { reportFromLocalTraining } from '../../daemon/report/local-report.js'
 import { createReportRecorder } from '../../daemon/report/report-recorder.js'
+import { checkModelPath } from '../../daemon/checkpoint/model-path.js'
 import { checkReportDir, writeRunReport } from '../../daemon/report/write-report.js'
 import { describeWrittenReport, reportDirOption, type ReportDirFlags } from './report.js'
 import { addJobFlags, jobConfigFromFlags, refusePeerJobFlags, type JobFlagValues } from '../support/job-flags.js'
@@ -58,6 +59,11 @@ export function registerTrainCommand(program: Command): void {
       // a report directory that is a file fails now, not after the training (EEXIST, the result unprinted)
       const reportDir = reportDirOption(flags)
       if (reportDir !== undefined) await checkReportDir(reportDir, '--report-dir')
+      // so does an --out that cannot be written (it failed after the training: the model, the
+      // result and the report lost)
+      const out = flags.out === undefined ? undefined : resolve(flags.out)
+      if (out !== undefined) await checkModelPath(out, '--out')
+      const modelExport = out === undefined ? undefined : await import('../../daemon/checkpoint/index.js')
       const threads = computeThreads(flags.computeThreads, flags.threads)
       const progress = createProgressReporter(process.stderr, config.epochs)
       const controller = new AbortController()
@@ -76,6 +82,13 @@ export function registerTrainCommand(program: Command): void {
         exchangeAlone,
         log: createLogger((flags.logLevel ?? 'warn') as LogLevel, { component: 'train' }, { format: defaultLogFormat() }),
         signal: controller.signal,
+        // Ctrl-C: the model trained so far is written where --out says (it was lost)
+        onStopped: async ({ step, epoch, model, params }) => {
+          progress.done()
+          if (out === undefined || modelExport === undefined) return
+          const written = await modelExport.writeModelExport(out, model, params, config.dataset)
+          process.stderr.write(`stopped at step ${step} (epoch ${epoch + 1} of ${config.epochs}): the model at that step written to ${written.path} (ONNX, ${written.bytes} bytes)\n`)
+        },
         events: {
           onStep: (r) => {
             recorder.events.onStep(r)
@@ -95,7 +108,7 @@ export function registerTrainCommand(program: Command): void {
         process.exitCode = 130
         return
       }
-      const exported = flags.out === undefined ? undefined : await (await import('../../daemon/checkpoint/index.js')).writeModelExport(resolve(flags.out), result.model, result.params, config.dataset)
+      const exported = out === undefined || modelExport === undefined ? undefined : await modelExport.writeModelExport(out, result.model, result.params, config.dataset)
       const report = reportDir === undefined ? undefined : await writeRunReport(reportDir, reportFromLocalTraining(config, result, recorder))
       if (flags.json === true) {
         const out = exported === undefined ? {} : { out: exported.path, ...(exported.normalization !== undefined ? { normalization: exported.normalization } : { normalizationUnknown: exported.normalizationUnknown }) }

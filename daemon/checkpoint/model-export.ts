@@ -13,12 +13,11 @@ import type { ModelDefinition } from '../../ml/models/model-definition.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { resolveModel } from '../training/job-runtime.js'
 import { readCheckpointFile } from './checkpoint.js'
+import { checkModelPath, ModelExportError } from './model-path.js'
 
 export { EXPORT_FORMATS, type ExportFormat } from './export-formats.js'
 
-export class ModelExportError extends Error {
-  override name = 'ModelExportError'
-}
+export { checkModelPath, ModelExportError }
 
 export interface WrittenExport {
   readonly path: string
@@ -44,8 +43,10 @@ export async function datasetNormalization(dataset: string): Promise<Pick<Writte
 /**
  * Write `model` with `params` as a forward ONNX file at `path` (parent directories created),
  * recording the normalisation of `dataset` (the job config's name for it) in the file.
+ * Throws a ModelExportError when `path` cannot be written (checkModelPath's message first).
  */
 export async function writeModelExport(path: string, model: ModelDefinition, params: Float32Array, dataset: string): Promise<WrittenExport> {
+  await checkModelPath(path, 'the export path')
   const normalization = await datasetNormalization(dataset)
   const { bytes } = exportForwardOnnx(model, params, normalization.normalization)
   const dir = dirname(path)

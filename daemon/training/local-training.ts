@@ -27,6 +27,11 @@ export interface LocalTrainingOptions {
   readonly log: Logger
   readonly events?: JobRunnerEvents
   readonly signal?: AbortSignal
+  /**
+   * `signal` stopped the run: called with the state it stopped at (the parameters after `step`
+   * steps) before the runtime closes, e.g. to write the model trained so far
+   */
+  readonly onStopped?: (stopped: { readonly step: number, readonly epoch: number, readonly model: ModelDefinition, readonly params: Float32Array }) => Promise<void>
   /** quantize and aggregate this process's own gradient as a one-member job would (default: applied as computed) */
   readonly exchangeAlone?: boolean
 }
@@ -67,7 +72,10 @@ export async function runLocalTraining(config: JobConfig, options: LocalTraining
     runner.start()
     const result = await runner.done()
     options.signal?.removeEventListener('abort', onAbort)
-    if (result === undefined) return undefined
+    if (result === undefined) {
+      if (options.signal?.aborted === true) await options.onStopped?.({ step: runner.progress().step, epoch: runner.progress().epoch, model: runtime.model, params: runner.currentSnapshot().params })
+      return undefined
+    }
     return {
       ...result,
       stages: runner.stages.summary(),

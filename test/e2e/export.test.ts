@@ -4,7 +4,7 @@
  * set to the very accuracy the daemon (or train) reported.
  */
 import { spawn } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
@@ -122,5 +122,43 @@ describe('p2pmld export and train --out', () => {
     // ONNX Runtime's telemetry is off (polyfill.ts): it left an empty log per process in /tmp (the child has no TMPDIR)
     expect(run.pid).toBeDefined()
     expect(existsSync(`/tmp/mat-debug-${run.pid}.log`)).toBe(false)
+  }, 120_000)
+
+  it('`train --out` that cannot be written fails before the training; a directory is named as one', async () => {
+    const dir = fleet.dataDir('train-out-bad')
+    mkdirSync(join(dir, 'models'), { recursive: true })
+    writeFileSync(join(dir, 'job.yaml'), 'model: mlp\n')
+    // under a file: it trained both epochs, then died on ENOTDIR with the result, model and report lost
+    const under = await runCli(['train', '--model', 'mlp', '--epochs', '1', '--train-samples', '256', '--out', 'job.yaml/model.onnx'], dir)
+    expect(under.code).toBe(1)
+    expect(under.stderr).toBe(`p2pmld: --out ${join(dir, 'job.yaml', 'model.onnx')} cannot be written: ${join(dir, 'job.yaml')} is a file, not a directory\n`)
+    const intoDir = await runCli(['train', '--model', 'mlp', '--epochs', '1', '--train-samples', '256', '--out', 'models'], dir)
+    expect(intoDir.stderr).toBe(`p2pmld: --out ${join(dir, 'models')} is a directory: give the ONNX file to write, e.g. ${join(dir, 'models', 'model.onnx')}\n`)
+    // export names it too, before asking for the checkpoint (it leaked the temp file's name)
+    const exported = await runCli(['export', '--out', 'models', '--checkpoint', join(dir, 'missing')], dir)
+    expect(exported.stderr).toContain(`--out ${join(dir, 'models')} is a directory`)
+  }, 60_000)
+
+  it('`train --out` stopped with Ctrl-C writes the model trained so far', async () => {
+    const dir = fleet.dataDir('train-out-sigint')
+    mkdirSync(dir, { recursive: true })
+    const child = spawn(process.execPath, [CLI_MAIN, 'train', '--model', 'mlp', '--epochs', '50', '--train-samples', '2048', '--batch-size', '32', '--compute-threads', '1', '--out', 'partial.onnx'], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        if (/^epoch 1\/50 /m.test(stderr)) resolve()
+      })
+    })
+    child.kill('SIGINT')
+    expect(await exited).toBe(130)
+    const stopped = /^stopped at step (\d+) \(epoch \d+ of 50\): the model at that step written to (\S+) \(ONNX, \d+ bytes\)$/m.exec(stderr)
+    expect(stopped, stderr).not.toBeNull()
+    expect(stopped![2]).toBe(join(dir, 'partial.onnx'))
+    expect(Number(stopped![1])).toBeGreaterThan(0)
+    expect(stderr).toMatch(/^training stopped before it finished$/m)
+    // a model that classifies: better than chance after an epoch
+    expect(Number(await accuracyOf(join(dir, 'partial.onnx'), 4, 2048))).toBeGreaterThan(50)
   }, 120_000)
 })
