@@ -14,12 +14,17 @@ export interface ClientOptions {
   readonly timeout?: string
 }
 
-export function addClientOptions(command: Command): Command {
+/** How long a client command waits for the daemon's answer, by default (ms; --timeout). */
+export const DEFAULT_TIMEOUT_MS = 30_000
+/** ... for a command whose answer comes once the daemon has written a file as large as the model (export, checkpoint: vgg11's 491 MiB took ~50 s) */
+export const WRITING_TIMEOUT_MS = 600_000
+
+export function addClientOptions(command: Command, defaultTimeoutMs = DEFAULT_TIMEOUT_MS): Command {
   return command
     .option('--socket <path>', "the daemon's control socket (default: <data-dir>/p2pmld.sock)")
     .option('--data-dir <dir>', "the daemon's data directory (default: $P2PMLD_DATA_DIR or ~/.p2pmld)")
     .option('--config <file>', 'daemon config file (YAML or JSON) naming the data dir or socket')
-    .option('--timeout <ms>', 'give up when the daemon does not answer within this many ms', '30000')
+    .option('--timeout <ms>', 'give up when the daemon does not answer within this many ms', String(defaultTimeoutMs))
     .option('--json', 'print machine-readable JSON')
 }
 
@@ -42,7 +47,7 @@ function daemonConfigOf(options: ClientOptions, env: NodeJS.ProcessEnv = process
  * @throws DaemonNotRunningError, with `offline`'s hint when given
  */
 export async function withClient<T>(options: ClientOptions, work: (client: ControlClient) => Promise<T>, offline?: (dataDir: string) => string): Promise<T> {
-  const timeoutMs = Number(options.timeout ?? '30000')
+  const timeoutMs = Number(options.timeout ?? String(DEFAULT_TIMEOUT_MS))
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error(`--timeout must be a positive number of milliseconds, got ${options.timeout}`)
   const { socketPath, dataDir } = daemonConfigOf(options)
   const client = createControlClient(socketPath, { timeoutMs })
