@@ -5,6 +5,7 @@
 import { homedir, availableParallelism } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import { fromString } from 'uint8arrays/from-string'
 import { z } from 'zod'
 import { OffloadConfigSchema } from './offload-config.js'
 
@@ -66,6 +67,33 @@ const MultiaddrStringSchema = z.string().min(1).superRefine((value, ctx) => {
 })
 
 /**
+ * A peer to dial: a multiaddr whose /p2p/ part, when given, is a peer id (a character lost in a
+ * copy-paste read 'Incorrect length', naming neither the flag nor the id)
+ */
+const BootstrapAddressSchema = MultiaddrStringSchema.superRefine((value, ctx) => {
+  const id = /\/p2p\/([^/]+)/.exec(value)?.[1]
+  const problem = id === undefined ? undefined : peerIdProblem(id)
+  if (problem === undefined) return
+  ctx.addIssue({ code: 'custom', input: value, message: `the peer id '${id}' in '${value}' is not a valid peer id (${problem}): copy the whole address the peer printed after 'bootstrap address' (its id starts 12D3KooW and is 52 characters long)` })
+})
+
+/**
+ * What is wrong with a peer id as text (base58btc of a multihash: identity 0x00 or sha2-256
+ * 0x12, its length, then that many bytes), or undefined. Checked here rather than by
+ * @libp2p/peer-id, which every command would then load with libp2p's crypto.
+ */
+function peerIdProblem(id: string): string | undefined {
+  let bytes: Uint8Array
+  try {
+    bytes = fromString(id, 'base58btc')
+  } catch {
+    return 'a character that is not base58'
+  }
+  if (bytes.length < 2 || (bytes[0] !== 0x00 && bytes[0] !== 0x12)) return 'not a peer id multihash'
+  return bytes.length === 2 + bytes[1] ? undefined : 'incorrect length: a character lost or added?'
+}
+
+/**
  * An address other hosts can dial: a concrete IP (or DNS name) and TCP port, without /p2p/ (the
  * daemon appends its own id). Not 0.0.0.0 / :: (a listen-all address is nothing to dial).
  */
@@ -79,7 +107,7 @@ const fields = {
   listen: z.array(MultiaddrStringSchema),
   /** addresses other peers should dial instead of the listen addresses (a host behind NAT, e.g. EC2's public IP) */
   announce: z.array(AnnounceAddressSchema),
-  bootstrap: z.array(MultiaddrStringSchema),
+  bootstrap: z.array(BootstrapAddressSchema),
   socketPath: z.string().min(1),
   /** libp2p pre-shared key file: peers without the same key cannot connect */
   pskFile: z.string().min(1),

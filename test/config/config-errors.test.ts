@@ -95,6 +95,12 @@ describe('enum errors list the allowed values', () => {
       .toBe("invalid flags:\n  --listen: '/ip4/127.0.0.1/tcp/99999' is not a valid multiaddr: value must be smaller than or equal to 65535 (examples: /ip4/0.0.0.0/tcp/4001 to listen on, /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... to dial a peer)")
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { bootstrap: ['/ip4/10.0.0.2/tcpp/4001'] } })))
       .toMatch(/--bootstrap: '\/ip4\/10\.0\.0\.2\/tcpp\/4001' is not a valid multiaddr: protocol tcpp was unknown \(examples/)
+    // a peer id short of a character (a copy-paste): it read 'Incorrect length', no flag, no value
+    const cut = '/ip4/127.0.0.1/tcp/4711/p2p/12D3KooWEj1swYCwonHz23AYQF7Np7GyknX3WuUt2cvQFHuqGek'
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { bootstrap: [cut] } })))
+      .toBe(`invalid flags:\n  --bootstrap: the peer id '12D3KooWEj1swYCwonHz23AYQF7Np7GyknX3WuUt2cvQFHuqGek' in '${cut}' is not a valid peer id (incorrect length: a character lost or added?): copy the whole address the peer printed after 'bootstrap address' (its id starts 12D3KooW and is 52 characters long)`)
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir, P2PMLD_BOOTSTRAP: `${cut}d0` } }))).toMatch(/P2PMLD_BOOTSTRAP.*is not a valid peer id \(a character that is not base58\)/)
+    expect(loadDaemonConfig({ env: { HOME: dir }, flags: { bootstrap: [`${cut}d`] } }).bootstrap).toEqual([`${cut}d`])
   })
 })
 
