@@ -22,7 +22,7 @@ import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { pino, type Logger } from 'pino'
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.js'
 import { fastMessageId } from './fast-message-id.js'
-import { addressesInUse, ListenAddressInUseError, PeerNodeError } from './errors.js'
+import { addressesInUse, ListenAddressInUseError, listenProblems, PeerNodeError } from './errors.js'
 import { parseMultiaddr, peerIdOf } from './multiaddrs.js'
 import { createRefusedConnections } from './refused-connections.js'
 import { watchInboundHandshakes } from './inbound-handshakes.js'
@@ -199,7 +199,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
         await Promise.resolve(libp2p.stop()).catch(() => {})
         const busy = addressesInUse(error)
         if (busy.length > 0) throw new ListenAddressInUseError(busy)
-        throw new PeerNodeError(`cannot start the libp2p node on ${listen.join(', ')}: ${(error as Error).message} (is the port already in use?)`)
+        // libp2p's own words (its stack trace, a transportManager setting) are for the log
+        throw new PeerNodeError(listenProblems(error) ?? `cannot start the libp2p node on ${listen.join(', ')}: ${(error as Error).message}`, { cause: error })
       }
       started = true
       dialer = createBootstrapDialer({

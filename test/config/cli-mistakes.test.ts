@@ -92,4 +92,14 @@ describe('config mistakes on the command line', () => {
       'stop the process that holds it, or listen elsewhere with --listen (--listen /ip4/127.0.0.1/tcp/0 lets the system pick a free port)')
     expect(result.stderr).not.toMatch(/faultTolerance/)
   }, 60_000)
+
+  it('an address not of this machine, and a UDP one, say what is wrong with each (not libp2p\'s advice and a stack trace)', async () => {
+    // 198.51.100.0/24 is a documentation range: no interface here has it
+    const foreign = await run(['start', '--data-dir', join(dir, 'foreign'), '--listen', '/ip4/198.51.100.77/tcp/4791'])
+    expect(foreign.code).toBe(1)
+    expect(foreign.stderr.trim().split('\n')).toEqual(['p2pmld: cannot listen on /ip4/198.51.100.77/tcp/4791: 198.51.100.77 is not an address of this machine (listen on one of its own, which `ip addr` lists, or on /ip4/0.0.0.0/tcp/PORT for all of them)'])
+    const udp = await run(['start', '--data-dir', join(dir, 'udp'), '--listen', '/ip4/127.0.0.1/udp/4791'])
+    expect(udp.code).toBe(1)
+    expect(udp.stderr.trim().split('\n')).toEqual(['p2pmld: cannot listen on /ip4/127.0.0.1/udp/4791: p2pmld listens over TCP only (e.g. /ip4/0.0.0.0/tcp/4001)'])
+  }, 60_000)
 })
