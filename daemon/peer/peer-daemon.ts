@@ -29,6 +29,7 @@ import { createCheckpointWriter } from './checkpoint-writer.js'
 import { servePeerRequests } from './peer-requests.js'
 import { jobOverCheckpoint } from './job-over-checkpoint.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
 
 export type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
@@ -37,7 +38,16 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
   const { config, log } = options
   const privateKey = await loadOrCreatePeerKey(config.dataDir)
   const psk = options.psk ?? (config.pskFile !== undefined ? await readPsk(config.pskFile) : undefined)
-  const bootstrapAddrs: Multiaddr[] = config.bootstrap.map((a) => parseMultiaddr(a, 'bootstrap address'))
+  // this daemon's own address among its bootstrap peers (one env file copied to every host): it
+  // dialed itself for ever, logging a --psk-file or allowlist problem at every retry
+  const ownId = peerIdFromPrivateKey(privateKey).toString()
+  const ownAddresses = config.bootstrap.filter((a) => a.split('/p2p/')[1] === ownId)
+  const bootstrap = config.bootstrap.filter((a) => !ownAddresses.includes(a))
+  if (ownAddresses.length > 0) {
+    log.warn({ skipped: ownAddresses }, 'a bootstrap address is this daemon\'s own: skipped')
+    options.onNotice?.(`--bootstrap ${ownAddresses.join(', ')} is this daemon itself (its peer id): skipped${bootstrap.length === 0 ? '; give another daemon\'s address to join it' : ''}`)
+  }
+  const bootstrapAddrs: Multiaddr[] = bootstrap.map((a) => parseMultiaddr(a, 'bootstrap address'))
   const traffic = createTrafficMeter()
   let session: JobSession | undefined
   const metrics = config.metricsPort === undefined
@@ -53,7 +63,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     privateKey,
     listen: config.listen,
     announce: config.announce,
-    bootstrap: config.bootstrap,
+    bootstrap,
     psk,
     allowlist: config.allowlist,
     logger: log,
