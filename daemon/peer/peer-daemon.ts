@@ -366,7 +366,10 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       }
       joiner.abort()
       await session?.stop()
-      return hostJob(jobConfig)
+      const jobId = await hostJob(jobConfig)
+      // its console said nothing of a submitted job until its first epoch ended
+      options.onNotice?.(`hosting job ${jobId} (job submit): ${jobConfig.minPeers === 1 ? 'starting (minPeers 1: this peer alone)' : `waiting for ${jobConfig.minPeers} peers (minPeers, this one included)`}`)
+      return jobId
     },
     async stopJob() {
       const s = session

@@ -23,6 +23,8 @@ describe('auto-join', () => {
     // the second job goes to a joiner of the first, which hosts it; the other two are idle
     const submitted = await clients[1].submitJob({ id: 'second', model: 'mlp', trainSamples: 1536, batchSize: 32, epochs: 1, minPeers: 3, seed: 2, aggregation: { rule: 'mean', f: 0 } })
     expect(submitted).toEqual({ jobId: 'second', state: 'waiting' })
+    // the host's console says it hosts it (it printed nothing until the first epoch ended)
+    await peers[1].waitForStdout(/^hosting job second \(job submit\): waiting for 3 peers \(minPeers, this one included\)$/m, 10_000)
     const statuses = await Promise.all(clients.map(async (c, i) => await eventually(async () => {
       const s = await c.status()
       return s.jobId === 'second' && s.state === 'finished' ? s : undefined
