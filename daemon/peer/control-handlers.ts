@@ -143,7 +143,10 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       const session = requireJob(params)
       const runner = session.runner()
       const state = jobState(daemon)
-      if (runner === undefined || (state !== 'paused' && runner.control().latest()?.action !== 'pause')) throw invalidStateError('resume', session.jobId, state)
+      // a member that left (job stop while paused) keeps the pause as its last decision: it said
+      // 'resumed ... (training)' and stayed stopped
+      const ended = state === 'stopped' || state === 'finished' || state === 'failed'
+      if (runner === undefined || ended || (state !== 'paused' && runner.control().latest()?.action !== 'pause')) throw invalidStateError('resume', session.jobId, state)
       const decision = await controlRequest(() => runner.resume())
       return { jobId: session.jobId, state: 'training', effectiveStep: decision.step }
     },

@@ -83,6 +83,8 @@ describe('job-wide pause and resume', () => {
     expect(await clients[2].stopJob()).toMatchObject({ state: 'stopped' })
     const leftAt = /^left the job at step (\d+): 2 other members carry it on$/m.exec(peers[2].stdout())
     expect(leftAt?.[1], fleet.describe()).toBe(String(at))
+    // the member that left cannot resume the job: it is stopped (it answered 'resumed ... (training)')
+    await expect(clients[2].resumeJob({})).rejects.toThrow(/^cannot resume job \S+: it is stopped/)
     await clients[0].resumeJob({})
     await Promise.all(peers.slice(0, 2).map(async (d) => await d.waitForStdout(/job finished/, 60_000)))
     const context = fleet.describe()
