@@ -10,7 +10,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from '../../config/daemon-config.js'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
-import { JOB_NOT_STARTED, JOB_PROTOCOL, NO_JOB_HERE, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, JOB_PROTOCOL, NO_JOB_HERE, NOTHING_TO_JOIN, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { zooModelNames } from '../../ml/models/zoo.js'
@@ -257,7 +257,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
           unansweredSince = answered ? undefined : unansweredSince ?? Date.now()
           if (giveUpMs !== undefined && unansweredSince !== undefined && Date.now() - unansweredSince >= giveUpMs) return error as Error
           // peers that run no job yet are the wait for a `job submit` (info); anything else may need a look
-          if (error instanceof NoJobYetError) log.info({ err: error.message, retryInMs: delay }, 'no job to join yet; asking again')
+          if (error instanceof NoJobYetError || (error as Error).message.includes(NOTHING_TO_JOIN)) log.info({ err: (error as Error).message, retryInMs: delay }, 'no job to join yet; asking again')
           else log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           retrying(error, delay)
           // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off

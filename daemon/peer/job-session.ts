@@ -5,7 +5,7 @@
  * heartbeats and membership announcements), dialing members and re-dialing lost ones.
  */
 import type { JobConfig } from '../../config/job-config.js'
-import { JOB_PROTOCOL, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_PROTOCOL, NOTHING_TO_JOIN, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -328,6 +328,9 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     async admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
       const r = core.runner()
       if (r === undefined) throw new Error('this peer is still joining the job')
+      // a joiner said 'the job stopped' of one that had finished
+      const result = r.result()
+      if (result !== undefined) throw new Error(`job ${core.jobId} finished at step ${result.step}: ${NOTHING_TO_JOIN} (the next job submitted to its members is joined)`)
       if (!r.isCoordinator()) {
         throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
       }

@@ -16,6 +16,8 @@ export const JOB_PROTOCOL = '/p2pmld/job/1.0.0'
 export const JOB_NOT_STARTED = 'the job has not started yet'
 /** what a peer that runs no job answers a job request with (a daemon started idle, before `job submit`) */
 export const NO_JOB_HERE = 'this peer runs no job'
+/** in a coordinator's refusal of a join to a job that finished (the joiner waits for the next job, as for NO_JOB_HERE) */
+export const NOTHING_TO_JOIN = 'nothing to join'
 
 export const MembershipRecordSchema = z.object({
   peerId: z.string().min(1).max(128),

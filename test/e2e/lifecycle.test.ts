@@ -119,6 +119,21 @@ describe('daemon lifecycle', () => {
     expect(await again.exited).toBe(0)
   }, 60_000)
 
+  it('a daemon bootstrapped to a host whose job finished waits for the next job and says why (it said the job stopped, at warn, every retry)', async () => {
+    const host = fleet.start('finished-host', ['--model', 'mlp', '--train-samples', '256', '--batch-size', '32', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean'])
+    await host.waitForStdout(/^job finished /m, 60_000)
+    const joiner = fleet.start('finished-joiner', ['--bootstrap', await host.address()])
+    const status = await eventually(async () => {
+      const s = await clientFor(joiner).status()
+      return /nothing to join/.test(s.waiting ?? '') ? s : undefined
+    }, 30_000, 'the joiner saying the job finished')
+    expect(status.waiting).toMatch(/job job-[0-9a-f]+ finished at step 8: nothing to join \(the next job submitted to its members is joined\)/)
+    expect(joiner.logs().filter((l) => /could not join a job yet/.test(String(l.msg))), fleet.describe()).toEqual([])
+    host.kill('SIGTERM')
+    joiner.kill('SIGTERM')
+    expect(await fleet.exits([host, joiner], 15_000)).toEqual([0, 0])
+  }, 90_000)
+
   it('`peers` before any job lists a peer where it listens (as identify said), not the source port of its connection in', async () => {
     const host = fleet.start('peers-idle-host', [])
     const dialer = fleet.start('peers-idle-dialer', ['--bootstrap', await host.address()])
