@@ -39,6 +39,19 @@ export function readConfigFile(path: string, what = 'config file'): unknown {
     if (code === 'EISDIR') throw new ConfigError(`${what} ${path} is a directory: pass a YAML or JSON file`)
     throw new ConfigError(`cannot read ${what} ${path}: ${(err as Error).message}`)
   }
+  // a .json file is read as JSON: as YAML (JSON's superset) a trailing comma or a comment passed,
+  // and the file then failed where a JSON reader (a script, the daemon of another version) read it
+  if (path.toLowerCase().endsWith('.json')) {
+    try {
+      return JSON.parse(text) as unknown
+    } catch (err) {
+      const at = /at position (\d+)/.exec((err as Error).message)?.[1]
+      const before = at === undefined ? undefined : text.slice(0, Number(at)).split('\n')
+      const where = before === undefined ? '' : ` at line ${before.length}, column ${before[before.length - 1].length + 1}`
+      const reason = (err as Error).message.replace(/ in JSON at position \d+.*$/s, '')
+      throw new ConfigSyntaxError(`${what} ${path} is not valid JSON${where}: ${reason} (a .json file is read as JSON: no trailing commas or comments; name it .yaml to write YAML)`, path, before?.length, before === undefined ? undefined : before[before.length - 1].length + 1)
+    }
+  }
   try {
     return parseYaml(text, { prettyErrors: true, uniqueKeys: true })
   } catch (err) {

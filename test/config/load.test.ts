@@ -176,6 +176,15 @@ describe('loadJobConfigFile', () => {
     expect((dup as ConfigSyntaxError).line).toBe(2)
   })
 
+  it('reads a .json file as JSON: a trailing comma is a syntax error with its line (as YAML it passed)', () => {
+    const path = write('comma.json', '{\n  "model": "mlp",\n  "epochs": 2,\n}\n')
+    const err = thrown(() => loadJobConfigFile(path))
+    expect(err).toBeInstanceOf(ConfigSyntaxError)
+    expect((err as ConfigSyntaxError).line).toBe(4)
+    expect(err.message).toMatch(new RegExp(`^job file ${path} is not valid JSON at line 4, column 1: .*\\(a \\.json file is read as JSON: no trailing commas or comments; name it \\.yaml to write YAML\\)$`))
+    expect(loadJobConfigFile(write('fine.json', '{"model": "mlp", "epochs": 2}')).epochs).toBe(2)
+  })
+
   it('names each bad field', () => {
     const path = write('bad.yaml', 'epochs: 0\nbatchSize: big\noptimizer:\n  type: sgd\n  lr: -1\ncompression:\n  bits: 3\nfavouriteColour: blue\n')
     const err = thrown(() => loadJobConfigFile(path))
