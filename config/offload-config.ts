@@ -86,7 +86,16 @@ export const OffloadConfigObjectSchema = z.discriminatedUnion('mode', [
 ])
 
 export const OffloadConfigSchema = z.preprocess(
-  (value) => typeof value === 'string' ? parseShorthand(value) : value,
+  (value, ctx) => {
+    if (typeof value !== 'string') return value
+    const parsed = parseShorthand(value)
+    // '{mode:pool}': it read 'expected object, received string'
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', input: value, message: `'${value}' is not valid JSON: write the section as JSON with its keys in double quotes, e.g. '{"mode": "pool", "workers": 2}', or give the mode alone, e.g. pool` })
+      return z.NEVER
+    }
+    return parsed
+  },
   OffloadConfigObjectSchema
 )
 export type OffloadConfig = z.output<typeof OffloadConfigSchema>

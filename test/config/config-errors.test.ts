@@ -58,6 +58,8 @@ describe('unknown keys suggest the nearest valid one', () => {
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: 'gpu' } }))).toContain("--offload: must be one of none, pool, lambda, stepfunctions, got 'gpu'")
     expect(message(() => loadDaemonConfig({ env: { HOME: dir, P2PMLD_OFFLOAD: 'pol' } }))).toContain("P2PMLD_OFFLOAD: must be one of none, pool, lambda, stepfunctions, got 'pol' (did you mean pool?)")
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: '{"mode": "gpu"}' } }))).toContain("--offload.mode: must be one of none, pool, lambda, stepfunctions, got 'gpu'")
+    // JSON with its keys unquoted: it read 'expected object, received string'
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: '{mode:pool}' } }))).toContain(`--offload: '{mode:pool}' is not valid JSON: write the section as JSON with its keys in double quotes, e.g. '{"mode": "pool", "workers": 2}', or give the mode alone, e.g. pool`)
   })
 })
 
