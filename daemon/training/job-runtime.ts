@@ -10,11 +10,14 @@ import { createGradientComputer } from '../../functions/create-gradient-computer
 import { createCodec, type ExactRangesCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
-import { loadJobDatasets, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
+import { loadJobDatasets, UnknownDatasetError, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import { UnknownModelError, type ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel, followsDatasetShape, zooModelNames } from '../../ml/models/zoo.js'
 import { bufferSpecs } from '../../ml/params.js'
 import { createSlicePlanCache, type SlicePlan } from './slice-plan.js'
+
+/** the datasets named rather than given as a directory (ml/data/job-datasets.ts) */
+const DATASET_NAMES = ['mnist', 'fashion-mnist']
 
 export interface JobRuntime {
   readonly config: JobConfig
@@ -84,7 +87,11 @@ export async function checkModelSpec(spec: string): Promise<void> {
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
   // resolved before the data so a bad model name or file fails fast (a zoo layout allocates no weights)
   let model = await resolveModel(config.model)
-  const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples })
+  const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples }).catch((error: unknown) => {
+    // a misspelt name ('fashion-mnis'): the nearest dataset name, as for models
+    const near = error instanceof UnknownDatasetError && !config.dataset.includes('/') ? nearest(config.dataset, DATASET_NAMES) : []
+    throw near.length > 0 ? new UnknownDatasetError((error as Error).message.replace(`'${config.dataset}'`, `'${config.dataset}' (did you mean ${near.join(' or ')}?)`)) : error
+  })
   // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
   if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)
   checkDatasetFitsModel(config, model, [train, validation, test])

@@ -127,7 +127,9 @@ describe('p2pmld start and train with bad input', () => {
       // a report directory that is a file: EEXIST after the whole training, its result never printed
       [['--model', 'mlp', '--report-dir', join(dir, 'not-a-dir.json')], /^p2pmld: --report-dir \S+not-a-dir\.json is a file, not a directory: give the directory to write the report into \(created if missing\)$/m],
       // more samples than the bundled split holds: it trained on 8000 without a word
-      [['--model', 'mlp', '--train-samples', '48000'], /^p2pmld: trainSamples 48000 is more than the training split of mnist holds \(8000 samples; the validation samples are set apart first\): use at most 8000, or leave out trainSamples \(--train-samples\) to train on all of them$/m]
+      [['--model', 'mlp', '--train-samples', '48000'], /^p2pmld: trainSamples 48000 is more than the training split of mnist holds \(8000 samples; the validation samples are set apart first\): use at most 8000, or leave out trainSamples \(--train-samples\) to train on all of them$/m],
+      // a misspelt dataset name gets the name it was near, as a model's does
+      [['--model', 'mlp', '--dataset', 'fashion-mnis'], /^p2pmld: unknown dataset 'fashion-mnis' \(did you mean fashion-mnist\?\): use 'mnist' \(bundled\)/m]
     ]
     writeFileSync(join(dir, 'not-a-dir.json'), '{}')
     const runs = cases.map(([args]) => startCli(['train', '--epochs', '1', ...args]))
@@ -136,7 +138,7 @@ describe('p2pmld start and train with bad input', () => {
       expect(runs[i].output().stderr).toMatch(cases[i][1])
       // the error is the run's only line: no 'training ...' header before a model or a rule that
       // cannot run (the data's size is known once it loaded, after the header)
-      if (!cases[i][0].includes('--train-samples')) expect(runs[i].output().stderr.trim().split('\n'), cases[i][0].join(' ')).toHaveLength(1)
+      if (!cases[i][0].includes('--train-samples') && !cases[i][0].includes('--dataset')) expect(runs[i].output().stderr.trim().split('\n'), cases[i][0].join(' ')).toHaveLength(1)
     }
     const help = startCli(['train', '--help'])
     expect(await help.exited).toBe(0)
