@@ -20,7 +20,10 @@ export async function loadOrCreatePeerKey (dataDir: string): Promise<PrivateKey>
   try {
     bytes = await readFile(path)
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+    const code = (error as NodeJS.ErrnoException).code
+    // it said to check the permissions of what is a file
+    if (code === 'ENOTDIR') throw new PeerKeyError(`the data directory ${dataDir} is a file, not a directory: give a directory (created if missing) with --data-dir`)
+    if (code !== 'ENOENT') {
       throw new PeerKeyError(`cannot read the peer key ${path}: ${(error as Error).message} (check the data directory's permissions)`)
     }
   }

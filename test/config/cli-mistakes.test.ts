@@ -1,6 +1,6 @@
 /** `p2pmld` as a real child process: a bad flag value and a busy listen port are said in p2pmld's words, with the fix. */
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -101,5 +101,13 @@ describe('config mistakes on the command line', () => {
     const udp = await run(['start', '--data-dir', join(dir, 'udp'), '--listen', '/ip4/127.0.0.1/udp/4791'])
     expect(udp.code).toBe(1)
     expect(udp.stderr.trim().split('\n')).toEqual(['p2pmld: cannot listen on /ip4/127.0.0.1/udp/4791: p2pmld listens over TCP only (e.g. /ip4/0.0.0.0/tcp/4001)'])
+  }, 60_000)
+
+  it('a --data-dir that is a file is named as one (it said to check the data directory\'s permissions)', async () => {
+    const file = join(dir, 'a-file')
+    writeFileSync(file, 'x')
+    const result = await run(['start', '--data-dir', file])
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim().split('\n')).toEqual([`p2pmld: the data directory ${file} is a file, not a directory: give a directory (created if missing) with --data-dir`])
   }, 60_000)
 })
