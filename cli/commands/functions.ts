@@ -80,6 +80,8 @@ export function registerFunctionsCommands(program: Command): void {
       const { writeDeploymentFiles } = await import('../../functions/deployment.js')
       const summary = await writeDeploymentFiles({ outDir: out, bucket: o.bucket, prefix: o.prefix, functionName: o.functionName, stateMachineName: o.stateMachineName, functionArn: o.functionArn, ...stateMachineSettings(o) })
       process.stdout.write(`wrote ${summary.files.length} files to ${out} (zip ${(summary.zipBytes / 1e6).toFixed(1)} MB, ${(summary.unzippedBytes / 1e6).toFixed(1)} MB unzipped):\n${summary.files.map((f) => `  ${f}`).join('\n')}\n`)
+      // the policies then grant access to a bucket of that name: said, not left to be found in them
+      if (o.bucket === 'YOUR-BUCKET') process.stdout.write(`note: the IAM policies name the placeholder bucket YOUR-BUCKET: replace it in the policies under ${out}/iam with the offload bucket, or package again with --bucket <name>\n`)
     }))
 
   addCommonOptions(functions.command('deploy').description('create or update the Lambda function and the state machine (idempotent; credentials and region from the AWS SDK default chain)'))
