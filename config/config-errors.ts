@@ -270,6 +270,8 @@ function plainMessage(issue: z.core.$ZodIssue, value: unknown, parent: unknown):
     const chosen = typeof parent === 'object' && parent !== null ? Object.entries(parent).find(([key, v]) => DISCRIMINATORS.includes(key) && typeof v === 'string') : undefined
     return `is required${chosen !== undefined ? ` with ${chosen[0]} ${String(chosen[1])}` : ''} (it has no default): give a ${issue.expected}`
   }
+  // 'listen: /ip4/...' in a file: it read 'Invalid input: expected array, received string'
+  if (issue.code === 'invalid_type' && issue.expected === 'array' && (typeof value === 'string' || typeof value === 'number')) return `is a list, got the single value ${JSON.stringify(value)}: write it as a list, [${JSON.stringify(value)}] (in YAML also a line '- ${String(value)}' under the key)`
   if (issue.code === 'too_big' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${got}`
   if (issue.code === 'too_small' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${got}`
   if (issue.code === 'invalid_type' && issue.expected === 'int' && typeof value === 'number') return `must be a whole number${got}`

@@ -45,6 +45,13 @@ describe('unknown keys suggest the nearest valid one', () => {
     expect(text).toContain('log_level: unknown key: did you mean logLevel?')
   })
 
+  it('a single value where a list belongs says so, with the list to write', () => {
+    const file = join(dir, 'listen.yaml')
+    writeFileSync(file, 'listen: /ip4/127.0.0.1/tcp/4722\n')
+    // it read 'Invalid input: expected array, received string'
+    expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain(`listen: is a list, got the single value "/ip4/127.0.0.1/tcp/4722": write it as a list, ["/ip4/127.0.0.1/tcp/4722"] (in YAML also a line '- /ip4/127.0.0.1/tcp/4722' under the key)`)
+  })
+
   it('a key left out that has no default: required, with the choice that needs it', () => {
     const file = join(dir, 'lambda.yaml')
     writeFileSync(file, 'offload:\n  mode: lambda\n')

@@ -99,7 +99,7 @@ describe('loadDaemonConfig', () => {
     const file = write('bad.yaml', 'listen: /ip4/1.2.3.4/tcp/1\nlogLevl: info\n')
     const fileErr = thrown(() => loadDaemonConfig({ env: { HOME: '/h' }, configFile: file }))
     expect(fileErr.message).toContain(`invalid config file ${file}:`)
-    expect(fileErr.message).toContain('listen: Invalid input: expected array')
+    expect(fileErr.message).toContain('listen: is a list, got the single value "/ip4/1.2.3.4/tcp/1"')
     expect(fileErr.message).toContain('logLevl: unknown key: did you mean logLevel?')
   })
 
