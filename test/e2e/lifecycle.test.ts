@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readCheckpointFile } from '../../daemon/checkpoint/index.js'
-import { eventually, freePort, type DaemonProcess } from './support/daemon-process.js'
+import { addressInAdvance, eventually, type DaemonProcess } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('lifecycle')
@@ -105,13 +105,8 @@ describe('daemon lifecycle', () => {
   }, 240_000)
 
   it('a daemon given its own address to bootstrap from skips it and says so (it dialed itself for ever, blaming the psk)', async () => {
-    const port = await freePort()
-    const listen = ['--listen', `/ip4/127.0.0.1/tcp/${port}`]
-    const first = fleet.start('self-bootstrap', listen)
-    const own = `/ip4/127.0.0.1/tcp/${port}/p2p/${(await first.address()).split('/p2p/')[1]}`
-    first.kill('SIGTERM')
-    expect(await first.exited).toBe(0)
-    const again = fleet.start('self-bootstrap-again', [...listen, '--bootstrap', own], { dataDir: first.dataDir })
+    const { listen, address: own, dataDir } = await addressInAdvance(fleet, 'self-bootstrap')
+    const again = fleet.start('self-bootstrap-again', [...listen, '--bootstrap', own], { dataDir })
     await again.waitForStdout(new RegExp(`^--bootstrap ${own.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is this daemon itself \\(its peer id\\): skipped; give another daemon's address to join it$`, 'm'), 30_000)
     expect((await clientFor(again).status()).state).toBe('idle')
     expect(again.stderr()).not.toMatch(/Can not dial self|check that both use the same --psk-file/)

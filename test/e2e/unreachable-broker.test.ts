@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { eventually, freePort } from './support/daemon-process.js'
+import { addressInAdvance, eventually } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('unreachable-broker')
@@ -44,17 +44,11 @@ describe('a daemon whose broker cannot be reached', () => {
   it('joining through a bootstrap peer not up yet: the broker is asked for a bounded time, the bootstrap peer again', async () => {
     // the joiner's tries ask the bootstrap peers, then the broker: unbounded, the first try that
     // reached the broker's retries never ended, and the host started later was never asked again
-    const port = await freePort()
-    const listen = ['--listen', `/ip4/127.0.0.1/tcp/${port}`]
-    const first = fleet.start('late-host', listen)
-    // on the port the host will listen on again (the harness adds a port of its own, printed first)
-    const address = `/ip4/127.0.0.1/tcp/${port}/p2p/${(await first.address()).split('/p2p/')[1]}`
-    first.kill('SIGTERM')
-    expect(await first.exited, fleet.describe()).toBe(0)
+    const { listen, address, dataDir } = await addressInAdvance(fleet, 'late-host')
     const joiner = fleet.start('joiner', ['--bootstrap', address, '--amqp-url', NO_BROKER, '--exit-when-done'])
     await joiner.waitForLog(/cannot reach the broker; retrying/, 60_000)
     // the same identity and port, now hosting a job
-    const host = fleet.start('late-host-job', ['--model', 'mlp', '--train-samples', '1024', '--epochs', '1', '--min-peers', '2', '--f', '0', '--aggregation', 'mean', '--exit-when-done', ...listen], { dataDir: first.dataDir })
+    const host = fleet.start('late-host-job', ['--model', 'mlp', '--train-samples', '1024', '--epochs', '1', '--min-peers', '2', '--f', '0', '--aggregation', 'mean', '--exit-when-done', ...listen], { dataDir })
     expect(await fleet.exits([host, joiner], 90_000), fleet.describe()).toEqual([0, 0])
     expect(joiner.logs().some((l) => l.msg === 'joined job'), fleet.describe()).toBe(true)
   }, 120_000)

@@ -187,7 +187,6 @@ export function parseFinished(stdout: string): FinishedLine | undefined {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** polls until check returns a value (not undefined) or the time is up */
 /** a TCP port on 127.0.0.1 free a moment ago, for a daemon that must listen on the same port again after a restart */
 export async function freePort(): Promise<number> {
   return await new Promise((resolve) => {
@@ -199,6 +198,23 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/**
+ * A daemon's address known before it runs there: one started on a free port (as `name`), its
+ * address read, then stopped. Start another on `listen` with `{ dataDir }` to have it at `address`.
+ */
+export async function addressInAdvance(fleet: DaemonFleet, name: string): Promise<{ readonly listen: string[], readonly address: string, readonly dataDir: string }> {
+  const port = await freePort()
+  const listen = ['--listen', `/ip4/127.0.0.1/tcp/${port}`]
+  const first = fleet.start(name, listen)
+  // on the port given (the harness adds a port of its own, printed first)
+  const address = `/ip4/127.0.0.1/tcp/${port}/p2p/${(await first.address()).split('/p2p/')[1]}`
+  first.kill('SIGTERM')
+  const code = await first.exited
+  if (code !== 0) throw new Error(`${name}, started to learn its address, exited with ${String(code)}\n${fleet.describe()}`)
+  return { listen, address, dataDir: first.dataDir }
+}
+
+/** polls until check returns a value (not undefined) or the time is up */
 export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, intervalMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
