@@ -328,9 +328,6 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     async admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
       const r = core.runner()
       if (r === undefined) throw new Error('this peer is still joining the job')
-      // a joiner said 'the job stopped' of one that had finished
-      const result = r.result()
-      if (result !== undefined) throw new Error(`job ${core.jobId} finished at step ${result.step}: ${NOTHING_TO_JOIN} (the next job submitted to its members is joined)`)
       if (!r.isCoordinator()) {
         throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
       }
@@ -338,7 +335,12 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       learnAddresses(peerId, addrs)
       // answered once the job starts where it waits to (the membership it starts with)
       // gone before a held reply (admission-reply.ts): not heard from, so not counted as back
-      const admitted = await admissionReply(r, peerId, signal, () => { sightings.set(peerId, { lastSeen: 0, addrs: [...addrs] }) })
+      const admitted = await admissionReply(r, peerId, signal, () => { sightings.set(peerId, { lastSeen: 0, addrs: [...addrs] }) }).catch((error: unknown) => {
+        // a finished job's runner, once stopped, admits no one (one that arrives as the job ends
+        // is admitted and given the final state): the joiner said 'the job stopped' of it
+        const result = r.result()
+        throw result === undefined ? error : new Error(`job ${core.jobId} finished at step ${result.step}: ${NOTHING_TO_JOIN} (the next job submitted to its members is joined)`)
+      })
       return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep, peerId) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {

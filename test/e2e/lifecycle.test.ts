@@ -114,9 +114,12 @@ describe('daemon lifecycle', () => {
     expect(await again.exited).toBe(0)
   }, 60_000)
 
-  it('a daemon bootstrapped to a host whose job finished waits for the next job and says why (it said the job stopped, at warn, every retry)', async () => {
+  it('a daemon bootstrapped to a host whose job finished and was stopped waits for the next job and says why (it said the job stopped, at warn, every retry)', async () => {
     const host = fleet.start('finished-host', ['--model', 'mlp', '--train-samples', '256', '--batch-size', '32', '--epochs', '1', '--min-peers', '1', '--f', '0', '--aggregation', 'mean'])
     await host.waitForStdout(/^job finished /m, 60_000)
+    // a peer arriving as a job ends takes its final state (test/p2p/late-arrival.test.ts); once the
+    // finished job's runner is stopped, it admits no one
+    await clientFor(host).stopJob({})
     const joiner = fleet.start('finished-joiner', ['--bootstrap', await host.address()])
     const status = await eventually(async () => {
       const s = await clientFor(joiner).status()
