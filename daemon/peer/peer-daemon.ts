@@ -28,6 +28,7 @@ import { createRejectionLog, sumCounts } from './rejection-log.js'
 import { createCheckpointWriter } from './checkpoint-writer.js'
 import { servePeerRequests } from './peer-requests.js'
 import { jobOverCheckpoint } from './job-over-checkpoint.js'
+import { checkSubmission, describeSubmitted } from './submission.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
@@ -353,22 +354,14 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await stopping
     },
     async submitJob(jobConfig: JobConfig): Promise<string> {
-      const current = session?.runner()?.state()
-      if (session !== undefined && current !== 'finished' && current !== 'failed') {
-        throw new Error(`job ${session.jobId} is ${current ?? 'starting'}: stop it first with 'p2pmld job stop'`)
-      }
-      // the id of a job that ran here: its members hold it as finished and would never join it
-      // again (the submit was taken, and the new job waited for its minPeers for ever)
-      const ran = session?.jobId ?? finishedBefore?.jobId
-      if (jobConfig.id !== undefined && jobConfig.id === ran) {
-        const step = session?.runner()?.progress().step ?? finishedBefore?.step
-        throw new Error(`job ${ran} already ran on this daemon (${current ?? 'finished'}${step === undefined ? '' : ` at step ${step}`}), and its members hold it as done: give the new job another id, or leave id out for a generated one`)
-      }
+      const runner = session?.runner()
+      checkSubmission(jobConfig, session !== undefined
+        ? { jobId: session.jobId, state: runner?.state(), inSession: true, step: runner?.progress().step }
+        : finishedBefore === undefined ? undefined : { jobId: finishedBefore.jobId, state: undefined, inSession: false, step: finishedBefore.step })
       joiner.abort()
       await session?.stop()
       const jobId = await hostJob(jobConfig)
-      // its console said nothing of a submitted job until its first epoch ended
-      options.onNotice?.(`hosting job ${jobId} (job submit): ${jobConfig.minPeers === 1 ? 'starting (minPeers 1: this peer alone)' : `waiting for ${jobConfig.minPeers} peers (minPeers, this one included)`}`)
+      options.onNotice?.(describeSubmitted(jobId, jobConfig))
       return jobId
     },
     async stopJob() {
