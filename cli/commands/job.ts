@@ -15,8 +15,9 @@ const CONTROLS = [
 
 /** What a job control did, in words: the state in brackets only where it says more than the verb ('stopped (stopped)') */
 function describeControl(verb: typeof CONTROLS[number][2], r: JobControlResult): string {
-  // it read 'job J stopped (finished)', as if the stop had ended it
+  // it read 'job J stopped (finished)', as if the stop had ended it; a second stop read 'job J stopped'
   if (verb === 'stopped' && r.state === 'finished') return `job ${r.jobId} had finished already: nothing to stop (p2pmld job submit gives this daemon a new job)`
+  if (verb === 'stopped' && r.unchanged === true) return `job ${r.jobId} was stopped already: nothing to stop`
   return `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep} on every member` : ''}${r.state === verb ? '' : ` (${r.state})`}`
 }
 

@@ -67,7 +67,9 @@ export const JobControlResultSchema = z.object({
   jobId: z.string(),
   state: JobStateSchema,
   /** pause/resume are job-wide: the step every member pauses before (or resumes at) */
-  effectiveStep: count.optional()
+  effectiveStep: count.optional(),
+  /** the job was in that state already (a stop of a stopped job): nothing was done */
+  unchanged: z.boolean().optional()
 })
 export type JobControlResult = z.infer<typeof JobControlResultSchema>
 

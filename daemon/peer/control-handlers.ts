@@ -124,6 +124,8 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
 
     async stopJob(params) {
       const session = requireJob(params)
+      // a second stop said 'job J stopped' again, as if it stopped now
+      if (jobState(daemon) === 'stopped') return { jobId: session.jobId, state: 'stopped' as const, unchanged: true }
       await daemon.stopJob()
       return { jobId: session.jobId, state: jobState(daemon) }
     },

@@ -179,6 +179,10 @@ describe('daemon lifecycle', () => {
       expect(d.stdout()).not.toMatch(/was evicted/)
     }
     expect(new Set([host, stays].map((d) => /digest (\S+)/.exec(d.stdout())?.[1])).size).toBe(1)
+    // a second stop says it was stopped already (it said 'job J stopped' again, as if it stopped now)
+    const again = await fleet.command(['job', 'stop', '--socket', leaves.socketPath])
+    expect(again.stdout).toMatch(/^job job-[0-9a-f]+ was stopped already: nothing to stop\n$/)
+    expect(again.code).toBe(0)
     // it stays up, says what happened, and wrote the report of its part
     const status = await client.status()
     expect(status).toMatchObject({ state: 'stopped', waiting: null, stopReason: null, liveMembers: 0 })
