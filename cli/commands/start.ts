@@ -114,6 +114,9 @@ export function registerStartCommand(program: Command): void {
     // progress, epochs, membership changes and the result for people, on stdout
     let notices: string[] | undefined = []
     const screen = createDaemonConsole(process.stdout, () => daemon.session()?.config ?? job, { selfId: () => daemon.peerId })
+    /** the peer and the control socket are up; the job's start may still be in progress */
+    let listening = false
+    let listeningPrinted = false
     const daemon: PeerDaemon = await createPeerDaemon({
       config,
       log,
@@ -129,9 +132,6 @@ export function registerStartCommand(program: Command): void {
       onNotice: (text) => { if (notices !== undefined) notices.push(text); else screen.line(text) },
       onListening: () => { listening = true }
     })
-    /** the peer and the control socket are up; the job's start may still be in progress */
-    let listening = false
-    let listeningPrinted = false
     /** the daemon's id, addresses and socket, then the notices held until they were out; once */
     const printListening = (): void => {
       if (listeningPrinted) return
