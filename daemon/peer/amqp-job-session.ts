@@ -182,7 +182,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       session.adoptMembership(reply.membership)
       if (snapshot.meta.finished) log.info({ step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
       else log.info({ step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
-      return { step: snapshot.step, epoch: snapshot.epoch, finished: snapshot.meta.finished === true }
+      return { step: snapshot.step, epoch: snapshot.epoch, finished: snapshot.meta.finished === true, membership: reply.membership }
     },
     startFromSnapshot(snapshot: JobSnapshot, provisional = false, warmupDeadlineMs?: number) {
       core.startFromSnapshot(snapshot, provisional, warmupDeadlineMs)

@@ -22,7 +22,7 @@ import { askBrokerForJob } from './broker-join.js'
 import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
-import { takeJobState } from './take-state.js'
+import { joinedNotice, takeJobState } from './take-state.js'
 
 /** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
 const BROKER_PROBE_MS = 3_000
@@ -195,12 +195,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     }
     const s = await options.openSession(info.jobId, jobConfig, false)
     checkSameModel(s, info, jobConfig)
-    announceJoin(info.jobId, `joining job ${info.jobId}: asked its coordinator ${info.coordinator.peerId} for admission${info.phase === 'waiting' ? ' (it answers once the job starts: when it has its minimum of members)' : ''}`)
-    stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}${s.join !== undefined ? ' over the broker' : ''}: waiting for its answer (before the job starts it answers once the job starts)`
+    announceJoin(info.jobId, `joining job ${info.jobId}: asked its coordinator ${info.coordinator.peerId} for admission${info.phase === 'waiting' ? ` (the job has not started: its host starts it at ${jobConfig.minPeers} members, minPeers)` : ''}`)
+    stage = `asked the coordinator ${info.coordinator.peerId} for admission to job ${info.jobId}${s.join !== undefined ? ' over the broker' : ''}: waiting for its answer (held until the start once the job has its minPeers members)`
     if (s.join !== undefined) {
       const joined = await s.join(info.coordinator.peerId, signal)
       // as over libp2p (takeState): the console said it asked; say where it got in
-      if (!joined.finished) options.notice?.(`joined job ${info.jobId} at step ${joined.step} (epoch ${joined.epoch + 1}) over the broker`)
+      if (!joined.finished) options.notice?.(joinedNotice(info.jobId, joined.step, joined.epoch, joined.membership, jobConfig.minPeers, ' over the broker'))
       return
     }
     const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })

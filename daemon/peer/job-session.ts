@@ -68,9 +68,10 @@ export interface JobSession {
   startFromSnapshot(snapshot: JobSnapshot, provisional?: boolean, warmupDeadlineMs?: number): void
   /**
    * a transport that carries the join itself (the broker): ask `coordinator`, fetch the state,
-   * start; resolves with the state's step and epoch (from 0), and whether the job had finished
+   * start; resolves with the state's step and epoch (from 0), whether the job had finished, and the
+   * coordinator's membership (as the reply gave it)
    */
-  join?(coordinator: string, signal: AbortSignal): Promise<{ step: number, epoch: number, finished: boolean }>
+  join?(coordinator: string, signal: AbortSignal): Promise<{ step: number, epoch: number, finished: boolean, membership: MembershipState }>
   runner(): JobRunner | undefined
   info(): JobInfo
   /** coordinator: admit a peer (a job resumed from a checkpoint answers once it has its members) */

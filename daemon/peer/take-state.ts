@@ -7,12 +7,26 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { JobConfig } from '../../config/job-config.js'
-import type { JobInfo, JoinReply } from '../../protocols/job/job-protocol.js'
+import type { JobInfo, JoinReply, MembershipState } from '../../protocols/job/job-protocol.js'
 import { parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { fetchStateFromDonors, StateSyncError, type DonorFetch } from '../../protocols/state-sync/index.js'
 import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import type { Logger } from '../logger.js'
+import { MembershipView } from '../membership/membership-view.js'
 import type { JobSession } from './job-session.js'
+
+/**
+ * A joiner's console line once it holds the job's state at `step` (0-based `epoch`) with the
+ * coordinator's `membership`. Before the start (step 0 with fewer than `minPeers` members: the
+ * same test the member's runner waits on) it says the job waits for its host to start it, with
+ * how many have joined: 'joined at step 0' read as training while the host still waited.
+ * `via`: ' over the broker', or ''.
+ */
+export function joinedNotice(jobId: string, step: number, epoch: number, membership: MembershipState, minPeers: number, via = ''): string {
+  const members = MembershipView.fromSnapshot(membership).membersAt(step).length
+  if (step === 0 && members < minPeers) return `joined job ${jobId}${via}: it waits for its host to start it, at ${minPeers} members (minPeers); ${members} have joined, this one included`
+  return `joined job ${jobId} at step ${step} (epoch ${epoch + 1})${via}`
+}
 
 export interface TakeStateDeps {
   readonly node: PeerNode
@@ -110,7 +124,7 @@ export async function takeJobState(deps: TakeStateDeps, join: JoinedState, signa
     log.info({ job: info.jobId, step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job')
     // the console said it asked for admission; say where it got in (a reviewer's joiner went
     // from 'asked its coordinator' straight to an epoch's progress)
-    deps.notice?.(`joined job ${info.jobId} at step ${snapshot.step} (epoch ${snapshot.epoch + 1})`)
+    deps.notice?.(joinedNotice(info.jobId, snapshot.step, snapshot.epoch, reply.membership, jobConfig.minPeers))
   }
   await deps.rememberMembers()
 }

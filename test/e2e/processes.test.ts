@@ -14,7 +14,11 @@ describe('daemons as separate processes', () => {
     ])
     const bootstrap = await host.address()
     await host.waitForStdout(/hosting job job-[0-9a-f]+: waiting for 3 peers \(minPeers, this one included\)/)
-    const joiners = [1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))
+    // one joiner, then the other: the first gets in while the host still waits for a third
+    // member, the second's admission is the one that starts the job
+    const first = fleet.start('peer1', ['--bootstrap', bootstrap, '--exit-when-done'])
+    await first.waitForStdout(/^joined job /m)
+    const joiners = [first, fleet.start('peer2', ['--bootstrap', bootstrap, '--exit-when-done'])]
     const all = [host, ...joiners]
 
     const codes = await Promise.all(all.map((d) => d.exited))
@@ -38,8 +42,11 @@ describe('daemons as separate processes', () => {
     // and said so on stdout, once, not only in the JSON log (the host says it hosts the job)
     const hostId = bootstrap.split('/p2p/')[1]
     for (const j of joiners) expect(j.stdout().split('\n').filter((l) => l.startsWith('joining job')), j.name).toEqual([expect.stringMatching(new RegExp(`^joining job job-[0-9a-f]+: asked its coordinator ${hostId} for admission`))])
-    // and where it got in
-    for (const j of joiners) expect(j.stdout(), j.name).toMatch(/^joined job job-[0-9a-f]+ at step \d+ \(epoch \d+\)$/m)
+    // and where it got in: the first while the job still waited for its start (not 'at step 0',
+    // which read as training), the second at the start, which it completed
+    expect(first.stdout()).toMatch(/^joined job job-[0-9a-f]+: it waits for its host to start it, at 3 members \(minPeers\); 2 have joined, this one included$/m)
+    expect(joiners[1]!.stdout()).toMatch(/^joined job job-[0-9a-f]+ at step 0 \(epoch 1\)$/m)
+    for (const j of joiners) expect(j.stdout(), j.name).toMatch(/^training at step 0 with 3 members: this peer, /m)
     for (const d of all) expect(d.problems(), d.name).toEqual([])
     console.log(`e2e processes: 3 daemons, 64 steps, ${Date.now() - started} ms, accuracy ${finished[0]!.accuracy} %`)
   }, 90_000)
