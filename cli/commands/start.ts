@@ -168,11 +168,21 @@ export function registerStartCommand(program: Command): void {
     // the daemon's lines come once its job has started (scripts read 'listening on' as ready to
     // be bootstrapped to), except while that start is held up (its broker cannot be reached yet:
     // it printed nothing, for ever): then they come with the reason
+    let hostingPrinted = false
+    /** `heldUp`: its start is held up (the next line says why), so it does not say 'starting' */
+    const printHosting = (heldUp = false): void => {
+      if (hostingPrinted || job === undefined) return
+      hostingPrinted = true
+      const alone = heldUp ? 'minPeers 1: this peer alone' : 'starting (minPeers 1: this peer alone)'
+      process.stdout.write(`hosting job ${daemon.session()?.jobId}: ${job.minPeers === 1 ? alone : `waiting for ${job.minPeers} peers (minPeers, this one included)`}\n`)
+    }
     const heldUp = setInterval(() => {
       const why = daemon.session()?.startStage?.()
       if (why === undefined || !listening) return
       clearInterval(heldUp)
       printListening()
+      // a job given here is hosted as a new job (PeerDaemon.hostsGivenJob, set once it starts)
+      if (job !== undefined) printHosting(true)
       screen.line(`the job cannot start yet: ${why} (p2pmld status says how it stands)`)
     }, START_HELD_UP_CHECK_MS)
     try {
@@ -197,7 +207,7 @@ export function registerStartCommand(program: Command): void {
     printListening()
     // minPeers counts this host: with 1 it starts at once
     // (not when the job given was the data dir's checkpoint's: the daemon said where it goes on from)
-    if (job !== undefined && daemon.hostsGivenJob()) process.stdout.write(`hosting job ${daemon.session()?.jobId}: ${job.minPeers === 1 ? 'starting (minPeers 1: this peer alone)' : `waiting for ${job.minPeers} peers (minPeers, this one included)`}\n`)
+    if (job !== undefined && daemon.hostsGivenJob()) printHosting()
     const finishedBefore = daemon.finishedBeforeStart()
     if (flags.exitWhenDone === true && finishedBefore !== undefined) {
       // its job is done already: idle, it would wait for the next job its members run, for ever
