@@ -53,9 +53,10 @@ export function registerTrainCommand(program: Command): void {
         if (fix !== undefined) throw new Error(`--aggregation ${config.aggregation.rule} with f=${config.aggregation.f} needs ${minimumPeersFor(config.aggregation.rule, config.aggregation.f)} gradients a step and train has one: ${fix}`)
       }
       // ONNX Runtime and the model zoo load here, not for every p2pmld command
-      const [{ runLocalTraining }, { checkModelSpec }] = await Promise.all([import('../../daemon/training/local-training.js'), import('../../daemon/training/job-runtime.js')])
-      // an unknown model or a missing file fails before the run's first line ('training ...')
+      const [{ runLocalTraining }, { checkModelSpec, checkDatasetSpec }] = await Promise.all([import('../../daemon/training/local-training.js'), import('../../daemon/training/job-runtime.js')])
+      // an unknown model or dataset, or a missing file, fails before the run's first line ('training ...')
       await checkModelSpec(config.model)
+      checkDatasetSpec(config.dataset)
       // a report directory that is a file fails now, not after the training (EEXIST, the result unprinted)
       const reportDir = reportDirOption(flags)
       if (reportDir !== undefined) await checkReportDir(reportDir, '--report-dir')

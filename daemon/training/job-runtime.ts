@@ -10,7 +10,7 @@ import { createGradientComputer } from '../../functions/create-gradient-computer
 import { createCodec, type ExactRangesCodec } from '../../ml/compress/index.js'
 import type { GradientComputer } from '../../ml/core/types.js'
 import type { Dataset } from '../../ml/data/dataset.js'
-import { loadJobDatasets, UnknownDatasetError, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
+import { checkDatasetName, loadJobDatasets, UnknownDatasetError, type JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import { UnknownModelError, type ModelDefinition } from '../../ml/models/model-definition.js'
 import { createModel, followsDatasetShape, zooModelNames } from '../../ml/models/zoo.js'
 import { bufferSpecs } from '../../ml/params.js'
@@ -84,13 +84,30 @@ export async function checkModelSpec(spec: string): Promise<void> {
   await access(spec, constants.R_OK).catch(async () => await resolveModel(spec))
 }
 
+/** a misspelt name ('fashion-mnis'): `error` with the nearest dataset name, as for models */
+function withNearestDataset(error: unknown, name: string): unknown {
+  const near = error instanceof UnknownDatasetError && !name.includes('/') ? nearest(name, DATASET_NAMES) : []
+  return near.length > 0 ? new UnknownDatasetError((error as Error).message.replace(`'${name}'`, `'${name}' (did you mean ${near.join(' or ')}?)`)) : error
+}
+
+/**
+ * Checks that dataset `name` can be found (a known name, an existing directory), without
+ * loading it: a command fails on it before printing that it starts.
+ * @throws UnknownDatasetError naming the nearest dataset name where one is close
+ */
+export function checkDatasetSpec(name: string): void {
+  try {
+    checkDatasetName(name)
+  } catch (error) {
+    throw withNearestDataset(error, name)
+  }
+}
+
 export async function createJobRuntime(config: JobConfig, options: JobRuntimeOptions = {}): Promise<JobRuntime> {
   // resolved before the data so a bad model name or file fails fast (a zoo layout allocates no weights)
   let model = await resolveModel(config.model)
   const { train, validation, test } = await (options.loadDatasets ?? loadJobDatasets)(config.dataset, { seed: config.seed, trainSamples: config.trainSamples }).catch((error: unknown) => {
-    // a misspelt name ('fashion-mnis'): the nearest dataset name, as for models
-    const near = error instanceof UnknownDatasetError && !config.dataset.includes('/') ? nearest(config.dataset, DATASET_NAMES) : []
-    throw near.length > 0 ? new UnknownDatasetError((error as Error).message.replace(`'${config.dataset}'`, `'${config.dataset}' (did you mean ${near.join(' or ')}?)`)) : error
+    throw withNearestDataset(error, config.dataset)
   })
   // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
   if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)

@@ -78,6 +78,15 @@ export async function jobDatasetNormalization(name: string): Promise<InputNormal
   return isCifar10Directory(datasetDirectory(name)) ? await cifar10TrainStats(name) : scalarNormalization(MNIST_STATS)
 }
 
+/**
+ * Whether `name` names a dataset loadJobDatasets can read, without reading it: 'mnist', or an
+ * existing directory ('fashion-mnist' its install directory). Checks the name and path only.
+ * @throws UnknownDatasetError as loadJobDatasets does for a name it does not know
+ */
+export function checkDatasetName(name: string): void {
+  if (name !== 'mnist') datasetDirectory(name)
+}
+
 /** The directory dataset `name` is read from (checked to exist). */
 function datasetDirectory(name: string): string {
   const dir = name === 'fashion-mnist' ? FASHION_MNIST_DIR : name
