@@ -18,6 +18,7 @@ interface SchemaDef {
   readonly shape?: Record<string, z.ZodType>
   readonly innerType?: z.ZodType
   readonly in?: z.ZodType
+  readonly out?: z.ZodType
   readonly options?: readonly z.ZodType[]
   readonly discriminator?: string
   readonly values?: readonly unknown[]
@@ -32,7 +33,8 @@ function unwrap(schema: z.ZodType): z.ZodType {
   for (;;) {
     const def = defOf(current)
     if (def.innerType !== undefined && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(def.type)) current = def.innerType
-    else if (def.type === 'pipe' && def.in !== undefined) current = def.in
+    // a z.preprocess is a pipe from a transform: the shape is what it pipes into
+    else if (def.type === 'pipe' && def.in !== undefined) current = defOf(def.in).type === 'transform' && def.out !== undefined ? def.out : def.in
     else return current
   }
 }

@@ -45,6 +45,14 @@ describe('unknown keys suggest the nearest valid one', () => {
     expect(text).toContain('log_level: unknown key: did you mean logLevel?')
   })
 
+  it('inside the offload section (its string shorthand parsed first) too', () => {
+    const file = join(dir, 'offload.yaml')
+    writeFileSync(file, 'offload:\n  mode: pool\n  wokers: 2\n')
+    // it read 'unknown key' with no suggestion: the section's schema sat behind its shorthand parsing
+    expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain('offload.wokers: unknown key: did you mean workers?')
+    expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: '{"mode": "pool", "wokers": 2}' } }))).toContain('--offload.wokers: unknown key: did you mean workers?')
+  })
+
   it('a single value where a list belongs says so, with the list to write', () => {
     const file = join(dir, 'listen.yaml')
     writeFileSync(file, 'listen: /ip4/127.0.0.1/tcp/4722\n')
