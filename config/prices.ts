@@ -6,6 +6,7 @@
  * the defaults and validated here.
  */
 import { z } from 'zod'
+import { formatConfigIssues, nearest } from './config-errors.js'
 import { readConfigFile } from './load.js'
 import { ConfigError } from './job-config.js'
 
@@ -97,9 +98,8 @@ export function parsePriceOverrides(raw: unknown, source: string): PriceOverride
   if (raw === null || raw === undefined) return {}
   const parsed = PriceOverridesSchema.safeParse(raw)
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const field = issue.path.join('.')
-    throw new ConfigError(`${source}: ${field === '' ? '' : `field '${field}': `}${issue.message} (a price file holds any of currency, region, ec2PerHour, lambda, stepFunctions, s3; prices in USD >= 0)`)
+    // one line per problem, an unknown key with the nearest valid one (as job and daemon configs)
+    throw new ConfigError(`invalid ${source} (it holds any of currency, region, ec2PerHour, lambda, stepFunctions, s3; prices in USD >= 0):\n${formatConfigIssues(PriceOverridesSchema, parsed.error, raw).join('\n')}`)
   }
   return parsed.data
 }
@@ -114,7 +114,9 @@ export function loadPriceTable(file?: string): PriceTable {
 export function ec2PricePerSecond(prices: PriceTable, type: string): number {
   const perHour = prices.ec2PerHour[type]
   if (perHour === undefined) {
-    throw new ConfigError(`no price for instance type '${type}': use one of ${Object.keys(prices.ec2PerHour).join(', ')}, or add it under ec2PerHour in a --prices file`)
+    const known = Object.keys(prices.ec2PerHour)
+    const near = nearest(type, known)
+    throw new ConfigError(`no price for instance type '${type}'${near.length > 0 ? ` (did you mean ${near.join(' or ')}?)` : ''}: use one of ${known.join(', ')}, or add it under ec2PerHour in a --prices file`)
   }
   return perHour / 3600
 }

@@ -114,9 +114,14 @@ describe('p2pmld estimate', () => {
     expect(e.inputs.batchesPerEpoch).toBe(3)
     // the errors, in process (the same functions the command calls)
     writeFileSync(prices, 'lambda:\n  perGbSecond: -1\n')
-    expect(() => loadPriceTable(prices)).toThrow(/^price file .*prices\.yaml: field 'lambda\.perGbSecond': /)
+    expect(() => loadPriceTable(prices)).toThrow(/^invalid price file .*prices\.yaml \(it holds any of currency, region, ec2PerHour, lambda, stepFunctions, s3; prices in USD >= 0\):\n  lambda\.perGbSecond: /)
     writeFileSync(prices, 'ec2PerHour: { t2.large: 0.1 }\nlambda: { memoryMb: 3 }\n')
-    expect(() => loadPriceTable(prices)).toThrow(/field 'lambda': Unrecognized key: "memoryMb"/)
+    expect(() => loadPriceTable(prices)).toThrow(/\n  lambda\.memoryMb: unknown key: valid keys here: /)
+    // a misspelt key gets the one it was near
+    writeFileSync(prices, 'ec2PerHr: { t2.large: 0.1 }\n')
+    expect(() => loadPriceTable(prices)).toThrow(/\n  ec2PerHr: unknown key: did you mean ec2PerHour\?$/)
     expect(() => ec2PricePerSecond(DEFAULT_PRICES, 't9.nano')).toThrow(/no price for instance type 't9\.nano': use one of t2\.micro, .*or add it under ec2PerHour in a --prices file/)
+    // a typo gets the type it was near
+    expect(() => ec2PricePerSecond(DEFAULT_PRICES, 'c5.larg')).toThrow(/^no price for instance type 'c5\.larg' \(did you mean c5\.large\?\): use one of t2\.micro, /)
   })
 })
