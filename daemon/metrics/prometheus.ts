@@ -133,7 +133,9 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
     const recorder = runner()?.stages
     if (recorder === undefined || stages?.recorder === recorder) return
     stages?.unsubscribe()
-    stages = { recorder, unsubscribe: recorder.onRecord((stage, wallMs) => stageSeconds.observe({ stage }, wallMs / 1000)) }
+    // with the calls recorded before: a runner is followed from its first step report, after
+    // that step's stages (the compute count read one below steps_total)
+    stages = { recorder, unsubscribe: recorder.onRecord((stage, wallMs) => stageSeconds.observe({ stage }, wallMs / 1000), true) }
   }
 
   let server: Server | undefined

@@ -41,8 +41,12 @@ export interface StageRecorder {
   record(stage: TrainingStage, wallMs: number, cpuMs?: number): void
   summary(): StageSummary[]
   reset(): void
-  /** call `listener` with every recorded stage (wall and CPU ms) from now on; returns the unsubscribe */
-  onRecord(listener: StageListener): () => void
+  /**
+   * call `listener` with every recorded stage (wall and CPU ms) from now on; returns the
+   * unsubscribe. `replay`: first with the calls recorded before (their wall ms, CPU undefined; the
+   * last SAMPLE_WINDOW of each stage), for a listener that subscribes once the first step is done
+   */
+  onRecord(listener: StageListener, replay?: boolean): () => void
 }
 
 export type StageListener = (stage: TrainingStage, wallMs: number, cpuMs: number | undefined) => void
@@ -145,7 +149,8 @@ export function createStageRecorder(options: StageRecorderOptions = {}): StageRe
     reset(): void {
       stages.clear()
     },
-    onRecord(listener: StageListener): () => void {
+    onRecord(listener: StageListener, replay = false): () => void {
+      if (replay) for (const [stage, acc] of stages) for (const wallMs of acc.recent) listener(stage, wallMs, undefined)
       listeners.add(listener)
       return () => { listeners.delete(listener) }
     }

@@ -81,6 +81,13 @@ describe('Prometheus metrics', () => {
       expect(sampleValue(families, 'p2pmld_stage_duration_seconds_count', { stage }), stage).toBeGreaterThan(0)
     }
     for (const stage of ['compress', 'aggregate']) expect(sampleValue(families, 'p2pmld_stage_duration_seconds_count', { stage }) ?? 0, stage).toBe(0)
+    // once a step, the first step's too (it read one below steps_total: the metrics followed the
+    // stages from the first step report on); the step in progress may have computed already
+    for (const stage of ['compute', 'update']) {
+      const calls = sampleValue(families, 'p2pmld_stage_duration_seconds_count', { stage })!
+      expect(calls, stage).toBeGreaterThanOrEqual(steps)
+      expect(calls, stage).toBeLessThanOrEqual(steps + 1)
+    }
     expect(sampleValue(families, 'p2pmld_stage_duration_seconds_count', { stage: 'validate' })).toBe(sampleValue(families, 'p2pmld_epochs_total'))
     expect(sampleValue(families, 'p2pmld_membership_size')).toBe(1)
     expect(sampleValue(families, 'p2pmld_learning_rate')).toBe(0.05)
