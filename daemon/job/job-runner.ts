@@ -2,7 +2,7 @@
  * One job on one peer: the step loop. The concerns around it live beside it: its options and
  * interface (job-types.ts), the training state (job-state.ts), the state served at a step
  * (state-at-step.ts), membership changes (job-membership.ts), divergence repair, catch-up and the
- * end-of-job agreement (state-repair.ts), the epoch's end (epoch-end.ts), the aggregation rule
+ * end-of-job agreement (state-repair.ts), the epoch's and the job's end (epoch-end.ts, job-end.ts), the aggregation rule
  * (aggregator-cache.ts). The network is behind JobNetwork, so the same runner works over any
  * transport.
  */
@@ -11,14 +11,14 @@ import type { JobPhase } from '../../protocols/job/job-protocol.js'
 import { createStageRecorder } from '../metrics/stage-metrics.js'
 import { createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
-import { evaluateDataset, type EvaluationSummary } from '../training/evaluate.js'
 import { createSyncTrainer, describeAttack, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
-import { parameterDigest, type StopReason } from '../training/training-state.js'
+import { parameterDigest } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
-import { closeEpoch, EVALUATION_BATCH } from './epoch-end.js'
+import { createContributorStats } from './contributor-stats.js'
 import { createInboundCollectors } from './inbound-collectors.js'
 import { createJobControl } from './job-control.js'
+import { createJobEnd } from './job-end.js'
 import { createJobMembership } from './job-membership.js'
 import { createJobState } from './job-state.js'
 import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState } from './job-types.js'
@@ -57,12 +57,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   let report: StepReport | undefined
   /** a provisional state (options.provisional) is not vouched for until confirmsState */
   let confirmed = options.provisional !== true
-  let validation: EvaluationSummary | undefined
-  let outcome: JobResult | undefined
-  const contributorCounts: number[] = []
-  let inEpochEnd = false
-  /** training is over; the peer is agreeing with the others on the final state */
-  let finalizing = false
+  const contributors = createContributorStats()
   let stopAfterStep = false
 
   const members = createJobMembership({
@@ -187,70 +182,40 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     }
   })
 
-  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), outcome !== undefined || finalizing)
+  const ending = createJobEnd({
+    runtime,
+    state,
+    stages,
+    log,
+    agreeOnFinalState: async () => { await repair.agreeOnFinalState() },
+    onEpoch: options.events?.onEpoch,
+    onFinished: (result) => {
+      runnerState = 'finished'
+      stateAtStep.serveWaiting()
+      members.announce()
+      options.events?.onFinished?.(result)
+    }
+  })
+  const { endEpoch, finishTraining } = ending
+
+  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), ending.outcome() !== undefined || ending.finalizing())
 
   const stateAtStep = createStateAtStep({
     step: () => progress.step,
     finished: () => runnerState === 'finished',
     // parameters only change in the synchronous aggregate-update block, so outside the
     // epoch-end bookkeeping the state is always that of the start of progress.step
-    changing: () => inEpochEnd,
+    changing: () => ending.inEpochEnd(),
     snapshot: currentSnapshot,
     digest: () => parameterDigest(state.params()),
     // a reconciling member waits until the others have its state before it changes it
     onSnapshotServed: (minStep, requester) => reconciliation.served(minStep, requester)
   })
 
-  const finishTraining = async (): Promise<JobResult> => {
-    finalizing = true
-    await repair.agreeOnFinalState()
-    // the majority's state can have been served between its last step and that epoch's close
-    // (a donor awaits its checkpoint write there): no validation record for the last epoch and an
-    // epoch counter one short. Close the epoch here, as the donor did, from the same parameters.
-    // This peer closed that epoch on its own parameters before the agreement and reported it
-    // then (console, metrics, run report): the record goes into the history, the event does not
-    if (progress.cursor > 0) await endEpoch({ report: false })
-    return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
-  }
-
-  /** `report: false`: no onEpoch event (an epoch this peer already reported) */
-  const endEpoch = async ({ report = true } = {}): Promise<boolean> => {
-    inEpochEnd = true
-    try {
-      const closed = await closeEpoch({
-        computer: runtime.computer,
-        validation: runtime.validation,
-        params: state.params(),
-        convergence: state.convergence(),
-        progress,
-        history: state.history(),
-        epochs: config.epochs,
-        stages,
-        log,
-        onEpoch: report ? options.events?.onEpoch : undefined
-      })
-      validation = closed.validation
-      return closed.done
-    } finally {
-      inEpochEnd = false
-    }
-  }
-
-  const finish = async (reason: StopReason): Promise<JobResult> => {
-    const params = state.params()
-    const test = await evaluateDataset(runtime.computer, params, runtime.test, EVALUATION_BATCH)
-    runnerState = 'finished'
-    outcome = { reason, test, step: progress.step, epoch: progress.epoch, history: state.history(), digest: parameterDigest(params) }
-    stateAtStep.serveWaiting()
-    members.announce()
-    options.events?.onFinished?.(outcome)
-    return outcome
-  }
-
   const run = async (): Promise<JobResult | undefined> => {
     try {
       // the reason the members that finished it give (not always 'epochs')
-      if (state.finishedFromSnapshot()) return await finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
+      if (state.finishedFromSnapshot()) return await ending.finish(progress.epoch >= config.epochs ? 'epochs' : 'early-stopping')
       if (runnerState === 'waiting') await members.awaitStart(abort.signal)
       runnerState = 'training'
       while (!abort.signal.aborted) {
@@ -313,8 +278,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         // members vouch for a past step's state by its full digest only (a sample cannot vouch
         // for the parameters outside it): anchor steps run with others
         if (r.members.length > 1 && r.fullDigest) stateAtStep.remember(r.step, r.digest)
-        contributorCounts.push(r.contributors.length)
-        if (contributorCounts.length > 10_000) contributorCounts.shift()
+        contributors.record(r.contributors.length)
         options.events?.onStep?.(r)
         members.recordMisses(r)
         // a re-synced state carries its own epoch bookkeeping (closing the epoch again would
@@ -349,19 +313,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membershipVersion: () => members.version(),
     liveMembers: () => runnerState === 'waiting' ? members.countedAtStart() : members.view().membersAt(progress.step).length,
     lastReport: () => report,
-    lastValidation: () => validation,
+    lastValidation: () => ending.validation(),
     // before the start: for minPeers members (the step loop's reasons come once it runs)
     waitingFor: () => runnerState === 'waiting' ? { reason: members.startWaitReason(), belowFloor: false } : waiting,
-    result: () => outcome,
-    contributorStats() {
-      if (contributorCounts.length === 0) return { last: 0, mean: 0, min: 0, max: 0 }
-      return {
-        last: contributorCounts[contributorCounts.length - 1],
-        mean: contributorCounts.reduce((a, b) => a + b, 0) / contributorCounts.length,
-        min: Math.min(...contributorCounts),
-        max: Math.max(...contributorCounts)
-      }
-    },
+    result: () => ending.outcome(),
+    contributorStats: () => contributors.summary(),
     start() {
       if (loop !== undefined) return
       if (runnerState === 'syncing') runnerState = 'training'
