@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
-import { loadJobConfigFile } from '../../config/load.js'
 import type { ControlClient } from '../../daemon/control/client.js'
 import type { JobControlParams, JobControlResult } from '../../daemon/control/methods.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
+import { addJobFlags, hasJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
 import { action, printResult } from '../support/output.js'
 
 type JobOptions = ClientOptions & { readonly job?: string }
@@ -24,10 +24,14 @@ function describeControl(verb: typeof CONTROLS[number][2], r: JobControlResult):
 export function registerJobCommands(program: Command): void {
   const job = program.command('job').description('submit and control training jobs')
 
-  addClientOptions(job.command('submit <file>').description('submit a job file (YAML or JSON) to the daemon'))
-    .action(action(async (file: string, options: ClientOptions) => {
-      // parsed here first so a bad file is reported with its path and line, before any connection
-      const config = loadJobConfigFile(file)
+  // the job flags of start (its job file is the argument: --config names the daemon config here)
+  addJobFlags(addClientOptions(job.command('submit [file]').description('submit a job to the daemon: a job file (YAML or JSON), the job flags start takes, or both (the flags override the file\'s fields)')), { configFlag: false })
+    .action(action(async (file: string | undefined, options: ClientOptions & Omit<JobFlagValues, 'config'>) => {
+      const { config: _daemonConfig, ...flags } = options
+      // it read commander's "missing required argument 'file'", and "unknown option '--model'" for the flags start takes
+      if (file === undefined && !hasJobFlags(flags)) throw new Error('job submit needs a job: a job file (p2pmld job submit job.yaml) or job flags (p2pmld job submit --model mlp --epochs 3 --min-peers 3), or both')
+      // parsed here first so a bad file or flag is reported with its path, line or name, before any connection
+      const config = jobConfigFromFlags({ ...flags, config: file })
       const result = await withClient(options, async (client) => await client.submitJob(config))
       printResult(options, result, (r) => `submitted job ${r.jobId} (${r.state})`)
     }))

@@ -79,10 +79,12 @@ export const PEER_JOB_FLAGS = [
 /**
  * Adds the job flags. `peers: false` (train): the PEER_JOB_FLAGS are accepted but left out of the
  * help, so refusePeerJobFlags can name the one given instead of commander's "unknown option".
+ * `configFlag: false` (job submit, whose --config is the daemon config and whose job file is its
+ * argument): no --config for the job file.
  */
-export function addJobFlags(command: Command, options: { peers?: boolean } = {}): Command {
+export function addJobFlags(command: Command, options: { peers?: boolean, configFlag?: boolean } = {}): Command {
+  if (options.configFlag !== false) command.option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
   command
-    .option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
     .option('--model <name|file.onnx>', 'model: a zoo name (see `p2pmld models`: mlp, lenet5, squeezenet1_1, mobilenet_v3_small, vgg11, ...) or an ONNX file exported in eval mode')
     .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX or CIFAR-10 binary files")
     .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'count'))
@@ -103,6 +105,14 @@ export function addJobFlags(command: Command, options: { peers?: boolean } = {})
   }
   return command
 }
+
+/** whether any job flag but --config was given */
+export function hasJobFlags(flags: JobFlagValues): boolean {
+  return (Object.keys(flags) as Array<keyof JobFlagValues>).some((key) => key !== 'config' && JOB_FLAG_KEYS.has(key) && flags[key] !== undefined)
+}
+
+/** the JobFlagValues keys, to tell job flags from a command's other options */
+const JOB_FLAG_KEYS: ReadonlySet<keyof JobFlagValues> = new Set<keyof JobFlagValues>(['model', 'dataset', 'epochs', 'patience', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs', 'transport', 'exchange', 'mode', 'maxStaleness', 'averageEvery'])
 
 /** flag name -> its JobFlagValues key (commander's attribute name), for the peer-only flags */
 const PEER_FLAG_KEYS = PEER_JOB_FLAGS.map(([flags]) => {

@@ -135,6 +135,16 @@ describe('p2pmld client commands', () => {
     const stop = await runCli(['job', 'stop', '--socket', socketPath])
     // the state is not repeated after the verb ('stopped (stopped)')
     expect(stop.stdout).toBe('job run-7 stopped\n')
+
+    // the job flags start takes, without a file (it read "unknown option '--model'"), and over a file
+    const byFlags = await runCli(['job', 'submit', '--model', 'lenet5', '--epochs', '3', '--min-peers', '3', '--socket', socketPath])
+    expect(byFlags.stderr).toBe('')
+    expect(byFlags.stdout).toMatch(/^submitted job job-\d+ \(training\)\n$/)
+    expect(daemon.submitted.at(-1)).toMatchObject({ model: 'lenet5', epochs: 3, minPeers: 3 })
+    await runCli(['job', 'stop', '--socket', socketPath])
+    const overFile = await runCli(['job', 'submit', file, '--epochs', '5', '--socket', socketPath])
+    expect(overFile.stdout).toBe('submitted job run-7 (training)\n')
+    expect(daemon.submitted.at(-1)).toMatchObject({ id: 'run-7', model: 'mlp', epochs: 5, trainSamples: 512 })
   })
 
   it('stop --no-wait returns once the daemon was asked', async () => {
@@ -225,7 +235,7 @@ describe('p2pmld client commands', () => {
     // a stopped daemon's data dir: its checkpoint is what report and export can do without it
     mkdirSync(join(dir, 'stopped', 'checkpoint'), { recursive: true })
     writeFileSync(join(dir, 'stopped', 'checkpoint', 'state.p2ckpt'), '')
-    const [noDaemon, invalid, usage, typo, command, usageJson, noDaemonReport, noDaemonExport, emptyReport] = await Promise.all([
+    const [noDaemon, invalid, usage, typo, command, usageJson, noDaemonReport, noDaemonExport, emptyReport, noJob, badFlag] = await Promise.all([
       runCli(['status', '--data-dir', join(dir, 'elsewhere')]),
       runCli(['job', 'submit', badJob, '--socket', socketPath]),
       runCli(['status', '--socket', socketPath, '--bogus']),
@@ -235,8 +245,13 @@ describe('p2pmld client commands', () => {
       runCli(['report', '--data-dir', join(dir, 'stopped')]),
       runCli(['export', '--data-dir', join(dir, 'stopped'), '--out', join(dir, 'm.onnx')]),
       // no checkpoint there: no checkpoint to suggest (it named one that did not exist)
-      runCli(['report', '--data-dir', join(dir, 'elsewhere')])
+      runCli(['report', '--data-dir', join(dir, 'elsewhere')]),
+      runCli(['job', 'submit', '--socket', socketPath]),
+      runCli(['job', 'submit', '--model', 'mlp', '--epochs', '0', '--socket', socketPath])
     ])
+    // neither a job file nor job flags: what to give (it read "missing required argument 'file'")
+    expect(expectOneLineFailure(noJob)).toBe('p2pmld: job submit needs a job: a job file (p2pmld job submit job.yaml) or job flags (p2pmld job submit --model mlp --epochs 3 --min-peers 3), or both')
+    expect(expectOneLineFailure(badFlag)).toMatch(/--epochs must be a whole number >= 1, got '0'/)
     expect(expectOneLineFailure(usage)).toBe("error: unknown option '--bogus'")
     // a usage error under --json is a JSON document on stdout too, as a failed command's is
     expect(usageJson.code).toBe(1)
