@@ -13,7 +13,6 @@ import { parseJobConfig } from '../../config/job-config.js'
 import { JOB_NOT_STARTED, JOB_PROTOCOL, NO_JOB_HERE, NOTHING_TO_JOIN, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
-import { zooModelNames } from '../../ml/models/zoo.js'
 import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
@@ -22,6 +21,7 @@ import { askBrokerForJob } from './broker-join.js'
 import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
+import { checkSameModel } from './same-model.js'
 import { joinedNotice, takeJobState } from './take-state.js'
 
 /** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
@@ -83,25 +83,6 @@ export interface JobJoiner {
   stage(): string | undefined
   /** end the join in progress, if any */
   abort(): void
-}
-
-/**
- * Throws, before this peer asks for admission, when the model it loaded for the job is not the one
- * the job's members train (JobInfo.model; a member that does not say is trusted): every member
- * loads the job's `model` from its own disk, and a joiner admitted with another one could never
- * take the job's state while the members waited on its gradients (a trial's job stayed at step 0,
- * evicting and re-admitting it). The retry loop asks again later: the file may be fixed meanwhile.
- */
-function checkSameModel(s: Pick<JobSession, 'runtimeInfo'>, info: JobInfo, jobConfig: JobConfig): void {
-  const mine = s.runtimeInfo()
-  const theirs = info.model
-  if (mine === undefined || theirs === undefined) return
-  if (mine.parameterCount === theirs.parameters && mine.layout === theirs.layout) return
-  const how = mine.parameterCount === theirs.parameters
-    ? `the same ${theirs.parameters} parameters in tensors of other shapes`
-    : `${mine.parameterCount} parameters where the job's has ${theirs.parameters}`
-  const where = zooModelNames().includes(jobConfig.model) ? '' : ` (a path is read on each peer, relative to its daemon's working directory: ${process.cwd()} here)`
-  throw new Error(`this peer's model '${jobConfig.model}'${where} is not the one job ${info.jobId} trains: ${how}. Every member needs the same model file at that path: copy the job's model file here, or start this daemon where it lies`)
 }
 
 /**
