@@ -130,6 +130,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   let runner: JobRunner | undefined
   let wire: JobWire | undefined
   let stopped = false
+  /**
+   * a leaving member finishes the step in progress (JobRunner.stop's finishStep): its gradient
+   * for that step still goes out (it was dropped once the session stopped, so the others waited
+   * out a deadline for it and recorded the leave a step before the one announced)
+   */
+  let finishingLastStep = false
   let early: InboundGradient[] = []
   /**
    * the newest membership each sender announced while this peer had no runner (a joiner fetching
@@ -178,7 +184,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         selfId,
         log,
         wire: () => wire,
-        stopped: () => stopped,
+        // a leaving member's last step is finished with its sends (stopRunner)
+        stopped: () => stopped && !finishingLastStep,
         codecId: () => codec.id,
         parameterCount: () => parameterCount,
         currentStep: () => runner?.progress().step ?? 0,
@@ -378,7 +385,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       // coordinator before its start: started again, it resumes the job and asks its members back
       const state = r.state()
       const leaving = leave && (state === 'training' || state === 'paused' || (state === 'waiting' && !r.isCoordinator()))
-      await r.stop({ finishStep: leaving })
+      finishingLastStep = leaving
+      try {
+        await r.stop({ finishStep: leaving })
+      } finally {
+        finishingLastStep = false
+      }
       if (leaving && wire !== undefined) {
         // the step in progress was finished (or, past the timeout, abandoned): the others stop
         // counting on this peer from the next step it would run
