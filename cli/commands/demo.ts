@@ -1,6 +1,6 @@
 /** `p2pmld demo`: several real peers on 127.0.0.1 train the bundled MNIST end to end. */
 import type { Command } from 'commander'
-import { minimumPeersFor } from '../../config/job-config.js'
+import { AttackConfigSchema, minimumPeersFor } from '../../config/job-config.js'
 import { createLogger, type LogLevel } from '../../daemon/logger.js'
 import { formatEpochMetrics, formatTable } from '../support/format.js'
 import { addJobFlags, jobConfigFromFlags, type JobFlagValues } from '../support/job-flags.js'
@@ -37,13 +37,29 @@ export function describeRejections(rejected: Readonly<Record<string, number>>, d
   ].join('; ')
 }
 
+/**
+ * Throws naming the flag when an attack flag would be ignored: a peer name the demo does not run
+ * (it ran a clean demo without a word), or --attack-peer / --attack-magnitude without --attack.
+ * `given(option)`: whether the user gave that option (not its default).
+ */
+function checkAttackFlags(flags: DemoFlags, peers: number, given: (option: string) => boolean): void {
+  const unused = (['attackPeer', 'attackMagnitude'] as const).filter((option) => given(option)).map((option) => option === 'attackPeer' ? '--attack-peer' : '--attack-magnitude')
+  if (flags.attack === undefined) {
+    if (unused.length > 0) throw new Error(`${unused.join(' and ')} ${unused.length === 1 ? 'has' : 'have'} no effect without --attack: add --attack <kind> (${AttackConfigSchema.shape.kind.options.join(', ')}) or drop ${unused.length === 1 ? 'it' : 'them'}`)
+    return
+  }
+  const names = Array.from({ length: peers }, (_, i) => `peer-${i}`)
+  const peer = flags.attackPeer ?? 'peer-1'
+  if (!names.includes(peer)) throw new Error(`--attack-peer ${peer} is not one of this demo's peers (${names.join(', ')}${given('attackPeer') ? '' : '; peer-1 is the default'}): name one of them${peers === 1 ? ', or run more peers with --peers' : ''}`)
+}
+
 export function registerDemoCommand(program: Command): void {
   const command = program
     .command('demo')
     .description('start several peers on 127.0.0.1 and train the bundled MNIST end to end')
     .option('--peers <n>', 'number of peers', '4')
     .option('--no-baseline', 'skip training the same job in one process afterwards (the wall-time comparison)')
-    .option('--attack <kind>', 'test-only: make one peer Byzantine (sign-flip, gaussian, scale, collude)')
+    .option('--attack <kind>', `test-only: make one peer Byzantine (${AttackConfigSchema.shape.kind.options.join(', ')})`)
     .option('--attack-peer <name>', 'which peer misbehaves', 'peer-1')
     .option('--attack-magnitude <x>', 'attack strength', '10')
     .option('--log-level <level>', 'log level on stderr', 'warn')
@@ -55,6 +71,7 @@ export function registerDemoCommand(program: Command): void {
   command.action(action(async (flags: DemoFlags) => {
     const peers = Number(flags.peers)
     if (!Number.isInteger(peers) || peers < 1 || peers > 16) throw new Error(`--peers must be a whole number from 1 to 16, got '${flags.peers}'`)
+    checkAttackFlags(flags, peers, (option) => command.getOptionValueSource(option) === 'cli')
     const base = jobConfigFromFlags(flags, { model: 'lenet5', epochs: 10, batchSize: 32, optimizer: { type: 'sgd', lr: 0.03, momentum: 0.9 } })
     const job = flags.attack === undefined
       ? base

@@ -146,6 +146,20 @@ describe('p2pmld start and train with bad input', () => {
     expect(help.output().stdout).not.toMatch(/--(min-peers|transport|exchange|deadline-ms|mode|max-staleness|average-every)\b/)
   }, 60_000)
 
+  it('demo refuses attack flags it would ignore, with one line', async () => {
+    const cases: Array<[string[], string]> = [
+      // a peer the demo does not run: it ran a clean demo without a word
+      [['--attack', 'sign-flip', '--attack-peer', 'peer-9'], "p2pmld: --attack-peer peer-9 is not one of this demo's peers (peer-0, peer-1, peer-2, peer-3): name one of them"],
+      [['--peers', '1', '--f', '0', '--aggregation', 'mean', '--attack', 'scale'], "p2pmld: --attack-peer peer-1 is not one of this demo's peers (peer-0; peer-1 is the default): name one of them, or run more peers with --peers"],
+      [['--attack-peer', 'peer-2'], 'p2pmld: --attack-peer has no effect without --attack: add --attack <kind> (sign-flip, gaussian, scale, collude, equivocate) or drop it']
+    ]
+    const runs = cases.map(([args]) => startCli(['demo', '--epochs', '1', '--no-report', ...args]))
+    for (const [i, [args, expected]] of cases.entries()) {
+      expect(await runs[i].exited, args.join(' ')).toBe(1)
+      expect(runs[i].output().stderr.trim(), args.join(' ')).toBe(expected)
+    }
+  }, 60_000)
+
   it('a job file in async mode trains in sync mode in train, and says so (its exchange stages ran on one gradient)', async () => {
     const file = join(dir, 'async-job.yaml')
     writeFileSync(file, 'model: mlp\nepochs: 1\ntrainSamples: 512\nmode: async\naggregation: {rule: mean, f: 0}\n')
