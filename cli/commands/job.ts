@@ -18,7 +18,8 @@ function describeControl(verb: typeof CONTROLS[number][2], r: JobControlResult):
   // it read 'job J stopped (finished)', as if the stop had ended it; a second stop read 'job J stopped'
   if (verb === 'stopped' && r.state === 'finished') return `job ${r.jobId} had finished already: nothing to stop (p2pmld job submit gives this daemon a new job)`
   if (verb === 'stopped' && r.unchanged === true) return `job ${r.jobId} was stopped already: nothing to stop`
-  return `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep} on every member` : ''}${r.state === verb ? '' : ` (${r.state})`}`
+  // the decision is job-wide; 'on every member' read as done on each, where a member down then was not
+  return `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep}, job-wide` : ''}${r.state === verb ? '' : ` (${r.state})`}`
 }
 
 export function registerJobCommands(program: Command): void {
