@@ -278,5 +278,7 @@ function plainMessage(issue: z.core.$ZodIssue, value: unknown, parent: unknown):
   if (issue.code === 'too_small' && issue.origin === 'number') return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${got}`
   if (issue.code === 'invalid_type' && issue.expected === 'int' && typeof value === 'number') return `must be a whole number${got}`
   if (issue.code === 'invalid_type' && (issue.expected === 'number' || issue.expected === 'int') && typeof value === 'string') return `must be a number${got}`
+  // any other value of another type ('model: [1, 2]' read 'Invalid input: expected string, received array')
+  if (issue.code === 'invalid_type' && value !== undefined) return `must be ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected}${got}`
   return undefined
 }

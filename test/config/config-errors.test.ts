@@ -33,6 +33,12 @@ describe('unknown keys suggest the nearest valid one', () => {
     expect(message(() => parseJobConfig(input, 'job file j.yaml'))).toBe(`invalid job file j.yaml:\n  ${expected}`)
   })
 
+  it('a value of another type names the type wanted and the value given', () => {
+    // it read 'Invalid input: expected string, received array'
+    expect(message(() => parseJobConfig({ model: [1, 2] }, 'job file j.yaml'))).toBe('invalid job file j.yaml:\n  model: must be a string, got [1,2]')
+    expect(message(() => parseJobConfig({ id: true }, 'job file j.yaml'))).toBe('invalid job file j.yaml:\n  id: must be a string, got true')
+  })
+
   it('lists the valid keys when nothing is close', () => {
     expect(message(() => parseJobConfig({ colour: 'red' }))).toMatch(/colour: unknown key: valid keys here: id, model, dataset, seed, epochs, batchSize/)
   })
