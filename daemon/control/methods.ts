@@ -22,6 +22,10 @@ export const StatusResultSchema = z.object({
   jobId: z.string().nullable(),
   state: JobStateSchema,
   step: count,
+  /**
+   * epochs completed: the 0-based index of the epoch in progress while the job waits, trains or
+   * is paused (`p2pmld status` and the console count that epoch from 1), the number completed once it ended
+   */
   epoch: count,
   /** last training loss, null before the first step */
   loss: finiteOrNull,

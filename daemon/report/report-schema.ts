@@ -14,6 +14,7 @@ const count = z.number().int().min(0)
 const lossOrNull = z.number().finite().nullable()
 
 export const EpochEntrySchema = z.object({
+  /** the epoch's 0-based index (the console's 'epoch 1/10' is epoch 0 here) */
   epoch: count,
   /** global step at the epoch's end */
   step: count,
