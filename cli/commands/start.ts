@@ -68,7 +68,7 @@ export function registerStartCommand(program: Command): void {
     .option('--log-format <format>', LOG_FORMAT_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (0: any free port; default: off)')
     .option('--metrics-host <address>', 'address the metrics server binds (default 0.0.0.0)')
-    .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation')
+    .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation (default: the cores; several daemons on one machine: 1 each, or their spinning threads take each other\'s cores)')
     .option('--offload <mode>', 'where gradients are computed: none, pool, lambda or stepfunctions (settings in --daemon-config, or a JSON object here)')
     .option('--amqp-url <url>', 'RabbitMQ broker for jobs with transport amqp/auto (default amqp://guest:guest@127.0.0.1:5672); given (or env P2PMLD_AMQP_URL), an idle daemon also looks for a job on it')
     .option('--restart-grace-ms <ms>', 'restarted from its data dir without --bootstrap: a member that reaches no more senior one resumes the job from its checkpoint after this long (default 15000)')
