@@ -46,7 +46,10 @@ export function createMembershipChangeTracker(
   // last observation, when its admission came after it: a member evicted at step 14 and admitted
   // again at 14, after this peer had observed the eviction at 14, joined at 14 (its own console and
   // the admitting host said 14, the other members said 15). A re-join is bounded by the step its
-  // leave was reported at rather than by the last observation (leftAt below)
+  // leave was reported at rather than by the last observation (leftAt below). So may a leave: a
+  // step's report lists the members at its start, and a leave from that step can come during it
+  // (a clean leave announced as the leaver finished the step before): the members that stayed said
+  // 'left at step 281' where the leaver, the logs and the run report said 280
   const at = (peer: string, observed: number, which: 'joinStep' | 'leaveStep'): number => {
     const record = effectiveStep?.(peer)
     const recorded = record === undefined
@@ -54,7 +57,7 @@ export function createMembershipChangeTracker(
       : which === 'joinStep' && (record.readmissions ?? 0) > 0
         ? Math.max(record.joinStep, record.previousLeaveStep ?? record.joinStep)
         : record[which]
-    const after = which === 'joinStep' ? recorded !== undefined && recorded >= (leftAt.get(peer) ?? previousStep) : recorded !== undefined && recorded > previousStep
+    const after = recorded !== undefined && recorded >= (which === 'joinStep' ? leftAt.get(peer) ?? previousStep : previousStep)
     return recorded !== undefined && Number.isFinite(recorded) && after && recorded <= observed ? recorded : observed
   }
   /**

@@ -225,6 +225,19 @@ describe('membership change tracker', () => {
     expect(tracker.observe(8, ['a', 'b'])).toEqual([])
   })
 
+  it('reports a leave at its step when that step\'s report, read at its start, still listed the leaver', () => {
+    // c finished step 10 and left from 11; its leave came while 11 ran, whose report lists the
+    // members at its start (the members that stayed said 'left at step 12', c and the logs 11)
+    const announced = new Map([['c', 11]])
+    const records = new Map([['c', { joinStep: 0, leaveStep: Infinity }]])
+    const tracker = createMembershipChangeTracker((peer) => announced.get(peer), (peer) => records.get(peer))
+    tracker.observe(10, ['a', 'b', 'c'])
+    records.set('c', { joinStep: 0, leaveStep: 11 })
+    expect(tracker.observe(11, ['a', 'b', 'c'])).toEqual([])
+    expect(tracker.observe(12, ['a', 'b'], 'membership')).toEqual([{ kind: 'left', peerId: 'c', step: 11, members: 2 }])
+    expect(tracker.observe(12, ['a', 'b'])).toEqual([])
+  })
+
   it('reports a change at the step the membership records for it, not the step this peer noticed it', () => {
     const records = new Map([['c', { joinStep: 0, leaveStep: 21 }], ['d', { joinStep: 4, leaveStep: Infinity }], ['e', { joinStep: 30, leaveStep: Infinity }]])
     const tracker = createMembershipChangeTracker(() => undefined, (peer) => records.get(peer))

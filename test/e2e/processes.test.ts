@@ -81,6 +81,10 @@ describe('daemons as separate processes', () => {
       expect(afterLeaveMs).toBeLessThan(20_000)
       // and the stopped peer's console says so (it printed only a run report before)
       expect(leaves.stdout()).toMatch(/^left the job at step \d+: 2 other members carry it on$/m)
+      // at the step the leaver names, on the members that stay too (they said one step later)
+      const leftAt = /^left the job at step (\d+)/m.exec(leaves.stdout())![1]
+      const leaverId = (await leaves.address()).split('/p2p/')[1]
+      for (const d of [host, stays]) expect(d.stdout(), d.name).toMatch(new RegExp(`^peer ${leaverId} left at step ${leftAt}: 2 members$`, 'm'))
       for (const d of [host, stays, leaves]) expect(d.problems(), d.name).toEqual([])
     } finally {
       await client.close()
