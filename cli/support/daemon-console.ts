@@ -30,7 +30,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
   let current: { epoch: number, startedAt: number, partial: boolean } | undefined
   /**
    * whether the members training with this peer were printed: at its first step, and again after
-   * it left or was evicted (a host waiting for minPeers printed nothing about who came)
+   * it left or was evicted, or for the next job (a host waiting for minPeers printed nothing about who came)
    */
   let membersShown = false
   const reporter = (): ProgressReporter => {
@@ -92,6 +92,11 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
       },
       onFinished: (r) => {
         progress?.done()
+        // the next job (job submit, auto-join) starts afresh: its members, its epochs, its pace
+        // (a daemon's second job never printed 'training at step 0 with ...')
+        progress = undefined
+        current = undefined
+        membersShown = false
         // the last validation, when it ran on the final parameters
         const last = r.history.at(-1)
         const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''

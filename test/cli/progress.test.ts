@@ -145,6 +145,20 @@ describe('daemon console', () => {
     ])
   })
 
+  it('names the members of the next job too, once one finished (job submit, auto-join)', () => {
+    const out = capture()
+    const job = parseJobConfig({ epochs: 1, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { selfId: () => 'b' })
+    screen.events.onStep!(report(0, 0, 1, ['a', 'b']))
+    screen.events.onFinished!({ reason: 'epochs', test: { loss: 0.1, accuracy: 0.9, count: 10 }, step: 1, epoch: 1, history: [], digest: 'd1' })
+    screen.events.onStep!(report(0, 0, 1, ['a', 'b', 'c']))
+    expect(out.lines().filter((l) => l.startsWith('training at'))).toEqual([
+      'training at step 0 with 2 members: this peer, a',
+      // it printed nothing for the second job
+      'training at step 0 with 3 members: this peer, a, c'
+    ])
+  })
+
   it('prints joins, leaves and evictions as plain lines', () => {
     const out = capture()
     const screen = createDaemonConsole(out.stream, () => undefined, { selfId: () => 'peer-a' })
