@@ -20,6 +20,13 @@ function message(fn: () => unknown): string {
 const dir = mkdtempSync(join(tmpdir(), 'p2pmld-cfg-errors-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
 
+/** the error loadDaemonConfig gives for a daemon config file `name` holding `text` */
+function daemonFileMessage(name: string, text: string): string {
+  const file = join(dir, name)
+  writeFileSync(file, text)
+  return message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))
+}
+
 describe('unknown keys suggest the nearest valid one', () => {
   it.each([
     [{ epoch: 3 }, 'epoch: unknown key: did you mean epochs?'],
@@ -52,25 +59,19 @@ describe('unknown keys suggest the nearest valid one', () => {
   })
 
   it('inside the offload section (its string shorthand parsed first) too', () => {
-    const file = join(dir, 'offload.yaml')
-    writeFileSync(file, 'offload:\n  mode: pool\n  wokers: 2\n')
     // it read 'unknown key' with no suggestion: the section's schema sat behind its shorthand parsing
-    expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain('offload.wokers: unknown key: did you mean workers?')
+    expect(daemonFileMessage('offload.yaml', 'offload:\n  mode: pool\n  wokers: 2\n')).toContain('offload.wokers: unknown key: did you mean workers?')
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: '{"mode": "pool", "wokers": 2}' } }))).toContain('--offload.wokers: unknown key: did you mean workers?')
   })
 
   it('a single value where a list belongs says so, with the list to write', () => {
-    const file = join(dir, 'listen.yaml')
-    writeFileSync(file, 'listen: /ip4/127.0.0.1/tcp/4722\n')
     // it read 'Invalid input: expected array, received string'
-    expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain(`listen: is a list, got the single value "/ip4/127.0.0.1/tcp/4722": write it as a list, ["/ip4/127.0.0.1/tcp/4722"] (in YAML also a line '- /ip4/127.0.0.1/tcp/4722' under the key)`)
+    expect(daemonFileMessage('listen.yaml', 'listen: /ip4/127.0.0.1/tcp/4722\n')).toContain(`listen: is a list, got the single value "/ip4/127.0.0.1/tcp/4722": write it as a list, ["/ip4/127.0.0.1/tcp/4722"] (in YAML also a line '- /ip4/127.0.0.1/tcp/4722' under the key)`)
   })
 
   it('a key left out that has no default: required, with the choice that needs it', () => {
-    const file = join(dir, 'lambda.yaml')
-    writeFileSync(file, 'offload:\n  mode: lambda\n')
     // it read 'Invalid input: expected string, received undefined'
-    expect(message(() => loadDaemonConfig({ configFile: file, env: { HOME: dir } }))).toContain('offload.bucket: is required with mode lambda (it has no default): give a string')
+    expect(daemonFileMessage('lambda.yaml', 'offload:\n  mode: lambda\n')).toContain('offload.bucket: is required with mode lambda (it has no default): give a string')
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: 'lambda' } }))).toContain('--offload.bucket: is required (it has no default): give a string')
   })
 
