@@ -97,8 +97,13 @@ export const JobConfigSchema = z.object({
   minPeers: z.number().int().positive().default(3),
   /** per-step deadline in ms; absent: derived from recent step times */
   stepDeadlineMs: z.number().int().positive().optional(),
-  /** fraction of live members whose gradients must arrive for a step to proceed */
-  quorum: z.number().gt(0).max(1).default(0.5),
+  /**
+   * fraction of live members whose gradients must arrive for a step to proceed, on top of the
+   * rule's floor. At least 0.5: a step never goes on with half of its members or fewer, unless
+   * the most senior member is among exactly half (daemon/training/step-quorum.ts), so a quorum
+   * below 0.5 would change nothing
+   */
+  quorum: z.number().max(1).default(0.5),
   /** consecutive missed steps before a member is evicted */
   evictAfterMissedSteps: z.number().int().positive().default(3),
   /** write a checkpoint every N steps (0: only on shutdown) */
@@ -146,6 +151,13 @@ export const JobConfigSchema = z.object({
   }
   if (job.exchange === 'reduce-scatter' && !COORDINATE_WISE_RULES.includes(job.aggregation.rule)) {
     ctx.addIssue({ code: 'custom', path: ['exchange'], message: `exchange reduce-scatter aggregates slices of the gradients, which ${job.aggregation.rule} cannot (it compares whole vectors): set aggregation.rule to one of ${COORDINATE_WISE_RULES.join(', ')} or exchange to stream` })
+  }
+  if (job.quorum < 0.5) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['quorum'],
+      message: `must be at least 0.5, got ${job.quorum}: a step always needs more than half of its members (or exactly half holding the most senior one), so that two halves of a job cut apart by the network cannot both train on; a lower quorum would change nothing (raise it toward 1 to need more)`
+    })
   }
   const needed = minimumPeersFor(job.aggregation.rule, job.aggregation.f)
   if (job.minPeers < needed) {

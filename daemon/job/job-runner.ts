@@ -115,8 +115,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       : live.filter((id) => id !== selfId && !missing.includes(id) && collector.newestStepFrom(id) === step && !heard(id))
     members.recordShortRound(step, live, [...missing, ...silent], lagging)
   }
-  /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members */
-  let waiting: { reason: string, belowFloor: boolean } | undefined
+  /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members; stalled: also a cut-off side (waitingFor) */
+  let waiting: { reason: string, belowFloor: boolean, stalled: boolean } | undefined
   const buildTrainer = (): SyncTrainer => (config.mode === 'async' ? createAsyncTrainer : createSyncTrainer)({
     selfId,
     config,
@@ -126,10 +126,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     optimizer,
     codec,
     aggregation,
-    onWaiting: (reason, belowFloor) => { waiting = reason === undefined ? undefined : { reason, belowFloor } },
+    onWaiting: (reason, stall) => { waiting = reason === undefined ? undefined : { reason, belowFloor: stall === 'below-floor', stalled: stall !== undefined } },
     onShortRound: recordShortRound,
     progress,
-    membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s) },
+    membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s), coordinatorAt: (s) => members.view().coordinatorAt(s) },
     collector,
     stages,
     deadline,
@@ -315,7 +315,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     lastReport: () => report,
     lastValidation: () => ending.validation(),
     // before the start: for minPeers members (the step loop's reasons come once it runs)
-    waitingFor: () => runnerState === 'waiting' ? { reason: members.startWaitReason(), belowFloor: false } : waiting,
+    waitingFor: () => runnerState === 'waiting' ? { reason: members.startWaitReason(), belowFloor: false, stalled: false } : waiting,
     result: () => ending.outcome(),
     contributorStats: () => contributors.summary(),
     start() {
@@ -332,9 +332,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       })
     },
     async stop(stopOptions: { finishStep?: boolean, timeoutMs?: number } = {}) {
-      // a step below the rule's floor waits for a join: it cannot finish, and the stop would only
-      // wait out its bound (SIGTERM took ~7 s); this peer leaves from that step instead
-      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting?.belowFloor !== true) {
+      // a step below the rule's floor waits for a join (a cut-off side, for the link): it cannot
+      // finish, and the stop would only wait out its bound (SIGTERM took ~7 s); this peer leaves
+      // from that step instead
+      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting?.stalled !== true) {
         // finish the step in progress so every member aggregates the same set for it
         stopAfterStep = true
         let timer: NodeJS.Timeout | undefined

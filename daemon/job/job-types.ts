@@ -129,10 +129,12 @@ export interface JobRunner {
   lastValidation(): EvaluationSummary | undefined
   /**
    * why the step in progress cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live
-   * members'; belowFloor: fewer live members than the rule needs (the job waits for a join).
+   * members'; belowFloor: fewer live members than the rule needs (the job waits for a join);
+   * stalled: no step completes until the membership changes or a cut link returns (below the
+   * floor, or this peer's side of a cut without the most senior member: step-quorum.ts).
    * Before the start: what the start waits for (minPeers members, or a resumed job's members)
    */
-  waitingFor(): { readonly reason: string, readonly belowFloor: boolean } | undefined
+  waitingFor(): { readonly reason: string, readonly belowFloor: boolean, readonly stalled: boolean } | undefined
   result(): JobResult | undefined
   contributorStats(): { last: number, mean: number, min: number, max: number }
   start(): void

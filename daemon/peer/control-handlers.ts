@@ -15,8 +15,9 @@ function jobState(daemon: PeerDaemon): JobState {
   if (state === undefined || state === 'syncing') return 'waiting'
   // a runner stopped before the job's end has no result
   if (state === 'finished' && session.runner()?.result() === undefined) return 'stopped'
-  // training that cannot go on until a peer joins (too few members for the rule's f) says so
-  if (state === 'training' && session.runner()?.waitingFor()?.belowFloor === true) return 'waiting'
+  // training that cannot go on until a peer joins (too few members for the rule's f), or until
+  // a cut link returns (this side of a cut without the most senior member), says so
+  if (state === 'training' && session.runner()?.waitingFor()?.stalled === true) return 'waiting'
   return state
 }
 

@@ -102,16 +102,19 @@ export interface SyncTrainerDeps {
   readonly codec: StepCodec
   readonly aggregation: StepAggregation
   readonly progress: TrainingProgress
-  readonly membership: Pick<MembershipView, 'membersAt' | 'isMemberAt'>
+  /** the job's members by step; coordinatorAt (no suspects): the step's most senior member, the primary partition's tie-breaker (step-quorum.ts) */
+  readonly membership: Pick<MembershipView, 'membersAt' | 'isMemberAt' | 'coordinatorAt'>
   readonly collector: GradientCollector<InboundGradient>
   readonly stages: StageRecorder
   readonly deadline: StepDeadlinePolicy
   send(message: OutboundGradient, recipients: readonly string[]): Promise<void>
   /**
    * Why the step cannot go on (undefined once it can): too few live members for the rule's
-   * minimum (`belowFloor`: only a join helps), or too few gradients arrived by the deadline
+   * minimum (`stall` 'below-floor': only a join helps), this peer's side of a cut holding half
+   * of the members or fewer without the most senior ('cut-off': only the link's return helps,
+   * step-quorum.ts), or too few gradients arrived by the deadline (no `stall`)
    */
-  onWaiting?(reason: string | undefined, belowFloor: boolean): void
+  onWaiting?(reason: string | undefined, stall?: 'below-floor' | 'cut-off'): void
   /** a deadline round ended short of the gradients the step needs; `missing` had not sent */
   onShortRound?(step: number, members: readonly string[], missing: readonly string[]): void
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */

@@ -19,6 +19,7 @@ import { collectResults } from './reduce-scatter-results.js'
 import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
 import type { SlicePlan } from './slice-plan.js'
 import type { InboundGradient, OutboundGradient, ReduceScatterDeps, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './step-types.js'
+import { describeMinorityOfCut, stepQuorum } from './step-quorum.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
 /** a reduce-scatter step's slicing for the members it has (see runStep) */
@@ -187,7 +188,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const { minInputs } = deps.aggregation
       if (worldSize < minInputs) {
         // no gradient computed or sent yet: a member admitted meanwhile joins this very step
-        deps.onWaiting?.(deps.aggregation.describeShortfall(worldSize, worldSize === 1 ? 'live member' : 'live members'), true)
+        deps.onWaiting?.(deps.aggregation.describeShortfall(worldSize, worldSize === 1 ? 'live member' : 'live members'), 'below-floor')
         return { kind: 'too-few-members', step, live: worldSize }
       }
       // the digest members compare: a full sha256 at anchor steps, a sample between (see
@@ -299,7 +300,6 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           for (const id of sentTo) if (!live.includes(id)) sentTo.delete(id)
           const newcomers = live.filter((id) => id !== deps.selfId && !sentTo.has(id))
           if (newcomers.length > 0) sendTo(newcomers)
-          const needed = Math.max(minInputs, Math.ceil(config.quorum * live.length))
           const c = cut
           const outcome = await collector.collect(step, {
             expected: new Set(live.filter((id) => id !== deps.selfId)),
@@ -310,8 +310,11 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           })
           if (signal?.aborted === true) return outcome
           const have = outcome.received.size + (contributes && live.includes(deps.selfId) ? 1 : 0)
-          if (have >= needed) {
-            deps.onWaiting?.(undefined, false)
+          const present = new Set([...outcome.received.keys(), deps.selfId])
+          const senior = membership.coordinatorAt(step)
+          const { needed, met, minorityOfCut } = stepQuorum({ live, have, present, senior, quorum: config.quorum, minInputs })
+          if (met) {
+            deps.onWaiting?.(undefined)
             return outcome
           }
           // the others may have evicted this peer meanwhile (a cut link): stop waiting for them.
@@ -331,14 +334,19 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           const belowFloor = live.length < minInputs
           deps.onWaiting?.(belowFloor
             ? deps.aggregation.describeShortfall(live.length, 'live members')
-            : `${deps.aggregation.describeShortfall(have, 'arrived')}${outcome.missing.length > 0 ? `; waiting on ${outcome.missing.join(', ')}` : ''}`, belowFloor)
+            : minorityOfCut
+              ? describeMinorityOfCut(live, present, senior)
+              : `${deps.aggregation.describeShortfall(have, 'arrived')}${outcome.missing.length > 0 ? `; waiting on ${outcome.missing.join(', ')}` : ''}`,
+          belowFloor ? 'below-floor' : minorityOfCut ? 'cut-off' : undefined)
           // a job waiting for a member to join (or come back) goes round every deadline, or every
           // 500 ms below the floor: one line now and then, not two a second (status says why)
           shortRounds++
           const level = shortRounds === 1 || shortRounds % 20 === 0 ? 'warn' : 'debug'
           deps.log[level]({ step, received: have, needed, missing: outcome.missing, shortRounds }, belowFloor
             ? 'fewer live members than the aggregation rule needs: waiting for a peer to join'
-            : outcome.missing.length > 0
+            : minorityOfCut
+              ? 'heard from half of the members or fewer, without the most senior: this side of a cut waits (split-brain guard)'
+              : outcome.missing.length > 0
               ? 'step deadline passed short of the gradients the step needs; waiting on the missing members'
               // none missing, yet too few: the membership changed during the step (a reviewer saw
               // it at the same millisecond as a member's leave, when a whole job stopped)

@@ -172,4 +172,10 @@ describe('settings that do not go together name the field and the fix', () => {
     expect(krum).toContain('minPeers: krum with f=0 needs at least 3 peers: set minPeers (--min-peers) to 3 or more, or set aggregation.rule (--aggregation) to mean (krum needs 3 even with f=0)')
     expect(krum).not.toContain('lower aggregation.f')
   })
+
+  it('a quorum below 0.5 is refused with the reason: half of the members or fewer never step without the most senior (split-brain guard)', () => {
+    expect(message(() => parseJobConfig({ quorum: 0.3 }))).toContain('quorum: must be at least 0.5, got 0.3: a step always needs more than half of its members')
+    expect(parseJobConfig({ quorum: 0.5 }).quorum).toBe(0.5)
+    expect(message(() => parseJobConfig({ quorum: 1.5 }))).toContain('quorum: must be at most 1, got 1.5')
+  })
 })

@@ -6,8 +6,10 @@
  * finishes with reason 'epochs' and the same history as the donor, not 'early-stopping'.
  *
  * Two real runners (real ONNX Runtime, the mlp on 256 MNIST samples) on an in-memory network:
- * the host's gradient of the last step never reaches the other peer, which aggregates that step
- * alone, differs from the host at the end and re-syncs from it. The host answers the fetch with
+ * the other peer's gradient of the last step never reaches the host, which aggregates that step
+ * alone (half of the members, the most senior among them: step-quorum.ts), so the other peer,
+ * which aggregated both, differs from the host at the end and re-syncs from it. (The other way
+ * round, the junior alone, no longer steps: it waits for the host's gradient.) The host answers the fetch with
  * its state as it stood right after its last step (captured in onStep), the window the race hits.
  * The peer had closed that epoch on its own parameters before the agreement: it reports each epoch
  * (onEpoch: console, metrics, run report) once.
@@ -47,7 +49,7 @@ describe('end-of-job re-sync to a state served before its epoch closed', () => {
     const networkFor = (selfId: string, runtime: JobRuntime): JobNetwork => ({
       sendGradient: async (message, recipients) => {
         for (const peer of recipients) {
-          if (selfId === HOST && peer === OTHER && message.step === lastStep) {
+          if (selfId === OTHER && peer === HOST && message.step === lastStep) {
             droppedLastGradient = true
             continue
           }

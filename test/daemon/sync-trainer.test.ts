@@ -19,7 +19,7 @@ const D = 8
 const config = parseJobConfig({ model: 'mlp', batchSize: 2, minPeers: 3, stepDeadlineMs: 50, quorum: 0.5, compression: { codec: 'fp16', bucketSize: 16 }, aggregation: { rule: 'trimmed-mean', f: 1 } })
 const train: Dataset = { name: 't', sampleShape: [1], numClasses: 2, size: 64, inputs: new Float32Array(64), labels: new Int32Array(64) }
 
-function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b', 'c'], aggregation = config.aggregation) {
+function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b', 'c'], aggregation = config.aggregation, selfId = 'a') {
   const view = new MembershipView()
   for (const m of members) view.join(m, 0)
   const collector = createGradientCollector<InboundGradient>()
@@ -36,7 +36,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     close: async () => {}
   }
   const deps: SyncTrainerDeps = {
-    selfId: 'a',
+    selfId,
     config,
     train,
     computer,
@@ -45,7 +45,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     codec: createCodec(config.compression),
     aggregation: createStepAggregation(aggregation),
     progress,
-    membership: { membersAt: (s) => view.membersAt(s), isMemberAt: (id, s) => view.isMemberAt(id, s) },
+    membership: { membersAt: (s) => view.membersAt(s), isMemberAt: (id, s) => view.isMemberAt(id, s), coordinatorAt: (s) => view.coordinatorAt(s) },
     collector,
     stages: createStageRecorder(),
     deadline: { current: () => 50, observe: () => {} },
@@ -124,5 +124,36 @@ describe('the step', () => {
     const t = setup(() => new Float32Array(D).fill(NaN))
     t.params[0] = Infinity
     await expect(t.trainer.runStep()).rejects.toMatchObject({ name: 'TrainingDivergedError', step: 0, message: expect.stringMatching(/parameters are not finite/) })
+  })
+
+  describe('an even cut: only the half holding the most senior member steps (split-brain guard)', () => {
+    // four members under mean (floor 1, quorum 0.5: 2 of 4 meet both), cut a b | c d. a joined
+    // first, so it is the most senior; before the guard, both halves completed the step
+    const mean = { ...config.aggregation, rule: 'mean' as const, f: 0 }
+
+    it('the half with the most senior member completes the step on its two gradients', async () => {
+      const t = setup(() => new Float32Array(D).fill(2), ['a', 'b', 'c', 'd'], mean, 'b')
+      t.offer('a', 0, 4)
+      const outcome = await t.trainer.runStep()
+      expect(outcome.kind).toBe('completed')
+      if (outcome.kind !== 'completed') return
+      expect(outcome.report.contributors).toEqual(['a', 'b'])
+      expect(t.waiting.filter((w) => w !== undefined)).toEqual([])
+    })
+
+    it('the other half waits, saying why, and steps once a member of the senior half is heard from', async () => {
+      const t = setup(() => new Float32Array(D).fill(2), ['a', 'b', 'c', 'd'], mean, 'c')
+      t.offer('d', 0, 4)
+      setTimeout(() => t.offer('b', 0, 6), 170)
+      const outcome = await t.trainer.runStep()
+      expect(outcome.kind).toBe('completed')
+      if (outcome.kind !== 'completed') return
+      expect(outcome.report.contributors).toEqual(['b', 'c', 'd'])
+      expect(t.waiting).toContain('2 of 4 members heard from at this step, without the most senior (a): half of a job or less does not step without it, ' +
+        'so two halves cut apart by the network cannot both train on; waiting for the link to the others to return (this side then catches up, or re-joins if they evicted it)')
+      expect(t.warnings).toContain('heard from half of the members or fewer, without the most senior: this side of a cut waits (split-brain guard)')
+      // mean of 2, 4, 6 times lr 0.1
+      expect(Array.from(t.params)).toEqual(Array.from({ length: D }, () => Math.fround(1 - 0.1 * 4)))
+    })
   })
 })

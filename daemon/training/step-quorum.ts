@@ -1,0 +1,59 @@
+/**
+ * When a synchronous step may aggregate: the rule's floor, the job's `quorum`, and the primary
+ * partition rule that keeps a job cut in two by the network from training on as two jobs.
+ *
+ * Each side of a cut hears only its own members. If both halves of an even cut (3|3 of six with
+ * trimmed mean f=1) could complete steps, each would count the other half as missing, evict it
+ * and train on with parameters of its own, for ever (split-brain). So a step also needs more than
+ * half of the step's members present, or exactly half when the step's most senior member (the
+ * host, then in admission order; every member agrees on it) is among them: at most one side of
+ * any cut goes on, the other waits until the link returns and then catches up or re-joins. This
+ * is the tie-breaker of Corosync's votequorum `auto_tie_breaker` (the half holding one agreed
+ * node stays quorate); a member cannot tell a cut link from a crash, so losing the most senior
+ * member's half at once (2 of 4, or 1 of 2) stalls the job until one of them returns.
+ */
+
+/** What one deadline round of a step has: who sent a gradient, and who is present at all. */
+export interface QuorumInputs {
+  /** the step's members (any order) */
+  readonly live: readonly string[]
+  /** gradients the step holds: received ones plus this peer's own when it contributes */
+  readonly have: number
+  /** members heard from at this step, this peer included (it is present even without a finite gradient) */
+  readonly present: ReadonlySet<string>
+  /** the step's most senior member (MembershipView.coordinatorAt with no suspects) */
+  readonly senior: string | undefined
+  /** the job's quorum, a fraction of `live` in (0, 1] */
+  readonly quorum: number
+  /** the aggregation rule's floor (2f+1; 2f+3 for Krum; 1 for mean) */
+  readonly minInputs: number
+}
+
+export interface QuorumVerdict {
+  /** gradients the step needs: the rule's floor and the quorum, whichever is more */
+  readonly needed: number
+  /** the step may aggregate what it holds */
+  readonly met: boolean
+  /**
+   * enough gradients, but from half of the members or fewer without the most senior: the side
+   * of a cut that must wait (set only when that alone holds the step)
+   */
+  readonly minorityOfCut: boolean
+}
+
+/** Whether a step may aggregate now (see the module comment for the rule and its source). */
+export function stepQuorum(inputs: QuorumInputs): QuorumVerdict {
+  const { live, have, present, senior } = inputs
+  const needed = Math.max(inputs.minInputs, Math.ceil(inputs.quorum * live.length))
+  const here = live.filter((id) => present.has(id)).length
+  const primary = 2 * here > live.length || (2 * here === live.length && senior !== undefined && present.has(senior))
+  return { needed, met: have >= needed && primary, minorityOfCut: have >= needed && !primary }
+}
+
+/** The wait reason of a step held by the primary partition rule, for status and the log. */
+export function describeMinorityOfCut(live: readonly string[], present: ReadonlySet<string>, senior: string | undefined): string {
+  const here = live.filter((id) => present.has(id)).length
+  return `${here} of ${live.length} members heard from at this step, without the most senior (${senior ?? 'none'}): ` +
+    'half of a job or less does not step without it, so two halves cut apart by the network cannot both train on; ' +
+    'waiting for the link to the others to return (this side then catches up, or re-joins if they evicted it)'
+}
