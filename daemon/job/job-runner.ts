@@ -307,7 +307,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   return {
     config,
     stages,
-    state: () => runnerState,
+    // a member admitted while the job is paused may be inside that step already (it ran it
+    // before the pause decision reached it): it waits there for the others, paused as they are
+    state: () => runnerState === 'training' && control.pausedAt(progress.step) ? 'paused' : runnerState,
     progress: () => progress,
     membership: () => members.view(),
     membershipVersion: () => members.version(),
@@ -332,10 +334,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       })
     },
     async stop(stopOptions: { finishStep?: boolean, timeoutMs?: number } = {}) {
-      // a step below the rule's floor waits for a join (a cut-off side, for the link): it cannot
-      // finish, and the stop would only wait out its bound (SIGTERM took ~7 s); this peer leaves
-      // from that step instead
-      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting?.stalled !== true) {
+      // a step below the rule's floor waits for a join (a cut-off side, for the link; a paused
+      // job, for the resume): it cannot finish, and the stop would only wait out its bound
+      // (SIGTERM took ~7 s); this peer leaves from that step instead
+      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting?.stalled !== true && !control.pausedAt(progress.step)) {
         // finish the step in progress so every member aggregates the same set for it
         stopAfterStep = true
         let timer: NodeJS.Timeout | undefined
@@ -373,10 +375,13 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     replay,
     // 'now' when no step can run without a join: the step waits below the rule's floor, or an
     // eviction just took it there (the step notices at its next deadline round; a joiner
-    // admitted MEMBERSHIP_MARGIN steps on would wait for donors that never get there)
+    // admitted MEMBERSHIP_MARGIN steps on would wait for donors that never get there); and
+    // while the job is paused before this step: every member holds its state, and the members'
+    // states MEMBERSHIP_MARGIN steps on only come after a resume, so the joiner waited for them
+    // (`admitted to job: fetching its state`) until then
     admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting'
       ? 'before-start'
-      : waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
+      : runnerState === 'paused' || waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
     withdrawAdmission: (peerId, why) => runnerState === 'waiting' && members.withdraw(peerId, why),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     mayDecideForJob: (peerId) => members.mayAnnounce(peerId),

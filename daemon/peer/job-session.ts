@@ -140,7 +140,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     // admitted at the resumed step take their state from it too, none holds one to give yet (a
     // reviewer saw members admitted together named each other and fall back after a refusal)
     const last = r.lastReport()
-    if (r.state() !== 'training' || step === 0 || last === undefined) return { donor: selfId, donors: [selfId] }
+    if ((r.state() !== 'training' && r.state() !== 'paused') || step === 0 || last === undefined) return { donor: selfId, donors: [selfId] }
     // a member that sent no gradient for the last step (evicted, re-joining, stalled) may hold
     // no state to give: it would make every joiner fall back
     const active = last.step < step - 1 ? undefined : new Set([...last.contributors, selfId])

@@ -3,7 +3,8 @@
  * the coordinator decides the step; all three daemons pause before that very step (status says
  * paused on each) and stay there; another member resumes; the job finishes with one digest and
  * nobody was evicted. A member stopped (`job stop`) while paused leaves at the paused step: the
- * others resume without it instead of waiting on it until they evict it.
+ * others resume without it instead of waiting on it until they evict it. A peer that joins a paused
+ * job is admitted at the paused step (the state every member holds) and waits paused with them.
  */
 import { describe, expect, it } from 'vitest'
 import { eventually, parseFinished, sleep } from './support/daemon-process.js'
@@ -95,5 +96,51 @@ describe('job-wide pause and resume', () => {
     }
     expect(new Set(peers.slice(0, 2).map((d) => parseFinished(d.stdout())?.digest)).size, context).toBe(1)
     for (const d of peers) expect(d.problems(), d.name).toEqual([])
+  }, 180_000)
+
+  it('a peer joining a paused job is admitted at the paused step, waits paused with the members, and all four finish identical', async () => {
+    const host = fleet.start('join-host', [
+      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '1',
+      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0', '--exit-when-done'
+    ])
+    const bootstrap = await host.address()
+    const members = [host, ...[1, 2].map((i) => fleet.start(`join-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))]
+    const clients = members.map(clientFor)
+    await eventually(async () => {
+      const s = await clients[0].status()
+      return s.state === 'training' && s.step >= 4 ? s : undefined
+    }, 90_000, 'three members training past step 4')
+    const at = (await clients[0].pauseJob({})).effectiveStep!
+    await Promise.all(clients.map(async (c, i) => await eventually(async () => {
+      const s = await c.status()
+      return s.state === 'paused' ? s : undefined
+    }, 30_000, `${members[i].name} paused`)))
+
+    // before: admitted two steps on, it waited for a state the members reach only after a resume
+    const joiner = fleet.start('join-late', ['--bootstrap', bootstrap, '--exit-when-done'])
+    const joined = await joiner.waitForStdout(/^joined job \S+ at step (\d+) /m, 30_000)
+    expect(Number(joined[1]), fleet.describe()).toBe(at)
+    const all = [...members, joiner]
+    const allClients = [...clients, clientFor(joiner)]
+    await Promise.all(allClients.map(async (c, i) => await eventually(async () => {
+      const s = await c.status()
+      return s.state === 'paused' && s.liveMembers === 4 ? s : undefined
+    }, 30_000, `${all[i].name} paused with four members`)))
+    // they stay there
+    await sleep(2000)
+    for (const c of allClients) expect(await c.status()).toMatchObject({ state: 'paused', step: at, liveMembers: 4 })
+
+    await clients[1].resumeJob({})
+    const codes = await Promise.all(all.map(async (p) => await p.exited))
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0, 0, 0])
+    const finished = all.map((p) => parseFinished(p.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    expect(new Set(finished.map((f) => f!.step)).size, context).toBe(1)
+    for (const p of all) {
+      expect(p.logs().filter((l) => l.msg === 'evicting a member that missed too many steps'), p.name).toEqual([])
+      expect(p.problems(), p.name).toEqual([])
+    }
   }, 180_000)
 })
