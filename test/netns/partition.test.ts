@@ -1,8 +1,10 @@
 /**
  * Issue 5: a network partition between real hosts. Four daemons, each in its own network
- * namespace with its own address (10.77.0.1-4), joined by a bridge. Mid-training one non-host
- * peer's link is cut: the other three must carry on and evict it; when the link comes back the
- * cut peer must notice it was evicted, re-join, re-sync and finish with the others' parameters.
+ * namespace with its own address (10.77.0.1-4), on two bridges joined by a trunk: hosts 1-2 (the
+ * job's host among them) and 3-4. Mid-training the trunk is cut, an even split: the host's half
+ * must carry on and evict the other two, which must wait rather than train on as a second job
+ * (split-brain); when the trunk comes back they must notice they were evicted, re-join, re-sync
+ * and finish with the others' parameters.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -36,7 +38,7 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     if (swept.length > 0) console.warn(`netns: removed leftovers of an earlier run: ${swept.join(', ')}`)
     await ensureBuilt()
     jobDir = mkdtempSync(join(tmpdir(), 'p2pmld-netns-job-'))
-    topology = await createNetnsTopology({ hosts: 4 })
+    topology = await createNetnsTopology({ hosts: 4, split: 3 })
     // daemons run from a private copy of dist/: a rebuild meanwhile cannot swap their modules
     fleet = createNetnsFleet(topology, snapshotDist)
   }, 120_000)
@@ -48,26 +50,30 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     if (jobDir !== '') rmSync(jobDir, { recursive: true, force: true })
   }, 30_000)
 
-  it('the others evict the cut peer and carry on; it re-joins when the link returns and all four finish identical', async () => {
+  it('cut 2|2, only the half holding the host steps and evicts the other; the other half waits, re-joins when the link returns, and all four finish identical', async () => {
     const started = Date.now()
     const [hostNet, ...peerNets] = topology!.hosts
     // long enough that the job still runs well after the re-join: with 20 epochs it re-joined at
     // ~370 of ~660 steps once steps got faster, and one CI run finished before the last check. 32
-    // epochs (~1,000 steps) without early stopping, which would otherwise end it near step 700
+    // epochs (~1,000 steps) without early stopping, which would otherwise end it near step 700.
+    // mean (floor 1): each half holds 2 of 4, enough gradients for a step on either side, so only
+    // the split-brain guard (step-quorum.ts) keeps the half without the host from training on as a
+    // second job, evicting the host's half (it did, before the guard)
     const jobFile = join(jobDir, 'job.json')
     writeFileSync(jobFile, JSON.stringify({ earlyStopping: { patience: 0 } }))
     const host = fleet!.start('host', hostNet, [
       '--config', jobFile,
       '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '32', '--lr', '0.02',
-      '--seed', '5', '--min-peers', '4', '--deadline-ms', '2000'
+      '--seed', '5', '--min-peers', '4', '--deadline-ms', '2000', '--aggregation', 'mean'
     ])
     const bootstrap = (await host.waitForStdout(/listening on (\/ip4\/10\.77\.0\.1\/tcp\/4001\/p2p\/\S+)/, 30_000))[1]
     const peers = peerNets.map((net, i) => fleet!.start(`peer${i + 2}`, net, ['--bootstrap', bootstrap]))
     const ids = await Promise.all([host, ...peers].map(async (d) => (await d.waitForStdout(/p2pmld daemon (\S+)/, 30_000))[1]))
     const all = [host, ...peers]
-    const cut = peers[2]
-    const cutId = ids[3]
-    const survivors = all.filter((d) => d !== cut)
+    // the topology puts hosts 1-2 on one segment and 3-4 on the other
+    const cutSide = [peers[1], peers[2]]
+    const cutIds = [ids[2], ids[3]]
+    const survivors = [host, peers[0]]
     const statusOf = async (d: NetnsDaemon): Promise<StatusResult> => clientFor(d).status()
     const context = (): string => fleet!.describe()
 
@@ -78,60 +84,79 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     }, 60_000, 'four members training past step 6')
 
     const cutAt = Date.now()
-    console.log(`netns: cutting ${cut.host.hostVeth} at ${new Date(cutAt).toISOString()}`)
-    await topology!.cut(cut.host)
-    const cutStep = (await statusOf(cut)).step
+    console.log(`netns: cutting the trunk between hosts 1-2 and 3-4 at ${new Date(cutAt).toISOString()}`)
+    await topology!.cutTrunk()
+    const cutSteps = (await Promise.all(cutSide.map(statusOf))).map((s) => s.step)
     const hostLogMark = host.stderr().length
 
-    // the coordinator evicts it; every survivor ends up counting three members
-    await host.waitForLog(new RegExp(`"peer":"${cutId}"[^\\n]*evicting a member`), 30_000, hostLogMark)
+    // the coordinator (the host) evicts both; both survivors end up counting two members
+    for (const id of cutIds) await host.waitForLog(new RegExp(`"peer":"${id}"[^\\n]*evicting a member`), 30_000, hostLogMark)
     const evictedAfterMs = Date.now() - cutAt
     const afterEviction = await eventually(async () => {
       const s = await Promise.all(survivors.map(statusOf))
-      return s.every((x) => x.liveMembers === 3) ? s : undefined
-    }, 15_000, 'every survivor counting three live members')
+      return s.every((x) => x.liveMembers === 2) ? s : undefined
+    }, 15_000, 'both survivors counting two live members')
 
-    // the survivors keep stepping without it; the cut peer is stuck where it was
+    // the survivors keep stepping without them; the other half is stuck where it was, waiting
+    // with the reason in status, and evicted nobody
     const advanced = await eventually(async () => {
       const s = await Promise.all(survivors.map(statusOf))
       return s.every((x, i) => x.step >= afterEviction[i].step + 5) ? s : undefined
-    }, 20_000, 'the survivors advancing five more steps without the cut peer')
-    const cutStatus = await statusOf(cut)
-    expect(cutStatus.step, context()).toBeLessThanOrEqual(cutStep + 1)
-    // stuck at its step: still in it, or (after a deadline round short of the 2f+1 gradients the
-    // rule needs) visibly waiting, with the reason in status
-    expect(['training', 'waiting']).toContain(cutStatus.state)
-    if (cutStatus.state === 'waiting') expect(cutStatus.waiting).toMatch(/needs 3 gradients/)
-    expect(Math.min(...advanced.map((s) => s.step))).toBeGreaterThan(cutStatus.step + 3)
+    }, 20_000, 'the survivors advancing five more steps without the other half')
+    const cutStatuses = await eventually(async () => {
+      const s = await Promise.all(cutSide.map(statusOf))
+      return s.every((x) => x.state === 'waiting') ? s : undefined
+    }, 10_000, 'the cut half waiting')
+    for (const [i, s] of cutStatuses.entries()) {
+      expect(s.step, context()).toBeLessThanOrEqual(cutSteps[i] + 1)
+      expect(s.waiting, context()).toMatch(/2 of 4 members heard from at this step, without the most senior \(\S+\): half of a job or less does not step without it/)
+      expect(s.liveMembers, context()).toBe(4)
+      expect(Math.min(...advanced.map((a) => a.step))).toBeGreaterThan(s.step + 3)
+    }
+    for (const d of cutSide) expect(d.stderr(), d.name).not.toMatch(/evicting a member/)
 
-    // a partition that outlasts the connections: the link stays cut until libp2p has given up
-    // every connection of the cut peer, so healing needs fresh dials, not TCP retransmissions
+    // held here (a job-wide pause) while the cut lasts: two members step in ~3 ms and would
+    // otherwise finish the job before the other half is back
+    const pausedAt = (await clientFor(host).pauseJob({})).effectiveStep!
     await eventually(async () => {
-      const { peers: seen } = await clientFor(cut).peers()
-      return seen.length > 0 && seen.every((p) => !p.connected) ? seen : undefined
-    }, 40_000, 'the cut peer losing every connection')
+      const s = await Promise.all(survivors.map(statusOf))
+      return s.every((x) => x.state === 'paused') ? s : undefined
+    }, 10_000, 'both survivors paused')
+
+    // a partition that outlasts the connections: the trunk stays cut until libp2p has given up
+    // every connection across it, so healing needs fresh dials, not TCP retransmissions
+    await eventually(async () => {
+      const seen = (await Promise.all(cutSide.map(async (d) => (await clientFor(d).peers()).peers))).flat()
+      const across = seen.filter((p) => !cutIds.includes(p.id))
+      return across.length > 0 && across.every((p) => !p.connected) ? seen : undefined
+    }, 40_000, 'the cut half losing every connection to the other')
     const lostAfterMs = Date.now() - cutAt
 
-    // link back: the cut peer learns it was evicted, re-joins and fetches the state
-    const cutLogMark = cut.stderr().length
+    // trunk back: the cut half learns it was evicted, re-joins and fetches the state: the
+    // paused job's, at the paused step (a joiner of a paused job is admitted there)
+    const cutLogMarks = cutSide.map((d) => d.stderr().length)
     const restoredAt = Date.now()
-    console.log(`netns: restoring ${cut.host.hostVeth} at ${new Date(restoredAt).toISOString()}`)
-    await topology!.restore(cut.host)
-    await cut.waitForLog(/re-joining/, 30_000, cutLogMark)
-    await cut.waitForLog(/"msg":"joined job"/, 40_000, cutLogMark)
+    console.log(`netns: restoring the trunk at ${new Date(restoredAt).toISOString()}`)
+    await topology!.restoreTrunk()
+    for (const [i, d] of cutSide.entries()) {
+      await d.waitForLog(/re-joining/, 30_000, cutLogMarks[i])
+      await d.waitForLog(/"msg":"joined job"/, 40_000, cutLogMarks[i])
+    }
     const rejoinedAfterMs = Date.now() - restoredAt
     const rejoined = await eventually(async () => {
-      const s = await statusOf(cut)
-      return s.liveMembers === 4 && s.state === 'training' ? s : undefined
-    }, 20_000, 'the cut peer training again as one of four members')
-    expect(rejoined.step, context()).toBeGreaterThan(cutStatus.step)
+      const s = await Promise.all(all.map(statusOf))
+      return s.every((x) => x.liveMembers === 4 && x.state === 'paused') ? s : undefined
+    }, 20_000, 'all four paused as members again')
+    for (const s of rejoined) expect(s.step, context()).toBe(pausedAt)
+    // any member resumes
+    await clientFor(peers[0]).resumeJob({})
 
-    // the survivors stepped with three contributors while it was away, and aggregate its
-    // gradients again now (read before the end: --exit-when-done closes the sockets)
+    // the survivors stepped with two contributors while the others were away, and aggregate
+    // their gradients again now (read before the end: --exit-when-done closes the sockets)
     await eventually(async () => {
       const m = await Promise.all(survivors.map(async (d) => clientFor(d).metrics()))
-      return m.every((x) => x.contributors.min === 3 && x.contributors.last === 4) ? m : undefined
-    }, 20_000, 'every survivor aggregating four gradients again, after steps with three')
+      return m.every((x) => x.contributors.min === 2 && x.contributors.last === 4) ? m : undefined
+    }, 20_000, 'both survivors aggregating four gradients again, after steps with two')
 
     const finished = await Promise.all(all.map(async (d) => parseFinished((await d.waitForStdout(/job finished .*\n/, 90_000)).input!)))
     for (const f of finished) expect(f, context()).toBeDefined()
@@ -142,6 +167,6 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     const codes = await Promise.all(all.map((d) => d.exited))
     expect(codes, context()).toEqual([0, 0, 0, 0])
     for (const d of all) expect(d.stderr(), d.name).not.toMatch(/"msg":"training failed"/)
-    console.log(`netns partition: cut at step ${cutStep}, evicted after ${evictedAfterMs} ms, connections gone after ${lostAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (training again at step ${rejoined.step}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
+    console.log(`netns partition 2|2: cut at steps ${cutSteps.join('/')}, evicted after ${evictedAfterMs} ms, connections gone after ${lostAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (paused at step ${pausedAt}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
   }, 240_000)
 })

@@ -2,7 +2,9 @@
  * Real hosts on one machine: a bridge in the root namespace and N network namespaces, each joined
  * to it by a veth pair and given its own address (10.77.0.1..N/24). Cutting a host's link sets the
  * root-side end of its veth down: its address stays configured, packets to and from it vanish, as
- * with a pulled cable. Every name carries the creating process's pid, so a crashed run cannot
+ * with a pulled cable. With `split`, the hosts sit on two bridges (two switches) joined by one
+ * veth pair (the trunk): cutting the trunk splits the job's hosts in two, each side still reaching
+ * its own. Every name carries the creating process's pid, so a crashed run cannot
  * collide with the next, and its leftovers are swept when their pid is gone.
  */
 import { execFile, spawnSync } from 'node:child_process'
@@ -30,6 +32,9 @@ export interface NetnsTopology {
   execPrefix(host: NetnsHost): string[]
   cut(host: NetnsHost): Promise<void>
   restore(host: NetnsHost): Promise<void>
+  /** set the trunk between the two segments down (or up): only with `split` */
+  cutTrunk(): Promise<void>
+  restoreTrunk(): Promise<void>
   /** give a host a second address on its link (e.g. the public side of a NAT it sits behind) */
   addAddress(host: NetnsHost, address: string): Promise<void>
   /** delete every veth, the bridge and every namespace; idempotent, never throws */
@@ -42,11 +47,16 @@ export interface NetnsTopologyOptions {
   readonly subnet?: string
   /** unique part of every name (default: this process's pid) */
   readonly tag?: string
+  /** hosts from this index (1-based) on sit on a second bridge, joined to the first by a trunk; absent: one bridge */
+  readonly split?: number
 }
 
 const PREFIX = 'p2'
 const names = (tag: string) => ({
   bridge: `${PREFIX}b${tag}`,
+  secondBridge: `${PREFIX}c${tag}`,
+  trunk: `${PREFIX}ta${tag}`,
+  trunkPeer: `${PREFIX}tb${tag}`,
   namespace: (i: number) => `${PREFIX}n${tag}-${i}`,
   hostVeth: (i: number) => `${PREFIX}v${i}h${tag}`,
   nsVeth: (i: number) => `${PREFIX}v${i}n${tag}`
@@ -92,7 +102,7 @@ export function sweepStale(): string[] {
     swept.push(m[1])
   }
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? ''
-  for (const m of links.matchAll(new RegExp(`^\\d+: (${PREFIX}(?:b|v\\d+h)(\\d+))[@:]`, 'gm'))) {
+  for (const m of links.matchAll(new RegExp(`^\\d+: (${PREFIX}(?:b|c|ta|v\\d+h)(\\d+))[@:]`, 'gm'))) {
     if (isAlive(Number(m[2]))) continue
     spawnSync('ip', ['link', 'delete', m[1]])
     swept.push(m[1])
@@ -103,6 +113,8 @@ export function sweepStale(): string[] {
 export async function createNetnsTopology(options: NetnsTopologyOptions): Promise<NetnsTopology> {
   const subnet = options.subnet ?? '10.77.0'
   const n = names(options.tag ?? String(process.pid))
+  const { split } = options
+  if (split !== undefined && (split < 2 || split > options.hosts)) throw new NetnsError(`split ${split}: give the first host (2..${options.hosts}) of the second segment`)
   if (n.hostVeth(options.hosts).length > 15) throw new NetnsError(`interface name ${n.hostVeth(options.hosts)} exceeds Linux's 15 characters: use a shorter tag`)
   const hosts: NetnsHost[] = Array.from({ length: options.hosts }, (_, k) => ({
     index: k + 1,
@@ -119,6 +131,10 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
     destroyed = true
     process.off('exit', destroySync)
     for (const h of hosts) spawnSync('ip', ['link', 'delete', h.hostVeth])
+    if (split !== undefined) {
+      spawnSync('ip', ['link', 'delete', n.trunk])
+      spawnSync('ip', ['link', 'delete', n.secondBridge])
+    }
     spawnSync('ip', ['link', 'delete', n.bridge])
     for (const h of hosts) spawnSync('ip', ['netns', 'delete', h.namespace])
   }
@@ -127,12 +143,19 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
   try {
     await ip('link', 'add', n.bridge, 'type', 'bridge')
     await ip('link', 'set', n.bridge, 'up')
+    if (split !== undefined) {
+      await ip('link', 'add', n.secondBridge, 'type', 'bridge')
+      await ip('link', 'set', n.secondBridge, 'up')
+      await ip('link', 'add', n.trunk, 'type', 'veth', 'peer', 'name', n.trunkPeer)
+      await ip('link', 'set', n.trunk, 'master', n.bridge, 'up')
+      await ip('link', 'set', n.trunkPeer, 'master', n.secondBridge, 'up')
+    }
     for (const h of hosts) {
       const inner = h.nsVeth
       await ip('netns', 'add', h.namespace)
       await ip('link', 'add', h.hostVeth, 'type', 'veth', 'peer', 'name', inner)
       await ip('link', 'set', inner, 'netns', h.namespace)
-      await ip('link', 'set', h.hostVeth, 'master', n.bridge, 'up')
+      await ip('link', 'set', h.hostVeth, 'master', split !== undefined && h.index >= split ? n.secondBridge : n.bridge, 'up')
       await ip('-n', h.namespace, 'addr', 'add', `${h.address}/24`, 'dev', inner)
       await ip('-n', h.namespace, 'link', 'set', inner, 'up')
       await ip('-n', h.namespace, 'link', 'set', 'lo', 'up')
@@ -142,11 +165,18 @@ export async function createNetnsTopology(options: NetnsTopologyOptions): Promis
     throw error
   }
 
+  const trunk = async (state: 'up' | 'down'): Promise<void> => {
+    if (split === undefined) throw new NetnsError('this topology has one segment: create it with split to cut a trunk')
+    await ip('link', 'set', n.trunk, state)
+  }
+
   return {
     hosts,
     execPrefix: (host) => ['ip', 'netns', 'exec', host.namespace],
     cut: (host) => ip('link', 'set', host.hostVeth, 'down'),
     restore: (host) => ip('link', 'set', host.hostVeth, 'up'),
+    cutTrunk: async () => { await trunk('down') },
+    restoreTrunk: async () => { await trunk('up') },
     addAddress: (host, address) => ip('-n', host.namespace, 'addr', 'add', `${address}/24`, 'dev', host.nsVeth),
     async destroy() {
       destroySync()
