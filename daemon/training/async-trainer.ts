@@ -17,6 +17,7 @@
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
 import type { InboundGradient, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './sync-trainer.js'
+import { isPrimaryPartition } from './step-quorum.js'
 import { parameterDigest, stepDigest } from './training-state.js'
 
 /** wire tag of step t's gradient */
@@ -59,8 +60,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     return fresh
   }
 
-  /** robust averaging of the members' parameter changes since the anchor; returns who was missing */
-  const averageParameters = async (step: number, rank: number, others: readonly string[], signal?: AbortSignal): Promise<{ missing: string[], peerDigests: Map<string, string>, anchorDigest: string }> => {
+  /** robust averaging of the members' parameter changes since the anchor; returns who was missing, and whether this side of a cut must count nobody missing (cutOff: step-quorum.ts) */
+  const averageParameters = async (step: number, rank: number, others: readonly string[], signal?: AbortSignal): Promise<{ missing: string[], cutOff: boolean, peerDigests: Map<string, string>, anchorDigest: string }> => {
     const anchorDigest = parameterDigest(anchor)
     const delta = new Float32Array(deps.params.length)
     for (let i = 0; i < delta.length; i++) delta[i] = deps.params[i] - anchor[i]
@@ -89,7 +90,13 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     } else {
       deps.log.warn({ step, changes: ordered.length }, `parameter averaging skipped: ${deps.aggregation.describeShortfall(ordered.length, 'arrived')}`)
     }
-    return { missing: collected.missing, peerDigests, anchorDigest }
+    // a round that heard from half of the members or fewer, without the most senior, is this
+    // side of a cut: it counts nobody missing, or both halves would evict each other and train
+    // on as two jobs (step-quorum.ts; async never waits, so only the evictions need the guard)
+    const members = membership.membersAt(step)
+    const cutOff = collected.missing.length > 0 && !isPrimaryPartition(members, new Set([...collected.received.keys(), deps.selfId]), membership.coordinatorAt(step))
+    if (cutOff) deps.log.warn({ step, heard: collected.received.size + 1, members: members.length, missing: collected.missing }, 'averaging round heard from half of the members or fewer, without the most senior: this side of a cut counts nobody missing (split-brain guard)')
+    return { missing: collected.missing, cutOff, peerDigests, anchorDigest }
   }
 
   return {
@@ -156,8 +163,9 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         epoch: progress.epoch,
         members,
         contributors,
-        // only an averaging round waits for the others; only there is anyone missing
-        missing: averaging?.missing ?? [],
+        // only an averaging round waits for the others; only there is anyone missing (and not
+        // on the side of a cut that must not evict the other)
+        missing: averaging === undefined || averaging.cutOff ? [] : averaging.missing,
         // the full digest where members agree (after a round), a sample between
         digest: averaging?.anchorDigest ?? stepDigest(deps.params, step),
         fullDigest: averaging !== undefined,

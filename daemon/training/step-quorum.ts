@@ -41,12 +41,21 @@ export interface QuorumVerdict {
   readonly minorityOfCut: boolean
 }
 
+/**
+ * Whether the members `present` (heard from, this peer included) are the side of any cut that
+ * goes on: more than half of `live`, or exactly half with `senior` among them. Of two disjoint
+ * sets of members at most one is.
+ */
+export function isPrimaryPartition(live: readonly string[], present: ReadonlySet<string>, senior: string | undefined): boolean {
+  const here = live.filter((id) => present.has(id)).length
+  return 2 * here > live.length || (2 * here === live.length && senior !== undefined && present.has(senior))
+}
+
 /** Whether a step may aggregate now (see the module comment for the rule and its source). */
 export function stepQuorum(inputs: QuorumInputs): QuorumVerdict {
   const { live, have, present, senior } = inputs
   const needed = Math.max(inputs.minInputs, Math.ceil(inputs.quorum * live.length))
-  const here = live.filter((id) => present.has(id)).length
-  const primary = 2 * here > live.length || (2 * here === live.length && senior !== undefined && present.has(senior))
+  const primary = isPrimaryPartition(live, present, senior)
   return { needed, met: have >= needed && primary, minorityOfCut: have >= needed && !primary }
 }
 
