@@ -1,6 +1,7 @@
 /**
- * When a synchronous step may aggregate: the rule's floor, the job's `quorum`, and the primary
- * partition rule that keeps a job cut in two by the network from training on as two jobs.
+ * When a synchronous step may aggregate, and why it waits when it may not: the rule's floor, the
+ * job's `quorum`, and the primary partition rule that keeps a job cut in two by the network from
+ * training on as two jobs.
  *
  * Each side of a cut hears only its own members. If both halves of an even cut (3|3 of six with
  * trimmed mean f=1) could complete steps, each would count the other half as missing, evict it
@@ -12,6 +13,8 @@
  * node stays quorate); a member cannot tell a cut link from a crash, so losing the most senior
  * member's half at once (2 of 4, or 1 of 2) stalls the job until one of them returns.
  */
+
+import type { StepAggregation } from './step-types.js'
 
 /** What one deadline round of a step has: who sent a gradient, and who is present at all. */
 export interface QuorumInputs {
@@ -59,10 +62,47 @@ export function stepQuorum(inputs: QuorumInputs): QuorumVerdict {
   return { needed, met: have >= needed && primary, minorityOfCut: have >= needed && !primary }
 }
 
-/** The wait reason of a step held by the primary partition rule, for status and the log. */
-export function describeMinorityOfCut(live: readonly string[], present: ReadonlySet<string>, senior: string | undefined): string {
-  const here = live.filter((id) => present.has(id)).length
-  return `${here} of ${live.length} members heard from at this step, without the most senior (${senior ?? 'none'}): ` +
-    'half of a job or less does not step without it, so two halves cut apart by the network cannot both train on; ' +
-    'waiting for the link to the others to return (this side then catches up, or re-joins if they evicted it)'
+/** A deadline round of a step that ended short: what it had (QuorumInputs' terms) and who did not send. */
+export interface ShortRound {
+  readonly live: readonly string[]
+  readonly have: number
+  readonly present: ReadonlySet<string>
+  readonly senior: string | undefined
+  /** stepQuorum's verdict: enough gradients, but this is the side of a cut that waits */
+  readonly minorityOfCut: boolean
+  /** members expected at the step that did not send */
+  readonly missing: readonly string[]
+  readonly aggregation: Pick<StepAggregation, 'minInputs' | 'describeShortfall'>
+}
+
+/**
+ * Why a step waits after a short round, in words: `reason` for status (onWaiting), `stall` when
+ * no step completes until the membership changes ('below-floor': a join) or a cut link returns
+ * ('cut-off'), and the log line.
+ */
+export function describeShortRound(round: ShortRound): { reason: string, stall: 'below-floor' | 'cut-off' | undefined, logMessage: string } {
+  const { live, have, missing, aggregation } = round
+  if (live.length < aggregation.minInputs) {
+    return { reason: aggregation.describeShortfall(live.length, 'live members'), stall: 'below-floor', logMessage: 'fewer live members than the aggregation rule needs: waiting for a peer to join' }
+  }
+  if (round.minorityOfCut) {
+    const here = live.filter((id) => round.present.has(id)).length
+    return {
+      reason: `${here} of ${live.length} members heard from at this step, without the most senior (${round.senior ?? 'none'}): ` +
+        'half of a job or less does not step without it, so two halves cut apart by the network cannot both train on; ' +
+        'waiting for the link to the others to return (this side then catches up, or re-joins if they evicted it)',
+      stall: 'cut-off',
+      logMessage: 'heard from half of the members or fewer, without the most senior: this side of a cut waits (split-brain guard)'
+    }
+  }
+  return {
+    reason: `${aggregation.describeShortfall(have, 'arrived')}${missing.length > 0 ? `; waiting on ${missing.join(', ')}` : ''}`,
+    stall: undefined,
+    logMessage: missing.length > 0
+      ? 'step deadline passed short of the gradients the step needs; waiting on the missing members'
+      // none missing, yet too few: the membership changed during the step (a reviewer saw it at
+      // the same millisecond as a member's leave, when a whole job stopped; no deadline passed
+      // then: the wait ended as the leaves emptied the expected set)
+      : 'short of the gradients the step needs: members left during the step and no member expected at it is missing; waiting for the membership to settle'
+  }
 }

@@ -19,7 +19,7 @@ import { collectResults } from './reduce-scatter-results.js'
 import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
 import type { SlicePlan } from './slice-plan.js'
 import type { InboundGradient, OutboundGradient, ReduceScatterDeps, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './step-types.js'
-import { describeMinorityOfCut, stepQuorum } from './step-quorum.js'
+import { describeShortRound, stepQuorum } from './step-quorum.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
 /** a reduce-scatter step's slicing for the members it has (see runStep) */
@@ -331,27 +331,13 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
           if (!contributes && outcome.received.size === 0) {
             throw new TrainingDivergedError(step, `no member sent a finite gradient for step ${step}: training diverged (lower the learning rate, or use a robust aggregation rule)`)
           }
-          const belowFloor = live.length < minInputs
-          deps.onWaiting?.(belowFloor
-            ? deps.aggregation.describeShortfall(live.length, 'live members')
-            : minorityOfCut
-              ? describeMinorityOfCut(live, present, senior)
-              : `${deps.aggregation.describeShortfall(have, 'arrived')}${outcome.missing.length > 0 ? `; waiting on ${outcome.missing.join(', ')}` : ''}`,
-          belowFloor ? 'below-floor' : minorityOfCut ? 'cut-off' : undefined)
+          const short = describeShortRound({ live, have, present, senior, minorityOfCut, missing: outcome.missing, aggregation: deps.aggregation })
+          deps.onWaiting?.(short.reason, short.stall)
           // a job waiting for a member to join (or come back) goes round every deadline, or every
           // 500 ms below the floor: one line now and then, not two a second (status says why)
           shortRounds++
           const level = shortRounds === 1 || shortRounds % 20 === 0 ? 'warn' : 'debug'
-          deps.log[level]({ step, received: have, needed, missing: outcome.missing, shortRounds }, belowFloor
-            ? 'fewer live members than the aggregation rule needs: waiting for a peer to join'
-            : minorityOfCut
-              ? 'heard from half of the members or fewer, without the most senior: this side of a cut waits (split-brain guard)'
-              : outcome.missing.length > 0
-              ? 'step deadline passed short of the gradients the step needs; waiting on the missing members'
-              // none missing, yet too few: the membership changed during the step (a reviewer saw
-              // it at the same millisecond as a member's leave, when a whole job stopped)
-              // (no deadline passed then: the wait ended as the leaves emptied the expected set)
-              : 'short of the gradients the step needs: members left during the step and no member expected at it is missing; waiting for the membership to settle')
+          deps.log[level]({ step, received: have, needed, missing: outcome.missing, shortRounds }, short.logMessage)
           deps.onShortRound?.(step, live, outcome.missing)
           if (outcome.missing.length > 0) {
             // those still at this step may be waiting for ours, lost on the way as theirs were
