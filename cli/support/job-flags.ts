@@ -108,11 +108,18 @@ export function addJobFlags(command: Command, options: { peers?: boolean, config
 
 /** whether any job flag but --config was given */
 export function hasJobFlags(flags: JobFlagValues): boolean {
-  return (Object.keys(flags) as Array<keyof JobFlagValues>).some((key) => key !== 'config' && JOB_FLAG_KEYS.has(key) && flags[key] !== undefined)
+  return (Object.keys(JOB_FLAG_KEYS) as Array<keyof JobFlagValues>).some((key) => key !== 'config' && flags[key] !== undefined)
 }
 
-/** the JobFlagValues keys, to tell job flags from a command's other options */
-const JOB_FLAG_KEYS: ReadonlySet<keyof JobFlagValues> = new Set<keyof JobFlagValues>(['model', 'dataset', 'epochs', 'patience', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'trainSamples', 'compression', 'bits', 'aggregation', 'f', 'minPeers', 'deadlineMs', 'transport', 'exchange', 'mode', 'maxStaleness', 'averageEvery'])
+/**
+ * every JobFlagValues key, to tell job flags from a command's other options: `satisfies` makes a
+ * key added to JobFlagValues and missing here a compile error (it was a list kept by hand)
+ */
+const JOB_FLAG_KEYS = {
+  config: true, model: true, dataset: true, epochs: true, patience: true, batchSize: true, lr: true, optimizer: true, momentum: true,
+  seed: true, trainSamples: true, compression: true, bits: true, aggregation: true, f: true, minPeers: true, deadlineMs: true,
+  transport: true, exchange: true, mode: true, maxStaleness: true, averageEvery: true
+} as const satisfies Record<keyof JobFlagValues, true>
 
 /** flag name -> its JobFlagValues key (commander's attribute name), for the peer-only flags */
 const PEER_FLAG_KEYS = PEER_JOB_FLAGS.map(([flags]) => {
