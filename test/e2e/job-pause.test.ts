@@ -12,6 +12,30 @@ import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('pause')
 
+/**
+ * A host and two members (one epoch of mlp, f = 0) training past step 4, then paused by the host:
+ * the daemons, their clients, the paused step and the host's address. `extra`: flags for all three
+ */
+async function pausedTrio (prefix: string, extra: readonly string[]) {
+  const host = fleet.start(`${prefix}-host`, [
+    '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '1',
+    '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0', ...extra
+  ])
+  const bootstrap = await host.address()
+  const members = [host, ...[1, 2].map((i) => fleet.start(`${prefix}-peer${i}`, ['--bootstrap', bootstrap, ...extra]))]
+  const clients = members.map(clientFor)
+  await eventually(async () => {
+    const s = await clients[0].status()
+    return s.state === 'training' && s.step >= 4 ? s : undefined
+  }, 90_000, 'three members training past step 4')
+  const at = (await clients[0].pauseJob({})).effectiveStep!
+  await Promise.all(clients.map(async (c, i) => await eventually(async () => {
+    const s = await c.status()
+    return s.state === 'paused' ? s : undefined
+  }, 30_000, `${members[i].name} paused`)))
+  return { members, clients, at, bootstrap }
+}
+
 describe('job-wide pause and resume', () => {
   it('any member pauses every member at the coordinator\'s step; any member resumes them', async () => {
     const host = fleet.start('host', [
@@ -64,22 +88,7 @@ describe('job-wide pause and resume', () => {
   }, 240_000)
   it('`job stop` on a paused member: it leaves at the paused step and the others resume without it', async () => {
     // f = 0: two members are enough to go on
-    const host = fleet.start('stop-host', [
-      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '1',
-      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0'
-    ])
-    const bootstrap = await host.address()
-    const peers = [host, ...[1, 2].map((i) => fleet.start(`stop-peer${i}`, ['--bootstrap', bootstrap]))]
-    const clients = peers.map(clientFor)
-    await eventually(async () => {
-      const s = await clients[0].status()
-      return s.state === 'training' && s.step >= 4 ? s : undefined
-    }, 90_000, 'three members training past step 4')
-    const at = (await clients[0].pauseJob({})).effectiveStep!
-    await Promise.all(clients.map(async (c, i) => await eventually(async () => {
-      const s = await c.status()
-      return s.state === 'paused' ? s : undefined
-    }, 30_000, `${peers[i].name} paused`)))
+    const { members: peers, clients, at } = await pausedTrio('stop', [])
 
     expect(await clients[2].stopJob()).toMatchObject({ state: 'stopped' })
     const leftAt = /^left the job at step (\d+): 2 other members carry it on$/m.exec(peers[2].stdout())
@@ -99,22 +108,7 @@ describe('job-wide pause and resume', () => {
   }, 180_000)
 
   it('a peer joining a paused job is admitted at the paused step, waits paused with the members, and all four finish identical', async () => {
-    const host = fleet.start('join-host', [
-      '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '1',
-      '--lr', '0.02', '--momentum', '0.9', '--min-peers', '3', '--f', '0', '--exit-when-done'
-    ])
-    const bootstrap = await host.address()
-    const members = [host, ...[1, 2].map((i) => fleet.start(`join-peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))]
-    const clients = members.map(clientFor)
-    await eventually(async () => {
-      const s = await clients[0].status()
-      return s.state === 'training' && s.step >= 4 ? s : undefined
-    }, 90_000, 'three members training past step 4')
-    const at = (await clients[0].pauseJob({})).effectiveStep!
-    await Promise.all(clients.map(async (c, i) => await eventually(async () => {
-      const s = await c.status()
-      return s.state === 'paused' ? s : undefined
-    }, 30_000, `${members[i].name} paused`)))
+    const { members, clients, at, bootstrap } = await pausedTrio('join', ['--exit-when-done'])
 
     // before: admitted two steps on, it waited for a state the members reach only after a resume
     const joiner = fleet.start('join-late', ['--bootstrap', bootstrap, '--exit-when-done'])
