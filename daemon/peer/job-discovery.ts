@@ -4,8 +4,10 @@
  * are connected to whether one hosts a job (auto-join). Both ask with the job protocol's `info`
  * request; a peer that answers with an error is reachable but runs no job (yet).
  */
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { JOB_PROTOCOL, JobInfoSchema, type JobInfo } from '../../protocols/job/job-protocol.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { JOB_PROTOCOL, JobInfoSchema, LeaveReplySchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import { parseMultiaddr, type PeerNode } from '../../protocols/node/index.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import type { Logger } from '../logger.js'
@@ -20,20 +22,66 @@ export type MemberProbe =
   | { readonly kind: 'finished', readonly info: JobInfo, readonly from: readonly string[] }
   /** a member ranked before this daemon answered without running the job: it will resume it */
   | { readonly kind: 'senior-restarting' }
+  /**
+   * members train the job (past its start) still counting this daemon's previous process, which
+   * stopped without leaving, as their coordinator, the most advanced at `step`: it must tell them
+   * it left (releaseOldMembership) before they can take it back. Where that process held exactly
+   * half of the members they wait for it and never evict it (step-quorum.ts)
+   */
+  | { readonly kind: 'counted-as-coordinator', readonly members: KnownMembers['members'], readonly step: number }
   /** nobody ranked before this daemon is reachable: resume the job from the checkpoint */
   | { readonly kind: 'resume' }
 
-async function askInfo(node: PeerNode, member: KnownMembers['members'][number], signal: AbortSignal): Promise<JobInfo | 'reachable' | 'unreachable'> {
+/** the member's addresses, each ending in its peer id (parsed by the caller, inside its try: one may be malformed) */
+const targetsOf = (member: KnownMembers['members'][number]): string[] => {
   const suffix = `/p2p/${member.peerId}`
-  for (const addr of member.addrs) {
+  return member.addrs.map((addr) => addr.endsWith(suffix) ? addr : addr + suffix)
+}
+
+async function askInfo(node: PeerNode, member: KnownMembers['members'][number], signal: AbortSignal): Promise<JobInfo | 'reachable' | 'unreachable'> {
+  for (const target of targetsOf(member)) {
     try {
-      const target = parseMultiaddr(addr.endsWith(suffix) ? addr : addr + suffix, 'member address')
-      return await requestJson(node.libp2p, target, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal, timeoutMs: INFO_TIMEOUT_MS })
+      return await requestJson(node.libp2p, parseMultiaddr(target, 'member address'), JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal, timeoutMs: INFO_TIMEOUT_MS })
     } catch (error) {
       if (error instanceof RemoteError) return 'reachable'
     }
   }
   return 'unreachable'
+}
+
+/**
+ * Tell the member at `target` that this daemon's previous process left job `jobId` from `step`
+ * (the leave a clean stop sends, job-protocol 'leave'): a member still counting on that process,
+ * which stopped without leaving (killed, crashed), goes on without it and takes this daemon back
+ * as a joiner. Where that process held exactly half of the members, with the most senior among
+ * them, the others waited for it and never evicted it (step-quorum.ts). Resolves false when the
+ * member could not be told.
+ */
+export async function tellPreviousProcessLeft(node: PeerNode, target: PeerId | Multiaddr, jobId: string, step: number, signal: AbortSignal): Promise<boolean> {
+  try {
+    await requestJson(node.libp2p, target, JOB_PROTOCOL, { v: 1, type: 'leave', jobId, effectiveStep: step }, LeaveReplySchema, { signal, timeoutMs: INFO_TIMEOUT_MS })
+    return true
+  } catch {
+    signal.throwIfAborted()
+    return false
+  }
+}
+
+/** tellPreviousProcessLeft for each of `members` (by their known addresses); resolves with how many were told */
+export async function releaseOldMembership(node: PeerNode, members: KnownMembers['members'], jobId: string, step: number, signal: AbortSignal): Promise<number> {
+  const told = await Promise.all(members.map(async (member) => {
+    for (const target of targetsOf(member)) {
+      let addr: Multiaddr
+      try {
+        addr = parseMultiaddr(target, 'member address')
+      } catch {
+        continue
+      }
+      if (await tellPreviousProcessLeft(node, addr, jobId, step, signal)) return true
+    }
+    return false
+  }))
+  return told.filter(Boolean).length
 }
 
 /**
@@ -56,6 +104,12 @@ export async function probeKnownMembers(node: PeerNode, known: KnownMembers, job
   const finished = answers.filter(({ answer }) => typeof answer === 'object' && answer.jobId === jobId && answer.phase === 'finished')
   const first = finished[0]?.answer
   if (typeof first === 'object') return { kind: 'finished', info: first, from: finished.map(({ rank }) => known.members[rank].peerId) }
+  // past the start only: before it, members wait for their host to come back and start the job
+  const holding = answers.filter(({ answer }) => typeof answer === 'object' && answer.jobId === jobId && answer.phase === 'training' && answer.coordinator.peerId === selfId)
+  if (holding.length > 0) {
+    const step = Math.max(...holding.map(({ answer }) => (answer as JobInfo).step))
+    return { kind: 'counted-as-coordinator', members: holding.map(({ rank }) => known.members[rank]), step }
+  }
   const seniorReachable = answers.some(({ rank, answer }) => answer !== 'unreachable' && (selfRank < 0 || rank < selfRank))
   return seniorReachable ? { kind: 'senior-restarting' } : { kind: 'resume' }
 }
@@ -72,6 +126,8 @@ export interface AutoJoinOptions {
   /** the only job to join (default: any job a connected peer runs) */
   readonly joinJobId?: string
   readonly intervalMs?: number
+  /** a line for the console */
+  notice?(text: string): void
 }
 
 export interface AutoJoin {
@@ -120,6 +176,14 @@ export function createAutoJoin(options: AutoJoinOptions): AutoJoin {
         }
         if (info.phase === 'finished' || info.jobId === options.currentJobId()) continue
         if (options.joinJobId !== undefined && info.jobId !== options.joinJobId) continue
+        // it counts this daemon's previous process as its coordinator (joining through it dialed
+        // this daemon itself, for ever): told that process left, it names its new one next poll
+        if (info.coordinator.peerId === node.peerId.toString() && info.phase === 'training') {
+          const told = await tellPreviousProcessLeft(node, peerIdFromString(peer), info.jobId, info.step, abort.signal)
+          log.info({ job: info.jobId, peer, step: info.step, told }, 'a member of the job counts this daemon\'s previous process as its coordinator: told it that process left')
+          options.notice?.(`peer ${peer} counts this daemon's previous process (it stopped without leaving) as the coordinator of job ${info.jobId}, at step ${info.step}: told it that process left; joining with its state`)
+          continue
+        }
         log.info({ job: info.jobId, peer, coordinator: info.coordinator.peerId }, 'joining a job a connected peer runs (auto-join)')
         try {
           await options.join(info)

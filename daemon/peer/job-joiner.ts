@@ -18,7 +18,7 @@ import type { JobSnapshot } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import { askBrokerForJob } from './broker-join.js'
-import { probeKnownMembers, type MemberProbe } from './job-discovery.js'
+import { probeKnownMembers, releaseOldMembership, tellPreviousProcessLeft, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
 import { checkSameModel } from './same-model.js'
@@ -132,7 +132,10 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         // a member that missed this peer's leave (it joined as this peer stopped) still names it
         // as the coordinator: joining through it would dial this peer itself
         if (info.coordinator.peerId === peerId) {
-          failures.push(`the peer at ${address.toString()} names this peer as job ${info.jobId}'s coordinator (it has not heard that this peer left)`)
+          // or one that counts this daemon's previous process, killed without a leave: told, it
+          // names its new coordinator when asked again
+          const told = info.phase === 'training' && await tellPreviousProcessLeft(node, address, info.jobId, info.step, signal)
+          failures.push(`the peer at ${address.toString()} names this peer as job ${info.jobId}'s coordinator (it has not heard that this peer left${told ? ': told it now' : ''})`)
           continue
         }
         if (wanted === undefined || info.jobId === wanted) {
@@ -303,6 +306,17 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             await options.dropSession()
             log.warn({ err: (error as Error).message, from: probe.from, retryInMs: delay }, 'could not take the finished job\'s final state yet; retrying')
             retrying(error, delay)
+          }
+        } else if (probe.kind === 'counted-as-coordinator') {
+          // the process they count on is gone: told, they go on without it, and the next probe
+          // names the coordinator that takes this daemon back with their state (it resumed its
+          // older checkpoint instead, and they lost their steps since; where it held half of the
+          // members they waited for it, never evicting it)
+          const told = await releaseOldMembership(node, probe.members, jobId, probe.step, signal)
+          log.info({ job: jobId, step: probe.step, members: probe.members.map((m) => m.peerId), told }, 'the members still count this daemon\'s previous process as their coordinator: told them it left, to re-join with their state')
+          if (told > 0) {
+            options.notice?.(`the members of job ${jobId} still count this daemon's previous process (it stopped without leaving) as their coordinator, at step ${probe.step}: told them it left; re-joining with their state`)
+            continue
           }
         } else if (probe.kind === 'running') {
           try {

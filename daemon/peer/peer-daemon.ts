@@ -317,7 +317,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
           },
           currentJobId: () => session?.jobId,
           join: (info) => joiner.joinJob(info),
-          joinJobId: options.joinJobId
+          joinJobId: options.joinJobId,
+          ...(options.onNotice === undefined ? {} : { notice: options.onNotice })
         })
         autoJoin.start()
       }

@@ -13,7 +13,8 @@
  *   the job waits for the members actually back (counted, it went on with the dead one and each
  *   step waited out its deadline, ~2 min until evicted).
  */
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BROKER_URL } from '../amqp/broker-names.js'
@@ -119,6 +120,54 @@ describe.concurrent('restarted from the data dir without --bootstrap', () => {
     for (const f of finished) expect(f, context).toBeDefined()
     expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
     for (const d of [host, again, ...others]) expect(d.problems(), d.name).toEqual([])
+  }, 240_000)
+
+  // without a checkpoint (written only on shutdown) the restarted host is an idle daemon that
+  // finds the job by auto-join; with one it asks the members its checkpoint lists (restart path)
+  for (const checkpointEverySteps of [0, 10]) it(`the host of a two-member job killed and restarted (checkpoint every ${checkpointEverySteps} steps): the member waits for it, then goes on with it`, async () => {
+    // mean, f = 0: the member alone holds half of the job without its most senior member, so it
+    // must not train on (step-quorum.ts) and never evicts the host. The restarted host dialed
+    // itself for ever (auto-join: the member names the host's dead process as its coordinator),
+    // or resumed its older checkpoint, waited out three deadlines for the member, evicted it,
+    // trained alone and took it back. Now it tells the member its previous process left
+    const dir = mkdtempSync(join(tmpdir(), 'p2pmld-pair-'))
+    const jobFile = join(dir, 'job.json')
+    writeFileSync(jobFile, JSON.stringify({ checkpointEverySteps, earlyStopping: { patience: 0 } }))
+    const ports = await Promise.all([0, 1].map(freePort))
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
+    // 60 epochs: the member goes on alone once told (~0.2 s an epoch) until the host is back
+    const job = ['--config', jobFile, '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '60', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '2', '--aggregation', 'mean', '--f', '0']
+    const name = `pair${checkpointEverySteps}`
+    const host = fleet.start(`${name}-host`, [...job, '--seed', '35', '--exit-when-done', ...listen(0)])
+    const member = fleet.start(`${name}-member`, ['--bootstrap', await host.address(), '--exit-when-done', ...listen(1)])
+    await trainingPast(host, 20)
+    host.kill('SIGKILL')
+    expect(await host.exited).toBe(-1)
+    const waiting = await eventually(async () => {
+      const s = await clientFor(member).status()
+      return s.state === 'waiting' ? s : undefined
+    }, 30_000, 'the member waiting for the host')
+    expect(waiting.waiting, fleet.describe()).toMatch(/^1 of 2 members heard from at this step, without the most senior \(\S+\)/)
+    const again = fleet.start(`${name}-host-again`, ['--exit-when-done', ...listen(0)], { dataDir: host.dataDir })
+    const codes = await fleet.exits([again, member], 180_000)
+    rmSync(dir, { recursive: true, force: true })
+    const context = fleet.describe()
+    expect(codes, context).toEqual([0, 0])
+    // it told the member its previous process left (the member printed the leave at its step),
+    // and joined at that step or later with the member's state, not its own checkpoint's
+    expect(again.stdout(), context).toMatch(checkpointEverySteps === 0
+      ? /^peer \S+ counts this daemon's previous process \(it stopped without leaving\) as the coordinator of job \S+, at step \d+: told it that process left; joining with its state$/m
+      : /^the members of job \S+ still count this daemon's previous process \(it stopped without leaving\) as their coordinator, at step \d+: told them it left; re-joining with their state$/m)
+    const hostId = (await again.address()).split('/p2p/')[1]
+    expect(member.stdout(), context).toMatch(new RegExp(`^peer ${hostId} left at step ${waiting.step}: 1 member$`, 'm'))
+    expect(again.logs().some((l) => l.msg === 'resumed job from checkpoint'), context).toBe(false)
+    const joinedAt = Number(/^joined job \S+ at step (\d+)/m.exec(again.stdout())?.[1])
+    expect(joinedAt, context).toBeGreaterThanOrEqual(waiting.step)
+    for (const d of [again, member]) expect(d.logs().filter((l) => l.msg === 'evicting a member that missed too many steps'), `${d.name}\n${context}`).toEqual([])
+    const finished = [again, member].map((d) => parseFinished(d.stdout()))
+    for (const f of finished) expect(f, context).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context).toBe(1)
+    for (const d of [host, again, member]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 
   it('every member stopped mid-training and started again: the job goes on from the last checkpoint to one digest', async () => {
