@@ -1,4 +1,4 @@
-import { JOB_NOT_STARTED, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, type ControlDecision, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { ExpectedRefusal, RequestError } from '../../protocols/request/json-request.js'
 import type { JobRunner } from '../job/job-runner.js'
 
@@ -38,12 +38,14 @@ const START_POLL_MS = 100
  * `deadlineMs`: this coordinator's step deadline, the joiner's until it has timed steps of its own;
  * absent where the job's deadline is fixed (stepDeadlineMs: every member has it already).
  */
-export async function admissionReply(runner: JobRunner, peerId: string, signal?: AbortSignal, forget?: () => void): Promise<{ effectiveStep: number, membership: MembershipState, deadlineMs?: number }> {
+export async function admissionReply(runner: JobRunner, peerId: string, signal?: AbortSignal, forget?: () => void): Promise<{ effectiveStep: number, membership: MembershipState, deadlineMs?: number, control?: ControlDecision }> {
   const admitted = await runner.admit(peerId)
+  const decision = runner.control().latest()
+  const control = decision === undefined ? {} : { control: decision }
   const held = (): boolean => runner.state() === 'waiting' &&
     (runner.progress().step > 0 || runner.membership().membersAt(runner.progress().step).length >= runner.config.minPeers)
   const deadline = (): { deadlineMs?: number } => runner.config.stepDeadlineMs === undefined ? { deadlineMs: runner.stepDeadlineMs() } : {}
-  if (!held()) return { ...admitted, ...deadline() }
+  if (!held()) return { ...admitted, ...deadline(), ...control }
   const heldSince = performance.now()
   while (held() && signal?.aborted !== true) await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
   if (held()) {
@@ -54,5 +56,5 @@ export async function admissionReply(runner: JobRunner, peerId: string, signal?:
     forget?.()
     throw new JobNotStartedError(reason)
   }
-  return { effectiveStep: admitted.effectiveStep, membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }, ...deadline() }
+  return { effectiveStep: admitted.effectiveStep, membership: { version: runner.membershipVersion(), ...runner.membership().toSnapshot() }, ...deadline(), ...control }
 }

@@ -13,7 +13,7 @@ import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conver
 import { budgetSignal } from '../job/budget-signal.js'
 import { silenceSignal } from '../job/silence-signal.js'
 import { admissionReply } from './admission-reply.js'
-import type { JobSession, NetworkCounters } from './job-session.js'
+import type { JobSession, JoinedWith, NetworkCounters } from './job-session.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
 
 export interface AmqpJobSessionOptions extends SessionJobOptions {
@@ -178,14 +178,14 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       const snapshot = fromTrainingSnapshot(await transport.fetchSnapshot(coordinator, reply.effectiveStep, { signal }), `peer ${coordinator}`)
       signal.throwIfAborted()
       // from the coordinator alone, unchecked: not vouched for to joiners until f+1 members confirm it
-      session.startFromSnapshot(snapshot, true, reply.deadlineMs)
+      session.startFromSnapshot(snapshot, { provisional: true, ...(reply.deadlineMs === undefined ? {} : { warmupDeadlineMs: reply.deadlineMs }), ...(reply.control === undefined ? {} : { control: reply.control }) })
       session.adoptMembership(reply.membership)
       if (snapshot.meta.finished) log.info({ step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
       else log.info({ step: snapshot.step, epoch: snapshot.epoch + 1 }, 'joined job over the broker')
       return { step: snapshot.step, epoch: snapshot.epoch, finished: snapshot.meta.finished === true, membership: reply.membership }
     },
-    startFromSnapshot(snapshot: JobSnapshot, provisional = false, warmupDeadlineMs?: number) {
-      core.startFromSnapshot(snapshot, provisional, warmupDeadlineMs)
+    startFromSnapshot(snapshot: JobSnapshot, joined?: JoinedWith) {
+      core.startFromSnapshot(snapshot, joined)
       const runner = core.runner()
       if (runner !== undefined) watchMembers(runner.membership().toSnapshot() as MembershipState)
     },

@@ -53,6 +53,13 @@ export interface PeerSighting {
   addrs: string[]
 }
 
+/** what a joiner's admission gave besides the state (JobSession.startFromSnapshot) */
+export interface JoinedWith {
+  readonly provisional?: boolean
+  readonly warmupDeadlineMs?: number
+  readonly control?: ControlDecision
+}
+
 export interface JobSession {
   readonly jobId: string
   readonly config: JobConfig
@@ -63,9 +70,10 @@ export interface JobSession {
   /** become a running member from a snapshot (joining peers) */
   /**
    * provisional: the state was taken unchecked (JobRunnerOptions.provisional); warmupDeadlineMs:
-   * the admitting coordinator's step deadline (JoinReply.deadlineMs, JobRunnerOptions.warmupDeadlineMs)
+   * the admitting coordinator's step deadline (JoinReply.deadlineMs, JobRunnerOptions.warmupDeadlineMs);
+   * control: its latest pause/resume decision (JoinReply.control), adopted before the first step
    */
-  startFromSnapshot(snapshot: JobSnapshot, provisional?: boolean, warmupDeadlineMs?: number): void
+  startFromSnapshot(snapshot: JobSnapshot, joined?: JoinedWith): void
   /**
    * a transport that carries the join itself (the broker): ask `coordinator`, fetch the state,
    * start; resolves with the state's step and epoch (from 0), whether the job had finished, and the

@@ -25,7 +25,7 @@ import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import type { InboundGradient } from '../training/sync-trainer.js'
 import { layoutFingerprint } from '../training/training-state.js'
-import type { JobSession, JobSessionEvents, PeerSighting } from './job-session.js'
+import type { JobSession, JobSessionEvents, JoinedWith, PeerSighting } from './job-session.js'
 import { createMembershipChangeTracker } from './membership-changes.js'
 import { createInboundDecoder } from './inbound-gradient.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
@@ -220,9 +220,11 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
   const refuseUnconfirmed = (r: JobRunner, requester: string | undefined): Promise<never> | undefined =>
     vouchesTo(r, requester) ? undefined : Promise.reject(new Error('this peer took its state unchecked at join and no f+1 members have confirmed it yet: ask another member'))
 
-  const startRunner = (snapshot: JobSnapshot | undefined, provisional = false, warmupDeadlineMs?: number): void => {
+  const startRunner = (snapshot: JobSnapshot | undefined, provisional = false, warmupDeadlineMs?: number, control?: ControlDecision): void => {
     runner = createRunner(snapshot, provisional, warmupDeadlineMs)
     const r = runner
+    // a joiner of a paused job: paused before its first step, as the members are
+    if (control !== undefined) r.control().adopt(control)
     for (const [from, membership] of earlyMemberships) if (r.mayDecideForJob(from)) r.adoptMembership(membership)
     earlyMemberships = new Map()
     // the leaves heard before the runner existed (while this peer fetched its state), as the
@@ -327,9 +329,9 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       }
       return { announcement, adopted }
     },
-    startFromSnapshot(snapshot: JobSnapshot, provisional = false, warmupDeadlineMs?: number) {
+    startFromSnapshot(snapshot: JobSnapshot, joined: JoinedWith = {}) {
       if (runner !== undefined) return
-      startRunner(snapshot, provisional, warmupDeadlineMs)
+      startRunner(snapshot, joined.provisional, joined.warmupDeadlineMs, joined.control)
     },
     runner: () => runner,
     info(): JobInfo {

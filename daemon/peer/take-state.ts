@@ -117,7 +117,7 @@ export async function takeJobState(deps: TakeStateDeps, join: JoinedState, signa
   const snapshot = fromTrainingSnapshot(raw, `peer ${fetched.from.join(', ')}`)
   s.adoptMembership(reply.membership, reply.addresses)
   // a state no f+1 donors vouched for: this peer does not vouch for it to joiners until f+1 members confirm it
-  s.startFromSnapshot(snapshot, !fetched.verified, reply.deadlineMs)
+  s.startFromSnapshot(snapshot, { provisional: !fetched.verified, ...(reply.deadlineMs === undefined ? {} : { warmupDeadlineMs: reply.deadlineMs }), ...(reply.control === undefined ? {} : { control: reply.control }) })
   s.adoptMembership(reply.membership)
   if (snapshot.meta.finished) log.info({ job: info.jobId, step: snapshot.step, admittedAt: reply.effectiveStep }, 'the job finished before this peer\'s admission took effect: took its final state')
   else {

@@ -106,7 +106,13 @@ export const JoinReplySchema = z.object({
    * clamps it there too. (Added after v1's first replies: a joiner whose schema lacks it refuses
    * the reply, so members of one job run the same release.)
    */
-  deadlineMs: z.number().int().min(1).max(600_000).optional()
+  deadlineMs: z.number().int().min(1).max(600_000).optional(),
+  /**
+   * the coordinator's latest pause/resume decision: a joiner of a paused job, admitted at the
+   * paused step, pauses before its first step instead of running it (it then waited in it, its
+   * status 'paused' yet short of gradients). Absent: no decision yet
+   */
+  control: ControlDecisionSchema.optional()
 }).strict()
 export type JoinReply = z.infer<typeof JoinReplySchema>
 

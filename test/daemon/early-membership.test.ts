@@ -94,7 +94,7 @@ describe('a joiner admitted by a coordinator that stops at once', () => {
     // the host stops right after its admission reply: its leave reaches the joiner mid-fetch
     joiner.core.onAnnouncement('host', { v: 1, type: 'leave', jobId: 'early-membership', effectiveStep: step })
     // (a running coordinator's deadline, ~2-4 s here, rather than its start's 30 s warm-up)
-    joiner.core.startFromSnapshot({ ...snapshot, meta: { ...snapshot.meta, membership: admitted.membership } }, false, 2345)
+    joiner.core.startFromSnapshot({ ...snapshot, meta: { ...snapshot.meta, membership: admitted.membership } }, { warmupDeadlineMs: 2345 })
 
     const r = joiner.core.runner()!
     expect(r.stepDeadlineMs()).toBe(2345)

@@ -122,7 +122,10 @@ describe('job-wide pause and resume', () => {
     }, 30_000, `${all[i].name} paused with four members`)))
     // they stay there
     await sleep(2000)
-    for (const c of allClients) expect(await c.status()).toMatchObject({ state: 'paused', step: at, liveMembers: 4 })
+    // the joiner too, paused before the step (the coordinator's decision came with its admission):
+    // it ran the step and waited in it, 'paused' yet waiting on the members' gradients
+    for (const c of allClients) expect(await c.status()).toMatchObject({ state: 'paused', step: at, liveMembers: 4, waiting: null })
+    expect(joiner.logs().filter((l) => /short of the gradients/.test(String(l.msg))), fleet.describe()).toEqual([])
 
     await clients[1].resumeJob({})
     const codes = await Promise.all(all.map(async (p) => await p.exited))
