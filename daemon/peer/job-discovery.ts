@@ -181,8 +181,15 @@ export function createAutoJoin(options: AutoJoinOptions): AutoJoin {
         if (info.coordinator.peerId === node.peerId.toString() && info.phase === 'training') {
           const told = await tellPreviousProcessLeft(node, peerIdFromString(peer), info.jobId, info.step, abort.signal)
           log.info({ job: info.jobId, peer, step: info.step, told }, 'a member of the job counts this daemon\'s previous process as its coordinator: told it that process left')
+          if (!told) continue
           options.notice?.(`peer ${peer} counts this daemon's previous process (it stopped without leaving) as the coordinator of job ${info.jobId}, at step ${info.step}: told it that process left; joining with its state`)
-          continue
+          // asked again at once, it names its new coordinator (it goes on meanwhile, alone if it was the only other member)
+          try {
+            info = await requestJson(node.libp2p, peerIdFromString(peer), JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal: abort.signal, timeoutMs: INFO_TIMEOUT_MS })
+          } catch {
+            continue
+          }
+          if (info.phase === 'finished' || info.coordinator.peerId === node.peerId.toString()) continue
         }
         log.info({ job: info.jobId, peer, coordinator: info.coordinator.peerId }, 'joining a job a connected peer runs (auto-join)')
         try {
