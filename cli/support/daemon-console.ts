@@ -68,7 +68,9 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         // an epoch this peer joined midway: its part of it is not the epoch's time (a reviewer's
         // re-joined host printed 'epoch 7/20 done in 142 ms')
         const took = current?.epoch !== e.epoch ? '' : current.partial ? ' (joined or resumed during it)' : ` in ${formatDuration(now() - current.startedAt)}`
-        line(`epoch ${e.epoch + 1}/${epochs} done${took}: ${formatEpochMetrics(e, ', ')}`)
+        // the job's count, not the progress line's: a resumed host can close an epoch before its
+        // first step (it printed 'epoch 48/0 done')
+        line(`epoch ${e.epoch + 1}/${job()?.epochs ?? epochs} done${took}: ${formatEpochMetrics(e, ', ')}`)
       },
       onMembershipChange: (c) => {
         const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : 'was evicted (it missed too many steps)'

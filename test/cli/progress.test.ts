@@ -128,6 +128,15 @@ describe('daemon console', () => {
     expect(out.lines().at(-1)).toBe('epoch 7/20 done (joined or resumed during it): train loss 0.5000, val loss 0.4000, val acc 90.00 %, lr 0.05')
   })
 
+  it('an epoch closed before this peer\'s first step (a host resumed from its checkpoint) is out of the job\'s epochs', () => {
+    const out = capture()
+    const job = parseJobConfig({ epochs: 60, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job)
+    screen.events.onEpoch!({ epoch: 47, step: 6000, trainLoss: 0.5, validationLoss: 0.4, validationAccuracy: 0.9, lr: 0.05, durationMs: 15 })
+    // it read 'epoch 48/0 done'
+    expect(out.lines().at(-1)).toMatch(/^epoch 48\/60 done/)
+  })
+
   it('names the members at this peer\'s first step, and again after it was evicted', () => {
     const out = capture()
     const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
