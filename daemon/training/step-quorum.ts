@@ -90,7 +90,7 @@ export function describeShortRound(round: ShortRound): { reason: string, stall: 
     return {
       reason: `${here} of ${live.length} members heard from at this step, without the most senior (${round.senior ?? 'none'}): ` +
         'half of a job or less does not step without it, so two halves cut apart by the network cannot both train on; ' +
-        'waiting for the link to the others to return (this side then catches up, or re-joins if they evicted it)',
+        'waiting for the others to be reachable again: a cut link that returns, or a crashed member restarted (this side then catches up, or re-joins if they evicted it)',
       stall: 'cut-off',
       logMessage: 'heard from half of the members or fewer, without the most senior: this side of a cut waits (split-brain guard)'
     }

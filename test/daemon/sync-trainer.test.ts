@@ -150,7 +150,7 @@ describe('the step', () => {
       if (outcome.kind !== 'completed') return
       expect(outcome.report.contributors).toEqual(['b', 'c', 'd'])
       expect(t.waiting).toContain('2 of 4 members heard from at this step, without the most senior (a): half of a job or less does not step without it, ' +
-        'so two halves cut apart by the network cannot both train on; waiting for the link to the others to return (this side then catches up, or re-joins if they evicted it)')
+        'so two halves cut apart by the network cannot both train on; waiting for the others to be reachable again: a cut link that returns, or a crashed member restarted (this side then catches up, or re-joins if they evicted it)')
       expect(t.warnings).toContain('heard from half of the members or fewer, without the most senior: this side of a cut waits (split-brain guard)')
       // mean of 2, 4, 6 times lr 0.1
       expect(Array.from(t.params)).toEqual(Array.from({ length: D }, () => Math.fround(1 - 0.1 * 4)))
