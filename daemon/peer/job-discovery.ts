@@ -177,7 +177,7 @@ export function createAutoJoin(options: AutoJoinOptions): AutoJoin {
         if (info.phase === 'finished' || info.jobId === options.currentJobId()) continue
         if (options.joinJobId !== undefined && info.jobId !== options.joinJobId) continue
         // it counts this daemon's previous process as its coordinator (joining through it dialed
-        // this daemon itself, for ever): told that process left, it names its new one next poll
+        // this daemon itself, for ever): told that process left, it names its new one
         if (info.coordinator.peerId === node.peerId.toString() && info.phase === 'training') {
           const told = await tellPreviousProcessLeft(node, peerIdFromString(peer), info.jobId, info.step, abort.signal)
           log.info({ job: info.jobId, peer, step: info.step, told }, 'a member of the job counts this daemon\'s previous process as its coordinator: told it that process left')
