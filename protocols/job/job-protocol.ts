@@ -110,7 +110,9 @@ export const JoinReplySchema = z.object({
   /**
    * the coordinator's latest pause/resume decision: a joiner of a paused job, admitted at the
    * paused step, pauses before its first step instead of running it (it then waited in it, its
-   * status 'paused' yet short of gradients). Absent: no decision yet
+   * status 'paused' yet short of gradients). Absent: no decision yet. (Added after deadlineMs, as
+   * it was: a joiner of an earlier release refuses a reply that holds it, so members of one job
+   * run the same release.)
    */
   control: ControlDecisionSchema.optional()
 }).strict()
