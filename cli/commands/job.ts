@@ -9,7 +9,7 @@ type JobOptions = ClientOptions & { readonly job?: string }
 
 const CONTROLS = [
   ['stop', 'stop this daemon\'s part in the running job: it leaves the job, whose other members go on without it, and stays up', 'stopped', (c: ControlClient, p: JobControlParams) => c.stopJob(p)],
-  ['pause', 'pause the whole job: every member stops before one step, two steps after the coordinator decides (job resume goes on)', 'paused', (c: ControlClient, p: JobControlParams) => c.pauseJob(p)],
+  ['pause', 'pause the whole job: every member stops before step N, two steps after the coordinator gets the request (the reply names N; job resume goes on)', 'paused', (c: ControlClient, p: JobControlParams) => c.pauseJob(p)],
   ['resume', 'resume a paused job', 'resumed', (c: ControlClient, p: JobControlParams) => c.resumeJob(p)]
 ] as const
 
