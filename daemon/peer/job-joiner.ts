@@ -10,22 +10,20 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from '../../config/daemon-config.js'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
-import { JOB_NOT_STARTED, JOB_PROTOCOL, NO_JOB_HERE, NOTHING_TO_JOIN, JobInfoSchema, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, JOB_PROTOCOL, NOTHING_TO_JOIN, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
-import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
+import { requestJson } from '../../protocols/request/json-request.js'
 import { abortableSleep } from '../job/abortable-sleep.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import type { Logger } from '../logger.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import { askBrokerForJob } from './broker-join.js'
-import { probeKnownMembers, releaseOldMembership, tellPreviousProcessLeft, type MemberProbe } from './job-discovery.js'
+import { askPeersForJob, BROKER_PROBE_MS, NoJobYetError } from './ask-for-job.js'
+import { probeKnownMembers, releaseOldMembership, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
 import { checkSameModel } from './same-model.js'
 import { joinedNotice, takeJobState } from './take-state.js'
-
-/** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
-const BROKER_PROBE_MS = 3_000
 
 export interface JobJoinerOptions {
   readonly node: PeerNode
@@ -91,11 +89,6 @@ export interface JobJoiner {
  */
 const notStartedYet = (error: unknown): boolean => error instanceof Error && error.message.includes(JOB_NOT_STARTED)
 
-/** every peer asked answered that it runs no job (yet): the normal wait before a `job submit`, not a problem */
-class NoJobYetError extends Error {
-  override name = 'NoJobYetError'
-}
-
 export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   const { node, log, peerId } = options
   const timings = options.restart ?? DEFAULT_RESTART_TIMINGS
@@ -119,56 +112,16 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   /** `wanted`: the only job to take (--join-job, or the job this daemon was evicted from) */
   const askForJob = async (signal: AbortSignal, wanted: string | undefined): Promise<JobInfo> => {
     stage = options.amqpUrl === undefined ? 'asking the bootstrap peers for the job' : 'asking the bootstrap peers, then the broker, for the job'
-    // every address's failure, not only the last one's: a re-join after an eviction asks the
-    // members it knew first, and their dial errors are what says why it cannot get back
-    const failures: string[] = []
-    /** of those, peers that answered that they run no job */
-    let idle = 0
-    /** the first answer naming a finished job: taken only when no peer asked runs one still going */
-    let finished: JobInfo | undefined
-    for (const address of [...rejoinTargets, ...options.bootstrapAddrs]) {
-      try {
-        const info = await requestJson(node.libp2p, address, JOB_PROTOCOL, { v: 1, type: 'info' }, JobInfoSchema, { signal })
-        // a member that missed this peer's leave (it joined as this peer stopped) still names it
-        // as the coordinator: joining through it would dial this peer itself
-        if (info.coordinator.peerId === peerId) {
-          // or one that counts this daemon's previous process, killed without a leave: told, it
-          // names its new coordinator when asked again
-          const told = info.phase === 'training' && await tellPreviousProcessLeft(node, address, info.jobId, info.step, signal)
-          failures.push(`the peer at ${address.toString()} names this peer as job ${info.jobId}'s coordinator (it has not heard that this peer left${told ? ': told it now' : ''})`)
-          continue
-        }
-        if (wanted === undefined || info.jobId === wanted) {
-          // a bootstrap peer that finished its job (and runs no other yet) is not the only one
-          // to ask: a peer later in the list may run the job to join
-          if (info.phase !== 'finished') return info
-          finished ??= info
-          continue
-        }
-        failures.push(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'})`)
-      } catch (error) {
-        signal.throwIfAborted()
-        if (error instanceof RemoteError && error.message === NO_JOB_HERE) idle++
-        failures.push(`${address.toString()}: ${(error as Error).message}`)
-      }
-    }
-    // (the broker is not asked then: its bounded question would delay every such join)
-    if (finished !== undefined) return finished
-    const described = failures.length === 1 ? failures[0] : `no peer answered for the job: ${failures.join('; ')}`
-    const lastError = failures.length === 0 ? undefined : idle === failures.length ? new NoJobYetError(described) : new Error(described)
-    if (options.amqpUrl !== undefined) {
-      // bounded, as the bootstrap peers are: the next try asks them again
-      const budget = budgetSignal(BROKER_PROBE_MS, signal)
-      try {
-        return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, log, { jobId: wanted, signal: budget.signal })
-      } catch (error) {
-        signal.throwIfAborted()
-        throw budget.signal.aborted ? new Error(`no answer from the broker at ${new URL(options.amqpUrl).host} within ${BROKER_PROBE_MS} ms${lastError === undefined ? '' : ` (and the bootstrap peers: ${(lastError as Error).message})`}`) : error
-      } finally {
-        budget.dispose()
-      }
-    }
-    throw lastError ?? new Error('no bootstrap peer to ask for the job')
+    return await askPeersForJob({
+      node,
+      log,
+      peerId,
+      privateKey: options.privateKey,
+      addresses: [...rejoinTargets, ...options.bootstrapAddrs],
+      amqpUrl: options.amqpUrl,
+      wanted,
+      wantedBecause: wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'
+    }, signal)
   }
 
   const joinJob = async (info: JobInfo, signal: AbortSignal): Promise<void> => {
