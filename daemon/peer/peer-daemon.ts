@@ -4,22 +4,20 @@
  * tests and the demo run several in one process.
  */
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
-import { createPeerNode, createTrafficMeter, loadOrCreatePeerKey, parseMultiaddr, trafficSince } from '../../protocols/node/index.js'
+import { createPeerNode, createTrafficMeter, trafficSince } from '../../protocols/node/index.js'
 import type { StateSyncServer } from '../../protocols/state-sync/index.js'
-import { CHECKPOINT_DIR, exportSnapshotModel, readCheckpoint } from '../checkpoint/index.js'
+import { CHECKPOINT_DIR, exportSnapshotModel } from '../checkpoint/index.js'
 import { createControlServer, prepareSocketPath, type ControlServer } from '../control/index.js'
 import type { JobResult, JobSnapshot } from '../job/job-runner.js'
-import { fromTrainingSnapshot } from '../job/snapshot-conversion.js'
 import { bytesByPeer, createConnectionBook } from '../report/session-report.js'
 import { REPORTS_DIR } from '../report/write-report.js'
 import { createDaemonReports } from './daemon-reports.js'
 import { createControlHandlers } from './control-handlers.js'
 import { createAutoJoin, type AutoJoin } from './job-discovery.js'
 import { createJobJoiner } from './job-joiner.js'
-import { loadKnownMembers, saveKnownMembers, type KnownMembers } from './known-members.js'
+import { saveKnownMembers, type KnownMembers } from './known-members.js'
 import { fanOutEvents } from './fan-out-events.js'
 import { createJobSession, type JobSession, type JobSessionEvents } from './job-session.js'
 import { createAmqpJobSession } from './amqp-job-session.js'
@@ -27,28 +25,16 @@ import { DEFAULT_AMQP_URL, restartTimings } from '../../config/daemon-config.js'
 import { createRejectionLog, sumCounts } from './rejection-log.js'
 import { createCheckpointWriter } from './checkpoint-writer.js'
 import { servePeerRequests } from './peer-requests.js'
-import { jobOverCheckpoint } from './job-over-checkpoint.js'
+import { planStartup } from './startup-plan.js'
 import { checkSubmission, describeSubmitted } from './submission.js'
-import type { Multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { loadPeerIdentity } from './peer-identity.js'
 import type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
 
 export type { PeerDaemon, PeerDaemonOptions } from './peer-daemon-types.js'
 
 export async function createPeerDaemon(options: PeerDaemonOptions): Promise<PeerDaemon> {
   const { config, log } = options
-  const privateKey = await loadOrCreatePeerKey(config.dataDir)
-  const psk = options.psk ?? (config.pskFile !== undefined ? await readPsk(config.pskFile) : undefined)
-  // this daemon's own address among its bootstrap peers (one env file copied to every host): it
-  // dialed itself for ever, logging a --psk-file or allowlist problem at every retry
-  const ownId = peerIdFromPrivateKey(privateKey).toString()
-  const ownAddresses = config.bootstrap.filter((a) => a.split('/p2p/')[1] === ownId)
-  const bootstrap = config.bootstrap.filter((a) => !ownAddresses.includes(a))
-  if (ownAddresses.length > 0) {
-    log.warn({ skipped: ownAddresses }, 'a bootstrap address is this daemon\'s own: skipped')
-    options.onNotice?.(`--bootstrap ${ownAddresses.join(', ')} is this daemon itself (its peer id): skipped${bootstrap.length === 0 ? '; give another daemon\'s address to join it' : ''}`)
-  }
-  const bootstrapAddrs: Multiaddr[] = bootstrap.map((a) => parseMultiaddr(a, 'bootstrap address'))
+  const { privateKey, psk, bootstrap, bootstrapAddrs } = await loadPeerIdentity(config, options.psk, log, options.onNotice)
   const traffic = createTrafficMeter()
   let session: JobSession | undefined
   const metrics = config.metricsPort === undefined
@@ -257,21 +243,7 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       // a data dir another daemon runs from is refused before this peer starts (its libp2p start
       // and stop were logged before the error); the control server checks again as it binds
       if (options.controlSocket !== false) await prepareSocketPath(config.socketPath)
-      // a job given on a data dir with a checkpoint: that job restarted the same way resumes it;
-      // another job does not overwrite an unfinished one's state (refused before the peer starts)
-      let job = options.job
-      let saved: JobSnapshot | undefined
-      if (job !== undefined) {
-        const raw = await readCheckpoint(checkpointDir)
-        saved = raw === undefined ? undefined : fromTrainingSnapshot(raw, `checkpoint in ${checkpointDir}`)
-        const decision = jobOverCheckpoint(job, saved, config.dataDir)
-        if (decision.kind === 'refuse') throw new Error(decision.message)
-        if (decision.kind === 'resume') {
-          log.info({ job: saved?.jobConfig.id, step: saved?.step, differs: decision.differs }, saved?.meta.finished === true ? 'the job given is the one in the checkpoint, which finished: not run again' : 'the job given is the one in the checkpoint: going on from it')
-          if (decision.differs.length > 0) options.onNotice?.(`the job flags give job ${saved?.jobConfig.id ?? ''} other ${decision.differs.join(', ')} than its checkpoint: it goes on as checkpointed (a changed job needs another id)`)
-          job = undefined
-        }
-      }
+      const plan = await planStartup({ job: options.job, dataDir: config.dataDir, checkpointDir, peerId, bootstrapCount: bootstrapAddrs.length, amqpUrl: config.amqpUrl, log, ...(options.onNotice === undefined ? {} : { notice: options.onNotice }) })
       await node.start()
       if (stopped()) return
       connections.start()
@@ -284,28 +256,17 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       // told to stop while starting (SIGINT during start-up): stop() closes what started so far
       if (stopped()) return
       options.onListening?.()
-      if (job !== undefined) {
-        await hostJob(job)
+      if (plan.kind === 'host') {
+        await hostJob(plan.job)
         hostsGiven = true
-      } else if (saved === undefined && (bootstrapAddrs.length > 0 || (config.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined))) {
-        void joiner.joinThroughBootstrap()
-      } else {
-        const snapshot = saved ?? await readCheckpoint(checkpointDir).then((raw) => raw === undefined ? undefined : fromTrainingSnapshot(raw, `checkpoint in ${checkpointDir}`))
-        const known = await loadKnownMembers(config.dataDir)
-        const sameJob = known !== undefined && (snapshot === undefined || known.jobId === snapshot.jobConfig.id)
-        // members of a job over the broker count without an address: they are asked on the broker
-        const viaBroker = config.amqpUrl !== undefined && snapshot?.jobConfig.transport !== 'libp2p'
-        const others = sameJob ? known.members.filter((m) => m.peerId !== peerId && (m.addrs.length > 0 || viaBroker)) : []
-        // a job that no other member ran is this daemon's alone; killed before its first
-        // checkpoint, it still re-joins the members it knew. A finished job is not replayed (a
-        // second end, a second report, apart from its members, or on its own): the daemon idles
-        // and dials its members, if any, so that auto-join takes up the job they run now
-        if (known !== undefined && others.length > 0 && snapshot?.meta.finished !== true) void joiner.resumeOrRejoin(snapshot, known)
-        else if (snapshot?.meta.finished === true) {
-          log.info({ job: snapshot.jobConfig.id, step: snapshot.step, members: others.length }, others.length > 0 ? 'the job in the checkpoint finished: idle, dialing its members' : 'the job in the checkpoint finished: idle')
-          finishedBefore = { jobId: known?.jobId ?? snapshot.jobConfig.id ?? 'unnamed', step: snapshot.step, members: others.length }
-          for (const m of others) void node.connectTo(m.peerId, m.addrs).catch(() => false)
-        } else if (snapshot !== undefined) await hostJob(snapshot.jobConfig, snapshot)
+      } else if (plan.kind === 'join-bootstrap') void joiner.joinThroughBootstrap()
+      else if (plan.kind === 'resume-or-rejoin') void joiner.resumeOrRejoin(plan.snapshot, plan.known)
+      else if (plan.kind === 'resume') await hostJob(plan.snapshot.jobConfig, plan.snapshot)
+      else if (plan.kind === 'finished') {
+        const { snapshot, others } = plan
+        log.info({ job: snapshot.jobConfig.id, step: snapshot.step, members: others.length }, others.length > 0 ? 'the job in the checkpoint finished: idle, dialing its members' : 'the job in the checkpoint finished: idle')
+        finishedBefore = { jobId: plan.jobId, step: snapshot.step, members: others.length }
+        for (const m of others) void node.connectTo(m.peerId, m.addrs).catch(() => false)
       }
       if (options.autoJoin === true) {
         autoJoin = createAutoJoin({
@@ -430,13 +391,5 @@ export class DaemonStoppingError extends Error {
   override name = 'DaemonStoppingError'
   constructor () {
     super('the daemon was told to stop while it started')
-  }
-}
-
-async function readPsk(path: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path)
-  } catch (error) {
-    throw new Error(`cannot read the pre-shared key file ${path}: ${(error as Error).message}`)
   }
 }
