@@ -23,11 +23,11 @@ import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvent
 import { vouchesTo } from './vouching.js'
 import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
-import type { InboundGradient } from '../training/sync-trainer.js'
 import { layoutFingerprint } from '../training/training-state.js'
 import type { JobSession, JobSessionEvents, JoinedWith, PeerSighting } from './job-session.js'
 import { createMembershipChangeTracker } from './membership-changes.js'
 import { createInboundDecoder } from './inbound-gradient.js'
+import { createEarlyInbox } from './early-inbox.js'
 import { createRejectionLog, type RejectionLog } from './rejection-log.js'
 import { createRunnerNetwork } from './runner-network.js'
 
@@ -115,10 +115,6 @@ export interface SessionCore extends Pick<JobSession,
 
 /** a peer whose heartbeat or other membership message came this recently is alive (heartbeats: 1 s) */
 const HEARD_WITHIN_MS = 3_000
-/** inbound gradients kept while a joining peer has no runner yet */
-const MAX_EARLY_GRADIENTS = 256
-/** senders whose membership announcements are kept while a joining peer has no runner yet */
-const MAX_EARLY_MEMBERSHIP_SENDERS = 64
 
 export function createSessionCore(options: SessionCoreOptions): SessionCore {
   const { jobId, config, log, selfId } = options
@@ -136,14 +132,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
    * out a deadline for it and recorded the leave a step before the one announced)
    */
   let finishingLastStep = false
-  let early: InboundGradient[] = []
-  /**
-   * the newest membership each sender announced while this peer had no runner (a joiner fetching
-   * its state): the runner adopts those of the senders it lets decide for the job once it starts.
-   * Without them a change the coordinator announced during the fetch (a second batch of joiners)
-   * was lost, and the joiner ran that batch's first step without its members' gradients
-   */
-  let earlyMemberships = new Map<string, MembershipState>()
+  /** gradients and memberships that came before the runner (a joiner fetching its state) */
+  const early = createEarlyInbox()
   let parameterCount = 0
   /** the step each peer last announced it leaves from: a member gone without one was evicted */
   const leaveAnnounced = new Map<string, number>()
@@ -225,8 +215,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     const r = runner
     // a joiner of a paused job: paused before its first step, as the members are
     if (control !== undefined) r.control().adopt(control)
-    for (const [from, membership] of earlyMemberships) if (r.mayDecideForJob(from)) r.adoptMembership(membership)
-    earlyMemberships = new Map()
+    early.adoptMemberships(r)
     // the leaves heard before the runner existed (while this peer fetched its state), as the
     // memberships above. A coordinator that admits a joiner and then stops replies with a
     // membership that still lists it: without its leave, the joiner took it for the coordinator,
@@ -235,8 +224,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     // from before a member's (re-)join. This peer's own entry (its leave as it stops) is kept, not
     // replayed (memberLeaving refuses one naming this peer, and a refused one is dropped here)
     for (const [peer, step] of leaveAnnounced) if (peer !== selfId && !r.memberLeaving(peer, step)) leaveAnnounced.delete(peer)
-    for (const g of early) runner.offerGradient(g)
-    early = []
+    early.offerGradients(r)
     runner.start()
     membershipWatch = setInterval(watchMembership, MEMBERSHIP_WATCH_MS)
   }
@@ -270,7 +258,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       const inbound = decodeInbound(message, from)
       if (inbound === undefined) return
       if (runner === undefined) {
-        if (early.length < MAX_EARLY_GRADIENTS) early.push(inbound)
+        early.keepGradient(inbound)
         return
       }
       // async: a gradient older than the staleness bound is dropped by design, not an anomaly
@@ -299,8 +287,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
           // before this peer has a runner (a joiner fetching its state) each sender's newest is kept,
           // and the runner adopts those of the senders it lets decide when it starts
           if (runner === undefined) {
-            const kept = earlyMemberships.get(from)
-            if ((kept === undefined && earlyMemberships.size < MAX_EARLY_MEMBERSHIP_SENDERS) || (kept !== undefined && announcement.membership.version > kept.version)) earlyMemberships.set(from, announcement.membership)
+            early.keepMembership(from, announcement.membership)
             adopted = true
           } else if (runner.mayDecideForJob(from)) {
             runner.adoptMembership(announcement.membership)
