@@ -10,17 +10,12 @@ import type { Logger } from '../logger.js'
 import { MembershipView } from '../membership/membership-view.js'
 import type { StepReport } from '../training/sync-trainer.js'
 import { abortableSleep } from './abortable-sleep.js'
+import { describeStartWait } from './start-wait-reason.js'
+import { createAdmissionWindow } from './admission-window.js'
 import type { JobNetwork } from './job-types.js'
 
 /** steps between a join/eviction decision and the step it takes effect (time for the news to spread) */
 export const MEMBERSHIP_MARGIN = 2
-/**
- * a joiner of a running job that asks within this long of the last admission waits for the end
- * of a window this long, and all who asked meanwhile are admitted together, at one step: a crowd
- * costs two re-shards (and re-cuts of a reduce-scatter), the first joiner's and the rest's, not
- * one per joiner; a joiner on its own is admitted at once
- */
-export const ADMISSION_WINDOW_MS = 500
 export interface JobMembershipOptions {
   readonly selfId: string
   /** this peer hosts the job: it is the first member and decides the start */
@@ -134,11 +129,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
    * its start: the members listed there heard from since
    */
   let resumed: { readonly back: Set<string>, readonly listed: ReadonlySet<string>, logged: boolean } | undefined
-  /** joiners waiting in the admission window, and the timer that admits them */
-  let batch: { readonly peers: Map<string, (step: number | Error) => void>, readonly timer: NodeJS.Timeout } | undefined
   let closed = false
-  /** when the last joiner of a running job was admitted (performance.now()) */
-  let lastAdmissionAt = -Infinity
 
   const announce = (): void => {
     options.network.announceMembership(state(), options.step(), options.phase()).catch((error: unknown) => {
@@ -161,16 +152,12 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     if (announceIt) announce()
   }
 
-  const admitBatch = (): void => {
-    const pending = batch
-    batch = undefined
-    if (pending === undefined) return
+  /** joiners of the running job ('later'), admitted MEMBERSHIP_MARGIN steps on, in crowds */
+  const admissions = createAdmissionWindow((peers) => {
     const effectiveStep = options.step() + MEMBERSHIP_MARGIN
-    lastAdmissionAt = performance.now()
-    join([...pending.peers.keys()], effectiveStep, true)
-    if (pending.peers.size > 1) log.info({ joiners: pending.peers.size, effectiveStep }, 'admitted joiners together')
-    for (const resolve of pending.peers.values()) resolve(effectiveStep)
-  }
+    join(peers, effectiveStep, true)
+    if (peers.length > 1) log.info({ joiners: peers.length, effectiveStep }, 'admitted joiners together')
+  })
 
   const suspected = (): Set<string> => new Set([...misses.entries()].filter(([, m]) => m > 0).map(([id]) => id))
   /**
@@ -298,22 +285,15 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     startWaitReason() {
       const step = options.step()
       const listed = view.membersAt(step)
-      const back = listed.filter(isBack).length
-      if (resumed !== undefined && back < listed.length) {
-        const missing = listed.filter((id) => !isBack(id))
-        return `resumed from the checkpoint at step ${step}: ${back} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; ` +
-          `not back yet: ${missing.join(', ')}` + (options.minPeers < listed.length ? ` (once ${options.minPeers} are back the job goes on without those not back then)` : '')
-      }
-      // a resumed host all of whose listed members are back, still below minPeers: a new member must join
-      if (options.host && step > 0) return `resumed from the checkpoint at step ${step}: ${listed.length} of the ${options.minPeers} members it needs (minPeers, this peer included) are back; the checkpoint lists no other: waiting for another member to join (a former member not listed, or a new one)`
-      const count = `${listed.length} of the ${options.minPeers} members it needs (minPeers, the host included) have joined`
-      if (options.host || step > 0) return `waiting for members: ${count}`
-      // a host stopped before its start sends no leave (it resumes the job when started again,
-      // and asks its members back): the member keeps waiting, but says the host is silent
       const host = view.seniority()[0]
-      const silent = host !== undefined && host !== selfId && options.recentlyHeard !== undefined && !options.recentlyHeard(host)
-      return `waiting for the host to start the job: ${count}` +
-        (silent ? `; the host ${host} has not been heard from for a few seconds (stopped, or cut off): this member waits for it to come back (a restarted host resumes the job and asks its members back), or stop it with p2pmld stop` : '')
+      return describeStartWait({
+        step,
+        minPeers: options.minPeers,
+        host: options.host,
+        listed,
+        notBack: resumed === undefined ? [] : listed.filter((id) => !isBack(id)),
+        silentHost: host !== undefined && host !== selfId && options.recentlyHeard !== undefined && !options.recentlyHeard(host) ? host : undefined
+      })
     },
     recordMisses(report) {
       countMisses(report.members, report.missing)
@@ -333,24 +313,8 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     },
     async admit(peerId, when) {
       if (closed) throw new Error('the job stopped')
-      if (when === 'later' && batch === undefined && performance.now() - lastAdmissionAt >= ADMISSION_WINDOW_MS) {
-        // a joiner on its own (nobody admitted lately): at once
-        lastAdmissionAt = performance.now()
-        join([peerId], options.step() + MEMBERSHIP_MARGIN, true)
-        return { effectiveStep: joinsAt(peerId), membership: state() }
-      }
-      if (when === 'later') {
-        // one of a crowd: wait for the window that gathers it; one admission step for all of it
-        if (batch === undefined) {
-          const peers = new Map<string, (step: number | Error) => void>()
-          batch = { peers, timer: setTimeout(() => { admitBatch() }, ADMISSION_WINDOW_MS) }
-        }
-        const { peers } = batch
-        const step = await new Promise<number | Error>((resolve) => { peers.set(peerId, resolve) })
-        if (step instanceof Error) throw step
-        return { effectiveStep: joinsAt(peerId), membership: state() }
-      }
-      join([peerId], options.step(), when !== 'before-start')
+      if (when === 'later') await admissions.admit(peerId)
+      else join([peerId], options.step(), when !== 'before-start')
       return { effectiveStep: joinsAt(peerId), membership: state() }
     },
     withdraw(peerId, why) {
@@ -373,10 +337,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     },
     close() {
       closed = true
-      if (batch === undefined) return
-      clearTimeout(batch.timer)
-      for (const resolve of batch.peers.values()) resolve(new Error('the job stopped'))
-      batch = undefined
+      admissions.close()
     },
     memberLeaving(peerId, effectiveStep) {
       // a leave naming this peer, or for a step before the member's current join, was sent by an
