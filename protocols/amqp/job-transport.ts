@@ -25,6 +25,7 @@ import {
   RequestHeaderSchema, SnapshotRequestHeaderSchema
 } from './control-messages.js'
 import { openEnvelope, sealEnvelope, type Envelope, type EnvelopeHeader } from './envelope.js'
+import { createChannelTopology } from './channel-topology.js'
 import { BROADCAST_KEY, controlKey, DISCOVERY_EXCHANGE, gradientKey, jobNames } from './names.js'
 import { createPendingAnswers } from './pending-answers.js'
 import { createSnapshotReceiver, snapshotMessageBodies } from './snapshot-transfer.js'
@@ -33,19 +34,6 @@ import { createSnapshotReceiver, snapshotMessageBodies } from './snapshot-transf
 const RECONNECT_WAIT_MS = 30_000
 /** below RabbitMQ's default max_message_size (128 MiB) with a wide margin */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-/**
- * Latest-gradient queues are declared by both ends (the sender before its first publish, so a
- * gradient never finds no queue because the receiver has not declared it yet): shared, deleted
- * when their consumer goes (auto-delete), and expired after 10 minutes without one (a receiver
- * that died before it ever consumed).
- */
-const GRADIENT_QUEUE_OPTIONS = {
-  exclusive: false,
-  durable: false,
-  autoDelete: true,
-  arguments: { 'x-max-length': 1, 'x-overflow': 'drop-head', 'x-expires': 600_000 }
-}
-
 export interface AmqpJobTransportOptions {
   readonly connection: BrokerConnection
   readonly jobId: string
@@ -106,7 +94,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const pipeline = createInboundPipeline({ expect: options.expect, logger, faults: options.faults })
   const senders = new Set<string>()
-  const consuming = new WeakMap<ConfirmChannel, Set<string>>()
+  const { consumeOnce, declareRoute } = createChannelTopology(names)
   const answers = createPendingAnswers()
   /** the newest step whose gradient was published to each recipient */
   const newestStep = new Map<string, number>()
@@ -122,49 +110,6 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
   let gradientsReleased = false
 
   const header = (fields: Record<string, unknown> & { kind: string }): EnvelopeHeader => ({ ...fields, job: jobId, from: selfId })
-
-  /** consume `queue` on `ch` once; `onCancelled` runs when the broker cancels it (the queue was deleted) */
-  const consumeOnce = async (ch: ConfirmChannel, queue: string, handler: (msg: ConsumeMessage) => void, onCancelled?: () => void): Promise<void> => {
-    let set = consuming.get(ch)
-    if (set === undefined) {
-      set = new Set()
-      consuming.set(ch, set)
-    }
-    if (set.has(queue)) return
-    set.add(queue)
-    try {
-      await ch.consume(queue, (msg) => {
-        if (msg !== null) return handler(msg)
-        set.delete(queue)
-        declaredOn.get(ch)?.delete(queue)
-        onCancelled?.()
-      }, { noAck: true })
-    } catch (error) {
-      set.delete(queue)
-      throw error
-    }
-  }
-
-  const declaredOn = new WeakMap<ConfirmChannel, Map<string, Promise<void>>>()
-  /** declare and bind the queue of gradients from `sender` to `receiver` (once per channel) */
-  const declareRoute = async (ch: ConfirmChannel, receiver: string, sender: string): Promise<void> => {
-    let declared = declaredOn.get(ch)
-    if (declared === undefined) {
-      declared = new Map()
-      declaredOn.set(ch, declared)
-    }
-    const queue = names.gradientQueue(receiver, sender)
-    let done = declared.get(queue)
-    if (done === undefined) {
-      done = (async () => {
-        await ch.assertQueue(queue, GRADIENT_QUEUE_OPTIONS)
-        await ch.bindQueue(queue, names.exchange, gradientKey(receiver, sender))
-      })()
-      declared.set(queue, done)
-      done.catch(() => declared.delete(queue))
-    }
-    await done
-  }
 
   const declareGradientQueue = async (ch: ConfirmChannel, sender: string): Promise<void> => {
     await declareRoute(ch, selfId, sender)
