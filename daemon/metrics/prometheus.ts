@@ -102,7 +102,7 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
   // totals kept elsewhere (socket counters, the session's rejection log): copied at scrape time
   new Counter({
     name: 'p2pmld_rejected_messages_total',
-    help: 'inbound messages rejected, by reason: malformed (wire, codec, ...), forged (unsigned, ...), duplicate; stale: a sync job\'s gradient outside the steps it collects; job-* and state-*: requests of those protocols',
+    help: 'inbound messages rejected, by reason: malformed (wire, codec, ...), forged (unsigned, ...), duplicate; stale: a sync job\'s gradient for a step before the ones it collects, ahead: for a step past them (this peer lags); job-* and state-*: requests of those protocols',
     labelNames: ['reason'],
     registers,
     collect() {
@@ -112,7 +112,7 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
   })
   new Counter({
     name: 'p2pmld_dropped_messages_total',
-    help: 'inbound messages dropped as the protocol expects, by reason: stale: an async job\'s gradient past maxStaleness; job-refused: a job request while this daemon runs no job or is still joining',
+    help: 'inbound messages dropped as the protocol expects, by reason: stale: an async job\'s gradient past maxStaleness, ahead: one too far ahead of this peer; job-refused: a job request while this daemon runs no job or is still joining',
     labelNames: ['reason'],
     registers,
     collect() {

@@ -261,8 +261,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
         early.keepGradient(inbound)
         return
       }
-      // async: a gradient older than the staleness bound is dropped by design, not an anomaly
-      if (!runner.offerGradient(inbound)) rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${runner.progress().step})`, { expected: runner.config.mode === 'async' })
+      if (runner.offerGradient(inbound)) return
+      // async: a gradient older than the staleness bound is dropped by design, not an anomaly. One
+      // for a step past the window is this peer lagging behind its sender, not a stale message
+      const now = runner.progress().step
+      if (message.step > now) rejections.reject('ahead', { from, step: message.step }, `gradient for step ${message.step} is further ahead than the steps this peer collects (now at step ${now}): this peer lags behind its sender`, { expected: runner.config.mode === 'async' })
+      else rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${now})`, { expected: runner.config.mode === 'async' })
     },
     onAnnouncement(from, message) {
       const parsed = MembershipAnnouncementSchema.safeParse(message)

@@ -79,7 +79,7 @@ describe('fuzzing a training peer', () => {
         frames.push({ kind: 'non-finite', bytes: valid({ step: 1_000_000 + i, payload }) })
       }
       for (let i = 0; i < 400; i++) {
-        // a well-formed gradient from an outsider for a step far ahead: refused as stale, then as a duplicate
+        // a well-formed gradient from an outsider for a step far ahead: refused as ahead, then as a duplicate
         const bytes = valid({ step: 2_000_000 + (i >> 1) })
         frames.push({ kind: i % 2 === 0 ? 'far-step' : 'duplicate', bytes })
       }
@@ -149,7 +149,7 @@ describe('fuzzing a training peer', () => {
       expect(counts['parameter-count']).toBe(1000)
       expect(counts.version).toBe(1000)
       expect(counts.payload).toBe(300)
-      expect(counts.stale).toBe(200)
+      expect(counts.ahead).toBe(200)
       expect(counts.duplicate).toBe(200)
       expect(counts['too-large']).toBe(1010)
       expect((counts['bad-json'] ?? 0) + (counts['bad-membership'] ?? 0) + (counts.job ?? 0)).toBe(300)

@@ -118,7 +118,7 @@ describe('a single peer cannot impose its state', () => {
       // 1/0/1 once), and every honest peer got its far-ahead gradients (refused as outside its
       // window, but seen ahead) while it ran short
       expect(Math.max(...asMember)).toBeGreaterThan(0)
-      for (const peer of results) expect(peer.rejections.stale ?? 0).toBeGreaterThan(0)
+      for (const peer of results) expect(peer.rejections.ahead ?? 0).toBeGreaterThan(0)
       // and nobody took it
       for (const peer of results) {
         expect(peer.failure).toBeUndefined()
