@@ -186,6 +186,12 @@ export function jobConfigWarnings(job: JobConfig): string[] {
   if (job.mode === 'async' && job.optimizer.type === 'sgd' && job.optimizer.momentum > 0) {
     warnings.push(`mode async with optimizer.momentum ${job.optimizer.momentum}: momentum on stale gradients oscillates and often diverges; set optimizer.momentum to 0 and optimizer.lr to about ${+(job.optimizer.lr / (1 - Math.min(job.optimizer.momentum, 0.99)) / 2).toPrecision(2)} (lr / (1 - momentum) / 2)`)
   }
+  const { rule, f } = job.aggregation
+  if (rule === 'mean' && f > 0 && job.minPeers < 2 * f + 1) {
+    // state-reconciliation.ts: a divergence is repaired from 2f+1 members' states; mean steps with
+    // any number of members, so a job of fewer trains on with members whose parameters differ
+    warnings.push(`aggregation mean with f ${f} and minPeers ${job.minPeers}: mean tolerates no faulty member, but f still sets how many members' states repair a divergence (2f+1 = ${2 * f + 1}), so with fewer members two whose parameters came apart (a gradient one got and another did not) stay apart; set aggregation.f to 0 (--f 0: a joiner then takes its state from one member unchecked) or minPeers to ${2 * f + 1} or more`)
+  }
   return warnings
 }
 

@@ -1,6 +1,7 @@
 /**
  * Settings that parse but train badly are named when a job starts (jobConfigWarnings): async
- * mode with SGD momentum (see its docstring for the measurement).
+ * mode with SGD momentum (see its docstring for the measurement); mean with an f its members
+ * cannot repair a divergence with.
  */
 import { describe, expect, it } from 'vitest'
 import { jobConfigWarnings, parseJobConfig } from '../../config/job-config.js'
@@ -10,6 +11,15 @@ describe('job config warnings', () => {
     const warnings = jobConfigWarnings(parseJobConfig({ mode: 'async', optimizer: { type: 'sgd', lr: 0.02, momentum: 0.9 } }))
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toMatch(/mode async with optimizer\.momentum 0\.9: .*set optimizer\.momentum to 0 and optimizer\.lr to about 0\.1 /)
+  })
+
+  it('names aggregation.f and minPeers when mean runs with fewer members than a divergence repair needs (2f+1)', () => {
+    const warnings = jobConfigWarnings(parseJobConfig({ aggregation: { rule: 'mean' }, minPeers: 2 }))
+    expect(warnings).toEqual([expect.stringMatching(/^aggregation mean with f 1 and minPeers 2: .*\(2f\+1 = 3\).* set aggregation\.f to 0 .* or minPeers to 3 or more$/)])
+    expect(jobConfigWarnings(parseJobConfig({ aggregation: { rule: 'mean', f: 0 }, minPeers: 2 }))).toEqual([])
+    expect(jobConfigWarnings(parseJobConfig({ aggregation: { rule: 'mean', f: 1 }, minPeers: 3 }))).toEqual([])
+    // the robust rules cannot step below 2f+1 at all (the job waits, says why)
+    expect(jobConfigWarnings(parseJobConfig({ aggregation: { rule: 'trimmed-mean', f: 1 }, minPeers: 3 }))).toEqual([])
   })
 
   it('says nothing for sync jobs, async without momentum, or Adam', () => {
