@@ -32,7 +32,7 @@ export function formatStatus(status: StatusResult): string {
     ...(status.testAccuracy !== null ? [['test accuracy', formatPercent(status.testAccuracy)] as [string, string]] : []),
     ...(status.stopReason !== null ? [['stopped by', STOP_REASONS[status.stopReason] ?? status.stopReason] as [string, string]] : []),
     ['learning rate', status.learningRate === null ? '-' : formatLearningRate(status.learningRate)],
-    ['live members', String(status.liveMembers)],
+    ['members', String(status.liveMembers)],
     ...(status.waiting !== null ? [['waiting', status.waiting] as [string, string]] : []),
     ['uptime', formatDuration(status.uptimeMs)]
   ])

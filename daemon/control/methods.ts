@@ -36,7 +36,11 @@ export const StatusResultSchema = z.object({
   /** why the job stopped ('epochs', 'early-stopping'), null until it finished */
   stopReason: z.string().nullable(),
   learningRate: finiteOrNull,
-  /** members at the current step (before the start: those counted toward it); 0 once this peer left the job (state 'stopped') */
+  /**
+   * members at the current step, heard from or not (a crashed member counts until it is evicted or,
+   * where the step cannot evict, comes back; `waiting` then says who is heard from); before the
+   * start: those counted toward it; 0 once this peer left the job (state 'stopped'). `status` prints it as `members`
+   */
   liveMembers: count,
   /** why training cannot go on, e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members'; null when it can */
   waiting: z.string().nullable(),

@@ -75,7 +75,7 @@ describe('p2pmld client commands', () => {
     const field = (key: string, value: string): string => `${key.padEnd('validation accuracy'.length + 2)}${value}`
     expect(lines[0]).toBe(field('peer', PEER_ID))
     expect(lines).toContain(field('job', '- (idle)'))
-    expect(lines).toContain(field('live members', '1'))
+    expect(lines).toContain(field('members', '1'))
     expect(lines).toContain(field('loss', '-'))
     expect(lines).toContain(field('validation accuracy', '-'))
     expect(json.code).toBe(0)

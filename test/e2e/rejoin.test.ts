@@ -260,7 +260,7 @@ describe.concurrent('restarted from the data dir without --bootstrap', () => {
     // at the end of the host's 25 s wait for the start
     const withdrawn = again.logs().filter((l) => /^withdrew the admission/.test(String(l.msg))).map((l) => String(l.why))
     expect(withdrawn, fleet.describe()).toEqual([transport === 'amqp' ? expect.stringMatching(/^no heartbeat from the joiner on the broker/) : 'the requester closed the stream before the reply'])
-    // 'live members' counts those back, not all its checkpoint lists
+    // 'members' (liveMembers) counts those back, not all its checkpoint lists
     expect((await client.status()).liveMembers, fleet.describe()).toBe(1)
     const third = fleet.start(`held-peer2-again-${transport}`, ['--exit-when-done', ...broker, ...listen(2)], { dataDir: joiners[1].dataDir })
     // two of three back: still waiting (counting the dead one, it went on)
