@@ -72,7 +72,7 @@ export interface JobMembership {
   startWaitReason(): string
   /** the members that count toward the start now (a resumed host's listed members only once back); call only before the start */
   countedAtStart(): number
-  /** count each member's consecutive missed steps; the coordinator evicts past the limit */
+  /** count each member's consecutive missed steps (an async step without an averaging round counts none); the coordinator evicts past the limit */
   recordMisses(report: StepReport): void
   /**
    * a deadline round of `step` ended short of the gradients it needs: count it as a miss for
@@ -296,6 +296,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
       })
     },
     recordMisses(report) {
+      if (report.missesUncounted === true) return
       countMisses(report.members, report.missing)
       evictOverLimit(options.step())
     },

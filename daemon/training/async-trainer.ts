@@ -166,6 +166,7 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         // only an averaging round waits for the others; only there is anyone missing (and not
         // on the side of a cut that must not evict the other)
         missing: averaging === undefined || averaging.cutOff ? [] : averaging.missing,
+        ...(averaging === undefined ? { missesUncounted: true } as const : {}),
         // the full digest where members agree (after a round), a sample between
         digest: averaging?.anchorDigest ?? stepDigest(deps.params, step),
         fullDigest: averaging !== undefined,

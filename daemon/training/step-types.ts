@@ -77,7 +77,15 @@ export interface StepReport {
   readonly members: readonly string[]
   /** senders whose gradients were aggregated, self included */
   readonly contributors: readonly string[]
+  /** members expected at the step that did not send (the coordinator counts these misses toward an eviction) */
   readonly missing: readonly string[]
+  /**
+   * true for an async step without an averaging round: it waited on nobody, so `missing` is empty
+   * without anyone having been heard from, and the miss counts stay as they are (counted as a
+   * step everyone attended, they were reset at every such step, and a crashed member of an async
+   * job was never evicted)
+   */
+  readonly missesUncounted?: true
   readonly digest: string
   /** `digest` is the full parameterDigest (an anchor step), not a sample: members vouch by it */
   readonly fullDigest: boolean

@@ -1,6 +1,7 @@
 /** The runner's membership: a host that resumes the job from its checkpoint is its member again. */
 import { describe, expect, it } from 'vitest'
 import { createJobMembership } from '../../daemon/job/job-membership.js'
+import type { StepReport } from '../../daemon/training/step-types.js'
 import { silentLogger } from '../../daemon/logger.js'
 
 describe('job membership', () => {
@@ -241,5 +242,28 @@ describe('job membership', () => {
     expect(membership.memberLeaving('a', 44)).toBe(true)
     expect(membership.view().membersAt(44)).toEqual(['b', 'host'])
     expect(removed).toEqual(['a'])
+  })
+
+  it('an async step without an averaging round leaves the miss counts as they are: a member missing three rounds in a row is evicted', () => {
+    let step = 0
+    const removed: string[] = []
+    const membership = createJobMembership({
+      selfId: 'host', host: true, minPeers: 1, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => step, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
+    })
+    membership.joinAsHost()
+    membership.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: Infinity }] })
+    const report = (missing: string[], round: boolean): StepReport => ({
+      step, epoch: 0, members: ['a', 'b', 'host'], contributors: ['host'], missing, digest: 'd', fullDigest: round, peerDigests: new Map(),
+      loss: 1, waitedMs: 1, stepMs: 1, epochEnded: false, stepInEpoch: step, stepsInEpoch: 100, ...(round ? {} : { missesUncounted: true } as const)
+    })
+    // averaging every 10 steps; 'b' crashed: it misses every round, the steps between hear from nobody
+    for (step = 0; step < 30; step++) {
+      const round = step % 10 === 9
+      membership.recordMisses(report(round ? ['b'] : [], round))
+    }
+    expect(removed).toEqual(['b'])
+    expect(membership.view().isMemberAt('b', 30)).toBe(false)
+    expect(membership.view().isMemberAt('a', 30)).toBe(true)
   })
 })
