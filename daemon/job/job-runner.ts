@@ -22,6 +22,7 @@ import { createJobEnd } from './job-end.js'
 import { createJobMembership } from './job-membership.js'
 import { createJobState } from './job-state.js'
 import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState } from './job-types.js'
+import { shortRoundMisses } from './short-round-misses.js'
 import { createStateAtStep } from './state-at-step.js'
 import { createStateReconciliation } from './state-reconciliation.js'
 import { confirmsState, createStateRepair } from './state-repair.js'
@@ -99,21 +100,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
 
   const aggregation = createStepAggregation(config.aggregation)
-  /**
-   * a step's deadline round ended short: a miss for each of `missing`, except one heard from
-   * (heartbeats) whose newest gradient is for the step before: it is alive and one step behind.
-   * While such a member lags, also for one whose gradient for this step came but that has gone
-   * silent since: it crashed after sending it (to this peer, not to the one lagging, which can
-   * neither finish the step before nor catch up to a state only f+1 could vouch for), and only
-   * its eviction and re-admission gets the job going again (test/fault/crash-mid-send.test.ts)
-   */
+  /** a step's deadline round ended short: misses as short-round-misses.ts counts them */
   const recordShortRound = (step: number, live: readonly string[], missing: readonly string[]): void => {
-    const heard = options.recentlyHeard
-    const lagging = missing.filter((id) => collector.newestStepFrom(id) === step - 1 && heard?.(id) === true)
-    const silent = lagging.length === 0 || heard === undefined
-      ? []
-      : live.filter((id) => id !== selfId && !missing.includes(id) && collector.newestStepFrom(id) === step && !heard(id))
-    members.recordShortRound(step, live, [...missing, ...silent], lagging)
+    const counted = shortRoundMisses({ step, live, missing, newestStepFrom: (id) => collector.newestStepFrom(id), recentlyHeard: options.recentlyHeard, selfId })
+    members.recordShortRound(step, live, counted.missing, counted.lagging)
   }
   /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members; stalled: also a cut-off side (waitingFor) */
   let waiting: { reason: string, belowFloor: boolean, stalled: boolean } | undefined
