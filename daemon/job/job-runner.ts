@@ -202,6 +202,14 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     onSnapshotServed: (minStep, requester) => reconciliation.served(minStep, requester)
   })
 
+  /** this peer's membership ends at or before `step`: the coordinator evicted it */
+  const evictedAt = (step: number): boolean => (members.view().record(selfId)?.leaveStep ?? Infinity) <= step
+  const leaveEvicted = (): undefined => {
+    log.warn({ step: progress.step, leftAt: members.view().record(selfId)?.leaveStep }, 'this peer is no longer a member (evicted): re-joining')
+    options.events?.onEvicted?.(progress.step)
+    return undefined
+  }
+
   const run = async (): Promise<JobResult | undefined> => {
     try {
       // the reason the members that finished it give (not always 'epochs')
@@ -210,12 +218,20 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       runnerState = 'training'
       while (!abort.signal.aborted) {
         if (stopAfterStep) return undefined
+        // a state or membership adopted from the others may end this peer's membership (the side
+        // of a cut they evicted, back once the link returns): it re-joins, also while paused
+        if (evictedAt(progress.step)) return leaveEvicted()
         if (control.pausedAt(progress.step)) {
           runnerState = 'paused'
           options.events?.onPaused?.(progress.step)
           stateAtStep.serveWaiting()
-          await control.waitUntilRunnable(progress.step, abort.signal)
+          // woken every 500 ms to see whether it was evicted meanwhile (it waited for a resume
+          // of a job it no longer belonged to: the others' pause it had adopted)
+          while (control.pausedAt(progress.step) && !abort.signal.aborted && !evictedAt(progress.step)) {
+            await control.waitUntilRunnable(progress.step, AbortSignal.any([abort.signal, AbortSignal.timeout(500)]))
+          }
           if (abort.signal.aborted) break
+          if (evictedAt(progress.step)) continue
           runnerState = 'training'
           options.events?.onResumed?.(progress.step)
         }
@@ -247,14 +263,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
           continue
         }
         if (outcome.kind === 'not-a-member') {
-          const record = members.view().record(selfId)
           // a leave step ahead of ours also means evicted: the trainer gave up on a step the
           // others completed without this peer
-          if (record !== undefined && Number.isFinite(record.leaveStep)) {
-            log.warn({ step: progress.step, leftAt: record.leaveStep }, 'this peer is no longer a member (evicted): re-joining')
-            options.events?.onEvicted?.(progress.step)
-            return undefined
-          }
+          if (evictedAt(Number.MAX_SAFE_INTEGER)) return leaveEvicted()
           // not a member yet: wait for admission news
           await sleep(200, abort.signal)
           continue

@@ -10,14 +10,17 @@
  * agreed parameters (the anchor), compressed like a gradient, and all set
  * anchor + robust-aggregate(changes). Members that aggregated the same set hold identical
  * parameters afterwards; the anchor digest travels with each change, so a member whose anchor
- * differs (a joiner, a missed round) is re-synced by the runner's divergence repair.
+ * differs (a joiner, a missed round) is re-synced by the runner's divergence repair. A round on
+ * the side of a network cut that cannot step (step-quorum.ts) waits until the link returns or
+ * the other side evicted it, so a cut job never trains on as two.
  *
  * On the wire, the gradient of step t is tagged 2t and the averaging round after step t 2t + 1.
  */
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { epochPermutation, gatherBatch, shardBatchIndices } from '../../ml/data/dataset.js'
+import type { CollectResult } from '../membership/gradient-collector.js'
 import type { InboundGradient, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './sync-trainer.js'
-import { isPrimaryPartition } from './step-quorum.js'
+import { describeShortRound, isPrimaryPartition } from './step-quorum.js'
 import { parameterDigest, stepDigest } from './training-state.js'
 
 /** wire tag of step t's gradient */
@@ -60,20 +63,59 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     return fresh
   }
 
-  /** robust averaging of the members' parameter changes since the anchor; returns who was missing, and whether this side of a cut must count nobody missing (cutOff: step-quorum.ts) */
-  const averageParameters = async (step: number, rank: number, others: readonly string[], signal?: AbortSignal): Promise<{ missing: string[], cutOff: boolean, peerDigests: Map<string, string>, anchorDigest: string }> => {
+  /**
+   * The round's changes from the other members: every deadline round until the members heard
+   * from are the primary side of any cut (step-quorum.ts). A round that heard from half of the
+   * members or fewer, without the most senior, is the side of a cut that waits, as a synchronous
+   * step does: it trained on, a second job. It waits until the others answer (a link that returns), one of
+   * them is seen past the round, or it is no longer a member (they evicted it: the runner
+   * re-joins with their state; 'not-a-member' then).
+   */
+  const collectChanges = async (step: number, others: readonly string[], resend: (to: readonly string[]) => void, signal?: AbortSignal): Promise<CollectResult<InboundGradient> | 'not-a-member'> => {
+    for (let shortRounds = 1; ; shortRounds++) {
+      const members = membership.membersAt(step)
+      const collected = await stages.time('receive', async () => await collector.collect(averagingTag(step), {
+        expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
+        deadline: performance.now() + deps.deadline.current(),
+        signal
+      }))
+      const present = new Set([...collected.received.keys(), deps.selfId])
+      const senior = membership.coordinatorAt(step)
+      if (collected.missing.length === 0 || signal?.aborted === true || isPrimaryPartition(members, present, senior)) {
+        if (shortRounds > 1) deps.onWaiting?.(undefined)
+        return collected
+      }
+      if (!membership.isMemberAt(deps.selfId, Number.MAX_SAFE_INTEGER)) return 'not-a-member'
+      // members that sent a later step's gradient went past this round: not cut off, they ran no
+      // such round (async rounds are not in lockstep: a membership change moves one member's epoch
+      // end, and its round, away from the others') or ran it without this peer. Waiting on them
+      // waited for ever (their job ended meanwhile). The round ends as before on this side, counting
+      // nobody missing. Across a cut this lets through at most the lead they had when it came
+      if (collector.sendersAhead(averagingTag(step)).some((id) => collected.missing.includes(id))) {
+        if (shortRounds > 1) deps.onWaiting?.(undefined)
+        return { ...collected, missing: [] }
+      }
+      const short = describeShortRound({ live: members, have: present.size, present, senior, minorityOfCut: true, missing: collected.missing, aggregation: deps.aggregation })
+      deps.onWaiting?.(short.reason, short.stall)
+      const level = shortRounds === 1 || shortRounds % 20 === 0 ? 'warn' : 'debug'
+      deps.log[level]({ step, heard: present.size, members: members.length, missing: collected.missing, shortRounds }, `averaging round: ${short.logMessage}`)
+      // those still at the round may be waiting for this peer's change, lost on the way
+      resend(collected.missing)
+    }
+  }
+
+  /** robust averaging of the members' parameter changes since the anchor; returns who was missing (none on the side of a cut: collectChanges) */
+  const averageParameters = async (step: number, rank: number, others: readonly string[], signal?: AbortSignal): Promise<{ missing: string[], peerDigests: Map<string, string>, anchorDigest: string } | 'not-a-member'> => {
     const anchorDigest = parameterDigest(anchor)
     const delta = new Float32Array(deps.params.length)
     for (let i = 0; i < delta.length; i++) delta[i] = deps.params[i] - anchor[i]
     const rng = createRng(deriveSeed(config.seed, step, rank, 0xa7e))
     const payload = deps.codec.encode(delta, rng)
     const own = deps.codec.decode(payload, delta.length)
-    send(step, averagingTag(step), anchorDigest, payload, others)
-    const collected = await stages.time('receive', async () => await collector.collect(averagingTag(step), {
-      expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
-      deadline: performance.now() + deps.deadline.current(),
-      signal
-    }))
+    const resend = (to: readonly string[]): void => { send(step, averagingTag(step), anchorDigest, payload, to) }
+    resend(others)
+    const collected = await collectChanges(step, others, resend, signal)
+    if (collected === 'not-a-member') return collected
     const changes = new Map<string, Float32Array>([[deps.selfId, own]])
     const peerDigests = new Map<string, string>()
     for (const [sender, message] of collected.received) {
@@ -90,13 +132,7 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     } else {
       deps.log.warn({ step, changes: ordered.length }, `parameter averaging skipped: ${deps.aggregation.describeShortfall(ordered.length, 'arrived')}`)
     }
-    // a round that heard from half of the members or fewer, without the most senior, is this
-    // side of a cut: it counts nobody missing, or both halves would evict each other and train
-    // on as two jobs (step-quorum.ts; async never waits, so only the evictions need the guard)
-    const members = membership.membersAt(step)
-    const cutOff = collected.missing.length > 0 && !isPrimaryPartition(members, new Set([...collected.received.keys(), deps.selfId]), membership.coordinatorAt(step))
-    if (cutOff) deps.log.warn({ step, heard: collected.received.size + 1, members: members.length, missing: collected.missing }, 'averaging round heard from half of the members or fewer, without the most senior: this side of a cut counts nobody missing (split-brain guard)')
-    return { missing: collected.missing, cutOff, peerDigests, anchorDigest }
+    return { missing: collected.missing, peerDigests, anchorDigest }
   }
 
   return {
@@ -144,10 +180,15 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const cursor = progress.cursor + worldAtEnd * batchSize
       const nextWorld = Math.max(1, membership.membersAt(step + 1).length)
       const epochEnded = cursor + nextWorld * batchSize > deps.train.size
-      let averaging: Awaited<ReturnType<typeof averageParameters>> | undefined
+      let averaging: Exclude<Awaited<ReturnType<typeof averageParameters>>, 'not-a-member'> | undefined
       // every member runs the round at the same steps: the counts and the cursor are the same on all
-      if (epochEnded || step % config.averageEvery === config.averageEvery - 1) averaging = await averageParameters(step, rank, others, signal)
-      if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+      if (epochEnded || step % config.averageEvery === config.averageEvery - 1) {
+        const round = await averageParameters(step, rank, others, signal)
+        if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
+        // evicted while this side of a cut waited: the runner re-joins with the others' state
+        if (round === 'not-a-member') return { kind: 'not-a-member' }
+        averaging = round
+      }
 
       progress.cursor = cursor
       progress.step = step + 1
@@ -163,9 +204,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         epoch: progress.epoch,
         members,
         contributors,
-        // only an averaging round waits for the others; only there is anyone missing (and not
-        // on the side of a cut that must not evict the other)
-        missing: averaging === undefined || averaging.cutOff ? [] : averaging.missing,
+        // only an averaging round waits for the others; only there is anyone missing
+        missing: averaging?.missing ?? [],
         ...(averaging === undefined ? { missesUncounted: true } as const : {}),
         // the full digest where members agree (after a round), a sample between
         digest: averaging?.anchorDigest ?? stepDigest(deps.params, step),

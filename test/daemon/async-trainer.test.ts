@@ -1,8 +1,10 @@
 /**
  * The asynchronous step's averaging round on either side of an even cut (split-brain guard,
  * step-quorum.ts): four members, cut a b | c d. The half holding the most senior member (a)
- * counts the other half missing, so its coordinator evicts them; the other half counts nobody
- * missing (before, both halves did, each evicted the other and trained on as a second job).
+ * counts the other half missing, so its coordinator evicts them. The other half waits, as a sync
+ * step does, until the others answer or it learns it was evicted: before, both halves counted
+ * misses and evicted each other; then the other half counted nobody missing but trained on, a
+ * second job that finished on its own with other parameters when the cut outlasted the job.
  */
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -10,7 +12,7 @@ import { createStepAggregation } from '../../daemon/job/aggregator-cache.js'
 import { createGradientCollector } from '../../daemon/membership/gradient-collector.js'
 import { MembershipView } from '../../daemon/membership/membership-view.js'
 import { createStageRecorder } from '../../daemon/metrics/stage-metrics.js'
-import { averagingTag, createAsyncTrainer } from '../../daemon/training/async-trainer.js'
+import { averagingTag, createAsyncTrainer, gradientTag } from '../../daemon/training/async-trainer.js'
 import type { InboundGradient, SyncTrainerDeps } from '../../daemon/training/sync-trainer.js'
 import { createCodec } from '../../ml/compress/index.js'
 import type { Dataset } from '../../ml/data/dataset.js'
@@ -24,11 +26,12 @@ const config = parseJobConfig({
 })
 const train: Dataset = { name: 't', sampleShape: [1], numClasses: 2, size: 64, inputs: new Float32Array(64), labels: new Int32Array(64) }
 
-async function averagingRound (selfId: string, heardFrom: string) {
+function averagingRound (selfId: string, heardFrom: string) {
   const view = new MembershipView()
   for (const m of ['a', 'b', 'c', 'd']) view.join(m, 0)
   const collector = createGradientCollector<InboundGradient>()
   const warnings: string[] = []
+  const waiting: Array<[string | undefined, string | undefined]> = []
   const progress = { step: 0, epoch: 0, cursor: 0, lr: 0.1, epochLossSum: 0, epochLossCount: 0 }
   const deps: SyncTrainerDeps = {
     selfId,
@@ -45,25 +48,66 @@ async function averagingRound (selfId: string, heardFrom: string) {
     stages: createStageRecorder(),
     deadline: { current: () => 50, observe: () => {} },
     send: async () => {},
+    onWaiting: (reason, stall) => { waiting.push([reason, stall]) },
     log: { warn: (_o, msg) => warnings.push(msg), debug: () => {} }
   }
+  const change = (sender: string): void => { collector.offer({ step: averagingTag(0), sender, digest: 'd', gradient: new Float32Array(D) }) }
+  /** `sender`'s gradient of a later step: it went past the round */
+  const laterGradient = (sender: string): void => { collector.offer({ step: gradientTag(3), sender, digest: 'd', gradient: new Float32Array(D) }) }
   // the one member of this side sends its change for the round after step 0
-  collector.offer({ step: averagingTag(0), sender: heardFrom, digest: 'd', gradient: new Float32Array(D) })
-  const outcome = await createAsyncTrainer(deps).runStep()
-  if (outcome.kind !== 'completed') throw new Error(`step ended ${outcome.kind}`)
-  return { report: outcome.report, warnings }
+  change(heardFrom)
+  let settled = false
+  const outcome = createAsyncTrainer(deps).runStep().finally(() => { settled = true })
+  return { outcome, view, change, laterGradient, warnings, waiting, settled: () => settled, params: deps.params }
 }
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 describe('an async averaging round across an even cut', () => {
   it('the half with the most senior member counts the other half missing', async () => {
-    const { report, warnings } = await averagingRound('b', 'a')
-    expect(report.missing).toEqual(['c', 'd'])
-    expect(warnings).toEqual([])
+    const round = averagingRound('b', 'a')
+    const outcome = await round.outcome
+    expect(outcome.kind === 'completed' && outcome.report.missing).toEqual(['c', 'd'])
+    expect(round.warnings).toEqual([])
+    expect(round.waiting).toEqual([])
   })
 
-  it('the other half counts nobody missing, and says why', async () => {
-    const { report, warnings } = await averagingRound('c', 'd')
-    expect(report.missing).toEqual([])
-    expect(warnings).toEqual(['averaging round heard from half of the members or fewer, without the most senior: this side of a cut counts nobody missing (split-brain guard)'])
+  it('the other half waits, saying why, and completes the round once the others answer (a link that returns)', async () => {
+    const round = averagingRound('c', 'd')
+    // three deadline rounds of 50 ms
+    await sleep(200)
+    expect(round.settled()).toBe(false)
+    expect(round.waiting.length).toBeGreaterThan(0)
+    expect(round.waiting[0]).toEqual([expect.stringMatching(/^2 of 4 members heard from at this step, without the most senior \(a\): half of a job or less does not step without it/), 'cut-off'])
+    expect(round.warnings[0]).toMatch(/^averaging round: heard from half of the members or fewer, without the most senior: this side of a cut waits \(split-brain guard\)$/)
+    round.change('a')
+    round.change('b')
+    const outcome = await round.outcome
+    expect(outcome.kind === 'completed' && outcome.report.missing).toEqual([])
+    // the wait is over in status too
+    expect(round.waiting.at(-1)).toEqual([undefined, undefined])
+  })
+
+  it('the other half stops waiting when it learns it was evicted: the runner re-joins', async () => {
+    const round = averagingRound('c', 'd')
+    await sleep(120)
+    expect(round.settled()).toBe(false)
+    const before = Float32Array.from(round.params)
+    // the coordinator's announcement, adopted once the link returns: c and d left at step 1
+    round.view.leave('c', 1)
+    round.view.leave('d', 1)
+    expect((await round.outcome).kind).toBe('not-a-member')
+    // the round changed nothing
+    expect(Array.from(round.params)).toEqual(Array.from(before))
+  })
+
+  it('the other half stops waiting when a member it waits on is seen past the round (not cut off: it ran no such round), counting nobody missing', async () => {
+    const round = averagingRound('c', 'd')
+    await sleep(120)
+    expect(round.settled()).toBe(false)
+    round.laterGradient('a')
+    const outcome = await round.outcome
+    expect(outcome.kind === 'completed' && outcome.report.missing).toEqual([])
+    expect(round.waiting.at(-1)).toEqual([undefined, undefined])
   })
 })

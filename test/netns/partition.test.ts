@@ -4,7 +4,9 @@
  * job's host among them) and 3-4. Mid-training the trunk is cut, an even split: the host's half
  * must carry on and evict the other two, which must wait rather than train on as a second job
  * (split-brain); when the trunk comes back they must notice they were evicted, re-join, re-sync
- * and finish with the others' parameters.
+ * and finish with the others' parameters. The same for an asynchronous job, whose steps never
+ * wait: the other half's next averaging round does (it trained on, and finished the job on its
+ * own with other parameters when the cut outlasted it).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -178,5 +180,81 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     expect(codes, context()).toEqual([0, 0, 0, 0])
     for (const d of all) expect(d.stderr(), d.name).not.toMatch(/"msg":"training failed"/)
     console.log(`netns partition 2|2: cut at steps ${cutSteps.join('/')}, evicted after ${evictedAfterMs} ms, connections gone after ${lostAfterMs} ms, re-joined ${rejoinedAfterMs} ms after the link returned (paused at step ${pausedAt}); ${finished[0]!.step} steps, accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
+  }, 240_000)
+
+  it('an async job cut 2|2: the other half stops at its next averaging round instead of training on, and re-joins', async () => {
+    const started = Date.now()
+    const [hostNet, ...peerNets] = topology!.hosts
+    // plain SGD as async wants it; averaging every 10 steps. mean with f = 0, as above: either
+    // half has enough changes to average, so only the guard keeps the other half from going on.
+    // 12 epochs (~380 steps of four): the host's half steps only while it waits out the evictions
+    // (three rounds with a 1 s deadline each) and is then paused, far from the end
+    const jobFile = join(jobDir, 'async-job.json')
+    writeFileSync(jobFile, JSON.stringify({ id: 'netns-async', earlyStopping: { patience: 0 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0 } }))
+    const host = fleet!.start('async-host', hostNet, [
+      '--config', jobFile, '--mode', 'async', '--average-every', '10',
+      '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '12',
+      '--seed', '7', '--min-peers', '4', '--deadline-ms', '1000', '--aggregation', 'mean', '--f', '0'
+    ])
+    const bootstrap = (await host.waitForStdout(/listening on (\/ip4\/10\.77\.0\.1\/tcp\/4001\/p2p\/\S+)/, 30_000))[1]
+    const peers = peerNets.map((net, i) => fleet!.start(`async-peer${i + 2}`, net, ['--bootstrap', bootstrap]))
+    const ids = await Promise.all([host, ...peers].map(async (d) => (await d.waitForStdout(/p2pmld daemon (\S+)/, 30_000))[1]))
+    const all = [host, ...peers]
+    const cutSide = [peers[1], peers[2]]
+    const cutIds = [ids[2], ids[3]]
+    const survivors = [host, peers[0]]
+    const statusOf = async (d: NetnsDaemon): Promise<StatusResult> => clientFor(d).status()
+    const context = (): string => fleet!.describe()
+
+    await eventually(async () => {
+      const s = await Promise.all(all.map(statusOf))
+      return s.every((x) => x.state === 'training' && x.liveMembers === 4 && x.step >= 20) ? s : undefined
+    }, 60_000, 'four async members training past step 20')
+
+    await topology!.cutTrunk()
+    const cutSteps = (await Promise.all(cutSide.map(statusOf))).map((s) => s.step)
+    const hostLogMark = host.stderr().length
+    for (const id of cutIds) await host.waitForLog(new RegExp(`"peer":"${id}"[^\\n]*evicting a member`), 30_000, hostLogMark)
+    const pausedAt = (await clientFor(host).pauseJob({})).effectiveStep!
+    await eventually(async () => {
+      const s = await Promise.all(survivors.map(statusOf))
+      return s.every((x) => x.state === 'paused') ? s : undefined
+    }, 10_000, 'both survivors paused')
+
+    // the other half: stopped at its next averaging round, waiting with the reason, evicting
+    // nobody, far from the end of the job
+    const cutStatuses = await eventually(async () => {
+      const s = await Promise.all(cutSide.map(statusOf))
+      return s.every((x) => x.state === 'waiting') ? s : undefined
+    }, 10_000, 'the cut half waiting')
+    for (const [i, s] of cutStatuses.entries()) {
+      expect(s.step, context()).toBeLessThanOrEqual(cutSteps[i] + 10)
+      expect(s.waiting, context()).toMatch(/2 of 4 members heard from at this step, without the most senior \(\S+\): half of a job or less does not step without it/)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    for (const [i, s] of (await Promise.all(cutSide.map(statusOf))).entries()) {
+      expect({ state: s.state, step: s.step }, context()).toEqual({ state: 'waiting', step: cutStatuses[i].step })
+    }
+    for (const d of cutSide) {
+      expect(d.stderr(), d.name).not.toMatch(/evicting a member/)
+      expect(d.stdout(), d.name).not.toMatch(/job finished/)
+    }
+
+    // trunk back: the other half learns it was evicted and re-joins the paused job
+    const cutLogMarks = cutSide.map((d) => d.stderr().length)
+    await topology!.restoreTrunk()
+    for (const [i, d] of cutSide.entries()) await d.waitForLog(/"msg":"joined job"/, 60_000, cutLogMarks[i])
+    await eventually(async () => {
+      const s = await Promise.all(all.map(statusOf))
+      return s.every((x) => x.liveMembers === 4 && x.state === 'paused') ? s : undefined
+    }, 20_000, 'all four paused as members again')
+    await clientFor(peers[0]).resumeJob({})
+
+    const finished = await Promise.all(all.map(async (d) => parseFinished((await d.waitForStdout(/job finished .*\n/, 120_000)).input!)))
+    for (const f of finished) expect(f, context()).toBeDefined()
+    expect(new Set(finished.map((f) => f!.digest)).size, context()).toBe(1)
+    for (const f of finished) expect(f!.accuracy).toBeGreaterThan(80)
+    expect(await Promise.all(all.map((d) => d.exited)), context()).toEqual([0, 0, 0, 0])
+    console.log(`netns async partition 2|2: cut at steps ${cutSteps.join('/')}, the cut half waited at ${cutStatuses.map((s) => s.step).join('/')}, paused at ${pausedAt}; accuracy ${finished.map((f) => f!.accuracy).join('/')} %, ${Date.now() - started} ms`)
   }, 240_000)
 })
