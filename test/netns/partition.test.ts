@@ -34,6 +34,27 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     clients.push(c)
     return c
   }
+  const statusOf = async (d: NetnsDaemon): Promise<StatusResult> => clientFor(d).status()
+  const context = (): string => fleet!.describe()
+
+  /**
+   * the host (named `prefix`host on 10.77.0.1, with `hostArgs`) and three daemons joining it,
+   * training with four members past `minStep`. The topology puts hosts 1-2 on one segment and 3-4
+   * on the other: `survivors` (the host's half) and `cutSide`
+   */
+  async function startFour (prefix: string, hostArgs: readonly string[], minStep: number) {
+    const [hostNet, ...peerNets] = topology!.hosts
+    const host = fleet!.start(`${prefix}host`, hostNet, hostArgs)
+    const bootstrap = (await host.waitForStdout(/listening on (\/ip4\/10\.77\.0\.1\/tcp\/4001\/p2p\/\S+)/, 30_000))[1]
+    const peers = peerNets.map((net, i) => fleet!.start(`${prefix}peer${i + 2}`, net, ['--bootstrap', bootstrap]))
+    const ids = await Promise.all([host, ...peers].map(async (d) => (await d.waitForStdout(/p2pmld daemon (\S+)/, 30_000))[1]))
+    const all = [host, ...peers]
+    await eventually(async () => {
+      const s = await Promise.all(all.map(statusOf))
+      return s.every((x) => x.state === 'training' && x.liveMembers === 4 && x.step >= minStep) ? s : undefined
+    }, 60_000, `four members training past step ${minStep}`)
+    return { host, peers, all, survivors: [host, peers[0]], cutSide: [peers[1], peers[2]], cutIds: [ids[2], ids[3]] }
+  }
 
   beforeAll(async () => {
     const swept = sweepStale()
@@ -54,7 +75,6 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
 
   it('cut 2|2, only the half holding the host steps and evicts the other; the other half waits, re-joins when the link returns, and all four finish identical', async () => {
     const started = Date.now()
-    const [hostNet, ...peerNets] = topology!.hosts
     // long enough that the job still runs well after the re-join: with 20 epochs it re-joined at
     // ~370 of ~660 steps once steps got faster, and one CI run finished before the last check. 32
     // epochs (~1,000 steps) without early stopping, which would otherwise end it near step 700.
@@ -66,27 +86,11 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     // 2f+1 states; with f = 1 two never could (1 run in 6 ended stuck there)
     const jobFile = join(jobDir, 'job.json')
     writeFileSync(jobFile, JSON.stringify({ earlyStopping: { patience: 0 } }))
-    const host = fleet!.start('host', hostNet, [
+    const { host, peers, all, survivors, cutSide, cutIds } = await startFour('', [
       '--config', jobFile,
       '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '32', '--lr', '0.02',
       '--seed', '5', '--min-peers', '4', '--deadline-ms', '2000', '--aggregation', 'mean', '--f', '0'
-    ])
-    const bootstrap = (await host.waitForStdout(/listening on (\/ip4\/10\.77\.0\.1\/tcp\/4001\/p2p\/\S+)/, 30_000))[1]
-    const peers = peerNets.map((net, i) => fleet!.start(`peer${i + 2}`, net, ['--bootstrap', bootstrap]))
-    const ids = await Promise.all([host, ...peers].map(async (d) => (await d.waitForStdout(/p2pmld daemon (\S+)/, 30_000))[1]))
-    const all = [host, ...peers]
-    // the topology puts hosts 1-2 on one segment and 3-4 on the other
-    const cutSide = [peers[1], peers[2]]
-    const cutIds = [ids[2], ids[3]]
-    const survivors = [host, peers[0]]
-    const statusOf = async (d: NetnsDaemon): Promise<StatusResult> => clientFor(d).status()
-    const context = (): string => fleet!.describe()
-
-    // four members training, a few steps in
-    await eventually(async () => {
-      const s = await Promise.all(all.map(statusOf))
-      return s.every((x) => x.state === 'training' && x.liveMembers === 4 && x.step >= 6) ? s : undefined
-    }, 60_000, 'four members training past step 6')
+    ], 6)
 
     const cutAt = Date.now()
     console.log(`netns: cutting the trunk between hosts 1-2 and 3-4 at ${new Date(cutAt).toISOString()}`)
@@ -184,32 +188,17 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
 
   it('an async job cut 2|2: the other half stops at its next averaging round instead of training on, and re-joins', async () => {
     const started = Date.now()
-    const [hostNet, ...peerNets] = topology!.hosts
     // plain SGD as async wants it; averaging every 10 steps. mean with f = 0, as above: either
     // half has enough changes to average, so only the guard keeps the other half from going on.
     // 12 epochs (~380 steps of four): the host's half steps only while it waits out the evictions
     // (three rounds with a 1 s deadline each) and is then paused, far from the end
     const jobFile = join(jobDir, 'async-job.json')
     writeFileSync(jobFile, JSON.stringify({ id: 'netns-async', earlyStopping: { patience: 0 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0 } }))
-    const host = fleet!.start('async-host', hostNet, [
+    const { host, peers, all, survivors, cutSide, cutIds } = await startFour('async-', [
       '--config', jobFile, '--mode', 'async', '--average-every', '10',
       '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '12',
       '--seed', '7', '--min-peers', '4', '--deadline-ms', '1000', '--aggregation', 'mean', '--f', '0'
-    ])
-    const bootstrap = (await host.waitForStdout(/listening on (\/ip4\/10\.77\.0\.1\/tcp\/4001\/p2p\/\S+)/, 30_000))[1]
-    const peers = peerNets.map((net, i) => fleet!.start(`async-peer${i + 2}`, net, ['--bootstrap', bootstrap]))
-    const ids = await Promise.all([host, ...peers].map(async (d) => (await d.waitForStdout(/p2pmld daemon (\S+)/, 30_000))[1]))
-    const all = [host, ...peers]
-    const cutSide = [peers[1], peers[2]]
-    const cutIds = [ids[2], ids[3]]
-    const survivors = [host, peers[0]]
-    const statusOf = async (d: NetnsDaemon): Promise<StatusResult> => clientFor(d).status()
-    const context = (): string => fleet!.describe()
-
-    await eventually(async () => {
-      const s = await Promise.all(all.map(statusOf))
-      return s.every((x) => x.state === 'training' && x.liveMembers === 4 && x.step >= 20) ? s : undefined
-    }, 60_000, 'four async members training past step 20')
+    ], 20)
 
     await topology!.cutTrunk()
     const cutSteps = (await Promise.all(cutSide.map(statusOf))).map((s) => s.step)
