@@ -190,13 +190,13 @@ describe.runIf(netnsAllowed)('a network partition between hosts in their own nam
     const started = Date.now()
     // plain SGD as async wants it; averaging every 10 steps. mean with f = 0, as above: either
     // half has enough changes to average, so only the guard keeps the other half from going on.
-    // 12 epochs (~380 steps of four): the host's half steps only while it waits out the evictions
+    // 6 epochs (~190 steps of four): the host's half steps only while it waits out the evictions
     // (three rounds with a 1 s deadline each) and is then paused, far from the end
     const jobFile = join(jobDir, 'async-job.json')
     writeFileSync(jobFile, JSON.stringify({ id: 'netns-async', earlyStopping: { patience: 0 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0 } }))
     const { host, peers, all, survivors, cutSide, cutIds } = await startFour('async-', [
       '--config', jobFile, '--mode', 'async', '--average-every', '10',
-      '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '12',
+      '--model', 'mlp', '--train-samples', '4096', '--batch-size', '32', '--epochs', '6',
       '--seed', '7', '--min-peers', '4', '--deadline-ms', '1000', '--aggregation', 'mean', '--f', '0'
     ], 20)
 
