@@ -67,8 +67,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
    * The round's changes from the other members: every deadline round until the members heard
    * from are the primary side of any cut (step-quorum.ts). A round that heard from half of the
    * members or fewer, without the most senior, is the side of a cut that waits, as a synchronous
-   * step does: it trained on, a second job. It waits until the others answer (a link that returns), one of
-   * them is seen past the round, or it is no longer a member (they evicted it: the runner
+   * step does (it trained on, a second job), until the others answer (a link that returns), one
+   * of them is seen past the round, or it is no longer a member (they evicted it: the runner
    * re-joins with their state; 'not-a-member' then).
    */
   const collectChanges = async (step: number, others: readonly string[], resend: (to: readonly string[]) => void, signal?: AbortSignal): Promise<CollectResult<InboundGradient> | 'not-a-member'> => {
