@@ -58,7 +58,11 @@ export async function planStartup(input: StartupInput): Promise<StartupPlan> {
     saved = await load()
     const decision = jobOverCheckpoint(input.job, saved, input.dataDir)
     if (decision.kind === 'refuse') throw new Error(decision.message)
-    if (decision.kind === 'host') return { kind: 'host', job: input.job }
+    if (decision.kind === 'host') {
+      // a finished job's state is replaced by the new job's first checkpoint: said, not done silently
+      if (saved !== undefined) input.notice?.(`the data dir's checkpoint holds job ${saved.jobConfig.id ?? '(unnamed)'}, which finished at step ${saved.step}: this start hosts a new job, whose checkpoints replace it`)
+      return { kind: 'host', job: input.job }
+    }
     log.info({ job: saved?.jobConfig.id, step: saved?.step, differs: decision.differs }, saved?.meta.finished === true ? 'the job given is the one in the checkpoint, which finished: not run again' : 'the job given is the one in the checkpoint: going on from it')
     if (decision.differs.length > 0) input.notice?.(`the job flags give job ${saved?.jobConfig.id ?? ''} other ${decision.differs.join(', ')} than its checkpoint: it goes on as checkpointed (a changed job needs another id)`)
   }

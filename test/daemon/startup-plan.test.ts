@@ -55,6 +55,13 @@ describe('what a daemon start does with its job flags and data dir', () => {
     expect(notices).toEqual(['the job flags give job j1 other epochs than its checkpoint: it goes on as checkpointed (a changed job needs another id)'])
   })
 
+  it('another job over a finished checkpoint is hosted, saying that it replaces the finished one', async () => {
+    await checkpoint(snapshot({ id: 'j1', model: 'mlp' }, 90, true))
+    const given = job({ model: 'lenet5' })
+    expect(await planStartup({ ...input, job: given })).toEqual({ kind: 'host', job: given })
+    expect(notices).toEqual(['the data dir\'s checkpoint holds job j1, which finished at step 90: this start hosts a new job, whose checkpoints replace it'])
+  })
+
   it('refuses another job over an unfinished checkpoint, before anything starts', async () => {
     await checkpoint(snapshot({ id: 'j1', model: 'mlp' }, 40))
     await expect(planStartup({ ...input, job: job({ id: 'j2', model: 'mlp' }) })).rejects.toThrow(/holds the checkpoint of job j1 at step 40, unfinished, and this start was given job j2/)
