@@ -73,7 +73,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         line(`epoch ${e.epoch + 1}/${job()?.epochs ?? epochs} done${took}: ${formatEpochMetrics(e, ', ')}`)
       },
       onMembershipChange: (c) => {
-        const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : 'was evicted (it missed too many steps)'
+        const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : `was evicted (it missed too many ${job()?.mode === 'async' ? 'averaging rounds' : 'steps'})`
         // its own eviction and re-admission as others see them (a peer id of its own read as another's)
         const who = c.peerId === options.selfId?.() ? 'this peer' : `peer ${c.peerId}`
         line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)

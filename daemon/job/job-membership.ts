@@ -22,8 +22,10 @@ export interface JobMembershipOptions {
   readonly host: boolean
   /** members needed before step 0 */
   readonly minPeers: number
-  /** consecutive missed steps after which the coordinator evicts a member */
+  /** consecutive misses after which the coordinator evicts a member */
   readonly evictAfterMissedSteps: number
+  /** what a miss is, for the eviction's log line: a step (sync, the default) or an averaging round (async) */
+  readonly missUnit?: 'steps' | 'averaging rounds'
   readonly network: Pick<JobNetwork, 'announceMembership'>
   readonly log: Logger
   /** the step the runner is at */
@@ -209,7 +211,7 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     let changed = false
     for (const [peer, count] of misses) {
       if (count >= options.evictAfterMissedSteps && view.isKnown(peer, step)) {
-        log.warn({ peer, missedSteps: count, fromStep: step }, 'evicting a member that missed too many steps')
+        log.warn({ peer, missedSteps: count, fromStep: step }, `evicting a member that missed too many ${options.missUnit ?? 'steps'}`)
         changed = view.leave(peer, step) || changed
         options.onRemoved(peer)
         misses.delete(peer)

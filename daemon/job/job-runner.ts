@@ -66,6 +66,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     host: options.host,
     minPeers: config.minPeers,
     evictAfterMissedSteps: config.evictAfterMissedSteps,
+    missUnit: config.mode === 'async' ? 'averaging rounds' : 'steps',
     network: options.network,
     log,
     step: () => progress.step,

@@ -194,6 +194,14 @@ describe('daemon console', () => {
       'this peer was evicted (it missed too many steps) at step 40: 2 members'
     ])
   })
+
+  it('says an async job evicts for missed averaging rounds, not steps', () => {
+    const out = capture()
+    const job = parseJobConfig({ epochs: 2, batchSize: 32, mode: 'async', optimizer: { type: 'sgd', lr: 0.05, momentum: 0 } })
+    const screen = createDaemonConsole(out.stream, () => job, { selfId: () => 'a' })
+    screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 2 })
+    expect(out.lines()).toEqual(['peer peer-c was evicted (it missed too many averaging rounds) at step 31: 2 members'])
+  })
 })
 
 describe('membership change tracker', () => {

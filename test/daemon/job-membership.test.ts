@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest'
 import { createJobMembership } from '../../daemon/job/job-membership.js'
 import type { StepReport } from '../../daemon/training/step-types.js'
-import { silentLogger } from '../../daemon/logger.js'
+import { PassThrough } from 'node:stream'
+import { createLogger, silentLogger } from '../../daemon/logger.js'
 
 describe('job membership', () => {
   it('a host resuming from a checkpoint that holds its own leave is a member, and the coordinator, at the resumed step', () => {
@@ -244,12 +245,15 @@ describe('job membership', () => {
     expect(removed).toEqual(['a'])
   })
 
-  it('an async step without an averaging round leaves the miss counts as they are: a member missing three rounds in a row is evicted', () => {
+  it('an async step without an averaging round leaves the miss counts as they are: a member missing three rounds in a row is evicted', async () => {
     let step = 0
     const removed: string[] = []
+    const lines: string[] = []
+    const sink = new PassThrough()
+    sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l !== '')))
     const membership = createJobMembership({
-      selfId: 'host', host: true, minPeers: 1, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
-      log: silentLogger(), step: () => step, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
+      selfId: 'host', host: true, minPeers: 1, evictAfterMissedSteps: 3, missUnit: 'averaging rounds', network: { announceMembership: async () => {} },
+      log: createLogger('info', {}, { destination: sink }), step: () => step, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
     })
     membership.joinAsHost()
     membership.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: Infinity }] })
@@ -265,5 +269,9 @@ describe('job membership', () => {
     expect(removed).toEqual(['b'])
     expect(membership.view().isMemberAt('b', 30)).toBe(false)
     expect(membership.view().isMemberAt('a', 30)).toBe(true)
+    // the log names what it counted: rounds, not steps (b missed 3 rounds, and 29 steps)
+    await new Promise((resolve) => setImmediate(resolve))
+    const evictions = lines.map((l) => JSON.parse(l) as { msg: string, peer?: string, missedSteps?: number }).filter((r) => r.msg.startsWith('evicting'))
+    expect(evictions).toEqual([expect.objectContaining({ msg: 'evicting a member that missed too many averaging rounds', peer: 'b', missedSteps: 3 })])
   })
 })
