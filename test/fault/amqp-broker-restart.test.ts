@@ -11,7 +11,7 @@ import { parseJobConfig } from '../../config/job-config.js'
 import { runDemo } from '../../daemon/demo/run-demo.js'
 import type { StepReport } from '../../daemon/training/sync-trainer.js'
 import { brokerNames } from '../amqp/broker-names.js'
-import { ensureBrokerRunning, startBrokerApp, stopBrokerApp } from '../amqp/broker-control.js'
+import { ensureBrokerRunning, restartBrokerApp, type BrokerRestart } from '../amqp/broker-control.js'
 
 afterAll(async () => { await ensureBrokerRunning() }, 120_000)
 
@@ -27,12 +27,18 @@ describe('a broker restart during training', () => {
       stepDeadlineMs: 30_000
     })
     const reports: StepReport[] = []
-    let restart: Promise<void> | undefined
+    let restart: Promise<BrokerRestart> | undefined
+    const restartRecord: BrokerRestart = {}
     let restartedAtStep = -1
+    // a run that hangs says where, before the test's timeout (which would cut it off without a word)
+    const abort = new AbortController()
+    const stuck = setTimeout(() => abort.abort(new Error(`the job did not finish in 200 s: last step ${reports.at(-1)?.step ?? 'none'}, broker restart ${JSON.stringify(restartRecord)}, ` +
+      `last warnings: ${JSON.stringify(lines.filter((l) => Number(l.level) >= 40).slice(-8).map((l) => `${String(l.peer)}: ${String(l.msg)}`))}`)), 200_000)
     try {
       const result = await runDemo({
         peers: 4,
         job,
+        signal: abort.signal,
         log: pino({ level: 'info' }, sink),
         events: {
           onStep: (r) => {
@@ -41,17 +47,15 @@ describe('a broker restart during training', () => {
             // begun at step 15 of 48 once landed after the job had ended (no peer reconnected)
             if (r.step === 5 && restart === undefined) {
               restartedAtStep = r.step
-              restart = (async () => {
-                await stopBrokerApp()
-                await new Promise((resolve) => setTimeout(resolve, 2000))
-                await startBrokerApp()
-              })()
+              restart = restartBrokerApp(2000, restartRecord)
             }
           }
         }
-      })
+      }).catch((error: unknown) => { throw abort.signal.aborted ? abort.signal.reason as Error : error })
+      if (abort.signal.aborted) throw abort.signal.reason as Error
       await restart
       expect(restartedAtStep).toBe(5)
+      expect(restartRecord.stopError, 'rabbitmqctl stop_app').toBeUndefined()
       expect(result.peers.every((p) => p.result !== undefined)).toBe(true)
       expect(result.identicalParameters).toBe(true)
       for (const p of result.peers) expect(p.result!.test.accuracy).toBeGreaterThan(0.85)
@@ -81,6 +85,7 @@ describe('a broker restart during training', () => {
       expect(stale).toBeLessThanOrEqual(3 * partial.reduce((missing, r) => missing + 4 - r.contributors.length, 0))
       expect(brokerNames('queues', job.id!)).toEqual([])
     } finally {
+      clearTimeout(stuck)
       await restart?.catch(() => {})
       await ensureBrokerRunning()
     }
