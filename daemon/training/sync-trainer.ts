@@ -15,6 +15,7 @@ import { offloadObserver } from '../metrics/stage-metrics.js'
 import type { CollectResult } from '../membership/gradient-collector.js'
 import { TrainingDivergedError } from './diverged.js'
 import { exchangedDigest, stepDigest, type ExchangedDigest } from './training-state.js'
+import { createRecentSends } from './recent-sends.js'
 import { collectResults } from './reduce-scatter-results.js'
 import { aggregateRun, encodeParts, encodeResults, fitsRun, medianOfReplicas, type OwnParts } from './reduce-scatter-step.js'
 import type { SlicePlan } from './slice-plan.js'
@@ -58,30 +59,14 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   }
 
   let ownBuffer: Float32Array | undefined
-  /**
-   * what this peer sent for the steps it completed last (the newest last), for members that lost
-   * it (see runStep) or are behind (replay); `replayed`: whom it was replayed to already
-   */
-  const recentSends: Array<{ readonly step: number, readonly members: readonly string[], resend(to: readonly string[]): void, readonly replayed: Set<string> }> = []
-  const rememberSend = (step: number, members: readonly string[], resend: (to: readonly string[]) => void): void => {
-    if (recentSends.at(-1)?.step === step) recentSends.pop()
-    recentSends.push({ step, members, resend, replayed: new Set() })
-    while (recentSends.length > RECENT_SENDS) recentSends.shift()
-  }
+  /** what this peer sent for the steps it completed last, for members that lost it (see runStep) or are behind (replay) */
+  const recentSends = createRecentSends(deps.selfId, RECENT_SENDS)
   const payloadBuffers = createBufferRing(PAYLOAD_BUFFERS)
   let sendFailure: { error: unknown } | undefined
   const throwSendFailure = (): void => {
     const failure = sendFailure
     sendFailure = undefined
     if (failure !== undefined) throw failure.error
-  }
-
-  /** Sends the last completed step's gradient again to those of `recipients` that were members of it, if that step is `step - 1`. */
-  const resendPrevious = (step: number, recipients: readonly string[]): void => {
-    const previous = recentSends.find((s) => s.step === step - 1)
-    if (previous === undefined) return
-    const to = recipients.filter((id) => id !== deps.selfId && previous.members.includes(id))
-    if (to.length > 0) previous.resend(to)
   }
 
   /** Advances the progress past `step` and builds its report. */
@@ -149,7 +134,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       sendParts(to)
       if (to.length > 0) deps.send(results, to).catch(() => {})
     }
-    rememberSend(step, members, resend)
+    recentSends.remember(step, members, resend)
     const byReplica = await stages.time('receive', async () => await collectResults({
       step, plan, members, selfId: deps.selfId, own: mine.decoded, f: deps.aggregation.f, results: rs.results, parts: collector,
       membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal, absent: collected.missing
@@ -162,15 +147,10 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 
   return {
     replay(step, to) {
-      const sent = recentSends.find((s) => s.step === step)
-      if (sent === undefined || to === deps.selfId || !sent.members.includes(to) || sent.replayed.has(to)) return false
       // one that sent this peer its gradient for the step in progress is past `step`: its copy of
       // an old step is a re-send for a member it thinks lost it (resendPrevious), not a sign that
       // it is behind (a replay would be bytes for nothing)
-      if (collector.receivedAt(progress.step).has(to)) return false
-      sent.replayed.add(to)
-      sent.resend([to])
-      return true
+      return recentSends.replay(step, to, () => collector.receivedAt(progress.step).has(to))
     },
 
     stepsPerEpochAt(worldSize: number): number {
@@ -346,7 +326,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             // moved on (nothing else sends it again): it cannot finish that step and send this
             // one, and with the members ahead holding different aggregates no f+1 of them vouch
             // for a state it could catch up to, so both sides would wait for ever
-            resendPrevious(step, outcome.missing)
+            recentSends.resendPrevious(step, outcome.missing)
           }
           // everyone there has sent: only a join can help, wait for it without spinning
           else await sleep(Math.min(500, deps.deadline.current()), signal)
@@ -386,7 +366,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const ordered = contributors.map((id) => contributions.get(id) as Float32Array)
       if (payload !== undefined) {
         const message: OutboundGradient = { step, epoch: progress.epoch, digest, payload }
-        rememberSend(step, members, (to) => { deps.send(message, to).catch(() => {}) })
+        recentSends.remember(step, members, (to) => { deps.send(message, to).catch(() => {}) })
       }
       const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(ordered, deps.optimizer.gradientBuffer()))
       await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
