@@ -13,14 +13,14 @@ import { createCodec, type GradientCodec } from '../../ml/compress/index.js'
 import type { JobDatasetLoader } from '../../ml/data/job-datasets.js'
 import type { FaultInjection } from '../../protocols/gradient-exchange/index.js'
 import {
-  LeaveReplySchema, MembershipAnnouncementSchema,
-  type ControlDecision, type JobControlAction, type JobInfo, type MembershipAnnouncement, type MembershipState
+  LeaveReplySchema, type ControlDecision, type JobControlAction, type JobInfo, type MembershipState
 } from '../../protocols/job/job-protocol.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
 import { ExpectedRefusal } from '../../protocols/request/json-request.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
 import { vouchesTo } from './vouching.js'
+import { createAnnouncementHandler, type AnnouncementOutcome } from './announcement-handler.js'
 import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import { layoutFingerprint } from '../training/training-state.js'
@@ -105,7 +105,7 @@ export interface SessionCore extends Pick<JobSession,
    * leaves, a member's pause/resume decision). Returns the announcement and whether a membership
    * was adopted, for the transport's own follow-up (addresses, heartbeats); undefined if refused.
    */
-  onAnnouncement(from: string, message: unknown): { announcement: MembershipAnnouncement, adopted: boolean } | undefined
+  onAnnouncement(from: string, message: unknown): AnnouncementOutcome
   /** stops the runner (finishing the step in progress and telling the members when leaving) */
   stopRunner(leave: boolean): Promise<JobRunner | undefined>
   /** the runtime's resources */
@@ -207,6 +207,18 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     membersKnown: () => runner?.membership().toSnapshot().members.length
   })
 
+  const onAnnouncement = createAnnouncementHandler({
+    jobId,
+    rejections,
+    sightings,
+    early,
+    finishedPeers,
+    runner: () => runner,
+    stopping: () => stopped,
+    noteLeave,
+    announcedLeave: (from) => leaveAnnounced.has(from)
+  })
+
   const refuseUnconfirmed = (r: JobRunner, requester: string | undefined): Promise<never> | undefined =>
     vouchesTo(r, requester) ? undefined : Promise.reject(new Error('this peer took its state unchecked at join and no f+1 members have confirmed it yet: ask another member'))
 
@@ -268,58 +280,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       if (message.step > now) rejections.reject('ahead', { from, step: message.step }, `gradient for step ${message.step} is further ahead than the steps this peer collects (now at step ${now}): this peer lags behind its sender`, { expected: runner.config.mode === 'async' })
       else rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${now})`, { expected: runner.config.mode === 'async' })
     },
-    onAnnouncement(from, message) {
-      const parsed = MembershipAnnouncementSchema.safeParse(message)
-      if (!parsed.success) {
-        rejections.reject('bad-membership', { from }, `invalid membership message: ${parsed.error.issues[0]?.message}`)
-        return undefined
-      }
-      const announcement = parsed.data
-      if (announcement.jobId !== jobId) {
-        rejections.reject('job', { from }, `membership message for job ${announcement.jobId}`)
-        return undefined
-      }
-      const sighting = sightings.get(from) ?? { lastSeen: 0, addrs: [] }
-      sighting.lastSeen = Date.now()
-      sightings.set(from, sighting)
-      // a member announces 'finished' once it agreed on the final state (JobRunner's finish)
-      if (announcement.type === 'membership' && announcement.phase === 'finished') finishedPeers.add(from)
-      let adopted = false
-      switch (announcement.type) {
-        case 'membership':
-          // only from the coordinator, or a live member more senior than it (JobMembership.mayAnnounce);
-          // before this peer has a runner (a joiner fetching its state) each sender's newest is kept,
-          // and the runner adopts those of the senders it lets decide when it starts
-          if (runner === undefined) {
-            early.keepMembership(from, announcement.membership)
-            adopted = true
-          } else if (runner.mayDecideForJob(from)) {
-            runner.adoptMembership(announcement.membership)
-            adopted = true
-          } else if (announcement.membership.version > runner.membershipVersion()) {
-            // expected while members stop (this peer stops, or the sender announced its leave): each
-            // takes the leaves in its own order, and who coordinates differs for a moment (a
-            // reviewer saw these as warnings in 5 of 6 stops of a whole job); counted still
-            rejections.reject('membership-not-coordinator', { from, version: announcement.membership.version },
-              `membership (version ${announcement.membership.version}, this peer's ${runner.membershipVersion()}) announced by a peer that is not the coordinator as this peer sees it: not adopted`,
-              { expected: stopped || leaveAnnounced.has(from) })
-          }
-          break
-        case 'leave':
-          noteLeave(from, announcement.effectiveStep)
-          break
-        case 'control':
-          // only the coordinator decides for the job (it repeats its decision; a member asking
-          // for a pause takes the coordinator's answer directly): as for a membership, not any
-          // member, or one could pause the job for good with a decision of its own
-          if (runner?.mayDecideForJob(from) === true) runner.control().adopt(announcement.decision)
-          else if (runner !== undefined) rejections.reject('control-not-coordinator', { from }, 'pause/resume decision announced by a peer that is not the coordinator as this peer sees it: not adopted')
-          break
-        case 'heartbeat':
-          break
-      }
-      return { announcement, adopted }
-    },
+    onAnnouncement,
     startFromSnapshot(snapshot: JobSnapshot, joined: JoinedWith = {}) {
       if (runner !== undefined) return
       startRunner(snapshot, joined.provisional, joined.warmupDeadlineMs, joined.control)
