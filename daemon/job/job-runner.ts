@@ -189,7 +189,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   })
   const { endEpoch, finishTraining } = ending
 
-  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), ending.outcome() !== undefined || ending.finalizing())
+  // async: the parameters the members agreed at the last averaging round (SyncTrainer.agreedParams)
+  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), ending.outcome() !== undefined || ending.finalizing(), trainer.agreedParams?.())
 
   const stateAtStep = createStateAtStep({
     step: () => progress.step,
@@ -198,7 +199,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     // epoch-end bookkeeping the state is always that of the start of progress.step
     changing: () => ending.inEpochEnd(),
     snapshot: currentSnapshot,
-    digest: () => parameterDigest(state.params()),
+    digest: () => parameterDigest(trainer.agreedParams?.() ?? state.params()),
     // a reconciling member waits until the others have its state before it changes it
     onSnapshotServed: (minStep, requester) => reconciliation.served(minStep, requester)
   })

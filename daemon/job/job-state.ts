@@ -28,8 +28,8 @@ export interface JobState {
   load(snap: JobSnapshot): void
   /** the snapshot meta as of now, with the membership and finished flag the runner knows */
   meta(membership: MembershipState, finished: boolean): SnapshotMeta
-  /** a copy of the whole state (parameters and optimizer state copied) */
-  snapshot(membership: MembershipState, finished: boolean): JobSnapshot
+  /** a copy of the whole state (parameters and optimizer state copied); `params`: these instead of the current ones (async: the agreed ones) */
+  snapshot(membership: MembershipState, finished: boolean, params?: Float32Array): JobSnapshot
 }
 
 /** The state at the model's seed (config.seed), or `snapshot`'s when given. */
@@ -75,13 +75,13 @@ export function createJobState(config: JobConfig, runtime: JobRuntime, snapshot?
       history: [...history],
       finished: finishedNow
     }),
-    snapshot: (membership, finishedNow) => ({
+    snapshot: (membership, finishedNow, served = params) => ({
       jobConfig: config,
       step: progress.step,
       epoch: progress.epoch,
       cursor: progress.cursor,
       meta: state.meta(membership, finishedNow),
-      params: params.slice(),
+      params: served.slice(),
       optimizerState: optimizer.exportState().slice()
     })
   }

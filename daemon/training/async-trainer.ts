@@ -136,6 +136,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   }
 
   return {
+    agreedParams: () => anchor,
+
     stepsPerEpochAt(worldSize: number): number {
       return Math.floor(deps.train.size / (worldSize * batchSize))
     },

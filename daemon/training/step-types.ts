@@ -166,4 +166,13 @@ export interface SyncTrainer {
    */
   replay?(step: number, to: string): boolean
   stepsPerEpochAt(worldSize: number): number
+  /**
+   * Asynchronous mode: the parameters the members agreed at the last averaging round (its anchor,
+   * the same array until the next round; do not write to it). Between rounds each member's own
+   * parameters have drifted from it by its own steps, so this, not those, is the state a member
+   * serves (snapshots for joiners, re-syncs and checkpoints) and the digest it answers with: f+1
+   * members hold it, and a peer that takes it holds the others' anchor. Absent in synchronous mode,
+   * where every member holds the agreed parameters after each step.
+   */
+  agreedParams?(): Float32Array
 }
