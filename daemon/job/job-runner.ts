@@ -158,6 +158,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membership: members,
     log,
     f: config.aggregation.f,
+    laterStepVouches: config.mode === 'async',
     // what the members' gradients carried for `step`: a sample between anchor steps, which never
     // equals a state's full digest (it hashes the step and the count too), so it vouches for nothing
     knownDigests: (step) => new Map([...collector.receivedAt(step)].map(([sender, g]) => [sender, g.digest])),

@@ -31,6 +31,14 @@ export interface StateRepairOptions {
   readonly log: Logger
   /** faulty members tolerated (aggregation.f): a state needs f+1 members vouching for it */
   readonly f: number
+  /**
+   * a member asked about a state's step that is past it vouches if it still holds the state's
+   * digest (async: members serve the parameters agreed at the last averaging round, held from one
+   * round to the next while each member steps on at its own pace, so an answer from the same step
+   * was rare and re-syncs were refused). Default false: the same step only (sync: every step
+   * changes the parameters)
+   */
+  readonly laterStepVouches?: boolean
   /** digests members sent with their gradients for `step` (kept by the collector), by sender */
   knownDigests(step: number): ReadonlyMap<string, string>
   /** the current step deadline in ms (the final agreement's budget scales with it) */
@@ -93,7 +101,7 @@ export function createStateRepair(options: StateRepairOptions): StateRepair {
     await Promise.all(ask.map(async (peer) => {
       try {
         const answer = await network.queryDigest(peer, step, signal)
-        if (answer.step === step && answer.digest === digest) vouchers.add(peer)
+        if ((answer.step === step || (options.laterStepVouches === true && answer.step > step)) && answer.digest === digest) vouchers.add(peer)
         if (vouchers.size >= needed) enough.abort()
       } catch {
         // unreachable, refused or too slow: no vouch

@@ -14,7 +14,7 @@ import type { StepReport } from '../../daemon/training/sync-trainer.js'
 const params = (v: number): Float32Array => new Float32Array(4).fill(v)
 const snapshot = (step: number, v: number): JobSnapshot => ({ step, params: params(v) }) as unknown as JobSnapshot
 
-function setup (states: Record<string, JobSnapshot>, digests: Record<string, DigestAtStep>, known: Record<string, string> = {}) {
+function setup (states: Record<string, JobSnapshot>, digests: Record<string, DigestAtStep>, known: Record<string, string> = {}, laterStepVouches = false) {
   // 'attacker' joined first: it is the most senior member, so it wins ties and leads source lists
   const membership = createJobMembership({
     selfId: 'self', host: false, minPeers: 1, evictAfterMissedSteps: 3, network: { announceMembership: async () => {} },
@@ -40,6 +40,7 @@ function setup (states: Record<string, JobSnapshot>, digests: Record<string, Dig
     membership,
     log: silentLogger(),
     f: 1,
+    laterStepVouches,
     knownDigests: () => new Map(Object.entries(known)),
     deadlineMs: () => 100,
     signal: () => new AbortController().signal,
@@ -114,5 +115,21 @@ describe('state repair vouching (f = 1)', () => {
     const { repair, adopted } = setup({ a: majority }, {}, { b: digest })
     expect(await repair.repairDivergence(report('mine', { a: digest, b: digest, attacker: 'invented' }))).toBe(true)
     expect(adopted).toEqual([majority])
+  })
+
+  it('async: a member past the state\'s step vouches if it still holds its digest (the anchor is held from round to round); sync: the same step only', async () => {
+    const agreed = snapshot(10, 3)
+    const digest = parameterDigest(agreed.params)
+    const fresh = (): Record<string, DigestAtStep> => ({ b: { step: 13, digest }, attacker: { step: 14, digest: 'other' } })
+    const sync = setup({ a: agreed, b: agreed }, fresh())
+    expect(await sync.repair.repairDivergence(report('mine', { a: digest, b: digest }))).toBe(false)
+    expect(sync.adopted).toEqual([])
+    const async = setup({ a: agreed, b: agreed }, fresh(), {}, true)
+    expect(await async.repair.repairDivergence(report('mine', { a: digest, b: digest }))).toBe(true)
+    expect(async.adopted).toEqual([agreed])
+    // past the step with another digest (a later round's anchor): no vouch
+    const moved = setup({ a: agreed, b: agreed }, { b: { step: 13, digest: 'later-anchor' } }, {}, true)
+    expect(await moved.repair.repairDivergence(report('mine', { a: digest, b: digest }))).toBe(false)
+    expect(moved.adopted).toEqual([])
   })
 })
