@@ -39,6 +39,35 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   const usedUpTo = new Map<string, number>()
   let permutation: { epoch: number, perm: Uint32Array } | undefined
   let sendFailure: { error: unknown } | undefined
+  /** the member count each step of the current epoch ran with (the batches the cursor counted for it) */
+  let worldsRun: { epoch: number, worlds: Map<number, number> } = { epoch: progress.epoch, worlds: new Map() }
+
+  /**
+   * A membership change the coordinator decided at its step can take effect at a step this peer
+   * already ran: async members run ahead of each other, up to the next averaging round. Its cursor
+   * then counted that step's batches with the old member count, its epoch ended steps away from the
+   * others', and so did its rounds: each side's rounds heard only itself, averaging stopped for the
+   * rest of the job (seen over the broker after a member crashed and was evicted). So the cursor is
+   * corrected to the batches the members' steps took, as the others count them; not past the
+   * epoch's last full batch (a change learned after the others' epoch end cannot be made good).
+   */
+  const replan = (): void => {
+    if (worldsRun.epoch !== progress.epoch) {
+      worldsRun = { epoch: progress.epoch, worlds: new Map() }
+      return
+    }
+    let delta = 0
+    for (const [step, used] of worldsRun.worlds) delta += (membership.membersAt(step).length - used) * batchSize
+    if (delta === 0) return
+    const world = Math.max(1, membership.membersAt(progress.step).length)
+    if (progress.cursor + delta < 0 || progress.cursor + delta + world * batchSize > deps.train.size) {
+      deps.log.warn({ step: progress.step, cursor: progress.cursor, delta }, 'a membership change took effect at steps this peer already ran, too late in the epoch to plan them again: this peer\'s epoch may end at another step than the others\'')
+    } else {
+      deps.log.info({ step: progress.step, cursor: progress.cursor, delta }, 'a membership change took effect at steps this peer already ran: the epoch\'s cursor counts their batches as the others do')
+      progress.cursor += delta
+    }
+    for (const step of worldsRun.worlds.keys()) worldsRun.worlds.set(step, membership.membersAt(step).length)
+  }
 
   const permutationFor = (epoch: number): Uint32Array => {
     if (permutation?.epoch !== epoch) permutation = { epoch, perm: epochPermutation(deps.train.size, config.seed, epoch) }
@@ -147,6 +176,7 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       sendFailure = undefined
       if (failure !== undefined) throw failure.error
       const stepStart = performance.now()
+      replan()
       const step = progress.step
       const members = membership.membersAt(step)
       const rank = members.indexOf(deps.selfId)
@@ -193,6 +223,7 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       }
 
       progress.cursor = cursor
+      worldsRun.worlds.set(step, worldAtEnd)
       progress.step = step + 1
       progress.epochLossSum += result.loss
       progress.epochLossCount += 1

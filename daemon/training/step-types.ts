@@ -129,7 +129,7 @@ export interface SyncTrainerDeps {
   readonly attack?: (gradient: Float32Array, step: number, recipient?: string) => Float32Array
   /** the attack sends each recipient another gradient (test-only equivocation); it aggregates its honest one */
   readonly equivocates?: boolean
-  readonly log: { warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
+  readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void, debug(obj: object, msg: string): void }
   /**
    * Run the exchange pipeline (encode, decode, aggregate) also when this peer is the step's only
    * member (default false). Alone, nobody decodes the payload and an aggregate of one gradient is

@@ -5,6 +5,7 @@
  * step does, until the others answer or it learns it was evicted: before, both halves counted
  * misses and evicted each other; then the other half counted nobody missing but trained on, a
  * second job that finished on its own with other parameters when the cut outlasted the job.
+ * Also: a membership change that took effect at steps a member already ran is counted again.
  */
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -49,7 +50,7 @@ function averagingRound (selfId: string, heardFrom: string) {
     deadline: { current: () => 50, observe: () => {} },
     send: async () => {},
     onWaiting: (reason, stall) => { waiting.push([reason, stall]) },
-    log: { warn: (_o, msg) => warnings.push(msg), debug: () => {} }
+    log: { info: () => {}, warn: (_o, msg) => warnings.push(msg), debug: () => {} }
   }
   const change = (sender: string): void => { collector.offer({ step: averagingTag(0), sender, digest: 'd', gradient: new Float32Array(D) }) }
   /** `sender`'s gradient of a later step: it went past the round */
@@ -109,5 +110,34 @@ describe('an async averaging round across an even cut', () => {
     const outcome = await round.outcome
     expect(outcome.kind === 'completed' && outcome.report.missing).toEqual([])
     expect(round.waiting.at(-1)).toEqual([undefined, undefined])
+  })
+
+  it('counts the batches of steps it ran again when a membership change took effect at them (its epoch ends where the others\' does)', async () => {
+    const solo = parseJobConfig({ ...config, averageEvery: 100 })
+    const view = new MembershipView()
+    for (const m of ['a', 'b']) view.join(m, 0)
+    const progress = { step: 0, epoch: 0, cursor: 0, lr: 0.1, epochLossSum: 0, epochLossCount: 0 }
+    const infos: Array<{ delta?: number }> = []
+    const trainer = createAsyncTrainer({
+      selfId: 'a', config: solo, train, params: new Float32Array(D).fill(1), progress,
+      computer: { computeGradient: async () => ({ gradient: new Float32Array(D).fill(1), loss: 1, correct: 0, size: 2 }), evaluate: async () => { throw new Error('unused') }, close: async () => {} },
+      optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => new Float32Array(D), localGradientBuffer: () => new Float32Array(D), allFinite },
+      codec: createCodec(solo.compression), aggregation: createStepAggregation(solo.aggregation),
+      membership: { membersAt: (s) => view.membersAt(s), isMemberAt: (id, s) => view.isMemberAt(id, s), coordinatorAt: (s) => view.coordinatorAt(s) },
+      collector: createGradientCollector<InboundGradient>(), stages: createStageRecorder(), deadline: { current: () => 50, observe: () => {} },
+      send: async () => {}, log: { info: (o) => infos.push(o), warn: () => {}, debug: () => {} }
+    })
+    for (let i = 0; i < 3; i++) expect((await trainer.runStep()).kind).toBe('completed')
+    // steps 0-2 with two members of batch 2: 12 samples
+    expect(progress.cursor).toBe(12)
+    // 'b' was evicted from step 1, decided by a coordinator behind this peer: steps 1 and 2 took 2 samples each, not 4
+    view.leave('b', 1)
+    expect((await trainer.runStep()).kind).toBe('completed')
+    expect(infos).toEqual([expect.objectContaining({ delta: -4 })])
+    expect(progress.cursor).toBe(10)
+    // counted once
+    expect((await trainer.runStep()).kind).toBe('completed')
+    expect(progress.cursor).toBe(12)
+    expect(infos.length).toBe(1)
   })
 })

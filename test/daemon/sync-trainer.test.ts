@@ -51,7 +51,7 @@ function setup (gradientAt: (step: number) => Float32Array, members = ['a', 'b',
     deadline: { current: () => 50, observe: () => {} },
     send: async (message, recipients) => { sent.push({ message, recipients }) },
     onWaiting: (reason) => waiting.push(reason),
-    log: { warn: (_o, msg) => warnings.push(msg), debug: () => {} }
+    log: { info: () => {}, warn: (_o, msg) => warnings.push(msg), debug: () => {} }
   }
   const offer = (sender: string, step: number, value: number): void => {
     collector.offer({ step, sender, digest: 'd', gradient: new Float32Array(D).fill(value) })
