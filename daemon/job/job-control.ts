@@ -32,6 +32,8 @@ export interface JobControlOptions {
   isCoordinator(): boolean
   /** the member that decides, if known */
   coordinator(): string | undefined
+  /** async (asyncChangeStep): the step a pause decided now takes effect at, given the earliest the news allows; absent: that step */
+  changeStep?(earliest: number): number
 }
 
 export interface JobControl {
@@ -80,7 +82,7 @@ export function createJobControl(options: JobControlOptions): JobControl {
     if (decision?.action === action) return decision
     if (action === 'resume' && decision === undefined) return { seq: 0, action, step: options.step() }
     const step = action === 'pause'
-      ? (options.waitingForStart() ? 0 : options.step() + MEMBERSHIP_MARGIN)
+      ? (options.waitingForStart() ? 0 : options.changeStep?.(options.step() + MEMBERSHIP_MARGIN) ?? options.step() + MEMBERSHIP_MARGIN)
       : options.step()
     set({ seq: (decision?.seq ?? 0) + 1, action, step })
     log.info({ action, effectiveStep: step, seq: decision!.seq }, action === 'pause' ? 'job pauses before step' : 'job resumes')

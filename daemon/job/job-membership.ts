@@ -26,6 +26,12 @@ export interface JobMembershipOptions {
   readonly evictAfterMissedSteps: number
   /** what a miss is, for the eviction's log line: a step (sync, the default) or an averaging round (async) */
   readonly missUnit?: 'steps' | 'averaging rounds'
+  /**
+   * async (asyncChangeStep): the step a change decided now takes effect at, given the earliest the
+   * news allows (the current step + MEMBERSHIP_MARGIN); evictions then take effect there too, not at
+   * the current step. Absent (sync): joins at that earliest step, evictions at the current step
+   */
+  changeStep?(earliest: number): number
   readonly network: Pick<JobNetwork, 'announceMembership'>
   readonly log: Logger
   /** the step the runner is at */
@@ -156,7 +162,8 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
 
   /** joiners of the running job ('later'), admitted MEMBERSHIP_MARGIN steps on, in crowds */
   const admissions = createAdmissionWindow((peers) => {
-    const effectiveStep = options.step() + MEMBERSHIP_MARGIN
+    const earliest = options.step() + MEMBERSHIP_MARGIN
+    const effectiveStep = options.changeStep?.(earliest) ?? earliest
     join(peers, effectiveStep, true)
     if (peers.length > 1) log.info({ joiners: peers.length, effectiveStep }, 'admitted joiners together')
   })
@@ -205,14 +212,15 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     }
   }
 
-  /** coordinator: members past the miss limit leave from `step` */
+  /** coordinator: members past the miss limit leave from `step` (async: from changeStep's step) */
   const evictOverLimit = (step: number): void => {
     if (!isCoordinator()) return
     let changed = false
     for (const [peer, count] of misses) {
       if (count >= options.evictAfterMissedSteps && view.isKnown(peer, step)) {
-        log.warn({ peer, missedSteps: count, fromStep: step }, `evicting a member that missed too many ${options.missUnit ?? 'steps'}`)
-        changed = view.leave(peer, step) || changed
+        const fromStep = options.changeStep?.(step + MEMBERSHIP_MARGIN) ?? step
+        log.warn({ peer, missedSteps: count, fromStep }, `evicting a member that missed too many ${options.missUnit ?? 'steps'}`)
+        changed = view.leave(peer, fromStep) || changed
         options.onRemoved(peer)
         misses.delete(peer)
       }

@@ -9,7 +9,7 @@
 import { applyAttack } from '../../ml/attacks/index.js'
 import type { JobPhase } from '../../protocols/job/job-protocol.js'
 import { createStageRecorder } from '../metrics/stage-metrics.js'
-import { createAsyncTrainer } from '../training/async-trainer.js'
+import { asyncChangeStep, createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
 import { createSyncTrainer, describeAttack, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
 import { parameterDigest } from '../training/training-state.js'
@@ -61,12 +61,15 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const contributors = createContributorStats()
   let stopAfterStep = false
 
+  // async: membership changes and pauses take effect right after an averaging round (asyncChangeStep)
+  const changeStep = config.mode === 'async' ? { changeStep: (earliest: number) => asyncChangeStep(earliest, config.averageEvery) } : {}
   const members = createJobMembership({
     selfId,
     host: options.host,
     minPeers: config.minPeers,
     evictAfterMissedSteps: config.evictAfterMissedSteps,
     missUnit: config.mode === 'async' ? 'averaging rounds' : 'steps',
+    ...changeStep,
     network: options.network,
     log,
     step: () => progress.step,
@@ -82,7 +85,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     step: () => progress.step,
     waitingForStart: () => runnerState === 'waiting',
     isCoordinator: () => members.isCoordinator(),
-    coordinator: () => members.view().coordinatorAt(progress.step)
+    coordinator: () => members.view().coordinatorAt(progress.step),
+    ...changeStep
   })
 
   /** the membership and the gradients kept follow a loaded state */

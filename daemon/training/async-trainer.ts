@@ -28,6 +28,25 @@ export const gradientTag = (step: number): number => 2 * step
 /** wire tag of the averaging round after step t */
 export const averagingTag = (step: number): number => 2 * step + 1
 
+/** averageEvery past which membership changes and pauses are not held for the next round (asyncChangeStep) */
+const MAX_ROUND_ALIGNED_EVERY = 32
+
+/**
+ * The step a membership change or pause the coordinator decides now takes effect at in async mode,
+ * given the earliest the news allows (`earliest`, its step + MEMBERSHIP_MARGIN): the step after the
+ * next regular averaging round (a multiple of `averageEvery`). Async members run ahead of the
+ * coordinator up to the next round, a barrier that waits for the coordinator's change, which it
+ * sends after announcing the change: so no member has passed that step when it learns of it, each
+ * plans its epoch (cursor, epoch end, rounds) with the same members, and a joiner takes the state
+ * the members agreed at that round. Decided at the coordinator's step, a change took effect at
+ * steps members had already run: their epoch ends, and rounds, moved apart from the others' for the
+ * rest of the job. `averageEvery` above MAX_ROUND_ALIGNED_EVERY: `earliest` (the wait would be long).
+ */
+export function asyncChangeStep(earliest: number, averageEvery: number): number {
+  if (averageEvery > MAX_ROUND_ALIGNED_EVERY) return earliest
+  return Math.ceil(earliest / averageEvery) * averageEvery
+}
+
 /** how far ahead of this peer another member's gradients are looked for (steps) */
 const LOOK_AHEAD_STEPS = 32
 

@@ -1,6 +1,7 @@
 /** The runner's membership: a host that resumes the job from its checkpoint is its member again. */
 import { describe, expect, it } from 'vitest'
 import { createJobMembership } from '../../daemon/job/job-membership.js'
+import { asyncChangeStep } from '../../daemon/training/async-trainer.js'
 import type { StepReport } from '../../daemon/training/step-types.js'
 import { PassThrough } from 'node:stream'
 import { createLogger, silentLogger } from '../../daemon/logger.js'
@@ -273,5 +274,43 @@ describe('job membership', () => {
     await new Promise((resolve) => setImmediate(resolve))
     const evictions = lines.map((l) => JSON.parse(l) as { msg: string, peer?: string, missedSteps?: number }).filter((r) => r.msg.startsWith('evicting'))
     expect(evictions).toEqual([expect.objectContaining({ msg: 'evicting a member that missed too many averaging rounds', peer: 'b', missedSteps: 3 })])
+  })
+
+  it('async (changeStep): an eviction and a join take effect after the next averaging round, not at the coordinator\'s step, which members ahead of it already ran', async () => {
+    let step = 0
+    const membership = createJobMembership({
+      selfId: 'host', host: true, minPeers: 1, evictAfterMissedSteps: 3, missUnit: 'averaging rounds', network: { announceMembership: async () => {} },
+      log: silentLogger(), step: () => step, phase: () => 'training', onRemoved: () => {}, changeStep: (earliest) => asyncChangeStep(earliest, 10)
+    })
+    membership.joinAsHost()
+    membership.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: Infinity }] })
+    const report = (missing: string[]): StepReport => ({
+      step, epoch: 0, members: ['a', 'b', 'host'], contributors: ['host'], missing, digest: 'd', fullDigest: true, peerDigests: new Map(),
+      loss: 1, waitedMs: 1, stepMs: 1, epochEnded: false, stepInEpoch: step, stepsInEpoch: 100
+    })
+    // 'b' misses the rounds at 9, 19 and 29; the coordinator, after round 29, is at step 30
+    for (const round of [9, 19, 29]) {
+      step = round + 1
+      membership.recordMisses(report(['b']))
+    }
+    // a member may already be at step 31 or 39: 'b' leaves after the next round (39), at 40
+    expect(membership.view().isMemberAt('b', 39)).toBe(true)
+    expect(membership.view().isMemberAt('b', 40)).toBe(false)
+    // a joiner asking at step 41 joins at 50 (the step after round 49), not 43
+    step = 41
+    const { effectiveStep } = await membership.admit('c', 'later')
+    expect(effectiveStep).toBe(50)
+    expect(membership.view().isMemberAt('c', 49)).toBe(false)
+    expect(membership.view().isMemberAt('c', 50)).toBe(true)
+  })
+})
+
+describe('asyncChangeStep', () => {
+  it('is the step after the next regular averaging round at or after the earliest step, or that step past 32', () => {
+    expect(asyncChangeStep(22, 8)).toBe(24)
+    expect(asyncChangeStep(24, 8)).toBe(24)
+    expect(asyncChangeStep(25, 8)).toBe(32)
+    expect(asyncChangeStep(2, 10)).toBe(10)
+    expect(asyncChangeStep(5, 100)).toBe(5)
   })
 })
