@@ -2,16 +2,15 @@
  * One job on one peer: the step loop. The concerns around it live beside it: its options and
  * interface (job-types.ts), the training state (job-state.ts), the state served at a step
  * (state-at-step.ts), membership changes (job-membership.ts), divergence repair, catch-up and the
- * end-of-job agreement (state-repair.ts), the epoch's and the job's end (epoch-end.ts, job-end.ts), the aggregation rule
- * (aggregator-cache.ts). The network is behind JobNetwork, so the same runner works over any
- * transport.
+ * end-of-job agreement (state-repair.ts), the epoch's and the job's end (epoch-end.ts,
+ * job-end.ts), the aggregation rule (aggregator-cache.ts), what sync and async differ in
+ * (mode-policy.ts). The network is behind JobNetwork, so the same runner works over any transport.
  */
 import { applyAttack } from '../../ml/attacks/index.js'
 import type { JobPhase } from '../../protocols/job/job-protocol.js'
 import { createStageRecorder } from '../metrics/stage-metrics.js'
-import { asyncChangeStep, createAsyncTrainer } from '../training/async-trainer.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
-import { createSyncTrainer, describeAttack, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
+import { describeAttack, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
 import { parameterDigest } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
@@ -21,6 +20,7 @@ import { createJobControl } from './job-control.js'
 import { createJobEnd } from './job-end.js'
 import { createJobMembership } from './job-membership.js'
 import { createJobState } from './job-state.js'
+import { modePolicy } from './mode-policy.js'
 import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState } from './job-types.js'
 import { shortRoundMisses } from './short-round-misses.js'
 import { createStateAtStep } from './state-at-step.js'
@@ -28,7 +28,6 @@ import { createStateReconciliation } from './state-reconciliation.js'
 import { confirmsState, createStateRepair } from './state-repair.js'
 
 export type { DigestAtStep, JobNetwork, JobResult, JobRunner, JobRunnerEvents, JobRunnerOptions, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
-
 
 /**
  * How often the coordinator repeats the membership while training. On a timer, not between
@@ -61,15 +60,14 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const contributors = createContributorStats()
   let stopAfterStep = false
 
-  // async: membership changes and pauses take effect right after an averaging round (asyncChangeStep)
-  const changeStep = config.mode === 'async' ? { changeStep: (earliest: number) => asyncChangeStep(earliest, config.averageEvery) } : {}
+  const mode = modePolicy(config)
   const members = createJobMembership({
     selfId,
     host: options.host,
     minPeers: config.minPeers,
     evictAfterMissedSteps: config.evictAfterMissedSteps,
-    missUnit: config.mode === 'async' ? 'averaging rounds' : 'steps',
-    ...changeStep,
+    missUnit: mode.missUnit,
+    ...mode.timing,
     network: options.network,
     log,
     step: () => progress.step,
@@ -86,7 +84,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     waitingForStart: () => runnerState === 'waiting',
     isCoordinator: () => members.isCoordinator(),
     coordinator: () => members.view().coordinatorAt(progress.step),
-    ...changeStep
+    ...mode.timing
   })
 
   /** the membership and the gradients kept follow a loaded state */
@@ -112,7 +110,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
   /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members; stalled: also a cut-off side (waitingFor) */
   let waiting: { reason: string, belowFloor: boolean, stalled: boolean } | undefined
-  const buildTrainer = (): SyncTrainer => (config.mode === 'async' ? createAsyncTrainer : createSyncTrainer)({
+  const buildTrainer = (): SyncTrainer => mode.createTrainer({
     selfId,
     config,
     train: runtime.train,
@@ -162,7 +160,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     membership: members,
     log,
     f: config.aggregation.f,
-    laterStepVouches: config.mode === 'async',
+    laterStepVouches: mode.laterStepVouches,
     // what the members' gradients carried for `step`: a sample between anchor steps, which never
     // equals a state's full digest (it hashes the step and the count too), so it vouches for nothing
     knownDigests: (step) => new Map([...collector.receivedAt(step)].map(([sender, g]) => [sender, g.digest])),
