@@ -123,6 +123,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     onShortRound: recordShortRound,
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s), coordinatorAt: (s) => members.view().coordinatorAt(s) },
+    membershipVersion: () => members.version(),
     collector,
     stages,
     deadline,

@@ -60,6 +60,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   let sendFailure: { error: unknown } | undefined
   /** the member count each step of the current epoch ran with (the batches the cursor counted for it) */
   let worldsRun: { epoch: number, worlds: Map<number, number> } = { epoch: progress.epoch, worlds: new Map() }
+  /** the membership version replan last checked the steps against */
+  let replannedAt: number | undefined
 
   /**
    * A membership change the coordinator decided at its step can take effect at a step this peer
@@ -75,6 +77,10 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       worldsRun = { epoch: progress.epoch, worlds: new Map() }
       return
     }
+    // a step's own cost stays flat: the steps are checked again only after a membership change
+    const version = deps.membershipVersion?.()
+    if (version !== undefined && version === replannedAt) return
+    replannedAt = version
     let delta = 0
     for (const [step, used] of worldsRun.worlds) delta += (membership.membersAt(step).length - used) * batchSize
     if (delta === 0) return

@@ -112,6 +112,8 @@ export interface SyncTrainerDeps {
   readonly progress: TrainingProgress
   /** the job's members by step; coordinatorAt (no suspects): the step's most senior member, the primary partition's tie-breaker (step-quorum.ts) */
   readonly membership: Pick<MembershipView, 'membersAt' | 'isMemberAt' | 'coordinatorAt'>
+  /** bumped on every membership change (JobMembership.version); absent: checked at every step */
+  membershipVersion?(): number
   readonly collector: GradientCollector<InboundGradient>
   readonly stages: StageRecorder
   readonly deadline: StepDeadlinePolicy

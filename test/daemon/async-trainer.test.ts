@@ -118,7 +118,9 @@ describe('an async averaging round across an even cut', () => {
     for (const m of ['a', 'b']) view.join(m, 0)
     const progress = { step: 0, epoch: 0, cursor: 0, lr: 0.1, epochLossSum: 0, epochLossCount: 0 }
     const infos: Array<{ delta?: number }> = []
+    let version = 1
     const trainer = createAsyncTrainer({
+      membershipVersion: () => version,
       selfId: 'a', config: solo, train, params: new Float32Array(D).fill(1), progress,
       computer: { computeGradient: async () => ({ gradient: new Float32Array(D).fill(1), loss: 1, correct: 0, size: 2 }), evaluate: async () => { throw new Error('unused') }, close: async () => {} },
       optimizer: { step: (p, g, lr) => { for (let i = 0; i < p.length; i++) p[i] -= lr * g[i] }, gradientBuffer: () => new Float32Array(D), localGradientBuffer: () => new Float32Array(D), allFinite },
@@ -132,6 +134,7 @@ describe('an async averaging round across an even cut', () => {
     expect(progress.cursor).toBe(12)
     // 'b' was evicted from step 1, decided by a coordinator behind this peer: steps 1 and 2 took 2 samples each, not 4
     view.leave('b', 1)
+    version++
     expect((await trainer.runStep()).kind).toBe('completed')
     expect(infos).toEqual([expect.objectContaining({ delta: -4 })])
     expect(progress.cursor).toBe(10)
