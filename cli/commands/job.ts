@@ -9,15 +9,17 @@ type JobOptions = ClientOptions & { readonly job?: string }
 
 const CONTROLS = [
   ['stop', 'stop this daemon\'s part in the running job: it leaves the job, whose other members go on without it, and stays up', 'stopped', (c: ControlClient, p: JobControlParams) => c.stopJob(p)],
-  ['pause', 'pause the whole job: every member stops before step N, two steps after the coordinator gets the request (the reply names N; job resume goes on)', 'paused', (c: ControlClient, p: JobControlParams) => c.pauseJob(p)],
+  ['pause', 'pause the whole job: every member stops before step N, two steps after the coordinator gets the request (mode async: right after the next averaging round); the reply names N; job resume goes on', 'paused', (c: ControlClient, p: JobControlParams) => c.pauseJob(p)],
   ['resume', 'resume a paused job', 'resumed', (c: ControlClient, p: JobControlParams) => c.resumeJob(p)]
 ] as const
 
 /** What a job control did, in words: the state in brackets only where it says more than the verb ('stopped (stopped)') */
-function describeControl(verb: typeof CONTROLS[number][2], r: JobControlResult): string {
+export function describeControl(verb: typeof CONTROLS[number][2], r: JobControlResult): string {
   // it read 'job J stopped (finished)', as if the stop had ended it; a second stop read 'job J stopped'
   if (verb === 'stopped' && r.state === 'finished') return `job ${r.jobId} had finished already: nothing to stop (p2pmld job submit gives this daemon a new job)`
   if (verb === 'stopped' && r.unchanged === true) return `job ${r.jobId} was stopped already: nothing to stop`
+  // a pause decided for a step the job has not reached: it read 'paused at step 80' at step 42
+  if (verb === 'paused' && r.effectiveStep !== undefined && r.state !== 'paused') return `job ${r.jobId} pauses before step ${r.effectiveStep}, job-wide (${r.state} until then)`
   // the decision is job-wide; 'on every member' read as done on each, where a member down then was not
   return `job ${r.jobId} ${verb}${r.effectiveStep !== undefined ? ` at step ${r.effectiveStep}, job-wide` : ''}${r.state === verb ? '' : ` (${r.state})`}`
 }
