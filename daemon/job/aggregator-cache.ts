@@ -16,6 +16,6 @@ export function createStepAggregation(aggregation: AggregationConfig): StepAggre
     minInputs,
     f: aggregation.f,
     aggregate: (gradients, out) => aggregator.aggregate(gradients, { out }),
-    describeShortfall: (have, what) => `${aggregation.rule} with f=${aggregation.f} needs ${minInputs} gradients, ${have} ${what}`
+    describeShortfall: (have, what, inputs = 'gradients') => `${aggregation.rule} with f=${aggregation.f} needs ${minInputs} ${inputs}, ${have} ${what}`
   }
 }

@@ -184,7 +184,7 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       for (let i = 0; i < anchor.length; i++) deps.params[i] = anchor[i] + agreed[i]
       anchor = deps.params.slice()
     } else {
-      deps.log.warn({ step, changes: ordered.length }, `parameter averaging skipped: ${deps.aggregation.describeShortfall(ordered.length, 'arrived')}`)
+      deps.log.warn({ step, changes: ordered.length }, `parameter averaging skipped: ${deps.aggregation.describeShortfall(ordered.length, 'arrived', 'parameter changes')}`)
     }
     return { missing: collected.missing, peerDigests, anchorDigest }
   }

@@ -41,8 +41,8 @@ export interface StepAggregation {
   readonly f: number
   /** the rule's result, written into `out` when given */
   aggregate(gradients: readonly Float32Array[], out?: Float32Array): Float32Array
-  /** e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members' */
-  describeShortfall(have: number, what: string): string
+  /** e.g. 'trimmed-mean with f=1 needs 3 gradients, 2 live members'; `inputs`: what it aggregates (default 'gradients') */
+  describeShortfall(have: number, what: string, inputs?: string): string
 }
 
 /** A decoded gradient from a member, as the collector holds it. */
