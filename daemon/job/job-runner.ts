@@ -43,7 +43,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const config = runtime.config
   const stages = createStageRecorder()
   const codec = runtime.codec
-  const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs, warmupMs: options.warmupDeadlineMs })
+  const mode = modePolicy(config)
+  const deadline = createStepDeadlinePolicy({ fixedMs: config.stepDeadlineMs, warmupMs: options.warmupDeadlineMs, warmupSteps: mode.deadlineWarmupSteps })
   const inbound = createInboundCollectors(config)
   const collector = inbound.gradients
 
@@ -60,7 +61,6 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const contributors = createContributorStats()
   let stopAfterStep = false
 
-  const mode = modePolicy(config)
   const members = createJobMembership({
     selfId,
     host: options.host,

@@ -7,6 +7,9 @@ import { asyncChangeStep, createAsyncTrainer } from '../training/async-trainer.j
 import { createSyncTrainer } from '../training/sync-trainer.js'
 import type { SyncTrainer, SyncTrainerDeps } from '../training/step-types.js'
 
+/** complete averaging rounds an async job times before its deadline follows them */
+const ASYNC_DEADLINE_WARMUP_ROUNDS = 2
+
 export interface ModePolicy {
   createTrainer(deps: SyncTrainerDeps): SyncTrainer
   /** what the eviction's log line says a miss is */
@@ -15,6 +18,8 @@ export interface ModePolicy {
   readonly timing: { changeStep?(earliest: number): number }
   /** async: a member past a state's step vouches if it holds its digest (StateRepairOptions.laterStepVouches) */
   readonly laterStepVouches: boolean
+  /** complete exchanges timed before the step deadline follows them (DeadlineOptions.warmupSteps): async times rounds only */
+  readonly deadlineWarmupSteps?: number
 }
 
 export function modePolicy(config: JobConfig): ModePolicy {
@@ -23,6 +28,7 @@ export function modePolicy(config: JobConfig): ModePolicy {
     createTrainer: createAsyncTrainer,
     missUnit: 'averaging rounds',
     timing: { changeStep: (earliest) => asyncChangeStep(earliest, config.averageEvery) },
-    laterStepVouches: true
+    laterStepVouches: true,
+    deadlineWarmupSteps: ASYNC_DEADLINE_WARMUP_ROUNDS
   }
 }

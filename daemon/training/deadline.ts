@@ -19,6 +19,12 @@ export interface DeadlineOptions {
    * held within [minMs, maxMs] (a joiner's comes from its coordinator's reply)
    */
   readonly warmupMs?: number
+  /**
+   * complete exchanges timed before the deadline follows them (default 5). An async job times
+   * only its complete averaging rounds, one every averageEvery steps: five took ~50 steps, and a
+   * member that crashed in them cost each round the whole warm-up (30 s) until evicted
+   */
+  readonly warmupSteps?: number
 }
 
 const WINDOW = 50
@@ -32,7 +38,7 @@ export function createStepDeadlinePolicy(options: DeadlineOptions = {}): StepDea
   return {
     current(): number {
       if (options.fixedMs !== undefined) return options.fixedMs
-      if (stepTimes.length < WARMUP_STEPS) return warmupMs
+      if (stepTimes.length < (options.warmupSteps ?? WARMUP_STEPS)) return warmupMs
       const sorted = [...stepTimes].sort((a, b) => a - b)
       const p90 = sorted[Math.floor(sorted.length * 0.9)]
       // whole ms: callers hand it to AbortSignal.timeout(), which throws on a fraction

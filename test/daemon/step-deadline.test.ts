@@ -24,4 +24,12 @@ describe('step deadline', () => {
     expect(createStepDeadlinePolicy({ warmupMs: 10_000_000 }).current()).toBe(120_000)
     expect(createStepDeadlinePolicy({ warmupMs: 3500, fixedMs: 9000 }).current()).toBe(9000)
   })
+
+  it('follows the timed exchanges after fewer when told (async: its rounds), and before that waits the warm-up', () => {
+    const rounds = createStepDeadlinePolicy({ warmupSteps: 2 })
+    rounds.observe(0, 700)
+    expect(rounds.current()).toBe(30_000)
+    rounds.observe(0, 800)
+    expect(rounds.current()).toBe(3200)
+  })
 })
