@@ -3,14 +3,28 @@ import type { StatusResult } from '../../daemon/control/methods.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
 import { formatDuration, formatFields, formatLearningRate, formatLoss, formatPercent } from '../support/format.js'
 import { action, printResult } from '../support/output.js'
+import { formatEpochShare } from '../support/progress.js'
 
 /**
  * The epoch as people count it, from 1: the one in progress while a job waits, trains or is
- * paused (status.epoch is its 0-based index), the number completed once it ended.
+ * paused (status.epoch is its 0-based index), of the job's limit and how far into it
+ * (`3 of 30, 40% (16/41 steps)`), the number completed once it ended.
  */
-export function formatEpoch(status: Pick<StatusResult, 'jobId' | 'state' | 'epoch'>): string {
+export function formatEpoch(status: Pick<StatusResult, 'jobId' | 'state' | 'epoch'> & Partial<Pick<StatusResult, 'epochs' | 'stepInEpoch' | 'stepsInEpoch'>>): string {
   if (status.jobId === null) return '-'
-  return status.state === 'finished' || status.state === 'stopped' || status.state === 'failed' ? `${status.epoch} completed` : String(status.epoch + 1)
+  if (status.state === 'finished' || status.state === 'stopped' || status.state === 'failed') return `${status.epoch} completed`
+  const of = status.epochs === undefined || status.epochs === null ? '' : ` of ${status.epochs}`
+  const share = status.stepInEpoch === undefined || status.stepInEpoch === null || status.stepsInEpoch === undefined || status.stepsInEpoch === null
+    ? ''
+    : `, ${formatEpochShare(status.stepInEpoch, status.stepsInEpoch)}`
+  return `${status.epoch + 1}${of}${share}`
+}
+
+/** `6512 samples/s, ~4m 40s left (if every epoch runs)`; null before a few steps were timed or while the job does not train */
+export function formatStatusPace(status: Pick<StatusResult, 'samplesPerSecond' | 'etaMs'>): string | null {
+  if (status.samplesPerSecond === null) return null
+  const left = status.etaMs === null ? '' : `, ~${formatDuration(status.etaMs)} left (if every epoch runs)`
+  return `${Math.round(status.samplesPerSecond)} samples/s${left}`
 }
 
 /** Why a job ended, as a person reads it (StatusResult.stopReason). */
@@ -21,12 +35,14 @@ const STOP_REASONS: Record<string, string> = {
 
 /** `p2pmld status`'s text: one field per line; the job's end (test accuracy, why) once it finished. */
 export function formatStatus(status: StatusResult): string {
+  const pace = formatStatusPace(status)
   return formatFields([
     ['peer', status.peerId],
     ['addresses', status.addresses.length === 0 ? '-' : status.addresses.join(', ')],
     ['job', status.jobId === null ? `- (${status.state})` : `${status.jobId} (${status.state})`],
     ['step', String(status.step)],
     ['epoch', formatEpoch(status)],
+    ...(pace !== null ? [['pace', pace] as [string, string]] : []),
     ['loss', status.loss === null ? '-' : formatLoss(status.loss)],
     ['validation accuracy', formatPercent(status.accuracy)],
     ...(status.testAccuracy !== null ? [['test accuracy', formatPercent(status.testAccuracy)] as [string, string]] : []),

@@ -3,6 +3,7 @@
  * CI), at most one line per 10 % of an epoch. With the samples each step trained on, it shows
  * the throughput, the epoch's expected length and the time left (all from recent steps).
  */
+import { createPaceTracker, timeLeftMs, type StepPace } from '../../daemon/job/step-pace.js'
 import { formatDuration, formatLoss } from './format.js'
 
 export interface ProgressReporter {
@@ -23,32 +24,25 @@ export interface ProgressOptions {
   readonly now?: () => number
 }
 
-/** Steps the rate and the ETA are averaged over. */
-const RATE_WINDOW = 20
-
-export interface StepPace {
-  /** samples per second over recent steps */
-  readonly samplesPerSecond: number
-  readonly stepMs: number
-  /**
-   * what the last epoch's end (validation, a checkpoint) added beyond one step, ms; counted once per
-   * epoch in the ETA (absent: none seen yet)
-   */
-  readonly epochEndMs?: number
-}
-
 /**
  * `epoch 2/10: 40% (60/150 steps) loss 0.3121, 812 samples/s, epoch ~31s, ETA 4m 40s` (the
  * pace part only when known). The ETA assumes every epoch runs (early stopping may end sooner).
  */
 export function formatStep(epoch: number, totalEpochs: number, stepInEpoch: number, stepsInEpoch: number, loss: number, pace?: StepPace): string {
-  const percent = stepsInEpoch === 0 ? 0 : Math.floor((100 * Math.min(stepInEpoch, stepsInEpoch)) / stepsInEpoch)
-  const head = `epoch ${epoch + 1}/${totalEpochs}: ${percent}% (${stepInEpoch}/${stepsInEpoch} steps) loss ${formatLoss(loss)}`
+  const head = `epoch ${epoch + 1}/${totalEpochs}: ${formatEpochShare(stepInEpoch, stepsInEpoch)} loss ${formatLoss(loss)}`
   if (pace === undefined) return head
-  const stepsLeft = Math.max(0, stepsInEpoch - stepInEpoch) + Math.max(0, totalEpochs - epoch - 1) * stepsInEpoch
-  const endsLeft = Math.max(0, totalEpochs - epoch)
-  const epochEndMs = pace.epochEndMs ?? 0
-  return `${head}, ${Math.round(pace.samplesPerSecond)} samples/s, epoch ~${formatDuration(stepsInEpoch * pace.stepMs + epochEndMs)}, ETA ${formatDuration(stepsLeft * pace.stepMs + endsLeft * epochEndMs)}`
+  return `${head}, ${formatPace(pace, epoch, totalEpochs, stepInEpoch, stepsInEpoch)}`
+}
+
+/** `40% (60/150 steps)` */
+export function formatEpochShare(stepInEpoch: number, stepsInEpoch: number): string {
+  const percent = stepsInEpoch === 0 ? 0 : Math.floor((100 * Math.min(stepInEpoch, stepsInEpoch)) / stepsInEpoch)
+  return `${percent}% (${stepInEpoch}/${stepsInEpoch} steps)`
+}
+
+/** `812 samples/s, epoch ~31s, ETA 4m 40s` */
+export function formatPace(pace: StepPace, epoch: number, totalEpochs: number, stepInEpoch: number, stepsInEpoch: number): string {
+  return `${Math.round(pace.samplesPerSecond)} samples/s, epoch ~${formatDuration(stepsInEpoch * pace.stepMs + (pace.epochEndMs ?? 0))}, ETA ${formatDuration(timeLeftMs(pace, epoch, totalEpochs, stepInEpoch, stepsInEpoch))}`
 }
 
 export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr, totalEpochs: number, options: ProgressOptions = {}): ProgressReporter {
@@ -58,38 +52,15 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
   let lastEpoch = -1
   let drawn = false
   let lastDraw = -Infinity
-  /** the last RATE_WINDOW intervals between steps (ms) and the samples of the later step */
-  const recent: Array<{ ms: number, samples: number }> = []
-  /** when the last step was reported */
-  let lastAt: number | undefined
-  /** the last epoch end's time beyond a step (StepPace.epochEndMs) */
-  let epochEndMs: number | undefined
+  const tracker = createPaceTracker({ now })
+  const pace = (): StepPace | undefined => tracker.pace()
   const clear = (): void => {
     if (tty && drawn) stream.write('\r\x1b[2K')
     drawn = false
   }
-  const pace = (): StepPace | undefined => {
-    const spanMs = recent.reduce((sum, r) => sum + r.ms, 0)
-    if (recent.length === 0 || spanMs <= 0) return undefined
-    const samples = recent.reduce((sum, r) => sum + r.samples, 0)
-    return { samplesPerSecond: (1000 * samples) / spanMs, stepMs: spanMs / recent.length, ...(epochEndMs === undefined ? {} : { epochEndMs }) }
-  }
   return {
     step(epoch, stepInEpoch, stepsInEpoch, loss, samples) {
-      if (samples !== undefined) {
-        const at = now()
-        const stepMs = pace()?.stepMs
-        if (lastAt !== undefined && epoch !== lastEpoch && lastEpoch !== -1) {
-          // the gap since the last step holds the epoch's end (validation, a checkpoint): kept out
-          // of the step rate (averaged in, it halved the rate and doubled the ETA for the next 20
-          // steps) and counted once per epoch instead
-          if (stepMs !== undefined) epochEndMs = Math.max(0, at - lastAt - stepMs)
-        } else if (lastAt !== undefined) {
-          recent.push({ ms: at - lastAt, samples })
-          if (recent.length > RATE_WINDOW) recent.shift()
-        }
-        lastAt = at
-      }
+      if (samples !== undefined) tracker.step(epoch, samples)
       if (epoch !== lastEpoch) {
         lastEpoch = epoch
         lastDecile = -1
@@ -118,7 +89,7 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
       stream.write(text + '\n')
     },
     pause() {
-      lastAt = undefined
+      tracker.pause()
     },
     done() {
       clear()

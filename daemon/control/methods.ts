@@ -27,6 +27,15 @@ export const StatusResultSchema = z.object({
    * is paused (`p2pmld status` and the console count that epoch from 1), the number completed once it ended
    */
   epoch: count,
+  /** the job's epoch limit (config.epochs; early stopping may end it sooner), null without a job */
+  epochs: count.nullable(),
+  /** steps done and steps in all of the epoch in progress, as of the last step; null before the first step or once the job ended */
+  stepInEpoch: count.nullable(),
+  stepsInEpoch: count.nullable(),
+  /** samples per second over the recent steps, all members' samples; null unless training and a few steps were timed */
+  samplesPerSecond: finiteOrNull,
+  /** ms until the last epoch ends at that pace (every epoch run, the members as now); null when samplesPerSecond is */
+  etaMs: finiteOrNull,
   /** last training loss, null before the first step */
   loss: finiteOrNull,
   /** last validation accuracy in [0, 1] (held-out validation split), null before the first validation */

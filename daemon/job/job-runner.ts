@@ -24,6 +24,7 @@ import { modePolicy } from './mode-policy.js'
 import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState } from './job-types.js'
 import { shortRoundMisses } from './short-round-misses.js'
 import { createStateAtStep } from './state-at-step.js'
+import { createPaceTracker } from './step-pace.js'
 import { createStateReconciliation } from './state-reconciliation.js'
 import { confirmsState, createStateRepair } from './state-repair.js'
 
@@ -59,6 +60,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   /** a provisional state (options.provisional) is not vouched for until confirmsState */
   let confirmed = options.provisional !== true
   const contributors = createContributorStats()
+  const pace = createPaceTracker()
   let stopAfterStep = false
 
   const members = createJobMembership({
@@ -229,6 +231,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         if (evictedAt(progress.step)) return leaveEvicted()
         if (control.pausedAt(progress.step)) {
           runnerState = 'paused'
+          pace.pause()
           options.events?.onPaused?.(progress.step)
           stateAtStep.serveWaiting()
           // woken every 500 ms to see whether it was evicted meanwhile (it waited for a resume
@@ -286,6 +289,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         // for the parameters outside it): anchor steps run with others
         if (r.members.length > 1 && r.fullDigest) stateAtStep.remember(r.step, r.digest)
         contributors.record(r.contributors.length)
+        pace.step(r.epoch, config.batchSize * r.contributors.length)
         options.events?.onStep?.(r)
         members.recordMisses(r)
         // a re-synced state carries its own epoch bookkeeping (closing the epoch again would
@@ -311,12 +315,14 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     if (step < progress.step) trainer.replay?.(step, from)
   }
 
+  // a member admitted while the job is paused may be inside that step already (it ran it
+  // before the pause decision reached it): it waits there for the others, paused as they are
+  const currentState = (): RunnerState => runnerState === 'training' && control.pausedAt(progress.step) ? 'paused' : runnerState
+
   return {
     config,
     stages,
-    // a member admitted while the job is paused may be inside that step already (it ran it
-    // before the pause decision reached it): it waits there for the others, paused as they are
-    state: () => runnerState === 'training' && control.pausedAt(progress.step) ? 'paused' : runnerState,
+    state: currentState,
     progress: () => progress,
     membership: () => members.view(),
     membershipVersion: () => members.version(),
@@ -324,7 +330,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     lastReport: () => report,
     lastValidation: () => ending.validation(),
     // before the start: for minPeers members (the step loop's reasons come once it runs)
-    waitingFor: () => runnerState === 'waiting' ? { reason: members.startWaitReason(), belowFloor: false, stalled: false } : waiting,
+    waitingFor: () => runnerState === 'waiting'
+      ? { reason: members.startWaitReason(), belowFloor: false, stalled: false }
+      : currentState() === 'paused' ? { reason: `paused job-wide before step ${progress.step}: p2pmld job resume (on any member) goes on`, belowFloor: false, stalled: false } : waiting,
+    pace: () => pace.pace(),
     result: () => ending.outcome(),
     contributorStats: () => contributors.summary(),
     start() {

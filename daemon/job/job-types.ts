@@ -13,6 +13,7 @@ import type { JobRuntime } from '../training/job-runtime.js'
 import type { InboundGradient, OutboundGradient, StepReport } from '../training/sync-trainer.js'
 import type { EpochRecord, StopReason, TrainingProgress } from '../training/training-state.js'
 import type { JobControl, JobControlNetwork } from './job-control.js'
+import type { StepPace } from './step-pace.js'
 
 export type RunnerState = 'waiting' | 'syncing' | 'training' | 'paused' | 'finished' | 'failed'
 
@@ -135,6 +136,8 @@ export interface JobRunner {
    * Before the start: what the start waits for (minPeers members, or a resumed job's members)
    */
   waitingFor(): { readonly reason: string, readonly belowFloor: boolean, readonly stalled: boolean } | undefined
+  /** samples/s, step time and epoch end over this peer's recent steps (undefined until a few were timed) */
+  pace(): StepPace | undefined
   result(): JobResult | undefined
   contributorStats(): { last: number, mean: number, min: number, max: number }
   start(): void

@@ -5,6 +5,7 @@ import {
   ControlMethodError, RPC_ERROR, invalidStateError, jobNotFoundError, noJobRunningError,
   type ControlHandlers, type JobControlParams, type JobState, type MetricsResult, type PeersResult, type StatusResult
 } from '../control/index.js'
+import { timeLeftMs } from '../job/step-pace.js'
 import type { PeerDaemon } from './peer-daemon.js'
 
 function jobState(daemon: PeerDaemon): JobState {
@@ -56,6 +57,10 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         return session?.startStage?.() ?? null
       }
       const state = jobState(daemon)
+      // the epoch's steps as of the last step, while the job runs
+      const position = report !== undefined && (state === 'training' || state === 'paused' || state === 'waiting') ? report : undefined
+      // the pace only while it trains: a pause or a wait is no step's time
+      const pace = state === 'training' && position !== undefined ? runner?.pace() : undefined
       return {
         peerId: daemon.peerId,
         addresses: daemon.addresses(),
@@ -63,6 +68,11 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         state,
         step: progress?.step ?? 0,
         epoch: progress?.epoch ?? 0,
+        epochs: runner?.config.epochs ?? null,
+        stepInEpoch: position?.stepInEpoch ?? null,
+        stepsInEpoch: position?.stepsInEpoch ?? null,
+        samplesPerSecond: pace?.samplesPerSecond ?? null,
+        etaMs: pace === undefined || position === undefined || runner === undefined ? null : timeLeftMs(pace, position.epoch, runner.config.epochs, position.stepInEpoch, position.stepsInEpoch),
         loss: report !== undefined && Number.isFinite(report.loss) ? report.loss : null,
         // validation accuracy only (a peer that joined a finished job has the others' history)
         accuracy: validation?.accuracy ?? runner?.result()?.history.at(-1)?.validationAccuracy ?? null,

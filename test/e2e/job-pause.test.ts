@@ -45,10 +45,16 @@ describe('job-wide pause and resume', () => {
     const bootstrap = await host.address()
     const peers = [host, ...[1, 2].map((i) => fleet.start(`peer${i}`, ['--bootstrap', bootstrap, '--exit-when-done']))]
     const clients = peers.map(clientFor)
-    await eventually(async () => {
+    const training = await eventually(async () => {
       const s = await clients[0].status()
       return s.state === 'training' && s.step >= 8 ? s : undefined
     }, 90_000, 'three members training past step 8')
+    // its progress: 3072 samples in steps of 3 x 32, the pace of all three members' samples
+    expect(training).toMatchObject({ epochs: 2, stepsInEpoch: 32 })
+    expect(training.stepInEpoch).toBeGreaterThanOrEqual(1)
+    expect(training.stepInEpoch).toBeLessThanOrEqual(32)
+    expect(training.samplesPerSecond, fleet.describe()).toBeGreaterThan(0)
+    expect(training.etaMs, fleet.describe()).toBeGreaterThan(0)
 
     // a joiner (not the coordinator) asks
     const paused = await clients[2].pauseJob({})
@@ -60,6 +66,10 @@ describe('job-wide pause and resume', () => {
       return s.state === 'paused' ? s : undefined
     }, 30_000, `${peers[i].name} paused`)))
     for (const s of statuses) expect(s.step, fleet.describe()).toBe(at)
+    // status says why it does not train, and how to go on; no pace while paused
+    for (const s of statuses) {
+      expect(s).toMatchObject({ waiting: `paused job-wide before step ${at}: p2pmld job resume (on any member) goes on`, samplesPerSecond: null, etaMs: null })
+    }
     // a second pause is refused, naming the state
     await expect(clients[1].pauseJob({})).rejects.toThrow(/it is paused/)
     // they stay there
@@ -124,7 +134,8 @@ describe('job-wide pause and resume', () => {
     await sleep(2000)
     // the joiner too, paused before the step (the coordinator's decision came with its admission):
     // it ran the step and waited in it, 'paused' yet waiting on the members' gradients
-    for (const c of allClients) expect(await c.status()).toMatchObject({ state: 'paused', step: at, liveMembers: 4, waiting: null })
+    // (its reason the pause, not the gradients it waits on)
+    for (const c of allClients) expect(await c.status()).toMatchObject({ state: 'paused', step: at, liveMembers: 4, waiting: `paused job-wide before step ${at}: p2pmld job resume (on any member) goes on` })
     expect(joiner.logs().filter((l) => /short of the gradients/.test(String(l.msg))), fleet.describe()).toEqual([])
 
     await clients[1].resumeJob({})
