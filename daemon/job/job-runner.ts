@@ -15,6 +15,7 @@ import { parameterDigest } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
 import { createContributorStats } from './contributor-stats.js'
+import { createDivergenceRepair } from './divergence-repair.js'
 import { createInboundCollectors } from './inbound-collectors.js'
 import { createJobControl } from './job-control.js'
 import { createJobEnd } from './job-end.js'
@@ -25,8 +26,8 @@ import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState }
 import { shortRoundMisses } from './short-round-misses.js'
 import { createStateAtStep } from './state-at-step.js'
 import { createPaceTracker } from './step-pace.js'
-import { createStateReconciliation } from './state-reconciliation.js'
-import { confirmsState, createStateRepair } from './state-repair.js'
+import { createWaitReasons } from './wait-reason.js'
+import { confirmsState } from './state-repair.js'
 
 export type { DigestAtStep, JobNetwork, JobResult, JobRunner, JobRunnerEvents, JobRunnerOptions, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
 
@@ -110,8 +111,12 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const counted = shortRoundMisses({ step, live, missing, newestStepFrom: (id) => collector.newestStepFrom(id), recentlyHeard: options.recentlyHeard, selfId })
     members.recordShortRound(step, live, counted.missing, counted.lagging)
   }
-  /** why the step in progress cannot go on (shown by `status`); belowFloor: too few live members; stalled: also a cut-off side (waitingFor) */
-  let waiting: { reason: string, belowFloor: boolean, stalled: boolean } | undefined
+  /** why the job does not step now (shown by `status`) */
+  const waiting = createWaitReasons({
+    startWaitReason: () => members.startWaitReason(),
+    pendingCollect: () => inbound.results?.pending() ?? collector.pending(),
+    awaited: config.mode === 'async' ? 'parameter changes' : 'gradients'
+  })
   const buildTrainer = (): SyncTrainer => mode.createTrainer({
     selfId,
     config,
@@ -121,7 +126,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     optimizer,
     codec,
     aggregation,
-    onWaiting: (reason, stall) => { waiting = reason === undefined ? undefined : { reason, belowFloor: stall === 'below-floor', stalled: stall !== undefined } },
+    onWaiting: waiting.onWaiting,
     onShortRound: recordShortRound,
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s), coordinatorAt: (s) => members.view().coordinatorAt(s) },
@@ -144,39 +149,21 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     trainer = buildTrainer()
   }
 
-  const reconciliation = createStateReconciliation({
-    selfId,
-    f: config.aggregation.f,
-    log,
-    fetchSnapshot: async (peer, minStep) => await options.network.fetchSnapshot(peer, minStep),
-    membersAt: (step) => members.view().membersAt(step),
-    sentGradientAt: (step) => new Set(collector.receivedAt(step).keys()),
-    deadlineMs: () => deadline.current(),
-    signal: () => abort.signal,
-    own: () => currentSnapshot(),
-    adopt: adoptState
-  })
-
-  const repair = createStateRepair({
+  const { repair, reconciliation } = createDivergenceRepair({
     selfId,
     network: options.network,
     membership: members,
     log,
     f: config.aggregation.f,
     laterStepVouches: mode.laterStepVouches,
-    // what the members' gradients carried for `step`: a sample between anchor steps, which never
-    // equals a state's full digest (it hashes the step and the count too), so it vouches for nothing
-    knownDigests: (step) => new Map([...collector.receivedAt(step)].map(([sender, g]) => [sender, g.digest])),
+    collector,
     deadlineMs: () => deadline.current(),
     signal: () => abort.signal,
     step: () => progress.step,
     params: () => state.params(),
+    own: () => currentSnapshot(),
     adopt: adoptState,
-    reconcile: async (step) => {
-      // the others ask for this peer's state at this step: answer those already waiting for it
-      stateAtStep.serveWaiting()
-      return await reconciliation.reconcile(step)
-    }
+    serveWaiting: () => stateAtStep.serveWaiting()
   })
 
   const ending = createJobEnd({
@@ -329,10 +316,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     liveMembers: () => runnerState === 'waiting' ? members.countedAtStart() : members.view().membersAt(progress.step).length,
     lastReport: () => report,
     lastValidation: () => ending.validation(),
-    // before the start: for minPeers members (the step loop's reasons come once it runs)
-    waitingFor: () => runnerState === 'waiting'
-      ? { reason: members.startWaitReason(), belowFloor: false, stalled: false }
-      : currentState() === 'paused' ? { reason: `paused job-wide before step ${progress.step}: p2pmld job resume (on any member) goes on`, belowFloor: false, stalled: false } : waiting,
+    waitingFor: () => waiting.current(currentState(), progress.step),
     pace: () => pace.pace(),
     result: () => ending.outcome(),
     contributorStats: () => contributors.summary(),
@@ -353,7 +337,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       // a step below the rule's floor waits for a join (a cut-off side, for the link; a paused
       // job, for the resume): it cannot finish, and the stop would only wait out its bound
       // (SIGTERM took ~7 s); this peer leaves from that step instead
-      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting?.stalled !== true && !control.pausedAt(progress.step)) {
+      if (stopOptions.finishStep === true && runnerState === 'training' && loop !== undefined && waiting.step()?.stalled !== true && !control.pausedAt(progress.step)) {
         // finish the step in progress so every member aggregates the same set for it
         stopAfterStep = true
         let timer: NodeJS.Timeout | undefined
@@ -397,7 +381,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     // (`admitted to job: fetching its state`) until then
     admit: async (peerId) => await members.admit(peerId, runnerState === 'waiting'
       ? 'before-start'
-      : runnerState === 'paused' || waiting?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
+      : runnerState === 'paused' || waiting.step()?.belowFloor === true || members.view().membersAt(progress.step).length < aggregation.minInputs ? 'now' : 'later'),
     withdrawAdmission: (peerId, why) => runnerState === 'waiting' && members.withdraw(peerId, why),
     memberLeaving: (peerId, effectiveStep) => members.memberLeaving(peerId, effectiveStep),
     mayDecideForJob: (peerId) => members.mayAnnounce(peerId),

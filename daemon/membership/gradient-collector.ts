@@ -37,12 +37,23 @@ export interface GradientCollector<M extends CollectedGradient> {
   newestStepFrom(sender: string): number | undefined
   /** the gradients kept for `step`, by sender */
   receivedAt(step: number): ReadonlyMap<string, M>
+  /** the collect in progress, if any: its step, who it still waits for, since and until when (performance.now() ms) */
+  pending(): PendingCollect | undefined
   /** Peers no longer expected (left or evicted) stop being waited for at once, until a later collect expects them again. */
   forget(peerId: string): void
   /** Drop everything for steps before `step`. */
   discardBefore(step: number): void
   /** Wake every waiter (used on stop). */
   close(): void
+}
+
+export interface PendingCollect {
+  readonly step: number
+  readonly missing: readonly string[]
+  /** when the collect began (performance.now() ms) */
+  readonly since: number
+  /** CollectOptions.deadline */
+  readonly deadline: number
 }
 
 export interface GradientCollectorOptions<M extends CollectedGradient = CollectedGradient> {
@@ -63,6 +74,8 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
   let wake: (() => void) | undefined
   const forgotten = new Set<string>()
   const newestStep = new Map<string, number>()
+  /** the collect in progress (one at a time: the step loop's) */
+  let inProgress: { step: number, since: number, deadline: number, missing: () => string[] } | undefined
 
   const notify = (): void => {
     const w = wake
@@ -100,6 +113,8 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
       // one step): it is waited for, and named missing, until it sends
       for (const id of expected) forgotten.delete(id)
       let timedOut = false
+      const current = { step, since: performance.now(), deadline, missing: waiting }
+      inProgress = current
       while (waiting().length > 0) {
         const remaining = deadline - performance.now()
         if (remaining <= 0) {
@@ -120,12 +135,19 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
           }
         })
       }
+      if (inProgress === current) inProgress = undefined
       const got = byStep.get(step) ?? new Map<string, M>()
       const received = new Map<string, M>()
       for (const [sender, message] of got) {
         if (expected.has(sender) && has(got, sender)) received.set(sender, message)
       }
       return { received, missing: waiting(), timedOut }
+    },
+
+    pending() {
+      if (inProgress === undefined) return undefined
+      const { step, since, deadline, missing } = inProgress
+      return { step, since, deadline, missing: missing() }
     },
 
     newestStepFrom: (sender) => newestStep.get(sender),

@@ -72,6 +72,19 @@ describe('gradient collector', () => {
     expect(result.received.size).toBe(1)
   })
 
+  it('tells which collect is in progress and who it still waits for (status names a long wait)', async () => {
+    const c = createGradientCollector<G>()
+    expect(c.pending()).toBeUndefined()
+    const deadline = performance.now() + 5000
+    const done = c.collect(3, { expected: new Set(['a', 'b']), deadline })
+    expect(c.pending()).toMatchObject({ step: 3, missing: ['a', 'b'], deadline })
+    c.offer({ step: 3, sender: 'a', value: 1 })
+    expect(c.pending()?.missing).toEqual(['b'])
+    c.offer({ step: 3, sender: 'b', value: 2 })
+    await done
+    expect(c.pending()).toBeUndefined()
+  })
+
   it('names the senders that sent a later step, also when the step was too far ahead to keep', () => {
     const c = createGradientCollector<G>({ maxStepsAhead: 2 })
     c.discardBefore(5)

@@ -1,0 +1,69 @@
+/**
+ * Why a job does not step now, as `status` shows it (JobRunner.waitingFor): before the start,
+ * what the start waits for; while paused, the pause; at a step, the step's own reason once its
+ * deadline passed short (the trainer's onWaiting, step-quorum.ts describeShortRound), and before
+ * that, a wait past LIVE_WAIT_SHOWN_AFTER_MS with who it waits for and when the deadline lets the
+ * step go on without them (every step waits a little: shorter waits are not named).
+ */
+import type { PendingCollect } from '../membership/gradient-collector.js'
+import type { RunnerState } from './job-types.js'
+
+/** a wait shorter than this (ms) is an ordinary step's and not shown */
+export const LIVE_WAIT_SHOWN_AFTER_MS = 2000
+
+export interface WaitReason {
+  readonly reason: string
+  /** fewer live members than the rule needs: the job waits for a join */
+  readonly belowFloor: boolean
+  /** no step completes until the membership changes or a cut link returns */
+  readonly stalled: boolean
+}
+
+export interface WaitReasonOptions {
+  /** what the start waits for (minPeers members, or a resumed job's members) */
+  startWaitReason(): string
+  /** the collect the step loop is in, if any (reduce-scatter's results first) */
+  pendingCollect(): PendingCollect | undefined
+  /** what a step waits for: 'gradients', or in async mode 'parameter changes' (only averaging rounds wait) */
+  readonly awaited: 'gradients' | 'parameter changes'
+}
+
+export interface WaitReasons {
+  /** the trainer's onWaiting: the step's reason once its deadline passed short; undefined once it goes on */
+  onWaiting(reason: string | undefined, stall?: 'below-floor' | 'cut-off'): void
+  /** the step's own reason (onWaiting), if any */
+  step(): WaitReason | undefined
+  /** JobRunner.waitingFor in `state` (JobRunner.state) before `step` */
+  current(state: RunnerState, step: number): WaitReason | undefined
+}
+
+export function createWaitReasons(options: WaitReasonOptions): WaitReasons {
+  let atStep: WaitReason | undefined
+  const reason = (text: string): WaitReason => ({ reason: text, belowFloor: false, stalled: false })
+  return {
+    onWaiting(text, stall) {
+      atStep = text === undefined ? undefined : { reason: text, belowFloor: stall === 'below-floor', stalled: stall !== undefined }
+    },
+    step: () => atStep,
+    current(state, step) {
+      if (state === 'waiting') return reason(options.startWaitReason())
+      if (state === 'paused') return reason(`paused job-wide before step ${step}: p2pmld job resume (on any member) goes on`)
+      if (atStep !== undefined || state !== 'training') return atStep
+      const live = describeLiveWait(options.pendingCollect(), performance.now(), options.awaited)
+      return live === undefined ? undefined : reason(live)
+    }
+  }
+}
+
+/**
+ * `waiting 12 s for the gradients of 12D3KooW...: the step goes on without it in ~18 s (the step
+ * deadline), if the others are enough`; undefined when nobody is missing or the wait is short.
+ * `now` and the collect's times are performance.now() ms.
+ */
+export function describeLiveWait(pending: PendingCollect | undefined, now: number, awaited: WaitReasonOptions['awaited']): string | undefined {
+  if (pending === undefined || pending.missing.length === 0 || now - pending.since < LIVE_WAIT_SHOWN_AFTER_MS) return undefined
+  const waited = Math.floor((now - pending.since) / 1000)
+  const left = Math.max(0, Math.ceil((pending.deadline - now) / 1000))
+  const them = pending.missing.length === 1 ? 'it' : 'them'
+  return `waiting ${waited} s for the ${awaited} of ${pending.missing.join(', ')}: the step goes on without ${them} in ~${left} s (the step deadline), if the others are enough`
+}
