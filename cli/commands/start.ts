@@ -49,6 +49,13 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
  * before (CI saw one) otherwise asked their closed ports for ever
  */
 const EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS = 60_000
+/**
+ * --exit-when-done with --bootstrap: a daemon that never got into a job stops trying once no
+ * bootstrap peer could be reached for this long, and exits 1 (a walk's joiner, started after its
+ * host's job had ended and the host had exited, dialed the dead address for ever). Long enough for
+ * machines started together whose host comes up minutes later
+ */
+const EXIT_WHEN_DONE_JOIN_GIVE_UP_MS = 300_000
 /** how often a start in progress checks whether its job is held up (a broker that cannot be reached), ms */
 const START_HELD_UP_CHECK_MS = 2_000
 
@@ -74,7 +81,7 @@ export function registerStartCommand(program: Command): void {
     .option('--restart-grace-ms <ms>', 'restarted from its data dir without --bootstrap: a member that reaches no more senior one resumes the job from its checkpoint after this long (default 15000)')
     .option('--restart-stagger-ms <ms>', 'and each member ranked after the first junior this much later, so that juniors do not resume two jobs (default 5000)')
     .option('--restart-senior-wait-ms <ms>', 'at most this long (plus the stagger per rank) for a more senior member that is up to resume the job (default 60000; at least the grace)')
-    .option('--exit-when-done', `stop the daemon when its job finishes or is stopped (once the other members say they finished too, or after 2 s); exit 1 if the job fails here, or if, evicted, this daemon finds no member to re-join for ${EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS / 1000} s`)
+    .option('--exit-when-done', `stop the daemon when its job finishes or is stopped (once the other members say they finished too, or after 2 s); exit 1 if the job fails here, if no --bootstrap peer can be reached for ${EXIT_WHEN_DONE_JOIN_GIVE_UP_MS / 60_000} min before it joins, or if, evicted, this daemon finds no member to re-join for ${EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS / 1000} s`)
     .option('--no-auto-join', 'while idle, do not join a job a connected peer runs')
     .option('--join-job <id>', 'join only this job (through --bootstrap, the broker or auto-join); default: the job the first peer or broker answers with')
   addJobFlags(command)
@@ -123,7 +130,7 @@ export function registerStartCommand(program: Command): void {
       job,
       autoJoin: flags.autoJoin !== false,
       ...(flags.joinJob !== undefined ? { joinJobId: flags.joinJob } : {}),
-      ...(flags.exitWhenDone === true ? { rejoinGiveUpMs: EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS } : {}),
+      ...(flags.exitWhenDone === true ? { rejoinGiveUpMs: EXIT_WHEN_DONE_REJOIN_GIVE_UP_MS, joinGiveUpMs: EXIT_WHEN_DONE_JOIN_GIVE_UP_MS } : {}),
       // this process exits once the daemon has stopped (below): `p2pmld stop` waits for that
       exitingProcessId: process.pid,
       events: screen.events,
@@ -225,7 +232,8 @@ export function registerStartCommand(program: Command): void {
         if (result === undefined && !stopping && failure !== undefined) {
           // failed here, or evicted with no member left to re-join: a script waiting on the exit code must see it
           process.exitCode = 1
-          screen.line(`the job did not finish on this peer: ${failure}; exiting with code 1 (--exit-when-done)`)
+          // a daemon that never got into a job (or was evicted from it) holds no session: the failure says it all
+          screen.line(`${daemon.session() === undefined ? failure : `the job did not finish on this peer: ${failure}`}; exiting with code 1 (--exit-when-done)`)
           return await stop('job failed')
         }
         if (result === undefined && !stopping) {

@@ -62,6 +62,10 @@ export interface JobJoinerOptions {
    * job for this long (ms), e.g. because its members finished it and exited (default: never give up)
    */
   readonly rejoinGiveUpMs?: number
+  /** the first join through the bootstrap peers: give up once none could be reached for this long (ms; default: never) */
+  readonly joinGiveUpMs?: number
+  /** the first join gave up (joinGiveUpMs): `reason` is what the last try found */
+  onJoinGaveUp?(reason: string): void
   /** re-joining gave up (rejoinGiveUpMs): `reason` is what the last try found */
   onRejoinGaveUp?(jobId: string, reason: string): void
 }
@@ -171,7 +175,12 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
    * Asks and joins until it joins or `signal` aborts; with `giveUpMs`, also stops once nobody has
    * answered for the job for that long, and returns the last try's error (else undefined).
    */
-  const joinThroughBootstrap = async (signal: AbortSignal, wanted = options.joinJobId, giveUpMs?: number): Promise<Error | undefined> => {
+  /**
+   * Ask the bootstrap peers (or the broker) for the job and join it, retrying with back-off. With
+   * `giveUp`, return the last error once no try was answered for `afterMs`; with `idleAnswers`, a
+   * peer that says it runs no job yet answered (it is up, and may get one)
+   */
+  const joinThroughBootstrap = async (signal: AbortSignal, wanted = options.joinJobId, giveUp?: { afterMs: number, idleAnswers: boolean }): Promise<Error | undefined> => {
     let delay = 500
     /** since when no try found the job (undefined: the last one did) */
     let unansweredSince: number | undefined
@@ -191,10 +200,11 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             log.info({ err: (error as Error).message }, 'the job waits to start: asking again')
             continue
           }
-          unansweredSince = answered ? undefined : unansweredSince ?? Date.now()
-          if (giveUpMs !== undefined && unansweredSince !== undefined && Date.now() - unansweredSince >= giveUpMs) return error as Error
           // peers that run no job yet are the wait for a `job submit` (info); anything else may need a look
-          if (error instanceof NoJobYetError || (error as Error).message.includes(NOTHING_TO_JOIN)) log.info({ err: (error as Error).message, retryInMs: delay }, 'no job to join yet; asking again')
+          const idle = error instanceof NoJobYetError || (error as Error).message.includes(NOTHING_TO_JOIN)
+          unansweredSince = answered || (idle && giveUp?.idleAnswers === true) ? undefined : unansweredSince ?? Date.now()
+          if (giveUp !== undefined && unansweredSince !== undefined && Date.now() - unansweredSince >= giveUp.afterMs) return error as Error
+          if (idle) log.info({ err: (error as Error).message, retryInMs: delay }, 'no job to join yet; asking again')
           else log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
           retrying(error, delay)
           // a stop aborts the wait too: the daemon does not outlive `p2pmld stop` by the back-off
@@ -314,7 +324,18 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   }
 
   return {
-    joinThroughBootstrap: async () => { await joinThroughBootstrap(abort.signal) },
+    async joinThroughBootstrap() {
+      const giveUpMs = options.joinGiveUpMs
+      if (giveUpMs === undefined) {
+        await joinThroughBootstrap(abort.signal)
+        return
+      }
+      const gaveUp = await joinThroughBootstrap(abort.signal, options.joinJobId, { afterMs: giveUpMs, idleAnswers: true })
+      if (gaveUp === undefined) return
+      const reason = `no bootstrap peer${options.amqpUrl === undefined ? '' : ' nor the broker'} could be reached for ${Math.round(giveUpMs / 1000)} s (check the --bootstrap address and that its daemon runs): ${gaveUp.message}`
+      log.error({ err: gaveUp.message }, 'could not join a job: giving up')
+      options.onJoinGaveUp?.(reason)
+    },
     async rejoin() {
       const old = options.session()
       if (old === undefined) return
@@ -329,7 +350,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
         await options.dropSession()
         // the job it was evicted from, not another one a bootstrap peer or the broker runs (a
         // reviewer's evicted broker member joined another host's job on the same broker)
-        const gaveUp = await joinThroughBootstrap(restart(), old.jobId, options.rejoinGiveUpMs)
+        const gaveUp = await joinThroughBootstrap(restart(), old.jobId, options.rejoinGiveUpMs === undefined ? undefined : { afterMs: options.rejoinGiveUpMs, idleAnswers: false })
         if (gaveUp !== undefined) {
           const reason = `no member answered for job ${old.jobId} for ${Math.round((options.rejoinGiveUpMs ?? 0) / 1000)} s (its members may have finished it and stopped): ${gaveUp.message}`
           log.error({ job: old.jobId, err: gaveUp.message }, 'evicted from the job and could not re-join it: giving up')

@@ -59,6 +59,12 @@ export interface PeerDaemonOptions {
    */
   readonly rejoinGiveUpMs?: number
   /**
+   * started with --bootstrap: stop trying to join once no bootstrap peer (nor the broker) could be
+   * reached for this long (ms); jobDone() then resolves undefined and jobFailure() says why. A peer
+   * that answers it runs no job yet counts as reached (it may get a `job submit`). Default: try for ever
+   */
+  readonly joinGiveUpMs?: number
+  /**
    * the process that ends when this daemon stops (`p2pmld start` passes its own): the reply to the
    * control socket's `shutdown` names it, so `p2pmld stop` returns once it has exited
    */

@@ -223,6 +223,11 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     rememberMembers,
     ...(options.onNotice === undefined ? {} : { notice: options.onNotice }),
     rejoinGiveUpMs: options.rejoinGiveUpMs,
+    ...(options.joinGiveUpMs === undefined ? {} : { joinGiveUpMs: options.joinGiveUpMs }),
+    onJoinGaveUp: (reason) => {
+      failure = `could not join a job: ${reason}`
+      resolveJobWaiters(undefined)
+    },
     onRejoinGaveUp: (jobId, reason) => {
       failure = `evicted from job ${jobId} and could not re-join it: ${reason}`
       resolveJobWaiters(undefined)
