@@ -76,6 +76,19 @@ export function createPaceTracker(options: PaceOptions = {}): PaceTracker {
   }
 }
 
+/** where a job stands as of its last step (StepReport's fields): the epoch (0-based), the steps done in it and in all of it */
+export interface EpochPosition {
+  readonly epoch: number
+  readonly stepInEpoch: number
+  readonly stepsInEpoch: number
+}
+
+/** timeLeftMs from a job's last step; undefined without a pace or a step */
+export function timeLeftAt(pace: StepPace | undefined, position: EpochPosition | undefined, totalEpochs: number): number | undefined {
+  if (pace === undefined || position === undefined) return undefined
+  return timeLeftMs(pace, position.epoch, totalEpochs, position.stepInEpoch, position.stepsInEpoch)
+}
+
 /**
  * ms left until the last epoch ends at `pace`: the steps left in `epoch` (0-based) and in the
  * epochs after it, plus one epoch end each. It assumes every epoch runs (early stopping may end

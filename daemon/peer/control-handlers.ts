@@ -5,7 +5,7 @@ import {
   ControlMethodError, RPC_ERROR, invalidStateError, jobNotFoundError, noJobRunningError,
   type ControlHandlers, type JobControlParams, type JobState, type MetricsResult, type PeersResult, type StatusResult
 } from '../control/index.js'
-import { timeLeftMs } from '../job/step-pace.js'
+import { timeLeftAt } from '../job/step-pace.js'
 import type { PeerDaemon } from './peer-daemon.js'
 
 function jobState(daemon: PeerDaemon): JobState {
@@ -72,7 +72,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         stepInEpoch: position?.stepInEpoch ?? null,
         stepsInEpoch: position?.stepsInEpoch ?? null,
         samplesPerSecond: pace?.samplesPerSecond ?? null,
-        etaMs: pace === undefined || position === undefined || runner === undefined ? null : timeLeftMs(pace, position.epoch, runner.config.epochs, position.stepInEpoch, position.stepsInEpoch),
+        etaMs: runner === undefined ? null : timeLeftAt(pace, position, runner.config.epochs) ?? null,
         loss: report !== undefined && Number.isFinite(report.loss) ? report.loss : null,
         // validation accuracy only (a peer that joined a finished job has the others' history)
         accuracy: validation?.accuracy ?? runner?.result()?.history.at(-1)?.validationAccuracy ?? null,

@@ -92,6 +92,9 @@ describe('Prometheus metrics', () => {
     expect(sampleValue(families, 'p2pmld_membership_size')).toBe(1)
     expect(sampleValue(families, 'p2pmld_learning_rate')).toBe(0.05)
     expect(sampleValue(families, 'p2pmld_training_loss')).toBeGreaterThan(0)
+    // the pace as status shows it (32 samples a step alone) and an epoch or two still to run
+    expect(sampleValue(families, 'p2pmld_samples_per_second')).toBeGreaterThan(0)
+    expect(sampleValue(families, 'p2pmld_time_left_seconds')).toBeGreaterThan(0)
     const accuracy = sampleValue(families, 'p2pmld_validation_accuracy')!
     expect(accuracy).toBeGreaterThan(0.5)
     expect(accuracy).toBeLessThanOrEqual(1)
