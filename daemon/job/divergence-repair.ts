@@ -15,8 +15,10 @@ import { createStateRepair, type StateRepair, type StateRepairOptions } from './
 export interface DivergenceRepairOptions extends Pick<StateRepairOptions, 'selfId' | 'log' | 'f' | 'laterStepVouches' | 'deadlineMs' | 'signal' | 'step' | 'params' | 'adopt'> {
   readonly network: Pick<JobNetwork, 'fetchSnapshot' | 'queryDigest'>
   readonly membership: JobMembership
-  /** the job's inbound gradients (their senders and digests by step) */
+  /** the job's inbound gradients (their senders and digests by wire tag) */
   readonly collector: GradientCollector<InboundGradient>
+  /** the wire tag of step t's gradient (ModePolicy.wireTag: 2t in async mode) */
+  wireTag(step: number): number
   /** this peer's state now (JobRunner.currentSnapshot) */
   own(): JobSnapshot
   /** answer the state requests already waiting for this peer's current step (before reconciling it) */
@@ -36,7 +38,7 @@ export function createDivergenceRepair(options: DivergenceRepairOptions): Diverg
     log,
     fetchSnapshot: async (peer, minStep) => await options.network.fetchSnapshot(peer, minStep),
     membersAt: (step) => membership.view().membersAt(step),
-    sentGradientAt: (step) => new Set(collector.receivedAt(step).keys()),
+    sentGradientAt: (step) => new Set(collector.receivedAt(options.wireTag(step)).keys()),
     deadlineMs: options.deadlineMs,
     signal: options.signal,
     own: options.own,
@@ -51,7 +53,7 @@ export function createDivergenceRepair(options: DivergenceRepairOptions): Diverg
     ...(options.laterStepVouches === undefined ? {} : { laterStepVouches: options.laterStepVouches }),
     // what the members' gradients carried for `step`: a sample between anchor steps, which never
     // equals a state's full digest (it hashes the step and the count too), so it vouches for nothing
-    knownDigests: (step) => new Map([...collector.receivedAt(step)].map(([sender, g]) => [sender, g.digest])),
+    knownDigests: (step) => new Map([...collector.receivedAt(options.wireTag(step))].map(([sender, g]) => [sender, g.digest])),
     deadlineMs: options.deadlineMs,
     signal: options.signal,
     step: options.step,

@@ -93,7 +93,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   /** the membership and the gradients kept follow a loaded state */
   const followState = (snap: JobSnapshot): void => {
     members.restore(snap.meta.membership)
-    inbound.discardBefore(snap.step)
+    // in the collectors' unit: a state past step 136 of an async job put its first rounds' tags
+    // (2t + 1) beyond the window, and the joiner dropped every change of them
+    inbound.discardBefore(mode.wireTag(snap.step))
   }
   if (options.snapshot !== undefined) {
     followState(options.snapshot)
@@ -157,6 +159,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     f: config.aggregation.f,
     laterStepVouches: mode.laterStepVouches,
     collector,
+    wireTag: mode.wireTag,
     deadlineMs: () => deadline.current(),
     signal: () => abort.signal,
     step: () => progress.step,

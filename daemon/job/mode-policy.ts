@@ -3,7 +3,7 @@
  * counts, when membership changes and pauses take effect, and which answers vouch for a state.
  */
 import type { JobConfig } from '../../config/job-config.js'
-import { asyncChangeStep, createAsyncTrainer } from '../training/async-trainer.js'
+import { asyncChangeStep, createAsyncTrainer, gradientTag } from '../training/async-trainer.js'
 import { createSyncTrainer } from '../training/sync-trainer.js'
 import type { SyncTrainer, SyncTrainerDeps } from '../training/step-types.js'
 
@@ -20,15 +20,21 @@ export interface ModePolicy {
   readonly laterStepVouches: boolean
   /** complete exchanges timed before the step deadline follows them (DeadlineOptions.warmupSteps): async times rounds only */
   readonly deadlineWarmupSteps?: number
+  /**
+   * the first wire tag of step t, the unit the gradient collectors count in: t in sync mode; 2t in
+   * async (async-trainer.ts: a step's gradient 2t, its averaging round 2t + 1)
+   */
+  wireTag(step: number): number
 }
 
 export function modePolicy(config: JobConfig): ModePolicy {
-  if (config.mode === 'sync') return { createTrainer: createSyncTrainer, missUnit: 'steps', timing: {}, laterStepVouches: false }
+  if (config.mode === 'sync') return { createTrainer: createSyncTrainer, missUnit: 'steps', timing: {}, laterStepVouches: false, wireTag: (step) => step }
   return {
     createTrainer: createAsyncTrainer,
     missUnit: 'averaging rounds',
     timing: { changeStep: (earliest) => asyncChangeStep(earliest, config.averageEvery) },
     laterStepVouches: true,
-    deadlineWarmupSteps: ASYNC_DEADLINE_WARMUP_ROUNDS
+    deadlineWarmupSteps: ASYNC_DEADLINE_WARMUP_ROUNDS,
+    wireTag: gradientTag
   }
 }
