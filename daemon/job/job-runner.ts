@@ -25,9 +25,9 @@ import { modePolicy } from './mode-policy.js'
 import type { JobResult, JobRunner, JobRunnerOptions, JobSnapshot, RunnerState } from './job-types.js'
 import { shortRoundMisses } from './short-round-misses.js'
 import { createStateAtStep } from './state-at-step.js'
+import { confirmsState } from './state-repair.js'
 import { createPaceTracker } from './step-pace.js'
 import { createWaitReasons } from './wait-reason.js'
-import { confirmsState } from './state-repair.js'
 
 export type { DigestAtStep, JobNetwork, JobResult, JobRunner, JobRunnerEvents, JobRunnerOptions, JobSnapshot, RunnerState, SnapshotMeta } from './job-types.js'
 
