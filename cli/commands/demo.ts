@@ -104,7 +104,7 @@ export function registerDemoCommand(program: Command): void {
       amqpUrl,
       events: {
         // with the samples all peers trained on: samples/s, the epoch's length and the ETA, as start shows
-        onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, job.batchSize * r.contributors.length),
+        onStep: (r) => progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, r.samples),
         onEpoch: (e) => progress.line(`epoch ${e.epoch + 1}/${job.epochs}  ${formatEpochMetrics(e)}`)
       }
     }).catch((error: unknown) => {
@@ -127,7 +127,7 @@ export function registerDemoCommand(program: Command): void {
       const local = await runLocalTraining({ ...job, batchSize: job.batchSize * peers, compression: { ...job.compression, codec: 'none' }, aggregation: { ...job.aggregation, rule: 'mean', f: 0 }, attack: undefined }, {
         log,
         signal: controller.signal,
-        events: { onStep: (r) => baselineProgress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, job.batchSize * peers * r.contributors.length) }
+        events: { onStep: (r) => baselineProgress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, r.samples) }
       }).catch((error: unknown) => {
         baselineProgress.done()
         progress.line(`baseline failed: ${error instanceof Error ? error.message : String(error)}; the peers' results follow without the single-process comparison`)

@@ -94,7 +94,7 @@ export function registerTrainCommand(program: Command): void {
           onStep: (r) => {
             recorder.events.onStep(r)
             // with the samples: samples/s, the epoch's length and the ETA, as start shows
-            progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, config.batchSize * r.contributors.length)
+            progress.step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, r.samples)
           },
           onEpoch: (e) => {
             recorder.events.onEpoch(e)

@@ -55,8 +55,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
           line(`training at step ${r.step} with ${describeMembers(r.members, options.selfId?.())}`)
         }
         if (current?.epoch !== r.epoch) current = { epoch: r.epoch, startedAt: now() - r.stepMs, partial: r.stepInEpoch > 1 }
-        const batch = job()?.batchSize
-        reporter().step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, batch === undefined ? undefined : batch * r.contributors.length)
+        reporter().step(r.epoch, r.stepInEpoch, r.stepsInEpoch, r.loss, r.samples)
       },
       onPaused: (step) => {
         // the rate and the ETA must not count the pause as a step's time

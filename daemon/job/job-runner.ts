@@ -117,7 +117,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const waiting = createWaitReasons({
     startWaitReason: () => members.startWaitReason(),
     pendingCollect: () => inbound.results?.pending() ?? collector.pending(),
-    awaited: config.mode === 'async' ? 'parameter changes' : 'gradients'
+    awaited: config.mode === 'async' ? 'parameter changes' : 'gradients',
+    minInputs: aggregation.minInputs
   })
   const buildTrainer = (): SyncTrainer => mode.createTrainer({
     selfId,
@@ -279,7 +280,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
         // for the parameters outside it): anchor steps run with others
         if (r.members.length > 1 && r.fullDigest) stateAtStep.remember(r.step, r.digest)
         contributors.record(r.contributors.length)
-        pace.step(r.epoch, config.batchSize * r.contributors.length)
+        pace.step(r.epoch, r.samples)
         options.events?.onStep?.(r)
         members.recordMisses(r)
         // a re-synced state carries its own epoch bookkeeping (closing the epoch again would
@@ -320,7 +321,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     lastReport: () => report,
     lastValidation: () => ending.validation(),
     waitingFor: () => waiting.current(currentState(), progress.step),
-    pace: () => pace.pace(),
+    // while it steps: a pause or a wait is no step's time (a stall kept showing '~5s left')
+    pace: () => currentState() === 'training' && waiting.current('training', progress.step) === undefined ? pace.pace() : undefined,
     result: () => ending.outcome(),
     contributorStats: () => contributors.summary(),
     start() {

@@ -136,7 +136,7 @@ export interface JobRunner {
    * Before the start: what the start waits for (minPeers members, or a resumed job's members)
    */
   waitingFor(): { readonly reason: string, readonly belowFloor: boolean, readonly stalled: boolean } | undefined
-  /** samples/s, step time and epoch end over this peer's recent steps (undefined until a few were timed) */
+  /** samples/s, step time and epoch end over this peer's recent steps; undefined until a few were timed, and while the job does not step (paused, waiting: waitingFor) */
   pace(): StepPace | undefined
   result(): JobResult | undefined
   contributorStats(): { last: number, mean: number, min: number, max: number }

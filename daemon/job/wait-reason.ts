@@ -26,6 +26,8 @@ export interface WaitReasonOptions {
   pendingCollect(): PendingCollect | undefined
   /** what a step waits for: 'gradients', or in async mode 'parameter changes' (only averaging rounds wait) */
   readonly awaited: 'gradients' | 'parameter changes'
+  /** inputs the aggregation rule needs a step (2f+1 for the robust rules), this peer's own included */
+  readonly minInputs: number
 }
 
 export interface WaitReasons {
@@ -48,8 +50,10 @@ export function createWaitReasons(options: WaitReasonOptions): WaitReasons {
     current(state, step) {
       if (state === 'waiting') return reason(options.startWaitReason())
       if (state === 'paused') return reason(`paused job-wide before step ${step}: p2pmld job resume (on any member) goes on`)
+      // below the rule's floor nothing happens until someone joins: say how
+      if (atStep?.belowFloor === true) return { ...atStep, reason: `${atStep.reason}: it goes on once another peer joins (p2pmld start --bootstrap with a member's address)` }
       if (atStep !== undefined || state !== 'training') return atStep
-      const live = describeLiveWait(options.pendingCollect(), performance.now(), options.awaited)
+      const live = describeLiveWait(options.pendingCollect(), performance.now(), options.awaited, options.minInputs)
       return live === undefined ? undefined : reason(live)
     }
   }
@@ -57,13 +61,18 @@ export function createWaitReasons(options: WaitReasonOptions): WaitReasons {
 
 /**
  * `waiting 12 s for the gradients of 12D3KooW...: the step goes on without it in ~18 s (the step
- * deadline), if the others are enough`; undefined when nobody is missing or the wait is short.
+ * deadline)`, or, when those that arrived and this peer's own are fewer than the rule's
+ * `minInputs`, what the deadline then does; undefined when nobody is missing or the wait is short.
  * `now` and the collect's times are performance.now() ms.
  */
-export function describeLiveWait(pending: PendingCollect | undefined, now: number, awaited: WaitReasonOptions['awaited']): string | undefined {
+export function describeLiveWait(pending: PendingCollect | undefined, now: number, awaited: WaitReasonOptions['awaited'], minInputs: number): string | undefined {
   if (pending === undefined || pending.missing.length === 0 || now - pending.since < LIVE_WAIT_SHOWN_AFTER_MS) return undefined
   const waited = Math.floor((now - pending.since) / 1000)
   const left = Math.max(0, Math.ceil((pending.deadline - now) / 1000))
   const them = pending.missing.length === 1 ? 'it' : 'them'
-  return `waiting ${waited} s for the ${awaited} of ${pending.missing.join(', ')}: the step goes on without ${them} in ~${left} s (the step deadline), if the others are enough`
+  const head = `waiting ${waited} s for the ${awaited} of ${pending.missing.join(', ')}`
+  if (pending.received + 1 >= minInputs) return `${head}: the step goes on without ${them} in ~${left} s (the step deadline)`
+  return awaited === 'gradients'
+    ? `${head}: the step cannot go on without ${them} (the rule needs ${minInputs} ${awaited}); past the deadline (~${left} s) it waits on until ${them} ${pending.missing.length === 1 ? 'sends' : 'send'} or ${pending.missing.length === 1 ? 'is' : 'are'} evicted`
+    : `${head}: without ${them} the averaging round is skipped at the deadline (~${left} s; the rule needs ${minInputs} ${awaited})`
 }

@@ -50,6 +50,8 @@ export interface GradientCollector<M extends CollectedGradient> {
 export interface PendingCollect {
   readonly step: number
   readonly missing: readonly string[]
+  /** expected senders that have sent */
+  readonly received: number
   /** when the collect began (performance.now() ms) */
   readonly since: number
   /** CollectOptions.deadline */
@@ -75,7 +77,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
   const forgotten = new Set<string>()
   const newestStep = new Map<string, number>()
   /** the collect in progress (one at a time: the step loop's) */
-  let inProgress: { step: number, since: number, deadline: number, missing: () => string[] } | undefined
+  let inProgress: { step: number, since: number, deadline: number, missing: () => string[], received: () => number } | undefined
 
   const notify = (): void => {
     const w = wake
@@ -113,7 +115,8 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
       // one step): it is waited for, and named missing, until it sends
       for (const id of expected) forgotten.delete(id)
       let timedOut = false
-      const current = { step, since: performance.now(), deadline, missing: waiting }
+      const arrived = (): number => [...expected].filter((id) => has(byStep.get(step), id)).length
+      const current = { step, since: performance.now(), deadline, missing: waiting, received: arrived }
       inProgress = current
       while (waiting().length > 0) {
         const remaining = deadline - performance.now()
@@ -146,8 +149,8 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
 
     pending() {
       if (inProgress === undefined) return undefined
-      const { step, since, deadline, missing } = inProgress
-      return { step, since, deadline, missing: missing() }
+      const { step, since, deadline, missing, received } = inProgress
+      return { step, since, deadline, missing: missing(), received: received() }
     },
 
     newestStepFrom: (sender) => newestStep.get(sender),

@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { PeerNode } from '../../protocols/node/index.js'
-import { timeLeftAt, type StepPace } from '../job/step-pace.js'
+import { timeLeftAt } from '../job/step-pace.js'
 import type { Logger } from '../logger.js'
 import type { JobSession, JobSessionEvents } from '../peer/job-session.js'
 import type { StageRecorder } from './stage-metrics.js'
@@ -99,11 +99,10 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
   jobGauge('p2pmld_training_loss', "this peer's batch loss at its last step", (r) => r.lastReport()?.loss)
   jobGauge('p2pmld_validation_loss', 'validation loss at the last epoch end', (r) => r.lastValidation()?.loss)
   jobGauge('p2pmld_validation_accuracy', 'validation accuracy (0-1) at the last epoch end', (r) => r.lastValidation()?.accuracy)
-  // while it trains only: a pause or a wait is no step's time
-  const pace = (r: NonNullable<ReturnType<typeof runner>>): StepPace | undefined => r.state() === 'training' ? r.pace() : undefined
-  jobGauge('p2pmld_samples_per_second', "samples per second over this peer's recent steps, all members' samples (while training, once a few steps were timed)", (r) => pace(r)?.samplesPerSecond)
+  // JobRunner.pace: while it steps only (a pause or a wait is no step's time)
+  jobGauge('p2pmld_samples_per_second', "samples per second over this peer's recent steps, all members' samples (while training, once a few steps were timed)", (r) => r.pace()?.samplesPerSecond)
   jobGauge('p2pmld_time_left_seconds', 'seconds until the last epoch ends at that pace, every epoch run (early stopping may end the job sooner)', (r) => {
-    const ms = timeLeftAt(pace(r), r.lastReport(), r.config.epochs)
+    const ms = timeLeftAt(r.pace(), r.lastReport(), r.config.epochs)
     return ms === undefined ? undefined : ms / 1000
   })
   jobGauge('p2pmld_test_accuracy', 'test accuracy (0-1) of the finished job', (r) => r.result()?.test.accuracy)

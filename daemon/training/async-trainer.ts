@@ -262,6 +262,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
         epoch: progress.epoch,
         members,
         contributors,
+        // an update needs 2f+1 fresh gradients and often has none: each member trained on its batch all the same
+        samples: members.length * batchSize,
         // only an averaging round waits for the others; only there is anyone missing
         missing: averaging?.missing ?? [],
         ...(averaging === undefined ? { missesUncounted: true } as const : {}),

@@ -77,6 +77,12 @@ export interface StepReport {
   readonly members: readonly string[]
   /** senders whose gradients were aggregated, self included */
   readonly contributors: readonly string[]
+  /**
+   * samples the members trained on at this step, all members' (the pace `status` and the progress
+   * lines show): sync, the contributors' batches; async, every member's batch (each computes one a
+   * step at its own pace, whether or not this peer's update used it)
+   */
+  readonly samples: number
   /** members expected at the step that did not send (the coordinator counts these misses toward an eviction) */
   readonly missing: readonly string[]
   /**

@@ -89,6 +89,7 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       epoch: progress.epoch,
       members,
       contributors,
+      samples: contributors.length * batchSize,
       missing,
       digest,
       fullDigest: full,

@@ -40,7 +40,7 @@ function memberThatSawEviction(step: number, seenAt: number, source: 'report' | 
 }
 
 const report = (step: number, epoch: number, stepInEpoch: number, members: string[]): StepReport => ({
-  step, epoch, members, contributors: members, missing: [], digest: '', fullDigest: true, peerDigests: new Map(), loss: 0.5, waitedMs: 0,
+  step, epoch, members, contributors: members, samples: 32 * members.length, missing: [], digest: '', fullDigest: true, peerDigests: new Map(), loss: 0.5, waitedMs: 0,
   stepMs: 200, epochEnded: false, stepInEpoch, stepsInEpoch: 10
 })
 

@@ -69,6 +69,9 @@ describe('an async averaging round across an even cut', () => {
     const round = averagingRound('b', 'a')
     const outcome = await round.outcome
     expect(outcome.kind === 'completed' && outcome.report.missing).toEqual(['c', 'd'])
+    // every member trained on its batch of 2 at this step, whoever's gradient this one's update used
+    // (the contributors: none aggregated read as '0 samples/s')
+    expect(outcome.kind === 'completed' && outcome.report.samples).toBe(8)
     expect(round.warnings).toEqual([])
     expect(round.waiting).toEqual([])
   })

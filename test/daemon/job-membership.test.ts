@@ -259,7 +259,7 @@ describe('job membership', () => {
     membership.joinAsHost()
     membership.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: Infinity }] })
     const report = (missing: string[], round: boolean): StepReport => ({
-      step, epoch: 0, members: ['a', 'b', 'host'], contributors: ['host'], missing, digest: 'd', fullDigest: round, peerDigests: new Map(),
+      step, epoch: 0, members: ['a', 'b', 'host'], contributors: ['host'], samples: 32, missing, digest: 'd', fullDigest: round, peerDigests: new Map(),
       loss: 1, waitedMs: 1, stepMs: 1, epochEnded: false, stepInEpoch: step, stepsInEpoch: 100, ...(round ? {} : { missesUncounted: true } as const)
     })
     // averaging every 10 steps; 'b' crashed: it misses every round, the steps between hear from nobody
@@ -285,7 +285,7 @@ describe('job membership', () => {
     membership.joinAsHost()
     membership.restore({ version: 1, members: [{ peerId: 'host', joinStep: 0, leaveStep: Infinity }, { peerId: 'a', joinStep: 0, leaveStep: Infinity }, { peerId: 'b', joinStep: 0, leaveStep: Infinity }] })
     const report = (missing: string[]): StepReport => ({
-      step, epoch: 0, members: ['a', 'b', 'host'], contributors: ['host'], missing, digest: 'd', fullDigest: true, peerDigests: new Map(),
+      step, epoch: 0, members: ['a', 'b', 'host'], contributors: ['host'], samples: 32, missing, digest: 'd', fullDigest: true, peerDigests: new Map(),
       loss: 1, waitedMs: 1, stepMs: 1, epochEnded: false, stepInEpoch: step, stepsInEpoch: 100
     })
     // 'b' misses the rounds at 9, 19 and 29; the coordinator, after round 29, is at step 30

@@ -69,6 +69,8 @@ describe('the step', () => {
     expect(outcome.kind).toBe('completed')
     if (outcome.kind !== 'completed') return
     expect(outcome.report.contributors).toEqual(['a', 'b', 'c'])
+    // the pace counts the batches aggregated: three of 2 samples
+    expect(outcome.report.samples).toBe(6)
     // status names the member it waits on
     expect(t.waiting).toContain('trimmed-mean with f=1 needs 3 gradients, 2 arrived; waiting on c')
     expect(t.waiting.at(-1)).toBeUndefined()

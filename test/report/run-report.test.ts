@@ -18,7 +18,7 @@ const C = 'peer-c'
 const D = 'peer-d'
 
 function step(step: number, members: string[], digest: string, peerDigests: Record<string, string>): StepReport {
-  return { step, epoch: 0, members, contributors: members, missing: [], digest, fullDigest: true, peerDigests: new Map(Object.entries(peerDigests)), loss: 1, waitedMs: 1, stepMs: 2, epochEnded: false, stepInEpoch: 1, stepsInEpoch: 10 }
+  return { step, epoch: 0, members, contributors: members, samples: 32 * members.length, missing: [], digest, fullDigest: true, peerDigests: new Map(Object.entries(peerDigests)), loss: 1, waitedMs: 1, stepMs: 2, epochEnded: false, stepInEpoch: 1, stepsInEpoch: 10 }
 }
 
 describe('buildRunReport', () => {
