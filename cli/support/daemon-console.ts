@@ -3,7 +3,7 @@
  * samples/s, epoch length, ETA), one line per epoch (with its duration), membership changes
  * (joined, left, evicted) and the result. Epochs count from 1, as in the logs.
  */
-import type { JobConfig } from '../../config/job-config.js'
+import { minimumPeersFor, type JobConfig } from '../../config/job-config.js'
 import type { JobSessionEvents } from '../../daemon/peer/job-session.js'
 import { formatDuration, formatEpochMetrics } from './format.js'
 import { createProgressReporter, type ProgressOptions, type ProgressReporter } from './progress.js'
@@ -75,7 +75,13 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         const what = c.kind === 'joined' ? 'joined' : c.kind === 'left' ? 'left' : `was evicted (it missed too many ${job()?.mode === 'async' ? 'averaging rounds' : 'steps'})`
         // its own eviction and re-admission as others see them (a peer id of its own read as another's)
         const who = c.peerId === options.selfId?.() ? 'this peer' : `peer ${c.peerId}`
-        line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}`)
+        // too few left for the rule: nothing steps until a peer joins (a walk's job sat there, saying nothing)
+        const config = job()
+        const needed = config === undefined ? undefined : minimumPeersFor(config.aggregation.rule, config.aggregation.f)
+        const stalled = c.kind !== 'joined' && needed !== undefined && c.members < needed
+          ? `, fewer than the aggregation rule needs (${needed}): the job waits for a peer to join (p2pmld start --bootstrap with a member's address)`
+          : ''
+        line(`${who} ${what} at step ${c.step}: ${c.members} member${c.members === 1 ? '' : 's'}${stalled}`)
       },
       onLeft: (step, others, needed, beforeStart = false) => {
         membersShown = false

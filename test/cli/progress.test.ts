@@ -195,12 +195,27 @@ describe('daemon console', () => {
     ])
   })
 
+  it('says when a leave or an eviction leaves fewer members than the rule needs: the job waits for a join', () => {
+    const out = capture()
+    // trimmed mean with f = 1: 3 a step
+    const job = parseJobConfig({ epochs: 2, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { selfId: () => 'a' })
+    screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 11, members: 2 })
+    screen.events.onMembershipChange!({ kind: 'joined', peerId: 'peer-d', step: 30, members: 3 })
+    screen.events.onMembershipChange!({ kind: 'left', peerId: 'peer-b', step: 40, members: 2 })
+    expect(out.lines()).toEqual([
+      'peer peer-c was evicted (it missed too many steps) at step 11: 2 members, fewer than the aggregation rule needs (3): the job waits for a peer to join (p2pmld start --bootstrap with a member\'s address)',
+      'peer peer-d joined at step 30: 3 members',
+      'peer peer-b left at step 40: 2 members, fewer than the aggregation rule needs (3): the job waits for a peer to join (p2pmld start --bootstrap with a member\'s address)'
+    ])
+  })
+
   it('says an async job evicts for missed averaging rounds, not steps', () => {
     const out = capture()
     const job = parseJobConfig({ epochs: 2, batchSize: 32, mode: 'async', optimizer: { type: 'sgd', lr: 0.05, momentum: 0 } })
     const screen = createDaemonConsole(out.stream, () => job, { selfId: () => 'a' })
-    screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 2 })
-    expect(out.lines()).toEqual(['peer peer-c was evicted (it missed too many averaging rounds) at step 31: 2 members'])
+    screen.events.onMembershipChange!({ kind: 'evicted', peerId: 'peer-c', step: 31, members: 3 })
+    expect(out.lines()).toEqual(['peer peer-c was evicted (it missed too many averaging rounds) at step 31: 3 members'])
   })
 })
 
