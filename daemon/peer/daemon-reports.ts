@@ -53,7 +53,8 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
     // the recorder is made per job, so it is called through a stable forwarder
     events: {
       onStep: (report) => recorder?.events.onStep(report),
-      onEpoch: (record) => recorder?.events.onEpoch(record)
+      onEpoch: (record) => recorder?.events.onEpoch(record),
+      onFinished: (result) => recorder?.events.onFinished(result)
     },
     newJob: (jobTraffic) => {
       const previous = { recorder, traffic }
@@ -67,6 +68,8 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
     current,
     writeJobEnd() {
       const dir = options.dir
+      // the job ended here (finished, stopped, left): its wall time too, report written or not
+      recorder?.end()
       if (dir === null || (recorder !== undefined && writtenFor === recorder)) return
       const report = current('job-end')
       if (report === undefined) return
