@@ -56,6 +56,10 @@ export function readConfigFile(path: string, what = 'config file'): unknown {
     return parseYaml(text, { prettyErrors: true, uniqueKeys: true })
   } catch (err) {
     if (err instanceof YAMLParseError) {
+      const indented = err.code === 'BLOCK_AS_IMPLICIT_KEY' && err.linePos !== undefined ? overIndentedLine(text, err.linePos[0].line) : undefined
+      if (indented !== undefined) {
+        throw new ConfigSyntaxError(`${what} ${path} has a syntax error at line ${indented.line}: '${indented.text.trim()}' is indented more than the key on line ${indented.after}, so YAML reads it as part of that key's value: indent it like the keys around it (or, for a section, put nothing after line ${indented.after}'s colon)`, path, indented.line, indented.indent + 1)
+      }
       const pos = err.linePos?.[0]
       const firstLine = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
       const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`
@@ -63,6 +67,23 @@ export function readConfigFile(path: string, what = 'config file'): unknown {
     }
     throw err
   }
+}
+
+/**
+ * YAML's "Nested mappings are not allowed in compact mappings" points at a value (`model: mlp`,
+ * line 1) whose next line holds a key indented under it (`  epochs: 2`): that next line (1-based
+ * numbers), its indent in columns and text; undefined when the lines do not look like that.
+ */
+function overIndentedLine(text: string, valueLine: number): { line: number, after: number, indent: number, text: string } | undefined {
+  const lines = text.split(/\r?\n/)
+  const indentOf = (l: string): number => l.length - l.trimStart().length
+  const base = indentOf(lines[valueLine - 1] ?? '')
+  for (let i = valueLine; i < lines.length; i++) {
+    const l = lines[i]
+    if (l.trim() === '' || l.trimStart().startsWith('#')) continue
+    return indentOf(l) > base && /^\s*[^\s#][^:]*:(\s|$)/.test(l) ? { line: i + 1, after: valueLine, indent: indentOf(l), text: l } : undefined
+  }
+  return undefined
 }
 
 /** A YAML/JSON job file -> a validated JobConfig; errors name the file and each bad field. */

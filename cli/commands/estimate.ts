@@ -162,7 +162,7 @@ export function formatEstimate(estimate: Estimate, currency = 'USD'): string {
     ['', `instance-based (${inputs.instanceBased.instanceType})`, `serverless offload (${inputs.serverless.instanceType} + Lambda ${inputs.serverless.lambdaMemoryMb} MB x ${inputs.batchesPerEpoch})`],
     [
       ['time per epoch', secs(i.secondsPerEpoch), secs(s.secondsPerEpoch)],
-      ['cost per peer per epoch', usd(i.costPerPeerPerEpoch), `${usd(s.costPerPeerPerEpoch)} (Lambda ${usd(s.lambdaCostPerPeerPerEpoch)}, instance ${usd(s.instanceCostPerPeerPerEpoch)}, requests ${usd(s.requestFeesPerPeerPerEpoch)})`],
+      ['cost per peer per epoch', usd(i.costPerPeerPerEpoch), `${usd(s.costPerPeerPerEpoch)} (Lambda ${usd(s.lambdaCostPerPeerPerEpoch)}, instance ${usd(s.instanceCostPerPeerPerEpoch)}, Lambda + Step Functions + S3 requests ${usd(s.requestFeesPerPeerPerEpoch)})`],
       [`time per job (${r.epochs} epoch${r.epochs === 1 ? '' : 's'})`, secs(i.secondsPerJob), secs(s.secondsPerJob)],
       [`cost per job (${r.peers} peer${r.peers === 1 ? '' : 's'})`, usd(i.costPerJob), usd(s.costPerJob)]
     ])

@@ -20,10 +20,14 @@ export function formatEpoch(status: Pick<StatusResult, 'jobId' | 'state' | 'epoc
   return `${status.epoch + 1}${of}${share}`
 }
 
-/** `6512 samples/s, ~4m 40s left (if every epoch runs)`; null before a few steps were timed or while the job does not train */
-export function formatStatusPace(status: Pick<StatusResult, 'samplesPerSecond' | 'etaMs'>): string | null {
+/**
+ * `6512 samples/s, ~4m 40s left (if every epoch runs)`, without the proviso when early stopping is
+ * off (every epoch runs); null before a few steps were timed or while the job does not train
+ */
+export function formatStatusPace(status: Pick<StatusResult, 'samplesPerSecond' | 'etaMs' | 'earlyStopping'>): string | null {
   if (status.samplesPerSecond === null) return null
-  const left = status.etaMs === null ? '' : `, ~${formatDuration(status.etaMs)} left (if every epoch runs)`
+  const proviso = status.earlyStopping === false ? '' : ' (if every epoch runs)'
+  const left = status.etaMs === null ? '' : `, ~${formatDuration(status.etaMs)} left${proviso}`
   return `${Math.round(status.samplesPerSecond)} samples/s${left}`
 }
 

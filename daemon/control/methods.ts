@@ -36,6 +36,8 @@ export const StatusResultSchema = z.object({
   samplesPerSecond: finiteOrNull,
   /** ms until the last epoch ends at that pace (every epoch run, the members as now); null when samplesPerSecond is */
   etaMs: finiteOrNull,
+  /** early stopping may end the job before its epoch limit (config earlyStopping.patience > 0): etaMs is then an upper bound; null without a job */
+  earlyStopping: z.boolean().nullable(),
   /** last training loss, null before the first step */
   loss: finiteOrNull,
   /** last validation accuracy in [0, 1] (held-out validation split), null before the first validation */

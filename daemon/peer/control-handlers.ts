@@ -73,6 +73,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         stepsInEpoch: position?.stepsInEpoch ?? null,
         samplesPerSecond: pace?.samplesPerSecond ?? null,
         etaMs: runner === undefined ? null : timeLeftAt(pace, position, runner.config.epochs) ?? null,
+        earlyStopping: runner === undefined ? null : runner.config.earlyStopping.patience > 0,
         loss: report !== undefined && Number.isFinite(report.loss) ? report.loss : null,
         // validation accuracy only (a peer that joined a finished job has the others' history)
         accuracy: validation?.accuracy ?? runner?.result()?.history.at(-1)?.validationAccuracy ?? null,

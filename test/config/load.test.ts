@@ -176,6 +176,18 @@ describe('loadJobConfigFile', () => {
     expect((dup as ConfigSyntaxError).line).toBe(2)
   })
 
+  it('names the over-indented line, not the value before it (YAML points at line 1 for a bad indent on line 2)', () => {
+    const path = write('indent.yaml', 'model: mlp\n  epochs: 2\n')
+    const err = thrown(() => loadJobConfigFile(path))
+    expect(err).toBeInstanceOf(ConfigSyntaxError)
+    expect((err as ConfigSyntaxError).line).toBe(2)
+    expect(err.message).toBe(`job file ${path} has a syntax error at line 2: 'epochs: 2' is indented more than the key on line 1, so YAML reads it as part of that key's value: indent it like the keys around it (or, for a section, put nothing after line 1's colon)`)
+    // inside a section, past a blank line
+    const nested = thrown(() => loadJobConfigFile(write('nested.yaml', 'model: mlp\noptimizer:\n  type: sgd\n\n    lr: 0.1\n')))
+    expect((nested as ConfigSyntaxError).line).toBe(5)
+    expect(nested.message).toMatch(/at line 5: 'lr: 0.1' is indented more than the key on line 3,/)
+  })
+
   it('reads a .json file as JSON: a trailing comma is a syntax error with its line (as YAML it passed)', () => {
     const path = write('comma.json', '{\n  "model": "mlp",\n  "epochs": 2,\n}\n')
     const err = thrown(() => loadJobConfigFile(path))

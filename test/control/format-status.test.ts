@@ -16,13 +16,15 @@ describe('status epoch', () => {
 describe('status text', () => {
   const base: StatusResult = {
     peerId: '12D3KooWpeer', addresses: ['/ip4/127.0.0.1/tcp/4001'], jobId: 'j', state: 'training', step: 40, epoch: 1,
-    epochs: 10, stepInEpoch: 8, stepsInEpoch: 32, samplesPerSecond: null, etaMs: null,
+    epochs: 10, stepInEpoch: 8, stepsInEpoch: 32, samplesPerSecond: null, etaMs: null, earlyStopping: true,
     loss: 0.25, accuracy: 0.91, testAccuracy: null, stopReason: null, learningRate: 0.05, liveMembers: 3, waiting: null, uptimeMs: 61_000
   }
   it('shows the epoch of the job\'s limit, how far into it, and once timed the pace and the time left', () => {
     expect(formatStatus(base)).toMatch(/epoch\s+2 of 10, 25% \(8\/32 steps\)\n/)
     expect(formatStatus(base)).not.toMatch(/pace/)
     expect(formatStatus({ ...base, samplesPerSecond: 812.4, etaMs: 280_000 })).toMatch(/pace\s+812 samples\/s, ~4m 40s left \(if every epoch runs\)\n/)
+    // without early stopping every epoch runs: no proviso
+    expect(formatStatus({ ...base, samplesPerSecond: 812.4, etaMs: 280_000, earlyStopping: false })).toMatch(/pace\s+812 samples\/s, ~4m 40s left\n/)
     expect(formatStatus({ ...base, state: 'finished', epoch: 10, stepInEpoch: null, stepsInEpoch: null })).toMatch(/epoch\s+10 completed\n/)
   })
   it('labels the accuracy it shows: validation while training, test and the reason once the job finished', () => {

@@ -59,6 +59,7 @@ export function createMemoryDaemon(): MemoryDaemon {
         stepsInEpoch: jobId === null ? null : 100,
         samplesPerSecond: null,
         etaMs: null,
+        earlyStopping: null,
         loss: jobId === null ? null : 0.25,
         accuracy: jobId === null ? null : 0.9,
         testAccuracy: null,

@@ -50,7 +50,7 @@ describe('job-wide pause and resume', () => {
       return s.state === 'training' && s.step >= 8 ? s : undefined
     }, 90_000, 'three members training past step 8')
     // its progress: 3072 samples in steps of 3 x 32, the pace of all three members' samples
-    expect(training).toMatchObject({ epochs: 2, stepsInEpoch: 32 })
+    expect(training).toMatchObject({ epochs: 2, stepsInEpoch: 32, earlyStopping: true })
     expect(training.stepInEpoch).toBeGreaterThanOrEqual(1)
     expect(training.stepInEpoch).toBeLessThanOrEqual(32)
     expect(training.samplesPerSecond, fleet.describe()).toBeGreaterThan(0)

@@ -84,6 +84,8 @@ describe('p2pmld estimate', () => {
     const perEpoch = /^time per epoch\s+([\d.]+) (m?s)\s+([\d.]+) (m?s)$/m.exec(run.stdout)
     expect(perEpoch, run.stdout).not.toBeNull()
     for (const value of [perEpoch![1], perEpoch![3]]) expect(Number(value), run.stdout).toBeGreaterThan(0)
+    // the request fees name what they count (Step Functions transitions and S3 are no 'requests' of Lambda)
+    expect(run.stdout).toMatch(/^cost per peer per epoch\s+\$[\d.e-]+\s+\$[\d.e-]+ \(Lambda \$[\d.e-]+, instance \$[\d.e-]+, Lambda \+ Step Functions \+ S3 requests \$[\d.e-]+\)$/m)
     expect(run.stdout).toMatch(/^cost per job \(2 peers\)\s+\$[\d.e-]+\s+\$[\d.e-]+$/m)
     expect(run.stdout).toMatch(/^cheaper: (instance-based|serverless offload) \(/m)
   }, 120_000)
