@@ -27,6 +27,7 @@ import { parseJobConfig } from '../config/job-config.js'
 import { silentLogger } from '../daemon/logger.js'
 import { runLocalTraining } from '../daemon/training/local-training.js'
 import { CIFAR10_RECORD_BYTES, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES } from '../ml/data/cifar10.js'
+import { loadJobDatasets } from '../ml/data/job-datasets.js'
 import { median, spread } from './support/stats.js'
 import { PAPER_MODELS, startTorchReference, type PaperModel, type ReferenceOptimizer } from './support/torch-reference.js'
 
@@ -63,19 +64,40 @@ async function writeRandomCifar(dir: string, perFile: number): Promise<void> {
 const SGD = { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 0 } as const satisfies ReferenceOptimizer
 
 /**
- * median ms between consecutive steps of one `p2pmld train` epoch of WARMUP + STEPS steps, after
- * the first WARMUP; `model`: a zoo name or an ONNX file, `dataset`: what the job config takes
+ * median ms between consecutive steps of a `p2pmld train` job of WARMUP + STEPS steps, after the
+ * first WARMUP; `model`: a zoo name or an ONNX file, `dataset`: what the job config takes. One
+ * epoch when the training split holds WARMUP + STEPS batches; else as many epochs of as many whole
+ * batches as it holds (the bundled MNIST's 8000 samples are 31 steps at b256), and the interval
+ * that spans an epoch's end (its validation) is left out.
  */
 async function ourStepMs(model: string, batch: number, dataset: string): Promise<number> {
+  const steps = WARMUP + STEPS
+  const available = await trainSplitSize(dataset)
+  const perEpoch = Math.min(steps, Math.floor(available / batch))
+  if (perEpoch <= WARMUP) throw new Error(`${dataset}'s training split (${available} samples) holds too few batches of ${batch} for this bench`)
   const at: number[] = []
   const config = parseJobConfig({
-    model, dataset, epochs: 1, batchSize: batch, trainSamples: batch * (WARMUP + STEPS), optimizer: { type: 'sgd', lr: SGD.lr, momentum: SGD.momentum },
+    model, dataset, epochs: Math.ceil(steps / perEpoch), batchSize: batch, trainSamples: batch * perEpoch, optimizer: { type: 'sgd', lr: SGD.lr, momentum: SGD.momentum },
     // what `p2pmld train` sets: one process has nothing to compress or be robust to
-    compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 }
+    compression: { codec: 'none' }, aggregation: { rule: 'mean', f: 0 }, earlyStopping: { patience: 0 }
   }, 'train-end-to-end bench')
   const result = await runLocalTraining(config, { computeThreads: THREADS, log: silentLogger(), events: { onStep: () => at.push(performance.now()) } })
   if (result === undefined) throw new Error(`${model} b${batch}: the run did not finish`)
-  return median(at.slice(WARMUP).map((t, i) => t - at[i + WARMUP - 1]))
+  const intervals: number[] = []
+  // step i's interval ends at at[i]; a step that starts an epoch (i a multiple of perEpoch) waited on the last one's end
+  for (let i = WARMUP; i < Math.min(at.length, steps); i++) if (i % perEpoch !== 0) intervals.push(at[i] - at[i - 1])
+  return median(intervals)
+}
+
+const splitSizes = new Map<string, number>()
+/** samples in `dataset`'s training split as a job with the default seed sees it */
+async function trainSplitSize(dataset: string): Promise<number> {
+  let size = splitSizes.get(dataset)
+  if (size === undefined) {
+    size = (await loadJobDatasets(dataset, { seed: parseJobConfig({ model: 'mlp', dataset }, 'bench').seed })).train.size
+    splitSizes.set(dataset, size)
+  }
+  return size
 }
 
 const torch = startTorchReference(THREADS)
