@@ -235,7 +235,9 @@ export function formatConfigIssues(schema: z.ZodType, error: z.ZodError, input: 
     }
     const section = sectionMessage(schema, issue, valueAt(input, issue.path), label(issue.path))
     if (section !== undefined) return [`  ${label(issue.path)}: ${section}`]
-    return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path), valueAt(input, issue.path.slice(0, -1))) ?? issue.message}`]
+    const field = schemaAt(schema, issue.path)
+    const whole = field !== undefined && (unwrap(field) as unknown as { isInt?: boolean }).isInt === true
+    return [`  ${label(issue.path)}: ${plainMessage(issue, valueAt(input, issue.path), valueAt(input, issue.path.slice(0, -1)), whole) ?? issue.message}`]
   })
 }
 
@@ -260,12 +262,16 @@ function sectionMessage(schema: z.ZodType, issue: z.core.$ZodIssue, value: unkno
 const DISCRIMINATORS = ['mode', 'type', 'rule', 'codec']
 
 /**
- * A key left out that has no default, and zod's number messages ('Too big: expected number to be <=65535', 'Invalid input: expected
+ * A key left out that has no default, and zod's number messages (a whole-number field's bounds as
+ * `must be a whole number >= 1`, as the flags word them) ('Too big: expected number to be <=65535', 'Invalid input: expected
  * int, received number', 'expected number, received string') in the words the other errors
  * use, with the value given; undefined for other issues (their message stays).
  */
-function plainMessage(issue: z.core.$ZodIssue, value: unknown, parent: unknown): string | undefined {
+function plainMessage(issue: z.core.$ZodIssue, value: unknown, parent: unknown, whole = false): string | undefined {
   const got = value === undefined ? '' : `, got ${JSON.stringify(value)}`
+  // a whole-number field's bound in the words the flags use ('--batch-size must be a whole number >= 1')
+  if (whole && issue.code === 'too_small' && issue.origin === 'number') return `must be a whole number >= ${issue.inclusive === false ? Math.floor(Number(issue.minimum)) + 1 : Math.ceil(Number(issue.minimum))}${got}`
+  if (whole && issue.code === 'too_big' && issue.origin === 'number') return `must be a whole number <= ${issue.inclusive === false ? Math.ceil(Number(issue.maximum)) - 1 : Math.floor(Number(issue.maximum))}${got}`
   // a key with no default left out ('Invalid input: expected string, received undefined'), and
   // the choice that needs it (offload mode lambda needs its bucket)
   if (issue.code === 'invalid_type' && value === undefined && issue.path.length > 0) {

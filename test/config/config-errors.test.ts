@@ -153,14 +153,14 @@ describe('settings that do not go together name the field and the fix', () => {
     expect(parseJobConfig({ exchange: 'reduce-scatter', aggregation: { rule: 'median', f: 1 } }).exchange).toBe('reduce-scatter')
   })
 
-  it('says what a number must be, with the value given, instead of the schema library\'s wording', () => {
+  it('says what a number must be, with the value given, instead of the schema library\'s wording (a whole number\'s bounds as the flags word them)', () => {
     const job = message(() => parseJobConfig({ epochs: 1.5, minPeers: 0, batchSize: 100000 }))
     expect(job).toContain('epochs: must be a whole number, got 1.5')
-    expect(job).toContain('minPeers: must be greater than 0, got 0')
-    expect(job).toContain('batchSize: must be at most 65536, got 100000')
-    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: 99999 } }))).toContain('--metrics-port: must be at most 65535, got 99999')
+    expect(job).toContain('minPeers: must be a whole number >= 1, got 0')
+    expect(job).toContain('batchSize: must be a whole number <= 65536, got 100000')
+    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: 99999 } }))).toContain('--metrics-port: must be a whole number <= 65535, got 99999')
     // flags and env vars arrive as strings: a minus or a fraction reaches the schema's bounds
-    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: '-1' } }))).toContain('--metrics-port: must be at least 0, got -1')
+    expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { metricsPort: '-1' } }))).toContain('--metrics-port: must be a whole number >= 0, got -1')
     expect(message(() => loadDaemonConfig({ env: { HOME: '/h' }, flags: { computeThreads: '1.5' } }))).toContain('--compute-threads: must be a whole number, got 1.5')
     expect(message(() => loadDaemonConfig({ env: { HOME: '/h', P2PMLD_METRICS_PORT: 'abc' } }))).toContain('P2PMLD_METRICS_PORT: must be a number, got "abc"')
   })
