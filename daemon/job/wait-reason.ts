@@ -73,6 +73,6 @@ export function describeLiveWait(pending: PendingCollect | undefined, now: numbe
   const head = `waiting ${waited} s for the ${awaited} of ${pending.missing.join(', ')}`
   if (pending.received + 1 >= minInputs) return `${head}: the step goes on without ${them} in ~${left} s (the step deadline)`
   return awaited === 'gradients'
-    ? `${head}: the step cannot go on without ${them} (the rule needs ${minInputs} ${awaited}); past the deadline (~${left} s) it waits on until ${them} ${pending.missing.length === 1 ? 'sends' : 'send'} or ${pending.missing.length === 1 ? 'is' : 'are'} evicted`
+    ? `${head}: the step cannot go on without ${them} (the rule needs ${minInputs} ${awaited}); past the deadline (~${left} s) it waits on until ${pending.missing.length === 1 ? 'it sends or is' : 'they send or are'} evicted`
     : `${head}: without ${them} the averaging round is skipped at the deadline (~${left} s; the rule needs ${minInputs} ${awaited})`
 }

@@ -17,6 +17,9 @@ describe('a step\'s live wait', () => {
   it('says when the others are not enough for the rule: the deadline does not let the step go on (a walk read "if the others are enough" with 2 of 3)', () => {
     expect(describeLiveWait(pending(0, ['peerC'], 1), 5_000, 'gradients', 3))
       .toBe('waiting 5 s for the gradients of peerC: the step cannot go on without it (the rule needs 3 gradients); past the deadline (~25 s) it waits on until it sends or is evicted')
+    // two members: 'they send', not 'them send'
+    expect(describeLiveWait(pending(0, ['peerB', 'peerC'], 0), 5_000, 'gradients', 3))
+      .toBe('waiting 5 s for the gradients of peerB, peerC: the step cannot go on without them (the rule needs 3 gradients); past the deadline (~25 s) it waits on until they send or are evicted')
     expect(describeLiveWait(pending(0, ['peerB', 'peerC'], 1), 31_000, 'parameter changes', 3))
       .toBe('waiting 31 s for the parameter changes of peerB, peerC: without them the averaging round is skipped at the deadline (~0 s; the rule needs 3 parameter changes)')
   })
