@@ -131,6 +131,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     aggregation,
     onWaiting: waiting.onWaiting,
     onShortRound: recordShortRound,
+    ...(options.unreachable === undefined ? {} : { unreachable: options.unreachable }),
     progress,
     membership: { membersAt: (s) => members.view().membersAt(s), isMemberAt: (id, s) => members.view().isMemberAt(id, s), coordinatorAt: (s) => members.view().coordinatorAt(s) },
     membershipVersion: () => members.version(),

@@ -102,6 +102,8 @@ export interface JobRunnerOptions {
   readonly logFailure?: boolean
   /** `peer` was heard from lately (its heartbeats): alive, whatever its gradients do */
   readonly recentlyHeard?: (peer: string) => boolean
+  /** `peer`'s port refuses connections (JobWire.refusing): its process died, a step does not wait out its deadline for it */
+  readonly unreachable?: (peer: string) => boolean
   /**
    * the snapshot was taken from one member without f+1 vouching for it (a join's fallback): not
    * confirmed until f+1 other members send its digest at a full-digest step (confirmsState)

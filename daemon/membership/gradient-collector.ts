@@ -16,7 +16,16 @@ export interface CollectOptions<M extends CollectedGradient = CollectedGradient>
   readonly signal?: AbortSignal
   /** only messages this accepts count as received (default: all); e.g. reduce-scatter parts cut for this step's plan */
   readonly accept?: (message: M) => boolean
+  /**
+   * expected peers not to wait for (looked at every GAVE_UP_POLL_MS): known gone, e.g. their port
+   * refuses connections. The collect ends once every other expected peer has sent; they are still
+   * named missing (a miss toward eviction), and received if they send meanwhile
+   */
+  readonly gaveUp?: (peerId: string) => boolean
 }
+
+/** how often a collect with `gaveUp` looks at it again (ms) */
+const GAVE_UP_POLL_MS = 250
 
 export interface CollectResult<M extends CollectedGradient> {
   readonly received: Map<string, M>
@@ -102,7 +111,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
       return true
     },
 
-    async collect(step: number, { expected, deadline, signal, accept }: CollectOptions<M>): Promise<CollectResult<M>> {
+    async collect(step: number, { expected, deadline, signal, accept, gaveUp }: CollectOptions<M>): Promise<CollectResult<M>> {
       const has = (got: Map<string, M> | undefined, id: string): boolean => {
         const message = got?.get(id)
         return message !== undefined && (accept === undefined || accept(message))
@@ -118,7 +127,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
       const arrived = (): number => [...expected].filter((id) => has(byStep.get(step), id)).length
       const current = { step, since: performance.now(), deadline, missing: waiting, received: arrived }
       inProgress = current
-      while (waiting().length > 0) {
+      while (waiting().some((id) => gaveUp?.(id) !== true)) {
         const remaining = deadline - performance.now()
         if (remaining <= 0) {
           timedOut = true
@@ -126,7 +135,7 @@ export function createGradientCollector<M extends CollectedGradient>(options: Gr
         }
         if (signal?.aborted === true) break
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, remaining)
+          const timer = setTimeout(done, gaveUp === undefined ? remaining : Math.min(remaining, GAVE_UP_POLL_MS))
           const onAbort = (): void => done()
           signal?.addEventListener('abort', onAbort, { once: true })
           wake = done

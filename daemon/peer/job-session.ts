@@ -9,7 +9,7 @@ import { JOB_PROTOCOL, NOTHING_TO_JOIN, type ControlDecision, type JobControlAct
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
-import type { PeerNode, TrafficCounts } from '../../protocols/node/index.js'
+import { dialRefused, type PeerNode, type TrafficCounts } from '../../protocols/node/index.js'
 import { fetchSnapshot as fetchStateSnapshot, MAX_STATE_RANGES, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -115,6 +115,8 @@ export interface JobSession {
 }
 
 const HEARTBEAT_MS = 1000
+/** a member's last connection closed: a dial to it this long at most tells a dead process (refused) from a cut link (no answer) */
+const DISCONNECT_PROBE_TIMEOUT_MS = 5_000
 
 export function membershipTopic(jobId: string): string {
   return `/p2pmld/job/${jobId}/membership/1`
@@ -287,13 +289,37 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     }
   }
 
+  /**
+   * members whose port refused connections (their process died): a push of a gradient found it,
+   * or a dial right after the member's last connection closed (a push that left just before the
+   * crash counted as reached). Until a connection from them opens or a push reaches them again
+   * (JobWire.refusing). Not with a broker fallback: there a member libp2p cannot reach may be
+   * reached through the broker
+   */
+  const refusing = new Set<string>()
+  const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => { refusing.delete(event.detail.toString()) }
+  const onPeerDisconnect = (event: CustomEvent<{ toString(): string }>): void => {
+    const peer = event.detail.toString()
+    const runner = core.runner()
+    if (fallback !== undefined || runner === undefined || !runner.membership().isMemberAt(peer, runner.progress().step)) return
+    node.libp2p.dial(event.detail as never, { signal: AbortSignal.timeout(DISCONNECT_PROBE_TIMEOUT_MS) }).catch((error: unknown) => {
+      if (dialRefused(error) && !node.connectedPeers().includes(peer)) refusing.add(peer)
+    })
+  }
+
   const wire: JobWire = {
     publishGradient: async (message, recipients) => {
       if (exchange === undefined) return { missed: recipients }
       const e = exchange
-      if (fallback === undefined) return await e.publish(message, recipients)
+      if (fallback === undefined) {
+        const report = await e.publish(message, recipients)
+        for (const peer of report.reached) refusing.delete(peer)
+        for (const peer of report.refused ?? []) refusing.add(peer)
+        return report
+      }
       return await fallback.publish(message, recipients, async (m, direct) => await e.publish(m, direct))
     },
+    refusing: (peer) => refusing.has(peer),
     broadcast: publish,
     request: async (peer, request, schema, requestOptions) => await orThroughBroker(peer, requestOptions?.signal,
       async () => await requestJson(node.libp2p, peerIdFromString(peer), JOB_PROTOCOL, request, schema, requestOptions),
@@ -325,6 +351,8 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       await fallback?.start({ core, expect: { jobId, parameterCount, codec: core.codec.id, payloadBytes: core.codec.encodedSize(parameterCount) }, onGradient, onAnnouncement, connected: (peer) => node.connectedPeers().includes(peer) })
       core.attach(wire)
       node.pubsub.addEventListener('message', onTopicMessage as never)
+      node.libp2p.addEventListener('peer:connect', onPeerConnect as never)
+      node.libp2p.addEventListener('peer:disconnect', onPeerDisconnect as never)
       node.pubsub.subscribe(topic)
       heartbeat = setInterval(() => {
         publish({ v: 1, type: 'heartbeat', jobId, step: core.runner()?.progress().step ?? 0, addrs: node.dialableAddrs() }).catch(() => {})
@@ -388,6 +416,9 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       await core.stopRunner(stopOptions.leave === true)
       await fallback?.stop(members(), state === 'finished' || state === 'failed')
       node.pubsub.removeEventListener('message', onTopicMessage as never)
+      node.libp2p.removeEventListener('peer:connect', onPeerConnect as never)
+      node.libp2p.removeEventListener('peer:disconnect', onPeerDisconnect as never)
+      refusing.clear()
       try {
         node.pubsub.unsubscribe(topic)
       } catch {}

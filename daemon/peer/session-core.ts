@@ -48,6 +48,12 @@ export interface JobWire {
   request<T>(peer: string, request: unknown, schema: z.ZodType<T>, options?: { timeoutMs?: number, signal?: AbortSignal }): Promise<T>
   /** the job's state as of `minStep` (or later) from `peer` */
   fetchSnapshot(peer: string, minStep: number, options?: { signal?: AbortSignal }): Promise<TrainingSnapshot>
+  /**
+   * the last gradient sent to `peer` found its port refusing connections (its host is up, its
+   * process gone) and nothing since says it is back (a connection from it, a send that reached
+   * it); absent: the transport cannot tell (the broker)
+   */
+  refusing?(peer: string): boolean
 }
 
 /** What every job session is started with, whatever its transport. */
@@ -169,6 +175,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       provisional,
       ...(warmupDeadlineMs === undefined ? {} : { warmupDeadlineMs }),
       recentlyHeard: (peer) => Date.now() - (sightings.get(peer)?.lastSeen ?? 0) < HEARD_WITHIN_MS,
+      unreachable: (peer) => wire?.refusing?.(peer) === true,
       network: createRunnerNetwork({
         jobId,
         selfId,

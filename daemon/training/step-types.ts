@@ -133,6 +133,11 @@ export interface SyncTrainerDeps {
   onWaiting?(reason: string | undefined, stall?: 'below-floor' | 'cut-off'): void
   /** a deadline round ended short of the gradients the step needs; `missing` had not sent */
   onShortRound?(step: number, members: readonly string[], missing: readonly string[]): void
+  /**
+   * `peer` is known gone (its port refuses connections: its process died): a step does not wait
+   * out its deadline for it, it counts a miss at once (eviction after evictAfterMissedSteps)
+   */
+  unreachable?(peer: string): boolean
   /** Byzantine behaviour for tests and demos (only when the job names this peer) */
   readonly attack?: (gradient: Float32Array, step: number, recipient?: string) => Float32Array
   /** the attack sends each recipient another gradient (test-only equivocation); it aggregates its honest one */

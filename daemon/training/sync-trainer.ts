@@ -286,6 +286,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             expected: new Set(live.filter((id) => id !== deps.selfId)),
             deadline: performance.now() + deps.deadline.current(),
             signal,
+            // a member whose port refuses connections died: its deadline would only delay its eviction
+            ...(deps.unreachable === undefined ? {} : { gaveUp: deps.unreachable }),
             // reduce-scatter: only parts cut for this peer's slices under the same membership count
             ...(c === undefined ? {} : { accept: (m: InboundGradient) => m.sliced !== undefined && fitsRun(c.plan, m.sliced.header, c.plan.replicaRun(c.rank)) })
           })
@@ -328,6 +330,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
             // one, and with the members ahead holding different aggregates no f+1 of them vouch
             // for a state it could catch up to, so both sides would wait for ever
             recentSends.resendPrevious(step, outcome.missing)
+            // a round that waited for nobody (every one missing is gone) would come straight back: pace it
+            if (!outcome.timedOut && outcome.missing.every((id) => deps.unreachable?.(id) === true)) await sleep(Math.min(500, deps.deadline.current()), signal)
           }
           // everyone there has sent: only a join can help, wait for it without spinning
           else await sleep(Math.min(500, deps.deadline.current()), signal)

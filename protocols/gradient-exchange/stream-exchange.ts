@@ -11,6 +11,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import * as lp from 'it-length-prefixed'
 import { pino } from 'pino'
 import { encodeGradientMessage } from '../messages/gradient-message.js'
+import { dialRefused } from '../node/errors.js'
 import { createInboundPipeline } from './inbound.js'
 import { resolveMaxMessageBytes } from './limits.js'
 import { GradientExchangeError, type GradientExchange, type GradientExchangeOptions, type PublishReport } from './types.js'
@@ -90,7 +91,8 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
     return stream
   }
 
-  const writeTo = async (frame: Uint8Array, recipient: string): Promise<boolean> => {
+  /** 'refused': the last attempt's dial was refused on every address (see PublishReport.refused) */
+  const writeTo = async (frame: Uint8Array, recipient: string): Promise<boolean | 'refused'> => {
     const signal = AbortSignal.timeout(options.sendTimeoutMs ?? 30_000)
     let entry = outbound.get(recipient)
     if (entry === undefined) {
@@ -98,7 +100,7 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
       outbound.set(recipient, entry)
     }
     const slot = entry
-    const run = async (): Promise<boolean> => {
+    const run = async (): Promise<boolean | 'refused'> => {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           if (slot.stream === undefined || slot.stream.writeStatus !== 'writable') slot.stream = await openTo(recipient, signal)
@@ -118,7 +120,7 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
             const line = { peer: recipient, err: (error as Error).message, failedInARow: slot.failing }
             if (slot.failing === 1 || slot.failing % 100 === 0) logger.warn(line, 'could not push gradient to peer')
             else logger.debug(line, 'could not push gradient to peer')
-            return false
+            return dialRefused(error) ? 'refused' : false
           }
         }
       }
@@ -174,8 +176,9 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
         mode: 'stream',
         bytes: bytes.length,
         parts: targets.length,
-        reached: targets.filter((_, i) => ok[i]),
-        missed: targets.filter((_, i) => !ok[i])
+        reached: targets.filter((_, i) => ok[i] === true),
+        missed: targets.filter((_, i) => ok[i] !== true),
+        refused: targets.filter((_, i) => ok[i] === 'refused')
       }
     },
     onGradient: (handler) => inbound.addHandler(handler),
@@ -183,3 +186,4 @@ export function createStreamExchange (options: StreamExchangeOptions): GradientE
     stats: () => inbound.stats(published, publishedBytes)
   }
 }
+

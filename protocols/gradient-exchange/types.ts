@@ -29,6 +29,12 @@ export interface PublishReport {
    */
   readonly reached: string[]
   readonly missed: string[]
+  /**
+   * of `missed`, those whose dial every address refused (ECONNREFUSED: the host is up and nothing
+   * listens on the port, a member whose process died); a cut link or a host that is down times
+   * out instead and is not listed. Streams only (absent: gossip)
+   */
+  readonly refused?: string[]
 }
 
 export interface ExchangeStats {

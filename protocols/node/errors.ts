@@ -40,3 +40,16 @@ export function listenProblems (error: unknown): string | undefined {
 export class PeerKeyError extends Error {
   override name = 'PeerKeyError'
 }
+
+/**
+ * a dial that every address refused (ECONNREFUSED: nothing listens there), as libp2p throws it:
+ * the one address's error, or an AggregateError of every address's (PublishReport.refused)
+ */
+export function dialRefused (error: unknown): boolean {
+  const refused = (e: unknown): boolean => {
+    const err = e as { code?: string, message?: string, cause?: unknown } | undefined
+    return err !== undefined && err !== null && (/ECONNREFUSED/.test(`${err.code ?? ''} ${err.message ?? ''}`) || (err.cause !== undefined && err.cause !== e && refused(err.cause)))
+  }
+  if (error instanceof AggregateError) return error.errors.length > 0 && error.errors.every(refused)
+  return refused(error)
+}

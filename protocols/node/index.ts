@@ -1,6 +1,6 @@
 export { createPeerNode, createPsk, DEFAULT_LISTEN, type P2pmldLibp2p, type PeerNode, type PeerNodeOptions } from './create-peer-node.js'
 export { closedByPeer, createBootstrapDialer, describeDialFailure, PEER_CLOSED_HINT, type BootstrapDialer, type BootstrapDialerOptions } from './bootstrap-dialer.js'
-export { InvalidMultiaddrError, ListenAddressInUseError, PeerKeyError, PeerNodeError } from './errors.js'
+export { dialRefused, InvalidMultiaddrError, ListenAddressInUseError, PeerKeyError, PeerNodeError } from './errors.js'
 export { parseMultiaddr, peerIdOf } from './multiaddrs.js'
 export { loadOrCreatePeerKey, peerKeyPath, PEER_KEY_FILE } from './peer-key.js'
 export { createTrafficMeter, trafficSince, type TrafficCounts, type TrafficMeter } from './traffic-meter.js'

@@ -85,6 +85,27 @@ describe('gradient collector', () => {
     expect(c.pending()).toBeUndefined()
   })
 
+  it('does not wait for a peer it gave up on (its port refuses), still names it missing, and takes its gradient if it comes', async () => {
+    const c = createGradientCollector<G>()
+    const gone = new Set<string>()
+    const started = performance.now()
+    const done = c.collect(1, { expected: new Set(['a', 'b']), deadline: started + 10_000, gaveUp: (id) => gone.has(id) })
+    c.offer({ step: 1, sender: 'a', value: 1 })
+    // found gone while the collect waits: looked at again within its poll
+    setTimeout(() => gone.add('b'), 50)
+    const result = await done
+    expect(performance.now() - started).toBeLessThan(2_000)
+    expect(result).toMatchObject({ missing: ['b'], timedOut: false })
+    expect([...result.received.keys()]).toEqual(['a'])
+    // one given up on that sends after all is received (it was not gone)
+    const next = c.collect(2, { expected: new Set(['a', 'b']), deadline: performance.now() + 10_000, gaveUp: (id) => gone.has(id) })
+    c.offer({ step: 2, sender: 'b', value: 3 })
+    c.offer({ step: 2, sender: 'a', value: 4 })
+    const second = await next
+    expect(second.missing).toEqual([])
+    expect([...second.received.keys()].sort()).toEqual(['a', 'b'])
+  })
+
   it('names the senders that sent a later step, also when the step was too far ahead to keep', () => {
     const c = createGradientCollector<G>({ maxStepsAhead: 2 })
     c.discardBefore(5)

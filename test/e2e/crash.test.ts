@@ -1,7 +1,8 @@
 /**
  * Issue 5: four daemons train a job; one non-host peer is SIGKILLed mid-training. The other
- * three evict it after the configured missed steps (each waiting at most the step deadline),
- * finish with identical parameters and about the accuracy of a fault-free run of the same job.
+ * three evict it after the configured missed steps, finish with identical parameters and about
+ * the accuracy of a fault-free run of the same job. Its port refuses connections once its process
+ * is gone: no step waits out the deadline for it (each did before, ~EVICT_AFTER deadlines in all).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -111,12 +112,11 @@ describe('a peer killed mid-training', () => {
     // a dead peer is a warning (failed pushes, eviction), never an error
     for (const d of [...clean.peers, ...survivors.map((i) => crashed.peers[i])]) expect(d.problems(), d.name).toEqual([])
 
-    // no step waited longer than the deadline: from the kill to the eviction there is room for
-    // EVICT_AFTER deadline-long waits (plus the step in flight at the kill), and no less than the
-    // waits that had to happen; a step that waited longer would push the eviction past the bound
+    // the killed process's port refuses connections: no step waited out a deadline for it, the
+    // EVICT_AFTER misses came as fast as the steps (they took (EVICT_AFTER - 1) deadlines and more
+    // while every miss waited one)
     const evictedAfterMs = Number(evictions[0].time) - killedAt
-    expect(evictedAfterMs).toBeGreaterThan((EVICT_AFTER - 1) * DEADLINE_MS)
-    expect(evictedAfterMs).toBeLessThan((EVICT_AFTER + 1) * DEADLINE_MS + 1500)
+    expect(evictedAfterMs, context).toBeLessThan(DEADLINE_MS)
     for (const i of survivors) {
       const m = crashed.metrics[i]
       expect(m, crashed.peers[i].name).toBeDefined()

@@ -12,8 +12,8 @@ import {
 } from '../../protocols/gradient-exchange/index.js'
 import { createMembershipTopic, type MembershipTopic } from '../../protocols/membership-topic.js'
 import { encodeGradientMessage, parameterDigest, type GradientMessage } from '../../protocols/messages/index.js'
-import type { PeerNode } from '../../protocols/node/index.js'
-import { captureLogs, startBootstrappedNodes, stopAll, waitFor } from './peer-helpers.js'
+import { dialRefused, type PeerNode } from '../../protocols/node/index.js'
+import { captureLogs, newNode, startBootstrappedNodes, stopAll, waitFor } from './peer-helpers.js'
 
 const JOB = 'job-mesh'
 const PARAMS = 61_706 // lenet5
@@ -349,8 +349,43 @@ describe('stream exchange failures', () => {
       const report = await sender.publish(gradientFor(ids()[2], 2, 1000), [ids()[0], ids()[1]])
       expect(report.reached).toEqual([ids()[0]])
       expect(report.missed).toEqual([ids()[1]])
+      // ... but it is up: not refused
+      expect(report.refused).toEqual([])
     } finally {
       await stopAll([receiver, sender])
     }
+  })
+
+  it('reports a recipient whose process is gone (its port refuses connections) as refused', async () => {
+    const gone = await newNode({ bootstrap: nodes[0].dialableAddrs(), bootstrapInitialDelayMs: 100 })
+    await gone.start()
+    const goneId = gone.peerId.toString()
+    const receiver = createGradientExchange({ mode: 'stream', node: gone, jobId: JOB })
+    const sender = createGradientExchange({ mode: 'stream', node: nodes[3], jobId: JOB, sendTimeoutMs: 3_000 })
+    await receiver.start()
+    await sender.start()
+    try {
+      await nodes[3].connectTo(goneId, gone.dialableAddrs())
+      const first = await sender.publish(gradientFor(ids()[3], 0, 1000), [goneId])
+      expect(first).toMatchObject({ reached: [goneId], missed: [], refused: [] })
+      await receiver.stop()
+      await gone.stop()
+      const after = await sender.publish(gradientFor(ids()[3], 1, 1000), [goneId])
+      expect(after).toMatchObject({ reached: [], missed: [goneId], refused: [goneId] })
+    } finally {
+      await stopAll([sender])
+    }
+  })
+})
+
+describe('dialRefused', () => {
+  it('is true for ECONNREFUSED alone or from every address, false when any address failed otherwise', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4001'), { code: 'ECONNREFUSED' })
+    const timeout = new Error('The operation was aborted due to timeout')
+    expect(dialRefused(refused)).toBe(true)
+    expect(dialRefused(new AggregateError([refused, refused], 'All multiaddr dials failed'))).toBe(true)
+    expect(dialRefused(new AggregateError([refused, timeout], 'All multiaddr dials failed'))).toBe(false)
+    expect(dialRefused(timeout)).toBe(false)
+    expect(dialRefused(new Error('wrapped', { cause: refused }))).toBe(true)
   })
 })

@@ -11,6 +11,7 @@ import type { DaemonConfig } from '../../../config/daemon-config.js'
 import type { JobConfig } from '../../../config/job-config.js'
 import { silentLogger, type Logger } from '../../../daemon/logger.js'
 import { createPeerDaemon, type PeerDaemon } from '../../../daemon/peer/peer-daemon.js'
+import type { FaultInjection } from '../../../protocols/gradient-exchange/index.js'
 import { createCachedDatasetLoader } from '../../../ml/data/job-datasets.js'
 
 export interface LocalDaemons {
@@ -46,11 +47,11 @@ export function useLocalDaemons(prefix: string): LocalDaemons {
 /** starts a daemon of one job: the host (with the job) when `host`, else one that joins through `bootstrap` */
 export type StartDaemon = (name: string, bootstrap: string[], host?: boolean, log?: Logger) => Promise<PeerDaemon>
 
-/** daemons of `job` on 127.0.0.1 sharing one dataset cache, stopped with the file's others */
-export function daemonStarter(local: LocalDaemons, job: JobConfig): StartDaemon {
+/** daemons of `job` on 127.0.0.1 sharing one dataset cache, stopped with the file's others; `hostFaults`: the host's inbound gradient faults (test-only) */
+export function daemonStarter(local: LocalDaemons, job: JobConfig, hostFaults?: FaultInjection): StartDaemon {
   const loadDatasets = createCachedDatasetLoader()
   return async (name, bootstrap, host = false, log = silentLogger()) => {
-    const daemon = await createPeerDaemon({ config: local.configFor(name, bootstrap), log, ...(host ? { job } : {}), controlSocket: false, reportsDir: null, loadDatasets })
+    const daemon = await createPeerDaemon({ config: local.configFor(name, bootstrap), log, ...(host ? { job, ...(hostFaults === undefined ? {} : { faults: hostFaults }) } : {}), controlSocket: false, reportsDir: null, loadDatasets })
     local.daemons.push(daemon)
     await daemon.start()
     return daemon
