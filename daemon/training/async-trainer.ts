@@ -22,6 +22,7 @@ import type { CollectResult } from '../membership/gradient-collector.js'
 import type { InboundGradient, StepOutcome, StepReport, SyncTrainer, SyncTrainerDeps } from './sync-trainer.js'
 import { describeShortRound, isPrimaryPartition } from './step-quorum.js'
 import { parameterDigest, stepDigest } from './training-state.js'
+import { setTimeout as sleepFor } from 'node:timers/promises'
 
 /** wire tag of step t's gradient */
 export const gradientTag = (step: number): number => 2 * step
@@ -131,7 +132,9 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       const collected = await stages.time('receive', async () => await collector.collect(averagingTag(step), {
         expected: new Set(others.filter((id) => membership.isMemberAt(id, step))),
         deadline: performance.now() + deps.deadline.current(),
-        signal
+        signal,
+        // a member whose port refuses connections died: its deadline would only delay its eviction
+        ...(deps.unreachable === undefined ? {} : { gaveUp: deps.unreachable })
       }))
       const present = new Set([...collected.received.keys(), deps.selfId])
       const senior = membership.coordinatorAt(step)
@@ -155,6 +158,10 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       deps.log[level]({ step, heard: present.size, members: members.length, missing: collected.missing, shortRounds }, `averaging round: ${short.logMessage}`)
       // those still at the round may be waiting for this peer's change, lost on the way
       resend(collected.missing)
+      // a round that waited for nobody (every one missing is gone) would come straight back: pace it
+      if (!collected.timedOut && collected.missing.every((id) => deps.unreachable?.(id) === true)) {
+        await sleepFor(Math.min(500, deps.deadline.current()), undefined, { signal }).catch(() => {})
+      }
     }
   }
 

@@ -3,7 +3,8 @@
  * deadline: in a job's first steps that deadline is the 30 s warm-up, and with 3 missed steps to
  * evict, a crash there held the job ~90 s. A refused dial says the process is gone (a cut link or
  * a host that is down times out instead, and is still waited for): each step counts its miss at
- * once, and the coordinator evicts it within seconds.
+ * once, and the coordinator evicts it within seconds; in an asynchronous job each averaging round
+ * that waited for it did too.
  */
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -35,5 +36,23 @@ describe('a member whose port refuses connections', () => {
     while ((runner.progress().step < past || member.session()!.runner()!.progress().step < past) && Date.now() - started < 90_000) await new Promise((resolve) => setTimeout(resolve, 100))
     expect(runner.progress().step, `host at ${runner.progress().step}, crash at ${crashedAt}`).toBeGreaterThanOrEqual(past)
     expect(member.session()!.runner()!.membership().isMemberAt(crashedId, Number.MAX_SAFE_INTEGER)).toBe(false)
+  }, 120_000)
+
+  it('in an asynchronous job: evicted within seconds, not a warm-up deadline per averaging round', async () => {
+    const job = parseJobConfig({
+      id: `refused-eviction-async-${process.pid}`, model: 'mlp', epochs: 4, batchSize: 32, trainSamples: 3072, minPeers: 4,
+      mode: 'async', maxStaleness: 4, averageEvery: 4,
+      optimizer: { type: 'sgd', lr: 0.05, momentum: 0 }, aggregation: { rule: 'trimmed-mean', f: 1 }
+    }, 'test job')
+    const [host, , , crashed] = await startTrainingMembers(daemonStarter(local, job), 4, 2)
+    const runner = host.session()!.runner()!
+    const crashedId = crashed.peerId
+    await crashed.stop({ leave: false })
+    const started = Date.now()
+    const evicted = (): boolean => !runner.membership().isMemberAt(crashedId, Number.MAX_SAFE_INTEGER)
+    while (!evicted() && Date.now() - started < 60_000) await new Promise((resolve) => setTimeout(resolve, 100))
+    const tookMs = Date.now() - started
+    expect(evicted(), `still a member after ${tookMs} ms`).toBe(true)
+    expect(tookMs).toBeLessThan(20_000)
   }, 120_000)
 })
