@@ -297,13 +297,23 @@ export function createJobSession(options: JobSessionOptions): JobSession {
    * reached through the broker
    */
   const refusing = new Set<string>()
-  const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => { refusing.delete(event.detail.toString()) }
+  /** when a connection to each peer last opened (Date.now() ms): a refusal from a dial begun before it is old news */
+  const connectedAt = new Map<string, number>()
+  const markRefused = (peer: string, dialedAt: number): void => {
+    if ((connectedAt.get(peer) ?? -Infinity) < dialedAt && !node.connectedPeers().includes(peer)) refusing.add(peer)
+  }
+  const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => {
+    const peer = event.detail.toString()
+    refusing.delete(peer)
+    connectedAt.set(peer, Date.now())
+  }
   const onPeerDisconnect = (event: CustomEvent<{ toString(): string }>): void => {
     const peer = event.detail.toString()
     const runner = core.runner()
     if (fallback !== undefined || runner === undefined || !runner.membership().isMemberAt(peer, runner.progress().step)) return
+    const dialedAt = Date.now()
     node.libp2p.dial(event.detail as never, { signal: AbortSignal.timeout(DISCONNECT_PROBE_TIMEOUT_MS) }).catch((error: unknown) => {
-      if (dialRefused(error) && !node.connectedPeers().includes(peer)) refusing.add(peer)
+      if (dialRefused(error)) markRefused(peer, dialedAt)
     })
   }
 
@@ -312,9 +322,11 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       if (exchange === undefined) return { missed: recipients }
       const e = exchange
       if (fallback === undefined) {
+        const sentAt = Date.now()
         const report = await e.publish(message, recipients)
         for (const peer of report.reached) refusing.delete(peer)
-        for (const peer of report.refused ?? []) refusing.add(peer)
+        // a member that came back (a new process) while the push was refused is no longer gone
+        for (const peer of report.refused ?? []) markRefused(peer, sentAt)
         return report
       }
       return await fallback.publish(message, recipients, async (m, direct) => await e.publish(m, direct))
@@ -419,6 +431,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       node.libp2p.removeEventListener('peer:connect', onPeerConnect as never)
       node.libp2p.removeEventListener('peer:disconnect', onPeerDisconnect as never)
       refusing.clear()
+      connectedAt.clear()
       try {
         node.pubsub.unsubscribe(topic)
       } catch {}
