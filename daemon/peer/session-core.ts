@@ -138,6 +138,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
    * out a deadline for it and recorded the leave a step before the one announced)
    */
   let finishingLastStep = false
+  /** the step the runner started at (a joiner's state's step; 0 for a host) */
+  let firstStep = 0
   /** gradients and memberships that came before the runner (a joiner fetching its state) */
   const early = createEarlyInbox()
   let parameterCount = 0
@@ -231,6 +233,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
 
   const startRunner = (snapshot: JobSnapshot | undefined, provisional = false, warmupDeadlineMs?: number, control?: ControlDecision): void => {
     runner = createRunner(snapshot, provisional, warmupDeadlineMs)
+    firstStep = snapshot?.step ?? 0
     const r = runner
     // a joiner of a paused job: paused before its first step, as the members are
     if (control !== undefined) r.control().adopt(control)
@@ -282,10 +285,12 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
       }
       if (runner.offerGradient(inbound)) return
       // async: a gradient older than the staleness bound is dropped by design, not an anomaly. One
-      // for a step past the window is this peer lagging behind its sender, not a stale message
+      // for a step past the window is this peer lagging behind its sender, not a stale message. One
+      // for a step before this peer's first is no anomaly either: a joiner admitted at step s whose
+      // state came from a donor already past s gets the members' gradients of the steps between
       const now = runner.progress().step
       if (message.step > now) rejections.reject('ahead', { from, step: message.step }, `gradient for step ${message.step} is further ahead than the steps this peer collects (now at step ${now}): this peer lags behind its sender`, { expected: runner.config.mode === 'async' })
-      else rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${now})`, { expected: runner.config.mode === 'async' })
+      else rejections.reject('stale', { from, step: message.step }, `gradient for step ${message.step} is outside the window this peer collects (now at step ${now})`, { expected: runner.config.mode === 'async' || message.step < firstStep })
     },
     onAnnouncement,
     startFromSnapshot(snapshot: JobSnapshot, joined: JoinedWith = {}) {

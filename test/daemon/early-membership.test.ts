@@ -14,6 +14,8 @@ import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
 import { admissionReply } from '../../daemon/peer/admission-reply.js'
 import { JoinReplySchema } from '../../protocols/job/job-protocol.js'
+import type { GradientMessage } from '../../protocols/messages/index.js'
+import { createRng } from '../../ml/core/rng.js'
 import { createSessionCore, type JobWire, type SessionCore } from '../../daemon/peer/session-core.js'
 
 const job = parseJobConfig({ id: 'early-membership', model: 'mlp', epochs: 1, batchSize: 16, trainSamples: 512, minPeers: 1, aggregation: { rule: 'mean', f: 0 } }, 'test job')
@@ -103,5 +105,29 @@ describe('a joiner admitted by a coordinator that stops at once', () => {
     // and the joiner waited out a deadline for the gone host's gradient)
     expect(r.mayDecideForJob('member')).toBe(true)
     expect(r.mayDecideForJob('host')).toBe(false)
+  })
+})
+
+describe('a joiner whose state is past its admission step', () => {
+  it('takes the members\' gradients of the steps before its state as expected refusals, not rejections (a walk logged them as warnings)', async () => {
+    const host = await core('host', true)
+    host.core.startIfOwned()
+    const runner = host.core.runner()!
+    const admitted = await runner.admit('joiner-1')
+    const snapshot = runner.currentSnapshot()
+    // the donor had moved on past the admission step when it served the state
+    const stateStep = admitted.effectiveStep + 3
+    const joiner = await core('joiner-1', false)
+    joiner.core.startFromSnapshot({ ...snapshot, step: stateStep, meta: { ...snapshot.meta, membership: admitted.membership } })
+    const codec = host.core.codec
+    const count = host.core.parameterCount()
+    const gradientFor = (step: number): GradientMessage => ({
+      jobId: 'early-membership', step, sender: 'host', codec: codec.id, parameterCount: count,
+      digest: new Uint8Array(32), payload: codec.encode(new Float32Array(count), createRng(step))
+    })
+    // a member's gradient for a step between the admission and the state
+    joiner.core.onGradient(gradientFor(stateStep - 1), 'host')
+    expect(joiner.core.rejections.counts()).toEqual({})
+    expect(joiner.core.rejections.dropped()).toEqual({ stale: 1 })
   })
 })
