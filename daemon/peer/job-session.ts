@@ -9,7 +9,7 @@ import { JOB_PROTOCOL, NOTHING_TO_JOIN, type ControlDecision, type JobControlAct
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
-import { dialRefused, type PeerNode, type TrafficCounts } from '../../protocols/node/index.js'
+import type { PeerNode, TrafficCounts } from '../../protocols/node/index.js'
 import { fetchSnapshot as fetchStateSnapshot, MAX_STATE_RANGES, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -18,6 +18,7 @@ import { admissionReply } from './admission-reply.js'
 import { BROKER_LINGER_AFTER_JOB_MS } from './amqp-job-session.js'
 import { createBrokerFallback, type BrokerFallback, type BrokerFallbackOptions } from './broker-fallback.js'
 import type { MembershipChange } from './membership-changes.js'
+import { createRefusedMembers } from './refused-members.js'
 import type { RejectionLog } from './rejection-log.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
 
@@ -115,8 +116,6 @@ export interface JobSession {
 }
 
 const HEARTBEAT_MS = 1000
-/** a member's last connection closed: a dial to it this long at most tells a dead process (refused) from a cut link (no answer) */
-const DISCONNECT_PROBE_TIMEOUT_MS = 5_000
 
 export function membershipTopic(jobId: string): string {
   return `/p2pmld/job/${jobId}/membership/1`
@@ -289,33 +288,14 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     }
   }
 
-  /**
-   * members whose port refused connections (their process died): a push of a gradient found it,
-   * or a dial right after the member's last connection closed (a push that left just before the
-   * crash counted as reached). Until a connection from them opens or a push reaches them again
-   * (JobWire.refusing). Not with a broker fallback: there a member libp2p cannot reach may be
-   * reached through the broker
-   */
-  const refusing = new Set<string>()
-  /** when a connection to each peer last opened (Date.now() ms): a refusal from a dial begun before it is old news */
-  const connectedAt = new Map<string, number>()
-  const markRefused = (peer: string, dialedAt: number): void => {
-    if ((connectedAt.get(peer) ?? -Infinity) < dialedAt && !node.connectedPeers().includes(peer)) refusing.add(peer)
-  }
-  const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => {
-    const peer = event.detail.toString()
-    refusing.delete(peer)
-    connectedAt.set(peer, Date.now())
-  }
-  const onPeerDisconnect = (event: CustomEvent<{ toString(): string }>): void => {
-    const peer = event.detail.toString()
-    const runner = core.runner()
-    if (fallback !== undefined || runner === undefined || !runner.membership().isMemberAt(peer, runner.progress().step)) return
-    const dialedAt = Date.now()
-    node.libp2p.dial(event.detail as never, { signal: AbortSignal.timeout(DISCONNECT_PROBE_TIMEOUT_MS) }).catch((error: unknown) => {
-      if (dialRefused(error)) markRefused(peer, dialedAt)
-    })
-  }
+  /** members found gone (their port refuses connections): steps do not wait for them (JobWire.refusing); not with a broker fallback, which may reach them */
+  const refused = createRefusedMembers({
+    node,
+    isMember: (peer) => {
+      const runner = core.runner()
+      return fallback === undefined && runner !== undefined && runner.membership().isMemberAt(peer, runner.progress().step)
+    }
+  })
 
   const wire: JobWire = {
     publishGradient: async (message, recipients) => {
@@ -324,14 +304,12 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       if (fallback === undefined) {
         const sentAt = Date.now()
         const report = await e.publish(message, recipients)
-        for (const peer of report.reached) refusing.delete(peer)
-        // a member that came back (a new process) while the push was refused is no longer gone
-        for (const peer of report.refused ?? []) markRefused(peer, sentAt)
+        refused.notePush(report, sentAt)
         return report
       }
       return await fallback.publish(message, recipients, async (m, direct) => await e.publish(m, direct))
     },
-    refusing: (peer) => refusing.has(peer),
+    refusing: (peer) => refused.refusing(peer),
     broadcast: publish,
     request: async (peer, request, schema, requestOptions) => await orThroughBroker(peer, requestOptions?.signal,
       async () => await requestJson(node.libp2p, peerIdFromString(peer), JOB_PROTOCOL, request, schema, requestOptions),
@@ -363,8 +341,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       await fallback?.start({ core, expect: { jobId, parameterCount, codec: core.codec.id, payloadBytes: core.codec.encodedSize(parameterCount) }, onGradient, onAnnouncement, connected: (peer) => node.connectedPeers().includes(peer) })
       core.attach(wire)
       node.pubsub.addEventListener('message', onTopicMessage as never)
-      node.libp2p.addEventListener('peer:connect', onPeerConnect as never)
-      node.libp2p.addEventListener('peer:disconnect', onPeerDisconnect as never)
+      refused.start()
       node.pubsub.subscribe(topic)
       heartbeat = setInterval(() => {
         publish({ v: 1, type: 'heartbeat', jobId, step: core.runner()?.progress().step ?? 0, addrs: node.dialableAddrs() }).catch(() => {})
@@ -428,10 +405,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       await core.stopRunner(stopOptions.leave === true)
       await fallback?.stop(members(), state === 'finished' || state === 'failed')
       node.pubsub.removeEventListener('message', onTopicMessage as never)
-      node.libp2p.removeEventListener('peer:connect', onPeerConnect as never)
-      node.libp2p.removeEventListener('peer:disconnect', onPeerDisconnect as never)
-      refusing.clear()
-      connectedAt.clear()
+      refused.stop()
       try {
         node.pubsub.unsubscribe(topic)
       } catch {}
