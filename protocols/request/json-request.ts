@@ -52,7 +52,10 @@ export type JsonRequestRejection = 'bad-json' | 'bad-request' | 'refused' | 'unr
 export interface JsonRequestHandlerOptions {
   readonly timeoutMs?: number
   readonly onError?: (error: unknown) => void
-  /** every request not served, by reason (the daemon counts them); expected: the handler threw an ExpectedRefusal */
+  /**
+   * every request not served, by reason (the daemon counts them); expected: the handler threw an
+   * ExpectedRefusal, or the requester reset the stream before its request arrived ('unreadable')
+   */
   readonly onRejected?: (reason: JsonRequestRejection, remotePeer: PeerId, message: string, expected: boolean) => void
 }
 
@@ -111,7 +114,11 @@ export async function handleJsonRequests<Req>(
         stream.abort(error instanceof Error ? error : new Error(String(error)))
       }
     } catch (error) {
-      options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error), false)
+      // a reset before the request arrived is the requester going away (its process stopped, or
+      // it gave up): counted apart as expected, as a peer leaving at a job's end does it every run
+      const reset = error instanceof Error && error.name === 'StreamResetError'
+      const message = reset ? 'the requester reset the stream before its request arrived' : error instanceof Error ? error.message : String(error)
+      options.onRejected?.('unreadable', connection.remotePeer, message, reset)
       options.onError?.(error)
       stream.abort(error instanceof Error ? error : new Error(String(error)))
     } finally {

@@ -4,7 +4,9 @@
  * throws is one ('refused'), counted once. (16 busy daemons logged every hung-up reply twice,
  * as 'refused' and as 'unreadable'.) A handler that holds its reply learns when the requester went
  * away (it gave up, or its process died): a coordinator holding a joiner's reply until the start
- * withdraws the admission then (admission-reply.ts).
+ * withdraws the admission then (admission-reply.ts). A stream reset before its request arrived
+ * is the requester going away (a peer exiting at a job's end does it): an expected refusal, not
+ * a warning.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -43,6 +45,32 @@ describe('JSON requests', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(rejections).toEqual(['refused'])
     expect(await requestJson(client.libp2p, target, PROTOCOL, { delayMs: 0, fail: false }, z.object({ fine: z.boolean() }))).toEqual({ fine: true })
+  })
+
+  it('counts a stream reset before the request as expected (the requester went away), a cut-off frame as unreadable', async () => {
+    const server = await newNode()
+    const client = await newNode()
+    nodes.push(server, client)
+    await Promise.all([server.start(), client.start()])
+    const rejections: Array<{ reason: string, message: string, expected: boolean }> = []
+    await handleJsonRequests(server.libp2p, PROTOCOL, z.object({}), async () => ({ fine: true }), {
+      onRejected: (reason, _remote, message, expected) => { rejections.push({ reason, message, expected }) }
+    })
+    const target = server.libp2p.getMultiaddrs()[0]
+
+    // what a peer exiting at a job's end does to a request it had just opened
+    const reset = await client.libp2p.dialProtocol(target, PROTOCOL)
+    reset.abort(new Error('process exiting'))
+    await waitFor(() => rejections.length === 1, 'the reset stream counted')
+    expect(rejections[0]).toEqual({ reason: 'unreadable', message: 'the requester reset the stream before its request arrived', expected: true })
+
+    // a frame whose length prefix promises more than the stream carries before it closes
+    const cut = await client.libp2p.dialProtocol(target, PROTOCOL)
+    cut.send(Uint8Array.from([100, 123, 34]))
+    await cut.close()
+    await waitFor(() => rejections.length === 2, 'the cut-off frame counted')
+    expect(rejections[1].reason).toBe('unreadable')
+    expect(rejections[1].expected).toBe(false)
   })
 
   it('tells a handler holding its reply that the requester went away: gave up, or its node died', async () => {
