@@ -7,7 +7,8 @@
  * honest one whatever f of them do. A slice short of that keeps the step waiting (its results
  * sent again to the members that lack them), unless f+1 members have moved on (this peer is
  * behind and re-syncs) or this peer is no member any more. A crashed replica is evicted by its
- * missed parts, as a crashed member is in the stream exchange.
+ * missed parts, as a crashed member is in the stream exchange; one whose port refuses connections
+ * (`unreachable`) is not waited for past what the slices need.
  */
 import type { GradientCollector } from '../membership/gradient-collector.js'
 import type { MembershipView } from '../membership/membership-view.js'
@@ -38,6 +39,11 @@ export interface ResultsWait {
    * round does not wait for their results beyond what the slices need (f+1 of each)
    */
   readonly absent?: readonly string[]
+  /**
+   * members known gone (their port refuses connections: refused-members.ts): a round stops
+   * waiting for their results, as the parts collection does, instead of waiting out the deadline
+   */
+  readonly unreachable?: (peer: string) => boolean
 }
 
 /**
@@ -61,7 +67,8 @@ export async function collectResults(w: ResultsWait): Promise<Map<number, readon
       const index = w.members.indexOf(m.sender)
       return index >= 0 && m.sliced !== undefined && fitsRun(w.plan, m.sliced.header, w.plan.replicaRun(index))
     }
-    await w.results.collect(w.step, { expected, deadline: performance.now() + w.deadlineMs(), signal: w.signal, accept: fits })
+    const gaveUp = w.unreachable
+    await w.results.collect(w.step, { expected, deadline: performance.now() + w.deadlineMs(), signal: w.signal, accept: fits, ...(gaveUp === undefined ? {} : { gaveUp }) })
     // what every live member sent, those not waited for included
     const received = new Map([...w.results.receivedAt(w.step)].filter(([sender, m]) => live.includes(sender) && fits(m)))
     const byReplica = new Map<number, readonly Float32Array[]>([[self, w.own]])
@@ -79,8 +86,8 @@ export async function collectResults(w: ResultsWait): Promise<Map<number, readon
     w.log.warn({ step: w.step, slices: short, needed, missing },
       'step deadline passed short of the replicas\' results some slices need; waiting on')
     w.resend(missing)
-    // everyone live has sent and a slice still lacks results: only a membership change helps (a
-    // re-cut); wait for it without spinning
-    if (missing.length === 0) await new Promise((resolve) => setTimeout(resolve, Math.min(500, w.deadlineMs())))
+    // everyone live has sent (or every one missing is gone) and a slice still lacks results: only
+    // a membership change helps (a re-cut, the eviction); wait for it without spinning
+    if (missing.every((id) => gaveUp?.(id) === true)) await new Promise((resolve) => setTimeout(resolve, Math.min(500, w.deadlineMs())))
   }
 }

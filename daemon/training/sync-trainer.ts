@@ -138,7 +138,8 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
     recentSends.remember(step, members, resend)
     const byReplica = await stages.time('receive', async () => await collectResults({
       step, plan, members, selfId: deps.selfId, own: mine.decoded, f: deps.aggregation.f, results: rs.results, parts: collector,
-      membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal, absent: collected.missing
+      membership, deadlineMs: () => deps.deadline.current(), resend, log: deps.log, signal, absent: collected.missing,
+      ...(deps.unreachable === undefined ? {} : { unreachable: deps.unreachable })
     }))
     if (signal?.aborted === true) throw signal.reason ?? new Error('stopped')
     if (byReplica === 'recut' || 'kind' in byReplica) return byReplica
