@@ -16,8 +16,8 @@ function standIn (dial: (peer: string) => Promise<unknown>) {
   const dialed: string[] = []
   const node = {
     libp2p: {
-      addEventListener: (type: string, handler: EventListener) => { events.addEventListener(type, handler) },
-      removeEventListener: (type: string, handler: EventListener) => { events.removeEventListener(type, handler) },
+      addEventListener: (type: string, handler: (event: Event) => void) => { events.addEventListener(type, handler) },
+      removeEventListener: (type: string, handler: (event: Event) => void) => { events.removeEventListener(type, handler) },
       dial: async (peer: { toString(): string }) => {
         dialed.push(peer.toString())
         return await dial(peer.toString())
