@@ -24,6 +24,12 @@ export interface AmqpJobSessionOptions extends SessionJobOptions {
 }
 
 const HEARTBEAT_MS = 1000
+/**
+ * a member not heard from for this long (a heartbeat late) is probed: is its control queue still
+ * on the broker? (ms; looked at every PROBE_CHECK_MS)
+ */
+const PROBE_SILENT_MS = HEARTBEAT_MS + 200
+const PROBE_CHECK_MS = 250
 const DIGEST_WAIT_MS = 25_000
 /** a joiner whose reply is held sends heartbeats meanwhile: none for this long, it is gone (ms) */
 const JOINER_SILENT_MS = 5 * HEARTBEAT_MS
@@ -39,6 +45,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
   let connection: BrokerConnection | undefined
   let transport: AmqpJobTransport | undefined
   let heartbeat: NodeJS.Timeout | undefined
+  let probes: NodeJS.Timeout | undefined
   let linger: NodeJS.Timeout | undefined
   let closing: Promise<void> | undefined
 
@@ -52,7 +59,9 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
   const closeBroker = (jobOver: boolean): Promise<void> => {
     closing ??= (async () => {
       if (heartbeat !== undefined) clearInterval(heartbeat)
+      if (probes !== undefined) clearInterval(probes)
       heartbeat = undefined
+      probes = undefined
       const r = core.runner()
       await transport?.stop({ deleteJob: jobOver, peers: [...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()] })
       await connection?.stop()
@@ -110,14 +119,47 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     return { membership: session.info().membership }
   }
 
+  /**
+   * members found gone (JobWire.refusing), with when: their queues went with their broker
+   * connection (a gradient published to them, or a probe of a member whose heartbeat is late,
+   * came back unroutable) and nothing was heard from them since it was sent. Every member
+   * heartbeats each second, so one heard after that (a restarted process, a connection re-made)
+   * is waited for again. (A gradient publish that got through proves nothing: the queue may be
+   * this peer's own declaration, with no consumer.)
+   */
+  const goneSince = new Map<string, number>()
+  const lastHeard = (peer: string): number => sightings.get(peer)?.lastSeen ?? 0
+  const isGone = (peer: string): boolean => {
+    const since = goneSince.get(peer)
+    return since !== undefined && lastHeard(peer) < since
+  }
+  const probing = new Set<string>()
+  /** probe the job's members whose heartbeat is late: one killed just after its last gradient is found gone within ~1.5 s */
+  const probeSilentMembers = (): void => {
+    const r = core.runner()
+    const t = transport
+    if (r === undefined || t === undefined || r.state() === 'finished' || r.state() === 'failed') return
+    const now = Date.now()
+    for (const peer of r.membership().membersAt(r.progress().step)) {
+      if (peer === selfId || probing.has(peer) || isGone(peer) || now - lastHeard(peer) < PROBE_SILENT_MS) continue
+      probing.add(peer)
+      t.probeGone(peer).then((gone) => {
+        if (gone && lastHeard(peer) < now) goneSince.set(peer, now)
+      }, () => { /* no broker here now: nothing learned */ }).finally(() => probing.delete(peer))
+    }
+  }
+
   const wire: JobWire = {
     publishGradient: async (message, recipients) => {
       if (transport === undefined) return { missed: recipients }
-      // a member whose queue for us is not declared yet (its first heartbeat from us is on the
-      // way) or a broker that is reconnecting misses it: the core re-sends while the step waits
+      // a broker that is reconnecting misses it: the core re-sends while the step waits
       for (const r of recipients) transport.watchSender(r)
-      return await transport.publishGradient(message, recipients)
+      const sentAt = Date.now()
+      const report = await transport.publishGradient(message, recipients)
+      for (const r of report.unroutable) if (lastHeard(r) < sentAt) goneSince.set(r, sentAt)
+      return report
     },
+    refusing: isGone,
     broadcast: async (message) => await transport?.broadcast(message),
     request: async (peer, request, schema, requestOptions) => {
       if (transport === undefined) throw new Error('the broker transport is stopped')
@@ -165,6 +207,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       heartbeat = setInterval(() => {
         transport?.broadcast({ v: 1, type: 'heartbeat', jobId, step: core.runner()?.progress().step ?? 0, addrs: [] }).catch(() => {})
       }, HEARTBEAT_MS)
+      probes = setInterval(probeSilentMembers, PROBE_CHECK_MS)
       core.startIfOwned()
       const runner = core.runner()
       if (runner !== undefined) watchMembers(runner.membership().toSnapshot() as MembershipState)
@@ -224,7 +267,9 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     droppedCounts: () => rejections.dropped(),
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
+      if (probes !== undefined) clearInterval(probes)
       heartbeat = undefined
+      probes = undefined
       clearTimeout(linger)
       const state = core.runner()?.state()
       await core.stopRunner(stopOptions.leave === true)

@@ -49,9 +49,11 @@ export interface JobWire {
   /** the job's state as of `minStep` (or later) from `peer` */
   fetchSnapshot(peer: string, minStep: number, options?: { signal?: AbortSignal }): Promise<TrainingSnapshot>
   /**
-   * the last gradient sent to `peer` found its port refusing connections (its host is up, its
-   * process gone) and nothing since says it is back (a connection from it, a send that reached
-   * it); absent: the transport cannot tell (the broker)
+   * `peer` is known gone and nothing since says it is back: over libp2p the last gradient sent to
+   * it found its port refusing connections (its host is up, its process gone) and no connection
+   * from it or send that reached it came after; over the broker its queue of this peer's
+   * gradients went with its broker connection and no heartbeat came after. Absent: the transport
+   * cannot tell (libp2p with a broker fallback)
    */
   refusing?(peer: string): boolean
 }

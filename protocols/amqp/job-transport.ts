@@ -74,7 +74,20 @@ export interface AmqpJobTransport {
   watchSender(sender: string): void
   /** the job ended on this peer: delete its latest-gradient queues and declare no more */
   releaseGradientQueues(): Promise<void>
-  publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ missed: string[] }>
+  /**
+   * Publish to each recipient's queue of this peer's gradients. `missed`: recipients it did not
+   * reach (the broker away, or no queue); `unroutable`, of those, the ones whose queue is gone
+   * after it had been declared: auto-deleted when its consumer went, i.e. the recipient's broker
+   * connection closed (its process died, or it lost the broker)
+   */
+  publishGradient(message: GradientMessage, recipients: readonly string[]): Promise<{ missed: string[], unroutable: string[] }>
+  /**
+   * Whether `peer` is gone from the broker: a mandatory 'probe' message to its control queue
+   * came back unroutable (the queue is exclusive to its connection, so it went when that
+   * connection closed: its process died, or it lost the broker). false when the queue is there;
+   * throws BrokerUnavailableError while this peer has no broker connection. The peer ignores it.
+   */
+  probeGone(peer: string): Promise<boolean>
   onGradient(handler: GradientHandler): () => void
   /** duplicates, refused, still say where their sender is (RepeatHandler) */
   onRepeat(handler: RepeatHandler): () => void
@@ -213,6 +226,9 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
         if (parsed.success) void serveSnapshot(from, parsed.data.id, parsed.data.minStep)
         return
       }
+      case 'probe':
+        // a member checking that this peer is still on the broker (probeGone): delivered is the answer
+        return
       case 'reply':
       case 'snapshot-chunk': {
         answers.deliver(from, typeof h.id === 'string' ? h.id : '', envelope)
@@ -292,6 +308,7 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
       // re-sends run out (a restart takes longer than they last) and the step going on without it
       if (!connection.connected()) await connection.ready(AbortSignal.timeout(RECONNECT_WAIT_MS)).catch(() => {})
       const missed: string[] = []
+      const unroutable: string[] = []
       // a queue keeps only the latest message: a late retry of an older step would push out a
       // newer gradient the recipient has not read yet, so it is not sent (the newer one supersedes it)
       const current = recipients.filter((r) => (newestStep.get(r) ?? -1) <= message.step)
@@ -300,8 +317,10 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
         try {
           await connection.withChannel(async (ch) => { await declareRoute(ch, recipient, selfId) })
           const outcome = await connection.publish(names.exchange, gradientKey(recipient, selfId), bytes, { mandatory: true })
-          if (outcome === 'unroutable') missed.push(recipient)
-          else {
+          if (outcome === 'unroutable') {
+            missed.push(recipient)
+            unroutable.push(recipient)
+          } else {
             published++
             publishedBytes += bytes.byteLength
           }
@@ -310,7 +329,11 @@ export function createAmqpJobTransport(options: AmqpJobTransportOptions): AmqpJo
           missed.push(recipient)
         }
       }))
-      return { missed }
+      return { missed, unroutable }
+    },
+    async probeGone(peer) {
+      const bytes = await sealEnvelope(key, header({ kind: 'probe' }))
+      return await connection.publish(names.exchange, controlKey(peer), bytes, { mandatory: true }) === 'unroutable'
     },
     onGradient: (handler) => pipeline.addHandler(handler),
     onRepeat: (handler) => pipeline.addRepeatHandler(handler),

@@ -3,7 +3,8 @@
  * when the queue is deleted by someone else (a reviewer's broker run: a joiner's session that
  * stopped mid-job deleted the coordinator's queue of its gradients), the consumer declares it
  * again. Without that, the sender's next gradients went to a queue nobody read (or nowhere), and
- * every step of the coordinator waited out its deadline.
+ * every step of the coordinator waited out its deadline. A peer whose broker connection closed
+ * (its process died) is told from one still there by a gradient or a probe coming back unroutable.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -71,5 +72,27 @@ describe('the broker transport', () => {
     expect((await sender.transport.publishGradient(gradient(jobId, sender.id, 1), [receiver.id])).missed).toEqual([])
     await until('gradient of step 1 received', () => receiver.received.length === 2)
     expect(receiver.received.map((m) => m.step)).toEqual([0, 1])
+  }, 60_000)
+
+  it('tells a peer whose broker connection closed (its process died) from one still there: gradient and probe come back unroutable', async () => {
+    const jobId = `gone-${process.pid}-${Date.now()}`
+    const sender = await peer(jobId)
+    const receiver = await peer(jobId)
+    receiver.transport.watchSender(sender.id)
+    const queue = jobNames(jobId).gradientQueue(receiver.id, sender.id)
+    await until('the gradient queue consumed', () => consumersOf(queue) === 1)
+    expect(await sender.transport.probeGone(receiver.id)).toBe(false)
+    expect(await sender.transport.publishGradient(gradient(jobId, sender.id, 0), [receiver.id])).toEqual({ missed: [], unroutable: [] })
+    await until('gradient of step 0 received', () => receiver.received.length === 1)
+    // the probe reached the live peer, which ignores it (no bad envelope counted)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(receiver.transport.stats().badEnvelopes).toBe(0)
+
+    // the receiver's connection closes as a killed process's does (no stop(): its queues are
+    // not deleted by it, the broker drops the exclusive and auto-delete ones)
+    await receiver.connection.stop()
+    await until('the gradient queue gone', () => consumersOf(queue) === undefined)
+    expect(await sender.transport.probeGone(receiver.id)).toBe(true)
+    expect(await sender.transport.publishGradient(gradient(jobId, sender.id, 1), [receiver.id])).toEqual({ missed: [receiver.id], unroutable: [receiver.id] })
   }, 60_000)
 })

@@ -1,6 +1,7 @@
 /**
  * Membership over the RabbitMQ broker (issue 18): real daemon processes with no libp2p bootstrap
- * find the job on the broker, one is SIGKILLed and evicted, the rest finish with identical
+ * find the job on the broker, one is SIGKILLed and evicted (within seconds, not a deadline per
+ * missed step: its queues go with its broker connection, so the others know it is gone), the rest finish with identical
  * parameters; a peer joins mid-training (state sync over the broker); two jobs share the broker
  * without mixing; nothing of a job stays on the broker after it; a member that stops before the
  * job is over leaves the others' queues alone.
@@ -30,7 +31,7 @@ describe('membership over the broker', () => {
     mkdirSync(jobDir, { recursive: true })
     writeFileSync(join(jobDir, 'job.json'), JSON.stringify({
       id: jobId, transport: 'amqp', model: 'mlp', epochs: 4, batchSize: 64, trainSamples: 4096,
-      minPeers: 3, stepDeadlineMs: 3000, evictAfterMissedSteps: 3, aggregation: { rule: 'mean', f: 0 }, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }
+      minPeers: 3, stepDeadlineMs: 5000, evictAfterMissedSteps: 3, aggregation: { rule: 'mean', f: 0 }, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }
     }))
     const broker = ['--amqp-url', BROKER_URL, '--exit-when-done']
     const host = fleet.start('host', ['--config', join(jobDir, 'job.json'), ...broker])
@@ -43,6 +44,7 @@ describe('membership over the broker', () => {
     await eventually(async () => { const s = await hostClient.status(); return s.state === 'training' && s.step >= 10 ? s : undefined }, 120_000, 'training past step 10')
       .catch((error: unknown) => { throw new Error(`${(error as Error).message}\n${fleet.describe()}`) })
     const victimId = peers[2].stderr().match(/"peerId":"(\w+)"/)?.[1]
+    const killedAt = Date.now()
     peers[2].kill('SIGKILL')
     const survivors = [peers[0], peers[1]]
     await Promise.all(survivors.map(async (p) => await p.exited))
@@ -54,6 +56,12 @@ describe('membership over the broker', () => {
     expect(finished[0]!.accuracy).toBeGreaterThan(80)
     const evictions = host.logs().filter((l) => l.msg === 'evicting a member that missed too many steps')
     expect(evictions.map((e) => e.peer), context).toEqual([victimId])
+    // its queues went with its broker connection, found by a gradient or a probe coming back
+    // unroutable: no step waited out the 5 s deadline for it (3 deadlines and more before; with
+    // gradients alone, the step it died in still waited one)
+    const evictedAfterMs = Number(evictions[0].time) - killedAt
+    console.log(`amqp: evicted ${evictedAfterMs} ms after the SIGKILL`)
+    expect(evictedAfterMs, context).toBeLessThan(3000)
     expect(brokerNames('queues', jobId)).toEqual([])
     expect(brokerNames('exchanges', jobId)).toEqual([])
   }, 400_000)
