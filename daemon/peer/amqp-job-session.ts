@@ -13,6 +13,7 @@ import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conver
 import { budgetSignal } from '../job/budget-signal.js'
 import { silenceSignal } from '../job/silence-signal.js'
 import { admissionReply } from './admission-reply.js'
+import { BROKER_HEARTBEAT_MS, createBrokerGoneMembers } from './broker-gone-members.js'
 import type { JobSession, JoinedWith, NetworkCounters } from './job-session.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
 
@@ -23,13 +24,7 @@ export interface AmqpJobSessionOptions extends SessionJobOptions {
   readonly amqpUrl: string
 }
 
-const HEARTBEAT_MS = 1000
-/**
- * a member not heard from for this long (a heartbeat late) is probed: is its control queue still
- * on the broker? (ms; looked at every PROBE_CHECK_MS)
- */
-const PROBE_SILENT_MS = HEARTBEAT_MS + 200
-const PROBE_CHECK_MS = 250
+const HEARTBEAT_MS = BROKER_HEARTBEAT_MS
 const DIGEST_WAIT_MS = 25_000
 /** a joiner whose reply is held sends heartbeats meanwhile: none for this long, it is gone (ms) */
 const JOINER_SILENT_MS = 5 * HEARTBEAT_MS
@@ -45,7 +40,6 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
   let connection: BrokerConnection | undefined
   let transport: AmqpJobTransport | undefined
   let heartbeat: NodeJS.Timeout | undefined
-  let probes: NodeJS.Timeout | undefined
   let linger: NodeJS.Timeout | undefined
   let closing: Promise<void> | undefined
 
@@ -59,9 +53,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
   const closeBroker = (jobOver: boolean): Promise<void> => {
     closing ??= (async () => {
       if (heartbeat !== undefined) clearInterval(heartbeat)
-      if (probes !== undefined) clearInterval(probes)
       heartbeat = undefined
-      probes = undefined
+      goneMembers.stop()
       const r = core.runner()
       await transport?.stop({ deleteJob: jobOver, peers: [...(r?.membership().toSnapshot().members.map((m) => m.peerId) ?? []), ...sightings.keys()] })
       await connection?.stop()
@@ -119,35 +112,19 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     return { membership: session.info().membership }
   }
 
-  /**
-   * members found gone (JobWire.refusing), with when: their queues went with their broker
-   * connection (a gradient published to them, or a probe of a member whose heartbeat is late,
-   * came back unroutable) and nothing was heard from them since it was sent. Every member
-   * heartbeats each second, so one heard after that (a restarted process, a connection re-made)
-   * is waited for again. (A gradient publish that got through proves nothing: the queue may be
-   * this peer's own declaration, with no consumer.)
-   */
-  const goneSince = new Map<string, number>()
-  const lastHeard = (peer: string): number => sightings.get(peer)?.lastSeen ?? 0
-  const isGone = (peer: string): boolean => {
-    const since = goneSince.get(peer)
-    return since !== undefined && lastHeard(peer) < since
-  }
-  const probing = new Set<string>()
-  /** probe the job's members whose heartbeat is late: one killed just after its last gradient is found gone within ~1.5 s */
-  const probeSilentMembers = (): void => {
-    const r = core.runner()
-    const t = transport
-    if (r === undefined || t === undefined || r.state() === 'finished' || r.state() === 'failed') return
-    const now = Date.now()
-    for (const peer of r.membership().membersAt(r.progress().step)) {
-      if (peer === selfId || probing.has(peer) || isGone(peer) || now - lastHeard(peer) < PROBE_SILENT_MS) continue
-      probing.add(peer)
-      t.probeGone(peer).then((gone) => {
-        if (gone && lastHeard(peer) < now) goneSince.set(peer, now)
-      }, () => { /* no broker here now: nothing learned */ }).finally(() => probing.delete(peer))
+  /** members found gone from the broker (their queues went with their connection): JobWire.refusing */
+  const goneMembers = createBrokerGoneMembers({
+    selfId,
+    members: () => {
+      const r = core.runner()
+      return r === undefined || r.state() === 'finished' || r.state() === 'failed' ? [] : r.membership().membersAt(r.progress().step)
+    },
+    lastHeard: (peer) => sightings.get(peer)?.lastSeen ?? 0,
+    probe: async (peer) => {
+      if (transport === undefined) throw new Error('the broker transport is stopped')
+      return await transport.probeGone(peer)
     }
-  }
+  })
 
   const wire: JobWire = {
     publishGradient: async (message, recipients) => {
@@ -156,10 +133,10 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       for (const r of recipients) transport.watchSender(r)
       const sentAt = Date.now()
       const report = await transport.publishGradient(message, recipients)
-      for (const r of report.unroutable) if (lastHeard(r) < sentAt) goneSince.set(r, sentAt)
+      goneMembers.noteUnroutable(report.unroutable, sentAt)
       return report
     },
-    refusing: isGone,
+    refusing: goneMembers.gone,
     broadcast: async (message) => await transport?.broadcast(message),
     request: async (peer, request, schema, requestOptions) => {
       if (transport === undefined) throw new Error('the broker transport is stopped')
@@ -183,6 +160,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       await core.startRuntime((info) => log.warn(info, 'offloaded micro-batch failed after its retries: computed in process'))
       const parameterCount = core.parameterCount()
       connection = createBrokerConnection({ url: options.amqpUrl, logger: log })
+      // a re-made connection: the others' may be re-made too, their queues missing meanwhile
+      connection.onTopology(async () => { goneMembers.connected() })
       await connection.start()
       transport = createAmqpJobTransport({
         connection,
@@ -207,7 +186,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       heartbeat = setInterval(() => {
         transport?.broadcast({ v: 1, type: 'heartbeat', jobId, step: core.runner()?.progress().step ?? 0, addrs: [] }).catch(() => {})
       }, HEARTBEAT_MS)
-      probes = setInterval(probeSilentMembers, PROBE_CHECK_MS)
+      goneMembers.start()
       core.startIfOwned()
       const runner = core.runner()
       if (runner !== undefined) watchMembers(runner.membership().toSnapshot() as MembershipState)
@@ -267,9 +246,8 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     droppedCounts: () => rejections.dropped(),
     async stop(stopOptions = {}) {
       if (heartbeat !== undefined) clearInterval(heartbeat)
-      if (probes !== undefined) clearInterval(probes)
       heartbeat = undefined
-      probes = undefined
+      goneMembers.stop()
       clearTimeout(linger)
       const state = core.runner()?.state()
       await core.stopRunner(stopOptions.leave === true)
