@@ -89,6 +89,7 @@ if (only >= 0) {
   process.exit(0)
 }
 
+let qsgd8Goal = 'goal: qsgd-8 rows missing'
 console.log('codec throughput (MB/s of float32 input; ratio = time / plain copy time of the same vector)')
 console.log('each codec in a process of its own, as a daemon runs one (a codec timed after the others in one')
 console.log('process runs on code V8 optimized for them)')
@@ -97,7 +98,15 @@ for (const { label } of CODECS) {
   const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--codec', label, ...(quick ? ['--quick'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
   if (child.status !== 0) throw new Error(`the ${label} rows failed (exit ${child.status})`)
   process.stdout.write(child.stdout)
+  if (label === 'qsgd-8') {
+    // the rows' encode and decode columns (MB/s), per size
+    const rates = child.stdout.trim().split('\n').map((line) => line.trim().split(/\s+/).slice(4, 6).map(Number))
+    const encode = Math.min(...rates.map(([e]) => e))
+    const decode = Math.min(...rates.map(([, d]) => d))
+    qsgd8Goal = `goal: qsgd-8 encode >= 1000 MB/s and decode >= 2000 MB/s a core: ${encode >= 1000 && decode >= 2000 ? 'met' : 'NOT met'} (slowest row ${encode} / ${decode} MB/s)`
+  }
 }
+console.log(qsgd8Goal)
 
 console.log('\naggregation, median ms per call into a reused output, as the daemon calls it (f = 1; ratio = time / mean time in the same setting)')
 const rules: AggregationRule[] = ['mean', 'trimmed-mean', 'median', 'krum', 'multi-krum', 'centered-clip']
