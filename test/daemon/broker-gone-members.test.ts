@@ -9,6 +9,13 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createBrokerGoneMembers, PROBE_SILENT_MS, RECONNECT_GRACE_MS, type BrokerGoneMembers } from '../../daemon/peer/broker-gone-members.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+const until = async (what: string, check: () => boolean): Promise<void> => {
+  const end = Date.now() + 10_000
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`not within 10 s: ${what}`)
+    await sleep(20)
+  }
+}
 
 describe('members gone from the broker', () => {
   const started: BrokerGoneMembers[] = []
@@ -30,19 +37,17 @@ describe('members gone from the broker', () => {
 
   it('finds a silent member whose control queue is gone, and waits for it again once heard', async () => {
     const { gone, heard, probed } = setUp(async (peer) => peer === 'dead')
-    const now = Date.now()
-    heard.set('alive', now)
-    heard.set('dead', now - 200)
+    // both heard all along (a time ahead stands for a heartbeat every second, whatever the load)
+    heard.set('alive', Date.now() + 60_000)
+    heard.set('dead', Date.now() + 60_000)
     gone.start()
-    await sleep(400)
-    // 'dead' is not silent long enough yet: not probed
+    await sleep(600)
     expect(probed).toEqual([])
     expect(gone.gone('dead')).toBe(false)
-    await sleep(PROBE_SILENT_MS)
-    expect(gone.gone('dead')).toBe(true)
-    expect(probed).toContain('dead')
-    // 'alive' (no heartbeat since the start either) was probed too: its queue is there, not gone
-    expect(probed).toContain('alive')
+    // 'dead' goes silent: probed at the next check, found gone
+    heard.set('dead', Date.now() - PROBE_SILENT_MS)
+    await until('dead found gone', () => gone.gone('dead'))
+    expect(probed).toEqual(['dead'])
     expect(gone.gone('alive')).toBe(false)
     // a heartbeat from 'dead' (a restarted process, a connection re-made): waited for again
     heard.set('dead', Date.now())
@@ -77,8 +82,8 @@ describe('members gone from the broker', () => {
     // a probe that throws (no broker here) finds nothing
     const second = setUp(async () => { throw new Error('not connected to the broker') })
     second.gone.start()
-    await sleep(600)
-    expect(second.probed.length).toBeGreaterThan(0)
+    await until('silent members probed', () => second.probed.length >= 2)
+    await sleep(50)
     expect(second.gone.gone('dead')).toBe(false)
   })
 })
