@@ -10,7 +10,7 @@ import { RemoteError, requestJson } from '../../protocols/request/json-request.j
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
 import type { PeerNode, TrafficCounts } from '../../protocols/node/index.js'
-import { fetchSnapshot as fetchStateSnapshot, MAX_STATE_RANGES, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
+import { fetchSnapshot as fetchStateSnapshot, StateSyncRemoteError } from '../../protocols/state-sync/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DigestAtStep, JobRunner, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
@@ -21,6 +21,7 @@ import type { MembershipChange } from './membership-changes.js'
 import { createRefusedMembers } from './refused-members.js'
 import type { RejectionLog } from './rejection-log.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
+import { createStateDonors } from './state-donors.js'
 
 /** The runner's events, plus membership changes (joined, left, evicted) as they take effect. */
 export interface JobSessionEvents extends JobRunnerEvents {
@@ -132,33 +133,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     : createBrokerFallback({ ...options.brokerFallback, jobId, selfId, log, faults: options.faults })
 
   const addressesOf = (peer: string): string[] => peer === selfId ? node.dialableAddrs() : core.sightings.get(peer)?.addrs ?? []
-  /** joiners admitted so far: they take the state-holding members as donors in turn */
-  let donorTurn = 0
-  /**
-   * the members a joiner at `effectiveStep` fetches from, the one named first in turn (the
-   * coordinator included): those already training before this step (a member still fetching its
-   * own state would make the joiner wait on it) that stay members at the joiner's first step; the
-   * coordinator alone before the job starts; of those, the ones whose gradients the last step
-   * aggregated, the joiner itself never (a member restarted from its checkpoint joins again).
-   * The joiner takes one range of the state from each.
-   */
-  const donorsFor = (r: JobRunner, effectiveStep: number, joiner: string): { donor: string, donors: string[] } => {
-    const view = r.membership()
-    const step = r.progress().step
-    // no step done since this runner started (a host resumed from its checkpoint): the others it
-    // admitted at the resumed step take their state from it too, none holds one to give yet (a
-    // reviewer saw members admitted together named each other and fall back after a refusal)
-    const last = r.lastReport()
-    if ((r.state() !== 'training' && r.state() !== 'paused') || step === 0 || last === undefined) return { donor: selfId, donors: [selfId] }
-    // a member that sent no gradient for the last step (evicted, re-joining, stalled) may hold
-    // no state to give: it would make every joiner fall back
-    const active = last.step < step - 1 ? undefined : new Set([...last.contributors, selfId])
-    const holders = view.membersAt(step).filter((id) => (view.record(id)?.joinStep ?? step) < step && view.isMemberAt(id, effectiveStep) && active?.has(id) !== false && id !== joiner)
-    if (holders.length === 0) return { donor: selfId, donors: [selfId] }
-    const first = donorTurn++ % holders.length
-    const donors = [...holders.slice(first), ...holders.slice(0, first)].slice(0, MAX_STATE_RANGES)
-    return { donor: donors[0], donors }
-  }
+  const donors = createStateDonors(selfId)
   const addressBook = (membership: MembershipState): Record<string, string[]> => {
     const book: Record<string, string[]> = {}
     for (const m of membership.members) {
@@ -367,7 +342,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
         const result = r.result()
         throw result === undefined ? error : new Error(`job ${core.jobId} finished at step ${result.step}: ${NOTHING_TO_JOIN} (the next job submitted to its members is joined)`)
       })
-      return { ...admitted, addresses: addressBook(admitted.membership), ...donorsFor(r, admitted.effectiveStep, peerId) }
+      return { ...admitted, addresses: addressBook(admitted.membership), ...donors.next(r, admitted.effectiveStep, peerId) }
     },
     adoptMembership(state: MembershipState, addresses?: Record<string, string[]>) {
       for (const [peer, addrs] of Object.entries(addresses ?? {})) {
