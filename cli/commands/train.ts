@@ -1,5 +1,6 @@
 /** `p2pmld train`: one process, no network: the baseline peer-to-peer training is compared with. */
-import { resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { minimumPeersFor, parseJobConfig, quorumFix, type JobConfig } from '../../config/job-config.js'
 import { readConfigFile } from '../../config/load.js'
@@ -35,7 +36,7 @@ export function registerTrainCommand(program: Command): void {
   addJobFlags(command, { peers: false })
     .option('--compute-threads <n>', 'ONNX Runtime threads for gradient computation (default: 2)')
     .addOption(new Option('--threads <n>', 'the old name of --compute-threads').hideHelp())
-    .option('--log-level <level>', 'daemon log level on stderr', 'warn')
+    .option('--log-level <level>', 'log level on stderr', 'warn')
     .option('--json', 'print the result as JSON')
     .option('--out <file>', 'write the trained model as a forward ONNX file (parameters as initializers)')
     .option('--report-dir <dir>', 'where the run report (JSON + HTML) goes (default: ~/.p2pmld/reports)')
@@ -87,7 +88,7 @@ export function registerTrainCommand(program: Command): void {
         onStopped: async ({ step, epoch, model, params }) => {
           progress.done()
           if (out === undefined || modelExport === undefined) return
-          const written = await modelExport.writeModelExport(out, model, params, config.dataset)
+          const written = await writeTrainedModel(modelExport, out, model, params, config.dataset)
           process.stderr.write(`stopped at step ${step} (epoch ${epoch + 1} of ${config.epochs}): the model at that step written to ${written.path} (ONNX, ${written.bytes} bytes)\n`)
         },
         events: {
@@ -109,7 +110,7 @@ export function registerTrainCommand(program: Command): void {
         process.exitCode = 130
         return
       }
-      const exported = out === undefined || modelExport === undefined ? undefined : await modelExport.writeModelExport(out, result.model, result.params, config.dataset)
+      const exported = out === undefined || modelExport === undefined ? undefined : await writeTrainedModel(modelExport, out, result.model, result.params, config.dataset)
       const report = reportDir === undefined ? undefined : await writeRunReport(reportDir, reportFromLocalTraining(config, result, recorder))
       if (flags.json === true) {
         const out = exported === undefined ? {} : { out: exported.path, ...(exported.normalization !== undefined ? { normalization: exported.normalization } : { normalizationUnknown: exported.normalizationUnknown }) }
@@ -125,6 +126,28 @@ export function registerTrainCommand(program: Command): void {
         ...(report === undefined ? [] : ['', describeWrittenReport(report)])
       ].join('\n') + '\n')
     }))
+}
+
+type ModelExporter = typeof import('../../daemon/checkpoint/index.js')
+
+/**
+ * The trained model written where --out says (checked before the training); if that write
+ * fails all the same (the directory removed or the disk filled during the training), written to
+ * the temp directory instead, the failure and the new path on stderr and exit code 1: the
+ * model of a finished training is not lost. Throws only when that second write fails too.
+ */
+async function writeTrainedModel(exporter: ModelExporter, out: string, model: Parameters<ModelExporter['writeModelExport']>[1], params: Float32Array, dataset: string): Promise<Awaited<ReturnType<ModelExporter['writeModelExport']>>> {
+  try {
+    return await exporter.writeModelExport(out, model, params, dataset)
+  } catch (error) {
+    if (!(error instanceof exporter.ModelExportError)) throw error
+    const written = await exporter.writeModelExport(join(tmpdir(), `p2pmld-model-${process.pid}-${Date.now()}.onnx`), model, params, dataset)
+    process.stderr.write(`could not write --out ${out}: ${error.message}
+the trained model was written to ${written.path} instead
+`)
+    process.exitCode = 1
+    return written
+  }
 }
 
 /**

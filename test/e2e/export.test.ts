@@ -4,7 +4,7 @@
  * set to the very accuracy the daemon (or train) reported.
  */
 import { spawn } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
@@ -134,10 +134,44 @@ describe('p2pmld export and train --out', () => {
     expect(under.stderr).toBe(`p2pmld: --out ${join(dir, 'job.yaml', 'model.onnx')} cannot be written: ${join(dir, 'job.yaml')} is a file, not a directory\n`)
     const intoDir = await runCli(['train', '--model', 'mlp', '--epochs', '1', '--train-samples', '256', '--out', 'models'], dir)
     expect(intoDir.stderr).toBe(`p2pmld: --out ${join(dir, 'models')} is a directory: give the ONNX file to write, e.g. ${join(dir, 'models', 'model.onnx')}\n`)
+    // /sys: its permission bits let root through, its file system refuses new files (it trained, then lost the model)
+    const sys = await runCli(['train', '--model', 'mlp', '--epochs', '1', '--train-samples', '256', '--out', '/sys/model.onnx'], dir)
+    expect(sys.code).toBe(1)
+    expect(sys.stderr).toMatch(/^p2pmld: --out \/sys\/model\.onnx cannot be written: /)
+    expect(sys.stderr).not.toMatch(/^training /m)
     // export names it too, before asking for the checkpoint (it leaked the temp file's name)
     const exported = await runCli(['export', '--out', 'models', '--checkpoint', join(dir, 'missing')], dir)
     expect(exported.stderr).toContain(`--out ${join(dir, 'models')} is a directory`)
   }, 60_000)
+
+  it('`train --out` whose directory became a file during the training writes the model to the temp directory instead, exit 1', async () => {
+    const dir = fleet.dataDir('train-out-gone')
+    mkdirSync(join(dir, 'models'), { recursive: true })
+    const child = spawn(process.execPath, [CLI_MAIN, 'train', '--model', 'mlp', '--epochs', '3', '--train-samples', '2048', '--batch-size', '32', '--compute-threads', '1', '--out', 'models/model.onnx'], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        if (/^training mlp /m.test(stderr)) resolve()
+      })
+    })
+    // checked before the training; gone by its end
+    rmSync(join(dir, 'models'), { recursive: true })
+    writeFileSync(join(dir, 'models'), 'a file now\n')
+    expect(await exited).toBe(1)
+    const moved = /^could not write --out (\S+): .*\nthe trained model was written to (\S+) instead$/m.exec(stderr)
+    expect(moved, stderr).not.toBeNull()
+    expect(moved![1]).toBe(join(dir, 'models', 'model.onnx'))
+    try {
+      expect(stdout).toContain(`model written to ${moved![2]} (ONNX, `)
+      expect(Number(await accuracyOf(moved![2], 4, 2048))).toBeGreaterThan(50)
+    } finally {
+      rmSync(moved![2], { force: true })
+    }
+  }, 120_000)
 
   it('`train --out` stopped with Ctrl-C writes the model trained so far', async () => {
     const dir = fleet.dataDir('train-out-sigint')
