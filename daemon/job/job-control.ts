@@ -43,6 +43,12 @@ export interface JobControl {
   decide(action: JobControlAction): ControlDecision
   /** a decision from the coordinator; returns whether it was newer than ours */
   adopt(decision: ControlDecision): boolean
+  /**
+   * A host resuming from a state that recorded `saved` (SnapshotMeta.control): it holds that
+   * decision again, seq and all, as if announced (a pause stays in force; the members still
+   * running hold the same seq, so the next decision, seq + 1, is news to every member).
+   */
+  restore(saved: ControlDecision): void
   latest(): ControlDecision | undefined
   /** the job is paused before `step` */
   pausedAt(step: number): boolean
@@ -115,6 +121,11 @@ export function createJobControl(options: JobControlOptions): JobControl {
       set(announced)
       log.info({ action: announced.action, effectiveStep: announced.step, seq: announced.seq }, announced.action === 'pause' ? 'job pauses before step' : 'job resumes')
       return true
+    },
+    restore(saved) {
+      if (decision !== undefined && decision.seq >= saved.seq) return
+      set(saved)
+      if (saved.action === 'pause') log.info({ effectiveStep: saved.step, seq: saved.seq }, 'the job was paused when its state was saved: still paused (p2pmld job resume goes on)')
     },
     latest: () => decision,
     pausedAt,

@@ -99,7 +99,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
   if (options.snapshot !== undefined) {
     followState(options.snapshot)
-    if (options.host) members.resumeAsHost(progress.step, options.membersRestarting === true)
+    if (options.host) {
+      members.resumeAsHost(progress.step, options.membersRestarting === true)
+      // paused, then stopped on every daemon: a pause is not lifted by a restart
+      if (options.snapshot.meta.control !== undefined) control.restore(options.snapshot.meta.control)
+    }
   } else if (options.host) {
     members.joinAsHost()
   }
@@ -188,7 +192,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { endEpoch, finishTraining } = ending
 
   // async: the parameters the members agreed at the last averaging round (SyncTrainer.agreedParams)
-  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), ending.outcome() !== undefined || ending.finalizing(), trainer.agreedParams?.())
+  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), ending.outcome() !== undefined || ending.finalizing(), trainer.agreedParams?.(), control.latest())
 
   const stateAtStep = createStateAtStep({
     step: () => progress.step,

@@ -7,7 +7,7 @@
 import type { JobConfig } from '../../config/job-config.js'
 import { bufferSpecs } from '../../ml/params.js'
 import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
-import type { MembershipState } from '../../protocols/job/job-protocol.js'
+import type { ControlDecision, MembershipState } from '../../protocols/job/job-protocol.js'
 import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
 import type { JobRuntime } from '../training/job-runtime.js'
 import type { EpochRecord, TrainingProgress } from '../training/training-state.js'
@@ -26,10 +26,10 @@ export interface JobState {
   finishedFromSnapshot(): boolean
   /** take over `snap`'s state; throws when its parameter count is not the model's */
   load(snap: JobSnapshot): void
-  /** the snapshot meta as of now, with the membership and finished flag the runner knows */
-  meta(membership: MembershipState, finished: boolean): SnapshotMeta
+  /** the snapshot meta as of now, with the membership, finished flag and latest pause/resume decision the runner knows */
+  meta(membership: MembershipState, finished: boolean, control?: ControlDecision): SnapshotMeta
   /** a copy of the whole state (parameters and optimizer state copied); `params`: these instead of the current ones (async: the agreed ones) */
-  snapshot(membership: MembershipState, finished: boolean, params?: Float32Array): JobSnapshot
+  snapshot(membership: MembershipState, finished: boolean, params?: Float32Array, control?: ControlDecision): JobSnapshot
 }
 
 /** The state at the model's seed (config.seed), or `snapshot`'s when given. */
@@ -66,21 +66,22 @@ export function createJobState(config: JobConfig, runtime: JobRuntime, snapshot?
       history = [...snap.meta.history]
       finished = snap.meta.finished
     },
-    meta: (membership, finishedNow) => ({
+    meta: (membership, finishedNow, control) => ({
       lr: progress.lr,
       epochLossSum: progress.epochLossSum,
       epochLossCount: progress.epochLossCount,
       convergence: convergence.toJSON(),
       membership,
       history: [...history],
-      finished: finishedNow
+      finished: finishedNow,
+      ...(control === undefined ? {} : { control })
     }),
-    snapshot: (membership, finishedNow, served = params) => ({
+    snapshot: (membership, finishedNow, served = params, control) => ({
       jobConfig: config,
       step: progress.step,
       epoch: progress.epoch,
       cursor: progress.cursor,
-      meta: state.meta(membership, finishedNow),
+      meta: state.meta(membership, finishedNow, control),
       params: served.slice(),
       optimizerState: optimizer.exportState().slice()
     })

@@ -38,6 +38,12 @@ export interface SnapshotMeta {
   readonly membership: MembershipState
   readonly history: EpochRecord[]
   readonly finished: boolean
+  /**
+   * the job's latest pause or resume decision when the state was taken (absent: none yet, or a
+   * checkpoint from before it was kept): a host resuming from the state restores it, so a job
+   * paused and then stopped on every daemon stays paused when they start again
+   */
+  readonly control?: ControlDecision
 }
 
 /** The transport a runner talks through (libp2p today; the broker later). */

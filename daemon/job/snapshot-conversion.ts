@@ -4,7 +4,7 @@
  */
 import { z } from 'zod'
 import { parseJobConfig } from '../../config/job-config.js'
-import { MembershipStateSchema } from '../../protocols/job/job-protocol.js'
+import { ControlDecisionSchema, MembershipStateSchema } from '../../protocols/job/job-protocol.js'
 import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import type { JobSnapshot, SnapshotMeta } from './job-runner.js'
 
@@ -27,7 +27,8 @@ const SnapshotMetaSchema = z.object({
   convergence: z.unknown(),
   membership: MembershipStateSchema,
   history: z.array(EpochRecordSchema).max(100_000),
-  finished: z.boolean()
+  finished: z.boolean(),
+  control: ControlDecisionSchema.optional()
 })
 
 export class InvalidSnapshotError extends Error {

@@ -24,4 +24,17 @@ describe('job control', () => {
     expect((await async.request('resume')).action).toBe('resume')
     expect(async.pausedAt(24)).toBe(false)
   })
+
+  it('a host resumed from a state taken while paused holds that decision again, and its next decision is news to members holding it', async () => {
+    const resumed = control(40)
+    resumed.restore({ seq: 3, action: 'pause', step: 40 })
+    expect(resumed.pausedAt(40)).toBe(true)
+    expect(resumed.latest()).toEqual({ seq: 3, action: 'pause', step: 40 })
+    // a member still running holds seq 3: the resume must come after it
+    expect(await resumed.request('resume')).toEqual({ seq: 4, action: 'resume', step: 40 })
+    expect(resumed.pausedAt(40)).toBe(false)
+    // an older saved decision does not undo a newer one
+    resumed.restore({ seq: 2, action: 'pause', step: 40 })
+    expect(resumed.pausedAt(40)).toBe(false)
+  })
 })

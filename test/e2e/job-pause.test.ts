@@ -7,7 +7,7 @@
  * job is admitted at the paused step (the state every member holds) and waits paused with them.
  */
 import { describe, expect, it } from 'vitest'
-import { eventually, parseFinished, sleep } from './support/daemon-process.js'
+import { addressInAdvance, eventually, parseFinished, sleep } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
 
 const { fleet, clientFor } = useDaemonFleet('pause')
@@ -116,6 +116,51 @@ describe('job-wide pause and resume', () => {
     expect(new Set(peers.slice(0, 2).map((d) => parseFinished(d.stdout())?.digest)).size, context).toBe(1)
     for (const d of peers) expect(d.problems(), d.name).toEqual([])
   }, 180_000)
+
+  it('a job paused, then stopped on every daemon, is still paused when they start again; a resume goes on', async () => {
+    // the host restarts where it listened, so the member's record of it still dials it
+    const { listen, dataDir } = await addressInAdvance(fleet, 'restart-host')
+    const job = ['--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '1', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '2', '--f', '0']
+    const host = fleet.start('restart-host', [...listen, ...job], { dataDir })
+    const member = fleet.start('restart-member', ['--bootstrap', await host.address()])
+    await eventually(async () => {
+      const s = await clientFor(host).status()
+      return s.state === 'training' && s.step >= 4 ? s : undefined
+    }, 90_000, 'two members training past step 4')
+    const at = (await clientFor(member).pauseJob({})).effectiveStep!
+    for (const d of [host, member]) {
+      await eventually(async () => {
+        const s = await clientFor(d).status()
+        return s.state === 'paused' ? s : undefined
+      }, 30_000, `${d.name} paused`)
+    }
+    host.kill('SIGTERM')
+    member.kill('SIGTERM')
+    expect(await fleet.exits([host, member], 30_000)).toEqual([0, 0])
+
+    // before: both came back training, the pause gone with the processes
+    const host2 = fleet.start('restart-host', [...listen, ...job], { dataDir })
+    const member2 = fleet.start('restart-member', [], { dataDir: member.dataDir })
+    const again = [host2, member2]
+    for (const d of again) {
+      await eventually(async () => {
+        const s = await clientFor(d).status()
+        return s.state === 'paused' && s.liveMembers === 2 ? s : undefined
+      }, 60_000, `${d.name} back, paused with both members`)
+    }
+    await sleep(1500)
+    for (const d of again) expect(await clientFor(d).status(), fleet.describe()).toMatchObject({ state: 'paused', step: at })
+    expect(host2.stdout()).toMatch(new RegExp(`^job paused before step ${at}; p2pmld job resume goes on$`, 'm'))
+
+    await clientFor(host2).resumeJob({})
+    await Promise.all(again.map(async (d) => await d.waitForStdout(/^job finished /m, 60_000)))
+    const context = fleet.describe()
+    expect(new Set(again.map((d) => parseFinished(d.stdout())?.digest)).size, context).toBe(1)
+    for (const d of again) expect(d.problems(), `${d.name}\n${context}`).toEqual([])
+    host2.kill('SIGTERM')
+    member2.kill('SIGTERM')
+    expect(await fleet.exits(again, 30_000)).toEqual([0, 0])
+  }, 240_000)
 
   it('a peer joining a paused job is admitted at the paused step, waits paused with the members, and all four finish identical', async () => {
     const { members, clients, at, bootstrap } = await pausedTrio('join', ['--exit-when-done'])
