@@ -33,6 +33,8 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
    * it left or was evicted, or for the next job (a host waiting for minPeers printed nothing about who came)
    */
   let membersShown = false
+  /** steps this daemon ran in the current job: none when it was admitted as the job ended, or restarted after its end (it took the final state) */
+  let stepsRun = 0
   const reporter = (): ProgressReporter => {
     const total = job()?.epochs ?? 0
     if (progress === undefined || total !== epochs) {
@@ -50,6 +52,7 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
     line,
     events: {
       onStep: (r) => {
+        stepsRun++
         if (!membersShown) {
           membersShown = true
           line(`training at step ${r.step} with ${describeMembers(r.members, options.selfId?.())}`)
@@ -107,7 +110,10 @@ export function createDaemonConsole(stream: NodeJS.WriteStream, job: () => JobCo
         // the last validation, when it ran on the final parameters
         const last = r.history.at(-1)
         const validation = last?.step === r.step ? `, validation accuracy ${(last.validationAccuracy * 100).toFixed(2)} %` : ''
-        line(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation}, digest ${r.digest}`)
+        // a peer admitted as the job ended (or restarted after it) read like one that had trained to its end
+        const took = stepsRun === 0 ? ' (its final state, taken from the members: this daemon ran no step of it)' : ''
+        stepsRun = 0
+        line(`job finished (${r.reason}) at step ${r.step}: test accuracy ${(r.test.accuracy * 100).toFixed(2)} %${validation}, digest ${r.digest}${took}`)
       }
     }
   }

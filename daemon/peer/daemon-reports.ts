@@ -74,6 +74,11 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
       const report = current('job-end')
       if (report === undefined) return
       writtenFor = recorder
+      if (admittedAfterEnd(report)) {
+        // its membership read 'joined at step 260' of a job that ended at 250, as a mid-job join
+        options.log.info({ step: report.result?.step }, 'no run report: this peer was admitted as the job ended and trained no step of it')
+        return
+      }
       writing = writing.then(async () => {
         const written = await writeRunReport(dir, report)
         options.log.info({ json: written.json, html: written.html }, 'run report written')
@@ -84,4 +89,16 @@ export function createDaemonReports(options: DaemonReportsOptions): DaemonReport
     },
     flushed: () => writing
   }
+}
+
+/**
+ * A finished job's report whose peer was admitted at or after the job's last step and was no
+ * member before (evicted or left, then re-admitted at the end: it trained then): it took the
+ * final state and trained nothing.
+ */
+function admittedAfterEnd(report: RunReport): boolean {
+  const id = report.peer.id
+  const self = report.membership.members.find((m) => m.peerId === id)
+  const earlier = [...report.membership.evictions, ...report.membership.leaves].some((e) => e.peerId === id)
+  return report.result !== null && self !== undefined && self.joinStep >= report.result.step && !earlier
 }

@@ -168,6 +168,21 @@ describe('daemon console', () => {
     ])
   })
 
+  it('says so when the job finished before this daemon ran a step of it (admitted as it ended: it took the final state)', () => {
+    const out = capture()
+    const job = parseJobConfig({ epochs: 1, batchSize: 32, minPeers: 3 })
+    const screen = createDaemonConsole(out.stream, () => job, { selfId: () => 'b' })
+    const result = { reason: 'epochs' as const, test: { loss: 0.1, accuracy: 0.928, count: 10 }, step: 250, epoch: 2, history: [], digest: 'd1' }
+    screen.events.onFinished!(result)
+    // the next job, trained: the usual line
+    screen.events.onStep!(report(0, 0, 1, ['a', 'b']))
+    screen.events.onFinished!({ ...result, digest: 'd2' })
+    expect(out.lines().filter((l) => l.startsWith('job finished'))).toEqual([
+      'job finished (epochs) at step 250: test accuracy 92.80 %, digest d1 (its final state, taken from the members: this daemon ran no step of it)',
+      'job finished (epochs) at step 250: test accuracy 92.80 %, digest d2'
+    ])
+  })
+
   it('prints joins, leaves and evictions as plain lines', () => {
     const out = capture()
     const screen = createDaemonConsole(out.stream, () => undefined, { selfId: () => 'peer-a' })

@@ -4,6 +4,8 @@
  * retrying" in a loop). It is given the finished job's final state instead: it ends with the
  * members' digest and stop reason, says why, and stops trying to join.
  */
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
@@ -13,7 +15,7 @@ import { createCachedDatasetLoader } from '../../ml/data/job-datasets.js'
 import { useLocalDaemons } from './support/local-daemons.js'
 
 describe('a peer arriving as the job ends', () => {
-  const { daemons, configFor } = useLocalDaemons('p2pmld-late-arrival-')
+  const { daemons, configFor, root } = useLocalDaemons('p2pmld-late-arrival-')
 
   it('takes the finished job\'s final state, ends with the members\' digest and stops retrying', async () => {
     const job = parseJobConfig({ id: 'late-arrival', model: 'mlp', epochs: 1, batchSize: 32, trainSamples: 512, minPeers: 2, stepDeadlineMs: 3000, aggregation: { rule: 'mean', f: 0 } }, 'test job')
@@ -31,7 +33,8 @@ describe('a peer arriving as the job ends', () => {
     // the job is over; a third daemon asks to join it: admitted at a step past the end
     const lines: Array<{ level: number, msg: string, admittedAt?: number, step?: number }> = []
     const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)) } })
-    const late = await createPeerDaemon({ config: configFor('late', host.addresses()), log, controlSocket: false, reportsDir: null, loadDatasets })
+    const reportsDir = join(root, 'late-reports')
+    const late = await createPeerDaemon({ config: configFor('late', host.addresses()), log, controlSocket: false, reportsDir, loadDatasets })
     daemons.push(late)
     const started = Date.now()
     await late.start()
@@ -50,5 +53,9 @@ describe('a peer arriving as the job ends', () => {
     await new Promise((resolve) => setTimeout(resolve, 3_000))
     expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual([])
     expect(late.session()?.runner()?.state()).toBe('finished')
+    // no run report of a job it trained no step of (its membership read 'joined at step N' past the end)
+    await late.stop()
+    expect(existsSync(reportsDir) ? readdirSync(reportsDir) : []).toEqual([])
+    expect(lines.map((l) => l.msg)).toContain('no run report: this peer was admitted as the job ended and trained no step of it')
   }, 120_000)
 })
