@@ -6,6 +6,7 @@ import {
   type ControlHandlers, type JobControlParams, type JobState, type MetricsResult, type PeersResult, type StatusResult
 } from '../control/index.js'
 import { timeLeftAt } from '../job/step-pace.js'
+import type { StepReport } from '../training/step-types.js'
 import type { PeerDaemon } from './peer-daemon.js'
 
 function jobState(daemon: PeerDaemon): JobState {
@@ -69,7 +70,7 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
         step: progress?.step ?? 0,
         epoch: progress?.epoch ?? 0,
         epochs: runner?.config.epochs ?? null,
-        stepInEpoch: position?.stepInEpoch ?? null,
+        stepInEpoch: position === undefined ? null : stepsDoneInEpoch(progress?.epoch ?? 0, position),
         stepsInEpoch: position?.stepsInEpoch ?? null,
         samplesPerSecond: pace?.samplesPerSecond ?? null,
         etaMs: runner === undefined ? null : timeLeftAt(pace, position, runner.config.epochs) ?? null,
@@ -217,4 +218,13 @@ export function createControlHandlers(daemon: PeerDaemon, requestShutdown: () =>
       return { stopping: true, ...(exitingProcessId !== undefined ? { pid: exitingProcessId } : {}) }
     }
   }
+}
+
+/**
+ * Steps of epoch `epoch` (0-based, the one the job is in) done as of the last step's report: 0
+ * when that step was the previous epoch's last (status read 'epoch 10 of 30, 100% (62/62 steps)'
+ * before the tenth epoch's first step).
+ */
+export function stepsDoneInEpoch(epoch: number, last: Pick<StepReport, 'epoch' | 'stepInEpoch'>): number {
+  return last.epoch === epoch ? last.stepInEpoch : 0
 }

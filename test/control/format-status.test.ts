@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { formatEpoch, formatStatus } from '../../cli/commands/status.js'
 import type { StatusResult } from '../../daemon/control/methods.js'
+import { stepsDoneInEpoch } from '../../daemon/peer/control-handlers.js'
 
 describe('status epoch', () => {
   it('is the epoch in progress from 1, the count completed once the job ended, - without a job', () => {
@@ -41,5 +42,13 @@ describe('status text', () => {
     expect(text).toMatch(/loss\s+0\.0000123\n/)
     expect(text).toMatch(/learning rate\s+0\.001\n/)
     expect(formatStatus({ ...base, loss: null })).toMatch(/loss\s+-\n/)
+  })
+})
+
+describe('the step within the epoch status gives', () => {
+  it('counts the steps done in the epoch the job is in: none when the last step ended the previous one', () => {
+    expect(stepsDoneInEpoch(9, { epoch: 9, stepInEpoch: 12 })).toBe(12)
+    // 558 steps done of 62-step epochs: the last one was the 9th epoch's 62nd, the job is in the 10th (0-based 9)
+    expect(stepsDoneInEpoch(9, { epoch: 8, stepInEpoch: 62 })).toBe(0)
   })
 })
