@@ -80,5 +80,17 @@ export function createProgram(options: { readonly json?: boolean } = {}): Comman
   registerReportCommand(program)
   registerEstimateCommand(program)
   registerFunctionsCommands(program)
+  showDefaultsAsTyped(program)
   return program
+}
+
+/**
+ * Help shows a flag's default as one types it (`(default: 30000)`), not as commander's JSON of
+ * the string the flag parses from (`(default: "30000")`), on `command` and every subcommand.
+ */
+function showDefaultsAsTyped(command: Command): void {
+  for (const option of command.options) {
+    if (typeof option.defaultValue === 'string' && option.defaultValueDescription === undefined) option.defaultValueDescription = option.defaultValue
+  }
+  for (const sub of command.commands) showDefaultsAsTyped(sub)
 }

@@ -115,7 +115,11 @@ export function registerDemoCommand(program: Command): void {
     })
     if (result === undefined || controller.signal.aborted) {
       interrupted()
-      return
+      // every peer has stopped; libp2p's timers set while they stopped (a debounced address
+      // update, gossipsub's next heartbeat) held the process 1-3 s more: exit, output written through
+      await new Promise<void>((resolve) => process.stderr.write('', () => { resolve() }))
+      await new Promise<void>((resolve) => process.stdout.write('', () => { resolve() }))
+      process.exit()
     }
     progress.done()
     let baseline: { wallMs: number, accuracy: number } | undefined

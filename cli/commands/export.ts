@@ -33,7 +33,7 @@ export function registerExportCommand(program: Command): void {
       await checkModelPath(out, '--out')
       const result = flags.checkpoint !== undefined
         ? await (await import('../../daemon/checkpoint/index.js')).exportCheckpointModel(resolve(flags.checkpoint), out)
-        : await withClient(flags, async (client) => await client.exportModel({ path: out, format: 'onnx' }), (dataDir) => `export a stopped daemon's checkpoint with \`p2pmld export --checkpoint ${join(dataDir, 'checkpoint')}\``)
+        : await withClient(flags, async (client) => await client.exportModel({ path: out, format: 'onnx' }), (dataDir) => `export the model of the job in its checkpoint with \`p2pmld export --checkpoint ${join(dataDir, 'checkpoint')}\``)
       printResult(flags, result, (r) => `model at step ${r.step} written to ${r.path} (${formatBytes(r.bytes)}, ONNX)\n${describeExportedInputs(r)}`)
     }))
 }

@@ -42,7 +42,7 @@ export function registerReportCommand(program: Command): void {
       // loaded here: the checkpoint decoder and libp2p's peer ids, which the other commands skip
       const report: RunReport = flags.checkpoint !== undefined
         ? await (await import('../../daemon/report/checkpoint-report.js')).reportFromCheckpoint(resolve(flags.checkpoint))
-        : await withClient(flags, async (client) => await client.report(), (dataDir) => `read a stopped daemon's checkpoint with \`p2pmld report --checkpoint ${dataDir}\``)
+        : await withClient(flags, async (client) => await client.report(), (dataDir) => `build the report of the job in its checkpoint with \`p2pmld report --checkpoint ${dataDir}\``)
       if (flags.json === true) {
         process.stdout.write(JSON.stringify(report, null, 2) + '\n')
         return

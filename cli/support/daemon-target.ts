@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { loadDaemonConfig } from '../../config/load.js'
 import { CHECKPOINT_DIR, CHECKPOINT_FILE } from '../../daemon/checkpoint/checkpoint.js'
-import { createControlClient, DaemonNotRunningError, type ControlClient } from '../../daemon/control/client.js'
+import { ControlRpcError, createControlClient, DaemonNotRunningError, type ControlClient } from '../../daemon/control/client.js'
+import { RPC_ERROR } from '../../daemon/control/methods.js'
 
 export interface ClientOptions {
   readonly socket?: string
@@ -43,8 +44,9 @@ function daemonConfigOf(options: ClientOptions, env: NodeJS.ProcessEnv = process
 /**
  * Opens a client for the command, runs work, always closes the connection. `offline`: the
  * command's way to do without a daemon (e.g. `p2pmld report --checkpoint <data dir>`), given the
- * daemon's data dir, added to the error when no daemon runs there and that data dir holds a checkpoint.
- * @throws DaemonNotRunningError, with `offline`'s hint when given
+ * daemon's data dir, added to the error when that data dir holds a checkpoint and no daemon runs
+ * there, or the daemon there runs no job (idle after its job, or restarted over a finished one).
+ * @throws DaemonNotRunningError or ControlRpcError, with `offline`'s hint when given
  */
 export async function withClient<T>(options: ClientOptions, work: (client: ControlClient) => Promise<T>, offline?: (dataDir: string) => string): Promise<T> {
   const timeoutMs = Number(options.timeout ?? String(DEFAULT_TIMEOUT_MS))
@@ -55,7 +57,10 @@ export async function withClient<T>(options: ClientOptions, work: (client: Contr
     return await work(client)
   } catch (error) {
     // only where there is a checkpoint to do without it from (an empty data dir's hint named a missing file)
-    if (offline !== undefined && error instanceof DaemonNotRunningError && existsSync(join(dataDir, CHECKPOINT_DIR, CHECKPOINT_FILE))) throw new DaemonNotRunningError(`${error.message}, or ${offline(dataDir)}`)
+    const checkpointed = offline !== undefined && existsSync(join(dataDir, CHECKPOINT_DIR, CHECKPOINT_FILE))
+    if (checkpointed && error instanceof DaemonNotRunningError) throw new DaemonNotRunningError(`${error.message}, or ${offline(dataDir)}`)
+    // a daemon idle after its job finished (or restarted over a finished one): its checkpoint holds that job
+    if (checkpointed && error instanceof ControlRpcError && error.code === RPC_ERROR.NO_JOB) throw new ControlRpcError(error.code, `${error.message}, or ${offline(dataDir)}`, error.data)
     throw error
   } finally {
     await client.close()

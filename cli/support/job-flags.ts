@@ -77,28 +77,34 @@ export const PEER_JOB_FLAGS = [
 ] as const
 
 /**
- * Adds the job flags. `peers: false` (train): the PEER_JOB_FLAGS are accepted but left out of the
- * help, so refusePeerJobFlags can name the one given instead of commander's "unknown option".
+ * Adds the job flags. `peers: false` (train): the PEER_JOB_FLAGS and --f (a single process's one
+ * gradient leaves no faulty one out) are accepted but left out of the help, so refusePeerJobFlags
+ * and the job check can name the one given instead of commander's "unknown option"; the codec and
+ * rule say they run on that one gradient.
  * `configFlag: false` (job submit, whose --config is the daemon config and whose job file is its
  * argument): no --config for the job file.
  */
 export function addJobFlags(command: Command, options: { peers?: boolean, configFlag?: boolean } = {}): Command {
   if (options.configFlag !== false) command.option('--config <file>', 'job config file (YAML or JSON); flags override its fields')
+  const alone = options.peers === false
+  /** train: the peers' codec and rule, applied to its one gradient only when given */
+  const onOwnGradient = alone ? ' (train: applied to its one gradient when given, to measure the cost)' : ''
   command
     .option('--model <name|file.onnx>', 'model: a zoo name (see `p2pmld models`: mlp, lenet5, squeezenet1_1, mobilenet_v3_small, vgg11, ...) or an ONNX file exported in eval mode')
     .option('--dataset <name|dir>', "dataset: 'mnist' (bundled), 'fashion-mnist', or a directory of IDX or CIFAR-10 binary files")
     .option('--epochs <n>', 'maximum epochs', numberFlag('--epochs', 'count'))
     .option('--patience <epochs>', 'early stopping: stop after this many epochs without a better validation loss (default 5; 0 trains every epoch)', numberFlag('--patience', 'int'))
-    .option('--batch-size <n>', 'batch size per peer', numberFlag('--batch-size', 'count'))
+    .option('--batch-size <n>', alone ? 'batch size' : 'batch size per peer', numberFlag('--batch-size', 'count'))
     .option('--lr <rate>', 'learning rate', numberFlag('--lr', 'positive'))
     .option('--optimizer <sgd|adam>', 'optimizer', choice('--optimizer', ['optimizer', 'type']))
     .option('--momentum <m>', 'SGD momentum', numberFlag('--momentum', 'fraction'))
     .option('--seed <n>', 'random seed (initial weights, shuffling, quantization)', numberFlag('--seed', 'int'))
     .option('--train-samples <n>', 'train on this many of the training split (a seeded random subset, at most the split)', numberFlag('--train-samples', 'count'))
-    .option('--compression <codec>', 'gradient codec: qsgd, fp16, none', choice('--compression', ['compression', 'codec']))
+    .option('--compression <codec>', `gradient codec: qsgd, fp16, none${onOwnGradient}`, choice('--compression', ['compression', 'codec']))
     .option('--bits <n>', 'QSGD bits per coordinate: 2, 4 or 8', choice('--bits', ['compression', 'bits']))
-    .option('--aggregation <rule>', 'trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip', choice('--aggregation', ['aggregation', 'rule']))
-    .option('--f <n>', 'number of faulty peers the aggregation tolerates', numberFlag('--f', 'int'))
+    .option('--aggregation <rule>', `trimmed-mean, mean, median, mean-around-median, krum, multi-krum, centered-clip${onOwnGradient}`, choice('--aggregation', ['aggregation', 'rule']))
+  const f = new Option('--f <n>', 'number of faulty peers the aggregation tolerates').argParser(numberFlag('--f', 'int'))
+  command.addOption(alone ? f.hideHelp() : f)
   for (const [flags, description, parse] of PEER_JOB_FLAGS) {
     const option = new Option(flags, description).argParser(parse)
     command.addOption(options.peers === false ? option.hideHelp() : option)

@@ -262,8 +262,8 @@ describe('p2pmld client commands', () => {
     expect(expectOneLineFailure(command)).toBe("error: unknown command 'stauts' (Did you mean status?)")
     expect(expectOneLineFailure(noDaemon)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
     // report and export can do without the daemon: they say how
-    expect(expectOneLineFailure(noDaemonReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'stopped', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'stopped')}\`, or read a stopped daemon's checkpoint with \`p2pmld report --checkpoint ${join(dir, 'stopped')}\``)
-    expect(expectOneLineFailure(noDaemonExport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'stopped', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'stopped')}\`, or export a stopped daemon's checkpoint with \`p2pmld export --checkpoint ${join(dir, 'stopped', 'checkpoint')}\``)
+    expect(expectOneLineFailure(noDaemonReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'stopped', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'stopped')}\`, or build the report of the job in its checkpoint with \`p2pmld report --checkpoint ${join(dir, 'stopped')}\``)
+    expect(expectOneLineFailure(noDaemonExport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'stopped', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'stopped')}\`, or export the model of the job in its checkpoint with \`p2pmld export --checkpoint ${join(dir, 'stopped', 'checkpoint')}\``)
     expect(expectOneLineFailure(emptyReport)).toBe(`p2pmld: no daemon is running at ${join(dir, 'elsewhere', 'p2pmld.sock')}: start one with \`p2pmld start --data-dir ${join(dir, 'elsewhere')}\``)
     const invalidLine = expectOneLineFailure(invalid)
     expect(invalidLine).toContain(`p2pmld: invalid job file ${badJob}:`)

@@ -4,12 +4,17 @@
  * uninterrupted run of the same job reaches; another job is refused there meanwhile; started
  * again once the job finished (with no job flags) it stays idle.
  */
+import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { CHECKPOINT_FILE, readCheckpoint } from '../../daemon/checkpoint/index.js'
+import { CLI_MAIN } from './support/build.js'
 import { eventually, parseFinished } from './support/daemon-process.js'
 import { useDaemonFleet } from './support/fleet-suite.js'
+
+const execFileAsync = promisify(execFile)
 
 const { fleet, clientFor } = useDaemonFleet('restart')
 
@@ -97,6 +102,15 @@ describe('a daemon restarted on its data dir', () => {
     await third.waitForStdout(new RegExp(`^job restart-job had finished \\(step ${TOTAL_STEPS}, in the checkpoint\\) before this start: idle; p2pmld job submit gives it a new job, p2pmld export --checkpoint \\S+/checkpoint writes the finished model$`, 'm'))
     const idle = await clientFor(third).status()
     expect(idle.state, fleet.describe()).toBe('idle')
+    // export and report ask the idle daemon, which has no job: they name the checkpoint that holds it
+    for (const [args, hint] of [
+      [['export', '--out', join(dataDir, 'model.onnx')], `export the model of the job in its checkpoint with \`p2pmld export --checkpoint ${join(dataDir, 'checkpoint')}\``],
+      [['report', '--out', dataDir], `build the report of the job in its checkpoint with \`p2pmld report --checkpoint ${dataDir}\``]
+    ] as const) {
+      const failed = await execFileAsync(process.execPath, [CLI_MAIN, ...args, '--data-dir', dataDir], { env: { PATH: process.env.PATH ?? '', HOME: dataDir } }).then(() => undefined, (error: { code: number, stderr: string }) => error)
+      expect(failed?.code).toBe(1)
+      expect(failed?.stderr).toBe(`p2pmld: no job running: submit one with \`p2pmld job submit <file>\`, or ${hint}\n`)
+    }
     third.kill('SIGTERM')
     expect(await third.exited, fleet.describe()).toBe(0)
     expect(third.stdout()).not.toMatch(/job finished/)
