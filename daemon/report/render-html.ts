@@ -114,9 +114,25 @@ function stageTable(report: RunReport): string {
 function membersTable(report: RunReport): string {
   const m = report.membership
   if (m.members.length === 0) return '<p class="muted">no membership recorded</p>'
-  const rows = m.members.map((p) => `<tr data-peer="${escapeHtml(p.peerId)}"><td><code title="${escapeHtml(p.peerId)}">${escapeHtml(short(p.peerId))}</code>${p.peerId === report.peer.id ? ' (this peer)' : ''}</td><td>${p.joinStep}</td><td>${p.leaveStep ?? '-'}</td><td>${p.exit === 'evicted' ? '<span class="bad">evicted</span>' : p.exit === 'left' ? 'left' : '<span class="muted">member</span>'}</td></tr>`)
+  const rows = m.members.map((p) => `<tr data-peer="${escapeHtml(p.peerId)}"><td><code title="${escapeHtml(p.peerId)}">${escapeHtml(short(p.peerId))}</code>${p.peerId === report.peer.id ? ' (this peer)' : ''}</td><td>${p.joinStep}</td><td>${p.leaveStep ?? '-'}</td><td>${p.exit === 'evicted' ? '<span class="bad">evicted</span>' : p.exit === 'left' ? 'left' : '<span class="muted">member</span>'}${earlierExits(m, p)}</td></tr>`)
   return table('members', ['peer', 'joined at step', 'left at step', 'status'], rows) +
     `<p class="muted">${m.joins.filter((j) => j.step > 0).length} joined mid-job, ${m.evictions.length} evicted, ${m.leaves.length} left; membership version ${m.version}</p>`
+}
+
+/**
+ * A member's exits before its current membership (evicted or left, then admitted again: a row
+ * read '0 - member' of a peer the summary counted as evicted), e.g. '; evicted at 407, back at 407'.
+ */
+function earlierExits(m: RunReport['membership'], p: RunReport['membership']['members'][number]): string {
+  const exits = [...m.evictions.map((e) => ({ ...e, how: 'evicted' })), ...m.leaves.map((e) => ({ ...e, how: 'left' }))]
+    .filter((e) => e.peerId === p.peerId && e.step !== p.leaveStep)
+    .sort((a, b) => a.step - b.step)
+  if (exits.length === 0) return ''
+  const backAt = (step: number): string => {
+    const join = m.joins.find((j) => j.peerId === p.peerId && j.step >= step)
+    return join === undefined ? '' : `, back at ${join.step}`
+  }
+  return `; ${exits.map((e) => `${e.how} at ${e.step}${backAt(e.step)}`).join('; ')}`
 }
 
 function bytesTable(report: RunReport): string {

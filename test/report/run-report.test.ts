@@ -87,6 +87,12 @@ describe('buildRunReport', () => {
     expect(readmitted.membership.leaves).toEqual([{ peerId: B, step: 5 }])
     expect(readmitted.membership.joins).toEqual([{ peerId: A, step: 0 }, { peerId: C, step: 0 }, { peerId: B, step: 9 }, { peerId: C, step: 20 }])
     expect(readmitted.membership.members.map((m) => m.exit)).toEqual([null, null, null])
+    // the page's members table says it too (its rows read '0 - member' of C, whom the summary counted as evicted)
+    const html = renderRunReportHtml(readmitted)
+    const row = (peer: string): string => html.match(new RegExp(`<tr data-peer="${peer}">(.*?)</tr>`))![1]
+    expect(row(C)).toMatch(/<td>0<\/td><td>-<\/td><td><span class="muted">member<\/span>; evicted at 20, back at 20<\/td>$/)
+    expect(row(B)).toMatch(/<td>9<\/td><td>-<\/td><td><span class="muted">member<\/span>; left at 5, back at 9<\/td>$/)
+    expect(row(A)).toMatch(/<span class="muted">member<\/span><\/td>$/)
   })
 
   it('draws membership over steps from every change', () => {
