@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { jobConfigWarnings } from '../../config/job-config.js'
 import type { ControlClient } from '../../daemon/control/client.js'
 import type { JobControlParams, JobControlResult } from '../../daemon/control/methods.js'
 import { addClientOptions, withClient, type ClientOptions } from '../support/daemon-target.js'
@@ -36,7 +37,10 @@ export function registerJobCommands(program: Command): void {
       // parsed here first so a bad file or flag is reported with its path, line or name, before any connection
       const config = jobConfigFromFlags({ ...flags, config: file })
       const result = await withClient(options, async (client) => await client.submitJob(config))
-      printResult(options, result, (r) => `submitted job ${r.jobId} (${r.state})`)
+      // settings known to train badly: the daemon logs them where this user may not look
+      const warnings = jobConfigWarnings(config)
+      printResult(options, warnings.length === 0 ? result : { ...result, warnings }, (r) => `submitted job ${r.jobId} (${r.state})`)
+      if (options.json !== true) for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`)
     }))
 
   for (const [name, description, verb, call] of CONTROLS) {

@@ -145,6 +145,16 @@ describe('p2pmld client commands', () => {
     const overFile = await runCli(['job', 'submit', file, '--epochs', '5', '--socket', socketPath])
     expect(overFile.stdout).toBe('submitted job run-7 (training)\n')
     expect(daemon.submitted.at(-1)).toMatchObject({ id: 'run-7', model: 'mlp', epochs: 5, trainSamples: 512 })
+    await runCli(['job', 'stop', '--socket', socketPath])
+
+    // a setting known to train badly is said to the submitter (the daemon only logged it)
+    const asyncMomentum = await runCli(['job', 'submit', '--model', 'mlp', '--mode', 'async', '--momentum', '0.9', '--min-peers', '3', '--socket', socketPath])
+    expect(asyncMomentum.stdout).toMatch(/^submitted job job-\d+ \(training\)\n$/)
+    expect(asyncMomentum.stderr).toMatch(/^warning: mode async with optimizer\.momentum 0\.9: momentum on stale gradients oscillates and often diverges; set optimizer\.momentum to 0 and optimizer\.lr to about \S+ \(lr \/ \(1 - momentum\) \/ 2\)\n$/)
+    await runCli(['job', 'stop', '--socket', socketPath])
+    const asJson = await runCli(['job', 'submit', '--model', 'mlp', '--mode', 'async', '--momentum', '0.9', '--min-peers', '3', '--socket', socketPath, '--json'])
+    expect(asJson.stderr).toBe('')
+    expect(JSON.parse(asJson.stdout).warnings).toHaveLength(1)
   })
 
   it('stop --no-wait returns once the daemon was asked', async () => {
