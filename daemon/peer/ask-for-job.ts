@@ -71,7 +71,7 @@ export async function askPeersForJob(options: AskForJobOptions, signal: AbortSig
         finished ??= info
         continue
       }
-      failures.push(`the peer at ${address.toString()} runs job ${info.jobId}, not ${wanted} (the job this daemon ${options.wantedBecause})`)
+      failures.push(`the peer at ${address.toString()} ${info.phase === 'finished' ? `ran job ${info.jobId} (finished at step ${info.step})` : `runs job ${info.jobId}`}, not ${wanted} (the job this daemon ${options.wantedBecause})`)
     } catch (error) {
       signal.throwIfAborted()
       if (error instanceof RemoteError && error.message === NO_JOB_HERE) idle++

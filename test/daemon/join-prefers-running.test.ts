@@ -54,7 +54,7 @@ describe('joining through the bootstrap peers', () => {
    * in order, and where the join stood then. `session`: what the opened session is (default: it
    * refuses to open, not these tests' concern).
    */
-  const joinUntil = async (bootstrap: Multiaddr[], done: (opened: string[]) => boolean, session?: Pick<JobSession, 'runtimeInfo'>): Promise<{ opened: string[], stage: string | undefined }> => {
+  const joinUntil = async (bootstrap: Multiaddr[], done: (opened: string[], stage: string | undefined) => boolean, session?: Pick<JobSession, 'runtimeInfo'>, joinJobId?: string): Promise<{ opened: string[], stage: string | undefined }> => {
     const node = await startedNode()
     const opened: string[] = []
     const joiner = createJobJoiner({
@@ -71,12 +71,13 @@ describe('joining through the bootstrap peers', () => {
       },
       dropSession: async () => {},
       resume: async () => {},
-      rememberMembers: async () => {}
+      rememberMembers: async () => {},
+      ...(joinJobId === undefined ? {} : { joinJobId })
     })
     cleanups.push(async () => { joiner.abort() })
     const joining = joiner.joinThroughBootstrap()
     const end = Date.now() + 10_000
-    while (!done(opened) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+    while (!done(opened, joiner.stage()) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
     const stage = joiner.stage()
     joiner.abort()
     await joining
@@ -89,6 +90,12 @@ describe('joining through the bootstrap peers', () => {
     const done = await answering('job-done', 'finished')
     const running = await answering('job-running', 'training')
     expect(await firstJobJoined([...done, ...running])).toBe('job-running')
+  }, 30_000)
+
+  it('told to join another job (--join-job): says the peer ran a finished job, not that it runs it', async () => {
+    const { opened, stage } = await joinUntil(await answering('job-done', 'finished'), (_, at) => at?.includes('not job-wanted') === true, undefined, 'job-wanted')
+    expect(opened).toEqual([])
+    expect(stage).toMatch(/ran job job-done \(finished at step 64\), not job-wanted \(the job this daemon was told to join\)/)
   }, 30_000)
 
   it('takes the finished job when no peer runs another', async () => {
