@@ -65,6 +65,6 @@ export async function servePeerRequests(options: PeerRequestsOptions): Promise<S
         throw new StateSyncRefusedError('not-ready', (error as Error).message)
       }
     },
-    onRejected: (reason, remote, message) => rejections.reject(`state-${reason}`, { from: remote.toString() }, `state-sync request: ${message}`)
+    onRejected: (reason, remote, message, expected) => rejections.reject(`state-${reason}`, { from: remote.toString() }, `state-sync request: ${message}`, { expected: expected === true })
   })
 }

@@ -38,8 +38,12 @@ export interface StateSyncServerOptions {
   /** bytes allowed in the stream's write queue before waiting (default 4 MiB) */
   readonly maxBufferedBytes?: number
   readonly onError?: (error: unknown, remotePeer: PeerId) => void
-  /** every request refused (by refusal reason) or broken off ('unreadable'): the daemon counts them */
-  readonly onRejected?: (reason: StateSyncRefusal | 'unreadable', remotePeer: PeerId, message: string) => void
+  /**
+   * every request refused (by refusal reason) or broken off ('unreadable'): the daemon counts them;
+   * `expected`: the requester reset the stream (it gave up on this donor, took the range from
+   * another, or stopped), which is no fault of either side
+   */
+  readonly onRejected?: (reason: StateSyncRefusal | 'unreadable', remotePeer: PeerId, message: string, expected?: boolean) => void
 }
 
 export interface StateSyncServer {
@@ -269,7 +273,9 @@ export async function registerStateSyncServer (node: Libp2p, options: StateSyncS
       await serve(stream, connection)
     } catch (error) {
       stream.abort(error instanceof Error ? error : new Error(String(error)))
-      options.onRejected?.('unreadable', connection.remotePeer, error instanceof Error ? error.message : String(error))
+      // as json-request.ts counts a requester that went away before its request arrived
+      const reset = error instanceof Error && error.name === 'StreamResetError'
+      options.onRejected?.('unreadable', connection.remotePeer, reset ? 'the requester reset the stream during the transfer' : error instanceof Error ? error.message : String(error), reset)
       options.onError?.(error, connection.remotePeer)
     } finally {
       active.delete(stream)

@@ -195,6 +195,27 @@ describe('state sync over libp2p', () => {
     }
   })
 
+  it('counts a requester that resets mid-transfer (it gave up on this donor, or stopped) as expected, not as unreadable', async () => {
+    const snapshot = makeSnapshot(4_000_000, 4_000_000)
+    const rejected: Array<{ reason: string, message: string, expected: boolean | undefined }> = []
+    const sync = await registerStateSyncServer(server, {
+      onRejected: (reason, _peer, message, expected) => rejected.push({ reason, message, expected }),
+      getSnapshot: async () => snapshot
+    })
+    try {
+      const leaving = new AbortController()
+      const fetching = expectSyncError(fetchSnapshot(client, server.getMultiaddrs()[0], { jobId: 'job-1' }, { signal: leaving.signal }), 'aborted')
+      const deadline = Date.now() + 10_000
+      while (sync.active === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1))
+      leaving.abort()
+      await fetching
+      while (rejected.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+      expect(rejected).toEqual([{ reason: 'unreadable', message: 'the requester reset the stream during the transfer', expected: true }])
+    } finally {
+      await sync.stop()
+    }
+  })
+
   it('turns a server that closes mid-stream into a typed error', async () => {
     const bytes = encodeSnapshotToBytes(makeSnapshot(500_000, 0))
     await withRawServer(server, async (stream) => {
