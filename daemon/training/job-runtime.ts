@@ -112,6 +112,8 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
   // the paper's zoo models take their input shape from the dataset (1x28x28 MNIST, 3x32x32 CIFAR-10)
   if (followsDatasetShape(config.model) && model.sampleShape.join('x') !== train.sampleShape.join('x')) model = await resolveModel(config.model, train.sampleShape)
   checkDatasetFitsModel(config, model, [train, validation, test])
+  const spare = spareOutputsWarning(config, model.numClasses, train.numClasses)
+  if (spare !== undefined) model = { ...model, warnings: [...(model.warnings ?? []), spare] }
   // the sync trainer consumes each gradient before the next step: one buffer serves every step
   const computer = await createGradientComputer(model, options.offload, { computeThreads: options.computeThreads, onFallback: options.onOffloadFallback, reuseGradientBuffer: true })
   return {
@@ -132,6 +134,16 @@ export async function createJobRuntime(config: JobConfig, options: JobRuntimeOpt
 /** A job's dataset and model do not fit each other (sample shape or classes). */
 export class DatasetModelMismatchError extends Error {
   override name = 'DatasetModelMismatchError'
+}
+
+/**
+ * A model with more outputs than the dataset has classes (a torchvision export without
+ * num_classes: 1000 outputs for 10 labels) trains, but its spare outputs only learn to stay low
+ * and its first loss reads ln(outputs): a warning naming both counts and the fix, else undefined.
+ */
+export function spareOutputsWarning(config: Pick<JobConfig, 'model' | 'dataset'>, outputs: number, classes: number): string | undefined {
+  if (outputs <= classes) return undefined
+  return `model '${config.model}' has ${outputs} outputs but dataset '${config.dataset}' has ${classes} classes: the other ${outputs - classes} only learn to stay low (the first loss is about ln ${outputs} = ${Math.log(outputs).toFixed(2)}, not ln ${classes} = ${Math.log(classes).toFixed(2)}); export the model with ${classes} outputs (torchvision: num_classes=${classes})`
 }
 
 /**
