@@ -19,12 +19,22 @@ import { tapSelectedParameters, type TapScatter } from './tap-selections.js'
 export const TRAINING_INPUT_LABELS = 'labels_onehot'
 export const TRAINING_OUTPUT_LOSS = 'loss'
 
+/**
+ * Ops that newer opsets export whole where older ones give their parts, which the autodiff
+ * supports: the opset where the op appeared (torch.onnx.export emits LayerNormalization from
+ * opset_version 17 on, ReduceMean / Sub / Pow / Sqrt / Div below it).
+ */
+const WHOLE_FROM_OPSET: Readonly<Record<string, number>> = { LayerNormalization: 17, GroupNormalization: 18 }
+
 export class UnsupportedOpError extends Error {
   override name = 'UnsupportedOpError'
   constructor (readonly op: string, readonly nodeName: string) {
+    const opset = WHOLE_FROM_OPSET[op]
     super(RECURRENT_OPS.has(op)
       ? `recurrent layer '${op}' in node '${nodeName}' is not supported (the autodiff does not unroll ${op}): replace it with attention or convolution, or train it elsewhere`
-      : `unsupported op '${op}' in node '${nodeName}': the autodiff supports ${supportedOps().join(', ')}`)
+      : opset !== undefined
+        ? `unsupported op '${op}' in node '${nodeName}': opset ${opset} and later export it as one op; export with opset_version=${opset - 1} or lower (torch.onnx.export(..., opset_version=13)), which writes it as ops the autodiff supports`
+        : `unsupported op '${op}' in node '${nodeName}': the autodiff supports ${supportedOps().join(', ')}`)
   }
 }
 

@@ -192,6 +192,16 @@ describe('shape inference checks what it infers, at load', () => {
     expect(error?.message).not.toContain('PoolWindowMax')
   })
 
+  it('LayerNormalization (one op from opset 17 on) says to export at a lower opset, where it comes as ops the autodiff supports', async () => {
+    const bytes = modelBytes([
+      { name: 'flat', opType: 'Flatten', input: ['x'], output: ['f'] },
+      { name: 'fc', opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: ['h'], attribute: [int('transB', 1)] },
+      { name: '/norm/LayerNormalization', opType: 'LayerNormalization', input: ['h', 'ln.weight', 'ln.bias'], output: ['logits'] }
+    ], [tensor('fc.weight', [10, 676], 1), tensor('fc.bias', [10], 2), tensor('ln.weight', [10], 3), tensor('ln.bias', [10], 4)])
+    const error = await loadOnnxModel(bytes).then(() => undefined, (e: unknown) => e as Error)
+    expect(error?.message).toBe("unsupported op 'LayerNormalization' in node '/norm/LayerNormalization': opset 17 and later export it as one op; export with opset_version=16 or lower (torch.onnx.export(..., opset_version=13)), which writes it as ops the autodiff supports")
+  })
+
   it('an int32 constant read by an op the autodiff lacks names that op (torch.cumsum exports CumSum with an int32 axis)', async () => {
     const T = onnx.TensorProto.DataType
     const cumsum = (axisAs: 'initializer' | 'Constant'): Uint8Array => modelBytes([
