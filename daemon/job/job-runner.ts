@@ -192,7 +192,11 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   const { endEpoch, finishTraining } = ending
 
   // async: the parameters the members agreed at the last averaging round (SyncTrainer.agreedParams)
-  const currentSnapshot = (): JobSnapshot => state.snapshot(members.state(), ending.outcome() !== undefined || ending.finalizing(), trainer.agreedParams?.(), control.latest())
+  const currentSnapshot = (): JobSnapshot => {
+    const outcome = ending.outcome()
+    const result = outcome === undefined ? undefined : { reason: outcome.reason, test: outcome.test, digest: outcome.digest }
+    return state.snapshot(members.state(), outcome !== undefined || ending.finalizing(), trainer.agreedParams?.(), { control: control.latest(), result })
+  }
 
   const stateAtStep = createStateAtStep({
     step: () => progress.step,

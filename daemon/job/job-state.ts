@@ -7,11 +7,11 @@
 import type { JobConfig } from '../../config/job-config.js'
 import { bufferSpecs } from '../../ml/params.js'
 import { createOptimizer, type Optimizer } from '../../ml/optim/index.js'
-import type { ControlDecision, MembershipState } from '../../protocols/job/job-protocol.js'
+import type { MembershipState } from '../../protocols/job/job-protocol.js'
 import { createConvergenceControl, type ConvergenceControl } from '../training/convergence.js'
 import type { JobRuntime } from '../training/job-runtime.js'
 import type { EpochRecord, TrainingProgress } from '../training/training-state.js'
-import type { JobSnapshot, SnapshotMeta } from './job-types.js'
+import type { JobSnapshot, SnapshotExtras, SnapshotMeta } from './job-types.js'
 
 export interface JobState {
   readonly optimizer: Optimizer
@@ -26,10 +26,10 @@ export interface JobState {
   finishedFromSnapshot(): boolean
   /** take over `snap`'s state; throws when its parameter count is not the model's */
   load(snap: JobSnapshot): void
-  /** the snapshot meta as of now, with the membership, finished flag and latest pause/resume decision the runner knows */
-  meta(membership: MembershipState, finished: boolean, control?: ControlDecision): SnapshotMeta
+  /** the snapshot meta as of now, with the membership, finished flag, and latest pause/resume decision and result the runner knows */
+  meta(membership: MembershipState, finished: boolean, extras?: SnapshotExtras): SnapshotMeta
   /** a copy of the whole state (parameters and optimizer state copied); `params`: these instead of the current ones (async: the agreed ones) */
-  snapshot(membership: MembershipState, finished: boolean, params?: Float32Array, control?: ControlDecision): JobSnapshot
+  snapshot(membership: MembershipState, finished: boolean, params?: Float32Array, extras?: SnapshotExtras): JobSnapshot
 }
 
 /** The state at the model's seed (config.seed), or `snapshot`'s when given. */
@@ -66,7 +66,7 @@ export function createJobState(config: JobConfig, runtime: JobRuntime, snapshot?
       history = [...snap.meta.history]
       finished = snap.meta.finished
     },
-    meta: (membership, finishedNow, control) => ({
+    meta: (membership, finishedNow, extras = {}) => ({
       lr: progress.lr,
       epochLossSum: progress.epochLossSum,
       epochLossCount: progress.epochLossCount,
@@ -74,14 +74,15 @@ export function createJobState(config: JobConfig, runtime: JobRuntime, snapshot?
       membership,
       history: [...history],
       finished: finishedNow,
-      ...(control === undefined ? {} : { control })
+      ...(extras.control === undefined ? {} : { control: extras.control }),
+      ...(extras.result === undefined ? {} : { result: extras.result })
     }),
-    snapshot: (membership, finishedNow, served = params, control) => ({
+    snapshot: (membership, finishedNow, served = params, extras) => ({
       jobConfig: config,
       step: progress.step,
       epoch: progress.epoch,
       cursor: progress.cursor,
-      meta: state.meta(membership, finishedNow, control),
+      meta: state.meta(membership, finishedNow, extras),
       params: served.slice(),
       optimizerState: optimizer.exportState().slice()
     })

@@ -44,6 +44,24 @@ export interface SnapshotMeta {
    * paused and then stopped on every daemon stays paused when they start again
    */
   readonly control?: ControlDecision
+  /**
+   * a finished job's result as this peer ended it (the step and epoch are the state's, the
+   * history the meta's): a report built from the checkpoint shows the test accuracy it ended with
+   */
+  readonly result?: FinalResult
+}
+
+/** What SnapshotMeta keeps of a JobResult. */
+export interface FinalResult {
+  readonly reason: StopReason
+  readonly test: EvaluationSummary
+  readonly digest: string
+}
+
+/** what a snapshot records besides the training state (SnapshotMeta.control, .result) */
+export interface SnapshotExtras {
+  readonly control?: ControlDecision
+  readonly result?: FinalResult
 }
 
 /** The transport a runner talks through (libp2p today; the broker later). */

@@ -28,7 +28,12 @@ const SnapshotMetaSchema = z.object({
   membership: MembershipStateSchema,
   history: z.array(EpochRecordSchema).max(100_000),
   finished: z.boolean(),
-  control: ControlDecisionSchema.optional()
+  control: ControlDecisionSchema.optional(),
+  result: z.object({
+    reason: z.enum(['epochs', 'early-stopping', 'stopped']),
+    test: z.object({ loss: finiteOrNull, accuracy: z.number().min(0).max(1), count: z.number().int().min(0) }),
+    digest: z.string().min(1).max(128)
+  }).optional()
 })
 
 export class InvalidSnapshotError extends Error {

@@ -1,6 +1,6 @@
 /**
  * A run report from a checkpoint (a stopped daemon, or a job long gone): the config, the epoch
- * history, the membership and the parameter digest it holds. Stage times and traffic are not
+ * history, the membership, a finished job's result and the parameter digest it holds. Stage times and traffic are not
  * in a checkpoint, so those sections stay empty.
  */
 import { existsSync } from 'node:fs'
@@ -34,6 +34,8 @@ export async function reportFromCheckpoint(path: string): Promise<RunReport> {
       progress: { step: snap.step, epoch: snap.epoch, lr: snap.meta.lr },
       parameterCount: snap.params.length,
       history: snap.meta.history,
+      // a finished job's checkpoint keeps its result (older ones do not: then the result is empty)
+      ...(snap.meta.result === undefined ? {} : { result: { ...snap.meta.result, step: snap.step, epoch: snap.epoch, history: snap.meta.history } }),
       membership: { version: snap.meta.membership.version, snapshot: snap.meta.membership },
       stages: []
     }),

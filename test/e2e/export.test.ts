@@ -96,8 +96,11 @@ describe('p2pmld export and train --out', () => {
     copyFileSync(join(daemon.dataDir, 'checkpoint', 'state.p2ckpt'), copy)
     const report = await runCli(['report', '--checkpoint', copy, '--json'], daemon.dataDir)
     expect(report.code, report.stderr).toBe(0)
-    const fromCopy = JSON.parse(report.stdout) as { source: string, job: { step: number }, digests: { own: string } }
+    const fromCopy = JSON.parse(report.stdout) as { source: string, job: { step: number }, digests: { own: string }, result: { testAccuracy: number, step: number, reason: string } | null }
     expect(fromCopy).toMatchObject({ source: 'checkpoint', job: { step: finished!.step } })
+    // the finished job's result, as its own report had it (it read "result": null, "test accuracy -")
+    expect(fromCopy.result, report.stdout).toMatchObject({ step: finished!.step, reason: 'epochs' })
+    expect((fromCopy.result!.testAccuracy * 100).toFixed(2)).toBe(finished!.accuracy.toFixed(2))
     // the finished line prints the digest the checkpoint's parameters hash to (or its prefix)
     expect(fromCopy.digests.own.startsWith(finished!.digest)).toBe(true)
 
