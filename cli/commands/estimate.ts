@@ -132,6 +132,11 @@ async function readReport(path: string): Promise<RunReport> {
 function measuredFromReport(report: RunReport, path: string): MeasuredCompute {
   const compute = report.stages.find((s) => s.stage === 'compute')
   if (compute === undefined || compute.count === 0) throw new Error(`run report ${path} has no 'compute' stage times: it ended before its first step`)
+  // an offloaded run's 'compute' is the round trip to its workers (a user's estimate read 158 ms a
+  // batch for a 5.5 ms gradient), not a gradient's time on an instance
+  if (report.stages.some((s) => s.stage.startsWith('offload.'))) {
+    throw new Error(`run report ${path} is of a run that offloaded its gradients: its 'compute' stage (${compute.medianMs.toFixed(1)} ms a batch) is the round trip to the workers, not a gradient's time on an instance; give the report of a run that computed in process, or leave out --from-report to measure one on this machine`)
+  }
   const batchSize = (report.job.config as { batchSize?: number }).batchSize
   if (typeof batchSize !== 'number') throw new Error(`run report ${path} has no job.config.batchSize`)
   // the job's process: the daemon with its peer networking, more than a gradient function holds

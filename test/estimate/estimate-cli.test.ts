@@ -70,6 +70,14 @@ describe('p2pmld estimate', () => {
     expect((JSON.parse(sized.stdout) as Estimate).notes.join('\n')).toMatch(/^Lambda memory \d+ MB: the \d+ MiB measured \(the job's whole process, peer networking included: a gradient function needs less\), rounded up \(--lambda-memory sets it\)$/m)
   }, 120_000)
 
+  it('refuses a report of an offloaded run, whose compute stage is the round trip to the workers', async () => {
+    const offloaded = { ...report, stages: [...report.stages, { ...report.stages.find((s) => s.stage === 'compute')!, stage: 'offload.invoke' }] }
+    const file = (await writeRunReport(join(home, 'offloaded'), offloaded)).json
+    const run = await runCli(['estimate', '--from-report', file], home)
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(new RegExp(`^p2pmld: run report ${file.replace(/[.*+?^$()|[\]\\/]/g, '\\$&')} is of a run that offloaded its gradients: its 'compute' stage \\([\\d.]+ ms a batch\\) is the round trip to the workers, not a gradient's time on an instance; give the report of a run that computed in process, or leave out --from-report to measure one on this machine\n$`))
+  }, 60_000)
+
   it('calibrates the model on this machine when there is no report, and says which is cheaper', async () => {
     const run = await runCli(['estimate', '--model', 'mlp', '--batch-size', '32', '--peers', '2', '--epochs', '3', '--train-samples', '6400', '--calibration-runs', '2', '--threads', '1'], home) // --compute-threads' old name
     expect(run.code, run.stderr).toBe(0)
