@@ -10,7 +10,7 @@ import type { PeerNode } from '../../protocols/node/index.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import type { Logger } from '../logger.js'
-import { askBrokerForJob } from './broker-join.js'
+import { askBrokerForJob, BrokerUnreachableError } from './broker-join.js'
 import { tellPreviousProcessLeft } from './job-discovery.js'
 
 /** a question to the broker for a job's coordinator (a joiner's, a restarted member's): at most this long (ms) */
@@ -89,6 +89,8 @@ export async function askPeersForJob(options: AskForJobOptions, signal: AbortSig
       return await askBrokerForJob(options.amqpUrl, options.privateKey, peerId, options.log, { jobId: wanted, signal: budget.signal })
     } catch (error) {
       signal.throwIfAborted()
+      // a broker that refused the connection says why, whether or not the budget ran out
+      if (error instanceof BrokerUnreachableError) throw new Error(`${error.message}${lastError === undefined ? '' : ` (and the bootstrap peers: ${lastError.message})`}`)
       throw budget.signal.aborted ? new Error(`no answer from the broker at ${new URL(options.amqpUrl).host} within ${BROKER_PROBE_MS} ms${lastError === undefined ? '' : ` (and the bootstrap peers: ${lastError.message})`}`) : error
     } finally {
       budget.dispose()

@@ -7,8 +7,14 @@ import { createBrokerConnection, discoverJobs } from '../../protocols/amqp/index
 import { JobInfoSchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import type { Logger } from '../logger.js'
 
+/** The broker refused or did not take the connection (its last failure in the message). */
+export class BrokerUnreachableError extends Error {
+  override name = 'BrokerUnreachableError'
+}
+
 /**
- * Throws when no coordinator (of job `jobId`, when given) answered within `waitMs` (default 1 s;
+ * Throws BrokerUnreachableError when the connection failed (its last failure named), else when
+ * no coordinator (of job `jobId`, when given) answered within `waitMs` (default 1 s;
  * the caller retries with backoff).
  */
 export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: string, log: Logger, options: { jobId?: string, waitMs?: number, signal?: AbortSignal } = {}): Promise<JobInfo> {
@@ -20,7 +26,13 @@ export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: 
   options.signal?.addEventListener('abort', onAbort, { once: true })
   try {
     options.signal?.throwIfAborted()
-    await connection.start()
+    await connection.start().catch((error: unknown) => {
+      // stopped by the caller's deadline while the broker refused us: that, not "no answer", is why
+      // (ACCESS_REFUSED for a wrong password, ECONNREFUSED for a port with no broker)
+      const failing = connection.lastFailure()
+      if (failing !== undefined) throw new BrokerUnreachableError(`cannot reach the broker at ${new URL(amqpUrl).host} (${failing.failures} tr${failing.failures === 1 ? 'y' : 'ies'} failed, the last: ${failing.message}): check --amqp-url (host, port, user and password) and that the broker runs`)
+      throw error
+    })
     const answers = await discoverJobs(connection, key, selfId, { waitMs, logger: log })
     for (const answer of answers) {
       const parsed = JobInfoSchema.safeParse(answer.info)

@@ -109,14 +109,19 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
   let rejoinTargets: Multiaddr[] = []
   /** where the join in progress stands (JobJoiner.stage) */
   let stage: string | undefined
+  /** why the last try failed, kept while the next one asks (status read only 'asking ...' then) */
+  let lastFailure: string | undefined
   const retrying = (error: unknown, delayMs: number): void => {
-    stage = `the last try failed (${(error as Error).message}); the next try at ${new Date(Date.now() + delayMs).toISOString()}`
+    lastFailure = (error as Error).message
+    stage = `the last try failed (${lastFailure}); the next try at ${new Date(Date.now() + delayMs).toISOString()}`
   }
 
   /** `wanted`: the only job to take (--join-job, or the job this daemon was evicted from) */
   const askForJob = async (signal: AbortSignal, wanted: string | undefined): Promise<JobInfo> => {
-    stage = options.amqpUrl === undefined ? 'asking the bootstrap peers for the job' : 'asking the bootstrap peers, then the broker, for the job'
-    return await askPeersForJob({
+    const peers = rejoinTargets.length + options.bootstrapAddrs.length > 0
+    const asking = options.amqpUrl === undefined ? 'asking the bootstrap peers for the job' : peers ? 'asking the bootstrap peers, then the broker, for the job' : 'asking the broker for the job'
+    stage = lastFailure === undefined ? asking : `${asking} (the last try failed: ${lastFailure})`
+    const info = await askPeersForJob({
       node,
       log,
       peerId,
@@ -126,6 +131,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       wanted,
       wantedBecause: wanted === options.joinJobId ? 'was told to join' : 'was evicted from and re-joins'
     }, signal)
+    lastFailure = undefined
+    return info
   }
 
   const joinJob = async (info: JobInfo, signal: AbortSignal): Promise<void> => {
