@@ -66,10 +66,24 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     eventStore: { bucket: offload.bucket, prefix: offload.prefix },
     onFallback: options.onFallback
   }
+  const { ensureStateMachine, findFunctionArn } = await import('./aws/ensure-resources.js')
   if (offload.mode === 'lambda') {
     const { createLambdaDispatcher } = await import('./aws/lambda-dispatcher.js')
+    const client = createLambdaClient(offload)
+    // a wrong name failed every micro-batch of every step (its retries with backoff, then computed
+    // in process: a step took ~2.6 s instead of 0.1): looked up once, so the job's start fails
+    const found = await findFunctionArn(client, offload.functionName).catch((error: unknown) => {
+      // a role without lambda:GetFunction (the daemon policy grants it) cannot look: invoking will tell
+      if ((error as { name?: string }).name === 'AccessDeniedException') return offload.functionName
+      client.destroy()
+      throw error
+    })
+    if (found === undefined) {
+      client.destroy()
+      throw new OffloadSetupError(`offload.functionName: no Lambda function '${offload.functionName}' in this account/region: deploy it first (p2pmld functions deploy)`)
+    }
     const dispatcher = createLambdaDispatcher({
-      client: createLambdaClient(offload),
+      client,
       functionName: offload.functionName,
       retry: offload.retry,
       timeoutSeconds: offload.timeoutSeconds,
@@ -78,7 +92,6 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     return createOffloadComputer({ ...common, dispatcher })
   }
 
-  const { ensureStateMachine, findFunctionArn } = await import('./aws/ensure-resources.js')
   const { buildGradientStateMachine } = await import('./aws/state-machine.js')
   const { createStepFunctionsDispatcher } = await import('./aws/stepfunctions-dispatcher.js')
   const sfn = createSfnClient(offload)

@@ -106,6 +106,12 @@ describe('offload: lambda', () => {
     expect(computer.stats().bytesDownloaded).toBe(3 * 4 * model.layout.totalSize)
   })
 
+  it('a function name with no function fails at start, not every micro-batch of every step', async () => {
+    const before = standIns.functions.invocations(FUNCTION)
+    await expect(offloadComputer({ mode: 'lambda', ...aws, functionName: 'nope-fn' })).rejects.toThrow(/^offload\.functionName: no Lambda function 'nope-fn' in this account\/region: deploy it first \(p2pmld functions deploy\)$/)
+    expect(standIns.functions.invocations(FUNCTION)).toBe(before)
+  })
+
   it('retries a function that fails twice, then succeeds (the client-side bounded retry)', async () => {
     const computer = await offloadComputer({ mode: 'lambda', ...aws, microBatches: 1 })
     standIns.functions.failNext(FUNCTION, 2)
