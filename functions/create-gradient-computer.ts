@@ -3,6 +3,7 @@
  * worker pool, Lambda, or Step Functions -> Lambda. Every offloading computer keeps an in-process
  * one for evaluation and for micro-batches whose function keeps failing.
  */
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -54,9 +55,26 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     return { ...computer, close: async () => { try { await computer.close() } finally { await rm(root, { recursive: true, force: true }) } } }
   }
 
+  try {
+    return await createAwsComputer(model, offload, local, options)
+  } catch (error) {
+    await local.close().catch(() => {})
+    throw explainAwsSetupError(error, offload)
+  }
+}
+
+type AwsOffload = Extract<OffloadConfig, { mode: 'lambda' | 'stepfunctions' }>
+
+/** Lambda or Step Functions -> Lambda, each checked against AWS at the job's start (bucket, function, state machine). */
+async function createAwsComputer(model: ModelDefinition, offload: AwsOffload, local: GradientComputer, options: GradientComputerOptions): Promise<GradientComputer> {
   const { createS3BlobStore } = await import('./s3-blob-store.js')
   const { createLambdaClient, createSfnClient } = await import('./aws/clients.js')
   const store = createS3BlobStore({ bucket: offload.bucket, prefix: offload.prefix, client: offload.region !== undefined ? { region: offload.region } : {} })
+  // a missing bucket, or a prefix the role may not write, failed step 0 ('The specified bucket does
+  // not exist'): one object written and removed now (the peer policy grants both)
+  const probe = `setup-check-${randomUUID()}`
+  await store.put(probe, new Uint8Array(1))
+  await store.delete([probe])
   const common = {
     model,
     store,
@@ -118,4 +136,20 @@ export async function createGradientComputer(model: ModelDefinition, offload: Of
     timeoutMs: 1000 * (offload.timeoutSeconds * offload.retry.attempts + offload.retry.intervalSeconds * offload.retry.backoffRate ** offload.retry.attempts) + 30_000
   })
   return createOffloadComputer({ ...common, dispatcher })
+}
+
+/**
+ * An AWS SDK error at the offload's start as the user can act on it: no region, no credentials
+ * and a missing bucket name the setting or variable to give; anything else keeps its message,
+ * prefixed with the offload mode, function and bucket. OffloadSetupErrors pass as they are.
+ */
+export function explainAwsSetupError(error: unknown, offload: AwsOffload): Error {
+  if (error instanceof OffloadSetupError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  const name = (error as { name?: string }).name
+  const where = `offload (mode ${offload.mode}, function '${offload.functionName}', bucket '${offload.bucket}'${offload.region === undefined ? '' : `, region ${offload.region}`})`
+  if (/Region is missing/i.test(message)) return new OffloadSetupError(`${where}: the AWS SDK found no region: set offload.region in the daemon's offload setting, or AWS_REGION`, { cause: error })
+  if (/Could not load credentials/i.test(message)) return new OffloadSetupError(`${where}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on an instance whose role has the peer policy (peer-policy.json, written by p2pmld functions package)`, { cause: error })
+  if (name === 'NoSuchBucket' || /specified bucket does not exist/i.test(message)) return new OffloadSetupError(`${where}: bucket '${offload.bucket}' does not exist${offload.region === undefined ? '' : ` in ${offload.region}`}: create it or fix offload.bucket`, { cause: error })
+  return new OffloadSetupError(`${where}: ${message}`, { cause: error })
 }

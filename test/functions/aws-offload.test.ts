@@ -12,7 +12,7 @@ import { OffloadConfigSchema } from '../../config/offload-config.js'
 import { createLambdaClient, createSfnClient } from '../../functions/aws/clients.js'
 import { ensureFunction, ensureStateMachine } from '../../functions/aws/ensure-resources.js'
 import { buildGradientStateMachine } from '../../functions/aws/state-machine.js'
-import { createGradientComputer } from '../../functions/create-gradient-computer.js'
+import { createGradientComputer, explainAwsSetupError } from '../../functions/create-gradient-computer.js'
 import type { OffloadComputer } from '../../functions/offload/offload-computer.js'
 import { buildGradientPackage } from '../../functions/package.js'
 import { createS3BlobStore } from '../../functions/s3-blob-store.js'
@@ -110,6 +110,17 @@ describe('offload: lambda', () => {
     const before = standIns.functions.invocations(FUNCTION)
     await expect(offloadComputer({ mode: 'lambda', ...aws, functionName: 'nope-fn' })).rejects.toThrow(/^offload\.functionName: no Lambda function 'nope-fn' in this account\/region: deploy it first \(p2pmld functions deploy\)$/)
     expect(standIns.functions.invocations(FUNCTION)).toBe(before)
+  })
+
+  it('a bucket that does not exist fails at start, naming it (step 0 failed with "The specified bucket does not exist")', async () => {
+    await expect(offloadComputer({ mode: 'lambda', ...aws, bucket: 'no-such-bucket' })).rejects.toThrow(/^offload \(mode lambda, function 'p2pmld-gradient', bucket 'no-such-bucket'\): bucket 'no-such-bucket' does not exist: create it or fix offload.bucket$/)
+  })
+
+  it('an SDK without a region or credentials is told which setting or variable to give', () => {
+    const lambda = OffloadConfigSchema.parse({ mode: 'lambda', ...aws }) as Parameters<typeof explainAwsSetupError>[1]
+    expect(explainAwsSetupError(new Error('Region is missing'), lambda).message).toBe("offload (mode lambda, function 'p2pmld-gradient', bucket 'p2pmld-test'): the AWS SDK found no region: set offload.region in the daemon's offload setting, or AWS_REGION")
+    expect(explainAwsSetupError(new Error('Could not load credentials from any providers'), lambda).message).toMatch(/^offload \(mode lambda, .*\): no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, /)
+    expect(explainAwsSetupError(new Error('Throttled'), lambda).message).toBe("offload (mode lambda, function 'p2pmld-gradient', bucket 'p2pmld-test'): Throttled")
   })
 
   it('retries a function that fails twice, then succeeds (the client-side bounded retry)', async () => {
