@@ -143,8 +143,9 @@ export async function loadOnnxModel(pathOrBytes: string | Uint8Array): Promise<M
 }
 
 async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelDefinition> {
-  const invalid = (why: string): InvalidOnnxModelError =>
-    new InvalidOnnxModelError(`${source} is not a usable ONNX model (${why}): give a .onnx file saved by torch.onnx.export or onnx.save`)
+  /** `fix`: what to do; by default for bytes that are no ONNX model at all (a file that is an export says its own) */
+  const invalid = (why: string, fix = 'give a .onnx file saved by torch.onnx.export or onnx.save'): InvalidOnnxModelError =>
+    new InvalidOnnxModelError(`${source} is not a usable ONNX model (${why}): ${fix}`)
   let model: InstanceType<typeof onnx.ModelProto>
   try {
     model = onnx.ModelProto.decode(bytes)
@@ -159,7 +160,7 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
   const graphInputs = graph.input ?? []
   const graphOutputs = graph.output ?? []
   const initializers = graph.initializer ?? []
-  if (graphOutputs.length !== 1) throw invalid(`the graph must have exactly one output (the logits), it has ${graphOutputs.length}`)
+  if (graphOutputs.length !== 1) throw invalid(`the graph must have exactly one output (the logits), it has ${graphOutputs.length}`, 'export the model in eval mode (model.eval()) with its logits as the one output')
 
   const nodeName = (n: (typeof graphNodes)[number], index: number): string => n.name !== null && n.name !== undefined && n.name !== '' ? n.name : `${n.opType ?? 'node'}_${index}`
   /**
@@ -260,7 +261,7 @@ async function parseOnnxModel(bytes: Uint8Array, source: string): Promise<ModelD
   }
 }
 
-function toConstant(t: OnnxTensorProto, invalid: (why: string) => Error): ConstantTensor {
+function toConstant(t: OnnxTensorProto, invalid: (why: string, fix?: string) => Error): ConstantTensor {
   const dims = (t.dims ?? []).map(toNumber)
   const count = dims.reduce((a: number, b: number) => a * b, 1)
   const raw = t.rawData !== null && t.rawData !== undefined && t.rawData.length > 0 ? t.rawData : undefined
@@ -290,10 +291,10 @@ function toConstant(t: OnnxTensorProto, invalid: (why: string) => Error): Consta
     const what = t.name !== null && t.name !== undefined && t.name !== '' ? `tensor '${t.name}'` : 'an unnamed constant'
     // what an ordinary export does to get there, and the way back
     const fix = t.dataType === T.BOOL
-      ? '; an export with training=TrainingMode.TRAINING carries bool training flags: export in eval mode, as model.eval() and the default training argument do'
-      : t.dataType === T.DOUBLE ? '; a float64 model: call model.float() before exporting'
-        : t.dataType === T.FLOAT16 || t.dataType === T.BFLOAT16 ? '; a half-precision model: call model.float() before exporting' : ''
-    throw invalid(`${what} has data type ${typeName}; only float32 and int64 are supported${fix}`)
+      ? 'an export with training=TrainingMode.TRAINING carries bool training flags: export in eval mode, as model.eval() and the default training argument do'
+      : t.dataType === T.DOUBLE ? 'a float64 model: call model.float() before exporting'
+        : t.dataType === T.FLOAT16 || t.dataType === T.BFLOAT16 ? 'a half-precision model: call model.float() before exporting' : undefined
+    throw invalid(`${what} has data type ${typeName}; only float32 and int64 are supported`, fix)
   }
   if (data.length !== count) throw invalid(`tensor '${t.name ?? ''}' holds ${data.length} values, ${count} expected`)
   return { dims, data }

@@ -165,7 +165,7 @@ describe('shape inference checks what it infers, at load', () => {
     ], [tensor('fc.weight', [10, 676], 1), tensor('fc.bias', [10], 2), constant])
     const T = onnx.TensorProto.DataType
     await expect(loadOnnxModel(withConstant({ name: '', dims: [], dataType: T.BOOL, int32Data: [1] })))
-      .rejects.toThrow(/an unnamed constant has data type BOOL; only float32 and int64 are supported; an export with training=TrainingMode.TRAINING carries bool training flags: export in eval mode/)
+      .rejects.toThrow(/an unnamed constant has data type BOOL; only float32 and int64 are supported\): an export with training=TrainingMode.TRAINING carries bool training flags: export in eval mode/)
     await expect(loadOnnxModel(withConstant({ name: 'scale', dims: [1], dataType: T.DOUBLE, doubleData: [2] })))
       .rejects.toThrow(/tensor 'scale' has data type DOUBLE.*call model.float\(\) before exporting/)
   })
