@@ -46,7 +46,8 @@ export async function datasetNormalization(dataset: string): Promise<Pick<Writte
  * Throws a ModelExportError when `path` cannot be written (checkModelPath's message first).
  */
 export async function writeModelExport(path: string, model: ModelDefinition, params: Float32Array, dataset: string): Promise<WrittenExport> {
-  await checkModelPath(path, 'the export path')
+  // its write follows at once: no probe file first
+  await checkModelPath(path, 'the export path', { probe: false })
   const normalization = await datasetNormalization(dataset)
   const { bytes } = exportForwardOnnx(model, params, normalization.normalization)
   const dir = dirname(path)

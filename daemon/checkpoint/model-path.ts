@@ -16,10 +16,11 @@ export class ModelExportError extends Error {
  * writing it: not a directory, and the nearest existing ancestor a directory this process may
  * create files in (missing ones between are created). Where the file's own directory exists, a
  * file is created in it and removed (its permission bits do not say it all: root passes them on
- * /sys, a read-only or full file system refuses the write). `what` names the path in the
+ * /sys, a read-only or full file system refuses the write; `probe: false` for a caller that writes
+ * the file next, whose own write says the same). `what` names the path in the
  * message (a flag). Throws a ModelExportError naming the problem and the fix.
  */
-export async function checkModelPath(path: string, what: string): Promise<void> {
+export async function checkModelPath(path: string, what: string, options: { readonly probe?: boolean } = {}): Promise<void> {
   const found = await stat(path).catch(() => undefined)
   if (found?.isDirectory() === true) throw new ModelExportError(`${what} ${path} is a directory: give the ONNX file to write, e.g. ${join(path, 'model.onnx')}`)
   let dir = dirname(path)
@@ -28,7 +29,7 @@ export async function checkModelPath(path: string, what: string): Promise<void> 
     if (ancestor !== undefined) {
       if (!ancestor.isDirectory()) throw new ModelExportError(`${what} ${path} cannot be written: ${dir} is a file, not a directory`)
       await access(dir, constants.W_OK | constants.X_OK).catch(() => { throw new ModelExportError(`${what} ${path} cannot be written: this user may not create files in ${dir}`) })
-      if (dir === dirname(path)) await probeWrite(dir, path, what)
+      if (dir === dirname(path) && options.probe !== false) await probeWrite(dir, path, what)
       return
     }
     if (dirname(dir) === dir) return

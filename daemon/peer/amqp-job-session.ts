@@ -6,7 +6,7 @@
  * the control socket do not know which transport runs.
  */
 import type { PrivateKey } from '@libp2p/interface'
-import { createAmqpJobTransport, createBrokerConnection, type AmqpJobTransport, type BrokerConnection } from '../../protocols/amqp/index.js'
+import { createAmqpJobTransport, createBrokerConnection, describeBrokerFailure, type AmqpJobTransport, type BrokerConnection } from '../../protocols/amqp/index.js'
 import { JobRequestSchema, JoinReplySchema, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
@@ -154,7 +154,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
       const failing = transport === undefined ? connection?.lastFailure() : undefined
       return failing === undefined
         ? undefined
-        : `cannot reach the broker at ${new URL(options.amqpUrl).host} (${failing.failures} tr${failing.failures === 1 ? 'y' : 'ies'} failed, the last: ${failing.message}): retrying; check --amqp-url (host, port, user and password) and that the broker runs`
+        : describeBrokerFailure(options.amqpUrl, failing, ': retrying')
     },
     async start() {
       await core.startRuntime((info) => log.warn(info, 'offloaded micro-batch failed after its retries: computed in process'))

@@ -3,7 +3,7 @@
  * broker (protocols/amqp/discovery.ts) and takes the first coordinator's answer.
  */
 import type { PrivateKey } from '@libp2p/interface'
-import { createBrokerConnection, discoverJobs } from '../../protocols/amqp/index.js'
+import { createBrokerConnection, describeBrokerFailure, discoverJobs } from '../../protocols/amqp/index.js'
 import { JobInfoSchema, type JobInfo } from '../../protocols/job/job-protocol.js'
 import type { Logger } from '../logger.js'
 
@@ -30,7 +30,7 @@ export async function askBrokerForJob(amqpUrl: string, key: PrivateKey, selfId: 
       // stopped by the caller's deadline while the broker refused us: that, not "no answer", is why
       // (ACCESS_REFUSED for a wrong password, ECONNREFUSED for a port with no broker)
       const failing = connection.lastFailure()
-      if (failing !== undefined) throw new BrokerUnreachableError(`cannot reach the broker at ${new URL(amqpUrl).host} (${failing.failures} tr${failing.failures === 1 ? 'y' : 'ies'} failed, the last: ${failing.message}): check --amqp-url (host, port, user and password) and that the broker runs`)
+      if (failing !== undefined) throw new BrokerUnreachableError(describeBrokerFailure(amqpUrl, failing))
       throw error
     })
     const answers = await discoverJobs(connection, key, selfId, { waitMs, logger: log })

@@ -79,6 +79,15 @@ export interface BrokerConnection {
   stats(): BrokerConnectionStats
 }
 
+/**
+ * A connection's failing tries (BrokerConnection.lastFailure) as a user reads them, with the flag
+ * to check: 'cannot reach the broker at host:port (3 tries failed, the last: ...)' + `then` + '; check
+ * --amqp-url (host, port, user and password) and that the broker runs'. `then`: e.g. ': retrying'.
+ */
+export function describeBrokerFailure(url: string, failing: { readonly failures: number, readonly message: string }, then = ''): string {
+  return `cannot reach the broker at ${new URL(url).host} (${failing.failures} tr${failing.failures === 1 ? 'y' : 'ies'} failed, the last: ${failing.message})${then}; check --amqp-url (host, port, user and password) and that the broker runs`
+}
+
 export function createBrokerConnection(options: BrokerConnectionOptions): BrokerConnection {
   const { logger } = options
   const minBackoff = options.minBackoffMs ?? 200

@@ -1,5 +1,5 @@
 /** The RabbitMQ transport: a reconnecting broker connection, per-job topology and signed envelopes. */
-export { BrokerUnavailableError, createBrokerConnection, probeBroker, type BrokerConnection, type BrokerConnectionOptions, type PublishOutcome } from './broker-connection.js'
+export { BrokerUnavailableError, createBrokerConnection, describeBrokerFailure, probeBroker, type BrokerConnection, type BrokerConnectionOptions, type PublishOutcome } from './broker-connection.js'
 export { BrokerRequestRefusedError, BrokerRequestTimeoutError } from './control-messages.js'
 export { discoverJobs, type DiscoveredJob } from './discovery.js'
 export { EnvelopeError, openEnvelope, sealEnvelope, type Envelope, type EnvelopeHeader } from './envelope.js'

@@ -20,7 +20,7 @@ describe('asking the broker for a job', () => {
       const key = await generateKeyPair('Ed25519')
       const error = await askBrokerForJob(url, key, peerIdFromPrivateKey(key).toString(), silentLogger(), { signal: AbortSignal.timeout(1_500) }).then(() => undefined, (e: unknown) => e as Error)
       expect(error).toBeInstanceOf(BrokerUnreachableError)
-      expect(error?.message).toMatch(/^cannot reach the broker at 127\.0\.0\.1:\d+ \(\d+ tr(y|ies) failed, the last: .*\): check --amqp-url \(host, port, user and password\) and that the broker runs$/)
+      expect(error?.message).toMatch(/^cannot reach the broker at 127\.0\.0\.1:\d+ \(\d+ tr(y|ies) failed, the last: .*\); check --amqp-url \(host, port, user and password\) and that the broker runs$/)
       expect(error?.message).toMatch(cause)
     })
   }
