@@ -80,6 +80,11 @@ describe('deploy/p2pmld.service', () => {
     expect(unit.get('Install')?.get('WantedBy')).toEqual(['multi-user.target'])
   })
 
+  it('lets the daemon read the host\'s interfaces: listening on 0.0.0.0 (the default) lists them over netlink', () => {
+    // without AF_NETLINK, os.networkInterfaces() fails (EAFNOSUPPORT, 97) and the daemon exits at start
+    expect(one('RestrictAddressFamilies')?.split(/\s+/)).toEqual(expect.arrayContaining(['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK']))
+  })
+
   it('started with the unit\'s environment, the daemon keeps its key and a 0600 control socket in the data dir', async () => {
     const dataDir = join(dir, 'var-lib-p2pmld')
     const env: Record<string, string> = { PATH: process.env.PATH ?? '' }
