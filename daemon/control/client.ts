@@ -114,7 +114,11 @@ export function createControlClient(socketPath: string, options: ControlClientOp
           }
           const responses = Array.isArray(payload) ? payload : [payload]
           for (const response of responses) {
-            if (typeof response === 'object' && response !== null && isJSONRPCResponse(response)) rpc.receive(response)
+            if (typeof response !== 'object' || response === null || !isJSONRPCResponse(response)) continue
+            // an error for no request (id null): the daemon refused the connection or a line (too
+            // large, too many connections) and closes it; its message is the reason to show
+            if (response.id === null && response.error !== undefined) return lose(s, response.error.message)
+            rpc.receive(response)
           }
         },
         onOverflow: () => lose(s, `the daemon at ${socketPath} sent a response longer than ${maxLineBytes} bytes`)

@@ -5,6 +5,8 @@
 export interface LineSplitter {
   /** feeds bytes; calls onLine for each complete line (without the newline) */
   push(chunk: Uint8Array): void
+  /** the input ended: bytes held after the last newline are a last line (unless over the limit) */
+  end(): void
   /** bytes held for an incomplete line */
   readonly pendingBytes: number
 }
@@ -58,6 +60,9 @@ export function createLineSplitter(options: LineSplitterOptions): LineSplitter {
         if (overflowed) return
         buffer = buffer.subarray(index + 1)
       }
+    },
+    end(): void {
+      if (!overflowed && pending > 0) emit(Buffer.alloc(0))
     },
     get pendingBytes(): number {
       return pending

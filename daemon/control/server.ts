@@ -3,8 +3,11 @@
  * with mode 0600. Bounded per connection (line length, queued lines); a client that misbehaves
  * or vanishes only loses its own connection. Bounded in connections too, without letting idle or
  * slow clients lock `p2pmld status` out: a connection with no request in progress is closed after
- * `idleTimeoutMs`, and at the cap the connection idle longest makes room for the new one (only
- * when every connection is handling a request is the new one refused). Each closing is logged.
+ * `idleTimeoutMs`, and at the cap the connection idle longest makes room for the new one if it
+ * has been idle for MIN_IDLE_TO_CLOSE_MS; otherwise (every connection handling a request, or just
+ * opened and about to send one) the new one is refused with a JSON-RPC error (SERVER_BUSY) it
+ * can show and retry on. Closings and refusals at the cap are logged at warn, at most once per
+ * CAP_LOG_EVERY_MS with their counts since the last line (a burst of 500 clients logged 436 lines).
  */
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
@@ -41,6 +44,13 @@ const DEFAULT_IDLE_TIMEOUT_MS = 60_000
 /** lines read ahead of the one being handled before the socket is paused */
 const MAX_QUEUED_LINES = 32
 const CLOSE_GRACE_MS = 250
+/**
+ * At the cap, a connection idle for less than this is not closed to make room: a client that
+ * connected a moment ago has its request on the way (closing it gave a burst of 70 clients 6
+ * EPIPEs instead of answers)
+ */
+const MIN_IDLE_TO_CLOSE_MS = 250
+const CAP_LOG_EVERY_MS = 10_000
 
 export function createControlServer(options: ControlServerOptions): ControlServer {
   const { socketPath, handlers } = options
@@ -56,19 +66,32 @@ export function createControlServer(options: ControlServerOptions): ControlServe
   let socketIno: number | undefined
   let starting: Promise<void> | undefined
   let stopping: Promise<void> | undefined
+  /** closings and refusals at the cap since the last warn line about them */
+  const atCap = { refused: 0, closedIdle: 0, loggedAt: -Infinity }
+  const noteAtCap = (event: 'refused' | 'closedIdle'): void => {
+    atCap[event]++
+    const now = Date.now()
+    if (now - atCap.loggedAt < CAP_LOG_EVERY_MS) return
+    logger.warn({ maxConnections, refused: atCap.refused, closedIdle: atCap.closedIdle, sinceMs: Number.isFinite(atCap.loggedAt) ? now - atCap.loggedAt : undefined },
+      'control connections at the cap: new ones refused (busy) or idle ones closed to make room')
+    atCap.refused = 0
+    atCap.closedIdle = 0
+    atCap.loggedAt = now
+  }
 
   const onConnection = (socket: Socket): void => {
     if (sockets.size >= maxConnections) {
-      // the one idle longest makes room; when every one is mid-request, the newcomer is refused
-      const idle = [...activity.entries()].filter(([, a]) => !a.busy()).sort((a, b) => a[1].idleSince - b[1].idleSince)[0]
+      // the one idle longest makes room; when none has been idle a while, the newcomer is refused
+      const now = Date.now()
+      const idle = [...activity.entries()].filter(([, a]) => !a.busy() && now - a.idleSince >= MIN_IDLE_TO_CLOSE_MS).sort((a, b) => a[1].idleSince - b[1].idleSince)[0]
       if (idle === undefined) {
-        logger.warn({ maxConnections }, 'control connection refused: every connection is handling a request')
-        const error = createJSONRPCErrorResponse(null, RPC_ERROR.SERVER_BUSY, `the daemon serves ${maxConnections} control connections, all busy; retry shortly`)
+        noteAtCap('refused')
+        const error = createJSONRPCErrorResponse(null, RPC_ERROR.SERVER_BUSY, `the daemon serves ${maxConnections} control connections and none is idle; retry shortly`)
         socket.end(JSON.stringify(error) + '\n')
         socket.destroySoon()
         return
       }
-      logger.warn({ maxConnections, idleMs: Date.now() - idle[1].idleSince }, 'control connections at the cap: closing the one idle longest')
+      noteAtCap('closedIdle')
       idle[0].destroy()
       sockets.delete(idle[0])
       activity.delete(idle[0])
@@ -146,6 +169,8 @@ export function createControlServer(options: ControlServerOptions): ControlServe
     })
     socket.on('error', (err) => logger.debug({ err }, 'control client connection error'))
     socket.on('end', () => {
+      // a last request without its newline (printf '...' | socat) is a request too
+      splitter.end()
       ended = true
       if (!busy && queue.length === 0) socket.end()
     })

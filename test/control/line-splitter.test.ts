@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest'
 import { createLineSplitter } from '../../daemon/control/line-splitter.js'
 
-function collect(maxLineBytes: number): { lines: string[], overflows: number, push: (s: string | Uint8Array) => void, pending: () => number } {
+function collect(maxLineBytes: number): { lines: string[], overflows: number, push: (s: string | Uint8Array) => void, pending: () => number, end: () => void } {
   const lines: string[] = []
   let overflows = 0
   const splitter = createLineSplitter({ maxLineBytes, onLine: (l) => lines.push(l), onOverflow: () => { overflows++ } })
@@ -9,7 +9,8 @@ function collect(maxLineBytes: number): { lines: string[], overflows: number, pu
     lines,
     get overflows() { return overflows },
     push: (s) => splitter.push(typeof s === 'string' ? Buffer.from(s) : s),
-    pending: () => splitter.pendingBytes
+    pending: () => splitter.pendingBytes,
+    end: () => splitter.end()
   }
 }
 
@@ -51,4 +52,21 @@ it('does not copy the caller-owned chunk by reference', () => {
   chunk.fill(0x78)
   c.push('\n')
   expect(c.lines).toEqual(['abc'])
+})
+
+it('takes what follows the last newline as a last line when the input ends, and nothing more', () => {
+  const c = collect(100)
+  c.push('{"a":1}\n{"b"')
+  c.push(':2}')
+  c.end()
+  expect(c.lines).toEqual(['{"a":1}', '{"b":2}'])
+  expect(c.pending()).toBe(0)
+  // nothing held: no empty line
+  c.end()
+  expect(c.lines).toHaveLength(2)
+  // an overflowed line stays dropped
+  const o = collect(4)
+  o.push('123456')
+  o.end()
+  expect(o.lines).toEqual([])
 })
