@@ -145,15 +145,20 @@ export function registerDemoCommand(program: Command): void {
         process.exitCode = 130
       }
     }
+    // a job that failed on a peer (e.g. diverged) is a failed demo, whatever else it printed
+    const failed = result.peers.filter((p) => p.failure !== undefined)
+    if (failed.length > 0) process.exitCode = 1
     if (flags.json === true) {
       process.stdout.write(JSON.stringify({ ...result, baseline }, null, 2) + '\n')
       return
     }
-    const rows = result.peers.map((p) => [p.name, p.peerId.slice(-12), p.result === undefined ? '-' : `${(p.result.test.accuracy * 100).toFixed(2)} %`, p.result?.reason ?? 'stopped', String(p.result?.step ?? '-'), p.result?.digest.slice(0, 12) ?? '-'])
+    const rows = result.peers.map((p) => [p.name, p.peerId.slice(-12), p.result === undefined ? '-' : `${(p.result.test.accuracy * 100).toFixed(2)} %`, p.result?.reason ?? (p.failure !== undefined ? 'failed' : 'stopped'), String(p.result?.step ?? '-'), p.result?.digest.slice(0, 12) ?? '-'])
+    const finished = result.peers.filter((p) => p.result !== undefined).length
     process.stdout.write([
       formatTable(['peer', 'id', 'test acc', 'stopped by', 'steps', 'param digest'], rows),
       '',
-      `parameters identical on all peers: ${result.identicalParameters ? 'yes' : 'NO'}`,
+      ...failed.map((p) => `${p.name} failed: ${p.failure ?? ''}`),
+      finished === 0 ? 'parameters identical on all peers: - (no peer finished the job)' : `parameters identical on all peers: ${result.identicalParameters ? 'yes' : 'NO'}`,
       `wall time ${(result.wallMs / 1000).toFixed(1)} s${baseline !== undefined ? `; single process on the same samples ${(baseline.wallMs / 1000).toFixed(1)} s (test acc ${(baseline.accuracy * 100).toFixed(2)} %)` : ''}`,
       `gradient bytes sent per peer: ${result.bytesSentPerPeer.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')}; ${describeRejections(result.rejectedByReason, result.droppedByReason)}`,
       '',

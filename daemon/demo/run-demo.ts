@@ -41,6 +41,8 @@ export interface DemoPeerResult {
   readonly name: string
   readonly peerId: string
   readonly result: JobResult | undefined
+  /** why the job did not finish on this peer (it failed, e.g. diverged); undefined when it finished or was stopped */
+  readonly failure: string | undefined
 }
 
 export interface DemoResult {
@@ -134,7 +136,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const digests = new Set(finished.map((r) => r.digest))
     const hostReport = options.reportDir === undefined ? undefined : host.runReport('demo')
     return {
-      peers: daemons.map((d, i) => ({ name: `peer-${i}`, peerId: d.peerId, result: results[i] })),
+      peers: daemons.map((d, i) => ({ name: `peer-${i}`, peerId: d.peerId, result: results[i], failure: results[i] === undefined ? d.jobFailure() : undefined })),
       wallMs: performance.now() - started,
       identicalParameters: finished.length === daemons.length && digests.size === 1,
       stages: host.session()?.runner()?.stages.summary() ?? [],

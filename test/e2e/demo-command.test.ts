@@ -67,6 +67,21 @@ describe('p2pmld demo', () => {
     expect(report.membership.members).toHaveLength(3)
     expect(report.result?.digest.slice(0, 12)).toBe(peers[0][3])
   }, 120_000)
+  it('a job that fails on the peers (diverged under a sign-flip attack with the plain mean) exits 1, each peer\'s reason printed', async () => {
+    const child = spawn(process.execPath, [cli, 'demo', '--attack', 'sign-flip', '--aggregation', 'mean', '--epochs', '2', '--train-samples', '2000', '--no-baseline', '--no-report'], {
+      cwd: home,
+      env: { PATH: process.env.PATH ?? '', HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const output = watchChildOutput('demo', child)
+    // it exited 0 with the table's 'stopped by' reading 'stopped' and 'identical: NO'
+    expect(await output.exited, output.stdout()).toBe(1)
+    const out = output.stdout()
+    expect([...out.matchAll(/^peer-\d\s+\S+\s+-\s+failed\s/gm)]).toHaveLength(4)
+    expect([...out.matchAll(/^peer-\d failed: .*training diverged/gm)]).toHaveLength(4)
+    expect(out).toContain('parameters identical on all peers: - (no peer finished the job)\n')
+  }, 120_000)
+
   // issue 20: Ctrl-C used to be ignored once the peers had started (they trained on for the
   // whole job, and a 16-peer demo could not be stopped at all)
   for (const [when, pattern, args, expected] of [
