@@ -66,7 +66,10 @@ export type CompressionConfig = z.infer<typeof CompressionConfigSchema>
 
 /** Test-and-demo-only Byzantine behaviour; never on unless a job names peers. */
 export const AttackConfigSchema = z.object({
-  /** peer ids (or demo peer names) that misbehave */
+  /**
+   * the peers that misbehave, by the name the demo (or a test) gives its in-process peers, e.g.
+   * peer-1; a daemon started with `p2pmld start` runs no attack, whatever a job names
+   */
   peers: z.array(z.string().min(1)).min(1),
   /** equivocate: each recipient gets the gradient times its own factor in [-magnitude, magnitude] */
   kind: z.enum(['sign-flip', 'gaussian', 'scale', 'collude', 'equivocate']),
@@ -187,6 +190,11 @@ export function jobConfigWarnings(job: JobConfig): string[] {
     warnings.push(`mode async with optimizer.momentum ${job.optimizer.momentum}: momentum on stale gradients oscillates and often diverges; set optimizer.momentum to 0 and optimizer.lr to about ${+(job.optimizer.lr / (1 - Math.min(job.optimizer.momentum, 0.99)) / 2).toPrecision(2)} (lr / (1 - momentum) / 2)`)
   }
   const { rule, f } = job.aggregation
+  if (job.mode === 'async' && job.maxStaleness === 0 && minimumPeersFor(rule, f) > 1) {
+    // async-trainer.ts: a step short of the rule's minimum of fresh gradients updates nothing, and
+    // async never waits for the others' gradient of the same step: a demo trained to 7 % (chance)
+    warnings.push(`mode async with maxStaleness 0: another member's gradient is used only at the step it was computed for, and async never waits for it, so most steps have fewer than the ${minimumPeersFor(rule, f)} gradients ${rule} with f ${f} needs and update nothing; set maxStaleness to 1 or more (default 4)`)
+  }
   if (rule === 'mean' && f > 0 && job.minPeers < 2 * f + 1) {
     // state-reconciliation.ts: a divergence is repaired from 2f+1 members' states; mean steps with
     // any number of members, so a job of fewer trains on with members whose parameters differ

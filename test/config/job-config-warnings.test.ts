@@ -22,6 +22,14 @@ describe('job config warnings', () => {
     expect(jobConfigWarnings(parseJobConfig({ aggregation: { rule: 'trimmed-mean', f: 1 }, minPeers: 3 }))).toEqual([])
   })
 
+  it('names maxStaleness 0 in async mode when the rule needs others\' gradients (the steps would update nothing)', () => {
+    const warnings = jobConfigWarnings(parseJobConfig({ mode: 'async', maxStaleness: 0, optimizer: { type: 'sgd', lr: 0.1, momentum: 0 } }))
+    expect(warnings).toEqual([expect.stringMatching(/^mode async with maxStaleness 0: .* fewer than the 3 gradients trimmed-mean with f 1 needs and update nothing; set maxStaleness to 1 or more \(default 4\)$/)])
+    // the mean of f 0 steps on this member's own gradient
+    expect(jobConfigWarnings(parseJobConfig({ mode: 'async', maxStaleness: 0, aggregation: { rule: 'mean', f: 0 }, optimizer: { type: 'sgd', lr: 0.1, momentum: 0 } }))).toEqual([])
+    expect(jobConfigWarnings(parseJobConfig({ mode: 'async', maxStaleness: 1, optimizer: { type: 'sgd', lr: 0.1, momentum: 0 } }))).toEqual([])
+  })
+
   it('says nothing for sync jobs, async without momentum, or Adam', () => {
     expect(jobConfigWarnings(parseJobConfig({}))).toEqual([])
     expect(jobConfigWarnings(parseJobConfig({ mode: 'async', optimizer: { type: 'sgd', lr: 0.1, momentum: 0 } }))).toEqual([])
