@@ -10,7 +10,8 @@ import { applyAttack } from '../../ml/attacks/index.js'
 import type { JobPhase } from '../../protocols/job/job-protocol.js'
 import { createStageRecorder } from '../metrics/stage-metrics.js'
 import { createStepDeadlinePolicy } from '../training/deadline.js'
-import { describeAttack, type StepReport, type SyncTrainer } from '../training/sync-trainer.js'
+import type { StepReport, SyncTrainer } from '../training/sync-trainer.js'
+import { attackOfThisPeer } from '../training/test-attack.js'
 import { parameterDigest } from '../training/training-state.js'
 import { abortableSleep as sleep } from './abortable-sleep.js'
 import { createStepAggregation } from './aggregator-cache.js'
@@ -108,8 +109,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     members.joinAsHost()
   }
 
-  const attack = describeAttack(config.attack, [selfId, ...(options.selfNames ?? [])])
-  if (attack !== undefined) log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
+  const attack = attackOfThisPeer(config.attack, options.selfNames ?? [], selfId, log)
 
   const aggregation = createStepAggregation(config.aggregation)
   /** a step's deadline round ended short: misses as short-round-misses.ts counts them */

@@ -104,7 +104,7 @@ export interface JobResult {
 
 export interface JobRunnerOptions {
   readonly selfId: string
-  /** names this peer answers to in an attack config (its id, and a demo name) */
+  /** names this peer answers to in an attack config: the demo's or a test's name for it (a daemon started from the CLI has none, so runs no attack) */
   readonly selfNames?: readonly string[]
   readonly runtime: JobRuntime
   readonly network: JobNetwork

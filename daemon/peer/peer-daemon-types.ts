@@ -22,7 +22,7 @@ export interface PeerDaemonOptions {
   readonly job?: JobConfig
   /** serve the control socket (default true) */
   readonly controlSocket?: boolean
-  /** a name the demo gives this peer (attack configs may name it) */
+  /** a name the demo (or a test) gives this peer: a job's test-only attack runs on the peers it names this way only */
   readonly name?: string
   readonly events?: JobSessionEvents
   /** test-only network faults on inbound gradients */

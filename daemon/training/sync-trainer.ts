@@ -7,7 +7,6 @@
  * the step's gradient is each slice's median over its replicas' results (reduce-scatter-step.ts,
  * collected by reduce-scatter-results.ts); the deadline, quorum and eviction rules are the same.
  */
-import type { AttackConfig } from '../../config/job-config.js'
 import { createBufferRing } from '../../ml/compress/buffer-ring.js'
 import { createRng, deriveSeed } from '../../ml/core/rng.js'
 import { batchBuffers, epochPermutation, gatherBatch, shardBatchIndices, type BatchBuffers } from '../../ml/data/dataset.js'
@@ -384,9 +383,4 @@ export function createSyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
 /** waits `ms`, or less when `signal` aborts (never throws) */
 async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   await sleepFor(ms, undefined, { signal }).catch(() => {})
-}
-
-export function describeAttack(attack: AttackConfig | undefined, selfNames: readonly string[]): AttackConfig | undefined {
-  if (attack === undefined) return undefined
-  return attack.peers.some((p) => selfNames.includes(p)) ? attack : undefined
 }

@@ -3,6 +3,7 @@
  * "aggregation" of its own gradient, whatever codec and rule the job names. The result is the
  * same, bit for bit, as the plain loop gradient -> optimizer.step over the same batches.
  */
+import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { parseJobConfig } from '../../config/job-config.js'
 import { silentLogger } from '../../daemon/logger.js'
@@ -65,6 +66,18 @@ describe('local training: one contributor', () => {
     const krum = parseJobConfig({ model: 'mlp', epochs: 1, trainSamples: 10 * BATCH, batchSize: BATCH, minPeers: 3, aggregation: { rule: 'krum', f: 0 } }, 'local-training test')
     await expect(runLocalTraining(krum, { log: silentLogger() })).rejects.toThrow(/krum with f=0 needs 3 gradients.*set aggregation\.rule to mean/)
   })
+
+  it('runs no test-only attack that names it by its peer id (a job\'s submitter cannot make a daemon Byzantine): it trains honestly and says so', async () => {
+    const expected = await plainLoop(job({ codec: 'none' }, { rule: 'mean', f: 0 }))
+    const warnings: string[] = []
+    const log = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(String(JSON.parse(line).msg)) } })
+    // 'local' is this one-member job's peer id; a scale attack of 1e30 diverged it at step 1
+    const attacked = parseJobConfig({ ...job({ codec: 'none' }, { rule: 'mean', f: 0 }), attack: { peers: ['local'], kind: 'scale', magnitude: 1e30 } }, 'local-training test')
+    const result = await runLocalTraining(attacked, { log })
+    expect(result?.digest).toBe(expected)
+    expect(warnings).toContain('the job names this peer in a test-only attack: ignored (only the demo\'s and the tests\' in-process peers run attacks); this peer stays honest')
+    expect(warnings).not.toContain('this peer runs a test-only Byzantine attack')
+  }, 60_000)
 
   it('runs the codec and the rule on its own gradient when asked (exchangeAlone): quantized, so other parameters', async () => {
     const config = job({ codec: 'qsgd', bits: 4 }, { rule: 'median', f: 0 })
