@@ -88,11 +88,21 @@ function overIndentedLine(text: string, valueLine: number): { line: number, afte
 
 /** A YAML/JSON job file -> a validated JobConfig; errors name the file and each bad field. */
 export function loadJobConfigFile(path: string, options: { readonly oneProcess?: boolean } = {}): JobConfig {
+  const raw = readJobConfigFields(path)
+  // one process (p2pmld train): a file written for peers (trimmed-mean, f = 2) is no error
+  const fields = options.oneProcess === true && typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? withMinPeersForOneProcess(raw as Record<string, unknown>) : raw
+  return parseJobConfig(fields, `job file ${path}`)
+}
+
+/**
+ * A YAML/JSON job file's fields as written, not yet checked against the schema: for a caller that
+ * lays flags over them first, so a flag can fix what the file alone gets wrong (minPeers too low
+ * for its f). Throws ConfigError for an unreadable or empty file.
+ */
+export function readJobConfigFields(path: string): unknown {
   const raw = readConfigFile(path, 'job file')
   if (raw === null || raw === undefined) throw new ConfigError(`job file ${path} is empty: write a job as a YAML mapping (model, dataset, epochs, ...)`)
-  // one process (p2pmld train): a file written for peers (trimmed-mean, f = 2) is no error
-  const fields = options.oneProcess === true && typeof raw === 'object' && !Array.isArray(raw) ? withMinPeersForOneProcess(raw as Record<string, unknown>) : raw
-  return parseJobConfig(fields, `job file ${path}`)
+  return raw
 }
 
 /** keys only a job file has */

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { allowedValues, describeAllowed, schemaAt } from '../../config/config-errors.js'
 import { ConfigError, JobConfigSchema, parseJobConfig, withMinPeersForOneProcess, type JobConfig, type JobConfigInput } from '../../config/job-config.js'
-import { loadJobConfigFile } from '../../config/load.js'
+import { loadJobConfigFile, readJobConfigFields } from '../../config/load.js'
 
 export interface JobFlagValues {
   config?: string
@@ -151,7 +151,11 @@ export function refusePeerJobFlags(flags: JobFlagValues, command: string): void 
  * @throws ConfigError naming the bad field or flag
  */
 export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInput = {}, options: { readonly oneProcess?: boolean } = {}): JobConfig {
-  const base = (flags.config !== undefined ? loadJobConfigFile(flags.config, options) : defaults) as JobConfigInput
+  // the file's fields as written, checked once the flags are laid over them: a flag may fix what
+  // the file alone gets wrong ('set minPeers (--min-peers) to 11' refused --min-peers 11)
+  const fileFields = flags.config !== undefined ? readJobConfigFields(flags.config) : undefined
+  if (fileFields !== undefined && (typeof fileFields !== 'object' || fileFields === null || Array.isArray(fileFields))) return loadJobConfigFile(flags.config as string, options)
+  const base = (fileFields ?? defaults) as JobConfigInput
   const merged: Record<string, unknown> = { ...base }
   const set = (key: string, value: unknown): void => {
     if (value !== undefined) merged[key] = value
@@ -171,8 +175,10 @@ export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInpu
   set('averageEvery', flags.averageEvery)
   if (flags.optimizer !== undefined || flags.lr !== undefined || flags.momentum !== undefined) {
     const previous = (base.optimizer ?? {}) as Record<string, unknown>
-    const type = flags.optimizer ?? (previous.type as string | undefined) ?? 'sgd'
-    const optimizer: Record<string, unknown> = type === previous.type ? { ...previous } : { type }
+    // a file's optimizer without a type is sgd's (the default)
+    const previousType = (previous.type as string | undefined) ?? 'sgd'
+    const type = flags.optimizer ?? previousType
+    const optimizer: Record<string, unknown> = type === previousType ? { ...previous, type } : { type }
     if (flags.lr !== undefined) optimizer.lr = flags.lr
     if (flags.momentum !== undefined) optimizer.momentum = flags.momentum
     merged.optimizer = optimizer
@@ -184,7 +190,9 @@ export function jobConfigFromFlags(flags: JobFlagValues, defaults: JobConfigInpu
   if (flags.aggregation !== undefined || flags.f !== undefined) {
     merged.aggregation = { ...(base.aggregation ?? {}), ...(flags.aggregation !== undefined ? { rule: flags.aggregation } : {}), ...(flags.f !== undefined ? { f: flags.f } : {}) }
   }
-  const config = parseJobConfig(options.oneProcess === true ? withMinPeersForOneProcess(merged) : merged, flags.config !== undefined ? `job config (${flags.config} + flags)` : 'job flags')
+  const flagsGiven = Object.keys(merged).some((key) => merged[key] !== (base as Record<string, unknown>)[key])
+  const source = flags.config === undefined ? 'job flags' : flagsGiven ? `job config (${flags.config} + flags)` : `job file ${flags.config}`
+  const config = parseJobConfig(options.oneProcess === true ? withMinPeersForOneProcess(merged) : merged, source)
   refuseUnusedFlags(flags, config)
   return config
 }
