@@ -171,13 +171,14 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
       if (server !== undefined) return
       const s = createServer((request, response) => {
         const path = (request.url ?? '/').split('?')[0]
-        if (request.method !== 'GET' || path !== '/metrics') {
+        // HEAD as GET without the body (HTTP probes and `curl -I` use it)
+        if ((request.method !== 'GET' && request.method !== 'HEAD') || path !== '/metrics') {
           response.writeHead(404, { 'content-type': 'text/plain' }).end('p2pmld serves Prometheus metrics at GET /metrics\n')
           return
         }
         followStages()
         registry.metrics().then(
-          (text) => { response.writeHead(200, { 'content-type': registry.contentType }).end(text) },
+          (text) => { response.writeHead(200, { 'content-type': registry.contentType }).end(request.method === 'HEAD' ? undefined : text) },
           (error: unknown) => {
             log.warn({ err: error }, 'could not collect metrics')
             response.writeHead(500, { 'content-type': 'text/plain' }).end('could not collect metrics\n')

@@ -115,6 +115,11 @@ describe('Prometheus metrics', () => {
 
     const other = await fetch(`http://127.0.0.1:${address!.port}/`)
     expect(other.status).toBe(404)
+    // HEAD (an HTTP probe, curl -I) as GET without the body; it read 404
+    const head = await fetch(`http://127.0.0.1:${address!.port}/metrics`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers.get('content-type')).toContain('text/plain')
+    expect(await head.text()).toBe('')
 
     await daemon.stop()
     expect(daemon.metrics()?.address()).toBeUndefined()
