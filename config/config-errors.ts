@@ -276,7 +276,7 @@ function plainMessage(issue: z.core.$ZodIssue, value: unknown, parent: unknown, 
   // the choice that needs it (offload mode lambda needs its bucket)
   if (issue.code === 'invalid_type' && value === undefined && issue.path.length > 0) {
     const chosen = typeof parent === 'object' && parent !== null ? Object.entries(parent).find(([key, v]) => DISCRIMINATORS.includes(key) && typeof v === 'string') : undefined
-    return `is required${chosen !== undefined ? ` with ${chosen[0]} ${String(chosen[1])}` : ''} (it has no default): give a ${issue.expected}`
+    return `is required${chosen !== undefined ? ` with ${chosen[0]} ${String(chosen[1])}` : ''} (it has no default): give ${/^[aeiou]/.test(String(issue.expected)) ? 'an' : 'a'} ${issue.expected}`
   }
   // 'listen: /ip4/...' in a file: it read 'Invalid input: expected array, received string'
   if (issue.code === 'invalid_type' && issue.expected === 'array' && (typeof value === 'string' || typeof value === 'number')) return `is a list, got the single value ${JSON.stringify(value)}: write it as a list, [${JSON.stringify(value)}] (in YAML also a line '- ${String(value)}' under the key)`

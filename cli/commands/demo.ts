@@ -48,6 +48,8 @@ function checkAttackFlags(flags: DemoFlags, peers: number, given: (option: strin
     if (unused.length > 0) throw new Error(`${unused.join(' and ')} ${unused.length === 1 ? 'has' : 'have'} no effect without --attack: add --attack <kind> (${AttackConfigSchema.shape.kind.options.join(', ')}) or drop ${unused.length === 1 ? 'it' : 'them'}`)
     return
   }
+  // Number('abc') is NaN, which the job schema reported as 'must be a number, got null'
+  if (!Number.isFinite(Number(flags.attackMagnitude)) || String(flags.attackMagnitude).trim() === '') throw new Error(`--attack-magnitude must be a number, got '${flags.attackMagnitude}'`)
   const names = Array.from({ length: peers }, (_, i) => `peer-${i}`)
   const peer = flags.attackPeer ?? 'peer-1'
   if (!names.includes(peer)) throw new Error(`--attack-peer ${peer} is not one of this demo's peers (${names.join(', ')}${given('attackPeer') ? '' : '; peer-1 is the default'}): name one of them${peers === 1 ? ', or run more peers with --peers' : ''}`)

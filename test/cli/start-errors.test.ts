@@ -151,7 +151,8 @@ describe('p2pmld start and train with bad input', () => {
       // a peer the demo does not run: it ran a clean demo without a word
       [['--attack', 'sign-flip', '--attack-peer', 'peer-9'], "p2pmld: --attack-peer peer-9 is not one of this demo's peers (peer-0, peer-1, peer-2, peer-3): name one of them"],
       [['--peers', '1', '--f', '0', '--aggregation', 'mean', '--attack', 'scale'], "p2pmld: --attack-peer peer-1 is not one of this demo's peers (peer-0; peer-1 is the default): name one of them, or run more peers with --peers"],
-      [['--attack-peer', 'peer-2'], 'p2pmld: --attack-peer has no effect without --attack: add --attack <kind> (sign-flip, gaussian, scale, collude, equivocate) or drop it']
+      [['--attack-peer', 'peer-2'], 'p2pmld: --attack-peer has no effect without --attack: add --attack <kind> (sign-flip, gaussian, scale, collude, equivocate) or drop it'],
+      [['--attack', 'sign-flip', '--attack-magnitude', 'abc'], "p2pmld: --attack-magnitude must be a number, got 'abc'"]
     ]
     const runs = cases.map(([args]) => startCli(['demo', '--epochs', '1', '--no-report', ...args]))
     for (const [i, [args, expected]] of cases.entries()) {

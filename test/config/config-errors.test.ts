@@ -73,6 +73,8 @@ describe('unknown keys suggest the nearest valid one', () => {
     // it read 'Invalid input: expected string, received undefined'
     expect(daemonFileMessage('lambda.yaml', 'offload:\n  mode: lambda\n')).toContain('offload.bucket: is required with mode lambda (it has no default): give a string')
     expect(message(() => loadDaemonConfig({ env: { HOME: dir }, flags: { offload: 'lambda' } }))).toContain('--offload.bucket: is required (it has no default): give a string')
+    // it read 'give a array'
+    expect(message(() => parseJobConfig({ attack: { kind: 'sign-flip' } }, 'job file j.yaml'))).toContain('attack.peers: is required (it has no default): give an array')
   })
 
   it('a mode given as the shorthand string names the string given', () => {
