@@ -18,13 +18,14 @@ describe('p2pmld demo', () => {
   }, 180_000)
   afterAll(() => rmSync(home, { recursive: true, force: true }))
 
+  /** `p2pmld demo <args>` as a user runs it, in a fresh HOME */
+  const runDemo = (args: readonly string[]): { child: ReturnType<typeof spawn>, output: ReturnType<typeof watchChildOutput> } => {
+    const child = spawn(process.execPath, [cli, 'demo', ...args], { cwd: home, env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+    return { child, output: watchChildOutput('demo', child) }
+  }
+
   it('trains 3 peers to identical parameters and reports its wall time beside one process on the same samples', async () => {
-    const child = spawn(process.execPath, [cli, 'demo', '--peers', '3', '--epochs', '2', '--train-samples', '3072'], {
-      cwd: home,
-      env: { PATH: process.env.PATH ?? '', HOME: home },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const output = watchChildOutput('demo', child)
+    const { output } = runDemo(['--peers', '3', '--epochs', '2', '--train-samples', '3072'])
     expect(await output.exited, output.stderr()).toBe(0)
     const out = output.stdout()
 
@@ -68,12 +69,7 @@ describe('p2pmld demo', () => {
     expect(report.result?.digest.slice(0, 12)).toBe(peers[0][3])
   }, 120_000)
   it('a job that fails on the peers (diverged under a sign-flip attack with the plain mean) exits 1, each peer\'s reason printed', async () => {
-    const child = spawn(process.execPath, [cli, 'demo', '--attack', 'sign-flip', '--aggregation', 'mean', '--epochs', '2', '--train-samples', '2000', '--no-baseline', '--no-report'], {
-      cwd: home,
-      env: { PATH: process.env.PATH ?? '', HOME: home },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const output = watchChildOutput('demo', child)
+    const { output } = runDemo(['--attack', 'sign-flip', '--aggregation', 'mean', '--epochs', '2', '--train-samples', '2000', '--no-baseline', '--no-report'])
     // it exited 0 with the table's 'stopped by' reading 'stopped' and 'identical: NO'
     expect(await output.exited, output.stdout()).toBe(1)
     const out = output.stdout()
@@ -90,12 +86,7 @@ describe('p2pmld demo', () => {
     ['during the single-process baseline', /^baseline: the same job/m, ['--epochs', '1'], 'baseline interrupted']
   ] as const) {
     it(`Ctrl-C stops it within seconds ${when}`, async () => {
-      const child = spawn(process.execPath, [cli, 'demo', '--peers', '4', '--no-report', ...args], {
-        cwd: home,
-        env: { PATH: process.env.PATH ?? '', HOME: home },
-        stdio: ['ignore', 'pipe', 'pipe']
-      })
-      const output = watchChildOutput('demo', child)
+      const { child, output } = runDemo(['--peers', '4', '--no-report', ...args])
       await output.waitFor(() => output.stderr(), pattern, 60_000, when)
       child.kill('SIGINT')
       const signalled = Date.now()
