@@ -64,7 +64,7 @@ export async function planStartup(input: StartupInput): Promise<StartupPlan> {
       return { kind: 'host', job: input.job }
     }
     log.info({ job: saved?.jobConfig.id, step: saved?.step, differs: decision.differs }, saved?.meta.finished === true ? 'the job given is the one in the checkpoint, which finished: not run again' : 'the job given is the one in the checkpoint: going on from it')
-    if (decision.differs.length > 0) input.notice?.(`the job flags give job ${saved?.jobConfig.id ?? ''} other ${decision.differs.join(', ')} than its checkpoint: it goes on as checkpointed (a changed job needs another id)`)
+    if (decision.differs.length > 0) input.notice?.(`the job given (job flags or --config file) has job ${saved?.jobConfig.id ?? ''} with other ${decision.differs.join(', ')} than its checkpoint: it goes on as checkpointed (a changed job needs another id)`)
   }
   if (saved === undefined && (input.bootstrapCount > 0 || (input.amqpUrl !== undefined && await readCheckpoint(checkpointDir) === undefined))) return { kind: 'join-bootstrap' }
   const snapshot = saved ?? await load()

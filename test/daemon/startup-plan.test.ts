@@ -52,7 +52,7 @@ describe('what a daemon start does with its job flags and data dir', () => {
     expect(alone.kind === 'resume' && alone.snapshot.step).toBe(40)
     const again = await planStartup({ ...input, job: job({ id: 'j1', model: 'mlp', epochs: 5 }) })
     expect(again.kind === 'resume' && again.snapshot.jobConfig.epochs).toBe(2)
-    expect(notices).toEqual(['the job flags give job j1 other epochs than its checkpoint: it goes on as checkpointed (a changed job needs another id)'])
+    expect(notices).toEqual(['the job given (job flags or --config file) has job j1 with other epochs than its checkpoint: it goes on as checkpointed (a changed job needs another id)'])
   })
 
   it('another job over a finished checkpoint is hosted, saying that it replaces the finished one', async () => {
