@@ -11,6 +11,7 @@ import type { RunReport } from '../report/report-schema.js'
 import { createLineSplitter } from './line-splitter.js'
 import {
   CONTROL_METHODS,
+  RPC_ERROR,
   type CheckpointParams,
   type CheckpointResult,
   type ExportParamsInput,
@@ -42,6 +43,18 @@ export class ControlRpcError extends Error {
 export class ControlConnectionError extends Error {
   override name = 'ControlConnectionError'
 }
+
+/**
+ * The daemon refused the connection as busy (-32011: at its connection cap, none idle) before it
+ * read any request; the client sends the call again a few times before it throws this
+ */
+export class ControlBusyError extends ControlConnectionError {
+  override name = 'ControlBusyError'
+}
+
+/** tries of a call the daemon refused as busy, the waits between them growing by this much */
+const BUSY_TRIES = 5
+const BUSY_BACKOFF_MS = 100
 
 export class ControlTimeoutError extends Error {
   override name = 'ControlTimeoutError'
@@ -84,6 +97,8 @@ export function createControlClient(socketPath: string, options: ControlClientOp
   let socket: Socket | undefined
   let connecting: Promise<Socket> | undefined
   let lostReason: string | undefined
+  /** the last connection was refused as busy (-32011) */
+  let refusedBusy = false
 
   // json-rpc-2.0 turns send failures and rejectAllPendingRequests into code-0 error responses;
   // keep the real error per request id to throw a typed one
@@ -117,7 +132,10 @@ export function createControlClient(socketPath: string, options: ControlClientOp
             if (typeof response !== 'object' || response === null || !isJSONRPCResponse(response)) continue
             // an error for no request (id null): the daemon refused the connection or a line (too
             // large, too many connections) and closes it; its message is the reason to show
-            if (response.id === null && response.error !== undefined) return lose(s, response.error.message)
+            if (response.id === null && response.error !== undefined) {
+              refusedBusy = response.error.code === RPC_ERROR.SERVER_BUSY
+              return lose(s, response.error.message)
+            }
             rpc.receive(response)
           }
         },
@@ -128,6 +146,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
         s.on('error', (err) => lose(s, err.message))
         socket = s
         lostReason = undefined
+        refusedBusy = false
         resolve(s)
       })
       const onConnectError = (err: NodeJS.ErrnoException): void => {
@@ -158,6 +177,18 @@ export function createControlClient(socketPath: string, options: ControlClientOp
   }
 
   const call = async <M extends ControlMethod>(method: M, params?: ControlParamsInput<M>): Promise<ControlResult<M>> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await callOnce(method, params)
+      } catch (error) {
+        // refused at the connection, before any request was read: sending it again is safe
+        if (!(error instanceof ControlBusyError) || attempt >= BUSY_TRIES) throw error
+        await new Promise((resolve) => setTimeout(resolve, BUSY_BACKOFF_MS * attempt))
+      }
+    }
+  }
+
+  const callOnce = async <M extends ControlMethod>(method: M, params?: ControlParamsInput<M>): Promise<ControlResult<M>> => {
     const requestId = nextId()
     const response: JSONRPCResponse = await requester.requestAdvanced({ jsonrpc: '2.0', id: requestId, method, params: params ?? {} })
     const sendError = sendErrors.get(requestId)
@@ -165,6 +196,7 @@ export function createControlClient(socketPath: string, options: ControlClientOp
     if (response.error !== undefined) {
       if (response.error.code === CLIENT_FAILURE_CODE) {
         if (sendError instanceof DaemonNotRunningError || sendError instanceof ControlConnectionError) throw sendError
+        if (refusedBusy) throw new ControlBusyError(`the daemon at ${socketPath} refused ${method}: ${lostReason ?? response.error.message}`)
         throw new ControlConnectionError(`lost the connection to the daemon at ${socketPath} during ${method}: ${lostReason ?? sendError?.message ?? response.error.message}`)
       }
       if (response.error.code === TIMEOUT_CODE) throw new ControlTimeoutError(`the daemon at ${socketPath} did not answer ${method} within ${timeoutMs} ms`)

@@ -2,6 +2,7 @@ export * from './methods.js'
 export { createControlServer, DEFAULT_MAX_LINE_BYTES, type ControlServer, type ControlServerOptions } from './server.js'
 export {
   createControlClient,
+  ControlBusyError,
   ControlConnectionError,
   ControlProtocolError,
   ControlRpcError,

@@ -51,6 +51,8 @@ const CLOSE_GRACE_MS = 250
  */
 const MIN_IDLE_TO_CLOSE_MS = 250
 const CAP_LOG_EVERY_MS = 10_000
+/** a refused connection is kept this long without traffic for its client to read the refusal */
+const REFUSED_LINGER_MS = 1000
 
 export function createControlServer(options: ControlServerOptions): ControlServer {
   const { socketPath, handlers } = options
@@ -87,8 +89,12 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       if (idle === undefined) {
         noteAtCap('refused')
         const error = createJSONRPCErrorResponse(null, RPC_ERROR.SERVER_BUSY, `the daemon serves ${maxConnections} control connections and none is idle; retry shortly`)
+        // what the client sends is read and dropped until it closes (or goes quiet): closed at
+        // once, its request's write failed with EPIPE before it could read this error
+        socket.on('error', () => {})
+        socket.resume()
+        socket.setTimeout(REFUSED_LINGER_MS, () => socket.destroy())
         socket.end(JSON.stringify(error) + '\n')
-        socket.destroySoon()
         return
       }
       noteAtCap('closedIdle')
