@@ -19,7 +19,7 @@ import type { Logger } from '../logger.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import { askBrokerForJob } from './broker-join.js'
 import { askPeersForJob, BROKER_PROBE_MS, NoJobYetError } from './ask-for-job.js'
-import { probeKnownMembers, releaseOldMembership, type MemberProbe } from './job-discovery.js'
+import { probeKnownMembers, releaseOldMembership, tellPreviousProcessLeft, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
 import { checkSameModel } from './same-model.js'
@@ -151,8 +151,25 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
       if (!joined.finished) options.notice?.(joinedNotice(info.jobId, joined.step, joined.epoch, joined.membership, jobConfig.minPeers, ' over the broker'))
       return
     }
-    const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 })
+    const reply = await requestJson(node.libp2p, coordinator, JOB_PROTOCOL, { v: 1, type: 'join', jobId: info.jobId, addrs: node.dialableAddrs() }, JoinReplySchema, { signal, timeoutMs: 30_000 }).catch(async (error: unknown) => {
+      throw await unlessPreviousCoordinator(error, coordinator, info, signal)
+    })
     await takeState(s, info, jobConfig, reply, { decidedBy: info.coordinator.peerId, admitted: true }, signal)
+  }
+
+  /**
+   * A join refused with 'send the join request to <this daemon>': the member asked still counts
+   * this daemon's previous process (killed without a leave) as the coordinator. Told that it left,
+   * it takes the coordinator's place if it is next in seniority and announces the members, so the
+   * others drop that process too; only the member that named this daemon in its job info was told
+   * before, and the members' views never met again (a coordinator killed and restarted with
+   * --bootstrap: every member waited for good). Returns the error to retry on.
+   */
+  const unlessPreviousCoordinator = async (error: unknown, member: ReturnType<typeof peerIdFromString>, info: JobInfo, signal: AbortSignal): Promise<unknown> => {
+    if (!(error instanceof Error) || !error.message.includes(`send the join request to ${peerId}`)) return error
+    const told = await tellPreviousProcessLeft(node, member, info.jobId, info.step, signal)
+    log.info({ job: info.jobId, member: member.toString(), step: info.step, told }, 'a member counts this daemon\'s previous process as its coordinator: told it that process left')
+    return new Error(`the member ${member.toString()} counts this daemon's previous process as the coordinator of job ${info.jobId} (it has not heard that it left${told ? ': told it now' : ''})`)
   }
 
   const takeState = async (s: JobSession, info: JobInfo, jobConfig: JobConfig, reply: JoinReply, from: { decidedBy: string, admitted: boolean }, signal: AbortSignal): Promise<void> => {
