@@ -10,7 +10,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from '../../config/daemon-config.js'
 import type { JobConfig } from '../../config/job-config.js'
 import { parseJobConfig } from '../../config/job-config.js'
-import { JOB_NOT_STARTED, JOB_PROTOCOL, NOTHING_TO_JOIN, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, JOB_PROTOCOL, NOT_THE_COORDINATOR, NOTHING_TO_JOIN, JoinReplySchema, type JobInfo, type JoinReply } from '../../protocols/job/job-protocol.js'
 import { closedByPeer, parseMultiaddr, PEER_CLOSED_HINT, type PeerNode } from '../../protocols/node/index.js'
 import { requestJson } from '../../protocols/request/json-request.js'
 import { abortableSleep } from '../job/abortable-sleep.js'
@@ -166,7 +166,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
    * --bootstrap: every member waited for good). Returns the error to retry on.
    */
   const unlessPreviousCoordinator = async (error: unknown, member: ReturnType<typeof peerIdFromString>, info: JobInfo, signal: AbortSignal): Promise<unknown> => {
-    if (!(error instanceof Error) || !error.message.includes(`send the join request to ${peerId}`)) return error
+    if (!(error instanceof Error) || !error.message.includes(`${NOT_THE_COORDINATOR} ${peerId}`)) return error
     const told = await tellPreviousProcessLeft(node, member, info.jobId, info.step, signal)
     log.info({ job: info.jobId, member: member.toString(), step: info.step, told }, 'a member counts this daemon\'s previous process as its coordinator: told it that process left')
     return new Error(`the member ${member.toString()} counts this daemon's previous process as the coordinator of job ${info.jobId} (it has not heard that it left${told ? ': told it now' : ''})`)

@@ -5,7 +5,7 @@
  * heartbeats and membership announcements), dialing members and re-dialing lost ones.
  */
 import type { JobConfig } from '../../config/job-config.js'
-import { JOB_PROTOCOL, NOTHING_TO_JOIN, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_PROTOCOL, NOT_THE_COORDINATOR, NOTHING_TO_JOIN, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -330,7 +330,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
       const r = core.runner()
       if (r === undefined) throw new Error('this peer is still joining the job')
       if (!r.isCoordinator()) {
-        throw new Error(`not the coordinator: send the join request to ${r.membership().coordinatorAt(r.progress().step)}`)
+        throw new Error(`${NOT_THE_COORDINATOR} ${r.membership().coordinatorAt(r.progress().step)}`)
       }
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)

@@ -24,7 +24,12 @@ import { describeShortRound, isPrimaryPartition } from './step-quorum.js'
 import { parameterDigest, stepDigest } from './training-state.js'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 
-/** a step without an update is logged once per this many */
+/**
+ * steps without an update are logged at the SKIPPED_UPDATE_LOG_AFTER-th and every
+ * SKIPPED_UPDATE_LOG_EVERY-th after: a few at a job's start (no other gradient has arrived yet)
+ * are normal, a job that keeps skipping (maxStaleness 0) trained at chance
+ */
+const SKIPPED_UPDATE_LOG_AFTER = 20
 const SKIPPED_UPDATE_LOG_EVERY = 100
 
 /** wire tag of step t's gradient */
@@ -60,7 +65,7 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
   let anchor = deps.params.slice()
   /** the newest step of each sender already aggregated: never used twice */
   const usedUpTo = new Map<string, number>()
-  /** steps that updated nothing (too few fresh gradients), logged the first time and every SKIPPED_UPDATE_LOG_EVERY after */
+  /** steps that updated nothing (too few fresh gradients) */
   let skippedUpdates = 0
   let permutation: { epoch: number, perm: Uint32Array } | undefined
   let sendFailure: { error: unknown } | undefined
@@ -243,9 +248,8 @@ export function createAsyncTrainer(deps: SyncTrainerDeps): SyncTrainer {
       if (enough) {
         const aggregate = await stages.time('aggregate', () => deps.aggregation.aggregate(contributors.map((id) => contributions.get(id) as Float32Array)))
         await stages.time('update', () => deps.optimizer.step(deps.params, aggregate, progress.lr))
-      } else if (skippedUpdates++ % SKIPPED_UPDATE_LOG_EVERY === 0) {
-        // a job whose steps keep updating nothing trained silently at chance (maxStaleness 0)
-        deps.log.warn({ step, skippedUpdates, maxStaleness: config.maxStaleness }, `no update at step ${step}: ${deps.aggregation.describeShortfall(contributions.size, 'fresh (at most maxStaleness steps old, not used before)', 'gradients')}`)
+      } else if (++skippedUpdates >= SKIPPED_UPDATE_LOG_AFTER && (skippedUpdates - SKIPPED_UPDATE_LOG_AFTER) % SKIPPED_UPDATE_LOG_EVERY === 0) {
+        deps.log.warn({ step, skippedUpdates, maxStaleness: config.maxStaleness }, `${skippedUpdates} steps so far updated nothing; at step ${step}: ${deps.aggregation.describeShortfall(contributions.size, 'fresh (at most maxStaleness steps old, not used before)', 'gradients')}`)
       }
 
       const worldAtEnd = membership.membersAt(step).length

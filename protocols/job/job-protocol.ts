@@ -18,6 +18,11 @@ export const JOB_NOT_STARTED = 'the job has not started yet'
 export const NO_JOB_HERE = 'this peer runs no job'
 /** in a coordinator's refusal of a join to a job that finished (the joiner waits for the next job, as for NO_JOB_HERE) */
 export const NOTHING_TO_JOIN = 'nothing to join'
+/**
+ * How a member that is not the coordinator refuses a join, followed by the peer id of the one it
+ * counts as coordinator: a joiner named there is counted under its previous process (job-joiner.ts)
+ */
+export const NOT_THE_COORDINATOR = 'not the coordinator: send the join request to'
 
 export const MembershipRecordSchema = z.object({
   peerId: z.string().min(1).max(128),
