@@ -27,6 +27,8 @@ export interface AnnouncementHandlerOptions {
   noteLeave(from: string, effectiveStep: number): void
   /** whether `from` announced a leave (its membership views are then expected to differ) */
   announcedLeave(from: string): boolean
+  /** `from` announced membership `version`, newer than this peer's, and was refused (membership-pull.ts asks the coordinator) */
+  refusedNewer?(from: string, version: number): void
 }
 
 /** what the session did with an announcement: undefined when refused (counted in the rejections) */
@@ -71,6 +73,7 @@ export function createAnnouncementHandler(options: AnnouncementHandlerOptions): 
           rejections.reject('membership-not-coordinator', { from, version: announcement.membership.version },
             `membership (version ${announcement.membership.version}, this peer's ${runner.membershipVersion()}) announced by a peer that is not the coordinator as this peer sees it: not adopted`,
             { expected: options.stopping() || options.announcedLeave(from) })
+          if (!options.stopping()) options.refusedNewer?.(from, announcement.membership.version)
         }
         break
       case 'leave':

@@ -21,6 +21,7 @@ import type { TrainingSnapshot } from '../../protocols/snapshot/index.js'
 import { createJobRunner, type DigestAtStep, type JobRunner, type JobRunnerEvents, type JobSnapshot } from '../job/job-runner.js'
 import { vouchesTo } from './vouching.js'
 import { createAnnouncementHandler, type AnnouncementOutcome } from './announcement-handler.js'
+import { createMembershipPull } from './membership-pull.js'
 import type { Logger } from '../logger.js'
 import { createJobRuntime, type JobRuntime } from '../training/job-runtime.js'
 import { layoutFingerprint } from '../training/training-state.js'
@@ -218,6 +219,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     membersKnown: () => runner?.membership().toSnapshot().members.length
   })
 
+  const membershipPull = createMembershipPull({ jobId, log, runner: () => runner, wire: () => wire })
   const onAnnouncement = createAnnouncementHandler({
     jobId,
     rejections,
@@ -227,7 +229,8 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     runner: () => runner,
     stopping: () => stopped,
     noteLeave,
-    announcedLeave: (from) => leaveAnnounced.has(from)
+    announcedLeave: (from) => leaveAnnounced.has(from),
+    refusedNewer: membershipPull.refusedNewer
   })
 
   const refuseUnconfirmed = (r: JobRunner, requester: string | undefined): Promise<never> | undefined =>
@@ -344,6 +347,7 @@ export function createSessionCore(options: SessionCoreOptions): SessionCore {
     async stopRunner(leave) {
       stopped = true
       clearInterval(membershipWatch)
+      membershipPull.stop()
       const r = runner
       if (r === undefined) return undefined
       // a member paused job-wide leaves too: it would run the paused step, which the others

@@ -17,11 +17,14 @@ describe('announcement handler', () => {
     const early = createEarlyInbox()
     const finishedPeers = new Set<string>()
     const leaves = new Map<string, number>()
+    /** the newer memberships refused, for membership-pull.ts to ask the coordinator */
+    const refused: string[] = []
     let runner: JobRunner | undefined
     let stopping = false
     const handle = createAnnouncementHandler({
       jobId: 'j', rejections, sightings, early, finishedPeers, runner: () => runner, stopping: () => stopping,
-      noteLeave: (from, step) => leaves.set(from, step), announcedLeave: (from) => leaves.has(from)
+      noteLeave: (from, step) => leaves.set(from, step), announcedLeave: (from) => leaves.has(from),
+      refusedNewer: (from, version) => refused.push(`${from}@${version}`)
     })
 
     expect(handle('x', { v: 1, type: 'membership', jobId: 'j' })).toBeUndefined()
@@ -55,6 +58,8 @@ describe('announcement handler', () => {
     handle('third', { v: 1, type: 'membership', jobId: 'j', step: 4, phase: 'training', membership: membership(6) })
     expect(rejections.counts()['membership-not-coordinator']).toBe(1)
     expect(rejections.dropped()).toEqual({ 'membership-not-coordinator': 2 })
+    // the coordinator is asked for its membership on a refusal, not while this peer stops
+    expect(refused).toEqual(['other@5', 'other@5'])
     expect(adopted.map((m) => m.version)).toEqual([2])
 
     // a pause decided by anyone but the coordinator is refused (one member could pause the job for good)
