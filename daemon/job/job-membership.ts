@@ -150,7 +150,17 @@ export function createJobMembership(options: JobMembershipOptions): JobMembershi
     let changed = false
     for (const peerId of peers) {
       const before = view.record(peerId) !== undefined
-      if (!view.join(peerId, effectiveStep, true)) continue
+      if (!view.join(peerId, effectiveStep, true)) {
+        // a new process of a member still live here (restarted before it was evicted): this view
+        // does not change, but a member that its restarted daemon told the previous process left
+        // (job-joiner.ts) dropped it from its own, with no new version, and waited for good at a
+        // step below the aggregation floor. A new version, announced, puts it back in every view
+        if (view.isKnown(peerId, effectiveStep)) {
+          changed = true
+          log.info({ peer: peerId, effectiveStep }, 'admitted a new process of a member: announcing the membership again')
+        }
+        continue
+      }
       changed = true
       misses.delete(peerId)
       log.info({ peer: peerId, effectiveStep }, before ? 'admitted a former member again' : 'admitted a new member')

@@ -207,8 +207,9 @@ describe('job membership', () => {
 
   it('a member evicted at a step and admitted again at that step joins at that step, not at its first join', async () => {
     const removed: string[] = []
+    const announced: number[] = []
     const membership = createJobMembership({
-      selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 1, network: { announceMembership: async () => {} },
+      selfId: 'host', host: true, minPeers: 3, evictAfterMissedSteps: 1, network: { announceMembership: async (state) => { announced.push(state.version) } },
       log: silentLogger(), step: () => 17, phase: () => 'training', onRemoved: (peer) => removed.push(peer)
     })
     membership.restore({ version: 1, members: ['host', 'stays', 'back'].map((peerId) => ({ peerId, joinStep: 0, leaveStep: Infinity })) })
@@ -222,8 +223,14 @@ describe('job membership', () => {
     // its record still covers the steps it was a member at before
     expect(membership.view().isMemberAt('back', 5)).toBe(true)
     // a member asking again before any eviction (restarted at once) takes the current step's state too
+    const before = membership.version()
     expect((await membership.admit('stays', 'later')).effectiveStep).toBe(17)
     expect(membership.view().membersAt(17)).toEqual(['back', 'host', 'stays'])
+    // and its admission is announced as a new version, though this view did not change: a member
+    // its restarted daemon told that the previous process left dropped it from its own view
+    // (test/e2e/coordinator-restart.test.ts) and takes it back from the announcement
+    expect(membership.version()).toBe(before + 1)
+    expect(announced.at(-1)).toBe(before + 1)
   })
 
   it('a leave sent by an earlier process of a member that re-joined, or naming this peer, leaves the membership as it is', () => {
