@@ -15,7 +15,9 @@ import type { EpochRecord, StopReason, TrainingProgress } from '../training/trai
 import type { JobControl, JobControlNetwork } from './job-control.js'
 import type { StepPace } from './step-pace.js'
 
-export type RunnerState = 'waiting' | 'syncing' | 'training' | 'paused' | 'finished' | 'failed'
+/** every state a job's runner can be in (RunnerState), in the order a job passes them */
+export const RUNNER_STATES = ['waiting', 'syncing', 'training', 'paused', 'finished', 'failed'] as const
+export type RunnerState = typeof RUNNER_STATES[number]
 
 /** The whole training state at the start of `step`: enough to go on from there. */
 export interface JobSnapshot {

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { PeerNode } from '../../protocols/node/index.js'
 import { timeLeftAt } from '../job/step-pace.js'
+import { RUNNER_STATES } from '../job/job-types.js'
 import type { Logger } from '../logger.js'
 import type { JobSession, JobSessionEvents } from '../peer/job-session.js'
 import type { StageRecorder } from './stage-metrics.js'
@@ -106,6 +107,21 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
     return ms === undefined ? undefined : ms / 1000
   })
   jobGauge('p2pmld_test_accuracy', 'test accuracy (0-1) of the finished job', (r) => r.result()?.test.accuracy)
+  // a state set (one sample per state, 1 for the current one): an alert on a job stuck waiting,
+  // or a dashboard of paused peers, needs no other metric's absence to read it
+  new Gauge({
+    name: 'p2pmld_job_state',
+    help: `the job's state on this peer: 1 for the current one of ${RUNNER_STATES.join(', ')} (waiting: for members, the start or a step's floor; syncing: fetching the job's state)`,
+    labelNames: ['job', 'state'],
+    registers,
+    collect() {
+      this.reset()
+      const session = options.session()
+      const current = session?.runner()?.state()
+      if (session === undefined || current === undefined) return
+      for (const state of RUNNER_STATES) this.set({ job: session.jobId, state }, state === current ? 1 : 0)
+    }
+  })
   // totals kept elsewhere (socket counters, the session's rejection log): copied at scrape time
   new Counter({
     name: 'p2pmld_rejected_messages_total',
@@ -171,9 +187,13 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
       if (server !== undefined) return
       const s = createServer((request, response) => {
         const path = (request.url ?? '/').split('?')[0]
-        // HEAD as GET without the body (HTTP probes and `curl -I` use it)
-        if ((request.method !== 'GET' && request.method !== 'HEAD') || path !== '/metrics') {
+        if (path !== '/metrics') {
           response.writeHead(404, { 'content-type': 'text/plain' }).end('p2pmld serves Prometheus metrics at GET /metrics\n')
+          return
+        }
+        // HEAD as GET without the body (HTTP probes and `curl -I` use it)
+        if (request.method !== 'GET' && request.method !== 'HEAD') {
+          response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end(`p2pmld serves Prometheus metrics at GET /metrics, not ${request.method ?? 'this method'}\n`)
           return
         }
         followStages()

@@ -90,6 +90,9 @@ describe('Prometheus metrics', () => {
     }
     expect(sampleValue(families, 'p2pmld_stage_duration_seconds_count', { stage: 'validate' })).toBe(sampleValue(families, 'p2pmld_epochs_total'))
     expect(sampleValue(families, 'p2pmld_membership_size')).toBe(1)
+    // a state set: 1 for the state it is in, 0 for the others
+    expect(sampleValue(families, 'p2pmld_job_state', { state: 'training' })).toBe(1)
+    for (const state of ['waiting', 'syncing', 'paused', 'finished', 'failed']) expect(sampleValue(families, 'p2pmld_job_state', { state }), state).toBe(0)
     expect(sampleValue(families, 'p2pmld_learning_rate')).toBe(0.05)
     expect(sampleValue(families, 'p2pmld_training_loss')).toBeGreaterThan(0)
     // the pace as status shows it (32 samples a step alone) and an epoch or two still to run
@@ -112,6 +115,8 @@ describe('Prometheus metrics', () => {
     const result = await daemon.jobDone()
     const end = await scrape(url)
     expect(sampleValue(end, 'p2pmld_test_accuracy')).toBeCloseTo(result!.test.accuracy, 10)
+    expect(sampleValue(end, 'p2pmld_job_state', { state: 'finished' })).toBe(1)
+    expect(sampleValue(end, 'p2pmld_job_state', { state: 'training' })).toBe(0)
 
     const other = await fetch(`http://127.0.0.1:${address!.port}/`)
     expect(other.status).toBe(404)
@@ -120,6 +125,10 @@ describe('Prometheus metrics', () => {
     expect(head.status).toBe(200)
     expect(head.headers.get('content-type')).toContain('text/plain')
     expect(await head.text()).toBe('')
+    // another method on /metrics: 405 with the methods it takes (it read 404, as if not there)
+    const post = await fetch(`http://127.0.0.1:${address!.port}/metrics`, { method: 'POST', body: 'x' })
+    expect(post.status).toBe(405)
+    expect(post.headers.get('allow')).toBe('GET, HEAD')
 
     await daemon.stop()
     expect(daemon.metrics()?.address()).toBeUndefined()
