@@ -49,7 +49,9 @@ function checkAttackFlags(flags: DemoFlags, peers: number, given: (option: strin
     return
   }
   // Number('abc') is NaN, which the job schema reported as 'must be a number, got null'
-  if (!Number.isFinite(Number(flags.attackMagnitude)) || String(flags.attackMagnitude).trim() === '') throw new Error(`--attack-magnitude must be a number, got '${flags.attackMagnitude}'`)
+  const magnitude = Number(flags.attackMagnitude)
+  if (Number.isNaN(magnitude) || String(flags.attackMagnitude).trim() === '') throw new Error(`--attack-magnitude must be a number, got '${flags.attackMagnitude}'`)
+  if (!Number.isFinite(magnitude)) throw new Error(`--attack-magnitude must be a finite number, got '${flags.attackMagnitude}' (beyond the largest double, ~1.8e308)`)
   const names = Array.from({ length: peers }, (_, i) => `peer-${i}`)
   const peer = flags.attackPeer ?? 'peer-1'
   if (!names.includes(peer)) throw new Error(`--attack-peer ${peer} is not one of this demo's peers (${names.join(', ')}${given('attackPeer') ? '' : '; peer-1 is the default'}): name one of them${peers === 1 ? ', or run more peers with --peers' : ''}`)

@@ -41,7 +41,9 @@ export interface JobFlagValues {
 function numberFlag(flag: string, kind: 'int' | 'count' | 'positive' | 'fraction' | 'number'): (value: string) => number {
   return (value: string) => {
     const n = Number(value)
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${value}'`)
+    // '1e400' parses, to Infinity: say what is wrong with it, not that it is no number
+    if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${value}'`)
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a finite number, got '${value}' (beyond the largest double, ~1.8e308)`)
     if (kind === 'int' && (!Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got '${value}'`)
     if (kind === 'count' && (!Number.isInteger(n) || n < 1)) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, got '${value}'`)
     if (kind === 'positive' && n <= 0) throw new InvalidArgumentError(`${flag} must be greater than 0, got '${value}'`)

@@ -111,6 +111,8 @@ describe('p2pmld start and train with bad input', () => {
       [['--epochs', '1.5'], /--epochs must be a whole number >= 1, got '1.5'/],
       [['--momentum', '2'], /--momentum must be between 0 and 1, got '2'/],
       [['--lr', 'fast'], /--lr must be a number, got 'fast'/],
+      // it parses, to Infinity: it read 'must be a number'
+      [['--lr', '1e400'], /--lr must be a finite number, got '1e400' \(beyond the largest double, ~1\.8e308\)/],
       [['--model', 'resnet9000'], /unknown model 'resnet9000': choose one of mlp/],
       // a typo of a zoo name gets the name it was near
       [['--model', 'lenett5'], /^p2pmld: unknown model 'lenett5' \(did you mean lenet5\?\): choose one of mlp, /m],
@@ -152,7 +154,8 @@ describe('p2pmld start and train with bad input', () => {
       [['--attack', 'sign-flip', '--attack-peer', 'peer-9'], "p2pmld: --attack-peer peer-9 is not one of this demo's peers (peer-0, peer-1, peer-2, peer-3): name one of them"],
       [['--peers', '1', '--f', '0', '--aggregation', 'mean', '--attack', 'scale'], "p2pmld: --attack-peer peer-1 is not one of this demo's peers (peer-0; peer-1 is the default): name one of them, or run more peers with --peers"],
       [['--attack-peer', 'peer-2'], 'p2pmld: --attack-peer has no effect without --attack: add --attack <kind> (sign-flip, gaussian, scale, collude, equivocate) or drop it'],
-      [['--attack', 'sign-flip', '--attack-magnitude', 'abc'], "p2pmld: --attack-magnitude must be a number, got 'abc'"]
+      [['--attack', 'sign-flip', '--attack-magnitude', 'abc'], "p2pmld: --attack-magnitude must be a number, got 'abc'"],
+      [['--attack', 'sign-flip', '--attack-magnitude', '1e400'], "p2pmld: --attack-magnitude must be a finite number, got '1e400' (beyond the largest double, ~1.8e308)"]
     ]
     const runs = cases.map(([args]) => startCli(['demo', '--epochs', '1', '--no-report', ...args]))
     for (const [i, [args, expected]] of cases.entries()) {
