@@ -200,6 +200,13 @@ export function jobConfigWarnings(job: JobConfig): string[] {
     // any number of members, so a job of fewer trains on with members whose parameters differ
     warnings.push(`aggregation mean with f ${f} and minPeers ${job.minPeers}: mean tolerates no faulty member, but f still sets how many members' states repair a divergence (2f+1 = ${2 * f + 1}), so with fewer members two whose parameters came apart (a gradient one got and another did not) stay apart; set aggregation.f to 0 (--f 0: a joiner then takes its state from one member unchecked) or minPeers to ${2 * f + 1} or more`)
   }
+  // bits (and for none, bucketSize) are qsgd's: their defaults cannot be told from a value given,
+  // so only another value is named (a job file with {codec: fp16, bits: 4} ran fp16 without a word)
+  const { codec, bits, bucketSize } = job.compression
+  const ignored = codec === 'qsgd' ? [] : [...(bits !== 8 ? [`bits ${bits}`] : []), ...(codec === 'none' && bucketSize !== 512 ? [`bucketSize ${bucketSize}`] : [])]
+  if (ignored.length > 0) {
+    warnings.push(`compression.${ignored.join(' and compression.')} ${ignored.length === 1 ? 'has' : 'have'} no effect with compression.codec ${codec} (${codec === 'fp16' ? '16 bits a coordinate' : 'float32, uncompressed'}); they set qsgd's quantization: drop ${ignored.length === 1 ? 'it' : 'them'}, or set compression.codec to qsgd`)
+  }
   return warnings
 }
 

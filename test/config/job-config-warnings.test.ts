@@ -30,6 +30,14 @@ describe('job config warnings', () => {
     expect(jobConfigWarnings(parseJobConfig({ mode: 'async', maxStaleness: 1, optimizer: { type: 'sgd', lr: 0.1, momentum: 0 } }))).toEqual([])
   })
 
+  it('names qsgd\'s settings given with another codec, which ignores them', () => {
+    expect(jobConfigWarnings(parseJobConfig({ compression: { codec: 'fp16', bits: 4 } }))).toEqual(['compression.bits 4 has no effect with compression.codec fp16 (16 bits a coordinate); they set qsgd\'s quantization: drop it, or set compression.codec to qsgd'])
+    expect(jobConfigWarnings(parseJobConfig({ compression: { codec: 'none', bits: 2, bucketSize: 64 } }))).toEqual(['compression.bits 2 and compression.bucketSize 64 have no effect with compression.codec none (float32, uncompressed); they set qsgd\'s quantization: drop them, or set compression.codec to qsgd'])
+    // fp16 scales by bucket too; qsgd takes both
+    expect(jobConfigWarnings(parseJobConfig({ compression: { codec: 'fp16', bucketSize: 64 } }))).toEqual([])
+    expect(jobConfigWarnings(parseJobConfig({ compression: { codec: 'qsgd', bits: 4, bucketSize: 64 } }))).toEqual([])
+  })
+
   it('says nothing for sync jobs, async without momentum, or Adam', () => {
     expect(jobConfigWarnings(parseJobConfig({}))).toEqual([])
     expect(jobConfigWarnings(parseJobConfig({ mode: 'async', optimizer: { type: 'sgd', lr: 0.1, momentum: 0 } }))).toEqual([])
