@@ -12,6 +12,7 @@ import {
 } from 'json-rpc-2.0'
 import type { Logger } from 'pino'
 import { z } from 'zod'
+import { nearest, suggestKey } from '../../config/config-errors.js'
 import {
   CONTROL_METHOD_NAMES,
   CONTROL_METHODS,
@@ -48,7 +49,7 @@ export function createControlRpc(handlers: ControlHandlers, logger: Logger): Con
   server.handleMethodNotFound = async (request: JSONRPCRequest) => request.id === undefined
     ? null
     : createJSONRPCErrorResponse(request.id, RPC_ERROR.METHOD_NOT_FOUND,
-      `unknown method "${request.method}": use one of ${CONTROL_METHOD_NAMES.join(', ')}`)
+      `unknown method "${request.method}"${didYouMean(request.method)}: use one of ${CONTROL_METHOD_NAMES.join(', ')}`)
 
   for (const method of CONTROL_METHOD_NAMES) {
     server.addMethod(method, (params: unknown) => callMethod(handlers, logger, method, params))
@@ -58,7 +59,7 @@ export function createControlRpc(handlers: ControlHandlers, logger: Logger): Con
     const envelope = EnvelopeSchema.safeParse(payload)
     if (!envelope.success) {
       return createJSONRPCErrorResponse(idOf(payload), RPC_ERROR.INVALID_REQUEST,
-        `invalid request: ${describeIssues(envelope.error)} (expected {"jsonrpc":"2.0","method":...,"params":{...},"id":...})`)
+        `invalid request: ${describeIssues(EnvelopeSchema, envelope.error)} (expected {"jsonrpc":"2.0","method":...,"params":{...},"id":...})`)
     }
     return await server.receive(envelope.data as JSONRPCRequest)
   }
@@ -92,7 +93,7 @@ async function callMethod(handlers: ControlHandlers, logger: Logger, method: Con
   }
   const parsed = CONTROL_METHODS[method].params.safeParse(rawParams ?? {})
   if (!parsed.success) {
-    throw new JSONRPCErrorException(`invalid params for ${method}: ${describeIssues(parsed.error)}`, RPC_ERROR.INVALID_PARAMS,
+    throw new JSONRPCErrorException(`invalid params for ${method}: ${describeIssues(CONTROL_METHODS[method].params, parsed.error)}`, RPC_ERROR.INVALID_PARAMS,
       { issues: parsed.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message })) })
   }
   try {
@@ -104,12 +105,24 @@ async function callMethod(handlers: ControlHandlers, logger: Logger, method: Con
   }
 }
 
-function describeIssues(error: z.ZodError): string {
+/** each issue as `path: message`; an unknown field with the nearest valid one (as the CLI's config errors do) */
+function describeIssues(schema: z.ZodType, error: z.ZodError): string {
   return error.issues.map((issue) => {
-    if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => [...issue.path, k].join('.')).join(', ')}`
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((k) => {
+        const hint = suggestKey(schema, issue.path, k)
+        return `unknown field ${[...issue.path, k].join('.')}${hint === '' ? '' : `: ${hint}`}`
+      }).join('; ')
+    }
     const path = issue.path.length === 0 ? '(root)' : issue.path.map(String).join('.')
     return `${path}: ${issue.message}`
   }).join('; ')
+}
+
+/** ' (did you mean job.pause?)' for a misspelt method name, else '' */
+function didYouMean(method: string): string {
+  const near = nearest(method, CONTROL_METHOD_NAMES)
+  return near.length === 0 ? '' : ` (did you mean ${near.join(' or ')}?)`
 }
 
 function idOf(payload: unknown): JSONRPCID {

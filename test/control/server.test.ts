@@ -86,6 +86,11 @@ describe('control methods round-trip', () => {
     const unknown = await rpcError(client.call('status', { verbose: true } as never))
     expect(unknown.code).toBe(RPC_ERROR.INVALID_PARAMS)
     expect(unknown.message).toContain('unknown field verbose')
+    // a misspelt field gets the nearest valid one, as the CLI's config errors do
+    const typo = await rpcError(client.call('checkpoint.save', { pth: '/tmp/x' } as never))
+    expect(typo.message).toBe('invalid params for checkpoint.save: unknown field pth: did you mean path?')
+    const nested = await rpcError(client.submitJob({ model: 'mlp', optimizer: { type: 'sgd', lr: 0.1, momentun: 0.9 } } as never))
+    expect(nested.message).toContain('unknown field config.optimizer.momentun: did you mean momentum?')
 
     const wrongType = await rpcError(client.call('checkpoint.save', { path: 42 } as never))
     expect(wrongType.code).toBe(RPC_ERROR.INVALID_PARAMS)
@@ -146,6 +151,8 @@ describe('malformed requests', () => {
     }
     raw.send('{"jsonrpc":"2.0","id":10,"method":"reboot"}\n')
     expect((await raw.next()).error.message).toContain('use one of status, peers, job.submit')
+    raw.send('{"jsonrpc":"2.0","id":12,"method":"job.pasue"}\n')
+    expect((await raw.next()).error.message).toMatch(/^unknown method "job\.pasue" \(did you mean job\.pause\?\): use one of /)
     raw.send('{"jsonrpc":"2.0","id":11,"method":"job.submit","params":{"config":{"batchSize":"big"}}}\n')
     expect((await raw.next()).error.message).toContain('config.batchSize')
     raw.close()
