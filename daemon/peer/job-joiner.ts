@@ -22,6 +22,7 @@ import { askPeersForJob, BROKER_PROBE_MS, NoJobYetError } from './ask-for-job.js
 import { probeKnownMembers, releaseOldMembership, tellPreviousProcessLeft, type MemberProbe } from './job-discovery.js'
 import type { JobSession } from './job-session.js'
 import type { KnownMembers } from './known-members.js'
+import { createBlockerNotices } from './join-blockers.js'
 import { checkSameModel } from './same-model.js'
 import { joinedNotice, takeJobState } from './take-state.js'
 
@@ -105,6 +106,8 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     announcedJob = jobId
     options.notice?.(text)
   }
+  /** a failure only the user can fix here (the job's model file missing, ...): said on stdout once */
+  const blockers = createBlockerNotices(options.notice)
   /** the members we knew before an eviction, asked before the bootstrap peers */
   let rejoinTargets: Multiaddr[] = []
   /** where the join in progress stands (JobJoiner.stage) */
@@ -211,11 +214,10 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
     joining++
     try {
       while (!signal.aborted) {
-        let answered = false
+        let answered: JobInfo | undefined
         try {
-          const info = await askForJob(signal, wanted)
-          answered = true
-          await joinJob(info, signal)
+          answered = await askForJob(signal, wanted)
+          await joinJob(answered, signal)
           return undefined
         } catch (error) {
           if (signal.aborted) return undefined
@@ -224,9 +226,10 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
             log.info({ err: (error as Error).message }, 'the job waits to start: asking again')
             continue
           }
+          blockers.failed(answered?.jobId, error)
           // peers that run no job yet are the wait for a `job submit` (info); anything else may need a look
           const idle = error instanceof NoJobYetError || (error as Error).message.includes(NOTHING_TO_JOIN)
-          unansweredSince = answered || (idle && giveUp?.idleAnswers === true) ? undefined : unansweredSince ?? Date.now()
+          unansweredSince = answered !== undefined || (idle && giveUp?.idleAnswers === true) ? undefined : unansweredSince ?? Date.now()
           if (giveUp !== undefined && unansweredSince !== undefined && Date.now() - unansweredSince >= giveUp.afterMs) return error as Error
           if (idle) log.info({ err: (error as Error).message, retryInMs: delay }, 'no job to join yet; asking again')
           else log.warn({ err: (error as Error).message, retryInMs: delay }, closedByPeer(error) ? `could not join a job yet: ${PEER_CLOSED_HINT}; retrying` : 'could not join a job yet; retrying')
@@ -318,6 +321,7 @@ export function createJobJoiner(options: JobJoinerOptions): JobJoiner {
               log.info({ err: (error as Error).message }, 'the job waits to start: asking again')
               continue
             }
+            blockers.failed(jobId, error)
             log.warn({ err: (error as Error).message, retryInMs: delay }, 'could not re-join the job yet; retrying')
             retrying(error, delay)
           }

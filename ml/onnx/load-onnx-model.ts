@@ -18,6 +18,10 @@ import { onnx, type OnnxAttributeProto, type OnnxTensorProto } from './onnx-prot
 
 export class OnnxModelNotFoundError extends Error {
   override name = 'OnnxModelNotFoundError'
+  /** `missing`: the path as given and where it was looked for, when the file does not exist (not when it could not be read) */
+  constructor (message: string, readonly missing?: { readonly given: string, readonly resolved: string }) {
+    super(message)
+  }
 }
 
 export class InvalidOnnxModelError extends Error {
@@ -135,7 +139,7 @@ export async function loadOnnxModel(pathOrBytes: string | Uint8Array): Promise<M
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       // a relative path is read from this process's working directory (a daemon's, for a submitted job): say which
       const where = isAbsolute(pathOrBytes) ? '' : ` (looked for ${resolve(pathOrBytes)}: a relative path is read from the working directory of the process that loads it)`
-      throw new OnnxModelNotFoundError(`ONNX model file '${pathOrBytes}' does not exist${where}: check the path, or use a zoo model name`)
+      throw new OnnxModelNotFoundError(`ONNX model file '${pathOrBytes}' does not exist${where}: check the path, or use a zoo model name`, { given: pathOrBytes, resolved: resolve(pathOrBytes) })
     }
     throw new OnnxModelNotFoundError(`cannot read ONNX model file '${pathOrBytes}': ${(err as Error).message}`)
   }

@@ -9,6 +9,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { silentLogger } from '../../daemon/logger.js'
+import { OnnxModelNotFoundError } from '../../ml/onnx/load-onnx-model.js'
 import { createJobJoiner } from '../../daemon/peer/job-joiner.js'
 import type { JobSession } from '../../daemon/peer/job-session.js'
 import { JOB_PROTOCOL, JobRequestSchema } from '../../protocols/job/job-protocol.js'
@@ -54,9 +55,10 @@ describe('joining through the bootstrap peers', () => {
    * in order, and where the join stood then. `session`: what the opened session is (default: it
    * refuses to open, not these tests' concern).
    */
-  const joinUntil = async (bootstrap: Multiaddr[], done: (opened: string[], stage: string | undefined) => boolean, session?: Pick<JobSession, 'runtimeInfo'>, joinJobId?: string): Promise<{ opened: string[], stage: string | undefined }> => {
+  const joinUntil = async (bootstrap: Multiaddr[], done: (opened: string[], stage: string | undefined) => boolean, session?: Pick<JobSession, 'runtimeInfo'> | Error, joinJobId?: string): Promise<{ opened: string[], stage: string | undefined, notices: string[] }> => {
     const node = await startedNode()
     const opened: string[] = []
+    const notices: string[] = []
     const joiner = createJobJoiner({
       node,
       log: silentLogger(),
@@ -67,8 +69,10 @@ describe('joining through the bootstrap peers', () => {
       openSession: async (jobId) => {
         opened.push(jobId)
         if (session === undefined) throw new Error('not in this test')
+        if (session instanceof Error) throw session
         return session as JobSession
       },
+      notice: (text) => notices.push(text),
       dropSession: async () => {},
       resume: async () => {},
       rememberMembers: async () => {},
@@ -81,7 +85,7 @@ describe('joining through the bootstrap peers', () => {
     const stage = joiner.stage()
     joiner.abort()
     await joining
-    return { opened, stage }
+    return { opened, stage, notices }
   }
   /** the job the joiner opens a session for first */
   const firstJobJoined = async (bootstrap: Multiaddr[]): Promise<string> => (await joinUntil(bootstrap, (opened) => opened.length > 0)).opened[0]
@@ -111,6 +115,8 @@ describe('joining through the bootstrap peers', () => {
     expect(refused.opened).toEqual(['job-onnx', 'job-onnx'])
     expect(joins).toEqual([])
     expect(refused.stage).toMatch(/this peer's model 'm\.onnx' \(a path is read on each peer, relative to its daemon's working directory: .*\) is not the one job job-onnx trains: 1418 parameters where the job's has 27090\. Every member needs the same model file at that path/)
+    // on stdout once, not at each try (a joiner without the job's model file printed nothing but its start-up)
+    expect(refused.notices).toEqual([expect.stringMatching(/^cannot join job job-onnx on this machine: this peer's model 'm\.onnx' .* is not the one job job-onnx trains: .*\(it tries again every few seconds; `p2pmld status` shows the last try\)$/)])
     // the same count in other shapes is refused too
     const reshaped = await joinUntil(bootstrap, (opened) => opened.length >= 1, { runtimeInfo: () => ({ ...other, parameterCount: 27_090 }) })
     expect(reshaped.stage).toMatch(/the same 27090 parameters in tensors of other shapes/)
@@ -118,5 +124,17 @@ describe('joining through the bootstrap peers', () => {
     // the job's own model: the joiner asks the coordinator for admission
     await joinUntil(bootstrap, () => joins.length > 0, { runtimeInfo: () => ({ parameterCount: job.parameters, trainSamples: 100, layout: job.layout }) })
     expect(joins).toHaveLength(1)
+  }, 40_000)
+
+  it('says once on stdout that the job\'s model file is not on this machine; a failure the user cannot fix here only in status', async () => {
+    const bootstrap = await answering('job-file', 'training', undefined, 'missing.onnx')
+    // the loader's own fix ('use a zoo model name') is the submitter's, not a joiner's
+    const missing = await joinUntil(bootstrap, (opened) => opened.length >= 2, new OnnxModelNotFoundError('ONNX model file \'missing.onnx\' does not exist: check the path, or use a zoo model name', { given: 'missing.onnx', resolved: '/srv/missing.onnx' }))
+    expect(missing.notices).toEqual(['cannot join job job-file on this machine: the job\'s model file \'missing.onnx\' is not here (looked for /srv/missing.onnx): every member reads the job\'s model from its own disk, so copy the file there, or start this daemon in the directory that holds it (a relative path is read from the daemon\'s working directory) (it tries again every few seconds; `p2pmld status` shows the last try)'])
+    const unreadable = await joinUntil(bootstrap, (opened) => opened.length >= 1, new OnnxModelNotFoundError('cannot read ONNX model file \'m.onnx\': EACCES'))
+    expect(unreadable.notices).toEqual([expect.stringContaining('on this machine: cannot read ONNX model file \'m.onnx\': EACCES (it tries again')])
+    const other = await joinUntil(bootstrap, (opened) => opened.length >= 2, new Error('the coordinator closed the stream'))
+    expect(other.notices).toEqual([])
+    expect(other.stage).toMatch(/the coordinator closed the stream/)
   }, 40_000)
 })
