@@ -52,8 +52,16 @@ export interface JobControl {
   latest(): ControlDecision | undefined
   /** the job is paused before `step` */
   pausedAt(step: number): boolean
+  /** the step a decided pause holds the job before, while the latest decision is a pause */
+  pendingPause(): number | undefined
   /** resolves once `step` may run (no pause holds it) or the signal aborts */
   waitUntilRunnable(step: number, signal: AbortSignal): Promise<void>
+  /**
+   * waitUntilRunnable, woken every 500 ms to check `stillMember`: resolves once `step` may run,
+   * the signal aborts or this peer is no longer a member (it waited for a resume of a job it no
+   * longer belonged to: the others' pause it had adopted)
+   */
+  holdWhilePaused(step: number, signal: AbortSignal, stillMember: () => boolean): Promise<void>
   /** start repeating decisions (coordinator only) */
   start(): void
   stop(): void
@@ -128,7 +136,13 @@ export function createJobControl(options: JobControlOptions): JobControl {
       if (saved.action === 'pause') log.info({ effectiveStep: saved.step, seq: saved.seq }, 'the job was paused when its state was saved: still paused (p2pmld job resume goes on)')
     },
     latest: () => decision,
+    pendingPause: () => decision?.action === 'pause' ? decision.step : undefined,
     pausedAt,
+    async holdWhilePaused(step, signal, stillMember) {
+      while (pausedAt(step) && !signal.aborted && stillMember()) {
+        await this.waitUntilRunnable(step, AbortSignal.any([signal, AbortSignal.timeout(500)]))
+      }
+    },
     async waitUntilRunnable(step, signal) {
       while (pausedAt(step) && !signal.aborted) {
         const next = changed.promise

@@ -122,7 +122,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     startWaitReason: () => members.startWaitReason(),
     pendingCollect: () => inbound.results?.pending() ?? collector.pending(),
     awaited: config.mode === 'async' ? 'parameter changes' : 'gradients',
-    minInputs: aggregation.minInputs
+    minInputs: aggregation.minInputs,
+    pauseDecided: () => control.pendingPause()
   })
   const buildTrainer = (): SyncTrainer => mode.createTrainer({
     selfId,
@@ -234,11 +235,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
           pace.pause()
           options.events?.onPaused?.(progress.step)
           stateAtStep.serveWaiting()
-          // woken every 500 ms to see whether it was evicted meanwhile (it waited for a resume
-          // of a job it no longer belonged to: the others' pause it had adopted)
-          while (control.pausedAt(progress.step) && !abort.signal.aborted && !evictedAt(progress.step)) {
-            await control.waitUntilRunnable(progress.step, AbortSignal.any([abort.signal, AbortSignal.timeout(500)]))
-          }
+          await control.holdWhilePaused(progress.step, abort.signal, () => !evictedAt(progress.step))
           if (abort.signal.aborted) break
           if (evictedAt(progress.step)) continue
           runnerState = 'training'

@@ -28,6 +28,8 @@ export interface WaitReasonOptions {
   readonly awaited: 'gradients' | 'parameter changes'
   /** inputs the aggregation rule needs a step (2f+1 for the robust rules), this peer's own included */
   readonly minInputs: number
+  /** the step a job-wide pause holds the job before, once decided and not yet in force (job-control.ts) */
+  pauseDecided?(): number | undefined
 }
 
 export interface WaitReasons {
@@ -42,19 +44,26 @@ export interface WaitReasons {
 export function createWaitReasons(options: WaitReasonOptions): WaitReasons {
   let atStep: WaitReason | undefined
   const reason = (text: string): WaitReason => ({ reason: text, belowFloor: false, stalled: false })
+  const currentAt = (state: RunnerState, step: number): WaitReason | undefined => {
+    if (state === 'waiting') return reason(options.startWaitReason())
+    if (state === 'paused') return reason(`paused job-wide before step ${step}: p2pmld job resume (on any member) goes on`)
+    // below the rule's floor nothing happens until someone joins: say how
+    if (atStep?.belowFloor === true) return { ...atStep, reason: `${atStep.reason}: it goes on once another peer joins (p2pmld start --bootstrap with a member's address)` }
+    if (atStep !== undefined || state !== 'training') return atStep
+    const live = describeLiveWait(options.pendingCollect(), performance.now(), options.awaited, options.minInputs)
+    return live === undefined ? undefined : reason(live)
+  }
   return {
     onWaiting(text, stall) {
       atStep = text === undefined ? undefined : { reason: text, belowFloor: stall === 'below-floor', stalled: stall !== undefined }
     },
     step: () => atStep,
     current(state, step) {
-      if (state === 'waiting') return reason(options.startWaitReason())
-      if (state === 'paused') return reason(`paused job-wide before step ${step}: p2pmld job resume (on any member) goes on`)
-      // below the rule's floor nothing happens until someone joins: say how
-      if (atStep?.belowFloor === true) return { ...atStep, reason: `${atStep.reason}: it goes on once another peer joins (p2pmld start --bootstrap with a member's address)` }
-      if (atStep !== undefined || state !== 'training') return atStep
-      const live = describeLiveWait(options.pendingCollect(), performance.now(), options.awaited, options.minInputs)
-      return live === undefined ? undefined : reason(live)
+      const now = currentAt(state, step)
+      // a pause decided while a step waits holds the job only once that step completes: `job
+      // pause` answered 'paused at step N' while status showed the wait alone
+      const pause = state === 'training' ? options.pauseDecided?.() : undefined
+      return now === undefined || pause === undefined ? now : { ...now, reason: `${now.reason}; the job-wide pause (before step ${Math.max(pause, step + 1)}) holds once this step completes` }
     }
   }
 }

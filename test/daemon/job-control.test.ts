@@ -37,4 +37,29 @@ describe('job control', () => {
     resumed.restore({ seq: 2, action: 'pause', step: 40 })
     expect(resumed.pausedAt(40)).toBe(false)
   })
+
+  it('holds a step while paused until the resume, or until this peer is no longer a member (checked every 500 ms), or the abort', async () => {
+    const paused = control(40)
+    paused.restore({ seq: 1, action: 'pause', step: 40 })
+    expect(paused.pendingPause()).toBe(40)
+    const abort = new AbortController()
+    let member = true
+    const settled = (p: Promise<void>): Promise<boolean> => Promise.race([p.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300))])
+    // the resume ends the hold
+    const resumed = paused.holdWhilePaused(40, abort.signal, () => member)
+    expect(await settled(resumed)).toBe(false)
+    await paused.request('resume')
+    expect(await settled(resumed)).toBe(true)
+    expect(paused.pendingPause()).toBeUndefined()
+    // evicted meanwhile: the next 500 ms check ends it, paused or not
+    await paused.request('pause')
+    const evicted = paused.holdWhilePaused(paused.pendingPause()!, abort.signal, () => member)
+    member = false
+    expect(await Promise.race([evicted.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 900))])).toBe(true)
+    // an abort at once
+    member = true
+    const aborted = paused.holdWhilePaused(paused.pendingPause()!, abort.signal, () => member)
+    abort.abort()
+    expect(await settled(aborted)).toBe(true)
+  })
 })

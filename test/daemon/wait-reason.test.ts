@@ -45,4 +45,18 @@ describe('wait reasons', () => {
     expect(reasons.current('training', 42)).toBeUndefined()
     expect(reasons.current('finished', 42)).toBeUndefined()
   })
+
+  it('a pause decided while a step waits says it holds once that step completes', () => {
+    let decided: number | undefined
+    const reasons = createWaitReasons({ startWaitReason: () => '', pendingCollect: () => undefined, awaited: 'gradients', minInputs: 3, pauseDecided: () => decided })
+    reasons.onWaiting('trimmed-mean with f=1 needs 3 gradients, 2 arrived; waiting on peerB')
+    decided = 41
+    expect(reasons.current('training', 41)?.reason).toBe('trimmed-mean with f=1 needs 3 gradients, 2 arrived; waiting on peerB; the job-wide pause (before step 42) holds once this step completes')
+    decided = 44
+    expect(reasons.current('training', 41)?.reason).toMatch(/; the job-wide pause \(before step 44\) holds once this step completes$/)
+    // in force: the pause alone; no wait: nothing (it pauses at the next step)
+    expect(reasons.current('paused', 44)?.reason).toBe('paused job-wide before step 44: p2pmld job resume (on any member) goes on')
+    reasons.onWaiting(undefined)
+    expect(reasons.current('training', 42)).toBeUndefined()
+  })
 })
