@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { jobConfigWarnings, type JobConfig } from '../../config/job-config.js'
+import { attackIgnored } from '../training/test-attack.js'
 import { createPeerNode, createTrafficMeter, trafficSince } from '../../protocols/node/index.js'
 import type { StateSyncServer } from '../../protocols/state-sync/index.js'
 import { CHECKPOINT_DIR, exportSnapshotModel } from '../checkpoint/index.js'
@@ -176,6 +177,8 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
       await s.start()
       // stop() ran while the session loaded its model and data: it must not train after the stop
       if (stopped()) throw new DaemonStoppingError()
+      // where its operator reads it, not only in the log (a walk's joiner named so never saw it)
+      if (attackIgnored(jobConfig.attack, common.selfNames, peerId)) options.onNotice?.(`job ${jobId} names this peer in its test-only attack (${jobConfig.attack?.kind}): ignored, only the demo's and the tests' in-process peers run attacks; this peer stays honest`)
     } catch (error) {
       // a job that cannot start (e.g. an unknown model) must not stay as the daemon's job
       if (session === s) {

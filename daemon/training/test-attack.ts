@@ -7,6 +7,11 @@
 import type { AttackConfig } from '../../config/job-config.js'
 import type { Logger } from '../logger.js'
 
+/** the job's attack names this peer by its peer id (not by a harness name), which it ignores */
+export function attackIgnored(attack: AttackConfig | undefined, selfNames: readonly string[], selfId: string): boolean {
+  return attack !== undefined && attack.peers.includes(selfId) && !attack.peers.some((p) => selfNames.includes(p))
+}
+
 /**
  * The attack this peer runs (undefined: none), logged at warn either way it concerns this peer:
  * run, or named by `selfId` and ignored.
@@ -17,7 +22,7 @@ export function attackOfThisPeer(attack: AttackConfig | undefined, selfNames: re
     log.warn({ attack }, 'this peer runs a test-only Byzantine attack')
     return attack
   }
-  if (attack.peers.includes(selfId)) {
+  if (attackIgnored(attack, selfNames, selfId)) {
     log.warn({ attack: attack.kind }, 'the job names this peer in a test-only attack: ignored (only the demo\'s and the tests\' in-process peers run attacks); this peer stays honest')
   }
   return undefined
