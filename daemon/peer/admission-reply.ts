@@ -1,4 +1,4 @@
-import { JOB_NOT_STARTED, type ControlDecision, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_NOT_STARTED, NOT_THE_COORDINATOR, type ControlDecision, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { ExpectedRefusal, RequestError } from '../../protocols/request/json-request.js'
 import type { JobRunner } from '../job/job-runner.js'
 
@@ -9,6 +9,17 @@ export class JobNotStartedError extends ExpectedRefusal {
   constructor(reason: string) {
     super(`${JOB_NOT_STARTED} (${reason}): ask again`)
   }
+}
+
+/**
+ * The refusal of a join sent to a member that does not coordinate: 'send the join request to
+ * <coordinator>'. Where the requester is the one counted as coordinator (its new process: killed
+ * and restarted with --bootstrap), told so, it says its previous process left and asks again
+ * (job-joiner.ts): the normal course of such a restart, an ExpectedRefusal, not a warning.
+ */
+export function notTheCoordinator(coordinator: string | undefined, requester: string): Error {
+  const refusal = `${NOT_THE_COORDINATOR} ${coordinator}`
+  return coordinator === requester ? new ExpectedRefusal(refusal) : new Error(refusal)
 }
 
 /** how often a held reply looks whether the job started (ms) */

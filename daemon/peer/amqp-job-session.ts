@@ -7,12 +7,12 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import { createAmqpJobTransport, createBrokerConnection, describeBrokerFailure, type AmqpJobTransport, type BrokerConnection } from '../../protocols/amqp/index.js'
-import { JobRequestSchema, JoinReplySchema, NOT_THE_COORDINATOR, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JobRequestSchema, JoinReplySchema, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import type { JobSnapshot } from '../job/job-runner.js'
 import { fromTrainingSnapshot, toTrainingSnapshot } from '../job/snapshot-conversion.js'
 import { budgetSignal } from '../job/budget-signal.js'
 import { silenceSignal } from '../job/silence-signal.js'
-import { admissionReply } from './admission-reply.js'
+import { admissionReply, notTheCoordinator } from './admission-reply.js'
 import { BROKER_HEARTBEAT_MS, createBrokerGoneMembers } from './broker-gone-members.js'
 import type { JobSession, JoinedWith, NetworkCounters } from './job-session.js'
 import { createSessionCore, type JobWire, type SessionJobOptions } from './session-core.js'
@@ -214,7 +214,7 @@ export function createAmqpJobSession(options: AmqpJobSessionOptions): JobSession
     async admit(peerId: string, _addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
       const r = core.runner()
       if (r === undefined) throw new Error('this peer is still joining the job')
-      if (!r.isCoordinator()) throw new Error(`${NOT_THE_COORDINATOR} ${r.membership().coordinatorAt(r.progress().step)}`)
+      if (!r.isCoordinator()) throw notTheCoordinator(r.membership().coordinatorAt(r.progress().step), peerId)
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [] })
       transport?.watchSender(peerId)
       // answered once the job starts where it waits to (the membership it starts with)

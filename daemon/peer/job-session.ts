@@ -5,7 +5,7 @@
  * heartbeats and membership announcements), dialing members and re-dialing lost ones.
  */
 import type { JobConfig } from '../../config/job-config.js'
-import { JOB_PROTOCOL, NOT_THE_COORDINATOR, NOTHING_TO_JOIN, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
+import { JOB_PROTOCOL, NOTHING_TO_JOIN, type ControlDecision, type JobControlAction, type JobInfo, type JoinReply, type MembershipState } from '../../protocols/job/job-protocol.js'
 import { RemoteError, requestJson } from '../../protocols/request/json-request.js'
 import { createGradientExchange, type ExchangeMode, type GradientExchange } from '../../protocols/gradient-exchange/index.js'
 import type { GradientMessage } from '../../protocols/messages/index.js'
@@ -14,7 +14,7 @@ import { fetchSnapshot as fetchStateSnapshot, StateSyncRemoteError } from '../..
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DigestAtStep, JobRunner, JobRunnerEvents, JobSnapshot } from '../job/job-runner.js'
-import { admissionReply } from './admission-reply.js'
+import { admissionReply, notTheCoordinator } from './admission-reply.js'
 import { BROKER_LINGER_AFTER_JOB_MS } from './amqp-job-session.js'
 import { createBrokerFallback, type BrokerFallback, type BrokerFallbackOptions } from './broker-fallback.js'
 import type { MembershipChange } from './membership-changes.js'
@@ -329,9 +329,7 @@ export function createJobSession(options: JobSessionOptions): JobSession {
     async admit(peerId: string, addrs: readonly string[], signal?: AbortSignal): Promise<JoinReply> {
       const r = core.runner()
       if (r === undefined) throw new Error('this peer is still joining the job')
-      if (!r.isCoordinator()) {
-        throw new Error(`${NOT_THE_COORDINATOR} ${r.membership().coordinatorAt(r.progress().step)}`)
-      }
+      if (!r.isCoordinator()) throw notTheCoordinator(r.membership().coordinatorAt(r.progress().step), peerId)
       sightings.set(peerId, { lastSeen: Date.now(), addrs: [...addrs] })
       learnAddresses(peerId, addrs)
       // answered once the job starts where it waits to (the membership it starts with)

@@ -6,7 +6,8 @@
  * a wire that goes nowhere (nobody else runs the job here).
  */
 import { describe, expect, it } from 'vitest'
-import { admissionReply, JobNotStartedError } from '../../daemon/peer/admission-reply.js'
+import { admissionReply, JobNotStartedError, notTheCoordinator } from '../../daemon/peer/admission-reply.js'
+import { ExpectedRefusal } from '../../protocols/request/json-request.js'
 import { useHostSessionCores } from '../support/host-session-core.js'
 
 const host = useHostSessionCores('admission-reply')
@@ -55,5 +56,15 @@ describe('the reply to a joiner admitted before the start', () => {
     const again = await admissionReply(runner, 'a')
     expect(runner.state()).not.toBe('waiting')
     expect(again.membership.members.filter((m) => m.leaveStep === null).map((m) => m.peerId).sort()).toEqual(['a', 'host'])
+  })
+
+  it('a join sent to a member that does not coordinate is refused naming the coordinator; to the coordinator\'s new process, as an expected refusal (no warning)', () => {
+    const other = notTheCoordinator('coord', 'joiner')
+    expect(other.message).toBe('not the coordinator: send the join request to coord')
+    expect(other).not.toBeInstanceOf(ExpectedRefusal)
+    // killed and restarted with --bootstrap: it tells this member its previous process left and asks again
+    const restarted = notTheCoordinator('coord', 'coord')
+    expect(restarted.message).toBe('not the coordinator: send the join request to coord')
+    expect(restarted).toBeInstanceOf(ExpectedRefusal)
   })
 })
