@@ -110,8 +110,21 @@ export async function createPeerDaemon(options: PeerDaemonOptions): Promise<Peer
     onReport: options.onReport
   })
   const fanned = fanOutEvents(options.events, metrics?.events, reports.events)
+  /** the session and membership version members.json was last written for */
+  let recorded: { session: JobSession | undefined, version: number } = { session: undefined, version: -1 }
   const events: JobSessionEvents = {
     ...fanned,
+    onStep: (report) => {
+      fanned.onStep?.(report)
+      // members.json follows the membership, not only the checkpoints: a host killed before its
+      // first one listed itself alone, came back as an idle daemon and told only the member it
+      // asked that its previous process left, while the others went on counting it as coordinator
+      const version = session?.runner()?.membershipVersion() ?? -1
+      if (recorded.session !== session || recorded.version !== version) {
+        recorded = { session, version }
+        void rememberMembers()
+      }
+    },
     onFinished: (result) => {
       fanned.onFinished?.(result)
       reports.writeJobEnd()

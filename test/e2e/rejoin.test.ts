@@ -122,9 +122,11 @@ describe.concurrent('restarted from the data dir without --bootstrap', () => {
     for (const d of [host, again, ...others]) expect(d.problems(), d.name).toEqual([])
   }, 240_000)
 
-  // without a checkpoint (written only on shutdown) the restarted host is an idle daemon that
-  // finds the job by auto-join; with one it asks the members its checkpoint lists (restart path)
-  for (const checkpointEverySteps of [0, 10]) it(`the host of a two-member job killed and restarted (checkpoint every ${checkpointEverySteps} steps): the member waits for it, then goes on with it`, async () => {
+  // with or without a checkpoint (written only on shutdown with 0), the restarted host asks the
+  // members its members.json lists, kept as the membership changes (restart path: it tells them
+  // all at once that its previous process left); a data dir without members.json (removed here)
+  // comes back as an idle daemon that finds the job by auto-join and tells the member it asks
+  for (const [checkpointEverySteps, membersFile] of [[0, true], [0, false], [10, true]] as const) it(`the host of a two-member job killed and restarted (checkpoint every ${checkpointEverySteps} steps${membersFile ? '' : ', members.json removed'}): the member waits for it, then goes on with it`, async () => {
     // mean, f = 0: the member alone holds half of the job without its most senior member, so it
     // must not train on (step-quorum.ts) and never evicts the host. The restarted host dialed
     // itself for ever (auto-join: the member names the host's dead process as its coordinator),
@@ -139,7 +141,7 @@ describe.concurrent('restarted from the data dir without --bootstrap', () => {
     // back (with 60, and the host joining at its next auto-join poll, not at once, one run in the
     // full suite finished before it was)
     const job = ['--config', jobFile, '--model', 'mlp', '--train-samples', '3072', '--batch-size', '32', '--epochs', '100', '--lr', '0.02', '--momentum', '0.9', '--min-peers', '2', '--aggregation', 'mean', '--f', '0']
-    const name = `pair${checkpointEverySteps}`
+    const name = `pair${checkpointEverySteps}${membersFile ? '' : '-nomembers'}`
     const host = fleet.start(`${name}-host`, [...job, '--seed', '35', '--exit-when-done', ...listen(0)])
     const member = fleet.start(`${name}-member`, ['--bootstrap', await host.address(), '--exit-when-done', ...listen(1)])
     await trainingPast(host, 20)
@@ -150,6 +152,7 @@ describe.concurrent('restarted from the data dir without --bootstrap', () => {
       return s.state === 'waiting' ? s : undefined
     }, 30_000, 'the member waiting for the host')
     expect(waiting.waiting, fleet.describe()).toMatch(/^1 of 2 members heard from at this step, without the most senior \(\S+\)/)
+    if (!membersFile) rmSync(join(host.dataDir, 'members.json'))
     const again = fleet.start(`${name}-host-again`, ['--exit-when-done', ...listen(0)], { dataDir: host.dataDir })
     const codes = await fleet.exits([again, member], 180_000)
     rmSync(dir, { recursive: true, force: true })
@@ -157,7 +160,7 @@ describe.concurrent('restarted from the data dir without --bootstrap', () => {
     expect(codes, context).toEqual([0, 0])
     // it told the member its previous process left (the member printed the leave at its step),
     // and joined at that step or later with the member's state, not its own checkpoint's
-    expect(again.stdout(), context).toMatch(checkpointEverySteps === 0
+    expect(again.stdout(), context).toMatch(!membersFile
       ? /^peer \S+ counts this daemon's previous process \(it stopped without leaving\) as the coordinator of job \S+, at step \d+: told it that process left; joining with its state$/m
       : /^the members of job \S+ still count this daemon's previous process \(it stopped without leaving\) as their coordinator, at step \d+: told them it left; re-joining with their state$/m)
     const hostId = (await again.address()).split('/p2p/')[1]
